@@ -1,0 +1,140 @@
+//! Authorization of bus calls: which action each call needs, the details rules can use, and
+//! the decision-maker behind it (polkit on the system bus; nobody to ask on the session bus).
+
+use async_trait::async_trait;
+
+use super::errors::BusError;
+use crate::core::DomainInfo;
+
+/// One permission, mirroring libvirt's permission model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    DomainRead,
+    DomainReadSecure,
+    DomainWrite,
+    DomainDelete,
+    DomainStart,
+    DomainStop,
+    DomainInitControl,
+    DomainReset,
+    DomainSuspend,
+    DomainSnapshot,
+    DomainFsFreeze,
+    ManagerRead,
+}
+
+impl Action {
+    pub const ALL: [Action; 12] = [
+        Self::DomainRead,
+        Self::DomainReadSecure,
+        Self::DomainWrite,
+        Self::DomainDelete,
+        Self::DomainStart,
+        Self::DomainStop,
+        Self::DomainInitControl,
+        Self::DomainReset,
+        Self::DomainSuspend,
+        Self::DomainSnapshot,
+        Self::DomainFsFreeze,
+        Self::ManagerRead,
+    ];
+
+    /// The polkit action id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::DomainRead => "org.virtbus1.domain.read",
+            Self::DomainReadSecure => "org.virtbus1.domain.read-secure",
+            Self::DomainWrite => "org.virtbus1.domain.write",
+            Self::DomainDelete => "org.virtbus1.domain.delete",
+            Self::DomainStart => "org.virtbus1.domain.start",
+            Self::DomainStop => "org.virtbus1.domain.stop",
+            Self::DomainInitControl => "org.virtbus1.domain.init-control",
+            Self::DomainReset => "org.virtbus1.domain.reset",
+            Self::DomainSuspend => "org.virtbus1.domain.suspend",
+            Self::DomainSnapshot => "org.virtbus1.domain.snapshot",
+            Self::DomainFsFreeze => "org.virtbus1.domain.fs-freeze",
+            Self::ManagerRead => "org.virtbus1.manager.read",
+        }
+    }
+}
+
+/// What a rule can decide on, passed to polkit as details.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Details {
+    pub driver: Option<String>,
+    pub domain_name: Option<String>,
+    pub domain_uuid: Option<String>,
+    /// The owner's uid, or empty when root owns the domain.
+    pub domain_owner: Option<String>,
+    pub snapshot_name: Option<String>,
+}
+
+impl Details {
+    pub fn domain(info: &DomainInfo) -> Self {
+        Self {
+            driver: Some(info.driver.to_owned()),
+            domain_name: Some(info.name.clone()),
+            domain_uuid: Some(info.uuid.to_string()),
+            domain_owner: Some(info.owner.map(|u| u.to_string()).unwrap_or_default()),
+            snapshot_name: None,
+        }
+    }
+
+    pub fn snapshot(info: &DomainInfo, name: &str) -> Self {
+        Self {
+            snapshot_name: Some(name.to_owned()),
+            ..Self::domain(info)
+        }
+    }
+
+    pub fn pairs(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("driver", &self.driver),
+            ("domain_name", &self.domain_name),
+            ("domain_uuid", &self.domain_uuid),
+            ("domain_owner", &self.domain_owner),
+            ("snapshot_name", &self.snapshot_name),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The unique bus name.
+    pub sender: String,
+    /// Whether the call allows interactive authorization.
+    pub interactive: bool,
+}
+
+#[async_trait]
+pub trait Authorizer: Send + Sync {
+    /// `Ok` when `caller` may perform `action`; otherwise the error to reply.
+    async fn check(
+        &self,
+        caller: &Caller,
+        action: Action,
+        details: &Details,
+    ) -> Result<(), BusError>;
+
+    /// The caller's uid when domains it defines should record it as their owner; `None` for
+    /// root and where ownership means nothing (the session bus).
+    async fn owner_uid(&self, caller: &Caller) -> Option<u32>;
+}
+
+/// Everyone may do everything: the session bus, where the bus itself admits only its owner.
+pub struct SessionOwner;
+
+#[async_trait]
+impl Authorizer for SessionOwner {
+    async fn check(&self, _: &Caller, _: Action, _: &Details) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    async fn owner_uid(&self, _: &Caller) -> Option<u32> {
+        None
+    }
+}

@@ -1,0 +1,300 @@
+//! The standard interfaces of every object: Peer, Introspectable, Properties, and the
+//! ObjectManager of the Manager object.
+
+use std::{collections::HashMap, fmt::Write as _, sync::Arc};
+
+use uuid::Uuid;
+use zbus::{Message, OwnedObjectPath, Variant};
+
+use super::{
+    Call, Ctx,
+    authz::{Action, Details},
+    errors::{BusError, Reply},
+    paths::{self, Target},
+    props::{self, PropMap},
+    router::{OBJECT_MANAGER, check_signature},
+    schema::{DOMAIN_IFACE, MANAGER_IFACE, OBJECT_MANAGER_XML, SNAPSHOT_IFACE, STANDARD_XML},
+};
+use crate::core::{Domain, DomainInfo, Error};
+
+impl Ctx {
+    /// Fail unless the caller may perform `action` with these details.
+    pub(super) async fn authorize(
+        &self,
+        call: &Call,
+        action: Action,
+        details: &Details,
+    ) -> Reply<()> {
+        self.authz.check(&call.caller, action, details).await
+    }
+
+    pub(super) async fn authorize_domain(
+        &self,
+        call: &Call,
+        action: Action,
+        info: &DomainInfo,
+    ) -> Reply<()> {
+        self.authorize(call, action, &Details::domain(info)).await
+    }
+
+    /// Whether the caller may see a domain at all; lists leave out the others.
+    pub(super) async fn may_read(&self, call: &Call, info: &DomainInfo) -> bool {
+        self.authorize_domain(call, Action::DomainRead, info)
+            .await
+            .is_ok()
+    }
+}
+
+/// The live domain behind a path.
+pub(super) fn domain(ctx: &Ctx, uuid: &Uuid, path: &str) -> Reply<Arc<Domain>> {
+    ctx.core
+        .get(uuid)
+        .ok_or_else(|| Error::NotFound(format!("no domain at path '{path}'")).into())
+}
+
+pub(super) fn peer(call: &Call, member: &str) -> Reply<Message> {
+    match member {
+        "Ping" => call.reply_empty(),
+        "GetMachineId" => {
+            let id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+                .iter()
+                .find_map(|p| std::fs::read_to_string(p).ok())
+                .map(|s| s.trim().to_owned())
+                .ok_or_else(|| Error::Failed("this host has no machine id".into()))?;
+            call.reply(&id)
+        }
+        m => Err(BusError::unknown_method(super::router::PEER, m)),
+    }
+}
+
+pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
+    check_signature(call, "")?;
+    let mut xml = String::from(
+        "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n \
+         \"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n<node>\n",
+    );
+    let mut children: Vec<String> = Vec::new();
+    let iface = |xml: &mut String, text: &str| {
+        let _ = writeln!(xml, "  {text}");
+    };
+    match target {
+        Target::Ancestor(child) => children.push((*child).to_owned()),
+        Target::Manager => {
+            xml.push_str(STANDARD_XML);
+            xml.push_str(OBJECT_MANAGER_XML);
+            iface(&mut xml, &ctx.schema.manager.xml);
+            children.push("domain".into());
+        }
+        Target::DomainDir => {
+            for dom in ctx.core.domains() {
+                if ctx.may_read(call, &dom.info()).await {
+                    children.push(crate::util::escape::escape(&dom.uuid().to_string()));
+                }
+            }
+            children.sort();
+        }
+        Target::Domain(uuid) => {
+            let dom = domain(ctx, uuid, &paths::domain(uuid))?;
+            let info = dom.info();
+            ctx.authorize_domain(call, Action::DomainRead, &info)
+                .await?;
+            xml.push_str(STANDARD_XML);
+            iface(&mut xml, &ctx.schema.domain.xml);
+            if info.snapshot_count > 0 {
+                children.push("snapshot".into());
+            }
+        }
+        Target::SnapshotDir(uuid) => {
+            let dom = domain(ctx, uuid, &paths::domain(uuid))?;
+            ctx.authorize_domain(call, Action::DomainRead, &dom.info())
+                .await?;
+            let names = ctx.core.snapshot_list(&dom, Default::default())?;
+            children.extend(names.iter().map(|n| crate::util::escape::escape(n)));
+        }
+        Target::Snapshot(uuid, name) => {
+            let dom = domain(ctx, uuid, &paths::domain(uuid))?;
+            ctx.authorize_domain(call, Action::DomainRead, &dom.info())
+                .await?;
+            ctx.core.snapshot_info(&dom, name)?;
+            xml.push_str(STANDARD_XML);
+            iface(&mut xml, &ctx.schema.snapshot.xml);
+        }
+        Target::Invalid | Target::Foreign => {}
+    }
+    for c in children {
+        let _ = writeln!(xml, "  <node name=\"{c}\"/>");
+    }
+    xml.push_str("</node>\n");
+    call.reply(&xml)
+}
+
+/// The properties of one interface of the target object, with the action reading them needs.
+async fn read_props(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Reply<PropMap> {
+    match (target, iface) {
+        (Target::Manager, MANAGER_IFACE) => {
+            ctx.authorize(call, Action::ManagerRead, &Details::default())
+                .await?;
+            Ok(ctx.manager_props())
+        }
+        (Target::Domain(uuid), DOMAIN_IFACE) => {
+            let dom = domain(ctx, uuid, &paths::domain(uuid))?;
+            let info = dom.info();
+            ctx.authorize_domain(call, Action::DomainRead, &info)
+                .await?;
+            Ok(props::domain_props(&info))
+        }
+        (Target::Snapshot(uuid, name), SNAPSHOT_IFACE) => {
+            let dom = domain(ctx, uuid, &paths::domain(uuid))?;
+            ctx.authorize_domain(call, Action::DomainRead, &dom.info())
+                .await?;
+            Ok(props::snapshot_props(&ctx.core.snapshot_info(&dom, name)?))
+        }
+        (Target::Manager, OBJECT_MANAGER) => Ok(PropMap::new()),
+        _ => Err(BusError::Standard(
+            "UnknownInterface",
+            format!("this object has no interface '{iface}'"),
+        )),
+    }
+}
+
+/// The interface an object of this kind implements, for `GetAll("")`.
+fn own_interface(target: &Target) -> Option<&'static str> {
+    match target {
+        Target::Manager => Some(MANAGER_IFACE),
+        Target::Domain(_) => Some(DOMAIN_IFACE),
+        Target::Snapshot(..) => Some(SNAPSHOT_IFACE),
+        _ => None,
+    }
+}
+
+pub(super) async fn properties(
+    ctx: &Ctx,
+    call: &Call,
+    target: &Target,
+    member: &str,
+) -> Reply<Message> {
+    let msg = &call.msg;
+    match member {
+        "Get" => {
+            check_signature(call, "ss")?;
+            let (iface, name): (String, String) = msg.body().deserialize()?;
+            let mut all = read_props(ctx, call, target, &iface).await?;
+            let value = all.remove(name.as_str()).ok_or_else(|| {
+                BusError::Standard(
+                    "UnknownProperty",
+                    format!("interface '{iface}' has no property '{name}'"),
+                )
+            })?;
+            call.reply(&value)
+        }
+        "GetAll" => {
+            check_signature(call, "s")?;
+            let iface: String = msg.body().deserialize()?;
+            let iface = match iface.as_str() {
+                "" => own_interface(target).unwrap_or_default().to_owned(),
+                _ => iface,
+            };
+            let all = read_props(ctx, call, target, &iface).await?;
+            call.reply(&all)
+        }
+        "Set" => {
+            check_signature(call, "ssv")?;
+            let body = msg.body();
+            let (iface, name, value): (String, String, Variant<'_>) = body.deserialize()?;
+            set_property(ctx, call, target, &iface, &name, value).await
+        }
+        m => Err(BusError::unknown_method(super::router::PROPERTIES, m)),
+    }
+}
+
+async fn set_property(
+    ctx: &Ctx,
+    call: &Call,
+    target: &Target,
+    iface: &str,
+    name: &str,
+    value: Variant<'_>,
+) -> Reply<Message> {
+    let schema_iface = match (target, iface) {
+        (Target::Manager, MANAGER_IFACE) => &ctx.schema.manager,
+        (Target::Domain(_), DOMAIN_IFACE) => &ctx.schema.domain,
+        (Target::Snapshot(..), SNAPSHOT_IFACE) => &ctx.schema.snapshot,
+        _ => {
+            return Err(BusError::Standard(
+                "UnknownInterface",
+                format!("this object has no interface '{iface}'"),
+            ));
+        }
+    };
+    let prop = schema_iface.property(name).ok_or_else(|| {
+        BusError::Standard(
+            "UnknownProperty",
+            format!("interface '{iface}' has no property '{name}'"),
+        )
+    })?;
+    if !prop.writable {
+        return Err(BusError::Standard(
+            "PropertyReadOnly",
+            format!("property '{name}' of '{iface}' is read-only"),
+        ));
+    }
+    let value = match value {
+        Variant::Variant(inner) => *inner,
+        v => v,
+    };
+    match (target, name, value) {
+        (Target::Domain(uuid), "Autostart", Variant::Bool(on)) => {
+            let dom = domain(ctx, uuid, &paths::domain(uuid))?;
+            ctx.authorize_domain(call, Action::DomainWrite, &dom.info())
+                .await?;
+            ctx.core.set_autostart(&dom, on).await?;
+            ctx.signals_sent().await;
+            call.reply_empty()
+        }
+        (_, _, v) => Err(BusError::invalid_args(format!(
+            "property '{name}' has type '{}', not '{}'",
+            prop.sig,
+            v.value_signature()
+        ))),
+    }
+}
+
+type Interfaces = HashMap<&'static str, PropMap>;
+
+pub(super) async fn managed_objects(ctx: &Ctx, call: &Call) -> Reply<Message> {
+    let mut out: HashMap<OwnedObjectPath, Interfaces> = HashMap::new();
+    for dom in ctx.core.domains() {
+        let info = dom.info();
+        if !ctx.may_read(call, &info).await {
+            continue;
+        }
+        let uuid = info.uuid;
+        out.insert(
+            paths::owned(paths::domain(&uuid)),
+            HashMap::from([(DOMAIN_IFACE, props::domain_props(&info))]),
+        );
+        for name in ctx
+            .core
+            .snapshot_list(&dom, Default::default())
+            .unwrap_or_default()
+        {
+            if let Ok(s) = ctx.core.snapshot_info(&dom, &name) {
+                out.insert(
+                    paths::owned(paths::snapshot(&uuid, &name)),
+                    HashMap::from([(SNAPSHOT_IFACE, props::snapshot_props(&s))]),
+                );
+            }
+        }
+    }
+    call.reply(&out)
+}
+
+impl Ctx {
+    pub(super) fn manager_props(&self) -> PropMap {
+        PropMap::from([
+            ("Version", Variant::from(env!("CARGO_PKG_VERSION"))),
+            ("Hostname", Variant::from(self.hostname.get())),
+            ("Drivers", Variant::from(self.core.driver_names())),
+        ])
+    }
+}

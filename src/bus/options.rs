@@ -1,0 +1,134 @@
+//! Reading an `a{sv}` options dictionary strictly: each key is taken with its expected type,
+//! and any key left over is an error that names it.
+
+use std::collections::HashMap;
+
+use zbus::Variant;
+
+use crate::core::Error;
+
+pub type OptionMap<'a> = HashMap<String, Variant<'a>>;
+
+pub struct Options<'a> {
+    map: OptionMap<'a>,
+    method: &'static str,
+    known: Vec<&'static str>,
+}
+
+impl<'a> Options<'a> {
+    pub fn new(method: &'static str, map: OptionMap<'a>) -> Self {
+        Self {
+            map,
+            method,
+            known: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, key: &'static str) -> Option<Variant<'a>> {
+        self.known.push(key);
+        self.map.remove(key).map(|v| match v {
+            Variant::Variant(inner) => *inner,
+            v => v,
+        })
+    }
+
+    fn wrong_type(&self, key: &str, want: &str, got: &Variant<'_>) -> Error {
+        Error::InvalidArgument(format!(
+            "option '{key}' of {} must be of type '{want}', not '{}'",
+            self.method,
+            got.value_signature()
+        ))
+    }
+
+    pub fn bool(&mut self, key: &'static str) -> Result<bool, Error> {
+        match self.take(key) {
+            None => Ok(false),
+            Some(Variant::Bool(b)) => Ok(b),
+            Some(v) => Err(self.wrong_type(key, "b", &v)),
+        }
+    }
+
+    pub fn string(&mut self, key: &'static str) -> Result<Option<String>, Error> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Variant::Str(s)) => Ok(Some(s.as_str().to_owned())),
+            Some(v) => Err(self.wrong_type(key, "s", &v)),
+        }
+    }
+
+    pub fn strings(&mut self, key: &'static str) -> Result<Vec<String>, Error> {
+        match self.take(key) {
+            None => Ok(Vec::new()),
+            Some(v) => {
+                let wrong = self.wrong_type(key, "as", &v);
+                Vec::<String>::try_from(v).map_err(|_| wrong)
+            }
+        }
+    }
+
+    /// Fail on any key not taken.
+    pub fn finish(self) -> Result<(), Error> {
+        let mut unknown: Vec<&String> = self.map.keys().collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        unknown.sort();
+        let known = if self.known.is_empty() {
+            "it takes none".to_owned()
+        } else {
+            format!("known: {}", self.known.join(", "))
+        };
+        Err(Error::InvalidArgument(format!(
+            "unknown option '{}' for {} ({known})",
+            unknown[0], self.method
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: Vec<(&str, Variant<'static>)>) -> OptionMap<'static> {
+        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    #[test]
+    fn typed_and_strict() {
+        let mut o = Options::new("Start", map(vec![("paused", Variant::Bool(true))]));
+        assert!(o.bool("paused").expect("bool"));
+        o.finish().expect("nothing left");
+
+        let mut o = Options::new("Start", map(vec![("paused", Variant::from("yes"))]));
+        let e = o.bool("paused").expect_err("wrong type");
+        assert_eq!(
+            e.to_string(),
+            "option 'paused' of Start must be of type 'b', not 's'"
+        );
+
+        let mut o = Options::new("Start", map(vec![("pasued", Variant::Bool(true))]));
+        assert!(!o.bool("paused").expect("absent is false"));
+        let e = o.finish().expect_err("unknown");
+        assert_eq!(
+            e.to_string(),
+            "unknown option 'pasued' for Start (known: paused)"
+        );
+
+        let o = Options::new("Reset", map(vec![("x", Variant::U32(1))]));
+        assert!(
+            o.finish()
+                .expect_err("none")
+                .to_string()
+                .contains("it takes none")
+        );
+    }
+
+    #[test]
+    fn string_lists() {
+        let v = Variant::from(vec!["/", "/mnt/data"]);
+        let mut o = Options::new("FSFreeze", map(vec![("mountpoints", v)]));
+        assert_eq!(o.strings("mountpoints").expect("as"), ["/", "/mnt/data"]);
+        let mut o = Options::new("FSFreeze", map(vec![("mountpoints", Variant::U32(3))]));
+        assert!(o.strings("mountpoints").is_err());
+    }
+}

@@ -1,0 +1,111 @@
+//! Object paths of the native API.
+//!
+//! ```text
+//! /org/virtbus1                                        Manager, ObjectManager
+//! /org/virtbus1/domain/<escaped uuid>                  Domain
+//! /org/virtbus1/domain/<escaped uuid>/snapshot/<escaped name>   Snapshot
+//! ```
+//! Escaping is [`crate::util::escape`]: every byte that is not an ASCII letter or digit becomes
+//! `_xx` (lower-case hex). A path is fixed for the life of its object.
+
+use uuid::Uuid;
+use zbus::OwnedObjectPath;
+
+use crate::util::escape::{escape, unescape};
+
+pub const MANAGER: &str = "/org/virtbus1";
+const DOMAINS: &str = "/org/virtbus1/domain";
+
+pub fn domain(uuid: &Uuid) -> String {
+    format!("{DOMAINS}/{}", escape(&uuid.to_string()))
+}
+
+pub fn snapshot(uuid: &Uuid, name: &str) -> String {
+    format!("{}/snapshot/{}", domain(uuid), escape(name))
+}
+
+/// An object path as a bus value; every path built here is valid.
+pub fn owned(path: String) -> OwnedObjectPath {
+    OwnedObjectPath::try_from(path).unwrap_or_else(|_| root())
+}
+
+/// `/`, the path clients read as "none".
+pub fn root() -> OwnedObjectPath {
+    OwnedObjectPath::try_from("/").unwrap_or_default()
+}
+
+/// What a path addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `/` or `/org`: only children.
+    Ancestor(&'static str),
+    Manager,
+    DomainDir,
+    Domain(Uuid),
+    SnapshotDir(Uuid),
+    Snapshot(Uuid, String),
+    /// Under our tree but not a valid name: no such object.
+    Invalid,
+    /// Outside our tree.
+    Foreign,
+}
+
+pub fn parse(path: &str) -> Target {
+    match path {
+        "/" => return Target::Ancestor("org"),
+        "/org" => return Target::Ancestor("virtbus1"),
+        MANAGER => return Target::Manager,
+        DOMAINS => return Target::DomainDir,
+        _ => {}
+    }
+    let Some(rest) = path.strip_prefix(DOMAINS).and_then(|r| r.strip_prefix('/')) else {
+        return Target::Foreign;
+    };
+    let mut parts = rest.split('/');
+    let Some(uuid) = parts
+        .next()
+        .and_then(unescape)
+        .and_then(|u| Uuid::parse_str(&u).ok())
+    else {
+        return Target::Invalid;
+    };
+    match (parts.next(), parts.next(), parts.next()) {
+        (None, _, _) => Target::Domain(uuid),
+        (Some("snapshot"), None, _) => Target::SnapshotDir(uuid),
+        (Some("snapshot"), Some(name), None) => match unescape(name) {
+            Some(n) => Target::Snapshot(uuid, n),
+            None => Target::Invalid,
+        },
+        _ => Target::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let u = Uuid::parse_str("6695eb01-f6a4-8304-79aa-97f2502e193f").expect("uuid");
+        let p = domain(&u);
+        assert_eq!(
+            p,
+            "/org/virtbus1/domain/6695eb01_2df6a4_2d8304_2d79aa_2d97f2502e193f"
+        );
+        assert_eq!(parse(&p), Target::Domain(u));
+        let s = snapshot(&u, "before upgrade");
+        assert!(s.ends_with("/snapshot/before_20upgrade"));
+        assert_eq!(parse(&s), Target::Snapshot(u, "before upgrade".into()));
+        assert_eq!(parse(&format!("{p}/snapshot")), Target::SnapshotDir(u));
+        assert!(zbus::ObjectPath::try_from(s.as_str()).is_ok());
+    }
+
+    #[test]
+    fn others() {
+        assert_eq!(parse("/"), Target::Ancestor("org"));
+        assert_eq!(parse("/org/virtbus1"), Target::Manager);
+        assert_eq!(parse("/org/virtbus1/domain/nope"), Target::Invalid);
+        assert_eq!(parse("/org/virtbus1/domain/a_2d"), Target::Invalid);
+        assert_eq!(parse("/com/example"), Target::Foreign);
+    }
+}

@@ -1,0 +1,204 @@
+//! Property values on the bus, built from the core's info snapshots. One function per object
+//! kind answers `Get`, `GetAll`, `GetManagedObjects`, `InterfacesAdded` and
+//! `PropertiesChanged`, so they always agree.
+
+use std::collections::HashMap;
+
+use zbus::Variant;
+
+use super::paths;
+use crate::core::{DomainInfo, DomainProp, SnapshotInfo, SnapshotProp};
+
+pub type PropMap = HashMap<&'static str, Variant<'static>>;
+
+/// Every domain property, in the order of the interface XML.
+pub const DOMAIN_PROPS: &[&str] = &[
+    "Name",
+    "UUID",
+    "Title",
+    "Id",
+    "Driver",
+    "State",
+    "StateReason",
+    "Active",
+    "Persistent",
+    "Autostart",
+    "VCPUs",
+    "MemoryKiB",
+    "CurrentSnapshot",
+    "SnapshotCount",
+    "Warning",
+];
+
+pub fn domain_prop(info: &DomainInfo, name: &str) -> Option<Variant<'static>> {
+    Some(match name {
+        "Name" => Variant::from(info.name.clone()),
+        "UUID" => Variant::from(info.uuid.to_string()),
+        "Title" => Variant::from(info.title.clone()),
+        "Id" => Variant::I32(info.id.map(|i| i as i32).unwrap_or(-1)),
+        "Driver" => Variant::from(info.driver),
+        "State" => Variant::from(info.status.state.as_str()),
+        "StateReason" => Variant::from(info.status.reason.as_str()),
+        "Active" => Variant::Bool(info.status.is_active()),
+        "Persistent" => Variant::Bool(info.persistent),
+        "Autostart" => Variant::Bool(info.autostart),
+        "VCPUs" => Variant::U32(info.vcpus),
+        "MemoryKiB" => Variant::U64(info.memory_kib),
+        "CurrentSnapshot" => Variant::ObjectPath(
+            paths::owned(match &info.current_snapshot {
+                Some(n) => paths::snapshot(&info.uuid, n),
+                None => "/".to_owned(),
+            })
+            .into(),
+        ),
+        "SnapshotCount" => Variant::U32(info.snapshot_count),
+        "Warning" => Variant::from(info.warning.clone()),
+        _ => return None,
+    })
+}
+
+pub fn domain_props(info: &DomainInfo) -> PropMap {
+    DOMAIN_PROPS
+        .iter()
+        .filter_map(|n| domain_prop(info, n).map(|v| (*n, v)))
+        .collect()
+}
+
+pub fn domain_prop_name(p: DomainProp) -> &'static str {
+    match p {
+        DomainProp::Name => "Name",
+        DomainProp::Title => "Title",
+        DomainProp::Id => "Id",
+        DomainProp::State => "State",
+        DomainProp::StateReason => "StateReason",
+        DomainProp::Active => "Active",
+        DomainProp::Persistent => "Persistent",
+        DomainProp::Autostart => "Autostart",
+        DomainProp::Vcpus => "VCPUs",
+        DomainProp::MemoryKib => "MemoryKiB",
+        DomainProp::CurrentSnapshot => "CurrentSnapshot",
+        DomainProp::SnapshotCount => "SnapshotCount",
+        DomainProp::Warning => "Warning",
+    }
+}
+
+pub const SNAPSHOT_PROPS: &[&str] = &[
+    "Name",
+    "Description",
+    "Domain",
+    "Parent",
+    "CreationTime",
+    "State",
+    "IsCurrent",
+    "Kind",
+];
+
+pub fn snapshot_prop(info: &SnapshotInfo, name: &str) -> Option<Variant<'static>> {
+    Some(match name {
+        "Name" => Variant::from(info.name.clone()),
+        "Description" => Variant::from(info.description.clone()),
+        "Domain" => Variant::ObjectPath(paths::owned(paths::domain(&info.domain)).into()),
+        "Parent" => Variant::ObjectPath(
+            paths::owned(match &info.parent {
+                Some(p) => paths::snapshot(&info.domain, p),
+                None => "/".to_owned(),
+            })
+            .into(),
+        ),
+        "CreationTime" => Variant::U64(info.creation_time),
+        "State" => Variant::from(info.state.clone()),
+        "IsCurrent" => Variant::Bool(info.is_current),
+        "Kind" => Variant::from(info.kind.as_str()),
+        _ => return None,
+    })
+}
+
+pub fn snapshot_props(info: &SnapshotInfo) -> PropMap {
+    SNAPSHOT_PROPS
+        .iter()
+        .filter_map(|n| snapshot_prop(info, n).map(|v| (*n, v)))
+        .collect()
+}
+
+pub fn snapshot_prop_name(p: SnapshotProp) -> &'static str {
+    match p {
+        SnapshotProp::Description => "Description",
+        SnapshotProp::Parent => "Parent",
+        SnapshotProp::CreationTime => "CreationTime",
+        SnapshotProp::State => "State",
+        SnapshotProp::IsCurrent => "IsCurrent",
+        SnapshotProp::Kind => "Kind",
+    }
+}
+
+pub const MANAGER_PROPS: &[&str] = &["Version", "Hostname", "Drivers"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::schema::Schema;
+
+    /// The property lists here and in the shipped XML name the same properties with the
+    /// same types.
+    #[test]
+    fn props_match_the_interface_xml() {
+        let schema = Schema::load().expect("schema");
+        let info = DomainInfo {
+            uuid: uuid::Uuid::nil(),
+            name: "n".into(),
+            title: String::new(),
+            id: Some(3),
+            driver: "test",
+            status: crate::model::state::Status::shut_off(
+                crate::model::state::StateReason::Unknown,
+            ),
+            persistent: true,
+            autostart: false,
+            vcpus: 1,
+            memory_kib: 1,
+            current_snapshot: Some("s".into()),
+            snapshot_count: 1,
+            warning: String::new(),
+            owner: None,
+        };
+        let names: Vec<&str> = schema
+            .domain
+            .properties
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, DOMAIN_PROPS);
+        for (name, p) in &schema.domain.properties {
+            let v = domain_prop(&info, name).expect(name);
+            assert_eq!(v.value_signature().to_string(), p.sig, "{name}");
+        }
+        let snap = SnapshotInfo {
+            domain: uuid::Uuid::nil(),
+            name: "s".into(),
+            description: String::new(),
+            parent: None,
+            creation_time: 1,
+            state: "running".into(),
+            is_current: true,
+            kind: crate::core::SnapshotKind::Internal,
+        };
+        let names: Vec<&str> = schema
+            .snapshot
+            .properties
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, SNAPSHOT_PROPS);
+        for (name, p) in &schema.snapshot.properties {
+            let v = snapshot_prop(&snap, name).expect(name);
+            assert_eq!(v.value_signature().to_string(), p.sig, "{name}");
+        }
+        let names: Vec<&str> = schema
+            .manager
+            .properties
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, MANAGER_PROPS);
+    }
+}

@@ -1,0 +1,130 @@
+//! Turns core events into signals, in the order the core published them.
+
+use std::{collections::HashMap, sync::Arc};
+
+use tokio::sync::{mpsc, watch};
+use zbus::OwnedObjectPath;
+
+use super::{
+    Ctx, paths, props,
+    router::{OBJECT_MANAGER, PROPERTIES},
+    schema::{DOMAIN_IFACE, MANAGER_IFACE, SNAPSHOT_IFACE},
+};
+use crate::core::Event;
+
+pub(super) async fn pump(
+    ctx: Arc<Ctx>,
+    mut events: mpsc::UnboundedReceiver<(u64, Event)>,
+    signalled: watch::Sender<u64>,
+) {
+    while let Some((seq, event)) = events.recv().await {
+        if let Err(e) = emit(&ctx, event).await {
+            tracing::warn!("cannot emit a signal: {e}");
+        }
+        signalled.send_replace(seq);
+    }
+}
+
+async fn signal<B>(ctx: &Ctx, path: &str, iface: &str, member: &str, body: &B) -> zbus::Result<()>
+where
+    B: serde::Serialize + zbus::DynamicType,
+{
+    ctx.conn
+        .emit_signal(None::<&str>, path, iface, member, body)
+        .await
+}
+
+async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
+    match event {
+        Event::DomainAdded { info } => {
+            let path = paths::owned(paths::domain(&info.uuid));
+            let ifaces = HashMap::from([(DOMAIN_IFACE, props::domain_props(&info))]);
+            signal(
+                ctx,
+                paths::MANAGER,
+                OBJECT_MANAGER,
+                "InterfacesAdded",
+                &(path, ifaces),
+            )
+            .await
+        }
+        Event::DomainChanged { info, changed } => {
+            let values: props::PropMap = changed
+                .iter()
+                .map(|p| props::domain_prop_name(*p))
+                .filter_map(|n| props::domain_prop(&info, n).map(|v| (n, v)))
+                .collect();
+            properties_changed(ctx, &paths::domain(&info.uuid), DOMAIN_IFACE, values).await
+        }
+        Event::Lifecycle { uuid, event } => {
+            let path = paths::owned(paths::domain(&uuid));
+            let body = (path, event.event_str(), event.detail_str());
+            signal(ctx, paths::MANAGER, MANAGER_IFACE, "DomainEvent", &body).await
+        }
+        Event::Rebooted { uuid } => {
+            signal(ctx, &paths::domain(&uuid), DOMAIN_IFACE, "Rebooted", &()).await
+        }
+        Event::DomainRemoved { uuid } => {
+            let path = paths::owned(paths::domain(&uuid));
+            let body = (path, vec![DOMAIN_IFACE]);
+            signal(
+                ctx,
+                paths::MANAGER,
+                OBJECT_MANAGER,
+                "InterfacesRemoved",
+                &body,
+            )
+            .await
+        }
+        Event::SnapshotAdded { info } => {
+            let path = paths::owned(paths::snapshot(&info.domain, &info.name));
+            let ifaces = HashMap::from([(SNAPSHOT_IFACE, props::snapshot_props(&info))]);
+            signal(
+                ctx,
+                paths::MANAGER,
+                OBJECT_MANAGER,
+                "InterfacesAdded",
+                &(path, ifaces),
+            )
+            .await
+        }
+        Event::SnapshotChanged { info, changed } => {
+            let values: props::PropMap = changed
+                .iter()
+                .map(|p| props::snapshot_prop_name(*p))
+                .filter_map(|n| props::snapshot_prop(&info, n).map(|v| (n, v)))
+                .collect();
+            let path = paths::snapshot(&info.domain, &info.name);
+            properties_changed(ctx, &path, SNAPSHOT_IFACE, values).await
+        }
+        Event::SnapshotRemoved { domain, name } => {
+            let path: OwnedObjectPath = paths::owned(paths::snapshot(&domain, &name));
+            let body = (path, vec![SNAPSHOT_IFACE]);
+            signal(
+                ctx,
+                paths::MANAGER,
+                OBJECT_MANAGER,
+                "InterfacesRemoved",
+                &body,
+            )
+            .await
+        }
+    }
+}
+
+pub(super) async fn properties_changed(
+    ctx: &Ctx,
+    path: &str,
+    iface: &str,
+    values: props::PropMap,
+) -> zbus::Result<()> {
+    let invalidated: Vec<&str> = Vec::new();
+    signal(
+        ctx,
+        path,
+        PROPERTIES,
+        "PropertiesChanged",
+        &(iface, values, invalidated),
+    )
+    .await
+}

@@ -1,0 +1,295 @@
+//! Defining, creating and undefining domains, and their autostart flag.
+
+use std::sync::Arc;
+
+use super::{
+    Core, Domain, DomainData, Error, Event, Result, blocking,
+    events::lock,
+    options::{StartOptions, UndefineOptions},
+    snapshots::SnapshotTree,
+    store::DomainRecord,
+};
+use crate::model::{
+    DomainDef,
+    state::{DefinedDetail, Lifecycle, StartedDetail, StateReason, Status, UndefinedDetail},
+};
+
+/// Who asks to define a domain.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caller {
+    /// The caller's uid when it is not root: a new domain records it as its owner, and a
+    /// redefinition keeps the existing owner. `None` (root, or the session bus) takes the
+    /// owner the XML names.
+    pub uid: Option<u32>,
+}
+
+impl Core {
+    /// Parse domain XML and check that an enabled driver can run it.
+    pub fn parse_domain(&self, xml: &str) -> Result<DomainDef> {
+        let def = DomainDef::from_xml(xml)?;
+        self.driver_checked(&def)?;
+        Ok(def)
+    }
+
+    fn driver_checked(&self, def: &DomainDef) -> Result<Arc<dyn crate::drivers::Driver>> {
+        let driver = self.driver_for(def.domain_type).ok_or_else(|| {
+            Error::NotSupported(format!(
+                "no enabled driver runs domains of type '{}' (enabled: {})",
+                def.domain_type.as_str(),
+                self.driver_names().join(", ")
+            ))
+        })?;
+        driver.check(def)?;
+        Ok(driver)
+    }
+
+    /// Which existing domain, if any, `def` would redefine; an error if it clashes with one.
+    fn find_existing(&self, def: &DomainDef) -> Result<Option<Arc<Domain>>> {
+        let reg = self.registry_read();
+        if let Some(u) = reg.by_name.get(&def.name)
+            && *u != def.uuid
+        {
+            return Err(Error::AlreadyExists(format!(
+                "domain '{}' already exists with UUID {u}",
+                def.name
+            )));
+        }
+        let Some(dom) = reg.by_uuid.get(&def.uuid).cloned() else {
+            return Ok(None);
+        };
+        drop(reg);
+        let d = lock(&dom.data);
+        if d.def.name != def.name {
+            return Err(Error::AlreadyExists(format!(
+                "UUID {} already belongs to domain '{}'",
+                def.uuid, d.def.name
+            )));
+        }
+        if d.def.domain_type != def.domain_type {
+            return Err(Error::InvalidArgument(format!(
+                "domain '{}' is of type '{}'; a redefinition cannot change it to '{}'",
+                def.name,
+                d.def.domain_type.as_str(),
+                def.domain_type.as_str()
+            )));
+        }
+        drop(d);
+        Ok(Some(dom))
+    }
+
+    /// Define a persistent domain, or redefine the one with the same UUID.
+    pub async fn define(&self, mut def: DomainDef, caller: Caller) -> Result<Arc<Domain>> {
+        let driver = self.driver_checked(&def)?;
+        let _defining = self.inner.define_lock.lock().await;
+        match self.find_existing(&def)? {
+            Some(dom) => {
+                let _job = dom.begin_job("define").await?;
+                let (autostart, current, owner) = {
+                    let d = lock(&dom.data);
+                    (
+                        d.autostart && d.persistent,
+                        d.snapshots.current().map(str::to_owned),
+                        d.def.owner_uid(),
+                    )
+                };
+                if caller.uid.is_some() || def.owner_uid().is_none() {
+                    def.set_owner_uid(owner);
+                }
+                self.save(DomainRecord {
+                    def: def.clone(),
+                    autostart,
+                    current_snapshot: current,
+                })
+                .await?;
+                self.update(&dom, |d| {
+                    d.def = Arc::new(def);
+                    d.persistent = true;
+                    d.autostart = autostart;
+                    let ev = Lifecycle::Defined(DefinedDetail::Updated);
+                    (
+                        (),
+                        vec![Event::Lifecycle {
+                            uuid: dom.uuid,
+                            event: ev,
+                        }],
+                    )
+                });
+                drop(_job);
+                Ok(dom)
+            }
+            None => {
+                if caller.uid.is_some() {
+                    def.set_owner_uid(caller.uid);
+                }
+                self.save(DomainRecord {
+                    def: def.clone(),
+                    autostart: false,
+                    current_snapshot: None,
+                })
+                .await?;
+                let dom = Arc::new(Domain::new(
+                    driver,
+                    DomainData {
+                        def: Arc::new(def),
+                        live: None,
+                        persistent: true,
+                        autostart: false,
+                        status: Status::shut_off(StateReason::Unknown),
+                        id: None,
+                        snapshots: SnapshotTree::default(),
+                        warning: None,
+                        removed: false,
+                    },
+                ));
+                self.insert(&dom, Lifecycle::Defined(DefinedDetail::Added));
+                Ok(dom)
+            }
+        }
+    }
+
+    /// Put a new domain in the registry and announce it.
+    fn insert(&self, dom: &Arc<Domain>, event: Lifecycle) {
+        let info = {
+            let d = lock(&dom.data);
+            let mut reg = self.registry_write();
+            reg.by_name.insert(d.def.name.clone(), dom.uuid);
+            reg.by_uuid.insert(dom.uuid, dom.clone());
+            d.info(dom.driver.name())
+        };
+        let ev = self.events();
+        ev.publish(Event::DomainAdded {
+            info: Arc::new(info),
+        });
+        ev.publish(Event::Lifecycle {
+            uuid: dom.uuid,
+            event,
+        });
+    }
+
+    /// Create and start a transient domain. As libvirt does, XML naming an inactive persistent
+    /// domain starts that domain with this XML as its live definition.
+    pub async fn create(
+        &self,
+        mut def: DomainDef,
+        opts: StartOptions,
+        caller: Caller,
+    ) -> Result<Arc<Domain>> {
+        let driver = self.driver_checked(&def)?;
+        let _defining = self.inner.define_lock.lock().await;
+        if let Some(dom) = self.find_existing(&def)? {
+            if lock(&dom.data).status.is_active() {
+                return Err(Error::AlreadyExists(format!(
+                    "domain '{}' already exists and is running",
+                    def.name
+                )));
+            }
+            def.set_owner_uid(lock(&dom.data).def.owner_uid());
+            self.start_with(&dom, opts, Some(def)).await?;
+            return Ok(dom);
+        }
+        if caller.uid.is_some() {
+            def.set_owner_uid(caller.uid);
+        }
+        let def = Arc::new(def);
+        let dom = Arc::new(Domain::new(
+            driver.clone(),
+            DomainData {
+                def: def.clone(),
+                live: None,
+                persistent: false,
+                autostart: false,
+                status: Status::shut_off(StateReason::Unknown),
+                id: None,
+                snapshots: SnapshotTree::default(),
+                warning: None,
+                removed: false,
+            },
+        ));
+        let started = driver.start(&self.ctx(&dom), &def, opts.paused).await?;
+        let id = self.next_id();
+        {
+            let mut d = lock(&dom.data);
+            d.live = Some(started.live.map(Arc::new).unwrap_or(def));
+            d.id = Some(id);
+            d.status = Status::new(
+                crate::model::state::DomainState::Running,
+                StateReason::Booted,
+            );
+        }
+        self.insert(&dom, Lifecycle::Started(StartedDetail::Booted));
+        if opts.paused {
+            self.mark_paused_after_start(&dom);
+        }
+        Ok(dom)
+    }
+
+    /// Remove a persistent domain's definition. A running domain keeps running, transient.
+    pub async fn undefine(&self, dom: &Arc<Domain>, opts: UndefineOptions) -> Result<()> {
+        let _defining = self.inner.define_lock.lock().await;
+        let _job = dom.begin_job("undefine").await?;
+        let active = {
+            let d = lock(&dom.data);
+            if !d.persistent {
+                return Err(Error::InvalidState(format!(
+                    "domain '{}' is transient: there is no definition to remove",
+                    d.def.name
+                )));
+            }
+            if !d.snapshots.is_empty() && !opts.snapshots_metadata {
+                return Err(Error::InvalidState(format!(
+                    "domain '{}' has {} snapshot(s); pass option 'snapshots-metadata' to \
+                     remove their metadata too",
+                    d.def.name,
+                    d.snapshots.len()
+                )));
+            }
+            d.status.is_active()
+        };
+        let store = self.store().clone();
+        let uuid = dom.uuid;
+        blocking(move || store.remove_domain(&uuid)).await?;
+        self.update(dom, |d| {
+            d.persistent = false;
+            d.autostart = false;
+            d.snapshots = SnapshotTree::default();
+            let ev = Lifecycle::Undefined(UndefinedDetail::Removed);
+            ((), vec![Event::Lifecycle { uuid, event: ev }])
+        });
+        if !active {
+            self.remove(dom);
+        }
+        Ok(())
+    }
+
+    pub async fn set_autostart(&self, dom: &Arc<Domain>, autostart: bool) -> Result<()> {
+        let _job = dom.begin_job("set autostart").await?;
+        let rec = {
+            let d = lock(&dom.data);
+            if !d.persistent {
+                return Err(Error::InvalidState(format!(
+                    "domain '{}' is transient: autostart needs a persistent definition",
+                    d.def.name
+                )));
+            }
+            if d.autostart == autostart {
+                return Ok(());
+            }
+            DomainRecord {
+                def: (*d.def).clone(),
+                autostart,
+                current_snapshot: d.snapshots.current().map(str::to_owned),
+            }
+        };
+        self.save(rec).await?;
+        self.update(dom, |d| {
+            d.autostart = autostart;
+            ((), Vec::new())
+        });
+        Ok(())
+    }
+
+    pub(crate) async fn save(&self, rec: DomainRecord) -> Result<()> {
+        let store = self.store().clone();
+        blocking(move || store.save_domain(&rec)).await
+    }
+}

@@ -1,0 +1,147 @@
+//! One domain as the core holds it: definitions, run state, snapshots, and the job lock that
+//! serializes operations on it.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use uuid::Uuid;
+
+use super::{
+    error::{Error, Result},
+    events::lock,
+    info::DomainInfo,
+    snapshots::SnapshotTree,
+};
+use crate::{
+    drivers::Driver,
+    model::{DomainDef, state::Status},
+};
+
+/// How long an operation waits for the one before it, as libvirt's state-change lock.
+pub const JOB_WAIT: Duration = Duration::from_secs(30);
+
+pub struct Domain {
+    pub(crate) uuid: Uuid,
+    pub(crate) driver: Arc<dyn Driver>,
+    job: tokio::sync::Mutex<()>,
+    job_name: Mutex<&'static str>,
+    pub(crate) data: Mutex<DomainData>,
+}
+
+/// The mutable part, behind a lock that is never held across an await.
+pub(crate) struct DomainData {
+    /// The persistent definition (or, for a transient domain, the one it was created from).
+    pub def: Arc<DomainDef>,
+    /// The running definition while the domain is active.
+    pub live: Option<Arc<DomainDef>>,
+    pub persistent: bool,
+    pub autostart: bool,
+    pub status: Status,
+    pub id: Option<u32>,
+    pub snapshots: SnapshotTree,
+    pub warning: Option<String>,
+    /// Set once the domain is gone, for calls that looked it up before.
+    pub removed: bool,
+}
+
+/// Proof that the caller holds a domain's job lock.
+pub struct JobGuard<'a> {
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+    name: &'a Mutex<&'static str>,
+}
+
+impl Drop for JobGuard<'_> {
+    fn drop(&mut self) {
+        *lock(self.name) = "";
+    }
+}
+
+impl Domain {
+    pub(crate) fn new(driver: Arc<dyn Driver>, data: DomainData) -> Self {
+        Self {
+            uuid: data.def.uuid,
+            driver,
+            job: tokio::sync::Mutex::new(()),
+            job_name: Mutex::new(""),
+            data: Mutex::new(data),
+        }
+    }
+
+    pub fn uuid(&self) -> Uuid {
+        self.uuid
+    }
+
+    pub fn driver_name(&self) -> &'static str {
+        self.driver.name()
+    }
+
+    /// Wait for the domain's job lock, up to [`JOB_WAIT`].
+    pub(crate) async fn begin_job(&self, job: &'static str) -> Result<JobGuard<'_>> {
+        let guard = match tokio::time::timeout(JOB_WAIT, self.job.lock()).await {
+            Ok(g) => g,
+            Err(_) => {
+                let holder = *lock(&self.job_name);
+                return Err(Error::Timeout(format!(
+                    "cannot start '{job}' on domain '{}': operation '{holder}' still runs after {}s",
+                    self.name(),
+                    JOB_WAIT.as_secs()
+                )));
+            }
+        };
+        *lock(&self.job_name) = job;
+        let g = JobGuard {
+            _guard: guard,
+            name: &self.job_name,
+        };
+        if lock(&self.data).removed {
+            return Err(self.gone());
+        }
+        Ok(g)
+    }
+
+    pub fn name(&self) -> String {
+        lock(&self.data).def.name.clone()
+    }
+
+    pub(crate) fn gone(&self) -> Error {
+        Error::NotFound(format!("domain {} no longer exists", self.uuid))
+    }
+
+    /// The property values now.
+    pub fn info(&self) -> DomainInfo {
+        lock(&self.data).info(self.driver.name())
+    }
+
+    pub fn is_removed(&self) -> bool {
+        lock(&self.data).removed
+    }
+}
+
+impl DomainData {
+    /// The definition that describes the domain now: the live one while active.
+    pub fn current_def(&self) -> &Arc<DomainDef> {
+        self.live.as_ref().unwrap_or(&self.def)
+    }
+
+    pub fn info(&self, driver: &'static str) -> DomainInfo {
+        let d = self.current_def();
+        DomainInfo {
+            uuid: d.uuid,
+            name: d.name.clone(),
+            title: d.title.clone().unwrap_or_default(),
+            id: self.id,
+            driver,
+            status: self.status,
+            persistent: self.persistent,
+            autostart: self.autostart,
+            vcpus: d.vcpus(),
+            memory_kib: d.current_memory(),
+            current_snapshot: self.snapshots.current().map(str::to_owned),
+            snapshot_count: self.snapshots.len() as u32,
+            warning: self.warning.clone().unwrap_or_default(),
+            owner: self.def.owner_uid(),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Events from the core to its front ends.
+//!
+//! Every change of a domain's or snapshot's visible state is published here, in the order it
+//! happened, with a sequence number. Front ends turn events into signals, and a method call
+//! waits until its front end has handled every event published before the call returned, so
+//! that a caller sees an operation's signals before its reply.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::info::{DomainInfo, DomainProp, SnapshotInfo, SnapshotProp};
+use crate::model::state::Lifecycle;
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A domain object appeared; `info` holds all its properties.
+    DomainAdded {
+        info: Arc<DomainInfo>,
+    },
+    /// Properties in `changed` took the values in `info`.
+    DomainChanged {
+        info: Arc<DomainInfo>,
+        changed: Vec<DomainProp>,
+    },
+    /// A lifecycle event, with libvirt's vocabulary.
+    Lifecycle {
+        uuid: Uuid,
+        event: Lifecycle,
+    },
+    /// The guest reset or rebooted (no state change).
+    Rebooted {
+        uuid: Uuid,
+    },
+    DomainRemoved {
+        uuid: Uuid,
+    },
+    SnapshotAdded {
+        info: Arc<SnapshotInfo>,
+    },
+    SnapshotChanged {
+        info: Arc<SnapshotInfo>,
+        changed: Vec<SnapshotProp>,
+    },
+    SnapshotRemoved {
+        domain: Uuid,
+        name: String,
+    },
+}
+
+/// A publish/subscribe channel that keeps one global order.
+#[derive(Default)]
+pub struct EventBus {
+    inner: Mutex<BusInner>,
+}
+
+#[derive(Default)]
+struct BusInner {
+    seq: u64,
+    subscribers: Vec<mpsc::UnboundedSender<(u64, Event)>>,
+}
+
+impl EventBus {
+    /// A new subscriber receives every event published from now on.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<(u64, Event)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner).subscribers.push(tx);
+        rx
+    }
+
+    pub fn publish(&self, event: Event) {
+        let mut inner = lock(&self.inner);
+        inner.seq += 1;
+        let seq = inner.seq;
+        inner
+            .subscribers
+            .retain(|tx| tx.send((seq, event.clone())).is_ok());
+    }
+
+    /// The sequence number of the last event published.
+    pub fn last_seq(&self) -> u64 {
+        lock(&self.inner).seq
+    }
+}
+
+/// Lock a mutex, recovering the data if a panicking thread poisoned it: every critical section
+/// in the core leaves its data consistent before anything that could panic.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_and_sequence() {
+        let bus = EventBus::default();
+        let mut rx = bus.subscribe();
+        let u = Uuid::nil();
+        bus.publish(Event::Rebooted { uuid: u });
+        bus.publish(Event::DomainRemoved { uuid: u });
+        assert_eq!(bus.last_seq(), 2);
+        let (s1, e1) = rx.try_recv().expect("first");
+        let (s2, e2) = rx.try_recv().expect("second");
+        assert_eq!((s1, s2), (1, 2));
+        assert!(matches!(e1, Event::Rebooted { .. }));
+        assert!(matches!(e2, Event::DomainRemoved { .. }));
+    }
+
+    #[test]
+    fn dropped_subscriber_is_forgotten() {
+        let bus = EventBus::default();
+        drop(bus.subscribe());
+        bus.publish(Event::Rebooted { uuid: Uuid::nil() });
+        assert!(lock(&bus.inner).subscribers.is_empty());
+    }
+}

@@ -1,0 +1,416 @@
+//! Running, pausing and stopping domains; and what a guest does on its own.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{
+    Core, Domain, Error, Event, Result,
+    events::lock,
+    options::{DestroyOptions, PowerMode, StartOptions},
+};
+use crate::{
+    drivers::{Completion, DriverEvent, StatValue, Stats},
+    model::{
+        DomainDef, LifecycleAction,
+        state::{
+            CrashedDetail, DomainState, Lifecycle, ResumedDetail, ShutdownDetail, StartedDetail,
+            StateReason, Status, StoppedDetail, SuspendedDetail,
+        },
+    },
+};
+
+impl Core {
+    fn require<'a>(
+        dom: &'a Domain,
+        op: &str,
+        ok: impl FnOnce(DomainState) -> bool,
+    ) -> Result<(Arc<DomainDef>, DomainState)> {
+        let d = lock(&dom.data);
+        let state = d.status.state;
+        if ok(state) {
+            return Ok((d.current_def().clone(), state));
+        }
+        let why = match state {
+            DomainState::ShutOff | DomainState::Crashed | DomainState::NoState => {
+                "is not running".to_owned()
+            }
+            DomainState::Paused => "is paused".to_owned(),
+            DomainState::Running => "is already running".to_owned(),
+            s => format!("is in state '{s}'"),
+        };
+        Err(Error::InvalidState(format!(
+            "cannot {op} domain '{}': it {why}",
+            d.def.name
+        )))
+    }
+
+    pub async fn start(&self, dom: &Arc<Domain>, opts: StartOptions) -> Result<()> {
+        self.start_with(dom, opts, None).await
+    }
+
+    /// Start a domain, optionally from another definition than its persistent one.
+    pub(crate) async fn start_with(
+        &self,
+        dom: &Arc<Domain>,
+        opts: StartOptions,
+        def: Option<DomainDef>,
+    ) -> Result<()> {
+        let _job = dom.begin_job("start").await?;
+        let (persistent_def, _) = Self::require(dom, "start", |s| !s.is_active())?;
+        let def = def.map(Arc::new).unwrap_or(persistent_def);
+        self.boot(
+            dom,
+            def,
+            opts.paused,
+            StartedDetail::Booted,
+            StateReason::Booted,
+        )
+        .await
+    }
+
+    /// Start the hypervisor for `def` and record the domain as running; the job is held.
+    pub(crate) async fn boot(
+        &self,
+        dom: &Arc<Domain>,
+        def: Arc<DomainDef>,
+        paused: bool,
+        detail: StartedDetail,
+        reason: StateReason,
+    ) -> Result<()> {
+        let started = dom.driver.start(&self.ctx(dom), &def, paused).await?;
+        let id = self.next_id();
+        self.update(dom, |d| {
+            d.live = Some(started.live.map(Arc::new).unwrap_or(def));
+            d.id = Some(id);
+            d.status = Status::new(DomainState::Running, reason);
+            d.warning = None;
+            let ev = Lifecycle::Started(detail);
+            (
+                (),
+                vec![Event::Lifecycle {
+                    uuid: dom.uuid,
+                    event: ev,
+                }],
+            )
+        });
+        if paused {
+            self.mark_paused(dom, StateReason::User, SuspendedDetail::Paused);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn mark_paused_after_start(&self, dom: &Arc<Domain>) {
+        self.mark_paused(dom, StateReason::User, SuspendedDetail::Paused);
+    }
+
+    pub(crate) fn mark_paused(&self, dom: &Domain, reason: StateReason, detail: SuspendedDetail) {
+        self.update(dom, |d| {
+            d.status = Status::new(DomainState::Paused, reason);
+            let ev = Lifecycle::Suspended(detail);
+            (
+                (),
+                vec![Event::Lifecycle {
+                    uuid: dom.uuid,
+                    event: ev,
+                }],
+            )
+        });
+    }
+
+    /// Record that the hypervisor is gone; a transient domain disappears with it.
+    pub(crate) fn mark_stopped(
+        &self,
+        dom: &Arc<Domain>,
+        reason: StateReason,
+        detail: StoppedDetail,
+    ) {
+        if self.mark_stopped_keep(dom, reason, detail) {
+            self.remove(dom);
+        }
+    }
+
+    /// Record that the hypervisor is gone, keeping the domain even when transient (a revert
+    /// starts it again); returns whether it is transient.
+    pub(crate) fn mark_stopped_keep(
+        &self,
+        dom: &Domain,
+        reason: StateReason,
+        detail: StoppedDetail,
+    ) -> bool {
+        self.update(dom, |d| {
+            d.status = Status::shut_off(reason);
+            d.id = None;
+            d.live = None;
+            d.warning = None;
+            let ev = Lifecycle::Stopped(detail);
+            (
+                !d.persistent,
+                vec![Event::Lifecycle {
+                    uuid: dom.uuid,
+                    event: ev,
+                }],
+            )
+        })
+    }
+
+    pub async fn shutdown(&self, dom: &Arc<Domain>, mode: PowerMode) -> Result<()> {
+        let _job = dom.begin_job("shutdown").await?;
+        Self::require(dom, "shut down", DomainState::is_active)?;
+        if dom.driver.shutdown(&self.ctx(dom), mode).await? == Completion::Done {
+            self.emit_shutdown(dom, ShutdownDetail::Finished);
+            self.after_poweroff(dom).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn reboot(&self, dom: &Arc<Domain>, mode: PowerMode) -> Result<()> {
+        let _job = dom.begin_job("reboot").await?;
+        let (def, _) = Self::require(dom, "reboot", |s| s == DomainState::Running)?;
+        if dom.driver.reboot(&self.ctx(dom), mode).await? == Completion::Done
+            && matches!(def.on_reboot, Some(LifecycleAction::Destroy))
+        {
+            dom.driver.destroy(&self.ctx(dom), false).await?;
+            self.mark_stopped(dom, StateReason::Shutdown, StoppedDetail::Shutdown);
+        }
+        Ok(())
+    }
+
+    pub async fn destroy(&self, dom: &Arc<Domain>, opts: DestroyOptions) -> Result<()> {
+        let _job = dom.begin_job("destroy").await?;
+        Self::require(dom, "destroy", DomainState::is_active)?;
+        dom.driver.destroy(&self.ctx(dom), opts.graceful).await?;
+        self.mark_stopped(dom, StateReason::Destroyed, StoppedDetail::Destroyed);
+        Ok(())
+    }
+
+    pub async fn reset(&self, dom: &Arc<Domain>) -> Result<()> {
+        let _job = dom.begin_job("reset").await?;
+        Self::require(dom, "reset", DomainState::is_active)?;
+        dom.driver.reset(&self.ctx(dom)).await?;
+        Ok(())
+    }
+
+    pub async fn suspend(&self, dom: &Arc<Domain>) -> Result<()> {
+        let _job = dom.begin_job("suspend").await?;
+        Self::require(dom, "suspend", |s| s == DomainState::Running)?;
+        dom.driver.suspend(&self.ctx(dom)).await?;
+        self.mark_paused(dom, StateReason::User, SuspendedDetail::Paused);
+        Ok(())
+    }
+
+    pub async fn resume(&self, dom: &Arc<Domain>) -> Result<()> {
+        let _job = dom.begin_job("resume").await?;
+        Self::require(dom, "resume", |s| s == DomainState::Paused)?;
+        dom.driver.resume(&self.ctx(dom)).await?;
+        self.mark_resumed(dom, StateReason::Unpaused, ResumedDetail::Unpaused);
+        Ok(())
+    }
+
+    pub(crate) fn mark_resumed(&self, dom: &Domain, reason: StateReason, detail: ResumedDetail) {
+        self.update(dom, |d| {
+            d.status = Status::new(DomainState::Running, reason);
+            let ev = Lifecycle::Resumed(detail);
+            (
+                (),
+                vec![Event::Lifecycle {
+                    uuid: dom.uuid,
+                    event: ev,
+                }],
+            )
+        });
+    }
+
+    fn emit_shutdown(&self, dom: &Domain, detail: ShutdownDetail) {
+        self.update(dom, |d| {
+            if d.status.is_active() {
+                d.status = Status::new(DomainState::Shutdown, StateReason::User);
+            }
+            let ev = Lifecycle::Shutdown(detail);
+            (
+                (),
+                vec![Event::Lifecycle {
+                    uuid: dom.uuid,
+                    event: ev,
+                }],
+            )
+        });
+    }
+
+    /// The guest powered off: apply its `on_poweroff` action. The job is held.
+    async fn after_poweroff(&self, dom: &Arc<Domain>) -> Result<()> {
+        let def = lock(&dom.data).current_def().clone();
+        let restart = matches!(
+            def.on_poweroff,
+            Some(
+                LifecycleAction::Restart
+                    | LifecycleAction::RenameRestart
+                    | LifecycleAction::CoredumpRestart
+            )
+        );
+        dom.driver.destroy(&self.ctx(dom), false).await?;
+        self.mark_stopped(dom, StateReason::Shutdown, StoppedDetail::Shutdown);
+        if restart && !dom.is_removed() {
+            let def = lock(&dom.data).def.clone();
+            self.boot(dom, def, false, StartedDetail::Booted, StateReason::Booted)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The guest panicked: apply its `on_crash` action. The job is held.
+    async fn after_crash(&self, dom: &Arc<Domain>) -> Result<()> {
+        let def = lock(&dom.data).current_def().clone();
+        match def.on_crash {
+            Some(LifecycleAction::Preserve) => Ok(()),
+            Some(
+                LifecycleAction::Restart
+                | LifecycleAction::RenameRestart
+                | LifecycleAction::CoredumpRestart,
+            ) => {
+                dom.driver.destroy(&self.ctx(dom), false).await?;
+                self.mark_stopped(dom, StateReason::Crashed, StoppedDetail::Crashed);
+                if !dom.is_removed() {
+                    let def = lock(&dom.data).def.clone();
+                    self.boot(dom, def, false, StartedDetail::Booted, StateReason::Booted)
+                        .await?;
+                }
+                Ok(())
+            }
+            _ => {
+                dom.driver.destroy(&self.ctx(dom), false).await?;
+                self.mark_stopped(dom, StateReason::Crashed, StoppedDetail::Crashed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Apply what a driver reports a guest did on its own.
+    pub(crate) fn apply_driver_event(&self, uuid: Uuid, event: DriverEvent) {
+        let Some(dom) = self.get(&uuid) else {
+            return;
+        };
+        let state = lock(&dom.data).status.state;
+        match event {
+            DriverEvent::Paused(reason) if state == DomainState::Running => {
+                let detail = match reason {
+                    StateReason::IoError => SuspendedDetail::IoError,
+                    StateReason::Watchdog => SuspendedDetail::Watchdog,
+                    StateReason::FromSnapshot => SuspendedDetail::FromSnapshot,
+                    _ => SuspendedDetail::Paused,
+                };
+                self.mark_paused(&dom, reason, detail);
+            }
+            DriverEvent::Resumed if state == DomainState::Paused => {
+                self.mark_resumed(&dom, StateReason::Unpaused, ResumedDetail::Unpaused);
+            }
+            DriverEvent::Shutdown(detail)
+                if state.is_active() && state != DomainState::Shutdown =>
+            {
+                self.emit_shutdown(&dom, detail);
+                self.in_job(dom, "guest power-off", |core, dom| async move {
+                    if lock(&dom.data).status.state == DomainState::Shutdown {
+                        core.after_poweroff(&dom).await?;
+                    }
+                    Ok(())
+                });
+            }
+            DriverEvent::Stopped(detail) if state.is_active() => {
+                let reason = match detail {
+                    StoppedDetail::Shutdown => StateReason::Shutdown,
+                    StoppedDetail::Destroyed => StateReason::Destroyed,
+                    StoppedDetail::Crashed => StateReason::Crashed,
+                    StoppedDetail::Failed => StateReason::Failed,
+                    StoppedDetail::FromSnapshot => StateReason::FromSnapshot,
+                    StoppedDetail::Saved => StateReason::Saved,
+                    StoppedDetail::Migrated => StateReason::Migrated,
+                };
+                self.mark_stopped(&dom, reason, detail);
+            }
+            DriverEvent::Rebooted => self.events().publish(Event::Rebooted { uuid }),
+            DriverEvent::Crashed(detail) if state.is_active() => {
+                self.update(&dom, |d| {
+                    d.status = Status::new(DomainState::Crashed, StateReason::Panicked);
+                    (
+                        (),
+                        vec![Event::Lifecycle {
+                            uuid,
+                            event: Lifecycle::Crashed(detail),
+                        }],
+                    )
+                });
+                if detail == CrashedDetail::Panicked {
+                    self.in_job(dom, "guest crash", |core, dom| async move {
+                        if lock(&dom.data).status.state == DomainState::Crashed {
+                            core.after_crash(&dom).await?;
+                        }
+                        Ok(())
+                    });
+                }
+            }
+            DriverEvent::Warning(w) => self.update(&dom, |d| {
+                d.warning = w;
+                ((), Vec::new())
+            }),
+            other => tracing::debug!("ignored {other:?} for domain {uuid} in state {state}"),
+        }
+    }
+
+    /// Run follow-up work for a guest's own event under the domain's job lock.
+    fn in_job<F, Fut>(&self, dom: Arc<Domain>, what: &'static str, f: F)
+    where
+        F: FnOnce(Core, Arc<Domain>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send,
+    {
+        let core = self.clone();
+        tokio::spawn(async move {
+            let name = dom.name();
+            let result = match dom.begin_job(what).await {
+                Ok(_job) => f(core, dom.clone()).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                tracing::error!("{what} of domain '{name}': {e}");
+            }
+        });
+    }
+
+    /// Statistics: the state always, the driver's figures while active.
+    pub async fn stats(&self, dom: &Arc<Domain>) -> Result<Stats> {
+        let (status, live, active) = {
+            let d = lock(&dom.data);
+            if d.removed {
+                return Err(dom.gone());
+            }
+            (d.status, d.current_def().clone(), d.status.is_active())
+        };
+        let mut stats = vec![
+            (
+                "state.state".to_owned(),
+                StatValue::I64(i64::from(status.state.code())),
+            ),
+            (
+                "state.reason".to_owned(),
+                StatValue::I64(i64::from(status.reason.code(status.state))),
+            ),
+        ];
+        if active {
+            stats.extend(dom.driver.stats(&self.ctx(dom), &live).await?);
+        }
+        Ok(stats)
+    }
+
+    pub async fn fs_freeze(&self, dom: &Arc<Domain>, mountpoints: &[String]) -> Result<u32> {
+        let _job = dom.begin_job("fs-freeze").await?;
+        Self::require(dom, "freeze the filesystems of", |s| {
+            s == DomainState::Running
+        })?;
+        Ok(dom.driver.fs_freeze(&self.ctx(dom), mountpoints).await?)
+    }
+
+    pub async fn fs_thaw(&self, dom: &Arc<Domain>, mountpoints: &[String]) -> Result<u32> {
+        let _job = dom.begin_job("fs-thaw").await?;
+        Self::require(dom, "thaw the filesystems of", DomainState::is_active)?;
+        Ok(dom.driver.fs_thaw(&self.ctx(dom), mountpoints).await?)
+    }
+}

@@ -1,0 +1,416 @@
+//! The core: the registry of domains, per-domain jobs, routing to drivers, persistence and
+//! event fan-out. It knows nothing of D-Bus; front ends hold a [`Core`] and call it.
+
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod info;
+pub mod options;
+pub mod snapshots;
+pub mod store;
+
+pub mod capabilities;
+pub mod define;
+mod lifecycle;
+mod snapshot_ops;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, RwLock, Weak,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+use uuid::Uuid;
+
+pub use self::{
+    domain::Domain,
+    error::{Error, Result},
+    events::{Event, EventBus},
+    info::{DomainInfo, DomainProp, SnapshotInfo, SnapshotKind, SnapshotProp},
+};
+use self::{
+    domain::DomainData,
+    events::lock,
+    snapshots::{Snapshot, SnapshotTree},
+    store::{DomainRecord, LoadedDomain, Store},
+};
+use crate::{
+    drivers::{DomainCtx, Driver, DriverEvent, EventSink},
+    model::{
+        DomainType, FormatOptions, MemorySnapshotKind, SnapshotDef,
+        state::{StateReason, Status},
+    },
+};
+
+/// A handle to the core; cheap to clone.
+#[derive(Clone)]
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    drivers: Vec<(DomainType, Arc<dyn Driver>)>,
+    registry: RwLock<Registry>,
+    store: Store,
+    events: EventBus,
+    /// Serializes define, create and undefine, which change the set of names and uuids.
+    define_lock: tokio::sync::Mutex<()>,
+    next_id: AtomicU32,
+    sink: Arc<dyn EventSink>,
+}
+
+#[derive(Default)]
+struct Registry {
+    by_uuid: HashMap<Uuid, Arc<Domain>>,
+    by_name: HashMap<String, Uuid>,
+}
+
+/// Forwards driver events to the core without keeping it alive.
+struct Sink(Weak<Inner>);
+
+impl EventSink for Sink {
+    fn driver_event(&self, uuid: Uuid, event: DriverEvent) {
+        if let Some(inner) = self.0.upgrade() {
+            Core { inner }.apply_driver_event(uuid, event);
+        }
+    }
+}
+
+impl Core {
+    /// A core over `drivers` (each with the domain types it runs), with state in `store`.
+    /// Nothing is loaded yet: see [`Core::load`].
+    pub fn new(drivers: Vec<(DomainType, Arc<dyn Driver>)>, store: Store) -> Self {
+        let inner = Arc::new_cyclic(|weak| Inner {
+            drivers,
+            registry: RwLock::new(Registry::default()),
+            store,
+            events: EventBus::default(),
+            define_lock: tokio::sync::Mutex::new(()),
+            next_id: AtomicU32::new(1),
+            sink: Arc::new(Sink(weak.clone())),
+        });
+        Self { inner }
+    }
+
+    /// Load every persistent domain and its snapshots. Domains of a type no enabled driver
+    /// runs are kept on disk and skipped with a log line.
+    pub fn load(&self) -> usize {
+        let loaded = self.inner.store.load();
+        let mut reg = self.registry_write();
+        let mut count = 0;
+        for LoadedDomain { record, snapshots } in loaded {
+            let Some(driver) = self.driver_for(record.def.domain_type) else {
+                tracing::warn!(
+                    "domain '{}' is of type '{}', which no enabled driver runs; skipped",
+                    record.def.name,
+                    record.def.domain_type.as_str()
+                );
+                continue;
+            };
+            if reg.by_name.contains_key(&record.def.name) {
+                tracing::error!(
+                    "domain name '{}' is defined twice; skipped {}",
+                    record.def.name,
+                    record.def.uuid
+                );
+                continue;
+            }
+            let mut tree = SnapshotTree::default();
+            for def in snapshots {
+                tree.insert(Snapshot {
+                    kind: snapshot_kind(&def),
+                    def: Arc::new(def),
+                });
+            }
+            tree.set_current(record.current_snapshot.as_deref());
+            let data = DomainData {
+                def: Arc::new(record.def),
+                live: None,
+                persistent: true,
+                autostart: record.autostart,
+                status: Status::shut_off(StateReason::Unknown),
+                id: None,
+                snapshots: tree,
+                warning: None,
+                removed: false,
+            };
+            let dom = Arc::new(Domain::new(driver, data));
+            reg.by_name.insert(dom.name(), dom.uuid);
+            reg.by_uuid.insert(dom.uuid, dom);
+            count += 1;
+        }
+        count
+    }
+
+    /// Start every domain marked autostart that is not running; failures are logged.
+    pub async fn autostart(&self) {
+        for dom in self.domains() {
+            let wanted = {
+                let d = lock(&dom.data);
+                d.autostart && !d.status.is_active()
+            };
+            if wanted && let Err(e) = self.start(&dom, Default::default()).await {
+                tracing::error!("autostart of domain '{}' failed: {e}", dom.name());
+            }
+        }
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// Names of the enabled drivers.
+    pub fn driver_names(&self) -> Vec<&'static str> {
+        let mut v: Vec<_> = self.inner.drivers.iter().map(|(_, d)| d.name()).collect();
+        v.dedup();
+        v
+    }
+
+    /// The name of the driver that runs domains of type `t`.
+    pub fn driver_name(&self, t: DomainType) -> Option<&'static str> {
+        self.driver_for(t).map(|d| d.name())
+    }
+
+    fn driver_for(&self, t: DomainType) -> Option<Arc<dyn Driver>> {
+        self.inner
+            .drivers
+            .iter()
+            .find(|(dt, _)| *dt == t)
+            .map(|(_, d)| d.clone())
+    }
+
+    fn registry_read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.inner
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn registry_write(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        self.inner
+            .registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every domain, in no particular order.
+    pub fn domains(&self) -> Vec<Arc<Domain>> {
+        self.registry_read().by_uuid.values().cloned().collect()
+    }
+
+    pub fn domain_count(&self) -> usize {
+        self.registry_read().by_uuid.len()
+    }
+
+    pub fn get(&self, uuid: &Uuid) -> Option<Arc<Domain>> {
+        self.registry_read().by_uuid.get(uuid).cloned()
+    }
+
+    /// Find a domain by name, or by UUID in any of libvirt's spellings.
+    pub fn lookup(&self, name_or_uuid: &str) -> Result<Arc<Domain>> {
+        let reg = self.registry_read();
+        if let Some(u) = reg.by_name.get(name_or_uuid) {
+            if let Some(d) = reg.by_uuid.get(u) {
+                return Ok(d.clone());
+            }
+        }
+        if let Ok(u) = Uuid::parse_str(name_or_uuid)
+            && let Some(d) = reg.by_uuid.get(&u)
+        {
+            return Ok(d.clone());
+        }
+        Err(Error::NotFound(format!(
+            "no domain with name or UUID '{name_or_uuid}'"
+        )))
+    }
+
+    /// Domains matching `filter`, sorted by name.
+    pub fn list(&self, filter: &options::ListFilter) -> Vec<Arc<Domain>> {
+        let mut v: Vec<(String, Arc<Domain>)> = self
+            .domains()
+            .into_iter()
+            .filter_map(|dom| {
+                let d = lock(&dom.data);
+                filter
+                    .matches(d.status.is_active(), d.persistent, dom.driver.name())
+                    .then(|| (d.def.name.clone(), dom.clone()))
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.into_iter().map(|(_, d)| d).collect()
+    }
+
+    /// The domain's XML: the live definition while active unless `inactive` is asked.
+    pub fn domain_xml(&self, dom: &Domain, opts: options::XmlOptions) -> Result<String> {
+        let d = lock(&dom.data);
+        if d.removed {
+            return Err(dom.gone());
+        }
+        let (def, id) = match (&d.live, opts.inactive && d.persistent) {
+            (Some(live), false) => (live, d.id.map(|i| i as i32)),
+            _ => (&d.def, None),
+        };
+        Ok(def.to_xml(&FormatOptions {
+            id,
+            secure: opts.secure,
+        }))
+    }
+
+    pub(crate) fn ctx(&self, dom: &Domain) -> DomainCtx {
+        DomainCtx {
+            uuid: dom.uuid,
+            name: dom.name(),
+            sink: self.inner.sink.clone(),
+        }
+    }
+
+    /// Change a domain's data and publish what changed: property changes first, then the
+    /// lifecycle events `f` returns, in order.
+    pub(crate) fn update<R>(
+        &self,
+        dom: &Domain,
+        f: impl FnOnce(&mut DomainData) -> (R, Vec<Event>),
+    ) -> R {
+        let mut d = lock(&dom.data);
+        let before = d.info(dom.driver.name());
+        let snaps_before = d.snapshots.infos(dom.uuid);
+        let (r, extra) = f(&mut d);
+        let after = d.info(dom.driver.name());
+        let changed = before.changes(&after);
+        let ev = &self.inner.events;
+        let snaps_after = d.snapshots.infos(dom.uuid);
+        for old in &snaps_before {
+            if !snaps_after.iter().any(|s| s.name == old.name) {
+                ev.publish(Event::SnapshotRemoved {
+                    domain: dom.uuid,
+                    name: old.name.clone(),
+                });
+            }
+        }
+        for new in snaps_after {
+            match snaps_before.iter().find(|s| s.name == new.name) {
+                None => ev.publish(Event::SnapshotAdded {
+                    info: Arc::new(new),
+                }),
+                Some(old) => {
+                    let changed = old.changes(&new);
+                    if !changed.is_empty() {
+                        ev.publish(Event::SnapshotChanged {
+                            info: Arc::new(new),
+                            changed,
+                        });
+                    }
+                }
+            }
+        }
+        if !changed.is_empty() {
+            ev.publish(Event::DomainChanged {
+                info: Arc::new(after),
+                changed,
+            });
+        }
+        for e in extra {
+            ev.publish(e);
+        }
+        r
+    }
+
+    /// Take a domain out of the registry for good (undefined, or a transient one stopped).
+    pub(crate) fn remove(&self, dom: &Domain) {
+        let names: Vec<String> = {
+            let mut d = lock(&dom.data);
+            if d.removed {
+                return;
+            }
+            d.removed = true;
+            d.snapshots.iter().map(|s| s.name().to_owned()).collect()
+        };
+        {
+            let mut reg = self.registry_write();
+            if reg
+                .by_uuid
+                .get(&dom.uuid)
+                .is_some_and(|d| std::ptr::eq(d.as_ref(), dom))
+            {
+                reg.by_uuid.remove(&dom.uuid);
+                reg.by_name.retain(|_, u| *u != dom.uuid);
+            }
+        }
+        dom.driver.forget(&dom.uuid);
+        for name in names {
+            self.inner.events.publish(Event::SnapshotRemoved {
+                domain: dom.uuid,
+                name,
+            });
+        }
+        self.inner
+            .events
+            .publish(Event::DomainRemoved { uuid: dom.uuid });
+    }
+
+    /// Write a persistent domain's file; a no-op for transient ones.
+    pub(crate) async fn persist(&self, dom: &Domain) -> Result<()> {
+        let rec = {
+            let d = lock(&dom.data);
+            if !d.persistent || d.removed {
+                return Ok(());
+            }
+            DomainRecord {
+                def: (*d.def).clone(),
+                autostart: d.autostart,
+                current_snapshot: d.snapshots.current().map(str::to_owned),
+            }
+        };
+        let store = self.inner.store.clone();
+        blocking(move || store.save_domain(&rec)).await
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn next_id(&self) -> u32 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Run blocking file I/O off the async threads.
+pub(crate) async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, E> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| Error::Failed(e.to_string())),
+        Err(e) => Err(Error::Failed(format!("storage task failed: {e}"))),
+    }
+}
+
+/// How a snapshot stores the guest, read from its definition.
+pub fn snapshot_kind(def: &SnapshotDef) -> SnapshotKind {
+    use crate::model::DiskSnapshotKind;
+    if def
+        .memory
+        .as_ref()
+        .is_some_and(|m| m.snapshot == MemorySnapshotKind::External)
+    {
+        SnapshotKind::External
+    } else if def.state.as_deref() == Some("disk-snapshot")
+        || def
+            .disks
+            .iter()
+            .any(|d| d.snapshot == Some(DiskSnapshotKind::External))
+    {
+        SnapshotKind::DiskOnly
+    } else {
+        SnapshotKind::Internal
+    }
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

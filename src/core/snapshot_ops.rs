@@ -1,0 +1,491 @@
+//! Snapshot metadata operations, with libvirt's rules; the driver does what touches the guest.
+
+use std::sync::Arc;
+
+use super::{
+    Core, Domain, Error, Event, Result, blocking,
+    events::lock,
+    info::{SnapshotInfo, SnapshotKind},
+    now_unix,
+    options::{RevertOptions, SnapshotCreateOptions, SnapshotDeleteOptions, SnapshotListOptions},
+    snapshot_kind,
+    snapshots::{DeleteScope, Snapshot},
+    store::DomainRecord,
+};
+use crate::{
+    drivers::{RevertMode, RevertTarget, SnapshotRequest},
+    model::{
+        FormatOptions, MemorySnapshotKind, SnapshotDef, SnapshotMemory,
+        state::{
+            DomainState, Lifecycle, ResumedDetail, StartedDetail, StateReason, Status,
+            StoppedDetail, SuspendedDetail,
+        },
+    },
+};
+
+/// libvirt's name for the domain state a snapshot records.
+fn snapshot_state(state: DomainState) -> &'static str {
+    match state {
+        DomainState::NoState => "nostate",
+        DomainState::Running => "running",
+        DomainState::Blocked => "blocked",
+        DomainState::Paused => "paused",
+        DomainState::Shutdown => "shutdown",
+        DomainState::ShutOff => "shutoff",
+        DomainState::Crashed => "crashed",
+        DomainState::PmSuspended => "pmsuspended",
+    }
+}
+
+impl Core {
+    fn snapshot_not_found(dom: &Domain, name: &str) -> Error {
+        Error::NotFound(format!(
+            "domain '{}' has no snapshot named '{name}'",
+            dom.name()
+        ))
+    }
+
+    pub fn snapshot_info(&self, dom: &Domain, name: &str) -> Result<SnapshotInfo> {
+        let d = lock(&dom.data);
+        let snap = d
+            .snapshots
+            .get(name)
+            .ok_or_else(|| Self::snapshot_not_found(dom, name))?;
+        Ok(d.snapshots.info(dom.uuid, snap))
+    }
+
+    pub fn snapshot_xml(&self, dom: &Domain, name: &str, secure: bool) -> Result<String> {
+        let d = lock(&dom.data);
+        let snap = d
+            .snapshots
+            .get(name)
+            .ok_or_else(|| Self::snapshot_not_found(dom, name))?;
+        Ok(snap.def.to_xml(&FormatOptions { id: None, secure }))
+    }
+
+    pub fn snapshot_list(&self, dom: &Domain, opts: SnapshotListOptions) -> Result<Vec<String>> {
+        opts.validate()?;
+        let d = lock(&dom.data);
+        if d.removed {
+            return Err(dom.gone());
+        }
+        let t = &d.snapshots;
+        let all: Vec<&Snapshot> = if opts.topological {
+            t.topological()
+        } else {
+            t.iter().collect()
+        };
+        Ok(all
+            .into_iter()
+            .filter(|s| !opts.roots || s.parent().is_none())
+            .filter(|s| !opts.leaves || t.is_leaf(s.name()))
+            .filter(|s| !opts.no_leaves || !t.is_leaf(s.name()))
+            .map(|s| s.name().to_owned())
+            .collect())
+    }
+
+    pub fn snapshot_children(
+        &self,
+        dom: &Domain,
+        name: &str,
+        descendants: bool,
+    ) -> Result<Vec<String>> {
+        let d = lock(&dom.data);
+        if d.snapshots.get(name).is_none() {
+            return Err(Self::snapshot_not_found(dom, name));
+        }
+        let v = if descendants {
+            d.snapshots.descendants(name)
+        } else {
+            d.snapshots.children(name)
+        };
+        Ok(v.into_iter().map(|s| s.name().to_owned()).collect())
+    }
+
+    /// Take a snapshot (or, with `redefine`, import one's metadata). Returns its name, or
+    /// `None` with `no-metadata`, where nothing is recorded.
+    pub async fn snapshot_create(
+        &self,
+        dom: &Arc<Domain>,
+        xml: &str,
+        opts: SnapshotCreateOptions,
+    ) -> Result<Option<String>> {
+        opts.validate()?;
+        let mut def = SnapshotDef::from_xml(xml)?;
+        let _job = dom.begin_job("snapshot").await?;
+        if opts.redefine {
+            return self.snapshot_redefine(dom, def, opts).await.map(Some);
+        }
+        for (given, element) in [
+            (def.parent.is_some(), "parent"),
+            (def.creation_time.is_some(), "creationTime"),
+            (def.state.is_some(), "state"),
+            (def.domain.is_some(), "domain"),
+            (def.inactive_domain.is_some(), "inactiveDomain"),
+            (def.active.is_some(), "active"),
+            (def.cookie.is_some(), "cookie"),
+        ] {
+            if given {
+                return Err(Error::InvalidArgument(format!(
+                    "element /domainsnapshot/{element} is only accepted with option 'redefine'"
+                )));
+            }
+        }
+        let (status, current_def, persistent, parent) = {
+            let d = lock(&dom.data);
+            (
+                d.status,
+                d.current_def().clone(),
+                d.persistent,
+                d.snapshots.current().map(str::to_owned),
+            )
+        };
+        if opts.halt && !persistent {
+            return Err(Error::InvalidState(format!(
+                "cannot halt domain '{}' after the snapshot: it is transient and would be lost",
+                current_def.name
+            )));
+        }
+        if opts.quiesce && status.state != DomainState::Running {
+            return Err(Error::InvalidState(format!(
+                "cannot take a quiesced snapshot of domain '{}': it is {}, and quiesce needs a \
+                 running guest agent to freeze its filesystems",
+                current_def.name, status.state
+            )));
+        }
+        let now = now_unix();
+        let name = def.name.clone().unwrap_or_else(|| now.to_string());
+        crate::model::validate_name("domainsnapshot", &name)?;
+        if lock(&dom.data).snapshots.get(&name).is_some() {
+            return Err(Error::AlreadyExists(format!(
+                "domain '{}' already has a snapshot named '{name}'",
+                current_def.name
+            )));
+        }
+        def.name = Some(name.clone());
+        def.creation_time = Some(now);
+        def.parent = parent;
+        def.state = Some(
+            if opts.disk_only {
+                "disk-snapshot"
+            } else {
+                snapshot_state(status.state)
+            }
+            .to_owned(),
+        );
+        if opts.disk_only {
+            def.memory = Some(SnapshotMemory {
+                snapshot: MemorySnapshotKind::No,
+                file: None,
+            });
+        } else if def.memory.is_none() {
+            let snapshot = if status.is_active() {
+                MemorySnapshotKind::Internal
+            } else {
+                MemorySnapshotKind::No
+            };
+            def.memory = Some(SnapshotMemory {
+                snapshot,
+                file: None,
+            });
+        }
+        def.domain = Some((*current_def).clone());
+        dom.driver
+            .snapshot_create(
+                &self.ctx(dom),
+                SnapshotRequest {
+                    def: &mut def,
+                    opts,
+                    status,
+                    definition: &current_def,
+                },
+            )
+            .await?;
+        if opts.no_metadata {
+            return Ok(None);
+        }
+        self.record_snapshot(dom, def, true).await?;
+        if opts.halt && status.is_active() {
+            dom.driver.destroy(&self.ctx(dom), false).await?;
+            self.mark_stopped(dom, StateReason::FromSnapshot, StoppedDetail::FromSnapshot);
+        }
+        Ok(Some(name))
+    }
+
+    /// Write a snapshot's file, add it to the tree and (if `make_current`) make it current.
+    async fn record_snapshot(
+        &self,
+        dom: &Arc<Domain>,
+        def: SnapshotDef,
+        make_current: bool,
+    ) -> Result<()> {
+        let name = def.name.clone().unwrap_or_default();
+        let persistent = lock(&dom.data).persistent;
+        if persistent {
+            let store = self.store().clone();
+            let (uuid, d) = (dom.uuid, def.clone());
+            blocking(move || store.save_snapshot(&uuid, &d)).await?;
+        }
+        self.update(dom, |d| {
+            d.snapshots.insert(Snapshot {
+                kind: snapshot_kind(&def),
+                def: Arc::new(def),
+            });
+            if make_current {
+                d.snapshots.set_current(Some(&name));
+            }
+            ((), Vec::new())
+        });
+        if make_current {
+            self.persist(dom).await?;
+        }
+        Ok(())
+    }
+
+    async fn snapshot_redefine(
+        &self,
+        dom: &Arc<Domain>,
+        mut def: SnapshotDef,
+        opts: SnapshotCreateOptions,
+    ) -> Result<String> {
+        let name = def.name.clone().ok_or_else(|| {
+            Error::InvalidArgument(
+                "option 'redefine' needs the snapshot's /domainsnapshot/name".into(),
+            )
+        })?;
+        {
+            let d = lock(&dom.data);
+            if let Some(sd) = &def.domain
+                && sd.uuid != dom.uuid
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "/domainsnapshot/domain/uuid is {}, but snapshot '{name}' is being \
+                     defined for domain '{}' with UUID {}",
+                    sd.uuid, d.def.name, dom.uuid
+                )));
+            }
+            if let Some(p) = &def.parent {
+                if d.snapshots.get(p).is_none() {
+                    return Err(Error::InvalidArgument(format!(
+                        "/domainsnapshot/parent/name '{p}' is not a snapshot of domain '{}'",
+                        d.def.name
+                    )));
+                }
+                let mut cursor = Some(p.as_str());
+                while let Some(c) = cursor {
+                    if c == name {
+                        return Err(Error::InvalidArgument(format!(
+                            "parent '{p}' would make snapshot '{name}' its own ancestor"
+                        )));
+                    }
+                    cursor = d.snapshots.get(c).and_then(Snapshot::parent);
+                }
+            }
+        }
+        def.creation_time.get_or_insert_with(now_unix);
+        self.record_snapshot(dom, def, opts.current).await?;
+        Ok(name)
+    }
+
+    pub async fn snapshot_revert(
+        &self,
+        dom: &Arc<Domain>,
+        name: &str,
+        opts: RevertOptions,
+    ) -> Result<()> {
+        opts.validate()?;
+        let _job = dom.begin_job("revert").await?;
+        let (snap, persistent, status) = {
+            let d = lock(&dom.data);
+            let snap = d
+                .snapshots
+                .get(name)
+                .ok_or_else(|| Self::snapshot_not_found(dom, name))?
+                .clone();
+            (snap, d.persistent, d.status)
+        };
+        let snap_state = snap.def.state.as_deref().unwrap_or("");
+        let snap_active = matches!(snap_state, "running" | "paused");
+        if !persistent && !snap_active && !opts.running && !opts.paused {
+            return Err(Error::InvalidState(format!(
+                "domain '{}' is transient: reverting to inactive snapshot '{name}' needs \
+                 option 'running' or 'paused'",
+                dom.name()
+            )));
+        }
+        let Some(snap_def) = snap.def.domain.clone() else {
+            return Err(Error::InvalidState(format!(
+                "snapshot '{name}' has no domain definition to revert to; redefine it with one"
+            )));
+        };
+        if snap.kind != SnapshotKind::Internal {
+            return Err(Error::NotSupported(format!(
+                "reverting to {} snapshot '{name}' is not supported",
+                snap.kind.as_str()
+            )));
+        }
+        let target = if snap_active {
+            if !opts.running && (snap_state == "paused" || opts.paused) {
+                RevertTarget::Paused
+            } else {
+                RevertTarget::Running
+            }
+        } else if opts.running {
+            RevertTarget::Running
+        } else if opts.paused {
+            RevertTarget::Paused
+        } else {
+            RevertTarget::Inactive
+        };
+        let was_active = status.is_active();
+        let outcome = dom
+            .driver
+            .snapshot_revert(&self.ctx(dom), &snap.def, was_active, target)
+            .await?;
+        let snap_def = Arc::new(snap_def);
+        if persistent {
+            let rec = {
+                let d = lock(&dom.data);
+                DomainRecord {
+                    def: (*snap_def).clone(),
+                    autostart: d.autostart,
+                    current_snapshot: Some(name.to_owned()),
+                }
+            };
+            self.save(rec).await?;
+        }
+        let uuid = dom.uuid;
+        let lifecycle = |e| Event::Lifecycle { uuid, event: e };
+        match (outcome.mode, target) {
+            (RevertMode::InPlace, RevertTarget::Running | RevertTarget::Paused) if was_active => {
+                let (state, ev) = if target == RevertTarget::Running {
+                    let ev = (status.state == DomainState::Paused)
+                        .then(|| Lifecycle::Resumed(ResumedDetail::FromSnapshot));
+                    (DomainState::Running, ev)
+                } else {
+                    let ev = (status.state == DomainState::Running)
+                        .then(|| Lifecycle::Suspended(SuspendedDetail::FromSnapshot));
+                    (DomainState::Paused, ev)
+                };
+                let live = outcome
+                    .live
+                    .map(Arc::new)
+                    .unwrap_or_else(|| snap_def.clone());
+                self.update(dom, |d| {
+                    d.def = snap_def.clone();
+                    d.live = Some(live);
+                    d.status = Status::new(state, StateReason::FromSnapshot);
+                    d.snapshots.set_current(Some(name));
+                    ((), ev.into_iter().map(lifecycle).collect())
+                });
+            }
+            _ => {
+                if was_active {
+                    self.mark_stopped_keep(
+                        dom,
+                        StateReason::FromSnapshot,
+                        StoppedDetail::FromSnapshot,
+                    );
+                }
+                let id = (target != RevertTarget::Inactive).then(|| self.next_id());
+                let live = outcome
+                    .live
+                    .map(Arc::new)
+                    .unwrap_or_else(|| snap_def.clone());
+                self.update(dom, |d| {
+                    d.def = snap_def.clone();
+                    d.snapshots.set_current(Some(name));
+                    let mut evs = Vec::new();
+                    if let Some(id) = id {
+                        d.live = Some(live);
+                        d.id = Some(id);
+                        d.status = Status::new(DomainState::Running, StateReason::FromSnapshot);
+                        evs.push(lifecycle(Lifecycle::Started(StartedDetail::FromSnapshot)));
+                    }
+                    ((), evs)
+                });
+                if target == RevertTarget::Paused {
+                    self.mark_paused(
+                        dom,
+                        StateReason::FromSnapshot,
+                        SuspendedDetail::FromSnapshot,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn snapshot_delete(
+        &self,
+        dom: &Arc<Domain>,
+        name: &str,
+        opts: SnapshotDeleteOptions,
+    ) -> Result<()> {
+        opts.validate()?;
+        let _job = dom.begin_job("delete snapshot").await?;
+        let scope = if opts.children {
+            DeleteScope::WithChildren
+        } else if opts.children_only {
+            DeleteScope::ChildrenOnly
+        } else {
+            DeleteScope::Alone
+        };
+        let (doomed, active, persistent) = {
+            let d = lock(&dom.data);
+            let t = &d.snapshots;
+            let snap = t
+                .get(name)
+                .ok_or_else(|| Self::snapshot_not_found(dom, name))?;
+            let mut doomed: Vec<Snapshot> = match scope {
+                DeleteScope::Alone => vec![snap.clone()],
+                _ => t.descendants(name).into_iter().cloned().collect(),
+            };
+            if scope == DeleteScope::WithChildren {
+                doomed.insert(0, snap.clone());
+            }
+            (doomed, d.status.is_active(), d.persistent)
+        };
+        // Leaves first, so that a driver never deletes a snapshot another one depends on.
+        for snap in doomed.iter().rev() {
+            dom.driver
+                .snapshot_delete(&self.ctx(dom), &snap.def, active, opts.metadata_only)
+                .await?;
+        }
+        let reparented = self.update(dom, |d| {
+            let children: Vec<String> = d
+                .snapshots
+                .children(name)
+                .iter()
+                .map(|s| s.name().to_owned())
+                .collect();
+            d.snapshots.remove(name, scope);
+            let moved: Vec<SnapshotDef> = if scope == DeleteScope::Alone {
+                children
+                    .iter()
+                    .filter_map(|c| d.snapshots.get(c).map(|s| (*s.def).clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (moved, Vec::new())
+        });
+        if persistent {
+            let store = self.store().clone();
+            let uuid = dom.uuid;
+            let names: Vec<String> = doomed.iter().map(|s| s.name().to_owned()).collect();
+            blocking(move || {
+                for def in &reparented {
+                    store.save_snapshot(&uuid, def)?;
+                }
+                for n in &names {
+                    store.remove_snapshot(&uuid, n)?;
+                }
+                Ok::<_, super::store::StoreError>(())
+            })
+            .await?;
+            self.persist(dom).await?;
+        }
+        Ok(())
+    }
+}

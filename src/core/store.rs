@@ -1,0 +1,372 @@
+//! Persistent state: one file per persistent domain and one per snapshot under the state dir.
+//!
+//! ```text
+//! STATE/domains/<uuid>.xml                 <virtbus-domain> wrapping the libvirt domain XML
+//! STATE/snapshots/<uuid>/<escaped name>.xml  libvirt domainsnapshot XML
+//! ```
+//! Every write is atomic (see [`crate::util::fs::write_atomic`]). A file that does not parse is
+//! logged and renamed to `*.corrupt`; the others still load.
+
+use std::{
+    fmt::Write as _,
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use uuid::Uuid;
+
+use crate::{
+    model::{DomainDef, FormatOptions, SnapshotDef},
+    util::{
+        escape::escape,
+        fs::{remove_durable, write_atomic},
+    },
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot remove {path}: {source}")]
+    Remove { path: PathBuf, source: io::Error },
+    #[error("cannot create directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: io::Error },
+}
+
+/// What a domain's file holds beside its definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainRecord {
+    pub def: DomainDef,
+    pub autostart: bool,
+    pub current_snapshot: Option<String>,
+}
+
+/// A domain read back at start, with its snapshots.
+#[derive(Debug)]
+pub struct LoadedDomain {
+    pub record: DomainRecord,
+    pub snapshots: Vec<SnapshotDef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    domains: PathBuf,
+    snapshots: PathBuf,
+}
+
+const FILE_MODE: u32 = 0o600;
+
+impl Store {
+    /// Open the store under `state_dir`, creating its directories.
+    pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
+        let store = Self {
+            domains: state_dir.join("domains"),
+            snapshots: state_dir.join("snapshots"),
+        };
+        for d in [&store.domains, &store.snapshots] {
+            create_dir(d)?;
+        }
+        Ok(store)
+    }
+
+    fn domain_path(&self, uuid: &Uuid) -> PathBuf {
+        self.domains.join(format!("{uuid}.xml"))
+    }
+
+    fn snapshot_dir(&self, uuid: &Uuid) -> PathBuf {
+        self.snapshots.join(uuid.to_string())
+    }
+
+    fn snapshot_path(&self, uuid: &Uuid, name: &str) -> PathBuf {
+        self.snapshot_dir(uuid)
+            .join(format!("{}.xml", file_key(name)))
+    }
+
+    pub fn save_domain(&self, rec: &DomainRecord) -> Result<(), StoreError> {
+        let path = self.domain_path(&rec.def.uuid);
+        let text = format_record(rec);
+        write_atomic(&path, text.as_bytes(), FILE_MODE).map_err(|source| StoreError::Write {
+            path: path.clone(),
+            source,
+        })
+    }
+
+    /// Remove a domain's file and all its snapshot files.
+    pub fn remove_domain(&self, uuid: &Uuid) -> Result<(), StoreError> {
+        let dir = self.snapshot_dir(uuid);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|source| StoreError::Remove {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let path = self.domain_path(uuid);
+        remove_durable(&path).map_err(|source| StoreError::Remove { path, source })
+    }
+
+    pub fn save_snapshot(&self, domain: &Uuid, def: &SnapshotDef) -> Result<(), StoreError> {
+        let dir = self.snapshot_dir(domain);
+        create_dir(&dir)?;
+        let path = self.snapshot_path(domain, def.name.as_deref().unwrap_or_default());
+        let text = def.to_xml(&FormatOptions {
+            id: None,
+            secure: true,
+        });
+        write_atomic(&path, text.as_bytes(), FILE_MODE).map_err(|source| StoreError::Write {
+            path: path.clone(),
+            source,
+        })
+    }
+
+    pub fn remove_snapshot(&self, domain: &Uuid, name: &str) -> Result<(), StoreError> {
+        let path = self.snapshot_path(domain, name);
+        remove_durable(&path).map_err(|source| StoreError::Remove { path, source })
+    }
+
+    /// Read every domain and its snapshots. Never fails as a whole: unreadable or corrupt
+    /// files are logged and set aside.
+    pub fn load(&self) -> Vec<LoadedDomain> {
+        let mut out = Vec::new();
+        for path in xml_files(&self.domains) {
+            match fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| parse_record(&t))
+            {
+                Ok(record) => {
+                    let snapshots = self.load_snapshots(&record.def.uuid);
+                    out.push(LoadedDomain { record, snapshots });
+                }
+                Err(e) => set_aside(&path, &e),
+            }
+        }
+        out
+    }
+
+    fn load_snapshots(&self, uuid: &Uuid) -> Vec<SnapshotDef> {
+        let mut out = Vec::new();
+        for path in xml_files(&self.snapshot_dir(uuid)) {
+            let parsed = fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| SnapshotDef::from_xml(&t).map_err(|e| e.to_string()))
+                .and_then(|d| match d.name {
+                    Some(_) => Ok(d),
+                    None => Err("snapshot has no name".to_owned()),
+                });
+            match parsed {
+                Ok(def) => out.push(def),
+                Err(e) => set_aside(&path, &e),
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.creation_time, a.name.as_deref()).cmp(&(b.creation_time, b.name.as_deref()))
+        });
+        out
+    }
+}
+
+fn create_dir(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| StoreError::CreateDir {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn xml_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "xml")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn set_aside(path: &Path, why: &str) {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".corrupt");
+    match fs::rename(path, &aside) {
+        Ok(()) => tracing::error!(
+            "cannot load {}: {why}; moved it to {}",
+            path.display(),
+            Path::new(&aside).display()
+        ),
+        Err(e) => tracing::error!(
+            "cannot load {}: {why}; and cannot move it aside: {e}",
+            path.display()
+        ),
+    }
+}
+
+/// The file name (without extension) for a snapshot name: its escaped form, shortened with a
+/// stable hash when too long for a file name.
+fn file_key(name: &str) -> String {
+    let e = escape(name);
+    if e.len() <= 200 {
+        return e;
+    }
+    let mut cut = 180;
+    while !e.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}-{:016x}", &e[..cut], fnv1a(name.as_bytes()))
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn format_record(rec: &DomainRecord) -> String {
+    let mut s = String::with_capacity(1024);
+    let _ = writeln!(
+        s,
+        "<virtbus-domain version='1' autostart='{}'>",
+        if rec.autostart { "yes" } else { "no" }
+    );
+    if let Some(cur) = &rec.current_snapshot {
+        let _ = writeln!(
+            s,
+            "<current-snapshot>{}</current-snapshot>",
+            xml_escape(cur)
+        );
+    }
+    s.push_str(&rec.def.to_xml(&FormatOptions {
+        id: None,
+        secure: true,
+    }));
+    s.push_str("</virtbus-domain>\n");
+    s
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
+}
+
+fn parse_record(text: &str) -> Result<DomainRecord, String> {
+    let doc = roxmltree::Document::parse(text).map_err(|e| e.to_string())?;
+    let root = doc.root_element();
+    if !root.has_tag_name("virtbus-domain") {
+        return Err(format!(
+            "expected <virtbus-domain>, found <{}>",
+            root.tag_name().name()
+        ));
+    }
+    let autostart = match root.attribute("autostart") {
+        Some("yes") => true,
+        Some("no") | None => false,
+        Some(v) => return Err(format!("invalid autostart '{v}'")),
+    };
+    let mut current_snapshot = None;
+    let mut def = None;
+    for c in root.children().filter(|n| n.is_element()) {
+        match c.tag_name().name() {
+            "current-snapshot" => current_snapshot = Some(c.text().unwrap_or("").to_owned()),
+            "domain" => {
+                def = Some(DomainDef::from_xml(&text[c.range()]).map_err(|e| e.to_string())?)
+            }
+            other => return Err(format!("unknown element <{other}>")),
+        }
+    }
+    let def = def.ok_or("no <domain> element")?;
+    Ok(DomainRecord {
+        def,
+        autostart,
+        current_snapshot,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(name: &str) -> DomainDef {
+        DomainDef::from_xml(&format!(
+            "<domain type='test'><name>{name}</name><memory>1024</memory><vcpu>1</vcpu>\
+             <os><type>hvm</type></os></domain>"
+        ))
+        .expect("valid domain")
+    }
+
+    #[test]
+    fn domain_and_snapshots_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let rec = DomainRecord {
+            def: def("a&b"),
+            autostart: true,
+            current_snapshot: Some("s<1>".into()),
+        };
+        store.save_domain(&rec).expect("save");
+        for (name, t) in [("s<1>", 5), ("zero", 1)] {
+            let snap = SnapshotDef {
+                name: Some(name.into()),
+                creation_time: Some(t),
+                ..Default::default()
+            };
+            store.save_snapshot(&rec.def.uuid, &snap).expect("snap");
+        }
+        let loaded = store.load();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].record, rec);
+        let names: Vec<_> = loaded[0]
+            .snapshots
+            .iter()
+            .map(|s| s.name.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["zero", "s<1>"], "sorted by creation time");
+        store.remove_snapshot(&rec.def.uuid, "zero").expect("rm");
+        assert_eq!(store.load()[0].snapshots.len(), 1);
+        store.remove_domain(&rec.def.uuid).expect("rm dom");
+        assert!(store.load().is_empty());
+    }
+
+    #[test]
+    fn corrupt_files_are_set_aside_and_the_rest_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store
+            .save_domain(&DomainRecord {
+                def: def("good"),
+                autostart: false,
+                current_snapshot: None,
+            })
+            .expect("save");
+        let bad = dir.path().join("domains/bad.xml");
+        fs::write(&bad, "<virtbus-domain><domain").expect("write");
+        let loaded = store.load();
+        assert_eq!(loaded.len(), 1);
+        assert!(!bad.exists());
+        assert!(dir.path().join("domains/bad.xml.corrupt").exists());
+    }
+
+    #[test]
+    fn long_names_get_short_stable_file_names() {
+        let long = "x".repeat(255);
+        let k = file_key(&long);
+        assert!(k.len() < 255);
+        assert_eq!(k, file_key(&long));
+        assert_ne!(k, file_key(&"x".repeat(254)));
+        let wide = "€".repeat(85);
+        assert!(file_key(&wide).len() < 255);
+    }
+}

@@ -1,0 +1,106 @@
+//! Command-line options of `virtbusd`.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    System,
+    Session,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    /// `None`: the system bus for root, the session bus for anyone else.
+    pub bus: Option<BusKind>,
+    pub state_dir: Option<PathBuf>,
+    pub runtime_dir: Option<PathBuf>,
+    pub help: bool,
+    pub version: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    #[error("{0}")]
+    Parse(#[from] lexopt::Error),
+    #[error("--system and --session exclude each other")]
+    BothBuses,
+}
+
+pub const USAGE: &str = "\
+Usage: virtbusd [OPTIONS]
+
+Serve virtual machines over D-Bus as org.virtbus1.
+
+Options:
+  --system              Serve on the system bus (default for root)
+  --session             Serve on the session bus (default for other users)
+  --state-dir DIR       Where definitions live (system: /var/lib/virtbus,
+                        session: $XDG_DATA_HOME/virtbus)
+  --runtime-dir DIR     Where runtime files live (system: /run/virtbus,
+                        session: $XDG_RUNTIME_DIR/virtbus)
+  -h, --help            Show this help
+  -V, --version         Show the version
+";
+
+impl Args {
+    /// Parse a whole command line, program name first.
+    pub fn parse_from<I>(args: I) -> Result<Self, ArgsError>
+    where
+        I: IntoIterator,
+        I::Item: Into<std::ffi::OsString>,
+    {
+        use lexopt::prelude::*;
+        let mut out = Args {
+            bus: None,
+            state_dir: None,
+            runtime_dir: None,
+            help: false,
+            version: false,
+        };
+        let mut p = lexopt::Parser::from_iter(args);
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("system") | Long("session") => {
+                    let kind = if arg == Long("system") {
+                        BusKind::System
+                    } else {
+                        BusKind::Session
+                    };
+                    if out.bus.is_some_and(|b| b != kind) {
+                        return Err(ArgsError::BothBuses);
+                    }
+                    out.bus = Some(kind);
+                }
+                Long("state-dir") => out.state_dir = Some(p.value()?.into()),
+                Long("runtime-dir") => out.runtime_dir = Some(p.value()?.into()),
+                Short('h') | Long("help") => out.help = true,
+                Short('V') | Long("version") => out.version = true,
+                _ => return Err(arg.unexpected().into()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &[&str]) -> Result<Args, ArgsError> {
+        Args::parse_from(std::iter::once("virtbusd").chain(v.iter().copied()))
+    }
+
+    #[test]
+    fn options() {
+        let a = parse(&["--session", "--state-dir", "/s", "--runtime-dir=/r"]).expect("ok");
+        assert_eq!(a.bus, Some(BusKind::Session));
+        assert_eq!(a.state_dir, Some(PathBuf::from("/s")));
+        assert_eq!(a.runtime_dir, Some(PathBuf::from("/r")));
+        assert!(matches!(
+            parse(&["--system", "--session"]),
+            Err(ArgsError::BothBuses)
+        ));
+        let e = parse(&["--bogus"]).expect_err("unknown");
+        assert!(e.to_string().contains("--bogus"), "{e}");
+    }
+}

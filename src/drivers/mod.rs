@@ -1,0 +1,204 @@
+//! Hypervisor drivers. A driver runs guests and reports what they do; the core owns states,
+//! events and persistence. Drivers know nothing of D-Bus or polkit.
+
+pub mod test;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::{
+    core::options::{PowerMode, SnapshotCreateOptions},
+    model::{
+        DomainDef, DomainType, SnapshotDef,
+        state::{CrashedDetail, ShutdownDetail, StateReason, Status, StoppedDetail},
+    },
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("{0}")]
+    NotSupported(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<DriverError> for crate::core::Error {
+    fn from(e: DriverError) -> Self {
+        use crate::core::Error as E;
+        match e {
+            DriverError::InvalidArgument(m) => E::InvalidArgument(m),
+            DriverError::InvalidState(m) => E::InvalidState(m),
+            DriverError::NotSupported(m) => E::NotSupported(m),
+            DriverError::Timeout(m) => E::Timeout(m),
+            DriverError::Failed(m) => E::Failed(m),
+        }
+    }
+}
+
+pub type DriverResult<T> = Result<T, DriverError>;
+
+/// Something a guest did on its own, reported by its driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DriverEvent {
+    /// The guest stopped running (paused by an error, a watchdog, or someone else).
+    Paused(StateReason),
+    /// The guest runs again.
+    Resumed,
+    /// The guest began to power off.
+    Shutdown(ShutdownDetail),
+    /// The hypervisor process is gone.
+    Stopped(StoppedDetail),
+    /// The guest reset itself.
+    Rebooted,
+    /// The guest panicked.
+    Crashed(CrashedDetail),
+    /// A condition the user must know of, or `None` once it is over.
+    Warning(Option<String>),
+}
+
+/// Where a driver reports a guest's own events; implemented by the core.
+pub trait EventSink: Send + Sync {
+    fn driver_event(&self, uuid: Uuid, event: DriverEvent);
+}
+
+/// What a driver is told about the domain it acts on.
+#[derive(Clone)]
+pub struct DomainCtx {
+    pub uuid: Uuid,
+    pub name: String,
+    pub sink: Arc<dyn EventSink>,
+}
+
+impl DomainCtx {
+    pub fn report(&self, event: DriverEvent) {
+        self.sink.driver_event(self.uuid, event);
+    }
+}
+
+/// A started guest.
+#[derive(Debug)]
+pub struct Started {
+    /// The live definition, with what only a running guest has (ports, pty paths, aliases);
+    /// `None` when it equals the definition the guest was started from.
+    pub live: Option<DomainDef>,
+}
+
+/// Whether a power request has completed or was only delivered to the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Done: the core applies the result now.
+    Done,
+    /// The guest was asked; its driver reports what happens.
+    Requested,
+}
+
+/// One statistic, named as libvirt's `GetAllDomainStats` names them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatValue {
+    U64(u64),
+    I64(i64),
+    Str(String),
+}
+
+pub type Stats = Vec<(String, StatValue)>;
+
+/// A snapshot to take; `def` has its name, parent, state, creation time and domain filled in
+/// and the driver completes it (memory and disk elements).
+pub struct SnapshotRequest<'a> {
+    pub def: &'a mut SnapshotDef,
+    pub opts: SnapshotCreateOptions,
+    pub status: Status,
+    pub definition: &'a DomainDef,
+}
+
+/// What a revert did to the hypervisor process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevertMode {
+    /// The process was replaced, started or stopped: the core emits stopped/started events.
+    Restarted,
+    /// State was loaded into the running process.
+    InPlace,
+}
+
+/// The state a revert leaves the guest in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevertTarget {
+    Inactive,
+    Running,
+    Paused,
+}
+
+#[derive(Debug)]
+pub struct RevertOutcome {
+    pub mode: RevertMode,
+    /// The live definition when the guest runs afterwards (see [`Started::live`]).
+    pub live: Option<DomainDef>,
+}
+
+/// What the drivers present can do, for the capabilities document.
+#[derive(Debug, Clone)]
+pub struct DriverCaps {
+    pub name: &'static str,
+    pub domain_types: Vec<DomainType>,
+    /// Extra XML inside the driver's element (emulators, machine types, accelerators).
+    pub details_xml: String,
+    pub snapshot_internal: bool,
+    pub snapshot_external: bool,
+    pub quiesce: bool,
+}
+
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+
+    fn capabilities(&self) -> DriverCaps;
+
+    /// Refuse a definition this driver can never run; called on define and create.
+    fn check(&self, _def: &DomainDef) -> DriverResult<()> {
+        Ok(())
+    }
+
+    async fn start(&self, ctx: &DomainCtx, def: &DomainDef, paused: bool) -> DriverResult<Started>;
+    async fn shutdown(&self, ctx: &DomainCtx, mode: PowerMode) -> DriverResult<Completion>;
+    async fn reboot(&self, ctx: &DomainCtx, mode: PowerMode) -> DriverResult<Completion>;
+    /// Stop the guest now; returns when the process is gone.
+    async fn destroy(&self, ctx: &DomainCtx, graceful: bool) -> DriverResult<()>;
+    async fn reset(&self, ctx: &DomainCtx) -> DriverResult<()>;
+    async fn suspend(&self, ctx: &DomainCtx) -> DriverResult<()>;
+    async fn resume(&self, ctx: &DomainCtx) -> DriverResult<()>;
+    async fn stats(&self, ctx: &DomainCtx, live: &DomainDef) -> DriverResult<Stats>;
+
+    /// Take a snapshot (the metadata is the core's).
+    async fn snapshot_create(&self, ctx: &DomainCtx, req: SnapshotRequest<'_>) -> DriverResult<()>;
+    /// Bring the guest to the snapshot's state: stop it, start it or load state into it, so
+    /// that it ends in `target` with the snapshot's definition (`snap.domain`).
+    async fn snapshot_revert(
+        &self,
+        ctx: &DomainCtx,
+        snap: &SnapshotDef,
+        active_now: bool,
+        target: RevertTarget,
+    ) -> DriverResult<RevertOutcome>;
+    async fn snapshot_delete(
+        &self,
+        ctx: &DomainCtx,
+        snap: &SnapshotDef,
+        active_now: bool,
+        metadata_only: bool,
+    ) -> DriverResult<()>;
+
+    /// Freeze the guest's filesystems (all when `mountpoints` is empty); returns how many.
+    async fn fs_freeze(&self, ctx: &DomainCtx, mountpoints: &[String]) -> DriverResult<u32>;
+    async fn fs_thaw(&self, ctx: &DomainCtx, mountpoints: &[String]) -> DriverResult<u32>;
+
+    /// Forget a domain that no longer exists.
+    fn forget(&self, _uuid: &Uuid) {}
+}
