@@ -21,8 +21,8 @@ use crate::{
 };
 
 impl Core {
-    fn require<'a>(
-        dom: &'a Domain,
+    fn require(
+        dom: &Domain,
         op: &str,
         ok: impl FnOnce(DomainState) -> bool,
     ) -> Result<(Arc<DomainDef>, DomainState)> {

@@ -211,10 +211,10 @@ impl Core {
     /// Find a domain by name, or by UUID in any of libvirt's spellings.
     pub fn lookup(&self, name_or_uuid: &str) -> Result<Arc<Domain>> {
         let reg = self.registry_read();
-        if let Some(u) = reg.by_name.get(name_or_uuid) {
-            if let Some(d) = reg.by_uuid.get(u) {
-                return Ok(d.clone());
-            }
+        if let Some(u) = reg.by_name.get(name_or_uuid)
+            && let Some(d) = reg.by_uuid.get(u)
+        {
+            return Ok(d.clone());
         }
         if let Ok(u) = Uuid::parse_str(name_or_uuid)
             && let Some(d) = reg.by_uuid.get(&u)

@@ -38,10 +38,10 @@ fn snapshot_state(state: DomainState) -> &'static str {
 }
 
 impl Core {
-    fn snapshot_not_found(dom: &Domain, name: &str) -> Error {
+    /// Takes the domain's name, not the domain: callers hold its data lock.
+    fn snapshot_not_found(domain_name: &str, name: &str) -> Error {
         Error::NotFound(format!(
-            "domain '{}' has no snapshot named '{name}'",
-            dom.name()
+            "domain '{domain_name}' has no snapshot named '{name}'"
         ))
     }
 
@@ -50,7 +50,7 @@ impl Core {
         let snap = d
             .snapshots
             .get(name)
-            .ok_or_else(|| Self::snapshot_not_found(dom, name))?;
+            .ok_or_else(|| Self::snapshot_not_found(&d.def.name, name))?;
         Ok(d.snapshots.info(dom.uuid, snap))
     }
 
@@ -59,7 +59,7 @@ impl Core {
         let snap = d
             .snapshots
             .get(name)
-            .ok_or_else(|| Self::snapshot_not_found(dom, name))?;
+            .ok_or_else(|| Self::snapshot_not_found(&d.def.name, name))?;
         Ok(snap.def.to_xml(&FormatOptions { id: None, secure }))
     }
 
@@ -92,7 +92,7 @@ impl Core {
     ) -> Result<Vec<String>> {
         let d = lock(&dom.data);
         if d.snapshots.get(name).is_none() {
-            return Err(Self::snapshot_not_found(dom, name));
+            return Err(Self::snapshot_not_found(&d.def.name, name));
         }
         let v = if descendants {
             d.snapshots.descendants(name)
@@ -155,7 +155,7 @@ impl Core {
         }
         let now = now_unix();
         let name = def.name.clone().unwrap_or_else(|| now.to_string());
-        crate::model::validate_name("domainsnapshot", &name)?;
+        crate::model::validate_name(crate::model::NameKind::Snapshot, &name)?;
         if lock(&dom.data).snapshots.get(&name).is_some() {
             return Err(Error::AlreadyExists(format!(
                 "domain '{}' already has a snapshot named '{name}'",
@@ -300,7 +300,7 @@ impl Core {
             let snap = d
                 .snapshots
                 .get(name)
-                .ok_or_else(|| Self::snapshot_not_found(dom, name))?
+                .ok_or_else(|| Self::snapshot_not_found(&d.def.name, name))?
                 .clone();
             (snap, d.persistent, d.status)
         };
@@ -360,11 +360,11 @@ impl Core {
             (RevertMode::InPlace, RevertTarget::Running | RevertTarget::Paused) if was_active => {
                 let (state, ev) = if target == RevertTarget::Running {
                     let ev = (status.state == DomainState::Paused)
-                        .then(|| Lifecycle::Resumed(ResumedDetail::FromSnapshot));
+                        .then_some(Lifecycle::Resumed(ResumedDetail::FromSnapshot));
                     (DomainState::Running, ev)
                 } else {
                     let ev = (status.state == DomainState::Running)
-                        .then(|| Lifecycle::Suspended(SuspendedDetail::FromSnapshot));
+                        .then_some(Lifecycle::Suspended(SuspendedDetail::FromSnapshot));
                     (DomainState::Paused, ev)
                 };
                 let live = outcome
@@ -436,7 +436,7 @@ impl Core {
             let t = &d.snapshots;
             let snap = t
                 .get(name)
-                .ok_or_else(|| Self::snapshot_not_found(dom, name))?;
+                .ok_or_else(|| Self::snapshot_not_found(&d.def.name, name))?;
             let mut doomed: Vec<Snapshot> = match scope {
                 DeleteScope::Alone => vec![snap.clone()],
                 _ => t.descendants(name).into_iter().cloned().collect(),

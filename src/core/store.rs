@@ -312,7 +312,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let rec = DomainRecord {
-            def: def("a&b"),
+            def: def("a&amp;b"),
             autostart: true,
             current_snapshot: Some("s<1>".into()),
         };

@@ -1,0 +1,240 @@
+//! Character devices: `<serial>`, `<parallel>`, `<console>`, `<channel>`.
+//!
+//! All four share one shape: a host-side source and a guest-side target.
+//! Which target types are valid depends on the element, so the reader is
+//! told which element it is reading.
+
+use crate::model::address::DeviceInfo;
+use crate::model::error::XmlError;
+use crate::model::values::{self, xml_enum};
+use crate::model::writer::Writer;
+use crate::model::xml::Elem;
+
+type Result<T> = std::result::Result<T, XmlError>;
+
+xml_enum! {
+    /// Host side of a character device (`type` attribute).
+    pub enum CharSourceType {
+        Pty = "pty",
+        Dev = "dev",
+        File = "file",
+        Pipe = "pipe",
+        Unix = "unix",
+        Null = "null",
+        Stdio = "stdio",
+        Vc = "vc",
+        Spicevmc = "spicevmc",
+    }
+}
+
+xml_enum! {
+    /// Whether the host end of a UNIX socket listens or connects.
+    pub enum CharSourceMode {
+        Bind = "bind",
+        Connect = "connect",
+    }
+}
+
+xml_enum! {
+    /// Whether a guest agent has the virtio port open (live only).
+    pub enum ChannelState {
+        Connected = "connected",
+        Disconnected = "disconnected",
+    }
+}
+
+/// Which element a character device came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CharKind {
+    Serial,
+    Parallel,
+    Console,
+    Channel,
+}
+
+impl CharKind {
+    fn element(self) -> &'static str {
+        match self {
+            CharKind::Serial => "serial",
+            CharKind::Parallel => "parallel",
+            CharKind::Console => "console",
+            CharKind::Channel => "channel",
+        }
+    }
+
+    fn target_types(self) -> &'static [&'static str] {
+        match self {
+            CharKind::Serial => &[
+                "isa-serial",
+                "usb-serial",
+                "pci-serial",
+                "spapr-vio-serial",
+                "system-serial",
+                "sclp-serial",
+                "isa-debug",
+            ],
+            CharKind::Console => &["serial", "virtio", "xen", "lxc", "openvz", "sclp", "sclplm"],
+            CharKind::Channel => &["virtio", "xen"],
+            CharKind::Parallel => &[],
+        }
+    }
+}
+
+const SERIAL_MODELS: &[&str] = &[
+    "isa-serial",
+    "usb-serial",
+    "pci-serial",
+    "spapr-vty",
+    "pl011",
+    "sclpconsole",
+    "sclplmconsole",
+    "16550a",
+    "isa-debugcon",
+];
+
+fn one_of_list(
+    list: &'static [&'static str],
+) -> impl Fn(&str) -> std::result::Result<String, String> {
+    move |v| {
+        if list.contains(&v) {
+            Ok(v.to_string())
+        } else {
+            Err(values::one_of(list))
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CharDevice {
+    pub source_type: CharSourceType,
+    /// `<console tty=...>`: the pty path, repeated by libvirt for old tools.
+    pub tty: Option<String>,
+    /// pty (live), dev, file, pipe, unix.
+    pub source_path: Option<String>,
+    /// unix only.
+    pub source_mode: Option<CharSourceMode>,
+    /// file only: append instead of truncating.
+    pub source_append: Option<bool>,
+    pub target_type: Option<String>,
+    pub target_port: Option<u32>,
+    /// channel: the virtio port name, e.g. `org.qemu.guest_agent.0`.
+    pub target_name: Option<String>,
+    pub target_state: Option<ChannelState>,
+    /// serial: `<target><model name=...>`.
+    pub target_model: Option<String>,
+    pub info: DeviceInfo,
+}
+
+impl CharDevice {
+    pub(crate) fn read(mut e: Elem, kind: CharKind) -> Result<CharDevice> {
+        let source_type = e.req_attr_with("type", values::keyword::<CharSourceType>)?;
+        let tty = if kind == CharKind::Console {
+            e.attr_with("tty", values::abs_path)?
+        } else {
+            None
+        };
+        let (mut source_path, mut source_mode, mut source_append) = (None, None, None);
+        use CharSourceType as T;
+        match source_type {
+            T::Pty | T::Dev | T::File | T::Pipe | T::Unix => {
+                let needs_path = matches!(source_type, T::Dev | T::File | T::Pipe);
+                match e.child("source")? {
+                    Some(mut s) => {
+                        source_path = if needs_path {
+                            Some(s.req_attr_with("path", values::abs_path)?)
+                        } else {
+                            s.attr_with("path", values::abs_path)?
+                        };
+                        if source_type == T::Unix {
+                            source_mode = s.attr_with("mode", values::keyword::<CharSourceMode>)?;
+                        }
+                        if source_type == T::File {
+                            source_append = s.attr_with("append", values::on_off)?;
+                        }
+                        s.finish()?;
+                    }
+                    None if needs_path => return Err(e.missing_child("source")),
+                    None => {}
+                }
+            }
+            T::Null | T::Stdio | T::Vc | T::Spicevmc => {}
+        }
+
+        let (mut target_type, mut target_port, mut target_name, mut target_state, mut target_model) =
+            (None, None, None, None, None);
+        let target = if kind == CharKind::Channel {
+            Some(e.req_child("target")?)
+        } else {
+            e.child("target")?
+        };
+        if let Some(mut t) = target {
+            let types = kind.target_types();
+            if !types.is_empty() {
+                target_type = if kind == CharKind::Channel {
+                    Some(t.req_attr_with("type", one_of_list(types))?)
+                } else {
+                    t.attr_with("type", one_of_list(types))?
+                };
+            }
+            if kind == CharKind::Channel {
+                if target_type.as_deref() == Some("virtio") {
+                    target_name = t.attr_with("name", values::token)?;
+                    target_state = t.attr_with("state", values::keyword::<ChannelState>)?;
+                }
+            } else {
+                target_port = t.attr_with("port", values::u32_any)?;
+            }
+            if kind == CharKind::Serial {
+                target_model = t.child_attr_with("model", "name", one_of_list(SERIAL_MODELS))?;
+            }
+            t.finish()?;
+        }
+        let info = DeviceInfo::read(&mut e)?;
+        e.finish()?;
+        Ok(CharDevice {
+            source_type,
+            tty,
+            source_path,
+            source_mode,
+            source_append,
+            target_type,
+            target_port,
+            target_name,
+            target_state,
+            target_model,
+            info,
+        })
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer, kind: CharKind) {
+        w.start(kind.element());
+        w.attr("type", self.source_type.as_str());
+        w.attr_opt("tty", self.tty.as_deref());
+        if self.source_path.is_some() || self.source_mode.is_some() || self.source_append.is_some()
+        {
+            w.start("source");
+            w.attr_opt("mode", self.source_mode.map(|m| m.as_str()));
+            w.attr_opt("path", self.source_path.as_deref());
+            w.attr_opt("append", self.source_append.map(values::on_off_str));
+            w.end();
+        }
+        let has_target = self.target_type.is_some()
+            || self.target_port.is_some()
+            || self.target_name.is_some()
+            || self.target_state.is_some()
+            || self.target_model.is_some();
+        if has_target {
+            w.start("target");
+            w.attr_opt("type", self.target_type.as_deref());
+            w.attr_num_opt("port", self.target_port);
+            w.attr_opt("name", self.target_name.as_deref());
+            w.attr_opt("state", self.target_state.map(|s| s.as_str()));
+            if let Some(m) = &self.target_model {
+                w.leaf_attr("model", "name", m);
+            }
+            w.end();
+        }
+        self.info.write(w);
+        w.end();
+    }
+}

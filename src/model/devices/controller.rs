@@ -1,0 +1,211 @@
+//! `<controller>`: buses that other devices attach to.
+
+use crate::model::address::{self, AttrList, Check, DeviceInfo, Spec};
+use crate::model::error::XmlError;
+use crate::model::values::{self, xml_enum};
+use crate::model::writer::Writer;
+use crate::model::xml::Elem;
+
+type Result<T> = std::result::Result<T, XmlError>;
+
+xml_enum! {
+    pub enum ControllerType {
+        Ide = "ide",
+        Fdc = "fdc",
+        Scsi = "scsi",
+        Sata = "sata",
+        Usb = "usb",
+        Ccid = "ccid",
+        VirtioSerial = "virtio-serial",
+        Pci = "pci",
+        Xenbus = "xenbus",
+        Isa = "isa",
+    }
+}
+
+impl ControllerType {
+    /// Models libvirt knows for this controller type (empty: no `model`).
+    fn models(self) -> &'static [&'static str] {
+        match self {
+            ControllerType::Usb => &[
+                "piix3-uhci",
+                "piix4-uhci",
+                "ehci",
+                "ich9-ehci1",
+                "ich9-uhci1",
+                "ich9-uhci2",
+                "ich9-uhci3",
+                "vt82c686b-uhci",
+                "pci-ohci",
+                "nec-xhci",
+                "qusb1",
+                "qusb2",
+                "qemu-xhci",
+                "none",
+            ],
+            ControllerType::Scsi => &[
+                "auto",
+                "buslogic",
+                "lsilogic",
+                "lsisas1068",
+                "vmpvscsi",
+                "ibmvscsi",
+                "virtio-scsi",
+                "lsisas1078",
+                "virtio-transitional",
+                "virtio-non-transitional",
+                "ncr53c90",
+                "am53c974",
+                "dc390",
+            ],
+            ControllerType::Pci => &[
+                "pci-root",
+                "pcie-root",
+                "pci-bridge",
+                "dmi-to-pci-bridge",
+                "pcie-root-port",
+                "pcie-switch-upstream-port",
+                "pcie-switch-downstream-port",
+                "pci-expander-bus",
+                "pcie-expander-bus",
+                "pcie-to-pci-bridge",
+            ],
+            ControllerType::VirtioSerial => {
+                &["virtio", "virtio-transitional", "virtio-non-transitional"]
+            }
+            ControllerType::Ide => &["piix3", "piix4", "ich6"],
+            _ => &[],
+        }
+    }
+}
+
+/// Attributes of a PCI controller's `<target>`.
+const PCI_TARGET: Spec = &[
+    ("chassisNr", Check::Num),
+    ("chassis", Check::Num),
+    ("port", Check::Num),
+    ("busNr", Check::Num),
+    ("index", Check::Num),
+    ("hotplug", Check::OnOff),
+];
+
+/// Attributes of `<driver>` (SCSI and virtio-serial tuning).
+const DRIVER: Spec = &[
+    ("queues", Check::Num),
+    ("cmd_per_lun", Check::Num),
+    ("max_sectors", Check::Num),
+    ("ioeventfd", Check::OnOff),
+    ("iothread", Check::Num),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Controller {
+    pub controller_type: ControllerType,
+    /// Assigned by the hypervisor driver when absent.
+    pub index: Option<u32>,
+    pub model: Option<String>,
+    /// USB and virtio-serial only.
+    pub ports: Option<u32>,
+    /// virtio-serial only.
+    pub vectors: Option<u32>,
+    /// PCI only: `<model name=...>`, the emulated device behind the model.
+    pub model_name: Option<String>,
+    /// PCI only: `<target>` attributes.
+    pub target: AttrList,
+    pub driver: AttrList,
+    /// USB companion controllers: `<master startport=...>`.
+    pub master_startport: Option<u32>,
+    pub info: DeviceInfo,
+}
+
+impl Controller {
+    pub(crate) fn read(mut e: Elem) -> Result<Controller> {
+        let controller_type = e.req_attr_with("type", values::keyword::<ControllerType>)?;
+        let index = e.attr_with("index", values::u32_any)?;
+        let models = controller_type.models();
+        let model = e.attr_with("model", |m| {
+            if models.contains(&m) {
+                Ok(m.to_string())
+            } else if models.is_empty() {
+                Err(format!("{controller_type} controllers have no models"))
+            } else {
+                Err(values::one_of(models))
+            }
+        })?;
+        let (mut ports, mut vectors) = (None, None);
+        if matches!(
+            controller_type,
+            ControllerType::Usb | ControllerType::VirtioSerial
+        ) {
+            ports = e.attr_with("ports", values::u32_any)?;
+        }
+        if controller_type == ControllerType::VirtioSerial {
+            vectors = e.attr_with("vectors", values::u32_any)?;
+        }
+        let (mut model_name, mut target) = (None, Vec::new());
+        if controller_type == ControllerType::Pci {
+            model_name = e.child_attr_with("model", "name", values::token)?;
+            if let Some(mut t) = e.child("target")? {
+                target = address::read_attrs(&mut t, PCI_TARGET)?;
+                t.finish()?;
+            }
+        }
+        let driver = match e.child("driver")? {
+            None => Vec::new(),
+            Some(mut d) => {
+                let attrs = address::read_attrs(&mut d, DRIVER)?;
+                d.finish()?;
+                attrs
+            }
+        };
+        let master_startport = if controller_type == ControllerType::Usb {
+            e.child_attr_with("master", "startport", values::u32_any)?
+        } else {
+            None
+        };
+        let info = DeviceInfo::read(&mut e)?;
+        e.finish()?;
+        Ok(Controller {
+            controller_type,
+            index,
+            model,
+            ports,
+            vectors,
+            model_name,
+            target,
+            driver,
+            master_startport,
+            info,
+        })
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.start("controller");
+        w.attr("type", self.controller_type.as_str());
+        w.attr_num_opt("index", self.index);
+        w.attr_opt("model", self.model.as_deref());
+        w.attr_num_opt("ports", self.ports);
+        w.attr_num_opt("vectors", self.vectors);
+        if let Some(n) = &self.model_name {
+            w.leaf_attr("model", "name", n);
+        }
+        if !self.target.is_empty() {
+            w.start("target");
+            address::write_attrs(w, &self.target);
+            w.end();
+        }
+        if !self.driver.is_empty() {
+            w.start("driver");
+            address::write_attrs(w, &self.driver);
+            w.end();
+        }
+        self.info.write_alias(w);
+        if let Some(p) = self.master_startport {
+            w.start("master");
+            w.attr_num("startport", p);
+            w.end();
+        }
+        self.info.write_address(w);
+        w.end();
+    }
+}

@@ -1,0 +1,180 @@
+//! `<interface>`: network interfaces.
+
+use crate::model::address::{self, DeviceInfo};
+use crate::model::error::XmlError;
+use crate::model::values::{self, MacAddr, xml_enum};
+use crate::model::writer::Writer;
+use crate::model::xml::Elem;
+
+type Result<T> = std::result::Result<T, XmlError>;
+
+xml_enum! {
+    pub enum InterfaceType {
+        User = "user",
+        Network = "network",
+        Bridge = "bridge",
+        Ethernet = "ethernet",
+        Direct = "direct",
+    }
+}
+
+xml_enum! {
+    /// macvtap mode of a `direct` interface.
+    pub enum DirectMode {
+        Vepa = "vepa",
+        Bridge = "bridge",
+        Private = "private",
+        Passthrough = "passthrough",
+    }
+}
+
+xml_enum! {
+    pub enum LinkState {
+        Up = "up",
+        Down = "down",
+    }
+}
+
+xml_enum! {
+    /// Backend of a virtio NIC.
+    pub enum NetDriverName {
+        Qemu = "qemu",
+        Vhost = "vhost",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub iface_type: InterfaceType,
+    /// Generated in QEMU's `52:54:00` range when the input has none, as
+    /// libvirt does, so the guest sees a stable address.
+    pub mac: MacAddr,
+    /// `network` type: the virtual network's name.
+    pub source_network: Option<String>,
+    /// `bridge` type, or the bridge a `network` resolved to (live).
+    pub source_bridge: Option<String>,
+    /// `direct` type: host device.
+    pub source_dev: Option<String>,
+    pub source_mode: Option<DirectMode>,
+    /// `network` type: the port allocated on the network (live).
+    pub source_portid: Option<uuid::Uuid>,
+    /// Host-side device name (tap/macvtap).
+    pub target_dev: Option<String>,
+    /// `ethernet` type: whether libvirt creates the tap itself.
+    pub target_managed: Option<bool>,
+    /// NIC model, e.g. `virtio` or `e1000e`.
+    pub model: Option<String>,
+    pub driver_name: Option<NetDriverName>,
+    pub driver_queues: Option<u32>,
+    pub link_state: Option<LinkState>,
+    pub boot_order: Option<u32>,
+    pub info: DeviceInfo,
+}
+
+impl Interface {
+    pub(crate) fn read(mut e: Elem) -> Result<Interface> {
+        let iface_type = e.req_attr_with("type", values::keyword::<InterfaceType>)?;
+        let mac = e
+            .child_attr_with("mac", "address", |v| v.parse::<MacAddr>())?
+            .unwrap_or_else(MacAddr::random_qemu);
+        let mut iface = Interface {
+            iface_type,
+            mac,
+            source_network: None,
+            source_bridge: None,
+            source_dev: None,
+            source_mode: None,
+            source_portid: None,
+            target_dev: None,
+            target_managed: None,
+            model: None,
+            driver_name: None,
+            driver_queues: None,
+            link_state: None,
+            boot_order: None,
+            info: DeviceInfo::default(),
+        };
+        // `user` and `ethernet` take no <source>; it stays unread and is
+        // reported as unknown.
+        if matches!(
+            iface_type,
+            InterfaceType::Network | InterfaceType::Bridge | InterfaceType::Direct
+        ) {
+            let mut s = e.req_child("source")?;
+            match iface_type {
+                InterfaceType::Network => {
+                    iface.source_network = Some(s.req_attr_with("network", values::non_empty)?);
+                    iface.source_portid = s.attr_with("portid", values::uuid)?;
+                    iface.source_bridge = s.attr_with("bridge", values::token)?;
+                }
+                InterfaceType::Bridge => {
+                    iface.source_bridge = Some(s.req_attr_with("bridge", values::token)?);
+                }
+                _ => {
+                    iface.source_dev = Some(s.req_attr_with("dev", values::token)?);
+                    iface.source_mode = s.attr_with("mode", values::keyword::<DirectMode>)?;
+                }
+            }
+            s.finish()?;
+        }
+        if let Some(mut t) = e.child("target")? {
+            iface.target_dev = Some(t.req_attr_with("dev", values::token)?);
+            if iface_type == InterfaceType::Ethernet {
+                iface.target_managed = t.attr_with("managed", values::yes_no)?;
+            }
+            t.finish()?;
+        }
+        iface.model = e.child_attr_with("model", "type", values::token)?;
+        if let Some(mut d) = e.child("driver")? {
+            iface.driver_name = d.attr_with("name", values::keyword::<NetDriverName>)?;
+            iface.driver_queues = d.attr_with("queues", values::u32_pos)?;
+            d.finish()?;
+        }
+        iface.link_state = e.child_attr_with("link", "state", values::keyword::<LinkState>)?;
+        iface.boot_order = address::read_boot_order(&mut e)?;
+        iface.info = DeviceInfo::read(&mut e)?;
+        e.finish()?;
+        Ok(iface)
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.start("interface");
+        w.attr("type", self.iface_type.as_str());
+        w.leaf_attr("mac", "address", &self.mac.to_string());
+        match self.iface_type {
+            InterfaceType::Network | InterfaceType::Bridge | InterfaceType::Direct => {
+                w.start("source");
+                w.attr_opt("network", self.source_network.as_deref());
+                if let Some(p) = self.source_portid {
+                    w.attr("portid", &p.hyphenated().to_string());
+                }
+                w.attr_opt("bridge", self.source_bridge.as_deref());
+                w.attr_opt("dev", self.source_dev.as_deref());
+                w.attr_opt("mode", self.source_mode.map(|m| m.as_str()));
+                w.end();
+            }
+            InterfaceType::User | InterfaceType::Ethernet => {}
+        }
+        if let Some(t) = &self.target_dev {
+            w.start("target");
+            w.attr("dev", t);
+            w.attr_opt("managed", self.target_managed.map(values::yes_no_str));
+            w.end();
+        }
+        if let Some(m) = &self.model {
+            w.leaf_attr("model", "type", m);
+        }
+        if self.driver_name.is_some() || self.driver_queues.is_some() {
+            w.start("driver");
+            w.attr_opt("name", self.driver_name.map(|n| n.as_str()));
+            w.attr_num_opt("queues", self.driver_queues);
+            w.end();
+        }
+        if let Some(l) = self.link_state {
+            w.leaf_attr("link", "state", l.as_str());
+        }
+        address::write_boot_order(w, self.boot_order);
+        self.info.write(w);
+        w.end();
+    }
+}

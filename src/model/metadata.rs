@@ -1,0 +1,316 @@
+//! Verbatim `<metadata>` (and snapshot `<cookie>`) content.
+//!
+//! Applications keep their own data in metadata, so it is stored as the
+//! exact source text between the start and end tags and written back
+//! unchanged. Edits (the owner element) splice source text instead of
+//! re-serialising, so everything else stays byte-identical.
+
+use std::ops::Range;
+
+use roxmltree::{Document, Node, ParsingOptions};
+
+use crate::model::error::XmlError;
+use crate::model::xml::{Elem, node_path};
+
+/// Namespace of virtbus' own metadata.
+pub const VIRTBUS_NS: &str = "https://virtbus.org/xmlns/virtbus/1";
+/// Prefix used when virtbus writes its metadata.
+pub const VIRTBUS_PREFIX: &str = "virtbus";
+
+/// Wrapper used to parse a metadata fragment; its length is subtracted from
+/// node ranges to get offsets into the fragment.
+const WRAP_OPEN: &str = "<m>";
+const WRAP_CLOSE: &str = "</m>";
+
+/// Source text between an element's start and end tags ("" when empty).
+pub(crate) fn inner_source(node: Node) -> String {
+    let src = slice(node.document().input_text(), node.range());
+    let start = src.find('>').map_or(src.len(), |i| i + 1);
+    let end = src.rfind("</").unwrap_or(src.len());
+    src.get(start..end).unwrap_or("").to_string()
+}
+
+/// Reads `<metadata>`: every top-level child must be a namespaced element
+/// (libvirt's rule, so applications cannot collide); nothing inside is
+/// interpreted.
+pub(crate) fn read_metadata(mut e: Elem) -> Result<String, XmlError> {
+    for c in e.node().children() {
+        if c.is_element() && c.tag_name().namespace().is_none() {
+            return Err(XmlError::UnknownElement { path: node_path(c) });
+        }
+        if c.is_text() && !c.text().unwrap_or("").trim().is_empty() {
+            return Err(XmlError::UnexpectedText { path: e.path() });
+        }
+    }
+    e.take_all_content();
+    let inner = inner_source(e.node());
+    e.finish()?;
+    Ok(inner)
+}
+
+/// Reads an element whose content is kept verbatim without any rule about
+/// it (the snapshot `<cookie>`, owned by the hypervisor driver).
+pub(crate) fn read_verbatim(mut e: Elem) -> Result<String, XmlError> {
+    e.take_all_content();
+    let inner = inner_source(e.node());
+    e.finish()?;
+    Ok(inner)
+}
+
+fn parse_fragment(wrapped: &str) -> Option<Document<'_>> {
+    let opts = ParsingOptions {
+        allow_dtd: false,
+        ..ParsingOptions::default()
+    };
+    Document::parse_with_options(wrapped, opts).ok()
+}
+
+fn wrap(inner: &str) -> String {
+    let mut s = String::with_capacity(inner.len() + 7);
+    s.push_str(WRAP_OPEN);
+    s.push_str(inner);
+    s.push_str(WRAP_CLOSE);
+    s
+}
+
+fn shift(r: Range<usize>) -> Range<usize> {
+    r.start - WRAP_OPEN.len()..r.end - WRAP_OPEN.len()
+}
+
+/// Top-level elements of the fragment in namespace `ns`, each with the
+/// range to delete to remove it (including the indentation before it).
+fn matches(doc: &Document, ns: &str) -> Vec<(Range<usize>, Range<usize>)> {
+    let mut out = Vec::new();
+    for c in doc.root_element().children() {
+        if c.is_element() && c.tag_name().namespace() == Some(ns) {
+            let r = shift(c.range());
+            let cut_start = match c.prev_sibling() {
+                Some(p) if p.is_text() && p.text().unwrap_or("x").trim().is_empty() => {
+                    shift(p.range()).start
+                }
+                _ => r.start,
+            };
+            out.push((r.clone(), cut_start..r.end));
+        }
+    }
+    out
+}
+
+/// Verbatim source of the top-level element in namespace `ns`.
+pub(crate) fn get_element(metadata: Option<&str>, ns: &str) -> Option<String> {
+    let inner = metadata?;
+    let wrapped = wrap(inner);
+    let doc = parse_fragment(&wrapped)?;
+    let found = matches(&doc, ns).into_iter().next()?;
+    inner.get(found.0).map(str::to_string)
+}
+
+/// Validates a standalone element for namespace `ns`, returning its source
+/// without any prolog.
+fn check_element(xml: &str, ns: &str) -> Result<String, XmlError> {
+    let path = "/domain/metadata".to_string();
+    let opts = ParsingOptions {
+        allow_dtd: false,
+        ..ParsingOptions::default()
+    };
+    let doc =
+        Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))?;
+    let root = doc.root_element();
+    if root.tag_name().namespace() != Some(ns) {
+        return Err(XmlError::invalid(
+            path,
+            xml,
+            format!("metadata element must be in namespace {ns}"),
+        ));
+    }
+    Ok(slice(xml, root.range()).to_string())
+}
+
+/// Replaces (or with `None` removes) the top-level element in namespace
+/// `ns`, leaving all other bytes of the metadata untouched. Metadata that
+/// ends up blank is dropped.
+pub(crate) fn set_element(
+    metadata: &mut Option<String>,
+    ns: &str,
+    element: Option<&str>,
+) -> Result<(), XmlError> {
+    let new = element.map(|x| check_element(x, ns)).transpose()?;
+    let inner = metadata.as_deref().unwrap_or("");
+    let wrapped = wrap(inner);
+    let doc = parse_fragment(&wrapped).ok_or_else(|| {
+        XmlError::invalid(
+            "/domain/metadata".into(),
+            inner,
+            "existing metadata is not well-formed",
+        )
+    })?;
+    let found = matches(&doc, ns);
+    let mut out = String::with_capacity(inner.len() + new.as_ref().map_or(0, String::len) + 8);
+    let mut pos = 0;
+    let mut placed = false;
+    for (elem, cut) in &found {
+        if !placed && let Some(n) = &new {
+            // Replace the first match in place, keeping its indentation.
+            out.push_str(slice(inner, pos..elem.start));
+            out.push_str(n);
+            placed = true;
+        } else {
+            out.push_str(slice(inner, pos..cut.start));
+        }
+        pos = elem.end;
+    }
+    out.push_str(slice(inner, pos..inner.len()));
+    if let (Some(n), false) = (&new, placed) {
+        out = append(&doc, &out, n);
+    }
+    *metadata = if out.trim().is_empty() {
+        None
+    } else {
+        Some(out)
+    };
+    Ok(())
+}
+
+/// Appends `elem` after the last child, indented like its predecessor.
+fn append(doc: &Document, inner: &str, elem: &str) -> String {
+    let trailing = inner.len() - inner.trim_end().len();
+    let body = slice(inner, 0..inner.len() - trailing);
+    if body.is_empty() {
+        return format!("\n    {elem}\n  ");
+    }
+    let indent = doc
+        .root_element()
+        .children()
+        .rfind(|c| c.is_element())
+        .and_then(|c| c.prev_sibling())
+        .filter(|p| p.is_text())
+        .and_then(|p| p.text())
+        .filter(|t| t.trim().is_empty() && t.contains('\n'))
+        .unwrap_or("\n    ");
+    let mut out = String::with_capacity(inner.len() + indent.len() + elem.len());
+    out.push_str(body);
+    out.push_str(indent);
+    out.push_str(elem);
+    out.push_str(slice(inner, inner.len() - trailing..inner.len()));
+    out
+}
+
+/// Ranges come from roxmltree and always fall on character boundaries;
+/// this only guards against a panic should that ever not hold.
+fn slice(s: &str, r: Range<usize>) -> &str {
+    s.get(r).unwrap_or("")
+}
+
+/// `uid` attribute of `<virtbus:owner/>`.
+pub(crate) fn owner_uid(metadata: Option<&str>) -> Option<u32> {
+    let inner = metadata?;
+    let wrapped = wrap(inner);
+    let doc = parse_fragment(&wrapped)?;
+    let owner = doc.root_element().children().find(|c| {
+        c.is_element()
+            && c.tag_name().namespace() == Some(VIRTBUS_NS)
+            && c.tag_name().name() == "owner"
+    })?;
+    let uid = owner.attribute("uid")?;
+    if !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit()) {
+        uid.parse().ok()
+    } else {
+        None
+    }
+}
+
+pub(crate) fn set_owner_uid(metadata: &mut Option<String>, uid: Option<u32>) {
+    let elem = uid.map(|u| {
+        format!("<{VIRTBUS_PREFIX}:owner xmlns:{VIRTBUS_PREFIX}='{VIRTBUS_NS}' uid='{u}'/>")
+    });
+    // Our own element is always valid; if the stored metadata itself is not
+    // well-formed (only possible when a caller assigned it directly) the
+    // element is appended by hand so the ownership is never lost.
+    if set_element(metadata, VIRTBUS_NS, elem.as_deref()).is_err()
+        && let Some(e) = elem
+    {
+        let m = metadata.get_or_insert_with(String::new);
+        m.push_str(&e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const META: &str = "\n    <!-- keep me -->\n    <app:x xmlns:app=\"urn:app\" a='1'>&amp;<y/></app:x>\n    <o:thing xmlns:o='urn:o'/>\n  ";
+
+    #[test]
+    fn owner_add_replace_remove() {
+        let mut m = Some(META.to_string());
+        assert_eq!(owner_uid(m.as_deref()), None);
+        set_owner_uid(&mut m, Some(1000));
+        let added = m.clone().unwrap_or_default();
+        assert_eq!(
+            added,
+            "\n    <!-- keep me -->\n    <app:x xmlns:app=\"urn:app\" a='1'>&amp;<y/></app:x>\n    <o:thing xmlns:o='urn:o'/>\n    <virtbus:owner xmlns:virtbus='https://virtbus.org/xmlns/virtbus/1' uid='1000'/>\n  "
+        );
+        assert_eq!(owner_uid(m.as_deref()), Some(1000));
+        set_owner_uid(&mut m, Some(7));
+        assert_eq!(owner_uid(m.as_deref()), Some(7));
+        assert_eq!(
+            m.as_deref().map(|s| s.replace("'7'", "'1000'")),
+            Some(added)
+        );
+        set_owner_uid(&mut m, None);
+        assert_eq!(m.as_deref(), Some(META));
+        assert_eq!(owner_uid(m.as_deref()), None);
+    }
+
+    #[test]
+    fn owner_in_empty_metadata() {
+        let mut m = None;
+        set_owner_uid(&mut m, Some(0));
+        assert_eq!(owner_uid(m.as_deref()), Some(0));
+        set_owner_uid(&mut m, None);
+        assert_eq!(m, None);
+    }
+
+    #[test]
+    fn owner_with_other_prefix_is_found_and_replaced_in_place() {
+        let mut m = Some("<vb:owner xmlns:vb='https://virtbus.org/xmlns/virtbus/1' uid='5'/><a:b xmlns:a='urn:a'/>".to_string());
+        assert_eq!(owner_uid(m.as_deref()), Some(5));
+        set_owner_uid(&mut m, Some(6));
+        assert_eq!(
+            m.as_deref(),
+            Some(
+                "<virtbus:owner xmlns:virtbus='https://virtbus.org/xmlns/virtbus/1' uid='6'/><a:b xmlns:a='urn:a'/>"
+            )
+        );
+    }
+
+    #[test]
+    fn generic_elements() {
+        let mut m = Some(META.to_string());
+        assert_eq!(
+            get_element(m.as_deref(), "urn:o").as_deref(),
+            Some("<o:thing xmlns:o='urn:o'/>")
+        );
+        assert!(set_element(&mut m, "urn:o", Some("<p:z xmlns:p='urn:other'/>")).is_err());
+        assert!(set_element(&mut m, "urn:o", Some("<p:z")).is_err());
+        assert_eq!(
+            set_element(
+                &mut m,
+                "urn:o",
+                Some("<?xml version='1.0'?><o:new xmlns:o='urn:o'/>")
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            get_element(m.as_deref(), "urn:o").as_deref(),
+            Some("<o:new xmlns:o='urn:o'/>")
+        );
+    }
+
+    #[test]
+    fn bad_uid_reads_as_none() {
+        let m = "<virtbus:owner xmlns:virtbus='https://virtbus.org/xmlns/virtbus/1' uid='-1'/>";
+        assert_eq!(owner_uid(Some(m)), None);
+        assert_eq!(owner_uid(Some("<broken")), None);
+    }
+}

@@ -1,0 +1,260 @@
+//! `<os>`: guest type, firmware and boot configuration.
+
+use crate::model::error::XmlError;
+use crate::model::values::{self, xml_enum};
+use crate::model::writer::Writer;
+use crate::model::xml::Elem;
+
+type Result<T> = std::result::Result<T, XmlError>;
+
+xml_enum! {
+    /// Text of `<os><type>`: full virtualisation, a container init, or Xen PV.
+    pub enum OsType {
+        Hvm = "hvm",
+        Exe = "exe",
+        Linux = "linux",
+        Xen = "xen",
+    }
+}
+
+xml_enum! {
+    /// `<boot dev=...>`.
+    pub enum BootDev {
+        Hd = "hd",
+        Cdrom = "cdrom",
+        Fd = "fd",
+        Network = "network",
+    }
+}
+
+xml_enum! {
+    /// `firmware` of `<os>` (automatic firmware selection).
+    pub enum Firmware {
+        Bios = "bios",
+        Efi = "efi",
+    }
+}
+
+xml_enum! {
+    /// `type` of `<loader>`.
+    pub enum LoaderType {
+        Rom = "rom",
+        Pflash = "pflash",
+    }
+}
+
+xml_enum! {
+    /// Firmware capability requested from automatic firmware selection.
+    pub enum FirmwareFeatureName {
+        EnrolledKeys = "enrolled-keys",
+        SecureBoot = "secure-boot",
+    }
+}
+
+/// `<firmware><feature enabled=.. name=../></firmware>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirmwareFeature {
+    pub name: FirmwareFeatureName,
+    pub enabled: bool,
+}
+
+/// `<loader>`: firmware image (path may be left to automatic selection).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loader {
+    pub path: Option<String>,
+    pub readonly: Option<bool>,
+    pub secure: Option<bool>,
+    pub loader_type: Option<LoaderType>,
+}
+
+/// `<nvram>`: per-domain UEFI variable store and its template.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Nvram {
+    pub path: Option<String>,
+    pub template: Option<String>,
+}
+
+/// `<bootmenu enable=.. timeout=..>` (timeout in milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootMenu {
+    pub enable: bool,
+    pub timeout: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Os {
+    pub os_type: OsType,
+    pub arch: Option<String>,
+    pub machine: Option<String>,
+    pub firmware: Option<Firmware>,
+    /// Constraints for automatic firmware selection.
+    pub firmware_features: Vec<FirmwareFeature>,
+    pub loader: Option<Box<Loader>>,
+    pub nvram: Option<Box<Nvram>>,
+    /// Container init program and its arguments (LXC).
+    pub init: Option<String>,
+    pub init_args: Vec<String>,
+    /// Direct kernel boot.
+    pub kernel: Option<String>,
+    pub initrd: Option<String>,
+    pub cmdline: Option<String>,
+    pub boot: Vec<BootDev>,
+    pub bootmenu: Option<BootMenu>,
+}
+
+impl Os {
+    pub(crate) fn read(mut e: Elem) -> Result<Os> {
+        let firmware = e.attr_with("firmware", values::keyword::<Firmware>)?;
+        let mut t = e.req_child("type")?;
+        let arch = t.attr_with("arch", values::token)?;
+        let machine = t.attr_with("machine", values::token)?;
+        let os_type = t.text_with(values::keyword::<OsType>)?;
+        t.finish()?;
+
+        let mut firmware_features = Vec::new();
+        if let Some(mut f) = e.child("firmware")? {
+            f.each("feature", |mut ff| {
+                let enabled = ff.req_attr_with("enabled", values::yes_no)?;
+                let name = ff.req_attr_with("name", values::keyword::<FirmwareFeatureName>)?;
+                ff.finish()?;
+                firmware_features.push(FirmwareFeature { name, enabled });
+                Ok(())
+            })?;
+            f.finish()?;
+        }
+        let loader = match e.child("loader")? {
+            None => None,
+            Some(mut l) => {
+                let loader = Loader {
+                    readonly: l.attr_with("readonly", values::yes_no)?,
+                    secure: l.attr_with("secure", values::yes_no)?,
+                    loader_type: l.attr_with("type", values::keyword::<LoaderType>)?,
+                    path: opt_path(&mut l)?,
+                };
+                l.finish()?;
+                Some(Box::new(loader))
+            }
+        };
+        let nvram = match e.child("nvram")? {
+            None => None,
+            Some(mut n) => {
+                let nvram = Nvram {
+                    template: n.attr_with("template", values::abs_path)?,
+                    path: opt_path(&mut n)?,
+                };
+                n.finish()?;
+                Some(Box::new(nvram))
+            }
+        };
+        let init = e.child_text_with("init", values::abs_path)?;
+        let mut init_args = Vec::new();
+        e.each("initarg", |mut a| {
+            init_args.push(a.text().into_owned());
+            a.finish()
+        })?;
+        let kernel = e.child_text_with("kernel", values::abs_path)?;
+        let initrd = e.child_text_with("initrd", values::abs_path)?;
+        let cmdline = e.child_text("cmdline")?;
+        let mut boot = Vec::new();
+        e.each("boot", |mut b| {
+            boot.push(b.req_attr_with("dev", values::keyword::<BootDev>)?);
+            b.finish()
+        })?;
+        let bootmenu = match e.child("bootmenu")? {
+            None => None,
+            Some(mut b) => {
+                let m = BootMenu {
+                    enable: b.req_attr_with("enable", values::yes_no)?,
+                    timeout: b
+                        .attr_with("timeout", |v| values::uint_in(v, 0, 65535))?
+                        .map(|t| t as u32),
+                };
+                b.finish()?;
+                Some(m)
+            }
+        };
+        e.finish()?;
+        Ok(Os {
+            os_type,
+            arch,
+            machine,
+            firmware,
+            firmware_features,
+            loader,
+            nvram,
+            init,
+            init_args,
+            kernel,
+            initrd,
+            cmdline,
+            boot,
+            bootmenu,
+        })
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.start("os");
+        w.attr_opt("firmware", self.firmware.map(|f| f.as_str()));
+        w.start("type");
+        w.attr_opt("arch", self.arch.as_deref());
+        w.attr_opt("machine", self.machine.as_deref());
+        w.end_with_text(self.os_type.as_str());
+        if !self.firmware_features.is_empty() {
+            w.start("firmware");
+            for f in &self.firmware_features {
+                w.start("feature");
+                w.attr("enabled", values::yes_no_str(f.enabled));
+                w.attr("name", f.name.as_str());
+                w.end();
+            }
+            w.end();
+        }
+        w.leaf_opt("init", self.init.as_deref());
+        for a in &self.init_args {
+            w.leaf("initarg", a);
+        }
+        if let Some(l) = &self.loader {
+            w.start("loader");
+            w.attr_opt("readonly", l.readonly.map(values::yes_no_str));
+            w.attr_opt("secure", l.secure.map(values::yes_no_str));
+            w.attr_opt("type", l.loader_type.map(|t| t.as_str()));
+            end_opt_text(w, l.path.as_deref());
+        }
+        if let Some(n) = &self.nvram {
+            w.start("nvram");
+            w.attr_opt("template", n.template.as_deref());
+            end_opt_text(w, n.path.as_deref());
+        }
+        w.leaf_opt("kernel", self.kernel.as_deref());
+        w.leaf_opt("initrd", self.initrd.as_deref());
+        w.leaf_opt("cmdline", self.cmdline.as_deref());
+        for b in &self.boot {
+            w.leaf_attr("boot", "dev", b.as_str());
+        }
+        if let Some(m) = &self.bootmenu {
+            w.start("bootmenu");
+            w.attr("enable", values::yes_no_str(m.enable));
+            w.attr_num_opt("timeout", m.timeout);
+            w.end();
+        }
+        w.end();
+    }
+}
+
+/// Text content that is either empty or an absolute path.
+fn opt_path(e: &mut Elem) -> Result<Option<String>> {
+    e.text_with(|t| {
+        if t.is_empty() {
+            Ok(None)
+        } else {
+            values::abs_path(t).map(Some)
+        }
+    })
+}
+
+fn end_opt_text(w: &mut Writer, text: Option<&str>) {
+    match text {
+        Some(t) => w.end_with_text(t),
+        None => w.end(),
+    }
+}

@@ -1,0 +1,12 @@
+//! The whole daemon on a real private bus, driven by zbus clients and busctl.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bad_input;
+mod concurrency;
+mod interop;
+mod lifecycle;
+mod manager;
+mod persistence;
+mod snapshots;

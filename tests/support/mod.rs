@@ -1,0 +1,394 @@
+//! Fixtures shared by the integration tests: a private bus, the real daemon on it, clients.
+#![allow(dead_code)]
+
+pub mod proxies;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    pin::Pin,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use zbus::{
+    MatchRule, Message, MessageStream, OwnedObjectPath, OwnedVariant, export::futures_core::Stream,
+    message::Type,
+};
+
+/// A private `dbus-daemon` for one test, with a configuration that lets everyone talk and
+/// own names (authorization is polkit's business, tested elsewhere).
+pub struct Bus {
+    pub dir: tempfile::TempDir,
+    child: Child,
+    pub address: String,
+}
+
+impl Bus {
+    pub fn start() -> Bus {
+        let dir = tempfile::Builder::new()
+            .prefix("vb")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let sock = dir.path().join("bus");
+        let conf = dir.path().join("bus.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+                sock.display()
+            ),
+        )
+        .expect("bus config");
+        let child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf.display()))
+            .arg("--nofork")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (package dbus-daemon) must be installed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sock.exists() {
+            assert!(Instant::now() < deadline, "dbus-daemon did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Bus {
+            address: format!("unix:path={}", sock.display()),
+            dir,
+            child,
+        }
+    }
+
+    pub async fn connect(&self) -> zbus::Connection {
+        zbus::connection::Builder::address(self.address.as_str())
+            .build()
+            .await
+            .expect("connect to the private bus")
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real `virtbusd` on a [`Bus`].
+pub struct Daemon {
+    child: Option<Child>,
+    pub state: PathBuf,
+    pub runtime: PathBuf,
+    address: String,
+    pub log: PathBuf,
+}
+
+pub const NAME: &str = "org.virtbus1";
+pub const MANAGER: &str = "/org/virtbus1";
+
+impl Daemon {
+    /// Start a daemon with its own state and runtime dirs under the bus's dir.
+    pub async fn start(bus: &Bus) -> Daemon {
+        let state = bus.dir.path().join("state");
+        let runtime = bus.dir.path().join("run");
+        Self::start_with(bus, &state, &runtime, &[]).await
+    }
+
+    pub async fn start_with(bus: &Bus, state: &Path, runtime: &Path, extra: &[&str]) -> Daemon {
+        let log = bus.dir.path().join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let mut d = Daemon {
+            child: None,
+            state: state.to_owned(),
+            runtime: runtime.to_owned(),
+            address: bus.address.clone(),
+            log,
+        };
+        d.spawn(extra);
+        d.wait_for_name(bus).await;
+        d
+    }
+
+    fn spawn(&mut self, extra: &[&str]) {
+        let log = std::fs::File::create(&self.log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_virtbusd"))
+            .arg("--session")
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("--runtime-dir")
+            .arg(&self.runtime)
+            .args(extra)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start virtbusd");
+        self.child = Some(child);
+    }
+
+    async fn wait_for_name(&mut self, bus: &Bus) {
+        let conn = bus.connect().await;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await.expect("dbus proxy");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if dbus
+                .name_has_owner(NAME.try_into().expect("name"))
+                .await
+                .unwrap_or(false)
+            {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("virtbusd exited with {status}:\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "virtbusd did not own its name:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL: a crash, as far as the daemon can tell.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        c.wait().expect("wait")
+    }
+
+    /// Start again with the same dirs (after `kill` or `stop`).
+    pub async fn restart(&mut self, bus: &Bus) {
+        self.kill();
+        self.spawn(&[]);
+        self.wait_for_name(bus).await;
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A signal from the daemon, decoded.
+#[derive(Debug, Clone)]
+pub enum Sig {
+    DomainEvent {
+        domain: String,
+        event: String,
+        detail: String,
+    },
+    PropertiesChanged {
+        path: String,
+        iface: String,
+        changed: HashMap<String, OwnedVariant>,
+    },
+    InterfacesAdded {
+        path: String,
+        ifaces: Vec<String>,
+    },
+    InterfacesRemoved {
+        path: String,
+        ifaces: Vec<String>,
+    },
+    Other {
+        path: String,
+        member: String,
+    },
+}
+
+/// Every signal the daemon sends, in order.
+pub struct Signals {
+    stream: MessageStream,
+}
+
+impl Signals {
+    pub async fn new(conn: &zbus::Connection) -> Signals {
+        let rule = MatchRule::builder()
+            .msg_type(Type::Signal)
+            .sender(NAME)
+            .build()
+            .expect("rule");
+        let stream = MessageStream::for_match_rule(rule, conn, None)
+            .await
+            .expect("signal stream");
+        Signals { stream }
+    }
+
+    async fn next(&mut self, wait: Duration) -> Option<Message> {
+        let next = std::future::poll_fn(|cx| Pin::new(&mut self.stream).poll_next(cx));
+        tokio::time::timeout(wait, next).await.ok().flatten()?.ok()
+    }
+
+    /// Collect signals until none arrives for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<Sig> {
+        let mut out = Vec::new();
+        while let Some(m) = self.next(quiet).await {
+            out.push(decode(&m));
+        }
+        out
+    }
+
+    /// Collect the signals that arrived so far (the daemon sends an operation's signals before
+    /// its reply, so after a call they are all here).
+    pub async fn take(&mut self) -> Vec<Sig> {
+        self.drain(Duration::from_millis(100)).await
+    }
+}
+
+fn decode(m: &Message) -> Sig {
+    let h = m.header();
+    let path = h.path().map(|p| p.to_string()).unwrap_or_default();
+    let member = h.member().map(|m| m.to_string()).unwrap_or_default();
+    let body = m.body();
+    match member.as_str() {
+        "DomainEvent" => {
+            let (domain, event, detail): (OwnedObjectPath, String, String) =
+                body.deserialize().expect("DomainEvent body");
+            Sig::DomainEvent {
+                domain: domain.to_string(),
+                event,
+                detail,
+            }
+        }
+        "PropertiesChanged" => {
+            let (iface, changed, _): (String, HashMap<String, OwnedVariant>, Vec<String>) =
+                body.deserialize().expect("PropertiesChanged body");
+            Sig::PropertiesChanged {
+                path,
+                iface,
+                changed,
+            }
+        }
+        "InterfacesAdded" => {
+            let (p, ifaces): (
+                OwnedObjectPath,
+                HashMap<String, HashMap<String, OwnedVariant>>,
+            ) = body.deserialize().expect("InterfacesAdded body");
+            let mut names: Vec<String> = ifaces.into_keys().collect();
+            names.sort();
+            Sig::InterfacesAdded {
+                path: p.to_string(),
+                ifaces: names,
+            }
+        }
+        "InterfacesRemoved" => {
+            let (p, ifaces): (OwnedObjectPath, Vec<String>) =
+                body.deserialize().expect("InterfacesRemoved body");
+            Sig::InterfacesRemoved {
+                path: p.to_string(),
+                ifaces,
+            }
+        }
+        _ => Sig::Other { path, member },
+    }
+}
+
+/// The lifecycle events among `sigs`, as (event, detail).
+pub fn lifecycle(sigs: &[Sig]) -> Vec<(String, String)> {
+    sigs.iter()
+        .filter_map(|s| match s {
+            Sig::DomainEvent { event, detail, .. } => Some((event.clone(), detail.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The values a property took, in order, across PropertiesChanged signals of `path`.
+pub fn changes_of(sigs: &[Sig], path: &str, prop: &str) -> Vec<OwnedVariant> {
+    sigs.iter()
+        .filter_map(|s| match s {
+            Sig::PropertiesChanged {
+                path: p, changed, ..
+            } if p == path => changed.get(prop).and_then(|v| v.try_clone().ok()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A minimal test-driver domain.
+pub fn test_domain(name: &str) -> String {
+    format!(
+        "<domain type='test'><name>{name}</name><memory unit='MiB'>512</memory>\
+         <vcpu>2</vcpu><os><type>hvm</type></os></domain>"
+    )
+}
+
+/// A test-driver domain whose every operation takes `ms` milliseconds.
+pub fn slow_domain(name: &str, ms: u64) -> String {
+    format!(
+        "<domain type='test'><name>{name}</name><memory unit='MiB'>512</memory>\
+         <vcpu>1</vcpu><os><type>hvm</type></os><metadata>\
+         <delay xmlns='https://virtbus.org/xmlns/test/1' ms='{ms}'/></metadata></domain>"
+    )
+}
+
+/// An empty options dictionary.
+pub fn no_opts() -> HashMap<&'static str, zbus::Variant<'static>> {
+    HashMap::new()
+}
+
+/// Options from pairs.
+pub fn opts<const N: usize>(
+    pairs: [(&'static str, zbus::Variant<'static>); N],
+) -> HashMap<&'static str, zbus::Variant<'static>> {
+    pairs.into_iter().collect()
+}
+
+/// The D-Bus error name of a failed call.
+pub fn error_name<T: std::fmt::Debug>(r: &zbus::Result<T>) -> String {
+    match r {
+        Err(zbus::Error::MethodError(name, _, _)) => name.to_string(),
+        Err(zbus::Error::FDO(e)) => format!("{e:?}"),
+        other => format!("not a method error: {other:?}"),
+    }
+}
+
+/// The message of a failed call.
+pub fn error_message<T: std::fmt::Debug>(r: &zbus::Result<T>) -> String {
+    match r {
+        Err(zbus::Error::MethodError(_, Some(msg), _)) => msg.clone(),
+        Err(zbus::Error::FDO(e)) => e.to_string(),
+        other => format!("not a method error: {other:?}"),
+    }
+}
