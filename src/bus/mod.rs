@@ -17,6 +17,7 @@ mod domain;
 mod hostname;
 mod manager;
 mod objects;
+pub mod polkit;
 mod router;
 mod signals;
 mod snapshot;

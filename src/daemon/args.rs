@@ -14,6 +14,8 @@ pub struct Args {
     pub bus: Option<BusKind>,
     pub state_dir: Option<PathBuf>,
     pub runtime_dir: Option<PathBuf>,
+    /// Ask polkit on every call (to measure what the decision cache saves).
+    pub no_authz_cache: bool,
     pub help: bool,
     pub version: bool,
 }
@@ -38,6 +40,8 @@ Options:
                         session: $XDG_DATA_HOME/virtbus)
   --runtime-dir DIR     Where runtime files live (system: /run/virtbus,
                         session: $XDG_RUNTIME_DIR/virtbus)
+  --no-authz-cache      Ask polkit on every call, caching no decision
+                        (for measurements)
   -h, --help            Show this help
   -V, --version         Show the version
 ";
@@ -54,6 +58,7 @@ impl Args {
             bus: None,
             state_dir: None,
             runtime_dir: None,
+            no_authz_cache: false,
             help: false,
             version: false,
         };
@@ -73,6 +78,7 @@ impl Args {
                 }
                 Long("state-dir") => out.state_dir = Some(p.value()?.into()),
                 Long("runtime-dir") => out.runtime_dir = Some(p.value()?.into()),
+                Long("no-authz-cache") => out.no_authz_cache = true,
                 Short('h') | Long("help") => out.help = true,
                 Short('V') | Long("version") => out.version = true,
                 _ => return Err(arg.unexpected().into()),
