@@ -112,6 +112,11 @@ pub trait Authorizer: Send + Sync {
     /// The caller's uid when domains it defines should record it as their owner; `None` for
     /// root and where ownership means nothing (the session bus).
     async fn owner_uid(&self, caller: &Caller) -> Option<u32>;
+
+    /// Whether every check passes, so that lists can skip asking per object.
+    fn allows_everything(&self) -> bool {
+        false
+    }
 }
 
 /// Everyone may do everything: the session bus, where the bus itself admits only its owner.
@@ -125,5 +130,9 @@ impl Authorizer for SessionOwner {
 
     async fn owner_uid(&self, _: &Caller) -> Option<u32> {
         None
+    }
+
+    fn allows_everything(&self) -> bool {
+        true
     }
 }

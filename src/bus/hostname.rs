@@ -67,7 +67,7 @@ async fn watch_loop(ctx: &Ctx) -> std::io::Result<()> {
             changed
         };
         if changed {
-            let values = PropMap::from([("Hostname", Variant::from(now))]);
+            let values: PropMap<'_> = [("Hostname", Variant::from(now))].into_iter().collect();
             if let Err(e) = properties_changed(ctx, paths::MANAGER, MANAGER_IFACE, values).await {
                 tracing::warn!("cannot signal the new host name: {e}");
             }

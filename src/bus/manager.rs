@@ -53,8 +53,9 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
             };
             o.finish()?;
             let mut out: Vec<OwnedObjectPath> = Vec::new();
+            let everyone = ctx.authz.allows_everything();
             for dom in ctx.core.list(&filter) {
-                if ctx.may_read(call, &dom.info()).await {
+                if everyone || ctx.may_read(call, &dom.info()).await {
                     out.push(paths::owned(paths::domain(&dom.uuid())));
                 }
             }

@@ -7,6 +7,7 @@
 //! `NotFound`, and a thousand domains cost no bus-side memory.
 
 pub mod authz;
+pub mod dict;
 pub mod errors;
 pub mod options;
 pub mod paths;

@@ -2,14 +2,20 @@
 //! kind answers `Get`, `GetAll`, `GetManagedObjects`, `InterfacesAdded` and
 //! `PropertiesChanged`, so they always agree.
 
-use std::collections::HashMap;
+use zbus::{ObjectPath, Variant};
 
-use zbus::Variant;
-
-use super::paths;
+use super::{dict::Dict, paths};
 use crate::core::{DomainInfo, DomainProp, SnapshotInfo, SnapshotProp};
 
-pub type PropMap = HashMap<&'static str, Variant<'static>>;
+/// Properties by name, borrowing from the info they were read from.
+pub type PropMap<'a> = Dict<&'static str, Variant<'a>>;
+
+fn path_or_root(path: Option<String>) -> Variant<'static> {
+    Variant::ObjectPath(match path {
+        Some(p) => ObjectPath::from_string_unchecked(p),
+        None => ObjectPath::from_static_str_unchecked("/"),
+    })
+}
 
 /// Every domain property, in the order of the interface XML.
 pub const DOMAIN_PROPS: &[&str] = &[
@@ -30,11 +36,11 @@ pub const DOMAIN_PROPS: &[&str] = &[
     "Warning",
 ];
 
-pub fn domain_prop(info: &DomainInfo, name: &str) -> Option<Variant<'static>> {
+pub fn domain_prop<'a>(info: &'a DomainInfo, name: &str) -> Option<Variant<'a>> {
     Some(match name {
-        "Name" => Variant::from(info.name.clone()),
+        "Name" => Variant::from(info.name.as_str()),
         "UUID" => Variant::from(info.uuid.to_string()),
-        "Title" => Variant::from(info.title.clone()),
+        "Title" => Variant::from(info.title.as_str()),
         "Id" => Variant::I32(info.id.map(|i| i as i32).unwrap_or(-1)),
         "Driver" => Variant::from(info.driver),
         "State" => Variant::from(info.status.state.as_str()),
@@ -44,20 +50,18 @@ pub fn domain_prop(info: &DomainInfo, name: &str) -> Option<Variant<'static>> {
         "Autostart" => Variant::Bool(info.autostart),
         "VCPUs" => Variant::U32(info.vcpus),
         "MemoryKiB" => Variant::U64(info.memory_kib),
-        "CurrentSnapshot" => Variant::ObjectPath(
-            paths::owned(match &info.current_snapshot {
-                Some(n) => paths::snapshot(&info.uuid, n),
-                None => "/".to_owned(),
-            })
-            .into(),
+        "CurrentSnapshot" => path_or_root(
+            info.current_snapshot
+                .as_ref()
+                .map(|n| paths::snapshot(&info.uuid, n)),
         ),
         "SnapshotCount" => Variant::U32(info.snapshot_count),
-        "Warning" => Variant::from(info.warning.clone()),
+        "Warning" => Variant::from(info.warning.as_str()),
         _ => return None,
     })
 }
 
-pub fn domain_props(info: &DomainInfo) -> PropMap {
+pub fn domain_props(info: &DomainInfo) -> PropMap<'_> {
     DOMAIN_PROPS
         .iter()
         .filter_map(|n| domain_prop(info, n).map(|v| (*n, v)))
@@ -93,27 +97,25 @@ pub const SNAPSHOT_PROPS: &[&str] = &[
     "Kind",
 ];
 
-pub fn snapshot_prop(info: &SnapshotInfo, name: &str) -> Option<Variant<'static>> {
+pub fn snapshot_prop<'a>(info: &'a SnapshotInfo, name: &str) -> Option<Variant<'a>> {
     Some(match name {
-        "Name" => Variant::from(info.name.clone()),
-        "Description" => Variant::from(info.description.clone()),
-        "Domain" => Variant::ObjectPath(paths::owned(paths::domain(&info.domain)).into()),
-        "Parent" => Variant::ObjectPath(
-            paths::owned(match &info.parent {
-                Some(p) => paths::snapshot(&info.domain, p),
-                None => "/".to_owned(),
-            })
-            .into(),
+        "Name" => Variant::from(info.name.as_str()),
+        "Description" => Variant::from(info.description.as_str()),
+        "Domain" => path_or_root(Some(paths::domain(&info.domain))),
+        "Parent" => path_or_root(
+            info.parent
+                .as_ref()
+                .map(|p| paths::snapshot(&info.domain, p)),
         ),
         "CreationTime" => Variant::U64(info.creation_time),
-        "State" => Variant::from(info.state.clone()),
+        "State" => Variant::from(info.state.as_str()),
         "IsCurrent" => Variant::Bool(info.is_current),
         "Kind" => Variant::from(info.kind.as_str()),
         _ => return None,
     })
 }
 
-pub fn snapshot_props(info: &SnapshotInfo) -> PropMap {
+pub fn snapshot_props(info: &SnapshotInfo) -> PropMap<'_> {
     SNAPSHOT_PROPS
         .iter()
         .filter_map(|n| snapshot_prop(info, n).map(|v| (*n, v)))

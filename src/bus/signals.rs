@@ -1,12 +1,14 @@
 //! Turns core events into signals, in the order the core published them.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use zbus::OwnedObjectPath;
 
 use super::{
-    Ctx, paths, props,
+    Ctx,
+    dict::Dict,
+    paths, props,
     router::{OBJECT_MANAGER, PROPERTIES},
     schema::{DOMAIN_IFACE, MANAGER_IFACE, SNAPSHOT_IFACE},
 };
@@ -38,7 +40,7 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
     match event {
         Event::DomainAdded { info } => {
             let path = paths::owned(paths::domain(&info.uuid));
-            let ifaces = HashMap::from([(DOMAIN_IFACE, props::domain_props(&info))]);
+            let ifaces = Dict(vec![(DOMAIN_IFACE, props::domain_props(&info))]);
             signal(
                 ctx,
                 paths::MANAGER,
@@ -78,7 +80,7 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
         }
         Event::SnapshotAdded { info } => {
             let path = paths::owned(paths::snapshot(&info.domain, &info.name));
-            let ifaces = HashMap::from([(SNAPSHOT_IFACE, props::snapshot_props(&info))]);
+            let ifaces = Dict(vec![(SNAPSHOT_IFACE, props::snapshot_props(&info))]);
             signal(
                 ctx,
                 paths::MANAGER,
@@ -116,7 +118,7 @@ pub(super) async fn properties_changed(
     ctx: &Ctx,
     path: &str,
     iface: &str,
-    values: props::PropMap,
+    values: props::PropMap<'_>,
 ) -> zbus::Result<()> {
     let invalidated: Vec<&str> = Vec::new();
     signal(

@@ -100,6 +100,9 @@ pub struct Daemon {
     address: String,
     pub log: PathBuf,
     launch: Launch,
+    /// From exec to the bus name being owned, at the last start.
+    pub started_in: Duration,
+    spawned_at: Instant,
 }
 
 /// How to run the daemon: on which bus, and under which command prefix (e.g. `nsenter`).
@@ -151,6 +154,8 @@ impl Daemon {
             address: address.to_owned(),
             log,
             launch,
+            started_in: Duration::ZERO,
+            spawned_at: Instant::now(),
         };
         d.spawn();
         d.wait_for_name().await;
@@ -159,6 +164,7 @@ impl Daemon {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(&self.log).expect("log file");
+        self.spawned_at = Instant::now();
         let bin = env!("CARGO_BIN_EXE_virtbusd");
         let mut cmd = match self.launch.prefix.split_first() {
             Some((first, rest)) => {
@@ -199,6 +205,7 @@ impl Daemon {
                 .await
                 .unwrap_or(false)
             {
+                self.started_in = self.spawned_at.elapsed();
                 return;
             }
             if let Some(status) = self
@@ -213,7 +220,7 @@ impl Daemon {
                 "virtbusd did not own its name:\n{}",
                 self.log_text()
             );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_micros(500)).await;
         }
     }
 

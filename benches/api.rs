@@ -1,0 +1,551 @@
+//! The API benchmark: figures for virtbusd and, in the same run with the same client, for the
+//! reference stack (Debian's libvirt-dbus with libvirt's test driver). Run with
+//! `cargo bench --bench api` (BENCH_ITERS sets the calls per figure, default 2000).
+//!
+//! The client is Python GDBus making synchronous calls, as the reference figures were measured;
+//! `Peer.Ping` to each daemon gives the bus round trip that no daemon can beat.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use support::{Bus, Daemon, polkit::PolkitEnv, proxies::*, *};
+
+const CLIENT: &str = include_str!("client.py");
+const TEST_DOMAIN: &str = "/org/libvirt/Test/domain/_6695eb01_f6a4_8304_79aa_97f2502e193f";
+
+fn iters() -> usize {
+    std::env::var("BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000)
+}
+
+/// Run the client as root against `address`.
+fn client(address: &str, args: &[&str]) -> Value {
+    let out = Command::new("/usr/bin/python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/client.py"))
+        .args(args)
+        .env("BENCH_BUS_ADDRESS", address)
+        .output()
+        .expect("python3 with gi (python3-gi) is needed");
+    parse(&out)
+}
+
+fn parse(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("client prints JSON")
+}
+
+/// Run the client as `user` inside the polkit environment.
+fn client_as(env: &PolkitEnv, user: &str, args: &[&str]) -> Value {
+    let path = env.workdir().join("bench-client.py");
+    if !path.exists() {
+        std::fs::write(&path, CLIENT).expect("client");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let out = env
+        .command_as(user, "/usr/bin/python3")
+        .arg(&path)
+        .args(args)
+        .env("BENCH_BUS_ADDRESS", &env.address)
+        .output()
+        .expect("client");
+    parse(&out)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[derive(Default, Clone)]
+struct Figures {
+    ping: Option<Value>,
+    get_name: Option<Value>,
+    get_xml: Option<Value>,
+    list_1: Option<Value>,
+    list_1000: Option<Value>,
+    managed_1000: Option<Value>,
+    define_1000_s: Option<f64>,
+    owned_0_ms: Option<f64>,
+    owned_1000_ms: Option<f64>,
+    rss_idle: Option<u64>,
+    rss_1000: Option<u64>,
+}
+
+fn lat(v: &Option<Value>) -> String {
+    match v {
+        Some(v) => format!(
+            "p50 {:.0} µs, p99 {:.0} µs, {:.0}/s",
+            v["p50"].as_f64().unwrap_or(0.0),
+            v["p99"].as_f64().unwrap_or(0.0),
+            v["rate"].as_f64().unwrap_or(0.0)
+        ),
+        None => "n/a".into(),
+    }
+}
+
+fn p50(v: &Option<Value>) -> Option<f64> {
+    v.as_ref().and_then(|v| v["p50"].as_f64())
+}
+
+fn domain_xml(name: &str) -> String {
+    format!(
+        "<domain type='test'><name>{name}</name><memory unit='MiB'>128</memory>\
+         <vcpu>1</vcpu><os><type>hvm</type></os></domain>"
+    )
+}
+
+async fn virtbus(n: usize) -> (Figures, Bus, Daemon) {
+    let mut f = Figures::default();
+    let bus = Bus::start();
+    let mut d = Daemon::start(&bus).await;
+    f.owned_0_ms = Some(d.started_in.as_secs_f64() * 1e3);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.rss_idle = Some(rss_kib(d.pid()));
+    let a = bus.address.clone();
+    let conn = bus.connect().await;
+    let path = manager(&conn)
+        .await
+        .define_domain(&domain_xml("bench"), no_opts())
+        .await
+        .expect("define");
+    let p = path.as_str();
+    let ns = n.to_string();
+    f.ping = Some(client(
+        &a,
+        &[
+            "lat",
+            &ns,
+            NAME,
+            p,
+            "org.freedesktop.DBus.Peer.Ping",
+            "()",
+            "",
+        ],
+    ));
+    f.get_name = Some(client(
+        &a,
+        &[
+            "lat",
+            &ns,
+            NAME,
+            p,
+            "org.freedesktop.DBus.Properties.Get",
+            "(ss)",
+            "('org.virtbus1.Domain', 'Name')",
+        ],
+    ));
+    f.get_xml = Some(client(
+        &a,
+        &[
+            "lat",
+            &ns,
+            NAME,
+            p,
+            "org.virtbus1.Domain.GetXML",
+            "(a{sv})",
+            "({},)",
+        ],
+    ));
+    f.list_1 = Some(client(
+        &a,
+        &[
+            "lat",
+            &ns,
+            NAME,
+            MANAGER,
+            "org.virtbus1.Manager.ListDomains",
+            "(a{sv})",
+            "({},)",
+        ],
+    ));
+    let tmpl = format!("(\"{}\", {{}})", domain_xml("d{i}"));
+    let def = client(
+        &a,
+        &[
+            "define",
+            "1000",
+            NAME,
+            MANAGER,
+            "org.virtbus1.Manager.DefineDomain",
+            "(sa{sv})",
+            &tmpl,
+        ],
+    );
+    f.define_1000_s = def["seconds"].as_f64();
+    let few = (n / 10).max(50).to_string();
+    f.list_1000 = Some(client(
+        &a,
+        &[
+            "lat",
+            &few,
+            NAME,
+            MANAGER,
+            "org.virtbus1.Manager.ListDomains",
+            "(a{sv})",
+            "({},)",
+        ],
+    ));
+    f.managed_1000 = Some(client(
+        &a,
+        &[
+            "lat",
+            &few,
+            NAME,
+            MANAGER,
+            "org.freedesktop.DBus.ObjectManager.GetManagedObjects",
+            "()",
+            "",
+        ],
+    ));
+    d.restart(&bus).await;
+    f.owned_1000_ms = Some(d.started_in.as_secs_f64() * 1e3);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.rss_1000 = Some(rss_kib(d.pid()));
+    (f, bus, d)
+}
+
+async fn reference(n: usize) -> Option<Figures> {
+    if Command::new("libvirt-dbus").arg("--help").output().is_err() {
+        println!("(reference skipped: apt-get install libvirt-dbus libvirt-daemon)");
+        return None;
+    }
+    let mut f = Figures::default();
+    let bus = Bus::start();
+    let a = bus.address.clone();
+    let start = Instant::now();
+    let mut child = Command::new("libvirt-dbus")
+        .arg("--session")
+        .env("DBUS_SESSION_BUS_ADDRESS", &a)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let conn = bus.connect().await;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.ok()?;
+    while !dbus
+        .name_has_owner("org.libvirt".try_into().ok()?)
+        .await
+        .unwrap_or(false)
+    {
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            return None;
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    f.owned_0_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.rss_idle = Some(rss_kib(child.id()));
+    let ns = n.to_string();
+    let dest = "org.libvirt";
+    f.ping = Some(client(
+        &a,
+        &[
+            "lat",
+            &ns,
+            dest,
+            TEST_DOMAIN,
+            "org.freedesktop.DBus.Peer.Ping",
+            "()",
+            "",
+        ],
+    ));
+    f.get_name = Some(client(
+        &a,
+        &[
+            "lat",
+            &ns,
+            dest,
+            TEST_DOMAIN,
+            "org.freedesktop.DBus.Properties.Get",
+            "(ss)",
+            "('org.libvirt.Domain', 'Name')",
+        ],
+    ));
+    f.get_xml = Some(client(
+        &a,
+        &[
+            "lat",
+            &ns,
+            dest,
+            TEST_DOMAIN,
+            "org.libvirt.Domain.GetXMLDesc",
+            "(u)",
+            "(0,)",
+        ],
+    ));
+    f.list_1 = Some(client(
+        &a,
+        &[
+            "lat",
+            &ns,
+            dest,
+            "/org/libvirt/Test",
+            "org.libvirt.Connect.ListDomains",
+            "(u)",
+            "(0,)",
+        ],
+    ));
+    let tmpl = format!("(\"{}\",)", domain_xml("d{i}"));
+    let def = client(
+        &a,
+        &[
+            "define",
+            "1000",
+            dest,
+            "/org/libvirt/Test",
+            "org.libvirt.Connect.DomainDefineXML",
+            "(s)",
+            &tmpl,
+        ],
+    );
+    f.define_1000_s = def["seconds"].as_f64();
+    let few = (n / 10).max(50).to_string();
+    f.list_1000 = Some(client(
+        &a,
+        &[
+            "lat",
+            &few,
+            dest,
+            "/org/libvirt/Test",
+            "org.libvirt.Connect.ListDomains",
+            "(u)",
+            "(0,)",
+        ],
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.rss_1000 = Some(rss_kib(child.id()));
+    let _ = child.kill();
+    let _ = child.wait();
+    Some(f)
+}
+
+fn ratio(ours: Option<f64>, theirs: Option<f64>, lower_is_better: bool) -> String {
+    match (ours, theirs) {
+        (Some(o), Some(t)) if o > 0.0 && t > 0.0 => {
+            if lower_is_better {
+                format!("{:.1}x faster", t / o)
+            } else {
+                format!("{:.1}x", o / t)
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+fn print_api(v: &Figures, r: &Option<Figures>) {
+    let r0 = r.clone().unwrap_or_default();
+    println!(
+        "\n## Native API: virtbusd vs libvirt-dbus 1.4.1 + libvirt test driver (same client)\n"
+    );
+    println!("| figure | virtbusd | libvirt-dbus | ratio |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, a: &Option<Value>, b: &Option<Value>| {
+        println!(
+            "| {name} | {} | {} | {} |",
+            lat(a),
+            lat(b),
+            ratio(p50(a), p50(b), true)
+        );
+    };
+    row("Peer.Ping (bus floor)", &v.ping, &r0.ping);
+    row("Properties.Get(Name)", &v.get_name, &r0.get_name);
+    row("GetXML / GetXMLDesc", &v.get_xml, &r0.get_xml);
+    row("ListDomains, 1 domain", &v.list_1, &r0.list_1);
+    row("ListDomains, 1001 domains", &v.list_1000, &r0.list_1000);
+    row("GetManagedObjects, 1001 domains", &v.managed_1000, &None);
+    let ms = |x: Option<f64>| x.map(|x| format!("{x:.1} ms")).unwrap_or("n/a".into());
+    let s = |x: Option<f64>| x.map(|x| format!("{x:.2} s")).unwrap_or("n/a".into());
+    println!(
+        "| define 1000 domains | {} | {} | {} |",
+        s(v.define_1000_s),
+        s(r0.define_1000_s),
+        ratio(v.define_1000_s, r0.define_1000_s, true)
+    );
+    println!(
+        "| exec to name owned, 0 domains | {} | {} | {} |",
+        ms(v.owned_0_ms),
+        ms(r0.owned_0_ms),
+        ratio(v.owned_0_ms, r0.owned_0_ms, true)
+    );
+    println!(
+        "| exec to name owned, 1001 persistent domains | {} | n/a (keeps nothing) | |",
+        ms(v.owned_1000_ms)
+    );
+    let mib = |x: Option<u64>| {
+        x.map(|x| format!("{:.1} MiB", x as f64 / 1024.0))
+            .unwrap_or("n/a".into())
+    };
+    println!(
+        "| RSS idle | {} | {} | |",
+        mib(v.rss_idle),
+        mib(r0.rss_idle)
+    );
+    println!(
+        "| RSS with 1001 domains | {} | {} | |",
+        mib(v.rss_1000),
+        mib(r0.rss_1000)
+    );
+    let per = |f: &Figures| match (f.rss_idle, f.rss_1000) {
+        (Some(a), Some(b)) => format!("{:.2} KiB", (b.saturating_sub(a)) as f64 / 1001.0),
+        _ => "n/a".into(),
+    };
+    println!("| RSS per domain | {} | {} | |", per(v), per(&r0));
+    let floor = p50(&v.ping).unwrap_or(0.0);
+    println!(
+        "\nvirtbusd above its own floor (p50): Get(Name) +{:.0} µs, GetXML +{:.0} µs (target: within 25 µs)",
+        p50(&v.get_name).unwrap_or(0.0) - floor,
+        p50(&v.get_xml).unwrap_or(0.0) - floor
+    );
+}
+
+async fn authorized(n: usize, session_bus: &Bus) {
+    println!("\n## Authorized calls by an unprivileged user through the real polkitd\n");
+    let rule = "polkit.addRule(function(action, subject) {\n  if (subject.user == \"carol\" && action.lookup(\"domain_name\") == \"bench\" &&\n      (action.id == \"org.virtbus1.domain.start\" || action.id == \"org.virtbus1.domain.stop\"))\n    return polkit.Result.YES;\n});\n";
+    let env = PolkitEnv::start(&[("70-bench.rules", rule.to_owned())]);
+    let ns = n.to_string();
+    let few = (n / 4).max(50).to_string();
+    // The unauthorized baseline: the same calls on the session bus, where nobody is asked.
+    let sconn = session_bus.connect().await;
+    let base_path = manager(&sconn)
+        .await
+        .lookup_domain("bench")
+        .await
+        .expect("bench");
+    let sa = session_bus.address.clone();
+    let bp = base_path.as_str();
+    let base_get = client(
+        &sa,
+        &[
+            "lat",
+            &ns,
+            NAME,
+            bp,
+            "org.freedesktop.DBus.Properties.Get",
+            "(ss)",
+            "('org.virtbus1.Domain', 'Name')",
+        ],
+    );
+    let base_alt = client(
+        &sa,
+        &[
+            "alt",
+            &few,
+            NAME,
+            &format!("{bp} org.virtbus1.Domain.Start (a{{sv}}) ({{}},)"),
+            &format!("{bp} org.virtbus1.Domain.Destroy (a{{sv}}) ({{}},)"),
+        ],
+    );
+    let check = client_as(&env, "carol", &["check", &ns, "org.virtbus1.domain.start"]);
+    let mut rows = Vec::new();
+    for cache in [true, false] {
+        let extra: &[&str] = if cache { &[] } else { &["--no-authz-cache"] };
+        let mut d = env.daemon(extra).await;
+        let conn = connect(&env.address).await;
+        let path = match manager(&conn).await.lookup_domain("bench").await {
+            Ok(p) => p,
+            Err(_) => manager(&conn)
+                .await
+                .define_domain(&domain_xml("bench"), no_opts())
+                .await
+                .expect("define"),
+        };
+        let p = path.as_str();
+        let get = client_as(
+            &env,
+            "carol",
+            &[
+                "lat",
+                &ns,
+                NAME,
+                p,
+                "org.freedesktop.DBus.Properties.Get",
+                "(ss)",
+                "('org.virtbus1.Domain', 'Name')",
+            ],
+        );
+        let alt = client_as(
+            &env,
+            "carol",
+            &[
+                "alt",
+                &few,
+                NAME,
+                &format!("{p} org.virtbus1.Domain.Start (a{{sv}}) ({{}},)"),
+                &format!("{p} org.virtbus1.Domain.Destroy (a{{sv}}) ({{}},)"),
+            ],
+        );
+        rows.push((cache, get, alt));
+        d.stop();
+    }
+    println!("| call | unauthorized (session bus) | cache on | cache off |");
+    println!("|---|---|---|---|");
+    let g = |v: &Value| Some(v.clone());
+    println!(
+        "| Properties.Get(Name) | {} | {} | {} |",
+        lat(&g(&base_get)),
+        lat(&g(&rows[0].1)),
+        lat(&g(&rows[1].1))
+    );
+    println!(
+        "| Start | {} | {} | {} |",
+        lat(&g(&base_alt["a"])),
+        lat(&g(&rows[0].2["a"])),
+        lat(&g(&rows[1].2["a"]))
+    );
+    println!(
+        "| Destroy | {} | {} | {} |",
+        lat(&g(&base_alt["b"])),
+        lat(&g(&rows[0].2["b"])),
+        lat(&g(&rows[1].2["b"]))
+    );
+    println!(
+        "| polkitd CheckAuthorization alone | {} | | |",
+        lat(&g(&check))
+    );
+    let p = |v: &Value| v["p50"].as_f64().unwrap_or(0.0);
+    println!(
+        "\nCached read above unauthorized (p50): +{:.0} µs (target: within 50 µs)",
+        p(&rows[0].1) - p(&base_get)
+    );
+    println!(
+        "Uncached Start above unauthorized Start, minus polkitd's check (p50): {:+.0} µs (target: within 300 µs)",
+        p(&rows[1].2["a"]) - p(&base_alt["a"]) - p(&check)
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let n = iters();
+        println!("virtbus API benchmark, {n} calls per latency figure");
+        let (v, bus, _d) = virtbus(n).await;
+        let r = reference(n).await;
+        print_api(&v, &r);
+        authorized(n, &bus).await;
+    });
+}
