@@ -6,6 +6,7 @@
 //! the core when it arrives (see [`paths`]), so a path of a deleted object gets a typed
 //! `NotFound`, and a thousand domains cost no bus-side memory.
 
+pub mod activity;
 pub mod authz;
 pub mod errors;
 pub mod options;
@@ -27,6 +28,7 @@ use tokio::sync::watch;
 use zbus::{Connection, Message, message::Header};
 
 use self::{
+    activity::Activity,
     authz::{Authorizer, Caller},
     errors::Reply,
     schema::Schema,
@@ -88,6 +90,14 @@ impl Ctx {
 pub struct Server {
     _router: tokio::task::JoinHandle<()>,
     _signals: tokio::task::JoinHandle<()>,
+    activity: Arc<Activity>,
+}
+
+impl Server {
+    /// Calls in flight and the time since the last one.
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
+    }
 }
 
 /// Serve the native API for `core` on `conn`. Call before requesting the bus name, so that
@@ -111,9 +121,11 @@ pub async fn serve(
     let signals = tokio::spawn(signals::pump(ctx.clone(), events, signalled_tx));
     hostname::watch(ctx.clone());
     let stream = router::method_calls(conn).await?;
-    let router = tokio::spawn(router::run(ctx, stream));
+    let activity = Arc::new(Activity::default());
+    let router = tokio::spawn(router::run(ctx, stream, activity.clone()));
     Ok(Server {
         _router: router,
         _signals: signals,
+        activity,
     })
 }
