@@ -88,7 +88,7 @@ impl Ctx {
 
 /// The running front end; dropping it does not stop it (its tasks live with the connection).
 pub struct Server {
-    _router: tokio::task::JoinHandle<()>,
+    router: tokio::task::JoinHandle<()>,
     _signals: tokio::task::JoinHandle<()>,
     activity: Arc<Activity>,
 }
@@ -97,6 +97,11 @@ impl Server {
     /// Calls in flight and the time since the last one.
     pub fn activity(&self) -> Arc<Activity> {
         self.activity.clone()
+    }
+
+    /// Resolve when the connection is gone and no call can arrive any more.
+    pub async fn closed(&mut self) {
+        let _ = (&mut self.router).await;
     }
 }
 
@@ -124,7 +129,7 @@ pub async fn serve(
     let activity = Arc::new(Activity::default());
     let router = tokio::spawn(router::run(ctx, stream, activity.clone()));
     Ok(Server {
-        _router: router,
+        router,
         _signals: signals,
         activity,
     })

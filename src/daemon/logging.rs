@@ -5,11 +5,13 @@
 //! stream it connected, and it must be the one on stderr. `INVOCATION_ID` alone is not enough:
 //! it is also set when a unit sends stderr to a file or a terminal.
 
-use std::{os::unix::fs::MetadataExt, str::FromStr};
+use std::{io::IsTerminal, os::unix::fs::MetadataExt, str::FromStr};
 
 use tracing_subscriber::{
     Layer, filter::Targets, layer::SubscriberExt, registry, util::SubscriberInitExt,
 };
+
+use tracing_journald::{Priority, PriorityMappings};
 
 use crate::config::LogFilter;
 
@@ -33,6 +35,13 @@ pub fn init(configured: &LogFilter) -> Sink {
     let sink = if stderr_is_journal() {
         match tracing_journald::layer() {
             Ok(journal) => {
+                // The crate maps INFO to "notice"; journalctl -p and the daemon's own
+                // messages mean INFO as "informational", as syslog does.
+                let journal = journal.with_priority_mappings(PriorityMappings {
+                    info: Priority::Informational,
+                    debug: Priority::Debug,
+                    ..PriorityMappings::new()
+                });
                 let _ = registry().with(journal.with_filter(filter)).try_init();
                 return Sink::Journal;
             }
@@ -43,6 +52,7 @@ pub fn init(configured: &LogFilter) -> Sink {
     };
     let text = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = registry().with(text.with_filter(filter)).try_init();
     sink

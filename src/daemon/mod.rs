@@ -42,6 +42,8 @@ pub enum DaemonError {
     NameTaken,
     #[error("{0}")]
     Setup(String),
+    #[error("the bus connection closed")]
+    Disconnected,
 }
 
 /// Where state lives for this bus.
@@ -129,6 +131,12 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
     std::fs::create_dir_all(&dirs.runtime).map_err(|e| {
         DaemonError::Setup(format!("cannot create {}: {e}", dirs.runtime.display()))
     })?;
+    tracing::debug!(
+        "state in {}, runtime files in {}, drivers {:?}",
+        dirs.state.display(),
+        dirs.runtime.display(),
+        config.drivers
+    );
     let core = Core::new(drivers(&config.drivers), store);
     let loaded = core.load();
     tracing::info!("loaded {loaded} domain(s) from {}", dirs.state.display());
@@ -142,7 +150,7 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
         source,
     })?;
     let authz: Arc<dyn Authorizer> = Arc::new(SessionOwner);
-    let server = bus::serve(&conn, core.clone(), authz)
+    let mut server = bus::serve(&conn, core.clone(), authz)
         .await
         .map_err(DaemonError::Serve)?;
     if bus == BusKind::System {
@@ -158,10 +166,11 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
     tokio::spawn(async move { autostart.autostart().await });
 
     let timeout = args.timeout.unwrap_or(config.idle_timeout);
+    let activity = server.activity();
     let idle = async {
         match bus {
             BusKind::Session if timeout > 0 => {
-                idle::wait(&core, &server.activity(), Duration::from_secs(timeout)).await
+                idle::wait(&core, &activity, Duration::from_secs(timeout)).await
             }
             _ => std::future::pending().await,
         }
@@ -169,6 +178,10 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
     let exit = tokio::select! {
         () = wait_for_stop() => Exit::Signal,
         () = idle => Exit::Idle,
+        () = server.closed() => {
+            notifier.stopping("Lost the bus connection");
+            return Err(DaemonError::Disconnected);
+        }
     };
     match exit {
         Exit::Signal => {
@@ -178,7 +191,7 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
         Exit::Idle => {
             notifier.stopping(&format!("Idle for {timeout} s; exiting"));
             tracing::info!("idle for {timeout} s with nothing running; exiting");
-            hand_over(&conn, &server.activity()).await;
+            hand_over(&conn, &activity).await;
         }
     }
     Ok(exit)
