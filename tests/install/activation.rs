@@ -178,7 +178,7 @@ async fn first_call_activates_the_installed_daemon_which_exits_when_idle() {
     let mgr = manager(&conn).await;
     assert_eq!(
         mgr.list_domains(no_opts()).await.expect("again"),
-        [dpath.clone()]
+        std::slice::from_ref(&dpath)
     );
     let pid2 = owner_pid(&conn).await.expect("owned again");
     assert_ne!(pid, pid2);

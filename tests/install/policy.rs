@@ -119,6 +119,7 @@ fn a_broken_include_stops_the_bus() {
     let dir = open_tempdir();
     let broken = dir.path().join("broken.conf");
     std::fs::write(&broken, "<busconfig><policy user=\"root\"><allow own=").expect("write");
-    let result = std::panic::catch_unwind(|| SystemBus::start(dir.path(), &[broken.clone()]));
+    let result =
+        std::panic::catch_unwind(|| SystemBus::start(dir.path(), std::slice::from_ref(&broken)));
     assert!(result.is_err(), "dbus-daemon accepted a broken include");
 }
