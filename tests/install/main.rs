@@ -14,6 +14,7 @@ mod config;
 mod files;
 mod fixture;
 mod journal;
+mod machined;
 
 mod notify;
 mod policy;
