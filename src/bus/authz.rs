@@ -64,8 +64,8 @@ pub struct Details {
     pub driver: Option<String>,
     pub domain_name: Option<String>,
     pub domain_uuid: Option<String>,
-    /// The owner's uid, or empty when root owns the domain.
-    pub domain_owner: Option<String>,
+    /// The domain's owner: `Some(None)` for a domain without one (root's).
+    pub domain_owner: Option<Option<u32>>,
     pub snapshot_name: Option<String>,
 }
 
@@ -75,7 +75,7 @@ impl Details {
             driver: Some(info.driver.to_owned()),
             domain_name: Some(info.name.clone()),
             domain_uuid: Some(info.uuid.to_string()),
-            domain_owner: Some(info.owner.map(|u| u.to_string()).unwrap_or_default()),
+            domain_owner: Some(info.owner),
             snapshot_name: None,
         }
     }
@@ -86,19 +86,6 @@ impl Details {
             ..Self::domain(info)
         }
     }
-
-    pub fn pairs(&self) -> Vec<(&'static str, &str)> {
-        [
-            ("driver", &self.driver),
-            ("domain_name", &self.domain_name),
-            ("domain_uuid", &self.domain_uuid),
-            ("domain_owner", &self.domain_owner),
-            ("snapshot_name", &self.snapshot_name),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
-        .collect()
-    }
 }
 
 /// Who is calling.
@@ -108,6 +95,8 @@ pub struct Caller {
     pub sender: String,
     /// Whether the call allows interactive authorization.
     pub interactive: bool,
+    /// The call itself, from which polkit's subject is made.
+    pub message: zbus::Message,
 }
 
 #[async_trait]

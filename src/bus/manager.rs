@@ -93,7 +93,7 @@ async fn authorize_definition(
         driver: ctx.core.driver_name(def.domain_type).map(str::to_owned),
         domain_name: Some(def.name.clone()),
         domain_uuid: Some(def.uuid.to_string()),
-        domain_owner: Some(owner.map(|u| u.to_string()).unwrap_or_default()),
+        domain_owner: Some(owner),
         snapshot_name: None,
     };
     for a in actions {

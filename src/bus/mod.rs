@@ -18,6 +18,7 @@ mod domain;
 mod hostname;
 mod manager;
 mod objects;
+pub mod polkit;
 mod router;
 mod signals;
 mod snapshot;

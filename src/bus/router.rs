@@ -54,6 +54,7 @@ async fn handle(ctx: &Ctx, msg: Message) {
         let caller = Caller {
             sender: hdr.sender().map(|s| s.to_string()).unwrap_or_default(),
             interactive: flags.contains(Flags::ALLOW_INTERACTIVE_AUTH),
+            message: msg.clone(),
         };
         (flags.contains(Flags::NO_REPLY_EXPECTED), caller)
     };

@@ -18,6 +18,8 @@ pub struct Args {
     pub config: Option<PathBuf>,
     /// Idle timeout in seconds, overriding the configuration's.
     pub timeout: Option<u64>,
+    /// Ask polkit on every call (to measure what the decision cache saves).
+    pub no_authz_cache: bool,
     pub help: bool,
     pub version: bool,
 }
@@ -50,6 +52,8 @@ Options:
                         which fall back to the installed defaults
   --timeout SECS        Session instance: exit after SECS with nothing running
                         and no call (0: never; default from the configuration)
+  --no-authz-cache      Ask polkit on every call, caching no decision
+                        (for measurements)
   -h, --help            Show this help
   -V, --version         Show the version
 ";
@@ -68,6 +72,7 @@ impl Args {
             runtime_dir: None,
             config: None,
             timeout: None,
+            no_authz_cache: false,
             help: false,
             version: false,
         };
@@ -94,6 +99,7 @@ impl Args {
                     out.timeout =
                         Some(secs.ok_or_else(|| ArgsError::Timeout(v.to_string_lossy().into()))?);
                 }
+                Long("no-authz-cache") => out.no_authz_cache = true,
                 Short('h') | Long("help") => out.help = true,
                 Short('V') | Long("version") => out.version = true,
                 _ => return Err(arg.unexpected().into()),

@@ -149,7 +149,14 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
         bus: bus_name,
         source,
     })?;
-    let authz: Arc<dyn Authorizer> = Arc::new(SessionOwner);
+    // On the session bus every caller is the bus's owner (the bus admits nobody else), so
+    // there is nobody to ask, as with libvirt's session mode.
+    let authz: Arc<dyn Authorizer> = match bus {
+        BusKind::Session => Arc::new(SessionOwner),
+        BusKind::System => bus::polkit::Polkit::new(&conn, !args.no_authz_cache)
+            .await
+            .map_err(DaemonError::Serve)?,
+    };
     let mut server = bus::serve(&conn, core.clone(), authz)
         .await
         .map_err(DaemonError::Serve)?;

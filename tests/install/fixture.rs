@@ -199,6 +199,34 @@ impl SystemBus {
     /// its configuration, as it does for a broken `<include>`.
     pub fn start(dir: &Path, includes: &[PathBuf]) -> SystemBus {
         let sock = dir.join("system_bus_socket");
+        let conf = Self::config(dir, &sock, includes);
+        let log = std::fs::File::create(dir.join("dbus-daemon.log")).expect("log");
+        let mut proc = Proc::spawn(
+            Command::new("dbus-daemon")
+                .arg(format!("--config-file={}", conf.display()))
+                .arg("--nofork")
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sock.exists() {
+            if let Some(status) = proc.wait_exit(Duration::ZERO) {
+                panic!(
+                    "dbus-daemon exited with {status}: {}",
+                    std::fs::read_to_string(dir.join("dbus-daemon.log")).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "dbus-daemon did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        SystemBus {
+            address: format!("unix:path={}", sock.display()),
+            _proc: proc,
+        }
+    }
+
+    /// Write the configuration file in `dir`; returns its path.
+    fn config(dir: &Path, sock: &Path, includes: &[PathBuf]) -> PathBuf {
         let conf = dir.join("system.conf");
         let includes: String = includes
             .iter()
@@ -234,29 +262,104 @@ impl SystemBus {
             ),
         )
         .expect("bus config");
-        let log = std::fs::File::create(dir.join("dbus-daemon.log")).expect("log");
-        let mut proc = Proc::spawn(
-            Command::new("dbus-daemon")
-                .arg(format!("--config-file={}", conf.display()))
-                .arg("--nofork")
+        conf
+    }
+}
+
+/// A system bus and a real polkitd in a mount namespace where `actions` (copied, so that the
+/// polkitd user can read it) is /usr/share/polkit-1/actions and no rules exist; with
+/// PolicyKit1's bus policy and `policy` included. Both processes die with the namespace's
+/// process group.
+pub struct PolkitBus {
+    pub address: String,
+    group: Proc,
+}
+
+impl PolkitBus {
+    pub fn start(dir: &Path, actions: &Path, policy: &Path) -> PolkitBus {
+        use std::os::unix::{fs::PermissionsExt, process::CommandExt};
+        let copy = dir.join("actions");
+        let empty = dir.join("empty");
+        for d in [&copy, &empty] {
+            std::fs::create_dir(d).expect("mkdir");
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        for e in std::fs::read_dir(actions).expect("actions") {
+            let p = e.expect("entry").path();
+            let to = copy.join(p.file_name().expect("name"));
+            std::fs::copy(&p, &to).expect("copy");
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+        let sock = dir.join("system_bus_socket");
+        let conf_dir = dir.join("conf");
+        std::fs::create_dir(&conf_dir).expect("mkdir");
+        // Write the bus configuration the way SystemBus does, without starting it.
+        let bus = SystemBus::config(
+            &conf_dir,
+            &sock,
+            &[
+                "/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf".into(),
+                policy.to_owned(),
+            ],
+        );
+        let script = r#"set -e
+mount --bind "$1" /usr/share/polkit-1/actions
+mount --bind "$2" /usr/share/polkit-1/rules.d
+mount --bind "$2" /etc/polkit-1/rules.d
+dbus-daemon --nofork --config-file="$3" &
+while [ ! -S "$4" ]; do sleep 0.01; done
+DBUS_SYSTEM_BUS_ADDRESS="unix:path=$4" exec /usr/lib/polkit-1/polkitd"#;
+        let log = std::fs::File::create(dir.join("polkit.log")).expect("log");
+        let group = Proc::spawn(
+            Command::new("unshare")
+                .args([
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    script,
+                    "sh",
+                ])
+                .arg(&copy)
+                .arg(&empty)
+                .arg(&bus)
+                .arg(&sock)
+                .process_group(0)
                 .stdout(Stdio::null())
                 .stderr(log),
         );
+        wait_for_path(&sock, "the system bus socket");
+        let address = format!("unix:path={}", sock.display());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !sock.exists() {
-            if let Some(status) = proc.wait_exit(Duration::ZERO) {
-                panic!(
-                    "dbus-daemon exited with {status}: {}",
-                    std::fs::read_to_string(dir.join("dbus-daemon.log")).unwrap_or_default()
-                );
+        loop {
+            let out = Command::new("busctl")
+                .arg(format!("--address={address}"))
+                .args(["status", "org.freedesktop.PolicyKit1"])
+                .output()
+                .expect("busctl");
+            if out.status.success() {
+                break;
             }
-            assert!(Instant::now() < deadline, "dbus-daemon did not start");
-            std::thread::sleep(Duration::from_millis(5));
+            assert!(Instant::now() < deadline, "polkitd did not start");
+            std::thread::sleep(Duration::from_millis(20));
         }
+        PolkitBus { address, group }
+    }
+
+    /// The address, as a [`SystemBus`] for [`SystemDaemon::spawn`].
+    pub fn as_system_bus(&self) -> SystemBus {
         SystemBus {
-            address: format!("unix:path={}", sock.display()),
-            _proc: proc,
+            address: self.address.clone(),
+            _proc: Proc(None),
         }
+    }
+}
+
+impl Drop for PolkitBus {
+    fn drop(&mut self) {
+        // SAFETY: signalling the process group we created.
+        unsafe { libc::kill(-(self.group.pid() as i32), libc::SIGKILL) };
     }
 }
 

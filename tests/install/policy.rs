@@ -1,5 +1,7 @@
 //! The installed bus policy in a real system-type dbus-daemon: root owns org.virtbus1, anyone
-//! may call it, nobody else may own it.
+//! may call it, nobody else may own it. The installed polkit actions are loaded by a real
+//! polkitd on the same bus (in a mount namespace, over the system's actions dir), which
+//! answers the daemon's checks and `pkaction`.
 
 use std::{process::Command, time::Duration};
 
@@ -19,17 +21,36 @@ fn busctl_as_nobody(address: &str, args: &[&str]) -> std::process::Output {
 async fn root_owns_the_name_and_anyone_may_call() {
     let inst = Installed::get();
     let dir = open_tempdir();
-    let bus = SystemBus::start(
+    let bus = PolkitBus::start(
         dir.path(),
-        &[inst.path("/usr/share/dbus-1/system.d/org.virtbus1.conf")],
+        &inst.path("/usr/share/polkit-1/actions"),
+        &inst.path("/usr/share/dbus-1/system.d/org.virtbus1.conf"),
     );
-    let mut daemon = SystemDaemon::spawn(dir.path(), &bus);
+    // pkaction reads the installed actions through polkitd.
+    let out = run(Command::new("pkaction")
+        .args(["--verbose", "--action-id", "org.virtbus1.domain.start"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("implicit active:   auth_admin_keep"),
+        "{text}"
+    );
+
+    let mut daemon = SystemDaemon::spawn(dir.path(), &bus.as_system_bus());
     let conn = connect(&bus.address).await;
     assert!(
         eventually(Duration::from_secs(20), async || has_owner(&conn, NAME)
             .await)
         .await,
         "virtbusd did not own {NAME}:\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        daemon.log_text().contains(&format!(
+            "configuration from {}",
+            inst.path("/usr/share/virtbus/virtbusd.toml").display()
+        )),
+        "{}",
         daemon.log_text()
     );
 
@@ -63,10 +84,28 @@ async fn root_owns_the_name_and_anyone_may_call() {
     );
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        daemon.log_text()
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "as 1 \"test\"");
+    // A mutating call reaches the daemon too, and polkit (not the bus) refuses it.
+    let out = busctl_as_nobody(
+        &bus.address,
+        &[
+            "call",
+            NAME,
+            "/org/virtbus1",
+            "org.virtbus1.Manager",
+            "DefineDomain",
+            "sa{sv}",
+            &crate::support::test_domain("x"),
+            "0",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("org.virtbus1.domain.write"), "{err}");
 
     // Nobody may take the name, even once it is free.
     daemon.proc.signal(libc::SIGTERM);

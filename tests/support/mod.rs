@@ -1,6 +1,7 @@
 //! Fixtures shared by the integration tests: a private bus, the real daemon on it, clients.
 #![allow(dead_code)]
 
+pub mod polkit;
 pub mod proxies;
 
 use std::{
@@ -72,11 +73,16 @@ impl Bus {
     }
 
     pub async fn connect(&self) -> zbus::Connection {
-        zbus::connection::Builder::address(self.address.as_str())
-            .build()
-            .await
-            .expect("connect to the private bus")
+        connect(&self.address).await
     }
+}
+
+/// A connection to the bus at `address`.
+pub async fn connect(address: &str) -> zbus::Connection {
+    zbus::connection::Builder::address(address)
+        .build()
+        .await
+        .expect("connect to the private bus")
 }
 
 impl Drop for Bus {
@@ -93,6 +99,15 @@ pub struct Daemon {
     pub runtime: PathBuf,
     address: String,
     pub log: PathBuf,
+    launch: Launch,
+}
+
+/// How to run the daemon: on which bus, and under which command prefix (e.g. `nsenter`).
+#[derive(Clone, Default)]
+pub struct Launch {
+    pub system: bool,
+    pub prefix: Vec<String>,
+    pub extra: Vec<String>,
 }
 
 pub const NAME: &str = "org.virtbus1";
@@ -107,7 +122,22 @@ impl Daemon {
     }
 
     pub async fn start_with(bus: &Bus, state: &Path, runtime: &Path, extra: &[&str]) -> Daemon {
-        let log = bus.dir.path().join(format!(
+        let launch = Launch {
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        Self::launch(&bus.address, bus.dir.path(), state, runtime, launch).await
+    }
+
+    /// Start a daemon as `launch` says, on the bus at `address`, logging under `dir`.
+    pub async fn launch(
+        address: &str,
+        dir: &Path,
+        state: &Path,
+        runtime: &Path,
+        launch: Launch,
+    ) -> Daemon {
+        let log = dir.join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -118,24 +148,39 @@ impl Daemon {
             child: None,
             state: state.to_owned(),
             runtime: runtime.to_owned(),
-            address: bus.address.clone(),
+            address: address.to_owned(),
             log,
+            launch,
         };
-        d.spawn(extra);
-        d.wait_for_name(bus).await;
+        d.spawn();
+        d.wait_for_name().await;
         d
     }
 
-    fn spawn(&mut self, extra: &[&str]) {
+    fn spawn(&mut self) {
         let log = std::fs::File::create(&self.log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_virtbusd"))
-            .arg("--session")
+        let bin = env!("CARGO_BIN_EXE_virtbusd");
+        let mut cmd = match self.launch.prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let (flag, var) = if self.launch.system {
+            ("--system", "DBUS_SYSTEM_BUS_ADDRESS")
+        } else {
+            ("--session", "DBUS_SESSION_BUS_ADDRESS")
+        };
+        let child = cmd
+            .arg(flag)
             .arg("--state-dir")
             .arg(&self.state)
             .arg("--runtime-dir")
             .arg(&self.runtime)
-            .args(extra)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .args(&self.launch.extra)
+            .env(var, &self.address)
             // No configuration file of the user's: the built-in defaults.
             .env("XDG_CONFIG_HOME", self.state.with_extension("config"))
             .env("RUST_LOG", "debug")
@@ -146,8 +191,8 @@ impl Daemon {
         self.child = Some(child);
     }
 
-    async fn wait_for_name(&mut self, bus: &Bus) {
-        let conn = bus.connect().await;
+    async fn wait_for_name(&mut self) {
+        let conn = connect(&self.address).await;
         let dbus = zbus::fdo::DBusProxy::new(&conn).await.expect("dbus proxy");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -199,10 +244,10 @@ impl Daemon {
     }
 
     /// Start again with the same dirs (after `kill` or `stop`).
-    pub async fn restart(&mut self, bus: &Bus) {
+    pub async fn restart(&mut self, _bus: &Bus) {
         self.kill();
-        self.spawn(&[]);
-        self.wait_for_name(bus).await;
+        self.spawn();
+        self.wait_for_name().await;
     }
 }
 

@@ -1,0 +1,645 @@
+//! Authorization against a real polkitd, hermetically (see `support::polkit`): every method
+//! checked against the real caller, the shipped example rules, interactive authorization,
+//! cache invalidation, and many concurrent checks.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Write},
+    process::Stdio,
+    time::Duration,
+};
+
+use support::{polkit::*, proxies::*, *};
+use zbus::OwnedObjectPath;
+
+const CLIENT: &str = include_str!("client.py");
+
+/// The GDBus client script, where the test users can read it.
+fn client_path(env: &PolkitEnv) -> String {
+    let p = env.workdir().join("client.py");
+    if !p.exists() {
+        std::fs::write(&p, CLIENT).expect("client");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    p.display().to_string()
+}
+
+/// Make `calls` at once as `user`; the result of each ("ok" or an error name).
+fn calls_as(env: &PolkitEnv, user: &str, calls: &[String]) -> Vec<String> {
+    let out = env
+        .command_as(user, "/usr/bin/python3")
+        .arg(client_path(env))
+        .arg("burst")
+        .args(calls)
+        .output()
+        .expect("client");
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("client prints JSON");
+    v["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn call(path: &str, method: &str, sig: &str, args: &str) -> String {
+    format!("{path} {method} {sig} {args}")
+}
+
+fn opts_call(path: &str, method: &str) -> String {
+    call(path, method, "(a{sv})", "({},)")
+}
+
+const DENIED: &str = "org.virtbus1.Error.AccessDenied";
+const NEEDS_AUTH: &str = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
+
+async fn root_domain(conn: &zbus::Connection, name: &str) -> OwnedObjectPath {
+    manager(conn)
+        .await
+        .define_domain(&test_domain(name), no_opts())
+        .await
+        .expect("root defines")
+}
+
+/// Every mutating method of `dom` (and of its snapshot `snap`), with the action it needs.
+fn mutating_calls(dom: &str, snap: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("start", opts_call(dom, "org.virtbus1.Domain.Start")),
+        (
+            "init-control",
+            opts_call(dom, "org.virtbus1.Domain.Shutdown"),
+        ),
+        ("init-control", opts_call(dom, "org.virtbus1.Domain.Reboot")),
+        ("stop", opts_call(dom, "org.virtbus1.Domain.Destroy")),
+        ("reset", opts_call(dom, "org.virtbus1.Domain.Reset")),
+        ("suspend", opts_call(dom, "org.virtbus1.Domain.Suspend")),
+        ("suspend", opts_call(dom, "org.virtbus1.Domain.Resume")),
+        ("delete", opts_call(dom, "org.virtbus1.Domain.Undefine")),
+        ("fs-freeze", opts_call(dom, "org.virtbus1.Domain.FSFreeze")),
+        ("fs-freeze", opts_call(dom, "org.virtbus1.Domain.FSThaw")),
+        (
+            "snapshot",
+            call(
+                dom,
+                "org.virtbus1.Domain.CreateSnapshot",
+                "(sa{sv})",
+                "('<domainsnapshot/>', {})",
+            ),
+        ),
+        (
+            "read-secure",
+            call(
+                dom,
+                "org.virtbus1.Domain.GetXML",
+                "(a{sv})",
+                "({'secure': <true>},)",
+            ),
+        ),
+        (
+            "write",
+            call(
+                dom,
+                "org.freedesktop.DBus.Properties.Set",
+                "(ssv)",
+                "('org.virtbus1.Domain', 'Autostart', <true>)",
+            ),
+        ),
+        ("snapshot", opts_call(snap, "org.virtbus1.Snapshot.Revert")),
+        ("snapshot", opts_call(snap, "org.virtbus1.Snapshot.Delete")),
+        (
+            "write",
+            call(
+                "/org/virtbus1",
+                "org.virtbus1.Manager.DefineDomain",
+                "(sa{sv})",
+                &format!("(\"{}\", {{}})", test_domain("intruder")),
+            ),
+        ),
+        (
+            "write",
+            call(
+                "/org/virtbus1",
+                "org.virtbus1.Manager.CreateDomain",
+                "(sa{sv})",
+                &format!("(\"{}\", {{}})", test_domain("intruder2")),
+            ),
+        ),
+    ]
+}
+
+fn read_calls(dom: &str, snap: &str) -> Vec<String> {
+    vec![
+        call(
+            "/org/virtbus1",
+            "org.virtbus1.Manager.ListDomains",
+            "(a{sv})",
+            "({},)",
+        ),
+        call(
+            "/org/virtbus1",
+            "org.virtbus1.Manager.LookupDomain",
+            "(s)",
+            "('web',)",
+        ),
+        call(
+            "/org/virtbus1",
+            "org.virtbus1.Manager.GetCapabilities",
+            "()",
+            "",
+        ),
+        call(
+            "/org/virtbus1",
+            "org.freedesktop.DBus.ObjectManager.GetManagedObjects",
+            "()",
+            "",
+        ),
+        call(
+            "/org/virtbus1",
+            "org.freedesktop.DBus.Properties.GetAll",
+            "(s)",
+            "('org.virtbus1.Manager',)",
+        ),
+        opts_call(dom, "org.virtbus1.Domain.GetXML"),
+        opts_call(dom, "org.virtbus1.Domain.GetStats"),
+        opts_call(dom, "org.virtbus1.Domain.ListSnapshots"),
+        call(dom, "org.virtbus1.Domain.LookupSnapshot", "(s)", "('s',)"),
+        call(
+            dom,
+            "org.freedesktop.DBus.Properties.Get",
+            "(ss)",
+            "('org.virtbus1.Domain', 'State')",
+        ),
+        call(
+            dom,
+            "org.freedesktop.DBus.Properties.GetAll",
+            "(s)",
+            "('org.virtbus1.Domain',)",
+        ),
+        opts_call(snap, "org.virtbus1.Snapshot.GetXML"),
+        opts_call(snap, "org.virtbus1.Snapshot.ListChildren"),
+        call(
+            snap,
+            "org.freedesktop.DBus.Properties.GetAll",
+            "(s)",
+            "('org.virtbus1.Snapshot',)",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_may_do_anything_others_only_read() {
+    let env = PolkitEnv::start(&[]);
+    let d = env.daemon(&[]).await;
+    let conn = connect(&env.address).await;
+    let web = root_domain(&conn, "web").await;
+    let dom = domain(&conn, &web).await;
+    dom.start(no_opts()).await.expect("root starts");
+    let snap = dom
+        .create_snapshot("<domainsnapshot><name>s</name></domainsnapshot>", no_opts())
+        .await
+        .expect("root snapshots");
+
+    // Reads are allowed for anyone.
+    let reads = read_calls(web.as_str(), snap.as_str());
+    let got = calls_as(&env, "carol", &reads);
+    for (c, r) in reads.iter().zip(&got) {
+        assert_eq!(r, "ok", "{c}");
+    }
+
+    // Each mutating method is refused for an ordinary user, before anything is done: without
+    // interaction allowed, polkit's challenge is InteractiveAuthorizationRequired...
+    let muts = mutating_calls(web.as_str(), snap.as_str());
+    let plain: Vec<String> = muts.iter().map(|(_, c)| c.clone()).collect();
+    let got = calls_as(&env, "carol", &plain);
+    for ((action, c), r) in muts.iter().zip(&got) {
+        assert_eq!(r, NEEDS_AUTH, "{action}: {c}");
+    }
+    // ...and with interaction allowed but no agent to ask, AccessDenied naming the action.
+    let interactive: Vec<String> = plain.iter().map(|c| format!("{c} interactive")).collect();
+    let got = calls_as(&env, "carol", &interactive);
+    for ((action, c), r) in muts.iter().zip(&got) {
+        assert_eq!(r, DENIED, "{action}: {c}");
+    }
+    let out = env.busctl_as(
+        "carol",
+        true,
+        &[
+            "call",
+            "org.virtbus1",
+            web.as_str(),
+            "org.virtbus1.Domain",
+            "Destroy",
+            "a{sv}",
+            "0",
+        ],
+    );
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("org.virtbus1.domain.stop") && msg.contains("'web'"),
+        "{msg}"
+    );
+
+    // Nothing happened.
+    assert_eq!(dom.state().await.expect("state"), "running");
+    assert_eq!(dom.snapshot_count().await.expect("count"), 1);
+    assert!(!dom.autostart().await.expect("autostart"));
+    assert_eq!(
+        manager(&conn)
+            .await
+            .list_domains(no_opts())
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+
+    // Root, through the same path, may do each.
+    let got = calls_as(
+        &env,
+        "root",
+        &[opts_call(web.as_str(), "org.virtbus1.Domain.Suspend")],
+    );
+    assert_eq!(got, ["ok"]);
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_rule_gives_group_members_their_own_domains_only() {
+    let env = PolkitEnv::start(&[(
+        "50-virtbus-owners.rules",
+        project_file("polkit/examples/50-virtbus-owners.rules"),
+    )]);
+    let _d = env.daemon(&[]).await;
+    let conn = connect(&env.address).await;
+    let web = root_domain(&conn, "web").await;
+
+    // alice (in virtbus-users) defines a domain: it becomes hers.
+    let define = |name: &str| {
+        call(
+            "/org/virtbus1",
+            "org.virtbus1.Manager.DefineDomain",
+            "(sa{sv})",
+            &format!("(\"{}\", {{}})", test_domain(name)),
+        )
+    };
+    assert_eq!(calls_as(&env, "alice", &[define("alice-vm")]), ["ok"]);
+    let mine = manager(&conn)
+        .await
+        .lookup_domain("alice-vm")
+        .await
+        .expect("lookup");
+    let xml = domain(&conn, &mine)
+        .await
+        .get_xml(no_opts())
+        .await
+        .expect("xml");
+    assert!(xml.contains("uid='61001'"), "owner recorded: {xml}");
+    // bob is not in the group: he may not define.
+    assert_eq!(calls_as(&env, "bob", &[define("bob-vm")]), [NEEDS_AUTH]);
+
+    // alice controls her domain through its whole life...
+    let m = mine.as_str();
+    let life = [
+        opts_call(m, "org.virtbus1.Domain.Start"),
+        opts_call(m, "org.virtbus1.Domain.Suspend"),
+        opts_call(m, "org.virtbus1.Domain.Resume"),
+        call(
+            m,
+            "org.virtbus1.Domain.CreateSnapshot",
+            "(sa{sv})",
+            "('<domainsnapshot><name>a</name></domainsnapshot>', {})",
+        ),
+        call(
+            m,
+            "org.virtbus1.Domain.GetXML",
+            "(a{sv})",
+            "({'secure': <true>},)",
+        ),
+        opts_call(m, "org.virtbus1.Domain.Reboot"),
+        opts_call(m, "org.virtbus1.Domain.Destroy"),
+    ];
+    for c in &life {
+        assert_eq!(
+            calls_as(&env, "alice", std::slice::from_ref(c)),
+            ["ok"],
+            "{c}"
+        );
+    }
+    // ...but not root's, and dave (also in the group) not hers.
+    assert_eq!(
+        calls_as(
+            &env,
+            "alice",
+            &[opts_call(web.as_str(), "org.virtbus1.Domain.Start")]
+        ),
+        [NEEDS_AUTH]
+    );
+    assert_eq!(
+        calls_as(&env, "dave", &[opts_call(m, "org.virtbus1.Domain.Start")]),
+        [NEEDS_AUTH]
+    );
+    // Her snapshot and the undefine too.
+    let snap = format!("{m}/snapshot/a");
+    assert_eq!(
+        calls_as(
+            &env,
+            "alice",
+            &[opts_call(&snap, "org.virtbus1.Snapshot.Delete")]
+        ),
+        ["ok"]
+    );
+    assert_eq!(
+        calls_as(
+            &env,
+            "alice",
+            &[opts_call(m, "org.virtbus1.Domain.Undefine")]
+        ),
+        ["ok"]
+    );
+    // A redefinition by root keeps alice's ownership.
+    assert_eq!(calls_as(&env, "alice", &[define("alice-vm2")]), ["ok"]);
+    let vm2 = manager(&conn)
+        .await
+        .lookup_domain("alice-vm2")
+        .await
+        .expect("lookup");
+    let uuid = domain(&conn, &vm2).await.uuid().await.expect("uuid");
+    let xml = test_domain("alice-vm2").replace(
+        "<vcpu>2</vcpu>",
+        &format!("<uuid>{uuid}</uuid><vcpu>3</vcpu>"),
+    );
+    manager(&conn)
+        .await
+        .define_domain(&xml, no_opts())
+        .await
+        .expect("root redefines");
+    assert_eq!(
+        calls_as(
+            &env,
+            "alice",
+            &[opts_call(vm2.as_str(), "org.virtbus1.Domain.Start")]
+        ),
+        ["ok"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_domain_rule_allows_exactly_start_and_stop_of_one_domain() {
+    let env = PolkitEnv::start(&[(
+        "60-virtbus-user-domain.rules",
+        project_file("polkit/examples/60-virtbus-user-domain.rules"),
+    )]);
+    let _d = env.daemon(&[]).await;
+    let conn = connect(&env.address).await;
+    let web = root_domain(&conn, "web").await;
+    let other = root_domain(&conn, "other").await;
+    let w = web.as_str();
+    assert_eq!(
+        calls_as(&env, "bob", &[opts_call(w, "org.virtbus1.Domain.Start")]),
+        ["ok"]
+    );
+    assert_eq!(
+        calls_as(
+            &env,
+            "bob",
+            &[
+                opts_call(w, "org.virtbus1.Domain.Shutdown"),
+                opts_call(w, "org.virtbus1.Domain.Suspend"),
+                opts_call(w, "org.virtbus1.Domain.Undefine"),
+                opts_call(other.as_str(), "org.virtbus1.Domain.Start"),
+            ]
+        ),
+        [NEEDS_AUTH; 4]
+    );
+    assert_eq!(
+        calls_as(&env, "bob", &[opts_call(w, "org.virtbus1.Domain.Destroy")]),
+        ["ok"]
+    );
+    // carol gets nothing from bob's rule.
+    assert_eq!(
+        calls_as(&env, "carol", &[opts_call(w, "org.virtbus1.Domain.Start")]),
+        [NEEDS_AUTH]
+    );
+    assert_eq!(
+        domain(&conn, &web).await.state().await.expect("state"),
+        "shut-off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_rule_takes_effect_without_restart() {
+    let env = PolkitEnv::start(&[]);
+    let _d = env.daemon(&[]).await;
+    let conn = connect(&env.address).await;
+    let web = root_domain(&conn, "web").await;
+    // One connection: the first answer (denied) is cached for it; the rule change must drop
+    // that cache entry.
+    let mut child = env
+        .command_as("carol", "/usr/bin/python3")
+        .arg(client_path(&env))
+        .arg("retry")
+        .arg(opts_call(web.as_str(), "org.virtbus1.Domain.Start"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("client");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("first answer");
+    assert_eq!(first.trim(), NEEDS_AUTH);
+    env.add_rule(
+        "70-carol.rules",
+        "polkit.addRule(function(action, subject) {\n  if (subject.user == \"carol\") return polkit.Result.YES;\n});\n",
+    );
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("go");
+    let mut second = String::new();
+    out.read_line(&mut second).expect("second answer");
+    let v: serde_json::Value = serde_json::from_str(&second).expect("json");
+    assert_eq!(v["result"], "ok", "{second}");
+    assert!(v["seconds"].as_f64().unwrap_or(99.0) < 5.0, "{second}");
+    child.wait().expect("wait");
+    assert_eq!(
+        domain(&conn, &web).await.state().await.expect("state"),
+        "running"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_concurrent_checks_all_right() {
+    let env = PolkitEnv::start(&[(
+        "50-virtbus-owners.rules",
+        project_file("polkit/examples/50-virtbus-owners.rules"),
+    )]);
+    let _d = env.daemon(&[]).await;
+    let conn = connect(&env.address).await;
+    // 25 domains of alice's and 25 of root's: reading their secrets is allowed for her own
+    // only, so each answer depends on the domain.
+    let mut alice_paths = Vec::new();
+    let defines: Vec<String> = (0..25)
+        .map(|i| {
+            call(
+                "/org/virtbus1",
+                "org.virtbus1.Manager.DefineDomain",
+                "(sa{sv})",
+                &format!("(\"{}\", {{}})", test_domain(&format!("a{i}"))),
+            )
+        })
+        .collect();
+    assert!(calls_as(&env, "alice", &defines).iter().all(|r| r == "ok"));
+    let mgr = manager(&conn).await;
+    for i in 0..25 {
+        alice_paths.push(mgr.lookup_domain(&format!("a{i}")).await.expect("a"));
+    }
+    let mut root_paths = Vec::new();
+    for i in 0..25 {
+        root_paths.push(root_domain(&conn, &format!("r{i}")).await);
+    }
+    let secure = |p: &OwnedObjectPath| {
+        call(
+            p.as_str(),
+            "org.virtbus1.Domain.GetXML",
+            "(a{sv})",
+            "({'secure': <true>},)",
+        )
+    };
+    let mut calls = Vec::new();
+    let mut expected = Vec::new();
+    for _ in 0..2 {
+        for (a, r) in alice_paths.iter().zip(&root_paths) {
+            calls.push(secure(a));
+            calls.push(secure(r));
+        }
+    }
+    for (user, own) in [
+        ("alice", true),
+        ("alice", true),
+        ("alice", true),
+        ("dave", false),
+        ("dave", false),
+    ] {
+        expected.push(
+            (0..100)
+                .map(|i| if own && i % 2 == 0 { "ok" } else { NEEDS_AUTH })
+                .collect::<Vec<_>>(),
+        );
+        let _ = user;
+    }
+    let clients: Vec<_> = ["alice", "alice", "alice", "dave", "dave"]
+        .iter()
+        .map(|user| {
+            env.command_as(user, "/usr/bin/python3")
+                .arg(client_path(&env))
+                .arg("burst")
+                .args(&calls)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("client")
+        })
+        .collect();
+    let mut total: HashMap<String, usize> = HashMap::new();
+    for (child, want) in clients.into_iter().zip(expected) {
+        let out = child.wait_with_output().expect("client");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let got: Vec<&str> = v["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| r.as_str().unwrap_or_default())
+            .collect();
+        for r in &got {
+            *total.entry((*r).to_owned()).or_default() += 1;
+        }
+        assert_eq!(got, want, "wrong decisions");
+    }
+    assert_eq!(total.values().sum::<usize>(), 500);
+    assert!(
+        !total.keys().any(|k| k.contains("LimitsExceeded")),
+        "{total:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bus_policy_lets_only_root_own_the_name_and_anyone_call() {
+    let env = PolkitEnv::start(&[]);
+    // Before the daemon runs, an ordinary user cannot take its name.
+    let out = env
+        .command_as("carol", "/usr/bin/python3")
+        .arg(client_path(&env))
+        .args(["own", "org.virtbus1"])
+        .output()
+        .expect("client");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "org.freedesktop.DBus.Error.AccessDenied"
+    );
+    let _d = env.daemon(&[]).await;
+    let out = env.busctl_as(
+        "carol",
+        false,
+        &[
+            "get-property",
+            "org.virtbus1",
+            "/org/virtbus1",
+            "org.virtbus1.Manager",
+            "Version",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("s \"{}\"", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_polkitd_only_root_is_allowed() {
+    let env = PolkitEnv::start(&[]);
+    let d = env.daemon(&[]).await;
+    let conn = connect(&env.address).await;
+    let web = root_domain(&conn, "web").await;
+    env.stop_polkitd();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = calls_as(
+        &env,
+        "carol",
+        &[
+            opts_call(web.as_str(), "org.virtbus1.Domain.GetXML"),
+            opts_call(web.as_str(), "org.virtbus1.Domain.Start"),
+        ],
+    );
+    assert_eq!(got, [DENIED, DENIED]);
+    domain(&conn, &web)
+        .await
+        .start(no_opts())
+        .await
+        .expect("root still may");
+    assert!(
+        d.log_text().contains("only root is authorized"),
+        "{}",
+        d.log_text()
+    );
+}
