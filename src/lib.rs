@@ -2,10 +2,14 @@
 //!
 //! Layers, from the bus down: [`bus`] (the `org.virtbus1` API), [`core`] (registry, jobs,
 //! persistence, events), [`model`] (libvirt XML and states) and [`drivers`] (hypervisors).
+//! Around them: [`daemon`] (start-up, systemd integration), [`config`] (the configuration file)
+//! and [`machined`] (guests registered with systemd-machined).
 
 pub mod bus;
+pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod drivers;
+pub mod machined;
 pub mod model;
 pub mod util;

@@ -2,7 +2,13 @@
 
 use std::process::ExitCode;
 
-use virtbus::daemon::{self, args::Args};
+use virtbus::{
+    config,
+    daemon::{self, args::Args, logging, notify::Notifier},
+};
+
+/// BSD's `EX_CONFIG`, which systemd reports as "CONFIG".
+const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let args = match Args::parse_from(std::env::args_os()) {
@@ -20,10 +26,25 @@ fn main() -> ExitCode {
         println!("virtbusd {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    // SAFETY: no other thread exists yet.
+    let notifier = unsafe { Notifier::take_from_env() };
+    let bus = args.bus.unwrap_or_else(daemon::default_bus);
+    let loaded = match config::load(args.config.as_deref(), bus) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("virtbusd: {e}");
+            notifier.status(&format!("Bad configuration: {e}"));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let sink = logging::init(&loaded.config.log_level);
+    if let logging::Sink::StderrNoJournal(e) = &sink {
+        tracing::warn!("cannot log to the journal ({e}); logging to stderr");
+    }
+    match &loaded.path {
+        Some(p) => tracing::info!("configuration from {}", p.display()),
+        None => tracing::info!("no configuration file; using the built-in defaults"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -31,12 +52,12 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("virtbusd: cannot start the async runtime: {e}");
+            tracing::error!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(daemon::run(args, loaded.config, notifier)) {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::FAILURE

@@ -6,6 +6,7 @@
 //! the core when it arrives (see [`paths`]), so a path of a deleted object gets a typed
 //! `NotFound`, and a thousand domains cost no bus-side memory.
 
+pub mod activity;
 pub mod authz;
 pub mod dict;
 pub mod errors;
@@ -29,6 +30,7 @@ use tokio::sync::watch;
 use zbus::{Connection, Message, message::Header};
 
 use self::{
+    activity::Activity,
     authz::{Authorizer, Caller},
     errors::Reply,
     schema::Schema,
@@ -88,8 +90,21 @@ impl Ctx {
 
 /// The running front end; dropping it does not stop it (its tasks live with the connection).
 pub struct Server {
-    _router: tokio::task::JoinHandle<()>,
+    router: tokio::task::JoinHandle<()>,
     _signals: tokio::task::JoinHandle<()>,
+    activity: Arc<Activity>,
+}
+
+impl Server {
+    /// Calls in flight and the time since the last one.
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
+    }
+
+    /// Resolve when the connection is gone and no call can arrive any more.
+    pub async fn closed(&mut self) {
+        let _ = (&mut self.router).await;
+    }
 }
 
 /// Serve the native API for `core` on `conn`. Call before requesting the bus name, so that
@@ -113,9 +128,11 @@ pub async fn serve(
     let signals = tokio::spawn(signals::pump(ctx.clone(), events, signalled_tx));
     hostname::watch(ctx.clone());
     let stream = router::method_calls(conn).await?;
-    let router = tokio::spawn(router::run(ctx, stream));
+    let activity = Arc::new(Activity::default());
+    let router = tokio::spawn(router::run(ctx, stream, activity.clone()));
     Ok(Server {
-        _router: router,
+        router,
         _signals: signals,
+        activity,
     })
 }

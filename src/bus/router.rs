@@ -8,6 +8,7 @@ use zbus::{
 
 use super::{
     Call, Ctx,
+    activity::Activity,
     authz::Caller,
     errors::{BusError, Reply},
     paths::{self, Target},
@@ -29,12 +30,16 @@ async fn next(stream: &mut MessageStream) -> Option<zbus::Result<Message>> {
     std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
 }
 
-pub(super) async fn run(ctx: Arc<Ctx>, mut stream: MessageStream) {
+pub(super) async fn run(ctx: Arc<Ctx>, mut stream: MessageStream, activity: Arc<Activity>) {
     while let Some(item) = next(&mut stream).await {
         match item {
             Ok(msg) => {
                 let ctx = ctx.clone();
-                tokio::spawn(async move { handle(&ctx, msg).await });
+                let call = activity.begin();
+                tokio::spawn(async move {
+                    handle(&ctx, msg).await;
+                    drop(call);
+                });
             }
             Err(e) => tracing::warn!("dropped an unreadable message: {e}"),
         }

@@ -114,6 +114,19 @@ impl Domain {
         lock(&self.data).info(self.driver.name())
     }
 
+    /// The type its definition names (which driver kind runs it).
+    pub fn domain_type(&self) -> crate::model::DomainType {
+        lock(&self.data).def.domain_type
+    }
+
+    /// The guest's process while active, when its driver has one.
+    pub fn leader_pid(&self) -> Option<u32> {
+        if !lock(&self.data).status.is_active() {
+            return None;
+        }
+        self.driver.leader_pid(&self.uuid)
+    }
+
     pub fn is_removed(&self) -> bool {
         lock(&self.data).removed
     }

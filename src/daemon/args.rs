@@ -14,6 +14,10 @@ pub struct Args {
     pub bus: Option<BusKind>,
     pub state_dir: Option<PathBuf>,
     pub runtime_dir: Option<PathBuf>,
+    /// The configuration file; `None`: the usual places (see [`crate::config`]).
+    pub config: Option<PathBuf>,
+    /// Idle timeout in seconds, overriding the configuration's.
+    pub timeout: Option<u64>,
     /// Ask polkit on every call (to measure what the decision cache saves).
     pub no_authz_cache: bool,
     pub help: bool,
@@ -26,6 +30,8 @@ pub enum ArgsError {
     Parse(#[from] lexopt::Error),
     #[error("--system and --session exclude each other")]
     BothBuses,
+    #[error("--timeout takes a number of seconds, not '{0}'")]
+    Timeout(String),
 }
 
 pub const USAGE: &str = "\
@@ -40,6 +46,12 @@ Options:
                         session: $XDG_DATA_HOME/virtbus)
   --runtime-dir DIR     Where runtime files live (system: /run/virtbus,
                         session: $XDG_RUNTIME_DIR/virtbus)
+  --config FILE         Read this configuration file instead of
+                        /etc/virtbus/virtbusd.toml (system) or
+                        $XDG_CONFIG_HOME/virtbus/virtbusd.toml (session),
+                        which fall back to the installed defaults
+  --timeout SECS        Session instance: exit after SECS with nothing running
+                        and no call (0: never; default from the configuration)
   --no-authz-cache      Ask polkit on every call, caching no decision
                         (for measurements)
   -h, --help            Show this help
@@ -58,6 +70,8 @@ impl Args {
             bus: None,
             state_dir: None,
             runtime_dir: None,
+            config: None,
+            timeout: None,
             no_authz_cache: false,
             help: false,
             version: false,
@@ -78,6 +92,13 @@ impl Args {
                 }
                 Long("state-dir") => out.state_dir = Some(p.value()?.into()),
                 Long("runtime-dir") => out.runtime_dir = Some(p.value()?.into()),
+                Long("config") => out.config = Some(p.value()?.into()),
+                Long("timeout") => {
+                    let v = p.value()?;
+                    let secs = v.to_str().and_then(|s| s.parse().ok());
+                    out.timeout =
+                        Some(secs.ok_or_else(|| ArgsError::Timeout(v.to_string_lossy().into()))?);
+                }
                 Long("no-authz-cache") => out.no_authz_cache = true,
                 Short('h') | Long("help") => out.help = true,
                 Short('V') | Long("version") => out.version = true,
@@ -105,6 +126,13 @@ mod tests {
         assert!(matches!(
             parse(&["--system", "--session"]),
             Err(ArgsError::BothBuses)
+        ));
+        let a = parse(&["--config", "/c.toml", "--timeout=0"]).expect("ok");
+        assert_eq!(a.config, Some(PathBuf::from("/c.toml")));
+        assert_eq!(a.timeout, Some(0));
+        assert!(matches!(
+            parse(&["--timeout", "soon"]),
+            Err(ArgsError::Timeout(_))
         ));
         let e = parse(&["--bogus"]).expect_err("unknown");
         assert!(e.to_string().contains("--bogus"), "{e}");

@@ -1,15 +1,23 @@
-//! The daemon: reads its options, loads the core, serves it on the bus until told to stop.
+//! The daemon: reads its options and configuration, loads the core, serves it on the bus
+//! until told to stop (or, for a session instance, until idle), and tells systemd how it goes.
 
 pub mod args;
+pub mod idle;
+pub mod logging;
+pub mod notify;
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use self::args::{Args, BusKind};
+use self::{
+    args::{Args, BusKind},
+    notify::Notifier,
+};
 use crate::{
     bus::{
         self,
         authz::{Authorizer, SessionOwner},
     },
+    config::{Config, DriverKind},
     core::{Core, store::Store},
     drivers::{Driver, test::TestDriver},
     model::DomainType,
@@ -34,6 +42,8 @@ pub enum DaemonError {
     NameTaken,
     #[error("{0}")]
     Setup(String),
+    #[error("the bus connection closed")]
+    Disconnected,
 }
 
 /// Where state lives for this bus.
@@ -43,8 +53,18 @@ pub struct Dirs {
 }
 
 impl Dirs {
-    pub fn resolve(args: &Args, bus: BusKind) -> Result<Self, DaemonError> {
-        let (state, runtime) = match bus {
+    /// Command-line options first, then the configuration, then the bus's defaults.
+    pub fn resolve(args: &Args, config: &Config, bus: BusKind) -> Result<Self, DaemonError> {
+        let pick = |arg: &Option<PathBuf>, conf: &Option<PathBuf>| arg.clone().or(conf.clone());
+        let state = pick(&args.state_dir, &config.state_dir);
+        let runtime = pick(&args.runtime_dir, &config.runtime_dir);
+        if let (Some(state), Some(runtime)) = (&state, &runtime) {
+            return Ok(Self {
+                state: state.clone(),
+                runtime: runtime.clone(),
+            });
+        }
+        let (def_state, def_runtime) = match bus {
             BusKind::System => (
                 PathBuf::from("/var/lib/virtbus"),
                 PathBuf::from("/run/virtbus"),
@@ -66,8 +86,8 @@ impl Dirs {
             }
         };
         Ok(Self {
-            state: args.state_dir.clone().unwrap_or(state),
-            runtime: args.runtime_dir.clone().unwrap_or(runtime),
+            state: state.unwrap_or(def_state),
+            runtime: runtime.unwrap_or(def_runtime),
         })
     }
 }
@@ -82,20 +102,42 @@ pub fn default_bus() -> BusKind {
     }
 }
 
-fn drivers() -> Vec<(DomainType, Arc<dyn Driver>)> {
-    let test: Arc<dyn Driver> = Arc::new(TestDriver::new());
-    vec![(DomainType::Test, test)]
+fn drivers(enabled: &[DriverKind]) -> Vec<(DomainType, Arc<dyn Driver>)> {
+    let mut out: Vec<(DomainType, Arc<dyn Driver>)> = Vec::new();
+    for kind in enabled {
+        match kind {
+            DriverKind::Test if !out.iter().any(|(t, _)| *t == DomainType::Test) => {
+                out.push((DomainType::Test, Arc::new(TestDriver::new())));
+            }
+            DriverKind::Test => {}
+        }
+    }
+    out
 }
 
-/// Run until SIGTERM or SIGINT.
-pub async fn run(args: Args) -> Result<(), DaemonError> {
+/// Why [`run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Signal,
+    Idle,
+}
+
+/// Run until SIGTERM or SIGINT, or until idle for a session instance. Returning leaves every
+/// guest running: drivers' guests are not children that die with the daemon.
+pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit, DaemonError> {
     let bus = args.bus.unwrap_or_else(default_bus);
-    let dirs = Dirs::resolve(&args, bus)?;
+    let dirs = Dirs::resolve(&args, &config, bus)?;
     let store = Store::open(&dirs.state)?;
     std::fs::create_dir_all(&dirs.runtime).map_err(|e| {
         DaemonError::Setup(format!("cannot create {}: {e}", dirs.runtime.display()))
     })?;
-    let core = Core::new(drivers(), store);
+    tracing::debug!(
+        "state in {}, runtime files in {}, drivers {:?}",
+        dirs.state.display(),
+        dirs.runtime.display(),
+        config.drivers
+    );
+    let core = Core::new(drivers(&config.drivers), store);
     let loaded = core.load();
     tracing::info!("loaded {loaded} domain(s) from {}", dirs.state.display());
 
@@ -115,18 +157,67 @@ pub async fn run(args: Args) -> Result<(), DaemonError> {
             .await
             .map_err(DaemonError::Serve)?,
     };
-    let _server = bus::serve(&conn, core.clone(), authz)
+    let mut server = bus::serve(&conn, core.clone(), authz)
         .await
         .map_err(DaemonError::Serve)?;
+    if bus == BusKind::System {
+        crate::machined::spawn(&conn, core.clone());
+    }
     request_name(&conn).await?;
     tracing::info!("serving {BUS_NAME} on the {bus_name} bus");
+    notifier.ready(&format!(
+        "Serving {BUS_NAME} on the {bus_name} bus, {loaded} domain(s) defined"
+    ));
 
     let autostart = core.clone();
     tokio::spawn(async move { autostart.autostart().await });
 
-    wait_for_stop().await;
-    tracing::info!("stopping; running guests keep running");
-    Ok(())
+    let timeout = args.timeout.unwrap_or(config.idle_timeout);
+    let activity = server.activity();
+    let idle = async {
+        match bus {
+            BusKind::Session if timeout > 0 => {
+                idle::wait(&core, &activity, Duration::from_secs(timeout)).await
+            }
+            _ => std::future::pending().await,
+        }
+    };
+    let exit = tokio::select! {
+        () = wait_for_stop() => Exit::Signal,
+        () = idle => Exit::Idle,
+        () = server.closed() => {
+            notifier.stopping("Lost the bus connection");
+            return Err(DaemonError::Disconnected);
+        }
+    };
+    match exit {
+        Exit::Signal => {
+            notifier.stopping("Stopping; running guests keep running");
+            tracing::info!("stopping; running guests keep running");
+        }
+        Exit::Idle => {
+            notifier.stopping(&format!("Idle for {timeout} s; exiting"));
+            tracing::info!("idle for {timeout} s with nothing running; exiting");
+            hand_over(&conn, &activity).await;
+        }
+    }
+    Ok(exit)
+}
+
+/// Give up the bus name, so that the next call activates a new instance, then finish the
+/// calls that reached this one before it did.
+async fn hand_over(conn: &zbus::Connection, activity: &bus::activity::Activity) {
+    if let Err(e) = conn.release_name(BUS_NAME).await {
+        tracing::warn!("cannot release {BUS_NAME}: {e}");
+    }
+    let quiet = Duration::from_millis(200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if activity.idle_for().is_some_and(|d| d >= quiet) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn request_name(conn: &zbus::Connection) -> Result<(), DaemonError> {

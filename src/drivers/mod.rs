@@ -201,4 +201,10 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Forget a domain that no longer exists.
     fn forget(&self, _uuid: &Uuid) {}
+
+    /// The process that runs an active guest, for systemd-machined (which moves it into a
+    /// scope of its own); `None` for a driver whose guests have no process of their own.
+    fn leader_pid(&self, _uuid: &Uuid) -> Option<u32> {
+        None
+    }
 }

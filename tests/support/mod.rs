@@ -187,6 +187,8 @@ impl Daemon {
             .arg(&self.runtime)
             .args(&self.launch.extra)
             .env(var, &self.address)
+            // No configuration file of the user's: the built-in defaults.
+            .env("XDG_CONFIG_HOME", self.state.with_extension("config"))
             .env("RUST_LOG", "debug")
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,22 @@
+//! The installed service: `meson install` into a temporary root, then every installed file
+//! checked with the tool that consumes it (dbus-daemon, systemd-analyze, systemd-tmpfiles,
+//! systemd-sysusers, xmllint), and the daemon's systemd integration (sd_notify, journald,
+//! idle exit, SIGTERM, configuration errors, systemd-machined).
+//!
+//! Needs root (mount namespaces, other uids) and: meson ninja-build dbus-daemon systemd
+//! systemd-container libxml2-utils util-linux busctl (systemd).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod activation;
+mod config;
+mod files;
+mod fixture;
+mod journal;
+mod machined;
+
+mod notify;
+mod policy;
+mod shutdown;
+mod units;
