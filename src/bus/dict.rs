@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn encodes_like_a_map() {
-        let ctx = Context::new_dbus(Endian::Little, 0);
+        let ctx = Context::new(Endian::Little, 0);
         let d: Dict<&str, Variant<'_>> = [("a", Variant::U32(1)), ("b", Variant::from("x"))]
             .into_iter()
             .collect();
