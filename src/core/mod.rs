@@ -15,7 +15,7 @@ mod lifecycle;
 mod snapshot_ops;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc, RwLock, Weak,
         atomic::{AtomicU32, Ordering},
@@ -61,10 +61,11 @@ pub(crate) struct Inner {
     sink: Arc<dyn EventSink>,
 }
 
+/// Domains by UUID, and the name index kept in order so that listings need no sort.
 #[derive(Default)]
 struct Registry {
     by_uuid: HashMap<Uuid, Arc<Domain>>,
-    by_name: HashMap<String, Uuid>,
+    by_name: BTreeMap<String, Uuid>,
 }
 
 /// Forwards driver events to the core without keeping it alive.
@@ -228,18 +229,20 @@ impl Core {
 
     /// Domains matching `filter`, sorted by name.
     pub fn list(&self, filter: &options::ListFilter) -> Vec<Arc<Domain>> {
-        let mut v: Vec<(String, Arc<Domain>)> = self
-            .domains()
+        let sorted: Vec<Arc<Domain>> = {
+            let reg = self.registry_read();
+            reg.by_name
+                .values()
+                .filter_map(|u| reg.by_uuid.get(u).cloned())
+                .collect()
+        };
+        sorted
             .into_iter()
-            .filter_map(|dom| {
+            .filter(|dom| {
                 let d = lock(&dom.data);
-                filter
-                    .matches(d.status.is_active(), d.persistent, dom.driver.name())
-                    .then(|| (d.def.name.clone(), dom.clone()))
+                filter.matches(d.status.is_active(), d.persistent, dom.driver.name())
             })
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v.into_iter().map(|(_, d)| d).collect()
+            .collect()
     }
 
     /// The domain's XML: the live definition while active unless `inactive` is asked.
