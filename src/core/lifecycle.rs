@@ -167,11 +167,15 @@ impl Core {
     pub async fn reboot(&self, dom: &Arc<Domain>, mode: PowerMode) -> Result<()> {
         let _job = dom.begin_job("reboot").await?;
         let (def, _) = Self::require(dom, "reboot", |s| s == DomainState::Running)?;
-        if dom.driver.reboot(&self.ctx(dom), mode).await? == Completion::Done
-            && matches!(def.on_reboot, Some(LifecycleAction::Destroy))
-        {
-            dom.driver.destroy(&self.ctx(dom), false).await?;
-            self.mark_stopped(dom, StateReason::Shutdown, StoppedDetail::Shutdown);
+        // Done: the guest went through its reboot now. A guest that may not reboot
+        // (on_reboot=destroy) is shut off instead, as QEMU's -no-reboot does.
+        if dom.driver.reboot(&self.ctx(dom), mode).await? == Completion::Done {
+            if matches!(def.on_reboot, Some(LifecycleAction::Destroy)) {
+                dom.driver.destroy(&self.ctx(dom), false).await?;
+                self.mark_stopped(dom, StateReason::Shutdown, StoppedDetail::Shutdown);
+            } else {
+                self.events().publish(Event::Rebooted { uuid: dom.uuid });
+            }
         }
         Ok(())
     }

@@ -31,29 +31,39 @@ pub const TEST_NS: &str = "https://virtbus.org/xmlns/test/1";
 
 /// A simulated guest.
 struct Vm {
-    /// When it last started running, and the CPU time it used before.
+    /// When it last started running, and how long it ran before.
     running_since: Option<Instant>,
-    cpu_ns_before: u64,
+    ran_ns_before: u64,
     vcpus: u32,
     frozen: bool,
     delay: Duration,
 }
 
 impl Vm {
+    /// Nanoseconds spent running (not paused) since it started.
+    fn ran_ns(&self) -> u64 {
+        self.ran_ns_before
+            + self
+                .running_since
+                .map(|t| t.elapsed().as_nanos() as u64)
+                .unwrap_or(0)
+    }
+
     fn cpu_ns(&self) -> u64 {
         // A quarter of each vCPU busy: plausible and always increasing while running.
-        let running = self
-            .running_since
-            .map(|t| t.elapsed().as_nanos() as u64)
-            .unwrap_or(0);
-        self.cpu_ns_before + running / 4 * u64::from(self.vcpus)
+        self.ran_ns() / 4 * u64::from(self.vcpus)
     }
 
     fn pause(&mut self) {
-        self.cpu_ns_before = self.cpu_ns();
+        self.ran_ns_before = self.ran_ns();
         self.running_since = None;
     }
 }
+
+/// Simulated I/O per second of running time: (read requests, write requests) of 4 KiB on a
+/// disk, and (received, sent) bytes on an interface.
+const DISK_IOPS: (u64, u64) = (40, 15);
+const NET_BPS: (u64, u64) = (12_000, 3_000);
 
 #[derive(Default)]
 pub struct TestDriver {
@@ -124,7 +134,7 @@ impl Driver for TestDriver {
         }
         let vm = Vm {
             running_since: (!paused).then(Instant::now),
-            cpu_ns_before: 0,
+            ran_ns_before: 0,
             vcpus: def.vcpus(),
             frozen: false,
             delay,
@@ -141,7 +151,6 @@ impl Driver for TestDriver {
     async fn reboot(&self, ctx: &DomainCtx, _mode: PowerMode) -> DriverResult<Completion> {
         self.delay(ctx).await;
         self.with_vm(ctx, |vm| vm.frozen = false)?;
-        ctx.report(DriverEvent::Rebooted);
         Ok(Completion::Done)
     }
 
@@ -169,7 +178,8 @@ impl Driver for TestDriver {
     }
 
     async fn stats(&self, ctx: &DomainCtx, live: &DomainDef) -> DriverResult<Stats> {
-        let cpu = self.with_vm(ctx, |vm| vm.cpu_ns())?;
+        let (cpu, ran_ns) = self.with_vm(ctx, |vm| (vm.cpu_ns(), vm.ran_ns()))?;
+        let per_s = |rate: u64| rate * ran_ns / 1_000_000_000;
         let mut s: Stats = vec![
             ("cpu.time".into(), StatValue::U64(cpu)),
             ("cpu.user".into(), StatValue::U64(cpu / 10 * 7)),
@@ -192,6 +202,29 @@ impl Driver for TestDriver {
         for i in 0..live.vcpus() {
             s.push((format!("vcpu.{i}.state"), StatValue::I64(1)));
             s.push((format!("vcpu.{i}.time"), StatValue::U64(per_vcpu)));
+        }
+        let disks = &live.devices.disks;
+        s.push(("block.count".into(), StatValue::U64(disks.len() as u64)));
+        for (i, d) in disks.iter().enumerate() {
+            let (rd, wr) = (per_s(DISK_IOPS.0), per_s(DISK_IOPS.1));
+            let b = format!("block.{i}");
+            s.push((format!("{b}.name"), StatValue::Str(d.target_dev.clone())));
+            s.push((format!("{b}.rd.reqs"), StatValue::U64(rd)));
+            s.push((format!("{b}.rd.bytes"), StatValue::U64(rd * 4096)));
+            s.push((format!("{b}.wr.reqs"), StatValue::U64(wr)));
+            s.push((format!("{b}.wr.bytes"), StatValue::U64(wr * 4096)));
+        }
+        let nics = &live.devices.interfaces;
+        s.push(("net.count".into(), StatValue::U64(nics.len() as u64)));
+        for (i, n) in nics.iter().enumerate() {
+            let name = n.target_dev.clone().unwrap_or_else(|| format!("vnet{i}"));
+            let (rx, tx) = (per_s(NET_BPS.0), per_s(NET_BPS.1));
+            let b = format!("net.{i}");
+            s.push((format!("{b}.name"), StatValue::Str(name)));
+            s.push((format!("{b}.rx.bytes"), StatValue::U64(rx)));
+            s.push((format!("{b}.rx.pkts"), StatValue::U64(rx / 1000)));
+            s.push((format!("{b}.tx.bytes"), StatValue::U64(tx)));
+            s.push((format!("{b}.tx.pkts"), StatValue::U64(tx / 500)));
         }
         Ok(s)
     }
