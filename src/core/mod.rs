@@ -55,7 +55,9 @@ pub(crate) struct Inner {
     registry: RwLock<Registry>,
     store: Store,
     events: EventBus,
-    /// Serializes define, create and undefine, which change the set of names and uuids.
+    /// Serializes changes to the set of names and UUIDs. Held only briefly, never while
+    /// waiting for a domain's job or a driver: the lock order is a domain's job lock first,
+    /// then this one.
     define_lock: tokio::sync::Mutex<()>,
     next_id: AtomicU32,
     sink: Arc<dyn EventSink>,
@@ -66,6 +68,9 @@ pub(crate) struct Inner {
 struct Registry {
     by_uuid: HashMap<Uuid, Arc<Domain>>,
     by_name: BTreeMap<String, Uuid>,
+    /// Names and UUIDs of transient domains being created (their hypervisor starting), so
+    /// that nothing else takes them meanwhile.
+    reserved: Vec<(String, Uuid)>,
 }
 
 /// Forwards driver events to the core without keeping it alive.
