@@ -205,8 +205,8 @@ impl Core {
                 removed: false,
             },
         ));
-        let started = driver.start(&self.ctx(&dom), &def, opts.paused).await?;
         let id = self.next_id();
+        let started = driver.start(&self.ctx(&dom), &def, opts.paused, id).await?;
         {
             let mut d = lock(&dom.data);
             d.live = Some(started.live.map(Arc::new).unwrap_or(def));

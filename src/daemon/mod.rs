@@ -11,7 +11,11 @@ use crate::{
         authz::{Authorizer, SessionOwner},
     },
     core::{Core, store::Store},
-    drivers::{Driver, test::TestDriver},
+    drivers::{
+        Driver,
+        qemu::{QemuConfig, QemuDriver},
+        test::TestDriver,
+    },
     model::DomainType,
 };
 
@@ -82,9 +86,20 @@ pub fn default_bus() -> BusKind {
     }
 }
 
-fn drivers() -> Vec<(DomainType, Arc<dyn Driver>)> {
+/// The enabled drivers: the test driver always, QEMU when a `qemu-system-*` is installed.
+async fn drivers(dirs: &Dirs, qemu: QemuConfig) -> Vec<(DomainType, Arc<dyn Driver>)> {
     let test: Arc<dyn Driver> = Arc::new(TestDriver::new());
-    vec![(DomainType::Test, test)]
+    let mut v = vec![(DomainType::Test, test)];
+    match QemuDriver::new(qemu, &dirs.state, &dirs.runtime).await {
+        Ok(Some(q)) => {
+            let q: Arc<dyn Driver> = Arc::new(q);
+            v.push((DomainType::Qemu, q.clone()));
+            v.push((DomainType::Kvm, q));
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!("QEMU driver disabled: {e}"),
+    }
+    v
 }
 
 /// Run until SIGTERM or SIGINT.
@@ -95,9 +110,13 @@ pub async fn run(args: Args) -> Result<(), DaemonError> {
     std::fs::create_dir_all(&dirs.runtime).map_err(|e| {
         DaemonError::Setup(format!("cannot create {}: {e}", dirs.runtime.display()))
     })?;
-    let core = Core::new(drivers(), store);
+    let core = Core::new(drivers(&dirs, QemuConfig::default()).await, store);
     let loaded = core.load();
     tracing::info!("loaded {loaded} domain(s) from {}", dirs.state.display());
+    let running = core.recover().await;
+    if running > 0 {
+        tracing::info!("{running} guest(s) still running from before");
+    }
 
     let (conn, bus_name) = match bus {
         BusKind::System => (zbus::Connection::system().await, "system"),
