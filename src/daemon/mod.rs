@@ -44,17 +44,25 @@ pub enum DaemonError {
 pub struct Dirs {
     pub state: PathBuf,
     pub runtime: PathBuf,
+    /// What can be rebuilt (probed emulator capabilities): /var/cache/virtbus, or
+    /// `$XDG_CACHE_HOME/virtbus` on the session bus.
+    pub cache: PathBuf,
 }
 
 impl Dirs {
     pub fn resolve(args: &Args, bus: BusKind) -> Result<Self, DaemonError> {
-        let (state, runtime) = match bus {
+        let (state, runtime, cache) = match bus {
             BusKind::System => (
                 PathBuf::from("/var/lib/virtbus"),
                 PathBuf::from("/run/virtbus"),
+                PathBuf::from("/var/cache/virtbus"),
             ),
             BusKind::Session => {
                 let home = std::env::var_os("HOME").map(PathBuf::from);
+                let cache = std::env::var_os("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| home.as_ref().map(|h| h.join(".cache")))
+                    .map(|c| c.join("virtbus"));
                 let data = std::env::var_os("XDG_DATA_HOME")
                     .map(PathBuf::from)
                     .or_else(|| home.map(|h| h.join(".local/share")))
@@ -66,12 +74,14 @@ impl Dirs {
                 let run = std::env::var_os("XDG_RUNTIME_DIR")
                     .map(PathBuf::from)
                     .unwrap_or_else(|| PathBuf::from(format!("/tmp/virtbus-{uid}")));
-                (data.join("virtbus"), run.join("virtbus"))
+                let cache = cache.unwrap_or_else(|| run.join("virtbus/cache"));
+                (data.join("virtbus"), run.join("virtbus"), cache)
             }
         };
         Ok(Self {
             state: args.state_dir.clone().unwrap_or(state),
             runtime: args.runtime_dir.clone().unwrap_or(runtime),
+            cache,
         })
     }
 }
@@ -90,7 +100,7 @@ pub fn default_bus() -> BusKind {
 async fn drivers(dirs: &Dirs, qemu: QemuConfig) -> Vec<(DomainType, Arc<dyn Driver>)> {
     let test: Arc<dyn Driver> = Arc::new(TestDriver::new());
     let mut v = vec![(DomainType::Test, test)];
-    match QemuDriver::new(qemu, &dirs.state, &dirs.runtime).await {
+    match QemuDriver::new(qemu, &dirs.cache, &dirs.runtime).await {
         Ok(Some(q)) => {
             let q: Arc<dyn Driver> = Arc::new(q);
             v.push((DomainType::Qemu, q.clone()));

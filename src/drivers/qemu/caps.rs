@@ -384,7 +384,7 @@ pub(crate) mod tests {
     /// Capabilities as QEMU 7.2 for x86_64 reports them (trimmed), for command-line tests.
     pub(crate) fn x86_64() -> Caps {
         let devices = [
-            "ahci",
+            "ich9-ahci",
             "cirrus-vga",
             "e1000",
             "e1000e",

@@ -673,10 +673,10 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     }
                     b.live.devices.controllers[i].info.alias = Some("ide".into());
                 } else {
-                    b.need("ahci", &what)?;
+                    b.need("ich9-ahci", &what)?;
                     let a = alias(&c.info, format!("sata{idx}"));
                     let addr = pci_addr(&c.info, &what)?;
-                    b.device(format!("ahci,id={a}{addr}"));
+                    b.device(format!("ich9-ahci,id={a}{addr}"));
                     b.live.devices.controllers[i].info.alias = Some(a);
                 }
             }
@@ -786,6 +786,9 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     for (i, d) in def.devices.disks.iter().enumerate() {
         let dev = &d.target_dev;
         let what = format!("disk '{dev}'");
+        if d.device == DiskDevice::Floppy {
+            return unsupported(format!("{what}: floppy drives"));
+        }
         let bus = match d.target_bus {
             Some(bus) => bus,
             None if dev.starts_with("vd") => DiskBus::Virtio,
@@ -797,9 +800,6 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 )));
             }
         };
-        if d.device == DiskDevice::Floppy {
-            return unsupported(format!("{what}: floppy drives"));
-        }
         let cdrom = d.device == DiskDevice::Cdrom;
         let idx = disk_index(dev).ok_or_else(|| {
             CmdlineError::Invalid(format!(
@@ -895,6 +895,11 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     addr,
                 )
             }
+            DiskBus::Sata | DiskBus::Ide if d.readonly && !cdrom => {
+                return unsupported(format!(
+                    "{what}: a read-only {bus} hard disk (QEMU's IDE disks cannot be read-only)"
+                ));
+            }
             DiskBus::Sata => {
                 let ctrl = drive_attr(&d.info, "controller").unwrap_or(0);
                 let unit = drive_attr(&d.info, "unit").unwrap_or(u64::from(idx));
@@ -976,8 +981,8 @@ fn ensure_sata(b: &mut Builder<'_>, idx: u64) -> Result<()> {
         c.controller_type == ControllerType::Sata && u64::from(c.index.unwrap_or(0)) == idx
     });
     if !have {
-        b.need("ahci", "SATA disks")?;
-        b.device(format!("ahci,id=sata{idx}"));
+        b.need("ich9-ahci", "SATA disks")?;
+        b.device(format!("ich9-ahci,id=sata{idx}"));
         let mut c = implicit_controller(ControllerType::Sata, &format!("sata{idx}"));
         c.index = Some(idx as u32);
         b.live.devices.controllers.push(c);

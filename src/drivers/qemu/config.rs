@@ -34,7 +34,7 @@ pub struct QemuConfig {
     pub monitor_timeout_secs: u64,
     /// Seconds a guest-agent command may take.
     pub agent_timeout_secs: u64,
-    /// Where per-domain QEMU logs go; default `<state dir>/log/qemu`.
+    /// Where per-domain QEMU logs go; default `<runtime dir>/qemu/log`.
     pub log_dir: Option<PathBuf>,
 }
 

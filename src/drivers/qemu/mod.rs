@@ -92,17 +92,19 @@ impl QemuDriver {
     /// Find the host's emulator, probe it (or read its cached capabilities) and KVM.
     /// `Ok(None)` when no `qemu-system-*` binary is found or it cannot be probed: the daemon
     /// runs without the driver.
+    /// Capabilities are cached under `cache_dir`; sockets, status files and (by default)
+    /// logs live under `runtime_dir`.
     pub async fn new(
         config: QemuConfig,
-        state_dir: &Path,
+        cache_dir: &Path,
         runtime_dir: &Path,
     ) -> Result<Option<Self>, QemuError> {
         let runtime = runtime_dir.join("qemu");
         let log_dir = config
             .log_dir
             .clone()
-            .unwrap_or_else(|| state_dir.join("log/qemu"));
-        let cache_dir = state_dir.join("cache/qemu");
+            .unwrap_or_else(|| runtime.join("log"));
+        let cache_dir = cache_dir.join("qemu");
         for d in [&runtime, &log_dir] {
             mkdir_private(d)?;
         }
