@@ -407,6 +407,7 @@ pub(crate) mod tests {
             "virtio-balloon-pci",
             "virtio-blk-pci",
             "virtio-gpu-pci",
+            "virtio-keyboard-pci",
             "virtio-net-pci",
             "virtio-rng-pci",
             "virtio-serial-pci",

@@ -801,12 +801,12 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             }
         };
         let cdrom = d.device == DiskDevice::Cdrom;
+        let node = node_base(dev)?;
         let idx = disk_index(dev).ok_or_else(|| {
             CmdlineError::Invalid(format!(
                 "{what}: a target name is a prefix (vd, sd, hd) and letters, like 'vda'"
             ))
         })?;
-        let node = node_base(dev)?;
         let drv = d.driver.clone().unwrap_or_default();
         if drv.name.as_deref().is_some_and(|n| n != "qemu") {
             return unsupported(format!(
