@@ -269,8 +269,8 @@ impl QemuDriver {
         }
     }
 
-    /// What only the running QEMU knows, and the settings that need QMP; then run the guest.
-    async fn setup(&self, vm: &Vm, plan: &Plan, paused: bool) -> DriverResult<()> {
+    /// What only the running QEMU knows, and the settings that need QMP.
+    async fn setup(&self, vm: &Vm, plan: &Plan) -> DriverResult<()> {
         if !plan.ptys.is_empty() {
             let chardevs = vm.command("query-chardev", None).await?;
             let mut live = lock(&vm.live);
@@ -350,9 +350,6 @@ impl QemuDriver {
                     .await?;
                 }
             }
-        }
-        if !paused {
-            vm.command_quiet("cont", None, &["RESUME"]).await?;
         }
         Ok(())
     }
@@ -571,10 +568,13 @@ impl Driver for QemuDriver {
         lock(&self.vms).insert(def.uuid, vm.clone());
         monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
         let setup = async {
-            // a kill -9 of the daemon from here on leaves a record to find this QEMU again
+            self.setup(&vm, &plan).await?;
+            // before the guest runs, a record to find this QEMU again after a kill -9
             self.save_status(&vm).await?;
-            self.setup(&vm, &plan, paused).await?;
-            self.save_status(&vm).await
+            if !paused {
+                vm.command_quiet("cont", None, &["RESUME"]).await?;
+            }
+            Ok::<(), DriverError>(())
         };
         if let Err(e) = setup.await {
             vm.set_stopping(true);
