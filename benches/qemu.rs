@@ -42,7 +42,10 @@ fn ms(d: Duration) -> String {
 async fn wait_agent(agent: &Agent) {
     let t = Instant::now();
     while agent.ping(Duration::from_secs(5)).await.is_err() {
-        assert!(t.elapsed() < Duration::from_secs(120), "agent never answered");
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "agent never answered"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -82,7 +85,10 @@ async fn run() {
             if r.is_ok() {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(120), "agent never answered");
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "agent never answered"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         agent_up.push(t.elapsed());
@@ -142,7 +148,12 @@ async fn run() {
         ms(direct.0),
         ms(direct.1)
     );
-    println!("{:<28} {:>12} {:>14}", "virtbusd", ms(daemon.0), ms(daemon.1));
+    println!(
+        "{:<28} {:>12} {:>14}",
+        "virtbusd",
+        ms(daemon.0),
+        ms(daemon.1)
+    );
     println!(
         "{:<28} {:>12} {:>14}",
         "  virtbusd overhead",
@@ -161,18 +172,27 @@ async fn libvirt(disk: &Path, xml: &str) {
         );
         return;
     }
-    let uri = std::env::var("VIRTBUS_BENCH_LIBVIRT_URI").unwrap_or_else(|_| "qemu:///system".into());
-    let dir = tempfile::tempdir().expect("tempdir");
+    let uri =
+        std::env::var("VIRTBUS_BENCH_LIBVIRT_URI").unwrap_or_else(|_| "qemu:///system".into());
+    // libvirt runs QEMU as its own user: everything must be reachable by others
+    let dir = tempfile::Builder::new()
+        .prefix("vbq-libvirt")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let own_disk = dir.path().join("bench.qcow2");
+    guest::data_disk(&own_disk);
     let file = dir.path().join("bench.xml");
     // libvirt names the agent socket itself and must be able to read the disk
     let xml = xml
+        .replace(&disk.display().to_string(), &own_disk.display().to_string())
         .replace("<name>bench</name>", "<name>vb-bench</name>")
         .replace(
             "<channel type='unix'>",
             "<channel type='unix'><source mode='bind'/>",
         );
     std::fs::write(&file, &xml).expect("xml");
-    let _ = disk;
     let (mut running, mut agent_up) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let t = Instant::now();
@@ -191,13 +211,22 @@ async fn libvirt(disk: &Path, xml: &str) {
         running.push(t.elapsed());
         loop {
             let ping = Command::new("virsh")
-                .args(["-c", &uri, "qemu-agent-command", "vb-bench", r#"{"execute":"guest-ping"}"#])
+                .args([
+                    "-c",
+                    &uri,
+                    "qemu-agent-command",
+                    "vb-bench",
+                    r#"{"execute":"guest-ping"}"#,
+                ])
                 .output()
                 .expect("virsh");
             if ping.status.success() {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(120), "libvirt: agent never answered");
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "libvirt: agent never answered"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         agent_up.push(t.elapsed());

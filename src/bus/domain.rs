@@ -22,6 +22,9 @@ use crate::{
     drivers::{GuestInfo, GuestInfoTypes, StatValue},
 };
 
+/// One entry of `InterfaceAddresses`: name, hardware address, (type, address, prefix).
+type GuestIface = (String, String, Vec<(i32, String, u32)>);
+
 /// The parts `GetGuestInfo` asks for; none named means all.
 fn guest_info_types(names: &[String]) -> Reply<GuestInfoTypes> {
     if names.is_empty() {
@@ -263,7 +266,7 @@ pub(super) async fn call(
                 interfaces: true,
             };
             let gi = core.guest_info(dom, only).await?;
-            let out: Vec<(String, String, Vec<(i32, String, u32)>)> = gi
+            let out: Vec<GuestIface> = gi
                 .interfaces
                 .unwrap_or_default()
                 .into_iter()

@@ -196,7 +196,7 @@ mod tests {
         let s = status();
         s.save(dir.path()).expect("save");
         let all = load_all(dir.path());
-        assert_eq!(all, [s.clone()]);
+        assert_eq!(all, std::slice::from_ref(&s));
         assert_eq!(
             all[0].live.devices.graphics[0].passwd.as_deref(),
             Some("secret")
