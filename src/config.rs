@@ -57,16 +57,19 @@ pub struct Config {
     /// (bus activation starts it again on the next call); 0 keeps it running. The system
     /// instance ignores it: systemd supervises it and machined tracks its guests.
     pub idle_timeout: u64,
+    /// The `[qemu]` table: settings of the QEMU driver.
+    pub qemu: crate::drivers::qemu::QemuConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            drivers: vec![DriverKind::Test],
+            drivers: vec![DriverKind::Test, DriverKind::Qemu],
             log_level: LogFilter::default(),
             state_dir: None,
             runtime_dir: None,
             idle_timeout: 120,
+            qemu: Default::default(),
         }
     }
 }
@@ -76,6 +79,8 @@ impl Default for Config {
 #[serde(rename_all = "lowercase")]
 pub enum DriverKind {
     Test,
+    /// QEMU/KVM domains (`type='qemu'` and `type='kvm'`), when QEMU is installed.
+    Qemu,
 }
 
 /// A log filter, checked when the file is read.

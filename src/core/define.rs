@@ -212,11 +212,11 @@ impl Core {
             self.registry_write().reserved.push(key.clone());
         }
         let dom = Arc::new(Domain::new(driver.clone(), new_data(def.clone(), false)));
-        let started = driver.start(&self.ctx(&dom), &def, opts.paused).await;
+        let id = self.next_id();
+        let started = driver.start(&self.ctx(&dom), &def, opts.paused, id).await;
         let _defining = self.inner.define_lock.lock().await;
         self.registry_write().reserved.retain(|k| *k != key);
         let started = started?;
-        let id = self.next_id();
         {
             let mut d = lock(&dom.data);
             d.live = Some(started.live.map(Arc::new).unwrap_or_else(|| d.def.clone()));

@@ -78,8 +78,8 @@ impl Core {
         detail: StartedDetail,
         reason: StateReason,
     ) -> Result<()> {
-        let started = dom.driver.start(&self.ctx(dom), &def, paused).await?;
         let id = self.next_id();
+        let started = dom.driver.start(&self.ctx(dom), &def, paused, id).await?;
         self.update(dom, |d| {
             d.live = Some(started.live.map(Arc::new).unwrap_or(def));
             d.id = Some(id);
@@ -104,8 +104,13 @@ impl Core {
         self.mark_paused(dom, StateReason::User, SuspendedDetail::Paused);
     }
 
+    /// Record a pause; a no-op when already paused (the driver may report the pause an
+    /// operation caused before the operation returns).
     pub(crate) fn mark_paused(&self, dom: &Domain, reason: StateReason, detail: SuspendedDetail) {
         self.update(dom, |d| {
+            if d.status.state == DomainState::Paused {
+                return ((), Vec::new());
+            }
             d.status = Status::new(DomainState::Paused, reason);
             let ev = Lifecycle::Suspended(detail);
             (
@@ -211,8 +216,12 @@ impl Core {
         Ok(())
     }
 
+    /// Record that the guest runs again; a no-op when already running.
     pub(crate) fn mark_resumed(&self, dom: &Domain, reason: StateReason, detail: ResumedDetail) {
         self.update(dom, |d| {
+            if d.status.state == DomainState::Running {
+                return ((), Vec::new());
+            }
             d.status = Status::new(DomainState::Running, reason);
             let ev = Lifecycle::Resumed(detail);
             (
@@ -260,6 +269,33 @@ impl Core {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The guest asked to reboot and its hypervisor held it: apply `on_reboot` (destroy, or
+    /// by default restart it in place). The job is held.
+    async fn after_reboot(&self, dom: &Arc<Domain>) -> Result<()> {
+        let def = lock(&dom.data).current_def().clone();
+        if matches!(def.on_reboot, Some(LifecycleAction::Destroy)) {
+            self.emit_shutdown(dom, ShutdownDetail::Guest);
+            dom.driver.destroy(&self.ctx(dom), false).await?;
+            self.mark_stopped(dom, StateReason::Shutdown, StoppedDetail::Shutdown);
+        } else {
+            dom.driver.reset(&self.ctx(dom)).await?;
+        }
+        Ok(())
+    }
+
+    /// What the guest agent reports; the guest must be running (a paused guest's agent
+    /// cannot answer).
+    pub async fn guest_info(
+        &self,
+        dom: &Arc<Domain>,
+        types: crate::drivers::GuestInfoTypes,
+    ) -> Result<crate::drivers::GuestInfo> {
+        Self::require(dom, "query the guest agent of", |s| {
+            s == DomainState::Running
+        })?;
+        Ok(dom.driver.guest_info(&self.ctx(dom), types).await?)
     }
 
     /// The guest panicked: apply its `on_crash` action. The job is held.
@@ -332,6 +368,14 @@ impl Core {
                 self.mark_stopped(&dom, reason, detail);
             }
             DriverEvent::Rebooted => self.events().publish(Event::Rebooted { uuid }),
+            DriverEvent::RebootRequested if state.is_active() => {
+                self.in_job(dom, "guest reboot", |core, dom| async move {
+                    if lock(&dom.data).status.is_active() {
+                        core.after_reboot(&dom).await?;
+                    }
+                    Ok(())
+                });
+            }
             DriverEvent::Crashed(detail) if state.is_active() => {
                 self.update(&dom, |d| {
                     d.status = Status::new(DomainState::Crashed, StateReason::Panicked);

@@ -150,6 +150,115 @@ impl Core {
         count
     }
 
+    /// Reattach to the guests that outlived an earlier daemon, as each driver's runtime
+    /// records list them; call once after [`Core::load`] and before serving. A guest whose
+    /// record has no persistent definition comes back as a transient domain. A guest that is
+    /// gone leaves its persistent domain shut off with reason `crashed`. Returns how many
+    /// guests run. Ids continue above the highest one recovered, so they stay unique.
+    pub async fn recover(&self) -> usize {
+        let mut done: Vec<&'static str> = Vec::new();
+        let mut max_id = 0;
+        let mut running = 0;
+        let drivers: Vec<Arc<dyn Driver>> =
+            self.inner.drivers.iter().map(|(_, d)| d.clone()).collect();
+        for driver in drivers {
+            if done.contains(&driver.name()) {
+                continue;
+            }
+            done.push(driver.name());
+            for guest in driver.runtime_guests() {
+                let Some(dom) = self.recovered_domain(&driver, guest) else {
+                    continue;
+                };
+                match driver.recover(&self.ctx(&dom)).await {
+                    Ok(r) => {
+                        max_id = max_id.max(r.id);
+                        running += 1;
+                        let mut d = lock(&dom.data);
+                        d.live = Some(Arc::new(r.live));
+                        d.id = Some(r.id);
+                        d.status = r.status;
+                        tracing::info!(
+                            "domain '{}' still runs (id {}); reattached",
+                            d.def.name,
+                            r.id
+                        );
+                    }
+                    Err(e) => {
+                        let persistent = {
+                            let mut d = lock(&dom.data);
+                            tracing::warn!(
+                                "domain '{}' did not survive the daemon restart: {e}",
+                                d.def.name
+                            );
+                            d.status = Status::shut_off(StateReason::Crashed);
+                            d.persistent
+                        };
+                        if !persistent {
+                            let mut reg = self.registry_write();
+                            reg.by_uuid.remove(&dom.uuid);
+                            reg.by_name.retain(|_, u| *u != dom.uuid);
+                            lock(&dom.data).removed = true;
+                        }
+                    }
+                }
+            }
+        }
+        self.inner
+            .next_id
+            .fetch_max(max_id.saturating_add(1), Ordering::Relaxed);
+        running
+    }
+
+    /// The domain a runtime record belongs to: the loaded persistent one, or a new transient
+    /// one registered (without events: nobody listens yet) from the live definition.
+    fn recovered_domain(
+        &self,
+        driver: &Arc<dyn Driver>,
+        guest: crate::drivers::RuntimeGuest,
+    ) -> Option<Arc<Domain>> {
+        if let Some(dom) = self.get(&guest.uuid) {
+            if dom.driver.name() != driver.name() {
+                tracing::error!(
+                    "runtime record of domain {} is the {} driver's, but the domain is the {} \
+                     driver's; ignored",
+                    guest.uuid,
+                    driver.name(),
+                    dom.driver.name()
+                );
+                return None;
+            }
+            return Some(dom);
+        }
+        let mut reg = self.registry_write();
+        if let Some(other) = reg.by_name.get(&guest.live.name) {
+            tracing::error!(
+                "transient domain '{}' ({}) still runs, but domain {other} now has its name; \
+                 left alone",
+                guest.live.name,
+                guest.uuid
+            );
+            return None;
+        }
+        let dom = Arc::new(Domain::new(
+            driver.clone(),
+            DomainData {
+                def: Arc::new(guest.live),
+                live: None,
+                persistent: false,
+                autostart: false,
+                status: Status::shut_off(StateReason::Unknown),
+                id: None,
+                snapshots: SnapshotTree::default(),
+                warning: None,
+                removed: false,
+            },
+        ));
+        reg.by_name.insert(dom.name(), dom.uuid);
+        reg.by_uuid.insert(dom.uuid, dom.clone());
+        Some(dom)
+    }
+
     /// Start every domain marked autostart that is not running; failures are logged.
     pub async fn autostart(&self) {
         for dom in self.domains() {

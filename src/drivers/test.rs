@@ -127,7 +127,13 @@ impl Driver for TestDriver {
         }
     }
 
-    async fn start(&self, ctx: &DomainCtx, def: &DomainDef, paused: bool) -> DriverResult<Started> {
+    async fn start(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        _id: u32,
+    ) -> DriverResult<Started> {
         let delay = configured_delay(def);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -253,7 +259,8 @@ impl Driver for TestDriver {
             let def = snap.domain.as_ref().ok_or_else(|| {
                 DriverError::InvalidState("snapshot has no domain definition".into())
             })?;
-            self.start(ctx, def, target == RevertTarget::Paused).await?;
+            self.start(ctx, def, target == RevertTarget::Paused, 0)
+                .await?;
         }
         Ok(RevertOutcome {
             mode: RevertMode::Restarted,

@@ -45,6 +45,12 @@ pub trait Domain {
     fn fs_freeze(&self, options: Opts<'_>) -> zbus::Result<u32>;
     #[zbus(name = "FSThaw")]
     fn fs_thaw(&self, options: Opts<'_>) -> zbus::Result<u32>;
+    fn get_guest_info(&self, options: Opts<'_>) -> zbus::Result<HashMap<String, OwnedVariant>>;
+    #[allow(clippy::type_complexity)]
+    fn interface_addresses(
+        &self,
+        options: Opts<'_>,
+    ) -> zbus::Result<Vec<(String, String, Vec<(i32, String, u32)>)>>;
 
     #[zbus(property)]
     fn name(&self) -> zbus::Result<String>;
