@@ -306,7 +306,7 @@ impl Core {
 }
 
 /// The data of a domain that is not running.
-fn new_data(def: DomainDef, persistent: bool) -> DomainData {
+pub(crate) fn new_data(def: DomainDef, persistent: bool) -> DomainData {
     DomainData {
         def: Arc::new(def),
         live: None,

@@ -132,15 +132,9 @@ impl Core {
             }
             tree.set_current(record.current_snapshot.as_deref());
             let data = DomainData {
-                def: Arc::new(record.def),
-                live: None,
-                persistent: true,
                 autostart: record.autostart,
-                status: Status::shut_off(StateReason::Unknown),
-                id: None,
                 snapshots: tree,
-                warning: None,
-                removed: false,
+                ..define::new_data(record.def, true)
             };
             let dom = Arc::new(Domain::new(driver, data));
             reg.by_name.insert(dom.name(), dom.uuid);
@@ -242,17 +236,7 @@ impl Core {
         }
         let dom = Arc::new(Domain::new(
             driver.clone(),
-            DomainData {
-                def: Arc::new(guest.live),
-                live: None,
-                persistent: false,
-                autostart: false,
-                status: Status::shut_off(StateReason::Unknown),
-                id: None,
-                snapshots: SnapshotTree::default(),
-                warning: None,
-                removed: false,
-            },
+            define::new_data(guest.live, false),
         ));
         reg.by_name.insert(dom.name(), dom.uuid);
         reg.by_uuid.insert(dom.uuid, dom.clone());

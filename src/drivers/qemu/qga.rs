@@ -246,12 +246,7 @@ impl Agent {
         command: C,
         timeout: Duration,
     ) -> Result<C::Ok, Error> {
-        let args = serde_json::to_value(&command)
-            .map_err(|e| Error::Protocol(format!("cannot encode {}: {e}", C::NAME)))?;
-        let args = match args {
-            Value::Object(m) if m.is_empty() => None,
-            other => Some(other),
-        };
+        let args = super::transport::command_arguments(C::NAME, &command)?;
         let reply = self
             .call(C::NAME, args, true, timeout)
             .await?

@@ -139,12 +139,7 @@ impl Qmp {
         command: C,
         timeout: Duration,
     ) -> Result<C::Ok, Error> {
-        let args = serde_json::to_value(&command)
-            .map_err(|e| Error::Protocol(format!("cannot encode {}: {e}", C::NAME)))?;
-        let args = match args {
-            Value::Object(m) if m.is_empty() => None,
-            other => Some(other),
-        };
+        let args = super::transport::command_arguments(C::NAME, &command)?;
         let reply = self.transport.request(C::NAME, args, timeout).await?;
         decode_reply::<C::Ok>(C::NAME, reply)
     }
