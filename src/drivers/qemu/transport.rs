@@ -583,6 +583,18 @@ fn error_reply(err: Value) -> ErrorReply {
     }
 }
 
+/// The `arguments` of a command typed by the `qapi` crate: `None` when it has none.
+pub fn command_arguments<C: serde::Serialize>(
+    name: &str,
+    command: &C,
+) -> Result<Option<Value>, Error> {
+    match serde_json::to_value(command) {
+        Ok(Value::Object(m)) if m.is_empty() => Ok(None),
+        Ok(v) => Ok(Some(v)),
+        Err(e) => Err(Error::Protocol(format!("cannot encode {name}: {e}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -679,17 +691,5 @@ mod tests {
             Err(Error::Disconnected)
         ));
         drop(writer.await);
-    }
-}
-
-/// The `arguments` of a command typed by the `qapi` crate: `None` when it has none.
-pub fn command_arguments<C: serde::Serialize>(
-    name: &str,
-    command: &C,
-) -> Result<Option<Value>, Error> {
-    match serde_json::to_value(command) {
-        Ok(Value::Object(m)) if m.is_empty() => Ok(None),
-        Ok(v) => Ok(Some(v)),
-        Err(e) => Err(Error::Protocol(format!("cannot encode {name}: {e}"))),
     }
 }
