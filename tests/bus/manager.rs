@@ -190,3 +190,40 @@ async fn get_managed_objects_has_every_domain_and_snapshot_with_all_properties()
         b
     );
 }
+
+/// The host name is watched: a change (here inside the daemon's own UTS namespace, so the
+/// host is untouched) is signalled and read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_changes_are_signalled() {
+    let bus = Bus::start();
+    let d = Daemon::launch(
+        &bus.address,
+        bus.dir.path(),
+        &bus.dir.path().join("state"),
+        &bus.dir.path().join("run"),
+        Launch {
+            prefix: vec!["unshare".into(), "--uts".into(), "--".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let conn = bus.connect().await;
+    let mut sigs = Signals::new(&conn).await;
+    let status = std::process::Command::new("nsenter")
+        .arg(format!("--uts=/proc/{}/ns/uts", d.pid()))
+        .args(["hostname", "vb-renamed"])
+        .status()
+        .expect("nsenter");
+    assert!(status.success());
+    let got = sigs.drain(std::time::Duration::from_millis(500)).await;
+    let seen = changes_of(&got, MANAGER, "Hostname");
+    assert_eq!(seen.len(), 1, "{got:?}");
+    assert_eq!(
+        String::try_from(seen[0].try_clone().expect("v")).expect("s"),
+        "vb-renamed"
+    );
+    assert_eq!(
+        manager(&conn).await.hostname().await.expect("Hostname"),
+        "vb-renamed"
+    );
+}
