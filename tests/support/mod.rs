@@ -259,8 +259,22 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Guests outlive the daemon by design; a test that ends (or fails) with guests running
+    /// must not leave them behind, so every process whose command line names this daemon's
+    /// runtime dir (QEMU's monitor socket lives there) is killed too.
     fn drop(&mut self) {
         self.kill();
+        let dir = self.runtime.display().to_string();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&dir) {
+                // SAFETY: signalling a process this test's daemon started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
     }
 }
 
