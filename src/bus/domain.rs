@@ -53,6 +53,7 @@ pub(super) async fn call(
             let mut o = Options::new("Start", body.deserialize()?);
             let opts = StartOptions {
                 paused: o.bool("paused")?,
+                force_boot: o.bool("force-boot")?,
             };
             o.finish()?;
             simple(Action::DomainStart).await?;
@@ -104,6 +105,7 @@ pub(super) async fn call(
             let mut o = Options::new("Undefine", body.deserialize()?);
             let opts = UndefineOptions {
                 snapshots_metadata: o.bool("snapshots-metadata")?,
+                managed_save: o.bool("managed-save")?,
             };
             o.finish()?;
             simple(Action::DomainDelete).await?;

@@ -31,6 +31,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
             let mut o = Options::new("CreateDomain", opts);
             let start = StartOptions {
                 paused: o.bool("paused")?,
+                force_boot: false,
             };
             o.finish()?;
             let def = ctx.core.parse_domain(&xml)?;
@@ -49,7 +50,18 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
                 inactive: o.bool("inactive")?,
                 persistent: o.bool("persistent")?,
                 transient: o.bool("transient")?,
+                running: o.bool("running")?,
+                paused: o.bool("paused")?,
+                shut_off: o.bool("shut-off")?,
+                other: o.bool("other")?,
+                managed_save: o.bool("managed-save")?,
+                no_managed_save: o.bool("no-managed-save")?,
+                autostart: o.bool("autostart")?,
+                no_autostart: o.bool("no-autostart")?,
+                has_snapshot: o.bool("has-snapshot")?,
+                no_snapshot: o.bool("no-snapshot")?,
                 driver: o.string("driver")?,
+                domain_types: Vec::new(),
             };
             o.finish()?;
             let mut out: Vec<OwnedObjectPath> = Vec::new();

@@ -66,6 +66,19 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
         Event::Rebooted { uuid } => {
             signal(ctx, &paths::domain(&uuid), DOMAIN_IFACE, "Rebooted", &()).await
         }
+        Event::MetadataChanged { uuid, kind } => {
+            let body = (kind.name(), kind.uri());
+            let path = paths::domain(&uuid);
+            signal(ctx, &path, DOMAIN_IFACE, "MetadataChanged", &body).await
+        }
+        Event::DeviceAdded { uuid, device } => {
+            let path = paths::domain(&uuid);
+            signal(ctx, &path, DOMAIN_IFACE, "DeviceAdded", &(device,)).await
+        }
+        Event::DeviceRemoved { uuid, device } => {
+            let path = paths::domain(&uuid);
+            signal(ctx, &path, DOMAIN_IFACE, "DeviceRemoved", &(device,)).await
+        }
         Event::DomainRemoved { uuid } => {
             let path = paths::owned(paths::domain(&uuid));
             let body = (path, vec![DOMAIN_IFACE]);

@@ -84,23 +84,17 @@ impl Core {
         match self.find_existing(&def)? {
             Some(dom) => {
                 let _job = dom.begin_job("define").await?;
-                let (autostart, current, owner) = {
+                let (mut rec, owner) = {
                     let d = lock(&dom.data);
-                    (
-                        d.autostart && d.persistent,
-                        d.snapshots.current().map(str::to_owned),
-                        d.def.owner_uid(),
-                    )
+                    (d.record(), d.def.owner_uid())
                 };
+                let autostart = rec.autostart && lock(&dom.data).persistent;
                 if caller.uid.is_some() || def.owner_uid().is_none() {
                     def.set_owner_uid(owner);
                 }
-                self.save(DomainRecord {
-                    def: def.clone(),
-                    autostart,
-                    current_snapshot: current,
-                })
-                .await?;
+                rec.def = def.clone();
+                rec.autostart = autostart;
+                self.save(rec).await?;
                 self.update(&dom, |d| {
                     d.def = Arc::new(def);
                     d.persistent = true;
@@ -125,21 +119,12 @@ impl Core {
                     def: def.clone(),
                     autostart: false,
                     current_snapshot: None,
+                    managed_save: None,
                 })
                 .await?;
                 let dom = Arc::new(Domain::new(
                     driver,
-                    DomainData {
-                        def: Arc::new(def),
-                        live: None,
-                        persistent: true,
-                        autostart: false,
-                        status: Status::shut_off(StateReason::Unknown),
-                        id: None,
-                        snapshots: SnapshotTree::default(),
-                        warning: None,
-                        removed: false,
-                    },
+                    DomainData::inactive(Arc::new(def), true),
                 ));
                 self.insert(&dom, Lifecycle::Defined(DefinedDetail::Added));
                 Ok(dom)
@@ -184,7 +169,8 @@ impl Core {
                 )));
             }
             def.set_owner_uid(lock(&dom.data).def.owner_uid());
-            self.start_with(&dom, opts, Some(def)).await?;
+            self.start_with(&dom, opts, Some(def), StateReason::Booted)
+                .await?;
             return Ok(dom);
         }
         if caller.uid.is_some() {
@@ -193,17 +179,7 @@ impl Core {
         let def = Arc::new(def);
         let dom = Arc::new(Domain::new(
             driver.clone(),
-            DomainData {
-                def: def.clone(),
-                live: None,
-                persistent: false,
-                autostart: false,
-                status: Status::shut_off(StateReason::Unknown),
-                id: None,
-                snapshots: SnapshotTree::default(),
-                warning: None,
-                removed: false,
-            },
+            DomainData::inactive(def.clone(), false),
         ));
         let started = driver.start(&self.ctx(&dom), &def, opts.paused).await?;
         let id = self.next_id();
@@ -243,14 +219,25 @@ impl Core {
                     d.snapshots.len()
                 )));
             }
+            if d.managed_save.is_some() && !opts.managed_save {
+                return Err(Error::InvalidState(format!(
+                    "domain '{}' has a managed save image; pass option 'managed-save' to \
+                     remove it too",
+                    d.def.name
+                )));
+            }
             d.status.is_active()
         };
+        if lock(&dom.data).managed_save.is_some() {
+            dom.driver.managed_save_remove(&self.ctx(dom)).await?;
+        }
         let store = self.store().clone();
         let uuid = dom.uuid;
         blocking(move || store.remove_domain(&uuid)).await?;
         self.update(dom, |d| {
             d.persistent = false;
             d.autostart = false;
+            d.managed_save = None;
             d.snapshots = SnapshotTree::default();
             let ev = Lifecycle::Undefined(UndefinedDetail::Removed);
             ((), vec![Event::Lifecycle { uuid, event: ev }])
@@ -275,9 +262,8 @@ impl Core {
                 return Ok(());
             }
             DomainRecord {
-                def: (*d.def).clone(),
                 autostart,
-                current_snapshot: d.snapshots.current().map(str::to_owned),
+                ..d.record()
             }
         };
         self.save(rec).await?;

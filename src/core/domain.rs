@@ -38,12 +38,20 @@ pub(crate) struct DomainData {
     pub live: Option<Arc<DomainDef>>,
     pub persistent: bool,
     pub autostart: bool,
+    pub managed_save: Option<ManagedSave>,
     pub status: Status,
     pub id: Option<u32>,
     pub snapshots: SnapshotTree,
     pub warning: Option<String>,
     /// Set once the domain is gone, for calls that looked it up before.
     pub removed: bool,
+}
+
+/// A managed save image: the guest's state saved by its driver, restored at the next start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManagedSave {
+    /// Whether the guest comes back paused.
+    pub paused: bool,
 }
 
 /// Proof that the caller holds a domain's job lock.
@@ -133,6 +141,32 @@ impl Domain {
 }
 
 impl DomainData {
+    /// A domain that has never run since it was loaded or defined.
+    pub fn inactive(def: Arc<DomainDef>, persistent: bool) -> Self {
+        Self {
+            def,
+            live: None,
+            persistent,
+            autostart: false,
+            managed_save: None,
+            status: Status::shut_off(crate::model::state::StateReason::Unknown),
+            id: None,
+            snapshots: SnapshotTree::default(),
+            warning: None,
+            removed: false,
+        }
+    }
+
+    /// What the store keeps of this domain.
+    pub fn record(&self) -> super::store::DomainRecord {
+        super::store::DomainRecord {
+            def: (*self.def).clone(),
+            autostart: self.autostart,
+            current_snapshot: self.snapshots.current().map(str::to_owned),
+            managed_save: self.managed_save,
+        }
+    }
+
     /// The definition that describes the domain now: the live one while active.
     pub fn current_def(&self) -> &Arc<DomainDef> {
         self.live.as_ref().unwrap_or(&self.def)
@@ -146,9 +180,11 @@ impl DomainData {
             title: d.title.clone().unwrap_or_default(),
             id: self.id,
             driver,
+            domain_type: d.domain_type,
             status: self.status,
             persistent: self.persistent,
             autostart: self.autostart,
+            managed_save: self.managed_save.is_some(),
             vcpus: d.vcpus(),
             memory_kib: d.current_memory(),
             current_snapshot: self.snapshots.current().map(str::to_owned),

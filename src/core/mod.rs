@@ -4,6 +4,7 @@
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod host;
 pub mod info;
 pub mod options;
 pub mod snapshots;
@@ -11,8 +12,13 @@ pub mod store;
 
 pub mod capabilities;
 pub mod define;
+mod devices;
+mod guest;
 mod lifecycle;
+mod managed_save;
+pub mod metadata;
 mod snapshot_ops;
+mod vcpus;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -34,14 +40,11 @@ use self::{
     domain::DomainData,
     events::lock,
     snapshots::{Snapshot, SnapshotTree},
-    store::{DomainRecord, LoadedDomain, Store},
+    store::{LoadedDomain, Store},
 };
 use crate::{
     drivers::{DomainCtx, Driver, DriverEvent, EventSink},
-    model::{
-        DomainType, FormatOptions, MemorySnapshotKind, SnapshotDef,
-        state::{StateReason, Status},
-    },
+    model::{DomainType, FormatOptions, MemorySnapshotKind, SnapshotDef},
 };
 
 /// A handle to the core; cheap to clone.
@@ -126,17 +129,10 @@ impl Core {
                 });
             }
             tree.set_current(record.current_snapshot.as_deref());
-            let data = DomainData {
-                def: Arc::new(record.def),
-                live: None,
-                persistent: true,
-                autostart: record.autostart,
-                status: Status::shut_off(StateReason::Unknown),
-                id: None,
-                snapshots: tree,
-                warning: None,
-                removed: false,
-            };
+            let mut data = DomainData::inactive(Arc::new(record.def), true);
+            data.autostart = record.autostart;
+            data.managed_save = record.managed_save;
+            data.snapshots = tree;
             let dom = Arc::new(Domain::new(driver, data));
             reg.by_name.insert(dom.name(), dom.uuid);
             reg.by_uuid.insert(dom.uuid, dom);
@@ -240,7 +236,15 @@ impl Core {
             .into_iter()
             .filter(|dom| {
                 let d = lock(&dom.data);
-                filter.matches(d.status.is_active(), d.persistent, dom.driver.name())
+                filter.matches(&options::ListFacts {
+                    status: d.status,
+                    persistent: d.persistent,
+                    autostart: d.autostart,
+                    managed_save: d.managed_save.is_some(),
+                    snapshot_count: d.snapshots.len(),
+                    driver: dom.driver.name(),
+                    domain_type: d.def.domain_type,
+                })
             })
             .collect()
     }
@@ -360,11 +364,7 @@ impl Core {
             if !d.persistent || d.removed {
                 return Ok(());
             }
-            DomainRecord {
-                def: (*d.def).clone(),
-                autostart: d.autostart,
-                current_snapshot: d.snapshots.current().map(str::to_owned),
-            }
+            d.record()
         };
         let store = self.inner.store.clone();
         blocking(move || store.save_domain(&rec)).await
@@ -417,3 +417,6 @@ pub(crate) fn now_unix() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -348,8 +348,8 @@ impl Core {
                 let d = lock(&dom.data);
                 DomainRecord {
                     def: (*snap_def).clone(),
-                    autostart: d.autostart,
                     current_snapshot: Some(name.to_owned()),
+                    ..d.record()
                 }
             };
             self.save(rec).await?;
