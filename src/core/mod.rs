@@ -165,6 +165,11 @@ impl Core {
         v
     }
 
+    /// The domain types the enabled drivers run.
+    pub fn domain_types(&self) -> Vec<DomainType> {
+        self.inner.drivers.iter().map(|(t, _)| *t).collect()
+    }
+
     /// The name of the driver that runs domains of type `t`.
     pub fn driver_name(&self, t: DomainType) -> Option<&'static str> {
         self.driver_for(t).map(|d| d.name())
