@@ -223,7 +223,7 @@ async fn statistics_filters_and_host() {
         .list_domains(opts([("running", Variant::Bool(true))]))
         .await
         .expect("list");
-    assert_eq!(running, [a.clone()]);
+    assert_eq!(running, std::slice::from_ref(&a));
     let r = mgr
         .list_domains(opts([("no-snapshot", Variant::Bool(true))]))
         .await
