@@ -67,6 +67,23 @@ pub(super) fn stats_dict(stats: crate::drivers::Stats) -> HashMap<String, Varian
         .collect()
 }
 
+/// The snapshot filters of ListSnapshots and Snapshot.ListChildren.
+pub(super) fn snapshot_filters(o: &mut Options<'_>) -> Reply<SnapshotListOptions> {
+    Ok(SnapshotListOptions {
+        roots: false,
+        leaves: o.bool("leaves")?,
+        no_leaves: o.bool("no-leaves")?,
+        metadata: o.bool("metadata")?,
+        no_metadata: o.bool("no-metadata")?,
+        inactive: o.bool("inactive")?,
+        active: o.bool("active")?,
+        disk_only: o.bool("disk-only")?,
+        internal: o.bool("internal")?,
+        external: o.bool("external")?,
+        topological: o.bool("topological")?,
+    })
+}
+
 /// Option "groups" of GetStats and GetAllDomainStats.
 pub(super) fn stats_groups(o: &mut Options<'_>) -> Reply<Vec<StatsGroup>> {
     o.strings("groups")?
@@ -348,8 +365,8 @@ pub(super) async fn call(
             let name = core.snapshot_create(dom, &xml, opts).await?;
             ctx.signals_sent().await;
             let path = match name {
-                Some(n) => paths::owned(paths::snapshot(&dom.uuid(), &n)),
-                None => paths::root(),
+                (n, true) => paths::owned(paths::snapshot(&dom.uuid(), &n)),
+                (_, false) => paths::root(),
             };
             return call.reply(&path);
         }
@@ -357,9 +374,7 @@ pub(super) async fn call(
             let mut o = Options::new("ListSnapshots", body.deserialize()?);
             let opts = SnapshotListOptions {
                 roots: o.bool("roots")?,
-                leaves: o.bool("leaves")?,
-                no_leaves: o.bool("no-leaves")?,
-                topological: o.bool("topological")?,
+                ..snapshot_filters(&mut o)?
             };
             o.finish()?;
             ctx.authorize_domain(call, Action::DomainRead, &info)

@@ -196,20 +196,5 @@ async fn authorize_definition(
     def: &DomainDef,
     actions: &[Action],
 ) -> Reply<Caller> {
-    let uid = ctx.authz.owner_uid(&call.caller).await;
-    let owner = match ctx.core.get(&def.uuid) {
-        Some(existing) => existing.info().owner,
-        None => uid,
-    };
-    let details = Details {
-        driver: ctx.core.driver_name(def.domain_type).map(str::to_owned),
-        domain_name: Some(def.name.clone()),
-        domain_uuid: Some(def.uuid.to_string()),
-        domain_owner: Some(owner),
-        snapshot_name: None,
-    };
-    for a in actions {
-        ctx.authorize(call, *a, &details).await?;
-    }
-    Ok(Caller { uid })
+    super::authz::authorize_definition(&*ctx.authz, &ctx.core, &call.caller, def, actions).await
 }

@@ -127,6 +127,11 @@ impl Domain {
         lock(&self.data).def.domain_type
     }
 
+    /// The guest OS kind its definition names (`hvm`, `linux`, `exe`, `xen`).
+    pub fn os_type(&self) -> &'static str {
+        lock(&self.data).current_def().os.os_type.as_str()
+    }
+
     /// The guest's process while active, when its driver has one.
     pub fn leader_pid(&self) -> Option<u32> {
         if !lock(&self.data).status.is_active() {

@@ -274,12 +274,26 @@ impl SnapshotDeleteOptions {
     }
 }
 
-/// Which snapshots a listing returns.
+/// Which snapshots a listing returns. As with [`ListFilter`], the filters come in groups
+/// (leaves; metadata; the domain's state when taken; where the state is kept) and a group
+/// with none set does not filter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SnapshotListOptions {
     pub roots: bool,
     pub leaves: bool,
     pub no_leaves: bool,
+    /// Every snapshot has metadata, so `metadata` keeps all and `no_metadata` none.
+    pub metadata: bool,
+    pub no_metadata: bool,
+    /// Taken of a shut-off domain.
+    pub inactive: bool,
+    /// Taken of a running or paused domain, with its memory.
+    pub active: bool,
+    pub disk_only: bool,
+    /// Kept inside the disk images.
+    pub internal: bool,
+    /// Kept in files of their own.
+    pub external: bool,
     pub topological: bool,
 }
 
