@@ -24,7 +24,7 @@ use crate::{
         options::{ListFilter, StartOptions, StatsGroup},
     },
     drivers::{StatValue, Stats},
-    model::DomainType,
+    model::{DomainDef, DomainType},
 };
 
 /// The connect's domain list filter for libvirt's list flags.
@@ -132,7 +132,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
             };
             m.check(flags, flavor)?;
             let err = |e| from_core(e, flavor, m);
-            let def = core.parse_domain(&xml).map_err(err)?;
+            let def = DomainDef::from_xml(&xml).map_err(|e| err(e.into()))?;
             if !c.types.contains(&def.domain_type) {
                 return Err(libvirt(
                     Code::ConfigUnsupported,

@@ -175,28 +175,12 @@ pub const GET_ALL_DOMAIN_STATS: Method = method(
     false,
 );
 
-pub const DOMAIN_LIST_GET_STATS: Method = method(
-    "virDomainListGetStats",
-    "ConnectGetAllDomainStats",
-    &[
-        flag(
-            1 << 29,
-            "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT",
-            "nowait",
-        ),
-        flag(
-            1 << 30,
-            "VIR_CONNECT_GET_ALL_DOMAINS_STATS_BACKING",
-            "backing",
-        ),
-        flag(
-            1 << 31,
-            "VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS",
-            "enforce",
-        ),
-    ],
-    false,
-);
+/// The flags of one domain's statistics: as for all domains (the list filters select
+/// nothing here).
+pub const DOMAIN_LIST_GET_STATS: Method = Method {
+    api: "virDomainListGetStats",
+    ..GET_ALL_DOMAIN_STATS
+};
 
 pub const DOMAIN_CREATE_XML: Method = method(
     "virDomainCreateXML",

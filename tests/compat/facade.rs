@@ -1,0 +1,70 @@
+//! The facade of the real daemon: each script against a fresh daemon, and the state of
+//! `/org/libvirt/Test` across restarts.
+
+use crate::{
+    harness::{Facade, python},
+    support::{proxies::*, *},
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_methods_and_properties() {
+    let f = Facade::start().await;
+    python("test_connect.py", &[("BUS_ADDRESS", &f.bus.address)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_methods_properties_and_signals() {
+    let f = Facade::start().await;
+    python("test_domain.py", &[("BUS_ADDRESS", &f.bus.address)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_methods() {
+    let f = Facade::start().await;
+    python("test_snapshot.py", &[("BUS_ADDRESS", &f.bus.address)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cockpit_load_sequence_on_test() {
+    let f = Facade::start().await;
+    python(
+        "test_cockpit.py",
+        &[
+            ("BUS_ADDRESS", &f.bus.address),
+            ("CONNECT", "/org/libvirt/Test"),
+        ],
+    );
+}
+
+/// `/org/libvirt/Test` starts as `test:///default` at every start, whatever was done to it,
+/// and is apart from the native API's persistent domains (which `/org/libvirt/QEMU` does not
+/// show either: they are test domains).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_default_is_in_memory_and_apart() {
+    let mut f = Facade::start().await;
+    let conn = f.bus.connect().await;
+    manager(&conn)
+        .await
+        .define_domain(&test_domain("native"), no_opts())
+        .await
+        .expect("native define");
+    python(
+        "test_state.py",
+        &[("BUS_ADDRESS", &f.bus.address), ("PHASE", "change")],
+    );
+    f.restart().await;
+    python(
+        "test_state.py",
+        &[("BUS_ADDRESS", &f.bus.address), ("PHASE", "fresh")],
+    );
+    let native = manager(&conn)
+        .await
+        .list_domains(no_opts())
+        .await
+        .expect("native list");
+    assert_eq!(native.len(), 1, "the native domain persists, alone");
+    let files: Vec<_> = std::fs::read_dir(f.daemon.state.join("domains"))
+        .expect("state dir")
+        .collect();
+    assert_eq!(files.len(), 1, "test:///default writes nothing");
+}
