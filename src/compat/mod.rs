@@ -17,6 +17,7 @@ mod props;
 pub mod schema;
 mod signals;
 mod snapshot;
+pub mod wire;
 
 use std::{future::Future, sync::Arc};
 

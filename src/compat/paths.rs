@@ -94,14 +94,24 @@ pub fn domain(connect: &str, uuid: &Uuid) -> String {
     format!("{connect}/domain/{}", encode_uuid(uuid))
 }
 
-/// Append a domain's path to `out` (for long listings, without a string per path).
+/// Append a domain's path to `out`: a long listing writes every path into one buffer, and
+/// this writes the UUID's hex digits straight from its bytes.
 pub fn push_domain(out: &mut String, connect: &str, uuid: &Uuid) {
-    out.push_str(connect);
-    out.push_str("/domain/_");
-    let mut buf = Uuid::encode_buffer();
-    for c in uuid.hyphenated().encode_lower(&mut buf).chars() {
-        out.push(if c == '-' { '_' } else { c });
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut enc = [b'_'; 37];
+    let mut i = 1;
+    for (n, b) in uuid.as_bytes().iter().enumerate() {
+        if matches!(n, 4 | 6 | 8 | 10) {
+            i += 1;
+        }
+        enc[i] = HEX[(b >> 4) as usize];
+        enc[i + 1] = HEX[(b & 0xf) as usize];
+        i += 2;
     }
+    out.push_str(connect);
+    out.push_str("/domain/");
+    // Only ASCII hex digits and underscores were written.
+    out.push_str(std::str::from_utf8(&enc).unwrap_or_default());
 }
 
 pub fn snapshot(connect: &str, uuid: &Uuid, name: &str) -> String {

@@ -46,12 +46,12 @@ impl Core {
     /// Which existing domain, if any, `def` would redefine; an error if it clashes with one.
     fn find_existing(&self, def: &DomainDef) -> Result<Option<Arc<Domain>>> {
         let reg = self.registry_read();
-        if let Some(u) = reg.by_name.get(&def.name)
-            && *u != def.uuid
+        if let Some(other) = reg.by_name.get(&def.name)
+            && other.uuid != def.uuid
         {
             return Err(Error::AlreadyExists(format!(
-                "domain '{}' already exists with UUID {u}",
-                def.name
+                "domain '{}' already exists with UUID {}",
+                def.name, other.uuid
             )));
         }
         let Some(dom) = reg.by_uuid.get(&def.uuid).cloned() else {
@@ -137,7 +137,8 @@ impl Core {
         let info = {
             let d = lock(&dom.data);
             let mut reg = self.registry_write();
-            reg.by_name.insert(d.def.name.clone(), dom.uuid);
+            reg.by_name
+                .insert(d.def.name.clone(), super::Named::new(dom));
             reg.by_uuid.insert(dom.uuid, dom.clone());
             d.info(dom.driver.name())
         };

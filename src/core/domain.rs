@@ -24,6 +24,8 @@ pub const JOB_WAIT: Duration = Duration::from_secs(30);
 
 pub struct Domain {
     pub(crate) uuid: Uuid,
+    /// Fixed for the domain's life: a redefinition cannot change it.
+    pub(crate) domain_type: crate::model::DomainType,
     pub(crate) driver: Arc<dyn Driver>,
     job: tokio::sync::Mutex<()>,
     job_name: Mutex<&'static str>,
@@ -70,6 +72,7 @@ impl Domain {
     pub(crate) fn new(driver: Arc<dyn Driver>, data: DomainData) -> Self {
         Self {
             uuid: data.def.uuid,
+            domain_type: data.def.domain_type,
             driver,
             job: tokio::sync::Mutex::new(()),
             job_name: Mutex::new(""),
@@ -124,7 +127,7 @@ impl Domain {
 
     /// The type its definition names (which driver kind runs it).
     pub fn domain_type(&self) -> crate::model::DomainType {
-        lock(&self.data).def.domain_type
+        self.domain_type
     }
 
     /// The guest OS kind its definition names (`hvm`, `linux`, `exe`, `xen`).

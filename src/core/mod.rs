@@ -64,11 +64,30 @@ pub(crate) struct Inner {
     sink: Arc<dyn EventSink>,
 }
 
-/// Domains by UUID, and the name index kept in order so that listings need no sort.
+/// Domains by UUID, and by name in order so that listings need no sort (nor a lookup per
+/// domain).
 #[derive(Default)]
 struct Registry {
     by_uuid: HashMap<Uuid, Arc<Domain>>,
-    by_name: BTreeMap<String, Uuid>,
+    by_name: BTreeMap<String, Named>,
+}
+
+/// A domain in the name index, with what a listing by kind reads kept beside it: listing
+/// thousands of UUIDs touches no domain.
+struct Named {
+    uuid: Uuid,
+    domain_type: DomainType,
+    dom: Arc<Domain>,
+}
+
+impl Named {
+    fn new(dom: &Arc<Domain>) -> Self {
+        Self {
+            uuid: dom.uuid,
+            domain_type: dom.domain_type,
+            dom: dom.clone(),
+        }
+    }
 }
 
 /// Forwards driver events to the core without keeping it alive.
@@ -134,7 +153,7 @@ impl Core {
             data.managed_save = record.managed_save;
             data.snapshots = tree;
             let dom = Arc::new(Domain::new(driver, data));
-            reg.by_name.insert(dom.name(), dom.uuid);
+            reg.by_name.insert(dom.name(), Named::new(&dom));
             reg.by_uuid.insert(dom.uuid, dom);
             count += 1;
         }
@@ -213,10 +232,8 @@ impl Core {
     /// Find a domain by name, or by UUID in any of libvirt's spellings.
     pub fn lookup(&self, name_or_uuid: &str) -> Result<Arc<Domain>> {
         let reg = self.registry_read();
-        if let Some(u) = reg.by_name.get(name_or_uuid)
-            && let Some(d) = reg.by_uuid.get(u)
-        {
-            return Ok(d.clone());
+        if let Some(n) = reg.by_name.get(name_or_uuid) {
+            return Ok(n.dom.clone());
         }
         if let Ok(u) = Uuid::parse_str(name_or_uuid)
             && let Some(d) = reg.by_uuid.get(&u)
@@ -228,16 +245,24 @@ impl Core {
         )))
     }
 
-    /// Domains matching `filter`, sorted by name.
+    /// Domains matching `filter`, sorted by name. A filter on types and drivers alone reads
+    /// no domain's data (a listing of thousands takes no lock per domain).
     pub fn list(&self, filter: &options::ListFilter) -> Vec<Arc<Domain>> {
-        let sorted: Vec<Arc<Domain>> = {
-            let reg = self.registry_read();
-            reg.by_name
-                .values()
-                .filter_map(|u| reg.by_uuid.get(u).cloned())
-                .collect()
+        let reg = self.registry_read();
+        let by_kind = |n: &&Named| {
+            (filter.domain_types.is_empty() || filter.domain_types.contains(&n.domain_type))
+                && filter
+                    .driver
+                    .as_deref()
+                    .is_none_or(|d| d == n.dom.driver.name())
         };
-        sorted
+        let candidates = reg.by_name.values().filter(by_kind).map(|n| n.dom.clone());
+        if !filter.reads_state() {
+            return candidates.collect();
+        }
+        let candidates: Vec<Arc<Domain>> = candidates.collect();
+        drop(reg);
+        candidates
             .into_iter()
             .filter(|dom| {
                 let d = lock(&dom.data);
@@ -248,9 +273,24 @@ impl Core {
                     managed_save: d.managed_save.is_some(),
                     snapshot_count: d.snapshots.len(),
                     driver: dom.driver.name(),
-                    domain_type: d.def.domain_type,
+                    domain_type: dom.domain_type,
                 })
             })
+            .collect()
+    }
+
+    /// The UUIDs of the domains matching `filter`, sorted by name: [`Core::list`] for long
+    /// listings that need no more than the UUIDs.
+    pub fn list_uuids(&self, filter: &options::ListFilter) -> Vec<Uuid> {
+        if filter.reads_state() || filter.driver.is_some() {
+            return self.list(filter).iter().map(|d| d.uuid).collect();
+        }
+        let types = &filter.domain_types;
+        self.registry_read()
+            .by_name
+            .values()
+            .filter(|n| types.is_empty() || types.contains(&n.domain_type))
+            .map(|n| n.uuid)
             .collect()
     }
 
@@ -347,7 +387,7 @@ impl Core {
                 .is_some_and(|d| std::ptr::eq(d.as_ref(), dom))
             {
                 reg.by_uuid.remove(&dom.uuid);
-                reg.by_name.retain(|_, u| *u != dom.uuid);
+                reg.by_name.retain(|_, n| n.uuid != dom.uuid);
             }
         }
         dom.driver.forget(&dom.uuid);

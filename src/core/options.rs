@@ -98,6 +98,24 @@ pub struct ListFacts<'a> {
 }
 
 impl ListFilter {
+    /// Whether the filter looks at more than a domain's type and driver.
+    pub fn reads_state(&self) -> bool {
+        self.active
+            || self.inactive
+            || self.persistent
+            || self.transient
+            || self.running
+            || self.paused
+            || self.shut_off
+            || self.other
+            || self.managed_save
+            || self.no_managed_save
+            || self.autostart
+            || self.no_autostart
+            || self.has_snapshot
+            || self.no_snapshot
+    }
+
     pub fn matches(&self, info: &ListFacts<'_>) -> bool {
         /// A group filters when any of its options is set, and then one must hold.
         fn group(options: &[(bool, bool)]) -> bool {

@@ -188,9 +188,12 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
 
     let timeout = args.timeout.unwrap_or(config.idle_timeout);
     let activity = server.activity();
+    // org.libvirt has no activation file (it would take libvirt-dbus's place), so an instance
+    // that serves it stays: after an exit, nothing would start it again for its callers.
+    let may_idle = facade.is_none();
     let idle = async {
         match bus {
-            BusKind::Session if timeout > 0 => {
+            BusKind::Session if timeout > 0 && may_idle => {
                 idle::wait(&core, &activity, Duration::from_secs(timeout)).await
             }
             _ => std::future::pending().await,

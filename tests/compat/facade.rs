@@ -62,9 +62,38 @@ async fn test_default_is_in_memory_and_apart() {
         .list_domains(no_opts())
         .await
         .expect("native list");
-    assert_eq!(native.len(), 1, "the native domain persists, alone");
+    assert_eq!(native.len(), 2, "the native domains persist, alone");
     let files: Vec<_> = std::fs::read_dir(f.daemon.state.join("domains"))
         .expect("state dir")
         .collect();
-    assert_eq!(files.len(), 1, "test:///default writes nothing");
+    assert_eq!(files.len(), 2, "test:///default writes nothing");
+}
+
+/// A session instance serving `org.libvirt` does not exit when idle: nothing could start it
+/// again for the facade's callers (it has no activation file, which would be libvirt-dbus's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_facade_stays_when_idle() {
+    let bus = Bus::start();
+    let d = bus.dir.path();
+    let daemon = Daemon::start_with(
+        &bus,
+        &d.join("state"),
+        &d.join("run"),
+        &["--libvirt-compat", "--timeout", "1"],
+    )
+    .await;
+    crate::harness::wait_for_name(&bus.address, crate::harness::LIBVIRT, &|| daemon.log_text())
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let conn = bus.connect().await;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.expect("dbus");
+    for name in [NAME, crate::harness::LIBVIRT] {
+        assert!(
+            dbus.name_has_owner(name.try_into().expect("name"))
+                .await
+                .expect("has owner"),
+            "{name} gone:\n{}",
+            daemon.log_text()
+        );
+    }
 }

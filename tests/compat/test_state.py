@@ -25,6 +25,13 @@ def fresh():
 
 def change():
     fresh()
+    sigs = Signals(b)
+    native = dbus.Interface(b.get_object("org.virtbus1", "/org/virtbus1"), "org.virtbus1.Manager")
+    path = native.DefineDomain(domain_xml("native2"), dbus.Dictionary({}, signature="sv"))
+    dbus.Interface(b.get_object("org.virtbus1", path), "org.virtbus1.Domain").Start(
+        dbus.Dictionary({}, signature="sv"))
+    eq([e for e in sigs.events() if e[0].startswith(QEMU) or e[0].startswith(TEST)], [],
+       "no libvirt signal for a native test domain")
     d.SnapshotCreateXML("<domainsnapshot><name>s</name></domainsnapshot>", 0)
     d.SetMetadata(1, "changed", "", "", 3 & 2)
     iface(b, TEST_DOM, PROPS).Set(DOMAIN, "Autostart", True)
