@@ -67,6 +67,9 @@ fn client_as(env: &PolkitEnv, user: &str, args: &[&str]) -> Value {
     parse(&out)
 }
 
+/// CPU µs per call of the client, the bus and the daemon.
+type Split = (f64, f64, f64);
+
 /// CPU time (user + system) of a process so far, in µs.
 fn cpu_us(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -85,7 +88,7 @@ fn cpu_us(pid: u32) -> f64 {
 
 /// Run the latency client for a call while accounting the CPU time of the daemon (`server`)
 /// and the bus (`bus`): the figures, with (client, bus, server) CPU µs per call.
-fn lat_split(address: &str, server: u32, bus: u32, args: &[&str]) -> (Value, (f64, f64, f64)) {
+fn lat_split(address: &str, server: u32, bus: u32, args: &[&str]) -> (Value, Split) {
     let iters: f64 = args[1].parse().unwrap_or(1.0);
     let calls = iters + iters.min(100.0);
     let (s0, b0) = (cpu_us(server), cpu_us(bus));
@@ -122,7 +125,7 @@ struct Figures {
     rss_idle: Option<u64>,
     rss_1000: Option<u64>,
     /// ListDomains with 1001 domains: CPU µs per call of the client, the bus and the daemon.
-    list_1000_split: Option<(f64, f64, f64)>,
+    list_1000_split: Option<Split>,
 }
 
 fn lat(v: &Option<Value>) -> String {
@@ -510,7 +513,7 @@ async fn facade_vs_reference(n: usize) -> Option<(Figures, Figures)> {
         (fa.as_str(), d.pid(), bus.pid()),
         (ra.as_str(), reference.child.id(), reference.bus.pid()),
     ];
-    let mut rounds: [Vec<(Value, (f64, f64, f64))>; 2] = [Vec::new(), Vec::new()];
+    let mut rounds: [Vec<(Value, Split)>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..3 {
         for (k, (a, server, b)) in pids.iter().enumerate() {
             rounds[k].push(lat_split(a, *server, *b, &list));
