@@ -1,6 +1,7 @@
 //! Core events as libvirt-dbus's signals: `Connect.DomainEvent` with libvirt's numeric event
 //! and detail, the Domain signals the core's events stand for (`Reboot`, `MetadataChange`,
-//! `DeviceAdded`, `DeviceRemoved`), and PropertiesChanged for the facade's properties
+//! `DeviceAdded`, `DeviceRemoved`; `Watchdog`, `PMSuspend`, `PMSuspendDisk` beside the
+//! lifecycle events that imply them), and PropertiesChanged for the facade's properties
 //! (which libvirt-dbus itself never emits).
 
 use std::{
@@ -21,6 +22,7 @@ use super::{
 use crate::{
     bus::{dict::Dict, signals::Emitter},
     core::{DomainProp, Event, events::lock},
+    model::state::{Lifecycle, PmSuspendedDetail, SuspendedDetail},
 };
 
 /// Emits one connect's signals: only for domains of the types it shows.
@@ -100,10 +102,15 @@ impl ConnectEmitter {
                     .await
             }
             Event::Lifecycle { uuid, event } if self.shows(&uuid) => {
-                let dom = ObjectPath::from_string_unchecked(c.domain_path(&uuid));
+                let path = c.domain_path(&uuid);
+                let dom = ObjectPath::from_string_unchecked(path.clone());
                 let body = (dom, event.event_code(), event.detail_code());
                 self.signal(c.path, CONNECT_IFACE, "DomainEvent", &body)
-                    .await
+                    .await?;
+                match implied_signal(event) {
+                    Some((member, arg)) => self.signal(&path, DOMAIN_IFACE, member, &(arg,)).await,
+                    None => Ok(()),
+                }
             }
             Event::Rebooted { uuid } if self.shows(&uuid) => {
                 self.signal(&c.domain_path(&uuid), DOMAIN_IFACE, "Reboot", &())
@@ -138,6 +145,17 @@ impl ConnectEmitter {
     }
 }
 
+/// The Domain signal libvirt sends beside a lifecycle event, with its argument.
+fn implied_signal(event: Lifecycle) -> Option<(&'static str, i32)> {
+    match event {
+        // The watchdog paused the guest: VIR_DOMAIN_EVENT_WATCHDOG_PAUSE.
+        Lifecycle::Suspended(SuspendedDetail::Watchdog) => Some(("Watchdog", 1)),
+        Lifecycle::PmSuspended(PmSuspendedDetail::Memory) => Some(("PMSuspend", 0)),
+        Lifecycle::PmSuspended(PmSuspendedDetail::Disk) => Some(("PMSuspendDisk", 0)),
+        _ => None,
+    }
+}
+
 impl Emitter for ConnectEmitter {
     fn emit(&self, event: Event) -> impl Future<Output = zbus::Result<()>> + Send {
         self.emit_event(event)
@@ -168,5 +186,27 @@ pub(super) async fn announce_hostname(ctx: Arc<Ctx>) {
                 tracing::warn!("cannot signal the new host name: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::state::StartedDetail;
+
+    #[test]
+    fn signals_implied_by_lifecycle_events() {
+        let w = Lifecycle::Suspended(SuspendedDetail::Watchdog);
+        assert_eq!(implied_signal(w), Some(("Watchdog", 1)));
+        let m = Lifecycle::PmSuspended(PmSuspendedDetail::Memory);
+        assert_eq!(implied_signal(m), Some(("PMSuspend", 0)));
+        let d = Lifecycle::PmSuspended(PmSuspendedDetail::Disk);
+        assert_eq!(implied_signal(d), Some(("PMSuspendDisk", 0)));
+        assert_eq!(
+            implied_signal(Lifecycle::Started(StartedDetail::Booted)),
+            None
+        );
+        let p = Lifecycle::Suspended(SuspendedDetail::Paused);
+        assert_eq!(implied_signal(p), None);
     }
 }

@@ -97,3 +97,77 @@ async fn a_session_facade_stays_when_idle() {
         );
     }
 }
+
+/// A change of the host name is signalled as the connects' `Hostname` changing (and the
+/// native Manager's): the daemon runs in a UTS namespace of its own, whose host name the
+/// test changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_changes_are_signalled() {
+    use std::{pin::Pin, time::Duration};
+    use zbus::{MatchRule, MessageStream, export::futures_core::Stream, message::Type};
+
+    let bus = Bus::start();
+    let d = bus.dir.path();
+    let daemon = Daemon::launch(
+        &bus.address,
+        d,
+        &d.join("state"),
+        &d.join("run"),
+        Launch {
+            system: false,
+            prefix: vec!["unshare".into(), "--uts".into()],
+            extra: vec!["--libvirt-compat".into()],
+        },
+    )
+    .await;
+    crate::harness::wait_for_name(&bus.address, crate::harness::LIBVIRT, &|| daemon.log_text())
+        .await;
+    let conn = bus.connect().await;
+    let rule = MatchRule::builder()
+        .msg_type(Type::Signal)
+        .member("PropertiesChanged")
+        .build()
+        .expect("rule");
+    let mut stream = MessageStream::for_match_rule(rule, &conn, None)
+        .await
+        .expect("stream");
+    let name = "vb-uts-test";
+    let status = std::process::Command::new("nsenter")
+        .arg(format!("--uts=/proc/{}/ns/uts", daemon.pid()))
+        .args(["hostname", name])
+        .status()
+        .expect("nsenter");
+    assert!(status.success());
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while seen.len() < 3 && tokio::time::Instant::now() < deadline {
+        let next = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx));
+        let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(1), next).await else {
+            continue;
+        };
+        let path = msg
+            .header()
+            .path()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let (iface, changed, _): (
+            String,
+            std::collections::HashMap<String, zbus::OwnedVariant>,
+            Vec<String>,
+        ) = msg.body().deserialize().expect("PropertiesChanged");
+        let host = changed
+            .get("Hostname")
+            .and_then(|v| String::try_from(v.try_clone().ok()?).ok());
+        seen.push((path, iface, host));
+    }
+    seen.sort();
+    let want = |p: &str, i: &str| (p.to_owned(), i.to_owned(), Some(name.to_owned()));
+    assert_eq!(
+        seen,
+        [
+            want("/org/libvirt/QEMU", "org.libvirt.Connect"),
+            want("/org/libvirt/Test", "org.libvirt.Connect"),
+            want("/org/virtbus1", "org.virtbus1.Manager"),
+        ]
+    );
+}
