@@ -13,12 +13,32 @@ TEST_PACKAGES=(
     libvirt-dbus libvirt-daemon
 )
 
+# Real guests for the QEMU tests: QEMU 7.2 and a tiny guest built from Debian's kernel, busybox
+# and qemu-ga. qemu-utils is pinned to bookworm's because some images carry a newer one from
+# backports that qemu-system-x86 7.2 refuses.
+QEMU_PACKAGES=(
+    qemu-utils/bookworm qemu-system-x86 qemu-guest-agent busybox-static linux-image-amd64
+    e2fsprogs cpio kmod gzip xz-utils
+)
+
 # Install the packages not yet installed (apt-get update only when something is missing).
+# A name may carry a release ("pkg/bookworm"): that version is installed, downgrading if need be.
 install_packages() {
     local missing=()
     for p in "$@"; do
-        dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed ||
-            missing+=("$p")
+        local name=${p%%/*} want=""
+        [ "$name" != "$p" ] && want=${p#*/}
+        if dpkg-query -W -f='${db:Status-Status}' "$name" 2>/dev/null | grep -qx installed; then
+            # Installed; with a release asked for, the installed version must come from it.
+            [ -z "$want" ] && continue
+            local have
+            have=$(dpkg-query -W -f='${Version}' "$name")
+            apt-cache madison "$name" 2>/dev/null |
+                awk -F'|' -v v="$have" -v rel="$want" '
+                    { gsub(/ /, "", $2) } $2 == v && $3 ~ (" " rel "[/ ]") { found = 1 }
+                    END { exit !found }' && continue
+        fi
+        missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
@@ -27,5 +47,5 @@ install_packages() {
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    apt-get install -y -q --no-install-recommends --allow-downgrades "${missing[@]}"
 }

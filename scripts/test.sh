@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
-install_packages "${TEST_PACKAGES[@]}"
+install_packages "${TEST_PACKAGES[@]}" "${QEMU_PACKAGES[@]}"
 cargo test --locked "$@"

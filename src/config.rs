@@ -60,17 +60,20 @@ pub struct Config {
     /// Also own `org.libvirt` and serve libvirt-dbus's API (`/org/libvirt/QEMU` over the
     /// qemu and kvm domains, `/org/libvirt/Test` as libvirt's `test:///default`).
     pub libvirt_compat: bool,
+    /// The `[qemu]` table: settings of the QEMU driver.
+    pub qemu: crate::drivers::qemu::QemuConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            drivers: vec![DriverKind::Test],
+            drivers: vec![DriverKind::Test, DriverKind::Qemu],
             log_level: LogFilter::default(),
             state_dir: None,
             runtime_dir: None,
             idle_timeout: 120,
             libvirt_compat: false,
+            qemu: Default::default(),
         }
     }
 }
@@ -80,6 +83,8 @@ impl Default for Config {
 #[serde(rename_all = "lowercase")]
 pub enum DriverKind {
     Test,
+    /// QEMU/KVM domains (`type='qemu'` and `type='kvm'`), when QEMU is installed.
+    Qemu,
 }
 
 /// A log filter, checked when the file is read.

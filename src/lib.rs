@@ -6,6 +6,17 @@
 //! Around them: [`daemon`] (start-up, systemd integration), [`config`] (the configuration file)
 //! and [`machined`] (guests registered with systemd-machined).
 
+// The daemon never panics on input: no unwrap, expect or panic outside tests, checked by clippy.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::await_holding_lock
+    )
+)]
+
 pub mod bus;
 pub mod compat;
 pub mod config;

@@ -78,6 +78,6 @@ mod tests {
         let ours = to_bytes(ctx, &d).expect("dict");
         let decoded: HashMap<String, zbus::OwnedVariant> = ours.deserialize().expect("decode").0;
         assert_eq!(decoded.len(), 2);
-        assert_eq!(to_bytes(ctx, &m).expect("map").len(), ours.len());
+        assert_eq!(to_bytes(ctx, &m).expect("map").bytes(), ours.bytes());
     }
 }

@@ -21,7 +21,7 @@ use crate::{
             VcpuOptions, XmlOptions,
         },
     },
-    drivers::StatValue,
+    drivers::{GuestInfo, GuestInfoTypes, StatValue},
 };
 
 /// Options "live" and "config": which definition a call reads or changes.
@@ -99,6 +99,75 @@ pub(super) fn stats_groups(o: &mut Options<'_>) -> Reply<Vec<StatsGroup>> {
             })
         })
         .collect()
+}
+
+/// One entry of `InterfaceAddresses`: name, hardware address, (type, address, prefix).
+type GuestIface = (String, String, Vec<(i32, String, u32)>);
+
+/// The parts `GetGuestInfo` asks for; none named means all.
+fn guest_info_types(names: &[String]) -> Reply<GuestInfoTypes> {
+    if names.is_empty() {
+        return Ok(GuestInfoTypes::ALL);
+    }
+    let mut t = GuestInfoTypes {
+        hostname: false,
+        os: false,
+        timezone: false,
+        interfaces: false,
+    };
+    for n in names {
+        match n.as_str() {
+            "hostname" => t.hostname = true,
+            "os" => t.os = true,
+            "timezone" => t.timezone = true,
+            "interfaces" => t.interfaces = true,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "option 'types' takes hostname, os, timezone, interfaces; not '{other}'"
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// Guest info as libvirt's typed-parameter keys.
+fn guest_info_map(gi: GuestInfo) -> HashMap<String, Variant<'static>> {
+    let mut m: HashMap<String, Variant<'static>> = HashMap::new();
+    if let Some(h) = gi.hostname {
+        m.insert("hostname".into(), Variant::from(h));
+    }
+    for (k, v) in gi.os {
+        m.insert(format!("os.{k}"), Variant::from(v));
+    }
+    if let Some((name, offset)) = gi.timezone {
+        m.insert("timezone.name".into(), Variant::from(name));
+        m.insert(
+            "timezone.offset".into(),
+            Variant::I32(offset.clamp(i32::MIN.into(), i32::MAX.into()) as i32),
+        );
+    }
+    if let Some(ifs) = gi.interfaces {
+        m.insert("if.count".into(), Variant::U32(ifs.len() as u32));
+        for (n, i) in ifs.into_iter().enumerate() {
+            m.insert(format!("if.{n}.name"), Variant::from(i.name));
+            if let Some(h) = i.hwaddr {
+                m.insert(format!("if.{n}.hwaddr"), Variant::from(h));
+            }
+            m.insert(
+                format!("if.{n}.addr.count"),
+                Variant::U32(i.addrs.len() as u32),
+            );
+            for (j, a) in i.addrs.into_iter().enumerate() {
+                let kind = if a.ipv6 { "ipv6" } else { "ipv4" };
+                m.insert(format!("if.{n}.addr.{j}.type"), Variant::from(kind));
+                m.insert(format!("if.{n}.addr.{j}.addr"), Variant::from(a.addr));
+                m.insert(format!("if.{n}.addr.{j}.prefix"), Variant::U32(a.prefix));
+            }
+        }
+    }
+    m
 }
 
 fn power_mode(o: &mut Options<'_>) -> Reply<PowerMode> {
@@ -339,6 +408,59 @@ pub(super) async fn call(
             Options::new("InjectNMI", body.deserialize()?).finish()?;
             simple(Action::DomainReset).await?;
             core.inject_nmi(dom).await?;
+        }
+        "GetGuestInfo" => {
+            let mut o = Options::new("GetGuestInfo", body.deserialize()?);
+            let types = guest_info_types(&o.strings("types")?)?;
+            o.finish()?;
+            ctx.authorize_domain(call, Action::DomainRead, &info)
+                .await?;
+            let gi = core.guest_info(dom, types).await?;
+            return call.reply(&guest_info_map(gi));
+        }
+        "InterfaceAddresses" => {
+            let mut o = Options::new("InterfaceAddresses", body.deserialize()?);
+            match o.string("source")?.as_deref() {
+                None | Some("agent") => {}
+                Some(s @ ("lease" | "arp")) => {
+                    return Err(Error::NotSupported(format!(
+                        "interface address source '{s}' is not supported; use 'agent'"
+                    ))
+                    .into());
+                }
+                Some(s) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "option 'source' must be 'agent', not '{s}'"
+                    ))
+                    .into());
+                }
+            }
+            o.finish()?;
+            ctx.authorize_domain(call, Action::DomainRead, &info)
+                .await?;
+            let only = GuestInfoTypes {
+                hostname: false,
+                os: false,
+                timezone: false,
+                interfaces: true,
+            };
+            let gi = core.guest_info(dom, only).await?;
+            let out: Vec<GuestIface> = gi
+                .interfaces
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| {
+                    (
+                        i.name,
+                        i.hwaddr.unwrap_or_default(),
+                        i.addrs
+                            .into_iter()
+                            .map(|a| (i32::from(a.ipv6), a.addr, a.prefix))
+                            .collect(),
+                    )
+                })
+                .collect();
+            return call.reply(&out);
         }
         "CreateSnapshot" => {
             let (xml, opts): (String, OptionMap) = body.deserialize()?;

@@ -43,9 +43,19 @@ impl Core {
         Ok(driver)
     }
 
-    /// Which existing domain, if any, `def` would redefine; an error if it clashes with one.
+    /// Which existing domain, if any, `def` would redefine; an error if it clashes with one
+    /// (or with a domain being created).
     fn find_existing(&self, def: &DomainDef) -> Result<Option<Arc<Domain>>> {
         let reg = self.registry_read();
+        if let Some((name, uuid)) = reg
+            .reserved
+            .iter()
+            .find(|(n, u)| *n == def.name || *u == def.uuid)
+        {
+            return Err(Error::AlreadyExists(format!(
+                "domain '{name}' (UUID {uuid}) is being created"
+            )));
+        }
         if let Some(other) = reg.by_name.get(&def.name)
             && other.uuid != def.uuid
         {
@@ -77,59 +87,75 @@ impl Core {
         Ok(Some(dom))
     }
 
-    /// Define a persistent domain, or redefine the one with the same UUID.
+    /// Define a persistent domain, or redefine the one with the same UUID. A redefinition
+    /// waits only for jobs on that domain.
     pub async fn define(&self, mut def: DomainDef, caller: Caller) -> Result<Arc<Domain>> {
         let driver = self.driver_checked(&def)?;
-        let _defining = self.inner.define_lock.lock().await;
-        match self.find_existing(&def)? {
-            Some(dom) => {
-                let _job = dom.begin_job("define").await?;
-                let (mut rec, owner) = {
-                    let d = lock(&dom.data);
-                    (d.record(), d.def.owner_uid())
+        loop {
+            if let Some(dom) = self.find_existing(&def)? {
+                let job = match dom.begin_job("define").await {
+                    Err(Error::NotFound(_)) => continue, // undefined meanwhile: define anew
+                    other => other?,
                 };
-                let autostart = rec.autostart && lock(&dom.data).persistent;
-                if caller.uid.is_some() || def.owner_uid().is_none() {
-                    def.set_owner_uid(owner);
-                }
-                rec.def = def.clone();
-                rec.autostart = autostart;
-                self.save(rec).await?;
-                self.update(&dom, |d| {
-                    d.def = Arc::new(def);
-                    d.persistent = true;
-                    d.autostart = autostart;
-                    let ev = Lifecycle::Defined(DefinedDetail::Updated);
-                    (
-                        (),
-                        vec![Event::Lifecycle {
-                            uuid: dom.uuid,
-                            event: ev,
-                        }],
-                    )
-                });
-                drop(_job);
-                Ok(dom)
+                self.redefine(&dom, def, caller).await?;
+                drop(job);
+                return Ok(dom);
             }
-            None => {
-                if caller.uid.is_some() {
-                    def.set_owner_uid(caller.uid);
-                }
-                self.save(DomainRecord {
-                    def: def.clone(),
-                    autostart: false,
-                    current_snapshot: None,
-                    managed_save: None,
-                })
-                .await?;
-                let dom = Arc::new(Domain::new(
-                    driver,
-                    DomainData::inactive(Arc::new(def), true),
-                ));
-                self.insert(&dom, Lifecycle::Defined(DefinedDetail::Added));
-                Ok(dom)
+            let _defining = self.inner.define_lock.lock().await;
+            if self.find_existing(&def)?.is_some() {
+                continue; // defined meanwhile: redefine it
             }
+            if caller.uid.is_some() {
+                def.set_owner_uid(caller.uid);
+            }
+            self.save(DomainRecord {
+                def: def.clone(),
+                autostart: false,
+                current_snapshot: None,
+                managed_save: None,
+            })
+            .await?;
+            let dom = Arc::new(Domain::new(driver, new_data(def, true)));
+            self.insert(&dom, Lifecycle::Defined(DefinedDetail::Added));
+            return Ok(dom);
         }
+    }
+
+    /// Replace an existing domain's persistent definition; its job is held.
+    async fn redefine(&self, dom: &Arc<Domain>, mut def: DomainDef, caller: Caller) -> Result<()> {
+        let (autostart, current, managed_save, owner) = {
+            let d = lock(&dom.data);
+            (
+                d.autostart && d.persistent,
+                d.snapshots.current().map(str::to_owned),
+                d.managed_save,
+                d.def.owner_uid(),
+            )
+        };
+        if caller.uid.is_some() || def.owner_uid().is_none() {
+            def.set_owner_uid(owner);
+        }
+        self.save(DomainRecord {
+            def: def.clone(),
+            autostart,
+            current_snapshot: current,
+            managed_save,
+        })
+        .await?;
+        self.update(dom, |d| {
+            d.def = Arc::new(def);
+            d.persistent = true;
+            d.autostart = autostart;
+            let ev = Lifecycle::Defined(DefinedDetail::Updated);
+            (
+                (),
+                vec![Event::Lifecycle {
+                    uuid: dom.uuid,
+                    event: ev,
+                }],
+            )
+        });
+        Ok(())
     }
 
     /// Put a new domain in the registry and announce it.
@@ -153,7 +179,8 @@ impl Core {
     }
 
     /// Create and start a transient domain. As libvirt does, XML naming an inactive persistent
-    /// domain starts that domain with this XML as its live definition.
+    /// domain starts that domain with this XML as its live definition. The domain appears
+    /// once it runs; while its hypervisor starts, its name and UUID are reserved.
     pub async fn create(
         &self,
         mut def: DomainDef,
@@ -161,32 +188,42 @@ impl Core {
         caller: Caller,
     ) -> Result<Arc<Domain>> {
         let driver = self.driver_checked(&def)?;
-        let _defining = self.inner.define_lock.lock().await;
         if let Some(dom) = self.find_existing(&def)? {
-            if lock(&dom.data).status.is_active() {
-                return Err(Error::AlreadyExists(format!(
-                    "domain '{}' already exists and is running",
-                    def.name
-                )));
-            }
             def.set_owner_uid(lock(&dom.data).def.owner_uid());
             self.start_with(&dom, opts, Some(def), StateReason::Booted)
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    Error::InvalidState(_) => Error::AlreadyExists(format!(
+                        "domain '{}' already exists and is running",
+                        dom.name()
+                    )),
+                    e => e,
+                })?;
             return Ok(dom);
         }
         if caller.uid.is_some() {
             def.set_owner_uid(caller.uid);
         }
-        let def = Arc::new(def);
-        let dom = Arc::new(Domain::new(
-            driver.clone(),
-            DomainData::inactive(def.clone(), false),
-        ));
-        let started = driver.start(&self.ctx(&dom), &def, opts.paused).await?;
+        let key = (def.name.clone(), def.uuid);
+        {
+            let _defining = self.inner.define_lock.lock().await;
+            self.find_existing(&def)?.map_or(Ok(()), |d| {
+                Err(Error::AlreadyExists(format!(
+                    "domain '{}' already exists",
+                    d.name()
+                )))
+            })?;
+            self.registry_write().reserved.push(key.clone());
+        }
+        let dom = Arc::new(Domain::new(driver.clone(), new_data(def.clone(), false)));
         let id = self.next_id();
+        let started = driver.start(&self.ctx(&dom), &def, opts.paused, id).await;
+        let _defining = self.inner.define_lock.lock().await;
+        self.registry_write().reserved.retain(|k| *k != key);
+        let started = started?;
         {
             let mut d = lock(&dom.data);
-            d.live = Some(started.live.map(Arc::new).unwrap_or(def));
+            d.live = Some(started.live.map(Arc::new).unwrap_or_else(|| d.def.clone()));
             d.id = Some(id);
             d.status = Status::new(
                 crate::model::state::DomainState::Running,
@@ -194,6 +231,7 @@ impl Core {
             );
         }
         self.insert(&dom, Lifecycle::Started(StartedDetail::Booted));
+        drop(_defining);
         if opts.paused {
             self.mark_paused_after_start(&dom);
         }
@@ -202,7 +240,6 @@ impl Core {
 
     /// Remove a persistent domain's definition. A running domain keeps running, transient.
     pub async fn undefine(&self, dom: &Arc<Domain>, opts: UndefineOptions) -> Result<()> {
-        let _defining = self.inner.define_lock.lock().await;
         let _job = dom.begin_job("undefine").await?;
         let active = {
             let d = lock(&dom.data);
@@ -232,6 +269,7 @@ impl Core {
         if lock(&dom.data).managed_save.is_some() {
             dom.driver.managed_save_remove(&self.ctx(dom)).await?;
         }
+        let _defining = self.inner.define_lock.lock().await;
         let store = self.store().clone();
         let uuid = dom.uuid;
         blocking(move || store.remove_domain(&uuid)).await?;
@@ -278,5 +316,21 @@ impl Core {
     pub(crate) async fn save(&self, rec: DomainRecord) -> Result<()> {
         let store = self.store().clone();
         blocking(move || store.save_domain(&rec)).await
+    }
+}
+
+/// The data of a domain that is not running.
+pub(crate) fn new_data(def: DomainDef, persistent: bool) -> DomainData {
+    DomainData {
+        def: Arc::new(def),
+        live: None,
+        persistent,
+        autostart: false,
+        managed_save: None,
+        status: Status::shut_off(StateReason::Unknown),
+        id: None,
+        snapshots: SnapshotTree::default(),
+        warning: None,
+        removed: false,
     }
 }

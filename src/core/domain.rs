@@ -149,22 +149,6 @@ impl Domain {
 }
 
 impl DomainData {
-    /// A domain that has never run since it was loaded or defined.
-    pub fn inactive(def: Arc<DomainDef>, persistent: bool) -> Self {
-        Self {
-            def,
-            live: None,
-            persistent,
-            autostart: false,
-            managed_save: None,
-            status: Status::shut_off(crate::model::state::StateReason::Unknown),
-            id: None,
-            snapshots: SnapshotTree::default(),
-            warning: None,
-            removed: false,
-        }
-    }
-
     /// What the store keeps of this domain.
     pub fn record(&self) -> super::store::DomainRecord {
         super::store::DomainRecord {

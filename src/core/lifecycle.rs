@@ -100,8 +100,8 @@ impl Core {
         detail: StartedDetail,
         reason: StateReason,
     ) -> Result<()> {
-        let started = dom.driver.start(&self.ctx(dom), &def, paused).await?;
         let id = self.next_id();
+        let started = dom.driver.start(&self.ctx(dom), &def, paused, id).await?;
         self.update(dom, |d| {
             d.live = Some(started.live.map(Arc::new).unwrap_or(def));
             d.id = Some(id);
@@ -126,8 +126,13 @@ impl Core {
         self.mark_paused(dom, StateReason::User, SuspendedDetail::Paused);
     }
 
+    /// Record a pause; a no-op when already paused (the driver may report the pause an
+    /// operation caused before the operation returns).
     pub(crate) fn mark_paused(&self, dom: &Domain, reason: StateReason, detail: SuspendedDetail) {
         self.update(dom, |d| {
+            if d.status.state == DomainState::Paused {
+                return ((), Vec::new());
+            }
             d.status = Status::new(DomainState::Paused, reason);
             let ev = Lifecycle::Suspended(detail);
             (
@@ -189,11 +194,15 @@ impl Core {
     pub async fn reboot(&self, dom: &Arc<Domain>, mode: PowerMode) -> Result<()> {
         let _job = dom.begin_job("reboot").await?;
         let (def, _) = Self::require(dom, "reboot", true, |s| s == DomainState::Running)?;
-        if dom.driver.reboot(&self.ctx(dom), mode).await? == Completion::Done
-            && matches!(def.on_reboot, Some(LifecycleAction::Destroy))
-        {
-            dom.driver.destroy(&self.ctx(dom), false).await?;
-            self.mark_stopped(dom, StateReason::Shutdown, StoppedDetail::Shutdown);
+        // Done: the guest went through its reboot now. A guest that may not reboot
+        // (on_reboot=destroy) is shut off instead, as QEMU's -no-reboot does.
+        if dom.driver.reboot(&self.ctx(dom), mode).await? == Completion::Done {
+            if matches!(def.on_reboot, Some(LifecycleAction::Destroy)) {
+                dom.driver.destroy(&self.ctx(dom), false).await?;
+                self.mark_stopped(dom, StateReason::Shutdown, StoppedDetail::Shutdown);
+            } else {
+                self.events().publish(Event::Rebooted { uuid: dom.uuid });
+            }
         }
         Ok(())
     }
@@ -237,8 +246,12 @@ impl Core {
         Ok(())
     }
 
+    /// Record that the guest runs again; a no-op when already running.
     pub(crate) fn mark_resumed(&self, dom: &Domain, reason: StateReason, detail: ResumedDetail) {
         self.update(dom, |d| {
+            if d.status.state == DomainState::Running {
+                return ((), Vec::new());
+            }
             d.status = Status::new(DomainState::Running, reason);
             let ev = Lifecycle::Resumed(detail);
             (
@@ -284,6 +297,20 @@ impl Core {
             let def = lock(&dom.data).def.clone();
             self.boot(dom, def, false, StartedDetail::Booted, StateReason::Booted)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// The guest asked to reboot and its hypervisor held it: apply `on_reboot` (destroy, or
+    /// by default restart it in place). The job is held.
+    async fn after_reboot(&self, dom: &Arc<Domain>) -> Result<()> {
+        let def = lock(&dom.data).current_def().clone();
+        if matches!(def.on_reboot, Some(LifecycleAction::Destroy)) {
+            self.emit_shutdown(dom, ShutdownDetail::Guest);
+            dom.driver.destroy(&self.ctx(dom), false).await?;
+            self.mark_stopped(dom, StateReason::Shutdown, StoppedDetail::Shutdown);
+        } else {
+            dom.driver.reset(&self.ctx(dom)).await?;
         }
         Ok(())
     }
@@ -358,6 +385,14 @@ impl Core {
                 self.mark_stopped(&dom, reason, detail);
             }
             DriverEvent::Rebooted => self.events().publish(Event::Rebooted { uuid }),
+            DriverEvent::RebootRequested if state.is_active() => {
+                self.in_job(dom, "guest reboot", |core, dom| async move {
+                    if lock(&dom.data).status.is_active() {
+                        core.after_reboot(&dom).await?;
+                    }
+                    Ok(())
+                });
+            }
             DriverEvent::Crashed(detail) if state.is_active() => {
                 self.update(&dom, |d| {
                     d.status = Status::new(DomainState::Crashed, StateReason::Panicked);

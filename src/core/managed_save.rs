@@ -78,11 +78,11 @@ impl Core {
         def: Arc<DomainDef>,
         paused: bool,
     ) -> Result<()> {
+        let id = self.next_id();
         let started = dom
             .driver
-            .managed_restore(&self.ctx(dom), &def, paused)
+            .managed_restore(&self.ctx(dom), &def, paused, id)
             .await?;
-        let id = self.next_id();
         let uuid = dom.uuid;
         self.update(dom, |d| {
             d.live = Some(started.live.map(Arc::new).unwrap_or(def));

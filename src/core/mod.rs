@@ -44,7 +44,10 @@ use self::{
 };
 use crate::{
     drivers::{DomainCtx, Driver, DriverEvent, EventSink},
-    model::{DomainType, FormatOptions, MemorySnapshotKind, SnapshotDef},
+    model::{
+        DomainType, FormatOptions, MemorySnapshotKind, SnapshotDef,
+        state::{StateReason, Status},
+    },
 };
 
 /// A handle to the core; cheap to clone.
@@ -58,7 +61,9 @@ pub(crate) struct Inner {
     registry: RwLock<Registry>,
     store: Store,
     events: EventBus,
-    /// Serializes define, create and undefine, which change the set of names and uuids.
+    /// Serializes changes to the set of names and UUIDs. Held only briefly, never while
+    /// waiting for a domain's job or a driver: the lock order is a domain's job lock first,
+    /// then this one.
     define_lock: tokio::sync::Mutex<()>,
     next_id: AtomicU32,
     sink: Arc<dyn EventSink>,
@@ -70,6 +75,9 @@ pub(crate) struct Inner {
 struct Registry {
     by_uuid: HashMap<Uuid, Arc<Domain>>,
     by_name: BTreeMap<String, Named>,
+    /// Names and UUIDs of transient domains being created (their hypervisor starting), so
+    /// that nothing else takes them meanwhile.
+    reserved: Vec<(String, Uuid)>,
 }
 
 /// A domain in the name index, with what a listing by kind reads kept beside it: listing
@@ -148,16 +156,117 @@ impl Core {
                 });
             }
             tree.set_current(record.current_snapshot.as_deref());
-            let mut data = DomainData::inactive(Arc::new(record.def), true);
-            data.autostart = record.autostart;
-            data.managed_save = record.managed_save;
-            data.snapshots = tree;
+            let data = DomainData {
+                autostart: record.autostart,
+                managed_save: record.managed_save,
+                snapshots: tree,
+                ..define::new_data(record.def, true)
+            };
             let dom = Arc::new(Domain::new(driver, data));
             reg.by_name.insert(dom.name(), Named::new(&dom));
             reg.by_uuid.insert(dom.uuid, dom);
             count += 1;
         }
         count
+    }
+
+    /// Reattach to the guests that outlived an earlier daemon, as each driver's runtime
+    /// records list them; call once after [`Core::load`] and before serving. A guest whose
+    /// record has no persistent definition comes back as a transient domain. A guest that is
+    /// gone leaves its persistent domain shut off with reason `crashed`. Returns how many
+    /// guests run. Ids continue above the highest one recovered, so they stay unique.
+    pub async fn recover(&self) -> usize {
+        let mut done: Vec<&'static str> = Vec::new();
+        let mut max_id = 0;
+        let mut running = 0;
+        let drivers: Vec<Arc<dyn Driver>> =
+            self.inner.drivers.iter().map(|(_, d)| d.clone()).collect();
+        for driver in drivers {
+            if done.contains(&driver.name()) {
+                continue;
+            }
+            done.push(driver.name());
+            for guest in driver.runtime_guests() {
+                let Some(dom) = self.recovered_domain(&driver, guest) else {
+                    continue;
+                };
+                match driver.recover(&self.ctx(&dom)).await {
+                    Ok(r) => {
+                        max_id = max_id.max(r.id);
+                        running += 1;
+                        let mut d = lock(&dom.data);
+                        d.live = Some(Arc::new(r.live));
+                        d.id = Some(r.id);
+                        d.status = r.status;
+                        tracing::info!(
+                            "domain '{}' still runs (id {}); reattached",
+                            d.def.name,
+                            r.id
+                        );
+                    }
+                    Err(e) => {
+                        let persistent = {
+                            let mut d = lock(&dom.data);
+                            tracing::warn!(
+                                "domain '{}' did not survive the daemon restart: {e}",
+                                d.def.name
+                            );
+                            d.status = Status::shut_off(StateReason::Crashed);
+                            d.persistent
+                        };
+                        if !persistent {
+                            let mut reg = self.registry_write();
+                            reg.by_uuid.remove(&dom.uuid);
+                            reg.by_name.retain(|_, n| n.uuid != dom.uuid);
+                            lock(&dom.data).removed = true;
+                        }
+                    }
+                }
+            }
+        }
+        self.inner
+            .next_id
+            .fetch_max(max_id.saturating_add(1), Ordering::Relaxed);
+        running
+    }
+
+    /// The domain a runtime record belongs to: the loaded persistent one, or a new transient
+    /// one registered (without events: nobody listens yet) from the live definition.
+    fn recovered_domain(
+        &self,
+        driver: &Arc<dyn Driver>,
+        guest: crate::drivers::RuntimeGuest,
+    ) -> Option<Arc<Domain>> {
+        if let Some(dom) = self.get(&guest.uuid) {
+            if dom.driver.name() != driver.name() {
+                tracing::error!(
+                    "runtime record of domain {} is the {} driver's, but the domain is the {} \
+                     driver's; ignored",
+                    guest.uuid,
+                    driver.name(),
+                    dom.driver.name()
+                );
+                return None;
+            }
+            return Some(dom);
+        }
+        let mut reg = self.registry_write();
+        if let Some(other) = reg.by_name.get(&guest.live.name).map(|n| n.uuid) {
+            tracing::error!(
+                "transient domain '{}' ({}) still runs, but domain {other} now has its name; \
+                 left alone",
+                guest.live.name,
+                guest.uuid
+            );
+            return None;
+        }
+        let dom = Arc::new(Domain::new(
+            driver.clone(),
+            define::new_data(guest.live, false),
+        ));
+        reg.by_name.insert(dom.name(), Named::new(&dom));
+        reg.by_uuid.insert(dom.uuid, dom.clone());
+        Some(dom)
     }
 
     /// Start every domain marked autostart that is not running; failures are logged.

@@ -21,7 +21,11 @@ use crate::{
     compat::{self, ConnectSpec, flags::Flavor},
     config::{Config, DriverKind},
     core::{Core, store::Store},
-    drivers::{Driver, test::TestDriver},
+    drivers::{
+        Driver,
+        qemu::{QemuConfig, QemuDriver},
+        test::TestDriver,
+    },
     model::DomainType,
 };
 
@@ -52,6 +56,9 @@ pub enum DaemonError {
 pub struct Dirs {
     pub state: PathBuf,
     pub runtime: PathBuf,
+    /// What can be rebuilt (probed emulator capabilities): /var/cache/virtbus, or
+    /// `$XDG_CACHE_HOME/virtbus` on the session bus.
+    pub cache: PathBuf,
 }
 
 impl Dirs {
@@ -60,37 +67,42 @@ impl Dirs {
         let pick = |arg: &Option<PathBuf>, conf: &Option<PathBuf>| arg.clone().or(conf.clone());
         let state = pick(&args.state_dir, &config.state_dir);
         let runtime = pick(&args.runtime_dir, &config.runtime_dir);
-        if let (Some(state), Some(runtime)) = (&state, &runtime) {
-            return Ok(Self {
-                state: state.clone(),
-                runtime: runtime.clone(),
-            });
-        }
-        let (def_state, def_runtime) = match bus {
-            BusKind::System => (
-                PathBuf::from("/var/lib/virtbus"),
-                PathBuf::from("/run/virtbus"),
-            ),
+        match bus {
+            BusKind::System => Ok(Self {
+                state: state.unwrap_or_else(|| PathBuf::from("/var/lib/virtbus")),
+                runtime: runtime.unwrap_or_else(|| PathBuf::from("/run/virtbus")),
+                cache: PathBuf::from("/var/cache/virtbus"),
+            }),
             BusKind::Session => {
-                let home = std::env::var_os("HOME").map(PathBuf::from);
-                let data = std::env::var_os("XDG_DATA_HOME")
-                    .map(PathBuf::from)
-                    .or_else(|| home.map(|h| h.join(".local/share")))
-                    .ok_or_else(|| {
-                        DaemonError::Setup("neither XDG_DATA_HOME nor HOME is set".into())
-                    })?;
-                // SAFETY: getuid cannot fail.
-                let uid = unsafe { libc::getuid() };
-                let run = std::env::var_os("XDG_RUNTIME_DIR")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from(format!("/tmp/virtbus-{uid}")));
-                (data.join("virtbus"), run.join("virtbus"))
+                let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
+                let home = env("HOME");
+                let state = match state {
+                    Some(s) => s,
+                    None => env("XDG_DATA_HOME")
+                        .or_else(|| home.as_ref().map(|h| h.join(".local/share")))
+                        .map(|d| d.join("virtbus"))
+                        .ok_or_else(|| {
+                            DaemonError::Setup("neither XDG_DATA_HOME nor HOME is set".into())
+                        })?,
+                };
+                let runtime = runtime.unwrap_or_else(|| {
+                    // SAFETY: getuid cannot fail.
+                    let uid = unsafe { libc::getuid() };
+                    env("XDG_RUNTIME_DIR")
+                        .unwrap_or_else(|| PathBuf::from(format!("/tmp/virtbus-{uid}")))
+                        .join("virtbus")
+                });
+                let cache = env("XDG_CACHE_HOME")
+                    .or_else(|| home.map(|h| h.join(".cache")))
+                    .map(|c| c.join("virtbus"))
+                    .unwrap_or_else(|| runtime.join("cache"));
+                Ok(Self {
+                    state,
+                    runtime,
+                    cache,
+                })
             }
-        };
-        Ok(Self {
-            state: state.unwrap_or(def_state),
-            runtime: runtime.unwrap_or(def_runtime),
-        })
+        }
     }
 }
 
@@ -104,14 +116,32 @@ pub fn default_bus() -> BusKind {
     }
 }
 
-fn drivers(enabled: &[DriverKind]) -> Vec<(DomainType, Arc<dyn Driver>)> {
+/// The drivers `enabled` names; QEMU only when a `qemu-system-*` is installed, so that a host
+/// without QEMU still runs the daemon.
+async fn drivers(
+    enabled: &[DriverKind],
+    dirs: &Dirs,
+    qemu: &QemuConfig,
+) -> Vec<(DomainType, Arc<dyn Driver>)> {
     let mut out: Vec<(DomainType, Arc<dyn Driver>)> = Vec::new();
+    let has = |out: &Vec<(DomainType, Arc<dyn Driver>)>, t| out.iter().any(|(d, _)| *d == t);
     for kind in enabled {
         match kind {
-            DriverKind::Test if !out.iter().any(|(t, _)| *t == DomainType::Test) => {
+            DriverKind::Test if !has(&out, DomainType::Test) => {
                 out.push((DomainType::Test, Arc::new(TestDriver::new())));
             }
-            DriverKind::Test => {}
+            DriverKind::Qemu if !has(&out, DomainType::Qemu) => {
+                match QemuDriver::new(qemu.clone(), &dirs.cache, &dirs.runtime).await {
+                    Ok(Some(q)) => {
+                        let q: Arc<dyn Driver> = Arc::new(q);
+                        out.push((DomainType::Qemu, q.clone()));
+                        out.push((DomainType::Kvm, q));
+                    }
+                    Ok(None) => tracing::info!("QEMU driver not loaded: no qemu-system-* found"),
+                    Err(e) => tracing::error!("QEMU driver disabled: {e}"),
+                }
+            }
+            DriverKind::Test | DriverKind::Qemu => {}
         }
     }
     out
@@ -134,14 +164,19 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
         DaemonError::Setup(format!("cannot create {}: {e}", dirs.runtime.display()))
     })?;
     tracing::debug!(
-        "state in {}, runtime files in {}, drivers {:?}",
+        "state in {}, runtime files in {}, cache in {}, drivers {:?}",
         dirs.state.display(),
         dirs.runtime.display(),
+        dirs.cache.display(),
         config.drivers
     );
-    let core = Core::new(drivers(&config.drivers), store);
+    let core = Core::new(drivers(&config.drivers, &dirs, &config.qemu).await, store);
     let loaded = core.load();
     tracing::info!("loaded {loaded} domain(s) from {}", dirs.state.display());
+    let running = core.recover().await;
+    if running > 0 {
+        tracing::info!("{running} guest(s) still running from before");
+    }
 
     let (conn, bus_name) = match bus {
         BusKind::System => (zbus::Connection::system().await, "system"),

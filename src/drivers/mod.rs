@@ -1,6 +1,7 @@
 //! Hypervisor drivers. A driver runs guests and reports what they do; the core owns states,
 //! events and persistence. Drivers know nothing of D-Bus or polkit.
 
+pub mod qemu;
 pub mod test;
 
 use std::sync::Arc;
@@ -63,6 +64,10 @@ pub enum DriverEvent {
     Crashed(CrashedDetail),
     /// A condition the user must know of, or `None` once it is over.
     Warning(Option<String>),
+    /// The guest asked to reboot and the hypervisor held it instead (QEMU's `-no-reboot`, or
+    /// a reboot done as power-off then reset): the core applies `on_reboot`, calling
+    /// [`Driver::destroy`] or [`Driver::reset`].
+    RebootRequested,
 }
 
 /// Where a driver reports a guest's own events; implemented by the core.
@@ -90,6 +95,24 @@ pub struct Started {
     /// The live definition, with what only a running guest has (ports, pty paths, aliases);
     /// `None` when it equals the definition the guest was started from.
     pub live: Option<DomainDef>,
+}
+
+/// A guest a driver left running before the daemon stopped, found from its runtime records.
+#[derive(Debug, Clone)]
+pub struct RuntimeGuest {
+    pub uuid: Uuid,
+    /// The live definition it runs with; for a transient domain also its only definition.
+    pub live: DomainDef,
+}
+
+/// A guest the driver has reattached to after a daemon restart.
+#[derive(Debug)]
+pub struct Recovered {
+    pub live: DomainDef,
+    /// The id it had, kept so that ids stay stable and unique across restarts.
+    pub id: u32,
+    /// What the hypervisor says it is doing now.
+    pub status: Status,
 }
 
 /// What a guest agent reports about its guest, for the parts asked for.
@@ -292,7 +315,14 @@ pub trait Driver: Send + Sync + 'static {
         Ok(())
     }
 
-    async fn start(&self, ctx: &DomainCtx, def: &DomainDef, paused: bool) -> DriverResult<Started>;
+    /// Start a guest for `def`; `id` is the id the core gives it while it runs.
+    async fn start(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        id: u32,
+    ) -> DriverResult<Started>;
     async fn shutdown(&self, ctx: &DomainCtx, mode: PowerMode) -> DriverResult<Completion>;
     async fn reboot(&self, ctx: &DomainCtx, mode: PowerMode) -> DriverResult<Completion>;
     /// Stop the guest now; returns when the process is gone.
@@ -351,12 +381,14 @@ pub trait Driver: Send + Sync + 'static {
         Err(unsupported(self.name(), "save the state of", ctx))
     }
 
-    /// Start a guest from its managed save image, which the driver removes once restored.
+    /// Start a guest from its managed save image, which the driver removes once restored;
+    /// `id` as for [`Driver::start`].
     async fn managed_restore(
         &self,
         ctx: &DomainCtx,
         _def: &DomainDef,
         _paused: bool,
+        _id: u32,
     ) -> DriverResult<Started> {
         Err(unsupported(self.name(), "restore the saved state of", ctx))
     }
@@ -404,6 +436,24 @@ pub trait Driver: Send + Sync + 'static {
         _force: bool,
     ) -> DriverResult<()> {
         Err(unsupported(self.name(), "change devices of", ctx))
+    }
+
+    /// Guests left running by an earlier daemon, from the driver's runtime records; called
+    /// once at start, before [`Driver::recover`]. A driver whose guests die with the daemon
+    /// has none.
+    fn runtime_guests(&self) -> Vec<RuntimeGuest> {
+        Vec::new()
+    }
+
+    /// Reattach to a guest listed by [`Driver::runtime_guests`], once the core has registered
+    /// its domain. An error means the guest is gone (or its process is not the one recorded):
+    /// the driver has dropped its records and the core marks the domain shut off, crashed.
+    async fn recover(&self, ctx: &DomainCtx) -> DriverResult<Recovered> {
+        Err(DriverError::Failed(format!(
+            "the {} driver keeps no guests across restarts (domain '{}')",
+            self.name(),
+            ctx.name
+        )))
     }
 
     /// Facts from the guest agent.

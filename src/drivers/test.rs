@@ -35,9 +35,9 @@ pub const TEST_NS: &str = "https://virtbus.org/xmlns/test/1";
 
 /// A simulated guest.
 struct Vm {
-    /// When it last started running, and the CPU time it used before.
+    /// When it last started running, and how long it ran before.
     running_since: Option<Instant>,
-    cpu_ns_before: u64,
+    ran_ns_before: u64,
     vcpus: u32,
     frozen: bool,
     delay: Duration,
@@ -48,25 +48,35 @@ struct Vm {
 }
 
 impl Vm {
+    /// Nanoseconds spent running (not paused) since it started.
+    fn ran_ns(&self) -> u64 {
+        self.ran_ns_before
+            + self
+                .running_since
+                .map(|t| t.elapsed().as_nanos() as u64)
+                .unwrap_or(0)
+    }
+
     fn cpu_ns(&self) -> u64 {
         // A quarter of each vCPU busy: plausible and always increasing while running.
-        let running = self
-            .running_since
-            .map(|t| t.elapsed().as_nanos() as u64)
-            .unwrap_or(0);
-        self.cpu_ns_before + running / 4 * u64::from(self.vcpus)
+        self.ran_ns() / 4 * u64::from(self.vcpus)
     }
 
     fn pause(&mut self) {
-        self.cpu_ns_before = self.cpu_ns();
+        self.ran_ns_before = self.ran_ns();
         self.running_since = None;
     }
 }
 
+/// Simulated I/O per second of running time: (read requests, write requests) of 4 KiB on a
+/// disk, and (received, sent) bytes on an interface.
+const DISK_IOPS: (u64, u64) = (40, 15);
+const NET_BPS: (u64, u64) = (12_000, 3_000);
+
 #[derive(Default)]
 pub struct TestDriver {
     vms: Mutex<HashMap<Uuid, Vm>>,
-    /// Managed save images: the CPU time a guest had used when saved.
+    /// Managed save images: how long a guest had run when saved.
     saved: Mutex<HashMap<Uuid, u64>>,
     starts: std::sync::atomic::AtomicU32,
 }
@@ -165,7 +175,13 @@ impl Driver for TestDriver {
         }
     }
 
-    async fn start(&self, ctx: &DomainCtx, def: &DomainDef, paused: bool) -> DriverResult<Started> {
+    async fn start(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        _id: u32,
+    ) -> DriverResult<Started> {
         let delay = configured_delay(def);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -175,7 +191,7 @@ impl Driver for TestDriver {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let vm = Vm {
             running_since: (!paused).then(Instant::now),
-            cpu_ns_before: 0,
+            ran_ns_before: 0,
             vcpus: def.vcpus(),
             frozen: false,
             delay,
@@ -194,7 +210,6 @@ impl Driver for TestDriver {
     async fn reboot(&self, ctx: &DomainCtx, _mode: PowerMode) -> DriverResult<Completion> {
         self.delay(ctx).await;
         self.with_vm(ctx, |vm| vm.frozen = false)?;
-        ctx.report(DriverEvent::Rebooted);
         Ok(Completion::Done)
     }
 
@@ -222,7 +237,8 @@ impl Driver for TestDriver {
     }
 
     async fn stats(&self, ctx: &DomainCtx, live: &DomainDef) -> DriverResult<Stats> {
-        let cpu = self.with_vm(ctx, |vm| vm.cpu_ns())?;
+        let (cpu, ran_ns) = self.with_vm(ctx, |vm| (vm.cpu_ns(), vm.ran_ns()))?;
+        let per_s = |rate: u64| rate * ran_ns / 1_000_000_000;
         let mut s: Stats = vec![
             ("cpu.time".into(), StatValue::U64(cpu)),
             ("cpu.user".into(), StatValue::U64(cpu / 10 * 7)),
@@ -257,51 +273,28 @@ impl Driver for TestDriver {
             s.push((format!("vcpu.{i}.state"), StatValue::I64(1)));
             s.push((format!("vcpu.{i}.time"), StatValue::U64(per_vcpu)));
         }
-        // Simulated I/O: a steady trickle while running, from the CPU time used.
-        let io = cpu / 1_000;
-        let nics = &live.devices.interfaces;
-        s.push(("net.count".into(), StatValue::U64(nics.len() as u64)));
-        for (i, n) in nics.iter().enumerate() {
-            let name = n.target_dev.clone().unwrap_or_default();
-            s.push((format!("net.{i}.name"), StatValue::Str(name)));
-            for (k, v) in [
-                ("rx.bytes", io * 3),
-                ("rx.pkts", io / 500),
-                ("rx.errs", 0),
-                ("rx.drop", 0),
-                ("tx.bytes", io),
-                ("tx.pkts", io / 700),
-                ("tx.errs", 0),
-                ("tx.drop", 0),
-            ] {
-                s.push((format!("net.{i}.{k}"), StatValue::U64(v)));
-            }
-        }
         let disks = &live.devices.disks;
         s.push(("block.count".into(), StatValue::U64(disks.len() as u64)));
         for (i, d) in disks.iter().enumerate() {
-            s.push((
-                format!("block.{i}.name"),
-                StatValue::Str(d.target_dev.clone()),
-            ));
-            if let Some(p) = d.source.as_ref().and_then(|src| src.path.clone()) {
-                s.push((format!("block.{i}.path"), StatValue::Str(p)));
-            }
-            for (k, v) in [
-                ("rd.reqs", io / 4096),
-                ("rd.bytes", io * 8),
-                ("rd.times", io * 50),
-                ("wr.reqs", io / 8192),
-                ("wr.bytes", io * 2),
-                ("wr.times", io * 90),
-                ("fl.reqs", io / 65_536),
-                ("fl.times", io * 10),
-                ("allocation", 1 << 30),
-                ("capacity", 10 << 30),
-                ("physical", 1 << 30),
-            ] {
-                s.push((format!("block.{i}.{k}"), StatValue::U64(v)));
-            }
+            let (rd, wr) = (per_s(DISK_IOPS.0), per_s(DISK_IOPS.1));
+            let b = format!("block.{i}");
+            s.push((format!("{b}.name"), StatValue::Str(d.target_dev.clone())));
+            s.push((format!("{b}.rd.reqs"), StatValue::U64(rd)));
+            s.push((format!("{b}.rd.bytes"), StatValue::U64(rd * 4096)));
+            s.push((format!("{b}.wr.reqs"), StatValue::U64(wr)));
+            s.push((format!("{b}.wr.bytes"), StatValue::U64(wr * 4096)));
+        }
+        let nics = &live.devices.interfaces;
+        s.push(("net.count".into(), StatValue::U64(nics.len() as u64)));
+        for (i, n) in nics.iter().enumerate() {
+            let name = n.target_dev.clone().unwrap_or_else(|| format!("vnet{i}"));
+            let (rx, tx) = (per_s(NET_BPS.0), per_s(NET_BPS.1));
+            let b = format!("net.{i}");
+            s.push((format!("{b}.name"), StatValue::Str(name)));
+            s.push((format!("{b}.rx.bytes"), StatValue::U64(rx)));
+            s.push((format!("{b}.rx.pkts"), StatValue::U64(rx / 1000)));
+            s.push((format!("{b}.tx.bytes"), StatValue::U64(tx)));
+            s.push((format!("{b}.tx.pkts"), StatValue::U64(tx / 500)));
         }
         Ok(s)
     }
@@ -330,7 +323,8 @@ impl Driver for TestDriver {
             let def = snap.domain.as_ref().ok_or_else(|| {
                 DriverError::InvalidState("snapshot has no domain definition".into())
             })?;
-            self.start(ctx, def, target == RevertTarget::Paused).await?;
+            self.start(ctx, def, target == RevertTarget::Paused, 0)
+                .await?;
         }
         Ok(RevertOutcome {
             mode: RevertMode::Restarted,
@@ -404,7 +398,7 @@ impl Driver for TestDriver {
             .ok_or_else(|| {
                 DriverError::InvalidState(format!("domain '{}' is not running", ctx.name))
             })?;
-        crate::core::events::lock(&self.saved).insert(ctx.uuid, vm.cpu_ns());
+        crate::core::events::lock(&self.saved).insert(ctx.uuid, vm.ran_ns());
         Ok(())
     }
 
@@ -413,12 +407,13 @@ impl Driver for TestDriver {
         ctx: &DomainCtx,
         def: &DomainDef,
         paused: bool,
+        id: u32,
     ) -> DriverResult<Started> {
         let before = crate::core::events::lock(&self.saved)
             .remove(&ctx.uuid)
             .unwrap_or(0);
-        let started = self.start(ctx, def, paused).await?;
-        self.with_vm(ctx, |vm| vm.cpu_ns_before = before)?;
+        let started = self.start(ctx, def, paused, id).await?;
+        self.with_vm(ctx, |vm| vm.ran_ns_before = before)?;
         Ok(started)
     }
 

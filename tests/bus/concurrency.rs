@@ -30,6 +30,20 @@ async fn slow_job_blocks_nothing_else() {
         (r, Instant::now())
     });
 
+    // A slow transient create holds its name, but no one else.
+    let c3 = bus.connect().await;
+    let slow_create = tokio::spawn(async move {
+        manager(&c3)
+            .await
+            .create_domain(&slow_domain("slow-create", 1500), no_opts())
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = mgr
+        .create_domain(&slow_domain("slow-create", 10), no_opts())
+        .await;
+    assert_eq!(error_name(&r), "org.virtbus1.Error.AlreadyExists", "{r:?}");
+
     // Clients 3..6 work on other domains and read the slow one meanwhile.
     let mut others = Vec::new();
     for i in 0..4 {
@@ -62,6 +76,7 @@ async fn slow_job_blocks_nothing_else() {
         assert_eq!(state, "shut-off", "reads see the state before the job ends");
     }
     start.await.expect("join").expect("slow start");
+    slow_create.await.expect("join").expect("slow create");
     let start_done = started.elapsed();
     assert!(start_done >= Duration::from_millis(1400), "{start_done:?}");
     let (r, destroy_done) = destroy.await.expect("join");

@@ -287,3 +287,96 @@ async fn fs_freeze_and_thaw_on_the_test_driver() {
     assert_eq!(dom.fs_thaw(no_opts()).await.expect("thaw"), 1);
     assert_eq!(dom.fs_thaw(no_opts()).await.expect("thaw again"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_while_running_only() {
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let xml = test_domain("io").replace(
+        "</os>",
+        "</os><devices><disk type='file' device='disk'><source file='/var/lib/io.img'/>\
+         <target dev='vda' bus='virtio'/></disk><interface type='user'>\
+         <mac address='52:54:00:11:22:33'/><model type='virtio'/></interface></devices>",
+    );
+    let path = manager(&conn)
+        .await
+        .define_domain(&xml, no_opts())
+        .await
+        .expect("define");
+    let dom = domain(&conn, &path).await;
+    dom.start(no_opts()).await.expect("start");
+    let get = |st: &std::collections::HashMap<String, zbus::OwnedVariant>, k: &str| {
+        u64::try_from(st[k].try_clone().expect("v")).expect("t")
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let a = dom.get_stats(no_opts()).await.expect("stats");
+    assert_eq!(get(&a, "block.count"), 1);
+    assert_eq!(
+        String::try_from(a["block.0.name"].try_clone().expect("v")).expect("s"),
+        "vda"
+    );
+    assert_eq!(get(&a, "net.count"), 1);
+    assert!(get(&a, "block.0.rd.reqs") > 0 && get(&a, "net.0.rx.bytes") > 0);
+    dom.suspend(no_opts()).await.expect("suspend");
+    let b = dom.get_stats(no_opts()).await.expect("stats");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let c = dom.get_stats(no_opts()).await.expect("stats");
+    assert!(get(&b, "cpu.time") > get(&a, "cpu.time"));
+    assert_eq!(
+        get(&b, "cpu.time"),
+        get(&c, "cpu.time"),
+        "paused: no CPU time"
+    );
+    assert_eq!(get(&b, "block.0.rd.bytes"), get(&c, "block.0.rd.bytes"));
+    dom.resume(no_opts()).await.expect("resume");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let d = dom.get_stats(no_opts()).await.expect("stats");
+    assert!(get(&d, "cpu.time") > get(&c, "cpu.time"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_poweroff_and_on_reboot_are_honoured() {
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mut sigs = Signals::new(&conn).await;
+    let mgr = manager(&conn).await;
+    let restart =
+        test_domain("phoenix").replace("</os>", "</os><on_poweroff>restart</on_poweroff>");
+    let p = mgr
+        .define_domain(&restart, no_opts())
+        .await
+        .expect("define");
+    let dom = domain(&conn, &p).await;
+    dom.start(no_opts()).await.expect("start");
+    let id1 = dom.id().await.expect("id");
+    sigs.take().await;
+    dom.shutdown(no_opts()).await.expect("shutdown");
+    let got = sigs.take().await;
+    assert_eq!(
+        lifecycle(&got),
+        [
+            ("shutdown".into(), "finished".into()),
+            ("stopped".into(), "shutdown".into()),
+            ("started".into(), "booted".into())
+        ]
+    );
+    assert_eq!(dom.state().await.expect("State"), "running");
+    assert_ne!(dom.id().await.expect("id"), id1, "a new run has a new id");
+
+    let halt = test_domain("brittle").replace("</os>", "</os><on_reboot>destroy</on_reboot>");
+    let p = mgr.define_domain(&halt, no_opts()).await.expect("define");
+    let dom = domain(&conn, &p).await;
+    dom.start(no_opts()).await.expect("start");
+    sigs.take().await;
+    dom.reboot(no_opts()).await.expect("reboot");
+    let got = sigs.take().await;
+    assert_eq!(lifecycle(&got), [("stopped".into(), "shutdown".into())]);
+    assert!(
+        !got.iter()
+            .any(|g| matches!(g, Sig::Other { member, .. } if member == "Rebooted")),
+        "it did not reboot: {got:?}"
+    );
+    assert_eq!(dom.state().await.expect("State"), "shut-off");
+}

@@ -18,7 +18,11 @@ async fn properties_and_capabilities() {
     );
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     assert_eq!(mgr.hostname().await.expect("Hostname"), host.trim());
-    assert_eq!(mgr.drivers().await.expect("Drivers"), ["test"]);
+    let drivers = mgr.drivers().await.expect("Drivers");
+    assert_eq!(drivers[0], "test");
+    // the QEMU driver is there exactly when QEMU is installed
+    let qemu = std::path::Path::new("/usr/bin/qemu-system-x86_64").exists();
+    assert_eq!(drivers.iter().any(|d| d == "qemu"), qemu, "{drivers:?}");
     let caps = mgr.get_capabilities().await.expect("caps");
     assert!(caps.starts_with("<capabilities>"), "{caps}");
     assert!(caps.contains("<driver name='test'>"), "{caps}");
@@ -185,5 +189,42 @@ async fn get_managed_objects_has_every_domain_and_snapshot_with_all_properties()
     assert_eq!(
         OwnedObjectPath::try_from(s_props["Domain"].try_clone().expect("v")).expect("o"),
         b
+    );
+}
+
+/// The host name is watched: a change (here inside the daemon's own UTS namespace, so the
+/// host is untouched) is signalled and read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_changes_are_signalled() {
+    let bus = Bus::start();
+    let d = Daemon::launch(
+        &bus.address,
+        bus.dir.path(),
+        &bus.dir.path().join("state"),
+        &bus.dir.path().join("run"),
+        Launch {
+            prefix: vec!["unshare".into(), "--uts".into(), "--".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let conn = bus.connect().await;
+    let mut sigs = Signals::new(&conn).await;
+    let status = std::process::Command::new("nsenter")
+        .arg(format!("--uts=/proc/{}/ns/uts", d.pid()))
+        .args(["hostname", "vb-renamed"])
+        .status()
+        .expect("nsenter");
+    assert!(status.success());
+    let got = sigs.drain(std::time::Duration::from_millis(500)).await;
+    let seen = changes_of(&got, MANAGER, "Hostname");
+    assert_eq!(seen.len(), 1, "{got:?}");
+    assert_eq!(
+        String::try_from(seen[0].try_clone().expect("v")).expect("s"),
+        "vb-renamed"
+    );
+    assert_eq!(
+        manager(&conn).await.hostname().await.expect("Hostname"),
+        "vb-renamed"
     );
 }

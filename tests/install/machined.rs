@@ -49,10 +49,16 @@ impl Driver for ProcDriver {
     fn capabilities(&self) -> DriverCaps {
         self.inner.capabilities()
     }
-    async fn start(&self, ctx: &DomainCtx, def: &DomainDef, paused: bool) -> DriverResult<Started> {
+    async fn start(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        id: u32,
+    ) -> DriverResult<Started> {
         let child = Command::new("sleep").arg("600").spawn().expect("sleep");
         self.procs.lock().expect("lock").insert(ctx.uuid, child);
-        self.inner.start(ctx, def, paused).await
+        self.inner.start(ctx, def, paused, id).await
     }
     async fn shutdown(
         &self,

@@ -78,6 +78,12 @@ pub trait Domain {
     fn update_device(&self, xml: &str, options: Opts<'_>) -> zbus::Result<()>;
     #[zbus(name = "InjectNMI")]
     fn inject_nmi(&self, options: Opts<'_>) -> zbus::Result<()>;
+    fn get_guest_info(&self, options: Opts<'_>) -> zbus::Result<HashMap<String, OwnedVariant>>;
+    #[allow(clippy::type_complexity)]
+    fn interface_addresses(
+        &self,
+        options: Opts<'_>,
+    ) -> zbus::Result<Vec<(String, String, Vec<(i32, String, u32)>)>>;
 
     #[zbus(property)]
     fn name(&self) -> zbus::Result<String>;

@@ -1,0 +1,1656 @@
+//! The QEMU command line for a domain definition, and the live definition that goes with it.
+//!
+//! Disks use `-blockdev` with explicit node names (`vb-<target>-file` for the protocol node,
+//! `vb-<target>` for the format node) so that later QMP commands (snapshots) can name them.
+//! Every device gets libvirt's alias as its QEMU id. Anything in the definition that this
+//! module cannot make QEMU do is refused, naming the element, rather than dropped.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use super::caps::Caps;
+use crate::model::{
+    AddressType, BootDev, CpuMode, DeviceInfo, DomainDef, FeaturePolicy, LifecycleAction, OsType,
+    devices::{
+        CharDevice, CharSourceMode, CharSourceType, Controller, ControllerType, DiskBus, DiskCache,
+        DiskDevice, DiskFormat, DiskType, GraphicsType, InputBus, InputType, InterfaceType,
+        LinkState, ListenType, MemballoonModel, NetDriverName, RngBackend, RngModel, StartupPolicy,
+        Video, VideoModel, VideoType, WatchdogAction, WatchdogModel,
+    },
+};
+
+/// Longest unix socket path the kernel takes (`sun_path` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The port name of the QEMU guest agent channel.
+pub const AGENT_CHANNEL: &str = "org.qemu.guest_agent.0";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CmdlineError {
+    /// Something in the definition QEMU (or this driver) cannot do.
+    #[error("{0}")]
+    NotSupported(String),
+    /// Something in the definition that is wrong for QEMU.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+type Result<T> = std::result::Result<T, CmdlineError>;
+
+fn unsupported<T>(what: impl Into<String>) -> Result<T> {
+    Err(CmdlineError::NotSupported(what.into()))
+}
+
+/// Which accelerator runs the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Tcg,
+    Kvm,
+}
+
+impl Accel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcg => "tcg",
+            Self::Kvm => "kvm",
+        }
+    }
+}
+
+/// What the command line depends on besides the definition.
+pub struct Env<'a> {
+    pub caps: &'a Caps,
+    pub accel: Accel,
+    /// The domain's runtime directory (monitor and channel sockets).
+    pub dir: &'a Path,
+    /// The domain's id, for host-side names (tap devices).
+    pub id: u32,
+    /// A free TCP port for SPICE autoport; asked only when needed.
+    pub free_port: &'a (dyn Fn() -> Option<u16> + Sync),
+}
+
+/// A step after QEMU started paused and before the guest runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setup {
+    /// `set_link` down for a NIC whose definition says `<link state='down'/>`.
+    LinkDown { device: String },
+    /// Put tap `tap` into bridge `bridge` and bring it up.
+    Bridge { tap: String, bridge: String },
+    /// Bring tap `tap` up (an `ethernet` interface libvirt would manage).
+    TapUp { tap: String },
+    /// Set the password of a display protocol (`vnc`, `spice`).
+    Password {
+        protocol: &'static str,
+        secret: String,
+    },
+    /// Deflate the guest to `currentMemory` (bytes).
+    Balloon { bytes: u64 },
+    /// Enable guest memory statistics every `period` seconds.
+    BalloonStats { period: u32 },
+}
+
+/// Which device a pty belongs to, to write its path into the live definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PtyOf {
+    Serial(usize),
+    Console(usize),
+    Channel(usize),
+}
+
+/// A command line and what to do and record around it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub args: Vec<String>,
+    /// The live definition: the input with aliases, generated paths and defaults filled in.
+    pub live: DomainDef,
+    pub monitor: PathBuf,
+    /// The guest agent's socket, when the definition has an agent channel QEMU listens on.
+    pub agent: Option<PathBuf>,
+    /// Chardev ids of ptys, whose paths QEMU tells after start.
+    pub ptys: Vec<(String, PtyOf)>,
+    /// Index of a VNC graphics whose port QEMU picks.
+    pub vnc_auto: Option<usize>,
+    pub setup: Vec<Setup>,
+}
+
+/// Escape a value for QEMU's `key=value,...` syntax.
+fn esc(s: &str) -> String {
+    s.replace(',', ",,")
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+/// A device's alias: the user's (`ua-...`) or the one libvirt would assign.
+fn alias(info: &DeviceInfo, default: String) -> String {
+    match &info.alias {
+        Some(a) if a.starts_with("ua-") => a.clone(),
+        _ => default,
+    }
+}
+
+/// `,addr=0xS.F` for a PCI address on bus 0; other buses need bridges this driver does not
+/// create.
+fn pci_addr(info: &DeviceInfo, what: &str) -> Result<String> {
+    let Some(a) = &info.address else {
+        return Ok(String::new());
+    };
+    if a.kind != AddressType::Pci {
+        return unsupported(format!(
+            "{what}: address type '{}' (only 'pci' addresses are supported here)",
+            a.kind
+        ));
+    }
+    let num = |k: &str| -> Result<u64> {
+        match a.get(k) {
+            None => Ok(0),
+            Some(v) => parse_num(v).ok_or_else(|| {
+                CmdlineError::Invalid(format!("{what}: PCI address {k} '{v}' is not a number"))
+            }),
+        }
+    };
+    if num("domain")? != 0 || num("bus")? != 0 {
+        return unsupported(format!(
+            "{what}: PCI address on domain {} bus {} (only bus 0 is supported)",
+            num("domain")?,
+            num("bus")?
+        ));
+    }
+    let (slot, function) = (num("slot")?, num("function")?);
+    if slot > 31 || function > 7 {
+        return Err(CmdlineError::Invalid(format!(
+            "{what}: PCI slot {slot} function {function} is out of range"
+        )));
+    }
+    let mut s = format!(",addr={slot:#x}.{function:x}");
+    if a.get("multifunction") == Some("on") {
+        s.push_str(",multifunction=on");
+    }
+    Ok(s)
+}
+
+fn parse_num(v: &str) -> Option<u64> {
+    match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+/// `drive` address attribute, default 0.
+fn drive_attr(info: &DeviceInfo, key: &str) -> Option<u64> {
+    info.address
+        .as_ref()
+        .filter(|a| a.kind == AddressType::Drive)
+        .and_then(|a| a.get(key))
+        .and_then(parse_num)
+}
+
+/// The disk index a target name encodes (`vda` → 0, `sdb` → 1, `hdaa` → 26).
+fn disk_index(dev: &str) -> Option<u32> {
+    let suffix = dev.get(2..)?;
+    if suffix.is_empty() || !suffix.bytes().all(|c| c.is_ascii_lowercase()) {
+        return None;
+    }
+    let mut idx: u32 = 0;
+    for c in suffix.bytes() {
+        idx = idx.checked_mul(26)?.checked_add(u32::from(c - b'a') + 1)?;
+    }
+    Some(idx - 1)
+}
+
+/// Node names must start with a letter and hold letters, digits, `-`, `.`, `_`, up to 31.
+fn node_base(dev: &str) -> Result<String> {
+    let ok = dev.len() <= 24
+        && dev
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+    if ok {
+        Ok(format!("vb-{dev}"))
+    } else {
+        unsupported(format!(
+            "disk target '{dev}': a QEMU node name needs up to 24 letters, digits, '-' or '_'"
+        ))
+    }
+}
+
+fn socket_path(p: PathBuf) -> Result<PathBuf> {
+    if p.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(CmdlineError::Invalid(format!(
+            "socket path {} is longer than {MAX_SOCKET_PATH} bytes; use a shorter runtime \
+             directory",
+            p.display()
+        )));
+    }
+    Ok(p)
+}
+
+struct Builder<'a> {
+    env: &'a Env<'a>,
+    args: Vec<String>,
+    live: DomainDef,
+    q35: bool,
+    agent: Option<PathBuf>,
+    ptys: Vec<(String, PtyOf)>,
+    vnc_auto: Option<usize>,
+    setup: Vec<Setup>,
+}
+
+impl Builder<'_> {
+    fn arg(&mut self, a: &str, v: impl Into<String>) {
+        self.args.push(a.to_owned());
+        self.args.push(v.into());
+    }
+
+    fn device(&mut self, v: impl Into<String>) {
+        self.arg("-device", v);
+    }
+
+    /// A device type this emulator must have.
+    fn need(&self, dev: &str, what: &str) -> Result<()> {
+        if self.env.caps.has_device(dev) {
+            Ok(())
+        } else {
+            unsupported(format!(
+                "{what}: {} has no device '{dev}'",
+                self.env.caps.emulator.display()
+            ))
+        }
+    }
+}
+
+/// Build the command line for `def`.
+pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
+    let caps = env.caps;
+    let mut b = Builder {
+        env,
+        args: Vec::new(),
+        live: def.clone(),
+        q35: false,
+        agent: None,
+        ptys: Vec::new(),
+        vnc_auto: None,
+        setup: Vec::new(),
+    };
+    check_top(def)?;
+    let arch = def.os.arch.as_deref().unwrap_or(caps.arch.as_str());
+    if arch != caps.arch {
+        return unsupported(format!(
+            "architecture '{arch}': emulator {} runs '{}' guests",
+            caps.emulator.display(),
+            caps.arch
+        ));
+    }
+    let machine = match def.os.machine.as_deref() {
+        Some(m) => caps.machine(m).ok_or_else(|| {
+            CmdlineError::NotSupported(format!(
+                "machine type '{m}' is not offered by {} (it offers: {})",
+                caps.emulator.display(),
+                caps.machines
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?,
+        None => caps.default_machine().ok_or_else(|| {
+            CmdlineError::NotSupported(format!(
+                "{} has no default machine type; name one in <os><type machine=...>",
+                caps.emulator.display()
+            ))
+        })?,
+    }
+    .name
+    .clone();
+    b.q35 = machine.contains("q35");
+    b.live.os.machine = Some(machine.clone());
+    b.live.os.arch = Some(caps.arch.clone());
+    if b.live.devices.emulator.is_none() {
+        b.live.devices.emulator = Some(caps.emulator.display().to_string());
+    }
+    if !caps.has_accel(env.accel.as_str()) {
+        return unsupported(format!(
+            "accelerator '{}' is not compiled into {}",
+            env.accel.as_str(),
+            caps.emulator.display()
+        ));
+    }
+
+    let monitor = socket_path(env.dir.join("monitor.sock"))?;
+    b.arg(
+        "-name",
+        format!("guest={},debug-threads=on", esc(&def.name)),
+    );
+    b.args.push("-S".into());
+    b.arg("-uuid", def.uuid.hyphenated().to_string());
+    for a in ["-no-user-config", "-nodefaults", "-no-shutdown"] {
+        b.args.push(a.into());
+    }
+    b.arg("-msg", "timestamp=on");
+    b.arg(
+        "-chardev",
+        format!(
+            "socket,id=charmonitor,path={},server=on,wait=off",
+            esc(&monitor.display().to_string())
+        ),
+    );
+    b.arg("-mon", "chardev=charmonitor,id=monitor,mode=control");
+
+    let mut m = format!("{machine},usb=off,dump-guest-core=off");
+    if !def.features.acpi {
+        m.push_str(",acpi=off");
+    }
+    if let Some(s) = def.features.vmport {
+        m.push_str(&format!(",vmport={}", on_off(s.enabled())));
+    }
+    if let Some(s) = def.features.smm {
+        m.push_str(&format!(",smm={}", on_off(s.enabled())));
+    }
+    let clock = clock_args(def)?;
+    if clock.hpet_off {
+        m.push_str(",hpet=off");
+    }
+    b.arg("-machine", m);
+    b.arg("-accel", env.accel.as_str());
+    if let Some(cpu) = cpu_arg(def, env.accel)? {
+        b.arg("-cpu", cpu);
+    }
+    b.arg("-m", format!("size={}k", def.memory_kib));
+    b.arg("-smp", smp_arg(def));
+    b.arg("-rtc", clock.rtc);
+    if let Some(g) = clock.pit_global.filter(|_| env.accel == Accel::Kvm) {
+        b.arg("-global", g);
+    }
+    if let Some(pm) = &def.pm {
+        let dev = if b.q35 { "ICH9-LPC" } else { "PIIX4_PM" };
+        for (name, v) in [("s3", pm.suspend_to_mem), ("s4", pm.suspend_to_disk)] {
+            if let Some(on) = v {
+                b.arg("-global", format!("{dev}.disable_{name}={}", u8::from(!on)));
+            }
+        }
+    }
+    let mut boot = String::from("strict=on");
+    if !def.os.boot.is_empty() {
+        let order: String = def
+            .os
+            .boot
+            .iter()
+            .map(|d| match d {
+                BootDev::Fd => 'a',
+                BootDev::Hd => 'c',
+                BootDev::Cdrom => 'd',
+                BootDev::Network => 'n',
+            })
+            .collect();
+        boot.push_str(&format!(",order={order}"));
+    }
+    if let Some(menu) = def.os.bootmenu {
+        boot.push_str(&format!(",menu={}", on_off(menu.enable)));
+        if let Some(t) = menu.timeout {
+            boot.push_str(&format!(",splash-time={t}"));
+        }
+    }
+    b.arg("-boot", boot);
+    if let Some(k) = &def.os.kernel {
+        b.arg("-kernel", k.clone());
+    }
+    if let Some(i) = &def.os.initrd {
+        b.arg("-initrd", i.clone());
+    }
+    if let Some(c) = &def.os.cmdline {
+        b.arg("-append", c.clone());
+    }
+    if matches!(def.on_reboot, Some(LifecycleAction::Destroy)) {
+        // the guest's reboot becomes a shutdown the core turns into a stop
+        b.args.push("-no-reboot".into());
+    }
+    if def.on_crash.is_some() {
+        b.need(
+            "pvpanic",
+            "<on_crash> (needs a pvpanic device to see panics)",
+        )?;
+        b.device("pvpanic");
+        b.arg("-action", "panic=pause");
+    }
+    b.arg("-display", "none");
+
+    controllers(&mut b, def)?;
+    disks(&mut b, def)?;
+    interfaces(&mut b, def)?;
+    chardevs(&mut b, def)?;
+    inputs(&mut b, def)?;
+    graphics(&mut b, def)?;
+    videos(&mut b, def)?;
+    misc_devices(&mut b, def)?;
+
+    Ok(Plan {
+        args: b.args,
+        live: b.live,
+        monitor,
+        agent: b.agent,
+        ptys: b.ptys,
+        vnc_auto: b.vnc_auto,
+        setup: b.setup,
+    })
+}
+
+/// Definition-wide refusals.
+fn check_top(def: &DomainDef) -> Result<()> {
+    if def.os.os_type != OsType::Hvm {
+        return unsupported(format!(
+            "<os><type>{}</type>: QEMU runs 'hvm' guests",
+            def.os.os_type
+        ));
+    }
+    if def.os.firmware.is_some()
+        || def.os.loader.is_some()
+        || def.os.nvram.is_some()
+        || !def.os.firmware_features.is_empty()
+    {
+        return unsupported("UEFI or custom firmware (<os firmware>, <loader>, <nvram>)");
+    }
+    if def.os.init.is_some() || !def.os.init_args.is_empty() {
+        return unsupported("<os><init> (container init) in a QEMU domain");
+    }
+    if def.cpuset.is_some() || def.vcpu_placement == Some(crate::model::VcpuPlacement::Auto) {
+        return unsupported("vCPU pinning (<vcpu cpuset> or placement='auto')");
+    }
+    if def.resource_partition.is_some() {
+        return unsupported("<resource><partition> (cgroup partitions)");
+    }
+    if def.features.hap.is_some() {
+        return unsupported("<features><hap> (a Xen feature)");
+    }
+    if def.current_memory() < def.memory_kib
+        && def
+            .devices
+            .memballoon
+            .as_ref()
+            .is_none_or(|m| m.model == MemballoonModel::None)
+    {
+        return unsupported("<currentMemory> below <memory> without a memballoon device");
+    }
+    for (name, action) in [
+        ("on_poweroff", def.on_poweroff),
+        ("on_reboot", def.on_reboot),
+        ("on_crash", def.on_crash),
+    ] {
+        let bad = match action {
+            None | Some(LifecycleAction::Destroy | LifecycleAction::Restart) => false,
+            Some(LifecycleAction::Preserve) => name != "on_crash",
+            Some(
+                LifecycleAction::RenameRestart
+                | LifecycleAction::CoredumpDestroy
+                | LifecycleAction::CoredumpRestart,
+            ) => true,
+        };
+        if let Some(a) = action.filter(|_| bad) {
+            return unsupported(format!("<{name}>{a}</{name}>"));
+        }
+    }
+    if let Some(p) = def.devices.parallels.first() {
+        let _ = p;
+        return unsupported("<parallel> devices");
+    }
+    if let Some(s) = def.devices.sounds.first() {
+        return unsupported(format!("<sound model='{}'>", s.model));
+    }
+    Ok(())
+}
+
+struct ClockArgs {
+    rtc: String,
+    hpet_off: bool,
+    pit_global: Option<String>,
+}
+
+fn clock_args(def: &DomainDef) -> Result<ClockArgs> {
+    use crate::model::{ClockOffset, TickPolicy, TimerName, TimerTrack};
+    let mut out = ClockArgs {
+        rtc: "base=utc".into(),
+        hpet_off: false,
+        pit_global: None,
+    };
+    let Some(c) = &def.clock else {
+        return Ok(out);
+    };
+    match c.offset {
+        ClockOffset::Utc => {}
+        ClockOffset::Localtime => out.rtc = "base=localtime".into(),
+        other => return unsupported(format!("<clock offset='{other}'>")),
+    }
+    for t in &c.timers {
+        match t.name {
+            TimerName::Rtc => {
+                match t.tickpolicy {
+                    None | Some(TickPolicy::Delay) => {}
+                    Some(TickPolicy::Catchup) => out.rtc.push_str(",driftfix=slew"),
+                    Some(p) => return unsupported(format!("rtc timer tickpolicy '{p}'")),
+                }
+                match t.track {
+                    None | Some(TimerTrack::Wall) => {}
+                    Some(TimerTrack::Guest) => out.rtc.push_str(",clock=vm"),
+                    Some(TimerTrack::Realtime) => out.rtc.push_str(",clock=rt"),
+                    Some(tr) => return unsupported(format!("rtc timer track '{tr}'")),
+                }
+                if t.present == Some(false) {
+                    return unsupported("removing the rtc timer");
+                }
+            }
+            TimerName::Hpet => {
+                if t.tickpolicy.is_some() || t.track.is_some() {
+                    return unsupported("hpet timer tickpolicy or track");
+                }
+                out.hpet_off = t.present == Some(false);
+            }
+            TimerName::Pit => {
+                match t.tickpolicy {
+                    None => {}
+                    Some(TickPolicy::Delay) => {
+                        out.pit_global = Some("kvm-pit.lost_tick_policy=delay".into())
+                    }
+                    Some(p) => return unsupported(format!("pit timer tickpolicy '{p}'")),
+                }
+                if t.present == Some(false) || t.track.is_some() {
+                    return unsupported("removing the pit timer, or its track");
+                }
+            }
+            other => return unsupported(format!("<timer name='{other}'>")),
+        }
+    }
+    Ok(out)
+}
+
+fn cpu_arg(def: &DomainDef, accel: Accel) -> Result<Option<String>> {
+    let Some(cpu) = &def.cpu else {
+        return Ok(None);
+    };
+    if cpu.vendor.is_some() {
+        return unsupported("<cpu><vendor>");
+    }
+    let mut s = match cpu.mode.unwrap_or(CpuMode::Custom) {
+        CpuMode::HostPassthrough | CpuMode::HostModel if accel == Accel::Tcg => {
+            return unsupported(format!(
+                "<cpu mode='{}'> under TCG (it needs KVM)",
+                cpu.mode.map(|m| m.as_str()).unwrap_or_default()
+            ));
+        }
+        CpuMode::HostPassthrough | CpuMode::HostModel => "host".to_owned(),
+        CpuMode::Maximum => "max".to_owned(),
+        CpuMode::Custom => match &cpu.model {
+            Some(m) => m.name.clone(),
+            None if cpu.features.is_empty() => return Ok(None),
+            None => return unsupported("<cpu><feature> without a <model>"),
+        },
+    };
+    if let Some(m) = cpu.migratable {
+        if matches!(cpu.mode, Some(CpuMode::HostPassthrough | CpuMode::Maximum)) {
+            s.push_str(&format!(",migratable={}", on_off(m)));
+        } else {
+            return unsupported("<cpu migratable> outside host-passthrough and maximum modes");
+        }
+    }
+    for f in &cpu.features {
+        let on = !matches!(
+            f.policy,
+            Some(FeaturePolicy::Disable | FeaturePolicy::Forbid)
+        );
+        s.push_str(&format!(",{}={}", f.name, on_off(on)));
+    }
+    if cpu.check == Some(crate::model::CpuCheck::Full) {
+        s.push_str(",enforce=on");
+    }
+    Ok(Some(s))
+}
+
+fn smp_arg(def: &DomainDef) -> String {
+    let max = def.max_vcpus;
+    let mut s = format!("{},maxcpus={max}", def.vcpus());
+    match def.cpu.as_ref().and_then(|c| c.topology) {
+        Some(t) => {
+            s.push_str(&format!(",sockets={}", t.sockets));
+            if let Some(d) = t.dies {
+                s.push_str(&format!(",dies={d}"));
+            }
+            if let Some(c) = t.clusters {
+                s.push_str(&format!(",clusters={c}"));
+            }
+            s.push_str(&format!(",cores={},threads={}", t.cores, t.threads));
+        }
+        None => s.push_str(&format!(",sockets={max},cores=1,threads=1")),
+    }
+    s
+}
+
+/// What other devices need from controllers, and the controllers themselves.
+fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
+    let needs_vserial = def
+        .devices
+        .channels
+        .iter()
+        .any(|c| c.target_type.as_deref() == Some("virtio"))
+        || def
+            .devices
+            .consoles
+            .iter()
+            .any(|c| c.target_type.as_deref() == Some("virtio"));
+    let needs_usb = def
+        .devices
+        .inputs
+        .iter()
+        .any(|i| input_bus(i.input_type, i.bus) == InputBus::Usb);
+    let mut have_vserial = false;
+    let mut have_usb = false;
+    for (i, c) in def.devices.controllers.iter().enumerate() {
+        let what = format!("<controller type='{}'>", c.controller_type);
+        if !c.driver.is_empty() {
+            return unsupported(format!("{what} <driver> tuning"));
+        }
+        let idx = c.index.unwrap_or(0);
+        match c.controller_type {
+            ControllerType::Pci => {
+                let root = if b.q35 { "pcie-root" } else { "pci-root" };
+                if c.model.as_deref().is_some_and(|m| m != root) || idx != 0 {
+                    return unsupported(format!(
+                        "{what} model '{}' index {idx}: PCI bridges (only the machine's {root})",
+                        c.model.as_deref().unwrap_or("")
+                    ));
+                }
+                b.live.devices.controllers[i].info.alias =
+                    Some(if b.q35 { "pcie.0" } else { "pci.0" }.into());
+            }
+            ControllerType::Ide => {
+                if b.q35 || idx != 0 {
+                    return unsupported(format!("{what} index {idx} on this machine"));
+                }
+                b.live.devices.controllers[i].info.alias = Some("ide".into());
+            }
+            ControllerType::Sata => {
+                if b.q35 {
+                    if idx != 0 {
+                        return unsupported(format!("{what} index {idx} on a q35 machine"));
+                    }
+                    b.live.devices.controllers[i].info.alias = Some("ide".into());
+                } else {
+                    b.need("ich9-ahci", &what)?;
+                    let a = alias(&c.info, format!("sata{idx}"));
+                    let addr = pci_addr(&c.info, &what)?;
+                    b.device(format!("ich9-ahci,id={a}{addr}"));
+                    b.live.devices.controllers[i].info.alias = Some(a);
+                }
+            }
+            ControllerType::Usb => {
+                if idx != 0 || c.master_startport.is_some() {
+                    return unsupported(format!("{what} index {idx} or companion controllers"));
+                }
+                let model =
+                    c.model
+                        .as_deref()
+                        .unwrap_or(if b.q35 { "qemu-xhci" } else { "piix3-uhci" });
+                if model == "none" {
+                    if needs_usb {
+                        return unsupported(
+                            "USB input devices with <controller type='usb' model='none'>",
+                        );
+                    }
+                    continue;
+                }
+                let dev = usb_model(model)
+                    .ok_or_else(|| CmdlineError::NotSupported(format!("{what} model '{model}'")))?;
+                b.need(dev, &what)?;
+                let a = alias(&c.info, "usb".into());
+                let mut s = format!("{dev},id={a}{}", pci_addr(&c.info, &what)?);
+                if let Some(p) = c.ports {
+                    if !dev.contains("xhci") {
+                        return unsupported(format!("{what} ports on model '{model}'"));
+                    }
+                    s.push_str(&format!(",p2={p},p3={p}"));
+                }
+                b.device(s);
+                b.live.devices.controllers[i].info.alias = Some(a);
+                have_usb = true;
+            }
+            ControllerType::VirtioSerial => {
+                let dev = match c.model.as_deref() {
+                    None | Some("virtio") => "virtio-serial-pci",
+                    Some("virtio-transitional") => "virtio-serial-pci-transitional",
+                    Some(_) => "virtio-serial-pci-non-transitional",
+                };
+                b.need(dev, &what)?;
+                let a = alias(&c.info, format!("virtio-serial{idx}"));
+                let mut s = format!("{dev},id={a}{}", pci_addr(&c.info, &what)?);
+                if let Some(p) = c.ports {
+                    s.push_str(&format!(",max_ports={p}"));
+                }
+                if let Some(v) = c.vectors {
+                    s.push_str(&format!(",vectors={v}"));
+                }
+                b.device(s);
+                b.live.devices.controllers[i].info.alias = Some(a);
+                have_vserial |= idx == 0;
+            }
+            other => return unsupported(format!("<controller type='{other}'>")),
+        }
+    }
+    if needs_vserial && !have_vserial {
+        b.need("virtio-serial-pci", "virtio channels")?;
+        b.device("virtio-serial-pci,id=virtio-serial0");
+        b.live.devices.controllers.push(implicit_controller(
+            ControllerType::VirtioSerial,
+            "virtio-serial0",
+        ));
+    }
+    if needs_usb && !have_usb {
+        let dev = if b.q35 { "qemu-xhci" } else { "piix3-usb-uhci" };
+        b.need(dev, "USB input devices")?;
+        b.device(format!("{dev},id=usb"));
+        let mut c = implicit_controller(ControllerType::Usb, "usb");
+        c.model = Some(if b.q35 { "qemu-xhci" } else { "piix3-uhci" }.into());
+        b.live.devices.controllers.push(c);
+    }
+    Ok(())
+}
+
+fn implicit_controller(t: ControllerType, alias: &str) -> Controller {
+    Controller {
+        controller_type: t,
+        index: Some(0),
+        model: None,
+        ports: None,
+        vectors: None,
+        model_name: None,
+        target: Vec::new(),
+        driver: Vec::new(),
+        master_startport: None,
+        info: DeviceInfo {
+            alias: Some(alias.into()),
+            address: None,
+        },
+    }
+}
+
+fn usb_model(m: &str) -> Option<&'static str> {
+    Some(match m {
+        "piix3-uhci" => "piix3-usb-uhci",
+        "piix4-uhci" => "piix4-usb-uhci",
+        "ehci" => "usb-ehci",
+        "ich9-ehci1" => "ich9-usb-ehci1",
+        "nec-xhci" => "nec-usb-xhci",
+        "qemu-xhci" => "qemu-xhci",
+        _ => return None,
+    })
+}
+
+fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
+    for (i, d) in def.devices.disks.iter().enumerate() {
+        let dev = &d.target_dev;
+        let what = format!("disk '{dev}'");
+        if d.device == DiskDevice::Floppy {
+            return unsupported(format!("{what}: floppy drives"));
+        }
+        let bus = match d.target_bus {
+            Some(bus) => bus,
+            None if dev.starts_with("vd") => DiskBus::Virtio,
+            None if dev.starts_with("hd") => DiskBus::Ide,
+            None if dev.starts_with("sd") => DiskBus::Sata,
+            None => {
+                return Err(CmdlineError::Invalid(format!(
+                    "{what}: name a bus in <target bus=...>"
+                )));
+            }
+        };
+        let cdrom = d.device == DiskDevice::Cdrom;
+        let node = node_base(dev)?;
+        let idx = disk_index(dev).ok_or_else(|| {
+            CmdlineError::Invalid(format!(
+                "{what}: a target name is a prefix (vd, sd, hd) and letters, like 'vda'"
+            ))
+        })?;
+        let drv = d.driver.clone().unwrap_or_default();
+        if drv.name.as_deref().is_some_and(|n| n != "qemu") {
+            return unsupported(format!(
+                "{what}: driver name '{}'",
+                drv.name.as_deref().unwrap_or_default()
+            ));
+        }
+        let format = match drv.format {
+            None | Some(DiskFormat::Raw | DiskFormat::Iso) => "raw",
+            Some(DiskFormat::Qcow2) => "qcow2",
+            Some(f) => return unsupported(format!("{what}: image format '{f}'")),
+        };
+        let readonly = d.readonly || cdrom;
+        let mut path = d.source.as_ref().and_then(|s| s.path.clone());
+        if let Some(p) = &path
+            && d.source.as_ref().and_then(|s| s.startup_policy) == Some(StartupPolicy::Optional)
+            && !Path::new(p).exists()
+        {
+            tracing::info!("{what}: optional source {p} is missing; starting without it");
+            path = None;
+            b.live.devices.disks[i].source = None;
+        }
+        let (direct, no_flush, write_cache) = match drv.cache {
+            None | Some(DiskCache::Default) => (false, false, None),
+            Some(DiskCache::None) => (true, false, Some(true)),
+            Some(DiskCache::Writeback) => (false, false, Some(true)),
+            Some(DiskCache::Writethrough) => (false, false, Some(false)),
+            Some(DiskCache::Directsync) => (true, false, Some(false)),
+            Some(DiskCache::Unsafe) => (false, true, Some(true)),
+        };
+        let mut has_medium = false;
+        if let Some(p) = &path {
+            has_medium = true;
+            let mut file = Map::new();
+            file.insert(
+                "driver".into(),
+                json!(match d.disk_type {
+                    DiskType::File => "file",
+                    DiskType::Block => "host_device",
+                }),
+            );
+            file.insert("filename".into(), json!(p));
+            file.insert("node-name".into(), json!(format!("{node}-file")));
+            file.insert("auto-read-only".into(), json!(true));
+            if let Some(io) = drv.io {
+                file.insert("aio".into(), json!(io.as_str()));
+            }
+            let mut fmt = Map::new();
+            fmt.insert("node-name".into(), json!(node));
+            fmt.insert("driver".into(), json!(format));
+            fmt.insert("file".into(), json!(format!("{node}-file")));
+            for m in [&mut file, &mut fmt] {
+                m.insert("read-only".into(), json!(readonly));
+                if direct || no_flush {
+                    m.insert(
+                        "cache".into(),
+                        json!({"direct": direct, "no-flush": no_flush}),
+                    );
+                }
+                if let Some(dc) = drv.discard {
+                    m.insert("discard".into(), json!(dc.as_str()));
+                }
+            }
+            if let Some(z) = drv.detect_zeroes {
+                fmt.insert("detect-zeroes".into(), json!(z.as_str()));
+            }
+            b.arg("-blockdev", Value::Object(file).to_string());
+            b.arg("-blockdev", Value::Object(fmt).to_string());
+        } else if !cdrom {
+            return Err(CmdlineError::Invalid(format!("{what} has no source")));
+        }
+        let drive = if has_medium {
+            format!(",drive={node}")
+        } else {
+            String::new()
+        };
+        let (qdev, a, busarg) = match bus {
+            DiskBus::Virtio => {
+                if cdrom {
+                    return unsupported(format!("{what}: a CD-ROM on the virtio bus"));
+                }
+                let addr = pci_addr(&d.info, &what)?;
+                (
+                    "virtio-blk-pci",
+                    alias(&d.info, format!("virtio-disk{idx}")),
+                    addr,
+                )
+            }
+            DiskBus::Sata | DiskBus::Ide if d.readonly && !cdrom => {
+                return unsupported(format!(
+                    "{what}: a read-only {bus} hard disk (QEMU's IDE disks cannot be read-only)"
+                ));
+            }
+            DiskBus::Sata => {
+                let ctrl = drive_attr(&d.info, "controller").unwrap_or(0);
+                let unit = drive_attr(&d.info, "unit").unwrap_or(u64::from(idx));
+                if unit > 5 {
+                    return unsupported(format!("{what}: SATA unit {unit} (0-5)"));
+                }
+                let busname = if b.q35 {
+                    if ctrl != 0 {
+                        return unsupported(format!("{what}: SATA controller {ctrl} on q35"));
+                    }
+                    format!("ide.{unit}")
+                } else {
+                    ensure_sata(b, ctrl)?;
+                    format!("sata{ctrl}.{unit}")
+                };
+                set_drive_address(&mut b.live.devices.disks[i].info, ctrl, 0, unit);
+                (
+                    if cdrom { "ide-cd" } else { "ide-hd" },
+                    alias(&d.info, format!("sata{ctrl}-0-{unit}")),
+                    format!(",bus={busname}"),
+                )
+            }
+            DiskBus::Ide => {
+                if b.q35 {
+                    return unsupported(format!("{what}: IDE on a q35 machine (use sata)"));
+                }
+                let bus_no = drive_attr(&d.info, "bus").unwrap_or(u64::from(idx / 2));
+                let unit = drive_attr(&d.info, "unit").unwrap_or(u64::from(idx % 2));
+                if bus_no > 1 || unit > 1 {
+                    return unsupported(format!("{what}: IDE bus {bus_no} unit {unit}"));
+                }
+                set_drive_address(&mut b.live.devices.disks[i].info, 0, bus_no, unit);
+                (
+                    if cdrom { "ide-cd" } else { "ide-hd" },
+                    alias(&d.info, format!("ide0-{bus_no}-{unit}")),
+                    format!(",bus=ide.{bus_no},unit={unit}"),
+                )
+            }
+            other => return unsupported(format!("{what}: bus '{other}'")),
+        };
+        b.need(qdev, &what)?;
+        let mut s = format!("{qdev}{busarg}{drive},id={a}");
+        if let Some(o) = d.boot_order {
+            s.push_str(&format!(",bootindex={o}"));
+        }
+        if let Some(ser) = &d.serial {
+            s.push_str(&format!(",serial={}", esc(ser)));
+        }
+        if d.shareable {
+            s.push_str(",share-rw=on");
+        }
+        if let Some(wc) = write_cache.filter(|_| has_medium) {
+            s.push_str(&format!(",write-cache={}", on_off(wc)));
+        }
+        b.device(s);
+        let live = &mut b.live.devices.disks[i];
+        live.target_bus = Some(bus);
+        live.info.alias = Some(a);
+    }
+    Ok(())
+}
+
+fn set_drive_address(info: &mut DeviceInfo, controller: u64, bus: u64, unit: u64) {
+    let mut a = crate::model::Address::new(AddressType::Drive);
+    for (k, v) in [
+        ("controller", controller),
+        ("bus", bus),
+        ("target", 0),
+        ("unit", unit),
+    ] {
+        let _ = a.set(k, Some(&v.to_string()));
+    }
+    info.address = Some(a);
+}
+
+/// An AHCI controller for SATA disks that no `<controller>` defined.
+fn ensure_sata(b: &mut Builder<'_>, idx: u64) -> Result<()> {
+    let have = b.live.devices.controllers.iter().any(|c| {
+        c.controller_type == ControllerType::Sata && u64::from(c.index.unwrap_or(0)) == idx
+    });
+    if !have {
+        b.need("ich9-ahci", "SATA disks")?;
+        b.device(format!("ich9-ahci,id=sata{idx}"));
+        let mut c = implicit_controller(ControllerType::Sata, &format!("sata{idx}"));
+        c.index = Some(idx as u32);
+        b.live.devices.controllers.push(c);
+    }
+    Ok(())
+}
+
+fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
+    let net_boot = def.os.boot.contains(&BootDev::Network);
+    for (i, n) in def.devices.interfaces.iter().enumerate() {
+        let what = format!("<interface type='{}'> {}", n.iface_type, n.mac);
+        let a = alias(&n.info, format!("net{i}"));
+        let host = format!("host{a}");
+        let queues = n.driver_queues.filter(|q| *q > 1);
+        let mut netdev = match n.iface_type {
+            InterfaceType::User => {
+                if queues.is_some() || n.driver_name == Some(NetDriverName::Vhost) {
+                    return unsupported(format!("{what}: vhost or queues with user networking"));
+                }
+                format!("user,id={host}")
+            }
+            InterfaceType::Bridge | InterfaceType::Ethernet => {
+                let tap = match &n.target_dev {
+                    Some(t) if n.iface_type == InterfaceType::Ethernet => t.clone(),
+                    _ => format!("vb{}n{i}", b.env.id),
+                };
+                if tap.len() > 15 {
+                    return Err(CmdlineError::Invalid(format!(
+                        "{what}: host device name '{tap}' is longer than 15 characters"
+                    )));
+                }
+                b.live.devices.interfaces[i].target_dev = Some(tap.clone());
+                match (&n.source_bridge, n.iface_type) {
+                    (Some(br), InterfaceType::Bridge) => b.setup.push(Setup::Bridge {
+                        tap: tap.clone(),
+                        bridge: br.clone(),
+                    }),
+                    _ if n.target_managed != Some(false) => {
+                        b.setup.push(Setup::TapUp { tap: tap.clone() })
+                    }
+                    _ => {}
+                }
+                let mut s = format!("tap,id={host},ifname={},script=no,downscript=no", esc(&tap));
+                match n.driver_name {
+                    Some(NetDriverName::Vhost) => s.push_str(",vhost=on"),
+                    Some(NetDriverName::Qemu) => s.push_str(",vhost=off"),
+                    None => {}
+                }
+                if let Some(q) = queues {
+                    s.push_str(&format!(",queues={q}"));
+                }
+                s
+            }
+            InterfaceType::Network => {
+                return unsupported(format!(
+                    "{what}: virtual networks (virtbus has no network driver; use 'bridge' or \
+                     'user')"
+                ));
+            }
+            InterfaceType::Direct => return unsupported(format!("{what}: macvtap ('direct')")),
+        };
+        let model = n.model.as_deref().unwrap_or("rtl8139");
+        let qdev = match model {
+            "virtio" => "virtio-net-pci",
+            "e1000" | "e1000e" | "rtl8139" | "vmxnet3" | "ne2k_pci" | "pcnet" | "i82559er" => model,
+            other => return unsupported(format!("{what}: NIC model '{other}'")),
+        };
+        b.need(qdev, &what)?;
+        if queues.is_some() && qdev != "virtio-net-pci" {
+            return unsupported(format!("{what}: queues on NIC model '{model}'"));
+        }
+        b.arg("-netdev", std::mem::take(&mut netdev));
+        let mut s = format!(
+            "{qdev},netdev={host},id={a},mac={}{}",
+            n.mac,
+            pci_addr(&n.info, &what)?
+        );
+        if let Some(q) = queues {
+            s.push_str(&format!(",mq=on,vectors={}", 2 * q + 2));
+        }
+        match n.boot_order {
+            Some(o) => s.push_str(&format!(",bootindex={o}")),
+            // no network boot: skip the option ROM, which slows every boot
+            None if !net_boot && qdev == "virtio-net-pci" => s.push_str(",romfile="),
+            None => {}
+        }
+        b.device(s);
+        if n.link_state == Some(LinkState::Down) {
+            b.setup.push(Setup::LinkDown { device: a.clone() });
+        }
+        b.live.devices.interfaces[i].info.alias = Some(a);
+    }
+    Ok(())
+}
+
+/// The chardev backend option for a character device.
+fn chardev(
+    b: &mut Builder<'_>,
+    c: &CharDevice,
+    id: &str,
+    what: &str,
+) -> Result<(String, Option<PathBuf>)> {
+    let path = |c: &CharDevice| c.source_path.clone().unwrap_or_default();
+    Ok(match c.source_type {
+        CharSourceType::Pty => (format!("pty,id={id}"), None),
+        CharSourceType::Null => (format!("null,id={id}"), None),
+        CharSourceType::File => {
+            let mut s = format!("file,id={id},path={}", esc(&path(c)));
+            if let Some(a) = c.source_append {
+                s.push_str(&format!(",append={}", on_off(a)));
+            }
+            (s, None)
+        }
+        CharSourceType::Dev => (format!("tty,id={id},path={}", esc(&path(c))), None),
+        CharSourceType::Pipe => (format!("pipe,id={id},path={}", esc(&path(c))), None),
+        CharSourceType::Unix => {
+            let p = match &c.source_path {
+                Some(p) => PathBuf::from(p),
+                None if c.source_mode == Some(CharSourceMode::Connect) => {
+                    return Err(CmdlineError::Invalid(format!(
+                        "{what}: a unix socket in mode 'connect' needs a path"
+                    )));
+                }
+                None => socket_path(b.env.dir.join(format!("{id}.sock")))?,
+            };
+            let server = c.source_mode != Some(CharSourceMode::Connect);
+            let s = if server {
+                format!(
+                    "socket,id={id},path={},server=on,wait=off",
+                    esc(&p.display().to_string())
+                )
+            } else {
+                format!(
+                    "socket,id={id},path={},server=off",
+                    esc(&p.display().to_string())
+                )
+            };
+            (s, server.then_some(p))
+        }
+        CharSourceType::Spicevmc => {
+            if !b.env.caps.spice {
+                return unsupported(format!("{what}: spicevmc without SPICE support"));
+            }
+            (format!("spicevmc,id={id},name=vdagent"), None)
+        }
+        other => return unsupported(format!("{what}: source type '{other}'")),
+    })
+}
+
+/// Record a generated socket path and the bind mode in a live character device.
+fn live_socket(c: &mut CharDevice, p: Option<PathBuf>) {
+    if let Some(p) = p {
+        c.source_path = Some(p.display().to_string());
+        c.source_mode = Some(CharSourceMode::Bind);
+    }
+}
+
+fn chardevs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
+    let serial_device = |b: &mut Builder<'_>, c: &CharDevice, what: &str| -> Result<&'static str> {
+        let dev = match c.target_type.as_deref() {
+            None | Some("isa-serial") => "isa-serial",
+            Some("pci-serial") => "pci-serial",
+            Some(t) => return unsupported(format!("{what}: target type '{t}'")),
+        };
+        if c.target_model.as_deref().is_some_and(|m| m != dev) {
+            return unsupported(format!(
+                "{what}: model '{}' for target '{dev}'",
+                c.target_model.as_deref().unwrap_or_default()
+            ));
+        }
+        b.need(dev, what)?;
+        Ok(dev)
+    };
+    for (i, c) in def.devices.serials.iter().enumerate() {
+        let what = format!("<serial type='{}'>", c.source_type);
+        let a = alias(&c.info, format!("serial{i}"));
+        let id = format!("char{a}");
+        let dev = serial_device(b, c, &what)?;
+        let (backend, sock) = chardev(b, c, &id, &what)?;
+        b.arg("-chardev", backend);
+        let mut s = format!("{dev},chardev={id},id={a}");
+        if dev == "isa-serial" {
+            s.push_str(&format!(",index={}", c.target_port.unwrap_or(i as u32)));
+        } else {
+            s.push_str(&pci_addr(&c.info, &what)?);
+        }
+        b.device(s);
+        if c.source_type == CharSourceType::Pty {
+            b.ptys.push((id, PtyOf::Serial(i)));
+        }
+        let live = &mut b.live.devices.serials[i];
+        live_socket(live, sock);
+        live.info.alias = Some(a);
+        live.target_type = Some(dev.into());
+        live.target_port = Some(c.target_port.unwrap_or(i as u32));
+    }
+    for (i, c) in def.devices.consoles.iter().enumerate() {
+        let what = format!("<console type='{}'>", c.source_type);
+        match c.target_type.as_deref() {
+            None | Some("serial") => {
+                if i == 0 && !def.devices.serials.is_empty() {
+                    // the first console is the first serial port, shown twice
+                    let serial = b.live.devices.serials[0].clone();
+                    let live = &mut b.live.devices.consoles[0];
+                    live.target_type = Some("serial".into());
+                    live.target_port = Some(0);
+                    live.info.alias = serial.info.alias.clone();
+                    if c.source_type == CharSourceType::Pty {
+                        b.ptys.push(("charserial0".into(), PtyOf::Console(0)));
+                    }
+                    continue;
+                }
+                if i != 0 {
+                    return unsupported(format!("{what}: serial consoles beyond the first"));
+                }
+                let dev = serial_device(b, c, &what)?;
+                let (backend, sock) = chardev(b, c, "charserial0", &what)?;
+                b.arg("-chardev", backend);
+                b.device(format!("{dev},chardev=charserial0,id=serial0,index=0"));
+                if c.source_type == CharSourceType::Pty {
+                    b.ptys.push(("charserial0".into(), PtyOf::Console(0)));
+                }
+                let live = &mut b.live.devices.consoles[0];
+                live_socket(live, sock);
+                live.target_type = Some("serial".into());
+                live.target_port = Some(0);
+                live.info.alias = Some("serial0".into());
+            }
+            Some("virtio") => {
+                b.need("virtconsole", &what)?;
+                let a = alias(&c.info, format!("console{i}"));
+                let id = format!("char{a}");
+                let (backend, sock) = chardev(b, c, &id, &what)?;
+                b.arg("-chardev", backend);
+                b.device(format!(
+                    "virtconsole,bus=virtio-serial0.0,chardev={id},id={a}"
+                ));
+                if c.source_type == CharSourceType::Pty {
+                    b.ptys.push((id, PtyOf::Console(i)));
+                }
+                let live = &mut b.live.devices.consoles[i];
+                live_socket(live, sock);
+                live.info.alias = Some(a);
+            }
+            Some(t) => return unsupported(format!("{what}: target type '{t}'")),
+        }
+    }
+    let mut next_port = 1u32;
+    for (i, c) in def.devices.channels.iter().enumerate() {
+        let what = format!("<channel type='{}'>", c.source_type);
+        if c.target_type.as_deref() != Some("virtio") {
+            return unsupported(format!(
+                "{what}: target type '{}'",
+                c.target_type.as_deref().unwrap_or_default()
+            ));
+        }
+        b.need("virtserialport", &what)?;
+        let a = alias(&c.info, format!("channel{i}"));
+        let id = format!("char{a}");
+        let (backend, sock) = chardev(b, c, &id, &what)?;
+        b.arg("-chardev", backend);
+        let port = match &c.info.address {
+            Some(addr) if addr.kind == AddressType::VirtioSerial => {
+                if addr.get("controller").and_then(parse_num).unwrap_or(0) != 0
+                    || addr.get("bus").and_then(parse_num).unwrap_or(0) != 0
+                {
+                    return unsupported(format!(
+                        "{what}: virtio-serial controller or bus other than 0"
+                    ));
+                }
+                addr.get("port")
+                    .and_then(parse_num)
+                    .unwrap_or(u64::from(next_port)) as u32
+            }
+            Some(addr) => {
+                return unsupported(format!("{what}: address type '{}'", addr.kind));
+            }
+            None => next_port,
+        };
+        next_port = next_port.max(port + 1);
+        let mut s = format!("virtserialport,bus=virtio-serial0.0,nr={port},chardev={id},id={a}");
+        if let Some(name) = &c.target_name {
+            s.push_str(&format!(",name={}", esc(name)));
+        }
+        b.device(s);
+        if c.target_name.as_deref() == Some(AGENT_CHANNEL) && b.agent.is_none() {
+            b.agent = sock.clone();
+        }
+        if c.source_type == CharSourceType::Pty {
+            b.ptys.push((id, PtyOf::Channel(i)));
+        }
+        let live = &mut b.live.devices.channels[i];
+        live_socket(live, sock);
+        live.info.alias = Some(a);
+        let mut addr = crate::model::Address::new(AddressType::VirtioSerial);
+        for (k, v) in [("controller", 0), ("bus", 0), ("port", port)] {
+            let _ = addr.set(k, Some(&v.to_string()));
+        }
+        live.info.address = Some(addr);
+    }
+    Ok(())
+}
+
+fn input_bus(t: InputType, bus: Option<InputBus>) -> InputBus {
+    bus.unwrap_or(if t == InputType::Tablet {
+        InputBus::Usb
+    } else {
+        InputBus::Ps2
+    })
+}
+
+fn inputs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
+    for (i, inp) in def.devices.inputs.iter().enumerate() {
+        let what = format!("<input type='{}'>", inp.input_type);
+        let bus = input_bus(inp.input_type, inp.bus);
+        let a = alias(&inp.info, format!("input{i}"));
+        let dev = match (bus, inp.input_type) {
+            (InputBus::Ps2, InputType::Tablet) => {
+                return unsupported(format!("{what}: a tablet on the ps2 bus"));
+            }
+            // the PS/2 controller is part of the machine
+            (InputBus::Ps2, _) => {
+                b.live.devices.inputs[i].info.alias = Some(a);
+                b.live.devices.inputs[i].bus = Some(bus);
+                continue;
+            }
+            (InputBus::Usb, InputType::Tablet) => "usb-tablet,bus=usb.0",
+            (InputBus::Usb, InputType::Mouse) => "usb-mouse,bus=usb.0",
+            (InputBus::Usb, InputType::Keyboard) => "usb-kbd,bus=usb.0",
+            (InputBus::Virtio, InputType::Tablet) => "virtio-tablet-pci",
+            (InputBus::Virtio, InputType::Mouse) => "virtio-mouse-pci",
+            (InputBus::Virtio, InputType::Keyboard) => "virtio-keyboard-pci",
+            (other, _) => return unsupported(format!("{what}: bus '{other}'")),
+        };
+        let qdev = dev.split(',').next().unwrap_or(dev);
+        b.need(qdev, &what)?;
+        let addr = if bus == InputBus::Virtio {
+            pci_addr(&inp.info, &what)?
+        } else {
+            String::new()
+        };
+        b.device(format!("{dev},id={a}{addr}"));
+        b.live.devices.inputs[i].info.alias = Some(a);
+        b.live.devices.inputs[i].bus = Some(bus);
+    }
+    Ok(())
+}
+
+fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
+    let mut vnc_seen = false;
+    let mut spice_seen = false;
+    for (i, g) in def.devices.graphics.iter().enumerate() {
+        let what = format!("<graphics type='{}'>", g.graphics_type);
+        let first = g.listens.first();
+        let address = first
+            .and_then(|l| l.address.clone())
+            .or_else(|| g.listen.clone())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        if first.is_some_and(|l| l.listen_type == ListenType::Network) {
+            return unsupported(format!("{what}: listen type 'network'"));
+        }
+        if g.listens.len() > 1 {
+            return unsupported(format!("{what}: more than one <listen>"));
+        }
+        let auto = g.autoport == Some(true) || g.port.is_none_or(|p| p < 0);
+        match g.graphics_type {
+            GraphicsType::Vnc => {
+                if std::mem::replace(&mut vnc_seen, true) {
+                    return unsupported("more than one VNC display");
+                }
+                let mut s = match first.map(|l| l.listen_type) {
+                    Some(ListenType::None) => "none".to_owned(),
+                    Some(ListenType::Socket) => {
+                        let p = match first.and_then(|l| l.socket.clone()) {
+                            Some(p) => PathBuf::from(p),
+                            None => socket_path(b.env.dir.join("vnc.sock"))?,
+                        };
+                        if let Some(l) = b.live.devices.graphics[i].listens.first_mut() {
+                            l.socket = Some(p.display().to_string());
+                        }
+                        format!("unix:{}", esc(&p.display().to_string()))
+                    }
+                    _ if auto => {
+                        b.vnc_auto = Some(i);
+                        format!("{}:0,to=100", vnc_host(&address))
+                    }
+                    _ => {
+                        let port = g.port.unwrap_or(5900);
+                        if !(5900..=65535).contains(&port) {
+                            return Err(CmdlineError::Invalid(format!(
+                                "{what}: VNC port {port} is below 5900"
+                            )));
+                        }
+                        format!("{}:{}", vnc_host(&address), port - 5900)
+                    }
+                };
+                if let Some(ws) = g.websocket {
+                    if ws < 0 {
+                        return unsupported(format!("{what}: websocket autoport"));
+                    }
+                    s.push_str(&format!(",websocket={ws}"));
+                }
+                if let Some(pw) = &g.passwd {
+                    s.push_str(",password=on");
+                    b.setup.push(Setup::Password {
+                        protocol: "vnc",
+                        secret: pw.clone(),
+                    });
+                }
+                if let Some(k) = &g.keymap {
+                    b.arg("-k", k.clone());
+                }
+                b.arg("-vnc", s);
+            }
+            GraphicsType::Spice => {
+                if !b.env.caps.spice {
+                    return unsupported(format!(
+                        "{what}: {} has no SPICE support",
+                        b.env.caps.emulator.display()
+                    ));
+                }
+                if std::mem::replace(&mut spice_seen, true) {
+                    return unsupported("more than one SPICE display");
+                }
+                if g.tls_port.is_some() {
+                    return unsupported(format!("{what}: tlsPort (TLS certificates)"));
+                }
+                if first.is_some_and(|l| l.listen_type != ListenType::Address) {
+                    return unsupported(format!("{what}: a listen that is not an address"));
+                }
+                let port = if auto {
+                    let p = (b.env.free_port)().ok_or_else(|| {
+                        CmdlineError::NotSupported(format!("{what}: no free port for SPICE"))
+                    })?;
+                    b.live.devices.graphics[i].port = Some(i32::from(p));
+                    i32::from(p)
+                } else {
+                    g.port.unwrap_or(5900)
+                };
+                let mut s = format!("port={port},addr={}", esc(&address));
+                match &g.passwd {
+                    Some(pw) => b.setup.push(Setup::Password {
+                        protocol: "spice",
+                        secret: pw.clone(),
+                    }),
+                    None => s.push_str(",disable-ticketing=on"),
+                }
+                if let Some(c) = g.image_compression {
+                    s.push_str(&format!(",image-compression={c}"));
+                }
+                if g.keymap.is_some() {
+                    return unsupported(format!("{what}: keymap"));
+                }
+                b.arg("-spice", s);
+            }
+        }
+    }
+    if !def.devices.graphics.is_empty() && def.devices.videos.is_empty() {
+        b.live.devices.videos.push(Video {
+            model: Some(VideoModel {
+                model_type: VideoType::Vga,
+                ram: None,
+                vram: None,
+                vram64: None,
+                vgamem: None,
+                heads: None,
+                primary: Some(true),
+            }),
+            info: DeviceInfo::default(),
+        });
+    }
+    Ok(())
+}
+
+fn vnc_host(address: &str) -> String {
+    if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_owned()
+    }
+}
+
+fn videos(b: &mut Builder<'_>, _def: &DomainDef) -> Result<()> {
+    let videos = b.live.devices.videos.clone();
+    for (i, v) in videos.iter().enumerate() {
+        let what = "<video>".to_owned();
+        let m = v.model.unwrap_or(VideoModel {
+            model_type: VideoType::Vga,
+            ram: None,
+            vram: None,
+            vram64: None,
+            vgamem: None,
+            heads: None,
+            primary: None,
+        });
+        let primary = i == 0;
+        let dev = match (m.model_type, primary) {
+            (VideoType::None, _) => continue,
+            (VideoType::Vga, true) => "VGA",
+            (VideoType::Cirrus, true) => "cirrus-vga",
+            (VideoType::Vmvga, true) => "vmware-svga",
+            (VideoType::Qxl, true) => "qxl-vga",
+            (VideoType::Qxl, false) => "qxl",
+            (VideoType::Virtio, true) => "virtio-vga",
+            (VideoType::Virtio, false) => "virtio-gpu-pci",
+            (VideoType::Bochs, _) => "bochs-display",
+            (VideoType::Ramfb, _) => "ramfb",
+            (t, true) => return unsupported(format!("{what}: model '{t}'")),
+            (t, false) => return unsupported(format!("{what}: secondary model '{t}'")),
+        };
+        b.need(dev, &what)?;
+        let a = alias(&v.info, format!("video{i}"));
+        let mut s = format!("{dev},id={a}");
+        let qxl = m.model_type == VideoType::Qxl;
+        if (m.ram.is_some() || m.vram.is_some() || m.vram64.is_some()) && !qxl {
+            return unsupported(format!(
+                "{what}: ram/vram sizes on model '{}'",
+                m.model_type
+            ));
+        }
+        if qxl {
+            if let Some(r) = m.ram {
+                s.push_str(&format!(",ram_size={}", u64::from(r) * 1024));
+            }
+            if let Some(r) = m.vram {
+                s.push_str(&format!(",vram_size={}", u64::from(r) * 1024));
+            }
+            if let Some(r) = m.vram64 {
+                s.push_str(&format!(",vram64_size_mb={}", r / 1024));
+            }
+        }
+        if let Some(g) = m.vgamem {
+            match m.model_type {
+                VideoType::Vga | VideoType::Qxl | VideoType::Vmvga => {
+                    s.push_str(&format!(",vgamem_mb={}", g / 1024))
+                }
+                t => return unsupported(format!("{what}: vgamem on model '{t}'")),
+            }
+        }
+        if let Some(h) = m.heads.filter(|h| *h > 1) {
+            match m.model_type {
+                VideoType::Virtio | VideoType::Qxl => s.push_str(&format!(",max_outputs={h}")),
+                t => return unsupported(format!("{what}: heads on model '{t}'")),
+            }
+        }
+        if m.model_type != VideoType::Ramfb {
+            s.push_str(&pci_addr(&v.info, &what)?);
+        }
+        b.device(s);
+        let live = &mut b.live.devices.videos[i];
+        live.info.alias = Some(a);
+        if live.model.is_none() {
+            live.model = Some(m);
+        }
+    }
+    Ok(())
+}
+
+fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
+    for (i, a) in def.devices.audios.iter().enumerate() {
+        if a.audio_type != crate::model::devices::AudioType::None {
+            return unsupported(format!("<audio type='{}'>", a.audio_type));
+        }
+        b.arg(
+            "-audiodev",
+            format!("none,id=audio{}", a.id.unwrap_or(i as u32 + 1)),
+        );
+    }
+    if def.devices.watchdogs.len() > 1 {
+        return unsupported("more than one <watchdog>");
+    }
+    if let Some(w) = def.devices.watchdogs.first() {
+        let what = format!("<watchdog model='{}'>", w.model);
+        let a = alias(&w.info, "watchdog0".into());
+        match w.model {
+            WatchdogModel::I6300esb => {
+                b.need("i6300esb", &what)?;
+                let addr = pci_addr(&w.info, &what)?;
+                b.device(format!("i6300esb,id={a}{addr}"));
+            }
+            WatchdogModel::Ib700 => {
+                b.need("ib700", &what)?;
+                b.device(format!("ib700,id={a}"));
+            }
+            WatchdogModel::Itco if b.q35 => {
+                // the ICH9's own watchdog; it only needs to be allowed to act
+                b.arg("-global", "ICH9-LPC.noreboot=off");
+            }
+            other => return unsupported(format!("<watchdog model='{other}'> on this machine")),
+        }
+        let action = match w.action.unwrap_or(WatchdogAction::Reset) {
+            WatchdogAction::Reset => "reset",
+            WatchdogAction::Shutdown => "shutdown",
+            WatchdogAction::Poweroff => "poweroff",
+            WatchdogAction::Pause => "pause",
+            WatchdogAction::None => "none",
+            WatchdogAction::InjectNmi => "inject-nmi",
+            WatchdogAction::Dump => return unsupported(format!("{what} action 'dump'")),
+        };
+        b.arg("-action", format!("watchdog={action}"));
+        b.live.devices.watchdogs[0].info.alias = Some(a);
+    }
+    if let Some(m) = &def.devices.memballoon {
+        let what = format!("<memballoon model='{}'>", m.model);
+        let dev = match m.model {
+            MemballoonModel::None => None,
+            MemballoonModel::Virtio => Some("virtio-balloon-pci"),
+            MemballoonModel::VirtioTransitional => Some("virtio-balloon-pci-transitional"),
+            MemballoonModel::VirtioNonTransitional => Some("virtio-balloon-pci-non-transitional"),
+            MemballoonModel::Xen => return unsupported(what),
+        };
+        if let Some(dev) = dev {
+            b.need(dev, &what)?;
+            let a = alias(&m.info, "balloon0".into());
+            let mut s = format!("{dev},id={a}{}", pci_addr(&m.info, &what)?);
+            if let Some(d) = m.autodeflate {
+                s.push_str(&format!(",deflate-on-oom={}", on_off(d)));
+            }
+            if let Some(f) = m.free_page_reporting {
+                s.push_str(&format!(",free-page-reporting={}", on_off(f)));
+            }
+            b.device(s);
+            if let Some(p) = m.stats_period.filter(|p| *p > 0) {
+                b.setup.push(Setup::BalloonStats { period: p });
+            }
+            if def.current_memory() < def.memory_kib {
+                b.setup.push(Setup::Balloon {
+                    bytes: def.current_memory() * 1024,
+                });
+            }
+            if let Some(live) = b.live.devices.memballoon.as_mut() {
+                live.info.alias = Some(a);
+            }
+        }
+    }
+    for (i, r) in def.devices.rngs.iter().enumerate() {
+        let what = "<rng>".to_owned();
+        let a = alias(&r.info, format!("rng{i}"));
+        let obj = format!("obj{a}");
+        match &r.backend {
+            RngBackend::Random(p) => b.arg(
+                "-object",
+                format!(
+                    "rng-random,id={obj},filename={}",
+                    esc(p.as_deref().unwrap_or("/dev/urandom"))
+                ),
+            ),
+            RngBackend::Builtin => b.arg("-object", format!("rng-builtin,id={obj}")),
+        }
+        let dev = match r.model {
+            RngModel::Virtio => "virtio-rng-pci",
+            RngModel::VirtioTransitional => "virtio-rng-pci-transitional",
+            RngModel::VirtioNonTransitional => "virtio-rng-pci-non-transitional",
+        };
+        b.need(dev, &what)?;
+        let mut s = format!("{dev},rng={obj},id={a}");
+        if let Some(bytes) = r.rate_bytes {
+            s.push_str(&format!(
+                ",max-bytes={bytes},period={}",
+                r.rate_period.unwrap_or(1000)
+            ));
+        }
+        s.push_str(&pci_addr(&r.info, &what)?);
+        b.device(s);
+        b.live.devices.rngs[i].info.alias = Some(a);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1072 @@
+//! Golden command lines for representative definitions, and every refusal.
+
+use std::path::Path;
+
+use super::*;
+use crate::drivers::qemu::caps::tests::x86_64;
+
+const UUID: &str = "00000000-0000-4000-8000-000000000001";
+
+fn def(os: &str, top: &str, pre: &str, devices: &str) -> DomainDef {
+    let os = if os.is_empty() {
+        "<os><type>hvm</type></os>"
+    } else {
+        os
+    };
+    let xml = format!(
+        "<domain type='qemu'><name>t</name><uuid>{UUID}</uuid><memory unit='MiB'>64</memory>\
+         {pre}{os}{top}<devices>{devices}</devices></domain>"
+    );
+    DomainDef::from_xml(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"))
+}
+
+fn build_with(d: &DomainDef, caps: &Caps, accel: Accel) -> Result<Plan> {
+    let env = Env {
+        caps,
+        accel,
+        dir: Path::new("/run/vb/qemu/d1"),
+        id: 3,
+        free_port: &|| Some(5901),
+    };
+    build(d, &env)
+}
+
+fn cmd(d: &DomainDef) -> String {
+    build_with(d, &x86_64(), Accel::Tcg)
+        .expect("builds")
+        .args
+        .join(" ")
+}
+
+const PREFIX: &str = "-name guest=t,debug-threads=on -S -uuid 00000000-0000-4000-8000-000000000001 \
+    -no-user-config -nodefaults -no-shutdown -msg timestamp=on \
+    -chardev socket,id=charmonitor,path=/run/vb/qemu/d1/monitor.sock,server=on,wait=off \
+    -mon chardev=charmonitor,id=monitor,mode=control";
+
+#[test]
+fn golden_minimal() {
+    let want = format!(
+        "{PREFIX} -machine pc-i440fx-7.2,usb=off,dump-guest-core=off,acpi=off -accel tcg \
+         -m size=65536k -smp 1,maxcpus=1,sockets=1,cores=1,threads=1 -rtc base=utc \
+         -boot strict=on -display none"
+    );
+    let plan = build_with(&def("", "", "", ""), &x86_64(), Accel::Tcg).expect("builds");
+    assert_eq!(plan.args.join(" "), want);
+    assert_eq!(plan.monitor, Path::new("/run/vb/qemu/d1/monitor.sock"));
+    assert!(plan.agent.is_none() && plan.setup.is_empty() && plan.ptys.is_empty());
+    assert_eq!(plan.live.os.machine.as_deref(), Some("pc-i440fx-7.2"));
+    assert_eq!(
+        plan.live.devices.emulator.as_deref(),
+        Some("/usr/bin/qemu-system-x86_64")
+    );
+}
+
+#[test]
+fn golden_test_guest() {
+    let d = def(
+        "<os><type arch='x86_64'>hvm</type><kernel>/g/vmlinux</kernel>\
+         <initrd>/g/initrd</initrd><cmdline>console=ttyS0 quiet</cmdline></os>",
+        "<features><acpi/></features>",
+        "<vcpu>2</vcpu>",
+        "<disk type='file'><driver name='qemu' type='qcow2'/><source file='/d/a,b.qcow2'/>\
+         <target dev='vda' bus='virtio'/></disk>\
+         <interface type='user'><mac address='52:54:00:12:34:56'/><model type='virtio'/></interface>\
+         <serial type='pty'/><console type='pty'><target type='serial'/></console>\
+         <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>\
+         <graphics type='vnc' autoport='yes'/>\
+         <memballoon model='virtio'/>\
+         <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>",
+    );
+    let plan = build_with(&d, &x86_64(), Accel::Tcg).expect("builds");
+    let want = format!(
+        "{PREFIX} -machine pc-i440fx-7.2,usb=off,dump-guest-core=off -accel tcg \
+         -m size=65536k -smp 2,maxcpus=2,sockets=2,cores=1,threads=1 -rtc base=utc \
+         -boot strict=on -kernel /g/vmlinux -initrd /g/initrd -append console=ttyS0 quiet \
+         -display none -device virtio-serial-pci,id=virtio-serial0 \
+         -blockdev {{\"auto-read-only\":true,\"driver\":\"file\",\"filename\":\"/d/a,b.qcow2\",\"node-name\":\"vb-vda-file\",\"read-only\":false}} \
+         -blockdev {{\"driver\":\"qcow2\",\"file\":\"vb-vda-file\",\"node-name\":\"vb-vda\",\"read-only\":false}} \
+         -device virtio-blk-pci,drive=vb-vda,id=virtio-disk0 \
+         -netdev user,id=hostnet0 \
+         -device virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:12:34:56,romfile= \
+         -chardev pty,id=charserial0 -device isa-serial,chardev=charserial0,id=serial0,index=0 \
+         -chardev socket,id=charchannel0,path=/run/vb/qemu/d1/charchannel0.sock,server=on,wait=off \
+         -device virtserialport,bus=virtio-serial0.0,nr=1,chardev=charchannel0,id=channel0,name=org.qemu.guest_agent.0 \
+         -vnc 127.0.0.1:0,to=100 -device VGA,id=video0 -device virtio-balloon-pci,id=balloon0 \
+         -object rng-random,id=objrng0,filename=/dev/urandom \
+         -device virtio-rng-pci,rng=objrng0,id=rng0"
+    );
+    assert_eq!(plan.args.join(" "), want);
+    assert_eq!(
+        plan.agent.as_deref(),
+        Some(Path::new("/run/vb/qemu/d1/charchannel0.sock"))
+    );
+    assert_eq!(
+        plan.ptys,
+        [
+            ("charserial0".to_owned(), PtyOf::Serial(0)),
+            ("charserial0".to_owned(), PtyOf::Console(0))
+        ]
+    );
+    assert_eq!(plan.vnc_auto, Some(0));
+    // the live definition: aliases, the generated socket, the implicit controller and video
+    let live = plan.live.to_xml(&Default::default());
+    for want in [
+        "<alias name='virtio-disk0'/>",
+        "<alias name='net0'/>",
+        "<source mode='bind' path='/run/vb/qemu/d1/charchannel0.sock'/>",
+        "<controller type='virtio-serial' index='0'>",
+        "<model type='vga' primary='yes'/>",
+        "<address type='virtio-serial' controller='0' bus='0' port='1'/>",
+    ] {
+        assert!(live.contains(want), "{want} in {live}");
+    }
+    plan.live.validate().expect("the live definition is valid");
+    // the input is untouched
+    assert!(d.devices.disks[0].info.alias.is_none());
+}
+
+#[test]
+fn golden_q35_kvm_storage_and_net() {
+    let d = def(
+        "<os><type machine='q35'>hvm</type>\
+         <bootmenu enable='yes' timeout='500'/></os>",
+        "<features><acpi/><smm state='on'/></features><cpu mode='host-passthrough'>\
+         <topology sockets='1' cores='2' threads='2'/></cpu>\
+         <clock offset='localtime'><timer name='rtc' tickpolicy='catchup'/>\
+         <timer name='pit' tickpolicy='delay'/><timer name='hpet' present='no'/></clock>\
+         <on_reboot>destroy</on_reboot><on_crash>preserve</on_crash>\
+         <pm><suspend-to-mem enabled='yes'/></pm>",
+        "<vcpu current='2'>4</vcpu>",
+        "<disk type='block'><driver name='qemu' type='raw' cache='directsync' io='native' \
+         detect_zeroes='on'/><source dev='/dev/vg/x'/><target dev='sda' bus='sata'/>\
+         <serial>S1</serial><shareable/></disk>\
+         <disk type='file' device='cdrom'><source file='/iso/d.iso'/><target dev='sdb' bus='sata'/>\
+         <readonly/></disk>\
+         <interface type='bridge'><mac address='52:54:00:00:00:02'/><source bridge='br0'/>\
+         <model type='virtio'/><driver name='vhost' queues='2'/><link state='down'/>\
+         <boot order='1'/></interface>",
+    );
+    let plan = build_with(&d, &x86_64(), Accel::Kvm).expect("builds");
+    let got = plan.args.join(" ");
+    for want in [
+        "-machine pc-q35-7.2,usb=off,dump-guest-core=off,smm=on,hpet=off -accel kvm -cpu host",
+        "-smp 2,maxcpus=4,sockets=1,cores=2,threads=2",
+        "-rtc base=localtime,driftfix=slew -global kvm-pit.lost_tick_policy=delay",
+        "-global ICH9-LPC.disable_s3=0",
+        "-boot strict=on,menu=on,splash-time=500",
+        "-no-reboot -device pvpanic -action panic=pause",
+        "-blockdev {\"aio\":\"native\",\"auto-read-only\":true,\"cache\":{\"direct\":true,\"no-flush\":false},\"driver\":\"host_device\",\"filename\":\"/dev/vg/x\"",
+        "\"detect-zeroes\":\"on\",\"driver\":\"raw\"",
+        "-device ide-hd,bus=ide.0,drive=vb-sda,id=sata0-0-0,serial=S1,share-rw=on,write-cache=off",
+        "-device ide-cd,bus=ide.1,drive=vb-sdb,id=sata0-0-1",
+        "-netdev tap,id=hostnet0,ifname=vb3n0,script=no,downscript=no,vhost=on,queues=2",
+        "-device virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:00:00:02,mq=on,vectors=6,bootindex=1",
+    ] {
+        assert!(got.contains(want), "{want}\nin\n{got}");
+    }
+    assert!(!got.contains("ich9-ahci"), "q35 has its own AHCI: {got}");
+    assert_eq!(
+        plan.setup,
+        [
+            Setup::Bridge {
+                tap: "vb3n0".into(),
+                bridge: "br0".into()
+            },
+            Setup::LinkDown {
+                device: "net0".into()
+            }
+        ]
+    );
+    assert_eq!(
+        plan.live.devices.interfaces[0].target_dev.as_deref(),
+        Some("vb3n0")
+    );
+}
+
+#[test]
+fn golden_display_and_misc() {
+    let d = def(
+        "",
+        "",
+        "<currentMemory unit='MiB'>32</currentMemory>",
+        "<controller type='usb' model='qemu-xhci' ports='8'/>\
+         <input type='tablet' bus='usb'/><input type='keyboard' bus='virtio'/>\
+         <graphics type='spice' autoport='yes' passwd='pw'><image compression='auto_glz'/></graphics>\
+         <graphics type='vnc' port='5905' autoport='no' keymap='de' passwd='v'>\
+         <listen type='address' address='::1'/></graphics>\
+         <video><model type='qxl' ram='65536' vram='32768' vgamem='16384' heads='2'/></video>\
+         <video><model type='virtio'/></video>\
+         <audio id='1' type='none'/>\
+         <watchdog model='i6300esb' action='poweroff'/>\
+         <memballoon model='virtio' autodeflate='on'><stats period='10'/></memballoon>\
+         <rng model='virtio'><rate bytes='1024'/><backend model='builtin'/></rng>\
+         <serial type='file'><source path='/var/log/s.log' append='on'/></serial>\
+         <serial type='unix'><source mode='bind'/><target type='pci-serial'/></serial>",
+    );
+    let plan = build_with(&d, &x86_64(), Accel::Tcg).expect("builds");
+    let got = plan.args.join(" ");
+    for want in [
+        "-device qemu-xhci,id=usb,p2=8,p3=8",
+        "-device usb-tablet,bus=usb.0,id=input0",
+        "-device virtio-keyboard-pci,id=input1",
+        "-spice port=5901,addr=127.0.0.1,image-compression=auto_glz",
+        "-k de -vnc [::1]:5,password=on",
+        "-device qxl-vga,id=video0,ram_size=67108864,vram_size=33554432,vgamem_mb=16,max_outputs=2",
+        "-device virtio-gpu-pci,id=video1",
+        "-audiodev none,id=audio1",
+        "-device i6300esb,id=watchdog0 -action watchdog=poweroff",
+        "-device virtio-balloon-pci,id=balloon0,deflate-on-oom=on",
+        "-object rng-builtin,id=objrng0 -device virtio-rng-pci,rng=objrng0,id=rng0,max-bytes=1024,period=1000",
+        "-chardev file,id=charserial0,path=/var/log/s.log,append=on",
+        "-chardev socket,id=charserial1,path=/run/vb/qemu/d1/charserial1.sock,server=on,wait=off \
+         -device pci-serial,chardev=charserial1,id=serial1",
+    ] {
+        assert!(got.contains(want), "{want}\nin\n{got}");
+    }
+    assert!(
+        !got.contains("disable-ticketing"),
+        "a password means tickets"
+    );
+    assert_eq!(
+        plan.setup,
+        [
+            Setup::Password {
+                protocol: "spice",
+                secret: "pw".into()
+            },
+            Setup::Password {
+                protocol: "vnc",
+                secret: "v".into()
+            },
+            Setup::BalloonStats { period: 10 },
+            Setup::Balloon {
+                bytes: 32 * 1024 * 1024
+            },
+        ]
+    );
+    assert_eq!(plan.live.devices.graphics[0].port, Some(5901));
+    assert!(plan.vnc_auto.is_none());
+}
+
+#[test]
+fn optional_missing_cdrom_starts_empty() {
+    let d = def(
+        "",
+        "",
+        "",
+        "<disk type='file' device='cdrom'><source file='/nonexistent/x.iso' \
+         startupPolicy='optional'/><target dev='hdc' bus='ide'/><readonly/></disk>",
+    );
+    let plan = build_with(&d, &x86_64(), Accel::Tcg).expect("builds");
+    let got = plan.args.join(" ");
+    assert!(
+        got.contains("-device ide-cd,bus=ide.1,unit=0,id=ide0-1-0"),
+        "{got}"
+    );
+    assert!(!got.contains("-blockdev"), "{got}");
+    assert!(plan.live.devices.disks[0].source.is_none());
+}
+
+#[test]
+fn every_refusal_names_what_it_refuses() {
+    // (name, <os>, elements after <os>, elements before <os>, devices, expected text)
+    let cases: &[(&str, &str, &str, &str, &str, &str)] = &[
+        (
+            "arch",
+            "<os><type arch='aarch64'>hvm</type></os>",
+            "",
+            "",
+            "",
+            "architecture 'aarch64'",
+        ),
+        (
+            "machine",
+            "<os><type machine='virt'>hvm</type></os>",
+            "",
+            "",
+            "",
+            "machine type 'virt'",
+        ),
+        (
+            "ostype",
+            "<os><type>exe</type><init>/sbin/init</init></os>",
+            "",
+            "",
+            "",
+            "QEMU runs 'hvm'",
+        ),
+        (
+            "uefi",
+            "<os firmware='efi'><type>hvm</type></os>",
+            "",
+            "",
+            "",
+            "UEFI",
+        ),
+        (
+            "init",
+            "<os><type>hvm</type><init>/sbin/init</init></os>",
+            "",
+            "",
+            "",
+            "container init",
+        ),
+        (
+            "cpuset",
+            "",
+            "",
+            "<vcpu cpuset='0-1'>2</vcpu>",
+            "",
+            "pinning",
+        ),
+        (
+            "partition",
+            "",
+            "",
+            "<resource><partition>/machine</partition></resource>",
+            "",
+            "partition",
+        ),
+        ("hap", "", "<features><hap/></features>", "", "", "hap"),
+        (
+            "balloonless",
+            "",
+            "",
+            "<currentMemory unit='MiB'>32</currentMemory>",
+            "",
+            "memballoon",
+        ),
+        (
+            "poweroff_preserve",
+            "",
+            "<on_poweroff>preserve</on_poweroff>",
+            "",
+            "",
+            "<on_poweroff>preserve</on_poweroff>",
+        ),
+        (
+            "reboot_rename",
+            "",
+            "<on_reboot>rename-restart</on_reboot>",
+            "",
+            "",
+            "rename-restart",
+        ),
+        (
+            "crash_coredump",
+            "",
+            "<on_crash>coredump-destroy</on_crash>",
+            "",
+            "",
+            "coredump-destroy",
+        ),
+        (
+            "parallel",
+            "",
+            "",
+            "",
+            "<parallel type='pty'/>",
+            "<parallel>",
+        ),
+        (
+            "sound",
+            "",
+            "",
+            "",
+            "<sound model='ich9'/>",
+            "sound model='ich9'",
+        ),
+        (
+            "clock_tz",
+            "",
+            "<clock offset='timezone' timezone='Europe/Paris'/>",
+            "",
+            "",
+            "clock offset='timezone'",
+        ),
+        (
+            "rtc_merge",
+            "",
+            "<clock><timer name='rtc' tickpolicy='merge'/></clock>",
+            "",
+            "",
+            "rtc timer tickpolicy",
+        ),
+        (
+            "rtc_track",
+            "",
+            "<clock><timer name='rtc' track='boot'/></clock>",
+            "",
+            "",
+            "rtc timer track",
+        ),
+        (
+            "rtc_absent",
+            "",
+            "<clock><timer name='rtc' present='no'/></clock>",
+            "",
+            "",
+            "removing the rtc",
+        ),
+        (
+            "hpet_tick",
+            "",
+            "<clock><timer name='hpet' tickpolicy='delay'/></clock>",
+            "",
+            "",
+            "hpet timer",
+        ),
+        (
+            "pit_catchup",
+            "",
+            "<clock><timer name='pit' tickpolicy='catchup'/></clock>",
+            "",
+            "",
+            "pit timer tickpolicy",
+        ),
+        (
+            "pit_absent",
+            "",
+            "<clock><timer name='pit' present='no'/></clock>",
+            "",
+            "",
+            "removing the pit",
+        ),
+        (
+            "tsc",
+            "",
+            "<clock><timer name='tsc'/></clock>",
+            "",
+            "",
+            "<timer name='tsc'>",
+        ),
+        (
+            "vendor",
+            "",
+            "<cpu mode='custom'><model>qemu64</model><vendor>Intel</vendor></cpu>",
+            "",
+            "",
+            "<cpu><vendor>",
+        ),
+        (
+            "passthrough_tcg",
+            "",
+            "<cpu mode='host-passthrough'/>",
+            "",
+            "",
+            "needs KVM",
+        ),
+        (
+            "feature_no_model",
+            "",
+            "<cpu><feature policy='require' name='vmx'/></cpu>",
+            "",
+            "",
+            "without a <model>",
+        ),
+        (
+            "migratable_custom",
+            "",
+            "<cpu mode='custom' migratable='on'><model>qemu64</model></cpu>",
+            "",
+            "",
+            "migratable",
+        ),
+        (
+            "ctl_driver",
+            "",
+            "",
+            "",
+            "<controller type='virtio-serial'><driver ioeventfd='on'/></controller>",
+            "<driver> tuning",
+        ),
+        (
+            "pci_bridge",
+            "",
+            "",
+            "",
+            "<controller type='pci' index='1' model='pci-bridge'/>",
+            "PCI bridges",
+        ),
+        (
+            "ide_index",
+            "",
+            "",
+            "",
+            "<controller type='ide' index='1'/>",
+            "index 1 on this machine",
+        ),
+        (
+            "q35_sata_index",
+            "<os><type machine='q35'>hvm</type></os>",
+            "",
+            "",
+            "<controller type='sata' index='1'/>",
+            "on a q35 machine",
+        ),
+        (
+            "usb_index",
+            "",
+            "",
+            "",
+            "<controller type='usb' index='1'/>",
+            "companion",
+        ),
+        (
+            "usb_none",
+            "",
+            "",
+            "",
+            "<controller type='usb' model='none'/><input type='tablet' bus='usb'/>",
+            "model='none'",
+        ),
+        (
+            "usb_model",
+            "",
+            "",
+            "",
+            "<controller type='usb' model='vt82c686b-uhci'/>",
+            "model 'vt82c686b-uhci'",
+        ),
+        (
+            "usb_ports",
+            "",
+            "",
+            "",
+            "<controller type='usb' model='piix3-uhci' ports='4'/>",
+            "ports on model",
+        ),
+        (
+            "scsi",
+            "",
+            "",
+            "",
+            "<controller type='scsi'/>",
+            "<controller type='scsi'>",
+        ),
+        (
+            "floppy",
+            "",
+            "",
+            "",
+            "<disk type='file' device='floppy'><source file='/f.img'/><target dev='fda'/></disk>",
+            "floppy",
+        ),
+        (
+            "nobus",
+            "",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='xda'/></disk>",
+            "name a bus",
+        ),
+        (
+            "badname",
+            "",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='vd1' bus='virtio'/></disk>",
+            "a target name is",
+        ),
+        (
+            "longnode",
+            "",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='vdaaaaaaaaaaaaaaaaaaaaaaaaa' bus='virtio'/></disk>",
+            "node name",
+        ),
+        (
+            "drvname",
+            "",
+            "",
+            "",
+            "<disk type='file'><driver name='tap'/><source file='/d.img'/><target dev='vda'/></disk>",
+            "driver name 'tap'",
+        ),
+        (
+            "vmdk",
+            "",
+            "",
+            "",
+            "<disk type='file'><driver name='qemu' type='vmdk'/><source file='/d.img'/><target dev='vda'/></disk>",
+            "image format 'vmdk'",
+        ),
+        (
+            "virtio_cdrom",
+            "",
+            "",
+            "",
+            "<disk type='file' device='cdrom'><target dev='vdb' bus='virtio'/></disk>",
+            "CD-ROM on the virtio bus",
+        ),
+        (
+            "ro_sata",
+            "",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='sda' bus='sata'/><readonly/></disk>",
+            "read-only sata",
+        ),
+        (
+            "sata_unit",
+            "",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='sda' bus='sata'/><address type='drive' controller='0' bus='0' target='0' unit='6'/></disk>",
+            "SATA unit 6",
+        ),
+        (
+            "q35_sata_ctl",
+            "<os><type machine='q35'>hvm</type></os>",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='sda' bus='sata'/><address type='drive' controller='1' bus='0' target='0' unit='0'/></disk>",
+            "SATA controller 1 on q35",
+        ),
+        (
+            "q35_ide",
+            "<os><type machine='q35'>hvm</type></os>",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='hda' bus='ide'/></disk>",
+            "IDE on a q35",
+        ),
+        (
+            "ide_unit",
+            "",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='hda' bus='ide'/><address type='drive' controller='0' bus='0' target='0' unit='2'/></disk>",
+            "IDE bus 0 unit 2",
+        ),
+        (
+            "usb_disk",
+            "",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='sda' bus='usb'/></disk>",
+            "bus 'usb'",
+        ),
+        (
+            "pci_bus1",
+            "",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='vda' bus='virtio'/><address type='pci' domain='0x0000' bus='0x01' slot='0x02' function='0x0'/></disk>",
+            "only bus 0",
+        ),
+        (
+            "pci_slot",
+            "",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='vda' bus='virtio'/><address type='pci' domain='0x0000' bus='0x00' slot='0x28' function='0x0'/></disk>",
+            "out of range",
+        ),
+        (
+            "addr_type",
+            "",
+            "",
+            "",
+            "<disk type='file'><source file='/d.img'/><target dev='vda' bus='virtio'/><address type='drive' controller='0' bus='0' target='0' unit='0'/></disk>",
+            "address type 'drive'",
+        ),
+        (
+            "user_queues",
+            "",
+            "",
+            "",
+            "<interface type='user'><model type='virtio'/><driver queues='2'/></interface>",
+            "vhost or queues with user",
+        ),
+        (
+            "tap_name",
+            "",
+            "",
+            "",
+            "<interface type='ethernet'><target dev='abcdefghijklmnop'/></interface>",
+            "longer than 15",
+        ),
+        (
+            "network",
+            "",
+            "",
+            "",
+            "<interface type='network'><source network='default'/></interface>",
+            "virtual networks",
+        ),
+        (
+            "direct",
+            "",
+            "",
+            "",
+            "<interface type='direct'><source dev='eth0'/></interface>",
+            "macvtap",
+        ),
+        (
+            "nic_model",
+            "",
+            "",
+            "",
+            "<interface type='user'><model type='ne2k_isa'/></interface>",
+            "NIC model 'ne2k_isa'",
+        ),
+        (
+            "queues_e1000",
+            "",
+            "",
+            "",
+            "<interface type='bridge'><source bridge='br0'/><model type='e1000'/><driver queues='2'/></interface>",
+            "queues on NIC model",
+        ),
+        (
+            "unix_connect",
+            "",
+            "",
+            "",
+            "<serial type='unix'><source mode='connect'/></serial>",
+            "needs a path",
+        ),
+        (
+            "serial_stdio",
+            "",
+            "",
+            "",
+            "<serial type='stdio'/>",
+            "source type 'stdio'",
+        ),
+        (
+            "serial_usb",
+            "",
+            "",
+            "",
+            "<serial type='pty'><target type='usb-serial'/></serial>",
+            "target type 'usb-serial'",
+        ),
+        (
+            "serial_model",
+            "",
+            "",
+            "",
+            "<serial type='pty'><target type='isa-serial'><model name='pci-serial'/></target></serial>",
+            "model 'pci-serial'",
+        ),
+        (
+            "two_consoles",
+            "",
+            "",
+            "",
+            "<console type='pty'/><console type='pty'/>",
+            "serial consoles beyond the first",
+        ),
+        (
+            "console_xen",
+            "",
+            "",
+            "",
+            "<console type='pty'><target type='xen'/></console>",
+            "target type 'xen'",
+        ),
+        (
+            "channel_xen",
+            "",
+            "",
+            "",
+            "<channel type='pty'><target type='xen'/></channel>",
+            "target type 'xen'",
+        ),
+        (
+            "channel_ctl",
+            "",
+            "",
+            "",
+            "<channel type='pty'><target type='virtio' name='a.b'/><address type='virtio-serial' controller='1' bus='0' port='1'/></channel>",
+            "controller or bus other than 0",
+        ),
+        (
+            "channel_addr",
+            "",
+            "",
+            "",
+            "<channel type='pty'><target type='virtio' name='a.b'/><address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/></channel>",
+            "address type 'pci'",
+        ),
+        (
+            "ps2_tablet",
+            "",
+            "",
+            "",
+            "<input type='tablet' bus='ps2'/>",
+            "tablet on the ps2 bus",
+        ),
+        (
+            "input_xen",
+            "",
+            "",
+            "",
+            "<input type='mouse' bus='xen'/>",
+            "bus 'xen'",
+        ),
+        (
+            "listen_network",
+            "",
+            "",
+            "",
+            "<graphics type='vnc'><listen type='network' network='default'/></graphics>",
+            "listen type 'network'",
+        ),
+        (
+            "two_listens",
+            "",
+            "",
+            "",
+            "<graphics type='vnc'><listen type='address' address='127.0.0.1'/><listen type='address' address='::1'/></graphics>",
+            "more than one <listen>",
+        ),
+        (
+            "two_vnc",
+            "",
+            "",
+            "",
+            "<graphics type='vnc'/><graphics type='vnc'/>",
+            "more than one VNC",
+        ),
+        (
+            "vnc_low",
+            "",
+            "",
+            "",
+            "<graphics type='vnc' port='5800' autoport='no'/>",
+            "below 5900",
+        ),
+        (
+            "ws_auto",
+            "",
+            "",
+            "",
+            "<graphics type='vnc' websocket='-1'/>",
+            "websocket autoport",
+        ),
+        (
+            "two_spice",
+            "",
+            "",
+            "",
+            "<graphics type='spice'/><graphics type='spice'/>",
+            "more than one SPICE",
+        ),
+        (
+            "spice_tls",
+            "",
+            "",
+            "",
+            "<graphics type='spice' tlsPort='5901'/>",
+            "tlsPort",
+        ),
+        (
+            "spice_socket",
+            "",
+            "",
+            "",
+            "<graphics type='spice'><listen type='socket'/></graphics>",
+            "not an address",
+        ),
+        (
+            "spice_keymap",
+            "",
+            "",
+            "",
+            "<graphics type='spice' keymap='fr'/>",
+            "keymap",
+        ),
+        (
+            "video_xen",
+            "",
+            "",
+            "",
+            "<video><model type='xen'/></video>",
+            "model 'xen'",
+        ),
+        (
+            "video_secondary",
+            "",
+            "",
+            "",
+            "<video><model type='vga'/></video><video><model type='cirrus'/></video>",
+            "secondary model 'cirrus'",
+        ),
+        (
+            "vga_ram",
+            "",
+            "",
+            "",
+            "<video><model type='vga' ram='65536'/></video>",
+            "ram/vram sizes",
+        ),
+        (
+            "virtio_vgamem",
+            "",
+            "",
+            "",
+            "<video><model type='virtio' vgamem='16384'/></video>",
+            "vgamem on model 'virtio'",
+        ),
+        (
+            "vga_heads",
+            "",
+            "",
+            "",
+            "<video><model type='vga' heads='2'/></video>",
+            "heads on model 'vga'",
+        ),
+        (
+            "audio_alsa",
+            "",
+            "",
+            "",
+            "<audio id='1' type='alsa'/>",
+            "<audio type='alsa'>",
+        ),
+        (
+            "two_watchdogs",
+            "",
+            "",
+            "",
+            "<watchdog model='ib700'/><watchdog model='ib700'/>",
+            "more than one <watchdog>",
+        ),
+        ("itco_pc", "", "", "", "<watchdog model='itco'/>", "itco"),
+        (
+            "wd_dump",
+            "",
+            "",
+            "",
+            "<watchdog model='ib700' action='dump'/>",
+            "action 'dump'",
+        ),
+        (
+            "balloon_xen",
+            "",
+            "",
+            "",
+            "<memballoon model='xen'/>",
+            "<memballoon model='xen'>",
+        ),
+    ];
+    for (name, os, top, pre, devices, want) in cases {
+        let xml = format!(
+            "<domain type='qemu'><name>t</name><memory unit='MiB'>64</memory>{pre}{os}{top}\
+             <devices>{devices}</devices></domain>",
+            os = if os.is_empty() {
+                "<os><type>hvm</type></os>"
+            } else {
+                os
+            }
+        );
+        let d = DomainDef::from_xml(&xml).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let e = build_with(&d, &x86_64(), Accel::Tcg).expect_err(name);
+        assert!(
+            e.to_string().contains(want),
+            "{name}: '{e}' does not name '{want}'"
+        );
+    }
+}
+
+#[test]
+fn refusals_that_depend_on_the_emulator() {
+    let mut caps = x86_64();
+    caps.spice = false;
+    let spice = def("", "", "", "<graphics type='spice'/>");
+    let e = build_with(&spice, &caps, Accel::Tcg).expect_err("no spice");
+    assert!(e.to_string().contains("has no SPICE support"), "{e}");
+    let vmc = def(
+        "",
+        "",
+        "",
+        "<channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel>",
+    );
+    let e = build_with(&vmc, &caps, Accel::Tcg).expect_err("no spice");
+    assert!(e.to_string().contains("spicevmc without SPICE"), "{e}");
+
+    let mut caps = x86_64();
+    caps.devices.retain(|d| d != "VGA");
+    let e = build_with(&def("", "", "", "<video/>"), &caps, Accel::Tcg).expect_err("no VGA");
+    assert_eq!(
+        e,
+        CmdlineError::NotSupported(
+            "<video>: /usr/bin/qemu-system-x86_64 has no device 'VGA'".into()
+        )
+    );
+
+    let mut caps = x86_64();
+    caps.accels = vec!["tcg".into()];
+    let e = build_with(&def("", "", "", ""), &caps, Accel::Kvm).expect_err("no kvm");
+    assert!(
+        e.to_string().contains("accelerator 'kvm' is not compiled"),
+        "{e}"
+    );
+
+    let mut caps = x86_64();
+    caps.machines.iter_mut().for_each(|m| m.default = false);
+    let e = build_with(&def("", "", "", ""), &caps, Accel::Tcg).expect_err("no default");
+    assert!(e.to_string().contains("no default machine type"), "{e}");
+
+    let e = build_with(
+        &def("", "<cpu mode='host-model'/>", "", ""),
+        &x86_64(),
+        Accel::Tcg,
+    )
+    .expect_err("host-model under TCG");
+    assert!(e.to_string().contains("needs KVM"), "{e}");
+
+    let long = "/run/".to_owned() + &"x".repeat(100);
+    let env = Env {
+        caps: &x86_64(),
+        accel: Accel::Tcg,
+        dir: Path::new(&long),
+        id: 1,
+        free_port: &|| None,
+    };
+    let e = build(&def("", "", "", ""), &env).expect_err("long path");
+    assert!(
+        matches!(&e, CmdlineError::Invalid(m) if m.contains("longer than 107")),
+        "{e}"
+    );
+
+    let env = Env {
+        caps: &x86_64(),
+        accel: Accel::Tcg,
+        dir: Path::new("/run/vb"),
+        id: 1,
+        free_port: &|| None,
+    };
+    let e = build(&def("", "", "", "<graphics type='spice'/>"), &env).expect_err("no port");
+    assert!(e.to_string().contains("no free port"), "{e}");
+}
+
+#[test]
+fn escaping_and_names() {
+    assert_eq!(esc("a,b,,c"), "a,,b,,,,c");
+    assert_eq!(disk_index("vda"), Some(0));
+    assert_eq!(disk_index("sdb"), Some(1));
+    assert_eq!(disk_index("hdaa"), Some(26));
+    assert_eq!(disk_index("vd"), None);
+    assert_eq!(disk_index("vd1"), None);
+    let d = def(
+        "",
+        "",
+        "",
+        "<serial type='file'><source path='/var/log/a,b.log'/></serial>",
+    );
+    assert!(cmd(&d).contains("path=/var/log/a,,b.log"), "{}", cmd(&d));
+    let d = def("<os><type>hvm</type></os>", "", "", "");
+    let mut named = d.clone();
+    named.name = "we,ird".into();
+    assert!(
+        build_with(&named, &x86_64(), Accel::Tcg)
+            .expect("builds")
+            .args
+            .contains(&"guest=we,,ird,debug-threads=on".to_owned())
+    );
+}

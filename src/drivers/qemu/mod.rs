@@ -1,0 +1,926 @@
+//! The QEMU driver: `qemu` and `kvm` domains as `qemu-system-*` processes, driven over QMP
+//! and the guest agent.
+//!
+//! Modules, one job each: [`caps`] (emulators and what they offer, cached on disk), [`kvm`]
+//! (whether KVM can run a guest), [`cmdline`] (definition → command line + live definition),
+//! [`process`] (spawn, log, signal, watch), [`status`] (what survives a daemon restart),
+//! [`monitor`] (QMP events → driver events), [`stats`], [`agent`] (guest info) and [`net`]
+//! (taps and bridges); [`transport`], [`qmp`] and [`qga`] are the protocol clients.
+//!
+//! A start runs QEMU paused (`-S`) with `-no-shutdown`, connects to its monitor, reads what
+//! only the running QEMU knows (pty paths, the VNC port), applies the settings that need
+//! QMP, and then continues it, as libvirt does.
+
+pub mod agent;
+pub mod caps;
+pub mod cmdline;
+pub mod config;
+pub mod kvm;
+pub mod monitor;
+pub mod net;
+pub mod process;
+pub mod qga;
+pub mod qmp;
+pub mod stats;
+pub mod status;
+pub mod transport;
+
+use std::{
+    collections::HashMap,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub use self::config::QemuConfig;
+use self::{
+    caps::{Caps, CapsCache},
+    cmdline::{Accel, Env, Plan, PtyOf, Setup},
+    kvm::KvmStatus,
+    monitor::{Vm, VmParts, driver_error},
+    process::{Log, Process},
+    status::Status as StatusFile,
+};
+use super::{
+    Completion, DomainCtx, Driver, DriverCaps, DriverError, DriverResult, GuestInfo,
+    GuestInfoTypes, Recovered, RevertOutcome, RevertTarget, RuntimeGuest, SnapshotRequest, Started,
+    Stats,
+};
+use crate::{
+    core::{capabilities::xml_text, events::lock, options::PowerMode},
+    model::{
+        DomainDef, DomainType, SnapshotDef,
+        devices::{CharSourceType, InterfaceType},
+        state::{DomainState, StateReason, Status},
+    },
+};
+
+/// Why the driver could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The QEMU driver.
+pub struct QemuDriver {
+    config: QemuConfig,
+    /// `<runtime>/qemu`: per-domain socket directories and `status/`.
+    runtime: PathBuf,
+    log_dir: PathBuf,
+    cache_dir: PathBuf,
+    /// The emulator for the host's architecture, found at start.
+    default_emulator: PathBuf,
+    caps: CapsCache,
+    kvm: KvmStatus,
+    vms: Arc<Mutex<HashMap<Uuid, Arc<Vm>>>>,
+}
+
+fn failed(e: impl std::fmt::Display) -> DriverError {
+    DriverError::Failed(e.to_string())
+}
+
+impl QemuDriver {
+    /// Find the host's emulator, probe it (or read its cached capabilities) and KVM.
+    /// `Ok(None)` when no `qemu-system-*` binary is found or it cannot be probed: the daemon
+    /// runs without the driver.
+    /// Capabilities are cached under `cache_dir`; sockets, status files and (by default)
+    /// logs live under `runtime_dir`.
+    pub async fn new(
+        config: QemuConfig,
+        cache_dir: &Path,
+        runtime_dir: &Path,
+    ) -> Result<Option<Self>, QemuError> {
+        let runtime = runtime_dir.join("qemu");
+        let log_dir = config
+            .log_dir
+            .clone()
+            .unwrap_or_else(|| runtime.join("log"));
+        let cache_dir = cache_dir.join("qemu");
+        for d in [&runtime, &log_dir] {
+            mkdir_private(d)?;
+        }
+        let dirs = caps::search_dirs(&config.emulator_dirs);
+        let default_emulator = match caps::find_emulator(std::env::consts::ARCH, &dirs) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::info!("QEMU driver disabled: {e}");
+                return Ok(None);
+            }
+        };
+        let cache = CapsCache::default();
+        let t = Instant::now();
+        if let Err(e) = cache.get(&default_emulator, &cache_dir, &runtime).await {
+            tracing::error!("QEMU driver disabled: {e}");
+            return Ok(None);
+        }
+        let kvm = match config.kvm_mode() {
+            config::KvmMode::No => KvmStatus::Unusable(format!(
+                "KVM is disabled by configuration (or {}=tcg)",
+                config::ACCEL_ENV
+            )),
+            config::KvmMode::Yes => KvmStatus::Usable,
+            config::KvmMode::Auto => kvm::probe(Duration::from_secs(2)).await,
+        };
+        tracing::info!(
+            "QEMU driver: {} ready in {:?}; KVM {}",
+            default_emulator.display(),
+            t.elapsed(),
+            match &kvm {
+                KvmStatus::Usable => "usable".to_owned(),
+                KvmStatus::Unusable(why) => format!("unusable: {why}"),
+            }
+        );
+        Ok(Some(Self {
+            config,
+            runtime,
+            log_dir,
+            cache_dir,
+            default_emulator,
+            caps: cache,
+            kvm,
+            vms: Arc::default(),
+        }))
+    }
+
+    fn vm(&self, ctx: &DomainCtx) -> DriverResult<Arc<Vm>> {
+        lock(&self.vms)
+            .get(&ctx.uuid)
+            .filter(|vm| !*vm.gone().borrow())
+            .cloned()
+            .ok_or_else(|| {
+                DriverError::InvalidState(format!("domain '{}' is not running", ctx.name))
+            })
+    }
+
+    fn emulator_for(&self, def: &DomainDef) -> DriverResult<PathBuf> {
+        if let Some(e) = &def.devices.emulator {
+            return Ok(PathBuf::from(e));
+        }
+        match def.os.arch.as_deref() {
+            None => Ok(self.default_emulator.clone()),
+            Some(a) if a == std::env::consts::ARCH => Ok(self.default_emulator.clone()),
+            Some(a) => caps::find_emulator(a, &caps::search_dirs(&self.config.emulator_dirs))
+                .map_err(|e| DriverError::NotSupported(e.to_string())),
+        }
+    }
+
+    fn accel_for(&self, def: &DomainDef) -> DriverResult<Accel> {
+        match def.domain_type {
+            DomainType::Kvm => match &self.kvm {
+                KvmStatus::Usable => Ok(Accel::Kvm),
+                KvmStatus::Unusable(why) => Err(DriverError::NotSupported(format!(
+                    "domain '{}' is of type 'kvm', but KVM is not usable on this host: {why}; \
+                     use <domain type='qemu'> to run it under TCG emulation",
+                    def.name
+                ))),
+            },
+            _ => Ok(Accel::Tcg),
+        }
+    }
+
+    /// The capabilities this emulator has been seen with, without probing.
+    fn known_caps(&self, emulator: &Path) -> Option<Caps> {
+        self.caps.all().into_iter().find(|c| c.emulator == emulator)
+    }
+
+    fn domain_dir(&self, uuid: &Uuid) -> PathBuf {
+        self.runtime.join(uuid.simple().to_string())
+    }
+
+    /// Remove a domain's runtime files and forget it, if `vm` is still the one recorded.
+    fn cleanup_fn(&self) -> impl FnOnce(&Vm) + Send + 'static {
+        let vms = self.vms.clone();
+        let runtime = self.runtime.clone();
+        move |vm: &Vm| {
+            let mut map = lock(&vms);
+            if map
+                .get(&vm.uuid)
+                .is_some_and(|v| std::ptr::eq(v.as_ref(), vm))
+            {
+                map.remove(&vm.uuid);
+                drop(map);
+                StatusFile::remove(&runtime, &vm.uuid);
+                let _ = std::fs::remove_dir_all(&vm.dir);
+            }
+        }
+    }
+
+    fn status_of(&self, vm: &Vm) -> StatusFile {
+        StatusFile {
+            uuid: vm.uuid,
+            id: vm.id,
+            pid: vm.process.pid,
+            start_time: vm.process.start_time,
+            emulator: vm.emulator.clone(),
+            monitor: vm.monitor.clone(),
+            agent: vm.agent.as_ref().map(|a| a.path().to_owned()),
+            dir: vm.dir.clone(),
+            log: vm.log.clone(),
+            live: vm.live(),
+        }
+    }
+
+    async fn save_status(&self, vm: &Vm) -> DriverResult<()> {
+        let st = self.status_of(vm);
+        let runtime = self.runtime.clone();
+        tokio::task::spawn_blocking(move || st.save(&runtime))
+            .await
+            .map_err(failed)?
+            .map_err(failed)
+    }
+
+    /// Connect to the monitor of a QEMU that is starting; its exit ends the wait.
+    async fn connect_monitor(
+        &self,
+        path: &Path,
+        proc: &Process,
+    ) -> Result<(qmp::Qmp, transport::Events), String> {
+        let deadline = Instant::now() + self.config.monitor_timeout();
+        loop {
+            if proc.has_exited() {
+                return Err("QEMU exited while starting".into());
+            }
+            if path.exists() {
+                match qmp::Qmp::connect(path, self.config.monitor_timeout()).await {
+                    Ok(c) => return Ok(c),
+                    Err(e) if Instant::now() >= deadline => {
+                        return Err(format!("cannot connect to its monitor: {e}"));
+                    }
+                    Err(_) => {}
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "its monitor {} did not appear within {:?}",
+                    path.display(),
+                    self.config.monitor_timeout()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// What only the running QEMU knows, and the settings that need QMP.
+    async fn setup(&self, vm: &Vm, plan: &Plan) -> DriverResult<()> {
+        if !plan.ptys.is_empty() {
+            let chardevs = vm.command("query-chardev", None).await?;
+            let mut live = lock(&vm.live);
+            for (id, of) in &plan.ptys {
+                let path = chardevs
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c.get("label").and_then(Value::as_str) == Some(id))
+                    .and_then(|c| c.get("filename").and_then(Value::as_str))
+                    .and_then(|f| f.strip_prefix("pty:"))
+                    .map(str::to_owned);
+                let dev = match of {
+                    PtyOf::Serial(i) => live.devices.serials.get_mut(*i),
+                    PtyOf::Console(i) => live.devices.consoles.get_mut(*i),
+                    PtyOf::Channel(i) => live.devices.channels.get_mut(*i),
+                };
+                if let Some(d) = dev
+                    && d.source_type == CharSourceType::Pty
+                {
+                    if matches!(of, PtyOf::Console(_)) {
+                        d.tty = path.clone();
+                    }
+                    d.source_path = path;
+                }
+            }
+        }
+        if let Some(i) = plan.vnc_auto {
+            let vnc = vm.command("query-vnc", None).await?;
+            let port = vnc
+                .get("service")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<i32>().ok());
+            if let Some(g) = lock(&vm.live).devices.graphics.get_mut(i) {
+                g.port = port;
+                g.autoport = Some(true);
+            }
+        }
+        for step in &plan.setup {
+            match step {
+                Setup::LinkDown { device } => {
+                    vm.command("set_link", Some(json!({"name": device, "up": false})))
+                        .await?;
+                }
+                Setup::Bridge { tap, bridge } => net::attach(tap, bridge).map_err(|e| {
+                    DriverError::Failed(format!(
+                        "domain '{}': cannot add tap {tap} to bridge {bridge}: {e}",
+                        vm.name
+                    ))
+                })?,
+                Setup::TapUp { tap } => net::up(tap).map_err(|e| {
+                    DriverError::Failed(format!("domain '{}': cannot bring {tap} up: {e}", vm.name))
+                })?,
+                Setup::Password { protocol, secret } => {
+                    vm.command(
+                        "set_password",
+                        Some(json!({"protocol": protocol, "password": secret})),
+                    )
+                    .await?;
+                }
+                Setup::Balloon { bytes } => {
+                    vm.command("balloon", Some(json!({"value": bytes}))).await?;
+                }
+                Setup::BalloonStats { period } => {
+                    let alias = lock(&vm.live)
+                        .devices
+                        .memballoon
+                        .as_ref()
+                        .and_then(|m| m.info.alias.clone())
+                        .unwrap_or_else(|| "balloon0".into());
+                    vm.command(
+                        "qom-set",
+                        Some(json!({"path": format!("/machine/peripheral/{alias}"),
+                                    "property": "guest-stats-polling-interval",
+                                    "value": period})),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The error for a start that failed after QEMU was launched: QEMU's own words first.
+    async fn start_failed(&self, proc: &Process, log: &Log, why: String) -> DriverError {
+        // give QEMU a moment to finish writing why it exits
+        proc.wait_for(Duration::from_millis(500)).await;
+        let _ = proc.terminate(Duration::from_secs(2), false).await;
+        let out = log.output();
+        Log::note(&log.path, &format!("start failed: {why}"));
+        let mut msg = String::from("QEMU failed to start");
+        if !out.is_empty() {
+            let _ = write!(msg, ": {out}");
+        } else {
+            let _ = write!(msg, ": {why}");
+        }
+        let _ = write!(msg, " (log: {})", log.path.display());
+        DriverError::Failed(msg)
+    }
+
+    fn capabilities_details(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "    <kvm usable='{}'{}/>",
+            if self.kvm.usable() { "yes" } else { "no" },
+            match &self.kvm {
+                KvmStatus::Usable => String::new(),
+                KvmStatus::Unusable(why) => format!(" reason='{}'", xml_attr(why)),
+            }
+        );
+        for c in self.caps.all() {
+            let _ = writeln!(
+                s,
+                "    <emulator path='{}' arch='{}' version='{}'>",
+                xml_attr(&c.emulator.display().to_string()),
+                xml_attr(&c.arch),
+                xml_attr(&c.version)
+            );
+            for a in &c.accels {
+                let usable = match a.as_str() {
+                    "kvm" => self.kvm.usable(),
+                    _ => true,
+                };
+                let _ = writeln!(
+                    s,
+                    "      <accelerator name='{}' usable='{}'/>",
+                    xml_attr(a),
+                    if usable { "yes" } else { "no" }
+                );
+            }
+            for m in &c.machines {
+                let _ = write!(s, "      <machine");
+                if let Some(a) = &m.alias {
+                    let _ = write!(s, " alias='{}'", xml_attr(a));
+                }
+                if m.default {
+                    s.push_str(" default='yes'");
+                }
+                let _ = writeln!(s, ">{}</machine>", xml_text(&m.name));
+            }
+            let _ = writeln!(s, "      <devices count='{}'/>", c.devices.len());
+            s.push_str("    </emulator>\n");
+        }
+        s
+    }
+}
+
+fn xml_attr(s: &str) -> String {
+    xml_text(s).replace('\'', "&apos;")
+}
+
+fn mkdir_private(d: &Path) -> Result<(), QemuError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(d)
+        .map_err(|source| QemuError::Dir {
+            path: d.to_owned(),
+            source,
+        })
+}
+
+/// A TCP port on the loopback nobody listens on, from libvirt's range for displays.
+fn free_port() -> Option<u16> {
+    (5900..=65535).find(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok())
+}
+
+/// A domain's state from QMP `query-status`.
+fn status_from_qmp(v: &Value) -> Status {
+    match v.get("status").and_then(Value::as_str).unwrap_or_default() {
+        "running" => Status::new(DomainState::Running, StateReason::Booted),
+        "io-error" => Status::new(DomainState::Paused, StateReason::IoError),
+        "watchdog" => Status::new(DomainState::Paused, StateReason::Watchdog),
+        "guest-panicked" => Status::new(DomainState::Crashed, StateReason::Panicked),
+        "shutdown" => Status::new(DomainState::Shutdown, StateReason::User),
+        _ => Status::new(DomainState::Paused, StateReason::User),
+    }
+}
+
+#[async_trait]
+impl Driver for QemuDriver {
+    fn name(&self) -> &'static str {
+        "qemu"
+    }
+
+    fn capabilities(&self) -> DriverCaps {
+        DriverCaps {
+            name: "qemu",
+            domain_types: vec![DomainType::Qemu, DomainType::Kvm],
+            details_xml: self.capabilities_details(),
+            snapshot_internal: false,
+            snapshot_external: false,
+            quiesce: true,
+        }
+    }
+
+    /// Refuse at define what can never start: a `kvm` domain without usable KVM, and anything
+    /// the command line cannot express (checked against the emulator's known capabilities).
+    fn check(&self, def: &DomainDef) -> DriverResult<()> {
+        let accel = self.accel_for(def)?;
+        let emulator = self.emulator_for(def)?;
+        let Some(caps) = self.known_caps(&emulator) else {
+            return Ok(());
+        };
+        let env = Env {
+            caps: &caps,
+            accel,
+            dir: Path::new("/run/virtbus/qemu/check"),
+            id: 1,
+            free_port: &|| Some(5900),
+        };
+        cmdline::build(def, &env).map(|_| ()).map_err(|e| match e {
+            cmdline::CmdlineError::NotSupported(m) => {
+                DriverError::NotSupported(format!("domain '{}': {m}", def.name))
+            }
+            cmdline::CmdlineError::Invalid(m) => {
+                DriverError::InvalidArgument(format!("domain '{}': {m}", def.name))
+            }
+        })
+    }
+
+    async fn start(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        id: u32,
+    ) -> DriverResult<Started> {
+        if self.vm(ctx).is_ok() {
+            return Err(DriverError::InvalidState(format!(
+                "domain '{}' is already running",
+                ctx.name
+            )));
+        }
+        let accel = self.accel_for(def)?;
+        let emulator = self.emulator_for(def)?;
+        let caps = self
+            .caps
+            .get(&emulator, &self.cache_dir, &self.runtime)
+            .await
+            .map_err(|e| DriverError::NotSupported(e.to_string()))?;
+        let dir = self.domain_dir(&def.uuid);
+        let _ = std::fs::remove_dir_all(&dir);
+        mkdir_private(&dir).map_err(failed)?;
+        let env = Env {
+            caps: &caps,
+            accel,
+            dir: &dir,
+            id,
+            free_port: &free_port,
+        };
+        let plan = match cmdline::build(def, &env) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(match e {
+                    cmdline::CmdlineError::NotSupported(m) => {
+                        DriverError::NotSupported(format!("domain '{}': {m}", def.name))
+                    }
+                    cmdline::CmdlineError::Invalid(m) => {
+                        DriverError::InvalidArgument(format!("domain '{}': {m}", def.name))
+                    }
+                });
+            }
+        };
+        let log_path = self.log_dir.join(format!("{}.log", def.name));
+        let log = Log::open(&log_path, &emulator, &plan.args).map_err(failed)?;
+        let proc = Process::spawn(&emulator, &plan.args, &log.file).map_err(failed)?;
+        tracing::debug!("domain '{}': QEMU pid {}", def.name, proc.pid);
+        let (qmp, events) = match self.connect_monitor(&plan.monitor, &proc).await {
+            Ok(c) => c,
+            Err(why) => {
+                let e = self.start_failed(&proc, &log, why).await;
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let vm = Vm::new(VmParts {
+            uuid: def.uuid,
+            name: def.name.clone(),
+            id,
+            qmp,
+            agent: plan.agent.clone(),
+            process: proc,
+            dir: dir.clone(),
+            log: log_path.clone(),
+            emulator: emulator.clone(),
+            monitor: plan.monitor.clone(),
+            live: plan.live.clone(),
+            timeout: self.config.monitor_timeout(),
+            in_shutdown: false,
+        });
+        lock(&self.vms).insert(def.uuid, vm.clone());
+        monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
+        let setup = async {
+            self.setup(&vm, &plan).await?;
+            // before the guest runs, a record to find this QEMU again after a kill -9
+            self.save_status(&vm).await?;
+            if !paused {
+                vm.command_quiet("cont", None, &["RESUME"]).await?;
+            }
+            Ok::<(), DriverError>(())
+        };
+        if let Err(e) = setup.await {
+            vm.set_stopping(true);
+            let err = self.start_failed(&vm.process, &log, e.to_string()).await;
+            let mut gone = vm.gone();
+            let _ = tokio::time::timeout(Duration::from_secs(5), gone.wait_for(|g| *g)).await;
+            return Err(err);
+        }
+        Ok(Started {
+            live: Some(vm.live()),
+        })
+    }
+
+    async fn shutdown(&self, ctx: &DomainCtx, mode: PowerMode) -> DriverResult<Completion> {
+        let vm = self.vm(ctx)?;
+        match mode {
+            PowerMode::Default | PowerMode::Acpi => {
+                vm.command("system_powerdown", None).await?;
+            }
+            PowerMode::Agent => {
+                let agent = agent_of(&vm)?;
+                agent
+                    .shutdown(
+                        qapi::qga::GuestShutdownMode::Powerdown,
+                        self.config.agent_timeout(),
+                    )
+                    .await
+                    .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))?;
+            }
+        }
+        Ok(Completion::Requested)
+    }
+
+    async fn reboot(&self, ctx: &DomainCtx, mode: PowerMode) -> DriverResult<Completion> {
+        let vm = self.vm(ctx)?;
+        match mode {
+            PowerMode::Default | PowerMode::Acpi => {
+                // the guest powers off; QEMU holds it and the core resets it (on_reboot)
+                vm.set_fake_reboot(true);
+                if let Err(e) = vm.command("system_powerdown", None).await {
+                    vm.set_fake_reboot(false);
+                    return Err(e);
+                }
+            }
+            PowerMode::Agent => {
+                let agent = agent_of(&vm)?;
+                agent
+                    .shutdown(
+                        qapi::qga::GuestShutdownMode::Reboot,
+                        self.config.agent_timeout(),
+                    )
+                    .await
+                    .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))?;
+            }
+        }
+        Ok(Completion::Requested)
+    }
+
+    async fn destroy(&self, ctx: &DomainCtx, graceful: bool) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        vm.set_stopping(true);
+        let gone = vm
+            .process
+            .terminate(self.config.grace(), graceful)
+            .await
+            .map_err(|e| failed(format!("cannot stop QEMU of domain '{}': {e}", vm.name)))?;
+        if !gone {
+            vm.set_stopping(false);
+            return Err(DriverError::Timeout(format!(
+                "QEMU of domain '{}' did not exit within {:?} of SIGTERM",
+                vm.name,
+                self.config.grace()
+            )));
+        }
+        Log::note(&vm.log, "stopped by virtbus");
+        let mut g = vm.gone();
+        if tokio::time::timeout(Duration::from_secs(10), g.wait_for(|g| *g))
+            .await
+            .is_err()
+        {
+            // the watcher is late; do its cleanup now
+            (self.cleanup_fn())(&vm);
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        let mut resets = vm.resets();
+        let before = *resets.borrow_and_update();
+        let held = vm.in_shutdown();
+        vm.command("system_reset", None).await?;
+        if held {
+            // a powered-off guest held by -no-shutdown runs again after its reset
+            vm.command_quiet("cont", None, &["RESUME"]).await?;
+        }
+        // report the reset (from its event) before returning
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), resets.wait_for(|n| *n > before)).await;
+        Ok(())
+    }
+
+    async fn suspend(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        vm.command_quiet("stop", None, &["STOP"]).await.map(|_| ())
+    }
+
+    async fn resume(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        vm.command_quiet("cont", None, &["RESUME"])
+            .await
+            .map(|_| ())
+    }
+
+    async fn stats(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<Stats> {
+        let vm = self.vm(ctx)?;
+        let live = vm.live();
+        let pid = vm.process.pid;
+        let tick = stats::tick_ns();
+        let mut out = Stats::new();
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            stats::cpu(&s, tick, &mut out);
+        }
+        let balloon = match live.devices.memballoon.as_ref() {
+            Some(m) if m.model != crate::model::devices::MemballoonModel::None => {
+                vm.command("query-balloon", None).await.ok()
+            }
+            _ => None,
+        };
+        let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| stats::rss_kib(&s));
+        stats::balloon(&live, balloon.as_ref(), rss, &mut out);
+        let cpus = vm.command("query-cpus-fast", None).await?;
+        stats::vcpus(
+            &live,
+            &cpus,
+            tick,
+            &|tid| std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok(),
+            &mut out,
+        );
+        let blockstats = vm.command("query-blockstats", None).await?;
+        stats::blocks(&live, &blockstats, &mut out);
+        // user-mode NICs have no host device: ask the guest agent, briefly, if it runs
+        let needs_agent = live
+            .devices
+            .interfaces
+            .iter()
+            .any(|i| i.iface_type == InterfaceType::User);
+        let guest_view = match (&vm.agent, needs_agent) {
+            (Some(a), true) => {
+                let running = vm
+                    .command("query-status", None)
+                    .await
+                    .ok()
+                    .and_then(|s| s.get("running").and_then(Value::as_bool))
+                    .unwrap_or(false);
+                if running {
+                    agent::interfaces_raw(a, Duration::from_secs(1)).await.ok()
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        stats::nets(
+            &live,
+            &|i| {
+                let n = live.devices.interfaces.get(i)?;
+                match n.iface_type {
+                    InterfaceType::Bridge | InterfaceType::Ethernet => {
+                        stats::tap_counters(n.target_dev.as_deref()?)
+                    }
+                    _ => agent::counters_for_mac(guest_view.as_ref()?, &n.mac.to_string()),
+                }
+            },
+            &mut out,
+        );
+        Ok(out)
+    }
+
+    async fn snapshot_create(
+        &self,
+        ctx: &DomainCtx,
+        _req: SnapshotRequest<'_>,
+    ) -> DriverResult<()> {
+        Err(no_snapshots(ctx))
+    }
+
+    async fn snapshot_revert(
+        &self,
+        ctx: &DomainCtx,
+        _snap: &SnapshotDef,
+        _active_now: bool,
+        _target: RevertTarget,
+    ) -> DriverResult<RevertOutcome> {
+        Err(no_snapshots(ctx))
+    }
+
+    async fn snapshot_delete(
+        &self,
+        ctx: &DomainCtx,
+        _snap: &SnapshotDef,
+        _active_now: bool,
+        _metadata_only: bool,
+    ) -> DriverResult<()> {
+        Err(no_snapshots(ctx))
+    }
+
+    async fn fs_freeze(&self, ctx: &DomainCtx, mountpoints: &[String]) -> DriverResult<u32> {
+        let vm = self.vm(ctx)?;
+        let agent = agent_of(&vm)?;
+        let (cmd, args) = if mountpoints.is_empty() {
+            ("guest-fsfreeze-freeze", None)
+        } else {
+            (
+                "guest-fsfreeze-freeze-list",
+                Some(json!({"mountpoints": mountpoints})),
+            )
+        };
+        let n = agent
+            .execute_raw(cmd, args, self.config.agent_timeout())
+            .await
+            .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))?;
+        Ok(n.as_u64().unwrap_or(0) as u32)
+    }
+
+    async fn fs_thaw(&self, ctx: &DomainCtx, _mountpoints: &[String]) -> DriverResult<u32> {
+        let vm = self.vm(ctx)?;
+        let agent = agent_of(&vm)?;
+        let n = agent
+            .fsfreeze_thaw(self.config.agent_timeout())
+            .await
+            .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))?;
+        Ok(n.max(0) as u32)
+    }
+
+    fn forget(&self, uuid: &Uuid) {
+        lock(&self.vms).remove(uuid);
+    }
+
+    fn runtime_guests(&self) -> Vec<RuntimeGuest> {
+        status::load_all(&self.runtime)
+            .into_iter()
+            .map(|s| RuntimeGuest {
+                uuid: s.uuid,
+                live: s.live,
+            })
+            .collect()
+    }
+
+    async fn recover(&self, ctx: &DomainCtx) -> DriverResult<Recovered> {
+        let path = status::path(&self.runtime, &ctx.uuid);
+        let st = StatusFile::load(&path).map_err(failed)?;
+        let forget = |why: String| {
+            StatusFile::remove(&self.runtime, &st.uuid);
+            let _ = std::fs::remove_dir_all(&st.dir);
+            DriverError::Failed(why)
+        };
+        let proc = match Process::adopt(st.pid, st.start_time) {
+            Ok(p) => p,
+            Err(e) => {
+                Log::note(&st.log, "QEMU was gone when virtbus restarted");
+                return Err(forget(format!(
+                    "its QEMU exited while the daemon was down ({e})"
+                )));
+            }
+        };
+        let (qmp, events) = qmp::Qmp::connect(&st.monitor, self.config.monitor_timeout())
+            .await
+            .map_err(|e| {
+                DriverError::Failed(format!(
+                    "QEMU process {} still runs but its monitor {} does not answer: {e}",
+                    st.pid,
+                    st.monitor.display()
+                ))
+            })?;
+        let qs = qmp
+            .execute_raw("query-status", None, self.config.monitor_timeout())
+            .await
+            .map_err(|e| driver_error(&format!("domain '{}': query-status", ctx.name), e))?;
+        let status = status_from_qmp(&qs);
+        let vm = Vm::new(VmParts {
+            uuid: st.uuid,
+            name: st.live.name.clone(),
+            id: st.id,
+            qmp,
+            agent: st.agent.clone(),
+            process: proc,
+            dir: st.dir.clone(),
+            log: st.log.clone(),
+            emulator: st.emulator.clone(),
+            monitor: st.monitor.clone(),
+            live: st.live.clone(),
+            timeout: self.config.monitor_timeout(),
+            in_shutdown: status.state == DomainState::Shutdown,
+        });
+        if matches!(
+            qs.get("status").and_then(Value::as_str),
+            Some("shutdown" | "prelaunch")
+        ) {
+            // powered off, or never finished starting, while no daemon watched: finish it
+            vm.set_stopping(true);
+            let _ = vm.process.terminate(self.config.grace(), false).await;
+            Log::note(
+                &st.log,
+                "stopped by virtbus after a restart: the guest was not running",
+            );
+            return Err(forget(format!(
+                "its guest was {} when the daemon restarted; QEMU stopped",
+                qs.get("status").and_then(Value::as_str).unwrap_or_default()
+            )));
+        }
+        lock(&self.vms).insert(st.uuid, vm.clone());
+        monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
+        Log::note(&st.log, "reattached by a restarted virtbus");
+        Ok(Recovered {
+            live: st.live,
+            id: st.id,
+            status,
+        })
+    }
+
+    async fn guest_info(&self, ctx: &DomainCtx, types: GuestInfoTypes) -> DriverResult<GuestInfo> {
+        let vm = self.vm(ctx)?;
+        let a = agent_of(&vm)?;
+        agent::guest_info(a, types, self.config.agent_timeout())
+            .await
+            .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))
+    }
+}
+
+fn agent_of(vm: &Vm) -> DriverResult<&qga::Agent> {
+    vm.agent.as_ref().ok_or_else(|| {
+        DriverError::NotSupported(format!(
+            "domain '{}' has no guest agent channel (<channel type='unix'><target \
+             type='virtio' name='{}'/></channel>)",
+            vm.name,
+            cmdline::AGENT_CHANNEL
+        ))
+    })
+}
+
+fn no_snapshots(ctx: &DomainCtx) -> DriverError {
+    DriverError::NotSupported(format!(
+        "snapshots of QEMU domains are not implemented yet (domain '{}')",
+        ctx.name
+    ))
+}

@@ -1,0 +1,298 @@
+//! One running QEMU as the driver holds it, and the task that turns its QMP events and its
+//! exit into [`DriverEvent`]s, in order.
+//!
+//! Events the driver causes itself (`STOP` after our `stop`, `RESUME` after our `cont`) are
+//! not reported: the core records those transitions when the operation returns. QMP sends an
+//! event before the reply of the command that caused it, so after each such command the
+//! driver waits until the event task has handled every event read so far (a barrier) and
+//! then drops its suppression; nothing stale is left to swallow a later real event.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde_json::Value;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{
+    process::Process,
+    qga::Agent,
+    qmp::Qmp,
+    transport::{Error, Event, Events},
+};
+use crate::{
+    core::events::lock,
+    drivers::{DomainCtx, DriverError, DriverEvent},
+    model::{
+        DomainDef,
+        state::{CrashedDetail, ShutdownDetail, StateReason, StoppedDetail},
+    },
+};
+
+/// How long an operation waits for the events its command caused to be handled.
+const BARRIER_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default)]
+struct Flags {
+    /// The driver is stopping the process: its events and exit are not news.
+    stopping: bool,
+    /// A reboot was asked as power-off-then-reset: the next SHUTDOWN is a reboot.
+    fake_reboot: bool,
+    /// The guest powered off and QEMU holds it stopped (`-no-shutdown`).
+    in_shutdown: bool,
+    /// Events our own commands cause, not to be reported.
+    suppress: Vec<&'static str>,
+    /// Why the next STOP happens, from the event that announced it.
+    pause_reason: Option<StateReason>,
+}
+
+/// A running QEMU.
+pub struct Vm {
+    pub uuid: Uuid,
+    pub name: String,
+    pub id: u32,
+    pub qmp: Qmp,
+    pub agent: Option<Agent>,
+    pub process: Process,
+    /// The domain's runtime directory.
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    pub emulator: PathBuf,
+    pub monitor: PathBuf,
+    pub live: Mutex<DomainDef>,
+    pub timeout: Duration,
+    flags: Mutex<Flags>,
+    handled: watch::Sender<u64>,
+    resets: watch::Sender<u64>,
+    gone: watch::Sender<bool>,
+}
+
+/// A QMP or agent error as the core sees it; `what` names the domain and the step.
+pub fn driver_error(what: &str, e: Error) -> DriverError {
+    match e {
+        Error::Timeout { command, after } => {
+            DriverError::Timeout(format!("{what}: no answer to {command} within {after:?}"))
+        }
+        Error::Qemu { class, desc } if class == "CommandNotFound" => {
+            DriverError::NotSupported(format!("{what}: {desc}"))
+        }
+        Error::Qemu { desc, .. } => DriverError::Failed(format!("{what}: {desc}")),
+        e => DriverError::Failed(format!("{what}: {e}")),
+    }
+}
+
+pub struct VmParts {
+    pub uuid: Uuid,
+    pub name: String,
+    pub id: u32,
+    pub qmp: Qmp,
+    pub agent: Option<PathBuf>,
+    pub process: Process,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    pub emulator: PathBuf,
+    pub monitor: PathBuf,
+    pub live: DomainDef,
+    pub timeout: Duration,
+    pub in_shutdown: bool,
+}
+
+impl Vm {
+    pub fn new(p: VmParts) -> Arc<Self> {
+        Arc::new(Self {
+            uuid: p.uuid,
+            name: p.name,
+            id: p.id,
+            qmp: p.qmp,
+            agent: p.agent.map(Agent::new),
+            process: p.process,
+            dir: p.dir,
+            log: p.log,
+            emulator: p.emulator,
+            monitor: p.monitor,
+            live: Mutex::new(p.live),
+            timeout: p.timeout,
+            flags: Mutex::new(Flags {
+                in_shutdown: p.in_shutdown,
+                ..Default::default()
+            }),
+            handled: watch::channel(0).0,
+            resets: watch::channel(0).0,
+            gone: watch::channel(false).0,
+        })
+    }
+
+    pub fn live(&self) -> DomainDef {
+        lock(&self.live).clone()
+    }
+
+    /// Run a QMP command.
+    pub async fn command(&self, cmd: &str, args: Option<Value>) -> Result<Value, DriverError> {
+        self.qmp
+            .execute_raw(cmd, args, self.timeout)
+            .await
+            .map_err(|e| driver_error(&format!("domain '{}': {cmd}", self.name), e))
+    }
+
+    /// Run a command whose events (`quiet`) the operation reports itself.
+    pub async fn command_quiet(
+        &self,
+        cmd: &str,
+        args: Option<Value>,
+        quiet: &[&'static str],
+    ) -> Result<Value, DriverError> {
+        lock(&self.flags).suppress.extend_from_slice(quiet);
+        let r = self.command(cmd, args).await;
+        self.barrier().await;
+        let mut f = lock(&self.flags);
+        for q in quiet {
+            if let Some(pos) = f.suppress.iter().position(|s| s == q) {
+                f.suppress.remove(pos);
+            }
+        }
+        r
+    }
+
+    /// Wait until every event read so far has been handled.
+    async fn barrier(&self) {
+        let n = self.qmp.events_received();
+        let mut rx = self.handled.subscribe();
+        if tokio::time::timeout(BARRIER_WAIT, rx.wait_for(|h| *h >= n))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "domain '{}': QMP events not handled after {BARRIER_WAIT:?}",
+                self.name
+            );
+        }
+    }
+
+    pub fn set_stopping(&self, on: bool) {
+        lock(&self.flags).stopping = on;
+    }
+
+    pub fn set_fake_reboot(&self, on: bool) {
+        lock(&self.flags).fake_reboot = on;
+    }
+
+    /// Whether QEMU holds the powered-off guest stopped.
+    pub fn in_shutdown(&self) -> bool {
+        lock(&self.flags).in_shutdown
+    }
+
+    pub fn resets(&self) -> watch::Receiver<u64> {
+        self.resets.subscribe()
+    }
+
+    /// Set once the process is gone and cleaned up after.
+    pub fn gone(&self) -> watch::Receiver<bool> {
+        self.gone.subscribe()
+    }
+
+    fn handle(&self, ctx: &DomainCtx, ev: &Event) {
+        let name = ev.name.as_str();
+        let report = {
+            let mut f = lock(&self.flags);
+            if f.stopping {
+                return;
+            }
+            if let Some(pos) = f.suppress.iter().position(|s| *s == name) {
+                f.suppress.remove(pos);
+                return;
+            }
+            let data = &ev.data;
+            let s = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();
+            match name {
+                "STOP" if f.in_shutdown => None,
+                "STOP" => Some(DriverEvent::Paused(
+                    f.pause_reason.take().unwrap_or(StateReason::User),
+                )),
+                "RESUME" => Some(DriverEvent::Resumed),
+                "SHUTDOWN" => {
+                    f.in_shutdown = true;
+                    let reboot = std::mem::take(&mut f.fake_reboot) || s("reason") == "guest-reset";
+                    let guest = data.get("guest").and_then(Value::as_bool).unwrap_or(false);
+                    Some(if reboot {
+                        DriverEvent::RebootRequested
+                    } else if guest {
+                        DriverEvent::Shutdown(ShutdownDetail::Guest)
+                    } else {
+                        DriverEvent::Shutdown(ShutdownDetail::Host)
+                    })
+                }
+                "RESET" => {
+                    f.in_shutdown = false;
+                    self.resets.send_modify(|n| *n += 1);
+                    Some(DriverEvent::Rebooted)
+                }
+                "GUEST_PANICKED" => Some(DriverEvent::Crashed(CrashedDetail::Panicked)),
+                "BLOCK_IO_ERROR" => {
+                    if s("action") == "stop" {
+                        f.pause_reason = Some(StateReason::IoError);
+                    }
+                    None
+                }
+                "WATCHDOG" => {
+                    if s("action") == "pause" {
+                        f.pause_reason = Some(StateReason::Watchdog);
+                    }
+                    None
+                }
+                _ => {
+                    tracing::debug!("domain '{}': QMP event {name} {}", self.name, ev.data);
+                    None
+                }
+            }
+        };
+        if let Some(r) = report {
+            tracing::debug!("domain '{}': {name} -> {r:?}", self.name);
+            ctx.report(r);
+        }
+    }
+}
+
+/// Watch `vm` until its process is gone: report its events in order, then run `cleanup`,
+/// then report the exit unless the driver caused it.
+pub fn watch(
+    vm: Arc<Vm>,
+    mut events: Events,
+    ctx: DomainCtx,
+    cleanup: impl FnOnce(&Vm) + Send + 'static,
+) {
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            vm.handle(&ctx, &ev);
+            vm.handled.send_modify(|h| *h += 1);
+        }
+        // the monitor closes when QEMU exits; make sure it has
+        vm.handled.send_replace(u64::MAX);
+        vm.process.wait().await;
+        let (stopping, in_shutdown) = {
+            let f = lock(&vm.flags);
+            (f.stopping, f.in_shutdown)
+        };
+        if !stopping {
+            super::process::Log::note(
+                &vm.log,
+                if in_shutdown {
+                    "QEMU exited after the guest powered off"
+                } else {
+                    "QEMU exited unexpectedly"
+                },
+            );
+        }
+        cleanup(&vm);
+        vm.gone.send_replace(true);
+        if !stopping {
+            ctx.report(DriverEvent::Stopped(if in_shutdown {
+                StoppedDetail::Shutdown
+            } else {
+                StoppedDetail::Crashed
+            }));
+        }
+    });
+}

@@ -1,0 +1,306 @@
+//! One guest through its whole life, with the signals of each step.
+
+use std::time::Duration;
+
+use zbus::Variant;
+
+use crate::{
+    BOOT, guest, guests, pid_alive, qemu_pid, s, support::proxies::*, support::*, u64_of, until,
+    wait_agent, wait_event,
+};
+
+fn states(sigs: &[Sig], path: &str) -> Vec<String> {
+    changes_of(sigs, path, "State")
+        .iter()
+        .map(crate::s)
+        .collect()
+}
+
+fn reasons(sigs: &[Sig], path: &str) -> Vec<String> {
+    changes_of(sigs, path, "StateReason")
+        .iter()
+        .map(crate::s)
+        .collect()
+}
+
+fn ev(e: &str, d: &str) -> (String, String) {
+    (e.to_owned(), d.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_lifecycle_agent_stats_and_signals() {
+    let _permit = guests(1).await;
+    let bus = Bus::start();
+    let d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mut sigs = Signals::new(&conn).await;
+    let mgr = manager(&conn).await;
+    let disk = bus.dir.path().join("life.qcow2");
+    guest::data_disk(&disk);
+
+    // Define: a MAC address is generated and kept.
+    let path = mgr
+        .define_domain(&guest::domain_xml("life", &disk, ""), no_opts())
+        .await
+        .expect("define");
+    let p = path.as_str().to_owned();
+    let dom = domain(&conn, &path).await;
+    assert_eq!(dom.driver().await.expect("Driver"), "qemu");
+    let xml = dom.get_xml(no_opts()).await.expect("xml");
+    let mac = xml
+        .split("<mac address='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("a MAC address was generated")
+        .to_owned();
+    assert!(mac.starts_with("52:54:00:"), "{mac}");
+    sigs.take().await;
+
+    // Start: started/booted, running, an id; the live XML has runtime facts.
+    dom.start(no_opts()).await.expect("start");
+    let got = sigs.take().await;
+    assert_eq!(lifecycle(&got), [ev("started", "booted")]);
+    assert_eq!(states(&got, &p), ["running"]);
+    assert_eq!(reasons(&got, &p), ["booted"]);
+    let id = dom.id().await.expect("Id");
+    assert!(id >= 1);
+    let live = dom.get_xml(no_opts()).await.expect("live xml");
+    assert!(live.contains(&format!("id='{id}'")), "{live}");
+    assert!(live.contains(&format!("<mac address='{mac}'/>")), "{live}");
+    assert!(live.contains("<alias name='virtio-disk0'/>"), "{live}");
+    assert!(live.contains("<alias name='net0'/>"), "{live}");
+    assert!(live.contains("<source path='/dev/pts/"), "pty path: {live}");
+    assert!(live.contains("tty='/dev/pts/"), "console tty: {live}");
+    let port = live
+        .split("<graphics type='vnc' port='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .and_then(|p| p.parse::<i32>().ok())
+        .expect("VNC port in the live XML");
+    assert!(port >= 5900, "{port}");
+    assert!(live.contains("channel0.sock"), "agent socket path: {live}");
+    assert!(
+        live.contains("machine='pc-i440fx-"),
+        "resolved machine: {live}"
+    );
+    let inactive = dom
+        .get_xml(opts([("inactive", Variant::Bool(true))]))
+        .await
+        .expect("inactive xml");
+    assert!(!inactive.contains("/dev/pts"), "{inactive}");
+    assert!(!inactive.contains(" port='"), "{inactive}");
+    assert!(!inactive.contains("<alias"), "{inactive}");
+
+    // The agent answers: host name, OS, and the guest's IP address.
+    let took = wait_agent(&dom).await;
+    eprintln!("agent answered {took:?} after Start returned");
+    let info = dom.get_guest_info(no_opts()).await.expect("guest info");
+    assert_eq!(s(&info["hostname"]), "vbguest");
+    assert_eq!(s(&info["os.id"]), "vbguest");
+    assert!(s(&info["os.kernel-release"]).starts_with("6."), "{info:?}");
+    assert!(info.contains_key("timezone.offset"));
+    until(
+        "the guest's DHCP address",
+        Duration::from_secs(60),
+        async || {
+            dom.interface_addresses(no_opts())
+                .await
+                .expect("addresses")
+                .iter()
+                .any(|(_, hw, addrs)| {
+                    hw == &mac
+                        && addrs
+                            .iter()
+                            .any(|(t, a, p)| *t == 0 && a == "10.0.2.15" && *p == 24)
+                })
+        },
+    )
+    .await;
+    let e = dom
+        .interface_addresses(opts([("source", Variant::from("lease"))]))
+        .await;
+    assert_eq!(error_name(&e), "org.virtbus1.Error.NotSupported");
+
+    // Stats from QMP, /proc and the agent.
+    let st = dom.get_stats(no_opts()).await.expect("stats");
+    assert!(u64_of(&st, "cpu.time") > 0);
+    assert_eq!(u64_of(&st, "balloon.maximum"), 256 * 1024);
+    assert!(u64_of(&st, "balloon.current") > 0);
+    assert_eq!(u64_of(&st, "vcpu.current"), 1);
+    assert!(u64_of(&st, "vcpu.0.time") > 0);
+    assert_eq!(u64_of(&st, "block.count"), 1);
+    assert_eq!(s(&st["block.0.name"]), "vda");
+    assert!(
+        u64_of(&st, "block.0.rd.reqs") > 0,
+        "the guest read its disk"
+    );
+    assert!(u64_of(&st, "block.0.wr.bytes") > 0, "and formatted it");
+    assert_eq!(u64_of(&st, "net.count"), 1);
+    assert!(u64_of(&st, "net.0.rx.bytes") > 0, "DHCP reply received");
+    assert!(u64_of(&st, "net.0.tx.bytes") > 0, "DHCP request sent");
+
+    // Suspend and resume.
+    dom.suspend(no_opts()).await.expect("suspend");
+    let got = sigs.take().await;
+    assert_eq!(lifecycle(&got), [ev("suspended", "paused")]);
+    assert_eq!(states(&got, &p), ["paused"]);
+    assert_eq!(reasons(&got, &p), ["user"]);
+    dom.resume(no_opts()).await.expect("resume");
+    let got = sigs.take().await;
+    assert_eq!(lifecycle(&got), [ev("resumed", "unpaused")]);
+    assert_eq!(states(&got, &p), ["running"]);
+
+    // Reset: a Rebooted signal before the reply, no state change.
+    dom.reset(no_opts()).await.expect("reset");
+    let got = sigs.take().await;
+    assert!(
+        got.iter().any(
+            |s| matches!(s, Sig::Other { member, path } if member == "Rebooted" && path == &p)
+        ),
+        "{got:?}"
+    );
+    assert!(lifecycle(&got).is_empty(), "{got:?}");
+    wait_agent(&dom).await;
+
+    // Reboot through ACPI: the guest powers off, QEMU holds it and resets it.
+    sigs.take().await;
+    dom.reboot(no_opts()).await.expect("reboot");
+    let t = std::time::Instant::now();
+    loop {
+        let got = sigs.drain(Duration::from_millis(300)).await;
+        assert!(
+            lifecycle(&got).is_empty(),
+            "a reboot is no state change: {got:?}"
+        );
+        if got
+            .iter()
+            .any(|s| matches!(s, Sig::Other { member, .. } if member == "Rebooted"))
+        {
+            break;
+        }
+        assert!(t.elapsed() < BOOT, "no Rebooted signal");
+    }
+    assert_eq!(dom.state().await.expect("state"), "running");
+    wait_agent(&dom).await;
+    eprintln!("ACPI reboot to agent answer: {:?}", t.elapsed());
+
+    // Shutdown through ACPI: the guest powers itself off cleanly.
+    let pid = qemu_pid(&d.runtime, &dom.uuid().await.expect("uuid"));
+    dom.shutdown(no_opts()).await.expect("shutdown");
+    let got = wait_event(&mut sigs, "stopped", "shutdown", BOOT).await;
+    assert_eq!(
+        lifecycle(&got),
+        [ev("shutdown", "guest"), ev("stopped", "shutdown")],
+        "the guest itself powered off"
+    );
+    assert_eq!(states(&got, &p), ["shutdown", "shut-off"]);
+    assert_eq!(dom.state_reason().await.expect("reason"), "shutdown");
+    assert_eq!(dom.id().await.expect("Id"), -1);
+    assert!(!pid_alive(pid), "QEMU is gone");
+    let log = std::fs::read_to_string(d.runtime.join("qemu/log/life.log")).expect("log");
+    assert!(
+        log.contains("-no-shutdown"),
+        "the log has the command line: {log}"
+    );
+    assert!(
+        !d.runtime
+            .join("qemu/status")
+            .read_dir()
+            .expect("status dir")
+            .any(|_| true)
+    );
+
+    // Start again and destroy: stopped/destroyed, at once.
+    dom.start(no_opts()).await.expect("start 2");
+    let id2 = dom.id().await.expect("Id");
+    assert!(id2 > id, "ids are not reused: {id2} after {id}");
+    sigs.take().await;
+    let t = std::time::Instant::now();
+    dom.destroy(no_opts()).await.expect("destroy");
+    eprintln!("destroy took {:?}", t.elapsed());
+    let got = sigs.take().await;
+    assert_eq!(lifecycle(&got), [ev("stopped", "destroyed")]);
+    assert_eq!(dom.state_reason().await.expect("reason"), "destroyed");
+
+    // Start paused, then kill -9 QEMU: shut off, crashed.
+    dom.start(opts([("paused", Variant::Bool(true))]))
+        .await
+        .expect("start paused");
+    let got = sigs.take().await;
+    assert_eq!(
+        lifecycle(&got),
+        [ev("started", "booted"), ev("suspended", "paused")]
+    );
+    assert_eq!(dom.state().await.expect("state"), "paused");
+    let pid = qemu_pid(&d.runtime, &dom.uuid().await.expect("uuid"));
+    // SAFETY: killing the QEMU this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let got = wait_event(&mut sigs, "stopped", "crashed", Duration::from_secs(20)).await;
+    assert_eq!(lifecycle(&got), [ev("stopped", "crashed")]);
+    assert_eq!(dom.state().await.expect("state"), "shut-off");
+    assert_eq!(dom.state_reason().await.expect("reason"), "crashed");
+    let log = std::fs::read_to_string(d.runtime.join("qemu/log/life.log")).expect("log");
+    assert!(log.contains("QEMU exited unexpectedly"), "{log}");
+
+    // The guest agent of a stopped domain: a typed error.
+    let e = dom.get_guest_info(no_opts()).await;
+    assert_eq!(error_name(&e), "org.virtbus1.Error.InvalidState");
+}
+
+/// on_reboot=destroy: a reboot from inside the guest stops it; mode=agent uses the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_power_modes_and_on_reboot_destroy() {
+    let _permit = guests(1).await;
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mut sigs = Signals::new(&conn).await;
+    let mgr = manager(&conn).await;
+    let disk = bus.dir.path().join("agent.qcow2");
+    guest::data_disk(&disk);
+    let xml = guest::domain_xml("agentpower", &disk, "").replace(
+        "<features><acpi/></features>",
+        "<features><acpi/></features>\n  <on_reboot>destroy</on_reboot>",
+    );
+    let path = mgr.create_domain(&xml, no_opts()).await.expect("create");
+    let dom = domain(&conn, &path).await;
+    wait_agent(&dom).await;
+    sigs.take().await;
+    // the guest reboots itself (qemu-ga's guest-shutdown mode=reboot); on_reboot=destroy
+    dom.reboot(opts([("mode", Variant::from("agent"))]))
+        .await
+        .expect("agent reboot");
+    let got = wait_event(&mut sigs, "stopped", "shutdown", BOOT).await;
+    assert_eq!(
+        lifecycle(&got),
+        [ev("shutdown", "guest"), ev("stopped", "shutdown")]
+    );
+    // transient: gone with its guest
+    assert!(
+        got.iter()
+            .any(|s| matches!(s, Sig::InterfacesRemoved { path: p, .. } if p == path.as_str())),
+        "{got:?}"
+    );
+
+    // Shutdown through the agent, on a persistent domain.
+    let disk2 = bus.dir.path().join("agent2.qcow2");
+    guest::data_disk(&disk2);
+    let path = mgr
+        .define_domain(&guest::domain_xml("agentpower2", &disk2, ""), no_opts())
+        .await
+        .expect("define");
+    let dom = domain(&conn, &path).await;
+    dom.start(no_opts()).await.expect("start");
+    wait_agent(&dom).await;
+    sigs.take().await;
+    dom.shutdown(opts([("mode", Variant::from("agent"))]))
+        .await
+        .expect("agent shutdown");
+    let got = wait_event(&mut sigs, "stopped", "shutdown", BOOT).await;
+    assert_eq!(
+        lifecycle(&got),
+        [ev("shutdown", "guest"), ev("stopped", "shutdown")]
+    );
+    let e = dom.shutdown(opts([("mode", Variant::from("agent"))])).await;
+    assert_eq!(error_name(&e), "org.virtbus1.Error.InvalidState");
+}
