@@ -1,9 +1,12 @@
 //! The API benchmark: figures for virtbusd and, in the same run with the same client, for the
 //! reference stack (Debian's libvirt-dbus with libvirt's test driver). Run with
-//! `cargo bench --bench api` (BENCH_ITERS sets the calls per figure, default 2000).
+//! `cargo bench --bench api` (BENCH_ITERS sets the calls per figure, default 2000;
+//! BENCH_ONLY=facade measures the libvirt facade alone).
 //!
 //! The client is Python GDBus making synchronous calls, as the reference figures were measured;
-//! `Peer.Ping` to each daemon gives the bus round trip that no daemon can beat.
+//! `Peer.Ping` to each daemon gives the bus round trip that no daemon can beat. The libvirt
+//! facade (`--libvirt-compat`) is measured with the reference's own calls, and for the longest
+//! reply the CPU time of client, bus and daemon is accounted per call.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -64,6 +67,41 @@ fn client_as(env: &PolkitEnv, user: &str, args: &[&str]) -> Value {
     parse(&out)
 }
 
+/// CPU µs per call of the client, the bus and the daemon.
+type Split = (f64, f64, f64);
+
+/// CPU time (user + system) of a process so far, in µs.
+fn cpu_us(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15, the 12th and 13th after the name.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 * 1e6 / hz
+}
+
+/// Run the latency client for a call while accounting the CPU time of the daemon (`server`)
+/// and the bus (`bus`): the figures, with (client, bus, server) CPU µs per call.
+fn lat_split(address: &str, server: u32, bus: u32, args: &[&str]) -> (Value, Split) {
+    let iters: f64 = args[1].parse().unwrap_or(1.0);
+    let calls = iters + iters.min(100.0);
+    let (s0, b0) = (cpu_us(server), cpu_us(bus));
+    let v = client(address, args);
+    let (s1, b1) = (cpu_us(server), cpu_us(bus));
+    let split = (
+        v["cpu"].as_f64().unwrap_or(0.0),
+        (b1 - b0) / calls,
+        (s1 - s0) / calls,
+    );
+    (v, split)
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -86,6 +124,8 @@ struct Figures {
     owned_1000_ms: Option<f64>,
     rss_idle: Option<u64>,
     rss_1000: Option<u64>,
+    /// ListDomains with 1001 domains: CPU µs per call of the client, the bus and the daemon.
+    list_1000_split: Option<Split>,
 }
 
 fn lat(v: &Option<Value>) -> String {
@@ -318,8 +358,10 @@ async fn reference(n: usize) -> Option<Figures> {
     );
     f.define_1000_s = def["seconds"].as_f64();
     let few = (n / 10).max(50).to_string();
-    f.list_1000 = Some(client(
+    let (list, split) = lat_split(
         &a,
+        child.id(),
+        bus.pid(),
         &[
             "lat",
             &few,
@@ -329,12 +371,168 @@ async fn reference(n: usize) -> Option<Figures> {
             "(u)",
             "(0,)",
         ],
-    ));
+    );
+    f.list_1000 = Some(list);
+    f.list_1000_split = Some(split);
     tokio::time::sleep(Duration::from_millis(200)).await;
     f.rss_1000 = Some(rss_kib(child.id()));
     let _ = child.kill();
     let _ = child.wait();
     Some(f)
+}
+
+/// libvirt-dbus with libvirt's test driver on a private bus, until dropped.
+struct LibvirtDbus {
+    bus: Bus,
+    child: std::process::Child,
+}
+
+impl Drop for LibvirtDbus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_for_name(bus: &Bus, name: &str) -> bool {
+    let conn = bus.connect().await;
+    let Ok(dbus) = zbus::fdo::DBusProxy::new(&conn).await else {
+        return false;
+    };
+    let start = Instant::now();
+    while !dbus
+        .name_has_owner(name.try_into().expect("name"))
+        .await
+        .unwrap_or(false)
+    {
+        if start.elapsed() > Duration::from_secs(10) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    true
+}
+
+/// The best (lowest p50) of `rounds` runs of the latency client.
+fn best(rounds: usize, run: impl Fn() -> Value) -> Value {
+    (0..rounds)
+        .map(|_| run())
+        .min_by(|a, b| {
+            let p = |v: &Value| v["p50"].as_f64().unwrap_or(f64::MAX);
+            p(a).total_cmp(&p(b))
+        })
+        .unwrap_or(Value::Null)
+}
+
+/// virtbusd's facade (`/org/libvirt/Test`) and libvirt-dbus over libvirt's test driver, both
+/// running, measured in alternation with the same client (the best of three rounds each, so
+/// that other load on the machine weighs on neither): the facade's figures and the
+/// reference's.
+async fn facade_vs_reference(n: usize) -> Option<(Figures, Figures)> {
+    let reference_bus = Bus::start();
+    let child = Command::new("libvirt-dbus")
+        .arg("--session")
+        .env("DBUS_SESSION_BUS_ADDRESS", &reference_bus.address)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let reference = LibvirtDbus {
+        bus: reference_bus,
+        child,
+    };
+    if !wait_for_name(&reference.bus, "org.libvirt").await {
+        return None;
+    }
+    let bus = Bus::start();
+    let state = bus.dir.path().join("state");
+    let run = bus.dir.path().join("run");
+    let d = Daemon::start_with(&bus, &state, &run, &["--libvirt-compat"]).await;
+    if !wait_for_name(&bus, "org.libvirt").await {
+        return None;
+    }
+    let (mut f, mut r) = (Figures::default(), Figures::default());
+    let both = [(&bus.address, &mut f), (&reference.bus.address, &mut r)];
+    let [(fa, ff), (ra, rf)] = both;
+    let ns = n.to_string();
+    let dest = "org.libvirt";
+    let test = "/org/libvirt/Test";
+    let calls: [(&str, &str, &str, &str); 4] = [
+        (TEST_DOMAIN, "org.freedesktop.DBus.Peer.Ping", "()", ""),
+        (
+            TEST_DOMAIN,
+            "org.freedesktop.DBus.Properties.Get",
+            "(ss)",
+            "('org.libvirt.Domain', 'Name')",
+        ),
+        (TEST_DOMAIN, "org.libvirt.Domain.GetXMLDesc", "(u)", "(0,)"),
+        (test, "org.libvirt.Connect.ListDomains", "(u)", "(0,)"),
+    ];
+    for (i, (path, method, sig, args)) in calls.iter().enumerate() {
+        let mut pair = Vec::new();
+        for a in [fa.as_str(), ra.as_str()] {
+            pair.push(best(3, || {
+                client(a, &["lat", &ns, dest, path, method, sig, args])
+            }));
+        }
+        let (ours, theirs) = (Some(pair.remove(0)), Some(pair.remove(0)));
+        match i {
+            0 => (ff.ping, rf.ping) = (ours, theirs),
+            1 => (ff.get_name, rf.get_name) = (ours, theirs),
+            2 => (ff.get_xml, rf.get_xml) = (ours, theirs),
+            _ => (ff.list_1, rf.list_1) = (ours, theirs),
+        }
+    }
+    let tmpl = format!("(\"{}\",)", domain_xml("d{i}"));
+    for (a, fig) in [(fa.as_str(), &mut *ff), (ra.as_str(), &mut *rf)] {
+        let def = client(
+            a,
+            &[
+                "define",
+                "1000",
+                dest,
+                test,
+                "org.libvirt.Connect.DomainDefineXML",
+                "(s)",
+                &tmpl,
+            ],
+        );
+        fig.define_1000_s = def["seconds"].as_f64();
+    }
+    let few = (n / 10).max(50).to_string();
+    let list = [
+        "lat",
+        &few,
+        dest,
+        test,
+        "org.libvirt.Connect.ListDomains",
+        "(u)",
+        "(0,)",
+    ];
+    let pids = [
+        (fa.as_str(), d.pid(), bus.pid()),
+        (ra.as_str(), reference.child.id(), reference.bus.pid()),
+    ];
+    let mut rounds: [Vec<(Value, Split)>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..3 {
+        for (k, (a, server, b)) in pids.iter().enumerate() {
+            rounds[k].push(lat_split(a, *server, *b, &list));
+        }
+    }
+    for (k, fig) in [&mut *ff, &mut *rf].into_iter().enumerate() {
+        let pick = rounds[k]
+            .iter()
+            .min_by(|x, y| {
+                let p = |v: &Value| v["p50"].as_f64().unwrap_or(f64::MAX);
+                p(&x.0).total_cmp(&p(&y.0))
+            })
+            .cloned();
+        if let Some((v, split)) = pick {
+            fig.list_1000 = Some(v);
+            fig.list_1000_split = Some(split);
+        }
+    }
+    Some((f, r))
 }
 
 fn ratio(ours: Option<f64>, theirs: Option<f64>, lower_is_better: bool) -> String {
@@ -414,6 +612,68 @@ fn print_api(v: &Figures, r: &Option<Figures>) {
         p50(&v.get_name).unwrap_or(0.0) - floor,
         p50(&v.get_xml).unwrap_or(0.0) - floor
     );
+}
+
+fn print_facade(v: &Figures, r: &Option<Figures>) {
+    let r0 = r.clone().unwrap_or_default();
+    println!(
+        "\n## libvirt facade: virtbusd's /org/libvirt/Test vs libvirt-dbus 1.4.1 + libvirt test driver (same client, both running, best of 3 alternated rounds)\n"
+    );
+    println!("| figure | virtbusd facade | libvirt-dbus | ratio | target |");
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, a: &Option<Value>, b: &Option<Value>, target: &str| {
+        println!(
+            "| {name} | {} | {} | {} | {target} |",
+            lat(a),
+            lat(b),
+            ratio(p50(a), p50(b), true)
+        );
+    };
+    row("Peer.Ping (bus floor)", &v.ping, &r0.ping, "");
+    row("Properties.Get(Name)", &v.get_name, &r0.get_name, "1.5x");
+    row("GetXMLDesc(0)", &v.get_xml, &r0.get_xml, "1.5x");
+    row("ListDomains(0), 1 domain", &v.list_1, &r0.list_1, "");
+    row(
+        "ListDomains(0), 1001 domains",
+        &v.list_1000,
+        &r0.list_1000,
+        "5x",
+    );
+    let s = |x: Option<f64>| x.map(|x| format!("{x:.2} s")).unwrap_or("n/a".into());
+    println!(
+        "| DomainDefineXML × 1000 | {} | {} | {} | |",
+        s(v.define_1000_s),
+        s(r0.define_1000_s),
+        ratio(v.define_1000_s, r0.define_1000_s, true)
+    );
+    let rate = |x: &Option<Value>| x.as_ref().and_then(|v| v["rate"].as_f64());
+    println!(
+        "\ncalls/s ratios: Get(Name) {}, GetXMLDesc {}, ListDomains with 1001 {}",
+        ratio(rate(&v.get_name), rate(&r0.get_name), false),
+        ratio(rate(&v.get_xml), rate(&r0.get_xml), false),
+        ratio(rate(&v.list_1000), rate(&r0.list_1000), false),
+    );
+    println!(
+        "\nWhere ListDomains with 1001 domains spends its time (CPU µs per call; the reply is \
+         some 68 KiB of object paths, which the bus and the client each parse in full):\n"
+    );
+    println!("| | client (Python GDBus) | dbus-daemon | daemon | wall (p50) |");
+    println!("|---|---|---|---|---|");
+    for (name, f) in [("virtbusd facade", v), ("libvirt-dbus", &r0)] {
+        if let Some((c, b, d)) = f.list_1000_split {
+            println!(
+                "| {name} | {c:.0} | {b:.0} | {d:.0} | {:.0} |",
+                p50(&f.list_1000).unwrap_or(0.0)
+            );
+        }
+    }
+    if let (Some((c, b, _)), Some(theirs)) = (v.list_1000_split, p50(&r0.list_1000)) {
+        println!(
+            "\nWith a daemon that took no time at all, this client and bus would make ListDomains \
+             at best {:.1}x faster than libvirt-dbus here.",
+            theirs / (c + b)
+        );
+    }
 }
 
 async fn authorized(n: usize, session_bus: &Bus) {
@@ -543,9 +803,22 @@ fn main() {
     rt.block_on(async {
         let n = iters();
         println!("virtbus API benchmark, {n} calls per latency figure");
-        let (v, bus, _d) = virtbus(n).await;
-        let r = reference(n).await;
-        print_api(&v, &r);
+        let only_facade = std::env::var("BENCH_ONLY").as_deref() == Ok("facade");
+        let native = if only_facade {
+            None
+        } else {
+            let (v, bus, d) = virtbus(n).await;
+            let r = reference(n).await;
+            print_api(&v, &r);
+            Some((bus, d))
+        };
+        match facade_vs_reference(n).await {
+            Some((f, r)) => print_facade(&f, &Some(r)),
+            None => println!("\n(facade comparison skipped: libvirt-dbus did not start)"),
+        }
+        let Some((bus, _d)) = native else {
+            return;
+        };
         authorized(n, &bus).await;
     });
 }

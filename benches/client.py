@@ -2,7 +2,8 @@
 """The benchmark's D-Bus client: Python GDBus, synchronous calls, as the reference figures were
 measured. Each command prints one JSON line. The bus address comes from BENCH_BUS_ADDRESS.
 
-  lat ITERS DEST PATH IFACE.METHOD SIG ARGS     latency of one call, repeated
+  lat ITERS DEST PATH IFACE.METHOD SIG ARGS     latency of one call, repeated, and the client's
+                                                CPU time per call ("cpu", µs)
   alt ITERS DEST CALL_A CALL_B                  two calls alternated (e.g. Start, Destroy);
                                                 a CALL is "PATH IFACE.METHOD SIG ARGS"
   define COUNT DEST PATH IFACE.METHOD SIG ARGS  COUNT calls, "{i}" in ARGS numbered
@@ -10,6 +11,7 @@ measured. Each command prints one JSON line. The bus address comes from BENCH_BU
 """
 import json
 import os
+import resource
 import sys
 import time
 
@@ -70,7 +72,12 @@ def main():
     conn = connect()
     if cmd == "lat":
         iters, dest, path, method, sig, args = int(rest[0]), rest[1], rest[2], rest[3], rest[4], rest[5]
-        print(json.dumps(stats(timed(caller(conn, dest, path, method, sig, args), iters))))
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        out = stats(timed(caller(conn, dest, path, method, sig, args), iters))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        out["cpu"] = cpu / (iters + min(100, iters)) * 1e6
+        print(json.dumps(out))
     elif cmd == "alt":
         iters, dest = int(rest[0]), rest[1]
         a = caller(conn, dest, *split(rest[2]))

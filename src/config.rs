@@ -57,6 +57,9 @@ pub struct Config {
     /// (bus activation starts it again on the next call); 0 keeps it running. The system
     /// instance ignores it: systemd supervises it and machined tracks its guests.
     pub idle_timeout: u64,
+    /// Also own `org.libvirt` and serve libvirt-dbus's API (`/org/libvirt/QEMU` over the
+    /// qemu and kvm domains, `/org/libvirt/Test` as libvirt's `test:///default`).
+    pub libvirt_compat: bool,
     /// The `[qemu]` table: settings of the QEMU driver.
     pub qemu: crate::drivers::qemu::QemuConfig,
 }
@@ -69,6 +72,7 @@ impl Default for Config {
             state_dir: None,
             runtime_dir: None,
             idle_timeout: 120,
+            libvirt_compat: false,
             qemu: Default::default(),
         }
     }
@@ -272,13 +276,15 @@ mod tests {
     fn values() {
         let c = p(
             "drivers = [\"test\"]\nlog_level = \"virtbus=debug,zbus=warn\"\n\
-                   state_dir = \"/s\"\nruntime_dir = \"/r\"\nidle_timeout = 0\n",
+                   state_dir = \"/s\"\nruntime_dir = \"/r\"\nidle_timeout = 0\n\
+                   libvirt_compat = true\n",
         )
         .expect("valid");
         assert_eq!(c.log_level.as_str(), "virtbus=debug,zbus=warn");
         assert_eq!(c.state_dir, Some(PathBuf::from("/s")));
         assert_eq!(c.runtime_dir, Some(PathBuf::from("/r")));
         assert_eq!(c.idle_timeout, 0);
+        assert!(c.libvirt_compat);
     }
 
     #[test]

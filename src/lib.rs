@@ -1,6 +1,7 @@
 //! virtbus: virtual machines and containers managed over D-Bus.
 //!
-//! Layers, from the bus down: [`bus`] (the `org.virtbus1` API), [`core`] (registry, jobs,
+//! Layers, from the bus down: [`bus`] (the `org.virtbus1` API) and [`compat`] (the
+//! libvirt-dbus compatible `org.libvirt` facade), [`core`] (registry, jobs,
 //! persistence, events), [`model`] (libvirt XML and states) and [`drivers`] (hypervisors).
 //! Around them: [`daemon`] (start-up, systemd integration), [`config`] (the configuration file)
 //! and [`machined`] (guests registered with systemd-machined).
@@ -17,6 +18,7 @@
 )]
 
 pub mod bus;
+pub mod compat;
 pub mod config;
 pub mod core;
 pub mod daemon;

@@ -4,7 +4,10 @@
 use async_trait::async_trait;
 
 use super::errors::BusError;
-use crate::core::DomainInfo;
+use crate::{
+    core::{Core, DomainInfo, define},
+    model::DomainDef,
+};
 
 /// One permission, mirroring libvirt's permission model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,4 +138,31 @@ impl Authorizer for SessionOwner {
     fn allows_everything(&self) -> bool {
         true
     }
+}
+
+/// Authorize defining `def` (each of `actions`) with the details of the domain it creates
+/// or replaces; returns who defines it, for ownership.
+pub async fn authorize_definition(
+    authz: &dyn Authorizer,
+    core: &Core,
+    caller: &Caller,
+    def: &DomainDef,
+    actions: &[Action],
+) -> Result<define::Caller, BusError> {
+    let uid = authz.owner_uid(caller).await;
+    let owner = match core.get(&def.uuid) {
+        Some(existing) => existing.info().owner,
+        None => uid,
+    };
+    let details = Details {
+        driver: core.driver_name(def.domain_type).map(str::to_owned),
+        domain_name: Some(def.name.clone()),
+        domain_uuid: Some(def.uuid.to_string()),
+        domain_owner: Some(owner),
+        snapshot_name: None,
+    };
+    for a in actions {
+        authz.check(caller, *a, &details).await?;
+    }
+    Ok(define::Caller { uid })
 }

@@ -56,7 +56,7 @@ impl<K: Basic, V: Type> Type for Dict<K, V> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::{BTreeMap, HashMap};
 
     use zbus::{
         Variant,
@@ -71,7 +71,8 @@ mod tests {
         let d: Dict<&str, Variant<'_>> = [("a", Variant::U32(1)), ("b", Variant::from("x"))]
             .into_iter()
             .collect();
-        let m: HashMap<&str, Variant<'_>> = [("a", Variant::U32(1)), ("b", Variant::from("x"))]
+        // A sorted map: its entries come out in the order the Dict has them.
+        let m: BTreeMap<&str, Variant<'_>> = [("a", Variant::U32(1)), ("b", Variant::from("x"))]
             .into_iter()
             .collect();
         assert_eq!(Dict::<&str, Variant<'_>>::SIGNATURE.to_string(), "a{sv}");

@@ -14,13 +14,92 @@ use super::{
 use crate::{
     core::{
         Domain, Error,
+        metadata::MetadataKind,
         options::{
-            DestroyOptions, PowerMode, SnapshotCreateOptions, SnapshotListOptions, StartOptions,
-            UndefineOptions, XmlOptions,
+            Affect, DestroyOptions, DeviceOptions, ManagedSaveOptions, PowerMode,
+            SnapshotCreateOptions, SnapshotListOptions, StartOptions, StatsGroup, UndefineOptions,
+            VcpuOptions, XmlOptions,
         },
     },
     drivers::{GuestInfo, GuestInfoTypes, StatValue},
 };
+
+/// Options "live" and "config": which definition a call reads or changes.
+fn affect(o: &mut Options<'_>) -> Reply<Affect> {
+    Ok(Affect {
+        live: o.bool("live")?,
+        config: o.bool("config")?,
+    })
+}
+
+fn metadata_kind(kind: &str, uri: String) -> Reply<MetadataKind> {
+    match kind {
+        "title" | "description" if !uri.is_empty() => Err(Error::InvalidArgument(format!(
+            "the {kind} has no namespace; pass an empty uri"
+        ))
+        .into()),
+        "title" => Ok(MetadataKind::Title),
+        "description" => Ok(MetadataKind::Description),
+        "element" if uri.is_empty() => Err(Error::InvalidArgument(
+            "an element is found by its namespace uri, which is empty".into(),
+        )
+        .into()),
+        "element" => Ok(MetadataKind::Element(uri)),
+        k => Err(Error::InvalidArgument(format!(
+            "metadata kind must be one of title, description, element; not '{k}'"
+        ))
+        .into()),
+    }
+}
+
+/// Statistics as a dictionary of variants.
+pub(super) fn stats_dict(stats: crate::drivers::Stats) -> HashMap<String, Variant<'static>> {
+    stats
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                StatValue::U64(n) => Variant::U64(n),
+                StatValue::I64(n) => Variant::I64(n),
+                StatValue::Str(s) => Variant::from(s),
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// The snapshot filters of ListSnapshots and Snapshot.ListChildren.
+pub(super) fn snapshot_filters(o: &mut Options<'_>) -> Reply<SnapshotListOptions> {
+    Ok(SnapshotListOptions {
+        roots: false,
+        leaves: o.bool("leaves")?,
+        no_leaves: o.bool("no-leaves")?,
+        metadata: o.bool("metadata")?,
+        no_metadata: o.bool("no-metadata")?,
+        inactive: o.bool("inactive")?,
+        active: o.bool("active")?,
+        disk_only: o.bool("disk-only")?,
+        internal: o.bool("internal")?,
+        external: o.bool("external")?,
+        topological: o.bool("topological")?,
+    })
+}
+
+/// Option "groups" of GetStats and GetAllDomainStats.
+pub(super) fn stats_groups(o: &mut Options<'_>) -> Reply<Vec<StatsGroup>> {
+    o.strings("groups")?
+        .iter()
+        .map(|g| {
+            StatsGroup::parse(g).ok_or_else(|| {
+                let all: Vec<&str> = StatsGroup::ALL.iter().map(|g| g.name()).collect();
+                Error::InvalidArgument(format!(
+                    "unknown statistics group '{g}' (known: {})",
+                    all.join(", ")
+                ))
+                .into()
+            })
+        })
+        .collect()
+}
 
 /// One entry of `InterfaceAddresses`: name, hardware address, (type, address, prefix).
 type GuestIface = (String, String, Vec<(i32, String, u32)>);
@@ -122,6 +201,7 @@ pub(super) async fn call(
             let mut o = Options::new("Start", body.deserialize()?);
             let opts = StartOptions {
                 paused: o.bool("paused")?,
+                force_boot: o.bool("force-boot")?,
             };
             o.finish()?;
             simple(Action::DomainStart).await?;
@@ -173,6 +253,7 @@ pub(super) async fn call(
             let mut o = Options::new("Undefine", body.deserialize()?);
             let opts = UndefineOptions {
                 snapshots_metadata: o.bool("snapshots-metadata")?,
+                managed_save: o.bool("managed-save")?,
             };
             o.finish()?;
             simple(Action::DomainDelete).await?;
@@ -212,23 +293,121 @@ pub(super) async fn call(
             return call.reply(&core.domain_xml(dom, opts)?);
         }
         "GetStats" => {
-            Options::new("GetStats", body.deserialize()?).finish()?;
+            let mut o = Options::new("GetStats", body.deserialize()?);
+            let groups = stats_groups(&mut o)?;
+            o.finish()?;
             ctx.authorize_domain(call, Action::DomainRead, &info)
                 .await?;
-            let stats: HashMap<String, Variant<'static>> = core
-                .stats(dom)
+            return call.reply(&stats_dict(core.stats_in(dom, &groups).await?));
+        }
+        "ManagedSave" => {
+            let mut o = Options::new("ManagedSave", body.deserialize()?);
+            let opts = ManagedSaveOptions {
+                running: o.bool("running")?,
+                paused: o.bool("paused")?,
+            };
+            o.finish()?;
+            opts.validate()?;
+            simple(Action::DomainStop).await?;
+            core.managed_save(dom, opts).await?;
+        }
+        "ManagedSaveRemove" => {
+            Options::new("ManagedSaveRemove", body.deserialize()?).finish()?;
+            simple(Action::DomainDelete).await?;
+            core.managed_save_remove(dom).await?;
+        }
+        "GetMetadata" => {
+            let (kind, uri, opts): (String, String, OptionMap) = body.deserialize()?;
+            let mut o = Options::new("GetMetadata", opts);
+            let affect = affect(&mut o)?;
+            o.finish()?;
+            let kind = metadata_kind(&kind, uri)?;
+            ctx.authorize_domain(call, Action::DomainRead, &info)
+                .await?;
+            return call.reply(&core.metadata(dom, &kind, affect)?);
+        }
+        "SetMetadata" => {
+            let (kind, value, key, uri, opts): (String, String, String, String, OptionMap) =
+                body.deserialize()?;
+            let mut o = Options::new("SetMetadata", opts);
+            let affect = affect(&mut o)?;
+            o.finish()?;
+            let kind = metadata_kind(&kind, uri)?;
+            simple(Action::DomainWrite).await?;
+            core.set_metadata(dom, kind, Some(&value), Some(&key), affect)
+                .await?;
+        }
+        "GetVCPUs" => {
+            let mut o = Options::new("GetVCPUs", body.deserialize()?);
+            let opts = VcpuOptions {
+                affect: affect(&mut o)?,
+                maximum: o.bool("maximum")?,
+            };
+            o.finish()?;
+            ctx.authorize_domain(call, Action::DomainRead, &info)
+                .await?;
+            return call.reply(&core.vcpu_count(dom, opts)?);
+        }
+        "SetVCPUs" => {
+            let (count, opts): (u32, OptionMap) = body.deserialize()?;
+            let mut o = Options::new("SetVCPUs", opts);
+            let opts = VcpuOptions {
+                affect: affect(&mut o)?,
+                maximum: o.bool("maximum")?,
+            };
+            o.finish()?;
+            opts.validate_set()?;
+            simple(Action::DomainWrite).await?;
+            core.set_vcpus(dom, count, opts).await?;
+        }
+        "GetVCPUPinning" => {
+            let mut o = Options::new("GetVCPUPinning", body.deserialize()?);
+            let affect = affect(&mut o)?;
+            o.finish()?;
+            ctx.authorize_domain(call, Action::DomainRead, &info)
+                .await?;
+            return call.reply(&core.vcpu_pinning(dom, affect).await?);
+        }
+        "MemoryStats" => {
+            Options::new("MemoryStats", body.deserialize()?).finish()?;
+            ctx.authorize_domain(call, Action::DomainRead, &info)
+                .await?;
+            let stats: HashMap<&str, u64> = core
+                .memory_stats(dom)
                 .await?
                 .into_iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        StatValue::U64(n) => Variant::U64(n),
-                        StatValue::I64(n) => Variant::I64(n),
-                        StatValue::Str(s) => Variant::from(s),
-                    };
-                    (k, v)
-                })
+                .map(|(k, v)| (k.name(), v))
                 .collect();
             return call.reply(&stats);
+        }
+        "AttachDevice" | "DetachDevice" | "UpdateDevice" => {
+            let (xml, opts): (String, OptionMap) = body.deserialize()?;
+            let name = match member {
+                "AttachDevice" => "AttachDevice",
+                "DetachDevice" => "DetachDevice",
+                _ => "UpdateDevice",
+            };
+            let mut o = Options::new(name, opts);
+            let opts = DeviceOptions {
+                affect: affect(&mut o)?,
+                force: if member == "UpdateDevice" {
+                    o.bool("force")?
+                } else {
+                    false
+                },
+            };
+            o.finish()?;
+            simple(Action::DomainWrite).await?;
+            match member {
+                "AttachDevice" => core.attach_device(dom, &xml, opts).await?,
+                "DetachDevice" => core.detach_device(dom, &xml, opts).await?,
+                _ => core.update_device(dom, &xml, opts).await?,
+            }
+        }
+        "InjectNMI" => {
+            Options::new("InjectNMI", body.deserialize()?).finish()?;
+            simple(Action::DomainReset).await?;
+            core.inject_nmi(dom).await?;
         }
         "GetGuestInfo" => {
             let mut o = Options::new("GetGuestInfo", body.deserialize()?);
@@ -308,8 +487,8 @@ pub(super) async fn call(
             let name = core.snapshot_create(dom, &xml, opts).await?;
             ctx.signals_sent().await;
             let path = match name {
-                Some(n) => paths::owned(paths::snapshot(&dom.uuid(), &n)),
-                None => paths::root(),
+                (n, true) => paths::owned(paths::snapshot(&dom.uuid(), &n)),
+                (_, false) => paths::root(),
             };
             return call.reply(&path);
         }
@@ -317,9 +496,7 @@ pub(super) async fn call(
             let mut o = Options::new("ListSnapshots", body.deserialize()?);
             let opts = SnapshotListOptions {
                 roots: o.bool("roots")?,
-                leaves: o.bool("leaves")?,
-                no_leaves: o.bool("no-leaves")?,
-                topological: o.bool("topological")?,
+                ..snapshot_filters(&mut o)?
             };
             o.finish()?;
             ctx.authorize_domain(call, Action::DomainRead, &info)

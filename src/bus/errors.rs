@@ -38,4 +38,10 @@ impl BusError {
     }
 }
 
+impl From<core::error::OptionError> for BusError {
+    fn from(e: core::error::OptionError) -> Self {
+        Self::Core(e.into())
+    }
+}
+
 pub type Reply<T> = Result<T, BusError>;

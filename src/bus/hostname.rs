@@ -2,49 +2,35 @@
 //! PropertiesChanged: the kernel signals changes of `/proc/sys/kernel/hostname` to poll(2)
 //! as priority events, so the watch costs no wake-ups.
 
-use std::{
-    io::{Read, Seek},
-    sync::{Arc, Mutex},
+use std::io::{Read, Seek};
+
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::watch,
 };
-
-use tokio::io::{Interest, unix::AsyncFd};
-use zbus::Variant;
-
-use super::{Ctx, paths, props::PropMap, schema::MANAGER_IFACE, signals::properties_changed};
 
 const PATH: &str = "/proc/sys/kernel/hostname";
 
-pub(super) struct Hostname {
-    last: Mutex<String>,
-}
-
-impl Hostname {
-    pub(super) fn new() -> Self {
-        Self {
-            last: Mutex::new(read()),
-        }
-    }
-
-    pub(super) fn get(&self) -> String {
-        read()
-    }
-}
-
-fn read() -> String {
+/// The host name now.
+pub(crate) fn read() -> String {
     std::fs::read_to_string(PATH)
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
 }
 
-pub(super) fn watch(ctx: Arc<Ctx>) {
+/// A channel that holds the host name and changes when it does; watching stops when every
+/// receiver is gone.
+pub(crate) fn watch() -> watch::Receiver<String> {
+    let (tx, rx) = watch::channel(read());
     tokio::spawn(async move {
-        if let Err(e) = watch_loop(&ctx).await {
+        if let Err(e) = watch_loop(&tx).await {
             tracing::debug!("not watching the host name: {e}");
         }
     });
+    rx
 }
 
-async fn watch_loop(ctx: &Ctx) -> std::io::Result<()> {
+async fn watch_loop(tx: &watch::Sender<String>) -> std::io::Result<()> {
     let mut file = std::fs::File::open(PATH)?;
     let mut buf = String::new();
     file.read_to_string(&mut buf)?;
@@ -52,7 +38,10 @@ async fn watch_loop(ctx: &Ctx) -> std::io::Result<()> {
     let fd = unsafe { AsyncFd::register_with_interest(file, Interest::PRIORITY) }
         .map_err(|e| e.into_parts().1)?;
     loop {
-        let mut guard = fd.ready(Interest::PRIORITY).await?;
+        let mut guard = tokio::select! {
+            g = fd.ready(Interest::PRIORITY) => g?,
+            () = tx.closed() => return Ok(()),
+        };
         guard.clear_ready();
         drop(guard);
         let mut f = fd.get_ref();
@@ -60,17 +49,12 @@ async fn watch_loop(ctx: &Ctx) -> std::io::Result<()> {
         buf.clear();
         f.read_to_string(&mut buf)?;
         let now = buf.trim().to_owned();
-        let changed = {
-            let mut last = crate::core::events::lock(&ctx.hostname.last);
+        tx.send_if_modified(|last| {
             let changed = *last != now;
-            *last = now.clone();
-            changed
-        };
-        if changed {
-            let values: PropMap<'_> = [("Hostname", Variant::from(now))].into_iter().collect();
-            if let Err(e) = properties_changed(ctx, paths::MANAGER, MANAGER_IFACE, values).await {
-                tracing::warn!("cannot signal the new host name: {e}");
+            if changed {
+                *last = now;
             }
-        }
+            changed
+        });
     }
 }

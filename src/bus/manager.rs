@@ -1,6 +1,8 @@
 //! `org.virtbus1.Manager`: defining, creating, listing and finding domains.
 
-use zbus::{Message, OwnedObjectPath};
+use std::collections::HashMap;
+
+use zbus::{Message, ObjectPath, OwnedObjectPath, Variant};
 
 use super::{
     Call, Ctx,
@@ -10,9 +12,31 @@ use super::{
     paths,
 };
 use crate::{
-    core::{define::Caller, options::ListFilter, options::StartOptions},
-    model::DomainDef,
+    core::{Error, define::Caller, host, options::ListFilter, options::StartOptions},
+    model::{DomainDef, DomainType},
 };
+
+/// The list filter keys of ListDomains and GetAllDomainStats.
+fn list_filter(o: &mut Options<'_>) -> Reply<ListFilter> {
+    Ok(ListFilter {
+        active: o.bool("active")?,
+        inactive: o.bool("inactive")?,
+        persistent: o.bool("persistent")?,
+        transient: o.bool("transient")?,
+        running: o.bool("running")?,
+        paused: o.bool("paused")?,
+        shut_off: o.bool("shut-off")?,
+        other: o.bool("other")?,
+        managed_save: o.bool("managed-save")?,
+        no_managed_save: o.bool("no-managed-save")?,
+        autostart: o.bool("autostart")?,
+        no_autostart: o.bool("no-autostart")?,
+        has_snapshot: o.bool("has-snapshot")?,
+        no_snapshot: o.bool("no-snapshot")?,
+        driver: o.string("driver")?,
+        domain_types: Vec::new(),
+    })
+}
 
 pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message> {
     let body = call.msg.body();
@@ -31,6 +55,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
             let mut o = Options::new("CreateDomain", opts);
             let start = StartOptions {
                 paused: o.bool("paused")?,
+                force_boot: false,
             };
             o.finish()?;
             let def = ctx.core.parse_domain(&xml)?;
@@ -44,13 +69,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
         "ListDomains" => {
             let opts: OptionMap = body.deserialize()?;
             let mut o = Options::new("ListDomains", opts);
-            let filter = ListFilter {
-                active: o.bool("active")?,
-                inactive: o.bool("inactive")?,
-                persistent: o.bool("persistent")?,
-                transient: o.bool("transient")?,
-                driver: o.string("driver")?,
-            };
+            let filter = list_filter(&mut o)?;
             o.finish()?;
             let mut out: Vec<OwnedObjectPath> = Vec::new();
             let everyone = ctx.authz.allows_everything();
@@ -73,6 +92,98 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
                 .await?;
             call.reply(&ctx.core.capabilities_xml())
         }
+        "GetAllDomainStats" => {
+            let mut o = Options::new("GetAllDomainStats", body.deserialize()?);
+            let filter = list_filter(&mut o)?;
+            let groups = super::domain::stats_groups(&mut o)?;
+            o.finish()?;
+            let mut paths = Vec::new();
+            let mut all = Vec::new();
+            for (dom, stats) in ctx.core.all_stats(&filter, &groups).await {
+                if ctx.may_read(call, &dom.info()).await {
+                    paths.push(paths::domain(&dom.uuid()));
+                    all.push(super::domain::stats_dict(stats));
+                }
+            }
+            let out: HashMap<ObjectPath<'_>, HashMap<String, Variant<'static>>> = paths
+                .iter()
+                .map(|p| ObjectPath::from_str_unchecked(p))
+                .zip(all)
+                .collect();
+            call.reply(&out)
+        }
+        "GetHostInfo" => {
+            ctx.authorize(call, Action::ManagerRead, &Details::default())
+                .await?;
+            let h = host::info()
+                .map_err(|e| Error::Failed(format!("cannot read the host's figures: {e}")))?;
+            let info: HashMap<&str, Variant<'_>> = [
+                ("arch", Variant::from(h.arch)),
+                ("cpu-model", Variant::from(h.cpu_model.as_str())),
+                ("cpu-vendor", Variant::from(h.cpu_vendor.as_str())),
+                ("cpus", Variant::U32(h.cpus)),
+                ("mhz", Variant::U32(h.mhz)),
+                ("nodes", Variant::U32(h.nodes)),
+                ("sockets", Variant::U32(h.sockets)),
+                ("cores", Variant::U32(h.cores)),
+                ("threads", Variant::U32(h.threads)),
+                ("memory-kib", Variant::U64(h.memory_kib)),
+                ("uuid", Variant::from(h.uuid.as_str())),
+            ]
+            .into_iter()
+            .collect();
+            call.reply(&info)
+        }
+        "GetHostStats" => {
+            let mut o = Options::new("GetHostStats", body.deserialize()?);
+            let node = o.u32("node")?;
+            let cpu = o.u32("cpu")?;
+            o.finish()?;
+            ctx.authorize(call, Action::ManagerRead, &Details::default())
+                .await?;
+            let mut out: HashMap<String, u64> = HashMap::new();
+            for (k, v) in host::memory_stats(node)? {
+                out.insert(format!("memory.{k}"), v);
+            }
+            for (k, v) in host::cpu_stats(cpu)? {
+                out.insert(format!("cpu.{k}"), v);
+            }
+            call.reply(&out)
+        }
+        "GetSysinfo" => {
+            ctx.authorize(call, Action::ManagerRead, &Details::default())
+                .await?;
+            call.reply(&host::sysinfo_xml())
+        }
+        "GetDomainCapabilities" => {
+            let mut o = Options::new("GetDomainCapabilities", body.deserialize()?);
+            let virttype = o
+                .string("type")?
+                .map(|t| {
+                    t.parse::<DomainType>().map_err(|e| {
+                        Error::InvalidArgument(format!("option 'type': {e}, not '{t}'"))
+                    })
+                })
+                .transpose()?;
+            let arch = o.string("arch")?;
+            let machine = o.string("machine")?;
+            o.finish()?;
+            ctx.authorize(call, Action::ManagerRead, &Details::default())
+                .await?;
+            let types = ctx.core.domain_types();
+            call.reply(&ctx.core.libvirt_domain_capabilities(
+                &types,
+                virttype,
+                arch.as_deref(),
+                machine.as_deref(),
+            )?)
+        }
+        "GetCPUModels" => {
+            let arch: String = body.deserialize()?;
+            ctx.authorize(call, Action::ManagerRead, &Details::default())
+                .await?;
+            call.reply(&ctx.core.cpu_models(&ctx.core.domain_types(), &arch))
+        }
         m => Err(BusError::unknown_method(super::schema::MANAGER_IFACE, m)),
     }
 }
@@ -85,20 +196,5 @@ async fn authorize_definition(
     def: &DomainDef,
     actions: &[Action],
 ) -> Reply<Caller> {
-    let uid = ctx.authz.owner_uid(&call.caller).await;
-    let owner = match ctx.core.get(&def.uuid) {
-        Some(existing) => existing.info().owner,
-        None => uid,
-    };
-    let details = Details {
-        driver: ctx.core.driver_name(def.domain_type).map(str::to_owned),
-        domain_name: Some(def.name.clone()),
-        domain_uuid: Some(def.uuid.to_string()),
-        domain_owner: Some(owner),
-        snapshot_name: None,
-    };
-    for a in actions {
-        ctx.authorize(call, *a, &details).await?;
-    }
-    Ok(Caller { uid })
+    super::authz::authorize_definition(&*ctx.authz, &ctx.core, &call.caller, def, actions).await
 }

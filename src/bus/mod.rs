@@ -16,12 +16,12 @@ pub mod props;
 pub mod schema;
 
 mod domain;
-mod hostname;
+pub(crate) mod hostname;
 mod manager;
 mod objects;
 pub mod polkit;
-mod router;
-mod signals;
+pub(crate) mod router;
+pub(crate) mod signals;
 mod snapshot;
 
 use std::{sync::Arc, time::Duration};
@@ -32,7 +32,6 @@ use zbus::{Connection, Message, message::Header};
 use self::{
     activity::Activity,
     authz::{Authorizer, Caller},
-    errors::Reply,
     schema::Schema,
 };
 use crate::core::Core;
@@ -45,45 +44,65 @@ pub(crate) struct Ctx {
     schema: Schema,
     /// The sequence number of the last core event turned into signals.
     signalled: watch::Receiver<u64>,
-    hostname: hostname::Hostname,
 }
 
-/// One method call being handled.
+/// One method call being handled (by either front end).
 pub(crate) struct Call {
-    msg: Message,
-    caller: Caller,
+    pub(crate) msg: Message,
+    pub(crate) caller: Caller,
 }
 
 impl Call {
-    fn header(&self) -> Header<'_> {
+    pub(crate) fn header(&self) -> Header<'_> {
         self.msg.header()
     }
 
     /// Build the method return carrying `body`.
-    fn reply<B>(&self, body: &B) -> Reply<Message>
+    pub(crate) fn reply<B, E>(&self, body: &B) -> Result<Message, E>
     where
         B: serde::Serialize + zbus::DynamicType,
+        E: From<zbus::Error>,
     {
         Ok(Message::method_return(&self.header()).build(body)?)
     }
 
-    fn reply_empty(&self) -> Reply<Message> {
+    pub(crate) fn reply_empty<E: From<zbus::Error>>(&self) -> Result<Message, E> {
         self.reply(&())
     }
 }
 
+/// Wait until the signals of every event `core` published so far are sent (`signalled`
+/// follows the pump of its events), so that a caller sees an operation's signals before its
+/// reply.
+pub(crate) async fn signals_sent(core: &Core, signalled: &watch::Receiver<u64>) {
+    let seq = core.events().last_seq();
+    let mut rx = signalled.clone();
+    let wait = rx.wait_for(|done| *done >= seq);
+    if tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .is_err()
+    {
+        tracing::warn!("signals of event {seq} not sent after 5 s; replying anyway");
+    }
+}
+
 impl Ctx {
-    /// Wait until the signals of every event the core published so far are sent, so that a
-    /// caller sees an operation's signals before its reply.
     async fn signals_sent(&self) {
-        let seq = self.core.events().last_seq();
-        let mut rx = self.signalled.clone();
-        let wait = rx.wait_for(|done| *done >= seq);
-        if tokio::time::timeout(Duration::from_secs(5), wait)
-            .await
-            .is_err()
-        {
-            tracing::warn!("signals of event {seq} not sent after 5 s; replying anyway");
+        signals_sent(&self.core, &self.signalled).await
+    }
+}
+
+/// Signal each new host name as a change of the Manager's `Hostname`.
+async fn announce_hostname(ctx: Arc<Ctx>, mut names: watch::Receiver<String>) {
+    while names.changed().await.is_ok() {
+        let now = names.borrow_and_update().clone();
+        let values: props::PropMap<'_> = [("Hostname", zbus::Variant::from(now))]
+            .into_iter()
+            .collect();
+        let r =
+            signals::properties_changed(&ctx, paths::MANAGER, schema::MANAGER_IFACE, values).await;
+        if let Err(e) = r {
+            tracing::warn!("cannot signal the new host name: {e}");
         }
     }
 }
@@ -123,10 +142,9 @@ pub async fn serve(
         authz,
         schema,
         signalled,
-        hostname: hostname::Hostname::new(),
     });
     let signals = tokio::spawn(signals::pump(ctx.clone(), events, signalled_tx));
-    hostname::watch(ctx.clone());
+    tokio::spawn(announce_hostname(ctx.clone(), hostname::watch()));
     let stream = router::method_calls(conn).await?;
     let activity = Arc::new(Activity::default());
     let router = tokio::spawn(router::run(ctx, stream, activity.clone()));

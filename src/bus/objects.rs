@@ -344,7 +344,7 @@ pub(super) async fn managed_objects(ctx: &Ctx, call: &Call) -> Reply<Message> {
 impl Ctx {
     pub(super) fn manager_source(&self) -> Source {
         Source::Manager {
-            hostname: self.hostname.get(),
+            hostname: super::hostname::read(),
             drivers: self.core.driver_names(),
         }
     }

@@ -56,6 +56,14 @@ impl<'a> Options<'a> {
         }
     }
 
+    pub fn u32(&mut self, key: &'static str) -> Result<Option<u32>, Error> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Variant::U32(n)) => Ok(Some(n)),
+            Some(v) => Err(self.wrong_type(key, "u", &v)),
+        }
+    }
+
     pub fn strings(&mut self, key: &'static str) -> Result<Vec<String>, Error> {
         match self.take(key) {
             None => Ok(Vec::new()),

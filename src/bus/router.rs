@@ -1,6 +1,6 @@
 //! Reads method calls off the connection and routes each to its handler, in its own task.
 
-use std::{num::NonZeroUsize, pin::Pin, sync::Arc};
+use std::{future::Future, num::NonZeroUsize, pin::Pin, sync::Arc};
 
 use zbus::{
     MatchRule, Message, MessageStream, export::futures_core::Stream, message::Flags, message::Type,
@@ -21,7 +21,7 @@ pub(super) const INTROSPECTABLE: &str = "org.freedesktop.DBus.Introspectable";
 pub(super) const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 pub(super) const OBJECT_MANAGER: &str = "org.freedesktop.DBus.ObjectManager";
 
-pub(super) async fn method_calls(conn: &zbus::Connection) -> zbus::Result<MessageStream> {
+pub(crate) async fn method_calls(conn: &zbus::Connection) -> zbus::Result<MessageStream> {
     let rule = MatchRule::builder().msg_type(Type::MethodCall).build()?;
     MessageStream::for_match_rule(rule, conn, NonZeroUsize::new(1024)).await
 }
@@ -30,14 +30,32 @@ async fn next(stream: &mut MessageStream) -> Option<zbus::Result<Message>> {
     std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
 }
 
-pub(super) async fn run(ctx: Arc<Ctx>, mut stream: MessageStream, activity: Arc<Activity>) {
+/// A front end: what turns one method call into its reply.
+pub(crate) trait Frontend: Send + Sync + 'static {
+    type Error: Send;
+
+    fn conn(&self) -> &zbus::Connection;
+
+    /// Handle one call; the reply, or the error to answer with.
+    fn dispatch(&self, call: &Call) -> impl Future<Output = Result<Message, Self::Error>> + Send;
+
+    /// The error reply for `e`.
+    fn error_reply(&self, call: &Call, e: &Self::Error) -> zbus::Result<Message>;
+}
+
+/// Read calls off `stream` until the connection closes, each handled in its own task.
+pub(crate) async fn run<F: Frontend>(
+    front: Arc<F>,
+    mut stream: MessageStream,
+    activity: Arc<Activity>,
+) {
     while let Some(item) = next(&mut stream).await {
         match item {
             Ok(msg) => {
-                let ctx = ctx.clone();
+                let front = front.clone();
                 let call = activity.begin();
                 tokio::spawn(async move {
-                    handle(&ctx, msg).await;
+                    handle(&*front, msg).await;
                     drop(call);
                 });
             }
@@ -47,7 +65,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut stream: MessageStream, activity: Arc<
     tracing::info!("bus connection closed; no more calls");
 }
 
-async fn handle(ctx: &Ctx, msg: Message) {
+async fn handle<F: Frontend>(front: &F, msg: Message) {
     let (no_reply, caller) = {
         let hdr = msg.header();
         let flags = hdr.primary().flags();
@@ -59,14 +77,17 @@ async fn handle(ctx: &Ctx, msg: Message) {
         (flags.contains(Flags::NO_REPLY_EXPECTED), caller)
     };
     let call = Call { msg, caller };
-    let result = dispatch(ctx, &call).await;
+    let result = front.dispatch(&call).await;
     if no_reply {
         return;
     }
-    let reply = result.or_else(|e| error_reply(&call, &e));
+    let reply = match result {
+        Ok(m) => Ok(m),
+        Err(e) => front.error_reply(&call, &e),
+    };
     match reply {
         Ok(m) => {
-            if let Err(e) = ctx.conn.send(&m).await {
+            if let Err(e) = front.conn().send(&m).await {
                 tracing::debug!("cannot send a reply: {e}");
             }
         }
@@ -74,9 +95,25 @@ async fn handle(ctx: &Ctx, msg: Message) {
     }
 }
 
-fn error_reply(call: &Call, e: &BusError) -> Reply<Message> {
+impl Frontend for Ctx {
+    type Error = BusError;
+
+    fn conn(&self) -> &zbus::Connection {
+        &self.conn
+    }
+
+    fn dispatch(&self, call: &Call) -> impl Future<Output = Reply<Message>> + Send {
+        dispatch(self, call)
+    }
+
+    fn error_reply(&self, call: &Call, e: &BusError) -> zbus::Result<Message> {
+        error_reply(call, e)
+    }
+}
+
+fn error_reply(call: &Call, e: &BusError) -> zbus::Result<Message> {
     let name = e.name();
-    Ok(Message::error(&call.header(), name.as_str()).build(&(e.to_string(),))?)
+    Message::error(&call.header(), name.as_str()).build(&(e.to_string(),))
 }
 
 async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
@@ -166,7 +203,7 @@ fn check_method(
     check_signature(call, &m.in_sig)
 }
 
-pub(super) fn check_signature(call: &Call, want: &str) -> Reply<()> {
+pub(crate) fn check_signature(call: &Call, want: &str) -> Reply<()> {
     let hdr = call.header();
     let got = hdr.signature().to_string_no_parens();
     if got == want {

@@ -1,6 +1,6 @@
 //! Turns core events into signals, in the order the core published them.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use tokio::sync::{mpsc, watch};
 use zbus::OwnedObjectPath;
@@ -14,13 +14,25 @@ use super::{
 };
 use crate::core::Event;
 
-pub(super) async fn pump(
-    ctx: Arc<Ctx>,
+/// What a front end does with each event of the core.
+pub(crate) trait Emitter: Send + Sync + 'static {
+    fn emit(&self, event: Event) -> impl Future<Output = zbus::Result<()>> + Send;
+}
+
+impl Emitter for Ctx {
+    fn emit(&self, event: Event) -> impl Future<Output = zbus::Result<()>> + Send {
+        emit(self, event)
+    }
+}
+
+/// Turn each event into signals, in order, and tell `signalled` which was the last.
+pub(crate) async fn pump<E: Emitter>(
+    emitter: Arc<E>,
     mut events: mpsc::UnboundedReceiver<(u64, Event)>,
     signalled: watch::Sender<u64>,
 ) {
     while let Some((seq, event)) = events.recv().await {
-        if let Err(e) = emit(&ctx, event).await {
+        if let Err(e) = emitter.emit(event).await {
             tracing::warn!("cannot emit a signal: {e}");
         }
         signalled.send_replace(seq);
@@ -65,6 +77,19 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
         }
         Event::Rebooted { uuid } => {
             signal(ctx, &paths::domain(&uuid), DOMAIN_IFACE, "Rebooted", &()).await
+        }
+        Event::MetadataChanged { uuid, kind } => {
+            let body = (kind.name(), kind.uri());
+            let path = paths::domain(&uuid);
+            signal(ctx, &path, DOMAIN_IFACE, "MetadataChanged", &body).await
+        }
+        Event::DeviceAdded { uuid, device } => {
+            let path = paths::domain(&uuid);
+            signal(ctx, &path, DOMAIN_IFACE, "DeviceAdded", &(device,)).await
+        }
+        Event::DeviceRemoved { uuid, device } => {
+            let path = paths::domain(&uuid);
+            signal(ctx, &path, DOMAIN_IFACE, "DeviceRemoved", &(device,)).await
         }
         Event::DomainRemoved { uuid } => {
             let path = paths::owned(paths::domain(&uuid));

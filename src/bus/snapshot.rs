@@ -71,11 +71,12 @@ pub(super) async fn call(
         "ListChildren" => {
             let mut o = Options::new("ListChildren", body.deserialize()?);
             let descendants = o.bool("descendants")?;
+            let filters = super::domain::snapshot_filters(&mut o)?;
             o.finish()?;
             ctx.authorize(call, Action::DomainRead, &details).await?;
             let uuid = dom.uuid();
             let out: Vec<OwnedObjectPath> = core
-                .snapshot_children(dom, name, descendants)?
+                .snapshot_children_in(dom, name, descendants, filters)?
                 .iter()
                 .map(|n| paths::owned(paths::snapshot(&uuid, n)))
                 .collect();

@@ -56,3 +56,376 @@ pub(crate) fn xml_text(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
+
+/// libvirt's `<capabilities>` and `<domainCapabilities>` documents, which libvirt's clients
+/// (virsh, virt-manager, Cockpit) parse: the host from [`super::host`], guests from what
+/// each driver offers.
+pub mod libvirt {
+    use std::fmt::Write as _;
+
+    use super::{super::Core, xml_text};
+    use crate::{
+        core::{Error, Result, host},
+        drivers::DomainCapsInfo,
+        model::DomainType,
+    };
+
+    /// The architectures a guest on this host can have.
+    fn guest_arches() -> Vec<&'static str> {
+        match std::env::consts::ARCH {
+            "x86_64" => vec!["i686", "x86_64"],
+            a => vec![a],
+        }
+    }
+
+    fn wordsize(arch: &str) -> u32 {
+        if arch.ends_with("64") || arch == "s390x" {
+            64
+        } else {
+            32
+        }
+    }
+
+    impl Core {
+        /// What drivers of `types` offer on `arch`, with the type that offers it.
+        fn offers(&self, types: &[DomainType], arch: &str) -> Vec<(DomainType, DomainCapsInfo)> {
+            types
+                .iter()
+                .filter_map(|t| {
+                    let d = self.driver_for(*t)?;
+                    d.domain_caps(*t, arch).map(|c| (*t, c))
+                })
+                .collect()
+        }
+
+        /// The hypervisor version of the first driver of `types` that knows it.
+        pub fn hypervisor_version(&self, types: &[DomainType]) -> u64 {
+            types
+                .iter()
+                .filter_map(|t| self.driver_for(*t))
+                .map(|d| d.hypervisor_version())
+                .find(|v| *v > 0)
+                .unwrap_or(0)
+        }
+
+        /// CPU models the drivers of `types` can give guests of `arch`.
+        pub fn cpu_models(&self, types: &[DomainType], arch: &str) -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            for (_, c) in self.offers(types, arch) {
+                for m in c.cpu_models {
+                    if !out.contains(&m) {
+                        out.push(m);
+                    }
+                }
+            }
+            out
+        }
+
+        /// libvirt's `<capabilities>` for the domains of `types`.
+        pub fn libvirt_capabilities(&self, types: &[DomainType]) -> Result<String> {
+            let h = host::info().map_err(|e| Error::Failed(format!("cannot read host: {e}")))?;
+            let mut s = String::from("<capabilities>\n\n  <host>\n");
+            let _ = writeln!(s, "    <uuid>{}</uuid>", h.uuid);
+            s.push_str("    <cpu>\n");
+            let _ = writeln!(s, "      <arch>{}</arch>", h.arch);
+            if !h.cpu_vendor.is_empty() {
+                let _ = writeln!(s, "      <vendor>{}</vendor>", xml_text(&h.cpu_vendor));
+            }
+            let _ = writeln!(
+                s,
+                "      <topology sockets='{}' dies='1' cores='{}' threads='{}'/>",
+                h.sockets, h.cores, h.threads
+            );
+            for f in &h.cpu_flags {
+                let _ = writeln!(s, "      <feature name='{}'/>", xml_text(f));
+            }
+            s.push_str("      <pages unit='KiB' size='4'/>\n");
+            for size in huge_page_sizes() {
+                let _ = writeln!(s, "      <pages unit='KiB' size='{size}'/>");
+            }
+            s.push_str("    </cpu>\n    <power_management/>\n    <iommu support='no'/>\n");
+            s.push_str(&topology_xml(&h));
+            s.push_str("    <secmodel>\n      <model>none</model>\n      <doi>0</doi>\n");
+            s.push_str("    </secmodel>\n  </host>\n\n");
+            for arch in guest_arches() {
+                let offers = self.offers(types, arch);
+                let Some((_, first)) = offers.first() else {
+                    continue;
+                };
+                s.push_str("  <guest>\n    <os_type>hvm</os_type>\n");
+                let _ = writeln!(s, "    <arch name='{arch}'>");
+                let _ = writeln!(s, "      <wordsize>{}</wordsize>", wordsize(arch));
+                if let Some(e) = &first.emulator {
+                    let _ = writeln!(s, "      <emulator>{}</emulator>", xml_text(e));
+                }
+                for m in &first.machines {
+                    let _ = writeln!(
+                        s,
+                        "      <machine maxCpus='{}'>{}</machine>",
+                        first.max_vcpus,
+                        xml_text(m)
+                    );
+                }
+                for (t, _) in &offers {
+                    let _ = writeln!(s, "      <domain type='{}'/>", t.as_str());
+                }
+                s.push_str("    </arch>\n    <features>\n");
+                s.push_str("      <acpi default='on' toggle='yes'/>\n");
+                s.push_str("      <apic default='on' toggle='no'/>\n");
+                s.push_str("    </features>\n  </guest>\n\n");
+            }
+            s.push_str("</capabilities>\n");
+            Ok(s)
+        }
+
+        /// libvirt's `<domainCapabilities>`: what a guest of `virttype` (the first of
+        /// `types` a driver offers when `None`) on `arch` (the host's when `None`) can use.
+        pub fn libvirt_domain_capabilities(
+            &self,
+            types: &[DomainType],
+            virttype: Option<DomainType>,
+            arch: Option<&str>,
+            machine: Option<&str>,
+        ) -> Result<String> {
+            let arch = arch.unwrap_or(std::env::consts::ARCH);
+            let candidates: Vec<DomainType> = match virttype {
+                Some(t) if types.contains(&t) => vec![t],
+                Some(t) => {
+                    return Err(Error::NotSupported(format!(
+                        "domains of type '{}' are not served here",
+                        t.as_str()
+                    )));
+                }
+                None => types.to_vec(),
+            };
+            let (t, c) = self
+                .offers(&candidates, arch)
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    Error::NotSupported(format!(
+                        "no enabled driver runs domains of type {} on architecture '{arch}'",
+                        candidates
+                            .iter()
+                            .map(|t| format!("'{}'", t.as_str()))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    ))
+                })?;
+            let machine = match machine {
+                Some(m) if !c.machines.iter().any(|x| x == m) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "the machine type '{m}' is not offered for {arch} guests"
+                    )));
+                }
+                Some(m) => Some(m.to_owned()),
+                None => c.machines.first().cloned(),
+            };
+            let h = host::info().map_err(|e| Error::Failed(format!("cannot read host: {e}")))?;
+            let mut s = String::from("<domainCapabilities>\n");
+            if let Some(e) = &c.emulator {
+                let _ = writeln!(s, "  <path>{}</path>", xml_text(e));
+            }
+            let _ = writeln!(s, "  <domain>{}</domain>", t.as_str());
+            if let Some(m) = &machine {
+                let _ = writeln!(s, "  <machine>{}</machine>", xml_text(m));
+            }
+            let _ = writeln!(s, "  <arch>{arch}</arch>");
+            let _ = writeln!(s, "  <vcpu max='{}'/>", c.max_vcpus);
+            s.push_str("  <iothreads supported='yes'/>\n");
+            s.push_str("  <os supported='yes'>\n");
+            enum_xml(&mut s, 4, "firmware", &c.firmware);
+            let efi = c.firmware.iter().any(|f| f == "efi");
+            let _ = writeln!(
+                s,
+                "    <loader supported='{}'>",
+                if efi { "yes" } else { "no" }
+            );
+            if efi {
+                enum_xml(&mut s, 6, "type", &["rom".into(), "pflash".into()]);
+                enum_xml(&mut s, 6, "readonly", &["yes".into(), "no".into()]);
+                enum_xml(&mut s, 6, "secure", &["no".into()]);
+            }
+            s.push_str("    </loader>\n  </os>\n  <cpu>\n");
+            let yes = |b: bool| if b { "yes" } else { "no" };
+            let _ = writeln!(
+                s,
+                "    <mode name='host-passthrough' supported='{}'/>",
+                yes(c.host_passthrough)
+            );
+            let _ = writeln!(
+                s,
+                "    <mode name='maximum' supported='{}'/>",
+                yes(c.host_passthrough)
+            );
+            if c.host_passthrough && !h.cpu_vendor.is_empty() {
+                s.push_str("    <mode name='host-model' supported='yes'>\n");
+                let _ = writeln!(s, "      <vendor>{}</vendor>", xml_text(&h.cpu_vendor));
+                s.push_str("    </mode>\n");
+            } else {
+                s.push_str("    <mode name='host-model' supported='no'/>\n");
+            }
+            let _ = writeln!(
+                s,
+                "    <mode name='custom' supported='{}'>",
+                yes(!c.cpu_models.is_empty())
+            );
+            for m in &c.cpu_models {
+                let _ = writeln!(s, "      <model usable='unknown'>{}</model>", xml_text(m));
+            }
+            s.push_str("    </mode>\n  </cpu>\n  <devices>\n    <disk supported='yes'>\n");
+            enum_xml(
+                &mut s,
+                6,
+                "diskDevice",
+                &["disk".into(), "cdrom".into(), "floppy".into()],
+            );
+            enum_xml(&mut s, 6, "bus", &c.disk_buses);
+            s.push_str("    </disk>\n");
+            let _ = writeln!(
+                s,
+                "    <graphics supported='{}'>",
+                yes(!c.graphics.is_empty())
+            );
+            enum_xml(&mut s, 6, "type", &c.graphics);
+            s.push_str("    </graphics>\n");
+            let _ = writeln!(
+                s,
+                "    <video supported='{}'>",
+                yes(!c.video_models.is_empty())
+            );
+            enum_xml(&mut s, 6, "modelType", &c.video_models);
+            s.push_str("    </video>\n  </devices>\n  <features>\n");
+            s.push_str("    <gic supported='no'/>\n    <sev supported='no'/>\n");
+            s.push_str("  </features>\n</domainCapabilities>\n");
+            Ok(s)
+        }
+    }
+
+    fn enum_xml(s: &mut String, indent: usize, name: &str, values: &[String]) {
+        let pad = " ".repeat(indent);
+        let _ = writeln!(s, "{pad}<enum name='{name}'>");
+        for v in values {
+            let _ = writeln!(s, "{pad}  <value>{}</value>", xml_text(v));
+        }
+        let _ = writeln!(s, "{pad}</enum>");
+    }
+
+    /// Sizes (KiB) of the huge pages the kernel offers.
+    fn huge_page_sizes() -> Vec<u64> {
+        let mut v: Vec<u64> = std::fs::read_dir("/sys/kernel/mm/hugepages")
+            .map(|rd| {
+                rd.filter_map(|e| {
+                    let n = e.ok()?.file_name().to_string_lossy().into_owned();
+                    n.strip_prefix("hugepages-")?
+                        .strip_suffix("kB")?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+
+    /// `<topology>`: each NUMA node's memory and CPUs.
+    fn topology_xml(h: &host::HostInfo) -> String {
+        let read = |p: String| std::fs::read_to_string(p).map(|s| s.trim().to_owned());
+        let nodes: Vec<usize> = read("/sys/devices/system/node/online".into())
+            .map(|n| {
+                host::parse_cpuset(&n, usize::MAX)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, on)| **on)
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut s = String::from("    <topology>\n");
+        let _ = writeln!(s, "      <cells num='{}'>", nodes.len().max(1));
+        if nodes.is_empty() {
+            let _ = writeln!(
+                s,
+                "        <cell id='0'>\n          <memory unit='KiB'>{}</memory>\n        </cell>",
+                h.memory_kib
+            );
+        }
+        for n in nodes {
+            let mem = host::memory_stats(Some(n as u32))
+                .ok()
+                .and_then(|m| m.first().map(|(_, v)| *v))
+                .unwrap_or(0);
+            let cpus: Vec<usize> = read(format!("/sys/devices/system/node/node{n}/cpulist"))
+                .map(|l| {
+                    host::parse_cpuset(&l, usize::MAX)
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, on)| **on)
+                        .map(|(i, _)| i)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let _ = writeln!(s, "        <cell id='{n}'>");
+            let _ = writeln!(s, "          <memory unit='KiB'>{mem}</memory>");
+            let _ = writeln!(s, "          <cpus num='{}'>", cpus.len());
+            for c in cpus {
+                let topo = format!("/sys/devices/system/cpu/cpu{c}/topology");
+                let socket = read(format!("{topo}/physical_package_id")).unwrap_or_default();
+                let core = read(format!("{topo}/core_id")).unwrap_or_default();
+                let siblings = read(format!("{topo}/thread_siblings_list")).unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "            <cpu id='{c}' socket_id='{socket}' die_id='0' core_id='{core}' \
+                     siblings='{siblings}'/>"
+                );
+            }
+            s.push_str("          </cpus>\n        </cell>\n");
+        }
+        s.push_str("      </cells>\n    </topology>\n");
+        s
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::sync::Arc;
+
+        use super::*;
+        use crate::{core::store::Store, drivers::test::TestDriver};
+
+        #[test]
+        fn documents_parse_and_name_the_test_driver() {
+            let core = Core::new(
+                vec![(DomainType::Test, Arc::new(TestDriver::new()))],
+                Store::memory(),
+            );
+            let caps = core
+                .libvirt_capabilities(&[DomainType::Test])
+                .expect("caps");
+            let doc = roxmltree::Document::parse(&caps).expect("well-formed");
+            assert!(
+                doc.descendants()
+                    .any(|n| n.has_tag_name("domain") && n.attribute("type") == Some("test"))
+            );
+            let dc = core
+                .libvirt_domain_capabilities(&[DomainType::Test], None, None, None)
+                .expect("domcaps");
+            let doc = roxmltree::Document::parse(&dc).expect("well-formed");
+            let max = doc
+                .descendants()
+                .find(|n| n.has_tag_name("vcpu"))
+                .and_then(|n| n.attribute("max"));
+            assert_eq!(max, Some("255"));
+            assert!(
+                core.libvirt_domain_capabilities(&[DomainType::Kvm], None, None, None)
+                    .is_err()
+            );
+            assert!(
+                core.libvirt_domain_capabilities(&[DomainType::Test], None, None, Some("q35"))
+                    .is_err()
+            );
+            assert!(core.cpu_models(&[DomainType::Test], "x86_64").len() > 10);
+            assert_eq!(core.hypervisor_version(&[DomainType::Test]), 2);
+        }
+    }
+}

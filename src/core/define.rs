@@ -56,12 +56,12 @@ impl Core {
                 "domain '{name}' (UUID {uuid}) is being created"
             )));
         }
-        if let Some(u) = reg.by_name.get(&def.name)
-            && *u != def.uuid
+        if let Some(other) = reg.by_name.get(&def.name)
+            && other.uuid != def.uuid
         {
             return Err(Error::AlreadyExists(format!(
-                "domain '{}' already exists with UUID {u}",
-                def.name
+                "domain '{}' already exists with UUID {}",
+                def.name, other.uuid
             )));
         }
         let Some(dom) = reg.by_uuid.get(&def.uuid).cloned() else {
@@ -112,6 +112,7 @@ impl Core {
                 def: def.clone(),
                 autostart: false,
                 current_snapshot: None,
+                managed_save: None,
             })
             .await?;
             let dom = Arc::new(Domain::new(driver, new_data(def, true)));
@@ -122,11 +123,12 @@ impl Core {
 
     /// Replace an existing domain's persistent definition; its job is held.
     async fn redefine(&self, dom: &Arc<Domain>, mut def: DomainDef, caller: Caller) -> Result<()> {
-        let (autostart, current, owner) = {
+        let (autostart, current, managed_save, owner) = {
             let d = lock(&dom.data);
             (
                 d.autostart && d.persistent,
                 d.snapshots.current().map(str::to_owned),
+                d.managed_save,
                 d.def.owner_uid(),
             )
         };
@@ -137,6 +139,7 @@ impl Core {
             def: def.clone(),
             autostart,
             current_snapshot: current,
+            managed_save,
         })
         .await?;
         self.update(dom, |d| {
@@ -160,7 +163,8 @@ impl Core {
         let info = {
             let d = lock(&dom.data);
             let mut reg = self.registry_write();
-            reg.by_name.insert(d.def.name.clone(), dom.uuid);
+            reg.by_name
+                .insert(d.def.name.clone(), super::Named::new(dom));
             reg.by_uuid.insert(dom.uuid, dom.clone());
             d.info(dom.driver.name())
         };
@@ -186,7 +190,7 @@ impl Core {
         let driver = self.driver_checked(&def)?;
         if let Some(dom) = self.find_existing(&def)? {
             def.set_owner_uid(lock(&dom.data).def.owner_uid());
-            self.start_with(&dom, opts, Some(def))
+            self.start_with(&dom, opts, Some(def), StateReason::Booted)
                 .await
                 .map_err(|e| match e {
                     Error::InvalidState(_) => Error::AlreadyExists(format!(
@@ -253,8 +257,18 @@ impl Core {
                     d.snapshots.len()
                 )));
             }
+            if d.managed_save.is_some() && !opts.managed_save {
+                return Err(Error::InvalidState(format!(
+                    "domain '{}' has a managed save image; pass option 'managed-save' to \
+                     remove it too",
+                    d.def.name
+                )));
+            }
             d.status.is_active()
         };
+        if lock(&dom.data).managed_save.is_some() {
+            dom.driver.managed_save_remove(&self.ctx(dom)).await?;
+        }
         let _defining = self.inner.define_lock.lock().await;
         let store = self.store().clone();
         let uuid = dom.uuid;
@@ -262,6 +276,7 @@ impl Core {
         self.update(dom, |d| {
             d.persistent = false;
             d.autostart = false;
+            d.managed_save = None;
             d.snapshots = SnapshotTree::default();
             let ev = Lifecycle::Undefined(UndefinedDetail::Removed);
             ((), vec![Event::Lifecycle { uuid, event: ev }])
@@ -286,9 +301,8 @@ impl Core {
                 return Ok(());
             }
             DomainRecord {
-                def: (*d.def).clone(),
                 autostart,
-                current_snapshot: d.snapshots.current().map(str::to_owned),
+                ..d.record()
             }
         };
         self.save(rec).await?;
@@ -312,6 +326,7 @@ pub(crate) fn new_data(def: DomainDef, persistent: bool) -> DomainData {
         live: None,
         persistent,
         autostart: false,
+        managed_save: None,
         status: Status::shut_off(StateReason::Unknown),
         id: None,
         snapshots: SnapshotTree::default(),

@@ -24,6 +24,8 @@ pub const JOB_WAIT: Duration = Duration::from_secs(30);
 
 pub struct Domain {
     pub(crate) uuid: Uuid,
+    /// Fixed for the domain's life: a redefinition cannot change it.
+    pub(crate) domain_type: crate::model::DomainType,
     pub(crate) driver: Arc<dyn Driver>,
     job: tokio::sync::Mutex<()>,
     job_name: Mutex<&'static str>,
@@ -38,12 +40,20 @@ pub(crate) struct DomainData {
     pub live: Option<Arc<DomainDef>>,
     pub persistent: bool,
     pub autostart: bool,
+    pub managed_save: Option<ManagedSave>,
     pub status: Status,
     pub id: Option<u32>,
     pub snapshots: SnapshotTree,
     pub warning: Option<String>,
     /// Set once the domain is gone, for calls that looked it up before.
     pub removed: bool,
+}
+
+/// A managed save image: the guest's state saved by its driver, restored at the next start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManagedSave {
+    /// Whether the guest comes back paused.
+    pub paused: bool,
 }
 
 /// Proof that the caller holds a domain's job lock.
@@ -62,6 +72,7 @@ impl Domain {
     pub(crate) fn new(driver: Arc<dyn Driver>, data: DomainData) -> Self {
         Self {
             uuid: data.def.uuid,
+            domain_type: data.def.domain_type,
             driver,
             job: tokio::sync::Mutex::new(()),
             job_name: Mutex::new(""),
@@ -116,7 +127,12 @@ impl Domain {
 
     /// The type its definition names (which driver kind runs it).
     pub fn domain_type(&self) -> crate::model::DomainType {
-        lock(&self.data).def.domain_type
+        self.domain_type
+    }
+
+    /// The guest OS kind its definition names (`hvm`, `linux`, `exe`, `xen`).
+    pub fn os_type(&self) -> &'static str {
+        lock(&self.data).current_def().os.os_type.as_str()
     }
 
     /// The guest's process while active, when its driver has one.
@@ -133,6 +149,16 @@ impl Domain {
 }
 
 impl DomainData {
+    /// What the store keeps of this domain.
+    pub fn record(&self) -> super::store::DomainRecord {
+        super::store::DomainRecord {
+            def: (*self.def).clone(),
+            autostart: self.autostart,
+            current_snapshot: self.snapshots.current().map(str::to_owned),
+            managed_save: self.managed_save,
+        }
+    }
+
     /// The definition that describes the domain now: the live one while active.
     pub fn current_def(&self) -> &Arc<DomainDef> {
         self.live.as_ref().unwrap_or(&self.def)
@@ -146,9 +172,11 @@ impl DomainData {
             title: d.title.clone().unwrap_or_default(),
             id: self.id,
             driver,
+            domain_type: d.domain_type,
             status: self.status,
             persistent: self.persistent,
             autostart: self.autostart,
+            managed_save: self.managed_save.is_some(),
             vcpus: d.vcpus(),
             memory_kib: d.current_memory(),
             current_snapshot: self.snapshots.current().map(str::to_owned),

@@ -1,6 +1,10 @@
 //! The core's error: one kind per typed D-Bus error, with a message that names what is wrong.
+//!
+//! Two kinds carry structure besides their message, so that a front end speaking another
+//! vocabulary (the libvirt facade) can phrase them its own way without repeating the rule that
+//! raised them: a domain in the wrong state for an operation, and options that conflict.
 
-use crate::model::XmlError;
+use crate::model::{XmlError, state::DomainState};
 
 /// What went wrong, by kind; front ends map each kind to one error name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,6 +15,12 @@ pub enum Error {
     InvalidArgument(String),
     #[error("{0}")]
     InvalidState(String),
+    /// An operation that needs another state of the domain (a kind of `InvalidState`).
+    #[error("{0}")]
+    WrongState(StateConflict),
+    /// Options that make no sense together (a kind of `InvalidArgument`).
+    #[error("{0}")]
+    Options(OptionError),
     #[error("{0}")]
     AlreadyExists(String),
     #[error("{0}")]
@@ -23,31 +33,54 @@ pub enum Error {
     Failed(String),
 }
 
+/// A domain in a state where an operation cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConflict {
+    pub domain: String,
+    /// The operation, as a verb phrase ("start", "shut down").
+    pub op: &'static str,
+    pub state: DomainState,
+    /// Whether the operation needs an active domain (rather than an inactive one).
+    pub needs_active: bool,
+}
+
+impl std::fmt::Display for StateConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = match self.state {
+            DomainState::ShutOff | DomainState::Crashed | DomainState::NoState => {
+                "is not running".to_owned()
+            }
+            DomainState::Paused => "is paused".to_owned(),
+            DomainState::Running => "is already running".to_owned(),
+            s => format!("is in state '{s}'"),
+        };
+        write!(f, "cannot {} domain '{}': it {why}", self.op, self.domain)
+    }
+}
+
+/// A rule about options broken, naming the options as the native API does (front ends with
+/// other names map them).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    #[error("options '{0}' and '{1}' are mutually exclusive")]
+    Exclusive(&'static str, &'static str),
+    /// The first option needs the second.
+    #[error("option '{0}' requires option '{1}'{2}")]
+    Requires(&'static str, &'static str, &'static str),
+}
+
 impl Error {
     /// The kind's short name, as the D-Bus error name's last element.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::NotFound(_) => "NotFound",
-            Self::InvalidArgument(_) => "InvalidArgument",
-            Self::InvalidState(_) => "InvalidState",
+            Self::InvalidArgument(_) | Self::Options(_) => "InvalidArgument",
+            Self::InvalidState(_) | Self::WrongState(_) => "InvalidState",
             Self::AlreadyExists(_) => "AlreadyExists",
             Self::NotSupported(_) => "NotSupported",
             Self::AccessDenied(_) => "AccessDenied",
             Self::Timeout(_) => "Timeout",
             Self::Failed(_) => "Failed",
-        }
-    }
-
-    pub fn message(&self) -> &str {
-        match self {
-            Self::NotFound(m)
-            | Self::InvalidArgument(m)
-            | Self::InvalidState(m)
-            | Self::AlreadyExists(m)
-            | Self::NotSupported(m)
-            | Self::AccessDenied(m)
-            | Self::Timeout(m)
-            | Self::Failed(m) => m,
         }
     }
 }
@@ -58,4 +91,36 @@ impl From<XmlError> for Error {
     }
 }
 
+impl From<OptionError> for Error {
+    fn from(e: OptionError) -> Self {
+        Self::Options(e)
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_errors_read_as_before() {
+        let e = Error::WrongState(StateConflict {
+            domain: "web".into(),
+            op: "suspend",
+            state: DomainState::ShutOff,
+            needs_active: true,
+        });
+        assert_eq!(
+            e.to_string(),
+            "cannot suspend domain 'web': it is not running"
+        );
+        assert_eq!(e.kind(), "InvalidState");
+        let e: Error = OptionError::Exclusive("running", "paused").into();
+        assert_eq!(
+            e.to_string(),
+            "options 'running' and 'paused' are mutually exclusive"
+        );
+        assert_eq!(e.kind(), "InvalidArgument");
+    }
+}

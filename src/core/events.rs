@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::info::{DomainInfo, DomainProp, SnapshotInfo, SnapshotProp};
+use super::{
+    info::{DomainInfo, DomainProp, SnapshotInfo, SnapshotProp},
+    metadata::MetadataKind,
+};
 use crate::model::state::Lifecycle;
 
 #[derive(Debug, Clone)]
@@ -32,6 +35,22 @@ pub enum Event {
     /// The guest reset or rebooted (no state change).
     Rebooted {
         uuid: Uuid,
+    },
+    /// A piece of metadata was set or removed.
+    MetadataChanged {
+        uuid: Uuid,
+        kind: MetadataKind,
+    },
+    /// A device was attached to the running guest; `device` names it (alias, disk target or
+    /// MAC address).
+    DeviceAdded {
+        uuid: Uuid,
+        device: String,
+    },
+    /// A device was detached from the running guest.
+    DeviceRemoved {
+        uuid: Uuid,
+        device: String,
     },
     DomainRemoved {
         uuid: Uuid,

@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use crate::model::state::Status;
+use crate::model::{DomainType, state::Status};
 
 /// The values of a domain's properties.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,9 +16,12 @@ pub struct DomainInfo {
     /// The hypervisor id while active.
     pub id: Option<u32>,
     pub driver: &'static str,
+    pub domain_type: DomainType,
     pub status: Status,
     pub persistent: bool,
     pub autostart: bool,
+    /// Whether a managed save image waits for the next start.
+    pub managed_save: bool,
     pub vcpus: u32,
     pub memory_kib: u64,
     pub current_snapshot: Option<String>,
@@ -40,6 +43,7 @@ pub enum DomainProp {
     Active,
     Persistent,
     Autostart,
+    ManagedSave,
     Vcpus,
     MemoryKib,
     CurrentSnapshot,
@@ -65,6 +69,7 @@ impl DomainInfo {
         check(self.status.is_active() != new.status.is_active(), P::Active);
         check(self.persistent != new.persistent, P::Persistent);
         check(self.autostart != new.autostart, P::Autostart);
+        check(self.managed_save != new.managed_save, P::ManagedSave);
         check(self.vcpus != new.vcpus, P::Vcpus);
         check(self.memory_kib != new.memory_kib, P::MemoryKib);
         check(
@@ -153,9 +158,11 @@ mod tests {
             title: String::new(),
             id: None,
             driver: "test",
+            domain_type: DomainType::Test,
             status: Status::shut_off(StateReason::Unknown),
             persistent: true,
             autostart: false,
+            managed_save: false,
             vcpus: 1,
             memory_kib: 1024,
             current_snapshot: None,

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{
     Core, Domain, Error, Event, Result,
+    error::StateConflict,
     events::lock,
     options::{DestroyOptions, PowerMode, StartOptions},
 };
@@ -21,9 +22,12 @@ use crate::{
 };
 
 impl Core {
-    fn require(
+    /// The domain's definition now and its state, if `ok` accepts the state; otherwise the
+    /// error saying why `op` cannot run (`needs_active`: whether it needs an active domain).
+    pub(crate) fn require(
         dom: &Domain,
-        op: &str,
+        op: &'static str,
+        needs_active: bool,
         ok: impl FnOnce(DomainState) -> bool,
     ) -> Result<(Arc<DomainDef>, DomainState)> {
         let d = lock(&dom.data);
@@ -31,22 +35,29 @@ impl Core {
         if ok(state) {
             return Ok((d.current_def().clone(), state));
         }
-        let why = match state {
-            DomainState::ShutOff | DomainState::Crashed | DomainState::NoState => {
-                "is not running".to_owned()
-            }
-            DomainState::Paused => "is paused".to_owned(),
-            DomainState::Running => "is already running".to_owned(),
-            s => format!("is in state '{s}'"),
-        };
-        Err(Error::InvalidState(format!(
-            "cannot {op} domain '{}': it {why}",
-            d.def.name
-        )))
+        Err(Error::WrongState(StateConflict {
+            domain: d.def.name.clone(),
+            op,
+            state,
+            needs_active,
+        }))
     }
 
+    /// Start a domain: from its managed save image when it has one (unless `force_boot`),
+    /// else boot it.
     pub async fn start(&self, dom: &Arc<Domain>, opts: StartOptions) -> Result<()> {
-        self.start_with(dom, opts, None).await
+        self.start_with(dom, opts, None, StateReason::Booted).await
+    }
+
+    /// Start a domain with `reason` as its running state's reason (fixtures recreate a
+    /// domain found running for an unknown reason).
+    pub async fn start_as(
+        &self,
+        dom: &Arc<Domain>,
+        opts: StartOptions,
+        reason: StateReason,
+    ) -> Result<()> {
+        self.start_with(dom, opts, None, reason).await
     }
 
     /// Start a domain, optionally from another definition than its persistent one.
@@ -55,18 +66,29 @@ impl Core {
         dom: &Arc<Domain>,
         opts: StartOptions,
         def: Option<DomainDef>,
+        reason: StateReason,
     ) -> Result<()> {
         let _job = dom.begin_job("start").await?;
-        let (persistent_def, _) = Self::require(dom, "start", |s| !s.is_active())?;
+        let (persistent_def, _) = Self::require(dom, "start", false, |s| !s.is_active())?;
+        let saved = lock(&dom.data).managed_save;
+        if let Some(saved) = saved {
+            if def.is_some() {
+                return Err(Error::InvalidState(format!(
+                    "domain '{}' has a managed save image: start it as it is, or remove the \
+                     image first",
+                    dom.name()
+                )));
+            }
+            if !opts.force_boot {
+                return self
+                    .restore(dom, persistent_def, opts.paused || saved.paused)
+                    .await;
+            }
+            self.drop_managed_save(dom).await?;
+        }
         let def = def.map(Arc::new).unwrap_or(persistent_def);
-        self.boot(
-            dom,
-            def,
-            opts.paused,
-            StartedDetail::Booted,
-            StateReason::Booted,
-        )
-        .await
+        self.boot(dom, def, opts.paused, StartedDetail::Booted, reason)
+            .await
     }
 
     /// Start the hypervisor for `def` and record the domain as running; the job is held.
@@ -161,7 +183,7 @@ impl Core {
 
     pub async fn shutdown(&self, dom: &Arc<Domain>, mode: PowerMode) -> Result<()> {
         let _job = dom.begin_job("shutdown").await?;
-        Self::require(dom, "shut down", DomainState::is_active)?;
+        Self::require(dom, "shut down", true, DomainState::is_active)?;
         if dom.driver.shutdown(&self.ctx(dom), mode).await? == Completion::Done {
             self.emit_shutdown(dom, ShutdownDetail::Finished);
             self.after_poweroff(dom).await?;
@@ -171,7 +193,7 @@ impl Core {
 
     pub async fn reboot(&self, dom: &Arc<Domain>, mode: PowerMode) -> Result<()> {
         let _job = dom.begin_job("reboot").await?;
-        let (def, _) = Self::require(dom, "reboot", |s| s == DomainState::Running)?;
+        let (def, _) = Self::require(dom, "reboot", true, |s| s == DomainState::Running)?;
         // Done: the guest went through its reboot now. A guest that may not reboot
         // (on_reboot=destroy) is shut off instead, as QEMU's -no-reboot does.
         if dom.driver.reboot(&self.ctx(dom), mode).await? == Completion::Done {
@@ -187,7 +209,7 @@ impl Core {
 
     pub async fn destroy(&self, dom: &Arc<Domain>, opts: DestroyOptions) -> Result<()> {
         let _job = dom.begin_job("destroy").await?;
-        Self::require(dom, "destroy", DomainState::is_active)?;
+        Self::require(dom, "destroy", true, DomainState::is_active)?;
         dom.driver.destroy(&self.ctx(dom), opts.graceful).await?;
         self.mark_stopped(dom, StateReason::Destroyed, StoppedDetail::Destroyed);
         Ok(())
@@ -195,14 +217,22 @@ impl Core {
 
     pub async fn reset(&self, dom: &Arc<Domain>) -> Result<()> {
         let _job = dom.begin_job("reset").await?;
-        Self::require(dom, "reset", DomainState::is_active)?;
+        Self::require(dom, "reset", true, DomainState::is_active)?;
         dom.driver.reset(&self.ctx(dom)).await?;
+        Ok(())
+    }
+
+    /// Send the guest a non-maskable interrupt.
+    pub async fn inject_nmi(&self, dom: &Arc<Domain>) -> Result<()> {
+        let _job = dom.begin_job("inject NMI").await?;
+        Self::require(dom, "inject an NMI into", true, DomainState::is_active)?;
+        dom.driver.inject_nmi(&self.ctx(dom)).await?;
         Ok(())
     }
 
     pub async fn suspend(&self, dom: &Arc<Domain>) -> Result<()> {
         let _job = dom.begin_job("suspend").await?;
-        Self::require(dom, "suspend", |s| s == DomainState::Running)?;
+        Self::require(dom, "suspend", true, |s| s == DomainState::Running)?;
         dom.driver.suspend(&self.ctx(dom)).await?;
         self.mark_paused(dom, StateReason::User, SuspendedDetail::Paused);
         Ok(())
@@ -210,7 +240,7 @@ impl Core {
 
     pub async fn resume(&self, dom: &Arc<Domain>) -> Result<()> {
         let _job = dom.begin_job("resume").await?;
-        Self::require(dom, "resume", |s| s == DomainState::Paused)?;
+        Self::require(dom, "resume", true, |s| s == DomainState::Paused)?;
         dom.driver.resume(&self.ctx(dom)).await?;
         self.mark_resumed(dom, StateReason::Unpaused, ResumedDetail::Unpaused);
         Ok(())
@@ -283,19 +313,6 @@ impl Core {
             dom.driver.reset(&self.ctx(dom)).await?;
         }
         Ok(())
-    }
-
-    /// What the guest agent reports; the guest must be running (a paused guest's agent
-    /// cannot answer).
-    pub async fn guest_info(
-        &self,
-        dom: &Arc<Domain>,
-        types: crate::drivers::GuestInfoTypes,
-    ) -> Result<crate::drivers::GuestInfo> {
-        Self::require(dom, "query the guest agent of", |s| {
-            s == DomainState::Running
-        })?;
-        Ok(dom.driver.guest_info(&self.ctx(dom), types).await?)
     }
 
     /// The guest panicked: apply its `on_crash` action. The job is held.
@@ -450,7 +467,7 @@ impl Core {
 
     pub async fn fs_freeze(&self, dom: &Arc<Domain>, mountpoints: &[String]) -> Result<u32> {
         let _job = dom.begin_job("fs-freeze").await?;
-        Self::require(dom, "freeze the filesystems of", |s| {
+        Self::require(dom, "freeze the filesystems of", true, |s| {
             s == DomainState::Running
         })?;
         Ok(dom.driver.fs_freeze(&self.ctx(dom), mountpoints).await?)
@@ -458,7 +475,7 @@ impl Core {
 
     pub async fn fs_thaw(&self, dom: &Arc<Domain>, mountpoints: &[String]) -> Result<u32> {
         let _job = dom.begin_job("fs-thaw").await?;
-        Self::require(dom, "thaw the filesystems of", DomainState::is_active)?;
+        Self::require(dom, "thaw the filesystems of", true, DomainState::is_active)?;
         Ok(dom.driver.fs_thaw(&self.ctx(dom), mountpoints).await?)
     }
 }

@@ -4,6 +4,7 @@
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod host;
 pub mod info;
 pub mod options;
 pub mod snapshots;
@@ -11,8 +12,13 @@ pub mod store;
 
 pub mod capabilities;
 pub mod define;
+mod devices;
+mod guest;
 mod lifecycle;
+mod managed_save;
+pub mod metadata;
 mod snapshot_ops;
+mod vcpus;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -34,7 +40,7 @@ use self::{
     domain::DomainData,
     events::lock,
     snapshots::{Snapshot, SnapshotTree},
-    store::{DomainRecord, LoadedDomain, Store},
+    store::{LoadedDomain, Store},
 };
 use crate::{
     drivers::{DomainCtx, Driver, DriverEvent, EventSink},
@@ -63,14 +69,33 @@ pub(crate) struct Inner {
     sink: Arc<dyn EventSink>,
 }
 
-/// Domains by UUID, and the name index kept in order so that listings need no sort.
+/// Domains by UUID, and by name in order so that listings need no sort (nor a lookup per
+/// domain).
 #[derive(Default)]
 struct Registry {
     by_uuid: HashMap<Uuid, Arc<Domain>>,
-    by_name: BTreeMap<String, Uuid>,
+    by_name: BTreeMap<String, Named>,
     /// Names and UUIDs of transient domains being created (their hypervisor starting), so
     /// that nothing else takes them meanwhile.
     reserved: Vec<(String, Uuid)>,
+}
+
+/// A domain in the name index, with what a listing by kind reads kept beside it: listing
+/// thousands of UUIDs touches no domain.
+struct Named {
+    uuid: Uuid,
+    domain_type: DomainType,
+    dom: Arc<Domain>,
+}
+
+impl Named {
+    fn new(dom: &Arc<Domain>) -> Self {
+        Self {
+            uuid: dom.uuid,
+            domain_type: dom.domain_type,
+            dom: dom.clone(),
+        }
+    }
 }
 
 /// Forwards driver events to the core without keeping it alive.
@@ -133,11 +158,12 @@ impl Core {
             tree.set_current(record.current_snapshot.as_deref());
             let data = DomainData {
                 autostart: record.autostart,
+                managed_save: record.managed_save,
                 snapshots: tree,
                 ..define::new_data(record.def, true)
             };
             let dom = Arc::new(Domain::new(driver, data));
-            reg.by_name.insert(dom.name(), dom.uuid);
+            reg.by_name.insert(dom.name(), Named::new(&dom));
             reg.by_uuid.insert(dom.uuid, dom);
             count += 1;
         }
@@ -191,7 +217,7 @@ impl Core {
                         if !persistent {
                             let mut reg = self.registry_write();
                             reg.by_uuid.remove(&dom.uuid);
-                            reg.by_name.retain(|_, u| *u != dom.uuid);
+                            reg.by_name.retain(|_, n| n.uuid != dom.uuid);
                             lock(&dom.data).removed = true;
                         }
                     }
@@ -225,7 +251,7 @@ impl Core {
             return Some(dom);
         }
         let mut reg = self.registry_write();
-        if let Some(other) = reg.by_name.get(&guest.live.name) {
+        if let Some(other) = reg.by_name.get(&guest.live.name).map(|n| n.uuid) {
             tracing::error!(
                 "transient domain '{}' ({}) still runs, but domain {other} now has its name; \
                  left alone",
@@ -238,7 +264,7 @@ impl Core {
             driver.clone(),
             define::new_data(guest.live, false),
         ));
-        reg.by_name.insert(dom.name(), dom.uuid);
+        reg.by_name.insert(dom.name(), Named::new(&dom));
         reg.by_uuid.insert(dom.uuid, dom.clone());
         Some(dom)
     }
@@ -265,6 +291,11 @@ impl Core {
         let mut v: Vec<_> = self.inner.drivers.iter().map(|(_, d)| d.name()).collect();
         v.dedup();
         v
+    }
+
+    /// The domain types the enabled drivers run.
+    pub fn domain_types(&self) -> Vec<DomainType> {
+        self.inner.drivers.iter().map(|(t, _)| *t).collect()
     }
 
     /// The name of the driver that runs domains of type `t`.
@@ -310,10 +341,8 @@ impl Core {
     /// Find a domain by name, or by UUID in any of libvirt's spellings.
     pub fn lookup(&self, name_or_uuid: &str) -> Result<Arc<Domain>> {
         let reg = self.registry_read();
-        if let Some(u) = reg.by_name.get(name_or_uuid)
-            && let Some(d) = reg.by_uuid.get(u)
-        {
-            return Ok(d.clone());
+        if let Some(n) = reg.by_name.get(name_or_uuid) {
+            return Ok(n.dom.clone());
         }
         if let Ok(u) = Uuid::parse_str(name_or_uuid)
             && let Some(d) = reg.by_uuid.get(&u)
@@ -325,21 +354,52 @@ impl Core {
         )))
     }
 
-    /// Domains matching `filter`, sorted by name.
+    /// Domains matching `filter`, sorted by name. A filter on types and drivers alone reads
+    /// no domain's data (a listing of thousands takes no lock per domain).
     pub fn list(&self, filter: &options::ListFilter) -> Vec<Arc<Domain>> {
-        let sorted: Vec<Arc<Domain>> = {
-            let reg = self.registry_read();
-            reg.by_name
-                .values()
-                .filter_map(|u| reg.by_uuid.get(u).cloned())
-                .collect()
+        let reg = self.registry_read();
+        let by_kind = |n: &&Named| {
+            (filter.domain_types.is_empty() || filter.domain_types.contains(&n.domain_type))
+                && filter
+                    .driver
+                    .as_deref()
+                    .is_none_or(|d| d == n.dom.driver.name())
         };
-        sorted
+        let candidates = reg.by_name.values().filter(by_kind).map(|n| n.dom.clone());
+        if !filter.reads_state() {
+            return candidates.collect();
+        }
+        let candidates: Vec<Arc<Domain>> = candidates.collect();
+        drop(reg);
+        candidates
             .into_iter()
             .filter(|dom| {
                 let d = lock(&dom.data);
-                filter.matches(d.status.is_active(), d.persistent, dom.driver.name())
+                filter.matches(&options::ListFacts {
+                    status: d.status,
+                    persistent: d.persistent,
+                    autostart: d.autostart,
+                    managed_save: d.managed_save.is_some(),
+                    snapshot_count: d.snapshots.len(),
+                    driver: dom.driver.name(),
+                    domain_type: dom.domain_type,
+                })
             })
+            .collect()
+    }
+
+    /// The UUIDs of the domains matching `filter`, sorted by name: [`Core::list`] for long
+    /// listings that need no more than the UUIDs.
+    pub fn list_uuids(&self, filter: &options::ListFilter) -> Vec<Uuid> {
+        if filter.reads_state() || filter.driver.is_some() {
+            return self.list(filter).iter().map(|d| d.uuid).collect();
+        }
+        let types = &filter.domain_types;
+        self.registry_read()
+            .by_name
+            .values()
+            .filter(|n| types.is_empty() || types.contains(&n.domain_type))
+            .map(|n| n.uuid)
             .collect()
     }
 
@@ -436,7 +496,7 @@ impl Core {
                 .is_some_and(|d| std::ptr::eq(d.as_ref(), dom))
             {
                 reg.by_uuid.remove(&dom.uuid);
-                reg.by_name.retain(|_, u| *u != dom.uuid);
+                reg.by_name.retain(|_, n| n.uuid != dom.uuid);
             }
         }
         dom.driver.forget(&dom.uuid);
@@ -458,11 +518,7 @@ impl Core {
             if !d.persistent || d.removed {
                 return Ok(());
             }
-            DomainRecord {
-                def: (*d.def).clone(),
-                autostart: d.autostart,
-                current_snapshot: d.snapshots.current().map(str::to_owned),
-            }
+            d.record()
         };
         let store = self.inner.store.clone();
         blocking(move || store.save_domain(&rec)).await
@@ -515,3 +571,6 @@ pub(crate) fn now_unix() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -37,6 +37,30 @@ fn snapshot_state(state: DomainState) -> &'static str {
     }
 }
 
+/// Whether `s` passes the filter groups of `opts` (not `roots`, which depends on the list).
+fn snapshot_matches(
+    t: &super::snapshots::SnapshotTree,
+    s: &Snapshot,
+    opts: &SnapshotListOptions,
+) -> bool {
+    fn group(options: &[(bool, bool)]) -> bool {
+        !options.iter().any(|(set, _)| *set) || options.iter().any(|(set, hit)| *set && *hit)
+    }
+    let leaf = t.is_leaf(s.name());
+    let state = s.def.state.as_deref().unwrap_or("");
+    let disk_only = state == "disk-snapshot";
+    let inactive = state == "shutoff";
+    let external = s.kind != SnapshotKind::Internal;
+    group(&[(opts.leaves, leaf), (opts.no_leaves, !leaf)])
+        && group(&[(opts.metadata, true), (opts.no_metadata, false)])
+        && group(&[
+            (opts.inactive, inactive),
+            (opts.active, !inactive && !disk_only),
+            (opts.disk_only, disk_only),
+        ])
+        && group(&[(opts.internal, !external), (opts.external, external)])
+}
+
 impl Core {
     /// Takes the domain's name, not the domain: callers hold its data lock.
     fn snapshot_not_found(domain_name: &str, name: &str) -> Error {
@@ -78,8 +102,7 @@ impl Core {
         Ok(all
             .into_iter()
             .filter(|s| !opts.roots || s.parent().is_none())
-            .filter(|s| !opts.leaves || t.is_leaf(s.name()))
-            .filter(|s| !opts.no_leaves || !t.is_leaf(s.name()))
+            .filter(|s| snapshot_matches(t, s, &opts))
             .map(|s| s.name().to_owned())
             .collect())
     }
@@ -90,31 +113,58 @@ impl Core {
         name: &str,
         descendants: bool,
     ) -> Result<Vec<String>> {
+        self.snapshot_children_in(dom, name, descendants, SnapshotListOptions::default())
+    }
+
+    /// The children (or all descendants) of a snapshot that `opts` selects (`roots` has no
+    /// meaning here).
+    pub fn snapshot_children_in(
+        &self,
+        dom: &Domain,
+        name: &str,
+        descendants: bool,
+        opts: SnapshotListOptions,
+    ) -> Result<Vec<String>> {
+        opts.validate()?;
         let d = lock(&dom.data);
-        if d.snapshots.get(name).is_none() {
+        let t = &d.snapshots;
+        if t.get(name).is_none() {
             return Err(Self::snapshot_not_found(&d.def.name, name));
         }
         let v = if descendants {
-            d.snapshots.descendants(name)
+            t.descendants(name)
         } else {
-            d.snapshots.children(name)
+            t.children(name)
         };
+        let mut v: Vec<&Snapshot> = v
+            .into_iter()
+            .filter(|s| snapshot_matches(t, s, &opts))
+            .collect();
+        if !opts.topological {
+            // Creation order, as the domain's list.
+            let order: Vec<&str> = t.iter().map(Snapshot::name).collect();
+            v.sort_by_key(|s| order.iter().position(|n| *n == s.name()));
+        }
         Ok(v.into_iter().map(|s| s.name().to_owned()).collect())
     }
 
-    /// Take a snapshot (or, with `redefine`, import one's metadata). Returns its name, or
-    /// `None` with `no-metadata`, where nothing is recorded.
+    /// Take a snapshot (or, with `redefine`, import one's metadata). Returns its name and
+    /// whether it was recorded (not with `no-metadata`: the snapshot exists in the guest's
+    /// disks only).
     pub async fn snapshot_create(
         &self,
         dom: &Arc<Domain>,
         xml: &str,
         opts: SnapshotCreateOptions,
-    ) -> Result<Option<String>> {
+    ) -> Result<(String, bool)> {
         opts.validate()?;
         let mut def = SnapshotDef::from_xml(xml)?;
         let _job = dom.begin_job("snapshot").await?;
         if opts.redefine {
-            return self.snapshot_redefine(dom, def, opts).await.map(Some);
+            return self
+                .snapshot_redefine(dom, def, opts)
+                .await
+                .map(|n| (n, true));
         }
         for (given, element) in [
             (def.parent.is_some(), "parent"),
@@ -202,14 +252,14 @@ impl Core {
             )
             .await?;
         if opts.no_metadata {
-            return Ok(None);
+            return Ok((name, false));
         }
         self.record_snapshot(dom, def, true).await?;
         if opts.halt && status.is_active() {
             dom.driver.destroy(&self.ctx(dom), false).await?;
             self.mark_stopped(dom, StateReason::FromSnapshot, StoppedDetail::FromSnapshot);
         }
-        Ok(Some(name))
+        Ok((name, true))
     }
 
     /// Write a snapshot's file, add it to the tree and (if `make_current`) make it current.
@@ -348,8 +398,8 @@ impl Core {
                 let d = lock(&dom.data);
                 DomainRecord {
                     def: (*snap_def).clone(),
-                    autostart: d.autostart,
                     current_snapshot: Some(name.to_owned()),
+                    ..d.record()
                 }
             };
             self.save(rec).await?;

@@ -6,6 +6,9 @@
 //! ```
 //! Every write is atomic (see [`crate::util::fs::write_atomic`]). A file that does not parse is
 //! logged and renamed to `*.corrupt`; the others still load.
+//!
+//! A store can also keep nothing ([`Store::memory`]): for a core whose domains live only as
+//! long as the daemon (the libvirt facade's `test:///default` connection).
 
 use std::{
     fmt::Write as _,
@@ -15,6 +18,7 @@ use std::{
 
 use uuid::Uuid;
 
+use super::domain::ManagedSave;
 use crate::{
     model::{DomainDef, FormatOptions, SnapshotDef},
     util::{
@@ -39,6 +43,7 @@ pub struct DomainRecord {
     pub def: DomainDef,
     pub autostart: bool,
     pub current_snapshot: Option<String>,
+    pub managed_save: Option<ManagedSave>,
 }
 
 /// A domain read back at start, with its snapshots.
@@ -48,8 +53,14 @@ pub struct LoadedDomain {
     pub snapshots: Vec<SnapshotDef>,
 }
 
+/// Where state is kept: files under a directory, or nowhere.
 #[derive(Debug, Clone)]
 pub struct Store {
+    disk: Option<Dirs>,
+}
+
+#[derive(Debug, Clone)]
+struct Dirs {
     domains: PathBuf,
     snapshots: PathBuf,
 }
@@ -59,31 +70,31 @@ const FILE_MODE: u32 = 0o600;
 impl Store {
     /// Open the store under `state_dir`, creating its directories.
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
-        let store = Self {
+        let dirs = Dirs {
             domains: state_dir.join("domains"),
             snapshots: state_dir.join("snapshots"),
         };
-        for d in [&store.domains, &store.snapshots] {
+        for d in [&dirs.domains, &dirs.snapshots] {
             create_dir(d)?;
         }
-        Ok(store)
+        Ok(Self { disk: Some(dirs) })
     }
 
-    fn domain_path(&self, uuid: &Uuid) -> PathBuf {
-        self.domains.join(format!("{uuid}.xml"))
+    /// A store that keeps nothing: every write succeeds and loading finds nothing.
+    pub fn memory() -> Self {
+        Self { disk: None }
     }
 
-    fn snapshot_dir(&self, uuid: &Uuid) -> PathBuf {
-        self.snapshots.join(uuid.to_string())
-    }
-
-    fn snapshot_path(&self, uuid: &Uuid, name: &str) -> PathBuf {
-        self.snapshot_dir(uuid)
-            .join(format!("{}.xml", file_key(name)))
+    /// Whether what is saved outlives the daemon.
+    pub fn is_persistent(&self) -> bool {
+        self.disk.is_some()
     }
 
     pub fn save_domain(&self, rec: &DomainRecord) -> Result<(), StoreError> {
-        let path = self.domain_path(&rec.def.uuid);
+        let Some(dirs) = &self.disk else {
+            return Ok(());
+        };
+        let path = dirs.domain_path(&rec.def.uuid);
         let text = format_record(rec);
         write_atomic(&path, text.as_bytes(), FILE_MODE).map_err(|source| StoreError::Write {
             path: path.clone(),
@@ -93,21 +104,27 @@ impl Store {
 
     /// Remove a domain's file and all its snapshot files.
     pub fn remove_domain(&self, uuid: &Uuid) -> Result<(), StoreError> {
-        let dir = self.snapshot_dir(uuid);
+        let Some(dirs) = &self.disk else {
+            return Ok(());
+        };
+        let dir = dirs.snapshot_dir(uuid);
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|source| StoreError::Remove {
                 path: dir.clone(),
                 source,
             })?;
         }
-        let path = self.domain_path(uuid);
+        let path = dirs.domain_path(uuid);
         remove_durable(&path).map_err(|source| StoreError::Remove { path, source })
     }
 
     pub fn save_snapshot(&self, domain: &Uuid, def: &SnapshotDef) -> Result<(), StoreError> {
-        let dir = self.snapshot_dir(domain);
+        let Some(dirs) = &self.disk else {
+            return Ok(());
+        };
+        let dir = dirs.snapshot_dir(domain);
         create_dir(&dir)?;
-        let path = self.snapshot_path(domain, def.name.as_deref().unwrap_or_default());
+        let path = dirs.snapshot_path(domain, def.name.as_deref().unwrap_or_default());
         let text = def.to_xml(&FormatOptions {
             id: None,
             secure: true,
@@ -119,7 +136,10 @@ impl Store {
     }
 
     pub fn remove_snapshot(&self, domain: &Uuid, name: &str) -> Result<(), StoreError> {
-        let path = self.snapshot_path(domain, name);
+        let Some(dirs) = &self.disk else {
+            return Ok(());
+        };
+        let path = dirs.snapshot_path(domain, name);
         remove_durable(&path).map_err(|source| StoreError::Remove { path, source })
     }
 
@@ -127,19 +147,37 @@ impl Store {
     /// files are logged and set aside.
     pub fn load(&self) -> Vec<LoadedDomain> {
         let mut out = Vec::new();
-        for path in xml_files(&self.domains) {
+        let Some(dirs) = &self.disk else {
+            return out;
+        };
+        for path in xml_files(&dirs.domains) {
             match fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|t| parse_record(&t))
             {
                 Ok(record) => {
-                    let snapshots = self.load_snapshots(&record.def.uuid);
+                    let snapshots = dirs.load_snapshots(&record.def.uuid);
                     out.push(LoadedDomain { record, snapshots });
                 }
                 Err(e) => set_aside(&path, &e),
             }
         }
         out
+    }
+}
+
+impl Dirs {
+    fn domain_path(&self, uuid: &Uuid) -> PathBuf {
+        self.domains.join(format!("{uuid}.xml"))
+    }
+
+    fn snapshot_dir(&self, uuid: &Uuid) -> PathBuf {
+        self.snapshots.join(uuid.to_string())
+    }
+
+    fn snapshot_path(&self, uuid: &Uuid, name: &str) -> PathBuf {
+        self.snapshot_dir(uuid)
+            .join(format!("{}.xml", file_key(name)))
     }
 
     fn load_snapshots(&self, uuid: &Uuid) -> Vec<SnapshotDef> {
@@ -234,9 +272,14 @@ fn fnv1a(data: &[u8]) -> u64 {
 
 fn format_record(rec: &DomainRecord) -> String {
     let mut s = String::with_capacity(1024);
+    let managed = match rec.managed_save {
+        None => "",
+        Some(ManagedSave { paused: false }) => " managed-save='running'",
+        Some(ManagedSave { paused: true }) => " managed-save='paused'",
+    };
     let _ = writeln!(
         s,
-        "<virtbus-domain version='1' autostart='{}'>",
+        "<virtbus-domain version='1' autostart='{}'{managed}>",
         if rec.autostart { "yes" } else { "no" }
     );
     if let Some(cur) = &rec.current_snapshot {
@@ -276,6 +319,12 @@ fn parse_record(text: &str) -> Result<DomainRecord, String> {
         Some("no") | None => false,
         Some(v) => return Err(format!("invalid autostart '{v}'")),
     };
+    let managed_save = match root.attribute("managed-save") {
+        None => None,
+        Some("running") => Some(ManagedSave { paused: false }),
+        Some("paused") => Some(ManagedSave { paused: true }),
+        Some(v) => return Err(format!("invalid managed-save '{v}'")),
+    };
     let mut current_snapshot = None;
     let mut def = None;
     for c in root.children().filter(|n| n.is_element()) {
@@ -292,6 +341,7 @@ fn parse_record(text: &str) -> Result<DomainRecord, String> {
         def,
         autostart,
         current_snapshot,
+        managed_save,
     })
 }
 
@@ -315,6 +365,7 @@ mod tests {
             def: def("a&amp;b"),
             autostart: true,
             current_snapshot: Some("s<1>".into()),
+            managed_save: Some(ManagedSave { paused: true }),
         };
         store.save_domain(&rec).expect("save");
         for (name, t) in [("s<1>", 5), ("zero", 1)] {
@@ -349,6 +400,7 @@ mod tests {
                 def: def("good"),
                 autostart: false,
                 current_snapshot: None,
+                managed_save: None,
             })
             .expect("save");
         let bad = dir.path().join("domains/bad.xml");
@@ -357,6 +409,27 @@ mod tests {
         assert_eq!(loaded.len(), 1);
         assert!(!bad.exists());
         assert!(dir.path().join("domains/bad.xml.corrupt").exists());
+    }
+
+    #[test]
+    fn memory_store_keeps_nothing() {
+        let store = Store::memory();
+        assert!(!store.is_persistent());
+        let rec = DomainRecord {
+            def: def("m"),
+            autostart: true,
+            current_snapshot: None,
+            managed_save: None,
+        };
+        store.save_domain(&rec).expect("save");
+        let snap = SnapshotDef {
+            name: Some("s".into()),
+            ..Default::default()
+        };
+        store.save_snapshot(&rec.def.uuid, &snap).expect("snap");
+        assert!(store.load().is_empty());
+        store.remove_snapshot(&rec.def.uuid, "s").expect("rm snap");
+        store.remove_domain(&rec.def.uuid).expect("rm");
     }
 
     #[test]

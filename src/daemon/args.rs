@@ -20,6 +20,8 @@ pub struct Args {
     pub timeout: Option<u64>,
     /// Ask polkit on every call (to measure what the decision cache saves).
     pub no_authz_cache: bool,
+    /// Serve the libvirt-dbus compatible API too, whatever the configuration says.
+    pub libvirt_compat: bool,
     pub help: bool,
     pub version: bool,
 }
@@ -54,6 +56,7 @@ Options:
                         and no call (0: never; default from the configuration)
   --no-authz-cache      Ask polkit on every call, caching no decision
                         (for measurements)
+  --libvirt-compat      Also own org.libvirt and serve libvirt-dbus's API
   -h, --help            Show this help
   -V, --version         Show the version
 ";
@@ -73,6 +76,7 @@ impl Args {
             config: None,
             timeout: None,
             no_authz_cache: false,
+            libvirt_compat: false,
             help: false,
             version: false,
         };
@@ -100,6 +104,7 @@ impl Args {
                         Some(secs.ok_or_else(|| ArgsError::Timeout(v.to_string_lossy().into()))?);
                 }
                 Long("no-authz-cache") => out.no_authz_cache = true,
+                Long("libvirt-compat") => out.libvirt_compat = true,
                 Short('h') | Long("help") => out.help = true,
                 Short('V') | Long("version") => out.version = true,
                 _ => return Err(arg.unexpected().into()),
@@ -127,6 +132,7 @@ mod tests {
             parse(&["--system", "--session"]),
             Err(ArgsError::BothBuses)
         ));
+        assert!(parse(&["--libvirt-compat"]).expect("ok").libvirt_compat);
         let a = parse(&["--config", "/c.toml", "--timeout=0"]).expect("ok");
         assert_eq!(a.config, Some(PathBuf::from("/c.toml")));
         assert_eq!(a.timeout, Some(0));

@@ -15,8 +15,10 @@ use self::{
 use crate::{
     bus::{
         self,
+        activity::Activity,
         authz::{Authorizer, SessionOwner},
     },
+    compat::{self, ConnectSpec, flags::Flavor},
     config::{Config, DriverKind},
     core::{Core, store::Store},
     drivers::{
@@ -40,10 +42,10 @@ pub enum DaemonError {
     },
     #[error("cannot serve on the bus: {0}")]
     Serve(zbus::Error),
-    #[error("cannot own the name {BUS_NAME}: {0}")]
-    Name(zbus::Error),
-    #[error("the name {BUS_NAME} is already owned: is another virtbusd running?")]
-    NameTaken,
+    #[error("cannot own the name {0}: {1}")]
+    Name(&'static str, zbus::Error),
+    #[error("the name {0} is already owned: {1}")]
+    NameTaken(&'static str, &'static str),
     #[error("{0}")]
     Setup(String),
     #[error("the bus connection closed")]
@@ -192,16 +194,28 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
             .await
             .map_err(DaemonError::Serve)?,
     };
-    let mut server = bus::serve(&conn, core.clone(), authz)
+    let mut server = bus::serve(&conn, core.clone(), authz.clone())
         .await
         .map_err(DaemonError::Serve)?;
     if bus == BusKind::System {
         crate::machined::spawn(&conn, core.clone());
     }
-    request_name(&conn).await?;
+    request_name(&conn, BUS_NAME, "is another virtbusd running?").await?;
     tracing::info!("serving {BUS_NAME} on the {bus_name} bus");
+    let mut facade = if args.libvirt_compat || config.libvirt_compat {
+        let f = serve_compat(bus, &core, authz, server.activity()).await?;
+        tracing::info!("serving {} on the {bus_name} bus", compat::BUS_NAME);
+        Some(f)
+    } else {
+        None
+    };
+    let also = if facade.is_some() {
+        format!(" and {}", compat::BUS_NAME)
+    } else {
+        String::new()
+    };
     notifier.ready(&format!(
-        "Serving {BUS_NAME} on the {bus_name} bus, {loaded} domain(s) defined"
+        "Serving {BUS_NAME}{also} on the {bus_name} bus, {loaded} domain(s) defined"
     ));
 
     let autostart = core.clone();
@@ -209,12 +223,21 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
 
     let timeout = args.timeout.unwrap_or(config.idle_timeout);
     let activity = server.activity();
+    // org.libvirt has no activation file (it would take libvirt-dbus's place), so an instance
+    // that serves it stays: after an exit, nothing would start it again for its callers.
+    let may_idle = facade.is_none();
     let idle = async {
         match bus {
-            BusKind::Session if timeout > 0 => {
+            BusKind::Session if timeout > 0 && may_idle => {
                 idle::wait(&core, &activity, Duration::from_secs(timeout)).await
             }
             _ => std::future::pending().await,
+        }
+    };
+    let facade_closed = async {
+        match &mut facade {
+            Some((_, f)) => f.closed().await,
+            None => std::future::pending().await,
         }
     };
     let exit = tokio::select! {
@@ -222,6 +245,10 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
         () = idle => Exit::Idle,
         () = server.closed() => {
             notifier.stopping("Lost the bus connection");
+            return Err(DaemonError::Disconnected);
+        }
+        () = facade_closed => {
+            notifier.stopping("Lost the bus connection of org.libvirt");
             return Err(DaemonError::Disconnected);
         }
     };
@@ -233,6 +260,11 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
         Exit::Idle => {
             notifier.stopping(&format!("Idle for {timeout} s; exiting"));
             tracing::info!("idle for {timeout} s with nothing running; exiting");
+            if let Some((fconn, _)) = &facade
+                && let Err(e) = fconn.release_name(compat::BUS_NAME).await
+            {
+                tracing::warn!("cannot release {}: {e}", compat::BUS_NAME);
+            }
             hand_over(&conn, &activity).await;
         }
     }
@@ -255,20 +287,65 @@ async fn hand_over(conn: &zbus::Connection, activity: &bus::activity::Activity) 
     }
 }
 
-async fn request_name(conn: &zbus::Connection) -> Result<(), DaemonError> {
+/// The libvirt facade on a connection of its own (its signals come from `org.libvirt`'s
+/// owner only): `/org/libvirt/QEMU` over the qemu and kvm domains of `core`,
+/// `/org/libvirt/Test` over a core of its own in `test:///default`'s state.
+async fn serve_compat(
+    bus: BusKind,
+    core: &Core,
+    authz: Arc<dyn Authorizer>,
+    activity: Arc<Activity>,
+) -> Result<(zbus::Connection, compat::Server), DaemonError> {
+    let (conn, bus_name) = match bus {
+        BusKind::System => (zbus::Connection::system().await, "system"),
+        BusKind::Session => (zbus::Connection::session().await, "session"),
+    };
+    let conn = conn.map_err(|source| DaemonError::Connect {
+        bus: bus_name,
+        source,
+    })?;
+    let test = compat::fixture::test_default()
+        .await
+        .map_err(|e| DaemonError::Setup(format!("cannot set up test:///default: {e}")))?;
+    let connects = vec![
+        ConnectSpec {
+            path: "/org/libvirt/QEMU",
+            flavor: Flavor::Qemu,
+            core: core.clone(),
+            types: vec![DomainType::Qemu, DomainType::Kvm],
+        },
+        ConnectSpec {
+            path: "/org/libvirt/Test",
+            flavor: Flavor::Test,
+            core: test,
+            types: vec![DomainType::Test],
+        },
+    ];
+    let server = compat::serve(&conn, connects, authz, activity)
+        .await
+        .map_err(DaemonError::Serve)?;
+    request_name(&conn, compat::BUS_NAME, "is libvirt-dbus running?").await?;
+    Ok((conn, server))
+}
+
+async fn request_name(
+    conn: &zbus::Connection,
+    name: &'static str,
+    hint: &'static str,
+) -> Result<(), DaemonError> {
     use zbus::fdo::{RequestNameFlags, RequestNameReply};
     let reply = zbus::fdo::DBusProxy::new(conn)
         .await
-        .map_err(DaemonError::Name)?
+        .map_err(|e| DaemonError::Name(name, e))?
         .request_name(
-            BUS_NAME.try_into().map_err(DaemonError::Name)?,
+            name.try_into().map_err(|e| DaemonError::Name(name, e))?,
             RequestNameFlags::DO_NOT_QUEUE,
         )
         .await
-        .map_err(|e| DaemonError::Name(e.into()))?;
+        .map_err(|e| DaemonError::Name(name, e.into()))?;
     match reply {
         RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner => Ok(()),
-        _ => Err(DaemonError::NameTaken),
+        _ => Err(DaemonError::NameTaken(name, hint)),
     }
 }
 

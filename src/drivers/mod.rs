@@ -13,6 +13,7 @@ use crate::{
     core::options::{PowerMode, SnapshotCreateOptions},
     model::{
         DomainDef, DomainType, SnapshotDef,
+        devices::Device,
         state::{CrashedDetail, ShutdownDetail, StateReason, Status, StoppedDetail},
     },
 };
@@ -160,6 +161,85 @@ pub struct GuestAddress {
     pub prefix: u32,
 }
 
+/// One memory statistic of a guest, as libvirt's `virDomainMemoryStatTags` (values in KiB,
+/// counts, or seconds for `LastUpdate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemoryStat {
+    SwapIn,
+    SwapOut,
+    MajorFault,
+    MinorFault,
+    Unused,
+    Available,
+    ActualBalloon,
+    Rss,
+    Usable,
+    LastUpdate,
+    DiskCaches,
+    HugetlbPgalloc,
+    HugetlbPgfail,
+}
+
+impl MemoryStat {
+    /// libvirt's tag number.
+    pub fn tag(self) -> i32 {
+        match self {
+            Self::SwapIn => 0,
+            Self::SwapOut => 1,
+            Self::MajorFault => 2,
+            Self::MinorFault => 3,
+            Self::Unused => 4,
+            Self::Available => 5,
+            Self::ActualBalloon => 6,
+            Self::Rss => 7,
+            Self::Usable => 8,
+            Self::LastUpdate => 9,
+            Self::DiskCaches => 10,
+            Self::HugetlbPgalloc => 11,
+            Self::HugetlbPgfail => 12,
+        }
+    }
+
+    /// libvirt's name (as `virsh dommemstat` prints it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SwapIn => "swap_in",
+            Self::SwapOut => "swap_out",
+            Self::MajorFault => "major_fault",
+            Self::MinorFault => "minor_fault",
+            Self::Unused => "unused",
+            Self::Available => "available",
+            Self::ActualBalloon => "actual",
+            Self::Rss => "rss",
+            Self::Usable => "usable",
+            Self::LastUpdate => "last_update",
+            Self::DiskCaches => "disk_caches",
+            Self::HugetlbPgalloc => "hugetlb_pgalloc",
+            Self::HugetlbPgfail => "hugetlb_pgfail",
+        }
+    }
+}
+
+/// What a driver can run, for the domain capabilities document.
+#[derive(Debug, Clone, Default)]
+pub struct DomainCapsInfo {
+    /// The emulator binary, when the driver runs one.
+    pub emulator: Option<String>,
+    /// Machine types, the default first.
+    pub machines: Vec<String>,
+    pub max_vcpus: u32,
+    /// Firmware kinds it can boot (`bios`, `efi`).
+    pub firmware: Vec<String>,
+    /// Disk buses and devices, NIC models, graphics types, video models it offers.
+    pub disk_buses: Vec<String>,
+    pub graphics: Vec<String>,
+    pub video_models: Vec<String>,
+    /// Whether the guest can use the host CPU as is.
+    pub host_passthrough: bool,
+    /// CPU models it can emulate.
+    pub cpu_models: Vec<String>,
+}
+
 /// Whether a power request has completed or was only delivered to the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Completion {
@@ -284,6 +364,80 @@ pub trait Driver: Send + Sync + 'static {
         None
     }
 
+    /// The hypervisor's version as libvirt encodes it (major * 1,000,000 + minor * 1,000 +
+    /// micro); 0 when unknown.
+    fn hypervisor_version(&self) -> u64 {
+        0
+    }
+
+    /// What the driver offers guests of `domain_type` on `arch`; `None` when it runs none.
+    fn domain_caps(&self, _domain_type: DomainType, _arch: &str) -> Option<DomainCapsInfo> {
+        None
+    }
+
+    /// Save the guest's state to its managed save image and stop it. The core records that
+    /// the image exists and restores from it at the next start.
+    async fn managed_save(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<()> {
+        Err(unsupported(self.name(), "save the state of", ctx))
+    }
+
+    /// Start a guest from its managed save image, which the driver removes once restored;
+    /// `id` as for [`Driver::start`].
+    async fn managed_restore(
+        &self,
+        ctx: &DomainCtx,
+        _def: &DomainDef,
+        _paused: bool,
+        _id: u32,
+    ) -> DriverResult<Started> {
+        Err(unsupported(self.name(), "restore the saved state of", ctx))
+    }
+
+    /// Remove a managed save image (the domain is inactive).
+    async fn managed_save_remove(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        Err(unsupported(self.name(), "remove the saved state of", ctx))
+    }
+
+    /// Change the vCPUs a running guest has online.
+    async fn set_vcpus(&self, ctx: &DomainCtx, _live: &DomainDef, _count: u32) -> DriverResult<()> {
+        Err(unsupported(self.name(), "change the vCPUs of running", ctx))
+    }
+
+    /// Memory statistics of a running guest, from its balloon driver.
+    async fn memory_stats(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+    ) -> DriverResult<Vec<(MemoryStat, u64)>> {
+        Err(unsupported(self.name(), "read memory statistics of", ctx))
+    }
+
+    /// Send the guest a non-maskable interrupt.
+    async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        Err(unsupported(self.name(), "inject an NMI into", ctx))
+    }
+
+    /// Hot-plug a device into a running guest; the core records it in the live definition.
+    async fn attach_device(&self, ctx: &DomainCtx, _device: &Device) -> DriverResult<()> {
+        Err(unsupported(self.name(), "hot-plug devices into", ctx))
+    }
+
+    /// Hot-unplug a device (as the live definition has it) from a running guest.
+    async fn detach_device(&self, ctx: &DomainCtx, _device: &Device) -> DriverResult<()> {
+        Err(unsupported(self.name(), "hot-unplug devices from", ctx))
+    }
+
+    /// Change a device of a running guest in place (new media, link state); `force` changes
+    /// it even if the guest holds it.
+    async fn update_device(
+        &self,
+        ctx: &DomainCtx,
+        _device: &Device,
+        _force: bool,
+    ) -> DriverResult<()> {
+        Err(unsupported(self.name(), "change devices of", ctx))
+    }
+
     /// Guests left running by an earlier daemon, from the driver's runtime records; called
     /// once at start, before [`Driver::recover`]. A driver whose guests die with the daemon
     /// has none.
@@ -310,4 +464,12 @@ pub trait Driver: Send + Sync + 'static {
             ctx.name
         )))
     }
+}
+
+/// The error of a hook a driver does not implement.
+fn unsupported(driver: &str, what: &str, ctx: &DomainCtx) -> DriverError {
+    DriverError::NotSupported(format!(
+        "the {driver} driver cannot {what} domain '{}'",
+        ctx.name
+    ))
 }

@@ -18,12 +18,16 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{
-    Completion, DomainCtx, Driver, DriverCaps, DriverError, DriverEvent, DriverResult, RevertMode,
+    Completion, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError, DriverEvent,
+    DriverResult, GuestAddress, GuestInfo, GuestInfoTypes, GuestInterface, MemoryStat, RevertMode,
     RevertOutcome, RevertTarget, SnapshotRequest, Started, StatValue, Stats,
 };
 use crate::{
     core::options::PowerMode,
-    model::{DomainDef, DomainType, SnapshotDef},
+    model::{
+        DomainDef, DomainType, SnapshotDef,
+        devices::{Device, Interface, InterfaceType},
+    },
 };
 
 /// The namespace of the test driver's settings inside `<metadata>`.
@@ -37,6 +41,10 @@ struct Vm {
     vcpus: u32,
     frozen: bool,
     delay: Duration,
+    /// Which of the driver's guests this is, in start order: spreads simulated addresses.
+    slot: u32,
+    /// The network interfaces, which the simulated guest agent reports.
+    nics: Vec<Interface>,
 }
 
 impl Vm {
@@ -68,7 +76,47 @@ const NET_BPS: (u64, u64) = (12_000, 3_000);
 #[derive(Default)]
 pub struct TestDriver {
     vms: Mutex<HashMap<Uuid, Vm>>,
+    /// Managed save images: how long a guest had run when saved.
+    saved: Mutex<HashMap<Uuid, u64>>,
+    starts: std::sync::atomic::AtomicU32,
 }
+
+/// The CPU models the simulation offers, QEMU's generic and named x86 models.
+const CPU_MODELS: &[&str] = &[
+    "qemu64",
+    "qemu32",
+    "kvm64",
+    "kvm32",
+    "486",
+    "pentium",
+    "pentium2",
+    "pentium3",
+    "coreduo",
+    "core2duo",
+    "n270",
+    "athlon",
+    "phenom",
+    "Conroe",
+    "Penryn",
+    "Nehalem",
+    "Westmere",
+    "SandyBridge",
+    "IvyBridge",
+    "Haswell",
+    "Broadwell",
+    "Skylake-Client",
+    "Skylake-Server",
+    "Cascadelake-Server",
+    "Icelake-Server",
+    "Opteron_G1",
+    "Opteron_G2",
+    "Opteron_G3",
+    "Opteron_G4",
+    "Opteron_G5",
+    "EPYC",
+    "EPYC-Rome",
+    "EPYC-Milan",
+];
 
 impl TestDriver {
     pub fn new() -> Self {
@@ -138,12 +186,17 @@ impl Driver for TestDriver {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        let slot = self
+            .starts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let vm = Vm {
             running_since: (!paused).then(Instant::now),
             ran_ns_before: 0,
             vcpus: def.vcpus(),
             frozen: false,
             delay,
+            slot,
+            nics: def.devices.interfaces.clone(),
         };
         crate::core::events::lock(&self.vms).insert(ctx.uuid, vm);
         Ok(Started { live: None })
@@ -204,6 +257,17 @@ impl Driver for TestDriver {
                 StatValue::U64(u64::from(live.max_vcpus)),
             ),
         ];
+        if live.devices.memballoon.is_some() {
+            let cur = live.current_memory();
+            for (k, v) in [
+                ("balloon.rss", cur / 2),
+                ("balloon.unused", cur / 2),
+                ("balloon.available", cur),
+                ("balloon.usable", cur / 2),
+            ] {
+                s.push((k.into(), StatValue::U64(v)));
+            }
+        }
         let per_vcpu = cpu / u64::from(live.vcpus().max(1));
         for i in 0..live.vcpus() {
             s.push((format!("vcpu.{i}.state"), StatValue::I64(1)));
@@ -300,5 +364,175 @@ impl Driver for TestDriver {
 
     fn forget(&self, uuid: &Uuid) {
         crate::core::events::lock(&self.vms).remove(uuid);
+        crate::core::events::lock(&self.saved).remove(uuid);
+    }
+
+    /// As libvirt's test driver reports.
+    fn hypervisor_version(&self) -> u64 {
+        2
+    }
+
+    /// The simulation runs x86 guests of whatever type it is registered for.
+    fn domain_caps(&self, _domain_type: DomainType, arch: &str) -> Option<DomainCapsInfo> {
+        if !matches!(arch, "x86_64" | "i686") {
+            return None;
+        }
+        let strs = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+        Some(DomainCapsInfo {
+            emulator: None,
+            machines: strs(&["pc"]),
+            max_vcpus: 255,
+            firmware: strs(&["bios"]),
+            disk_buses: strs(&["virtio", "sata", "scsi", "usb"]),
+            graphics: strs(&["vnc", "spice"]),
+            video_models: strs(&["vga", "virtio"]),
+            host_passthrough: true,
+            cpu_models: strs(CPU_MODELS),
+        })
+    }
+
+    async fn managed_save(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<()> {
+        self.delay(ctx).await;
+        let vm = crate::core::events::lock(&self.vms)
+            .remove(&ctx.uuid)
+            .ok_or_else(|| {
+                DriverError::InvalidState(format!("domain '{}' is not running", ctx.name))
+            })?;
+        crate::core::events::lock(&self.saved).insert(ctx.uuid, vm.ran_ns());
+        Ok(())
+    }
+
+    async fn managed_restore(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        id: u32,
+    ) -> DriverResult<Started> {
+        let before = crate::core::events::lock(&self.saved)
+            .remove(&ctx.uuid)
+            .unwrap_or(0);
+        let started = self.start(ctx, def, paused, id).await?;
+        self.with_vm(ctx, |vm| vm.ran_ns_before = before)?;
+        Ok(started)
+    }
+
+    async fn managed_save_remove(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        crate::core::events::lock(&self.saved).remove(&ctx.uuid);
+        Ok(())
+    }
+
+    async fn set_vcpus(&self, ctx: &DomainCtx, _live: &DomainDef, count: u32) -> DriverResult<()> {
+        self.delay(ctx).await;
+        self.with_vm(ctx, |vm| {
+            vm.pause();
+            vm.vcpus = count;
+            vm.running_since = Some(Instant::now());
+        })
+    }
+
+    /// libvirt's test driver's figures, from the definition's balloon.
+    async fn memory_stats(
+        &self,
+        ctx: &DomainCtx,
+        live: &DomainDef,
+    ) -> DriverResult<Vec<(MemoryStat, u64)>> {
+        self.with_vm(ctx, |_| ())?;
+        if live.devices.memballoon.is_none() {
+            return Ok(Vec::new());
+        }
+        let cur = live.current_memory();
+        Ok(vec![
+            (MemoryStat::ActualBalloon, cur),
+            (MemoryStat::SwapIn, 0),
+            (MemoryStat::SwapOut, 0),
+            (MemoryStat::MajorFault, 0),
+            (MemoryStat::MinorFault, 0),
+            (MemoryStat::Unused, cur / 2),
+            (MemoryStat::Available, cur),
+            (MemoryStat::Usable, cur / 2),
+            (MemoryStat::LastUpdate, 627_319_920),
+            (MemoryStat::DiskCaches, cur / 8),
+            (MemoryStat::HugetlbPgalloc, 0),
+            (MemoryStat::HugetlbPgfail, 0),
+            (MemoryStat::Rss, cur / 2),
+        ])
+    }
+
+    /// The simulated guest has no NMI handler that does anything visible.
+    async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        self.with_vm(ctx, |_| ())
+    }
+
+    /// Every device hot-plugs in the simulation.
+    async fn attach_device(&self, ctx: &DomainCtx, device: &Device) -> DriverResult<()> {
+        self.delay(ctx).await;
+        self.with_vm(ctx, |vm| {
+            vm.nics
+                .extend(device.as_devices().interfaces.iter().cloned())
+        })
+    }
+
+    async fn detach_device(&self, ctx: &DomainCtx, device: &Device) -> DriverResult<()> {
+        self.delay(ctx).await;
+        self.with_vm(ctx, |vm| {
+            let gone = &device.as_devices().interfaces;
+            vm.nics.retain(|n| !gone.iter().any(|g| g.mac == n.mac));
+        })
+    }
+
+    async fn update_device(
+        &self,
+        ctx: &DomainCtx,
+        _device: &Device,
+        _force: bool,
+    ) -> DriverResult<()> {
+        self.delay(ctx).await;
+        self.with_vm(ctx, |_| ())
+    }
+
+    /// A guest agent that always answers: the host name `<domain name>host`, a Linux, UTC,
+    /// and an address per interface as libvirt's test driver hands them out (from the
+    /// default network's range for `network` interfaces).
+    async fn guest_info(&self, ctx: &DomainCtx, types: GuestInfoTypes) -> DriverResult<GuestInfo> {
+        let (slot, nics) = self.with_vm(ctx, |vm| (vm.slot, vm.nics.clone()))?;
+        let interfaces = nics
+            .iter()
+            .enumerate()
+            .map(|(i, iface)| {
+                let addr = if iface.iface_type == InterfaceType::Network {
+                    format!("192.168.122.{}", (3 + 20 * slot as usize + i).min(254))
+                } else {
+                    format!("192.168.0.{}", (1 + i).min(254))
+                };
+                GuestInterface {
+                    name: iface
+                        .target_dev
+                        .clone()
+                        .unwrap_or_else(|| format!("eth{i}")),
+                    hwaddr: Some(iface.mac.to_string()),
+                    addrs: vec![GuestAddress {
+                        ipv6: false,
+                        addr,
+                        prefix: 24,
+                    }],
+                }
+            })
+            .collect();
+        let strs = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        Ok(GuestInfo {
+            hostname: types.hostname.then(|| format!("{}host", ctx.name)),
+            os: if types.os {
+                strs(&[("id", "linux"), ("name", "Linux"), ("machine", "x86_64")])
+            } else {
+                Vec::new()
+            },
+            timezone: types.timezone.then(|| ("UTC".to_owned(), 0)),
+            interfaces: types.interfaces.then_some(interfaces),
+        })
     }
 }

@@ -152,6 +152,26 @@ impl DomainDef {
         metadata::set_element(&mut self.metadata, ns_uri, element)
     }
 
+    /// The metadata element in namespace `ns_uri` as libvirt returns it: without its prefix
+    /// and namespace declaration.
+    pub fn metadata_element_plain(&self, ns_uri: &str) -> Option<String> {
+        metadata::plain(self.metadata.as_deref(), ns_uri)
+    }
+
+    /// Sets (or with `None` removes) an application's metadata element as libvirt does:
+    /// `element` (names without namespace) is put in namespace `ns_uri` under prefix `key`.
+    pub fn set_metadata_namespaced(
+        &mut self,
+        ns_uri: &str,
+        key: &str,
+        element: Option<&str>,
+    ) -> Result<()> {
+        let stored = element
+            .map(|e| metadata::namespaced(e, key, ns_uri))
+            .transpose()?;
+        metadata::set_element(&mut self.metadata, ns_uri, stored.as_deref())
+    }
+
     /// Reads a `<domain>` (or `<inactiveDomain>`) element anywhere in a
     /// document; errors carry the element's full path.
     pub(crate) fn read(mut e: Elem) -> Result<DomainDef> {

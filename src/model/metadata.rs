@@ -201,6 +201,118 @@ fn slice(s: &str, r: Range<usize>) -> &str {
     s.get(r).unwrap_or("")
 }
 
+/// libvirt's form of an application's metadata element: `xml`, one element whose names carry
+/// no namespace (or are already in `uri`), moved into namespace `uri` under prefix `key`.
+pub(crate) fn namespaced(xml: &str, key: &str, uri: &str) -> Result<String, XmlError> {
+    let path = "/domain/metadata".to_string();
+    let valid_key = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !key.to_ascii_lowercase().starts_with("xml");
+    if !valid_key {
+        return Err(XmlError::invalid(
+            path,
+            key,
+            "a metadata key must be an XML name without a colon",
+        ));
+    }
+    let opts = ParsingOptions {
+        allow_dtd: false,
+        ..ParsingOptions::default()
+    };
+    let doc =
+        Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))?;
+    let root = doc.root_element();
+    let mut out = String::with_capacity(xml.len() + key.len() * 4 + uri.len() + 16);
+    write_node(root, &mut out, Some((key, uri)), true)
+        .map_err(|e| XmlError::invalid(path, xml, e))?;
+    Ok(out)
+}
+
+/// The element in namespace `uri` as libvirt hands it back: its names without prefix and
+/// without the namespace declaration.
+pub(crate) fn plain(metadata: Option<&str>, uri: &str) -> Option<String> {
+    let element = get_element(metadata, uri)?;
+    let doc = parse_fragment(&element)?;
+    let mut out = String::with_capacity(element.len());
+    write_node(doc.root_element(), &mut out, None, false).ok()?;
+    Some(out)
+}
+
+/// Serialize an element: with `ns` `Some((prefix, uri))`, names without a namespace or in
+/// `uri` get `prefix` (and the root declares it); with `None`, every name loses its prefix.
+/// Comments and processing instructions are dropped.
+fn write_node(
+    node: Node,
+    out: &mut String,
+    ns: Option<(&str, &str)>,
+    root: bool,
+) -> Result<(), String> {
+    let qualify = |name: roxmltree::ExpandedName| -> Result<String, String> {
+        match (ns, name.namespace()) {
+            (None, _) => Ok(name.name().to_owned()),
+            (Some((p, _)), None) => Ok(format!("{p}:{}", name.name())),
+            (Some((p, u)), Some(n)) if n == u => Ok(format!("{p}:{}", name.name())),
+            (Some(_), Some(n)) => Err(format!(
+                "metadata uses namespace {n}; only the element's own namespace is allowed"
+            )),
+        }
+    };
+    out.push('<');
+    let name = qualify(node.tag_name())?;
+    out.push_str(&name);
+    if root && let Some((p, u)) = ns {
+        out.push_str(&format!(" xmlns:{p}=\"{}\"", escape_attr(u)));
+    }
+    for a in node.attributes() {
+        let aname = match (ns, a.namespace()) {
+            (_, None) => a.name().to_owned(),
+            (Some((p, u)), Some(n)) if n == u => format!("{p}:{}", a.name()),
+            (None, Some(_)) => a.name().to_owned(),
+            (Some(_), Some(n)) => {
+                return Err(format!(
+                    "metadata uses namespace {n}; only the element's own namespace is allowed"
+                ));
+            }
+        };
+        out.push_str(&format!(" {aname}=\"{}\"", escape_attr(a.value())));
+    }
+    let children: Vec<Node> = node
+        .children()
+        .filter(|c| c.is_element() || c.is_text())
+        .collect();
+    if children.is_empty() {
+        out.push_str("/>");
+        return Ok(());
+    }
+    out.push('>');
+    for c in children {
+        if c.is_element() {
+            write_node(c, out, ns, false)?;
+        } else {
+            out.push_str(&escape_text(c.text().unwrap_or("")));
+        }
+    }
+    out.push_str("</");
+    out.push_str(&name);
+    out.push('>');
+    Ok(())
+}
+
+fn escape_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn escape_attr(s: &str) -> String {
+    escape_text(s).replace('"', "&quot;")
+}
+
 /// `uid` attribute of `<virtbus:owner/>`.
 pub(crate) fn owner_uid(metadata: Option<&str>) -> Option<u32> {
     let inner = metadata?;
@@ -305,6 +417,29 @@ mod tests {
             get_element(m.as_deref(), "urn:o").as_deref(),
             Some("<o:new xmlns:o='urn:o'/>")
         );
+    }
+
+    #[test]
+    fn libvirt_style_application_elements() {
+        let e =
+            namespaced("<foo a=\"1\">b&amp;r<b/></foo>", "app", "http://app/").expect("namespaced");
+        assert_eq!(
+            e,
+            "<app:foo xmlns:app=\"http://app/\" a=\"1\">b&amp;r<app:b/></app:foo>"
+        );
+        let mut m = None;
+        set_element(&mut m, "http://app/", Some(&e)).expect("set");
+        assert_eq!(
+            plain(m.as_deref(), "http://app/").as_deref(),
+            Some("<foo a=\"1\">b&amp;r<b/></foo>")
+        );
+        assert_eq!(plain(m.as_deref(), "http://other/"), None);
+        assert!(namespaced("<foo/>", "x:y", "http://app/").is_err());
+        assert!(namespaced("<foo/>", "xmlfoo", "http://app/").is_err());
+        assert!(namespaced("<foo", "app", "http://app/").is_err());
+        assert!(namespaced("<o:foo xmlns:o='urn:o'/>", "app", "http://app/").is_err());
+        let same = namespaced("<o:foo xmlns:o='http://app/'/>", "app", "http://app/");
+        assert_eq!(same.as_deref(), Ok("<app:foo xmlns:app=\"http://app/\"/>"));
     }
 
     #[test]

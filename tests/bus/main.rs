@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod concurrency;
+mod features;
 mod interop;
 mod lifecycle;
 mod manager;

@@ -156,6 +156,7 @@ async fn get_managed_objects_has_every_domain_and_snapshot_with_all_properties()
             "Autostart",
             "CurrentSnapshot",
             "Driver",
+            "HasManagedSave",
             "Id",
             "MemoryKiB",
             "Name",

@@ -371,6 +371,11 @@ pub struct SystemDaemon {
 
 impl SystemDaemon {
     pub fn spawn(dir: &Path, bus: &SystemBus) -> SystemDaemon {
+        Self::spawn_with(dir, bus, &[])
+    }
+
+    /// With `extra` options after the usual ones.
+    pub fn spawn_with(dir: &Path, bus: &SystemBus, extra: &[&str]) -> SystemDaemon {
         let inst = Installed::get();
         let log = dir.join("virtbusd.log");
         let proc = Proc::spawn(
@@ -382,6 +387,7 @@ impl SystemDaemon {
                 .arg(dir.join("run"))
                 .arg("--config")
                 .arg(inst.path("/usr/share/virtbus/virtbusd.toml"))
+                .args(extra)
                 .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
                 .env_remove("NOTIFY_SOCKET")
                 .env_remove("JOURNAL_STREAM")

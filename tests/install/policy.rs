@@ -1,5 +1,5 @@
-//! The installed bus policy in a real system-type dbus-daemon: root owns org.virtbus1, anyone
-//! may call it, nobody else may own it. The installed polkit actions are loaded by a real
+//! The installed bus policy in a real system-type dbus-daemon: root owns org.virtbus1 (and
+//! org.libvirt, the libvirt facade's name), anyone may call them, nobody else may own them. The installed polkit actions are loaded by a real
 //! polkitd on the same bus (in a mount namespace, over the system's actions dir), which
 //! answers the daemon's checks and `pkaction`.
 
@@ -36,7 +36,8 @@ async fn root_owns_the_name_and_anyone_may_call() {
         "{text}"
     );
 
-    let mut daemon = SystemDaemon::spawn(dir.path(), &bus.as_system_bus());
+    let mut daemon =
+        SystemDaemon::spawn_with(dir.path(), &bus.as_system_bus(), &["--libvirt-compat"]);
     let conn = connect(&bus.address).await;
     assert!(
         eventually(Duration::from_secs(20), async || has_owner(&conn, NAME)
@@ -112,7 +113,40 @@ async fn root_owns_the_name_and_anyone_may_call() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("org.virtbus1.domain.write"), "{err}");
 
-    // Nobody may take the name, even once it is free.
+    // The facade's name too, and anyone may call it.
+    assert!(
+        eventually(Duration::from_secs(20), async || has_owner(
+            &conn,
+            "org.libvirt"
+        )
+        .await)
+        .await,
+        "virtbusd did not own org.libvirt:\n{}",
+        daemon.log_text()
+    );
+    let out = busctl_as_nobody(
+        &bus.address,
+        &[
+            "call",
+            "org.libvirt",
+            "/org/libvirt/Test",
+            "org.libvirt.Connect",
+            "ListDomains",
+            "u",
+            "0",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "nobody may call org.libvirt: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ao 1 \"/org/libvirt/Test/domain/_6695eb01_f6a4_8304_79aa_97f2502e193f\""
+    );
+
+    // Nobody may take the names, even once they are free.
     daemon.proc.signal(libc::SIGTERM);
     let status = daemon
         .proc
@@ -138,6 +172,20 @@ async fn root_owns_the_name_and_anyone_may_call() {
         err.contains("not allowed to own") || err.contains("Access denied"),
         "{err}"
     );
+    let out = busctl_as_nobody(
+        &bus.address,
+        &[
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "RequestName",
+            "su",
+            "org.libvirt",
+            "4",
+        ],
+    );
+    assert!(!out.status.success(), "nobody owned org.libvirt");
 }
 
 /// Without the policy the system bus refuses the name to the daemon, which says so and

@@ -11,7 +11,8 @@
                                succeeds (at most 10 s); print the result and the time taken.
   client.py own NAME           try to own NAME on the bus; print "ok" or the error name.
 
-The bus address comes from DBUS_SYSTEM_BUS_ADDRESS.
+The bus address comes from DBUS_SYSTEM_BUS_ADDRESS; the destination is org.virtbus1, or
+CLIENT_DEST when set (org.libvirt for the libvirt facade).
 """
 import json
 import os
@@ -20,7 +21,7 @@ import time
 
 from gi.repository import Gio, GLib
 
-DEST = "org.virtbus1"
+DEST = os.environ.get("CLIENT_DEST", "org.virtbus1")
 
 
 def connect():

@@ -30,9 +30,15 @@ fn client_path(env: &PolkitEnv) -> String {
 
 /// Make `calls` at once as `user`; the result of each ("ok" or an error name).
 fn calls_as(env: &PolkitEnv, user: &str, calls: &[String]) -> Vec<String> {
+    calls_to(env, user, "org.virtbus1", calls)
+}
+
+/// As [`calls_as`], to the bus name `dest`.
+fn calls_to(env: &PolkitEnv, user: &str, dest: &str, calls: &[String]) -> Vec<String> {
     let out = env
         .command_as(user, "/usr/bin/python3")
         .arg(client_path(env))
+        .env("CLIENT_DEST", dest)
         .arg("burst")
         .args(calls)
         .output()
@@ -642,4 +648,209 @@ async fn without_polkitd_only_root_is_allowed() {
         "{}",
         d.log_text()
     );
+}
+
+/// The libvirt facade (`org.libvirt`) asks polkit exactly as the native API does, against the
+/// real caller of each call: reads for anyone, the rest per the rules, refusals in libvirt's
+/// words (`org.libvirt.Error`, "access denied: …").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facade_calls_are_authorized_as_native_ones() {
+    let env = PolkitEnv::start(&[(
+        "60-virtbus-user-domain.rules",
+        project_file("polkit/examples/60-virtbus-user-domain.rules"),
+    )]);
+    let out = env
+        .command_as("carol", "/usr/bin/python3")
+        .arg(client_path(&env))
+        .args(["own", "org.libvirt"])
+        .output()
+        .expect("client");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "org.freedesktop.DBus.Error.AccessDenied"
+    );
+    let d = env.daemon(&["--libvirt-compat"]).await;
+    let conn = connect(&env.address).await;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.expect("dbus");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !dbus
+        .name_has_owner("org.libvirt".try_into().expect("name"))
+        .await
+        .unwrap_or(false)
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", d.log_text());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let reply = conn
+        .call_method(
+            Some("org.libvirt"),
+            "/org/libvirt/Test",
+            Some("org.libvirt.Connect"),
+            "DomainDefineXML",
+            &(test_domain("web"),),
+        )
+        .await
+        .expect("root defines");
+    let web: OwnedObjectPath = reply.body().deserialize().expect("path");
+    let w = web.as_str();
+    let t = "/org/libvirt/Test/domain/_6695eb01_f6a4_8304_79aa_97f2502e193f";
+
+    let reads = [
+        call(
+            "/org/libvirt/Test",
+            "org.libvirt.Connect.ListDomains",
+            "(u)",
+            "(0,)",
+        ),
+        call(
+            "/org/libvirt/QEMU",
+            "org.libvirt.Connect.ListDomains",
+            "(u)",
+            "(0,)",
+        ),
+        call(
+            "/org/libvirt/Test",
+            "org.libvirt.Connect.DomainLookupByName",
+            "(s)",
+            "('web',)",
+        ),
+        call(
+            "/org/libvirt/Test",
+            "org.libvirt.Connect.GetCapabilities",
+            "()",
+            "",
+        ),
+        call(
+            "/org/libvirt/Test",
+            "org.libvirt.Connect.NodeGetMemoryStats",
+            "(iu)",
+            "(-1, 0)",
+        ),
+        call(w, "org.libvirt.Domain.GetXMLDesc", "(u)", "(0,)"),
+        call(w, "org.libvirt.Domain.GetState", "(u)", "(0,)"),
+        call(w, "org.libvirt.Domain.ListDomainSnapshots", "(u)", "(0,)"),
+        call(
+            w,
+            "org.freedesktop.DBus.Properties.GetAll",
+            "(s)",
+            "('org.libvirt.Domain',)",
+        ),
+        call(t, "org.libvirt.Domain.GetStats", "(uu)", "(45, 0)"),
+    ];
+    for (c, r) in reads
+        .iter()
+        .zip(calls_to(&env, "carol", "org.libvirt", &reads))
+    {
+        assert_eq!(r, "ok", "{c}");
+    }
+    let muts = [
+        call(w, "org.libvirt.Domain.Create", "(u)", "(0,)"),
+        call(t, "org.libvirt.Domain.Destroy", "(u)", "(0,)"),
+        call(t, "org.libvirt.Domain.Shutdown", "(u)", "(0,)"),
+        call(t, "org.libvirt.Domain.Suspend", "()", ""),
+        call(t, "org.libvirt.Domain.Reset", "(u)", "(0,)"),
+        call(t, "org.libvirt.Domain.ManagedSave", "(u)", "(0,)"),
+        call(w, "org.libvirt.Domain.Undefine", "(u)", "(0,)"),
+        call(w, "org.libvirt.Domain.GetXMLDesc", "(u)", "(1,)"),
+        call(
+            w,
+            "org.libvirt.Domain.SetMetadata",
+            "(isssu)",
+            "(1, 'x', '', '', 0)",
+        ),
+        call(w, "org.libvirt.Domain.SetVcpus", "(uu)", "(1, 2)"),
+        call(
+            w,
+            "org.libvirt.Domain.SnapshotCreateXML",
+            "(su)",
+            "('<domainsnapshot/>', 0)",
+        ),
+        call(
+            w,
+            "org.freedesktop.DBus.Properties.Set",
+            "(ssv)",
+            "('org.libvirt.Domain', 'Autostart', <true>)",
+        ),
+        call(
+            "/org/libvirt/Test",
+            "org.libvirt.Connect.DomainDefineXML",
+            "(s)",
+            &format!("(\"{}\",)", test_domain("intruder")),
+        ),
+    ];
+    for (c, r) in muts
+        .iter()
+        .zip(calls_to(&env, "carol", "org.libvirt", &muts))
+    {
+        assert_eq!(r, NEEDS_AUTH, "{c}");
+    }
+    let interactive: Vec<String> = muts.iter().map(|c| format!("{c} interactive")).collect();
+    for (c, r) in muts
+        .iter()
+        .zip(calls_to(&env, "carol", "org.libvirt", &interactive))
+    {
+        assert_eq!(r, "org.libvirt.Error", "{c}");
+    }
+    let out = env.busctl_as(
+        "carol",
+        true,
+        &[
+            "call",
+            "org.libvirt",
+            w,
+            "org.libvirt.Domain",
+            "Create",
+            "u",
+            "0",
+        ],
+    );
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("access denied: not authorized for org.virtbus1.domain.start on domain 'web'"),
+        "{msg}"
+    );
+    // bob's rule lets him start and stop web, and nothing else.
+    assert_eq!(
+        calls_to(
+            &env,
+            "bob",
+            "org.libvirt",
+            &[call(w, "org.libvirt.Domain.Create", "(u)", "(0,)")]
+        ),
+        ["ok"]
+    );
+    assert_eq!(
+        calls_to(
+            &env,
+            "bob",
+            "org.libvirt",
+            &[
+                call(w, "org.libvirt.Domain.Suspend", "()", ""),
+                call(t, "org.libvirt.Domain.Destroy", "(u)", "(0,)"),
+            ]
+        ),
+        [NEEDS_AUTH, NEEDS_AUTH]
+    );
+    assert_eq!(
+        calls_to(
+            &env,
+            "bob",
+            "org.libvirt",
+            &[call(w, "org.libvirt.Domain.Destroy", "(u)", "(0,)")]
+        ),
+        ["ok"]
+    );
+    // The test domain still runs: nothing carol asked for was done.
+    let state = conn
+        .call_method(
+            Some("org.libvirt"),
+            t,
+            Some("org.libvirt.Domain"),
+            "GetState",
+            &(0u32,),
+        )
+        .await
+        .expect("state");
+    let (s, _): (i32, i32) = state.body().deserialize().expect("(ii)");
+    assert_eq!(s, 1);
 }

@@ -7,6 +7,7 @@ mod support;
 
 mod guest;
 
+mod facade;
 mod failures;
 mod lifecycle;
 mod restart;

@@ -75,6 +75,11 @@ impl Bus {
     pub async fn connect(&self) -> zbus::Connection {
         connect(&self.address).await
     }
+
+    /// The dbus-daemon's process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 /// A connection to the bus at `address`.

@@ -17,6 +17,16 @@ pub trait Manager {
     fn list_domains(&self, filter: Opts<'_>) -> zbus::Result<Vec<OwnedObjectPath>>;
     fn lookup_domain(&self, name_or_uuid: &str) -> zbus::Result<OwnedObjectPath>;
     fn get_capabilities(&self) -> zbus::Result<String>;
+    fn get_all_domain_stats(
+        &self,
+        options: Opts<'_>,
+    ) -> zbus::Result<HashMap<OwnedObjectPath, HashMap<String, OwnedVariant>>>;
+    fn get_host_info(&self) -> zbus::Result<HashMap<String, OwnedVariant>>;
+    fn get_host_stats(&self, options: Opts<'_>) -> zbus::Result<HashMap<String, u64>>;
+    fn get_sysinfo(&self) -> zbus::Result<String>;
+    fn get_domain_capabilities(&self, options: Opts<'_>) -> zbus::Result<String>;
+    #[zbus(name = "GetCPUModels")]
+    fn get_cpu_models(&self, arch: &str) -> zbus::Result<Vec<String>>;
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -45,6 +55,29 @@ pub trait Domain {
     fn fs_freeze(&self, options: Opts<'_>) -> zbus::Result<u32>;
     #[zbus(name = "FSThaw")]
     fn fs_thaw(&self, options: Opts<'_>) -> zbus::Result<u32>;
+    fn managed_save(&self, options: Opts<'_>) -> zbus::Result<()>;
+    fn managed_save_remove(&self, options: Opts<'_>) -> zbus::Result<()>;
+    fn get_metadata(&self, kind: &str, uri: &str, options: Opts<'_>) -> zbus::Result<String>;
+    fn set_metadata(
+        &self,
+        kind: &str,
+        value: &str,
+        key: &str,
+        uri: &str,
+        options: Opts<'_>,
+    ) -> zbus::Result<()>;
+    #[zbus(name = "GetVCPUs")]
+    fn get_vcpus(&self, options: Opts<'_>) -> zbus::Result<u32>;
+    #[zbus(name = "SetVCPUs")]
+    fn set_vcpus(&self, count: u32, options: Opts<'_>) -> zbus::Result<()>;
+    #[zbus(name = "GetVCPUPinning")]
+    fn get_vcpu_pinning(&self, options: Opts<'_>) -> zbus::Result<Vec<Vec<bool>>>;
+    fn memory_stats(&self, options: Opts<'_>) -> zbus::Result<HashMap<String, u64>>;
+    fn attach_device(&self, xml: &str, options: Opts<'_>) -> zbus::Result<()>;
+    fn detach_device(&self, xml: &str, options: Opts<'_>) -> zbus::Result<()>;
+    fn update_device(&self, xml: &str, options: Opts<'_>) -> zbus::Result<()>;
+    #[zbus(name = "InjectNMI")]
+    fn inject_nmi(&self, options: Opts<'_>) -> zbus::Result<()>;
     fn get_guest_info(&self, options: Opts<'_>) -> zbus::Result<HashMap<String, OwnedVariant>>;
     #[allow(clippy::type_complexity)]
     fn interface_addresses(
@@ -72,6 +105,8 @@ pub trait Domain {
     fn persistent(&self) -> zbus::Result<bool>;
     #[zbus(property)]
     fn autostart(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn has_managed_save(&self) -> zbus::Result<bool>;
     #[zbus(property)]
     fn set_autostart(&self, value: bool) -> zbus::Result<()>;
     #[zbus(property, name = "VCPUs")]

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::qmp::Qmp;
 
 /// Bump when [`Caps`] changes shape, so that old cache files are ignored.
-const CACHE_FORMAT: u32 = 1;
+const CACHE_FORMAT: u32 = 2;
 
 /// How long a probe may take in all.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -38,6 +38,8 @@ pub struct Machine {
     pub name: String,
     pub alias: Option<String>,
     pub default: bool,
+    /// The most vCPUs a guest of this machine type may have.
+    pub cpu_max: u32,
 }
 
 /// What one emulator binary offers.
@@ -310,6 +312,11 @@ pub fn parse(
                             .get("is-default")
                             .and_then(Value::as_bool)
                             .unwrap_or(false),
+                        cpu_max: m
+                            .get("cpu-max")
+                            .and_then(Value::as_u64)
+                            .and_then(|n| u32::try_from(n).ok())
+                            .unwrap_or(1),
                     })
                 })
                 .collect()
@@ -427,11 +434,13 @@ pub(crate) mod tests {
                     name: "pc-i440fx-7.2".into(),
                     alias: Some("pc".into()),
                     default: true,
+                    cpu_max: 255,
                 },
                 Machine {
                     name: "pc-q35-7.2".into(),
                     alias: Some("q35".into()),
                     default: false,
+                    cpu_max: 288,
                 },
             ],
             accels: vec!["kvm".into(), "tcg".into()],
@@ -447,7 +456,7 @@ pub(crate) mod tests {
             "Debian",
             &json!({"arch": "x86_64"}),
             &json!([{"name": "pc-q35-7.2", "alias": "q35", "hotpluggable-cpus": true},
-                    {"name": "pc-i440fx-7.2", "alias": "pc", "is-default": true},
+                    {"name": "pc-i440fx-7.2", "alias": "pc", "is-default": true, "cpu-max": 255},
                     {"name": "none"}]),
             &json!([{"name": "tcg-accel", "parent": "accel"}, {"name": "kvm-accel"}]),
             &json!([{"name": "virtio-blk-pci"}, {"name": "VGA"}, {"name": "VGA"}]),
@@ -462,6 +471,7 @@ pub(crate) mod tests {
             Some("pc-i440fx-7.2")
         );
         assert_eq!(c.machine("pc-q35-7.2").map(|m| m.default), Some(false));
+        assert_eq!(c.machine("pc").map(|m| m.cpu_max), Some(255));
         assert_eq!(
             c.default_machine().map(|m| m.name.as_str()),
             Some("pc-i440fx-7.2")

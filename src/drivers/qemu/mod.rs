@@ -2,7 +2,7 @@
 //! and the guest agent.
 //!
 //! Modules, one job each: [`caps`] (emulators and what they offer, cached on disk), [`kvm`]
-//! (whether KVM can run a guest), [`cmdline`] (definition → command line + live definition),
+//! (whether KVM can run a guest), [`domcaps`] (what guests are offered), [`cmdline`] (definition → command line + live definition),
 //! [`process`] (spawn, log, signal, watch), [`status`] (what survives a daemon restart),
 //! [`monitor`] (QMP events → driver events), [`stats`], [`agent`] (guest info) and [`net`]
 //! (taps and bridges); [`transport`], [`qmp`] and [`qga`] are the protocol clients.
@@ -15,6 +15,7 @@ pub mod agent;
 pub mod caps;
 pub mod cmdline;
 pub mod config;
+pub mod domcaps;
 pub mod kvm;
 pub mod monitor;
 pub mod net;
@@ -47,9 +48,9 @@ use self::{
     status::Status as StatusFile,
 };
 use super::{
-    Completion, DomainCtx, Driver, DriverCaps, DriverError, DriverResult, GuestInfo,
-    GuestInfoTypes, Recovered, RevertOutcome, RevertTarget, RuntimeGuest, SnapshotRequest, Started,
-    Stats,
+    Completion, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError, DriverResult,
+    GuestInfo, GuestInfoTypes, Recovered, RevertOutcome, RevertTarget, RuntimeGuest,
+    SnapshotRequest, Started, Stats,
 };
 use crate::{
     core::{capabilities::xml_text, events::lock, options::PowerMode},
@@ -467,6 +468,23 @@ impl Driver for QemuDriver {
             snapshot_external: false,
             quiesce: true,
         }
+    }
+
+    /// The version of the host architecture's emulator.
+    fn hypervisor_version(&self) -> u64 {
+        self.known_caps(&self.default_emulator)
+            .map_or(0, |c| domcaps::version_code(&c.version))
+    }
+
+    /// From the emulators probed so far (the host's is probed at start); `kvm` domains only
+    /// while KVM is usable.
+    fn domain_caps(&self, domain_type: DomainType, arch: &str) -> Option<DomainCapsInfo> {
+        let kvm = domain_type == DomainType::Kvm;
+        if kvm && !self.kvm.usable() {
+            return None;
+        }
+        let caps = self.caps.all().into_iter().find(|c| c.arch == arch)?;
+        Some(domcaps::offer(&caps, kvm))
     }
 
     /// Refuse at define what can never start: a `kvm` domain without usable KVM, and anything

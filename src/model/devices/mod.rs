@@ -5,6 +5,7 @@
 
 mod chardev;
 mod controller;
+mod device;
 mod disk;
 mod graphics;
 mod input;
@@ -17,6 +18,7 @@ mod watchdog;
 
 pub use chardev::{ChannelState, CharDevice, CharSourceMode, CharSourceType};
 pub use controller::{Controller, ControllerType};
+pub use device::Device;
 pub use disk::{
     BackingImage, BackingStore, DetectZeroes, Disk, DiskBus, DiskCache, DiskDevice, DiskDiscard,
     DiskDriver, DiskFormat, DiskIo, DiskSource, DiskType, MAX_BACKING_DEPTH, StartupPolicy, Tray,

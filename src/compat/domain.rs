@@ -1,0 +1,596 @@
+//! `org.libvirt.Domain`: one domain's lifecycle, XML, state, statistics, metadata, vCPUs,
+//! devices, managed save, guest facts and snapshots, each a libvirt API over the core.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+use zbus::{Message, ObjectPath};
+
+use super::{
+    Connect, Ctx,
+    connect::{stats_groups, typed_params},
+    errors::{Code, CompatError, Reply, bare, from_core, libvirt, no_support},
+    flags::{self, Method},
+    objects::no_domain_uuid,
+};
+use crate::{
+    bus::{
+        Call,
+        authz::{Action, Details},
+        dict::Dict,
+    },
+    core::{
+        Domain, Error,
+        metadata::MetadataKind,
+        options::{
+            AddressSource, Affect, DestroyOptions, DeviceOptions, ManagedSaveOptions, PowerMode,
+            SnapshotCreateOptions, SnapshotListOptions, StartOptions, UndefineOptions, VcpuOptions,
+            XmlOptions,
+        },
+    },
+    drivers::GuestInfoTypes,
+};
+
+/// An interface as `InterfaceAddresses` returns it: name, MAC address, (type, address,
+/// prefix) per address.
+type Iface = (String, String, Vec<(i32, String, u32)>);
+
+fn affect(m: &Method, flags: u32) -> Affect {
+    Affect {
+        live: m.has(flags, "live"),
+        config: m.has(flags, "config"),
+    }
+}
+
+fn power_mode(m: &Method, flags: u32) -> PowerMode {
+    match (m.has(flags, "acpi"), m.has(flags, "agent")) {
+        (true, false) => PowerMode::Acpi,
+        (false, true) => PowerMode::Agent,
+        // Neither, or both (either will do): the driver's choice.
+        _ => PowerMode::Default,
+    }
+}
+
+/// The snapshot filters of a list flag word (bit 0 aside).
+pub(super) fn snapshot_filters(m: &Method, flags: u32) -> SnapshotListOptions {
+    let has = |o| m.has(flags, o);
+    SnapshotListOptions {
+        roots: has("roots"),
+        leaves: has("leaves"),
+        no_leaves: has("no-leaves"),
+        metadata: has("metadata"),
+        no_metadata: has("no-metadata"),
+        inactive: has("inactive"),
+        active: has("active"),
+        disk_only: has("disk-only"),
+        internal: has("internal"),
+        external: has("external"),
+        topological: has("topological"),
+    }
+}
+
+/// The metadata kind of libvirt's type and URI, with libvirt's argument checks.
+fn metadata_kind(kind: i32, uri: &str, api: &str) -> Reply<MetadataKind> {
+    match (kind, uri.is_empty()) {
+        (0 | 1, false) => Err(bare(format!("uri in {api} must be NULL"))),
+        (0, true) => Ok(MetadataKind::Description),
+        (1, true) => Ok(MetadataKind::Title),
+        (2, true) => Err(bare(format!("uri in {api} must not be NULL"))),
+        (2, false) => Ok(MetadataKind::Element(uri.to_owned())),
+        (k, _) => Err(libvirt(
+            Code::InvalidArg,
+            Some(&format!("unknown metadata type '{k}'")),
+        )),
+    }
+}
+
+pub(super) async fn call(
+    ctx: &Ctx,
+    call: &Call,
+    c: &Connect,
+    uuid: &Uuid,
+    member: &str,
+) -> Reply<Message> {
+    let dom = c.domain(uuid).ok_or_else(|| no_domain_uuid(c, uuid))?;
+    let body = call.msg.body();
+    let info = dom.info();
+    let flavor = c.flavor;
+    let core = &c.core;
+    let read = || ctx.authorize_domain(call, Action::DomainRead, &info);
+    let allow = |action| ctx.authorize_domain(call, action, &info);
+    let fail = |m: &'static Method| move |e: Error| from_core(e, flavor, m);
+    // Calls that change the domain end here: signals first, then the empty reply.
+    macro_rules! done {
+        () => {{
+            c.signals_sent().await;
+            return call.reply_empty();
+        }};
+    }
+    match member {
+        "Create" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::CREATE;
+            m.check(flags, flavor)?;
+            allow(Action::DomainStart).await?;
+            let opts = StartOptions {
+                paused: m.has(flags, "paused"),
+                force_boot: m.has(flags, "force-boot"),
+            };
+            core.start(&dom, opts).await.map_err(fail(m))?;
+            done!()
+        }
+        "Destroy" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::DESTROY;
+            m.check(flags, flavor)?;
+            allow(Action::DomainStop).await?;
+            let opts = DestroyOptions {
+                graceful: m.has(flags, "graceful"),
+            };
+            core.destroy(&dom, opts).await.map_err(fail(m))?;
+            done!()
+        }
+        "Shutdown" | "Reboot" => {
+            let flags: u32 = body.deserialize()?;
+            let m = if member == "Shutdown" {
+                &flags::SHUTDOWN
+            } else {
+                &flags::REBOOT
+            };
+            m.check(flags, flavor)?;
+            allow(Action::DomainInitControl).await?;
+            let mode = power_mode(m, flags);
+            if member == "Shutdown" {
+                core.shutdown(&dom, mode).await
+            } else {
+                core.reboot(&dom, mode).await
+            }
+            .map_err(fail(m))?;
+            done!()
+        }
+        "Reset" | "InjectNMI" => {
+            let flags: u32 = body.deserialize()?;
+            let m = if member == "Reset" {
+                &flags::RESET
+            } else {
+                &flags::INJECT_NMI
+            };
+            m.check(flags, flavor)?;
+            allow(Action::DomainReset).await?;
+            if member == "Reset" {
+                core.reset(&dom).await
+            } else {
+                core.inject_nmi(&dom).await
+            }
+            .map_err(fail(m))?;
+            done!()
+        }
+        "Suspend" | "Resume" => {
+            allow(Action::DomainSuspend).await?;
+            if member == "Suspend" {
+                core.suspend(&dom).await.map_err(fail(&flags::SUSPEND))?;
+            } else {
+                core.resume(&dom).await.map_err(fail(&flags::RESUME))?;
+            }
+            done!()
+        }
+        "Undefine" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::UNDEFINE;
+            m.check(flags, flavor)?;
+            if m.has(flags, "nvram") && m.has(flags, "keep-nvram") {
+                return Err(libvirt(
+                    Code::OperationInvalid,
+                    Some("cannot both keep and delete nvram"),
+                ));
+            }
+            allow(Action::DomainDelete).await?;
+            // No domain has checkpoints, and virtbus's drivers keep no NVRAM or TPM state
+            // files of their own: those flags ask for nothing here.
+            let opts = UndefineOptions {
+                snapshots_metadata: m.has(flags, "snapshots-metadata"),
+                managed_save: m.has(flags, "managed-save"),
+            };
+            core.undefine(&dom, opts).await.map_err(fail(m))?;
+            done!()
+        }
+        "GetXMLDesc" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::GET_XML_DESC;
+            m.check(flags, flavor)?;
+            read().await?;
+            let opts = XmlOptions {
+                inactive: m.has(flags, "inactive"),
+                secure: m.has(flags, "secure"),
+            };
+            if opts.secure {
+                allow(Action::DomainReadSecure).await?;
+            }
+            call.reply(&core.domain_xml(&dom, opts).map_err(fail(m))?)
+        }
+        "GetState" => {
+            let flags: u32 = body.deserialize()?;
+            flags::GET_STATE.check(flags, flavor)?;
+            read().await?;
+            let s = info.status;
+            call.reply(&((s.state.code(), s.reason.code(s.state)),))
+        }
+        "GetStats" => {
+            let (stats, flags): (u32, u32) = body.deserialize()?;
+            let m = &flags::DOMAIN_LIST_GET_STATS;
+            m.check(flags, flavor)?;
+            let groups = stats_groups(stats, m.has(flags, "enforce"))?;
+            read().await?;
+            let s = core.stats_in(&dom, &groups).await.map_err(fail(m))?;
+            call.reply(&typed_params(&s))
+        }
+        "GetMetadata" => {
+            let (kind, uri, flags): (i32, String, u32) = body.deserialize()?;
+            let m = &flags::GET_METADATA;
+            m.check(flags, flavor)?;
+            let kind = metadata_kind(kind, &uri, "virDomainGetMetadata")?;
+            read().await?;
+            let v = core
+                .metadata(&dom, &kind, affect(m, flags))
+                .map_err(|e| match e {
+                    Error::NotFound(_) => libvirt(
+                        Code::NoDomainMetadata,
+                        Some("Requested metadata element is not present"),
+                    ),
+                    e => from_core(e, flavor, m),
+                })?;
+            call.reply(&v)
+        }
+        "SetMetadata" => {
+            let (kind, value, key, uri, flags): (i32, String, String, String, u32) =
+                body.deserialize()?;
+            let m = &flags::SET_METADATA;
+            m.check(flags, flavor)?;
+            let api = "virDomainSetMetadata";
+            let kind = metadata_kind(kind, &uri, api)?;
+            match (&kind, key.is_empty()) {
+                (MetadataKind::Element(_), true) => {
+                    return Err(bare(format!("key in {api} must not be NULL")));
+                }
+                (MetadataKind::Title | MetadataKind::Description, false) => {
+                    return Err(bare(format!("key in {api} must be NULL")));
+                }
+                _ => {}
+            }
+            allow(Action::DomainWrite).await?;
+            core.set_metadata(&dom, kind, Some(&value), Some(&key), affect(m, flags))
+                .await
+                .map_err(fail(m))?;
+            done!()
+        }
+        "ManagedSave" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::MANAGED_SAVE;
+            m.check(flags, flavor)?;
+            let opts = ManagedSaveOptions {
+                running: m.has(flags, "running"),
+                paused: m.has(flags, "paused"),
+            };
+            opts.validate().map_err(|e| fail(m)(e.into()))?;
+            allow(Action::DomainStop).await?;
+            core.managed_save(&dom, opts).await.map_err(fail(m))?;
+            done!()
+        }
+        "HasManagedSaveImage" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::HAS_MANAGED_SAVE;
+            m.check(flags, flavor)?;
+            read().await?;
+            call.reply(&core.has_managed_save(&dom).map_err(fail(m))?)
+        }
+        "ManagedSaveRemove" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::MANAGED_SAVE_REMOVE;
+            m.check(flags, flavor)?;
+            allow(Action::DomainDelete).await?;
+            core.managed_save_remove(&dom).await.map_err(fail(m))?;
+            done!()
+        }
+        "GetVcpus" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::GET_VCPUS;
+            m.check(flags, flavor)?;
+            read().await?;
+            let opts = VcpuOptions {
+                affect: affect(m, flags),
+                maximum: m.has(flags, "maximum"),
+            };
+            call.reply(&core.vcpu_count(&dom, opts).map_err(fail(m))?)
+        }
+        "SetVcpus" => {
+            let (count, flags): (u32, u32) = body.deserialize()?;
+            let m = &flags::SET_VCPUS;
+            m.check(flags, flavor)?;
+            let opts = VcpuOptions {
+                affect: affect(m, flags),
+                maximum: m.has(flags, "maximum"),
+            };
+            opts.validate_set().map_err(|e| fail(m)(e.into()))?;
+            allow(Action::DomainWrite).await?;
+            core.set_vcpus(&dom, count, opts).await.map_err(fail(m))?;
+            done!()
+        }
+        "GetVcpuPinInfo" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::GET_VCPU_PIN_INFO;
+            m.check(flags, flavor)?;
+            read().await?;
+            let pins = core
+                .vcpu_pinning(&dom, affect(m, flags))
+                .await
+                .map_err(fail(m))?;
+            call.reply(&pins)
+        }
+        "MemoryStats" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::MEMORY_STATS;
+            m.check(flags, flavor)?;
+            read().await?;
+            let stats: Dict<i32, u64> = core
+                .memory_stats(&dom)
+                .await
+                .map_err(fail(m))?
+                .into_iter()
+                .map(|(k, v)| (k.tag(), v))
+                .collect();
+            call.reply(&stats)
+        }
+        "InterfaceAddresses" => {
+            let (source, flags): (u32, u32) = body.deserialize()?;
+            let m = &flags::INTERFACE_ADDRESSES;
+            m.check(flags, flavor)?;
+            let source = match source {
+                0 => AddressSource::Lease,
+                1 => AddressSource::Agent,
+                2 => AddressSource::Arp,
+                n => {
+                    return Err(libvirt(
+                        Code::ArgumentUnsupported,
+                        Some(&format!("Unknown IP address data source {n}")),
+                    ));
+                }
+            };
+            read().await?;
+            let ifaces = core
+                .interface_addresses(&dom, source)
+                .await
+                .map_err(fail(m))?;
+            let out: Vec<Iface> = ifaces
+                .into_iter()
+                .map(|i| {
+                    let addrs = i
+                        .addrs
+                        .into_iter()
+                        .map(|a| (i32::from(a.ipv6), a.addr, a.prefix))
+                        .collect();
+                    (i.name, i.hwaddr.unwrap_or_default(), addrs)
+                })
+                .collect();
+            call.reply(&out)
+        }
+        "GetHostname" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::GET_HOSTNAME;
+            m.check(flags, flavor)?;
+            read().await?;
+            if m.has(flags, "lease") && !m.has(flags, "agent") {
+                return Err(libvirt(
+                    Code::NoHostname,
+                    Some("virtbus runs no networks that lease addresses"),
+                ));
+            }
+            let types = GuestInfoTypes {
+                hostname: true,
+                os: false,
+                timezone: false,
+                interfaces: false,
+            };
+            let info = core.guest_info(&dom, types).await.map_err(fail(m))?;
+            let name = info
+                .hostname
+                .ok_or_else(|| libvirt(Code::NoHostname, None))?;
+            call.reply(&name)
+        }
+        "FSFreeze" | "FSThaw" => {
+            let (mountpoints, flags): (Vec<String>, u32) = body.deserialize()?;
+            let m = if member == "FSFreeze" {
+                &flags::FS_FREEZE
+            } else {
+                &flags::FS_THAW
+            };
+            m.check(flags, flavor)?;
+            allow(Action::DomainFsFreeze).await?;
+            let n = if member == "FSFreeze" {
+                core.fs_freeze(&dom, &mountpoints).await
+            } else {
+                core.fs_thaw(&dom, &mountpoints).await
+            }
+            .map_err(fail(m))?;
+            c.signals_sent().await;
+            call.reply(&n)
+        }
+        "AttachDevice" | "DetachDevice" | "UpdateDevice" => {
+            let (xml, flags): (String, u32) = body.deserialize()?;
+            let m = match member {
+                "AttachDevice" => &flags::ATTACH_DEVICE,
+                "DetachDevice" => &flags::DETACH_DEVICE,
+                _ => &flags::UPDATE_DEVICE,
+            };
+            m.check(flags, flavor)?;
+            allow(Action::DomainWrite).await?;
+            let opts = DeviceOptions {
+                affect: affect(m, flags),
+                force: m.has(flags, "force"),
+            };
+            match member {
+                "AttachDevice" => core.attach_device(&dom, &xml, opts).await,
+                "DetachDevice" => core.detach_device(&dom, &xml, opts).await,
+                _ => core.update_device(&dom, &xml, opts).await,
+            }
+            .map_err(fail(m))?;
+            done!()
+        }
+        "ListDomainSnapshots" => {
+            let flags: u32 = body.deserialize()?;
+            let m = &flags::LIST_SNAPSHOTS;
+            m.check(flags, flavor)?;
+            read().await?;
+            let names = core
+                .snapshot_list(&dom, snapshot_filters(m, flags))
+                .map_err(fail(m))?;
+            reply_snapshots(call, c, &dom, &names)
+        }
+        "SnapshotCurrent" => {
+            let flags: u32 = body.deserialize()?;
+            flags::SNAPSHOT_CURRENT.check(flags, flavor)?;
+            read().await?;
+            let name = info.current_snapshot.as_deref().ok_or_else(|| {
+                libvirt(
+                    Code::NoDomainSnapshot,
+                    Some("the domain does not have a current snapshot"),
+                )
+            })?;
+            call.reply(&ObjectPath::from_string_unchecked(
+                c.snapshot_path(&dom.uuid(), name),
+            ))
+        }
+        "SnapshotLookupByName" => {
+            let (name, flags): (String, u32) = body.deserialize()?;
+            flags::SNAPSHOT_LOOKUP_BY_NAME.check(flags, flavor)?;
+            ctx.authorize(call, Action::DomainRead, &Details::snapshot(&info, &name))
+                .await?;
+            core.snapshot_info(&dom, &name)
+                .map_err(|_| no_snapshot(&name))?;
+            call.reply(&ObjectPath::from_string_unchecked(
+                c.snapshot_path(&dom.uuid(), &name),
+            ))
+        }
+        "SnapshotCreateXML" => {
+            let (xml, flags): (String, u32) = body.deserialize()?;
+            let m = &flags::SNAPSHOT_CREATE_XML;
+            m.check(flags, flavor)?;
+            let has = |o| m.has(flags, o);
+            let opts = SnapshotCreateOptions {
+                disk_only: has("disk-only"),
+                quiesce: has("quiesce"),
+                halt: has("halt"),
+                atomic: has("atomic"),
+                no_metadata: has("no-metadata"),
+                redefine: has("redefine"),
+                current: has("current"),
+                live: has("live"),
+                reuse_external: has("reuse-external"),
+            };
+            opts.validate().map_err(|e| fail(m)(e.into()))?;
+            allow(Action::DomainSnapshot).await?;
+            if opts.quiesce {
+                allow(Action::DomainFsFreeze).await?;
+            }
+            let (name, _) = core
+                .snapshot_create(&dom, &xml, opts)
+                .await
+                .map_err(fail(m))?;
+            c.signals_sent().await;
+            call.reply(&ObjectPath::from_string_unchecked(
+                c.snapshot_path(&dom.uuid(), &name),
+            ))
+        }
+        m => Err(no_support(&unsupported_api(m))),
+    }
+}
+
+/// libvirt's error for a snapshot name that names none.
+pub(super) fn no_snapshot(name: &str) -> CompatError {
+    libvirt(
+        Code::NoDomainSnapshot,
+        Some(&format!("no domain snapshot with matching name '{name}'")),
+    )
+}
+
+/// A list of snapshot paths.
+pub(super) fn reply_snapshots(
+    call: &Call,
+    c: &Connect,
+    dom: &Arc<Domain>,
+    names: &[String],
+) -> Reply<Message> {
+    let paths: Vec<ObjectPath<'static>> = names
+        .iter()
+        .map(|n| ObjectPath::from_string_unchecked(c.snapshot_path(&dom.uuid(), n)))
+        .collect();
+    call.reply(&paths)
+}
+
+/// The libvirt API behind a Domain method virtbus does not implement.
+fn unsupported_api(member: &str) -> String {
+    let api = match member {
+        "AbortJob" => "virDomainAbortJob",
+        "AddIOThread" => "virDomainAddIOThread",
+        "BlockCommit" => "virDomainBlockCommit",
+        "BlockCopy" => "virDomainBlockCopy",
+        "BlockJobAbort" => "virDomainBlockJobAbort",
+        "BlockPeek" => "virDomainBlockPeek",
+        "BlockPull" => "virDomainBlockPull",
+        "BlockRebase" => "virDomainBlockRebase",
+        "BlockResize" => "virDomainBlockResize",
+        "BlockJobSetSpeed" => "virDomainBlockJobSetSpeed",
+        "CoreDump" => "virDomainCoreDumpWithFormat",
+        "CreateWithFiles" => "virDomainCreateWithFiles",
+        "DelIOThread" => "virDomainDelIOThread",
+        "FSTrim" => "virDomainFSTrim",
+        "GetBlockIOParameters" => "virDomainGetBlkioParameters",
+        "GetBlockIOTune" => "virDomainGetBlockIoTune",
+        "GetBlockJobInfo" => "virDomainGetBlockJobInfo",
+        "GetControlInfo" => "virDomainGetControlInfo",
+        "GetDiskErrors" => "virDomainGetDiskErrors",
+        "GetEmulatorPinInfo" => "virDomainGetEmulatorPinInfo",
+        "GetFSInfo" => "virDomainGetFSInfo",
+        "GetGuestVcpus" => "virDomainGetGuestVcpus",
+        "GetInterfaceParameters" => "virDomainGetInterfaceParameters",
+        "GetIOThreadInfo" => "virDomainGetIOThreadInfo",
+        "GetJobInfo" => "virDomainGetJobInfo",
+        "GetJobStats" => "virDomainGetJobStats",
+        "GetMemoryParameters" => "virDomainGetMemoryParameters",
+        "GetNumaParameters" => "virDomainGetNumaParameters",
+        "GetPerfEvents" => "virDomainGetPerfEvents",
+        "GetSchedulerParameters" => "virDomainGetSchedulerParametersFlags",
+        "GetSecurityLabelList" => "virDomainGetSecurityLabelList",
+        "GetTime" => "virDomainGetTime",
+        "MemoryPeek" => "virDomainMemoryPeek",
+        "MigrateGetCompressionCache" => "virDomainMigrateGetCompressionCache",
+        "MigrateGetMaxSpeed" => "virDomainMigrateGetMaxSpeed",
+        "MigrateSetCompressionCache" => "virDomainMigrateSetCompressionCache",
+        "MigrateSetMaxDowntime" => "virDomainMigrateSetMaxDowntime",
+        "MigrateSetMaxSpeed" => "virDomainMigrateSetMaxSpeed",
+        "MigrateStartPostCopy" => "virDomainMigrateStartPostCopy",
+        "MigrateToURI3" => "virDomainMigrateToURI3",
+        "OpenGraphicsFD" => "virDomainOpenGraphicsFD",
+        "PinEmulator" => "virDomainPinEmulator",
+        "PinIOThread" => "virDomainPinIOThread",
+        "PinVcpu" => "virDomainPinVcpuFlags",
+        "PMWakeup" => "virDomainPMWakeup",
+        "Rename" => "virDomainRename",
+        "Save" => "virDomainSaveFlags",
+        "SendKey" => "virDomainSendKey",
+        "SendProcessSignal" => "virDomainSendProcessSignal",
+        "SetBlockIOParameters" => "virDomainSetBlkioParameters",
+        "SetBlockIOTune" => "virDomainSetBlockIoTune",
+        "SetGuestVcpus" => "virDomainSetGuestVcpus",
+        "SetInterfaceParameters" => "virDomainSetInterfaceParameters",
+        "SetMemory" => "virDomainSetMemoryFlags",
+        "SetMemoryParameters" => "virDomainSetMemoryParameters",
+        "SetMemoryStatsPeriod" => "virDomainSetMemoryStatsPeriod",
+        "SetNumaParameters" => "virDomainSetNumaParameters",
+        "SetPerfEvents" => "virDomainSetPerfEvents",
+        "SetSchedulerParameters" => "virDomainSetSchedulerParametersFlags",
+        "SetUserPassword" => "virDomainSetUserPassword",
+        "SetTime" => "virDomainSetTime",
+        m => return format!("virDomain{m}"),
+    };
+    api.to_owned()
+}

@@ -1,0 +1,264 @@
+//! Errors as libvirt-dbus clients see them: `org.libvirt.Error` carrying libvirt's message
+//! (prefix by error code, libvirt's wording where it has one), and the standard D-Bus errors
+//! GDBus itself answers with for calls that never reach libvirt.
+
+use super::flags::{Flavor, Method};
+use crate::{
+    bus::errors::BusError,
+    core::{
+        self,
+        error::{OptionError, StateConflict},
+    },
+};
+
+pub const LIBVIRT_ERROR: &str = "org.libvirt.Error";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompatError {
+    /// `org.libvirt.Error`, with libvirt's message.
+    #[error("{0}")]
+    Libvirt(String),
+    /// A standard error (`org.freedesktop.DBus.Error.*`), by its last name element.
+    #[error("{1}")]
+    Standard(&'static str, String),
+    #[error("{0}")]
+    Zbus(#[from] zbus::Error),
+}
+
+pub type Reply<T> = Result<T, CompatError>;
+
+/// libvirt's error codes the facade reports, each with the prefix libvirt gives its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Internal,
+    NoSupport,
+    InvalidArg,
+    ArgumentUnsupported,
+    ConfigUnsupported,
+    OperationFailed,
+    OperationInvalid,
+    OperationUnsupported,
+    OperationTimeout,
+    AccessDenied,
+    NoDomain,
+    NoDomainSnapshot,
+    NoDomainMetadata,
+    NoNetwork,
+    NoStoragePool,
+    NoStorageVol,
+    NoInterface,
+    NoNodeDevice,
+    NoSecret,
+    NoNwfilter,
+    NoHostname,
+}
+
+impl Code {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Internal => "internal error",
+            Self::NoSupport => "this function is not supported by the connection driver",
+            Self::InvalidArg => "invalid argument",
+            Self::ArgumentUnsupported => "argument unsupported",
+            Self::ConfigUnsupported => "unsupported configuration",
+            Self::OperationFailed => "operation failed",
+            Self::OperationInvalid => "Requested operation is not valid",
+            Self::OperationUnsupported => "Operation not supported",
+            Self::OperationTimeout => "Timed out during operation",
+            Self::AccessDenied => "access denied",
+            Self::NoDomain => "Domain not found",
+            Self::NoDomainSnapshot => "Domain snapshot not found",
+            Self::NoDomainMetadata => "metadata not found",
+            Self::NoNetwork => "Network not found",
+            Self::NoStoragePool => "Storage pool not found",
+            Self::NoStorageVol => "Storage volume not found",
+            Self::NoInterface => "Interface not found",
+            Self::NoNodeDevice => "Node device not found",
+            Self::NoSecret => "Secret not found",
+            Self::NoNwfilter => "Network filter not found",
+            Self::NoHostname => "no hostname found",
+        }
+    }
+}
+
+/// A libvirt error with `code` and detail `msg` (`None`: the code's message alone).
+pub fn libvirt(code: Code, msg: Option<&str>) -> CompatError {
+    CompatError::Libvirt(match msg {
+        Some(m) => format!("{}: {m}", code.prefix()),
+        None => code.prefix().to_owned(),
+    })
+}
+
+/// A message libvirt reports without a code prefix (argument checks).
+pub fn bare(msg: String) -> CompatError {
+    CompatError::Libvirt(msg)
+}
+
+/// The connection driver lacks `api`.
+pub fn no_support(api: &str) -> CompatError {
+    libvirt(Code::NoSupport, Some(api))
+}
+
+impl CompatError {
+    /// The D-Bus error name.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Libvirt(_) | Self::Zbus(_) => LIBVIRT_ERROR.to_owned(),
+            Self::Standard(n, _) => format!("org.freedesktop.DBus.Error.{n}"),
+        }
+    }
+
+    pub fn invalid_args(msg: String) -> Self {
+        Self::Standard("InvalidArgs", msg)
+    }
+}
+
+/// libvirt's wording for a domain in the wrong state.
+fn state_conflict(c: &StateConflict, flavor: Flavor) -> CompatError {
+    let active = c.state.is_active();
+    let name = &c.domain;
+    match (flavor, c.op, active) {
+        (Flavor::Test, "start", true) => libvirt(
+            Code::Internal,
+            Some(&format!("Domain '{name}' is already running")),
+        ),
+        (Flavor::Test, "suspend" | "shut down", _) => libvirt(
+            Code::Internal,
+            Some(&format!("domain '{name}' not running")),
+        ),
+        (Flavor::Test, "resume", _) => {
+            libvirt(Code::Internal, Some(&format!("domain '{name}' not paused")))
+        }
+        (_, "start", true) => libvirt(Code::OperationInvalid, Some("domain is already running")),
+        (_, "resume", true) => libvirt(Code::OperationInvalid, Some("domain is not paused")),
+        (_, "suspend", true) => libvirt(Code::OperationInvalid, Some("domain is already paused")),
+        (_, _, false) if c.needs_active => {
+            libvirt(Code::OperationInvalid, Some("domain is not running"))
+        }
+        _ => libvirt(Code::OperationInvalid, Some(&c.to_string())),
+    }
+}
+
+/// libvirt's wording for options that conflict: the flags of `m` behind the option names.
+fn option_error(e: &OptionError, m: &Method) -> CompatError {
+    let flag = |opt: &str| m.flags.iter().find(|f| f.option == opt).map(|f| f.name);
+    match e {
+        OptionError::Exclusive(a, b) => match (flag(a), flag(b)) {
+            (Some(a), Some(b)) => bare(format!("Flags '{a}' and '{b}' are mutually exclusive")),
+            _ => libvirt(Code::InvalidArg, Some(&e.to_string())),
+        },
+        OptionError::Requires(a, b, _) => match (flag(a), flag(b)) {
+            (Some(a), Some(b)) => bare(format!("Flag '{b}' is required by flag '{a}'")),
+            _ => libvirt(Code::InvalidArg, Some(&e.to_string())),
+        },
+    }
+}
+
+/// The libvirt error for a core error raised by method `m`.
+pub fn from_core(e: core::Error, flavor: Flavor, m: &Method) -> CompatError {
+    use core::Error as E;
+    match e {
+        E::NotFound(msg) => libvirt(Code::NoDomain, Some(&msg)),
+        E::InvalidArgument(msg) => libvirt(Code::InvalidArg, Some(&msg)),
+        E::InvalidState(msg) => libvirt(Code::OperationInvalid, Some(&msg)),
+        E::WrongState(c) => state_conflict(&c, flavor),
+        E::Options(o) => option_error(&o, m),
+        E::AlreadyExists(msg) => libvirt(Code::OperationFailed, Some(&msg)),
+        E::NotSupported(_) if m.hook => no_support(m.api),
+        E::NotSupported(msg) => libvirt(Code::OperationUnsupported, Some(&msg)),
+        E::AccessDenied(msg) => libvirt(Code::AccessDenied, Some(&msg)),
+        E::Timeout(msg) => libvirt(Code::OperationTimeout, Some(&msg)),
+        E::Failed(msg) => libvirt(Code::Internal, Some(&msg)),
+    }
+}
+
+/// An authorization refusal: libvirt's access-denied error, or the standard error asking
+/// the caller to allow interactive authorization.
+impl From<BusError> for CompatError {
+    fn from(e: BusError) -> Self {
+        match e {
+            BusError::Core(core::Error::AccessDenied(m)) => libvirt(Code::AccessDenied, Some(&m)),
+            BusError::Core(other) => libvirt(Code::Internal, Some(&other.to_string())),
+            BusError::Standard(n, m) => Self::Standard(n, m),
+            BusError::Zbus(e) => Self::Zbus(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{compat::flags::Flag, model::state::DomainState};
+
+    const M: Method = Method {
+        api: "virDomainManagedSave",
+        driver_fn: "DomainManagedSave",
+        flags: &[
+            Flag {
+                bit: 2,
+                name: "VIR_DOMAIN_SAVE_RUNNING",
+                option: "running",
+            },
+            Flag {
+                bit: 4,
+                name: "VIR_DOMAIN_SAVE_PAUSED",
+                option: "paused",
+            },
+        ],
+        hook: true,
+    };
+
+    fn msg(e: CompatError) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn libvirt_wording() {
+        let e = core::Error::Options(OptionError::Exclusive("running", "paused"));
+        assert_eq!(
+            msg(from_core(e, Flavor::Qemu, &M)),
+            "Flags 'VIR_DOMAIN_SAVE_RUNNING' and 'VIR_DOMAIN_SAVE_PAUSED' are mutually exclusive"
+        );
+        let off = StateConflict {
+            domain: "d".into(),
+            op: "save",
+            state: DomainState::ShutOff,
+            needs_active: true,
+        };
+        assert_eq!(
+            msg(from_core(core::Error::WrongState(off), Flavor::Qemu, &M)),
+            "Requested operation is not valid: domain is not running"
+        );
+        let running = StateConflict {
+            domain: "d".into(),
+            op: "start",
+            state: DomainState::Running,
+            needs_active: false,
+        };
+        assert_eq!(
+            msg(from_core(
+                core::Error::WrongState(running.clone()),
+                Flavor::Test,
+                &M
+            )),
+            "internal error: Domain 'd' is already running"
+        );
+        assert_eq!(
+            msg(from_core(
+                core::Error::WrongState(running),
+                Flavor::Qemu,
+                &M
+            )),
+            "Requested operation is not valid: domain is already running"
+        );
+        assert_eq!(
+            msg(from_core(
+                core::Error::NotSupported("x".into()),
+                Flavor::Qemu,
+                &M
+            )),
+            "this function is not supported by the connection driver: virDomainManagedSave"
+        );
+        assert_eq!(libvirt(Code::NoDomain, None).name(), "org.libvirt.Error");
+    }
+}

@@ -1,0 +1,201 @@
+//! Object paths of the facade, as libvirt-dbus names them.
+//!
+//! ```text
+//! /org/libvirt/<Driver>                                    Connect
+//! /org/libvirt/<Driver>/domain/_<uuid, - as _>             Domain
+//! /org/libvirt/<Driver>/domainsnapshot/_<uuid>_<name>      DomainSnapshot
+//! ```
+//! A snapshot name is escaped as libvirt-dbus does: every byte that is not an ASCII letter
+//! or digit becomes `_` and two lower-case hex digits.
+
+use uuid::Uuid;
+
+pub const ROOT: &str = "/org/libvirt";
+
+/// What a path under [`ROOT`] addresses, relative to the connects served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `/`, `/org`, `/org/libvirt`: only children.
+    Ancestor,
+    /// The connect at this index.
+    Connect(usize),
+    /// `<connect>/domain` or `<connect>/domainsnapshot`.
+    Dir(usize, Dir),
+    Domain(usize, Uuid),
+    /// Under a connect's `domain` with a name that is no encoded UUID.
+    BadDomain(usize),
+    Snapshot(usize, Uuid, String),
+    /// Not an object of ours.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    Domains,
+    Snapshots,
+}
+
+/// `_` and the UUID with its dashes as underscores.
+fn encode_uuid(uuid: &Uuid) -> String {
+    let mut s = String::with_capacity(37);
+    s.push('_');
+    for c in uuid
+        .hyphenated()
+        .encode_lower(&mut Uuid::encode_buffer())
+        .chars()
+    {
+        s.push(if c == '-' { '_' } else { c });
+    }
+    s
+}
+
+fn decode_uuid(s: &str) -> Option<Uuid> {
+    let body = s.strip_prefix('_')?;
+    if body.len() != 36 {
+        return None;
+    }
+    Uuid::parse_str(&body.replace('_', "-")).ok()
+}
+
+/// libvirt-dbus's escaping of a snapshot name.
+pub fn escape_name(name: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(name.len() * 3);
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(b as char);
+        } else {
+            out.push('_');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
+        }
+    }
+    out
+}
+
+fn unescape_name(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'_' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+pub fn domain(connect: &str, uuid: &Uuid) -> String {
+    format!("{connect}/domain/{}", encode_uuid(uuid))
+}
+
+/// Append a domain's path to `out`: a long listing writes every path into one buffer, and
+/// this writes the UUID's hex digits straight from its bytes.
+pub fn push_domain(out: &mut String, connect: &str, uuid: &Uuid) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut enc = [b'_'; 37];
+    let mut i = 1;
+    for (n, b) in uuid.as_bytes().iter().enumerate() {
+        if matches!(n, 4 | 6 | 8 | 10) {
+            i += 1;
+        }
+        enc[i] = HEX[(b >> 4) as usize];
+        enc[i + 1] = HEX[(b & 0xf) as usize];
+        i += 2;
+    }
+    out.push_str(connect);
+    out.push_str("/domain/");
+    // Only ASCII hex digits and underscores were written.
+    out.push_str(std::str::from_utf8(&enc).unwrap_or_default());
+}
+
+pub fn snapshot(connect: &str, uuid: &Uuid, name: &str) -> String {
+    format!(
+        "{connect}/domainsnapshot/{}_{}",
+        encode_uuid(uuid),
+        escape_name(name)
+    )
+}
+
+/// Resolve `path` against the connects' paths.
+pub fn parse(path: &str, connects: &[&str]) -> Target {
+    if path == "/" || path == "/org" || path == ROOT {
+        return Target::Ancestor;
+    }
+    for (i, c) in connects.iter().enumerate() {
+        let Some(rest) = path.strip_prefix(c) else {
+            continue;
+        };
+        if rest.is_empty() {
+            return Target::Connect(i);
+        }
+        if rest == "/domain" {
+            return Target::Dir(i, Dir::Domains);
+        }
+        if rest == "/domainsnapshot" {
+            return Target::Dir(i, Dir::Snapshots);
+        }
+        if let Some(u) = rest.strip_prefix("/domain/") {
+            return decode_uuid(u).map_or(Target::BadDomain(i), |u| Target::Domain(i, u));
+        }
+        if let Some(s) = rest.strip_prefix("/domainsnapshot/") {
+            let (Some(u), Some(n)) = (s.get(..37), s.get(38..)) else {
+                return Target::Unknown;
+            };
+            if s.as_bytes().get(37) != Some(&b'_') {
+                return Target::Unknown;
+            }
+            return match (decode_uuid(u), unescape_name(n)) {
+                (Some(u), Some(n)) => Target::Snapshot(i, u, n),
+                _ => Target::Unknown,
+            };
+        }
+    }
+    Target::Unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: &[&str] = &["/org/libvirt/QEMU", "/org/libvirt/Test"];
+
+    #[test]
+    fn libvirt_dbus_paths() {
+        let u = Uuid::parse_str("6695eb01-f6a4-8304-79aa-97f2502e193f").expect("uuid");
+        let d = domain(C[1], &u);
+        assert_eq!(
+            d,
+            "/org/libvirt/Test/domain/_6695eb01_f6a4_8304_79aa_97f2502e193f"
+        );
+        let mut pushed = String::new();
+        push_domain(&mut pushed, C[1], &u);
+        assert_eq!(pushed, d);
+        assert_eq!(parse(&d, C), Target::Domain(1, u));
+        let s = snapshot(C[0], &u, "snap 1.x");
+        assert_eq!(
+            s,
+            "/org/libvirt/QEMU/domainsnapshot/_6695eb01_f6a4_8304_79aa_97f2502e193f_snap_201_2ex"
+        );
+        assert_eq!(parse(&s, C), Target::Snapshot(0, u, "snap 1.x".into()));
+        assert!(zbus::ObjectPath::try_from(s.as_str()).is_ok());
+        assert_eq!(parse("/org/libvirt/Test", C), Target::Connect(1));
+        assert_eq!(
+            parse("/org/libvirt/Test/domain", C),
+            Target::Dir(1, Dir::Domains)
+        );
+        assert_eq!(parse("/org/libvirt", C), Target::Ancestor);
+        assert_eq!(
+            parse("/org/libvirt/Test/domain/xyz", C),
+            Target::BadDomain(1)
+        );
+        assert_eq!(parse("/org/libvirt/Xen", C), Target::Unknown);
+        assert_eq!(escape_name("a_b-é"), "a_5fb_2d_c3_a9");
+        assert_eq!(unescape_name("a_5fb_2d_c3_a9").as_deref(), Some("a_b-é"));
+    }
+}

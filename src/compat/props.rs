@@ -1,0 +1,233 @@
+//! Properties of the Connect and Domain objects, as libvirt-dbus serves them: `Get` returns
+//! the value; `GetAll` wraps each value in a second variant (libvirt-dbus does, and its
+//! clients, Cockpit among them, read `value.v.v`) and leaves out what cannot be read.
+
+use uuid::Uuid;
+use zbus::{Message, Variant};
+
+use super::{
+    Connect, Ctx, LIB_VERSION,
+    errors::{Code, CompatError, Reply, from_core, libvirt},
+    flags::{self, Flavor},
+    objects::{check_signature, no_domain_uuid},
+    paths::Target,
+    schema::{CONNECT_IFACE, DOMAIN_IFACE, SNAPSHOT_IFACE},
+};
+use crate::bus::{
+    Call,
+    authz::{Action, Details},
+    dict::Dict,
+};
+
+pub(super) const CONNECT_PROPS: &[&str] =
+    &["Encrypted", "Hostname", "LibVersion", "Secure", "Version"];
+pub(super) const DOMAIN_PROPS: &[&str] = &[
+    "Active",
+    "Autostart",
+    "Id",
+    "Name",
+    "OSType",
+    "Persistent",
+    "SchedulerType",
+    "Updated",
+    "UUID",
+];
+
+/// A Connect property.
+pub(super) fn connect_prop(c: &Connect, name: &str) -> Option<Variant<'static>> {
+    Some(match name {
+        // libvirt-dbus reports virConnectIsEncrypted for both: the bus is not encrypted.
+        "Encrypted" | "Secure" => Variant::Bool(false),
+        "Hostname" => Variant::from(crate::bus::hostname::read()),
+        "LibVersion" => Variant::U64(LIB_VERSION),
+        "Version" => Variant::U64(c.core.hypervisor_version(&c.types)),
+        _ => return None,
+    })
+}
+
+/// A Domain property, or the libvirt error reading it.
+pub(super) fn domain_prop(
+    c: &Connect,
+    dom: &crate::core::Domain,
+    info: &crate::core::DomainInfo,
+    name: &str,
+) -> Option<Reply<Variant<'static>>> {
+    Some(Ok(match name {
+        "Active" => Variant::Bool(info.status.is_active()),
+        "Autostart" => Variant::Bool(info.autostart),
+        // libvirt-dbus reports 0 for an inactive domain's id of -1.
+        "Id" => Variant::U32(info.id.unwrap_or(0)),
+        "Name" => Variant::from(info.name.clone()),
+        "OSType" => Variant::from(match c.flavor {
+            // libvirt's test driver names every guest's OS so.
+            Flavor::Test => "linux",
+            Flavor::Qemu => dom.os_type(),
+        }),
+        "Persistent" => Variant::Bool(info.persistent),
+        "SchedulerType" => {
+            return Some(Err(libvirt(
+                Code::OperationUnsupported,
+                Some("virtbus has no scheduler parameters"),
+            )));
+        }
+        // libvirt never sets it (its drivers keep no such flag).
+        "Updated" => Variant::Bool(false),
+        "UUID" => Variant::from(info.uuid.to_string()),
+        _ => return None,
+    }))
+}
+
+fn unknown_interface(iface: &str) -> CompatError {
+    CompatError::invalid_args(format!("No such interface “{iface}”"))
+}
+
+fn unknown_property(name: &str) -> CompatError {
+    CompatError::invalid_args(format!("No such property “{name}”"))
+}
+
+pub(super) async fn call(ctx: &Ctx, call: &Call, target: &Target, member: &str) -> Reply<Message> {
+    let body = call.msg.body();
+    match member {
+        "Get" => {
+            check_signature(call, "ss")?;
+            let (iface, name): (String, String) = body.deserialize()?;
+            let value = get(ctx, call, target, &iface, &name).await?;
+            call.reply(&value)
+        }
+        "GetAll" => {
+            check_signature(call, "s")?;
+            let iface: String = body.deserialize()?;
+            get_all(ctx, call, target, &iface).await
+        }
+        "Set" => {
+            check_signature(call, "ssv")?;
+            let (iface, name, value): (String, String, Variant<'_>) = body.deserialize()?;
+            set(ctx, call, target, &iface, &name, value).await
+        }
+        m => Err(CompatError::Standard(
+            "UnknownMethod",
+            format!("No such method “{m}”"),
+        )),
+    }
+}
+
+fn domain_of(c: &Connect, uuid: &Uuid) -> Reply<std::sync::Arc<crate::core::Domain>> {
+    c.domain(uuid).ok_or_else(|| no_domain_uuid(c, uuid))
+}
+
+async fn get(
+    ctx: &Ctx,
+    call: &Call,
+    target: &Target,
+    iface: &str,
+    name: &str,
+) -> Reply<Variant<'static>> {
+    match (target, iface) {
+        (Target::Connect(i), CONNECT_IFACE) => {
+            let c = &ctx.connects[*i];
+            let v = connect_prop(c, name).ok_or_else(|| unknown_property(name))?;
+            ctx.authorize(call, Action::ManagerRead, &Details::default())
+                .await?;
+            Ok(v)
+        }
+        (Target::Domain(i, uuid), DOMAIN_IFACE) => {
+            let c = &ctx.connects[*i];
+            if !DOMAIN_PROPS.contains(&name) {
+                return Err(unknown_property(name));
+            }
+            let dom = domain_of(c, uuid)?;
+            let info = dom.info();
+            ctx.authorize_domain(call, Action::DomainRead, &info)
+                .await?;
+            domain_prop(c, &dom, &info, name).unwrap_or_else(|| Err(unknown_property(name)))
+        }
+        (Target::BadDomain(_), DOMAIN_IFACE) if DOMAIN_PROPS.contains(&name) => {
+            Err(super::errors::bare("Invalid UUID".into()))
+        }
+        (Target::Snapshot(..), SNAPSHOT_IFACE) => Err(unknown_property(name)),
+        _ => Err(unknown_interface(iface)),
+    }
+}
+
+async fn get_all(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Reply<Message> {
+    // Each value in a variant of its own, as libvirt-dbus sends them.
+    let wrap = |v: Variant<'static>| Variant::Variant(Box::new(v));
+    let mut out: Dict<&str, Variant<'static>> = Dict::new();
+    match (target, iface) {
+        (Target::Connect(i), CONNECT_IFACE) => {
+            ctx.authorize(call, Action::ManagerRead, &Details::default())
+                .await?;
+            let c = &ctx.connects[*i];
+            for n in CONNECT_PROPS {
+                if let Some(v) = connect_prop(c, n) {
+                    out.push(n, wrap(v));
+                }
+            }
+        }
+        (Target::Domain(i, uuid), DOMAIN_IFACE) => {
+            let c = &ctx.connects[*i];
+            // A domain that is gone has no property left to read: an empty answer.
+            if let Some(dom) = c.domain(uuid) {
+                let info = dom.info();
+                ctx.authorize_domain(call, Action::DomainRead, &info)
+                    .await?;
+                for n in DOMAIN_PROPS {
+                    if let Some(Ok(v)) = domain_prop(c, &dom, &info, n) {
+                        out.push(n, wrap(v));
+                    }
+                }
+            }
+        }
+        (Target::BadDomain(_), DOMAIN_IFACE) | (Target::Snapshot(..), SNAPSHOT_IFACE) => {}
+        _ => return Err(unknown_interface(iface)),
+    }
+    call.reply(&out)
+}
+
+async fn set(
+    ctx: &Ctx,
+    call: &Call,
+    target: &Target,
+    iface: &str,
+    name: &str,
+    value: Variant<'_>,
+) -> Reply<Message> {
+    let known = match (target, iface) {
+        (Target::Connect(_), CONNECT_IFACE) => CONNECT_PROPS.contains(&name),
+        (Target::Domain(..) | Target::BadDomain(_), DOMAIN_IFACE) => DOMAIN_PROPS.contains(&name),
+        (Target::Snapshot(..), SNAPSHOT_IFACE) => false,
+        _ => return Err(unknown_interface(iface)),
+    };
+    if !known {
+        return Err(unknown_property(name));
+    }
+    if name != "Autostart" {
+        return Err(CompatError::invalid_args(format!(
+            "Property “{name}” is not writable"
+        )));
+    }
+    let value = match value {
+        Variant::Variant(inner) => *inner,
+        v => v,
+    };
+    let Variant::Bool(on) = value else {
+        return Err(CompatError::invalid_args(format!(
+            "Error setting property “{name}”: Expected type “b” but got “{}”",
+            value.value_signature()
+        )));
+    };
+    let (i, uuid) = match target {
+        Target::Domain(i, uuid) => (*i, uuid),
+        _ => return Err(super::errors::bare("Invalid UUID".into())),
+    };
+    let c = &ctx.connects[i];
+    let dom = domain_of(c, uuid)?;
+    ctx.authorize_domain(call, Action::DomainWrite, &dom.info())
+        .await?;
+    c.core
+        .set_autostart(&dom, on)
+        .await
+        .map_err(|e| from_core(e, c.flavor, &flags::SET_AUTOSTART))?;
+    c.signals_sent().await;
+    call.reply_empty()
+}

@@ -1,0 +1,54 @@
+//! The three libvirt-dbus interfaces the facade serves, from the interface XML it ships in
+//! `dbus/` (libvirt-dbus 1.4.1's own): calls are checked against it and `Introspect` serves
+//! it verbatim.
+
+use crate::bus::schema::{Interface, SchemaError, parse};
+
+pub const CONNECT_XML: &str = include_str!("../../dbus/org.libvirt.Connect.xml");
+pub const DOMAIN_XML: &str = include_str!("../../dbus/org.libvirt.Domain.xml");
+pub const SNAPSHOT_XML: &str = include_str!("../../dbus/org.libvirt.DomainSnapshot.xml");
+
+pub const CONNECT_IFACE: &str = "org.libvirt.Connect";
+pub const DOMAIN_IFACE: &str = "org.libvirt.Domain";
+pub const SNAPSHOT_IFACE: &str = "org.libvirt.DomainSnapshot";
+
+#[derive(Debug, Clone)]
+pub struct Schema {
+    pub connect: Interface,
+    pub domain: Interface,
+    pub snapshot: Interface,
+}
+
+impl Schema {
+    pub fn load() -> Result<Self, SchemaError> {
+        Ok(Self {
+            connect: parse(CONNECT_XML)?,
+            domain: parse(DOMAIN_XML)?,
+            snapshot: parse(SNAPSHOT_XML)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libvirt_dbus_interfaces_parse() {
+        let s = Schema::load().expect("schema");
+        assert_eq!(s.connect.name, CONNECT_IFACE);
+        assert_eq!(s.connect.methods["ListDomains"].in_sig, "u");
+        assert_eq!(s.connect.methods["ListDomains"].out_sig, "ao");
+        assert_eq!(s.connect.methods["GetAllDomainStats"].out_sig, "a(sa{sv})");
+        assert_eq!(s.domain.methods["GetState"].out_sig, "(ii)");
+        assert_eq!(s.domain.methods["Resume"].in_sig, "");
+        assert_eq!(s.domain.property("Id").map(|p| p.sig.as_str()), Some("u"));
+        assert!(s.domain.property("Autostart").is_some_and(|p| p.writable));
+        assert_eq!(s.snapshot.methods.len(), 6);
+        assert!(
+            s.domain
+                .xml
+                .starts_with("<interface name=\"org.libvirt.Domain\">")
+        );
+    }
+}

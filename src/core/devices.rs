@@ -1,0 +1,135 @@
+//! Attaching, detaching and changing devices: in the persistent definition (any driver), and
+//! in a running guest where its driver can hot-plug.
+
+use std::sync::Arc;
+
+use super::{Core, Domain, Error, Event, Result, events::lock, options::DeviceOptions};
+use crate::model::{DomainDef, devices::Device};
+
+/// What an edit does to a device list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edit {
+    Attach,
+    Detach,
+    Update,
+}
+
+impl Edit {
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Attach => "attach a device to",
+            Self::Detach => "detach a device from",
+            Self::Update => "change a device of",
+        }
+    }
+}
+
+impl Core {
+    /// Add the device `xml` describes to the running guest, the persistent definition, or
+    /// both.
+    pub async fn attach_device(
+        &self,
+        dom: &Arc<Domain>,
+        xml: &str,
+        opts: DeviceOptions,
+    ) -> Result<()> {
+        self.edit_device(dom, xml, opts, Edit::Attach).await
+    }
+
+    /// Remove the device `xml` means (a disk by target, an interface by MAC address, any
+    /// other device by its whole description).
+    pub async fn detach_device(
+        &self,
+        dom: &Arc<Domain>,
+        xml: &str,
+        opts: DeviceOptions,
+    ) -> Result<()> {
+        self.edit_device(dom, xml, opts, Edit::Detach).await
+    }
+
+    /// Replace a disk or interface with the one `xml` describes (new media, link state).
+    pub async fn update_device(
+        &self,
+        dom: &Arc<Domain>,
+        xml: &str,
+        opts: DeviceOptions,
+    ) -> Result<()> {
+        self.edit_device(dom, xml, opts, Edit::Update).await
+    }
+
+    async fn edit_device(
+        &self,
+        dom: &Arc<Domain>,
+        xml: &str,
+        opts: DeviceOptions,
+        edit: Edit,
+    ) -> Result<()> {
+        let dev = Device::from_xml(xml)?;
+        let _job = dom.begin_job("edit devices").await?;
+        let (t, live, config) = {
+            let d = lock(&dom.data);
+            let t = opts
+                .affect
+                .resolve(&d.def.name, edit.verb(), d.status.state, d.persistent)?;
+            (t, d.live.clone(), d.def.clone())
+        };
+        // The device as `def` has it (for detach), and `def` with the edit applied.
+        let apply = |def: &DomainDef| -> Result<(Device, Arc<DomainDef>)> {
+            let mut def = def.clone();
+            let bad = |why: String| {
+                Error::InvalidArgument(format!(
+                    "cannot {} domain '{}': {why}",
+                    edit.verb(),
+                    def.name
+                ))
+            };
+            let touched = match edit {
+                Edit::Attach => def.devices.attach(&dev).map(|()| dev.clone()),
+                Edit::Detach => def.devices.detach(&dev),
+                Edit::Update => def.devices.update(&dev).map(|()| dev.clone()),
+            }
+            .map_err(bad)?;
+            def.validate()?;
+            Ok((touched, Arc::new(def)))
+        };
+        let new_live = match (&live, t.live) {
+            (Some(l), true) => Some(apply(l)?),
+            _ => None,
+        };
+        let new_config = if t.config {
+            Some(apply(&config)?.1)
+        } else {
+            None
+        };
+        let mut events = Vec::new();
+        if let Some((touched, _)) = &new_live {
+            let ctx = self.ctx(dom);
+            match edit {
+                Edit::Attach => dom.driver.attach_device(&ctx, touched).await?,
+                Edit::Detach => dom.driver.detach_device(&ctx, touched).await?,
+                Edit::Update => dom.driver.update_device(&ctx, touched, opts.force).await?,
+            }
+            let (uuid, device) = (dom.uuid, touched.name());
+            match edit {
+                Edit::Attach => events.push(Event::DeviceAdded { uuid, device }),
+                Edit::Detach => events.push(Event::DeviceRemoved { uuid, device }),
+                Edit::Update => {}
+            }
+        }
+        if let Some(c) = &new_config {
+            let mut rec = lock(&dom.data).record();
+            rec.def = (**c).clone();
+            self.save(rec).await?;
+        }
+        self.update(dom, |d| {
+            if let Some((_, l)) = new_live {
+                d.live = Some(l);
+            }
+            if let Some(c) = new_config {
+                d.def = c;
+            }
+            ((), events)
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! Side by side with Debian's libvirt-dbus over libvirt's test driver: the same
+//! introspection, and the same answers to the same calls.
+
+use crate::harness::{Facade, Reference, python};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_equals_libvirt_dbus() {
+    let f = Facade::start().await;
+    let r = Reference::start().await;
+    python(
+        "test_introspect.py",
+        &[
+            ("BUS_ADDRESS", &f.bus.address),
+            ("REFERENCE_ADDRESS", &r.bus.address),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_agree_with_libvirt_dbus() {
+    let f = Facade::start().await;
+    let r = Reference::start().await;
+    python(
+        "test_compare.py",
+        &[
+            ("BUS_ADDRESS", &f.bus.address),
+            ("REFERENCE_ADDRESS", &r.bus.address),
+        ],
+    );
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/python3
+"""/org/libvirt/Test before and after a daemon restart: PHASE=change changes everything it can,
+PHASE=fresh checks it is test:///default again. /org/libvirt/QEMU shows no test domain."""
+import os
+
+from lvtest import *
+
+b = bus()
+c = iface(b, TEST, CONNECT)
+d = iface(b, TEST_DOM, DOMAIN)
+
+
+def fresh():
+    eq(list(c.ListDomains(0)), [TEST_DOM], "one domain")
+    eq(dict(iface(b, TEST_DOM, PROPS).GetAll(DOMAIN)),
+       {"Active": True, "Autostart": False, "Id": 1, "Name": "test", "OSType": "linux",
+        "Persistent": True, "Updated": False, "UUID": TEST_UUID}, "its properties")
+    eq(tuple(d.GetState(0)), (1, 0), "running, for no recorded reason")
+    eq(list(d.ListDomainSnapshots(0)), [], "no snapshots")
+    eq(d.HasManagedSaveImage(0), False, "no managed save image")
+    eq(list(iface(b, QEMU, CONNECT).ListDomains(0)), [], "no qemu or kvm domains")
+    expect_error(iface(b, QEMU, CONNECT).DomainLookupByName, "native",
+                 message="Domain not found: no domain with matching name 'native'")
+
+
+def change():
+    fresh()
+    sigs = Signals(b)
+    native = dbus.Interface(b.get_object("org.virtbus1", "/org/virtbus1"), "org.virtbus1.Manager")
+    path = native.DefineDomain(domain_xml("native2"), dbus.Dictionary({}, signature="sv"))
+    dbus.Interface(b.get_object("org.virtbus1", path), "org.virtbus1.Domain").Start(
+        dbus.Dictionary({}, signature="sv"))
+    eq([e for e in sigs.events() if e[0].startswith(QEMU) or e[0].startswith(TEST)], [],
+       "no libvirt signal for a native test domain")
+    d.SnapshotCreateXML("<domainsnapshot><name>s</name></domainsnapshot>", 0)
+    d.SetMetadata(1, "changed", "", "", 3 & 2)
+    iface(b, TEST_DOM, PROPS).Set(DOMAIN, "Autostart", True)
+    d.Destroy(0)
+    c.DomainDefineXML(domain_xml("extra"))
+    eq(len(c.ListDomains(0)), 2, "two domains now")
+
+
+run([fresh] if os.environ["PHASE"] == "fresh" else [change])
