@@ -157,6 +157,7 @@ pub enum Exit {
 /// Run until SIGTERM or SIGINT, or until idle for a session instance. Returning leaves every
 /// guest running: drivers' guests are not children that die with the daemon.
 pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit, DaemonError> {
+    let mut stop = StopSignals::watch()?;
     let bus = args.bus.unwrap_or_else(default_bus);
     let dirs = Dirs::resolve(&args, &config, bus)?;
     let store = Store::open(&dirs.state)?;
@@ -241,7 +242,7 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
         }
     };
     let exit = tokio::select! {
-        () = wait_for_stop() => Exit::Signal,
+        () = stop.recv() => Exit::Signal,
         () = idle => Exit::Idle,
         () = server.closed() => {
             notifier.stopping("Lost the bus connection");
@@ -349,17 +350,27 @@ async fn request_name(
     }
 }
 
-async fn wait_for_stop() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot watch for SIGTERM/SIGINT; stopping now");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, watched from before the bus name is owned: from then on a stop request
+/// (systemd sends one as soon as it likes) must be handled, not kill the daemon.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn watch() -> Result<Self, DaemonError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let setup = |e: std::io::Error| DaemonError::Setup(format!("cannot watch signals: {e}"));
+        Ok(Self {
+            term: signal(SignalKind::terminate()).map_err(setup)?,
+            int: signal(SignalKind::interrupt()).map_err(setup)?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
