@@ -82,12 +82,20 @@ impl Bus {
     }
 }
 
-/// A connection to the bus at `address`.
+/// A connection to the bus at `address`. A dbus-daemon creates its socket file just before
+/// it listens on it, so a refused connection is tried again for a while.
 pub async fn connect(address: &str) -> zbus::Connection {
-    zbus::connection::Builder::address(address)
-        .build()
-        .await
-        .expect("connect to the private bus")
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match zbus::connection::Builder::address(address).build().await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("cannot connect to the private bus {address}: {e}"),
+        }
+    }
 }
 
 impl Drop for Bus {
