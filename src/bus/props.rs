@@ -34,6 +34,8 @@ pub const DOMAIN_PROPS: &[&str] = &[
     "CurrentSnapshot",
     "SnapshotCount",
     "Warning",
+    "Job",
+    "JobProgress",
 ];
 
 pub fn domain_prop<'a>(info: &'a DomainInfo, name: &str) -> Option<Variant<'a>> {
@@ -57,6 +59,8 @@ pub fn domain_prop<'a>(info: &'a DomainInfo, name: &str) -> Option<Variant<'a>> 
         ),
         "SnapshotCount" => Variant::U32(info.snapshot_count),
         "Warning" => Variant::from(info.warning.as_str()),
+        "Job" => Variant::from(info.job),
+        "JobProgress" => Variant::F64(info.job_progress),
         _ => return None,
     })
 }
@@ -83,6 +87,8 @@ pub fn domain_prop_name(p: DomainProp) -> &'static str {
         DomainProp::CurrentSnapshot => "CurrentSnapshot",
         DomainProp::SnapshotCount => "SnapshotCount",
         DomainProp::Warning => "Warning",
+        DomainProp::Job => "Job",
+        DomainProp::JobProgress => "JobProgress",
     }
 }
 
@@ -162,6 +168,8 @@ mod tests {
             snapshot_count: 1,
             warning: String::new(),
             owner: None,
+            job: "",
+            job_progress: 0.0,
         };
         let names: Vec<&str> = schema
             .domain

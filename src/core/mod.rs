@@ -10,6 +10,7 @@ pub mod snapshots;
 pub mod store;
 
 pub mod capabilities;
+pub mod critical;
 pub mod define;
 mod lifecycle;
 mod snapshot_ops;
@@ -24,17 +25,19 @@ use std::{
 
 use uuid::Uuid;
 
+use self::{
+    critical::Critical,
+    domain::DomainData,
+    events::lock,
+    snapshots::{Snapshot, SnapshotTree},
+    store::{DomainRecord, LoadedDomain, Store},
+};
 pub use self::{
     domain::Domain,
     error::{Error, Result},
     events::{Event, EventBus},
     info::{DomainInfo, DomainProp, SnapshotInfo, SnapshotKind, SnapshotProp},
-};
-use self::{
-    domain::DomainData,
-    events::lock,
-    snapshots::{Snapshot, SnapshotTree},
-    store::{DomainRecord, LoadedDomain, Store},
+    snapshot_ops::disk_images as disk_images_of,
 };
 use crate::{
     drivers::{DomainCtx, Driver, DriverEvent, EventSink},
@@ -61,6 +64,7 @@ pub(crate) struct Inner {
     define_lock: tokio::sync::Mutex<()>,
     next_id: AtomicU32,
     sink: Arc<dyn EventSink>,
+    critical: Critical,
 }
 
 /// Domains by UUID, and the name index kept in order so that listings need no sort.
@@ -96,6 +100,7 @@ impl Core {
             define_lock: tokio::sync::Mutex::new(()),
             next_id: AtomicU32::new(1),
             sink: Arc::new(Sink(weak.clone())),
+            critical: Critical::default(),
         });
         Self { inner }
     }
@@ -141,6 +146,8 @@ impl Core {
                 snapshots: tree,
                 warning: None,
                 removed: false,
+                job: "",
+                job_progress: 0.0,
             };
             let dom = Arc::new(Domain::new(driver, data));
             reg.by_name.insert(dom.name(), dom.uuid);
@@ -252,6 +259,8 @@ impl Core {
                 snapshots: SnapshotTree::default(),
                 warning: None,
                 removed: false,
+                job: "",
+                job_progress: 0.0,
             },
         ));
         reg.by_name.insert(dom.name(), dom.uuid);
@@ -274,6 +283,11 @@ impl Core {
 
     pub fn events(&self) -> &EventBus {
         &self.inner.events
+    }
+
+    /// The operations that must run to their end; the daemon waits for them before exiting.
+    pub fn critical(&self) -> &Critical {
+        &self.inner.critical
     }
 
     /// Names of the enabled drivers.

@@ -157,6 +157,8 @@ async fn get_managed_objects_has_every_domain_and_snapshot_with_all_properties()
             "CurrentSnapshot",
             "Driver",
             "Id",
+            "Job",
+            "JobProgress",
             "MemoryKiB",
             "Name",
             "Persistent",

@@ -48,8 +48,8 @@ use self::{
 };
 use super::{
     Completion, DomainCtx, Driver, DriverCaps, DriverError, DriverResult, GuestInfo,
-    GuestInfoTypes, Recovered, RevertOutcome, RevertTarget, RuntimeGuest, SnapshotRequest, Started,
-    Stats,
+    GuestInfoTypes, Recovered, RevertOutcome, RevertTarget, RuntimeGuest, SnapshotOutcome,
+    SnapshotRequest, Started, Stats,
 };
 use crate::{
     core::{capabilities::xml_text, events::lock, options::PowerMode},
@@ -760,7 +760,7 @@ impl Driver for QemuDriver {
         &self,
         ctx: &DomainCtx,
         _req: SnapshotRequest<'_>,
-    ) -> DriverResult<()> {
+    ) -> DriverResult<SnapshotOutcome> {
         Err(no_snapshots(ctx))
     }
 
@@ -770,6 +770,7 @@ impl Driver for QemuDriver {
         _snap: &SnapshotDef,
         _active_now: bool,
         _target: RevertTarget,
+        _id: u32,
     ) -> DriverResult<RevertOutcome> {
         Err(no_snapshots(ctx))
     }
