@@ -4,8 +4,9 @@
 //! Modules, one job each: [`caps`] (emulators and what they offer, cached on disk), [`kvm`]
 //! (whether KVM can run a guest), [`cmdline`] (definition → command line + live definition),
 //! [`process`] (spawn, log, signal, watch), [`status`] (what survives a daemon restart),
-//! [`monitor`] (QMP events → driver events), [`stats`], [`agent`] (guest info) and [`net`]
-//! (taps and bridges); [`transport`], [`qmp`] and [`qga`] are the protocol clients.
+//! [`monitor`] (QMP events → driver events), [`stats`], [`agent`] (guest info), [`net`]
+//! (taps and bridges) and [`snapshot`]; [`transport`], [`qmp`] and [`qga`] are the protocol
+//! clients.
 //!
 //! A start runs QEMU paused (`-S`) with `-no-shutdown`, connects to its monitor, reads what
 //! only the running QEMU knows (pty paths, the VNC port), applies the settings that need
@@ -21,6 +22,7 @@ pub mod net;
 pub mod process;
 pub mod qga;
 pub mod qmp;
+pub mod snapshot;
 pub mod stats;
 pub mod status;
 pub mod transport;
@@ -47,7 +49,7 @@ use self::{
     status::Status as StatusFile,
 };
 use super::{
-    Completion, DomainCtx, Driver, DriverCaps, DriverError, DriverResult, GuestInfo,
+    Completion, DomainCtx, Driver, DriverCaps, DriverError, DriverEvent, DriverResult, GuestInfo,
     GuestInfoTypes, Recovered, RevertOutcome, RevertTarget, RuntimeGuest, SnapshotOutcome,
     SnapshotRequest, Started, Stats,
 };
@@ -82,6 +84,9 @@ pub struct QemuDriver {
     caps: CapsCache,
     kvm: KvmStatus,
     vms: Arc<Mutex<HashMap<Uuid, Arc<Vm>>>>,
+    /// `qemu-img`, for snapshots that touch images outside a running QEMU.
+    img: snapshot::img::QemuImg,
+    hooks: snapshot::hooks::Hooks,
 }
 
 fn failed(e: impl std::fmt::Display) -> DriverError {
@@ -139,6 +144,13 @@ impl QemuDriver {
                 KvmStatus::Unusable(why) => format!("unusable: {why}"),
             }
         );
+        let img = snapshot::img::QemuImg::find(&dirs);
+        if !img.available() {
+            tracing::warn!(
+                "qemu-img not found (package qemu-utils): snapshots of shut-off domains and \
+                 external snapshots are unavailable"
+            );
+        }
         Ok(Some(Self {
             config,
             runtime,
@@ -148,6 +160,8 @@ impl QemuDriver {
             caps: cache,
             kvm,
             vms: Arc::default(),
+            img,
+            hooks: snapshot::hooks::Hooks::from_env(),
         }))
     }
 
@@ -214,23 +228,8 @@ impl QemuDriver {
         }
     }
 
-    fn status_of(&self, vm: &Vm) -> StatusFile {
-        StatusFile {
-            uuid: vm.uuid,
-            id: vm.id,
-            pid: vm.process.pid,
-            start_time: vm.process.start_time,
-            emulator: vm.emulator.clone(),
-            monitor: vm.monitor.clone(),
-            agent: vm.agent.as_ref().map(|a| a.path().to_owned()),
-            dir: vm.dir.clone(),
-            log: vm.log.clone(),
-            live: vm.live(),
-        }
-    }
-
     async fn save_status(&self, vm: &Vm) -> DriverResult<()> {
-        let st = self.status_of(vm);
+        let st = status_record(vm);
         let runtime = self.runtime.clone();
         tokio::task::spawn_blocking(move || st.save(&runtime))
             .await
@@ -419,6 +418,23 @@ impl QemuDriver {
     }
 }
 
+/// What the status file records of a running guest.
+fn status_record(vm: &Vm) -> StatusFile {
+    StatusFile {
+        uuid: vm.uuid,
+        id: vm.id,
+        pid: vm.process.pid,
+        start_time: vm.process.start_time,
+        emulator: vm.emulator.clone(),
+        monitor: vm.monitor.clone(),
+        agent: vm.agent.as_ref().map(|a| a.path().to_owned()),
+        dir: vm.dir.clone(),
+        log: vm.log.clone(),
+        live: vm.live(),
+        thaw_unconfirmed: vm.freeze.unconfirmed(),
+    }
+}
+
 fn xml_attr(s: &str) -> String {
     xml_text(s).replace('\'', "&apos;")
 }
@@ -463,8 +479,8 @@ impl Driver for QemuDriver {
             name: "qemu",
             domain_types: vec![DomainType::Qemu, DomainType::Kvm],
             details_xml: self.capabilities_details(),
-            snapshot_internal: false,
-            snapshot_external: false,
+            snapshot_internal: true,
+            snapshot_external: self.img.available(),
             quiesce: true,
         }
     }
@@ -759,35 +775,38 @@ impl Driver for QemuDriver {
     async fn snapshot_create(
         &self,
         ctx: &DomainCtx,
-        _req: SnapshotRequest<'_>,
+        req: SnapshotRequest<'_>,
     ) -> DriverResult<SnapshotOutcome> {
-        Err(no_snapshots(ctx))
+        self.snapshot_create_impl(ctx, req).await
     }
 
     async fn snapshot_revert(
         &self,
         ctx: &DomainCtx,
-        _snap: &SnapshotDef,
+        snap: &SnapshotDef,
         _active_now: bool,
-        _target: RevertTarget,
-        _id: u32,
+        target: RevertTarget,
+        id: u32,
     ) -> DriverResult<RevertOutcome> {
-        Err(no_snapshots(ctx))
+        self.snapshot_revert_impl(ctx, snap, target, id).await
     }
 
     async fn snapshot_delete(
         &self,
         ctx: &DomainCtx,
-        _snap: &SnapshotDef,
+        snap: &SnapshotDef,
         _active_now: bool,
-        _metadata_only: bool,
+        metadata_only: bool,
     ) -> DriverResult<()> {
-        Err(no_snapshots(ctx))
+        self.snapshot_delete_impl(ctx, snap, metadata_only).await
     }
 
+    /// The user's freeze: theirs to undo, so an unconfirmed thaw of ours stops being
+    /// chased (see [`crate::drivers::quiesce`]).
     async fn fs_freeze(&self, ctx: &DomainCtx, mountpoints: &[String]) -> DriverResult<u32> {
         let vm = self.vm(ctx)?;
         let agent = agent_of(&vm)?;
+        let _owned = vm.freeze.lock.lock().await;
         let (cmd, args) = if mountpoints.is_empty() {
             ("guest-fsfreeze-freeze", None)
         } else {
@@ -796,20 +815,34 @@ impl Driver for QemuDriver {
                 Some(json!({"mountpoints": mountpoints})),
             )
         };
-        let n = agent
-            .execute_raw(cmd, args, self.config.agent_timeout())
-            .await
-            .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))?;
+        let r = agent
+            .execute_tracked(cmd, args, self.config.agent_timeout())
+            .await;
+        if r.as_ref().is_ok() || r.as_ref().is_err_and(|e| e.sent) {
+            vm.freeze.user_took_over();
+        }
+        let n =
+            r.map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e.error))?;
         Ok(n.as_u64().unwrap_or(0) as u32)
     }
 
     async fn fs_thaw(&self, ctx: &DomainCtx, _mountpoints: &[String]) -> DriverResult<u32> {
         let vm = self.vm(ctx)?;
         let agent = agent_of(&vm)?;
+        let _owned = vm.freeze.lock.lock().await;
+        let was_unconfirmed = vm.freeze.unconfirmed();
         let n = agent
             .fsfreeze_thaw(self.config.agent_timeout())
             .await
             .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))?;
+        vm.freeze.user_took_over();
+        if was_unconfirmed {
+            // thawed, by the agent's own answer
+            ctx.report(DriverEvent::Warning(None));
+            if let Err(e) = self.save_status(&vm).await {
+                tracing::error!("{e}");
+            }
+        }
         Ok(n.max(0) as u32)
     }
 
@@ -892,6 +925,16 @@ impl Driver for QemuDriver {
         lock(&self.vms).insert(st.uuid, vm.clone());
         monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
         Log::note(&st.log, "reattached by a restarted virtbus");
+        if st.thaw_unconfirmed {
+            // an earlier daemon could not confirm a thaw: keep the warning and the check
+            vm.freeze.mark_unconfirmed();
+            ctx.report(DriverEvent::Warning(Some(
+                crate::drivers::quiesce::warning_text(
+                    "the thaw was not confirmed before the daemon restarted",
+                ),
+            )));
+            snapshot::quiesce::watch(&self.freeze_agent(&vm), ctx, self.runtime.clone());
+        }
         Ok(Recovered {
             live: st.live,
             id: st.id,
@@ -917,11 +960,4 @@ fn agent_of(vm: &Vm) -> DriverResult<&qga::Agent> {
             cmdline::AGENT_CHANNEL
         ))
     })
-}
-
-fn no_snapshots(ctx: &DomainCtx) -> DriverError {
-    DriverError::NotSupported(format!(
-        "snapshots of QEMU domains are not implemented yet (domain '{}')",
-        ctx.name
-    ))
 }

@@ -38,6 +38,10 @@ pub struct Status {
     pub dir: PathBuf,
     pub log: PathBuf,
     pub live: DomainDef,
+    /// A quiesced snapshot's thaw was not confirmed: the guest may still be frozen, and a
+    /// restarted daemon keeps checking (and shows the warning) until its agent says
+    /// `thawed`.
+    pub thaw_unconfirmed: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -54,6 +58,8 @@ struct File {
     log: PathBuf,
     /// The live definition as domain XML, secrets included (the file is private).
     live: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    thaw_unconfirmed: bool,
 }
 
 /// The status files' directory under the driver's runtime directory.
@@ -82,6 +88,7 @@ impl Status {
                 id: None,
                 secure: true,
             }),
+            thaw_unconfirmed: self.thaw_unconfirmed,
         };
         serde_json::to_vec_pretty(&f).unwrap_or_default()
     }
@@ -109,6 +116,7 @@ impl Status {
             dir: f.dir,
             log: f.log,
             live,
+            thaw_unconfirmed: f.thaw_unconfirmed,
         })
     }
 
@@ -187,6 +195,7 @@ mod tests {
             dir: "/run/x".into(),
             log: "/var/log/x.log".into(),
             live,
+            thaw_unconfirmed: true,
         }
     }
 
