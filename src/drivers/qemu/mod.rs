@@ -432,6 +432,7 @@ fn status_record(vm: &Vm) -> StatusFile {
         log: vm.log.clone(),
         live: vm.live(),
         thaw_unconfirmed: vm.freeze.unconfirmed(),
+        agent_held: vm.agent_held.load(std::sync::atomic::Ordering::SeqCst),
     }
 }
 
@@ -807,6 +808,8 @@ impl Driver for QemuDriver {
         let vm = self.vm(ctx)?;
         let agent = agent_of(&vm)?;
         let _owned = vm.freeze.lock.lock().await;
+        // the user's freeze replaces whatever thaw of ours QEMU still holds queued
+        snapshot::quiesce::release_agent(&vm).await;
         let (cmd, args) = if mountpoints.is_empty() {
             ("guest-fsfreeze-freeze", None)
         } else {
@@ -830,6 +833,7 @@ impl Driver for QemuDriver {
         let vm = self.vm(ctx)?;
         let agent = agent_of(&vm)?;
         let _owned = vm.freeze.lock.lock().await;
+        snapshot::quiesce::release_agent(&vm).await;
         let was_unconfirmed = vm.freeze.unconfirmed();
         let n = agent
             .fsfreeze_thaw(self.config.agent_timeout())
@@ -933,7 +937,15 @@ impl Driver for QemuDriver {
                     "the thaw was not confirmed before the daemon restarted",
                 ),
             )));
-            snapshot::quiesce::watch(&self.freeze_agent(&vm), ctx, self.runtime.clone());
+        }
+        if st.agent_held || st.thaw_unconfirmed {
+            vm.agent_held
+                .store(st.agent_held, std::sync::atomic::Ordering::SeqCst);
+            snapshot::quiesce::drain_then_watch(
+                self.freeze_agent(&vm),
+                ctx.clone(),
+                self.runtime.clone(),
+            );
         }
         Ok(Recovered {
             live: st.live,

@@ -69,6 +69,9 @@ pub struct Vm {
     pub timeout: Duration,
     /// Who may thaw the guest's filesystems, and whether a thaw of ours is unconfirmed.
     pub freeze: Arc<crate::drivers::quiesce::FreezeOwner>,
+    /// QEMU holds a descriptor of our agent connection (QMP `getfd`), so that a thaw queued
+    /// on it outlives this daemon.
+    pub agent_held: std::sync::atomic::AtomicBool,
     flags: Mutex<Flags>,
     /// Counts `JOB_STATUS_CHANGE` events, so that a job's caller wakes when its job moves.
     job_events: watch::Sender<u64>,
@@ -123,6 +126,7 @@ impl Vm {
             live: Mutex::new(p.live),
             timeout: p.timeout,
             freeze: Arc::default(),
+            agent_held: Default::default(),
             job_events: watch::channel(0).0,
             flags: Mutex::new(Flags {
                 in_shutdown: p.in_shutdown,

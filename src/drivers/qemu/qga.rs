@@ -279,6 +279,17 @@ impl Agent {
         *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some((command.to_owned(), fault));
     }
 
+    /// Give up the open connection and return a descriptor of it, for another process to
+    /// keep it open (with what is queued on it). This client stops reading it first (a
+    /// receiver may change the descriptor's blocking mode, which the copies share); its
+    /// next command opens a new connection.
+    pub async fn hand_over(&self) -> Result<std::os::fd::OwnedFd, Error> {
+        let conn = self.conn.lock().await.take().ok_or(Error::Disconnected)?;
+        let fd = conn.transport.dup_fd();
+        drop(conn);
+        fd
+    }
+
     /// Disarm whatever fault is armed.
     pub fn disarm_fault(&self) {
         self.fault.lock().unwrap_or_else(|e| e.into_inner()).take();

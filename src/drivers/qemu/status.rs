@@ -42,7 +42,13 @@ pub struct Status {
     /// restarted daemon keeps checking (and shows the warning) until its agent says
     /// `thawed`.
     pub thaw_unconfirmed: bool,
+    /// QEMU holds a descriptor of the agent connection that carries that thaw (`getfd`
+    /// name [`AGENT_HELD_FD`]): a restarted daemon closes it once the guest has run.
+    pub agent_held: bool,
 }
+
+/// The `getfd` name under which QEMU holds an agent connection with a thaw on it.
+pub const AGENT_HELD_FD: &str = "vb-agent-thaw";
 
 #[derive(Serialize, Deserialize)]
 struct File {
@@ -60,6 +66,8 @@ struct File {
     live: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     thaw_unconfirmed: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    agent_held: bool,
 }
 
 /// The status files' directory under the driver's runtime directory.
@@ -89,6 +97,7 @@ impl Status {
                 secure: true,
             }),
             thaw_unconfirmed: self.thaw_unconfirmed,
+            agent_held: self.agent_held,
         };
         serde_json::to_vec_pretty(&f).unwrap_or_default()
     }
@@ -117,6 +126,7 @@ impl Status {
             log: f.log,
             live,
             thaw_unconfirmed: f.thaw_unconfirmed,
+            agent_held: f.agent_held,
         })
     }
 
@@ -196,6 +206,7 @@ mod tests {
             log: "/var/log/x.log".into(),
             live,
             thaw_unconfirmed: true,
+            agent_held: true,
         }
     }
 
