@@ -10,6 +10,7 @@ mod guest;
 mod failures;
 mod lifecycle;
 mod restart;
+mod snapshots;
 
 use std::{
     collections::HashMap,
