@@ -143,17 +143,16 @@ pub fn switched_disk(old: &Disk, overlay: &Path, backing_known_empty: bool) -> D
     d
 }
 
-/// A node name for an overlay of disk `dev` that no node has yet.
-fn free_node_name(dev: &str, taken: &[String]) -> String {
-    (1u32..)
-        .map(|k| {
-            let suffix = format!("-s{k}");
-            let room = MAX_NODE_NAME - "vb-".len() - suffix.len();
-            let dev: String = dev.chars().take(room).collect();
-            format!("vb-{dev}{suffix}")
-        })
-        .find(|n| !taken.contains(n))
-        .unwrap_or_else(|| "vb-overlay".into())
+/// A node name for an overlay of disk `dev`: `vb-<dev>-<random>`, so that no node has it
+/// (no listing of all nodes needed; a clash would only fail `blockdev-add`).
+fn overlay_node_name(dev: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(dev.as_bytes());
+    let suffix = format!("-{:08x}", h.finish() as u32);
+    let room = MAX_NODE_NAME - "vb-".len() - suffix.len();
+    let dev: String = dev.chars().take(room).collect();
+    format!("vb-{dev}{suffix}")
 }
 
 impl QemuDriver {
@@ -277,10 +276,9 @@ impl QemuDriver {
                 made.push(o.path.clone());
             }
         }
-        let mut taken: Vec<String> = nodes::all_node_names(vm).await?;
         let mut actions = Vec::new();
         for (o, top) in prepared.iter().zip(tops) {
-            let node = free_node_name(&o.disk.target, &taken);
+            let node = overlay_node_name(&o.disk.target);
             vm.command(
                 "blockdev-add",
                 Some(json!({
@@ -292,7 +290,6 @@ impl QemuDriver {
             )
             .await?;
             added.push(node.clone());
-            taken.push(node.clone());
             actions.push(json!({
                 "type": "blockdev-snapshot",
                 "data": {"node": top.node, "overlay": node},
@@ -374,12 +371,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_names_are_free_and_short() {
-        assert_eq!(free_node_name("vda", &[]), "vb-vda-s1");
-        let taken = vec!["vb-vda-s1".to_owned(), "vb-vda-s2".to_owned()];
-        assert_eq!(free_node_name("vda", &taken), "vb-vda-s3");
+    fn node_names_are_fresh_and_short() {
+        let (a, b) = (overlay_node_name("vda"), overlay_node_name("vda"));
+        assert!(
+            a.starts_with("vb-vda-") && a.len() == "vb-vda-".len() + 8,
+            "{a}"
+        );
+        assert_ne!(a, b);
         let long = "a".repeat(24);
-        let n = free_node_name(&long, &[]);
+        let n = overlay_node_name(&long);
         assert!(n.len() <= MAX_NODE_NAME, "{n}");
     }
 

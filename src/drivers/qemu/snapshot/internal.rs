@@ -236,13 +236,10 @@ impl QemuDriver {
         &self,
         ctx: &DomainCtx,
         vm: &Arc<Vm>,
-        images: &[(String, String)],
+        devices: &[String],
         tag: &str,
         target: RevertTarget,
     ) -> DriverResult<()> {
-        let targets: Vec<&str> = images.iter().map(|(t, _)| t.as_str()).collect();
-        let tops = nodes::top_nodes(vm, &targets).await?;
-        let devices: Vec<String> = tops.iter().map(|t| t.node.clone()).collect();
         let running = vm
             .command("query-status", None)
             .await?
@@ -252,7 +249,7 @@ impl QemuDriver {
         if running {
             vm.command_quiet("stop", None, &["STOP"]).await?;
         }
-        let args = job_args(tag, devices.first().map(String::as_str), &devices);
+        let args = job_args(tag, devices.first().map(String::as_str), devices);
         if let Err(e) = jobs::run(vm, ctx, "snapshot-load", args).await {
             let _ = self.destroy(ctx, false).await;
             return Err(DriverError::Failed(format!(
@@ -279,12 +276,22 @@ impl QemuDriver {
         let images = images_of(snap);
         let memory = has_memory(snap) && target != RevertTarget::Inactive;
         let vm = self.vm(ctx).ok();
-        self.check_tags(vm.as_deref(), &images, tag).await?;
         if let Some(vm) = &vm
             && memory
             && same_hardware(&vm.live(), def)
         {
-            if let Err(e) = self.load_into(ctx, vm, &images, tag, target).await {
+            // the snapshot's images are the running disks' top images
+            let targets: Vec<&str> = images.iter().map(|(t, _)| t.as_str()).collect();
+            let tops = nodes::top_nodes(vm, &targets).await?;
+            for ((t, p), top) in images.iter().zip(&tops) {
+                if top.file != *p || !top.snapshots.iter().any(|s| s == tag) {
+                    return Err(DriverError::InvalidState(format!(
+                        "image {p} of disk '{t}' holds no snapshot '{tag}': it was changed since"
+                    )));
+                }
+            }
+            let devices: Vec<String> = tops.into_iter().map(|t| t.node).collect();
+            if let Err(e) = self.load_into(ctx, vm, &devices, tag, target).await {
                 if self.vm(ctx).is_err() {
                     ctx.report(DriverEvent::Stopped(StoppedDetail::Failed));
                 }
@@ -295,6 +302,7 @@ impl QemuDriver {
                 live: Some(vm.live()),
             });
         }
+        self.check_tags(vm.as_deref(), &images, tag).await?;
         let was_active = vm.is_some();
         if was_active {
             self.destroy(ctx, false).await?;
@@ -308,7 +316,15 @@ impl QemuDriver {
         if memory {
             let started = self.start(ctx, def, true, id).await.map_err(stopped)?;
             let vm = self.vm(ctx).map_err(stopped)?;
-            if let Err(e) = self.load_into(ctx, &vm, &images, tag, target).await {
+            let targets: Vec<&str> = images.iter().map(|(t, _)| t.as_str()).collect();
+            let devices: Vec<String> = match nodes::top_nodes(&vm, &targets).await {
+                Ok(tops) => tops.into_iter().map(|t| t.node).collect(),
+                Err(e) => {
+                    let _ = self.destroy(ctx, false).await;
+                    return Err(stopped(e));
+                }
+            };
+            if let Err(e) = self.load_into(ctx, &vm, &devices, tag, target).await {
                 return Err(stopped(e));
             }
             return Ok(RevertOutcome {
@@ -348,7 +364,25 @@ impl QemuDriver {
         let mut closed: Vec<&str> = Vec::new();
         let vm = self.vm(ctx).ok();
         let open = match &vm {
-            Some(vm) => nodes::all_images(vm).await?,
+            Some(vm) => {
+                // the disks' top images usually hold it; every image node only otherwise
+                let tops = nodes::all_tops(vm).await?;
+                if images
+                    .iter()
+                    .all(|(_, p)| tops.iter().any(|t| t.file == *p))
+                {
+                    tops.into_iter()
+                        .map(|t| nodes::ImageNode {
+                            node: t.node,
+                            file: t.file,
+                            read_only: t.read_only,
+                            snapshots: t.snapshots,
+                        })
+                        .collect()
+                } else {
+                    nodes::all_images(vm).await?
+                }
+            }
             None => Vec::new(),
         };
         for (_, p) in &images {

@@ -17,6 +17,7 @@ pub struct TopNode {
     pub snapshots: Vec<String>,
     /// How many images lie below it.
     pub backing_depth: u64,
+    pub read_only: bool,
 }
 
 /// An image node (format layer) anywhere in any chain.
@@ -47,6 +48,20 @@ pub fn top_node(query_block: &Value, alias: &str) -> Option<TopNode> {
             .and_then(Value::as_str)
             .is_some_and(|q| q == base || q.starts_with(&format!("{base}/")))
     })?;
+    inserted(dev)
+}
+
+/// The top node of every device with a medium, from a `query-block` reply.
+pub fn tops(query_block: &Value) -> Vec<TopNode> {
+    query_block
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(inserted)
+        .collect()
+}
+
+fn inserted(dev: &Value) -> Option<TopNode> {
     let ins = dev.get("inserted")?;
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let image = ins.get("image");
@@ -63,6 +78,7 @@ pub fn top_node(query_block: &Value, alias: &str) -> Option<TopNode> {
             .get("backing_file_depth")
             .and_then(Value::as_u64)
             .unwrap_or(0),
+        read_only: ins.get("ro").and_then(Value::as_bool).unwrap_or(true),
     })
 }
 
@@ -115,24 +131,9 @@ pub async fn top_nodes(vm: &Vm, targets: &[&str]) -> DriverResult<Vec<TopNode>> 
         .collect()
 }
 
-/// The name of every node of the running QEMU, protocol layers included.
-pub async fn all_node_names(vm: &Vm) -> DriverResult<Vec<String>> {
-    let named = vm
-        .command(
-            "query-named-block-nodes",
-            Some(serde_json::json!({"flat": true})),
-        )
-        .await?;
-    Ok(named
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| {
-            n.get("node-name")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .collect())
+/// The top node of every disk of the running QEMU.
+pub async fn all_tops(vm: &Vm) -> DriverResult<Vec<TopNode>> {
+    Ok(tops(&vm.command("query-block", None).await?))
 }
 
 /// Every image node of the running QEMU.
