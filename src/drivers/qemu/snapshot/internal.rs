@@ -134,7 +134,7 @@ impl QemuDriver {
             }
         }
         let devices: Vec<String> = tops.iter().map(|t| t.node.clone()).collect();
-        let vmstate = plan.memory.then(|| devices[0].clone());
+        let vmstate = devices.first().filter(|_| plan.memory).cloned();
         let args = job_args(tag, vmstate.as_deref(), &devices);
         if let Err(e) = jobs::run(vm, ctx, "snapshot-save", args).await {
             // a save that failed half-way may have left the tag in some images
