@@ -200,6 +200,7 @@ async fn internal_snapshots_bring_back_memory_and_disk() {
     s1.revert(opts([b("paused")])).await.expect("revert paused");
     let got = sigs.take().await;
     assert_eq!(lifecycle(&got), [ev("suspended", "from-snapshot")]);
+    assert_eq!(strings(&got, &p, "State"), ["paused"]);
     assert_eq!(dom.state().await.expect("State"), "paused");
     dom.resume(no_opts()).await.expect("resume");
     assert_eq!(markers(&ga).await, "disk-1\nmem-1\n");
@@ -257,6 +258,9 @@ async fn internal_snapshots_bring_back_memory_and_disk() {
     s1.revert(no_opts()).await.expect("revert from shut off");
     let got = sigs.take().await;
     assert_eq!(lifecycle(&got), [ev("started", "from-snapshot")]);
+    let p = path.as_str();
+    assert_eq!(strings(&got, p, "State"), ["running"]);
+    assert_eq!(strings(&got, p, "StateReason"), ["from-snapshot"]);
     assert_eq!(markers(&ga).await, "disk-1\nmem-1\n");
     set_markers(&ga, "disk-5", "mem-5").await;
 
@@ -445,6 +449,17 @@ async fn external_and_quiesced_snapshots_never_leave_the_guest_frozen() {
     // overlays are named after the image they cover: <stem>.<snapshot>.qcow2
     let overlay = |n: &str| dir.join(format!("ext.{n}.qcow2"));
     let q = || opts([b("disk-only"), b("quiesce")]);
+
+    // what the driver says it can do
+    let caps = mgr.get_capabilities().await.expect("caps");
+    let qemu = caps
+        .split("<driver name='qemu'")
+        .nth(1)
+        .expect("the qemu driver in the capabilities");
+    assert!(
+        qemu.contains("<snapshots internal='yes' external='yes' quiesce='yes'/>"),
+        "{caps}"
+    );
 
     // rule 1: quiesce needs disk-only
     step("rule 1");
