@@ -287,13 +287,20 @@ async fn internal_snapshots_bring_back_memory_and_disk() {
     );
 
     // deletes while running go through QEMU, the tree follows
-    step("deletes while running go through QEMU, the tree follows");
+    step("deletes go through QEMU while running, through qemu-img while shut off");
     off.delete(no_opts()).await.expect("delete off");
-    s1.delete(no_opts()).await.expect("delete s1");
+    assert_eq!(
+        guest::image_snapshots(&disk)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>(),
+        ["s1"]
+    );
+    dom.destroy(no_opts()).await.expect("destroy");
+    s1.delete(no_opts()).await.expect("delete s1 offline");
     assert!(guest::image_snapshots(&disk).is_empty());
     assert_eq!(dom.snapshot_count().await.expect("count"), 0);
     assert_eq!(current(&conn, &dom).await, "");
-    dom.destroy(no_opts()).await.expect("destroy");
 
     // a raw disk cannot hold an internal snapshot: refused by name, nothing made
     step("a raw disk cannot hold an internal snapshot");
@@ -748,6 +755,10 @@ async fn external_and_quiesced_snapshots_never_leave_the_guest_frozen() {
     dom.create_snapshot(&snap("o1"), opts([b("disk-only")]))
         .await
         .expect("offline external");
+    // i1 lives in the image o1 now holds under its overlay: loading it would rewrite o1
+    let r = snapshot(&conn, &i1).await.revert(no_opts()).await;
+    assert_eq!(error_name(&r), "org.virtbus1.Error.NotSupported", "{r:?}");
+    assert!(error_message(&r).contains("would rewrite image"), "{r:?}");
     let inactive = dom.get_xml(no_opts()).await.expect("xml");
     assert_eq!(
         chain_of(&inactive)[..2],
