@@ -211,9 +211,11 @@ async fn bare_qemu(cmdline: &str, dir: &Path) -> (std::process::Child, Qmp, Even
     (child, qmp, events, agent)
 }
 
-/// Let the guest settle before a measurement: its data written out, a moment of quiet.
+/// Let the guest settle before a measurement: its data written out and its page cache
+/// dropped (the memory state a snapshot saves and a revert loads is then about the same
+/// size in both runs), a moment of quiet.
 async fn settle(ga: &guest::TestAgent) {
-    ga.sh("sync").await;
+    ga.sh("sync && echo 3 > /proc/sys/vm/drop_caches").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
