@@ -1,10 +1,14 @@
 //! Start-up cost of a QEMU guest through virtbusd, against the same QEMU command line run
-//! directly, and against Debian's libvirt when it is installed.
+//! directly, and against Debian's libvirt when it is installed; and the cost of snapshots
+//! of the 256 MiB guest through virtbusd against the same QMP (and agent) sequence sent
+//! straight to a bare QEMU.
 //!
 //! `cargo bench --bench qemu` prints, for each way, the median of a few runs of:
 //! - running: from the start request until the guest runs (virtbusd: `Start` returned;
 //!   direct: QEMU spawned, QMP connected, `cont` answered; libvirt: `virsh create` returned),
-//! - agent: until the guest agent first answers.
+//! - agent: until the guest agent first answers,
+//! - snapshots: internal with memory (create, revert, delete), external disk-only
+//!   (create) and quiesced disk-only (create), each from the call until it returned.
 //!
 //! Needs the packages of the QEMU tests; libvirt (`libvirt-daemon-system`, `libvirt-clients`)
 //! only for its row, which is skipped with a message when `virsh` is absent.
@@ -21,11 +25,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use serde_json::{Value, json};
 use support::{
     Bus, Daemon, no_opts, opts,
-    proxies::{domain, manager},
+    proxies::{DomainProxy, ManagerProxy, domain, manager, snapshot},
 };
-use virtbus::drivers::qemu::{qga::Agent, qmp::Qmp};
+use virtbus::drivers::qemu::{qga::Agent, qmp::Qmp, transport::Events};
 use zbus::Variant;
 
 const RUNS: usize = 5;
@@ -160,7 +165,274 @@ async fn run() {
         ms(daemon.0.saturating_sub(direct.0)),
         ms(daemon.1.saturating_sub(direct.1))
     );
+    snapshots(&d, &mgr, &conn, &bus).await;
     libvirt(&disk, &xml).await;
+}
+
+/// The snapshot operations measured, in the order of the table.
+const SNAPSHOT_OPS: [&str; 5] = [
+    "internal+memory create",
+    "internal+memory revert",
+    "internal+memory delete",
+    "external disk-only create",
+    "quiesced disk-only create",
+];
+
+/// Runs of each snapshot operation: a freeze's cost varies with what the guest has to
+/// flush, so more than for start-up.
+const SNAPSHOT_RUNS: usize = 9;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Start `cmdline` as a bare QEMU (its sockets in `dir`) and wait for its agent.
+async fn bare_qemu(cmdline: &str, dir: &Path) -> (std::process::Child, Qmp, Events, Agent) {
+    std::fs::create_dir_all(dir).expect("dir");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {cmdline}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu");
+    let sock = dir.join("monitor.sock");
+    let (qmp, events) = loop {
+        if sock.exists()
+            && let Ok(c) = Qmp::connect(&sock, Duration::from_secs(5)).await
+        {
+            break c;
+        }
+        assert!(child.try_wait().ok().flatten().is_none(), "QEMU exited");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    qmp.execute_raw("cont", None, T).await.expect("cont");
+    let agent = Agent::new(dir.join("charchannel0.sock"));
+    wait_agent(&agent).await;
+    (child, qmp, events, agent)
+}
+
+/// Let the guest settle before a measurement: its data written out and its page cache
+/// dropped (the memory state a snapshot saves and a revert loads is then about the same
+/// size in both runs), a moment of quiet.
+async fn settle(ga: &guest::TestAgent) {
+    ga.sh("sync && echo 3 > /proc/sys/vm/drop_caches").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// A QMP job, started and followed to its end by its events, then dismissed.
+async fn job(qmp: &Qmp, events: &mut Events, command: &str, mut args: Value, id: &str) {
+    args["job-id"] = json!(id);
+    qmp.execute_raw(command, Some(args), T)
+        .await
+        .unwrap_or_else(|e| panic!("{command}: {e}"));
+    loop {
+        let ev = events
+            .wait_for("JOB_STATUS_CHANGE", T)
+            .await
+            .expect("job event");
+        if ev.data["id"] == id && ev.data["status"] == "concluded" {
+            break;
+        }
+    }
+    let jobs = qmp.execute_raw("query-jobs", None, T).await.expect("jobs");
+    assert!(jobs[0].get("error").is_none(), "{command} failed: {jobs}");
+    qmp.execute_raw("job-dismiss", Some(json!({ "id": id })), T)
+        .await
+        .expect("dismiss");
+}
+
+/// A new overlay over the top image (made before, as the daemon makes it), opened, then
+/// switched in by one transaction; `freeze` wraps the switch.
+async fn external(qmp: &Qmp, top: &mut (String, String), overlay: &Path, node: &str) {
+    let st = Command::new("qemu-img")
+        .args([
+            "create", "-q", "-f", "qcow2", "-b", &top.1, "-F", "qcow2", "-u",
+        ])
+        .arg(overlay)
+        .arg("64M")
+        .status()
+        .expect("qemu-img");
+    assert!(st.success());
+    qmp.execute_raw(
+        "blockdev-add",
+        Some(json!({"driver": "qcow2", "node-name": node,
+                     "file": {"driver": "file", "filename": overlay.display().to_string()},
+                     "backing": null})),
+        T,
+    )
+    .await
+    .expect("blockdev-add");
+}
+
+async fn switch(qmp: &Qmp, top: &mut (String, String), overlay: &Path, node: &str) {
+    qmp.execute_raw(
+        "transaction",
+        Some(json!({"actions": [{"type": "blockdev-snapshot",
+                                  "data": {"node": top.0, "overlay": node}}]})),
+        T,
+    )
+    .await
+    .expect("transaction");
+    *top = (node.to_owned(), overlay.display().to_string());
+}
+
+/// The snapshot operations on a bare QEMU, as the same QMP and agent commands.
+async fn snapshots_direct(cmdline: &str, dir: &Path, disk: &Path) -> Vec<Vec<Duration>> {
+    let (mut child, qmp, mut events, agent) = bare_qemu(cmdline, dir).await;
+    let ga = guest::TestAgent {
+        path: dir.join("charchannel1.sock"),
+    };
+    ga.sh("true").await;
+    let mut times = vec![Vec::new(); SNAPSHOT_OPS.len()];
+    let mut top = ("vb-vda".to_owned(), disk.display().to_string());
+    let a = Duration::from_secs(5);
+    for i in 0..SNAPSHOT_RUNS {
+        let tag = format!("di{i}");
+        let save = json!({"tag": tag, "vmstate": top.0, "devices": [top.0]});
+        settle(&ga).await;
+        let t = Instant::now();
+        job(
+            &qmp,
+            &mut events,
+            "snapshot-save",
+            save.clone(),
+            &format!("s{i}"),
+        )
+        .await;
+        times[0].push(t.elapsed());
+        settle(&ga).await;
+        let t = Instant::now();
+        qmp.execute_raw("stop", None, T).await.expect("stop");
+        job(&qmp, &mut events, "snapshot-load", save, &format!("l{i}")).await;
+        qmp.execute_raw("cont", None, T).await.expect("cont");
+        times[1].push(t.elapsed());
+        settle(&ga).await;
+        let t = Instant::now();
+        let del = json!({"tag": tag, "devices": [top.0]});
+        job(&qmp, &mut events, "snapshot-delete", del, &format!("d{i}")).await;
+        times[2].push(t.elapsed());
+
+        let overlay = dir.join(format!("direct-e{i}.qcow2"));
+        settle(&ga).await;
+        let t = Instant::now();
+        external(&qmp, &mut top, &overlay, &format!("de{i}")).await;
+        switch(&qmp, &mut top, &overlay, &format!("de{i}")).await;
+        times[3].push(t.elapsed());
+
+        let overlay = dir.join(format!("direct-q{i}.qcow2"));
+        settle(&ga).await;
+        let t = Instant::now();
+        agent.fsfreeze_status(a).await.expect("status");
+        external(&qmp, &mut top, &overlay, &format!("dq{i}")).await;
+        agent.fsfreeze_freeze(a).await.expect("freeze");
+        switch(&qmp, &mut top, &overlay, &format!("dq{i}")).await;
+        agent.fsfreeze_thaw(a).await.expect("thaw");
+        agent.fsfreeze_status(a).await.expect("status");
+        times[4].push(t.elapsed());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    times
+}
+
+/// The snapshot operations through virtbusd.
+async fn snapshots_daemon(dom: &DomainProxy<'_>, ga: &guest::TestAgent) -> Vec<Vec<Duration>> {
+    let conn = dom.inner().connection().clone();
+    let mut times = vec![Vec::new(); SNAPSHOT_OPS.len()];
+    let b = |k: &'static str| (k, Variant::Bool(true));
+    let xml = |n: &str| format!("<domainsnapshot><name>{n}</name></domainsnapshot>");
+    for i in 0..SNAPSHOT_RUNS {
+        settle(ga).await;
+        let t = Instant::now();
+        let p = dom
+            .create_snapshot(&xml(&format!("bi{i}")), no_opts())
+            .await
+            .expect("internal");
+        times[0].push(t.elapsed());
+        let s = snapshot(&conn, &p).await;
+        settle(ga).await;
+        let t = Instant::now();
+        s.revert(no_opts()).await.expect("revert");
+        times[1].push(t.elapsed());
+        settle(ga).await;
+        let t = Instant::now();
+        s.delete(no_opts()).await.expect("delete");
+        times[2].push(t.elapsed());
+        settle(ga).await;
+        let t = Instant::now();
+        dom.create_snapshot(&xml(&format!("be{i}")), opts([b("disk-only")]))
+            .await
+            .expect("external");
+        times[3].push(t.elapsed());
+        settle(ga).await;
+        let t = Instant::now();
+        dom.create_snapshot(
+            &xml(&format!("bq{i}")),
+            opts([b("disk-only"), b("quiesce")]),
+        )
+        .await
+        .expect("quiesced");
+        times[4].push(t.elapsed());
+    }
+    times
+}
+
+/// Snapshots of a domain with the test agent's channel: the same command line run bare
+/// (captured from a start through the daemon), then through the daemon on a fresh disk.
+async fn snapshots(d: &Daemon, mgr: &ManagerProxy<'_>, conn: &zbus::Connection, bus: &Bus) {
+    let disk = bus.dir.path().join("snap.qcow2");
+    guest::data_disk(&disk);
+    let path = mgr
+        .define_domain(
+            &guest::domain_xml("snapbench", &disk, guest::TEST_CHANNEL),
+            no_opts(),
+        )
+        .await
+        .expect("define");
+    let dom = domain(conn, &path).await;
+    dom.start(no_opts()).await.expect("start");
+    let log = std::fs::read_to_string(d.runtime.join("qemu/log/snapbench.log")).expect("log");
+    let cmdline = log
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('/') && l.contains(" -S "))
+        .expect("command line in the log")
+        .to_owned();
+    dom.destroy(no_opts()).await.expect("destroy");
+    let uuid = dom.uuid().await.expect("uuid");
+    let dir = d.runtime.join(format!("qemu/{}", uuid.replace('-', "")));
+
+    let direct = snapshots_direct(&cmdline, &dir, &disk).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    guest::data_disk(&disk);
+    dom.start(no_opts()).await.expect("start");
+    let ga = guest::TestAgent::of(&dom.get_xml(no_opts()).await.expect("xml")).await;
+    let daemon = snapshots_daemon(&dom, &ga).await;
+    dom.destroy(no_opts()).await.expect("destroy");
+
+    println!();
+    println!("Snapshots of the 256 MiB test guest, median of {SNAPSHOT_RUNS} runs:");
+    println!(
+        "{:<28} {:>12} {:>12} {:>12} {:>16}",
+        "", "direct QMP", "virtbusd", "overhead", "target"
+    );
+    for (k, op) in SNAPSHOT_OPS.iter().enumerate() {
+        let (dq, dv) = (median(direct[k].clone()), median(daemon[k].clone()));
+        let over = dv.saturating_sub(dq);
+        let target = (dq / 10).max(Duration::from_millis(20));
+        println!(
+            "{:<28} {:>12} {:>12} {:>12} {:>16}",
+            op,
+            ms(dq),
+            ms(dv),
+            ms(over),
+            format!(
+                "{} {}",
+                if over <= target { "ok, <" } else { "MISSED <" },
+                ms(target)
+            )
+        );
+    }
 }
 
 /// The same domain through libvirt's `virsh create`, if libvirt is installed.

@@ -35,6 +35,8 @@ pub const DOMAIN_PROPS: &[&str] = &[
     "CurrentSnapshot",
     "SnapshotCount",
     "Warning",
+    "Job",
+    "JobProgress",
 ];
 
 pub fn domain_prop<'a>(info: &'a DomainInfo, name: &str) -> Option<Variant<'a>> {
@@ -59,6 +61,8 @@ pub fn domain_prop<'a>(info: &'a DomainInfo, name: &str) -> Option<Variant<'a>> 
         ),
         "SnapshotCount" => Variant::U32(info.snapshot_count),
         "Warning" => Variant::from(info.warning.as_str()),
+        "Job" => Variant::from(info.job),
+        "JobProgress" => Variant::F64(info.job_progress),
         _ => return None,
     })
 }
@@ -86,6 +90,8 @@ pub fn domain_prop_name(p: DomainProp) -> &'static str {
         DomainProp::CurrentSnapshot => "CurrentSnapshot",
         DomainProp::SnapshotCount => "SnapshotCount",
         DomainProp::Warning => "Warning",
+        DomainProp::Job => "Job",
+        DomainProp::JobProgress => "JobProgress",
     }
 }
 
@@ -167,6 +173,8 @@ mod tests {
             snapshot_count: 1,
             warning: String::new(),
             owner: None,
+            job: "",
+            job_progress: 0.0,
         };
         let names: Vec<&str> = schema
             .domain

@@ -332,5 +332,7 @@ pub(crate) fn new_data(def: DomainDef, persistent: bool) -> DomainData {
         snapshots: SnapshotTree::default(),
         warning: None,
         removed: false,
+        job: "",
+        job_progress: 0.0,
     }
 }

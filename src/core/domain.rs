@@ -47,6 +47,9 @@ pub(crate) struct DomainData {
     pub warning: Option<String>,
     /// Set once the domain is gone, for calls that looked it up before.
     pub removed: bool,
+    /// The long operation shown as the `Job` property, and its progress.
+    pub job: &'static str,
+    pub job_progress: f64,
 }
 
 /// A managed save image: the guest's state saved by its driver, restored at the next start.
@@ -183,6 +186,8 @@ impl DomainData {
             snapshot_count: self.snapshots.len() as u32,
             warning: self.warning.clone().unwrap_or_default(),
             owner: self.def.owner_uid(),
+            job: self.job,
+            job_progress: self.job_progress,
         }
     }
 }

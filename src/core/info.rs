@@ -30,6 +30,10 @@ pub struct DomainInfo {
     pub warning: String,
     /// The uid that defined the domain, when it was not root.
     pub owner: Option<u32>,
+    /// The long operation running on the domain (a snapshot, a revert), or "" when none.
+    pub job: &'static str,
+    /// How far `job` has come, from 0.0 to 1.0.
+    pub job_progress: f64,
 }
 
 /// One property of a domain, named as on the bus.
@@ -49,6 +53,8 @@ pub enum DomainProp {
     CurrentSnapshot,
     SnapshotCount,
     Warning,
+    Job,
+    JobProgress,
 }
 
 impl DomainInfo {
@@ -78,6 +84,8 @@ impl DomainInfo {
         );
         check(self.snapshot_count != new.snapshot_count, P::SnapshotCount);
         check(self.warning != new.warning, P::Warning);
+        check(self.job != new.job, P::Job);
+        check(self.job_progress != new.job_progress, P::JobProgress);
         out
     }
 }
@@ -169,6 +177,8 @@ mod tests {
             snapshot_count: 0,
             warning: String::new(),
             owner: None,
+            job: "",
+            job_progress: 0.0,
         }
     }
 

@@ -417,6 +417,12 @@ impl Core {
                 d.warning = w;
                 ((), Vec::new())
             }),
+            DriverEvent::JobProgress(p) => self.update(&dom, |d| {
+                if !d.job.is_empty() {
+                    d.job_progress = p;
+                }
+                ((), Vec::new())
+            }),
             other => tracing::debug!("ignored {other:?} for domain {uuid} in state {state}"),
         }
     }

@@ -11,6 +11,7 @@ pub mod snapshots;
 pub mod store;
 
 pub mod capabilities;
+pub mod critical;
 pub mod define;
 mod devices;
 mod guest;
@@ -30,17 +31,19 @@ use std::{
 
 use uuid::Uuid;
 
+use self::{
+    critical::Critical,
+    domain::DomainData,
+    events::lock,
+    snapshots::{Snapshot, SnapshotTree},
+    store::{LoadedDomain, Store},
+};
 pub use self::{
     domain::Domain,
     error::{Error, Result},
     events::{Event, EventBus},
     info::{DomainInfo, DomainProp, SnapshotInfo, SnapshotKind, SnapshotProp},
-};
-use self::{
-    domain::DomainData,
-    events::lock,
-    snapshots::{Snapshot, SnapshotTree},
-    store::{LoadedDomain, Store},
+    snapshot_ops::disk_images as disk_images_of,
 };
 use crate::{
     drivers::{DomainCtx, Driver, DriverEvent, EventSink},
@@ -67,6 +70,7 @@ pub(crate) struct Inner {
     define_lock: tokio::sync::Mutex<()>,
     next_id: AtomicU32,
     sink: Arc<dyn EventSink>,
+    critical: Critical,
 }
 
 /// Domains by UUID, and by name in order so that listings need no sort (nor a lookup per
@@ -121,6 +125,7 @@ impl Core {
             define_lock: tokio::sync::Mutex::new(()),
             next_id: AtomicU32::new(1),
             sink: Arc::new(Sink(weak.clone())),
+            critical: Critical::default(),
         });
         Self { inner }
     }
@@ -284,6 +289,11 @@ impl Core {
 
     pub fn events(&self) -> &EventBus {
         &self.inner.events
+    }
+
+    /// The operations that must run to their end; the daemon waits for them before exiting.
+    pub fn critical(&self) -> &Critical {
+        &self.inner.critical
     }
 
     /// Names of the enabled drivers.

@@ -13,9 +13,10 @@ use super::{
     store::DomainRecord,
 };
 use crate::{
-    drivers::{RevertMode, RevertTarget, SnapshotRequest},
+    drivers::{DiskSwitch, RevertMode, RevertTarget, SnapshotRequest},
     model::{
-        FormatOptions, MemorySnapshotKind, SnapshotDef, SnapshotMemory,
+        DomainDef, FormatOptions, MemorySnapshotKind, SnapshotDef, SnapshotMemory,
+        devices::DiskDevice,
         state::{
             DomainState, Lifecycle, ResumedDetail, StartedDetail, StateReason, Status,
             StoppedDetail, SuspendedDetail,
@@ -151,6 +152,9 @@ impl Core {
     /// Take a snapshot (or, with `redefine`, import one's metadata). Returns its name and
     /// whether it was recorded (not with `no-metadata`: the snapshot exists in the guest's
     /// disks only).
+    ///
+    /// Runs as a critical section: once begun it ends, whatever happens to the caller, and
+    /// the daemon waits for it before exiting (a quiesced snapshot must always thaw).
     pub async fn snapshot_create(
         &self,
         dom: &Arc<Domain>,
@@ -158,7 +162,22 @@ impl Core {
         opts: SnapshotCreateOptions,
     ) -> Result<(String, bool)> {
         opts.validate()?;
-        let mut def = SnapshotDef::from_xml(xml)?;
+        let def = SnapshotDef::from_xml(xml)?;
+        let (core, dom2) = (self.clone(), dom.clone());
+        let what = format!("snapshot of domain '{}'", dom.name());
+        self.critical()
+            .run(what, async move {
+                core.snapshot_create_now(&dom2, def, opts).await
+            })
+            .await
+    }
+
+    async fn snapshot_create_now(
+        &self,
+        dom: &Arc<Domain>,
+        mut def: SnapshotDef,
+        opts: SnapshotCreateOptions,
+    ) -> Result<(String, bool)> {
         let _job = dom.begin_job("snapshot").await?;
         if opts.redefine {
             return self
@@ -181,13 +200,14 @@ impl Core {
                 )));
             }
         }
-        let (status, current_def, persistent, parent) = {
+        let (status, current_def, persistent, parent, inactive) = {
             let d = lock(&dom.data);
             (
                 d.status,
                 d.current_def().clone(),
                 d.persistent,
                 d.snapshots.current().map(str::to_owned),
+                d.def.clone(),
             )
         };
         if opts.halt && !persistent {
@@ -240,7 +260,13 @@ impl Core {
             });
         }
         def.domain = Some((*current_def).clone());
-        dom.driver
+        if persistent && status.is_active() && *inactive != *current_def {
+            // what a revert restores as the persistent definition
+            def.inactive_domain = Some((*inactive).clone());
+        }
+        let _shown = self.show_job(dom, "snapshot-create");
+        let outcome = dom
+            .driver
             .snapshot_create(
                 &self.ctx(dom),
                 SnapshotRequest {
@@ -251,15 +277,120 @@ impl Core {
                 },
             )
             .await?;
+        if !outcome.switched.is_empty() || outcome.live.is_some() {
+            self.apply_disk_switch(dom, outcome.live, &outcome.switched);
+            self.persist(dom).await?;
+        }
+        if !opts.no_metadata {
+            self.record_snapshot(dom, def, true).await?;
+        }
+        if let Some(e) = outcome.error_after {
+            // the snapshot exists and is recorded; what went wrong after it is the answer
+            return Err(e.into());
+        }
         if opts.no_metadata {
             return Ok((name, false));
         }
-        self.record_snapshot(dom, def, true).await?;
         if opts.halt && status.is_active() {
             dom.driver.destroy(&self.ctx(dom), false).await?;
             self.mark_stopped(dom, StateReason::FromSnapshot, StoppedDetail::FromSnapshot);
         }
         Ok((name, true))
+    }
+
+    /// Show `job` as the domain's `Job` property until the returned guard is dropped.
+    fn show_job<'a>(&'a self, dom: &'a Domain, job: &'static str) -> ShownJob<'a> {
+        self.update(dom, |d| {
+            d.job = job;
+            d.job_progress = 0.0;
+            ((), Vec::new())
+        });
+        ShownJob { core: self, dom }
+    }
+
+    /// Point the definitions at the images an external snapshot switched the disks to: the
+    /// live one as the driver reports it, and each persistent disk that still names the old
+    /// image.
+    fn apply_disk_switch(&self, dom: &Domain, live: Option<DomainDef>, switched: &[DiskSwitch]) {
+        self.update(dom, |d| {
+            if let Some(live) = live {
+                if d.status.is_active() {
+                    d.live = Some(Arc::new(live));
+                } else {
+                    tracing::warn!(
+                        "ignored a live definition for shut-off domain '{}'",
+                        d.def.name
+                    );
+                }
+            }
+            let mut def = (*d.def).clone();
+            let mut changed = false;
+            for sw in switched {
+                for disk in def.devices.disks.iter_mut() {
+                    let same = disk.target_dev == sw.disk.target_dev
+                        && disk.source.as_ref().and_then(|s| s.path.as_deref())
+                            == Some(sw.old_source.as_str());
+                    if same {
+                        disk.source = sw.disk.source.clone();
+                        disk.driver = sw.disk.driver.clone();
+                        disk.backing_store = sw.disk.backing_store.clone();
+                        disk.disk_type = sw.disk.disk_type;
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                d.def = Arc::new(def);
+            }
+            ((), Vec::new())
+        });
+    }
+
+    /// Refuse to revert to an internal snapshot whose images now hold data something else
+    /// needs: a backing file of the domain's disks, or an image an external snapshot froze.
+    /// Loading the snapshot would rewrite it under them.
+    fn check_revert_images(&self, dom: &Domain, snap: &Snapshot) -> Result<()> {
+        let Some(snap_def) = &snap.def.domain else {
+            return Ok(());
+        };
+        let d = lock(&dom.data);
+        let mut protected: Vec<(String, String)> = Vec::new();
+        for def in [Some(&d.def), d.live.as_ref()].into_iter().flatten() {
+            for (img, top) in disk_images(def) {
+                if !top {
+                    protected.push((img, "a backing file of the domain's disks".into()));
+                }
+            }
+        }
+        for other in d.snapshots.iter() {
+            if other.kind == SnapshotKind::Internal || other.name() == snap.name() {
+                continue;
+            }
+            if let Some(od) = &other.def.domain {
+                for (img, _) in disk_images(od) {
+                    protected.push((
+                        img,
+                        format!(
+                            "held by {} snapshot '{}'",
+                            other.kind.as_str(),
+                            other.name()
+                        ),
+                    ));
+                }
+            }
+        }
+        for (img, top) in disk_images(snap_def) {
+            if !top {
+                continue;
+            }
+            if let Some((_, why)) = protected.iter().find(|(p, _)| *p == img) {
+                return Err(Error::NotSupported(format!(
+                    "reverting to snapshot '{}' would rewrite image {img}, which is now {why}",
+                    snap.name()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Write a snapshot's file, add it to the tree and (if `make_current`) make it current.
@@ -337,6 +468,7 @@ impl Core {
         Ok(name)
     }
 
+    /// Revert to a snapshot; a critical section like [`Core::snapshot_create`].
     pub async fn snapshot_revert(
         &self,
         dom: &Arc<Domain>,
@@ -344,6 +476,21 @@ impl Core {
         opts: RevertOptions,
     ) -> Result<()> {
         opts.validate()?;
+        let (core, dom2, name2) = (self.clone(), dom.clone(), name.to_owned());
+        let what = format!("revert of domain '{}' to snapshot '{name}'", dom.name());
+        self.critical()
+            .run(what, async move {
+                core.snapshot_revert_now(&dom2, &name2, opts).await
+            })
+            .await
+    }
+
+    async fn snapshot_revert_now(
+        &self,
+        dom: &Arc<Domain>,
+        name: &str,
+        opts: RevertOptions,
+    ) -> Result<()> {
         let _job = dom.begin_job("revert").await?;
         let (snap, persistent, status) = {
             let d = lock(&dom.data);
@@ -370,10 +517,12 @@ impl Core {
         };
         if snap.kind != SnapshotKind::Internal {
             return Err(Error::NotSupported(format!(
-                "reverting to {} snapshot '{name}' is not supported",
+                "reverting to {} snapshot '{name}' is not supported: it would need a new \
+                 overlay over the snapshot's images",
                 snap.kind.as_str()
             )));
         }
+        self.check_revert_images(dom, &snap)?;
         let target = if snap_active {
             if !opts.running && (snap_state == "paused" || opts.paused) {
                 RevertTarget::Paused
@@ -388,16 +537,24 @@ impl Core {
             RevertTarget::Inactive
         };
         let was_active = status.is_active();
+        let id = self.next_id();
+        let _shown = self.show_job(dom, "snapshot-revert");
         let outcome = dom
             .driver
-            .snapshot_revert(&self.ctx(dom), &snap.def, was_active, target)
+            .snapshot_revert(&self.ctx(dom), &snap.def, was_active, target, id)
             .await?;
         let snap_def = Arc::new(snap_def);
+        let inactive_def = snap
+            .def
+            .inactive_domain
+            .clone()
+            .map(Arc::new)
+            .unwrap_or_else(|| snap_def.clone());
         if persistent {
             let rec = {
                 let d = lock(&dom.data);
                 DomainRecord {
-                    def: (*snap_def).clone(),
+                    def: (*inactive_def).clone(),
                     current_snapshot: Some(name.to_owned()),
                     ..d.record()
                 }
@@ -422,7 +579,7 @@ impl Core {
                     .map(Arc::new)
                     .unwrap_or_else(|| snap_def.clone());
                 self.update(dom, |d| {
-                    d.def = snap_def.clone();
+                    d.def = inactive_def.clone();
                     d.live = Some(live);
                     d.status = Status::new(state, StateReason::FromSnapshot);
                     d.snapshots.set_current(Some(name));
@@ -437,13 +594,13 @@ impl Core {
                         StoppedDetail::FromSnapshot,
                     );
                 }
-                let id = (target != RevertTarget::Inactive).then(|| self.next_id());
+                let id = (target != RevertTarget::Inactive).then_some(id);
                 let live = outcome
                     .live
                     .map(Arc::new)
                     .unwrap_or_else(|| snap_def.clone());
                 self.update(dom, |d| {
-                    d.def = snap_def.clone();
+                    d.def = inactive_def.clone();
                     d.snapshots.set_current(Some(name));
                     let mut evs = Vec::new();
                     if let Some(id) = id {
@@ -466,6 +623,8 @@ impl Core {
         Ok(())
     }
 
+    /// Delete a snapshot (and, by scope, its descendants); a critical section like
+    /// [`Core::snapshot_create`].
     pub async fn snapshot_delete(
         &self,
         dom: &Arc<Domain>,
@@ -473,6 +632,21 @@ impl Core {
         opts: SnapshotDeleteOptions,
     ) -> Result<()> {
         opts.validate()?;
+        let (core, dom2, name2) = (self.clone(), dom.clone(), name.to_owned());
+        let what = format!("delete of snapshot '{name}' of domain '{}'", dom.name());
+        self.critical()
+            .run(what, async move {
+                core.snapshot_delete_now(&dom2, &name2, opts).await
+            })
+            .await
+    }
+
+    async fn snapshot_delete_now(
+        &self,
+        dom: &Arc<Domain>,
+        name: &str,
+        opts: SnapshotDeleteOptions,
+    ) -> Result<()> {
         let _job = dom.begin_job("delete snapshot").await?;
         let scope = if opts.children {
             DeleteScope::WithChildren
@@ -496,6 +670,11 @@ impl Core {
             }
             (doomed, d.status.is_active(), d.persistent)
         };
+        for snap in &doomed {
+            dom.driver
+                .snapshot_delete_check(&snap.def, opts.metadata_only)?;
+        }
+        let _shown = self.show_job(dom, "snapshot-delete");
         // Leaves first, so that a driver never deletes a snapshot another one depends on.
         for snap in doomed.iter().rev() {
             dom.driver
@@ -538,4 +717,36 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// Clears the `Job` property when the operation ends, however it ends.
+struct ShownJob<'a> {
+    core: &'a Core,
+    dom: &'a Domain,
+}
+
+impl Drop for ShownJob<'_> {
+    fn drop(&mut self) {
+        self.core.update(self.dom, |d| {
+            d.job = "";
+            d.job_progress = 0.0;
+            ((), Vec::new())
+        });
+    }
+}
+
+/// Every image a definition's hard disks use, with whether it is the disk's top image (the
+/// one written to) rather than a backing file below it.
+pub fn disk_images(def: &DomainDef) -> Vec<(String, bool)> {
+    def.devices
+        .disks
+        .iter()
+        .filter(|d| d.device == DiskDevice::Disk)
+        .flat_map(|d| {
+            d.image_chain()
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (p, i == 0))
+        })
+        .collect()
 }

@@ -269,7 +269,35 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
             hand_over(&conn, &activity).await;
         }
     }
+    finish_critical(&core).await;
     Ok(exit)
+}
+
+/// How long a stopping daemon waits for operations that must not be cut in half (a
+/// quiesced snapshot's thaw comes after at most a few agent timeouts).
+pub const CRITICAL_WAIT: Duration = Duration::from_secs(60);
+
+/// Let every critical section (a freeze that must be thawed, a disk switch that must be
+/// recorded) end before the runtime, and every task with it, goes.
+async fn finish_critical(core: &Core) {
+    let running = core.critical().running();
+    if running.is_empty() {
+        core.critical().close_and_wait(Duration::ZERO).await;
+        return;
+    }
+    tracing::info!(
+        "waiting up to {CRITICAL_WAIT:?} for operations that must finish: {}",
+        running.join("; ")
+    );
+    let left = core.critical().close_and_wait(CRITICAL_WAIT).await;
+    if left.is_empty() {
+        tracing::info!("operations finished; exiting");
+    } else {
+        tracing::error!(
+            "exiting with operations unfinished after {CRITICAL_WAIT:?}: {}",
+            left.join("; ")
+        );
+    }
 }
 
 /// Give up the bus name, so that the next call activates a new instance, then finish the

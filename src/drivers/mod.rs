@@ -2,6 +2,7 @@
 //! events and persistence. Drivers know nothing of D-Bus or polkit.
 
 pub mod qemu;
+pub mod quiesce;
 pub mod test;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use crate::{
     core::options::{PowerMode, SnapshotCreateOptions},
     model::{
         DomainDef, DomainType, SnapshotDef,
-        devices::Device,
+        devices::{Device, Disk},
         state::{CrashedDetail, ShutdownDetail, StateReason, Status, StoppedDetail},
     },
 };
@@ -68,6 +69,8 @@ pub enum DriverEvent {
     /// a reboot done as power-off then reset): the core applies `on_reboot`, calling
     /// [`Driver::destroy`] or [`Driver::reset`].
     RebootRequested,
+    /// How far the domain's running job (a snapshot, a revert) has come, from 0.0 to 1.0.
+    JobProgress(f64),
 }
 
 /// Where a driver reports a guest's own events; implemented by the core.
@@ -268,6 +271,29 @@ pub struct SnapshotRequest<'a> {
     pub definition: &'a DomainDef,
 }
 
+/// What a snapshot changed besides the snapshot itself.
+#[derive(Debug, Default)]
+pub struct SnapshotOutcome {
+    /// The live definition, when the snapshot changed it (disks now on new overlays).
+    pub live: Option<DomainDef>,
+    /// Disks that now write to new images; the core applies them to the persistent
+    /// definition as well, and persists it before the snapshot call returns.
+    pub switched: Vec<DiskSwitch>,
+    /// The snapshot was taken, but something after it failed (a thaw the guest agent did
+    /// not confirm): the core records the snapshot and fails the call with this error.
+    pub error_after: Option<DriverError>,
+}
+
+/// One disk moved to a new top image by an external snapshot.
+#[derive(Debug, Clone)]
+pub struct DiskSwitch {
+    /// The image the disk used before (now the overlay's backing file); a persistent
+    /// definition whose disk still names another image is left alone.
+    pub old_source: String,
+    /// The disk as it is now: new source, qcow2, and the backing chain below.
+    pub disk: Disk,
+}
+
 /// What a revert did to the hypervisor process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevertMode {
@@ -333,16 +359,39 @@ pub trait Driver: Send + Sync + 'static {
     async fn stats(&self, ctx: &DomainCtx, live: &DomainDef) -> DriverResult<Stats>;
 
     /// Take a snapshot (the metadata is the core's).
-    async fn snapshot_create(&self, ctx: &DomainCtx, req: SnapshotRequest<'_>) -> DriverResult<()>;
+    async fn snapshot_create(
+        &self,
+        ctx: &DomainCtx,
+        req: SnapshotRequest<'_>,
+    ) -> DriverResult<SnapshotOutcome>;
     /// Bring the guest to the snapshot's state: stop it, start it or load state into it, so
-    /// that it ends in `target` with the snapshot's definition (`snap.domain`).
+    /// that it ends in `target` with the snapshot's definition (`snap.domain`). `id` is the
+    /// id a guest (re)started for the revert gets.
     async fn snapshot_revert(
         &self,
         ctx: &DomainCtx,
         snap: &SnapshotDef,
         active_now: bool,
         target: RevertTarget,
+        id: u32,
     ) -> DriverResult<RevertOutcome>;
+    /// Refuse, before anything is deleted, a snapshot this driver cannot delete, so that a
+    /// delete of several snapshots never stops half-way. By default only the metadata of
+    /// external and disk-only snapshots can go: merging their overlays back is not done, and
+    /// deleting their images would take data that later images or the guest still use.
+    fn snapshot_delete_check(&self, snap: &SnapshotDef, metadata_only: bool) -> DriverResult<()> {
+        let kind = crate::core::snapshot_kind(snap);
+        if metadata_only || kind == crate::core::SnapshotKind::Internal {
+            return Ok(());
+        }
+        Err(DriverError::NotSupported(format!(
+            "deleting {} snapshot '{}' is not supported: its overlay images would have to be \
+             merged into their backing files first; delete it with 'metadata-only' to keep \
+             the images and forget the snapshot",
+            kind.as_str(),
+            snap.name.as_deref().unwrap_or_default()
+        )))
+    }
     async fn snapshot_delete(
         &self,
         ctx: &DomainCtx,

@@ -20,7 +20,8 @@ use uuid::Uuid;
 use super::{
     Completion, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError, DriverEvent,
     DriverResult, GuestAddress, GuestInfo, GuestInfoTypes, GuestInterface, MemoryStat, RevertMode,
-    RevertOutcome, RevertTarget, SnapshotRequest, Started, StatValue, Stats,
+    RevertOutcome, RevertTarget, SnapshotOutcome, SnapshotRequest, Started, StatValue, Stats,
+    quiesce::{self, AgentFailure, FreezeAgent, FreezeOwner, FreezeStatus},
 };
 use crate::{
     core::options::PowerMode,
@@ -132,11 +133,52 @@ impl TestDriver {
     }
 
     /// Sleep for the domain's configured delay, simulating a slow hypervisor.
-    async fn delay(&self, ctx: &DomainCtx) {
+    async fn delay(&self, ctx: &DomainCtx) -> DriverResult<()> {
         let d = self.with_vm(ctx, |vm| vm.delay).unwrap_or_default();
         if !d.is_zero() {
             tokio::time::sleep(d).await;
         }
+        Ok(())
+    }
+}
+
+/// The simulated guest's agent: freezes and thaws the simulated filesystems at once.
+struct SimAgent<'a> {
+    driver: &'a TestDriver,
+    ctx: &'a DomainCtx,
+}
+
+impl SimAgent<'_> {
+    fn with_vm<T>(&self, f: impl FnOnce(&mut Vm) -> T) -> Result<T, AgentFailure> {
+        self.driver.with_vm(self.ctx, f).map_err(|e| AgentFailure {
+            message: e.to_string(),
+            sent: false,
+            timeout: false,
+        })
+    }
+}
+
+#[async_trait]
+impl FreezeAgent for SimAgent<'_> {
+    async fn status(&self) -> Result<FreezeStatus, AgentFailure> {
+        self.with_vm(|vm| {
+            if vm.frozen {
+                FreezeStatus::Frozen
+            } else {
+                FreezeStatus::Thawed
+            }
+        })
+    }
+
+    async fn freeze(&self) -> Result<u32, AgentFailure> {
+        self.with_vm(|vm| {
+            vm.frozen = true;
+            1
+        })
+    }
+
+    async fn thaw(&self) -> Result<u32, AgentFailure> {
+        self.with_vm(|vm| u32::from(std::mem::take(&mut vm.frozen)))
     }
 }
 
@@ -203,36 +245,36 @@ impl Driver for TestDriver {
     }
 
     async fn shutdown(&self, ctx: &DomainCtx, _mode: PowerMode) -> DriverResult<Completion> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         Ok(Completion::Done)
     }
 
     async fn reboot(&self, ctx: &DomainCtx, _mode: PowerMode) -> DriverResult<Completion> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         self.with_vm(ctx, |vm| vm.frozen = false)?;
         Ok(Completion::Done)
     }
 
     async fn destroy(&self, ctx: &DomainCtx, _graceful: bool) -> DriverResult<()> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         crate::core::events::lock(&self.vms).remove(&ctx.uuid);
         Ok(())
     }
 
     async fn reset(&self, ctx: &DomainCtx) -> DriverResult<()> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         self.with_vm(ctx, |vm| vm.frozen = false)?;
         ctx.report(DriverEvent::Rebooted);
         Ok(())
     }
 
     async fn suspend(&self, ctx: &DomainCtx) -> DriverResult<()> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         self.with_vm(ctx, Vm::pause)
     }
 
     async fn resume(&self, ctx: &DomainCtx) -> DriverResult<()> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         self.with_vm(ctx, |vm| vm.running_since = Some(Instant::now()))
     }
 
@@ -299,13 +341,22 @@ impl Driver for TestDriver {
         Ok(s)
     }
 
-    async fn snapshot_create(&self, ctx: &DomainCtx, req: SnapshotRequest<'_>) -> DriverResult<()> {
-        if req.opts.quiesce {
-            // A filesystem frozen by the user stays frozen; a freeze of our own is undone.
-            self.with_vm(ctx, |_| ())?;
+    async fn snapshot_create(
+        &self,
+        ctx: &DomainCtx,
+        req: SnapshotRequest<'_>,
+    ) -> DriverResult<SnapshotOutcome> {
+        if !req.opts.quiesce {
+            self.delay(ctx).await?;
+            return Ok(SnapshotOutcome::default());
         }
-        self.delay(ctx).await;
-        Ok(())
+        // the same rules as with a real agent: a user's freeze is left alone, ours is undone
+        let agent = SimAgent { driver: self, ctx };
+        let owner = FreezeOwner::default();
+        let what = format!("domain '{}'", ctx.name);
+        let q = quiesce::quiesced(&agent, &owner, &what, || self.delay(ctx)).await;
+        q.error_with_thaw().0?;
+        Ok(SnapshotOutcome::default())
     }
 
     async fn snapshot_revert(
@@ -314,8 +365,9 @@ impl Driver for TestDriver {
         snap: &SnapshotDef,
         active_now: bool,
         target: RevertTarget,
+        _id: u32,
     ) -> DriverResult<RevertOutcome> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         if active_now {
             crate::core::events::lock(&self.vms).remove(&ctx.uuid);
         }
@@ -340,7 +392,7 @@ impl Driver for TestDriver {
         _metadata_only: bool,
     ) -> DriverResult<()> {
         if crate::core::events::lock(&self.vms).contains_key(&ctx.uuid) {
-            self.delay(ctx).await;
+            self.delay(ctx).await?;
         }
         Ok(())
     }
@@ -392,7 +444,7 @@ impl Driver for TestDriver {
     }
 
     async fn managed_save(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<()> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         let vm = crate::core::events::lock(&self.vms)
             .remove(&ctx.uuid)
             .ok_or_else(|| {
@@ -423,7 +475,7 @@ impl Driver for TestDriver {
     }
 
     async fn set_vcpus(&self, ctx: &DomainCtx, _live: &DomainDef, count: u32) -> DriverResult<()> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         self.with_vm(ctx, |vm| {
             vm.pause();
             vm.vcpus = count;
@@ -466,7 +518,7 @@ impl Driver for TestDriver {
 
     /// Every device hot-plugs in the simulation.
     async fn attach_device(&self, ctx: &DomainCtx, device: &Device) -> DriverResult<()> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         self.with_vm(ctx, |vm| {
             vm.nics
                 .extend(device.as_devices().interfaces.iter().cloned())
@@ -474,7 +526,7 @@ impl Driver for TestDriver {
     }
 
     async fn detach_device(&self, ctx: &DomainCtx, device: &Device) -> DriverResult<()> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         self.with_vm(ctx, |vm| {
             let gone = &device.as_devices().interfaces;
             vm.nics.retain(|n| !gone.iter().any(|g| g.mac == n.mac));
@@ -487,7 +539,7 @@ impl Driver for TestDriver {
         _device: &Device,
         _force: bool,
     ) -> DriverResult<()> {
-        self.delay(ctx).await;
+        self.delay(ctx).await?;
         self.with_vm(ctx, |_| ())
     }
 

@@ -158,6 +158,8 @@ async fn get_managed_objects_has_every_domain_and_snapshot_with_all_properties()
             "Driver",
             "HasManagedSave",
             "Id",
+            "Job",
+            "JobProgress",
             "MemoryKiB",
             "Name",
             "Persistent",

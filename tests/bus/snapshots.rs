@@ -380,3 +380,177 @@ async fn redefine_imports_metadata() {
         "redefine touches no guest"
     );
 }
+
+/// The `Job` property shows a snapshot while it runs; reads of the domain are not held up by
+/// it; a caller that goes away does not cancel it; and a daemon asked to stop meanwhile
+/// finishes it (and records it) before exiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_job_is_shown_survives_its_caller_and_a_stopping_daemon() {
+    let bus = Bus::start();
+    let mut d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mut sigs = Signals::new(&conn).await;
+    let mgr = manager(&conn).await;
+    let dpath = mgr
+        .define_domain(&slow_domain("slowsnap", 1500), no_opts())
+        .await
+        .expect("define");
+    let dom = domain(&conn, &dpath).await;
+    dom.start(no_opts()).await.expect("start");
+    sigs.take().await;
+
+    // Job, and reads while it runs
+    let d2 = dom.clone();
+    let create = tokio::spawn(async move { d2.create_snapshot(&snap_xml("j1"), no_opts()).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let t = std::time::Instant::now();
+    assert_eq!(dom.job().await.expect("Job"), "snapshot-create");
+    assert_eq!(dom.state().await.expect("State"), "running");
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(500),
+        "reads wait for nothing"
+    );
+    create.await.expect("join").expect("j1");
+    assert_eq!(dom.job().await.expect("Job"), "");
+    let jobs: Vec<String> = changes_of(&sigs.take().await, dpath.as_str(), "Job")
+        .iter()
+        .map(|v| String::try_from(v.try_clone().expect("v")).expect("s"))
+        .collect();
+    assert_eq!(jobs, ["snapshot-create", ""]);
+
+    // The caller leaves mid-snapshot: the snapshot is still taken.
+    let c2 = bus.connect().await;
+    let dom2 = domain(&c2, &dpath).await;
+    let gone = tokio::spawn(async move { dom2.create_snapshot(&snap_xml("j2"), no_opts()).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    gone.abort();
+    drop(c2);
+    let t = std::time::Instant::now();
+    while dom.lookup_snapshot("j2").await.is_err() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "j2 never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // SIGTERM mid-snapshot: the daemon finishes it, then exits; it is there after a restart.
+    let d3 = dom.clone();
+    let pending = tokio::spawn(async move { d3.create_snapshot(&snap_xml("j3"), no_opts()).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let t = std::time::Instant::now();
+    d.signal_stop();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(d.running(), "the daemon waits for the snapshot");
+    let status = d.wait_exit();
+    assert!(status.success(), "{status}");
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+    let log = d.log_text();
+    assert!(log.contains("operations that must finish"), "{log}");
+    drop(pending);
+    d.restart(&bus).await;
+    let conn = bus.connect().await;
+    let dom = domain(&conn, &dpath).await;
+    let names: Vec<String> = names(&conn, dom.list_snapshots(no_opts()).await.expect("list")).await;
+    assert_eq!(names, ["j1", "j2", "j3"]);
+}
+
+/// External (disk-only) snapshots cannot be reverted to or deleted with their images, on any
+/// driver: refused before anything changes, also inside a subtree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_only_snapshots_refuse_revert_and_delete_but_forget_metadata() {
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mgr = manager(&conn).await;
+    let dpath = mgr
+        .define_domain(&test_domain("ext"), no_opts())
+        .await
+        .expect("define");
+    let dom = domain(&conn, &dpath).await;
+    dom.start(no_opts()).await.expect("start");
+    let b = |k: &'static str| (k, Variant::Bool(true));
+    let i1 = dom
+        .create_snapshot(&snap_xml("i1"), no_opts())
+        .await
+        .expect("i1");
+    let e1 = dom
+        .create_snapshot(&snap_xml("e1"), opts([b("disk-only")]))
+        .await
+        .expect("e1");
+    let i2 = dom
+        .create_snapshot(&snap_xml("i2"), no_opts())
+        .await
+        .expect("i2");
+    let e1s = snapshot(&conn, &e1).await;
+    assert_eq!(e1s.kind().await.expect("Kind"), "disk-only");
+    let r = e1s.revert(no_opts()).await;
+    assert_eq!(error_name(&r), "org.virtbus1.Error.NotSupported", "{r:?}");
+    let r = e1s.delete(no_opts()).await;
+    assert_eq!(error_name(&r), "org.virtbus1.Error.NotSupported", "{r:?}");
+    assert!(error_message(&r).contains("metadata-only"), "{r:?}");
+    // i1 with children includes e1: refused as a whole, nothing deleted
+    let i1s = snapshot(&conn, &i1).await;
+    let r = i1s.delete(opts([b("children")])).await;
+    assert_eq!(error_name(&r), "org.virtbus1.Error.NotSupported", "{r:?}");
+    assert_eq!(dom.snapshot_count().await.expect("count"), 3);
+    assert!(snapshot(&conn, &i2).await.name().await.is_ok());
+    // metadata-only forgets it
+    e1s.delete(opts([b("metadata-only")]))
+        .await
+        .expect("metadata-only");
+    assert_eq!(dom.snapshot_count().await.expect("count"), 2);
+    assert_eq!(
+        snapshot(&conn, &i2).await.parent().await.expect("Parent"),
+        i1
+    );
+}
+
+/// Quiesce on the test driver follows the same rules as with a real agent: our own freeze
+/// is undone, the user's is left, a paused domain is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiesce_rules_on_the_test_driver() {
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mgr = manager(&conn).await;
+    let dpath = mgr
+        .define_domain(&test_domain("qt"), no_opts())
+        .await
+        .expect("define");
+    let dom = domain(&conn, &dpath).await;
+    let b = |k: &'static str| (k, Variant::Bool(true));
+    let quiesced = || opts([b("disk-only"), b("quiesce")]);
+    // shut off, paused: InvalidState
+    let r = dom.create_snapshot(&snap_xml("off"), quiesced()).await;
+    assert_eq!(error_name(&r), "org.virtbus1.Error.InvalidState", "{r:?}");
+    dom.start(opts([b("paused")])).await.expect("start paused");
+    let r = dom.create_snapshot(&snap_xml("p"), quiesced()).await;
+    assert_eq!(error_name(&r), "org.virtbus1.Error.InvalidState", "{r:?}");
+    assert!(error_message(&r).contains("paused"), "{r:?}");
+    dom.resume(no_opts()).await.expect("resume");
+    // ours: frozen for the snapshot, thawed after
+    dom.create_snapshot(&snap_xml("q"), quiesced())
+        .await
+        .expect("quiesced");
+    assert_eq!(
+        dom.fs_thaw(no_opts()).await.expect("thaw"),
+        0,
+        "left thawed"
+    );
+    // the user's: left frozen
+    assert_eq!(dom.fs_freeze(no_opts()).await.expect("freeze"), 1);
+    dom.create_snapshot(&snap_xml("q2"), quiesced())
+        .await
+        .expect("under the user's freeze");
+    assert_eq!(
+        dom.fs_thaw(no_opts()).await.expect("thaw"),
+        1,
+        "still frozen"
+    );
+    assert_eq!(dom.snapshot_count().await.expect("count"), 2);
+}

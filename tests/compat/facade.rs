@@ -117,6 +117,7 @@ async fn hostname_changes_are_signalled() {
             system: false,
             prefix: vec!["unshare".into(), "--uts".into()],
             extra: vec!["--libvirt-compat".into()],
+            ..Default::default()
         },
     )
     .await;

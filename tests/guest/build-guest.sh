@@ -134,7 +134,7 @@ fi &
 KPID=$!
 
 # --- initramfs tree ------------------------------------------------------------
-mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,etc/acpi/PWRF,proc,sys,dev,run,tmp,mnt/data,var/log,lib/modules}
+mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,etc/acpi/PWRF,etc/qemu-ga,proc,sys,dev,run,tmp,mnt/data,var/log,lib/modules}
 ln -s ../run "$ROOT/var/run"
 cp "$BUSYBOX" "$ROOT/bin/busybox"
 ln -s busybox "$ROOT/bin/sh"
@@ -241,6 +241,14 @@ for a in "$@"; do case $a in -r) mode=-r ;; -H) mode=-H ;; esac; done
 exit 0
 EOF
 
+# qemu-ga runs this with "freeze" before it freezes and "thaw" after it thaws. A test makes
+# the next freeze fail, with the agent's own error, by creating /run/vb-fail-freeze.
+cat >"$ROOT/etc/qemu-ga/fsfreeze-hook" <<'EOF'
+#!/bin/sh
+[ "$1" = freeze ] && [ -e /run/vb-fail-freeze ] && exit 3
+exit 0
+EOF
+
 cat >"$ROOT/init" <<'EOF'
 #!/bin/sh
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin
@@ -293,19 +301,24 @@ if [ -n "$disk" ]; then
 fi
 
 # guest agent, respawning; started last, so that an answering agent means
-# the disk is mounted
-(
-    agent=/dev/virtio-ports/org.qemu.guest_agent.0
+# the disk is mounted. A second agent serves tests on the port org.virtbus.test.0 when the
+# domain has one (the daemon holds the first); it never freezes anything.
+agent_loop() { # agent_loop PORT ARGS...
+    agent=/dev/virtio-ports/$1
+    shift
     while :; do
         i=0
         while [ ! -e "$agent" ] && [ $i -lt 200 ]; do link_vports; [ -e "$agent" ] || usleep 20000; i=$((i + 1)); done
         if [ -e "$agent" ]; then
-            /usr/sbin/qemu-ga -m virtio-serial -p "$agent" -t /run
-            echo "init: qemu-ga exited ($?), respawning"
+            /usr/sbin/qemu-ga -m virtio-serial -p "$agent" "$@"
+            echo "init: qemu-ga on $agent exited ($?), respawning"
         fi
         sleep 1
     done
-) &
+}
+mkdir -p /run/qga-test
+agent_loop org.qemu.guest_agent.0 -t /run -F/etc/qemu-ga/fsfreeze-hook &
+agent_loop org.virtbus.test.0 -t /run/qga-test -f /run/qga-test.pid &
 
 link_vports
 echo "init: vbguest ready"
@@ -314,7 +327,7 @@ while :; do
     sleep 5
 done
 EOF
-chmod 0755 "$ROOT/init" "$ROOT/etc/udhcpc.script" "$ROOT/sbin/vb-poweroff" \
+chmod 0755 "$ROOT/init" "$ROOT/etc/udhcpc.script" "$ROOT/etc/qemu-ga/fsfreeze-hook" "$ROOT/sbin/vb-poweroff" \
     "$ROOT/sbin/shutdown" "$ROOT/etc/acpi/PWRF/00000080"
 
 (cd "$ROOT" && find . -print0 | LC_ALL=C sort -z |

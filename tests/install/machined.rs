@@ -24,7 +24,7 @@ use virtbus::{
     core::{Core, define::Caller, options::DestroyOptions, store::Store},
     drivers::{
         Completion, DomainCtx, Driver, DriverCaps, DriverResult, RevertOutcome, RevertTarget,
-        SnapshotRequest, Started, Stats, test::TestDriver,
+        SnapshotOutcome, SnapshotRequest, Started, Stats, test::TestDriver,
     },
     model::{DomainDef, DomainType, SnapshotDef},
 };
@@ -93,7 +93,11 @@ impl Driver for ProcDriver {
     async fn stats(&self, ctx: &DomainCtx, live: &DomainDef) -> DriverResult<Stats> {
         self.inner.stats(ctx, live).await
     }
-    async fn snapshot_create(&self, ctx: &DomainCtx, req: SnapshotRequest<'_>) -> DriverResult<()> {
+    async fn snapshot_create(
+        &self,
+        ctx: &DomainCtx,
+        req: SnapshotRequest<'_>,
+    ) -> DriverResult<SnapshotOutcome> {
         self.inner.snapshot_create(ctx, req).await
     }
     async fn snapshot_revert(
@@ -102,9 +106,10 @@ impl Driver for ProcDriver {
         snap: &SnapshotDef,
         active_now: bool,
         target: RevertTarget,
+        id: u32,
     ) -> DriverResult<RevertOutcome> {
         self.inner
-            .snapshot_revert(ctx, snap, active_now, target)
+            .snapshot_revert(ctx, snap, active_now, target, id)
             .await
     }
     async fn snapshot_delete(

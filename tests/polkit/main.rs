@@ -854,3 +854,50 @@ async fn facade_calls_are_authorized_as_native_ones() {
     let (s, _): (i32, i32) = state.body().deserialize().expect("(ii)");
     assert_eq!(s, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiesced_snapshot_needs_fs_freeze_too() {
+    let env = PolkitEnv::start(&[(
+        "60-test-snapshot.rules",
+        r#"polkit.addRule(function(action, subject) {
+    if (action.id == "org.virtbus1.domain.snapshot" && subject.user == "bob") {
+        return polkit.Result.YES;
+    }
+    if (action.id == "org.virtbus1.domain.fs-freeze" && subject.user == "carol") {
+        return polkit.Result.YES;
+    }
+    if (action.id == "org.virtbus1.domain.snapshot" && subject.user == "carol") {
+        return polkit.Result.YES;
+    }
+});
+"#
+        .to_owned(),
+    )]);
+    let _d = env.daemon(&[]).await;
+    let conn = connect(&env.address).await;
+    let web = root_domain(&conn, "web").await;
+    let dom = domain(&conn, &web).await;
+    dom.start(no_opts()).await.expect("start");
+    let snap = |name: &str, quiesce: bool| {
+        let opts = if quiesce {
+            "{'disk-only': <true>, 'quiesce': <true>}"
+        } else {
+            "{'disk-only': <true>}"
+        };
+        call(
+            web.as_str(),
+            "org.virtbus1.Domain.CreateSnapshot",
+            "(sa{sv})",
+            &format!("('<domainsnapshot><name>{name}</name></domainsnapshot>', {opts})"),
+        )
+    };
+    // bob may snapshot, but not freeze: the quiesced one is denied, the plain one is fine
+    assert_eq!(calls_as(&env, "bob", &[snap("q", true)]), [NEEDS_AUTH]);
+    assert_eq!(dom.snapshot_count().await.expect("count"), 0);
+    assert_eq!(calls_as(&env, "bob", &[snap("plain", false)]), ["ok"]);
+    // carol may do both
+    assert_eq!(calls_as(&env, "carol", &[snap("q", true)]), ["ok"]);
+    assert_eq!(dom.snapshot_count().await.expect("count"), 2);
+    // and the user's freeze was not left behind: the test guest thaws nothing
+    assert_eq!(dom.fs_thaw(no_opts()).await.expect("thaw"), 0);
+}

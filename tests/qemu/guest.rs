@@ -88,3 +88,170 @@ pub fn domain_xml(name: &str, disk: &Path, extra_devices: &str) -> String {
         disk = disk.display(),
     )
 }
+
+/// A second virtio port on which the guest runs a second qemu-ga, for tests: the daemon
+/// holds the first agent's socket.
+pub const TEST_CHANNEL: &str =
+    "<channel type='unix'><target type='virtio' name='org.virtbus.test.0'/></channel>";
+
+/// The host socket of the test channel, from a domain's live XML.
+pub fn test_channel_socket(live_xml: &str) -> PathBuf {
+    let at = live_xml
+        .find("name='org.virtbus.test.0'")
+        .expect("the domain has the test channel");
+    let before = &live_xml[..at];
+    let p = before
+        .rfind("path='")
+        .map(|i| &before[i + 6..])
+        .and_then(|r| r.split('\'').next())
+        .expect("the test channel's socket path");
+    PathBuf::from(p)
+}
+
+/// Standard base64, as qemu-ga sends output.
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let Some(v) = val(c) else { continue };
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// The test agent: runs shell commands in the guest.
+pub struct TestAgent {
+    pub path: PathBuf,
+}
+
+impl TestAgent {
+    /// The test agent of a running domain, once it answers.
+    pub async fn of(live_xml: &str) -> TestAgent {
+        let a = TestAgent {
+            path: test_channel_socket(live_xml),
+        };
+        let t = Instant::now();
+        while a.try_sh("true").await.is_err() {
+            let limit = std::time::Duration::from_secs(120);
+            assert!(
+                t.elapsed() < limit,
+                "the test agent did not answer within {limit:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        a
+    }
+
+    /// Run `cmd` with /bin/sh in the guest; (exit code, stdout + stderr).
+    pub async fn try_sh(&self, cmd: &str) -> Result<(i64, String), String> {
+        use serde_json::{Value, json};
+        use std::time::Duration;
+        // a connection per command: after a snapshot load the guest's end starts afresh
+        let agent = virtbus::drivers::qemu::qga::Agent::new(&self.path);
+        let t = Duration::from_secs(10);
+        let pid = agent
+            .execute_raw(
+                "guest-exec",
+                Some(json!({"path": "/bin/sh", "arg": ["-c", cmd], "capture-output": true})),
+                t,
+            )
+            .await
+            .map_err(|e| e.to_string())?["pid"]
+            .as_i64()
+            .ok_or("no pid")?;
+        let started = Instant::now();
+        loop {
+            let st = agent
+                .execute_raw("guest-exec-status", Some(json!({ "pid": pid })), t)
+                .await
+                .map_err(|e| e.to_string())?;
+            if st["exited"].as_bool() == Some(true) {
+                let text = |k: &str| {
+                    String::from_utf8_lossy(&base64_decode(st[k].as_str().unwrap_or("")))
+                        .into_owned()
+                };
+                let code = st.get("exitcode").and_then(Value::as_i64).unwrap_or(-1);
+                return Ok((code, text("out-data") + &text("err-data")));
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(format!("'{cmd}' did not finish within 30 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Run `cmd`, which must succeed; its output.
+    pub async fn sh(&self, cmd: &str) -> String {
+        let (code, out) = self
+            .try_sh(cmd)
+            .await
+            .unwrap_or_else(|e| panic!("'{cmd}': {e}"));
+        assert_eq!(code, 0, "'{cmd}': {out}");
+        out
+    }
+}
+
+/// Whether the ext4 filesystem at the start of `image` (read through its backing chain,
+/// while a guest may have it open) has `needs_recovery` (`EXT3_FEATURE_INCOMPAT_RECOVER`,
+/// 0x4 in `s_feature_incompat` at superblock offset 0x60; the superblock is at 1024).
+pub fn ext4_needs_recovery(image: &Path) -> bool {
+    let out = image.with_extension("sb.raw");
+    let st = Command::new("qemu-img")
+        .args(["dd", "-U", "-O", "raw", "bs=4096", "count=1"])
+        .arg(format!("if={}", image.display()))
+        .arg(format!("of={}", out.display()))
+        .status()
+        .expect("qemu-img dd");
+    assert!(st.success(), "qemu-img dd of {}", image.display());
+    let sb = std::fs::read(&out).expect("superblock");
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(&sb[1024 + 0x38..1024 + 0x3a], &[0x53, 0xef], "ext4 magic");
+    let incompat = u32::from_le_bytes(sb[1024 + 0x60..1024 + 0x64].try_into().expect("four bytes"));
+    incompat & 0x4 != 0
+}
+
+/// `qemu-img info` of an image a guest may have open, as JSON (with `--backing-chain`, a list).
+pub fn image_info(image: &Path, chain: bool) -> serde_json::Value {
+    let mut c = Command::new("qemu-img");
+    c.args(["info", "-U", "--output=json"]);
+    if chain {
+        c.arg("--backing-chain");
+    }
+    let out = c.arg(image).output().expect("qemu-img info");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// The internal snapshots an image holds: (name, memory state size).
+pub fn image_snapshots(image: &Path) -> Vec<(String, u64)> {
+    image_info(image, false)["snapshots"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default().to_owned(),
+                s["vm-state-size"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}

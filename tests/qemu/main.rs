@@ -11,6 +11,7 @@ mod facade;
 mod failures;
 mod lifecycle;
 mod restart;
+mod snapshots;
 
 use std::{
     collections::HashMap,

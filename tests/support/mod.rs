@@ -124,6 +124,8 @@ pub struct Launch {
     pub system: bool,
     pub prefix: Vec<String>,
     pub extra: Vec<String>,
+    /// More environment for the daemon (e.g. test hooks).
+    pub env: Vec<(String, String)>,
 }
 
 pub const NAME: &str = "org.virtbus1";
@@ -143,6 +145,13 @@ impl Daemon {
             ..Default::default()
         };
         Self::launch(&bus.address, bus.dir.path(), state, runtime, launch).await
+    }
+
+    /// Start a daemon as `launch` says, with state and runtime dirs under the bus's dir.
+    pub async fn start_launch(bus: &Bus, launch: Launch) -> Daemon {
+        let state = bus.dir.path().join("state");
+        let runtime = bus.dir.path().join("run");
+        Self::launch(&bus.address, bus.dir.path(), &state, &runtime, launch).await
     }
 
     /// Start a daemon as `launch` says, on the bus at `address`, logging under `dir`.
@@ -199,6 +208,7 @@ impl Daemon {
             .arg("--runtime-dir")
             .arg(&self.runtime)
             .args(&self.launch.extra)
+            .envs(self.launch.env.iter().map(|(k, v)| (k, v)))
             .env(var, &self.address)
             // No configuration file of the user's: the built-in defaults.
             .env("XDG_CONFIG_HOME", self.state.with_extension("config"))
@@ -257,9 +267,27 @@ impl Daemon {
 
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().expect("running");
+        self.signal_stop();
+        self.wait_exit()
+    }
+
+    /// SIGTERM, without waiting.
+    pub fn signal_stop(&mut self) {
+        let c = self.child.as_ref().expect("running");
         // SAFETY: sending a signal to our own child.
         unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    }
+
+    /// Whether the daemon process still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Wait for the daemon process to exit.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
         c.wait().expect("wait")
     }
 

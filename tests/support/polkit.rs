@@ -217,6 +217,7 @@ wait
                 system: true,
                 prefix: self.nsenter(),
                 extra: extra.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
             },
         )
         .await

@@ -119,6 +119,10 @@ pub trait Domain {
     fn snapshot_count(&self) -> zbus::Result<u32>;
     #[zbus(property)]
     fn warning(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn job(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn job_progress(&self) -> zbus::Result<f64>;
 }
 
 #[proxy(interface = "org.virtbus1.Snapshot", default_service = "org.virtbus1")]

@@ -32,7 +32,7 @@ pub struct QemuConfig {
     pub destroy_grace_secs: u64,
     /// Seconds a QMP command may take before it is given up (the connection stays usable).
     pub monitor_timeout_secs: u64,
-    /// Seconds a guest-agent command may take.
+    /// Seconds a guest-agent command may take; also each step of a quiesced snapshot.
     pub agent_timeout_secs: u64,
     /// Where per-domain QEMU logs go; default `<runtime dir>/qemu/log`.
     pub log_dir: Option<PathBuf>,

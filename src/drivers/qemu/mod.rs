@@ -4,8 +4,9 @@
 //! Modules, one job each: [`caps`] (emulators and what they offer, cached on disk), [`kvm`]
 //! (whether KVM can run a guest), [`domcaps`] (what guests are offered), [`cmdline`] (definition → command line + live definition),
 //! [`process`] (spawn, log, signal, watch), [`status`] (what survives a daemon restart),
-//! [`monitor`] (QMP events → driver events), [`stats`], [`agent`] (guest info) and [`net`]
-//! (taps and bridges); [`transport`], [`qmp`] and [`qga`] are the protocol clients.
+//! [`monitor`] (QMP events → driver events), [`stats`], [`agent`] (guest info), [`net`]
+//! (taps and bridges) and [`snapshot`]; [`transport`], [`qmp`] and [`qga`] are the protocol
+//! clients.
 //!
 //! A start runs QEMU paused (`-S`) with `-no-shutdown`, connects to its monitor, reads what
 //! only the running QEMU knows (pty paths, the VNC port), applies the settings that need
@@ -22,6 +23,7 @@ pub mod net;
 pub mod process;
 pub mod qga;
 pub mod qmp;
+pub mod snapshot;
 pub mod stats;
 pub mod status;
 pub mod transport;
@@ -48,9 +50,9 @@ use self::{
     status::Status as StatusFile,
 };
 use super::{
-    Completion, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError, DriverResult,
-    GuestInfo, GuestInfoTypes, Recovered, RevertOutcome, RevertTarget, RuntimeGuest,
-    SnapshotRequest, Started, Stats,
+    Completion, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError, DriverEvent,
+    DriverResult, GuestInfo, GuestInfoTypes, Recovered, RevertOutcome, RevertTarget, RuntimeGuest,
+    SnapshotOutcome, SnapshotRequest, Started, Stats,
 };
 use crate::{
     core::{capabilities::xml_text, events::lock, options::PowerMode},
@@ -83,6 +85,9 @@ pub struct QemuDriver {
     caps: CapsCache,
     kvm: KvmStatus,
     vms: Arc<Mutex<HashMap<Uuid, Arc<Vm>>>>,
+    /// `qemu-img`, for snapshots that touch images outside a running QEMU.
+    img: snapshot::img::QemuImg,
+    hooks: snapshot::hooks::Hooks,
 }
 
 fn failed(e: impl std::fmt::Display) -> DriverError {
@@ -140,6 +145,13 @@ impl QemuDriver {
                 KvmStatus::Unusable(why) => format!("unusable: {why}"),
             }
         );
+        let img = snapshot::img::QemuImg::find(&dirs);
+        if !img.available() {
+            tracing::warn!(
+                "qemu-img not found (package qemu-utils): snapshots of shut-off domains and \
+                 external snapshots are unavailable"
+            );
+        }
         Ok(Some(Self {
             config,
             runtime,
@@ -149,6 +161,8 @@ impl QemuDriver {
             caps: cache,
             kvm,
             vms: Arc::default(),
+            img,
+            hooks: snapshot::hooks::Hooks::from_env(),
         }))
     }
 
@@ -215,23 +229,8 @@ impl QemuDriver {
         }
     }
 
-    fn status_of(&self, vm: &Vm) -> StatusFile {
-        StatusFile {
-            uuid: vm.uuid,
-            id: vm.id,
-            pid: vm.process.pid,
-            start_time: vm.process.start_time,
-            emulator: vm.emulator.clone(),
-            monitor: vm.monitor.clone(),
-            agent: vm.agent.as_ref().map(|a| a.path().to_owned()),
-            dir: vm.dir.clone(),
-            log: vm.log.clone(),
-            live: vm.live(),
-        }
-    }
-
     async fn save_status(&self, vm: &Vm) -> DriverResult<()> {
-        let st = self.status_of(vm);
+        let st = status_record(vm);
         let runtime = self.runtime.clone();
         tokio::task::spawn_blocking(move || st.save(&runtime))
             .await
@@ -420,6 +419,24 @@ impl QemuDriver {
     }
 }
 
+/// What the status file records of a running guest.
+fn status_record(vm: &Vm) -> StatusFile {
+    StatusFile {
+        uuid: vm.uuid,
+        id: vm.id,
+        pid: vm.process.pid,
+        start_time: vm.process.start_time,
+        emulator: vm.emulator.clone(),
+        monitor: vm.monitor.clone(),
+        agent: vm.agent.as_ref().map(|a| a.path().to_owned()),
+        dir: vm.dir.clone(),
+        log: vm.log.clone(),
+        live: vm.live(),
+        thaw_unconfirmed: vm.freeze.unconfirmed(),
+        agent_held: vm.agent_held.load(std::sync::atomic::Ordering::SeqCst),
+    }
+}
+
 fn xml_attr(s: &str) -> String {
     xml_text(s).replace('\'', "&apos;")
 }
@@ -464,8 +481,8 @@ impl Driver for QemuDriver {
             name: "qemu",
             domain_types: vec![DomainType::Qemu, DomainType::Kvm],
             details_xml: self.capabilities_details(),
-            snapshot_internal: false,
-            snapshot_external: false,
+            snapshot_internal: true,
+            snapshot_external: self.img.available(),
             quiesce: true,
         }
     }
@@ -777,34 +794,40 @@ impl Driver for QemuDriver {
     async fn snapshot_create(
         &self,
         ctx: &DomainCtx,
-        _req: SnapshotRequest<'_>,
-    ) -> DriverResult<()> {
-        Err(no_snapshots(ctx))
+        req: SnapshotRequest<'_>,
+    ) -> DriverResult<SnapshotOutcome> {
+        self.snapshot_create_impl(ctx, req).await
     }
 
     async fn snapshot_revert(
         &self,
         ctx: &DomainCtx,
-        _snap: &SnapshotDef,
+        snap: &SnapshotDef,
         _active_now: bool,
-        _target: RevertTarget,
+        target: RevertTarget,
+        id: u32,
     ) -> DriverResult<RevertOutcome> {
-        Err(no_snapshots(ctx))
+        self.snapshot_revert_impl(ctx, snap, target, id).await
     }
 
     async fn snapshot_delete(
         &self,
         ctx: &DomainCtx,
-        _snap: &SnapshotDef,
+        snap: &SnapshotDef,
         _active_now: bool,
-        _metadata_only: bool,
+        metadata_only: bool,
     ) -> DriverResult<()> {
-        Err(no_snapshots(ctx))
+        self.snapshot_delete_impl(ctx, snap, metadata_only).await
     }
 
+    /// The user's freeze: theirs to undo, so an unconfirmed thaw of ours stops being
+    /// chased (see [`crate::drivers::quiesce`]).
     async fn fs_freeze(&self, ctx: &DomainCtx, mountpoints: &[String]) -> DriverResult<u32> {
         let vm = self.vm(ctx)?;
         let agent = agent_of(&vm)?;
+        let _owned = vm.freeze.lock.lock().await;
+        // the user's freeze replaces whatever thaw of ours QEMU still holds queued
+        snapshot::quiesce::release_agent(&vm).await;
         let (cmd, args) = if mountpoints.is_empty() {
             ("guest-fsfreeze-freeze", None)
         } else {
@@ -813,20 +836,35 @@ impl Driver for QemuDriver {
                 Some(json!({"mountpoints": mountpoints})),
             )
         };
-        let n = agent
-            .execute_raw(cmd, args, self.config.agent_timeout())
-            .await
-            .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))?;
+        let r = agent
+            .execute_tracked(cmd, args, self.config.agent_timeout())
+            .await;
+        if r.as_ref().is_ok() || r.as_ref().is_err_and(|e| e.sent) {
+            vm.freeze.user_took_over();
+        }
+        let n =
+            r.map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e.error))?;
         Ok(n.as_u64().unwrap_or(0) as u32)
     }
 
     async fn fs_thaw(&self, ctx: &DomainCtx, _mountpoints: &[String]) -> DriverResult<u32> {
         let vm = self.vm(ctx)?;
         let agent = agent_of(&vm)?;
+        let _owned = vm.freeze.lock.lock().await;
+        snapshot::quiesce::release_agent(&vm).await;
+        let was_unconfirmed = vm.freeze.unconfirmed();
         let n = agent
             .fsfreeze_thaw(self.config.agent_timeout())
             .await
             .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))?;
+        vm.freeze.user_took_over();
+        if was_unconfirmed {
+            // thawed, by the agent's own answer
+            ctx.report(DriverEvent::Warning(None));
+            if let Err(e) = self.save_status(&vm).await {
+                tracing::error!("{e}");
+            }
+        }
         Ok(n.max(0) as u32)
     }
 
@@ -909,6 +947,24 @@ impl Driver for QemuDriver {
         lock(&self.vms).insert(st.uuid, vm.clone());
         monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
         Log::note(&st.log, "reattached by a restarted virtbus");
+        if st.thaw_unconfirmed {
+            // an earlier daemon could not confirm a thaw: keep the warning and the check
+            vm.freeze.mark_unconfirmed();
+            ctx.report(DriverEvent::Warning(Some(
+                crate::drivers::quiesce::warning_text(
+                    "the thaw was not confirmed before the daemon restarted",
+                ),
+            )));
+        }
+        if st.agent_held || st.thaw_unconfirmed {
+            vm.agent_held
+                .store(st.agent_held, std::sync::atomic::Ordering::SeqCst);
+            snapshot::quiesce::drain_then_watch(
+                self.freeze_agent(&vm),
+                ctx.clone(),
+                self.runtime.clone(),
+            );
+        }
         Ok(Recovered {
             live: st.live,
             id: st.id,
@@ -934,11 +990,4 @@ fn agent_of(vm: &Vm) -> DriverResult<&qga::Agent> {
             cmdline::AGENT_CHANNEL
         ))
     })
-}
-
-fn no_snapshots(ctx: &DomainCtx) -> DriverError {
-    DriverError::NotSupported(format!(
-        "snapshots of QEMU domains are not implemented yet (domain '{}')",
-        ctx.name
-    ))
 }

@@ -47,6 +47,9 @@ struct Flags {
     suppress: Vec<&'static str>,
     /// Why the next STOP happens, from the event that announced it.
     pause_reason: Option<StateReason>,
+    /// Jobs running that stop and continue the guest themselves (snapshot-save, -load):
+    /// their STOP and RESUME are not news; the job's caller reconciles the state after.
+    quiet_jobs: u32,
 }
 
 /// A running QEMU.
@@ -64,7 +67,14 @@ pub struct Vm {
     pub monitor: PathBuf,
     pub live: Mutex<DomainDef>,
     pub timeout: Duration,
+    /// Who may thaw the guest's filesystems, and whether a thaw of ours is unconfirmed.
+    pub freeze: Arc<crate::drivers::quiesce::FreezeOwner>,
+    /// QEMU holds a descriptor of our agent connection (QMP `getfd`), so that a thaw queued
+    /// on it outlives this daemon.
+    pub agent_held: std::sync::atomic::AtomicBool,
     flags: Mutex<Flags>,
+    /// Counts `JOB_STATUS_CHANGE` events, so that a job's caller wakes when its job moves.
+    job_events: watch::Sender<u64>,
     handled: watch::Sender<u64>,
     resets: watch::Sender<u64>,
     gone: watch::Sender<bool>,
@@ -115,6 +125,9 @@ impl Vm {
             monitor: p.monitor,
             live: Mutex::new(p.live),
             timeout: p.timeout,
+            freeze: Arc::default(),
+            agent_held: Default::default(),
+            job_events: watch::channel(0).0,
             flags: Mutex::new(Flags {
                 in_shutdown: p.in_shutdown,
                 ..Default::default()
@@ -156,8 +169,23 @@ impl Vm {
         r
     }
 
+    /// Counts of `JOB_STATUS_CHANGE` events; changes when any job moves.
+    pub fn job_events(&self) -> watch::Receiver<u64> {
+        self.job_events.subscribe()
+    }
+
+    /// While on (counted), STOP and RESUME events are a job's own and not reported.
+    pub fn quiet_run_state(&self, on: bool) {
+        let mut f = lock(&self.flags);
+        if on {
+            f.quiet_jobs += 1;
+        } else {
+            f.quiet_jobs = f.quiet_jobs.saturating_sub(1);
+        }
+    }
+
     /// Wait until every event read so far has been handled.
-    async fn barrier(&self) {
+    pub async fn barrier(&self) {
         let n = self.qmp.events_received();
         let mut rx = self.handled.subscribe();
         if tokio::time::timeout(BARRIER_WAIT, rx.wait_for(|h| *h >= n))
@@ -207,6 +235,11 @@ impl Vm {
             let data = &ev.data;
             let s = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();
             match name {
+                "STOP" | "RESUME" if f.quiet_jobs > 0 => None,
+                "JOB_STATUS_CHANGE" => {
+                    self.job_events.send_modify(|n| *n += 1);
+                    None
+                }
                 "STOP" if f.in_shutdown => None,
                 "STOP" => Some(DriverEvent::Paused(
                     f.pause_reason.take().unwrap_or(StateReason::User),

@@ -14,7 +14,10 @@
 //! Timeouts say where they happened: `Timeout { command: "guest-sync-delimited" }`
 //! means the agent did not answer the handshake and the command was **not**
 //! sent; `Timeout { command: <the command> }` means it was sent and may still
-//! run later (a paused guest runs it after `cont`).
+//! run later (a paused guest runs it after `cont`). [`Agent::execute_tracked`]
+//! says so for every error, and [`Agent::thaw_always`] is the one command sent
+//! without an answered handshake: a thaw must queue behind a freeze that a
+//! stalled guest will still run.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -36,18 +39,77 @@ use super::transport::{Error, Reply, SYNC_DELIMITER, Transport, command_line};
 /// The sync command this client uses; also the `command` of a handshake timeout.
 pub const SYNC_COMMAND: &str = "guest-sync-delimited";
 
+/// A failed command, and whether it was written to the agent (and so may still run).
+#[derive(Debug)]
+pub struct CallError {
+    pub error: Error,
+    pub sent: bool,
+}
+
+impl CallError {
+    fn unsent(error: Error) -> Self {
+        Self { error, sent: false }
+    }
+    fn sent(error: Error) -> Self {
+        Self { error, sent: true }
+    }
+}
+
+/// A fault a test makes happen at one command, to stage what a real guest does only by
+/// chance (armed by the QEMU driver's test hooks, never otherwise).
+#[derive(Debug)]
+pub enum Fault {
+    /// Tell the sender once the command is written (a test stops the guest right then).
+    NotifyWritten(tokio::sync::oneshot::Sender<()>),
+    /// Drop the connection when the reply arrives, as if it broke just before: the
+    /// command ran, and its answer is lost.
+    DropReply,
+}
+
 /// A guest-agent client. Connects lazily and reconnects after the connection
 /// is lost; commands are serialized.
 #[derive(Debug)]
 pub struct Agent {
     path: PathBuf,
     conn: Mutex<Option<Conn>>,
+    fault: std::sync::Mutex<Option<(String, Fault)>>,
+}
+
+type FaultSlot = std::sync::Mutex<Option<(String, Fault)>>;
+
+/// The fault armed for `command`, taken out of `slot`.
+fn take_fault(slot: &FaultSlot, command: &str) -> Option<Fault> {
+    let mut f = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if f.as_ref().is_some_and(|(c, _)| c == command) {
+        return f.take().map(|(_, fault)| fault);
+    }
+    None
 }
 
 #[derive(Debug)]
 struct Conn {
     transport: Transport,
     replies: mpsc::UnboundedReceiver<Reply>,
+    /// A sync was answered over this connection: it reaches the agent.
+    answered: bool,
+    /// A thaw was written over this connection and not answered yet: closing the connection
+    /// would lose it (QEMU drops what it has not handed to a stalled guest).
+    holds_thaw: bool,
+}
+
+impl Conn {
+    /// Whether to drop this connection after its handshake went unanswered. A connection
+    /// opened after another one was closed while the guest was stopped may never deliver
+    /// anything (seen with QEMU 7.2 and qemu-ga: the next connection works); one that
+    /// holds a thaw is kept, so that the thaw still runs once the guest does.
+    fn drop_after_sync_timeout(&self) -> bool {
+        !self.holds_thaw
+    }
+}
+
+/// Whether `e` is a handshake that went unanswered.
+fn is_sync_timeout(e: &Error) -> bool {
+    matches!(e, Error::Timeout { command, .. } if command == SYNC_COMMAND)
 }
 
 fn timeout_error(command: &str, after: Duration) -> Error {
@@ -63,7 +125,12 @@ impl Conn {
             .await
             .map_err(|_| timeout_error("connect", after))??;
         let (transport, _events, replies) = Transport::with_reply_queue(stream, Vec::new());
-        Ok(Conn { transport, replies })
+        Ok(Conn {
+            transport,
+            replies,
+            answered: false,
+            holds_thaw: false,
+        })
     }
 
     async fn write(
@@ -108,6 +175,9 @@ impl Conn {
             let r = self.next_reply(SYNC_COMMAND, deadline, after).await?;
             let ours = r.delimited && matches!(&r.result, Ok(v) if v.as_u64() == Some(sync_id));
             if ours {
+                // everything written before the sync has been read by the agent
+                self.answered = true;
+                self.holds_thaw = false;
                 return Ok(());
             }
             // the parse error for our 0xFF, or leftovers from earlier commands
@@ -115,6 +185,8 @@ impl Conn {
         }
     }
 
+    /// Sync, then send the command and wait for its reply. The error says whether the
+    /// command was written: anything after the handshake counts as sent.
     async fn command(
         &mut self,
         name: &str,
@@ -122,22 +194,58 @@ impl Conn {
         want_reply: bool,
         deadline: Instant,
         after: Duration,
-    ) -> Result<Option<Value>, Error> {
-        self.sync(deadline, after).await?;
+        faults: &FaultSlot,
+    ) -> Result<Option<Value>, CallError> {
+        self.sync(deadline, after)
+            .await
+            .map_err(CallError::unsent)?;
+        self.send_and_wait(name, args, want_reply, deadline, after, faults)
+            .await
+    }
+
+    /// Send a command without a handshake of its own and wait for its reply.
+    async fn send_and_wait(
+        &mut self,
+        name: &str,
+        args: Option<Value>,
+        want_reply: bool,
+        deadline: Instant,
+        after: Duration,
+        faults: &FaultSlot,
+    ) -> Result<Option<Value>, CallError> {
         let id = self.transport.next_id();
-        self.write(command_line(name, args, Some(id))?, name, deadline, after)
-            .await?;
+        let line = command_line(name, args, Some(id)).map_err(CallError::unsent)?;
+        // from here on the line may reach the agent, even if the write times out
+        self.write(line, name, deadline, after)
+            .await
+            .map_err(CallError::sent)?;
+        let fault = take_fault(faults, name);
+        let drop_reply = match fault {
+            Some(Fault::NotifyWritten(tx)) => {
+                let _ = tx.send(());
+                false
+            }
+            Some(Fault::DropReply) => true,
+            None => false,
+        };
         if !want_reply {
             return Ok(None);
         }
         loop {
-            let r = self.next_reply(name, deadline, after).await?;
+            let r = self
+                .next_reply(name, deadline, after)
+                .await
+                .map_err(CallError::sent)?;
             let stale = r.delimited || r.id.as_ref().is_some_and(|v| v.as_u64() != Some(id));
             if stale {
                 tracing::debug!(skipped = ?r, "skipping stale agent reply");
                 continue;
             }
-            return r.result.map(Some).map_err(Error::from);
+            if drop_reply {
+                tracing::warn!("test fault: dropping the agent connection at the reply to {name}");
+                return Err(CallError::sent(Error::Disconnected));
+            }
+            return r.result.map(Some).map_err(|e| CallError::sent(e.into()));
         }
     }
 }
@@ -162,7 +270,29 @@ impl Agent {
         Agent {
             path: path.into(),
             conn: Mutex::new(None),
+            fault: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Arm `fault` for the next `command` (see [`Fault`]); replaces one armed before.
+    pub fn arm_fault(&self, command: &str, fault: Fault) {
+        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some((command.to_owned(), fault));
+    }
+
+    /// Give up the open connection and return a descriptor of it, for another process to
+    /// keep it open (with what is queued on it). This client stops reading it first (a
+    /// receiver may change the descriptor's blocking mode, which the copies share); its
+    /// next command opens a new connection.
+    pub async fn hand_over(&self) -> Result<std::os::fd::OwnedFd, Error> {
+        let conn = self.conn.lock().await.take().ok_or(Error::Disconnected)?;
+        let fd = conn.transport.dup_fd();
+        drop(conn);
+        fd
+    }
+
+    /// Disarm whatever fault is armed.
+    pub fn disarm_fault(&self) {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// A client that has already connected to the socket (the agent itself may
@@ -211,18 +341,113 @@ impl Agent {
         want_reply: bool,
         timeout: Duration,
     ) -> Result<Option<Value>, Error> {
+        self.call_tracked(name, args, want_reply, timeout)
+            .await
+            .map_err(|e| e.error)
+    }
+
+    async fn call_tracked(
+        &self,
+        name: &str,
+        args: Option<Value>,
+        want_reply: bool,
+        timeout: Duration,
+    ) -> Result<Option<Value>, CallError> {
         let deadline = Instant::now() + timeout;
-        let mut slot = self.lock_conn(name, deadline, timeout).await?;
+        let mut slot = self
+            .lock_conn(name, deadline, timeout)
+            .await
+            .map_err(CallError::unsent)?;
         let Some(conn) = slot.as_mut() else {
-            return Err(Error::Disconnected);
+            return Err(CallError::unsent(Error::Disconnected));
         };
         let result = conn
-            .command(name, args, want_reply, deadline, timeout)
+            .command(name, args, want_reply, deadline, timeout, &self.fault)
             .await;
-        if matches!(result, Err(Error::Disconnected | Error::Io(_))) {
+        if let Err(e) = &result
+            && (matches!(e.error, Error::Disconnected | Error::Io(_))
+                || is_sync_timeout(&e.error) && conn.drop_after_sync_timeout())
+        {
             *slot = None;
         }
         result
+    }
+
+    /// Runs a command by name; an error says whether the command was sent.
+    pub async fn execute_tracked(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
+        Ok(self
+            .call_tracked(command, arguments, true, timeout)
+            .await?
+            .unwrap_or(Value::Null))
+    }
+
+    /// Sends `guest-fsfreeze-thaw` whatever the agent's state, within `timeout`: over a new
+    /// connection when the old one is gone, and after a handshake that is not answered (a
+    /// stalled guest), so that the thaw queues behind a freeze the guest will still run.
+    /// Returns how many filesystems were thawed; an error with `sent` means the thaw is on
+    /// its way but its effect is not known.
+    pub async fn thaw_always(&self, timeout: Duration) -> Result<i64, CallError> {
+        const THAW: &str = "guest-fsfreeze-thaw";
+        let deadline = Instant::now() + timeout;
+        let mut last = Error::Disconnected;
+        let mut fresh_tried = false;
+        while Instant::now() < deadline {
+            let mut slot = match self.lock_conn(THAW, deadline, timeout).await {
+                Ok(s) => s,
+                Err(e) => {
+                    // cannot even connect: try again shortly, within the time given
+                    last = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Some(conn) = slot.as_mut() else {
+                continue;
+            };
+            // a third of the time for the handshake; without an answer the thaw goes anyway
+            let left = deadline.saturating_duration_since(Instant::now());
+            let sync_deadline = Instant::now() + left / 3;
+            match conn.sync(sync_deadline, timeout).await {
+                Ok(()) => {}
+                Err(Error::Timeout { .. })
+                    if !conn.answered && !conn.holds_thaw && !fresh_tried =>
+                {
+                    // maybe a connection that delivers nothing: one more, then regardless
+                    fresh_tried = true;
+                    *slot = None;
+                    continue;
+                }
+                Err(Error::Timeout { .. }) => {
+                    tracing::warn!("guest agent does not answer; sending the thaw regardless");
+                }
+                Err(e) => {
+                    // the connection is gone: a new one, and the thaw over it
+                    last = e;
+                    *slot = None;
+                    continue;
+                }
+            }
+            let r = conn
+                .send_and_wait(THAW, None, true, deadline, timeout, &self.fault)
+                .await;
+            match &r {
+                Err(e) if matches!(e.error, Error::Disconnected | Error::Io(_)) => *slot = None,
+                Err(e) if e.sent => conn.holds_thaw = true,
+                _ => {}
+            }
+            return r.and_then(|v| {
+                decode_reply::<i64>(THAW, v.unwrap_or(Value::Null)).map_err(CallError::sent)
+            });
+        }
+        Err(CallError::unsent(match last {
+            Error::Disconnected => timeout_error(THAW, timeout),
+            e => e,
+        }))
     }
 
     /// Only the sync handshake: proves the agent is alive and answering.
@@ -233,7 +458,10 @@ impl Agent {
             return Err(Error::Disconnected);
         };
         let result = conn.sync(deadline, timeout).await;
-        if matches!(result, Err(Error::Disconnected | Error::Io(_))) {
+        if let Err(e) = &result
+            && (matches!(e, Error::Disconnected | Error::Io(_))
+                || is_sync_timeout(e) && conn.drop_after_sync_timeout())
+        {
             *slot = None;
         }
         result
@@ -617,6 +845,120 @@ mod tests {
             .find(|(_, v)| v["execute"] == "guest-shutdown")
             .expect("shutdown sent");
         assert_eq!(shutdown.1["arguments"], json!({"mode": "powerdown"}));
+    }
+
+    /// The connection number and command of each request the fake saw.
+    fn seen(fake: &FakeAgent) -> Vec<(usize, String)> {
+        fake.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(c, v)| (*c, v["execute"].as_str().unwrap_or("?").to_owned()))
+            .collect()
+    }
+
+    // Fake agent: a connection that never delivers (QEMU's first connection after one was
+    // closed while the guest was stopped) is not something to stage on cue with QEMU.
+    #[tokio::test]
+    async fn unanswered_connection_is_replaced() {
+        let fake = fake_agent(Box::new(|conn, req| match conn {
+            0 => vec![],
+            _ => normal(conn, req),
+        }));
+        let agent = Agent::new(&fake.path);
+        let short = Duration::from_millis(150);
+        assert!(matches!(
+            agent.fsfreeze_status(short).await,
+            Err(Error::Timeout { .. })
+        ));
+        assert_eq!(
+            agent
+                .fsfreeze_status(T)
+                .await
+                .expect("over a new connection"),
+            GuestFsfreezeStatus::thawed
+        );
+        assert_eq!(
+            seen(&fake),
+            [
+                (0, SYNC_COMMAND.to_owned()),
+                (1, SYNC_COMMAND.to_owned()),
+                (1, "guest-fsfreeze-status".to_owned())
+            ]
+        );
+    }
+
+    // Fake agent: a stalled guest that answers nothing, then everything in order (what a
+    // paused guest does after `cont`), scripted so the order is exact.
+    #[tokio::test]
+    async fn thaw_is_sent_to_a_stalled_agent_and_its_connection_kept() {
+        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stalled.clone();
+        let fake = fake_agent(Box::new(move |conn, req| {
+            if s2.load(Ordering::SeqCst) {
+                return vec![];
+            }
+            match req["execute"].as_str() {
+                Some("guest-fsfreeze-freeze") => {
+                    // the guest stops right after the freeze arrives
+                    s2.store(true, Ordering::SeqCst);
+                    vec![]
+                }
+                _ => normal(conn, req),
+            }
+        }));
+        let agent = Agent::new(&fake.path);
+        let short = Duration::from_millis(300);
+        agent.ping(T).await.expect("ping");
+        let e = agent
+            .execute_tracked("guest-fsfreeze-freeze", None, short)
+            .await
+            .expect_err("stalled");
+        assert!(e.sent);
+        let e = agent.thaw_always(short).await.expect_err("no answer");
+        assert!(e.sent, "the thaw was written: {e:?}");
+        // a check that goes unanswered keeps the connection that holds the thaw
+        assert!(agent.fsfreeze_status(short).await.is_err());
+        let conns: Vec<usize> = seen(&fake).iter().map(|(c, _)| *c).collect();
+        assert!(
+            conns.iter().all(|c| *c == 0),
+            "one connection: {:?}",
+            seen(&fake)
+        );
+        let cmds: Vec<String> = seen(&fake).into_iter().map(|(_, c)| c).collect();
+        assert_eq!(
+            cmds,
+            [
+                SYNC_COMMAND,
+                "guest-ping",
+                SYNC_COMMAND,
+                "guest-fsfreeze-freeze",
+                SYNC_COMMAND,
+                "guest-fsfreeze-thaw",
+                SYNC_COMMAND
+            ]
+        );
+    }
+
+    // Fake agent: as above, on a connection that has never answered: one fresh connection
+    // is tried, then the thaw goes regardless.
+    #[tokio::test]
+    async fn thaw_tries_one_fresh_connection_then_sends_anyway() {
+        let fake = fake_agent(Box::new(|_, _| vec![]));
+        let agent = Agent::new(&fake.path);
+        let e = agent
+            .thaw_always(Duration::from_millis(600))
+            .await
+            .expect_err("no answer");
+        assert!(e.sent);
+        assert_eq!(
+            seen(&fake),
+            [
+                (0, SYNC_COMMAND.to_owned()),
+                (1, SYNC_COMMAND.to_owned()),
+                (1, "guest-fsfreeze-thaw".to_owned())
+            ]
+        );
     }
 
     #[tokio::test]

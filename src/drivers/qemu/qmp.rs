@@ -144,6 +144,19 @@ impl Qmp {
         decode_reply::<C::Ok>(C::NAME, reply)
     }
 
+    /// Runs a command that takes a file descriptor (`getfd`), passed along with it.
+    pub async fn execute_with_fd(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: std::os::fd::OwnedFd,
+        timeout: Duration,
+    ) -> Result<Value, Error> {
+        self.transport
+            .request_with_fd(command, arguments, fd, timeout)
+            .await
+    }
+
     /// Runs a command by name with raw JSON arguments and returns the raw `return`.
     pub async fn execute_raw(
         &self,

@@ -38,7 +38,17 @@ pub struct Status {
     pub dir: PathBuf,
     pub log: PathBuf,
     pub live: DomainDef,
+    /// A quiesced snapshot's thaw was not confirmed: the guest may still be frozen, and a
+    /// restarted daemon keeps checking (and shows the warning) until its agent says
+    /// `thawed`.
+    pub thaw_unconfirmed: bool,
+    /// QEMU holds a descriptor of the agent connection that carries that thaw (`getfd`
+    /// name [`AGENT_HELD_FD`]): a restarted daemon closes it once the guest has run.
+    pub agent_held: bool,
 }
+
+/// The `getfd` name under which QEMU holds an agent connection with a thaw on it.
+pub const AGENT_HELD_FD: &str = "vb-agent-thaw";
 
 #[derive(Serialize, Deserialize)]
 struct File {
@@ -54,6 +64,10 @@ struct File {
     log: PathBuf,
     /// The live definition as domain XML, secrets included (the file is private).
     live: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    thaw_unconfirmed: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    agent_held: bool,
 }
 
 /// The status files' directory under the driver's runtime directory.
@@ -82,6 +96,8 @@ impl Status {
                 id: None,
                 secure: true,
             }),
+            thaw_unconfirmed: self.thaw_unconfirmed,
+            agent_held: self.agent_held,
         };
         serde_json::to_vec_pretty(&f).unwrap_or_default()
     }
@@ -109,6 +125,8 @@ impl Status {
             dir: f.dir,
             log: f.log,
             live,
+            thaw_unconfirmed: f.thaw_unconfirmed,
+            agent_held: f.agent_held,
         })
     }
 
@@ -187,6 +205,8 @@ mod tests {
             dir: "/run/x".into(),
             log: "/var/log/x.log".into(),
             live,
+            thaw_unconfirmed: true,
+            agent_held: true,
         }
     }
 

@@ -14,8 +14,9 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -147,7 +148,8 @@ pub struct Reply {
 }
 
 type Pending = oneshot::Sender<Result<Value, Error>>;
-type WriteJob = (Vec<u8>, oneshot::Sender<Result<(), Error>>);
+/// Bytes to write, a file descriptor to pass along with them, and where to say it is done.
+type WriteJob = (Vec<u8>, Option<OwnedFd>, oneshot::Sender<Result<(), Error>>);
 
 #[derive(Default)]
 struct State {
@@ -197,6 +199,8 @@ impl Drop for PendingGuard<'_> {
 /// A connection to a QMP monitor or a guest agent.
 pub struct Transport {
     shared: Arc<Shared>,
+    /// The socket, while the reader or writer task holds it.
+    stream: Weak<UnixStream>,
     writes: mpsc::UnboundedSender<WriteJob>,
     next_id: AtomicU64,
     tasks: [JoinHandle<()>; 2],
@@ -257,10 +261,16 @@ impl Transport {
             replies_tx,
             gone_tx,
         ));
-        let writer = tokio::spawn(write_loop(stream, writes_rx, shared.clone(), gone_rx));
+        let writer = tokio::spawn(write_loop(
+            stream.clone(),
+            writes_rx,
+            shared.clone(),
+            gone_rx,
+        ));
         (
             Transport {
                 shared,
+                stream: Arc::downgrade(&stream),
                 writes: writes_tx,
                 next_id: AtomicU64::new(1),
                 tasks: [reader, writer],
@@ -316,11 +326,62 @@ impl Transport {
     /// Queues `bytes` for writing and waits until they are written. The write
     /// itself is not cancelled when the caller gives up waiting.
     pub async fn write(&self, bytes: Vec<u8>) -> Result<(), Error> {
+        self.write_with(bytes, None).await
+    }
+
+    /// Like [`Transport::write`], passing `fd` along (`SCM_RIGHTS`), as QMP's `getfd` wants.
+    pub async fn write_with(&self, bytes: Vec<u8>, fd: Option<OwnedFd>) -> Result<(), Error> {
         let (ack_tx, ack_rx) = oneshot::channel();
         self.writes
-            .send((bytes, ack_tx))
+            .send((bytes, fd, ack_tx))
             .map_err(|_| Error::Disconnected)?;
         ack_rx.await.unwrap_or(Err(Error::Disconnected))
+    }
+
+    /// Sends a command with `fd` attached and waits for its reply, like [`Transport::request`].
+    pub async fn request_with_fd(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: OwnedFd,
+        timeout: Duration,
+    ) -> Result<Value, Error> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let line = command_line(command, arguments, Some(id))?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = self.shared.lock();
+            if st.closed {
+                return Err(Error::Disconnected);
+            }
+            st.pending.insert(id, tx);
+        }
+        let _guard = PendingGuard {
+            shared: &self.shared,
+            id,
+        };
+        let exchange = async {
+            self.write_with(line, Some(fd)).await?;
+            rx.await.unwrap_or(Err(Error::Disconnected))
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Timeout {
+                    command: command.to_owned(),
+                    after: timeout,
+                })
+            })
+    }
+
+    /// A second descriptor for the connection's socket (to hand to another process, which
+    /// then keeps the connection open); `Disconnected` once it is gone.
+    pub fn dup_fd(&self) -> Result<OwnedFd, Error> {
+        if self.is_closed() {
+            return Err(Error::Disconnected);
+        }
+        let stream = self.stream.upgrade().ok_or(Error::Disconnected)?;
+        Ok(stream.as_fd().try_clone_to_owned()?)
     }
 
     /// How many events were read so far, counting those already passed on.
@@ -400,6 +461,59 @@ pub async fn read_first_line(
     }
 }
 
+/// Write the first bytes of `bytes` together with `fd`, returning how many went.
+async fn send_with_fd(stream: &UnixStream, bytes: &[u8], fd: &OwnedFd) -> io::Result<usize> {
+    loop {
+        stream.writable().await?;
+        let r = stream.try_io(tokio::io::Interest::WRITABLE, || {
+            let raw = fd.as_raw_fd();
+            let mut iov = libc::iovec {
+                iov_base: bytes.as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len(),
+            };
+            // SAFETY: CMSG_SPACE only computes a size.
+            let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) };
+            let mut cbuf = vec![0u8; space as usize];
+            // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+            msg.msg_controllen = space as _;
+            // SAFETY: msg_control points at a buffer of CMSG_SPACE(sizeof(int)) bytes, so the
+            // first header exists and has room for one descriptor.
+            unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                (*cmsg).cmsg_level = libc::SOL_SOCKET;
+                (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::c_int, raw);
+            }
+            // SAFETY: a valid socket and a message built above.
+            let n = unsafe { libc::sendmsg(stream.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match r {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn write_job(stream: &UnixStream, bytes: &[u8], fd: Option<&OwnedFd>) -> io::Result<()> {
+    let sent = match fd {
+        Some(fd) if !bytes.is_empty() => send_with_fd(stream, bytes, fd).await?,
+        _ => 0,
+    };
+    write_all(stream, &bytes[sent..]).await
+}
+
 async fn write_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         stream.writable().await?;
@@ -426,9 +540,9 @@ async fn write_loop(
             job = jobs.recv() => job,
             _ = reader_gone.changed() => None,
         };
-        let Some((bytes, ack)) = job else { break };
+        let Some((bytes, fd, ack)) = job else { break };
         let result = tokio::select! {
-            r = write_all(&stream, &bytes) => r.map_err(Error::Io),
+            r = write_job(&stream, &bytes, fd.as_ref()) => r.map_err(Error::Io),
             _ = reader_gone.changed() => Err(Error::Disconnected),
         };
         let failed = result.is_err();
@@ -443,7 +557,7 @@ async fn write_loop(
     shared.close();
     // fail writes already queued; later ones see the closed channel
     jobs.close();
-    while let Ok((_, ack)) = jobs.try_recv() {
+    while let Ok((_, _, ack)) = jobs.try_recv() {
         let _ = ack.send(Err(Error::Disconnected));
     }
 }
@@ -656,6 +770,74 @@ mod tests {
         assert_eq!(ev.timestamp, Timestamp::default());
         let _keep = server.await.expect("server");
         assert!(!t.is_closed());
+    }
+
+    // Fake peer: receives the descriptor the way QEMU's getfd does (SCM_RIGHTS with the
+    // command's bytes) and checks it is the pipe we sent.
+    #[tokio::test]
+    async fn command_with_a_descriptor() {
+        use std::io::{Read, Write};
+        use std::os::fd::FromRawFd;
+        let (ours, theirs) = UnixStream::pair().expect("pair");
+        let (t, _events) = Transport::new(ours, Vec::new());
+        let theirs = theirs.into_std().expect("std");
+        theirs.set_nonblocking(false).expect("blocking");
+        let peer = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; 4096];
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+                iov_len: buf.len(),
+            };
+            let mut cbuf = vec![0u8; 64];
+            // SAFETY: plain data, pointers valid for the call.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+            msg.msg_controllen = cbuf.len() as _;
+            // SAFETY: a connected socket and the message above.
+            let n = unsafe { libc::recvmsg(theirs.as_raw_fd(), &mut msg, 0) };
+            assert!(n > 0, "recvmsg");
+            // SAFETY: the kernel filled the control buffer; one SCM_RIGHTS header expected.
+            let fd = unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                assert!(!cmsg.is_null(), "a descriptor came");
+                assert_eq!((*cmsg).cmsg_type, libc::SCM_RIGHTS);
+                std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int)
+            };
+            let req: Value = serde_json::from_slice(&buf[..n as usize]).expect("json");
+            // SAFETY: the descriptor was just received and is ours.
+            let mut pipe_w = unsafe { std::fs::File::from_raw_fd(fd) };
+            pipe_w
+                .write_all(b"through")
+                .expect("write to the passed pipe");
+            let mut theirs = theirs;
+            theirs
+                .write_all(format!("{{\"return\": {{}}, \"id\": {}}}\n", req["id"]).as_bytes())
+                .expect("reply");
+            (req, theirs)
+        });
+        let mut fds = [0; 2];
+        // SAFETY: a two-int array for pipe().
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: pipe() just made both descriptors.
+        let (mut r, w) = unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                OwnedFd::from_raw_fd(fds[1]),
+            )
+        };
+        let v = t
+            .request_with_fd("getfd", Some(json!({"fdname": "x"})), w, T)
+            .await
+            .expect("reply");
+        assert_eq!(v, json!({}));
+        let (req, _keep) = peer.await.expect("peer");
+        assert_eq!(req["execute"], "getfd");
+        let mut got = [0u8; 7];
+        r.read_exact(&mut got).expect("read");
+        assert_eq!(&got, b"through");
+        assert!(t.dup_fd().is_ok());
     }
 
     // Fake peer: an error member without the usual fields. QEMU always sends

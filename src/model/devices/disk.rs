@@ -178,6 +178,25 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// The images the disk uses: its source first, then down its `<backingStore>` chain
+    /// (as far as the definition describes it).
+    pub fn image_chain(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .source
+            .as_ref()
+            .and_then(|s| s.path.clone())
+            .into_iter()
+            .collect();
+        let mut below = self.backing_store.as_ref();
+        while let Some(BackingStore::Image(img)) = below {
+            if let Some(p) = img.source.as_ref().and_then(|s| s.path.clone()) {
+                out.push(p);
+            }
+            below = img.backing_store.as_ref();
+        }
+        out
+    }
+
     pub(crate) fn read(mut e: Elem) -> Result<Disk> {
         let disk_type = e
             .attr_with("type", values::keyword::<DiskType>)?
