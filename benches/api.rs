@@ -119,6 +119,8 @@ struct Figures {
     list_1: Option<Value>,
     list_1000: Option<Value>,
     managed_1000: Option<Value>,
+    /// GetManagedObjects with 1001 domains: CPU µs per call of the client, bus and daemon.
+    managed_1000_split: Option<Split>,
     define_1000_s: Option<f64>,
     owned_0_ms: Option<f64>,
     owned_1000_ms: Option<f64>,
@@ -230,8 +232,10 @@ async fn virtbus(n: usize) -> (Figures, Bus, Daemon) {
     );
     f.define_1000_s = def["seconds"].as_f64();
     let few = (n / 10).max(50).to_string();
-    f.list_1000 = Some(client(
+    let (list, split) = lat_split(
         &a,
+        d.pid(),
+        bus.pid(),
         &[
             "lat",
             &few,
@@ -241,9 +245,13 @@ async fn virtbus(n: usize) -> (Figures, Bus, Daemon) {
             "(a{sv})",
             "({},)",
         ],
-    ));
-    f.managed_1000 = Some(client(
+    );
+    f.list_1000 = Some(list);
+    f.list_1000_split = Some(split);
+    let (managed, split) = lat_split(
         &a,
+        d.pid(),
+        bus.pid(),
         &[
             "lat",
             &few,
@@ -253,7 +261,9 @@ async fn virtbus(n: usize) -> (Figures, Bus, Daemon) {
             "()",
             "",
         ],
-    ));
+    );
+    f.managed_1000 = Some(managed);
+    f.managed_1000_split = Some(split);
     d.restart(&bus).await;
     f.owned_1000_ms = Some(d.started_in.as_secs_f64() * 1e3);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -606,6 +616,27 @@ fn print_api(v: &Figures, r: &Option<Figures>) {
         _ => "n/a".into(),
     };
     println!("| RSS per domain | {} | {} | |", per(v), per(&r0));
+    println!(
+        "\nWhere the large native replies spend their time (CPU µs per call, 1001 domains):\n"
+    );
+    println!("| call | reply size | client (Python GDBus) | dbus-daemon | virtbusd | wall (p50) |");
+    println!("|---|---|---|---|---|---|");
+    for (name, size, split, l) in [
+        ("ListDomains", "70 KiB", v.list_1000_split, &v.list_1000),
+        (
+            "GetManagedObjects",
+            "470 KiB",
+            v.managed_1000_split,
+            &v.managed_1000,
+        ),
+    ] {
+        if let Some((c, b, d)) = split {
+            println!(
+                "| {name} | {size} | {c:.0} | {b:.0} | {d:.0} | {:.0} |",
+                p50(l).unwrap_or(0.0)
+            );
+        }
+    }
     let floor = p50(&v.ping).unwrap_or(0.0);
     println!(
         "\nvirtbusd above its own floor (p50): Get(Name) +{:.0} µs, GetXML +{:.0} µs (target: within 25 µs)",

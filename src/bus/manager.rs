@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use zbus::{Message, ObjectPath, OwnedObjectPath, Variant};
+use zbus::{Message, ObjectPath, Variant};
 
 use super::{
     Call, Ctx,
     authz::{Action, Details},
     errors::{BusError, Reply},
     options::{OptionMap, Options},
-    paths,
+    paths, wire,
 };
 use crate::{
     core::{Error, define::Caller, host, options::ListFilter, options::StartOptions},
@@ -71,14 +71,15 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
             let mut o = Options::new("ListDomains", opts);
             let filter = list_filter(&mut o)?;
             o.finish()?;
-            let mut out: Vec<OwnedObjectPath> = Vec::new();
             let everyone = ctx.authz.allows_everything();
+            let mut uuids = Vec::new();
             for dom in ctx.core.list(&filter) {
                 if everyone || ctx.may_read(call, &dom.info()).await {
-                    out.push(paths::owned(paths::domain(&dom.uuid())));
+                    uuids.push(dom.uuid());
                 }
             }
-            call.reply(&out)
+            let body = wire::object_paths(uuids.len(), |i, buf| paths::push_domain(buf, &uuids[i]));
+            Ok(wire::reply_object_paths(&call.header(), &body)?)
         }
         "LookupDomain" => {
             let name: String = body.deserialize()?;

@@ -14,6 +14,7 @@ pub mod options;
 pub mod paths;
 pub mod props;
 pub mod schema;
+pub mod wire;
 
 mod domain;
 pub(crate) mod hostname;

@@ -17,7 +17,28 @@ pub const MANAGER: &str = "/org/virtbus1";
 const DOMAINS: &str = "/org/virtbus1/domain";
 
 pub fn domain(uuid: &Uuid) -> String {
-    format!("{DOMAINS}/{}", escape(&uuid.to_string()))
+    let mut s = String::with_capacity(DOMAINS.len() + 50);
+    push_domain(&mut s, uuid);
+    s
+}
+
+/// Append a domain's path to `out` without allocating: `-` is the only byte of a UUID that
+/// needs escaping (`_2d`).
+pub fn push_domain(out: &mut String, uuid: &Uuid) {
+    out.push_str(DOMAINS);
+    out.push('/');
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    for (i, part) in uuid
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .split('-')
+        .enumerate()
+    {
+        if i > 0 {
+            out.push_str("_2d");
+        }
+        out.push_str(part);
+    }
 }
 
 pub fn snapshot(uuid: &Uuid, name: &str) -> String {
@@ -99,6 +120,15 @@ mod tests {
         assert_eq!(parse(&s), Target::Snapshot(u, "before upgrade".into()));
         assert_eq!(parse(&format!("{p}/snapshot")), Target::SnapshotDir(u));
         assert!(zbus::ObjectPath::try_from(s.as_str()).is_ok());
+    }
+
+    #[test]
+    fn push_domain_escapes_as_escape_does() {
+        for u in [Uuid::nil(), Uuid::new_v4(), Uuid::max()] {
+            let mut s = String::new();
+            push_domain(&mut s, &u);
+            assert_eq!(s, format!("{DOMAINS}/{}", escape(&u.to_string())));
+        }
     }
 
     #[test]
