@@ -146,23 +146,47 @@ impl Store {
     /// Read every domain and its snapshots. Never fails as a whole: unreadable or corrupt
     /// files are logged and set aside.
     pub fn load(&self) -> Vec<LoadedDomain> {
-        let mut out = Vec::new();
         let Some(dirs) = &self.disk else {
-            return out;
+            return Vec::new();
         };
-        for path in xml_files(&dirs.domains) {
-            match fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| parse_record(&t))
-            {
-                Ok(record) => {
-                    let snapshots = dirs.load_snapshots(&record.def.uuid);
-                    out.push(LoadedDomain { record, snapshots });
+        let files = xml_files(&dirs.domains);
+        // Reading and parsing a thousand files is most of a start: spread it over the CPUs,
+        // so that the bus name is owned sooner.
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(files.len().div_ceil(64))
+            .max(1);
+        let chunk = files.len().div_ceil(threads).max(1);
+        let load_some = |paths: &[PathBuf]| -> Vec<LoadedDomain> {
+            let mut out = Vec::with_capacity(paths.len());
+            for path in paths {
+                match fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| parse_record(&t))
+                {
+                    Ok(record) => {
+                        let snapshots = dirs.load_snapshots(&record.def.uuid);
+                        out.push(LoadedDomain { record, snapshots });
+                    }
+                    Err(e) => set_aside(path, &e),
                 }
-                Err(e) => set_aside(&path, &e),
             }
+            out
+        };
+        if threads == 1 {
+            return load_some(&files);
         }
-        out
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = files
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || load_some(part)))
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        })
     }
 }
 
