@@ -198,7 +198,8 @@ async fn virtbus(n: usize) -> (Figures, Bus, Daemon) {
         "org.freedesktop.DBus.Properties.Get (ss) ('org.virtbus1.Domain', 'Name')",
     );
     let (ping_xml, xml) = with_floor(&a, &ns, NAME, p, "org.virtbus1.Domain.GetXML (a{sv}) ({},)");
-    (f.ping, f.get_name, f.ping_xml, f.get_xml) = (Some(ping), Some(get), Some(ping_xml), Some(xml));
+    (f.ping, f.get_name, f.ping_xml, f.get_xml) =
+        (Some(ping), Some(get), Some(ping_xml), Some(xml));
     f.list_1 = Some(client(
         &a,
         &[
@@ -322,8 +323,15 @@ async fn reference(n: usize) -> Option<Figures> {
         TEST_DOMAIN,
         "org.freedesktop.DBus.Properties.Get (ss) ('org.libvirt.Domain', 'Name')",
     );
-    let (ping_xml, xml) = with_floor(&a, &ns, dest, TEST_DOMAIN, "org.libvirt.Domain.GetXMLDesc (u) (0,)");
-    (f.ping, f.get_name, f.ping_xml, f.get_xml) = (Some(ping), Some(get), Some(ping_xml), Some(xml));
+    let (ping_xml, xml) = with_floor(
+        &a,
+        &ns,
+        dest,
+        TEST_DOMAIN,
+        "org.libvirt.Domain.GetXMLDesc (u) (0,)",
+    );
+    (f.ping, f.get_name, f.ping_xml, f.get_xml) =
+        (Some(ping), Some(get), Some(ping_xml), Some(xml));
     f.list_1 = Some(client(
         &a,
         &[

@@ -177,10 +177,7 @@ pub async fn has_owner(conn: &zbus::Connection, name: &str) -> bool {
 }
 
 pub async fn connect(address: &str) -> zbus::Connection {
-    zbus::connection::Builder::address(address)
-        .build()
-        .await
-        .expect("connect")
+    crate::support::connect(address).await
 }
 
 /// Stdout of a successful command, as text.
