@@ -260,6 +260,14 @@ impl SnapshotCreateOptions {
     }
 }
 
+/// Two options that cannot both be set, by their names.
+fn exclusive(a: (bool, &'static str), b: (bool, &'static str)) -> Result<(), OptionError> {
+    if a.0 && b.0 {
+        return Err(OptionError::Exclusive(a.1, b.1));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RevertOptions {
     pub running: bool,
@@ -269,10 +277,7 @@ pub struct RevertOptions {
 
 impl RevertOptions {
     pub fn validate(&self) -> Result<(), OptionError> {
-        if self.running && self.paused {
-            return Err(OptionError::Exclusive("running", "paused"));
-        }
-        Ok(())
+        exclusive((self.running, "running"), (self.paused, "paused"))
     }
 }
 
@@ -285,10 +290,7 @@ pub struct SnapshotDeleteOptions {
 
 impl SnapshotDeleteOptions {
     pub fn validate(&self) -> Result<(), OptionError> {
-        if self.children && self.children_only {
-            return Err(OptionError::Exclusive("children", "children-only"));
-        }
-        Ok(())
+        exclusive((self.children, "children"), (self.children_only, "children-only"))
     }
 }
 
@@ -317,10 +319,7 @@ pub struct SnapshotListOptions {
 
 impl SnapshotListOptions {
     pub fn validate(&self) -> Result<(), OptionError> {
-        if self.leaves && self.no_leaves {
-            return Err(OptionError::Exclusive("leaves", "no-leaves"));
-        }
-        Ok(())
+        exclusive((self.leaves, "leaves"), (self.no_leaves, "no-leaves"))
     }
 }
 
@@ -335,10 +334,7 @@ pub struct ManagedSaveOptions {
 
 impl ManagedSaveOptions {
     pub fn validate(&self) -> Result<(), OptionError> {
-        if self.running && self.paused {
-            return Err(OptionError::Exclusive("running", "paused"));
-        }
-        Ok(())
+        exclusive((self.running, "running"), (self.paused, "paused"))
     }
 }
 
