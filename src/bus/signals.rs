@@ -52,15 +52,7 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
     match event {
         Event::DomainAdded { info } => {
             let path = paths::owned(paths::domain(&info.uuid));
-            let ifaces = Dict(vec![(DOMAIN_IFACE, props::domain_props(&info))]);
-            signal(
-                ctx,
-                paths::MANAGER,
-                OBJECT_MANAGER,
-                "InterfacesAdded",
-                &(path, ifaces),
-            )
-            .await
+            interfaces_added(ctx, path, DOMAIN_IFACE, props::domain_props(&info)).await
         }
         Event::DomainChanged { info, changed } => {
             let values: props::PropMap = changed
@@ -92,28 +84,11 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
             signal(ctx, &path, DOMAIN_IFACE, "DeviceRemoved", &(device,)).await
         }
         Event::DomainRemoved { uuid } => {
-            let path = paths::owned(paths::domain(&uuid));
-            let body = (path, vec![DOMAIN_IFACE]);
-            signal(
-                ctx,
-                paths::MANAGER,
-                OBJECT_MANAGER,
-                "InterfacesRemoved",
-                &body,
-            )
-            .await
+            interfaces_removed(ctx, paths::owned(paths::domain(&uuid)), DOMAIN_IFACE).await
         }
         Event::SnapshotAdded { info } => {
             let path = paths::owned(paths::snapshot(&info.domain, &info.name));
-            let ifaces = Dict(vec![(SNAPSHOT_IFACE, props::snapshot_props(&info))]);
-            signal(
-                ctx,
-                paths::MANAGER,
-                OBJECT_MANAGER,
-                "InterfacesAdded",
-                &(path, ifaces),
-            )
-            .await
+            interfaces_added(ctx, path, SNAPSHOT_IFACE, props::snapshot_props(&info)).await
         }
         Event::SnapshotChanged { info, changed } => {
             let values: props::PropMap = changed
@@ -125,18 +100,40 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
             properties_changed(ctx, &path, SNAPSHOT_IFACE, values).await
         }
         Event::SnapshotRemoved { domain, name } => {
-            let path: OwnedObjectPath = paths::owned(paths::snapshot(&domain, &name));
-            let body = (path, vec![SNAPSHOT_IFACE]);
-            signal(
-                ctx,
-                paths::MANAGER,
-                OBJECT_MANAGER,
-                "InterfacesRemoved",
-                &body,
-            )
-            .await
+            let path = paths::owned(paths::snapshot(&domain, &name));
+            interfaces_removed(ctx, path, SNAPSHOT_IFACE).await
         }
     }
+}
+
+async fn interfaces_added(
+    ctx: &Ctx,
+    path: OwnedObjectPath,
+    iface: &str,
+    values: props::PropMap<'_>,
+) -> zbus::Result<()> {
+    let ifaces = Dict(vec![(iface, values)]);
+    let body = (path, ifaces);
+    signal(
+        ctx,
+        paths::MANAGER,
+        OBJECT_MANAGER,
+        "InterfacesAdded",
+        &body,
+    )
+    .await
+}
+
+async fn interfaces_removed(ctx: &Ctx, path: OwnedObjectPath, iface: &str) -> zbus::Result<()> {
+    let body = (path, vec![iface]);
+    signal(
+        ctx,
+        paths::MANAGER,
+        OBJECT_MANAGER,
+        "InterfacesRemoved",
+        &body,
+    )
+    .await
 }
 
 pub(super) async fn properties_changed(

@@ -57,22 +57,13 @@ fn decode_uuid(s: &str) -> Option<Uuid> {
     Uuid::parse_str(&body.replace('_', "-")).ok()
 }
 
-/// libvirt-dbus's escaping of a snapshot name.
+/// libvirt-dbus's escaping of a snapshot name: the native scheme (snapshot names are never
+/// empty, the one input where the two would differ).
 pub fn escape_name(name: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(name.len() * 3);
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() {
-            out.push(b as char);
-        } else {
-            out.push('_');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0xf) as usize] as char);
-        }
-    }
-    out
+    crate::util::escape::escape(name)
 }
 
+/// Lenient where libvirt-dbus is: upper-case hex and escaped letters decode too.
 fn unescape_name(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

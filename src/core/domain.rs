@@ -167,6 +167,21 @@ impl DomainData {
         self.live.as_ref().unwrap_or(&self.def)
     }
 
+    /// The one definition a read with `affect` addresses (`live` or `config`, as libvirt's
+    /// `VIR_DOMAIN_AFFECT_*` flags resolve against the domain's state); `op` names the read in
+    /// errors.
+    pub fn def_for_read(
+        &self,
+        affect: super::options::Affect,
+        op: &'static str,
+    ) -> Result<&Arc<DomainDef>> {
+        let t = affect.resolve_one(&self.def.name, op, self.status.state, self.persistent)?;
+        Ok(match (&self.live, t.live) {
+            (Some(live), true) => live,
+            _ => &self.def,
+        })
+    }
+
     pub fn info(&self, driver: &'static str) -> DomainInfo {
         let d = self.current_def();
         DomainInfo {

@@ -54,16 +54,7 @@ impl Core {
         if d.removed {
             return Err(dom.gone());
         }
-        let t = affect.resolve_one(
-            &d.def.name,
-            "read metadata of",
-            d.status.state,
-            d.persistent,
-        )?;
-        let def = match (&d.live, t.live) {
-            (Some(live), true) => live,
-            _ => &d.def,
-        };
+        let def = d.def_for_read(affect, "read metadata of")?;
         let value = match kind {
             MetadataKind::Description => def.description.clone(),
             MetadataKind::Title => def.title.clone(),

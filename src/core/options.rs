@@ -290,7 +290,10 @@ pub struct SnapshotDeleteOptions {
 
 impl SnapshotDeleteOptions {
     pub fn validate(&self) -> Result<(), OptionError> {
-        exclusive((self.children, "children"), (self.children_only, "children-only"))
+        exclusive(
+            (self.children, "children"),
+            (self.children_only, "children-only"),
+        )
     }
 }
 

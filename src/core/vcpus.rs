@@ -17,16 +17,7 @@ impl Core {
         if d.removed {
             return Err(dom.gone());
         }
-        let t = opts.affect.resolve_one(
-            &d.def.name,
-            "read the vCPUs of",
-            d.status.state,
-            d.persistent,
-        )?;
-        let def = match (&d.live, t.live) {
-            (Some(live), true) => live,
-            _ => &d.def,
-        };
+        let def = d.def_for_read(opts.affect, "read the vCPUs of")?;
         Ok(if opts.maximum {
             def.max_vcpus
         } else {
@@ -107,16 +98,7 @@ impl Core {
             if d.removed {
                 return Err(dom.gone());
             }
-            let t = affect.resolve_one(
-                &d.def.name,
-                "read the vCPU pinning of",
-                d.status.state,
-                d.persistent,
-            )?;
-            match (&d.live, t.live) {
-                (Some(live), true) => live.clone(),
-                _ => d.def.clone(),
-            }
+            d.def_for_read(affect, "read the vCPU pinning of")?.clone()
         };
         let host_cpus = blocking(host::cpu_count).await?;
         let allowed = match &def.cpuset {

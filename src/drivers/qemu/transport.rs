@@ -293,6 +293,27 @@ impl Transport {
         arguments: Option<Value>,
         timeout: Duration,
     ) -> Result<Value, Error> {
+        self.exchange(command, arguments, None, timeout).await
+    }
+
+    /// Sends a command with `fd` attached and waits for its reply, like [`Transport::request`].
+    pub async fn request_with_fd(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: OwnedFd,
+        timeout: Duration,
+    ) -> Result<Value, Error> {
+        self.exchange(command, arguments, Some(fd), timeout).await
+    }
+
+    async fn exchange(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: Option<OwnedFd>,
+        timeout: Duration,
+    ) -> Result<Value, Error> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let line = command_line(command, arguments, Some(id))?;
         let (tx, rx) = oneshot::channel();
@@ -308,7 +329,7 @@ impl Transport {
             id,
         };
         let exchange = async {
-            self.write(line).await?;
+            self.write_with(line, fd).await?;
             rx.await.unwrap_or(Err(Error::Disconnected))
         };
         match tokio::time::timeout(timeout, exchange).await {
@@ -336,42 +357,6 @@ impl Transport {
             .send((bytes, fd, ack_tx))
             .map_err(|_| Error::Disconnected)?;
         ack_rx.await.unwrap_or(Err(Error::Disconnected))
-    }
-
-    /// Sends a command with `fd` attached and waits for its reply, like [`Transport::request`].
-    pub async fn request_with_fd(
-        &self,
-        command: &str,
-        arguments: Option<Value>,
-        fd: OwnedFd,
-        timeout: Duration,
-    ) -> Result<Value, Error> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let line = command_line(command, arguments, Some(id))?;
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut st = self.shared.lock();
-            if st.closed {
-                return Err(Error::Disconnected);
-            }
-            st.pending.insert(id, tx);
-        }
-        let _guard = PendingGuard {
-            shared: &self.shared,
-            id,
-        };
-        let exchange = async {
-            self.write_with(line, Some(fd)).await?;
-            rx.await.unwrap_or(Err(Error::Disconnected))
-        };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::Timeout {
-                    command: command.to_owned(),
-                    after: timeout,
-                })
-            })
     }
 
     /// A second descriptor for the connection's socket (to hand to another process, which
