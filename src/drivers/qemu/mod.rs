@@ -488,6 +488,11 @@ impl Driver for QemuDriver {
     }
 
     /// The version of the host architecture's emulator.
+    fn leader_pid(&self, uuid: &Uuid) -> Option<u32> {
+        let pid = lock(&self.vms).get(uuid)?.process.pid;
+        u32::try_from(pid).ok()
+    }
+
     fn hypervisor_version(&self) -> u64 {
         self.known_caps(&self.default_emulator)
             .map_or(0, |c| domcaps::version_code(&c.version))
