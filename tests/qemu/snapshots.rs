@@ -681,6 +681,34 @@ async fn external_and_quiesced_snapshots_never_leave_the_guest_frozen() {
     assert_thawed(&dom, &ga, "after the daemon stopped mid-freeze").await;
     assert_eq!(dom.snapshot_count().await.expect("count"), 3);
 
+    // rule 4: the daemon is killed (SIGKILL) right after the freeze was written and before
+    // any thaw. The freeze was recorded in the status file before it was sent, so the
+    // restarted daemon warns, checks, and thaws once the resumed guest has run the freeze
+    // (without the record nobody would: the guest would stay frozen).
+    step("rule 4, daemon killed mid-freeze");
+    set_fault(&hooks, Some("pause-after-freeze"));
+    let mut sigs = Signals::new(&conn).await;
+    let d2 = dom.clone();
+    let killed = tokio::spawn(async move { d2.create_snapshot(&snap("q8"), q()).await });
+    wait_event(&mut sigs, "suspended", "paused", Duration::from_secs(10)).await;
+    d.kill();
+    set_fault(&hooks, None);
+    let r = killed.await.expect("join");
+    assert!(r.is_err(), "the call died with the daemon: {r:?}");
+    d.restart(&bus).await;
+    let conn = bus.connect().await;
+    let dom = domain(&conn, &path).await;
+    assert_eq!(dom.state().await.expect("State"), "paused");
+    let w = dom.warning().await.expect("Warning");
+    assert!(
+        w.contains("may still be frozen"),
+        "the freeze was recorded before it was sent: {w:?}"
+    );
+    dom.resume(no_opts()).await.expect("resume");
+    wait_warning(&d, &dom, true, Duration::from_secs(40)).await;
+    assert_thawed(&dom, &ga, "after the daemon was killed mid-freeze").await;
+    assert_eq!(dom.snapshot_count().await.expect("count"), 3);
+
     // external snapshots are neither reverted to nor deleted with their images
     step("external snapshots are neither reverted to nor deleted with their images");
     let u1 = snapshot(&conn, &u1p).await;

@@ -845,7 +845,15 @@ impl Driver for QemuDriver {
             .execute_tracked(cmd, args, self.config.agent_timeout())
             .await;
         if r.as_ref().is_ok() || r.as_ref().is_err_and(|e| e.sent) {
+            let was_unconfirmed = vm.freeze.unconfirmed();
             vm.freeze.user_took_over();
+            if was_unconfirmed {
+                // a restarted daemon must not take this freeze for ours and thaw it
+                ctx.report(DriverEvent::Warning(None));
+                if let Err(e) = self.save_status(&vm).await {
+                    tracing::error!("{e}");
+                }
+            }
         }
         let n =
             r.map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e.error))?;

@@ -308,12 +308,19 @@ impl QemuDriver {
             vm.command("transaction", Some(transaction)).await.map(drop)
         })
         .await;
-        if done.found_frozen {
+        let found_frozen = done.found_frozen;
+        if found_frozen {
             tracing::info!("{what}: snapshot '{name}' taken under the user's freeze");
         }
         let (result, thaw) = done.error_with_thaw();
-        if let (Err(_), Thaw::Unconfirmed(why)) = (&result, &thaw) {
-            qq::unconfirmed(&q, ctx, self.runtime.clone(), why).await;
+        match (&result, &thaw) {
+            (Err(_), Thaw::Unconfirmed(why)) => {
+                qq::unconfirmed(&q, ctx, self.runtime.clone(), why).await
+            }
+            // The freeze recorded before it was sent is thawed now, or was never sent. (After
+            // a snapshot the caller writes the status file, with the switched disks.)
+            (Err(_), _) if !found_frozen => qq::save(vm, self.runtime.clone()).await,
+            _ => {}
         }
         result.map(|()| thaw)
     }

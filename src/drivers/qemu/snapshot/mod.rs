@@ -39,6 +39,7 @@ impl QemuDriver {
             vm: vm.clone(),
             timeout: self.config.agent_timeout(),
             hooks: self.hooks.clone(),
+            runtime: self.runtime.clone(),
         }
     }
 

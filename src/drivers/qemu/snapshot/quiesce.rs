@@ -26,6 +26,8 @@ pub struct QgaFreeze {
     pub vm: Arc<Vm>,
     pub timeout: Duration,
     pub hooks: Hooks,
+    /// Where the status file lives, which records a freeze before it is sent.
+    pub runtime: PathBuf,
 }
 
 fn failure(e: qga::CallError) -> AgentFailure {
@@ -93,6 +95,16 @@ impl FreezeAgent for QgaFreeze {
                 }
                 Fault::DropFreezeReply => agent.arm_fault(FREEZE, qga::Fault::DropReply),
             }
+        }
+        // Recorded first, so that a daemon killed before the thaw (SIGKILL, a crash) is
+        // followed by one that checks and thaws: without the record, nobody would.
+        if let Err(e) = save_now(&self.vm, self.runtime.clone()).await {
+            agent.disarm_fault();
+            return Err(AgentFailure {
+                message: format!("the freeze could not be recorded in the status file: {e}"),
+                sent: false,
+                timeout: false,
+            });
         }
         let r = agent.execute_tracked(FREEZE, None, self.timeout).await;
         agent.disarm_fault();
@@ -191,11 +203,7 @@ pub async fn release_agent(vm: &Vm) {
 
 /// Start the background check for a guest whose thaw is unconfirmed.
 pub fn watch(q: &QgaFreeze, ctx: &DomainCtx, runtime: PathBuf) {
-    let agent = Arc::new(QgaFreeze {
-        vm: q.vm.clone(),
-        timeout: q.timeout,
-        hooks: q.hooks.clone(),
-    });
+    let agent = Arc::new(q.clone());
     let alive_vm = Arc::downgrade(&q.vm);
     let (report_vm, report_ctx) = (Arc::downgrade(&q.vm), ctx.clone());
     quiesce::watch_thaw(
@@ -252,12 +260,17 @@ pub fn drain_then_watch(q: QgaFreeze, ctx: DomainCtx, runtime: PathBuf) {
 /// How long a running guest gets to read what was queued on a held agent connection.
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 
-/// Write the status file (the freeze state changed).
-async fn save(vm: &Vm, runtime: PathBuf) {
+/// Write the status file (the freeze state changed); errors are logged.
+pub async fn save(vm: &Vm, runtime: PathBuf) {
+    if let Err(e) = save_now(vm, runtime).await {
+        tracing::error!("domain '{}': status file not written: {e}", vm.name);
+    }
+}
+
+async fn save_now(vm: &Vm, runtime: PathBuf) -> Result<(), String> {
     let st = status_record(vm);
     match tokio::task::spawn_blocking(move || st.save(&runtime)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("{e}"),
-        Err(e) => tracing::error!("status file not written: {e}"),
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
