@@ -225,40 +225,8 @@ impl SystemBus {
     /// Write the configuration file in `dir`; returns its path.
     fn config(dir: &Path, sock: &Path, includes: &[PathBuf]) -> PathBuf {
         let conf = dir.join("system.conf");
-        let includes: String = includes
-            .iter()
-            .map(|p| format!("  <include>{}</include>\n", p.display()))
-            .collect();
-        std::fs::write(
-            &conf,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={sock}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-{includes}</busconfig>
-"#,
-                sock = sock.display()
-            ),
-        )
-        .expect("bus config");
+        std::fs::write(&conf, crate::support::system_bus_config(sock, includes))
+            .expect("bus config");
         conf
     }
 }

@@ -17,6 +17,46 @@ use zbus::{
     message::Type,
 };
 
+/// The configuration of a private bus of the system type: the default policy of a system bus
+/// (nothing owned or called unless a policy allows it; the bus driver callable), then
+/// `includes` (bus policies such as the project's own), as the real system bus loads them.
+pub fn system_bus_config(sock: &Path, includes: &[PathBuf]) -> String {
+    let includes: String = includes
+        .iter()
+        .map(|p| format!("  <include>{}</include>\n", p.display()))
+        .collect();
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={sock}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
+  </policy>
+  <policy user="root">
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
+{includes}</busconfig>
+"#,
+        sock = sock.display()
+    )
+}
+
 /// A private `dbus-daemon` for one test, with a configuration that lets everyone talk and
 /// own names (authorization is polkit's business, tested elsewhere).
 pub struct Bus {

@@ -87,43 +87,13 @@ impl PolkitEnv {
         write(&w.join("passwd"), &passwd);
         write(&w.join("group"), &group);
         let sock = w.join("system_bus_socket");
+        let includes = [
+            PathBuf::from("/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("dbus/org.virtbus1.conf"),
+        ];
         write(
             &w.join("system.conf"),
-            &format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={sock}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-  <include>/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
-  <include>{conf}</include>
-</busconfig>
-"#,
-                sock = sock.display(),
-                conf = Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("dbus/org.virtbus1.conf")
-                    .display()
-            ),
+            &super::system_bus_config(&sock, &includes),
         );
         let script = w.join("ns.sh");
         std::fs::write(
