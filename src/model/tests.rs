@@ -936,19 +936,6 @@ fn validate_catches_edits_that_break_rules() {
     assert!(s.validate().is_err());
 }
 
-/// Rough parse timing in whatever profile the tests run in; the release
-/// figure comes from `tests/measure.rs`.
-#[test]
-#[ignore]
-fn parse_timing() {
-    let n = 2000;
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(parse(std::hint::black_box(MINIMAL)));
-    }
-    println!("minimal domain: {:?} per parse", t.elapsed() / n);
-}
-
 /// A KVM domain with `extra` after `<os>` and `devices` inside `<devices>`.
 fn kvm_with(extra: &str, devices: &str) -> String {
     format!(
