@@ -8,7 +8,8 @@
 //!   direct: QEMU spawned, QMP connected, `cont` answered; libvirt: `virsh create` returned),
 //! - agent: until the guest agent first answers,
 //! - snapshots: internal with memory (create, revert, delete), external disk-only
-//!   (create) and quiesced disk-only (create), each from the call until it returned.
+//!   (create) and quiesced disk-only (create), each from the call until it returned; the
+//!   daemon's guest and a bare copy of it run side by side and are measured in alternation.
 //!
 //! Needs the packages of the QEMU tests; libvirt (`libvirt-daemon-system`, `libvirt-clients`)
 //! only for its row, which is skipped with a message when `virsh` is absent.
@@ -276,109 +277,140 @@ async fn switch(qmp: &Qmp, top: &mut (String, String), overlay: &Path, node: &st
     *top = (node.to_owned(), overlay.display().to_string());
 }
 
-/// The snapshot operations on a bare QEMU, as the same QMP and agent commands.
-async fn snapshots_direct(cmdline: &str, dir: &Path, disk: &Path) -> Vec<Vec<Duration>> {
-    let (mut child, qmp, mut events, agent) = bare_qemu(cmdline, dir).await;
-    let ga = guest::TestAgent {
-        path: dir.join("charchannel1.sock"),
-    };
-    ga.sh("true").await;
-    let mut times = vec![Vec::new(); SNAPSHOT_OPS.len()];
-    let mut top = ("vb-vda".to_owned(), disk.display().to_string());
-    let a = Duration::from_secs(5);
-    for i in 0..SNAPSHOT_RUNS {
+/// A bare QEMU, sent the same QMP and agent commands as the daemon sends.
+struct Direct {
+    child: std::process::Child,
+    qmp: Qmp,
+    events: Events,
+    agent: Agent,
+    ga: guest::TestAgent,
+    dir: std::path::PathBuf,
+    /// The top node and its image.
+    top: (String, String),
+}
+
+impl Direct {
+    async fn start(cmdline: &str, dir: &Path, disk: &Path) -> Direct {
+        let (child, qmp, events, agent) = bare_qemu(cmdline, dir).await;
+        let ga = guest::TestAgent {
+            path: dir.join("charchannel1.sock"),
+        };
+        ga.sh("true").await;
+        Direct {
+            child,
+            qmp,
+            events,
+            agent,
+            ga,
+            dir: dir.to_owned(),
+            top: ("vb-vda".to_owned(), disk.display().to_string()),
+        }
+    }
+
+    /// Round `i` of the operations, in the order of [`SNAPSHOT_OPS`].
+    async fn round(&mut self, i: usize) -> Vec<Duration> {
+        let (qmp, events, agent) = (&self.qmp, &mut self.events, &self.agent);
+        let mut times = Vec::new();
+        let a = Duration::from_secs(5);
         let tag = format!("di{i}");
-        let save = json!({"tag": tag, "vmstate": top.0, "devices": [top.0]});
-        settle(&ga).await;
+        let save = json!({"tag": tag, "vmstate": self.top.0, "devices": [self.top.0]});
+        settle(&self.ga).await;
         let t = Instant::now();
-        job(
-            &qmp,
-            &mut events,
-            "snapshot-save",
-            save.clone(),
-            &format!("s{i}"),
-        )
-        .await;
-        times[0].push(t.elapsed());
-        settle(&ga).await;
+        job(qmp, events, "snapshot-save", save.clone(), &format!("s{i}")).await;
+        times.push(t.elapsed());
+        settle(&self.ga).await;
         let t = Instant::now();
         qmp.execute_raw("stop", None, T).await.expect("stop");
-        job(&qmp, &mut events, "snapshot-load", save, &format!("l{i}")).await;
+        job(qmp, events, "snapshot-load", save, &format!("l{i}")).await;
         qmp.execute_raw("cont", None, T).await.expect("cont");
-        times[1].push(t.elapsed());
-        settle(&ga).await;
+        times.push(t.elapsed());
+        settle(&self.ga).await;
         let t = Instant::now();
-        let del = json!({"tag": tag, "devices": [top.0]});
-        job(&qmp, &mut events, "snapshot-delete", del, &format!("d{i}")).await;
-        times[2].push(t.elapsed());
+        let del = json!({"tag": tag, "devices": [self.top.0]});
+        job(qmp, events, "snapshot-delete", del, &format!("d{i}")).await;
+        times.push(t.elapsed());
 
-        let overlay = dir.join(format!("direct-e{i}.qcow2"));
-        settle(&ga).await;
+        let overlay = self.dir.join(format!("direct-e{i}.qcow2"));
+        settle(&self.ga).await;
         let t = Instant::now();
-        external(&qmp, &mut top, &overlay, &format!("de{i}")).await;
-        switch(&qmp, &mut top, &overlay, &format!("de{i}")).await;
-        times[3].push(t.elapsed());
+        external(qmp, &mut self.top, &overlay, &format!("de{i}")).await;
+        switch(qmp, &mut self.top, &overlay, &format!("de{i}")).await;
+        times.push(t.elapsed());
 
-        let overlay = dir.join(format!("direct-q{i}.qcow2"));
-        settle(&ga).await;
+        let overlay = self.dir.join(format!("direct-q{i}.qcow2"));
+        settle(&self.ga).await;
         let t = Instant::now();
         agent.fsfreeze_status(a).await.expect("status");
-        external(&qmp, &mut top, &overlay, &format!("dq{i}")).await;
+        external(qmp, &mut self.top, &overlay, &format!("dq{i}")).await;
         agent.fsfreeze_freeze(a).await.expect("freeze");
-        switch(&qmp, &mut top, &overlay, &format!("dq{i}")).await;
+        switch(qmp, &mut self.top, &overlay, &format!("dq{i}")).await;
         agent.fsfreeze_thaw(a).await.expect("thaw");
         agent.fsfreeze_status(a).await.expect("status");
-        times[4].push(t.elapsed());
+        times.push(t.elapsed());
+        times
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    times
 }
 
-/// The snapshot operations through virtbusd.
-async fn snapshots_daemon(dom: &DomainProxy<'_>, ga: &guest::TestAgent) -> Vec<Vec<Duration>> {
+impl Drop for Direct {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Round `i` of the operations through virtbusd, in the order of [`SNAPSHOT_OPS`].
+async fn daemon_round(dom: &DomainProxy<'_>, ga: &guest::TestAgent, i: usize) -> Vec<Duration> {
     let conn = dom.inner().connection().clone();
-    let mut times = vec![Vec::new(); SNAPSHOT_OPS.len()];
+    let mut times = Vec::new();
     let b = |k: &'static str| (k, Variant::Bool(true));
     let xml = |n: &str| format!("<domainsnapshot><name>{n}</name></domainsnapshot>");
-    for i in 0..SNAPSHOT_RUNS {
-        settle(ga).await;
-        let t = Instant::now();
-        let p = dom
-            .create_snapshot(&xml(&format!("bi{i}")), no_opts())
-            .await
-            .expect("internal");
-        times[0].push(t.elapsed());
-        let s = snapshot(&conn, &p).await;
-        settle(ga).await;
-        let t = Instant::now();
-        s.revert(no_opts()).await.expect("revert");
-        times[1].push(t.elapsed());
-        settle(ga).await;
-        let t = Instant::now();
-        s.delete(no_opts()).await.expect("delete");
-        times[2].push(t.elapsed());
-        settle(ga).await;
-        let t = Instant::now();
-        dom.create_snapshot(&xml(&format!("be{i}")), opts([b("disk-only")]))
-            .await
-            .expect("external");
-        times[3].push(t.elapsed());
-        settle(ga).await;
-        let t = Instant::now();
-        dom.create_snapshot(
-            &xml(&format!("bq{i}")),
-            opts([b("disk-only"), b("quiesce")]),
-        )
+    settle(ga).await;
+    let t = Instant::now();
+    let p = dom
+        .create_snapshot(&xml(&format!("bi{i}")), no_opts())
         .await
-        .expect("quiesced");
-        times[4].push(t.elapsed());
-    }
+        .expect("internal");
+    times.push(t.elapsed());
+    let s = snapshot(&conn, &p).await;
+    settle(ga).await;
+    let t = Instant::now();
+    s.revert(no_opts()).await.expect("revert");
+    times.push(t.elapsed());
+    settle(ga).await;
+    let t = Instant::now();
+    s.delete(no_opts()).await.expect("delete");
+    times.push(t.elapsed());
+    settle(ga).await;
+    let t = Instant::now();
+    dom.create_snapshot(&xml(&format!("be{i}")), opts([b("disk-only")]))
+        .await
+        .expect("external");
+    times.push(t.elapsed());
+    settle(ga).await;
+    let t = Instant::now();
+    dom.create_snapshot(
+        &xml(&format!("bq{i}")),
+        opts([b("disk-only"), b("quiesce")]),
+    )
+    .await
+    .expect("quiesced");
+    times.push(t.elapsed());
     times
 }
 
-/// Snapshots of a domain with the test agent's channel: the same command line run bare
-/// (captured from a start through the daemon), then through the daemon on a fresh disk.
+/// `cmdline` with its `-vnc` display turned off: the daemon's guest holds the port.
+fn without_vnc(cmdline: &str) -> String {
+    let mut words: Vec<&str> = cmdline.split(' ').collect();
+    if let Some(k) = words.iter().position(|w| *w == "-vnc") {
+        words[k + 1] = "none";
+    }
+    words.join(" ")
+}
+
+/// Snapshots of a domain with the test agent's channel: through the daemon, and as the same
+/// command line run bare (captured from the daemon's start, on its own disk and sockets),
+/// both guests up at once and measured in alternation, round by round, so that what the
+/// host does meanwhile falls on both alike.
 async fn snapshots(d: &Daemon, mgr: &ManagerProxy<'_>, conn: &zbus::Connection, bus: &Bus) {
     let disk = bus.dir.path().join("snap.qcow2");
     guest::data_disk(&disk);
@@ -398,20 +430,53 @@ async fn snapshots(d: &Daemon, mgr: &ManagerProxy<'_>, conn: &zbus::Connection, 
         .find(|l| l.starts_with('/') && l.contains(" -S "))
         .expect("command line in the log")
         .to_owned();
-    dom.destroy(no_opts()).await.expect("destroy");
     let uuid = dom.uuid().await.expect("uuid");
     let dir = d.runtime.join(format!("qemu/{}", uuid.replace('-', "")));
-
-    let direct = snapshots_direct(&cmdline, &dir, &disk).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    guest::data_disk(&disk);
-    dom.start(no_opts()).await.expect("start");
+    let direct_dir = bus.dir.path().join("direct");
+    let direct_disk = bus.dir.path().join("direct.qcow2");
+    guest::data_disk(&direct_disk);
+    let direct_cmdline = without_vnc(
+        &cmdline
+            .replace(
+                &dir.display().to_string(),
+                &direct_dir.display().to_string(),
+            )
+            .replace(
+                &disk.display().to_string(),
+                &direct_disk.display().to_string(),
+            ),
+    );
+    let mut direct = Direct::start(&direct_cmdline, &direct_dir, &direct_disk).await;
     let ga = guest::TestAgent::of(&dom.get_xml(no_opts()).await.expect("xml")).await;
-    let daemon = snapshots_daemon(&dom, &ga).await;
+    ga.sh("true").await;
+
+    let mut times = (
+        vec![Vec::new(); SNAPSHOT_OPS.len()],
+        vec![Vec::new(); SNAPSHOT_OPS.len()],
+    );
+    for i in 0..SNAPSHOT_RUNS {
+        // each goes first in every other round
+        let (a, b) = if i % 2 == 0 {
+            let a = direct.round(i).await;
+            (a, daemon_round(&dom, &ga, i).await)
+        } else {
+            let b = daemon_round(&dom, &ga, i).await;
+            (direct.round(i).await, b)
+        };
+        for k in 0..SNAPSHOT_OPS.len() {
+            times.0[k].push(a[k]);
+            times.1[k].push(b[k]);
+        }
+    }
+    drop(direct);
     dom.destroy(no_opts()).await.expect("destroy");
+    let (direct, daemon) = times;
 
     println!();
-    println!("Snapshots of the 256 MiB test guest, median of {SNAPSHOT_RUNS} runs:");
+    println!(
+        "Snapshots of the 256 MiB test guest, median of {SNAPSHOT_RUNS} rounds (both guests up, \
+         measured in alternation):"
+    );
     println!(
         "{:<28} {:>12} {:>12} {:>12} {:>16}",
         "", "direct QMP", "virtbusd", "overhead", "target"
