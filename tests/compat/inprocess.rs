@@ -63,6 +63,19 @@ async fn cockpit_load_sequence_on_qemu() {
     .expect("client");
 }
 
+/// The same page through Cockpit's own bridge (`cockpit-bridge`), which carries its calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cockpit_bridge_carries_the_machines_page() {
+    let bus = Bus::start();
+    let _facade = qemu_facade(&bus).await;
+    let address = bus.address.clone();
+    tokio::task::spawn_blocking(move || {
+        python("test_cockpit_bridge.py", &[("BUS_ADDRESS", &address)])
+    })
+    .await
+    .expect("client");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qemu_connect_speaks_as_libvirts_qemu_driver() {
     let bus = Bus::start();
