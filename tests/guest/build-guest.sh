@@ -30,7 +30,7 @@ GUEST_HOSTNAME=${GUEST_HOSTNAME:-vbguest}
 # Modules the guest needs; dependencies (and softdeps such as crc32c for ext4)
 # are resolved by modprobe against the target kernel's modules.dep.
 MODULES=(
-    virtio_pci virtio_console virtio_blk virtio_net virtio_rng
+    virtio_pci virtio_console virtio_blk virtio_net virtio_rng virtio_balloon
     crc32c ext4 button evdev
 )
 

@@ -78,7 +78,7 @@ pub fn domain_xml(name: &str, disk: &Path, extra_devices: &str) -> String {
     <console type='pty'><target type='serial'/></console>
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <graphics type='vnc' autoport='yes'/>
-    <memballoon model='virtio'/>
+    <memballoon model='virtio'><stats period='1'/></memballoon>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
     {extra_devices}
   </devices>

@@ -40,7 +40,10 @@ async fn guest_lifecycle_agent_stats_and_signals() {
 
     // Define: a MAC address is generated and kept.
     let path = mgr
-        .define_domain(&guest::domain_xml("life", &disk, ""), no_opts())
+        .define_domain(
+            &guest::domain_xml("life", &disk, guest::TEST_CHANNEL),
+            no_opts(),
+        )
         .await
         .expect("define");
     let p = path.as_str().to_owned();
@@ -138,6 +141,49 @@ async fn guest_lifecycle_agent_stats_and_signals() {
     assert_eq!(u64_of(&st, "net.count"), 1);
     assert!(u64_of(&st, "net.0.rx.bytes") > 0, "DHCP reply received");
     assert!(u64_of(&st, "net.0.tx.bytes") > 0, "DHCP request sent");
+
+    // Memory statistics: the balloon's size, what the guest's balloon driver reports (every
+    // second, as <stats period='1'/> asks), QEMU's RSS.
+    let t = std::time::Instant::now();
+    let ms = loop {
+        let ms = dom.memory_stats(no_opts()).await.expect("memory stats");
+        if ms.contains_key("unused") || t.elapsed() > Duration::from_secs(30) {
+            break ms;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(ms.get("actual"), Some(&(256 * 1024)), "{ms:?}");
+    assert!(ms.get("rss").is_some_and(|r| *r > 0), "{ms:?}");
+    let available = ms.get("available").copied().unwrap_or(0);
+    assert!(
+        available > 128 * 1024 && available <= 256 * 1024,
+        "the guest sees its memory: {ms:?}"
+    );
+    assert!(
+        ms.get("unused").is_some_and(|u| *u > 0 && *u < available),
+        "{ms:?}"
+    );
+    assert!(ms.get("last_update").is_some_and(|t| *t > 0), "{ms:?}");
+
+    // An NMI reaches the guest's kernel, which logs it.
+    let ga = guest::TestAgent::of(&live).await;
+    let nmis = || async {
+        ga.sh("dmesg | grep -c 'NMI received' || true")
+            .await
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+    };
+    assert_eq!(nmis().await, 0);
+    dom.inject_nmi(no_opts()).await.expect("NMI");
+    let t = std::time::Instant::now();
+    while nmis().await == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no NMI in the guest's log"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // Suspend and resume.
     dom.suspend(no_opts()).await.expect("suspend");

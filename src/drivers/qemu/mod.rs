@@ -51,8 +51,8 @@ use self::{
 };
 use super::{
     Completion, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError, DriverEvent,
-    DriverResult, GuestInfo, GuestInfoTypes, Recovered, RevertOutcome, RevertTarget, RuntimeGuest,
-    SnapshotOutcome, SnapshotRequest, Started, Stats,
+    DriverResult, GuestInfo, GuestInfoTypes, MemoryStat, Recovered, RevertOutcome, RevertTarget,
+    RuntimeGuest, SnapshotOutcome, SnapshotRequest, Started, Stats,
 };
 use crate::{
     core::{capabilities::xml_text, events::lock, options::PowerMode},
@@ -727,6 +727,39 @@ impl Driver for QemuDriver {
         vm.command_quiet("cont", None, &["RESUME"])
             .await
             .map(|_| ())
+    }
+
+    async fn memory_stats(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+    ) -> DriverResult<Vec<(MemoryStat, u64)>> {
+        let vm = self.vm(ctx)?;
+        let balloon = lock(&vm.live).devices.memballoon.clone();
+        let (actual, guest) = match balloon {
+            Some(m) if m.model != crate::model::devices::MemballoonModel::None => {
+                let actual = vm.command("query-balloon", None).await?;
+                let guest = if m.stats_period.unwrap_or(0) > 0 {
+                    let alias = m.info.alias.unwrap_or_else(|| "balloon0".into());
+                    let args = json!({"path": format!("/machine/peripheral/{alias}"),
+                                      "property": "guest-stats"});
+                    Some(vm.command("qom-get", Some(args)).await?)
+                } else {
+                    None
+                };
+                (Some(actual), guest)
+            }
+            _ => (None, None),
+        };
+        let rss = std::fs::read_to_string(format!("/proc/{}/status", vm.process.pid))
+            .ok()
+            .and_then(|s| stats::rss_kib(&s));
+        Ok(stats::memory(actual.as_ref(), guest.as_ref(), rss))
+    }
+
+    async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        self.vm(ctx)?.command("inject-nmi", None).await?;
+        Ok(())
     }
 
     async fn stats(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<Stats> {

@@ -18,7 +18,7 @@
 use serde_json::Value;
 
 use crate::{
-    drivers::{StatValue, Stats},
+    drivers::{MemoryStat, StatValue, Stats},
     model::{DomainDef, devices::InterfaceType},
 };
 
@@ -53,6 +53,54 @@ pub fn rss_kib(status: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
+}
+
+/// A running guest's memory statistics as libvirt reports them: the balloon's size (QMP
+/// `query-balloon`), what the guest's balloon driver last reported (the balloon's QOM
+/// `guest-stats`, filled only when a stats period is set; QEMU marks a figure the guest did
+/// not give with -1), then QEMU's RSS. Memory in KiB, faults and pages as counts.
+pub fn memory(
+    balloon: Option<&Value>,
+    guest: Option<&Value>,
+    rss: Option<u64>,
+) -> Vec<(MemoryStat, u64)> {
+    let mut out = Vec::new();
+    if let Some(actual) = balloon
+        .and_then(|b| b.get("actual"))
+        .and_then(Value::as_u64)
+    {
+        out.push((MemoryStat::ActualBalloon, actual / 1024));
+    }
+    if let Some(g) = guest {
+        let stats = g.get("stats");
+        // (QEMU's name, libvirt's stat, bytes rather than a count)
+        const GUEST: [(&str, MemoryStat, bool); 10] = [
+            ("stat-swap-in", MemoryStat::SwapIn, true),
+            ("stat-swap-out", MemoryStat::SwapOut, true),
+            ("stat-major-faults", MemoryStat::MajorFault, false),
+            ("stat-minor-faults", MemoryStat::MinorFault, false),
+            ("stat-free-memory", MemoryStat::Unused, true),
+            ("stat-total-memory", MemoryStat::Available, true),
+            ("stat-available-memory", MemoryStat::Usable, true),
+            ("stat-disk-caches", MemoryStat::DiskCaches, true),
+            ("stat-htlb-pgalloc", MemoryStat::HugetlbPgalloc, false),
+            ("stat-htlb-pgfail", MemoryStat::HugetlbPgfail, false),
+        ];
+        for (name, stat, bytes) in GUEST {
+            // -1 does not fit a u64: skipped with every other figure the guest did not give
+            if let Some(v) = stats.and_then(|s| s.get(name)).and_then(Value::as_u64) {
+                out.push((stat, if bytes { v / 1024 } else { v }));
+            }
+        }
+        match g.get("last-update").and_then(Value::as_u64) {
+            Some(t) if t > 0 => out.push((MemoryStat::LastUpdate, t)),
+            _ => {}
+        }
+    }
+    if let Some(rss) = rss {
+        out.push((MemoryStat::Rss, rss));
+    }
+    out
 }
 
 /// `vcpu.*`: from `query-cpus-fast` and each thread's stat line (`thread_stat(tid)`).
@@ -213,6 +261,40 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn memory_stats_in_kib_and_counts() {
+        let balloon = json!({"actual": 268435456u64});
+        let guest = json!({"last-update": 1700000000u64, "stats": {
+            "stat-swap-in": 0, "stat-swap-out": 4096, "stat-major-faults": 12,
+            "stat-minor-faults": 3456, "stat-free-memory": 104857600u64,
+            "stat-total-memory": 209715200u64, "stat-available-memory": 157286400u64,
+            "stat-disk-caches": 10485760u64, "stat-htlb-pgalloc": -1, "stat-htlb-pgfail": -1}});
+        let got = memory(Some(&balloon), Some(&guest), Some(51200));
+        assert_eq!(
+            got,
+            [
+                (MemoryStat::ActualBalloon, 262144),
+                (MemoryStat::SwapIn, 0),
+                (MemoryStat::SwapOut, 4),
+                (MemoryStat::MajorFault, 12),
+                (MemoryStat::MinorFault, 3456),
+                (MemoryStat::Unused, 102400),
+                (MemoryStat::Available, 204800),
+                (MemoryStat::Usable, 153600),
+                (MemoryStat::DiskCaches, 10240),
+                (MemoryStat::LastUpdate, 1700000000),
+                (MemoryStat::Rss, 51200),
+            ]
+        );
+        // stats not enabled: QEMU answers with no figures and last-update 0
+        let none = json!({"last-update": 0, "stats": {"stat-swap-in": -1}});
+        assert_eq!(
+            memory(Some(&balloon), Some(&none), None),
+            [(MemoryStat::ActualBalloon, 262144)]
+        );
+        assert_eq!(memory(None, None, Some(7)), [(MemoryStat::Rss, 7)]);
+    }
 
     fn def() -> DomainDef {
         DomainDef::from_xml(
