@@ -131,7 +131,7 @@ async fn drivers(
                 out.push((DomainType::Test, Arc::new(TestDriver::new())));
             }
             DriverKind::Qemu if !has(&out, DomainType::Qemu) => {
-                match QemuDriver::new(qemu.clone(), &dirs.cache, &dirs.runtime).await {
+                match QemuDriver::new(qemu.clone(), &dirs.state, &dirs.cache, &dirs.runtime).await {
                     Ok(Some(q)) => {
                         let q: Arc<dyn Driver> = Arc::new(q);
                         out.push((DomainType::Qemu, q.clone()));

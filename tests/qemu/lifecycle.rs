@@ -350,3 +350,76 @@ async fn agent_power_modes_and_on_reboot_destroy() {
     let e = dom.shutdown(opts([("mode", Variant::from("agent"))])).await;
     assert_eq!(error_name(&e), "org.virtbus1.Error.InvalidState");
 }
+
+/// Managed save: the guest's memory goes to an image under the state dir and QEMU stops;
+/// the next start brings the same guest back (a file that lived only in its RAM is still
+/// there), and the image is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_save_brings_back_the_same_guest() {
+    let _permit = guests(1).await;
+    let bus = Bus::start();
+    let d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mut sigs = Signals::new(&conn).await;
+    let mgr = manager(&conn).await;
+    let disk = bus.dir.path().join("saved.qcow2");
+    guest::data_disk(&disk);
+    let path = mgr
+        .define_domain(
+            &guest::domain_xml("saved", &disk, guest::TEST_CHANNEL),
+            no_opts(),
+        )
+        .await
+        .expect("define");
+    let p = path.as_str().to_owned();
+    let dom = domain(&conn, &path).await;
+    let uuid = dom.uuid().await.expect("uuid");
+    dom.start(no_opts()).await.expect("start");
+    wait_agent(&dom).await;
+    let live = dom.get_xml(no_opts()).await.expect("live");
+    let ga = guest::TestAgent::of(&live).await;
+    // the guest's root is its initramfs: this file lives in its RAM only
+    ga.sh("echo kept > /root/ram-marker").await;
+    let pid = qemu_pid(&d.runtime, &uuid);
+    sigs.take().await;
+
+    dom.managed_save(no_opts()).await.expect("managed save");
+    let got = sigs.take().await;
+    assert_eq!(lifecycle(&got), [ev("stopped", "saved")]);
+    assert_eq!(states(&got, &p), ["shut-off"]);
+    assert_eq!(reasons(&got, &p), ["saved"]);
+    assert!(dom.has_managed_save().await.expect("HasManagedSave"));
+    let image = d.state.join(format!("qemu/save/{uuid}.save"));
+    let size = std::fs::metadata(&image).expect("the image").len();
+    assert!(size > 1 << 20, "{size} bytes");
+    until("QEMU gone", Duration::from_secs(10), async || {
+        !pid_alive(pid)
+    })
+    .await;
+
+    dom.start(no_opts()).await.expect("restore");
+    let got = sigs.take().await;
+    assert_eq!(lifecycle(&got), [ev("started", "restored")]);
+    assert_eq!(states(&got, &p), ["running"]);
+    assert_eq!(reasons(&got, &p), ["restored"]);
+    assert!(!dom.has_managed_save().await.expect("HasManagedSave"));
+    assert!(!image.exists(), "the image is removed once restored");
+    let live = dom.get_xml(no_opts()).await.expect("live");
+    let ga = guest::TestAgent::of(&live).await;
+    assert_eq!(ga.sh("cat /root/ram-marker").await, "kept\n");
+    wait_agent(&dom).await;
+
+    // saved paused, restored paused; then a save that is dropped boots afresh
+    dom.suspend(no_opts()).await.expect("suspend");
+    dom.managed_save(no_opts()).await.expect("save paused");
+    dom.start(no_opts()).await.expect("restore paused");
+    assert_eq!(dom.state().await.expect("State"), "paused");
+    dom.resume(no_opts()).await.expect("resume");
+    assert_eq!(ga.sh("cat /root/ram-marker").await, "kept\n");
+    dom.managed_save(no_opts()).await.expect("save again");
+    dom.managed_save_remove(no_opts()).await.expect("remove");
+    assert!(!image.exists());
+    dom.start(no_opts()).await.expect("boot afresh");
+    assert_eq!(dom.state_reason().await.expect("reason"), "booted");
+    dom.destroy(no_opts()).await.expect("destroy");
+}

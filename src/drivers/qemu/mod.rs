@@ -23,6 +23,7 @@ pub mod net;
 pub mod process;
 pub mod qga;
 pub mod qmp;
+pub mod save;
 pub mod snapshot;
 pub mod stats;
 pub mod status;
@@ -80,6 +81,8 @@ pub struct QemuDriver {
     runtime: PathBuf,
     log_dir: PathBuf,
     cache_dir: PathBuf,
+    /// `<state>/qemu/save`: managed save images, which outlive a reboot of the host.
+    save_dir: PathBuf,
     /// The emulator for the host's architecture, found at start.
     default_emulator: PathBuf,
     caps: CapsCache,
@@ -99,9 +102,10 @@ impl QemuDriver {
     /// `Ok(None)` when no `qemu-system-*` binary is found or it cannot be probed: the daemon
     /// runs without the driver.
     /// Capabilities are cached under `cache_dir`; sockets, status files and (by default)
-    /// logs live under `runtime_dir`.
+    /// logs live under `runtime_dir`; managed save images under `state_dir`.
     pub async fn new(
         config: QemuConfig,
+        state_dir: &Path,
         cache_dir: &Path,
         runtime_dir: &Path,
     ) -> Result<Option<Self>, QemuError> {
@@ -157,6 +161,7 @@ impl QemuDriver {
             runtime,
             log_dir,
             cache_dir,
+            save_dir: state_dir.join("qemu").join("save"),
             default_emulator,
             caps: cache,
             kvm,
@@ -419,6 +424,113 @@ impl QemuDriver {
     }
 }
 
+impl QemuDriver {
+    /// Start QEMU for `def`; with `incoming`, its state is read from that managed save
+    /// image before the guest runs.
+    async fn launch(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        id: u32,
+        incoming: Option<&Path>,
+    ) -> DriverResult<Started> {
+        if self.vm(ctx).is_ok() {
+            return Err(DriverError::InvalidState(format!(
+                "domain '{}' is already running",
+                ctx.name
+            )));
+        }
+        let accel = self.accel_for(def)?;
+        let emulator = self.emulator_for(def)?;
+        let caps = self
+            .caps
+            .get(&emulator, &self.cache_dir, &self.runtime)
+            .await
+            .map_err(|e| DriverError::NotSupported(e.to_string()))?;
+        let dir = self.domain_dir(&def.uuid);
+        let _ = std::fs::remove_dir_all(&dir);
+        mkdir_private(&dir).map_err(failed)?;
+        let env = Env {
+            caps: &caps,
+            accel,
+            dir: &dir,
+            id,
+            free_port: &free_port,
+        };
+        let plan = match cmdline::build(def, &env) {
+            Ok(mut p) => {
+                if incoming.is_some() {
+                    p.args.extend(["-incoming".to_owned(), "defer".to_owned()]);
+                }
+                p
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(match e {
+                    cmdline::CmdlineError::NotSupported(m) => {
+                        DriverError::NotSupported(format!("domain '{}': {m}", def.name))
+                    }
+                    cmdline::CmdlineError::Invalid(m) => {
+                        DriverError::InvalidArgument(format!("domain '{}': {m}", def.name))
+                    }
+                });
+            }
+        };
+        let log_path = self.log_dir.join(format!("{}.log", def.name));
+        let log = Log::open(&log_path, &emulator, &plan.args).map_err(failed)?;
+        let proc = Process::spawn(&emulator, &plan.args, &log.file).map_err(failed)?;
+        tracing::debug!("domain '{}': QEMU pid {}", def.name, proc.pid);
+        let (qmp, events) = match self.connect_monitor(&plan.monitor, &proc).await {
+            Ok(c) => c,
+            Err(why) => {
+                let e = self.start_failed(&proc, &log, why).await;
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let vm = Vm::new(VmParts {
+            uuid: def.uuid,
+            name: def.name.clone(),
+            id,
+            qmp,
+            agent: plan.agent.clone(),
+            process: proc,
+            dir: dir.clone(),
+            log: log_path.clone(),
+            emulator: emulator.clone(),
+            monitor: plan.monitor.clone(),
+            live: plan.live.clone(),
+            timeout: self.config.monitor_timeout(),
+            in_shutdown: false,
+        });
+        lock(&self.vms).insert(def.uuid, vm.clone());
+        monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
+        let setup = async {
+            self.setup(&vm, &plan).await?;
+            // before the guest runs, a record to find this QEMU again after a kill -9
+            self.save_status(&vm).await?;
+            if let Some(image) = incoming {
+                save::restore(&vm, image).await?;
+            }
+            if !paused {
+                vm.command_quiet("cont", None, &["RESUME"]).await?;
+            }
+            Ok::<(), DriverError>(())
+        };
+        if let Err(e) = setup.await {
+            vm.set_stopping(true);
+            let err = self.start_failed(&vm.process, &log, e.to_string()).await;
+            let mut gone = vm.gone();
+            let _ = tokio::time::timeout(Duration::from_secs(5), gone.wait_for(|g| *g)).await;
+            return Err(err);
+        }
+        Ok(Started {
+            live: Some(vm.live()),
+        })
+    }
+}
+
 /// What the status file records of a running guest.
 fn status_record(vm: &Vm) -> StatusFile {
     StatusFile {
@@ -541,91 +653,7 @@ impl Driver for QemuDriver {
         paused: bool,
         id: u32,
     ) -> DriverResult<Started> {
-        if self.vm(ctx).is_ok() {
-            return Err(DriverError::InvalidState(format!(
-                "domain '{}' is already running",
-                ctx.name
-            )));
-        }
-        let accel = self.accel_for(def)?;
-        let emulator = self.emulator_for(def)?;
-        let caps = self
-            .caps
-            .get(&emulator, &self.cache_dir, &self.runtime)
-            .await
-            .map_err(|e| DriverError::NotSupported(e.to_string()))?;
-        let dir = self.domain_dir(&def.uuid);
-        let _ = std::fs::remove_dir_all(&dir);
-        mkdir_private(&dir).map_err(failed)?;
-        let env = Env {
-            caps: &caps,
-            accel,
-            dir: &dir,
-            id,
-            free_port: &free_port,
-        };
-        let plan = match cmdline::build(def, &env) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(match e {
-                    cmdline::CmdlineError::NotSupported(m) => {
-                        DriverError::NotSupported(format!("domain '{}': {m}", def.name))
-                    }
-                    cmdline::CmdlineError::Invalid(m) => {
-                        DriverError::InvalidArgument(format!("domain '{}': {m}", def.name))
-                    }
-                });
-            }
-        };
-        let log_path = self.log_dir.join(format!("{}.log", def.name));
-        let log = Log::open(&log_path, &emulator, &plan.args).map_err(failed)?;
-        let proc = Process::spawn(&emulator, &plan.args, &log.file).map_err(failed)?;
-        tracing::debug!("domain '{}': QEMU pid {}", def.name, proc.pid);
-        let (qmp, events) = match self.connect_monitor(&plan.monitor, &proc).await {
-            Ok(c) => c,
-            Err(why) => {
-                let e = self.start_failed(&proc, &log, why).await;
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-        };
-        let vm = Vm::new(VmParts {
-            uuid: def.uuid,
-            name: def.name.clone(),
-            id,
-            qmp,
-            agent: plan.agent.clone(),
-            process: proc,
-            dir: dir.clone(),
-            log: log_path.clone(),
-            emulator: emulator.clone(),
-            monitor: plan.monitor.clone(),
-            live: plan.live.clone(),
-            timeout: self.config.monitor_timeout(),
-            in_shutdown: false,
-        });
-        lock(&self.vms).insert(def.uuid, vm.clone());
-        monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
-        let setup = async {
-            self.setup(&vm, &plan).await?;
-            // before the guest runs, a record to find this QEMU again after a kill -9
-            self.save_status(&vm).await?;
-            if !paused {
-                vm.command_quiet("cont", None, &["RESUME"]).await?;
-            }
-            Ok::<(), DriverError>(())
-        };
-        if let Err(e) = setup.await {
-            vm.set_stopping(true);
-            let err = self.start_failed(&vm.process, &log, e.to_string()).await;
-            let mut gone = vm.gone();
-            let _ = tokio::time::timeout(Duration::from_secs(5), gone.wait_for(|g| *g)).await;
-            return Err(err);
-        }
-        Ok(Started {
-            live: Some(vm.live()),
-        })
+        self.launch(ctx, def, paused, id, None).await
     }
 
     async fn shutdown(&self, ctx: &DomainCtx, mode: PowerMode) -> DriverResult<Completion> {
@@ -727,6 +755,48 @@ impl Driver for QemuDriver {
         vm.command_quiet("cont", None, &["RESUME"])
             .await
             .map(|_| ())
+    }
+
+    /// The guest's state to its image, then QEMU stops; the core records the image.
+    async fn managed_save(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        save::save(&vm, &save::image_path(&self.save_dir, &ctx.uuid)).await?;
+        self.destroy(ctx, false).await
+    }
+
+    /// A new QEMU for `def`, its state read from the image, which is removed once the
+    /// guest has it; a failed restore keeps the image (libvirt's behaviour: the user may
+    /// retry, or start afresh and drop it).
+    async fn managed_restore(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        id: u32,
+    ) -> DriverResult<Started> {
+        let image = save::image_path(&self.save_dir, &ctx.uuid);
+        if !image.exists() {
+            return Err(DriverError::Failed(format!(
+                "domain '{}': its managed save image {} is gone",
+                ctx.name,
+                image.display()
+            )));
+        }
+        let started = self.launch(ctx, def, paused, id, Some(&image)).await?;
+        if let Err(e) = std::fs::remove_file(&image) {
+            tracing::warn!("domain '{}': {}: {e}", ctx.name, image.display());
+        }
+        Ok(started)
+    }
+
+    async fn managed_save_remove(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        let image = save::image_path(&self.save_dir, &ctx.uuid);
+        match std::fs::remove_file(&image) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::Failed(
+                format!("cannot remove {}: {e}", image.display()),
+            )),
+            _ => Ok(()),
+        }
     }
 
     async fn memory_stats(
