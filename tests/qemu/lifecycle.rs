@@ -423,3 +423,134 @@ async fn managed_save_brings_back_the_same_guest() {
     assert_eq!(dom.state_reason().await.expect("reason"), "booted");
     dom.destroy(no_opts()).await.expect("destroy");
 }
+
+/// UpdateDevice on a running guest: media into, between and out of a CD-ROM, read by the
+/// guest from its drive; an interface's link going down and up, seen by the guest; and a
+/// change that cannot happen in place refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_and_link_change_in_a_running_guest() {
+    let _permit = guests(1).await;
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mgr = manager(&conn).await;
+    let dir = bus.dir.path();
+    let disk = dir.join("media.qcow2");
+    guest::data_disk(&disk);
+    let media = |n: u32| {
+        let p = dir.join(format!("m{n}.img"));
+        let mut data = format!("VIRTBUS-MEDIA-{n}").into_bytes();
+        data.resize(64 * 2048, 0);
+        std::fs::write(&p, data).expect("medium");
+        p
+    };
+    let (m1, m2) = (media(1), media(2));
+    let cdrom = "<disk type='file' device='cdrom'><target dev='sdb' bus='sata'/></disk>";
+    let path = mgr
+        .define_domain(
+            &guest::domain_xml("media", &disk, &format!("{}{cdrom}", guest::TEST_CHANNEL)),
+            no_opts(),
+        )
+        .await
+        .expect("define");
+    let dom = domain(&conn, &path).await;
+    dom.start(no_opts()).await.expect("start");
+    wait_agent(&dom).await;
+    let live = dom.get_xml(no_opts()).await.expect("live");
+    let ga = guest::TestAgent::of(&live).await;
+    let read = async || {
+        ga.sh("dd if=/dev/sr0 bs=2048 count=1 2>/dev/null | head -c 15")
+            .await
+    };
+    let with = |m: Option<&std::path::Path>| {
+        let src = m.map_or(String::new(), |p| {
+            format!("<source file='{}'/>", p.display())
+        });
+        format!("<disk type='file' device='cdrom'>{src}<target dev='sdb' bus='sata'/></disk>")
+    };
+    until("the guest sees its CD-ROM drive", BOOT, async || {
+        ga.sh("test -b /dev/sr0 && echo yes").await.trim() == "yes"
+    })
+    .await;
+    assert_eq!(read().await, "", "an empty drive");
+
+    for m in [&m1, &m2] {
+        dom.update_device(&with(Some(m)), no_opts())
+            .await
+            .expect("insert");
+        let want = std::fs::read(m).expect("medium")[..15].to_vec();
+        let want = String::from_utf8(want).expect("text");
+        until(
+            "the guest reads the new medium",
+            Duration::from_secs(20),
+            async || read().await == want,
+        )
+        .await;
+        let live = dom.get_xml(no_opts()).await.expect("live");
+        assert!(
+            live.contains(&format!("<source file='{}'/>", m.display())),
+            "{live}"
+        );
+    }
+    let inactive = dom
+        .get_xml(opts([("inactive", Variant::from(true))]))
+        .await
+        .expect("xml");
+    assert!(
+        !inactive.contains("m2.img"),
+        "only the running guest changed: {inactive}"
+    );
+    dom.update_device(&with(None), no_opts())
+        .await
+        .expect("eject");
+    until(
+        "the guest finds no medium",
+        Duration::from_secs(20),
+        async || read().await.is_empty(),
+    )
+    .await;
+
+    // not in place: a hard disk's source
+    let r = dom
+        .update_device(
+            &format!(
+                "<disk type='file' device='disk'><source file='{}'/>\
+                 <target dev='vda' bus='virtio'/></disk>",
+                m1.display()
+            ),
+            no_opts(),
+        )
+        .await;
+    assert_eq!(error_name(&r), "org.virtbus1.Error.NotSupported", "{r:?}");
+    assert!(error_message(&r).contains("disk 'vda'"), "{r:?}");
+
+    // the link of the NIC, by its MAC address
+    let live = dom.get_xml(no_opts()).await.expect("live");
+    let mac = live
+        .split("<mac address='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("mac")
+        .to_owned();
+    let carrier = async || {
+        ga.sh("cat /sys/class/net/eth0/carrier")
+            .await
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(carrier().await, "1");
+    for (state, want) in [("down", "0"), ("up", "1")] {
+        let nic = format!(
+            "<interface type='user'><mac address='{mac}'/><model type='virtio'/>\
+             <link state='{state}'/></interface>"
+        );
+        dom.update_device(&nic, no_opts()).await.expect("link");
+        until(
+            "the guest sees the link change",
+            Duration::from_secs(10),
+            async || carrier().await == want,
+        )
+        .await;
+    }
+    dom.destroy(no_opts()).await.expect("destroy");
+}

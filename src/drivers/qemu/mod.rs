@@ -28,6 +28,7 @@ pub mod snapshot;
 pub mod stats;
 pub mod status;
 pub mod transport;
+pub mod update;
 
 use std::{
     collections::HashMap,
@@ -59,7 +60,7 @@ use crate::{
     core::{capabilities::xml_text, events::lock, options::PowerMode},
     model::{
         DomainDef, DomainType, SnapshotDef,
-        devices::{CharSourceType, InterfaceType},
+        devices::{CharSourceType, Device, InterfaceType},
         state::{DomainState, StateReason, Status},
     },
 };
@@ -825,6 +826,18 @@ impl Driver for QemuDriver {
             .ok()
             .and_then(|s| stats::rss_kib(&s));
         Ok(stats::memory(actual.as_ref(), guest.as_ref(), rss))
+    }
+
+    /// New media in a CD-ROM, or an interface's link state.
+    async fn update_device(
+        &self,
+        ctx: &DomainCtx,
+        device: &Device,
+        force: bool,
+    ) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        update::update(&vm, device, force).await?;
+        self.save_status(&vm).await
     }
 
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {

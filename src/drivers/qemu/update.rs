@@ -1,0 +1,225 @@
+//! Changes to a running guest's devices in place, as `UpdateDevice` asks: new media in a
+//! CD-ROM (QMP's tray and medium commands, with the same `-blockdev` node names a start
+//! gives the drive) and the link state of a network interface (`set_link`). Anything else
+//! about a running device cannot change in place and is refused by name.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::monitor::Vm;
+use crate::{
+    core::events::lock,
+    drivers::{DriverError, DriverResult},
+    model::devices::{Device, Disk, DiskDevice, DiskFormat, DiskType, Interface, LinkState},
+};
+
+/// How long a guest that holds its tray closed gets to open it (without `force`).
+const TRAY_WAIT: Duration = Duration::from_secs(10);
+
+/// `what` of the running guest cannot change in place, and `why`.
+fn refuse(vm: &Vm, what: &str, why: &str) -> DriverError {
+    DriverError::NotSupported(format!(
+        "cannot change {what} of running domain '{}' in place: {why}",
+        vm.name
+    ))
+}
+
+/// Apply `device` (a disk or an interface, as the new definition has it) to the running
+/// guest, and record it in the driver's live definition.
+pub async fn update(vm: &Vm, device: &Device, force: bool) -> DriverResult<()> {
+    let d = device.as_devices();
+    if let Some(new) = d.disks.first() {
+        return media(vm, new, force).await;
+    }
+    if let Some(new) = d.interfaces.first() {
+        return link(vm, new).await;
+    }
+    Err(refuse(
+        vm,
+        &format!("a <{}> device", device.element()),
+        "only disks and interfaces change in place",
+    ))
+}
+
+async fn media(vm: &Vm, new: &Disk, force: bool) -> DriverResult<()> {
+    let old = lock(&vm.live)
+        .devices
+        .disks
+        .iter()
+        .find(|d| d.target_dev == new.target_dev)
+        .cloned()
+        .ok_or_else(|| {
+            DriverError::InvalidArgument(format!("no disk with target {}", new.target_dev))
+        })?;
+    let what = format!("disk '{}'", new.target_dev);
+    if old.device != DiskDevice::Cdrom || new.device != DiskDevice::Cdrom {
+        return Err(refuse(
+            vm,
+            &what,
+            "only a CD-ROM's medium can change while the guest runs",
+        ));
+    }
+    if new.target_bus.is_some_and(|b| Some(b) != old.target_bus)
+        || new.boot_order != old.boot_order
+        || new.serial != old.serial
+        || new.shareable != old.shareable
+    {
+        return Err(refuse(
+            vm,
+            &what,
+            "only its medium can change, not its bus, boot order, serial or sharing",
+        ));
+    }
+    let id = old
+        .info
+        .alias
+        .clone()
+        .ok_or_else(|| DriverError::Failed(format!("{what} has no device id")))?;
+    let node = format!("vb-{}", new.target_dev);
+    let path = new.source.as_ref().and_then(|s| s.path.clone());
+    let format = match new.driver.as_ref().and_then(|d| d.format) {
+        None | Some(DiskFormat::Raw | DiskFormat::Iso) => "raw",
+        Some(DiskFormat::Qcow2) => "qcow2",
+        Some(f) => {
+            return Err(refuse(
+                vm,
+                &what,
+                &format!("image format '{f}' for a CD-ROM"),
+            ));
+        }
+    };
+    if let Some(p) = &path
+        && !std::path::Path::new(p).exists()
+    {
+        return Err(DriverError::InvalidArgument(format!(
+            "{what}: cannot read {p}: no such file"
+        )));
+    }
+
+    // Out with the old medium: open the tray (the guest may hold it closed, unless forced),
+    // take the medium out, drop its nodes.
+    vm.command(
+        "blockdev-open-tray",
+        Some(json!({"id": id, "force": force})),
+    )
+    .await?;
+    let t = Instant::now();
+    while !tray_open(vm, &id).await? {
+        if t.elapsed() > TRAY_WAIT {
+            return Err(DriverError::Timeout(format!(
+                "{what}: the guest keeps its tray closed (use force to open it anyway)"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    vm.command("blockdev-remove-medium", Some(json!({"id": id})))
+        .await?;
+    if old.source.as_ref().is_some_and(|s| s.path.is_some()) {
+        for n in [node.clone(), format!("{node}-file")] {
+            vm.command("blockdev-del", Some(json!({"node-name": n})))
+                .await?;
+        }
+    }
+
+    // In with the new one, if any; the tray closes either way, as a real drive's would.
+    if let Some(p) = &path {
+        let file_driver = match new.disk_type {
+            DiskType::File => "file",
+            DiskType::Block => "host_device",
+        };
+        vm.command(
+            "blockdev-add",
+            Some(json!({"driver": file_driver, "filename": p,
+                        "node-name": format!("{node}-file"), "read-only": true,
+                        "auto-read-only": true})),
+        )
+        .await?;
+        vm.command(
+            "blockdev-add",
+            Some(json!({"driver": format, "file": format!("{node}-file"),
+                        "node-name": node, "read-only": true})),
+        )
+        .await?;
+        vm.command(
+            "blockdev-insert-medium",
+            Some(json!({"id": id, "node-name": node})),
+        )
+        .await?;
+    }
+    vm.command("blockdev-close-tray", Some(json!({"id": id})))
+        .await?;
+    let mut live = lock(&vm.live);
+    if let Some(d) = live
+        .devices
+        .disks
+        .iter_mut()
+        .find(|d| d.target_dev == new.target_dev)
+    {
+        d.source = new.source.clone();
+        d.driver = new.driver.clone();
+        d.disk_type = new.disk_type;
+    }
+    Ok(())
+}
+
+/// Whether `query-block` shows the tray of device `id` open.
+async fn tray_open(vm: &Vm, id: &str) -> DriverResult<bool> {
+    let blocks = vm.command("query-block", None).await?;
+    Ok(blocks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b.get("qdev").and_then(Value::as_str) == Some(id))
+        .and_then(|b| b.get("tray_open"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false))
+}
+
+async fn link(vm: &Vm, new: &Interface) -> DriverResult<()> {
+    let old = lock(&vm.live)
+        .devices
+        .interfaces
+        .iter()
+        .find(|i| i.mac == new.mac)
+        .cloned()
+        .ok_or_else(|| {
+            DriverError::InvalidArgument(format!("no interface with MAC address {}", new.mac))
+        })?;
+    let what = format!("interface {}", new.mac);
+    let same = |a: &Option<String>, b: &Option<String>| b.is_none() || a == b;
+    if new.iface_type != old.iface_type
+        || !same(&old.source_bridge, &new.source_bridge)
+        || !same(&old.source_network, &new.source_network)
+        || !same(&old.model, &new.model)
+        || !same(&old.target_dev, &new.target_dev)
+        || new.boot_order != old.boot_order
+    {
+        return Err(refuse(
+            vm,
+            &what,
+            "only its link state can change, not its type, source, model or boot order",
+        ));
+    }
+    let id = old
+        .info
+        .alias
+        .clone()
+        .ok_or_else(|| DriverError::Failed(format!("{what} has no device id")))?;
+    let up = new.link_state != Some(LinkState::Down);
+    if up != (old.link_state != Some(LinkState::Down)) {
+        vm.command("set_link", Some(json!({"name": id, "up": up})))
+            .await?;
+    }
+    let mut live = lock(&vm.live);
+    if let Some(i) = live
+        .devices
+        .interfaces
+        .iter_mut()
+        .find(|i| i.mac == new.mac)
+    {
+        i.link_state = new.link_state;
+    }
+    Ok(())
+}
