@@ -5,8 +5,8 @@ use std::time::Duration;
 use zbus::Variant;
 
 use crate::{
-    BOOT, guest, guests, pid_alive, qemu_pid, s, support::proxies::*, support::*, u64_of, until,
-    wait_agent, wait_event,
+    BOOT, define_guest, guest, guests, pid_alive, qemu_pid, s, support::proxies::*, support::*,
+    u64_of, until, wait_agent, wait_event,
 };
 
 fn states(sigs: &[Sig], path: &str) -> Vec<String> {
@@ -357,22 +357,11 @@ async fn agent_power_modes_and_on_reboot_destroy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managed_save_brings_back_the_same_guest() {
     let _permit = guests(1).await;
-    let bus = Bus::start();
-    let d = Daemon::start(&bus).await;
-    let conn = bus.connect().await;
-    let mut sigs = Signals::new(&conn).await;
-    let mgr = manager(&conn).await;
-    let disk = bus.dir.path().join("saved.qcow2");
-    guest::data_disk(&disk);
-    let path = mgr
-        .define_domain(
-            &guest::domain_xml("saved", &disk, guest::TEST_CHANNEL),
-            no_opts(),
-        )
-        .await
-        .expect("define");
+    let g = define_guest("saved", guest::TEST_CHANNEL).await;
+    let (d, conn, path) = (&g.daemon, &g.conn, &g.path);
+    let mut sigs = Signals::new(conn).await;
     let p = path.as_str().to_owned();
-    let dom = domain(&conn, &path).await;
+    let dom = domain(conn, path).await;
     let uuid = dom.uuid().await.expect("uuid");
     dom.start(no_opts()).await.expect("start");
     wait_agent(&dom).await;
@@ -430,13 +419,9 @@ async fn managed_save_brings_back_the_same_guest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_and_link_change_in_a_running_guest() {
     let _permit = guests(1).await;
-    let bus = Bus::start();
-    let _d = Daemon::start(&bus).await;
-    let conn = bus.connect().await;
-    let mgr = manager(&conn).await;
-    let dir = bus.dir.path();
-    let disk = dir.join("media.qcow2");
-    guest::data_disk(&disk);
+    let cdrom = "<disk type='file' device='cdrom'><target dev='sdb' bus='sata'/></disk>";
+    let g = define_guest("media", &format!("{}{cdrom}", guest::TEST_CHANNEL)).await;
+    let dir = g.bus.dir.path();
     let media = |n: u32| {
         let p = dir.join(format!("m{n}.img"));
         let mut data = format!("VIRTBUS-MEDIA-{n}").into_bytes();
@@ -445,15 +430,7 @@ async fn media_and_link_change_in_a_running_guest() {
         p
     };
     let (m1, m2) = (media(1), media(2));
-    let cdrom = "<disk type='file' device='cdrom'><target dev='sdb' bus='sata'/></disk>";
-    let path = mgr
-        .define_domain(
-            &guest::domain_xml("media", &disk, &format!("{}{cdrom}", guest::TEST_CHANNEL)),
-            no_opts(),
-        )
-        .await
-        .expect("define");
-    let dom = domain(&conn, &path).await;
+    let dom = domain(&g.conn, &g.path).await;
     dom.start(no_opts()).await.expect("start");
     wait_agent(&dom).await;
     let live = dom.get_xml(no_opts()).await.expect("live");

@@ -15,12 +15,12 @@ mod snapshots;
 
 use std::{
     collections::HashMap,
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use tokio::sync::{Semaphore, SemaphorePermit};
-use zbus::{OwnedVariant, Variant};
+use zbus::{OwnedObjectPath, OwnedVariant, Variant};
 
 use support::{Sig, Signals, proxies::DomainProxy};
 
@@ -112,4 +112,34 @@ pub fn u64_of(m: &HashMap<String, OwnedVariant>, k: &str) -> u64 {
     m.get(k)
         .and_then(|v| u64::try_from(v.try_clone().ok()?).ok())
         .unwrap_or_else(|| panic!("no u64 {k} in {:?}", m.keys().collect::<Vec<_>>()))
+}
+
+/// A daemon on a private bus with the test guest `name` defined on it (`extra` devices
+/// besides the guest's own) over a fresh data disk; not started.
+pub struct Defined {
+    pub bus: support::Bus,
+    pub daemon: support::Daemon,
+    pub conn: zbus::Connection,
+    pub path: OwnedObjectPath,
+    pub disk: PathBuf,
+}
+
+pub async fn define_guest(name: &str, extra: &str) -> Defined {
+    let bus = support::Bus::start();
+    let daemon = support::Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let disk = bus.dir.path().join(format!("{name}.qcow2"));
+    guest::data_disk(&disk);
+    let path = support::proxies::manager(&conn)
+        .await
+        .define_domain(&guest::domain_xml(name, &disk, extra), support::no_opts())
+        .await
+        .expect("define");
+    Defined {
+        bus,
+        daemon,
+        conn,
+        path,
+        disk,
+    }
 }
