@@ -13,10 +13,10 @@ use super::caps::Caps;
 use crate::model::{
     AddressType, BootDev, CpuMode, DeviceInfo, DomainDef, FeaturePolicy, LifecycleAction, OsType,
     devices::{
-        CharDevice, CharSourceMode, CharSourceType, Controller, ControllerType, DiskBus, DiskCache,
-        DiskDevice, DiskFormat, DiskType, GraphicsType, InputBus, InputType, InterfaceType,
-        LinkState, ListenType, MemballoonModel, NetDriverName, RngBackend, RngModel, StartupPolicy,
-        Video, VideoModel, VideoType, WatchdogAction, WatchdogModel,
+        CharDevice, CharSourceMode, CharSourceType, Controller, ControllerType, Disk, DiskBus,
+        DiskCache, DiskDevice, DiskFormat, DiskType, GraphicsType, InputBus, InputType,
+        InterfaceType, LinkState, ListenType, MemballoonModel, NetDriverName, RngBackend, RngModel,
+        StartupPolicy, Video, VideoModel, VideoType, WatchdogAction, WatchdogModel,
     },
 };
 
@@ -782,6 +782,68 @@ fn usb_model(m: &str) -> Option<&'static str> {
     })
 }
 
+/// What a `<driver cache=...>` mode means for QEMU: (O_DIRECT, no flushes, the device's
+/// write cache).
+fn cache_flags(cache: Option<DiskCache>) -> (bool, bool, Option<bool>) {
+    match cache {
+        None | Some(DiskCache::Default) => (false, false, None),
+        Some(DiskCache::None) => (true, false, Some(true)),
+        Some(DiskCache::Writeback) => (false, false, Some(true)),
+        Some(DiskCache::Writethrough) => (false, false, Some(false)),
+        Some(DiskCache::Directsync) => (true, false, Some(false)),
+        Some(DiskCache::Unsafe) => (false, true, Some(true)),
+    }
+}
+
+/// The two block nodes of a disk's image at `path`: `<node>-file` (the file or block
+/// device) and `<node>` (its format) on top, as `-blockdev` and `blockdev-add` take them.
+/// Shared by the command line, hot-plug and media changes, so that a drive's nodes are the
+/// same however it got its image.
+pub fn image_nodes(d: &Disk, path: &str, node: &str, what: &str) -> Result<(Value, Value)> {
+    let drv = d.driver.clone().unwrap_or_default();
+    let format = match drv.format {
+        None | Some(DiskFormat::Raw | DiskFormat::Iso) => "raw",
+        Some(DiskFormat::Qcow2) => "qcow2",
+        Some(f) => return unsupported(format!("{what}: image format '{f}'")),
+    };
+    let readonly = d.readonly || d.device == DiskDevice::Cdrom;
+    let (direct, no_flush, _) = cache_flags(drv.cache);
+    let mut file = Map::new();
+    file.insert(
+        "driver".into(),
+        json!(match d.disk_type {
+            DiskType::File => "file",
+            DiskType::Block => "host_device",
+        }),
+    );
+    file.insert("filename".into(), json!(path));
+    file.insert("node-name".into(), json!(format!("{node}-file")));
+    file.insert("auto-read-only".into(), json!(true));
+    if let Some(io) = drv.io {
+        file.insert("aio".into(), json!(io.as_str()));
+    }
+    let mut fmt = Map::new();
+    fmt.insert("node-name".into(), json!(node));
+    fmt.insert("driver".into(), json!(format));
+    fmt.insert("file".into(), json!(format!("{node}-file")));
+    for m in [&mut file, &mut fmt] {
+        m.insert("read-only".into(), json!(readonly));
+        if direct || no_flush {
+            m.insert(
+                "cache".into(),
+                json!({"direct": direct, "no-flush": no_flush}),
+            );
+        }
+        if let Some(dc) = drv.discard {
+            m.insert("discard".into(), json!(dc.as_str()));
+        }
+    }
+    if let Some(z) = drv.detect_zeroes {
+        fmt.insert("detect-zeroes".into(), json!(z.as_str()));
+    }
+    Ok((Value::Object(file), Value::Object(fmt)))
+}
+
 fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     for (i, d) in def.devices.disks.iter().enumerate() {
         let dev = &d.target_dev;
@@ -814,12 +876,6 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 drv.name.as_deref().unwrap_or_default()
             ));
         }
-        let format = match drv.format {
-            None | Some(DiskFormat::Raw | DiskFormat::Iso) => "raw",
-            Some(DiskFormat::Qcow2) => "qcow2",
-            Some(f) => return unsupported(format!("{what}: image format '{f}'")),
-        };
-        let readonly = d.readonly || cdrom;
         let mut path = d.source.as_ref().and_then(|s| s.path.clone());
         if let Some(p) = &path
             && d.source.as_ref().and_then(|s| s.startup_policy) == Some(StartupPolicy::Optional)
@@ -829,52 +885,13 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             path = None;
             b.live.devices.disks[i].source = None;
         }
-        let (direct, no_flush, write_cache) = match drv.cache {
-            None | Some(DiskCache::Default) => (false, false, None),
-            Some(DiskCache::None) => (true, false, Some(true)),
-            Some(DiskCache::Writeback) => (false, false, Some(true)),
-            Some(DiskCache::Writethrough) => (false, false, Some(false)),
-            Some(DiskCache::Directsync) => (true, false, Some(false)),
-            Some(DiskCache::Unsafe) => (false, true, Some(true)),
-        };
+        let write_cache = cache_flags(drv.cache).2;
         let mut has_medium = false;
         if let Some(p) = &path {
             has_medium = true;
-            let mut file = Map::new();
-            file.insert(
-                "driver".into(),
-                json!(match d.disk_type {
-                    DiskType::File => "file",
-                    DiskType::Block => "host_device",
-                }),
-            );
-            file.insert("filename".into(), json!(p));
-            file.insert("node-name".into(), json!(format!("{node}-file")));
-            file.insert("auto-read-only".into(), json!(true));
-            if let Some(io) = drv.io {
-                file.insert("aio".into(), json!(io.as_str()));
-            }
-            let mut fmt = Map::new();
-            fmt.insert("node-name".into(), json!(node));
-            fmt.insert("driver".into(), json!(format));
-            fmt.insert("file".into(), json!(format!("{node}-file")));
-            for m in [&mut file, &mut fmt] {
-                m.insert("read-only".into(), json!(readonly));
-                if direct || no_flush {
-                    m.insert(
-                        "cache".into(),
-                        json!({"direct": direct, "no-flush": no_flush}),
-                    );
-                }
-                if let Some(dc) = drv.discard {
-                    m.insert("discard".into(), json!(dc.as_str()));
-                }
-            }
-            if let Some(z) = drv.detect_zeroes {
-                fmt.insert("detect-zeroes".into(), json!(z.as_str()));
-            }
-            b.arg("-blockdev", Value::Object(file).to_string());
-            b.arg("-blockdev", Value::Object(fmt).to_string());
+            let (file, fmt) = image_nodes(d, p, &node, &what)?;
+            b.arg("-blockdev", file.to_string());
+            b.arg("-blockdev", fmt.to_string());
         } else if !cdrom {
             return Err(CmdlineError::Invalid(format!("{what} has no source")));
         }

@@ -12,7 +12,7 @@ use super::monitor::Vm;
 use crate::{
     core::events::lock,
     drivers::{DriverError, DriverResult},
-    model::devices::{Device, Disk, DiskDevice, DiskFormat, DiskType, Interface, LinkState},
+    model::devices::{Device, Disk, DiskDevice, Interface, LinkState},
 };
 
 /// How long a guest that holds its tray closed gets to open it (without `force`).
@@ -79,16 +79,12 @@ async fn media(vm: &Vm, new: &Disk, force: bool) -> DriverResult<()> {
         .ok_or_else(|| DriverError::Failed(format!("{what} has no device id")))?;
     let node = format!("vb-{}", new.target_dev);
     let path = new.source.as_ref().and_then(|s| s.path.clone());
-    let format = match new.driver.as_ref().and_then(|d| d.format) {
-        None | Some(DiskFormat::Raw | DiskFormat::Iso) => "raw",
-        Some(DiskFormat::Qcow2) => "qcow2",
-        Some(f) => {
-            return Err(refuse(
-                vm,
-                &what,
-                &format!("image format '{f}' for a CD-ROM"),
-            ));
-        }
+    let nodes = match &path {
+        Some(p) => Some(
+            super::cmdline::image_nodes(new, p, &node, &what)
+                .map_err(|e| DriverError::NotSupported(e.to_string()))?,
+        ),
+        None => None,
     };
     if let Some(p) = &path
         && !std::path::Path::new(p).exists()
@@ -124,24 +120,9 @@ async fn media(vm: &Vm, new: &Disk, force: bool) -> DriverResult<()> {
     }
 
     // In with the new one, if any; the tray closes either way, as a real drive's would.
-    if let Some(p) = &path {
-        let file_driver = match new.disk_type {
-            DiskType::File => "file",
-            DiskType::Block => "host_device",
-        };
-        vm.command(
-            "blockdev-add",
-            Some(json!({"driver": file_driver, "filename": p,
-                        "node-name": format!("{node}-file"), "read-only": true,
-                        "auto-read-only": true})),
-        )
-        .await?;
-        vm.command(
-            "blockdev-add",
-            Some(json!({"driver": format, "file": format!("{node}-file"),
-                        "node-name": node, "read-only": true})),
-        )
-        .await?;
+    if let Some((file, fmt)) = nodes {
+        vm.command("blockdev-add", Some(file)).await?;
+        vm.command("blockdev-add", Some(fmt)).await?;
         vm.command(
             "blockdev-insert-medium",
             Some(json!({"id": id, "node-name": node})),
