@@ -74,7 +74,7 @@ impl Core {
             (t, d.live.clone(), d.def.clone())
         };
         // The device as `def` has it (for detach), and `def` with the edit applied.
-        let apply = |def: &DomainDef| -> Result<(Device, Arc<DomainDef>)> {
+        let apply = |def: &DomainDef, dev: &Device| -> Result<(Device, Arc<DomainDef>)> {
             let mut def = def.clone();
             let bad = |why: String| {
                 Error::InvalidArgument(format!(
@@ -84,31 +84,45 @@ impl Core {
                 ))
             };
             let touched = match edit {
-                Edit::Attach => def.devices.attach(&dev).map(|()| dev.clone()),
-                Edit::Detach => def.devices.detach(&dev),
-                Edit::Update => def.devices.update(&dev).map(|()| dev.clone()),
+                Edit::Attach => def.devices.attach(dev).map(|()| dev.clone()),
+                Edit::Detach => def.devices.detach(dev),
+                Edit::Update => def.devices.update(dev).map(|()| dev.clone()),
             }
             .map_err(bad)?;
             def.validate()?;
             Ok((touched, Arc::new(def)))
         };
-        let new_live = match (&live, t.live) {
-            (Some(l), true) => Some(apply(l)?),
+        let mut new_live = match (&live, t.live) {
+            (Some(l), true) => Some(apply(l, &dev)?),
             _ => None,
         };
         let new_config = if t.config {
-            Some(apply(&config)?.1)
+            Some(apply(&config, &dev)?.1)
         } else {
             None
         };
         let mut events = Vec::new();
-        if let Some((touched, _)) = &new_live {
+        if let (Some((touched, _)), Some(l)) = (new_live.clone(), &live) {
             let ctx = self.ctx(dom);
-            match edit {
-                Edit::Attach => dom.driver.attach_device(&ctx, touched).await?,
-                Edit::Detach => dom.driver.detach_device(&ctx, touched).await?,
-                Edit::Update => dom.driver.update_device(&ctx, touched, opts.force).await?,
-            }
+            let touched = match edit {
+                // the device as the guest got it: its alias and address filled in
+                Edit::Attach => match dom.driver.attach_device(&ctx, &touched).await? {
+                    Some(attached) => {
+                        let (t, def) = apply(l, &attached)?;
+                        new_live = Some((t.clone(), def));
+                        t
+                    }
+                    None => touched,
+                },
+                Edit::Detach => {
+                    dom.driver.detach_device(&ctx, &touched).await?;
+                    touched
+                }
+                Edit::Update => {
+                    dom.driver.update_device(&ctx, &touched, opts.force).await?;
+                    touched
+                }
+            };
             let (uuid, device) = (dom.uuid, touched.name());
             match edit {
                 Edit::Attach => events.push(Event::DeviceAdded { uuid, device }),

@@ -466,8 +466,13 @@ pub trait Driver: Send + Sync + 'static {
         Err(unsupported(self.name(), "inject an NMI into", ctx))
     }
 
-    /// Hot-plug a device into a running guest; the core records it in the live definition.
-    async fn attach_device(&self, ctx: &DomainCtx, _device: &Device) -> DriverResult<()> {
+    /// Hot-plug a device into a running guest; the core records it in the live definition,
+    /// as returned when the driver gave it an alias or address (`None`: as it was given).
+    async fn attach_device(
+        &self,
+        ctx: &DomainCtx,
+        _device: &Device,
+    ) -> DriverResult<Option<Device>> {
         Err(unsupported(self.name(), "hot-plug devices into", ctx))
     }
 

@@ -517,12 +517,17 @@ impl Driver for TestDriver {
     }
 
     /// Every device hot-plugs in the simulation.
-    async fn attach_device(&self, ctx: &DomainCtx, device: &Device) -> DriverResult<()> {
+    async fn attach_device(
+        &self,
+        ctx: &DomainCtx,
+        device: &Device,
+    ) -> DriverResult<Option<Device>> {
         self.delay(ctx).await?;
         self.with_vm(ctx, |vm| {
             vm.nics
                 .extend(device.as_devices().interfaces.iter().cloned())
-        })
+        })?;
+        Ok(None)
     }
 
     async fn detach_device(&self, ctx: &DomainCtx, device: &Device) -> DriverResult<()> {

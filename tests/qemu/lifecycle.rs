@@ -413,11 +413,11 @@ async fn managed_save_brings_back_the_same_guest() {
     dom.destroy(no_opts()).await.expect("destroy");
 }
 
-/// UpdateDevice on a running guest: media into, between and out of a CD-ROM, read by the
-/// guest from its drive; an interface's link going down and up, seen by the guest; and a
-/// change that cannot happen in place refused by name.
+/// Devices of a running guest: media into, between and out of a CD-ROM, read by the guest
+/// from its drive; a virtio disk and a NIC hot-plugged and unplugged; an interface's link
+/// going down and up, seen by the guest; a change that cannot happen in place refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn media_and_link_change_in_a_running_guest() {
+async fn devices_change_in_a_running_guest() {
     let _permit = guests(1).await;
     let cdrom = "<disk type='file' device='cdrom'><target dev='sdb' bus='sata'/></disk>";
     let g = define_guest("media", &format!("{}{cdrom}", guest::TEST_CHANNEL)).await;
@@ -500,6 +500,90 @@ async fn media_and_link_change_in_a_running_guest() {
         .await;
     assert_eq!(error_name(&r), "org.virtbus1.Error.NotSupported", "{r:?}");
     assert!(error_message(&r).contains("disk 'vda'"), "{r:?}");
+
+    // hot-plug: a virtio disk and a NIC in, seen by the guest; then out again
+    let extra = dir.join("extra.img");
+    let mut data = b"VIRTBUS-HOTPLUG".to_vec();
+    data.resize(1 << 20, 0);
+    std::fs::write(&extra, data).expect("image");
+    let vdc = format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+         <source file='{}'/><target dev='vdc' bus='virtio'/><serial>HOTPLUG1</serial></disk>",
+        extra.display()
+    );
+    dom.attach_device(&vdc, no_opts())
+        .await
+        .expect("attach a disk");
+    let live = dom.get_xml(no_opts()).await.expect("live");
+    assert!(
+        live.contains("<target dev='vdc' bus='virtio'/>")
+            && live.contains("<alias name='virtio-disk2'/>"),
+        "{live}"
+    );
+    // the guest names disks in the order it finds them: this one by its serial
+    let find = "for d in /sys/block/vd*; do [ \"$(cat $d/serial 2>/dev/null)\" = HOTPLUG1 ] \
+                && echo ${d##*/}; done; true";
+    until(
+        "the guest reads the new disk",
+        Duration::from_secs(30),
+        async || {
+            let dev = ga.sh(find).await.trim().to_owned();
+            !dev.is_empty()
+                && ga
+                    .sh(&format!(
+                        "dd if=/dev/{dev} bs=512 count=1 2>/dev/null | head -c 15"
+                    ))
+                    .await
+                    == "VIRTBUS-HOTPLUG"
+        },
+    )
+    .await;
+    let nic2 = "<interface type='user'><mac address='52:54:00:aa:bb:cc'/>\
+                <model type='virtio'/></interface>";
+    dom.attach_device(nic2, no_opts())
+        .await
+        .expect("attach a NIC");
+    until(
+        "the guest has the new NIC",
+        Duration::from_secs(30),
+        async || {
+            ga.sh("cat /sys/class/net/eth1/address 2>/dev/null")
+                .await
+                .trim()
+                == "52:54:00:aa:bb:cc"
+        },
+    )
+    .await;
+    dom.detach_device(&vdc, no_opts())
+        .await
+        .expect("detach the disk");
+    assert_eq!(
+        ga.sh(find).await.trim(),
+        "",
+        "the disk is gone from the guest"
+    );
+    dom.detach_device(nic2, no_opts())
+        .await
+        .expect("detach the NIC");
+    assert_eq!(
+        ga.sh("test -e /sys/class/net/eth1 || echo gone")
+            .await
+            .trim(),
+        "gone"
+    );
+    let live = dom.get_xml(no_opts()).await.expect("live");
+    assert!(
+        !live.contains("vdc") && !live.contains("52:54:00:aa:bb:cc"),
+        "{live}"
+    );
+    let inactive = dom
+        .get_xml(opts([("inactive", Variant::from(true))]))
+        .await
+        .expect("xml");
+    assert!(
+        !inactive.contains("vdc"),
+        "only the running guest changed: {inactive}"
+    );
 
     // the link of the NIC, by its MAC address
     let live = dom.get_xml(no_opts()).await.expect("live");

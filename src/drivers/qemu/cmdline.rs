@@ -188,7 +188,7 @@ fn drive_attr(info: &DeviceInfo, key: &str) -> Option<u64> {
 }
 
 /// The disk index a target name encodes (`vda` → 0, `sdb` → 1, `hdaa` → 26).
-fn disk_index(dev: &str) -> Option<u32> {
+pub fn disk_index(dev: &str) -> Option<u32> {
     let suffix = dev.get(2..)?;
     if suffix.is_empty() || !suffix.bytes().all(|c| c.is_ascii_lowercase()) {
         return None;
@@ -201,7 +201,7 @@ fn disk_index(dev: &str) -> Option<u32> {
 }
 
 /// Node names must start with a letter and hold letters, digits, `-`, `.`, `_`, up to 31.
-fn node_base(dev: &str) -> Result<String> {
+pub fn node_base(dev: &str) -> Result<String> {
     let ok = dev.len() <= 24
         && dev
             .bytes()
@@ -784,7 +784,7 @@ fn usb_model(m: &str) -> Option<&'static str> {
 
 /// What a `<driver cache=...>` mode means for QEMU: (O_DIRECT, no flushes, the device's
 /// write cache).
-fn cache_flags(cache: Option<DiskCache>) -> (bool, bool, Option<bool>) {
+pub fn cache_flags(cache: Option<DiskCache>) -> (bool, bool, Option<bool>) {
     match cache {
         None | Some(DiskCache::Default) => (false, false, None),
         Some(DiskCache::None) => (true, false, Some(true)),
@@ -1007,6 +1007,20 @@ fn ensure_sata(b: &mut Builder<'_>, idx: u64) -> Result<()> {
     Ok(())
 }
 
+/// The NIC model of an interface that names none, as libvirt's.
+pub const NIC_MODEL: &str = "rtl8139";
+
+/// QEMU's device for a NIC model.
+pub fn nic_qdev(model: &str) -> Option<&str> {
+    match model {
+        "virtio" => Some("virtio-net-pci"),
+        "e1000" | "e1000e" | "rtl8139" | "vmxnet3" | "ne2k_pci" | "pcnet" | "i82559er" => {
+            Some(model)
+        }
+        _ => None,
+    }
+}
+
 fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     let net_boot = def.os.boot.contains(&BootDev::Network);
     for (i, n) in def.devices.interfaces.iter().enumerate() {
@@ -1061,11 +1075,9 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             }
             InterfaceType::Direct => return unsupported(format!("{what}: macvtap ('direct')")),
         };
-        let model = n.model.as_deref().unwrap_or("rtl8139");
-        let qdev = match model {
-            "virtio" => "virtio-net-pci",
-            "e1000" | "e1000e" | "rtl8139" | "vmxnet3" | "ne2k_pci" | "pcnet" | "i82559er" => model,
-            other => return unsupported(format!("{what}: NIC model '{other}'")),
+        let model = n.model.as_deref().unwrap_or(NIC_MODEL);
+        let Some(qdev) = nic_qdev(model) else {
+            return unsupported(format!("{what}: NIC model '{model}'"));
         };
         b.need(qdev, &what)?;
         if queues.is_some() && qdev != "virtio-net-pci" {

@@ -17,6 +17,7 @@ pub mod caps;
 pub mod cmdline;
 pub mod config;
 pub mod domcaps;
+pub mod hotplug;
 pub mod kvm;
 pub mod monitor;
 pub mod net;
@@ -826,6 +827,24 @@ impl Driver for QemuDriver {
             .ok()
             .and_then(|s| stats::rss_kib(&s));
         Ok(stats::memory(actual.as_ref(), guest.as_ref(), rss))
+    }
+
+    /// A virtio disk or a network interface into the running guest.
+    async fn attach_device(
+        &self,
+        ctx: &DomainCtx,
+        device: &Device,
+    ) -> DriverResult<Option<Device>> {
+        let vm = self.vm(ctx)?;
+        let attached = hotplug::attach(&vm, device).await?;
+        self.save_status(&vm).await?;
+        Ok(Some(attached))
+    }
+
+    async fn detach_device(&self, ctx: &DomainCtx, device: &Device) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        hotplug::detach(&vm, device).await?;
+        self.save_status(&vm).await
     }
 
     /// New media in a CD-ROM, or an interface's link state.

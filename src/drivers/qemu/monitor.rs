@@ -77,6 +77,8 @@ pub struct Vm {
     job_events: watch::Sender<u64>,
     handled: watch::Sender<u64>,
     resets: watch::Sender<u64>,
+    /// The ids of the devices QEMU reported removed (`DEVICE_DELETED`), for hot-unplug.
+    deleted: watch::Sender<Vec<String>>,
     gone: watch::Sender<bool>,
 }
 
@@ -134,6 +136,7 @@ impl Vm {
             }),
             handled: watch::channel(0).0,
             resets: watch::channel(0).0,
+            deleted: watch::channel(Vec::new()).0,
             gone: watch::channel(false).0,
         })
     }
@@ -217,6 +220,11 @@ impl Vm {
     }
 
     /// Set once the process is gone and cleaned up after.
+    /// The ids of devices QEMU has reported removed so far.
+    pub fn deleted(&self) -> watch::Receiver<Vec<String>> {
+        self.deleted.subscribe()
+    }
+
     pub fn gone(&self) -> watch::Receiver<bool> {
         self.gone.subscribe()
     }
@@ -238,6 +246,12 @@ impl Vm {
                 "STOP" | "RESUME" if f.quiet_jobs > 0 => None,
                 "JOB_STATUS_CHANGE" => {
                     self.job_events.send_modify(|n| *n += 1);
+                    None
+                }
+                "DEVICE_DELETED" => {
+                    if let Some(id) = data.get("device").and_then(Value::as_str) {
+                        self.deleted.send_modify(|v| v.push(id.to_owned()));
+                    }
                     None
                 }
                 "STOP" if f.in_shutdown => None,

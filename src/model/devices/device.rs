@@ -13,6 +13,22 @@ use crate::model::{
 pub struct Device(Devices);
 
 impl Device {
+    /// A disk on its own.
+    pub fn disk(d: super::Disk) -> Device {
+        Device(Devices {
+            disks: vec![d],
+            ..Default::default()
+        })
+    }
+
+    /// A network interface on its own.
+    pub fn interface(i: super::Interface) -> Device {
+        Device(Devices {
+            interfaces: vec![i],
+            ..Default::default()
+        })
+    }
+
     /// Parse one device element, with the same rules as inside `<devices>`.
     pub fn from_xml(text: &str) -> Result<Device, XmlError> {
         let body = strip_declaration(text);
