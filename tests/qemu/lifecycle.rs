@@ -446,7 +446,7 @@ async fn devices_change_in_a_running_guest() {
         format!("<disk type='file' device='cdrom'>{src}<target dev='sdb' bus='sata'/></disk>")
     };
     until("the guest sees its CD-ROM drive", BOOT, async || {
-        ga.sh("test -b /dev/sr0 && echo yes").await.trim() == "yes"
+        ga.sh("test -b /dev/sr0 && echo yes || true").await.trim() == "yes"
     })
     .await;
     assert_eq!(read().await, "", "an empty drive");
@@ -469,14 +469,6 @@ async fn devices_change_in_a_running_guest() {
             "{live}"
         );
     }
-    let inactive = dom
-        .get_xml(opts([("inactive", Variant::from(true))]))
-        .await
-        .expect("xml");
-    assert!(
-        !inactive.contains("m2.img"),
-        "only the running guest changed: {inactive}"
-    );
     dom.update_device(&with(None), no_opts())
         .await
         .expect("eject");
@@ -547,7 +539,7 @@ async fn devices_change_in_a_running_guest() {
         "the guest has the new NIC",
         Duration::from_secs(30),
         async || {
-            ga.sh("cat /sys/class/net/eth1/address 2>/dev/null")
+            ga.sh("cat /sys/class/net/eth1/address 2>/dev/null || true")
                 .await
                 .trim()
                 == "52:54:00:aa:bb:cc"
@@ -581,7 +573,7 @@ async fn devices_change_in_a_running_guest() {
         .await
         .expect("xml");
     assert!(
-        !inactive.contains("vdc"),
+        !inactive.contains("m2.img") && !inactive.contains("vdc"),
         "only the running guest changed: {inactive}"
     );
 
