@@ -551,15 +551,21 @@ impl Core {
             .map(Arc::new)
             .unwrap_or_else(|| snap_def.clone());
         if persistent {
-            let rec = {
+            let (rec, unchanged) = {
                 let d = lock(&dom.data);
-                DomainRecord {
+                let now = d.record();
+                let rec = DomainRecord {
                     def: (*inactive_def).clone(),
                     current_snapshot: Some(name.to_owned()),
-                    ..d.record()
-                }
+                    ..now.clone()
+                };
+                let unchanged = rec == now;
+                (rec, unchanged)
             };
-            self.save(rec).await?;
+            // back to the current snapshot with the same definition: the file already says so
+            if !unchanged {
+                self.save(rec).await?;
+            }
         }
         let uuid = dom.uuid;
         let lifecycle = |e| Event::Lifecycle { uuid, event: e };
