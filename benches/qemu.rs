@@ -114,29 +114,8 @@ async fn run() {
     let dir = d.runtime.join(format!("qemu/{}", uuid.replace('-', "")));
     let (mut running, mut agent_up) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
-        std::fs::create_dir_all(&dir).expect("dir");
         let t = Instant::now();
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("exec {cmdline}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("qemu");
-        let sock = dir.join("monitor.sock");
-        let (qmp, _events) = loop {
-            if sock.exists()
-                && let Ok(c) = Qmp::connect(&sock, Duration::from_secs(5)).await
-            {
-                break c;
-            }
-            assert!(child.try_wait().ok().flatten().is_none(), "QEMU exited");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        };
-        qmp.execute_raw("cont", None, Duration::from_secs(5))
-            .await
-            .expect("cont");
+        let (mut child, _qmp, _events) = launch_bare(&cmdline, &dir).await;
         running.push(t.elapsed());
         wait_agent(&Agent::new(dir.join("charchannel0.sock"))).await;
         agent_up.push(t.elapsed());
@@ -185,8 +164,9 @@ const SNAPSHOT_RUNS: usize = 9;
 
 const T: Duration = Duration::from_secs(30);
 
-/// Start `cmdline` as a bare QEMU (its sockets in `dir`) and wait for its agent.
-async fn bare_qemu(cmdline: &str, dir: &Path) -> (std::process::Child, Qmp, Events, Agent) {
+/// Start `cmdline` as a bare QEMU (its sockets in `dir`), as the daemon does: paused, the
+/// monitor connected, then `cont`.
+async fn launch_bare(cmdline: &str, dir: &Path) -> (std::process::Child, Qmp, Events) {
     std::fs::create_dir_all(dir).expect("dir");
     let mut child = Command::new("sh")
         .arg("-c")
@@ -207,6 +187,12 @@ async fn bare_qemu(cmdline: &str, dir: &Path) -> (std::process::Child, Qmp, Even
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     qmp.execute_raw("cont", None, T).await.expect("cont");
+    (child, qmp, events)
+}
+
+/// [`launch_bare`], then wait for its agent.
+async fn bare_qemu(cmdline: &str, dir: &Path) -> (std::process::Child, Qmp, Events, Agent) {
+    let (child, qmp, events) = launch_bare(cmdline, dir).await;
     let agent = Agent::new(dir.join("charchannel0.sock"));
     wait_agent(&agent).await;
     (child, qmp, events, agent)

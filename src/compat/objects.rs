@@ -106,13 +106,9 @@ fn peer(call: &Call, member: &str) -> Reply<Message> {
     match member {
         "Ping" => call.reply_empty(),
         "GetMachineId" => {
-            let id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-                .iter()
-                .find_map(|p| std::fs::read_to_string(p).ok())
-                .map(|s| s.trim().to_owned())
-                .ok_or_else(|| {
-                    CompatError::Standard("Failed", "this host has no machine id".into())
-                })?;
+            let id = crate::util::machine_id().ok_or_else(|| {
+                CompatError::Standard("Failed", "this host has no machine id".into())
+            })?;
             call.reply(&id)
         }
         m => Err(CompatError::Standard(

@@ -332,16 +332,20 @@ pub mod libvirt {
     /// `<topology>`: each NUMA node's memory and CPUs.
     fn topology_xml(h: &host::HostInfo) -> String {
         let read = |p: String| std::fs::read_to_string(p).map(|s| s.trim().to_owned());
-        let nodes: Vec<usize> = read("/sys/devices/system/node/online".into())
-            .map(|n| {
-                host::parse_cpuset(&n, usize::MAX)
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, on)| **on)
-                    .map(|(i, _)| i)
-                    .collect()
-            })
-            .unwrap_or_default();
+        // the numbers a sysfs list such as `0-3,8` names; none when it cannot be read
+        let listed = |p: String| -> Vec<usize> {
+            read(p)
+                .map(|l| {
+                    host::parse_cpuset(&l, usize::MAX)
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, on)| **on)
+                        .map(|(i, _)| i)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let nodes = listed("/sys/devices/system/node/online".into());
         let mut s = String::from("    <topology>\n");
         let _ = writeln!(s, "      <cells num='{}'>", nodes.len().max(1));
         if nodes.is_empty() {
@@ -356,16 +360,7 @@ pub mod libvirt {
                 .ok()
                 .and_then(|m| m.first().map(|(_, v)| *v))
                 .unwrap_or(0);
-            let cpus: Vec<usize> = read(format!("/sys/devices/system/node/node{n}/cpulist"))
-                .map(|l| {
-                    host::parse_cpuset(&l, usize::MAX)
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, on)| **on)
-                        .map(|(i, _)| i)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let cpus = listed(format!("/sys/devices/system/node/node{n}/cpulist"));
             let _ = writeln!(s, "        <cell id='{n}'>");
             let _ = writeln!(s, "          <memory unit='KiB'>{mem}</memory>");
             let _ = writeln!(s, "          <cpus num='{}'>", cpus.len());

@@ -172,9 +172,7 @@ fn machine_uuid() -> String {
     {
         return u.to_ascii_lowercase();
     }
-    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-        .iter()
-        .find_map(|p| read(p).ok())
+    crate::util::machine_id()
         .and_then(|id| uuid::Uuid::try_parse(&id).ok())
         .map(|u| u.hyphenated().to_string())
         .unwrap_or_default()

@@ -8,6 +8,16 @@ pub enum BusKind {
     Session,
 }
 
+impl BusKind {
+    /// How messages name the bus.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::Session => "session",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
     /// `None`: the system bus for root, the session bus for anyone else.

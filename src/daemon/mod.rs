@@ -179,14 +179,8 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
         tracing::info!("{running} guest(s) still running from before");
     }
 
-    let (conn, bus_name) = match bus {
-        BusKind::System => (zbus::Connection::system().await, "system"),
-        BusKind::Session => (zbus::Connection::session().await, "session"),
-    };
-    let conn = conn.map_err(|source| DaemonError::Connect {
-        bus: bus_name,
-        source,
-    })?;
+    let conn = connect(bus).await?;
+    let bus_name = bus.name();
     // On the session bus every caller is the bus's owner (the bus admits nobody else), so
     // there is nobody to ask, as with libvirt's session mode.
     let authz: Arc<dyn Authorizer> = match bus {
@@ -316,6 +310,18 @@ async fn hand_over(conn: &zbus::Connection, activity: &bus::activity::Activity) 
     }
 }
 
+/// A connection of our own to `bus`.
+async fn connect(bus: BusKind) -> Result<zbus::Connection, DaemonError> {
+    let conn = match bus {
+        BusKind::System => zbus::Connection::system().await,
+        BusKind::Session => zbus::Connection::session().await,
+    };
+    conn.map_err(|source| DaemonError::Connect {
+        bus: bus.name(),
+        source,
+    })
+}
+
 /// The libvirt facade on a connection of its own (its signals come from `org.libvirt`'s
 /// owner only): `/org/libvirt/QEMU` over the qemu and kvm domains of `core`,
 /// `/org/libvirt/Test` over a core of its own in `test:///default`'s state.
@@ -325,14 +331,7 @@ async fn serve_compat(
     authz: Arc<dyn Authorizer>,
     activity: Arc<Activity>,
 ) -> Result<(zbus::Connection, compat::Server), DaemonError> {
-    let (conn, bus_name) = match bus {
-        BusKind::System => (zbus::Connection::system().await, "system"),
-        BusKind::Session => (zbus::Connection::session().await, "session"),
-    };
-    let conn = conn.map_err(|source| DaemonError::Connect {
-        bus: bus_name,
-        source,
-    })?;
+    let conn = connect(bus).await?;
     let test = compat::fixture::test_default()
         .await
         .map_err(|e| DaemonError::Setup(format!("cannot set up test:///default: {e}")))?;

@@ -57,12 +57,13 @@ pub(crate) fn read_verbatim(mut e: Elem) -> Result<String, XmlError> {
     Ok(inner)
 }
 
-fn parse_fragment(wrapped: &str) -> Option<Document<'_>> {
+/// Parse metadata text (no DTD, as the domain XML itself).
+fn parse_fragment(xml: &str) -> Result<Document<'_>, XmlError> {
     let opts = ParsingOptions {
         allow_dtd: false,
         ..ParsingOptions::default()
     };
-    Document::parse_with_options(wrapped, opts).ok()
+    Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))
 }
 
 fn wrap(inner: &str) -> String {
@@ -100,7 +101,7 @@ fn matches(doc: &Document, ns: &str) -> Vec<(Range<usize>, Range<usize>)> {
 pub(crate) fn get_element(metadata: Option<&str>, ns: &str) -> Option<String> {
     let inner = metadata?;
     let wrapped = wrap(inner);
-    let doc = parse_fragment(&wrapped)?;
+    let doc = parse_fragment(&wrapped).ok()?;
     let found = matches(&doc, ns).into_iter().next()?;
     inner.get(found.0).map(str::to_string)
 }
@@ -109,12 +110,7 @@ pub(crate) fn get_element(metadata: Option<&str>, ns: &str) -> Option<String> {
 /// without any prolog.
 fn check_element(xml: &str, ns: &str) -> Result<String, XmlError> {
     let path = "/domain/metadata".to_string();
-    let opts = ParsingOptions {
-        allow_dtd: false,
-        ..ParsingOptions::default()
-    };
-    let doc =
-        Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))?;
+    let doc = parse_fragment(xml)?;
     let root = doc.root_element();
     if root.tag_name().namespace() != Some(ns) {
         return Err(XmlError::invalid(
@@ -137,7 +133,7 @@ pub(crate) fn set_element(
     let new = element.map(|x| check_element(x, ns)).transpose()?;
     let inner = metadata.as_deref().unwrap_or("");
     let wrapped = wrap(inner);
-    let doc = parse_fragment(&wrapped).ok_or_else(|| {
+    let doc = parse_fragment(&wrapped).map_err(|_| {
         XmlError::invalid(
             "/domain/metadata".into(),
             inner,
@@ -220,12 +216,7 @@ pub(crate) fn namespaced(xml: &str, key: &str, uri: &str) -> Result<String, XmlE
             "a metadata key must be an XML name without a colon",
         ));
     }
-    let opts = ParsingOptions {
-        allow_dtd: false,
-        ..ParsingOptions::default()
-    };
-    let doc =
-        Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))?;
+    let doc = parse_fragment(xml)?;
     let root = doc.root_element();
     let mut out = String::with_capacity(xml.len() + key.len() * 4 + uri.len() + 16);
     write_node(root, &mut out, Some((key, uri)), true)
@@ -237,7 +228,7 @@ pub(crate) fn namespaced(xml: &str, key: &str, uri: &str) -> Result<String, XmlE
 /// without the namespace declaration.
 pub(crate) fn plain(metadata: Option<&str>, uri: &str) -> Option<String> {
     let element = get_element(metadata, uri)?;
-    let doc = parse_fragment(&element)?;
+    let doc = parse_fragment(&element).ok()?;
     let mut out = String::with_capacity(element.len());
     write_node(doc.root_element(), &mut out, None, false).ok()?;
     Some(out)
@@ -317,7 +308,7 @@ fn escape_attr(s: &str) -> String {
 pub(crate) fn owner_uid(metadata: Option<&str>) -> Option<u32> {
     let inner = metadata?;
     let wrapped = wrap(inner);
-    let doc = parse_fragment(&wrapped)?;
+    let doc = parse_fragment(&wrapped).ok()?;
     let owner = doc.root_element().children().find(|c| {
         c.is_element()
             && c.tag_name().namespace() == Some(VIRTBUS_NS)

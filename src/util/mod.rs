@@ -3,6 +3,14 @@
 pub mod escape;
 pub mod fs;
 
+/// This host's machine id (`org.freedesktop.DBus.Peer.GetMachineId`), where D-Bus keeps it.
+pub fn machine_id() -> Option<String> {
+    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_owned())
+}
+
 /// The time now in UTC as `YYYY-MM-DD HH:MM:SS.mmm+0000`, for log lines.
 pub fn utc_timestamp() -> String {
     let d = std::time::SystemTime::now()

@@ -427,6 +427,18 @@ impl QemuDriver {
 }
 
 impl QemuDriver {
+    /// Power the guest off or reboot it through its agent.
+    async fn agent_shutdown(
+        &self,
+        vm: &Vm,
+        mode: qapi::qga::GuestShutdownMode,
+    ) -> DriverResult<()> {
+        agent_of(vm)?
+            .shutdown(mode, self.config.agent_timeout())
+            .await
+            .map_err(|e| agent_error(vm, e))
+    }
+
     /// Start QEMU for `def`; with `incoming`, its state is read from that managed save
     /// image before the guest runs.
     async fn launch(
@@ -665,14 +677,8 @@ impl Driver for QemuDriver {
                 vm.command("system_powerdown", None).await?;
             }
             PowerMode::Agent => {
-                let agent = agent_of(&vm)?;
-                agent
-                    .shutdown(
-                        qapi::qga::GuestShutdownMode::Powerdown,
-                        self.config.agent_timeout(),
-                    )
-                    .await
-                    .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))?;
+                self.agent_shutdown(&vm, qapi::qga::GuestShutdownMode::Powerdown)
+                    .await?;
             }
         }
         Ok(Completion::Requested)
@@ -690,14 +696,8 @@ impl Driver for QemuDriver {
                 }
             }
             PowerMode::Agent => {
-                let agent = agent_of(&vm)?;
-                agent
-                    .shutdown(
-                        qapi::qga::GuestShutdownMode::Reboot,
-                        self.config.agent_timeout(),
-                    )
-                    .await
-                    .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))?;
+                self.agent_shutdown(&vm, qapi::qga::GuestShutdownMode::Reboot)
+                    .await?;
             }
         }
         Ok(Completion::Requested)
@@ -990,8 +990,7 @@ impl Driver for QemuDriver {
                 }
             }
         }
-        let n =
-            r.map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e.error))?;
+        let n = r.map_err(|e| agent_error(&vm, e.error))?;
         Ok(n.as_u64().unwrap_or(0) as u32)
     }
 
@@ -1004,7 +1003,7 @@ impl Driver for QemuDriver {
         let n = agent
             .fsfreeze_thaw(self.config.agent_timeout())
             .await
-            .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))?;
+            .map_err(|e| agent_error(&vm, e))?;
         vm.freeze.user_took_over();
         if was_unconfirmed {
             // thawed, by the agent's own answer
@@ -1125,8 +1124,13 @@ impl Driver for QemuDriver {
         let a = agent_of(&vm)?;
         agent::guest_info(a, types, self.config.agent_timeout())
             .await
-            .map_err(|e| driver_error(&format!("domain '{}': guest agent", vm.name), e))
+            .map_err(|e| agent_error(&vm, e))
     }
+}
+
+/// An error of the guest agent of `vm`, as the core sees it.
+fn agent_error(vm: &Vm, e: transport::Error) -> DriverError {
+    driver_error(&format!("domain '{}': guest agent", vm.name), e)
 }
 
 fn agent_of(vm: &Vm) -> DriverResult<&qga::Agent> {
