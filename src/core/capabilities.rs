@@ -51,11 +51,7 @@ fn available_cpus() -> usize {
         .unwrap_or(1)
 }
 
-pub(crate) fn xml_text(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
+pub(crate) use crate::util::xml::text as xml_text;
 
 /// libvirt's `<capabilities>` and `<domainCapabilities>` documents, which libvirt's clients
 /// (virsh, virt-manager, Cockpit) parse: the host from [`super::host`], guests from what
@@ -137,7 +133,7 @@ pub mod libvirt {
                 h.sockets, h.cores, h.threads
             );
             for f in &h.cpu_flags {
-                let _ = writeln!(s, "      <feature name='{}'/>", xml_text(f));
+                let _ = writeln!(s, "      <feature name='{}'/>", crate::util::xml::attr(f));
             }
             s.push_str("      <pages unit='KiB' size='4'/>\n");
             for size in huge_page_sizes() {

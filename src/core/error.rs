@@ -4,7 +4,10 @@
 //! vocabulary (the libvirt facade) can phrase them its own way without repeating the rule that
 //! raised them: a domain in the wrong state for an operation, and options that conflict.
 
-use crate::model::{XmlError, state::DomainState};
+use crate::{
+    drivers::DriverError,
+    model::{XmlError, state::DomainState},
+};
 
 /// What went wrong, by kind; front ends map each kind to one error name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,16 +61,7 @@ impl std::fmt::Display for StateConflict {
     }
 }
 
-/// A rule about options broken, naming the options as the native API does (front ends with
-/// other names map them).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OptionError {
-    #[error("options '{0}' and '{1}' are mutually exclusive")]
-    Exclusive(&'static str, &'static str),
-    /// The first option needs the second.
-    #[error("option '{0}' requires option '{1}'{2}")]
-    Requires(&'static str, &'static str, &'static str),
-}
+pub use crate::model::options::OptionError;
 
 impl Error {
     /// The kind's short name, as the D-Bus error name's last element.
@@ -94,6 +88,19 @@ impl From<XmlError> for Error {
 impl From<OptionError> for Error {
     fn from(e: OptionError) -> Self {
         Self::Options(e)
+    }
+}
+
+impl From<DriverError> for Error {
+    fn from(e: DriverError) -> Self {
+        use Error as E;
+        match e {
+            DriverError::InvalidArgument(m) => E::InvalidArgument(m),
+            DriverError::InvalidState(m) => E::InvalidState(m),
+            DriverError::NotSupported(m) => E::NotSupported(m),
+            DriverError::Timeout(m) => E::Timeout(m),
+            DriverError::Failed(m) => E::Failed(m),
+        }
     }
 }
 

@@ -103,11 +103,7 @@ impl EventBus {
     }
 }
 
-/// Lock a mutex, recovering the data if a panicking thread poisoned it: every critical section
-/// in the core leaves its data consistent before anything that could panic.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::util::lock;
 
 #[cfg(test)]
 mod tests {

@@ -90,26 +90,7 @@ impl DomainInfo {
     }
 }
 
-/// How a snapshot stores the guest: decides what revert and delete can do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotKind {
-    /// Disks (and memory, when the guest was active) inside the disk images.
-    Internal,
-    /// New overlay images for the disks, no memory.
-    DiskOnly,
-    /// Memory saved to a file and disks in overlays.
-    External,
-}
-
-impl SnapshotKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Internal => "internal",
-            Self::DiskOnly => "disk-only",
-            Self::External => "external",
-        }
-    }
-}
+pub use crate::model::SnapshotKind;
 
 /// The values of a snapshot's properties.
 #[derive(Debug, Clone, PartialEq)]

@@ -48,7 +48,7 @@ pub use self::{
 use crate::{
     drivers::{DomainCtx, Driver, DriverEvent, EventSink},
     model::{
-        DomainType, FormatOptions, MemorySnapshotKind, SnapshotDef,
+        DomainType, FormatOptions,
         state::{StateReason, Status},
     },
 };
@@ -553,26 +553,7 @@ pub(crate) async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 's
     }
 }
 
-/// How a snapshot stores the guest, read from its definition.
-pub fn snapshot_kind(def: &SnapshotDef) -> SnapshotKind {
-    use crate::model::DiskSnapshotKind;
-    if def
-        .memory
-        .as_ref()
-        .is_some_and(|m| m.snapshot == MemorySnapshotKind::External)
-    {
-        SnapshotKind::External
-    } else if def.state.as_deref() == Some("disk-snapshot")
-        || def
-            .disks
-            .iter()
-            .any(|d| d.snapshot == Some(DiskSnapshotKind::External))
-    {
-        SnapshotKind::DiskOnly
-    } else {
-        SnapshotKind::Internal
-    }
-}
+pub use crate::model::snapshot_kind;
 
 /// Seconds since the epoch.
 pub(crate) fn now_unix() -> i64 {

@@ -3,31 +3,11 @@
 //! and report which options broke them ([`OptionError`]) so each front end names them its way.
 
 use super::error::{Error, OptionError, Result, StateConflict};
+pub use crate::model::options::{PowerMode, SnapshotCreateOptions};
 use crate::model::{
     DomainType,
     state::{DomainState, Status},
 };
-
-/// How a guest is asked to shut down or reboot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PowerMode {
-    /// The driver's choice (ACPI for QEMU).
-    #[default]
-    Default,
-    Acpi,
-    Agent,
-}
-
-impl PowerMode {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "default" => Some(Self::Default),
-            "acpi" => Some(Self::Acpi),
-            "agent" => Some(Self::Agent),
-            _ => None,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StartOptions {
@@ -216,47 +196,6 @@ impl Affect {
             return Err(OptionError::Exclusive("live", "config").into());
         }
         self.resolve(domain, op, state, persistent)
-    }
-}
-
-/// libvirt's snapshot creation flags, by name.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SnapshotCreateOptions {
-    pub disk_only: bool,
-    pub quiesce: bool,
-    pub halt: bool,
-    pub atomic: bool,
-    pub no_metadata: bool,
-    pub redefine: bool,
-    pub current: bool,
-    pub live: bool,
-    pub reuse_external: bool,
-}
-
-impl SnapshotCreateOptions {
-    /// libvirt's rules for combinations that make no sense.
-    pub fn validate(&self) -> Result<(), OptionError> {
-        if self.current && !self.redefine {
-            return Err(OptionError::Requires("current", "redefine", ""));
-        }
-        if self.redefine && self.no_metadata {
-            return Err(OptionError::Exclusive("redefine", "no-metadata"));
-        }
-        if self.redefine && self.halt {
-            return Err(OptionError::Exclusive("redefine", "halt"));
-        }
-        if self.redefine && self.live {
-            return Err(OptionError::Exclusive("redefine", "live"));
-        }
-        if self.quiesce && !self.disk_only {
-            return Err(OptionError::Requires(
-                "quiesce",
-                "disk-only",
-                ": a snapshot with memory is consistent without freezing the guest's \
-                 filesystems",
-            ));
-        }
-        Ok(())
     }
 }
 

@@ -16,7 +16,6 @@ use crate::{
     drivers::{DiskSwitch, RevertMode, RevertTarget, SnapshotRequest},
     model::{
         DomainDef, FormatOptions, MemorySnapshotKind, SnapshotDef, SnapshotMemory,
-        devices::DiskDevice,
         state::{
             DomainState, Lifecycle, ResumedDetail, StartedDetail, StateReason, Status,
             StoppedDetail, SuspendedDetail,
@@ -741,18 +740,4 @@ impl Drop for ShownJob<'_> {
     }
 }
 
-/// Every image a definition's hard disks use, with whether it is the disk's top image (the
-/// one written to) rather than a backing file below it.
-pub fn disk_images(def: &DomainDef) -> Vec<(String, bool)> {
-    def.devices
-        .disks
-        .iter()
-        .filter(|d| d.device == DiskDevice::Disk)
-        .flat_map(|d| {
-            d.image_chain()
-                .into_iter()
-                .enumerate()
-                .map(|(i, p)| (p, i == 0))
-        })
-        .collect()
-}
+pub use crate::model::disk_images;

@@ -321,13 +321,7 @@ fn format_record(rec: &DomainRecord) -> String {
     s
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\'', "&apos;")
-        .replace('"', "&quot;")
-}
+use crate::util::xml::attr as xml_escape;
 
 fn parse_record(text: &str) -> Result<DomainRecord, String> {
     let doc = roxmltree::Document::parse(text).map_err(|e| e.to_string())?;

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::{
-    core::options::{PowerMode, SnapshotCreateOptions},
     model::{
+        options::{PowerMode, SnapshotCreateOptions},
         DomainDef, DomainType, SnapshotDef,
         devices::{Device, Disk},
         state::{CrashedDetail, ShutdownDetail, StateReason, Status, StoppedDetail},
@@ -31,19 +31,6 @@ pub enum DriverError {
     Timeout(String),
     #[error("{0}")]
     Failed(String),
-}
-
-impl From<DriverError> for crate::core::Error {
-    fn from(e: DriverError) -> Self {
-        use crate::core::Error as E;
-        match e {
-            DriverError::InvalidArgument(m) => E::InvalidArgument(m),
-            DriverError::InvalidState(m) => E::InvalidState(m),
-            DriverError::NotSupported(m) => E::NotSupported(m),
-            DriverError::Timeout(m) => E::Timeout(m),
-            DriverError::Failed(m) => E::Failed(m),
-        }
-    }
 }
 
 pub type DriverResult<T> = Result<T, DriverError>;
@@ -380,8 +367,8 @@ pub trait Driver: Send + Sync + 'static {
     /// external and disk-only snapshots can go: merging their overlays back is not done, and
     /// deleting their images would take data that later images or the guest still use.
     fn snapshot_delete_check(&self, snap: &SnapshotDef, metadata_only: bool) -> DriverResult<()> {
-        let kind = crate::core::snapshot_kind(snap);
-        if metadata_only || kind == crate::core::SnapshotKind::Internal {
+        let kind = crate::model::snapshot_kind(snap);
+        if metadata_only || kind == crate::model::SnapshotKind::Internal {
             return Ok(());
         }
         Err(DriverError::NotSupported(format!(

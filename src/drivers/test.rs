@@ -24,7 +24,7 @@ use super::{
     quiesce::{self, AgentFailure, FreezeAgent, FreezeOwner, FreezeStatus},
 };
 use crate::{
-    core::options::PowerMode,
+    model::options::PowerMode,
     model::{
         DomainDef, DomainType, SnapshotDef,
         devices::{Device, Interface, InterfaceType},
@@ -125,7 +125,7 @@ impl TestDriver {
     }
 
     fn with_vm<T>(&self, ctx: &DomainCtx, f: impl FnOnce(&mut Vm) -> T) -> DriverResult<T> {
-        let mut vms = crate::core::events::lock(&self.vms);
+        let mut vms = crate::util::lock(&self.vms);
         let vm = vms.get_mut(&ctx.uuid).ok_or_else(|| {
             DriverError::InvalidState(format!("domain '{}' is not running", ctx.name))
         })?;
@@ -240,7 +240,7 @@ impl Driver for TestDriver {
             slot,
             nics: def.devices.interfaces.clone(),
         };
-        crate::core::events::lock(&self.vms).insert(ctx.uuid, vm);
+        crate::util::lock(&self.vms).insert(ctx.uuid, vm);
         Ok(Started { live: None })
     }
 
@@ -257,7 +257,7 @@ impl Driver for TestDriver {
 
     async fn destroy(&self, ctx: &DomainCtx, _graceful: bool) -> DriverResult<()> {
         self.delay(ctx).await?;
-        crate::core::events::lock(&self.vms).remove(&ctx.uuid);
+        crate::util::lock(&self.vms).remove(&ctx.uuid);
         Ok(())
     }
 
@@ -369,7 +369,7 @@ impl Driver for TestDriver {
     ) -> DriverResult<RevertOutcome> {
         self.delay(ctx).await?;
         if active_now {
-            crate::core::events::lock(&self.vms).remove(&ctx.uuid);
+            crate::util::lock(&self.vms).remove(&ctx.uuid);
         }
         if target != RevertTarget::Inactive {
             let def = snap.domain.as_ref().ok_or_else(|| {
@@ -391,7 +391,7 @@ impl Driver for TestDriver {
         _active_now: bool,
         _metadata_only: bool,
     ) -> DriverResult<()> {
-        if crate::core::events::lock(&self.vms).contains_key(&ctx.uuid) {
+        if crate::util::lock(&self.vms).contains_key(&ctx.uuid) {
             self.delay(ctx).await?;
         }
         Ok(())
@@ -415,8 +415,8 @@ impl Driver for TestDriver {
     }
 
     fn forget(&self, uuid: &Uuid) {
-        crate::core::events::lock(&self.vms).remove(uuid);
-        crate::core::events::lock(&self.saved).remove(uuid);
+        crate::util::lock(&self.vms).remove(uuid);
+        crate::util::lock(&self.saved).remove(uuid);
     }
 
     /// As libvirt's test driver reports.
@@ -445,12 +445,12 @@ impl Driver for TestDriver {
 
     async fn managed_save(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<()> {
         self.delay(ctx).await?;
-        let vm = crate::core::events::lock(&self.vms)
+        let vm = crate::util::lock(&self.vms)
             .remove(&ctx.uuid)
             .ok_or_else(|| {
                 DriverError::InvalidState(format!("domain '{}' is not running", ctx.name))
             })?;
-        crate::core::events::lock(&self.saved).insert(ctx.uuid, vm.ran_ns());
+        crate::util::lock(&self.saved).insert(ctx.uuid, vm.ran_ns());
         Ok(())
     }
 
@@ -461,7 +461,7 @@ impl Driver for TestDriver {
         paused: bool,
         id: u32,
     ) -> DriverResult<Started> {
-        let before = crate::core::events::lock(&self.saved)
+        let before = crate::util::lock(&self.saved)
             .remove(&ctx.uuid)
             .unwrap_or(0);
         let started = self.start(ctx, def, paused, id).await?;
@@ -470,7 +470,7 @@ impl Driver for TestDriver {
     }
 
     async fn managed_save_remove(&self, ctx: &DomainCtx) -> DriverResult<()> {
-        crate::core::events::lock(&self.saved).remove(&ctx.uuid);
+        crate::util::lock(&self.saved).remove(&ctx.uuid);
         Ok(())
     }
 

@@ -294,15 +294,7 @@ fn write_node(
     Ok(())
 }
 
-fn escape_text(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn escape_attr(s: &str) -> String {
-    escape_text(s).replace('"', "&quot;")
-}
+use crate::util::xml::{attr as escape_attr, text as escape_text};
 
 /// `uid` attribute of `<virtbus:owner/>`.
 pub(crate) fn owner_uid(metadata: Option<&str>) -> Option<u32> {

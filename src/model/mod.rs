@@ -34,6 +34,7 @@ mod error;
 mod features;
 mod metadata;
 pub mod names;
+pub mod options;
 mod os;
 mod snapshot;
 pub mod state;
@@ -60,7 +61,7 @@ pub use os::{
     Os, OsType,
 };
 pub use snapshot::{
-    DiskSnapshotKind, MemorySnapshotKind, SNAPSHOT_STATES, SnapshotDef, SnapshotDisk,
+    DiskSnapshotKind, SnapshotKind, disk_images, snapshot_kind, MemorySnapshotKind, SNAPSHOT_STATES, SnapshotDef, SnapshotDisk,
     SnapshotMemory,
 };
 pub use values::MacAddr;

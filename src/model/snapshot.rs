@@ -4,7 +4,7 @@
 //! read with the same strict rules; their error paths start with
 //! `/domainsnapshot/domain/...`.
 
-use crate::model::devices::{DiskFormat, DiskType};
+use crate::model::devices::{DiskDevice, DiskFormat, DiskType};
 use crate::model::domain::{DomainDef, FormatOptions};
 use crate::model::error::XmlError;
 use crate::model::metadata;
@@ -320,4 +320,62 @@ fn write_disk(w: &mut Writer, d: &SnapshotDisk) {
         w.leaf_attr("source", attr, s);
     }
     w.end();
+}
+
+/// How a snapshot stores the guest: decides what revert and delete can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotKind {
+    /// Disks (and memory, when the guest was active) inside the disk images.
+    Internal,
+    /// New overlay images for the disks, no memory.
+    DiskOnly,
+    /// Memory saved to a file and disks in overlays.
+    External,
+}
+
+impl SnapshotKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Internal => "internal",
+            Self::DiskOnly => "disk-only",
+            Self::External => "external",
+        }
+    }
+}
+
+/// How a snapshot stores the guest, read from its definition.
+pub fn snapshot_kind(def: &SnapshotDef) -> SnapshotKind {
+    
+    if def
+        .memory
+        .as_ref()
+        .is_some_and(|m| m.snapshot == MemorySnapshotKind::External)
+    {
+        SnapshotKind::External
+    } else if def.state.as_deref() == Some("disk-snapshot")
+        || def
+            .disks
+            .iter()
+            .any(|d| d.snapshot == Some(DiskSnapshotKind::External))
+    {
+        SnapshotKind::DiskOnly
+    } else {
+        SnapshotKind::Internal
+    }
+}
+
+/// Every image a definition's hard disks use, with whether it is the disk's top image (the
+/// one written to) rather than a backing file below it.
+pub fn disk_images(def: &DomainDef) -> Vec<(String, bool)> {
+    def.devices
+        .disks
+        .iter()
+        .filter(|d| d.device == DiskDevice::Disk)
+        .flat_map(|d| {
+            d.image_chain()
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (p, i == 0))
+        })
+        .collect()
 }

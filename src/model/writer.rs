@@ -150,37 +150,7 @@ impl Writer {
     }
 }
 
-/// Escapes text content. CR is written as a reference because parsers turn
-/// a literal CR into LF.
-fn escape_text(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Escapes an attribute value. Whitespace other than space is written as a
-/// reference because parsers normalise it to spaces in attributes.
-fn escape_attr(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
-            c => out.push(c),
-        }
-    }
-}
+use crate::util::xml::{push_attr as escape_attr, push_text as escape_text};
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,15 @@
 
 pub mod escape;
 pub mod fs;
+pub mod xml;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Lock a mutex, recovering the data if a panicking thread poisoned it: every critical section
+/// leaves its data consistent before anything that could panic.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// This host's machine id (`org.freedesktop.DBus.Peer.GetMachineId`), where D-Bus keeps it.
 pub fn machine_id() -> Option<String> {

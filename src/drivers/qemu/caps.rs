@@ -363,19 +363,19 @@ impl CapsCache {
         scratch: &Path,
     ) -> Result<Caps, CapsError> {
         let key = BinaryKey::of(emulator)?;
-        if let Some((k, c)) = crate::core::events::lock(&self.known).get(emulator)
+        if let Some((k, c)) = crate::util::lock(&self.known).get(emulator)
             && *k == key
         {
             return Ok(c.clone());
         }
         let caps = get(emulator, cache_dir, scratch).await?;
-        crate::core::events::lock(&self.known).insert(emulator.to_owned(), (key, caps.clone()));
+        crate::util::lock(&self.known).insert(emulator.to_owned(), (key, caps.clone()));
         Ok(caps)
     }
 
     /// Every emulator probed so far.
     pub fn all(&self) -> Vec<Caps> {
-        let mut v: Vec<Caps> = crate::core::events::lock(&self.known)
+        let mut v: Vec<Caps> = crate::util::lock(&self.known)
             .values()
             .map(|(_, c)| c.clone())
             .collect();

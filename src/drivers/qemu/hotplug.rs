@@ -14,7 +14,7 @@ use super::{
     snapshot::nodes,
 };
 use crate::{
-    core::events::lock,
+    util::lock,
     drivers::{DriverError, DriverResult},
     model::devices::{
         Device, Disk, DiskBus, DiskDevice, Interface, InterfaceType, LinkState, NetDriverName,

@@ -58,7 +58,8 @@ use super::{
     RuntimeGuest, SnapshotOutcome, SnapshotRequest, Started, Stats,
 };
 use crate::{
-    core::{capabilities::xml_text, events::lock, options::PowerMode},
+    model::options::PowerMode,
+    util::{lock, xml::text as xml_text},
     model::{
         DomainDef, DomainType, SnapshotDef,
         devices::{CharSourceType, Device, InterfaceType},

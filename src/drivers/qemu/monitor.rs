@@ -24,7 +24,7 @@ use super::{
     transport::{Error, Event, Events},
 };
 use crate::{
-    core::events::lock,
+    util::lock,
     drivers::{DomainCtx, DriverError, DriverEvent},
     model::{
         DomainDef,

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::monitor::Vm;
 use crate::{
-    core::events::lock,
+    util::lock,
     drivers::{DriverError, DriverResult},
     model::devices::{Device, Disk, DiskDevice, Interface, LinkState},
 };

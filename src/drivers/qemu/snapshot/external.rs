@@ -204,7 +204,7 @@ impl QemuDriver {
         // the disks write to the overlays now: record it before anything else
         let mut switched = Vec::new();
         {
-            let mut live = crate::core::events::lock(&vm.live);
+            let mut live = crate::util::lock(&vm.live);
             for (o, top) in prepared.iter().zip(&tops) {
                 let Some(d) = live
                     .devices

@@ -24,7 +24,7 @@ use serde_json::Value;
 use self::{plan::Capture, quiesce::QgaFreeze};
 use super::{QemuDriver, monitor::Vm};
 use crate::{
-    core::{SnapshotKind, snapshot_kind},
+    model::{SnapshotKind, snapshot_kind},
     drivers::{
         DomainCtx, DriverError, DriverResult, RevertOutcome, RevertTarget, SnapshotOutcome,
         SnapshotRequest,

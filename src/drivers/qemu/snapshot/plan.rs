@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    core::options::SnapshotCreateOptions,
+    model::options::SnapshotCreateOptions,
     drivers::{DriverError, DriverResult},
     model::{
         DiskSnapshotKind, DomainDef, MemorySnapshotKind, SnapshotDef, SnapshotDisk,
@@ -263,7 +263,7 @@ pub fn plan(
                     overlay.display()
                 )));
             }
-            let in_use = crate::core::disk_images_of(def)
+            let in_use = crate::model::disk_images(def)
                 .iter()
                 .any(|(img, _)| Path::new(img) == overlay);
             if in_use {
