@@ -17,7 +17,6 @@
     )
 )]
 
-pub mod bus;
 pub mod compat;
 pub mod config;
 pub mod core;
@@ -25,4 +24,6 @@ pub mod daemon;
 pub mod drivers;
 pub mod machined;
 pub mod model;
+pub mod native;
+pub mod server;
 pub mod util;

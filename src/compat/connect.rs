@@ -12,18 +12,19 @@ use super::{
     flags::{self, Flavor, Method},
     objects::no_domain_uuid,
 };
+use crate::core::ops::Operation;
 use crate::{
-    bus::{
-        Call,
-        authz::{Action, Details, authorize_definition},
-        dict::Dict,
-    },
     core::{
         Domain, host,
         options::{ListFilter, StartOptions, StatsGroup},
     },
     drivers::{StatValue, Stats},
     model::{DomainDef, DomainType},
+    server::{
+        Call,
+        authz::{Details, authorize_definition},
+        dict::Dict,
+    },
 };
 
 /// The connect's domain list filter for libvirt's list flags.
@@ -100,7 +101,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
     let flavor = c.flavor;
     let core = &c.core;
     let none = Details::default();
-    let host_read = || ctx.authorize(call, Action::ManagerRead, &none);
+    let host_read = || ctx.authorize(call, Operation::ReadHost, &none);
     match member {
         "DomainCreateXML" | "DomainDefineXML" => {
             let create = member == "DomainCreateXML";
@@ -124,10 +125,10 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
                     )),
                 ));
             }
-            let actions: &[Action] = if create {
-                &[Action::DomainWrite, Action::DomainStart]
+            let actions: &[Operation] = if create {
+                &[Operation::DefineDomain, Operation::CreateDomain]
             } else {
-                &[Action::DomainWrite]
+                &[Operation::DefineDomain]
             };
             let owner =
                 authorize_definition(&*ctx.authz, core, &call.caller, &def, actions).await?;
@@ -372,7 +373,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
 
 /// Authorize reading a domain that a lookup found, and reply its path.
 async fn found(ctx: &Ctx, call: &Call, c: &Connect, dom: &Domain) -> Reply<Message> {
-    ctx.authorize_domain(call, Action::DomainRead, &dom.info())
+    ctx.authorize_domain(call, Operation::ReadDomain, &dom.info())
         .await?;
     call.reply(&ObjectPath::from_string_unchecked(
         c.domain_path(&dom.uuid()),
@@ -469,7 +470,7 @@ async fn not_managed(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message> {
         ),
         m => return Err(no_support(unsupported_api(m))),
     };
-    ctx.authorize(call, Action::ManagerRead, &Details::default())
+    ctx.authorize(call, Operation::ReadHost, &Details::default())
         .await?;
     Err(libvirt(code, Some(&what)))
 }

@@ -9,26 +9,23 @@ use zbus::{Message, ObjectPath};
 use super::{
     Connect, Ctx,
     connect::{stats_groups, typed_params},
-    errors::{Code, CompatError, Reply, bare, from_core, libvirt, no_support},
+    errors::{Code, Reply, bare, from_exec, libvirt, no_support},
     flags::{self, Method},
     objects::no_domain_uuid,
 };
 use crate::{
-    bus::{
-        Call,
-        authz::{Action, Details},
-        dict::Dict,
-    },
     core::{
-        Domain, Error,
+        Domain,
         metadata::MetadataKind,
+        ops,
         options::{
-            AddressSource, Affect, DestroyOptions, DeviceOptions, ManagedSaveOptions, PowerMode,
-            SnapshotCreateOptions, SnapshotListOptions, StartOptions, UndefineOptions, VcpuOptions,
-            XmlOptions,
+            AddressSource, Affect, DestroyOptions, DeviceOptions, ManagedSaveOptions,
+            MemoryOptions, PowerMode, SnapshotCreateOptions, SnapshotListOptions, StartOptions,
+            UndefineOptions, VcpuOptions, XmlOptions,
         },
     },
     drivers::GuestInfoTypes,
+    server::{Call, dict::Dict},
 };
 
 /// An interface as `InterfaceAddresses` returns it: name, MAC address, (type, address,
@@ -95,14 +92,18 @@ pub(super) async fn call(
     let body = call.msg.body();
     let info = dom.info();
     let flavor = c.flavor;
-    let core = &c.core;
-    let read = || ctx.authorize_domain(call, Action::DomainRead, &info);
-    let allow = |action| ctx.authorize_domain(call, action, &info);
-    let fail = |m: &'static Method| move |e: Error| from_core(e, flavor, m);
-    // Calls that change the domain end here: signals first, then the empty reply.
+    let exec = c.exec(ctx);
+    // Run a request of method `m` through the one execution path; its signals are sent.
+    macro_rules! run {
+        ($m:expr, $req:expr) => {
+            exec.run(call, &dom, $req)
+                .await
+                .map_err(|e| from_exec(e, flavor, $m))?
+        };
+    }
     macro_rules! done {
-        () => {{
-            c.signals_sent().await;
+        ($m:expr, $req:expr) => {{
+            run!($m, $req);
             return call.reply_empty();
         }};
     }
@@ -111,24 +112,20 @@ pub(super) async fn call(
             let flags: u32 = body.deserialize()?;
             let m = &flags::CREATE;
             m.check(flags, flavor)?;
-            allow(Action::DomainStart).await?;
             let opts = StartOptions {
                 paused: m.has(flags, "paused"),
                 force_boot: m.has(flags, "force-boot"),
             };
-            core.start(&dom, opts).await.map_err(fail(m))?;
-            done!()
+            done!(m, ops::Start { opts })
         }
         "Destroy" => {
             let flags: u32 = body.deserialize()?;
             let m = &flags::DESTROY;
             m.check(flags, flavor)?;
-            allow(Action::DomainStop).await?;
             let opts = DestroyOptions {
                 graceful: m.has(flags, "graceful"),
             };
-            core.destroy(&dom, opts).await.map_err(fail(m))?;
-            done!()
+            done!(m, ops::Destroy { opts })
         }
         "Shutdown" | "Reboot" => {
             let flags: u32 = body.deserialize()?;
@@ -138,15 +135,11 @@ pub(super) async fn call(
                 &flags::REBOOT
             };
             m.check(flags, flavor)?;
-            allow(Action::DomainInitControl).await?;
             let mode = power_mode(m, flags);
             if member == "Shutdown" {
-                core.shutdown(&dom, mode).await
-            } else {
-                core.reboot(&dom, mode).await
+                done!(m, ops::Shutdown { mode })
             }
-            .map_err(fail(m))?;
-            done!()
+            done!(m, ops::Reboot { mode })
         }
         "Reset" | "InjectNMI" => {
             let flags: u32 = body.deserialize()?;
@@ -156,23 +149,16 @@ pub(super) async fn call(
                 &flags::INJECT_NMI
             };
             m.check(flags, flavor)?;
-            allow(Action::DomainReset).await?;
             if member == "Reset" {
-                core.reset(&dom).await
-            } else {
-                core.inject_nmi(&dom).await
+                done!(m, ops::Reset {})
             }
-            .map_err(fail(m))?;
-            done!()
+            done!(m, ops::InjectNmi {})
         }
         "Suspend" | "Resume" => {
-            allow(Action::DomainSuspend).await?;
             if member == "Suspend" {
-                core.suspend(&dom).await.map_err(fail(&flags::SUSPEND))?;
-            } else {
-                core.resume(&dom).await.map_err(fail(&flags::RESUME))?;
+                done!(&flags::SUSPEND, ops::Suspend {})
             }
-            done!()
+            done!(&flags::RESUME, ops::Resume {})
         }
         "Undefine" => {
             let flags: u32 = body.deserialize()?;
@@ -184,34 +170,29 @@ pub(super) async fn call(
                     Some("cannot both keep and delete nvram"),
                 ));
             }
-            allow(Action::DomainDelete).await?;
             // No domain has checkpoints, and virtbus's drivers keep no NVRAM or TPM state
             // files of their own: those flags ask for nothing here.
             let opts = UndefineOptions {
                 snapshots_metadata: m.has(flags, "snapshots-metadata"),
                 managed_save: m.has(flags, "managed-save"),
             };
-            core.undefine(&dom, opts).await.map_err(fail(m))?;
-            done!()
+            done!(m, ops::Undefine { opts })
         }
         "GetXMLDesc" => {
             let flags: u32 = body.deserialize()?;
             let m = &flags::GET_XML_DESC;
             m.check(flags, flavor)?;
-            read().await?;
             let opts = XmlOptions {
                 inactive: m.has(flags, "inactive"),
                 secure: m.has(flags, "secure"),
             };
-            if opts.secure {
-                allow(Action::DomainReadSecure).await?;
-            }
-            call.reply(&core.domain_xml(&dom, opts).map_err(fail(m))?)
+            call.reply(&run!(m, ops::GetXml { opts }))
         }
         "GetState" => {
             let flags: u32 = body.deserialize()?;
             flags::GET_STATE.check(flags, flavor)?;
-            read().await?;
+            exec.authorize_domain(call, ops::Operation::ReadDomain, &info)
+                .await?;
             let s = info.status;
             call.reply(&((s.state.code(), s.reason.code(s.state)),))
         }
@@ -220,26 +201,15 @@ pub(super) async fn call(
             let m = &flags::DOMAIN_LIST_GET_STATS;
             m.check(flags, flavor)?;
             let groups = stats_groups(stats, m.has(flags, "enforce"))?;
-            read().await?;
-            let s = core.stats_in(&dom, &groups).await.map_err(fail(m))?;
-            call.reply(&typed_params(&s))
+            call.reply(&typed_params(&run!(m, ops::GetStats { groups })))
         }
         "GetMetadata" => {
             let (kind, uri, flags): (i32, String, u32) = body.deserialize()?;
             let m = &flags::GET_METADATA;
             m.check(flags, flavor)?;
             let kind = metadata_kind(kind, &uri, "virDomainGetMetadata")?;
-            read().await?;
-            let v = core
-                .metadata(&dom, &kind, affect(m, flags))
-                .map_err(|e| match e {
-                    Error::NotFound(_) => libvirt(
-                        Code::NoDomainMetadata,
-                        Some("Requested metadata element is not present"),
-                    ),
-                    e => from_core(e, flavor, m),
-                })?;
-            call.reply(&v)
+            let affect = affect(m, flags);
+            call.reply(&run!(m, ops::GetMetadata { kind, affect }))
         }
         "SetMetadata" => {
             let (kind, value, key, uri, flags): (i32, String, String, String, u32) =
@@ -257,11 +227,13 @@ pub(super) async fn call(
                 }
                 _ => {}
             }
-            allow(Action::DomainWrite).await?;
-            core.set_metadata(&dom, kind, Some(&value), Some(&key), affect(m, flags))
-                .await
-                .map_err(fail(m))?;
-            done!()
+            let req = ops::SetMetadata {
+                kind,
+                value: Some(value),
+                key: Some(key),
+                affect: affect(m, flags),
+            };
+            done!(m, req)
         }
         "ManagedSave" => {
             let flags: u32 = body.deserialize()?;
@@ -271,36 +243,29 @@ pub(super) async fn call(
                 running: m.has(flags, "running"),
                 paused: m.has(flags, "paused"),
             };
-            opts.validate().map_err(|e| fail(m)(e.into()))?;
-            allow(Action::DomainStop).await?;
-            core.managed_save(&dom, opts).await.map_err(fail(m))?;
-            done!()
+            done!(m, ops::ManagedSave { opts })
         }
         "HasManagedSaveImage" => {
             let flags: u32 = body.deserialize()?;
             let m = &flags::HAS_MANAGED_SAVE;
             m.check(flags, flavor)?;
-            read().await?;
-            call.reply(&core.has_managed_save(&dom).map_err(fail(m))?)
+            call.reply(&run!(m, ops::HasManagedSave {}))
         }
         "ManagedSaveRemove" => {
             let flags: u32 = body.deserialize()?;
             let m = &flags::MANAGED_SAVE_REMOVE;
             m.check(flags, flavor)?;
-            allow(Action::DomainDelete).await?;
-            core.managed_save_remove(&dom).await.map_err(fail(m))?;
-            done!()
+            done!(m, ops::ManagedSaveRemove {})
         }
         "GetVcpus" => {
             let flags: u32 = body.deserialize()?;
             let m = &flags::GET_VCPUS;
             m.check(flags, flavor)?;
-            read().await?;
             let opts = VcpuOptions {
                 affect: affect(m, flags),
                 maximum: m.has(flags, "maximum"),
             };
-            call.reply(&core.vcpu_count(&dom, opts).map_err(fail(m))?)
+            call.reply(&run!(m, ops::GetVcpus { opts }))
         }
         "SetVcpus" => {
             let (count, flags): (u32, u32) = body.deserialize()?;
@@ -310,31 +275,30 @@ pub(super) async fn call(
                 affect: affect(m, flags),
                 maximum: m.has(flags, "maximum"),
             };
-            opts.validate_set().map_err(|e| fail(m)(e.into()))?;
-            allow(Action::DomainWrite).await?;
-            core.set_vcpus(&dom, count, opts).await.map_err(fail(m))?;
-            done!()
+            done!(m, ops::SetVcpus { count, opts })
+        }
+        "SetMemory" => {
+            let (kib, flags): (u64, u32) = body.deserialize()?;
+            let m = &flags::SET_MEMORY;
+            m.check(flags, flavor)?;
+            let opts = MemoryOptions {
+                affect: affect(m, flags),
+                maximum: m.has(flags, "maximum"),
+            };
+            done!(m, ops::SetMemory { kib, opts })
         }
         "GetVcpuPinInfo" => {
             let flags: u32 = body.deserialize()?;
             let m = &flags::GET_VCPU_PIN_INFO;
             m.check(flags, flavor)?;
-            read().await?;
-            let pins = core
-                .vcpu_pinning(&dom, affect(m, flags))
-                .await
-                .map_err(fail(m))?;
-            call.reply(&pins)
+            let affect = affect(m, flags);
+            call.reply(&run!(m, ops::GetVcpuPinning { affect }))
         }
         "MemoryStats" => {
             let flags: u32 = body.deserialize()?;
             let m = &flags::MEMORY_STATS;
             m.check(flags, flavor)?;
-            read().await?;
-            let stats: Dict<i32, u64> = core
-                .memory_stats(&dom)
-                .await
-                .map_err(fail(m))?
+            let stats: Dict<i32, u64> = run!(m, ops::MemoryStats {})
                 .into_iter()
                 .map(|(k, v)| (k.tag(), v))
                 .collect();
@@ -355,11 +319,7 @@ pub(super) async fn call(
                     ));
                 }
             };
-            read().await?;
-            let ifaces = core
-                .interface_addresses(&dom, source)
-                .await
-                .map_err(fail(m))?;
+            let ifaces = run!(m, ops::InterfaceAddresses { source });
             let out: Vec<Iface> = ifaces
                 .into_iter()
                 .map(|i| {
@@ -377,7 +337,8 @@ pub(super) async fn call(
             let flags: u32 = body.deserialize()?;
             let m = &flags::GET_HOSTNAME;
             m.check(flags, flavor)?;
-            read().await?;
+            exec.authorize_domain(call, ops::Operation::GuestInfo, &info)
+                .await?;
             if m.has(flags, "lease") && !m.has(flags, "agent") {
                 return Err(libvirt(
                     Code::NoHostname,
@@ -390,7 +351,7 @@ pub(super) async fn call(
                 timezone: false,
                 interfaces: false,
             };
-            let info = core.guest_info(&dom, types).await.map_err(fail(m))?;
+            let info = run!(m, ops::GuestInfoOp { types });
             let name = info
                 .hostname
                 .ok_or_else(|| libvirt(Code::NoHostname, None))?;
@@ -404,14 +365,11 @@ pub(super) async fn call(
                 &flags::FS_THAW
             };
             m.check(flags, flavor)?;
-            allow(Action::DomainFsFreeze).await?;
             let n = if member == "FSFreeze" {
-                core.fs_freeze(&dom, &mountpoints).await
+                run!(m, ops::FsFreeze { mountpoints })
             } else {
-                core.fs_thaw(&dom, &mountpoints).await
-            }
-            .map_err(fail(m))?;
-            c.signals_sent().await;
+                run!(m, ops::FsThaw { mountpoints })
+            };
             call.reply(&n)
         }
         "AttachDevice" | "DetachDevice" | "UpdateDevice" => {
@@ -422,33 +380,29 @@ pub(super) async fn call(
                 _ => &flags::UPDATE_DEVICE,
             };
             m.check(flags, flavor)?;
-            allow(Action::DomainWrite).await?;
             let opts = DeviceOptions {
                 affect: affect(m, flags),
-                force: m.has(flags, "force"),
+                force: member == "UpdateDevice" && m.has(flags, "force"),
             };
             match member {
-                "AttachDevice" => core.attach_device(&dom, &xml, opts).await,
-                "DetachDevice" => core.detach_device(&dom, &xml, opts).await,
-                _ => core.update_device(&dom, &xml, opts).await,
+                "AttachDevice" => done!(m, ops::AttachDevice { xml, opts }),
+                "DetachDevice" => done!(m, ops::DetachDevice { xml, opts }),
+                _ => done!(m, ops::UpdateDevice { xml, opts }),
             }
-            .map_err(fail(m))?;
-            done!()
         }
         "ListDomainSnapshots" => {
             let flags: u32 = body.deserialize()?;
             let m = &flags::LIST_SNAPSHOTS;
             m.check(flags, flavor)?;
-            read().await?;
-            let names = core
-                .snapshot_list(&dom, snapshot_filters(m, flags))
-                .map_err(fail(m))?;
+            let opts = snapshot_filters(m, flags);
+            let names = run!(m, ops::SnapshotList { opts });
             reply_snapshots(call, c, &dom, &names)
         }
         "SnapshotCurrent" => {
             let flags: u32 = body.deserialize()?;
             flags::SNAPSHOT_CURRENT.check(flags, flavor)?;
-            read().await?;
+            exec.authorize_domain(call, ops::Operation::SnapshotRead, &info)
+                .await?;
             let name = info.current_snapshot.as_deref().ok_or_else(|| {
                 libvirt(
                     Code::NoDomainSnapshot,
@@ -461,13 +415,11 @@ pub(super) async fn call(
         }
         "SnapshotLookupByName" => {
             let (name, flags): (String, u32) = body.deserialize()?;
-            flags::SNAPSHOT_LOOKUP_BY_NAME.check(flags, flavor)?;
-            ctx.authorize(call, Action::DomainRead, &Details::snapshot(&info, &name))
-                .await?;
-            core.snapshot_info(&dom, &name)
-                .map_err(|_| no_snapshot(&name))?;
+            let m = &flags::SNAPSHOT_LOOKUP_BY_NAME;
+            m.check(flags, flavor)?;
+            let info = run!(m, ops::SnapshotRead { name });
             call.reply(&ObjectPath::from_string_unchecked(
-                c.snapshot_path(&dom.uuid(), &name),
+                c.snapshot_path(&dom.uuid(), &info.name),
             ))
         }
         "SnapshotCreateXML" => {
@@ -486,30 +438,13 @@ pub(super) async fn call(
                 live: has("live"),
                 reuse_external: has("reuse-external"),
             };
-            opts.validate().map_err(|e| fail(m)(e.into()))?;
-            allow(Action::DomainSnapshot).await?;
-            if opts.quiesce {
-                allow(Action::DomainFsFreeze).await?;
-            }
-            let (name, _) = core
-                .snapshot_create(&dom, &xml, opts)
-                .await
-                .map_err(fail(m))?;
-            c.signals_sent().await;
+            let (name, _) = run!(m, ops::SnapshotCreate { xml, opts });
             call.reply(&ObjectPath::from_string_unchecked(
                 c.snapshot_path(&dom.uuid(), &name),
             ))
         }
         m => Err(no_support(&unsupported_api(m))),
     }
-}
-
-/// libvirt's error for a snapshot name that names none.
-pub(super) fn no_snapshot(name: &str) -> CompatError {
-    libvirt(
-        Code::NoDomainSnapshot,
-        Some(&format!("no domain snapshot with matching name '{name}'")),
-    )
 }
 
 /// A list of snapshot paths.
@@ -582,7 +517,6 @@ fn unsupported_api(member: &str) -> String {
         "SetBlockIOTune" => "virDomainSetBlockIoTune",
         "SetGuestVcpus" => "virDomainSetGuestVcpus",
         "SetInterfaceParameters" => "virDomainSetInterfaceParameters",
-        "SetMemory" => "virDomainSetMemoryFlags",
         "SetMemoryParameters" => "virDomainSetMemoryParameters",
         "SetMemoryStatsPeriod" => "virDomainSetMemoryStatsPeriod",
         "SetNumaParameters" => "virDomainSetNumaParameters",

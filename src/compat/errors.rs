@@ -4,11 +4,12 @@
 
 use super::flags::{Flavor, Method};
 use crate::{
-    bus::errors::BusError,
     core::{
         self,
-        error::{OptionError, StateConflict},
+        error::{Missing, OptionError, StateConflict},
+        ops::Operation,
     },
+    server::{authz::Denied, errors::StandardError, exec::ExecError},
 };
 
 pub const LIBVIRT_ERROR: &str = "org.libvirt.Error";
@@ -118,21 +119,27 @@ fn state_conflict(c: &StateConflict, flavor: Flavor) -> CompatError {
     let active = c.state.is_active();
     let name = &c.domain;
     match (flavor, c.op, active) {
-        (Flavor::Test, "start", true) => libvirt(
+        (Flavor::Test, Operation::Start, true) => libvirt(
             Code::Internal,
             Some(&format!("Domain '{name}' is already running")),
         ),
-        (Flavor::Test, "suspend" | "shut down", _) => libvirt(
+        (Flavor::Test, Operation::Suspend | Operation::Shutdown, _) => libvirt(
             Code::Internal,
             Some(&format!("domain '{name}' not running")),
         ),
-        (Flavor::Test, "resume", _) => {
+        (Flavor::Test, Operation::Resume, _) => {
             libvirt(Code::Internal, Some(&format!("domain '{name}' not paused")))
         }
-        (_, "start", true) => libvirt(Code::OperationInvalid, Some("domain is already running")),
-        (_, "resume", true) => libvirt(Code::OperationInvalid, Some("domain is not paused")),
-        (_, "suspend", true) => libvirt(Code::OperationInvalid, Some("domain is already paused")),
-        (_, _, false) if c.needs_active => {
+        (_, Operation::Start, true) => {
+            libvirt(Code::OperationInvalid, Some("domain is already running"))
+        }
+        (_, Operation::Resume, true) => {
+            libvirt(Code::OperationInvalid, Some("domain is not paused"))
+        }
+        (_, Operation::Suspend, true) => {
+            libvirt(Code::OperationInvalid, Some("domain is already paused"))
+        }
+        (_, _, false) if c.needs_active() => {
             libvirt(Code::OperationInvalid, Some("domain is not running"))
         }
         _ => libvirt(Code::OperationInvalid, Some(&c.to_string())),
@@ -154,17 +161,31 @@ fn option_error(e: &OptionError, m: &Method) -> CompatError {
     }
 }
 
-/// The libvirt error for a core error raised by method `m`.
+/// libvirt's error for a snapshot name that names none.
+pub fn no_snapshot(name: &str) -> CompatError {
+    libvirt(
+        Code::NoDomainSnapshot,
+        Some(&format!("no domain snapshot with matching name '{name}'")),
+    )
+}
+
+/// The libvirt error for a core error raised by method `m`: a total function over the
+/// core's structured errors.
 pub fn from_core(e: core::Error, flavor: Flavor, m: &Method) -> CompatError {
     use core::Error as E;
     match e {
-        E::NotFound(msg) => libvirt(Code::NoDomain, Some(&msg)),
+        E::NotFound(Missing::Domain | Missing::Object, msg) => libvirt(Code::NoDomain, Some(&msg)),
+        E::NotFound(Missing::Snapshot(name), _) => no_snapshot(&name),
+        E::NotFound(Missing::Metadata, _) => libvirt(
+            Code::NoDomainMetadata,
+            Some("Requested metadata element is not present"),
+        ),
         E::InvalidArgument(msg) => libvirt(Code::InvalidArg, Some(&msg)),
         E::InvalidState(msg) => libvirt(Code::OperationInvalid, Some(&msg)),
         E::WrongState(c) => state_conflict(&c, flavor),
         E::Options(o) => option_error(&o, m),
         E::AlreadyExists(msg) => libvirt(Code::OperationFailed, Some(&msg)),
-        E::NotSupported(_) if m.hook => no_support(m.api),
+        E::Unimplemented(_) => no_support(m.api),
         E::NotSupported(msg) => libvirt(Code::OperationUnsupported, Some(&msg)),
         E::AccessDenied(msg) => libvirt(Code::AccessDenied, Some(&msg)),
         E::Timeout(msg) => libvirt(Code::OperationTimeout, Some(&msg)),
@@ -172,16 +193,30 @@ pub fn from_core(e: core::Error, flavor: Flavor, m: &Method) -> CompatError {
     }
 }
 
+/// The libvirt error for a request of method `m` that did not go through.
+pub fn from_exec(e: ExecError, flavor: Flavor, m: &Method) -> CompatError {
+    match e {
+        ExecError::Denied(d) => d.into(),
+        ExecError::Core(c) => from_core(c, flavor, m),
+    }
+}
+
 /// An authorization refusal: libvirt's access-denied error, or the standard error asking
 /// the caller to allow interactive authorization.
-impl From<BusError> for CompatError {
-    fn from(e: BusError) -> Self {
+impl From<Denied> for CompatError {
+    fn from(e: Denied) -> Self {
         match e {
-            BusError::Core(core::Error::AccessDenied(m)) => libvirt(Code::AccessDenied, Some(&m)),
-            BusError::Core(other) => libvirt(Code::Internal, Some(&other.to_string())),
-            BusError::Standard(n, m) => Self::Standard(n, m),
-            BusError::Zbus(e) => Self::Zbus(e),
+            Denied::NotAuthorized(_) => libvirt(Code::AccessDenied, Some(&e.to_string())),
+            Denied::InteractionRequired(_) => {
+                Self::Standard("InteractiveAuthorizationRequired", e.to_string())
+            }
         }
+    }
+}
+
+impl From<StandardError> for CompatError {
+    fn from(e: StandardError) -> Self {
+        Self::Standard(e.name, e.message)
     }
 }
 
@@ -205,7 +240,6 @@ mod tests {
                 option: "paused",
             },
         ],
-        hook: true,
     };
 
     fn msg(e: CompatError) -> String {
@@ -221,9 +255,8 @@ mod tests {
         );
         let off = StateConflict {
             domain: "d".into(),
-            op: "save",
+            op: Operation::ManagedSave,
             state: DomainState::ShutOff,
-            needs_active: true,
         };
         assert_eq!(
             msg(from_core(core::Error::WrongState(off), Flavor::Qemu, &M)),
@@ -231,9 +264,8 @@ mod tests {
         );
         let running = StateConflict {
             domain: "d".into(),
-            op: "start",
+            op: Operation::Start,
             state: DomainState::Running,
-            needs_active: false,
         };
         assert_eq!(
             msg(from_core(
@@ -253,7 +285,7 @@ mod tests {
         );
         assert_eq!(
             msg(from_core(
-                core::Error::NotSupported("x".into()),
+                core::Error::Unimplemented("x".into()),
                 Flavor::Qemu,
                 &M
             )),

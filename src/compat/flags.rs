@@ -40,8 +40,6 @@ pub struct Method {
     /// The driver function without its driver prefix, as `virCheckFlags` names it.
     pub driver_fn: &'static str,
     pub flags: &'static [Flag],
-    /// Whether the core's `NotSupported` means the driver lacks the operation.
-    pub hook: bool,
 }
 
 impl Method {
@@ -59,8 +57,15 @@ impl Method {
         Ok(())
     }
 
-    /// Whether `flags` has the flag of `option` set.
+    /// Whether `flags` has the flag of `option` set. Asking for an option the method has
+    /// no flag for is a bug (a misspelt name would silently read as unset): debug builds
+    /// and tests panic on it.
     pub fn has(&self, flags: u32, option: &str) -> bool {
+        debug_assert!(
+            self.flags.iter().any(|f| f.option == option),
+            "{} has no flag for option '{option}'",
+            self.api
+        );
         self.flags
             .iter()
             .any(|f| f.option == option && flags & f.bit != 0)
@@ -71,17 +76,11 @@ const fn flag(bit: u32, name: &'static str, option: &'static str) -> Flag {
     Flag { bit, name, option }
 }
 
-const fn method(
-    api: &'static str,
-    driver_fn: &'static str,
-    flags: &'static [Flag],
-    hook: bool,
-) -> Method {
+const fn method(api: &'static str, driver_fn: &'static str, flags: &'static [Flag]) -> Method {
     Method {
         api,
         driver_fn,
         flags,
-        hook,
     }
 }
 
@@ -133,7 +132,6 @@ pub const LIST_ALL_DOMAINS: Method = method(
     "virConnectListAllDomains",
     "ConnectListAllDomains",
     LIST_DOMAINS,
-    false,
 );
 
 pub const GET_ALL_DOMAIN_STATS: Method = method(
@@ -172,7 +170,6 @@ pub const GET_ALL_DOMAIN_STATS: Method = method(
             "enforce",
         ),
     ],
-    false,
 );
 
 /// The flags of one domain's statistics: as for all domains (the list filters select
@@ -189,32 +186,16 @@ pub const DOMAIN_CREATE_XML: Method = method(
         flag(1, "VIR_DOMAIN_START_PAUSED", "paused"),
         flag(16, "VIR_DOMAIN_START_VALIDATE", "validate"),
     ],
-    false,
 );
 
-pub const DOMAIN_DEFINE_XML: Method =
-    method("virDomainDefineXML", "DomainDefineXMLFlags", &[], false);
-pub const LOOKUP_BY_ID: Method = method("virDomainLookupByID", "DomainLookupByID", &[], false);
-pub const LOOKUP_BY_NAME: Method =
-    method("virDomainLookupByName", "DomainLookupByName", &[], false);
-pub const LOOKUP_BY_UUID: Method = method(
-    "virDomainLookupByUUIDString",
-    "DomainLookupByUUID",
-    &[],
-    false,
-);
-pub const GET_CAPABILITIES: Method = method(
-    "virConnectGetCapabilities",
-    "ConnectGetCapabilities",
-    &[],
-    false,
-);
-pub const GET_CPU_MODEL_NAMES: Method = method(
-    "virConnectGetCPUModelNames",
-    "ConnectGetCPUModelNames",
-    &[],
-    false,
-);
+pub const DOMAIN_DEFINE_XML: Method = method("virDomainDefineXML", "DomainDefineXMLFlags", &[]);
+pub const LOOKUP_BY_ID: Method = method("virDomainLookupByID", "DomainLookupByID", &[]);
+pub const LOOKUP_BY_NAME: Method = method("virDomainLookupByName", "DomainLookupByName", &[]);
+pub const LOOKUP_BY_UUID: Method = method("virDomainLookupByUUIDString", "DomainLookupByUUID", &[]);
+pub const GET_CAPABILITIES: Method =
+    method("virConnectGetCapabilities", "ConnectGetCapabilities", &[]);
+pub const GET_CPU_MODEL_NAMES: Method =
+    method("virConnectGetCPUModelNames", "ConnectGetCPUModelNames", &[]);
 pub const GET_DOMAIN_CAPABILITIES: Method = method(
     "virConnectGetDomainCapabilities",
     "ConnectGetDomainCapabilities",
@@ -223,27 +204,20 @@ pub const GET_DOMAIN_CAPABILITIES: Method = method(
         "VIR_CONNECT_GET_DOMAIN_CAPABILITIES_DISABLE_DEPRECATED_FEATURES",
         "disable-deprecated",
     )],
-    false,
 );
-pub const GET_SYSINFO: Method = method("virConnectGetSysinfo", "ConnectGetSysinfo", &[], false);
-pub const NODE_GET_CPU_MAP: Method = method("virNodeGetCPUMap", "NodeGetCPUMap", &[], false);
-pub const NODE_GET_CPU_STATS: Method = method("virNodeGetCPUStats", "NodeGetCPUStats", &[], false);
-pub const NODE_GET_FREE_MEMORY: Method =
-    method("virNodeGetFreeMemory", "NodeGetFreeMemory", &[], false);
+pub const GET_SYSINFO: Method = method("virConnectGetSysinfo", "ConnectGetSysinfo", &[]);
+pub const NODE_GET_CPU_MAP: Method = method("virNodeGetCPUMap", "NodeGetCPUMap", &[]);
+pub const NODE_GET_CPU_STATS: Method = method("virNodeGetCPUStats", "NodeGetCPUStats", &[]);
+pub const NODE_GET_FREE_MEMORY: Method = method("virNodeGetFreeMemory", "NodeGetFreeMemory", &[]);
 pub const NODE_GET_MEMORY_STATS: Method =
-    method("virNodeGetMemoryStats", "NodeGetMemoryStats", &[], false);
+    method("virNodeGetMemoryStats", "NodeGetMemoryStats", &[]);
 pub const NODE_GET_MEMORY_PARAMETERS: Method = method(
     "virNodeGetMemoryParameters",
     "NodeGetMemoryParameters",
     &[flag(4, "VIR_TYPED_PARAM_STRING_OKAY", "string-okay")],
-    false,
 );
-pub const NODE_GET_SECURITY_MODEL: Method = method(
-    "virNodeGetSecurityModel",
-    "NodeGetSecurityModel",
-    &[],
-    false,
-);
+pub const NODE_GET_SECURITY_MODEL: Method =
+    method("virNodeGetSecurityModel", "NodeGetSecurityModel", &[]);
 
 pub const CREATE: Method = method(
     "virDomainCreateWithFlags",
@@ -253,13 +227,11 @@ pub const CREATE: Method = method(
         flag(4, "VIR_DOMAIN_START_BYPASS_CACHE", "bypass-cache"),
         flag(8, "VIR_DOMAIN_START_FORCE_BOOT", "force-boot"),
     ],
-    true,
 );
 pub const DESTROY: Method = method(
     "virDomainDestroyFlags",
     "DomainDestroyFlags",
     &[flag(1, "VIR_DOMAIN_DESTROY_GRACEFUL", "graceful")],
-    false,
 );
 pub const SHUTDOWN: Method = method(
     "virDomainShutdownFlags",
@@ -268,7 +240,6 @@ pub const SHUTDOWN: Method = method(
         flag(1, "VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN", "acpi"),
         flag(2, "VIR_DOMAIN_SHUTDOWN_GUEST_AGENT", "agent"),
     ],
-    false,
 );
 pub const REBOOT: Method = method(
     "virDomainReboot",
@@ -277,12 +248,11 @@ pub const REBOOT: Method = method(
         flag(1, "VIR_DOMAIN_REBOOT_ACPI_POWER_BTN", "acpi"),
         flag(2, "VIR_DOMAIN_REBOOT_GUEST_AGENT", "agent"),
     ],
-    false,
 );
-pub const RESET: Method = method("virDomainReset", "DomainReset", &[], false);
-pub const INJECT_NMI: Method = method("virDomainInjectNMI", "DomainInjectNMI", &[], true);
-pub const SUSPEND: Method = method("virDomainSuspend", "DomainSuspend", &[], false);
-pub const RESUME: Method = method("virDomainResume", "DomainResume", &[], false);
+pub const RESET: Method = method("virDomainReset", "DomainReset", &[]);
+pub const INJECT_NMI: Method = method("virDomainInjectNMI", "DomainInjectNMI", &[]);
+pub const SUSPEND: Method = method("virDomainSuspend", "DomainSuspend", &[]);
+pub const RESUME: Method = method("virDomainResume", "DomainResume", &[]);
 pub const UNDEFINE: Method = method(
     "virDomainUndefineFlags",
     "DomainUndefineFlags",
@@ -302,7 +272,6 @@ pub const UNDEFINE: Method = method(
         ),
         flag(64, "VIR_DOMAIN_UNDEFINE_KEEP_TPM", "keep-tpm"),
     ],
-    true,
 );
 pub const GET_XML_DESC: Method = method(
     "virDomainGetXMLDesc",
@@ -312,21 +281,12 @@ pub const GET_XML_DESC: Method = method(
         flag(2, "VIR_DOMAIN_XML_INACTIVE", "inactive"),
         flag(8, "VIR_DOMAIN_XML_MIGRATABLE", "migratable"),
     ],
-    false,
 );
-pub const GET_STATE: Method = method("virDomainGetState", "DomainGetState", &[], false);
-pub const GET_METADATA: Method = method(
-    "virDomainGetMetadata",
-    "DomainGetMetadata",
-    &[LIVE, CONFIG],
-    false,
-);
-pub const SET_METADATA: Method = method(
-    "virDomainSetMetadata",
-    "DomainSetMetadata",
-    &[LIVE, CONFIG],
-    false,
-);
+pub const GET_STATE: Method = method("virDomainGetState", "DomainGetState", &[]);
+pub const GET_METADATA: Method =
+    method("virDomainGetMetadata", "DomainGetMetadata", &[LIVE, CONFIG]);
+pub const SET_METADATA: Method =
+    method("virDomainSetMetadata", "DomainSetMetadata", &[LIVE, CONFIG]);
 pub const MANAGED_SAVE: Method = method(
     "virDomainManagedSave",
     "DomainManagedSave",
@@ -335,44 +295,39 @@ pub const MANAGED_SAVE: Method = method(
         flag(2, "VIR_DOMAIN_SAVE_RUNNING", "running"),
         flag(4, "VIR_DOMAIN_SAVE_PAUSED", "paused"),
     ],
-    true,
 );
 pub const HAS_MANAGED_SAVE: Method = method(
     "virDomainHasManagedSaveImage",
     "DomainHasManagedSaveImage",
     &[],
-    false,
 );
-pub const MANAGED_SAVE_REMOVE: Method = method(
-    "virDomainManagedSaveRemove",
-    "DomainManagedSaveRemove",
-    &[],
-    true,
-);
+pub const MANAGED_SAVE_REMOVE: Method =
+    method("virDomainManagedSaveRemove", "DomainManagedSaveRemove", &[]);
 pub const GET_VCPUS: Method = method(
     "virDomainGetVcpusFlags",
     "DomainGetVcpusFlags",
     &[LIVE, CONFIG, flag(4, "VIR_DOMAIN_VCPU_MAXIMUM", "maximum")],
-    false,
 );
 pub const SET_VCPUS: Method = method(
     "virDomainSetVcpusFlags",
     "DomainSetVcpusFlags",
     &[LIVE, CONFIG, flag(4, "VIR_DOMAIN_VCPU_MAXIMUM", "maximum")],
-    true,
+);
+pub const SET_MEMORY: Method = method(
+    "virDomainSetMemoryFlags",
+    "DomainSetMemoryFlags",
+    &[LIVE, CONFIG, flag(4, "VIR_DOMAIN_MEM_MAXIMUM", "maximum")],
 );
 pub const GET_VCPU_PIN_INFO: Method = method(
     "virDomainGetVcpuPinInfo",
     "DomainGetVcpuPinInfo",
     &[LIVE, CONFIG],
-    false,
 );
-pub const MEMORY_STATS: Method = method("virDomainMemoryStats", "DomainMemoryStats", &[], true);
+pub const MEMORY_STATS: Method = method("virDomainMemoryStats", "DomainMemoryStats", &[]);
 pub const INTERFACE_ADDRESSES: Method = method(
     "virDomainInterfaceAddresses",
     "DomainInterfaceAddresses",
     &[],
-    true,
 );
 pub const GET_HOSTNAME: Method = method(
     "virDomainGetHostname",
@@ -381,21 +336,18 @@ pub const GET_HOSTNAME: Method = method(
         flag(1, "VIR_DOMAIN_GET_HOSTNAME_LEASE", "lease"),
         flag(2, "VIR_DOMAIN_GET_HOSTNAME_AGENT", "agent"),
     ],
-    true,
 );
-pub const FS_FREEZE: Method = method("virDomainFSFreeze", "DomainFSFreeze", &[], false);
-pub const FS_THAW: Method = method("virDomainFSThaw", "DomainFSThaw", &[], false);
+pub const FS_FREEZE: Method = method("virDomainFSFreeze", "DomainFSFreeze", &[]);
+pub const FS_THAW: Method = method("virDomainFSThaw", "DomainFSThaw", &[]);
 pub const ATTACH_DEVICE: Method = method(
     "virDomainAttachDeviceFlags",
     "DomainAttachDeviceFlags",
     &[LIVE, CONFIG],
-    true,
 );
 pub const DETACH_DEVICE: Method = method(
     "virDomainDetachDeviceFlags",
     "DomainDetachDeviceFlags",
     &[LIVE, CONFIG],
-    true,
 );
 pub const UPDATE_DEVICE: Method = method(
     "virDomainUpdateDeviceFlags",
@@ -405,7 +357,6 @@ pub const UPDATE_DEVICE: Method = method(
         CONFIG,
         flag(4, "VIR_DOMAIN_DEVICE_MODIFY_FORCE", "force"),
     ],
-    true,
 );
 
 /// The snapshot list filters (`VIR_DOMAIN_SNAPSHOT_LIST_*`); bit 0 is `ROOTS` for a
@@ -438,14 +389,9 @@ pub const LIST_SNAPSHOTS: Method = method(
     "virDomainListAllSnapshots",
     "DomainListAllSnapshots",
     &LIST_SNAPSHOT_FLAGS,
-    false,
 );
-pub const SNAPSHOT_CURRENT: Method = method(
-    "virDomainSnapshotCurrent",
-    "DomainSnapshotCurrent",
-    &[],
-    false,
-);
+pub const SNAPSHOT_CURRENT: Method =
+    method("virDomainSnapshotCurrent", "DomainSnapshotCurrent", &[]);
 pub const SNAPSHOT_CREATE_XML: Method = method(
     "virDomainSnapshotCreateXML",
     "DomainSnapshotCreateXML",
@@ -461,13 +407,11 @@ pub const SNAPSHOT_CREATE_XML: Method = method(
         flag(256, "VIR_DOMAIN_SNAPSHOT_CREATE_LIVE", "live"),
         flag(512, "VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE", "validate"),
     ],
-    false,
 );
 pub const SNAPSHOT_LOOKUP_BY_NAME: Method = method(
     "virDomainSnapshotLookupByName",
     "DomainSnapshotLookupByName",
     &[],
-    false,
 );
 pub const SNAPSHOT_DELETE: Method = method(
     "virDomainSnapshotDelete",
@@ -485,31 +429,20 @@ pub const SNAPSHOT_DELETE: Method = method(
             "children-only",
         ),
     ],
-    false,
 );
-pub const SNAPSHOT_GET_PARENT: Method = method(
-    "virDomainSnapshotGetParent",
-    "DomainSnapshotGetParent",
-    &[],
-    false,
-);
+pub const SNAPSHOT_GET_PARENT: Method =
+    method("virDomainSnapshotGetParent", "DomainSnapshotGetParent", &[]);
 pub const SNAPSHOT_GET_XML_DESC: Method = method(
     "virDomainSnapshotGetXMLDesc",
     "DomainSnapshotGetXMLDesc",
     &[flag(1, "VIR_DOMAIN_SNAPSHOT_XML_SECURE", "secure")],
-    false,
 );
-pub const SNAPSHOT_IS_CURRENT: Method = method(
-    "virDomainSnapshotIsCurrent",
-    "DomainSnapshotIsCurrent",
-    &[],
-    false,
-);
+pub const SNAPSHOT_IS_CURRENT: Method =
+    method("virDomainSnapshotIsCurrent", "DomainSnapshotIsCurrent", &[]);
 pub const SNAPSHOT_LIST_CHILDREN: Method = method(
     "virDomainSnapshotListAllChildren",
     "DomainSnapshotListAllChildren",
     &LIST_CHILDREN_FLAGS,
-    false,
 );
 pub const REVERT: Method = method(
     "virDomainRevertToSnapshot",
@@ -519,12 +452,11 @@ pub const REVERT: Method = method(
         flag(2, "VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED", "paused"),
         flag(4, "VIR_DOMAIN_SNAPSHOT_REVERT_FORCE", "force"),
     ],
-    false,
 );
 
 /// Properties are read through these (for errors).
-pub const PROPERTY: Method = method("virDomainGetInfo", "DomainGetInfo", &[], false);
-pub const SET_AUTOSTART: Method = method("virDomainSetAutostart", "DomainSetAutostart", &[], false);
+pub const PROPERTY: Method = method("virDomainGetInfo", "DomainGetInfo", &[]);
+pub const SET_AUTOSTART: Method = method("virDomainSetAutostart", "DomainSetAutostart", &[]);
 
 #[cfg(test)]
 mod tests {

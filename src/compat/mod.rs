@@ -31,14 +31,15 @@ use self::{
     schema::Schema,
 };
 use crate::{
-    bus::{
+    core::{Core, Domain, DomainInfo, ops::Operation},
+    model::DomainType,
+    server::{
         Call,
         activity::Activity,
-        authz::{Action, Authorizer, Details},
+        authz::{Authorizer, Details},
+        exec::Exec,
         router::{self, Frontend},
     },
-    core::{Core, Domain, DomainInfo},
-    model::DomainType,
 };
 
 pub const BUS_NAME: &str = "org.libvirt";
@@ -87,7 +88,16 @@ impl Connect {
 
     /// Wait until the signals of this connect's core's events so far are sent.
     pub async fn signals_sent(&self) {
-        crate::bus::signals_sent(&self.core, &self.signalled).await
+        crate::server::signals_sent(&self.core, &self.signalled).await
+    }
+
+    /// The one execution path, over this connect's core.
+    pub fn exec<'a>(&'a self, ctx: &'a Ctx) -> Exec<'a> {
+        Exec {
+            core: &self.core,
+            authz: &*ctx.authz,
+            signalled: &self.signalled,
+        }
     }
 }
 
@@ -101,24 +111,24 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub async fn authorize(&self, call: &Call, action: Action, details: &Details) -> Reply<()> {
-        Ok(self.authz.check(&call.caller, action, details).await?)
+    pub async fn authorize(&self, call: &Call, op: Operation, details: &Details) -> Reply<()> {
+        Ok(self.authz.check(&call.caller, op.action(), details).await?)
     }
 
     pub async fn authorize_domain(
         &self,
         call: &Call,
-        action: Action,
+        op: Operation,
         info: &DomainInfo,
     ) -> Reply<()> {
-        self.authorize(call, action, &Details::domain(info)).await
+        self.authorize(call, op, &Details::domain(info)).await
     }
 
     /// Whether the caller may see a domain; lists leave out the others.
     pub async fn may_read(&self, call: &Call, info: &DomainInfo) -> bool {
         self.authz.allows_everything()
             || self
-                .authorize_domain(call, Action::DomainRead, info)
+                .authorize_domain(call, Operation::ReadDomain, info)
                 .await
                 .is_ok()
     }
@@ -170,7 +180,9 @@ pub async fn serve(
     let mut pumps = Vec::new();
     for (i, (events, tx)) in senders.into_iter().enumerate() {
         let emitter = Arc::new(signals::ConnectEmitter::new(ctx.clone(), i));
-        pumps.push(tokio::spawn(crate::bus::signals::pump(emitter, events, tx)));
+        pumps.push(tokio::spawn(crate::server::signals::pump(
+            emitter, events, tx,
+        )));
     }
     pumps.push(tokio::spawn(signals::announce_hostname(ctx.clone())));
     let stream = router::method_calls(conn).await?;

@@ -12,9 +12,10 @@ use super::{
     paths::{self, Dir, Target},
     schema::{CONNECT_IFACE, DOMAIN_IFACE, SNAPSHOT_IFACE},
 };
-use crate::bus::{
+use crate::core::ops::Operation;
+use crate::server::{
     Call,
-    authz::{Action, Details},
+    authz::Details,
     schema::{Interface, STANDARD_XML},
 };
 
@@ -194,7 +195,7 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
         Target::Domain(i, uuid) => {
             let c = &ctx.connects[*i];
             if let Some(dom) = c.domain(uuid) {
-                ctx.authorize_domain(call, Action::DomainRead, &dom.info())
+                ctx.authorize_domain(call, Operation::ReadDomain, &dom.info())
                     .await?;
             }
             iface(&mut xml, &ctx.schema.domain);
@@ -204,7 +205,7 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
             let c = &ctx.connects[*i];
             if let Some(dom) = c.domain(uuid) {
                 let details = Details::snapshot(&dom.info(), name);
-                ctx.authorize(call, Action::DomainRead, &details).await?;
+                ctx.authorize(call, Operation::ReadDomain, &details).await?;
             }
             iface(&mut xml, &ctx.schema.snapshot);
         }

@@ -7,17 +7,14 @@ use zbus::{Message, Variant};
 
 use super::{
     Connect, Ctx, LIB_VERSION,
-    errors::{Code, CompatError, Reply, from_core, libvirt},
+    errors::{Code, CompatError, Reply, from_exec, libvirt},
     flags::{self, Flavor},
     objects::{check_signature, no_domain_uuid},
     paths::Target,
     schema::{CONNECT_IFACE, DOMAIN_IFACE, SNAPSHOT_IFACE},
 };
-use crate::bus::{
-    Call,
-    authz::{Action, Details},
-    dict::Dict,
-};
+use crate::core::ops::{self, Operation};
+use crate::server::{Call, authz::Details, dict::Dict};
 
 pub(super) const CONNECT_PROPS: &[&str] =
     &["Encrypted", "Hostname", "LibVersion", "Secure", "Version"];
@@ -38,7 +35,7 @@ pub(super) fn connect_prop(c: &Connect, name: &str) -> Option<Variant<'static>> 
     Some(match name {
         // libvirt-dbus reports virConnectIsEncrypted for both: the bus is not encrypted.
         "Encrypted" | "Secure" => Variant::Bool(false),
-        "Hostname" => Variant::from(crate::bus::hostname::read()),
+        "Hostname" => Variant::from(crate::server::hostname::read()),
         "LibVersion" => Variant::U64(LIB_VERSION),
         "Version" => Variant::U64(c.core.hypervisor_version(&c.types)),
         _ => return None,
@@ -126,7 +123,7 @@ async fn get(
         (Target::Connect(i), CONNECT_IFACE) => {
             let c = &ctx.connects[*i];
             let v = connect_prop(c, name).ok_or_else(|| unknown_property(name))?;
-            ctx.authorize(call, Action::ManagerRead, &Details::default())
+            ctx.authorize(call, Operation::ReadHost, &Details::default())
                 .await?;
             Ok(v)
         }
@@ -137,7 +134,7 @@ async fn get(
             }
             let dom = domain_of(c, uuid)?;
             let info = dom.info();
-            ctx.authorize_domain(call, Action::DomainRead, &info)
+            ctx.authorize_domain(call, Operation::ReadDomain, &info)
                 .await?;
             domain_prop(c, &dom, &info, name).unwrap_or_else(|| Err(unknown_property(name)))
         }
@@ -155,7 +152,7 @@ async fn get_all(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Reply<
     let mut out: Dict<&str, Variant<'static>> = Dict::new();
     match (target, iface) {
         (Target::Connect(i), CONNECT_IFACE) => {
-            ctx.authorize(call, Action::ManagerRead, &Details::default())
+            ctx.authorize(call, Operation::ReadHost, &Details::default())
                 .await?;
             let c = &ctx.connects[*i];
             for n in CONNECT_PROPS {
@@ -169,7 +166,7 @@ async fn get_all(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Reply<
             // A domain that is gone has no property left to read: an empty answer.
             if let Some(dom) = c.domain(uuid) {
                 let info = dom.info();
-                ctx.authorize_domain(call, Action::DomainRead, &info)
+                ctx.authorize_domain(call, Operation::ReadDomain, &info)
                     .await?;
                 for n in DOMAIN_PROPS {
                     if let Some(Ok(v)) = domain_prop(c, &dom, &info, n) {
@@ -222,12 +219,9 @@ async fn set(
     };
     let c = &ctx.connects[i];
     let dom = domain_of(c, uuid)?;
-    ctx.authorize_domain(call, Action::DomainWrite, &dom.info())
-        .await?;
-    c.core
-        .set_autostart(&dom, on)
+    c.exec(ctx)
+        .run(call, &dom, ops::SetAutostart { autostart: on })
         .await
-        .map_err(|e| from_core(e, c.flavor, &flags::SET_AUTOSTART))?;
-    c.signals_sent().await;
+        .map_err(|e| from_exec(e, c.flavor, &flags::SET_AUTOSTART))?;
     call.reply_empty()
 }

@@ -2,7 +2,7 @@
 //! `dbus/` (libvirt-dbus 1.4.1's own): calls are checked against it and `Introspect` serves
 //! it verbatim.
 
-use crate::bus::schema::{Interface, SchemaError, parse};
+use crate::server::schema::{Interface, SchemaError, parse};
 
 pub const CONNECT_XML: &str = include_str!("../../dbus/org.libvirt.Connect.xml");
 pub const DOMAIN_XML: &str = include_str!("../../dbus/org.libvirt.Domain.xml");

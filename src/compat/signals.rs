@@ -20,9 +20,9 @@ use super::{
     schema::{CONNECT_IFACE, DOMAIN_IFACE},
 };
 use crate::{
-    bus::{dict::Dict, signals::Emitter},
     core::{DomainProp, Event, events::lock},
     model::state::{Lifecycle, PmSuspendedDetail, SuspendedDetail},
+    server::{dict::Dict, signals::Emitter},
 };
 
 /// Emits one connect's signals: only for domains of the types it shows.
@@ -164,7 +164,7 @@ impl Emitter for ConnectEmitter {
 
 /// Signal each new host name as a change of every connect's `Hostname`.
 pub(super) async fn announce_hostname(ctx: Arc<Ctx>) {
-    let mut names = crate::bus::hostname::watch();
+    let mut names = crate::server::hostname::watch();
     while names.changed().await.is_ok() {
         let now = names.borrow_and_update().clone();
         for c in &ctx.connects {

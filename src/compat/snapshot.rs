@@ -5,22 +5,20 @@ use zbus::{Message, ObjectPath};
 
 use super::{
     Connect, Ctx,
-    domain::{no_snapshot, reply_snapshots, snapshot_filters},
-    errors::{Code, CompatError, Reply, from_core, libvirt},
+    domain::{reply_snapshots, snapshot_filters},
+    errors::{Code, CompatError, Reply, from_core, from_exec, libvirt},
     flags::{self, Method},
     objects::no_domain_uuid,
 };
 use crate::{
-    bus::{
-        Call,
-        authz::{Action, Details},
-    },
     core::{
-        Error,
+        ops,
         options::{RevertOptions, SnapshotDeleteOptions},
     },
+    server::Call,
 };
 
+/// Translate one call into its core request and run it through the one execution path.
 pub(super) async fn call(
     ctx: &Ctx,
     call: &Call,
@@ -33,33 +31,37 @@ pub(super) async fn call(
     let body = call.msg.body();
     let flags: u32 = body.deserialize()?;
     let flavor = c.flavor;
-    let core = &c.core;
-    let details = Details::snapshot(&dom.info(), name);
-    let info = core
+    let exec = c.exec(ctx);
+    // The object itself: a path naming no snapshot is libvirt's "not found", whoever asks.
+    let info = c
+        .core
         .snapshot_info(&dom, name)
-        .map_err(|_| no_snapshot(name))?;
-    let fail = |m: &'static Method| move |e: Error| from_core(e, flavor, m);
+        .map_err(|e| from_core(e, flavor, &flags::SNAPSHOT_LOOKUP_BY_NAME))?;
+    let name = name.to_owned();
+    macro_rules! run {
+        ($m:expr, $req:expr) => {
+            exec.run(call, &dom, $req)
+                .await
+                .map_err(|e| from_exec(e, flavor, $m))?
+        };
+    }
+    let check = |m: &'static Method| m.check(flags, flavor);
     match member {
         "Delete" => {
             let m = &flags::SNAPSHOT_DELETE;
-            m.check(flags, flavor)?;
+            check(m)?;
             let opts = SnapshotDeleteOptions {
                 children: m.has(flags, "children"),
                 children_only: m.has(flags, "children-only"),
                 metadata_only: m.has(flags, "metadata-only"),
             };
-            opts.validate().map_err(|e| fail(m)(e.into()))?;
-            ctx.authorize(call, Action::DomainSnapshot, &details)
-                .await?;
-            core.snapshot_delete(&dom, name, opts)
-                .await
-                .map_err(fail(m))?;
-            c.signals_sent().await;
+            run!(m, ops::SnapshotDelete { name, opts });
             call.reply_empty()
         }
         "GetParent" => {
-            flags::SNAPSHOT_GET_PARENT.check(flags, flavor)?;
-            ctx.authorize(call, Action::DomainRead, &details).await?;
+            let m = &flags::SNAPSHOT_GET_PARENT;
+            check(m)?;
+            run!(m, ops::SnapshotRead { name: name.clone() });
             let parent = info.parent.ok_or_else(|| {
                 libvirt(
                     Code::NoDomainSnapshot,
@@ -72,49 +74,35 @@ pub(super) async fn call(
         }
         "GetXMLDesc" => {
             let m = &flags::SNAPSHOT_GET_XML_DESC;
-            m.check(flags, flavor)?;
+            check(m)?;
             let secure = m.has(flags, "secure");
-            ctx.authorize(call, Action::DomainRead, &details).await?;
-            if secure {
-                ctx.authorize(call, Action::DomainReadSecure, &details)
-                    .await?;
-            }
-            call.reply(&core.snapshot_xml(&dom, name, secure).map_err(fail(m))?)
+            call.reply(&run!(m, ops::SnapshotGetXml { name, secure }))
         }
         "IsCurrent" => {
-            flags::SNAPSHOT_IS_CURRENT.check(flags, flavor)?;
-            ctx.authorize(call, Action::DomainRead, &details).await?;
-            call.reply(&info.is_current)
+            let m = &flags::SNAPSHOT_IS_CURRENT;
+            check(m)?;
+            call.reply(&run!(m, ops::SnapshotRead { name }).is_current)
         }
         "ListChildren" => {
             let m = &flags::SNAPSHOT_LIST_CHILDREN;
-            m.check(flags, flavor)?;
-            ctx.authorize(call, Action::DomainRead, &details).await?;
-            let names = core
-                .snapshot_children_in(
-                    &dom,
-                    name,
-                    m.has(flags, "descendants"),
-                    snapshot_filters(m, flags),
-                )
-                .map_err(fail(m))?;
+            check(m)?;
+            let req = ops::SnapshotChildren {
+                name,
+                descendants: m.has(flags, "descendants"),
+                opts: snapshot_filters(m, flags),
+            };
+            let names = run!(m, req);
             reply_snapshots(call, c, &dom, &names)
         }
         "Revert" => {
             let m = &flags::REVERT;
-            m.check(flags, flavor)?;
+            check(m)?;
             let opts = RevertOptions {
                 running: m.has(flags, "running"),
                 paused: m.has(flags, "paused"),
                 force: m.has(flags, "force"),
             };
-            opts.validate().map_err(|e| fail(m)(e.into()))?;
-            ctx.authorize(call, Action::DomainSnapshot, &details)
-                .await?;
-            core.snapshot_revert(&dom, name, opts)
-                .await
-                .map_err(fail(m))?;
-            c.signals_sent().await;
+            run!(m, ops::SnapshotRevert { name, opts });
             call.reply_empty()
         }
         other => Err(CompatError::Standard(

@@ -1,11 +1,11 @@
 //! `ListDomains`' array of object paths, written straight from the UUIDs into the message body
-//! (see [`crate::bus::wire`]).
+//! (see [`crate::server::wire`]).
 
 use uuid::Uuid;
 use zbus::Message;
 
 use super::{errors::Reply, paths};
-use crate::bus::{
+use crate::server::{
     Call,
     wire::{object_paths, reply_object_paths},
 };

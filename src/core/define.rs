@@ -94,7 +94,7 @@ impl Core {
         loop {
             if let Some(dom) = self.find_existing(&def)? {
                 let job = match dom.begin_job("define").await {
-                    Err(Error::NotFound(_)) => continue, // undefined meanwhile: define anew
+                    Err(Error::NotFound(..)) => continue, // undefined meanwhile: define anew
                     other => other?,
                 };
                 self.redefine(&dom, def, caller).await?;

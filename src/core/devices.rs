@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use super::{Core, Domain, Error, Event, Result, events::lock, options::DeviceOptions};
+use super::{
+    Core, Domain, Error, Event, Result, events::lock, ops::Operation, options::DeviceOptions,
+};
 use crate::model::{DomainDef, devices::Device};
 
 /// What an edit does to a device list.
@@ -15,11 +17,11 @@ enum Edit {
 }
 
 impl Edit {
-    fn verb(self) -> &'static str {
+    fn operation(self) -> Operation {
         match self {
-            Self::Attach => "attach a device to",
-            Self::Detach => "detach a device from",
-            Self::Update => "change a device of",
+            Self::Attach => Operation::AttachDevice,
+            Self::Detach => Operation::DetachDevice,
+            Self::Update => Operation::UpdateDevice,
         }
     }
 }
@@ -68,9 +70,9 @@ impl Core {
         let _job = dom.begin_job("edit devices").await?;
         let (t, live, config) = {
             let d = lock(&dom.data);
-            let t = opts
-                .affect
-                .resolve(&d.def.name, edit.verb(), d.status.state, d.persistent)?;
+            let t =
+                opts.affect
+                    .resolve(&d.def.name, edit.operation(), d.status.state, d.persistent)?;
             (t, d.live.clone(), d.def.clone())
         };
         // The device as `def` has it (for detach), and `def` with the edit applied.
@@ -79,7 +81,7 @@ impl Core {
             let bad = |why: String| {
                 Error::InvalidArgument(format!(
                     "cannot {} domain '{}': {why}",
-                    edit.verb(),
+                    edit.operation().verb(),
                     def.name
                 ))
             };

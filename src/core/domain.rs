@@ -9,7 +9,7 @@ use std::{
 use uuid::Uuid;
 
 use super::{
-    error::{Error, Result},
+    error::{Error, Missing, Result},
     events::lock,
     info::DomainInfo,
     snapshots::SnapshotTree,
@@ -120,7 +120,10 @@ impl Domain {
     }
 
     pub(crate) fn gone(&self) -> Error {
-        Error::NotFound(format!("domain {} no longer exists", self.uuid))
+        Error::NotFound(
+            Missing::Domain,
+            format!("domain {} no longer exists", self.uuid),
+        )
     }
 
     /// The property values now.
@@ -173,7 +176,7 @@ impl DomainData {
     pub fn def_for_read(
         &self,
         affect: super::options::Affect,
-        op: &'static str,
+        op: super::ops::Operation,
     ) -> Result<&Arc<DomainDef>> {
         let t = affect.resolve_one(&self.def.name, op, self.status.state, self.persistent)?;
         Ok(match (&self.live, t.live) {

@@ -4,6 +4,7 @@
 //! vocabulary (the libvirt facade) can phrase them its own way without repeating the rule that
 //! raised them: a domain in the wrong state for an operation, and options that conflict.
 
+use super::ops::Operation;
 use crate::{
     drivers::DriverError,
     model::{XmlError, state::DomainState},
@@ -12,8 +13,9 @@ use crate::{
 /// What went wrong, by kind; front ends map each kind to one error name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
-    NotFound(String),
+    /// Something that does not exist, and what kind of thing it is.
+    #[error("{1}")]
+    NotFound(Missing, String),
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
@@ -26,8 +28,13 @@ pub enum Error {
     Options(OptionError),
     #[error("{0}")]
     AlreadyExists(String),
+    /// A configuration or request this driver or the core refuses.
     #[error("{0}")]
     NotSupported(String),
+    /// An operation the domain's driver does not implement at all (a kind of
+    /// `NotSupported`).
+    #[error("{0}")]
+    Unimplemented(String),
     #[error("{0}")]
     AccessDenied(String),
     #[error("{0}")]
@@ -36,15 +43,31 @@ pub enum Error {
     Failed(String),
 }
 
+/// What kind of thing was not found, so that each front end names it its own way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    Domain,
+    /// A snapshot, by name.
+    Snapshot(String),
+    /// A metadata element, title or description.
+    Metadata,
+    /// Any other object a front end addresses (a path that names nothing).
+    Object,
+}
+
 /// A domain in a state where an operation cannot run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateConflict {
     pub domain: String,
-    /// The operation, as a verb phrase ("start", "shut down").
-    pub op: &'static str,
+    pub op: Operation,
     pub state: DomainState,
+}
+
+impl StateConflict {
     /// Whether the operation needs an active domain (rather than an inactive one).
-    pub needs_active: bool,
+    pub fn needs_active(&self) -> bool {
+        self.op.states().needs_active()
+    }
 }
 
 impl std::fmt::Display for StateConflict {
@@ -57,7 +80,12 @@ impl std::fmt::Display for StateConflict {
             DomainState::Running => "is already running".to_owned(),
             s => format!("is in state '{s}'"),
         };
-        write!(f, "cannot {} domain '{}': it {why}", self.op, self.domain)
+        write!(
+            f,
+            "cannot {} domain '{}': it {why}",
+            self.op.verb(),
+            self.domain
+        )
     }
 }
 
@@ -67,11 +95,11 @@ impl Error {
     /// The kind's short name, as the D-Bus error name's last element.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::NotFound(_) => "NotFound",
+            Self::NotFound(..) => "NotFound",
             Self::InvalidArgument(_) | Self::Options(_) => "InvalidArgument",
             Self::InvalidState(_) | Self::WrongState(_) => "InvalidState",
             Self::AlreadyExists(_) => "AlreadyExists",
-            Self::NotSupported(_) => "NotSupported",
+            Self::NotSupported(_) | Self::Unimplemented(_) => "NotSupported",
             Self::AccessDenied(_) => "AccessDenied",
             Self::Timeout(_) => "Timeout",
             Self::Failed(_) => "Failed",
@@ -98,6 +126,7 @@ impl From<DriverError> for Error {
             DriverError::InvalidArgument(m) => E::InvalidArgument(m),
             DriverError::InvalidState(m) => E::InvalidState(m),
             DriverError::NotSupported(m) => E::NotSupported(m),
+            DriverError::Unimplemented(m) => E::Unimplemented(m),
             DriverError::Timeout(m) => E::Timeout(m),
             DriverError::Failed(m) => E::Failed(m),
         }
@@ -114,9 +143,8 @@ mod tests {
     fn structured_errors_read_as_before() {
         let e = Error::WrongState(StateConflict {
             domain: "web".into(),
-            op: "suspend",
+            op: Operation::Suspend,
             state: DomainState::ShutOff,
-            needs_active: true,
         });
         assert_eq!(
             e.to_string(),

@@ -5,12 +5,10 @@ use std::sync::Arc;
 
 use super::{
     Core, Domain, Result, host,
+    ops::Operation,
     options::{AddressSource, ListFilter, StatsGroup},
 };
-use crate::{
-    drivers::{GuestAddress, GuestInfo, GuestInfoTypes, GuestInterface, MemoryStat, Stats},
-    model::state::DomainState,
-};
+use crate::drivers::{GuestAddress, GuestInfo, GuestInfoTypes, GuestInterface, MemoryStat, Stats};
 
 impl Core {
     /// The statistics in `groups` (all groups when empty).
@@ -40,21 +38,14 @@ impl Core {
 
     /// Memory statistics from the running guest's balloon.
     pub async fn memory_stats(&self, dom: &Arc<Domain>) -> Result<Vec<(MemoryStat, u64)>> {
-        let (live, _) = Self::require(
-            dom,
-            "read memory statistics of",
-            true,
-            DomainState::is_active,
-        )?;
+        let (live, _) = Self::require(dom, Operation::MemoryStats)?;
         Ok(dom.driver.memory_stats(&self.ctx(dom), &live).await?)
     }
 
     /// What the guest agent reports; the guest must be running (a paused guest's agent
     /// cannot answer).
     pub async fn guest_info(&self, dom: &Arc<Domain>, types: GuestInfoTypes) -> Result<GuestInfo> {
-        Self::require(dom, "query the guest agent of", true, |s| {
-            s == DomainState::Running
-        })?;
+        Self::require(dom, Operation::GuestInfo)?;
         Ok(dom.driver.guest_info(&self.ctx(dom), types).await?)
     }
 
@@ -66,12 +57,7 @@ impl Core {
         dom: &Arc<Domain>,
         source: AddressSource,
     ) -> Result<Vec<GuestInterface>> {
-        let (live, _) = Self::require(
-            dom,
-            "read the interface addresses of",
-            true,
-            DomainState::is_active,
-        )?;
+        let (live, _) = Self::require(dom, Operation::InterfaceAddresses)?;
         match source {
             AddressSource::Lease => Ok(Vec::new()),
             AddressSource::Agent => {

@@ -8,6 +8,7 @@ use super::{
     Core, Domain, Error, Event, Result,
     error::StateConflict,
     events::lock,
+    ops::Operation,
     options::{DestroyOptions, PowerMode, StartOptions},
 };
 use crate::{
@@ -22,24 +23,18 @@ use crate::{
 };
 
 impl Core {
-    /// The domain's definition now and its state, if `ok` accepts the state; otherwise the
-    /// error saying why `op` cannot run (`needs_active`: whether it needs an active domain).
-    pub(crate) fn require(
-        dom: &Domain,
-        op: &'static str,
-        needs_active: bool,
-        ok: impl FnOnce(DomainState) -> bool,
-    ) -> Result<(Arc<DomainDef>, DomainState)> {
+    /// The domain's definition now and its state, if `op` may run in that state;
+    /// otherwise the error saying why it cannot.
+    pub(crate) fn require(dom: &Domain, op: Operation) -> Result<(Arc<DomainDef>, DomainState)> {
         let d = lock(&dom.data);
         let state = d.status.state;
-        if ok(state) {
+        if op.states().allows(state) {
             return Ok((d.current_def().clone(), state));
         }
         Err(Error::WrongState(StateConflict {
             domain: d.def.name.clone(),
             op,
             state,
-            needs_active,
         }))
     }
 
@@ -69,7 +64,7 @@ impl Core {
         reason: StateReason,
     ) -> Result<()> {
         let _job = dom.begin_job("start").await?;
-        let (persistent_def, _) = Self::require(dom, "start", false, |s| !s.is_active())?;
+        let (persistent_def, _) = Self::require(dom, Operation::Start)?;
         let saved = lock(&dom.data).managed_save;
         if let Some(saved) = saved {
             if def.is_some() {
@@ -183,7 +178,7 @@ impl Core {
 
     pub async fn shutdown(&self, dom: &Arc<Domain>, mode: PowerMode) -> Result<()> {
         let _job = dom.begin_job("shutdown").await?;
-        Self::require(dom, "shut down", true, DomainState::is_active)?;
+        Self::require(dom, Operation::Shutdown)?;
         if dom.driver.shutdown(&self.ctx(dom), mode).await? == Completion::Done {
             self.emit_shutdown(dom, ShutdownDetail::Finished);
             self.after_poweroff(dom).await?;
@@ -193,7 +188,7 @@ impl Core {
 
     pub async fn reboot(&self, dom: &Arc<Domain>, mode: PowerMode) -> Result<()> {
         let _job = dom.begin_job("reboot").await?;
-        let (def, _) = Self::require(dom, "reboot", true, |s| s == DomainState::Running)?;
+        let (def, _) = Self::require(dom, Operation::Reboot)?;
         // Done: the guest went through its reboot now. A guest that may not reboot
         // (on_reboot=destroy) is shut off instead, as QEMU's -no-reboot does.
         if dom.driver.reboot(&self.ctx(dom), mode).await? == Completion::Done {
@@ -209,7 +204,7 @@ impl Core {
 
     pub async fn destroy(&self, dom: &Arc<Domain>, opts: DestroyOptions) -> Result<()> {
         let _job = dom.begin_job("destroy").await?;
-        Self::require(dom, "destroy", true, DomainState::is_active)?;
+        Self::require(dom, Operation::Destroy)?;
         dom.driver.destroy(&self.ctx(dom), opts.graceful).await?;
         self.mark_stopped(dom, StateReason::Destroyed, StoppedDetail::Destroyed);
         Ok(())
@@ -217,7 +212,7 @@ impl Core {
 
     pub async fn reset(&self, dom: &Arc<Domain>) -> Result<()> {
         let _job = dom.begin_job("reset").await?;
-        Self::require(dom, "reset", true, DomainState::is_active)?;
+        Self::require(dom, Operation::Reset)?;
         dom.driver.reset(&self.ctx(dom)).await?;
         Ok(())
     }
@@ -225,14 +220,14 @@ impl Core {
     /// Send the guest a non-maskable interrupt.
     pub async fn inject_nmi(&self, dom: &Arc<Domain>) -> Result<()> {
         let _job = dom.begin_job("inject NMI").await?;
-        Self::require(dom, "inject an NMI into", true, DomainState::is_active)?;
+        Self::require(dom, Operation::InjectNmi)?;
         dom.driver.inject_nmi(&self.ctx(dom)).await?;
         Ok(())
     }
 
     pub async fn suspend(&self, dom: &Arc<Domain>) -> Result<()> {
         let _job = dom.begin_job("suspend").await?;
-        Self::require(dom, "suspend", true, |s| s == DomainState::Running)?;
+        Self::require(dom, Operation::Suspend)?;
         dom.driver.suspend(&self.ctx(dom)).await?;
         self.mark_paused(dom, StateReason::User, SuspendedDetail::Paused);
         Ok(())
@@ -240,7 +235,7 @@ impl Core {
 
     pub async fn resume(&self, dom: &Arc<Domain>) -> Result<()> {
         let _job = dom.begin_job("resume").await?;
-        Self::require(dom, "resume", true, |s| s == DomainState::Paused)?;
+        Self::require(dom, Operation::Resume)?;
         dom.driver.resume(&self.ctx(dom)).await?;
         self.mark_resumed(dom, StateReason::Unpaused, ResumedDetail::Unpaused);
         Ok(())
@@ -473,15 +468,13 @@ impl Core {
 
     pub async fn fs_freeze(&self, dom: &Arc<Domain>, mountpoints: &[String]) -> Result<u32> {
         let _job = dom.begin_job("fs-freeze").await?;
-        Self::require(dom, "freeze the filesystems of", true, |s| {
-            s == DomainState::Running
-        })?;
+        Self::require(dom, Operation::FsFreeze)?;
         Ok(dom.driver.fs_freeze(&self.ctx(dom), mountpoints).await?)
     }
 
     pub async fn fs_thaw(&self, dom: &Arc<Domain>, mountpoints: &[String]) -> Result<u32> {
         let _job = dom.begin_job("fs-thaw").await?;
-        Self::require(dom, "thaw the filesystems of", true, DomainState::is_active)?;
+        Self::require(dom, Operation::FsThaw)?;
         Ok(dom.driver.fs_thaw(&self.ctx(dom), mountpoints).await?)
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{
-    Core, Domain, Error, Event, Result, domain::ManagedSave, events::lock,
+    Core, Domain, Error, Event, Result, domain::ManagedSave, events::lock, ops::Operation,
     options::ManagedSaveOptions,
 };
 use crate::model::{
@@ -19,7 +19,7 @@ impl Core {
     pub async fn managed_save(&self, dom: &Arc<Domain>, opts: ManagedSaveOptions) -> Result<()> {
         opts.validate()?;
         let _job = dom.begin_job("managed save").await?;
-        let (live, state) = Self::require(dom, "save", true, DomainState::is_active)?;
+        let (live, state) = Self::require(dom, Operation::ManagedSave)?;
         if !lock(&dom.data).persistent {
             return Err(Error::InvalidState(format!(
                 "cannot save domain '{}': it is transient, and a managed save image needs a \

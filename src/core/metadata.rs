@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use super::{
     Core, Domain, Error, Event, Result,
+    error::Missing,
     events::lock,
+    ops::Operation,
     options::{Affect, Targets},
 };
 use crate::model::DomainDef;
@@ -54,20 +56,23 @@ impl Core {
         if d.removed {
             return Err(dom.gone());
         }
-        let def = d.def_for_read(affect, "read metadata of")?;
+        let def = d.def_for_read(affect, Operation::GetMetadata)?;
         let value = match kind {
             MetadataKind::Description => def.description.clone(),
             MetadataKind::Title => def.title.clone(),
             MetadataKind::Element(uri) => def.metadata_element_plain(uri),
         };
         value.ok_or_else(|| {
-            Error::NotFound(match kind {
-                MetadataKind::Element(uri) => format!(
-                    "domain '{}' has no metadata element in namespace '{uri}'",
-                    d.def.name
-                ),
-                k => format!("domain '{}' has no {}", d.def.name, k.name()),
-            })
+            Error::NotFound(
+                Missing::Metadata,
+                match kind {
+                    MetadataKind::Element(uri) => format!(
+                        "domain '{}' has no metadata element in namespace '{uri}'",
+                        d.def.name
+                    ),
+                    k => format!("domain '{}' has no {}", d.def.name, k.name()),
+                },
+            )
         })
     }
 
@@ -107,7 +112,12 @@ impl Core {
         let _job = dom.begin_job("set metadata").await?;
         let (targets, live, config) = {
             let d = lock(&dom.data);
-            let t = affect.resolve(&d.def.name, "set metadata of", d.status.state, d.persistent)?;
+            let t = affect.resolve(
+                &d.def.name,
+                Operation::SetMetadata,
+                d.status.state,
+                d.persistent,
+            )?;
             (t, d.live.clone(), d.def.clone())
         };
         let edit = |def: &Arc<DomainDef>| -> Result<Arc<DomainDef>> {

@@ -17,7 +17,9 @@ mod devices;
 mod guest;
 mod lifecycle;
 mod managed_save;
+mod memory;
 pub mod metadata;
+pub mod ops;
 mod snapshot_ops;
 mod vcpus;
 
@@ -40,7 +42,7 @@ use self::{
 };
 pub use self::{
     domain::Domain,
-    error::{Error, Result},
+    error::{Error, Missing, Result},
     events::{Event, EventBus},
     info::{DomainInfo, DomainProp, SnapshotInfo, SnapshotKind, SnapshotProp},
     snapshot_ops::disk_images as disk_images_of,
@@ -359,9 +361,10 @@ impl Core {
         {
             return Ok(d.clone());
         }
-        Err(Error::NotFound(format!(
-            "no domain with name or UUID '{name_or_uuid}'"
-        )))
+        Err(Error::NotFound(
+            Missing::Domain,
+            format!("no domain with name or UUID '{name_or_uuid}'"),
+        ))
     }
 
     /// Domains matching `filter`, sorted by name. A filter on types and drivers alone reads

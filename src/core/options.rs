@@ -2,7 +2,10 @@
 //! `a{sv}` dictionary, libvirt's flag words); the rules that relate options live here once,
 //! and report which options broke them ([`OptionError`]) so each front end names them its way.
 
-use super::error::{Error, OptionError, Result, StateConflict};
+use super::{
+    error::{Error, OptionError, Result, StateConflict},
+    ops::Operation,
+};
 pub use crate::model::options::{PowerMode, SnapshotCreateOptions};
 use crate::model::{
     DomainType,
@@ -157,7 +160,7 @@ impl Affect {
     pub fn resolve(
         self,
         domain: &str,
-        op: &'static str,
+        op: Operation,
         state: DomainState,
         persistent: bool,
     ) -> Result<Targets> {
@@ -172,13 +175,13 @@ impl Affect {
                 domain: domain.to_owned(),
                 op,
                 state,
-                needs_active: true,
             }));
         }
         if config && !persistent {
             return Err(Error::InvalidState(format!(
-                "cannot {op} domain '{domain}': it is transient and has no persistent \
-                 definition"
+                "cannot {} domain '{domain}': it is transient and has no persistent \
+                 definition",
+                op.verb()
             )));
         }
         Ok(Targets { live, config })
@@ -188,7 +191,7 @@ impl Affect {
     pub fn resolve_one(
         self,
         domain: &str,
-        op: &'static str,
+        op: Operation,
         state: DomainState,
         persistent: bool,
     ) -> Result<Targets> {
@@ -294,6 +297,25 @@ impl VcpuOptions {
         if self.maximum && !self.affect.config {
             return Err(OptionError::Requires("maximum", "config", ""));
         }
+        if self.maximum && self.affect.live {
+            return Err(OptionError::Exclusive("maximum", "live"));
+        }
+        Ok(())
+    }
+}
+
+/// Changing a domain's memory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemoryOptions {
+    pub affect: Affect,
+    /// The maximum (`<memory>`) rather than the current balloon size (`<currentMemory>`).
+    pub maximum: bool,
+}
+
+impl MemoryOptions {
+    /// A guest's maximum memory is fixed while it runs: a change of it applies to the
+    /// persistent definition only.
+    pub fn validate(&self) -> Result<(), OptionError> {
         if self.maximum && self.affect.live {
             return Err(OptionError::Exclusive("maximum", "live"));
         }
@@ -409,6 +431,8 @@ mod tests {
     use super::*;
     use crate::model::state::StateReason;
 
+    const X: Operation = Operation::SetMetadata;
+
     #[test]
     fn snapshot_create_rules() {
         let ok = |o: SnapshotCreateOptions| o.validate().is_ok();
@@ -498,14 +522,14 @@ mod tests {
         let run = DomainState::Running;
         let off = DomainState::ShutOff;
         assert_eq!(
-            a.resolve("d", "x", run, true).ok(),
+            a.resolve("d", X, run, true).ok(),
             Some(Targets {
                 live: true,
                 config: false
             })
         );
         assert_eq!(
-            a.resolve("d", "x", off, true).ok(),
+            a.resolve("d", X, off, true).ok(),
             Some(Targets {
                 live: false,
                 config: true
@@ -516,7 +540,7 @@ mod tests {
             config: false,
         };
         assert!(matches!(
-            live.resolve("d", "x", off, true),
+            live.resolve("d", X, off, true),
             Err(Error::WrongState(_))
         ));
         let config = Affect {
@@ -524,16 +548,16 @@ mod tests {
             config: true,
         };
         assert!(matches!(
-            config.resolve("d", "x", run, false),
+            config.resolve("d", X, run, false),
             Err(Error::InvalidState(_))
         ));
         let both = Affect {
             live: true,
             config: true,
         };
-        assert!(both.resolve("d", "x", run, true).is_ok());
+        assert!(both.resolve("d", X, run, true).is_ok());
         assert_eq!(
-            both.resolve_one("d", "x", run, true),
+            both.resolve_one("d", X, run, true),
             Err(Error::Options(OptionError::Exclusive("live", "config")))
         );
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::{
     Core, Domain, Error, Event, Result, blocking,
+    error::Missing,
     events::lock,
     info::{SnapshotInfo, SnapshotKind},
     now_unix,
@@ -64,9 +65,10 @@ fn snapshot_matches(
 impl Core {
     /// Takes the domain's name, not the domain: callers hold its data lock.
     fn snapshot_not_found(domain_name: &str, name: &str) -> Error {
-        Error::NotFound(format!(
-            "domain '{domain_name}' has no snapshot named '{name}'"
-        ))
+        Error::NotFound(
+            Missing::Snapshot(name.to_owned()),
+            format!("domain '{domain_name}' has no snapshot named '{name}'"),
+        )
     }
 
     pub fn snapshot_info(&self, dom: &Domain, name: &str) -> Result<SnapshotInfo> {

@@ -169,7 +169,7 @@ async fn metadata_live_and_config() {
     let title = MetadataKind::Title;
     assert!(matches!(
         core.metadata(&dom, &title, Affect::default()),
-        Err(Error::NotFound(_))
+        Err(Error::NotFound(..))
     ));
     let mut rx = core.events().subscribe();
     core.set_metadata(&dom, title.clone(), Some("live title"), None, LIVE)

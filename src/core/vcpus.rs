@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{
-    Core, Domain, Error, Result, blocking, events::lock, host, options::Affect,
+    Core, Domain, Error, Result, blocking, events::lock, host, ops::Operation, options::Affect,
     options::VcpuOptions,
 };
 use crate::model::DomainDef;
@@ -17,7 +17,7 @@ impl Core {
         if d.removed {
             return Err(dom.gone());
         }
-        let def = d.def_for_read(opts.affect, "read the vCPUs of")?;
+        let def = d.def_for_read(opts.affect, Operation::GetVcpus)?;
         Ok(if opts.maximum {
             def.max_vcpus
         } else {
@@ -39,7 +39,7 @@ impl Core {
             let d = lock(&dom.data);
             let t = opts.affect.resolve(
                 &d.def.name,
-                "change the vCPUs of",
+                Operation::SetVcpus,
                 d.status.state,
                 d.persistent,
             )?;
@@ -98,7 +98,7 @@ impl Core {
             if d.removed {
                 return Err(dom.gone());
             }
-            d.def_for_read(affect, "read the vCPU pinning of")?.clone()
+            d.def_for_read(affect, Operation::GetVcpuPinning)?.clone()
         };
         let host_cpus = blocking(host::cpu_count).await?;
         let allowed = match &def.cpuset {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{bus::activity::Activity, core::Core};
+use crate::{core::Core, server::activity::Activity};
 
 /// Resolve once the instance has been idle for `timeout`.
 pub async fn wait(core: &Core, activity: &Activity, timeout: Duration) {

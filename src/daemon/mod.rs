@@ -13,11 +13,6 @@ use self::{
     notify::Notifier,
 };
 use crate::{
-    bus::{
-        self,
-        activity::Activity,
-        authz::{Authorizer, SessionOwner},
-    },
     compat::{self, ConnectSpec, flags::Flavor},
     config::{Config, DriverKind},
     core::{Core, store::Store},
@@ -27,6 +22,12 @@ use crate::{
         test::TestDriver,
     },
     model::DomainType,
+    native,
+    server::{
+        activity::Activity,
+        authz::{Authorizer, SessionOwner},
+        polkit::Polkit,
+    },
 };
 
 pub const BUS_NAME: &str = "org.virtbus1";
@@ -185,11 +186,11 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
     // there is nobody to ask, as with libvirt's session mode.
     let authz: Arc<dyn Authorizer> = match bus {
         BusKind::Session => Arc::new(SessionOwner),
-        BusKind::System => bus::polkit::Polkit::new(&conn, !args.no_authz_cache)
+        BusKind::System => Polkit::new(&conn, !args.no_authz_cache)
             .await
             .map_err(DaemonError::Serve)?,
     };
-    let mut server = bus::serve(&conn, core.clone(), authz.clone())
+    let mut server = native::serve(&conn, core.clone(), authz.clone())
         .await
         .map_err(DaemonError::Serve)?;
     if bus == BusKind::System {
@@ -296,7 +297,7 @@ async fn finish_critical(core: &Core) {
 
 /// Give up the bus name, so that the next call activates a new instance, then finish the
 /// calls that reached this one before it did.
-async fn hand_over(conn: &zbus::Connection, activity: &bus::activity::Activity) {
+async fn hand_over(conn: &zbus::Connection, activity: &Activity) {
     if let Err(e) = conn.release_name(BUS_NAME).await {
         tracing::warn!("cannot release {BUS_NAME}: {e}");
     }

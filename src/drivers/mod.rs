@@ -10,13 +10,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::{
-    model::{
-        options::{PowerMode, SnapshotCreateOptions},
-        DomainDef, DomainType, SnapshotDef,
-        devices::{Device, Disk},
-        state::{CrashedDetail, ShutdownDetail, StateReason, Status, StoppedDetail},
-    },
+use crate::model::{
+    DomainDef, DomainType, SnapshotDef,
+    devices::{Device, Disk},
+    options::{PowerMode, SnapshotCreateOptions},
+    state::{CrashedDetail, ShutdownDetail, StateReason, Status, StoppedDetail},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,8 +23,12 @@ pub enum DriverError {
     InvalidArgument(String),
     #[error("{0}")]
     InvalidState(String),
+    /// A configuration or request the driver refuses.
     #[error("{0}")]
     NotSupported(String),
+    /// An operation the driver does not implement at all.
+    #[error("{0}")]
+    Unimplemented(String),
     #[error("{0}")]
     Timeout(String),
     #[error("{0}")]
@@ -439,6 +441,15 @@ pub trait Driver: Send + Sync + 'static {
         Err(unsupported(self.name(), "change the vCPUs of running", ctx))
     }
 
+    /// Set a running guest's balloon target (KiB); `live` already has it as current memory.
+    async fn set_memory(&self, ctx: &DomainCtx, _live: &DomainDef, _kib: u64) -> DriverResult<()> {
+        Err(unsupported(
+            self.name(),
+            "change the memory of running",
+            ctx,
+        ))
+    }
+
     /// Memory statistics of a running guest, from its balloon driver.
     async fn memory_stats(
         &self,
@@ -499,7 +510,7 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Facts from the guest agent.
     async fn guest_info(&self, ctx: &DomainCtx, _types: GuestInfoTypes) -> DriverResult<GuestInfo> {
-        Err(DriverError::NotSupported(format!(
+        Err(DriverError::Unimplemented(format!(
             "the {} driver has no guest agent for domain '{}'",
             self.name(),
             ctx.name
@@ -509,7 +520,7 @@ pub trait Driver: Send + Sync + 'static {
 
 /// The error of a hook a driver does not implement.
 fn unsupported(driver: &str, what: &str, ctx: &DomainCtx) -> DriverError {
-    DriverError::NotSupported(format!(
+    DriverError::Unimplemented(format!(
         "the {driver} driver cannot {what} domain '{}'",
         ctx.name
     ))

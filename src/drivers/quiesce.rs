@@ -139,6 +139,7 @@ fn with_text(e: DriverError, more: &str) -> DriverError {
         DriverError::InvalidArgument(m) => DriverError::InvalidArgument(m + more),
         DriverError::InvalidState(m) => DriverError::InvalidState(m + more),
         DriverError::NotSupported(m) => DriverError::NotSupported(m + more),
+        DriverError::Unimplemented(m) => DriverError::Unimplemented(m + more),
         DriverError::Timeout(m) => DriverError::Timeout(m + more),
         DriverError::Failed(m) => DriverError::Failed(m + more),
     }

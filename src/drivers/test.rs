@@ -511,6 +511,12 @@ impl Driver for TestDriver {
         ])
     }
 
+    /// The simulated guest takes any balloon target at once.
+    async fn set_memory(&self, ctx: &DomainCtx, _live: &DomainDef, _kib: u64) -> DriverResult<()> {
+        self.delay(ctx).await?;
+        self.with_vm(ctx, |_| ())
+    }
+
     /// The simulated guest has no NMI handler that does anything visible.
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
         self.with_vm(ctx, |_| ())

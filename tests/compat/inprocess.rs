@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use virtbus::{
-    bus::{activity::Activity, authz::SessionOwner},
     compat::{self, ConnectSpec, flags::Flavor},
     core::{Core, store::Store},
     drivers::test::TestDriver,
     model::DomainType,
+    server::{activity::Activity, authz::SessionOwner},
 };
 
 use crate::{

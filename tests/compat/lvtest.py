@@ -46,6 +46,16 @@ def eq(got, want, what=""):
         fail(f"{what}: got {got!r}, want {want!r}")
 
 
+def has(text, part, what=""):
+    if part not in text:
+        fail(f"{what}: {part!r} not in {text!r}")
+
+
+def lacks(text, part, what=""):
+    if part in text:
+        fail(f"{what}: {part!r} unexpectedly in {text!r}")
+
+
 def error_of(fn, *args):
     """The (name, message) of the error `fn(*args)` raises; fails if it succeeds."""
     try:

@@ -297,9 +297,29 @@ def undefine_and_stale_paths():
     expect_error(dp.Set, DOMAIN, "Autostart", True, contains="Requested operation is not valid: ")
 
 
+def set_memory():
+    path, w = web()
+    w.SetMemory(131072, 2)
+    has(w.GetXMLDesc(2), "<currentMemory unit='KiB'>131072</currentMemory>", "config current memory")
+    expect_error(w.SetMemory, 1024, 1, message=NOT_RUNNING)
+    expect_error(w.SetMemory, 1024, 8, message="unsupported flags (0x8) in function testDomainSetMemoryFlags")
+    expect_error(w.SetMemory, 1024, 1 | 4, contains="mutually exclusive")
+    expect_error(w.SetMemory, 1048576, 2, contains="invalid argument: ")
+    w.SetMemory(524288, 2 | 4)
+    xml = w.GetXMLDesc(2)
+    has(xml, "<memory unit='KiB'>524288</memory>", "config maximum")
+    has(xml, "<currentMemory unit='KiB'>131072</currentMemory>", "current memory kept below it")
+    w.SetMemory(65536, 2 | 4)
+    lacks(w.GetXMLDesc(2), "<currentMemory unit='KiB'>131072", "current memory comes down with the maximum")
+    w.Create(0)
+    w.SetMemory(32768, 1)
+    has(w.GetXMLDesc(0), "<currentMemory unit='KiB'>32768</currentMemory>", "live balloon target")
+    lacks(w.GetXMLDesc(2), "32768", "the persistent definition untouched")
+    w.Destroy(0)
+    w.Undefine(0)
+
+
 def unsupported():
-    expect_error(d.SetMemory, 1024, 0,
-                 message="this function is not supported by the connection driver: virDomainSetMemoryFlags")
     expect_error(d.Rename, "x", 0,
                  message="this function is not supported by the connection driver: virDomainRename")
     expect_error(d.GetJobInfo,
@@ -307,4 +327,5 @@ def unsupported():
 
 
 run([properties, lifecycle_states_and_events, xml_and_state, statistics, metadata,
-     managed_save, vcpus, memory_and_guest, devices, unsupported, undefine_and_stale_paths])
+     managed_save, vcpus, memory_and_guest, set_memory, devices, unsupported,
+     undefine_and_stale_paths])

@@ -214,7 +214,7 @@ fn polkit_actions_are_valid_and_match_the_code() {
     }
     assert!(!declared.is_empty(), "no polkit actions installed");
     declared.sort();
-    let mut used: Vec<String> = virtbus::bus::authz::Action::ALL
+    let mut used: Vec<String> = virtbus::server::authz::Action::ALL
         .iter()
         .map(|a| a.id().to_owned())
         .collect();

@@ -59,12 +59,12 @@ use super::{
 };
 use crate::{
     model::options::PowerMode,
-    util::{lock, xml::text as xml_text},
     model::{
         DomainDef, DomainType, SnapshotDef,
         devices::{CharSourceType, Device, InterfaceType},
         state::{DomainState, StateReason, Status},
     },
+    util::{lock, xml::text as xml_text},
 };
 
 /// Why the driver could not be set up.
@@ -862,6 +862,28 @@ impl Driver for QemuDriver {
 
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
         self.vm(ctx)?.command("inject-nmi", None).await?;
+        Ok(())
+    }
+
+    /// The balloon driver takes the new target; the guest gives memory back (or takes it)
+    /// at its own pace, as with libvirt.
+    async fn set_memory(&self, ctx: &DomainCtx, live: &DomainDef, kib: u64) -> DriverResult<()> {
+        let has_balloon = live
+            .devices
+            .memballoon
+            .as_ref()
+            .is_some_and(|m| m.model != crate::model::devices::MemballoonModel::None);
+        if !has_balloon {
+            return Err(DriverError::NotSupported(format!(
+                "domain '{}' has no memory balloon device, so its memory cannot change while \
+                 it runs",
+                ctx.name
+            )));
+        }
+        let bytes = kib.saturating_mul(1024);
+        self.vm(ctx)?
+            .command("balloon", Some(serde_json::json!({ "value": bytes })))
+            .await?;
         Ok(())
     }
 

@@ -21,11 +21,8 @@ use tokio::sync::{Semaphore, watch};
 use zbus::{Connection, export::futures_core::Stream};
 use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
 
-use super::{
-    authz::{Action, Authorizer, Caller, Details},
-    errors::BusError,
-};
-use crate::core::{Error, events::lock};
+use super::authz::{Action, Authorizer, Caller, Denied, Details};
+use crate::util::lock;
 
 /// How long a cached decision is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -301,20 +298,15 @@ impl Authorizer for Polkit {
         caller: &Caller,
         action: Action,
         details: &Details,
-    ) -> Result<(), BusError> {
+    ) -> Result<(), Denied> {
         let what = match &details.domain_name {
             Some(n) => format!("{} on domain '{n}'", action.id()),
             None => action.id().to_owned(),
         };
         match self.decide(caller, action, details).await {
             Verdict::Allowed => Ok(()),
-            Verdict::Challenge if !caller.interactive => Err(BusError::Standard(
-                "InteractiveAuthorizationRequired",
-                format!("authentication is required for {what}; call again allowing interaction"),
-            )),
-            Verdict::Challenge | Verdict::Denied => {
-                Err(Error::AccessDenied(format!("not authorized for {what}")).into())
-            }
+            Verdict::Challenge if !caller.interactive => Err(Denied::InteractionRequired(what)),
+            Verdict::Challenge | Verdict::Denied => Err(Denied::NotAuthorized(what)),
         }
     }
 

@@ -6,7 +6,6 @@ use zbus::{Message, OwnedObjectPath, Variant};
 
 use super::{
     Call, Ctx,
-    authz::{Action, Details},
     errors::{BusError, Reply},
     options::{OptionMap, Options},
     paths,
@@ -15,10 +14,11 @@ use crate::{
     core::{
         Domain, Error,
         metadata::MetadataKind,
+        ops,
         options::{
-            Affect, DestroyOptions, DeviceOptions, ManagedSaveOptions, PowerMode,
-            SnapshotCreateOptions, SnapshotListOptions, StartOptions, StatsGroup, UndefineOptions,
-            VcpuOptions, XmlOptions,
+            AddressSource, Affect, DestroyOptions, DeviceOptions, ManagedSaveOptions,
+            MemoryOptions, PowerMode, SnapshotCreateOptions, SnapshotListOptions, StartOptions,
+            StatsGroup, UndefineOptions, VcpuOptions, XmlOptions,
         },
     },
     drivers::{GuestInfo, GuestInfoTypes, StatValue},
@@ -182,6 +182,14 @@ fn power_mode(o: &mut Options<'_>) -> Reply<PowerMode> {
     }
 }
 
+/// Options "live" and "config" with "maximum": which definition and which figure a call
+/// reads or changes.
+fn sizing(o: &mut Options<'_>) -> Reply<(Affect, bool)> {
+    Ok((affect(o)?, o.bool("maximum")?))
+}
+
+/// Translate one call into its core request, run it through the one execution path, and
+/// encode the result.
 pub(super) async fn call(
     ctx: &Ctx,
     call: &Call,
@@ -189,132 +197,109 @@ pub(super) async fn call(
     member: &str,
 ) -> Reply<Message> {
     let body = call.msg.body();
-    let info = dom.info();
-    let core = &ctx.core;
-    // Methods whose reply is empty: parse options, authorize, act.
-    let simple = |action| {
-        let info = &info;
-        async move { ctx.authorize_domain(call, action, info).await }
-    };
+    let exec = ctx.exec();
+    // Parse a call whose only argument is its options dictionary.
+    let opts =
+        || -> Reply<Options<'_>> { Ok(Options::new(method_name(member), body.deserialize()?)) };
+    macro_rules! run {
+        ($req:expr) => {
+            exec.run(call, dom, $req).await?
+        };
+    }
     match member {
         "Start" => {
-            let mut o = Options::new("Start", body.deserialize()?);
+            let mut o = opts()?;
             let opts = StartOptions {
                 paused: o.bool("paused")?,
                 force_boot: o.bool("force-boot")?,
             };
             o.finish()?;
-            simple(Action::DomainStart).await?;
-            core.start(dom, opts).await?;
+            run!(ops::Start { opts })
         }
-        "Shutdown" | "Reboot" => {
-            let mut o = Options::new(
-                if member == "Shutdown" {
-                    "Shutdown"
-                } else {
-                    "Reboot"
-                },
-                body.deserialize()?,
-            );
+        "Shutdown" => {
+            let mut o = opts()?;
             let mode = power_mode(&mut o)?;
             o.finish()?;
-            simple(Action::DomainInitControl).await?;
-            if member == "Shutdown" {
-                core.shutdown(dom, mode).await?;
-            } else {
-                core.reboot(dom, mode).await?;
-            }
+            run!(ops::Shutdown { mode })
+        }
+        "Reboot" => {
+            let mut o = opts()?;
+            let mode = power_mode(&mut o)?;
+            o.finish()?;
+            run!(ops::Reboot { mode })
         }
         "Destroy" => {
-            let mut o = Options::new("Destroy", body.deserialize()?);
+            let mut o = opts()?;
             let opts = DestroyOptions {
                 graceful: o.bool("graceful")?,
             };
             o.finish()?;
-            simple(Action::DomainStop).await?;
-            core.destroy(dom, opts).await?;
+            run!(ops::Destroy { opts })
         }
         "Reset" => {
-            Options::new("Reset", body.deserialize()?).finish()?;
-            simple(Action::DomainReset).await?;
-            core.reset(dom).await?;
+            opts()?.finish()?;
+            run!(ops::Reset {})
         }
         "Suspend" => {
-            Options::new("Suspend", body.deserialize()?).finish()?;
-            simple(Action::DomainSuspend).await?;
-            core.suspend(dom).await?;
+            opts()?.finish()?;
+            run!(ops::Suspend {})
         }
         "Resume" => {
-            Options::new("Resume", body.deserialize()?).finish()?;
-            simple(Action::DomainSuspend).await?;
-            core.resume(dom).await?;
+            opts()?.finish()?;
+            run!(ops::Resume {})
+        }
+        "InjectNMI" => {
+            opts()?.finish()?;
+            run!(ops::InjectNmi {})
         }
         "Undefine" => {
-            let mut o = Options::new("Undefine", body.deserialize()?);
+            let mut o = opts()?;
             let opts = UndefineOptions {
                 snapshots_metadata: o.bool("snapshots-metadata")?,
                 managed_save: o.bool("managed-save")?,
             };
             o.finish()?;
-            simple(Action::DomainDelete).await?;
-            core.undefine(dom, opts).await?;
+            run!(ops::Undefine { opts })
         }
-        "FSFreeze" | "FSThaw" => {
-            let method = if member == "FSFreeze" {
-                "FSFreeze"
-            } else {
-                "FSThaw"
-            };
-            let mut o = Options::new(method, body.deserialize()?);
+        "FSFreeze" => {
+            let mut o = opts()?;
             let mountpoints = o.strings("mountpoints")?;
             o.finish()?;
-            simple(Action::DomainFsFreeze).await?;
-            let n = if member == "FSFreeze" {
-                core.fs_freeze(dom, &mountpoints).await?
-            } else {
-                core.fs_thaw(dom, &mountpoints).await?
-            };
-            ctx.signals_sent().await;
-            return call.reply(&n);
+            return call.reply(&run!(ops::FsFreeze { mountpoints }));
+        }
+        "FSThaw" => {
+            let mut o = opts()?;
+            let mountpoints = o.strings("mountpoints")?;
+            o.finish()?;
+            return call.reply(&run!(ops::FsThaw { mountpoints }));
         }
         "GetXML" => {
-            let mut o = Options::new("GetXML", body.deserialize()?);
+            let mut o = opts()?;
             let opts = XmlOptions {
                 inactive: o.bool("inactive")?,
                 secure: o.bool("secure")?,
             };
             o.finish()?;
-            ctx.authorize_domain(call, Action::DomainRead, &info)
-                .await?;
-            if opts.secure {
-                ctx.authorize_domain(call, Action::DomainReadSecure, &info)
-                    .await?;
-            }
-            return call.reply(&core.domain_xml(dom, opts)?);
+            return call.reply(&run!(ops::GetXml { opts }));
         }
         "GetStats" => {
-            let mut o = Options::new("GetStats", body.deserialize()?);
+            let mut o = opts()?;
             let groups = stats_groups(&mut o)?;
             o.finish()?;
-            ctx.authorize_domain(call, Action::DomainRead, &info)
-                .await?;
-            return call.reply(&stats_dict(core.stats_in(dom, &groups).await?));
+            return call.reply(&stats_dict(run!(ops::GetStats { groups })));
         }
         "ManagedSave" => {
-            let mut o = Options::new("ManagedSave", body.deserialize()?);
+            let mut o = opts()?;
             let opts = ManagedSaveOptions {
                 running: o.bool("running")?,
                 paused: o.bool("paused")?,
             };
             o.finish()?;
-            opts.validate()?;
-            simple(Action::DomainStop).await?;
-            core.managed_save(dom, opts).await?;
+            run!(ops::ManagedSave { opts })
         }
         "ManagedSaveRemove" => {
-            Options::new("ManagedSaveRemove", body.deserialize()?).finish()?;
-            simple(Action::DomainDelete).await?;
-            core.managed_save_remove(dom).await?;
+            opts()?.finish()?;
+            run!(ops::ManagedSaveRemove {})
         }
         "GetMetadata" => {
             let (kind, uri, opts): (String, String, OptionMap) = body.deserialize()?;
@@ -322,9 +307,7 @@ pub(super) async fn call(
             let affect = affect(&mut o)?;
             o.finish()?;
             let kind = metadata_kind(&kind, uri)?;
-            ctx.authorize_domain(call, Action::DomainRead, &info)
-                .await?;
-            return call.reply(&core.metadata(dom, &kind, affect)?);
+            return call.reply(&run!(ops::GetMetadata { kind, affect }));
         }
         "SetMetadata" => {
             let (kind, value, key, uri, opts): (String, String, String, String, OptionMap) =
@@ -333,48 +316,45 @@ pub(super) async fn call(
             let affect = affect(&mut o)?;
             o.finish()?;
             let kind = metadata_kind(&kind, uri)?;
-            simple(Action::DomainWrite).await?;
-            core.set_metadata(dom, kind, Some(&value), Some(&key), affect)
-                .await?;
+            run!(ops::SetMetadata {
+                kind,
+                value: Some(value),
+                key: Some(key),
+                affect
+            })
         }
         "GetVCPUs" => {
-            let mut o = Options::new("GetVCPUs", body.deserialize()?);
-            let opts = VcpuOptions {
-                affect: affect(&mut o)?,
-                maximum: o.bool("maximum")?,
-            };
+            let mut o = opts()?;
+            let (affect, maximum) = sizing(&mut o)?;
             o.finish()?;
-            ctx.authorize_domain(call, Action::DomainRead, &info)
-                .await?;
-            return call.reply(&core.vcpu_count(dom, opts)?);
+            let opts = VcpuOptions { affect, maximum };
+            return call.reply(&run!(ops::GetVcpus { opts }));
         }
         "SetVCPUs" => {
             let (count, opts): (u32, OptionMap) = body.deserialize()?;
             let mut o = Options::new("SetVCPUs", opts);
-            let opts = VcpuOptions {
-                affect: affect(&mut o)?,
-                maximum: o.bool("maximum")?,
-            };
+            let (affect, maximum) = sizing(&mut o)?;
             o.finish()?;
-            opts.validate_set()?;
-            simple(Action::DomainWrite).await?;
-            core.set_vcpus(dom, count, opts).await?;
+            let opts = VcpuOptions { affect, maximum };
+            run!(ops::SetVcpus { count, opts })
+        }
+        "SetMemory" => {
+            let (kib, opts): (u64, OptionMap) = body.deserialize()?;
+            let mut o = Options::new("SetMemory", opts);
+            let (affect, maximum) = sizing(&mut o)?;
+            o.finish()?;
+            let opts = MemoryOptions { affect, maximum };
+            run!(ops::SetMemory { kib, opts })
         }
         "GetVCPUPinning" => {
-            let mut o = Options::new("GetVCPUPinning", body.deserialize()?);
+            let mut o = opts()?;
             let affect = affect(&mut o)?;
             o.finish()?;
-            ctx.authorize_domain(call, Action::DomainRead, &info)
-                .await?;
-            return call.reply(&core.vcpu_pinning(dom, affect).await?);
+            return call.reply(&run!(ops::GetVcpuPinning { affect }));
         }
         "MemoryStats" => {
-            Options::new("MemoryStats", body.deserialize()?).finish()?;
-            ctx.authorize_domain(call, Action::DomainRead, &info)
-                .await?;
-            let stats: HashMap<&str, u64> = core
-                .memory_stats(dom)
-                .await?
+            opts()?.finish()?;
+            let stats: HashMap<&str, u64> = run!(ops::MemoryStats {})
                 .into_iter()
                 .map(|(k, v)| (k.name(), v))
                 .collect();
@@ -382,12 +362,7 @@ pub(super) async fn call(
         }
         "AttachDevice" | "DetachDevice" | "UpdateDevice" => {
             let (xml, opts): (String, OptionMap) = body.deserialize()?;
-            let name = match member {
-                "AttachDevice" => "AttachDevice",
-                "DetachDevice" => "DetachDevice",
-                _ => "UpdateDevice",
-            };
-            let mut o = Options::new(name, opts);
+            let mut o = Options::new(method_name(member), opts);
             let opts = DeviceOptions {
                 affect: affect(&mut o)?,
                 force: if member == "UpdateDevice" {
@@ -397,29 +372,20 @@ pub(super) async fn call(
                 },
             };
             o.finish()?;
-            simple(Action::DomainWrite).await?;
             match member {
-                "AttachDevice" => core.attach_device(dom, &xml, opts).await?,
-                "DetachDevice" => core.detach_device(dom, &xml, opts).await?,
-                _ => core.update_device(dom, &xml, opts).await?,
+                "AttachDevice" => run!(ops::AttachDevice { xml, opts }),
+                "DetachDevice" => run!(ops::DetachDevice { xml, opts }),
+                _ => run!(ops::UpdateDevice { xml, opts }),
             }
         }
-        "InjectNMI" => {
-            Options::new("InjectNMI", body.deserialize()?).finish()?;
-            simple(Action::DomainReset).await?;
-            core.inject_nmi(dom).await?;
-        }
         "GetGuestInfo" => {
-            let mut o = Options::new("GetGuestInfo", body.deserialize()?);
+            let mut o = opts()?;
             let types = guest_info_types(&o.strings("types")?)?;
             o.finish()?;
-            ctx.authorize_domain(call, Action::DomainRead, &info)
-                .await?;
-            let gi = core.guest_info(dom, types).await?;
-            return call.reply(&guest_info_map(gi));
+            return call.reply(&guest_info_map(run!(ops::GuestInfoOp { types })));
         }
         "InterfaceAddresses" => {
-            let mut o = Options::new("InterfaceAddresses", body.deserialize()?);
+            let mut o = opts()?;
             match o.string("source")?.as_deref() {
                 None | Some("agent") => {}
                 Some(s @ ("lease" | "arp")) => {
@@ -436,18 +402,8 @@ pub(super) async fn call(
                 }
             }
             o.finish()?;
-            ctx.authorize_domain(call, Action::DomainRead, &info)
-                .await?;
-            let only = GuestInfoTypes {
-                hostname: false,
-                os: false,
-                timezone: false,
-                interfaces: true,
-            };
-            let gi = core.guest_info(dom, only).await?;
-            let out: Vec<GuestIface> = gi
-                .interfaces
-                .unwrap_or_default()
+            let source = AddressSource::Agent;
+            let out: Vec<GuestIface> = run!(ops::InterfaceAddresses { source })
                 .into_iter()
                 .map(|i| {
                     (
@@ -477,33 +433,21 @@ pub(super) async fn call(
                 reuse_external: o.bool("reuse-external")?,
             };
             o.finish()?;
-            opts.validate()?;
-            ctx.authorize_domain(call, Action::DomainSnapshot, &info)
-                .await?;
-            if opts.quiesce {
-                ctx.authorize_domain(call, Action::DomainFsFreeze, &info)
-                    .await?;
-            }
-            let name = core.snapshot_create(dom, &xml, opts).await?;
-            ctx.signals_sent().await;
-            let path = match name {
+            let path = match run!(ops::SnapshotCreate { xml, opts }) {
                 (n, true) => paths::owned(paths::snapshot(&dom.uuid(), &n)),
                 (_, false) => paths::root(),
             };
             return call.reply(&path);
         }
         "ListSnapshots" => {
-            let mut o = Options::new("ListSnapshots", body.deserialize()?);
+            let mut o = opts()?;
             let opts = SnapshotListOptions {
                 roots: o.bool("roots")?,
                 ..snapshot_filters(&mut o)?
             };
             o.finish()?;
-            ctx.authorize_domain(call, Action::DomainRead, &info)
-                .await?;
             let uuid = dom.uuid();
-            let out: Vec<OwnedObjectPath> = core
-                .snapshot_list(dom, opts)?
+            let out: Vec<OwnedObjectPath> = run!(ops::SnapshotList { opts })
                 .iter()
                 .map(|n| paths::owned(paths::snapshot(&uuid, n)))
                 .collect();
@@ -511,13 +455,45 @@ pub(super) async fn call(
         }
         "LookupSnapshot" => {
             let name: String = body.deserialize()?;
-            ctx.authorize(call, Action::DomainRead, &Details::snapshot(&info, &name))
-                .await?;
-            core.snapshot_info(dom, &name)?;
-            return call.reply(&paths::owned(paths::snapshot(&dom.uuid(), &name)));
+            let info = run!(ops::SnapshotRead { name });
+            return call.reply(&paths::owned(paths::snapshot(&dom.uuid(), &info.name)));
         }
         m => return Err(BusError::unknown_method(super::schema::DOMAIN_IFACE, m)),
     }
-    ctx.signals_sent().await;
     call.reply_empty()
+}
+
+/// The method's name with a static lifetime, as option errors quote it.
+fn method_name(member: &str) -> &'static str {
+    const METHODS: &[&str] = &[
+        "Start",
+        "Shutdown",
+        "Reboot",
+        "Destroy",
+        "Reset",
+        "Suspend",
+        "Resume",
+        "InjectNMI",
+        "Undefine",
+        "FSFreeze",
+        "FSThaw",
+        "GetXML",
+        "GetStats",
+        "ManagedSave",
+        "ManagedSaveRemove",
+        "GetVCPUs",
+        "GetVCPUPinning",
+        "MemoryStats",
+        "AttachDevice",
+        "DetachDevice",
+        "UpdateDevice",
+        "GetGuestInfo",
+        "InterfaceAddresses",
+        "ListSnapshots",
+    ];
+    METHODS
+        .iter()
+        .find(|m| **m == member)
+        .copied()
+        .unwrap_or("call")
 }

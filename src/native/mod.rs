@@ -6,36 +6,30 @@
 //! the core when it arrives (see [`paths`]), so a path of a deleted object gets a typed
 //! `NotFound`, and a thousand domains cost no bus-side memory.
 
-pub mod activity;
-pub mod authz;
-pub mod dict;
 pub mod errors;
-pub mod options;
 pub mod paths;
 pub mod props;
 pub mod schema;
-pub mod wire;
 
 mod domain;
-pub(crate) mod hostname;
 mod manager;
 mod objects;
-pub mod polkit;
-pub(crate) mod router;
-pub(crate) mod signals;
+mod router;
+mod signals;
 mod snapshot;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use tokio::sync::watch;
-use zbus::{Connection, Message, message::Header};
+use zbus::Connection;
 
-use self::{
-    activity::Activity,
-    authz::{Authorizer, Caller},
-    schema::Schema,
+use self::schema::Schema;
+// The plumbing every handler here uses, under the names it had when it lived here.
+pub(crate) use crate::server::{Call, authz, dict, hostname, options, signals_sent, wire};
+use crate::{
+    core::Core,
+    server::{activity::Activity, authz::Authorizer},
 };
-use crate::core::Core;
 
 /// What every call handler shares.
 pub(crate) struct Ctx {
@@ -45,46 +39,6 @@ pub(crate) struct Ctx {
     schema: Schema,
     /// The sequence number of the last core event turned into signals.
     signalled: watch::Receiver<u64>,
-}
-
-/// One method call being handled (by either front end).
-pub(crate) struct Call {
-    pub(crate) msg: Message,
-    pub(crate) caller: Caller,
-}
-
-impl Call {
-    pub(crate) fn header(&self) -> Header<'_> {
-        self.msg.header()
-    }
-
-    /// Build the method return carrying `body`.
-    pub(crate) fn reply<B, E>(&self, body: &B) -> Result<Message, E>
-    where
-        B: serde::Serialize + zbus::DynamicType,
-        E: From<zbus::Error>,
-    {
-        Ok(Message::method_return(&self.header()).build(body)?)
-    }
-
-    pub(crate) fn reply_empty<E: From<zbus::Error>>(&self) -> Result<Message, E> {
-        self.reply(&())
-    }
-}
-
-/// Wait until the signals of every event `core` published so far are sent (`signalled`
-/// follows the pump of its events), so that a caller sees an operation's signals before its
-/// reply.
-pub(crate) async fn signals_sent(core: &Core, signalled: &watch::Receiver<u64>) {
-    let seq = core.events().last_seq();
-    let mut rx = signalled.clone();
-    let wait = rx.wait_for(|done| *done >= seq);
-    if tokio::time::timeout(Duration::from_secs(5), wait)
-        .await
-        .is_err()
-    {
-        tracing::warn!("signals of event {seq} not sent after 5 s; replying anyway");
-    }
 }
 
 impl Ctx {
@@ -144,11 +98,15 @@ pub async fn serve(
         schema,
         signalled,
     });
-    let signals = tokio::spawn(signals::pump(ctx.clone(), events, signalled_tx));
+    let signals = tokio::spawn(crate::server::signals::pump(
+        ctx.clone(),
+        events,
+        signalled_tx,
+    ));
     tokio::spawn(announce_hostname(ctx.clone(), hostname::watch()));
-    let stream = router::method_calls(conn).await?;
+    let stream = crate::server::router::method_calls(conn).await?;
     let activity = Arc::new(Activity::default());
-    let router = tokio::spawn(router::run(ctx, stream, activity.clone()));
+    let router = tokio::spawn(crate::server::router::run(ctx, stream, activity.clone()));
     Ok(Server {
         router,
         _signals: signals,

@@ -1,7 +1,10 @@
 //! Errors as the bus sees them: the core's typed errors under `org.virtbus1.Error`, and the
 //! standard D-Bus errors for calls that never reach the core.
 
-use crate::core;
+use crate::{
+    core,
+    server::{authz::Denied, errors::StandardError, exec::ExecError},
+};
 
 pub const PREFIX: &str = "org.virtbus1.Error";
 
@@ -34,6 +37,34 @@ impl BusError {
             Self::Core(e) => format!("{PREFIX}.{}", e.kind()),
             Self::Standard(n, _) => format!("org.freedesktop.DBus.Error.{n}"),
             Self::Zbus(_) => format!("{PREFIX}.Failed"),
+        }
+    }
+}
+
+impl From<StandardError> for BusError {
+    fn from(e: StandardError) -> Self {
+        Self::Standard(e.name, e.message)
+    }
+}
+
+/// A refusal is the core's `AccessDenied`, or the standard error asking the caller to allow
+/// interactive authorization.
+impl From<Denied> for BusError {
+    fn from(e: Denied) -> Self {
+        match e {
+            Denied::InteractionRequired(_) => {
+                Self::Standard("InteractiveAuthorizationRequired", e.to_string())
+            }
+            Denied::NotAuthorized(_) => Self::Core(core::Error::AccessDenied(e.to_string())),
+        }
+    }
+}
+
+impl From<ExecError> for BusError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            ExecError::Denied(d) => d.into(),
+            ExecError::Core(c) => c.into(),
         }
     }
 }

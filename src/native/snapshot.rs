@@ -6,16 +6,16 @@ use zbus::{Message, OwnedObjectPath};
 
 use super::{
     Call, Ctx,
-    authz::{Action, Details},
     errors::{BusError, Reply},
     options::Options,
     paths,
 };
 use crate::core::{
-    Domain,
+    Domain, ops,
     options::{RevertOptions, SnapshotDeleteOptions},
 };
 
+/// Translate one call into its core request and run it through the one execution path.
 pub(super) async fn call(
     ctx: &Ctx,
     call: &Call,
@@ -24,19 +24,17 @@ pub(super) async fn call(
     member: &str,
 ) -> Reply<Message> {
     let body = call.msg.body();
-    let details = Details::snapshot(&dom.info(), name);
-    let core = &ctx.core;
+    let exec = ctx.exec();
+    let name = name.to_owned();
     match member {
         "GetXML" => {
             let mut o = Options::new("GetXML", body.deserialize()?);
             let secure = o.bool("secure")?;
             o.finish()?;
-            ctx.authorize(call, Action::DomainRead, &details).await?;
-            if secure {
-                ctx.authorize(call, Action::DomainReadSecure, &details)
-                    .await?;
-            }
-            call.reply(&core.snapshot_xml(dom, name, secure)?)
+            let xml = exec
+                .run(call, dom, ops::SnapshotGetXml { name, secure })
+                .await?;
+            call.reply(&xml)
         }
         "Revert" => {
             let mut o = Options::new("Revert", body.deserialize()?);
@@ -46,11 +44,8 @@ pub(super) async fn call(
                 force: o.bool("force")?,
             };
             o.finish()?;
-            opts.validate()?;
-            ctx.authorize(call, Action::DomainSnapshot, &details)
+            exec.run(call, dom, ops::SnapshotRevert { name, opts })
                 .await?;
-            core.snapshot_revert(dom, name, opts).await?;
-            ctx.signals_sent().await;
             call.reply_empty()
         }
         "Delete" => {
@@ -61,22 +56,24 @@ pub(super) async fn call(
                 metadata_only: o.bool("metadata-only")?,
             };
             o.finish()?;
-            opts.validate()?;
-            ctx.authorize(call, Action::DomainSnapshot, &details)
+            exec.run(call, dom, ops::SnapshotDelete { name, opts })
                 .await?;
-            core.snapshot_delete(dom, name, opts).await?;
-            ctx.signals_sent().await;
             call.reply_empty()
         }
         "ListChildren" => {
             let mut o = Options::new("ListChildren", body.deserialize()?);
             let descendants = o.bool("descendants")?;
-            let filters = super::domain::snapshot_filters(&mut o)?;
+            let opts = super::domain::snapshot_filters(&mut o)?;
             o.finish()?;
-            ctx.authorize(call, Action::DomainRead, &details).await?;
+            let req = ops::SnapshotChildren {
+                name,
+                descendants,
+                opts,
+            };
             let uuid = dom.uuid();
-            let out: Vec<OwnedObjectPath> = core
-                .snapshot_children_in(dom, name, descendants, filters)?
+            let out: Vec<OwnedObjectPath> = exec
+                .run(call, dom, req)
+                .await?
                 .iter()
                 .map(|n| paths::owned(paths::snapshot(&uuid, n)))
                 .collect();

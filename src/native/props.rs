@@ -147,7 +147,7 @@ pub const MANAGER_PROPS: &[&str] = &["Version", "Hostname", "Drivers"];
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::schema::Schema;
+    use crate::native::schema::Schema;
 
     /// The property lists here and in the shipped XML name the same properties with the
     /// same types.

@@ -1,17 +1,8 @@
-//! The interfaces this service implements, read from the introspection XML it ships in
-//! `dbus/`. That XML is the contract: the router checks each call's signature against it and
-//! serves it verbatim to `Introspect`, so the two can never drift apart.
+//! Interfaces read from the introspection XML a front end ships: the contract each call's
+//! signature (and, in debug builds, each reply's) is checked against, served verbatim to
+//! `Introspect`.
 
 use std::collections::HashMap;
-
-/// The shipped interface documents, embedded at build time.
-pub const MANAGER_XML: &str = include_str!("../../dbus/org.virtbus1.Manager.xml");
-pub const DOMAIN_XML: &str = include_str!("../../dbus/org.virtbus1.Domain.xml");
-pub const SNAPSHOT_XML: &str = include_str!("../../dbus/org.virtbus1.Snapshot.xml");
-
-pub const MANAGER_IFACE: &str = "org.virtbus1.Manager";
-pub const DOMAIN_IFACE: &str = "org.virtbus1.Domain";
-pub const SNAPSHOT_IFACE: &str = "org.virtbus1.Snapshot";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Method {
@@ -100,24 +91,6 @@ pub fn parse(doc: &str) -> Result<Interface, SchemaError> {
     Ok(out)
 }
 
-/// All three interfaces, parsed once at start.
-#[derive(Debug, Clone)]
-pub struct Schema {
-    pub manager: Interface,
-    pub domain: Interface,
-    pub snapshot: Interface,
-}
-
-impl Schema {
-    pub fn load() -> Result<Self, SchemaError> {
-        Ok(Self {
-            manager: parse(MANAGER_XML)?,
-            domain: parse(DOMAIN_XML)?,
-            snapshot: parse(SNAPSHOT_XML)?,
-        })
-    }
-}
-
 /// The standard interfaces every object has, as `Introspect` shows them.
 pub const STANDARD_XML: &str = r#"  <interface name="org.freedesktop.DBus.Peer">
     <method name="Ping"/>
@@ -167,37 +140,3 @@ pub const OBJECT_MANAGER_XML: &str = r#"  <interface name="org.freedesktop.DBus.
     </signal>
   </interface>
 "#;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shipped_interfaces_parse_with_the_required_members() {
-        let s = Schema::load().expect("schema");
-        assert_eq!(s.manager.name, MANAGER_IFACE);
-        assert_eq!(s.manager.methods["DefineDomain"].in_sig, "sa{sv}");
-        assert_eq!(s.manager.methods["DefineDomain"].out_sig, "o");
-        assert_eq!(s.manager.methods["ListDomains"].out_sig, "ao");
-        assert_eq!(s.manager.methods["GetCapabilities"].in_sig, "");
-        assert_eq!(s.domain.methods["GetStats"].out_sig, "a{sv}");
-        assert_eq!(s.domain.methods["CreateSnapshot"].in_sig, "sa{sv}");
-        assert!(s.domain.property("Autostart").is_some_and(|p| p.writable));
-        assert_eq!(s.domain.property("Id").map(|p| p.sig.as_str()), Some("i"));
-        assert_eq!(
-            s.domain.property("MemoryKiB").map(|p| p.sig.as_str()),
-            Some("t")
-        );
-        assert_eq!(s.snapshot.methods["ListChildren"].out_sig, "ao");
-        assert_eq!(
-            s.snapshot.property("Parent").map(|p| p.sig.as_str()),
-            Some("o")
-        );
-        assert!(
-            s.domain
-                .xml
-                .starts_with("<interface name=\"org.virtbus1.Domain\">")
-        );
-        assert!(s.domain.xml.ends_with("</interface>"));
-    }
-}

@@ -3,62 +3,21 @@
 
 use async_trait::async_trait;
 
-use super::errors::BusError;
 use crate::{
-    core::{Core, DomainInfo, define},
+    core::{Core, DomainInfo, define, ops::Operation},
     model::DomainDef,
 };
 
-/// One permission, mirroring libvirt's permission model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    DomainRead,
-    DomainReadSecure,
-    DomainWrite,
-    DomainDelete,
-    DomainStart,
-    DomainStop,
-    DomainInitControl,
-    DomainReset,
-    DomainSuspend,
-    DomainSnapshot,
-    DomainFsFreeze,
-    ManagerRead,
-}
+pub use crate::core::ops::Action;
 
-impl Action {
-    pub const ALL: [Action; 12] = [
-        Self::DomainRead,
-        Self::DomainReadSecure,
-        Self::DomainWrite,
-        Self::DomainDelete,
-        Self::DomainStart,
-        Self::DomainStop,
-        Self::DomainInitControl,
-        Self::DomainReset,
-        Self::DomainSuspend,
-        Self::DomainSnapshot,
-        Self::DomainFsFreeze,
-        Self::ManagerRead,
-    ];
-
-    /// The polkit action id.
-    pub fn id(self) -> &'static str {
-        match self {
-            Self::DomainRead => "org.virtbus1.domain.read",
-            Self::DomainReadSecure => "org.virtbus1.domain.read-secure",
-            Self::DomainWrite => "org.virtbus1.domain.write",
-            Self::DomainDelete => "org.virtbus1.domain.delete",
-            Self::DomainStart => "org.virtbus1.domain.start",
-            Self::DomainStop => "org.virtbus1.domain.stop",
-            Self::DomainInitControl => "org.virtbus1.domain.init-control",
-            Self::DomainReset => "org.virtbus1.domain.reset",
-            Self::DomainSuspend => "org.virtbus1.domain.suspend",
-            Self::DomainSnapshot => "org.virtbus1.domain.snapshot",
-            Self::DomainFsFreeze => "org.virtbus1.domain.fs-freeze",
-            Self::ManagerRead => "org.virtbus1.manager.read",
-        }
-    }
+/// Why a caller may not do something: it is not allowed, or it would be after proving who
+/// it is, which it did not allow to be asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("not authorized for {0}")]
+    NotAuthorized(String),
+    #[error("authentication is required for {0}; call again allowing interaction")]
+    InteractionRequired(String),
 }
 
 /// What a rule can decide on, passed to polkit as details.
@@ -105,12 +64,8 @@ pub struct Caller {
 #[async_trait]
 pub trait Authorizer: Send + Sync {
     /// `Ok` when `caller` may perform `action`; otherwise the error to reply.
-    async fn check(
-        &self,
-        caller: &Caller,
-        action: Action,
-        details: &Details,
-    ) -> Result<(), BusError>;
+    async fn check(&self, caller: &Caller, action: Action, details: &Details)
+    -> Result<(), Denied>;
 
     /// The caller's uid when domains it defines should record it as their owner; `None` for
     /// root and where ownership means nothing (the session bus).
@@ -127,7 +82,7 @@ pub struct SessionOwner;
 
 #[async_trait]
 impl Authorizer for SessionOwner {
-    async fn check(&self, _: &Caller, _: Action, _: &Details) -> Result<(), BusError> {
+    async fn check(&self, _: &Caller, _: Action, _: &Details) -> Result<(), Denied> {
         Ok(())
     }
 
@@ -147,8 +102,8 @@ pub async fn authorize_definition(
     core: &Core,
     caller: &Caller,
     def: &DomainDef,
-    actions: &[Action],
-) -> Result<define::Caller, BusError> {
+    ops: &[Operation],
+) -> Result<define::Caller, Denied> {
     let uid = authz.owner_uid(caller).await;
     let owner = match core.get(&def.uuid) {
         Some(existing) => existing.info().owner,
@@ -161,8 +116,8 @@ pub async fn authorize_definition(
         domain_owner: Some(owner),
         snapshot_name: None,
     };
-    for a in actions {
-        authz.check(caller, *a, &details).await?;
+    for op in ops {
+        authz.check(caller, op.action(), &details).await?;
     }
     Ok(define::Caller { uid })
 }

@@ -1,8 +1,7 @@
 //! Turns core events into signals, in the order the core published them.
 
-use std::{future::Future, sync::Arc};
+use std::future::Future;
 
-use tokio::sync::{mpsc, watch};
 use zbus::OwnedObjectPath;
 
 use super::{
@@ -12,30 +11,11 @@ use super::{
     router::{OBJECT_MANAGER, PROPERTIES},
     schema::{DOMAIN_IFACE, MANAGER_IFACE, SNAPSHOT_IFACE},
 };
-use crate::core::Event;
-
-/// What a front end does with each event of the core.
-pub(crate) trait Emitter: Send + Sync + 'static {
-    fn emit(&self, event: Event) -> impl Future<Output = zbus::Result<()>> + Send;
-}
+use crate::{core::Event, server::signals::Emitter};
 
 impl Emitter for Ctx {
     fn emit(&self, event: Event) -> impl Future<Output = zbus::Result<()>> + Send {
         emit(self, event)
-    }
-}
-
-/// Turn each event into signals, in order, and tell `signalled` which was the last.
-pub(crate) async fn pump<E: Emitter>(
-    emitter: Arc<E>,
-    mut events: mpsc::UnboundedReceiver<(u64, Event)>,
-    signalled: watch::Sender<u64>,
-) {
-    while let Some((seq, event)) = events.recv().await {
-        if let Err(e) = emitter.emit(event).await {
-            tracing::warn!("cannot emit a signal: {e}");
-        }
-        signalled.send_replace(seq);
     }
 }
 

@@ -8,41 +8,57 @@ use zbus::{Message, ObjectPath, Variant};
 
 use super::{
     Call, Ctx,
-    authz::{Action, Details},
+    authz::Details,
     dict::Dict,
     errors::{BusError, Reply},
     paths::{self, Target},
     props::{self, PropMap},
-    router::{OBJECT_MANAGER, check_signature},
+    router::OBJECT_MANAGER,
     schema::{DOMAIN_IFACE, MANAGER_IFACE, OBJECT_MANAGER_XML, SNAPSHOT_IFACE, STANDARD_XML},
 };
-use crate::core::{Domain, DomainInfo, Error};
+use crate::{
+    core::{
+        Domain, DomainInfo, Error,
+        error::Missing,
+        ops::{self, Operation},
+    },
+    server::{exec::Exec, router::check_signature},
+};
 
 impl Ctx {
-    /// Fail unless the caller may perform `action` with these details.
+    /// The one execution path, over this front end's core.
+    pub(super) fn exec(&self) -> Exec<'_> {
+        Exec {
+            core: &self.core,
+            authz: &*self.authz,
+            signalled: &self.signalled,
+        }
+    }
+
+    /// Fail unless the caller may perform `op` with these details.
     pub(super) async fn authorize(
         &self,
         call: &Call,
-        action: Action,
+        op: Operation,
         details: &Details,
     ) -> Reply<()> {
-        self.authz.check(&call.caller, action, details).await
+        Ok(self.exec().authorize(call, op, details).await?)
     }
 
     pub(super) async fn authorize_domain(
         &self,
         call: &Call,
-        action: Action,
+        op: Operation,
         info: &DomainInfo,
     ) -> Reply<()> {
-        self.authorize(call, action, &Details::domain(info)).await
+        self.authorize(call, op, &Details::domain(info)).await
     }
 
     /// Whether the caller may see a domain at all; lists leave out the others.
     pub(super) async fn may_read(&self, call: &Call, info: &DomainInfo) -> bool {
         self.authz.allows_everything()
             || self
-                .authorize_domain(call, Action::DomainRead, info)
+                .authorize_domain(call, Operation::ReadDomain, info)
                 .await
                 .is_ok()
     }
@@ -50,9 +66,9 @@ impl Ctx {
 
 /// The live domain behind a path.
 pub(super) fn domain(ctx: &Ctx, uuid: &Uuid, path: &str) -> Reply<Arc<Domain>> {
-    ctx.core
-        .get(uuid)
-        .ok_or_else(|| Error::NotFound(format!("no domain at path '{path}'")).into())
+    ctx.core.get(uuid).ok_or_else(|| {
+        Error::NotFound(Missing::Domain, format!("no domain at path '{path}'")).into()
+    })
 }
 
 pub(super) fn peer(call: &Call, member: &str) -> Reply<Message> {
@@ -96,7 +112,7 @@ pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply
         Target::Domain(uuid) => {
             let dom = domain(ctx, uuid, &paths::domain(uuid))?;
             let info = dom.info();
-            ctx.authorize_domain(call, Action::DomainRead, &info)
+            ctx.authorize_domain(call, Operation::ReadDomain, &info)
                 .await?;
             xml.push_str(STANDARD_XML);
             iface(&mut xml, &ctx.schema.domain.xml);
@@ -106,14 +122,14 @@ pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply
         }
         Target::SnapshotDir(uuid) => {
             let dom = domain(ctx, uuid, &paths::domain(uuid))?;
-            ctx.authorize_domain(call, Action::DomainRead, &dom.info())
+            ctx.authorize_domain(call, Operation::ReadDomain, &dom.info())
                 .await?;
             let names = ctx.core.snapshot_list(&dom, Default::default())?;
             children.extend(names.iter().map(|n| crate::util::escape::escape(n)));
         }
         Target::Snapshot(uuid, name) => {
             let dom = domain(ctx, uuid, &paths::domain(uuid))?;
-            ctx.authorize_domain(call, Action::DomainRead, &dom.info())
+            ctx.authorize_domain(call, Operation::ReadDomain, &dom.info())
                 .await?;
             ctx.core.snapshot_info(&dom, name)?;
             xml.push_str(STANDARD_XML);
@@ -173,20 +189,20 @@ impl Source {
 async fn read_props(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Reply<Source> {
     match (target, iface) {
         (Target::Manager, MANAGER_IFACE) => {
-            ctx.authorize(call, Action::ManagerRead, &Details::default())
+            ctx.authorize(call, Operation::ReadHost, &Details::default())
                 .await?;
             Ok(ctx.manager_source())
         }
         (Target::Domain(uuid), DOMAIN_IFACE) => {
             let dom = domain(ctx, uuid, &paths::domain(uuid))?;
             let info = dom.info();
-            ctx.authorize_domain(call, Action::DomainRead, &info)
+            ctx.authorize_domain(call, Operation::ReadDomain, &info)
                 .await?;
             Ok(Source::Domain(info))
         }
         (Target::Snapshot(uuid, name), SNAPSHOT_IFACE) => {
             let dom = domain(ctx, uuid, &paths::domain(uuid))?;
-            ctx.authorize_domain(call, Action::DomainRead, &dom.info())
+            ctx.authorize_domain(call, Operation::ReadDomain, &dom.info())
                 .await?;
             Ok(Source::Snapshot(ctx.core.snapshot_info(&dom, name)?))
         }
@@ -286,10 +302,9 @@ async fn set_property(
     match (target, name, value) {
         (Target::Domain(uuid), "Autostart", Variant::Bool(on)) => {
             let dom = domain(ctx, uuid, &paths::domain(uuid))?;
-            ctx.authorize_domain(call, Action::DomainWrite, &dom.info())
+            ctx.exec()
+                .run(call, &dom, ops::SetAutostart { autostart: on })
                 .await?;
-            ctx.core.set_autostart(&dom, on).await?;
-            ctx.signals_sent().await;
             call.reply_empty()
         }
         (_, _, v) => Err(BusError::invalid_args(format!(

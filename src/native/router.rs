@@ -1,99 +1,22 @@
-//! Reads method calls off the connection and routes each to its handler, in its own task.
+//! Routes each method call of the native API to its handler by path and interface.
 
-use std::{future::Future, num::NonZeroUsize, pin::Pin, sync::Arc};
+use std::future::Future;
 
-use zbus::{
-    MatchRule, Message, MessageStream, export::futures_core::Stream, message::Flags, message::Type,
-};
+use zbus::Message;
 
 use super::{
     Call, Ctx,
-    activity::Activity,
-    authz::Caller,
     errors::{BusError, Reply},
     paths::{self, Target},
     schema::{DOMAIN_IFACE, MANAGER_IFACE, SNAPSHOT_IFACE},
 };
-use crate::core::Error;
+use crate::core::{Error, error::Missing};
+use crate::server::router::{Frontend, check_signature};
 
 pub(super) const PEER: &str = "org.freedesktop.DBus.Peer";
 pub(super) const INTROSPECTABLE: &str = "org.freedesktop.DBus.Introspectable";
 pub(super) const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 pub(super) const OBJECT_MANAGER: &str = "org.freedesktop.DBus.ObjectManager";
-
-pub(crate) async fn method_calls(conn: &zbus::Connection) -> zbus::Result<MessageStream> {
-    let rule = MatchRule::builder().msg_type(Type::MethodCall).build()?;
-    MessageStream::for_match_rule(rule, conn, NonZeroUsize::new(1024)).await
-}
-
-async fn next(stream: &mut MessageStream) -> Option<zbus::Result<Message>> {
-    std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
-}
-
-/// A front end: what turns one method call into its reply.
-pub(crate) trait Frontend: Send + Sync + 'static {
-    type Error: Send;
-
-    fn conn(&self) -> &zbus::Connection;
-
-    /// Handle one call; the reply, or the error to answer with.
-    fn dispatch(&self, call: &Call) -> impl Future<Output = Result<Message, Self::Error>> + Send;
-
-    /// The error reply for `e`.
-    fn error_reply(&self, call: &Call, e: &Self::Error) -> zbus::Result<Message>;
-}
-
-/// Read calls off `stream` until the connection closes, each handled in its own task.
-pub(crate) async fn run<F: Frontend>(
-    front: Arc<F>,
-    mut stream: MessageStream,
-    activity: Arc<Activity>,
-) {
-    while let Some(item) = next(&mut stream).await {
-        match item {
-            Ok(msg) => {
-                let front = front.clone();
-                let call = activity.begin();
-                tokio::spawn(async move {
-                    handle(&*front, msg).await;
-                    drop(call);
-                });
-            }
-            Err(e) => tracing::warn!("dropped an unreadable message: {e}"),
-        }
-    }
-    tracing::info!("bus connection closed; no more calls");
-}
-
-async fn handle<F: Frontend>(front: &F, msg: Message) {
-    let (no_reply, caller) = {
-        let hdr = msg.header();
-        let flags = hdr.primary().flags();
-        let caller = Caller {
-            sender: hdr.sender().map(|s| s.to_string()).unwrap_or_default(),
-            interactive: flags.contains(Flags::ALLOW_INTERACTIVE_AUTH),
-            message: msg.clone(),
-        };
-        (flags.contains(Flags::NO_REPLY_EXPECTED), caller)
-    };
-    let call = Call { msg, caller };
-    let result = front.dispatch(&call).await;
-    if no_reply {
-        return;
-    }
-    let reply = match result {
-        Ok(m) => Ok(m),
-        Err(e) => front.error_reply(&call, &e),
-    };
-    match reply {
-        Ok(m) => {
-            if let Err(e) = front.conn().send(&m).await {
-                tracing::debug!("cannot send a reply: {e}");
-            }
-        }
-        Err(e) => tracing::error!("cannot build a reply: {e}"),
-    }
-}
 
 impl Frontend for Ctx {
     type Error = BusError;
@@ -130,7 +53,7 @@ async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
         return super::objects::peer(call, member);
     }
     if target == Target::Foreign || target == Target::Invalid {
-        return Err(Error::NotFound(format!("no object at path '{path}'")).into());
+        return Err(Error::NotFound(Missing::Object, format!("no object at path '{path}'")).into());
     }
     match iface.as_str() {
         INTROSPECTABLE if member == "Introspect" => {
@@ -200,18 +123,5 @@ fn check_method(
         .methods
         .get(member)
         .ok_or_else(|| BusError::unknown_method(&iface.name, member))?;
-    check_signature(call, &m.in_sig)
-}
-
-pub(crate) fn check_signature(call: &Call, want: &str) -> Reply<()> {
-    let hdr = call.header();
-    let got = hdr.signature().to_string_no_parens();
-    if got == want {
-        Ok(())
-    } else {
-        Err(BusError::invalid_args(format!(
-            "{} expects arguments of type '{want}', got '{got}'",
-            hdr.member().map(|m| m.as_str()).unwrap_or_default()
-        )))
-    }
+    Ok(check_signature(call, &m.in_sig)?)
 }

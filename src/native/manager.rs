@@ -6,13 +6,15 @@ use zbus::{Message, ObjectPath, Variant};
 
 use super::{
     Call, Ctx,
-    authz::{Action, Details},
+    authz::Details,
     errors::{BusError, Reply},
     options::{OptionMap, Options},
     paths, wire,
 };
 use crate::{
-    core::{Error, define::Caller, host, options::ListFilter, options::StartOptions},
+    core::{
+        Error, define::Caller, host, ops::Operation, options::ListFilter, options::StartOptions,
+    },
     model::{DomainDef, DomainType},
 };
 
@@ -45,7 +47,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
             let (xml, opts): (String, OptionMap) = body.deserialize()?;
             Options::new("DefineDomain", opts).finish()?;
             let def = ctx.core.parse_domain(&xml)?;
-            let owner = authorize_definition(ctx, call, &def, &[Action::DomainWrite]).await?;
+            let owner = authorize_definition(ctx, call, &def, &[Operation::DefineDomain]).await?;
             let dom = ctx.core.define(def, owner).await?;
             ctx.signals_sent().await;
             call.reply(&paths::owned(paths::domain(&dom.uuid())))
@@ -59,9 +61,13 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
             };
             o.finish()?;
             let def = ctx.core.parse_domain(&xml)?;
-            let owner =
-                authorize_definition(ctx, call, &def, &[Action::DomainWrite, Action::DomainStart])
-                    .await?;
+            let owner = authorize_definition(
+                ctx,
+                call,
+                &def,
+                &[Operation::DefineDomain, Operation::CreateDomain],
+            )
+            .await?;
             let dom = ctx.core.create(def, start, owner).await?;
             ctx.signals_sent().await;
             call.reply(&paths::owned(paths::domain(&dom.uuid())))
@@ -84,12 +90,12 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
         "LookupDomain" => {
             let name: String = body.deserialize()?;
             let dom = ctx.core.lookup(&name)?;
-            ctx.authorize_domain(call, Action::DomainRead, &dom.info())
+            ctx.authorize_domain(call, Operation::ReadDomain, &dom.info())
                 .await?;
             call.reply(&paths::owned(paths::domain(&dom.uuid())))
         }
         "GetCapabilities" => {
-            ctx.authorize(call, Action::ManagerRead, &Details::default())
+            ctx.authorize(call, Operation::ReadHost, &Details::default())
                 .await?;
             call.reply(&ctx.core.capabilities_xml())
         }
@@ -114,7 +120,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
             call.reply(&out)
         }
         "GetHostInfo" => {
-            ctx.authorize(call, Action::ManagerRead, &Details::default())
+            ctx.authorize(call, Operation::ReadHost, &Details::default())
                 .await?;
             let h = host::info()
                 .map_err(|e| Error::Failed(format!("cannot read the host's figures: {e}")))?;
@@ -140,7 +146,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
             let node = o.u32("node")?;
             let cpu = o.u32("cpu")?;
             o.finish()?;
-            ctx.authorize(call, Action::ManagerRead, &Details::default())
+            ctx.authorize(call, Operation::ReadHost, &Details::default())
                 .await?;
             let mut out: HashMap<String, u64> = HashMap::new();
             for (k, v) in host::memory_stats(node)? {
@@ -152,7 +158,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
             call.reply(&out)
         }
         "GetSysinfo" => {
-            ctx.authorize(call, Action::ManagerRead, &Details::default())
+            ctx.authorize(call, Operation::ReadHost, &Details::default())
                 .await?;
             call.reply(&host::sysinfo_xml())
         }
@@ -169,7 +175,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
             let arch = o.string("arch")?;
             let machine = o.string("machine")?;
             o.finish()?;
-            ctx.authorize(call, Action::ManagerRead, &Details::default())
+            ctx.authorize(call, Operation::ReadHost, &Details::default())
                 .await?;
             let types = ctx.core.domain_types();
             call.reply(&ctx.core.libvirt_domain_capabilities(
@@ -181,7 +187,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
         }
         "GetCPUModels" => {
             let arch: String = body.deserialize()?;
-            ctx.authorize(call, Action::ManagerRead, &Details::default())
+            ctx.authorize(call, Operation::ReadHost, &Details::default())
                 .await?;
             call.reply(&ctx.core.cpu_models(&ctx.core.domain_types(), &arch))
         }
@@ -195,7 +201,7 @@ async fn authorize_definition(
     ctx: &Ctx,
     call: &Call,
     def: &DomainDef,
-    actions: &[Action],
+    ops: &[Operation],
 ) -> Reply<Caller> {
-    super::authz::authorize_definition(&*ctx.authz, &ctx.core, &call.caller, def, actions).await
+    Ok(super::authz::authorize_definition(&*ctx.authz, &ctx.core, &call.caller, def, ops).await?)
 }

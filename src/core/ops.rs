@@ -1,0 +1,811 @@
+//! Operations as data: every request a front end can make of the core, each knowing the
+//! permission it needs, the domain states it may run in, whether it holds the domain's job
+//! lock, and its typed result.
+//!
+//! Front ends are translators: they decode their wire request into one of the request types
+//! below, hand it to the one execution path (`server::exec` for the D-Bus front ends), and
+//! encode the typed result. So an operation's permission, state rule and option rules are
+//! written once, here, whichever front end asks.
+
+use std::{future::Future, sync::Arc};
+
+use super::{
+    Core, Domain, Result,
+    metadata::MetadataKind,
+    options::{
+        AddressSource, Affect, DestroyOptions, DeviceOptions, ManagedSaveOptions, MemoryOptions,
+        PowerMode, RevertOptions, SnapshotCreateOptions, SnapshotDeleteOptions,
+        SnapshotListOptions, StartOptions, StatsGroup, UndefineOptions, VcpuOptions, XmlOptions,
+    },
+};
+use crate::{
+    drivers::{GuestInfo, GuestInfoTypes, GuestInterface, MemoryStat, Stats},
+    model::state::DomainState,
+};
+
+/// One permission, mirroring libvirt's permission model; each is a polkit action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    DomainRead,
+    DomainReadSecure,
+    DomainWrite,
+    DomainDelete,
+    DomainStart,
+    DomainStop,
+    DomainInitControl,
+    DomainReset,
+    DomainSuspend,
+    DomainSnapshot,
+    DomainFsFreeze,
+    ManagerRead,
+}
+
+impl Action {
+    pub const ALL: [Action; 12] = [
+        Self::DomainRead,
+        Self::DomainReadSecure,
+        Self::DomainWrite,
+        Self::DomainDelete,
+        Self::DomainStart,
+        Self::DomainStop,
+        Self::DomainInitControl,
+        Self::DomainReset,
+        Self::DomainSuspend,
+        Self::DomainSnapshot,
+        Self::DomainFsFreeze,
+        Self::ManagerRead,
+    ];
+
+    /// The polkit action id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::DomainRead => "org.virtbus1.domain.read",
+            Self::DomainReadSecure => "org.virtbus1.domain.read-secure",
+            Self::DomainWrite => "org.virtbus1.domain.write",
+            Self::DomainDelete => "org.virtbus1.domain.delete",
+            Self::DomainStart => "org.virtbus1.domain.start",
+            Self::DomainStop => "org.virtbus1.domain.stop",
+            Self::DomainInitControl => "org.virtbus1.domain.init-control",
+            Self::DomainReset => "org.virtbus1.domain.reset",
+            Self::DomainSuspend => "org.virtbus1.domain.suspend",
+            Self::DomainSnapshot => "org.virtbus1.domain.snapshot",
+            Self::DomainFsFreeze => "org.virtbus1.domain.fs-freeze",
+            Self::ManagerRead => "org.virtbus1.manager.read",
+        }
+    }
+}
+
+/// Every operation, by name. Its data (permission, state rule, job) is a property of the
+/// variant, so no front end maps an operation to a permission of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    // The host and the registry.
+    ReadHost,
+    DefineDomain,
+    CreateDomain,
+    // One domain.
+    ReadDomain,
+    Start,
+    Shutdown,
+    Reboot,
+    Destroy,
+    Reset,
+    InjectNmi,
+    Suspend,
+    Resume,
+    Undefine,
+    SetAutostart,
+    FsFreeze,
+    FsThaw,
+    GetXml,
+    GetStats,
+    ManagedSave,
+    ManagedSaveRemove,
+    HasManagedSave,
+    GetMetadata,
+    SetMetadata,
+    GetVcpus,
+    SetVcpus,
+    GetVcpuPinning,
+    MemoryStats,
+    SetMemory,
+    AttachDevice,
+    DetachDevice,
+    UpdateDevice,
+    GuestInfo,
+    InterfaceAddresses,
+    // Snapshots of one domain.
+    SnapshotCreate,
+    SnapshotList,
+    SnapshotRead,
+    SnapshotGetXml,
+    SnapshotRevert,
+    SnapshotDelete,
+}
+
+/// The states an operation may run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateRule {
+    /// Any state.
+    Any,
+    /// Not active (shut off, crashed).
+    Inactive,
+    /// Active: running, paused, or on the way.
+    Active,
+    Running,
+    Paused,
+}
+
+impl StateRule {
+    pub fn allows(self, s: DomainState) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Inactive => !s.is_active(),
+            Self::Active => s.is_active(),
+            Self::Running => s == DomainState::Running,
+            Self::Paused => s == DomainState::Paused,
+        }
+    }
+
+    /// Whether the rule asks for an active domain (for wording a refusal).
+    pub fn needs_active(self) -> bool {
+        !matches!(self, Self::Any | Self::Inactive)
+    }
+}
+
+impl Operation {
+    /// The permission the operation needs (some requests need a second one besides, see
+    /// [`DomainOp::actions`]).
+    pub fn action(self) -> Action {
+        use Operation as O;
+        match self {
+            O::ReadHost => Action::ManagerRead,
+            O::ReadDomain
+            | O::GetXml
+            | O::GetStats
+            | O::HasManagedSave
+            | O::GetMetadata
+            | O::GetVcpus
+            | O::GetVcpuPinning
+            | O::MemoryStats
+            | O::GuestInfo
+            | O::InterfaceAddresses
+            | O::SnapshotList
+            | O::SnapshotRead
+            | O::SnapshotGetXml => Action::DomainRead,
+            O::DefineDomain
+            | O::SetAutostart
+            | O::SetMetadata
+            | O::SetVcpus
+            | O::SetMemory
+            | O::AttachDevice
+            | O::DetachDevice
+            | O::UpdateDevice => Action::DomainWrite,
+            O::CreateDomain | O::Start => Action::DomainStart,
+            O::Shutdown | O::Reboot => Action::DomainInitControl,
+            O::Destroy | O::ManagedSave => Action::DomainStop,
+            O::Reset | O::InjectNmi => Action::DomainReset,
+            O::Suspend | O::Resume => Action::DomainSuspend,
+            O::Undefine | O::ManagedSaveRemove => Action::DomainDelete,
+            O::FsFreeze | O::FsThaw => Action::DomainFsFreeze,
+            O::SnapshotCreate | O::SnapshotRevert | O::SnapshotDelete => Action::DomainSnapshot,
+        }
+    }
+
+    /// The operation as a verb phrase, for messages ("cannot shut down domain 'web'").
+    pub fn verb(self) -> &'static str {
+        use Operation as O;
+        match self {
+            O::Start => "start",
+            O::Shutdown => "shut down",
+            O::Reboot => "reboot",
+            O::Destroy => "destroy",
+            O::Reset => "reset",
+            O::InjectNmi => "inject an NMI into",
+            O::Suspend => "suspend",
+            O::Resume => "resume",
+            O::FsFreeze => "freeze the filesystems of",
+            O::FsThaw => "thaw the filesystems of",
+            O::ManagedSave => "save",
+            O::MemoryStats => "read memory statistics of",
+            O::GuestInfo => "query the guest agent of",
+            O::InterfaceAddresses => "read the interface addresses of",
+            O::SetMemory => "change the memory of",
+            O::ReadHost => "read the host of",
+            O::DefineDomain => "define",
+            O::CreateDomain => "create",
+            O::ReadDomain => "read",
+            O::Undefine => "undefine",
+            O::SetAutostart => "set autostart of",
+            O::GetXml => "read the XML of",
+            O::GetStats => "read statistics of",
+            O::ManagedSaveRemove => "remove the managed save image of",
+            O::HasManagedSave => "look for the managed save image of",
+            O::GetMetadata => "read metadata of",
+            O::SetMetadata => "set metadata of",
+            O::GetVcpus => "read the vCPUs of",
+            O::SetVcpus => "change the vCPUs of",
+            O::GetVcpuPinning => "read the vCPU pinning of",
+            O::AttachDevice => "attach a device to",
+            O::DetachDevice => "detach a device from",
+            O::UpdateDevice => "change a device of",
+            O::SnapshotCreate => "snapshot",
+            O::SnapshotList => "list snapshots of",
+            O::SnapshotRead => "read a snapshot of",
+            O::SnapshotGetXml => "read a snapshot's XML of",
+            O::SnapshotRevert => "revert",
+            O::SnapshotDelete => "delete a snapshot of",
+        }
+    }
+
+    /// The states of the domain the operation may run in (checked by the core, under the
+    /// domain's data lock, when the operation starts).
+    pub fn states(self) -> StateRule {
+        use Operation as O;
+        match self {
+            O::Start => StateRule::Inactive,
+            O::Shutdown
+            | O::Destroy
+            | O::Reset
+            | O::InjectNmi
+            | O::FsThaw
+            | O::ManagedSave
+            | O::MemoryStats
+            | O::InterfaceAddresses => StateRule::Active,
+            O::Reboot | O::Suspend | O::FsFreeze | O::GuestInfo => StateRule::Running,
+            O::Resume => StateRule::Paused,
+            _ => StateRule::Any,
+        }
+    }
+
+    /// The name the operation holds the domain's job lock under (shown in the `Job`
+    /// property and in "still runs" errors); `None` for operations that take no job.
+    pub fn job(self) -> Option<&'static str> {
+        use Operation as O;
+        Some(match self {
+            O::Start | O::CreateDomain => "start",
+            O::Shutdown => "shutdown",
+            O::Reboot => "reboot",
+            O::Destroy => "destroy",
+            O::Reset => "reset",
+            O::InjectNmi => "inject NMI",
+            O::Suspend => "suspend",
+            O::Resume => "resume",
+            O::DefineDomain => "define",
+            O::Undefine => "undefine",
+            O::SetAutostart => "set autostart",
+            O::FsFreeze => "fs-freeze",
+            O::FsThaw => "fs-thaw",
+            O::ManagedSave => "managed save",
+            O::ManagedSaveRemove => "remove managed save",
+            O::SetMetadata => "set metadata",
+            O::SetVcpus => "set vCPUs",
+            O::SetMemory => "set memory",
+            O::AttachDevice | O::DetachDevice | O::UpdateDevice => "edit devices",
+            O::SnapshotCreate => "snapshot",
+            O::SnapshotRevert => "revert",
+            O::SnapshotDelete => "delete snapshot",
+            _ => return None,
+        })
+    }
+
+    /// Whether the operation can change what the bus shows, so that its signals must go
+    /// out before its reply. Reads change nothing.
+    pub fn changes_state(self) -> bool {
+        self.job().is_some()
+    }
+}
+
+/// A request about one domain: its operation, the permissions it needs, the rules its
+/// arguments follow, and what it does. `Output` is the typed result a front end encodes.
+pub trait DomainOp: Send + Sized {
+    type Output: Send;
+
+    fn operation(&self) -> Operation;
+
+    /// Every permission the request needs: its operation's, and more for some arguments
+    /// (secrets in XML, quiesced snapshots).
+    fn actions(&self) -> Vec<Action> {
+        vec![self.operation().action()]
+    }
+
+    /// The snapshot the request is about, passed to authorization as a detail.
+    fn snapshot(&self) -> Option<&str> {
+        None
+    }
+
+    /// The rules about the arguments alone, checked before authorization so that a
+    /// malformed request is refused the same way whoever sends it.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Carry the request out.
+    fn run(
+        self,
+        core: &Core,
+        dom: &Arc<Domain>,
+    ) -> impl Future<Output = Result<Self::Output>> + Send;
+}
+
+/// One request type: a struct with public fields, its operation, its result and its body.
+macro_rules! domain_op {
+    (
+        $(#[$doc:meta])*
+        $name:ident { $($field:ident : $ty:ty),* $(,)? } => $out:ty, $op:ident,
+        |$req:ident, $core:ident, $dom:ident| $body:expr
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name { $(pub $field: $ty),* }
+
+        impl DomainOp for $name {
+            type Output = $out;
+
+            fn operation(&self) -> Operation {
+                Operation::$op
+            }
+
+            fn run(
+                self,
+                $core: &Core,
+                $dom: &Arc<Domain>,
+            ) -> impl Future<Output = Result<$out>> + Send {
+                let $req = self;
+                async move { $body }
+            }
+        }
+    };
+}
+
+domain_op!(
+    /// Boot the domain, or restore its managed save image.
+    Start { opts: StartOptions } => (), Start, |r, core, dom| core.start(dom, r.opts).await
+);
+domain_op!(
+    /// Ask the guest to power off.
+    Shutdown { mode: PowerMode } => (), Shutdown, |r, core, dom| core.shutdown(dom, r.mode).await
+);
+domain_op!(
+    /// Ask the guest to reboot.
+    Reboot { mode: PowerMode } => (), Reboot, |r, core, dom| core.reboot(dom, r.mode).await
+);
+domain_op!(
+    /// Stop the guest at once.
+    Destroy { opts: DestroyOptions } => (), Destroy, |r, core, dom| core.destroy(dom, r.opts).await
+);
+domain_op!(
+    /// Reset the guest's hardware.
+    Reset {} => (), Reset, |_r, core, dom| core.reset(dom).await
+);
+domain_op!(
+    /// Send the guest a non-maskable interrupt.
+    InjectNmi {} => (), InjectNmi, |_r, core, dom| core.inject_nmi(dom).await
+);
+domain_op!(
+    /// Pause the guest's CPUs.
+    Suspend {} => (), Suspend, |_r, core, dom| core.suspend(dom).await
+);
+domain_op!(
+    /// Let a paused guest run again.
+    Resume {} => (), Resume, |_r, core, dom| core.resume(dom).await
+);
+domain_op!(
+    /// Remove the persistent definition.
+    Undefine { opts: UndefineOptions } => (), Undefine,
+    |r, core, dom| core.undefine(dom, r.opts).await
+);
+domain_op!(
+    /// Start the domain with the host, or not.
+    SetAutostart { autostart: bool } => (), SetAutostart,
+    |r, core, dom| core.set_autostart(dom, r.autostart).await
+);
+domain_op!(
+    /// Freeze the guest's filesystems through its agent; the count frozen.
+    FsFreeze { mountpoints: Vec<String> } => u32, FsFreeze,
+    |r, core, dom| core.fs_freeze(dom, &r.mountpoints).await
+);
+domain_op!(
+    /// Thaw the guest's filesystems; the count thawed.
+    FsThaw { mountpoints: Vec<String> } => u32, FsThaw,
+    |r, core, dom| core.fs_thaw(dom, &r.mountpoints).await
+);
+domain_op!(
+    /// Statistics of the groups asked (all when none).
+    GetStats { groups: Vec<StatsGroup> } => Stats, GetStats,
+    |r, core, dom| core.stats_in(dom, &r.groups).await
+);
+domain_op!(
+    /// Drop the managed save image.
+    ManagedSaveRemove {} => (), ManagedSaveRemove,
+    |_r, core, dom| core.managed_save_remove(dom).await
+);
+domain_op!(
+    /// Whether a managed save image exists.
+    HasManagedSave {} => bool, HasManagedSave, |_r, core, dom| core.has_managed_save(dom)
+);
+domain_op!(
+    /// The title, description or a metadata element.
+    GetMetadata { kind: MetadataKind, affect: Affect } => String, GetMetadata,
+    |r, core, dom| core.metadata(dom, &r.kind, r.affect)
+);
+domain_op!(
+    /// Set (or, with `None`, remove) the title, description or a metadata element.
+    SetMetadata {
+        kind: MetadataKind,
+        value: Option<String>,
+        key: Option<String>,
+        affect: Affect,
+    } => (), SetMetadata,
+    |r, core, dom| {
+        core.set_metadata(dom, r.kind, r.value.as_deref(), r.key.as_deref(), r.affect)
+            .await
+    }
+);
+domain_op!(
+    /// The vCPU count of one definition.
+    GetVcpus { opts: VcpuOptions } => u32, GetVcpus, |r, core, dom| core.vcpu_count(dom, r.opts)
+);
+domain_op!(
+    /// Which host CPUs each vCPU may run on.
+    GetVcpuPinning { affect: Affect } => Vec<Vec<bool>>, GetVcpuPinning,
+    |r, core, dom| core.vcpu_pinning(dom, r.affect).await
+);
+domain_op!(
+    /// The running guest's memory statistics.
+    MemoryStats {} => Vec<(MemoryStat, u64)>, MemoryStats,
+    |_r, core, dom| core.memory_stats(dom).await
+);
+domain_op!(
+    /// Add a device.
+    AttachDevice { xml: String, opts: DeviceOptions } => (), AttachDevice,
+    |r, core, dom| core.attach_device(dom, &r.xml, r.opts).await
+);
+domain_op!(
+    /// Remove a device.
+    DetachDevice { xml: String, opts: DeviceOptions } => (), DetachDevice,
+    |r, core, dom| core.detach_device(dom, &r.xml, r.opts).await
+);
+domain_op!(
+    /// Change a device in place.
+    UpdateDevice { xml: String, opts: DeviceOptions } => (), UpdateDevice,
+    |r, core, dom| core.update_device(dom, &r.xml, r.opts).await
+);
+domain_op!(
+    /// What the guest agent tells of the guest.
+    GuestInfoOp { types: GuestInfoTypes } => GuestInfo, GuestInfo,
+    |r, core, dom| core.guest_info(dom, r.types).await
+);
+domain_op!(
+    /// The guest's interfaces and addresses, from `source`.
+    InterfaceAddresses { source: AddressSource } => Vec<GuestInterface>, InterfaceAddresses,
+    |r, core, dom| core.interface_addresses(dom, r.source).await
+);
+domain_op!(
+    /// Snapshots matching the filters, by name.
+    SnapshotList { opts: SnapshotListOptions } => Vec<String>, SnapshotList,
+    |r, core, dom| core.snapshot_list(dom, r.opts)
+);
+
+/// The domain's XML; secrets need a second permission.
+#[derive(Debug, Clone)]
+pub struct GetXml {
+    pub opts: XmlOptions,
+}
+
+impl DomainOp for GetXml {
+    type Output = String;
+
+    fn operation(&self) -> Operation {
+        Operation::GetXml
+    }
+
+    fn actions(&self) -> Vec<Action> {
+        secure_read(self.opts.secure)
+    }
+
+    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<String>> + Send {
+        async move { core.domain_xml(dom, self.opts) }
+    }
+}
+
+/// Reads, and reads of secrets besides when `secure`.
+fn secure_read(secure: bool) -> Vec<Action> {
+    if secure {
+        vec![Action::DomainRead, Action::DomainReadSecure]
+    } else {
+        vec![Action::DomainRead]
+    }
+}
+
+/// Save the guest's memory and stop it, to be restored by the next start.
+#[derive(Debug, Clone)]
+pub struct ManagedSave {
+    pub opts: ManagedSaveOptions,
+}
+
+impl DomainOp for ManagedSave {
+    type Output = ();
+
+    fn operation(&self) -> Operation {
+        Operation::ManagedSave
+    }
+
+    fn validate(&self) -> Result<()> {
+        Ok(self.opts.validate()?)
+    }
+
+    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<()>> + Send {
+        async move { core.managed_save(dom, self.opts).await }
+    }
+}
+
+/// Change the vCPU count of one definition.
+#[derive(Debug, Clone)]
+pub struct SetVcpus {
+    pub count: u32,
+    pub opts: VcpuOptions,
+}
+
+impl DomainOp for SetVcpus {
+    type Output = ();
+
+    fn operation(&self) -> Operation {
+        Operation::SetVcpus
+    }
+
+    fn validate(&self) -> Result<()> {
+        Ok(self.opts.validate_set()?)
+    }
+
+    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<()>> + Send {
+        async move { core.set_vcpus(dom, self.count, self.opts).await }
+    }
+}
+
+/// Change the memory of one definition (the current balloon target, or the maximum).
+#[derive(Debug, Clone)]
+pub struct SetMemory {
+    pub kib: u64,
+    pub opts: MemoryOptions,
+}
+
+impl DomainOp for SetMemory {
+    type Output = ();
+
+    fn operation(&self) -> Operation {
+        Operation::SetMemory
+    }
+
+    fn validate(&self) -> Result<()> {
+        Ok(self.opts.validate()?)
+    }
+
+    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<()>> + Send {
+        async move { core.set_memory(dom, self.kib, self.opts).await }
+    }
+}
+
+/// Take a snapshot; the new snapshot's name, and whether its metadata is kept.
+#[derive(Debug, Clone)]
+pub struct SnapshotCreate {
+    pub xml: String,
+    pub opts: SnapshotCreateOptions,
+}
+
+impl DomainOp for SnapshotCreate {
+    type Output = (String, bool);
+
+    fn operation(&self) -> Operation {
+        Operation::SnapshotCreate
+    }
+
+    fn actions(&self) -> Vec<Action> {
+        if self.opts.quiesce {
+            vec![Action::DomainSnapshot, Action::DomainFsFreeze]
+        } else {
+            vec![Action::DomainSnapshot]
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        Ok(self.opts.validate()?)
+    }
+
+    fn run(
+        self,
+        core: &Core,
+        dom: &Arc<Domain>,
+    ) -> impl Future<Output = Result<(String, bool)>> + Send {
+        async move { core.snapshot_create(dom, &self.xml, self.opts).await }
+    }
+}
+
+/// Read one snapshot's facts (properties, parent, children, whether current): the
+/// snapshot must exist.
+#[derive(Debug, Clone)]
+pub struct SnapshotRead {
+    pub name: String,
+}
+
+impl DomainOp for SnapshotRead {
+    type Output = super::SnapshotInfo;
+
+    fn operation(&self) -> Operation {
+        Operation::SnapshotRead
+    }
+
+    fn snapshot(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+
+    fn run(
+        self,
+        core: &Core,
+        dom: &Arc<Domain>,
+    ) -> impl Future<Output = Result<Self::Output>> + Send {
+        async move { core.snapshot_info(dom, &self.name) }
+    }
+}
+
+/// The children (or all descendants) of a snapshot matching the filters.
+#[derive(Debug, Clone)]
+pub struct SnapshotChildren {
+    pub name: String,
+    pub descendants: bool,
+    pub opts: SnapshotListOptions,
+}
+
+impl DomainOp for SnapshotChildren {
+    type Output = Vec<String>;
+
+    fn operation(&self) -> Operation {
+        Operation::SnapshotRead
+    }
+
+    fn snapshot(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+
+    fn run(
+        self,
+        core: &Core,
+        dom: &Arc<Domain>,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send {
+        async move { core.snapshot_children_in(dom, &self.name, self.descendants, self.opts) }
+    }
+}
+
+/// A snapshot's XML; secrets need a second permission.
+#[derive(Debug, Clone)]
+pub struct SnapshotGetXml {
+    pub name: String,
+    pub secure: bool,
+}
+
+impl DomainOp for SnapshotGetXml {
+    type Output = String;
+
+    fn operation(&self) -> Operation {
+        Operation::SnapshotGetXml
+    }
+
+    fn actions(&self) -> Vec<Action> {
+        secure_read(self.secure)
+    }
+
+    fn snapshot(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+
+    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<String>> + Send {
+        async move { core.snapshot_xml(dom, &self.name, self.secure) }
+    }
+}
+
+/// Bring the domain back to a snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotRevert {
+    pub name: String,
+    pub opts: RevertOptions,
+}
+
+impl DomainOp for SnapshotRevert {
+    type Output = ();
+
+    fn operation(&self) -> Operation {
+        Operation::SnapshotRevert
+    }
+
+    fn snapshot(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+
+    fn validate(&self) -> Result<()> {
+        Ok(self.opts.validate()?)
+    }
+
+    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<()>> + Send {
+        async move { core.snapshot_revert(dom, &self.name, self.opts).await }
+    }
+}
+
+/// Delete a snapshot (and, as asked, its children).
+#[derive(Debug, Clone)]
+pub struct SnapshotDelete {
+    pub name: String,
+    pub opts: SnapshotDeleteOptions,
+}
+
+impl DomainOp for SnapshotDelete {
+    type Output = ();
+
+    fn operation(&self) -> Operation {
+        Operation::SnapshotDelete
+    }
+
+    fn snapshot(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+
+    fn validate(&self) -> Result<()> {
+        Ok(self.opts.validate()?)
+    }
+
+    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<()>> + Send {
+        async move { core.snapshot_delete(dom, &self.name, self.opts).await }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_rules_read_as_libvirt_does() {
+        assert!(Operation::Start.states().allows(DomainState::ShutOff));
+        assert!(!Operation::Start.states().allows(DomainState::Running));
+        assert!(Operation::Resume.states().allows(DomainState::Paused));
+        assert!(!Operation::Suspend.states().allows(DomainState::Paused));
+        assert!(Operation::Destroy.states().needs_active());
+        assert!(!Operation::Start.states().needs_active());
+    }
+
+    #[test]
+    fn reads_take_no_job_and_changes_do() {
+        assert_eq!(Operation::GetXml.job(), None);
+        assert!(!Operation::GetXml.changes_state());
+        assert_eq!(Operation::Start.job(), Some("start"));
+        assert!(Operation::SetMemory.changes_state());
+    }
+
+    #[test]
+    fn extra_permissions_follow_the_arguments() {
+        let plain = GetXml {
+            opts: XmlOptions::default(),
+        };
+        assert_eq!(plain.actions(), vec![Action::DomainRead]);
+        let secure = GetXml {
+            opts: XmlOptions {
+                secure: true,
+                ..Default::default()
+            },
+        };
+        assert_eq!(
+            secure.actions(),
+            vec![Action::DomainRead, Action::DomainReadSecure]
+        );
+        let quiesced = SnapshotCreate {
+            xml: String::new(),
+            opts: SnapshotCreateOptions {
+                disk_only: true,
+                quiesce: true,
+                ..Default::default()
+            },
+        };
+        assert_eq!(
+            quiesced.actions(),
+            vec![Action::DomainSnapshot, Action::DomainFsFreeze]
+        );
+    }
+}
