@@ -139,7 +139,7 @@ fn state_conflict(c: &StateConflict, flavor: Flavor) -> CompatError {
         (_, Operation::Suspend, true) => {
             libvirt(Code::OperationInvalid, Some("domain is already paused"))
         }
-        (_, _, false) if c.needs_active() => {
+        (_, _, false) if c.needs_active => {
             libvirt(Code::OperationInvalid, Some("domain is not running"))
         }
         _ => libvirt(Code::OperationInvalid, Some(&c.to_string())),
@@ -257,6 +257,7 @@ mod tests {
             domain: "d".into(),
             op: Operation::ManagedSave,
             state: DomainState::ShutOff,
+            needs_active: true,
         };
         assert_eq!(
             msg(from_core(core::Error::WrongState(off), Flavor::Qemu, &M)),
@@ -266,6 +267,7 @@ mod tests {
             domain: "d".into(),
             op: Operation::Start,
             state: DomainState::Running,
+            needs_active: false,
         };
         assert_eq!(
             msg(from_core(

@@ -57,15 +57,9 @@ impl Method {
         Ok(())
     }
 
-    /// Whether `flags` has the flag of `option` set. Asking for an option the method has
-    /// no flag for is a bug (a misspelt name would silently read as unset): debug builds
-    /// and tests panic on it.
+    /// Whether `flags` has the flag of `option` set. (Every option name the facade asks
+    /// for is checked against the tables by a test, so a misspelt one cannot read as unset.)
     pub fn has(&self, flags: u32, option: &str) -> bool {
-        debug_assert!(
-            self.flags.iter().any(|f| f.option == option),
-            "{} has no flag for option '{option}'",
-            self.api
-        );
         self.flags
             .iter()
             .any(|f| f.option == option && flags & f.bit != 0)
@@ -485,5 +479,43 @@ mod tests {
                 .is_ok()
         );
         assert!(MANAGED_SAVE.has(4, "paused") && !MANAGED_SAVE.has(4, "running"));
+    }
+}
+
+#[cfg(test)]
+mod option_name_tests {
+    /// Every option name the facade's handlers ask `Method::has` about is one some flag
+    /// table defines: a misspelt name would otherwise read as an unset flag.
+    #[test]
+    fn every_option_asked_for_exists() {
+        let tables = include_str!("flags.rs");
+        let handlers = [
+            include_str!("domain.rs"),
+            include_str!("connect.rs"),
+            include_str!("snapshot.rs"),
+            include_str!("props.rs"),
+        ];
+        let mut asked = Vec::new();
+        for text in handlers {
+            for (i, _) in text.match_indices("has(") {
+                let rest = &text[i + 4..];
+                let Some(q) = rest.find('"') else { continue };
+                // Only `has(flags, "x")` and `has("x")` calls: the quote comes right after.
+                let before = &rest[..q];
+                if !(before.is_empty() || before.trim_end() == "flags,") {
+                    continue;
+                }
+                let name: String = rest[q + 1..].chars().take_while(|c| *c != '"').collect();
+                asked.push(name);
+            }
+        }
+        assert!(asked.len() > 30, "the scan finds the calls: {asked:?}");
+        // Every quoted string of the tables: flag names, APIs and option names.
+        let quoted: Vec<&str> = tables.split('"').skip(1).step_by(2).collect();
+        let defined = |name: &str| quoted.contains(&name);
+        for name in asked {
+            assert!(defined(&name), "no flag table has option '{name}'");
+        }
+        assert!(!defined("force_boot"), "a misspelling is not found");
     }
 }

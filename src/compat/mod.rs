@@ -207,4 +207,12 @@ impl Frontend for Ctx {
     fn error_reply(&self, call: &Call, e: &CompatError) -> zbus::Result<Message> {
         Message::error(&call.header(), e.name().as_str()).build(&(e.to_string(),))
     }
+
+    fn interfaces(&self) -> Vec<&crate::server::schema::Interface> {
+        vec![
+            &self.schema.connect,
+            &self.schema.domain,
+            &self.schema.snapshot,
+        ]
+    }
 }

@@ -61,13 +61,9 @@ pub struct StateConflict {
     pub domain: String,
     pub op: Operation,
     pub state: DomainState,
-}
-
-impl StateConflict {
-    /// Whether the operation needs an active domain (rather than an inactive one).
-    pub fn needs_active(&self) -> bool {
-        self.op.states().needs_active()
-    }
+    /// Whether the operation (or the definition it was asked to change) needs an active
+    /// domain, rather than an inactive one.
+    pub needs_active: bool,
 }
 
 impl std::fmt::Display for StateConflict {
@@ -145,6 +141,7 @@ mod tests {
             domain: "web".into(),
             op: Operation::Suspend,
             state: DomainState::ShutOff,
+            needs_active: true,
         });
         assert_eq!(
             e.to_string(),

@@ -35,6 +35,7 @@ impl Core {
             domain: d.def.name.clone(),
             op,
             state,
+            needs_active: op.states().needs_active(),
         }))
     }
 

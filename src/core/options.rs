@@ -175,6 +175,7 @@ impl Affect {
                 domain: domain.to_owned(),
                 op,
                 state,
+                needs_active: true,
             }));
         }
         if config && !persistent {

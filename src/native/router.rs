@@ -32,6 +32,14 @@ impl Frontend for Ctx {
     fn error_reply(&self, call: &Call, e: &BusError) -> zbus::Result<Message> {
         error_reply(call, e)
     }
+
+    fn interfaces(&self) -> Vec<&crate::server::schema::Interface> {
+        vec![
+            &self.schema.manager,
+            &self.schema.domain,
+            &self.schema.snapshot,
+        ]
+    }
 }
 
 fn error_reply(call: &Call, e: &BusError) -> zbus::Result<Message> {

@@ -282,3 +282,88 @@ async fn statistics_filters_and_host() {
             .contains(&"qemu64".to_owned())
     );
 }
+
+/// SetMemory: the persistent current memory and maximum, the running guest's balloon
+/// target, with the option rules, refusals and the MemoryKiB change signalled before the
+/// reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_memory_live_and_config() {
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mut sigs = Signals::new(&conn).await;
+    let path = manager(&conn)
+        .await
+        .define_domain(&test_domain("mem"), no_opts())
+        .await
+        .expect("define");
+    let dom = domain(&conn, &path).await;
+    let p = path.as_str();
+    assert_eq!(dom.memory_kib().await.expect("MemoryKiB"), 524_288);
+
+    sigs.take().await;
+    dom.set_memory(262_144, config()).await.expect("config");
+    let got = sigs.take().await;
+    let changed: Vec<u64> = changes_of(&got, p, "MemoryKiB")
+        .into_iter()
+        .map(|v| u64::try_from(v).expect("t"))
+        .collect();
+    assert_eq!(changed, [262_144], "signalled before the reply");
+    let xml = dom.get_xml(no_opts()).await.expect("xml");
+    assert!(
+        xml.contains("<currentMemory unit='KiB'>262144</currentMemory>"),
+        "{xml}"
+    );
+
+    let max = opts([
+        ("maximum", Variant::Bool(true)),
+        ("config", Variant::Bool(true)),
+    ]);
+    dom.set_memory(1_048_576, max.clone())
+        .await
+        .expect("maximum");
+    let xml = dom.get_xml(no_opts()).await.expect("xml");
+    assert!(xml.contains("<memory unit='KiB'>1048576</memory>"), "{xml}");
+    assert!(
+        xml.contains("<currentMemory unit='KiB'>262144</currentMemory>"),
+        "{xml}"
+    );
+    dom.set_memory(131_072, max)
+        .await
+        .expect("maximum below current");
+    assert_eq!(dom.memory_kib().await.expect("MemoryKiB"), 131_072);
+
+    for (kib, o, want) in [
+        (65_536, live(), "org.virtbus1.Error.InvalidState"),
+        (262_144, config(), "org.virtbus1.Error.InvalidArgument"),
+        (0, config(), "org.virtbus1.Error.InvalidArgument"),
+        (
+            65_536,
+            opts([
+                ("maximum", Variant::Bool(true)),
+                ("live", Variant::Bool(true)),
+            ]),
+            "org.virtbus1.Error.InvalidArgument",
+        ),
+        (
+            65_536,
+            opts([("bogus", Variant::Bool(true))]),
+            "org.virtbus1.Error.InvalidArgument",
+        ),
+    ] {
+        let r = dom.set_memory(kib, o).await;
+        assert_eq!(error_name(&r), want, "{kib}");
+    }
+    assert_eq!(dom.memory_kib().await.expect("unchanged"), 131_072);
+
+    dom.start(no_opts()).await.expect("start");
+    dom.set_memory(65_536, live()).await.expect("balloon");
+    assert_eq!(dom.memory_kib().await.expect("live"), 65_536);
+    let inactive = opts([("inactive", Variant::Bool(true))]);
+    let xml = dom.get_xml(inactive).await.expect("inactive xml");
+    assert!(
+        !xml.contains("65536"),
+        "persistent definition untouched: {xml}"
+    );
+    dom.destroy(no_opts()).await.expect("destroy");
+}

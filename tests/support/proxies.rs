@@ -72,6 +72,7 @@ pub trait Domain {
     fn set_vcpus(&self, count: u32, options: Opts<'_>) -> zbus::Result<()>;
     #[zbus(name = "GetVCPUPinning")]
     fn get_vcpu_pinning(&self, options: Opts<'_>) -> zbus::Result<Vec<Vec<bool>>>;
+    fn set_memory(&self, kib: u64, options: Opts<'_>) -> zbus::Result<()>;
     fn memory_stats(&self, options: Opts<'_>) -> zbus::Result<HashMap<String, u64>>;
     fn attach_device(&self, xml: &str, options: Opts<'_>) -> zbus::Result<()>;
     fn detach_device(&self, xml: &str, options: Opts<'_>) -> zbus::Result<()>;
