@@ -346,13 +346,9 @@ macro_rules! domain_op {
                 Operation::$op
             }
 
-            fn run(
-                self,
-                $core: &Core,
-                $dom: &Arc<Domain>,
-            ) -> impl Future<Output = Result<$out>> + Send {
+            async fn run(self, $core: &Core, $dom: &Arc<Domain>) -> Result<$out> {
                 let $req = self;
-                async move { $body }
+                $body
             }
         }
     };
@@ -504,8 +500,8 @@ impl DomainOp for GetXml {
         secure_read(self.opts.secure)
     }
 
-    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<String>> + Send {
-        async move { core.domain_xml(dom, self.opts) }
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<String> {
+        core.domain_xml(dom, self.opts)
     }
 }
 
@@ -535,8 +531,8 @@ impl DomainOp for ManagedSave {
         Ok(self.opts.validate()?)
     }
 
-    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<()>> + Send {
-        async move { core.managed_save(dom, self.opts).await }
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<()> {
+        core.managed_save(dom, self.opts).await
     }
 }
 
@@ -558,8 +554,8 @@ impl DomainOp for SetVcpus {
         Ok(self.opts.validate_set()?)
     }
 
-    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<()>> + Send {
-        async move { core.set_vcpus(dom, self.count, self.opts).await }
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<()> {
+        core.set_vcpus(dom, self.count, self.opts).await
     }
 }
 
@@ -581,8 +577,8 @@ impl DomainOp for SetMemory {
         Ok(self.opts.validate()?)
     }
 
-    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<()>> + Send {
-        async move { core.set_memory(dom, self.kib, self.opts).await }
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<()> {
+        core.set_memory(dom, self.kib, self.opts).await
     }
 }
 
@@ -612,12 +608,8 @@ impl DomainOp for SnapshotCreate {
         Ok(self.opts.validate()?)
     }
 
-    fn run(
-        self,
-        core: &Core,
-        dom: &Arc<Domain>,
-    ) -> impl Future<Output = Result<(String, bool)>> + Send {
-        async move { core.snapshot_create(dom, &self.xml, self.opts).await }
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<(String, bool)> {
+        core.snapshot_create(dom, &self.xml, self.opts).await
     }
 }
 
@@ -639,12 +631,8 @@ impl DomainOp for SnapshotRead {
         Some(&self.name)
     }
 
-    fn run(
-        self,
-        core: &Core,
-        dom: &Arc<Domain>,
-    ) -> impl Future<Output = Result<Self::Output>> + Send {
-        async move { core.snapshot_info(dom, &self.name) }
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<Self::Output> {
+        core.snapshot_info(dom, &self.name)
     }
 }
 
@@ -667,12 +655,8 @@ impl DomainOp for SnapshotChildren {
         Some(&self.name)
     }
 
-    fn run(
-        self,
-        core: &Core,
-        dom: &Arc<Domain>,
-    ) -> impl Future<Output = Result<Vec<String>>> + Send {
-        async move { core.snapshot_children_in(dom, &self.name, self.descendants, self.opts) }
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<Vec<String>> {
+        core.snapshot_children_in(dom, &self.name, self.descendants, self.opts)
     }
 }
 
@@ -698,8 +682,8 @@ impl DomainOp for SnapshotGetXml {
         Some(&self.name)
     }
 
-    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<String>> + Send {
-        async move { core.snapshot_xml(dom, &self.name, self.secure) }
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<String> {
+        core.snapshot_xml(dom, &self.name, self.secure)
     }
 }
 
@@ -725,8 +709,8 @@ impl DomainOp for SnapshotRevert {
         Ok(self.opts.validate()?)
     }
 
-    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<()>> + Send {
-        async move { core.snapshot_revert(dom, &self.name, self.opts).await }
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<()> {
+        core.snapshot_revert(dom, &self.name, self.opts).await
     }
 }
 
@@ -752,8 +736,8 @@ impl DomainOp for SnapshotDelete {
         Ok(self.opts.validate()?)
     }
 
-    fn run(self, core: &Core, dom: &Arc<Domain>) -> impl Future<Output = Result<()>> + Send {
-        async move { core.snapshot_delete(dom, &self.name, self.opts).await }
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<()> {
+        core.snapshot_delete(dom, &self.name, self.opts).await
     }
 }
 
