@@ -61,8 +61,8 @@ pub use os::{
     Os, OsType,
 };
 pub use snapshot::{
-    DiskSnapshotKind, SnapshotKind, disk_images, snapshot_kind, MemorySnapshotKind, SNAPSHOT_STATES, SnapshotDef, SnapshotDisk,
-    SnapshotMemory,
+    DiskSnapshotKind, MemorySnapshotKind, SNAPSHOT_STATES, SnapshotDef, SnapshotDisk, SnapshotKind,
+    SnapshotMemory, disk_images, snapshot_kind,
 };
 pub use values::MacAddr;
 
