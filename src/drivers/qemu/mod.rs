@@ -17,6 +17,8 @@ pub mod caps;
 pub mod cmdline;
 pub mod config;
 pub mod domcaps;
+#[cfg(test)]
+pub mod fake;
 pub mod hotplug;
 pub mod kvm;
 pub mod monitor;
@@ -25,6 +27,7 @@ pub mod process;
 pub mod qga;
 pub mod qmp;
 pub mod save;
+pub mod seam;
 pub mod snapshot;
 pub mod stats;
 pub mod status;
@@ -49,7 +52,8 @@ use self::{
     cmdline::{Accel, Env, Plan, PtyOf, Setup},
     kvm::KvmStatus,
     monitor::{Vm, VmParts, driver_error},
-    process::{Log, Process},
+    process::Log,
+    seam::{QemuProcess, Spawner},
     status::Status as StatusFile,
 };
 use super::{
@@ -94,6 +98,8 @@ pub struct QemuDriver {
     /// `qemu-img`, for snapshots that touch images outside a running QEMU.
     img: snapshot::img::QemuImg,
     hooks: snapshot::hooks::Hooks,
+    /// Launches QEMU and connects to its monitor: the system's, or a test's fake.
+    spawner: Arc<dyn Spawner>,
 }
 
 fn failed(e: impl std::fmt::Display) -> DriverError {
@@ -171,6 +177,7 @@ impl QemuDriver {
             vms: Arc::default(),
             img,
             hooks: snapshot::hooks::Hooks::from_env(),
+            spawner: Arc::new(seam::System),
         }))
     }
 
@@ -250,15 +257,19 @@ impl QemuDriver {
     async fn connect_monitor(
         &self,
         path: &Path,
-        proc: &Process,
-    ) -> Result<(qmp::Qmp, transport::Events), String> {
+        proc: &dyn QemuProcess,
+    ) -> Result<(Box<dyn seam::Monitor>, transport::Events), String> {
         let deadline = Instant::now() + self.config.monitor_timeout();
         loop {
             if proc.has_exited() {
                 return Err("QEMU exited while starting".into());
             }
             if path.exists() {
-                match qmp::Qmp::connect(path, self.config.monitor_timeout()).await {
+                match self
+                    .spawner
+                    .connect(path, self.config.monitor_timeout())
+                    .await
+                {
                     Ok(c) => return Ok(c),
                     Err(e) if Instant::now() >= deadline => {
                         return Err(format!("cannot connect to its monitor: {e}"));
@@ -363,7 +374,7 @@ impl QemuDriver {
     }
 
     /// The error for a start that failed after QEMU was launched: QEMU's own words first.
-    async fn start_failed(&self, proc: &Process, log: &Log, why: String) -> DriverError {
+    async fn start_failed(&self, proc: &dyn QemuProcess, log: &Log, why: String) -> DriverError {
         // give QEMU a moment to finish writing why it exits
         proc.wait_for(Duration::from_millis(500)).await;
         let _ = proc.terminate(Duration::from_secs(2), false).await;
@@ -494,12 +505,15 @@ impl QemuDriver {
         };
         let log_path = self.log_dir.join(format!("{}.log", def.name));
         let log = Log::open(&log_path, &emulator, &plan.args).map_err(failed)?;
-        let proc = Process::spawn(&emulator, &plan.args, &log.file).map_err(failed)?;
-        tracing::debug!("domain '{}': QEMU pid {}", def.name, proc.pid);
-        let (qmp, events) = match self.connect_monitor(&plan.monitor, &proc).await {
+        let proc = self
+            .spawner
+            .spawn(&emulator, &plan.args, &log.file)
+            .map_err(failed)?;
+        tracing::debug!("domain '{}': QEMU pid {}", def.name, proc.pid());
+        let (qmp, events) = match self.connect_monitor(&plan.monitor, proc.as_ref()).await {
             Ok(c) => c,
             Err(why) => {
-                let e = self.start_failed(&proc, &log, why).await;
+                let e = self.start_failed(proc.as_ref(), &log, why).await;
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
@@ -535,7 +549,9 @@ impl QemuDriver {
         };
         if let Err(e) = setup.await {
             vm.set_stopping(true);
-            let err = self.start_failed(&vm.process, &log, e.to_string()).await;
+            let err = self
+                .start_failed(vm.process.as_ref(), &log, e.to_string())
+                .await;
             let mut gone = vm.gone();
             let _ = tokio::time::timeout(Duration::from_secs(5), gone.wait_for(|g| *g)).await;
             return Err(err);
@@ -551,8 +567,8 @@ fn status_record(vm: &Vm) -> StatusFile {
     StatusFile {
         uuid: vm.uuid,
         id: vm.id,
-        pid: vm.process.pid,
-        start_time: vm.process.start_time,
+        pid: vm.process.pid(),
+        start_time: vm.process.start_time(),
         emulator: vm.emulator.clone(),
         monitor: vm.monitor.clone(),
         agent: vm.agent.as_ref().map(|a| a.path().to_owned()),
@@ -616,7 +632,7 @@ impl Driver for QemuDriver {
 
     /// The version of the host architecture's emulator.
     fn leader_pid(&self, uuid: &Uuid) -> Option<u32> {
-        let pid = lock(&self.vms).get(uuid)?.process.pid;
+        let pid = lock(&self.vms).get(uuid)?.process.pid();
         u32::try_from(pid).ok()
     }
 
@@ -824,7 +840,7 @@ impl Driver for QemuDriver {
             }
             _ => (None, None),
         };
-        let rss = std::fs::read_to_string(format!("/proc/{}/status", vm.process.pid))
+        let rss = std::fs::read_to_string(format!("/proc/{}/status", vm.process.pid()))
             .ok()
             .and_then(|s| stats::rss_kib(&s));
         Ok(stats::memory(actual.as_ref(), guest.as_ref(), rss))
@@ -868,7 +884,7 @@ impl Driver for QemuDriver {
     async fn stats(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<Stats> {
         let vm = self.vm(ctx)?;
         let live = vm.live();
-        let pid = vm.process.pid;
+        let pid = vm.process.pid();
         let tick = stats::tick_ns();
         let mut out = Stats::new();
         if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -1038,7 +1054,7 @@ impl Driver for QemuDriver {
             let _ = std::fs::remove_dir_all(&st.dir);
             DriverError::Failed(why)
         };
-        let proc = match Process::adopt(st.pid, st.start_time) {
+        let proc = match self.spawner.adopt(st.pid, st.start_time) {
             Ok(p) => p,
             Err(e) => {
                 Log::note(&st.log, "QEMU was gone when virtbus restarted");
@@ -1047,7 +1063,9 @@ impl Driver for QemuDriver {
                 )));
             }
         };
-        let (qmp, events) = qmp::Qmp::connect(&st.monitor, self.config.monitor_timeout())
+        let (qmp, events) = self
+            .spawner
+            .connect(&st.monitor, self.config.monitor_timeout())
             .await
             .map_err(|e| {
                 DriverError::Failed(format!(
@@ -1057,7 +1075,7 @@ impl Driver for QemuDriver {
                 ))
             })?;
         let qs = qmp
-            .execute_raw("query-status", None, self.config.monitor_timeout())
+            .execute("query-status", None, self.config.monitor_timeout())
             .await
             .map_err(|e| driver_error(&format!("domain '{}': query-status", ctx.name), e))?;
         let status = status_from_qmp(&qs);
