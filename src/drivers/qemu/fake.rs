@@ -23,9 +23,13 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::{
+    QemuConfig, QemuDriver,
+    caps::{Caps, CapsCache},
+    kvm::KvmStatus,
     monitor::{self, Vm, VmParts},
     process::ProcessError,
     seam::{Monitor, QemuProcess, Spawner},
+    snapshot::{hooks::Hooks, img::QemuImg},
     transport::{Error, Event, Events},
 };
 use crate::{
@@ -387,4 +391,36 @@ pub fn domain(devices: &str) -> DomainDef {
          <memory>131072</memory><os><type>hvm</type></os><devices>{devices}</devices></domain>"
     ))
     .expect("domain")
+}
+
+/// A driver whose QEMUs are launched by `spawner`, its files under `dir`, with a stand-in
+/// emulator there that has QEMU 7.2's x86_64 capabilities.
+pub fn driver(dir: &Path, spawner: FakeSpawner) -> QemuDriver {
+    let emulator = dir.join("qemu-system-x86_64");
+    File::create(&emulator).expect("emulator");
+    let caps = CapsCache::default();
+    caps.insert(Caps {
+        emulator: emulator.clone(),
+        ..super::caps::tests::x86_64()
+    })
+    .expect("caps");
+    let runtime = dir.join("run");
+    let log_dir = dir.join("log");
+    for d in [&runtime, &log_dir] {
+        super::mkdir_private(d).expect("dir");
+    }
+    QemuDriver {
+        config: QemuConfig::default(),
+        runtime,
+        log_dir,
+        cache_dir: dir.join("cache"),
+        save_dir: dir.join("save"),
+        default_emulator: emulator,
+        caps,
+        kvm: KvmStatus::Unusable("a test".into()),
+        vms: Arc::default(),
+        img: QemuImg::find(&super::caps::search_dirs(&[])),
+        hooks: Hooks::default(),
+        spawner: Arc::new(spawner),
+    }
 }

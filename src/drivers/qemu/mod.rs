@@ -1162,3 +1162,129 @@ fn agent_of(vm: &Vm) -> DriverResult<&qga::Agent> {
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::drivers::qemu::fake::{self, Answer, FakeSpawner};
+
+    /// A pty serial port, an automatic VNC port and a NIC whose link starts down: each
+    /// needs a QMP step after spawn.
+    const DEVICES: &str = "<serial type='pty'><target port='0'/></serial>\
+        <graphics type='vnc' autoport='yes'/>\
+        <interface type='user'><mac address='52:54:00:00:00:07'/><model type='virtio'/>\
+        <link state='down'/></interface>";
+
+    fn spawner() -> FakeSpawner {
+        let s = FakeSpawner::default();
+        s.monitor
+            .answer(
+                "query-chardev",
+                Answer::ok(json!([
+                    {"label": "charmonitor", "filename": "unix:/run/m.sock,server=on",
+                     "frontend-open": true},
+                    {"label": "charserial0", "filename": "pty:/dev/pts/9",
+                     "frontend-open": false}
+                ])),
+            )
+            .answer(
+                "query-vnc",
+                Answer::ok(json!({"enabled": true, "host": "0.0.0.0", "family": "ipv4",
+                                  "service": "5907", "auth": "none"})),
+            )
+            .answer(
+                "cont",
+                Answer::ok(json!({})).with_event("RESUME", json!({})),
+            );
+        s
+    }
+
+    fn negotiation_and_queries() -> Vec<Value> {
+        vec![
+            json!({"execute": "qmp_capabilities", "arguments": {}}),
+            json!({"execute": "query-chardev"}),
+            json!({"execute": "query-vnc"}),
+            json!({"execute": "set_link", "arguments": {"name": "net0", "up": false}}),
+        ]
+    }
+
+    #[tokio::test]
+    async fn start_negotiates_queries_sets_up_then_continues() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spawner = spawner();
+        let qmp = spawner.monitor.clone();
+        let driver = fake::driver(dir.path(), spawner.clone());
+        let def = fake::domain(DEVICES);
+        let (ctx, sink) = fake::ctx(&def);
+        let started = driver.start(&ctx, &def, false, 3).await.expect("start");
+        let mut want = negotiation_and_queries();
+        want.push(json!({"execute": "cont"}));
+        assert_eq!(qmp.log(), want);
+        let args = &spawner.spawned()[0];
+        assert!(args.iter().any(|a| a == "-S"), "started paused: {args:?}");
+        assert!(args.iter().any(|a| a == "-no-shutdown"), "{args:?}");
+        let live = started.live.expect("live");
+        assert_eq!(
+            live.devices.serials[0].source_path.as_deref(),
+            Some("/dev/pts/9")
+        );
+        assert_eq!(live.devices.graphics[0].port, Some(5907));
+        // the RESUME our own `cont` caused is not news
+        assert!(lock(&sink.0).is_empty(), "{:?}", lock(&sink.0));
+        // a record to find this QEMU again was written before the guest ran
+        assert!(status::path(&driver.runtime, &def.uuid).exists());
+        assert_eq!(driver.leader_pid(&def.uuid), Some(fake::FAKE_PID as u32));
+    }
+
+    #[tokio::test]
+    async fn start_paused_does_not_continue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spawner = spawner();
+        let qmp = spawner.monitor.clone();
+        let driver = fake::driver(dir.path(), spawner);
+        let def = fake::domain(DEVICES);
+        let (ctx, _) = fake::ctx(&def);
+        driver.start(&ctx, &def, true, 3).await.expect("start");
+        assert_eq!(qmp.log(), negotiation_and_queries());
+    }
+
+    #[tokio::test]
+    async fn start_without_qmp_steps_only_continues() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spawner = spawner();
+        let qmp = spawner.monitor.clone();
+        let driver = fake::driver(dir.path(), spawner);
+        let def = fake::domain("");
+        let (ctx, _) = fake::ctx(&def);
+        driver.start(&ctx, &def, false, 3).await.expect("start");
+        assert_eq!(qmp.commands(), ["qmp_capabilities", "cont"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_setup_step_stops_qemu_and_forgets_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spawner = spawner();
+        let qmp = spawner.monitor.clone();
+        qmp.answer(
+            "set_link",
+            Answer::error("DeviceNotFound", "Device 'net0' not found"),
+        );
+        let driver = fake::driver(dir.path(), spawner);
+        let def = fake::domain(DEVICES);
+        let (ctx, _) = fake::ctx(&def);
+        let e = driver
+            .start(&ctx, &def, false, 3)
+            .await
+            .expect_err("set_link fails");
+        assert!(
+            matches!(&e, DriverError::Failed(m) if m.contains("QEMU failed to start")),
+            "{e:?}"
+        );
+        // no `cont` after the failed step
+        assert_eq!(qmp.log(), negotiation_and_queries());
+        assert!(driver.vm(&ctx).is_err(), "forgotten");
+        assert!(!status::path(&driver.runtime, &def.uuid).exists());
+    }
+}
