@@ -6,7 +6,8 @@
 //! [`process`] (spawn, log, signal, watch), [`status`] (what survives a daemon restart),
 //! [`monitor`] (QMP events → driver events), [`stats`], [`agent`] (guest info), [`net`]
 //! (taps and bridges) and [`snapshot`]; [`transport`], [`qmp`] and [`qga`] are the protocol
-//! clients.
+//! clients. The driver reaches QEMU only through [`seam`] (its monitor, its process, how it
+//! is launched), so that unit tests can put the recording fake of `fake` in its place.
 //!
 //! A start runs QEMU paused (`-S`) with `-no-shutdown`, connects to its monitor, reads what
 //! only the running QEMU knows (pty paths, the VNC port), applies the settings that need
@@ -1260,6 +1261,34 @@ mod tests {
         let (ctx, _) = fake::ctx(&def);
         driver.start(&ctx, &def, false, 3).await.expect("start");
         assert_eq!(qmp.commands(), ["qmp_capabilities", "cont"]);
+    }
+
+    #[tokio::test]
+    async fn recover_adopts_reconnects_and_asks_the_status() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let def = fake::domain(DEVICES);
+        let (ctx, _) = fake::ctx(&def);
+        let first = fake::driver(dir.path(), spawner());
+        first.start(&ctx, &def, false, 3).await.expect("start");
+        // a restarted daemon: a new driver over the same runtime directory
+        let spawner = FakeSpawner::default();
+        let qmp = spawner.monitor.clone();
+        qmp.answer(
+            "query-status",
+            Answer::ok(json!({"status": "running", "running": true})),
+        );
+        let second = fake::driver(dir.path(), spawner);
+        let r = second.recover(&ctx).await.expect("recover");
+        assert_eq!(r.id, 3);
+        assert_eq!(r.status.state, DomainState::Running);
+        assert_eq!(
+            qmp.log(),
+            [
+                json!({"execute": "qmp_capabilities", "arguments": {}}),
+                json!({"execute": "query-status"}),
+            ]
+        );
+        assert!(second.vm(&ctx).is_ok());
     }
 
     #[tokio::test]
