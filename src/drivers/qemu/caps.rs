@@ -373,6 +373,14 @@ impl CapsCache {
         Ok(caps)
     }
 
+    /// Take `caps` as probed for its emulator, which must exist (tests without QEMU).
+    #[cfg(test)]
+    pub fn insert(&self, caps: Caps) -> Result<(), CapsError> {
+        let key = BinaryKey::of(&caps.emulator)?;
+        crate::util::lock(&self.known).insert(caps.emulator.clone(), (key, caps));
+        Ok(())
+    }
+
     /// Every emulator probed so far.
     pub fn all(&self) -> Vec<Caps> {
         let mut v: Vec<Caps> = crate::util::lock(&self.known)

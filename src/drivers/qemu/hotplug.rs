@@ -311,3 +311,227 @@ async fn del_nodes(vm: &Vm, names: &[&str]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::drivers::qemu::fake::{Answer, FakeMonitor, domain, running_vm};
+
+    const DISK: &str = "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+        <source file='/img/new.qcow2'/><target dev='vdb' bus='virtio'/><serial>S1</serial>\
+        </disk>";
+    const LIVE_DISK: &str = "<disk type='file' device='disk'><driver name='qemu' \
+        type='qcow2'/><source file='/img/new.qcow2'/><target dev='vdb' bus='virtio'/>\
+        <alias name='virtio-disk1'/></disk>";
+    const NIC: &str = "<interface type='user'><mac address='52:54:00:00:00:07'/>\
+        <model type='virtio'/></interface>";
+    const LIVE_NIC: &str = "<interface type='user'><mac address='52:54:00:00:00:07'/>\
+        <model type='virtio'/><alias name='net0'/></interface>";
+
+    fn device(xml: &str) -> Device {
+        Device::from_xml(xml).expect("device")
+    }
+
+    fn file_node() -> Value {
+        json!({"execute": "blockdev-add", "arguments": {
+            "driver": "file", "filename": "/img/new.qcow2", "node-name": "vb-vdb-file",
+            "auto-read-only": true, "read-only": false}})
+    }
+
+    fn format_node() -> Value {
+        json!({"execute": "blockdev-add", "arguments": {
+            "node-name": "vb-vdb", "driver": "qcow2", "file": "vb-vdb-file",
+            "read-only": false}})
+    }
+
+    fn blockdev_del(node: &str) -> Value {
+        json!({"execute": "blockdev-del", "arguments": {"node-name": node}})
+    }
+
+    /// `query-block` as QEMU answers it with disk vdb plugged in.
+    fn query_block() -> Answer {
+        Answer::ok(json!([{
+            "device": "", "qdev": "/machine/peripheral/virtio-disk1/virtio-backend",
+            "inserted": {"node-name": "vb-vdb", "drv": "qcow2", "ro": false,
+                         "file": "/img/new.qcow2", "backing_file_depth": 0,
+                         "image": {"virtual-size": 1048576}}
+        }]))
+    }
+
+    #[tokio::test]
+    async fn disk_gets_its_nodes_then_its_device() {
+        let qmp = FakeMonitor::default();
+        let vm = running_vm(&qmp, domain(""));
+        let got = attach(&vm, &device(DISK)).await.expect("attach");
+        assert_eq!(
+            qmp.log(),
+            [
+                file_node(),
+                format_node(),
+                json!({"execute": "device_add", "arguments": {
+                    "driver": "virtio-blk-pci", "id": "virtio-disk1", "drive": "vb-vdb",
+                    "bus": "pci.0", "serial": "S1"}}),
+            ]
+        );
+        let disk = &got.as_devices().disks[0];
+        assert_eq!(disk.info.alias.as_deref(), Some("virtio-disk1"));
+        assert_eq!(vm.live().devices.disks.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn nic_gets_its_netdev_then_its_device() {
+        let qmp = FakeMonitor::default();
+        let vm = running_vm(&qmp, domain(""));
+        let got = attach(&vm, &device(NIC)).await.expect("attach");
+        assert_eq!(
+            qmp.log(),
+            [
+                json!({"execute": "netdev_add", "arguments": {"type": "user", "id": "hostnet0"}}),
+                json!({"execute": "device_add", "arguments": {
+                    "driver": "virtio-net-pci", "netdev": "hostnet0", "id": "net0",
+                    "mac": "52:54:00:00:00:07", "bus": "pci.0", "romfile": ""}}),
+            ]
+        );
+        assert_eq!(
+            got.as_devices().interfaces[0].info.alias.as_deref(),
+            Some("net0")
+        );
+        assert_eq!(vm.live().devices.interfaces.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn failed_device_add_drops_the_nodes_it_added() {
+        let qmp = FakeMonitor::default();
+        qmp.answer(
+            "device_add",
+            Answer::error("GenericError", "Bus 'pci.0' does not support hotplugging"),
+        );
+        let vm = running_vm(&qmp, domain(""));
+        let e = attach(&vm, &device(DISK))
+            .await
+            .expect_err("device_add fails");
+        assert!(
+            matches!(&e, DriverError::Failed(m) if m.contains("does not support hotplugging")),
+            "{e:?}"
+        );
+        assert_eq!(
+            qmp.commands()[..3],
+            ["blockdev-add", "blockdev-add", "device_add"]
+        );
+        assert_eq!(
+            qmp.log()[3..],
+            [blockdev_del("vb-vdb"), blockdev_del("vb-vdb-file")]
+        );
+        assert!(vm.live().devices.disks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn failed_format_node_drops_the_file_node() {
+        let qmp = FakeMonitor::default();
+        qmp.answer_once("blockdev-add", Answer::ok(json!({})))
+            .answer_once(
+                "blockdev-add",
+                Answer::error("GenericError", "Image is not in qcow2 format"),
+            );
+        let vm = running_vm(&qmp, domain(""));
+        attach(&vm, &device(DISK))
+            .await
+            .expect_err("format node fails");
+        assert_eq!(
+            qmp.log(),
+            [file_node(), format_node(), blockdev_del("vb-vdb-file")]
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_nic_device_add_drops_the_netdev() {
+        let qmp = FakeMonitor::default();
+        qmp.answer(
+            "device_add",
+            Answer::error("GenericError", "Duplicate device ID"),
+        );
+        let vm = running_vm(&qmp, domain(""));
+        attach(&vm, &device(NIC))
+            .await
+            .expect_err("device_add fails");
+        assert_eq!(qmp.commands(), ["netdev_add", "device_add", "netdev_del"]);
+        assert_eq!(qmp.log()[2]["arguments"], json!({"id": "hostnet0"}));
+        assert!(vm.live().devices.interfaces.is_empty());
+    }
+
+    #[tokio::test]
+    async fn disk_unplug_waits_for_the_guest_then_drops_the_nodes() {
+        let qmp = FakeMonitor::default();
+        qmp.answer("query-block", query_block()).answer(
+            "device_del",
+            Answer::ok(json!({})).with_event("DEVICE_DELETED", json!({"device": "virtio-disk1"})),
+        );
+        let vm = running_vm(&qmp, domain(LIVE_DISK));
+        detach(&vm, &device(LIVE_DISK)).await.expect("detach");
+        assert_eq!(
+            qmp.log(),
+            [
+                json!({"execute": "query-block"}),
+                json!({"execute": "device_del", "arguments": {"id": "virtio-disk1"}}),
+                blockdev_del("vb-vdb"),
+                blockdev_del("vb-vdb-file"),
+            ]
+        );
+        assert!(vm.live().devices.disks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn nic_unplug_waits_for_the_guest_then_drops_the_netdev() {
+        let qmp = FakeMonitor::default();
+        qmp.answer(
+            "device_del",
+            Answer::ok(json!({})).with_event("DEVICE_DELETED", json!({"device": "net0"})),
+        );
+        let vm = running_vm(&qmp, domain(LIVE_NIC));
+        detach(&vm, &device(LIVE_NIC)).await.expect("detach");
+        assert_eq!(
+            qmp.log(),
+            [
+                json!({"execute": "device_del", "arguments": {"id": "net0"}}),
+                json!({"execute": "netdev_del", "arguments": {"id": "hostnet0"}}),
+            ]
+        );
+        assert!(vm.live().devices.interfaces.is_empty());
+    }
+
+    // Paused clock: the guest's twenty seconds pass at once.
+    #[tokio::test(start_paused = true)]
+    async fn unplug_the_guest_never_acknowledges_times_out_and_keeps_everything() {
+        let qmp = FakeMonitor::default();
+        qmp.answer("query-block", query_block());
+        let vm = running_vm(&qmp, domain(LIVE_DISK));
+        // another device's removal is not this one's
+        qmp.emit("DEVICE_DELETED", json!({"device": "virtio-disk7"}));
+        let e = detach(&vm, &device(LIVE_DISK))
+            .await
+            .expect_err("no DEVICE_DELETED");
+        assert!(
+            matches!(&e, DriverError::Timeout(m) if m.contains("did not release")),
+            "{e:?}"
+        );
+        assert_eq!(qmp.commands(), ["query-block", "device_del"]);
+        assert_eq!(vm.live().devices.disks.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn refused_device_del_sends_nothing_more() {
+        let qmp = FakeMonitor::default();
+        qmp.answer(
+            "device_del",
+            Answer::error("DeviceNotFound", "Device 'net0' not found"),
+        );
+        let vm = running_vm(&qmp, domain(LIVE_NIC));
+        detach(&vm, &device(LIVE_NIC))
+            .await
+            .expect_err("device_del fails");
+        assert_eq!(qmp.commands(), ["device_del"]);
+        assert_eq!(vm.live().devices.interfaces.len(), 1);
+    }
+}

@@ -6,7 +6,8 @@
 //! [`process`] (spawn, log, signal, watch), [`status`] (what survives a daemon restart),
 //! [`monitor`] (QMP events → driver events), [`stats`], [`agent`] (guest info), [`net`]
 //! (taps and bridges) and [`snapshot`]; [`transport`], [`qmp`] and [`qga`] are the protocol
-//! clients.
+//! clients. The driver reaches QEMU only through [`seam`] (its monitor, its process, how it
+//! is launched), so that unit tests can put the recording fake of `fake` in its place.
 //!
 //! A start runs QEMU paused (`-S`) with `-no-shutdown`, connects to its monitor, reads what
 //! only the running QEMU knows (pty paths, the VNC port), applies the settings that need
@@ -17,6 +18,8 @@ pub mod caps;
 pub mod cmdline;
 pub mod config;
 pub mod domcaps;
+#[cfg(test)]
+pub mod fake;
 pub mod hotplug;
 pub mod kvm;
 pub mod monitor;
@@ -25,6 +28,7 @@ pub mod process;
 pub mod qga;
 pub mod qmp;
 pub mod save;
+pub mod seam;
 pub mod snapshot;
 pub mod stats;
 pub mod status;
@@ -49,7 +53,8 @@ use self::{
     cmdline::{Accel, Env, Plan, PtyOf, Setup},
     kvm::KvmStatus,
     monitor::{Vm, VmParts, driver_error},
-    process::{Log, Process},
+    process::Log,
+    seam::{QemuProcess, Spawner},
     status::Status as StatusFile,
 };
 use super::{
@@ -94,6 +99,8 @@ pub struct QemuDriver {
     /// `qemu-img`, for snapshots that touch images outside a running QEMU.
     img: snapshot::img::QemuImg,
     hooks: snapshot::hooks::Hooks,
+    /// Launches QEMU and connects to its monitor: the system's, or a test's fake.
+    spawner: Arc<dyn Spawner>,
 }
 
 fn failed(e: impl std::fmt::Display) -> DriverError {
@@ -171,6 +178,7 @@ impl QemuDriver {
             vms: Arc::default(),
             img,
             hooks: snapshot::hooks::Hooks::from_env(),
+            spawner: Arc::new(seam::System),
         }))
     }
 
@@ -250,15 +258,19 @@ impl QemuDriver {
     async fn connect_monitor(
         &self,
         path: &Path,
-        proc: &Process,
-    ) -> Result<(qmp::Qmp, transport::Events), String> {
+        proc: &dyn QemuProcess,
+    ) -> Result<(Box<dyn seam::Monitor>, transport::Events), String> {
         let deadline = Instant::now() + self.config.monitor_timeout();
         loop {
             if proc.has_exited() {
                 return Err("QEMU exited while starting".into());
             }
             if path.exists() {
-                match qmp::Qmp::connect(path, self.config.monitor_timeout()).await {
+                match self
+                    .spawner
+                    .connect(path, self.config.monitor_timeout())
+                    .await
+                {
                     Ok(c) => return Ok(c),
                     Err(e) if Instant::now() >= deadline => {
                         return Err(format!("cannot connect to its monitor: {e}"));
@@ -363,7 +375,7 @@ impl QemuDriver {
     }
 
     /// The error for a start that failed after QEMU was launched: QEMU's own words first.
-    async fn start_failed(&self, proc: &Process, log: &Log, why: String) -> DriverError {
+    async fn start_failed(&self, proc: &dyn QemuProcess, log: &Log, why: String) -> DriverError {
         // give QEMU a moment to finish writing why it exits
         proc.wait_for(Duration::from_millis(500)).await;
         let _ = proc.terminate(Duration::from_secs(2), false).await;
@@ -494,12 +506,15 @@ impl QemuDriver {
         };
         let log_path = self.log_dir.join(format!("{}.log", def.name));
         let log = Log::open(&log_path, &emulator, &plan.args).map_err(failed)?;
-        let proc = Process::spawn(&emulator, &plan.args, &log.file).map_err(failed)?;
-        tracing::debug!("domain '{}': QEMU pid {}", def.name, proc.pid);
-        let (qmp, events) = match self.connect_monitor(&plan.monitor, &proc).await {
+        let proc = self
+            .spawner
+            .spawn(&emulator, &plan.args, &log.file)
+            .map_err(failed)?;
+        tracing::debug!("domain '{}': QEMU pid {}", def.name, proc.pid());
+        let (qmp, events) = match self.connect_monitor(&plan.monitor, proc.as_ref()).await {
             Ok(c) => c,
             Err(why) => {
-                let e = self.start_failed(&proc, &log, why).await;
+                let e = self.start_failed(proc.as_ref(), &log, why).await;
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
@@ -535,7 +550,9 @@ impl QemuDriver {
         };
         if let Err(e) = setup.await {
             vm.set_stopping(true);
-            let err = self.start_failed(&vm.process, &log, e.to_string()).await;
+            let err = self
+                .start_failed(vm.process.as_ref(), &log, e.to_string())
+                .await;
             let mut gone = vm.gone();
             let _ = tokio::time::timeout(Duration::from_secs(5), gone.wait_for(|g| *g)).await;
             return Err(err);
@@ -551,8 +568,8 @@ fn status_record(vm: &Vm) -> StatusFile {
     StatusFile {
         uuid: vm.uuid,
         id: vm.id,
-        pid: vm.process.pid,
-        start_time: vm.process.start_time,
+        pid: vm.process.pid(),
+        start_time: vm.process.start_time(),
         emulator: vm.emulator.clone(),
         monitor: vm.monitor.clone(),
         agent: vm.agent.as_ref().map(|a| a.path().to_owned()),
@@ -616,7 +633,7 @@ impl Driver for QemuDriver {
 
     /// The version of the host architecture's emulator.
     fn leader_pid(&self, uuid: &Uuid) -> Option<u32> {
-        let pid = lock(&self.vms).get(uuid)?.process.pid;
+        let pid = lock(&self.vms).get(uuid)?.process.pid();
         u32::try_from(pid).ok()
     }
 
@@ -824,7 +841,7 @@ impl Driver for QemuDriver {
             }
             _ => (None, None),
         };
-        let rss = std::fs::read_to_string(format!("/proc/{}/status", vm.process.pid))
+        let rss = std::fs::read_to_string(format!("/proc/{}/status", vm.process.pid()))
             .ok()
             .and_then(|s| stats::rss_kib(&s));
         Ok(stats::memory(actual.as_ref(), guest.as_ref(), rss))
@@ -890,7 +907,7 @@ impl Driver for QemuDriver {
     async fn stats(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<Stats> {
         let vm = self.vm(ctx)?;
         let live = vm.live();
-        let pid = vm.process.pid;
+        let pid = vm.process.pid();
         let tick = stats::tick_ns();
         let mut out = Stats::new();
         if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -1060,7 +1077,7 @@ impl Driver for QemuDriver {
             let _ = std::fs::remove_dir_all(&st.dir);
             DriverError::Failed(why)
         };
-        let proc = match Process::adopt(st.pid, st.start_time) {
+        let proc = match self.spawner.adopt(st.pid, st.start_time) {
             Ok(p) => p,
             Err(e) => {
                 Log::note(&st.log, "QEMU was gone when virtbus restarted");
@@ -1069,7 +1086,9 @@ impl Driver for QemuDriver {
                 )));
             }
         };
-        let (qmp, events) = qmp::Qmp::connect(&st.monitor, self.config.monitor_timeout())
+        let (qmp, events) = self
+            .spawner
+            .connect(&st.monitor, self.config.monitor_timeout())
             .await
             .map_err(|e| {
                 DriverError::Failed(format!(
@@ -1079,7 +1098,7 @@ impl Driver for QemuDriver {
                 ))
             })?;
         let qs = qmp
-            .execute_raw("query-status", None, self.config.monitor_timeout())
+            .execute("query-status", None, self.config.monitor_timeout())
             .await
             .map_err(|e| driver_error(&format!("domain '{}': query-status", ctx.name), e))?;
         let status = status_from_qmp(&qs);
@@ -1165,4 +1184,158 @@ fn agent_of(vm: &Vm) -> DriverResult<&qga::Agent> {
             cmdline::AGENT_CHANNEL
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::drivers::qemu::fake::{self, Answer, FakeSpawner};
+
+    /// A pty serial port, an automatic VNC port and a NIC whose link starts down: each
+    /// needs a QMP step after spawn.
+    const DEVICES: &str = "<serial type='pty'><target port='0'/></serial>\
+        <graphics type='vnc' autoport='yes'/>\
+        <interface type='user'><mac address='52:54:00:00:00:07'/><model type='virtio'/>\
+        <link state='down'/></interface>";
+
+    fn spawner() -> FakeSpawner {
+        let s = FakeSpawner::default();
+        s.monitor
+            .answer(
+                "query-chardev",
+                Answer::ok(json!([
+                    {"label": "charmonitor", "filename": "unix:/run/m.sock,server=on",
+                     "frontend-open": true},
+                    {"label": "charserial0", "filename": "pty:/dev/pts/9",
+                     "frontend-open": false}
+                ])),
+            )
+            .answer(
+                "query-vnc",
+                Answer::ok(json!({"enabled": true, "host": "0.0.0.0", "family": "ipv4",
+                                  "service": "5907", "auth": "none"})),
+            )
+            .answer(
+                "cont",
+                Answer::ok(json!({})).with_event("RESUME", json!({})),
+            );
+        s
+    }
+
+    fn negotiation_and_queries() -> Vec<Value> {
+        vec![
+            json!({"execute": "qmp_capabilities", "arguments": {}}),
+            json!({"execute": "query-chardev"}),
+            json!({"execute": "query-vnc"}),
+            json!({"execute": "set_link", "arguments": {"name": "net0", "up": false}}),
+        ]
+    }
+
+    #[tokio::test]
+    async fn start_negotiates_queries_sets_up_then_continues() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spawner = spawner();
+        let qmp = spawner.monitor.clone();
+        let driver = fake::driver(dir.path(), spawner.clone());
+        let def = fake::domain(DEVICES);
+        let (ctx, sink) = fake::ctx(&def);
+        let started = driver.start(&ctx, &def, false, 3).await.expect("start");
+        let mut want = negotiation_and_queries();
+        want.push(json!({"execute": "cont"}));
+        assert_eq!(qmp.log(), want);
+        let args = &spawner.spawned()[0];
+        assert!(args.iter().any(|a| a == "-S"), "started paused: {args:?}");
+        assert!(args.iter().any(|a| a == "-no-shutdown"), "{args:?}");
+        let live = started.live.expect("live");
+        assert_eq!(
+            live.devices.serials[0].source_path.as_deref(),
+            Some("/dev/pts/9")
+        );
+        assert_eq!(live.devices.graphics[0].port, Some(5907));
+        // the RESUME our own `cont` caused is not news
+        assert!(lock(&sink.0).is_empty(), "{:?}", lock(&sink.0));
+        // a record to find this QEMU again was written before the guest ran
+        assert!(status::path(&driver.runtime, &def.uuid).exists());
+        assert_eq!(driver.leader_pid(&def.uuid), Some(fake::FAKE_PID as u32));
+    }
+
+    #[tokio::test]
+    async fn start_paused_does_not_continue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spawner = spawner();
+        let qmp = spawner.monitor.clone();
+        let driver = fake::driver(dir.path(), spawner);
+        let def = fake::domain(DEVICES);
+        let (ctx, _) = fake::ctx(&def);
+        driver.start(&ctx, &def, true, 3).await.expect("start");
+        assert_eq!(qmp.log(), negotiation_and_queries());
+    }
+
+    #[tokio::test]
+    async fn start_without_qmp_steps_only_continues() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spawner = spawner();
+        let qmp = spawner.monitor.clone();
+        let driver = fake::driver(dir.path(), spawner);
+        let def = fake::domain("");
+        let (ctx, _) = fake::ctx(&def);
+        driver.start(&ctx, &def, false, 3).await.expect("start");
+        assert_eq!(qmp.commands(), ["qmp_capabilities", "cont"]);
+    }
+
+    #[tokio::test]
+    async fn recover_adopts_reconnects_and_asks_the_status() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let def = fake::domain(DEVICES);
+        let (ctx, _) = fake::ctx(&def);
+        let first = fake::driver(dir.path(), spawner());
+        first.start(&ctx, &def, false, 3).await.expect("start");
+        // a restarted daemon: a new driver over the same runtime directory
+        let spawner = FakeSpawner::default();
+        let qmp = spawner.monitor.clone();
+        qmp.answer(
+            "query-status",
+            Answer::ok(json!({"status": "running", "running": true})),
+        );
+        let second = fake::driver(dir.path(), spawner);
+        let r = second.recover(&ctx).await.expect("recover");
+        assert_eq!(r.id, 3);
+        assert_eq!(r.status.state, DomainState::Running);
+        assert_eq!(
+            qmp.log(),
+            [
+                json!({"execute": "qmp_capabilities", "arguments": {}}),
+                json!({"execute": "query-status"}),
+            ]
+        );
+        assert!(second.vm(&ctx).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_failed_setup_step_stops_qemu_and_forgets_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spawner = spawner();
+        let qmp = spawner.monitor.clone();
+        qmp.answer(
+            "set_link",
+            Answer::error("DeviceNotFound", "Device 'net0' not found"),
+        );
+        let driver = fake::driver(dir.path(), spawner);
+        let def = fake::domain(DEVICES);
+        let (ctx, _) = fake::ctx(&def);
+        let e = driver
+            .start(&ctx, &def, false, 3)
+            .await
+            .expect_err("set_link fails");
+        assert!(
+            matches!(&e, DriverError::Failed(m) if m.contains("QEMU failed to start")),
+            "{e:?}"
+        );
+        // no `cont` after the failed step
+        assert_eq!(qmp.log(), negotiation_and_queries());
+        assert!(driver.vm(&ctx).is_err(), "forgotten");
+        assert!(!status::path(&driver.runtime, &def.uuid).exists());
+    }
 }

@@ -18,9 +18,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
-    process::Process,
     qga::Agent,
-    qmp::Qmp,
+    seam::{Monitor, QemuProcess},
     transport::{Error, Event, Events},
 };
 use crate::{
@@ -57,9 +56,9 @@ pub struct Vm {
     pub uuid: Uuid,
     pub name: String,
     pub id: u32,
-    pub qmp: Qmp,
+    pub qmp: Box<dyn Monitor>,
     pub agent: Option<Agent>,
-    pub process: Process,
+    pub process: Box<dyn QemuProcess>,
     /// The domain's runtime directory.
     pub dir: PathBuf,
     pub log: PathBuf,
@@ -100,9 +99,9 @@ pub struct VmParts {
     pub uuid: Uuid,
     pub name: String,
     pub id: u32,
-    pub qmp: Qmp,
+    pub qmp: Box<dyn Monitor>,
     pub agent: Option<PathBuf>,
-    pub process: Process,
+    pub process: Box<dyn QemuProcess>,
     pub dir: PathBuf,
     pub log: PathBuf,
     pub emulator: PathBuf,
@@ -148,7 +147,7 @@ impl Vm {
     /// Run a QMP command.
     pub async fn command(&self, cmd: &str, args: Option<Value>) -> Result<Value, DriverError> {
         self.qmp
-            .execute_raw(cmd, args, self.timeout)
+            .execute(cmd, args, self.timeout)
             .await
             .map_err(|e| driver_error(&format!("domain '{}': {cmd}", self.name), e))
     }

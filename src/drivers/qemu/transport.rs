@@ -93,6 +93,13 @@ pub struct Events {
 }
 
 impl Events {
+    /// Events that come from elsewhere than a socket: a test's fake monitor.
+    #[cfg(test)]
+    pub(crate) fn channel() -> (mpsc::UnboundedSender<Event>, Events) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (tx, Events { rx })
+    }
+
     pub async fn recv(&mut self) -> Option<Event> {
         self.rx.recv().await
     }

@@ -204,3 +204,173 @@ async fn link(vm: &Vm, new: &Interface) -> DriverResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::drivers::qemu::fake::{Answer, FakeMonitor, domain, running_vm};
+
+    const ID: &str = "sata0-0-0";
+
+    fn cdrom(source: Option<&str>, alias: bool) -> String {
+        format!(
+            "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>{}\
+             <target dev='sda' bus='sata'/><readonly/>{}</disk>",
+            source.map_or(String::new(), |s| format!("<source file='{s}'/>")),
+            if alias {
+                format!("<alias name='{ID}'/>")
+            } else {
+                String::new()
+            }
+        )
+    }
+
+    fn nic(link: &str, alias: bool) -> String {
+        format!(
+            "<interface type='user'><mac address='52:54:00:00:00:07'/><model type='virtio'/>\
+             <link state='{link}'/>{}</interface>",
+            if alias { "<alias name='net0'/>" } else { "" }
+        )
+    }
+
+    fn device(xml: &str) -> Device {
+        Device::from_xml(xml).expect("device")
+    }
+
+    fn tray(open: bool) -> Answer {
+        Answer::ok(json!([{"device": "", "qdev": ID, "tray_open": open, "removable": true}]))
+    }
+
+    fn cmd(name: &str, args: serde_json::Value) -> serde_json::Value {
+        json!({"execute": name, "arguments": args})
+    }
+
+    /// What takes the old medium out: the tray opened, then its nodes dropped.
+    fn out_with_the_old(force: bool) -> Vec<serde_json::Value> {
+        vec![
+            cmd("blockdev-open-tray", json!({"id": ID, "force": force})),
+            json!({"execute": "query-block"}),
+            cmd("blockdev-remove-medium", json!({"id": ID})),
+            cmd("blockdev-del", json!({"node-name": "vb-sda"})),
+            cmd("blockdev-del", json!({"node-name": "vb-sda-file"})),
+        ]
+    }
+
+    #[tokio::test]
+    async fn media_change_swaps_nodes_through_the_tray() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let iso = dir.path().join("new.iso");
+        std::fs::write(&iso, b"").expect("iso");
+        let iso = iso.display().to_string();
+        let qmp = FakeMonitor::default();
+        qmp.answer("query-block", tray(true));
+        let vm = running_vm(&qmp, domain(&cdrom(Some("/img/old.iso"), true)));
+        update(&vm, &device(&cdrom(Some(&iso), false)), false)
+            .await
+            .expect("change");
+        let mut want = out_with_the_old(false);
+        want.extend([
+            cmd(
+                "blockdev-add",
+                json!({"driver": "file", "filename": iso, "node-name": "vb-sda-file",
+                       "auto-read-only": true, "read-only": true}),
+            ),
+            cmd(
+                "blockdev-add",
+                json!({"node-name": "vb-sda", "driver": "raw", "file": "vb-sda-file",
+                       "read-only": true}),
+            ),
+            cmd(
+                "blockdev-insert-medium",
+                json!({"id": ID, "node-name": "vb-sda"}),
+            ),
+            cmd("blockdev-close-tray", json!({"id": ID})),
+        ]);
+        assert_eq!(qmp.log(), want);
+        let live = vm.live();
+        let src = live.devices.disks[0].source.as_ref();
+        assert_eq!(src.and_then(|s| s.path.as_deref()), Some(iso.as_str()));
+    }
+
+    #[tokio::test]
+    async fn eject_leaves_the_drive_empty_and_closed() {
+        let qmp = FakeMonitor::default();
+        qmp.answer("query-block", tray(true));
+        let vm = running_vm(&qmp, domain(&cdrom(Some("/img/old.iso"), true)));
+        update(&vm, &device(&cdrom(None, false)), true)
+            .await
+            .expect("eject");
+        let mut want = out_with_the_old(true);
+        want.push(cmd("blockdev-close-tray", json!({"id": ID})));
+        assert_eq!(qmp.log(), want);
+        assert!(vm.live().devices.disks[0].source.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_tray_the_guest_holds_is_polled_until_open() {
+        let qmp = FakeMonitor::default();
+        qmp.answer_once("query-block", tray(false))
+            .answer("query-block", tray(true));
+        let vm = running_vm(&qmp, domain(&cdrom(Some("/img/old.iso"), true)));
+        update(&vm, &device(&cdrom(None, false)), false)
+            .await
+            .expect("eject");
+        assert_eq!(
+            qmp.commands(),
+            [
+                "blockdev-open-tray",
+                "query-block",
+                "query-block",
+                "blockdev-remove-medium",
+                "blockdev-del",
+                "blockdev-del",
+                "blockdev-close-tray",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_image_is_refused_before_any_command() {
+        let qmp = FakeMonitor::default();
+        let vm = running_vm(&qmp, domain(&cdrom(Some("/img/old.iso"), true)));
+        let e = update(
+            &vm,
+            &device(&cdrom(Some("/nonexistent/new.iso"), false)),
+            false,
+        )
+        .await
+        .expect_err("no such file");
+        assert!(matches!(e, DriverError::InvalidArgument(_)), "{e:?}");
+        assert!(qmp.log().is_empty());
+    }
+
+    #[tokio::test]
+    async fn link_state_goes_through_set_link_only_when_it_changes() {
+        let qmp = FakeMonitor::default();
+        let vm = running_vm(&qmp, domain(&nic("up", true)));
+        update(&vm, &device(&nic("down", false)), false)
+            .await
+            .expect("down");
+        assert_eq!(
+            qmp.log(),
+            [cmd("set_link", json!({"name": "net0", "up": false}))]
+        );
+        assert_eq!(
+            vm.live().devices.interfaces[0].link_state,
+            Some(LinkState::Down)
+        );
+        update(&vm, &device(&nic("down", false)), false)
+            .await
+            .expect("same");
+        assert_eq!(qmp.log().len(), 1, "no change, no command");
+        update(&vm, &device(&nic("up", false)), false)
+            .await
+            .expect("up");
+        assert_eq!(
+            qmp.log()[1],
+            cmd("set_link", json!({"name": "net0", "up": true}))
+        );
+    }
+}
