@@ -1233,6 +1233,36 @@ mod tests {
         ]
     }
 
+    /// SetMemory on a running guest is one `balloon` command in bytes; a guest without a
+    /// balloon device is refused before anything is sent.
+    #[tokio::test]
+    async fn set_memory_sets_the_balloon_target_in_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spawner = spawner();
+        let qmp = spawner.monitor.clone();
+        let driver = fake::driver(dir.path(), spawner.clone());
+        let def = fake::domain(&format!("{DEVICES}<memballoon model='virtio'/>"));
+        let (ctx, _sink) = fake::ctx(&def);
+        driver.start(&ctx, &def, false, 3).await.expect("start");
+        qmp.clear();
+        driver
+            .set_memory(&ctx, &def, 65_536)
+            .await
+            .expect("balloon");
+        assert_eq!(
+            qmp.log(),
+            [json!({"execute": "balloon", "arguments": {"value": 67_108_864u64}})]
+        );
+
+        let plain = fake::domain("<memballoon model='none'/>");
+        let e = driver
+            .set_memory(&ctx, &plain, 65_536)
+            .await
+            .expect_err("no balloon");
+        assert!(matches!(e, DriverError::NotSupported(_)), "{e:?}");
+        assert_eq!(qmp.log().len(), 1, "nothing sent for the refusal");
+    }
+
     #[tokio::test]
     async fn start_negotiates_queries_sets_up_then_continues() {
         let dir = tempfile::tempdir().expect("tempdir");
