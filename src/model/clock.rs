@@ -76,6 +76,17 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// A clock with `offset` and nothing else.
+    pub fn with_offset(offset: ClockOffset) -> Clock {
+        Clock {
+            offset,
+            timezone: None,
+            adjustment: None,
+            basis: None,
+            timers: Vec::new(),
+        }
+    }
+
     pub(crate) fn read(mut e: Elem) -> Result<Clock> {
         let offset = e
             .attr_with("offset", values::keyword::<ClockOffset>)?

@@ -28,6 +28,7 @@
 mod address;
 mod clock;
 mod cpu;
+pub mod defaults;
 pub mod devices;
 mod domain;
 mod error;

@@ -119,6 +119,22 @@ pub struct Controller {
 }
 
 impl Controller {
+    /// A controller of type `t` with nothing else set.
+    pub fn new(t: ControllerType) -> Controller {
+        Controller {
+            controller_type: t,
+            index: None,
+            model: None,
+            ports: None,
+            vectors: None,
+            model_name: None,
+            target: Vec::new(),
+            driver: Vec::new(),
+            master_startport: None,
+            info: DeviceInfo::default(),
+        }
+    }
+
     pub(crate) fn read(mut e: Elem) -> Result<Controller> {
         let controller_type = e.req_attr_with("type", values::keyword::<ControllerType>)?;
         let index = e.attr_with("index", values::u32_any)?;

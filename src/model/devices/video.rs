@@ -41,6 +41,21 @@ pub struct Video {
     pub info: DeviceInfo,
 }
 
+impl VideoModel {
+    /// A model of type `t` with no sizes set.
+    pub fn of(t: VideoType) -> VideoModel {
+        VideoModel {
+            model_type: t,
+            ram: None,
+            vram: None,
+            vram64: None,
+            vgamem: None,
+            heads: None,
+            primary: None,
+        }
+    }
+}
+
 impl Video {
     pub(crate) fn read(mut e: Elem) -> Result<Video, XmlError> {
         let model = match e.child("model")? {
