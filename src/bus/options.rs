@@ -139,4 +139,76 @@ mod tests {
         let mut o = Options::new("FSFreeze", map(vec![("mountpoints", Variant::U32(3))]));
         assert!(o.strings("mountpoints").is_err());
     }
+
+    /// Generated dictionaries: random keys, types and extra variant wrappers. Decoding never
+    /// panics, succeeds exactly when the value has the expected type, and every error names
+    /// the offending option.
+    #[test]
+    fn generated_dictionaries() {
+        let mut rng = crate::model::fuzz::Rng::new(0x0b75_0001);
+        let keys = ["paused", "mode", "count", "groups", "bogus", "", "p\u{0}x"];
+        // Whether a value of type `sig` in `wraps` extra variants is taken as `want`.
+        let accepted = |sig: &str, want: &str, wraps: usize| sig == want && wraps <= 1;
+        for _ in 0..5000 {
+            let mut pairs = Vec::new();
+            let mut expect = Vec::new();
+            for _ in 0..rng.below(4) {
+                let key = keys[rng.below(keys.len())];
+                let (value, sig) = match rng.below(6) {
+                    0 => (Variant::Bool(rng.below(2) == 1), "b"),
+                    1 => (Variant::from("x"), "s"),
+                    2 => (Variant::U32(rng.below(9) as u32), "u"),
+                    3 => (Variant::from(vec!["a", "b"]), "as"),
+                    4 => (Variant::I64(-1), "x"),
+                    _ => (Variant::from(1.5f64), "d"),
+                };
+                let wraps = rng.below(3);
+                let mut v = value;
+                for _ in 0..wraps {
+                    v = Variant::Variant(Box::new(v));
+                }
+                pairs.retain(|(k, _)| *k != key);
+                expect.retain(|(k, _, _)| *k != key);
+                pairs.push((key, v));
+                expect.push((key, sig, wraps));
+            }
+            let mut o = Options::new("Fuzz", map(pairs));
+            for (key, want) in [
+                ("paused", "b"),
+                ("mode", "s"),
+                ("count", "u"),
+                ("groups", "as"),
+            ] {
+                let r = match want {
+                    "b" => o.bool(key).map(|_| ()),
+                    "s" => o.string(key).map(|_| ()),
+                    "u" => o.u32(key).map(|_| ()),
+                    _ => o.strings(key).map(|_| ()),
+                };
+                let given = expect.iter().find(|(k, _, _)| *k == key);
+                match (&r, given) {
+                    (Ok(()), None) => {}
+                    (Ok(()), Some((_, sig, wraps))) => {
+                        assert!(accepted(sig, want, *wraps), "{key}: {sig} in {wraps}");
+                    }
+                    (Err(e), Some((_, sig, wraps))) => {
+                        assert!(!accepted(sig, want, *wraps), "{key}: {e}");
+                        assert!(e.to_string().contains(&format!("'{key}'")), "{e}");
+                        assert!(matches!(e, Error::InvalidArgument(_)));
+                    }
+                    (Err(e), None) => panic!("absent {key} failed: {e}"),
+                }
+            }
+            let left = expect
+                .iter()
+                .any(|(k, _, _)| !["paused", "mode", "count", "groups"].contains(k));
+            match o.finish() {
+                Ok(()) => assert!(!left),
+                Err(e) => {
+                    assert!(left, "{e}");
+                    assert!(matches!(e, Error::InvalidArgument(_)));
+                }
+            }
+        }
+    }
 }

@@ -10,13 +10,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::{
-    model::{
-        options::{PowerMode, SnapshotCreateOptions},
-        DomainDef, DomainType, SnapshotDef,
-        devices::{Device, Disk},
-        state::{CrashedDetail, ShutdownDetail, StateReason, Status, StoppedDetail},
-    },
+use crate::model::{
+    DomainDef, DomainType, SnapshotDef,
+    devices::{Device, Disk},
+    options::{PowerMode, SnapshotCreateOptions},
+    state::{CrashedDetail, ShutdownDetail, StateReason, Status, StoppedDetail},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -153,8 +153,8 @@ impl DomainDef {
     }
 
     /// The metadata element in namespace `ns_uri` as libvirt returns it: without its prefix
-    /// and namespace declaration.
-    pub fn metadata_element_plain(&self, ns_uri: &str) -> Option<String> {
+    /// and namespace declaration; an error when the stored metadata cannot be read back.
+    pub fn metadata_element_plain(&self, ns_uri: &str) -> Result<Option<String>> {
         metadata::plain(self.metadata.as_deref(), ns_uri)
     }
 

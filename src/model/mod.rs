@@ -32,6 +32,8 @@ pub mod devices;
 mod domain;
 mod error;
 mod features;
+#[cfg(test)]
+pub(crate) mod fuzz;
 mod metadata;
 pub mod names;
 pub mod options;
@@ -61,11 +63,21 @@ pub use os::{
     Os, OsType,
 };
 pub use snapshot::{
-    DiskSnapshotKind, SnapshotKind, disk_images, snapshot_kind, MemorySnapshotKind, SNAPSHOT_STATES, SnapshotDef, SnapshotDisk,
-    SnapshotMemory,
+    DiskSnapshotKind, MemorySnapshotKind, SNAPSHOT_STATES, SnapshotDef, SnapshotDisk, SnapshotKind,
+    SnapshotMemory, disk_images, snapshot_kind,
 };
 pub use values::MacAddr;
 
 /// Largest document accepted, in bytes; larger ones are refused before
 /// parsing so one request cannot make the daemon allocate without bound.
 pub const MAX_XML_BYTES: usize = 1 << 20;
+
+/// Deepest element nesting accepted in any document or metadata fragment. libvirt's
+/// own XML never nests beyond a dozen levels; the limit keeps every walk over a
+/// document (and anything stored from one) far below what a thread's stack holds.
+pub const MAX_XML_DEPTH: usize = 256;
+
+/// Deepest nesting of the content of `<metadata>` or a snapshot's `<cookie>` (its top-level
+/// elements are level 1). Below the document limit with margin, so that a domain holding
+/// such content, and a snapshot embedding that domain, still load when read back.
+pub const MAX_METADATA_DEPTH: usize = MAX_XML_DEPTH - 16;

@@ -345,7 +345,6 @@ impl SnapshotKind {
 
 /// How a snapshot stores the guest, read from its definition.
 pub fn snapshot_kind(def: &SnapshotDef) -> SnapshotKind {
-    
     if def
         .memory
         .as_ref()

@@ -10,8 +10,8 @@ use std::borrow::Cow;
 
 use roxmltree::{Document, Node, ParsingOptions};
 
-use crate::model::MAX_XML_BYTES;
 use crate::model::error::XmlError;
+use crate::model::{MAX_METADATA_DEPTH, MAX_XML_BYTES, MAX_XML_DEPTH};
 
 type Result<T> = std::result::Result<T, XmlError>;
 
@@ -35,7 +35,69 @@ pub(crate) fn parse_document(xml: &str) -> Result<Document<'_>> {
         nodes_limit: NODES_LIMIT,
         ..ParsingOptions::default()
     };
-    Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))
+    let doc =
+        Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))?;
+    check_depth(doc.root(), MAX_XML_DEPTH)?;
+    Ok(doc)
+}
+
+/// Refuses elements nested more than `limit` levels below `top` (its child
+/// elements are level 1).
+///
+/// roxmltree parses without recursion, but the model, the metadata rewriting
+/// and whoever reads the XML back walk it; bounding the depth once, right
+/// after parsing, bounds all of them. The check itself is iterative.
+pub(crate) fn check_depth(top: Node, limit: usize) -> Result<()> {
+    let mut depth = 0usize;
+    walk(top, |edge| {
+        match edge {
+            Edge::Open(n) if n.is_element() && n != top => {
+                depth += 1;
+                if depth > limit {
+                    return Err(XmlError::TooDeep {
+                        element: qname(n),
+                        limit,
+                    });
+                }
+            }
+            Edge::Close(n) if n.is_element() && n != top => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+/// Refuses `<metadata>` or `<cookie>` content nested deeper than [`MAX_METADATA_DEPTH`].
+pub(crate) fn check_metadata_depth(container: Node) -> Result<()> {
+    check_depth(container, MAX_METADATA_DEPTH)
+}
+
+/// One step of [`walk`]: entering or leaving a node.
+pub(crate) enum Edge<'a, 'i> {
+    Open(Node<'a, 'i>),
+    Close(Node<'a, 'i>),
+}
+
+/// Visits `node` and everything under it in document order, with an explicit
+/// stack instead of recursion so that no nesting can overflow the thread's
+/// stack. Stops at the first error `f` returns.
+pub(crate) fn walk<'a, 'i, E>(
+    node: Node<'a, 'i>,
+    mut f: impl FnMut(Edge<'a, 'i>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut stack = vec![Edge::Open(node)];
+    while let Some(edge) = stack.pop() {
+        if let Edge::Open(n) = edge {
+            stack.push(Edge::Close(n));
+            let mut kids: Vec<Node> = n.children().collect();
+            kids.reverse();
+            stack.extend(kids.into_iter().map(Edge::Open));
+            f(Edge::Open(n))?;
+        } else {
+            f(edge)?;
+        }
+    }
+    Ok(())
 }
 
 /// Returns a strict reader for the root element, which must be `expected`.

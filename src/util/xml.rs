@@ -54,7 +54,12 @@ mod tests {
     #[test]
     fn round_trips_through_a_parser() {
         let nasty = "a&b<c>d'e\"f\ng\rh\ti";
-        let doc = format!("<x a='{}' b=\"{}\">{}</x>", attr(nasty), attr(nasty), text(nasty));
+        let doc = format!(
+            "<x a='{}' b=\"{}\">{}</x>",
+            attr(nasty),
+            attr(nasty),
+            text(nasty)
+        );
         let parsed = roxmltree::Document::parse(&doc).expect("valid XML");
         let root = parsed.root_element();
         assert_eq!(root.attribute("a"), Some(nasty));

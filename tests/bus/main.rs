@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod concurrency;
 mod features;
+mod hardening;
 mod interop;
 mod lifecycle;
 mod manager;

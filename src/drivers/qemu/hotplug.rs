@@ -14,11 +14,11 @@ use super::{
     snapshot::nodes,
 };
 use crate::{
-    util::lock,
     drivers::{DriverError, DriverResult},
     model::devices::{
         Device, Disk, DiskBus, DiskDevice, Interface, InterfaceType, LinkState, NetDriverName,
     },
+    util::lock,
 };
 
 /// How long the guest gets to release a device (an ACPI eject under TCG takes a moment).

@@ -59,12 +59,12 @@ use super::{
 };
 use crate::{
     model::options::PowerMode,
-    util::{lock, xml::text as xml_text},
     model::{
         DomainDef, DomainType, SnapshotDef,
         devices::{CharSourceType, Device, InterfaceType},
         state::{DomainState, StateReason, Status},
     },
+    util::{lock, xml::text as xml_text},
 };
 
 /// Why the driver could not be set up.

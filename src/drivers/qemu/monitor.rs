@@ -24,12 +24,12 @@ use super::{
     transport::{Error, Event, Events},
 };
 use crate::{
-    util::lock,
     drivers::{DomainCtx, DriverError, DriverEvent},
     model::{
         DomainDef,
         state::{CrashedDetail, ShutdownDetail, StateReason, StoppedDetail},
     },
+    util::lock,
 };
 
 /// How long an operation waits for the events its command caused to be handled.

@@ -10,9 +10,9 @@ use tokio::time::Instant;
 
 use super::monitor::Vm;
 use crate::{
-    util::lock,
     drivers::{DriverError, DriverResult},
     model::devices::{Device, Disk, DiskDevice, Interface, LinkState},
+    util::lock,
 };
 
 /// How long a guest that holds its tray closed gets to open it (without `force`).

@@ -24,12 +24,12 @@ use serde_json::Value;
 use self::{plan::Capture, quiesce::QgaFreeze};
 use super::{QemuDriver, monitor::Vm};
 use crate::{
-    model::{SnapshotKind, snapshot_kind},
     drivers::{
         DomainCtx, DriverError, DriverResult, RevertOutcome, RevertTarget, SnapshotOutcome,
         SnapshotRequest,
     },
     model::SnapshotDef,
+    model::{SnapshotKind, snapshot_kind},
 };
 
 impl QemuDriver {

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    model::options::SnapshotCreateOptions,
     drivers::{DriverError, DriverResult},
+    model::options::SnapshotCreateOptions,
     model::{
         DiskSnapshotKind, DomainDef, MemorySnapshotKind, SnapshotDef, SnapshotDisk,
         devices::{Disk, DiskDevice, DiskFormat, DiskType},
