@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::domain::ManagedSave;
 use crate::{
-    model::{DomainDef, FormatOptions, SnapshotDef},
+    model::{DomainDef, FormatOptions, MAX_XML_BYTES, SnapshotDef},
     util::{
         escape::escape,
         fs::{remove_durable, write_atomic},
@@ -35,6 +35,29 @@ pub enum StoreError {
     Remove { path: PathBuf, source: io::Error },
     #[error("cannot create directory {path}: {source}")]
     CreateDir { path: PathBuf, source: io::Error },
+    /// Refused before anything is written: a file over the limit could not be trusted to
+    /// load again.
+    #[error(
+        "the stored form of {what} would be {size} bytes, more than the limit of {limit} bytes"
+    )]
+    TooLarge {
+        what: String,
+        size: usize,
+        limit: usize,
+    },
+}
+
+/// Refuses a file whose text is over the write limit ([`MAX_XML_BYTES`]); reads allow more
+/// ([`crate::model::MAX_STORED_XML_BYTES`]), so whatever passes here loads again.
+fn check_size(what: impl FnOnce() -> String, text: &str) -> Result<(), StoreError> {
+    if text.len() > MAX_XML_BYTES {
+        return Err(StoreError::TooLarge {
+            what: what(),
+            size: text.len(),
+            limit: MAX_XML_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// What a domain's file holds beside its definition.
@@ -96,6 +119,7 @@ impl Store {
         };
         let path = dirs.domain_path(&rec.def.uuid);
         let text = format_record(rec);
+        check_size(|| format!("domain '{}'", rec.def.name), &text)?;
         write_atomic(&path, text.as_bytes(), FILE_MODE).map_err(|source| StoreError::Write {
             path: path.clone(),
             source,
@@ -122,13 +146,11 @@ impl Store {
         let Some(dirs) = &self.disk else {
             return Ok(());
         };
+        let text = snapshot_text(def);
+        check_size(|| snapshot_what(def), &text)?;
         let dir = dirs.snapshot_dir(domain);
         create_dir(&dir)?;
         let path = dirs.snapshot_path(domain, def.name.as_deref().unwrap_or_default());
-        let text = def.to_xml(&FormatOptions {
-            id: None,
-            secure: true,
-        });
         write_atomic(&path, text.as_bytes(), FILE_MODE).map_err(|source| StoreError::Write {
             path: path.clone(),
             source,
@@ -209,7 +231,7 @@ impl Dirs {
         for path in xml_files(&self.snapshot_dir(uuid)) {
             let parsed = fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|t| SnapshotDef::from_xml(&t).map_err(|e| e.to_string()))
+                .and_then(|t| SnapshotDef::from_stored_xml(&t).map_err(|e| e.to_string()))
                 .and_then(|d| match d.name {
                     Some(_) => Ok(d),
                     None => Err("snapshot has no name".to_owned()),
@@ -224,6 +246,32 @@ impl Dirs {
         });
         out
     }
+}
+
+/// A snapshot's file content.
+fn snapshot_text(def: &SnapshotDef) -> String {
+    def.to_xml(&FormatOptions {
+        id: None,
+        secure: true,
+    })
+}
+
+fn snapshot_what(def: &SnapshotDef) -> String {
+    format!("snapshot '{}'", def.name.as_deref().unwrap_or_default())
+}
+
+/// Refuses, before anything is done, a snapshot whose file would be over the write limit,
+/// keeping `reserve` bytes for what the driver adds when it takes the snapshot.
+pub fn check_snapshot_size(def: &SnapshotDef, reserve: usize) -> Result<(), StoreError> {
+    let text = snapshot_text(def);
+    if text.len() + reserve > MAX_XML_BYTES {
+        return Err(StoreError::TooLarge {
+            what: snapshot_what(def),
+            size: text.len(),
+            limit: MAX_XML_BYTES - reserve,
+        });
+    }
+    Ok(())
 }
 
 fn create_dir(path: &Path) -> Result<(), StoreError> {
@@ -349,7 +397,7 @@ fn parse_record(text: &str) -> Result<DomainRecord, String> {
         match c.tag_name().name() {
             "current-snapshot" => current_snapshot = Some(c.text().unwrap_or("").to_owned()),
             "domain" => {
-                def = Some(DomainDef::from_xml(&text[c.range()]).map_err(|e| e.to_string())?)
+                def = Some(DomainDef::from_stored_xml(&text[c.range()]).map_err(|e| e.to_string())?)
             }
             other => return Err(format!("unknown element <{other}>")),
         }

@@ -100,6 +100,14 @@ impl DomainDef {
         DomainDef::read(root)
     }
 
+    /// [`DomainDef::from_xml`] for a stored file, read with the larger
+    /// [`super::MAX_STORED_XML_BYTES`] limit.
+    pub fn from_stored_xml(xml: &str) -> Result<DomainDef> {
+        let doc = xml::parse_document_within(xml, super::MAX_STORED_XML_BYTES)?;
+        let root = xml::root(&doc, "domain")?;
+        DomainDef::read(root)
+    }
+
     /// Canonical XML: two-space indentation, libvirt's element order.
     pub fn to_xml(&self, opts: &FormatOptions) -> String {
         let mut w = Writer::new(0);

@@ -72,6 +72,11 @@ pub use values::MacAddr;
 /// parsing so one request cannot make the daemon allocate without bound.
 pub const MAX_XML_BYTES: usize = 1 << 20;
 
+/// Largest stored file read back. Writes are held to [`MAX_XML_BYTES`]; reading allows four
+/// times as much so that every file written earlier (a definition at the limit inside its
+/// record, a snapshot holding two such definitions) still loads.
+pub const MAX_STORED_XML_BYTES: usize = 4 * MAX_XML_BYTES;
+
 /// Deepest element nesting accepted in any document or metadata fragment. libvirt's
 /// own XML never nests beyond a dozen levels; the limit keeps every walk over a
 /// document (and anything stored from one) far below what a thread's stack holds.

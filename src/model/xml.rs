@@ -24,10 +24,15 @@ const NODES_LIMIT: u32 = 1 << 19;
 /// DTDs are never part of libvirt XML, so refusing them outright rules out
 /// entity expansion attacks instead of merely bounding them.
 pub(crate) fn parse_document(xml: &str) -> Result<Document<'_>> {
-    if xml.len() > MAX_XML_BYTES {
+    parse_document_within(xml, MAX_XML_BYTES)
+}
+
+/// [`parse_document`] with another size limit (larger for stored files).
+pub(crate) fn parse_document_within(xml: &str, limit: usize) -> Result<Document<'_>> {
+    if xml.len() > limit {
         return Err(XmlError::TooLarge {
             size: xml.len(),
-            limit: MAX_XML_BYTES,
+            limit,
         });
     }
     let opts = ParsingOptions {

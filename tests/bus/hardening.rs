@@ -105,3 +105,115 @@ async fn deep_xml_is_refused_on_every_path_and_the_daemon_survives() {
     assert!(file.with_extension("xml.corrupt").exists(), "set aside");
     assert!(d.log_text().contains("limit of"), "logged why");
 }
+
+/// A domain whose definition takes `size` bytes as given.
+fn padded_domain(name: &str, size: usize) -> String {
+    let head = format!("<domain type='test'><name>{name}</name><description>");
+    let tail =
+        "</description><memory>1024</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>";
+    format!("{head}{}{tail}", "x".repeat(size - head.len() - tail.len()))
+}
+
+const LIMIT: usize = 1 << 20;
+
+/// Nothing over the size limit is acknowledged, and everything acknowledged (or stored by an
+/// earlier version, up to twice the limit) is there after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_over_the_size_limit_is_acknowledged_and_lost() {
+    let bus = Bus::start();
+    let mut d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mgr = manager(&conn).await;
+
+    // Just under the limit as given, over it as stored (the record wraps it): refused.
+    let r = mgr
+        .define_domain(&padded_domain("over", LIMIT - 10), no_opts())
+        .await;
+    assert_eq!(
+        error_name(&r),
+        "org.virtbus1.Error.InvalidArgument",
+        "{r:?}"
+    );
+    assert!(error_message(&r).contains("limit of 1048576"), "{r:?}");
+    assert!(mgr.lookup_domain("over").await.is_err(), "not defined");
+
+    // A definition that fits, but a snapshot of it (which embeds it) does not.
+    let path = mgr
+        .define_domain(&padded_domain("big", LIMIT - 4096), no_opts())
+        .await
+        .expect("fits");
+    let dom = domain(&conn, &path).await;
+    let uuid = dom.uuid().await.expect("uuid");
+    let r = dom
+        .create_snapshot("<domainsnapshot><name>s</name></domainsnapshot>", no_opts())
+        .await;
+    assert_eq!(
+        error_name(&r),
+        "org.virtbus1.Error.InvalidArgument",
+        "{r:?}"
+    );
+    assert!(error_message(&r).contains("snapshot 's'"), "{r:?}");
+    assert_eq!(dom.snapshot_count().await.expect("count"), 0);
+
+    // What an earlier version stored: a snapshot file over the limit (of a running domain
+    // whose persistent definition differs, so with both).
+    let inactive = dom
+        .get_xml(opts([("inactive", true.into())]))
+        .await
+        .expect("xml");
+    let other = inactive
+        .replace("<domain ", "<inactiveDomain ")
+        .replace("</domain>", "</inactiveDomain>");
+    let old = format!(
+        "<domainsnapshot><name>old</name><state>shutoff</state><creationTime>1</creationTime>\
+         <memory snapshot='no'/>{inactive}{other}</domainsnapshot>"
+    );
+    assert!(old.len() > 2 * LIMIT - 8192, "{}", old.len());
+    let dir = d.state.join(format!("snapshots/{uuid}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("old.xml"), &old).expect("plant");
+
+    // A small domain's snapshot is fine, and all of it survives a restart.
+    let small = mgr
+        .define_domain(&test_domain("small"), no_opts())
+        .await
+        .expect("small");
+    domain(&conn, &small)
+        .await
+        .create_snapshot("<domainsnapshot><name>s</name></domainsnapshot>", no_opts())
+        .await
+        .expect("small snapshot");
+
+    d.restart(&bus).await;
+    let conn = bus.connect().await;
+    let mgr = manager(&conn).await;
+    let dom = domain(&conn, &mgr.lookup_domain("big").await.expect("big loads")).await;
+    dom.lookup_snapshot("old")
+        .await
+        .expect("the old snapshot loads");
+    assert_eq!(dom.snapshot_count().await.expect("count"), 1);
+    let small = domain(&conn, &mgr.lookup_domain("small").await.expect("small")).await;
+    small.lookup_snapshot("s").await.expect("small snapshot");
+    let corrupt: Vec<_> = walk_files(&d.state)
+        .into_iter()
+        .filter(|p| p.ends_with(".corrupt"))
+        .collect();
+    assert!(corrupt.is_empty(), "{corrupt:?}");
+}
+
+/// Every file under `dir`, as strings.
+fn walk_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
