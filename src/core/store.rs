@@ -23,7 +23,7 @@ use crate::{
     model::{DomainDef, FormatOptions, MAX_XML_BYTES, SnapshotDef},
     util::{
         escape::escape,
-        fs::{remove_durable, write_atomic},
+        fs::{leftover_temps, remove_durable, write_atomic},
     },
 };
 
@@ -171,6 +171,7 @@ impl Store {
         let Some(dirs) = &self.disk else {
             return Vec::new();
         };
+        sweep_temps(&dirs.domains, |t| parse_record(t).map(|_| ()));
         let files = xml_files(&dirs.domains);
         // Reading and parsing a thousand files is most of a start: spread it over the CPUs,
         // so that the bus name is owned sooner.
@@ -228,7 +229,13 @@ impl Dirs {
 
     fn load_snapshots(&self, uuid: &Uuid) -> Vec<SnapshotDef> {
         let mut out = Vec::new();
-        for path in xml_files(&self.snapshot_dir(uuid)) {
+        let dir = self.snapshot_dir(uuid);
+        sweep_temps(&dir, |t| {
+            SnapshotDef::from_stored_xml(t)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        for path in xml_files(&dir) {
             let parsed = fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|t| SnapshotDef::from_stored_xml(&t).map_err(|e| e.to_string()))
@@ -301,6 +308,38 @@ fn xml_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// Removes the temporary files an interrupted write left in `dir`. One is only garbage when
+/// the file it was to replace is intact (`check` accepts it) or absent (the write was never
+/// acknowledged); beside a damaged file it may be the last good copy, so it is kept for a
+/// human to look at.
+fn sweep_temps(dir: &Path, check: impl Fn(&str) -> Result<(), String>) {
+    for (tmp, real) in leftover_temps(dir) {
+        let verdict = match fs::read_to_string(&real) {
+            Ok(text) => check(&text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut aside = real.as_os_str().to_owned();
+                aside.push(".corrupt");
+                match Path::new(&aside).exists() {
+                    true => Err("it was set aside as damaged".to_owned()),
+                    false => Ok(()),
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match verdict {
+            Ok(()) => match remove_durable(&tmp) {
+                Ok(()) => tracing::info!("removed {} left by an interrupted write", tmp.display()),
+                Err(e) => tracing::warn!("cannot remove {}: {e}", tmp.display()),
+            },
+            Err(why) => tracing::warn!(
+                "kept {} left by an interrupted write: {} is not intact ({why})",
+                tmp.display(),
+                real.display()
+            ),
+        }
+    }
 }
 
 fn set_aside(path: &Path, why: &str) {
@@ -507,5 +546,49 @@ mod tests {
         assert_ne!(k, file_key(&"x".repeat(254)));
         let wide = "€".repeat(85);
         assert!(file_key(&wide).len() < 255);
+    }
+
+    #[test]
+    fn leftover_temp_files_are_swept_when_the_real_file_is_intact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let rec = DomainRecord {
+            def: def("t"),
+            autostart: false,
+            current_snapshot: None,
+            managed_save: None,
+        };
+        store.save_domain(&rec).expect("save");
+        let snap = SnapshotDef {
+            name: Some("s".into()),
+            ..Default::default()
+        };
+        store.save_snapshot(&rec.def.uuid, &snap).expect("snap");
+        let uuid = rec.def.uuid;
+        let domains = dir.path().join("domains");
+        let snaps = dir.path().join(format!("snapshots/{uuid}"));
+        let planted = [
+            domains.join(format!(".{uuid}.xml.tmp")),
+            domains.join(".gone.xml.tmp"),
+            snaps.join(".s.xml.tmp"),
+        ];
+        for p in &planted {
+            fs::write(p, "<virtbus-domain><dom").expect("plant");
+        }
+        // Beside a damaged file, the temporary file may be the last good copy: kept.
+        fs::write(domains.join("bad.xml"), "<broken").expect("bad");
+        fs::write(domains.join(".bad.xml.tmp"), "maybe good").expect("bad tmp");
+        let loaded = store.load();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].snapshots.len(), 1);
+        for p in &planted {
+            assert!(!p.exists(), "{} removed", p.display());
+        }
+        assert!(domains.join(".bad.xml.tmp").exists());
+        store.load();
+        assert!(
+            domains.join(".bad.xml.tmp").exists(),
+            "still, once it is set aside"
+        );
     }
 }

@@ -217,3 +217,45 @@ fn walk_files(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// Temporary files of writes a crash interrupted are removed at start, and the domain and
+/// snapshot they belong to load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftover_temp_files_are_removed_at_start() {
+    let bus = Bus::start();
+    let mut d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mgr = manager(&conn).await;
+    let path = mgr
+        .define_domain(&test_domain("t"), no_opts())
+        .await
+        .expect("define");
+    let dom = domain(&conn, &path).await;
+    dom.create_snapshot("<domainsnapshot><name>s</name></domainsnapshot>", no_opts())
+        .await
+        .expect("snapshot");
+    let uuid = dom.uuid().await.expect("uuid");
+    d.kill();
+    let planted = [
+        d.state.join(format!("domains/.{uuid}.xml.tmp")),
+        d.state.join(format!("snapshots/{uuid}/.s.xml.tmp")),
+    ];
+    for p in &planted {
+        std::fs::write(p, "<virtbus-domain version='1'><domain type='te").expect("plant");
+    }
+    d.restart(&bus).await;
+    let conn = bus.connect().await;
+    let dom = domain(
+        &conn,
+        &manager(&conn)
+            .await
+            .lookup_domain("t")
+            .await
+            .expect("loads"),
+    )
+    .await;
+    dom.lookup_snapshot("s").await.expect("snapshot loads");
+    for p in &planted {
+        assert!(!p.exists(), "{} is gone", p.display());
+    }
+}
