@@ -228,3 +228,26 @@ fn random_documents_give_errors_or_round_trip() {
         }
     });
 }
+
+#[test]
+fn names_with_characters_xml_forbids_are_refused() {
+    for name in [
+        "a&#xD800;b",
+        "a&#x85;b",
+        "&#x9F;",
+        "a&#1;",
+        "a\u{1}b",
+        "x&#xFFFF;",
+    ] {
+        let dom = format!(
+            "<domain type='test'><name>{name}</name><memory>1024</memory><vcpu>1</vcpu>\
+             <os><type>hvm</type></os></domain>"
+        );
+        assert!(DomainDef::from_xml(&dom).is_err(), "domain {name}");
+        let snap = format!("<domainsnapshot><name>{name}</name></domainsnapshot>");
+        assert!(SnapshotDef::from_xml(&snap).is_err(), "snapshot {name}");
+    }
+    for name in ["a\u{85}b", "\u{FFFF}", "a\u{1}"] {
+        assert!(validate_name(NameKind::Snapshot, name).is_err(), "{name:?}");
+    }
+}

@@ -10,7 +10,7 @@ use std::ops::Range;
 use roxmltree::{Document, Node, ParsingOptions};
 
 use crate::model::error::XmlError;
-use crate::model::xml::{Edge, Elem, check_metadata_depth, node_path, walk};
+use crate::model::xml::{Edge, Elem, check_char_refs, check_metadata_depth, node_path, walk};
 
 /// Namespace of virtbus' own metadata.
 pub const VIRTBUS_NS: &str = "https://virtbus.org/xmlns/virtbus/1";
@@ -62,6 +62,7 @@ pub(crate) fn read_verbatim(mut e: Elem) -> Result<String, XmlError> {
 /// Parse metadata text: no DTD, as the domain XML itself, and content nested no deeper than
 /// the model reads (below the `<m>` wrapper when `wrapped`).
 fn parse_fragment(xml: &str, wrapped: bool) -> Result<Document<'_>, XmlError> {
+    check_char_refs(xml)?;
     let opts = ParsingOptions {
         allow_dtd: false,
         ..ParsingOptions::default()

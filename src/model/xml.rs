@@ -35,6 +35,7 @@ pub(crate) fn parse_document_within(xml: &str, limit: usize) -> Result<Document<
             limit,
         });
     }
+    check_char_refs(xml)?;
     let opts = ParsingOptions {
         allow_dtd: false,
         nodes_limit: NODES_LIMIT,
@@ -44,6 +45,48 @@ pub(crate) fn parse_document_within(xml: &str, limit: usize) -> Result<Document<
         Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))?;
     check_depth(doc.root(), MAX_XML_DEPTH)?;
     Ok(doc)
+}
+
+/// Refuses character references to what is not a character (a surrogate such as
+/// `&#xD800;`, or beyond U+10FFFF). XML forbids them, but roxmltree turns them into U+FFFD
+/// without a word, so a name could silently become another one. Comments, CDATA sections
+/// and processing instructions hold no references and are skipped.
+pub(crate) fn check_char_refs(xml: &str) -> Result<()> {
+    let mut rest = xml;
+    while let Some(k) = rest.find(['<', '&']) {
+        let tail = &rest[k..];
+        let past = |end: &str| tail.find(end).map_or(tail.len(), |e| e + end.len());
+        let advance = if tail.starts_with("<!--") {
+            past("-->")
+        } else if tail.starts_with("<![CDATA[") {
+            past("]]>")
+        } else if tail.starts_with("<?") {
+            past("?>")
+        } else if let Some(r) = tail.strip_prefix("&#") {
+            let (digits, radix) = match r.strip_prefix('x') {
+                Some(hex) => (hex, 16),
+                None => (r, 10),
+            };
+            let len = digits
+                .find(|c: char| !c.is_digit(radix))
+                .unwrap_or(digits.len());
+            let value = u32::from_str_radix(&digits[..len], radix).ok();
+            if len > 0 && digits[len..].starts_with(';') && value.and_then(char::from_u32).is_none()
+            {
+                let end = tail.find(';').map_or(tail.len(), |e| e + 1);
+                return Err(XmlError::Malformed(format!(
+                    "character reference {} at byte {} is not a character XML allows",
+                    &tail[..end.min(32)],
+                    xml.len() - tail.len()
+                )));
+            }
+            2
+        } else {
+            1
+        };
+        rest = &tail[advance..];
+    }
+    Ok(())
 }
 
 /// Refuses elements nested more than `limit` levels below `top` (its child
@@ -682,6 +725,35 @@ mod tests {
         match parse_document("<r><a></b></r>") {
             Err(XmlError::Malformed(m)) => assert!(m.contains("1:"), "{m}"),
             other => panic!("unexpected {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn references_to_non_characters_are_refused() {
+        for bad in [
+            "&#xD800;",
+            "&#55296;",
+            "&#xDFFF;",
+            "&#x110000;",
+            "&#x1F600000000;",
+        ] {
+            let xml = format!("<r a='{bad}'>x{bad}</r>");
+            match parse_document(&xml) {
+                Err(XmlError::Malformed(m)) => assert!(m.contains("&#"), "{m}"),
+                other => panic!("{bad}: {:?}", other.map(|_| ())),
+            }
+        }
+        for good in [
+            "&#xD7FF;",
+            "&#xE000;",
+            "&#x10FFFF;",
+            "&#65;",
+            "<!-- &#xD800; -->",
+            "<![CDATA[&#xD800;]]>",
+            "<?pi &#xD800;?>",
+        ] {
+            let xml = format!("<r>{good}</r>");
+            assert!(parse_document(&xml).is_ok(), "{good}");
         }
     }
 }

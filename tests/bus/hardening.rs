@@ -259,3 +259,49 @@ async fn leftover_temp_files_are_removed_at_start() {
         assert!(!p.exists(), "{} is gone", p.display());
     }
 }
+
+/// A value wrapped in an extra variant is refused, naming the option; names with characters
+/// XML forbids are refused, and nothing is defined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_variants_and_forbidden_characters_are_refused() {
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mgr = manager(&conn).await;
+    let doubly = zbus::Variant::Variant(Box::new(zbus::Variant::Bool(true)));
+    let r = mgr.list_domains(opts([("active", doubly)])).await;
+    assert_eq!(
+        error_name(&r),
+        "org.virtbus1.Error.InvalidArgument",
+        "{r:?}"
+    );
+    assert!(error_message(&r).contains("'active'"), "{r:?}");
+    mgr.list_domains(opts([("active", true.into())]))
+        .await
+        .expect("v(b) is fine");
+
+    for name in ["a&#xD800;b", "a&#x85;b", "a&#1;b", "a\u{1}b", "a\u{9f}b"] {
+        let r = mgr.define_domain(&test_domain(name), no_opts()).await;
+        assert_eq!(
+            error_name(&r),
+            "org.virtbus1.Error.InvalidArgument",
+            "{name}: {r:?}"
+        );
+    }
+    assert!(mgr.list_domains(no_opts()).await.expect("list").is_empty());
+    let path = mgr
+        .define_domain(&test_domain("fine"), no_opts())
+        .await
+        .expect("define");
+    let dom = domain(&conn, &path).await;
+    for name in ["s&#xDBFF;", "s&#x7f;", "s\u{85}"] {
+        let xml = format!("<domainsnapshot><name>{name}</name></domainsnapshot>");
+        let r = dom.create_snapshot(&xml, no_opts()).await;
+        assert_eq!(
+            error_name(&r),
+            "org.virtbus1.Error.InvalidArgument",
+            "{name}: {r:?}"
+        );
+    }
+    assert_eq!(dom.snapshot_count().await.expect("count"), 0);
+}
