@@ -10,6 +10,7 @@ pub mod activity;
 pub mod authz;
 pub mod dict;
 pub mod errors;
+pub mod fairness;
 pub mod options;
 pub mod paths;
 pub mod props;

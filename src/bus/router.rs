@@ -11,6 +11,7 @@ use super::{
     activity::Activity,
     authz::Caller,
     errors::{BusError, Reply},
+    fairness::{Fairness, Limits},
     paths::{self, Target},
     schema::{DOMAIN_IFACE, MANAGER_IFACE, SNAPSHOT_IFACE},
 };
@@ -49,12 +50,21 @@ pub(crate) async fn run<F: Frontend>(
     mut stream: MessageStream,
     activity: Arc<Activity>,
 ) {
+    let fairness = Fairness::new(Limits::default());
     while let Some(item) = next(&mut stream).await {
         match item {
             Ok(msg) => {
+                let admission = match fairness.admit(msg.clone()) {
+                    Ok(a) => a,
+                    Err(refusal) => {
+                        tokio::spawn(refusal.send(front.conn().clone()));
+                        continue;
+                    }
+                };
                 let front = front.clone();
                 let call = activity.begin();
                 tokio::spawn(async move {
+                    let _slot = admission.slot().await;
                     handle(&*front, msg).await;
                     drop(call);
                 });

@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod concurrency;
+mod fairness;
 mod features;
 mod hardening;
 mod interop;
