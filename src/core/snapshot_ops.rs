@@ -460,14 +460,10 @@ impl Core {
                         d.def.name
                     )));
                 }
-                let mut cursor = Some(p.as_str());
-                while let Some(c) = cursor {
-                    if c == name {
-                        return Err(Error::InvalidArgument(format!(
-                            "parent '{p}' would make snapshot '{name}' its own ancestor"
-                        )));
-                    }
-                    cursor = d.snapshots.get(c).and_then(Snapshot::parent);
+                if p == &name || d.snapshots.ancestors(p).contains(&name.as_str()) {
+                    return Err(Error::InvalidArgument(format!(
+                        "parent '{p}' would make snapshot '{name}' its own ancestor"
+                    )));
                 }
             }
         }
