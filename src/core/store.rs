@@ -591,4 +591,38 @@ mod tests {
             "still, once it is set aside"
         );
     }
+
+    #[test]
+    fn over_the_write_limit_nothing_is_written_and_earlier_big_files_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut big = def("big");
+        big.description = Some("x".repeat(MAX_XML_BYTES));
+        let rec = DomainRecord {
+            def: big,
+            autostart: false,
+            current_snapshot: None,
+            managed_save: None,
+        };
+        match store.save_domain(&rec) {
+            Err(StoreError::TooLarge { size, limit, .. }) => {
+                assert!(size > limit);
+                assert_eq!(limit, MAX_XML_BYTES);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(xml_files(&dir.path().join("domains")).is_empty());
+        // A file an earlier version wrote over the limit still loads.
+        let path = dir.path().join(format!("domains/{}.xml", rec.def.uuid));
+        fs::write(&path, format_record(&rec)).expect("plant");
+        let loaded = store.load();
+        assert_eq!(loaded.len(), 1);
+        let snap = SnapshotDef {
+            name: Some("s".into()),
+            domain: Some(rec.def.clone()),
+            ..Default::default()
+        };
+        assert!(check_snapshot_size(&snap, 0).is_err());
+        assert!(store.save_snapshot(&rec.def.uuid, &snap).is_err());
+    }
 }
