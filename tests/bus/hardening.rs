@@ -280,6 +280,31 @@ async fn extra_variants_and_forbidden_characters_are_refused() {
         .await
         .expect("v(b) is fine");
 
+    // The same for a property's value.
+    let path = mgr
+        .define_domain(&test_domain("props"), no_opts())
+        .await
+        .expect("define");
+    let props = zbus::fdo::PropertiesProxy::builder(&conn)
+        .destination(NAME)
+        .path(path.as_str())
+        .build()
+        .await
+        .expect("proxy");
+    let iface = zbus::names::InterfaceName::try_from("org.virtbus1.Domain").expect("iface");
+    let doubly = zbus::Variant::Variant(Box::new(zbus::Variant::Bool(true)));
+    let r = props.set(iface.clone(), "Autostart", &doubly).await;
+    assert!(format!("{r:?}").contains("InvalidArgs"), "{r:?}");
+    props
+        .set(iface, "Autostart", &zbus::Variant::Bool(true))
+        .await
+        .expect("v(b) is fine");
+    domain(&conn, &path)
+        .await
+        .undefine(no_opts())
+        .await
+        .expect("undefine");
+
     for name in ["a&#xD800;b", "a&#x85;b", "a&#1;b", "a\u{1}b", "a\u{9f}b"] {
         let r = mgr.define_domain(&test_domain(name), no_opts()).await;
         assert_eq!(
