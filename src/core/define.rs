@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use super::{
-    Core, Domain, DomainData, Error, Event, Result, blocking,
+    Core, Domain, DomainData, Error, Event, Result,
     events::lock,
     options::{StartOptions, UndefineOptions},
     snapshots::SnapshotTree,
     store::DomainRecord,
+    store_io,
 };
 use crate::model::{
     DomainDef,
@@ -272,7 +273,7 @@ impl Core {
         let _defining = self.inner.define_lock.lock().await;
         let store = self.store().clone();
         let uuid = dom.uuid;
-        blocking(move || store.remove_domain(&uuid)).await?;
+        store_io(move || store.remove_domain(&uuid)).await?;
         self.update(dom, |d| {
             d.persistent = false;
             d.autostart = false;
@@ -315,7 +316,7 @@ impl Core {
 
     pub(crate) async fn save(&self, rec: DomainRecord) -> Result<()> {
         let store = self.store().clone();
-        blocking(move || store.save_domain(&rec)).await
+        store_io(move || store.save_domain(&rec)).await
     }
 }
 

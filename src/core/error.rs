@@ -109,6 +109,17 @@ impl From<XmlError> for Error {
     }
 }
 
+impl From<super::store::StoreError> for Error {
+    /// Something over the size limit is the caller's to fix; any other storage failure is
+    /// the host's.
+    fn from(e: super::store::StoreError) -> Self {
+        match e {
+            super::store::StoreError::TooLarge { .. } => Self::InvalidArgument(e.to_string()),
+            other => Self::Failed(other.to_string()),
+        }
+    }
+}
+
 impl From<OptionError> for Error {
     fn from(e: OptionError) -> Self {
         Self::Options(e)

@@ -60,7 +60,7 @@ impl Core {
         let value = match kind {
             MetadataKind::Description => def.description.clone(),
             MetadataKind::Title => def.title.clone(),
-            MetadataKind::Element(uri) => def.metadata_element_plain(uri),
+            MetadataKind::Element(uri) => def.metadata_element_plain(uri)?,
         };
         value.ok_or_else(|| {
             Error::NotFound(

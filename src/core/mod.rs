@@ -534,7 +534,7 @@ impl Core {
             d.record()
         };
         let store = self.inner.store.clone();
-        blocking(move || store.save_domain(&rec)).await
+        store_io(move || store.save_domain(&rec)).await
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -552,6 +552,17 @@ pub(crate) async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 's
 ) -> Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(|e| Error::Failed(e.to_string())),
+        Err(e) => Err(Error::Failed(format!("storage task failed: {e}"))),
+    }
+}
+
+/// Run a store operation off the async threads, keeping the kind of its error (a file over
+/// the size limit is `InvalidArgument`).
+pub(crate) async fn store_io<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, store::StoreError> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(Error::from),
         Err(e) => Err(Error::Failed(format!("storage task failed: {e}"))),
     }
 }

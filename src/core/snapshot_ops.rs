@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{
-    Core, Domain, Error, Event, Result, blocking,
+    Core, Domain, Error, Event, Result,
     error::Missing,
     events::lock,
     info::{SnapshotInfo, SnapshotKind},
@@ -11,7 +11,8 @@ use super::{
     options::{RevertOptions, SnapshotCreateOptions, SnapshotDeleteOptions, SnapshotListOptions},
     snapshot_kind,
     snapshots::{DeleteScope, Snapshot},
-    store::DomainRecord,
+    store::{self, DomainRecord},
+    store_io,
 };
 use crate::{
     drivers::{DiskSwitch, RevertMode, RevertTarget, SnapshotRequest},
@@ -23,6 +24,10 @@ use crate::{
         },
     },
 };
+
+/// Room kept below the size limit for what a driver adds to a snapshot as it takes it
+/// (QEMU's cookie: the guest CPU).
+const SNAPSHOT_COOKIE_RESERVE: usize = 16 * 1024;
 
 /// libvirt's name for the domain state a snapshot records.
 fn snapshot_state(state: DomainState) -> &'static str {
@@ -265,6 +270,10 @@ impl Core {
             // what a revert restores as the persistent definition
             def.inactive_domain = Some((*inactive).clone());
         }
+        if persistent && !opts.no_metadata {
+            // Refused before the driver takes anything: once taken, it must be recorded.
+            store::check_snapshot_size(&def, SNAPSHOT_COOKIE_RESERVE)?;
+        }
         let _shown = self.show_job(dom, "snapshot-create");
         let outcome = dom
             .driver
@@ -406,7 +415,7 @@ impl Core {
         if persistent {
             let store = self.store().clone();
             let (uuid, d) = (dom.uuid, def.clone());
-            blocking(move || store.save_snapshot(&uuid, &d)).await?;
+            store_io(move || store.save_snapshot(&uuid, &d)).await?;
         }
         self.update(dom, |d| {
             d.snapshots.insert(Snapshot {
@@ -453,14 +462,10 @@ impl Core {
                         d.def.name
                     )));
                 }
-                let mut cursor = Some(p.as_str());
-                while let Some(c) = cursor {
-                    if c == name {
-                        return Err(Error::InvalidArgument(format!(
-                            "parent '{p}' would make snapshot '{name}' its own ancestor"
-                        )));
-                    }
-                    cursor = d.snapshots.get(c).and_then(Snapshot::parent);
+                if p == &name || d.snapshots.ancestors(p).contains(&name.as_str()) {
+                    return Err(Error::InvalidArgument(format!(
+                        "parent '{p}' would make snapshot '{name}' its own ancestor"
+                    )));
                 }
             }
         }
@@ -710,7 +715,7 @@ impl Core {
             let store = self.store().clone();
             let uuid = dom.uuid;
             let names: Vec<String> = doomed.iter().map(|s| s.name().to_owned()).collect();
-            blocking(move || {
+            store_io(move || {
                 for def in &reparented {
                     store.save_snapshot(&uuid, def)?;
                 }

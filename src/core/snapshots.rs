@@ -87,13 +87,33 @@ impl SnapshotTree {
             .collect()
     }
 
-    /// All descendants, depth first, each after its parent.
+    /// All descendants, depth first, each after its parent. Each is visited once, so parent
+    /// links that loop (only possible in hand-edited files) cannot make this run forever.
     pub fn descendants(&self, name: &str) -> Vec<&Snapshot> {
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::from([name]);
         let mut stack: Vec<&Snapshot> = self.children(name).into_iter().rev().collect();
         while let Some(s) = stack.pop() {
+            if !seen.insert(s.name()) {
+                continue;
+            }
             out.push(s);
             stack.extend(self.children(s.name()).into_iter().rev());
+        }
+        out
+    }
+
+    /// The names of `name`'s ancestors, nearest first; stops where parent links loop.
+    pub fn ancestors<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::from([name]);
+        let mut cursor = self.get(name).and_then(Snapshot::parent);
+        while let Some(c) = cursor {
+            if !seen.insert(c) {
+                break;
+            }
+            out.push(c);
+            cursor = self.get(c).and_then(Snapshot::parent);
         }
         out
     }
@@ -206,6 +226,19 @@ mod tests {
 
     fn names(v: Vec<&Snapshot>) -> Vec<&str> {
         v.into_iter().map(Snapshot::name).collect()
+    }
+
+    #[test]
+    fn looping_parent_links_end() {
+        // Only a redefinition over an existing snapshot (or a hand-edited file) makes a loop.
+        let mut t = SnapshotTree::default();
+        t.insert(snap("x", None));
+        t.insert(snap("y", Some("x")));
+        t.insert(snap("x", Some("y")));
+        t.insert(snap("z", Some("x")));
+        assert_eq!(names(t.descendants("x")), ["y", "z"]);
+        assert_eq!(t.ancestors("z"), ["x", "y"]);
+        assert!(t.topological().is_empty());
     }
 
     #[test]

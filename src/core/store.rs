@@ -20,10 +20,10 @@ use uuid::Uuid;
 
 use super::domain::ManagedSave;
 use crate::{
-    model::{DomainDef, FormatOptions, SnapshotDef},
+    model::{DomainDef, FormatOptions, MAX_XML_BYTES, SnapshotDef},
     util::{
         escape::escape,
-        fs::{remove_durable, write_atomic},
+        fs::{leftover_temps, remove_durable, write_atomic},
     },
 };
 
@@ -35,6 +35,29 @@ pub enum StoreError {
     Remove { path: PathBuf, source: io::Error },
     #[error("cannot create directory {path}: {source}")]
     CreateDir { path: PathBuf, source: io::Error },
+    /// Refused before anything is written: a file over the limit could not be trusted to
+    /// load again.
+    #[error(
+        "the stored form of {what} would be {size} bytes, more than the limit of {limit} bytes"
+    )]
+    TooLarge {
+        what: String,
+        size: usize,
+        limit: usize,
+    },
+}
+
+/// Refuses a file whose text is over the write limit ([`MAX_XML_BYTES`]); reads allow more
+/// ([`crate::model::MAX_STORED_XML_BYTES`]), so whatever passes here loads again.
+fn check_size(what: impl FnOnce() -> String, text: &str) -> Result<(), StoreError> {
+    if text.len() > MAX_XML_BYTES {
+        return Err(StoreError::TooLarge {
+            what: what(),
+            size: text.len(),
+            limit: MAX_XML_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// What a domain's file holds beside its definition.
@@ -96,6 +119,7 @@ impl Store {
         };
         let path = dirs.domain_path(&rec.def.uuid);
         let text = format_record(rec);
+        check_size(|| format!("domain '{}'", rec.def.name), &text)?;
         write_atomic(&path, text.as_bytes(), FILE_MODE).map_err(|source| StoreError::Write {
             path: path.clone(),
             source,
@@ -122,13 +146,11 @@ impl Store {
         let Some(dirs) = &self.disk else {
             return Ok(());
         };
+        let text = snapshot_text(def);
+        check_size(|| snapshot_what(def), &text)?;
         let dir = dirs.snapshot_dir(domain);
         create_dir(&dir)?;
         let path = dirs.snapshot_path(domain, def.name.as_deref().unwrap_or_default());
-        let text = def.to_xml(&FormatOptions {
-            id: None,
-            secure: true,
-        });
         write_atomic(&path, text.as_bytes(), FILE_MODE).map_err(|source| StoreError::Write {
             path: path.clone(),
             source,
@@ -149,6 +171,7 @@ impl Store {
         let Some(dirs) = &self.disk else {
             return Vec::new();
         };
+        sweep_temps(&dirs.domains, |t| parse_record(t).map(|_| ()));
         let files = xml_files(&dirs.domains);
         // Reading and parsing a thousand files is most of a start: spread it over the CPUs,
         // so that the bus name is owned sooner.
@@ -206,10 +229,16 @@ impl Dirs {
 
     fn load_snapshots(&self, uuid: &Uuid) -> Vec<SnapshotDef> {
         let mut out = Vec::new();
-        for path in xml_files(&self.snapshot_dir(uuid)) {
+        let dir = self.snapshot_dir(uuid);
+        sweep_temps(&dir, |t| {
+            SnapshotDef::from_stored_xml(t)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        for path in xml_files(&dir) {
             let parsed = fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|t| SnapshotDef::from_xml(&t).map_err(|e| e.to_string()))
+                .and_then(|t| SnapshotDef::from_stored_xml(&t).map_err(|e| e.to_string()))
                 .and_then(|d| match d.name {
                     Some(_) => Ok(d),
                     None => Err("snapshot has no name".to_owned()),
@@ -224,6 +253,32 @@ impl Dirs {
         });
         out
     }
+}
+
+/// A snapshot's file content.
+fn snapshot_text(def: &SnapshotDef) -> String {
+    def.to_xml(&FormatOptions {
+        id: None,
+        secure: true,
+    })
+}
+
+fn snapshot_what(def: &SnapshotDef) -> String {
+    format!("snapshot '{}'", def.name.as_deref().unwrap_or_default())
+}
+
+/// Refuses, before anything is done, a snapshot whose file would be over the write limit,
+/// keeping `reserve` bytes for what the driver adds when it takes the snapshot.
+pub fn check_snapshot_size(def: &SnapshotDef, reserve: usize) -> Result<(), StoreError> {
+    let text = snapshot_text(def);
+    if text.len() + reserve > MAX_XML_BYTES {
+        return Err(StoreError::TooLarge {
+            what: snapshot_what(def),
+            size: text.len(),
+            limit: MAX_XML_BYTES - reserve,
+        });
+    }
+    Ok(())
 }
 
 fn create_dir(path: &Path) -> Result<(), StoreError> {
@@ -253,6 +308,38 @@ fn xml_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// Removes the temporary files an interrupted write left in `dir`. One is only garbage when
+/// the file it was to replace is intact (`check` accepts it) or absent (the write was never
+/// acknowledged); beside a damaged file it may be the last good copy, so it is kept for a
+/// human to look at.
+fn sweep_temps(dir: &Path, check: impl Fn(&str) -> Result<(), String>) {
+    for (tmp, real) in leftover_temps(dir) {
+        let verdict = match fs::read_to_string(&real) {
+            Ok(text) => check(&text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut aside = real.as_os_str().to_owned();
+                aside.push(".corrupt");
+                match Path::new(&aside).exists() {
+                    true => Err("it was set aside as damaged".to_owned()),
+                    false => Ok(()),
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match verdict {
+            Ok(()) => match remove_durable(&tmp) {
+                Ok(()) => tracing::info!("removed {} left by an interrupted write", tmp.display()),
+                Err(e) => tracing::warn!("cannot remove {}: {e}", tmp.display()),
+            },
+            Err(why) => tracing::warn!(
+                "kept {} left by an interrupted write: {} is not intact ({why})",
+                tmp.display(),
+                real.display()
+            ),
+        }
+    }
 }
 
 fn set_aside(path: &Path, why: &str) {
@@ -349,7 +436,7 @@ fn parse_record(text: &str) -> Result<DomainRecord, String> {
         match c.tag_name().name() {
             "current-snapshot" => current_snapshot = Some(c.text().unwrap_or("").to_owned()),
             "domain" => {
-                def = Some(DomainDef::from_xml(&text[c.range()]).map_err(|e| e.to_string())?)
+                def = Some(DomainDef::from_stored_xml(&text[c.range()]).map_err(|e| e.to_string())?)
             }
             other => return Err(format!("unknown element <{other}>")),
         }
@@ -459,5 +546,83 @@ mod tests {
         assert_ne!(k, file_key(&"x".repeat(254)));
         let wide = "€".repeat(85);
         assert!(file_key(&wide).len() < 255);
+    }
+
+    #[test]
+    fn leftover_temp_files_are_swept_when_the_real_file_is_intact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let rec = DomainRecord {
+            def: def("t"),
+            autostart: false,
+            current_snapshot: None,
+            managed_save: None,
+        };
+        store.save_domain(&rec).expect("save");
+        let snap = SnapshotDef {
+            name: Some("s".into()),
+            ..Default::default()
+        };
+        store.save_snapshot(&rec.def.uuid, &snap).expect("snap");
+        let uuid = rec.def.uuid;
+        let domains = dir.path().join("domains");
+        let snaps = dir.path().join(format!("snapshots/{uuid}"));
+        let planted = [
+            domains.join(format!(".{uuid}.xml.tmp")),
+            domains.join(".gone.xml.tmp"),
+            snaps.join(".s.xml.tmp"),
+        ];
+        for p in &planted {
+            fs::write(p, "<virtbus-domain><dom").expect("plant");
+        }
+        // Beside a damaged file, the temporary file may be the last good copy: kept.
+        fs::write(domains.join("bad.xml"), "<broken").expect("bad");
+        fs::write(domains.join(".bad.xml.tmp"), "maybe good").expect("bad tmp");
+        let loaded = store.load();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].snapshots.len(), 1);
+        for p in &planted {
+            assert!(!p.exists(), "{} removed", p.display());
+        }
+        assert!(domains.join(".bad.xml.tmp").exists());
+        store.load();
+        assert!(
+            domains.join(".bad.xml.tmp").exists(),
+            "still, once it is set aside"
+        );
+    }
+
+    #[test]
+    fn over_the_write_limit_nothing_is_written_and_earlier_big_files_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut big = def("big");
+        big.description = Some("x".repeat(MAX_XML_BYTES));
+        let rec = DomainRecord {
+            def: big,
+            autostart: false,
+            current_snapshot: None,
+            managed_save: None,
+        };
+        match store.save_domain(&rec) {
+            Err(StoreError::TooLarge { size, limit, .. }) => {
+                assert!(size > limit);
+                assert_eq!(limit, MAX_XML_BYTES);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(xml_files(&dir.path().join("domains")).is_empty());
+        // A file an earlier version wrote over the limit still loads.
+        let path = dir.path().join(format!("domains/{}.xml", rec.def.uuid));
+        fs::write(&path, format_record(&rec)).expect("plant");
+        let loaded = store.load();
+        assert_eq!(loaded.len(), 1);
+        let snap = SnapshotDef {
+            name: Some("s".into()),
+            domain: Some(rec.def.clone()),
+            ..Default::default()
+        };
+        assert!(check_snapshot_size(&snap, 0).is_err());
+        assert!(store.save_snapshot(&rec.def.uuid, &snap).is_err());
     }
 }

@@ -100,6 +100,14 @@ impl DomainDef {
         DomainDef::read(root)
     }
 
+    /// [`DomainDef::from_xml`] for a stored file, read with the larger
+    /// [`super::MAX_STORED_XML_BYTES`] limit.
+    pub fn from_stored_xml(xml: &str) -> Result<DomainDef> {
+        let doc = xml::parse_document_within(xml, super::MAX_STORED_XML_BYTES)?;
+        let root = xml::root(&doc, "domain")?;
+        DomainDef::read(root)
+    }
+
     /// Canonical XML: two-space indentation, libvirt's element order.
     pub fn to_xml(&self, opts: &FormatOptions) -> String {
         let mut w = Writer::new(0);
@@ -153,8 +161,8 @@ impl DomainDef {
     }
 
     /// The metadata element in namespace `ns_uri` as libvirt returns it: without its prefix
-    /// and namespace declaration.
-    pub fn metadata_element_plain(&self, ns_uri: &str) -> Option<String> {
+    /// and namespace declaration; an error when the stored metadata cannot be read back.
+    pub fn metadata_element_plain(&self, ns_uri: &str) -> Result<Option<String>> {
         metadata::plain(self.metadata.as_deref(), ns_uri)
     }
 

@@ -17,6 +17,10 @@ pub enum XmlError {
     /// Rejected before parsing to bound memory and CPU spent on one request.
     #[error("XML document is {size} bytes, more than the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },
+    /// Elements nested deeper than the limit, refused so that no walk over the
+    /// document can exhaust the stack.
+    #[error("XML nests element <{element}> deeper than the limit of {limit} levels")]
+    TooDeep { element: String, limit: usize },
     #[error("expected root element <{expected}>, found <{found}>")]
     WrongRoot {
         expected: &'static str,
@@ -44,7 +48,10 @@ impl XmlError {
     /// The offending XML path, when the error concerns one place.
     pub fn path(&self) -> Option<&str> {
         match self {
-            XmlError::Malformed(_) | XmlError::TooLarge { .. } | XmlError::WrongRoot { .. } => None,
+            XmlError::Malformed(_)
+            | XmlError::TooLarge { .. }
+            | XmlError::TooDeep { .. }
+            | XmlError::WrongRoot { .. } => None,
             XmlError::UnknownElement { path }
             | XmlError::UnknownAttribute { path }
             | XmlError::UnexpectedText { path }

@@ -10,7 +10,7 @@ use std::ops::Range;
 use roxmltree::{Document, Node, ParsingOptions};
 
 use crate::model::error::XmlError;
-use crate::model::xml::{Elem, node_path};
+use crate::model::xml::{Edge, Elem, check_char_refs, check_metadata_depth, node_path, walk};
 
 /// Namespace of virtbus' own metadata.
 pub const VIRTBUS_NS: &str = "https://virtbus.org/xmlns/virtbus/1";
@@ -42,6 +42,7 @@ pub(crate) fn read_metadata(mut e: Elem) -> Result<String, XmlError> {
             return Err(XmlError::UnexpectedText { path: e.path() });
         }
     }
+    check_metadata_depth(e.node())?;
     e.take_all_content();
     let inner = inner_source(e.node());
     e.finish()?;
@@ -51,19 +52,29 @@ pub(crate) fn read_metadata(mut e: Elem) -> Result<String, XmlError> {
 /// Reads an element whose content is kept verbatim without any rule about
 /// it (the snapshot `<cookie>`, owned by the hypervisor driver).
 pub(crate) fn read_verbatim(mut e: Elem) -> Result<String, XmlError> {
+    check_metadata_depth(e.node())?;
     e.take_all_content();
     let inner = inner_source(e.node());
     e.finish()?;
     Ok(inner)
 }
 
-/// Parse metadata text (no DTD, as the domain XML itself).
-fn parse_fragment(xml: &str) -> Result<Document<'_>, XmlError> {
+/// Parse metadata text: no DTD, as the domain XML itself, and content nested no deeper than
+/// the model reads (below the `<m>` wrapper when `wrapped`).
+fn parse_fragment(xml: &str, wrapped: bool) -> Result<Document<'_>, XmlError> {
+    check_char_refs(xml)?;
     let opts = ParsingOptions {
         allow_dtd: false,
         ..ParsingOptions::default()
     };
-    Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))
+    let doc =
+        Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))?;
+    check_metadata_depth(if wrapped {
+        doc.root_element()
+    } else {
+        doc.root()
+    })?;
+    Ok(doc)
 }
 
 fn wrap(inner: &str) -> String {
@@ -101,7 +112,7 @@ fn matches(doc: &Document, ns: &str) -> Vec<(Range<usize>, Range<usize>)> {
 pub(crate) fn get_element(metadata: Option<&str>, ns: &str) -> Option<String> {
     let inner = metadata?;
     let wrapped = wrap(inner);
-    let doc = parse_fragment(&wrapped).ok()?;
+    let doc = parse_fragment(&wrapped, true).ok()?;
     let found = matches(&doc, ns).into_iter().next()?;
     inner.get(found.0).map(str::to_string)
 }
@@ -110,7 +121,7 @@ pub(crate) fn get_element(metadata: Option<&str>, ns: &str) -> Option<String> {
 /// without any prolog.
 fn check_element(xml: &str, ns: &str) -> Result<String, XmlError> {
     let path = "/domain/metadata".to_string();
-    let doc = parse_fragment(xml)?;
+    let doc = parse_fragment(xml, false)?;
     let root = doc.root_element();
     if root.tag_name().namespace() != Some(ns) {
         return Err(XmlError::invalid(
@@ -133,12 +144,13 @@ pub(crate) fn set_element(
     let new = element.map(|x| check_element(x, ns)).transpose()?;
     let inner = metadata.as_deref().unwrap_or("");
     let wrapped = wrap(inner);
-    let doc = parse_fragment(&wrapped).map_err(|_| {
-        XmlError::invalid(
+    let doc = parse_fragment(&wrapped, true).map_err(|e| match e {
+        XmlError::TooDeep { .. } => e,
+        _ => XmlError::invalid(
             "/domain/metadata".into(),
             inner,
             "existing metadata is not well-formed",
-        )
+        ),
     })?;
     let found = matches(&doc, ns);
     let mut out = String::with_capacity(inner.len() + new.as_ref().map_or(0, String::len) + 8);
@@ -216,7 +228,7 @@ pub(crate) fn namespaced(xml: &str, key: &str, uri: &str) -> Result<String, XmlE
             "a metadata key must be an XML name without a colon",
         ));
     }
-    let doc = parse_fragment(xml)?;
+    let doc = parse_fragment(xml, false)?;
     let root = doc.root_element();
     let mut out = String::with_capacity(xml.len() + key.len() * 4 + uri.len() + 16);
     write_node(root, &mut out, Some((key, uri)), true)
@@ -225,73 +237,79 @@ pub(crate) fn namespaced(xml: &str, key: &str, uri: &str) -> Result<String, XmlE
 }
 
 /// The element in namespace `uri` as libvirt hands it back: its names without prefix and
-/// without the namespace declaration.
-pub(crate) fn plain(metadata: Option<&str>, uri: &str) -> Option<String> {
-    let element = get_element(metadata, uri)?;
-    let doc = parse_fragment(&element).ok()?;
+/// without the namespace declaration. Stored metadata that cannot be read back (nested
+/// too deep, say) is an error rather than "no element".
+pub(crate) fn plain(metadata: Option<&str>, uri: &str) -> Result<Option<String>, XmlError> {
+    let Some(inner) = metadata else {
+        return Ok(None);
+    };
+    let wrapped = wrap(inner);
+    let doc = parse_fragment(&wrapped, true)?;
+    let Some((range, _)) = matches(&doc, uri).into_iter().next() else {
+        return Ok(None);
+    };
+    let element = slice(inner, range);
+    let doc = parse_fragment(element, false)?;
     let mut out = String::with_capacity(element.len());
-    write_node(doc.root_element(), &mut out, None, false).ok()?;
-    Some(out)
+    write_node(doc.root_element(), &mut out, None, false)
+        .map_err(|e| XmlError::invalid("/domain/metadata".into(), element, e))?;
+    Ok(Some(out))
 }
 
 /// Serialize an element: with `ns` `Some((prefix, uri))`, names without a namespace or in
 /// `uri` get `prefix` (and the root declares it); with `None`, every name loses its prefix.
-/// Comments and processing instructions are dropped.
+/// Comments and processing instructions are dropped. The walk is iterative, so no nesting
+/// can exhaust the stack (the parser bounds it anyway).
 fn write_node(
     node: Node,
     out: &mut String,
     ns: Option<(&str, &str)>,
     root: bool,
 ) -> Result<(), String> {
+    let foreign = |n: &str| {
+        format!("metadata uses namespace {n}; only the element's own namespace is allowed")
+    };
     let qualify = |name: roxmltree::ExpandedName| -> Result<String, String> {
         match (ns, name.namespace()) {
             (None, _) => Ok(name.name().to_owned()),
             (Some((p, _)), None) => Ok(format!("{p}:{}", name.name())),
             (Some((p, u)), Some(n)) if n == u => Ok(format!("{p}:{}", name.name())),
-            (Some(_), Some(n)) => Err(format!(
-                "metadata uses namespace {n}; only the element's own namespace is allowed"
-            )),
+            (Some(_), Some(n)) => Err(foreign(n)),
         }
     };
-    out.push('<');
-    let name = qualify(node.tag_name())?;
-    out.push_str(&name);
-    if root && let Some((p, u)) = ns {
-        out.push_str(&format!(" xmlns:{p}=\"{}\"", escape_attr(u)));
-    }
-    for a in node.attributes() {
-        let aname = match (ns, a.namespace()) {
-            (_, None) => a.name().to_owned(),
-            (Some((p, u)), Some(n)) if n == u => format!("{p}:{}", a.name()),
-            (None, Some(_)) => a.name().to_owned(),
-            (Some(_), Some(n)) => {
-                return Err(format!(
-                    "metadata uses namespace {n}; only the element's own namespace is allowed"
-                ));
+    let has_content = |n: &Node| n.children().any(|c| c.is_element() || c.is_text());
+    walk(node, |edge| {
+        match edge {
+            Edge::Open(n) if n.is_element() => {
+                out.push('<');
+                out.push_str(&qualify(n.tag_name())?);
+                if root
+                    && n == node
+                    && let Some((p, u)) = ns
+                {
+                    out.push_str(&format!(" xmlns:{p}=\"{}\"", escape_attr(u)));
+                }
+                for a in n.attributes() {
+                    let aname = match (ns, a.namespace()) {
+                        (_, None) => a.name().to_owned(),
+                        (Some((p, u)), Some(x)) if x == u => format!("{p}:{}", a.name()),
+                        (None, Some(_)) => a.name().to_owned(),
+                        (Some(_), Some(x)) => return Err(foreign(x)),
+                    };
+                    out.push_str(&format!(" {aname}=\"{}\"", escape_attr(a.value())));
+                }
+                out.push_str(if has_content(&n) { ">" } else { "/>" });
             }
-        };
-        out.push_str(&format!(" {aname}=\"{}\"", escape_attr(a.value())));
-    }
-    let children: Vec<Node> = node
-        .children()
-        .filter(|c| c.is_element() || c.is_text())
-        .collect();
-    if children.is_empty() {
-        out.push_str("/>");
-        return Ok(());
-    }
-    out.push('>');
-    for c in children {
-        if c.is_element() {
-            write_node(c, out, ns, false)?;
-        } else {
-            out.push_str(&escape_text(c.text().unwrap_or("")));
+            Edge::Open(n) if n.is_text() => out.push_str(&escape_text(n.text().unwrap_or(""))),
+            Edge::Close(n) if n.is_element() && has_content(&n) => {
+                out.push_str("</");
+                out.push_str(&qualify(n.tag_name())?);
+                out.push('>');
+            }
+            _ => {}
         }
-    }
-    out.push_str("</");
-    out.push_str(&name);
-    out.push('>');
-    Ok(())
+        Ok(())
+    })
 }
 
 use crate::util::xml::{attr as escape_attr, text as escape_text};
@@ -300,7 +318,7 @@ use crate::util::xml::{attr as escape_attr, text as escape_text};
 pub(crate) fn owner_uid(metadata: Option<&str>) -> Option<u32> {
     let inner = metadata?;
     let wrapped = wrap(inner);
-    let doc = parse_fragment(&wrapped).ok()?;
+    let doc = parse_fragment(&wrapped, true).ok()?;
     let owner = doc.root_element().children().find(|c| {
         c.is_element()
             && c.tag_name().namespace() == Some(VIRTBUS_NS)
@@ -413,10 +431,10 @@ mod tests {
         let mut m = None;
         set_element(&mut m, "http://app/", Some(&e)).expect("set");
         assert_eq!(
-            plain(m.as_deref(), "http://app/").as_deref(),
+            plain(m.as_deref(), "http://app/").ok().flatten().as_deref(),
             Some("<foo a=\"1\">b&amp;r<b/></foo>")
         );
-        assert_eq!(plain(m.as_deref(), "http://other/"), None);
+        assert_eq!(plain(m.as_deref(), "http://other/"), Ok(None));
         assert!(namespaced("<foo/>", "x:y", "http://app/").is_err());
         assert!(namespaced("<foo/>", "xmlfoo", "http://app/").is_err());
         assert!(namespaced("<foo", "app", "http://app/").is_err());

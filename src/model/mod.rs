@@ -33,6 +33,8 @@ pub mod devices;
 mod domain;
 mod error;
 mod features;
+#[cfg(test)]
+pub(crate) mod fuzz;
 mod metadata;
 pub mod names;
 pub mod options;
@@ -70,3 +72,18 @@ pub use values::MacAddr;
 /// Largest document accepted, in bytes; larger ones are refused before
 /// parsing so one request cannot make the daemon allocate without bound.
 pub const MAX_XML_BYTES: usize = 1 << 20;
+
+/// Largest stored file read back. Writes are held to [`MAX_XML_BYTES`]; reading allows four
+/// times as much so that every file written earlier (a definition at the limit inside its
+/// record, a snapshot holding two such definitions) still loads.
+pub const MAX_STORED_XML_BYTES: usize = 4 * MAX_XML_BYTES;
+
+/// Deepest element nesting accepted in any document or metadata fragment. libvirt's
+/// own XML never nests beyond a dozen levels; the limit keeps every walk over a
+/// document (and anything stored from one) far below what a thread's stack holds.
+pub const MAX_XML_DEPTH: usize = 256;
+
+/// Deepest nesting of the content of `<metadata>` or a snapshot's `<cookie>` (its top-level
+/// elements are level 1). Below the document limit with margin, so that a domain holding
+/// such content, and a snapshot embedding that domain, still load when read back.
+pub const MAX_METADATA_DEPTH: usize = MAX_XML_DEPTH - 16;

@@ -41,8 +41,17 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if name.contains('/') {
         return Err("name must not contain '/'".into());
     }
-    if name.chars().any(|c| c <= '\u{1f}' || c == '\u{7f}') {
-        return Err("name must not contain control characters".into());
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "name must not contain control characters (U+{:04X})",
+            u32::from(c)
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| matches!(c, '\u{FFFE}' | '\u{FFFF}')) {
+        return Err(format!(
+            "name must not contain U+{:04X}, which XML does not allow",
+            u32::from(c)
+        ));
     }
     Ok(())
 }
@@ -60,7 +69,18 @@ mod tests {
 
     #[test]
     fn rejected_with_path() {
-        for n in ["", "a/b", "a\u{1}b", "a\nb", "a\u{7f}", &"n".repeat(256)] {
+        for n in [
+            "",
+            "a/b",
+            "a\u{1}b",
+            "a\nb",
+            "a\u{7f}",
+            "a\u{85}b",
+            "a\u{9f}",
+            "\u{FFFE}",
+            "a\u{FFFF}",
+            &"n".repeat(256),
+        ] {
             match validate_name(NameKind::Snapshot, n) {
                 Err(XmlError::InvalidValue { path, .. }) => {
                     assert_eq!(path, "/domainsnapshot/name")

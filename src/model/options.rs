@@ -15,7 +15,8 @@ pub enum OptionError {
 /// How a guest is asked to shut down or reboot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PowerMode {
-    /// The driver's choice (ACPI for QEMU).
+    /// The driver's choice (QEMU: the guest agent when the domain has one, ACPI when it has
+    /// none or the agent fails).
     #[default]
     Default,
     Acpi,

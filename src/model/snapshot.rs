@@ -94,7 +94,17 @@ pub struct SnapshotDef {
 
 impl SnapshotDef {
     pub fn from_xml(xml: &str) -> Result<SnapshotDef> {
-        let doc = xml::parse_document(xml)?;
+        Self::parse_within(xml, super::MAX_XML_BYTES)
+    }
+
+    /// [`SnapshotDef::from_xml`] for a stored file, read with the larger
+    /// [`super::MAX_STORED_XML_BYTES`] limit.
+    pub fn from_stored_xml(xml: &str) -> Result<SnapshotDef> {
+        Self::parse_within(xml, super::MAX_STORED_XML_BYTES)
+    }
+
+    fn parse_within(xml: &str, limit: usize) -> Result<SnapshotDef> {
+        let doc = xml::parse_document_within(xml, limit)?;
         let mut e = xml::root(&doc, "domainsnapshot")?;
         let name = match e.child("name")? {
             None => None,

@@ -363,6 +363,7 @@ enum Want {
     Invalid(&'static str),
     Malformed,
     TooLarge,
+    TooDeep,
     WrongRoot(&'static str),
 }
 
@@ -377,6 +378,7 @@ fn classify(e: &XmlError) -> (std::mem::Discriminant<Want>, Option<String>) {
         XmlError::InvalidValue { path, .. } => (d(&Want::Invalid("")), Some(path.clone())),
         XmlError::Malformed(_) => (d(&Want::Malformed), None),
         XmlError::TooLarge { .. } => (d(&Want::TooLarge), None),
+        XmlError::TooDeep { .. } => (d(&Want::TooDeep), None),
         XmlError::WrongRoot { found, .. } => (d(&Want::WrongRoot("")), Some(found.clone())),
     }
 }
@@ -392,7 +394,7 @@ fn want_parts(w: &Want) -> (std::mem::Discriminant<Want>, Option<String>) {
         | Want::Duplicate(s)
         | Want::Invalid(s)
         | Want::WrongRoot(s) => (d, p(s)),
-        Want::Malformed | Want::TooLarge => (d, None),
+        Want::Malformed | Want::TooLarge | Want::TooDeep => (d, None),
     }
 }
 
@@ -782,18 +784,30 @@ fn billion_laughs_is_rejected() {
 
 #[test]
 fn deep_nesting_is_bounded() {
-    // Deep unknown content fails at its top without walking it.
+    // Deep content is refused as a whole, naming the limit, wherever it is.
     let deep = format!("{}{}", "<x>".repeat(50_000), "</x>".repeat(50_000));
     let doc = MINIMAL.replace("</domain>", &format!("{deep}</domain>"));
+    let limit = super::MAX_XML_DEPTH;
     assert_eq!(
-        DomainDef::from_xml(&doc).map_err(|e| e.path().map(str::to_string)),
-        Err(Some("/domain/x".into()))
+        DomainDef::from_xml(&doc),
+        Err(XmlError::TooDeep {
+            element: "x".into(),
+            limit
+        })
     );
-    // Deep content inside metadata is kept, not walked.
+    let meta = format!("<metadata><a:x xmlns:a='urn:a'>{deep}</a:x></metadata>");
+    let doc = MINIMAL.replace("</domain>", &format!("{meta}</domain>"));
+    assert!(matches!(
+        DomainDef::from_xml(&doc),
+        Err(XmlError::TooDeep { limit: l, .. }) if l == limit
+    ));
+    // Up to the metadata limit it is kept verbatim.
+    let fits = super::MAX_METADATA_DEPTH - 1;
+    let deep = format!("{}{}", "<x>".repeat(fits), "</x>".repeat(fits));
     let meta = format!("<metadata><a:x xmlns:a='urn:a'>{deep}</a:x></metadata>");
     let doc = MINIMAL.replace("</domain>", &format!("{meta}</domain>"));
     let d = parse(&doc);
-    assert!(d.metadata.as_ref().is_some_and(|m| m.len() > 350_000));
+    assert!(d.metadata.as_ref().is_some_and(|m| m.len() > 7 * fits));
     // Backing chains are limited.
     let depth = devices::MAX_BACKING_DEPTH + 1;
     let chain = format!(

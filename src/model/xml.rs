@@ -10,8 +10,8 @@ use std::borrow::Cow;
 
 use roxmltree::{Document, Node, ParsingOptions};
 
-use crate::model::MAX_XML_BYTES;
 use crate::model::error::XmlError;
+use crate::model::{MAX_METADATA_DEPTH, MAX_XML_BYTES, MAX_XML_DEPTH};
 
 type Result<T> = std::result::Result<T, XmlError>;
 
@@ -24,18 +24,128 @@ const NODES_LIMIT: u32 = 1 << 19;
 /// DTDs are never part of libvirt XML, so refusing them outright rules out
 /// entity expansion attacks instead of merely bounding them.
 pub(crate) fn parse_document(xml: &str) -> Result<Document<'_>> {
-    if xml.len() > MAX_XML_BYTES {
+    parse_document_within(xml, MAX_XML_BYTES)
+}
+
+/// [`parse_document`] with another size limit (larger for stored files).
+pub(crate) fn parse_document_within(xml: &str, limit: usize) -> Result<Document<'_>> {
+    if xml.len() > limit {
         return Err(XmlError::TooLarge {
             size: xml.len(),
-            limit: MAX_XML_BYTES,
+            limit,
         });
     }
+    check_char_refs(xml)?;
     let opts = ParsingOptions {
         allow_dtd: false,
         nodes_limit: NODES_LIMIT,
         ..ParsingOptions::default()
     };
-    Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))
+    let doc =
+        Document::parse_with_options(xml, opts).map_err(|e| XmlError::Malformed(e.to_string()))?;
+    check_depth(doc.root(), MAX_XML_DEPTH)?;
+    Ok(doc)
+}
+
+/// Refuses character references to what is not a character (a surrogate such as
+/// `&#xD800;`, or beyond U+10FFFF). XML forbids them, but roxmltree turns them into U+FFFD
+/// without a word, so a name could silently become another one. Comments, CDATA sections
+/// and processing instructions hold no references and are skipped.
+pub(crate) fn check_char_refs(xml: &str) -> Result<()> {
+    let mut rest = xml;
+    while let Some(k) = rest.find(['<', '&']) {
+        let tail = &rest[k..];
+        let past = |end: &str| tail.find(end).map_or(tail.len(), |e| e + end.len());
+        let advance = if tail.starts_with("<!--") {
+            past("-->")
+        } else if tail.starts_with("<![CDATA[") {
+            past("]]>")
+        } else if tail.starts_with("<?") {
+            past("?>")
+        } else if let Some(r) = tail.strip_prefix("&#") {
+            let (digits, radix) = match r.strip_prefix('x') {
+                Some(hex) => (hex, 16),
+                None => (r, 10),
+            };
+            let len = digits
+                .find(|c: char| !c.is_digit(radix))
+                .unwrap_or(digits.len());
+            let value = u32::from_str_radix(&digits[..len], radix).ok();
+            if len > 0 && digits[len..].starts_with(';') && value.and_then(char::from_u32).is_none()
+            {
+                let end = tail.find(';').map_or(tail.len(), |e| e + 1);
+                return Err(XmlError::Malformed(format!(
+                    "character reference {} at byte {} is not a character XML allows",
+                    &tail[..end.min(32)],
+                    xml.len() - tail.len()
+                )));
+            }
+            2
+        } else {
+            1
+        };
+        rest = &tail[advance..];
+    }
+    Ok(())
+}
+
+/// Refuses elements nested more than `limit` levels below `top` (its child
+/// elements are level 1).
+///
+/// roxmltree parses without recursion, but the model, the metadata rewriting
+/// and whoever reads the XML back walk it; bounding the depth once, right
+/// after parsing, bounds all of them. The check itself is iterative.
+pub(crate) fn check_depth(top: Node, limit: usize) -> Result<()> {
+    let mut depth = 0usize;
+    walk(top, |edge| {
+        match edge {
+            Edge::Open(n) if n.is_element() && n != top => {
+                depth += 1;
+                if depth > limit {
+                    return Err(XmlError::TooDeep {
+                        element: qname(n),
+                        limit,
+                    });
+                }
+            }
+            Edge::Close(n) if n.is_element() && n != top => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+/// Refuses `<metadata>` or `<cookie>` content nested deeper than [`MAX_METADATA_DEPTH`].
+pub(crate) fn check_metadata_depth(container: Node) -> Result<()> {
+    check_depth(container, MAX_METADATA_DEPTH)
+}
+
+/// One step of [`walk`]: entering or leaving a node.
+pub(crate) enum Edge<'a, 'i> {
+    Open(Node<'a, 'i>),
+    Close(Node<'a, 'i>),
+}
+
+/// Visits `node` and everything under it in document order, with an explicit
+/// stack instead of recursion so that no nesting can overflow the thread's
+/// stack. Stops at the first error `f` returns.
+pub(crate) fn walk<'a, 'i, E>(
+    node: Node<'a, 'i>,
+    mut f: impl FnMut(Edge<'a, 'i>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut stack = vec![Edge::Open(node)];
+    while let Some(edge) = stack.pop() {
+        if let Edge::Open(n) = edge {
+            stack.push(Edge::Close(n));
+            let mut kids: Vec<Node> = n.children().collect();
+            kids.reverse();
+            stack.extend(kids.into_iter().map(Edge::Open));
+            f(Edge::Open(n))?;
+        } else {
+            f(edge)?;
+        }
+    }
+    Ok(())
 }
 
 /// Returns a strict reader for the root element, which must be `expected`.
@@ -615,6 +725,35 @@ mod tests {
         match parse_document("<r><a></b></r>") {
             Err(XmlError::Malformed(m)) => assert!(m.contains("1:"), "{m}"),
             other => panic!("unexpected {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn references_to_non_characters_are_refused() {
+        for bad in [
+            "&#xD800;",
+            "&#55296;",
+            "&#xDFFF;",
+            "&#x110000;",
+            "&#x1F600000000;",
+        ] {
+            let xml = format!("<r a='{bad}'>x{bad}</r>");
+            match parse_document(&xml) {
+                Err(XmlError::Malformed(m)) => assert!(m.contains("&#"), "{m}"),
+                other => panic!("{bad}: {:?}", other.map(|_| ())),
+            }
+        }
+        for good in [
+            "&#xD7FF;",
+            "&#xE000;",
+            "&#x10FFFF;",
+            "&#65;",
+            "<!-- &#xD800; -->",
+            "<![CDATA[&#xD800;]]>",
+            "<?pi &#xD800;?>",
+        ] {
+            let xml = format!("<r>{good}</r>");
+            assert!(parse_document(&xml).is_ok(), "{good}");
         }
     }
 }

@@ -295,10 +295,8 @@ async fn set_property(
             format!("property '{name}' of '{iface}' is read-only"),
         ));
     }
-    let value = match value {
-        Variant::Variant(inner) => *inner,
-        v => v,
-    };
+    // A value in a further variant (`v(v(b))`) is refused like any other wrong type, as
+    // options are: the property's own type is expected inside the one variant.
     match (target, name, value) {
         (Target::Domain(uuid), "Autostart", Variant::Bool(on)) => {
             let dom = domain(ctx, uuid, &paths::domain(uuid))?;

@@ -9,6 +9,7 @@ pub mod authz;
 pub mod dict;
 pub mod errors;
 pub mod exec;
+pub mod fairness;
 pub(crate) mod hostname;
 pub mod options;
 pub mod polkit;

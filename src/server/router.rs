@@ -7,7 +7,13 @@ use zbus::{
     MatchRule, Message, MessageStream, export::futures_core::Stream, message::Flags, message::Type,
 };
 
-use super::{Call, activity::Activity, authz::Caller, errors::StandardError};
+use super::{
+    Call,
+    activity::Activity,
+    authz::Caller,
+    errors::StandardError,
+    fairness::{Fairness, Limits},
+};
 
 pub(crate) async fn method_calls(conn: &zbus::Connection) -> zbus::Result<MessageStream> {
     let rule = MatchRule::builder().msg_type(Type::MethodCall).build()?;
@@ -43,12 +49,21 @@ pub(crate) async fn run<F: Frontend>(
     mut stream: MessageStream,
     activity: Arc<Activity>,
 ) {
+    let fairness = Fairness::new(Limits::default());
     while let Some(item) = next(&mut stream).await {
         match item {
             Ok(msg) => {
+                let admission = match fairness.admit(msg.clone()) {
+                    Ok(a) => a,
+                    Err(refusal) => {
+                        tokio::spawn(refusal.send(front.conn().clone()));
+                        continue;
+                    }
+                };
                 let front = front.clone();
                 let call = activity.begin();
                 tokio::spawn(async move {
+                    let _slot = admission.slot().await;
                     handle(&*front, msg).await;
                     drop(call);
                 });

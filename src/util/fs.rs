@@ -17,10 +17,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let file_name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
+    let tmp = dir.join(temp_name(file_name));
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -38,6 +35,32 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The name of the temporary file [`write_atomic`] writes beside `file_name`.
+fn temp_name(file_name: &std::ffi::OsStr) -> std::ffi::OsString {
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(file_name);
+    tmp.push(".tmp");
+    tmp
+}
+
+/// Temporary files [`write_atomic`] left in `dir` (a crash before its rename), each with the
+/// path of the file it was to replace.
+pub fn leftover_temps(dir: &Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = rd
+        .filter_map(|e| {
+            let name = e.ok()?.file_name();
+            let real = name.to_str()?.strip_prefix('.')?.strip_suffix(".tmp")?;
+            (!real.is_empty() && temp_name(real.as_ref()) == name)
+                .then(|| (dir.join(&name), dir.join(real)))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Remove a file and make the removal durable; a file already gone is not an error.
@@ -75,5 +98,18 @@ mod tests {
         assert_eq!(names, ["f.xml"]);
         remove_durable(&p).expect("remove");
         remove_durable(&p).expect("remove again is fine");
+    }
+
+    #[test]
+    fn finds_leftover_temps_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in [".a.xml.tmp", "a.xml", ".tmp", "..tmp", "b.tmp", ".c"] {
+            fs::write(dir.path().join(name), b"x").expect("write");
+        }
+        let found = leftover_temps(dir.path());
+        assert_eq!(
+            found,
+            [(dir.path().join(".a.xml.tmp"), dir.path().join("a.xml"))]
+        );
     }
 }

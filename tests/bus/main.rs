@@ -5,7 +5,9 @@ mod support;
 
 mod bad_input;
 mod concurrency;
+mod fairness;
 mod features;
+mod hardening;
 mod interop;
 mod lifecycle;
 mod manager;

@@ -172,3 +172,64 @@ async fn hostname_changes_are_signalled() {
         ]
     );
 }
+
+/// Metadata nested too deep is an error through the facade too (libvirt's invalid-argument
+/// error naming the limit), and the daemon keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_metadata_is_refused_and_the_daemon_survives() {
+    let f = Facade::start().await;
+    let conn = f.bus.connect().await;
+    let dom = "/org/libvirt/Test/domain/_6695eb01_f6a4_8304_79aa_97f2502e193f";
+    let call = |path: &'static str, iface: &'static str, method: &'static str| {
+        let conn = conn.clone();
+        move |body: (i32, String, String, String, u32)| {
+            let conn = conn.clone();
+            async move {
+                conn.call_method(Some("org.libvirt"), path, Some(iface), method, &body)
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
+    let set = call(dom, "org.libvirt.Domain", "SetMetadata");
+    for depth in [300, 5000, 100_000] {
+        let deep = format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+        let r = set((2, deep.clone(), "app".into(), "urn:app".into(), 0)).await;
+        assert_eq!(error_name(&r), "org.libvirt.Error", "{r:?}");
+        assert!(error_message(&r).contains("limit of"), "{r:?}");
+        let xml = format!(
+            "<domain type='test'><name>deep</name><memory>1024</memory><os><type>hvm</type></os>\
+             <metadata><a xmlns='urn:app'>{deep}</a></metadata></domain>"
+        );
+        let r = conn
+            .call_method(
+                Some("org.libvirt"),
+                "/org/libvirt/Test",
+                Some("org.libvirt.Connect"),
+                "DomainDefineXML",
+                &(xml,),
+            )
+            .await;
+        assert_eq!(error_name(&r), "org.libvirt.Error", "{r:?}");
+        let r = conn
+            .call_method(
+                Some("org.libvirt"),
+                dom,
+                Some("org.libvirt.Domain"),
+                "GetMetadata",
+                &(2i32, "urn:app", 0u32),
+            )
+            .await;
+        assert_eq!(error_name(&r), "org.libvirt.Error", "nothing stored: {r:?}");
+    }
+    let r = conn
+        .call_method(
+            Some("org.libvirt"),
+            "/org/libvirt/Test",
+            Some("org.libvirt.Connect"),
+            "ListDomains",
+            &(0u32,),
+        )
+        .await;
+    assert!(r.is_ok(), "still answers: {r:?}");
+}

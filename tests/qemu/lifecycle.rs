@@ -208,9 +208,12 @@ async fn guest_lifecycle_agent_stats_and_signals() {
     assert!(lifecycle(&got).is_empty(), "{got:?}");
     wait_agent(&dom).await;
 
-    // Reboot through ACPI: the guest powers off, QEMU holds it and resets it.
+    // Reboot through ACPI: the guest powers off, QEMU holds it and resets it. (By default
+    // the agent would be asked, as the guest has one.)
     sigs.take().await;
-    dom.reboot(no_opts()).await.expect("reboot");
+    dom.reboot(opts([("mode", Variant::from("acpi"))]))
+        .await
+        .expect("reboot");
     let t = std::time::Instant::now();
     loop {
         let got = sigs.drain(Duration::from_millis(300)).await;
@@ -232,12 +235,18 @@ async fn guest_lifecycle_agent_stats_and_signals() {
 
     // Shutdown through ACPI: the guest powers itself off cleanly.
     let pid = qemu_pid(&d.runtime, &dom.uuid().await.expect("uuid"));
-    dom.shutdown(no_opts()).await.expect("shutdown");
+    dom.shutdown(opts([("mode", Variant::from("acpi"))]))
+        .await
+        .expect("shutdown");
     let got = wait_event(&mut sigs, "stopped", "shutdown", BOOT).await;
     assert_eq!(
         lifecycle(&got),
         [ev("shutdown", "guest"), ev("stopped", "shutdown")],
         "the guest itself powered off"
+    );
+    assert!(
+        d.log_text().contains("domain 'life': QMP event POWERDOWN"),
+        "ACPI it was"
     );
     assert_eq!(states(&got, &p), ["shutdown", "shut-off"]);
     assert_eq!(dom.state_reason().await.expect("reason"), "shutdown");
@@ -298,7 +307,7 @@ async fn guest_lifecycle_agent_stats_and_signals() {
 async fn agent_power_modes_and_on_reboot_destroy() {
     let _permit = guests(1).await;
     let bus = Bus::start();
-    let _d = Daemon::start(&bus).await;
+    let d = Daemon::start(&bus).await;
     let conn = bus.connect().await;
     let mut sigs = Signals::new(&conn).await;
     let mgr = manager(&conn).await;
@@ -349,6 +358,24 @@ async fn agent_power_modes_and_on_reboot_destroy() {
     );
     let e = dom.shutdown(opts([("mode", Variant::from("agent"))])).await;
     assert_eq!(error_name(&e), "org.virtbus1.Error.InvalidState");
+
+    // By default, as libvirt: through the agent, as the guest has one (ACPI would show as
+    // QEMU's POWERDOWN event).
+    dom.start(no_opts()).await.expect("start again");
+    wait_agent(&dom).await;
+    sigs.take().await;
+    dom.shutdown(no_opts()).await.expect("default shutdown");
+    let got = wait_event(&mut sigs, "stopped", "shutdown", BOOT).await;
+    assert_eq!(
+        lifecycle(&got),
+        [ev("shutdown", "guest"), ev("stopped", "shutdown")]
+    );
+    assert!(
+        !d.log_text()
+            .contains("domain 'agentpower2': QMP event POWERDOWN"),
+        "the agent, not ACPI:\n{}",
+        d.log_text()
+    );
 }
 
 /// Managed save: the guest's memory goes to an image under the state dir and QEMU stops;

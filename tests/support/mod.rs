@@ -87,6 +87,8 @@ impl Bus {
     <allow eavesdrop="true"/>
     <allow own="*"/>
   </policy>
+  <!-- as Debian's session bus: many calls of one client may await their replies -->
+  <limit name="max_replies_per_connection">50000</limit>
 </busconfig>
 "#,
                 sock.display()

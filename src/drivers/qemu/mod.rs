@@ -24,6 +24,7 @@ pub mod hotplug;
 pub mod kvm;
 pub mod monitor;
 pub mod net;
+mod power;
 pub mod process;
 pub mod qga;
 pub mod qmp;
@@ -690,13 +691,19 @@ impl Driver for QemuDriver {
 
     async fn shutdown(&self, ctx: &DomainCtx, mode: PowerMode) -> DriverResult<Completion> {
         let vm = self.vm(ctx)?;
+        let powerdown = qapi::qga::GuestShutdownMode::Powerdown;
+        let acpi = || async { vm.command("system_powerdown", None).await.map(|_| ()) };
         match mode {
-            PowerMode::Default | PowerMode::Acpi => {
-                vm.command("system_powerdown", None).await?;
-            }
-            PowerMode::Agent => {
-                self.agent_shutdown(&vm, qapi::qga::GuestShutdownMode::Powerdown)
-                    .await?;
+            PowerMode::Acpi => acpi().await?,
+            PowerMode::Agent => self.agent_shutdown(&vm, powerdown).await?,
+            PowerMode::Default => {
+                let agent = vm
+                    .agent
+                    .is_some()
+                    .then(|| self.agent_shutdown(&vm, powerdown));
+                power::default_mode(&vm.name, agent, acpi)
+                    .await
+                    .map(|_| ())?
             }
         }
         Ok(Completion::Requested)
@@ -704,18 +711,24 @@ impl Driver for QemuDriver {
 
     async fn reboot(&self, ctx: &DomainCtx, mode: PowerMode) -> DriverResult<Completion> {
         let vm = self.vm(ctx)?;
-        match mode {
-            PowerMode::Default | PowerMode::Acpi => {
-                // the guest powers off; QEMU holds it and the core resets it (on_reboot)
-                vm.set_fake_reboot(true);
-                if let Err(e) = vm.command("system_powerdown", None).await {
-                    vm.set_fake_reboot(false);
-                    return Err(e);
-                }
+        let reboot = qapi::qga::GuestShutdownMode::Reboot;
+        let acpi = || async {
+            // the guest powers off; QEMU holds it and the core resets it (on_reboot)
+            vm.set_fake_reboot(true);
+            let r = vm.command("system_powerdown", None).await.map(|_| ());
+            if r.is_err() {
+                vm.set_fake_reboot(false);
             }
-            PowerMode::Agent => {
-                self.agent_shutdown(&vm, qapi::qga::GuestShutdownMode::Reboot)
-                    .await?;
+            r
+        };
+        match mode {
+            PowerMode::Acpi => acpi().await?,
+            PowerMode::Agent => self.agent_shutdown(&vm, reboot).await?,
+            PowerMode::Default => {
+                let agent = vm.agent.is_some().then(|| self.agent_shutdown(&vm, reboot));
+                power::default_mode(&vm.name, agent, acpi)
+                    .await
+                    .map(|_| ())?
             }
         }
         Ok(Completion::Requested)
