@@ -32,6 +32,23 @@ impl Core {
         Ok(def)
     }
 
+    /// The driver for `def`, once it has filled in its defaults and checked the result.
+    async fn prepared(&self, def: &mut DomainDef) -> Result<Arc<dyn crate::drivers::Driver>> {
+        let driver = self
+            .driver_for(def.domain_type)
+            .ok_or_else(|| self.no_driver(def))?;
+        driver.post_parse(def).await?;
+        self.driver_checked(def)
+    }
+
+    fn no_driver(&self, def: &DomainDef) -> Error {
+        Error::NotSupported(format!(
+            "no enabled driver runs domains of type '{}' (enabled: {})",
+            def.domain_type.as_str(),
+            self.driver_names().join(", ")
+        ))
+    }
+
     fn driver_checked(&self, def: &DomainDef) -> Result<Arc<dyn crate::drivers::Driver>> {
         let driver = self.driver_for(def.domain_type).ok_or_else(|| {
             Error::NotSupported(format!(
@@ -91,7 +108,7 @@ impl Core {
     /// Define a persistent domain, or redefine the one with the same UUID. A redefinition
     /// waits only for jobs on that domain.
     pub async fn define(&self, mut def: DomainDef, caller: Caller) -> Result<Arc<Domain>> {
-        let driver = self.driver_checked(&def)?;
+        let driver = self.prepared(&mut def).await?;
         loop {
             if let Some(dom) = self.find_existing(&def)? {
                 let job = match dom.begin_job("define").await {
@@ -188,7 +205,7 @@ impl Core {
         opts: StartOptions,
         caller: Caller,
     ) -> Result<Arc<Domain>> {
-        let driver = self.driver_checked(&def)?;
+        let driver = self.prepared(&mut def).await?;
         if let Some(dom) = self.find_existing(&def)? {
             def.set_owner_uid(lock(&dom.data).def.owner_uid());
             self.start_with(&dom, opts, Some(def), StateReason::Booted)

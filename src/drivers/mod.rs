@@ -325,6 +325,15 @@ pub trait Driver: Send + Sync + 'static {
 
     fn capabilities(&self) -> DriverCaps;
 
+    /// Fill `def` with this driver's defaults, as libvirt's post-parse does, before it is
+    /// checked and stored (define, create, and once for definitions stored by an earlier
+    /// version). By default: libvirt's driver-independent defaults.
+    async fn post_parse(&self, def: &mut DomainDef) -> DriverResult<()> {
+        crate::model::defaults::before_driver(def);
+        crate::model::defaults::after_driver(def)
+            .map_err(|e| DriverError::InvalidArgument(e.to_string()))
+    }
+
     /// Refuse a definition this driver can never run; called on define and create.
     fn check(&self, _def: &DomainDef) -> DriverResult<()> {
         Ok(())

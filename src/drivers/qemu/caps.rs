@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::qmp::Qmp;
 
 /// Bump when [`Caps`] changes shape, so that old cache files are ignored.
-const CACHE_FORMAT: u32 = 2;
+const CACHE_FORMAT: u32 = 3;
 
 /// How long a probe may take in all.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -40,6 +40,9 @@ pub struct Machine {
     pub default: bool,
     /// The most vCPUs a guest of this machine type may have.
     pub cpu_max: u32,
+    /// The CPU model a guest of this machine type gets when it names none (`qemu64`).
+    #[serde(default)]
+    pub default_cpu: Option<String>,
 }
 
 /// What one emulator binary offers.
@@ -317,6 +320,11 @@ pub fn parse(
                             .and_then(Value::as_u64)
                             .and_then(|n| u32::try_from(n).ok())
                             .unwrap_or(1),
+                        // QOM type names end in "-<arch>-cpu"
+                        default_cpu: m
+                            .get("default-cpu-type")
+                            .and_then(Value::as_str)
+                            .map(|t| t.rsplitn(3, '-').last().unwrap_or(t).to_owned()),
                     })
                 })
                 .collect()
@@ -443,12 +451,14 @@ pub(crate) mod tests {
                     alias: Some("pc".into()),
                     default: true,
                     cpu_max: 255,
+                    default_cpu: Some("qemu64".into()),
                 },
                 Machine {
                     name: "pc-q35-7.2".into(),
                     alias: Some("q35".into()),
                     default: false,
                     cpu_max: 288,
+                    default_cpu: Some("qemu64".into()),
                 },
             ],
             accels: vec!["kvm".into(), "tcg".into()],

@@ -17,6 +17,7 @@ pub mod agent;
 pub mod caps;
 pub mod cmdline;
 pub mod config;
+pub mod defaults;
 pub mod domcaps;
 #[cfg(test)]
 pub mod fake;
@@ -652,6 +653,17 @@ impl Driver for QemuDriver {
         }
         let caps = self.caps.all().into_iter().find(|c| c.arch == arch)?;
         Some(domcaps::offer(&caps, kvm))
+    }
+
+    /// libvirt's QEMU defaults, with the capabilities of the emulator the domain names.
+    async fn post_parse(&self, def: &mut DomainDef) -> DriverResult<()> {
+        let emulator = self.emulator_for(def)?;
+        let caps = self
+            .caps
+            .get(&emulator, &self.cache_dir, &self.runtime)
+            .await
+            .map_err(|e| DriverError::NotSupported(e.to_string()))?;
+        defaults::apply(def, &caps)
     }
 
     /// Refuse at define what can never start: a `kvm` domain without usable KVM, and anything

@@ -1,0 +1,802 @@
+//! What libvirt's QEMU driver fills into a definition at define time, for x86: the
+//! versioned machine type, the default CPU model, the devices every machine has (USB and PCI
+//! root controllers, PS/2 input, the balloon, the audio backend), device models (serial
+//! targets, video, NICs, SCSI and USB controllers), and stable addresses: PCI slots on an
+//! i440fx machine's bus 0 (the PIIX3 functions, the primary video at slot 2, then libvirt's
+//! device order), virtio-serial ports and USB ports.
+//!
+//! The result is stored, so the guest sees the same hardware on every boot. Machines whose
+//! devices would need PCI bridges (q35's root ports) keep QEMU's own placement for now.
+
+use super::caps::Caps;
+use crate::{
+    drivers::DriverError,
+    model::{
+        Address, AddressType, Cpu, CpuCheck, CpuFallback, CpuMatch, CpuMode, CpuModel, DeviceInfo,
+        DomainDef, DomainType,
+        defaults::{self, DefaultsError},
+        devices::{
+            Audio, AudioType, Controller, ControllerType, DiskBus, GraphicsType, Input, InputBus,
+            InputType, Memballoon, MemballoonModel, SoundModel, VideoModel, VideoType,
+            WatchdogModel,
+        },
+    },
+};
+
+/// Fill `def` with the QEMU driver's defaults as libvirt does, with the emulator's `caps`.
+pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
+    defaults::before_driver(def);
+    if def.os.arch.is_none() {
+        def.os.arch = Some(caps.arch.clone());
+    }
+    machine(def, caps)?;
+    let x86 = matches!(def.os.arch.as_deref(), Some("x86_64" | "i686"));
+    let kind = Machine::of(def);
+    if x86 {
+        implicit_inputs(def);
+    }
+    default_devices(def, kind, x86)?;
+    default_audio(def);
+    if x86 {
+        default_cpu(def, caps);
+    }
+    cpu_checks(def);
+    device_models(def, kind, caps, x86);
+    defaults::after_driver(def).map_err(|DefaultsError(m)| DriverError::InvalidArgument(m))?;
+    // a video the generic defaults added for graphics takes the driver's model
+    device_models(def, kind, caps, x86);
+    virtio_serial_ports(def);
+    usb_ports(def);
+    if kind == Machine::I440fx {
+        PciBus::assign_i440fx(def)?;
+    }
+    Ok(())
+}
+
+/// The machine families whose built-in devices and slots differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Machine {
+    I440fx,
+    Q35,
+    Other,
+}
+
+impl Machine {
+    fn of(def: &DomainDef) -> Machine {
+        match def.os.machine.as_deref() {
+            Some(m) if m == "q35" || m.starts_with("pc-q35") => Machine::Q35,
+            Some(m) if m == "pc" || m.starts_with("pc-i440fx") || m.starts_with("pc-0.") => {
+                Machine::I440fx
+            }
+            Some(m) if m.starts_with("pc-1.") => Machine::I440fx,
+            _ => Machine::Other,
+        }
+    }
+}
+
+/// The emulator's default machine when none is named, and an alias (`pc`, `q35`) replaced by
+/// the versioned type it stands for, so a guest keeps its hardware across QEMU upgrades.
+fn machine(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
+    match def.os.machine.as_deref() {
+        None => {
+            let m = caps.default_machine().ok_or_else(|| {
+                DriverError::InvalidArgument(format!(
+                    "emulator {} has no default machine type; name one in \
+                     /domain/os/type/@machine",
+                    caps.emulator.display()
+                ))
+            })?;
+            def.os.machine = Some(m.name.clone());
+        }
+        Some(name) => {
+            if let Some(m) = caps
+                .machines
+                .iter()
+                .find(|m| m.alias.as_deref() == Some(name))
+            {
+                def.os.machine = Some(m.name.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// x86 machines always have a PS/2 mouse and keyboard.
+fn implicit_inputs(def: &mut DomainDef) {
+    for t in [InputType::Mouse, InputType::Keyboard] {
+        let has = def
+            .devices
+            .inputs
+            .iter()
+            .any(|i| i.input_type == t && i.bus == Some(InputBus::Ps2));
+        if !has {
+            def.devices.inputs.push(Input {
+                input_type: t,
+                bus: Some(InputBus::Ps2),
+                info: DeviceInfo::default(),
+            });
+        }
+    }
+}
+
+/// The USB controller, the SATA controller of q35, the PCI root and the balloon.
+fn default_devices(def: &mut DomainDef, kind: Machine, x86: bool) -> Result<(), DriverError> {
+    if x86 && def.os.machine.as_deref() != Some("isapc") {
+        let usb_model = match kind {
+            Machine::Q35 => Some("qemu-xhci"),
+            _ => None,
+        };
+        defaults::ensure_controller(def, ControllerType::Usb, 0, usb_model);
+        if kind == Machine::Q35 {
+            defaults::ensure_controller(def, ControllerType::Sata, 0, None);
+        }
+        let root = match kind {
+            Machine::Q35 => Some("pcie-root"),
+            Machine::I440fx => Some("pci-root"),
+            Machine::Other => None,
+        };
+        if let Some(root) = root {
+            let existing = def
+                .devices
+                .controllers
+                .iter()
+                .find(|c| c.controller_type == ControllerType::Pci && c.index == Some(0));
+            match existing {
+                Some(c) if c.model.as_deref().is_some_and(|m| m != root) => {
+                    return Err(DriverError::InvalidArgument(format!(
+                        "/domain/devices/controller[@type='pci'][@index='0']: the PCI \
+                         controller with index 0 must be model '{root}' for machine '{}', not \
+                         '{}'",
+                        def.os.machine.as_deref().unwrap_or_default(),
+                        c.model.as_deref().unwrap_or_default()
+                    )));
+                }
+                Some(_) => {}
+                None => defaults::ensure_controller(def, ControllerType::Pci, 0, Some(root)),
+            }
+            for c in &mut def.devices.controllers {
+                if c.controller_type == ControllerType::Pci && c.index == Some(0) {
+                    c.model = Some(root.into());
+                }
+            }
+        }
+        if def.devices.memballoon.is_none() {
+            def.devices.memballoon = Some(Memballoon {
+                model: MemballoonModel::Virtio,
+                autodeflate: None,
+                free_page_reporting: None,
+                stats_period: None,
+                info: DeviceInfo::default(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One audio backend: none for VNC or no graphics, SPICE's for SPICE (the last display
+/// decides, as in libvirt).
+fn default_audio(def: &mut DomainDef) {
+    if !def.devices.audios.is_empty() {
+        return;
+    }
+    let mut backend = AudioType::None;
+    for g in &def.devices.graphics {
+        match g.graphics_type {
+            GraphicsType::Vnc => backend = AudioType::None,
+            GraphicsType::Spice => backend = AudioType::Spice,
+        }
+    }
+    def.devices.audios.push(Audio {
+        id: Some(1),
+        audio_type: backend,
+    });
+}
+
+/// A TCG guest without a CPU model gets the machine's default model, checked against
+/// nothing (it may not run on every host as is).
+fn default_cpu(def: &mut DomainDef, caps: &Caps) {
+    if def.domain_type != DomainType::Qemu {
+        return;
+    }
+    if let Some(c) = &def.cpu
+        && (c.mode.unwrap_or(CpuMode::Custom) != CpuMode::Custom || c.model.is_some())
+    {
+        return;
+    }
+    let model = def
+        .os
+        .machine
+        .as_deref()
+        .and_then(|m| caps.machine(m))
+        .and_then(|m| m.default_cpu.clone())
+        .unwrap_or_else(|| "qemu64".into());
+    let cpu = def.cpu.get_or_insert_with(|| Box::new(Cpu::default()));
+    cpu.mode = Some(CpuMode::Custom);
+    cpu.cpu_match = Some(CpuMatch::Exact);
+    cpu.check = Some(CpuCheck::None);
+    cpu.model = Some(CpuModel {
+        name: model,
+        fallback: Some(CpuFallback::Forbid),
+    });
+}
+
+/// How strictly the host is checked against the guest CPU, by mode, as libvirt defaults it.
+fn cpu_checks(def: &mut DomainDef) {
+    let tcg = def.domain_type == DomainType::Qemu;
+    let Some(cpu) = def.cpu.as_deref_mut() else {
+        return;
+    };
+    let mode = cpu.mode.unwrap_or(CpuMode::Custom);
+    if mode == CpuMode::HostPassthrough && cpu.migratable.is_none() {
+        cpu.migratable = Some(true);
+    }
+    if mode == CpuMode::Custom && cpu.model.is_none() {
+        return;
+    }
+    if mode == CpuMode::Custom {
+        cpu.mode = Some(CpuMode::Custom);
+        cpu.cpu_match.get_or_insert(CpuMatch::Exact);
+        if let Some(m) = &mut cpu.model {
+            m.fallback.get_or_insert(CpuFallback::Allow);
+        }
+    }
+    if cpu.check.is_none() {
+        cpu.check = Some(match mode {
+            CpuMode::HostPassthrough | CpuMode::Maximum => CpuCheck::None,
+            CpuMode::HostModel => CpuCheck::Partial,
+            CpuMode::Custom if tcg => CpuCheck::None,
+            CpuMode::Custom => CpuCheck::Partial,
+        });
+    }
+}
+
+/// Device models libvirt's QEMU driver picks when the definition leaves them out.
+fn device_models(def: &mut DomainDef, kind: Machine, caps: &Caps, x86: bool) {
+    let d = &mut def.devices;
+    for s in &mut d.serials {
+        if matches!(s.target_type.as_deref(), None | Some("isa-serial")) && x86 {
+            s.target_type = Some("isa-serial".into());
+        }
+        if s.target_model.is_none() {
+            s.target_model = match s.target_type.as_deref() {
+                Some("isa-serial") => Some("isa-serial".into()),
+                Some("usb-serial") => Some("usb-serial".into()),
+                Some("pci-serial") => Some("pci-serial".into()),
+                _ => None,
+            };
+        }
+    }
+    let default_video = if caps.has_device("cirrus-vga") {
+        VideoType::Cirrus
+    } else {
+        VideoType::Vga
+    };
+    for v in &mut d.videos {
+        let m = v.model.get_or_insert_with(|| VideoModel::of(default_video));
+        if m.model_type == VideoType::Qxl && m.vgamem.is_none() {
+            m.vgamem = Some(16384);
+        }
+    }
+    let default_nic = ["rtl8139", "e1000", "virtio-net-pci"]
+        .into_iter()
+        .find(|d| caps.has_device(d))
+        .map(|d| if d == "virtio-net-pci" { "virtio" } else { d });
+    for n in &mut d.interfaces {
+        if n.model.is_none() {
+            n.model = default_nic.map(str::to_owned);
+        }
+    }
+    for c in &mut d.controllers {
+        match c.controller_type {
+            ControllerType::Usb if c.model.is_none() => {
+                c.model = Some(
+                    match kind {
+                        Machine::Q35 => "qemu-xhci",
+                        _ => "piix3-uhci",
+                    }
+                    .into(),
+                );
+            }
+            ControllerType::Scsi if c.model.is_none() => {
+                c.model = Some(
+                    if caps.has_device("lsi") {
+                        "lsilogic"
+                    } else {
+                        "virtio-scsi"
+                    }
+                    .into(),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Virtio consoles take the first free port from 0, channels from 1, on controller 0 bus 0.
+fn virtio_serial_ports(def: &mut DomainDef) {
+    let d = &mut def.devices;
+    let mut used: Vec<(u32, u32)> = Vec::new();
+    let port_of = |a: &Address| -> Option<(u32, u32)> {
+        (a.kind == AddressType::VirtioSerial).then(|| {
+            let n = |k| a.get(k).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+            (n("controller"), n("port"))
+        })
+    };
+    for c in d.consoles.iter().chain(d.channels.iter()) {
+        if let Some(p) = c.info.address.as_ref().and_then(port_of) {
+            used.push(p);
+        }
+    }
+    let mut assign = |info: &mut DeviceInfo, from: u32| {
+        let port = (from..).find(|p| !used.contains(&(0, *p))).unwrap_or(from);
+        used.push((0, port));
+        let mut a = Address::new(AddressType::VirtioSerial);
+        for (k, v) in [("controller", 0), ("bus", 0), ("port", port)] {
+            let _ = a.set(k, Some(&v.to_string()));
+        }
+        info.address = Some(a);
+    };
+    for c in &mut d.consoles {
+        if c.target_type.as_deref() == Some("virtio") && c.info.address.is_none() {
+            assign(&mut c.info, 0);
+        }
+    }
+    for c in &mut d.channels {
+        if c.target_type.as_deref() == Some("virtio") && c.info.address.is_none() {
+            assign(&mut c.info, 1);
+        }
+    }
+}
+
+/// USB devices (inputs, USB disks) take the next free port of controller 0's bus.
+fn usb_ports(def: &mut DomainDef) {
+    let has_usb =
+        def.devices.controllers.iter().any(|c| {
+            c.controller_type == ControllerType::Usb && c.model.as_deref() != Some("none")
+        });
+    if !has_usb {
+        return;
+    }
+    let d = &mut def.devices;
+    let mut used: Vec<String> = d
+        .inputs
+        .iter()
+        .map(|i| &i.info)
+        .chain(d.disks.iter().map(|x| &x.info))
+        .filter_map(|i| i.address.as_ref())
+        .filter(|a| a.kind == AddressType::Usb)
+        .filter_map(|a| a.get("port").map(str::to_owned))
+        .collect();
+    let mut next = || {
+        let port = (1..)
+            .map(|p: u32| p.to_string())
+            .find(|p| !used.contains(p));
+        let port = port.unwrap_or_else(|| "1".into());
+        used.push(port.clone());
+        let mut a = Address::new(AddressType::Usb);
+        let _ = a.set("bus", Some("0"));
+        let _ = a.set("port", Some(&port));
+        a
+    };
+    for i in &mut d.inputs {
+        if i.bus == Some(InputBus::Usb) && i.info.address.is_none() {
+            i.info.address = Some(next());
+        }
+    }
+    for x in &mut d.disks {
+        if x.target_bus == Some(DiskBus::Usb) && x.info.address.is_none() {
+            x.info.address = Some(next());
+        }
+    }
+}
+
+/// Slots and functions of PCI bus 0, with who holds each, for stable addresses and clear
+/// collisions.
+struct PciBus {
+    held: Vec<((u32, u32), String)>,
+}
+
+impl PciBus {
+    fn new() -> Self {
+        // slot 0 is the host bridge
+        Self {
+            held: (0..8)
+                .map(|f| ((0, f), "the host bridge".to_owned()))
+                .collect(),
+        }
+    }
+
+    fn holder(&self, slot: u32, function: u32) -> Option<&str> {
+        self.held
+            .iter()
+            .find(|((s, f), _)| *s == slot && *f == function)
+            .map(|(_, w)| w.as_str())
+    }
+
+    fn slot_free(&self, slot: u32) -> bool {
+        !self.held.iter().any(|((s, _), _)| *s == slot)
+    }
+
+    fn hold(&mut self, slot: u32, function: u32, who: &str) -> Result<(), DriverError> {
+        if slot > 31 || function > 7 {
+            return Err(DriverError::InvalidArgument(format!(
+                "{who}: PCI address 00:{slot:02x}.{function} does not exist (slots go to 0x1f, \
+                 functions to 7)"
+            )));
+        }
+        if let Some(other) = self.holder(slot, function) {
+            return Err(DriverError::InvalidArgument(format!(
+                "{who}: PCI address 00:{slot:02x}.{function} is already in use by {other}"
+            )));
+        }
+        self.held.push(((slot, function), who.to_owned()));
+        Ok(())
+    }
+
+    /// The first whole free slot, taken for `who`.
+    fn next(&mut self, who: &str) -> Result<Address, DriverError> {
+        let slot = (1..32).find(|s| self.slot_free(*s)).ok_or_else(|| {
+            DriverError::InvalidArgument(format!(
+                "{who}: no free PCI slot left on bus 0 (PCI bridges are not supported here)"
+            ))
+        })?;
+        self.hold(slot, 0, who)?;
+        Ok(pci_address(slot, 0, false))
+    }
+
+    /// An i440fx machine's bus 0 as libvirt lays it out.
+    fn assign_i440fx(def: &mut DomainDef) -> Result<(), DriverError> {
+        let mut bus = PciBus::new();
+        let d = &mut def.devices;
+        // Addresses the definition gives are kept and checked first.
+        for (who, info) in pci_infos(d) {
+            if let Some((slot, function)) = info.address.as_ref().and_then(pci_slot) {
+                bus.hold(slot, function, &who)?;
+            }
+        }
+        // PIIX3: the ISA bridge, IDE, USB and ACPI functions of slot 1.
+        for c in &mut d.controllers {
+            let fixed = match (c.controller_type, c.index, c.model.as_deref()) {
+                (ControllerType::Ide, Some(0), _) => Some(1),
+                (ControllerType::Usb, Some(0), Some("piix3-uhci") | None) => Some(2),
+                _ => None,
+            };
+            let Some(function) = fixed else { continue };
+            let who = format!("<controller type='{}' index='0'>", c.controller_type);
+            match c.info.address.as_ref().and_then(pci_slot) {
+                Some(at) if at != (1, function) => {
+                    return Err(DriverError::InvalidArgument(format!(
+                        "{who}: it is built into the PIIX3 at PCI address 00:01.{function}, \
+                         not 00:{:02x}.{}",
+                        at.0, at.1
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    bus.hold(1, function, &who)?;
+                    c.info.address = Some(pci_address(1, function, false));
+                }
+            }
+        }
+        for f in [0, 3] {
+            if bus.holder(1, f).is_none() {
+                bus.hold(1, f, "the PIIX3")?;
+            }
+        }
+        // The primary video sits at slot 2, as QEMU would put it.
+        if let Some(v) = d.videos.first_mut()
+            && wants_pci_video(v.model.as_ref())
+            && v.info.address.is_none()
+        {
+            v.info.address = Some(if bus.slot_free(2) {
+                bus.hold(2, 0, "<video>")?;
+                pci_address(2, 0, false)
+            } else {
+                bus.next("<video>")?
+            });
+        }
+        // Then every other PCI device, in libvirt's order.
+        for (i, n) in d.interfaces.iter_mut().enumerate() {
+            if n.info.address.is_none() {
+                n.info.address = Some(bus.next(&format!("<interface> {}", i + 1))?);
+            }
+        }
+        for (i, s) in d.sounds.iter_mut().enumerate() {
+            let isa_or_usb = matches!(
+                s.model,
+                SoundModel::Sb16 | SoundModel::Pcspk | SoundModel::Usb
+            );
+            if !isa_or_usb && s.info.address.is_none() {
+                s.info.address = Some(bus.next(&format!("<sound> {}", i + 1))?);
+            }
+        }
+        for c in &mut d.controllers {
+            if !controller_wants_pci(c) || c.info.address.is_some() {
+                continue;
+            }
+            let who = format!(
+                "<controller type='{}' index='{}'>",
+                c.controller_type,
+                c.index.unwrap_or(0)
+            );
+            c.info.address = Some(bus.next(&who)?);
+        }
+        for x in &mut d.disks {
+            if x.target_bus == Some(DiskBus::Virtio) && x.info.address.is_none() {
+                x.info.address = Some(bus.next(&format!("<disk> {}", x.target_dev))?);
+            }
+        }
+        if let Some(m) = &mut d.memballoon
+            && m.model != MemballoonModel::None
+            && m.info.address.is_none()
+        {
+            m.info.address = Some(bus.next("<memballoon>")?);
+        }
+        for (i, r) in d.rngs.iter_mut().enumerate() {
+            if r.info.address.is_none() {
+                r.info.address = Some(bus.next(&format!("<rng> {}", i + 1))?);
+            }
+        }
+        for w in &mut d.watchdogs {
+            if w.model == WatchdogModel::I6300esb && w.info.address.is_none() {
+                w.info.address = Some(bus.next("<watchdog>")?);
+            }
+        }
+        for (i, v) in d.videos.iter_mut().enumerate().skip(1) {
+            if wants_pci_video(v.model.as_ref()) && v.info.address.is_none() {
+                v.info.address = Some(bus.next(&format!("<video> {}", i + 1))?);
+            }
+        }
+        for (i, inp) in d.inputs.iter_mut().enumerate() {
+            if inp.bus == Some(InputBus::Virtio) && inp.info.address.is_none() {
+                inp.info.address = Some(bus.next(&format!("<input> {}", i + 1))?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a controller is a PCI device of its own on an i440fx machine.
+fn controller_wants_pci(c: &Controller) -> bool {
+    match c.controller_type {
+        ControllerType::Pci | ControllerType::Fdc | ControllerType::Ccid => false,
+        ControllerType::Ide => c.index != Some(0),
+        ControllerType::Usb => {
+            !(c.model.as_deref() == Some("none")
+                || (c.index == Some(0) && c.model.as_deref() == Some("piix3-uhci")))
+        }
+        ControllerType::Scsi => c.model.as_deref() != Some("ncr53c90"),
+        _ => true,
+    }
+}
+
+fn wants_pci_video(m: Option<&VideoModel>) -> bool {
+    !matches!(
+        m.map(|m| m.model_type),
+        Some(VideoType::None | VideoType::Ramfb)
+    )
+}
+
+/// Every device with a PCI address, described for collision errors.
+fn pci_infos(d: &crate::model::Devices) -> Vec<(String, &DeviceInfo)> {
+    let mut out: Vec<(String, &DeviceInfo)> = Vec::new();
+    for c in &d.controllers {
+        out.push((
+            format!(
+                "<controller type='{}' index='{}'>",
+                c.controller_type,
+                c.index.unwrap_or(0)
+            ),
+            &c.info,
+        ));
+    }
+    for x in &d.disks {
+        out.push((format!("<disk> {}", x.target_dev), &x.info));
+    }
+    for (i, n) in d.interfaces.iter().enumerate() {
+        out.push((format!("<interface> {}", i + 1), &n.info));
+    }
+    for (i, s) in d.sounds.iter().enumerate() {
+        out.push((format!("<sound> {}", i + 1), &s.info));
+    }
+    for (i, v) in d.videos.iter().enumerate() {
+        out.push((format!("<video> {}", i + 1), &v.info));
+    }
+    for (i, r) in d.rngs.iter().enumerate() {
+        out.push((format!("<rng> {}", i + 1), &r.info));
+    }
+    for w in &d.watchdogs {
+        out.push(("<watchdog>".into(), &w.info));
+    }
+    for (i, inp) in d.inputs.iter().enumerate() {
+        out.push((format!("<input> {}", i + 1), &inp.info));
+    }
+    if let Some(m) = &d.memballoon {
+        out.push(("<memballoon>".into(), &m.info));
+    }
+    out
+}
+
+/// Slot and function of a PCI address on bus 0 of domain 0.
+fn pci_slot(a: &Address) -> Option<(u32, u32)> {
+    if a.kind != AddressType::Pci {
+        return None;
+    }
+    let n = |k| {
+        a.get(k).and_then(|v| match v.strip_prefix("0x") {
+            Some(h) => u32::from_str_radix(h, 16).ok(),
+            None => v.parse().ok(),
+        })
+    };
+    if n("domain").unwrap_or(0) != 0 || n("bus").unwrap_or(0) != 0 {
+        return None;
+    }
+    Some((n("slot").unwrap_or(0), n("function").unwrap_or(0)))
+}
+
+/// A PCI address on bus 0, written as libvirt writes it.
+fn pci_address(slot: u32, function: u32, multifunction: bool) -> Address {
+    let mut a = Address::new(AddressType::Pci);
+    let _ = a.set("domain", Some("0x0000"));
+    let _ = a.set("bus", Some("0x00"));
+    let _ = a.set("slot", Some(&format!("{slot:#04x}")));
+    let _ = a.set("function", Some(&format!("{function:#x}")));
+    if multifunction {
+        let _ = a.set("multifunction", Some("on"));
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps() -> Caps {
+        super::super::caps::tests::x86_64()
+    }
+
+    fn canonical(xml: &str) -> String {
+        let mut def = DomainDef::from_xml(xml).expect("domain");
+        apply(&mut def, &caps()).expect("defaults");
+        let out = def.to_xml(&Default::default());
+        // stable under a second pass, as libvirt's is
+        let mut again = DomainDef::from_xml(&out).expect("reparse");
+        apply(&mut again, &caps()).expect("defaults again");
+        assert_eq!(again.to_xml(&Default::default()), out, "idempotent");
+        out
+    }
+
+    /// The input of issue 12 and libvirt 9.0's `dumpxml --inactive` of it, line for line.
+    #[test]
+    fn cockpit_example_matches_libvirt() {
+        let out = canonical(
+            "<domain type='qemu'><name>cc-running</name>\
+             <uuid>0b3821a3-2d07-70aa-0000-000000000001</uuid>\
+             <memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+             <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>\
+             <features><acpi/></features>\
+             <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>\
+             <serial type='pty'><target port='0'/></serial>\
+             <console type='pty'><target type='serial' port='0'/></console>\
+             <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>\
+             <video><model type='vga'/></video></devices></domain>",
+        );
+        let want = "<domain type='qemu'>
+  <name>cc-running</name>
+  <uuid>0b3821a3-2d07-70aa-0000-000000000001</uuid>
+  <memory unit='KiB'>65536</memory>
+  <currentMemory unit='KiB'>65536</currentMemory>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <features>
+    <acpi/>
+  </features>
+  <cpu mode='custom' match='exact' check='none'>
+    <model fallback='forbid'>qemu64</model>
+  </cpu>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <controller type='usb' index='0' model='piix3-uhci'>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x2'/>
+    </controller>
+    <controller type='pci' index='0' model='pci-root'/>
+    <serial type='pty'>
+      <target type='isa-serial' port='0'>
+        <model name='isa-serial'/>
+      </target>
+    </serial>
+    <console type='pty'>
+      <target type='serial' port='0'/>
+    </console>
+    <input type='mouse' bus='ps2'/>
+    <input type='keyboard' bus='ps2'/>
+    <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'>
+      <listen type='address' address='127.0.0.1'/>
+    </graphics>
+    <audio id='1' type='none'/>
+    <video>
+      <model type='vga' vram='16384' heads='1' primary='yes'/>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/>
+    </video>
+    <memballoon model='virtio'>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/>
+    </memballoon>
+  </devices>
+</domain>
+";
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn devices_take_slots_in_libvirts_order_and_collisions_are_named() {
+        let out = canonical(
+            "<domain type='qemu'><name>d</name><memory>65536</memory><vcpu>1</vcpu>\
+             <os><type machine='pc'>hvm</type></os><devices>\
+             <disk type='file' device='disk'><source file='/a'/><target dev='vda' bus='virtio'/></disk>\
+             <interface type='user'><mac address='52:54:00:00:00:01'/><model type='virtio'/></interface>\
+             <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>\
+             </devices></domain>",
+        );
+        // the NIC first (slot 2: no video), then the virtio-serial controller, the disk,
+        // the balloon
+        let slot = |what: &str| {
+            let i = out.find(what).expect(what);
+            let rest = &out[i..];
+            let j = rest.find("slot='").expect("slot");
+            rest[j + 6..j + 10].to_owned()
+        };
+        assert_eq!(slot("<interface"), "0x02");
+        assert_eq!(slot("<controller type='virtio-serial'"), "0x03");
+        assert_eq!(slot("<disk"), "0x04");
+        assert_eq!(slot("<memballoon"), "0x05");
+        assert!(
+            out.contains("<address type='virtio-serial' controller='0' bus='0' port='1'/>"),
+            "{out}"
+        );
+
+        let mut clash = DomainDef::from_xml(
+            "<domain type='qemu'><name>d</name><memory>65536</memory><vcpu>1</vcpu>\
+             <os><type machine='pc'>hvm</type></os><devices>\
+             <interface type='user'><mac address='52:54:00:00:00:01'/>\
+             <address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/></interface>\
+             <memballoon model='virtio'>\
+             <address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/></memballoon>\
+             </devices></domain>",
+        )
+        .expect("domain");
+        let e = apply(&mut clash, &caps()).expect_err("collision");
+        let m = e.to_string();
+        assert!(
+            m.contains("<interface> 1") && m.contains("<memballoon>"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn q35_gets_its_controllers_and_the_default_nic() {
+        let out = canonical(
+            "<domain type='qemu'><name>d</name><memory>65536</memory><vcpu>1</vcpu>\
+             <os><type machine='q35'>hvm</type></os><devices>\
+             <interface type='user'><mac address='52:54:00:00:00:01'/></interface>\
+             </devices></domain>",
+        );
+        assert!(out.contains("machine='pc-q35-7.2'"), "{out}");
+        assert!(
+            out.contains("<controller type='usb' index='0' model='qemu-xhci'"),
+            "{out}"
+        );
+        assert!(out.contains("<controller type='sata' index='0'"), "{out}");
+        assert!(
+            out.contains("<controller type='pci' index='0' model='pcie-root'/>"),
+            "{out}"
+        );
+        assert!(out.contains("<model type='rtl8139'/>"), "{out}");
+    }
+}
