@@ -276,6 +276,49 @@ impl Core {
         Some(dom)
     }
 
+    /// Fill the persistent definitions stored by an earlier version with their driver's
+    /// defaults and addresses, once, and store them: what `GetXML` shows from now on is what
+    /// the next cold start runs. A running guest's live definition is left as it is, so its
+    /// hardware changes only at its next cold start. Returns how many were rewritten.
+    pub async fn canonicalize_stored(&self) -> usize {
+        let mut changed = 0;
+        for dom in self.domains() {
+            let (before, persistent) = {
+                let d = lock(&dom.data);
+                ((*d.def).clone(), d.persistent)
+            };
+            if !persistent {
+                continue;
+            }
+            let mut def = before.clone();
+            if let Err(e) = dom.driver.post_parse(&mut def).await {
+                tracing::warn!(
+                    "domain '{}' keeps its stored definition: its defaults cannot be filled \
+                     in: {e}",
+                    before.name
+                );
+                continue;
+            }
+            if def == before {
+                continue;
+            }
+            let rec = {
+                let mut d = lock(&dom.data);
+                d.def = Arc::new(def);
+                d.record()
+            };
+            let store = self.inner.store.clone();
+            match blocking(move || store.save_domain(&rec)).await {
+                Ok(()) => changed += 1,
+                Err(e) => tracing::error!(
+                    "domain '{}': its canonical definition cannot be stored: {e}",
+                    before.name
+                ),
+            }
+        }
+        changed
+    }
+
     /// Start every domain marked autostart that is not running; failures are logged.
     pub async fn autostart(&self) {
         for dom in self.domains() {

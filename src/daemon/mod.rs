@@ -176,6 +176,10 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
     let loaded = core.load();
     tracing::info!("loaded {loaded} domain(s) from {}", dirs.state.display());
     let running = core.recover().await;
+    let canonicalized = core.canonicalize_stored().await;
+    if canonicalized > 0 {
+        tracing::info!("{canonicalized} stored definition(s) completed with their defaults");
+    }
     if running > 0 {
         tracing::info!("{running} guest(s) still running from before");
     }

@@ -130,7 +130,9 @@ async fn a_flooding_peer_is_refused_and_others_keep_their_latency() {
          {calls} flooded calls refused"
     );
     assert!(refused > 0, "the flooding peer is refused beyond its share");
-    assert!(worst < Duration::from_secs(1), "{worst:?}");
+    // Without the limiter the other peer gets no answer within 10 s; with it, tens to
+    // hundreds of milliseconds. The bound leaves room for a loaded CI machine.
+    assert!(worst < Duration::from_secs(3), "{worst:?}");
     assert!(rss_peak < rss_before + 100 * 1024, "{rss_peak} KiB");
     drop(s);
     // The daemon still answers everyone.

@@ -144,3 +144,62 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A definition stored by an earlier version, without libvirt's defaults, gets them once at
+/// start: the file is rewritten, and GetXML shows what the next start runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_definitions_are_completed_with_their_defaults_once() {
+    let bus = Bus::start();
+    let mut d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mgr = manager(&conn).await;
+    let path = mgr
+        .define_domain(&test_domain("old"), no_opts())
+        .await
+        .expect("define");
+    let uuid = domain(&conn, &path).await.uuid().await.expect("uuid");
+    d.stop();
+    // strip what this version filled in, as an earlier version stored it
+    let file = d.state.join("domains").join(format!("{uuid}.xml"));
+    let text = std::fs::read_to_string(&file).expect("state file");
+    let old: String = text
+        .lines()
+        .filter(|l| {
+            ![
+                "<currentMemory",
+                "<boot dev",
+                "<clock",
+                "<on_poweroff",
+                "<on_reboot",
+                "<on_crash",
+            ]
+            .iter()
+            .any(|p| l.trim_start().starts_with(p))
+        })
+        .map(|l| format!("{}\n", l.replace(" placement='static'", "")))
+        .collect();
+    assert_ne!(old, text, "the test removed something");
+    std::fs::write(&file, &old).expect("write old form");
+    d.restart(&bus).await;
+    let xml = domain(&conn, &path)
+        .await
+        .get_xml(no_opts())
+        .await
+        .expect("xml");
+    for part in [
+        "<currentMemory unit='KiB'>524288</currentMemory>",
+        "<vcpu placement='static'>2</vcpu>",
+        "<boot dev='hd'/>",
+        "<clock offset='utc'/>",
+        "<on_crash>destroy</on_crash>",
+    ] {
+        assert!(xml.contains(part), "{part} in {xml}");
+    }
+    let stored = std::fs::read_to_string(&file).expect("state file");
+    assert!(stored.contains("<currentMemory"), "rewritten: {stored}");
+    assert!(
+        d.log_text().contains("completed with their defaults"),
+        "{}",
+        d.log_text()
+    );
+}
