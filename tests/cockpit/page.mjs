@@ -73,7 +73,17 @@ async function findings(page, frame) {
             found.push(`a danger alert in the ${where}: ${text.replace(/\s+/g, ' ').trim()}`);
         }
     }
-    return found;
+    // A value the page could not read from the domain XML shows as "undefined" or "NaN".
+    if (frame) {
+        const text = await frame.locator('body').innerText({ timeout: 5000 }).catch(() => '');
+        const lines = text.split('\n').map(l => l.trim()).filter(l => l);
+        lines.forEach((line, i) => {
+            if (/\b(undefined|NaN)\b/.test(line)) {
+                found.push(`the page shows "${i > 0 ? lines[i - 1] + ': ' : ''}${line}"`);
+            }
+        });
+    }
+    return [...new Set(found)];
 }
 
 async function assertClean(page, frame, what) {
@@ -93,6 +103,9 @@ function watch(page) {
     page.on('console', m => {
         const where = m.location();
         const at = where && where.url ? ` (${where.url}:${where.lineNumber})` : '';
+        if (m.type() === 'warning' || m.type() === 'log' || m.type() === 'info') {
+            log(`console.${m.type()}`, m.text().slice(0, 400) + at);
+        }
         if (m.type() === 'error') {
             if (fromMachinesBundle(where && where.url) && BUNDLE_NOISE.some(r => r.test(m.text()))) {
                 log('(known bundle noise)', m.text().slice(0, 80));
@@ -173,11 +186,12 @@ async function machines(page) {
     const card = (what) => frame.locator(`#vm-${on}-${what}`);
     await card('overview').waitFor({ timeout: STEP });
     await shot(page, `${on}-overview`);
+    await assertClean(page, frame, `${on}'s overview`);
     const cards = [
-        ['disks', 'vda'],
+        ['disks', `${on}.qcow2`],
         ['networks', 'virtio'],
-        ['consoles', 'Console'],
-        ['snapshots', 'Snapshots'],
+        ['consoles', 'VNC console'],
+        ['snapshots', 'Create snapshot'],
     ];
     for (const [what, text] of cards) {
         const c = card(what);
