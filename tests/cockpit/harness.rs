@@ -41,7 +41,6 @@ pub fn artifacts(name: &str) -> PathBuf {
 /// A child in a process group of its own, killed with its group when dropped.
 pub struct Proc {
     child: Child,
-    name: &'static str,
 }
 
 impl Proc {
@@ -51,7 +50,7 @@ impl Proc {
             .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc { child, name }
+        Proc { child }
     }
 
     /// Its exit status, if it exited.
@@ -93,7 +92,6 @@ impl Drop for Proc {
         self.signal(libc::SIGKILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = self.name;
     }
 }
 
