@@ -22,6 +22,17 @@ QEMU_PACKAGES=(
     e2fsprogs cpio kmod gzip xz-utils
 )
 
+# Cockpit's Machines page in a browser (tests/cockpit): cockpit-ws serving Debian's
+# cockpit-machines (288) and the shell (cockpit-system), Debian's Chromium driven by
+# playwright-core (from npm: tests/cockpit/package-lock.json), and what the page runs on the
+# host: the OS list through libosinfo's GObject bindings. cockpit-machines pulls in
+# libvirt-daemon-system; the tests never start it (virtbusd serves org.libvirt on a private bus).
+# Node.js 20 with npm comes with the machine; scripts/test.sh installs Debian's only if npm is
+# missing.
+COCKPIT_PACKAGES=(
+    cockpit-ws cockpit-system cockpit-machines chromium python3-gi gir1.2-libosinfo-1.0
+)
+
 # Install the packages not yet installed (apt-get update only when something is missing).
 # A name may carry a release ("pkg/bookworm"): that version is installed, downgrading if need be.
 install_packages() {

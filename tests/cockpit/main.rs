@@ -1,0 +1,111 @@
+//! Cockpit's Machines page itself, in headless Chromium, against `virtbusd --system
+//! --libvirt-compat`: Debian's cockpit-ws and cockpit-machines, a private system bus, real
+//! QEMU guests (see `harness.rs`). The browser side is `page.mjs` (playwright-core from
+//! `package-lock.json`, installed with `npm ci --prefix tests/cockpit` by scripts/test.sh).
+//! Screenshots of every step go to `<target>/cockpit-artifacts/<test>/`, which each test
+//! prints.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+#[path = "../qemu/guest.rs"]
+mod guest;
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use zbus::{OwnedObjectPath, Variant};
+
+use harness::{CONNECT, Cockpit, DOMAIN, QEMU, artifacts};
+use support::proxies;
+
+/// The harness end to end, as it works today: Cockpit's shell loads in the browser through
+/// cockpit-ws's local session, lists the Machines page from its manifest, reaches virtbusd's
+/// org.libvirt through the bridge on the private system bus, and serves the page's bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cockpit_shell_loads_in_the_browser() {
+    let art = artifacts("shell");
+    let cockpit = Cockpit::start().await;
+    tokio::task::block_in_place(|| {
+        cockpit.browse("shell", &art, &[], Duration::from_secs(90));
+    });
+    assert!(art.join("01-shell.png").exists(), "no screenshot");
+}
+
+const RUNNING: &str = "vb-on";
+const OFF: &str = "vb-off";
+
+/// Define the test guest `name` through the facade, over a fresh data disk.
+async fn define(cockpit: &Cockpit, name: &str) -> OwnedObjectPath {
+    let disk = cockpit.dir.path().join(format!("{name}.qcow2"));
+    guest::data_disk(&disk);
+    let xml = guest::domain_xml(name, &disk, "");
+    cockpit
+        .call(QEMU, CONNECT, "DomainDefineXML", &(xml.as_str(),))
+        .await
+}
+
+/// Wait until the guest agent of `name` answers (through the native API): the guest has
+/// booted, with acpid for the page's Shut down.
+async fn wait_booted(cockpit: &Cockpit, name: &str) {
+    let conn = support::connect(&cockpit.address).await;
+    let path = proxies::manager(&conn)
+        .await
+        .lookup_domain(name)
+        .await
+        .expect("lookup");
+    let dom = proxies::domain(&conn, &path).await;
+    let t = Instant::now();
+    let limit = Duration::from_secs(120);
+    loop {
+        let r = dom
+            .get_guest_info(support::opts([("types", Variant::from(vec!["hostname"]))]))
+            .await;
+        match r {
+            Ok(_) => break,
+            Err(e) => assert!(
+                t.elapsed() < limit,
+                "{name}'s agent did not answer within {limit:?}: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("{name} booted in {:?}", t.elapsed());
+}
+
+/// The Machines page with a running and a shut-off QEMU guest: the list shows both with
+/// their states; the running one's overview, disks, network interfaces, consoles and
+/// snapshots open; Shut down, Run and Force off work from the list; and nothing on the way
+/// shows "Ooops!", a danger alert, "undefined", a page error or a console error.
+///
+/// Today the page crashes while loading: `TypeError: Cannot read properties of undefined
+/// (reading 'getAttribute')` in its XML parser (`parseDumpxml`), which reads `<currentMemory>`
+/// of the inactive XML. Served by hand over the current daemon, the page got through every
+/// step once the XML also had what libvirt always writes: `<currentMemory>`, the `machine` of
+/// `<os><type>` in the inactive XML (else its `GetDomainCapabilities` call carries a null and
+/// the shut-off VM is dropped from the list), `listen` on the live `<graphics type='vnc'>`
+/// (else the VNC console fails to connect) and `<cpu mode=…>` (else "CPU type: undefined").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs canonical XML (issue 12)"]
+async fn machines_page_shows_and_controls_vms() {
+    let art = artifacts("machines");
+    // The guest's kernel and initramfs are built (or found built) while the stack starts.
+    let built = tokio::task::spawn_blocking(guest::dir);
+    let cockpit = Cockpit::start().await;
+    built.await.expect("guest build");
+    let on = define(&cockpit, RUNNING).await;
+    define(&cockpit, OFF).await;
+    cockpit
+        .call::<_, ()>(on.as_str(), DOMAIN, "Create", &(0u32,))
+        .await;
+    wait_booted(&cockpit, RUNNING).await;
+    tokio::task::block_in_place(|| {
+        cockpit.browse(
+            "machines",
+            &art,
+            &[("VM_RUNNING", RUNNING), ("VM_OFF", OFF)],
+            Duration::from_secs(240),
+        );
+    });
+}

@@ -1,0 +1,289 @@
+// Cockpit in Debian's Chromium, driven by playwright-core, for tests/cockpit/main.rs.
+//
+//   node page.mjs shell|machines
+//
+// Environment: COCKPIT_URL (cockpit-ws, logged in through its local session), ARTIFACTS (where
+// the screenshots go), PROFILE (a fresh, empty Chromium profile directory), and for `machines`
+// VM_RUNNING and VM_OFF (the names of a running and a shut-off VM). Every wait is bounded; the
+// whole run is bounded by DEADLINE_SECS. Prints one line per step; exits 0 when every check
+// held, 1 with the reason (and a failure screenshot) otherwise.
+import { chromium } from 'playwright-core';
+import path from 'node:path';
+
+const mode = process.argv[2];
+const base = process.env.COCKPIT_URL;
+const artifacts = process.env.ARTIFACTS;
+const profile = process.env.PROFILE;
+const deadline = Number(process.env.DEADLINE_SECS || 180) * 1000;
+if (!['shell', 'machines'].includes(mode) || !base || !artifacts || !profile) {
+    console.error('usage: COCKPIT_URL=… ARTIFACTS=… PROFILE=… node page.mjs shell|machines');
+    process.exit(2);
+}
+
+const STEP = 30_000; // one wait for the page
+const STATE_CHANGE = 90_000; // a guest's shutdown under TCG included
+
+const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
+const t0 = Date.now();
+
+// Console errors that Debian's cockpit-machines 288 bundle logs on every load, whatever the
+// backend: its Redux was bundled without NODE_ENV=production, and noVNC's feature probe runs
+// before <body> exists. Only these exact messages, and only from the Machines page's bundle.
+const BUNDLE_NOISE = [
+    /^You are currently using minified code outside of NODE_ENV === "production"\. This means that you are running a slower development build of Redux\./,
+    /^Scrollbar test exception: TypeError: Cannot read properties of null \(reading 'appendChild'\)$/,
+];
+const fromMachinesBundle = url => /\/machines\/index\.js$/.test(url || '');
+
+// Everything the page reports that means it is broken.
+const problems = [];
+// Rejected at the first page error: a wait for the page fails then, not at its timeout.
+let crashed;
+const crash = new Promise((_, reject) => { crashed = reject; });
+crash.catch(() => {});
+const orCrash = p => Promise.race([p, crash]);
+let shots = 0;
+
+let context;
+const overall = setTimeout(() => {
+    console.error(`FAIL: the browser run did not finish within ${deadline / 1000} s`);
+    (context ? context.close() : Promise.resolve()).finally(() => process.exit(1));
+}, deadline);
+
+async function shot(page, name) {
+    shots += 1;
+    const file = path.join(artifacts, `${String(shots).padStart(2, '0')}-${name}.png`);
+    await page.screenshot({ path: file, fullPage: true, timeout: STEP });
+    log('screenshot', file);
+}
+
+// The shell's "Ooops!" (an uncaught error in a page), danger alerts in the shell or the
+// page's frame, page errors and console errors: none may be there.
+async function findings(page, frame) {
+    const found = [...problems];
+    if (await page.locator('#navbar-oops').count() > 0) {
+        found.push('the shell shows "Ooops!" (#navbar-oops)');
+    }
+    const alerts = '.pf-c-alert.pf-m-danger, .pf-v5-c-alert.pf-m-danger';
+    for (const [where, root] of [['shell', page], ['page', frame]]) {
+        if (!root) continue;
+        const n = await root.locator(alerts).count();
+        for (let i = 0; i < n; i++) {
+            const text = await root.locator(alerts).nth(i).innerText().catch(() => '?');
+            found.push(`a danger alert in the ${where}: ${text.replace(/\s+/g, ' ').trim()}`);
+        }
+    }
+    // A value the page could not read from the domain XML shows as "undefined" or "NaN".
+    if (frame) {
+        const text = await frame.locator('body').innerText({ timeout: 5000 }).catch(() => '');
+        const lines = text.split('\n').map(l => l.trim()).filter(l => l);
+        lines.forEach((line, i) => {
+            if (/\b(undefined|NaN)\b/.test(line)) {
+                found.push(`the page shows "${i > 0 ? lines[i - 1] + ': ' : ''}${line}"`);
+            }
+        });
+    }
+    return [...new Set(found)];
+}
+
+async function assertClean(page, frame, what) {
+    const found = await findings(page, frame);
+    if (found.length) {
+        throw new Error(`${what}: the page is not clean:\n  ${found.join('\n  ')}`);
+    }
+    log('clean:', what);
+}
+
+function watch(page) {
+    page.on('pageerror', e => {
+        problems.push(`pageerror: ${e.stack || e}`);
+        log('pageerror', String(e));
+        crashed(new Error(`the page crashed: ${e}`));
+    });
+    page.on('console', m => {
+        const where = m.location();
+        const at = where && where.url ? ` (${where.url}:${where.lineNumber})` : '';
+        if (m.type() === 'warning' || m.type() === 'log' || m.type() === 'info') {
+            log(`console.${m.type()}`, m.text().slice(0, 400) + at);
+        }
+        if (m.type() === 'error') {
+            if (fromMachinesBundle(where && where.url) && BUNDLE_NOISE.some(r => r.test(m.text()))) {
+                log('(known bundle noise)', m.text().slice(0, 80));
+                return;
+            }
+            problems.push(`console error: ${m.text()}${at}`);
+            log('console error', m.text() + at);
+        }
+    });
+}
+
+async function machinesFrame(page) {
+    const sel = 'iframe[name="cockpit1:localhost/machines"]';
+    await page.waitForSelector(sel, { timeout: STEP });
+    return page.frameLocator(sel);
+}
+
+async function shell(page) {
+    await page.goto(`${base}/`, { timeout: STEP });
+    // The shell's navigation, with the Machines page's menu entry from its manifest.
+    const nav = page.locator('#host-apps');
+    await nav.waitFor({ timeout: STEP });
+    await page.locator('#host-apps a', { hasText: 'Virtual machines' }).waitFor({ timeout: STEP });
+    log('the shell lists "Virtual machines"');
+    // The shell's own cockpit.js reaches virtbusd's org.libvirt through the bridge, on the
+    // private system bus.
+    const lib = await page.evaluate(() => new Promise((resolve, reject) => {
+        const client = window.cockpit.dbus('org.libvirt', { bus: 'system' });
+        client.call('/org/libvirt/QEMU', 'org.freedesktop.DBus.Properties', 'Get',
+                    ['org.libvirt.Connect', 'LibVersion'])
+                .then(r => resolve(r[0].v), e => reject(new Error(`${e.name}: ${e.message}`)));
+    }));
+    if (typeof lib !== 'number' || lib < 6000000) throw new Error(`LibVersion: ${lib}`);
+    log('org.libvirt LibVersion through the bridge:', lib);
+    // The Machines page's bundle, as the browser gets it.
+    const res = await page.request.get(`${base}/cockpit/@localhost/machines/index.js`, { timeout: STEP });
+    const body = await res.text();
+    if (res.status() !== 200 || !body.includes('org.libvirt.Connect')) {
+        throw new Error(`machines/index.js: HTTP ${res.status()}, ${body.length} bytes`);
+    }
+    log(`machines/index.js: ${body.length} bytes`);
+    await shot(page, 'shell');
+    await assertClean(page, null, 'the shell');
+}
+
+async function machines(page) {
+    const on = process.env.VM_RUNNING;
+    const off = process.env.VM_OFF;
+    if (!on || !off) throw new Error('VM_RUNNING and VM_OFF are needed');
+    const id = name => `#vm-${name}-system`;
+
+    await page.goto(`${base}/machines`, { timeout: STEP });
+    let frame = await machinesFrame(page);
+    const state = name => frame.locator(`${id(name)}-state`);
+    const waitState = async (name, want, timeout) => {
+        try {
+            await state(name).filter({ hasText: want }).waitFor({ timeout });
+        } catch (e) {
+            const got = await state(name).innerText({ timeout: 1000 }).catch(() => 'no state shown');
+            throw new Error(`${name}: not "${want}" within ${timeout / 1000} s (shows "${got}")`);
+        }
+    };
+
+    // The list: both VMs with their states.
+    try {
+        await frame.locator('#virtual-machines-listing').waitFor({ timeout: STEP });
+    } catch (e) {
+        throw new Error(`the VM list did not appear within ${STEP / 1000} s`);
+    }
+    await waitState(on, 'Running', STEP);
+    await waitState(off, 'Shut off', STEP);
+    log(`list: ${on} Running, ${off} Shut off`);
+    await shot(page, 'list');
+    await assertClean(page, frame, 'the VM list');
+
+    // The running VM's page: overview, disks, network interfaces, consoles, snapshots.
+    await frame.locator(`${id(on)}-name`).click({ timeout: STEP });
+    const card = (what) => frame.locator(`#vm-${on}-${what}`);
+    await card('overview').waitFor({ timeout: STEP });
+    await shot(page, `${on}-overview`);
+    await assertClean(page, frame, `${on}'s overview`);
+    const cards = [
+        ['disks', `${on}.qcow2`],
+        ['networks', 'virtio'],
+        ['consoles', 'VNC console'],
+        ['snapshots', 'Create snapshot'],
+    ];
+    for (const [what, text] of cards) {
+        const c = card(what);
+        try {
+            await c.waitFor({ timeout: STEP });
+            await c.scrollIntoViewIfNeeded({ timeout: STEP });
+            await c.filter({ hasText: text }).waitFor({ timeout: STEP });
+        } catch (e) {
+            const got = await c.innerText({ timeout: 1000 }).catch(() => 'not shown');
+            throw new Error(`${on}'s ${what} card did not show "${text}": ${got}`);
+        }
+        log(`${on}: the ${what} card`);
+        await shot(page, `${on}-${what}`);
+        await assertClean(page, frame, `${on}'s ${what} card`);
+    }
+
+    // Back to the list; Shut down, Run, Force off from it.
+    await page.goto(`${base}/machines`, { timeout: STEP });
+    frame = await machinesFrame(page);
+    await waitState(on, 'Running', STEP);
+
+    await frame.locator(`${id(on)}-shutdown-button`).click({ timeout: STEP });
+    await waitState(on, 'Shut off', STATE_CHANGE);
+    log(`${on}: Shut down`);
+    await shot(page, `${on}-shut-down`);
+    await assertClean(page, frame, 'after Shut down');
+
+    await frame.locator(`${id(off)}-run`).click({ timeout: STEP });
+    await waitState(off, 'Running', STATE_CHANGE);
+    log(`${off}: Run`);
+    await shot(page, `${off}-run`);
+    await assertClean(page, frame, 'after Run');
+
+    await frame.locator(`${id(off)}-action-kebab`).click({ timeout: STEP });
+    await frame.locator(`${id(off)}-forceOff`).click({ timeout: STEP });
+    await waitState(off, 'Shut off', STATE_CHANGE);
+    log(`${off}: Force off`);
+    await shot(page, `${off}-force-off`);
+    await assertClean(page, frame, 'after Force off');
+}
+
+let code = 0;
+try {
+    context = await chromium.launchPersistentContext(profile, {
+        executablePath: '/usr/bin/chromium',
+        headless: true,
+        args: [
+            '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+            '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        ],
+        viewport: { width: 1280, height: 900 },
+        timeout: STEP,
+    });
+    context.setDefaultTimeout(STEP);
+    // This machine runs guests under TCG: its CPU has no VMX/SVM for virt-host-validate, and
+    // the Machines page would show its "Hardware virtualization is disabled" notice instead
+    // of the list. Dismissed beforehand, as its "Ignore" button does (the page keeps that in
+    // localStorage under this key).
+    await context.addInitScript(() => {
+        try {
+            window.localStorage.setItem('virtualization-disabled-ignored', 'true');
+        } catch (e) { /* a page without storage */ }
+    });
+    const page = context.pages()[0] || await context.newPage();
+    watch(page);
+    try {
+        const run = mode === 'shell' ? shell(page) : machines(page);
+        run.catch(() => {}); // when a crash wins the race, its end is not awaited
+        await orCrash(run);
+        log('PASS');
+    } catch (e) {
+        code = 1;
+        console.error(`FAIL: ${e.message}`);
+        const frameSel = 'iframe[name="cockpit1:localhost/machines"]';
+        const frame = mode === 'machines' ? page.frameLocator(frameSel) : null;
+        const found = await findings(page, frame).catch(() => problems);
+        for (const p of found) console.error(`  ${p}`);
+        try {
+            await page.screenshot({ path: path.join(artifacts, 'failure.png'), fullPage: true, timeout: 10_000 });
+            log('screenshot', path.join(artifacts, 'failure.png'));
+            const frame = page.frames().find(f => f.name() === 'cockpit1:localhost/machines');
+            const text = await (frame || page).locator('body').innerText({ timeout: 5000 });
+            console.error(`the page says:\n${text.slice(0, 2000)}`);
+        } catch (e2) {
+            console.error(`(no failure screenshot: ${e2.message})`);
+        }
+    }
+} catch (e) {
+    code = 1;
+    console.error(`FAIL: the browser: ${e.stack || e}`);
+} finally {
+    if (context) await context.close().catch(() => {});
+    clearTimeout(overall);
+}
+process.exit(code);
