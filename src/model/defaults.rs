@@ -279,7 +279,7 @@ fn boot_order(def: &mut DomainDef) {
     let d = &def.devices;
     let device_boot = d.disks.iter().any(|x| x.boot_order.is_some())
         || d.interfaces.iter().any(|x| x.boot_order.is_some());
-    if !device_boot && def.os.kernel.is_none() {
+    if !device_boot {
         def.os.boot.push(BootDev::Hd);
     }
 }

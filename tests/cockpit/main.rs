@@ -79,15 +79,12 @@ async fn wait_booted(cockpit: &Cockpit, name: &str) {
 /// snapshots open; Shut down, Run and Force off work from the list; and nothing on the way
 /// shows "Ooops!", a danger alert, "undefined", a page error or a console error.
 ///
-/// Today the page crashes while loading: `TypeError: Cannot read properties of undefined
-/// (reading 'getAttribute')` in its XML parser (`parseDumpxml`), which reads `<currentMemory>`
-/// of the inactive XML. Served by hand over the current daemon, the page got through every
-/// step once the XML also had what libvirt always writes: `<currentMemory>`, the `machine` of
-/// `<os><type>` in the inactive XML (else its `GetDomainCapabilities` call carries a null and
-/// the shut-off VM is dropped from the list), `listen` on the live `<graphics type='vnc'>`
-/// (else the VNC console fails to connect) and `<cpu mode=…>` (else "CPU type: undefined").
+/// The page depends on what libvirt always writes: without `<currentMemory>` it crashed while
+/// loading (`TypeError: Cannot read properties of undefined (reading 'getAttribute')` in its
+/// XML parser); without the `machine` of `<os><type>` in the inactive XML the shut-off VM
+/// dropped out of the list; without `listen` on the live `<graphics type='vnc'>` the VNC
+/// console could not connect; without `<cpu mode=…>` it showed "CPU type: undefined".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs canonical XML (issue 12)"]
 async fn machines_page_shows_and_controls_vms() {
     let art = artifacts("machines");
     // The guest's kernel and initramfs are built (or found built) while the stack starts.

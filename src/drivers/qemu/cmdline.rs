@@ -14,9 +14,10 @@ use crate::model::{
     AddressType, BootDev, CpuMode, DeviceInfo, DomainDef, FeaturePolicy, LifecycleAction, OsType,
     devices::{
         CharDevice, CharSourceMode, CharSourceType, Controller, ControllerType, Disk, DiskBus,
-        DiskCache, DiskDevice, DiskFormat, DiskType, GraphicsType, InputBus, InputType,
-        InterfaceType, LinkState, ListenType, MemballoonModel, NetDriverName, RngBackend, RngModel,
-        StartupPolicy, Video, VideoModel, VideoType, WatchdogAction, WatchdogModel,
+        DiskCache, DiskDevice, DiskFormat, DiskType, GraphicsListen, GraphicsType, InputBus,
+        InputType, InterfaceType, LinkState, ListenType, MemballoonModel, NetDriverName,
+        RngBackend, RngModel, StartupPolicy, Video, VideoModel, VideoType, WatchdogAction,
+        WatchdogModel,
     },
 };
 
@@ -1375,6 +1376,21 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         }
         if g.listens.len() > 1 {
             return unsupported(format!("{what}: more than one <listen>"));
+        }
+        // The live definition names the address actually listened on, as libvirt's does
+        // (clients such as Cockpit connect to it).
+        if first.is_none_or(|l| l.listen_type == ListenType::Address) {
+            let live = &mut b.live.devices.graphics[i];
+            live.listen = Some(address.clone());
+            match live.listens.first_mut() {
+                Some(l) => l.address = Some(address.clone()),
+                None => live.listens.push(GraphicsListen {
+                    listen_type: ListenType::Address,
+                    address: Some(address.clone()),
+                    network: None,
+                    socket: None,
+                }),
+            }
         }
         let auto = g.autoport == Some(true) || g.port.is_none_or(|p| p < 0);
         match g.graphics_type {
