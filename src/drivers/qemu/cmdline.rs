@@ -1542,11 +1542,20 @@ fn videos(b: &mut Builder<'_>, _def: &DomainDef) -> Result<()> {
         let a = alias(&v.info, format!("video{i}"));
         let mut s = format!("{dev},id={a}");
         let qxl = m.model_type == VideoType::Qxl;
-        if (m.ram.is_some() || m.vram.is_some() || m.vram64.is_some()) && !qxl {
-            return unsupported(format!(
-                "{what}: ram/vram sizes on model '{}'",
-                m.model_type
-            ));
+        // As libvirt: VGA and VMware SVGA take `vram` as their VGA memory, Bochs as its
+        // only memory; Cirrus and virtio have fixed sizes and ignore it.
+        let mut vgamem = m.vgamem;
+        match m.model_type {
+            VideoType::Vga | VideoType::Vmvga if vgamem.is_none() => vgamem = m.vram,
+            VideoType::Bochs => {
+                if let Some(v) = m.vram {
+                    s.push_str(&format!(",vgamem={}", u64::from(v) * 1024));
+                }
+            }
+            _ => {}
+        }
+        if (m.ram.is_some() || m.vram64.is_some()) && !qxl {
+            return unsupported(format!("{what}: ram sizes on model '{}'", m.model_type));
         }
         if qxl {
             if let Some(r) = m.ram {
@@ -1559,7 +1568,7 @@ fn videos(b: &mut Builder<'_>, _def: &DomainDef) -> Result<()> {
                 s.push_str(&format!(",vram64_size_mb={}", r / 1024));
             }
         }
-        if let Some(g) = m.vgamem {
+        if let Some(g) = vgamem {
             match m.model_type {
                 VideoType::Vga | VideoType::Qxl | VideoType::Vmvga => {
                     s.push_str(&format!(",vgamem_mb={}", g / 1024))

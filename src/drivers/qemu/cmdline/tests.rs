@@ -902,7 +902,7 @@ fn every_refusal_names_what_it_refuses() {
             "",
             "",
             "<video><model type='vga' ram='65536'/></video>",
-            "ram/vram sizes",
+            "ram sizes",
         ),
         (
             "virtio_vgamem",
