@@ -63,7 +63,9 @@ impl Libvirtd {
         Ok(())
     }
 
-    /// Start libvirtd and wait until its QEMU driver answers.
+    /// Start libvirtd and wait until its QEMU driver answers. libvirtd is sent SIGTERM when
+    /// the thread that called this ends (so that it never outlives a test that dies), so call
+    /// it on a thread that lives as long as the value: the test's own, not `spawn_blocking`.
     pub fn start() -> Libvirtd {
         if let Err(e) = Self::available() {
             panic!("cannot run a private libvirtd: {e}");
