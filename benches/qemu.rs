@@ -12,7 +12,9 @@
 //!   daemon's guest and a bare copy of it run side by side and are measured in alternation.
 //!
 //! Needs the packages of the QEMU tests; libvirt (`libvirt-daemon-system`, `libvirt-clients`)
-//! only for its row, which is skipped with a message when `virsh` is absent.
+//! only for its row, which is skipped with a message when `virsh` is absent. The row uses
+//! `VIRTBUS_BENCH_LIBVIRT_URI`, else the host's libvirtd when it runs, else (as root) a private
+//! libvirtd of its own (`tests/support/libvirtd.rs`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -495,8 +497,21 @@ async fn libvirt(disk: &Path, xml: &str) {
         );
         return;
     }
-    let uri =
-        std::env::var("VIRTBUS_BENCH_LIBVIRT_URI").unwrap_or_else(|_| "qemu:///system".into());
+    // The URI given, else the host's libvirtd when it runs, else a private one (as root).
+    let mut private = None;
+    let uri = match std::env::var("VIRTBUS_BENCH_LIBVIRT_URI") {
+        Ok(u) => u,
+        Err(_) if std::path::Path::new("/run/libvirt/libvirt-sock").exists() => {
+            "qemu:///system".into()
+        }
+        Err(_) if support::libvirtd::Libvirtd::available().is_ok() => {
+            let lv = support::libvirtd::Libvirtd::start();
+            let uri = lv.uri();
+            private = Some(lv);
+            uri
+        }
+        Err(_) => "qemu:///system".into(),
+    };
     // libvirt runs QEMU as its own user: everything must be reachable by others
     let dir = tempfile::Builder::new()
         .prefix("vbq-libvirt")
@@ -557,6 +572,7 @@ async fn libvirt(disk: &Path, xml: &str) {
             .args(["-c", &uri, "destroy", "vb-bench"])
             .output();
     }
+    drop(private);
     println!(
         "{:<28} {:>12} {:>14}",
         "libvirt (virsh create)",
