@@ -43,7 +43,8 @@ pub fn after_driver(def: &mut DomainDef) -> Result<(), DefaultsError> {
     Ok(())
 }
 
-/// Controllers without an index take the next free one of their type.
+/// Controllers without an index take the next free one of their type; a PCI root is index 0
+/// and other PCI controllers start at 1, after it.
 fn assign_controller_indexes(def: &mut DomainDef) {
     let cs = &mut def.devices.controllers;
     for i in 0..cs.len() {
@@ -51,13 +52,20 @@ fn assign_controller_indexes(def: &mut DomainDef) {
             continue;
         }
         let t = cs[i].controller_type;
+        let root = t == ControllerType::Pci
+            && matches!(cs[i].model.as_deref(), Some("pci-root" | "pcie-root"));
+        let first = if t == ControllerType::Pci && !root {
+            1
+        } else {
+            0
+        };
         let next = cs
             .iter()
             .filter(|c| c.controller_type == t)
             .filter_map(|c| c.index)
             .max()
-            .map_or(0, |m| m + 1);
-        cs[i].index = Some(next);
+            .map_or(first, |m| (m + 1).max(first));
+        cs[i].index = Some(if root { 0 } else { next });
     }
 }
 

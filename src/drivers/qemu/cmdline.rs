@@ -276,7 +276,9 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     };
     check_top(def)?;
     let arch = def.os.arch.as_deref().unwrap_or(caps.arch.as_str());
-    if arch != caps.arch {
+    // libvirt's i686 is QEMU's i386 target
+    let same = arch == caps.arch || (arch == "i686" && caps.arch == "i386");
+    if !same {
         return unsupported(format!(
             "architecture '{arch}': emulator {} runs '{}' guests",
             caps.emulator.display(),
@@ -1597,12 +1599,24 @@ fn videos(b: &mut Builder<'_>, _def: &DomainDef) -> Result<()> {
 
 fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     for (i, a) in def.devices.audios.iter().enumerate() {
-        if a.audio_type != crate::model::devices::AudioType::None {
-            return unsupported(format!("<audio type='{}'>", a.audio_type));
-        }
+        use crate::model::devices::AudioType;
+        let backend = match a.audio_type {
+            AudioType::None => "none",
+            // SPICE carries the sound to its client; QEMU refuses it without a SPICE display
+            AudioType::Spice
+                if def
+                    .devices
+                    .graphics
+                    .iter()
+                    .any(|g| g.graphics_type == GraphicsType::Spice) =>
+            {
+                "spice"
+            }
+            t => return unsupported(format!("<audio type='{t}'>")),
+        };
         b.arg(
             "-audiodev",
-            format!("none,id=audio{}", a.id.unwrap_or(i as u32 + 1)),
+            format!("{backend},id=audio{}", a.id.unwrap_or(i as u32 + 1)),
         );
     }
     if def.devices.watchdogs.len() > 1 {

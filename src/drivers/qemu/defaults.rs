@@ -27,7 +27,16 @@ use crate::{
 pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
     defaults::before_driver(def);
     if def.os.arch.is_none() {
-        def.os.arch = Some(caps.arch.clone());
+        // QEMU's i386 target is libvirt's i686
+        let arch = if caps.arch == "i386" {
+            "i686"
+        } else {
+            caps.arch.as_str()
+        };
+        def.os.arch = Some(arch.to_owned());
+    }
+    if def.devices.emulator.is_none() {
+        def.devices.emulator = Some(caps.emulator.display().to_string());
     }
     machine(def, caps)?;
     let x86 = matches!(def.os.arch.as_deref(), Some("x86_64" | "i686"));
