@@ -7,7 +7,7 @@ use zbus::{Message, Variant};
 
 use super::{
     Connect, Ctx, LIB_VERSION,
-    errors::{Code, CompatError, Reply, from_exec, libvirt},
+    errors::{CompatError, Reply, from_exec},
     flags::{self, Flavor},
     objects::{check_signature, no_domain_uuid},
     paths::Target,
@@ -61,12 +61,12 @@ pub(super) fn domain_prop(
             Flavor::Qemu => dom.os_type(),
         }),
         "Persistent" => Variant::Bool(info.persistent),
-        "SchedulerType" => {
-            return Some(Err(libvirt(
-                Code::OperationUnsupported,
-                Some("virtbus has no scheduler parameters"),
-            )));
-        }
+        // libvirt's test driver names a "fair" scheduler with one parameter; QEMU guests
+        // run under the host's POSIX scheduler, with no parameters virtbus tunes (yet).
+        "SchedulerType" => Variant::from(match c.flavor {
+            Flavor::Test => ("fair".to_owned(), 1i32),
+            Flavor::Qemu => ("posix".to_owned(), 0i32),
+        }),
         // libvirt never sets it (its drivers keep no such flag).
         "Updated" => Variant::Bool(false),
         "UUID" => Variant::from(info.uuid.to_string()),

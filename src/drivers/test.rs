@@ -206,6 +206,17 @@ impl Driver for TestDriver {
         "test"
     }
 
+    /// libvirt's driver-independent defaults, and the architecture libvirt's test driver
+    /// gives a guest that names none (its simulated host's first guest type, i686).
+    async fn post_parse(&self, def: &mut DomainDef) -> DriverResult<()> {
+        crate::model::defaults::before_driver(def);
+        if def.os.arch.is_none() {
+            def.os.arch = Some("i686".into());
+        }
+        crate::model::defaults::after_driver(def)
+            .map_err(|e| DriverError::InvalidArgument(e.to_string()))
+    }
+
     fn capabilities(&self) -> DriverCaps {
         DriverCaps {
             name: "test",

@@ -244,6 +244,27 @@ fn graphics(def: &mut DomainDef) {
         if !matches!(g.graphics_type, GraphicsType::Vnc | GraphicsType::Spice) {
             continue;
         }
+        if g.graphics_type == GraphicsType::Spice {
+            // SPICE: `-1` is the legacy automatic port; an automatic port is not written
+            if g.port == Some(-1) && g.tls_port.is_none_or(|p| p == -1) {
+                g.autoport = Some(true);
+            }
+            if g.autoport == Some(true) {
+                g.port = None;
+                g.tls_port = None;
+            } else if g.autoport.is_none() {
+                g.autoport = Some(false);
+            }
+            if g.listens.is_empty() {
+                g.listens.push(GraphicsListen {
+                    listen_type: ListenType::Address,
+                    address: g.listen.clone().filter(|a| !a.is_empty()),
+                    network: None,
+                    socket: None,
+                });
+            }
+            continue;
+        }
         match (g.port, g.autoport) {
             (None | Some(-1), None) => {
                 g.port = Some(-1);

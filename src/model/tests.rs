@@ -64,7 +64,7 @@ fn minimal_test_domain() {
     assert_domain_round_trip(MINIMAL);
     let out = d.to_xml(&secure());
     let expected = format!(
-        "<domain type='test'>\n  <name>a</name>\n  <uuid>{}</uuid>\n  <memory unit='KiB'>1024</memory>\n  <vcpu>1</vcpu>\n  <os>\n    <type>hvm</type>\n  </os>\n</domain>\n",
+        "<domain type='test'>\n  <name>a</name>\n  <uuid>{}</uuid>\n  <memory unit='KiB'>1024</memory>\n  <vcpu>1</vcpu>\n  <os>\n    <type>hvm</type>\n  </os>\n  <devices>\n  </devices>\n</domain>\n",
         d.uuid
     );
     assert_eq!(out, expected);

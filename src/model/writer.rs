@@ -96,6 +96,20 @@ impl Writer {
         }
     }
 
+    /// `<name>` and `</name>` on lines of their own with nothing between: libvirt's form of
+    /// an empty `<devices>`.
+    pub(crate) fn empty_block(&mut self, name: &'static str) {
+        self.close_pending();
+        self.indent();
+        self.buf.push('<');
+        self.buf.push_str(name);
+        self.buf.push_str(">\n");
+        self.indent();
+        self.buf.push_str("</");
+        self.buf.push_str(name);
+        self.buf.push_str(">\n");
+    }
+
     /// Ends the open start tag with text content and the end tag.
     pub(crate) fn end_with_text(&mut self, text: &str) {
         let name = self.stack.pop().unwrap_or("");

@@ -12,9 +12,12 @@ d = iface(b, TEST_DOM, DOMAIN)
 
 def fresh():
     eq(list(c.ListDomains(0)), [TEST_DOM], "one domain")
-    eq(dict(iface(b, TEST_DOM, PROPS).GetAll(DOMAIN)),
+    props = dict(iface(b, TEST_DOM, PROPS).GetAll(DOMAIN))
+    props["SchedulerType"] = tuple(props["SchedulerType"])
+    eq(props,
        {"Active": True, "Autostart": False, "Id": 1, "Name": "test", "OSType": "linux",
-        "Persistent": True, "Updated": False, "UUID": TEST_UUID}, "its properties")
+        "Persistent": True, "SchedulerType": ("fair", 1), "Updated": False, "UUID": TEST_UUID},
+       "its properties")
     eq(tuple(d.GetState(0)), (1, 0), "running, for no recorded reason")
     eq(list(d.ListDomainSnapshots(0)), [], "no snapshots")
     eq(d.HasManagedSaveImage(0), False, "no managed save image")

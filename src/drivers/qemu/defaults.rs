@@ -16,9 +16,9 @@ use crate::{
         DomainDef, DomainType,
         defaults::{self, DefaultsError},
         devices::{
-            Audio, AudioType, Controller, ControllerType, DiskBus, GraphicsType, Input, InputBus,
-            InputType, Memballoon, MemballoonModel, SoundModel, VideoModel, VideoType,
-            WatchdogModel,
+            Audio, AudioType, Controller, ControllerType, DiskBus, DiskFormat, GraphicsType, Input,
+            InputBus, InputType, Memballoon, MemballoonModel, SoundModel, Video, VideoModel,
+            VideoType, WatchdogModel,
         },
     },
 };
@@ -50,10 +50,16 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
         default_cpu(def, caps);
     }
     cpu_checks(def);
+    // graphics without a video get the driver's default video (libvirt adds it, then fills
+    // it in like any other)
+    if !def.devices.graphics.is_empty() && def.devices.videos.is_empty() {
+        def.devices.videos.push(Video {
+            model: None,
+            info: DeviceInfo::default(),
+        });
+    }
     device_models(def, kind, caps, x86);
     defaults::after_driver(def).map_err(|DefaultsError(m)| DriverError::InvalidArgument(m))?;
-    // a video the generic defaults added for graphics takes the driver's model
-    device_models(def, kind, caps, x86);
     virtio_serial_ports(def);
     usb_ports(def);
     if kind == Machine::I440fx {
@@ -262,6 +268,12 @@ fn cpu_checks(def: &mut DomainDef) {
 /// Device models libvirt's QEMU driver picks when the definition leaves them out.
 fn device_models(def: &mut DomainDef, kind: Machine, caps: &Caps, x86: bool) {
     let d = &mut def.devices;
+    // QEMU's own block layer, and raw images unless told otherwise (no format probing)
+    for disk in &mut d.disks {
+        let drv = disk.driver.get_or_insert_with(Default::default);
+        drv.name.get_or_insert_with(|| "qemu".into());
+        drv.format.get_or_insert(DiskFormat::Raw);
+    }
     for s in &mut d.serials {
         if matches!(s.target_type.as_deref(), None | Some("isa-serial")) && x86 {
             s.target_type = Some("isa-serial".into());

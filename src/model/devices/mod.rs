@@ -126,6 +126,8 @@ impl Devices {
     /// Writes `<devices>` unless there is nothing in it.
     pub(crate) fn write(&self, w: &mut Writer, opts: &FormatOptions) {
         if self.is_empty() {
+            // libvirt always writes the element
+            w.empty_block("devices");
             return;
         }
         w.start("devices");
