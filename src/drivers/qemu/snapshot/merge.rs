@@ -143,13 +143,7 @@ impl QemuDriver {
                                 m.top, m.base
                             ))
                         })?;
-                    // an overlay added by the monitor stays open until closed
-                    if let Err(e) = vm
-                        .command("blockdev-del", Some(json!({ "node-name": top_node.node })))
-                        .await
-                    {
-                        tracing::debug!("domain '{}': {e}", ctx.name);
-                    }
+                    self.close_nodes(vm, &top_node.node, &m.top).await;
                     {
                         let mut live = crate::util::lock(&vm.live);
                         for d in live.devices.disks.iter_mut() {
@@ -176,6 +170,33 @@ impl QemuDriver {
             collapsed.push(m.top.clone());
         }
         Ok(DeleteOutcome { collapsed })
+    }
+
+    /// Close what QEMU still has open of merged image `file`: nodes the monitor added (an
+    /// overlay's `blockdev-add`, the command line's `-blockdev` of the first top) stay open
+    /// until deleted, its format node `node` first, then the protocol node under it. Nodes
+    /// QEMU opened itself (backing files) went with the chain; their delete fails, harmlessly.
+    async fn close_nodes(&self, vm: &super::super::monitor::Vm, node: &str, file: &str) {
+        if let Err(e) = vm
+            .command("blockdev-del", Some(json!({ "node-name": node })))
+            .await
+        {
+            tracing::debug!("domain '{}': {e}", vm.name);
+            return;
+        }
+        let Ok(all) = nodes::all_nodes(vm).await else {
+            return;
+        };
+        for (n, drv, f) in all {
+            if f == file
+                && drv == "file"
+                && let Err(e) = vm
+                    .command("blockdev-del", Some(json!({ "node-name": n })))
+                    .await
+            {
+                tracing::debug!("domain '{}': {e}", vm.name);
+            }
+        }
     }
 
     /// Merge with qemu-img: no QEMU has these images open.

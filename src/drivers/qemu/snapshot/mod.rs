@@ -166,8 +166,8 @@ impl QemuDriver {
             return;
         }
         let open: Vec<String> = match self.vm(ctx) {
-            Ok(vm) => match nodes::all_images(&vm).await {
-                Ok(n) => n.into_iter().map(|n| n.file).collect(),
+            Ok(vm) => match nodes::all_nodes(&vm).await {
+                Ok(n) => n.into_iter().map(|n| n.2).collect(),
                 Err(e) => {
                     tracing::warn!("domain '{}': images kept for now: {e}", ctx.name);
                     return;
@@ -547,6 +547,7 @@ mod tests {
                 json!({"execute": "job-dismiss", "arguments": {"id": id}}),
                 json!({"execute": "query-status"}),
                 json!({"execute": "blockdev-del", "arguments": {"node-name": "vb-vda-1"}}),
+                json!({"execute": "query-named-block-nodes", "arguments": {"flat": true}}),
             ]
         );
         let progress: Vec<f64> = crate::util::lock(&sink.0)
