@@ -22,7 +22,7 @@ use zbus::Variant;
 use crate::{
     BOOT, guest, guests, s,
     support::{proxies::*, *},
-    wait_agent, wait_event,
+    until, wait_agent, wait_event,
 };
 
 /// Say which part of a long test runs (its output shows where a failure happened).
@@ -1023,4 +1023,81 @@ async fn external_snapshots_revert_and_delete_with_data_merged() {
         "external revert and delete, live and offline: {:?}",
         t0.elapsed()
     );
+}
+
+/// The daemon killed (SIGKILL) between making a snapshot's overlay and recording the
+/// snapshot: the restarted daemon removes the overlay nothing references, shut off and live,
+/// and the domain goes on on its image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlays_of_a_snapshot_killed_half_way_are_removed_at_start() {
+    let _permit = guests(1).await;
+    let t0 = Instant::now();
+    let bus = Bus::start();
+    let (mut d, hooks) = hooked_daemon(&bus).await;
+    let conn = bus.connect().await;
+    let mgr = manager(&conn).await;
+    let dir = bus.dir.path();
+    let base = dir.join("kx.qcow2");
+    guest::data_disk(&base);
+    let path = mgr
+        .define_domain(
+            &guest::domain_xml("kx", &base, guest::TEST_CHANNEL),
+            no_opts(),
+        )
+        .await
+        .expect("define");
+    let dom = domain(&conn, &path).await;
+    let _kill = KillQemu {
+        runtime: d.runtime.clone(),
+        uuid: dom.uuid().await.expect("uuid"),
+    };
+    let mut dom = dom;
+    for (live, name) in [(false, "k1"), (true, "k2")] {
+        step(if live { "live" } else { "shut off" });
+        if live {
+            dom.start(no_opts()).await.expect("start");
+            wait_agent(&dom).await;
+        }
+        set_fault(&hooks, Some("hang-after-overlay"));
+        let d2 = dom.clone();
+        let n = name.to_owned();
+        let call =
+            tokio::spawn(
+                async move { d2.create_snapshot(&snap(&n), opts([b("disk-only")])).await },
+            );
+        let overlay = dir.join(format!("kx.{name}.qcow2"));
+        until("the overlay is made", Duration::from_secs(20), async || {
+            observed(&hooks, name).contains(&"overlay-made".to_owned())
+        })
+        .await;
+        assert!(overlay.exists());
+        d.kill();
+        set_fault(&hooks, None);
+        assert!(call.await.expect("join").is_err(), "died with the daemon");
+        d.restart(&bus).await;
+        let conn = bus.connect().await;
+        dom = domain(&conn, &path).await;
+        assert!(
+            !overlay.exists(),
+            "removed at start; daemon log:\n{}",
+            d.log_text()
+        );
+        assert_eq!(dom.snapshot_count().await.expect("count"), 0);
+        assert_eq!(
+            chain_of(&dom.get_xml(no_opts()).await.expect("xml")),
+            [base.display().to_string()]
+        );
+        if live {
+            assert_eq!(dom.state().await.expect("State"), "running");
+            let ga = guest::TestAgent::of(&dom.get_xml(no_opts()).await.expect("xml")).await;
+            mark(&ga, "after").await;
+            // and a snapshot now is taken as usual, its overlay kept
+            dom.create_snapshot(&snap("k3"), opts([b("disk-only")]))
+                .await
+                .expect("k3");
+            assert!(dir.join("kx.k3.qcow2").exists());
+            dom.destroy(no_opts()).await.expect("destroy");
+        }
+    }
+    eprintln!("killed half-way, twice: {:?}", t0.elapsed());
 }
