@@ -1102,8 +1102,13 @@ impl Driver for QemuDriver {
         Ok(n.max(0) as u32)
     }
 
+    /// The domain's images made for snapshots are the user's from now on, as its other
+    /// images: their list goes, so nothing removes them.
     fn forget(&self, uuid: &Uuid) {
         lock(&self.vms).remove(uuid);
+        if let Err(e) = snapshot::registry::store(&self.image_registry(uuid), &[]) {
+            tracing::warn!("{e}");
+        }
     }
 
     fn runtime_guests(&self) -> Vec<RuntimeGuest> {
