@@ -983,3 +983,104 @@ impl Drop for ShownJob<'_> {
 }
 
 pub use crate::model::disk_images;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def_on(chain: &[&str]) -> DomainDef {
+        let mut backing = String::from("<backingStore/>");
+        for img in chain[1..].iter().rev() {
+            backing = format!(
+                "<backingStore type='file'><format type='qcow2'/><source file='{img}'/>\
+                 {backing}</backingStore>"
+            );
+        }
+        DomainDef::from_xml(&format!(
+            "<domain type='qemu'><name>g</name><memory>1024</memory><os><type>hvm</type></os>\
+             <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+             <source file='{}'/>{backing}<target dev='vda' bus='virtio'/></disk></devices>\
+             </domain>",
+            chain[0]
+        ))
+        .expect("domain")
+    }
+
+    fn snap(name: &str, parent: Option<&str>, chain: &[&str]) -> Snapshot {
+        let mut def = SnapshotDef::from_xml(&format!(
+            "<domainsnapshot><name>{name}</name><state>disk-snapshot</state>\
+             <memory snapshot='no'/></domainsnapshot>"
+        ))
+        .expect("snapshot");
+        def.parent = parent.map(str::to_owned);
+        def.domain = Some(def_on(chain));
+        Snapshot {
+            kind: SnapshotKind::DiskOnly,
+            def: Arc::new(def),
+        }
+    }
+
+    /// e1 froze a, e2 froze a.e1; the domain runs on a.e2.
+    fn data() -> super::super::domain::DomainData {
+        let top = ["/i/a.e2", "/i/a.e1", "/i/a"];
+        let mut d = super::super::define::new_data(def_on(&top), true);
+        d.live = Some(Arc::new(def_on(&top)));
+        d.snapshots.insert(snap("e1", None, &["/i/a"]));
+        d.snapshots
+            .insert(snap("e2", Some("e1"), &["/i/a.e1", "/i/a"]));
+        d
+    }
+
+    #[test]
+    fn remaining_chains_leave_out_the_doomed() {
+        let d = data();
+        let r = Core::remaining_chains(&d, &["e1".into()]);
+        assert_eq!(r.over("/i/a"), ["/i/a.e1"]);
+        assert_eq!(r.over("/i/a.e1"), ["/i/a.e2"]);
+        assert!(!r.chains.contains(&vec!["/i/a".to_owned()]), "e1's own");
+        let all = Core::referenced_images(&d);
+        assert_eq!(all, ["/i/a.e2", "/i/a.e1", "/i/a"]);
+    }
+
+    #[test]
+    fn a_merged_image_leaves_every_definition() {
+        let mut d = data();
+        let touched = collapse_all(&mut d, &["/i/a.e1".into()]);
+        assert_eq!(touched, ["e2"]);
+        assert_eq!(d.def.devices.disks[0].image_chain(), ["/i/a.e2", "/i/a"]);
+        let live = d.live.as_ref().expect("live");
+        assert_eq!(live.devices.disks[0].image_chain(), ["/i/a.e2", "/i/a"]);
+        let e2 = d.snapshots.get("e2").expect("e2");
+        let e2_chain = e2.def.domain.as_ref().expect("domain").devices.disks[0].image_chain();
+        assert_eq!(e2_chain, ["/i/a"], "e2's state is in a now");
+        assert_eq!(e2.parent(), Some("e1"), "the tree is the core's to change");
+        // the top merged away: the disk uses the image below
+        collapse_all(&mut d, &["/i/a.e2".into()]);
+        assert_eq!(d.def.devices.disks[0].image_chain(), ["/i/a"]);
+    }
+
+    #[test]
+    fn a_revert_switch_names_the_new_overlay() {
+        let mut def = def_on(&["/i/a"]);
+        let mut disk = def.devices.disks[0].clone();
+        disk.source = Some(crate::model::devices::DiskSource {
+            path: Some("/i/a.e1-revert1".into()),
+            index: None,
+            startup_policy: None,
+        });
+        switch_disk(
+            &mut def,
+            &DiskSwitch {
+                old_source: "/i/a".into(),
+                disk,
+            },
+        );
+        assert_eq!(
+            def.devices.disks[0]
+                .source
+                .as_ref()
+                .and_then(|s| s.path.as_deref()),
+            Some("/i/a.e1-revert1")
+        );
+    }
+}
