@@ -987,8 +987,28 @@ async fn external_snapshots_revert_and_delete_with_data_merged() {
         .await
         .expect("delete o2");
     assert!(!img("xr.o1.qcow2").exists(), "o2's image went with it");
-    // something written over o1 before its delete: the guest, booted on the revert overlay
-    dom.start(no_opts()).await.expect("start");
+    // again, asking for it paused: booted paused on a second revert overlay, the first one
+    // (unused now) gone
+    sigs.take().await;
+    o1.revert(opts([b("paused")]))
+        .await
+        .expect("revert o1 paused");
+    assert_eq!(
+        lifecycle(&sigs.take().await),
+        [
+            ev("started", "from-snapshot"),
+            ev("suspended", "from-snapshot")
+        ]
+    );
+    assert_eq!(dom.state().await.expect("State"), "paused");
+    assert!(!orev.exists());
+    let orev = img("xr.o1-revert2.qcow2");
+    assert_eq!(
+        chain_of(&dom.get_xml(no_opts()).await.expect("xml")),
+        [orev.display().to_string(), base.display().to_string()]
+    );
+    dom.resume(no_opts()).await.expect("resume");
+    // something written over o1 before its delete
     wait_agent(&dom).await;
     let ga = guest::TestAgent::of(&dom.get_xml(no_opts()).await.expect("xml")).await;
     assert_eq!(present(&ga, &all).await, "m1 m3 m4", "o1's state: no m5");
