@@ -234,6 +234,11 @@ impl Core {
         self.inner
             .next_id
             .fetch_max(max_id.saturating_add(1), Ordering::Relaxed);
+        // images made for snapshots that never completed (a daemon killed half-way)
+        let doms: Vec<Arc<Domain>> = self.registry_read().by_uuid.values().cloned().collect();
+        for dom in doms {
+            self.sweep_images(&dom).await;
+        }
         running
     }
 

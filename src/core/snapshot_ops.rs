@@ -15,7 +15,7 @@ use super::{
     store_io,
 };
 use crate::{
-    drivers::{DiskSwitch, RevertMode, RevertTarget, SnapshotRequest},
+    drivers::{DiskSwitch, ImageChains, RevertMode, RevertTarget, SnapshotRequest},
     model::{
         DomainDef, FormatOptions, MemorySnapshotKind, SnapshotDef, SnapshotMemory,
         state::{
@@ -181,10 +181,22 @@ impl Core {
     async fn snapshot_create_now(
         &self,
         dom: &Arc<Domain>,
-        mut def: SnapshotDef,
+        def: SnapshotDef,
         opts: SnapshotCreateOptions,
     ) -> Result<(String, bool)> {
         let _job = dom.begin_job("snapshot").await?;
+        self.sweep_images(dom).await;
+        let r = self.snapshot_create_locked(dom, def, opts).await;
+        self.sweep_images(dom).await;
+        r
+    }
+
+    async fn snapshot_create_locked(
+        &self,
+        dom: &Arc<Domain>,
+        mut def: SnapshotDef,
+        opts: SnapshotCreateOptions,
+    ) -> Result<(String, bool)> {
         if opts.redefine {
             return self
                 .snapshot_redefine(dom, def, opts)
@@ -357,8 +369,11 @@ impl Core {
     }
 
     /// Refuse to revert to an internal snapshot whose images now hold data something else
-    /// needs: a backing file of the domain's disks, or an image an external snapshot froze.
-    /// Loading the snapshot would rewrite it under them.
+    /// needs: a backing file of the domain's disks (it lies under an external snapshot's
+    /// overlay), or an image an external snapshot froze. Loading the snapshot would rewrite
+    /// it under them. libvirt 9.7+ refuses this revert too (it loads internal snapshots into
+    /// the disks' top images only); the error names the image, what sits over it, and the
+    /// ways out.
     fn check_revert_images(&self, dom: &Domain, snap: &Snapshot) -> Result<()> {
         let Some(snap_def) = &snap.def.domain else {
             return Ok(());
@@ -366,9 +381,16 @@ impl Core {
         let d = lock(&dom.data);
         let mut protected: Vec<(String, String)> = Vec::new();
         for def in [Some(&d.def), d.live.as_ref()].into_iter().flatten() {
-            for (img, top) in disk_images(def) {
-                if !top {
-                    protected.push((img, "a backing file of the domain's disks".into()));
+            for disk in &def.devices.disks {
+                let chain = disk.image_chain();
+                for w in chain.windows(2) {
+                    protected.push((
+                        w[1].clone(),
+                        format!(
+                            "under external overlay {} of the domain's disk '{}'",
+                            w[0], disk.target_dev
+                        ),
+                    ));
                 }
             }
         }
@@ -395,7 +417,10 @@ impl Core {
             }
             if let Some((_, why)) = protected.iter().find(|(p, _)| *p == img) {
                 return Err(Error::NotSupported(format!(
-                    "reverting to snapshot '{}' would rewrite image {img}, which is now {why}",
+                    "cannot revert to internal snapshot '{}': it lives in image {img}, which \
+                     is now {why}; reverting would rewrite image {img} under the images built \
+                     on it (libvirt refuses this too); delete the external snapshots over it \
+                     first (their data is merged down, and the disk then uses {img} again)",
                     snap.name()
                 )));
             }
@@ -498,6 +523,18 @@ impl Core {
         opts: RevertOptions,
     ) -> Result<()> {
         let _job = dom.begin_job("revert").await?;
+        self.sweep_images(dom).await;
+        let r = self.snapshot_revert_locked(dom, name, opts).await;
+        self.sweep_images(dom).await;
+        r
+    }
+
+    async fn snapshot_revert_locked(
+        &self,
+        dom: &Arc<Domain>,
+        name: &str,
+        opts: RevertOptions,
+    ) -> Result<()> {
         let (snap, persistent, status) = {
             let d = lock(&dom.data);
             let snap = d
@@ -521,14 +558,10 @@ impl Core {
                 "snapshot '{name}' has no domain definition to revert to; redefine it with one"
             )));
         };
-        if snap.kind != SnapshotKind::Internal {
-            return Err(Error::NotSupported(format!(
-                "reverting to {} snapshot '{name}' is not supported: it would need a new \
-                 overlay over the snapshot's images",
-                snap.kind.as_str()
-            )));
+        if snap.kind == SnapshotKind::Internal {
+            // an external snapshot's images are never written: new overlays go over them
+            self.check_revert_images(dom, &snap)?;
         }
-        self.check_revert_images(dom, &snap)?;
         let target = if snap_active {
             if !opts.running && (snap_state == "paused" || opts.paused) {
                 RevertTarget::Paused
@@ -549,13 +582,18 @@ impl Core {
             .driver
             .snapshot_revert(&self.ctx(dom), &snap.def, was_active, target, id)
             .await?;
-        let snap_def = Arc::new(snap_def);
-        let inactive_def = snap
+        let mut snap_def = snap_def;
+        let mut inactive_def = snap
             .def
             .inactive_domain
             .clone()
-            .map(Arc::new)
             .unwrap_or_else(|| snap_def.clone());
+        for sw in &outcome.switched {
+            switch_disk(&mut snap_def, sw);
+            switch_disk(&mut inactive_def, sw);
+        }
+        let snap_def = Arc::new(snap_def);
+        let inactive_def = Arc::new(inactive_def);
         if persistent {
             let (rec, unchanged) = {
                 let d = lock(&dom.data);
@@ -660,6 +698,70 @@ impl Core {
         opts: SnapshotDeleteOptions,
     ) -> Result<()> {
         let _job = dom.begin_job("delete snapshot").await?;
+        self.sweep_images(dom).await;
+        let r = self.snapshot_delete_locked(dom, name, opts).await;
+        self.sweep_images(dom).await;
+        r
+    }
+
+    /// Every image of every definition of the domain: persistent, live, and each snapshot's.
+    fn referenced_images(d: &super::domain::DomainData) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let snaps = d
+            .snapshots
+            .iter()
+            .flat_map(|s| [s.def.domain.as_ref(), s.def.inactive_domain.as_ref()]);
+        for def in [Some(&*d.def), d.live.as_deref()]
+            .into_iter()
+            .chain(snaps)
+            .flatten()
+        {
+            for (img, _) in disk_images(def) {
+                if !out.contains(&img) {
+                    out.push(img);
+                }
+            }
+        }
+        out
+    }
+
+    /// Let the driver remove the images it made that no definition uses any more (see
+    /// [`crate::drivers::Driver::sweep_images`]). Runs under the domain's job lock, or before
+    /// the daemon serves: never while another operation is making images.
+    pub(crate) async fn sweep_images(&self, dom: &Domain) {
+        let referenced = Self::referenced_images(&lock(&dom.data));
+        dom.driver.sweep_images(&self.ctx(dom), &referenced).await;
+    }
+
+    /// The chains of the definitions that stay when the snapshots named `doomed` are gone.
+    fn remaining_chains(d: &super::domain::DomainData, doomed: &[String]) -> ImageChains {
+        let snaps = d
+            .snapshots
+            .iter()
+            .filter(|s| !doomed.iter().any(|n| n == s.name()))
+            .flat_map(|s| [s.def.domain.as_ref(), s.def.inactive_domain.as_ref()]);
+        let mut chains = Vec::new();
+        for def in [Some(&*d.def), d.live.as_deref()]
+            .into_iter()
+            .chain(snaps)
+            .flatten()
+        {
+            for disk in &def.devices.disks {
+                let c = disk.image_chain();
+                if !c.is_empty() && !chains.contains(&c) {
+                    chains.push(c);
+                }
+            }
+        }
+        ImageChains { chains }
+    }
+
+    async fn snapshot_delete_locked(
+        &self,
+        dom: &Arc<Domain>,
+        name: &str,
+        opts: SnapshotDeleteOptions,
+    ) -> Result<()> {
         let scope = if opts.children {
             DeleteScope::WithChildren
         } else if opts.children_only {
@@ -682,25 +784,87 @@ impl Core {
             }
             (doomed, d.status.is_active(), d.persistent)
         };
-        for snap in &doomed {
-            dom.driver
-                .snapshot_delete_check(&snap.def, opts.metadata_only)?;
+        let doomed_names: Vec<String> = doomed.iter().map(|s| s.name().to_owned()).collect();
+        {
+            let remaining = Self::remaining_chains(&lock(&dom.data), &doomed_names);
+            for snap in &doomed {
+                dom.driver
+                    .snapshot_delete_check(&snap.def, opts.metadata_only, &remaining)?;
+            }
+        }
+        if opts.metadata_only {
+            // the images stay, the user's: nothing removes them once unused
+            let images: Vec<String> = doomed
+                .iter()
+                .flat_map(|s| [s.def.domain.as_ref(), s.def.inactive_domain.as_ref()])
+                .flatten()
+                .flat_map(|def| disk_images(def).into_iter().map(|(i, _)| i))
+                .chain(
+                    doomed
+                        .iter()
+                        .flat_map(|s| s.def.disks.iter().filter_map(|d| d.source.clone())),
+                )
+                .collect();
+            dom.driver.release_images(&self.ctx(dom), &images);
         }
         let _shown = self.show_job(dom, "snapshot-delete");
         // Leaves first, so that a driver never deletes a snapshot another one depends on.
+        let mut done: Vec<String> = Vec::new();
+        let mut failure = None;
+        let mut touched: Vec<String> = Vec::new();
         for snap in doomed.iter().rev() {
-            dom.driver
-                .snapshot_delete(&self.ctx(dom), &snap.def, active, opts.metadata_only)
-                .await?;
+            let remaining = Self::remaining_chains(&lock(&dom.data), &doomed_names);
+            match dom
+                .driver
+                .snapshot_delete(
+                    &self.ctx(dom),
+                    &snap.def,
+                    active,
+                    opts.metadata_only,
+                    &remaining,
+                )
+                .await
+            {
+                Ok(out) => {
+                    done.push(snap.name().to_owned());
+                    if !out.collapsed.is_empty() {
+                        let t = self.update(dom, |d| (collapse_all(d, &out.collapsed), Vec::new()));
+                        for n in t {
+                            if !touched.contains(&n) {
+                                touched.push(n);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
         }
+        // on a failure, the snapshots already deleted go (each a leaf by then), the rest stay
+        let (scope, name) = match &failure {
+            None => (scope, name.to_owned()),
+            Some(_) => (DeleteScope::Alone, String::new()),
+        };
         let reparented = self.update(dom, |d| {
             let children: Vec<String> = d
                 .snapshots
-                .children(name)
+                .children(&name)
                 .iter()
                 .map(|s| s.name().to_owned())
                 .collect();
-            d.snapshots.remove(name, scope);
+            if failure.is_some() {
+                for n in &done {
+                    d.snapshots.remove(n, DeleteScope::Alone);
+                }
+            } else {
+                d.snapshots.remove(&name, scope);
+            }
+            let touched: Vec<SnapshotDef> = touched
+                .iter()
+                .filter_map(|c| d.snapshots.get(c).map(|s| (*s.def).clone()))
+                .collect();
             let moved: Vec<SnapshotDef> = if scope == DeleteScope::Alone {
                 children
                     .iter()
@@ -709,12 +873,18 @@ impl Core {
             } else {
                 Vec::new()
             };
-            (moved, Vec::new())
+            let mut all = touched;
+            for m in moved {
+                if !all.iter().any(|t| t.name == m.name) {
+                    all.push(m);
+                }
+            }
+            (all, Vec::new())
         });
         if persistent {
             let store = self.store().clone();
             let uuid = dom.uuid;
-            let names: Vec<String> = doomed.iter().map(|s| s.name().to_owned()).collect();
+            let names = done;
             store_io(move || {
                 for def in &reparented {
                     store.save_snapshot(&uuid, def)?;
@@ -727,8 +897,73 @@ impl Core {
             .await?;
             self.persist(dom).await?;
         }
-        Ok(())
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
+}
+
+/// Put the disk `sw` names (by its old source) on its new image.
+fn switch_disk(def: &mut DomainDef, sw: &DiskSwitch) {
+    for disk in def.devices.disks.iter_mut() {
+        let same = disk.target_dev == sw.disk.target_dev
+            && disk.source.as_ref().and_then(|s| s.path.as_deref()) == Some(sw.old_source.as_str());
+        if same {
+            disk.source = sw.disk.source.clone();
+            disk.driver = sw.disk.driver.clone();
+            disk.backing_store = sw.disk.backing_store.clone();
+            disk.disk_type = sw.disk.disk_type;
+        }
+    }
+}
+
+/// Take `images` (merged away) out of every definition of the domain; returns the names of
+/// the snapshots whose definitions changed.
+fn collapse_all(d: &mut super::domain::DomainData, images: &[String]) -> Vec<String> {
+    fn collapse(def: &mut DomainDef, images: &[String]) -> bool {
+        let mut changed = false;
+        for disk in def.devices.disks.iter_mut() {
+            for img in images {
+                changed |= disk.collapse(img);
+            }
+        }
+        changed
+    }
+    let mut def = (*d.def).clone();
+    if collapse(&mut def, images) {
+        d.def = Arc::new(def);
+    }
+    if let Some(live) = &d.live {
+        let mut live = (**live).clone();
+        if collapse(&mut live, images) {
+            d.live = Some(Arc::new(live));
+        }
+    }
+    let mut touched = Vec::new();
+    let names: Vec<String> = d.snapshots.iter().map(|s| s.name().to_owned()).collect();
+    for n in names {
+        let Some(s) = d.snapshots.get(&n) else {
+            continue;
+        };
+        let mut sd = (*s.def).clone();
+        let mut changed = false;
+        for def in [sd.domain.as_mut(), sd.inactive_domain.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            changed |= collapse(def, images);
+        }
+        if changed {
+            let kind = s.kind;
+            d.snapshots.insert(Snapshot {
+                def: Arc::new(sd),
+                kind,
+            });
+            touched.push(n);
+        }
+    }
+    touched
 }
 
 /// Clears the `Job` property when the operation ends, however it ends.
@@ -748,3 +983,104 @@ impl Drop for ShownJob<'_> {
 }
 
 pub use crate::model::disk_images;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def_on(chain: &[&str]) -> DomainDef {
+        let mut backing = String::from("<backingStore/>");
+        for img in chain[1..].iter().rev() {
+            backing = format!(
+                "<backingStore type='file'><format type='qcow2'/><source file='{img}'/>\
+                 {backing}</backingStore>"
+            );
+        }
+        DomainDef::from_xml(&format!(
+            "<domain type='qemu'><name>g</name><memory>1024</memory><os><type>hvm</type></os>\
+             <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+             <source file='{}'/>{backing}<target dev='vda' bus='virtio'/></disk></devices>\
+             </domain>",
+            chain[0]
+        ))
+        .expect("domain")
+    }
+
+    fn snap(name: &str, parent: Option<&str>, chain: &[&str]) -> Snapshot {
+        let mut def = SnapshotDef::from_xml(&format!(
+            "<domainsnapshot><name>{name}</name><state>disk-snapshot</state>\
+             <memory snapshot='no'/></domainsnapshot>"
+        ))
+        .expect("snapshot");
+        def.parent = parent.map(str::to_owned);
+        def.domain = Some(def_on(chain));
+        Snapshot {
+            kind: SnapshotKind::DiskOnly,
+            def: Arc::new(def),
+        }
+    }
+
+    /// e1 froze a, e2 froze a.e1; the domain runs on a.e2.
+    fn data() -> super::super::domain::DomainData {
+        let top = ["/i/a.e2", "/i/a.e1", "/i/a"];
+        let mut d = super::super::define::new_data(def_on(&top), true);
+        d.live = Some(Arc::new(def_on(&top)));
+        d.snapshots.insert(snap("e1", None, &["/i/a"]));
+        d.snapshots
+            .insert(snap("e2", Some("e1"), &["/i/a.e1", "/i/a"]));
+        d
+    }
+
+    #[test]
+    fn remaining_chains_leave_out_the_doomed() {
+        let d = data();
+        let r = Core::remaining_chains(&d, &["e1".into()]);
+        assert_eq!(r.over("/i/a"), ["/i/a.e1"]);
+        assert_eq!(r.over("/i/a.e1"), ["/i/a.e2"]);
+        assert!(!r.chains.contains(&vec!["/i/a".to_owned()]), "e1's own");
+        let all = Core::referenced_images(&d);
+        assert_eq!(all, ["/i/a.e2", "/i/a.e1", "/i/a"]);
+    }
+
+    #[test]
+    fn a_merged_image_leaves_every_definition() {
+        let mut d = data();
+        let touched = collapse_all(&mut d, &["/i/a.e1".into()]);
+        assert_eq!(touched, ["e2"]);
+        assert_eq!(d.def.devices.disks[0].image_chain(), ["/i/a.e2", "/i/a"]);
+        let live = d.live.as_ref().expect("live");
+        assert_eq!(live.devices.disks[0].image_chain(), ["/i/a.e2", "/i/a"]);
+        let e2 = d.snapshots.get("e2").expect("e2");
+        let e2_chain = e2.def.domain.as_ref().expect("domain").devices.disks[0].image_chain();
+        assert_eq!(e2_chain, ["/i/a"], "e2's state is in a now");
+        assert_eq!(e2.parent(), Some("e1"), "the tree is the core's to change");
+        // the top merged away: the disk uses the image below
+        collapse_all(&mut d, &["/i/a.e2".into()]);
+        assert_eq!(d.def.devices.disks[0].image_chain(), ["/i/a"]);
+    }
+
+    #[test]
+    fn a_revert_switch_names_the_new_overlay() {
+        let mut def = def_on(&["/i/a"]);
+        let mut disk = def.devices.disks[0].clone();
+        disk.source = Some(crate::model::devices::DiskSource {
+            path: Some("/i/a.e1-revert1".into()),
+            index: None,
+            startup_policy: None,
+        });
+        switch_disk(
+            &mut def,
+            &DiskSwitch {
+                old_source: "/i/a".into(),
+                disk,
+            },
+        );
+        assert_eq!(
+            def.devices.disks[0]
+                .source
+                .as_ref()
+                .and_then(|s| s.path.as_deref()),
+            Some("/i/a.e1-revert1")
+        );
+    }
+}

@@ -305,6 +305,45 @@ pub struct RevertOutcome {
     pub mode: RevertMode,
     /// The live definition when the guest runs afterwards (see [`Started::live`]).
     pub live: Option<DomainDef>,
+    /// Disks put on new overlays over the snapshot's images (a revert to an external
+    /// snapshot): the core applies them to the definitions it restores (each disk whose
+    /// source is `old_source`).
+    pub switched: Vec<DiskSwitch>,
+}
+
+/// The disk image chains (top first) of every definition that stays once the snapshots
+/// being deleted are gone: the persistent and live definitions, and the other snapshots'.
+#[derive(Debug, Clone, Default)]
+pub struct ImageChains {
+    pub chains: Vec<Vec<String>>,
+}
+
+impl ImageChains {
+    /// Whether any chain uses `image`.
+    pub fn uses(&self, image: &str) -> bool {
+        self.chains.iter().any(|c| c.iter().any(|i| i == image))
+    }
+
+    /// The images directly over `image` in some chain (each once).
+    pub fn over(&self, image: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in &self.chains {
+            for w in c.windows(2) {
+                if w[1] == image && !out.contains(&w[0]) {
+                    out.push(w[0].clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What deleting a snapshot changed besides its metadata.
+#[derive(Debug, Default)]
+pub struct DeleteOutcome {
+    /// Images merged into the image below them and gone from every chain: the core takes
+    /// them out of every definition (persistent, live, other snapshots').
+    pub collapsed: Vec<String>,
 }
 
 /// What the drivers present can do, for the capabilities document.
@@ -377,7 +416,12 @@ pub trait Driver: Send + Sync + 'static {
     /// delete of several snapshots never stops half-way. By default only the metadata of
     /// external and disk-only snapshots can go: merging their overlays back is not done, and
     /// deleting their images would take data that later images or the guest still use.
-    fn snapshot_delete_check(&self, snap: &SnapshotDef, metadata_only: bool) -> DriverResult<()> {
+    fn snapshot_delete_check(
+        &self,
+        snap: &SnapshotDef,
+        metadata_only: bool,
+        _remaining: &ImageChains,
+    ) -> DriverResult<()> {
         let kind = crate::model::snapshot_kind(snap);
         if metadata_only || kind == crate::model::SnapshotKind::Internal {
             return Ok(());
@@ -390,13 +434,25 @@ pub trait Driver: Send + Sync + 'static {
             snap.name.as_deref().unwrap_or_default()
         )))
     }
+    /// Delete a snapshot; `remaining` are the chains that stay (see [`ImageChains`]).
     async fn snapshot_delete(
         &self,
         ctx: &DomainCtx,
         snap: &SnapshotDef,
         active_now: bool,
         metadata_only: bool,
-    ) -> DriverResult<()>;
+        remaining: &ImageChains,
+    ) -> DriverResult<DeleteOutcome>;
+
+    /// Remove the images this driver made for snapshots (overlays, revert overlays, merged
+    /// images) that no definition uses any more: `referenced` lists every image of every
+    /// definition of the domain. Called at start and after each snapshot operation; an image
+    /// a running guest still has open is kept.
+    async fn sweep_images(&self, _ctx: &DomainCtx, _referenced: &[String]) {}
+
+    /// The images of snapshots deleted with `metadata-only` are the user's from now on:
+    /// never removed by [`Driver::sweep_images`].
+    fn release_images(&self, _ctx: &DomainCtx, _images: &[String]) {}
 
     /// Freeze the guest's filesystems (all when `mountpoints` is empty); returns how many.
     async fn fs_freeze(&self, ctx: &DomainCtx, mountpoints: &[String]) -> DriverResult<u32>;

@@ -18,9 +18,10 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{
-    Completion, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError, DriverEvent,
-    DriverResult, GuestAddress, GuestInfo, GuestInfoTypes, GuestInterface, MemoryStat, RevertMode,
-    RevertOutcome, RevertTarget, SnapshotOutcome, SnapshotRequest, Started, StatValue, Stats,
+    Completion, DeleteOutcome, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError,
+    DriverEvent, DriverResult, GuestAddress, GuestInfo, GuestInfoTypes, GuestInterface,
+    ImageChains, MemoryStat, RevertMode, RevertOutcome, RevertTarget, SnapshotOutcome,
+    SnapshotRequest, Started, StatValue, Stats,
     quiesce::{self, AgentFailure, FreezeAgent, FreezeOwner, FreezeStatus},
 };
 use crate::{
@@ -378,6 +379,15 @@ impl Driver for TestDriver {
         target: RevertTarget,
         _id: u32,
     ) -> DriverResult<RevertOutcome> {
+        let kind = crate::model::snapshot_kind(snap);
+        if kind != crate::model::SnapshotKind::Internal {
+            // no images to put new overlays on
+            return Err(DriverError::NotSupported(format!(
+                "the test driver does not revert to {} snapshots ('{}')",
+                kind.as_str(),
+                snap.name.as_deref().unwrap_or_default()
+            )));
+        }
         self.delay(ctx).await?;
         if active_now {
             crate::util::lock(&self.vms).remove(&ctx.uuid);
@@ -392,6 +402,7 @@ impl Driver for TestDriver {
         Ok(RevertOutcome {
             mode: RevertMode::Restarted,
             live: None,
+            switched: Vec::new(),
         })
     }
 
@@ -401,11 +412,12 @@ impl Driver for TestDriver {
         _snap: &SnapshotDef,
         _active_now: bool,
         _metadata_only: bool,
-    ) -> DriverResult<()> {
+        _remaining: &ImageChains,
+    ) -> DriverResult<DeleteOutcome> {
         if crate::util::lock(&self.vms).contains_key(&ctx.uuid) {
             self.delay(ctx).await?;
         }
-        Ok(())
+        Ok(DeleteOutcome::default())
     }
 
     async fn fs_freeze(&self, ctx: &DomainCtx, _mountpoints: &[String]) -> DriverResult<u32> {

@@ -459,8 +459,9 @@ async fn snapshot_job_is_shown_survives_its_caller_and_a_stopping_daemon() {
     assert_eq!(names, ["j1", "j2", "j3"]);
 }
 
-/// External (disk-only) snapshots cannot be reverted to or deleted with their images, on any
-/// driver: refused before anything changes, also inside a subtree.
+/// External (disk-only) snapshots cannot be reverted to or deleted with their images on the
+/// test driver (it has no images; the QEMU driver does both): refused before anything
+/// changes, also inside a subtree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_only_snapshots_refuse_revert_and_delete_but_forget_metadata() {
     let bus = Bus::start();

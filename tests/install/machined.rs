@@ -23,8 +23,9 @@ use uuid::Uuid;
 use virtbus::{
     core::{Core, define::Caller, options::DestroyOptions, store::Store},
     drivers::{
-        Completion, DomainCtx, Driver, DriverCaps, DriverResult, RevertOutcome, RevertTarget,
-        SnapshotOutcome, SnapshotRequest, Started, Stats, test::TestDriver,
+        Completion, DeleteOutcome, DomainCtx, Driver, DriverCaps, DriverResult, ImageChains,
+        RevertOutcome, RevertTarget, SnapshotOutcome, SnapshotRequest, Started, Stats,
+        test::TestDriver,
     },
     model::{DomainDef, DomainType, SnapshotDef},
 };
@@ -118,9 +119,10 @@ impl Driver for ProcDriver {
         snap: &SnapshotDef,
         active_now: bool,
         metadata_only: bool,
-    ) -> DriverResult<()> {
+        remaining: &ImageChains,
+    ) -> DriverResult<DeleteOutcome> {
         self.inner
-            .snapshot_delete(ctx, snap, active_now, metadata_only)
+            .snapshot_delete(ctx, snap, active_now, metadata_only, remaining)
             .await
     }
     async fn fs_freeze(&self, ctx: &DomainCtx, m: &[String]) -> DriverResult<u32> {

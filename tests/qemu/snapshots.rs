@@ -22,7 +22,7 @@ use zbus::Variant;
 use crate::{
     BOOT, guest, guests, s,
     support::{proxies::*, *},
-    wait_agent, wait_event,
+    until, wait_agent, wait_event,
 };
 
 /// Say which part of a long test runs (its output shows where a failure happened).
@@ -709,13 +709,10 @@ async fn external_and_quiesced_snapshots_never_leave_the_guest_frozen() {
     assert_thawed(&dom, &ga, "after the daemon was killed mid-freeze").await;
     assert_eq!(dom.snapshot_count().await.expect("count"), 3);
 
-    // external snapshots are neither reverted to nor deleted with their images
-    step("external snapshots are neither reverted to nor deleted with their images");
+    // metadata-only forgets an external snapshot and keeps its images (reverts and merging
+    // deletes: external_snapshots_revert_and_delete_with_data_merged)
+    step("metadata-only forgets an external snapshot, its images kept");
     let u1 = snapshot(&conn, &u1p).await;
-    let r = u1.revert(no_opts()).await;
-    assert_eq!(error_name(&r), "org.virtbus1.Error.NotSupported", "{r:?}");
-    let r = u1.delete(no_opts()).await;
-    assert_eq!(error_name(&r), "org.virtbus1.Error.NotSupported", "{r:?}");
     u1.delete(opts([b("metadata-only")]))
         .await
         .expect("metadata-only");
@@ -802,4 +799,325 @@ async fn external_and_quiesced_snapshots_never_leave_the_guest_frozen() {
     let ga = guest::TestAgent::of(&dom.get_xml(no_opts()).await.expect("xml")).await;
     assert_eq!(ga.sh("cat /mnt/data/marker").await, "over\n");
     dom.destroy(no_opts()).await.expect("destroy");
+}
+
+/// `qemu-img check` of an image no QEMU has open: clean.
+fn assert_image_clean(image: &Path) {
+    let out = std::process::Command::new("qemu-img")
+        .arg("check")
+        .arg(image)
+        .output()
+        .expect("qemu-img");
+    assert!(
+        out.status.success(),
+        "qemu-img check {}: {}{}",
+        image.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Which of the marker files `names` the guest's data disk has, space-separated.
+async fn present(ga: &guest::TestAgent, names: &[&str]) -> String {
+    let test: Vec<String> = names
+        .iter()
+        .map(|n| format!("test -e /mnt/data/{n} && echo -n '{n} '"))
+        .collect();
+    ga.sh(&format!("{}; true", test.join("; ")))
+        .await
+        .trim()
+        .to_owned()
+}
+
+async fn mark(ga: &guest::TestAgent, name: &str) {
+    ga.sh(&format!("echo {name} > /mnt/data/{name} && sync"))
+        .await;
+}
+
+/// External snapshots reverted to and deleted with their data merged, as libvirt 9.7+: live
+/// (a revert boots the guest afresh on new overlays over the snapshot's images; deletes
+/// commit through QEMU's jobs, the guest running on) and shut off (qemu-img).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_snapshots_revert_and_delete_with_data_merged() {
+    let _permit = guests(1).await;
+    let t0 = Instant::now();
+    let bus = Bus::start();
+    let d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let mut sigs = Signals::new(&conn).await;
+    let mgr = manager(&conn).await;
+    let dir = bus.dir.path();
+    let base = dir.join("xr.qcow2");
+    guest::data_disk(&base);
+    let path = mgr
+        .define_domain(
+            &guest::domain_xml("xr", &base, guest::TEST_CHANNEL),
+            no_opts(),
+        )
+        .await
+        .expect("define");
+    let p = path.as_str().to_owned();
+    let dom = domain(&conn, &path).await;
+    let _kill = KillQemu {
+        runtime: d.runtime.clone(),
+        uuid: dom.uuid().await.expect("uuid"),
+    };
+    let img = |n: &str| dir.join(n);
+    let disk_only = || opts([b("disk-only")]);
+    dom.start(no_opts()).await.expect("start");
+    wait_agent(&dom).await;
+    let ga = guest::TestAgent::of(&dom.get_xml(no_opts()).await.expect("xml")).await;
+    let all = ["m1", "m2", "m3", "m4", "m5"];
+
+    step("live: e1, a marker, e2, another");
+    mark(&ga, "m1").await;
+    let e1p = dom
+        .create_snapshot(&snap("e1"), disk_only())
+        .await
+        .expect("e1");
+    mark(&ga, "m2").await;
+    let e2p = dom
+        .create_snapshot(&snap("e2"), disk_only())
+        .await
+        .expect("e2");
+    // named after the image each covers: <stem>.<snapshot>.qcow2
+    assert!(img("xr.e1.qcow2").exists() && img("xr.e1.e2.qcow2").exists());
+
+    step("live: revert to e1, running: a fresh boot on a new overlay over e1's image");
+    let e1 = snapshot(&conn, &e1p).await;
+    sigs.take().await;
+    e1.revert(opts([b("running")])).await.expect("revert e1");
+    let got = sigs.take().await;
+    assert_eq!(
+        lifecycle(&got),
+        [
+            ev("stopped", "from-snapshot"),
+            ev("started", "from-snapshot")
+        ]
+    );
+    assert_eq!(strings(&got, &p, "Job"), ["snapshot-revert", ""]);
+    assert_eq!(current(&conn, &dom).await, "e1");
+    let revert1 = img("xr.e1-revert1.qcow2");
+    let live = dom.get_xml(no_opts()).await.expect("xml");
+    assert_eq!(
+        chain_of(&live),
+        [revert1.display().to_string(), base.display().to_string()]
+    );
+    assert_eq!(
+        chain_of(&dom.get_xml(opts([b("inactive")])).await.expect("xml")),
+        chain_of(&live),
+        "the persistent definition too"
+    );
+    assert!(
+        !img("xr.e1.e2.qcow2").exists(),
+        "the state left behind (e2's overlay) is gone"
+    );
+    assert!(img("xr.e1.qcow2").exists(), "e2's image stays");
+    wait_agent(&dom).await;
+    let ga = guest::TestAgent::of(&live).await;
+    assert_eq!(present(&ga, &all).await, "m1");
+
+    step("live: delete e2 (its branch reverted away: its image goes)");
+    let e2 = snapshot(&conn, &e2p).await;
+    e2.delete(no_opts()).await.expect("delete e2");
+    assert!(!img("xr.e1.qcow2").exists());
+    assert_eq!(snapshot_names(&conn, &dom).await, ["e1"]);
+
+    step("live: delete e1 (the revert overlay committed into the base, the disk pivots)");
+    mark(&ga, "m3").await;
+    sigs.take().await;
+    e1.delete(no_opts()).await.expect("delete e1");
+    let got = sigs.take().await;
+    assert!(lifecycle(&got).is_empty(), "{got:?}");
+    assert_eq!(strings(&got, &p, "Job"), ["snapshot-delete", ""]);
+    let progress: Vec<f64> = changes_of(&got, &p, "JobProgress")
+        .iter()
+        .map(|v| f64::try_from(v.try_clone().expect("v")).expect("d"))
+        .collect();
+    assert!(progress.contains(&1.0), "commit progress: {progress:?}");
+    assert_eq!(
+        chain_of(&dom.get_xml(no_opts()).await.expect("xml")),
+        [base.display().to_string()]
+    );
+    assert_eq!(
+        chain_of(&dom.get_xml(opts([b("inactive")])).await.expect("xml")),
+        [base.display().to_string()]
+    );
+    assert!(!revert1.exists(), "merged, removed");
+    assert_eq!(dom.snapshot_count().await.expect("count"), 0);
+    assert_eq!(current(&conn, &dom).await, "");
+    assert_eq!(dom.state().await.expect("State"), "running");
+    mark(&ga, "m4").await;
+    assert_eq!(present(&ga, &all).await, "m1 m3 m4");
+    eprintln!("live part: {:?}", t0.elapsed());
+
+    step("shut off: o1, a marker (booted), o2");
+    dom.destroy(no_opts()).await.expect("destroy");
+    assert_image_clean(&base);
+    let o1p = dom
+        .create_snapshot(&snap("o1"), disk_only())
+        .await
+        .expect("o1");
+    dom.start(no_opts()).await.expect("start");
+    wait_agent(&dom).await;
+    let ga = guest::TestAgent::of(&dom.get_xml(no_opts()).await.expect("xml")).await;
+    mark(&ga, "m5").await;
+    dom.destroy(no_opts()).await.expect("destroy");
+    let o2p = dom
+        .create_snapshot(&snap("o2"), disk_only())
+        .await
+        .expect("o2");
+    assert!(img("xr.o1.qcow2").exists() && img("xr.o1.o2.qcow2").exists());
+
+    step("shut off: revert to o1 (stays shut off), then o2 deleted, then o1");
+    let o1 = snapshot(&conn, &o1p).await;
+    sigs.take().await;
+    o1.revert(no_opts()).await.expect("revert o1");
+    assert!(lifecycle(&sigs.take().await).is_empty());
+    assert_eq!(dom.state().await.expect("State"), "shut-off");
+    let orev = img("xr.o1-revert1.qcow2");
+    assert_eq!(
+        chain_of(&dom.get_xml(no_opts()).await.expect("xml")),
+        [orev.display().to_string(), base.display().to_string()]
+    );
+    assert!(!img("xr.o1.o2.qcow2").exists());
+    snapshot(&conn, &o2p)
+        .await
+        .delete(no_opts())
+        .await
+        .expect("delete o2");
+    assert!(!img("xr.o1.qcow2").exists(), "o2's image went with it");
+    // again, asking for it paused: booted paused on a second revert overlay, the first one
+    // (unused now) gone
+    sigs.take().await;
+    o1.revert(opts([b("paused")]))
+        .await
+        .expect("revert o1 paused");
+    assert_eq!(
+        lifecycle(&sigs.take().await),
+        [
+            ev("started", "from-snapshot"),
+            ev("suspended", "from-snapshot")
+        ]
+    );
+    assert_eq!(dom.state().await.expect("State"), "paused");
+    assert!(!orev.exists());
+    let orev = img("xr.o1-revert2.qcow2");
+    assert_eq!(
+        chain_of(&dom.get_xml(no_opts()).await.expect("xml")),
+        [orev.display().to_string(), base.display().to_string()]
+    );
+    dom.resume(no_opts()).await.expect("resume");
+    // something written over o1 before its delete
+    wait_agent(&dom).await;
+    let ga = guest::TestAgent::of(&dom.get_xml(no_opts()).await.expect("xml")).await;
+    assert_eq!(present(&ga, &all).await, "m1 m3 m4", "o1's state: no m5");
+    ga.sh("echo m2 > /mnt/data/m2 && sync").await;
+    dom.destroy(no_opts()).await.expect("destroy");
+    o1.delete(no_opts()).await.expect("delete o1 offline");
+    assert!(!orev.exists(), "merged, removed");
+    assert_eq!(
+        chain_of(&dom.get_xml(no_opts()).await.expect("xml")),
+        [base.display().to_string()]
+    );
+    assert_eq!(dom.snapshot_count().await.expect("count"), 0);
+    assert_image_clean(&base);
+    dom.start(no_opts()).await.expect("start");
+    wait_agent(&dom).await;
+    let ga = guest::TestAgent::of(&dom.get_xml(no_opts()).await.expect("xml")).await;
+    assert_eq!(
+        present(&ga, &all).await,
+        "m1 m2 m3 m4",
+        "merged into the base"
+    );
+    dom.destroy(no_opts()).await.expect("destroy");
+    assert_image_clean(&base);
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("xr."))
+        .collect();
+    assert_eq!(left, ["xr.qcow2"], "no overlay left");
+    eprintln!(
+        "external revert and delete, live and offline: {:?}",
+        t0.elapsed()
+    );
+}
+
+/// The daemon killed (SIGKILL) between making a snapshot's overlay and recording the
+/// snapshot: the restarted daemon removes the overlay nothing references, shut off and live,
+/// and the domain goes on on its image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlays_of_a_snapshot_killed_half_way_are_removed_at_start() {
+    let _permit = guests(1).await;
+    let t0 = Instant::now();
+    let bus = Bus::start();
+    let (mut d, hooks) = hooked_daemon(&bus).await;
+    let conn = bus.connect().await;
+    let mgr = manager(&conn).await;
+    let dir = bus.dir.path();
+    let base = dir.join("kx.qcow2");
+    guest::data_disk(&base);
+    let path = mgr
+        .define_domain(
+            &guest::domain_xml("kx", &base, guest::TEST_CHANNEL),
+            no_opts(),
+        )
+        .await
+        .expect("define");
+    let dom = domain(&conn, &path).await;
+    let _kill = KillQemu {
+        runtime: d.runtime.clone(),
+        uuid: dom.uuid().await.expect("uuid"),
+    };
+    let mut dom = dom;
+    for (live, name) in [(false, "k1"), (true, "k2")] {
+        step(if live { "live" } else { "shut off" });
+        if live {
+            dom.start(no_opts()).await.expect("start");
+            wait_agent(&dom).await;
+        }
+        set_fault(&hooks, Some("hang-after-overlay"));
+        let d2 = dom.clone();
+        let n = name.to_owned();
+        let call =
+            tokio::spawn(
+                async move { d2.create_snapshot(&snap(&n), opts([b("disk-only")])).await },
+            );
+        let overlay = dir.join(format!("kx.{name}.qcow2"));
+        until("the overlay is made", Duration::from_secs(20), async || {
+            observed(&hooks, name).contains(&"overlay-made".to_owned())
+        })
+        .await;
+        assert!(overlay.exists());
+        d.kill();
+        set_fault(&hooks, None);
+        assert!(call.await.expect("join").is_err(), "died with the daemon");
+        d.restart(&bus).await;
+        let conn = bus.connect().await;
+        dom = domain(&conn, &path).await;
+        assert!(
+            !overlay.exists(),
+            "removed at start; daemon log:\n{}",
+            d.log_text()
+        );
+        assert_eq!(dom.snapshot_count().await.expect("count"), 0);
+        assert_eq!(
+            chain_of(&dom.get_xml(no_opts()).await.expect("xml")),
+            [base.display().to_string()]
+        );
+        if live {
+            assert_eq!(dom.state().await.expect("State"), "running");
+            let ga = guest::TestAgent::of(&dom.get_xml(no_opts()).await.expect("xml")).await;
+            mark(&ga, "after").await;
+            // and a snapshot now is taken as usual, its overlay kept
+            dom.create_snapshot(&snap("k3"), opts([b("disk-only")]))
+                .await
+                .expect("k3");
+            assert!(dir.join("kx.k3.qcow2").exists());
+            dom.destroy(no_opts()).await.expect("destroy");
+        }
+    }
+    eprintln!("killed half-way, twice: {:?}", t0.elapsed());
 }

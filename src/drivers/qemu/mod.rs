@@ -60,9 +60,9 @@ use self::{
     status::Status as StatusFile,
 };
 use super::{
-    Completion, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError, DriverEvent,
-    DriverResult, GuestInfo, GuestInfoTypes, MemoryStat, Recovered, RevertOutcome, RevertTarget,
-    RuntimeGuest, SnapshotOutcome, SnapshotRequest, Started, Stats,
+    Completion, DeleteOutcome, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError,
+    DriverEvent, DriverResult, GuestInfo, GuestInfoTypes, ImageChains, MemoryStat, Recovered,
+    RevertOutcome, RevertTarget, RuntimeGuest, SnapshotOutcome, SnapshotRequest, Started, Stats,
 };
 use crate::{
     model::options::PowerMode,
@@ -1015,14 +1015,48 @@ impl Driver for QemuDriver {
         self.snapshot_revert_impl(ctx, snap, target, id).await
     }
 
+    /// External snapshots are deleted by merging images, as libvirt 9.7+: refused when the
+    /// snapshot's image has several images over it (see [`snapshot::merge`]).
+    fn snapshot_delete_check(
+        &self,
+        snap: &SnapshotDef,
+        metadata_only: bool,
+        remaining: &ImageChains,
+    ) -> DriverResult<()> {
+        if metadata_only
+            || crate::model::snapshot_kind(snap) == crate::model::SnapshotKind::Internal
+        {
+            return Ok(());
+        }
+        snapshot::merge::plan(snap, remaining).map(drop)
+    }
+
     async fn snapshot_delete(
         &self,
         ctx: &DomainCtx,
         snap: &SnapshotDef,
         _active_now: bool,
         metadata_only: bool,
-    ) -> DriverResult<()> {
-        self.snapshot_delete_impl(ctx, snap, metadata_only).await
+        remaining: &ImageChains,
+    ) -> DriverResult<DeleteOutcome> {
+        self.snapshot_delete_impl(ctx, snap, metadata_only, remaining)
+            .await
+    }
+
+    async fn sweep_images(&self, ctx: &DomainCtx, referenced: &[String]) {
+        self.sweep_images_impl(ctx, referenced).await
+    }
+
+    fn release_images(&self, ctx: &DomainCtx, images: &[String]) {
+        let file = self.image_registry(&ctx.uuid);
+        let mut listed = snapshot::registry::load(&file);
+        let before = listed.len();
+        listed.retain(|l| !images.contains(l));
+        if listed.len() != before
+            && let Err(e) = snapshot::registry::store(&file, &listed)
+        {
+            tracing::warn!("domain '{}': {}: {e}", ctx.name, file.display());
+        }
     }
 
     /// The user's freeze: theirs to undo, so an unconfirmed thaw of ours stops being
@@ -1080,8 +1114,13 @@ impl Driver for QemuDriver {
         Ok(n.max(0) as u32)
     }
 
+    /// The domain's images made for snapshots are the user's from now on, as its other
+    /// images: their list goes, so nothing removes them.
     fn forget(&self, uuid: &Uuid) {
         lock(&self.vms).remove(uuid);
+        if let Err(e) = snapshot::registry::store(&self.image_registry(uuid), &[]) {
+            tracing::warn!("{e}");
+        }
     }
 
     fn runtime_guests(&self) -> Vec<RuntimeGuest> {

@@ -197,6 +197,44 @@ impl Disk {
         out
     }
 
+    /// Take `image` out of the disk's chain, as once it was merged into the image below it
+    /// (or that image into it): the image over it now backs onto the one below, and a disk
+    /// whose source it was uses the image below directly. Returns whether it was there.
+    pub fn collapse(&mut self, image: &str) -> bool {
+        fn path_of(s: &Option<DiskSource>) -> Option<&str> {
+            s.as_ref().and_then(|s| s.path.as_deref())
+        }
+        if path_of(&self.source) == Some(image) {
+            let Some(BackingStore::Image(below)) = self.backing_store.take() else {
+                // nothing known below: keep the disk as it is
+                return false;
+            };
+            let below = *below;
+            self.disk_type = below.disk_type;
+            self.source = below.source.map(|s| DiskSource { index: None, ..s });
+            if let Some(f) = below.format {
+                self.driver.get_or_insert_with(Default::default).format = Some(f);
+            }
+            self.backing_store = below.backing_store;
+            return true;
+        }
+        let mut slot = &mut self.backing_store;
+        loop {
+            let hit = matches!(slot, Some(BackingStore::Image(img)) if path_of(&img.source) == Some(image));
+            if hit {
+                let Some(BackingStore::Image(img)) = slot.take() else {
+                    unreachable!()
+                };
+                *slot = img.backing_store;
+                return true;
+            }
+            match slot {
+                Some(BackingStore::Image(img)) => slot = &mut img.backing_store,
+                _ => return false,
+            }
+        }
+    }
+
     pub(crate) fn read(mut e: Elem) -> Result<Disk> {
         let disk_type = e
             .attr_with("type", values::keyword::<DiskType>)?

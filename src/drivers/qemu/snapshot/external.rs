@@ -22,12 +22,14 @@ use super::{
 };
 use crate::{
     drivers::{
-        DiskSwitch, DomainCtx, DriverError, DriverResult, SnapshotOutcome,
+        DiskSwitch, DomainCtx, Driver, DriverError, DriverEvent, DriverResult, RevertMode,
+        RevertOutcome, RevertTarget, SnapshotOutcome,
         quiesce::{self, Thaw},
     },
     model::{
-        DomainDef,
+        DomainDef, SnapshotDef,
         devices::{BackingImage, BackingStore, Disk, DiskDriver, DiskFormat, DiskSource, DiskType},
+        state::StoppedDetail,
     },
 };
 
@@ -262,6 +264,12 @@ impl QemuDriver {
         made: &mut Vec<PathBuf>,
         added: &mut Vec<String>,
     ) -> DriverResult<Thaw> {
+        let new: Vec<&Path> = prepared
+            .iter()
+            .filter(|o| o.made)
+            .map(|o| o.path.as_path())
+            .collect();
+        self.register_images(&ctx.uuid, &new)?;
         for (o, top) in prepared.iter().zip(tops) {
             if o.made {
                 self.img
@@ -276,6 +284,7 @@ impl QemuDriver {
                 made.push(o.path.clone());
             }
         }
+        self.hooks.after_overlay(&vm.name, name).await;
         let mut actions = Vec::new();
         for (o, top) in prepared.iter().zip(tops) {
             let node = overlay_node_name(&o.disk.target);
@@ -328,14 +337,23 @@ impl QemuDriver {
     /// External snapshot of a shut-off domain: overlay files only.
     pub(super) async fn external_offline(
         &self,
+        ctx: &DomainCtx,
         def: &DomainDef,
         plan: &Plan,
+        name: &str,
     ) -> DriverResult<SnapshotOutcome> {
         let wanted = overlays(plan);
         let mut reused = Vec::new();
         for (disk, path, reuse) in &wanted {
             reused.push(check_existing(&self.img, disk, path, *reuse, &disk.source).await?);
         }
+        let new: Vec<&Path> = wanted
+            .iter()
+            .zip(&reused)
+            .filter(|(_, r)| !**r)
+            .map(|((_, p, _), _)| *p)
+            .collect();
+        self.register_images(&ctx.uuid, &new)?;
         let mut made: Vec<PathBuf> = Vec::new();
         for ((disk, path, _), reused) in wanted.iter().zip(&reused) {
             if *reused {
@@ -351,6 +369,7 @@ impl QemuDriver {
             }
             made.push(path.to_path_buf());
         }
+        self.hooks.after_overlay(&ctx.name, name).await;
         let mut switched = Vec::new();
         for (disk, path, _) in &wanted {
             let Some(old) = def.devices.disks.get(disk.index) else {
@@ -369,6 +388,120 @@ impl QemuDriver {
             live: None,
             switched,
             error_after: None,
+        })
+    }
+}
+
+/// A fresh overlay path over `image` for a revert to snapshot `snap`:
+/// `<dir>/<stem>.<snap>-revert<k>.qcow2`, the first `k` not in use.
+pub fn revert_overlay(image: &str, snap: &str) -> PathBuf {
+    let p = Path::new(image);
+    let stem = p
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "disk".into());
+    (1u32..)
+        .map(|k| p.with_file_name(format!("{stem}.{snap}-revert{k}.qcow2")))
+        .find(|c| !c.exists())
+        .unwrap_or_else(|| p.with_file_name(format!("{stem}.{snap}-revert.qcow2")))
+}
+
+impl QemuDriver {
+    /// Revert to external snapshot `snap`, as libvirt 9.7+: a disk-only snapshot holds no
+    /// memory, so the guest is stopped (when it runs) and, asked for `running` or `paused`,
+    /// booted afresh; each disk the snapshot captured gets a new overlay over the image the
+    /// snapshot froze, which stays as it is (other snapshots may build on it). The images
+    /// of the state left behind go once no definition uses them (the core's sweep).
+    pub(super) async fn external_revert(
+        &self,
+        ctx: &DomainCtx,
+        snap: &SnapshotDef,
+        target: RevertTarget,
+        id: u32,
+    ) -> DriverResult<RevertOutcome> {
+        let name = snap.name.as_deref().unwrap_or_default();
+        let def = snap.domain.as_ref().ok_or_else(|| {
+            DriverError::InvalidState(format!("snapshot '{name}' has no domain definition"))
+        })?;
+        if !self.img.available() {
+            return Err(DriverError::NotSupported(format!(
+                "domain '{}': reverting to external snapshot '{name}' needs qemu-img (package                  qemu-utils), which is not installed",
+                ctx.name
+            )));
+        }
+        let frozen = super::merge::frozen_images(snap);
+        let mut planned = Vec::new();
+        for (target_dev, image, format) in &frozen {
+            let info = self.img.info(Path::new(image)).await.map_err(|e| {
+                DriverError::InvalidState(format!(
+                    "cannot revert to snapshot '{name}': image {image} of disk '{target_dev}'                      is unusable: {e}"
+                ))
+            })?;
+            let path = revert_overlay(image, name);
+            if planned
+                .iter()
+                .any(|(_, p, _, _): &(_, PathBuf, _, _)| *p == path)
+            {
+                return Err(DriverError::InvalidArgument(format!(
+                    "snapshot '{name}': two disks use image {image}"
+                )));
+            }
+            planned.push((target_dev.clone(), path, info, *format));
+        }
+        let paths: Vec<&Path> = planned.iter().map(|(_, p, _, _)| p.as_path()).collect();
+        self.register_images(&ctx.uuid, &paths)?;
+        let mut made: Vec<PathBuf> = Vec::new();
+        for ((target_dev, path, info, format), (_, image, _)) in planned.iter().zip(&frozen) {
+            if let Err(e) = self
+                .img
+                .create_overlay(path, image, format, Some(info.virtual_size))
+                .await
+            {
+                remove_made(&made).await;
+                return Err(DriverError::Failed(format!("disk '{target_dev}': {e}")));
+            }
+            made.push(path.clone());
+        }
+        self.hooks.after_overlay(&ctx.name, name).await;
+        let mut new_def = def.clone();
+        let mut switched = Vec::new();
+        for ((target_dev, path, info, _), (_, image, _)) in planned.iter().zip(&frozen) {
+            let Some(d) = new_def
+                .devices
+                .disks
+                .iter_mut()
+                .find(|d| d.target_dev == *target_dev)
+            else {
+                continue;
+            };
+            *d = switched_disk(d, path, info.backing.is_none());
+            switched.push(DiskSwitch {
+                old_source: image.clone(),
+                disk: d.clone(),
+            });
+        }
+        let was_active = self.vm(ctx).is_ok();
+        if was_active {
+            self.destroy(ctx, false).await?;
+        }
+        let live = if target == RevertTarget::Inactive {
+            None
+        } else {
+            let paused = target == RevertTarget::Paused;
+            match self.start(ctx, &new_def, paused, id).await {
+                Ok(s) => s.live,
+                Err(e) => {
+                    if was_active {
+                        ctx.report(DriverEvent::Stopped(StoppedDetail::Failed));
+                    }
+                    return Err(e);
+                }
+            }
+        };
+        Ok(RevertOutcome {
+            mode: RevertMode::Restarted,
+            live,
+            switched,
         })
     }
 }
@@ -418,5 +551,20 @@ mod tests {
             d2.image_chain(),
             ["/i/a.s2.qcow2", "/i/a.s1.qcow2", "/i/a.img"]
         );
+        // merged away: from the middle, then the top (the disk uses the image below, in
+        // its format)
+        let mut d3 = d2.clone();
+        assert!(d3.collapse("/i/a.s1.qcow2"));
+        assert_eq!(d3.image_chain(), ["/i/a.s2.qcow2", "/i/a.img"]);
+        assert!(d3.collapse("/i/a.s2.qcow2"));
+        assert_eq!(d3.image_chain(), ["/i/a.img"]);
+        let drv = d3.driver.as_ref().expect("driver");
+        assert_eq!(drv.format, Some(DiskFormat::Raw));
+        assert_eq!(d3.backing_store, Some(BackingStore::End));
+        assert!(
+            !d3.collapse("/i/a.img"),
+            "nothing known below the last image"
+        );
+        assert!(!d3.collapse("/elsewhere"));
     }
 }

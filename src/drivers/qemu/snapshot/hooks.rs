@@ -7,6 +7,9 @@
 //!   `pause-after-freeze` (stop the guest's CPUs right after the freeze is written, so the
 //!   agent cannot answer and the freeze stays queued) or `drop-freeze-reply` (lose the agent
 //!   connection when the freeze's reply arrives, as if it broke just before).
+//! - `hang-after-overlay` (also read at each external snapshot and revert to one): stop for
+//!   good right after the new overlay files are made, recording `<domain> <snapshot>
+//!   overlay-made`, so that a test can kill the daemon there.
 //! - `<dir>/observed`: one line per quiesced snapshot, `<domain> <snapshot> <status>`, with
 //!   the `guest-fsfreeze-status` the agent really answered between freeze and thaw.
 
@@ -19,6 +22,7 @@ pub const HOOKS_ENV: &str = "VIRTBUS_QEMU_TEST_HOOKS";
 pub enum Fault {
     PauseAfterFreeze,
     DropFreezeReply,
+    HangAfterOverlay,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -52,9 +56,20 @@ impl Hooks {
             .filter_map(|l| match l.trim() {
                 "pause-after-freeze" => Some(Fault::PauseAfterFreeze),
                 "drop-freeze-reply" => Some(Fault::DropFreezeReply),
+                "hang-after-overlay" => Some(Fault::HangAfterOverlay),
                 _ => None,
             })
             .collect()
+    }
+
+    /// With `hang-after-overlay` armed: record `<domain> <snapshot> overlay-made` and never
+    /// return (the test kills the daemon).
+    pub async fn after_overlay(&self, domain: &str, snapshot: &str) {
+        if !self.faults().contains(&Fault::HangAfterOverlay) {
+            return;
+        }
+        self.record(&format!("{domain} {snapshot} overlay-made"));
+        std::future::pending::<()>().await;
     }
 
     /// Append an observation.

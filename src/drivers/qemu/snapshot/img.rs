@@ -145,6 +145,35 @@ impl QemuImg {
             .map(drop)
     }
 
+    /// Commit `top` into its backing file (`top` is left as it is: it goes next).
+    pub async fn commit(&self, top: &Path) -> Result<(), ImgError> {
+        self.run(&["commit", "-q", "-d", &top.display().to_string()])
+            .await
+            .map(drop)
+    }
+
+    /// Point `image` at `backing` (format `backing_fmt`) without touching the data: the
+    /// data seen through it is the same (it was merged into `backing`).
+    pub async fn rebase_unsafe(
+        &self,
+        image: &Path,
+        backing: &str,
+        backing_fmt: &str,
+    ) -> Result<(), ImgError> {
+        self.run(&[
+            "rebase",
+            "-q",
+            "-u",
+            "-b",
+            backing,
+            "-F",
+            backing_fmt,
+            &image.display().to_string(),
+        ])
+        .await
+        .map(drop)
+    }
+
     /// A new qcow2 overlay over `backing` (of format `backing_fmt`). With `size` the backing
     /// file is not opened (it may be in use by a running guest); without, qemu-img reads
     /// its size and so checks that it can be opened.

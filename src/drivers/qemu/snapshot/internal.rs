@@ -300,6 +300,7 @@ impl QemuDriver {
             return Ok(RevertOutcome {
                 mode: RevertMode::InPlace,
                 live: Some(vm.live()),
+                switched: Vec::new(),
             });
         }
         self.check_tags(vm.as_deref(), &images, tag).await?;
@@ -330,6 +331,7 @@ impl QemuDriver {
             return Ok(RevertOutcome {
                 mode: RevertMode::Restarted,
                 live: started.live,
+                switched: Vec::new(),
             });
         }
         for (t, p) in &images {
@@ -350,6 +352,7 @@ impl QemuDriver {
         Ok(RevertOutcome {
             mode: RevertMode::Restarted,
             live,
+            switched: Vec::new(),
         })
     }
 

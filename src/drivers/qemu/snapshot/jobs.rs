@@ -1,4 +1,5 @@
-//! QMP jobs (`snapshot-save`, `snapshot-load`, `snapshot-delete`): started, followed through
+//! QMP jobs (`snapshot-save`, `snapshot-load`, `snapshot-delete`, and the block jobs
+//! `block-commit` and `block-stream`, which a delete of external snapshots uses): started, followed through
 //! `JOB_STATUS_CHANGE` and `query-jobs` (whose progress becomes the domain's `JobProgress`),
 //! dismissed. Waiting holds no lock but the domain's job lock, which the core already holds.
 
@@ -41,7 +42,30 @@ pub async fn run(
     vm: &Vm,
     ctx: &DomainCtx,
     command: &str,
+    args: Map<String, Value>,
+) -> DriverResult<()> {
+    run_job(vm, ctx, command, args, false).await
+}
+
+/// Run block job `command` (`block-commit`, `block-stream`) to its end, kept until dismissed
+/// (`auto-dismiss` off) so that its outcome is read; an active commit is completed (the disk
+/// pivots onto the base) when it is ready.
+pub async fn run_block(
+    vm: &Vm,
+    ctx: &DomainCtx,
+    command: &str,
     mut args: Map<String, Value>,
+) -> DriverResult<()> {
+    args.insert("auto-dismiss".into(), json!(false));
+    run_job(vm, ctx, command, args, true).await
+}
+
+async fn run_job(
+    vm: &Vm,
+    ctx: &DomainCtx,
+    command: &str,
+    mut args: Map<String, Value>,
+    complete_when_ready: bool,
 ) -> DriverResult<()> {
     let id = fresh_id(command);
     args.insert("job-id".into(), json!(id));
@@ -49,7 +73,16 @@ pub async fn run(
     let mut changes = vm.job_events();
     changes.borrow_and_update();
     vm.quiet_run_state(true);
-    let result = follow(vm, ctx, command, &id, Value::Object(args), &mut changes).await;
+    let result = follow(
+        vm,
+        ctx,
+        command,
+        &id,
+        Value::Object(args),
+        &mut changes,
+        complete_when_ready,
+    )
+    .await;
     vm.barrier().await;
     vm.quiet_run_state(false);
     if let Ok(after) = vm.command("query-status", None).await
@@ -76,11 +109,13 @@ async fn follow(
     id: &str,
     args: Value,
     changes: &mut tokio::sync::watch::Receiver<u64>,
+    complete_when_ready: bool,
 ) -> DriverResult<()> {
     vm.command(command, Some(args)).await?;
     let deadline = Instant::now() + JOB_LIMIT;
     let mut gone = vm.gone();
     let mut shown = None;
+    let mut completed = false;
     loop {
         let jobs = vm.command("query-jobs", None).await?;
         let Some(job) = jobs
@@ -103,7 +138,15 @@ async fn follow(
                 ctx.report(DriverEvent::JobProgress(p));
             }
         }
-        if job.get("status").and_then(Value::as_str) == Some("concluded") {
+        let status = job.get("status").and_then(Value::as_str);
+        if complete_when_ready && !completed && status == Some("ready") {
+            // the active layer is in sync with its base: switch the disk onto it
+            vm.command("job-complete", Some(json!({ "id": id })))
+                .await?;
+            completed = true;
+            continue;
+        }
+        if status == Some("concluded") {
             let error = job.get("error").and_then(Value::as_str).map(str::to_owned);
             if let Err(e) = vm.command("job-dismiss", Some(json!({ "id": id }))).await {
                 tracing::warn!("domain '{}': {e}", vm.name);

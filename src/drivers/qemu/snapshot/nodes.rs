@@ -147,6 +147,23 @@ pub async fn all_images(vm: &Vm) -> DriverResult<Vec<ImageNode>> {
     Ok(image_nodes(&named))
 }
 
+/// Every node of the running QEMU, format and protocol layers alike: (node, driver, file).
+pub async fn all_nodes(vm: &Vm) -> DriverResult<Vec<(String, String, String)>> {
+    let named = vm
+        .command(
+            "query-named-block-nodes",
+            Some(serde_json::json!({"flat": true})),
+        )
+        .await?;
+    let s = |n: &Value, k: &str| n.get(k).and_then(Value::as_str).map(str::to_owned);
+    Ok(named
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| Some((s(n, "node-name")?, s(n, "drv")?, s(n, "file")?)))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

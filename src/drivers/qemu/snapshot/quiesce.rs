@@ -94,6 +94,7 @@ impl FreezeAgent for QgaFreeze {
                     });
                 }
                 Fault::DropFreezeReply => agent.arm_fault(FREEZE, qga::Fault::DropReply),
+                Fault::HangAfterOverlay => {}
             }
         }
         // Recorded first, so that a daemon killed before the thaw (SIGKILL, a crash) is
