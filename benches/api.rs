@@ -845,9 +845,76 @@ fn main() {
             Some((f, r)) => print_facade(&f, &Some(r)),
             None => println!("\n(facade comparison skipped: libvirt-dbus did not start)"),
         }
-        let Some((bus, _d)) = native else {
+        let Some((bus, d)) = native else {
             return;
         };
         authorized(n, &bus).await;
+        flood(&bus, &d).await;
     });
+}
+
+/// Another peer's call latency (Peer.Ping to the daemon, p50 and p99) alone, and while a
+/// peer sends `GetManagedObjects` over the 1001 domains and never reads the replies; with the
+/// daemon's memory and how many flooded calls it refused.
+async fn flood(bus: &Bus, d: &Daemon) {
+    use support::flood::{count_refusals, managed_objects_call, raw_client};
+    println!("\n## A peer that floods the daemon without reading its replies\n");
+    let conn = bus.connect().await;
+    let ping = || async {
+        let t = Instant::now();
+        conn.call_method(
+            Some(NAME),
+            MANAGER,
+            Some("org.freedesktop.DBus.Peer"),
+            "Ping",
+            &(),
+        )
+        .await
+        .expect("ping");
+        t.elapsed()
+    };
+    let sample = |mut v: Vec<Duration>| {
+        v.sort();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q) as usize].as_micros();
+        (at(0.5), at(0.99))
+    };
+    let mut alone = Vec::new();
+    for _ in 0..300 {
+        alone.push(ping().await);
+    }
+    let rss_before = rss_kib(d.pid());
+    let calls = 3000;
+    let address = bus.address.clone();
+    let flooder = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut s = raw_client(&address);
+        for _ in 0..calls {
+            if s.write_all(managed_objects_call().data().bytes()).is_err() {
+                break;
+            }
+        }
+        s
+    });
+    let mut during = Vec::new();
+    let mut rss_peak = rss_before;
+    let t = Instant::now();
+    while during.len() < 300 && t.elapsed() < Duration::from_secs(60) {
+        during.push(ping().await);
+        if during.len() % 20 == 0 {
+            rss_peak = rss_peak.max(rss_kib(d.pid()));
+        }
+    }
+    let mut s = flooder.join().expect("flooder");
+    let refused = count_refusals(&mut s, Duration::from_secs(2));
+    rss_peak = rss_peak.max(rss_kib(d.pid()));
+    let (a50, a99) = sample(alone);
+    let (f50, f99) = sample(during);
+    println!("| other peer's Ping | p50 | p99 |");
+    println!("|---|---|---|");
+    println!("| alone | {a50} µs | {a99} µs |");
+    println!("| during the flood | {f50} µs | {f99} µs |");
+    println!(
+        "\nFlooding peer: {refused} of {calls} calls refused with LimitsExceeded; daemon RSS \
+         {rss_before} KiB before, {rss_peak} KiB at most."
+    );
 }

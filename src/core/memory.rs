@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Core, Domain, Error, Result, events::lock, ops::Operation, options::MemoryOptions};
-use crate::model::DomainDef;
+use super::{Core, Domain, Error, Result, ops::Operation, options::MemoryOptions};
 
 impl Core {
     /// Change the memory (KiB): the running guest's balloon target (through its driver),
@@ -19,25 +18,18 @@ impl Core {
         }
         let op = Operation::SetMemory;
         let _job = dom.begin_job(op.job().unwrap_or_default()).await?;
-        let (t, live, config) = {
-            let d = lock(&dom.data);
-            let t = opts
-                .affect
-                .resolve(&d.def.name, op, d.status.state, d.persistent)?;
-            (t, d.live.clone(), d.def.clone())
-        };
-        if opts.maximum && t.live {
-            return Err(Error::InvalidState(format!(
-                "cannot change the maximum memory of running domain '{}'; change the \
-                 persistent definition with 'config'",
-                config.name
-            )));
-        }
-        let with_memory = |def: &DomainDef, max: bool| -> Result<Arc<DomainDef>> {
+        let r = Self::plan_resize(dom, op, opts.affect, |def, persistent| {
             let mut def = def.clone();
-            if max {
+            if opts.maximum && !persistent {
+                return Err(Error::InvalidState(format!(
+                    "cannot change the maximum memory of running domain '{}'; change the \
+                     persistent definition with 'config'",
+                    def.name
+                )));
+            }
+            if opts.maximum {
                 def.memory_kib = kib;
-                def.current_memory_kib = def.current_memory_kib.filter(|c| *c < kib);
+                def.current_memory_kib = def.current_memory_kib.map(|c| c.min(kib));
             } else {
                 if kib > def.memory_kib {
                     return Err(Error::InvalidArgument(format!(
@@ -45,37 +37,13 @@ impl Core {
                         def.name, def.memory_kib
                     )));
                 }
-                def.current_memory_kib = (kib < def.memory_kib).then_some(kib);
+                def.current_memory_kib = Some(kib);
             }
-            def.validate()?;
-            Ok(Arc::new(def))
-        };
-        let new_live = match (&live, t.live) {
-            (Some(l), true) => Some(with_memory(l, false)?),
-            _ => None,
-        };
-        let new_config = if t.config {
-            Some(with_memory(&config, opts.maximum)?)
-        } else {
-            None
-        };
-        if let Some(l) = &new_live {
+            Ok(def)
+        })?;
+        if let Some(l) = &r.live {
             dom.driver.set_memory(&self.ctx(dom), l, kib).await?;
         }
-        if let Some(c) = &new_config {
-            let mut rec = lock(&dom.data).record();
-            rec.def = (**c).clone();
-            self.save(rec).await?;
-        }
-        self.update(dom, |d| {
-            if let Some(l) = new_live {
-                d.live = Some(l);
-            }
-            if let Some(c) = new_config {
-                d.def = c;
-            }
-            ((), Vec::new())
-        });
-        Ok(())
+        self.commit_resize(dom, r).await
     }
 }

@@ -20,6 +20,7 @@ mod managed_save;
 mod memory;
 pub mod metadata;
 pub mod ops;
+mod resize;
 mod snapshot_ops;
 mod vcpus;
 

@@ -7,7 +7,6 @@ use super::{
     Core, Domain, Error, Result, blocking, events::lock, host, ops::Operation, options::Affect,
     options::VcpuOptions,
 };
-use crate::model::DomainDef;
 
 impl Core {
     /// The current (or, with `maximum`, the maximum) vCPU count of the running or persistent
@@ -35,19 +34,9 @@ impl Core {
             ));
         }
         let _job = dom.begin_job("set vCPUs").await?;
-        let (t, live, config) = {
-            let d = lock(&dom.data);
-            let t = opts.affect.resolve(
-                &d.def.name,
-                Operation::SetVcpus,
-                d.status.state,
-                d.persistent,
-            )?;
-            (t, d.live.clone(), d.def.clone())
-        };
-        let with_count = |def: &DomainDef, max: bool| -> Result<Arc<DomainDef>> {
+        let r = Self::plan_resize(dom, Operation::SetVcpus, opts.affect, |def, persistent| {
             let mut def = def.clone();
-            if max {
+            if persistent && opts.maximum {
                 def.max_vcpus = count;
                 def.current_vcpus = def.current_vcpus.filter(|c| *c < count);
             } else {
@@ -59,36 +48,12 @@ impl Core {
                 }
                 def.current_vcpus = (count < def.max_vcpus).then_some(count);
             }
-            def.validate()?;
-            Ok(Arc::new(def))
-        };
-        let new_live = match (&live, t.live) {
-            (Some(l), true) => Some(with_count(l, false)?),
-            _ => None,
-        };
-        let new_config = if t.config {
-            Some(with_count(&config, opts.maximum)?)
-        } else {
-            None
-        };
-        if let Some(l) = &new_live {
+            Ok(def)
+        })?;
+        if let Some(l) = &r.live {
             dom.driver.set_vcpus(&self.ctx(dom), l, count).await?;
         }
-        if let Some(c) = &new_config {
-            let mut rec = lock(&dom.data).record();
-            rec.def = (**c).clone();
-            self.save(rec).await?;
-        }
-        self.update(dom, |d| {
-            if let Some(l) = new_live {
-                d.live = Some(l);
-            }
-            if let Some(c) = new_config {
-                d.def = c;
-            }
-            ((), Vec::new())
-        });
-        Ok(())
+        self.commit_resize(dom, r).await
     }
 
     /// For each vCPU of the running or persistent definition, which host CPUs it may run on.

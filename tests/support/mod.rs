@@ -1,6 +1,7 @@
 //! Fixtures shared by the integration tests: a private bus, the real daemon on it, clients.
 #![allow(dead_code)]
 
+pub mod flood;
 pub mod libvirtd;
 pub mod polkit;
 pub mod proxies;
