@@ -44,9 +44,58 @@ pub(crate) fn read_metadata(mut e: Elem) -> Result<String, XmlError> {
     }
     check_metadata_depth(e.node())?;
     e.take_all_content();
-    let inner = inner_source(e.node());
+    let inner = inner_source_in_scope(e.node());
     e.finish()?;
     Ok(inner)
+}
+
+/// The source between an element's tags, with the namespace declarations its top-level
+/// children use from outside it (on `<domain>`, say, or the element itself) copied onto each
+/// child, so the verbatim text parses alone with the same meaning.
+fn inner_source_in_scope(node: Node) -> String {
+    let scope: Vec<(&str, &str)> = node
+        .namespaces()
+        .filter_map(|ns| Some((ns.name()?, ns.uri())))
+        .filter(|(p, _)| *p != "xml")
+        .collect();
+    if scope.is_empty() {
+        return inner_source(node);
+    }
+    let text = node.document().input_text();
+    let mut out = String::new();
+    for c in node.children() {
+        let src = slice(text, c.range());
+        if !c.is_element() {
+            out.push_str(src);
+            continue;
+        }
+        // the qualified name ends at the first blank, '/' or '>'
+        let name_end = src
+            .find(|ch: char| ch.is_whitespace() || ch == '/' || ch == '>')
+            .unwrap_or(src.len());
+        let tag_end = src.find('>').unwrap_or(src.len());
+        let start_tag = &src[..tag_end];
+        out.push_str(&src[..name_end]);
+        for (prefix, uri) in &scope {
+            let declared_here = start_tag
+                .split_whitespace()
+                .any(|a| a.starts_with(&format!("xmlns:{prefix}=")));
+            // only the prefixes the child's names use (an element's or an attribute's)
+            let used = src.contains(&format!("<{prefix}:"))
+                || src.contains(&format!("</{prefix}:"))
+                || src
+                    .split_whitespace()
+                    .any(|w| w.starts_with(&format!("{prefix}:")));
+            if used && !declared_here {
+                out.push_str(&format!(
+                    " xmlns:{prefix}=\"{}\"",
+                    crate::util::xml::attr(uri)
+                ));
+            }
+        }
+        out.push_str(&src[name_end..]);
+    }
+    out
 }
 
 /// Reads an element whose content is kept verbatim without any rule about

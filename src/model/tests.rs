@@ -573,22 +573,6 @@ fn rejections_name_variant_and_path() {
             UnknownElement("/domain/qemu:commandline"),
         ),
         (
-            "namespace declared on root",
-            sub(
-                "<domain type='kvm'>",
-                "<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>",
-            ),
-            UnknownAttribute("/domain/@xmlns:qemu"),
-        ),
-        (
-            "namespace declared on metadata",
-            sub(
-                "</devices>",
-                "</devices><metadata xmlns:a='urn:a'><a:x/></metadata>",
-            ),
-            UnknownAttribute("/domain/metadata/@xmlns:a"),
-        ),
-        (
             "un-namespaced metadata child",
             sub("</devices>", "</devices><metadata><foo/></metadata>"),
             UnknownElement("/domain/metadata/foo"),
@@ -1149,4 +1133,37 @@ fn more_rejections() {
     for (what, doc, want) in cases {
         assert_eq!(DomainDef::from_xml(&doc).map(|_| ()), Err(want), "{what}");
     }
+}
+
+/// Namespace declarations may sit anywhere, as XML allows: on `<domain>` or `<metadata>`
+/// they are accepted, and the metadata kept verbatim carries the ones it uses.
+#[test]
+fn namespace_declarations_on_ancestors_of_metadata() {
+    let xml = "<domain type='test' xmlns:libosinfo='http://libosinfo.org/xmlns/libvirt/domain/1.0'>\
+               <name>ns</name><memory>1024</memory><vcpu>1</vcpu><os><type>hvm</type></os>\
+               <metadata xmlns:app='urn:app'><libosinfo:libosinfo>\
+               <libosinfo:os id='http://debian.org/debian/12'/></libosinfo:libosinfo>\
+               <app:x a='1'/><virtbus:owner xmlns:virtbus='https://virtbus.org/xmlns/virtbus/1' uid='1000'/>\
+               </metadata></domain>";
+    let d = DomainDef::from_xml(xml).expect("accepted");
+    assert_eq!(d.owner_uid(), Some(1000));
+    let os = d
+        .metadata_element("http://libosinfo.org/xmlns/libvirt/domain/1.0")
+        .expect("libosinfo element");
+    assert!(
+        os.starts_with(
+            "<libosinfo:libosinfo xmlns:libosinfo=\"http://libosinfo.org/xmlns/libvirt/domain/1.0\""
+        ),
+        "{os}"
+    );
+    assert!(d.metadata_element("urn:app").is_some());
+    // and it all parses again on its own
+    let out = d.to_xml(&secure());
+    let again = DomainDef::from_xml(&out).expect("reparse");
+    assert_eq!(again.to_xml(&secure()), out);
+    assert!(
+        out.contains("<libosinfo:os id='http://debian.org/debian/12'/>")
+            || out.contains("<libosinfo:os id=\"http://debian.org/debian/12\"/>"),
+        "{out}"
+    );
 }

@@ -243,24 +243,10 @@ pub(crate) struct Elem<'a, 'i> {
 }
 
 impl<'a, 'i> Elem<'a, 'i> {
-    /// Wraps `node`, refusing namespace declarations: outside `<metadata>`
-    /// there is nothing namespaced to declare, and a declaration on an
-    /// ancestor of metadata would make its verbatim copy unparsable.
+    /// Wraps `node`. Namespace declarations may sit on any element, as XML allows: names
+    /// in a namespace are still refused outside `<metadata>`, and what `<metadata>` keeps
+    /// verbatim carries the declarations it uses (see `metadata::read_metadata`).
     pub(crate) fn new(node: Node<'a, 'i>) -> Result<Self> {
-        let inherited = node.parent_element().map_or(0, |p| p.namespaces().len());
-        if node.namespaces().len() > inherited {
-            let declared = node
-                .namespaces()
-                .find(|ns| ns.name() != Some("xml"))
-                .and_then(|ns| ns.name());
-            let attr = match declared {
-                Some(p) => format!("xmlns:{p}"),
-                None => "xmlns".to_string(),
-            };
-            return Err(XmlError::UnknownAttribute {
-                path: format!("{}/@{attr}", node_path(node)),
-            });
-        }
         Ok(Elem {
             node,
             attrs: Bits::default(),
@@ -645,12 +631,14 @@ mod tests {
     }
 
     #[test]
-    fn namespaces_are_refused_outside_metadata() {
+    fn namespaced_names_are_refused_outside_metadata() {
+        // a declaration alone is plain XML
+        assert_eq!(with_root("<r xmlns:q='urn:q'/>", |e| e.finish()), Ok(()));
         let r = with_root("<r xmlns:q='urn:q'><q:x/></r>", |e| e.finish());
         assert_eq!(
             r,
-            Err(XmlError::UnknownAttribute {
-                path: "/r/@xmlns:q".into()
+            Err(XmlError::UnknownElement {
+                path: "/r/q:x".into()
             })
         );
         let r = with_root("<r><q:x xmlns:q='urn:q'/></r>", |e| e.finish());
