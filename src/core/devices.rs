@@ -98,8 +98,13 @@ impl Core {
             (Some(l), true) => Some(apply(l, &dev)?),
             _ => None,
         };
+        // The persistent definition with the edit gets its driver's defaults again, so a
+        // new device has its address (and the rest libvirt fills in) as a define gives it.
         let new_config = if t.config {
-            Some(apply(&config, &dev)?.1)
+            let mut def = (*apply(&config, &dev)?.1).clone();
+            dom.driver.post_parse(&mut def).await?;
+            def.validate()?;
+            Some(Arc::new(def))
         } else {
             None
         };

@@ -541,6 +541,20 @@ async fn devices_change_in_a_running_guest() {
             && live.contains("<alias name='virtio-disk2'/>"),
         "{live}"
     );
+    // the slot it took is recorded in the live definition
+    let hotplug_slot = |xml: &str| -> String {
+        let serial = xml
+            .find("HOTPLUG1")
+            .unwrap_or_else(|| panic!("HOTPLUG1 in {xml}"));
+        let start = xml[..serial].rfind("<disk").expect("its <disk>");
+        let end = serial + xml[serial..].find("</disk>").expect("its </disk>");
+        let dev = &xml[start..end];
+        let at = dev
+            .find("slot='")
+            .unwrap_or_else(|| panic!("a slot in {dev}"));
+        dev[at + 6..at + 10].to_owned()
+    };
+    let first_slot = hotplug_slot(&live);
     // the guest names disks in the order it finds them: this one by its serial
     let find = "for d in /sys/block/vd*; do [ \"$(cat $d/serial 2>/dev/null)\" = HOTPLUG1 ] \
                 && echo ${d##*/}; done; true";
@@ -597,6 +611,15 @@ async fn devices_change_in_a_running_guest() {
         !live.contains("vdc") && !live.contains("52:54:00:aa:bb:cc"),
         "{live}"
     );
+    // detach freed the slot: plugged again, the disk takes it again
+    dom.attach_device(&vdc, no_opts())
+        .await
+        .expect("attach the disk again");
+    let live = dom.get_xml(no_opts()).await.expect("live");
+    assert_eq!(hotplug_slot(&live), first_slot, "{live}");
+    dom.detach_device(&vdc, no_opts())
+        .await
+        .expect("detach the disk again");
     let inactive = dom
         .get_xml(opts([("inactive", Variant::from(true))]))
         .await

@@ -638,8 +638,17 @@ fn pci_infos(d: &crate::model::Devices) -> Vec<(String, &DeviceInfo)> {
     out
 }
 
+/// The slots of bus 0 that devices of `def` hold.
+pub fn used_pci_slots(def: &DomainDef) -> Vec<u32> {
+    pci_infos(&def.devices)
+        .into_iter()
+        .filter_map(|(_, info)| info.address.as_ref().and_then(pci_slot))
+        .map(|(slot, _)| slot)
+        .collect()
+}
+
 /// Slot and function of a PCI address on bus 0 of domain 0.
-fn pci_slot(a: &Address) -> Option<(u32, u32)> {
+pub fn pci_slot(a: &Address) -> Option<(u32, u32)> {
     if a.kind != AddressType::Pci {
         return None;
     }
@@ -656,7 +665,7 @@ fn pci_slot(a: &Address) -> Option<(u32, u32)> {
 }
 
 /// A PCI address on bus 0, written as libvirt writes it.
-fn pci_address(slot: u32, function: u32, multifunction: bool) -> Address {
+pub fn pci_address(slot: u32, function: u32, multifunction: bool) -> Address {
     let mut a = Address::new(AddressType::Pci);
     let _ = a.set("domain", Some("0x0000"));
     let _ = a.set("bus", Some("0x00"));

@@ -5,18 +5,22 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{
     cmdline::{self, CmdlineError},
+    defaults,
     monitor::Vm,
     net,
     snapshot::nodes,
 };
 use crate::{
     drivers::{DriverError, DriverResult},
-    model::devices::{
-        Device, Disk, DiskBus, DiskDevice, Interface, InterfaceType, LinkState, NetDriverName,
+    model::{
+        Address,
+        devices::{
+            Device, Disk, DiskBus, DiskDevice, Interface, InterfaceType, LinkState, NetDriverName,
+        },
     },
     util::lock,
 };
@@ -54,6 +58,54 @@ pub async fn attach(vm: &Vm, device: &Device) -> DriverResult<Device> {
     ))
 }
 
+/// The PCI slot on bus 0 a hot-plugged device takes: the one it names if nothing holds it,
+/// else the first free one. Both QEMU's own view (devices it placed before virtbus recorded
+/// addresses) and the live definition count.
+async fn free_slot(vm: &Vm, wanted: Option<&Address>, what: &str) -> DriverResult<u32> {
+    let mut used = defaults::used_pci_slots(&vm.live());
+    used.push(0);
+    let pci = vm.command("query-pci", None).await?;
+    for bus in pci.as_array().into_iter().flatten() {
+        if bus.get("bus").and_then(Value::as_u64) != Some(0) {
+            continue;
+        }
+        for dev in bus
+            .get("devices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(s) = dev.get("slot").and_then(Value::as_u64) {
+                used.push(s as u32);
+            }
+        }
+    }
+    match wanted {
+        Some(a) => {
+            let (slot, function) = defaults::pci_slot(a).ok_or_else(|| {
+                DriverError::InvalidArgument(format!(
+                    "{what}: a hot-plugged device takes a PCI address on bus 0"
+                ))
+            })?;
+            if function != 0 || slot == 0 || slot > 31 {
+                return Err(DriverError::InvalidArgument(format!(
+                    "{what}: PCI address 00:{slot:02x}.{function} cannot take a hot-plugged \
+                     device (slots 0x01 to 0x1f, function 0)"
+                )));
+            }
+            if used.contains(&slot) {
+                return Err(DriverError::InvalidArgument(format!(
+                    "{what}: PCI slot 0x{slot:02x} is already in use"
+                )));
+            }
+            Ok(slot)
+        }
+        None => (1..32).find(|s| !used.contains(s)).ok_or_else(|| {
+            DriverError::InvalidArgument(format!("{what}: no free PCI slot left on bus 0"))
+        }),
+    }
+}
+
 async fn attach_disk(vm: &Vm, mut d: Disk) -> DriverResult<Disk> {
     let what = format!("disk '{}'", d.target_dev);
     let bus = d.target_bus.unwrap_or(if d.target_dev.starts_with("vd") {
@@ -66,13 +118,6 @@ async fn attach_disk(vm: &Vm, mut d: Disk) -> DriverResult<Disk> {
             vm,
             &what,
             "only virtio hard disks hot-plug (a CD-ROM's medium changes with UpdateDevice)",
-        ));
-    }
-    if d.info.address.is_some() {
-        return Err(refuse(
-            vm,
-            &what,
-            "QEMU chooses the address of a hot-plugged disk",
         ));
     }
     let path = d
@@ -94,8 +139,15 @@ async fn attach_disk(vm: &Vm, mut d: Disk) -> DriverResult<Disk> {
         del_nodes(vm, &[&file_node]).await;
         return Err(e);
     }
+    let slot = match free_slot(vm, d.info.address.as_ref(), &what).await {
+        Ok(s) => s,
+        Err(e) => {
+            del_nodes(vm, &[&node, &file_node]).await;
+            return Err(e);
+        }
+    };
     let mut args = json!({"driver": "virtio-blk-pci", "id": alias, "drive": node,
-                          "bus": "pci.0"});
+                          "bus": "pci.0", "addr": format!("{slot:#x}")});
     if let Some(s) = &d.serial {
         args["serial"] = json!(s);
     }
@@ -112,19 +164,13 @@ async fn attach_disk(vm: &Vm, mut d: Disk) -> DriverResult<Disk> {
     }
     d.target_bus = Some(DiskBus::Virtio);
     d.info.alias = Some(alias);
+    d.info.address = Some(defaults::pci_address(slot, 0, false));
     lock(&vm.live).devices.disks.push(d.clone());
     Ok(d)
 }
 
 async fn attach_nic(vm: &Vm, mut n: Interface) -> DriverResult<Interface> {
     let what = format!("interface {}", n.mac);
-    if n.info.address.is_some() {
-        return Err(refuse(
-            vm,
-            &what,
-            "QEMU chooses the address of a hot-plugged NIC",
-        ));
-    }
     if n.driver_queues.is_some_and(|q| q > 1) || n.driver_name == Some(NetDriverName::Vhost) {
         return Err(refuse(vm, &what, "vhost or queues"));
     }
@@ -179,8 +225,16 @@ async fn attach_nic(vm: &Vm, mut n: Interface) -> DriverResult<Interface> {
             )));
         }
     }
+    let slot = match free_slot(vm, n.info.address.as_ref(), &what).await {
+        Ok(s) => s,
+        Err(e) => {
+            undo().await;
+            return Err(e);
+        }
+    };
     let mut args = json!({"driver": qdev, "netdev": host, "id": alias,
-                          "mac": n.mac.to_string(), "bus": "pci.0"});
+                          "mac": n.mac.to_string(), "bus": "pci.0",
+                          "addr": format!("{slot:#x}")});
     match n.boot_order {
         Some(o) => args["bootindex"] = json!(o),
         None if qdev == "virtio-net-pci" => args["romfile"] = json!(""),
@@ -195,6 +249,7 @@ async fn attach_nic(vm: &Vm, mut n: Interface) -> DriverResult<Interface> {
             .await?;
     }
     n.info.alias = Some(alias);
+    n.info.address = Some(defaults::pci_address(slot, 0, false));
     lock(&vm.live).devices.interfaces.push(n.clone());
     Ok(n)
 }
@@ -360,38 +415,101 @@ mod tests {
         }]))
     }
 
+    /// `query-pci` as QEMU answers it for an i440fx guest with slots 0 to 3 taken.
+    fn query_pci() -> Answer {
+        Answer::ok(json!([{"bus": 0, "devices": [
+            {"bus": 0, "slot": 0, "function": 0}, {"bus": 0, "slot": 1, "function": 0},
+            {"bus": 0, "slot": 1, "function": 1}, {"bus": 0, "slot": 2, "function": 0},
+            {"bus": 0, "slot": 3, "function": 0}]}]))
+    }
+
+    fn query_pci_call() -> Value {
+        json!({"execute": "query-pci"})
+    }
+
     #[tokio::test]
-    async fn disk_gets_its_nodes_then_its_device() {
+    async fn disk_gets_its_nodes_then_a_free_slot_then_its_device() {
         let qmp = FakeMonitor::default();
-        let vm = running_vm(&qmp, domain(""));
+        qmp.answer("query-pci", query_pci());
+        // slot 4 is free in QEMU but the live definition records a device there
+        let vm = running_vm(
+            &qmp,
+            domain(
+                "<memballoon model='virtio'><address type='pci' domain='0x0000' bus='0x00' \
+                 slot='0x04' function='0x0'/></memballoon>",
+            ),
+        );
         let got = attach(&vm, &device(DISK)).await.expect("attach");
         assert_eq!(
             qmp.log(),
             [
                 file_node(),
                 format_node(),
+                query_pci_call(),
                 json!({"execute": "device_add", "arguments": {
                     "driver": "virtio-blk-pci", "id": "virtio-disk1", "drive": "vb-vdb",
-                    "bus": "pci.0", "serial": "S1"}}),
+                    "bus": "pci.0", "addr": "0x5", "serial": "S1"}}),
             ]
         );
         let disk = &got.as_devices().disks[0];
         assert_eq!(disk.info.alias.as_deref(), Some("virtio-disk1"));
+        let addr = disk.info.address.as_ref().expect("recorded address");
+        assert_eq!(addr.get("slot"), Some("0x05"));
         assert_eq!(vm.live().devices.disks.len(), 1);
     }
 
     #[tokio::test]
-    async fn nic_gets_its_netdev_then_its_device() {
+    async fn a_named_slot_is_taken_only_when_free() {
         let qmp = FakeMonitor::default();
+        qmp.answer("query-pci", query_pci());
+        let vm = running_vm(&qmp, domain(""));
+        let at = |slot: &str| {
+            device(&DISK.replace(
+                "</disk>",
+                &format!(
+                    "<address type='pci' domain='0x0000' bus='0x00' slot='{slot}' \
+                     function='0x0'/></disk>"
+                ),
+            ))
+        };
+        let e = attach(&vm, &at("0x03"))
+            .await
+            .expect_err("slot 3 is QEMU's");
+        assert!(
+            matches!(&e, DriverError::InvalidArgument(m) if m.contains("0x03")),
+            "{e:?}"
+        );
+        assert!(vm.live().devices.disks.is_empty());
+        let got = attach(&vm, &at("0x09")).await.expect("slot 9 is free");
+        assert_eq!(
+            got.as_devices().disks[0]
+                .info
+                .address
+                .as_ref()
+                .and_then(|a| a.get("slot")),
+            Some("0x09")
+        );
+        assert_eq!(
+            qmp.log().last().expect("device_add")["arguments"]["addr"],
+            "0x9"
+        );
+    }
+
+    #[tokio::test]
+    async fn nic_gets_its_netdev_then_a_free_slot_then_its_device() {
+        let qmp = FakeMonitor::default();
+        qmp.answer("query-pci", query_pci());
         let vm = running_vm(&qmp, domain(""));
         let got = attach(&vm, &device(NIC)).await.expect("attach");
         assert_eq!(
             qmp.log(),
             [
                 json!({"execute": "netdev_add", "arguments": {"type": "user", "id": "hostnet0"}}),
+                query_pci_call(),
                 json!({"execute": "device_add", "arguments": {
                     "driver": "virtio-net-pci", "netdev": "hostnet0", "id": "net0",
-                    "mac": "52:54:00:00:00:07", "bus": "pci.0", "romfile": ""}}),
+                    "mac": "52:54:00:00:00:07", "bus": "pci.0", "addr": "0x4",
+                    "romfile": ""}}),
             ]
         );
         assert_eq!(
@@ -417,11 +535,11 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(
-            qmp.commands()[..3],
-            ["blockdev-add", "blockdev-add", "device_add"]
+            qmp.commands()[..4],
+            ["blockdev-add", "blockdev-add", "query-pci", "device_add"]
         );
         assert_eq!(
-            qmp.log()[3..],
+            qmp.log()[4..],
             [blockdev_del("vb-vdb"), blockdev_del("vb-vdb-file")]
         );
         assert!(vm.live().devices.disks.is_empty());
@@ -456,8 +574,11 @@ mod tests {
         attach(&vm, &device(NIC))
             .await
             .expect_err("device_add fails");
-        assert_eq!(qmp.commands(), ["netdev_add", "device_add", "netdev_del"]);
-        assert_eq!(qmp.log()[2]["arguments"], json!({"id": "hostnet0"}));
+        assert_eq!(
+            qmp.commands(),
+            ["netdev_add", "query-pci", "device_add", "netdev_del"]
+        );
+        assert_eq!(qmp.log()[3]["arguments"], json!({"id": "hostnet0"}));
         assert!(vm.live().devices.interfaces.is_empty());
     }
 
