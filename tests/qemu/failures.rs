@@ -1,6 +1,6 @@
 //! What cannot start, and why; and a rich definition that QEMU really accepts.
 
-use crate::{guest, guests, support::proxies::*, support::*};
+use crate::{guest, guests, support::proxies::*, support::*, wait_agent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_bad_disk_and_capabilities() {
@@ -201,5 +201,46 @@ async fn rich_definition_starts_under_real_qemu() {
     assert_eq!(crate::u64_of(&st, "vcpu.current"), 1);
     assert_eq!(crate::u64_of(&st, "block.count"), 2);
     assert!(log.contains("-blockdev"), "{log}");
+    dom.destroy(no_opts()).await.expect("destroy");
+}
+
+/// A q35 guest laid out as libvirt does: its PCI Express devices each behind a
+/// pcie-root-port, the ports functions of a slot of pcie.0. The guest boots, its agent
+/// answers, and it finds its virtio disk behind a root port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q35_guest_runs_behind_root_ports() {
+    let _permit = guests(1).await;
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let disk = bus.dir.path().join("q35.qcow2");
+    guest::data_disk(&disk);
+    let xml = guest::domain_xml("q35", &disk, guest::TEST_CHANNEL)
+        .replace("<type arch='x86_64'>", "<type arch='x86_64' machine='q35'>");
+    let path = manager(&conn)
+        .await
+        .define_domain(&xml, no_opts())
+        .await
+        .expect("define");
+    let dom = domain(&conn, &path).await;
+    let inactive = dom.get_xml(no_opts()).await.expect("xml");
+    assert!(inactive.contains("machine='pc-q35-7.2'"), "{inactive}");
+    assert!(
+        inactive.contains("<controller type='pci' index='1' model='pcie-root-port'>"),
+        "{inactive}"
+    );
+    // the disk behind a root port (bus 0x0N), not on pcie.0
+    let disk_xml = &inactive[inactive.find("<disk").expect("disk")..];
+    let disk_xml = &disk_xml[..disk_xml.find("</disk>").expect("end")];
+    assert!(!disk_xml.contains("bus='0x00'"), "{disk_xml}");
+    dom.start(no_opts()).await.expect("start");
+    wait_agent(&dom).await;
+    let live = dom.get_xml(no_opts()).await.expect("live");
+    assert!(live.contains("<alias name='pci.1'/>"), "{live}");
+    let ga = guest::TestAgent::of(&live).await;
+    // sysfs shows the disk's PCI path: the root complex, a port, then the device
+    let path = ga.sh("readlink -f /sys/block/vda; true").await;
+    let hops = path.split('/').filter(|p| p.starts_with("0000:")).count();
+    assert!(hops >= 2, "vda sits behind a root port: {path}");
     dom.destroy(no_opts()).await.expect("destroy");
 }

@@ -417,6 +417,7 @@ pub(crate) mod tests {
             "ide-hd",
             "isa-serial",
             "pci-serial",
+            "pcie-root-port",
             "piix3-usb-uhci",
             "pvpanic",
             "qemu-xhci",

@@ -152,11 +152,10 @@ fn pci_addr(info: &DeviceInfo, what: &str) -> Result<String> {
             }),
         }
     };
-    if num("domain")? != 0 || num("bus")? != 0 {
+    if num("domain")? != 0 {
         return unsupported(format!(
-            "{what}: PCI address on domain {} bus {} (only bus 0 is supported)",
-            num("domain")?,
-            num("bus")?
+            "{what}: PCI address on domain {} (only domain 0 is supported)",
+            num("domain")?
         ));
     }
     let (slot, function) = (num("slot")?, num("function")?);
@@ -165,11 +164,44 @@ fn pci_addr(info: &DeviceInfo, what: &str) -> Result<String> {
             "{what}: PCI slot {slot} function {function} is out of range"
         )));
     }
-    let mut s = format!(",addr={slot:#x}.{function:x}");
+    // a bus other than the root is the root port (or bridge) whose index it names
+    let bus = num("bus")?;
+    let mut s = if bus == 0 {
+        String::new()
+    } else {
+        format!(",bus=pci.{bus}")
+    };
+    s.push_str(&format!(",addr={slot:#x}.{function:x}"));
     if a.get("multifunction") == Some("on") {
         s.push_str(",multifunction=on");
     }
     Ok(s)
+}
+
+/// Every PCI address off the root bus names a root port the definition has: only bus 0 and
+/// the buses of `pcie-root-port` controllers exist.
+fn check_pci_buses(def: &DomainDef) -> Result<()> {
+    let ports: Vec<u32> = def
+        .devices
+        .controllers
+        .iter()
+        .filter(|c| {
+            c.controller_type == ControllerType::Pci && c.model.as_deref() == Some("pcie-root-port")
+        })
+        .filter_map(|c| c.index)
+        .collect();
+    for (who, info) in super::defaults::pci_infos(&def.devices) {
+        let Some((bus, _, _)) = info.address.as_ref().and_then(super::defaults::pci_bsf) else {
+            continue;
+        };
+        if bus != 0 && !ports.contains(&bus) {
+            return unsupported(format!(
+                "{who}: PCI bus {bus} (only bus 0 and the buses of pcie-root-port controllers \
+                 exist here)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_num(v: &str) -> Option<u64> {
@@ -275,6 +307,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         setup: Vec::new(),
     };
     check_top(def)?;
+    check_pci_buses(def)?;
     let arch = def.os.arch.as_deref().unwrap_or(caps.arch.as_str());
     // libvirt's i686 is QEMU's i386 target
     let same = arch == caps.arch || (arch == "i686" && caps.arch == "i386");
@@ -645,6 +678,50 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         .any(|i| input_bus(i.input_type, i.bus) == InputBus::Usb);
     let mut have_vserial = false;
     let mut have_usb = false;
+    // PCI Express root ports first, in index order: other devices sit behind them
+    let mut ports: Vec<(usize, &Controller)> = def
+        .devices
+        .controllers
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            c.controller_type == ControllerType::Pci && c.model.as_deref() == Some("pcie-root-port")
+        })
+        .collect();
+    ports.sort_by_key(|(_, c)| c.index);
+    for (i, c) in ports {
+        let idx = c.index.unwrap_or(0);
+        let what = format!("<controller type='pci' index='{idx}' model='pcie-root-port'>");
+        if !b.q35 {
+            return unsupported(format!("{what} on a machine without PCI Express"));
+        }
+        if idx == 0 {
+            return Err(CmdlineError::Invalid(format!(
+                "{what}: index 0 is the machine's pcie-root"
+            )));
+        }
+        b.need("pcie-root-port", &what)?;
+        let target = |k: &str| {
+            c.target
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+        };
+        let mut s = format!("pcie-root-port,id=pci.{idx},bus=pcie.0");
+        if let Some(p) = target("port") {
+            s.push_str(&format!(",port={}", esc(&p)));
+        }
+        s.push_str(&format!(
+            ",chassis={}",
+            esc(&target("chassis").unwrap_or_else(|| idx.to_string()))
+        ));
+        s.push_str(&pci_addr(&c.info, &what)?);
+        if target("hotplug").as_deref() == Some("off") {
+            s.push_str(",hotplug=off");
+        }
+        b.device(s);
+        b.live.devices.controllers[i].info.alias = Some(format!("pci.{idx}"));
+    }
     for (i, c) in def.devices.controllers.iter().enumerate() {
         let what = format!("<controller type='{}'>", c.controller_type);
         if !c.driver.is_empty() {
@@ -652,6 +729,7 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         }
         let idx = c.index.unwrap_or(0);
         match c.controller_type {
+            ControllerType::Pci if c.model.as_deref() == Some("pcie-root-port") => {}
             ControllerType::Pci => {
                 let root = if b.q35 { "pcie-root" } else { "pci-root" };
                 if c.model.as_deref().is_some_and(|m| m != root) || idx != 0 {

@@ -16,9 +16,9 @@ use crate::{
         DomainDef, DomainType,
         defaults::{self, DefaultsError},
         devices::{
-            Audio, AudioType, Controller, ControllerType, DiskBus, DiskFormat, GraphicsType, Input,
-            InputBus, InputType, Memballoon, MemballoonModel, SoundModel, Video, VideoModel,
-            VideoType, WatchdogModel,
+            Audio, AudioType, CharSourceType, Controller, ControllerType, DiskBus, DiskFormat,
+            GraphicsType, Input, InputBus, InputType, Memballoon, MemballoonModel, SoundModel,
+            Video, VideoModel, VideoType, WatchdogModel,
         },
     },
 };
@@ -60,10 +60,15 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
     }
     device_models(def, kind, caps, x86);
     defaults::after_driver(def).map_err(|DefaultsError(m)| DriverError::InvalidArgument(m))?;
+    // a serial port made from a console just now gets its model too (libvirt runs its
+    // device defaults again for it)
+    serial_models(&mut def.devices, x86);
     virtio_serial_ports(def);
     usb_ports(def);
-    if kind == Machine::I440fx {
-        PciBus::assign_i440fx(def)?;
+    match kind {
+        Machine::I440fx => PciBus::assign_i440fx(def)?,
+        Machine::Q35 => super::q35::assign(def)?,
+        Machine::Other => {}
     }
     Ok(())
 }
@@ -265,15 +270,8 @@ fn cpu_checks(def: &mut DomainDef) {
     }
 }
 
-/// Device models libvirt's QEMU driver picks when the definition leaves them out.
-fn device_models(def: &mut DomainDef, kind: Machine, caps: &Caps, x86: bool) {
-    let d = &mut def.devices;
-    // QEMU's own block layer, and raw images unless told otherwise (no format probing)
-    for disk in &mut d.disks {
-        let drv = disk.driver.get_or_insert_with(Default::default);
-        drv.name.get_or_insert_with(|| "qemu".into());
-        drv.format.get_or_insert(DiskFormat::Raw);
-    }
+/// Serial ports' target type and model (ISA on x86).
+fn serial_models(d: &mut crate::model::Devices, x86: bool) {
     for s in &mut d.serials {
         if matches!(s.target_type.as_deref(), None | Some("isa-serial")) && x86 {
             s.target_type = Some("isa-serial".into());
@@ -285,6 +283,24 @@ fn device_models(def: &mut DomainDef, kind: Machine, caps: &Caps, x86: bool) {
                 Some("pci-serial") => Some("pci-serial".into()),
                 _ => None,
             };
+        }
+    }
+}
+
+/// Device models libvirt's QEMU driver picks when the definition leaves them out.
+fn device_models(def: &mut DomainDef, kind: Machine, caps: &Caps, x86: bool) {
+    let d = &mut def.devices;
+    // QEMU's own block layer, and raw images unless told otherwise (no format probing)
+    for disk in &mut d.disks {
+        let drv = disk.driver.get_or_insert_with(Default::default);
+        drv.name.get_or_insert_with(|| "qemu".into());
+        drv.format.get_or_insert(DiskFormat::Raw);
+    }
+    serial_models(d, x86);
+    // a unix channel whose socket the driver names keeps no source in the definition
+    for c in &mut d.channels {
+        if c.source_type == CharSourceType::Unix && c.source_path.is_none() {
+            c.source_mode = None;
         }
     }
     let default_video = if caps.has_device("cirrus-vga") {
@@ -599,7 +615,7 @@ fn wants_pci_video(m: Option<&VideoModel>) -> bool {
 }
 
 /// Every device with a PCI address, described for collision errors.
-fn pci_infos(d: &crate::model::Devices) -> Vec<(String, &DeviceInfo)> {
+pub(super) fn pci_infos(d: &crate::model::Devices) -> Vec<(String, &DeviceInfo)> {
     let mut out: Vec<(String, &DeviceInfo)> = Vec::new();
     for c in &d.controllers {
         out.push((
@@ -664,11 +680,37 @@ pub fn pci_slot(a: &Address) -> Option<(u32, u32)> {
     Some((n("slot").unwrap_or(0), n("function").unwrap_or(0)))
 }
 
+/// Bus, slot and function of a PCI address of domain 0.
+pub fn pci_bsf(a: &Address) -> Option<(u32, u32, u32)> {
+    if a.kind != AddressType::Pci {
+        return None;
+    }
+    let n = |k| {
+        a.get(k).and_then(|v| match v.strip_prefix("0x") {
+            Some(h) => u32::from_str_radix(h, 16).ok(),
+            None => v.parse().ok(),
+        })
+    };
+    if n("domain").unwrap_or(0) != 0 {
+        return None;
+    }
+    Some((
+        n("bus").unwrap_or(0),
+        n("slot").unwrap_or(0),
+        n("function").unwrap_or(0),
+    ))
+}
+
 /// A PCI address on bus 0, written as libvirt writes it.
 pub fn pci_address(slot: u32, function: u32, multifunction: bool) -> Address {
+    pci_address_on(0, slot, function, multifunction)
+}
+
+/// A PCI address on `bus`, written as libvirt writes it.
+pub fn pci_address_on(bus: u32, slot: u32, function: u32, multifunction: bool) -> Address {
     let mut a = Address::new(AddressType::Pci);
     let _ = a.set("domain", Some("0x0000"));
-    let _ = a.set("bus", Some("0x00"));
+    let _ = a.set("bus", Some(&format!("{bus:#04x}")));
     let _ = a.set("slot", Some(&format!("{slot:#04x}")));
     let _ = a.set("function", Some(&format!("{function:#x}")));
     if multifunction {

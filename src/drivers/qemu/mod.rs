@@ -27,6 +27,7 @@ pub mod monitor;
 pub mod net;
 mod power;
 pub mod process;
+pub mod q35;
 pub mod qga;
 pub mod qmp;
 pub mod save;

@@ -654,7 +654,7 @@ fn every_refusal_names_what_it_refuses() {
             "",
             "",
             "<disk type='file'><source file='/d.img'/><target dev='vda' bus='virtio'/><address type='pci' domain='0x0000' bus='0x01' slot='0x02' function='0x0'/></disk>",
-            "only bus 0",
+            "PCI bus 1",
         ),
         (
             "pci_slot",
