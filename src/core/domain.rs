@@ -202,10 +202,24 @@ impl DomainData {
             memory_kib: d.current_memory(),
             current_snapshot: self.snapshots.current().map(str::to_owned),
             snapshot_count: self.snapshots.len() as u32,
-            warning: self.warning.clone().unwrap_or_default(),
+            warning: self
+                .warning
+                .clone()
+                .or_else(|| taint(&self.def))
+                .unwrap_or_default(),
             owner: self.def.owner_uid(),
             job: self.job,
             job_progress: self.job_progress,
         }
     }
+}
+
+/// What makes a definition tainted, as libvirt marks it: nothing vouches for a guest that
+/// QEMU runs with arguments of the user's own.
+pub(crate) fn taint(def: &DomainDef) -> Option<String> {
+    def.qemu_commandline.as_ref().map(|_| {
+        "tainted: QEMU runs with arguments of the user's own (<qemu:commandline>); nothing \
+         virtbus reports about it can be relied on"
+            .to_owned()
+    })
 }

@@ -37,11 +37,13 @@ pub enum Action {
     DomainSuspend,
     DomainSnapshot,
     DomainFsFreeze,
+    /// Passing QEMU arguments of the user's own (libvirt's `qemu:` namespace).
+    DomainQemuPassthrough,
     ManagerRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Self::DomainRead,
         Self::DomainReadSecure,
         Self::DomainWrite,
@@ -53,6 +55,7 @@ impl Action {
         Self::DomainSuspend,
         Self::DomainSnapshot,
         Self::DomainFsFreeze,
+        Self::DomainQemuPassthrough,
         Self::ManagerRead,
     ];
 
@@ -70,8 +73,15 @@ impl Action {
             Self::DomainSuspend => "org.virtbus1.domain.suspend",
             Self::DomainSnapshot => "org.virtbus1.domain.snapshot",
             Self::DomainFsFreeze => "org.virtbus1.domain.fs-freeze",
+            Self::DomainQemuPassthrough => "org.virtbus1.domain.qemu-passthrough",
             Self::ManagerRead => "org.virtbus1.manager.read",
         }
+    }
+
+    /// Whether a decision may be remembered. Handing QEMU arbitrary arguments is as good as
+    /// root on the host: every such request is decided anew.
+    pub fn cacheable(self) -> bool {
+        self != Self::DomainQemuPassthrough
     }
 }
 
@@ -83,6 +93,8 @@ pub enum Operation {
     ReadHost,
     DefineDomain,
     CreateDomain,
+    /// Defining or creating a domain with `<qemu:commandline>`.
+    QemuPassthrough,
     // One domain.
     ReadDomain,
     Start,
@@ -182,6 +194,7 @@ impl Operation {
             | O::DetachDevice
             | O::UpdateDevice => Action::DomainWrite,
             O::CreateDomain | O::Start => Action::DomainStart,
+            O::QemuPassthrough => Action::DomainQemuPassthrough,
             O::Shutdown | O::Reboot => Action::DomainInitControl,
             O::Destroy | O::ManagedSave => Action::DomainStop,
             O::Reset | O::InjectNmi => Action::DomainReset,
@@ -214,6 +227,7 @@ impl Operation {
             O::ReadHost => "read the host of",
             O::DefineDomain => "define",
             O::CreateDomain => "create",
+            O::QemuPassthrough => "pass QEMU arguments of its own to",
             O::ReadDomain => "read",
             O::Undefine => "undefine",
             O::SetAutostart => "set autostart of",

@@ -90,6 +90,8 @@ pub struct DomainDef {
     pub on_crash: Option<LifecycleAction>,
     pub pm: Option<Pm>,
     pub devices: Devices,
+    /// `<qemu:commandline>` (libvirt's QEMU namespace): passed to QEMU unchecked.
+    pub qemu_commandline: Option<crate::model::qemu_ns::QemuCommandline>,
 }
 
 impl DomainDef {
@@ -289,6 +291,10 @@ impl DomainDef {
             None => Devices::default(),
             Some(d) => Devices::read(d)?,
         };
+        let qemu_commandline = e
+            .child_ns(crate::model::qemu_ns::QEMU_NS, "commandline")?
+            .map(crate::model::qemu_ns::QemuCommandline::read)
+            .transpose()?;
         if let Some(first) = os.boot.first()
             && devices.has_boot_order()
         {
@@ -323,6 +329,7 @@ impl DomainDef {
             on_crash,
             pm,
             devices,
+            qemu_commandline,
         })
     }
 
@@ -337,6 +344,9 @@ impl DomainDef {
         w.start(root);
         w.attr("type", self.domain_type.as_str());
         w.attr_num_opt("id", id);
+        if self.qemu_commandline.is_some() {
+            w.attr("xmlns:qemu", crate::model::qemu_ns::QEMU_NS);
+        }
         w.leaf("name", &self.name);
         w.leaf("uuid", &self.uuid.hyphenated().to_string());
         w.leaf_opt("title", self.title.as_deref());
@@ -389,6 +399,9 @@ impl DomainDef {
             w.end();
         }
         self.devices.write(w, opts);
+        if let Some(q) = &self.qemu_commandline {
+            q.write(w);
+        }
         w.end();
     }
 }

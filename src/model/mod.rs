@@ -39,6 +39,7 @@ mod metadata;
 pub mod names;
 pub mod options;
 mod os;
+pub mod qemu_ns;
 mod snapshot;
 pub mod state;
 mod values;

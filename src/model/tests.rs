@@ -566,11 +566,24 @@ fn rejections_name_variant_and_path() {
         ),
         (
             "namespaced element outside metadata",
+            sub("</devices>", "</devices><app:x xmlns:app='urn:app'/>"),
+            UnknownElement("/domain/app:x"),
+        ),
+        (
+            "qemu namespace element virtbus does not take",
             sub(
                 "</devices>",
-                "</devices><qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'/>",
+                "</devices><qemu:capabilities xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'/>",
             ),
-            UnknownElement("/domain/qemu:commandline"),
+            UnknownElement("/domain/qemu:capabilities"),
+        ),
+        (
+            "qemu:env with a bad name",
+            sub(
+                "</devices>",
+                "</devices><qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><qemu:env name='1X'/></qemu:commandline>",
+            ),
+            Invalid("/domain/qemu:commandline/qemu:env/@name"),
         ),
         (
             "un-namespaced metadata child",
@@ -1166,4 +1179,37 @@ fn namespace_declarations_on_ancestors_of_metadata() {
             || out.contains("<libosinfo:os id=\"http://debian.org/debian/12\"/>"),
         "{out}"
     );
+}
+
+/// libvirt's QEMU namespace: `<qemu:commandline>` with arguments and environment, declared
+/// on the root as libvirt writes it or on the element itself; written back as libvirt does.
+#[test]
+fn qemu_commandline_round_trips() {
+    let xml = "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\
+               <name>q</name><memory>1024</memory><vcpu>1</vcpu><os><type>hvm</type></os>\
+               <qemu:commandline><qemu:arg value='-smbios'/><qemu:arg value='type=1,serial=VB'/>\
+               <qemu:env name='QEMU_X' value='1'/><qemu:env name='EMPTY'/></qemu:commandline>\
+               </domain>";
+    let d = DomainDef::from_xml(xml).expect("accepted");
+    let q = d.qemu_commandline.as_ref().expect("commandline");
+    assert_eq!(q.args, ["-smbios", "type=1,serial=VB"]);
+    assert_eq!(
+        q.env,
+        [
+            ("QEMU_X".to_owned(), Some("1".to_owned())),
+            ("EMPTY".to_owned(), None)
+        ]
+    );
+    let out = d.to_xml(&secure());
+    assert!(
+        out.starts_with(
+            "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("  <qemu:commandline>\n    <qemu:arg value='-smbios'/>"),
+        "{out}"
+    );
+    assert_domain_round_trip(&out);
 }

@@ -364,6 +364,37 @@ impl<'a, 'i> Elem<'a, 'i> {
         found.map(Elem::new).transpose()
     }
 
+    /// The child element `name` in namespace `uri`, if any (at most one).
+    pub(crate) fn child_ns(&mut self, uri: &str, name: &str) -> Result<Option<Elem<'a, 'i>>> {
+        let mut found = None;
+        for (i, c) in self.node.children().filter(Node::is_element).enumerate() {
+            if c.tag_name().namespace() == Some(uri) && c.tag_name().name() == name {
+                if found.is_some() {
+                    return Err(XmlError::Duplicate { path: node_path(c) });
+                }
+                self.kids.set(i);
+                found = Some(c);
+            }
+        }
+        found.map(Elem::new).transpose()
+    }
+
+    /// Calls `f` for every child element `name` in namespace `uri`, in document order.
+    pub(crate) fn each_ns(
+        &mut self,
+        uri: &str,
+        name: &str,
+        mut f: impl FnMut(Elem<'a, 'i>) -> Result<()>,
+    ) -> Result<()> {
+        for (i, c) in self.node.children().filter(Node::is_element).enumerate() {
+            if c.tag_name().namespace() == Some(uri) && c.tag_name().name() == name {
+                self.kids.set(i);
+                f(Elem::new(c)?)?;
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn req_child(&mut self, name: &str) -> Result<Elem<'a, 'i>> {
         match self.child(name)? {
             Some(c) => Ok(c),

@@ -119,5 +119,11 @@ pub async fn authorize_definition(
     for op in ops {
         authz.check(caller, op.action(), &details).await?;
     }
+    // arguments QEMU gets unchecked need a permission of their own
+    if def.qemu_commandline.is_some() {
+        authz
+            .check(caller, Operation::QemuPassthrough.action(), &details)
+            .await?;
+    }
     Ok(define::Caller { uid })
 }

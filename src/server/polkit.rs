@@ -243,6 +243,7 @@ impl Polkit {
     async fn decide(&self, caller: &Caller, action: Action, details: &Details) -> Verdict {
         let key = (action, details.clone());
         if let Some(c) = &self.cache
+            && action.cacheable()
             && let Some(v) = lock(c).get(&caller.sender, &key)
         {
             return v;
@@ -276,6 +277,7 @@ impl Polkit {
         let verdict = match self.ask(caller, action, details).await {
             Some(v) => {
                 if v != Verdict::Challenge
+                    && action.cacheable()
                     && let Some(c) = &self.cache
                 {
                     lock(c).put(&caller.sender, key, v);

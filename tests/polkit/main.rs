@@ -901,3 +901,45 @@ async fn quiesced_snapshot_needs_fs_freeze_too() {
     // and the user's freeze was not left behind: the test guest thaws nothing
     assert_eq!(dom.fs_thaw(no_opts()).await.expect("thaw"), 0);
 }
+
+/// Defining a domain whose QEMU gets arguments of the user's own (`<qemu:commandline>`) takes
+/// its own permission: alice, whom the owner rule lets define domains, is refused unless a
+/// rule grants `org.virtbus1.domain.qemu-passthrough`; the domain is marked tainted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_passthrough_needs_its_own_permission() {
+    let mut rules = project_file("polkit/examples/50-virtbus-owners.rules");
+    rules.push_str(
+        r#"
+polkit.addRule(function(action, subject) {
+    if ((action.id == "org.virtbus1.domain.qemu-passthrough" ||
+         action.id == "org.virtbus1.domain.write") && subject.user == "carol") {
+        return polkit.Result.YES;
+    }
+});
+"#,
+    );
+    let env = PolkitEnv::start(&[("50-virtbus-owners.rules", rules)]);
+    let _d = env.daemon(&[]).await;
+    let conn = connect(&env.address).await;
+    let with_args = |name: &str| {
+        let xml = format!(
+            "<domain type='test' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\
+             <name>{name}</name><memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os>\
+             <qemu:commandline><qemu:arg value='-no-hpet'/></qemu:commandline></domain>"
+        );
+        call(
+            "/org/virtbus1",
+            "org.virtbus1.Manager.DefineDomain",
+            "(sa{sv})",
+            &format!("(\"{xml}\", {{}})"),
+        )
+    };
+    // alice may define domains, but not this one
+    assert_eq!(calls_as(&env, "alice", &[with_args("a")]), [NEEDS_AUTH]);
+    assert!(manager(&conn).await.lookup_domain("a").await.is_err());
+    // carol is granted it, and defining
+    assert_eq!(calls_as(&env, "carol", &[with_args("c")]), ["ok"]);
+    let c = manager(&conn).await.lookup_domain("c").await.expect("c");
+    let warning = domain(&conn, &c).await.warning().await.expect("warning");
+    assert!(warning.starts_with("tainted:"), "{warning}");
+}

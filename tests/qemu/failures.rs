@@ -244,3 +244,69 @@ async fn q35_guest_runs_behind_root_ports() {
     assert!(hops >= 2, "vda sits behind a root port: {path}");
     dom.destroy(no_opts()).await.expect("destroy");
 }
+
+/// libvirt's QEMU namespace: the arguments reach QEMU (the guest reads the serial number
+/// they set), the variables its environment, and the domain is marked tainted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_commandline_reaches_qemu() {
+    let _permit = guests(1).await;
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus).await;
+    let conn = bus.connect().await;
+    let disk = bus.dir.path().join("qns.qcow2");
+    guest::data_disk(&disk);
+    let xml = guest::domain_xml("qns", &disk, guest::TEST_CHANNEL)
+        .replace(
+            "<domain type='qemu'>",
+            "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>",
+        )
+        .replace(
+            "</domain>",
+            "<qemu:commandline><qemu:arg value='-smbios'/>\
+             <qemu:arg value='type=1,serial=VBQEMUNS'/>\
+             <qemu:env name='VB_TEST_ENV' value='on'/></qemu:commandline></domain>",
+        );
+    let path = manager(&conn)
+        .await
+        .define_domain(&xml, no_opts())
+        .await
+        .expect("define");
+    let dom = domain(&conn, &path).await;
+    assert!(
+        dom.warning()
+            .await
+            .expect("warning")
+            .starts_with("tainted:")
+    );
+    dom.start(no_opts()).await.expect("start");
+    wait_agent(&dom).await;
+    let live = dom.get_xml(no_opts()).await.expect("live");
+    assert!(
+        live.contains("<qemu:arg value='type=1,serial=VBQEMUNS'/>"),
+        "{live}"
+    );
+    let ga = guest::TestAgent::of(&live).await;
+    let serial = ga
+        .sh("cat /sys/class/dmi/id/product_serial 2>/dev/null; true")
+        .await;
+    assert_eq!(serial.trim(), "VBQEMUNS");
+    // QEMU's environment has the variable
+    let environ = std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmd)
+                .contains("guest=qns,")
+                .then(|| std::fs::read(e.path().join("environ")).ok())?
+        })
+        .next()
+        .expect("the guest's QEMU");
+    assert!(
+        String::from_utf8_lossy(&environ)
+            .split('\0')
+            .any(|v| v == "VB_TEST_ENV=on"),
+        "QEMU's environment"
+    );
+    dom.destroy(no_opts()).await.expect("destroy");
+}

@@ -113,6 +113,8 @@ pub struct Plan {
     /// Index of a VNC graphics whose port QEMU picks.
     pub vnc_auto: Option<usize>,
     pub setup: Vec<Setup>,
+    /// Extra environment for QEMU (`<qemu:env>`).
+    pub env: Vec<(String, String)>,
 }
 
 /// Escape a value for QEMU's `key=value,...` syntax.
@@ -459,6 +461,17 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     graphics(&mut b, def)?;
     videos(&mut b, def)?;
     misc_devices(&mut b, def)?;
+    // libvirt's QEMU namespace: the user's own arguments last, unchecked (the domain is
+    // tainted for it), and its environment
+    let mut env = Vec::new();
+    if let Some(q) = &def.qemu_commandline {
+        b.args.extend(q.args.iter().cloned());
+        env = q
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+            .collect();
+    }
 
     Ok(Plan {
         args: b.args,
@@ -468,6 +481,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         ptys: b.ptys,
         vnc_auto: b.vnc_auto,
         setup: b.setup,
+        env,
     })
 }
 

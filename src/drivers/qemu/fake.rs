@@ -309,6 +309,7 @@ impl Spawner for FakeSpawner {
         &self,
         _program: &Path,
         args: &[String],
+        _env: &[(String, String)],
         _log: &File,
     ) -> Result<Box<dyn QemuProcess>, ProcessError> {
         lock(&self.spawned).push(args.to_vec());

@@ -511,7 +511,7 @@ impl QemuDriver {
         let log = Log::open(&log_path, &emulator, &plan.args).map_err(failed)?;
         let proc = self
             .spawner
-            .spawn(&emulator, &plan.args, &log.file)
+            .spawn(&emulator, &plan.args, &plan.env, &log.file)
             .map_err(failed)?;
         tracing::debug!("domain '{}': QEMU pid {}", def.name, proc.pid());
         let (qmp, events) = match self.connect_monitor(&plan.monitor, proc.as_ref()).await {

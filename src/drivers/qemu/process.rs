@@ -77,8 +77,14 @@ fn watchable(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
 }
 
 impl Process {
-    /// Spawn `program` with `args`, stdout and stderr appended to `log`.
-    pub fn spawn(program: &Path, args: &[String], log: &File) -> Result<Self, ProcessError> {
+    /// Spawn `program` with `args` and the extra environment `env`, stdout and stderr
+    /// appended to `log`.
+    pub fn spawn(
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        log: &File,
+    ) -> Result<Self, ProcessError> {
         let spawn_err = |source| ProcessError::Spawn {
             program: program.to_owned(),
             source,
@@ -87,6 +93,7 @@ impl Process {
         let err = log.try_clone().map_err(spawn_err)?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -313,6 +320,7 @@ mod tests {
         let p = Process::spawn(
             Path::new("/bin/sh"),
             &["-c".into(), "echo hello >&2; exec sleep 30".into()],
+            &[],
             &log.file,
         )
         .expect("spawn");

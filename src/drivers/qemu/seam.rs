@@ -118,11 +118,13 @@ impl QemuProcess for Process {
 /// How the driver launches QEMU, finds one again after a restart, and reaches its monitor.
 #[async_trait]
 pub trait Spawner: Send + Sync {
-    /// Start `program` with `args`, its output appended to `log`.
+    /// Start `program` with `args` and the extra environment `env`, its output appended to
+    /// `log`.
     fn spawn(
         &self,
         program: &Path,
         args: &[String],
+        env: &[(String, String)],
         log: &File,
     ) -> Result<Box<dyn QemuProcess>, ProcessError>;
 
@@ -148,9 +150,10 @@ impl Spawner for System {
         &self,
         program: &Path,
         args: &[String],
+        env: &[(String, String)],
         log: &File,
     ) -> Result<Box<dyn QemuProcess>, ProcessError> {
-        Ok(Box::new(Process::spawn(program, args, log)?))
+        Ok(Box::new(Process::spawn(program, args, env, log)?))
     }
 
     fn adopt(&self, pid: i32, start_time: u64) -> Result<Box<dyn QemuProcess>, ProcessError> {
