@@ -1,6 +1,6 @@
 //! What cannot start, and why; and a rich definition that QEMU really accepts.
 
-use crate::{guest, guests, support::proxies::*, support::*, wait_agent};
+use crate::{define_guest_with, guest, guests, support::proxies::*, support::*, wait_agent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_bad_disk_and_capabilities() {
@@ -210,19 +210,11 @@ async fn rich_definition_starts_under_real_qemu() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn q35_guest_runs_behind_root_ports() {
     let _permit = guests(1).await;
-    let bus = Bus::start();
-    let _d = Daemon::start(&bus).await;
-    let conn = bus.connect().await;
-    let disk = bus.dir.path().join("q35.qcow2");
-    guest::data_disk(&disk);
-    let xml = guest::domain_xml("q35", &disk, guest::TEST_CHANNEL)
-        .replace("<type arch='x86_64'>", "<type arch='x86_64' machine='q35'>");
-    let path = manager(&conn)
-        .await
-        .define_domain(&xml, no_opts())
-        .await
-        .expect("define");
-    let dom = domain(&conn, &path).await;
+    let g = define_guest_with("q35", guest::TEST_CHANNEL, |xml| {
+        xml.replace("<type arch='x86_64'>", "<type arch='x86_64' machine='q35'>")
+    })
+    .await;
+    let dom = domain(&g.conn, &g.path).await;
     let inactive = dom.get_xml(no_opts()).await.expect("xml");
     assert!(inactive.contains("machine='pc-q35-7.2'"), "{inactive}");
     assert!(
@@ -250,13 +242,8 @@ async fn q35_guest_runs_behind_root_ports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qemu_commandline_reaches_qemu() {
     let _permit = guests(1).await;
-    let bus = Bus::start();
-    let _d = Daemon::start(&bus).await;
-    let conn = bus.connect().await;
-    let disk = bus.dir.path().join("qns.qcow2");
-    guest::data_disk(&disk);
-    let xml = guest::domain_xml("qns", &disk, guest::TEST_CHANNEL)
-        .replace(
+    let g = define_guest_with("qns", guest::TEST_CHANNEL, |xml| {
+        xml.replace(
             "<domain type='qemu'>",
             "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>",
         )
@@ -265,13 +252,10 @@ async fn qemu_commandline_reaches_qemu() {
             "<qemu:commandline><qemu:arg value='-smbios'/>\
              <qemu:arg value='type=1,serial=VBQEMUNS'/>\
              <qemu:env name='VB_TEST_ENV' value='on'/></qemu:commandline></domain>",
-        );
-    let path = manager(&conn)
-        .await
-        .define_domain(&xml, no_opts())
-        .await
-        .expect("define");
-    let dom = domain(&conn, &path).await;
+        )
+    })
+    .await;
+    let dom = domain(&g.conn, &g.path).await;
     assert!(
         dom.warning()
             .await

@@ -125,6 +125,15 @@ pub struct Defined {
 }
 
 pub async fn define_guest(name: &str, extra: &str) -> Defined {
+    define_guest_with(name, extra, |xml| xml).await
+}
+
+/// [`define_guest`] with the domain XML changed by `edit` first.
+pub async fn define_guest_with(
+    name: &str,
+    extra: &str,
+    edit: impl FnOnce(String) -> String,
+) -> Defined {
     let bus = support::Bus::start();
     let daemon = support::Daemon::start(&bus).await;
     let conn = bus.connect().await;
@@ -132,7 +141,10 @@ pub async fn define_guest(name: &str, extra: &str) -> Defined {
     guest::data_disk(&disk);
     let path = support::proxies::manager(&conn)
         .await
-        .define_domain(&guest::domain_xml(name, &disk, extra), support::no_opts())
+        .define_domain(
+            &edit(guest::domain_xml(name, &disk, extra)),
+            support::no_opts(),
+        )
         .await
         .expect("define");
     Defined {

@@ -848,21 +848,10 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 }
 
 fn implicit_controller(t: ControllerType, alias: &str) -> Controller {
-    Controller {
-        controller_type: t,
-        index: Some(0),
-        model: None,
-        ports: None,
-        vectors: None,
-        model_name: None,
-        target: Vec::new(),
-        driver: Vec::new(),
-        master_startport: None,
-        info: DeviceInfo {
-            alias: Some(alias.into()),
-            address: None,
-        },
-    }
+    let mut c = Controller::new(t);
+    c.index = Some(0);
+    c.info.alias = Some(alias.into());
+    c
 }
 
 fn usb_model(m: &str) -> Option<&'static str> {
