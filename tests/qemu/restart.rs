@@ -41,6 +41,14 @@ async fn daemon_kill_9_keeps_two_guests_running() {
         b.get_xml(no_opts()).await.expect("xml"),
     );
     let (pid_a, pid_b) = (qemu_pid(&d.runtime, &ua), qemu_pid(&d.runtime, &ub));
+    // the guest runs with the PCI addresses its definition was given
+    let inactive_a = a
+        .get_xml(opts([("inactive", zbus::Variant::from(true))]))
+        .await
+        .expect("inactive xml");
+    let slots = pci_addresses(&inactive_a);
+    assert!(slots.len() >= 4, "{inactive_a}");
+    assert_eq!(pci_addresses(&live_a), slots, "{live_a}");
 
     d.kill();
     assert!(
@@ -68,6 +76,14 @@ async fn daemon_kill_9_keeps_two_guests_running() {
         "b is still transient"
     );
     assert_eq!(a.id().await.expect("id"), ida);
+    // and keeps them, live and in its definition, across the restart
+    let live_again = a.get_xml(no_opts()).await.expect("xml");
+    assert_eq!(pci_addresses(&live_again), slots, "{live_again}");
+    let inactive_again = a
+        .get_xml(opts([("inactive", zbus::Variant::from(true))]))
+        .await
+        .expect("inactive xml");
+    assert_eq!(pci_addresses(&inactive_again), slots);
     assert_eq!(b.id().await.expect("id"), idb);
     assert_eq!(a.get_xml(no_opts()).await.expect("xml"), live_a);
     assert_eq!(b.get_xml(no_opts()).await.expect("xml"), live_b);
@@ -136,4 +152,12 @@ async fn daemon_kill_9_keeps_two_guests_running() {
         .await
         .expect("start again");
     a.destroy(no_opts()).await.expect("destroy");
+}
+
+/// The PCI addresses of a domain's XML, in document order.
+fn pci_addresses(xml: &str) -> Vec<String> {
+    xml.split("<address type='pci'")
+        .skip(1)
+        .map(|rest| rest.split("/>").next().unwrap_or_default().to_owned())
+        .collect()
 }
