@@ -425,7 +425,7 @@ impl QemuDriver {
         })?;
         if !self.img.available() {
             return Err(DriverError::NotSupported(format!(
-                "domain '{}': reverting to external snapshot '{name}' needs qemu-img (package                  qemu-utils), which is not installed",
+                "domain '{}': reverting to external snapshot '{name}' needs qemu-img (package qemu-utils), which is not installed",
                 ctx.name
             )));
         }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::{
     super::{QemuDriver, monitor::Vm},
     jobs, nodes,
-    plan::{Capture, Plan, format_of},
+    plan::{Capture, Plan, captured_disks, format_of},
 };
 use crate::{
     drivers::{
@@ -22,8 +22,7 @@ use crate::{
         RevertTarget, SnapshotOutcome,
     },
     model::{
-        DiskSnapshotKind, DomainDef, MemorySnapshotKind, SnapshotDef,
-        devices::{CharSourceType, DiskDevice},
+        DiskSnapshotKind, DomainDef, MemorySnapshotKind, SnapshotDef, devices::CharSourceType,
         state::StoppedDetail,
     },
 };
@@ -31,24 +30,12 @@ use crate::{
 /// The images that hold internal snapshot `snap`: (disk target, image), from its recorded
 /// `<disks>`, or for metadata without them every writable qcow2 disk of its domain.
 pub fn images_of(snap: &SnapshotDef) -> Vec<(String, String)> {
-    let Some(def) = &snap.domain else {
-        return Vec::new();
-    };
-    def.devices
-        .disks
-        .iter()
-        .filter(|d| d.device == DiskDevice::Disk && !d.readonly)
-        .filter(
-            |d| match snap.disks.iter().find(|s| s.name == d.target_dev) {
-                Some(s) => s.snapshot == Some(DiskSnapshotKind::Internal),
-                None => snap.disks.is_empty() && format_of(d) == "qcow2",
-            },
-        )
-        .filter_map(|d| {
-            let p = d.source.as_ref()?.path.clone()?;
-            Some((d.target_dev.clone(), p))
-        })
-        .collect()
+    captured_disks(snap, DiskSnapshotKind::Internal, |d| {
+        format_of(d) == "qcow2"
+    })
+    .into_iter()
+    .map(|(d, p)| (d.target_dev.clone(), p))
+    .collect()
 }
 
 /// A definition without what differs between two runs of the same hardware (pty paths,

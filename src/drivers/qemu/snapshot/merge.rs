@@ -15,10 +15,14 @@ use std::path::Path;
 
 use serde_json::{Map, json};
 
-use super::{super::QemuDriver, jobs, nodes, plan::format_of};
+use super::{
+    super::QemuDriver,
+    jobs, nodes,
+    plan::{captured_disks, format_of},
+};
 use crate::{
     drivers::{DeleteOutcome, DomainCtx, DriverError, DriverResult, ImageChains},
-    model::{DiskSnapshotKind, SnapshotDef, devices::DiskDevice},
+    model::{DiskSnapshotKind, SnapshotDef},
 };
 
 /// One disk's merge.
@@ -37,23 +41,9 @@ pub struct Merge {
 /// The images an external snapshot froze: (disk target, image, format), from its recorded
 /// `<disks>` (every disk of its domain when it has none).
 pub fn frozen_images(snap: &SnapshotDef) -> Vec<(String, String, &'static str)> {
-    let Some(def) = &snap.domain else {
-        return Vec::new();
-    };
-    def.devices
-        .disks
-        .iter()
-        .filter(|d| d.device == DiskDevice::Disk && !d.readonly)
-        .filter(
-            |d| match snap.disks.iter().find(|s| s.name == d.target_dev) {
-                Some(s) => s.snapshot == Some(DiskSnapshotKind::External),
-                None => snap.disks.is_empty(),
-            },
-        )
-        .filter_map(|d| {
-            let p = d.source.as_ref()?.path.clone()?;
-            Some((d.target_dev.clone(), p, format_of(d)))
-        })
+    captured_disks(snap, DiskSnapshotKind::External, |_| true)
+        .into_iter()
+        .map(|(d, p)| (d.target_dev.clone(), p, format_of(d)))
         .collect()
 }
 

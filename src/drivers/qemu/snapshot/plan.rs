@@ -58,6 +58,31 @@ pub fn format_of(disk: &Disk) -> &'static str {
     }
 }
 
+/// The writable hard disks of `snap`'s domain that it captured as `kind`, with their image
+/// paths: those its `<disks>` names with that kind, or, when it names none, every one
+/// `fallback` accepts.
+pub fn captured_disks(
+    snap: &SnapshotDef,
+    kind: DiskSnapshotKind,
+    fallback: impl Fn(&Disk) -> bool,
+) -> Vec<(&Disk, String)> {
+    let Some(def) = &snap.domain else {
+        return Vec::new();
+    };
+    def.devices
+        .disks
+        .iter()
+        .filter(|d| d.device == DiskDevice::Disk && !d.readonly)
+        .filter(
+            |d| match snap.disks.iter().find(|s| s.name == d.target_dev) {
+                Some(s) => s.snapshot == Some(kind),
+                None => snap.disks.is_empty() && fallback(d),
+            },
+        )
+        .filter_map(|d| Some((d, d.source.as_ref()?.path.clone()?)))
+        .collect()
+}
+
 /// `<dir>/<stem>.<snapshot>.qcow2` beside the disk's image.
 pub fn default_overlay(source: &str, snapshot: &str) -> PathBuf {
     let p = Path::new(source);
