@@ -454,6 +454,16 @@ fn parse_record(text: &str) -> Result<DomainRecord, String> {
 mod tests {
     use super::*;
 
+    /// A plain record: not autostarted, no current snapshot, no managed save.
+    fn record(def: DomainDef) -> DomainRecord {
+        DomainRecord {
+            def,
+            autostart: false,
+            current_snapshot: None,
+            managed_save: None,
+        }
+    }
+
     fn def(name: &str) -> DomainDef {
         DomainDef::from_xml(&format!(
             "<domain type='test'><name>{name}</name><memory>1024</memory><vcpu>1</vcpu>\
@@ -500,14 +510,7 @@ mod tests {
     fn corrupt_files_are_set_aside_and_the_rest_load() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        store
-            .save_domain(&DomainRecord {
-                def: def("good"),
-                autostart: false,
-                current_snapshot: None,
-                managed_save: None,
-            })
-            .expect("save");
+        store.save_domain(&record(def("good"))).expect("save");
         let bad = dir.path().join("domains/bad.xml");
         fs::write(&bad, "<virtbus-domain><domain").expect("write");
         let loaded = store.load();
@@ -552,12 +555,7 @@ mod tests {
     fn leftover_temp_files_are_swept_when_the_real_file_is_intact() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let rec = DomainRecord {
-            def: def("t"),
-            autostart: false,
-            current_snapshot: None,
-            managed_save: None,
-        };
+        let rec = record(def("t"));
         store.save_domain(&rec).expect("save");
         let snap = SnapshotDef {
             name: Some("s".into()),
@@ -598,12 +596,7 @@ mod tests {
         let store = Store::open(dir.path()).expect("open");
         let mut big = def("big");
         big.description = Some("x".repeat(MAX_XML_BYTES));
-        let rec = DomainRecord {
-            def: big,
-            autostart: false,
-            current_snapshot: None,
-            managed_save: None,
-        };
+        let rec = record(big);
         match store.save_domain(&rec) {
             Err(StoreError::TooLarge { size, limit, .. }) => {
                 assert!(size > limit);

@@ -11,7 +11,7 @@ use super::{
     VcpuPlacement,
     devices::{
         CharDevice, Controller, ControllerType, DiskBus, DiskDevice, GraphicsListen, GraphicsType,
-        ListenType, VideoModel, VideoType,
+        VideoModel, VideoType,
     },
 };
 
@@ -241,48 +241,32 @@ fn round_up_pow2(n: u32) -> u32 {
 /// an address listen with none.
 fn graphics(def: &mut DomainDef) {
     for g in &mut def.devices.graphics {
-        if !matches!(g.graphics_type, GraphicsType::Vnc | GraphicsType::Spice) {
-            continue;
-        }
-        if g.graphics_type == GraphicsType::Spice {
+        match g.graphics_type {
             // SPICE: `-1` is the legacy automatic port; an automatic port is not written
-            if g.port == Some(-1) && g.tls_port.is_none_or(|p| p == -1) {
-                g.autoport = Some(true);
+            GraphicsType::Spice => {
+                if g.port == Some(-1) && g.tls_port.is_none_or(|p| p == -1) {
+                    g.autoport = Some(true);
+                }
+                if g.autoport == Some(true) {
+                    g.port = None;
+                    g.tls_port = None;
+                } else if g.autoport.is_none() {
+                    g.autoport = Some(false);
+                }
             }
-            if g.autoport == Some(true) {
-                g.port = None;
-                g.tls_port = None;
-            } else if g.autoport.is_none() {
-                g.autoport = Some(false);
-            }
-            if g.listens.is_empty() {
-                g.listens.push(GraphicsListen {
-                    listen_type: ListenType::Address,
-                    address: g.listen.clone().filter(|a| !a.is_empty()),
-                    network: None,
-                    socket: None,
-                });
-            }
-            continue;
-        }
-        match (g.port, g.autoport) {
-            (None | Some(-1), None) => {
-                g.port = Some(-1);
-                g.autoport = Some(true);
-            }
-            (_, Some(true)) => g.port = Some(-1),
-            (Some(-1), Some(false)) => g.port = Some(-1),
-            (None, Some(false)) => {}
-            (Some(_), None) => g.autoport = Some(false),
-            (Some(_), Some(false)) => {}
+            GraphicsType::Vnc => match (g.port, g.autoport) {
+                (None | Some(-1), None) => {
+                    g.port = Some(-1);
+                    g.autoport = Some(true);
+                }
+                (_, Some(true)) | (Some(-1), Some(false)) => g.port = Some(-1),
+                (Some(_), None) => g.autoport = Some(false),
+                (None | Some(_), Some(false)) => {}
+            },
         }
         if g.listens.is_empty() {
-            g.listens.push(GraphicsListen {
-                listen_type: ListenType::Address,
-                address: g.listen.clone().filter(|a| !a.is_empty()),
-                network: None,
-                socket: None,
-            });
+            let address = g.listen.clone().filter(|a| !a.is_empty());
+            g.listens.push(GraphicsListen::address(address));
         }
     }
 }

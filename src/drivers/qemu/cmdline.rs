@@ -222,18 +222,7 @@ fn drive_attr(info: &DeviceInfo, key: &str) -> Option<u64> {
         .and_then(parse_num)
 }
 
-/// The disk index a target name encodes (`vda` → 0, `sdb` → 1, `hdaa` → 26).
-pub fn disk_index(dev: &str) -> Option<u32> {
-    let suffix = dev.get(2..)?;
-    if suffix.is_empty() || !suffix.bytes().all(|c| c.is_ascii_lowercase()) {
-        return None;
-    }
-    let mut idx: u32 = 0;
-    for c in suffix.bytes() {
-        idx = idx.checked_mul(26)?.checked_add(u32::from(c - b'a') + 1)?;
-    }
-    Some(idx - 1)
-}
+pub use crate::model::defaults::disk_index;
 
 /// Node names must start with a letter and hold letters, digits, `-`, `.`, `_`, up to 31.
 pub fn node_base(dev: &str) -> Result<String> {
@@ -1467,12 +1456,9 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             live.listen = Some(address.clone());
             match live.listens.first_mut() {
                 Some(l) => l.address = Some(address.clone()),
-                None => live.listens.push(GraphicsListen {
-                    listen_type: ListenType::Address,
-                    address: Some(address.clone()),
-                    network: None,
-                    socket: None,
-                }),
+                None => live
+                    .listens
+                    .push(GraphicsListen::address(Some(address.clone()))),
             }
         }
         let auto = g.autoport == Some(true) || g.port.is_none_or(|p| p < 0);

@@ -427,47 +427,73 @@ fn usb_ports(def: &mut DomainDef) {
     }
 }
 
-/// Slots and functions of PCI bus 0, with who holds each, for stable addresses and clear
-/// collisions.
-struct PciBus {
-    held: Vec<((u32, u32), String)>,
+/// PCI functions held, by (bus, slot, function), and by what: for stable addresses and
+/// collisions named by both devices. i440fx machines use bus 0 alone; q35 machines their root
+/// ports' buses too (`q35.rs`).
+pub(super) struct PciBus {
+    held: Vec<((u32, u32, u32), String)>,
 }
 
 impl PciBus {
-    fn new() -> Self {
-        // slot 0 is the host bridge
+    /// Bus 0 with slot 0, the host bridge, held.
+    pub(super) fn new() -> Self {
         Self {
             held: (0..8)
-                .map(|f| ((0, f), "the host bridge".to_owned()))
+                .map(|f| ((0, 0, f), "the host bridge".to_owned()))
                 .collect(),
         }
     }
 
-    fn holder(&self, slot: u32, function: u32) -> Option<&str> {
+    /// What holds `bus:slot.function`, if anything.
+    pub(super) fn holder_on(&self, at: (u32, u32, u32)) -> Option<&str> {
         self.held
             .iter()
-            .find(|((s, f), _)| *s == slot && *f == function)
+            .find(|(a, _)| *a == at)
             .map(|(_, w)| w.as_str())
     }
 
+    /// Whether no function of `bus:slot` is held.
+    pub(super) fn slot_free_on(&self, bus: u32, slot: u32) -> bool {
+        !self
+            .held
+            .iter()
+            .any(|((b, s, _), _)| *b == bus && *s == slot)
+    }
+
+    /// Hold `bus:slot.function` for `who`; an address that does not exist or is held already
+    /// is refused naming both devices.
+    pub(super) fn hold_on(&mut self, at: (u32, u32, u32), who: &str) -> Result<(), DriverError> {
+        let (bus, slot, function) = at;
+        if slot > 31 || function > 7 {
+            return Err(DriverError::InvalidArgument(format!(
+                "{who}: PCI address {bus:02x}:{slot:02x}.{function} does not exist (slots go \
+                 to 0x1f, functions to 7)"
+            )));
+        }
+        if let Some(other) = self.holder_on(at) {
+            return Err(DriverError::InvalidArgument(format!(
+                "{who}: PCI address {bus:02x}:{slot:02x}.{function} is already in use by {other}"
+            )));
+        }
+        self.held.push((at, who.to_owned()));
+        Ok(())
+    }
+
+    /// Everything held, in the order it was taken.
+    pub(super) fn holdings(&self) -> &[((u32, u32, u32), String)] {
+        &self.held
+    }
+
+    fn holder(&self, slot: u32, function: u32) -> Option<&str> {
+        self.holder_on((0, slot, function))
+    }
+
     fn slot_free(&self, slot: u32) -> bool {
-        !self.held.iter().any(|((s, _), _)| *s == slot)
+        self.slot_free_on(0, slot)
     }
 
     fn hold(&mut self, slot: u32, function: u32, who: &str) -> Result<(), DriverError> {
-        if slot > 31 || function > 7 {
-            return Err(DriverError::InvalidArgument(format!(
-                "{who}: PCI address 00:{slot:02x}.{function} does not exist (slots go to 0x1f, \
-                 functions to 7)"
-            )));
-        }
-        if let Some(other) = self.holder(slot, function) {
-            return Err(DriverError::InvalidArgument(format!(
-                "{who}: PCI address 00:{slot:02x}.{function} is already in use by {other}"
-            )));
-        }
-        self.held.push(((slot, function), who.to_owned()));
-        Ok(())
+        self.hold_on((0, slot, function), who)
     }
 
     /// The first whole free slot, taken for `who`.
@@ -665,19 +691,10 @@ pub fn used_pci_slots(def: &DomainDef) -> Vec<u32> {
 
 /// Slot and function of a PCI address on bus 0 of domain 0.
 pub fn pci_slot(a: &Address) -> Option<(u32, u32)> {
-    if a.kind != AddressType::Pci {
-        return None;
+    match pci_bsf(a)? {
+        (0, slot, function) => Some((slot, function)),
+        _ => None,
     }
-    let n = |k| {
-        a.get(k).and_then(|v| match v.strip_prefix("0x") {
-            Some(h) => u32::from_str_radix(h, 16).ok(),
-            None => v.parse().ok(),
-        })
-    };
-    if n("domain").unwrap_or(0) != 0 || n("bus").unwrap_or(0) != 0 {
-        return None;
-    }
-    Some((n("slot").unwrap_or(0), n("function").unwrap_or(0)))
 }
 
 /// Bus, slot and function of a PCI address of domain 0.

@@ -222,6 +222,14 @@ impl QemuDriver {
     }
 
     /// The capabilities this emulator has been seen with, without probing.
+    /// The capabilities of `emulator`, probed if not known (or if the binary changed).
+    async fn caps_of(&self, emulator: &Path) -> DriverResult<Caps> {
+        self.caps
+            .get(emulator, &self.cache_dir, &self.runtime)
+            .await
+            .map_err(|e| DriverError::NotSupported(e.to_string()))
+    }
+
     fn known_caps(&self, emulator: &Path) -> Option<Caps> {
         self.caps.all().into_iter().find(|c| c.emulator == emulator)
     }
@@ -473,11 +481,7 @@ impl QemuDriver {
         }
         let accel = self.accel_for(def)?;
         let emulator = self.emulator_for(def)?;
-        let caps = self
-            .caps
-            .get(&emulator, &self.cache_dir, &self.runtime)
-            .await
-            .map_err(|e| DriverError::NotSupported(e.to_string()))?;
+        let caps = self.caps_of(&emulator).await?;
         let dir = self.domain_dir(&def.uuid);
         let _ = std::fs::remove_dir_all(&dir);
         mkdir_private(&dir).map_err(failed)?;
@@ -659,11 +663,7 @@ impl Driver for QemuDriver {
     /// libvirt's QEMU defaults, with the capabilities of the emulator the domain names.
     async fn post_parse(&self, def: &mut DomainDef) -> DriverResult<()> {
         let emulator = self.emulator_for(def)?;
-        let caps = self
-            .caps
-            .get(&emulator, &self.cache_dir, &self.runtime)
-            .await
-            .map_err(|e| DriverError::NotSupported(e.to_string()))?;
+        let caps = self.caps_of(&emulator).await?;
         defaults::apply(def, &caps)
     }
 

@@ -5,7 +5,7 @@
 //! definition left PCI controllers to us. Conventional-PCI-only devices (rtl8139, e1000,
 //! lsilogic, …), for which libvirt adds a pcie-to-pci bridge, keep QEMU's own placement.
 
-use super::defaults::{pci_address_on, pci_bsf};
+use super::defaults::{PciBus, pci_address_on, pci_bsf};
 use crate::{
     drivers::DriverError,
     model::{
@@ -16,34 +16,6 @@ use crate::{
     },
 };
 
-/// (bus, slot, function) held, and by what (for collision errors).
-#[derive(Default)]
-struct Held(Vec<((u32, u32, u32), String)>);
-
-impl Held {
-    fn holder(&self, at: (u32, u32, u32)) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(a, _)| *a == at)
-            .map(|(_, w)| w.as_str())
-    }
-
-    fn hold(&mut self, at: (u32, u32, u32), who: &str) -> Result<(), DriverError> {
-        if let Some(other) = self.holder(at) {
-            return Err(DriverError::InvalidArgument(format!(
-                "{who}: PCI address {:02x}:{:02x}.{} is already in use by {other}",
-                at.0, at.1, at.2
-            )));
-        }
-        self.0.push((at, who.to_owned()));
-        Ok(())
-    }
-
-    fn slot_free(&self, bus: u32, slot: u32) -> bool {
-        !self.0.iter().any(|((b, s, _), _)| *b == bus && *s == slot)
-    }
-}
-
 /// Whether a device takes a root port of its own (a PCI Express endpoint), by the QEMU
 /// device it becomes.
 fn is_pcie_nic(model: Option<&str>) -> bool {
@@ -53,20 +25,17 @@ fn is_pcie_nic(model: Option<&str>) -> bool {
 /// Lay out the PCI devices of a q35 definition.
 pub fn assign(def: &mut DomainDef) -> Result<(), DriverError> {
     let d = &mut def.devices;
-    let mut held = Held::default();
-    for f in 0..8 {
-        held.hold((0, 0, f), "the host bridge")?;
-    }
+    let mut held = PciBus::new();
     // addresses the definition gives are kept
     for (who, info) in super::defaults::pci_infos(d) {
         if let Some(at) = info.address.as_ref().and_then(pci_bsf) {
-            held.hold(at, &who)?;
+            held.hold_on(at, &who)?;
         }
     }
     // the ICH9's LPC bridge and SMBus, its SATA controller and HD audio
     for at in [(0, 0x1f, 0), (0, 0x1f, 3)] {
-        if held.holder(at).is_none() {
-            held.hold(at, "the ICH9")?;
+        if held.holder_on(at).is_none() {
+            held.hold_on(at, "the ICH9")?;
         }
     }
     for c in &mut d.controllers {
@@ -74,13 +43,13 @@ pub fn assign(def: &mut DomainDef) -> Result<(), DriverError> {
             && c.index == Some(0)
             && c.info.address.is_none()
         {
-            held.hold((0, 0x1f, 2), "<controller type='sata' index='0'>")?;
+            held.hold_on((0, 0x1f, 2), "<controller type='sata' index='0'>")?;
             c.info.address = Some(pci_address_on(0, 0x1f, 2, false));
         }
     }
     for s in &mut d.sounds {
-        if s.model == SoundModel::Ich9 && s.info.address.is_none() && held.slot_free(0, 0x1b) {
-            held.hold((0, 0x1b, 0), "<sound model='ich9'>")?;
+        if s.model == SoundModel::Ich9 && s.info.address.is_none() && held.slot_free_on(0, 0x1b) {
+            held.hold_on((0, 0x1b, 0), "<sound model='ich9'>")?;
             s.info.address = Some(pci_address_on(0, 0x1b, 0, false));
         }
     }
@@ -91,9 +60,9 @@ pub fn assign(def: &mut DomainDef) -> Result<(), DriverError> {
             Some(VideoType::None | VideoType::Ramfb)
         )
         && v.info.address.is_none()
-        && held.slot_free(0, 1)
+        && held.slot_free_on(0, 1)
     {
-        held.hold((0, 1, 0), "<video>")?;
+        held.hold_on((0, 1, 0), "<video>")?;
         v.info.address = Some(pci_address_on(0, 1, 0, false));
     }
     let user_ports = d
@@ -116,7 +85,7 @@ pub fn assign(def: &mut DomainDef) -> Result<(), DriverError> {
             && c.info.address.is_none()
         {
             let at = next_port_address(&held);
-            held.hold(at, &format!("<controller type='pci' index='{idx}'>"))?;
+            held.hold_on(at, &format!("<controller type='pci' index='{idx}'>"))?;
             c.info.address = Some(pci_address_on(0, at.1, at.2, at.2 == 0));
         }
     }
@@ -134,7 +103,7 @@ pub fn assign(def: &mut DomainDef) -> Result<(), DriverError> {
         let free = ports
             .iter()
             .copied()
-            .find(|p| held.holder((*p, 0, 0)).is_none());
+            .find(|p| held.holder_on((*p, 0, 0)).is_none());
         let port = match free {
             Some(p) => p,
             None => {
@@ -145,7 +114,7 @@ pub fn assign(def: &mut DomainDef) -> Result<(), DriverError> {
                     .max()
                     .map_or(1, |m| m + 1);
                 let at = next_port_address(&held);
-                held.hold(at, &format!("<controller type='pci' index='{idx}'>"))?;
+                held.hold_on(at, &format!("<controller type='pci' index='{idx}'>"))?;
                 let mut c = Controller::new(ControllerType::Pci);
                 c.index = Some(idx);
                 c.model = Some("pcie-root-port".into());
@@ -155,7 +124,7 @@ pub fn assign(def: &mut DomainDef) -> Result<(), DriverError> {
                 idx
             }
         };
-        held.hold((port, 0, 0), who)?;
+        held.hold_on((port, 0, 0), who)?;
         info.address = Some(pci_address_on(port, 0, 0, false));
         Ok(())
     };
@@ -272,9 +241,9 @@ fn is_root_port(c: &Controller) -> bool {
 
 /// Where the next root port goes on `pcie.0`: the next free function of the slot the last
 /// root port is in, else function 0 of the first wholly free slot from 1.
-fn next_port_address(held: &Held) -> (u32, u32, u32) {
+fn next_port_address(held: &PciBus) -> (u32, u32, u32) {
     let last = held
-        .0
+        .holdings()
         .iter()
         .filter(|(_, w)| w.starts_with("<controller type='pci'"))
         .map(|(a, _)| *a)
@@ -282,11 +251,11 @@ fn next_port_address(held: &Held) -> (u32, u32, u32) {
         .max();
     if let Some((_, slot, f)) = last
         && f < 7
-        && held.holder((0, slot, f + 1)).is_none()
+        && held.holder_on((0, slot, f + 1)).is_none()
     {
         return (0, slot, f + 1);
     }
-    let slot = (1..0x1f).find(|s| held.slot_free(0, *s)).unwrap_or(0x1e);
+    let slot = (1..0x1f).find(|s| held.slot_free_on(0, *s)).unwrap_or(0x1e);
     (0, slot, 0)
 }
 

@@ -47,6 +47,18 @@ pub struct GraphicsListen {
     pub socket: Option<String>,
 }
 
+impl GraphicsListen {
+    /// A listen on `address` (any address of the host's choosing when `None`).
+    pub fn address(address: Option<String>) -> GraphicsListen {
+        GraphicsListen {
+            listen_type: ListenType::Address,
+            address,
+            network: None,
+            socket: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Graphics {
     pub graphics_type: GraphicsType,

@@ -419,16 +419,8 @@ impl QemuDriver {
         target: RevertTarget,
         id: u32,
     ) -> DriverResult<RevertOutcome> {
-        let name = snap.name.as_deref().unwrap_or_default();
-        let def = snap.domain.as_ref().ok_or_else(|| {
-            DriverError::InvalidState(format!("snapshot '{name}' has no domain definition"))
-        })?;
-        if !self.img.available() {
-            return Err(DriverError::NotSupported(format!(
-                "domain '{}': reverting to external snapshot '{name}' needs qemu-img (package qemu-utils), which is not installed",
-                ctx.name
-            )));
-        }
+        let (name, def) = super::recorded_domain(snap)?;
+        self.need_img(ctx, &format!("reverting to external snapshot '{name}'"))?;
         let frozen = super::merge::frozen_images(snap);
         let mut planned = Vec::new();
         for (target_dev, image, format) in &frozen {

@@ -256,10 +256,7 @@ impl QemuDriver {
         target: RevertTarget,
         id: u32,
     ) -> DriverResult<RevertOutcome> {
-        let tag = snap.name.as_deref().unwrap_or_default();
-        let def = snap.domain.as_ref().ok_or_else(|| {
-            DriverError::InvalidState(format!("snapshot '{tag}' has no domain definition"))
-        })?;
+        let (tag, def) = super::recorded_domain(snap)?;
         let images = images_of(snap);
         let memory = has_memory(snap) && target != RevertTarget::Inactive;
         let vm = self.vm(ctx).ok();

@@ -47,6 +47,17 @@ impl QemuDriver {
         }
     }
 
+    /// qemu-img, which `what` needs; refused by name when it is not installed.
+    pub(super) fn need_img(&self, ctx: &DomainCtx, what: &str) -> DriverResult<()> {
+        if self.img.available() {
+            return Ok(());
+        }
+        Err(DriverError::NotSupported(format!(
+            "domain '{}': {what} needs qemu-img (package qemu-utils), which is not installed",
+            ctx.name
+        )))
+    }
+
     pub(super) async fn snapshot_create_impl(
         &self,
         ctx: &DomainCtx,
@@ -59,12 +70,8 @@ impl QemuDriver {
             .disks
             .iter()
             .any(|d| matches!(d.capture, Capture::External { .. }));
-        if external && !self.img.available() || !external && vm.is_none() && !self.img.available() {
-            return Err(DriverError::NotSupported(format!(
-                "domain '{}': this snapshot needs qemu-img (package qemu-utils), which is not \
-                 installed",
-                ctx.name
-            )));
+        if external || vm.is_none() {
+            self.need_img(ctx, "this snapshot")?;
         }
         if req.opts.quiesce {
             // the core refuses a domain that is not running; QEMU has the last word, and
@@ -202,6 +209,17 @@ impl QemuDriver {
             tracing::warn!("domain '{}': {}: {e}", ctx.name, file.display());
         }
     }
+}
+
+/// A snapshot's name and the domain definition it recorded, which a revert needs.
+pub(super) fn recorded_domain(
+    snap: &SnapshotDef,
+) -> DriverResult<(&str, &crate::model::DomainDef)> {
+    let name = snap.name.as_deref().unwrap_or_default();
+    let def = snap.domain.as_ref().ok_or_else(|| {
+        DriverError::InvalidState(format!("snapshot '{name}' has no domain definition"))
+    })?;
+    Ok((name, def))
 }
 
 #[cfg(test)]
