@@ -1,30 +1,8 @@
 //! Bad input gets its specific typed error, and nothing changes on disk or in memory.
 
-use std::{collections::BTreeMap, path::Path};
-
 use zbus::Variant;
 
 use crate::support::{proxies::*, *};
-
-/// Every file under the state dir with its content.
-fn snapshot_state(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.display().to_string(),
-                    std::fs::read(&p).unwrap_or_default(),
-                );
-            }
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_input_gets_its_error_and_changes_nothing() {
@@ -49,7 +27,7 @@ async fn each_bad_input_gets_its_error_and_changes_nothing() {
         .await
         .expect("undefine");
 
-    let before_files = snapshot_state(&d.state);
+    let before_files = state_files(&d.state);
     let before_list = mgr.list_domains(no_opts()).await.expect("list");
 
     let big = format!(
@@ -251,5 +229,5 @@ async fn each_bad_input_gets_its_error_and_changes_nothing() {
     );
     assert_eq!(dom.state().await.expect("State"), "running");
     assert_eq!(dom.snapshot_count().await.expect("count"), 0);
-    assert_eq!(snapshot_state(&d.state), before_files, "disk unchanged");
+    assert_eq!(state_files(&d.state), before_files, "disk unchanged");
 }

@@ -194,28 +194,11 @@ async fn nothing_over_the_size_limit_is_acknowledged_and_lost() {
     assert_eq!(dom.snapshot_count().await.expect("count"), 1);
     let small = domain(&conn, &mgr.lookup_domain("small").await.expect("small")).await;
     small.lookup_snapshot("s").await.expect("small snapshot");
-    let corrupt: Vec<_> = walk_files(&d.state)
-        .into_iter()
+    let corrupt: Vec<_> = state_files(&d.state)
+        .into_keys()
         .filter(|p| p.ends_with(".corrupt"))
         .collect();
     assert!(corrupt.is_empty(), "{corrupt:?}");
-}
-
-/// Every file under `dir`, as strings.
-fn walk_files(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.display().to_string());
-            }
-        }
-    }
-    out
 }
 
 /// Temporary files of writes a crash interrupted are removed at start, and the domain and

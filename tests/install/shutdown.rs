@@ -1,25 +1,6 @@
 //! SIGTERM stops the daemon cleanly and leaves guests and their state alone.
 
-use std::collections::BTreeMap;
-
 use crate::support::{proxies::*, *};
-
-fn files(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).expect("under").display().to_string();
-                out.insert(rel, std::fs::read(&p).expect("read"));
-            }
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_zero_and_leaves_running_guests_and_state_alone() {
@@ -36,13 +17,13 @@ async fn sigterm_exits_zero_and_leaves_running_guests_and_state_alone() {
         .await
         .expect("snapshot");
     dom.start(no_opts()).await.expect("start");
-    let before = files(&d.state);
+    let before = state_files(&d.state);
     assert!(before.len() >= 2, "{before:?}");
     let mut signals = Signals::new(&conn).await;
 
     let status = d.stop();
     assert!(status.success(), "{status}:\n{}", d.log_text());
-    assert_eq!(files(&d.state), before, "state untouched by the stop");
+    assert_eq!(state_files(&d.state), before, "state untouched by the stop");
     let log = d.log_text();
     assert!(
         log.contains("stopping; running guests keep running"),

@@ -7,7 +7,7 @@ pub mod polkit;
 pub mod proxies;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
     pin::Pin,
     process::{Child, Command, Stdio},
@@ -544,4 +544,23 @@ pub fn error_message<T: std::fmt::Debug>(r: &zbus::Result<T>) -> String {
         Err(zbus::Error::FDO(e)) => e.to_string(),
         other => format!("not a method error: {other:?}"),
     }
+}
+
+/// Every file under `dir` (a daemon's state directory) with its content, to show that a
+/// call or a stop left the state as it was.
+pub fn state_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let content = std::fs::read(&p).unwrap_or_default();
+                out.insert(p.display().to_string(), content);
+            }
+        }
+    }
+    out
 }

@@ -1583,15 +1583,7 @@ fn videos(b: &mut Builder<'_>, _def: &DomainDef) -> Result<()> {
     let videos = b.live.devices.videos.clone();
     for (i, v) in videos.iter().enumerate() {
         let what = "<video>".to_owned();
-        let m = v.model.unwrap_or(VideoModel {
-            model_type: VideoType::Vga,
-            ram: None,
-            vram: None,
-            vram64: None,
-            vgamem: None,
-            heads: None,
-            primary: None,
-        });
+        let m = v.model.unwrap_or(VideoModel::of(VideoType::Vga));
         let primary = i == 0;
         let dev = match (m.model_type, primary) {
             (VideoType::None, _) => continue,

@@ -396,10 +396,7 @@ impl QemuDriver {
 /// `<dir>/<stem>.<snap>-revert<k>.qcow2`, the first `k` not in use.
 pub fn revert_overlay(image: &str, snap: &str) -> PathBuf {
     let p = Path::new(image);
-    let stem = p
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "disk".into());
+    let stem = super::plan::image_stem(p);
     (1u32..)
         .map(|k| p.with_file_name(format!("{stem}.{snap}-revert{k}.qcow2")))
         .find(|c| !c.exists())
@@ -426,7 +423,7 @@ impl QemuDriver {
         for (target_dev, image, format) in &frozen {
             let info = self.img.info(Path::new(image)).await.map_err(|e| {
                 DriverError::InvalidState(format!(
-                    "cannot revert to snapshot '{name}': image {image} of disk '{target_dev}'                      is unusable: {e}"
+                    "cannot revert to snapshot '{name}': image {image} of disk '{target_dev}' is unusable: {e}"
                 ))
             })?;
             let path = revert_overlay(image, name);

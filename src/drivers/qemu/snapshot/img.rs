@@ -209,6 +209,7 @@ impl QemuImg {
 
 #[cfg(test)]
 mod tests {
+    use super::super::run_qemu_img;
     use super::*;
 
     fn img() -> Option<QemuImg> {
@@ -224,13 +225,14 @@ mod tests {
         };
         let dir = tempfile::tempdir().expect("tempdir");
         let base = dir.path().join("base.qcow2");
-        let st = std::process::Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&base)
-            .arg("1M")
-            .status()
-            .expect("qemu-img");
-        assert!(st.success());
+        run_qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            &base.display().to_string(),
+            "1M",
+        ]);
         q.snapshot_create(&base, "s1").await.expect("create");
         let info = q.info(&base).await.expect("info");
         assert_eq!(info.format, "qcow2");

@@ -212,6 +212,7 @@ impl QemuDriver {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_chains as chains;
     use super::*;
 
     fn snap(disk_src: &str) -> SnapshotDef {
@@ -231,15 +232,6 @@ mod tests {
             .expect("domain"),
         );
         s
-    }
-
-    fn chains(c: &[&[&str]]) -> ImageChains {
-        ImageChains {
-            chains: c
-                .iter()
-                .map(|c| c.iter().map(|s| s.to_string()).collect())
-                .collect(),
-        }
     }
 
     #[test]

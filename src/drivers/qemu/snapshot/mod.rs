@@ -222,8 +222,30 @@ pub(super) fn recorded_domain(
     Ok((name, def))
 }
 
+/// Image chains written as lists of paths, for the snapshot tests.
+#[cfg(test)]
+pub(super) fn test_chains(c: &[&[&str]]) -> ImageChains {
+    ImageChains {
+        chains: c
+            .iter()
+            .map(|c| c.iter().map(|s| s.to_string()).collect())
+            .collect(),
+    }
+}
+
+/// Run the real `qemu-img` with `args`, for the tests that need real images.
+#[cfg(test)]
+pub(super) fn run_qemu_img(args: &[&str]) {
+    let st = std::process::Command::new("qemu-img")
+        .args(args)
+        .status()
+        .expect("qemu-img");
+    assert!(st.success(), "qemu-img {args:?}");
+}
+
 #[cfg(test)]
 mod tests {
+    use super::{run_qemu_img as run, test_chains as chains};
     use std::path::Path;
 
     use serde_json::json;
@@ -498,15 +520,6 @@ mod tests {
         );
     }
 
-    fn chains(c: &[&[&str]]) -> ImageChains {
-        ImageChains {
-            chains: c
-                .iter()
-                .map(|c| c.iter().map(|s| s.to_string()).collect())
-                .collect(),
-        }
-    }
-
     #[tokio::test]
     async fn deleting_the_top_snapshot_commits_the_active_layer_and_pivots() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -688,13 +701,6 @@ mod tests {
             return;
         }
         let p = |n: &str| dir.path().join(n).display().to_string();
-        let run = |args: &[&str]| {
-            let st = std::process::Command::new("qemu-img")
-                .args(args)
-                .status()
-                .expect("qemu-img");
-            assert!(st.success(), "{args:?}");
-        };
         run(&["create", "-q", "-f", "qcow2", &p("a.qcow2"), "1M"]);
         for (img, over) in [("a.qcow2", "a.e1.qcow2"), ("a.e1.qcow2", "a.e2.qcow2")] {
             run(&[
@@ -763,13 +769,14 @@ mod tests {
             return;
         }
         let base = dir.path().join("a.qcow2");
-        let st = std::process::Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&base)
-            .arg("1M")
-            .status()
-            .expect("qemu-img");
-        assert!(st.success());
+        run(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            &base.display().to_string(),
+            "1M",
+        ]);
         let before = std::fs::read(&base).expect("read");
         let snap = external(&def, &dir.path().join("a.e1.qcow2").display().to_string());
         let out = driver

@@ -86,11 +86,14 @@ pub fn captured_disks(
 /// `<dir>/<stem>.<snapshot>.qcow2` beside the disk's image.
 pub fn default_overlay(source: &str, snapshot: &str) -> PathBuf {
     let p = Path::new(source);
-    let stem = p
-        .file_stem()
+    p.with_file_name(format!("{}.{snapshot}.qcow2", image_stem(p)))
+}
+
+/// The file name of image `p` without its extension, the start of every overlay's name.
+pub fn image_stem(p: &Path) -> String {
+    p.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "disk".into());
-    p.with_file_name(format!("{stem}.{snapshot}.qcow2"))
+        .unwrap_or_else(|| "disk".into())
 }
 
 /// Work out the plan for snapshot `req` (named `name`) of a domain defined by `def`,
