@@ -25,10 +25,14 @@ pub struct Caller {
 }
 
 impl Core {
-    /// Parse domain XML and check that an enabled driver can run it.
+    /// Parse domain XML and check that an enabled driver runs its type. The driver's own
+    /// checks wait for its defaults (define and create apply them): before them, a
+    /// definition such as virt-install's index-less `pcie-root-port`s would look invalid.
     pub fn parse_domain(&self, xml: &str) -> Result<DomainDef> {
         let def = DomainDef::from_xml(xml)?;
-        self.driver_checked(&def)?;
+        if self.driver_for(def.domain_type).is_none() {
+            return Err(self.no_driver(&def));
+        }
         Ok(def)
     }
 
@@ -38,7 +42,8 @@ impl Core {
             .driver_for(def.domain_type)
             .ok_or_else(|| self.no_driver(def))?;
         driver.post_parse(def).await?;
-        self.driver_checked(def)
+        driver.check(def)?;
+        Ok(driver)
     }
 
     fn no_driver(&self, def: &DomainDef) -> Error {
@@ -47,18 +52,6 @@ impl Core {
             def.domain_type.as_str(),
             self.driver_names().join(", ")
         ))
-    }
-
-    fn driver_checked(&self, def: &DomainDef) -> Result<Arc<dyn crate::drivers::Driver>> {
-        let driver = self.driver_for(def.domain_type).ok_or_else(|| {
-            Error::NotSupported(format!(
-                "no enabled driver runs domains of type '{}' (enabled: {})",
-                def.domain_type.as_str(),
-                self.driver_names().join(", ")
-            ))
-        })?;
-        driver.check(def)?;
-        Ok(driver)
     }
 
     /// Which existing domain, if any, `def` would redefine; an error if it clashes with one
