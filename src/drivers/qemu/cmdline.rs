@@ -1191,11 +1191,14 @@ fn chardev(
             };
             (s, server.then_some(p))
         }
-        CharSourceType::Spicevmc => {
-            if !b.env.caps.spice {
-                return unsupported(format!("{what}: spicevmc without SPICE support"));
+        CharSourceType::Spicevmc | CharSourceType::Spiceport => {
+            spice::check_chardev(b, c, what)?;
+            match &c.source_channel {
+                Some(name) if c.source_type == CharSourceType::Spiceport => {
+                    (format!("spiceport,id={id},name={}", esc(name)), None)
+                }
+                _ => (format!("spicevmc,id={id},name=vdagent"), None),
             }
-            (format!("spicevmc,id={id},name=vdagent"), None)
         }
         other => return unsupported(format!("{what}: source type '{other}'")),
     })
@@ -1333,7 +1336,11 @@ fn chardevs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         };
         next_port = next_port.max(port + 1);
         let mut s = format!("virtserialport,bus=virtio-serial0.0,nr={port},chardev={id},id={a}");
-        if let Some(name) = &c.target_name {
+        let name = c
+            .target_name
+            .as_deref()
+            .or((c.source_type == CharSourceType::Spicevmc).then_some(spice::AGENT_PORT));
+        if let Some(name) = name {
             s.push_str(&format!(",name={}", esc(name)));
         }
         b.device(s);
@@ -1491,19 +1498,28 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 if g.tls_port.is_some() {
                     return unsupported(format!("{what}: tlsPort (TLS certificates)"));
                 }
-                if first.is_some_and(|l| l.listen_type != ListenType::Address) {
+                // listen type 'none': SPICE serves no socket (clients come through other
+                // means), as libvirt's `port=0`
+                let no_listen = first.is_some_and(|l| l.listen_type == ListenType::None);
+                if first.is_some_and(|l| {
+                    !matches!(l.listen_type, ListenType::Address | ListenType::None)
+                }) {
                     return unsupported(format!("{what}: a listen that is not an address"));
                 }
-                let port = if auto {
-                    let p = (b.env.free_port)().ok_or_else(|| {
-                        CmdlineError::NotSupported(format!("{what}: no free port for SPICE"))
-                    })?;
-                    b.live.devices.graphics[i].port = Some(i32::from(p));
-                    i32::from(p)
+                let mut s = if no_listen {
+                    "port=0".to_owned()
                 } else {
-                    g.port.unwrap_or(5900)
+                    let port = if auto {
+                        let p = (b.env.free_port)().ok_or_else(|| {
+                            CmdlineError::NotSupported(format!("{what}: no free port for SPICE"))
+                        })?;
+                        b.live.devices.graphics[i].port = Some(i32::from(p));
+                        i32::from(p)
+                    } else {
+                        g.port.unwrap_or(5900)
+                    };
+                    format!("port={port},addr={}", esc(&address))
                 };
-                let mut s = format!("port={port},addr={}", esc(&address));
                 match &g.passwd {
                     Some(pw) => b.setup.push(Setup::Password {
                         protocol: "spice",
@@ -1511,9 +1527,7 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     }),
                     None => s.push_str(",disable-ticketing=on"),
                 }
-                if let Some(c) = g.image_compression {
-                    s.push_str(&format!(",image-compression={c}"));
-                }
+                s.push_str(&spice::options(g, &what)?);
                 if g.keymap.is_some() {
                     return unsupported(format!("{what}: keymap"));
                 }
@@ -1746,6 +1760,7 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     Ok(())
 }
 
+mod spice;
 #[cfg(test)]
 mod tests;
 mod usb;

@@ -13,6 +13,7 @@ mod interface;
 mod memballoon;
 mod rng;
 mod sound;
+mod spice;
 mod usb;
 mod video;
 mod watchdog;
@@ -30,6 +31,10 @@ pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverNa
 pub use memballoon::{Memballoon, MemballoonModel};
 pub use rng::{Rng, RngBackend, RngModel};
 pub use sound::{Audio, AudioType, Sound, SoundModel};
+pub use spice::{
+    SpiceChannel, SpiceChannelMode, SpiceGl, SpiceMouseMode, SpiceOptions, SpiceStreaming,
+    SpiceWanCompression,
+};
 pub use usb::{Hub, RedirFilterRule, RedirSource, Redirdev, Redirfilter, TcpProtocol};
 pub use video::{Video, VideoModel, VideoType};
 pub use watchdog::{Watchdog, WatchdogAction, WatchdogModel};
@@ -101,7 +106,10 @@ impl Devices {
                 "graphics" => d.graphics.push(Graphics::read(c)?),
                 "sound" => d.sounds.push(Sound::read(c)?),
                 "audio" => d.audios.push(Audio::read(c)?),
-                "video" => d.videos.push(Video::read(c)?),
+                "video" => {
+                    let v = Video::read(c)?;
+                    video::place(&mut d.videos, v, node)?;
+                }
                 "redirdev" => {
                     let r = Redirdev::read(c)?;
                     check_boot(&mut boot_orders, r.boot_order, node)?;
