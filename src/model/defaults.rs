@@ -294,12 +294,29 @@ fn graphics(def: &mut DomainDef) {
         if g.graphics_type == GraphicsType::Spice {
             spice_listen_none(g);
         }
+        listen_attr(g);
+    }
+}
+
+/// libvirt writes the first listen's address as the legacy `listen` attribute too, and a
+/// display listening nowhere has no ports to write.
+fn listen_attr(g: &mut crate::model::devices::Graphics) {
+    use crate::model::devices::ListenType;
+    let first = &g.listens[0];
+    match first.listen_type {
+        ListenType::Address if first.address.is_some() => g.listen = first.address.clone(),
+        ListenType::None => {
+            g.listen = None;
+            g.port = None;
+            g.tls_port = None;
+            g.autoport = None;
+        }
+        _ => {}
     }
 }
 
 /// SPICE with no port, no TLS port and no autoport listens nowhere: libvirt turns its
-/// address listen into `<listen type='none'/>`, and a display listening nowhere has no
-/// ports to write.
+/// address listen into `<listen type='none'/>`.
 fn spice_listen_none(g: &mut crate::model::devices::Graphics) {
     use crate::model::devices::ListenType;
     let unset = |p: Option<i32>| p.is_none_or(|p| p == 0);
@@ -314,12 +331,6 @@ fn spice_listen_none(g: &mut crate::model::devices::Graphics) {
             network: None,
             socket: None,
         };
-    }
-    if g.listens[0].listen_type == ListenType::None {
-        g.listen = None;
-        g.port = None;
-        g.tls_port = None;
-        g.autoport = None;
     }
 }
 

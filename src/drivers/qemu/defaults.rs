@@ -325,10 +325,12 @@ fn device_models(def: &mut DomainDef, kind: Machine, caps: &Caps, x86: bool) {
     }
     for c in &mut d.controllers {
         match c.controller_type {
+            // a USB controller the definition names without a model is libvirt's
+            // piix3-uhci on every x86 machine (only the one it adds to q35 is qemu-xhci)
             ControllerType::Usb if c.model.is_none() => {
                 c.model = Some(
                     match kind {
-                        Machine::Q35 => "qemu-xhci",
+                        Machine::Q35 if !caps.has_device("piix3-usb-uhci") => "qemu-xhci",
                         _ => "piix3-uhci",
                     }
                     .into(),
