@@ -39,6 +39,7 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
         def.devices.emulator = Some(caps.emulator.display().to_string());
     }
     machine(def, caps)?;
+    super::usb::input_buses(def);
     let x86 = matches!(def.os.arch.as_deref(), Some("x86_64" | "i686"));
     let kind = Machine::of(def);
     if x86 {

@@ -11,7 +11,7 @@ use crate::{
     drivers::DriverError,
     model::{
         Address, AddressType, DeviceInfo, DomainDef,
-        devices::{Controller, ControllerType, DiskBus, Hub, InputBus, SoundModel},
+        devices::{Controller, ControllerType, DiskBus, Hub, InputBus, InputType, SoundModel},
     },
 };
 
@@ -39,6 +39,18 @@ pub fn has_usb(def: &DomainDef) -> bool {
         .controllers
         .iter()
         .any(|c| c.controller_type == ControllerType::Usb && c.model.as_deref() != Some("none"))
+}
+
+/// An input without `bus` is libvirt's default for it: PS/2 for an x86 mouse or keyboard,
+/// USB otherwise (a tablet).
+pub fn input_buses(def: &mut DomainDef) {
+    let x86 = matches!(def.os.arch.as_deref(), Some("x86_64" | "i686") | None);
+    for i in &mut def.devices.inputs {
+        if i.bus.is_none() {
+            let ps2 = x86 && matches!(i.input_type, InputType::Mouse | InputType::Keyboard);
+            i.bus = Some(if ps2 { InputBus::Ps2 } else { InputBus::Usb });
+        }
+    }
 }
 
 /// The devices that sit on a USB port, in libvirt's order (hubs first).
@@ -233,14 +245,14 @@ pub fn assign(def: &mut DomainDef) -> Result<(), DriverError> {
     if !has_usb(def) {
         return Ok(());
     }
-    let usb: Vec<&Controller> = def
+    let available: usize = def
         .devices
         .controllers
         .iter()
         .filter(|c| c.controller_type == ControllerType::Usb)
-        .collect();
-    let available: usize =
-        usb.iter().map(|c| controller_ports(c)).sum::<usize>() + def.devices.hubs.len() * HUB_PORTS;
+        .map(controller_ports)
+        .sum::<usize>()
+        + def.devices.hubs.len() * HUB_PORTS;
     if count > available {
         // each added hub takes a port and gives 8
         let needed = (count - available + 1).div_ceil(HUB_PORTS - 1);

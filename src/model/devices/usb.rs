@@ -175,7 +175,7 @@ fn usb_version(v: &str) -> std::result::Result<Option<u16>, String> {
     if v == "-1" {
         return Ok(None);
     }
-    let bad = || format!("expected a USB version such as '2.00' or '1.10', or -1");
+    let bad = || "expected a USB version such as '2.00' or '1.10', or -1".to_string();
     let (major, minor) = v.split_once('.').ok_or_else(bad)?;
     let digits = |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit());
     if !digits(major) || !digits(minor) {
@@ -187,7 +187,7 @@ fn usb_version(v: &str) -> std::result::Result<Option<u16>, String> {
         minor_n *= 10;
     }
     Ok(Some(
-        (major / 10) << 12 | (major % 10) << 8 | (minor_n / 10) << 4 | (minor_n % 10),
+        ((major / 10) << 12) | ((major % 10) << 8) | ((minor_n / 10) << 4) | (minor_n % 10),
     ))
 }
 
