@@ -352,10 +352,7 @@ fn boot_order(def: &mut DomainDef) {
     if def.os.os_type != OsType::Hvm || !def.os.boot.is_empty() {
         return;
     }
-    let d = &def.devices;
-    let device_boot = d.disks.iter().any(|x| x.boot_order.is_some())
-        || d.interfaces.iter().any(|x| x.boot_order.is_some());
-    if !device_boot {
+    if !def.devices.has_boot_order() {
         def.os.boot.push(BootDev::Hd);
     }
 }
