@@ -170,7 +170,21 @@ impl Address {
     pub(crate) fn write(&self, w: &mut Writer) {
         w.start("address");
         w.attr("type", self.kind.as_str());
-        write_attrs(w, &self.attrs);
+        if self.kind == AddressType::Pci {
+            // libvirt writes PCI numbers in hex of fixed width, however they were given
+            for (k, v) in &self.attrs {
+                let n = values::dec_or_hex(v).ok();
+                let canon = match (*k, n) {
+                    ("domain", Some(n)) => format!("{n:#06x}"),
+                    ("bus" | "slot", Some(n)) => format!("{n:#04x}"),
+                    ("function", Some(n)) => format!("{n:#x}"),
+                    _ => v.clone(),
+                };
+                w.attr(k, &canon);
+            }
+        } else {
+            write_attrs(w, &self.attrs);
+        }
         w.end();
     }
 }

@@ -51,6 +51,10 @@ fn assign_controller_indexes(def: &mut DomainDef) {
         if cs[i].index.is_some() {
             continue;
         }
+        if let Some(idx) = usb2_group_index(cs, i) {
+            cs[i].index = Some(idx);
+            continue;
+        }
         let t = cs[i].controller_type;
         let root = t == ControllerType::Pci
             && matches!(cs[i].model.as_deref(), Some("pci-root" | "pcie-root"));
@@ -67,6 +71,25 @@ fn assign_controller_indexes(def: &mut DomainDef) {
             .map_or(first, |m| (m + 1).max(first));
         cs[i].index = Some(if root { 0 } else { next });
     }
+}
+
+/// An unindexed USB2 controller right after another USB2 controller joins its group (takes
+/// its index), unless the group has this model already: libvirt's reading of companions
+/// listed after their EHCI.
+fn usb2_group_index(cs: &[Controller], i: usize) -> Option<u32> {
+    if !cs[i].is_usb2() {
+        return None;
+    }
+    let prev = cs[..i]
+        .iter()
+        .rev()
+        .find(|c| c.controller_type == ControllerType::Usb)
+        .filter(|c| c.is_usb2())?;
+    let idx = prev.index?;
+    let taken = cs.iter().any(|c| {
+        c.controller_type == ControllerType::Usb && c.index == Some(idx) && c.model == cs[i].model
+    });
+    (!taken).then_some(idx)
 }
 
 /// A controller of `t` and `index`, unless one exists; inserted where libvirt inserts it
@@ -268,6 +291,46 @@ fn graphics(def: &mut DomainDef) {
             let address = g.listen.clone().filter(|a| !a.is_empty());
             g.listens.push(GraphicsListen::address(address));
         }
+        if g.graphics_type == GraphicsType::Spice {
+            spice_listen_none(g);
+        }
+        listen_attr(g);
+    }
+}
+
+/// libvirt writes the first listen's address as the legacy `listen` attribute too, and a
+/// display listening nowhere has no ports to write.
+fn listen_attr(g: &mut crate::model::devices::Graphics) {
+    use crate::model::devices::ListenType;
+    let first = &g.listens[0];
+    match first.listen_type {
+        ListenType::Address if first.address.is_some() => g.listen = first.address.clone(),
+        ListenType::None => {
+            g.listen = None;
+            g.port = None;
+            g.tls_port = None;
+            g.autoport = None;
+        }
+        _ => {}
+    }
+}
+
+/// SPICE with no port, no TLS port and no autoport listens nowhere: libvirt turns its
+/// address listen into `<listen type='none'/>`.
+fn spice_listen_none(g: &mut crate::model::devices::Graphics) {
+    use crate::model::devices::ListenType;
+    let unset = |p: Option<i32>| p.is_none_or(|p| p == 0);
+    if g.autoport != Some(true)
+        && unset(g.port)
+        && unset(g.tls_port)
+        && g.listens[0].listen_type == ListenType::Address
+    {
+        g.listens[0] = GraphicsListen {
+            listen_type: ListenType::None,
+            address: None,
+            network: None,
+            socket: None,
+        };
     }
 }
 
@@ -289,10 +352,7 @@ fn boot_order(def: &mut DomainDef) {
     if def.os.os_type != OsType::Hvm || !def.os.boot.is_empty() {
         return;
     }
-    let d = &def.devices;
-    let device_boot = d.disks.iter().any(|x| x.boot_order.is_some())
-        || d.interfaces.iter().any(|x| x.boot_order.is_some());
-    if !device_boot {
+    if !def.devices.has_boot_order() {
         def.os.boot.push(BootDev::Hd);
     }
 }

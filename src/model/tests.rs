@@ -983,7 +983,7 @@ fn accepted_variants_round_trip() {
         "<channel type='pipe'><source path='/tmp/pipe'/><target type='xen'/></channel>",
         "<channel type='unix'><source mode='bind'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>",
         "<controller type='usb' index='0' model='ich9-uhci1'><alias name='usb'/><master startport='0'/>\
-         <address type='pci' domain='0' bus='0' slot='6' function='0' multifunction='on'/></controller>",
+         <address type='pci' domain='0x0000' bus='0x00' slot='0x06' function='0x0' multifunction='on'/></controller>",
         "<controller type='virtio-serial' index='0' ports='16' vectors='4'/>",
         "<controller type='pci' index='3' model='pcie-to-pci-bridge'><model name='pcie-pci-bridge'/>\
          <target chassisNr='3' hotplug='off'/></controller>",

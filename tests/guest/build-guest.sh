@@ -32,6 +32,7 @@ GUEST_HOSTNAME=${GUEST_HOSTNAME:-vbguest}
 MODULES=(
     virtio_pci virtio_console virtio_blk virtio_net virtio_rng virtio_balloon
     crc32c ext4 button evdev ahci sr_mod
+    xhci_pci
 )
 
 die() { echo "build-guest: $*" >&2; exit 1; }

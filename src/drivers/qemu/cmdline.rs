@@ -443,12 +443,14 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     b.arg("-display", "none");
 
     controllers(&mut b, def)?;
+    usb::hubs(&mut b, def)?;
     disks(&mut b, def)?;
     interfaces(&mut b, def)?;
     chardevs(&mut b, def)?;
     inputs(&mut b, def)?;
     graphics(&mut b, def)?;
     videos(&mut b, def)?;
+    usb::redirdevs(&mut b, def)?;
     misc_devices(&mut b, def)?;
     // libvirt's QEMU namespace: the user's own arguments last, unchecked (the domain is
     // tainted for it), and its environment
@@ -678,7 +680,9 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         .devices
         .inputs
         .iter()
-        .any(|i| input_bus(i.input_type, i.bus) == InputBus::Usb);
+        .any(|i| input_bus(i.input_type, i.bus) == InputBus::Usb)
+        || !def.devices.redirdevs.is_empty()
+        || !def.devices.hubs.is_empty();
     let mut have_vserial = false;
     let mut have_usb = false;
     // PCI Express root ports first, in index order: other devices sit behind them
@@ -765,35 +769,10 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 }
             }
             ControllerType::Usb => {
-                if idx != 0 || c.master_startport.is_some() {
-                    return unsupported(format!("{what} index {idx} or companion controllers"));
+                if c.model.as_deref() == Some("none") && needs_usb {
+                    return unsupported("USB devices with <controller type='usb' model='none'>");
                 }
-                let model =
-                    c.model
-                        .as_deref()
-                        .unwrap_or(if b.q35 { "qemu-xhci" } else { "piix3-uhci" });
-                if model == "none" {
-                    if needs_usb {
-                        return unsupported(
-                            "USB input devices with <controller type='usb' model='none'>",
-                        );
-                    }
-                    continue;
-                }
-                let dev = usb_model(model)
-                    .ok_or_else(|| CmdlineError::NotSupported(format!("{what} model '{model}'")))?;
-                b.need(dev, &what)?;
-                let a = alias(&c.info, "usb".into());
-                let mut s = format!("{dev},id={a}{}", pci_addr(&c.info, &what)?);
-                if let Some(p) = c.ports {
-                    if !dev.contains("xhci") {
-                        return unsupported(format!("{what} ports on model '{model}'"));
-                    }
-                    s.push_str(&format!(",p2={p},p3={p}"));
-                }
-                b.device(s);
-                b.live.devices.controllers[i].info.alias = Some(a);
-                have_usb = true;
+                have_usb |= usb::controller(b, def, i, c)?;
             }
             ControllerType::VirtioSerial => {
                 let dev = match c.model.as_deref() {
@@ -827,7 +806,7 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     }
     if needs_usb && !have_usb {
         let dev = if b.q35 { "qemu-xhci" } else { "piix3-usb-uhci" };
-        b.need(dev, "USB input devices")?;
+        b.need(dev, "USB devices")?;
         b.device(format!("{dev},id=usb"));
         let mut c = implicit_controller(ControllerType::Usb, "usb");
         c.model = Some(if b.q35 { "qemu-xhci" } else { "piix3-uhci" }.into());
@@ -841,18 +820,6 @@ fn implicit_controller(t: ControllerType, alias: &str) -> Controller {
     c.index = Some(0);
     c.info.alias = Some(alias.into());
     c
-}
-
-fn usb_model(m: &str) -> Option<&'static str> {
-    Some(match m {
-        "piix3-uhci" => "piix3-usb-uhci",
-        "piix4-uhci" => "piix4-usb-uhci",
-        "ehci" => "usb-ehci",
-        "ich9-ehci1" => "ich9-usb-ehci1",
-        "nec-xhci" => "nec-usb-xhci",
-        "qemu-xhci" => "qemu-xhci",
-        _ => return None,
-    })
 }
 
 /// What a `<driver cache=...>` mode means for QEMU: (O_DIRECT, no flushes, the device's
@@ -1224,11 +1191,14 @@ fn chardev(
             };
             (s, server.then_some(p))
         }
-        CharSourceType::Spicevmc => {
-            if !b.env.caps.spice {
-                return unsupported(format!("{what}: spicevmc without SPICE support"));
+        CharSourceType::Spicevmc | CharSourceType::Spiceport => {
+            spice::check_chardev(b, c, what)?;
+            match &c.source_channel {
+                Some(name) if c.source_type == CharSourceType::Spiceport => {
+                    (format!("spiceport,id={id},name={}", esc(name)), None)
+                }
+                _ => (format!("spicevmc,id={id},name=vdagent"), None),
             }
-            (format!("spicevmc,id={id},name=vdagent"), None)
         }
         other => return unsupported(format!("{what}: source type '{other}'")),
     })
@@ -1366,7 +1336,11 @@ fn chardevs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         };
         next_port = next_port.max(port + 1);
         let mut s = format!("virtserialport,bus=virtio-serial0.0,nr={port},chardev={id},id={a}");
-        if let Some(name) = &c.target_name {
+        let name = c
+            .target_name
+            .as_deref()
+            .or((c.source_type == CharSourceType::Spicevmc).then_some(spice::AGENT_PORT));
+        if let Some(name) = name {
             s.push_str(&format!(",name={}", esc(name)));
         }
         b.device(s);
@@ -1411,21 +1385,21 @@ fn inputs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 b.live.devices.inputs[i].bus = Some(bus);
                 continue;
             }
-            (InputBus::Usb, InputType::Tablet) => "usb-tablet,bus=usb.0",
-            (InputBus::Usb, InputType::Mouse) => "usb-mouse,bus=usb.0",
-            (InputBus::Usb, InputType::Keyboard) => "usb-kbd,bus=usb.0",
+            (InputBus::Usb, InputType::Tablet) => "usb-tablet",
+            (InputBus::Usb, InputType::Mouse) => "usb-mouse",
+            (InputBus::Usb, InputType::Keyboard) => "usb-kbd",
             (InputBus::Virtio, InputType::Tablet) => "virtio-tablet-pci",
             (InputBus::Virtio, InputType::Mouse) => "virtio-mouse-pci",
             (InputBus::Virtio, InputType::Keyboard) => "virtio-keyboard-pci",
             (other, _) => return unsupported(format!("{what}: bus '{other}'")),
         };
-        let qdev = dev.split(',').next().unwrap_or(dev);
-        b.need(qdev, &what)?;
+        b.need(dev, &what)?;
         let addr = if bus == InputBus::Virtio {
             pci_addr(&inp.info, &what)?
         } else {
-            String::new()
+            usb::usb_addr(&inp.info, &what)?
         };
+        // libvirt's order: the bus and port follow the id
         b.device(format!("{dev},id={a}{addr}"));
         b.live.devices.inputs[i].info.alias = Some(a);
         b.live.devices.inputs[i].bus = Some(bus);
@@ -1524,19 +1498,28 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 if g.tls_port.is_some() {
                     return unsupported(format!("{what}: tlsPort (TLS certificates)"));
                 }
-                if first.is_some_and(|l| l.listen_type != ListenType::Address) {
+                // listen type 'none': SPICE serves no socket (clients come through other
+                // means), as libvirt's `port=0`
+                let no_listen = first.is_some_and(|l| l.listen_type == ListenType::None);
+                if first.is_some_and(|l| {
+                    !matches!(l.listen_type, ListenType::Address | ListenType::None)
+                }) {
                     return unsupported(format!("{what}: a listen that is not an address"));
                 }
-                let port = if auto {
-                    let p = (b.env.free_port)().ok_or_else(|| {
-                        CmdlineError::NotSupported(format!("{what}: no free port for SPICE"))
-                    })?;
-                    b.live.devices.graphics[i].port = Some(i32::from(p));
-                    i32::from(p)
+                let mut s = if no_listen {
+                    "port=0".to_owned()
                 } else {
-                    g.port.unwrap_or(5900)
+                    let port = if auto {
+                        let p = (b.env.free_port)().ok_or_else(|| {
+                            CmdlineError::NotSupported(format!("{what}: no free port for SPICE"))
+                        })?;
+                        b.live.devices.graphics[i].port = Some(i32::from(p));
+                        i32::from(p)
+                    } else {
+                        g.port.unwrap_or(5900)
+                    };
+                    format!("port={port},addr={}", esc(&address))
                 };
-                let mut s = format!("port={port},addr={}", esc(&address));
                 match &g.passwd {
                     Some(pw) => b.setup.push(Setup::Password {
                         protocol: "spice",
@@ -1544,9 +1527,7 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     }),
                     None => s.push_str(",disable-ticketing=on"),
                 }
-                if let Some(c) = g.image_compression {
-                    s.push_str(&format!(",image-compression={c}"));
-                }
+                s.push_str(&spice::options(g, &what)?);
                 if g.keymap.is_some() {
                     return unsupported(format!("{what}: keymap"));
                 }
@@ -1779,5 +1760,7 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     Ok(())
 }
 
+mod spice;
 #[cfg(test)]
 mod tests;
+mod usb;

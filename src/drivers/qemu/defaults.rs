@@ -39,6 +39,7 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
         def.devices.emulator = Some(caps.emulator.display().to_string());
     }
     machine(def, caps)?;
+    super::usb::input_buses(def);
     let x86 = matches!(def.os.arch.as_deref(), Some("x86_64" | "i686"));
     let kind = Machine::of(def);
     if x86 {
@@ -64,7 +65,7 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
     // device defaults again for it)
     serial_models(&mut def.devices, x86);
     virtio_serial_ports(def);
-    usb_ports(def);
+    super::usb::assign(def)?;
     match kind {
         Machine::I440fx => PciBus::assign_i440fx(def)?,
         Machine::Q35 => super::q35::assign(def)?,
@@ -325,10 +326,12 @@ fn device_models(def: &mut DomainDef, kind: Machine, caps: &Caps, x86: bool) {
     }
     for c in &mut d.controllers {
         match c.controller_type {
+            // a USB controller the definition names without a model is libvirt's
+            // piix3-uhci on every x86 machine (only the one it adds to q35 is qemu-xhci)
             ControllerType::Usb if c.model.is_none() => {
                 c.model = Some(
                     match kind {
-                        Machine::Q35 => "qemu-xhci",
+                        Machine::Q35 if !caps.has_device("piix3-usb-uhci") => "qemu-xhci",
                         _ => "piix3-uhci",
                     }
                     .into(),
@@ -381,48 +384,6 @@ fn virtio_serial_ports(def: &mut DomainDef) {
     for c in &mut d.channels {
         if c.target_type.as_deref() == Some("virtio") && c.info.address.is_none() {
             assign(&mut c.info, 1);
-        }
-    }
-}
-
-/// USB devices (inputs, USB disks) take the next free port of controller 0's bus.
-fn usb_ports(def: &mut DomainDef) {
-    let has_usb =
-        def.devices.controllers.iter().any(|c| {
-            c.controller_type == ControllerType::Usb && c.model.as_deref() != Some("none")
-        });
-    if !has_usb {
-        return;
-    }
-    let d = &mut def.devices;
-    let mut used: Vec<String> = d
-        .inputs
-        .iter()
-        .map(|i| &i.info)
-        .chain(d.disks.iter().map(|x| &x.info))
-        .filter_map(|i| i.address.as_ref())
-        .filter(|a| a.kind == AddressType::Usb)
-        .filter_map(|a| a.get("port").map(str::to_owned))
-        .collect();
-    let mut next = || {
-        let port = (1..)
-            .map(|p: u32| p.to_string())
-            .find(|p| !used.contains(p));
-        let port = port.unwrap_or_else(|| "1".into());
-        used.push(port.clone());
-        let mut a = Address::new(AddressType::Usb);
-        let _ = a.set("bus", Some("0"));
-        let _ = a.set("port", Some(&port));
-        a
-    };
-    for i in &mut d.inputs {
-        if i.bus == Some(InputBus::Usb) && i.info.address.is_none() {
-            i.info.address = Some(next());
-        }
-    }
-    for x in &mut d.disks {
-        if x.target_bus == Some(DiskBus::Usb) && x.info.address.is_none() {
-            x.info.address = Some(next());
         }
     }
 }
@@ -573,7 +534,8 @@ impl PciBus {
                 s.info.address = Some(bus.next(&format!("<sound> {}", i + 1))?);
             }
         }
-        for c in &mut d.controllers {
+        for i in 0..d.controllers.len() {
+            let c = &d.controllers[i];
             if !controller_wants_pci(c) || c.info.address.is_some() {
                 continue;
             }
@@ -582,7 +544,22 @@ impl PciBus {
                 c.controller_type,
                 c.index.unwrap_or(0)
             );
-            c.info.address = Some(bus.next(&who)?);
+            let addr = match super::usb::usb2_function(c) {
+                // an EHCI and its UHCI companions are functions of one slot
+                Some((function, multi)) => {
+                    let slot = super::usb::usb2_slot(&d.controllers, c)
+                        .or_else(|| (1..32).find(|s| bus.slot_free(*s)))
+                        .ok_or_else(|| {
+                            DriverError::InvalidArgument(format!(
+                                "{who}: no free PCI slot left on bus 0"
+                            ))
+                        })?;
+                    bus.hold(slot, function, &who)?;
+                    pci_address(slot, function, multi)
+                }
+                None => bus.next(&who)?,
+            };
+            d.controllers[i].info.address = Some(addr);
         }
         for x in &mut d.disks {
             if x.target_bus == Some(DiskBus::Virtio) && x.info.address.is_none() {

@@ -37,6 +37,7 @@ pub mod stats;
 pub mod status;
 pub mod transport;
 pub mod update;
+pub mod usb;
 
 use std::{
     collections::HashMap,

@@ -24,6 +24,7 @@ xml_enum! {
         Stdio = "stdio",
         Vc = "vc",
         Spicevmc = "spicevmc",
+        Spiceport = "spiceport",
     }
 }
 
@@ -115,6 +116,8 @@ pub struct CharDevice {
     pub source_mode: Option<CharSourceMode>,
     /// file only: append instead of truncating.
     pub source_append: Option<bool>,
+    /// spiceport only: the SPICE port name, e.g. `org.qemu.console.serial.0`.
+    pub source_channel: Option<String>,
     pub target_type: Option<String>,
     pub target_port: Option<u32>,
     /// channel: the virtio port name, e.g. `org.qemu.guest_agent.0`.
@@ -134,6 +137,7 @@ impl CharDevice {
             None
         };
         let (mut source_path, mut source_mode, mut source_append) = (None, None, None);
+        let mut source_channel = None;
         use CharSourceType as T;
         match source_type {
             T::Pty | T::Dev | T::File | T::Pipe | T::Unix => {
@@ -156,6 +160,11 @@ impl CharDevice {
                     None if needs_path => return Err(e.missing_child("source")),
                     None => {}
                 }
+            }
+            T::Spiceport => {
+                let mut s = e.req_child("source")?;
+                source_channel = Some(s.req_attr_with("channel", values::token)?);
+                s.finish()?;
             }
             T::Null | T::Stdio | T::Vc | T::Spicevmc => {}
         }
@@ -189,6 +198,15 @@ impl CharDevice {
             }
             t.finish()?;
         }
+        if source_type == T::Spicevmc
+            && (kind != CharKind::Channel || target_type.as_deref() != Some("virtio"))
+        {
+            return Err(e.attr_invalid(
+                "type",
+                "spicevmc",
+                "spicevmc device type only supports a virtio <channel>",
+            ));
+        }
         let info = DeviceInfo::read(&mut e)?;
         e.finish()?;
         Ok(CharDevice {
@@ -197,6 +215,7 @@ impl CharDevice {
             source_path,
             source_mode,
             source_append,
+            source_channel,
             target_type,
             target_port,
             target_name,
@@ -210,12 +229,16 @@ impl CharDevice {
         w.start(kind.element());
         w.attr("type", self.source_type.as_str());
         w.attr_opt("tty", self.tty.as_deref());
-        if self.source_path.is_some() || self.source_mode.is_some() || self.source_append.is_some()
+        if self.source_path.is_some()
+            || self.source_mode.is_some()
+            || self.source_append.is_some()
+            || self.source_channel.is_some()
         {
             w.start("source");
             w.attr_opt("mode", self.source_mode.map(|m| m.as_str()));
             w.attr_opt("path", self.source_path.as_deref());
             w.attr_opt("append", self.source_append.map(values::on_off_str));
+            w.attr_opt("channel", self.source_channel.as_deref());
             w.end();
         }
         let has_target = self.target_type.is_some()

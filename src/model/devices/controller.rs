@@ -135,6 +135,15 @@ impl Controller {
         }
     }
 
+    /// An ICH9 USB2 controller: the EHCI or one of its UHCI companions, which share an index.
+    pub fn is_usb2(&self) -> bool {
+        self.controller_type == ControllerType::Usb
+            && matches!(
+                self.model.as_deref(),
+                Some("ich9-ehci1" | "ich9-uhci1" | "ich9-uhci2" | "ich9-uhci3")
+            )
+    }
+
     pub(crate) fn read(mut e: Elem) -> Result<Controller> {
         let controller_type = e.req_attr_with("type", values::keyword::<ControllerType>)?;
         let index = e.attr_with("index", values::u32_any)?;

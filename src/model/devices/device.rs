@@ -66,7 +66,7 @@ impl Device {
     /// The device's element name.
     pub fn element(&self) -> &'static str {
         let d = &self.0;
-        let kinds: [(&'static str, bool); 15] = [
+        let kinds: [(&'static str, bool); 17] = [
             ("disk", !d.disks.is_empty()),
             ("controller", !d.controllers.is_empty()),
             ("interface", !d.interfaces.is_empty()),
@@ -79,6 +79,8 @@ impl Device {
             ("sound", !d.sounds.is_empty()),
             ("audio", !d.audios.is_empty()),
             ("video", !d.videos.is_empty()),
+            ("redirdev", !d.redirdevs.is_empty()),
+            ("hub", !d.hubs.is_empty()),
             ("watchdog", !d.watchdogs.is_empty()),
             ("memballoon", d.memballoon.is_some()),
             ("rng", !d.rngs.is_empty()),
@@ -141,6 +143,8 @@ impl Devices {
             + self.sounds.len()
             + self.audios.len()
             + self.videos.len()
+            + self.redirdevs.len()
+            + self.hubs.len()
             + self.watchdogs.len()
             + usize::from(self.memballoon.is_some())
             + self.rngs.len()
@@ -174,6 +178,8 @@ impl Devices {
         append(&mut self.sounds, &d.sounds);
         append(&mut self.audios, &d.audios);
         append(&mut self.videos, &d.videos);
+        append(&mut self.redirdevs, &d.redirdevs);
+        append(&mut self.hubs, &d.hubs);
         append(&mut self.watchdogs, &d.watchdogs);
         append(&mut self.rngs, &d.rngs);
         if d.memballoon.is_some() {
@@ -224,6 +230,8 @@ impl Devices {
             || remove_equal(&mut self.sounds, &d.sounds)
             || remove_equal(&mut self.audios, &d.audios)
             || remove_equal(&mut self.videos, &d.videos)
+            || remove_equal(&mut self.redirdevs, &d.redirdevs)
+            || remove_equal(&mut self.hubs, &d.hubs)
             || remove_equal(&mut self.watchdogs, &d.watchdogs)
             || remove_equal(&mut self.rngs, &d.rngs);
         if found {

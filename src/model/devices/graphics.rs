@@ -3,6 +3,7 @@
 //! The password is a secret: it is parsed and kept, but only written when
 //! the caller asks for secure output.
 
+use super::spice::SpiceOptions;
 use crate::model::error::XmlError;
 use crate::model::values::{self, xml_enum};
 use crate::model::writer::Writer;
@@ -77,6 +78,8 @@ pub struct Graphics {
     pub listens: Vec<GraphicsListen>,
     /// SPICE only.
     pub image_compression: Option<ImageCompression>,
+    /// SPICE only: the other SPICE options.
+    pub spice: SpiceOptions,
 }
 
 fn port_number(v: &str) -> std::result::Result<i32, String> {
@@ -127,10 +130,13 @@ impl Graphics {
             listens.push(gl);
             Ok(())
         })?;
-        let image_compression = if graphics_type == GraphicsType::Spice {
-            e.child_attr_with("image", "compression", values::keyword::<ImageCompression>)?
+        let (image_compression, spice) = if graphics_type == GraphicsType::Spice {
+            (
+                e.child_attr_with("image", "compression", values::keyword::<ImageCompression>)?,
+                SpiceOptions::read(&mut e)?,
+            )
         } else {
-            None
+            (None, SpiceOptions::default())
         };
         let first_address = listens
             .iter()
@@ -157,6 +163,7 @@ impl Graphics {
             passwd,
             listens,
             image_compression,
+            spice,
         })
     }
 
@@ -169,6 +176,7 @@ impl Graphics {
         w.attr_num_opt("websocket", self.websocket);
         w.attr_opt("listen", self.listen.as_deref());
         w.attr_opt("keymap", self.keymap.as_deref());
+        w.attr_opt("defaultMode", self.spice.default_mode.map(|m| m.as_str()));
         if secure {
             w.attr_opt("passwd", self.passwd.as_deref());
         }
@@ -180,9 +188,11 @@ impl Graphics {
             w.attr_opt("socket", l.socket.as_deref());
             w.end();
         }
+        self.spice.write_channels(w);
         if let Some(c) = self.image_compression {
             w.leaf_attr("image", "compression", c.as_str());
         }
+        self.spice.write_rest(w);
         w.end();
     }
 }

@@ -13,6 +13,8 @@ mod interface;
 mod memballoon;
 mod rng;
 mod sound;
+mod spice;
+mod usb;
 mod video;
 mod watchdog;
 
@@ -29,6 +31,11 @@ pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverNa
 pub use memballoon::{Memballoon, MemballoonModel};
 pub use rng::{Rng, RngBackend, RngModel};
 pub use sound::{Audio, AudioType, Sound, SoundModel};
+pub use spice::{
+    SpiceChannel, SpiceChannelMode, SpiceGl, SpiceMouseMode, SpiceOptions, SpiceStreaming,
+    SpiceWanCompression,
+};
+pub use usb::{Hub, RedirFilterRule, RedirSource, Redirdev, Redirfilter, TcpProtocol};
 pub use video::{Video, VideoModel, VideoType};
 pub use watchdog::{Watchdog, WatchdogAction, WatchdogModel};
 
@@ -56,6 +63,9 @@ pub struct Devices {
     pub sounds: Vec<Sound>,
     pub audios: Vec<Audio>,
     pub videos: Vec<Video>,
+    pub redirdevs: Vec<Redirdev>,
+    pub redirfilter: Option<Redirfilter>,
+    pub hubs: Vec<Hub>,
     pub watchdogs: Vec<Watchdog>,
     /// At most one balloon, as in libvirt.
     pub memballoon: Option<Memballoon>,
@@ -96,7 +106,22 @@ impl Devices {
                 "graphics" => d.graphics.push(Graphics::read(c)?),
                 "sound" => d.sounds.push(Sound::read(c)?),
                 "audio" => d.audios.push(Audio::read(c)?),
-                "video" => d.videos.push(Video::read(c)?),
+                "video" => {
+                    let v = Video::read(c)?;
+                    video::place(&mut d.videos, v, node)?;
+                }
+                "redirdev" => {
+                    let r = Redirdev::read(c)?;
+                    check_boot(&mut boot_orders, r.boot_order, node)?;
+                    d.redirdevs.push(r);
+                }
+                "redirfilter" => {
+                    if d.redirfilter.is_some() {
+                        return Err(XmlError::Duplicate { path: c.path() });
+                    }
+                    d.redirfilter = Some(Redirfilter::read(c)?);
+                }
+                "hub" => d.hubs.push(Hub::read(c)?),
                 "watchdog" => d.watchdogs.push(Watchdog::read(c)?),
                 "memballoon" => {
                     if d.memballoon.is_some() {
@@ -117,6 +142,7 @@ impl Devices {
     pub fn has_boot_order(&self) -> bool {
         self.disks.iter().any(|d| d.boot_order.is_some())
             || self.interfaces.iter().any(|i| i.boot_order.is_some())
+            || self.redirdevs.iter().any(|r| r.boot_order.is_some())
     }
 
     fn is_empty(&self) -> bool {
@@ -152,6 +178,11 @@ impl Devices {
         self.sounds.iter().for_each(|x| x.write(w));
         self.audios.iter().for_each(|x| x.write(w));
         self.videos.iter().for_each(|x| x.write(w));
+        self.redirdevs.iter().for_each(|x| x.write(w));
+        if let Some(f) = &self.redirfilter {
+            f.write(w);
+        }
+        self.hubs.iter().for_each(|x| x.write(w));
         self.watchdogs.iter().for_each(|x| x.write(w));
         if let Some(m) = &self.memballoon {
             m.write(w);

@@ -96,3 +96,68 @@ impl Video {
         w.end();
     }
 }
+
+/// Add `v` to `videos` as libvirt does: the one marked primary goes first, and only one may
+/// be marked.
+pub(crate) fn place(
+    videos: &mut Vec<Video>,
+    v: Video,
+    node: roxmltree::Node,
+) -> Result<(), XmlError> {
+    let primary = |v: &Video| v.model.is_some_and(|m| m.primary == Some(true));
+    if !primary(&v) {
+        videos.push(v);
+        return Ok(());
+    }
+    if videos.iter().any(primary) {
+        return Err(XmlError::invalid(
+            format!("{}/model/@primary", crate::model::xml::node_path(node)),
+            "yes",
+            "only one primary video device is supported",
+        ));
+    }
+    videos.insert(0, v);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::DomainDef;
+
+    fn models(devices: &str) -> Result<Vec<String>, String> {
+        let xml = format!(
+            "<domain type='qemu'><name>t</name><memory>65536</memory>\
+             <os><type>hvm</type></os><devices>{devices}</devices></domain>"
+        );
+        let d = DomainDef::from_xml(&xml).map_err(|e| e.to_string())?;
+        Ok(d.devices
+            .videos
+            .iter()
+            .map(|v| {
+                v.model
+                    .map(|m| format!("{}/{:?}", m.model_type, m.heads))
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
+    /// libvirt's video-qxl-heads: the primary video moves to the front.
+    #[test]
+    fn primary_goes_first() {
+        let got = models(
+            "<video><model type='qxl' heads='3'/></video><video><model type='qxl' heads='7'/>\
+             </video><video><model type='qxl' heads='1' primary='yes'/></video>",
+        )
+        .expect("parses");
+        assert_eq!(got, ["qxl/Some(1)", "qxl/Some(3)", "qxl/Some(7)"]);
+        let two = models(
+            "<video><model type='qxl' primary='yes'/></video>\
+             <video><model type='vga' primary='yes'/></video>",
+        );
+        assert!(
+            two.as_ref()
+                .is_err_and(|e| e.contains("only one primary video device")),
+            "{two:?}"
+        );
+    }
+}

@@ -207,7 +207,7 @@ fn golden_display_and_misc() {
     let got = plan.args.join(" ");
     for want in [
         "-device qemu-xhci,id=usb,p2=8,p3=8",
-        "-device usb-tablet,bus=usb.0,id=input0",
+        "-device usb-tablet,id=input0,bus=usb.0",
         "-device virtio-keyboard-pci,id=input1",
         "-spice port=5901,addr=127.0.0.1,image-compression=auto_glz",
         "-k de -vnc [::1]:5,password=on",
@@ -505,12 +505,12 @@ fn every_refusal_names_what_it_refuses() {
             "on a q35 machine",
         ),
         (
-            "usb_index",
+            "usb_companion_without_master",
             "",
             "",
             "",
-            "<controller type='usb' index='1'/>",
-            "companion",
+            "<controller type='usb' model='ich9-uhci1'><master startport='0'/></controller>",
+            "no master USB controller",
         ),
         (
             "usb_none",
@@ -526,7 +526,7 @@ fn every_refusal_names_what_it_refuses() {
             "",
             "",
             "<controller type='usb' model='vt82c686b-uhci'/>",
-            "model 'vt82c686b-uhci'",
+            "no device 'vt82c686b-usb-uhci'",
         ),
         (
             "usb_ports",
@@ -987,7 +987,12 @@ fn refusals_that_depend_on_the_emulator() {
         "<channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel>",
     );
     let e = build_with(&vmc, &caps, Accel::Tcg).expect_err("no spice");
-    assert!(e.to_string().contains("spicevmc without SPICE"), "{e}");
+    assert!(
+        e.to_string().contains(
+            "<channel type='spicevmc'>: /usr/bin/qemu-system-x86_64 has no SPICE support"
+        ),
+        "{e}"
+    );
 
     let mut caps = x86_64();
     caps.devices.retain(|d| d != "VGA");

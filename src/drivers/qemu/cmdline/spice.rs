@@ -1,0 +1,230 @@
+//! The `-spice` options beyond port and address, in libvirt's order, and the refusals for
+//! what needs TLS certificates or a host GPU this driver does not set up.
+
+use super::{Builder, Result, esc, unsupported};
+use crate::model::devices::{
+    CharDevice, CharSourceType, Graphics, GraphicsType, SpiceChannelMode, SpiceMouseMode,
+};
+
+/// `,agent-mouse=…,…,disable-agent-file-xfer=on` for `g`'s SPICE options.
+pub(super) fn options(g: &Graphics, what: &str) -> Result<String> {
+    let o = &g.spice;
+    let mut s = String::new();
+    match o.mouse {
+        Some(SpiceMouseMode::Server) => s.push_str(",agent-mouse=off"),
+        Some(SpiceMouseMode::Client) => s.push_str(",agent-mouse=on"),
+        None => {}
+    }
+    let mode = |name: &str, m: SpiceChannelMode| -> Result<Option<String>> {
+        match m {
+            SpiceChannelMode::Any => Ok(None),
+            SpiceChannelMode::Insecure => Ok(Some(format!(",plaintext-channel={name}"))),
+            SpiceChannelMode::Secure => unsupported(format!(
+                "{what}: SPICE channel '{name}' in mode 'secure' (TLS certificates are not \
+                 set up by this driver)"
+            )),
+        }
+    };
+    if let Some(m) = o.default_mode
+        && let Some(x) = mode("default", m)?
+    {
+        s.push_str(&x);
+    }
+    for (name, m) in &o.channels {
+        if let Some(x) = mode(name.as_str(), *m)? {
+            s.push_str(&x);
+        }
+    }
+    if let Some(c) = g.image_compression {
+        s.push_str(&format!(",image-compression={c}"));
+    }
+    if let Some(c) = o.jpeg {
+        s.push_str(&format!(",jpeg-wan-compression={c}"));
+    }
+    if let Some(c) = o.zlib {
+        s.push_str(&format!(",zlib-glz-wan-compression={c}"));
+    }
+    if let Some(p) = o.playback {
+        s.push_str(&format!(",playback-compression={}", super::on_off(p)));
+    }
+    if let Some(m) = o.streaming {
+        s.push_str(&format!(",streaming-video={m}"));
+    }
+    if o.copypaste == Some(false) {
+        s.push_str(",disable-copy-paste=on");
+    }
+    if o.filetransfer == Some(false) {
+        s.push_str(",disable-agent-file-xfer=on");
+    }
+    if let Some(gl) = o.gl.as_ref().filter(|gl| gl.enable) {
+        let node = gl
+            .rendernode
+            .as_deref()
+            .map(|n| format!(" (rendernode {})", esc(n)))
+            .unwrap_or_default();
+        return unsupported(format!(
+            "{what}: <gl enable='yes'>{node}: SPICE OpenGL needs a host GPU render node and \
+             a local client, which a TCG guest here does not have"
+        ));
+    }
+    Ok(s)
+}
+
+/// The name SPICE's agent channel must have in the guest.
+pub(super) const AGENT_PORT: &str = "com.redhat.spice.0";
+
+/// A `spicevmc` or `spiceport` character device needs a SPICE display to belong to, and a
+/// `spicevmc` channel the agent's port name.
+pub(super) fn check_chardev(b: &Builder<'_>, c: &CharDevice, what: &str) -> Result<()> {
+    if !b.env.caps.spice {
+        return unsupported(format!(
+            "{what}: {} has no SPICE support",
+            b.env.caps.emulator.display()
+        ));
+    }
+    let spice = b
+        .live
+        .devices
+        .graphics
+        .iter()
+        .any(|g| g.graphics_type == GraphicsType::Spice);
+    if !spice {
+        return unsupported(format!(
+            "{what}: chardev '{}' not supported without spice graphics",
+            c.source_type
+        ));
+    }
+    if c.source_type == CharSourceType::Spicevmc
+        && c.target_name.as_deref().is_some_and(|n| n != AGENT_PORT)
+    {
+        return unsupported(format!(
+            "{what}: spicevmc target name '{}' (SPICE's agent channel is '{AGENT_PORT}')",
+            c.target_name.as_deref().unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::{Accel, Env, Plan, build};
+    use crate::drivers::qemu::{caps::tests::x86_64, defaults};
+    use crate::model::DomainDef;
+
+    /// `devices` on an i440fx machine, with the driver's define-time defaults applied.
+    fn plan(devices: &str) -> Result<Plan, String> {
+        let xml = format!(
+            "<domain type='qemu'><name>t</name><memory unit='MiB'>64</memory>\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>{devices}</devices>\
+             </domain>"
+        );
+        let mut d = DomainDef::from_xml(&xml).map_err(|e| e.to_string())?;
+        let caps = x86_64();
+        defaults::apply(&mut d, &caps).map_err(|e| e.to_string())?;
+        let env = Env {
+            caps: &caps,
+            accel: Accel::Tcg,
+            dir: Path::new("/run/vb/qemu/d1"),
+            id: 3,
+            free_port: &|| Some(5901),
+        };
+        build(&d, &env).map_err(|e| e.to_string())
+    }
+
+    fn spice_arg(p: &Plan) -> String {
+        let at = p.args.iter().position(|a| a == "-spice").expect("-spice");
+        p.args[at + 1].clone()
+    }
+
+    /// libvirt's graphics-spice-compression and -agentmouse, less TLS.
+    #[test]
+    fn options_in_libvirt_order() {
+        let p = plan(
+            "<graphics type='spice' port='5903' autoport='no' listen='127.0.0.1'>\
+             <channel name='inputs' mode='insecure'/><channel name='main' mode='any'/>\
+             <image compression='auto_glz'/><jpeg compression='auto'/>\
+             <zlib compression='auto'/><playback compression='on'/>\
+             <streaming mode='filter'/><mouse mode='server'/><clipboard copypaste='no'/>\
+             <filetransfer enable='no'/><gl enable='no'/></graphics>",
+        )
+        .expect("builds");
+        assert_eq!(
+            spice_arg(&p),
+            "port=5903,addr=127.0.0.1,disable-ticketing=on,agent-mouse=off,\
+             plaintext-channel=inputs,image-compression=auto_glz,jpeg-wan-compression=auto,\
+             zlib-glz-wan-compression=auto,playback-compression=on,streaming-video=filter,\
+             disable-copy-paste=on,disable-agent-file-xfer=on"
+        );
+    }
+
+    /// SPICE without ports listens nowhere: libvirt's `<listen type='none'/>` and `port=0`.
+    #[test]
+    fn no_listen() {
+        let p = plan("<graphics type='spice'/>").expect("builds");
+        assert_eq!(spice_arg(&p), "port=0,disable-ticketing=on");
+        let g = &p.live.devices.graphics[0];
+        assert_eq!(g.port, None);
+        assert_eq!(g.listens[0].listen_type.as_str(), "none");
+    }
+
+    /// libvirt's channel-spicevmc and serial-spiceport.
+    #[test]
+    fn spice_chardevs() {
+        let p = plan(
+            "<graphics type='spice' autoport='yes'/>\
+             <channel type='spicevmc'><target type='virtio'/></channel>\
+             <serial type='spiceport'><source channel='org.qemu.console.serial.0'/></serial>",
+        )
+        .expect("builds");
+        let got = p.args.join(" ");
+        for want in [
+            "-chardev spicevmc,id=charchannel0,name=vdagent -device virtserialport,\
+             bus=virtio-serial0.0,nr=1,chardev=charchannel0,id=channel0,name=com.redhat.spice.0",
+            "-chardev spiceport,id=charserial0,name=org.qemu.console.serial.0 \
+             -device isa-serial,chardev=charserial0,id=serial0",
+        ] {
+            assert!(got.contains(want), "{want}\nin\n{got}");
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        for (devices, want) in [
+            (
+                "<graphics type='spice' autoport='yes'><gl enable='yes' \
+                 rendernode='/dev/dri/renderD128'/></graphics>",
+                "<gl enable='yes'> (rendernode /dev/dri/renderD128)",
+            ),
+            (
+                "<graphics type='spice' autoport='yes'><channel name='main' mode='secure'/>\
+                 </graphics>",
+                "SPICE channel 'main' in mode 'secure'",
+            ),
+            (
+                "<graphics type='spice' autoport='yes' defaultMode='secure'/>",
+                "SPICE channel 'default' in mode 'secure'",
+            ),
+            (
+                "<graphics type='vnc'/><channel type='spicevmc'><target type='virtio'/>\
+                 </channel>",
+                "chardev 'spicevmc' not supported without spice graphics",
+            ),
+            (
+                "<serial type='spiceport'><source channel='x'/></serial>",
+                "chardev 'spiceport' not supported without spice graphics",
+            ),
+            (
+                "<graphics type='spice'/><channel type='spicevmc'>\
+                 <target type='virtio' name='org.other.0'/></channel>",
+                "spicevmc target name 'org.other.0'",
+            ),
+        ] {
+            match plan(devices) {
+                Ok(_) => panic!("{devices} builds"),
+                Err(e) => assert!(e.contains(want), "{devices}: '{e}' does not name '{want}'"),
+            }
+        }
+    }
+}
