@@ -28,7 +28,7 @@ pub use input::{Input, InputBus, InputType};
 pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverName};
 pub use memballoon::{Memballoon, MemballoonModel};
 pub use rng::{Rng, RngBackend, RngModel};
-pub use sound::{Audio, AudioType, Sound, SoundModel};
+pub use sound::{Audio, AudioType, Sound, SoundCodec, SoundModel};
 pub use video::{Video, VideoModel, VideoType};
 pub use watchdog::{Watchdog, WatchdogAction, WatchdogModel};
 
