@@ -55,12 +55,27 @@ xml_enum! {
     }
 }
 
+xml_enum! {
+    /// How the guest's TSC is provided (a Xen setting libvirt keeps for every driver).
+    pub enum TscMode {
+        Auto = "auto",
+        Native = "native",
+        Emulate = "emulate",
+        Paravirt = "paravirt",
+        Smpsafe = "smpsafe",
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timer {
     pub name: TimerName,
     pub present: Option<bool>,
     pub tickpolicy: Option<TickPolicy>,
     pub track: Option<TimerTrack>,
+    /// Hz; `tsc` only.
+    pub frequency: Option<u64>,
+    /// `tsc` only.
+    pub mode: Option<TscMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,9 +84,12 @@ pub struct Clock {
     pub offset: ClockOffset,
     /// Only with `offset='timezone'`.
     pub timezone: Option<String>,
-    /// Seconds (or `reset`), only with `offset='variable'`.
-    pub adjustment: Option<String>,
+    /// Seconds from the basis; `Some` (0 when absent) exactly with `offset='variable'`.
+    pub adjustment: Option<i64>,
+    /// `Some` (`utc` when absent) exactly with `offset='variable'`.
     pub basis: Option<ClockBasis>,
+    /// `adjustment='reset'` on a `utc` or `localtime` clock (a one-off for updates).
+    pub reset: bool,
     pub timers: Vec<Timer>,
 }
 
@@ -83,40 +101,70 @@ impl Clock {
             timezone: None,
             adjustment: None,
             basis: None,
+            reset: false,
             timers: Vec::new(),
         }
     }
 
     pub(crate) fn read(mut e: Elem) -> Result<Clock> {
-        let offset = e
+        let mut offset = e
             .attr_with("offset", values::keyword::<ClockOffset>)?
             .unwrap_or(ClockOffset::Utc);
-        let (mut timezone, mut adjustment, mut basis) = (None, None, None);
+        let (mut timezone, mut adjustment, mut basis, mut reset) = (None, None, None, false);
         // Attributes of other offsets stay unread and are reported unknown.
         match offset {
             ClockOffset::Timezone => {
                 timezone = Some(e.req_attr_with("timezone", values::non_empty)?);
             }
             ClockOffset::Variable => {
-                adjustment = e.attr_with("adjustment", |v| {
-                    if v == "reset" {
-                        Ok(v.to_string())
-                    } else {
-                        values::int_in(v, i64::MIN + 1, i64::MAX).map(|_| v.to_string())
-                    }
-                })?;
-                basis = e.attr_with("basis", values::keyword::<ClockBasis>)?;
+                adjustment = Some(e.attr_with("adjustment", seconds)?.unwrap_or(0));
+                basis = Some(
+                    e.attr_with("basis", values::keyword::<ClockBasis>)?
+                        .unwrap_or(ClockBasis::Utc),
+                );
             }
-            ClockOffset::Utc | ClockOffset::Localtime => {}
+            ClockOffset::Utc | ClockOffset::Localtime => {
+                match e.attr_with("adjustment", |v| {
+                    if v == "reset" {
+                        Ok(None)
+                    } else {
+                        seconds(v).map(Some)
+                    }
+                })? {
+                    None => {}
+                    Some(None) => reset = true,
+                    // libvirt turns a fixed adjustment into a variable clock on that basis
+                    Some(Some(secs)) => {
+                        basis = Some(if offset == ClockOffset::Utc {
+                            ClockBasis::Utc
+                        } else {
+                            ClockBasis::Localtime
+                        });
+                        adjustment = Some(secs);
+                        offset = ClockOffset::Variable;
+                    }
+                }
+            }
         }
         let mut timers = Vec::new();
         e.each("timer", |mut t| {
-            let timer = Timer {
-                name: t.req_attr_with("name", values::keyword::<TimerName>)?,
+            let name = t.req_attr_with("name", values::keyword::<TimerName>)?;
+            let mut timer = Timer {
+                name,
                 present: t.attr_with("present", values::yes_no)?,
                 tickpolicy: t.attr_with("tickpolicy", values::keyword::<TickPolicy>)?,
                 track: t.attr_with("track", values::keyword::<TimerTrack>)?,
+                frequency: None,
+                mode: None,
             };
+            // other timers' frequency or mode stay unread and are reported unknown
+            if name == TimerName::Tsc {
+                // libvirt keeps 0 as "not set"
+                timer.frequency = t
+                    .attr_with("frequency", |v| values::uint_in(v, 0, u64::MAX))?
+                    .filter(|f| *f > 0);
+                timer.mode = t.attr_with("mode", values::keyword::<TscMode>)?;
+            }
             t.finish()?;
             timers.push(timer);
             Ok(())
@@ -127,6 +175,7 @@ impl Clock {
             timezone,
             adjustment,
             basis,
+            reset,
             timers,
         })
     }
@@ -135,7 +184,10 @@ impl Clock {
         w.start("clock");
         w.attr("offset", self.offset.as_str());
         w.attr_opt("timezone", self.timezone.as_deref());
-        w.attr_opt("adjustment", self.adjustment.as_deref());
+        if self.reset {
+            w.attr("adjustment", "reset");
+        }
+        w.attr_num_opt("adjustment", self.adjustment);
         w.attr_opt("basis", self.basis.map(|b| b.as_str()));
         for t in &self.timers {
             w.start("timer");
@@ -143,8 +195,15 @@ impl Clock {
             w.attr_opt("present", t.present.map(values::yes_no_str));
             w.attr_opt("tickpolicy", t.tickpolicy.map(|p| p.as_str()));
             w.attr_opt("track", t.track.map(|p| p.as_str()));
+            w.attr_num_opt("frequency", t.frequency);
+            w.attr_opt("mode", t.mode.map(|m| m.as_str()));
             w.end();
         }
         w.end();
     }
+}
+
+/// A signed number of seconds.
+fn seconds(v: &str) -> std::result::Result<i64, String> {
+    values::int_in(v, i64::MIN + 1, i64::MAX)
 }

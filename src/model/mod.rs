@@ -35,6 +35,7 @@ mod error;
 mod features;
 #[cfg(test)]
 pub(crate) mod fuzz;
+mod hyperv;
 mod metadata;
 pub mod names;
 pub mod options;
@@ -48,16 +49,21 @@ mod xml;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_features;
 
 pub use address::{Address, AddressType, AttrList, DeviceInfo};
-pub use clock::{Clock, ClockBasis, ClockOffset, TickPolicy, Timer, TimerName, TimerTrack};
+pub use clock::{
+    Clock, ClockBasis, ClockOffset, TickPolicy, Timer, TimerName, TimerTrack, TscMode,
+};
 pub use cpu::{
     Cpu, CpuCheck, CpuFallback, CpuFeature, CpuMatch, CpuMode, CpuModel, FeaturePolicy, Topology,
 };
 pub use devices::Devices;
 pub use domain::{DomainDef, DomainType, FormatOptions, LifecycleAction, Pm, VcpuPlacement};
 pub use error::XmlError;
-pub use features::{FeatureState, Features};
+pub use features::{FeatureState, Features, IoapicDriver};
+pub use hyperv::{HvFlag, Hyperv, HypervMode, KvmFeatures, KvmFlag};
 pub use metadata::{VIRTBUS_NS, VIRTBUS_PREFIX};
 pub use names::{NameKind, validate_name};
 pub use os::{

@@ -16,7 +16,7 @@ fn secure() -> FormatOptions {
     }
 }
 
-fn parse(xml: &str) -> DomainDef {
+pub(super) fn parse(xml: &str) -> DomainDef {
     match DomainDef::from_xml(xml) {
         Ok(d) => d,
         Err(e) => panic!("parse failed: {e}"),
@@ -31,7 +31,7 @@ fn parse_snap(xml: &str) -> SnapshotDef {
 }
 
 /// parse → format → parse is equal, and formatting is a fixed point.
-fn assert_domain_round_trip(xml: &str) -> String {
+pub(super) fn assert_domain_round_trip(xml: &str) -> String {
     let opts = secure();
     let first = parse(xml);
     let out = first.to_xml(&opts);
@@ -948,7 +948,7 @@ fn validate_catches_edits_that_break_rules() {
 }
 
 /// A KVM domain with `extra` after `<os>` and `devices` inside `<devices>`.
-fn kvm_with(extra: &str, devices: &str) -> String {
+pub(super) fn kvm_with(extra: &str, devices: &str) -> String {
     format!(
         "<domain type='kvm'><name>v</name><memory>1024</memory><vcpu>2</vcpu>\
          <os><type arch='x86_64'>hvm</type></os>{extra}<devices>{devices}</devices></domain>"
@@ -961,7 +961,7 @@ fn accepted_variants_round_trip() {
         "<clock offset='timezone' timezone='Europe/Paris'/>",
         "<clock offset='variable' adjustment='-3600' basis='localtime'><timer name='kvmclock' present='yes'/>\
          <timer name='rtc' tickpolicy='catchup' track='guest'/></clock>",
-        "<clock offset='variable' adjustment='reset'/><on_poweroff>preserve</on_poweroff>\
+        "<clock offset='utc' adjustment='reset'/><on_poweroff>preserve</on_poweroff>\
          <on_reboot>rename-restart</on_reboot><on_crash>coredump-destroy</on_crash>",
         "<features><pae/><hap state='off'/><smm/></features><cpu mode='host-model'><topology sockets='1' \
          dies='1' clusters='1' cores='1' threads='2'/><feature name='x2apic'/></cpu>",

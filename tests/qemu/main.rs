@@ -9,6 +9,7 @@ mod guest;
 
 mod facade;
 mod failures;
+mod features;
 mod lifecycle;
 mod restart;
 mod snapshots;

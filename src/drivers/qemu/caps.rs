@@ -407,6 +407,12 @@ pub(crate) mod tests {
     /// Capabilities as QEMU 7.2 for x86_64 reports them (trimmed), for command-line tests.
     pub(crate) fn x86_64() -> Caps {
         let devices = [
+            "AC97",
+            "ES1370",
+            "ich9-intel-hda",
+            "intel-hda",
+            "sb16",
+            "usb-audio",
             "ich9-ahci",
             "cirrus-vga",
             "e1000",

@@ -374,19 +374,50 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     if let Some(s) = def.features.smm {
         m.push_str(&format!(",smm={}", on_off(s.enabled())));
     }
-    let clock = clock_args(def)?;
+    m.push_str(&features::machine_props(def, env.accel)?);
+    m.push_str(&sound::machine_props(def)?);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let clock = clock::clock_args(def, env.accel, now, clock::local_offset(now))?;
     if clock.hpet_off {
         m.push_str(",hpet=off");
     }
     b.arg("-machine", m);
-    b.arg("-accel", env.accel.as_str());
-    if let Some(cpu) = cpu_arg(def, env.accel)? {
-        b.arg("-cpu", cpu);
+    b.arg(
+        "-accel",
+        format!(
+            "{}{}",
+            env.accel.as_str(),
+            features::accel_props(def, env.accel)?
+        ),
+    );
+    let flags = features::cpu_flags(def, env.accel)?;
+    match cpu_arg(def, env.accel)? {
+        Some(cpu) => b.arg("-cpu", cpu + &flags),
+        // flags need a model: QEMU's default one, named as libvirt does
+        None if !flags.is_empty() => {
+            let model = if caps.arch == "i386" || arch == "i686" {
+                "qemu32"
+            } else {
+                "qemu64"
+            };
+            b.arg("-cpu", format!("{model}{flags}"));
+        }
+        None => {}
     }
     b.arg("-m", format!("size={}k", def.memory_kib));
     b.arg("-smp", smp_arg(def));
     b.arg("-rtc", clock.rtc);
-    if let Some(g) = clock.pit_global.filter(|_| env.accel == Accel::Kvm) {
+    if let (Some(adj), Some(live)) = (clock.utc_adjustment, b.live.clock.as_mut()) {
+        // a localtime basis is folded in at start, as libvirt records it
+        live.adjustment = Some(adj);
+        live.basis = Some(crate::model::ClockBasis::Utc);
+    }
+    if let Some(g) = clock.pit_global {
+        b.arg("-global", g);
+    }
+    for g in features::globals(def, b.q35)? {
         b.arg("-global", g);
     }
     if let Some(pm) = &def.pm {
@@ -454,14 +485,18 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     misc_devices(&mut b, def)?;
     // libvirt's QEMU namespace: the user's own arguments last, unchecked (the domain is
     // tainted for it), and its environment
-    let mut env = Vec::new();
+    let mut env: Vec<(String, String)> = clock
+        .tz
+        .iter()
+        .map(|tz| ("TZ".into(), tz.clone()))
+        .collect();
     if let Some(q) = &def.qemu_commandline {
         b.args.extend(q.args.iter().cloned());
-        env = q
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
-            .collect();
+        env.extend(
+            q.env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())),
+        );
     }
 
     Ok(Plan {
@@ -534,73 +569,7 @@ fn check_top(def: &DomainDef) -> Result<()> {
         let _ = p;
         return unsupported("<parallel> devices");
     }
-    if let Some(s) = def.devices.sounds.first() {
-        return unsupported(format!("<sound model='{}'>", s.model));
-    }
     Ok(())
-}
-
-struct ClockArgs {
-    rtc: String,
-    hpet_off: bool,
-    pit_global: Option<String>,
-}
-
-fn clock_args(def: &DomainDef) -> Result<ClockArgs> {
-    use crate::model::{ClockOffset, TickPolicy, TimerName, TimerTrack};
-    let mut out = ClockArgs {
-        rtc: "base=utc".into(),
-        hpet_off: false,
-        pit_global: None,
-    };
-    let Some(c) = &def.clock else {
-        return Ok(out);
-    };
-    match c.offset {
-        ClockOffset::Utc => {}
-        ClockOffset::Localtime => out.rtc = "base=localtime".into(),
-        other => return unsupported(format!("<clock offset='{other}'>")),
-    }
-    for t in &c.timers {
-        match t.name {
-            TimerName::Rtc => {
-                match t.tickpolicy {
-                    None | Some(TickPolicy::Delay) => {}
-                    Some(TickPolicy::Catchup) => out.rtc.push_str(",driftfix=slew"),
-                    Some(p) => return unsupported(format!("rtc timer tickpolicy '{p}'")),
-                }
-                match t.track {
-                    None | Some(TimerTrack::Wall) => {}
-                    Some(TimerTrack::Guest) => out.rtc.push_str(",clock=vm"),
-                    Some(TimerTrack::Realtime) => out.rtc.push_str(",clock=rt"),
-                    Some(tr) => return unsupported(format!("rtc timer track '{tr}'")),
-                }
-                if t.present == Some(false) {
-                    return unsupported("removing the rtc timer");
-                }
-            }
-            TimerName::Hpet => {
-                if t.tickpolicy.is_some() || t.track.is_some() {
-                    return unsupported("hpet timer tickpolicy or track");
-                }
-                out.hpet_off = t.present == Some(false);
-            }
-            TimerName::Pit => {
-                match t.tickpolicy {
-                    None => {}
-                    Some(TickPolicy::Delay) => {
-                        out.pit_global = Some("kvm-pit.lost_tick_policy=delay".into())
-                    }
-                    Some(p) => return unsupported(format!("pit timer tickpolicy '{p}'")),
-                }
-                if t.present == Some(false) || t.track.is_some() {
-                    return unsupported("removing the pit timer, or its track");
-                }
-            }
-            other => return unsupported(format!("<timer name='{other}'>")),
-        }
-    }
-    Ok(out)
 }
 
 fn cpu_arg(def: &DomainDef, accel: Accel) -> Result<Option<String>> {
@@ -1638,27 +1607,8 @@ fn videos(b: &mut Builder<'_>, _def: &DomainDef) -> Result<()> {
 }
 
 fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
-    for (i, a) in def.devices.audios.iter().enumerate() {
-        use crate::model::devices::AudioType;
-        let backend = match a.audio_type {
-            AudioType::None => "none",
-            // SPICE carries the sound to its client; QEMU refuses it without a SPICE display
-            AudioType::Spice
-                if def
-                    .devices
-                    .graphics
-                    .iter()
-                    .any(|g| g.graphics_type == GraphicsType::Spice) =>
-            {
-                "spice"
-            }
-            t => return unsupported(format!("<audio type='{t}'>")),
-        };
-        b.arg(
-            "-audiodev",
-            format!("{backend},id=audio{}", a.id.unwrap_or(i as u32 + 1)),
-        );
-    }
+    sound::audiodevs(b, def)?;
+    sound::sounds(b, def)?;
     if def.devices.watchdogs.len() > 1 {
         return unsupported("more than one <watchdog>");
     }
@@ -1760,7 +1710,13 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     Ok(())
 }
 
+mod clock;
+mod features;
+mod sound;
 mod spice;
+mod usb;
+
 #[cfg(test)]
 mod tests;
-mod usb;
+#[cfg(test)]
+mod tests_features;

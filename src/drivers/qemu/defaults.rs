@@ -210,6 +210,7 @@ fn default_audio(def: &mut DomainDef) {
     def.devices.audios.push(Audio {
         id: Some(1),
         audio_type: backend,
+        path: None,
     });
 }
 

@@ -30,7 +30,7 @@ pub use input::{Input, InputBus, InputType};
 pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverName};
 pub use memballoon::{Memballoon, MemballoonModel};
 pub use rng::{Rng, RngBackend, RngModel};
-pub use sound::{Audio, AudioType, Sound, SoundModel};
+pub use sound::{Audio, AudioType, Sound, SoundCodec, SoundModel};
 pub use spice::{
     SpiceChannel, SpiceChannelMode, SpiceGl, SpiceMouseMode, SpiceOptions, SpiceStreaming,
     SpiceWanCompression,

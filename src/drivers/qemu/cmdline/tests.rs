@@ -7,7 +7,7 @@ use crate::drivers::qemu::caps::tests::x86_64;
 
 const UUID: &str = "00000000-0000-4000-8000-000000000001";
 
-fn def(os: &str, top: &str, pre: &str, devices: &str) -> DomainDef {
+pub(super) fn def(os: &str, top: &str, pre: &str, devices: &str) -> DomainDef {
     let os = if os.is_empty() {
         "<os><type>hvm</type></os>"
     } else {
@@ -20,7 +20,7 @@ fn def(os: &str, top: &str, pre: &str, devices: &str) -> DomainDef {
     DomainDef::from_xml(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"))
 }
 
-fn build_with(d: &DomainDef, caps: &Caps, accel: Accel) -> Result<Plan> {
+pub(super) fn build_with(d: &DomainDef, caps: &Caps, accel: Accel) -> Result<Plan> {
     let env = Env {
         caps,
         accel,
@@ -373,16 +373,16 @@ fn every_refusal_names_what_it_refuses() {
             "",
             "",
             "",
-            "<sound model='ich9'/>",
-            "sound model='ich9'",
+            "<sound model='ich7'/>",
+            "<sound model='ich7'>: QEMU has no ICH7",
         ),
         (
-            "clock_tz",
+            "tsc_mode",
             "",
-            "<clock offset='timezone' timezone='Europe/Paris'/>",
+            "<clock><timer name='tsc' mode='native'/></clock>",
             "",
             "",
-            "clock offset='timezone'",
+            "<timer name='tsc'> mode",
         ),
         (
             "rtc_merge",
@@ -390,7 +390,7 @@ fn every_refusal_names_what_it_refuses() {
             "<clock><timer name='rtc' tickpolicy='merge'/></clock>",
             "",
             "",
-            "rtc timer tickpolicy",
+            "<timer name='rtc'> tickpolicy 'merge'",
         ),
         (
             "rtc_track",
@@ -398,7 +398,7 @@ fn every_refusal_names_what_it_refuses() {
             "<clock><timer name='rtc' track='boot'/></clock>",
             "",
             "",
-            "rtc timer track",
+            "<timer name='rtc'> track 'boot'",
         ),
         (
             "rtc_absent",
@@ -406,7 +406,7 @@ fn every_refusal_names_what_it_refuses() {
             "<clock><timer name='rtc' present='no'/></clock>",
             "",
             "",
-            "removing the rtc",
+            "<timer name='rtc'> present='no'",
         ),
         (
             "hpet_tick",
@@ -414,7 +414,7 @@ fn every_refusal_names_what_it_refuses() {
             "<clock><timer name='hpet' tickpolicy='delay'/></clock>",
             "",
             "",
-            "hpet timer",
+            "<timer name='hpet'> tickpolicy",
         ),
         (
             "pit_catchup",
@@ -422,7 +422,7 @@ fn every_refusal_names_what_it_refuses() {
             "<clock><timer name='pit' tickpolicy='catchup'/></clock>",
             "",
             "",
-            "pit timer tickpolicy",
+            "<timer name='pit'> tickpolicy 'catchup' under TCG",
         ),
         (
             "pit_absent",
@@ -430,15 +430,15 @@ fn every_refusal_names_what_it_refuses() {
             "<clock><timer name='pit' present='no'/></clock>",
             "",
             "",
-            "removing the pit",
+            "<timer name='pit'> present='no'",
         ),
         (
             "tsc",
             "",
-            "<clock><timer name='tsc'/></clock>",
+            "<clock><timer name='platform'/></clock>",
             "",
             "",
-            "<timer name='tsc'>",
+            "<timer name='platform'> on x86",
         ),
         (
             "vendor",
@@ -921,12 +921,12 @@ fn every_refusal_names_what_it_refuses() {
             "heads on model 'vga'",
         ),
         (
-            "audio_alsa",
+            "audio_coreaudio",
             "",
             "",
             "",
-            "<audio id='1' type='alsa'/>",
-            "<audio type='alsa'>",
+            "<audio id='1' type='coreaudio'/>",
+            "<audio type='coreaudio'>",
         ),
         (
             "two_watchdogs",
