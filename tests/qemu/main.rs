@@ -10,6 +10,7 @@ mod guest;
 mod facade;
 mod failures;
 mod lifecycle;
+mod platform;
 mod restart;
 mod snapshots;
 

@@ -380,7 +380,14 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     }
     b.arg("-machine", m);
     b.arg("-accel", env.accel.as_str());
-    if let Some(cpu) = cpu_arg(def, env.accel)? {
+    let mut cpu = cpu_arg(def, env.accel)?;
+    if platform::hyperv_crash(def) {
+        let Some(c) = cpu.as_mut() else {
+            return unsupported("<panic model='hyperv'> without a <cpu> model to extend");
+        };
+        c.push_str(",hv-crash=on");
+    }
+    if let Some(cpu) = cpu {
         b.arg("-cpu", cpu);
     }
     b.arg("-m", format!("size={}k", def.memory_kib));
@@ -432,14 +439,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         // the guest's reboot becomes a shutdown the core turns into a stop
         b.args.push("-no-reboot".into());
     }
-    if def.on_crash.is_some() {
-        b.need(
-            "pvpanic",
-            "<on_crash> (needs a pvpanic device to see panics)",
-        )?;
-        b.device("pvpanic");
-        b.arg("-action", "panic=pause");
-    }
+    platform::panics(&mut b, def)?;
     b.arg("-display", "none");
 
     controllers(&mut b, def)?;
@@ -450,6 +450,9 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     graphics(&mut b, def)?;
     videos(&mut b, def)?;
     misc_devices(&mut b, def)?;
+    platform::shmems(&mut b, def)?;
+    platform::iommu(&mut b, def)?;
+    platform::vsock(&mut b, def)?;
     // libvirt's QEMU namespace: the user's own arguments last, unchecked (the domain is
     // tainted for it), and its environment
     let mut env = Vec::new();
@@ -1778,6 +1781,8 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     }
     Ok(())
 }
+
+mod platform;
 
 #[cfg(test)]
 mod tests;
