@@ -407,6 +407,7 @@ pub(crate) mod tests {
     /// Capabilities as QEMU 7.2 for x86_64 reports them (trimmed), for command-line tests.
     pub(crate) fn x86_64() -> Caps {
         let devices = [
+            "floppy",
             "ich9-ahci",
             "cirrus-vga",
             "e1000",
@@ -418,6 +419,7 @@ pub(crate) mod tests {
             "ivshmem-plain",
             "ide-cd",
             "ide-hd",
+            "isa-fdc",
             "isa-serial",
             "pci-serial",
             "pcie-root-port",

@@ -924,11 +924,9 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     for (i, d) in def.devices.disks.iter().enumerate() {
         let dev = &d.target_dev;
         let what = format!("disk '{dev}'");
-        if d.device == DiskDevice::Floppy {
-            return unsupported(format!("{what}: floppy drives"));
-        }
         let bus = match d.target_bus {
             Some(bus) => bus,
+            None if d.device == DiskDevice::Floppy => DiskBus::Fdc,
             None if dev.starts_with("vd") => DiskBus::Virtio,
             None if dev.starts_with("hd") => DiskBus::Ide,
             None if dev.starts_with("sd") => DiskBus::Sata,
@@ -939,6 +937,13 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             }
         };
         let cdrom = d.device == DiskDevice::Cdrom;
+        let floppy = d.device == DiskDevice::Floppy;
+        if floppy != (bus == DiskBus::Fdc) {
+            return unsupported(format!(
+                "{what}: {} on bus '{bus}' (floppy drives, and only they, sit on 'fdc')",
+                d.device
+            ));
+        }
         let node = node_base(dev)?;
         let idx = disk_index(dev).ok_or_else(|| {
             CmdlineError::Invalid(format!(
@@ -968,7 +973,7 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             let (file, fmt) = image_nodes(d, p, &node, &what)?;
             b.arg("-blockdev", file.to_string());
             b.arg("-blockdev", fmt.to_string());
-        } else if !cdrom {
+        } else if !cdrom && !floppy {
             return Err(CmdlineError::Invalid(format!("{what} has no source")));
         }
         let drive = if has_medium {
@@ -1029,6 +1034,26 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     if cdrom { "ide-cd" } else { "ide-hd" },
                     alias(&d.info, format!("ide0-{bus_no}-{unit}")),
                     format!(",bus=ide.{bus_no},unit={unit}"),
+                )
+            }
+            DiskBus::Fdc => {
+                let ctrl = drive_attr(&d.info, "controller").unwrap_or(0);
+                let unit = drive_attr(&d.info, "unit").unwrap_or(u64::from(idx));
+                if ctrl != 0 || unit > 1 {
+                    return unsupported(format!(
+                        "{what}: floppy controller {ctrl} unit {unit} (one controller, units 0-1)"
+                    ));
+                }
+                if b.q35 && !b.args.iter().any(|a| a.starts_with("isa-fdc")) {
+                    // q35 has no built-in floppy controller: libvirt adds an ISA one
+                    b.need("isa-fdc", &what)?;
+                    b.device("isa-fdc");
+                }
+                set_drive_address(&mut b.live.devices.disks[i].info, 0, 0, unit);
+                (
+                    "floppy",
+                    alias(&d.info, format!("fdc0-0-{unit}")),
+                    format!(",unit={unit}"),
                 )
             }
             other => return unsupported(format!("{what}: bus '{other}'")),

@@ -549,8 +549,9 @@ fn every_refusal_names_what_it_refuses() {
             "",
             "",
             "",
-            "<disk type='file' device='floppy'><source file='/f.img'/><target dev='fda'/></disk>",
-            "floppy",
+            "<disk type='file' device='floppy'><source file='/f.img'/>\
+             <target dev='fda' bus='ide'/></disk>",
+            "floppy drives, and only they",
         ),
         (
             "nobus",
@@ -1069,4 +1070,27 @@ fn escaping_and_names() {
             .args
             .contains(&"guest=we,,ird,debug-threads=on".to_owned())
     );
+}
+
+/// libvirt's `disk-floppy` and `disk-floppy-q35`: the PC's own controller, or an ISA one
+/// added on q35; an empty drive has no medium.
+#[test]
+fn floppies_as_libvirt() {
+    let drives = "<disk type='file' device='floppy'><source file='/tmp/firmware.img'/>\
+                  <target dev='fda' bus='fdc'/></disk>\
+                  <disk type='file' device='floppy'><target dev='fdb' bus='fdc'/></disk>";
+    let plan = build_with(&def("", "", "", drives), &x86_64(), Accel::Tcg).expect("builds");
+    let a = plan.args.join(" ");
+    assert!(
+        a.contains("-device floppy,unit=0,drive=vb-fda,id=fdc0-0-0"),
+        "{a}"
+    );
+    assert!(a.contains("-device floppy,unit=1,id=fdc0-0-1"), "{a}");
+    assert!(!a.contains("isa-fdc"), "{a}");
+    let x = plan.live.to_xml(&Default::default());
+    assert!(x.contains("<alias name='fdc0-0-1'/>\n      <address type='drive' controller='0' bus='0' target='0' unit='1'/>"), "{x}");
+    let q35 = "<os><type machine='q35'>hvm</type></os>";
+    let a = cmd(&def(q35, "", "", drives));
+    assert_eq!(a.matches("-device isa-fdc").count(), 1, "{a}");
+    assert!(a.contains("-device isa-fdc -device floppy,unit=0"), "{a}");
 }
