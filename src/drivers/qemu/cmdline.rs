@@ -13,9 +13,9 @@ use super::caps::Caps;
 use crate::model::{
     AddressType, BootDev, CpuMode, DeviceInfo, DomainDef, FeaturePolicy, LifecycleAction, OsType,
     devices::{
-        CharDevice, CharSourceMode, CharSourceType, Controller, ControllerType, Disk, DiskBus,
-        DiskCache, DiskDevice, DiskFormat, DiskType, GraphicsListen, GraphicsType, InputBus,
-        InputType, InterfaceType, LinkState, ListenType, MemballoonModel, NetDriverName,
+        CharDevice, CharSourceMode, CharSourceType, CharTcpProtocol, Controller, ControllerType,
+        Disk, DiskBus, DiskCache, DiskDevice, DiskFormat, DiskType, GraphicsListen, GraphicsType,
+        InputBus, InputType, InterfaceType, LinkState, ListenType, MemballoonModel, NetDriverName,
         RngBackend, RngModel, StartupPolicy, Video, VideoModel, VideoType, WatchdogAction,
         WatchdogModel,
     },
@@ -1258,8 +1258,65 @@ fn chardev(
             }
             (format!("spicevmc,id={id},name=vdagent"), None)
         }
+        CharSourceType::Tcp | CharSourceType::Udp => (net_chardev(c, id, what)?, None),
         other => return unsupported(format!("{what}: source type '{other}'")),
     })
+}
+
+/// `-chardev socket` over TCP or `-chardev udp`, as libvirt writes them.
+fn net_chardev(c: &CharDevice, id: &str, what: &str) -> Result<String> {
+    let n = c.net.clone().unwrap_or_default();
+    let port = |service: &Option<String>| -> Result<String> {
+        match service.as_deref() {
+            None => Ok("0".into()),
+            Some(p) if p.parse::<u16>().is_ok() => Ok(p.to_owned()),
+            Some(p) => Err(CmdlineError::Invalid(format!(
+                "{what}: service '{p}' is not a port number"
+            ))),
+        }
+    };
+    if c.source_type == CharSourceType::Udp {
+        return Ok(format!(
+            "udp,id={id},host={},port={},localaddr={},localport={}",
+            esc(n.host.as_deref().unwrap_or_default()),
+            port(&n.service)?,
+            esc(n.bind_host.as_deref().unwrap_or_default()),
+            port(&n.bind_service)?
+        ));
+    }
+    let protocol = n.protocol.unwrap_or(CharTcpProtocol::Raw);
+    if n.tls == Some(true) || matches!(protocol, CharTcpProtocol::Tls | CharTcpProtocol::Telnets) {
+        return unsupported(format!(
+            "{what}: TLS on a tcp character device (no TLS credentials are configured)"
+        ));
+    }
+    let mut s = format!("socket,id={id}");
+    if let Some(h) = &n.host {
+        s.push_str(&format!(",host={}", esc(h)));
+    }
+    s.push_str(&format!(",port={}", port(&n.service)?));
+    if protocol == CharTcpProtocol::Telnet {
+        s.push_str(",telnet=on");
+    }
+    let server = c.source_mode == Some(CharSourceMode::Bind);
+    if server {
+        s.push_str(",server=on,wait=off");
+    }
+    match n.reconnect {
+        Some((true, Some(t))) if !server => s.push_str(&format!(",reconnect={t}")),
+        Some((true, _)) if !server => {
+            return Err(CmdlineError::Invalid(format!(
+                "{what}: <reconnect enabled='yes'> needs a timeout"
+            )));
+        }
+        Some((true, _)) => {
+            return Err(CmdlineError::Invalid(format!(
+                "{what}: <reconnect> is for mode 'connect'"
+            )));
+        }
+        _ => {}
+    }
+    Ok(s)
 }
 
 /// Record a generated socket path and the bind mode in a live character device.

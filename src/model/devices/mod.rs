@@ -20,7 +20,9 @@ mod video;
 mod vsock;
 mod watchdog;
 
-pub use chardev::{ChannelState, CharDevice, CharSourceMode, CharSourceType};
+pub use chardev::{
+    ChannelState, CharDevice, CharNet, CharSourceMode, CharSourceType, CharTcpProtocol,
+};
 pub use controller::{Controller, ControllerType};
 pub use device::Device;
 pub use disk::{
