@@ -11,6 +11,7 @@ mod facade;
 mod failures;
 mod features;
 mod lifecycle;
+mod platform;
 mod restart;
 mod snapshots;
 mod usb;

@@ -13,9 +13,9 @@ use super::caps::Caps;
 use crate::model::{
     AddressType, BootDev, CpuMode, DeviceInfo, DomainDef, FeaturePolicy, LifecycleAction, OsType,
     devices::{
-        CharDevice, CharSourceMode, CharSourceType, Controller, ControllerType, Disk, DiskBus,
-        DiskCache, DiskDevice, DiskFormat, DiskType, GraphicsListen, GraphicsType, InputBus,
-        InputType, InterfaceType, LinkState, ListenType, MemballoonModel, NetDriverName,
+        CharDevice, CharSourceMode, CharSourceType, CharTcpProtocol, Controller, ControllerType,
+        Disk, DiskBus, DiskCache, DiskDevice, DiskFormat, DiskType, GraphicsListen, GraphicsType,
+        InputBus, InputType, InterfaceType, LinkState, ListenType, MemballoonModel, NetDriverName,
         RngBackend, RngModel, StartupPolicy, Video, VideoModel, VideoType, WatchdogAction,
         WatchdogModel,
     },
@@ -392,7 +392,10 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
             features::accel_props(def, env.accel)?
         ),
     );
-    let flags = features::cpu_flags(def, env.accel)?;
+    let mut flags = features::cpu_flags(def, env.accel)?;
+    if platform::hyperv_crash(def) {
+        flags.push_str(",hv-crash=on");
+    }
     match cpu_arg(def, env.accel)? {
         Some(cpu) => b.arg("-cpu", cpu + &flags),
         // flags need a model: QEMU's default one, named as libvirt does
@@ -463,14 +466,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         // the guest's reboot becomes a shutdown the core turns into a stop
         b.args.push("-no-reboot".into());
     }
-    if def.on_crash.is_some() {
-        b.need(
-            "pvpanic",
-            "<on_crash> (needs a pvpanic device to see panics)",
-        )?;
-        b.device("pvpanic");
-        b.arg("-action", "panic=pause");
-    }
+    platform::panics(&mut b, def)?;
     b.arg("-display", "none");
 
     controllers(&mut b, def)?;
@@ -483,6 +479,9 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     videos(&mut b, def)?;
     usb::redirdevs(&mut b, def)?;
     misc_devices(&mut b, def)?;
+    platform::shmems(&mut b, def)?;
+    platform::iommu(&mut b, def)?;
+    platform::vsock(&mut b, def)?;
     // libvirt's QEMU namespace: the user's own arguments last, unchecked (the domain is
     // tainted for it), and its environment
     let mut env: Vec<(String, String)> = clock
@@ -857,11 +856,9 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     for (i, d) in def.devices.disks.iter().enumerate() {
         let dev = &d.target_dev;
         let what = format!("disk '{dev}'");
-        if d.device == DiskDevice::Floppy {
-            return unsupported(format!("{what}: floppy drives"));
-        }
         let bus = match d.target_bus {
             Some(bus) => bus,
+            None if d.device == DiskDevice::Floppy => DiskBus::Fdc,
             None if dev.starts_with("vd") => DiskBus::Virtio,
             None if dev.starts_with("hd") => DiskBus::Ide,
             None if dev.starts_with("sd") => DiskBus::Sata,
@@ -872,6 +869,13 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             }
         };
         let cdrom = d.device == DiskDevice::Cdrom;
+        let floppy = d.device == DiskDevice::Floppy;
+        if floppy != (bus == DiskBus::Fdc) {
+            return unsupported(format!(
+                "{what}: {} on bus '{bus}' (floppy drives, and only they, sit on 'fdc')",
+                d.device
+            ));
+        }
         let node = node_base(dev)?;
         let idx = disk_index(dev).ok_or_else(|| {
             CmdlineError::Invalid(format!(
@@ -901,7 +905,7 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             let (file, fmt) = image_nodes(d, p, &node, &what)?;
             b.arg("-blockdev", file.to_string());
             b.arg("-blockdev", fmt.to_string());
-        } else if !cdrom {
+        } else if !cdrom && !floppy {
             return Err(CmdlineError::Invalid(format!("{what} has no source")));
         }
         let drive = if has_medium {
@@ -962,6 +966,26 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     if cdrom { "ide-cd" } else { "ide-hd" },
                     alias(&d.info, format!("ide0-{bus_no}-{unit}")),
                     format!(",bus=ide.{bus_no},unit={unit}"),
+                )
+            }
+            DiskBus::Fdc => {
+                let ctrl = drive_attr(&d.info, "controller").unwrap_or(0);
+                let unit = drive_attr(&d.info, "unit").unwrap_or(u64::from(idx));
+                if ctrl != 0 || unit > 1 {
+                    return unsupported(format!(
+                        "{what}: floppy controller {ctrl} unit {unit} (one controller, units 0-1)"
+                    ));
+                }
+                if b.q35 && !b.args.iter().any(|a| a.starts_with("isa-fdc")) {
+                    // q35 has no built-in floppy controller: libvirt adds an ISA one
+                    b.need("isa-fdc", &what)?;
+                    b.device("isa-fdc");
+                }
+                set_drive_address(&mut b.live.devices.disks[i].info, 0, 0, unit);
+                (
+                    "floppy",
+                    alias(&d.info, format!("fdc0-0-{unit}")),
+                    format!(",unit={unit}"),
                 )
             }
             other => return unsupported(format!("{what}: bus '{other}'")),
@@ -1169,8 +1193,65 @@ fn chardev(
                 _ => (format!("spicevmc,id={id},name=vdagent"), None),
             }
         }
+        CharSourceType::Tcp | CharSourceType::Udp => (net_chardev(c, id, what)?, None),
         other => return unsupported(format!("{what}: source type '{other}'")),
     })
+}
+
+/// `-chardev socket` over TCP or `-chardev udp`, as libvirt writes them.
+fn net_chardev(c: &CharDevice, id: &str, what: &str) -> Result<String> {
+    let n = c.net.clone().unwrap_or_default();
+    let port = |service: &Option<String>| -> Result<String> {
+        match service.as_deref() {
+            None => Ok("0".into()),
+            Some(p) if p.parse::<u16>().is_ok() => Ok(p.to_owned()),
+            Some(p) => Err(CmdlineError::Invalid(format!(
+                "{what}: service '{p}' is not a port number"
+            ))),
+        }
+    };
+    if c.source_type == CharSourceType::Udp {
+        return Ok(format!(
+            "udp,id={id},host={},port={},localaddr={},localport={}",
+            esc(n.host.as_deref().unwrap_or_default()),
+            port(&n.service)?,
+            esc(n.bind_host.as_deref().unwrap_or_default()),
+            port(&n.bind_service)?
+        ));
+    }
+    let protocol = n.protocol.unwrap_or(CharTcpProtocol::Raw);
+    if n.tls == Some(true) || matches!(protocol, CharTcpProtocol::Tls | CharTcpProtocol::Telnets) {
+        return unsupported(format!(
+            "{what}: TLS on a tcp character device (no TLS credentials are configured)"
+        ));
+    }
+    let mut s = format!("socket,id={id}");
+    if let Some(h) = &n.host {
+        s.push_str(&format!(",host={}", esc(h)));
+    }
+    s.push_str(&format!(",port={}", port(&n.service)?));
+    if protocol == CharTcpProtocol::Telnet {
+        s.push_str(",telnet=on");
+    }
+    let server = c.source_mode == Some(CharSourceMode::Bind);
+    if server {
+        s.push_str(",server=on,wait=off");
+    }
+    match n.reconnect {
+        Some((true, Some(t))) if !server => s.push_str(&format!(",reconnect={t}")),
+        Some((true, _)) if !server => {
+            return Err(CmdlineError::Invalid(format!(
+                "{what}: <reconnect enabled='yes'> needs a timeout"
+            )));
+        }
+        Some((true, _)) => {
+            return Err(CmdlineError::Invalid(format!(
+                "{what}: <reconnect> is for mode 'connect'"
+            )));
+        }
+        _ => {}
+    }
+    Ok(s)
 }
 
 /// Record a generated socket path and the bind mode in a live character device.
@@ -1712,6 +1793,7 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 
 mod clock;
 mod features;
+mod platform;
 mod sound;
 mod spice;
 mod usb;

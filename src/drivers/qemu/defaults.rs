@@ -17,8 +17,9 @@ use crate::{
         defaults::{self, DefaultsError},
         devices::{
             Audio, AudioType, CharSourceType, Controller, ControllerType, DiskBus, DiskFormat,
-            GraphicsType, Input, InputBus, InputType, Memballoon, MemballoonModel, SoundModel,
-            Video, VideoModel, VideoType, WatchdogModel,
+            GraphicsType, Input, InputBus, InputType, IommuModel, Memballoon, MemballoonModel,
+            PanicModel, ShmemModel, SoundModel, Video, VideoModel, VideoType, VsockModel,
+            WatchdogModel,
         },
     },
 };
@@ -60,6 +61,7 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
         });
     }
     device_models(def, kind, caps, x86);
+    platform_models(&mut def.devices, x86);
     defaults::after_driver(def).map_err(|DefaultsError(m)| DriverError::InvalidArgument(m))?;
     // a serial port made from a console just now gets its model too (libvirt runs its
     // device defaults again for it)
@@ -353,6 +355,29 @@ fn device_models(def: &mut DomainDef, kind: Machine, caps: &Caps, x86: bool) {
     }
 }
 
+/// libvirt's models for platform devices: an ISA panic device on x86, legacy `ivshmem` and
+/// 4 MiB for shared memory, a doorbell's MSI with ioeventfd, virtio for vsock.
+fn platform_models(d: &mut crate::model::Devices, x86: bool) {
+    for p in &mut d.panics {
+        if p.model.is_none() && x86 {
+            p.model = Some(PanicModel::Isa);
+        }
+    }
+    for s in &mut d.shmems {
+        let model = *s.model.get_or_insert(ShmemModel::Ivshmem);
+        if model != ShmemModel::IvshmemDoorbell && s.size.is_none() {
+            s.size = Some(4 << 20);
+        }
+        if model == ShmemModel::IvshmemDoorbell && s.server.is_some() {
+            let msi = s.msi.get_or_insert_with(Default::default);
+            msi.ioeventfd.get_or_insert(true);
+        }
+    }
+    if let Some(v) = &mut d.vsock {
+        v.model.get_or_insert(VsockModel::Virtio);
+    }
+}
+
 /// Virtio consoles take the first free port from 0, channels from 1, on controller 0 bus 0.
 fn virtio_serial_ports(def: &mut DomainDef) {
     let d = &mut def.devices;
@@ -588,10 +613,26 @@ impl PciBus {
                 v.info.address = Some(bus.next(&format!("<video> {}", i + 1))?);
             }
         }
+        for s in &mut d.shmems {
+            if s.info.address.is_none() {
+                s.info.address = Some(bus.next(&format!("<shmem name='{}'>", s.name))?);
+            }
+        }
         for (i, inp) in d.inputs.iter_mut().enumerate() {
             if inp.bus == Some(InputBus::Virtio) && inp.info.address.is_none() {
                 inp.info.address = Some(bus.next(&format!("<input> {}", i + 1))?);
             }
+        }
+        if let Some(m) = &mut d.iommu
+            && m.model == IommuModel::Virtio
+            && m.info.address.is_none()
+        {
+            m.info.address = Some(bus.next("<iommu>")?);
+        }
+        if let Some(v) = &mut d.vsock
+            && v.info.address.is_none()
+        {
+            v.info.address = Some(bus.next("<vsock>")?);
         }
         Ok(())
     }
@@ -654,6 +695,15 @@ pub(super) fn pci_infos(d: &crate::model::Devices) -> Vec<(String, &DeviceInfo)>
     }
     if let Some(m) = &d.memballoon {
         out.push(("<memballoon>".into(), &m.info));
+    }
+    for s in &d.shmems {
+        out.push((format!("<shmem name='{}'>", s.name), &s.info));
+    }
+    if let Some(m) = &d.iommu {
+        out.push(("<iommu>".into(), &m.info));
+    }
+    if let Some(v) = &d.vsock {
+        out.push(("<vsock>".into(), &v.info));
     }
     out
 }

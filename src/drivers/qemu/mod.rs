@@ -38,6 +38,7 @@ pub mod status;
 pub mod transport;
 pub mod update;
 pub mod usb;
+mod vsock;
 
 use std::{
     collections::HashMap,
@@ -493,6 +494,9 @@ impl QemuDriver {
             id,
             free_port: &free_port,
         };
+        let def = &*vsock::settle(def).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&dir);
+        })?;
         let plan = match cmdline::build(def, &env) {
             Ok(mut p) => {
                 if incoming.is_some() {

@@ -199,6 +199,14 @@ pub fn assign(def: &mut DomainDef) -> Result<(), DriverError> {
             )?;
         }
     }
+    if let Some(m) = &mut d.iommu
+        && m.model == crate::model::devices::IommuModel::Virtio
+    {
+        take(&mut m.info, "<iommu>", &mut ports, &mut controllers)?;
+    }
+    if let Some(v) = &mut d.vsock {
+        take(&mut v.info, "<vsock>", &mut ports, &mut controllers)?;
+    }
     // one spare root port for hot-plug, when the definition left PCI controllers to us
     if !user_ports && ports.len() > before {
         let mut spare = DeviceInfo::default();

@@ -25,7 +25,36 @@ xml_enum! {
         Vc = "vc",
         Spicevmc = "spicevmc",
         Spiceport = "spiceport",
+        Tcp = "tcp",
+        Udp = "udp",
     }
+}
+
+xml_enum! {
+    /// What a `tcp` character device speaks on its socket.
+    pub enum CharTcpProtocol {
+        Raw = "raw",
+        Telnet = "telnet",
+        Telnets = "telnets",
+        Tls = "tls",
+    }
+}
+
+/// The network end of a `tcp` or `udp` character device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CharNet {
+    /// tcp: the one end (`bind` listens, `connect` dials); udp: where datagrams go.
+    pub host: Option<String>,
+    pub service: Option<String>,
+    /// udp only: the local end datagrams come from.
+    pub bind_host: Option<String>,
+    pub bind_service: Option<String>,
+    /// tcp only: `<protocol type>`, written always (libvirt's default is raw).
+    pub protocol: Option<CharTcpProtocol>,
+    /// tcp only: `<source tls>`.
+    pub tls: Option<bool>,
+    /// tcp (connect) only: `<reconnect enabled timeout>`.
+    pub reconnect: Option<(bool, Option<u32>)>,
 }
 
 xml_enum! {
@@ -118,6 +147,8 @@ pub struct CharDevice {
     pub source_append: Option<bool>,
     /// spiceport only: the SPICE port name, e.g. `org.qemu.console.serial.0`.
     pub source_channel: Option<String>,
+    /// tcp and udp.
+    pub net: Option<CharNet>,
     pub target_type: Option<String>,
     pub target_port: Option<u32>,
     /// channel: the virtio port name, e.g. `org.qemu.guest_agent.0`.
@@ -138,6 +169,7 @@ impl CharDevice {
         };
         let (mut source_path, mut source_mode, mut source_append) = (None, None, None);
         let mut source_channel = None;
+        let mut source: Option<CharNet> = None;
         use CharSourceType as T;
         match source_type {
             T::Pty | T::Dev | T::File | T::Pipe | T::Unix => {
@@ -165,6 +197,56 @@ impl CharDevice {
                 let mut s = e.req_child("source")?;
                 source_channel = Some(s.req_attr_with("channel", values::token)?);
                 s.finish()?;
+            }
+            T::Tcp => {
+                let mut net = CharNet::default();
+                let mut s = e.req_child("source")?;
+                source_mode = s.attr_with("mode", values::keyword::<CharSourceMode>)?;
+                net.host = s.attr_with("host", values::non_empty)?;
+                net.service = Some(s.req_attr_with("service", values::non_empty)?);
+                net.tls = s.attr_with("tls", values::yes_no)?;
+                if let Some(mut r) = s.child("reconnect")? {
+                    let enabled = r.req_attr_with("enabled", values::yes_no)?;
+                    let timeout = r.attr_with("timeout", values::u32_pos)?;
+                    r.finish()?;
+                    net.reconnect = Some((enabled, timeout));
+                }
+                s.finish()?;
+                net.protocol = e.child_attr_with("protocol", "type", values::keyword)?;
+                net.protocol.get_or_insert(CharTcpProtocol::Raw);
+                source = Some(net);
+            }
+            T::Udp => {
+                let mut net = CharNet::default();
+                e.each("source", |mut s| {
+                    let mode = s.attr_with("mode", values::keyword::<CharSourceMode>)?;
+                    let host = s.attr_with("host", values::non_empty)?;
+                    let service = s.attr_with("service", values::non_empty)?;
+                    let taken = match mode.unwrap_or(CharSourceMode::Connect) {
+                        CharSourceMode::Bind => {
+                            let t = net.bind_host.is_some() || net.bind_service.is_some();
+                            (net.bind_host, net.bind_service) = (host, service);
+                            t
+                        }
+                        CharSourceMode::Connect => {
+                            let t = net.host.is_some() || net.service.is_some();
+                            (net.host, net.service) = (host, service);
+                            t
+                        }
+                    };
+                    if taken {
+                        return Err(XmlError::Duplicate { path: s.path() });
+                    }
+                    s.finish()
+                })?;
+                if net.service.is_none() {
+                    return Err(XmlError::invalid(
+                        format!("{}/source", e.path()),
+                        "",
+                        "a udp character device needs a source in mode 'connect' with a service",
+                    ));
+                }
+                source = Some(net);
             }
             T::Null | T::Stdio | T::Vc | T::Spicevmc => {}
         }
@@ -216,6 +298,7 @@ impl CharDevice {
             source_mode,
             source_append,
             source_channel,
+            net: source,
             target_type,
             target_port,
             target_name,
@@ -229,7 +312,9 @@ impl CharDevice {
         w.start(kind.element());
         w.attr("type", self.source_type.as_str());
         w.attr_opt("tty", self.tty.as_deref());
-        if self.source_path.is_some()
+        if let Some(n) = &self.net {
+            write_net(w, self.source_type, self.source_mode, n);
+        } else if self.source_path.is_some()
             || self.source_mode.is_some()
             || self.source_append.is_some()
             || self.source_channel.is_some()
@@ -260,4 +345,41 @@ impl CharDevice {
         self.info.write(w);
         w.end();
     }
+}
+
+/// The `<source>`s (and tcp's `<protocol>`) of a network character device, as libvirt
+/// writes them: udp's bind end first.
+fn write_net(w: &mut Writer, t: CharSourceType, mode: Option<CharSourceMode>, n: &CharNet) {
+    if t == CharSourceType::Udp {
+        for (m, host, service) in [
+            ("bind", &n.bind_host, &n.bind_service),
+            ("connect", &n.host, &n.service),
+        ] {
+            if host.is_some() || service.is_some() {
+                w.start("source");
+                w.attr("mode", m);
+                w.attr_opt("host", host.as_deref());
+                w.attr_opt("service", service.as_deref());
+                w.end();
+            }
+        }
+        return;
+    }
+    w.start("source");
+    w.attr("mode", mode.unwrap_or(CharSourceMode::Connect).as_str());
+    w.attr_opt("host", n.host.as_deref());
+    w.attr_opt("service", n.service.as_deref());
+    w.attr_opt("tls", n.tls.map(values::yes_no_str));
+    if let Some((enabled, timeout)) = n.reconnect {
+        w.start("reconnect");
+        w.attr("enabled", values::yes_no_str(enabled));
+        w.attr_num_opt("timeout", timeout);
+        w.end();
+    }
+    w.end();
+    w.leaf_attr(
+        "protocol",
+        "type",
+        n.protocol.unwrap_or(CharTcpProtocol::Raw).as_str(),
+    );
 }

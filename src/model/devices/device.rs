@@ -66,7 +66,7 @@ impl Device {
     /// The device's element name.
     pub fn element(&self) -> &'static str {
         let d = &self.0;
-        let kinds: [(&'static str, bool); 17] = [
+        let kinds: [(&'static str, bool); 21] = [
             ("disk", !d.disks.is_empty()),
             ("controller", !d.controllers.is_empty()),
             ("interface", !d.interfaces.is_empty()),
@@ -84,6 +84,10 @@ impl Device {
             ("watchdog", !d.watchdogs.is_empty()),
             ("memballoon", d.memballoon.is_some()),
             ("rng", !d.rngs.is_empty()),
+            ("panic", !d.panics.is_empty()),
+            ("shmem", !d.shmems.is_empty()),
+            ("iommu", d.iommu.is_some()),
+            ("vsock", d.vsock.is_some()),
         ];
         kinds
             .iter()
@@ -148,6 +152,10 @@ impl Devices {
             + self.watchdogs.len()
             + usize::from(self.memballoon.is_some())
             + self.rngs.len()
+            + self.panics.len()
+            + self.shmems.len()
+            + usize::from(self.iommu.is_some())
+            + usize::from(self.vsock.is_some())
     }
 
     /// Add a device; a disk target or MAC address already in use is an error.
@@ -166,6 +174,17 @@ impl Devices {
         if d.memballoon.is_some() && self.memballoon.is_some() {
             return Err("the domain already has a memory balloon".into());
         }
+        if d.iommu.is_some() && self.iommu.is_some() {
+            return Err("the domain already has an IOMMU".into());
+        }
+        if d.vsock.is_some() && self.vsock.is_some() {
+            return Err("the domain already has a vsock device".into());
+        }
+        for shm in &d.shmems {
+            if self.shmems.iter().any(|x| x.name == shm.name) {
+                return Err(format!("a shmem named {} already exists", shm.name));
+            }
+        }
         append(&mut self.disks, &d.disks);
         append(&mut self.controllers, &d.controllers);
         append(&mut self.interfaces, &d.interfaces);
@@ -182,8 +201,16 @@ impl Devices {
         append(&mut self.hubs, &d.hubs);
         append(&mut self.watchdogs, &d.watchdogs);
         append(&mut self.rngs, &d.rngs);
+        append(&mut self.panics, &d.panics);
+        append(&mut self.shmems, &d.shmems);
         if d.memballoon.is_some() {
             self.memballoon = d.memballoon.clone();
+        }
+        if d.iommu.is_some() {
+            self.iommu = d.iommu.clone();
+        }
+        if d.vsock.is_some() {
+            self.vsock = d.vsock.clone();
         }
         Ok(())
     }
@@ -220,6 +247,28 @@ impl Devices {
             out.memballoon = self.memballoon.take();
             return Ok(Device(out));
         }
+        if let Some(shm) = d.shmems.first() {
+            // libvirt finds a shmem by its name
+            let i = self
+                .shmems
+                .iter()
+                .position(|x| x.name == shm.name)
+                .ok_or_else(|| format!("no shmem named {}", shm.name))?;
+            out.shmems.push(self.shmems.remove(i));
+            return Ok(Device(out));
+        }
+        if d.iommu.is_some() && self.iommu == d.iommu {
+            out.iommu = self.iommu.take();
+            return Ok(Device(out));
+        }
+        if d.iommu.is_some() && self.iommu == d.iommu {
+            out.iommu = self.iommu.take();
+            return Ok(Device(out));
+        }
+        if d.vsock.is_some() && self.vsock.is_some() {
+            out.vsock = self.vsock.take();
+            return Ok(Device(out));
+        }
         let found = remove_equal(&mut self.controllers, &d.controllers)
             || remove_equal(&mut self.serials, &d.serials)
             || remove_equal(&mut self.parallels, &d.parallels)
@@ -233,7 +282,8 @@ impl Devices {
             || remove_equal(&mut self.redirdevs, &d.redirdevs)
             || remove_equal(&mut self.hubs, &d.hubs)
             || remove_equal(&mut self.watchdogs, &d.watchdogs)
-            || remove_equal(&mut self.rngs, &d.rngs);
+            || remove_equal(&mut self.rngs, &d.rngs)
+            || remove_equal(&mut self.panics, &d.panics);
         if found {
             Ok(dev.clone())
         } else {

@@ -10,15 +10,21 @@ mod disk;
 mod graphics;
 mod input;
 mod interface;
+mod iommu;
 mod memballoon;
+mod panic;
 mod rng;
+mod shmem;
 mod sound;
 mod spice;
 mod usb;
 mod video;
+mod vsock;
 mod watchdog;
 
-pub use chardev::{ChannelState, CharDevice, CharSourceMode, CharSourceType};
+pub use chardev::{
+    ChannelState, CharDevice, CharNet, CharSourceMode, CharSourceType, CharTcpProtocol,
+};
 pub use controller::{Controller, ControllerType};
 pub use device::Device;
 pub use disk::{
@@ -28,15 +34,19 @@ pub use disk::{
 pub use graphics::{Graphics, GraphicsListen, GraphicsType, ImageCompression, ListenType};
 pub use input::{Input, InputBus, InputType};
 pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverName};
+pub use iommu::{Iommu, IommuDriver, IommuModel};
 pub use memballoon::{Memballoon, MemballoonModel};
+pub use panic::{Panic, PanicModel};
 pub use rng::{Rng, RngBackend, RngModel};
 pub use sound::{Audio, AudioType, Sound, SoundCodec, SoundModel};
 pub use spice::{
     SpiceChannel, SpiceChannelMode, SpiceGl, SpiceMouseMode, SpiceOptions, SpiceStreaming,
     SpiceWanCompression,
 };
+pub use shmem::{Shmem, ShmemModel, ShmemMsi, ShmemRole, ShmemServer};
 pub use usb::{Hub, RedirFilterRule, RedirSource, Redirdev, Redirfilter, TcpProtocol};
 pub use video::{Video, VideoModel, VideoType};
+pub use vsock::{Vsock, VsockModel};
 pub use watchdog::{Watchdog, WatchdogAction, WatchdogModel};
 
 use crate::model::domain::FormatOptions;
@@ -70,6 +80,12 @@ pub struct Devices {
     /// At most one balloon, as in libvirt.
     pub memballoon: Option<Memballoon>,
     pub rngs: Vec<Rng>,
+    pub panics: Vec<Panic>,
+    pub shmems: Vec<Shmem>,
+    /// At most one, as in libvirt.
+    pub iommu: Option<Iommu>,
+    /// At most one, as in libvirt.
+    pub vsock: Option<Vsock>,
 }
 
 impl Devices {
@@ -130,6 +146,30 @@ impl Devices {
                     d.memballoon = Some(Memballoon::read(c)?);
                 }
                 "rng" => d.rngs.push(Rng::read(c)?),
+                "panic" => d.panics.push(Panic::read(c)?),
+                "shmem" => {
+                    let shmem = Shmem::read(c)?;
+                    if d.shmems.iter().any(|s| s.name == shmem.name) {
+                        return Err(XmlError::invalid(
+                            format!("{}/@name", node_path(node)),
+                            &shmem.name,
+                            "another <shmem> has this name",
+                        ));
+                    }
+                    d.shmems.push(shmem);
+                }
+                "iommu" => {
+                    if d.iommu.is_some() {
+                        return Err(XmlError::Duplicate { path: c.path() });
+                    }
+                    d.iommu = Some(Iommu::read(c)?);
+                }
+                "vsock" => {
+                    if d.vsock.is_some() {
+                        return Err(XmlError::Duplicate { path: c.path() });
+                    }
+                    d.vsock = Some(Vsock::read(c)?);
+                }
                 _ => return Err(c.unknown()),
             }
             Ok(())
@@ -188,6 +228,14 @@ impl Devices {
             m.write(w);
         }
         self.rngs.iter().for_each(|x| x.write(w));
+        self.panics.iter().for_each(|x| x.write(w));
+        self.shmems.iter().for_each(|x| x.write(w));
+        if let Some(i) = &self.iommu {
+            i.write(w);
+        }
+        if let Some(v) = &self.vsock {
+            v.write(w);
+        }
         w.end();
     }
 }

@@ -549,8 +549,9 @@ fn every_refusal_names_what_it_refuses() {
             "",
             "",
             "",
-            "<disk type='file' device='floppy'><source file='/f.img'/><target dev='fda'/></disk>",
-            "floppy",
+            "<disk type='file' device='floppy'><source file='/f.img'/>\
+             <target dev='fda' bus='ide'/></disk>",
+            "floppy drives, and only they",
         ),
         (
             "nobus",
@@ -1074,4 +1075,87 @@ fn escaping_and_names() {
             .args
             .contains(&"guest=we,,ird,debug-threads=on".to_owned())
     );
+}
+
+/// libvirt's `disk-floppy` and `disk-floppy-q35`: the PC's own controller, or an ISA one
+/// added on q35; an empty drive has no medium.
+#[test]
+fn floppies_as_libvirt() {
+    let drives = "<disk type='file' device='floppy'><source file='/tmp/firmware.img'/>\
+                  <target dev='fda' bus='fdc'/></disk>\
+                  <disk type='file' device='floppy'><target dev='fdb' bus='fdc'/></disk>";
+    let plan = build_with(&def("", "", "", drives), &x86_64(), Accel::Tcg).expect("builds");
+    let a = plan.args.join(" ");
+    assert!(
+        a.contains("-device floppy,unit=0,drive=vb-fda,id=fdc0-0-0"),
+        "{a}"
+    );
+    assert!(a.contains("-device floppy,unit=1,id=fdc0-0-1"), "{a}");
+    assert!(!a.contains("isa-fdc"), "{a}");
+    let x = plan.live.to_xml(&Default::default());
+    assert!(x.contains("<alias name='fdc0-0-1'/>\n      <address type='drive' controller='0' bus='0' target='0' unit='1'/>"), "{x}");
+    let q35 = "<os><type machine='q35'>hvm</type></os>";
+    let a = cmd(&def(q35, "", "", drives));
+    assert_eq!(a.matches("-device isa-fdc").count(), 1, "{a}");
+    assert!(a.contains("-device isa-fdc -device floppy,unit=0"), "{a}");
+}
+
+/// libvirt's `serial-tcp-telnet-chardev` and `serial-udp-chardev`: network serial ports,
+/// written back in libvirt's canonical form.
+#[test]
+fn network_serial_ports_as_libvirt() {
+    let devs = "<serial type='tcp'><source mode='bind' host='127.0.0.1' service='9999'/>\
+                <protocol type='telnet'/><target port='0'/></serial>\
+                <serial type='udp'><source mode='connect' service='9999'/>\
+                <source mode='bind' host='127.0.0.1' service='9998'/><target port='1'/></serial>\
+                <serial type='tcp'><source mode='connect' host='10.0.0.1' service='7'>\
+                <reconnect enabled='yes' timeout='10'/></source><target port='2'/></serial>";
+    let d = def("", "", "", devs);
+    let x = d.to_xml(&Default::default());
+    for want in [
+        "<serial type='tcp'>\n      <source mode='bind' host='127.0.0.1' service='9999'/>\n      \
+         <protocol type='telnet'/>",
+        "<serial type='udp'>\n      <source mode='bind' host='127.0.0.1' service='9998'/>\n      \
+         <source mode='connect' service='9999'/>",
+        "<source mode='connect' host='10.0.0.1' service='7'>\n        \
+         <reconnect enabled='yes' timeout='10'/>\n      </source>\n      <protocol type='raw'/>",
+    ] {
+        assert!(x.contains(want), "{want}\nin\n{x}");
+    }
+    let a = cmd(&d);
+    for want in [
+        "-chardev socket,id=charserial0,host=127.0.0.1,port=9999,telnet=on,server=on,wait=off",
+        "-chardev udp,id=charserial1,host=,port=9999,localaddr=127.0.0.1,localport=9998",
+        "-chardev socket,id=charserial2,host=10.0.0.1,port=7,reconnect=10",
+    ] {
+        assert!(a.contains(want), "{want}\nin\n{a}");
+    }
+    for (bad, why) in [
+        (
+            "<serial type='tcp'><source mode='connect' host='h' service='1' tls='yes'/></serial>",
+            "TLS",
+        ),
+        (
+            "<serial type='tcp'><source mode='connect' host='h' service='ssh'/></serial>",
+            "not a port number",
+        ),
+    ] {
+        let e = build_with(&def("", "", "", bad), &x86_64(), Accel::Tcg).expect_err(bad);
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+    }
+    for bad in [
+        "<serial type='tcp'><target port='0'/></serial>",
+        "<serial type='udp'><source mode='bind' service='1'/></serial>",
+        "<serial type='udp'><source service='1'/><source service='2'/></serial>",
+    ] {
+        let x = format!(
+            "<domain type='qemu'><name>t</name><memory>65536</memory><os><type>hvm</type>\
+             </os><devices>{bad}</devices></domain>"
+        );
+        let e = DomainDef::from_xml(&x).expect_err(bad);
+        assert!(
+            e.to_string().contains("/domain/devices/serial"),
+            "{bad}: {e}"
+        );
+    }
 }
