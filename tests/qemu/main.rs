@@ -9,9 +9,11 @@ mod guest;
 
 mod facade;
 mod failures;
+mod firmware;
 mod lifecycle;
 mod restart;
 mod snapshots;
+mod tpm;
 
 use std::{
     collections::HashMap,

@@ -13,6 +13,7 @@ mod interface;
 mod memballoon;
 mod rng;
 mod sound;
+mod tpm;
 mod video;
 mod watchdog;
 
@@ -29,6 +30,7 @@ pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverNa
 pub use memballoon::{Memballoon, MemballoonModel};
 pub use rng::{Rng, RngBackend, RngModel};
 pub use sound::{Audio, AudioType, Sound, SoundModel};
+pub use tpm::{PcrBank, Tpm, TpmBackend, TpmEmulator, TpmModel, TpmVersion};
 pub use video::{Video, VideoModel, VideoType};
 pub use watchdog::{Watchdog, WatchdogAction, WatchdogModel};
 
@@ -53,6 +55,7 @@ pub struct Devices {
     pub channels: Vec<CharDevice>,
     pub inputs: Vec<Input>,
     pub graphics: Vec<Graphics>,
+    pub tpms: Vec<Tpm>,
     pub sounds: Vec<Sound>,
     pub audios: Vec<Audio>,
     pub videos: Vec<Video>,
@@ -95,6 +98,7 @@ impl Devices {
                 "input" => d.inputs.push(Input::read(c)?),
                 "graphics" => d.graphics.push(Graphics::read(c)?),
                 "sound" => d.sounds.push(Sound::read(c)?),
+                "tpm" => d.tpms.push(Tpm::read(c)?),
                 "audio" => d.audios.push(Audio::read(c)?),
                 "video" => d.videos.push(Video::read(c)?),
                 "watchdog" => d.watchdogs.push(Watchdog::read(c)?),
@@ -148,6 +152,7 @@ impl Devices {
             .iter()
             .for_each(|x| x.write(w, CharKind::Channel));
         self.inputs.iter().for_each(|x| x.write(w));
+        self.tpms.iter().for_each(|x| x.write(w));
         self.graphics.iter().for_each(|x| x.write(w, opts.secure));
         self.sounds.iter().for_each(|x| x.write(w));
         self.audios.iter().for_each(|x| x.write(w));
