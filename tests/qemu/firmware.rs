@@ -137,17 +137,9 @@ const VAR: &str = "/sys/firmware/efi/efivars/VirtbusTest-3c0a5d5e-2f8a-4b8e-9a1c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_variable_the_guest_writes_survives_a_restart_in_its_nvram() {
     let _permit = guests(1).await;
-    let release = std::fs::read_to_string(guest::dir().join("kernel-release"))
-        .expect("kernel-release")
-        .trim()
-        .to_owned();
-    let vmlinuz = format!("/boot/vmlinuz-{release}");
     let defined = crate::define_guest_with("uefi-var", guest::TEST_CHANNEL, |xml| {
         // OVMF loads the EFI stub kernel given with -kernel (fw_cfg)
-        xml.replace("<os>", "<os firmware='efi'>").replace(
-            &guest::dir().join("vmlinux").display().to_string(),
-            &vmlinuz,
-        )
+        guest::with_bzimage(xml.replace("<os>", "<os firmware='efi'>"))
     })
     .await;
     let dom = domain(&defined.conn, &defined.path).await;

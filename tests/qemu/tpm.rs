@@ -7,7 +7,7 @@ use std::{path::Path, time::Duration};
 use zbus::Variant;
 
 use crate::{
-    define_guest, guest, guests, pid_alive, support::proxies::*, support::*, until, wait_agent,
+    define_guest_with, guest, guests, pid_alive, support::proxies::*, support::*, until, wait_agent,
 };
 
 const TPM: &str = "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>";
@@ -110,7 +110,7 @@ fn swtpms(uuid: &str) -> Vec<i32> {
 async fn an_emulated_tpm_keeps_its_state_across_daemon_and_guest_restarts() {
     let _permit = guests(1).await;
     let extra = format!("{}{TPM}", guest::TEST_CHANNEL);
-    let mut g = define_guest("tpm-guest", &extra).await;
+    let mut g = define_guest_with("tpm-guest", &extra, guest::with_bzimage).await;
     let dom = domain(&g.conn, &g.path).await;
     let uuid = dom.uuid().await.expect("uuid");
     let def = dom
