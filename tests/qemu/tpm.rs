@@ -174,6 +174,18 @@ async fn an_emulated_tpm_keeps_its_state_across_daemon_and_guest_restarts() {
     assert!(r.contains(&hex(MARKER)), "{r}");
     assert_eq!(swtpms(&uuid).len(), 1);
 
+    // a managed save keeps the TPM: its state goes with the guest's, and comes back
+    dom.managed_save(no_opts()).await.expect("managed save");
+    until("swtpm ends with the saved guest", Duration::from_secs(10), async || {
+        swtpms(&uuid).is_empty()
+    })
+    .await;
+    dom.start(no_opts()).await.expect("restore");
+    assert!(!dom.has_managed_save().await.expect("has managed save"));
+    let r = tpm(&agent, &nv_read()).await;
+    assert_eq!(rc(&r), "00000000", "NV_Read after a restore: {r}");
+    assert!(r.contains(&hex(MARKER)), "{r}");
+
     dom.destroy(no_opts()).await.expect("destroy");
     dom.undefine(no_opts()).await.expect("undefine");
     assert!(

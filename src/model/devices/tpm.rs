@@ -113,7 +113,8 @@ impl Tpm {
                         banks.finish()?;
                         // libvirt writes the banks in its own order
                         v.sort_by_key(|b| *b as u8);
-                        Some(v)
+                        // libvirt drops an empty list
+                        (!v.is_empty()).then_some(v)
                     }
                     None => None,
                 };

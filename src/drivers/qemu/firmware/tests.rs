@@ -226,3 +226,22 @@ fn the_nvram_copy_is_made_once_from_the_template() {
     std::fs::remove_file(&copy).unwrap();
     assert!(prepare_nvram(&d).unwrap_err().contains("template"));
 }
+
+#[test]
+fn domain_capabilities_offer_each_loader_of_the_machines_once() {
+    let q35 = ["pc-q35-7.2".to_owned()];
+    let (loaders, secure) = offered(&debian(), "x86_64", &q35);
+    assert_eq!(
+        loaders,
+        [
+            "/usr/share/OVMF/OVMF_CODE_4M.ms.fd",
+            "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+            "/usr/share/OVMF/OVMF_CODE_4M.fd"
+        ]
+    );
+    assert!(secure);
+    let (loaders, secure) = offered(&debian(), "x86_64", &["pc-i440fx-7.2".to_owned()]);
+    assert_eq!(loaders, ["/usr/share/OVMF/OVMF_CODE_4M.fd"]);
+    assert!(!secure);
+    assert!(offered(&debian(), "aarch64", &q35).0.is_empty());
+}
