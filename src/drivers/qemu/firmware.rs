@@ -181,6 +181,17 @@ pub fn load(dirs: &[&str]) -> Vec<Descriptor> {
 pub fn validate(def: &DomainDef) -> Result<()> {
     let os = &def.os;
     let invalid = |m: &str| Err(FirmwareError::Invalid(m.to_owned()));
+    let uefi = os.firmware == Some(Firmware::Efi)
+        || os
+            .loader
+            .as_ref()
+            .is_some_and(|l| l.loader_type == Some(LoaderType::Pflash));
+    let x86 = matches!(os.arch.as_deref(), None | Some("x86_64" | "i686"));
+    if uefi && x86 && !def.features.acpi {
+        return Err(FirmwareError::NotSupported(
+            "UEFI requires ACPI on this architecture: add <features><acpi/>".into(),
+        ));
+    }
     if let Some(fw) = os.firmware {
         if let Some(l) = &os.loader {
             if l.readonly.is_some() {

@@ -55,8 +55,13 @@ fn debian() -> Vec<Descriptor> {
 }
 
 fn def(os: &str) -> DomainDef {
+    let features = if os.contains("<features>") {
+        ""
+    } else {
+        "<features><acpi/></features>"
+    };
     DomainDef::from_xml(&format!(
-        "<domain type='qemu'><name>vm1</name><memory>65536</memory>{os}</domain>"
+        "<domain type='qemu'><name>vm1</name><memory>65536</memory>{os}{features}</domain>"
     ))
     .unwrap()
 }
@@ -138,7 +143,7 @@ fn features_choose_among_descriptors() {
 fn smm_off_is_refused_for_firmware_that_needs_it() {
     let os = "<os firmware='efi'><type>hvm</type><firmware>\
               <feature enabled='yes' name='secure-boot'/></firmware></os>\
-              <features><smm state='off'/></features>";
+              <features><acpi/><smm state='off'/></features>";
     let e = resolve_on(os, "pc-q35-7.2").unwrap_err();
     assert!(
         matches!(&e, FirmwareError::Invalid(m) if m.contains("smm")),
@@ -244,4 +249,14 @@ fn domain_capabilities_offer_each_loader_of_the_machines_once() {
     assert_eq!(loaders, ["/usr/share/OVMF/OVMF_CODE_4M.fd"]);
     assert!(!secure);
     assert!(offered(&debian(), "aarch64", &q35).0.is_empty());
+}
+
+#[test]
+fn uefi_needs_acpi_on_x86() {
+    let e = resolve_on(
+        "<os firmware='efi'><type>hvm</type></os><features><pae/></features>",
+        "pc-q35-7.2",
+    )
+    .unwrap_err();
+    assert!(matches!(&e, FirmwareError::NotSupported(m) if m.contains("ACPI")), "{e:?}");
 }
