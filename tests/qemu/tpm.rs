@@ -176,9 +176,11 @@ async fn an_emulated_tpm_keeps_its_state_across_daemon_and_guest_restarts() {
 
     // a managed save keeps the TPM: its state goes with the guest's, and comes back
     dom.managed_save(no_opts()).await.expect("managed save");
-    until("swtpm ends with the saved guest", Duration::from_secs(10), async || {
-        swtpms(&uuid).is_empty()
-    })
+    until(
+        "swtpm ends with the saved guest",
+        Duration::from_secs(10),
+        async || swtpms(&uuid).is_empty(),
+    )
     .await;
     dom.start(no_opts()).await.expect("restore");
     assert!(!dom.has_managed_save().await.expect("has managed save"));

@@ -84,8 +84,8 @@ struct RawMapping {
 }
 
 impl Descriptor {
-    /// Parse one descriptor; `None` (with a warning) for one that cannot be read, as libvirt
-    /// skips nothing but a broken file should not hide the others here.
+    /// Parse one descriptor (its `mapping` may name the image directly, as `memory`
+    /// descriptors do).
     pub fn parse(file: &Path, text: &str) -> std::result::Result<Descriptor, String> {
         let raw: RawDescriptor =
             serde_json::from_str(text).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -144,8 +144,8 @@ fn glob(pattern: &str, text: &str) -> bool {
 }
 
 /// The descriptors of `dirs` in priority order: by file name, a name in an earlier
-/// directory hiding the same name in later ones. Unreadable or malformed files are
-/// skipped with a warning.
+/// directory hiding the same name in later ones (an empty file hides it and adds nothing).
+/// Unreadable or malformed files are skipped with a warning rather than hiding the others.
 pub fn load(dirs: &[&str]) -> Vec<Descriptor> {
     let mut files: std::collections::BTreeMap<String, PathBuf> = Default::default();
     for dir in dirs.iter().rev() {
@@ -434,8 +434,8 @@ fn feature_list(def: &DomainDef) -> String {
     format!(" with features {}", f.join(", "))
 }
 
-/// Make the domain's NVRAM file from its template if it does not exist yet (or always, with
-/// `reset`). The copy is private to root: it holds the guest's secure boot keys.
+/// Make the domain's NVRAM file from its template if it does not exist yet, atomically. The
+/// copy is private to root: it holds the guest's secure boot keys.
 pub fn prepare_nvram(def: &DomainDef) -> std::result::Result<(), String> {
     let Some(n) = &def.os.nvram else {
         return Ok(());

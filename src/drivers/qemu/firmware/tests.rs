@@ -258,5 +258,8 @@ fn uefi_needs_acpi_on_x86() {
         "pc-q35-7.2",
     )
     .unwrap_err();
-    assert!(matches!(&e, FirmwareError::NotSupported(m) if m.contains("ACPI")), "{e:?}");
+    assert!(
+        matches!(&e, FirmwareError::NotSupported(m) if m.contains("ACPI")),
+        "{e:?}"
+    );
 }
