@@ -188,12 +188,17 @@ async fn an_emulated_tpm_keeps_its_state_across_daemon_and_guest_restarts() {
     assert_eq!(rc(&r), "00000000", "NV_Read after a restore: {r}");
     assert!(r.contains(&hex(MARKER)), "{r}");
 
-    dom.destroy(no_opts()).await.expect("destroy");
+    // undefined while it runs: the state stays while the swtpm uses it, and goes after
     dom.undefine(no_opts()).await.expect("undefine");
-    assert!(
-        !Path::new(&g.daemon.state.join(format!("swtpm/{uuid}"))).exists(),
-        "undefine removes the TPM state"
-    );
+    assert!(state.join("tpm2-00.permall").exists());
+    dom.destroy(no_opts()).await.expect("destroy");
+    let dir = g.daemon.state.join(format!("swtpm/{uuid}"));
+    until(
+        "the TPM state goes with the guest",
+        Duration::from_secs(10),
+        async || !dir.exists(),
+    )
+    .await;
     drop(conn);
 }
 

@@ -298,6 +298,11 @@ impl QemuDriver {
                 StatusFile::remove(&runtime, &vm.uuid);
                 // its swtpm ends with QEMU's connection; this makes sure
                 swtpm.stop(&vm.uuid);
+                if vm.dir.join(swtpm::REMOVE_STATE).exists()
+                    && let Err(e) = swtpm.remove_state(&vm.uuid)
+                {
+                    tracing::warn!("domain '{}': {e}", vm.name);
+                }
                 let _ = std::fs::remove_dir_all(&vm.dir);
             }
         }
@@ -782,12 +787,19 @@ impl Driver for QemuDriver {
     }
 
     async fn undefine_files(&self, def: &DomainDef, files: UndefineFiles) -> DriverResult<()> {
-        // a running guest's swtpm still writes there; its state goes with a later undefine
+        // a running guest's swtpm still writes there: its state goes when the guest stops,
+        // as libvirt's does when the transient domain it became ends
         let running = lock(&self.vms).contains_key(&def.uuid);
-        if !files.keep_tpm && !running {
-            self.swtpm
-                .remove_state(&def.uuid)
-                .map_err(DriverError::Failed)?;
+        if !files.keep_tpm {
+            if !running {
+                self.swtpm
+                    .remove_state(&def.uuid)
+                    .map_err(DriverError::Failed)?;
+            } else if swtpm::emulator(def).is_some_and(|e| !e.persistent_state) {
+                let mark = self.domain_dir(&def.uuid).join(swtpm::REMOVE_STATE);
+                std::fs::write(&mark, b"")
+                    .map_err(|e| failed(format!("{}: {e}", mark.display())))?;
+            }
         }
         if files.nvram
             && let Some(p) = firmware::nvram_file(def, &self.nvram_dir)

@@ -23,6 +23,10 @@ use crate::model::{
     devices::{PcrBank, TpmBackend, TpmEmulator, TpmVersion},
 };
 
+/// A file in a running domain's runtime directory: remove its TPM state when it stops
+/// (it was undefined while running, without `keep-tpm`).
+pub const REMOVE_STATE: &str = "remove-tpm-state";
+
 /// How long swtpm_setup may take to manufacture a TPM (keys and certificates).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a started swtpm may take to create its socket.
