@@ -17,11 +17,11 @@ TEST_PACKAGES=(
 )
 
 # Real guests for the QEMU tests: QEMU 7.2 and a tiny guest built from Debian's kernel, busybox
-# and qemu-ga. qemu-utils is pinned to bookworm's because some images carry a newer one from
+# and qemu-ga; OVMF for UEFI guests, swtpm (and swtpm_setup) for emulated TPMs. qemu-utils is pinned to bookworm's because some images carry a newer one from
 # backports that qemu-system-x86 7.2 refuses.
 QEMU_PACKAGES=(
     qemu-utils/bookworm qemu-system-x86 qemu-guest-agent busybox-static linux-image-amd64
-    e2fsprogs cpio kmod gzip xz-utils
+    e2fsprogs cpio kmod gzip xz-utils ovmf swtpm swtpm-tools
 )
 
 # Cockpit's Machines page in a browser (tests/cockpit): cockpit-ws serving Debian's

@@ -173,11 +173,13 @@ pub(super) async fn call(
                     Some("cannot both keep and delete nvram"),
                 ));
             }
-            // No domain has checkpoints, and virtbus's drivers keep no NVRAM or TPM state
-            // files of their own: those flags ask for nothing here.
+            // No domain has checkpoints: that flag asks for nothing here.
             let opts = UndefineOptions {
                 snapshots_metadata: m.has(flags, "snapshots-metadata"),
                 managed_save: m.has(flags, "managed-save"),
+                nvram: m.has(flags, "nvram"),
+                keep_nvram: m.has(flags, "keep-nvram"),
+                keep_tpm: m.has(flags, "keep-tpm"),
             };
             done!(m, ops::Undefine { opts })
         }

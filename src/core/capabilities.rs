@@ -238,9 +238,17 @@ pub mod libvirt {
                 if efi { "yes" } else { "no" }
             );
             if efi {
+                for l in &c.loaders {
+                    let _ = writeln!(s, "      <value>{}</value>", xml_text(l));
+                }
                 enum_xml(&mut s, 6, "type", &["rom".into(), "pflash".into()]);
                 enum_xml(&mut s, 6, "readonly", &["yes".into(), "no".into()]);
-                enum_xml(&mut s, 6, "secure", &["no".into()]);
+                let secure: Vec<String> = if c.secure_boot {
+                    vec!["yes".into(), "no".into()]
+                } else {
+                    vec!["no".into()]
+                };
+                enum_xml(&mut s, 6, "secure", &secure);
             }
             s.push_str("    </loader>\n  </os>\n  <cpu>\n");
             let yes = |b: bool| if b { "yes" } else { "no" };

@@ -10,6 +10,7 @@ use super::{
     store::DomainRecord,
     store_io,
 };
+use crate::drivers::UndefineFiles;
 use crate::model::{
     DomainDef,
     state::{DefinedDetail, Lifecycle, StartedDetail, StateReason, Status, UndefinedDetail},
@@ -277,6 +278,18 @@ impl Core {
             }
             d.status.is_active()
         };
+        if opts.nvram && opts.keep_nvram {
+            return Err(Error::InvalidArgument(
+                "options 'nvram' and 'keep-nvram' contradict each other".into(),
+            ));
+        }
+        let files = UndefineFiles {
+            nvram: opts.nvram,
+            keep_nvram: opts.keep_nvram,
+            keep_tpm: opts.keep_tpm,
+        };
+        let def = lock(&dom.data).def.clone();
+        dom.driver.undefine_check(&def, files)?;
         if lock(&dom.data).managed_save.is_some() {
             dom.driver.managed_save_remove(&self.ctx(dom)).await?;
         }
@@ -284,6 +297,9 @@ impl Core {
         let store = self.store().clone();
         let uuid = dom.uuid;
         store_io(move || store.remove_domain(&uuid)).await?;
+        if let Err(e) = dom.driver.undefine_files(&def, files).await {
+            tracing::warn!("domain '{}' undefined, but: {e}", def.name);
+        }
         self.update(dom, |d| {
             d.persistent = false;
             d.autostart = false;

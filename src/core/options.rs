@@ -32,6 +32,12 @@ pub struct UndefineOptions {
     pub snapshots_metadata: bool,
     /// Also remove the managed save image; without it a domain with one cannot be undefined.
     pub managed_save: bool,
+    /// Also remove the UEFI variable store; without it or `keep_nvram`, a domain with one
+    /// cannot be undefined.
+    pub nvram: bool,
+    pub keep_nvram: bool,
+    /// Keep the emulated TPM's state, which is removed by default.
+    pub keep_tpm: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]

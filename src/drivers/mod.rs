@@ -222,6 +222,9 @@ pub struct DomainCapsInfo {
     pub max_vcpus: u32,
     /// Firmware kinds it can boot (`bios`, `efi`).
     pub firmware: Vec<String>,
+    /// UEFI loader images it offers, and whether secure boot firmware is among them.
+    pub loaders: Vec<String>,
+    pub secure_boot: bool,
     /// Disk buses and devices, NIC models, graphics types, video models it offers.
     pub disk_buses: Vec<String>,
     pub graphics: Vec<String>,
@@ -358,6 +361,18 @@ pub struct DriverCaps {
     pub quiesce: bool,
 }
 
+/// What undefine does with the files a driver keeps for a domain besides its definition
+/// (libvirt's `VIR_DOMAIN_UNDEFINE_NVRAM`, `_KEEP_NVRAM` and `_KEEP_TPM`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UndefineFiles {
+    /// Remove the UEFI variable store.
+    pub nvram: bool,
+    /// Keep the UEFI variable store (without either, a domain that has one is refused).
+    pub keep_nvram: bool,
+    /// Keep the emulated TPM's state (removed by default).
+    pub keep_tpm: bool,
+}
+
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
     fn name(&self) -> &'static str;
@@ -375,6 +390,18 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Refuse a definition this driver can never run; called on define and create.
     fn check(&self, _def: &DomainDef) -> DriverResult<()> {
+        Ok(())
+    }
+
+    /// Refuse to undefine `def` when `files` leaves the fate of a file it keeps open;
+    /// nothing is changed.
+    fn undefine_check(&self, _def: &DomainDef, _files: UndefineFiles) -> DriverResult<()> {
+        Ok(())
+    }
+
+    /// Remove the files of an undefined domain that `files` does not keep (after
+    /// [`Driver::undefine_check`] passed).
+    async fn undefine_files(&self, _def: &DomainDef, _files: UndefineFiles) -> DriverResult<()> {
         Ok(())
     }
 

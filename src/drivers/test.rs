@@ -458,6 +458,8 @@ impl Driver for TestDriver {
             machines: strs(&["pc"]),
             max_vcpus: 255,
             firmware: strs(&["bios"]),
+            loaders: Vec::new(),
+            secure_boot: false,
             disk_buses: strs(&["virtio", "sata", "scsi", "usb"]),
             graphics: strs(&["vnc", "spice"]),
             video_models: strs(&["vga", "virtio"]),

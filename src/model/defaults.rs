@@ -29,6 +29,7 @@ pub fn before_driver(def: &mut DomainDef) {
 /// definition-wide ones.
 pub fn after_driver(def: &mut DomainDef) -> Result<(), DefaultsError> {
     chardev_ports(def);
+    def.os.apply_defaults();
     disks(def);
     videos(def);
     graphics(def);

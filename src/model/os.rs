@@ -241,6 +241,31 @@ impl Os {
     }
 }
 
+impl Os {
+    /// libvirt's generic post-parse of `<os>`: enrolled keys imply secure boot, features
+    /// in libvirt's order, and a loader named by path alone is a ROM.
+    pub(crate) fn apply_defaults(&mut self) {
+        let has = |v: &[FirmwareFeature], n| v.iter().any(|f| f.name == n);
+        let wants_keys = self
+            .firmware_features
+            .iter()
+            .any(|f| f.name == FirmwareFeatureName::EnrolledKeys && f.enabled);
+        if wants_keys && !has(&self.firmware_features, FirmwareFeatureName::SecureBoot) {
+            self.firmware_features.push(FirmwareFeature {
+                name: FirmwareFeatureName::SecureBoot,
+                enabled: true,
+            });
+        }
+        self.firmware_features.sort_by_key(|f| f.name as u8);
+        if let Some(l) = &mut self.loader
+            && l.path.is_some()
+            && l.loader_type.is_none()
+        {
+            l.loader_type = Some(LoaderType::Rom);
+        }
+    }
+}
+
 /// Text content that is either empty or an absolute path.
 fn opt_path(e: &mut Elem) -> Result<Option<String>> {
     e.text_with(|t| {

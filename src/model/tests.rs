@@ -999,6 +999,12 @@ fn accepted_variants_round_trip() {
         "<watchdog model='i6300esb'/><video/><input type='keyboard' bus='virtio'/>",
         "<sound model='ac97'/><audio type='pulseaudio'/><memballoon model='virtio' freePageReporting='off'/>",
         "<rng model='virtio-non-transitional'><backend model='random'/></rng>",
+        "<tpm model='tpm-tis'><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm>",
+        "<tpm model='tpm-crb'><backend type='emulator' version='2.0' persistent_state='yes'>\
+         <encryption secret='b4a117f1-8af2-44a4-91b8-7f0d2d4d68a3'/>\
+         <active_pcr_banks><sha256/><sha512/></active_pcr_banks></backend>\
+         <alias name='tpm0'/></tpm>",
+        "<tpm><backend type='emulator'/></tpm>",
     ];
     for dev in devices {
         assert_domain_round_trip(&kvm_with("", dev));
@@ -1212,4 +1218,34 @@ fn qemu_commandline_round_trips() {
         "{out}"
     );
     assert_domain_round_trip(&out);
+}
+
+#[test]
+fn tpm_defaults_and_refusals() {
+    // libvirt fills in the host TPM it passes through
+    let d = parse(&kvm_with("", "<tpm><backend type='passthrough'/></tpm>"));
+    assert!(
+        d.to_xml(&secure())
+            .contains("<backend type='passthrough'>\n        <device path='/dev/tpm0'/>"),
+        "{}",
+        d.to_xml(&secure())
+    );
+    for (dev, why) in [
+        (
+            "<tpm model='tpm-x'><backend type='emulator'/></tpm>",
+            "tpm-x",
+        ),
+        ("<tpm><backend type='external'/></tpm>", "external"),
+        ("<tpm><backend type='emulator' version='3.0'/></tpm>", "3.0"),
+        ("<tpm/>", "backend"),
+        (
+            "<tpm><backend type='emulator'><active_pcr_banks><md5/></active_pcr_banks></backend></tpm>",
+            "md5",
+        ),
+    ] {
+        let e = DomainDef::from_xml(&kvm_with("", dev))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why), "{dev}: {e}");
+    }
 }

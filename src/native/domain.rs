@@ -257,6 +257,9 @@ pub(super) async fn call(
             let opts = UndefineOptions {
                 snapshots_metadata: o.bool("snapshots-metadata")?,
                 managed_save: o.bool("managed-save")?,
+                nvram: o.bool("nvram")?,
+                keep_nvram: o.bool("keep-nvram")?,
+                keep_tpm: o.bool("keep-tpm")?,
             };
             o.finish()?;
             run!(ops::Undefine { opts })

@@ -255,3 +255,14 @@ pub fn image_snapshots(image: &Path) -> Vec<(String, u64)> {
         })
         .collect()
 }
+
+/// `xml` (from [`domain_xml`]) booting Debian's compressed kernel instead of the extracted
+/// ELF: its EFI stub boots through OVMF, and it finds the ACPI-described TPM, which the
+/// ELF's PVH entry does not.
+pub fn with_bzimage(xml: String) -> String {
+    let release = std::fs::read_to_string(dir().join("kernel-release")).expect("kernel-release");
+    xml.replace(
+        &dir().join("vmlinux").display().to_string(),
+        &format!("/boot/vmlinuz-{}", release.trim()),
+    )
+}

@@ -10,10 +10,12 @@ mod guest;
 mod facade;
 mod failures;
 mod features;
+mod firmware;
 mod lifecycle;
 mod platform;
 mod restart;
 mod snapshots;
+mod tpm;
 mod usb;
 
 use std::{

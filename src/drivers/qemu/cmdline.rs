@@ -383,6 +383,9 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     if clock.hpet_off {
         m.push_str(",hpet=off");
     }
+    let firmware = pflash::build(def, b.q35)?;
+    b.args.extend(firmware.args);
+    m.push_str(&firmware.machine_props);
     b.arg("-machine", m);
     b.arg(
         "-accel",
@@ -408,6 +411,9 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
             b.arg("-cpu", format!("{model}{flags}"));
         }
         None => {}
+    }
+    if let Some(g) = firmware.global {
+        b.arg("-global", g);
     }
     b.arg("-m", format!("size={}k", def.memory_kib));
     b.arg("-smp", smp_arg(def));
@@ -475,6 +481,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     interfaces(&mut b, def)?;
     chardevs(&mut b, def)?;
     inputs(&mut b, def)?;
+    tpm::tpms(&mut b, def)?;
     graphics(&mut b, def)?;
     videos(&mut b, def)?;
     usb::redirdevs(&mut b, def)?;
@@ -517,13 +524,6 @@ fn check_top(def: &DomainDef) -> Result<()> {
             "<os><type>{}</type>: QEMU runs 'hvm' guests",
             def.os.os_type
         ));
-    }
-    if def.os.firmware.is_some()
-        || def.os.loader.is_some()
-        || def.os.nvram.is_some()
-        || !def.os.firmware_features.is_empty()
-    {
-        return unsupported("UEFI or custom firmware (<os firmware>, <loader>, <nvram>)");
     }
     if def.os.init.is_some() || !def.os.init_args.is_empty() {
         return unsupported("<os><init> (container init) in a QEMU domain");
@@ -1793,9 +1793,11 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 
 mod clock;
 mod features;
+mod pflash;
 mod platform;
 mod sound;
 mod spice;
+pub mod tpm;
 mod usb;
 
 #[cfg(test)]

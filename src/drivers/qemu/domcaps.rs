@@ -1,8 +1,9 @@
 //! What the driver offers guests, for libvirt's domain capabilities and version number: read
 //! from an emulator's probed capabilities and limited to what [`super::cmdline`] can express
-//! (BIOS boot only; virtio, SATA and IDE disks; the video models it maps).
+//! (BIOS, and UEFI from QEMU's firmware descriptors; virtio, SATA and IDE disks; the video models it maps).
 
 use super::caps::Caps;
+use super::firmware::{self, Descriptor};
 use crate::drivers::DomainCapsInfo;
 
 /// libvirt's encoding of a version: `major * 1,000,000 + minor * 1,000 + micro`; 0 when
@@ -35,7 +36,9 @@ const VIDEO_MODELS: &[(&str, &str)] = &[
 
 /// What guests of `caps`'s emulator get; `host_cpu` when they may use the host's CPU as is
 /// (a `kvm` domain with KVM usable).
-pub fn offer(caps: &Caps, host_cpu: bool) -> DomainCapsInfo {
+/// UEFI firmware comes from `descriptors` (QEMU's firmware descriptors), those that run this
+/// emulator's machines.
+pub fn offer(caps: &Caps, host_cpu: bool, descriptors: &[Descriptor]) -> DomainCapsInfo {
     let with = |table: &[(&str, &str)]| -> Vec<String> {
         table
             .iter()
@@ -68,11 +71,18 @@ pub fn offer(caps: &Caps, host_cpu: bool) -> DomainCapsInfo {
     if caps.spice {
         graphics.push("spice".to_owned());
     }
+    let (loaders, secure_boot) = firmware::offered(descriptors, &caps.arch, &machines);
+    let mut firmware = vec!["bios".to_owned()];
+    if !loaders.is_empty() {
+        firmware.push("efi".to_owned());
+    }
     DomainCapsInfo {
         emulator: Some(caps.emulator.display().to_string()),
         max_vcpus: caps.default_machine().map_or(1, |m| m.cpu_max),
         machines,
-        firmware: vec!["bios".to_owned()],
+        firmware,
+        loaders,
+        secure_boot,
         disk_buses: with(DISK_BUSES),
         graphics,
         video_models: with(VIDEO_MODELS),
@@ -100,7 +110,7 @@ mod tests {
         caps.devices.push("qemu64-x86_64-cpu".into());
         caps.devices.push("max-x86_64-cpu".into());
         caps.devices.sort();
-        let o = offer(&caps, false);
+        let o = offer(&caps, false, &[]);
         assert_eq!(o.emulator.as_deref(), Some("/usr/bin/qemu-system-x86_64"));
         assert_eq!(o.machines, ["pc-i440fx-7.2", "pc-q35-7.2", "pc", "q35"]);
         assert_eq!(o.max_vcpus, 255);
@@ -110,6 +120,6 @@ mod tests {
         assert_eq!(o.video_models, ["vga", "cirrus", "qxl", "virtio"]);
         assert_eq!(o.cpu_models, ["qemu64"]);
         assert!(!o.host_passthrough);
-        assert!(offer(&caps, true).host_passthrough);
+        assert!(offer(&caps, true, &[]).host_passthrough);
     }
 }

@@ -417,6 +417,12 @@ pub fn driver(dir: &Path, spawner: FakeSpawner) -> QemuDriver {
         log_dir,
         cache_dir: dir.join("cache"),
         save_dir: dir.join("save"),
+        nvram_dir: dir.join("nvram"),
+        swtpm: super::swtpm::Swtpm {
+            state_root: dir.join("swtpm"),
+            records: dir.join("run/swtpm"),
+            log_dir: dir.join("log"),
+        },
         default_emulator: emulator,
         caps,
         kvm: KvmStatus::Unusable("a test".into()),

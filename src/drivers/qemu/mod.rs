@@ -21,6 +21,7 @@ pub mod defaults;
 pub mod domcaps;
 #[cfg(test)]
 pub mod fake;
+pub mod firmware;
 pub mod hotplug;
 pub mod kvm;
 pub mod monitor;
@@ -35,6 +36,7 @@ pub mod seam;
 pub mod snapshot;
 pub mod stats;
 pub mod status;
+pub mod swtpm;
 pub mod transport;
 pub mod update;
 pub mod usb;
@@ -66,6 +68,7 @@ use super::{
     Completion, DeleteOutcome, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError,
     DriverEvent, DriverResult, GuestInfo, GuestInfoTypes, ImageChains, MemoryStat, Recovered,
     RevertOutcome, RevertTarget, RuntimeGuest, SnapshotOutcome, SnapshotRequest, Started, Stats,
+    UndefineFiles,
 };
 use crate::{
     model::options::PowerMode,
@@ -96,6 +99,10 @@ pub struct QemuDriver {
     cache_dir: PathBuf,
     /// `<state>/qemu/save`: managed save images, which outlive a reboot of the host.
     save_dir: PathBuf,
+    /// `<state>/qemu/nvram`: the UEFI variable stores of domains (`<name>_VARS.fd`).
+    nvram_dir: PathBuf,
+    /// Emulated TPMs: their state under `<state>/swtpm`, their processes.
+    swtpm: swtpm::Swtpm,
     /// The emulator for the host's architecture, found at start.
     default_emulator: PathBuf,
     caps: CapsCache,
@@ -171,12 +178,19 @@ impl QemuDriver {
                  external snapshots are unavailable"
             );
         }
+        let swtpm = swtpm::Swtpm {
+            state_root: state_dir.join("swtpm"),
+            records: runtime.join("swtpm"),
+            log_dir: log_dir.clone(),
+        };
         Ok(Some(Self {
             config,
             runtime,
             log_dir,
             cache_dir,
             save_dir: state_dir.join("qemu").join("save"),
+            nvram_dir: state_dir.join("qemu").join("nvram"),
+            swtpm,
             default_emulator,
             caps: cache,
             kvm,
@@ -236,6 +250,36 @@ impl QemuDriver {
         self.caps.all().into_iter().find(|c| c.emulator == emulator)
     }
 
+    /// The definition QEMU runs for `def`: its automatic firmware selection resolved against
+    /// the host's firmware descriptors.
+    fn resolve_firmware(&self, def: &DomainDef, caps: &Caps) -> DriverResult<DomainDef> {
+        if def.os.firmware.is_none()
+            && def.os.loader.is_none()
+            && def.os.nvram.is_none()
+            && def.os.firmware_features.is_empty()
+        {
+            return Ok(def.clone());
+        }
+        let machine = match def.os.machine.as_deref() {
+            Some(m) => m.to_owned(),
+            None => caps
+                .default_machine()
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+        };
+        let machine = caps.machine(&machine).map_or(machine, |m| m.name.clone());
+        let arch = def.os.arch.as_deref().unwrap_or(caps.arch.as_str());
+        let descriptors = firmware::load(firmware::DESCRIPTOR_DIRS);
+        firmware::resolve(def, &descriptors, &machine, arch, &self.nvram_dir).map_err(|e| match e {
+            firmware::FirmwareError::Invalid(m) => {
+                DriverError::InvalidArgument(format!("domain '{}': {m}", def.name))
+            }
+            firmware::FirmwareError::NotSupported(m) => {
+                DriverError::NotSupported(format!("domain '{}': {m}", def.name))
+            }
+        })
+    }
+
     fn domain_dir(&self, uuid: &Uuid) -> PathBuf {
         self.runtime.join(uuid.simple().to_string())
     }
@@ -244,6 +288,7 @@ impl QemuDriver {
     fn cleanup_fn(&self) -> impl FnOnce(&Vm) + Send + 'static {
         let vms = self.vms.clone();
         let runtime = self.runtime.clone();
+        let swtpm = self.swtpm.clone();
         move |vm: &Vm| {
             let mut map = lock(&vms);
             if map
@@ -253,6 +298,13 @@ impl QemuDriver {
                 map.remove(&vm.uuid);
                 drop(map);
                 StatusFile::remove(&runtime, &vm.uuid);
+                // its swtpm ends with QEMU's connection; this makes sure
+                swtpm.stop(&vm.uuid);
+                if vm.dir.join(swtpm::REMOVE_STATE).exists()
+                    && let Err(e) = swtpm.remove_state(&vm.uuid)
+                {
+                    tracing::warn!("domain '{}': {e}", vm.name);
+                }
                 let _ = std::fs::remove_dir_all(&vm.dir);
             }
         }
@@ -484,6 +536,14 @@ impl QemuDriver {
         let accel = self.accel_for(def)?;
         let emulator = self.emulator_for(def)?;
         let caps = self.caps_of(&emulator).await?;
+        let resolved = self.resolve_firmware(def, &caps)?;
+        let def = &resolved;
+        // the variable store is the guest's own from its first start on
+        let d = def.clone();
+        tokio::task::spawn_blocking(move || firmware::prepare_nvram(&d))
+            .await
+            .map_err(failed)?
+            .map_err(|m| DriverError::Failed(format!("domain '{}': {m}", def.name)))?;
         let dir = self.domain_dir(&def.uuid);
         let _ = std::fs::remove_dir_all(&dir);
         mkdir_private(&dir).map_err(failed)?;
@@ -518,10 +578,21 @@ impl QemuDriver {
         };
         let log_path = self.log_dir.join(format!("{}.log", def.name));
         let log = Log::open(&log_path, &emulator, &plan.args).map_err(failed)?;
-        let proc = self
+        // the TPM emulator first: QEMU connects to it as it starts
+        if let Err(m) = self.swtpm.start(def, &dir).await {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(DriverError::Failed(format!("domain '{}': {m}", def.name)));
+        }
+        let proc = match self
             .spawner
             .spawn(&emulator, &plan.args, &plan.env, &log.file)
-            .map_err(failed)?;
+        {
+            Ok(p) => p,
+            Err(e) => {
+                self.swtpm.stop(&def.uuid);
+                return Err(failed(e));
+            }
+        };
         tracing::debug!("domain '{}': QEMU pid {}", def.name, proc.pid());
         let (qmp, events) = match self.connect_monitor(&plan.monitor, proc.as_ref()).await {
             Ok(c) => c,
@@ -662,14 +733,18 @@ impl Driver for QemuDriver {
             return None;
         }
         let caps = self.caps.all().into_iter().find(|c| c.arch == arch)?;
-        Some(domcaps::offer(&caps, kvm))
+        let descriptors = firmware::load(firmware::DESCRIPTOR_DIRS);
+        Some(domcaps::offer(&caps, kvm, &descriptors))
     }
 
     /// libvirt's QEMU defaults, with the capabilities of the emulator the domain names.
     async fn post_parse(&self, def: &mut DomainDef) -> DriverResult<()> {
         let emulator = self.emulator_for(def)?;
         let caps = self.caps_of(&emulator).await?;
-        defaults::apply(def, &caps)
+        defaults::apply(def, &caps)?;
+        firmware::post_parse(def, &self.nvram_dir);
+        swtpm::post_parse(def);
+        Ok(())
     }
 
     /// Refuse at define what can never start: a `kvm` domain without usable KVM, and anything
@@ -680,6 +755,8 @@ impl Driver for QemuDriver {
         let Some(caps) = self.known_caps(&emulator) else {
             return Ok(());
         };
+        let resolved = self.resolve_firmware(def, &caps)?;
+        let def = &resolved;
         let env = Env {
             caps: &caps,
             accel,
@@ -695,6 +772,55 @@ impl Driver for QemuDriver {
                 DriverError::InvalidArgument(format!("domain '{}': {m}", def.name))
             }
         })
+    }
+
+    /// libvirt's rule: a domain whose NVRAM file exists is undefined only with `nvram`
+    /// (remove it) or `keep-nvram`.
+    fn undefine_check(&self, def: &DomainDef, files: UndefineFiles) -> DriverResult<()> {
+        if let Some(p) = firmware::nvram_file(def, &self.nvram_dir)
+            && p.exists()
+            && !files.nvram
+            && !files.keep_nvram
+        {
+            return Err(DriverError::InvalidState(format!(
+                "domain '{}' has a UEFI variable store ({}); pass option 'nvram' to remove                  it or 'keep-nvram' to keep it",
+                def.name,
+                p.display()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn undefine_files(&self, def: &DomainDef, files: UndefineFiles) -> DriverResult<()> {
+        // a running guest's swtpm still writes there: its state goes when the guest stops,
+        // as libvirt's does when the transient domain it became ends
+        let running = lock(&self.vms).contains_key(&def.uuid);
+        if !files.keep_tpm {
+            if !running {
+                self.swtpm
+                    .remove_state(&def.uuid)
+                    .map_err(DriverError::Failed)?;
+            } else if swtpm::emulator(def).is_some_and(|e| !e.persistent_state) {
+                let mark = self.domain_dir(&def.uuid).join(swtpm::REMOVE_STATE);
+                std::fs::write(&mark, b"")
+                    .map_err(|e| failed(format!("{}: {e}", mark.display())))?;
+            }
+        }
+        if files.nvram
+            && let Some(p) = firmware::nvram_file(def, &self.nvram_dir)
+        {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(DriverError::Failed(format!(
+                        "cannot remove NVRAM file {}: {e}",
+                        p.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn start(
@@ -1144,6 +1270,7 @@ impl Driver for QemuDriver {
         let st = StatusFile::load(&path).map_err(failed)?;
         let forget = |why: String| {
             StatusFile::remove(&self.runtime, &st.uuid);
+            self.swtpm.stop(&st.uuid);
             let _ = std::fs::remove_dir_all(&st.dir);
             DriverError::Failed(why)
         };

@@ -17,6 +17,7 @@ mod rng;
 mod shmem;
 mod sound;
 mod spice;
+mod tpm;
 mod usb;
 mod video;
 mod vsock;
@@ -38,12 +39,13 @@ pub use iommu::{Iommu, IommuDriver, IommuModel};
 pub use memballoon::{Memballoon, MemballoonModel};
 pub use panic::{Panic, PanicModel};
 pub use rng::{Rng, RngBackend, RngModel};
+pub use shmem::{Shmem, ShmemModel, ShmemMsi, ShmemRole, ShmemServer};
 pub use sound::{Audio, AudioType, Sound, SoundCodec, SoundModel};
 pub use spice::{
     SpiceChannel, SpiceChannelMode, SpiceGl, SpiceMouseMode, SpiceOptions, SpiceStreaming,
     SpiceWanCompression,
 };
-pub use shmem::{Shmem, ShmemModel, ShmemMsi, ShmemRole, ShmemServer};
+pub use tpm::{PcrBank, Tpm, TpmBackend, TpmEmulator, TpmModel, TpmVersion};
 pub use usb::{Hub, RedirFilterRule, RedirSource, Redirdev, Redirfilter, TcpProtocol};
 pub use video::{Video, VideoModel, VideoType};
 pub use vsock::{Vsock, VsockModel};
@@ -70,6 +72,7 @@ pub struct Devices {
     pub channels: Vec<CharDevice>,
     pub inputs: Vec<Input>,
     pub graphics: Vec<Graphics>,
+    pub tpms: Vec<Tpm>,
     pub sounds: Vec<Sound>,
     pub audios: Vec<Audio>,
     pub videos: Vec<Video>,
@@ -121,6 +124,7 @@ impl Devices {
                 "input" => d.inputs.push(Input::read(c)?),
                 "graphics" => d.graphics.push(Graphics::read(c)?),
                 "sound" => d.sounds.push(Sound::read(c)?),
+                "tpm" => d.tpms.push(Tpm::read(c)?),
                 "audio" => d.audios.push(Audio::read(c)?),
                 "video" => {
                     let v = Video::read(c)?;
@@ -214,6 +218,7 @@ impl Devices {
             .iter()
             .for_each(|x| x.write(w, CharKind::Channel));
         self.inputs.iter().for_each(|x| x.write(w));
+        self.tpms.iter().for_each(|x| x.write(w));
         self.graphics.iter().for_each(|x| x.write(w, opts.secure));
         self.sounds.iter().for_each(|x| x.write(w));
         self.audios.iter().for_each(|x| x.write(w));

@@ -296,12 +296,38 @@ fn every_refusal_names_what_it_refuses() {
             "QEMU runs 'hvm'",
         ),
         (
-            "uefi",
+            "uefi-unresolved",
             "<os firmware='efi'><type>hvm</type></os>",
             "",
             "",
             "",
-            "UEFI",
+            "was not resolved",
+        ),
+        (
+            "secure-boot-i440fx",
+            "<os><type>hvm</type><loader readonly='yes' secure='yes' type='pflash'>/c.fd</loader>\
+             <nvram>/v.fd</nvram></os>",
+            "<features><smm state='on'/></features>",
+            "",
+            "",
+            "q35",
+        ),
+        (
+            "secure-boot-no-smm",
+            "<os><type machine='q35'>hvm</type><loader readonly='yes' secure='yes' \
+             type='pflash'>/c.fd</loader><nvram>/v.fd</nvram></os>",
+            "",
+            "",
+            "",
+            "<smm state='on'/>",
+        ),
+        (
+            "rom-nvram",
+            "<os><type>hvm</type><loader>/bios.bin</loader><nvram>/v.fd</nvram></os>",
+            "",
+            "",
+            "",
+            "ROM loader",
         ),
         (
             "init",
@@ -1158,4 +1184,113 @@ fn network_serial_ports_as_libvirt() {
             "{bad}: {e}"
         );
     }
+}
+
+#[test]
+fn golden_pflash_secure_boot() {
+    let d = def(
+        "<os><type machine='q35'>hvm</type><loader readonly='yes' secure='yes' type='pflash'>\
+         /usr/share/OVMF/OVMF_CODE_4M.ms.fd</loader>\
+         <nvram template='/usr/share/OVMF/OVMF_VARS_4M.ms.fd'>/var/lib/n/t_VARS.fd</nvram></os>",
+        "<features><acpi/><smm state='on'/></features>",
+        "",
+        "",
+    );
+    let c = cmd(&d);
+    let want = "-blockdev {\"auto-read-only\":true,\"discard\":\"unmap\",\"driver\":\"file\",\
+        \"filename\":\"/usr/share/OVMF/OVMF_CODE_4M.ms.fd\",\"node-name\":\"libvirt-pflash0-storage\"} \
+        -blockdev {\"driver\":\"raw\",\"file\":\"libvirt-pflash0-storage\",\
+        \"node-name\":\"libvirt-pflash0-format\",\"read-only\":true} \
+        -blockdev {\"auto-read-only\":true,\"discard\":\"unmap\",\"driver\":\"file\",\
+        \"filename\":\"/var/lib/n/t_VARS.fd\",\"node-name\":\"libvirt-pflash1-storage\"} \
+        -blockdev {\"driver\":\"raw\",\"file\":\"libvirt-pflash1-storage\",\
+        \"node-name\":\"libvirt-pflash1-format\",\"read-only\":false} \
+        -machine pc-q35-7.2,usb=off,dump-guest-core=off,smm=on,\
+        pflash0=libvirt-pflash0-format,pflash1=libvirt-pflash1-format -accel tcg";
+    assert!(c.contains(want), "{c}");
+    assert!(
+        c.contains("-global driver=cfi.pflash01,property=secure,value=on"),
+        "{c}"
+    );
+}
+
+#[test]
+fn golden_rom_loader() {
+    let d = def(
+        "<os><type>hvm</type><loader>/usr/share/seabios/bios.bin</loader></os>",
+        "",
+        "",
+        "",
+    );
+    let c = cmd(&d);
+    assert!(
+        c.contains("-bios /usr/share/seabios/bios.bin -machine pc-i440fx-7.2"),
+        "{c}"
+    );
+    assert!(!c.contains("pflash"), "{c}");
+}
+
+#[test]
+fn golden_tpm_emulator_and_refusals() {
+    let mut caps = x86_64();
+    caps.devices.push("tpm-crb".into());
+    caps.devices.push("tpm-tis".into());
+    caps.devices.sort();
+    let tpm = |backend: &str, model: &str| {
+        def(
+            "",
+            "",
+            "",
+            &format!("<tpm model='{model}'><backend {backend}/></tpm>"),
+        )
+    };
+    let plan = build_with(
+        &tpm("type='emulator' version='2.0'", "tpm-crb"),
+        &caps,
+        Accel::Tcg,
+    )
+    .expect("builds");
+    let c = plan.args.join(" ");
+    assert!(
+        c.contains(
+            "-chardev socket,id=chrtpm,path=/run/vb/qemu/d1/swtpm.sock \
+             -tpmdev emulator,id=tpm-tpm0,chardev=chrtpm -device tpm-crb,tpmdev=tpm-tpm0,id=tpm0"
+        ),
+        "{c}"
+    );
+    assert_eq!(
+        plan.live.devices.tpms[0].info.alias.as_deref(),
+        Some("tpm0")
+    );
+    for (d, why) in [
+        (tpm("type='emulator' version='1.2'", "tpm-crb"), "TPM 1.2"),
+        (tpm("type='emulator'", "tpm-spapr"), "no device 'tpm-spapr'"),
+        (
+            def(
+                "",
+                "",
+                "",
+                "<tpm model='tpm-tis'><backend type='passthrough'>\
+                 <device path='/dev/tpm-none'/></backend></tpm>",
+            ),
+            "/dev/tpm-none",
+        ),
+        (
+            def(
+                "",
+                "",
+                "",
+                "<tpm><backend type='emulator'/></tpm><tpm><backend type='emulator'/></tpm>",
+            ),
+            "more than one",
+        ),
+    ] {
+        let e = build_with(&d, &caps, Accel::Tcg).unwrap_err().to_string();
+        assert!(e.contains(why), "{e}");
+    }
+    // an emulator without tpm devices
+    let e = build_with(&tpm("type='emulator'", "tpm-tis"), &x86_64(), Accel::Tcg)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no device 'tpm-tis'"), "{e}");
 }
