@@ -40,6 +40,7 @@ pub mod names;
 pub mod options;
 mod os;
 pub mod qemu_ns;
+pub mod seclabel;
 mod snapshot;
 pub mod state;
 mod values;

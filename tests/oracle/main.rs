@@ -15,6 +15,7 @@
 mod support;
 
 mod canon;
+mod live;
 
 use std::{
     collections::{BTreeMap, HashMap},

@@ -23,6 +23,7 @@ pub mod domcaps;
 pub mod fake;
 pub mod hotplug;
 pub mod kvm;
+pub mod live;
 pub mod monitor;
 pub mod net;
 mod power;
