@@ -36,6 +36,7 @@ mod features;
 #[cfg(test)]
 pub(crate) mod fuzz;
 mod metadata;
+pub mod migratable;
 pub mod names;
 pub mod options;
 mod os;

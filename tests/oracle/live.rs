@@ -113,7 +113,7 @@ fn walk_mut(n: &mut canon::Node, f: &mut impl FnMut(&mut canon::Node)) {
 }
 
 /// The live shapes, with `@DIR@` replaced by `dir`, where their disk images are made.
-fn shapes(dir: &Path) -> Vec<(String, String)> {
+pub fn shapes(dir: &Path) -> Vec<(String, String)> {
     let src = here().join("live");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
         .unwrap_or_else(|e| panic!("{}: {e}", src.display()))
@@ -135,7 +135,7 @@ fn shapes(dir: &Path) -> Vec<(String, String)> {
 }
 
 /// Every image a shape names, made as an empty 16 MiB qcow2.
-fn make_images(xml: &str) {
+pub fn make_images(xml: &str) {
     let doc = roxmltree::Document::parse(xml).expect("shape xml");
     for n in doc.descendants().filter(|n| n.has_tag_name("source")) {
         let Some(f) = n.attribute("file") else {

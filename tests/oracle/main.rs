@@ -15,6 +15,7 @@
 mod support;
 
 mod canon;
+mod flags;
 mod live;
 
 use std::{

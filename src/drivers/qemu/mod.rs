@@ -24,6 +24,7 @@ pub mod fake;
 pub mod hotplug;
 pub mod kvm;
 pub mod live;
+pub mod migratable;
 pub mod monitor;
 pub mod net;
 mod power;
@@ -670,6 +671,16 @@ impl Driver for QemuDriver {
 
     /// Refuse at define what can never start: a `kvm` domain without usable KVM, and anything
     /// the command line cannot express (checked against the emulator's known capabilities).
+    fn migratable(&self, def: &mut DomainDef, config: &DomainDef) -> bool {
+        crate::model::migratable::runtime(def, config);
+        migratable::strip(def);
+        true
+    }
+
+    fn update_cpu(&self, def: &mut DomainDef) -> DriverResult<()> {
+        migratable::update_cpu(def)
+    }
+
     fn check(&self, def: &DomainDef) -> DriverResult<()> {
         let accel = self.accel_for(def)?;
         let emulator = self.emulator_for(def)?;
