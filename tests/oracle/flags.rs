@@ -156,6 +156,7 @@ async fn virtbus_answers(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xml_flags_against_libvirt() {
+    let _one = live::ONE_GUEST_AT_A_TIME.lock().await;
     let lv = Libvirtd::start();
     let bus = support::Bus::start();
     let state = bus.dir.path().join("state");

@@ -19,6 +19,10 @@ use zbus::Variant;
 use super::{canon, here, one_line, support, zerr};
 use support::{libvirtd::Libvirtd, proxies};
 
+/// Held by each test that runs guests, so that one guest runs at a time (TCG on a small
+/// machine).
+pub static ONE_GUEST_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Make what a running guest's XML holds that each daemon picks on its own read the same:
 /// the domain `id`, VNC/SPICE ports, pty paths (`/dev/pts/N`) and the paths of unix sockets
 /// the input did not name (each daemon keeps them in its own runtime directory).
@@ -203,6 +207,7 @@ async fn virtbus_live(conn: &zbus::Connection, xml: &str) -> Result<String, Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_xml_against_libvirt() {
+    let _one = ONE_GUEST_AT_A_TIME.lock().await;
     let t0 = Instant::now();
     let lv = Libvirtd::start();
     let bus = support::Bus::start();
