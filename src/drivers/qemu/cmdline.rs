@@ -462,7 +462,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
             .collect();
     }
 
-    super::live::finish(&mut b.live)?;
+    super::live::prepare(&mut b.live)?;
     Ok(Plan {
         args: b.args,
         live: b.live,

@@ -22,9 +22,10 @@ type Result<T> = std::result::Result<T, CmdlineError>;
 /// Deepest backing chain followed; libvirt stops at 200 too.
 const MAX_CHAIN: usize = 200;
 
-/// Fill in the live definition's runtime parts (everything but what QEMU reports after it
-/// started: ptys and ports). Refuses security labels this driver cannot honour.
-pub fn finish(live: &mut DomainDef) -> Result<()> {
+/// Fill in the live definition's runtime parts that follow from the definition alone (the
+/// command line's, so define refuses what no start could honour): security labels, virtio
+/// channel states, empty removable drives. Refuses security labels this driver cannot honour.
+pub fn prepare(live: &mut DomainDef) -> Result<()> {
     // SAFETY: getuid and getgid have no preconditions. QEMU runs as the daemon's user.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     seclabels(live, uid, gid)?;
@@ -42,8 +43,15 @@ pub fn finish(live: &mut DomainDef) -> Result<()> {
             if let Some(drv) = &mut d.driver {
                 drv.format = None;
             }
-            continue;
         }
+    }
+    Ok(())
+}
+
+/// At start (not at define: libvirt reads no image then), each disk's backing chain as its
+/// image headers tell it, and the storage indices of the images.
+pub fn storage(live: &mut DomainDef) -> Result<()> {
+    for d in &mut live.devices.disks {
         if d.backing_store.is_none()
             && let Some(path) = d.source.as_ref().and_then(|s| s.path.clone())
         {
@@ -53,6 +61,13 @@ pub fn finish(live: &mut DomainDef) -> Result<()> {
     }
     number_images(live);
     Ok(())
+}
+
+/// Both, as a start does.
+#[cfg(test)]
+fn finish(live: &mut DomainDef) -> Result<()> {
+    prepare(live)?;
+    storage(live)
 }
 
 /// The guest's security labels: no MAC driver here, and QEMU runs as the daemon's user, which

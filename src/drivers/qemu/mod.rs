@@ -494,7 +494,11 @@ impl QemuDriver {
             id,
             free_port: &free_port,
         };
-        let plan = match cmdline::build(def, &env) {
+        let built = cmdline::build(def, &env).and_then(|mut p| {
+            live::storage(&mut p.live)?;
+            Ok(p)
+        });
+        let plan = match built {
             Ok(mut p) => {
                 if incoming.is_some() {
                     p.args.extend(["-incoming".to_owned(), "defer".to_owned()]);
