@@ -185,11 +185,17 @@ pub(super) async fn call(
         }
         "GetXMLDesc" => {
             let flags: u32 = body.deserialize()?;
-            let m = &flags::GET_XML_DESC;
+            // libvirt's test driver has no UPDATE_CPU
+            let m = match flavor {
+                Flavor::Qemu => &flags::GET_XML_DESC,
+                Flavor::Test => &flags::GET_XML_DESC_TEST,
+            };
             m.check(flags, flavor)?;
             let opts = XmlOptions {
                 inactive: m.has(flags, "inactive"),
                 secure: m.has(flags, "secure"),
+                migratable: m.has(flags, "migratable"),
+                update_cpu: m.has(flags, "update-cpu"),
             };
             call.reply(&run!(m, ops::GetXml { opts }))
         }

@@ -273,6 +273,17 @@ pub const GET_XML_DESC: Method = method(
     &[
         flag(1, "VIR_DOMAIN_XML_SECURE", "secure"),
         flag(2, "VIR_DOMAIN_XML_INACTIVE", "inactive"),
+        flag(4, "VIR_DOMAIN_XML_UPDATE_CPU", "update-cpu"),
+        flag(8, "VIR_DOMAIN_XML_MIGRATABLE", "migratable"),
+    ],
+);
+/// The test driver's: its common flags only.
+pub const GET_XML_DESC_TEST: Method = method(
+    "virDomainGetXMLDesc",
+    "DomainGetXMLDesc",
+    &[
+        flag(1, "VIR_DOMAIN_XML_SECURE", "secure"),
+        flag(2, "VIR_DOMAIN_XML_INACTIVE", "inactive"),
         flag(8, "VIR_DOMAIN_XML_MIGRATABLE", "migratable"),
     ],
 );
@@ -471,7 +482,14 @@ mod tests {
                 .check(1 | 4 | 16, Flavor::Qemu)
                 .expect_err("bad")
                 .to_string(),
-            "unsupported flags (0x14) in function qemuDomainGetXMLDesc"
+            "unsupported flags (0x10) in function qemuDomainGetXMLDesc"
+        );
+        assert_eq!(
+            GET_XML_DESC_TEST
+                .check(1 | 4, Flavor::Test)
+                .expect_err("bad")
+                .to_string(),
+            "unsupported flags (0x4) in function testDomainGetXMLDesc"
         );
         assert!(
             GET_ALL_DOMAIN_STATS

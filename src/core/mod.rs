@@ -475,7 +475,28 @@ impl Core {
             (Some(live), false) => (live, d.id.map(|i| i as i32)),
             _ => (&d.def, None),
         };
-        Ok(def.to_xml(&FormatOptions {
+        if !opts.migratable && !opts.update_cpu {
+            return Ok(def.to_xml(&FormatOptions {
+                id,
+                secure: opts.secure,
+            }));
+        }
+        let mut copy = crate::model::DomainDef::clone(def);
+        if opts.update_cpu {
+            dom.driver.update_cpu(&mut copy)?;
+        }
+        let id = if opts.migratable {
+            crate::model::migratable::formatted(&mut copy);
+            // a driver that writes it through the inactive form writes no id
+            if dom.driver.migratable(&mut copy, &d.def) {
+                None
+            } else {
+                id
+            }
+        } else {
+            id
+        };
+        Ok(copy.to_xml(&FormatOptions {
             id,
             secure: opts.secure,
         }))

@@ -46,6 +46,11 @@ pub struct XmlOptions {
     pub inactive: bool,
     /// Include secrets such as graphics passwords.
     pub secure: bool,
+    /// As for migration: without what the destination makes up again (libvirt's
+    /// `VIR_DOMAIN_XML_MIGRATABLE`).
+    pub migratable: bool,
+    /// With the guest CPU updated from the host's (libvirt's `VIR_DOMAIN_XML_UPDATE_CPU`).
+    pub update_cpu: bool,
 }
 
 /// Which domains a listing returns. Options come in groups (active/inactive,

@@ -287,7 +287,7 @@ async fn devices_attach_detach_update() {
             &dom,
             super::options::XmlOptions {
                 inactive: true,
-                secure: false,
+                ..Default::default()
             },
         )
         .expect("xml");

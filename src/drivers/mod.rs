@@ -388,6 +388,22 @@ pub trait Driver: Send + Sync + 'static {
             .map_err(|e| DriverError::InvalidArgument(e.to_string()))
     }
 
+    /// Leave out of `def` what this driver leaves out of a definition written for migration
+    /// besides what every formatter does (`config` is the persistent definition); true when
+    /// it writes the definition through its inactive form (without an id), as libvirt's QEMU
+    /// driver does.
+    fn migratable(&self, _def: &mut DomainDef, _config: &DomainDef) -> bool {
+        false
+    }
+
+    /// Update the guest CPU of `def` from the host's, as libvirt's `VIR_DOMAIN_XML_UPDATE_CPU`
+    /// does; a driver without a host CPU (libvirt's test driver) refuses it.
+    fn update_cpu(&self, _def: &mut DomainDef) -> DriverResult<()> {
+        Err(DriverError::NotSupported(
+            "this driver cannot update a guest CPU from the host's (update-cpu)".into(),
+        ))
+    }
+
     /// Refuse a definition this driver can never run; called on define and create.
     fn check(&self, _def: &DomainDef) -> DriverResult<()> {
         Ok(())

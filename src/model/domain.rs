@@ -90,6 +90,8 @@ pub struct DomainDef {
     pub on_crash: Option<LifecycleAction>,
     pub pm: Option<Pm>,
     pub devices: Devices,
+    /// `<seclabel>`s, one per security model.
+    pub seclabels: Vec<crate::model::seclabel::SecLabel>,
     /// `<qemu:commandline>` (libvirt's QEMU namespace): passed to QEMU unchecked.
     pub qemu_commandline: Option<crate::model::qemu_ns::QemuCommandline>,
 }
@@ -291,6 +293,11 @@ impl DomainDef {
             None => Devices::default(),
             Some(d) => Devices::read(d)?,
         };
+        let mut seclabels = Vec::new();
+        e.each("seclabel", |s| {
+            seclabels.push(crate::model::seclabel::SecLabel::read(s)?);
+            Ok(())
+        })?;
         let qemu_commandline = e
             .child_ns(crate::model::qemu_ns::QEMU_NS, "commandline")?
             .map(crate::model::qemu_ns::QemuCommandline::read)
@@ -329,6 +336,7 @@ impl DomainDef {
             on_crash,
             pm,
             devices,
+            seclabels,
             qemu_commandline,
         })
     }
@@ -399,6 +407,9 @@ impl DomainDef {
             w.end();
         }
         self.devices.write(w, opts);
+        for s in &self.seclabels {
+            s.write(w);
+        }
         if let Some(q) = &self.qemu_commandline {
             q.write(w);
         }

@@ -561,8 +561,11 @@ fn rejections_name_variant_and_path() {
         ),
         (
             "seclabel",
-            sub("</devices>", "</devices><seclabel type='none'/>"),
-            UnknownElement("/domain/seclabel"),
+            sub(
+                "</devices>",
+                "</devices><seclabel type='none'><bogus/></seclabel>",
+            ),
+            UnknownElement("/domain/seclabel/bogus"),
         ),
         (
             "namespaced element outside metadata",

@@ -281,6 +281,8 @@ pub(super) async fn call(
             let opts = XmlOptions {
                 inactive: o.bool("inactive")?,
                 secure: o.bool("secure")?,
+                migratable: o.bool("migratable")?,
+                update_cpu: o.bool("update-cpu")?,
             };
             o.finish()?;
             return call.reply(&run!(ops::GetXml { opts }));

@@ -15,6 +15,8 @@
 mod support;
 
 mod canon;
+mod flags;
+mod live;
 
 use std::{
     collections::{BTreeMap, HashMap},

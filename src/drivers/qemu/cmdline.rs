@@ -505,6 +505,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         );
     }
 
+    super::live::prepare(&mut b.live)?;
     Ok(Plan {
         args: b.args,
         live: b.live,

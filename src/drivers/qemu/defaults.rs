@@ -78,14 +78,14 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
 
 /// The machine families whose built-in devices and slots differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Machine {
+pub(super) enum Machine {
     I440fx,
     Q35,
     Other,
 }
 
 impl Machine {
-    fn of(def: &DomainDef) -> Machine {
+    pub(super) fn of(def: &DomainDef) -> Machine {
         match def.os.machine.as_deref() {
             Some(m) if m == "q35" || m.starts_with("pc-q35") => Machine::Q35,
             Some(m) if m == "pc" || m.starts_with("pc-i440fx") || m.starts_with("pc-0.") => {
@@ -198,7 +198,7 @@ fn default_devices(def: &mut DomainDef, kind: Machine, x86: bool) -> Result<(), 
 
 /// One audio backend: none for VNC or no graphics, SPICE's for SPICE (the last display
 /// decides, as in libvirt).
-fn default_audio(def: &mut DomainDef) {
+pub(super) fn default_audio(def: &mut DomainDef) {
     if !def.devices.audios.is_empty() {
         return;
     }

@@ -24,6 +24,8 @@ pub mod fake;
 pub mod firmware;
 pub mod hotplug;
 pub mod kvm;
+pub mod live;
+pub mod migratable;
 pub mod monitor;
 pub mod net;
 mod power;
@@ -557,7 +559,11 @@ impl QemuDriver {
         let def = &*vsock::settle(def).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&dir);
         })?;
-        let plan = match cmdline::build(def, &env) {
+        let built = cmdline::build(def, &env).and_then(|mut p| {
+            live::storage(&mut p.live)?;
+            Ok(p)
+        });
+        let plan = match built {
             Ok(mut p) => {
                 if incoming.is_some() {
                     p.args.extend(["-incoming".to_owned(), "defer".to_owned()]);
@@ -749,6 +755,16 @@ impl Driver for QemuDriver {
 
     /// Refuse at define what can never start: a `kvm` domain without usable KVM, and anything
     /// the command line cannot express (checked against the emulator's known capabilities).
+    fn migratable(&self, def: &mut DomainDef, config: &DomainDef) -> bool {
+        crate::model::migratable::runtime(def, config);
+        migratable::strip(def);
+        true
+    }
+
+    fn update_cpu(&self, def: &mut DomainDef) -> DriverResult<()> {
+        migratable::update_cpu(def)
+    }
+
     fn check(&self, def: &DomainDef) -> DriverResult<()> {
         let accel = self.accel_for(def)?;
         let emulator = self.emulator_for(def)?;

@@ -230,6 +230,10 @@ impl Vm {
 
     fn handle(&self, ctx: &DomainCtx, ev: &Event) {
         let name = ev.name.as_str();
+        if name == "VSERPORT_CHANGE" {
+            super::live::port_changed(&mut lock(&self.live), &ev.data);
+            return;
+        }
         let report = {
             let mut f = lock(&self.flags);
             if f.stopping {

@@ -112,7 +112,8 @@ pub fn switched_disk(old: &Disk, overlay: &Path, backing_known_empty: bool) -> D
     let mut d = old.clone();
     let below = BackingImage {
         disk_type: old.disk_type,
-        index: None,
+        // the image keeps the storage index it had as the disk's source (live only)
+        index: old.source.as_ref().and_then(|s| s.index),
         format: Some(
             old.driver
                 .as_ref()
