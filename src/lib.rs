@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod drivers;
 pub mod machined;
 pub mod model;
+pub mod rpc;
 pub mod native;
 pub mod server;
 pub mod util;
