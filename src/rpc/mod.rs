@@ -105,11 +105,18 @@ pub async fn serve(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io_err)?;
     }
-    let listener = UnixListener::bind(path).map_err(io_err)?;
+    // Bound and listening under a temporary name, then renamed: a client that sees the
+    // socket (libvirt.so probes for it) can connect at once.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp).map_err(io_err)?;
     // As libvirt's rw socket: anyone may connect, polkit decides what they may do. A session
     // socket is the user's alone.
     let mode = if system { 0o666 } else { 0o600 };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(io_err)?;
+    std::fs::rename(&tmp, path).map_err(io_err)?;
     let views = views
         .into_iter()
         .map(|v| {
