@@ -213,7 +213,10 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
             m.check(flags, flavor)?;
             let groups = stats_groups(stats, m.has(flags, "enforce"))?;
             let mut records = Vec::new();
-            for (dom, s) in core.all_stats(&list_filter(&c.types, m, flags), &groups).await {
+            for (dom, s) in core
+                .all_stats(&list_filter(&c.types, m, flags), &groups)
+                .await
+            {
                 if ctx.may_read(call, &dom.info()).await {
                     records.push((dom.name(), s));
                 }

@@ -395,7 +395,11 @@ async fn serve_compat(
 /// Where libvirt's RPC protocol is answered: the option, the configuration, or where
 /// libvirt.so looks for the bus's instance.
 fn rpc_socket(args: &Args, config: &Config, bus: BusKind) -> Result<PathBuf, DaemonError> {
-    if let Some(p) = args.libvirt_rpc_socket.clone().or(config.libvirt_rpc_socket.clone()) {
+    if let Some(p) = args
+        .libvirt_rpc_socket
+        .clone()
+        .or(config.libvirt_rpc_socket.clone())
+    {
         return Ok(p);
     }
     match bus {

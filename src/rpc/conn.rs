@@ -19,9 +19,9 @@ use super::{
     error::{RpcError, RpcResult, VIR_ERR_AUTH_FAILED, VIR_ERR_INTERNAL_ERROR, VIR_ERR_NO_CONNECT},
     frame::{FrameError, Header, MsgType, Status, packet, read_packet},
     proto::{
-        AUTH_NONE, AUTH_POLKIT, AuthListRet, AuthPolkitRet, ConnectOpenArgs,
-        KEEPALIVE_PING, KEEPALIVE_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, REMOTE_PROGRAM,
-        REMOTE_VERSION, procs,
+        AUTH_NONE, AUTH_POLKIT, AuthListRet, AuthPolkitRet, ConnectOpenArgs, KEEPALIVE_PING,
+        KEEPALIVE_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, REMOTE_PROGRAM, REMOTE_VERSION,
+        procs,
     },
     xdr::{Array, Reader, encode},
 };
@@ -176,7 +176,11 @@ fn early_call(
     }
     match h.proc_ {
         procs::AUTH_LIST => {
-            let t = if state.auth_none { AUTH_NONE } else { AUTH_POLKIT };
+            let t = if state.auth_none {
+                AUTH_NONE
+            } else {
+                AUTH_POLKIT
+            };
             Some(Ok(encode(&AuthListRet {
                 types: Array(vec![t]),
             })))
@@ -242,7 +246,10 @@ fn pick_view(views: &[Arc<View>], name: &str, system: bool) -> RpcResult<(Arc<Vi
     };
     if name.is_empty() {
         let v = views.first().ok_or_else(no_driver)?;
-        return Ok((v.clone(), format!("{}://{}", v.scheme, default_path(v.scheme))));
+        return Ok((
+            v.clone(),
+            format!("{}://{}", v.scheme, default_path(v.scheme)),
+        ));
     }
     let bare = name.split(['?', '#']).next().unwrap_or_default();
     let (scheme, rest) = bare.split_once("://").ok_or_else(no_driver)?;
@@ -301,6 +308,87 @@ fn start_time(pid: u32) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::rpc::proto;
+
+    fn call(proc_: i32) -> Header {
+        Header {
+            prog: REMOTE_PROGRAM,
+            vers: REMOTE_VERSION,
+            proc_,
+            kind: MsgType::Call,
+            serial: 1,
+            status: Status::Ok,
+        }
+    }
+
+    fn code(r: Option<RpcResult<Vec<u8>>>) -> i32 {
+        match r {
+            Some(Err(e)) => e.code,
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_auth_procedures_before_authentication() {
+        let shared = Shared {
+            views: Vec::new(),
+            authz: Arc::new(crate::server::authz::SessionOwner),
+            system: true,
+        };
+        let caller = Caller {
+            sender: "rpc:1".into(),
+            interactive: false,
+            peer: Peer::Process {
+                pid: 1,
+                start_time: 0,
+                uid: 1000,
+            },
+        };
+        // an unprivileged peer of the system instance: offered polkit
+        let mut st = State {
+            authenticated: false,
+            auth_none: false,
+            session: None,
+        };
+        let r = early_call(&shared, &caller, &mut st, &call(procs::AUTH_LIST), &[]);
+        let Some(Ok(body)) = r else { panic!("{r:?}") };
+        let types: AuthListRet = Reader::decode(&body).expect("auth list");
+        assert_eq!(types.types.0, [AUTH_POLKIT]);
+        for p in [
+            procs::CONNECT_OPEN,
+            procs::CONNECT_SUPPORTS_FEATURE,
+            procs::CONNECT_GET_URI,
+            procs::CONNECT_CLOSE,
+        ] {
+            let r = early_call(&shared, &caller, &mut st, &call(p), &[]);
+            assert_eq!(code(r), VIR_ERR_AUTH_FAILED, "procedure {p}");
+        }
+        let r = early_call(&shared, &caller, &mut st, &call(procs::AUTH_SASL_INIT), &[]);
+        assert_eq!(code(r), VIR_ERR_AUTH_FAILED);
+        assert!(!st.authenticated);
+        let r = early_call(&shared, &caller, &mut st, &call(procs::AUTH_POLKIT), &[]);
+        assert!(matches!(r, Some(Ok(_))), "{r:?}");
+        assert!(st.authenticated);
+        // now past the gate: no URI served here
+        let open = encode(&ConnectOpenArgs {
+            name: Some("qemu:///system".into()),
+            flags: 0,
+        });
+        let r = early_call(&shared, &caller, &mut st, &call(procs::CONNECT_OPEN), &open);
+        assert_eq!(code(r), VIR_ERR_NO_CONNECT);
+        // root is offered no authentication, and may not ask for polkit's
+        let mut root = State {
+            authenticated: true,
+            auth_none: true,
+            session: None,
+        };
+        let r = early_call(&shared, &caller, &mut root, &call(procs::AUTH_POLKIT), &[]);
+        assert_eq!(code(r), VIR_ERR_AUTH_FAILED);
+        // other programs and versions are not found
+        let mut other = call(procs::AUTH_LIST);
+        other.vers = 2;
+        let r = early_call(&shared, &caller, &mut root, &other, &[]);
+        assert_eq!(code(r), crate::rpc::error::VIR_ERR_RPC);
+    }
 
     #[test]
     fn start_time_of_this_process() {

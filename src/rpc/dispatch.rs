@@ -9,10 +9,11 @@ use super::{
     Shared, View,
     error::{RpcError, RpcResult},
     proto::{
-        self, DefineXmlArgs, DefineXmlFlagsArgs, Dom, DomainArgs, DomainFlagsArgs,
-        DomainGetInfoRet, DomainGetStateRet, DomainRet, HyperRet, IntRet, ListAllDomainsArgs,
-        ListAllDomainsRet, LookupByIdArgs, LookupByNameArgs, LookupByUuidArgs, NodeGetInfoRet,
-        Chars, FixedChars, MessagesRet, SecurityLabelRet, SnapshotNumRet, SecurityModelRet, StringRet, SupportsFeatureArgs, procs,
+        self, Chars, DefineXmlArgs, DefineXmlFlagsArgs, Dom, DomainArgs, DomainFlagsArgs,
+        DomainGetInfoRet, DomainGetStateRet, DomainRet, FixedChars, HyperRet, IntRet,
+        ListAllDomainsArgs, ListAllDomainsRet, LookupByIdArgs, LookupByNameArgs, LookupByUuidArgs,
+        MessagesRet, NodeGetInfoRet, SecurityLabelRet, SecurityModelRet, SnapshotNumRet, StringRet,
+        SupportsFeatureArgs, procs,
     },
     xdr::{Array, Reader, Xdr, encode},
 };
@@ -362,8 +363,7 @@ pub(super) async fn call(
             let dom = s.domain(&d)?;
             let m = &flags::UNDEFINE;
             s.check(m, fl)?;
-            let opts =
-                undefine_options(m, fl).map_err(|e| RpcError::from_compat(e, flavor))?;
+            let opts = undefine_options(m, fl).map_err(|e| RpcError::from_compat(e, flavor))?;
             done!(m, dom, ops::Undefine { opts })
         }
         procs::DOMAIN_GET_XML_DESC => {
@@ -498,9 +498,7 @@ fn not_found(s: &Session, msg: &str) -> RpcError {
 /// Authorize reading a domain a lookup found, and return it.
 async fn found(shared: &Shared, s: &Session, dom: &Domain) -> RpcResult<Vec<u8>> {
     s.authorize(shared, Operation::ReadDomain, dom).await?;
-    ok(DomainRet {
-        dom: wire_dom(dom),
-    })
+    ok(DomainRet { dom: wire_dom(dom) })
 }
 
 async fn define(shared: &Shared, s: &Session, xml: &str) -> RpcResult<Vec<u8>> {
@@ -541,11 +539,14 @@ async fn domain_info(shared: &Shared, s: &Session, dom: &Arc<Domain>) -> RpcResu
         .run(shared, &flags::PROPERTY, dom, ops::GetStats { groups })
         .await?;
     let stat = |k: &str| {
-        stats.iter().find(|(n, _)| n == k).and_then(|(_, v)| match v {
-            StatValue::U64(n) => Some(*n),
-            StatValue::I64(n) => u64::try_from(*n).ok(),
-            StatValue::Str(_) => None,
-        })
+        stats
+            .iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| match v {
+                StatValue::U64(n) => Some(*n),
+                StatValue::I64(n) => u64::try_from(*n).ok(),
+                StatValue::Str(_) => None,
+            })
     };
     let info = dom.info();
     let (max, current) = dom.memory_kib();
@@ -560,8 +561,8 @@ async fn domain_info(shared: &Shared, s: &Session, dom: &Arc<Domain>) -> RpcResu
 
 /// `virNodeGetInfo` of the host.
 fn node_info(s: &Session) -> RpcResult<Vec<u8>> {
-    let h = host::info()
-        .map_err(|e| s.error(Code::Internal, &format!("cannot read the host: {e}")))?;
+    let h =
+        host::info().map_err(|e| s.error(Code::Internal, &format!("cannot read the host: {e}")))?;
     let mut model = FixedChars::<32>::default();
     // libvirt's field holds the architecture, NUL-terminated
     let arch = h.arch.as_bytes();

@@ -25,9 +25,7 @@ use std::{
 
 use tokio::{net::UnixListener, sync::watch};
 
-use crate::{
-    compat::flags::Flavor, core::Core, model::DomainType, server::authz::Authorizer,
-};
+use crate::{compat::flags::Flavor, core::Core, model::DomainType, server::authz::Authorizer};
 
 /// One driver URI a client can open: the domains of some types of one core.
 pub struct ViewSpec {

@@ -50,7 +50,10 @@ fn read(s: &mut UnixStream) -> (Header, Vec<u8>) {
 fn roundtrip(s: &mut UnixStream, h: &Header, body: &[u8]) -> (Header, Vec<u8>) {
     s.write_all(&packet(h, body)).expect("send");
     let (rh, b) = read(s);
-    assert_eq!((rh.serial, rh.proc_, rh.kind), (h.serial, h.proc_, MsgType::Reply));
+    assert_eq!(
+        (rh.serial, rh.proc_, rh.kind),
+        (h.serial, h.proc_, MsgType::Reply)
+    );
     (rh, b)
 }
 
@@ -84,12 +87,22 @@ async fn protocol_errors_are_libvirt_errors() {
     let (rh, b) = roundtrip(&mut s, &h, &[]);
     let e = error_of(&rh, &b);
     assert_eq!(e.code, 39, "{e:?}"); // VIR_ERR_RPC
-    assert!(e.message.as_deref().unwrap_or("").contains("cannot find program"));
+    assert!(
+        e.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot find program")
+    );
     // a call before the connection is open
     let (rh, b) = roundtrip(&mut s, &call(procs::CONNECT_GET_URI, 2), &[]);
     let e = error_of(&rh, &b);
     assert_eq!(e.code, 1, "{e:?}");
-    assert!(e.message.as_deref().unwrap_or("").contains("connection not open"));
+    assert!(
+        e.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("connection not open")
+    );
     // arguments cut short
     let (rh, b) = roundtrip(&mut s, &call(procs::CONNECT_OPEN, 3), &[0, 0, 0, 1, 0, 0]);
     assert_eq!(error_of(&rh, &b).code, 39);
@@ -125,7 +138,10 @@ async fn protocol_errors_are_libvirt_errors() {
     };
     s.write_all(&packet(&ping, &[])).expect("ping");
     let (h, _) = read(&mut s);
-    assert_eq!((h.prog, h.proc_, h.kind), (KEEPALIVE_PROGRAM, 2, MsgType::Message));
+    assert_eq!(
+        (h.prog, h.proc_, h.kind),
+        (KEEPALIVE_PROGRAM, 2, MsgType::Message)
+    );
     // the connection still works
     let (rh, _) = roundtrip(&mut s, &call(procs::CONNECT_GET_URI, 8), &[]);
     assert_eq!(rh.status, Status::Ok);

@@ -49,7 +49,8 @@ async fn test_driver_domain_lifecycle() {
     // test:///default's own domain, running
     let list = r.ok(TEST, &["list", "--all"]);
     assert!(
-        list.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "test", "running"]),
+        list.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "test", "running"]),
         "{list}"
     );
     let xml_path = r.bus.dir.path().join("web.xml");
@@ -76,7 +77,10 @@ async fn test_driver_domain_lifecycle() {
     // by id
     assert_eq!(r.ok(TEST, &["domname", &id]).trim(), "web");
     let live = r.ok(TEST, &["dumpxml", "web"]);
-    assert!(live.contains(&format!("<domain type='test' id='{id}'>")), "{live}");
+    assert!(
+        live.contains(&format!("<domain type='test' id='{id}'>")),
+        "{live}"
+    );
     let inactive = r.ok(TEST, &["dumpxml", "--inactive", "--security-info", "web"]);
     assert!(inactive.starts_with("<domain type='test'>"), "{inactive}");
     assert!(inactive.contains("<name>web</name>"), "{inactive}");
@@ -94,7 +98,10 @@ async fn test_driver_domain_lifecycle() {
     assert_eq!(r.ok(TEST, &["domstate", "web"]).trim(), "shut off");
     r.ok(TEST, &["start", "web"]);
     r.ok(TEST, &["destroy", "web"]);
-    assert_eq!(r.ok(TEST, &["domstate", "--reason", "web"]).trim(), "shut off (destroyed)");
+    assert_eq!(
+        r.ok(TEST, &["domstate", "--reason", "web"]).trim(),
+        "shut off (destroyed)"
+    );
     let out = r.ok(TEST, &["undefine", "web"]);
     assert!(out.contains("has been undefined"), "{out}");
     assert!(!r.ok(TEST, &["list", "--all"]).contains("web"));
@@ -125,7 +132,10 @@ async fn real_qemu_guest_through_virsh() {
     r.ok(QEMU, &["define", &xml_arg]);
     assert_eq!(r.ok(QEMU, &["domstate", "tiny"]).trim(), "shut off");
     let inactive = r.ok(QEMU, &["dumpxml", "--inactive", "tiny"]);
-    assert!(inactive.contains("<type arch='x86_64' machine="), "{inactive}");
+    assert!(
+        inactive.contains("<type arch='x86_64' machine="),
+        "{inactive}"
+    );
     r.ok(QEMU, &["start", "tiny"]);
     assert_eq!(r.ok(QEMU, &["domstate", "tiny"]).trim(), "running");
     let info = r.ok(QEMU, &["dominfo", "tiny"]);
