@@ -62,10 +62,15 @@ fn error_of(h: &Header, body: &[u8]) -> MessageError {
     Reader::decode(body).expect("virNetMessageError")
 }
 
-/// Whether the daemon closed the connection (a read sees the end).
+/// Whether the daemon closed the connection: a read sees the end, or a reset when the
+/// daemon left bytes unread.
 fn closed(s: &mut UnixStream) -> bool {
     let mut b = [0u8; 1];
-    matches!(s.read(&mut b), Ok(0))
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    }
 }
 
 fn open(s: &mut UnixStream) {
