@@ -27,6 +27,9 @@ use super::{
 };
 use crate::server::authz::{Caller, Peer};
 
+/// `virConnectFlags`' read-only bit.
+const VIR_CONNECT_RO: u32 = 1;
+
 /// Calls of one client running at once.
 const MAX_CALLS: usize = 5;
 /// Replies waiting for a client that reads slowly.
@@ -226,6 +229,7 @@ fn open(shared: &Shared, caller: &Caller, state: &mut State, body: &[u8]) -> Rpc
         view,
         caller: caller.clone(),
         uri,
+        readonly: args.flags & VIR_CONNECT_RO != 0,
     }));
     Ok(Vec::new())
 }

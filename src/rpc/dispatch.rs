@@ -44,6 +44,8 @@ pub(super) struct Session {
     pub caller: Caller,
     /// The URI as `virConnectGetURI` reports it.
     pub uri: String,
+    /// Opened with `VIR_CONNECT_RO`: nothing may change, no secret be read.
+    pub readonly: bool,
 }
 
 impl Session {
@@ -85,6 +87,17 @@ impl Session {
             .map_err(|e| RpcError::denied(e, self.flavor()))
     }
 
+    /// Refuse a change on a read-only connection, as libvirt's API layer does.
+    fn writable(&self, m: &Method) -> RpcResult<()> {
+        if self.readonly {
+            return Err(RpcError::read_only(&format!(
+                "read only access prevents {}",
+                m.api
+            )));
+        }
+        Ok(())
+    }
+
     /// Run request `req` (of libvirt method `m`) on `dom`.
     async fn run<O: DomainOp>(
         &self,
@@ -93,6 +106,9 @@ impl Session {
         dom: &Arc<Domain>,
         req: O,
     ) -> RpcResult<O::Output> {
+        if req.operation().changes_state() {
+            self.writable(m)?;
+        }
         self.exec(shared)
             .run_as(&self.caller, dom, req)
             .await
@@ -375,6 +391,9 @@ pub(super) async fn call(
                 inactive: m.has(a.flags, "inactive"),
                 secure: m.has(a.flags, "secure"),
             };
+            if opts.secure && s.readonly {
+                return Err(RpcError::read_only(&format!("{} with secure flag", m.api)));
+            }
             let xml = s.run(shared, m, &dom, ops::GetXml { opts }).await?;
             ok(StringRet { value: xml })
         }
@@ -504,6 +523,7 @@ async fn found(shared: &Shared, s: &Session, dom: &Domain) -> RpcResult<Vec<u8>>
 async fn define(shared: &Shared, s: &Session, xml: &str) -> RpcResult<Vec<u8>> {
     let flavor = s.flavor();
     let m = &flags::DOMAIN_DEFINE_XML;
+    s.writable(m)?;
     let err = |e| RpcError::from_core(e, flavor, m);
     let def = DomainDef::from_xml(xml).map_err(|e| err(e.into()))?;
     if !s.view.types.contains(&def.domain_type) {

@@ -15,6 +15,7 @@ use crate::{
 pub const VIR_ERR_INTERNAL_ERROR: i32 = 1;
 pub const VIR_ERR_NO_SUPPORT: i32 = 3;
 pub const VIR_ERR_NO_CONNECT: i32 = 5;
+pub const VIR_ERR_OPERATION_DENIED: i32 = 29;
 pub const VIR_ERR_RPC: i32 = 39;
 pub const VIR_ERR_AUTH_FAILED: i32 = 45;
 pub const VIR_ERR_ACCESS_DENIED: i32 = 88;
@@ -54,6 +55,14 @@ impl RpcError {
             domain: VIR_FROM_REMOTE,
             message,
         }
+    }
+
+    /// A change (or a secret) asked of a read-only connection.
+    pub fn read_only(what: &str) -> Self {
+        Self::remote(
+            VIR_ERR_OPERATION_DENIED,
+            format!("operation forbidden: {what}"),
+        )
     }
 
     /// The procedure is not implemented: clients degrade as against an older daemon.

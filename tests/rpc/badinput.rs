@@ -10,7 +10,8 @@ use std::{
 use virtbus::rpc::{
     frame::{Header, MsgType, PACKET_MAX, Status, packet},
     proto::{
-        ConnectOpenArgs, KEEPALIVE_PROGRAM, MessageError, REMOTE_PROGRAM, REMOTE_VERSION, procs,
+        ConnectOpenArgs, DefineXmlArgs, DomainArgs, DomainFlagsArgs, DomainRet, KEEPALIVE_PROGRAM,
+        MessageError, REMOTE_PROGRAM, REMOTE_VERSION, StringRet, procs,
     },
     xdr::{Reader, encode},
 };
@@ -74,9 +75,13 @@ fn closed(s: &mut UnixStream) -> bool {
 }
 
 fn open(s: &mut UnixStream) {
+    open_with(s, 0);
+}
+
+fn open_with(s: &mut UnixStream, flags: u32) {
     let args = ConnectOpenArgs {
         name: Some("test:///default".into()),
-        flags: 0,
+        flags,
     };
     let (h, _) = roundtrip(s, &call(procs::CONNECT_OPEN, 1), &encode(&args));
     assert_eq!(h.status, Status::Ok);
@@ -191,4 +196,57 @@ async fn broken_framing_closes_only_that_connection() {
     assert!(list.contains("test"), "{list}");
     drop(flood);
     assert!(r.daemon.log_text().contains("closing the connection"));
+}
+
+#[tokio::test]
+async fn a_read_only_connection_changes_nothing() {
+    let r = Rpc::start().await;
+    let mut s = connect(&r);
+    open_with(&mut s, 1); // VIR_CONNECT_RO
+    let (h, b) = roundtrip(
+        &mut s,
+        &call(procs::DOMAIN_LOOKUP_BY_NAME, 2),
+        &encode(&"test".to_owned()),
+    );
+    assert_eq!(h.status, Status::Ok);
+    let dom = Reader::decode::<DomainRet>(&b).expect("domain").dom;
+    // reads work
+    let xml = DomainFlagsArgs {
+        dom: dom.clone(),
+        flags: 0,
+    };
+    let (h, b) = roundtrip(&mut s, &call(procs::DOMAIN_GET_XML_DESC, 3), &encode(&xml));
+    assert_eq!(h.status, Status::Ok);
+    assert!(
+        Reader::decode::<StringRet>(&b)
+            .expect("xml")
+            .value
+            .contains("<name>test</name>")
+    );
+    // changes and secrets do not (VIR_ERR_OPERATION_DENIED)
+    let suspend = DomainArgs { dom: dom.clone() };
+    let (h, b) = roundtrip(&mut s, &call(procs::DOMAIN_SUSPEND, 4), &encode(&suspend));
+    let e = error_of(&h, &b);
+    assert_eq!(e.code, 29, "{e:?}");
+    assert_eq!(
+        e.message.as_deref(),
+        Some("operation forbidden: read only access prevents virDomainSuspend")
+    );
+    let secure = DomainFlagsArgs { dom, flags: 1 };
+    let (h, b) = roundtrip(
+        &mut s,
+        &call(procs::DOMAIN_GET_XML_DESC, 5),
+        &encode(&secure),
+    );
+    assert_eq!(error_of(&h, &b).code, 29);
+    let define = DefineXmlArgs {
+        xml: crate::support::test_domain("ro"),
+    };
+    let (h, b) = roundtrip(&mut s, &call(procs::DOMAIN_DEFINE_XML, 6), &encode(&define));
+    assert_eq!(error_of(&h, &b).code, 29);
+    // still running: nothing changed
+    assert_eq!(
+        r.ok("test+unix:///default", &["domstate", "test"]).trim(),
+        "running"
+    );
 }
