@@ -9,11 +9,11 @@ use super::{
     Shared, View,
     error::{RpcError, RpcResult},
     proto::{
-        self, Chars, DefineXmlArgs, DefineXmlFlagsArgs, Dom, DomainArgs, DomainFlagsArgs,
-        DomainGetInfoRet, DomainGetStateRet, DomainRet, FixedChars, HyperRet, IntRet,
-        ListAllDomainsArgs, ListAllDomainsRet, LookupByIdArgs, LookupByNameArgs, LookupByUuidArgs,
-        MessagesRet, NodeGetInfoRet, SecurityLabelRet, SecurityModelRet, SnapshotNumRet, StringRet,
-        SupportsFeatureArgs, procs,
+        self, Chars, DefineXmlArgs, DefineXmlFlagsArgs, Dom, DomainArgs, DomainCapabilitiesArgs,
+        DomainFlagsArgs, DomainGetInfoRet, DomainGetStateRet, DomainRet, FixedChars, HyperRet,
+        IntRet, ListAllDomainsArgs, ListAllDomainsRet, LookupByIdArgs, LookupByNameArgs,
+        LookupByUuidArgs, MessagesRet, NodeGetInfoRet, SecurityLabelRet, SecurityModelRet,
+        SnapshotNumRet, StringRet, SupportsFeatureArgs, procs,
     },
     xdr::{Array, Reader, Xdr, encode},
 };
@@ -31,7 +31,7 @@ use crate::{
         options::{DestroyOptions, StartOptions, StatsGroup, XmlOptions},
     },
     drivers::StatValue,
-    model::DomainDef,
+    model::{DomainDef, DomainType},
     server::{
         authz::{Caller, Details, authorize_definition},
         exec::Exec,
@@ -234,6 +234,29 @@ pub(super) async fn call(
                 .libvirt_capabilities(&view.types)
                 .map_err(|e| RpcError::from_core(e, flavor, &flags::GET_CAPABILITIES))?;
             ok(StringRet { value: caps })
+        }
+        procs::CONNECT_GET_DOMAIN_CAPABILITIES => {
+            let a: DomainCapabilitiesArgs = args!();
+            let m = &flags::GET_DOMAIN_CAPABILITIES;
+            s.check(m, a.flags)?;
+            // the emulator is the driver's own: any path names the one probed
+            let virttype =
+                match a.virttype.as_deref() {
+                    None | Some("") => None,
+                    Some(t) => Some(t.parse::<DomainType>().map_err(|_| {
+                        s.error(Code::InvalidArg, &format!("unknown virttype: {t}"))
+                    })?),
+                };
+            s.host_read(shared).await?;
+            let xml = core
+                .libvirt_domain_capabilities(
+                    &view.types,
+                    virttype,
+                    a.arch.as_deref().filter(|a| !a.is_empty()),
+                    a.machine.as_deref().filter(|m| !m.is_empty()),
+                )
+                .map_err(|e| RpcError::from_core(e, flavor, m))?;
+            ok(StringRet { value: xml })
         }
         procs::NODE_GET_INFO => {
             Reader::decode::<()>(body)?;

@@ -58,6 +58,7 @@ pub mod procs {
     pub const DOMAIN_SHUTDOWN_FLAGS: i32 = 258;
     pub const CONNECT_LIST_ALL_DOMAINS: i32 = 273;
     pub const DOMAIN_SNAPSHOT_NUM: i32 = 187;
+    pub const CONNECT_GET_DOMAIN_CAPABILITIES: i32 = 342;
     pub const DOMAIN_DEFINE_XML_FLAGS: i32 = 350;
     pub const DOMAIN_GET_MESSAGES: i32 = 426;
     pub const CONNECT_REGISTER_CLOSE_CALLBACK: i32 = 360;
@@ -104,6 +105,7 @@ pub mod procs {
         DOMAIN_SHUTDOWN_FLAGS,
         CONNECT_LIST_ALL_DOMAINS,
         DOMAIN_SNAPSHOT_NUM,
+        CONNECT_GET_DOMAIN_CAPABILITIES,
         DOMAIN_DEFINE_XML_FLAGS,
         DOMAIN_GET_MESSAGES,
         CONNECT_REGISTER_CLOSE_CALLBACK,
@@ -244,6 +246,13 @@ xdr_struct! {
     }
     SecurityLabelRet { label: Chars<SECURITY_LABEL_MAX>, enforcing: i32 }
     SnapshotNumRet { num: i32 }
+    DomainCapabilitiesArgs {
+        emulatorbin: Option<String>,
+        arch: Option<String>,
+        machine: Option<String>,
+        virttype: Option<String>,
+        flags: u32,
+    }
     MessagesRet { msgs: Array<String, DOMAIN_MESSAGES_MAX> }
 }
 

@@ -38,6 +38,10 @@ async fn connection_and_host_commands() {
     let caps = r.ok(QEMU, &["capabilities"]);
     let doc = roxmltree::Document::parse(&caps).expect("capabilities are XML");
     assert_eq!(doc.root_element().tag_name().name(), "capabilities");
+    let dc = r.ok(QEMU, &["domcapabilities", "--virttype", "qemu"]);
+    let doc = roxmltree::Document::parse(&dc).expect("domain capabilities are XML");
+    assert_eq!(doc.root_element().tag_name().name(), "domainCapabilities");
+    assert!(dc.contains("<domain>qemu</domain>"), "{dc}");
     // Not a URI this daemon serves.
     let e = r.fails("lxc:///system", &["uri"]);
     assert!(e.contains("no connection driver available"), "{e}");
