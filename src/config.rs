@@ -60,6 +60,10 @@ pub struct Config {
     /// Also own `org.libvirt` and serve libvirt-dbus's API (`/org/libvirt/QEMU` over the
     /// qemu and kvm domains, `/org/libvirt/Test` as libvirt's `test:///default`).
     pub libvirt_compat: bool,
+    /// Also answer libvirt's RPC protocol (virsh, virt-manager) on a Unix socket.
+    pub libvirt_rpc: bool,
+    /// That socket; unset, where libvirt.so looks for the bus's instance.
+    pub libvirt_rpc_socket: Option<PathBuf>,
     /// The `[qemu]` table: settings of the QEMU driver.
     pub qemu: crate::drivers::qemu::QemuConfig,
 }
@@ -73,6 +77,8 @@ impl Default for Config {
             runtime_dir: None,
             idle_timeout: 120,
             libvirt_compat: false,
+            libvirt_rpc: false,
+            libvirt_rpc_socket: None,
             qemu: Default::default(),
         }
     }

@@ -1,7 +1,8 @@
 //! virtbus: virtual machines and containers managed over D-Bus.
 //!
-//! Layers, from the bus down: [`bus`] (the `org.virtbus1` API) and [`compat`] (the
-//! libvirt-dbus compatible `org.libvirt` facade), [`core`] (registry, jobs,
+//! Layers, from the bus down: [`bus`] (the `org.virtbus1` API), [`compat`] (the
+//! libvirt-dbus compatible `org.libvirt` facade) and [`rpc`] (libvirt's RPC protocol on a
+//! Unix socket, for libvirt.so's clients), [`core`] (registry, jobs,
 //! persistence, events), [`model`] (libvirt XML and states) and [`drivers`] (hypervisors).
 //! Around them: [`daemon`] (start-up, systemd integration), [`config`] (the configuration file)
 //! and [`machined`] (guests registered with systemd-machined).
@@ -25,5 +26,6 @@ pub mod drivers;
 pub mod machined;
 pub mod model;
 pub mod native;
+pub mod rpc;
 pub mod server;
 pub mod util;

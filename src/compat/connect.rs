@@ -27,8 +27,8 @@ use crate::{
     },
 };
 
-/// The connect's domain list filter for libvirt's list flags.
-fn list_filter(c: &Connect, m: &Method, flags: u32) -> ListFilter {
+/// The domain list filter for libvirt's list flags, over domains of `types`.
+pub(crate) fn list_filter(types: &[DomainType], m: &Method, flags: u32) -> ListFilter {
     let has = |o| m.has(flags, o);
     ListFilter {
         active: has("active"),
@@ -46,7 +46,7 @@ fn list_filter(c: &Connect, m: &Method, flags: u32) -> ListFilter {
         has_snapshot: has("has-snapshot"),
         no_snapshot: has("no-snapshot"),
         driver: None,
-        domain_types: c.types.clone(),
+        domain_types: types.to_vec(),
     }
 }
 
@@ -193,7 +193,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
             let m = &flags::LIST_ALL_DOMAINS;
             m.check(flags, flavor)?;
             // No domain has checkpoints.
-            let filter = list_filter(c, m, flags);
+            let filter = list_filter(&c.types, m, flags);
             let uuids = if m.has(flags, "has-checkpoint") && !m.has(flags, "no-checkpoint") {
                 Vec::new()
             } else if ctx.authz.allows_everything() {
@@ -213,7 +213,10 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
             m.check(flags, flavor)?;
             let groups = stats_groups(stats, m.has(flags, "enforce"))?;
             let mut records = Vec::new();
-            for (dom, s) in core.all_stats(&list_filter(c, m, flags), &groups).await {
+            for (dom, s) in core
+                .all_stats(&list_filter(&c.types, m, flags), &groups)
+                .await
+            {
                 if ctx.may_read(call, &dom.info()).await {
                     records.push((dom.name(), s));
                 }

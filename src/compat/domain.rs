@@ -42,7 +42,7 @@ fn affect(m: &Method, flags: u32) -> Affect {
     }
 }
 
-fn power_mode(m: &Method, flags: u32) -> PowerMode {
+pub(crate) fn power_mode(m: &Method, flags: u32) -> PowerMode {
     match (m.has(flags, "acpi"), m.has(flags, "agent")) {
         (true, false) => PowerMode::Acpi,
         (false, true) => PowerMode::Agent,
@@ -51,8 +51,36 @@ fn power_mode(m: &Method, flags: u32) -> PowerMode {
     }
 }
 
+/// The options of libvirt's undefine flags.
+pub(crate) fn undefine_options(m: &Method, flags: u32) -> Reply<UndefineOptions> {
+    if m.has(flags, "nvram") && m.has(flags, "keep-nvram") {
+        return Err(libvirt(
+            Code::OperationInvalid,
+            Some("cannot both keep and delete nvram"),
+        ));
+    }
+    // No domain has checkpoints: that flag asks for nothing here.
+    Ok(UndefineOptions {
+        snapshots_metadata: m.has(flags, "snapshots-metadata"),
+        managed_save: m.has(flags, "managed-save"),
+        nvram: m.has(flags, "nvram"),
+        keep_nvram: m.has(flags, "keep-nvram"),
+        keep_tpm: m.has(flags, "keep-tpm"),
+    })
+}
+
+/// What a GetXMLDesc flag word asks for.
+pub(crate) fn xml_options(m: &Method, flags: u32) -> XmlOptions {
+    XmlOptions {
+        inactive: m.has(flags, "inactive"),
+        secure: m.has(flags, "secure"),
+        migratable: m.has(flags, "migratable"),
+        update_cpu: m.has(flags, "update-cpu"),
+    }
+}
+
 /// The snapshot filters of a list flag word (bit 0 aside).
-pub(super) fn snapshot_filters(m: &Method, flags: u32) -> SnapshotListOptions {
+pub(crate) fn snapshot_filters(m: &Method, flags: u32) -> SnapshotListOptions {
     let has = |o| m.has(flags, o);
     SnapshotListOptions {
         roots: has("roots"),
@@ -167,20 +195,7 @@ pub(super) async fn call(
             let flags: u32 = body.deserialize()?;
             let m = &flags::UNDEFINE;
             m.check(flags, flavor)?;
-            if m.has(flags, "nvram") && m.has(flags, "keep-nvram") {
-                return Err(libvirt(
-                    Code::OperationInvalid,
-                    Some("cannot both keep and delete nvram"),
-                ));
-            }
-            // No domain has checkpoints: that flag asks for nothing here.
-            let opts = UndefineOptions {
-                snapshots_metadata: m.has(flags, "snapshots-metadata"),
-                managed_save: m.has(flags, "managed-save"),
-                nvram: m.has(flags, "nvram"),
-                keep_nvram: m.has(flags, "keep-nvram"),
-                keep_tpm: m.has(flags, "keep-tpm"),
-            };
+            let opts = undefine_options(m, flags)?;
             done!(m, ops::Undefine { opts })
         }
         "GetXMLDesc" => {
@@ -191,12 +206,7 @@ pub(super) async fn call(
                 Flavor::Test => &flags::GET_XML_DESC_TEST,
             };
             m.check(flags, flavor)?;
-            let opts = XmlOptions {
-                inactive: m.has(flags, "inactive"),
-                secure: m.has(flags, "secure"),
-                migratable: m.has(flags, "migratable"),
-                update_cpu: m.has(flags, "update-cpu"),
-            };
+            let opts = xml_options(m, flags);
             call.reply(&run!(m, ops::GetXml { opts }))
         }
         "GetState" => {

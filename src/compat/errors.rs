@@ -16,9 +16,10 @@ pub const LIBVIRT_ERROR: &str = "org.libvirt.Error";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompatError {
-    /// `org.libvirt.Error`, with libvirt's message.
-    #[error("{0}")]
-    Libvirt(String),
+    /// `org.libvirt.Error`, with libvirt's message; the code is what libvirt's own error
+    /// carries (the RPC front end sends it).
+    #[error("{message}")]
+    Libvirt { code: Code, message: String },
     /// A standard error (`org.freedesktop.DBus.Error.*`), by its last name element.
     #[error("{1}")]
     Standard(&'static str, String),
@@ -55,6 +56,33 @@ pub enum Code {
 }
 
 impl Code {
+    /// libvirt's number for the code (`virErrorNumber`).
+    pub fn number(self) -> i32 {
+        match self {
+            Self::Internal => 1,
+            Self::NoSupport => 3,
+            Self::InvalidArg => 8,
+            Self::OperationFailed => 9,
+            Self::NoDomain => 42,
+            Self::NoNetwork => 43,
+            Self::NoStoragePool => 49,
+            Self::NoStorageVol => 50,
+            Self::NoNodeDevice => 53,
+            Self::OperationInvalid => 55,
+            Self::NoInterface => 57,
+            Self::NoNwfilter => 62,
+            Self::NoSecret => 66,
+            Self::ConfigUnsupported => 67,
+            Self::OperationTimeout => 68,
+            Self::NoDomainSnapshot => 72,
+            Self::ArgumentUnsupported => 74,
+            Self::NoDomainMetadata => 80,
+            Self::OperationUnsupported => 84,
+            Self::AccessDenied => 88,
+            Self::NoHostname => 108,
+        }
+    }
+
     fn prefix(self) -> &'static str {
         match self {
             Self::Internal => "internal error",
@@ -84,15 +112,22 @@ impl Code {
 
 /// A libvirt error with `code` and detail `msg` (`None`: the code's message alone).
 pub fn libvirt(code: Code, msg: Option<&str>) -> CompatError {
-    CompatError::Libvirt(match msg {
-        Some(m) => format!("{}: {m}", code.prefix()),
-        None => code.prefix().to_owned(),
-    })
+    CompatError::Libvirt {
+        code,
+        message: match msg {
+            Some(m) => format!("{}: {m}", code.prefix()),
+            None => code.prefix().to_owned(),
+        },
+    }
 }
 
-/// A message libvirt reports without a code prefix (argument checks).
+/// A message libvirt reports without a code prefix (argument checks, which libvirt raises
+/// as `VIR_ERR_INVALID_ARG`).
 pub fn bare(msg: String) -> CompatError {
-    CompatError::Libvirt(msg)
+    CompatError::Libvirt {
+        code: Code::InvalidArg,
+        message: msg,
+    }
 }
 
 /// The connection driver lacks `api`.
@@ -104,7 +139,7 @@ impl CompatError {
     /// The D-Bus error name.
     pub fn name(&self) -> String {
         match self {
-            Self::Libvirt(_) | Self::Zbus(_) => LIBVIRT_ERROR.to_owned(),
+            Self::Libvirt { .. } | Self::Zbus(_) => LIBVIRT_ERROR.to_owned(),
             Self::Standard(n, _) => format!("org.freedesktop.DBus.Error.{n}"),
         }
     }

@@ -183,6 +183,12 @@ pub const DOMAIN_CREATE_XML: Method = method(
 );
 
 pub const DOMAIN_DEFINE_XML: Method = method("virDomainDefineXML", "DomainDefineXMLFlags", &[]);
+/// `virDomainDefineXMLFlags`, which libvirt's RPC clients call (the parser always validates).
+pub const DOMAIN_DEFINE_XML_FLAGS: Method = method(
+    "virDomainDefineXMLFlags",
+    "DomainDefineXMLFlags",
+    &[flag(1, "VIR_DOMAIN_DEFINE_VALIDATE", "validate")],
+);
 pub const LOOKUP_BY_ID: Method = method("virDomainLookupByID", "DomainLookupByID", &[]);
 pub const LOOKUP_BY_NAME: Method = method("virDomainLookupByName", "DomainLookupByName", &[]);
 pub const LOOKUP_BY_UUID: Method = method("virDomainLookupByUUIDString", "DomainLookupByUUID", &[]);

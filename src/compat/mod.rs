@@ -6,8 +6,8 @@
 //! object paths and error wording. Each connect (`/org/libvirt/QEMU`, `/org/libvirt/Test`)
 //! shows the domains of some types of one core.
 
-mod connect;
-mod domain;
+pub(crate) mod connect;
+pub(crate) mod domain;
 pub mod errors;
 pub mod fixture;
 pub mod flags;

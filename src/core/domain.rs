@@ -141,6 +141,13 @@ impl Domain {
         lock(&self.data).current_def().os.os_type.as_str()
     }
 
+    /// The maximum and current memory (KiB) of the definition that describes it now.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let data = lock(&self.data);
+        let def = data.current_def();
+        (def.memory_kib, def.current_memory())
+    }
+
     /// The guest's process while active, when its driver has one.
     pub fn leader_pid(&self) -> Option<u32> {
         if !lock(&self.data).status.is_active() {

@@ -32,6 +32,10 @@ pub struct Args {
     pub no_authz_cache: bool,
     /// Serve the libvirt-dbus compatible API too, whatever the configuration says.
     pub libvirt_compat: bool,
+    /// Answer libvirt's RPC protocol too, whatever the configuration says.
+    pub libvirt_rpc: bool,
+    /// Its socket, overriding the configuration's (and turning it on).
+    pub libvirt_rpc_socket: Option<PathBuf>,
     pub help: bool,
     pub version: bool,
 }
@@ -67,6 +71,11 @@ Options:
   --no-authz-cache      Ask polkit on every call, caching no decision
                         (for measurements)
   --libvirt-compat      Also own org.libvirt and serve libvirt-dbus's API
+  --libvirt-rpc         Also answer libvirt's RPC protocol (virsh, virt-manager)
+                        on a Unix socket (system: /run/libvirt/libvirt-sock,
+                        session: $XDG_RUNTIME_DIR/libvirt/libvirt-sock)
+  --libvirt-rpc-socket PATH
+                        Answer it on PATH (implies --libvirt-rpc)
   -h, --help            Show this help
   -V, --version         Show the version
 ";
@@ -87,6 +96,8 @@ impl Args {
             timeout: None,
             no_authz_cache: false,
             libvirt_compat: false,
+            libvirt_rpc: false,
+            libvirt_rpc_socket: None,
             help: false,
             version: false,
         };
@@ -115,6 +126,11 @@ impl Args {
                 }
                 Long("no-authz-cache") => out.no_authz_cache = true,
                 Long("libvirt-compat") => out.libvirt_compat = true,
+                Long("libvirt-rpc") => out.libvirt_rpc = true,
+                Long("libvirt-rpc-socket") => {
+                    out.libvirt_rpc = true;
+                    out.libvirt_rpc_socket = Some(p.value()?.into());
+                }
                 Short('h') | Long("help") => out.help = true,
                 Short('V') | Long("version") => out.version = true,
                 _ => return Err(arg.unexpected().into()),
@@ -143,6 +159,9 @@ mod tests {
             Err(ArgsError::BothBuses)
         ));
         assert!(parse(&["--libvirt-compat"]).expect("ok").libvirt_compat);
+        let a = parse(&["--libvirt-rpc-socket", "/s/sock"]).expect("ok");
+        assert!(a.libvirt_rpc);
+        assert_eq!(a.libvirt_rpc_socket, Some(PathBuf::from("/s/sock")));
         let a = parse(&["--config", "/c.toml", "--timeout=0"]).expect("ok");
         assert_eq!(a.config, Some(PathBuf::from("/c.toml")));
         assert_eq!(a.timeout, Some(0));

@@ -22,7 +22,7 @@ use crate::{
         test::TestDriver,
     },
     model::DomainType,
-    native,
+    native, rpc,
     server::{
         activity::Activity,
         authz::{Authorizer, SessionOwner},
@@ -202,8 +202,29 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
     }
     request_name(&conn, BUS_NAME, "is another virtbusd running?").await?;
     tracing::info!("serving {BUS_NAME} on the {bus_name} bus");
-    let mut facade = if args.libvirt_compat || config.libvirt_compat {
-        let f = serve_compat(bus, &core, authz, server.activity()).await?;
+    let want_compat = args.libvirt_compat || config.libvirt_compat;
+    let want_rpc = args.libvirt_rpc || config.libvirt_rpc;
+    // libvirt's test:///default, one for both libvirt front ends
+    let test_default = if want_compat || want_rpc {
+        Some(
+            compat::fixture::test_default()
+                .await
+                .map_err(|e| DaemonError::Setup(format!("cannot set up test:///default: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let mut rpc = match (&test_default, want_rpc) {
+        (Some(test), true) => {
+            let path = rpc_socket(&args, &config, bus)?;
+            let r = serve_rpc(&path, bus, &core, test, authz.clone()).await?;
+            tracing::info!("answering libvirt's RPC protocol on {}", path.display());
+            Some(r)
+        }
+        _ => None,
+    };
+    let mut facade = if let (Some(test), true) = (&test_default, want_compat) {
+        let f = serve_compat(bus, &core, test, authz, server.activity()).await?;
         tracing::info!("serving {} on the {bus_name} bus", compat::BUS_NAME);
         Some(f)
     } else {
@@ -223,9 +244,10 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
 
     let timeout = args.timeout.unwrap_or(config.idle_timeout);
     let activity = server.activity();
-    // org.libvirt has no activation file (it would take libvirt-dbus's place), so an instance
-    // that serves it stays: after an exit, nothing would start it again for its callers.
-    let may_idle = facade.is_none();
+    // org.libvirt has no activation file (it would take libvirt-dbus's place), and nothing
+    // activates the RPC socket, so an instance that serves either stays: after an exit,
+    // nothing would start it again for its callers.
+    let may_idle = facade.is_none() && rpc.is_none();
     let idle = async {
         match bus {
             BusKind::Session if timeout > 0 && may_idle => {
@@ -240,8 +262,18 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
             None => std::future::pending().await,
         }
     };
+    let rpc_closed = async {
+        match &mut rpc {
+            Some(r) => r.closed().await,
+            None => std::future::pending().await,
+        }
+    };
     let exit = tokio::select! {
         () = stop.recv() => Exit::Signal,
+        () = rpc_closed => {
+            notifier.stopping("The libvirt RPC listener stopped");
+            return Err(DaemonError::Setup("the libvirt RPC listener stopped".into()));
+        }
         () = idle => Exit::Idle,
         () = server.closed() => {
             notifier.stopping("Lost the bus connection");
@@ -333,13 +365,12 @@ async fn connect(bus: BusKind) -> Result<zbus::Connection, DaemonError> {
 async fn serve_compat(
     bus: BusKind,
     core: &Core,
+    test: &Core,
     authz: Arc<dyn Authorizer>,
     activity: Arc<Activity>,
 ) -> Result<(zbus::Connection, compat::Server), DaemonError> {
     let conn = connect(bus).await?;
-    let test = compat::fixture::test_default()
-        .await
-        .map_err(|e| DaemonError::Setup(format!("cannot set up test:///default: {e}")))?;
+    let test = test.clone();
     let connects = vec![
         ConnectSpec {
             path: "/org/libvirt/QEMU",
@@ -359,6 +390,57 @@ async fn serve_compat(
         .map_err(DaemonError::Serve)?;
     request_name(&conn, compat::BUS_NAME, "is libvirt-dbus running?").await?;
     Ok((conn, server))
+}
+
+/// Where libvirt's RPC protocol is answered: the option, the configuration, or where
+/// libvirt.so looks for the bus's instance.
+fn rpc_socket(args: &Args, config: &Config, bus: BusKind) -> Result<PathBuf, DaemonError> {
+    if let Some(p) = args
+        .libvirt_rpc_socket
+        .clone()
+        .or(config.libvirt_rpc_socket.clone())
+    {
+        return Ok(p);
+    }
+    match bus {
+        BusKind::System => Ok(PathBuf::from("/run/libvirt/libvirt-sock")),
+        BusKind::Session => std::env::var_os("XDG_RUNTIME_DIR")
+            .map(|d| PathBuf::from(d).join("libvirt/libvirt-sock"))
+            .ok_or_else(|| {
+                DaemonError::Setup(
+                    "XDG_RUNTIME_DIR is not set: give the RPC socket with --libvirt-rpc-socket"
+                        .into(),
+                )
+            }),
+    }
+}
+
+/// libvirt's RPC protocol on `path`: `qemu:///system` (or `/session`) over the qemu and kvm
+/// domains of `core`, `test:///default` over `test`.
+async fn serve_rpc(
+    path: &std::path::Path,
+    bus: BusKind,
+    core: &Core,
+    test: &Core,
+    authz: Arc<dyn Authorizer>,
+) -> Result<rpc::Server, DaemonError> {
+    let views = vec![
+        rpc::ViewSpec {
+            scheme: "qemu",
+            flavor: Flavor::Qemu,
+            core: core.clone(),
+            types: vec![DomainType::Qemu, DomainType::Kvm],
+        },
+        rpc::ViewSpec {
+            scheme: "test",
+            flavor: Flavor::Test,
+            core: test.clone(),
+            types: vec![DomainType::Test],
+        },
+    ];
+    rpc::serve(path, views, authz, bus == BusKind::System)
+        .await
+        .map_err(|e| DaemonError::Setup(e.to_string()))
 }
 
 async fn request_name(

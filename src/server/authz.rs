@@ -53,12 +53,23 @@ impl Details {
 /// Who is calling.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The unique bus name.
+    /// The unique bus name, or another key unique to the peer while it is connected
+    /// (decisions are cached under it).
     pub sender: String,
     /// Whether the call allows interactive authorization.
     pub interactive: bool,
-    /// The call itself, from which polkit's subject is made.
-    pub message: zbus::Message,
+    /// Whom polkit is asked about.
+    pub peer: Peer,
+}
+
+/// The subject of a check: a bus client, or a process connected to a socket of ours.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    /// The call itself, from which polkit's subject (the sender's bus name) is made.
+    Bus(zbus::Message),
+    /// A process, as `SO_PEERCRED` named it when it connected; its start time makes the
+    /// pid safe against reuse.
+    Process { pid: u32, start_time: u64, uid: u32 },
 }
 
 #[async_trait]
@@ -75,6 +86,10 @@ pub trait Authorizer: Send + Sync {
     fn allows_everything(&self) -> bool {
         false
     }
+
+    /// Drop what is remembered of `sender`, a peer that is gone (bus names are forgotten
+    /// when they leave the bus; socket peers say so themselves).
+    fn forget(&self, _sender: &str) {}
 }
 
 /// Everyone may do everything: the session bus, where the bus itself admits only its owner.

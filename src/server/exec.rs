@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::{
     Call,
-    authz::{Authorizer, Denied, Details},
+    authz::{Authorizer, Caller, Denied, Details},
     signals_sent,
 };
 use crate::core::{
@@ -44,7 +44,17 @@ impl Exec<'_> {
         op: Operation,
         details: &Details,
     ) -> Result<(), Denied> {
-        self.authz.check(&call.caller, op.action(), details).await
+        self.authorize_as(&call.caller, op, details).await
+    }
+
+    /// [`Self::authorize`] for a caller that came by another way than a bus call.
+    pub async fn authorize_as(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        details: &Details,
+    ) -> Result<(), Denied> {
+        self.authz.check(caller, op.action(), details).await
     }
 
     /// Authorize `op` on a domain with the domain's details.
@@ -69,6 +79,16 @@ impl Exec<'_> {
         dom: &Arc<Domain>,
         req: O,
     ) -> Result<O::Output, ExecError> {
+        self.run_as(&call.caller, dom, req).await
+    }
+
+    /// Run `req` on `dom` for `caller` (a front end that is not on the bus).
+    pub async fn run_as<O: DomainOp>(
+        &self,
+        caller: &Caller,
+        dom: &Arc<Domain>,
+        req: O,
+    ) -> Result<O::Output, ExecError> {
         req.validate()?;
         let info = dom.info();
         let details = match req.snapshot() {
@@ -76,7 +96,7 @@ impl Exec<'_> {
             None => Details::domain(&info),
         };
         for action in req.actions() {
-            self.authz.check(&call.caller, action, &details).await?;
+            self.authz.check(caller, action, &details).await?;
         }
         let changes = req.operation().changes_state();
         let out = req.run(self.core, dom).await?;

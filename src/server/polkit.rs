@@ -21,7 +21,7 @@ use tokio::sync::{Semaphore, watch};
 use zbus::{Connection, export::futures_core::Stream};
 use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
 
-use super::authz::{Action, Authorizer, Caller, Denied, Details};
+use super::authz::{Action, Authorizer, Caller, Denied, Details, Peer};
 use crate::util::lock;
 
 /// How long a cached decision is trusted.
@@ -171,6 +171,9 @@ impl Polkit {
     }
 
     async fn uid(&self, caller: &Caller) -> Option<u32> {
+        if let Peer::Process { uid, .. } = caller.peer {
+            return Some(uid);
+        }
         if let Some(u) = lock(&self.uids).get(&caller.sender) {
             return Some(*u);
         }
@@ -183,7 +186,15 @@ impl Polkit {
     /// Ask polkitd; `None` when it cannot be asked.
     async fn ask(&self, caller: &Caller, action: Action, details: &Details) -> Option<Verdict> {
         let _slot = self.slots.acquire().await.ok()?;
-        let subject = match Subject::new_for_message_header(&caller.message.header()) {
+        let subject = match &caller.peer {
+            Peer::Bus(msg) => Subject::new_for_message_header(&msg.header()),
+            Peer::Process {
+                pid,
+                start_time,
+                uid,
+            } => Subject::new_for_pid(*pid, Some(*start_time), Some(*uid)),
+        };
+        let subject = match subject {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("cannot name the caller to polkit: {e:?}");
@@ -314,6 +325,12 @@ impl Authorizer for Polkit {
 
     async fn owner_uid(&self, caller: &Caller) -> Option<u32> {
         self.uid(caller).await.filter(|u| *u != 0)
+    }
+
+    fn forget(&self, sender: &str) {
+        if let Some(c) = &self.cache {
+            lock(c).forget(sender);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use zbus::{
 use super::{
     Call,
     activity::Activity,
-    authz::Caller,
+    authz::{Caller, Peer},
     errors::StandardError,
     fairness::{Fairness, Limits},
 };
@@ -81,7 +81,7 @@ async fn handle<F: Frontend>(front: &F, msg: Message) {
         let caller = Caller {
             sender: hdr.sender().map(|s| s.to_string()).unwrap_or_default(),
             interactive: flags.contains(Flags::ALLOW_INTERACTIVE_AUTH),
-            message: msg.clone(),
+            peer: Peer::Bus(msg.clone()),
         };
         (flags.contains(Flags::NO_REPLY_EXPECTED), caller)
     };

@@ -1,0 +1,95 @@
+//! libvirt's RPC protocol, driven by Debian's unchanged `virsh` (libvirt.so's remote driver)
+//! against the real daemon's socket, and by a raw client sending what no real client would.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+#[path = "../qemu/guest.rs"]
+mod guest;
+
+mod badinput;
+mod polkit;
+mod socket;
+mod virsh;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use support::{Bus, Daemon};
+
+/// A daemon on a private bus answering libvirt's RPC protocol on a socket of its own.
+pub struct Rpc {
+    pub daemon: Daemon,
+    pub sock: PathBuf,
+    pub bus: Bus,
+}
+
+impl Rpc {
+    pub async fn start() -> Rpc {
+        let bus = Bus::start();
+        let sock = bus.dir.path().join("libvirt-sock");
+        let sock_arg = sock.to_string_lossy().into_owned();
+        let daemon = Daemon::start_with(
+            &bus,
+            &bus.dir.path().join("state"),
+            &bus.dir.path().join("run"),
+            &["--libvirt-rpc-socket", &sock_arg],
+        )
+        .await;
+        wait_for(&sock, &daemon);
+        Rpc { daemon, sock, bus }
+    }
+
+    /// `virsh -c <driver>:///<path>?socket=…` with `args`: status, stdout, stderr.
+    pub fn virsh(&self, uri: &str, args: &[&str]) -> (bool, String, String) {
+        let uri = format!("{uri}?socket={}", self.sock.display());
+        let out = Command::new("virsh")
+            .arg("-c")
+            .arg(&uri)
+            .args(args)
+            // no libvirt configuration or default URI of the user's
+            .env("HOME", self.bus.dir.path())
+            .env_remove("LIBVIRT_DEFAULT_URI")
+            .output()
+            .expect("virsh (package libvirt-clients)");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `virsh` that must succeed; its output.
+    pub fn ok(&self, uri: &str, args: &[&str]) -> String {
+        let (ok, out, err) = self.virsh(uri, args);
+        assert!(
+            ok,
+            "virsh {args:?} on {uri} failed: {err}\ndaemon log:\n{}",
+            self.daemon.log_text()
+        );
+        out
+    }
+
+    /// `virsh` that must fail; its error output.
+    pub fn fails(&self, uri: &str, args: &[&str]) -> String {
+        let (ok, out, err) = self.virsh(uri, args);
+        assert!(!ok, "virsh {args:?} on {uri} succeeded: {out}");
+        err
+    }
+}
+
+fn wait_for(sock: &Path, daemon: &Daemon) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(sock).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no RPC socket at {}:\n{}",
+            sock.display(),
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
