@@ -762,6 +762,13 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 b.live.devices.controllers[i].info.alias = Some(a);
                 have_vserial |= idx == 0;
             }
+            // the PC's built-in floppy controller; on q35 the floppy drives bring an ISA one
+            ControllerType::Fdc => {
+                if idx != 0 {
+                    return unsupported(format!("{what} index {idx} (a machine has one)"));
+                }
+                b.live.devices.controllers[i].info.alias = Some("fdc0".into());
+            }
             other => return unsupported(format!("<controller type='{other}'>")),
         }
     }
