@@ -1115,6 +1115,15 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 ));
             }
             InterfaceType::Direct => return unsupported(format!("{what}: macvtap ('direct')")),
+            InterfaceType::Mcast
+            | InterfaceType::Client
+            | InterfaceType::Server
+            | InterfaceType::Udp => {
+                if queues.is_some() || n.driver_name == Some(NetDriverName::Vhost) {
+                    return unsupported(format!("{what}: vhost or queues on a socket backend"));
+                }
+                socket_netdev(n, &host)
+            }
         };
         let model = n.model.as_deref().unwrap_or(NIC_MODEL);
         let Some(qdev) = nic_qdev(model) else {
@@ -1204,6 +1213,30 @@ fn chardev(
         CharSourceType::Tcp | CharSourceType::Udp => (net_chardev(c, id, what)?, None),
         other => return unsupported(format!("{what}: source type '{other}'")),
     })
+}
+
+/// QEMU's `-netdev socket` for a socket-backed interface, as libvirt writes it.
+fn socket_netdev(n: &crate::model::devices::Interface, host: &str) -> String {
+    let s = n.socket.clone().unwrap_or_default();
+    let at = |addr: &Option<String>, port: u16| {
+        // an IPv6 address is bracketed, as QEMU parses host:port
+        match addr.as_deref() {
+            Some(a) if a.contains(':') => format!("[{a}]:{port}"),
+            Some(a) => format!("{a}:{port}"),
+            None => format!(":{port}"),
+        }
+    };
+    let far = at(&s.address, s.port);
+    let kind = match n.iface_type {
+        InterfaceType::Mcast => format!("mcast={far}"),
+        InterfaceType::Client => format!("connect={far}"),
+        InterfaceType::Server => format!("listen={far}"),
+        _ => {
+            let (addr, port) = s.local.clone().unwrap_or((None, 0));
+            format!("udp={far},localaddr={}", at(&addr, port))
+        }
+    };
+    format!("socket,{kind},id={host}")
 }
 
 /// `-chardev socket` over TCP or `-chardev udp`, as libvirt writes them.

@@ -15,7 +15,21 @@ xml_enum! {
         Bridge = "bridge",
         Ethernet = "ethernet",
         Direct = "direct",
+        Mcast = "mcast",
+        Client = "client",
+        Server = "server",
+        Udp = "udp",
     }
+}
+
+/// The far end (and, for `udp`, the local end) of a socket-backed interface: QEMU's
+/// `-netdev socket` tunnels Ethernet frames between guests without any host device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetSocket {
+    pub address: Option<String>,
+    pub port: u16,
+    /// `udp` only: `<local address port>`.
+    pub local: Option<(Option<String>, u16)>,
 }
 
 xml_enum! {
@@ -58,6 +72,8 @@ pub struct Interface {
     pub source_mode: Option<DirectMode>,
     /// `network` type: the port allocated on the network (live).
     pub source_portid: Option<uuid::Uuid>,
+    /// `mcast`, `client`, `server` and `udp` types.
+    pub socket: Option<NetSocket>,
     /// Host-side device name (tap/macvtap).
     pub target_dev: Option<String>,
     /// `ethernet` type: whether libvirt creates the tap itself.
@@ -85,6 +101,7 @@ impl Interface {
             source_dev: None,
             source_mode: None,
             source_portid: None,
+            socket: None,
             target_dev: None,
             target_managed: None,
             model: None,
@@ -117,6 +134,32 @@ impl Interface {
             }
             s.finish()?;
         }
+        if iface.is_socket() {
+            let mut s = e.req_child("source")?;
+            let port = |v: &str| values::uint_in(v, 1, 65535).map(|p| p as u16);
+            let mut sock = NetSocket {
+                address: s.attr_with("address", values::non_empty)?,
+                port: s.req_attr_with("port", port)?,
+                local: None,
+            };
+            if iface_type == InterfaceType::Udp {
+                let mut l = s.req_child("local")?;
+                sock.local = Some((
+                    l.attr_with("address", values::non_empty)?,
+                    l.req_attr_with("port", port)?,
+                ));
+                l.finish()?;
+            }
+            s.finish()?;
+            if sock.address.is_none() && iface_type != InterfaceType::Server {
+                return Err(XmlError::invalid(
+                    format!("{}/source/@address", e.path()),
+                    "",
+                    format!("an interface of type '{iface_type}' needs an address"),
+                ));
+            }
+            iface.socket = Some(sock);
+        }
         if let Some(mut t) = e.child("target")? {
             iface.target_dev = Some(t.req_attr_with("dev", values::token)?);
             if iface_type == InterfaceType::Ethernet {
@@ -137,6 +180,17 @@ impl Interface {
         Ok(iface)
     }
 
+    /// Whether QEMU's socket backend carries this interface.
+    pub fn is_socket(&self) -> bool {
+        matches!(
+            self.iface_type,
+            InterfaceType::Mcast
+                | InterfaceType::Client
+                | InterfaceType::Server
+                | InterfaceType::Udp
+        )
+    }
+
     pub(crate) fn write(&self, w: &mut Writer) {
         w.start("interface");
         w.attr("type", self.iface_type.as_str());
@@ -154,6 +208,22 @@ impl Interface {
                 w.end();
             }
             InterfaceType::User | InterfaceType::Ethernet => {}
+            InterfaceType::Mcast
+            | InterfaceType::Client
+            | InterfaceType::Server
+            | InterfaceType::Udp => {
+                let s = self.socket.clone().unwrap_or_default();
+                w.start("source");
+                w.attr_opt("address", s.address.as_deref());
+                w.attr_num("port", s.port);
+                if let Some((addr, port)) = &s.local {
+                    w.start("local");
+                    w.attr_opt("address", addr.as_deref());
+                    w.attr_num("port", port);
+                    w.end();
+                }
+                w.end();
+            }
         }
         if let Some(t) = &self.target_dev {
             w.start("target");

@@ -34,7 +34,7 @@ pub use disk::{
 };
 pub use graphics::{Graphics, GraphicsListen, GraphicsType, ImageCompression, ListenType};
 pub use input::{Input, InputBus, InputType};
-pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverName};
+pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverName, NetSocket};
 pub use iommu::{Iommu, IommuDriver, IommuModel};
 pub use memballoon::{Memballoon, MemballoonModel};
 pub use panic::{Panic, PanicModel};

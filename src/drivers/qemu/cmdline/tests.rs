@@ -1294,3 +1294,51 @@ fn golden_tpm_emulator_and_refusals() {
         .to_string();
     assert!(e.contains("no device 'tpm-tis'"), "{e}");
 }
+
+/// libvirt's `net-mcast`, `net-client`, `net-server` and `net-udp`: socket-backed NICs.
+#[test]
+fn socket_interfaces_as_libvirt() {
+    let nics = "<interface type='mcast'><mac address='52:54:00:8c:b9:05'/>\
+                <source address='192.0.0.1' port='5558'/></interface>\
+                <interface type='client'><mac address='52:54:00:8c:b9:06'/>\
+                <source address='192.168.0.1' port='5558'/></interface>\
+                <interface type='server'><mac address='52:54:00:8c:b9:07'/>\
+                <source address='192.168.0.1' port='5558'/></interface>\
+                <interface type='udp'><mac address='52:54:00:8c:b9:08'/>\
+                <source address='192.168.10.1' port='5555'>\
+                <local address='192.168.10.1' port='5556'/></source></interface>";
+    let d = def("", "", "", nics);
+    let x = d.to_xml(&Default::default());
+    assert!(
+        x.contains(
+            "<source address='192.168.10.1' port='5555'>\n        \
+             <local address='192.168.10.1' port='5556'/>\n      </source>"
+        ),
+        "{x}"
+    );
+    let a = cmd(&d);
+    for want in [
+        "-netdev socket,mcast=192.0.0.1:5558,id=hostnet0",
+        "-netdev socket,connect=192.168.0.1:5558,id=hostnet1",
+        "-netdev socket,listen=192.168.0.1:5558,id=hostnet2",
+        "-netdev socket,udp=192.168.10.1:5555,localaddr=192.168.10.1:5556,id=hostnet3",
+        "-device rtl8139,netdev=hostnet3,id=net3,mac=52:54:00:8c:b9:08",
+    ] {
+        assert!(a.contains(want), "{want}\nin\n{a}");
+    }
+    for bad in [
+        "<interface type='client'><source port='1'/></interface>",
+        "<interface type='udp'><source address='a' port='1'/></interface>",
+        "<interface type='mcast'><source address='a' port='0'/></interface>",
+    ] {
+        let x = format!(
+            "<domain type='qemu'><name>t</name><memory>65536</memory><os><type>hvm</type>\
+             </os><devices>{bad}</devices></domain>"
+        );
+        let e = DomainDef::from_xml(&x).expect_err(bad);
+        assert!(
+            e.to_string().contains("/domain/devices/interface"),
+            "{bad}: {e}"
+        );
+    }
+}
