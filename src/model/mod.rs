@@ -35,6 +35,7 @@ mod error;
 mod features;
 #[cfg(test)]
 pub(crate) mod fuzz;
+mod memory_backing;
 mod metadata;
 pub mod names;
 pub mod options;
@@ -58,6 +59,7 @@ pub use devices::Devices;
 pub use domain::{DomainDef, DomainType, FormatOptions, LifecycleAction, Pm, VcpuPlacement};
 pub use error::XmlError;
 pub use features::{FeatureState, Features};
+pub use memory_backing::{MemoryAccess, MemoryBacking, MemorySource};
 pub use metadata::{VIRTBUS_NS, VIRTBUS_PREFIX};
 pub use names::{NameKind, validate_name};
 pub use os::{

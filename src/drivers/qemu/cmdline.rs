@@ -89,6 +89,8 @@ pub enum Setup {
     Balloon { bytes: u64 },
     /// Enable guest memory statistics every `period` seconds.
     BalloonStats { period: u32 },
+    /// A QMP command with its arguments (disk throttling).
+    Qmp { command: &'static str, args: Value },
 }
 
 /// Which device a pty belongs to, to write its path into the live definition.
@@ -115,6 +117,8 @@ pub struct Plan {
     pub setup: Vec<Setup>,
     /// Extra environment for QEMU (`<qemu:env>`).
     pub env: Vec<(String, String)>,
+    /// virtiofsd daemons to run before QEMU starts and stop after it ends.
+    pub virtiofsd: Vec<Virtiofsd>,
 }
 
 /// Escape a value for QEMU's `key=value,...` syntax.
@@ -378,12 +382,19 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     if clock.hpet_off {
         m.push_str(",hpet=off");
     }
+    let ram = memory::backend(def, env.dir)?;
+    if ram.is_some() {
+        m.push_str(&format!(",memory-backend={}", memory::RAM_ID));
+    }
     b.arg("-machine", m);
     b.arg("-accel", env.accel.as_str());
     if let Some(cpu) = cpu_arg(def, env.accel)? {
         b.arg("-cpu", cpu);
     }
     b.arg("-m", format!("size={}k", def.memory_kib));
+    if let Some(o) = ram {
+        b.arg("-object", o);
+    }
     b.arg("-smp", smp_arg(def));
     b.arg("-rtc", clock.rtc);
     if let Some(g) = clock.pit_global.filter(|_| env.accel == Accel::Kvm) {
@@ -443,6 +454,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     b.arg("-display", "none");
 
     controllers(&mut b, def)?;
+    let virtiofsd = fs::filesystems(&mut b, def)?;
     disks(&mut b, def)?;
     interfaces(&mut b, def)?;
     chardevs(&mut b, def)?;
@@ -471,6 +483,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         vnc_auto: b.vnc_auto,
         setup: b.setup,
         env,
+        virtiofsd,
     })
 }
 
@@ -727,7 +740,7 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     }
     for (i, c) in def.devices.controllers.iter().enumerate() {
         let what = format!("<controller type='{}'>", c.controller_type);
-        if !c.driver.is_empty() {
+        if !c.driver.is_empty() && c.controller_type != ControllerType::Scsi {
             return unsupported(format!("{what} <driver> tuning"));
         }
         let idx = c.index.unwrap_or(0);
@@ -814,6 +827,7 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 b.live.devices.controllers[i].info.alias = Some(a);
                 have_vserial |= idx == 0;
             }
+            ControllerType::Scsi => storage::scsi_controller(b, i, c)?,
             other => return unsupported(format!("<controller type='{other}'>")),
         }
     }
@@ -881,18 +895,29 @@ pub fn image_nodes(d: &Disk, path: &str, node: &str, what: &str) -> Result<(Valu
     };
     let readonly = d.readonly || d.device == DiskDevice::Cdrom;
     let (direct, no_flush, _) = cache_flags(drv.cache);
-    let mut file = Map::new();
-    file.insert(
-        "driver".into(),
-        json!(match d.disk_type {
-            DiskType::File => "file",
-            DiskType::Block => "host_device",
-        }),
-    );
-    file.insert("filename".into(), json!(path));
+    let net = d.source.as_ref().and_then(|s| s.network.as_ref());
+    let mut file = match (d.disk_type, net) {
+        (DiskType::Network, Some(n)) => storage::network_node(d, n, what)?,
+        (DiskType::Network, None) => {
+            return Err(CmdlineError::Invalid(format!(
+                "{what}: no network <source>"
+            )));
+        }
+        (t, _) => {
+            let mut file = Map::new();
+            let driver = if t == DiskType::Block {
+                "host_device"
+            } else {
+                "file"
+            };
+            file.insert("driver".into(), json!(driver));
+            file.insert("filename".into(), json!(path));
+            file
+        }
+    };
     file.insert("node-name".into(), json!(format!("{node}-file")));
     file.insert("auto-read-only".into(), json!(true));
-    if let Some(io) = drv.io {
+    if let Some(io) = drv.io.filter(|_| net.is_none()) {
         file.insert("aio".into(), json!(io.as_str()));
     }
     let mut fmt = Map::new();
@@ -918,6 +943,7 @@ pub fn image_nodes(d: &Disk, path: &str, node: &str, what: &str) -> Result<(Valu
 }
 
 fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
+    storage::check_iotune(&def.devices.disks)?;
     for (i, d) in def.devices.disks.iter().enumerate() {
         let dev = &d.target_dev;
         let what = format!("disk '{dev}'");
@@ -960,16 +986,23 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         }
         let write_cache = cache_flags(drv.cache).2;
         let mut has_medium = false;
-        if let Some(p) = &path {
+        let network = d.source.as_ref().is_some_and(|s| s.network.is_some());
+        let mut top = node.clone();
+        if path.is_some() || network {
             has_medium = true;
-            let (file, fmt) = image_nodes(d, p, &node, &what)?;
+            let (file, fmt) = image_nodes(d, path.as_deref().unwrap_or(""), &node, &what)?;
             b.arg("-blockdev", file.to_string());
             b.arg("-blockdev", fmt.to_string());
+            if drv.copy_on_read == Some(true) {
+                let (cor, v) = storage::copy_on_read_node(&node);
+                b.arg("-blockdev", v.to_string());
+                top = cor;
+            }
         } else if !cdrom {
             return Err(CmdlineError::Invalid(format!("{what} has no source")));
         }
         let drive = if has_medium {
-            format!(",drive={node}")
+            format!(",drive={top}")
         } else {
             String::new()
         };
@@ -1028,10 +1061,17 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     format!(",bus=ide.{bus_no},unit={unit}"),
                 )
             }
+            DiskBus::Scsi => storage::scsi_disk(b, d, &what)?,
             other => return unsupported(format!("{what}: bus '{other}'")),
         };
         b.need(qdev, &what)?;
-        let mut s = format!("{qdev}{busarg}{drive},id={a}");
+        let vpd = if bus == DiskBus::Scsi {
+            let id = d.serial.clone().unwrap_or_else(|| format!("drive-{a}"));
+            format!(",device_id={}", esc(&id))
+        } else {
+            String::new()
+        };
+        let mut s = format!("{qdev}{busarg}{vpd}{drive},id={a}");
         if let Some(o) = d.boot_order {
             s.push_str(&format!(",bootindex={o}"));
         }
@@ -1044,7 +1084,16 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         if let Some(wc) = write_cache.filter(|_| has_medium) {
             s.push_str(&format!(",write-cache={}", on_off(wc)));
         }
+        s.push_str(&storage::device_options(d, bus, &what)?);
         b.device(s);
+        if has_medium {
+            let qom = if bus == DiskBus::Virtio {
+                format!("/machine/peripheral/{a}/virtio-backend")
+            } else {
+                a.clone()
+            };
+            storage::throttle(b, d, &qom);
+        }
         let live = &mut b.live.devices.disks[i];
         live.target_bus = Some(bus);
         live.info.alias = Some(a);
@@ -1778,6 +1827,12 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     }
     Ok(())
 }
+
+mod fs;
+mod memory;
+mod storage;
+pub use fs::{VIRTIOFSD, Virtiofsd};
+pub use storage::{hotplug_refusal, network_node};
 
 #[cfg(test)]
 mod tests;

@@ -559,6 +559,11 @@ impl PciBus {
             });
         }
         // Then every other PCI device, in libvirt's order.
+        for f in &mut d.filesystems {
+            if f.info.address.is_none() {
+                f.info.address = Some(bus.next(&format!("<filesystem> {}", f.target))?);
+            }
+        }
         for (i, n) in d.interfaces.iter_mut().enumerate() {
             if n.info.address.is_none() {
                 n.info.address = Some(bus.next(&format!("<interface> {}", i + 1))?);
@@ -655,6 +660,9 @@ pub(super) fn pci_infos(d: &crate::model::Devices) -> Vec<(String, &DeviceInfo)>
     }
     for x in &d.disks {
         out.push((format!("<disk> {}", x.target_dev), &x.info));
+    }
+    for f in &d.filesystems {
+        out.push((format!("<filesystem> {}", f.target), &f.info));
     }
     for (i, n) in d.interfaces.iter().enumerate() {
         out.push((format!("<interface> {}", i + 1), &n.info));

@@ -37,6 +37,7 @@ pub mod stats;
 pub mod status;
 pub mod transport;
 pub mod update;
+pub mod virtiofs;
 
 use std::{
     collections::HashMap,
@@ -251,6 +252,7 @@ impl QemuDriver {
                 map.remove(&vm.uuid);
                 drop(map);
                 StatusFile::remove(&runtime, &vm.uuid);
+                virtiofs::stop_all(&vm.dir);
                 let _ = std::fs::remove_dir_all(&vm.dir);
             }
         }
@@ -345,6 +347,9 @@ impl QemuDriver {
                 Setup::LinkDown { device } => {
                     vm.command("set_link", Some(json!({"name": device, "up": false})))
                         .await?;
+                }
+                Setup::Qmp { command, args } => {
+                    vm.command(command, Some(args.clone())).await?;
                 }
                 Setup::Bridge { tap, bridge } => net::attach(tap, bridge).map_err(|e| {
                     DriverError::Failed(format!(
@@ -511,17 +516,34 @@ impl QemuDriver {
                 });
             }
         };
+        if let Err(e) = virtiofs::start_all(&plan.virtiofsd, &dir, &self.log_dir, &def.name).await {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(DriverError::Failed(format!("domain '{}': {e}", def.name)));
+        }
         let log_path = self.log_dir.join(format!("{}.log", def.name));
-        let log = Log::open(&log_path, &emulator, &plan.args).map_err(failed)?;
-        let proc = self
+        let log = match Log::open(&log_path, &emulator, &plan.args) {
+            Ok(l) => l,
+            Err(e) => {
+                virtiofs::stop_all(&dir);
+                return Err(failed(e));
+            }
+        };
+        let proc = match self
             .spawner
             .spawn(&emulator, &plan.args, &plan.env, &log.file)
-            .map_err(failed)?;
+        {
+            Ok(p) => p,
+            Err(e) => {
+                virtiofs::stop_all(&dir);
+                return Err(failed(e));
+            }
+        };
         tracing::debug!("domain '{}': QEMU pid {}", def.name, proc.pid());
         let (qmp, events) = match self.connect_monitor(&plan.monitor, proc.as_ref()).await {
             Ok(c) => c,
             Err(why) => {
                 let e = self.start_failed(proc.as_ref(), &log, why).await;
+                virtiofs::stop_all(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
@@ -1139,6 +1161,7 @@ impl Driver for QemuDriver {
         let st = StatusFile::load(&path).map_err(failed)?;
         let forget = |why: String| {
             StatusFile::remove(&self.runtime, &st.uuid);
+            virtiofs::stop_all(&st.dir);
             let _ = std::fs::remove_dir_all(&st.dir);
             DriverError::Failed(why)
         };

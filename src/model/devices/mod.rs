@@ -7,12 +7,17 @@ mod chardev;
 mod controller;
 mod device;
 mod disk;
+mod disk_net;
+mod disk_tune;
+mod filesystem;
 mod graphics;
 mod input;
 mod interface;
 mod memballoon;
 mod rng;
 mod sound;
+#[cfg(test)]
+mod storage_tests;
 mod video;
 mod watchdog;
 
@@ -21,7 +26,14 @@ pub use controller::{Controller, ControllerType};
 pub use device::Device;
 pub use disk::{
     BackingImage, BackingStore, DetectZeroes, Disk, DiskBus, DiskCache, DiskDevice, DiskDiscard,
-    DiskDriver, DiskFormat, DiskIo, DiskSource, DiskType, MAX_BACKING_DEPTH, StartupPolicy, Tray,
+    DiskDriver, DiskFormat, DiskIo, DiskSource, DiskType, ErrorPolicy, MAX_BACKING_DEPTH,
+    StartupPolicy, Transient, Tray, source_attr,
+};
+pub use disk_net::{HostTransport, NetHost, NetProtocol, NetSource};
+pub use disk_tune::{BlockIo, Geometry, GeometryTrans, IOTUNE_FIELDS, Iotune};
+pub use filesystem::{
+    Filesystem, FsAccessMode, FsBinary, FsCacheMode, FsDriverType, FsModel, FsMultidevs,
+    FsSandboxMode, FsType, FsWrpolicy,
 };
 pub use graphics::{Graphics, GraphicsListen, GraphicsType, ImageCompression, ListenType};
 pub use input::{Input, InputBus, InputType};
@@ -46,6 +58,7 @@ pub struct Devices {
     pub emulator: Option<String>,
     pub disks: Vec<Disk>,
     pub controllers: Vec<Controller>,
+    pub filesystems: Vec<Filesystem>,
     pub interfaces: Vec<Interface>,
     pub serials: Vec<CharDevice>,
     pub parallels: Vec<CharDevice>,
@@ -83,6 +96,7 @@ impl Devices {
                     d.disks.push(disk);
                 }
                 "controller" => d.controllers.push(Controller::read(c)?),
+                "filesystem" => d.filesystems.push(Filesystem::read(c)?),
                 "interface" => {
                     let iface = Interface::read(c)?;
                     check_boot(&mut boot_orders, iface.boot_order, node)?;
@@ -134,6 +148,7 @@ impl Devices {
         w.leaf_opt("emulator", self.emulator.as_deref());
         self.disks.iter().for_each(|x| x.write(w));
         self.controllers.iter().for_each(|x| x.write(w));
+        self.filesystems.iter().for_each(|x| x.write(w));
         self.interfaces.iter().for_each(|x| x.write(w));
         self.serials
             .iter()
