@@ -416,7 +416,7 @@ pub(crate) mod tests {
             "ide-cd",
             "ide-hd",
             "isa-serial",
-            "lsi",
+            "lsi53c895a",
             "pci-serial",
             "pcie-root-port",
             "piix3-usb-uhci",

@@ -336,7 +336,7 @@ fn device_models(def: &mut DomainDef, kind: Machine, caps: &Caps, x86: bool) {
             }
             ControllerType::Scsi if c.model.is_none() => {
                 c.model = Some(
-                    if caps.has_device("lsi") {
+                    if caps.has_device("lsi53c895a") {
                         "lsilogic"
                     } else {
                         "virtio-scsi"

@@ -428,6 +428,33 @@ impl Disk {
     }
 }
 
+/// Adds `disk` where libvirt's parser puts it: after the last disk on its bus, or before
+/// the first later disk on its bus whose target sorts after it. The bus is the one written
+/// (libvirt picks defaults only after all disks are in), so disks naming none group together.
+pub(crate) fn insert_ordered(disks: &mut Vec<Disk>, disk: Disk) {
+    let bus = disk.target_bus;
+    let index = crate::model::defaults::disk_index(&disk.target_dev);
+    let mut at: Option<usize> = None;
+    for (i, d) in disks.iter().enumerate().rev() {
+        if d.target_bus != bus {
+            continue;
+        }
+        let later = match (crate::model::defaults::disk_index(&d.target_dev), index) {
+            (Some(a), Some(b)) => a > b,
+            _ => false,
+        };
+        if later {
+            at = Some(i);
+        } else if at.is_none() {
+            at = Some(i + 1);
+        }
+    }
+    match at {
+        Some(i) => disks.insert(i, disk),
+        None => disks.push(disk),
+    }
+}
+
 /// The `<source>` attribute that holds a local path (`name` for network sources).
 pub fn source_attr(t: DiskType) -> &'static str {
     match t {

@@ -71,6 +71,24 @@ pub struct NetSource {
     pub timeout: Option<u64>,
 }
 
+/// The well-known port of a protocol, as libvirt assigns it to hosts that name none.
+pub fn default_port(p: NetProtocol) -> Option<u16> {
+    Some(match p {
+        NetProtocol::Http => 80,
+        NetProtocol::Https => 443,
+        NetProtocol::Ftp => 21,
+        NetProtocol::Ftps => 990,
+        NetProtocol::Tftp => 69,
+        NetProtocol::Sheepdog => 7000,
+        NetProtocol::Nbd => 10809,
+        NetProtocol::Ssh => 22,
+        NetProtocol::Iscsi => 3260,
+        NetProtocol::Gluster => 24007,
+        NetProtocol::Vxhs => 9999,
+        NetProtocol::Rbd | NetProtocol::Nfs => return None,
+    })
+}
+
 impl NetSource {
     /// Reads the network half of `<source>`; the caller takes `index` and finishes `s`.
     pub(crate) fn read(s: &mut Elem) -> Result<NetSource> {
@@ -80,12 +98,8 @@ impl NetSource {
             return Err(s.missing_attr("name"));
         }
         let query = s.attr_with("query", values::non_empty)?;
-        if query.is_some()
-            && !matches!(
-                protocol,
-                NetProtocol::Http | NetProtocol::Https | NetProtocol::Ftp | NetProtocol::Ftps
-            )
-        {
+        // libvirt reads a query for http and https only
+        if query.is_some() && !matches!(protocol, NetProtocol::Http | NetProtocol::Https) {
             return Err(s.attr_invalid(
                 "query",
                 query.as_deref().unwrap_or_default(),
@@ -119,6 +133,11 @@ impl NetSource {
                 return Err(h.missing_attr("name"));
             }
             h.finish()?;
+            let mut host = host;
+            if host.transport.is_none() && host.port.is_none() {
+                // libvirt fills in the protocol's port while parsing
+                host.port = default_port(protocol);
+            }
             hosts.push(host);
             Ok(())
         })?;

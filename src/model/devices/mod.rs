@@ -29,7 +29,7 @@ pub use disk::{
     DiskDriver, DiskFormat, DiskIo, DiskSource, DiskType, ErrorPolicy, MAX_BACKING_DEPTH,
     StartupPolicy, Transient, Tray, source_attr,
 };
-pub use disk_net::{HostTransport, NetHost, NetProtocol, NetSource};
+pub use disk_net::{HostTransport, NetHost, NetProtocol, NetSource, default_port};
 pub use disk_tune::{BlockIo, Geometry, GeometryTrans, IOTUNE_FIELDS, Iotune};
 pub use filesystem::{
     Filesystem, FsAccessMode, FsBinary, FsCacheMode, FsDriverType, FsModel, FsMultidevs,
@@ -93,7 +93,7 @@ impl Devices {
                 "disk" => {
                     let disk = Disk::read(c)?;
                     check_boot(&mut boot_orders, disk.boot_order, node)?;
-                    d.disks.push(disk);
+                    disk::insert_ordered(&mut d.disks, disk);
                 }
                 "controller" => d.controllers.push(Controller::read(c)?),
                 "filesystem" => d.filesystems.push(Filesystem::read(c)?),

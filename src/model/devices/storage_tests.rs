@@ -85,6 +85,13 @@ fn network_sources_round_trip() {
       </source>
       <target dev='vdb' bus='virtio'/>
     </disk>
+    <disk type='network' device='disk'>
+      <source protocol='rbd' name='pool/image'>
+        <host name='mon1.example.org' port='6321'/>
+        <host name='mon2.example.org' port='6322'/>
+      </source>
+      <target dev='vdc' bus='virtio'/>
+    </disk>
     <disk type='network' device='cdrom'>
       <source protocol='https' name='test4.img' query='par=val&amp;other=ble' tls='no'>
         <host name='example.org' port='1234'/>
@@ -95,22 +102,17 @@ fn network_sources_round_trip() {
       <target dev='hdc' bus='ide'/>
       <readonly/>
     </disk>
-    <disk type='network' device='disk'>
-      <source protocol='rbd' name='pool/image'>
-        <host name='mon1.example.org' port='6321'/>
-        <host name='mon2.example.org' port='6322'/>
-      </source>
-      <target dev='vdc' bus='virtio'/>
-    </disk>
 ";
     assert_eq!(canonical(&domain("", disks)), domain("", disks));
-    // libvirt leaves the default transport unwritten
+    // libvirt leaves the default transport unwritten and fills in the protocol's port
     let tcp = canonical(&domain(
         "",
         "<disk type='network'><source protocol='nbd'><host name='h' transport='tcp'/></source>\
-         <target dev='vda'/></disk>",
+         <target dev='vda'/></disk><disk type='network' device='cdrom'><source \
+         protocol='https' name='a.iso'><host name='h'/></source><target dev='hdc'/></disk>",
     ));
-    assert!(tcp.contains("<host name='h'/>"), "{tcp}");
+    assert!(tcp.contains("<host name='h' port='10809'/>"), "{tcp}");
+    assert!(tcp.contains("<host name='h' port='443'/>"), "{tcp}");
 }
 
 #[test]
@@ -141,6 +143,24 @@ fn filesystems_and_memory_backing_round_trip() {
     </filesystem>
 ";
     assert_eq!(canonical(&domain(pre, fss)), domain(pre, fss));
+}
+
+/// libvirt's parser keeps disks of one bus in target order, after the last of their bus.
+#[test]
+fn disks_are_ordered_as_libvirt_inserts_them() {
+    let out = canonical(&domain(
+        "",
+        "<disk><source file='/a'/><target dev='vdb' bus='virtio'/></disk>\
+         <disk><source file='/b'/><target dev='hdc' bus='ide'/></disk>\
+         <disk><source file='/c'/><target dev='vda' bus='virtio'/></disk>\
+         <disk><source file='/d'/><target dev='hda' bus='ide'/></disk>\
+         <disk><source file='/e'/><target dev='vdc' bus='virtio'/></disk>",
+    ));
+    let order: Vec<&str> = out
+        .match_indices("<target dev='")
+        .map(|(i, _)| &out[i + 13..i + 16])
+        .collect();
+    assert_eq!(order, ["vda", "vdb", "vdc", "hda", "hdc"], "{out}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ fn scsi_qdev(model: &str) -> Option<(&'static str, bool)> {
         "virtio-scsi" => ("virtio-scsi-pci", true),
         "virtio-transitional" => ("virtio-scsi-pci-transitional", true),
         "virtio-non-transitional" => ("virtio-scsi-pci-non-transitional", true),
-        "lsilogic" => ("lsi", false),
+        "lsilogic" => ("lsi53c895a", false),
         "lsisas1068" => ("mptsas1068", false),
         "lsisas1078" => ("megasas", false),
         "vmpvscsi" => ("pvscsi", false),
@@ -197,8 +197,10 @@ pub(super) fn device_options(d: &Disk, bus: DiskBus, what: &str) -> Result<Strin
             g.cyls, g.heads, g.secs
         ));
         if let Some(t) = g.trans {
-            if !matches!(bus, DiskBus::Ide | DiskBus::Sata) {
-                return unsupported(format!("{what}: <geometry trans> on bus '{bus}'"));
+            if bus != DiskBus::Ide {
+                return Err(CmdlineError::Invalid(format!(
+                    "{what}: <geometry trans> is for the 'ide' bus only, not '{bus}'"
+                )));
             }
             s.push_str(&format!(",bios-chs-trans={t}"));
         }
@@ -212,6 +214,12 @@ pub(super) fn device_options(d: &Disk, bus: DiskBus, what: &str) -> Result<Strin
     }
     if let Some(p) = rpolicy {
         s.push_str(&format!(",rerror={}", error_action(p)));
+    }
+    let format = drv.format.unwrap_or(crate::model::devices::DiskFormat::Raw);
+    if d.shareable && format != crate::model::devices::DiskFormat::Raw {
+        return unsupported(format!(
+            "{what}: <shareable/> with a '{format}' image (shared access needs raw)"
+        ));
     }
     if d.transient.is_some() {
         return unsupported(format!(
@@ -291,18 +299,6 @@ pub(super) fn check_iotune(disks: &[Disk]) -> Result<()> {
     Ok(())
 }
 
-/// The default port of a network protocol, as libvirt assigns it.
-fn default_port(p: NetProtocol) -> u16 {
-    match p {
-        NetProtocol::Nbd => 10809,
-        NetProtocol::Http => 80,
-        NetProtocol::Https => 443,
-        NetProtocol::Ftp => 21,
-        NetProtocol::Ftps => 990,
-        _ => 0,
-    }
-}
-
 /// The protocol node of a network disk: `nbd`, or QEMU's curl drivers for http(s)/ftp(s).
 /// Other protocols need daemons or libraries this driver does not set up and are refused.
 pub fn network_node(d: &Disk, n: &NetSource, what: &str) -> Result<Map<String, Value>> {
@@ -325,7 +321,10 @@ pub fn network_node(d: &Disk, n: &NetSource, what: &str) -> Result<Map<String, V
             "{what}: TLS for protocol '{p}' (needs x509 credentials)"
         ));
     }
-    let port = host.port.unwrap_or(default_port(p));
+    let port = host
+        .port
+        .or(crate::model::devices::default_port(p))
+        .unwrap_or_default();
     match p {
         NetProtocol::Nbd => {
             if n.ssl_verify.is_some() || n.readahead.is_some() || n.timeout.is_some() {
@@ -515,7 +514,7 @@ pub(super) mod tests {
         let a = args(
             "<disk type='file'><source file='/i/a.img'/><target dev='sdc' bus='scsi'/></disk>",
         );
-        assert!(a.contains("-device lsi,id=scsi0,addr=0x"), "{a}");
+        assert!(a.contains("-device lsi53c895a,id=scsi0,addr=0x"), "{a}");
         assert!(
             a.contains(
                 "-device scsi-hd,bus=scsi0.0,scsi-id=2,device_id=drive-scsi0-0-2,drive=vb-sdc,\
