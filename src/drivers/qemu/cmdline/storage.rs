@@ -215,6 +215,9 @@ pub(super) fn device_options(d: &Disk, bus: DiskBus, what: &str) -> Result<Strin
     if let Some(p) = rpolicy {
         s.push_str(&format!(",rerror={}", error_action(p)));
     }
+    if cdrom && drv.copy_on_read == Some(true) {
+        return unsupported(format!("{what}: copy_on_read on a CD-ROM"));
+    }
     let format = drv.format.unwrap_or(crate::model::devices::DiskFormat::Raw);
     if d.shareable && format != crate::model::devices::DiskFormat::Raw {
         return unsupported(format!(
