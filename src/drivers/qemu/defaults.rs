@@ -60,6 +60,12 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
     }
     device_models(def, kind, caps, x86);
     defaults::after_driver(def).map_err(|DefaultsError(m)| DriverError::InvalidArgument(m))?;
+    // SCSI controllers the disks needed get their model too
+    for c in &mut def.devices.controllers {
+        if c.controller_type == ControllerType::Scsi && c.model.is_none() {
+            c.model = Some(default_scsi_model(caps).into());
+        }
+    }
     // a serial port made from a console just now gets its model too (libvirt runs its
     // device defaults again for it)
     serial_models(&mut def.devices, x86);
@@ -335,17 +341,19 @@ fn device_models(def: &mut DomainDef, kind: Machine, caps: &Caps, x86: bool) {
                 );
             }
             ControllerType::Scsi if c.model.is_none() => {
-                c.model = Some(
-                    if caps.has_device("lsi53c895a") {
-                        "lsilogic"
-                    } else {
-                        "virtio-scsi"
-                    }
-                    .into(),
-                );
+                c.model = Some(default_scsi_model(caps).into());
             }
             _ => {}
         }
+    }
+}
+
+/// The SCSI controller model libvirt 9.0 picks on x86: the LSI 53C895A when QEMU has it.
+pub fn default_scsi_model(caps: &Caps) -> &'static str {
+    if caps.has_device("lsi53c895a") {
+        "lsilogic"
+    } else {
+        "virtio-scsi"
     }
 }
 

@@ -464,12 +464,13 @@ pub fn source_attr(t: DiskType) -> &'static str {
     }
 }
 
-/// `<wwn>`: 16 hex digits.
+/// `<wwn>`: 16 hex digits, optionally after `0x` (kept as written, as libvirt).
 fn disk_wwn(s: &str) -> std::result::Result<String, String> {
-    if s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    if digits.len() == 16 && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(s.to_string())
     } else {
-        Err("expected 16 hex digits".into())
+        Err("expected 16 hex digits, optionally after '0x'".into())
     }
 }
 

@@ -35,7 +35,10 @@ fn scsi_is_virtio_style(model: &str) -> bool {
 /// `-device` for `<controller type='scsi'>` number `i` of the definition.
 pub(super) fn scsi_controller(b: &mut Builder<'_>, i: usize, c: &Controller) -> Result<()> {
     let idx = c.index.unwrap_or(0);
-    let model = c.model.as_deref().unwrap_or("lsilogic");
+    let model = c
+        .model
+        .as_deref()
+        .unwrap_or(super::super::defaults::default_scsi_model(b.env.caps));
     let what = format!("<controller type='scsi' index='{idx}' model='{model}'>");
     let (dev, virtio) =
         scsi_qdev(model).ok_or_else(|| CmdlineError::NotSupported(format!("{what}: model")))?;
@@ -69,30 +72,29 @@ pub(super) fn scsi_disk(
     d: &Disk,
     what: &str,
 ) -> Result<(&'static str, String, String)> {
-    let addr = |k: &str| super::drive_attr(&d.info, k).unwrap_or(0);
-    let (ctrl, bus, target, unit) = (
-        addr("controller"),
-        addr("bus"),
-        addr("target"),
-        addr("unit"),
-    );
-    let c = b
-        .live
-        .devices
-        .controllers
-        .iter()
-        .find(|c| {
-            c.controller_type == crate::model::devices::ControllerType::Scsi
-                && u64::from(c.index.unwrap_or(0)) == ctrl
-        })
-        .ok_or_else(|| {
-            CmdlineError::Invalid(format!("{what}: no SCSI controller with index {ctrl}"))
-        })?;
-    let model = c.model.clone().unwrap_or_else(|| "lsilogic".into());
+    // without an address (a definition before defaults), the one libvirt will assign
+    let index = u64::from(super::disk_index(&d.target_dev).unwrap_or(0));
+    let given = |k: &str| super::drive_attr(&d.info, k).unwrap_or(0);
+    let (ctrl, bus, target, unit) = if d.info.address.is_some() {
+        (
+            given("controller"),
+            given("bus"),
+            given("target"),
+            given("unit"),
+        )
+    } else {
+        (index / 7, 0, 0, index % 7)
+    };
+    let c = b.live.devices.controllers.iter().find(|c| {
+        c.controller_type == crate::model::devices::ControllerType::Scsi
+            && u64::from(c.index.unwrap_or(0)) == ctrl
+    });
+    // a controller the definition lacks is the one the defaults add
+    let model = c
+        .and_then(|c| c.model.clone())
+        .unwrap_or_else(|| super::super::defaults::default_scsi_model(b.env.caps).to_owned());
     let calias = c
-        .info
-        .alias
-        .clone()
+        .and_then(|c| c.info.alias.clone())
         .unwrap_or_else(|| format!("scsi{ctrl}"));
     let qdev = if d.device == DiskDevice::Cdrom {
         "scsi-cd"
@@ -167,7 +169,7 @@ pub(super) fn device_options(d: &Disk, bus: DiskBus, what: &str) -> Result<Strin
         if !matches!(bus, DiskBus::Scsi | DiskBus::Ide | DiskBus::Sata) {
             return unsupported(format!("{what}: <wwn> on bus '{bus}' (SCSI and IDE only)"));
         }
-        s.push_str(&format!(",wwn=0x{w}"));
+        s.push_str(&format!(",wwn=0x{}", w.strip_prefix("0x").unwrap_or(w)));
     }
     if let Some(r) = d.rotation_rate {
         if !matches!(bus, DiskBus::Scsi | DiskBus::Ide | DiskBus::Sata) || cdrom {
@@ -525,6 +527,31 @@ pub(super) mod tests {
             ),
             "{a}"
         );
+    }
+
+    /// Define checks a definition before defaults: a SCSI disk then has neither address nor
+    /// controller, and gets the ones the defaults will give it.
+    #[test]
+    fn scsi_disk_before_defaults() {
+        let d = DomainDef::from_xml(
+            "<domain type='qemu'><name>t</name><memory>65536</memory><os><type>hvm</type>\
+             </os><devices><disk type='file'><source file='/a'/><target dev='sdi' bus='scsi'/>\
+             <wwn>0x5000c50015ea71ad</wwn></disk></devices></domain>",
+        )
+        .expect("domain");
+        let env = Env {
+            caps: &x86_64(),
+            accel: Accel::Tcg,
+            dir: Path::new("/run/vb/qemu/d1"),
+            id: 3,
+            free_port: &|| Some(5901),
+        };
+        let a = build(&d, &env).expect("builds").args.join(" ");
+        assert!(
+            a.contains("scsi-hd,bus=scsi1.0,scsi-id=1,device_id=drive-scsi1-0-1,drive=vb-sdi"),
+            "{a}"
+        );
+        assert!(a.contains("wwn=0x5000c50015ea71ad"), "{a}");
     }
 
     #[test]
