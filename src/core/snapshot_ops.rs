@@ -1065,6 +1065,7 @@ mod tests {
         let mut disk = def.devices.disks[0].clone();
         disk.source = Some(crate::model::devices::DiskSource {
             path: Some("/i/a.e1-revert1".into()),
+            network: None,
             index: None,
             startup_policy: None,
         });

@@ -31,6 +31,7 @@ pub fn after_driver(def: &mut DomainDef) -> Result<(), DefaultsError> {
     chardev_ports(def);
     def.os.apply_defaults();
     disks(def);
+    filesystems(def);
     videos(def);
     graphics(def);
     vcpus_and_memory(def);
@@ -190,6 +191,15 @@ fn disks(def: &mut DomainDef) {
         };
         if let Some((controller, bus, target, unit)) = addr {
             d.info.address = Some(drive_address(controller, bus, target, unit));
+        }
+    }
+}
+
+/// A share without a daemon socket of its own passes file ownership through by default.
+fn filesystems(def: &mut DomainDef) {
+    for f in &mut def.devices.filesystems {
+        if f.accessmode.is_none() && f.socket.is_none() {
+            f.accessmode = Some(crate::model::devices::FsAccessMode::Passthrough);
         }
     }
 }

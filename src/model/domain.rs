@@ -74,6 +74,8 @@ pub struct DomainDef {
     pub metadata: Option<String>,
     pub memory_kib: u64,
     pub current_memory_kib: Option<u64>,
+    /// `<memoryBacking>` (source and access only).
+    pub memory_backing: Option<crate::model::MemoryBacking>,
     pub max_vcpus: u32,
     pub current_vcpus: Option<u32>,
     pub vcpu_placement: Option<VcpuPlacement>,
@@ -243,6 +245,11 @@ impl DomainDef {
             }
         };
 
+        let memory_backing = e
+            .child("memoryBacking")?
+            .map(crate::model::MemoryBacking::read)
+            .transpose()?;
+
         let mut max_vcpus = 1;
         let mut current_vcpus = None;
         let mut vcpu_placement = None;
@@ -322,6 +329,7 @@ impl DomainDef {
             metadata,
             memory_kib,
             current_memory_kib,
+            memory_backing,
             max_vcpus,
             current_vcpus,
             vcpu_placement,
@@ -366,6 +374,9 @@ impl DomainDef {
         write_memory(w, "memory", self.memory_kib);
         if let Some(c) = self.current_memory_kib {
             write_memory(w, "currentMemory", c);
+        }
+        if let Some(m) = &self.memory_backing {
+            m.write(w);
         }
         w.start("vcpu");
         w.attr_opt("placement", self.vcpu_placement.map(|p| p.as_str()));

@@ -286,6 +286,9 @@ fn read_disk(mut d: Elem) -> Result<SnapshotDisk> {
             let attr = match disk_type.unwrap_or(DiskType::File) {
                 DiskType::File => "file",
                 DiskType::Block => "dev",
+                DiskType::Network => {
+                    return Err(s.invalid("", "network snapshot targets are not supported"));
+                }
             };
             let path = s.attr_with(attr, values::abs_path)?;
             s.finish()?;
@@ -323,10 +326,7 @@ fn write_disk(w: &mut Writer, d: &SnapshotDisk) {
         w.leaf_attr("driver", "type", f.as_str());
     }
     if let Some(s) = &d.source {
-        let attr = match d.disk_type.unwrap_or(DiskType::File) {
-            DiskType::File => "file",
-            DiskType::Block => "dev",
-        };
+        let attr = crate::model::devices::source_attr(d.disk_type.unwrap_or(DiskType::File));
         w.leaf_attr("source", attr, s);
     }
     w.end();

@@ -31,7 +31,7 @@ GUEST_HOSTNAME=${GUEST_HOSTNAME:-vbguest}
 # are resolved by modprobe against the target kernel's modules.dep.
 MODULES=(
     virtio_pci virtio_console virtio_blk virtio_net virtio_rng virtio_balloon
-    crc32c ext4 button evdev ahci sr_mod efivarfs
+    crc32c ext4 button evdev ahci sr_mod efivarfs virtio_scsi sd_mod virtiofs
     xhci_pci
 )
 

@@ -83,17 +83,14 @@ async fn refusals_bad_disk_and_capabilities() {
 
     // What the driver cannot honour is refused, named, and nothing changes.
     for (extra, named) in [
-        ("<sound model='ich9'/>", "sound"),
+        ("<sound model='ich7'/>", "sound"),
         ("<parallel type='pty'/>", "parallel"),
         (
             "<interface type='network'><source network='default'/></interface>",
             "virtual networks",
         ),
         ("<watchdog model='diag288'/>", "diag288"),
-        (
-            "<disk type='file' device='floppy'><source file='/tmp/f.img'/><target dev='fda'/></disk>",
-            "floppy",
-        ),
+        ("<shmem name='legacy'/>", "model 'ivshmem'"),
     ] {
         let xml = guest::domain_xml("refused", std::path::Path::new("/tmp/y.qcow2"), extra);
         let r = mgr.define_domain(&xml, no_opts()).await;

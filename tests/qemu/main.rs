@@ -15,6 +15,7 @@ mod lifecycle;
 mod platform;
 mod restart;
 mod snapshots;
+mod storage;
 mod tpm;
 mod usb;
 

@@ -89,6 +89,8 @@ pub enum Setup {
     Balloon { bytes: u64 },
     /// Enable guest memory statistics every `period` seconds.
     BalloonStats { period: u32 },
+    /// A QMP command with its arguments (disk throttling).
+    Qmp { command: &'static str, args: Value },
 }
 
 /// Which device a pty belongs to, to write its path into the live definition.
@@ -115,6 +117,8 @@ pub struct Plan {
     pub setup: Vec<Setup>,
     /// Extra environment for QEMU (`<qemu:env>`).
     pub env: Vec<(String, String)>,
+    /// virtiofsd daemons to run before QEMU starts and stop after it ends.
+    pub virtiofsd: Vec<Virtiofsd>,
 }
 
 /// Escape a value for QEMU's `key=value,...` syntax.
@@ -386,6 +390,10 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     let firmware = pflash::build(def, b.q35)?;
     b.args.extend(firmware.args);
     m.push_str(&firmware.machine_props);
+    let ram = memory::backend(def, env.dir)?;
+    if ram.is_some() {
+        m.push_str(&format!(",memory-backend={}", memory::RAM_ID));
+    }
     b.arg("-machine", m);
     b.arg(
         "-accel",
@@ -416,6 +424,9 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         b.arg("-global", g);
     }
     b.arg("-m", format!("size={}k", def.memory_kib));
+    if let Some(o) = ram {
+        b.arg("-object", o);
+    }
     b.arg("-smp", smp_arg(def));
     b.arg("-rtc", clock.rtc);
     if let (Some(adj), Some(live)) = (clock.utc_adjustment, b.live.clock.as_mut()) {
@@ -477,6 +488,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
 
     controllers(&mut b, def)?;
     usb::hubs(&mut b, def)?;
+    let virtiofsd = fs::filesystems(&mut b, def)?;
     disks(&mut b, def)?;
     interfaces(&mut b, def)?;
     chardevs(&mut b, def)?;
@@ -515,6 +527,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         vnc_auto: b.vnc_auto,
         setup: b.setup,
         env,
+        virtiofsd,
     })
 }
 
@@ -700,7 +713,7 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     }
     for (i, c) in def.devices.controllers.iter().enumerate() {
         let what = format!("<controller type='{}'>", c.controller_type);
-        if !c.driver.is_empty() {
+        if !c.driver.is_empty() && c.controller_type != ControllerType::Scsi {
             return unsupported(format!("{what} <driver> tuning"));
         }
         let idx = c.index.unwrap_or(0);
@@ -769,6 +782,7 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 }
                 b.live.devices.controllers[i].info.alias = Some("fdc0".into());
             }
+            ControllerType::Scsi => storage::scsi_controller(b, i, c)?,
             other => return unsupported(format!("<controller type='{other}'>")),
         }
     }
@@ -824,18 +838,29 @@ pub fn image_nodes(d: &Disk, path: &str, node: &str, what: &str) -> Result<(Valu
     };
     let readonly = d.readonly || d.device == DiskDevice::Cdrom;
     let (direct, no_flush, _) = cache_flags(drv.cache);
-    let mut file = Map::new();
-    file.insert(
-        "driver".into(),
-        json!(match d.disk_type {
-            DiskType::File => "file",
-            DiskType::Block => "host_device",
-        }),
-    );
-    file.insert("filename".into(), json!(path));
+    let net = d.source.as_ref().and_then(|s| s.network.as_ref());
+    let mut file = match (d.disk_type, net) {
+        (DiskType::Network, Some(n)) => storage::network_node(d, n, what)?,
+        (DiskType::Network, None) => {
+            return Err(CmdlineError::Invalid(format!(
+                "{what}: no network <source>"
+            )));
+        }
+        (t, _) => {
+            let mut file = Map::new();
+            let driver = if t == DiskType::Block {
+                "host_device"
+            } else {
+                "file"
+            };
+            file.insert("driver".into(), json!(driver));
+            file.insert("filename".into(), json!(path));
+            file
+        }
+    };
     file.insert("node-name".into(), json!(format!("{node}-file")));
     file.insert("auto-read-only".into(), json!(true));
-    if let Some(io) = drv.io {
+    if let Some(io) = drv.io.filter(|_| net.is_none()) {
         file.insert("aio".into(), json!(io.as_str()));
     }
     let mut fmt = Map::new();
@@ -861,6 +886,7 @@ pub fn image_nodes(d: &Disk, path: &str, node: &str, what: &str) -> Result<(Valu
 }
 
 fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
+    storage::check_iotune(&def.devices.disks)?;
     for (i, d) in def.devices.disks.iter().enumerate() {
         let dev = &d.target_dev;
         let what = format!("disk '{dev}'");
@@ -908,16 +934,23 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         }
         let write_cache = cache_flags(drv.cache).2;
         let mut has_medium = false;
-        if let Some(p) = &path {
+        let network = d.source.as_ref().is_some_and(|s| s.network.is_some());
+        let mut top = node.clone();
+        if path.is_some() || network {
             has_medium = true;
-            let (file, fmt) = image_nodes(d, p, &node, &what)?;
+            let (file, fmt) = image_nodes(d, path.as_deref().unwrap_or(""), &node, &what)?;
             b.arg("-blockdev", file.to_string());
             b.arg("-blockdev", fmt.to_string());
+            if drv.copy_on_read == Some(true) {
+                let (cor, v) = storage::copy_on_read_node(&node);
+                b.arg("-blockdev", v.to_string());
+                top = cor;
+            }
         } else if !cdrom && !floppy {
             return Err(CmdlineError::Invalid(format!("{what} has no source")));
         }
         let drive = if has_medium {
-            format!(",drive={node}")
+            format!(",drive={top}")
         } else {
             String::new()
         };
@@ -996,10 +1029,17 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     format!(",unit={unit}"),
                 )
             }
+            DiskBus::Scsi => storage::scsi_disk(b, d, &what)?,
             other => return unsupported(format!("{what}: bus '{other}'")),
         };
         b.need(qdev, &what)?;
-        let mut s = format!("{qdev}{busarg}{drive},id={a}");
+        let vpd = if bus == DiskBus::Scsi {
+            let id = d.serial.clone().unwrap_or_else(|| format!("drive-{a}"));
+            format!(",device_id={}", esc(&id))
+        } else {
+            String::new()
+        };
+        let mut s = format!("{qdev}{busarg}{vpd}{drive},id={a}");
         if let Some(o) = d.boot_order {
             s.push_str(&format!(",bootindex={o}"));
         }
@@ -1012,7 +1052,16 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         if let Some(wc) = write_cache.filter(|_| has_medium) {
             s.push_str(&format!(",write-cache={}", on_off(wc)));
         }
+        s.push_str(&storage::device_options(d, bus, &what)?);
         b.device(s);
+        if has_medium {
+            let qom = if bus == DiskBus::Virtio {
+                format!("/machine/peripheral/{a}/virtio-backend")
+            } else {
+                a.clone()
+            };
+            storage::throttle(b, d, &qom);
+        }
         let live = &mut b.live.devices.disks[i];
         live.target_bus = Some(bus);
         live.info.alias = Some(a);
@@ -1834,12 +1883,17 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 
 mod clock;
 mod features;
+mod fs;
+mod memory;
 mod pflash;
 mod platform;
 mod sound;
 mod spice;
+mod storage;
 pub mod tpm;
 mod usb;
+pub use fs::{VIRTIOFSD, Virtiofsd};
+pub use storage::{hotplug_refusal, network_node};
 
 #[cfg(test)]
 mod tests;

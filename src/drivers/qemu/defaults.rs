@@ -63,6 +63,12 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
     device_models(def, kind, caps, x86);
     platform_models(&mut def.devices, x86);
     defaults::after_driver(def).map_err(|DefaultsError(m)| DriverError::InvalidArgument(m))?;
+    // SCSI controllers the disks needed get their model too
+    for c in &mut def.devices.controllers {
+        if c.controller_type == ControllerType::Scsi && c.model.is_none() {
+            c.model = Some(default_scsi_model(caps).into());
+        }
+    }
     // a serial port made from a console just now gets its model too (libvirt runs its
     // device defaults again for it)
     serial_models(&mut def.devices, x86);
@@ -341,14 +347,7 @@ fn device_models(def: &mut DomainDef, kind: Machine, caps: &Caps, x86: bool) {
                 );
             }
             ControllerType::Scsi if c.model.is_none() => {
-                c.model = Some(
-                    if caps.has_device("lsi") {
-                        "lsilogic"
-                    } else {
-                        "virtio-scsi"
-                    }
-                    .into(),
-                );
+                c.model = Some(default_scsi_model(caps).into());
             }
             _ => {}
         }
@@ -375,6 +374,15 @@ fn platform_models(d: &mut crate::model::Devices, x86: bool) {
     }
     if let Some(v) = &mut d.vsock {
         v.model.get_or_insert(VsockModel::Virtio);
+    }
+}
+
+/// The SCSI controller model libvirt 9.0 picks on x86: the LSI 53C895A when QEMU has it.
+pub fn default_scsi_model(caps: &Caps) -> &'static str {
+    if caps.has_device("lsi53c895a") {
+        "lsilogic"
+    } else {
+        "virtio-scsi"
     }
 }
 
@@ -546,6 +554,11 @@ impl PciBus {
             });
         }
         // Then every other PCI device, in libvirt's order.
+        for f in &mut d.filesystems {
+            if f.info.address.is_none() {
+                f.info.address = Some(bus.next(&format!("<filesystem> {}", f.target))?);
+            }
+        }
         for (i, n) in d.interfaces.iter_mut().enumerate() {
             if n.info.address.is_none() {
                 n.info.address = Some(bus.next(&format!("<interface> {}", i + 1))?);
@@ -674,6 +687,9 @@ pub(super) fn pci_infos(d: &crate::model::Devices) -> Vec<(String, &DeviceInfo)>
     }
     for x in &d.disks {
         out.push((format!("<disk> {}", x.target_dev), &x.info));
+    }
+    for f in &d.filesystems {
+        out.push((format!("<filesystem> {}", f.target), &f.info));
     }
     for (i, n) in d.interfaces.iter().enumerate() {
         out.push((format!("<interface> {}", i + 1), &n.info));

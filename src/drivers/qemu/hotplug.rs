@@ -120,6 +120,9 @@ async fn attach_disk(vm: &Vm, mut d: Disk) -> DriverResult<Disk> {
             "only virtio hard disks hot-plug (a CD-ROM's medium changes with UpdateDevice)",
         ));
     }
+    if let Some(why) = cmdline::hotplug_refusal(&d) {
+        return Err(refuse(vm, &what, &why));
+    }
     let path = d
         .source
         .as_ref()

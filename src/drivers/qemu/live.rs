@@ -201,6 +201,7 @@ fn chain_below(path: &Path, format: Option<DiskFormat>) -> Result<Option<Backing
                 path: Some(p.to_string_lossy().into_owned()),
                 index: None,
                 startup_policy: None,
+                network: None,
             }),
             backing_store: Some(below),
         }));
@@ -328,9 +329,18 @@ mod tests {
             raw.display()
         ));
         finish(&mut d).unwrap();
-        let disks = &d.devices.disks;
-        // the last disk first, each from its source down; the empty drive takes 2
-        assert_eq!(disks[2].source.as_ref().unwrap().index, Some(1));
+        // the definition keeps libvirt's order: vda, vdb (after the disk of its bus), hdc
+        let by = |dev: &str| {
+            d.devices
+                .disks
+                .iter()
+                .find(|x| x.target_dev == dev)
+                .cloned()
+                .expect("disk")
+        };
+        let disks = [by("vda"), by("hdc"), by("vdb")];
+        // the last disk first, each from its source down; the empty drive takes 1
+        assert_eq!(disks[2].source.as_ref().unwrap().index, Some(2));
         assert_eq!(disks[2].backing_store, Some(BackingStore::End));
         assert_eq!(disks[0].source.as_ref().unwrap().index, Some(3));
         let Some(BackingStore::Image(b)) = &disks[0].backing_store else {

@@ -42,6 +42,7 @@ pub mod swtpm;
 pub mod transport;
 pub mod update;
 pub mod usb;
+pub mod virtiofs;
 mod vsock;
 
 use std::{
@@ -307,6 +308,7 @@ impl QemuDriver {
                 {
                     tracing::warn!("domain '{}': {e}", vm.name);
                 }
+                virtiofs::stop_all(&vm.dir);
                 let _ = std::fs::remove_dir_all(&vm.dir);
             }
         }
@@ -401,6 +403,9 @@ impl QemuDriver {
                 Setup::LinkDown { device } => {
                     vm.command("set_link", Some(json!({"name": device, "up": false})))
                         .await?;
+                }
+                Setup::Qmp { command, args } => {
+                    vm.command(command, Some(args.clone())).await?;
                 }
                 Setup::Bridge { tap, bridge } => net::attach(tap, bridge).map_err(|e| {
                     DriverError::Failed(format!(
@@ -582,10 +587,21 @@ impl QemuDriver {
                 });
             }
         };
+        if let Err(e) = virtiofs::start_all(&plan.virtiofsd, &dir, &self.log_dir, &def.name).await {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(DriverError::Failed(format!("domain '{}': {e}", def.name)));
+        }
         let log_path = self.log_dir.join(format!("{}.log", def.name));
-        let log = Log::open(&log_path, &emulator, &plan.args).map_err(failed)?;
+        let log = match Log::open(&log_path, &emulator, &plan.args) {
+            Ok(l) => l,
+            Err(e) => {
+                virtiofs::stop_all(&dir);
+                return Err(failed(e));
+            }
+        };
         // the TPM emulator first: QEMU connects to it as it starts
         if let Err(m) = self.swtpm.start(def, &dir).await {
+            virtiofs::stop_all(&dir);
             let _ = std::fs::remove_dir_all(&dir);
             return Err(DriverError::Failed(format!("domain '{}': {m}", def.name)));
         }
@@ -596,6 +612,7 @@ impl QemuDriver {
             Ok(p) => p,
             Err(e) => {
                 self.swtpm.stop(&def.uuid);
+                virtiofs::stop_all(&dir);
                 return Err(failed(e));
             }
         };
@@ -604,6 +621,7 @@ impl QemuDriver {
             Ok(c) => c,
             Err(why) => {
                 let e = self.start_failed(proc.as_ref(), &log, why).await;
+                virtiofs::stop_all(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
@@ -1287,6 +1305,7 @@ impl Driver for QemuDriver {
         let forget = |why: String| {
             StatusFile::remove(&self.runtime, &st.uuid);
             self.swtpm.stop(&st.uuid);
+            virtiofs::stop_all(&st.dir);
             let _ = std::fs::remove_dir_all(&st.dir);
             DriverError::Failed(why)
         };

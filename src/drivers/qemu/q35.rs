@@ -129,6 +129,10 @@ pub fn assign(def: &mut DomainDef) -> Result<(), DriverError> {
         Ok(())
     };
     let mut controllers = std::mem::take(&mut d.controllers);
+    for f in &mut d.filesystems {
+        let who = format!("<filesystem> {}", f.target);
+        take(&mut f.info, &who, &mut ports, &mut controllers)?;
+    }
     for (i, n) in d.interfaces.iter_mut().enumerate() {
         if is_pcie_nic(n.model.as_deref()) {
             take(

@@ -79,12 +79,19 @@ async fn media(vm: &Vm, new: &Disk, force: bool) -> DriverResult<()> {
         .ok_or_else(|| DriverError::Failed(format!("{what} has no device id")))?;
     let node = format!("vb-{}", new.target_dev);
     let path = new.source.as_ref().and_then(|s| s.path.clone());
-    let nodes = match &path {
-        Some(p) => Some(
-            super::cmdline::image_nodes(new, p, &node, &what)
+    // a medium is a file or device path, or a network source
+    let has_medium = |d: &Disk| {
+        d.source
+            .as_ref()
+            .is_some_and(|s| s.path.is_some() || s.network.is_some())
+    };
+    let nodes = if has_medium(new) {
+        Some(
+            super::cmdline::image_nodes(new, path.as_deref().unwrap_or(""), &node, &what)
                 .map_err(|e| DriverError::NotSupported(e.to_string()))?,
-        ),
-        None => None,
+        )
+    } else {
+        None
     };
     if let Some(p) = &path
         && !std::path::Path::new(p).exists()
@@ -112,7 +119,7 @@ async fn media(vm: &Vm, new: &Disk, force: bool) -> DriverResult<()> {
     }
     vm.command("blockdev-remove-medium", Some(json!({"id": id})))
         .await?;
-    if old.source.as_ref().is_some_and(|s| s.path.is_some()) {
+    if has_medium(&old) {
         for n in [node.clone(), format!("{node}-file")] {
             vm.command("blockdev-del", Some(json!({"node-name": n})))
                 .await?;

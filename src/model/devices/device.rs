@@ -66,9 +66,10 @@ impl Device {
     /// The device's element name.
     pub fn element(&self) -> &'static str {
         let d = &self.0;
-        let kinds: [(&'static str, bool); 21] = [
+        let kinds: [(&'static str, bool); 22] = [
             ("disk", !d.disks.is_empty()),
             ("controller", !d.controllers.is_empty()),
+            ("filesystem", !d.filesystems.is_empty()),
             ("interface", !d.interfaces.is_empty()),
             ("serial", !d.serials.is_empty()),
             ("parallel", !d.parallels.is_empty()),
@@ -137,6 +138,7 @@ impl Devices {
     pub fn count(&self) -> usize {
         self.disks.len()
             + self.controllers.len()
+            + self.filesystems.len()
             + self.interfaces.len()
             + self.serials.len()
             + self.parallels.len()
@@ -187,6 +189,7 @@ impl Devices {
         }
         append(&mut self.disks, &d.disks);
         append(&mut self.controllers, &d.controllers);
+        append(&mut self.filesystems, &d.filesystems);
         append(&mut self.interfaces, &d.interfaces);
         append(&mut self.serials, &d.serials);
         append(&mut self.parallels, &d.parallels);
@@ -270,6 +273,7 @@ impl Devices {
             return Ok(Device(out));
         }
         let found = remove_equal(&mut self.controllers, &d.controllers)
+            || remove_equal(&mut self.filesystems, &d.filesystems)
             || remove_equal(&mut self.serials, &d.serials)
             || remove_equal(&mut self.parallels, &d.parallels)
             || remove_equal(&mut self.consoles, &d.consoles)

@@ -1,5 +1,7 @@
 //! `<disk>`: file- or block-backed disks, CD-ROMs and floppies.
 
+use super::disk_net::NetSource;
+use super::disk_tune::{BlockIo, Geometry, Iotune};
 use crate::model::address::{self, DeviceInfo};
 use crate::model::error::XmlError;
 use crate::model::snapshot::DiskSnapshotKind;
@@ -14,10 +16,21 @@ type Result<T> = std::result::Result<T, XmlError>;
 pub const MAX_BACKING_DEPTH: usize = 200;
 
 xml_enum! {
-    /// What backs a disk: `<source file=...>` or `<source dev=...>`.
+    /// What backs a disk: `<source file=...>`, `<source dev=...>` or a network server.
     pub enum DiskType {
         File = "file",
         Block = "block",
+        Network = "network",
+    }
+}
+
+xml_enum! {
+    /// What QEMU does when an I/O request fails (`error_policy`, `rerror_policy`).
+    pub enum ErrorPolicy {
+        Stop = "stop",
+        Report = "report",
+        Ignore = "ignore",
+        Enospace = "enospace",
     }
 }
 
@@ -126,13 +139,27 @@ pub struct DiskDriver {
     pub io: Option<DiskIo>,
     pub discard: Option<DiskDiscard>,
     pub detect_zeroes: Option<DetectZeroes>,
+    /// On write errors.
+    pub error_policy: Option<ErrorPolicy>,
+    /// On read errors (`enospace` is not one).
+    pub rerror_policy: Option<ErrorPolicy>,
+    pub ioeventfd: Option<bool>,
+    pub event_idx: Option<bool>,
+    pub copy_on_read: Option<bool>,
+    /// The `<iothread id>` that runs a virtio disk.
+    pub iothread: Option<u32>,
+    /// virtio-blk queues.
+    pub queues: Option<u32>,
+    pub queue_size: Option<u32>,
 }
 
 /// `<source file|dev=...>`; the attribute name follows the disk type.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskSource {
-    /// Absent for an empty drive that still lists a startup policy.
+    /// Absent for an empty drive that still lists a startup policy, and for network sources.
     pub path: Option<String>,
+    /// The server side of a `type='network'` source.
+    pub network: Option<NetSource>,
     /// Node index libvirt assigns while running.
     pub index: Option<u32>,
     pub startup_policy: Option<StartupPolicy>,
@@ -156,6 +183,13 @@ pub struct BackingImage {
     pub backing_store: Option<BackingStore>,
 }
 
+/// `<transient shareBacking=...>`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transient {
+    /// Several guests may share the backing image (libvirt writes only `yes`).
+    pub share_backing: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disk {
     pub disk_type: DiskType,
@@ -166,13 +200,25 @@ pub struct Disk {
     /// `None` for an empty CD-ROM or floppy drive.
     pub source: Option<DiskSource>,
     pub backing_store: Option<BackingStore>,
+    pub geometry: Option<Geometry>,
+    pub blockio: Option<BlockIo>,
     /// Guest device name, e.g. `vda`.
     pub target_dev: String,
     pub target_bus: Option<DiskBus>,
     pub tray: Option<Tray>,
+    /// `<target rotation_rate>`: 1 for a solid-state disk, else RPM.
+    pub rotation_rate: Option<u32>,
+    pub iotune: Option<Iotune>,
     pub readonly: bool,
     pub shareable: bool,
+    /// `<transient/>`: writes go to an overlay dropped when the guest stops.
+    pub transient: Option<Transient>,
     pub serial: Option<String>,
+    /// SCSI/IDE World Wide Name, 16 hex digits.
+    pub wwn: Option<String>,
+    /// SCSI inquiry vendor (up to 8 characters) and product (up to 16).
+    pub vendor: Option<String>,
+    pub product: Option<String>,
     pub boot_order: Option<u32>,
     pub info: DeviceInfo,
 }
@@ -248,7 +294,11 @@ impl Disk {
             None => None,
             Some(s) => Some(read_source(s, disk_type)?),
         };
-        if device == DiskDevice::Disk && source.as_ref().is_none_or(|s| s.path.is_none()) {
+        if device == DiskDevice::Disk
+            && source
+                .as_ref()
+                .is_none_or(|s| s.path.is_none() && s.network.is_none())
+        {
             return Err(XmlError::Missing {
                 path: format!("{}/source/@{}", e.path(), source_attr(disk_type)),
             });
@@ -257,14 +307,35 @@ impl Disk {
             None => None,
             Some(b) => Some(read_backing(b, 1)?),
         };
+        let geometry = e.child("geometry")?.map(Geometry::read).transpose()?;
+        let blockio = e
+            .child("blockio")?
+            .map(BlockIo::read)
+            .transpose()?
+            .flatten();
         let mut t = e.req_child("target")?;
         let target_dev = t.req_attr_with("dev", values::token)?;
         let target_bus = t.attr_with("bus", values::keyword::<DiskBus>)?;
         let tray = t.attr_with("tray", values::keyword::<Tray>)?;
+        let rotation_rate = t.attr_with("rotation_rate", |v| values::uint_in(v, 1, 65534))?;
         t.finish()?;
+        let iotune = e.child("iotune")?.map(Iotune::read).transpose()?.flatten();
         let readonly = e.flag("readonly")?;
         let shareable = e.flag("shareable")?;
+        let transient = match e.child("transient")? {
+            None => None,
+            Some(mut t) => {
+                let share_backing = t
+                    .attr_with("shareBacking", values::yes_no)?
+                    .unwrap_or(false);
+                t.finish()?;
+                Some(Transient { share_backing })
+            }
+        };
         let serial = e.child_text_with("serial", disk_serial)?;
+        let wwn = e.child_text_with("wwn", disk_wwn)?;
+        let vendor = e.child_text_with("vendor", |v| inquiry_text(v, 8))?;
+        let product = e.child_text_with("product", |v| inquiry_text(v, 16))?;
         let boot_order = address::read_boot_order(&mut e)?;
         let info = DeviceInfo::read(&mut e)?;
         e.finish()?;
@@ -275,12 +346,20 @@ impl Disk {
             driver,
             source,
             backing_store,
+            geometry,
+            blockio,
             target_dev,
             target_bus,
             tray,
+            rotation_rate: rotation_rate.map(|r| r as u32),
+            iotune,
             readonly,
             shareable,
+            transient,
             serial,
+            wwn,
+            vendor,
+            product,
             boot_order,
             info,
         })
@@ -296,9 +375,17 @@ impl Disk {
             w.attr_opt("name", d.name.as_deref());
             w.attr_opt("type", d.format.map(|f| f.as_str()));
             w.attr_opt("cache", d.cache.map(|c| c.as_str()));
+            w.attr_opt("error_policy", d.error_policy.map(|c| c.as_str()));
+            w.attr_opt("rerror_policy", d.rerror_policy.map(|c| c.as_str()));
             w.attr_opt("io", d.io.map(|c| c.as_str()));
+            w.attr_opt("ioeventfd", d.ioeventfd.map(values::on_off_str));
+            w.attr_opt("event_idx", d.event_idx.map(values::on_off_str));
+            w.attr_opt("copy_on_read", d.copy_on_read.map(values::on_off_str));
             w.attr_opt("discard", d.discard.map(|c| c.as_str()));
+            w.attr_num_opt("iothread", d.iothread);
             w.attr_opt("detect_zeroes", d.detect_zeroes.map(|c| c.as_str()));
+            w.attr_num_opt("queues", d.queues);
+            w.attr_num_opt("queue_size", d.queue_size);
             w.end();
         }
         if let Some(s) = &self.source {
@@ -307,24 +394,92 @@ impl Disk {
         if let Some(b) = &self.backing_store {
             write_backing(w, b);
         }
+        if let Some(g) = &self.geometry {
+            g.write(w);
+        }
+        if let Some(b) = &self.blockio {
+            b.write(w);
+        }
         w.start("target");
         w.attr("dev", &self.target_dev);
         w.attr_opt("bus", self.target_bus.map(|b| b.as_str()));
         w.attr_opt("tray", self.tray.map(|t| t.as_str()));
+        w.attr_num_opt("rotation_rate", self.rotation_rate);
         w.end();
+        if let Some(t) = &self.iotune {
+            t.write(w);
+        }
         w.flag("readonly", self.readonly);
         w.flag("shareable", self.shareable);
+        if let Some(t) = self.transient {
+            w.start("transient");
+            if t.share_backing {
+                w.attr("shareBacking", "yes");
+            }
+            w.end();
+        }
         w.leaf_opt("serial", self.serial.as_deref());
+        w.leaf_opt("wwn", self.wwn.as_deref());
+        w.leaf_opt("vendor", self.vendor.as_deref());
+        w.leaf_opt("product", self.product.as_deref());
         address::write_boot_order(w, self.boot_order);
         self.info.write(w);
         w.end();
     }
 }
 
-fn source_attr(t: DiskType) -> &'static str {
+/// Adds `disk` where libvirt's parser puts it: after the last disk on its bus, or before
+/// the first later disk on its bus whose target sorts after it. The bus is the one written
+/// (libvirt picks defaults only after all disks are in), so disks naming none group together.
+pub(crate) fn insert_ordered(disks: &mut Vec<Disk>, disk: Disk) {
+    let bus = disk.target_bus;
+    let index = crate::model::defaults::disk_index(&disk.target_dev);
+    let mut at: Option<usize> = None;
+    for (i, d) in disks.iter().enumerate().rev() {
+        if d.target_bus != bus {
+            continue;
+        }
+        let later = match (crate::model::defaults::disk_index(&d.target_dev), index) {
+            (Some(a), Some(b)) => a > b,
+            _ => false,
+        };
+        if later {
+            at = Some(i);
+        } else if at.is_none() {
+            at = Some(i + 1);
+        }
+    }
+    match at {
+        Some(i) => disks.insert(i, disk),
+        None => disks.push(disk),
+    }
+}
+
+/// The `<source>` attribute that holds a local path (`name` for network sources).
+pub fn source_attr(t: DiskType) -> &'static str {
     match t {
         DiskType::File => "file",
         DiskType::Block => "dev",
+        DiskType::Network => "name",
+    }
+}
+
+/// `<wwn>`: 16 hex digits, optionally after `0x` (kept as written, as libvirt).
+fn disk_wwn(s: &str) -> std::result::Result<String, String> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    if digits.len() == 16 && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_string())
+    } else {
+        Err("expected 16 hex digits, optionally after '0x'".into())
+    }
+}
+
+/// SCSI inquiry strings: printable ASCII, at most `max` characters.
+fn inquiry_text(s: &str, max: usize) -> std::result::Result<String, String> {
+    if !s.is_empty() && s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("expected 1-{max} printable ASCII characters"))
     }
 }
 
@@ -348,14 +503,37 @@ fn read_driver(mut d: Elem) -> Result<DiskDriver> {
         io: d.attr_with("io", values::keyword::<DiskIo>)?,
         discard: d.attr_with("discard", values::keyword::<DiskDiscard>)?,
         detect_zeroes: d.attr_with("detect_zeroes", values::keyword::<DetectZeroes>)?,
+        error_policy: d.attr_with("error_policy", values::keyword::<ErrorPolicy>)?,
+        rerror_policy: d.attr_with("rerror_policy", |v| match v.parse::<ErrorPolicy>()? {
+            ErrorPolicy::Enospace => Err("'enospace' is not a read error policy".into()),
+            p => Ok(p),
+        })?,
+        ioeventfd: d.attr_with("ioeventfd", values::on_off)?,
+        event_idx: d.attr_with("event_idx", values::on_off)?,
+        copy_on_read: d.attr_with("copy_on_read", values::on_off)?,
+        iothread: d.attr_with("iothread", values::u32_pos)?,
+        queues: d.attr_with("queues", values::u32_pos)?,
+        queue_size: d.attr_with("queue_size", values::u32_pos)?,
     };
     d.finish()?;
     Ok(driver)
 }
 
 fn read_source(mut s: Elem, t: DiskType) -> Result<DiskSource> {
+    if t == DiskType::Network {
+        let network = NetSource::read(&mut s)?;
+        let index = s.attr_with("index", values::u32_pos)?;
+        s.finish()?;
+        return Ok(DiskSource {
+            path: None,
+            network: Some(network),
+            index,
+            startup_policy: None,
+        });
+    }
     let src = DiskSource {
         path: s.attr_with(source_attr(t), values::abs_path)?,
+        network: None,
         index: s.attr_with("index", values::u32_pos)?,
         startup_policy: s.attr_with("startupPolicy", values::keyword::<StartupPolicy>)?,
     };
@@ -365,9 +543,17 @@ fn read_source(mut s: Elem, t: DiskType) -> Result<DiskSource> {
 
 fn write_source(w: &mut Writer, s: &DiskSource, t: DiskType) {
     w.start("source");
-    w.attr_opt(source_attr(t), s.path.as_deref());
-    w.attr_opt("startupPolicy", s.startup_policy.map(|p| p.as_str()));
+    match &s.network {
+        Some(n) => n.write_attrs(w),
+        None => {
+            w.attr_opt(source_attr(t), s.path.as_deref());
+            w.attr_opt("startupPolicy", s.startup_policy.map(|p| p.as_str()));
+        }
+    }
     w.attr_num_opt("index", s.index);
+    if let Some(n) = &s.network {
+        n.write_children(w);
+    }
     w.end();
 }
 

@@ -7,6 +7,9 @@ mod chardev;
 mod controller;
 mod device;
 mod disk;
+mod disk_net;
+mod disk_tune;
+mod filesystem;
 mod graphics;
 mod input;
 mod interface;
@@ -17,6 +20,8 @@ mod rng;
 mod shmem;
 mod sound;
 mod spice;
+#[cfg(test)]
+mod storage_tests;
 mod tpm;
 mod usb;
 mod video;
@@ -30,7 +35,14 @@ pub use controller::{Controller, ControllerType};
 pub use device::Device;
 pub use disk::{
     BackingImage, BackingStore, DetectZeroes, Disk, DiskBus, DiskCache, DiskDevice, DiskDiscard,
-    DiskDriver, DiskFormat, DiskIo, DiskSource, DiskType, MAX_BACKING_DEPTH, StartupPolicy, Tray,
+    DiskDriver, DiskFormat, DiskIo, DiskSource, DiskType, ErrorPolicy, MAX_BACKING_DEPTH,
+    StartupPolicy, Transient, Tray, source_attr,
+};
+pub use disk_net::{HostTransport, NetHost, NetProtocol, NetSource, default_port};
+pub use disk_tune::{BlockIo, Geometry, GeometryTrans, IOTUNE_FIELDS, Iotune};
+pub use filesystem::{
+    Filesystem, FsAccessMode, FsBinary, FsCacheMode, FsDriverType, FsModel, FsMultidevs,
+    FsSandboxMode, FsType, FsWrpolicy,
 };
 pub use graphics::{Graphics, GraphicsListen, GraphicsType, ImageCompression, ListenType};
 pub use input::{Input, InputBus, InputType};
@@ -65,6 +77,7 @@ pub struct Devices {
     pub emulator: Option<String>,
     pub disks: Vec<Disk>,
     pub controllers: Vec<Controller>,
+    pub filesystems: Vec<Filesystem>,
     pub interfaces: Vec<Interface>,
     pub serials: Vec<CharDevice>,
     pub parallels: Vec<CharDevice>,
@@ -109,9 +122,10 @@ impl Devices {
                 "disk" => {
                     let disk = Disk::read(c)?;
                     check_boot(&mut boot_orders, disk.boot_order, node)?;
-                    d.disks.push(disk);
+                    disk::insert_ordered(&mut d.disks, disk);
                 }
                 "controller" => d.controllers.push(Controller::read(c)?),
+                "filesystem" => d.filesystems.push(Filesystem::read(c)?),
                 "interface" => {
                     let iface = Interface::read(c)?;
                     check_boot(&mut boot_orders, iface.boot_order, node)?;
@@ -204,6 +218,7 @@ impl Devices {
         w.leaf_opt("emulator", self.emulator.as_deref());
         self.disks.iter().for_each(|x| x.write(w));
         self.controllers.iter().for_each(|x| x.write(w));
+        self.filesystems.iter().for_each(|x| x.write(w));
         self.interfaces.iter().for_each(|x| x.write(w));
         self.serials
             .iter()

@@ -567,8 +567,8 @@ fn every_refusal_names_what_it_refuses() {
             "",
             "",
             "",
-            "<controller type='scsi'/>",
-            "<controller type='scsi'>",
+            "<controller type='scsi' model='buslogic'/>",
+            "model='buslogic'",
         ),
         (
             "floppy",

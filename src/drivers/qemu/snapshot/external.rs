@@ -122,6 +122,7 @@ pub fn switched_disk(old: &Disk, overlay: &Path, backing_known_empty: bool) -> D
         ),
         source: old.source.as_ref().map(|s| DiskSource {
             path: s.path.clone(),
+            network: s.network.clone(),
             index: None,
             startup_policy: None,
         }),
@@ -133,6 +134,7 @@ pub fn switched_disk(old: &Disk, overlay: &Path, backing_known_empty: bool) -> D
     d.disk_type = DiskType::File;
     d.source = Some(DiskSource {
         path: Some(overlay.display().to_string()),
+        network: None,
         index: None,
         startup_policy: None,
     });

@@ -39,7 +39,7 @@ pub fn images_of(snap: &SnapshotDef) -> Vec<(String, String)> {
 }
 
 /// A definition without what differs between two runs of the same hardware (pty paths,
-/// automatic display ports).
+/// automatic display ports, whether a guest agent has its channel open).
 fn hardware(def: &DomainDef) -> DomainDef {
     let mut d = def.clone();
     d.title = None;
@@ -57,6 +57,7 @@ fn hardware(def: &DomainDef) -> DomainDef {
             c.source_path = None;
             c.tty = None;
         }
+        c.target_state = None;
     }
     for g in devs.graphics.iter_mut() {
         if g.autoport == Some(true) {
