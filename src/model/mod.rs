@@ -42,6 +42,7 @@ mod os;
 pub mod qemu_ns;
 mod snapshot;
 pub mod state;
+pub mod tuning;
 mod values;
 mod writer;
 mod xml;

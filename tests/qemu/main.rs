@@ -12,6 +12,7 @@ mod failures;
 mod lifecycle;
 mod restart;
 mod snapshots;
+mod tuning;
 
 use std::{
     collections::HashMap,

@@ -69,6 +69,9 @@ pub struct Env<'a> {
     pub id: u32,
     /// A free TCP port for SPICE autoport; asked only when needed.
     pub free_port: &'a (dyn Fn() -> Option<u16> + Sync),
+    /// What the host offers (huge pages, NUMA nodes, cgroups); `None` at define, where
+    /// only what can never start is refused.
+    pub host: Option<&'a Host>,
 }
 
 /// A step after QEMU started paused and before the guest runs.
@@ -378,13 +381,15 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     if clock.hpet_off {
         m.push_str(",hpet=off");
     }
+    m.push_str(&tuning::machine_props(def, env)?);
     b.arg("-machine", m);
     b.arg("-accel", env.accel.as_str());
     if let Some(cpu) = cpu_arg(def, env.accel)? {
         b.arg("-cpu", cpu);
     }
-    b.arg("-m", format!("size={}k", def.memory_kib));
+    tuning::memory(&mut b, def)?;
     b.arg("-smp", smp_arg(def));
+    tuning::after_smp(&mut b, def, &machine)?;
     b.arg("-rtc", clock.rtc);
     if let Some(g) = clock.pit_global.filter(|_| env.accel == Accel::Kvm) {
         b.arg("-global", g);
@@ -492,9 +497,7 @@ fn check_top(def: &DomainDef) -> Result<()> {
     if def.os.init.is_some() || !def.os.init_args.is_empty() {
         return unsupported("<os><init> (container init) in a QEMU domain");
     }
-    if def.cpuset.is_some() || def.vcpu_placement == Some(crate::model::VcpuPlacement::Auto) {
-        return unsupported("vCPU pinning (<vcpu cpuset> or placement='auto')");
-    }
+    tuning::check(def)?;
     if def.resource_partition.is_some() {
         return unsupported("<resource><partition> (cgroup partitions)");
     }
@@ -1781,3 +1784,5 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+mod tuning;
+pub use tuning::{Host, HugeTlb};

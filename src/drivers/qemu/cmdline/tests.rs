@@ -27,6 +27,7 @@ fn build_with(d: &DomainDef, caps: &Caps, accel: Accel) -> Result<Plan> {
         dir: Path::new("/run/vb/qemu/d1"),
         id: 3,
         free_port: &|| Some(5901),
+        host: None,
     };
     build(d, &env)
 }
@@ -1027,6 +1028,7 @@ fn refusals_that_depend_on_the_emulator() {
         dir: Path::new(&long),
         id: 1,
         free_port: &|| None,
+        host: None,
     };
     let e = build(&def("", "", "", ""), &env).expect_err("long path");
     assert!(
@@ -1040,6 +1042,7 @@ fn refusals_that_depend_on_the_emulator() {
         dir: Path::new("/run/vb"),
         id: 1,
         free_port: &|| None,
+        host: None,
     };
     let e = build(&def("", "", "", "<graphics type='spice'/>"), &env).expect_err("no port");
     assert!(e.to_string().contains("no free port"), "{e}");
