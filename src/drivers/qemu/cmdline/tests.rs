@@ -313,12 +313,12 @@ fn every_refusal_names_what_it_refuses() {
             "container init",
         ),
         (
-            "cpuset",
+            "automatic placement",
             "",
             "",
-            "<vcpu cpuset='0-1'>2</vcpu>",
+            "<vcpu placement='auto'>2</vcpu>",
             "",
-            "pinning",
+            "numad",
         ),
         (
             "partition",
