@@ -345,9 +345,12 @@ pub(crate) struct Ctx<'c> {
 const LOCAL_DISTANCE: u32 = 10;
 const UNREACHABLE: u32 = 255;
 
+/// A `<sibling>` as written: cell id, distance, and its path for errors.
+type Sibling = (u32, u32, String);
+
 /// Reads `<cpu><numa>`.
 pub(crate) fn read_numa(mut e: Elem, max_vcpus: u32) -> Result<Vec<NumaCell>> {
-    let mut raw: Vec<(u32, NumaCell, Vec<(u32, u32, String)>)> = Vec::new();
+    let mut raw: Vec<(u32, NumaCell, Vec<Sibling>)> = Vec::new();
     let n = e
         .node()
         .children()

@@ -1035,6 +1035,7 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         };
         b.need(qdev, &what)?;
         let mut s = format!("{qdev}{busarg}{drive},id={a}");
+        s.push_str(&tuning::disk_iothread(def, d, bus, &what)?);
         if let Some(o) = d.boot_order {
             s.push_str(&format!(",bootindex={o}"));
         }

@@ -125,6 +125,8 @@ pub struct DiskDriver {
     pub cache: Option<DiskCache>,
     pub io: Option<DiskIo>,
     pub discard: Option<DiskDiscard>,
+    /// The I/O thread (`<iothreads>` id) a virtio disk runs in.
+    pub iothread: Option<u32>,
     pub detect_zeroes: Option<DetectZeroes>,
 }
 
@@ -298,6 +300,7 @@ impl Disk {
             w.attr_opt("cache", d.cache.map(|c| c.as_str()));
             w.attr_opt("io", d.io.map(|c| c.as_str()));
             w.attr_opt("discard", d.discard.map(|c| c.as_str()));
+            w.attr_num_opt("iothread", d.iothread);
             w.attr_opt("detect_zeroes", d.detect_zeroes.map(|c| c.as_str()));
             w.end();
         }
@@ -347,6 +350,7 @@ fn read_driver(mut d: Elem) -> Result<DiskDriver> {
         cache: d.attr_with("cache", values::keyword::<DiskCache>)?,
         io: d.attr_with("io", values::keyword::<DiskIo>)?,
         discard: d.attr_with("discard", values::keyword::<DiskDiscard>)?,
+        iothread: d.attr_with("iothread", values::u32_pos)?,
         detect_zeroes: d.attr_with("detect_zeroes", values::keyword::<DetectZeroes>)?,
     };
     d.finish()?;

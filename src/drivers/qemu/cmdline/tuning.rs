@@ -437,6 +437,29 @@ pub(super) fn memory(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     Ok(())
 }
 
+/// `,iothread=iothreadN` for a virtio disk whose `<driver iothread>` names one.
+pub(super) fn disk_iothread(
+    def: &DomainDef,
+    disk: &crate::model::devices::Disk,
+    bus: crate::model::devices::DiskBus,
+    what: &str,
+) -> Result<String> {
+    let Some(id) = disk.driver.as_ref().and_then(|d| d.iothread) else {
+        return Ok(String::new());
+    };
+    if bus != crate::model::devices::DiskBus::Virtio {
+        return unsupported(format!(
+            "{what}: <driver iothread='{id}'> (I/O threads serve virtio disks only)"
+        ));
+    }
+    if !def.tuning.iothreads.iter().any(|t| t.id == id) {
+        return Err(CmdlineError::Invalid(format!(
+            "{what}: <driver iothread='{id}'> names no I/O thread of <iothreads>"
+        )));
+    }
+    Ok(format!(",iothread=iothread{id}"))
+}
+
 /// Machine types before 5.1 still take `-numa node,mem=`; later ones need a backend.
 fn numa_mem_supported(machine: &str) -> bool {
     let version = machine.rsplit('-').next().unwrap_or("");

@@ -250,6 +250,39 @@ fn iothread_objects() {
     );
 }
 
+/// iothreads-disk: a virtio disk runs in the I/O thread its driver names.
+#[test]
+fn disk_in_an_iothread() {
+    let xml = |io: &str, bus: &str| {
+        format!(
+            "<domain type='qemu'><name>t</name><memory unit='KiB'>219136</memory>\
+             <vcpu>1</vcpu><iothreads>2</iothreads><os><type>hvm</type></os><devices>\
+             <disk type='file'><driver name='qemu' type='raw' iothread='{io}'/>\
+             <source file='/d/a.img'/><target dev='{bus}a' bus='{}'/></disk></devices></domain>",
+            if bus == "vd" { "virtio" } else { "sata" }
+        )
+    };
+    let d = DomainDef::from_xml(&xml("2", "vd")).expect("parses");
+    assert!(
+        d.to_xml(&Default::default())
+            .contains("<driver name='qemu' type='raw' iothread='2'/>")
+    );
+    let p = plan(&d, None).expect("builds");
+    assert!(
+        values(&p, "-device")
+            .iter()
+            .any(|v| v.starts_with("virtio-blk-pci")
+                && v.contains(",id=virtio-disk0,iothread=iothread2")),
+        "{:?}",
+        p.args
+    );
+    let e = plan(&DomainDef::from_xml(&xml("3", "vd")).expect("parses"), None)
+        .expect_err("no thread 3");
+    assert!(e.to_string().contains("iothread='3'"), "{e}");
+    let e = plan(&DomainDef::from_xml(&xml("1", "sd")).expect("parses"), None).expect_err("sata");
+    assert!(e.to_string().contains("virtio disks only"), "{e}");
+}
+
 /// numatune-distances: once one distance is set, all pairs are given.
 #[test]
 fn numa_distances() {
