@@ -240,7 +240,8 @@ impl DomainDef {
             Some(m) => {
                 let path = m.path();
                 let kib = read_memory(m)?;
-                if kib > memory_kib {
+                // with NUMA cells their sum is the size, and libvirt clamps to it
+                if kib > memory_kib && !has_numa {
                     return Err(XmlError::invalid(
                         path,
                         &kib.to_string(),

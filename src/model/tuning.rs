@@ -195,6 +195,60 @@ pub struct ThreadPool {
     pub max: Option<u32>,
 }
 
+xml_enum! {
+    /// `<cachetune><cache type>`.
+    #[derive(PartialOrd, Ord)]
+    pub enum CacheType {
+        Both = "both",
+        Code = "code",
+        Data = "data",
+    }
+}
+
+/// A resctrl group: `<cachetune>` and `<memorytune>` of the same vCPUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resctrl {
+    pub vcpus: IdSet,
+    /// Cache size in bytes by (level, type, cache id), in libvirt's order.
+    pub caches: BTreeMap<(u32, CacheType, u32), u64>,
+    pub cache_monitors: Vec<IdSet>,
+    /// Bandwidth percentage by memory controller (node) id.
+    pub mem_nodes: BTreeMap<u32, u32>,
+    pub mem_monitors: Vec<IdSet>,
+}
+
+impl Resctrl {
+    fn has_cachetune(&self) -> bool {
+        !self.caches.is_empty() || !self.cache_monitors.is_empty()
+    }
+
+    fn has_memorytune(&self) -> bool {
+        !self.mem_nodes.is_empty() || !self.mem_monitors.is_empty()
+    }
+
+    /// The element a refusal names.
+    pub fn element(&self) -> String {
+        let name = if self.has_cachetune() {
+            "cachetune"
+        } else {
+            "memorytune"
+        };
+        format!("<cputune><{name} vcpus='{}'>", self.vcpus)
+    }
+}
+
+/// libvirt's shortest exact unit for a byte count.
+fn pretty_size(bytes: u64) -> (u64, &'static str) {
+    let mut v = bytes;
+    for unit in ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] {
+        if v % 1024 != 0 || v == 0 {
+            return (v, unit);
+        }
+        v /= 1024;
+    }
+    (v, "EiB")
+}
+
 /// `<cputune>` less what belongs to I/O threads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cputune {
@@ -211,6 +265,8 @@ pub struct Cputune {
     pub emulatorpin: Option<IdSet>,
     pub emulatorsched: Option<Sched>,
     pub vcpusched: BTreeMap<u32, Sched>,
+    /// `<cachetune>` and `<memorytune>` (resctrl), in order of first appearance.
+    pub resctrl: Vec<Resctrl>,
 }
 
 impl Cputune {
@@ -494,7 +550,8 @@ pub(crate) fn write_numa(w: &mut Writer, cells: &[NumaCell]) {
 fn read_sched(e: &mut Elem) -> Result<Sched> {
     let policy = e.req_attr_with("scheduler", values::keyword::<SchedPolicy>)?;
     let priority = if policy.realtime() {
-        Some(e.req_attr_with("priority", |v| values::uint_in(v, 1, 99).map(|p| p as u32))?)
+        // libvirt keeps 0; the kernel's minimum applies at start
+        Some(e.req_attr_with("priority", |v| values::uint_in(v, 0, 99).map(|p| p as u32))?)
     } else {
         None
     };
@@ -593,6 +650,9 @@ impl Tuning {
     /// schedulers of vCPUs beyond the maximum go, and `<vcpus>` enables the first `current`.
     pub fn resize_vcpus(&mut self, max: u32, current: u32) {
         self.cputune.vcpupin.retain(|v, _| *v < max);
+        self.cputune
+            .resctrl
+            .retain(|r| r.vcpus.max().is_none_or(|m| m < max));
         self.cputune.vcpusched.retain(|v, _| *v < max);
         if !self.vcpus.is_empty() {
             self.vcpus.resize(
@@ -784,6 +844,41 @@ impl Tuning {
             if let Some(s) = &t.sched {
                 write_sched(w, "iothreadsched", Some(("iothreads", t.id)), s);
             }
+        }
+        for r in c.resctrl.iter().filter(|r| r.has_cachetune()) {
+            w.start("cachetune");
+            w.attr("vcpus", &r.vcpus.to_string());
+            for ((level, kind, id), bytes) in &r.caches {
+                let (size, unit) = pretty_size(*bytes);
+                w.start("cache");
+                w.attr_num("id", id);
+                w.attr_num("level", level);
+                w.attr("type", kind.as_str());
+                w.attr_num("size", size);
+                w.attr("unit", unit);
+                w.end();
+            }
+            for m in &r.cache_monitors {
+                w.start("monitor");
+                w.attr_num("level", 3);
+                w.attr("vcpus", &m.to_string());
+                w.end();
+            }
+            w.end();
+        }
+        for r in c.resctrl.iter().filter(|r| r.has_memorytune()) {
+            w.start("memorytune");
+            w.attr("vcpus", &r.vcpus.to_string());
+            for (id, bw) in &r.mem_nodes {
+                w.start("node");
+                w.attr_num("id", id);
+                w.attr_num("bandwidth", bw);
+                w.end();
+            }
+            for m in &r.mem_monitors {
+                w.leaf_attr("monitor", "vcpus", &m.to_string());
+            }
+            w.end();
         }
         w.end();
     }
@@ -1039,6 +1134,7 @@ fn read_cputune(mut e: Elem, max_vcpus: u32, iothreads: &mut [IoThread]) -> Resu
         s.finish()
     })?;
     c.vcpusched = vcpusched;
+    c.resctrl = read_resctrl(&mut e, max_vcpus)?;
     e.each("iothreadsched", |mut s| {
         let ids = s.req_attr_with("iothreads", id_set)?;
         let sched = read_sched(&mut s)?;
@@ -1062,6 +1158,122 @@ fn read_cputune(mut e: Elem, max_vcpus: u32, iothreads: &mut [IoThread]) -> Resu
     })?;
     e.finish()?;
     Ok(c)
+}
+
+/// The group of exactly `vcpus`, created if new; vCPUs shared with another group are an error.
+fn group_for<'r>(groups: &'r mut Vec<Resctrl>, e: &Elem, vcpus: IdSet) -> Result<&'r mut Resctrl> {
+    if let Some(i) = groups.iter().position(|g| g.vcpus == vcpus) {
+        return Ok(&mut groups[i]);
+    }
+    if groups.iter().any(|g| g.vcpus.overlaps(&vcpus)) {
+        return Err(e.attr_invalid(
+            "vcpus",
+            &vcpus.to_string(),
+            "overlaps the vCPUs of another cachetune or memorytune",
+        ));
+    }
+    groups.push(Resctrl {
+        vcpus,
+        caches: BTreeMap::new(),
+        cache_monitors: Vec::new(),
+        mem_nodes: BTreeMap::new(),
+        mem_monitors: Vec::new(),
+    });
+    Ok(groups.last_mut().expect("just pushed"))
+}
+
+fn read_vcpu_set(e: &mut Elem, max_vcpus: u32) -> Result<IdSet> {
+    let set = e.req_attr_with("vcpus", id_set)?;
+    if let Some(m) = set.max().filter(|m| *m >= max_vcpus) {
+        return Err(e.attr_invalid(
+            "vcpus",
+            &set.to_string(),
+            format!("vCPU {m} is beyond the maximum of {max_vcpus}"),
+        ));
+    }
+    Ok(set)
+}
+
+/// A `<monitor>`'s vCPUs, which must lie in its group's.
+fn read_monitor(m: &mut Elem, group: &IdSet, max_vcpus: u32) -> Result<IdSet> {
+    let set = read_vcpu_set(m, max_vcpus)?;
+    if set.iter().any(|v| !group.contains(v)) {
+        return Err(m.attr_invalid("vcpus", &set.to_string(), "not within the group's vCPUs"));
+    }
+    Ok(set)
+}
+
+fn read_resctrl(e: &mut Elem, max_vcpus: u32) -> Result<Vec<Resctrl>> {
+    let mut groups: Vec<Resctrl> = Vec::new();
+    e.each("cachetune", |mut t| {
+        let vcpus = read_vcpu_set(&mut t, max_vcpus)?;
+        let mut caches = BTreeMap::new();
+        let mut monitors = Vec::new();
+        t.each("cache", |mut c| {
+            let id = c.req_attr_with("id", values::u32_any)?;
+            let level = c.req_attr_with("level", values::u32_any)?;
+            let kind = c.req_attr_with("type", values::keyword::<CacheType>)?;
+            let unit = c.attr_with("unit", values::memory_unit)?.unwrap_or(1024);
+            let size = c.req_attr_with("size", |v| {
+                let n = values::uint_in(v, 0, u64::MAX)?;
+                n.checked_mul(unit).ok_or_else(|| "too large".to_string())
+            })?;
+            if caches.insert((level, kind, id), size).is_some() {
+                return Err(c.attr_invalid("id", &id.to_string(), "this cache is allocated twice"));
+            }
+            c.finish()
+        })?;
+        t.each("monitor", |mut m| {
+            m.req_attr_with("level", |v| {
+                values::uint_in(v, 3, 3)
+                    .map_err(|_| "only level 3 caches are monitored".to_string())
+            })?;
+            monitors.push(read_monitor(&mut m, &vcpus, max_vcpus)?);
+            m.finish()
+        })?;
+        let g = group_for(&mut groups, &t, vcpus)?;
+        if g.has_cachetune() {
+            return Err(t.attr_invalid(
+                "vcpus",
+                &g.vcpus.to_string(),
+                "a second cachetune of these vCPUs",
+            ));
+        }
+        g.caches = caches;
+        g.cache_monitors = monitors;
+        t.finish()
+    })?;
+    e.each("memorytune", |mut t| {
+        let vcpus = read_vcpu_set(&mut t, max_vcpus)?;
+        let mut nodes = BTreeMap::new();
+        let mut monitors = Vec::new();
+        t.each("node", |mut n| {
+            let id = n.req_attr_with("id", values::u32_any)?;
+            let bw = n.req_attr_with("bandwidth", |v| {
+                values::uint_in(v, 1, 100).map(|b| b as u32)
+            })?;
+            if nodes.insert(id, bw).is_some() {
+                return Err(n.attr_invalid("id", &id.to_string(), "this node is limited twice"));
+            }
+            n.finish()
+        })?;
+        t.each("monitor", |mut m| {
+            monitors.push(read_monitor(&mut m, &vcpus, max_vcpus)?);
+            m.finish()
+        })?;
+        let g = group_for(&mut groups, &t, vcpus)?;
+        if g.has_memorytune() {
+            return Err(t.attr_invalid(
+                "vcpus",
+                &g.vcpus.to_string(),
+                "a second memorytune of these vCPUs",
+            ));
+        }
+        g.mem_nodes = nodes;
+        g.mem_monitors = monitors;
+        t.finish()
+    })?;
+    Ok(groups)
 }
 
 fn read_numatune(mut e: Elem, ctx: &Ctx<'_>) -> Result<Numatune> {

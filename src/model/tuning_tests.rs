@@ -77,6 +77,36 @@ fn cputune_round_trips_in_libvirt_order() {
     );
 }
 
+/// genericxml2xmlindata/cachetune and memorytune: caches by level, type and id; sizes in
+/// the largest exact unit; a cachetune and a memorytune of the same vCPUs are one group.
+#[test]
+fn cachetune_and_memorytune_round_trip() {
+    let top = "<vcpu>4</vcpu><cputune>\
+        <cachetune vcpus='0-1'><cache id='1' level='3' type='code' size='7680' unit='KiB'/>\
+        <cache id='0' level='3' type='both' size='3' unit='MiB'/>\
+        <monitor level='3' vcpus='1'/></cachetune>\
+        <memorytune vcpus='2-3'><node id='1' bandwidth='40'/><node id='0' bandwidth='60'/></memorytune>\
+        <memorytune vcpus='0-1'><monitor vcpus='0-1'/></memorytune>\
+        </cputune>";
+    let out = canonical(&doc(top, ""));
+    assert_eq!(
+        section(&out, "<cachetune", "</cputune>"),
+        "<cachetune vcpus='0-1'>\n<cache id='0' level='3' type='both' size='3' unit='MiB'/>\n\
+         <cache id='1' level='3' type='code' size='7680' unit='KiB'/>\n\
+         <monitor level='3' vcpus='1'/>\n</cachetune>\n\
+         <memorytune vcpus='0-1'>\n<monitor vcpus='0-1'/>\n</memorytune>\n\
+         <memorytune vcpus='2-3'>\n<node id='0' bandwidth='60'/>\n<node id='1' bandwidth='40'/>\n\
+         </memorytune>\n</cputune>"
+    );
+    let e = DomainDef::from_xml(&doc(
+        "<vcpu>4</vcpu><cputune><cachetune vcpus='0-1'><cache id='0' level='3' type='both' size='1'/>\
+         </cachetune><cachetune vcpus='1-2'><cache id='0' level='3' type='both' size='1'/></cachetune></cputune>",
+        "",
+    ))
+    .expect_err("overlap");
+    assert_eq!(e.path(), Some("/domain/cputune/cachetune[2]/@vcpus"), "{e}");
+}
+
 /// libvirt's iothreads-ids-partial: the ids `<iothreads>` adds are the lowest unused.
 #[test]
 fn iothread_ids_are_filled_in_as_libvirt_does() {

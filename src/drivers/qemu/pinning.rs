@@ -145,7 +145,11 @@ fn set_scheduler(tid: i32, s: &Sched) -> Result<(), String> {
         SchedPolicy::Rr => libc::SCHED_RR,
     };
     let param = libc::sched_param {
-        sched_priority: s.priority.map_or(0, |p| p as i32),
+        // the kernel's real-time range is 1..=99; libvirt coerces 0 up likewise
+        sched_priority: match s.policy {
+            SchedPolicy::Fifo | SchedPolicy::Rr => s.priority.map_or(1, |p| p.max(1) as i32),
+            SchedPolicy::Batch | SchedPolicy::Idle => 0,
+        },
     };
     // SAFETY: `param` is a valid sched_param that outlives the call.
     let rc = unsafe { libc::sched_setscheduler(tid, policy, &param) };

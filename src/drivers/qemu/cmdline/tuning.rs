@@ -40,6 +40,8 @@ pub struct Host {
     pub nodes: Vec<u32>,
     /// A cgroup v2 hierarchy where the CPU controller can be used.
     pub cgroup_cpu: Option<PathBuf>,
+    /// The resctrl filesystem is mounted (cache and memory bandwidth allocation).
+    pub resctrl: bool,
 }
 
 impl Host {
@@ -103,6 +105,9 @@ impl Host {
             system_page_kib: u64::try_from(page / 1024).unwrap_or(4),
             nodes,
             cgroup_cpu: super::super::cgroup::cpu_hierarchy(),
+            resctrl: read(Path::new("/proc/mounts"))
+                .lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("resctrl")),
         }
     }
 }
@@ -218,6 +223,20 @@ fn check_host(def: &DomainDef, host: &Host) -> Result<()> {
                 )));
             }
         }
+    }
+    if let Some(r) = def.tuning.cputune.resctrl.first() {
+        return unsupported(if host.resctrl {
+            format!(
+                "{} (this driver does not create resctrl allocation groups)",
+                r.element()
+            )
+        } else {
+            format!(
+                "{} (cache and memory bandwidth allocation need the resctrl filesystem, which \
+                 is not mounted at /sys/fs/resctrl)",
+                r.element()
+            )
+        });
     }
     let bandwidth = def.tuning.cputune.bandwidth();
     if let Some((name, _)) = bandwidth.first()

@@ -36,6 +36,7 @@ fn host() -> Host {
         system_page_kib: 4,
         nodes: vec![0, 1, 2, 3, 4, 5, 6, 7],
         cgroup_cpu: None,
+        resctrl: false,
     }
 }
 
@@ -338,6 +339,18 @@ fn refusals() {
     assert!(plan(&d, None).is_ok());
     let e = plan(&d, Some(&host())).expect_err("no cgroup");
     assert!(e.to_string().contains("<cputune><shares>"), "{e}");
+    // resctrl is not mounted: refused at start naming the element
+    let d = def(
+        "<vcpu>2</vcpu><cputune><cachetune vcpus='0-1'>\
+         <cache id='0' level='3' type='both' size='3' unit='MiB'/></cachetune></cputune>",
+        "",
+    );
+    assert!(plan(&d, None).is_ok());
+    let e = plan(&d, Some(&host())).expect_err("no resctrl");
+    assert!(
+        matches!(&e, CmdlineError::NotSupported(m) if m.contains("<cputune><cachetune vcpus='0-1'>") && m.contains("/sys/fs/resctrl")),
+        "{e}"
+    );
     // pinning is applied after start: the command line does not change
     let d = def(
         "<vcpu cpuset='0'>2</vcpu><cputune><vcpupin vcpu='0' cpuset='1'/></cputune>",
