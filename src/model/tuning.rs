@@ -241,7 +241,7 @@ impl Resctrl {
 fn pretty_size(bytes: u64) -> (u64, &'static str) {
     let mut v = bytes;
     for unit in ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] {
-        if v % 1024 != 0 || v == 0 {
+        if v == 0 || !v.is_multiple_of(1024) {
             return (v, unit);
         }
         v /= 1024;
@@ -1162,24 +1162,27 @@ fn read_cputune(mut e: Elem, max_vcpus: u32, iothreads: &mut [IoThread]) -> Resu
 
 /// The group of exactly `vcpus`, created if new; vCPUs shared with another group are an error.
 fn group_for<'r>(groups: &'r mut Vec<Resctrl>, e: &Elem, vcpus: IdSet) -> Result<&'r mut Resctrl> {
-    if let Some(i) = groups.iter().position(|g| g.vcpus == vcpus) {
-        return Ok(&mut groups[i]);
-    }
-    if groups.iter().any(|g| g.vcpus.overlaps(&vcpus)) {
-        return Err(e.attr_invalid(
-            "vcpus",
-            &vcpus.to_string(),
-            "overlaps the vCPUs of another cachetune or memorytune",
-        ));
-    }
-    groups.push(Resctrl {
-        vcpus,
-        caches: BTreeMap::new(),
-        cache_monitors: Vec::new(),
-        mem_nodes: BTreeMap::new(),
-        mem_monitors: Vec::new(),
-    });
-    Ok(groups.last_mut().expect("just pushed"))
+    let i = match groups.iter().position(|g| g.vcpus == vcpus) {
+        Some(i) => i,
+        None => {
+            if groups.iter().any(|g| g.vcpus.overlaps(&vcpus)) {
+                return Err(e.attr_invalid(
+                    "vcpus",
+                    &vcpus.to_string(),
+                    "overlaps the vCPUs of another cachetune or memorytune",
+                ));
+            }
+            groups.push(Resctrl {
+                vcpus,
+                caches: BTreeMap::new(),
+                cache_monitors: Vec::new(),
+                mem_nodes: BTreeMap::new(),
+                mem_monitors: Vec::new(),
+            });
+            groups.len() - 1
+        }
+    };
+    Ok(&mut groups[i])
 }
 
 fn read_vcpu_set(e: &mut Elem, max_vcpus: u32) -> Result<IdSet> {
