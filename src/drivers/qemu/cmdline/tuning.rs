@@ -424,6 +424,16 @@ fn thread_context(b: &mut Builder<'_>, o: &mut Obj) {
     if o.get("prealloc") != Some(&json!(true)) {
         return;
     }
+    // thread-context objects came with QEMU 7.2
+    let mut v = b
+        .env
+        .caps
+        .version
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    if (v.next().unwrap_or(0), v.next().unwrap_or(0)) < (7, 2) {
+        return;
+    }
     let tc = format!("tc-{id}");
     let mut t = Obj::default();
     t.put("qom-type", json!("thread-context"))
