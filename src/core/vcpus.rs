@@ -39,6 +39,7 @@ impl Core {
             if persistent && opts.maximum {
                 def.max_vcpus = count;
                 def.current_vcpus = def.current_vcpus.filter(|c| *c < count);
+                def.tuning.resize_vcpus(count, def.vcpus());
             } else {
                 if count > def.max_vcpus {
                     return Err(Error::InvalidArgument(format!(
@@ -47,6 +48,7 @@ impl Core {
                     )));
                 }
                 def.current_vcpus = (count < def.max_vcpus).then_some(count);
+                def.tuning.resize_vcpus(def.max_vcpus, count);
             }
             Ok(def)
         })?;
@@ -70,6 +72,12 @@ impl Core {
             Some(set) => host::parse_cpuset(set, host_cpus),
             None => vec![true; host_cpus],
         };
-        Ok(vec![allowed; def.vcpus() as usize])
+        // a vCPU's own <vcpupin> wins over <vcpu cpuset>; the driver applied these at start
+        Ok((0..def.vcpus())
+            .map(|i| match def.tuning.cputune.vcpupin.get(&i) {
+                Some(pin) => (0..host_cpus).map(|c| pin.contains(c as u32)).collect(),
+                None => allowed.clone(),
+            })
+            .collect())
     }
 }

@@ -97,6 +97,8 @@ pub struct Cpu {
     pub vendor: Option<String>,
     pub topology: Option<Topology>,
     pub features: Vec<CpuFeature>,
+    /// `<numa>`: the guest's NUMA cells.
+    pub numa: Vec<crate::model::tuning::NumaCell>,
 }
 
 impl Cpu {
@@ -146,8 +148,13 @@ impl Cpu {
             features.push(CpuFeature { policy, name });
             Ok(())
         })?;
+        let numa = match e.child("numa")? {
+            None => Vec::new(),
+            Some(n) => crate::model::tuning::read_numa(n, max_vcpus)?,
+        };
         e.finish()?;
         Ok(Cpu {
+            numa,
             mode,
             cpu_match,
             check,
@@ -186,6 +193,7 @@ impl Cpu {
             w.attr("name", &f.name);
             w.end();
         }
+        crate::model::tuning::write_numa(w, &self.numa);
         w.end();
     }
 }

@@ -74,8 +74,6 @@ pub struct DomainDef {
     pub metadata: Option<String>,
     pub memory_kib: u64,
     pub current_memory_kib: Option<u64>,
-    /// `<memoryBacking>` (source and access only).
-    pub memory_backing: Option<crate::model::MemoryBacking>,
     pub max_vcpus: u32,
     pub current_vcpus: Option<u32>,
     pub vcpu_placement: Option<VcpuPlacement>,
@@ -94,6 +92,8 @@ pub struct DomainDef {
     pub devices: Devices,
     /// `<seclabel>`s, one per security model.
     pub seclabels: Vec<crate::model::seclabel::SecLabel>,
+    /// vCPU, I/O thread, NUMA and memory tuning.
+    pub tuning: crate::model::tuning::Tuning,
     /// `<qemu:commandline>` (libvirt's QEMU namespace): passed to QEMU unchecked.
     pub qemu_commandline: Option<crate::model::qemu_ns::QemuCommandline>,
 }
@@ -225,8 +225,16 @@ impl DomainDef {
             .map(metadata::read_metadata)
             .transpose()?;
 
-        let memory_kib = match e.child("memory")? {
+        let memory_el = e.child("memory")?;
+        let has_numa = e
+            .node()
+            .children()
+            .filter(|c| c.has_tag_name("cpu"))
+            .any(|c| c.children().any(|n| n.has_tag_name("numa")));
+        let mut memory_kib = match memory_el {
             Some(m) => read_memory(m)?,
+            // the NUMA cells then give the size
+            None if has_numa => 0,
             None => return Err(e.missing_child("memory")),
         };
         let current_memory_kib = match e.child("currentMemory")? {
@@ -234,7 +242,8 @@ impl DomainDef {
             Some(m) => {
                 let path = m.path();
                 let kib = read_memory(m)?;
-                if kib > memory_kib {
+                // with NUMA cells their sum is the size, and libvirt clamps to it
+                if kib > memory_kib && !has_numa {
                     return Err(XmlError::invalid(
                         path,
                         &kib.to_string(),
@@ -244,11 +253,6 @@ impl DomainDef {
                 Some(kib)
             }
         };
-
-        let memory_backing = e
-            .child("memoryBacking")?
-            .map(crate::model::MemoryBacking::read)
-            .transpose()?;
 
         let mut max_vcpus = 1;
         let mut current_vcpus = None;
@@ -290,6 +294,25 @@ impl DomainDef {
             None => None,
             Some(c) => Some(Box::new(Cpu::read(c, max_vcpus)?)),
         };
+        let tuning = {
+            let cells = cpu.as_ref().map(|c| c.numa.as_slice()).unwrap_or_default();
+            if !cells.is_empty() {
+                // as libvirt, the cells' sum is the memory size
+                memory_kib = cells.iter().map(|c| c.memory_kib).sum();
+            }
+            let ctx = crate::model::tuning::Ctx {
+                max_vcpus,
+                placement_static: vcpu_placement != Some(VcpuPlacement::Auto),
+                cells,
+            };
+            crate::model::tuning::Tuning::read(&mut e, &ctx)?
+        };
+        if let Some(n) = tuning.enabled_vcpus() {
+            current_vcpus = (n < max_vcpus).then_some(n);
+        }
+        if vcpu_placement.is_none() && tuning.implies_auto_placement(cpuset.is_some()) {
+            vcpu_placement = Some(VcpuPlacement::Auto);
+        }
         let clock = e.child("clock")?.map(Clock::read).transpose()?;
         let on_poweroff = read_lifecycle(&mut e, "on_poweroff")?;
         let on_reboot = read_lifecycle(&mut e, "on_reboot")?;
@@ -329,7 +352,6 @@ impl DomainDef {
             metadata,
             memory_kib,
             current_memory_kib,
-            memory_backing,
             max_vcpus,
             current_vcpus,
             vcpu_placement,
@@ -345,6 +367,7 @@ impl DomainDef {
             pm,
             devices,
             seclabels,
+            tuning,
             qemu_commandline,
         })
     }
@@ -375,14 +398,13 @@ impl DomainDef {
         if let Some(c) = self.current_memory_kib {
             write_memory(w, "currentMemory", c);
         }
-        if let Some(m) = &self.memory_backing {
-            m.write(w);
-        }
+        self.tuning.write_memory_backing(w);
         w.start("vcpu");
         w.attr_opt("placement", self.vcpu_placement.map(|p| p.as_str()));
         w.attr_opt("cpuset", self.cpuset.as_deref());
         w.attr_num_opt("current", self.current_vcpus);
         w.end_with_text(&self.max_vcpus.to_string());
+        self.tuning.write_after_vcpu(w);
         if let Some(p) = &self.resource_partition {
             w.start("resource");
             w.leaf("partition", p);

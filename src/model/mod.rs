@@ -36,7 +36,6 @@ mod features;
 #[cfg(test)]
 pub(crate) mod fuzz;
 mod hyperv;
-mod memory_backing;
 mod metadata;
 pub mod migratable;
 pub mod names;
@@ -46,6 +45,7 @@ pub mod qemu_ns;
 pub mod seclabel;
 mod snapshot;
 pub mod state;
+pub mod tuning;
 mod values;
 mod writer;
 mod xml;
@@ -67,7 +67,6 @@ pub use domain::{DomainDef, DomainType, FormatOptions, LifecycleAction, Pm, Vcpu
 pub use error::XmlError;
 pub use features::{FeatureState, Features, IoapicDriver};
 pub use hyperv::{HvFlag, Hyperv, HypervMode, KvmFeatures, KvmFlag};
-pub use memory_backing::{MemoryAccess, MemoryBacking, MemorySource};
 pub use metadata::{VIRTBUS_NS, VIRTBUS_PREFIX};
 pub use names::{NameKind, validate_name};
 pub use os::{

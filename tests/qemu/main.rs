@@ -17,6 +17,7 @@ mod restart;
 mod snapshots;
 mod storage;
 mod tpm;
+mod tuning;
 mod usb;
 
 use std::{

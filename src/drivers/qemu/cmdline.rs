@@ -69,6 +69,9 @@ pub struct Env<'a> {
     pub id: u32,
     /// A free TCP port for SPICE autoport; asked only when needed.
     pub free_port: &'a (dyn Fn() -> Option<u16> + Sync),
+    /// What the host offers (huge pages, NUMA nodes, cgroups); `None` at define, where
+    /// only what can never start is refused.
+    pub host: Option<&'a Host>,
 }
 
 /// A step after QEMU started paused and before the guest runs.
@@ -390,10 +393,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     let firmware = pflash::build(def, b.q35)?;
     b.args.extend(firmware.args);
     m.push_str(&firmware.machine_props);
-    let ram = memory::backend(def, env.dir)?;
-    if ram.is_some() {
-        m.push_str(&format!(",memory-backend={}", memory::RAM_ID));
-    }
+    m.push_str(&tuning::machine_props(def, env)?);
     b.arg("-machine", m);
     b.arg(
         "-accel",
@@ -423,11 +423,9 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     if let Some(g) = firmware.global {
         b.arg("-global", g);
     }
-    b.arg("-m", format!("size={}k", def.memory_kib));
-    if let Some(o) = ram {
-        b.arg("-object", o);
-    }
+    tuning::memory(&mut b, def)?;
     b.arg("-smp", smp_arg(def));
+    tuning::after_smp(&mut b, def, &machine)?;
     b.arg("-rtc", clock.rtc);
     if let (Some(adj), Some(live)) = (clock.utc_adjustment, b.live.clock.as_mut()) {
         // a localtime basis is folded in at start, as libvirt records it
@@ -542,9 +540,7 @@ fn check_top(def: &DomainDef) -> Result<()> {
     if def.os.init.is_some() || !def.os.init_args.is_empty() {
         return unsupported("<os><init> (container init) in a QEMU domain");
     }
-    if def.cpuset.is_some() || def.vcpu_placement == Some(crate::model::VcpuPlacement::Auto) {
-        return unsupported("vCPU pinning (<vcpu cpuset> or placement='auto')");
-    }
+    tuning::check(def)?;
     if def.resource_partition.is_some() {
         return unsupported("<resource><partition> (cgroup partitions)");
     }
@@ -1040,6 +1036,7 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             String::new()
         };
         let mut s = format!("{qdev}{busarg}{vpd}{drive},id={a}");
+        s.push_str(&tuning::disk_iothread(def, d, bus, &what)?);
         if let Some(o) = d.boot_order {
             s.push_str(&format!(",bootindex={o}"));
         }
@@ -1884,7 +1881,6 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 mod clock;
 mod features;
 mod fs;
-mod memory;
 mod pflash;
 mod platform;
 mod sound;
@@ -1899,3 +1895,5 @@ pub use storage::{hotplug_refusal, network_node};
 mod tests;
 #[cfg(test)]
 mod tests_features;
+mod tuning;
+pub use tuning::{Host, HugeTlb};

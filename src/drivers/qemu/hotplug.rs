@@ -135,6 +135,14 @@ async fn attach_disk(vm: &Vm, mut d: Disk) -> DriverResult<Disk> {
         ))
     })?;
     let alias = format!("virtio-disk{idx}");
+    let iothread = d.driver.as_ref().and_then(|x| x.iothread);
+    if let Some(id) = iothread
+        && !vm.live().tuning.iothreads.iter().any(|t| t.id == id)
+    {
+        return Err(DriverError::InvalidArgument(format!(
+            "{what}: <driver iothread='{id}'> names no I/O thread of the running guest"
+        )));
+    }
     let (file, fmt) = cmdline::image_nodes(&d, &path, &node, &what).map_err(cmdline_error)?;
     vm.command("blockdev-add", Some(file)).await?;
     let file_node = format!("{node}-file");
@@ -153,6 +161,9 @@ async fn attach_disk(vm: &Vm, mut d: Disk) -> DriverResult<Disk> {
                           "bus": "pci.0", "addr": format!("{slot:#x}")});
     if let Some(s) = &d.serial {
         args["serial"] = json!(s);
+    }
+    if let Some(id) = iothread {
+        args["iothread"] = json!(format!("iothread{id}"));
     }
     if let Some(o) = d.boot_order {
         args["bootindex"] = json!(o);

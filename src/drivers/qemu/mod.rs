@@ -15,6 +15,7 @@
 
 pub mod agent;
 pub mod caps;
+pub mod cgroup;
 pub mod cmdline;
 pub mod config;
 pub mod defaults;
@@ -28,6 +29,7 @@ pub mod live;
 pub mod migratable;
 pub mod monitor;
 pub mod net;
+pub mod pinning;
 mod power;
 pub mod process;
 pub mod q35;
@@ -310,6 +312,7 @@ impl QemuDriver {
                 }
                 virtiofs::stop_all(&vm.dir);
                 let _ = std::fs::remove_dir_all(&vm.dir);
+                cgroup::remove(&vm.live());
             }
         }
     }
@@ -398,6 +401,7 @@ impl QemuDriver {
                 g.autoport = Some(true);
             }
         }
+        pinning::apply(vm, &plan.live).await?;
         for step in &plan.setup {
             match step {
                 Setup::LinkDown { device } => {
@@ -554,12 +558,14 @@ impl QemuDriver {
         let dir = self.domain_dir(&def.uuid);
         let _ = std::fs::remove_dir_all(&dir);
         mkdir_private(&dir).map_err(failed)?;
+        let host = cmdline::Host::probe();
         let env = Env {
             caps: &caps,
             accel,
             dir: &dir,
             id,
             free_port: &free_port,
+            host: Some(&host),
         };
         let def = &*vsock::settle(def).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&dir);
@@ -797,6 +803,7 @@ impl Driver for QemuDriver {
             dir: Path::new("/run/virtbus/qemu/check"),
             id: 1,
             free_port: &|| Some(5900),
+            host: None,
         };
         cmdline::build(def, &env).map(|_| ()).map_err(|e| match e {
             cmdline::CmdlineError::NotSupported(m) => {

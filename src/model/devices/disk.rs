@@ -138,6 +138,8 @@ pub struct DiskDriver {
     pub cache: Option<DiskCache>,
     pub io: Option<DiskIo>,
     pub discard: Option<DiskDiscard>,
+    /// The I/O thread (`<iothreads>` id) a virtio disk runs in.
+    pub iothread: Option<u32>,
     pub detect_zeroes: Option<DetectZeroes>,
     /// On write errors.
     pub error_policy: Option<ErrorPolicy>,
@@ -146,8 +148,6 @@ pub struct DiskDriver {
     pub ioeventfd: Option<bool>,
     pub event_idx: Option<bool>,
     pub copy_on_read: Option<bool>,
-    /// The `<iothread id>` that runs a virtio disk.
-    pub iothread: Option<u32>,
     /// virtio-blk queues.
     pub queues: Option<u32>,
     pub queue_size: Option<u32>,
@@ -502,6 +502,7 @@ fn read_driver(mut d: Elem) -> Result<DiskDriver> {
         cache: d.attr_with("cache", values::keyword::<DiskCache>)?,
         io: d.attr_with("io", values::keyword::<DiskIo>)?,
         discard: d.attr_with("discard", values::keyword::<DiskDiscard>)?,
+        iothread: d.attr_with("iothread", values::u32_pos)?,
         detect_zeroes: d.attr_with("detect_zeroes", values::keyword::<DetectZeroes>)?,
         error_policy: d.attr_with("error_policy", values::keyword::<ErrorPolicy>)?,
         rerror_policy: d.attr_with("rerror_policy", |v| match v.parse::<ErrorPolicy>()? {
@@ -511,7 +512,6 @@ fn read_driver(mut d: Elem) -> Result<DiskDriver> {
         ioeventfd: d.attr_with("ioeventfd", values::on_off)?,
         event_idx: d.attr_with("event_idx", values::on_off)?,
         copy_on_read: d.attr_with("copy_on_read", values::on_off)?,
-        iothread: d.attr_with("iothread", values::u32_pos)?,
         queues: d.attr_with("queues", values::u32_pos)?,
         queue_size: d.attr_with("queue_size", values::u32_pos)?,
     };

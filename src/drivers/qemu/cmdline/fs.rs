@@ -39,7 +39,7 @@ pub(super) fn filesystems(b: &mut Builder<'_>, def: &DomainDef) -> Result<Vec<Vi
         let a = alias(&f.info, format!("fs{i}"));
         let addr = pci_addr(&f.info, &what)?;
         if f.is_virtiofs() {
-            let shared = def.memory_backing.is_some_and(|m| m.shared());
+            let shared = shared_memory(def);
             if !shared {
                 return unsupported(format!(
                     "{what}: virtiofs needs shared guest memory: add <memoryBacking><source \
@@ -207,8 +207,9 @@ mod tests {
         );
         assert!(
             a.contains(
-                "-m size=65536k -object memory-backend-memfd,id=pc.ram,share=on,\
-                 x-use-canonical-path-for-ramblock-id=off,size=67108864"
+                "-m size=65536k -object {\"qom-type\":\"memory-backend-memfd\",\
+                 \"id\":\"pc.ram\",\"share\":true,\
+                 \"x-use-canonical-path-for-ramblock-id\":false,\"size\":67108864}"
             ),
             "{a}"
         );
@@ -291,4 +292,22 @@ mod tests {
         .to_string();
         assert!(e.contains("driver type 'handle'"), "{e}");
     }
+}
+
+/// Whether another process (virtiofsd) may map the guest's memory, as libvirt decides it:
+/// `<memoryBacking><access mode='shared'/>`, or every NUMA cell shared.
+fn shared_memory(def: &DomainDef) -> bool {
+    use crate::model::tuning::MemAccess;
+    let backing = def.tuning.memory_backing.as_ref().and_then(|m| m.access);
+    let cells = def
+        .cpu
+        .as_ref()
+        .map(|c| c.numa.as_slice())
+        .unwrap_or_default();
+    if !cells.is_empty() {
+        return cells
+            .iter()
+            .all(|c| c.mem_access.or(backing) == Some(MemAccess::Shared));
+    }
+    backing == Some(MemAccess::Shared)
 }

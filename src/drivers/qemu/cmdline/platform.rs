@@ -283,6 +283,7 @@ mod tests {
         let caps = x86_64();
         let env = Env {
             caps: &caps,
+            host: None,
             accel: Accel::Tcg,
             dir: Path::new("/run/vb/qemu/d1"),
             id: 3,

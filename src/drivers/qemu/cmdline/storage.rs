@@ -51,9 +51,16 @@ pub(super) fn scsi_controller(b: &mut Builder<'_>, i: usize, c: &Controller) -> 
         }
         match *k {
             "iothread" => {
-                return unsupported(format!(
-                    "{what}: <driver iothread='{v}'> (this driver defines no <iothreads>)"
-                ));
+                let known = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|id| b.live.tuning.iothreads.iter().any(|t| t.id == *id));
+                let Some(id) = known else {
+                    return Err(CmdlineError::Invalid(format!(
+                        "{what}: <driver iothread='{v}'> names no I/O thread of <iothreads>"
+                    )));
+                };
+                s.push_str(&format!(",iothread=iothread{id}"));
             }
             "queues" => s.push_str(&format!(",num_queues={}", esc(v))),
             // cmd_per_lun, max_sectors, ioeventfd: QEMU's names are libvirt's
@@ -138,11 +145,6 @@ pub(super) fn device_options(d: &Disk, bus: DiskBus, what: &str) -> Result<Strin
     let drv = d.driver.clone().unwrap_or_default();
     let cdrom = d.device == DiskDevice::Cdrom;
     let mut s = String::new();
-    if drv.iothread.is_some() {
-        return unsupported(format!(
-            "{what}: <driver iothread> (this driver defines no <iothreads>)"
-        ));
-    }
     let virtio_only = [
         ("ioeventfd", drv.ioeventfd.map(on_off).map(str::to_owned)),
         ("event_idx", drv.event_idx.map(on_off).map(str::to_owned)),
@@ -454,6 +456,7 @@ pub(super) mod tests {
         crate::drivers::qemu::defaults::apply(&mut d, &x86_64()).expect("defaults");
         let env = Env {
             caps: &x86_64(),
+            host: None,
             accel: Accel::Tcg,
             dir: Path::new("/run/vb/qemu/d1"),
             id: 3,
@@ -541,6 +544,7 @@ pub(super) mod tests {
         .expect("domain");
         let env = Env {
             caps: &x86_64(),
+            host: None,
             accel: Accel::Tcg,
             dir: Path::new("/run/vb/qemu/d1"),
             id: 3,

@@ -27,6 +27,7 @@ pub(super) fn build_with(d: &DomainDef, caps: &Caps, accel: Accel) -> Result<Pla
         dir: Path::new("/run/vb/qemu/d1"),
         id: 3,
         free_port: &|| Some(5901),
+        host: None,
     };
     build(d, &env)
 }
@@ -338,12 +339,12 @@ fn every_refusal_names_what_it_refuses() {
             "container init",
         ),
         (
-            "cpuset",
+            "automatic placement",
             "",
             "",
-            "<vcpu cpuset='0-1'>2</vcpu>",
+            "<vcpu placement='auto'>2</vcpu>",
             "",
-            "pinning",
+            "numad",
         ),
         (
             "partition",
@@ -1059,6 +1060,7 @@ fn refusals_that_depend_on_the_emulator() {
         dir: Path::new(&long),
         id: 1,
         free_port: &|| None,
+        host: None,
     };
     let e = build(&def("", "", "", ""), &env).expect_err("long path");
     assert!(
@@ -1072,6 +1074,7 @@ fn refusals_that_depend_on_the_emulator() {
         dir: Path::new("/run/vb"),
         id: 1,
         free_port: &|| None,
+        host: None,
     };
     let e = build(&def("", "", "", "<graphics type='spice'/>"), &env).expect_err("no port");
     assert!(e.to_string().contains("no free port"), "{e}");

@@ -236,6 +236,7 @@ mod tests {
         defaults::apply(&mut d, &caps).map_err(|e| e.to_string())?;
         let env = Env {
             caps: &caps,
+            host: None,
             accel: Accel::Tcg,
             dir: Path::new("/run/vb/qemu/d1"),
             id: 3,
