@@ -180,6 +180,24 @@ fn virtiofsd(
     })
 }
 
+/// Whether another process (virtiofsd) may map the guest's memory, as libvirt decides it:
+/// `<memoryBacking><access mode='shared'/>`, or every NUMA cell shared.
+fn shared_memory(def: &DomainDef) -> bool {
+    use crate::model::tuning::MemAccess;
+    let backing = def.tuning.memory_backing.as_ref().and_then(|m| m.access);
+    let cells = def
+        .cpu
+        .as_ref()
+        .map(|c| c.numa.as_slice())
+        .unwrap_or_default();
+    if !cells.is_empty() {
+        return cells
+            .iter()
+            .all(|c| c.mem_access.or(backing) == Some(MemAccess::Shared));
+    }
+    backing == Some(MemAccess::Shared)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::storage::tests::plan;
@@ -292,22 +310,4 @@ mod tests {
         .to_string();
         assert!(e.contains("driver type 'handle'"), "{e}");
     }
-}
-
-/// Whether another process (virtiofsd) may map the guest's memory, as libvirt decides it:
-/// `<memoryBacking><access mode='shared'/>`, or every NUMA cell shared.
-fn shared_memory(def: &DomainDef) -> bool {
-    use crate::model::tuning::MemAccess;
-    let backing = def.tuning.memory_backing.as_ref().and_then(|m| m.access);
-    let cells = def
-        .cpu
-        .as_ref()
-        .map(|c| c.numa.as_slice())
-        .unwrap_or_default();
-    if !cells.is_empty() {
-        return cells
-            .iter()
-            .all(|c| c.mem_access.or(backing) == Some(MemAccess::Shared));
-    }
-    backing == Some(MemAccess::Shared)
 }
