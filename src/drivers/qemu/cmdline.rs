@@ -13,11 +13,11 @@ use super::caps::Caps;
 use crate::model::{
     AddressType, BootDev, CpuMode, DeviceInfo, DomainDef, FeaturePolicy, LifecycleAction, OsType,
     devices::{
-        CharDevice, CharSourceMode, CharSourceType, CharTcpProtocol, Controller, ControllerType,
-        Disk, DiskBus, DiskCache, DiskDevice, DiskFormat, DiskType, GraphicsListen, GraphicsType,
-        InputBus, InputType, InterfaceType, LinkState, ListenType, MemballoonModel, NetDriverName,
-        RngBackend, RngModel, StartupPolicy, Video, VideoModel, VideoType, WatchdogAction,
-        WatchdogModel,
+        CharDevice, CharSourceMode, CharSourceType, Controller, ControllerType, Disk, DiskBus,
+        DiskCache, DiskDevice, DiskFormat, DiskType, GraphicsListen, GraphicsType, InputBus,
+        InputType, InterfaceType, LinkState, ListenType, MemballoonModel, NetDriverName,
+        RngBackend, RngModel, StartupPolicy, TcpProtocol, Video, VideoModel, VideoType,
+        WatchdogAction, WatchdogModel,
     },
 };
 
@@ -1306,8 +1306,8 @@ fn net_chardev(c: &CharDevice, id: &str, what: &str) -> Result<String> {
             port(&n.bind_service)?
         ));
     }
-    let protocol = n.protocol.unwrap_or(CharTcpProtocol::Raw);
-    if n.tls == Some(true) || matches!(protocol, CharTcpProtocol::Tls | CharTcpProtocol::Telnets) {
+    let protocol = n.protocol.unwrap_or(TcpProtocol::Raw);
+    if n.tls == Some(true) || matches!(protocol, TcpProtocol::Tls | TcpProtocol::Telnets) {
         return unsupported(format!(
             "{what}: TLS on a tcp character device (no TLS credentials are configured)"
         ));
@@ -1317,7 +1317,7 @@ fn net_chardev(c: &CharDevice, id: &str, what: &str) -> Result<String> {
         s.push_str(&format!(",host={}", esc(h)));
     }
     s.push_str(&format!(",port={}", port(&n.service)?));
-    if protocol == CharTcpProtocol::Telnet {
+    if protocol == TcpProtocol::Telnet {
         s.push_str(",telnet=on");
     }
     let server = c.source_mode == Some(CharSourceMode::Bind);

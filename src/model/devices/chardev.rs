@@ -31,8 +31,8 @@ xml_enum! {
 }
 
 xml_enum! {
-    /// What a `tcp` character device speaks on its socket.
-    pub enum CharTcpProtocol {
+    /// What a `tcp` character device (or a USB redirection over TCP) speaks on its socket.
+    pub enum TcpProtocol {
         Raw = "raw",
         Telnet = "telnet",
         Telnets = "telnets",
@@ -50,7 +50,7 @@ pub struct CharNet {
     pub bind_host: Option<String>,
     pub bind_service: Option<String>,
     /// tcp only: `<protocol type>`, written always (libvirt's default is raw).
-    pub protocol: Option<CharTcpProtocol>,
+    pub protocol: Option<TcpProtocol>,
     /// tcp only: `<source tls>`.
     pub tls: Option<bool>,
     /// tcp (connect) only: `<reconnect enabled timeout>`.
@@ -213,7 +213,7 @@ impl CharDevice {
                 }
                 s.finish()?;
                 net.protocol = e.child_attr_with("protocol", "type", values::keyword)?;
-                net.protocol.get_or_insert(CharTcpProtocol::Raw);
+                net.protocol.get_or_insert(TcpProtocol::Raw);
                 source = Some(net);
             }
             T::Udp => {
@@ -380,6 +380,6 @@ fn write_net(w: &mut Writer, t: CharSourceType, mode: Option<CharSourceMode>, n:
     w.leaf_attr(
         "protocol",
         "type",
-        n.protocol.unwrap_or(CharTcpProtocol::Raw).as_str(),
+        n.protocol.unwrap_or(TcpProtocol::Raw).as_str(),
     );
 }

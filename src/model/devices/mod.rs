@@ -28,9 +28,7 @@ mod video;
 mod vsock;
 mod watchdog;
 
-pub use chardev::{
-    ChannelState, CharDevice, CharNet, CharSourceMode, CharSourceType, CharTcpProtocol,
-};
+pub use chardev::{ChannelState, CharDevice, CharNet, CharSourceMode, CharSourceType, TcpProtocol};
 pub use controller::{Controller, ControllerType};
 pub use device::Device;
 pub use disk::{
@@ -58,7 +56,7 @@ pub use spice::{
     SpiceWanCompression,
 };
 pub use tpm::{PcrBank, Tpm, TpmBackend, TpmEmulator, TpmModel, TpmVersion};
-pub use usb::{Hub, RedirFilterRule, RedirSource, Redirdev, Redirfilter, TcpProtocol};
+pub use usb::{Hub, RedirFilterRule, RedirSource, Redirdev, Redirfilter};
 pub use video::{Video, VideoModel, VideoType};
 pub use vsock::{Vsock, VsockModel};
 pub use watchdog::{Watchdog, WatchdogAction, WatchdogModel};

@@ -4,23 +4,14 @@
 //! channel (`spicevmc`) or a TCP connection speaking the usbredir protocol. The filter says
 //! which host devices a SPICE client may redirect.
 
+use super::TcpProtocol;
 use crate::model::address::{self, AddressType, DeviceInfo};
 use crate::model::error::XmlError;
-use crate::model::values::{self, xml_enum};
+use crate::model::values;
 use crate::model::writer::Writer;
 use crate::model::xml::Elem;
 
 type Result<T> = std::result::Result<T, XmlError>;
-
-xml_enum! {
-    /// `<protocol type>` of a TCP character device.
-    pub enum TcpProtocol {
-        Raw = "raw",
-        Telnet = "telnet",
-        Telnets = "telnets",
-        Tls = "tls",
-    }
-}
 
 /// Where a redirected USB device comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

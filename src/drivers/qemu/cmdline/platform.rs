@@ -258,11 +258,10 @@ pub(super) fn vsock(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
+    use crate::drivers::qemu::cmdline::tests::build_with;
     use crate::drivers::qemu::{
         caps::tests::x86_64,
-        cmdline::{Accel, CmdlineError, Env, Plan, build},
+        cmdline::{Accel, CmdlineError, Plan},
         defaults,
     };
     use crate::model::DomainDef;
@@ -281,15 +280,7 @@ mod tests {
 
     fn plan(def: &DomainDef) -> Result<Plan, CmdlineError> {
         let caps = x86_64();
-        let env = Env {
-            caps: &caps,
-            host: None,
-            accel: Accel::Tcg,
-            dir: Path::new("/run/vb/qemu/d1"),
-            id: 3,
-            free_port: &|| Some(5901),
-        };
-        build(def, &env)
+        build_with(def, &caps, Accel::Tcg)
     }
 
     fn args(def: &DomainDef) -> String {

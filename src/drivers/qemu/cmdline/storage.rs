@@ -438,11 +438,10 @@ pub fn hotplug_refusal(d: &Disk) -> Option<String> {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use std::path::Path;
-
-    use super::super::{Accel, Env, Plan, build};
+    use super::super::{Accel, Plan};
     use super::*;
     use crate::drivers::qemu::caps::tests::x86_64;
+    use crate::drivers::qemu::cmdline::tests::build_with;
     use crate::model::DomainDef;
 
     /// A definition with `devices`, QEMU's defaults applied, on the command line.
@@ -454,15 +453,7 @@ pub(super) mod tests {
         );
         let mut d = DomainDef::from_xml(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
         crate::drivers::qemu::defaults::apply(&mut d, &x86_64()).expect("defaults");
-        let env = Env {
-            caps: &x86_64(),
-            host: None,
-            accel: Accel::Tcg,
-            dir: Path::new("/run/vb/qemu/d1"),
-            id: 3,
-            free_port: &|| Some(5901),
-        };
-        build(&d, &env)
+        build_with(&d, &x86_64(), Accel::Tcg)
     }
 
     fn args(devices: &str) -> String {
@@ -542,15 +533,10 @@ pub(super) mod tests {
              <wwn>0x5000c50015ea71ad</wwn></disk></devices></domain>",
         )
         .expect("domain");
-        let env = Env {
-            caps: &x86_64(),
-            host: None,
-            accel: Accel::Tcg,
-            dir: Path::new("/run/vb/qemu/d1"),
-            id: 3,
-            free_port: &|| Some(5901),
-        };
-        let a = build(&d, &env).expect("builds").args.join(" ");
+        let a = build_with(&d, &x86_64(), Accel::Tcg)
+            .expect("builds")
+            .args
+            .join(" ");
         assert!(
             a.contains("scsi-hd,bus=scsi1.0,scsi-id=1,device_id=drive-scsi1-0-1,drive=vb-sdi"),
             "{a}"

@@ -218,9 +218,8 @@ pub(super) fn redirdevs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use super::super::{Accel, Env, Plan, build};
+    use super::super::{Accel, Plan};
+    use crate::drivers::qemu::cmdline::tests::build_with;
     use crate::drivers::qemu::{caps::tests::x86_64, defaults};
     use crate::model::DomainDef;
 
@@ -234,15 +233,7 @@ mod tests {
         let mut d = DomainDef::from_xml(&xml).map_err(|e| e.to_string())?;
         let caps = x86_64();
         defaults::apply(&mut d, &caps).map_err(|e| e.to_string())?;
-        let env = Env {
-            caps: &caps,
-            host: None,
-            accel: Accel::Tcg,
-            dir: Path::new("/run/vb/qemu/d1"),
-            id: 3,
-            free_port: &|| Some(5901),
-        };
-        build(&d, &env).map_err(|e| e.to_string())
+        build_with(&d, &caps, Accel::Tcg).map_err(|e| e.to_string())
     }
 
     fn args(devices: &str) -> String {
