@@ -32,6 +32,19 @@ pub(super) fn build_with(d: &DomainDef, caps: &Caps, accel: Accel) -> Result<Pla
     build(d, &env)
 }
 
+/// `devices` on an i440fx machine, with the driver's define-time defaults applied.
+pub(super) fn plan_on_pc(devices: &str) -> std::result::Result<Plan, String> {
+    let xml = format!(
+        "<domain type='qemu'><name>t</name><memory unit='MiB'>64</memory>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>{devices}</devices>\
+         </domain>"
+    );
+    let mut d = DomainDef::from_xml(&xml).map_err(|e| e.to_string())?;
+    let caps = x86_64();
+    crate::drivers::qemu::defaults::apply(&mut d, &caps).map_err(|e| e.to_string())?;
+    build_with(&d, &caps, Accel::Tcg).map_err(|e| e.to_string())
+}
+
 fn cmd(d: &DomainDef) -> String {
     build_with(d, &x86_64(), Accel::Tcg)
         .expect("builds")

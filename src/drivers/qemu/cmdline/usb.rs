@@ -218,23 +218,7 @@ pub(super) fn redirdevs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Accel, Plan};
-    use crate::drivers::qemu::cmdline::tests::build_with;
-    use crate::drivers::qemu::{caps::tests::x86_64, defaults};
-    use crate::model::DomainDef;
-
-    /// `devices` on an i440fx machine, with the driver's define-time defaults applied.
-    fn plan(devices: &str) -> Result<Plan, String> {
-        let xml = format!(
-            "<domain type='qemu'><name>t</name><memory unit='MiB'>64</memory>\
-             <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>{devices}</devices>\
-             </domain>"
-        );
-        let mut d = DomainDef::from_xml(&xml).map_err(|e| e.to_string())?;
-        let caps = x86_64();
-        defaults::apply(&mut d, &caps).map_err(|e| e.to_string())?;
-        build_with(&d, &caps, Accel::Tcg).map_err(|e| e.to_string())
-    }
+    use crate::drivers::qemu::cmdline::tests::plan_on_pc as plan;
 
     fn args(devices: &str) -> String {
         plan(devices).expect("builds").args.join(" ")
