@@ -6,34 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use zbus::proxy;
-
-use super::{canon, live, one_line, support, zerr};
+use super::{
+    VIR_DOMAIN_XML_INACTIVE as INACTIVE, VIR_DOMAIN_XML_MIGRATABLE as MIGRATABLE,
+    VIR_DOMAIN_XML_SECURE as SECURE, VIR_DOMAIN_XML_UPDATE_CPU as UPDATE_CPU, canon, facade_define,
+    live, one_line, support, zerr,
+};
 use support::libvirtd::Libvirtd;
-
-#[proxy(
-    interface = "org.libvirt.Connect",
-    default_service = "org.libvirt",
-    default_path = "/org/libvirt/QEMU"
-)]
-trait QemuConnect {
-    #[zbus(name = "DomainDefineXML")]
-    fn domain_define_xml(&self, xml: &str) -> zbus::Result<zbus::OwnedObjectPath>;
-}
-
-#[proxy(interface = "org.libvirt.Domain", default_service = "org.libvirt")]
-trait FlagDomain {
-    #[zbus(name = "GetXMLDesc")]
-    fn get_xml_desc(&self, flags: u32) -> zbus::Result<String>;
-    fn create(&self, flags: u32) -> zbus::Result<()>;
-    fn destroy(&self, flags: u32) -> zbus::Result<()>;
-    fn undefine(&self, flags: u32) -> zbus::Result<()>;
-}
-
-const SECURE: u32 = 1;
-const INACTIVE: u32 = 2;
-const UPDATE_CPU: u32 = 4;
-const MIGRATABLE: u32 = 8;
 
 /// The definitions compared, of `live/`. (Not `live-q35-virtio.xml`: libvirt writes the
 /// virtio-serial controller it adds after the root ports it adds in the definition it keeps
@@ -127,14 +105,7 @@ async fn virtbus_answers(
     conn: &zbus::Connection,
     xml: &str,
 ) -> Vec<(String, Result<String, String>)> {
-    let c = QemuConnectProxy::new(conn).await.expect("proxy");
-    let path = c.domain_define_xml(xml).await.expect("facade define");
-    let d = FlagDomainProxy::builder(conn)
-        .path(path)
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .expect("proxy");
+    let d = facade_define(conn, xml).await.expect("facade define");
     let mut out = Vec::new();
     for running in [true, false] {
         if running {

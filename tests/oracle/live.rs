@@ -16,7 +16,7 @@ use std::{
 
 use zbus::Variant;
 
-use super::{canon, here, one_line, support, zerr};
+use super::{canon, here, support, zerr};
 use support::{libvirtd::Libvirtd, proxies};
 
 /// Held by each test that runs guests, so that one guest runs at a time (TCG on a small
@@ -164,21 +164,12 @@ pub fn make_images(xml: &str) {
 fn libvirt_live(lv: &Libvirtd, dir: &Path, name: &str, xml: &str) -> Result<String, String> {
     let file = dir.join(format!("{name}.lv.xml"));
     std::fs::write(&file, xml).expect("write shape");
-    let out = lv.virsh(&["create", &file.to_string_lossy()]);
-    if !out.status.success() {
-        return Err(one_line(&String::from_utf8_lossy(&out.stderr)));
-    }
-    let dump = lv.virsh(&["dumpxml", "--security-info", name]);
-    let d = lv.virsh(&["destroy", name]);
-    assert!(
-        d.status.success(),
-        "libvirt: destroy {name}: {}",
-        String::from_utf8_lossy(&d.stderr)
-    );
-    if !dump.status.success() {
-        return Err(one_line(&String::from_utf8_lossy(&dump.stderr)));
-    }
-    Ok(String::from_utf8_lossy(&dump.stdout).into_owned())
+    super::virsh_dump(
+        lv,
+        &["create", &file.to_string_lossy()],
+        &["dumpxml", "--security-info", name],
+        &["destroy", name],
+    )
 }
 
 /// virtbus's live XML: define, start, read live with secure info, destroy, undefine.

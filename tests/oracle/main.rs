@@ -42,11 +42,15 @@ trait Connect {
 trait LvDomain {
     #[zbus(name = "GetXMLDesc")]
     fn get_xml_desc(&self, flags: u32) -> zbus::Result<String>;
+    fn create(&self, flags: u32) -> zbus::Result<()>;
+    fn destroy(&self, flags: u32) -> zbus::Result<()>;
     fn undefine(&self, flags: u32) -> zbus::Result<()>;
 }
 
 const VIR_DOMAIN_XML_SECURE: u32 = 1;
 const VIR_DOMAIN_XML_INACTIVE: u32 = 2;
+const VIR_DOMAIN_XML_UPDATE_CPU: u32 = 4;
+const VIR_DOMAIN_XML_MIGRATABLE: u32 = 8;
 const VIR_DOMAIN_UNDEFINE_NVRAM: u32 = 4;
 
 fn here() -> PathBuf {
@@ -108,16 +112,33 @@ fn compare(libvirt: &canon::Node, answer: Result<String, String>, input: &canon:
 
 /// libvirt's answer: define, dump, undefine.
 fn libvirt(lv: &Libvirtd, file: &Path, name: &str) -> Result<String, String> {
-    let out = lv.virsh(&["define", &file.to_string_lossy()]);
+    virsh_dump(
+        lv,
+        &["define", &file.to_string_lossy()],
+        &["dumpxml", "--inactive", "--security-info", name],
+        &["undefine", "--nvram", name],
+    )
+}
+
+/// libvirt's XML of a domain `load` brings in (virsh `define` or `create`), read with `dump`
+/// and taken away again with `remove`, which must work; libvirt's refusal in one line.
+fn virsh_dump(
+    lv: &Libvirtd,
+    load: &[&str],
+    dump: &[&str],
+    remove: &[&str],
+) -> Result<String, String> {
+    let out = lv.virsh(load);
     if !out.status.success() {
         return Err(one_line(&String::from_utf8_lossy(&out.stderr)));
     }
-    let out = lv.virsh(&["dumpxml", "--inactive", "--security-info", name]);
-    let undef = lv.virsh(&["undefine", "--nvram", name]);
+    let out = lv.virsh(dump);
+    let gone = lv.virsh(remove);
     assert!(
-        undef.status.success(),
-        "libvirt: undefine {name}: {}",
-        String::from_utf8_lossy(&undef.stderr)
+        gone.status.success(),
+        "libvirt: {}: {}",
+        remove.join(" "),
+        String::from_utf8_lossy(&gone.stderr)
     );
     if !out.status.success() {
         return Err(one_line(&String::from_utf8_lossy(&out.stderr)));
@@ -156,16 +177,24 @@ async fn native(conn: &zbus::Connection, xml: &str) -> Result<String, String> {
     out
 }
 
-/// virtbus's answer through the libvirt-dbus facade.
-async fn facade(conn: &zbus::Connection, xml: &str) -> Result<String, String> {
+/// `xml` defined through the libvirt-dbus facade's QEMU connection: the new domain.
+async fn facade_define(
+    conn: &zbus::Connection,
+    xml: &str,
+) -> Result<LvDomainProxy<'static>, String> {
     let c = ConnectProxy::new(conn).await.expect("proxy");
     let path = c.domain_define_xml(xml).await.map_err(zerr)?;
-    let d = LvDomainProxy::builder(conn)
+    Ok(LvDomainProxy::builder(conn)
         .path(path)
         .cache_properties(zbus::proxy::CacheProperties::No)
         .build()
         .await
-        .expect("proxy");
+        .expect("proxy"))
+}
+
+/// virtbus's answer through the libvirt-dbus facade.
+async fn facade(conn: &zbus::Connection, xml: &str) -> Result<String, String> {
+    let d = facade_define(conn, xml).await?;
     let out = d
         .get_xml_desc(VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE)
         .await

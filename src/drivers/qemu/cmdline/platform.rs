@@ -258,7 +258,7 @@ pub(super) fn vsock(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::drivers::qemu::cmdline::tests::build_with;
+    use crate::drivers::qemu::cmdline::tests::{build_with, parse_error};
     use crate::drivers::qemu::{
         caps::tests::x86_64,
         cmdline::{Accel, CmdlineError, Plan},
@@ -360,15 +360,8 @@ mod tests {
             "<shmem name='s'><size>4096</size></shmem>",
             "<shmem name='s'/><shmem name='s'/>",
         ] {
-            let x = format!(
-                "<domain type='qemu'><name>t</name><memory>65536</memory><os><type>hvm</type>\
-                 </os><devices>{bad}</devices></domain>"
-            );
-            let e = DomainDef::from_xml(&x).expect_err(bad);
-            assert!(
-                e.to_string().contains("/domain/devices/shmem"),
-                "{bad}: {e}"
-            );
+            let e = parse_error(bad);
+            assert!(e.contains("/domain/devices/shmem"), "{bad}: {e}");
         }
     }
 

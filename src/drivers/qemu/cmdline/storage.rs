@@ -79,7 +79,7 @@ pub(super) fn scsi_disk(
     d: &Disk,
     what: &str,
 ) -> Result<(&'static str, String, String)> {
-    // without an address (a definition before defaults), the one libvirt will assign
+    // without an address (a definition the defaults never saw), the one libvirt assigns
     let index = u64::from(super::disk_index(&d.target_dev).unwrap_or(0));
     let given = |k: &str| super::drive_attr(&d.info, k).unwrap_or(0);
     let (ctrl, bus, target, unit) = if d.info.address.is_some() {
@@ -523,8 +523,8 @@ pub(super) mod tests {
         );
     }
 
-    /// Define checks a definition before defaults: a SCSI disk then has neither address nor
-    /// controller, and gets the ones the defaults will give it.
+    /// A definition the defaults never saw: a SCSI disk has neither address nor controller,
+    /// and gets the ones the defaults would give it.
     #[test]
     fn scsi_disk_before_defaults() {
         let d = DomainDef::from_xml(
