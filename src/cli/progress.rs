@@ -1,0 +1,198 @@
+//! Running a call that changes something: with the polkit agent when one may prompt, and
+//! with the domain's `Job`/`JobProgress` shown while it runs — a progress bar on a terminal,
+//! plain lines otherwise. Ctrl-C stops waiting, not the operation, and says so.
+
+use std::{future::Future, io::IsTerminal, pin::Pin, time::Duration};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use zbus::{MatchRule, Message, MessageStream, export::futures_core::Stream, message::Type};
+
+use super::{
+    Ctx,
+    api::{DOMAIN, PropMap, SERVICE, domain as d},
+    error::{Error, Kind, Result},
+    polkit::Agent,
+};
+
+/// The next message of a stream.
+pub async fn next(stream: &mut MessageStream) -> Option<zbus::Result<Message>> {
+    std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
+}
+
+/// A stream of `PropertiesChanged` of the object at `path`, or of every object of the
+/// daemon when `path` is `None`.
+pub async fn properties_changed(ctx: &Ctx, path: Option<&str>) -> Result<MessageStream> {
+    let mut rule = MatchRule::builder()
+        .msg_type(Type::Signal)
+        .sender(SERVICE)
+        .interface("org.freedesktop.DBus.Properties")
+        .member("PropertiesChanged");
+    if let Some(p) = path {
+        rule = rule.path(p.to_owned());
+    }
+    Ok(MessageStream::for_match_rule(rule.build()?, &ctx.bus().conn, std::num::NonZeroUsize::new(64)).await?)
+}
+
+/// The interface and the changed properties of a `PropertiesChanged` signal.
+pub fn decode_changed(msg: &Message) -> Option<(String, PropMap)> {
+    let (iface, changed, _invalidated): (String, PropMap, Vec<String>) =
+        msg.body().deserialize().ok()?;
+    Some((iface, changed))
+}
+
+/// What the user sees of a job.
+enum View {
+    Bar(ProgressBar),
+    Lines { last: Option<(String, u32)> },
+}
+
+impl View {
+    fn new(label: &str) -> Self {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
+            bar.set_style(spinner_style());
+            bar.set_message(label.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            View::Bar(bar)
+        } else {
+            View::Lines { last: None }
+        }
+    }
+
+    fn update(&mut self, name: &str, job: &str, progress: f64) {
+        match self {
+            View::Bar(bar) => {
+                if progress > 0.0 {
+                    bar.set_style(bar_style());
+                    bar.set_position((progress.clamp(0.0, 1.0) * 1000.0) as u64);
+                }
+                if !job.is_empty() {
+                    bar.set_message(format!("{name}: {job}"));
+                }
+            }
+            View::Lines { last } => {
+                if job.is_empty() {
+                    return;
+                }
+                let pct = (progress.clamp(0.0, 1.0) * 100.0).round() as u32;
+                let show = match last {
+                    Some((j, p)) => j != job || pct >= *p + 10 || (pct == 100 && *p != 100),
+                    None => true,
+                };
+                if show {
+                    if pct == 0 {
+                        eprintln!("{name}: {job}");
+                    } else {
+                        eprintln!("{name}: {job} {pct}%");
+                    }
+                    *last = Some((job.to_owned(), pct));
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let View::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% ({elapsed})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// Run `call`, a change to the domain `name` at `dom_path`, showing its job as it goes.
+/// `label` says what is being done, for the spinner and for an interruption.
+pub async fn run<T>(
+    ctx: &Ctx,
+    dom_path: &str,
+    name: &str,
+    label: &str,
+    call: impl Future<Output = zbus::Result<T>>,
+) -> Result<T> {
+    let mut stream = properties_changed(ctx, Some(dom_path)).await?;
+    let _agent = Agent::start(ctx.bus().interactive);
+    let mut view = View::new(&format!("{name}: {label}"));
+    let (mut job, mut progress) = (String::new(), 0.0);
+    let mut call = std::pin::pin!(call);
+    let result = loop {
+        tokio::select! {
+            r = &mut call => break r.map_err(Error::from),
+            Some(Ok(msg)) = next(&mut stream) => {
+                if let Some((iface, changed)) = decode_changed(&msg)
+                    && iface == DOMAIN
+                {
+                    if let Some(j) = d::JOB.from_map(&changed) {
+                        job = j;
+                    }
+                    if let Some(p) = d::JOB_PROGRESS.from_map(&changed) {
+                        progress = p;
+                    }
+                    view.update(name, &job, progress);
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                view.finish();
+                return Err(interrupted(name, label));
+            }
+        }
+    };
+    view.finish();
+    result
+}
+
+/// Ctrl-C while the daemon works: the request was sent and goes on; say so.
+pub fn interrupted(name: &str, label: &str) -> Error {
+    Error::new(
+        Kind::Interrupted,
+        format!(
+            "interrupted: {label} of {name} goes on in the daemon \
+             (`virtbusctl status {name}` shows its state)"
+        ),
+    )
+}
+
+/// Wait until the domain at `dom_path` is in `state`, with a spinner, until Ctrl-C.
+pub async fn wait_state(ctx: &Ctx, dom_path: &str, name: &str, state: &str) -> Result<()> {
+    let mut stream = properties_changed(ctx, Some(dom_path)).await?;
+    // Subscribed first, then read: no change can slip between the two.
+    if ctx.bus().get(&d::STATE, dom_path).await? == state {
+        return Ok(());
+    }
+    let view = View::new(&format!("{name}: waiting to be {state}"));
+    if matches!(view, View::Lines { .. }) {
+        eprintln!("{name}: waiting to be {state}");
+    }
+    loop {
+        tokio::select! {
+            m = next(&mut stream) => match m {
+                Some(Ok(msg)) => {
+                    if let Some((iface, changed)) = decode_changed(&msg)
+                        && iface == DOMAIN
+                        && d::STATE.from_map(&changed).as_deref() == Some(state)
+                    {
+                        view.finish();
+                        return Ok(());
+                    }
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(Error::failed("the daemon left the bus")),
+            },
+            _ = tokio::signal::ctrl_c() => {
+                view.finish();
+                return Err(Error::new(
+                    Kind::Interrupted,
+                    format!("interrupted: stopped waiting; {name} goes on towards {state}"),
+                ));
+            }
+        }
+    }
+}
