@@ -98,6 +98,14 @@ pub async fn lookup(bus: &Bus, name_or_uuid: &str) -> Result<String> {
         .map_err(Error::from)
 }
 
+/// The object path and the name of the domain named `name_or_uuid` (messages name a domain
+/// by its name even when the user gave its UUID).
+pub async fn resolve(bus: &Bus, name_or_uuid: &str) -> Result<(String, String)> {
+    let path = lookup(bus, name_or_uuid).await?;
+    let name = bus.get(&d::NAME, &path).await?;
+    Ok((path, name))
+}
+
 /// The domain named `name_or_uuid` with its properties.
 pub async fn get(bus: &Bus, name_or_uuid: &str) -> Result<DomainInfo> {
     let path = lookup(bus, name_or_uuid).await?;

@@ -28,12 +28,10 @@ async fn act(
     label: &str,
     done: &str,
 ) -> Result<String> {
-    let path = domains::lookup(ctx.bus(), domain).await?;
+    let (path, name) = domains::resolve(ctx.bus(), domain).await?;
     let bus = ctx.bus();
-    progress::run(ctx, &path, domain, label, bus.change(method, &path, &(o,))).await?;
-    if !ctx.json {
-        println!("{domain} {done}");
-    }
+    progress::run(ctx, &path, &name, label, bus.change(method, &path, &(o,))).await?;
+    println!("{name} {done}");
     Ok(path)
 }
 
@@ -59,7 +57,8 @@ pub async fn shutdown(ctx: &Ctx, domain: &str, wait: bool, mode: Option<String>)
     if let Some(m) = mode {
         o.insert("mode".into(), Variant::from(m));
     }
-    let path = domains::lookup(ctx.bus(), domain).await?;
+    let (path, domain) = domains::resolve(ctx.bus(), domain).await?;
+    let domain = domain.as_str();
     let bus = ctx.bus();
     progress::run(
         ctx,
@@ -104,7 +103,7 @@ pub async fn simple(ctx: &Ctx, domain: &str, which: Simple) -> Result<()> {
 }
 
 pub async fn autostart(ctx: &Ctx, domain: &str, state: OnOff) -> Result<()> {
-    let path = domains::lookup(ctx.bus(), domain).await?;
+    let (path, domain) = domains::resolve(ctx.bus(), domain).await?;
     let on = matches!(state, OnOff::On);
     let bus = ctx.bus();
     let _agent = super::polkit::Agent::start(bus.interactive);
@@ -146,7 +145,7 @@ pub async fn restore(ctx: &Ctx, domain: &str, paused: bool) -> Result<()> {
     if !info.managed_save {
         return Err(Error::new(
             Kind::State,
-            format!("{domain} has no saved state to restore"),
+            format!("{} has no saved state to restore", info.name),
         ));
     }
     let o = opts([("paused", Variant::from(paused))]);

@@ -47,7 +47,7 @@ pub async fn run(ctx: &Ctx, cmd: SnapshotCommand) -> Result<()> {
                 ("paused", Variant::from(paused)),
                 ("force", Variant::from(force)),
             ]);
-            let dom = domains::lookup(ctx.bus(), &domain).await?;
+            let (dom, domain) = domains::resolve(ctx.bus(), &domain).await?;
             let snap = domains::lookup_snapshot(ctx.bus(), &dom, &snapshot).await?;
             let bus = ctx.bus();
             let args = (o,);
@@ -66,7 +66,7 @@ pub async fn run(ctx: &Ctx, cmd: SnapshotCommand) -> Result<()> {
                 ("children", Variant::from(children)),
                 ("children-only", Variant::from(children_only)),
             ]);
-            let dom = domains::lookup(ctx.bus(), &domain).await?;
+            let (dom, domain) = domains::resolve(ctx.bus(), &domain).await?;
             let snap = domains::lookup_snapshot(ctx.bus(), &dom, &snapshot).await?;
             let bus = ctx.bus();
             let args = (o,);
@@ -98,7 +98,8 @@ fn snapshot_xml(name: Option<&str>, description: Option<&str>) -> String {
 }
 
 async fn create(ctx: &Ctx, domain: &str, xml: String, disk_only: bool) -> Result<()> {
-    let dom = domains::lookup(ctx.bus(), domain).await?;
+    let (dom, domain) = domains::resolve(ctx.bus(), domain).await?;
+    let domain = domain.as_str();
     let o = opts([("disk-only", Variant::from(disk_only))]);
     let bus = ctx.bus();
     let args = (xml, o);
@@ -217,7 +218,7 @@ async fn show(ctx: &Ctx, domain: &str, snapshot: &str, xml: bool) -> Result<()> 
         ("Kind", sn.kind.clone()),
         ("Parent", parent.unwrap_or_else(|| "-".into())),
         ("Current", output::yes_no(sn.current).into()),
-        ("Description", sn.description.clone()),
+        ("Description", if sn.description.is_empty() { "-".into() } else { sn.description.clone() }),
     ];
     for (k, v) in rows {
         println!("  {k:>11}: {v}");

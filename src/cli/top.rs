@@ -168,8 +168,8 @@ pub async fn top(ctx: &Ctx, delay: f64, iterations: Option<u32>) -> Result<()> {
             }
             let _ = writeln!(
                 out,
-                "{} active domains, every {delay}s (Ctrl-C ends)",
-                cur.len()
+                "{} active, every {delay}s (Ctrl-C ends)",
+                output::count(cur.len(), "domain")
             );
             for col in t.column_iter_mut() {
                 col.set_padding((0, 2));

@@ -72,7 +72,7 @@ pub async fn undefine(
     snapshots_metadata: bool,
     nvram: bool,
 ) -> Result<()> {
-    let path = domains::lookup(ctx.bus(), domain).await?;
+    let (path, domain) = domains::resolve(ctx.bus(), domain).await?;
     let o = opts([
         ("managed-save", Variant::from(managed_save)),
         ("snapshots-metadata", Variant::from(snapshots_metadata)),
@@ -110,7 +110,8 @@ const MARK: &str = "<!-- virtbusctl:";
 /// unchanged file changes nothing; a refused one is re-opened with the daemon's error at the
 /// top, until it is accepted, left unchanged, or emptied.
 pub async fn edit(ctx: &Ctx, domain: &str) -> Result<()> {
-    let path = domains::lookup(ctx.bus(), domain).await?;
+    let (path, domain) = domains::resolve(ctx.bus(), domain).await?;
+    let domain = domain.as_str();
     let o = opts([
         ("inactive", Variant::from(true)),
         ("secure", Variant::from(true)),
