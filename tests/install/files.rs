@@ -51,6 +51,11 @@ fn meson_installs_exactly_the_service_files() {
     let inst = Installed::get();
     let mut want: Vec<String> = [
         "/usr/libexec/virtbusd",
+        "/usr/bin/virtbusctl",
+        "/usr/share/bash-completion/completions/virtbusctl.bash",
+        "/usr/share/zsh/vendor-completions/_virtbusctl",
+        "/usr/share/fish/vendor_completions.d/virtbusctl.fish",
+        "/usr/share/man/man1/virtbusctl.1",
         "/usr/share/dbus-1/system.d/org.virtbus1.conf",
         "/usr/share/dbus-1/system-services/org.virtbus1.service",
         "/usr/share/dbus-1/services/org.virtbus1.service",
@@ -80,6 +85,15 @@ fn meson_installs_exactly_the_service_files() {
         std::fs::read(cargo_bin()).expect("built"),
         "meson installs the binary cargo built"
     );
+    assert_eq!(
+        std::fs::read(inst.path("/usr/bin/virtbusctl")).expect("virtbusctl installed"),
+        std::fs::read(env!("CARGO_BIN_EXE_virtbusctl")).expect("built"),
+        "meson installs the client cargo built"
+    );
+    let man = inst.read("/usr/share/man/man1/virtbusctl.1");
+    assert!(man.contains(".TH virtbusctl 1"), "a man page: {man}");
+    let bash = inst.read("/usr/share/bash-completion/completions/virtbusctl.bash");
+    assert!(bash.contains("complete -F _virtbusctl_domains"), "bash completion");
     let version = stdout(Command::new(&bin).arg("--version"));
     assert_eq!(
         version.trim(),
