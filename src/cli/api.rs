@@ -10,11 +10,7 @@
 use std::{collections::HashMap, marker::PhantomData};
 
 use serde::{Serialize, de::DeserializeOwned};
-use zbus::{
-    OwnedObjectPath,
-    proxy::MethodFlags,
-    OwnedVariant, Variant, zvariant::Type,
-};
+use zbus::{OwnedObjectPath, OwnedVariant, Variant, proxy::MethodFlags, zvariant::Type};
 
 pub const SERVICE: &str = "org.virtbus1";
 pub const MANAGER_PATH: &str = "/org/virtbus1";
@@ -218,12 +214,7 @@ impl Bus {
     }
 
     /// As [`Bus::call`], for a call that changes something.
-    pub async fn change<I, O>(
-        &self,
-        method: &Method<I, O>,
-        path: &str,
-        args: &I,
-    ) -> zbus::Result<O>
+    pub async fn change<I, O>(&self, method: &Method<I, O>, path: &str, args: &I) -> zbus::Result<O>
     where
         I: Serialize + Type,
         O: DeserializeOwned + Type,
@@ -388,8 +379,7 @@ pub mod domain {
     pub const REBOOTED: Signal<()> = Signal::new(DOMAIN, "Rebooted");
     pub const DEVICE_ADDED: Signal<(String,)> = Signal::new(DOMAIN, "DeviceAdded");
     pub const DEVICE_REMOVED: Signal<(String,)> = Signal::new(DOMAIN, "DeviceRemoved");
-    pub const METADATA_CHANGED: Signal<(String, String)> =
-        Signal::new(DOMAIN, "MetadataChanged");
+    pub const METADATA_CHANGED: Signal<(String, String)> = Signal::new(DOMAIN, "MetadataChanged");
 
     pub const NAME: Prop<String> = Prop::read(DOMAIN, "Name");
     pub const UUID: Prop<String> = Prop::read(DOMAIN, "UUID");

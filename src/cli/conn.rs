@@ -20,7 +20,10 @@ pub enum Target {
     User,
     Address(String),
     /// `[USER@]HOST`, on its system bus or (with `--user`) the user's session bus.
-    Remote { host: String, user_bus: bool },
+    Remote {
+        host: String,
+        user_bus: bool,
+    },
 }
 
 impl Target {
@@ -78,9 +81,10 @@ pub async fn connect(args: &ConnArgs) -> Result<Connection> {
             (zbus::connection::Builder::unix_stream(stream), Some(child))
         }
     };
-    let conn = builder.build().await.map_err(|e| {
-        Error::failed(format!("cannot connect to the {}: {e}", describe(&target)))
-    })?;
+    let conn = builder
+        .build()
+        .await
+        .map_err(|e| Error::failed(format!("cannot connect to the {}: {e}", describe(&target))))?;
     // Never prompt without a terminal to answer on, nor when asked not to.
     let interactive =
         !args.no_ask_password && std::io::stdin().is_terminal() && target.polkit_prompts();

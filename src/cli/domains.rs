@@ -92,10 +92,14 @@ impl DomainInfo {
 
 /// The object path of the domain named `name_or_uuid`.
 pub async fn lookup(bus: &Bus, name_or_uuid: &str) -> Result<String> {
-    bus.call(&manager::LOOKUP_DOMAIN, "/org/virtbus1", &(name_or_uuid.to_owned(),))
-        .await
-        .map(|p| p.to_string())
-        .map_err(Error::from)
+    bus.call(
+        &manager::LOOKUP_DOMAIN,
+        "/org/virtbus1",
+        &(name_or_uuid.to_owned(),),
+    )
+    .await
+    .map(|p| p.to_string())
+    .map_err(Error::from)
 }
 
 /// The object path and the name of the domain named `name_or_uuid` (messages name a domain

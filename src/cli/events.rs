@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde_json::json;
-use zbus::{MatchRule, MessageStream, message::Type, OwnedVariant};
+use zbus::{MatchRule, MessageStream, OwnedVariant, message::Type};
 
 use super::{
     Ctx,
@@ -27,7 +27,8 @@ pub async fn follow(ctx: &Ctx, only: Option<&str>) -> Result<()> {
         .msg_type(Type::Signal)
         .sender(SERVICE)
         .build()?;
-    let mut stream = MessageStream::for_match_rule(rule, &bus.conn, std::num::NonZeroUsize::new(256)).await?;
+    let mut stream =
+        MessageStream::for_match_rule(rule, &bus.conn, std::num::NonZeroUsize::new(256)).await?;
     // Names of the domains, kept current from the signals themselves.
     let mut names: HashMap<String, String> = domains::all(bus)
         .await?
@@ -52,7 +53,10 @@ pub async fn follow(ctx: &Ctx, only: Option<&str>) -> Result<()> {
         };
         let header = msg.header();
         let path = header.path().map(|p| p.to_string()).unwrap_or_default();
-        let iface = header.interface().map(|i| i.to_string()).unwrap_or_default();
+        let iface = header
+            .interface()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
         let member = header.member().map(|m| m.to_string()).unwrap_or_default();
         let ev = decode(&msg, &path, &iface, &member, &mut names);
         let Some(ev) = ev else { continue };
@@ -113,7 +117,13 @@ fn decode(
             } else {
                 format!("{event} ({detail})")
             };
-            make(names, dom.as_str(), "lifecycle", text, json!({ "event": event, "detail": detail }))
+            make(
+                names,
+                dom.as_str(),
+                "lifecycle",
+                text,
+                json!({ "event": event, "detail": detail }),
+            )
         }
         ("org.freedesktop.DBus.Properties", "PropertiesChanged") => {
             let (iface, changed, _): (String, PropMap, Vec<String>) = body.deserialize().ok()?;
@@ -133,7 +143,11 @@ fn decode(
                 .iter()
                 .map(|(k, v)| (k.clone(), output::value_json(v)))
                 .collect();
-            let kind = if iface == SNAPSHOT { "snapshot-properties" } else { "properties" };
+            let kind = if iface == SNAPSHOT {
+                "snapshot-properties"
+            } else {
+                "properties"
+            };
             make(names, path, kind, text, json!({ "properties": props }))
         }
         ("org.freedesktop.DBus.ObjectManager", "InterfacesAdded") => {
@@ -142,10 +156,22 @@ fn decode(
             if let Some(p) = ifaces.get(DOMAIN) {
                 let name = d::NAME.from_map(p).unwrap_or_default();
                 names.insert(obj.to_string(), name.clone());
-                make(names, obj.as_str(), "added", format!("domain {name}"), json!({}))
+                make(
+                    names,
+                    obj.as_str(),
+                    "added",
+                    format!("domain {name}"),
+                    json!({}),
+                )
             } else if let Some(p) = ifaces.get(SNAPSHOT) {
                 let name = super::api::snapshot::NAME.from_map(p).unwrap_or_default();
-                make(names, obj.as_str(), "snapshot-added", format!("snapshot {name}"), json!({ "snapshot": name }))
+                make(
+                    names,
+                    obj.as_str(),
+                    "snapshot-added",
+                    format!("snapshot {name}"),
+                    json!({ "snapshot": name }),
+                )
             } else {
                 None
             }
@@ -157,18 +183,35 @@ fn decode(
             } else {
                 "removed"
             };
-            let what = obj.as_str().rsplit('/').next().unwrap_or_default().to_owned();
+            let what = obj
+                .as_str()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             make(names, obj.as_str(), kind, what, json!({}))
         }
-        (DOMAIN, name) if name == d::REBOOTED.name() => make(names, path, "rebooted", String::new(), json!({})),
+        (DOMAIN, name) if name == d::REBOOTED.name() => {
+            make(names, path, "rebooted", String::new(), json!({}))
+        }
         (DOMAIN, name) if name == d::DEVICE_ADDED.name() || name == d::DEVICE_REMOVED.name() => {
             let (dev,): (String,) = body.deserialize().ok()?;
-            let kind = if name == d::DEVICE_ADDED.name() { "device-added" } else { "device-removed" };
+            let kind = if name == d::DEVICE_ADDED.name() {
+                "device-added"
+            } else {
+                "device-removed"
+            };
             make(names, path, kind, dev.clone(), json!({ "device": dev }))
         }
         (DOMAIN, name) if name == d::METADATA_CHANGED.name() => {
             let (kind, uri): (String, String) = body.deserialize().ok()?;
-            make(names, path, "metadata-changed", format!("{kind} {uri}").trim().to_owned(), json!({ "metadata": kind, "uri": uri }))
+            make(
+                names,
+                path,
+                "metadata-changed",
+                format!("{kind} {uri}").trim().to_owned(),
+                json!({ "metadata": kind, "uri": uri }),
+            )
         }
         _ => None,
     }

@@ -43,11 +43,7 @@ pub async fn start(ctx: &Ctx, domain: &str, paused: bool, force_boot: bool) -> R
         ("paused", Variant::from(paused)),
         ("force-boot", Variant::from(force_boot)),
     ]);
-    let done = if restoring {
-        "restored"
-    } else {
-        "started"
-    };
+    let done = if restoring { "restored" } else { "started" };
     act(ctx, domain, &d::START, o, label, done).await?;
     Ok(())
 }
@@ -119,7 +115,13 @@ pub async fn autostart(ctx: &Ctx, domain: &str, state: OnOff) -> Result<()> {
     Ok(())
 }
 
-pub async fn save(ctx: &Ctx, domain: &str, running: bool, paused: bool, remove: bool) -> Result<()> {
+pub async fn save(
+    ctx: &Ctx,
+    domain: &str,
+    running: bool,
+    paused: bool,
+    remove: bool,
+) -> Result<()> {
     if remove {
         act(
             ctx,
@@ -136,7 +138,15 @@ pub async fn save(ctx: &Ctx, domain: &str, running: bool, paused: bool, remove: 
         ("running", Variant::from(running)),
         ("paused", Variant::from(paused)),
     ]);
-    act(ctx, domain, &d::MANAGED_SAVE, o, "saving", "saved; `start` restores it").await?;
+    act(
+        ctx,
+        domain,
+        &d::MANAGED_SAVE,
+        o,
+        "saving",
+        "saved; `start` restores it",
+    )
+    .await?;
     Ok(())
 }
 

@@ -42,7 +42,9 @@ pub async fn list(ctx: &Ctx, a: &ListArgs) -> Result<()> {
         .collect();
     if ctx.json {
         output::json(&json!(
-            doms.iter().map(DomainInfo::summary_json).collect::<Vec<_>>()
+            doms.iter()
+                .map(DomainInfo::summary_json)
+                .collect::<Vec<_>>()
         ));
         return Ok(());
     }
@@ -159,16 +161,18 @@ pub async fn status(ctx: &Ctx, domain: &str) -> Result<()> {
             o.insert("stats".into(), serde_json::Value::Object(s));
             o.insert(
                 "interfaces".into(),
-                json!(ifaces
-                    .iter()
-                    .map(|i| json!({
-                        "name": i.name,
-                        "hwaddr": i.hwaddr,
-                        "addresses": i.addrs.iter().map(|(t, a, p)| json!({
-                            "type": t, "address": a, "prefix": p
-                        })).collect::<Vec<_>>(),
-                    }))
-                    .collect::<Vec<_>>()),
+                json!(
+                    ifaces
+                        .iter()
+                        .map(|i| json!({
+                            "name": i.name,
+                            "hwaddr": i.hwaddr,
+                            "addresses": i.addrs.iter().map(|(t, a, p)| json!({
+                                "type": t, "address": a, "prefix": p
+                            })).collect::<Vec<_>>(),
+                        }))
+                        .collect::<Vec<_>>()
+                ),
             );
         }
         output::json(&v);
@@ -243,11 +247,7 @@ pub async fn status(ctx: &Ctx, domain: &str) -> Result<()> {
         ));
     }
     for i in &ifaces {
-        let addrs: Vec<String> = i
-            .addrs
-            .iter()
-            .map(|(_, a, p)| format!("{a}/{p}"))
-            .collect();
+        let addrs: Vec<String> = i.addrs.iter().map(|(_, a, p)| format!("{a}/{p}")).collect();
         let hw = if i.hwaddr.is_empty() {
             String::new()
         } else {

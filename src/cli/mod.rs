@@ -24,7 +24,6 @@ use clap::FromArgMatches;
 use args::{Cli, Command};
 use error::{Error, Result};
 
-
 /// What every command gets: the connection and how to print.
 pub struct Ctx {
     pub conn: conn::Connection,

@@ -30,7 +30,12 @@ pub async fn properties_changed(ctx: &Ctx, path: Option<&str>) -> Result<Message
     if let Some(p) = path {
         rule = rule.path(p.to_owned());
     }
-    Ok(MessageStream::for_match_rule(rule.build()?, &ctx.bus().conn, std::num::NonZeroUsize::new(64)).await?)
+    Ok(MessageStream::for_match_rule(
+        rule.build()?,
+        &ctx.bus().conn,
+        std::num::NonZeroUsize::new(64),
+    )
+    .await?)
 }
 
 /// The interface and the changed properties of a `PropertiesChanged` signal.

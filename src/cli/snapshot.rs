@@ -183,7 +183,10 @@ async fn list(ctx: &Ctx, domain: &str) -> Result<()> {
     }
     output::print_table(&mut t);
     println!();
-    println!("{}; * marks the current one.", output::count(ordered.len(), "snapshot"));
+    println!(
+        "{}; * marks the current one.",
+        output::count(ordered.len(), "snapshot")
+    );
     Ok(())
 }
 
@@ -218,7 +221,14 @@ async fn show(ctx: &Ctx, domain: &str, snapshot: &str, xml: bool) -> Result<()> 
         ("Kind", sn.kind.clone()),
         ("Parent", parent.unwrap_or_else(|| "-".into())),
         ("Current", output::yes_no(sn.current).into()),
-        ("Description", if sn.description.is_empty() { "-".into() } else { sn.description.clone() }),
+        (
+            "Description",
+            if sn.description.is_empty() {
+                "-".into()
+            } else {
+                sn.description.clone()
+            },
+        ),
     ];
     for (k, v) in rows {
         println!("  {k:>11}: {v}");

@@ -104,7 +104,14 @@ pub async fn stats(ctx: &Ctx, only: &[String]) -> Result<()> {
         return Ok(());
     }
     let mut t = output::table(&[
-        "NAME", "STATE", "CPU TIME", "MEMORY", "DISK READ", "DISK WRITTEN", "NET RX", "NET TX",
+        "NAME",
+        "STATE",
+        "CPU TIME",
+        "MEMORY",
+        "DISK READ",
+        "DISK WRITTEN",
+        "NET RX",
+        "NET TX",
     ]);
     for (name, (s, _)) in &all {
         t.add_row(vec![
@@ -124,16 +131,24 @@ pub async fn stats(ctx: &Ctx, only: &[String]) -> Result<()> {
 }
 
 fn rate(now: u64, before: u64, secs: f64) -> String {
-    format!("{}/s", output::bytes((now.saturating_sub(before) as f64 / secs) as u64))
+    format!(
+        "{}/s",
+        output::bytes((now.saturating_sub(before) as f64 / secs) as u64)
+    )
 }
 
 pub async fn top(ctx: &Ctx, delay: f64, iterations: Option<u32>) -> Result<()> {
     if !(delay.is_finite() && delay >= 0.1) {
-        return Err(Error::new(Kind::Usage, "--delay must be at least 0.1 seconds"));
+        return Err(Error::new(
+            Kind::Usage,
+            "--delay must be at least 0.1 seconds",
+        ));
     }
     let tty = std::io::stdout().is_terminal();
-    let mut prev: Option<(Instant, BTreeMap<String, (Sample, HashMap<String, OwnedVariant>)>)> =
-        None;
+    let mut prev: Option<(
+        Instant,
+        BTreeMap<String, (Sample, HashMap<String, OwnedVariant>)>,
+    )> = None;
     let mut shown = 0u32;
     loop {
         let now = Instant::now();
@@ -141,7 +156,14 @@ pub async fn top(ctx: &Ctx, delay: f64, iterations: Option<u32>) -> Result<()> {
         if let Some((then, before)) = &prev {
             let secs = now.duration_since(*then).as_secs_f64().max(1e-3);
             let mut t = output::table(&[
-                "NAME", "STATE", "CPU", "MEMORY", "DISK READ", "DISK WRITE", "NET RX", "NET TX",
+                "NAME",
+                "STATE",
+                "CPU",
+                "MEMORY",
+                "DISK READ",
+                "DISK WRITE",
+                "NET RX",
+                "NET TX",
             ]);
             for (name, (s, _)) in &cur {
                 let b = before.get(name).map(|(b, _)| b.clone()).unwrap_or_default();

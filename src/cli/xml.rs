@@ -98,7 +98,14 @@ pub async fn device(ctx: &Ctx, a: &DeviceArgs, attach: bool) -> Result<()> {
         (&d::DETACH_DEVICE, "detaching a device", "detached")
     };
     let bus = ctx.bus();
-    progress::run(ctx, &path, &a.domain, label, bus.change(method, &path, &(xml, o))).await?;
+    progress::run(
+        ctx,
+        &path,
+        &a.domain,
+        label,
+        bus.change(method, &path, &(xml, o)),
+    )
+    .await?;
     println!("device {done}");
     Ok(())
 }
@@ -134,7 +141,9 @@ pub async fn edit(ctx: &Ctx, domain: &str) -> Result<()> {
             }
             return Err(Error::new(
                 Kind::Invalid,
-                format!("edit abandoned (file left unchanged after the refusal); {domain} is unchanged"),
+                format!(
+                    "edit abandoned (file left unchanged after the refusal); {domain} is unchanged"
+                ),
             ));
         }
         match define_xml(ctx, &xml).await {
@@ -144,7 +153,10 @@ pub async fn edit(ctx: &Ctx, domain: &str) -> Result<()> {
             }
             Err(e) => {
                 let why = e.message.replace("--", "- -");
-                eprintln!("virtbusctl: the daemon refused the definition: {}", e.message);
+                eprintln!(
+                    "virtbusctl: the daemon refused the definition: {}",
+                    e.message
+                );
                 let text = format!(
                     "{MARK} the daemon refused this definition:\n  {why}\n  \
                      Fix it and save, or empty the file to give up. -->\n{xml}"
@@ -158,7 +170,10 @@ pub async fn edit(ctx: &Ctx, domain: &str) -> Result<()> {
 
 /// The text without the comment this client added at its top.
 fn strip_mark(text: &str) -> String {
-    match text.strip_prefix(MARK).and_then(|rest| rest.split_once("-->")) {
+    match text
+        .strip_prefix(MARK)
+        .and_then(|rest| rest.split_once("-->"))
+    {
         Some((_, after)) => after.strip_prefix('\n').unwrap_or(after).to_owned(),
         None => text.to_owned(),
     }
@@ -204,7 +219,13 @@ impl TempFile {
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let safe: String = domain
             .chars()
-            .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let path = dir.join(format!("{safe}.xml"));
         std::fs::write(&path, content)?;

@@ -23,9 +23,15 @@ async fn list_shows_active_domains_or_all_with_filters() {
     env.run(&["start", "vm1"]).ok();
     env.run(&["autostart", "web", "on"]).ok();
     golden("list-one-running.txt", env.run(&["list"]).ok());
-    assert_eq!(env.run(&["list", "--state", "shut-off", "--name"]).ok(), "web\n");
+    assert_eq!(
+        env.run(&["list", "--state", "shut-off", "--name"]).ok(),
+        "web\n"
+    );
     assert_eq!(env.run(&["list", "--autostart", "--name"]).ok(), "");
-    assert_eq!(env.run(&["list", "--all", "--autostart", "--name"]).ok(), "web\n");
+    assert_eq!(
+        env.run(&["list", "--all", "--autostart", "--name"]).ok(),
+        "web\n"
+    );
     assert_eq!(env.run(&["list", "--all", "--name"]).ok(), "vm1\nweb\n");
     let j = env.run(&["list", "--all", "--json"]).json();
     let doms = j.as_array().expect("array");
@@ -47,7 +53,10 @@ async fn list_shows_active_domains_or_all_with_filters() {
 async fn status_by_name_or_uuid_human_and_json() {
     let env = two_domains().await;
     golden("status-shut-off.txt", env.run(&["status", "web"]).ok());
-    assert_eq!(env.run(&["status", U2]).ok(), env.run(&["status", "web"]).ok());
+    assert_eq!(
+        env.run(&["status", U2]).ok(),
+        env.run(&["status", "web"]).ok()
+    );
     env.run(&["start", "vm1"]).ok();
     let out = env.run(&["status", "vm1"]);
     let text = out.ok();
@@ -87,9 +96,15 @@ async fn lifecycle_commands_change_the_state() {
     assert_eq!(env.run(&["destroy", "vm1"]).ok(), "vm1 destroyed\n");
     assert_eq!(state(&env), "shut-off");
     env.run(&["autostart", "vm1", "on"]).ok();
-    assert_eq!(env.run(&["status", "vm1", "--json"]).json()["autostart"], true);
+    assert_eq!(
+        env.run(&["status", "vm1", "--json"]).json()["autostart"],
+        true
+    );
     env.run(&["autostart", "vm1", "off"]).ok();
-    assert_eq!(env.run(&["status", "vm1", "--json"]).json()["autostart"], false);
+    assert_eq!(
+        env.run(&["status", "vm1", "--json"]).json()["autostart"],
+        false
+    );
 }
 
 #[tokio::test]
@@ -98,11 +113,17 @@ async fn save_and_restore_a_managed_save_image() {
     env.run(&["start", "vm1"]).ok();
     env.run(&["save", "vm1"]).ok();
     let j = env.run(&["status", "vm1", "--json"]).json();
-    assert_eq!((j["state"].as_str(), j["managed_save"].as_bool()), (Some("shut-off"), Some(true)));
+    assert_eq!(
+        (j["state"].as_str(), j["managed_save"].as_bool()),
+        (Some("shut-off"), Some(true))
+    );
     assert_eq!(env.run(&["list", "--managed-save", "--name"]).ok(), "vm1\n");
     assert_eq!(env.run(&["restore", "vm1"]).ok(), "vm1 restored\n");
     let j = env.run(&["status", "vm1", "--json"]).json();
-    assert_eq!((j["state"].as_str(), j["managed_save"].as_bool()), (Some("running"), Some(false)));
+    assert_eq!(
+        (j["state"].as_str(), j["managed_save"].as_bool()),
+        (Some("running"), Some(false))
+    );
     // Nothing to restore: a state error, exit code 6.
     env.run(&["destroy", "vm1"]).ok();
     let r = env.run(&["restore", "vm1"]);
@@ -111,7 +132,10 @@ async fn save_and_restore_a_managed_save_image() {
     env.run(&["start", "vm1"]).ok();
     env.run(&["save", "vm1", "--paused"]).ok();
     env.run(&["save", "vm1", "--remove"]).ok();
-    assert_eq!(env.run(&["status", "vm1", "--json"]).json()["managed_save"], false);
+    assert_eq!(
+        env.run(&["status", "vm1", "--json"]).json()["managed_save"],
+        false
+    );
 }
 
 #[tokio::test]
@@ -127,19 +151,37 @@ async fn define_dumpxml_undefine_and_create() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().expect("stdin").write_all(xml.as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(xml.as_bytes())
+        .expect("write");
     let out = child.wait_with_output().expect("wait");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("fromstdin defined ({U1})\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("fromstdin defined ({U1})\n")
+    );
     let dumped = env.run(&["dumpxml", "fromstdin"]);
     golden("dumpxml.xml", dumped.ok());
     let j = env.run(&["dumpxml", "fromstdin", "--json"]).json();
     assert_eq!(j["xml"].as_str(), Some(dumped.stdout.as_str()));
-    assert_eq!(env.run(&["undefine", "fromstdin"]).ok(), "fromstdin undefined\n");
+    assert_eq!(
+        env.run(&["undefine", "fromstdin"]).ok(),
+        "fromstdin undefined\n"
+    );
     assert_eq!(env.run(&["status", "fromstdin"]).code, 3);
     let f = env.file("t.xml", &xml.replace("fromstdin", "transient"));
-    assert!(env.run(&["create", f.to_str().expect("path")]).ok().starts_with("transient started"));
+    assert!(
+        env.run(&["create", f.to_str().expect("path")])
+            .ok()
+            .starts_with("transient started")
+    );
     let j = env.run(&["status", "transient", "--json"]).json();
-    assert_eq!((j["persistent"].as_bool(), j["state"].as_str()), (Some(false), Some("running")));
+    assert_eq!(
+        (j["persistent"].as_bool(), j["state"].as_str()),
+        (Some(false), Some("running"))
+    );
 }
 
 #[tokio::test]
@@ -147,16 +189,28 @@ async fn exit_codes_and_one_line_errors_per_kind() {
     let env = two_domains().await;
     // Not found: 3.
     let r = env.run(&["start", "nope"]);
-    assert_eq!((r.code, r.stderr.as_str()), (3, "virtbusctl: no domain with name or UUID 'nope' (NotFound)\n"));
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            3,
+            "virtbusctl: no domain with name or UUID 'nope' (NotFound)\n"
+        )
+    );
     let r = env.run(&["snapshot", "show", "vm1", "nope"]);
     assert_eq!(r.code, 3, "{r:?}");
     let r = env.run(&["define", "/nonexistent/file.xml"]);
     assert_eq!(r.code, 3, "{r:?}");
     // Invalid input: 4, with the daemon's message.
-    let bad = env.file("bad.xml", "<domain type='test'><name>x</name><bogus/></domain>");
+    let bad = env.file(
+        "bad.xml",
+        "<domain type='test'><name>x</name><bogus/></domain>",
+    );
     let r = env.run(&["define", bad.to_str().expect("path")]);
     assert_eq!(r.code, 4, "{r:?}");
-    assert!(r.stderr.starts_with("virtbusctl: ") && r.stderr.ends_with("(InvalidArgument)\n"), "{r:?}");
+    assert!(
+        r.stderr.starts_with("virtbusctl: ") && r.stderr.ends_with("(InvalidArgument)\n"),
+        "{r:?}"
+    );
     assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
     // Wrong state: 6.
     let r = env.run(&["resume", "vm1"]);
@@ -177,7 +231,10 @@ async fn exit_codes_and_one_line_errors_per_kind() {
 /// same kind polkit's refusals have, exit code 5.
 #[tokio::test]
 async fn denied_is_exit_code_five() {
-    let dir = tempfile::Builder::new().prefix("vbcli").tempdir_in("/tmp").expect("tempdir");
+    let dir = tempfile::Builder::new()
+        .prefix("vbcli")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
     let sock = dir.path().join("bus");
     let conf = dir.path().join("bus.conf");
     std::fs::write(
@@ -224,14 +281,20 @@ async fn denied_is_exit_code_five() {
             .stdin(std::process::Stdio::null())
             .output()
             .expect("run");
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let f = dir.path().join("d.xml");
     std::fs::write(&f, crate::support::test_domain("d")).expect("xml");
     assert_eq!(run(&["define", f.to_str().expect("path")]).0, Some(0));
     let (code, err) = run(&["start", "d"]);
     assert_eq!(code, Some(5), "{err}");
-    assert!(err.ends_with("(AccessDenied)\n") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.ends_with("(AccessDenied)\n") && err.lines().count() == 1,
+        "{err}"
+    );
     drop(daemon);
     let _ = bus.kill();
     let _ = bus.wait();
@@ -242,7 +305,15 @@ async fn snapshots_create_list_as_tree_show_revert_delete() {
     let env = two_domains().await;
     env.run(&["start", "vm1"]).ok();
     assert_eq!(
-        env.run(&["snapshot", "create", "vm1", "base", "--description", "clean install"]).ok(),
+        env.run(&[
+            "snapshot",
+            "create",
+            "vm1",
+            "base",
+            "--description",
+            "clean install"
+        ])
+        .ok(),
         "snapshot base of vm1 created\n"
     );
     env.run(&["snapshot", "create", "vm1", "a"]).ok();
@@ -258,7 +329,12 @@ async fn snapshots_create_list_as_tree_show_revert_delete() {
         &mask_times(env.run(&["snapshot", "show", "vm1", "a"]).ok()),
     );
     let j = env.run(&["snapshot", "list", "vm1", "--json"]).json();
-    let names: Vec<&str> = j.as_array().expect("array").iter().filter_map(|s| s["name"].as_str()).collect();
+    let names: Vec<&str> = j
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
     assert_eq!(names, ["base", "a", "a2", "b"]);
     assert_eq!(j[1]["parent"], "base");
     assert_eq!(j[0]["parent"], serde_json::Value::Null);
@@ -266,11 +342,18 @@ async fn snapshots_create_list_as_tree_show_revert_delete() {
     assert_eq!(j[0]["description"], "clean install");
     let x = env.run(&["snapshot", "show", "vm1", "a", "--xml"]);
     assert!(x.ok().contains("<name>a</name>"), "{x:?}");
-    assert_eq!(env.run(&["status", "vm1", "--json"]).json()["current_snapshot"], "b");
-    env.run(&["snapshot", "delete", "vm1", "a", "--children"]).ok();
+    assert_eq!(
+        env.run(&["status", "vm1", "--json"]).json()["current_snapshot"],
+        "b"
+    );
+    env.run(&["snapshot", "delete", "vm1", "a", "--children"])
+        .ok();
     let j = env.run(&["snapshot", "list", "vm1", "--json"]).json();
     assert_eq!(j.as_array().map(Vec::len), Some(2));
-    assert_eq!(env.run(&["list", "--with-snapshot", "--name"]).ok(), "vm1\n");
+    assert_eq!(
+        env.run(&["list", "--with-snapshot", "--name"]).ok(),
+        "vm1\n"
+    );
 }
 
 #[tokio::test]
@@ -282,10 +365,24 @@ async fn attach_and_detach_a_device_in_the_definition() {
          <target dev='vdb' bus='virtio'/></disk>",
     );
     let d = disk.to_str().expect("path");
-    assert_eq!(env.run(&["attach-device", "vm1", d, "--config"]).ok(), "device attached\n");
-    assert!(env.run(&["dumpxml", "vm1", "--inactive"]).ok().contains("<target dev='vdb' bus='virtio'/>"));
-    assert_eq!(env.run(&["detach-device", "vm1", d, "--config"]).ok(), "device detached\n");
-    assert!(!env.run(&["dumpxml", "vm1", "--inactive"]).ok().contains("vdb"));
+    assert_eq!(
+        env.run(&["attach-device", "vm1", d, "--config"]).ok(),
+        "device attached\n"
+    );
+    assert!(
+        env.run(&["dumpxml", "vm1", "--inactive"])
+            .ok()
+            .contains("<target dev='vdb' bus='virtio'/>")
+    );
+    assert_eq!(
+        env.run(&["detach-device", "vm1", d, "--config"]).ok(),
+        "device detached\n"
+    );
+    assert!(
+        !env.run(&["dumpxml", "vm1", "--inactive"])
+            .ok()
+            .contains("vdb")
+    );
 }
 
 #[tokio::test]
@@ -310,18 +407,31 @@ fi
     c.env("EDITOR", &script).env_remove("VISUAL");
     let r = crate::Run::from(c.output().expect("run"));
     assert_eq!(r.ok(), "vm1 redefined\n", "{r:?}");
-    assert!(r.stderr.starts_with("virtbusctl: the daemon refused the definition: "), "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with("virtbusctl: the daemon refused the definition: "),
+        "{r:?}"
+    );
     let seen2 = std::fs::read_to_string(script.with_extension("sh.seen.2")).expect("second open");
-    assert!(seen2.starts_with("<!-- virtbusctl: the daemon refused this definition:"), "{seen2}");
+    assert!(
+        seen2.starts_with("<!-- virtbusctl: the daemon refused this definition:"),
+        "{seen2}"
+    );
     assert!(seen2.contains("vcpux"), "the user's edit is kept: {seen2}");
     assert_eq!(env.run(&["status", "vm1", "--json"]).json()["vcpus"], 4);
 
     // An editor that changes nothing: nothing is defined.
     let mut c = env.command(&["edit", "web"]);
     c.env("EDITOR", "true").env_remove("VISUAL");
-    assert_eq!(crate::Run::from(c.output().expect("run")).ok(), "web's XML was not changed\n");
+    assert_eq!(
+        crate::Run::from(c.output().expect("run")).ok(),
+        "web's XML was not changed\n"
+    );
     // One that leaves a refused file as it is gives up with the error's exit code.
-    let breaker = env.file("break.sh", "#!/bin/sh\ngrep -q virtbusctl \"$1\" || sed -i 's|<vcpu|<vcpux|' \"$1\"\n");
+    let breaker = env.file(
+        "break.sh",
+        "#!/bin/sh\ngrep -q virtbusctl \"$1\" || sed -i 's|<vcpu|<vcpux|' \"$1\"\n",
+    );
     std::fs::set_permissions(&breaker, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let mut c = env.command(&["edit", "web"]);
     c.env("EDITOR", &breaker).env_remove("VISUAL");
@@ -363,11 +473,27 @@ async fn events_follow_lifecycle_and_properties_until_interrupted() {
                 .filter(|e| e["kind"] == "lifecycle")
                 .filter_map(|e| Some((e["domain"].as_str()?, e["event"].as_str()?)))
                 .collect();
-            assert_eq!(lifecycle, [("vm1", "started"), ("vm1", "stopped")], "{text}");
-            assert!(events.iter().any(|e| e["kind"] == "properties" && e["properties"]["State"] == "running"), "{text}");
+            assert_eq!(
+                lifecycle,
+                [("vm1", "started"), ("vm1", "stopped")],
+                "{text}"
+            );
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e["kind"] == "properties" && e["properties"]["State"] == "running"),
+                "{text}"
+            );
         } else {
-            assert!(text.lines().any(|l| l.contains(" vm1 lifecycle: started")), "{text}");
-            assert!(text.lines().any(|l| l.contains(" vm1 properties: ") && l.contains("State=running")), "{text}");
+            assert!(
+                text.lines().any(|l| l.contains(" vm1 lifecycle: started")),
+                "{text}"
+            );
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(" vm1 properties: ") && l.contains("State=running")),
+                "{text}"
+            );
         }
     }
 }
@@ -384,7 +510,11 @@ async fn stats_and_top_read_every_active_domain() {
     assert!(text.starts_with("NAME  STATE    CPU TIME"), "{text}");
     let top = env.run(&["top", "-n", "2", "-d", "0.2"]);
     let text = top.ok();
-    assert_eq!(text.matches("1 domain active, every 0.2s").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("1 domain active, every 0.2s").count(),
+        2,
+        "{text}"
+    );
     assert!(
         text.lines()
             .any(|l| l.split_whitespace().take(2).eq(["vm1", "running"])),
@@ -396,13 +526,22 @@ async fn stats_and_top_read_every_active_domain() {
 fn completions_and_man_page_are_generated() {
     let bin = env!("CARGO_BIN_EXE_virtbusctl");
     for shell in ["bash", "zsh", "fish"] {
-        let out = std::process::Command::new(bin).args(["completions", shell]).output().expect("run");
+        let out = std::process::Command::new(bin)
+            .args(["completions", shell])
+            .output()
+            .expect("run");
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("snapshot") && text.contains("attach-device"), "{shell}");
+        assert!(
+            text.contains("snapshot") && text.contains("attach-device"),
+            "{shell}"
+        );
     }
     // The bash script parses and completes domain names from `list --all --name`.
-    let out = std::process::Command::new(bin).args(["completions", "bash"]).output().expect("run");
+    let out = std::process::Command::new(bin)
+        .args(["completions", "bash"])
+        .output()
+        .expect("run");
     let check = std::process::Command::new("bash")
         .args(["-n", "/dev/stdin"])
         .stdin(std::process::Stdio::piped())
@@ -414,9 +553,15 @@ fn completions_and_man_page_are_generated() {
         .expect("bash -n");
     assert!(check.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("list --all --name"));
-    let man = std::process::Command::new(bin).arg("manpage").output().expect("run");
+    let man = std::process::Command::new(bin)
+        .arg("manpage")
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&man.stdout);
-    assert!(text.starts_with(".ie") || text.contains(".TH virtbusctl"), "{text}");
+    assert!(
+        text.starts_with(".ie") || text.contains(".TH virtbusctl"),
+        "{text}"
+    );
     assert!(text.contains("snapshot"));
 }
 

@@ -24,7 +24,9 @@ fn lookup(iface: &str, member: &str) -> Option<(Kind, String, String)> {
     let args = |dir: Option<&str>| -> String {
         m.children()
             .filter(|a| a.has_tag_name("arg"))
-            .filter(|a| dir.is_none() || a.attribute("direction").unwrap_or("in") == dir.unwrap_or(""))
+            .filter(|a| {
+                dir.is_none() || a.attribute("direction").unwrap_or("in") == dir.unwrap_or("")
+            })
             .filter_map(|a| a.attribute("type"))
             .collect()
     };
@@ -62,7 +64,11 @@ fn every_member_the_client_uses_matches_the_interface_xml() {
             None => wrong.push(format!("{}.{}: not in the XML", m.iface(), m.name())),
         }
     }
-    assert!(wrong.is_empty(), "the client drifted from the API:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "the client drifted from the API:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod api;
 
 mod commands;
 mod drift;
+mod polkit;
 mod remote;
 
 use std::{
@@ -111,8 +112,12 @@ pub fn golden(name: &str, actual: &str) {
         std::fs::write(&path, actual).expect("write golden");
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (VIRTBUS_GOLDEN_UPDATE=1 writes it)", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (VIRTBUS_GOLDEN_UPDATE=1 writes it)",
+            path.display()
+        )
+    });
     assert_eq!(actual, expected, "output differs from {}", path.display());
 }
 

@@ -26,7 +26,11 @@ async fn host_option_reaches_the_daemon_through_the_stdio_bridge() {
     )
     .expect("write");
     std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_virtbusctl"))
         .args(["-H", "admin@far.example", "list", "--all", "--name"])
         .env("PATH", path)
@@ -34,8 +38,15 @@ async fn host_option_reaches_the_daemon_through_the_stdio_bridge() {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "far\n");
     let args = std::fs::read_to_string(&log).expect("ssh ran");
-    assert_eq!(args.trim(), "-xT -l admin -- far.example systemd-stdio-bridge");
+    assert_eq!(
+        args.trim(),
+        "-xT -l admin -- far.example systemd-stdio-bridge"
+    );
 }
