@@ -130,7 +130,7 @@ where
     T: TryFrom<OwnedVariant>,
 {
     /// The property's value in a map from GetAll, GetManagedObjects or PropertiesChanged.
-    pub fn from_map(&self, map: &PropMap) -> Option<T> {
+    pub fn in_map(&self, map: &PropMap) -> Option<T> {
         map.get(self.name)
             .and_then(|v| v.try_clone().ok())
             .and_then(|v| T::try_from(v).ok())
@@ -372,8 +372,9 @@ pub mod domain {
         Method::new(DOMAIN, "LookupSnapshot");
     pub const ATTACH_DEVICE: Method<(String, Opts), ()> = Method::new(DOMAIN, "AttachDevice");
     pub const DETACH_DEVICE: Method<(String, Opts), ()> = Method::new(DOMAIN, "DetachDevice");
-    /// (name, hardware address, [(type, address, prefix)]).
-    pub const INTERFACE_ADDRESSES: Method<(Opts,), Vec<(String, String, Vec<(i32, String, u32)>)>> =
+    /// A guest interface: (name, hardware address, [(type, address, prefix)]).
+    pub type GuestInterface = (String, String, Vec<(i32, String, u32)>);
+    pub const INTERFACE_ADDRESSES: Method<(Opts,), Vec<GuestInterface>> =
         Method::new(DOMAIN, "InterfaceAddresses");
 
     pub const REBOOTED: Signal<()> = Signal::new(DOMAIN, "Rebooted");

@@ -38,29 +38,29 @@ pub struct DomainInfo {
 impl DomainInfo {
     pub fn from_props(path: &str, p: &PropMap) -> Self {
         let current = d::CURRENT_SNAPSHOT
-            .from_map(p)
+            .in_map(p)
             .filter(|o| o.as_str() != "/")
             .map(|o| o.to_string());
         Self {
             path: path.to_owned(),
-            name: d::NAME.from_map(p).unwrap_or_default(),
-            uuid: d::UUID.from_map(p).unwrap_or_default(),
-            title: d::TITLE.from_map(p).unwrap_or_default(),
-            id: d::ID.from_map(p).unwrap_or(-1),
-            driver: d::DRIVER.from_map(p).unwrap_or_default(),
-            state: d::STATE.from_map(p).unwrap_or_default(),
-            reason: d::STATE_REASON.from_map(p).unwrap_or_default(),
-            active: d::ACTIVE.from_map(p).unwrap_or_default(),
-            persistent: d::PERSISTENT.from_map(p).unwrap_or_default(),
-            autostart: d::AUTOSTART.from_map(p).unwrap_or_default(),
-            managed_save: d::HAS_MANAGED_SAVE.from_map(p).unwrap_or_default(),
-            vcpus: d::VCPUS.from_map(p).unwrap_or_default(),
-            memory_kib: d::MEMORY_KIB.from_map(p).unwrap_or_default(),
-            snapshots: d::SNAPSHOT_COUNT.from_map(p).unwrap_or_default(),
+            name: d::NAME.in_map(p).unwrap_or_default(),
+            uuid: d::UUID.in_map(p).unwrap_or_default(),
+            title: d::TITLE.in_map(p).unwrap_or_default(),
+            id: d::ID.in_map(p).unwrap_or(-1),
+            driver: d::DRIVER.in_map(p).unwrap_or_default(),
+            state: d::STATE.in_map(p).unwrap_or_default(),
+            reason: d::STATE_REASON.in_map(p).unwrap_or_default(),
+            active: d::ACTIVE.in_map(p).unwrap_or_default(),
+            persistent: d::PERSISTENT.in_map(p).unwrap_or_default(),
+            autostart: d::AUTOSTART.in_map(p).unwrap_or_default(),
+            managed_save: d::HAS_MANAGED_SAVE.in_map(p).unwrap_or_default(),
+            vcpus: d::VCPUS.in_map(p).unwrap_or_default(),
+            memory_kib: d::MEMORY_KIB.in_map(p).unwrap_or_default(),
+            snapshots: d::SNAPSHOT_COUNT.in_map(p).unwrap_or_default(),
             current_snapshot: current,
-            warning: d::WARNING.from_map(p).unwrap_or_default(),
-            job: d::JOB.from_map(p).unwrap_or_default(),
-            job_progress: d::JOB_PROGRESS.from_map(p).unwrap_or_default(),
+            warning: d::WARNING.in_map(p).unwrap_or_default(),
+            job: d::JOB.in_map(p).unwrap_or_default(),
+            job_progress: d::JOB_PROGRESS.in_map(p).unwrap_or_default(),
         }
     }
 
@@ -138,16 +138,16 @@ impl SnapshotInfo {
     pub fn from_props(path: &str, p: &PropMap) -> Self {
         Self {
             path: path.to_owned(),
-            name: s::NAME.from_map(p).unwrap_or_default(),
-            description: s::DESCRIPTION.from_map(p).unwrap_or_default(),
+            name: s::NAME.in_map(p).unwrap_or_default(),
+            description: s::DESCRIPTION.in_map(p).unwrap_or_default(),
             parent: s::PARENT
-                .from_map(p)
+                .in_map(p)
                 .filter(|o: &OwnedObjectPath| o.as_str() != "/")
                 .map(|o| o.to_string()),
-            creation_time: s::CREATION_TIME.from_map(p).unwrap_or_default(),
-            state: s::STATE.from_map(p).unwrap_or_default(),
-            current: s::IS_CURRENT.from_map(p).unwrap_or_default(),
-            kind: s::KIND.from_map(p).unwrap_or_default(),
+            creation_time: s::CREATION_TIME.in_map(p).unwrap_or_default(),
+            state: s::STATE.in_map(p).unwrap_or_default(),
+            current: s::IS_CURRENT.in_map(p).unwrap_or_default(),
+            kind: s::KIND.in_map(p).unwrap_or_default(),
         }
     }
 

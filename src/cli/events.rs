@@ -128,7 +128,7 @@ fn decode(
         ("org.freedesktop.DBus.Properties", "PropertiesChanged") => {
             let (iface, changed, _): (String, PropMap, Vec<String>) = body.deserialize().ok()?;
             if iface == DOMAIN
-                && let Some(n) = d::NAME.from_map(&changed)
+                && let Some(n) = d::NAME.in_map(&changed)
             {
                 names.insert(path.to_owned(), n);
             }
@@ -154,7 +154,7 @@ fn decode(
             let (obj, ifaces): (zbus::OwnedObjectPath, HashMap<String, PropMap>) =
                 body.deserialize().ok()?;
             if let Some(p) = ifaces.get(DOMAIN) {
-                let name = d::NAME.from_map(p).unwrap_or_default();
+                let name = d::NAME.in_map(p).unwrap_or_default();
                 names.insert(obj.to_string(), name.clone());
                 make(
                     names,
@@ -164,7 +164,7 @@ fn decode(
                     json!({}),
                 )
             } else if let Some(p) = ifaces.get(SNAPSHOT) {
-                let name = super::api::snapshot::NAME.from_map(p).unwrap_or_default();
+                let name = super::api::snapshot::NAME.in_map(p).unwrap_or_default();
                 make(
                     names,
                     obj.as_str(),

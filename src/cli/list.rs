@@ -140,7 +140,7 @@ pub async fn status(ctx: &Ctx, domain: &str) -> Result<()> {
             .get_all(p, SNAPSHOT)
             .await
             .ok()
-            .and_then(|m| super::api::snapshot::NAME.from_map(&m)),
+            .and_then(|m| super::api::snapshot::NAME.in_map(&m)),
         None => None,
     };
     if ctx.json {

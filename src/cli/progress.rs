@@ -135,10 +135,10 @@ pub async fn run<T>(
                 if let Some((iface, changed)) = decode_changed(&msg)
                     && iface == DOMAIN
                 {
-                    if let Some(j) = d::JOB.from_map(&changed) {
+                    if let Some(j) = d::JOB.in_map(&changed) {
                         job = j;
                     }
-                    if let Some(p) = d::JOB_PROGRESS.from_map(&changed) {
+                    if let Some(p) = d::JOB_PROGRESS.in_map(&changed) {
                         progress = p;
                     }
                     view.update(name, &job, progress);
@@ -182,7 +182,7 @@ pub async fn wait_state(ctx: &Ctx, dom_path: &str, name: &str, state: &str) -> R
                 Some(Ok(msg)) => {
                     if let Some((iface, changed)) = decode_changed(&msg)
                         && iface == DOMAIN
-                        && d::STATE.from_map(&changed).as_deref() == Some(state)
+                        && d::STATE.in_map(&changed).as_deref() == Some(state)
                     {
                         view.finish();
                         return Ok(());

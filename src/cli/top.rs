@@ -51,11 +51,11 @@ fn sample(stats: &HashMap<String, OwnedVariant>, state: &str) -> Sample {
     }
 }
 
+/// Each domain's totals and raw statistics, by name.
+type Reading = BTreeMap<String, (Sample, HashMap<String, OwnedVariant>)>;
+
 /// Every selected domain's statistics, by name.
-async fn read(
-    ctx: &Ctx,
-    only: &[String],
-) -> Result<BTreeMap<String, (Sample, HashMap<String, OwnedVariant>)>> {
+async fn read(ctx: &Ctx, only: &[String]) -> Result<Reading> {
     let bus = ctx.bus();
     let doms = domains::all(bus).await?;
     let mut wanted = Vec::new();
@@ -145,10 +145,7 @@ pub async fn top(ctx: &Ctx, delay: f64, iterations: Option<u32>) -> Result<()> {
         ));
     }
     let tty = std::io::stdout().is_terminal();
-    let mut prev: Option<(
-        Instant,
-        BTreeMap<String, (Sample, HashMap<String, OwnedVariant>)>,
-    )> = None;
+    let mut prev: Option<(Instant, Reading)> = None;
     let mut shown = 0u32;
     loop {
         let now = Instant::now();

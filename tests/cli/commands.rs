@@ -577,3 +577,36 @@ fn help_lists_the_commands_in_groups() {
     }
     assert!(!text.contains("completions"), "hidden commands stay hidden");
 }
+
+#[tokio::test]
+async fn ctrl_c_stops_waiting_and_says_the_operation_goes_on() {
+    let env = Env::start().await;
+    let f = env.file("slow.xml", &crate::support::slow_domain("slow", 2000));
+    env.run(&["define", f.to_str().expect("path")]).ok();
+    let child = env
+        .command(&["start", "slow"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // SAFETY: interrupting the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert_eq!(
+        err,
+        "virtbusctl: interrupted: starting of slow goes on in the daemon \
+         (`virtbusctl status slow` shows its state)\n"
+    );
+    // And it does: the domain comes up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while env.run(&["status", "slow", "--json"]).json()["state"] != "running" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the start did not go on"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
