@@ -16,6 +16,8 @@ pub fn table(header: &[&str]) -> Table {
     if !colour() {
         t.force_no_tty();
     }
+    // Styles cover the text only, so padding stays plain and line ends can be trimmed.
+    t.style_text_only();
     t.set_header(
         header
             .iter()

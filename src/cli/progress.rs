@@ -45,6 +45,9 @@ pub fn decode_changed(msg: &Message) -> Option<(String, PropMap)> {
     Some((iface, changed))
 }
 
+/// How long a call runs before its progress is shown.
+const SHOW_AFTER: Duration = Duration::from_millis(300);
+
 /// What the user sees of a job.
 enum View {
     Bar(ProgressBar),
@@ -125,12 +128,20 @@ pub async fn run<T>(
 ) -> Result<T> {
     let mut stream = properties_changed(ctx, Some(dom_path)).await?;
     let _agent = Agent::start(ctx.bus().interactive);
-    let mut view = View::new(&format!("{name}: {label}"));
+    // Quick calls show nothing: the view appears once the call has taken a moment.
+    let mut view: Option<View> = None;
+    let show = tokio::time::sleep(SHOW_AFTER);
+    let mut show = std::pin::pin!(show);
     let (mut job, mut progress) = (String::new(), 0.0);
     let mut call = std::pin::pin!(call);
     let result = loop {
         tokio::select! {
             r = &mut call => break r.map_err(Error::from),
+            () = &mut show, if view.is_none() => {
+                let mut v = View::new(&format!("{name}: {label}"));
+                v.update(name, &job, progress);
+                view = Some(v);
+            }
             Some(Ok(msg)) = next(&mut stream) => {
                 if let Some((iface, changed)) = decode_changed(&msg)
                     && iface == DOMAIN
@@ -141,16 +152,22 @@ pub async fn run<T>(
                     if let Some(p) = d::JOB_PROGRESS.in_map(&changed) {
                         progress = p;
                     }
-                    view.update(name, &job, progress);
+                    if let Some(v) = view.as_mut() {
+                        v.update(name, &job, progress);
+                    }
                 }
             }
             _ = tokio::signal::ctrl_c() => {
-                view.finish();
+                if let Some(v) = view {
+                    v.finish();
+                }
                 return Err(interrupted(name, label));
             }
         }
     };
-    view.finish();
+    if let Some(v) = view {
+        v.finish();
+    }
     result
 }
 
