@@ -93,7 +93,10 @@ fn meson_installs_exactly_the_service_files() {
     let man = inst.read("/usr/share/man/man1/virtbusctl.1");
     assert!(man.contains(".TH virtbusctl 1"), "a man page: {man}");
     let bash = inst.read("/usr/share/bash-completion/completions/virtbusctl.bash");
-    assert!(bash.contains("complete -F _virtbusctl_domains"), "bash completion");
+    assert!(
+        bash.contains("complete -F _virtbusctl_domains"),
+        "bash completion"
+    );
     let version = stdout(Command::new(&bin).arg("--version"));
     assert_eq!(
         version.trim(),
