@@ -419,10 +419,11 @@ mod tests {
             e.to_string().contains("eim='on' needs intremap='on'"),
             "{e}"
         );
+        // an integrated device: on pcie.0 itself, as libvirt places it
         let def = defined("q35", "<iommu model='virtio'/>");
         let a = args(&def);
         assert!(
-            a.contains("-device virtio-iommu-pci,id=iommu0,bus=pci."),
+            a.contains("-device virtio-iommu-pci,id=iommu0,addr=0x2.0"),
             "{a}"
         );
     }
