@@ -20,7 +20,6 @@ use crate::{
     drivers::DriverError,
     model::{
         DomainDef,
-        defaults::insert_controller,
         devices::{Controller, ControllerType, SoundModel, VideoType},
     },
 };
@@ -75,7 +74,8 @@ pub fn assign(def: &mut DomainDef, caps: &Caps, kind: Machine) -> Result<(), Dri
                 let mut c = Controller::new(ControllerType::Pci);
                 c.index = Some(i as u32);
                 c.model = Some(model.as_str().into());
-                insert_controller(&mut def.devices.controllers, c);
+                // appended, as libvirt adds them
+                def.devices.controllers.push(c);
                 let who = format!("<controller type='pci' index='{i}'>");
                 set.reserve_next(model.connect(), None, &who)?;
             }
@@ -154,6 +154,7 @@ fn check_controllers(def: &DomainDef, kind: Machine) -> Result<(), DriverError> 
             _ => {}
         }
         let allowed: &[&str] = match model {
+            PciModel::PciRoot if kind == Machine::I440fx => &["hotplug"],
             PciModel::PciBridge => &["chassisNr"],
             PciModel::PcieRootPort => &["chassis", "port", "hotplug"],
             PciModel::SwitchDownstream => &["chassis", "port", "hotplug"],
@@ -531,9 +532,38 @@ fn target_num(c: &Controller, k: &str) -> Option<u32> {
     }
 }
 
-/// `<target>` attributes in the order libvirt writes them.
+/// `<target>` attributes in the order and form libvirt writes them (`port` in hex, other
+/// numbers in decimal).
 fn sort_target(c: &mut Controller) {
     const ORDER: [&str; 6] = ["chassisNr", "chassis", "port", "busNr", "index", "hotplug"];
+    for i in 0..c.target.len() {
+        let k = c.target[i].0;
+        if k == "hotplug" {
+            continue;
+        }
+        if let Some(n) = target_num(c, k) {
+            c.target[i].1 = if k == "port" {
+                format!("{n:#x}")
+            } else {
+                n.to_string()
+            };
+        }
+    }
     c.target
         .sort_by_key(|(k, _)| ORDER.iter().position(|o| o == k).unwrap_or(ORDER.len()));
+}
+
+/// Check the PCI addresses of a definition against its buses: each on a bus one of its
+/// controllers provides, in a slot that bus has (a pcie-to-pci-bridge's slot 0 is its own),
+/// fit for the device, and used once.
+pub fn check(def: &DomainDef) -> Result<(), DriverError> {
+    let kind = Machine::of(def);
+    let q35 = kind == Machine::Q35;
+    let fl = devs::Flags {
+        pcie: if q35 { flags::PCIE } else { flags::PCI },
+        virtio: if q35 { flags::PCIE } else { flags::PCI },
+    };
+    check_controllers(def, kind)?;
+    let max_idx = pci_controllers(def).map(|(_, i, _)| i).max().unwrap_or(0);
+    create(def, max_idx as usize + 1, false, true, fl).map(|_| ())
 }
