@@ -147,9 +147,9 @@ fn default_devices(def: &mut DomainDef, kind: Machine, x86: bool) -> Result<(), 
             Machine::Q35 => Some("qemu-xhci"),
             _ => None,
         };
-        defaults::ensure_controller(def, ControllerType::Usb, 0, usb_model);
+        append_controller(def, ControllerType::Usb, 0, usb_model);
         if kind == Machine::Q35 {
-            defaults::ensure_controller(def, ControllerType::Sata, 0, None);
+            append_controller(def, ControllerType::Sata, 0, None);
         }
         let root = match kind {
             Machine::Q35 => Some("pcie-root"),
@@ -173,7 +173,7 @@ fn default_devices(def: &mut DomainDef, kind: Machine, x86: bool) -> Result<(), 
                     )));
                 }
                 Some(_) => {}
-                None => defaults::ensure_controller(def, ControllerType::Pci, 0, Some(root)),
+                None => append_controller(def, ControllerType::Pci, 0, Some(root)),
             }
             for c in &mut def.devices.controllers {
                 if c.controller_type == ControllerType::Pci && c.index == Some(0) {
@@ -192,6 +192,21 @@ fn default_devices(def: &mut DomainDef, kind: Machine, x86: bool) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// A controller of `t` and `index` unless one exists, added after all others as libvirt
+/// adds the machine's own (its parser sorts only the controllers a definition lists).
+fn append_controller(def: &mut DomainDef, t: ControllerType, index: u32, model: Option<&str>) {
+    let cs = &mut def.devices.controllers;
+    if !cs
+        .iter()
+        .any(|c| c.controller_type == t && c.index == Some(index))
+    {
+        let mut c = crate::model::devices::Controller::new(t);
+        c.index = Some(index);
+        c.model = model.map(str::to_owned);
+        cs.push(c);
+    }
 }
 
 /// One audio backend: none for VNC or no graphics, SPICE's for SPICE (the last display
