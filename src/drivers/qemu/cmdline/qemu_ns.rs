@@ -167,6 +167,49 @@ mod tests {
         assert!(e.to_string().contains("alias='ua-nope'"), "{e}");
     }
 
+    /// Through the whole command line: the override reaches the NIC's `-device`, and a
+    /// device capability taken away makes the bridge the e1000 needs unavailable.
+    #[test]
+    fn the_namespace_changes_the_command_line() {
+        use super::super::{Accel, tests::build_with};
+        use crate::drivers::qemu::{caps::tests::x86_64, defaults};
+        let define = |ns: &str| {
+            let xml = format!(
+                "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\
+                 <name>t</name><memory>65536</memory><os><type machine='q35'>hvm</type></os>\
+                 <devices><interface type='user'><mac address='52:54:00:00:00:01'/>\
+                 <model type='e1000'/></interface></devices>{ns}</domain>"
+            );
+            let mut d = crate::model::DomainDef::from_xml(&xml).expect("parses");
+            defaults::apply(&mut d, &x86_64()).expect("defaults");
+            build_with(&d, &x86_64(), Accel::Tcg)
+        };
+        let plan = define(
+            "<qemu:override><qemu:device alias='net0'><qemu:frontend>\
+             <qemu:property name='mac' type='string' value='52:54:00:aa:bb:cc'/>\
+             <qemu:property name='x-pcie-lnksta-dllla' type='bool' value='true'/>\
+             </qemu:frontend></qemu:device></qemu:override>",
+        )
+        .expect("builds");
+        let a = plan.args.join(" ");
+        assert!(
+            a.contains("e1000,netdev=hostnet0,id=net0,mac=52:54:00:aa:bb:cc,")
+                && a.contains(",x-pcie-lnksta-dllla=on"),
+            "{a}"
+        );
+        let e = define(
+            "<qemu:capabilities><qemu:del capability='pcie-pci-bridge'/></qemu:capabilities>",
+        )
+        .expect_err("no bridge device");
+        assert!(
+            matches!(&e, CmdlineError::NotSupported(m) if m.contains("'pcie-pci-bridge'")),
+            "{e}"
+        );
+        let e = define("<qemu:override><qemu:device alias='net9'/></qemu:override>")
+            .expect_err("no such device");
+        assert!(e.to_string().contains("alias='net9'"), "{e}");
+    }
+
     #[test]
     fn capabilities_add_and_remove_devices_and_refuse_the_rest() {
         let caps = crate::drivers::qemu::caps::tests::x86_64();
