@@ -109,136 +109,6 @@ pub(super) fn apply_overrides(args: &mut [String], t: &QemuTweaks) -> Result<()>
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::qemu_ns::{DeviceOverride, OverrideProperty, QemuCapabilities};
-
-    fn prop(name: &str, kind: OverrideType, value: Option<&str>) -> OverrideProperty {
-        OverrideProperty {
-            name: name.into(),
-            kind,
-            value: value.map(str::to_owned),
-        }
-    }
-
-    #[test]
-    fn overrides_set_replace_and_remove_properties() {
-        let mut args: Vec<String> = [
-            "-device",
-            "virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:00:00:01,bus=pci.1,addr=0x0",
-            "-device",
-            "e1000,id=net1,romfile=",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let t = QemuTweaks {
-            capabilities: None,
-            overrides: Some(vec![DeviceOverride {
-                alias: "net0".into(),
-                frontend: Some(vec![
-                    prop("mac", OverrideType::String, Some("52:54:00:aa:bb:cc")),
-                    prop("host_mtu", OverrideType::Unsigned, Some("9000")),
-                    prop("x-s", OverrideType::Signed, Some("-3")),
-                    prop("rx_queue_size", OverrideType::Remove, None),
-                    prop("addr", OverrideType::Remove, None),
-                    prop("romfile", OverrideType::String, Some("a,b")),
-                    prop("csum", OverrideType::Bool, Some("false")),
-                ]),
-            }]),
-        };
-        apply_overrides(&mut args, &t).expect("applies");
-        assert_eq!(
-            args[1],
-            "virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:aa:bb:cc,bus=pci.1,\
-             host_mtu=9000,x-s=-3,romfile=a,,b,csum=off"
-        );
-        assert_eq!(args[3], "e1000,id=net1,romfile=");
-
-        let missing = QemuTweaks {
-            capabilities: None,
-            overrides: Some(vec![DeviceOverride {
-                alias: "ua-nope".into(),
-                frontend: None,
-            }]),
-        };
-        let e = apply_overrides(&mut args, &missing).expect_err("no such alias");
-        assert!(e.to_string().contains("alias='ua-nope'"), "{e}");
-    }
-
-    /// Through the whole command line: the override reaches the NIC's `-device`, and a
-    /// device capability taken away makes the bridge the e1000 needs unavailable.
-    #[test]
-    fn the_namespace_changes_the_command_line() {
-        use super::super::{Accel, tests::build_with};
-        use crate::drivers::qemu::{caps::tests::x86_64, defaults};
-        let define = |ns: &str| {
-            let xml = format!(
-                "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\
-                 <name>t</name><memory>65536</memory><os><type machine='q35'>hvm</type></os>\
-                 <devices><interface type='user'><mac address='52:54:00:00:00:01'/>\
-                 <model type='e1000'/></interface></devices>{ns}</domain>"
-            );
-            let mut d = crate::model::DomainDef::from_xml(&xml).expect("parses");
-            defaults::apply(&mut d, &x86_64()).expect("defaults");
-            build_with(&d, &x86_64(), Accel::Tcg)
-        };
-        let plan = define(
-            "<qemu:override><qemu:device alias='net0'><qemu:frontend>\
-             <qemu:property name='mac' type='string' value='52:54:00:aa:bb:cc'/>\
-             <qemu:property name='x-pcie-lnksta-dllla' type='bool' value='true'/>\
-             </qemu:frontend></qemu:device></qemu:override>",
-        )
-        .expect("builds");
-        let a = plan.args.join(" ");
-        assert!(
-            a.contains("e1000,netdev=hostnet0,id=net0,mac=52:54:00:aa:bb:cc,")
-                && a.contains(",x-pcie-lnksta-dllla=on"),
-            "{a}"
-        );
-        let e = define(
-            "<qemu:capabilities><qemu:del capability='pcie-pci-bridge'/></qemu:capabilities>",
-        )
-        .expect_err("no bridge device");
-        assert!(
-            matches!(&e, CmdlineError::NotSupported(m) if m.contains("'pcie-pci-bridge'")),
-            "{e}"
-        );
-        let e = define("<qemu:override><qemu:device alias='net9'/></qemu:override>")
-            .expect_err("no such device");
-        assert!(e.to_string().contains("alias='net9'"), "{e}");
-    }
-
-    #[test]
-    fn capabilities_add_and_remove_devices_and_refuse_the_rest() {
-        let caps = crate::drivers::qemu::caps::tests::x86_64();
-        let t = QemuTweaks {
-            capabilities: Some(QemuCapabilities {
-                add: vec!["virtio-vga-gl".into()],
-                del: vec!["pcie-pci-bridge".into(), "lsi".into()],
-            }),
-            overrides: None,
-        };
-        let c = adjusted_caps(&caps, &t).expect("known").expect("changed");
-        assert!(c.has_device("virtio-vga-gl"));
-        assert!(!c.has_device("pcie-pci-bridge"));
-        assert!(!c.has_device("lsi53c895a"));
-        let bad = QemuTweaks {
-            capabilities: Some(QemuCapabilities {
-                add: vec!["blockdev".into()],
-                del: vec![],
-            }),
-            overrides: None,
-        };
-        let e = adjusted_caps(&caps, &bad).expect_err("no equivalent");
-        assert!(
-            matches!(&e, CmdlineError::NotSupported(m) if m.contains("capability='blockdev'")),
-            "{e}"
-        );
-    }
-}
-
 /// libvirt 9.0's capability names for QEMU device types (its object-type table), and the
 /// device each stands for in the probed device list.
 pub(super) const DEVICE_CAPS: &[(&str, &str)] = &[
@@ -425,3 +295,133 @@ pub(super) const DEVICE_CAPS: &[(&str, &str)] = &[
     ("sgx-epc", "sgx-epc"),
     ("thread-context", "thread-context"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::qemu_ns::{DeviceOverride, OverrideProperty, QemuCapabilities};
+
+    fn prop(name: &str, kind: OverrideType, value: Option<&str>) -> OverrideProperty {
+        OverrideProperty {
+            name: name.into(),
+            kind,
+            value: value.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn overrides_set_replace_and_remove_properties() {
+        let mut args: Vec<String> = [
+            "-device",
+            "virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:00:00:01,bus=pci.1,addr=0x0",
+            "-device",
+            "e1000,id=net1,romfile=",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let t = QemuTweaks {
+            capabilities: None,
+            overrides: Some(vec![DeviceOverride {
+                alias: "net0".into(),
+                frontend: Some(vec![
+                    prop("mac", OverrideType::String, Some("52:54:00:aa:bb:cc")),
+                    prop("host_mtu", OverrideType::Unsigned, Some("9000")),
+                    prop("x-s", OverrideType::Signed, Some("-3")),
+                    prop("rx_queue_size", OverrideType::Remove, None),
+                    prop("addr", OverrideType::Remove, None),
+                    prop("romfile", OverrideType::String, Some("a,b")),
+                    prop("csum", OverrideType::Bool, Some("false")),
+                ]),
+            }]),
+        };
+        apply_overrides(&mut args, &t).expect("applies");
+        assert_eq!(
+            args[1],
+            "virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:aa:bb:cc,bus=pci.1,\
+             host_mtu=9000,x-s=-3,romfile=a,,b,csum=off"
+        );
+        assert_eq!(args[3], "e1000,id=net1,romfile=");
+
+        let missing = QemuTweaks {
+            capabilities: None,
+            overrides: Some(vec![DeviceOverride {
+                alias: "ua-nope".into(),
+                frontend: None,
+            }]),
+        };
+        let e = apply_overrides(&mut args, &missing).expect_err("no such alias");
+        assert!(e.to_string().contains("alias='ua-nope'"), "{e}");
+    }
+
+    /// Through the whole command line: the override reaches the NIC's `-device`, and a
+    /// device capability taken away makes the bridge the e1000 needs unavailable.
+    #[test]
+    fn the_namespace_changes_the_command_line() {
+        use super::super::{Accel, tests::build_with};
+        use crate::drivers::qemu::{caps::tests::x86_64, defaults};
+        let define = |ns: &str| {
+            let xml = format!(
+                "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\
+                 <name>t</name><memory>65536</memory><os><type machine='q35'>hvm</type></os>\
+                 <devices><interface type='user'><mac address='52:54:00:00:00:01'/>\
+                 <model type='e1000'/></interface></devices>{ns}</domain>"
+            );
+            let mut d = crate::model::DomainDef::from_xml(&xml).expect("parses");
+            defaults::apply(&mut d, &x86_64()).expect("defaults");
+            build_with(&d, &x86_64(), Accel::Tcg)
+        };
+        let plan = define(
+            "<qemu:override><qemu:device alias='net0'><qemu:frontend>\
+             <qemu:property name='mac' type='string' value='52:54:00:aa:bb:cc'/>\
+             <qemu:property name='x-pcie-lnksta-dllla' type='bool' value='true'/>\
+             </qemu:frontend></qemu:device></qemu:override>",
+        )
+        .expect("builds");
+        let a = plan.args.join(" ");
+        assert!(
+            a.contains("e1000,netdev=hostnet0,id=net0,mac=52:54:00:aa:bb:cc,")
+                && a.contains(",x-pcie-lnksta-dllla=on"),
+            "{a}"
+        );
+        let e = define(
+            "<qemu:capabilities><qemu:del capability='pcie-pci-bridge'/></qemu:capabilities>",
+        )
+        .expect_err("no bridge device");
+        assert!(
+            matches!(&e, CmdlineError::NotSupported(m) if m.contains("'pcie-pci-bridge'")),
+            "{e}"
+        );
+        let e = define("<qemu:override><qemu:device alias='net9'/></qemu:override>")
+            .expect_err("no such device");
+        assert!(e.to_string().contains("alias='net9'"), "{e}");
+    }
+
+    #[test]
+    fn capabilities_add_and_remove_devices_and_refuse_the_rest() {
+        let caps = crate::drivers::qemu::caps::tests::x86_64();
+        let t = QemuTweaks {
+            capabilities: Some(QemuCapabilities {
+                add: vec!["virtio-vga-gl".into()],
+                del: vec!["pcie-pci-bridge".into(), "lsi".into()],
+            }),
+            overrides: None,
+        };
+        let c = adjusted_caps(&caps, &t).expect("known").expect("changed");
+        assert!(c.has_device("virtio-vga-gl"));
+        assert!(!c.has_device("pcie-pci-bridge"));
+        assert!(!c.has_device("lsi53c895a"));
+        let bad = QemuTweaks {
+            capabilities: Some(QemuCapabilities {
+                add: vec!["blockdev".into()],
+                del: vec![],
+            }),
+            overrides: None,
+        };
+        let e = adjusted_caps(&caps, &bad).expect_err("no equivalent");
+        assert!(
+            matches!(&e, CmdlineError::NotSupported(m) if m.contains("capability='blockdev'")),
+            "{e}"
+        );
+    }
+}

@@ -345,20 +345,20 @@ fn chipset(
             v.info.address = Some(pci_address_on(0, video_slot, 0, false));
         }
     }
-    if kind == Machine::Q35 && !set.slot_in_use(0, 0x1b) {
-        if let Some(s) = d
+    if kind == Machine::Q35
+        && !set.slot_in_use(0, 0x1b)
+        && let Some(s) = d
             .sounds
             .iter_mut()
             .find(|s| s.model == SoundModel::Ich9 && s.info.address.is_none())
-        {
-            set.reserve(
-                (0, 0x1b, 0),
-                flags::PCIE_DEVICE,
-                true,
-                "<sound model='ich9'>",
-            )?;
-            s.info.address = Some(pci_address_on(0, 0x1b, 0, false));
-        }
+    {
+        set.reserve(
+            (0, 0x1b, 0),
+            flags::PCIE_DEVICE,
+            true,
+            "<sound model='ich9'>",
+        )?;
+        s.info.address = Some(pci_address_on(0, 0x1b, 0, false));
     }
     Ok(())
 }
@@ -499,16 +499,14 @@ fn controller_defaults(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverErr
                 set("chassis", idx.to_string());
                 set("port", format!("{:#x}", at.1));
             }
-            PciModel::PciExpander | PciModel::PcieExpander => {
-                if target_num(c, "busNr").is_none() {
-                    if low <= 2 {
-                        return Err(DriverError::InvalidArgument(format!(
-                            "<controller type='pci' index='{idx}'>: no free busNr below the \
-                             lowest one in use is left to give it; set <target busNr> yourself"
-                        )));
-                    }
-                    c.target.push(("busNr", (low - 2).to_string()));
+            PciModel::PciExpander | PciModel::PcieExpander if target_num(c, "busNr").is_none() => {
+                if low <= 2 {
+                    return Err(DriverError::InvalidArgument(format!(
+                        "<controller type='pci' index='{idx}'>: no free busNr below the lowest \
+                         one in use is left to give it; set <target busNr> yourself"
+                    )));
                 }
+                c.target.push(("busNr", (low - 2).to_string()));
             }
             _ => {}
         }
