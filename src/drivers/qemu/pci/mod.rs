@@ -33,6 +33,18 @@ pub fn assign(def: &mut DomainDef, caps: &Caps, kind: Machine) -> Result<(), Dri
     }
     let q35 = kind == Machine::Q35;
     check_controllers(def, kind)?;
+    // `<address type='pci'/>` (domain, bus and slot 0) asks for an address, as in libvirt
+    for dev in devs::all(&def.devices) {
+        if let Some(info) = devs::info_mut(&mut def.devices, dev)
+            && info
+                .address
+                .as_ref()
+                .and_then(pci_bsf)
+                .is_some_and(|(b, s, _)| b == 0 && s == 0)
+        {
+            info.address = None;
+        }
+    }
     let pcie_to_pci = caps.has_device("pcie-pci-bridge");
     let virtio = if q35 && caps.has_device("virtio-blk-pci-transitional") {
         flags::PCIE
@@ -89,7 +101,26 @@ pub fn assign(def: &mut DomainDef, caps: &Caps, kind: Machine) -> Result<(), Dri
     chipset(def, &mut set, kind, fl)?;
     devices(def, &mut set, fl)?;
     all_multi(def);
+    canonical_addresses(def);
     controller_defaults(def, caps)
+}
+
+/// Every PCI address written in full, as libvirt writes it (a definition may leave out
+/// domain, bus, slot or function, which are then 0).
+fn canonical_addresses(def: &mut DomainDef) {
+    for dev in devs::all(&def.devices) {
+        if let Some(info) = devs::info_mut(&mut def.devices, dev)
+            && let Some(a) = &info.address
+            && let Some(at) = pci_bsf(a)
+        {
+            let multi = a.get("multifunction").map(str::to_owned);
+            let mut full = address(at, false);
+            if let Some(m) = multi {
+                let _ = full.set("multifunction", Some(&m));
+            }
+            info.address = Some(full);
+        }
+    }
 }
 
 /// The PCI controllers: position, index, model.
