@@ -224,9 +224,16 @@ impl DomainData {
 /// What makes a definition tainted, as libvirt marks it: nothing vouches for a guest that
 /// QEMU runs with arguments of the user's own.
 pub(crate) fn taint(def: &DomainDef) -> Option<String> {
-    def.qemu_commandline.as_ref().map(|_| {
-        "tainted: QEMU runs with arguments of the user's own (<qemu:commandline>); nothing \
-         virtbus reports about it can be relied on"
+    if def.qemu_commandline.is_some() {
+        return Some(
+            "tainted: QEMU runs with arguments of the user's own (<qemu:commandline>); nothing \
+             virtbus reports about it can be relied on"
+                .to_owned(),
+        );
+    }
+    (!def.qemu_tweaks.is_empty()).then(|| {
+        "tainted: QEMU's capabilities or device properties are overridden (<qemu:capabilities>, \
+         <qemu:override>); nothing virtbus reports about it can be relied on"
             .to_owned()
     })
 }

@@ -96,6 +96,8 @@ pub struct DomainDef {
     pub tuning: crate::model::tuning::Tuning,
     /// `<qemu:commandline>` (libvirt's QEMU namespace): passed to QEMU unchecked.
     pub qemu_commandline: Option<crate::model::qemu_ns::QemuCommandline>,
+    /// `<qemu:capabilities>` and `<qemu:override>` (libvirt's QEMU namespace).
+    pub qemu_tweaks: crate::model::qemu_ns::QemuTweaks,
 }
 
 impl DomainDef {
@@ -332,6 +334,7 @@ impl DomainDef {
             .child_ns(crate::model::qemu_ns::QEMU_NS, "commandline")?
             .map(crate::model::qemu_ns::QemuCommandline::read)
             .transpose()?;
+        let qemu_tweaks = crate::model::qemu_ns::QemuTweaks::read(&mut e)?;
         if let Some(first) = os.boot.first()
             && devices.has_boot_order()
         {
@@ -369,6 +372,7 @@ impl DomainDef {
             seclabels,
             tuning,
             qemu_commandline,
+            qemu_tweaks,
         })
     }
 
@@ -383,7 +387,7 @@ impl DomainDef {
         w.start(root);
         w.attr("type", self.domain_type.as_str());
         w.attr_num_opt("id", id);
-        if self.qemu_commandline.is_some() {
+        if self.qemu_commandline.is_some() || !self.qemu_tweaks.is_empty() {
             w.attr("xmlns:qemu", crate::model::qemu_ns::QEMU_NS);
         }
         w.leaf("name", &self.name);
@@ -446,6 +450,7 @@ impl DomainDef {
         if let Some(q) = &self.qemu_commandline {
             q.write(w);
         }
+        self.qemu_tweaks.write(w);
         w.end();
     }
 }

@@ -576,9 +576,9 @@ fn rejections_name_variant_and_path() {
             "qemu namespace element virtbus does not take",
             sub(
                 "</devices>",
-                "</devices><qemu:capabilities xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'/>",
+                "</devices><qemu:deprecation xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0' behavior='crash'/>",
             ),
-            UnknownElement("/domain/qemu:capabilities"),
+            UnknownElement("/domain/qemu:deprecation"),
         ),
         (
             "qemu:env with a bad name",

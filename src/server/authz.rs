@@ -134,8 +134,9 @@ pub async fn authorize_definition(
     for op in ops {
         authz.check(caller, op.action(), &details).await?;
     }
-    // arguments QEMU gets unchecked need a permission of their own
-    if def.qemu_commandline.is_some() {
+    // arguments QEMU gets unchecked, and capabilities or device properties overridden, need
+    // a permission of their own
+    if def.qemu_commandline.is_some() || !def.qemu_tweaks.is_empty() {
         authz
             .check(caller, Operation::QemuPassthrough.action(), &details)
             .await?;

@@ -943,3 +943,58 @@ polkit.addRule(function(action, subject) {
     let warning = domain(&conn, &c).await.warning().await.expect("warning");
     assert!(warning.starts_with("tainted:"), "{warning}");
 }
+
+/// `<qemu:capabilities>` and `<qemu:override>` overrule what QEMU was found to do, so they
+/// take the same permission as `<qemu:commandline>`: alice, whom the owner rule lets define
+/// domains, is refused for each; carol, granted `org.virtbus1.domain.qemu-passthrough`,
+/// defines them, and the domains are marked tainted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_capabilities_and_overrides_need_the_passthrough_permission() {
+    let mut rules = project_file("polkit/examples/50-virtbus-owners.rules");
+    rules.push_str(
+        r#"
+polkit.addRule(function(action, subject) {
+    if ((action.id == "org.virtbus1.domain.qemu-passthrough" ||
+         action.id == "org.virtbus1.domain.write") && subject.user == "carol") {
+        return polkit.Result.YES;
+    }
+});
+"#,
+    );
+    let env = PolkitEnv::start(&[("50-virtbus-owners.rules", rules)]);
+    let _d = env.daemon(&[]).await;
+    let conn = connect(&env.address).await;
+    let define = |name: &str, ns: &str| {
+        let xml = format!(
+            "<domain type='test' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\
+             <name>{name}</name><memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os>\
+             {ns}</domain>"
+        );
+        call(
+            "/org/virtbus1",
+            "org.virtbus1.Manager.DefineDomain",
+            "(sa{sv})",
+            &format!("(\"{xml}\", {{}})"),
+        )
+    };
+    let caps = "<qemu:capabilities><qemu:del capability='pcie-pci-bridge'/></qemu:capabilities>";
+    let over = "<qemu:override><qemu:device alias='net0'><qemu:frontend>\
+                <qemu:property name='mac' type='string' value='52:54:00:aa:bb:cc'/>\
+                </qemu:frontend></qemu:device></qemu:override>";
+    assert_eq!(
+        calls_as(&env, "alice", &[define("a1", caps), define("a2", over)]),
+        [NEEDS_AUTH, NEEDS_AUTH]
+    );
+    for name in ["a1", "a2"] {
+        assert!(manager(&conn).await.lookup_domain(name).await.is_err());
+    }
+    assert_eq!(
+        calls_as(&env, "carol", &[define("c1", caps), define("c2", over)]),
+        ["ok", "ok"]
+    );
+    for name in ["c1", "c2"] {
+        let c = manager(&conn).await.lookup_domain(name).await.expect(name);
+        let warning = domain(&conn, &c).await.warning().await.expect("warning");
+        assert!(warning.starts_with("tainted:"), "{warning}");
+    }
+}

@@ -12,6 +12,7 @@ mod failures;
 mod features;
 mod firmware;
 mod lifecycle;
+mod pci;
 mod platform;
 mod restart;
 mod snapshots;

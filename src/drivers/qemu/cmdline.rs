@@ -187,30 +187,13 @@ fn pci_addr(info: &DeviceInfo, what: &str) -> Result<String> {
     Ok(s)
 }
 
-/// Every PCI address off the root bus names a root port the definition has: only bus 0 and
-/// the buses of `pcie-root-port` controllers exist.
+/// Every PCI address sits on a bus a PCI controller of the definition provides, in a slot
+/// that bus has, once.
 fn check_pci_buses(def: &DomainDef) -> Result<()> {
-    let ports: Vec<u32> = def
-        .devices
-        .controllers
-        .iter()
-        .filter(|c| {
-            c.controller_type == ControllerType::Pci && c.model.as_deref() == Some("pcie-root-port")
-        })
-        .filter_map(|c| c.index)
-        .collect();
-    for (who, info) in super::defaults::pci_infos(&def.devices) {
-        let Some((bus, _, _)) = info.address.as_ref().and_then(super::defaults::pci_bsf) else {
-            continue;
-        };
-        if bus != 0 && !ports.contains(&bus) {
-            return unsupported(format!(
-                "{who}: PCI bus {bus} (only bus 0 and the buses of pcie-root-port controllers \
-                 exist here)"
-            ));
-        }
-    }
-    Ok(())
+    super::pci::check(def).map_err(|e| match e {
+        crate::drivers::DriverError::InvalidArgument(m) => CmdlineError::Invalid(m),
+        other => CmdlineError::Invalid(other.to_string()),
+    })
 }
 
 fn parse_num(v: &str) -> Option<u64> {
@@ -293,6 +276,16 @@ impl Builder<'_> {
 
 /// Build the command line for `def`.
 pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
+    // <qemu:capabilities> changes what the emulator is taken to have, for this start only
+    let adjusted = qemu_ns::adjusted_caps(env.caps, &def.qemu_tweaks)?;
+    let env_adjusted;
+    let env = match &adjusted {
+        Some(caps) => {
+            env_adjusted = Env { caps, ..*env };
+            &env_adjusted
+        }
+        None => env,
+    };
     let caps = env.caps;
     let mut b = Builder {
         env,
@@ -506,6 +499,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         .iter()
         .map(|tz| ("TZ".into(), tz.clone()))
         .collect();
+    qemu_ns::apply_overrides(&mut b.args, &def.qemu_tweaks)?;
     if let Some(q) = &def.qemu_commandline {
         b.args.extend(q.args.iter().cloned());
         env.extend(
@@ -663,50 +657,8 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         || !def.devices.hubs.is_empty();
     let mut have_vserial = false;
     let mut have_usb = false;
-    // PCI Express root ports first, in index order: other devices sit behind them
-    let mut ports: Vec<(usize, &Controller)> = def
-        .devices
-        .controllers
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| {
-            c.controller_type == ControllerType::Pci && c.model.as_deref() == Some("pcie-root-port")
-        })
-        .collect();
-    ports.sort_by_key(|(_, c)| c.index);
-    for (i, c) in ports {
-        let idx = c.index.unwrap_or(0);
-        let what = format!("<controller type='pci' index='{idx}' model='pcie-root-port'>");
-        if !b.q35 {
-            return unsupported(format!("{what} on a machine without PCI Express"));
-        }
-        if idx == 0 {
-            return Err(CmdlineError::Invalid(format!(
-                "{what}: index 0 is the machine's pcie-root"
-            )));
-        }
-        b.need("pcie-root-port", &what)?;
-        let target = |k: &str| {
-            c.target
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.clone())
-        };
-        let mut s = format!("pcie-root-port,id=pci.{idx},bus=pcie.0");
-        if let Some(p) = target("port") {
-            s.push_str(&format!(",port={}", esc(&p)));
-        }
-        s.push_str(&format!(
-            ",chassis={}",
-            esc(&target("chassis").unwrap_or_else(|| idx.to_string()))
-        ));
-        s.push_str(&pci_addr(&c.info, &what)?);
-        if target("hotplug").as_deref() == Some("off") {
-            s.push_str(",hotplug=off");
-        }
-        b.device(s);
-        b.live.devices.controllers[i].info.alias = Some(format!("pci.{idx}"));
-    }
+    // PCI controllers first, in index order: other devices sit behind them
+    pci::controllers(b, def)?;
     for (i, c) in def.devices.controllers.iter().enumerate() {
         let what = format!("<controller type='{}'>", c.controller_type);
         if !c.driver.is_empty() && c.controller_type != ControllerType::Scsi {
@@ -714,18 +666,7 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         }
         let idx = c.index.unwrap_or(0);
         match c.controller_type {
-            ControllerType::Pci if c.model.as_deref() == Some("pcie-root-port") => {}
-            ControllerType::Pci => {
-                let root = if b.q35 { "pcie-root" } else { "pci-root" };
-                if c.model.as_deref().is_some_and(|m| m != root) || idx != 0 {
-                    return unsupported(format!(
-                        "{what} model '{}' index {idx}: PCI bridges (only the machine's {root})",
-                        c.model.as_deref().unwrap_or("")
-                    ));
-                }
-                b.live.devices.controllers[i].info.alias =
-                    Some(if b.q35 { "pcie.0" } else { "pci.0" }.into());
-            }
+            ControllerType::Pci => {}
             ControllerType::Ide => {
                 if b.q35 || idx != 0 {
                     return unsupported(format!("{what} index {idx} on this machine"));
@@ -1101,6 +1042,8 @@ pub const NIC_MODEL: &str = "rtl8139";
 pub fn nic_qdev(model: &str) -> Option<&str> {
     match model {
         "virtio" => Some("virtio-net-pci"),
+        "virtio-transitional" => Some("virtio-net-pci-transitional"),
+        "virtio-non-transitional" => Some("virtio-net-pci-non-transitional"),
         "e1000" | "e1000e" | "rtl8139" | "vmxnet3" | "ne2k_pci" | "pcnet" | "i82559er" => {
             Some(model)
         }
@@ -1176,7 +1119,7 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             return unsupported(format!("{what}: NIC model '{model}'"));
         };
         b.need(qdev, &what)?;
-        if queues.is_some() && qdev != "virtio-net-pci" {
+        if queues.is_some() && !qdev.starts_with("virtio-net-pci") {
             return unsupported(format!("{what}: queues on NIC model '{model}'"));
         }
         b.arg("-netdev", std::mem::take(&mut netdev));
@@ -1191,7 +1134,7 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         match n.boot_order {
             Some(o) => s.push_str(&format!(",bootindex={o}")),
             // no network boot: skip the option ROM, which slows every boot
-            None if !net_boot && qdev == "virtio-net-pci" => s.push_str(",romfile="),
+            None if !net_boot && qdev.starts_with("virtio-net-pci") => s.push_str(",romfile="),
             None => {}
         }
         b.device(s);
@@ -1881,8 +1824,10 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 mod clock;
 mod features;
 mod fs;
+mod pci;
 mod pflash;
 mod platform;
+mod qemu_ns;
 mod sound;
 mod spice;
 mod storage;

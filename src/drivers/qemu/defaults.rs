@@ -1,12 +1,10 @@
 //! What libvirt's QEMU driver fills into a definition at define time, for x86: the
 //! versioned machine type, the default CPU model, the devices every machine has (USB and PCI
 //! root controllers, PS/2 input, the balloon, the audio backend), device models (serial
-//! targets, video, NICs, SCSI and USB controllers), and stable addresses: PCI slots on an
-//! i440fx machine's bus 0 (the PIIX3 functions, the primary video at slot 2, then libvirt's
-//! device order), virtio-serial ports and USB ports.
+//! targets, video, NICs, SCSI and USB controllers), and stable addresses: virtio-serial
+//! ports, USB ports and PCI addresses (`pci/`).
 //!
-//! The result is stored, so the guest sees the same hardware on every boot. Machines whose
-//! devices would need PCI bridges (q35's root ports) keep QEMU's own placement for now.
+//! The result is stored, so the guest sees the same hardware on every boot.
 
 use super::caps::Caps;
 use crate::{
@@ -16,10 +14,9 @@ use crate::{
         DomainDef, DomainType,
         defaults::{self, DefaultsError},
         devices::{
-            Audio, AudioType, CharSourceType, Controller, ControllerType, DiskBus, DiskFormat,
-            GraphicsType, Input, InputBus, InputType, IommuModel, Memballoon, MemballoonModel,
-            PanicModel, ShmemModel, SoundModel, Video, VideoModel, VideoType, VsockModel,
-            WatchdogModel,
+            Audio, AudioType, CharSourceType, ControllerType, DiskFormat, GraphicsType, Input,
+            InputBus, InputType, Memballoon, MemballoonModel, PanicModel, ShmemModel, Video,
+            VideoModel, VideoType, VsockModel,
         },
     },
 };
@@ -74,24 +71,19 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
     serial_models(&mut def.devices, x86);
     virtio_serial_ports(def);
     super::usb::assign(def)?;
-    match kind {
-        Machine::I440fx => PciBus::assign_i440fx(def)?,
-        Machine::Q35 => super::q35::assign(def)?,
-        Machine::Other => {}
-    }
-    Ok(())
+    super::pci::assign(def, caps, kind)
 }
 
 /// The machine families whose built-in devices and slots differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Machine {
+pub enum Machine {
     I440fx,
     Q35,
     Other,
 }
 
 impl Machine {
-    pub(super) fn of(def: &DomainDef) -> Machine {
+    pub fn of(def: &DomainDef) -> Machine {
         match def.os.machine.as_deref() {
             Some(m) if m == "q35" || m.starts_with("pc-q35") => Machine::Q35,
             Some(m) if m == "pc" || m.starts_with("pc-i440fx") || m.starts_with("pc-0.") => {
@@ -155,9 +147,9 @@ fn default_devices(def: &mut DomainDef, kind: Machine, x86: bool) -> Result<(), 
             Machine::Q35 => Some("qemu-xhci"),
             _ => None,
         };
-        defaults::ensure_controller(def, ControllerType::Usb, 0, usb_model);
+        append_controller(def, ControllerType::Usb, 0, usb_model);
         if kind == Machine::Q35 {
-            defaults::ensure_controller(def, ControllerType::Sata, 0, None);
+            append_controller(def, ControllerType::Sata, 0, None);
         }
         let root = match kind {
             Machine::Q35 => Some("pcie-root"),
@@ -181,7 +173,7 @@ fn default_devices(def: &mut DomainDef, kind: Machine, x86: bool) -> Result<(), 
                     )));
                 }
                 Some(_) => {}
-                None => defaults::ensure_controller(def, ControllerType::Pci, 0, Some(root)),
+                None => append_controller(def, ControllerType::Pci, 0, Some(root)),
             }
             for c in &mut def.devices.controllers {
                 if c.controller_type == ControllerType::Pci && c.index == Some(0) {
@@ -200,6 +192,21 @@ fn default_devices(def: &mut DomainDef, kind: Machine, x86: bool) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// A controller of `t` and `index` unless one exists, added after all others as libvirt
+/// adds the machine's own (its parser sorts only the controllers a definition lists).
+fn append_controller(def: &mut DomainDef, t: ControllerType, index: u32, model: Option<&str>) {
+    let cs = &mut def.devices.controllers;
+    if !cs
+        .iter()
+        .any(|c| c.controller_type == t && c.index == Some(index))
+    {
+        let mut c = crate::model::devices::Controller::new(t);
+        c.index = Some(index);
+        c.model = model.map(str::to_owned);
+        cs.push(c);
+    }
 }
 
 /// One audio backend: none for VNC or no graphics, SPICE's for SPICE (the last display
@@ -420,256 +427,6 @@ fn virtio_serial_ports(def: &mut DomainDef) {
             assign(&mut c.info, 1);
         }
     }
-}
-
-/// PCI functions held, by (bus, slot, function), and by what: for stable addresses and
-/// collisions named by both devices. i440fx machines use bus 0 alone; q35 machines their root
-/// ports' buses too (`q35.rs`).
-pub(super) struct PciBus {
-    held: Vec<((u32, u32, u32), String)>,
-}
-
-impl PciBus {
-    /// Bus 0 with slot 0, the host bridge, held.
-    pub(super) fn new() -> Self {
-        Self {
-            held: (0..8)
-                .map(|f| ((0, 0, f), "the host bridge".to_owned()))
-                .collect(),
-        }
-    }
-
-    /// What holds `bus:slot.function`, if anything.
-    pub(super) fn holder_on(&self, at: (u32, u32, u32)) -> Option<&str> {
-        self.held
-            .iter()
-            .find(|(a, _)| *a == at)
-            .map(|(_, w)| w.as_str())
-    }
-
-    /// Whether no function of `bus:slot` is held.
-    pub(super) fn slot_free_on(&self, bus: u32, slot: u32) -> bool {
-        !self
-            .held
-            .iter()
-            .any(|((b, s, _), _)| *b == bus && *s == slot)
-    }
-
-    /// Hold `bus:slot.function` for `who`; an address that does not exist or is held already
-    /// is refused naming both devices.
-    pub(super) fn hold_on(&mut self, at: (u32, u32, u32), who: &str) -> Result<(), DriverError> {
-        let (bus, slot, function) = at;
-        if slot > 31 || function > 7 {
-            return Err(DriverError::InvalidArgument(format!(
-                "{who}: PCI address {bus:02x}:{slot:02x}.{function} does not exist (slots go \
-                 to 0x1f, functions to 7)"
-            )));
-        }
-        if let Some(other) = self.holder_on(at) {
-            return Err(DriverError::InvalidArgument(format!(
-                "{who}: PCI address {bus:02x}:{slot:02x}.{function} is already in use by {other}"
-            )));
-        }
-        self.held.push((at, who.to_owned()));
-        Ok(())
-    }
-
-    /// Everything held, in the order it was taken.
-    pub(super) fn holdings(&self) -> &[((u32, u32, u32), String)] {
-        &self.held
-    }
-
-    fn holder(&self, slot: u32, function: u32) -> Option<&str> {
-        self.holder_on((0, slot, function))
-    }
-
-    fn slot_free(&self, slot: u32) -> bool {
-        self.slot_free_on(0, slot)
-    }
-
-    fn hold(&mut self, slot: u32, function: u32, who: &str) -> Result<(), DriverError> {
-        self.hold_on((0, slot, function), who)
-    }
-
-    /// The first whole free slot, taken for `who`.
-    fn next(&mut self, who: &str) -> Result<Address, DriverError> {
-        let slot = (1..32).find(|s| self.slot_free(*s)).ok_or_else(|| {
-            DriverError::InvalidArgument(format!(
-                "{who}: no free PCI slot left on bus 0 (PCI bridges are not supported here)"
-            ))
-        })?;
-        self.hold(slot, 0, who)?;
-        Ok(pci_address(slot, 0, false))
-    }
-
-    /// An i440fx machine's bus 0 as libvirt lays it out.
-    fn assign_i440fx(def: &mut DomainDef) -> Result<(), DriverError> {
-        let mut bus = PciBus::new();
-        let d = &mut def.devices;
-        // Addresses the definition gives are kept and checked first.
-        for (who, info) in pci_infos(d) {
-            if let Some((slot, function)) = info.address.as_ref().and_then(pci_slot) {
-                bus.hold(slot, function, &who)?;
-            }
-        }
-        // PIIX3: the ISA bridge, IDE, USB and ACPI functions of slot 1.
-        for c in &mut d.controllers {
-            let fixed = match (c.controller_type, c.index, c.model.as_deref()) {
-                (ControllerType::Ide, Some(0), _) => Some(1),
-                (ControllerType::Usb, Some(0), Some("piix3-uhci") | None) => Some(2),
-                _ => None,
-            };
-            let Some(function) = fixed else { continue };
-            let who = format!("<controller type='{}' index='0'>", c.controller_type);
-            match c.info.address.as_ref().and_then(pci_slot) {
-                Some(at) if at != (1, function) => {
-                    return Err(DriverError::InvalidArgument(format!(
-                        "{who}: it is built into the PIIX3 at PCI address 00:01.{function}, \
-                         not 00:{:02x}.{}",
-                        at.0, at.1
-                    )));
-                }
-                Some(_) => {}
-                None => {
-                    bus.hold(1, function, &who)?;
-                    c.info.address = Some(pci_address(1, function, false));
-                }
-            }
-        }
-        for f in [0, 3] {
-            if bus.holder(1, f).is_none() {
-                bus.hold(1, f, "the PIIX3")?;
-            }
-        }
-        // The primary video sits at slot 2, as QEMU would put it.
-        if let Some(v) = d.videos.first_mut()
-            && wants_pci_video(v.model.as_ref())
-            && v.info.address.is_none()
-        {
-            v.info.address = Some(if bus.slot_free(2) {
-                bus.hold(2, 0, "<video>")?;
-                pci_address(2, 0, false)
-            } else {
-                bus.next("<video>")?
-            });
-        }
-        // Then every other PCI device, in libvirt's order.
-        for f in &mut d.filesystems {
-            if f.info.address.is_none() {
-                f.info.address = Some(bus.next(&format!("<filesystem> {}", f.target))?);
-            }
-        }
-        for (i, n) in d.interfaces.iter_mut().enumerate() {
-            if n.info.address.is_none() {
-                n.info.address = Some(bus.next(&format!("<interface> {}", i + 1))?);
-            }
-        }
-        for (i, s) in d.sounds.iter_mut().enumerate() {
-            let isa_or_usb = matches!(
-                s.model,
-                SoundModel::Sb16 | SoundModel::Pcspk | SoundModel::Usb
-            );
-            if !isa_or_usb && s.info.address.is_none() {
-                s.info.address = Some(bus.next(&format!("<sound> {}", i + 1))?);
-            }
-        }
-        for i in 0..d.controllers.len() {
-            let c = &d.controllers[i];
-            if !controller_wants_pci(c) || c.info.address.is_some() {
-                continue;
-            }
-            let who = format!(
-                "<controller type='{}' index='{}'>",
-                c.controller_type,
-                c.index.unwrap_or(0)
-            );
-            let addr = match super::usb::usb2_function(c) {
-                // an EHCI and its UHCI companions are functions of one slot
-                Some((function, multi)) => {
-                    let slot = super::usb::usb2_slot(&d.controllers, c)
-                        .or_else(|| (1..32).find(|s| bus.slot_free(*s)))
-                        .ok_or_else(|| {
-                            DriverError::InvalidArgument(format!(
-                                "{who}: no free PCI slot left on bus 0"
-                            ))
-                        })?;
-                    bus.hold(slot, function, &who)?;
-                    pci_address(slot, function, multi)
-                }
-                None => bus.next(&who)?,
-            };
-            d.controllers[i].info.address = Some(addr);
-        }
-        for x in &mut d.disks {
-            if x.target_bus == Some(DiskBus::Virtio) && x.info.address.is_none() {
-                x.info.address = Some(bus.next(&format!("<disk> {}", x.target_dev))?);
-            }
-        }
-        if let Some(m) = &mut d.memballoon
-            && m.model != MemballoonModel::None
-            && m.info.address.is_none()
-        {
-            m.info.address = Some(bus.next("<memballoon>")?);
-        }
-        for (i, r) in d.rngs.iter_mut().enumerate() {
-            if r.info.address.is_none() {
-                r.info.address = Some(bus.next(&format!("<rng> {}", i + 1))?);
-            }
-        }
-        for w in &mut d.watchdogs {
-            if w.model == WatchdogModel::I6300esb && w.info.address.is_none() {
-                w.info.address = Some(bus.next("<watchdog>")?);
-            }
-        }
-        for (i, v) in d.videos.iter_mut().enumerate().skip(1) {
-            if wants_pci_video(v.model.as_ref()) && v.info.address.is_none() {
-                v.info.address = Some(bus.next(&format!("<video> {}", i + 1))?);
-            }
-        }
-        for s in &mut d.shmems {
-            if s.info.address.is_none() {
-                s.info.address = Some(bus.next(&format!("<shmem name='{}'>", s.name))?);
-            }
-        }
-        for (i, inp) in d.inputs.iter_mut().enumerate() {
-            if inp.bus == Some(InputBus::Virtio) && inp.info.address.is_none() {
-                inp.info.address = Some(bus.next(&format!("<input> {}", i + 1))?);
-            }
-        }
-        if let Some(m) = &mut d.iommu
-            && m.model == IommuModel::Virtio
-            && m.info.address.is_none()
-        {
-            m.info.address = Some(bus.next("<iommu>")?);
-        }
-        if let Some(v) = &mut d.vsock
-            && v.info.address.is_none()
-        {
-            v.info.address = Some(bus.next("<vsock>")?);
-        }
-        Ok(())
-    }
-}
-
-/// Whether a controller is a PCI device of its own on an i440fx machine.
-fn controller_wants_pci(c: &Controller) -> bool {
-    match c.controller_type {
-        ControllerType::Pci | ControllerType::Fdc | ControllerType::Ccid => false,
-        ControllerType::Ide => c.index != Some(0),
-        ControllerType::Usb => {
-            !(c.model.as_deref() == Some("none")
-                || (c.index == Some(0) && c.model.as_deref() == Some("piix3-uhci")))
-        }
-        ControllerType::Scsi => c.model.as_deref() != Some("ncr53c90"),
-        _ => true,
-    }
-}
-
-fn wants_pci_video(m: Option<&VideoModel>) -> bool {
-    !matches!(
-        m.map(|m| m.model_type),
-        Some(VideoType::None | VideoType::Ramfb)
-    )
 }
 
 /// Every device with a PCI address, described for collision errors.

@@ -112,6 +112,8 @@ pub struct Controller {
     pub model_name: Option<String>,
     /// PCI only: `<target>` attributes.
     pub target: AttrList,
+    /// PCI expander buses only: `<target><node>`, the guest NUMA node they belong to.
+    pub numa_node: Option<u32>,
     pub driver: AttrList,
     /// USB companion controllers: `<master startport=...>`.
     pub master_startport: Option<u32>,
@@ -129,6 +131,7 @@ impl Controller {
             vectors: None,
             model_name: None,
             target: Vec::new(),
+            numa_node: None,
             driver: Vec::new(),
             master_startport: None,
             info: DeviceInfo::default(),
@@ -167,11 +170,12 @@ impl Controller {
         if controller_type == ControllerType::VirtioSerial {
             vectors = e.attr_with("vectors", values::u32_any)?;
         }
-        let (mut model_name, mut target) = (None, Vec::new());
+        let (mut model_name, mut target, mut numa_node) = (None, Vec::new(), None);
         if controller_type == ControllerType::Pci {
             model_name = e.child_attr_with("model", "name", values::token)?;
             if let Some(mut t) = e.child("target")? {
                 target = address::read_attrs(&mut t, PCI_TARGET)?;
+                numa_node = t.child_text_with("node", values::u32_any)?;
                 t.finish()?;
             }
         }
@@ -198,6 +202,7 @@ impl Controller {
             vectors,
             model_name,
             target,
+            numa_node,
             driver,
             master_startport,
             info,
@@ -214,9 +219,12 @@ impl Controller {
         if let Some(n) = &self.model_name {
             w.leaf_attr("model", "name", n);
         }
-        if !self.target.is_empty() {
+        if !self.target.is_empty() || self.numa_node.is_some() {
             w.start("target");
             address::write_attrs(w, &self.target);
+            if let Some(n) = self.numa_node {
+                w.leaf("node", &n.to_string());
+            }
             w.end();
         }
         if !self.driver.is_empty() {

@@ -532,14 +532,6 @@ fn every_refusal_names_what_it_refuses() {
             "<driver> tuning",
         ),
         (
-            "pci_bridge",
-            "",
-            "",
-            "",
-            "<controller type='pci' index='1' model='pci-bridge'/>",
-            "PCI bridges",
-        ),
-        (
             "ide_index",
             "",
             "",
@@ -714,7 +706,7 @@ fn every_refusal_names_what_it_refuses() {
             "",
             "",
             "<disk type='file'><source file='/d.img'/><target dev='vda' bus='virtio'/><address type='pci' domain='0x0000' bus='0x00' slot='0x28' function='0x0'/></disk>",
-            "out of range",
+            "slot must be at most 31",
         ),
         (
             "addr_type",
