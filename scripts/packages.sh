@@ -12,7 +12,7 @@ DEMO_PACKAGES=(dbus-daemon systemd libglib2.0-bin)
 TEST_PACKAGES=(
     dbus-daemon systemd systemd-container polkitd libxml2-utils util-linux procps
     meson ninja-build libglib2.0-bin python3-gi gir1.2-glib-2.0 python3-dbus
-    libvirt-dbus libvirt-daemon cockpit-bridge
+    libvirt-dbus libvirt-daemon cockpit-bridge pci.ids usb.ids
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients virtinst ovmf
 )
 
