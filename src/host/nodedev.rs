@@ -615,16 +615,21 @@ enum Kind {
     ScsiGeneric,
 }
 
-/// PCI Express from the config space's capability list (what libvirt reads as root).
+/// PCI Express from the config space's capability list (what libvirt reads as root). As in
+/// libvirt, a function whose list has no PCI Express capability (or no list) counts as PCIe,
+/// without a link, when its config space is longer than a legacy PCI function's 256 bytes.
 fn pci_express(config: &[u8]) -> Option<Option<(PciLink, PciLink)>> {
+    let guess = (!config.is_empty() && config.len() != 256).then_some(None);
     let b = |o: usize| config.get(o).copied();
     let w = |o: usize| Some(u16::from_le_bytes([b(o)?, b(o + 1)?]));
     let d = |o: usize| Some(u32::from_le_bytes([b(o)?, b(o + 1)?, b(o + 2)?, b(o + 3)?]));
     // Status bit 4: a capability list.
-    if w(0x06)? & 0x10 == 0 {
-        return None;
+    if w(0x06).is_none_or(|s| s & 0x10 == 0) {
+        return guess;
     }
-    let mut pos = b(0x34)? as usize;
+    let Some(mut pos) = b(0x34).map(usize::from) else {
+        return guess;
+    };
     let mut hops = 0;
     while (0x40..0xff).contains(&pos) && hops < 48 {
         if b(pos)? == 0x10 {
@@ -651,7 +656,7 @@ fn pci_express(config: &[u8]) -> Option<Option<(PciLink, PciLink)>> {
         pos = b(pos + 1)? as usize;
         hops += 1;
     }
-    None
+    guess
 }
 
 fn usb_device(dir: &Path, ev: &[(String, String)]) -> Result<Cap> {
