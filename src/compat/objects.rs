@@ -81,8 +81,7 @@ pub(super) async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
                     super::snapshot::call(ctx, call, &ctx.connects[*i], uuid, name, member).await
                 }
                 (Target::Interface(i, mac), INTERFACE_IFACE) => {
-                    super::hostdev::interface_call(ctx, call, &ctx.connects[*i], mac, member)
-                        .await
+                    super::hostdev::interface_call(ctx, call, &ctx.connects[*i], mac, member).await
                 }
                 (Target::NodeDevice(i, name), NODEDEV_IFACE) => {
                     super::hostdev::nodedev_call(ctx, call, &ctx.connects[*i], name, member).await
@@ -168,9 +167,8 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
         }
         Target::Connect(_) => {
             iface(&mut xml, &ctx.schema.connect);
-            children.extend(
-                ["domain", "domainsnapshot", "interface", "nodedev"].map(str::to_owned),
-            );
+            children
+                .extend(["domain", "domainsnapshot", "interface", "nodedev"].map(str::to_owned));
         }
         Target::Dir(i, dir @ (Dir::Interfaces | Dir::NodeDevices)) => {
             let c = &ctx.connects[*i];

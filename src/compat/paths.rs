@@ -216,11 +216,17 @@ mod tests {
         assert_eq!(parse("/org/libvirt/Xen", C), Target::Unknown);
         let i = interface(C[1], "aa:bb:cc:dd:ee:ff");
         assert_eq!(i, "/org/libvirt/Test/interface/aa_3abb_3acc_3add_3aee_3aff");
-        assert_eq!(parse(&i, C), Target::Interface(1, "aa:bb:cc:dd:ee:ff".into()));
+        assert_eq!(
+            parse(&i, C),
+            Target::Interface(1, "aa:bb:cc:dd:ee:ff".into())
+        );
         let n = nodedev(C[1], "scsi_host1");
         assert_eq!(n, "/org/libvirt/Test/nodedev/scsi_5fhost1");
         assert_eq!(parse(&n, C), Target::NodeDevice(1, "scsi_host1".into()));
-        assert_eq!(parse("/org/libvirt/QEMU/nodedev", C), Target::Dir(0, Dir::NodeDevices));
+        assert_eq!(
+            parse("/org/libvirt/QEMU/nodedev", C),
+            Target::Dir(0, Dir::NodeDevices)
+        );
         assert_eq!(escape_name("a_b-é"), "a_5fb_2d_c3_a9");
         assert_eq!(unescape_name("a_5fb_2d_c3_a9").as_deref(), Some("a_b-é"));
     }

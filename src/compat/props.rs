@@ -9,9 +9,9 @@ use super::{
     Connect, Ctx, LIB_VERSION,
     errors::{CompatError, Reply, from_exec},
     flags::{self, Flavor},
+    hostdev,
     objects::{check_signature, no_domain_uuid},
     paths::Target,
-    hostdev,
     schema::{CONNECT_IFACE, DOMAIN_IFACE, INTERFACE_IFACE, NODEDEV_IFACE, SNAPSHOT_IFACE},
 };
 use crate::core::ops::{self, Operation};
