@@ -26,7 +26,7 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn admits(self, active: bool) -> bool {
+    pub fn admits(self, active: bool) -> bool {
         (!self.active && !self.inactive) || (self.active && active) || (self.inactive && !active)
     }
 }
