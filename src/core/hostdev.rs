@@ -41,10 +41,10 @@ static DEVICES: Slot<NodeDevice> = Mutex::new(None);
 /// The listing in `slot` if it is fresh, else a new one from `read`.
 fn cached<T>(slot: &Slot<T>, read: impl FnOnce() -> Result<Vec<T>>) -> Result<Arc<Vec<T>>> {
     let mut s = lock(slot);
-    if let Some((at, v)) = &*s {
-        if at.elapsed() < FRESH {
-            return Ok(v.clone());
-        }
+    if let Some((at, v)) = &*s
+        && at.elapsed() < FRESH
+    {
+        return Ok(v.clone());
     }
     let v = Arc::new(read()?);
     *s = Some((Instant::now(), v.clone()));

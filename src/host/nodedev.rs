@@ -341,14 +341,14 @@ fn write_pci(o: &mut String, p: &str, d: &Pci) {
     if let Some(h) = d.header {
         o.push_str(&format!("{p}<capability type='{h}'/>\n"));
     }
-    if let Some((n, addrs)) = &d.iommu_group {
-        if !addrs.is_empty() {
-            o.push_str(&format!("{p}<iommuGroup number='{n}'>\n"));
-            for a in addrs {
-                o.push_str(&format!("{p}  {}\n", a.xml()));
-            }
-            o.push_str(&format!("{p}</iommuGroup>\n"));
+    if let Some((n, addrs)) = &d.iommu_group
+        && !addrs.is_empty()
+    {
+        o.push_str(&format!("{p}<iommuGroup number='{n}'>\n"));
+        for a in addrs {
+            o.push_str(&format!("{p}  {}\n", a.xml()));
         }
+        o.push_str(&format!("{p}</iommuGroup>\n"));
     }
     if let Some(n) = d.numa_node.filter(|n| *n >= 0) {
         o.push_str(&format!("{p}<numa node='{n}'/>\n"));

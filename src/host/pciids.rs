@@ -31,10 +31,10 @@ fn parse(text: &str) -> Table {
             if rest.starts_with('\t') {
                 continue; // subsystems and interfaces
             }
-            if let (Some(v), Some((id, name))) = (vendor, split(rest)) {
-                if let Some(e) = t.get_mut(&v) {
-                    e.1.insert(id, name.to_owned());
-                }
+            if let (Some(v), Some((id, name))) = (vendor, split(rest))
+                && let Some(e) = t.get_mut(&v)
+            {
+                e.1.insert(id, name.to_owned());
             }
             continue;
         }

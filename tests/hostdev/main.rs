@@ -8,7 +8,6 @@
 //!   for its own `lo`; virtbus writes none (`<feature>` lines are left out of the comparison).
 
 #[path = "../support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::collections::BTreeSet;
