@@ -130,6 +130,8 @@ pub struct Net {
     pub address: Option<String>,
     pub speed: Option<u32>,
     pub state: Option<String>,
+    /// Offload features (ethtool), read for the live host only.
+    pub features: Vec<&'static str>,
     /// 80203 (wired) or 80211 (wireless).
     pub subtype: &'static str,
 }
@@ -281,6 +283,9 @@ impl NodeDevice {
                 ));
                 opt(&mut o, p, "address", &n.address);
                 link_xml(&mut o, p, n.speed, n.state.as_deref());
+                for f in &n.features {
+                    o.push_str(&format!("{p}<feature name='{f}'/>\n"));
+                }
                 o.push_str(&format!("{p}<capability type='{}'/>\n", n.subtype));
             }
             Cap::ScsiHost { host, unique_id } => {
@@ -412,6 +417,8 @@ fn write_storage(o: &mut String, p: &str, s: &Storage) {
 /// Reads node devices from a sysfs tree.
 pub struct Reader {
     root: PathBuf,
+    /// Whether `root` is this host's /sys, so that devices may be asked (ethtool) too.
+    live: bool,
 }
 
 /// A device found in sysfs before its parent is known.
@@ -422,12 +429,16 @@ struct Found {
 
 impl Reader {
     pub fn host() -> Reader {
-        Reader::new(Path::new(super::SYSFS))
+        Reader {
+            root: PathBuf::from(super::SYSFS),
+            live: true,
+        }
     }
 
     pub fn new(root: &Path) -> Reader {
         Reader {
             root: root.to_owned(),
+            live: false,
         }
     }
 
@@ -517,7 +528,7 @@ impl Reader {
             }
             (Kind::Usb, Some("usb_device")) => usb_device(dir, &ev)?,
             (Kind::Usb, Some("usb_interface")) => usb_interface(dir)?,
-            (Kind::Net, None | Some("wlan")) => net(dir, sysname, devtype)?,
+            (Kind::Net, None | Some("wlan")) => net(dir, sysname, devtype, self.live)?,
             (Kind::Scsi, Some("scsi_host")) => scsi_host(dir, sysname)?,
             (Kind::Scsi, Some("scsi_target")) => Cap::ScsiTarget {
                 target: sysname.to_owned(),
@@ -688,7 +699,7 @@ fn usb_interface(dir: &Path) -> Result<Cap> {
     }))
 }
 
-fn net(dir: &Path, sysname: &str, devtype: Option<&str>) -> Result<Cap> {
+fn net(dir: &Path, sysname: &str, devtype: Option<&str>, live: bool) -> Result<Cap> {
     let state = sysfs::string(dir, "operstate");
     let speed = if state.as_deref() == Some("up") {
         sysfs::string(dir, "speed")
@@ -702,6 +713,11 @@ fn net(dir: &Path, sysname: &str, devtype: Option<&str>) -> Result<Cap> {
         address: sysfs::string(dir, "address"),
         speed,
         state,
+        features: if live {
+            super::ethtool::features(sysname)
+        } else {
+            Vec::new()
+        },
         subtype: if devtype == Some("wlan") {
             "80211"
         } else {
