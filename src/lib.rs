@@ -23,6 +23,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod drivers;
+pub mod host;
 pub mod machined;
 pub mod model;
 pub mod native;

@@ -288,8 +288,12 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
             host_read().await?;
             call.reply(&host::sysinfo_xml())
         }
-        "ListInterfaces" | "ListNetworks" | "ListNodeDevices" | "ListNWFilters" | "ListSecrets"
-        | "ListStoragePools" => {
+        "ListInterfaces"
+        | "ListNodeDevices"
+        | "InterfaceLookupByName"
+        | "InterfaceLookupByMAC"
+        | "NodeDeviceLookupByName" => super::hostdev::connect_call(ctx, call, c, member).await,
+        "ListNetworks" | "ListNWFilters" | "ListSecrets" | "ListStoragePools" => {
             // virtbus manages none of these yet: there are none to list.
             let _flags: u32 = body.deserialize()?;
             host_read().await?;
@@ -409,14 +413,6 @@ async fn not_managed(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message> {
     let body = call.msg.body();
     let one = || -> Reply<String> { Ok(body.deserialize::<String>()?) };
     let (code, what) = match member {
-        "InterfaceLookupByMAC" => (
-            Code::NoInterface,
-            format!("no interface with matching mac '{}'", one()?),
-        ),
-        "InterfaceLookupByName" => (
-            Code::NoInterface,
-            format!("no interface with matching name '{}'", one()?),
-        ),
         "NetworkLookupByName" => (
             Code::NoNetwork,
             format!("no network with matching name '{}'", one()?),
@@ -424,10 +420,6 @@ async fn not_managed(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message> {
         "NetworkLookupByUUID" => (
             Code::NoNetwork,
             format!("no network with matching uuid '{}'", one()?),
-        ),
-        "NodeDeviceLookupByName" => (
-            Code::NoNodeDevice,
-            format!("no node device with matching name '{}'", one()?),
         ),
         "NodeDeviceLookupSCSIHostByWWN" => {
             let (wwnn, wwpn, _): (String, String, u32) = body.deserialize()?;

@@ -211,6 +211,8 @@ pub fn from_core(e: core::Error, flavor: Flavor, m: &Method) -> CompatError {
     match e {
         E::NotFound(Missing::Domain | Missing::Object, msg) => libvirt(Code::NoDomain, Some(&msg)),
         E::NotFound(Missing::Snapshot(name), _) => no_snapshot(&name),
+        E::NotFound(Missing::Interface, msg) => libvirt(Code::NoInterface, Some(&msg)),
+        E::NotFound(Missing::NodeDevice, msg) => libvirt(Code::NoNodeDevice, Some(&msg)),
         E::NotFound(Missing::Metadata, _) => libvirt(
             Code::NoDomainMetadata,
             Some("Requested metadata element is not present"),

@@ -1,6 +1,7 @@
 //! `/org/libvirt/Test`'s core: libvirt's `test:///default` connection as it starts, in
 //! memory, on every daemon start: one domain `test`, running (for no recorded reason), with
-//! id 1 and no snapshots.
+//! id 1 and no snapshots; its host interface `eth1` and node devices, which never change
+//! (virtbus's host interfaces and devices are read-only).
 
 use std::sync::Arc;
 
@@ -43,6 +44,137 @@ pub const TEST_DOMAIN_XML: &str = "<domain type='test'>
   </devices>
 </domain>
 ";
+
+/// The interface of `test:///default`: active, as libvirt's test driver formats it.
+pub const TEST_INTERFACE: TestInterface = TestInterface {
+    name: "eth1",
+    mac: "aa:bb:cc:dd:ee:ff",
+    active: true,
+    xml: "<interface type='ethernet' name='eth1'>
+  <start mode='onboot'/>
+  <mtu size='1492'/>
+  <protocol family='ipv4'>
+    <ip address='192.168.0.5' prefix='24'/>
+    <route gateway='192.168.0.1'/>
+  </protocol>
+  <mac address='aa:bb:cc:dd:ee:ff'/>
+</interface>
+",
+};
+
+pub struct TestInterface {
+    pub name: &'static str,
+    pub mac: &'static str,
+    pub active: bool,
+    pub xml: &'static str,
+}
+
+/// A node device of `test:///default`.
+pub struct TestDevice {
+    pub name: &'static str,
+    pub parent: Option<&'static str>,
+    /// What `ListCaps` gives.
+    pub caps: &'static [&'static str],
+    /// The capabilities the list filters match (the nested `fc_host` and `vport_ops` too).
+    pub filter_caps: &'static [&'static str],
+    pub xml: &'static str,
+}
+
+/// The node devices of `test:///default` in the order libvirt lists them, with the XML its
+/// test driver gives (which zeroes the vport counts its definition sets).
+pub const TEST_DEVICES: [TestDevice; 4] = [
+    TestDevice {
+        name: "scsi_host1",
+        parent: Some("computer"),
+        caps: &["scsi_host"],
+        filter_caps: &["scsi_host", "fc_host", "vports"],
+        xml: "<device>
+  <name>scsi_host1</name>
+  <parent>computer</parent>
+  <capability type='scsi_host'>
+    <host>1</host>
+    <unique_id>0</unique_id>
+    <capability type='fc_host'>
+      <wwnn>2000000012341234</wwnn>
+      <wwpn>1000000012341234</wwpn>
+      <fabric_wwn>2000000043214321</fabric_wwn>
+    </capability>
+    <capability type='vport_ops'>
+      <max_vports>0</max_vports>
+      <vports>0</vports>
+    </capability>
+  </capability>
+</device>
+",
+    },
+    TestDevice {
+        name: "scsi_host2",
+        parent: Some("computer"),
+        caps: &["scsi_host"],
+        filter_caps: &["scsi_host", "fc_host", "vports"],
+        xml: "<device>
+  <name>scsi_host2</name>
+  <parent>computer</parent>
+  <capability type='scsi_host'>
+    <host>2</host>
+    <unique_id>1</unique_id>
+    <capability type='fc_host'>
+      <wwnn>2000000056785678</wwnn>
+      <wwpn>1000000056785678</wwpn>
+      <fabric_wwn>2000000087658765</fabric_wwn>
+    </capability>
+    <capability type='vport_ops'>
+      <max_vports>0</max_vports>
+      <vports>0</vports>
+    </capability>
+  </capability>
+</device>
+",
+    },
+    TestDevice {
+        name: "computer",
+        parent: None,
+        caps: &["system"],
+        filter_caps: &["system"],
+        xml: "<device>
+  <name>computer</name>
+  <capability type='system'>
+    <hardware>
+      <vendor>Libvirt</vendor>
+      <version>Test driver</version>
+      <serial>123456</serial>
+      <uuid>11111111-2222-3333-4444-555555555555</uuid>
+    </hardware>
+    <firmware>
+      <vendor>Libvirt</vendor>
+      <version>Test Driver</version>
+      <release_date>01/22/2007</release_date>
+    </firmware>
+  </capability>
+</device>
+",
+    },
+    TestDevice {
+        name: "scsi_host11",
+        parent: Some("scsi_host1"),
+        caps: &["scsi_host"],
+        filter_caps: &["scsi_host", "fc_host"],
+        xml: "<device>
+  <name>scsi_host11</name>
+  <parent>scsi_host1</parent>
+  <capability type='scsi_host'>
+    <host>11</host>
+    <unique_id>10</unique_id>
+    <capability type='fc_host'>
+      <wwnn>2000000034563456</wwnn>
+      <wwpn>1000000034563456</wwpn>
+      <fabric_wwn>2000000043214321</fabric_wwn>
+    </capability>
+  </capability>
+</device>
+",
+    },
+];
 
 /// A core of its own (a test driver of its own, a store that keeps nothing) in the state
 /// `test:///default` starts in.

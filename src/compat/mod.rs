@@ -11,6 +11,7 @@ pub(crate) mod domain;
 pub mod errors;
 pub mod fixture;
 pub mod flags;
+mod hostdev;
 mod objects;
 pub mod paths;
 mod props;
@@ -213,6 +214,8 @@ impl Frontend for Ctx {
             &self.schema.connect,
             &self.schema.domain,
             &self.schema.snapshot,
+            &self.schema.interface,
+            &self.schema.nodedev,
         ]
     }
 }

@@ -10,7 +10,7 @@ use super::{
     errors::{Code, CompatError, Reply, bare, libvirt},
     flags::Flavor,
     paths::{self, Dir, Target},
-    schema::{CONNECT_IFACE, DOMAIN_IFACE, SNAPSHOT_IFACE},
+    schema::{CONNECT_IFACE, DOMAIN_IFACE, INTERFACE_IFACE, NODEDEV_IFACE, SNAPSHOT_IFACE},
 };
 use crate::core::ops::Operation;
 use crate::server::{
@@ -29,6 +29,8 @@ fn own_interface<'a>(ctx: &'a Ctx, target: &Target) -> Option<&'a Interface> {
         Target::Connect(_) => Some(&ctx.schema.connect),
         Target::Domain(..) | Target::BadDomain(_) => Some(&ctx.schema.domain),
         Target::Snapshot(..) => Some(&ctx.schema.snapshot),
+        Target::Interface(..) => Some(&ctx.schema.interface),
+        Target::NodeDevice(..) => Some(&ctx.schema.nodedev),
         _ => None,
     }
 }
@@ -77,6 +79,12 @@ pub(super) async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
                 (Target::BadDomain(_), DOMAIN_IFACE) => Err(bare("Invalid UUID".into())),
                 (Target::Snapshot(i, uuid, name), SNAPSHOT_IFACE) => {
                     super::snapshot::call(ctx, call, &ctx.connects[*i], uuid, name, member).await
+                }
+                (Target::Interface(i, mac), INTERFACE_IFACE) => {
+                    super::hostdev::interface_call(ctx, call, &ctx.connects[*i], mac, member).await
+                }
+                (Target::NodeDevice(i, name), NODEDEV_IFACE) => {
+                    super::hostdev::nodedev_call(ctx, call, &ctx.connects[*i], name, member).await
                 }
                 _ => Err(no_interface(&iface, path)),
             }
@@ -159,7 +167,20 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
         }
         Target::Connect(_) => {
             iface(&mut xml, &ctx.schema.connect);
-            children.extend(["domain".to_owned(), "domainsnapshot".to_owned()]);
+            children
+                .extend(["domain", "domainsnapshot", "interface", "nodedev"].map(str::to_owned));
+        }
+        Target::Dir(i, dir @ (Dir::Interfaces | Dir::NodeDevices)) => {
+            let c = &ctx.connects[*i];
+            let devices = *dir == Dir::NodeDevices;
+            let op = if devices {
+                Operation::ReadNodeDevices
+            } else {
+                Operation::ReadHostInterfaces
+            };
+            if ctx.authorize(call, op, &Details::default()).await.is_ok() {
+                children = super::hostdev::children(c, devices);
+            }
         }
         Target::Dir(i, dir) => {
             let c = &ctx.connects[*i];
@@ -186,6 +207,7 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
                             children.push(p.rsplit('/').next().unwrap_or_default().to_owned());
                         }
                     }
+                    Dir::Interfaces | Dir::NodeDevices => {}
                 }
             }
             children.sort();
@@ -209,6 +231,9 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
             }
             iface(&mut xml, &ctx.schema.snapshot);
         }
+        // Likewise for interfaces and node devices.
+        Target::Interface(..) => iface(&mut xml, &ctx.schema.interface),
+        Target::NodeDevice(..) => iface(&mut xml, &ctx.schema.nodedev),
         Target::Unknown => {}
     }
     for c in children {

@@ -4,6 +4,8 @@
 //! /org/libvirt/<Driver>                                    Connect
 //! /org/libvirt/<Driver>/domain/_<uuid, - as _>             Domain
 //! /org/libvirt/<Driver>/domainsnapshot/_<uuid>_<name>      DomainSnapshot
+//! /org/libvirt/<Driver>/interface/<escaped MAC address>    Interface
+//! /org/libvirt/<Driver>/nodedev/<escaped name>             NodeDevice
 //! ```
 //! A snapshot name is escaped as libvirt-dbus does: every byte that is not an ASCII letter
 //! or digit becomes `_` and two lower-case hex digits.
@@ -25,6 +27,10 @@ pub enum Target {
     /// Under a connect's `domain` with a name that is no encoded UUID.
     BadDomain(usize),
     Snapshot(usize, Uuid, String),
+    /// A host interface, by its MAC address (libvirt-dbus names interfaces by MAC).
+    Interface(usize, String),
+    /// A node device, by name.
+    NodeDevice(usize, String),
     /// Not an object of ours.
     Unknown,
 }
@@ -33,6 +39,8 @@ pub enum Target {
 pub enum Dir {
     Domains,
     Snapshots,
+    Interfaces,
+    NodeDevices,
 }
 
 /// `_` and the UUID with its dashes as underscores.
@@ -113,6 +121,14 @@ pub fn snapshot(connect: &str, uuid: &Uuid, name: &str) -> String {
     )
 }
 
+pub fn interface(connect: &str, mac: &str) -> String {
+    format!("{connect}/interface/{}", escape_name(mac))
+}
+
+pub fn nodedev(connect: &str, name: &str) -> String {
+    format!("{connect}/nodedev/{}", escape_name(name))
+}
+
 /// Resolve `path` against the connects' paths.
 pub fn parse(path: &str, connects: &[&str]) -> Target {
     if path == "/" || path == "/org" || path == ROOT {
@@ -130,6 +146,18 @@ pub fn parse(path: &str, connects: &[&str]) -> Target {
         }
         if rest == "/domainsnapshot" {
             return Target::Dir(i, Dir::Snapshots);
+        }
+        if rest == "/interface" {
+            return Target::Dir(i, Dir::Interfaces);
+        }
+        if rest == "/nodedev" {
+            return Target::Dir(i, Dir::NodeDevices);
+        }
+        if let Some(m) = rest.strip_prefix("/interface/") {
+            return unescape_name(m).map_or(Target::Unknown, |m| Target::Interface(i, m));
+        }
+        if let Some(n) = rest.strip_prefix("/nodedev/") {
+            return unescape_name(n).map_or(Target::Unknown, |n| Target::NodeDevice(i, n));
         }
         if let Some(u) = rest.strip_prefix("/domain/") {
             return decode_uuid(u).map_or(Target::BadDomain(i), |u| Target::Domain(i, u));
@@ -186,6 +214,19 @@ mod tests {
             Target::BadDomain(1)
         );
         assert_eq!(parse("/org/libvirt/Xen", C), Target::Unknown);
+        let i = interface(C[1], "aa:bb:cc:dd:ee:ff");
+        assert_eq!(i, "/org/libvirt/Test/interface/aa_3abb_3acc_3add_3aee_3aff");
+        assert_eq!(
+            parse(&i, C),
+            Target::Interface(1, "aa:bb:cc:dd:ee:ff".into())
+        );
+        let n = nodedev(C[1], "scsi_host1");
+        assert_eq!(n, "/org/libvirt/Test/nodedev/scsi_5fhost1");
+        assert_eq!(parse(&n, C), Target::NodeDevice(1, "scsi_host1".into()));
+        assert_eq!(
+            parse("/org/libvirt/QEMU/nodedev", C),
+            Target::Dir(0, Dir::NodeDevices)
+        );
         assert_eq!(escape_name("a_b-é"), "a_5fb_2d_c3_a9");
         assert_eq!(unescape_name("a_5fb_2d_c3_a9").as_deref(), Some("a_b-é"));
     }

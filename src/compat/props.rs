@@ -9,9 +9,10 @@ use super::{
     Connect, Ctx, LIB_VERSION,
     errors::{CompatError, Reply, from_exec},
     flags::{self, Flavor},
+    hostdev,
     objects::{check_signature, no_domain_uuid},
     paths::Target,
-    schema::{CONNECT_IFACE, DOMAIN_IFACE, SNAPSHOT_IFACE},
+    schema::{CONNECT_IFACE, DOMAIN_IFACE, INTERFACE_IFACE, NODEDEV_IFACE, SNAPSHOT_IFACE},
 };
 use crate::core::ops::{self, Operation};
 use crate::server::{Call, authz::Details, dict::Dict};
@@ -142,6 +143,16 @@ async fn get(
             Err(super::errors::bare("Invalid UUID".into()))
         }
         (Target::Snapshot(..), SNAPSHOT_IFACE) => Err(unknown_property(name)),
+        (Target::Interface(i, mac), INTERFACE_IFACE) => {
+            hostdev::interface_get(ctx, call, &ctx.connects[*i], mac, name)
+                .await?
+                .ok_or_else(|| unknown_property(name))
+        }
+        (Target::NodeDevice(i, dev), NODEDEV_IFACE) => {
+            hostdev::nodedev_get(ctx, call, &ctx.connects[*i], dev, name)
+                .await?
+                .ok_or_else(|| unknown_property(name))
+        }
         _ => Err(unknown_interface(iface)),
     }
 }
@@ -176,6 +187,12 @@ async fn get_all(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Reply<
             }
         }
         (Target::BadDomain(_), DOMAIN_IFACE) | (Target::Snapshot(..), SNAPSHOT_IFACE) => {}
+        (Target::Interface(i, mac), INTERFACE_IFACE) => {
+            hostdev::interface_get_all(ctx, call, &ctx.connects[*i], mac, &mut out).await?
+        }
+        (Target::NodeDevice(i, dev), NODEDEV_IFACE) => {
+            hostdev::nodedev_get_all(ctx, call, &ctx.connects[*i], dev, &mut out).await?
+        }
         _ => return Err(unknown_interface(iface)),
     }
     call.reply(&out)
@@ -193,6 +210,8 @@ async fn set(
         (Target::Connect(_), CONNECT_IFACE) => CONNECT_PROPS.contains(&name),
         (Target::Domain(..) | Target::BadDomain(_), DOMAIN_IFACE) => DOMAIN_PROPS.contains(&name),
         (Target::Snapshot(..), SNAPSHOT_IFACE) => false,
+        (Target::Interface(..), INTERFACE_IFACE) => hostdev::INTERFACE_PROPS.contains(&name),
+        (Target::NodeDevice(..), NODEDEV_IFACE) => hostdev::NODEDEV_PROPS.contains(&name),
         _ => return Err(unknown_interface(iface)),
     };
     if !known {

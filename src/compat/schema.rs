@@ -1,4 +1,4 @@
-//! The three libvirt-dbus interfaces the facade serves, from the interface XML it ships in
+//! The libvirt-dbus interfaces the facade serves, from the interface XML it ships in
 //! `dbus/` (libvirt-dbus 1.4.1's own): calls are checked against it and `Introspect` serves
 //! it verbatim.
 
@@ -7,16 +7,22 @@ use crate::server::schema::{Interface, SchemaError, parse};
 pub const CONNECT_XML: &str = include_str!("../../dbus/org.libvirt.Connect.xml");
 pub const DOMAIN_XML: &str = include_str!("../../dbus/org.libvirt.Domain.xml");
 pub const SNAPSHOT_XML: &str = include_str!("../../dbus/org.libvirt.DomainSnapshot.xml");
+pub const INTERFACE_XML: &str = include_str!("../../dbus/org.libvirt.Interface.xml");
+pub const NODEDEV_XML: &str = include_str!("../../dbus/org.libvirt.NodeDevice.xml");
 
 pub const CONNECT_IFACE: &str = "org.libvirt.Connect";
 pub const DOMAIN_IFACE: &str = "org.libvirt.Domain";
 pub const SNAPSHOT_IFACE: &str = "org.libvirt.DomainSnapshot";
+pub const INTERFACE_IFACE: &str = "org.libvirt.Interface";
+pub const NODEDEV_IFACE: &str = "org.libvirt.NodeDevice";
 
 #[derive(Debug, Clone)]
 pub struct Schema {
     pub connect: Interface,
     pub domain: Interface,
     pub snapshot: Interface,
+    pub interface: Interface,
+    pub nodedev: Interface,
 }
 
 impl Schema {
@@ -25,6 +31,8 @@ impl Schema {
             connect: parse(CONNECT_XML)?,
             domain: parse(DOMAIN_XML)?,
             snapshot: parse(SNAPSHOT_XML)?,
+            interface: parse(INTERFACE_XML)?,
+            nodedev: parse(NODEDEV_XML)?,
         })
     }
 }
@@ -45,6 +53,9 @@ mod tests {
         assert_eq!(s.domain.property("Id").map(|p| p.sig.as_str()), Some("u"));
         assert!(s.domain.property("Autostart").is_some_and(|p| p.writable));
         assert_eq!(s.snapshot.methods.len(), 6);
+        assert_eq!(s.interface.methods["GetXMLDesc"].in_sig, "u");
+        assert_eq!(s.nodedev.methods["Detach"].in_sig, "su");
+        assert_eq!(s.nodedev.methods["ListCaps"].out_sig, "as");
         assert!(
             s.domain
                 .xml

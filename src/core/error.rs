@@ -53,6 +53,10 @@ pub enum Missing {
     Metadata,
     /// Any other object a front end addresses (a path that names nothing).
     Object,
+    /// A host network interface, by name or MAC address.
+    Interface,
+    /// A host node device, by name.
+    NodeDevice,
 }
 
 /// A domain in a state where an operation cannot run.

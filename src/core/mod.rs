@@ -5,6 +5,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod host;
+pub mod hostdev;
 pub mod info;
 pub mod options;
 pub mod snapshots;

@@ -91,6 +91,10 @@ impl Action {
 pub enum Operation {
     // The host and the registry.
     ReadHost,
+    /// The host's network interfaces (libvirt's interface driver, read-only).
+    ReadHostInterfaces,
+    /// The host's devices (libvirt's node-device driver, read-only).
+    ReadNodeDevices,
     DefineDomain,
     CreateDomain,
     /// Defining or creating a domain with `<qemu:commandline>`.
@@ -171,7 +175,9 @@ impl Operation {
     pub fn action(self) -> Action {
         use Operation as O;
         match self {
-            O::ReadHost => Action::ManagerRead,
+            // What a local user can read from /sys and `ip address` anyway: the host
+            // read permission, as for capabilities and sysinfo.
+            O::ReadHost | O::ReadHostInterfaces | O::ReadNodeDevices => Action::ManagerRead,
             O::ReadDomain
             | O::GetXml
             | O::GetStats
@@ -225,6 +231,8 @@ impl Operation {
             O::InterfaceAddresses => "read the interface addresses of",
             O::SetMemory => "change the memory of",
             O::ReadHost => "read the host of",
+            O::ReadHostInterfaces => "read the network interfaces of",
+            O::ReadNodeDevices => "read the node devices of",
             O::DefineDomain => "define",
             O::CreateDomain => "create",
             O::QemuPassthrough => "pass QEMU arguments of its own to",

@@ -94,6 +94,8 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
                 .await?;
             call.reply(&paths::owned(paths::domain(&dom.uuid())))
         }
+        "ListHostInterfaces" => super::hostdev::list_interfaces(ctx, call).await,
+        "ListNodeDevices" => super::hostdev::list_devices(ctx, call).await,
         "GetCapabilities" => {
             ctx.authorize(call, Operation::ReadHost, &Details::default())
                 .await?;

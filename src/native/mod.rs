@@ -12,6 +12,7 @@ pub mod props;
 pub mod schema;
 
 mod domain;
+mod hostdev;
 mod manager;
 mod objects;
 mod router;

@@ -14,7 +14,10 @@ use super::{
     paths::{self, Target},
     props::{self, PropMap},
     router::OBJECT_MANAGER,
-    schema::{DOMAIN_IFACE, MANAGER_IFACE, OBJECT_MANAGER_XML, SNAPSHOT_IFACE, STANDARD_XML},
+    schema::{
+        DOMAIN_IFACE, HOST_INTERFACE_IFACE, MANAGER_IFACE, NODE_DEVICE_IFACE, OBJECT_MANAGER_XML,
+        SNAPSHOT_IFACE, STANDARD_XML,
+    },
 };
 use crate::{
     core::{
@@ -100,6 +103,27 @@ pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply
             xml.push_str(OBJECT_MANAGER_XML);
             iface(&mut xml, &ctx.schema.manager.xml);
             children.push("domain".into());
+            children.push("host".into());
+        }
+        Target::HostDir => children.extend(["device".to_owned(), "interface".to_owned()]),
+        Target::InterfaceDir | Target::DeviceDir => {
+            let (ifaces, devs) = super::hostdev::readable_objects(ctx, call).await;
+            if *target == Target::InterfaceDir {
+                children.extend(ifaces.iter().map(|i| crate::util::escape::escape(&i.name)));
+            } else {
+                children.extend(devs.iter().map(|d| crate::util::escape::escape(&d.name)));
+            }
+            children.sort();
+        }
+        Target::HostInterface(name) => {
+            super::hostdev::interface(ctx, call, name).await?;
+            xml.push_str(STANDARD_XML);
+            iface(&mut xml, &ctx.schema.host_interface.xml);
+        }
+        Target::NodeDevice(name) => {
+            super::hostdev::device(ctx, call, name).await?;
+            xml.push_str(STANDARD_XML);
+            iface(&mut xml, &ctx.schema.node_device.xml);
         }
         Target::DomainDir => {
             for dom in ctx.core.domains() {
@@ -152,6 +176,8 @@ pub(super) enum Source {
     },
     Domain(crate::core::DomainInfo),
     Snapshot(crate::core::SnapshotInfo),
+    HostInterface(crate::host::interfaces::HostInterface),
+    NodeDevice(crate::host::nodedev::NodeDevice),
     /// The ObjectManager interface, which has no properties.
     Empty,
 }
@@ -167,6 +193,8 @@ impl Source {
             }),
             Self::Domain(i) => props::domain_prop(i, name),
             Self::Snapshot(i) => props::snapshot_prop(i, name),
+            Self::HostInterface(i) => super::hostdev::interface_prop(i, name),
+            Self::NodeDevice(d) => super::hostdev::device_prop(d, name),
             Self::Empty => None,
         }
     }
@@ -176,6 +204,8 @@ impl Source {
             Self::Manager { .. } => props::MANAGER_PROPS,
             Self::Domain(_) => props::DOMAIN_PROPS,
             Self::Snapshot(_) => props::SNAPSHOT_PROPS,
+            Self::HostInterface(_) => super::hostdev::INTERFACE_PROPS,
+            Self::NodeDevice(_) => super::hostdev::DEVICE_PROPS,
             Self::Empty => &[],
         };
         names
@@ -206,6 +236,12 @@ async fn read_props(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Rep
                 .await?;
             Ok(Source::Snapshot(ctx.core.snapshot_info(&dom, name)?))
         }
+        (Target::HostInterface(name), HOST_INTERFACE_IFACE) => Ok(Source::HostInterface(
+            super::hostdev::interface(ctx, call, name).await?,
+        )),
+        (Target::NodeDevice(name), NODE_DEVICE_IFACE) => Ok(Source::NodeDevice(
+            super::hostdev::device(ctx, call, name).await?,
+        )),
         (Target::Manager, OBJECT_MANAGER) => Ok(Source::Empty),
         _ => Err(BusError::Standard(
             "UnknownInterface",
@@ -220,6 +256,8 @@ fn own_interface(target: &Target) -> Option<&'static str> {
         Target::Manager => Some(MANAGER_IFACE),
         Target::Domain(_) => Some(DOMAIN_IFACE),
         Target::Snapshot(..) => Some(SNAPSHOT_IFACE),
+        Target::HostInterface(_) => Some(HOST_INTERFACE_IFACE),
+        Target::NodeDevice(_) => Some(NODE_DEVICE_IFACE),
         _ => None,
     }
 }
@@ -276,6 +314,8 @@ async fn set_property(
         (Target::Manager, MANAGER_IFACE) => &ctx.schema.manager,
         (Target::Domain(_), DOMAIN_IFACE) => &ctx.schema.domain,
         (Target::Snapshot(..), SNAPSHOT_IFACE) => &ctx.schema.snapshot,
+        (Target::HostInterface(_), HOST_INTERFACE_IFACE) => &ctx.schema.host_interface,
+        (Target::NodeDevice(_), NODE_DEVICE_IFACE) => &ctx.schema.node_device,
         _ => {
             return Err(BusError::Standard(
                 "UnknownInterface",
@@ -335,6 +375,12 @@ pub(super) async fn managed_objects(ctx: &Ctx, call: &Call) -> Reply<Message> {
         }
         domains.push((paths::domain(&info.uuid), info));
     }
+    let (ifaces, devs) = super::hostdev::readable_objects(ctx, call).await;
+    let host_paths: Vec<String> = ifaces
+        .iter()
+        .map(|i| paths::host_interface(&i.name))
+        .chain(devs.iter().map(|d| paths::node_device(&d.name)))
+        .collect();
     let mut out: Dict<ObjectPath<'_>, Dict<&str, PropMap<'_>>> = Dict::new();
     for (path, info) in &domains {
         out.push(
@@ -346,6 +392,22 @@ pub(super) async fn managed_objects(ctx: &Ctx, call: &Call) -> Reply<Message> {
         out.push(
             ObjectPath::from_str_unchecked(path),
             Dict(vec![(SNAPSHOT_IFACE, props::snapshot_props(info))]),
+        );
+    }
+    let (iface_paths, dev_paths) = host_paths.split_at(ifaces.len());
+    for (path, i) in iface_paths.iter().zip(&ifaces) {
+        out.push(
+            ObjectPath::from_str_unchecked(path),
+            Dict(vec![(
+                HOST_INTERFACE_IFACE,
+                super::hostdev::interface_props(i),
+            )]),
+        );
+    }
+    for (path, d) in dev_paths.iter().zip(&devs) {
+        out.push(
+            ObjectPath::from_str_unchecked(path),
+            Dict(vec![(NODE_DEVICE_IFACE, super::hostdev::device_props(d))]),
         );
     }
     call.reply(&out)

@@ -4,6 +4,8 @@
 //! /org/virtbus1                                        Manager, ObjectManager
 //! /org/virtbus1/domain/<escaped uuid>                  Domain
 //! /org/virtbus1/domain/<escaped uuid>/snapshot/<escaped name>   Snapshot
+//! /org/virtbus1/host/interface/<escaped name>          HostInterface
+//! /org/virtbus1/host/device/<escaped name>             NodeDevice
 //! ```
 //! Escaping is [`crate::util::escape`]: every byte that is not an ASCII letter or digit becomes
 //! `_xx` (lower-case hex). A path is fixed for the life of its object.
@@ -15,6 +17,17 @@ use crate::util::escape::{escape, unescape};
 
 pub const MANAGER: &str = "/org/virtbus1";
 const DOMAINS: &str = "/org/virtbus1/domain";
+const HOST: &str = "/org/virtbus1/host";
+const INTERFACES: &str = "/org/virtbus1/host/interface";
+const DEVICES: &str = "/org/virtbus1/host/device";
+
+pub fn host_interface(name: &str) -> String {
+    format!("{INTERFACES}/{}", escape(name))
+}
+
+pub fn node_device(name: &str) -> String {
+    format!("{DEVICES}/{}", escape(name))
+}
 
 pub fn domain(uuid: &Uuid) -> String {
     let mut s = String::with_capacity(DOMAINS.len() + 50);
@@ -66,6 +79,12 @@ pub enum Target {
     Domain(Uuid),
     SnapshotDir(Uuid),
     Snapshot(Uuid, String),
+    /// `/org/virtbus1/host`, and its `interface` and `device` directories.
+    HostDir,
+    InterfaceDir,
+    DeviceDir,
+    HostInterface(String),
+    NodeDevice(String),
     /// Under our tree but not a valid name: no such object.
     Invalid,
     /// Outside our tree.
@@ -78,7 +97,21 @@ pub fn parse(path: &str) -> Target {
         "/org" => return Target::Ancestor("virtbus1"),
         MANAGER => return Target::Manager,
         DOMAINS => return Target::DomainDir,
+        HOST => return Target::HostDir,
+        INTERFACES => return Target::InterfaceDir,
+        DEVICES => return Target::DeviceDir,
         _ => {}
+    }
+    for (dir, make) in [
+        (INTERFACES, Target::HostInterface as fn(String) -> Target),
+        (DEVICES, Target::NodeDevice),
+    ] {
+        if let Some(rest) = path.strip_prefix(dir).and_then(|r| r.strip_prefix('/')) {
+            return match unescape(rest).filter(|n| !n.is_empty() && !n.contains('/')) {
+                Some(n) => make(n),
+                None => Target::Invalid,
+            };
+        }
     }
     let Some(rest) = path.strip_prefix(DOMAINS).and_then(|r| r.strip_prefix('/')) else {
         return Target::Foreign;
@@ -138,5 +171,19 @@ mod tests {
         assert_eq!(parse("/org/virtbus1/domain/nope"), Target::Invalid);
         assert_eq!(parse("/org/virtbus1/domain/a_2d"), Target::Invalid);
         assert_eq!(parse("/com/example"), Target::Foreign);
+        assert_eq!(
+            host_interface("br-lan"),
+            "/org/virtbus1/host/interface/br_2dlan"
+        );
+        assert_eq!(
+            parse("/org/virtbus1/host/interface/br_2dlan"),
+            Target::HostInterface("br-lan".into())
+        );
+        assert_eq!(
+            parse(&node_device("pci_0000_00_02_0")),
+            Target::NodeDevice("pci_0000_00_02_0".into())
+        );
+        assert_eq!(parse("/org/virtbus1/host"), Target::HostDir);
+        assert_eq!(parse("/org/virtbus1/host/device"), Target::DeviceDir);
     }
 }

@@ -8,7 +8,9 @@ use super::{
     Call, Ctx,
     errors::{BusError, Reply},
     paths::{self, Target},
-    schema::{DOMAIN_IFACE, MANAGER_IFACE, SNAPSHOT_IFACE},
+    schema::{
+        DOMAIN_IFACE, HOST_INTERFACE_IFACE, MANAGER_IFACE, NODE_DEVICE_IFACE, SNAPSHOT_IFACE,
+    },
 };
 use crate::core::{Error, error::Missing};
 use crate::server::router::{Frontend, check_signature};
@@ -38,6 +40,8 @@ impl Frontend for Ctx {
             &self.schema.manager,
             &self.schema.domain,
             &self.schema.snapshot,
+            &self.schema.host_interface,
+            &self.schema.node_device,
         ]
     }
 }
@@ -92,6 +96,20 @@ async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
             let dom = super::objects::domain(ctx, uuid, path)?;
             super::snapshot::call(ctx, call, &dom, name, member).await
         }
+        HOST_INTERFACE_IFACE => {
+            let Target::HostInterface(name) = &target else {
+                return Err(no_interface(&iface, path));
+            };
+            check_method(ctx, call, &ctx.schema.host_interface, member)?;
+            super::hostdev::interface_call(ctx, call, name, member).await
+        }
+        NODE_DEVICE_IFACE => {
+            let Target::NodeDevice(name) = &target else {
+                return Err(no_interface(&iface, path));
+            };
+            check_method(ctx, call, &ctx.schema.node_device, member)?;
+            super::hostdev::device_call(ctx, call, name, member).await
+        }
         _ => Err(no_interface(&iface, path)),
     }
 }
@@ -108,6 +126,8 @@ fn implied_interface(ctx: &Ctx, target: &Target, member: &str) -> &'static str {
         Target::Manager => Some((&ctx.schema.manager, MANAGER_IFACE)),
         Target::Domain(_) => Some((&ctx.schema.domain, DOMAIN_IFACE)),
         Target::Snapshot(..) => Some((&ctx.schema.snapshot, SNAPSHOT_IFACE)),
+        Target::HostInterface(_) => Some((&ctx.schema.host_interface, HOST_INTERFACE_IFACE)),
+        Target::NodeDevice(_) => Some((&ctx.schema.node_device, NODE_DEVICE_IFACE)),
         _ => None,
     };
     match (own, member) {

@@ -10,17 +10,23 @@ pub use crate::server::schema::{
 pub const MANAGER_XML: &str = include_str!("../../dbus/org.virtbus1.Manager.xml");
 pub const DOMAIN_XML: &str = include_str!("../../dbus/org.virtbus1.Domain.xml");
 pub const SNAPSHOT_XML: &str = include_str!("../../dbus/org.virtbus1.Snapshot.xml");
+pub const HOST_INTERFACE_XML: &str = include_str!("../../dbus/org.virtbus1.HostInterface.xml");
+pub const NODE_DEVICE_XML: &str = include_str!("../../dbus/org.virtbus1.NodeDevice.xml");
 
 pub const MANAGER_IFACE: &str = "org.virtbus1.Manager";
 pub const DOMAIN_IFACE: &str = "org.virtbus1.Domain";
 pub const SNAPSHOT_IFACE: &str = "org.virtbus1.Snapshot";
+pub const HOST_INTERFACE_IFACE: &str = "org.virtbus1.HostInterface";
+pub const NODE_DEVICE_IFACE: &str = "org.virtbus1.NodeDevice";
 
-/// All three interfaces, parsed once at start.
+/// Every interface, parsed once at start.
 #[derive(Debug, Clone)]
 pub struct Schema {
     pub manager: Interface,
     pub domain: Interface,
     pub snapshot: Interface,
+    pub host_interface: Interface,
+    pub node_device: Interface,
 }
 
 impl Schema {
@@ -29,6 +35,8 @@ impl Schema {
             manager: parse(MANAGER_XML)?,
             domain: parse(DOMAIN_XML)?,
             snapshot: parse(SNAPSHOT_XML)?,
+            host_interface: parse(HOST_INTERFACE_XML)?,
+            node_device: parse(NODE_DEVICE_XML)?,
         })
     }
 }
@@ -54,6 +62,9 @@ mod tests {
             Some("t")
         );
         assert_eq!(s.snapshot.methods["ListChildren"].out_sig, "ao");
+        assert_eq!(s.manager.methods["ListNodeDevices"].out_sig, "ao");
+        assert_eq!(s.host_interface.name, HOST_INTERFACE_IFACE);
+        assert_eq!(s.node_device.methods["GetXML"].in_sig, "a{sv}");
         assert_eq!(
             s.snapshot.property("Parent").map(|p| p.sig.as_str()),
             Some("o")

@@ -8,6 +8,7 @@ mod concurrency;
 mod fairness;
 mod features;
 mod hardening;
+mod host;
 mod interop;
 mod lifecycle;
 mod manager;

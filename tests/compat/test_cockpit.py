@@ -36,9 +36,17 @@ def page_load():
     if len(domains) < 2:
         fail(f"domains: {domains}")
     eq(call(CONN, CONNECT, "ListStoragePools", "(u)", (0,), "(ao)"), ([],), "pools")
-    eq(call(CONN, CONNECT, "ListInterfaces", "(u)", (3,), "(ao)"), ([],), "interfaces")
+    # Host interfaces and node devices: the test connection's, or the real host's.
+    (ifaces,) = call(CONN, CONNECT, "ListInterfaces", "(u)", (3,), "(ao)")
+    for p in ifaces:
+        has(call(p, "org.libvirt.Interface", "GetXMLDesc", "(u)", (0,), "(s)")[0],
+            "<interface type=", p)
     eq(call(CONN, CONNECT, "ListNetworks", "(u)", (0,), "(ao)"), ([],), "networks")
-    eq(call(CONN, CONNECT, "ListNodeDevices", "(u)", (0,), "(ao)"), ([],), "node devices")
+    (devs,) = call(CONN, CONNECT, "ListNodeDevices", "(u)", (0,), "(ao)")
+    if CONN + "/nodedev/computer" not in devs:
+        fail(f"node devices: {devs}")
+    for p in devs:
+        has(call(p, "org.libvirt.NodeDevice", "GetXMLDesc", "(u)", (0,), "(s)")[0], "<device>", p)
     (mem,) = call(CONN, CONNECT, "NodeGetMemoryStats", "(iu)", (-1, 0), "(a{st})")
     if not mem.get("total"):
         fail(f"host memory: {mem}")

@@ -154,9 +154,12 @@ def page_load():
     for p in (on, off):
         if p not in domains:
             fail(f"{p} not listed: {domains}")
-    for method, args, sig in (("ListStoragePools", [0], "u"), ("ListInterfaces", [3], "u"),
-                              ("ListNetworks", [0], "u"), ("ListNodeDevices", [0], "u")):
+    for method, args, sig in (("ListStoragePools", [0], "u"), ("ListNetworks", [0], "u")):
         eq(b.call(CONN, CONNECT, method, args, sig), [[]], method)
+    # The host's own interfaces and devices (virtbus reads them from /sys).
+    if CONN + "/nodedev/computer" not in b.call(CONN, CONNECT, "ListNodeDevices", [0], "u")[0]:
+        fail("no computer node device")
+    b.call(CONN, CONNECT, "ListInterfaces", [3], "u")
     mem = b.call(CONN, CONNECT, "NodeGetMemoryStats", [-1, 0], "iu")[0]
     if not mem.get("total"):
         fail(f"host memory: {mem}")

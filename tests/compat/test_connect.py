@@ -142,9 +142,7 @@ def capabilities_and_host():
 
 def unmanaged_objects():
     eq(list(c.ListStoragePools(0)), [], "pools")
-    eq(list(c.ListInterfaces(3)), [], "interfaces")
     eq(list(c.ListNetworks(0)), [], "networks")
-    eq(list(c.ListNodeDevices(0)), [], "node devices")
     eq(list(c.ListNWFilters(0)), [], "nwfilters")
     eq(list(c.ListSecrets(0)), [], "secrets")
     expect_error(c.NetworkLookupByName, "default",
@@ -155,8 +153,8 @@ def unmanaged_objects():
                  message="Storage volume not found: no storage vol with matching path '/x.img'")
     expect_error(c.InterfaceLookupByName, "eth0",
                  message="Interface not found: no interface with matching name 'eth0'")
-    expect_error(c.NodeDeviceLookupByName, "computer",
-                 message="Node device not found: no node device with matching name 'computer'")
+    expect_error(c.NodeDeviceLookupByName, "scsi_host3",
+                 message="Node device not found: no node device with matching name 'scsi_host3'")
     expect_error(c.SecretLookupByUUID, TEST_UUID, contains="Secret not found: ")
     expect_error(c.NWFilterLookupByName, "clean-traffic", contains="Network filter not found: ")
     expect_error(c.NetworkCreateXML, "<network/>",

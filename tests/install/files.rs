@@ -62,6 +62,8 @@ fn meson_installs_exactly_the_service_files() {
         "/usr/share/dbus-1/interfaces/org.virtbus1.Manager.xml",
         "/usr/share/dbus-1/interfaces/org.virtbus1.Domain.xml",
         "/usr/share/dbus-1/interfaces/org.virtbus1.Snapshot.xml",
+        "/usr/share/dbus-1/interfaces/org.virtbus1.HostInterface.xml",
+        "/usr/share/dbus-1/interfaces/org.virtbus1.NodeDevice.xml",
         "/usr/lib/systemd/system/virtbusd.service",
         "/usr/lib/systemd/user/virtbusd.service",
         "/usr/lib/tmpfiles.d/virtbus.conf",
@@ -120,6 +122,14 @@ fn meson_installs_exactly_the_service_files() {
         (
             "/usr/share/dbus-1/interfaces/org.virtbus1.Snapshot.xml",
             "dbus/org.virtbus1.Snapshot.xml",
+        ),
+        (
+            "/usr/share/dbus-1/interfaces/org.virtbus1.HostInterface.xml",
+            "dbus/org.virtbus1.HostInterface.xml",
+        ),
+        (
+            "/usr/share/dbus-1/interfaces/org.virtbus1.NodeDevice.xml",
+            "dbus/org.virtbus1.NodeDevice.xml",
         ),
         ("/usr/share/virtbus/virtbusd.toml", "data/virtbusd.toml"),
     ] {

@@ -174,6 +174,16 @@ fn read_calls(dom: &str, snap: &str) -> Vec<String> {
             "(s)",
             "('org.virtbus1.Manager',)",
         ),
+        opts_call("/org/virtbus1", "org.virtbus1.Manager.ListHostInterfaces"),
+        opts_call("/org/virtbus1", "org.virtbus1.Manager.ListNodeDevices"),
+        opts_call(
+            "/org/virtbus1/host/device/computer",
+            "org.virtbus1.NodeDevice.GetXML",
+        ),
+        opts_call(
+            "/org/virtbus1/host/interface/lo",
+            "org.virtbus1.HostInterface.GetXML",
+        ),
         opts_call(dom, "org.virtbus1.Domain.GetXML"),
         opts_call(dom, "org.virtbus1.Domain.GetStats"),
         opts_call(dom, "org.virtbus1.Domain.ListSnapshots"),
