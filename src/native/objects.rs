@@ -14,7 +14,10 @@ use super::{
     paths::{self, Target},
     props::{self, PropMap},
     router::OBJECT_MANAGER,
-    schema::{DOMAIN_IFACE, MANAGER_IFACE, OBJECT_MANAGER_XML, SNAPSHOT_IFACE, STANDARD_XML},
+    schema::{
+        DOMAIN_IFACE, MANAGER_IFACE, OBJECT_MANAGER_XML, POOL_IFACE, SNAPSHOT_IFACE, STANDARD_XML,
+        VOLUME_IFACE,
+    },
 };
 use crate::{
     core::{
@@ -100,6 +103,38 @@ pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply
             xml.push_str(OBJECT_MANAGER_XML);
             iface(&mut xml, &ctx.schema.manager.xml);
             children.push("domain".into());
+            children.push("pool".into());
+        }
+        Target::PoolDir => {
+            ctx.authorize(call, Operation::ReadStorage, &Details::default())
+                .await?;
+            for p in ctx.core.storage().list_pools() {
+                children.push(crate::util::escape::escape(&p.name));
+            }
+        }
+        Target::Pool(name) => {
+            let info = ctx.core.storage().pool(name)?.info();
+            ctx.authorize(call, Operation::ReadStorage, &Details::pool(name))
+                .await?;
+            xml.push_str(STANDARD_XML);
+            iface(&mut xml, &ctx.schema.pool.xml);
+            if info.active {
+                children.push("volume".into());
+            }
+        }
+        Target::VolumeDir(pool) => {
+            ctx.authorize(call, Operation::ReadStorage, &Details::pool(pool))
+                .await?;
+            for v in ctx.core.storage().list_volumes(pool)? {
+                children.push(crate::util::escape::escape(&v.name));
+            }
+        }
+        Target::Volume(pool, name) => {
+            ctx.authorize(call, Operation::ReadStorage, &Details::pool(pool))
+                .await?;
+            ctx.core.storage().volume(pool, name)?;
+            xml.push_str(STANDARD_XML);
+            iface(&mut xml, &ctx.schema.volume.xml);
         }
         Target::DomainDir => {
             for dom in ctx.core.domains() {
@@ -152,6 +187,8 @@ pub(super) enum Source {
     },
     Domain(crate::core::DomainInfo),
     Snapshot(crate::core::SnapshotInfo),
+    Pool(crate::storage::PoolInfo),
+    Volume(crate::storage::VolInfo),
     /// The ObjectManager interface, which has no properties.
     Empty,
 }
@@ -167,6 +204,8 @@ impl Source {
             }),
             Self::Domain(i) => props::domain_prop(i, name),
             Self::Snapshot(i) => props::snapshot_prop(i, name),
+            Self::Pool(i) => super::storage::pool_prop(i, name),
+            Self::Volume(i) => super::storage::volume_prop(i, name),
             Self::Empty => None,
         }
     }
@@ -176,6 +215,8 @@ impl Source {
             Self::Manager { .. } => props::MANAGER_PROPS,
             Self::Domain(_) => props::DOMAIN_PROPS,
             Self::Snapshot(_) => props::SNAPSHOT_PROPS,
+            Self::Pool(_) => super::storage::POOL_PROPS,
+            Self::Volume(_) => super::storage::VOLUME_PROPS,
             Self::Empty => &[],
         };
         names
@@ -206,6 +247,17 @@ async fn read_props(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Rep
                 .await?;
             Ok(Source::Snapshot(ctx.core.snapshot_info(&dom, name)?))
         }
+        (Target::Pool(name), POOL_IFACE) => {
+            let info = ctx.core.storage().pool(name)?.info();
+            ctx.authorize(call, Operation::ReadStorage, &Details::pool(name))
+                .await?;
+            Ok(Source::Pool(info))
+        }
+        (Target::Volume(pool, name), VOLUME_IFACE) => {
+            ctx.authorize(call, Operation::ReadStorage, &Details::pool(pool))
+                .await?;
+            Ok(Source::Volume(ctx.core.storage().volume(pool, name)?))
+        }
         (Target::Manager, OBJECT_MANAGER) => Ok(Source::Empty),
         _ => Err(BusError::Standard(
             "UnknownInterface",
@@ -220,6 +272,8 @@ fn own_interface(target: &Target) -> Option<&'static str> {
         Target::Manager => Some(MANAGER_IFACE),
         Target::Domain(_) => Some(DOMAIN_IFACE),
         Target::Snapshot(..) => Some(SNAPSHOT_IFACE),
+        Target::Pool(_) => Some(POOL_IFACE),
+        Target::Volume(..) => Some(VOLUME_IFACE),
         _ => None,
     }
 }
@@ -276,6 +330,8 @@ async fn set_property(
         (Target::Manager, MANAGER_IFACE) => &ctx.schema.manager,
         (Target::Domain(_), DOMAIN_IFACE) => &ctx.schema.domain,
         (Target::Snapshot(..), SNAPSHOT_IFACE) => &ctx.schema.snapshot,
+        (Target::Pool(_), POOL_IFACE) => &ctx.schema.pool,
+        (Target::Volume(..), VOLUME_IFACE) => &ctx.schema.volume,
         _ => {
             return Err(BusError::Standard(
                 "UnknownInterface",
@@ -303,6 +359,14 @@ async fn set_property(
             ctx.exec()
                 .run(call, &dom, ops::SetAutostart { autostart: on })
                 .await?;
+            call.reply_empty()
+        }
+        (Target::Pool(pool), "Autostart", Variant::Bool(on)) => {
+            let req = crate::core::storage_ops::SetPoolAutostart {
+                pool: pool.clone(),
+                autostart: on,
+            };
+            ctx.exec().run_storage(&call.caller, req).await?;
             call.reply_empty()
         }
         (_, _, v) => Err(BusError::invalid_args(format!(
@@ -346,6 +410,19 @@ pub(super) async fn managed_objects(ctx: &Ctx, call: &Call) -> Reply<Message> {
         out.push(
             ObjectPath::from_str_unchecked(path),
             Dict(vec![(SNAPSHOT_IFACE, props::snapshot_props(info))]),
+        );
+    }
+    let (pools, volumes) = super::storage::visible(ctx, call).await;
+    for (path, info) in &pools {
+        out.push(
+            ObjectPath::from_str_unchecked(path),
+            Dict(vec![(POOL_IFACE, super::storage::pool_props(info))]),
+        );
+    }
+    for (path, info) in &volumes {
+        out.push(
+            ObjectPath::from_str_unchecked(path),
+            Dict(vec![(VOLUME_IFACE, super::storage::volume_props(info))]),
         );
     }
     call.reply(&out)

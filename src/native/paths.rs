@@ -4,6 +4,8 @@
 //! /org/virtbus1                                        Manager, ObjectManager
 //! /org/virtbus1/domain/<escaped uuid>                  Domain
 //! /org/virtbus1/domain/<escaped uuid>/snapshot/<escaped name>   Snapshot
+//! /org/virtbus1/pool/<escaped name>                    StoragePool
+//! /org/virtbus1/pool/<escaped name>/volume/<escaped name>         StorageVolume
 //! ```
 //! Escaping is [`crate::util::escape`]: every byte that is not an ASCII letter or digit becomes
 //! `_xx` (lower-case hex). A path is fixed for the life of its object.
@@ -15,6 +17,15 @@ use crate::util::escape::{escape, unescape};
 
 pub const MANAGER: &str = "/org/virtbus1";
 const DOMAINS: &str = "/org/virtbus1/domain";
+const POOLS: &str = "/org/virtbus1/pool";
+
+pub fn pool(name: &str) -> String {
+    format!("{POOLS}/{}", escape(name))
+}
+
+pub fn volume(pool_name: &str, name: &str) -> String {
+    format!("{}/volume/{}", pool(pool_name), escape(name))
+}
 
 pub fn domain(uuid: &Uuid) -> String {
     let mut s = String::with_capacity(DOMAINS.len() + 50);
@@ -66,6 +77,10 @@ pub enum Target {
     Domain(Uuid),
     SnapshotDir(Uuid),
     Snapshot(Uuid, String),
+    PoolDir,
+    Pool(String),
+    VolumeDir(String),
+    Volume(String, String),
     /// Under our tree but not a valid name: no such object.
     Invalid,
     /// Outside our tree.
@@ -78,7 +93,23 @@ pub fn parse(path: &str) -> Target {
         "/org" => return Target::Ancestor("virtbus1"),
         MANAGER => return Target::Manager,
         DOMAINS => return Target::DomainDir,
+        POOLS => return Target::PoolDir,
         _ => {}
+    }
+    if let Some(rest) = path.strip_prefix(POOLS).and_then(|r| r.strip_prefix('/')) {
+        let mut parts = rest.split('/');
+        let Some(pool) = parts.next().and_then(unescape) else {
+            return Target::Invalid;
+        };
+        return match (parts.next(), parts.next(), parts.next()) {
+            (None, _, _) => Target::Pool(pool),
+            (Some("volume"), None, _) => Target::VolumeDir(pool),
+            (Some("volume"), Some(v), None) => match unescape(v) {
+                Some(v) => Target::Volume(pool, v),
+                None => Target::Invalid,
+            },
+            _ => Target::Invalid,
+        };
     }
     let Some(rest) = path.strip_prefix(DOMAINS).and_then(|r| r.strip_prefix('/')) else {
         return Target::Foreign;
@@ -129,6 +160,26 @@ mod tests {
             push_domain(&mut s, &u);
             assert_eq!(s, format!("{DOMAINS}/{}", escape(&u.to_string())));
         }
+    }
+
+    #[test]
+    fn storage_paths() {
+        let p = pool("my pool");
+        assert_eq!(p, "/org/virtbus1/pool/my_20pool");
+        assert_eq!(parse(&p), Target::Pool("my pool".into()));
+        let v = volume("my pool", "disk.qcow2");
+        assert_eq!(v, "/org/virtbus1/pool/my_20pool/volume/disk_2eqcow2");
+        assert_eq!(
+            parse(&v),
+            Target::Volume("my pool".into(), "disk.qcow2".into())
+        );
+        assert_eq!(
+            parse(&format!("{p}/volume")),
+            Target::VolumeDir("my pool".into())
+        );
+        assert_eq!(parse("/org/virtbus1/pool"), Target::PoolDir);
+        assert_eq!(parse("/org/virtbus1/pool/a_zz"), Target::Invalid);
+        assert!(zbus::ObjectPath::try_from(v.as_str()).is_ok());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::{
     Call, Ctx,
     errors::{BusError, Reply},
     paths::{self, Target},
-    schema::{DOMAIN_IFACE, MANAGER_IFACE, SNAPSHOT_IFACE},
+    schema::{DOMAIN_IFACE, MANAGER_IFACE, POOL_IFACE, SNAPSHOT_IFACE, VOLUME_IFACE},
 };
 use crate::core::{Error, error::Missing};
 use crate::server::router::{Frontend, check_signature};
@@ -38,6 +38,8 @@ impl Frontend for Ctx {
             &self.schema.manager,
             &self.schema.domain,
             &self.schema.snapshot,
+            &self.schema.pool,
+            &self.schema.volume,
         ]
     }
 }
@@ -92,6 +94,20 @@ async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
             let dom = super::objects::domain(ctx, uuid, path)?;
             super::snapshot::call(ctx, call, &dom, name, member).await
         }
+        POOL_IFACE => {
+            let Target::Pool(name) = &target else {
+                return Err(no_interface(&iface, path));
+            };
+            check_method(ctx, call, &ctx.schema.pool, member)?;
+            super::storage::pool_call(ctx, call, name, member).await
+        }
+        VOLUME_IFACE => {
+            let Target::Volume(pool, name) = &target else {
+                return Err(no_interface(&iface, path));
+            };
+            check_method(ctx, call, &ctx.schema.volume, member)?;
+            super::storage::volume_call(ctx, call, pool, name, member).await
+        }
         _ => Err(no_interface(&iface, path)),
     }
 }
@@ -108,6 +124,8 @@ fn implied_interface(ctx: &Ctx, target: &Target, member: &str) -> &'static str {
         Target::Manager => Some((&ctx.schema.manager, MANAGER_IFACE)),
         Target::Domain(_) => Some((&ctx.schema.domain, DOMAIN_IFACE)),
         Target::Snapshot(..) => Some((&ctx.schema.snapshot, SNAPSHOT_IFACE)),
+        Target::Pool(_) => Some((&ctx.schema.pool, POOL_IFACE)),
+        Target::Volume(..) => Some((&ctx.schema.volume, VOLUME_IFACE)),
         _ => None,
     };
     match (own, member) {

@@ -10,17 +10,23 @@ pub use crate::server::schema::{
 pub const MANAGER_XML: &str = include_str!("../../dbus/org.virtbus1.Manager.xml");
 pub const DOMAIN_XML: &str = include_str!("../../dbus/org.virtbus1.Domain.xml");
 pub const SNAPSHOT_XML: &str = include_str!("../../dbus/org.virtbus1.Snapshot.xml");
+pub const POOL_XML: &str = include_str!("../../dbus/org.virtbus1.StoragePool.xml");
+pub const VOLUME_XML: &str = include_str!("../../dbus/org.virtbus1.StorageVolume.xml");
 
 pub const MANAGER_IFACE: &str = "org.virtbus1.Manager";
 pub const DOMAIN_IFACE: &str = "org.virtbus1.Domain";
 pub const SNAPSHOT_IFACE: &str = "org.virtbus1.Snapshot";
+pub const POOL_IFACE: &str = "org.virtbus1.StoragePool";
+pub const VOLUME_IFACE: &str = "org.virtbus1.StorageVolume";
 
-/// All three interfaces, parsed once at start.
+/// All the interfaces, parsed once at start.
 #[derive(Debug, Clone)]
 pub struct Schema {
     pub manager: Interface,
     pub domain: Interface,
     pub snapshot: Interface,
+    pub pool: Interface,
+    pub volume: Interface,
 }
 
 impl Schema {
@@ -29,6 +35,8 @@ impl Schema {
             manager: parse(MANAGER_XML)?,
             domain: parse(DOMAIN_XML)?,
             snapshot: parse(SNAPSHOT_XML)?,
+            pool: parse(POOL_XML)?,
+            volume: parse(VOLUME_XML)?,
         })
     }
 }
@@ -64,5 +72,11 @@ mod tests {
                 .starts_with("<interface name=\"org.virtbus1.Domain\">")
         );
         assert!(s.domain.xml.ends_with("</interface>"));
+        assert_eq!(s.pool.name, POOL_IFACE);
+        assert_eq!(s.pool.methods["CloneVolume"].in_sig, "soa{sv}");
+        assert!(s.pool.property("Autostart").is_some_and(|p| p.writable));
+        assert_eq!(s.volume.name, VOLUME_IFACE);
+        assert_eq!(s.volume.methods["Upload"].in_sig, "ha{sv}");
+        assert_eq!(s.volume.methods["Resize"].in_sig, "ta{sv}");
     }
 }

@@ -13,3 +13,4 @@ mod lifecycle;
 mod manager;
 mod persistence;
 mod snapshots;
+mod storage;

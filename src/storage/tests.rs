@@ -1,0 +1,175 @@
+//! Unit tests of the storage XML.
+
+use super::*;
+use crate::core::Error;
+
+const POOL: &str = "<pool type='dir'>
+  <name>images</name>
+  <uuid>8c3a4bb6-6a02-4b51-a79d-1a5ef8b1c7a3</uuid>
+  <capacity unit='bytes'>0</capacity>
+  <allocation unit='bytes'>0</allocation>
+  <available unit='bytes'>0</available>
+  <source>
+  </source>
+  <target>
+    <path>/var/lib/libvirt/images</path>
+    <permissions>
+      <mode>0711</mode>
+      <owner>0</owner>
+      <group>0</group>
+    </permissions>
+  </target>
+</pool>
+";
+
+const VOL: &str = "<volume type='file'>
+  <name>disk.qcow2</name>
+  <key>/var/lib/libvirt/images/disk.qcow2</key>
+  <capacity unit='bytes'>1073741824</capacity>
+  <allocation unit='bytes'>200704</allocation>
+  <physical unit='bytes'>196704</physical>
+  <target>
+    <path>/var/lib/libvirt/images/disk.qcow2</path>
+    <format type='qcow2'/>
+    <permissions>
+      <mode>0600</mode>
+      <owner>0</owner>
+      <group>0</group>
+    </permissions>
+    <timestamps>
+      <atime>1700000000.500000000</atime>
+      <mtime>1700000001.000000001</mtime>
+      <ctime>1700000002</ctime>
+      <btime>0</btime>
+    </timestamps>
+    <compat>1.1</compat>
+    <clusterSize unit='B'>65536</clusterSize>
+    <features/>
+  </target>
+  <backingStore>
+    <path>/var/lib/libvirt/images/base.img</path>
+    <format type='raw'/>
+    <permissions>
+      <mode>0644</mode>
+      <owner>0</owner>
+      <group>0</group>
+    </permissions>
+  </backingStore>
+</volume>
+";
+
+#[test]
+fn pool_round_trip() {
+    let def = PoolDef::parse(POOL).unwrap();
+    assert_eq!(def.path, "/var/lib/libvirt/images");
+    assert_eq!(def.perms.mode, Some(0o711));
+    assert_eq!(def.to_xml(PoolSizes::default(), None), POOL);
+}
+
+#[test]
+fn pool_path_is_sanitised_and_uuid_generated() {
+    let def = PoolDef::parse(
+        "<pool type='dir'><name>p</name><target><path>//a//b/</path></target></pool>",
+    )
+    .unwrap();
+    assert_eq!(def.path, "/a/b");
+    assert!(!def.uuid.is_nil());
+    let xml = def.to_xml(
+        PoolSizes {
+            capacity: 10,
+            allocation: 4,
+            available: 6,
+        },
+        None,
+    );
+    assert!(
+        xml.contains("<allocation unit='bytes'>4</allocation>"),
+        "{xml}"
+    );
+    assert!(xml.contains("  <source>\n  </source>\n"), "{xml}");
+}
+
+#[test]
+fn pool_refusals_name_the_place() {
+    let e = PoolDef::parse("<pool type='fs'><name>p</name></pool>").unwrap_err();
+    assert!(
+        matches!(e, Error::NotSupported(ref m) if m.contains("'fs'")),
+        "{e:?}"
+    );
+    let e = PoolDef::parse("<pool type='bogus'/>").unwrap_err();
+    assert!(e.to_string().contains("/pool/@type"), "{e}");
+    let e =
+        PoolDef::parse("<pool type='dir'><name>a/b</name><target><path>/x</path></target></pool>")
+            .unwrap_err();
+    assert!(e.to_string().contains("/pool/name"), "{e}");
+    let e = PoolDef::parse(
+        "<pool type='dir'><name>p</name><target><path>/x</path><foo/></target></pool>",
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "unknown element /pool/target/foo");
+    let e = PoolDef::parse("<pool type='dir'><name>p</name></pool>").unwrap_err();
+    assert_eq!(e.to_string(), "missing /pool/target");
+    let e = PoolDef::parse(
+        "<pool type='dir'><name>p</name><target><path>/x</path>\
+         <permissions><mode>1777</mode></permissions></target></pool>",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("/pool/target/permissions/mode"),
+        "{e}"
+    );
+}
+
+#[test]
+fn volume_round_trip() {
+    let def = VolDef::parse(VOL).unwrap();
+    assert_eq!(def.capacity, Some(1 << 30));
+    assert_eq!(def.target.format, Some(VolFormat::Qcow2));
+    assert_eq!(def.target.features, Some(vec![]));
+    assert_eq!(def.to_xml(), VOL);
+}
+
+#[test]
+fn volume_request_units_and_features() {
+    let def = VolDef::parse(
+        "<volume><name>a</name><capacity unit='G'>2</capacity>\
+         <allocation unit='KB'>3</allocation>\
+         <target><format type='qcow2'/><features><lazy_refcounts/></features></target></volume>",
+    )
+    .unwrap();
+    assert_eq!(def.capacity, Some(2 << 30));
+    assert_eq!(def.allocation, Some(3000));
+    assert_eq!(def.target.compat.as_deref(), Some("1.1"));
+    assert_eq!(
+        def.target.features,
+        Some(vec![vol_xml::VolFeature::LazyRefcounts])
+    );
+}
+
+#[test]
+fn volume_refusals_name_the_place() {
+    let e = VolDef::parse("<volume><name>a/b</name></volume>").unwrap_err();
+    assert!(e.to_string().contains("/volume/name"), "{e}");
+    let e = VolDef::parse("<volume><name>..</name></volume>").unwrap_err();
+    assert!(e.to_string().contains("/volume/name"), "{e}");
+    let e = VolDef::parse("<volume><name>a</name><capacity unit='Q'>1</capacity></volume>")
+        .unwrap_err();
+    assert!(e.to_string().contains("/volume/capacity/@unit"), "{e}");
+    let e = VolDef::parse("<volume><name>a</name><capacity unit='E'>16</capacity></volume>")
+        .unwrap_err();
+    assert!(e.to_string().contains("overflows"), "{e}");
+    let e = VolDef::parse("<volume><name>a</name><target><format type='qcow3'/></target></volume>")
+        .unwrap_err();
+    assert!(e.to_string().contains("/volume/target/format/@type"), "{e}");
+    let e = VolDef::parse(
+        "<volume><name>a</name><target><features><dirty/></features></target></volume>",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unknown element /volume/target/features/dirty"
+    );
+    let e =
+        VolDef::parse("<volume><name>a</name><target><encryption/></target></volume>").unwrap_err();
+    assert!(matches!(e, Error::NotSupported(_)), "{e:?}");
+}
