@@ -147,6 +147,53 @@ storage_op!(
 );
 
 impl Core {
+    /// Points each `type='volume'` disk of `def` at its volume's file (the path is not part
+    /// of the XML: libvirt shows the pool and volume, running or not). The pool must be
+    /// active and the volume a file.
+    pub(crate) fn resolve_volumes(&self, def: &mut crate::model::DomainDef) -> Result<()> {
+        for disk in &mut def.devices.disks {
+            let Some(src) = disk.source.as_mut() else {
+                continue;
+            };
+            let Some(v) = &src.volume else {
+                continue;
+            };
+            let (path, format) = self.storage().resolve(&v.pool, &v.volume).map_err(|e| match e {
+                super::Error::NotFound(_, m) => super::Error::InvalidArgument(format!(
+                    "disk '{}': {m}",
+                    disk.target_dev
+                )),
+                other => other,
+            })?;
+            if format == crate::storage::VolFormat::Dir {
+                return Err(super::Error::NotSupported(format!(
+                    "disk '{}': volume '{}' of pool '{}' is a directory",
+                    disk.target_dev, v.volume, v.pool
+                )));
+            }
+            src.path = Some(path);
+        }
+        Ok(())
+    }
+
+    /// [`Self::resolve_volumes`] on a shared definition, copied only when it has volumes.
+    pub(crate) fn resolved(
+        &self,
+        def: std::sync::Arc<crate::model::DomainDef>,
+    ) -> Result<std::sync::Arc<crate::model::DomainDef>> {
+        let has = def
+            .devices
+            .disks
+            .iter()
+            .any(|d| d.source.as_ref().is_some_and(|s| s.volume.is_some()));
+        if !has {
+            return Ok(def);
+        }
+        let mut d = (*def).clone();
+        self.resolve_volumes(&mut d)?;
+        Ok(std::sync::Arc::new(d))
+    }
+
     /// The storage pools (a memory-only set until [`Core::set_storage`]).
     pub fn storage(&self) -> &Storage {
         self.inner

@@ -214,7 +214,8 @@ pub async fn probe(name: &str, path: &Path) -> Result<Option<VolDef>> {
         }
         if format == VolFormat::Qcow2 {
             let data = info.format_specific.clone().unwrap_or_default().data;
-            target.compat = data.compat.clone();
+            // libvirt names the level of version 3 images only
+            target.compat = data.compat.clone().filter(|c| c == "1.1");
             target.cluster_size = info.cluster_size;
             if data.compat.as_deref() == Some("1.1") {
                 let mut f = Vec::new();

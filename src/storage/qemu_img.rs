@@ -134,7 +134,8 @@ pub async fn info(path: &Path) -> Result<ImageInfo> {
 /// Creates a qcow2 image of `capacity` bytes.
 pub async fn create_qcow2(path: &Path, capacity: u64, o: &Qcow2Options) -> Result<()> {
     let p = path_str(path)?;
-    let mut opts = vec![format!("compat={}", o.compat.as_deref().unwrap_or("1.1"))];
+    // libvirt's default level is 0.10 (qcow2 version 2), readable by the oldest QEMU
+    let mut opts = vec![format!("compat={}", o.compat.as_deref().unwrap_or("0.10"))];
     if let Some(pre) = o.prealloc {
         opts.push(format!("preallocation={}", pre.as_str()));
     }

@@ -173,3 +173,31 @@ fn volume_refusals_name_the_place() {
         VolDef::parse("<volume><name>a</name><target><encryption/></target></volume>").unwrap_err();
     assert!(matches!(e, Error::NotSupported(_)), "{e:?}");
 }
+
+/// `<disk type='volume'>`: the pool and volume are kept and written back, never the path the
+/// volume resolves to; iSCSI's `mode` is refused.
+#[test]
+fn volume_disks_round_trip() {
+    use crate::model::{DomainDef, FormatOptions};
+    let xml = "<domain type='qemu'><name>v</name><memory unit='KiB'>65536</memory>\
+        <os><type>hvm</type></os><devices><disk type='volume' device='disk'>\
+        <driver name='qemu' type='qcow2'/><source pool='default' volume='a b.qcow2' \
+        startupPolicy='optional'/><target dev='vda' bus='virtio'/></disk></devices></domain>";
+    let mut def = DomainDef::from_xml(xml).unwrap();
+    let out = def.to_xml(&FormatOptions::default());
+    assert!(
+        out.contains(
+            "<disk type='volume' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      \
+             <source pool='default' volume='a b.qcow2' startupPolicy='optional'/>"
+        ),
+        "{out}"
+    );
+    let src = def.devices.disks[0].source.as_mut().unwrap();
+    src.path = Some("/var/lib/libvirt/images/a b.qcow2".into());
+    assert_eq!(def.to_xml(&FormatOptions::default()), out);
+    let e = DomainDef::from_xml(&xml.replace("volume='a b.qcow2'", "volume='a' mode='host'"))
+        .unwrap_err();
+    assert!(e.to_string().contains("@mode"), "{e}");
+    let e = DomainDef::from_xml(&xml.replace(" volume='a b.qcow2'", "")).unwrap_err();
+    assert!(e.to_string().contains("/source/@volume"), "{e}");
+}

@@ -324,6 +324,12 @@ impl Storage {
                     None => None,
                 };
                 let feats = def.target.features.clone().unwrap_or_default();
+                if !feats.is_empty() && def.target.compat.as_deref() == Some("0.10") {
+                    return Err(Error::NotSupported(format!(
+                        "qcow2 features ({}) need compat 1.1, not 0.10",
+                        feats.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
                 let o = Qcow2Options {
                     prealloc: opts.prealloc,
                     compat: def.target.compat.clone(),

@@ -11,7 +11,7 @@ use std::{
     time::Instant,
 };
 
-use zbus::{OwnedObjectPath, OwnedVariant, zvariant::Fd};
+use zbus::{OwnedObjectPath, OwnedVariant, Fd};
 
 use crate::support::*;
 
@@ -301,6 +301,12 @@ async fn dir_pool_and_volumes() {
     eprintln!("64 MiB upload {up:.2?}, download {down:.2?}");
     // a part: 1 MiB from offset 1 MiB, through a pipe
     let (mut rd, wr) = std::io::pipe().expect("pipe");
+    // read while the daemon writes: a pipe holds far less than 1 MiB
+    let reader = std::thread::spawn(move || {
+        let mut part = Vec::new();
+        rd.read_to_end(&mut part).expect("pipe");
+        part
+    });
     let n: u64 = call(
         &conn,
         raw.as_str(),
@@ -317,8 +323,7 @@ async fn dir_pool_and_volumes() {
     .await
     .expect("Download part");
     drop(wr);
-    let mut part = Vec::new();
-    rd.read_to_end(&mut part).expect("pipe");
+    let part = reader.join().expect("reader");
     assert_eq!(n, 1 << 20);
     let whole = std::fs::read(&src).expect("src");
     assert!(part == whole[1 << 20..2 << 20]);
@@ -454,7 +459,7 @@ async fn dir_pool_and_volumes() {
         p,
         "org.freedesktop.DBus.Properties",
         "Set",
-        &(POOL, "Autostart", zbus::zvariant::Value::from(true)),
+        &(POOL, "Autostart", zbus::Variant::from(true)),
     )
     .await
     .expect("autostart");

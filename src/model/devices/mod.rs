@@ -34,6 +34,7 @@ pub use device::Device;
 pub use disk::{
     BackingImage, BackingStore, DetectZeroes, Disk, DiskBus, DiskCache, DiskDevice, DiskDiscard,
     DiskDriver, DiskFormat, DiskIo, DiskSource, DiskType, ErrorPolicy, MAX_BACKING_DEPTH,
+    VolumeSource,
     StartupPolicy, Transient, Tray, source_attr,
 };
 pub use disk_net::{HostTransport, NetHost, NetProtocol, NetSource, default_port};
