@@ -55,13 +55,25 @@ async fn main() {
         dir.display()
     );
     let reply = conn
-        .call_method(Some(NAME), MANAGER, Some("org.virtbus1.Manager"), "CreatePool", &(pool_xml.as_str(), support::opts([("build", true.into())])))
+        .call_method(
+            Some(NAME),
+            MANAGER,
+            Some("org.virtbus1.Manager"),
+            "CreatePool",
+            &(pool_xml.as_str(), support::opts([("build", true.into())])),
+        )
         .await
         .expect("CreatePool");
     let pool: OwnedObjectPath = reply.body().deserialize().expect("path");
     let vol_xml = format!("<volume><name>v.img</name><capacity unit='MiB'>{n}</capacity></volume>");
     let reply = conn
-        .call_method(Some(NAME), pool.as_str(), Some("org.virtbus1.StoragePool"), "CreateVolume", &(vol_xml.as_str(), no_opts()))
+        .call_method(
+            Some(NAME),
+            pool.as_str(),
+            Some("org.virtbus1.StoragePool"),
+            "CreateVolume",
+            &(vol_xml.as_str(), no_opts()),
+        )
         .await
         .expect("CreateVolume");
     let vol: OwnedObjectPath = reply.body().deserialize().expect("path");
@@ -81,34 +93,54 @@ async fn main() {
     let mut rows = Vec::new();
     for round in 0..3 {
         drop_caches();
-        let cp_in = timed("cp + sync into the pool", || cp(&src, &dir.with_file_name("bench-cp")));
+        let cp_in = timed("cp + sync into the pool", || {
+            cp(&src, &dir.with_file_name("bench-cp"))
+        });
         drop_caches();
         let input = std::fs::File::open(&src).expect("src");
         let t0 = Instant::now();
-        conn.call_method(Some(NAME), vol.as_str(), Some("org.virtbus1.StorageVolume"), "Upload", &(Fd::from(&input), no_opts()))
-            .await
-            .expect("Upload");
+        conn.call_method(
+            Some(NAME),
+            vol.as_str(),
+            Some("org.virtbus1.StorageVolume"),
+            "Upload",
+            &(Fd::from(&input), no_opts()),
+        )
+        .await
+        .expect("Upload");
         let up = t0.elapsed();
         eprintln!("  Upload: {up:.2?}");
         drop_caches();
         let cp_out = timed("cp out of the pool", || {
             let _ = std::fs::remove_file(dir.with_file_name("bench-out"));
-            let st = Command::new("cp").arg(dir.join("v.img")).arg(dir.with_file_name("bench-out")).status().expect("cp");
+            let st = Command::new("cp")
+                .arg(dir.join("v.img"))
+                .arg(dir.with_file_name("bench-out"))
+                .status()
+                .expect("cp");
             assert!(st.success());
         });
         drop_caches();
         let _ = std::fs::remove_file(dir.with_file_name("bench-dl"));
         let out = std::fs::File::create(dir.with_file_name("bench-dl")).expect("dl");
         let t0 = Instant::now();
-        conn.call_method(Some(NAME), vol.as_str(), Some("org.virtbus1.StorageVolume"), "Download", &(Fd::from(&out), no_opts()))
-            .await
-            .expect("Download");
+        conn.call_method(
+            Some(NAME),
+            vol.as_str(),
+            Some("org.virtbus1.StorageVolume"),
+            "Download",
+            &(Fd::from(&out), no_opts()),
+        )
+        .await
+        .expect("Download");
         let down = t0.elapsed();
         eprintln!("  Download: {down:.2?}");
         rows.push((round, cp_in, up, cp_out, down));
     }
     let mbs = |d: Duration| n as f64 / d.as_secs_f64();
-    println!("| round | cp in MiB/s | Upload MiB/s | ratio | cp out MiB/s | Download MiB/s | ratio |");
+    println!(
+        "| round | cp in MiB/s | Upload MiB/s | ratio | cp out MiB/s | Download MiB/s | ratio |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (r, ci, u, co, dl) in rows {
         println!(

@@ -152,27 +152,51 @@ impl Core {
     /// active and the volume a file.
     pub(crate) fn resolve_volumes(&self, def: &mut crate::model::DomainDef) -> Result<()> {
         for disk in &mut def.devices.disks {
-            let Some(src) = disk.source.as_mut() else {
-                continue;
-            };
-            let Some(v) = &src.volume else {
-                continue;
-            };
-            let (path, format) = self.storage().resolve(&v.pool, &v.volume).map_err(|e| match e {
-                super::Error::NotFound(_, m) => super::Error::InvalidArgument(format!(
-                    "disk '{}': {m}",
-                    disk.target_dev
-                )),
+            self.resolve_disk(disk)?;
+        }
+        Ok(())
+    }
+
+    /// A device about to be hot-plugged, with its volume resolved when it is a volume disk.
+    pub(crate) fn resolved_device(
+        &self,
+        dev: crate::model::devices::Device,
+    ) -> Result<crate::model::devices::Device> {
+        let Some(disk) = dev.as_devices().disks.first() else {
+            return Ok(dev);
+        };
+        if disk.source.as_ref().is_none_or(|s| s.volume.is_none()) {
+            return Ok(dev);
+        }
+        let mut disk = disk.clone();
+        self.resolve_disk(&mut disk)?;
+        Ok(crate::model::devices::Device::disk(disk))
+    }
+
+    fn resolve_disk(&self, disk: &mut crate::model::devices::Disk) -> Result<()> {
+        let Some(src) = disk.source.as_mut() else {
+            return Ok(());
+        };
+        let Some(v) = &src.volume else {
+            return Ok(());
+        };
+        let dev = &disk.target_dev;
+        let (path, format) = self
+            .storage()
+            .resolve(&v.pool, &v.volume)
+            .map_err(|e| match e {
+                super::Error::NotFound(_, m) => {
+                    super::Error::InvalidArgument(format!("disk '{dev}': {m}"))
+                }
                 other => other,
             })?;
-            if format == crate::storage::VolFormat::Dir {
-                return Err(super::Error::NotSupported(format!(
-                    "disk '{}': volume '{}' of pool '{}' is a directory",
-                    disk.target_dev, v.volume, v.pool
-                )));
-            }
-            src.path = Some(path);
+        if format == crate::storage::VolFormat::Dir {
+            return Err(super::Error::NotSupported(format!(
+                "disk '{dev}': volume '{}' of pool '{}' is a directory",
+                v.volume, v.pool
+            )));
         }
+        src.path = Some(path);
         Ok(())
     }
 

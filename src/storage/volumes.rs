@@ -327,7 +327,11 @@ impl Storage {
                 if !feats.is_empty() && def.target.compat.as_deref() == Some("0.10") {
                     return Err(Error::NotSupported(format!(
                         "qcow2 features ({}) need compat 1.1, not 0.10",
-                        feats.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+                        feats
+                            .iter()
+                            .map(|f| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
                 let o = Qcow2Options {

@@ -11,7 +11,7 @@ use std::{
     time::Instant,
 };
 
-use zbus::{OwnedObjectPath, OwnedVariant, Fd};
+use zbus::{Fd, OwnedObjectPath, OwnedVariant};
 
 use crate::support::*;
 

@@ -179,14 +179,26 @@ async fn guest_sees_a_disk_from_a_storage_volume() {
     );
     let c = &g.conn;
     let reply = c
-        .call_method(Some(NAME), MANAGER, Some("org.virtbus1.Manager"), "DefinePool", &(pool_xml.as_str(), no_opts()))
+        .call_method(
+            Some(NAME),
+            MANAGER,
+            Some("org.virtbus1.Manager"),
+            "DefinePool",
+            &(pool_xml.as_str(), no_opts()),
+        )
         .await
         .expect("DefinePool");
     let pool: zbus::OwnedObjectPath = reply.body().deserialize().expect("path");
     for m in ["Build", "Start"] {
-        c.call_method(Some(NAME), pool.as_str(), Some("org.virtbus1.StoragePool"), m, &(no_opts(),))
-            .await
-            .unwrap_or_else(|e| panic!("{m}: {e}"));
+        c.call_method(
+            Some(NAME),
+            pool.as_str(),
+            Some("org.virtbus1.StoragePool"),
+            m,
+            &(no_opts(),),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{m}: {e}"));
     }
     c.call_method(
         Some(NAME),
@@ -206,29 +218,47 @@ async fn guest_sees_a_disk_from_a_storage_volume() {
     let disk = "<disk type='volume' device='disk'><driver name='qemu' type='qcow2'/>\
                 <source pool='vp' volume='data.qcow2'/><target dev='vdb' bus='virtio'/></disk>";
     let mgr = manager(c).await;
-    mgr.define_domain(&xml.replacen("</devices>", &format!("{disk}</devices>"), 1), no_opts())
-        .await
-        .expect("redefine with the volume disk");
+    mgr.define_domain(
+        &xml.replacen("</devices>", &format!("{disk}</devices>"), 1),
+        no_opts(),
+    )
+    .await
+    .expect("redefine with the volume disk");
     let inactive = dom.get_xml(no_opts()).await.expect("xml");
     assert!(
         inactive.contains("<source pool='vp' volume='data.qcow2'/>"),
         "{inactive}"
     );
     // the pool must be active
-    c.call_method(Some(NAME), pool.as_str(), Some("org.virtbus1.StoragePool"), "Stop", &(no_opts(),))
-        .await
-        .expect("Stop");
+    c.call_method(
+        Some(NAME),
+        pool.as_str(),
+        Some("org.virtbus1.StoragePool"),
+        "Stop",
+        &(no_opts(),),
+    )
+    .await
+    .expect("Stop");
     let r = dom.start(no_opts()).await;
     assert_eq!(error_name(&r), "org.virtbus1.Error.InvalidState", "{r:?}");
     assert!(error_message(&r).contains("'vp'"), "{r:?}");
-    c.call_method(Some(NAME), pool.as_str(), Some("org.virtbus1.StoragePool"), "Start", &(no_opts(),))
-        .await
-        .expect("Start");
+    c.call_method(
+        Some(NAME),
+        pool.as_str(),
+        Some("org.virtbus1.StoragePool"),
+        "Start",
+        &(no_opts(),),
+    )
+    .await
+    .expect("Start");
     dom.start(no_opts()).await.expect("start");
     wait_agent(&dom).await;
     let live = dom.get_xml(no_opts()).await.expect("live");
     assert!(live.contains("pool='vp' volume='data.qcow2'"), "{live}");
-    assert!(!live.contains(&dir.display().to_string()), "the path stays out: {live}");
+    assert!(
+        !live.contains(&dir.display().to_string()),
+        "the path stays out: {live}"
+    );
     let ga = guest::TestAgent::of(&live).await;
     let mut seen = String::new();
     until(
