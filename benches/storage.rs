@@ -14,7 +14,7 @@ use std::{
 };
 
 use support::{Bus, Daemon, MANAGER, NAME, no_opts};
-use zbus::{OwnedObjectPath, zvariant::Fd};
+use zbus::{Fd, OwnedObjectPath};
 
 fn mib() -> u64 {
     std::env::var("BENCH_MIB")

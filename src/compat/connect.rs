@@ -290,7 +290,8 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
         }
         "ListInterfaces" | "ListNetworks" | "ListNodeDevices" | "ListNWFilters" | "ListSecrets"
         | "ListStoragePools" => {
-            // virtbus manages none of these yet: there are none to list.
+            // The facade serves none of these yet (storage pools are on the native API
+            // only): there are none to list.
             let _flags: u32 = body.deserialize()?;
             host_read().await?;
             call.reply(&Vec::<ObjectPath<'_>>::new())

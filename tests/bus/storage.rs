@@ -31,7 +31,7 @@ where
     let reply = conn
         .call_method(Some(NAME), path, Some(iface), member, body)
         .await?;
-    reply.body().deserialize::<R>().map_err(Into::into)
+    reply.body().deserialize::<R>()
 }
 
 async fn call0(conn: &zbus::Connection, path: &str, iface: &str, member: &str) -> zbus::Result<()> {
@@ -111,10 +111,7 @@ async fn dir_pool_and_volumes() {
         0o750
     );
     call0(&conn, p, POOL, "Start").await.expect("Start");
-    assert_eq!(
-        bool::try_from(prop(&conn, p, POOL, "Active").await).unwrap(),
-        true
-    );
+    assert!(bool::try_from(prop(&conn, p, POOL, "Active").await).unwrap());
     assert!(u64::try_from(prop(&conn, p, POOL, "Capacity").await).unwrap() > 0);
     let s = sigs.take().await;
     let events: Vec<String> = s
@@ -465,14 +462,8 @@ async fn dir_pool_and_volumes() {
     .expect("autostart");
     d.restart(&bus).await;
     let conn = bus.connect().await;
-    assert_eq!(
-        bool::try_from(prop(&conn, p, POOL, "Active").await).unwrap(),
-        true
-    );
-    assert_eq!(
-        bool::try_from(prop(&conn, p, POOL, "Autostart").await).unwrap(),
-        true
-    );
+    assert!(bool::try_from(prop(&conn, p, POOL, "Active").await).unwrap());
+    assert!(bool::try_from(prop(&conn, p, POOL, "Autostart").await).unwrap());
     let vols: Vec<OwnedObjectPath> = call(&conn, p, POOL, "ListVolumes", &(no_opts(),))
         .await
         .expect("list");
