@@ -1,4 +1,4 @@
-//! Unit tests of the storage XML.
+//! Unit tests of the storage XML, pools and raw volumes.
 
 use super::*;
 use crate::core::Error;
@@ -200,4 +200,150 @@ fn volume_disks_round_trip() {
     assert!(e.to_string().contains("@mode"), "{e}");
     let e = DomainDef::from_xml(&xml.replace(" volume='a b.qcow2'", "")).unwrap_err();
     assert!(e.to_string().contains("/source/@volume"), "{e}");
+}
+
+fn settings(root: &std::path::Path) -> Settings {
+    Settings {
+        state_dir: Some(root.join("storage")),
+        pool_dirs: vec![root.join("images")],
+        default_pool: Some(root.join("images")),
+    }
+}
+
+/// The default pool is set up on the first load only, with libvirt's directory mode, and a
+/// removed one stays removed; a defined pool comes back with its autostart.
+#[tokio::test]
+async fn default_pool_and_persistence() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let st = Storage::new(settings(tmp.path()));
+    st.load().await;
+    let info = st.pool("default").unwrap().info();
+    assert!(info.active && info.persistent && info.autostart, "{info:?}");
+    let mode = std::fs::metadata(tmp.path().join("images"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o711);
+    let sub = tmp.path().join("images/sub");
+    st.define(&format!(
+        "<pool type='dir'><name>sub</name><target><path>{}</path></target></pool>",
+        sub.display()
+    ))
+    .await
+    .unwrap();
+    st.stop("default").await.unwrap();
+    st.undefine("default").await.unwrap();
+    assert!(st.pool("default").is_err());
+
+    let again = Storage::new(settings(tmp.path()));
+    assert_eq!(again.load().await, 1);
+    assert!(
+        again.pool("default").is_err(),
+        "a removed default pool came back"
+    );
+    let sub_info = again.pool("sub").unwrap().info();
+    assert!(sub_info.persistent && !sub_info.active && !sub_info.autostart);
+    // a duplicate name, and a path outside the allowed ones, are refused
+    let e = again
+        .define(&format!(
+            "<pool type='dir'><name>sub</name><target><path>{}/x</path></target></pool>",
+            tmp.path().join("images").display()
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists(_)), "{e:?}");
+    let e = again
+        .define("<pool type='dir'><name>etc</name><target><path>/etc</path></target></pool>")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::AccessDenied(_)), "{e:?}");
+}
+
+/// Raw volumes: allocation reserved up front, libvirt's wipe for sparse and allocated files,
+/// growth without blocks, shrinking only when asked; a busy volume holds its pool.
+#[tokio::test]
+async fn raw_volumes_and_busy_pools() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let st = Storage::new(Settings {
+        state_dir: None,
+        pool_dirs: vec![tmp.path().to_path_buf()],
+        default_pool: None,
+    });
+    let dir = tmp.path().join("p");
+    st.create(
+        &format!(
+            "<pool type='dir'><name>p</name><target><path>{}</path></target></pool>",
+            dir.display()
+        ),
+        true,
+    )
+    .await
+    .unwrap();
+    let v = st
+        .create_volume(
+            "p",
+            "<volume><name>a.img</name><capacity unit='MiB'>4</capacity>\
+             <allocation unit='MiB'>1</allocation></volume>",
+            CreateOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.capacity, 4 << 20);
+    assert!(v.allocation >= 1 << 20, "{v:?}");
+    let m = std::fs::metadata(dir.join("a.img")).unwrap();
+    assert_eq!((m.len(), m.mode() & 0o777), (4 << 20, 0o600));
+
+    // a fully allocated file is overwritten and stays allocated
+    st.create_volume(
+        "p",
+        "<volume><name>full.img</name><capacity unit='MiB'>1</capacity>\
+         <allocation unit='MiB'>1</allocation></volume>",
+        CreateOptions::default(),
+    )
+    .await
+    .unwrap();
+    std::fs::write(dir.join("full.img"), vec![0xaa; 1 << 20]).unwrap();
+    st.wipe_volume("p", "full.img").await.unwrap();
+    let bytes = std::fs::read(dir.join("full.img")).unwrap();
+    assert!(bytes.len() == 1 << 20 && bytes.iter().all(|b| *b == 0));
+    assert!(std::fs::metadata(dir.join("full.img")).unwrap().blocks() * 512 >= 1 << 20);
+
+    // growth is sparse; shrinking needs the flag
+    let grown = st
+        .resize_volume("p", "full.img", 8 << 20, ResizeOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(grown.capacity, 8 << 20);
+    assert!(grown.allocation < 4 << 20, "{grown:?}");
+    let e = st
+        .resize_volume("p", "full.img", 1 << 20, ResizeOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+    let shrink = ResizeOptions {
+        shrink: true,
+        ..Default::default()
+    };
+    st.resize_volume("p", "full.img", 1 << 20, shrink)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(dir.join("full.img")).unwrap().len(),
+        1 << 20
+    );
+
+    // a volume with a job running keeps its pool from stopping, and itself from a second job
+    let held = st.hold_volume("p", "a.img", "upload").unwrap();
+    let e = st.stop("p").await.unwrap_err();
+    assert!(e.to_string().contains("upload"), "{e}");
+    let e = st.delete_volume("p", "a.img").await.unwrap_err();
+    assert!(matches!(e, Error::InvalidState(_)), "{e:?}");
+    assert_eq!(st.volume("p", "a.img").unwrap().job, "upload");
+    drop(held);
+    st.delete_volume("p", "a.img").await.unwrap();
+    assert!(!dir.join("a.img").exists());
+    st.stop("p").await.unwrap();
+    assert!(st.pool("p").is_err(), "a stopped transient pool is gone");
 }

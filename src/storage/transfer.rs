@@ -25,29 +25,86 @@ pub struct TransferOptions {
 }
 
 const CHUNK: usize = 4 << 20;
+/// Bytes per `copy_file_range` call: large, but small enough for progress to move.
+const KERNEL_CHUNK: usize = 64 << 20;
 /// How often progress is published, at most.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// Copies from `input` to `output` until EOF or `limit` bytes, calling `progress` with the
-/// bytes done now and then. Interrupted reads are retried; a short read is not an end.
+/// bytes done now and then. The kernel copies (`copy_file_range`, as `cp` does) when both
+/// ends allow it; otherwise, or once it declines, the bytes pass through a buffer here.
 fn pump(
-    input: &mut impl Read,
-    output: &mut impl Write,
+    input: &mut File,
+    output: &mut File,
     limit: Option<u64>,
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; CHUNK];
+    use std::os::fd::AsRawFd;
     let mut done = 0u64;
     let mut last = Instant::now();
-    loop {
-        let want = match limit {
-            Some(l) if l - done < CHUNK as u64 => (l - done) as usize,
-            _ => CHUNK,
-        };
-        if want == 0 {
+    let mut report = |done: u64, force: bool| {
+        if force || last.elapsed() >= PROGRESS_EVERY {
+            progress(done);
+            last = Instant::now();
+        }
+    };
+    let want = |done: u64, chunk: usize| match limit {
+        Some(l) if l - done < chunk as u64 => (l - done) as usize,
+        _ => chunk,
+    };
+    // in the kernel, while it takes the descriptors
+    let mut kernel = true;
+    while kernel {
+        let n = want(done, KERNEL_CHUNK);
+        if n == 0 {
             break;
         }
-        let n = match input.read(&mut buf[..want]) {
+        // SAFETY: both descriptors are open and owned by the `File`s for the call; null
+        // offsets use and advance the files' own positions.
+        let r = unsafe {
+            libc::copy_file_range(
+                input.as_raw_fd(),
+                std::ptr::null_mut(),
+                output.as_raw_fd(),
+                std::ptr::null_mut(),
+                n,
+                0,
+            )
+        };
+        match r {
+            0 => {
+                // an end of input, unless nothing was copied yet (some file systems answer
+                // 0 for what they cannot do): then the buffer decides
+                if done > 0 {
+                    output.flush()?;
+                    report(done, true);
+                    return Ok(done);
+                }
+                kernel = false;
+            }
+            n if n > 0 => {
+                done += n as u64;
+                report(done, false);
+            }
+            _ => {
+                let e = std::io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => {}
+                    Some(
+                        libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::EBADF,
+                    ) => kernel = false,
+                    _ => return Err(e),
+                }
+            }
+        }
+    }
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = want(done, CHUNK);
+        if n == 0 {
+            break;
+        }
+        let n = match input.read(&mut buf[..n]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -55,13 +112,10 @@ fn pump(
         };
         output.write_all(&buf[..n])?;
         done += n as u64;
-        if last.elapsed() >= PROGRESS_EVERY {
-            progress(done);
-            last = Instant::now();
-        }
+        report(done, false);
     }
     output.flush()?;
-    progress(done);
+    report(done, true);
     Ok(done)
 }
 
