@@ -456,3 +456,57 @@ pub(super) async fn emit(ctx: &Ctx, ev: StorageEvent) -> zbus::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::schema::Schema;
+
+    /// The properties served are the interface XML's, in its order, with its types.
+    #[test]
+    fn props_match_the_interface_xml() {
+        let schema = Schema::load().expect("schema");
+        let pool = PoolInfo {
+            name: "p".into(),
+            uuid: uuid::Uuid::nil(),
+            active: true,
+            persistent: true,
+            autostart: false,
+            sizes: Default::default(),
+            path: "/p".into(),
+        };
+        let names: Vec<&str> = schema
+            .pool
+            .properties
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, POOL_PROPS);
+        for (name, p) in &schema.pool.properties {
+            let v = pool_prop(&pool, name).expect(name);
+            assert_eq!(v.value_signature().to_string(), p.sig, "{name}");
+        }
+        let vol = VolInfo {
+            pool: "p".into(),
+            name: "v".into(),
+            key: "/p/v".into(),
+            path: "/p/v".into(),
+            capacity: 1,
+            allocation: 1,
+            format: "raw".into(),
+            vol_type: 0,
+            job: String::new(),
+        };
+        let names: Vec<&str> = schema
+            .volume
+            .properties
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, VOLUME_PROPS);
+        for (name, p) in &schema.volume.properties {
+            let v = volume_prop(&vol, name).expect(name);
+            assert_eq!(v.value_signature().to_string(), p.sig, "{name}");
+        }
+    }
+}
