@@ -66,6 +66,8 @@ pub struct Config {
     pub libvirt_rpc_socket: Option<PathBuf>,
     /// The `[qemu]` table: settings of the QEMU driver.
     pub qemu: crate::drivers::qemu::QemuConfig,
+    /// The `[storage]` table: where pools may be, and the default pool.
+    pub storage: crate::storage::config::StorageConfig,
 }
 
 impl Default for Config {
@@ -80,6 +82,7 @@ impl Default for Config {
             libvirt_rpc: false,
             libvirt_rpc_socket: None,
             qemu: Default::default(),
+            storage: Default::default(),
         }
     }
 }

@@ -29,4 +29,5 @@ pub mod model;
 pub mod native;
 pub mod rpc;
 pub mod server;
+pub mod storage;
 pub mod util;

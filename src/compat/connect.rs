@@ -294,7 +294,8 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
         | "InterfaceLookupByMAC"
         | "NodeDeviceLookupByName" => super::hostdev::connect_call(ctx, call, c, member).await,
         "ListNetworks" | "ListNWFilters" | "ListSecrets" | "ListStoragePools" => {
-            // virtbus manages none of these yet: there are none to list.
+            // The facade serves none of these yet (storage pools are on the native API
+            // only): there are none to list.
             let _flags: u32 = body.deserialize()?;
             host_read().await?;
             call.reply(&Vec::<ObjectPath<'_>>::new())

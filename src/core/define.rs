@@ -216,6 +216,7 @@ impl Core {
         if caller.uid.is_some() {
             def.set_owner_uid(caller.uid);
         }
+        self.resolve_volumes(&mut def)?;
         let key = (def.name.clone(), def.uuid);
         {
             let _defining = self.inner.define_lock.lock().await;

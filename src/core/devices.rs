@@ -113,7 +113,11 @@ impl Core {
             let ctx = self.ctx(dom);
             let touched = match edit {
                 // the device as the guest got it: its alias and address filled in
-                Edit::Attach => match dom.driver.attach_device(&ctx, &touched).await? {
+                Edit::Attach => match dom
+                    .driver
+                    .attach_device(&ctx, &self.resolved_device(touched.clone())?)
+                    .await?
+                {
                     Some(attached) => {
                         let (t, def) = apply(l, &attached)?;
                         new_live = Some((t.clone(), def));

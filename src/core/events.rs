@@ -66,6 +66,8 @@ pub enum Event {
         domain: Uuid,
         name: String,
     },
+    /// A storage pool or volume changed.
+    Storage(crate::storage::StorageEvent),
 }
 
 /// A publish/subscribe channel that keeps one global order.

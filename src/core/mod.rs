@@ -23,6 +23,7 @@ pub mod metadata;
 pub mod ops;
 mod resize;
 mod snapshot_ops;
+pub mod storage_ops;
 mod vcpus;
 
 use std::{
@@ -75,6 +76,8 @@ pub(crate) struct Inner {
     next_id: AtomicU32,
     sink: Arc<dyn EventSink>,
     critical: Critical,
+    /// Storage pools and volumes (see `storage_ops`).
+    storage: std::sync::OnceLock<crate::storage::Storage>,
 }
 
 /// Domains by UUID, and by name in order so that listings need no sort (nor a lookup per
@@ -130,6 +133,7 @@ impl Core {
             next_id: AtomicU32::new(1),
             sink: Arc::new(Sink(weak.clone())),
             critical: Critical::default(),
+            storage: std::sync::OnceLock::new(),
         });
         Self { inner }
     }

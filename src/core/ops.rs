@@ -40,10 +40,14 @@ pub enum Action {
     /// Passing QEMU arguments of the user's own (libvirt's `qemu:` namespace).
     DomainQemuPassthrough,
     ManagerRead,
+    /// Seeing storage pools, volumes and their XML.
+    StorageRead,
+    /// Changing pools and volumes, and moving a volume's bytes in or out.
+    StorageWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 15] = [
         Self::DomainRead,
         Self::DomainReadSecure,
         Self::DomainWrite,
@@ -57,6 +61,8 @@ impl Action {
         Self::DomainFsFreeze,
         Self::DomainQemuPassthrough,
         Self::ManagerRead,
+        Self::StorageRead,
+        Self::StorageWrite,
     ];
 
     /// The polkit action id.
@@ -75,6 +81,8 @@ impl Action {
             Self::DomainFsFreeze => "org.virtbus1.domain.fs-freeze",
             Self::DomainQemuPassthrough => "org.virtbus1.domain.qemu-passthrough",
             Self::ManagerRead => "org.virtbus1.manager.read",
+            Self::StorageRead => "org.virtbus1.storage.read",
+            Self::StorageWrite => "org.virtbus1.storage.write",
         }
     }
 
@@ -137,6 +145,25 @@ pub enum Operation {
     SnapshotGetXml,
     SnapshotRevert,
     SnapshotDelete,
+    // Storage pools and their volumes.
+    ReadStorage,
+    DefinePool,
+    CreatePool,
+    BuildPool,
+    StartPool,
+    StopPool,
+    RefreshPool,
+    DeletePool,
+    UndefinePool,
+    SetPoolAutostart,
+    CreateVolume,
+    CloneVolume,
+    DeleteVolume,
+    WipeVolume,
+    ResizeVolume,
+    UploadVolume,
+    /// Reading a volume's bytes reveals a guest's disk: it needs the write permission.
+    DownloadVolume,
 }
 
 /// The states an operation may run in.
@@ -208,6 +235,23 @@ impl Operation {
             O::Undefine | O::ManagedSaveRemove => Action::DomainDelete,
             O::FsFreeze | O::FsThaw => Action::DomainFsFreeze,
             O::SnapshotCreate | O::SnapshotRevert | O::SnapshotDelete => Action::DomainSnapshot,
+            O::ReadStorage => Action::StorageRead,
+            O::DefinePool
+            | O::CreatePool
+            | O::BuildPool
+            | O::StartPool
+            | O::StopPool
+            | O::RefreshPool
+            | O::DeletePool
+            | O::UndefinePool
+            | O::SetPoolAutostart
+            | O::CreateVolume
+            | O::CloneVolume
+            | O::DeleteVolume
+            | O::WipeVolume
+            | O::ResizeVolume
+            | O::UploadVolume
+            | O::DownloadVolume => Action::StorageWrite,
         }
     }
 
@@ -257,6 +301,23 @@ impl Operation {
             O::SnapshotGetXml => "read a snapshot's XML of",
             O::SnapshotRevert => "revert",
             O::SnapshotDelete => "delete a snapshot of",
+            O::ReadStorage => "read",
+            O::DefinePool => "define",
+            O::CreatePool => "create",
+            O::BuildPool => "build",
+            O::StartPool => "start",
+            O::StopPool => "stop",
+            O::RefreshPool => "refresh",
+            O::DeletePool => "delete",
+            O::UndefinePool => "undefine",
+            O::SetPoolAutostart => "set autostart of",
+            O::CreateVolume => "create a volume in",
+            O::CloneVolume => "clone a volume in",
+            O::DeleteVolume => "delete a volume of",
+            O::WipeVolume => "wipe a volume of",
+            O::ResizeVolume => "resize a volume of",
+            O::UploadVolume => "upload into a volume of",
+            O::DownloadVolume => "download a volume of",
         }
     }
 
@@ -307,6 +368,20 @@ impl Operation {
             O::SnapshotCreate => "snapshot",
             O::SnapshotRevert => "revert",
             O::SnapshotDelete => "delete snapshot",
+            O::DefinePool => "define pool",
+            O::CreatePool => "create pool",
+            O::BuildPool => "build pool",
+            O::StartPool => "start pool",
+            O::StopPool => "stop pool",
+            O::RefreshPool => "refresh pool",
+            O::DeletePool => "delete pool",
+            O::UndefinePool => "undefine pool",
+            O::SetPoolAutostart => "set pool autostart",
+            O::CreateVolume | O::CloneVolume => "create volume",
+            O::DeleteVolume => "delete volume",
+            O::WipeVolume => "wipe volume",
+            O::ResizeVolume => "resize volume",
+            O::UploadVolume => "upload volume",
             _ => return None,
         })
     }

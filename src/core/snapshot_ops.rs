@@ -1068,6 +1068,7 @@ mod tests {
             network: None,
             index: None,
             startup_policy: None,
+            volume: None,
         });
         switch_disk(
             &mut def,

@@ -173,6 +173,9 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
         config.drivers
     );
     let core = Core::new(drivers(&config.drivers, &dirs, &config.qemu).await, store);
+    core.set_storage(crate::storage::Storage::new(
+        config.storage.settings(&dirs.state, bus == BusKind::System),
+    ));
     let loaded = core.load();
     tracing::info!("loaded {loaded} domain(s) from {}", dirs.state.display());
     let running = core.recover().await;
@@ -183,6 +186,8 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
     if running > 0 {
         tracing::info!("{running} guest(s) still running from before");
     }
+    let pools = core.storage().load().await;
+    tracing::info!("loaded {pools} storage pool(s)");
 
     let conn = connect(bus).await?;
     let bus_name = bus.name();

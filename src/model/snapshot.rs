@@ -289,6 +289,9 @@ fn read_disk(mut d: Elem) -> Result<SnapshotDisk> {
                 DiskType::Network => {
                     return Err(s.invalid("", "network snapshot targets are not supported"));
                 }
+                DiskType::Volume => {
+                    return Err(s.invalid("", "storage volume snapshot targets are not supported"));
+                }
             };
             let path = s.attr_with(attr, values::abs_path)?;
             s.finish()?;

@@ -41,6 +41,9 @@ fn list_filter(o: &mut Options<'_>) -> Reply<ListFilter> {
 }
 
 pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message> {
+    if let Some(r) = super::storage::manager_call(ctx, call, member).await {
+        return r;
+    }
     let body = call.msg.body();
     match member {
         "DefineDomain" => {

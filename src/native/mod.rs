@@ -18,6 +18,7 @@ mod objects;
 mod router;
 mod signals;
 mod snapshot;
+mod storage;
 
 use std::sync::Arc;
 

@@ -16,7 +16,7 @@ use super::{
     router::OBJECT_MANAGER,
     schema::{
         DOMAIN_IFACE, HOST_INTERFACE_IFACE, MANAGER_IFACE, NODE_DEVICE_IFACE, OBJECT_MANAGER_XML,
-        SNAPSHOT_IFACE, STANDARD_XML,
+        POOL_IFACE, SNAPSHOT_IFACE, STANDARD_XML, VOLUME_IFACE,
     },
 };
 use crate::{
@@ -104,6 +104,7 @@ pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply
             iface(&mut xml, &ctx.schema.manager.xml);
             children.push("domain".into());
             children.push("host".into());
+            children.push("pool".into());
         }
         Target::HostDir => children.extend(["device".to_owned(), "interface".to_owned()]),
         Target::InterfaceDir | Target::DeviceDir => {
@@ -124,6 +125,37 @@ pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply
             super::hostdev::device(ctx, call, name).await?;
             xml.push_str(STANDARD_XML);
             iface(&mut xml, &ctx.schema.node_device.xml);
+        }
+        Target::PoolDir => {
+            ctx.authorize(call, Operation::ReadStorage, &Details::default())
+                .await?;
+            for p in ctx.core.storage().list_pools() {
+                children.push(crate::util::escape::escape(&p.name));
+            }
+        }
+        Target::Pool(name) => {
+            let info = ctx.core.storage().pool(name)?.info();
+            ctx.authorize(call, Operation::ReadStorage, &Details::pool(name))
+                .await?;
+            xml.push_str(STANDARD_XML);
+            iface(&mut xml, &ctx.schema.pool.xml);
+            if info.active {
+                children.push("volume".into());
+            }
+        }
+        Target::VolumeDir(pool) => {
+            ctx.authorize(call, Operation::ReadStorage, &Details::pool(pool))
+                .await?;
+            for v in ctx.core.storage().list_volumes(pool)? {
+                children.push(crate::util::escape::escape(&v.name));
+            }
+        }
+        Target::Volume(pool, name) => {
+            ctx.authorize(call, Operation::ReadStorage, &Details::pool(pool))
+                .await?;
+            ctx.core.storage().volume(pool, name)?;
+            xml.push_str(STANDARD_XML);
+            iface(&mut xml, &ctx.schema.volume.xml);
         }
         Target::DomainDir => {
             for dom in ctx.core.domains() {
@@ -178,6 +210,8 @@ pub(super) enum Source {
     Snapshot(crate::core::SnapshotInfo),
     HostInterface(crate::host::interfaces::HostInterface),
     NodeDevice(crate::host::nodedev::NodeDevice),
+    Pool(crate::storage::PoolInfo),
+    Volume(crate::storage::VolInfo),
     /// The ObjectManager interface, which has no properties.
     Empty,
 }
@@ -195,6 +229,8 @@ impl Source {
             Self::Snapshot(i) => props::snapshot_prop(i, name),
             Self::HostInterface(i) => super::hostdev::interface_prop(i, name),
             Self::NodeDevice(d) => super::hostdev::device_prop(d, name),
+            Self::Pool(i) => super::storage::pool_prop(i, name),
+            Self::Volume(i) => super::storage::volume_prop(i, name),
             Self::Empty => None,
         }
     }
@@ -206,6 +242,8 @@ impl Source {
             Self::Snapshot(_) => props::SNAPSHOT_PROPS,
             Self::HostInterface(_) => super::hostdev::INTERFACE_PROPS,
             Self::NodeDevice(_) => super::hostdev::DEVICE_PROPS,
+            Self::Pool(_) => super::storage::POOL_PROPS,
+            Self::Volume(_) => super::storage::VOLUME_PROPS,
             Self::Empty => &[],
         };
         names
@@ -242,6 +280,17 @@ async fn read_props(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Rep
         (Target::NodeDevice(name), NODE_DEVICE_IFACE) => Ok(Source::NodeDevice(
             super::hostdev::device(ctx, call, name).await?,
         )),
+        (Target::Pool(name), POOL_IFACE) => {
+            let info = ctx.core.storage().pool(name)?.info();
+            ctx.authorize(call, Operation::ReadStorage, &Details::pool(name))
+                .await?;
+            Ok(Source::Pool(info))
+        }
+        (Target::Volume(pool, name), VOLUME_IFACE) => {
+            ctx.authorize(call, Operation::ReadStorage, &Details::pool(pool))
+                .await?;
+            Ok(Source::Volume(ctx.core.storage().volume(pool, name)?))
+        }
         (Target::Manager, OBJECT_MANAGER) => Ok(Source::Empty),
         _ => Err(BusError::Standard(
             "UnknownInterface",
@@ -258,6 +307,8 @@ fn own_interface(target: &Target) -> Option<&'static str> {
         Target::Snapshot(..) => Some(SNAPSHOT_IFACE),
         Target::HostInterface(_) => Some(HOST_INTERFACE_IFACE),
         Target::NodeDevice(_) => Some(NODE_DEVICE_IFACE),
+        Target::Pool(_) => Some(POOL_IFACE),
+        Target::Volume(..) => Some(VOLUME_IFACE),
         _ => None,
     }
 }
@@ -316,6 +367,8 @@ async fn set_property(
         (Target::Snapshot(..), SNAPSHOT_IFACE) => &ctx.schema.snapshot,
         (Target::HostInterface(_), HOST_INTERFACE_IFACE) => &ctx.schema.host_interface,
         (Target::NodeDevice(_), NODE_DEVICE_IFACE) => &ctx.schema.node_device,
+        (Target::Pool(_), POOL_IFACE) => &ctx.schema.pool,
+        (Target::Volume(..), VOLUME_IFACE) => &ctx.schema.volume,
         _ => {
             return Err(BusError::Standard(
                 "UnknownInterface",
@@ -343,6 +396,14 @@ async fn set_property(
             ctx.exec()
                 .run(call, &dom, ops::SetAutostart { autostart: on })
                 .await?;
+            call.reply_empty()
+        }
+        (Target::Pool(pool), "Autostart", Variant::Bool(on)) => {
+            let req = crate::core::storage_ops::SetPoolAutostart {
+                pool: pool.clone(),
+                autostart: on,
+            };
+            ctx.exec().run_storage(&call.caller, req).await?;
             call.reply_empty()
         }
         (_, _, v) => Err(BusError::invalid_args(format!(
@@ -408,6 +469,19 @@ pub(super) async fn managed_objects(ctx: &Ctx, call: &Call) -> Reply<Message> {
         out.push(
             ObjectPath::from_str_unchecked(path),
             Dict(vec![(NODE_DEVICE_IFACE, super::hostdev::device_props(d))]),
+        );
+    }
+    let (pools, volumes) = super::storage::visible(ctx, call).await;
+    for (path, info) in &pools {
+        out.push(
+            ObjectPath::from_str_unchecked(path),
+            Dict(vec![(POOL_IFACE, super::storage::pool_props(info))]),
+        );
+    }
+    for (path, info) in &volumes {
+        out.push(
+            ObjectPath::from_str_unchecked(path),
+            Dict(vec![(VOLUME_IFACE, super::storage::volume_props(info))]),
         );
     }
     call.reply(&out)

@@ -6,6 +6,8 @@
 //! /org/virtbus1/domain/<escaped uuid>/snapshot/<escaped name>   Snapshot
 //! /org/virtbus1/host/interface/<escaped name>          HostInterface
 //! /org/virtbus1/host/device/<escaped name>             NodeDevice
+//! /org/virtbus1/pool/<escaped name>                    StoragePool
+//! /org/virtbus1/pool/<escaped name>/volume/<escaped name>         StorageVolume
 //! ```
 //! Escaping is [`crate::util::escape`]: every byte that is not an ASCII letter or digit becomes
 //! `_xx` (lower-case hex). A path is fixed for the life of its object.
@@ -27,6 +29,16 @@ pub fn host_interface(name: &str) -> String {
 
 pub fn node_device(name: &str) -> String {
     format!("{DEVICES}/{}", escape(name))
+}
+
+const POOLS: &str = "/org/virtbus1/pool";
+
+pub fn pool(name: &str) -> String {
+    format!("{POOLS}/{}", escape(name))
+}
+
+pub fn volume(pool_name: &str, name: &str) -> String {
+    format!("{}/volume/{}", pool(pool_name), escape(name))
 }
 
 pub fn domain(uuid: &Uuid) -> String {
@@ -85,6 +97,10 @@ pub enum Target {
     DeviceDir,
     HostInterface(String),
     NodeDevice(String),
+    PoolDir,
+    Pool(String),
+    VolumeDir(String),
+    Volume(String, String),
     /// Under our tree but not a valid name: no such object.
     Invalid,
     /// Outside our tree.
@@ -100,6 +116,7 @@ pub fn parse(path: &str) -> Target {
         HOST => return Target::HostDir,
         INTERFACES => return Target::InterfaceDir,
         DEVICES => return Target::DeviceDir,
+        POOLS => return Target::PoolDir,
         _ => {}
     }
     for (dir, make) in [
@@ -112,6 +129,21 @@ pub fn parse(path: &str) -> Target {
                 None => Target::Invalid,
             };
         }
+    }
+    if let Some(rest) = path.strip_prefix(POOLS).and_then(|r| r.strip_prefix('/')) {
+        let mut parts = rest.split('/');
+        let Some(pool) = parts.next().and_then(unescape) else {
+            return Target::Invalid;
+        };
+        return match (parts.next(), parts.next(), parts.next()) {
+            (None, _, _) => Target::Pool(pool),
+            (Some("volume"), None, _) => Target::VolumeDir(pool),
+            (Some("volume"), Some(v), None) => match unescape(v) {
+                Some(v) => Target::Volume(pool, v),
+                None => Target::Invalid,
+            },
+            _ => Target::Invalid,
+        };
     }
     let Some(rest) = path.strip_prefix(DOMAINS).and_then(|r| r.strip_prefix('/')) else {
         return Target::Foreign;
@@ -162,6 +194,26 @@ mod tests {
             push_domain(&mut s, &u);
             assert_eq!(s, format!("{DOMAINS}/{}", escape(&u.to_string())));
         }
+    }
+
+    #[test]
+    fn storage_paths() {
+        let p = pool("my pool");
+        assert_eq!(p, "/org/virtbus1/pool/my_20pool");
+        assert_eq!(parse(&p), Target::Pool("my pool".into()));
+        let v = volume("my pool", "disk.qcow2");
+        assert_eq!(v, "/org/virtbus1/pool/my_20pool/volume/disk_2eqcow2");
+        assert_eq!(
+            parse(&v),
+            Target::Volume("my pool".into(), "disk.qcow2".into())
+        );
+        assert_eq!(
+            parse(&format!("{p}/volume")),
+            Target::VolumeDir("my pool".into())
+        );
+        assert_eq!(parse("/org/virtbus1/pool"), Target::PoolDir);
+        assert_eq!(parse("/org/virtbus1/pool/a_zz"), Target::Invalid);
+        assert!(zbus::ObjectPath::try_from(v.as_str()).is_ok());
     }
 
     #[test]

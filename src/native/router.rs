@@ -9,7 +9,8 @@ use super::{
     errors::{BusError, Reply},
     paths::{self, Target},
     schema::{
-        DOMAIN_IFACE, HOST_INTERFACE_IFACE, MANAGER_IFACE, NODE_DEVICE_IFACE, SNAPSHOT_IFACE,
+        DOMAIN_IFACE, HOST_INTERFACE_IFACE, MANAGER_IFACE, NODE_DEVICE_IFACE, POOL_IFACE,
+        SNAPSHOT_IFACE, VOLUME_IFACE,
     },
 };
 use crate::core::{Error, error::Missing};
@@ -42,6 +43,8 @@ impl Frontend for Ctx {
             &self.schema.snapshot,
             &self.schema.host_interface,
             &self.schema.node_device,
+            &self.schema.pool,
+            &self.schema.volume,
         ]
     }
 }
@@ -110,6 +113,20 @@ async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
             check_method(ctx, call, &ctx.schema.node_device, member)?;
             super::hostdev::device_call(ctx, call, name, member).await
         }
+        POOL_IFACE => {
+            let Target::Pool(name) = &target else {
+                return Err(no_interface(&iface, path));
+            };
+            check_method(ctx, call, &ctx.schema.pool, member)?;
+            super::storage::pool_call(ctx, call, name, member).await
+        }
+        VOLUME_IFACE => {
+            let Target::Volume(pool, name) = &target else {
+                return Err(no_interface(&iface, path));
+            };
+            check_method(ctx, call, &ctx.schema.volume, member)?;
+            super::storage::volume_call(ctx, call, pool, name, member).await
+        }
         _ => Err(no_interface(&iface, path)),
     }
 }
@@ -128,6 +145,8 @@ fn implied_interface(ctx: &Ctx, target: &Target, member: &str) -> &'static str {
         Target::Snapshot(..) => Some((&ctx.schema.snapshot, SNAPSHOT_IFACE)),
         Target::HostInterface(_) => Some((&ctx.schema.host_interface, HOST_INTERFACE_IFACE)),
         Target::NodeDevice(_) => Some((&ctx.schema.node_device, NODE_DEVICE_IFACE)),
+        Target::Pool(_) => Some((&ctx.schema.pool, POOL_IFACE)),
+        Target::Volume(..) => Some((&ctx.schema.volume, VOLUME_IFACE)),
         _ => None,
     };
     match (own, member) {

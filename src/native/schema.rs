@@ -12,14 +12,18 @@ pub const DOMAIN_XML: &str = include_str!("../../dbus/org.virtbus1.Domain.xml");
 pub const SNAPSHOT_XML: &str = include_str!("../../dbus/org.virtbus1.Snapshot.xml");
 pub const HOST_INTERFACE_XML: &str = include_str!("../../dbus/org.virtbus1.HostInterface.xml");
 pub const NODE_DEVICE_XML: &str = include_str!("../../dbus/org.virtbus1.NodeDevice.xml");
+pub const POOL_XML: &str = include_str!("../../dbus/org.virtbus1.StoragePool.xml");
+pub const VOLUME_XML: &str = include_str!("../../dbus/org.virtbus1.StorageVolume.xml");
 
 pub const MANAGER_IFACE: &str = "org.virtbus1.Manager";
 pub const DOMAIN_IFACE: &str = "org.virtbus1.Domain";
 pub const SNAPSHOT_IFACE: &str = "org.virtbus1.Snapshot";
 pub const HOST_INTERFACE_IFACE: &str = "org.virtbus1.HostInterface";
 pub const NODE_DEVICE_IFACE: &str = "org.virtbus1.NodeDevice";
+pub const POOL_IFACE: &str = "org.virtbus1.StoragePool";
+pub const VOLUME_IFACE: &str = "org.virtbus1.StorageVolume";
 
-/// Every interface, parsed once at start.
+/// All the interfaces, parsed once at start.
 #[derive(Debug, Clone)]
 pub struct Schema {
     pub manager: Interface,
@@ -27,6 +31,8 @@ pub struct Schema {
     pub snapshot: Interface,
     pub host_interface: Interface,
     pub node_device: Interface,
+    pub pool: Interface,
+    pub volume: Interface,
 }
 
 impl Schema {
@@ -37,6 +43,8 @@ impl Schema {
             snapshot: parse(SNAPSHOT_XML)?,
             host_interface: parse(HOST_INTERFACE_XML)?,
             node_device: parse(NODE_DEVICE_XML)?,
+            pool: parse(POOL_XML)?,
+            volume: parse(VOLUME_XML)?,
         })
     }
 }
@@ -75,5 +83,11 @@ mod tests {
                 .starts_with("<interface name=\"org.virtbus1.Domain\">")
         );
         assert!(s.domain.xml.ends_with("</interface>"));
+        assert_eq!(s.pool.name, POOL_IFACE);
+        assert_eq!(s.pool.methods["CloneVolume"].in_sig, "soa{sv}");
+        assert!(s.pool.property("Autostart").is_some_and(|p| p.writable));
+        assert_eq!(s.volume.name, VOLUME_IFACE);
+        assert_eq!(s.volume.methods["Upload"].in_sig, "ha{sv}");
+        assert_eq!(s.volume.methods["Resize"].in_sig, "ta{sv}");
     }
 }

@@ -19,7 +19,13 @@ impl Emitter for Ctx {
     }
 }
 
-async fn signal<B>(ctx: &Ctx, path: &str, iface: &str, member: &str, body: &B) -> zbus::Result<()>
+pub(super) async fn signal<B>(
+    ctx: &Ctx,
+    path: &str,
+    iface: &str,
+    member: &str,
+    body: &B,
+) -> zbus::Result<()>
 where
     B: serde::Serialize + zbus::DynamicType,
 {
@@ -83,10 +89,11 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
             let path = paths::owned(paths::snapshot(&domain, &name));
             interfaces_removed(ctx, path, SNAPSHOT_IFACE).await
         }
+        Event::Storage(ev) => super::storage::emit(ctx, ev).await,
     }
 }
 
-async fn interfaces_added(
+pub(super) async fn interfaces_added(
     ctx: &Ctx,
     path: OwnedObjectPath,
     iface: &str,
@@ -104,7 +111,11 @@ async fn interfaces_added(
     .await
 }
 
-async fn interfaces_removed(ctx: &Ctx, path: OwnedObjectPath, iface: &str) -> zbus::Result<()> {
+pub(super) async fn interfaces_removed(
+    ctx: &Ctx,
+    path: OwnedObjectPath,
+    iface: &str,
+) -> zbus::Result<()> {
     let body = (path, vec![iface]);
     signal(
         ctx,

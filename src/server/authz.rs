@@ -29,6 +29,8 @@ pub struct Details {
     /// The domain's owner: `Some(None)` for a domain without one (root's).
     pub domain_owner: Option<Option<u32>>,
     pub snapshot_name: Option<String>,
+    /// The storage pool a storage operation concerns.
+    pub pool_name: Option<String>,
 }
 
 impl Details {
@@ -39,6 +41,15 @@ impl Details {
             domain_uuid: Some(info.uuid.to_string()),
             domain_owner: Some(info.owner),
             snapshot_name: None,
+            pool_name: None,
+        }
+    }
+
+    /// A storage operation on the pool `name`.
+    pub fn pool(name: &str) -> Self {
+        Self {
+            pool_name: Some(name.to_owned()),
+            ..Self::default()
         }
     }
 
@@ -130,6 +141,7 @@ pub async fn authorize_definition(
         domain_uuid: Some(def.uuid.to_string()),
         domain_owner: Some(owner),
         snapshot_name: None,
+        pool_name: None,
     };
     for op in ops {
         authz.check(caller, op.action(), &details).await?;

@@ -106,6 +106,27 @@ impl Exec<'_> {
         Ok(out)
     }
 
+    /// Run a storage request for `caller`, authorized with its pool's name.
+    pub async fn run_storage<O: core::storage_ops::StorageOp>(
+        &self,
+        caller: &Caller,
+        req: O,
+    ) -> Result<O::Output, ExecError> {
+        let details = match req.pool() {
+            Some(p) => Details::pool(p),
+            None => Details::default(),
+        };
+        self.authz
+            .check(caller, req.operation().action(), &details)
+            .await?;
+        let changes = req.operation().changes_state();
+        let out = req.run(self.core.storage()).await?;
+        if changes {
+            self.signals_sent().await;
+        }
+        Ok(out)
+    }
+
     /// Wait until the signals of every event the core published so far are sent.
     pub async fn signals_sent(&self) {
         signals_sent(self.core, self.signalled).await

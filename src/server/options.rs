@@ -71,6 +71,14 @@ impl<'a> Options<'a> {
         }
     }
 
+    pub fn u64(&mut self, key: &'static str) -> Result<Option<u64>, Error> {
+        match self.take(key, "t")? {
+            None => Ok(None),
+            Some(Variant::U64(n)) => Ok(Some(n)),
+            Some(v) => Err(self.wrong_type(key, "t", &v)),
+        }
+    }
+
     pub fn strings(&mut self, key: &'static str) -> Result<Vec<String>, Error> {
         match self.take(key, "as")? {
             None => Ok(Vec::new()),

@@ -14,3 +14,4 @@ mod lifecycle;
 mod manager;
 mod persistence;
 mod snapshots;
+mod storage;

@@ -64,6 +64,8 @@ fn meson_installs_exactly_the_service_files() {
         "/usr/share/dbus-1/interfaces/org.virtbus1.Snapshot.xml",
         "/usr/share/dbus-1/interfaces/org.virtbus1.HostInterface.xml",
         "/usr/share/dbus-1/interfaces/org.virtbus1.NodeDevice.xml",
+        "/usr/share/dbus-1/interfaces/org.virtbus1.StoragePool.xml",
+        "/usr/share/dbus-1/interfaces/org.virtbus1.StorageVolume.xml",
         "/usr/lib/systemd/system/virtbusd.service",
         "/usr/lib/systemd/user/virtbusd.service",
         "/usr/lib/tmpfiles.d/virtbus.conf",
@@ -130,6 +132,14 @@ fn meson_installs_exactly_the_service_files() {
         (
             "/usr/share/dbus-1/interfaces/org.virtbus1.NodeDevice.xml",
             "dbus/org.virtbus1.NodeDevice.xml",
+        ),
+        (
+            "/usr/share/dbus-1/interfaces/org.virtbus1.StoragePool.xml",
+            "dbus/org.virtbus1.StoragePool.xml",
+        ),
+        (
+            "/usr/share/dbus-1/interfaces/org.virtbus1.StorageVolume.xml",
+            "dbus/org.virtbus1.StorageVolume.xml",
         ),
         ("/usr/share/virtbus/virtbusd.toml", "data/virtbusd.toml"),
     ] {

@@ -17,6 +17,7 @@ mod support;
 mod canon;
 mod flags;
 mod live;
+mod storage;
 
 use std::{
     collections::{BTreeMap, HashMap},

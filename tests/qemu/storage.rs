@@ -167,3 +167,117 @@ async fn virtiofs_without_shared_memory_is_refused_at_define() {
     // nothing changed
     assert_eq!(dom.get_xml(no_opts()).await.expect("xml"), xml);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_sees_a_disk_from_a_storage_volume() {
+    let _permit = guests(1).await;
+    let g = define_guest_with("volg", guest::TEST_CHANNEL, |xml| xml).await;
+    let dir = g.daemon.state.join("images/vp");
+    let pool_xml = format!(
+        "<pool type='dir'><name>vp</name><target><path>{}</path></target></pool>",
+        dir.display()
+    );
+    let c = &g.conn;
+    let reply = c
+        .call_method(
+            Some(NAME),
+            MANAGER,
+            Some("org.virtbus1.Manager"),
+            "DefinePool",
+            &(pool_xml.as_str(), no_opts()),
+        )
+        .await
+        .expect("DefinePool");
+    let pool: zbus::OwnedObjectPath = reply.body().deserialize().expect("path");
+    for m in ["Build", "Start"] {
+        c.call_method(
+            Some(NAME),
+            pool.as_str(),
+            Some("org.virtbus1.StoragePool"),
+            m,
+            &(no_opts(),),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{m}: {e}"));
+    }
+    c.call_method(
+        Some(NAME),
+        pool.as_str(),
+        Some("org.virtbus1.StoragePool"),
+        "CreateVolume",
+        &(
+            "<volume><name>data.qcow2</name><capacity unit='MiB'>24</capacity>\
+             <target><format type='qcow2'/></target></volume>",
+            no_opts(),
+        ),
+    )
+    .await
+    .expect("CreateVolume");
+    let dom = domain(c, &g.path).await;
+    let xml = dom.get_xml(no_opts()).await.expect("xml");
+    let disk = "<disk type='volume' device='disk'><driver name='qemu' type='qcow2'/>\
+                <source pool='vp' volume='data.qcow2'/><target dev='vdb' bus='virtio'/></disk>";
+    let mgr = manager(c).await;
+    mgr.define_domain(
+        &xml.replacen("</devices>", &format!("{disk}</devices>"), 1),
+        no_opts(),
+    )
+    .await
+    .expect("redefine with the volume disk");
+    let inactive = dom.get_xml(no_opts()).await.expect("xml");
+    assert!(
+        inactive.contains("<source pool='vp' volume='data.qcow2'/>"),
+        "{inactive}"
+    );
+    // the pool must be active
+    c.call_method(
+        Some(NAME),
+        pool.as_str(),
+        Some("org.virtbus1.StoragePool"),
+        "Stop",
+        &(no_opts(),),
+    )
+    .await
+    .expect("Stop");
+    let r = dom.start(no_opts()).await;
+    assert_eq!(error_name(&r), "org.virtbus1.Error.InvalidState", "{r:?}");
+    assert!(error_message(&r).contains("'vp'"), "{r:?}");
+    c.call_method(
+        Some(NAME),
+        pool.as_str(),
+        Some("org.virtbus1.StoragePool"),
+        "Start",
+        &(no_opts(),),
+    )
+    .await
+    .expect("Start");
+    dom.start(no_opts()).await.expect("start");
+    wait_agent(&dom).await;
+    let live = dom.get_xml(no_opts()).await.expect("live");
+    assert!(live.contains("pool='vp' volume='data.qcow2'"), "{live}");
+    assert!(
+        !live.contains(&dir.display().to_string()),
+        "the path stays out: {live}"
+    );
+    let ga = guest::TestAgent::of(&live).await;
+    let mut seen = String::new();
+    until(
+        "the guest finds the volume's disk",
+        Duration::from_secs(60),
+        async || {
+            seen = ga.sh("cat /sys/block/vdb/size 2>&1; true").await;
+            seen.contains("49152")
+        },
+    )
+    .await;
+    let out = ga
+        .sh("echo volume-data-4711 > /dev/vdb && sync && echo ok")
+        .await;
+    assert!(out.contains("ok"), "{out}");
+    dom.destroy(no_opts()).await.expect("destroy");
+    let img = std::fs::read(dir.join("data.qcow2")).expect("image");
+    assert!(
+        img.windows(16).any(|w| w == b"volume-data-4711"),
+        "the guest's write did not reach the volume's image"
+    );
+}

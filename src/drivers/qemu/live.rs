@@ -202,6 +202,7 @@ fn chain_below(path: &Path, format: Option<DiskFormat>) -> Result<Option<Backing
                 index: None,
                 startup_policy: None,
                 network: None,
+                volume: None,
             }),
             backing_store: Some(below),
         }));

@@ -795,7 +795,19 @@ impl Driver for QemuDriver {
         let Some(caps) = self.known_caps(&emulator) else {
             return Ok(());
         };
-        let resolved = self.resolve_firmware(def, &caps)?;
+        let mut resolved = self.resolve_firmware(def, &caps)?;
+        // a storage volume's file is known only when the guest starts (its pool may be
+        // inactive now): check the rest of the disk with a stand-in
+        for s in resolved
+            .devices
+            .disks
+            .iter_mut()
+            .filter_map(|d| d.source.as_mut())
+        {
+            if let Some(v) = s.volume.as_ref().filter(|_| s.path.is_none()) {
+                s.path = Some(format!("/volume/{}/{}", v.pool, v.volume));
+            }
+        }
         let def = &resolved;
         let env = Env {
             caps: &caps,

@@ -21,6 +21,8 @@ xml_enum! {
         File = "file",
         Block = "block",
         Network = "network",
+        /// A volume of a storage pool, `<source pool volume>`, resolved when the guest starts.
+        Volume = "volume",
     }
 }
 
@@ -163,6 +165,16 @@ pub struct DiskSource {
     /// Node index libvirt assigns while running.
     pub index: Option<u32>,
     pub startup_policy: Option<StartupPolicy>,
+    /// `<source pool volume>` of a `type='volume'` disk; `path` then holds the volume's file
+    /// once resolved, and is not written.
+    pub volume: Option<VolumeSource>,
+}
+
+/// A storage pool's volume a disk uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeSource {
+    pub pool: String,
+    pub volume: String,
 }
 
 /// `<backingStore>` as libvirt writes it for the running domain: either
@@ -297,7 +309,7 @@ impl Disk {
         if device == DiskDevice::Disk
             && source
                 .as_ref()
-                .is_none_or(|s| s.path.is_none() && s.network.is_none())
+                .is_none_or(|s| s.path.is_none() && s.network.is_none() && s.volume.is_none())
         {
             return Err(XmlError::Missing {
                 path: format!("{}/source/@{}", e.path(), source_attr(disk_type)),
@@ -461,6 +473,7 @@ pub fn source_attr(t: DiskType) -> &'static str {
         DiskType::File => "file",
         DiskType::Block => "dev",
         DiskType::Network => "name",
+        DiskType::Volume => "volume",
     }
 }
 
@@ -529,13 +542,35 @@ fn read_source(mut s: Elem, t: DiskType) -> Result<DiskSource> {
             network: Some(network),
             index,
             startup_policy: None,
+            volume: None,
         });
+    }
+    if t == DiskType::Volume {
+        let pool = s.req_attr_with("pool", values::non_empty)?;
+        let volume = s.req_attr_with("volume", values::non_empty)?;
+        if let Some(m) = s.attr("mode") {
+            return Err(s.attr_invalid(
+                "mode",
+                m,
+                "'mode' applies to iSCSI pools, which virtbus does not run",
+            ));
+        }
+        let src = DiskSource {
+            path: None,
+            network: None,
+            startup_policy: s.attr_with("startupPolicy", values::keyword::<StartupPolicy>)?,
+            index: s.attr_with("index", values::u32_pos)?,
+            volume: Some(VolumeSource { pool, volume }),
+        };
+        s.finish()?;
+        return Ok(src);
     }
     let src = DiskSource {
         path: s.attr_with(source_attr(t), values::abs_path)?,
         network: None,
         index: s.attr_with("index", values::u32_pos)?,
         startup_policy: s.attr_with("startupPolicy", values::keyword::<StartupPolicy>)?,
+        volume: None,
     };
     s.finish()?;
     Ok(src)
@@ -543,9 +578,14 @@ fn read_source(mut s: Elem, t: DiskType) -> Result<DiskSource> {
 
 fn write_source(w: &mut Writer, s: &DiskSource, t: DiskType) {
     w.start("source");
-    match &s.network {
-        Some(n) => n.write_attrs(w),
-        None => {
+    match (&s.network, &s.volume) {
+        (Some(n), _) => n.write_attrs(w),
+        (None, Some(v)) => {
+            w.attr("pool", &v.pool);
+            w.attr("volume", &v.volume);
+            w.attr_opt("startupPolicy", s.startup_policy.map(|p| p.as_str()));
+        }
+        (None, None) => {
             w.attr_opt(source_attr(t), s.path.as_deref());
             w.attr_opt("startupPolicy", s.startup_policy.map(|p| p.as_str()));
         }

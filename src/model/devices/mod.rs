@@ -34,7 +34,7 @@ pub use device::Device;
 pub use disk::{
     BackingImage, BackingStore, DetectZeroes, Disk, DiskBus, DiskCache, DiskDevice, DiskDiscard,
     DiskDriver, DiskFormat, DiskIo, DiskSource, DiskType, ErrorPolicy, MAX_BACKING_DEPTH,
-    StartupPolicy, Transient, Tray, source_attr,
+    StartupPolicy, Transient, Tray, VolumeSource, source_attr,
 };
 pub use disk_net::{HostTransport, NetHost, NetProtocol, NetSource, default_port};
 pub use disk_tune::{BlockIo, Geometry, GeometryTrans, IOTUNE_FIELDS, Iotune};

@@ -203,8 +203,8 @@ fn storage_refusals_name_the_place() {
             "/domain/devices/disk/source/auth",
         ),
         (
-            "<disk type='volume'><source pool='p' volume='v'/><target dev='vda'/></disk>",
-            "/domain/devices/disk/@type",
+            "<disk type='volume'><source pool='p' volume='v' mode='host'/><target dev='vda'/></disk>",
+            "/domain/devices/disk/source/@mode",
         ),
         (
             "<filesystem><source socket='/s'/><target dir='t'/></filesystem>",

@@ -125,6 +125,7 @@ pub fn switched_disk(old: &Disk, overlay: &Path, backing_known_empty: bool) -> D
             network: s.network.clone(),
             index: None,
             startup_policy: None,
+            volume: s.volume.clone(),
         }),
         backing_store: old
             .backing_store
@@ -137,6 +138,7 @@ pub fn switched_disk(old: &Disk, overlay: &Path, backing_known_empty: bool) -> D
         network: None,
         index: None,
         startup_policy: None,
+        volume: None,
     });
     let mut drv = old.driver.clone().unwrap_or(DiskDriver {
         name: Some("qemu".into()),
