@@ -26,6 +26,7 @@ pub mod drivers;
 pub mod machined;
 pub mod model;
 pub mod native;
+pub mod network;
 pub mod rpc;
 pub mod server;
 pub mod util;

@@ -46,9 +46,9 @@ pub mod seclabel;
 mod snapshot;
 pub mod state;
 pub mod tuning;
-mod values;
-mod writer;
-mod xml;
+pub(crate) mod values;
+pub(crate) mod writer;
+pub(crate) mod xml;
 
 #[cfg(test)]
 mod tests;
