@@ -19,6 +19,7 @@ mod lifecycle;
 mod managed_save;
 mod memory;
 pub mod metadata;
+pub mod network_ops;
 pub mod ops;
 mod resize;
 mod snapshot_ops;
@@ -74,6 +75,8 @@ pub(crate) struct Inner {
     next_id: AtomicU32,
     sink: Arc<dyn EventSink>,
     critical: Critical,
+    /// The virtual network driver, when the daemon runs one (see [`Core::attach_networks`]).
+    networks: std::sync::OnceLock<Arc<crate::network::NetworkDriver>>,
 }
 
 /// Domains by UUID, and by name in order so that listings need no sort (nor a lookup per
@@ -129,6 +132,7 @@ impl Core {
             next_id: AtomicU32::new(1),
             sink: Arc::new(Sink(weak.clone())),
             critical: Critical::default(),
+            networks: std::sync::OnceLock::new(),
         });
         Self { inner }
     }

@@ -40,10 +40,14 @@ pub enum Action {
     /// Passing QEMU arguments of the user's own (libvirt's `qemu:` namespace).
     DomainQemuPassthrough,
     ManagerRead,
+    /// Seeing virtual networks, their XML and DHCP leases.
+    NetworkRead,
+    /// Defining, starting, stopping and undefining virtual networks.
+    NetworkWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 15] = [
         Self::DomainRead,
         Self::DomainReadSecure,
         Self::DomainWrite,
@@ -57,6 +61,8 @@ impl Action {
         Self::DomainFsFreeze,
         Self::DomainQemuPassthrough,
         Self::ManagerRead,
+        Self::NetworkRead,
+        Self::NetworkWrite,
     ];
 
     /// The polkit action id.
@@ -75,6 +81,8 @@ impl Action {
             Self::DomainFsFreeze => "org.virtbus1.domain.fs-freeze",
             Self::DomainQemuPassthrough => "org.virtbus1.domain.qemu-passthrough",
             Self::ManagerRead => "org.virtbus1.manager.read",
+            Self::NetworkRead => "org.virtbus1.network.read",
+            Self::NetworkWrite => "org.virtbus1.network.write",
         }
     }
 
@@ -133,6 +141,14 @@ pub enum Operation {
     SnapshotGetXml,
     SnapshotRevert,
     SnapshotDelete,
+    // Virtual networks (see `network_ops`).
+    ReadNetwork,
+    DefineNetwork,
+    CreateNetwork,
+    StartNetwork,
+    StopNetwork,
+    UndefineNetwork,
+    SetNetworkAutostart,
 }
 
 /// The states an operation may run in.
@@ -202,6 +218,13 @@ impl Operation {
             O::Undefine | O::ManagedSaveRemove => Action::DomainDelete,
             O::FsFreeze | O::FsThaw => Action::DomainFsFreeze,
             O::SnapshotCreate | O::SnapshotRevert | O::SnapshotDelete => Action::DomainSnapshot,
+            O::ReadNetwork => Action::NetworkRead,
+            O::DefineNetwork
+            | O::CreateNetwork
+            | O::StartNetwork
+            | O::StopNetwork
+            | O::UndefineNetwork
+            | O::SetNetworkAutostart => Action::NetworkWrite,
         }
     }
 
@@ -249,6 +272,13 @@ impl Operation {
             O::SnapshotGetXml => "read a snapshot's XML of",
             O::SnapshotRevert => "revert",
             O::SnapshotDelete => "delete a snapshot of",
+            O::ReadNetwork => "read network",
+            O::DefineNetwork => "define network",
+            O::CreateNetwork => "create network",
+            O::StartNetwork => "start network",
+            O::StopNetwork => "stop network",
+            O::UndefineNetwork => "undefine network",
+            O::SetNetworkAutostart => "set autostart of network",
         }
     }
 

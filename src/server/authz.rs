@@ -29,6 +29,8 @@ pub struct Details {
     /// The domain's owner: `Some(None)` for a domain without one (root's).
     pub domain_owner: Option<Option<u32>>,
     pub snapshot_name: Option<String>,
+    /// The virtual network a network operation is about.
+    pub network_name: Option<String>,
 }
 
 impl Details {
@@ -39,6 +41,15 @@ impl Details {
             domain_uuid: Some(info.uuid.to_string()),
             domain_owner: Some(info.owner),
             snapshot_name: None,
+            network_name: None,
+        }
+    }
+
+    /// A network operation's details: the network's name (none for listings).
+    pub fn network(name: Option<&str>) -> Self {
+        Self {
+            network_name: name.map(str::to_owned),
+            ..Self::default()
         }
     }
 
@@ -130,6 +141,7 @@ pub async fn authorize_definition(
         domain_uuid: Some(def.uuid.to_string()),
         domain_owner: Some(owner),
         snapshot_name: None,
+        network_name: None,
     };
     for op in ops {
         authz.check(caller, op.action(), &details).await?;

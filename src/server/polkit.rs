@@ -209,6 +209,7 @@ impl Polkit {
             ("domain_name", &details.domain_name),
             ("domain_uuid", &details.domain_uuid),
             ("snapshot_name", &details.snapshot_name),
+            ("network_name", &details.network_name),
         ] {
             if let Some(v) = v {
                 map.insert(k, v);
@@ -312,9 +313,10 @@ impl Authorizer for Polkit {
         action: Action,
         details: &Details,
     ) -> Result<(), Denied> {
-        let what = match &details.domain_name {
-            Some(n) => format!("{} on domain '{n}'", action.id()),
-            None => action.id().to_owned(),
+        let what = match (&details.domain_name, &details.network_name) {
+            (Some(n), _) => format!("{} on domain '{n}'", action.id()),
+            (None, Some(n)) => format!("{} on network '{n}'", action.id()),
+            (None, None) => action.id().to_owned(),
         };
         match self.decide(caller, action, details).await {
             Verdict::Allowed => Ok(()),

@@ -1,0 +1,141 @@
+//! Virtual network operations: one request type that every front end decodes into, with the
+//! operation (so the permission) and the network it concerns, carried out by the network
+//! driver the core holds.
+
+use std::sync::Arc;
+
+use super::{Core, Error, Missing, Result, ops::Operation};
+use crate::network::{NetError, NetworkDriver, NetworkInfo, dnsmasq::Lease};
+
+impl From<NetError> for Error {
+    fn from(e: NetError) -> Self {
+        let msg = e.to_string();
+        match e {
+            NetError::Xml(x) => Error::from(x),
+            NetError::NotFound(_) => Error::NotFound(Missing::Object, msg),
+            NetError::Conflict { .. } | NetError::HostLinkExists(_) => Error::InvalidArgument(msg),
+            NetError::NameTaken { .. } | NetError::UuidTaken { .. } => Error::AlreadyExists(msg),
+            NetError::NotActive(_) | NetError::AlreadyActive(_) | NetError::Transient(_) => {
+                Error::InvalidState(msg)
+            }
+            NetError::NoHostBridge(_) => Error::InvalidArgument(msg),
+            NetError::NotSupported(_) => Error::NotSupported(msg),
+            NetError::Runtime { .. } | NetError::Store(_) => Error::Failed(msg),
+        }
+    }
+}
+
+/// A request about virtual networks.
+#[derive(Debug, Clone)]
+pub enum NetworkRequest {
+    List,
+    Info { name: String },
+    GetXml { name: String, inactive: bool },
+    Leases { name: String, mac: Option<String> },
+    Define { xml: String },
+    Create { xml: String },
+    Start { name: String },
+    Stop { name: String },
+    Undefine { name: String },
+    SetAutostart { name: String, autostart: bool },
+}
+
+/// What a [`NetworkRequest`] returns.
+#[derive(Debug, Clone)]
+pub enum NetworkReply {
+    List(Vec<NetworkInfo>),
+    Info(NetworkInfo),
+    Xml(String),
+    Leases(Vec<Lease>),
+    Done,
+}
+
+impl NetworkRequest {
+    pub fn operation(&self) -> Operation {
+        use NetworkRequest as R;
+        match self {
+            R::List | R::Info { .. } | R::GetXml { .. } | R::Leases { .. } => {
+                Operation::ReadNetwork
+            }
+            R::Define { .. } => Operation::DefineNetwork,
+            R::Create { .. } => Operation::CreateNetwork,
+            R::Start { .. } => Operation::StartNetwork,
+            R::Stop { .. } => Operation::StopNetwork,
+            R::Undefine { .. } => Operation::UndefineNetwork,
+            R::SetAutostart { .. } => Operation::SetNetworkAutostart,
+        }
+    }
+
+    /// The network's name, for authorization details (read from the XML of a definition,
+    /// which is refused later, typed, if it does not parse).
+    pub fn network_name(&self) -> Option<String> {
+        use NetworkRequest as R;
+        match self {
+            R::List => None,
+            R::Define { xml } | R::Create { xml } => {
+                crate::model::xml::parse_document(xml).ok().and_then(|d| {
+                    d.root_element()
+                        .children()
+                        .find(|c| c.has_tag_name("name"))
+                        .and_then(|n| n.text())
+                        .map(str::to_owned)
+                })
+            }
+            R::Info { name }
+            | R::GetXml { name, .. }
+            | R::Leases { name, .. }
+            | R::Start { name }
+            | R::Stop { name }
+            | R::Undefine { name }
+            | R::SetAutostart { name, .. } => Some(name.clone()),
+        }
+    }
+
+    /// Carry the request out with `drv`.
+    pub async fn run(self, drv: &NetworkDriver) -> Result<NetworkReply> {
+        use NetworkReply as P;
+        use NetworkRequest as R;
+        Ok(match self {
+            R::List => P::List(drv.list().await),
+            R::Info { name } => P::Info(drv.info(&name).await?),
+            R::GetXml { name, inactive } => P::Xml(drv.xml(&name, inactive).await?),
+            R::Leases { name, mac } => P::Leases(drv.leases(&name, mac.as_deref()).await?),
+            R::Define { xml } => P::Info(drv.define(&xml).await?),
+            R::Create { xml } => P::Info(drv.create(&xml).await?),
+            R::Start { name } => P::Info(drv.start(&name).await?),
+            R::Stop { name } => P::Info(drv.stop(&name).await?),
+            R::Undefine { name } => {
+                drv.undefine(&name).await?;
+                P::Done
+            }
+            R::SetAutostart { name, autostart } => {
+                P::Info(drv.set_autostart(&name, autostart).await?)
+            }
+        })
+    }
+}
+
+impl Core {
+    /// Gives the core its network driver (once, at start-up).
+    pub fn attach_networks(&self, drv: Arc<NetworkDriver>) {
+        let _ = self.inner.networks.set(drv);
+    }
+
+    /// The network driver, or NotSupported when this daemon runs none.
+    pub fn networks(&self) -> Result<&Arc<NetworkDriver>> {
+        self.inner
+            .networks
+            .get()
+            .ok_or_else(|| Error::NotSupported("virtual networks are not enabled".into()))
+    }
+
+    /// Runs a network request (front ends go through `server::exec`, which authorizes it).
+    pub async fn network(&self, req: NetworkRequest) -> Result<NetworkReply> {
+        req.run(self.networks()?).await
+    }
+
+    /// The bridge of the active network `name`, for a guest's `<interface type='network'>`.
+    pub async fn network_bridge(&self, name: &str) -> Result<String> {
+        Ok(self.networks()?.active_bridge(name).await?)
+    }
+}
