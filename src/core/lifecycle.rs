@@ -96,6 +96,7 @@ impl Core {
         detail: StartedDetail,
         reason: StateReason,
     ) -> Result<()> {
+        let def = self.resolve_networks(def).await?;
         let id = self.next_id();
         let started = dom.driver.start(&self.ctx(dom), &def, paused, id).await?;
         self.update(dom, |d| {

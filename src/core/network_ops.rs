@@ -138,4 +138,52 @@ impl Core {
     pub async fn network_bridge(&self, name: &str) -> Result<String> {
         Ok(self.networks()?.active_bridge(name).await?)
     }
+
+    /// `def` with each `<interface type='network'>` given the bridge of its network, which
+    /// must be active (libvirt refuses to start a guest on an inactive network); the driver
+    /// then plugs the interface in as a `bridge` one, and the live XML shows
+    /// `<source network=… bridge=…/>` as libvirt's does.
+    pub(crate) async fn resolve_networks(
+        &self,
+        def: Arc<crate::model::DomainDef>,
+    ) -> Result<Arc<crate::model::DomainDef>> {
+        use crate::model::devices::InterfaceType;
+        if !def
+            .devices
+            .interfaces
+            .iter()
+            .any(|i| i.iface_type == InterfaceType::Network)
+        {
+            return Ok(def);
+        }
+        let mut out = (*def).clone();
+        for iface in &mut out.devices.interfaces {
+            if iface.iface_type != InterfaceType::Network {
+                continue;
+            }
+            let name = iface.source_network.clone().unwrap_or_default();
+            let bridge = match self.networks() {
+                Ok(n) => n.active_bridge(&name).await.map_err(|e| match e {
+                    NetError::NotFound(_) => Error::NotFound(
+                        Missing::Object,
+                        format!("interface {}: no network named '{name}'", iface.mac),
+                    ),
+                    NetError::NotActive(_) => Error::InvalidState(format!(
+                        "interface {}: network '{name}' is not active",
+                        iface.mac
+                    )),
+                    e => e.into(),
+                })?,
+                Err(_) => {
+                    return Err(Error::NotSupported(format!(
+                        "interface {}: virtual network '{name}': this daemon runs no network \
+                         driver",
+                        iface.mac
+                    )));
+                }
+            };
+            iface.source_bridge = Some(bridge);
+        }
+        Ok(Arc::new(out))
+    }
 }
