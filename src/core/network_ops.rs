@@ -186,4 +186,45 @@ impl Core {
         }
         Ok(Arc::new(out))
     }
+
+    /// The addresses the networks' dnsmasq leased to the guest's `type='network'`
+    /// interfaces, as libvirt's `VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE` gives them:
+    /// interfaces without a lease are left out.
+    pub(crate) async fn lease_addresses(
+        &self,
+        live: &crate::model::DomainDef,
+    ) -> Vec<crate::drivers::GuestInterface> {
+        use crate::drivers::{GuestAddress, GuestInterface};
+        use crate::model::devices::InterfaceType;
+        let Ok(nets) = self.networks() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for iface in &live.devices.interfaces {
+            let (InterfaceType::Network, Some(net)) = (iface.iface_type, &iface.source_network)
+            else {
+                continue;
+            };
+            let mac = iface.mac.to_string();
+            let Ok(leases) = nets.leases(net, Some(&mac)).await else {
+                continue;
+            };
+            if leases.is_empty() {
+                continue;
+            }
+            out.push(GuestInterface {
+                name: iface.target_dev.clone().unwrap_or_default(),
+                hwaddr: Some(mac),
+                addrs: leases
+                    .iter()
+                    .map(|l| GuestAddress {
+                        ipv6: l.ip.is_ipv6(),
+                        addr: l.ip.to_string(),
+                        prefix: u32::from(l.prefix),
+                    })
+                    .collect(),
+            });
+        }
+        out
+    }
 }
