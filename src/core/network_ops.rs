@@ -29,15 +29,45 @@ impl From<NetError> for Error {
 #[derive(Debug, Clone)]
 pub enum NetworkRequest {
     List,
-    Info { name: String },
-    GetXml { name: String, inactive: bool },
-    Leases { name: String, mac: Option<String> },
-    Define { xml: String },
-    Create { xml: String },
-    Start { name: String },
-    Stop { name: String },
-    Undefine { name: String },
-    SetAutostart { name: String, autostart: bool },
+    Info {
+        name: String,
+    },
+    GetXml {
+        name: String,
+        inactive: bool,
+    },
+    Leases {
+        name: String,
+        mac: Option<String>,
+    },
+    Define {
+        xml: String,
+    },
+    Create {
+        xml: String,
+    },
+    Start {
+        name: String,
+    },
+    Stop {
+        name: String,
+    },
+    Undefine {
+        name: String,
+    },
+    SetAutostart {
+        name: String,
+        autostart: bool,
+    },
+    Update {
+        name: String,
+        command: crate::network::update::UpdateCommand,
+        section: crate::network::update::UpdateSection,
+        xml: String,
+        live: bool,
+        config: bool,
+        ip_index: Option<usize>,
+    },
 }
 
 /// What a [`NetworkRequest`] returns.
@@ -63,6 +93,7 @@ impl NetworkRequest {
             R::Stop { .. } => Operation::StopNetwork,
             R::Undefine { .. } => Operation::UndefineNetwork,
             R::SetAutostart { .. } => Operation::SetNetworkAutostart,
+            R::Update { .. } => Operation::DefineNetwork,
         }
     }
 
@@ -87,7 +118,8 @@ impl NetworkRequest {
             | R::Start { name }
             | R::Stop { name }
             | R::Undefine { name }
-            | R::SetAutostart { name, .. } => Some(name.clone()),
+            | R::SetAutostart { name, .. }
+            | R::Update { name, .. } => Some(name.clone()),
         }
     }
 
@@ -111,6 +143,18 @@ impl NetworkRequest {
             R::SetAutostart { name, autostart } => {
                 P::Info(drv.set_autostart(&name, autostart).await?)
             }
+            R::Update {
+                name,
+                command,
+                section,
+                xml,
+                live,
+                config,
+                ip_index,
+            } => P::Info(
+                drv.update(&name, command, section, &xml, live, config, ip_index)
+                    .await?,
+            ),
         })
     }
 }

@@ -14,12 +14,16 @@ use super::{
     paths::{self, Target},
     props::{self, PropMap},
     router::OBJECT_MANAGER,
-    schema::{DOMAIN_IFACE, MANAGER_IFACE, OBJECT_MANAGER_XML, SNAPSHOT_IFACE, STANDARD_XML},
+    schema::{
+        DOMAIN_IFACE, MANAGER_IFACE, NETWORK_IFACE, OBJECT_MANAGER_XML, SNAPSHOT_IFACE,
+        STANDARD_XML,
+    },
 };
 use crate::{
     core::{
         Domain, DomainInfo, Error,
         error::Missing,
+        network_ops::{NetworkReply, NetworkRequest},
         ops::{self, Operation},
     },
     server::{exec::Exec, router::check_signature},
@@ -100,6 +104,20 @@ pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply
             xml.push_str(OBJECT_MANAGER_XML);
             iface(&mut xml, &ctx.schema.manager.xml);
             children.push("domain".into());
+            if ctx.core.networks().is_ok() {
+                children.push("network".into());
+            }
+        }
+        Target::NetworkDir => {
+            if let Ok(NetworkReply::List(list)) = ctx.network(call, NetworkRequest::List).await {
+                children.extend(list.iter().map(|n| crate::util::escape::escape(&n.name)));
+            }
+        }
+        Target::Network(name) => {
+            ctx.network(call, NetworkRequest::Info { name: name.clone() })
+                .await?;
+            xml.push_str(STANDARD_XML);
+            iface(&mut xml, &ctx.schema.network.xml);
         }
         Target::DomainDir => {
             for dom in ctx.core.domains() {
@@ -152,6 +170,7 @@ pub(super) enum Source {
     },
     Domain(crate::core::DomainInfo),
     Snapshot(crate::core::SnapshotInfo),
+    Network(crate::network::NetworkInfo),
     /// The ObjectManager interface, which has no properties.
     Empty,
 }
@@ -167,6 +186,7 @@ impl Source {
             }),
             Self::Domain(i) => props::domain_prop(i, name),
             Self::Snapshot(i) => props::snapshot_prop(i, name),
+            Self::Network(i) => props::network_prop(i, name),
             Self::Empty => None,
         }
     }
@@ -176,6 +196,7 @@ impl Source {
             Self::Manager { .. } => props::MANAGER_PROPS,
             Self::Domain(_) => props::DOMAIN_PROPS,
             Self::Snapshot(_) => props::SNAPSHOT_PROPS,
+            Self::Network(_) => props::NETWORK_PROPS,
             Self::Empty => &[],
         };
         names
@@ -206,6 +227,15 @@ async fn read_props(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Rep
                 .await?;
             Ok(Source::Snapshot(ctx.core.snapshot_info(&dom, name)?))
         }
+        (Target::Network(name), NETWORK_IFACE) => {
+            match ctx
+                .network(call, NetworkRequest::Info { name: name.clone() })
+                .await?
+            {
+                NetworkReply::Info(i) => Ok(Source::Network(i)),
+                _ => Err(Error::Failed("unexpected reply from the network driver".into()).into()),
+            }
+        }
         (Target::Manager, OBJECT_MANAGER) => Ok(Source::Empty),
         _ => Err(BusError::Standard(
             "UnknownInterface",
@@ -220,6 +250,7 @@ fn own_interface(target: &Target) -> Option<&'static str> {
         Target::Manager => Some(MANAGER_IFACE),
         Target::Domain(_) => Some(DOMAIN_IFACE),
         Target::Snapshot(..) => Some(SNAPSHOT_IFACE),
+        Target::Network(_) => Some(NETWORK_IFACE),
         _ => None,
     }
 }
@@ -276,6 +307,7 @@ async fn set_property(
         (Target::Manager, MANAGER_IFACE) => &ctx.schema.manager,
         (Target::Domain(_), DOMAIN_IFACE) => &ctx.schema.domain,
         (Target::Snapshot(..), SNAPSHOT_IFACE) => &ctx.schema.snapshot,
+        (Target::Network(_), NETWORK_IFACE) => &ctx.schema.network,
         _ => {
             return Err(BusError::Standard(
                 "UnknownInterface",
@@ -303,6 +335,17 @@ async fn set_property(
             ctx.exec()
                 .run(call, &dom, ops::SetAutostart { autostart: on })
                 .await?;
+            call.reply_empty()
+        }
+        (Target::Network(n), "Autostart", Variant::Bool(on)) => {
+            ctx.network(
+                call,
+                NetworkRequest::SetAutostart {
+                    name: n.clone(),
+                    autostart: on,
+                },
+            )
+            .await?;
             call.reply_empty()
         }
         (_, _, v) => Err(BusError::invalid_args(format!(
@@ -335,7 +378,19 @@ pub(super) async fn managed_objects(ctx: &Ctx, call: &Call) -> Reply<Message> {
         }
         domains.push((paths::domain(&info.uuid), info));
     }
+    // networks the caller may read (all or none: reading networks is one permission)
+    let networks = match ctx.network(call, NetworkRequest::List).await {
+        Ok(NetworkReply::List(l)) => l,
+        _ => Vec::new(),
+    };
+    let network_paths: Vec<String> = networks.iter().map(|n| paths::network(&n.name)).collect();
     let mut out: Dict<ObjectPath<'_>, Dict<&str, PropMap<'_>>> = Dict::new();
+    for (path, info) in network_paths.iter().zip(&networks) {
+        out.push(
+            ObjectPath::from_str_unchecked(path),
+            Dict(vec![(NETWORK_IFACE, props::network_props(info))]),
+        );
+    }
     for (path, info) in &domains {
         out.push(
             ObjectPath::from_str_unchecked(path),

@@ -4,6 +4,7 @@
 //! /org/virtbus1                                        Manager, ObjectManager
 //! /org/virtbus1/domain/<escaped uuid>                  Domain
 //! /org/virtbus1/domain/<escaped uuid>/snapshot/<escaped name>   Snapshot
+//! /org/virtbus1/network/<escaped name>                 Network
 //! ```
 //! Escaping is [`crate::util::escape`]: every byte that is not an ASCII letter or digit becomes
 //! `_xx` (lower-case hex). A path is fixed for the life of its object.
@@ -15,6 +16,12 @@ use crate::util::escape::{escape, unescape};
 
 pub const MANAGER: &str = "/org/virtbus1";
 const DOMAINS: &str = "/org/virtbus1/domain";
+const NETWORKS: &str = "/org/virtbus1/network";
+
+/// A virtual network's path (networks are named uniquely; their name never changes).
+pub fn network(name: &str) -> String {
+    format!("{NETWORKS}/{}", escape(name))
+}
 
 pub fn domain(uuid: &Uuid) -> String {
     let mut s = String::with_capacity(DOMAINS.len() + 50);
@@ -66,6 +73,8 @@ pub enum Target {
     Domain(Uuid),
     SnapshotDir(Uuid),
     Snapshot(Uuid, String),
+    NetworkDir,
+    Network(String),
     /// Under our tree but not a valid name: no such object.
     Invalid,
     /// Outside our tree.
@@ -78,7 +87,17 @@ pub fn parse(path: &str) -> Target {
         "/org" => return Target::Ancestor("virtbus1"),
         MANAGER => return Target::Manager,
         DOMAINS => return Target::DomainDir,
+        NETWORKS => return Target::NetworkDir,
         _ => {}
+    }
+    if let Some(rest) = path
+        .strip_prefix(NETWORKS)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        return match unescape(rest) {
+            Some(n) if !rest.contains('/') => Target::Network(n),
+            _ => Target::Invalid,
+        };
     }
     let Some(rest) = path.strip_prefix(DOMAINS).and_then(|r| r.strip_prefix('/')) else {
         return Target::Foreign;
@@ -138,5 +157,9 @@ mod tests {
         assert_eq!(parse("/org/virtbus1/domain/nope"), Target::Invalid);
         assert_eq!(parse("/org/virtbus1/domain/a_2d"), Target::Invalid);
         assert_eq!(parse("/com/example"), Target::Foreign);
+        assert_eq!(parse(&network("my net")), Target::Network("my net".into()));
+        assert_eq!(network("default"), "/org/virtbus1/network/default");
+        assert_eq!(parse("/org/virtbus1/network"), Target::NetworkDir);
+        assert_eq!(parse("/org/virtbus1/network/a/b"), Target::Invalid);
     }
 }

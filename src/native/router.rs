@@ -8,7 +8,7 @@ use super::{
     Call, Ctx,
     errors::{BusError, Reply},
     paths::{self, Target},
-    schema::{DOMAIN_IFACE, MANAGER_IFACE, SNAPSHOT_IFACE},
+    schema::{DOMAIN_IFACE, MANAGER_IFACE, NETWORK_IFACE, SNAPSHOT_IFACE},
 };
 use crate::core::{Error, error::Missing};
 use crate::server::router::{Frontend, check_signature};
@@ -38,6 +38,7 @@ impl Frontend for Ctx {
             &self.schema.manager,
             &self.schema.domain,
             &self.schema.snapshot,
+            &self.schema.network,
         ]
     }
 }
@@ -92,6 +93,13 @@ async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
             let dom = super::objects::domain(ctx, uuid, path)?;
             super::snapshot::call(ctx, call, &dom, name, member).await
         }
+        NETWORK_IFACE => {
+            let Target::Network(name) = &target else {
+                return Err(no_interface(&iface, path));
+            };
+            check_method(ctx, call, &ctx.schema.network, member)?;
+            super::network::call(ctx, call, name, member).await
+        }
         _ => Err(no_interface(&iface, path)),
     }
 }
@@ -108,6 +116,7 @@ fn implied_interface(ctx: &Ctx, target: &Target, member: &str) -> &'static str {
         Target::Manager => Some((&ctx.schema.manager, MANAGER_IFACE)),
         Target::Domain(_) => Some((&ctx.schema.domain, DOMAIN_IFACE)),
         Target::Snapshot(..) => Some((&ctx.schema.snapshot, SNAPSHOT_IFACE)),
+        Target::Network(_) => Some((&ctx.schema.network, NETWORK_IFACE)),
         _ => None,
     };
     match (own, member) {

@@ -10,17 +10,20 @@ pub use crate::server::schema::{
 pub const MANAGER_XML: &str = include_str!("../../dbus/org.virtbus1.Manager.xml");
 pub const DOMAIN_XML: &str = include_str!("../../dbus/org.virtbus1.Domain.xml");
 pub const SNAPSHOT_XML: &str = include_str!("../../dbus/org.virtbus1.Snapshot.xml");
+pub const NETWORK_XML: &str = include_str!("../../dbus/org.virtbus1.Network.xml");
 
 pub const MANAGER_IFACE: &str = "org.virtbus1.Manager";
 pub const DOMAIN_IFACE: &str = "org.virtbus1.Domain";
 pub const SNAPSHOT_IFACE: &str = "org.virtbus1.Snapshot";
+pub const NETWORK_IFACE: &str = "org.virtbus1.Network";
 
-/// All three interfaces, parsed once at start.
+/// All the interfaces, parsed once at start.
 #[derive(Debug, Clone)]
 pub struct Schema {
     pub manager: Interface,
     pub domain: Interface,
     pub snapshot: Interface,
+    pub network: Interface,
 }
 
 impl Schema {
@@ -29,6 +32,7 @@ impl Schema {
             manager: parse(MANAGER_XML)?,
             domain: parse(DOMAIN_XML)?,
             snapshot: parse(SNAPSHOT_XML)?,
+            network: parse(NETWORK_XML)?,
         })
     }
 }
@@ -54,6 +58,11 @@ mod tests {
             Some("t")
         );
         assert_eq!(s.snapshot.methods["ListChildren"].out_sig, "ao");
+        assert_eq!(s.network.name, NETWORK_IFACE);
+        assert_eq!(s.network.methods["GetDHCPLeases"].out_sig, "aa{sv}");
+        assert_eq!(s.network.methods["Update"].in_sig, "sssa{sv}");
+        assert!(s.network.property("Autostart").is_some_and(|p| p.writable));
+        assert_eq!(s.manager.methods["ListNetworks"].out_sig, "ao");
         assert_eq!(
             s.snapshot.property("Parent").map(|p| p.sig.as_str()),
             Some("o")

@@ -76,6 +76,31 @@ fn u16_in(s: &str, min: u64) -> Result<u16, String> {
     values::uint_in(s, min, 65535).map(|v| v as u16)
 }
 
+impl DnsHost {
+    fn read(mut h: Elem) -> Result<DnsHost, XmlError> {
+        let ip = h.req_attr_with("ip", |s| {
+            s.parse::<IpAddr>()
+                .map_err(|_| "expected an IP address".to_string())
+        })?;
+        let mut hostnames = Vec::new();
+        h.each("hostname", |mut n| {
+            hostnames.push(n.text_with(dns_name)?);
+            n.finish()
+        })?;
+        if hostnames.is_empty() {
+            return Err(h.missing_child("hostname"));
+        }
+        h.finish()?;
+        Ok(DnsHost { ip, hostnames })
+    }
+
+    /// One `<host ip><hostname/>…</host>` on its own, as network updates carry it.
+    pub fn from_xml(xml: &str) -> Result<DnsHost, XmlError> {
+        let doc = crate::model::xml::parse_document(xml)?;
+        DnsHost::read(crate::model::xml::root(&doc, "host")?)
+    }
+}
+
 impl Dns {
     pub(crate) fn read(mut e: Elem) -> Result<Dns, XmlError> {
         let enable = e.attr_with("enable", values::yes_no)?;
@@ -134,21 +159,8 @@ impl Dns {
             });
             Ok(())
         })?;
-        e.each("host", |mut h| {
-            let ip = h.req_attr_with("ip", |s| {
-                s.parse::<IpAddr>()
-                    .map_err(|_| "expected an IP address".to_string())
-            })?;
-            let mut hostnames = Vec::new();
-            h.each("hostname", |mut n| {
-                hostnames.push(n.text_with(dns_name)?);
-                n.finish()
-            })?;
-            if hostnames.is_empty() {
-                return Err(h.missing_child("hostname"));
-            }
-            h.finish()?;
-            d.hosts.push(DnsHost { ip, hostnames });
+        e.each("host", |h| {
+            d.hosts.push(DnsHost::read(h)?);
             Ok(())
         })?;
         e.finish()?;

@@ -47,6 +47,8 @@ pub enum NetEventKind {
     Undefined,
     Started,
     Stopped,
+    /// Autostart changed (no lifecycle event of its own in libvirt).
+    Changed,
 }
 
 impl NetEventKind {
@@ -57,12 +59,15 @@ impl NetEventKind {
             Self::Undefined => 1,
             Self::Started => 2,
             Self::Stopped => 3,
+            Self::Changed => -1,
         }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct NetEvent {
+    /// Increasing from 1, so that a front end can wait for its signals to be out.
+    pub seq: u64,
     pub kind: NetEventKind,
     pub info: NetworkInfo,
 }
@@ -103,6 +108,7 @@ pub struct NetworkDriver {
     privileged: bool,
     nets: Mutex<BTreeMap<String, Entry>>,
     events: broadcast::Sender<NetEvent>,
+    seq: std::sync::atomic::AtomicU64,
 }
 
 fn rt(name: &str, step: &'static str) -> impl FnOnce(String) -> NetError {
@@ -130,6 +136,7 @@ impl NetworkDriver {
             privileged,
             nets: Mutex::new(BTreeMap::new()),
             events: broadcast::channel(256).0,
+            seq: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -138,7 +145,13 @@ impl NetworkDriver {
     }
 
     fn emit(&self, kind: NetEventKind, info: NetworkInfo) {
-        let _ = self.events.send(NetEvent { kind, info });
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let _ = self.events.send(NetEvent { seq, kind, info });
+    }
+
+    /// The sequence number of the last event published.
+    pub fn last_seq(&self) -> u64 {
+        self.seq.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn files(&self, name: &str) -> Files {
@@ -548,7 +561,9 @@ impl NetworkDriver {
             }
         }
         entry.autostart = on;
-        Ok(entry.info())
+        let info = entry.info();
+        self.emit(NetEventKind::Changed, info.clone());
+        Ok(info)
     }
 
     pub async fn list(&self) -> Vec<NetworkInfo> {
@@ -784,6 +799,71 @@ impl NetworkDriver {
                 .map_err(rt(name, "starting dnsmasq"))?;
         }
         Ok(())
+    }
+
+    /// Changes one part of the definition (libvirt's virNetworkUpdate): the persistent
+    /// definition with `config`, the running network with `live` (its dnsmasq rereads its
+    /// hosts files). Neither given: live when active, else config, as libvirt's "current".
+    pub async fn update(
+        &self,
+        name: &str,
+        cmd: super::update::UpdateCommand,
+        section: super::update::UpdateSection,
+        xml: &str,
+        mut live: bool,
+        mut config: bool,
+        ip_index: Option<usize>,
+    ) -> Result<NetworkInfo> {
+        let mut nets = self.nets.lock().await;
+        let entry = nets
+            .get_mut(name)
+            .ok_or_else(|| NetError::NotFound(name.to_string()))?;
+        if !live && !config {
+            live = entry.live.is_some();
+            config = !live;
+        }
+        if live && entry.live.is_none() {
+            return Err(NetError::NotActive(name.to_string()));
+        }
+        if config && !entry.persistent {
+            return Err(NetError::Transient(name.to_string()));
+        }
+        // compute both before changing anything
+        let new_config = if config {
+            Some(super::update::apply(
+                &entry.def, cmd, section, xml, ip_index,
+            )?)
+        } else {
+            None
+        };
+        let new_live = match (&entry.live, live) {
+            (Some(l), true) => Some(super::update::apply(l, cmd, section, xml, ip_index)?),
+            _ => None,
+        };
+        if let Some(d) = new_config {
+            self.save_config(&d)?;
+            entry.def = d;
+        }
+        if let Some(d) = new_live {
+            let p = self.live_path(name);
+            write_atomic(&p, d.to_xml().as_bytes(), 0o600).map_err(store_err(&p))?;
+            let files = self.files(name);
+            let bridge = d.bridge_name().unwrap_or_default().to_string();
+            if let Some(pid) = dnsmasq::running_pid(&files) {
+                let (_, hosts, addn) = dnsmasq::config(&d, &bridge, &files);
+                for (path, text) in [(files.hostsfile(), hosts), (files.addnhosts(), addn)] {
+                    write_atomic(&path, text.as_bytes(), 0o644).map_err(store_err(&path))?;
+                }
+                if let Ok(raw) = i32::try_from(pid) {
+                    // SAFETY: kill(2) with plain integers; SIGHUP makes dnsmasq reread them
+                    unsafe {
+                        libc::kill(raw, libc::SIGHUP);
+                    }
+                }
+            }
+            entry.live = Some(d);
+        }
+        Ok(entry.info())
     }
 
     /// The pid of an active network's dnsmasq (tests and diagnostics).

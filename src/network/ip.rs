@@ -248,6 +248,38 @@ fn ip_of(s: &str, v4: bool) -> Result<IpAddr, String> {
     Ok(a)
 }
 
+impl DhcpHost {
+    fn read(mut h: Elem, v4: bool) -> Result<DhcpHost, XmlError> {
+        let mac = h.attr_with("mac", values::keyword::<MacAddr>)?;
+        let name = h.attr_with("name", |s| {
+            if s.is_empty() || s.contains([' ', ',', '/']) || s.len() > 255 {
+                Err("expected a host name (no spaces, commas or slashes)".to_string())
+            } else {
+                Ok(s.to_string())
+            }
+        })?;
+        let ip = h.attr_with("ip", |s| ip_of(s, v4))?;
+        if mac.is_none() && name.is_none() {
+            return Err(h.missing_attr("mac"));
+        }
+        if mac.is_some() && !v4 {
+            return Err(h.attr_invalid(
+                "mac",
+                &mac.map(|m| m.to_string()).unwrap_or_default(),
+                "IPv6 static hosts are matched by name, not MAC",
+            ));
+        }
+        h.finish()?;
+        Ok(DhcpHost { mac, name, ip })
+    }
+
+    /// One `<host mac name ip/>` on its own, as network updates carry it.
+    pub fn from_xml(xml: &str, v4: bool) -> Result<DhcpHost, XmlError> {
+        let doc = crate::model::xml::parse_document(xml)?;
+        DhcpHost::read(crate::model::xml::root(&doc, "host")?, v4)
+    }
+}
+
 impl Dhcp {
     fn read(mut e: Elem, v4: bool) -> Result<Dhcp, XmlError> {
         let mut d = Dhcp::default();
@@ -265,28 +297,8 @@ impl Dhcp {
             d.ranges.push(DhcpRange { start, end });
             Ok(())
         })?;
-        e.each("host", |mut h| {
-            let mac = h.attr_with("mac", values::keyword::<MacAddr>)?;
-            let name = h.attr_with("name", |s| {
-                if s.is_empty() || s.contains([' ', ',', '/']) || s.len() > 255 {
-                    Err("expected a host name (no spaces, commas or slashes)".to_string())
-                } else {
-                    Ok(s.to_string())
-                }
-            })?;
-            let ip = h.attr_with("ip", |s| ip_of(s, v4))?;
-            if mac.is_none() && name.is_none() {
-                return Err(h.missing_attr("mac"));
-            }
-            if mac.is_some() && !v4 {
-                return Err(h.attr_invalid(
-                    "mac",
-                    &mac.map(|m| m.to_string()).unwrap_or_default(),
-                    "IPv6 static hosts are matched by name, not MAC",
-                ));
-            }
-            h.finish()?;
-            d.hosts.push(DhcpHost { mac, name, ip });
+        e.each("host", |h| {
+            d.hosts.push(DhcpHost::read(h, v4)?);
             Ok(())
         })?;
         e.finish()?;

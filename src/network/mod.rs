@@ -11,6 +11,7 @@ pub mod error;
 pub mod firewall;
 pub mod ip;
 pub mod netlink;
+pub mod update;
 
 #[cfg(test)]
 mod tests;

@@ -11,5 +11,6 @@ mod hardening;
 mod interop;
 mod lifecycle;
 mod manager;
+mod network;
 mod persistence;
 mod snapshots;

@@ -57,6 +57,7 @@ fn meson_installs_exactly_the_service_files() {
         "/usr/share/dbus-1/interfaces/org.virtbus1.Manager.xml",
         "/usr/share/dbus-1/interfaces/org.virtbus1.Domain.xml",
         "/usr/share/dbus-1/interfaces/org.virtbus1.Snapshot.xml",
+        "/usr/share/dbus-1/interfaces/org.virtbus1.Network.xml",
         "/usr/lib/systemd/system/virtbusd.service",
         "/usr/lib/systemd/user/virtbusd.service",
         "/usr/lib/tmpfiles.d/virtbus.conf",
@@ -103,6 +104,10 @@ fn meson_installs_exactly_the_service_files() {
         (
             "/usr/share/dbus-1/interfaces/org.virtbus1.Snapshot.xml",
             "dbus/org.virtbus1.Snapshot.xml",
+        ),
+        (
+            "/usr/share/dbus-1/interfaces/org.virtbus1.Network.xml",
+            "dbus/org.virtbus1.Network.xml",
         ),
         ("/usr/share/virtbus/virtbusd.toml", "data/virtbusd.toml"),
     ] {
