@@ -152,7 +152,7 @@ impl NetworkRequest {
                 config,
                 ip_index,
             } => P::Info(
-                drv.update(&name, command, section, &xml, live, config, ip_index)
+                drv.update(&name, command, section, &xml, (live, config), ip_index)
                     .await?,
             ),
         })
@@ -265,5 +265,72 @@ impl Core {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::store::Store;
+    use crate::drivers::test::TestDriver;
+    use crate::model::{DomainDef, DomainType};
+    use crate::network::Dirs;
+
+    fn domain_on(net: &str) -> DomainDef {
+        DomainDef::from_xml(&format!(
+            "<domain type='test'><name>g</name><memory>1048576</memory>\
+             <os><type>hvm</type></os><devices><interface type='network'>\
+             <mac address='52:54:00:00:00:07'/><source network='{net}'/></interface>\
+             </devices></domain>"
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn guests_need_an_active_network() {
+        let tmp = tempfile::tempdir().unwrap();
+        let core = Core::new(
+            vec![(DomainType::Test, Arc::new(TestDriver::new()))],
+            Store::memory(),
+        );
+        // without a network driver the definition goes to the domain's driver unchanged
+        let def = Arc::new(domain_on("default"));
+        assert!(Arc::ptr_eq(
+            &core.resolve_networks(def.clone()).await.unwrap(),
+            &def
+        ));
+        let drv = NetworkDriver::new(
+            Dirs {
+                config: Some(tmp.path().join("config")),
+                run: tmp.path().join("run"),
+            },
+            false,
+        )
+        .unwrap();
+        drv.load(false).await;
+        core.attach_networks(drv);
+        let e = core.resolve_networks(def.clone()).await.unwrap_err();
+        assert!(matches!(&e, Error::NotFound(..)), "{e}");
+        assert!(e.to_string().contains("no network named 'default'"), "{e}");
+        core.network(NetworkRequest::Define {
+            xml: "<network><name>default</name><ip address='10.3.0.1' prefix='24'/></network>"
+                .into(),
+        })
+        .await
+        .unwrap();
+        let e = core.resolve_networks(def).await.unwrap_err();
+        assert!(matches!(&e, Error::InvalidState(_)), "{e}");
+        assert!(
+            e.to_string().contains("network 'default' is not active"),
+            "{e}"
+        );
+        // an unprivileged daemon defines networks but cannot start them
+        let e = core
+            .network(NetworkRequest::Start {
+                name: "default".into(),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(&e, Error::NotSupported(_)), "{e}");
     }
 }

@@ -803,15 +803,14 @@ impl NetworkDriver {
 
     /// Changes one part of the definition (libvirt's virNetworkUpdate): the persistent
     /// definition with `config`, the running network with `live` (its dnsmasq rereads its
-    /// hosts files). Neither given: live when active, else config, as libvirt's "current".
+    /// hosts files), given as `(live, config)`. Neither given: live when active, else config, as libvirt's "current".
     pub async fn update(
         &self,
         name: &str,
         cmd: super::update::UpdateCommand,
         section: super::update::UpdateSection,
         xml: &str,
-        mut live: bool,
-        mut config: bool,
+        (mut live, mut config): (bool, bool),
         ip_index: Option<usize>,
     ) -> Result<NetworkInfo> {
         let mut nets = self.nets.lock().await;

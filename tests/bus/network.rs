@@ -132,8 +132,8 @@ async fn networks_are_objects_with_signals_and_survive_a_daemon_kill() {
         props["Name"],
         OwnedValue::try_from(Variant::from("lab net")).unwrap()
     );
-    assert_eq!(bool::try_from(&props["Active"]).unwrap(), false);
-    assert_eq!(bool::try_from(&props["Persistent"]).unwrap(), true);
+    assert!(!bool::try_from(&props["Active"]).unwrap());
+    assert!(bool::try_from(&props["Persistent"]).unwrap());
     assert_eq!(
         String::try_from(props["Bridge"].try_clone().unwrap()).unwrap(),
         "vbtlab0"
@@ -287,8 +287,8 @@ async fn networks_are_objects_with_signals_and_survive_a_daemon_kill() {
     )
     .await
     .expect("props");
-    assert_eq!(bool::try_from(&props["Active"]).unwrap(), true);
-    assert_eq!(bool::try_from(&props["Autostart"]).unwrap(), true);
+    assert!(bool::try_from(&props["Active"]).unwrap());
+    assert!(bool::try_from(&props["Autostart"]).unwrap());
     assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid);
     assert_eq!(
         ns.ip(&["-o", "link", "show", "vbtlab0"])

@@ -39,12 +39,6 @@ impl Netns {
         run("ip", &args)
     }
 
-    fn try_exec(&self, cmd: &[&str]) -> std::process::Output {
-        let mut args = vec!["netns", "exec", &self.name];
-        args.extend_from_slice(cmd);
-        Command::new("ip").args(&args).output().unwrap()
-    }
-
     fn ip(&self, args: &[&str]) -> String {
         let mut a = vec!["-n", &self.name];
         a.extend_from_slice(args);
