@@ -9,12 +9,15 @@ DEMO_PACKAGES=(dbus-daemon systemd libglib2.0-bin)
 # libvirt's test driver to compare the libvirt facade with, Cockpit's bridge to carry the
 # Machines page's calls to it, and a private libvirtd with its QEMU driver as the oracle for
 # domain XML (tests/oracle; virtinst and ovmf for its make-corpus.sh); the PCI and USB ID
-# files virtbus names host devices from (as libvirt's node-device driver does).
+# files virtbus names host devices from (as libvirt's node-device driver does); what virtual
+# networks run (dnsmasq, nft) and ip netns for their tests (whose guest side, udhcpc, is
+# busybox-static's).
 TEST_PACKAGES=(
     dbus-daemon systemd systemd-container polkitd libxml2-utils util-linux procps
     meson ninja-build libglib2.0-bin python3-gi gir1.2-glib-2.0 python3-dbus
     libvirt-dbus libvirt-daemon cockpit-bridge pci.ids usb.ids
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients virtinst ovmf
+    dnsmasq-base nftables iproute2
 )
 
 # Real guests for the QEMU tests: QEMU 7.2 and a tiny guest built from Debian's kernel, busybox

@@ -27,6 +27,7 @@ pub mod host;
 pub mod machined;
 pub mod model;
 pub mod native;
+pub mod network;
 pub mod rpc;
 pub mod server;
 pub mod storage;

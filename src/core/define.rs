@@ -230,7 +230,13 @@ impl Core {
         }
         let dom = Arc::new(Domain::new(driver.clone(), new_data(def.clone(), false)));
         let id = self.next_id();
-        let started = driver.start(&self.ctx(&dom), &def, opts.paused, id).await;
+        let started = match self.resolve_networks(Arc::new(def.clone())).await {
+            Ok(resolved) => driver
+                .start(&self.ctx(&dom), &resolved, opts.paused, id)
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
         let _defining = self.inner.define_lock.lock().await;
         self.registry_write().reserved.retain(|k| *k != key);
         let started = started?;

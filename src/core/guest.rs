@@ -50,8 +50,8 @@ impl Core {
     }
 
     /// The guest's interfaces and their addresses, from `source`: the guest agent, the
-    /// host's ARP cache (for the guest's MAC addresses), or DHCP leases (virtbus runs no
-    /// virtual networks, so there are none).
+    /// host's ARP cache (for the guest's MAC addresses), or the DHCP leases of the virtual
+    /// networks its `type='network'` interfaces are on.
     pub async fn interface_addresses(
         &self,
         dom: &Arc<Domain>,
@@ -59,7 +59,7 @@ impl Core {
     ) -> Result<Vec<GuestInterface>> {
         let (live, _) = Self::require(dom, Operation::InterfaceAddresses)?;
         match source {
-            AddressSource::Lease => Ok(Vec::new()),
+            AddressSource::Lease => Ok(self.lease_addresses(&live).await),
             AddressSource::Agent => {
                 let types = GuestInfoTypes {
                     hostname: false,

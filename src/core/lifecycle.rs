@@ -97,6 +97,7 @@ impl Core {
         reason: StateReason,
     ) -> Result<()> {
         let def = self.resolved(def)?;
+        let def = self.resolve_networks(def).await?;
         let id = self.next_id();
         let started = dom.driver.start(&self.ctx(dom), &def, paused, id).await?;
         self.update(dom, |d| {

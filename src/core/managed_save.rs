@@ -78,6 +78,7 @@ impl Core {
         def: Arc<DomainDef>,
         paused: bool,
     ) -> Result<()> {
+        let def = self.resolve_networks(def).await?;
         let id = self.next_id();
         let started = dom
             .driver

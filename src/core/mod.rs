@@ -20,6 +20,7 @@ mod lifecycle;
 mod managed_save;
 mod memory;
 pub mod metadata;
+pub mod network_ops;
 pub mod ops;
 mod resize;
 mod snapshot_ops;
@@ -78,6 +79,8 @@ pub(crate) struct Inner {
     critical: Critical,
     /// Storage pools and volumes (see `storage_ops`).
     storage: std::sync::OnceLock<crate::storage::Storage>,
+    /// The virtual network driver, when the daemon runs one (see [`Core::attach_networks`]).
+    networks: std::sync::OnceLock<Arc<crate::network::NetworkDriver>>,
 }
 
 /// Domains by UUID, and by name in order so that listings need no sort (nor a lookup per
@@ -134,6 +137,7 @@ impl Core {
             sink: Arc::new(Sink(weak.clone())),
             critical: Critical::default(),
             storage: std::sync::OnceLock::new(),
+            networks: std::sync::OnceLock::new(),
         });
         Self { inner }
     }

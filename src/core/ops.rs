@@ -44,10 +44,14 @@ pub enum Action {
     StorageRead,
     /// Changing pools and volumes, and moving a volume's bytes in or out.
     StorageWrite,
+    /// Seeing virtual networks, their XML and DHCP leases.
+    NetworkRead,
+    /// Defining, starting, stopping and undefining virtual networks.
+    NetworkWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 17] = [
         Self::DomainRead,
         Self::DomainReadSecure,
         Self::DomainWrite,
@@ -63,6 +67,8 @@ impl Action {
         Self::ManagerRead,
         Self::StorageRead,
         Self::StorageWrite,
+        Self::NetworkRead,
+        Self::NetworkWrite,
     ];
 
     /// The polkit action id.
@@ -83,6 +89,8 @@ impl Action {
             Self::ManagerRead => "org.virtbus1.manager.read",
             Self::StorageRead => "org.virtbus1.storage.read",
             Self::StorageWrite => "org.virtbus1.storage.write",
+            Self::NetworkRead => "org.virtbus1.network.read",
+            Self::NetworkWrite => "org.virtbus1.network.write",
         }
     }
 
@@ -164,6 +172,14 @@ pub enum Operation {
     UploadVolume,
     /// Reading a volume's bytes reveals a guest's disk: it needs the write permission.
     DownloadVolume,
+    // Virtual networks (see `network_ops`).
+    ReadNetwork,
+    DefineNetwork,
+    CreateNetwork,
+    StartNetwork,
+    StopNetwork,
+    UndefineNetwork,
+    SetNetworkAutostart,
 }
 
 /// The states an operation may run in.
@@ -252,6 +268,13 @@ impl Operation {
             | O::ResizeVolume
             | O::UploadVolume
             | O::DownloadVolume => Action::StorageWrite,
+            O::ReadNetwork => Action::NetworkRead,
+            O::DefineNetwork
+            | O::CreateNetwork
+            | O::StartNetwork
+            | O::StopNetwork
+            | O::UndefineNetwork
+            | O::SetNetworkAutostart => Action::NetworkWrite,
         }
     }
 
@@ -318,6 +341,13 @@ impl Operation {
             O::ResizeVolume => "resize a volume of",
             O::UploadVolume => "upload into a volume of",
             O::DownloadVolume => "download a volume of",
+            O::ReadNetwork => "read network",
+            O::DefineNetwork => "define network",
+            O::CreateNetwork => "create network",
+            O::StartNetwork => "start network",
+            O::StopNetwork => "stop network",
+            O::UndefineNetwork => "undefine network",
+            O::SetNetworkAutostart => "set autostart of network",
         }
     }
 

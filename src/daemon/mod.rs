@@ -188,6 +188,7 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
     }
     let pools = core.storage().load().await;
     tracing::info!("loaded {pools} storage pool(s)");
+    crate::network::attach(&core, &dirs.state, &dirs.runtime, bus == BusKind::System).await;
 
     let conn = connect(bus).await?;
     let bus_name = bus.name();
@@ -245,7 +246,13 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
     ));
 
     let autostart = core.clone();
-    tokio::spawn(async move { autostart.autostart().await });
+    tokio::spawn(async move {
+        // networks first: autostarted guests may be plugged into them
+        if let Ok(nets) = autostart.networks() {
+            nets.autostart().await;
+        }
+        autostart.autostart().await
+    });
 
     let timeout = args.timeout.unwrap_or(config.idle_timeout);
     let activity = server.activity();

@@ -391,23 +391,24 @@ pub(super) async fn call(
         }
         "InterfaceAddresses" => {
             let mut o = opts()?;
-            match o.string("source")?.as_deref() {
-                None | Some("agent") => {}
-                Some(s @ ("lease" | "arp")) => {
+            let source = match o.string("source")?.as_deref() {
+                None | Some("agent") => AddressSource::Agent,
+                Some("lease") => AddressSource::Lease,
+                Some(s @ "arp") => {
                     return Err(Error::NotSupported(format!(
-                        "interface address source '{s}' is not supported; use 'agent'"
+                        "interface address source '{s}' is not supported; use 'agent' or \
+                         'lease'"
                     ))
                     .into());
                 }
                 Some(s) => {
                     return Err(Error::InvalidArgument(format!(
-                        "option 'source' must be 'agent', not '{s}'"
+                        "option 'source' must be 'agent' or 'lease', not '{s}'"
                     ))
                     .into());
                 }
-            }
+            };
             o.finish()?;
-            let source = AddressSource::Agent;
             let out: Vec<GuestIface> = run!(ops::InterfaceAddresses { source })
                 .into_iter()
                 .map(|i| {

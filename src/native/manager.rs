@@ -13,7 +13,13 @@ use super::{
 };
 use crate::{
     core::{
-        Error, define::Caller, host, ops::Operation, options::ListFilter, options::StartOptions,
+        Error,
+        define::Caller,
+        host,
+        network_ops::{NetworkReply, NetworkRequest},
+        ops::Operation,
+        options::ListFilter,
+        options::StartOptions,
     },
     model::{DomainDef, DomainType},
 };
@@ -90,6 +96,34 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message>
             let body = wire::object_paths(uuids.len(), |i, buf| paths::push_domain(buf, &uuids[i]));
             Ok(wire::reply_object_paths(&call.header(), &body)?)
         }
+        "DefineNetwork" | "CreateNetwork" => {
+            let (xml, opts): (String, OptionMap) = body.deserialize()?;
+            let method = if member == "DefineNetwork" {
+                "DefineNetwork"
+            } else {
+                "CreateNetwork"
+            };
+            Options::new(method, opts).finish()?;
+            let req = if member == "DefineNetwork" {
+                NetworkRequest::Define { xml }
+            } else {
+                NetworkRequest::Create { xml }
+            };
+            match ctx.network(call, req).await? {
+                NetworkReply::Info(i) => call.reply(&paths::owned(paths::network(&i.name))),
+                _ => Err(Error::Failed("unexpected reply from the network driver".into()).into()),
+            }
+        }
+        "ListNetworks" => match ctx.network(call, NetworkRequest::List).await? {
+            NetworkReply::List(l) => {
+                let out: Vec<_> = l
+                    .iter()
+                    .map(|n| paths::owned(paths::network(&n.name)))
+                    .collect();
+                call.reply(&out)
+            }
+            _ => Err(Error::Failed("unexpected reply from the network driver".into()).into()),
+        },
         "LookupDomain" => {
             let name: String = body.deserialize()?;
             let dom = ctx.core.lookup(&name)?;

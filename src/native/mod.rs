@@ -14,6 +14,7 @@ pub mod schema;
 mod domain;
 mod hostdev;
 mod manager;
+mod network;
 mod objects;
 mod router;
 mod signals;
@@ -41,11 +42,23 @@ pub(crate) struct Ctx {
     schema: Schema,
     /// The sequence number of the last core event turned into signals.
     signalled: watch::Receiver<u64>,
+    /// The same for the network driver's events.
+    net_signalled: watch::Receiver<u64>,
 }
 
 impl Ctx {
     async fn signals_sent(&self) {
         signals_sent(&self.core, &self.signalled).await
+    }
+
+    /// Wait until the signals of every network event published so far are out.
+    async fn network_signals_sent(&self) {
+        let Ok(nets) = self.core.networks() else {
+            return;
+        };
+        let want = nets.last_seq();
+        let mut rx = self.net_signalled.clone();
+        let _ = rx.wait_for(|s| *s >= want).await;
     }
 }
 
@@ -93,13 +106,19 @@ pub async fn serve(
     let schema = Schema::load().map_err(|e| zbus::Error::Failure(e.to_string()))?;
     let events = core.events().subscribe();
     let (signalled_tx, signalled) = watch::channel(core.events().last_seq());
+    let net_events = core.networks().ok().map(|n| (n.subscribe(), n.last_seq()));
+    let (net_tx, net_signalled) = watch::channel(net_events.as_ref().map_or(0, |(_, seq)| *seq));
     let ctx = Arc::new(Ctx {
         conn: conn.clone(),
         core,
         authz,
         schema,
         signalled,
+        net_signalled,
     });
+    if let Some((rx, _)) = net_events {
+        tokio::spawn(signals::network_pump(ctx.clone(), rx, net_tx));
+    }
     let signals = tokio::spawn(crate::server::signals::pump(
         ctx.clone(),
         events,

@@ -15,14 +15,15 @@ use super::{
     props::{self, PropMap},
     router::OBJECT_MANAGER,
     schema::{
-        DOMAIN_IFACE, HOST_INTERFACE_IFACE, MANAGER_IFACE, NODE_DEVICE_IFACE, OBJECT_MANAGER_XML,
-        POOL_IFACE, SNAPSHOT_IFACE, STANDARD_XML, VOLUME_IFACE,
+        DOMAIN_IFACE, HOST_INTERFACE_IFACE, MANAGER_IFACE, NETWORK_IFACE, NODE_DEVICE_IFACE,
+        OBJECT_MANAGER_XML, POOL_IFACE, SNAPSHOT_IFACE, STANDARD_XML, VOLUME_IFACE,
     },
 };
 use crate::{
     core::{
         Domain, DomainInfo, Error,
         error::Missing,
+        network_ops::{NetworkReply, NetworkRequest},
         ops::{self, Operation},
     },
     server::{exec::Exec, router::check_signature},
@@ -105,6 +106,9 @@ pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply
             children.push("domain".into());
             children.push("host".into());
             children.push("pool".into());
+            if ctx.core.networks().is_ok() {
+                children.push("network".into());
+            }
         }
         Target::HostDir => children.extend(["device".to_owned(), "interface".to_owned()]),
         Target::InterfaceDir | Target::DeviceDir => {
@@ -156,6 +160,17 @@ pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply
             ctx.core.storage().volume(pool, name)?;
             xml.push_str(STANDARD_XML);
             iface(&mut xml, &ctx.schema.volume.xml);
+        }
+        Target::NetworkDir => {
+            if let Ok(NetworkReply::List(list)) = ctx.network(call, NetworkRequest::List).await {
+                children.extend(list.iter().map(|n| crate::util::escape::escape(&n.name)));
+            }
+        }
+        Target::Network(name) => {
+            ctx.network(call, NetworkRequest::Info { name: name.clone() })
+                .await?;
+            xml.push_str(STANDARD_XML);
+            iface(&mut xml, &ctx.schema.network.xml);
         }
         Target::DomainDir => {
             for dom in ctx.core.domains() {
@@ -212,6 +227,7 @@ pub(super) enum Source {
     NodeDevice(crate::host::nodedev::NodeDevice),
     Pool(crate::storage::PoolInfo),
     Volume(crate::storage::VolInfo),
+    Network(crate::network::NetworkInfo),
     /// The ObjectManager interface, which has no properties.
     Empty,
 }
@@ -231,6 +247,7 @@ impl Source {
             Self::NodeDevice(d) => super::hostdev::device_prop(d, name),
             Self::Pool(i) => super::storage::pool_prop(i, name),
             Self::Volume(i) => super::storage::volume_prop(i, name),
+            Self::Network(i) => props::network_prop(i, name),
             Self::Empty => None,
         }
     }
@@ -244,6 +261,7 @@ impl Source {
             Self::NodeDevice(_) => super::hostdev::DEVICE_PROPS,
             Self::Pool(_) => super::storage::POOL_PROPS,
             Self::Volume(_) => super::storage::VOLUME_PROPS,
+            Self::Network(_) => props::NETWORK_PROPS,
             Self::Empty => &[],
         };
         names
@@ -291,6 +309,15 @@ async fn read_props(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Rep
                 .await?;
             Ok(Source::Volume(ctx.core.storage().volume(pool, name)?))
         }
+        (Target::Network(name), NETWORK_IFACE) => {
+            match ctx
+                .network(call, NetworkRequest::Info { name: name.clone() })
+                .await?
+            {
+                NetworkReply::Info(i) => Ok(Source::Network(i)),
+                _ => Err(Error::Failed("unexpected reply from the network driver".into()).into()),
+            }
+        }
         (Target::Manager, OBJECT_MANAGER) => Ok(Source::Empty),
         _ => Err(BusError::Standard(
             "UnknownInterface",
@@ -309,6 +336,7 @@ fn own_interface(target: &Target) -> Option<&'static str> {
         Target::NodeDevice(_) => Some(NODE_DEVICE_IFACE),
         Target::Pool(_) => Some(POOL_IFACE),
         Target::Volume(..) => Some(VOLUME_IFACE),
+        Target::Network(_) => Some(NETWORK_IFACE),
         _ => None,
     }
 }
@@ -369,6 +397,7 @@ async fn set_property(
         (Target::NodeDevice(_), NODE_DEVICE_IFACE) => &ctx.schema.node_device,
         (Target::Pool(_), POOL_IFACE) => &ctx.schema.pool,
         (Target::Volume(..), VOLUME_IFACE) => &ctx.schema.volume,
+        (Target::Network(_), NETWORK_IFACE) => &ctx.schema.network,
         _ => {
             return Err(BusError::Standard(
                 "UnknownInterface",
@@ -404,6 +433,17 @@ async fn set_property(
                 autostart: on,
             };
             ctx.exec().run_storage(&call.caller, req).await?;
+            call.reply_empty()
+        }
+        (Target::Network(n), "Autostart", Variant::Bool(on)) => {
+            ctx.network(
+                call,
+                NetworkRequest::SetAutostart {
+                    name: n.clone(),
+                    autostart: on,
+                },
+            )
+            .await?;
             call.reply_empty()
         }
         (_, _, v) => Err(BusError::invalid_args(format!(
@@ -442,7 +482,19 @@ pub(super) async fn managed_objects(ctx: &Ctx, call: &Call) -> Reply<Message> {
         .map(|i| paths::host_interface(&i.name))
         .chain(devs.iter().map(|d| paths::node_device(&d.name)))
         .collect();
+    // networks the caller may read (all or none: reading networks is one permission)
+    let networks = match ctx.network(call, NetworkRequest::List).await {
+        Ok(NetworkReply::List(l)) => l,
+        _ => Vec::new(),
+    };
+    let network_paths: Vec<String> = networks.iter().map(|n| paths::network(&n.name)).collect();
     let mut out: Dict<ObjectPath<'_>, Dict<&str, PropMap<'_>>> = Dict::new();
+    for (path, info) in network_paths.iter().zip(&networks) {
+        out.push(
+            ObjectPath::from_str_unchecked(path),
+            Dict(vec![(NETWORK_IFACE, props::network_props(info))]),
+        );
+    }
     for (path, info) in &domains {
         out.push(
             ObjectPath::from_str_unchecked(path),

@@ -8,6 +8,7 @@
 //! /org/virtbus1/host/device/<escaped name>             NodeDevice
 //! /org/virtbus1/pool/<escaped name>                    StoragePool
 //! /org/virtbus1/pool/<escaped name>/volume/<escaped name>         StorageVolume
+//! /org/virtbus1/network/<escaped name>                 Network
 //! ```
 //! Escaping is [`crate::util::escape`]: every byte that is not an ASCII letter or digit becomes
 //! `_xx` (lower-case hex). A path is fixed for the life of its object.
@@ -39,6 +40,13 @@ pub fn pool(name: &str) -> String {
 
 pub fn volume(pool_name: &str, name: &str) -> String {
     format!("{}/volume/{}", pool(pool_name), escape(name))
+}
+
+const NETWORKS: &str = "/org/virtbus1/network";
+
+/// A virtual network's path (networks are named uniquely; their name never changes).
+pub fn network(name: &str) -> String {
+    format!("{NETWORKS}/{}", escape(name))
 }
 
 pub fn domain(uuid: &Uuid) -> String {
@@ -101,6 +109,8 @@ pub enum Target {
     Pool(String),
     VolumeDir(String),
     Volume(String, String),
+    NetworkDir,
+    Network(String),
     /// Under our tree but not a valid name: no such object.
     Invalid,
     /// Outside our tree.
@@ -117,6 +127,7 @@ pub fn parse(path: &str) -> Target {
         INTERFACES => return Target::InterfaceDir,
         DEVICES => return Target::DeviceDir,
         POOLS => return Target::PoolDir,
+        NETWORKS => return Target::NetworkDir,
         _ => {}
     }
     for (dir, make) in [
@@ -129,6 +140,15 @@ pub fn parse(path: &str) -> Target {
                 None => Target::Invalid,
             };
         }
+    }
+    if let Some(rest) = path
+        .strip_prefix(NETWORKS)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        return match unescape(rest) {
+            Some(n) if !rest.contains('/') => Target::Network(n),
+            _ => Target::Invalid,
+        };
     }
     if let Some(rest) = path.strip_prefix(POOLS).and_then(|r| r.strip_prefix('/')) {
         let mut parts = rest.split('/');
@@ -237,5 +257,9 @@ mod tests {
         );
         assert_eq!(parse("/org/virtbus1/host"), Target::HostDir);
         assert_eq!(parse("/org/virtbus1/host/device"), Target::DeviceDir);
+        assert_eq!(parse(&network("my net")), Target::Network("my net".into()));
+        assert_eq!(network("default"), "/org/virtbus1/network/default");
+        assert_eq!(parse("/org/virtbus1/network"), Target::NetworkDir);
+        assert_eq!(parse("/org/virtbus1/network/a/b"), Target::Invalid);
     }
 }

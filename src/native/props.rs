@@ -144,6 +144,35 @@ pub fn snapshot_prop_name(p: SnapshotProp) -> &'static str {
 
 pub const MANAGER_PROPS: &[&str] = &["Version", "Hostname", "Drivers"];
 
+/// Every network property, in the order of the interface XML.
+pub const NETWORK_PROPS: &[&str] = &[
+    "Name",
+    "UUID",
+    "Active",
+    "Persistent",
+    "Autostart",
+    "Bridge",
+];
+
+pub fn network_prop<'a>(info: &'a crate::network::NetworkInfo, name: &str) -> Option<Variant<'a>> {
+    Some(match name {
+        "Name" => Variant::from(info.name.as_str()),
+        "UUID" => Variant::from(info.uuid.to_string()),
+        "Active" => Variant::Bool(info.active),
+        "Persistent" => Variant::Bool(info.persistent),
+        "Autostart" => Variant::Bool(info.autostart),
+        "Bridge" => Variant::from(info.bridge.as_str()),
+        _ => return None,
+    })
+}
+
+pub fn network_props(info: &crate::network::NetworkInfo) -> PropMap<'_> {
+    NETWORK_PROPS
+        .iter()
+        .filter_map(|n| network_prop(info, n).map(|v| (*n, v)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

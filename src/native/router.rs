@@ -9,8 +9,8 @@ use super::{
     errors::{BusError, Reply},
     paths::{self, Target},
     schema::{
-        DOMAIN_IFACE, HOST_INTERFACE_IFACE, MANAGER_IFACE, NODE_DEVICE_IFACE, POOL_IFACE,
-        SNAPSHOT_IFACE, VOLUME_IFACE,
+        DOMAIN_IFACE, HOST_INTERFACE_IFACE, MANAGER_IFACE, NETWORK_IFACE, NODE_DEVICE_IFACE,
+        POOL_IFACE, SNAPSHOT_IFACE, VOLUME_IFACE,
     },
 };
 use crate::core::{Error, error::Missing};
@@ -45,6 +45,7 @@ impl Frontend for Ctx {
             &self.schema.node_device,
             &self.schema.pool,
             &self.schema.volume,
+            &self.schema.network,
         ]
     }
 }
@@ -127,6 +128,13 @@ async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
             check_method(ctx, call, &ctx.schema.volume, member)?;
             super::storage::volume_call(ctx, call, pool, name, member).await
         }
+        NETWORK_IFACE => {
+            let Target::Network(name) = &target else {
+                return Err(no_interface(&iface, path));
+            };
+            check_method(ctx, call, &ctx.schema.network, member)?;
+            super::network::call(ctx, call, name, member).await
+        }
         _ => Err(no_interface(&iface, path)),
     }
 }
@@ -147,6 +155,7 @@ fn implied_interface(ctx: &Ctx, target: &Target, member: &str) -> &'static str {
         Target::NodeDevice(_) => Some((&ctx.schema.node_device, NODE_DEVICE_IFACE)),
         Target::Pool(_) => Some((&ctx.schema.pool, POOL_IFACE)),
         Target::Volume(..) => Some((&ctx.schema.volume, VOLUME_IFACE)),
+        Target::Network(_) => Some((&ctx.schema.network, NETWORK_IFACE)),
         _ => None,
     };
     match (own, member) {

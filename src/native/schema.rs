@@ -14,6 +14,7 @@ pub const HOST_INTERFACE_XML: &str = include_str!("../../dbus/org.virtbus1.HostI
 pub const NODE_DEVICE_XML: &str = include_str!("../../dbus/org.virtbus1.NodeDevice.xml");
 pub const POOL_XML: &str = include_str!("../../dbus/org.virtbus1.StoragePool.xml");
 pub const VOLUME_XML: &str = include_str!("../../dbus/org.virtbus1.StorageVolume.xml");
+pub const NETWORK_XML: &str = include_str!("../../dbus/org.virtbus1.Network.xml");
 
 pub const MANAGER_IFACE: &str = "org.virtbus1.Manager";
 pub const DOMAIN_IFACE: &str = "org.virtbus1.Domain";
@@ -22,6 +23,7 @@ pub const HOST_INTERFACE_IFACE: &str = "org.virtbus1.HostInterface";
 pub const NODE_DEVICE_IFACE: &str = "org.virtbus1.NodeDevice";
 pub const POOL_IFACE: &str = "org.virtbus1.StoragePool";
 pub const VOLUME_IFACE: &str = "org.virtbus1.StorageVolume";
+pub const NETWORK_IFACE: &str = "org.virtbus1.Network";
 
 /// All the interfaces, parsed once at start.
 #[derive(Debug, Clone)]
@@ -33,6 +35,7 @@ pub struct Schema {
     pub node_device: Interface,
     pub pool: Interface,
     pub volume: Interface,
+    pub network: Interface,
 }
 
 impl Schema {
@@ -45,6 +48,7 @@ impl Schema {
             node_device: parse(NODE_DEVICE_XML)?,
             pool: parse(POOL_XML)?,
             volume: parse(VOLUME_XML)?,
+            network: parse(NETWORK_XML)?,
         })
     }
 }
@@ -73,6 +77,11 @@ mod tests {
         assert_eq!(s.manager.methods["ListNodeDevices"].out_sig, "ao");
         assert_eq!(s.host_interface.name, HOST_INTERFACE_IFACE);
         assert_eq!(s.node_device.methods["GetXML"].in_sig, "a{sv}");
+        assert_eq!(s.network.name, NETWORK_IFACE);
+        assert_eq!(s.network.methods["GetDHCPLeases"].out_sig, "aa{sv}");
+        assert_eq!(s.network.methods["Update"].in_sig, "sssa{sv}");
+        assert!(s.network.property("Autostart").is_some_and(|p| p.writable));
+        assert_eq!(s.manager.methods["ListNetworks"].out_sig, "ao");
         assert_eq!(
             s.snapshot.property("Parent").map(|p| p.sig.as_str()),
             Some("o")

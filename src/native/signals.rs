@@ -9,7 +9,7 @@ use super::{
     dict::Dict,
     paths, props,
     router::{OBJECT_MANAGER, PROPERTIES},
-    schema::{DOMAIN_IFACE, MANAGER_IFACE, SNAPSHOT_IFACE},
+    schema::{DOMAIN_IFACE, MANAGER_IFACE, NETWORK_IFACE, SNAPSHOT_IFACE},
 };
 use crate::{core::Event, server::signals::Emitter};
 
@@ -142,4 +142,86 @@ pub(super) async fn properties_changed(
         &(iface, values, invalidated),
     )
     .await
+}
+
+/// Signals the network driver's events: `InterfacesAdded`/`Removed` when a network appears
+/// or goes, `PropertiesChanged` otherwise, and the Manager's `NetworkEvent` for each
+/// lifecycle change; then records the event's sequence number as signalled.
+pub(super) async fn network_pump(
+    ctx: std::sync::Arc<Ctx>,
+    mut rx: tokio::sync::broadcast::Receiver<crate::network::NetEvent>,
+    done: tokio::sync::watch::Sender<u64>,
+) {
+    use crate::network::NetEventKind as K;
+    use tokio::sync::broadcast::error::RecvError;
+    // what each network looked like when last signalled, to tell additions from changes
+    let mut known: std::collections::HashMap<String, crate::network::NetworkInfo> =
+        match ctx.core.networks() {
+            Ok(n) => n
+                .list()
+                .await
+                .into_iter()
+                .map(|i| (i.name.clone(), i))
+                .collect(),
+            Err(_) => Default::default(),
+        };
+    loop {
+        let ev = match rx.recv().await {
+            Ok(ev) => ev,
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!("{n} network event(s) were dropped before being signalled");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let path = paths::network(&ev.info.name);
+        let gone = ev.kind == K::Undefined && !ev.info.active
+            || ev.kind == K::Stopped && !ev.info.persistent;
+        let r = if gone {
+            known.remove(&ev.info.name);
+            interfaces_removed(&ctx, paths::owned(path.clone()), NETWORK_IFACE).await
+        } else if let Some(before) = known.get(&ev.info.name) {
+            let now = props::network_props(&ev.info);
+            let old = props::network_props(before);
+            let changed: props::PropMap = now
+                .0
+                .into_iter()
+                .filter(|(k, v)| !old.0.iter().any(|(k2, v2)| k2 == k && v2 == v))
+                .collect();
+            let r = if changed.0.is_empty() {
+                Ok(())
+            } else {
+                properties_changed(&ctx, &path, NETWORK_IFACE, changed).await
+            };
+            known.insert(ev.info.name.clone(), ev.info.clone());
+            r
+        } else {
+            known.insert(ev.info.name.clone(), ev.info.clone());
+            interfaces_added(
+                &ctx,
+                paths::owned(path.clone()),
+                NETWORK_IFACE,
+                props::network_props(&ev.info),
+            )
+            .await
+        };
+        let event = match ev.kind {
+            K::Defined => Some("defined"),
+            K::Undefined => Some("undefined"),
+            K::Started => Some("started"),
+            K::Stopped => Some("stopped"),
+            K::Changed => None,
+        };
+        let r2 = match event {
+            Some(e) => {
+                let body = (paths::owned(path), e);
+                signal(&ctx, paths::MANAGER, MANAGER_IFACE, "NetworkEvent", &body).await
+            }
+            None => Ok(()),
+        };
+        if let Err(e) = r.and(r2) {
+            tracing::warn!("cannot signal a network event: {e}");
+        }
+        done.send_replace(ev.seq);
+    }
 }

@@ -31,6 +31,8 @@ pub struct Details {
     pub snapshot_name: Option<String>,
     /// The storage pool a storage operation concerns.
     pub pool_name: Option<String>,
+    /// The virtual network a network operation is about.
+    pub network_name: Option<String>,
 }
 
 impl Details {
@@ -42,6 +44,7 @@ impl Details {
             domain_owner: Some(info.owner),
             snapshot_name: None,
             pool_name: None,
+            network_name: None,
         }
     }
 
@@ -49,6 +52,14 @@ impl Details {
     pub fn pool(name: &str) -> Self {
         Self {
             pool_name: Some(name.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// A network operation's details: the network's name (none for listings).
+    pub fn network(name: Option<&str>) -> Self {
+        Self {
+            network_name: name.map(str::to_owned),
             ..Self::default()
         }
     }
@@ -142,6 +153,7 @@ pub async fn authorize_definition(
         domain_owner: Some(owner),
         snapshot_name: None,
         pool_name: None,
+        network_name: None,
     };
     for op in ops {
         authz.check(caller, op.action(), &details).await?;

@@ -127,6 +127,20 @@ impl Exec<'_> {
         Ok(out)
     }
 
+    /// Run a network request for `caller`: authorized with the operation's permission and
+    /// the network's name, then carried out by the core's network driver.
+    pub async fn run_network(
+        &self,
+        caller: &Caller,
+        req: core::network_ops::NetworkRequest,
+    ) -> Result<core::network_ops::NetworkReply, ExecError> {
+        let details = Details::network(req.network_name().as_deref());
+        self.authz
+            .check(caller, req.operation().action(), &details)
+            .await?;
+        Ok(self.core.network(req).await?)
+    }
+
     /// Wait until the signals of every event the core published so far are sent.
     pub async fn signals_sent(&self) {
         signals_sent(self.core, self.signalled).await

@@ -210,6 +210,7 @@ impl Polkit {
             ("domain_uuid", &details.domain_uuid),
             ("snapshot_name", &details.snapshot_name),
             ("pool_name", &details.pool_name),
+            ("network_name", &details.network_name),
         ] {
             if let Some(v) = v {
                 map.insert(k, v);
@@ -313,10 +314,11 @@ impl Authorizer for Polkit {
         action: Action,
         details: &Details,
     ) -> Result<(), Denied> {
-        let what = match (&details.domain_name, &details.pool_name) {
-            (Some(n), _) => format!("{} on domain '{n}'", action.id()),
-            (None, Some(p)) => format!("{} on storage pool '{p}'", action.id()),
-            (None, None) => action.id().to_owned(),
+        let what = match (&details.domain_name, &details.pool_name, &details.network_name) {
+            (Some(n), _, _) => format!("{} on domain '{n}'", action.id()),
+            (None, Some(p), _) => format!("{} on storage pool '{p}'", action.id()),
+            (None, None, Some(n)) => format!("{} on network '{n}'", action.id()),
+            (None, None, None) => action.id().to_owned(),
         };
         match self.decide(caller, action, details).await {
             Verdict::Allowed => Ok(()),

@@ -12,6 +12,7 @@ mod host;
 mod interop;
 mod lifecycle;
 mod manager;
+mod network;
 mod persistence;
 mod snapshots;
 mod storage;

@@ -66,6 +66,7 @@ fn meson_installs_exactly_the_service_files() {
         "/usr/share/dbus-1/interfaces/org.virtbus1.NodeDevice.xml",
         "/usr/share/dbus-1/interfaces/org.virtbus1.StoragePool.xml",
         "/usr/share/dbus-1/interfaces/org.virtbus1.StorageVolume.xml",
+        "/usr/share/dbus-1/interfaces/org.virtbus1.Network.xml",
         "/usr/lib/systemd/system/virtbusd.service",
         "/usr/lib/systemd/user/virtbusd.service",
         "/usr/lib/tmpfiles.d/virtbus.conf",
@@ -140,6 +141,10 @@ fn meson_installs_exactly_the_service_files() {
         (
             "/usr/share/dbus-1/interfaces/org.virtbus1.StorageVolume.xml",
             "dbus/org.virtbus1.StorageVolume.xml",
+        ),
+        (
+            "/usr/share/dbus-1/interfaces/org.virtbus1.Network.xml",
+            "dbus/org.virtbus1.Network.xml",
         ),
         ("/usr/share/virtbus/virtbusd.toml", "data/virtbusd.toml"),
     ] {

@@ -1065,7 +1065,14 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 }
                 format!("user,id={host}")
             }
-            InterfaceType::Bridge | InterfaceType::Ethernet => {
+            // the core resolved the network to its bridge at start (`Core::resolve_networks`)
+            InterfaceType::Network if n.source_bridge.is_none() => {
+                return Err(CmdlineError::Invalid(format!(
+                    "{what}: network '{}' was not resolved to a bridge",
+                    n.source_network.as_deref().unwrap_or_default()
+                )));
+            }
+            InterfaceType::Bridge | InterfaceType::Ethernet | InterfaceType::Network => {
                 let tap = match &n.target_dev {
                     Some(t) if n.iface_type == InterfaceType::Ethernet => t.clone(),
                     _ => format!("vb{}n{i}", b.env.id),
@@ -1077,10 +1084,12 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 }
                 b.live.devices.interfaces[i].target_dev = Some(tap.clone());
                 match (&n.source_bridge, n.iface_type) {
-                    (Some(br), InterfaceType::Bridge) => b.setup.push(Setup::Bridge {
-                        tap: tap.clone(),
-                        bridge: br.clone(),
-                    }),
+                    (Some(br), InterfaceType::Bridge | InterfaceType::Network) => {
+                        b.setup.push(Setup::Bridge {
+                            tap: tap.clone(),
+                            bridge: br.clone(),
+                        })
+                    }
                     _ if n.target_managed != Some(false) => {
                         b.setup.push(Setup::TapUp { tap: tap.clone() })
                     }
@@ -1096,12 +1105,6 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     s.push_str(&format!(",queues={q}"));
                 }
                 s
-            }
-            InterfaceType::Network => {
-                return unsupported(format!(
-                    "{what}: virtual networks (virtbus has no network driver; use 'bridge' or \
-                     'user')"
-                ));
             }
             InterfaceType::Direct => return unsupported(format!("{what}: macvtap ('direct')")),
             InterfaceType::Mcast
@@ -1836,6 +1839,8 @@ mod usb;
 pub use fs::{VIRTIOFSD, Virtiofsd};
 pub use storage::{hotplug_refusal, network_node};
 
+#[cfg(test)]
+mod net_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -1170,7 +1170,7 @@ impl Driver for QemuDriver {
             &|i| {
                 let n = live.devices.interfaces.get(i)?;
                 match n.iface_type {
-                    InterfaceType::Bridge | InterfaceType::Ethernet => {
+                    InterfaceType::Bridge | InterfaceType::Ethernet | InterfaceType::Network => {
                         stats::tap_counters(n.target_dev.as_deref()?)
                     }
                     _ => agent::counters_for_mac(guest_view.as_ref()?, &n.mac.to_string()),

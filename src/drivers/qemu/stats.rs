@@ -233,7 +233,9 @@ pub fn nets(live: &DomainDef, counters: &dyn Fn(usize) -> Option<NetCounters>, o
     out.push(("net.count".into(), u(ifaces.len() as u64)));
     for (i, n) in ifaces.iter().enumerate() {
         let name = match n.iface_type {
-            InterfaceType::Bridge | InterfaceType::Ethernet => n.target_dev.clone(),
+            InterfaceType::Bridge | InterfaceType::Ethernet | InterfaceType::Network => {
+                n.target_dev.clone()
+            }
             _ => None,
         }
         .or_else(|| n.info.alias.clone())

@@ -738,7 +738,7 @@ fn every_refusal_names_what_it_refuses() {
             "",
             "",
             "<interface type='network'><source network='default'/></interface>",
-            "virtual networks",
+            "network 'default' was not resolved to a bridge",
         ),
         (
             "direct",
