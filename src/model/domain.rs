@@ -74,6 +74,8 @@ pub struct DomainDef {
     pub metadata: Option<String>,
     pub memory_kib: u64,
     pub current_memory_kib: Option<u64>,
+    /// `<maxMemory slots>`: room for memory devices.
+    pub max_memory: Option<crate::model::devices::MaxMemory>,
     pub max_vcpus: u32,
     pub current_vcpus: Option<u32>,
     pub vcpu_placement: Option<VcpuPlacement>,
@@ -225,6 +227,10 @@ impl DomainDef {
             .map(metadata::read_metadata)
             .transpose()?;
 
+        let max_memory = e
+            .child("maxMemory")?
+            .map(crate::model::devices::MaxMemory::read)
+            .transpose()?;
         let memory_el = e.child("memory")?;
         let has_numa = e
             .node()
@@ -323,6 +329,8 @@ impl DomainDef {
             None => Devices::default(),
             Some(d) => Devices::read(d)?,
         };
+        memory_kib =
+            crate::model::devices::memory_total(&e, memory_kib, has_numa, max_memory, &devices)?;
         let mut seclabels = Vec::new();
         e.each("seclabel", |s| {
             seclabels.push(crate::model::seclabel::SecLabel::read(s)?);
@@ -352,6 +360,7 @@ impl DomainDef {
             metadata,
             memory_kib,
             current_memory_kib,
+            max_memory,
             max_vcpus,
             current_vcpus,
             vcpu_placement,
@@ -393,6 +402,9 @@ impl DomainDef {
         if let Some(m) = &self.metadata {
             w.start("metadata");
             w.end_with_raw(m);
+        }
+        if let Some(m) = &self.max_memory {
+            m.write(w);
         }
         write_memory(w, "memory", self.memory_kib);
         if let Some(c) = self.current_memory_kib {

@@ -383,6 +383,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     }
     m.push_str(&features::machine_props(def, env.accel)?);
     m.push_str(&sound::machine_props(def)?);
+    m.push_str(&memdev::machine_props(def));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -485,6 +486,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     b.arg("-display", "none");
 
     controllers(&mut b, def)?;
+    memdev::devices(&mut b, def)?;
     usb::hubs(&mut b, def)?;
     let virtiofsd = fs::filesystems(&mut b, def)?;
     disks(&mut b, def)?;
@@ -1881,6 +1883,7 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 mod clock;
 mod features;
 mod fs;
+mod memdev;
 mod pflash;
 mod platform;
 mod sound;
@@ -1891,6 +1894,8 @@ mod usb;
 pub use fs::{VIRTIOFSD, Virtiofsd};
 pub use storage::{hotplug_refusal, network_node};
 
+#[cfg(test)]
+mod memdev_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -74,6 +74,7 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
     serial_models(&mut def.devices, x86);
     virtio_serial_ports(def);
     super::usb::assign(def)?;
+    crate::model::devices::assign_memory_slots(&mut def.devices.memories, def.max_memory);
     match kind {
         Machine::I440fx => PciBus::assign_i440fx(def)?,
         Machine::Q35 => super::q35::assign(def)?,
@@ -647,6 +648,14 @@ impl PciBus {
         {
             v.info.address = Some(bus.next("<vsock>")?);
         }
+        for (i, m) in d.memories.iter_mut().enumerate() {
+            use crate::model::devices::MemoryModel as M;
+            let pci = matches!(m.model, M::VirtioMem | M::VirtioPmem);
+            if pci && m.info.address.is_none() {
+                m.info.address =
+                    Some(bus.next(&format!("<memory model='{}'> {}", m.model, i + 1))?);
+            }
+        }
         Ok(())
     }
 }
@@ -720,6 +729,9 @@ pub(super) fn pci_infos(d: &crate::model::Devices) -> Vec<(String, &DeviceInfo)>
     }
     if let Some(v) = &d.vsock {
         out.push(("<vsock>".into(), &v.info));
+    }
+    for (i, m) in d.memories.iter().enumerate() {
+        out.push((format!("<memory model='{}'> {}", m.model, i + 1), &m.info));
     }
     out
 }

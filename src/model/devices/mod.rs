@@ -15,6 +15,7 @@ mod input;
 mod interface;
 mod iommu;
 mod memballoon;
+mod memory;
 mod panic;
 mod rng;
 mod shmem;
@@ -47,6 +48,9 @@ pub use input::{Input, InputBus, InputType};
 pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverName, NetSocket};
 pub use iommu::{Iommu, IommuDriver, IommuModel};
 pub use memballoon::{Memballoon, MemballoonModel};
+pub use memory::assign_slots as assign_memory_slots;
+pub(crate) use memory::total as memory_total;
+pub use memory::{MaxMemory, MemoryDevice, MemoryModel, MemorySource, MemoryTarget};
 pub use panic::{Panic, PanicModel};
 pub use rng::{Rng, RngBackend, RngModel};
 pub use shmem::{Shmem, ShmemModel, ShmemMsi, ShmemRole, ShmemServer};
@@ -96,6 +100,8 @@ pub struct Devices {
     pub rngs: Vec<Rng>,
     pub panics: Vec<Panic>,
     pub shmems: Vec<Shmem>,
+    /// `<memory model=...>` modules beside the initial RAM.
+    pub memories: Vec<MemoryDevice>,
     /// At most one, as in libvirt.
     pub iommu: Option<Iommu>,
     /// At most one, as in libvirt.
@@ -174,6 +180,7 @@ impl Devices {
                     }
                     d.shmems.push(shmem);
                 }
+                "memory" => d.memories.push(MemoryDevice::read(c)?),
                 "iommu" => {
                     if d.iommu.is_some() {
                         return Err(XmlError::Duplicate { path: c.path() });
@@ -248,6 +255,7 @@ impl Devices {
         self.rngs.iter().for_each(|x| x.write(w));
         self.panics.iter().for_each(|x| x.write(w));
         self.shmems.iter().for_each(|x| x.write(w));
+        self.memories.iter().for_each(|x| x.write(w));
         if let Some(i) = &self.iommu {
             i.write(w);
         }
