@@ -762,7 +762,8 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 };
                 b.need(dev, &what)?;
                 let a = alias(&c.info, format!("virtio-serial{idx}"));
-                let mut s = format!("{dev},id={a}{}", pci_addr(&c.info, &what)?);
+                let v = virtio::props(&c.virtio, true, &what)?;
+                let mut s = format!("{dev}{v},id={a}{}", pci_addr(&c.info, &what)?);
                 if let Some(p) = c.ports {
                     s.push_str(&format!(",max_ports={p}"));
                 }
@@ -952,12 +953,21 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         } else {
             String::new()
         };
+        if bus != DiskBus::Virtio {
+            let v = d.driver.as_ref().map(|d| d.virtio).unwrap_or_default();
+            virtio::props(&v, false, &what)?;
+        }
         let (qdev, a, busarg) = match bus {
             DiskBus::Virtio => {
                 if cdrom {
                     return unsupported(format!("{what}: a CD-ROM on the virtio bus"));
                 }
-                let addr = pci_addr(&d.info, &what)?;
+                let v = d.driver.as_ref().map(|d| d.virtio).unwrap_or_default();
+                let addr = format!(
+                    "{}{}",
+                    virtio::props(&v, true, &what)?,
+                    pci_addr(&d.info, &what)?
+                );
                 (
                     "virtio-blk-pci",
                     alias(&d.info, format!("virtio-disk{idx}")),
@@ -1533,13 +1543,14 @@ fn inputs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             (other, _) => return unsupported(format!("{what}: bus '{other}'")),
         };
         b.need(dev, &what)?;
+        let v = virtio::props(&inp.virtio, bus == InputBus::Virtio, &what)?;
         let addr = if bus == InputBus::Virtio {
             pci_addr(&inp.info, &what)?
         } else {
             usb::usb_addr(&inp.info, &what)?
         };
         // libvirt's order: the bus and port follow the id
-        b.device(format!("{dev},id={a}{addr}"));
+        b.device(format!("{dev}{v},id={a}{addr}"));
         b.live.devices.inputs[i].info.alias = Some(a);
         b.live.devices.inputs[i].bus = Some(bus);
     }
@@ -1825,7 +1836,8 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         if let Some(dev) = dev {
             b.need(dev, &what)?;
             let a = alias(&m.info, "balloon0".into());
-            let mut s = format!("{dev},id={a}{}", pci_addr(&m.info, &what)?);
+            let v = virtio::props(&m.virtio, true, &what)?;
+            let mut s = format!("{dev}{v},id={a}{}", pci_addr(&m.info, &what)?);
             if let Some(d) = m.autodeflate {
                 s.push_str(&format!(",deflate-on-oom={}", on_off(d)));
             }
@@ -1866,7 +1878,8 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             RngModel::VirtioNonTransitional => "virtio-rng-pci-non-transitional",
         };
         b.need(dev, &what)?;
-        let mut s = format!("{dev},rng={obj},id={a}");
+        let v = virtio::props(&r.virtio, true, &what)?;
+        let mut s = format!("{dev}{v},rng={obj},id={a}");
         if let Some(bytes) = r.rate_bytes {
             s.push_str(&format!(
                 ",max-bytes={bytes},period={}",
@@ -1891,6 +1904,7 @@ mod spice;
 mod storage;
 pub mod tpm;
 mod usb;
+mod virtio;
 pub use fs::{VIRTIOFSD, Virtiofsd};
 pub use storage::{hotplug_refusal, network_node};
 
@@ -1901,4 +1915,6 @@ mod tests;
 #[cfg(test)]
 mod tests_features;
 mod tuning;
+#[cfg(test)]
+mod virtio_tests;
 pub use tuning::{Host, HugeTlb};

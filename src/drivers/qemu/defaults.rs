@@ -143,6 +143,7 @@ fn implicit_inputs(def: &mut DomainDef) {
             def.devices.inputs.push(Input {
                 input_type: t,
                 bus: Some(InputBus::Ps2),
+                virtio: Default::default(),
                 info: DeviceInfo::default(),
             });
         }
@@ -197,6 +198,7 @@ fn default_devices(def: &mut DomainDef, kind: Machine, x86: bool) -> Result<(), 
                 free_page_reporting: None,
                 stats_period: None,
                 info: DeviceInfo::default(),
+                virtio: Default::default(),
             });
         }
     }

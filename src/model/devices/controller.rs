@@ -113,6 +113,8 @@ pub struct Controller {
     /// PCI only: `<target>` attributes.
     pub target: AttrList,
     pub driver: AttrList,
+    /// Virtio options on the same `<driver>` (virtio-scsi, virtio-serial).
+    pub virtio: super::VirtioOptions,
     /// USB companion controllers: `<master startport=...>`.
     pub master_startport: Option<u32>,
     pub info: DeviceInfo,
@@ -130,6 +132,7 @@ impl Controller {
             model_name: None,
             target: Vec::new(),
             driver: Vec::new(),
+            virtio: Default::default(),
             master_startport: None,
             info: DeviceInfo::default(),
         }
@@ -175,12 +178,13 @@ impl Controller {
                 t.finish()?;
             }
         }
-        let driver = match e.child("driver")? {
-            None => Vec::new(),
+        let (driver, virtio) = match e.child("driver")? {
+            None => (Vec::new(), Default::default()),
             Some(mut d) => {
                 let attrs = address::read_attrs(&mut d, DRIVER)?;
+                let virtio = super::VirtioOptions::read(&mut d)?;
                 d.finish()?;
-                attrs
+                (attrs, virtio)
             }
         };
         let master_startport = if controller_type == ControllerType::Usb {
@@ -199,6 +203,7 @@ impl Controller {
             model_name,
             target,
             driver,
+            virtio,
             master_startport,
             info,
         })
@@ -219,9 +224,10 @@ impl Controller {
             address::write_attrs(w, &self.target);
             w.end();
         }
-        if !self.driver.is_empty() {
+        if !self.driver.is_empty() || !self.virtio.is_empty() {
             w.start("driver");
             address::write_attrs(w, &self.driver);
+            self.virtio.write_attrs(w);
             w.end();
         }
         self.info.write_alias(w);

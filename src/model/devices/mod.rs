@@ -26,6 +26,7 @@ mod storage_tests;
 mod tpm;
 mod usb;
 mod video;
+mod virtio;
 mod vsock;
 mod watchdog;
 
@@ -62,6 +63,7 @@ pub use spice::{
 pub use tpm::{PcrBank, Tpm, TpmBackend, TpmEmulator, TpmModel, TpmVersion};
 pub use usb::{Hub, RedirFilterRule, RedirSource, Redirdev, Redirfilter};
 pub use video::{Video, VideoModel, VideoType};
+pub use virtio::VirtioOptions;
 pub use vsock::{Vsock, VsockModel};
 pub use watchdog::{Watchdog, WatchdogAction, WatchdogModel};
 
