@@ -508,6 +508,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         .iter()
         .map(|tz| ("TZ".into(), tz.clone()))
         .collect();
+    env.extend(sound::audio_env(def));
     if let Some(q) = &def.qemu_commandline {
         b.args.extend(q.args.iter().cloned());
         env.extend(
@@ -1908,6 +1909,8 @@ mod virtio;
 pub use fs::{VIRTIOFSD, Virtiofsd};
 pub use storage::{hotplug_refusal, network_node};
 
+#[cfg(test)]
+mod audio_tests;
 #[cfg(test)]
 mod memdev_tests;
 #[cfg(test)]

@@ -222,6 +222,7 @@ pub(super) fn default_audio(def: &mut DomainDef) {
         id: Some(1),
         audio_type: backend,
         path: None,
+        opts: Default::default(),
     });
 }
 

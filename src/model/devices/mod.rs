@@ -3,6 +3,7 @@
 //! Input may list devices in any order; output groups them by kind in
 //! libvirt's order, keeping the input order within each kind.
 
+mod audio;
 mod chardev;
 mod controller;
 mod device;
@@ -30,6 +31,7 @@ mod virtio;
 mod vsock;
 mod watchdog;
 
+pub use audio::{AudioFormat, AudioIo, AudioOptions, SdlDriver};
 pub use chardev::{ChannelState, CharDevice, CharNet, CharSourceMode, CharSourceType, TcpProtocol};
 pub use controller::{Controller, ControllerType};
 pub use device::Device;
