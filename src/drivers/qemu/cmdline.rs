@@ -483,7 +483,9 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         b.args.push("-no-reboot".into());
     }
     platform::panics(&mut b, def)?;
-    b.arg("-display", "none");
+    if !display::has_local(def) {
+        b.arg("-display", "none");
+    }
 
     controllers(&mut b, def)?;
     memdev::devices(&mut b, def)?;
@@ -509,6 +511,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         .map(|tz| ("TZ".into(), tz.clone()))
         .collect();
     env.extend(sound::audio_env(def));
+    env.extend(display::env(def));
     if let Some(q) = &def.qemu_commandline {
         b.args.extend(q.args.iter().cloned());
         env.extend(
@@ -1563,16 +1566,27 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     let mut spice_seen = false;
     for (i, g) in def.devices.graphics.iter().enumerate() {
         let what = format!("<graphics type='{}'>", g.graphics_type);
+        if display::is_local(g) {
+            display::local(b, def, g)?;
+            continue;
+        }
         let first = g.listens.first();
         let address = first
             .and_then(|l| l.address.clone())
             .or_else(|| g.listen.clone())
             .unwrap_or_else(|| "127.0.0.1".into());
-        if first.is_some_and(|l| l.listen_type == ListenType::Network) {
-            return unsupported(format!("{what}: listen type 'network'"));
-        }
-        if g.listens.len() > 1 {
-            return unsupported(format!("{what}: more than one <listen>"));
+        // QEMU listens on the first; a network's address is looked up at start, which
+        // this driver does not do (the definition stays valid for when it can)
+        if let Some(l) = g
+            .listens
+            .iter()
+            .find(|l| l.listen_type == ListenType::Network)
+            .filter(|_| b.env.host.is_some())
+        {
+            return unsupported(format!(
+                "{what}: <listen type='network' network='{}'> (looking up a virtual                  network's address at start is not done by this driver)",
+                l.network.as_deref().unwrap_or_default()
+            ));
         }
         // The live definition names the address actually listened on, as libvirt's does
         // (clients such as Cockpit connect to it).
@@ -1631,6 +1645,18 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                         secret: pw.clone(),
                     });
                 }
+                if let Some(p) = g.display.share_policy {
+                    s.push_str(&format!(",share={p}"));
+                }
+                if let Some(on) = g.display.power_control {
+                    s.push_str(&format!(",power-control={}", on_off(on)));
+                }
+                if let Some(id) = g.display.audio_id {
+                    s.push_str(&format!(
+                        ",audiodev={}",
+                        sound::audiodev_named(def, id, &what)?
+                    ));
+                }
                 if let Some(k) = &g.keymap {
                     b.arg("-k", k.clone());
                 }
@@ -1652,13 +1678,19 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 // listen type 'none': SPICE serves no socket (clients come through other
                 // means), as libvirt's `port=0`
                 let no_listen = first.is_some_and(|l| l.listen_type == ListenType::None);
-                if first.is_some_and(|l| {
-                    !matches!(l.listen_type, ListenType::Address | ListenType::None)
-                }) {
-                    return unsupported(format!("{what}: a listen that is not an address"));
-                }
+                let socket = first.filter(|l| l.listen_type == ListenType::Socket);
                 let mut s = if no_listen {
                     "port=0".to_owned()
+                } else if let Some(l) = socket {
+                    // a UNIX socket: the one named, else one in the runtime directory
+                    let p = match &l.socket {
+                        Some(p) => PathBuf::from(p),
+                        None => socket_path(b.env.dir.join("spice.sock"))?,
+                    };
+                    if let Some(l) = b.live.devices.graphics[i].listens.first_mut() {
+                        l.socket = Some(p.display().to_string());
+                    }
+                    format!("unix=on,addr={}", esc(&p.display().to_string()))
                 } else {
                     let port = if auto {
                         let p = (b.env.free_port)().ok_or_else(|| {
@@ -1684,6 +1716,7 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 }
                 b.arg("-spice", s);
             }
+            GraphicsType::Sdl | GraphicsType::Dbus | GraphicsType::EglHeadless => {}
         }
     }
     if !def.devices.graphics.is_empty() && def.devices.videos.is_empty() {
@@ -1895,6 +1928,7 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 }
 
 mod clock;
+mod display;
 mod features;
 mod fs;
 mod memdev;
@@ -1911,6 +1945,8 @@ pub use storage::{hotplug_refusal, network_node};
 
 #[cfg(test)]
 mod audio_tests;
+#[cfg(test)]
+mod display_tests;
 #[cfg(test)]
 mod memdev_tests;
 #[cfg(test)]

@@ -211,13 +211,18 @@ pub(super) fn default_audio(def: &mut DomainDef) {
     if !def.devices.audios.is_empty() {
         return;
     }
-    let mut backend = AudioType::None;
+    let mut backend = def.devices.graphics.is_empty().then_some(AudioType::None);
     for g in &def.devices.graphics {
         match g.graphics_type {
-            GraphicsType::Vnc => backend = AudioType::None,
-            GraphicsType::Spice => backend = AudioType::Spice,
+            GraphicsType::Vnc => backend = Some(AudioType::None),
+            // host audio passthrough, which libvirt adds only when its daemon's environment
+            // names a QEMU_AUDIO_DRV (not read here)
+            GraphicsType::Spice => backend = Some(AudioType::Spice),
+            GraphicsType::Sdl => backend = None,
+            GraphicsType::Dbus | GraphicsType::EglHeadless => {}
         }
     }
+    let Some(backend) = backend else { return };
     def.devices.audios.push(Audio {
         id: Some(1),
         audio_type: backend,

@@ -10,6 +10,7 @@ mod device;
 mod disk;
 mod disk_net;
 mod disk_tune;
+mod display;
 mod filesystem;
 mod graphics;
 mod input;
@@ -42,6 +43,7 @@ pub use disk::{
 };
 pub use disk_net::{HostTransport, NetHost, NetProtocol, NetSource, default_port};
 pub use disk_tune::{BlockIo, Geometry, GeometryTrans, IOTUNE_FIELDS, Iotune};
+pub use display::{DisplayGl, DisplayOptions, VncSharePolicy};
 pub use filesystem::{
     Filesystem, FsAccessMode, FsBinary, FsCacheMode, FsDriverType, FsModel, FsMultidevs,
     FsSandboxMode, FsType, FsWrpolicy,

@@ -30,6 +30,11 @@ fn audiodev_of(def: &DomainDef, audio_id: Option<u32>, what: &str) -> Result<Opt
     }
 }
 
+/// The audiodev of `<audio id='id'>`, which must exist.
+pub(super) fn audiodev_named(def: &DomainDef, id: u32, what: &str) -> Result<String> {
+    Ok(audiodev_of(def, Some(id), what)?.unwrap_or_default())
+}
+
 /// `-machine` properties for the sound cards: the PC speaker's audiodev.
 pub(super) fn machine_props(def: &DomainDef) -> Result<String> {
     let mut speakers = def
