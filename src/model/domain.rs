@@ -76,6 +76,10 @@ pub struct DomainDef {
     pub current_memory_kib: Option<u64>,
     /// `<maxMemory slots>`: room for memory devices.
     pub max_memory: Option<crate::model::devices::MaxMemory>,
+    /// `<memory dumpCore>`: whether guest memory goes into QEMU core dumps.
+    pub dump_core: Option<bool>,
+    /// `<genid>`: the VM generation id (`<genid/>` asks for a new one, made at parse).
+    pub genid: Option<uuid::Uuid>,
     pub max_vcpus: u32,
     pub current_vcpus: Option<u32>,
     pub vcpu_placement: Option<VcpuPlacement>,
@@ -207,6 +211,19 @@ impl DomainDef {
         let uuid = e
             .child_text_with("uuid", values::uuid)?
             .unwrap_or_else(uuid::Uuid::new_v4);
+        let genid = match e.child("genid")? {
+            None => None,
+            Some(mut g) => {
+                let text = g.text().trim().to_owned();
+                let id = if text.is_empty() {
+                    uuid::Uuid::new_v4()
+                } else {
+                    values::uuid(&text).map_err(|r| g.invalid(&text, r))?
+                };
+                g.finish()?;
+                Some(id)
+            }
+        };
         let title = match e.child("title")? {
             None => None,
             Some(mut t) => {
@@ -231,7 +248,11 @@ impl DomainDef {
             .child("maxMemory")?
             .map(crate::model::devices::MaxMemory::read)
             .transpose()?;
-        let memory_el = e.child("memory")?;
+        let mut memory_el = e.child("memory")?;
+        let dump_core = match memory_el.as_mut() {
+            Some(m) => m.attr_with("dumpCore", values::on_off)?,
+            None => None,
+        };
         let has_numa = e
             .node()
             .children()
@@ -361,6 +382,8 @@ impl DomainDef {
             memory_kib,
             current_memory_kib,
             max_memory,
+            dump_core,
+            genid,
             max_vcpus,
             current_vcpus,
             vcpu_placement,
@@ -397,6 +420,9 @@ impl DomainDef {
         }
         w.leaf("name", &self.name);
         w.leaf("uuid", &self.uuid.hyphenated().to_string());
+        if let Some(g) = self.genid {
+            w.leaf("genid", &g.hyphenated().to_string());
+        }
         w.leaf_opt("title", self.title.as_deref());
         w.leaf_opt("description", self.description.as_deref());
         if let Some(m) = &self.metadata {
@@ -406,7 +432,10 @@ impl DomainDef {
         if let Some(m) = &self.max_memory {
             m.write(w);
         }
-        write_memory(w, "memory", self.memory_kib);
+        w.start("memory");
+        w.attr_opt("dumpCore", self.dump_core.map(values::on_off_str));
+        w.attr("unit", "KiB");
+        w.end_with_text(&self.memory_kib.to_string());
         if let Some(c) = self.current_memory_kib {
             write_memory(w, "currentMemory", c);
         }

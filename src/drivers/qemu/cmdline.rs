@@ -371,7 +371,10 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     );
     b.arg("-mon", "chardev=charmonitor,id=monitor,mode=control");
 
-    let mut m = format!("{machine},usb=off,dump-guest-core=off");
+    let mut m = format!(
+        "{machine},usb=off,dump-guest-core={}",
+        on_off(def.dump_core == Some(true))
+    );
     if !def.features.acpi {
         m.push_str(",acpi=off");
     }
@@ -447,7 +450,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
             }
         }
     }
-    let mut boot = String::from("strict=on");
+    let mut boot = format!("{}strict=on", misc::boot_prefix(def));
     if !def.os.boot.is_empty() {
         let order: String = def
             .os
@@ -483,6 +486,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         b.args.push("-no-reboot".into());
     }
     platform::panics(&mut b, def)?;
+    misc::devices(&mut b, def)?;
     if !display::has_local(def) {
         b.arg("-display", "none");
     }
@@ -1932,6 +1936,7 @@ mod display;
 mod features;
 mod fs;
 mod memdev;
+mod misc;
 mod pflash;
 mod platform;
 mod sound;
@@ -1949,6 +1954,8 @@ mod audio_tests;
 mod display_tests;
 #[cfg(test)]
 mod memdev_tests;
+#[cfg(test)]
+mod misc_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
