@@ -9,7 +9,8 @@
 //! An input is *lossless* when every element and attribute path it has (namespaced by local
 //! name, without indices or values) is still in the answer: values may be canonicalized (units,
 //! `kvm` → `qemu`) but nothing the user wrote may vanish. It prints the share, then the refusals
-//! grouped by the element they name, and the paths lost by the inputs that defined but lost some.
+//! grouped by the element they name, and the paths lost by the inputs that defined but lost some
+//! (`CORPUS_DETAIL=1` prints every refusal in full).
 //!
 //! Excluded, with their counts: the inputs libvirt's own tests expect to be refused
 //! (`*PARSE_ERROR`, `*FAILURE`, `FAIL_*` in `qemuxml2argvtest.c` and `genericxml2xmltest.c`:
@@ -250,7 +251,11 @@ async fn run() {
         let path = match mgr.define_domain(&xml, no_opts()).await {
             Ok(p) => p,
             Err(e) => {
-                refused.entry(refusal_key(&zerr(e))).or_default().push(name);
+                let msg = zerr(e);
+                if std::env::var_os("CORPUS_DETAIL").is_some() {
+                    println!("refused {name}: {msg}");
+                }
+                refused.entry(refusal_key(&msg)).or_default().push(name);
                 continue;
             }
         };

@@ -275,7 +275,15 @@ fn round_up_pow2(n: u32) -> u32 {
 /// an address listen with none.
 fn graphics(def: &mut DomainDef) {
     for g in &mut def.devices.graphics {
+        let socket = g
+            .listens
+            .first()
+            .is_some_and(|l| l.listen_type == crate::model::devices::ListenType::Socket);
         match g.graphics_type {
+            // local displays neither listen nor take ports
+            GraphicsType::Sdl | GraphicsType::Dbus | GraphicsType::EglHeadless => continue,
+            // a VNC socket has no port
+            GraphicsType::Vnc if socket => {}
             // SPICE: `-1` is the legacy automatic port; an automatic port is not written
             GraphicsType::Spice => {
                 if g.port == Some(-1) && g.tls_port.is_none_or(|p| p == -1) {

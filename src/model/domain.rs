@@ -74,6 +74,12 @@ pub struct DomainDef {
     pub metadata: Option<String>,
     pub memory_kib: u64,
     pub current_memory_kib: Option<u64>,
+    /// `<maxMemory slots>`: room for memory devices.
+    pub max_memory: Option<crate::model::devices::MaxMemory>,
+    /// `<memory dumpCore>`: whether guest memory goes into QEMU core dumps.
+    pub dump_core: Option<bool>,
+    /// `<genid>`: the VM generation id (`<genid/>` asks for a new one, made at parse).
+    pub genid: Option<uuid::Uuid>,
     pub max_vcpus: u32,
     pub current_vcpus: Option<u32>,
     pub vcpu_placement: Option<VcpuPlacement>,
@@ -207,6 +213,19 @@ impl DomainDef {
         let uuid = e
             .child_text_with("uuid", values::uuid)?
             .unwrap_or_else(uuid::Uuid::new_v4);
+        let genid = match e.child("genid")? {
+            None => None,
+            Some(mut g) => {
+                let text = g.text().trim().to_owned();
+                let id = if text.is_empty() {
+                    uuid::Uuid::new_v4()
+                } else {
+                    values::uuid(&text).map_err(|r| g.invalid(&text, r))?
+                };
+                g.finish()?;
+                Some(id)
+            }
+        };
         let title = match e.child("title")? {
             None => None,
             Some(mut t) => {
@@ -227,7 +246,15 @@ impl DomainDef {
             .map(metadata::read_metadata)
             .transpose()?;
 
-        let memory_el = e.child("memory")?;
+        let max_memory = e
+            .child("maxMemory")?
+            .map(crate::model::devices::MaxMemory::read)
+            .transpose()?;
+        let mut memory_el = e.child("memory")?;
+        let dump_core = match memory_el.as_mut() {
+            Some(m) => m.attr_with("dumpCore", values::on_off)?,
+            None => None,
+        };
         let has_numa = e
             .node()
             .children()
@@ -325,6 +352,8 @@ impl DomainDef {
             None => Devices::default(),
             Some(d) => Devices::read(d)?,
         };
+        memory_kib =
+            crate::model::devices::memory_total(&e, memory_kib, has_numa, max_memory, &devices)?;
         let mut seclabels = Vec::new();
         e.each("seclabel", |s| {
             seclabels.push(crate::model::seclabel::SecLabel::read(s)?);
@@ -355,6 +384,9 @@ impl DomainDef {
             metadata,
             memory_kib,
             current_memory_kib,
+            max_memory,
+            dump_core,
+            genid,
             max_vcpus,
             current_vcpus,
             vcpu_placement,
@@ -392,13 +424,22 @@ impl DomainDef {
         }
         w.leaf("name", &self.name);
         w.leaf("uuid", &self.uuid.hyphenated().to_string());
+        if let Some(g) = self.genid {
+            w.leaf("genid", &g.hyphenated().to_string());
+        }
         w.leaf_opt("title", self.title.as_deref());
         w.leaf_opt("description", self.description.as_deref());
         if let Some(m) = &self.metadata {
             w.start("metadata");
             w.end_with_raw(m);
         }
-        write_memory(w, "memory", self.memory_kib);
+        if let Some(m) = &self.max_memory {
+            m.write(w);
+        }
+        w.start("memory");
+        w.attr_opt("dumpCore", self.dump_core.map(values::on_off_str));
+        w.attr("unit", "KiB");
+        w.end_with_text(&self.memory_kib.to_string());
         if let Some(c) = self.current_memory_kib {
             write_memory(w, "currentMemory", c);
         }

@@ -47,6 +47,8 @@ pub struct Features {
     pub pmu: Option<FeatureState>,
     pub vmport: Option<FeatureState>,
     pub smm: Option<FeatureState>,
+    /// A `vmcoreinfo` device, through which the guest kernel tells where its dump notes are.
+    pub vmcoreinfo: Option<FeatureState>,
     /// `<smm><tseg>` in bytes, with SMM on.
     pub smm_tseg: Option<u64>,
     pub ioapic: Option<IoapicDriver>,
@@ -76,6 +78,7 @@ impl Features {
             vmport: read_state(&mut e, "vmport")?,
             smm,
             smm_tseg,
+            vmcoreinfo: read_state(&mut e, "vmcoreinfo")?,
             // libvirt keeps `<ioapic/>` without a driver as no setting at all
             ioapic: e
                 .child("ioapic")?
@@ -128,6 +131,7 @@ impl Features {
         if let Some(d) = self.ioapic {
             w.leaf_attr("ioapic", "driver", d.as_str());
         }
+        write_state(w, "vmcoreinfo", self.vmcoreinfo);
         w.end();
     }
 }

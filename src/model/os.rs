@@ -100,6 +100,10 @@ pub struct Os {
     pub cmdline: Option<String>,
     pub boot: Vec<BootDev>,
     pub bootmenu: Option<BootMenu>,
+    /// `<bios useserial rebootTimeout>`: BIOS output on the serial port (QEMU's `sga`), and
+    /// milliseconds before a failed boot retries (-1: never).
+    pub bios_useserial: Option<bool>,
+    pub bios_reboot_timeout: Option<i32>,
 }
 
 impl Os {
@@ -173,6 +177,14 @@ impl Os {
                 Some(m)
             }
         };
+        let (mut bios_useserial, mut bios_reboot_timeout) = (None, None);
+        if let Some(mut b) = e.child("bios")? {
+            bios_useserial = b.attr_with("useserial", values::yes_no)?;
+            bios_reboot_timeout = b.attr_with("rebootTimeout", |v| {
+                values::int_in(v, -1, 65535).map(|t| t as i32)
+            })?;
+            b.finish()?;
+        }
         e.finish()?;
         Ok(Os {
             os_type,
@@ -189,6 +201,8 @@ impl Os {
             cmdline,
             boot,
             bootmenu,
+            bios_useserial,
+            bios_reboot_timeout,
         })
     }
 
@@ -235,6 +249,12 @@ impl Os {
             w.start("bootmenu");
             w.attr("enable", values::yes_no_str(m.enable));
             w.attr_num_opt("timeout", m.timeout);
+            w.end();
+        }
+        if self.bios_useserial.is_some() || self.bios_reboot_timeout.is_some() {
+            w.start("bios");
+            w.attr_opt("useserial", self.bios_useserial.map(values::yes_no_str));
+            w.attr_num_opt("rebootTimeout", self.bios_reboot_timeout);
             w.end();
         }
         w.end();

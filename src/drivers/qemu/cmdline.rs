@@ -364,7 +364,10 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     );
     b.arg("-mon", "chardev=charmonitor,id=monitor,mode=control");
 
-    let mut m = format!("{machine},usb=off,dump-guest-core=off");
+    let mut m = format!(
+        "{machine},usb=off,dump-guest-core={}",
+        on_off(def.dump_core == Some(true))
+    );
     if !def.features.acpi {
         m.push_str(",acpi=off");
     }
@@ -376,6 +379,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     }
     m.push_str(&features::machine_props(def, env.accel)?);
     m.push_str(&sound::machine_props(def)?);
+    m.push_str(&memdev::machine_props(def));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -439,7 +443,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
             }
         }
     }
-    let mut boot = String::from("strict=on");
+    let mut boot = format!("{}strict=on", misc::boot_prefix(def));
     if !def.os.boot.is_empty() {
         let order: String = def
             .os
@@ -475,9 +479,13 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         b.args.push("-no-reboot".into());
     }
     platform::panics(&mut b, def)?;
-    b.arg("-display", "none");
+    misc::devices(&mut b, def)?;
+    if !display::has_local(def) {
+        b.arg("-display", "none");
+    }
 
     controllers(&mut b, def)?;
+    memdev::devices(&mut b, def)?;
     usb::hubs(&mut b, def)?;
     let virtiofsd = fs::filesystems(&mut b, def)?;
     disks(&mut b, def)?;
@@ -499,6 +507,8 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
         .iter()
         .map(|tz| ("TZ".into(), tz.clone()))
         .collect();
+    env.extend(sound::audio_env(def));
+    env.extend(display::env(def));
     qemu_ns::apply_overrides(&mut b.args, &def.qemu_tweaks)?;
     if let Some(q) = &def.qemu_commandline {
         b.args.extend(q.args.iter().cloned());
@@ -701,7 +711,8 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 };
                 b.need(dev, &what)?;
                 let a = alias(&c.info, format!("virtio-serial{idx}"));
-                let mut s = format!("{dev},id={a}{}", pci_addr(&c.info, &what)?);
+                let v = virtio::props(&c.virtio, true, &what)?;
+                let mut s = format!("{dev}{v},id={a}{}", pci_addr(&c.info, &what)?);
                 if let Some(p) = c.ports {
                     s.push_str(&format!(",max_ports={p}"));
                 }
@@ -891,12 +902,21 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         } else {
             String::new()
         };
+        if bus != DiskBus::Virtio {
+            let v = d.driver.as_ref().map(|d| d.virtio).unwrap_or_default();
+            virtio::props(&v, false, &what)?;
+        }
         let (qdev, a, busarg) = match bus {
             DiskBus::Virtio => {
                 if cdrom {
                     return unsupported(format!("{what}: a CD-ROM on the virtio bus"));
                 }
-                let addr = pci_addr(&d.info, &what)?;
+                let v = d.driver.as_ref().map(|d| d.virtio).unwrap_or_default();
+                let addr = format!(
+                    "{}{}",
+                    virtio::props(&v, true, &what)?,
+                    pci_addr(&d.info, &what)?
+                );
                 (
                     "virtio-blk-pci",
                     alias(&d.info, format!("virtio-disk{idx}")),
@@ -1477,13 +1497,14 @@ fn inputs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             (other, _) => return unsupported(format!("{what}: bus '{other}'")),
         };
         b.need(dev, &what)?;
+        let v = virtio::props(&inp.virtio, bus == InputBus::Virtio, &what)?;
         let addr = if bus == InputBus::Virtio {
             pci_addr(&inp.info, &what)?
         } else {
             usb::usb_addr(&inp.info, &what)?
         };
         // libvirt's order: the bus and port follow the id
-        b.device(format!("{dev},id={a}{addr}"));
+        b.device(format!("{dev}{v},id={a}{addr}"));
         b.live.devices.inputs[i].info.alias = Some(a);
         b.live.devices.inputs[i].bus = Some(bus);
     }
@@ -1495,16 +1516,27 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     let mut spice_seen = false;
     for (i, g) in def.devices.graphics.iter().enumerate() {
         let what = format!("<graphics type='{}'>", g.graphics_type);
+        if display::is_local(g) {
+            display::local(b, def, g)?;
+            continue;
+        }
         let first = g.listens.first();
         let address = first
             .and_then(|l| l.address.clone())
             .or_else(|| g.listen.clone())
             .unwrap_or_else(|| "127.0.0.1".into());
-        if first.is_some_and(|l| l.listen_type == ListenType::Network) {
-            return unsupported(format!("{what}: listen type 'network'"));
-        }
-        if g.listens.len() > 1 {
-            return unsupported(format!("{what}: more than one <listen>"));
+        // QEMU listens on the first; a network's address is looked up at start, which
+        // this driver does not do (the definition stays valid for when it can)
+        if let Some(l) = g
+            .listens
+            .iter()
+            .find(|l| l.listen_type == ListenType::Network)
+            .filter(|_| b.env.host.is_some())
+        {
+            return unsupported(format!(
+                "{what}: <listen type='network' network='{}'> (looking up a virtual                  network's address at start is not done by this driver)",
+                l.network.as_deref().unwrap_or_default()
+            ));
         }
         // The live definition names the address actually listened on, as libvirt's does
         // (clients such as Cockpit connect to it).
@@ -1563,6 +1595,18 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                         secret: pw.clone(),
                     });
                 }
+                if let Some(p) = g.display.share_policy {
+                    s.push_str(&format!(",share={p}"));
+                }
+                if let Some(on) = g.display.power_control {
+                    s.push_str(&format!(",power-control={}", on_off(on)));
+                }
+                if let Some(id) = g.display.audio_id {
+                    s.push_str(&format!(
+                        ",audiodev={}",
+                        sound::audiodev_named(def, id, &what)?
+                    ));
+                }
                 if let Some(k) = &g.keymap {
                     b.arg("-k", k.clone());
                 }
@@ -1584,13 +1628,19 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 // listen type 'none': SPICE serves no socket (clients come through other
                 // means), as libvirt's `port=0`
                 let no_listen = first.is_some_and(|l| l.listen_type == ListenType::None);
-                if first.is_some_and(|l| {
-                    !matches!(l.listen_type, ListenType::Address | ListenType::None)
-                }) {
-                    return unsupported(format!("{what}: a listen that is not an address"));
-                }
+                let socket = first.filter(|l| l.listen_type == ListenType::Socket);
                 let mut s = if no_listen {
                     "port=0".to_owned()
+                } else if let Some(l) = socket {
+                    // a UNIX socket: the one named, else one in the runtime directory
+                    let p = match &l.socket {
+                        Some(p) => PathBuf::from(p),
+                        None => socket_path(b.env.dir.join("spice.sock"))?,
+                    };
+                    if let Some(l) = b.live.devices.graphics[i].listens.first_mut() {
+                        l.socket = Some(p.display().to_string());
+                    }
+                    format!("unix=on,addr={}", esc(&p.display().to_string()))
                 } else {
                     let port = if auto {
                         let p = (b.env.free_port)().ok_or_else(|| {
@@ -1616,6 +1666,7 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 }
                 b.arg("-spice", s);
             }
+            GraphicsType::Sdl | GraphicsType::Dbus | GraphicsType::EglHeadless => {}
         }
     }
     if !def.devices.graphics.is_empty() && def.devices.videos.is_empty() {
@@ -1769,7 +1820,8 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         if let Some(dev) = dev {
             b.need(dev, &what)?;
             let a = alias(&m.info, "balloon0".into());
-            let mut s = format!("{dev},id={a}{}", pci_addr(&m.info, &what)?);
+            let v = virtio::props(&m.virtio, true, &what)?;
+            let mut s = format!("{dev}{v},id={a}{}", pci_addr(&m.info, &what)?);
             if let Some(d) = m.autodeflate {
                 s.push_str(&format!(",deflate-on-oom={}", on_off(d)));
             }
@@ -1810,7 +1862,8 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             RngModel::VirtioNonTransitional => "virtio-rng-pci-non-transitional",
         };
         b.need(dev, &what)?;
-        let mut s = format!("{dev},rng={obj},id={a}");
+        let v = virtio::props(&r.virtio, true, &what)?;
+        let mut s = format!("{dev}{v},rng={obj},id={a}");
         if let Some(bytes) = r.rate_bytes {
             s.push_str(&format!(
                 ",max-bytes={bytes},period={}",
@@ -1825,8 +1878,11 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
 }
 
 mod clock;
+mod display;
 mod features;
 mod fs;
+mod memdev;
+mod misc;
 mod pci;
 mod pflash;
 mod platform;
@@ -1836,9 +1892,18 @@ mod spice;
 mod storage;
 pub mod tpm;
 mod usb;
+mod virtio;
 pub use fs::{VIRTIOFSD, Virtiofsd};
 pub use storage::{hotplug_refusal, network_node};
 
+#[cfg(test)]
+mod audio_tests;
+#[cfg(test)]
+mod display_tests;
+#[cfg(test)]
+mod memdev_tests;
+#[cfg(test)]
+mod misc_tests;
 #[cfg(test)]
 mod net_tests;
 #[cfg(test)]
@@ -1846,4 +1911,6 @@ mod tests;
 #[cfg(test)]
 mod tests_features;
 mod tuning;
+#[cfg(test)]
+mod virtio_tests;
 pub use tuning::{Host, HugeTlb};

@@ -71,6 +71,7 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
     serial_models(&mut def.devices, x86);
     virtio_serial_ports(def);
     super::usb::assign(def)?;
+    crate::model::devices::assign_memory_slots(&mut def.devices.memories, def.max_memory);
     super::pci::assign(def, caps, kind)
 }
 
@@ -134,6 +135,7 @@ fn implicit_inputs(def: &mut DomainDef) {
             def.devices.inputs.push(Input {
                 input_type: t,
                 bus: Some(InputBus::Ps2),
+                virtio: Default::default(),
                 info: DeviceInfo::default(),
             });
         }
@@ -188,6 +190,7 @@ fn default_devices(def: &mut DomainDef, kind: Machine, x86: bool) -> Result<(), 
                 free_page_reporting: None,
                 stats_period: None,
                 info: DeviceInfo::default(),
+                virtio: Default::default(),
             });
         }
     }
@@ -215,17 +218,23 @@ pub(super) fn default_audio(def: &mut DomainDef) {
     if !def.devices.audios.is_empty() {
         return;
     }
-    let mut backend = AudioType::None;
+    let mut backend = def.devices.graphics.is_empty().then_some(AudioType::None);
     for g in &def.devices.graphics {
         match g.graphics_type {
-            GraphicsType::Vnc => backend = AudioType::None,
-            GraphicsType::Spice => backend = AudioType::Spice,
+            GraphicsType::Vnc => backend = Some(AudioType::None),
+            // host audio passthrough, which libvirt adds only when its daemon's environment
+            // names a QEMU_AUDIO_DRV (not read here)
+            GraphicsType::Spice => backend = Some(AudioType::Spice),
+            GraphicsType::Sdl => backend = None,
+            GraphicsType::Dbus | GraphicsType::EglHeadless => {}
         }
     }
+    let Some(backend) = backend else { return };
     def.devices.audios.push(Audio {
         id: Some(1),
         audio_type: backend,
         path: None,
+        opts: Default::default(),
     });
 }
 
@@ -477,6 +486,9 @@ pub(super) fn pci_infos(d: &crate::model::Devices) -> Vec<(String, &DeviceInfo)>
     }
     if let Some(v) = &d.vsock {
         out.push(("<vsock>".into(), &v.info));
+    }
+    for (i, m) in d.memories.iter().enumerate() {
+        out.push((format!("<memory model='{}'> {}", m.model, i + 1), &m.info));
     }
     out
 }

@@ -115,6 +115,8 @@ pub struct Controller {
     /// PCI expander buses only: `<target><node>`, the guest NUMA node they belong to.
     pub numa_node: Option<u32>,
     pub driver: AttrList,
+    /// Virtio options on the same `<driver>` (virtio-scsi, virtio-serial).
+    pub virtio: super::VirtioOptions,
     /// USB companion controllers: `<master startport=...>`.
     pub master_startport: Option<u32>,
     pub info: DeviceInfo,
@@ -133,6 +135,7 @@ impl Controller {
             target: Vec::new(),
             numa_node: None,
             driver: Vec::new(),
+            virtio: Default::default(),
             master_startport: None,
             info: DeviceInfo::default(),
         }
@@ -179,12 +182,13 @@ impl Controller {
                 t.finish()?;
             }
         }
-        let driver = match e.child("driver")? {
-            None => Vec::new(),
+        let (driver, virtio) = match e.child("driver")? {
+            None => (Vec::new(), Default::default()),
             Some(mut d) => {
                 let attrs = address::read_attrs(&mut d, DRIVER)?;
+                let virtio = super::VirtioOptions::read(&mut d)?;
                 d.finish()?;
-                attrs
+                (attrs, virtio)
             }
         };
         let master_startport = if controller_type == ControllerType::Usb {
@@ -204,6 +208,7 @@ impl Controller {
             target,
             numa_node,
             driver,
+            virtio,
             master_startport,
             info,
         })
@@ -227,9 +232,10 @@ impl Controller {
             }
             w.end();
         }
-        if !self.driver.is_empty() {
+        if !self.driver.is_empty() || !self.virtio.is_empty() {
             w.start("driver");
             address::write_attrs(w, &self.driver);
+            self.virtio.write_attrs(w);
             w.end();
         }
         self.info.write_alias(w);

@@ -66,7 +66,7 @@ impl Device {
     /// The device's element name.
     pub fn element(&self) -> &'static str {
         let d = &self.0;
-        let kinds: [(&'static str, bool); 22] = [
+        let kinds: [(&'static str, bool); 23] = [
             ("disk", !d.disks.is_empty()),
             ("controller", !d.controllers.is_empty()),
             ("filesystem", !d.filesystems.is_empty()),
@@ -87,6 +87,7 @@ impl Device {
             ("rng", !d.rngs.is_empty()),
             ("panic", !d.panics.is_empty()),
             ("shmem", !d.shmems.is_empty()),
+            ("memory", !d.memories.is_empty()),
             ("iommu", d.iommu.is_some()),
             ("vsock", d.vsock.is_some()),
         ];
@@ -156,6 +157,7 @@ impl Devices {
             + self.rngs.len()
             + self.panics.len()
             + self.shmems.len()
+            + self.memories.len()
             + usize::from(self.iommu.is_some())
             + usize::from(self.vsock.is_some())
     }
@@ -206,6 +208,7 @@ impl Devices {
         append(&mut self.rngs, &d.rngs);
         append(&mut self.panics, &d.panics);
         append(&mut self.shmems, &d.shmems);
+        append(&mut self.memories, &d.memories);
         if d.memballoon.is_some() {
             self.memballoon = d.memballoon.clone();
         }
@@ -287,7 +290,8 @@ impl Devices {
             || remove_equal(&mut self.hubs, &d.hubs)
             || remove_equal(&mut self.watchdogs, &d.watchdogs)
             || remove_equal(&mut self.rngs, &d.rngs)
-            || remove_equal(&mut self.panics, &d.panics);
+            || remove_equal(&mut self.panics, &d.panics)
+            || remove_equal(&mut self.memories, &d.memories);
         if found {
             Ok(dev.clone())
         } else {

@@ -153,6 +153,8 @@ pub struct DiskDriver {
     /// virtio-blk queues.
     pub queues: Option<u32>,
     pub queue_size: Option<u32>,
+    /// Virtio options (virtio disks).
+    pub virtio: super::VirtioOptions,
 }
 
 /// `<source file|dev=...>`; the attribute name follows the disk type.
@@ -398,6 +400,7 @@ impl Disk {
             w.attr_opt("detect_zeroes", d.detect_zeroes.map(|c| c.as_str()));
             w.attr_num_opt("queues", d.queues);
             w.attr_num_opt("queue_size", d.queue_size);
+            d.virtio.write_attrs(w);
             w.end();
         }
         if let Some(s) = &self.source {
@@ -527,6 +530,7 @@ fn read_driver(mut d: Elem) -> Result<DiskDriver> {
         copy_on_read: d.attr_with("copy_on_read", values::on_off)?,
         queues: d.attr_with("queues", values::u32_pos)?,
         queue_size: d.attr_with("queue_size", values::u32_pos)?,
+        virtio: super::VirtioOptions::read(&mut d)?,
     };
     d.finish()?;
     Ok(driver)

@@ -109,6 +109,8 @@ pub struct Filesystem {
     /// The mount tag the guest uses.
     pub target: String,
     pub readonly: bool,
+    /// Virtio options on `<driver>`.
+    pub virtio: super::VirtioOptions,
     pub info: DeviceInfo,
 }
 
@@ -128,11 +130,13 @@ impl Filesystem {
         let dmode = e.attr_with("dmode", file_mode)?;
         let (mut driver_type, mut driver_format, mut wrpolicy, mut queue) =
             (None, None, None, None);
+        let mut virtio = super::VirtioOptions::default();
         if let Some(mut d) = e.child("driver")? {
             driver_type = d.attr_with("type", values::keyword::<FsDriverType>)?;
             driver_format = d.attr_with("format", values::token)?;
             wrpolicy = d.attr_with("wrpolicy", values::keyword::<FsWrpolicy>)?;
             queue = d.attr_with("queue", values::u32_pos)?;
+            virtio = super::VirtioOptions::read(&mut d)?;
             d.finish()?;
         }
         let virtiofs = driver_type == Some(FsDriverType::Virtiofs);
@@ -197,6 +201,7 @@ impl Filesystem {
             socket,
             target,
             readonly,
+            virtio,
             info,
         })
     }
@@ -209,12 +214,13 @@ impl Filesystem {
         w.attr_opt("multidevs", self.multidevs.map(|m| m.as_str()));
         w.attr_opt("fmode", self.fmode.map(|m| format!("{m:04o}")).as_deref());
         w.attr_opt("dmode", self.dmode.map(|m| format!("{m:04o}")).as_deref());
-        if let Some(t) = self.driver_type {
+        if self.driver_type.is_some() || !self.virtio.is_empty() {
             w.start("driver");
-            w.attr("type", t.as_str());
+            w.attr_opt("type", self.driver_type.map(|t| t.as_str()));
             w.attr_opt("format", self.driver_format.as_deref());
             w.attr_opt("wrpolicy", self.wrpolicy.map(|p| p.as_str()));
             w.attr_num_opt("queue", self.queue);
+            self.virtio.write_attrs(w);
             w.end();
         }
         if let Some(b) = self

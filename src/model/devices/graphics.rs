@@ -15,6 +15,9 @@ xml_enum! {
     pub enum GraphicsType {
         Vnc = "vnc",
         Spice = "spice",
+        Sdl = "sdl",
+        Dbus = "dbus",
+        EglHeadless = "egl-headless",
     }
 }
 
@@ -80,6 +83,8 @@ pub struct Graphics {
     pub image_compression: Option<ImageCompression>,
     /// SPICE only: the other SPICE options.
     pub spice: SpiceOptions,
+    /// Local displays, VNC's socket, policy and power control, and the display's audio.
+    pub display: super::DisplayOptions,
 }
 
 fn port_number(v: &str) -> std::result::Result<i32, String> {
@@ -93,6 +98,15 @@ fn host(v: &str) -> std::result::Result<String, String> {
 impl Graphics {
     pub(crate) fn read(mut e: Elem) -> Result<Graphics> {
         let graphics_type = e.req_attr_with("type", values::keyword::<GraphicsType>)?;
+        let mut display = super::DisplayOptions::read_attrs(&mut e, graphics_type)?;
+        // VNC's legacy `socket` attribute: a socket listen, replacing a first address or
+        // network listen, as libvirt reads it
+        let socket_attr = if graphics_type == GraphicsType::Vnc {
+            e.attr_with("socket", values::abs_path)?
+        } else {
+            None
+        };
+        let networked = matches!(graphics_type, GraphicsType::Vnc | GraphicsType::Spice);
         let port = e.attr_with("port", port_number)?;
         let tls_port = if graphics_type == GraphicsType::Spice {
             e.attr_with("tlsPort", port_number)?
@@ -130,6 +144,24 @@ impl Graphics {
             listens.push(gl);
             Ok(())
         })?;
+        if let Some(s) = socket_attr {
+            let l = GraphicsListen {
+                listen_type: ListenType::Socket,
+                address: None,
+                network: None,
+                socket: Some(s),
+            };
+            match listens.first_mut() {
+                None => listens.push(l),
+                Some(first)
+                    if matches!(first.listen_type, ListenType::Address | ListenType::Network) =>
+                {
+                    *first = l
+                }
+                Some(_) => {}
+            }
+        }
+        display.read_children(&mut e, graphics_type)?;
         let (image_compression, spice) = if graphics_type == GraphicsType::Spice {
             (
                 e.child_attr_with("image", "compression", values::keyword::<ImageCompression>)?,
@@ -151,6 +183,13 @@ impl Graphics {
                 format!("does not match the first <listen> address '{first}'"),
             ));
         }
+        if !networked && let Some(l) = listens.first() {
+            return Err(XmlError::invalid(
+                format!("{}/listen/@type", e.path()),
+                l.listen_type.as_str(),
+                format!("a {graphics_type} display does not listen"),
+            ));
+        }
         e.finish()?;
         Ok(Graphics {
             graphics_type,
@@ -164,22 +203,32 @@ impl Graphics {
             listens,
             image_compression,
             spice,
+            display,
         })
     }
 
     pub(crate) fn write(&self, w: &mut Writer, secure: bool) {
         w.start("graphics");
         w.attr("type", self.graphics_type.as_str());
+        // libvirt names a VNC socket on the element too
+        if let Some(first) = self.listens.first()
+            && self.graphics_type == GraphicsType::Vnc
+            && first.listen_type == ListenType::Socket
+        {
+            w.attr_opt("socket", first.socket.as_deref());
+        }
         w.attr_num_opt("port", self.port);
         w.attr_num_opt("tlsPort", self.tls_port);
         w.attr_opt("autoport", self.autoport.map(values::yes_no_str));
         w.attr_num_opt("websocket", self.websocket);
         w.attr_opt("listen", self.listen.as_deref());
         w.attr_opt("keymap", self.keymap.as_deref());
+        self.display.write_attrs(w);
         w.attr_opt("defaultMode", self.spice.default_mode.map(|m| m.as_str()));
         if secure {
             w.attr_opt("passwd", self.passwd.as_deref());
         }
+        self.display.write_gl(w, self.graphics_type);
         for l in &self.listens {
             w.start("listen");
             w.attr("type", l.listen_type.as_str());
@@ -193,6 +242,9 @@ impl Graphics {
             w.leaf_attr("image", "compression", c.as_str());
         }
         self.spice.write_rest(w);
+        if self.graphics_type == GraphicsType::Vnc {
+            self.display.write_audio(w);
+        }
         w.end();
     }
 }

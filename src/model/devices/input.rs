@@ -28,6 +28,8 @@ xml_enum! {
 pub struct Input {
     pub input_type: InputType,
     pub bus: Option<InputBus>,
+    /// `<driver>` virtio options (virtio inputs).
+    pub virtio: super::VirtioOptions,
     pub info: DeviceInfo,
 }
 
@@ -35,11 +37,13 @@ impl Input {
     pub(crate) fn read(mut e: Elem) -> Result<Input, XmlError> {
         let input_type = e.req_attr_with("type", values::keyword::<InputType>)?;
         let bus = e.attr_with("bus", values::keyword::<InputBus>)?;
+        let virtio = super::VirtioOptions::read_child(&mut e)?;
         let info = DeviceInfo::read(&mut e)?;
         e.finish()?;
         Ok(Input {
             input_type,
             bus,
+            virtio,
             info,
         })
     }
@@ -48,6 +52,7 @@ impl Input {
         w.start("input");
         w.attr("type", self.input_type.as_str());
         w.attr_opt("bus", self.bus.map(|b| b.as_str()));
+        self.virtio.write_driver(w);
         self.info.write(w);
         w.end();
     }

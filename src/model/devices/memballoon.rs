@@ -24,6 +24,8 @@ pub struct Memballoon {
     /// Seconds between guest memory statistics updates (0 disables).
     pub stats_period: Option<u32>,
     pub info: DeviceInfo,
+    /// `<driver>` virtio options.
+    pub virtio: super::VirtioOptions,
 }
 
 impl Memballoon {
@@ -33,6 +35,7 @@ impl Memballoon {
         let free_page_reporting = e.attr_with("freePageReporting", values::on_off)?;
         let stats_period = e.child_attr_with("stats", "period", values::u32_any)?;
         let info = DeviceInfo::read(&mut e)?;
+        let virtio = super::VirtioOptions::read_child(&mut e)?;
         e.finish()?;
         Ok(Memballoon {
             model,
@@ -40,6 +43,7 @@ impl Memballoon {
             free_page_reporting,
             stats_period,
             info,
+            virtio,
         })
     }
 
@@ -57,6 +61,7 @@ impl Memballoon {
             w.end();
         }
         self.info.write(w);
+        self.virtio.write_driver(w);
         w.end();
     }
 }

@@ -3,18 +3,21 @@
 //! Input may list devices in any order; output groups them by kind in
 //! libvirt's order, keeping the input order within each kind.
 
+mod audio;
 mod chardev;
 mod controller;
 mod device;
 mod disk;
 mod disk_net;
 mod disk_tune;
+mod display;
 mod filesystem;
 mod graphics;
 mod input;
 mod interface;
 mod iommu;
 mod memballoon;
+mod memory;
 mod panic;
 mod rng;
 mod shmem;
@@ -25,9 +28,11 @@ mod storage_tests;
 mod tpm;
 mod usb;
 mod video;
+mod virtio;
 mod vsock;
 mod watchdog;
 
+pub use audio::{AudioFormat, AudioIo, AudioOptions, SdlDriver};
 pub use chardev::{ChannelState, CharDevice, CharNet, CharSourceMode, CharSourceType, TcpProtocol};
 pub use controller::{Controller, ControllerType};
 pub use device::Device;
@@ -38,6 +43,7 @@ pub use disk::{
 };
 pub use disk_net::{HostTransport, NetHost, NetProtocol, NetSource, default_port};
 pub use disk_tune::{BlockIo, Geometry, GeometryTrans, IOTUNE_FIELDS, Iotune};
+pub use display::{DisplayGl, DisplayOptions, VncSharePolicy};
 pub use filesystem::{
     Filesystem, FsAccessMode, FsBinary, FsCacheMode, FsDriverType, FsModel, FsMultidevs,
     FsSandboxMode, FsType, FsWrpolicy,
@@ -47,6 +53,9 @@ pub use input::{Input, InputBus, InputType};
 pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverName, NetSocket};
 pub use iommu::{Iommu, IommuDriver, IommuModel};
 pub use memballoon::{Memballoon, MemballoonModel};
+pub use memory::assign_slots as assign_memory_slots;
+pub(crate) use memory::total as memory_total;
+pub use memory::{MaxMemory, MemoryDevice, MemoryModel, MemorySource, MemoryTarget};
 pub use panic::{Panic, PanicModel};
 pub use rng::{Rng, RngBackend, RngModel};
 pub use shmem::{Shmem, ShmemModel, ShmemMsi, ShmemRole, ShmemServer};
@@ -58,6 +67,7 @@ pub use spice::{
 pub use tpm::{PcrBank, Tpm, TpmBackend, TpmEmulator, TpmModel, TpmVersion};
 pub use usb::{Hub, RedirFilterRule, RedirSource, Redirdev, Redirfilter};
 pub use video::{Video, VideoModel, VideoType};
+pub use virtio::VirtioOptions;
 pub use vsock::{Vsock, VsockModel};
 pub use watchdog::{Watchdog, WatchdogAction, WatchdogModel};
 
@@ -96,6 +106,8 @@ pub struct Devices {
     pub rngs: Vec<Rng>,
     pub panics: Vec<Panic>,
     pub shmems: Vec<Shmem>,
+    /// `<memory model=...>` modules beside the initial RAM.
+    pub memories: Vec<MemoryDevice>,
     /// At most one, as in libvirt.
     pub iommu: Option<Iommu>,
     /// At most one, as in libvirt.
@@ -174,6 +186,7 @@ impl Devices {
                     }
                     d.shmems.push(shmem);
                 }
+                "memory" => d.memories.push(MemoryDevice::read(c)?),
                 "iommu" => {
                     if d.iommu.is_some() {
                         return Err(XmlError::Duplicate { path: c.path() });
@@ -248,6 +261,7 @@ impl Devices {
         self.rngs.iter().for_each(|x| x.write(w));
         self.panics.iter().for_each(|x| x.write(w));
         self.shmems.iter().for_each(|x| x.write(w));
+        self.memories.iter().for_each(|x| x.write(w));
         if let Some(i) = &self.iommu {
             i.write(w);
         }

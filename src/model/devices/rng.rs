@@ -31,6 +31,8 @@ pub struct Rng {
     pub rate_bytes: Option<u32>,
     pub rate_period: Option<u32>,
     pub backend: RngBackend,
+    /// `<driver>` virtio options.
+    pub virtio: super::VirtioOptions,
     pub info: DeviceInfo,
 }
 
@@ -58,6 +60,7 @@ impl Rng {
             }
         };
         b.finish()?;
+        let virtio = super::VirtioOptions::read_child(&mut e)?;
         let info = DeviceInfo::read(&mut e)?;
         e.finish()?;
         Ok(Rng {
@@ -65,6 +68,7 @@ impl Rng {
             rate_bytes,
             rate_period,
             backend,
+            virtio,
             info,
         })
     }
@@ -92,6 +96,7 @@ impl Rng {
                 w.end();
             }
         }
+        self.virtio.write_driver(w);
         self.info.write(w);
         w.end();
     }

@@ -105,6 +105,8 @@ pub struct Audio {
     pub audio_type: AudioType,
     /// The WAV file of a `file` backend.
     pub path: Option<String>,
+    /// Timer, backend attributes and stream settings.
+    pub opts: super::AudioOptions,
 }
 
 impl Audio {
@@ -116,11 +118,13 @@ impl Audio {
             AudioType::File => e.attr_with("path", values::non_empty)?,
             _ => None,
         };
+        let opts = super::AudioOptions::read(&mut e, audio_type)?;
         e.finish()?;
         Ok(Audio {
             id,
             audio_type,
             path,
+            opts,
         })
     }
 
@@ -128,7 +132,10 @@ impl Audio {
         w.start("audio");
         w.attr_num_opt("id", self.id);
         w.attr("type", self.audio_type.as_str());
+        self.opts.write_timer(w);
+        self.opts.write_backend_attrs(w);
         w.attr_opt("path", self.path.as_deref());
+        self.opts.write_children(w);
         w.end();
     }
 }

@@ -69,7 +69,8 @@ pub(super) fn filesystems(b: &mut Builder<'_>, def: &DomainDef) -> Result<Vec<Vi
                     esc(&socket.display().to_string())
                 ),
             );
-            let mut s = format!("vhost-user-fs-pci,id={a},chardev={chr}");
+            let v = super::virtio::props(&f.virtio, true, &what)?;
+            let mut s = format!("vhost-user-fs-pci{v},id={a},chardev={chr}");
             s.push_str(&format!(",queue-size={}", f.queue.unwrap_or(1024)));
             s.push_str(&format!(",tag={}", esc(&f.target)));
             s.push_str(&addr);
@@ -118,8 +119,9 @@ pub(super) fn filesystems(b: &mut Builder<'_>, def: &DomainDef) -> Result<Vec<Vi
             let qdev = model_qdev("virtio-9p-pci", f.model);
             b.need(&qdev, &what)?;
             b.arg("-fsdev", fsdev);
+            let v = super::virtio::props(&f.virtio, true, &what)?;
             b.device(format!(
-                "{qdev},id={a},fsdev=fsdev-{a},mount_tag={}{addr}",
+                "{qdev}{v},id={a},fsdev=fsdev-{a},mount_tag={}{addr}",
                 esc(&f.target)
             ));
         }

@@ -30,6 +30,11 @@ fn audiodev_of(def: &DomainDef, audio_id: Option<u32>, what: &str) -> Result<Opt
     }
 }
 
+/// The audiodev of `<audio id='id'>`, which must exist.
+pub(super) fn audiodev_named(def: &DomainDef, id: u32, what: &str) -> Result<String> {
+    Ok(audiodev_of(def, Some(id), what)?.unwrap_or_default())
+}
+
 /// `-machine` properties for the sound cards: the PC speaker's audiodev.
 pub(super) fn machine_props(def: &DomainDef) -> Result<String> {
     let mut speakers = def
@@ -82,9 +87,21 @@ pub(super) fn audiodevs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         if let Some(p) = &a.path {
             s.push_str(&format!(",path={}", esc(p)));
         }
+        s.push_str(&a.opts.qemu_props());
         b.arg("-audiodev", s);
     }
     Ok(())
+}
+
+/// The environment SDL audio backends ask for (`SDL_AUDIODRIVER`), as libvirt sets it.
+pub(super) fn audio_env(def: &DomainDef) -> Vec<(String, String)> {
+    def.devices
+        .audios
+        .iter()
+        .filter_map(|a| a.opts.sdl_driver)
+        .take(1)
+        .map(|d| ("SDL_AUDIODRIVER".to_owned(), d.as_str().to_owned()))
+        .collect()
 }
 
 /// A `-device` per sound card, and one per HD audio codec.

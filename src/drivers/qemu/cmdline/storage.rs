@@ -44,7 +44,10 @@ pub(super) fn scsi_controller(b: &mut Builder<'_>, i: usize, c: &Controller) -> 
         scsi_qdev(model).ok_or_else(|| CmdlineError::NotSupported(format!("{what}: model")))?;
     b.need(dev, &what)?;
     let a = alias(&c.info, format!("scsi{idx}"));
-    let mut s = format!("{dev},id={a}");
+    let mut s = format!(
+        "{dev}{},id={a}",
+        super::virtio::props(&c.virtio, virtio, &what)?
+    );
     for (k, v) in &c.driver {
         if !virtio {
             return unsupported(format!("{what}: <driver {k}> (virtio-scsi only)"));

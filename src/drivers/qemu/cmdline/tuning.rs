@@ -129,16 +129,16 @@ fn parse_size_kib(s: &str) -> Option<u64> {
 pub(super) struct Obj(Vec<(&'static str, Value)>);
 
 impl Obj {
-    fn put(&mut self, k: &'static str, v: Value) -> &mut Self {
+    pub(super) fn put(&mut self, k: &'static str, v: Value) -> &mut Self {
         self.0.push((k, v));
         self
     }
 
-    fn get(&self, k: &str) -> Option<&Value> {
+    pub(super) fn get(&self, k: &str) -> Option<&Value> {
         self.0.iter().find(|(n, _)| *n == k).map(|(_, v)| v)
     }
 
-    fn render(&self) -> String {
+    pub(super) fn render(&self) -> String {
         let parts: Vec<String> = self
             .0
             .iter()
@@ -251,7 +251,7 @@ fn check_host(def: &DomainDef, host: &Host) -> Result<()> {
 }
 
 /// The guest's NUMA cells.
-fn numa_cells(def: &DomainDef) -> &[crate::model::tuning::NumaCell] {
+pub(super) fn numa_cells(def: &DomainDef) -> &[crate::model::tuning::NumaCell] {
     def.cpu
         .as_ref()
         .map(|c| c.numa.as_slice())
@@ -289,6 +289,12 @@ fn hugepage(def: &DomainDef, env: &super::Env<'_>, cell: Option<u32>) -> Result<
     let Some(size) = mb.page_for_cell(cell) else {
         return Ok((0, PathBuf::new()));
     };
+    huge_mount(env, size)
+}
+
+/// The huge page size in KiB (`0`: the host's default) to back memory with, 0 when those
+/// are the system's pages, and the hugetlbfs mount that serves it.
+pub(super) fn huge_mount(env: &super::Env<'_>, size: u64) -> Result<(u64, PathBuf)> {
     let Some(host) = env.host else {
         // at define: the size is checked against the host at start
         let kib = if size == 0 { 2048 } else { size };
@@ -417,7 +423,7 @@ fn backend(
 }
 
 /// `thread-context` for a preallocated backend bound to host nodes (QEMU 7.2), as libvirt.
-fn thread_context(b: &mut Builder<'_>, o: &mut Obj) {
+pub(super) fn thread_context(b: &mut Builder<'_>, o: &mut Obj) {
     let (Some(nodes), Some(Value::String(id))) = (o.get("host-nodes").cloned(), o.get("id")) else {
         return;
     };
@@ -450,7 +456,10 @@ pub(super) fn memory(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     }
     let cells = numa_cells(def);
     if cells.is_empty() {
-        b.arg("-m", format!("size={}k", def.memory_kib));
+        b.arg(
+            "-m",
+            format!("size={}k{}", def.memory_kib, super::memdev::m_props(def)),
+        );
         let (mut o, needed) = backend(def, b.env, None, def.memory_kib)?;
         if needed {
             thread_context(b, &mut o);
@@ -458,7 +467,10 @@ pub(super) fn memory(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         }
     } else {
         let total: u64 = cells.iter().map(|c| align_kib(c.memory_kib)).sum();
-        b.arg("-m", format!("size={total}k"));
+        b.arg(
+            "-m",
+            format!("size={total}k{}", super::memdev::m_props(def)),
+        );
     }
     if def.tuning.memory_backing.as_ref().is_some_and(|m| m.locked) {
         b.arg("-overcommit", "mem-lock=on");

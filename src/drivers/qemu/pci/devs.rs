@@ -6,7 +6,7 @@ use crate::model::{
     DeviceInfo, Devices,
     devices::{
         ControllerType, DiskBus, FsDriverType, FsModel, InputBus, IommuModel, MemballoonModel,
-        RngModel, SoundModel, Video, VideoType, VsockModel, WatchdogModel,
+        MemoryModel, RngModel, SoundModel, Video, VideoType, VsockModel, WatchdogModel,
     },
 };
 
@@ -27,6 +27,8 @@ pub enum Dev {
     Serial(usize),
     Iommu,
     Vsock,
+    /// A virtio-mem or virtio-pmem memory device.
+    Memory(usize),
 }
 
 /// The flags a PCI Express device and a virtio device get on this machine.
@@ -59,6 +61,7 @@ pub fn all(d: &Devices) -> Vec<Dev> {
     if d.vsock.is_some() {
         v.push(Dev::Vsock);
     }
+    v.extend((0..d.memories.len()).map(Dev::Memory));
     v
 }
 
@@ -141,6 +144,11 @@ pub fn order(d: &Devices) -> Vec<Dev> {
     if d.vsock.is_some() {
         v.push(Dev::Vsock);
     }
+    for (i, m) in d.memories.iter().enumerate() {
+        if matches!(m.model, MemoryModel::VirtioMem | MemoryModel::VirtioPmem) {
+            v.push(Dev::Memory(i));
+        }
+    }
     v
 }
 
@@ -161,6 +169,7 @@ pub fn info(d: &Devices, dev: Dev) -> Option<&DeviceInfo> {
         Dev::Balloon => &d.memballoon.as_ref()?.info,
         Dev::Iommu => &d.iommu.as_ref()?.info,
         Dev::Vsock => &d.vsock.as_ref()?.info,
+        Dev::Memory(i) => &d.memories[i].info,
     })
 }
 
@@ -180,6 +189,7 @@ pub fn info_mut(d: &mut Devices, dev: Dev) -> Option<&mut DeviceInfo> {
         Dev::Balloon => &mut d.memballoon.as_mut()?.info,
         Dev::Iommu => &mut d.iommu.as_mut()?.info,
         Dev::Vsock => &mut d.vsock.as_mut()?.info,
+        Dev::Memory(i) => &mut d.memories[i].info,
     })
 }
 
@@ -207,6 +217,7 @@ pub fn who(d: &Devices, dev: Dev) -> String {
         Dev::Balloon => "<memballoon>".into(),
         Dev::Iommu => "<iommu>".into(),
         Dev::Vsock => "<vsock>".into(),
+        Dev::Memory(i) => format!("<memory model='{}'> {}", d.memories[i].model, i + 1),
     }
 }
 
@@ -297,6 +308,10 @@ pub fn flags(d: &Devices, dev: Dev, fl: Flags) -> u32 {
             Some(VsockModel::VirtioTransitional) => pci,
             Some(_) => fl.virtio,
             None => 0,
+        },
+        Dev::Memory(i) => match d.memories[i].model {
+            MemoryModel::VirtioMem | MemoryModel::VirtioPmem => fl.virtio,
+            _ => 0,
         },
     }
 }
