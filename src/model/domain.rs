@@ -82,6 +82,8 @@ pub struct DomainDef {
     /// `<resource><partition>`: the cgroup partition (e.g. `/machine`).
     pub resource_partition: Option<String>,
     pub os: Os,
+    /// `<idmap>`: a container's user namespace.
+    pub idmap: Option<crate::model::idmap::IdMap>,
     pub features: Features,
     pub cpu: Option<Box<Cpu>>,
     pub clock: Option<Clock>,
@@ -285,6 +287,10 @@ impl DomainDef {
         };
 
         let os = Os::read(e.req_child("os")?)?;
+        let idmap = e
+            .child("idmap")?
+            .map(crate::model::idmap::IdMap::read)
+            .transpose()?;
         let features = e
             .child("features")?
             .map(Features::read)
@@ -358,6 +364,7 @@ impl DomainDef {
             cpuset,
             resource_partition,
             os,
+            idmap,
             features,
             cpu,
             clock,
@@ -411,6 +418,9 @@ impl DomainDef {
             w.end();
         }
         self.os.write(w);
+        if let Some(m) = &self.idmap {
+            m.write(w);
+        }
         self.features.write(w);
         if let Some(c) = &self.cpu {
             c.write(w);

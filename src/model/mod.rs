@@ -36,10 +36,12 @@ mod features;
 #[cfg(test)]
 pub(crate) mod fuzz;
 mod hyperv;
+pub mod idmap;
 mod metadata;
 pub mod migratable;
 pub mod names;
 pub mod options;
+pub mod proc_caps;
 mod os;
 pub mod qemu_ns;
 pub mod seclabel;
