@@ -102,9 +102,19 @@ fn floor_runs(root: &Path) -> Vec<Duration> {
         .map(|_| {
             let t = Instant::now();
             let mut child = std::process::Command::new("unshare")
-                .args(["--fork", "--pid", "--mount", "--uts", "--ipc", "--net", "chroot"])
+                .args([
+                    "--fork",
+                    "--kill-child",
+                    "--pid",
+                    "--mount",
+                    "--uts",
+                    "--ipc",
+                    "--net",
+                    "chroot",
+                ])
                 .arg(root)
                 .args(["/bin/sh", "-c", SCRIPT])
+                .env("PATH", "/bin")
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .expect("unshare");
@@ -123,8 +133,13 @@ fn floor_runs(root: &Path) -> Vec<Duration> {
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = rootfs(dir.path());
+    // runtime files on a tmpfs, as /run/virtbus is on a usual host (this one has /run on disk)
+    let run = tempfile::Builder::new()
+        .prefix("virtbus-bench-lxc")
+        .tempdir_in("/dev/shm")
+        .expect("a directory under /dev/shm");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (running, console) = rt.block_on(driver_runs(&root, &dir.path().join("run")));
+    let (running, console) = rt.block_on(driver_runs(&root, run.path()));
     let floor = floor_runs(&root);
     let (r, c, f) = (median(running), median(console), median(floor));
     println!("LXC driver, busybox container, median of {RUNS} runs:");

@@ -81,7 +81,11 @@ impl Features {
                 .child("capabilities")?
                 .map(crate::model::proc_caps::ProcessCaps::read)
                 .transpose()?
-                .filter(|c| c.policy.is_some_and(|p| p != crate::model::proc_caps::CapsPolicy::Default) || !c.caps.is_empty()),
+                .filter(|c| {
+                    c.policy
+                        .is_some_and(|p| p != crate::model::proc_caps::CapsPolicy::Default)
+                        || !c.caps.is_empty()
+                }),
             pmu: read_state(&mut e, "pmu")?,
             vmport: read_state(&mut e, "vmport")?,
             smm,

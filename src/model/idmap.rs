@@ -56,8 +56,16 @@ impl IdMap {
         }
         // libvirt's rules: both lists or none, and the container's root mapped
         match (uid.is_empty(), gid.is_empty()) {
-            (false, true) => return Err(XmlError::Missing { path: format!("{path}/gid") }),
-            (true, false) => return Err(XmlError::Missing { path: format!("{path}/uid") }),
+            (false, true) => {
+                return Err(XmlError::Missing {
+                    path: format!("{path}/gid"),
+                });
+            }
+            (true, false) => {
+                return Err(XmlError::Missing {
+                    path: format!("{path}/uid"),
+                });
+            }
             _ => {}
         }
         for (name, list) in [("uid", &uid), ("gid", &gid)] {

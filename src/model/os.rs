@@ -298,7 +298,10 @@ impl Os {
 /// `name` of `<initenv>`: libvirt's schema allows letters, digits and `_`, not starting
 /// with a digit.
 fn env_name(v: &str) -> std::result::Result<String, String> {
-    let ok = v.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let ok = v
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(v.to_owned())

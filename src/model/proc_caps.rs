@@ -126,9 +126,9 @@ impl ProcessCaps {
 
     /// The capabilities the container's bounding set loses, as libvirt's LXC driver drops
     /// them: under `default` the module, clock, mknod, audit and LSM administration ones
-    /// (and `sys_boot`: a container reboots through its init, not the host's kernel) unless
-    /// switched on, and any switched off; under `allow` only those switched off; under
-    /// `deny` all but those switched on.
+    /// unless switched on, and any switched off (`sys_boot` stays, as libvirt keeps it on
+    /// kernels where `reboot(2)` in a PID namespace ends only the container); under `allow`
+    /// only those switched off; under `deny` all but those switched on.
     pub fn dropped(this: Option<&Self>) -> Vec<ProcessCap> {
         let policy = this.map_or(CapsPolicy::Default, Self::policy);
         let state = |c| this.and_then(|p| p.state(c));
@@ -140,10 +140,7 @@ impl ProcessCaps {
                 CapsPolicy::Allow => state(c) == Some(false),
                 CapsPolicy::Default => {
                     use ProcessCap::*;
-                    let risky = matches!(
-                        c,
-                        SysBoot | SysModule | SysTime | Mknod | AuditControl | MacAdmin
-                    );
+                    let risky = matches!(c, SysModule | SysTime | Mknod | AuditControl | MacAdmin);
                     if risky {
                         state(c) != Some(true)
                     } else {

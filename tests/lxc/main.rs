@@ -111,9 +111,10 @@ async fn setup() -> Setup {
 impl Setup {
     async fn start(&self, xml: &str) -> DomainProxy<'static> {
         let mgr = manager(&self.conn).await;
-        let path = mgr.define_domain(xml, no_opts()).await.unwrap_or_else(|e| {
-            panic!("define: {e}\n{}", self.daemon.log_text())
-        });
+        let path = mgr
+            .define_domain(xml, no_opts())
+            .await
+            .unwrap_or_else(|e| panic!("define: {e}\n{}", self.daemon.log_text()));
         let dom = domain(&self.conn, &path).await;
         dom.start(no_opts())
             .await
@@ -157,25 +158,44 @@ async fn a_container_is_isolated_and_talks_on_its_console() {
     assert_eq!(dom.state().await.expect("state"), "running");
     let live = dom.get_xml(no_opts()).await.expect("xml");
     let pty = console_pty(&live);
-    let console = tokio::task::spawn_blocking(move || {
-        read_console(&pty, "hello", Duration::from_secs(10))
-    })
-    .await
-    .expect("console");
+    let console =
+        tokio::task::spawn_blocking(move || read_console(&pty, "hello", Duration::from_secs(10)))
+            .await
+            .expect("console");
     assert!(console.contains("hello"), "console said {console:?}");
     let out = s.out();
     assert_eq!(read_when_there(&out.join("uid")).await, "0");
-    assert_eq!(read_when_there(&out.join("pid")).await, "1", "init is PID 1");
+    assert_eq!(
+        read_when_there(&out.join("pid")).await,
+        "1",
+        "init is PID 1"
+    );
     assert_eq!(read_when_there(&out.join("hostname")).await, "lxc-iso");
-    let n: u32 = read_when_there(&out.join("nprocs")).await.parse().expect("n");
+    let n: u32 = read_when_there(&out.join("nprocs"))
+        .await
+        .parse()
+        .expect("n");
     assert!(n <= 3, "the container sees only its own processes: {n}");
-    assert_eq!(read_when_there(&out.join("net")).await, "lo", "only a loopback");
+    assert_eq!(
+        read_when_there(&out.join("net")).await,
+        "lo",
+        "only a loopback"
+    );
     assert_eq!(read_when_there(&out.join("ro_read")).await, "host data");
-    assert_ne!(read_when_there(&out.join("ro_rc")).await, "0", "readonly bind");
-    assert_ne!(read_when_there(&out.join("sys_rc")).await, "0", "read-only /sys");
+    assert_ne!(
+        read_when_there(&out.join("ro_rc")).await,
+        "0",
+        "readonly bind"
+    );
+    assert_ne!(
+        read_when_there(&out.join("sys_rc")).await,
+        "0",
+        "read-only /sys"
+    );
     // its cgroup has the memory limit and its processes
-    let limit = std::fs::read_to_string(cgroup_dir("memory", "lxc-iso").join("memory.limit_in_bytes"))
-        .expect("memory cgroup");
+    let limit =
+        std::fs::read_to_string(cgroup_dir("memory", "lxc-iso").join("memory.limit_in_bytes"))
+            .expect("memory cgroup");
     assert_eq!(limit.trim(), (64u64 << 20).to_string());
     let pids = procs("lxc-iso");
     assert!(!pids.is_empty(), "the init is in the container's cgroup");
@@ -218,12 +238,17 @@ async fn shutdown_ends_it_and_destroy_kills_a_stubborn_tree() {
     polite.shutdown(no_opts()).await.expect("shutdown");
     let t = Instant::now();
     while polite.state().await.expect("state") != "shut-off" {
-        assert!(t.elapsed() < Duration::from_secs(10), "shutdown did not end it");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "shutdown did not end it"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let got = sigs.drain(Duration::from_millis(300)).await;
     assert!(
-        lifecycle(&got).iter().any(|(e, d)| e == "stopped" && d == "shutdown"),
+        lifecycle(&got)
+            .iter()
+            .any(|(e, d)| e == "stopped" && d == "shutdown"),
         "{:?}",
         lifecycle(&got)
     );
@@ -270,7 +295,10 @@ async fn suspend_freezes_and_resume_continues() {
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0)
     };
-    until("the counter to start", Duration::from_secs(10), || read() > 2).await;
+    until("the counter to start", Duration::from_secs(10), || {
+        read() > 2
+    })
+    .await;
     dom.suspend(no_opts()).await.expect("suspend");
     assert_eq!(dom.state().await.expect("state"), "paused");
     let frozen = read();
@@ -278,7 +306,10 @@ async fn suspend_freezes_and_resume_continues() {
     assert_eq!(read(), frozen, "the counter stopped");
     dom.resume(no_opts()).await.expect("resume");
     assert_eq!(dom.state().await.expect("state"), "running");
-    until("the counter to go on", Duration::from_secs(5), || read() > frozen + 2).await;
+    until("the counter to go on", Duration::from_secs(5), || {
+        read() > frozen + 2
+    })
+    .await;
     dom.destroy(no_opts()).await.expect("destroy");
 }
 
@@ -301,18 +332,30 @@ async fn daemon_kill_9_keeps_two_containers_running() {
 
     s.daemon.kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(pid_alive(pa[0]) && pid_alive(pb[0]), "containers outlive the daemon");
+    assert!(
+        pid_alive(pa[0]) && pid_alive(pb[0]),
+        "containers outlive the daemon"
+    );
     s.daemon.restart(&s.bus).await;
 
     let conn = s.bus.connect().await;
     let mgr = manager(&conn).await;
     let a = domain(&conn, &mgr.lookup_domain("lxc-keep-a").await.expect("a")).await;
     let b = domain(&conn, &mgr.lookup_domain("lxc-keep-b").await.expect("b")).await;
-    assert_eq!(a.state().await.expect("state"), "running", "{}", s.daemon.log_text());
+    assert_eq!(
+        a.state().await.expect("state"),
+        "running",
+        "{}",
+        s.daemon.log_text()
+    );
     assert_eq!(b.state().await.expect("state"), "paused");
     assert_eq!(a.id().await.expect("id"), ida);
     assert_eq!(b.id().await.expect("id"), idb);
-    assert_eq!(procs("lxc-keep-a")[0], pa[0], "the same init, not a new one");
+    assert_eq!(
+        procs("lxc-keep-a")[0],
+        pa[0],
+        "the same init, not a new one"
+    );
     assert_eq!(
         console_pty(&a.get_xml(no_opts()).await.expect("xml")),
         pty_a
@@ -344,7 +387,11 @@ async fn idmap_root_is_an_unprivileged_host_uid() {
             "",
         ))
         .await;
-    assert_eq!(read_when_there(&s.out().join("uid")).await, "0", "root inside");
+    assert_eq!(
+        read_when_there(&s.out().join("uid")).await,
+        "0",
+        "root inside"
+    );
     let pids = procs("lxc-userns");
     let status = std::fs::read_to_string(format!("/proc/{}/status", pids[0])).expect("status");
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid");
@@ -367,17 +414,34 @@ async fn bad_input_is_refused_by_element_and_leaves_nothing() {
         "",
         "",
     );
-    let p = mgr.define_domain(&missing_root, no_opts()).await.expect("define");
+    let p = mgr
+        .define_domain(&missing_root, no_opts())
+        .await
+        .expect("define");
     let r = domain(&s.conn, &p).await.start(no_opts()).await;
-    assert_eq!(error_name(&r), "org.virtbus1.Error.InvalidArgument", "{r:?}");
+    assert_eq!(
+        error_name(&r),
+        "org.virtbus1.Error.InvalidArgument",
+        "{r:?}"
+    );
     assert!(error_message(&r).contains("<source dir="), "{r:?}");
 
     let no_init = rootfs::domain("lxc-noinit", &s.root, "true", "", "")
         .replace("<init>/bin/sh</init>", "<init>/sbin/nope</init>");
-    let p = mgr.define_domain(&no_init, no_opts()).await.expect("define");
+    let p = mgr
+        .define_domain(&no_init, no_opts())
+        .await
+        .expect("define");
     let r = domain(&s.conn, &p).await.start(no_opts()).await;
-    assert_eq!(error_name(&r), "org.virtbus1.Error.InvalidArgument", "{r:?}");
-    assert!(error_message(&r).contains("<os><init> '/sbin/nope'"), "{r:?}");
+    assert_eq!(
+        error_name(&r),
+        "org.virtbus1.Error.InvalidArgument",
+        "{r:?}"
+    );
+    assert!(
+        error_message(&r).contains("<os><init> '/sbin/nope'"),
+        "{r:?}"
+    );
 
     let overlap = rootfs::domain(
         "lxc-overlap",
@@ -409,4 +473,41 @@ async fn bad_input_is_refused_by_element_and_leaves_nothing() {
         .filter(|c| c.contains("--lxc-controller") && c.contains(&runtime))
         .collect();
     assert!(left.is_empty(), "controllers left running: {left:?}");
+}
+
+/// A reboot (SIGHUP to the init, which reboots with `reboot(2)`) ends the container's init
+/// and starts it anew, as libvirt's `<on_reboot>restart`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reboot_starts_the_init_anew() {
+    let s = setup().await;
+    let dom = s
+        .start(&rootfs::domain(
+            "lxc-reboot",
+            &s.root,
+            "echo $$ >> /out/boots; trap 'reboot -f' HUP; while true; do sleep 0.1; done",
+            "",
+            "",
+        ))
+        .await;
+    let boots = s.out().join("boots");
+    read_when_there(&boots).await;
+    let first = procs("lxc-reboot");
+    dom.reboot(no_opts()).await.expect("reboot");
+    until("a second boot", Duration::from_secs(15), || {
+        std::fs::read_to_string(&boots).is_ok_and(|b| b.lines().count() == 2)
+    })
+    .await;
+    assert_eq!(
+        dom.state().await.expect("state"),
+        "running",
+        "{}",
+        s.daemon.log_text()
+    );
+    let again = procs("lxc-reboot");
+    assert!(
+        !again.is_empty() && again[0] != first[0],
+        "{first:?} {again:?}"
+    );
+    assert!(!pid_alive(first[0]));
+    dom.destroy(no_opts()).await.expect("destroy");
 }

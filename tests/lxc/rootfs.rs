@@ -9,7 +9,9 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// driver uses, `/etc/passwd` with an unprivileged user, and `/out` for the tests' results.
 pub fn build(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
-    for d in ["bin", "sbin", "proc", "sys", "dev", "etc", "tmp", "out", "ro", "mnt"] {
+    for d in [
+        "bin", "sbin", "proc", "sys", "dev", "etc", "tmp", "out", "ro", "mnt",
+    ] {
         std::fs::create_dir_all(root.join(d)).expect("mkdir");
     }
     assert!(
@@ -18,8 +20,8 @@ pub fn build(dir: &Path) -> PathBuf {
     );
     std::fs::copy(BUSYBOX, root.join("bin/busybox")).expect("copy busybox");
     for applet in [
-        "sh", "sleep", "echo", "cat", "ls", "hostname", "touch", "id", "grep", "wc", "mount",
-        "ps", "seq", "true",
+        "sh", "sleep", "echo", "cat", "ls", "hostname", "touch", "id", "grep", "wc", "mount", "ps",
+        "seq", "true", "reboot",
     ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("link");
     }

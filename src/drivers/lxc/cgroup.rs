@@ -73,7 +73,8 @@ fn mounts() -> (Option<PathBuf>, Vec<(String, PathBuf)>) {
 impl Cgroups {
     /// The directories for a container named `name` in `partition` (e.g. `/machine`).
     pub fn locate(partition: &str, name: &str) -> Cgroups {
-        let rel = PathBuf::from(partition.trim_start_matches('/')).join(format!("{name}.virtbus-lxc"));
+        let rel =
+            PathBuf::from(partition.trim_start_matches('/')).join(format!("{name}.virtbus-lxc"));
         let (v2, v1) = mounts();
         let v2_controllers = v2
             .as_ref()
@@ -108,8 +109,7 @@ impl Cgroups {
 
     /// Whether the limits can be applied on this host; the error names what cannot.
     pub fn check(&self, limits: &Limits) -> Result<(), String> {
-        if limits.memory_bytes.is_some() && self.v1("memory").is_none() && !self.v2_has("memory")
-        {
+        if limits.memory_bytes.is_some() && self.v1("memory").is_none() && !self.v2_has("memory") {
             return Err("no cgroup hierarchy offers the memory controller (<memory>)".into());
         }
         let cpu = limits.cpu_shares.is_some()
@@ -170,7 +170,10 @@ impl Cgroups {
                         None | Some(-1) => "max".to_owned(),
                         Some(q) => q.to_string(),
                     };
-                    write(&d.join("cpu.max"), &format!("{q} {}", period.unwrap_or(100_000)))?;
+                    write(
+                        &d.join("cpu.max"),
+                        &format!("{q} {}", period.unwrap_or(100_000)),
+                    )?;
                 }
             }
             (None, None) => {}
@@ -188,7 +191,11 @@ impl Cgroups {
 
     /// The processes in the container (host pids).
     pub fn procs(&self) -> Vec<i32> {
-        let Some(d) = self.v2.as_deref().or_else(|| self.v1("freezer")).or_else(|| self.v1("pids"))
+        let Some(d) = self
+            .v2
+            .as_deref()
+            .or_else(|| self.v1("freezer"))
+            .or_else(|| self.v1("pids"))
         else {
             return Vec::new();
         };
@@ -259,13 +266,15 @@ impl Cgroups {
         if let Some(d) = self.v1("cpuacct") {
             let total = read_u64(&d.join("cpuacct.usage"))?;
             let tick = crate::drivers::qemu::stats::tick_ns();
-            let split = std::fs::read_to_string(d.join("cpuacct.stat")).ok().and_then(|s| {
-                let get = |k: &str| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix(k)?.trim().parse::<u64>().ok())
-                };
-                Some((get("user ")? * tick, get("system ")? * tick))
-            });
+            let split = std::fs::read_to_string(d.join("cpuacct.stat"))
+                .ok()
+                .and_then(|s| {
+                    let get = |k: &str| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix(k)?.trim().parse::<u64>().ok())
+                    };
+                    Some((get("user ")? * tick, get("system ")? * tick))
+                });
             return Some((total, split));
         }
         let s = std::fs::read_to_string(self.v2.as_ref()?.join("cpu.stat")).ok()?;

@@ -24,7 +24,13 @@ fn os_err(what: impl std::fmt::Display) -> String {
     format!("{what}: {}", io::Error::last_os_error())
 }
 
-fn mount(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Res<()> {
+fn mount(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Res<()> {
     let (s, t, f, d) = (
         src.map(cstr),
         cstr(target),
@@ -93,7 +99,13 @@ fn setup(plan: &Plan, console_tx: RawFd) -> Res<Never> {
             return Err(os_err("cannot become the container's root"));
         }
     }
-    mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?;
     let root = &plan.root;
     // the root as a mount of its own, so that pivot_root can take it
     mount(
@@ -108,7 +120,13 @@ fn setup(plan: &Plan, console_tx: RawFd) -> Res<Never> {
         mkdir_p(&t)?;
         match &m.kind {
             MountKind::Bind { source, readonly } => {
-                mount(Some(&source.to_string_lossy()), &t, None, libc::MS_BIND | libc::MS_REC, None)?;
+                mount(
+                    Some(&source.to_string_lossy()),
+                    &t,
+                    None,
+                    libc::MS_BIND | libc::MS_REC,
+                    None,
+                )?;
                 if *readonly {
                     remount_ro(&t)?;
                 }
@@ -124,7 +142,13 @@ fn setup(plan: &Plan, console_tx: RawFd) -> Res<Never> {
     }
     let proc_dir = inside(root, Path::new("/proc"));
     mkdir_p(&proc_dir)?;
-    mount(Some("proc"), &proc_dir, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)?;
+    mount(
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
     let sys = inside(root, Path::new("/sys"));
     mkdir_p(&sys)?;
     let ro_sys = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY;
@@ -169,7 +193,16 @@ fn setup(plan: &Plan, console_tx: RawFd) -> Res<Never> {
     // the container must never outlive its controller (the daemon may die, the controller
     // not without its container); set after the id changes, which clear it
     // SAFETY: a plain prctl.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) } < 0 {
+    if unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } < 0
+    {
         return Err(os_err("PR_SET_PDEATHSIG"));
     }
     let dir = cstr(&plan.init_dir);
@@ -201,7 +234,13 @@ struct Console {
 fn setup_dev(root: &Path, plan: &Plan) -> Res<Console> {
     let dev = inside(root, Path::new("/dev"));
     mkdir_p(&dev)?;
-    mount(Some("devfs"), &dev, Some("tmpfs"), libc::MS_NOSUID, Some("mode=755,size=65536k"))?;
+    mount(
+        Some("devfs"),
+        &dev,
+        Some("tmpfs"),
+        libc::MS_NOSUID,
+        Some("mode=755,size=65536k"),
+    )?;
     for n in ["null", "zero", "full", "random", "urandom", "tty"] {
         let node = dev.join(n);
         touch(&node)?;
@@ -218,10 +257,20 @@ fn setup_dev(root: &Path, plan: &Plan) -> Res<Console> {
     }
     let shm = dev.join("shm");
     mkdir_p(&shm)?;
-    mount(Some("shm"), &shm, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))?;
+    mount(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=1777"),
+    )?;
     let pts = dev.join("pts");
     mkdir_p(&pts)?;
-    let gid = if plan.uid_map.is_empty() { ",gid=5" } else { "" };
+    let gid = if plan.uid_map.is_empty() {
+        ",gid=5"
+    } else {
+        ""
+    };
     mount(
         Some("devpts"),
         &pts,
@@ -231,7 +280,12 @@ fn setup_dev(root: &Path, plan: &Plan) -> Res<Console> {
     )?;
     let ptmx = cstr(pts.join("ptmx"));
     // SAFETY: a valid C string; the descriptor is ours.
-    let master = unsafe { libc::open(ptmx.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    let master = unsafe {
+        libc::open(
+            ptmx.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
     if master < 0 {
         return Err(os_err("cannot open the container's /dev/pts/ptmx"));
     }
@@ -245,7 +299,13 @@ fn setup_dev(root: &Path, plan: &Plan) -> Res<Console> {
     }
     let console = dev.join("console");
     touch(&console)?;
-    mount(Some(&pts.join(n.to_string()).to_string_lossy()), &console, None, libc::MS_BIND, None)?;
+    mount(
+        Some(&pts.join(n.to_string()).to_string_lossy()),
+        &console,
+        None,
+        libc::MS_BIND,
+        None,
+    )?;
     Ok(Console {
         master,
         slave: format!("/dev/pts/{n}"),
@@ -355,7 +415,9 @@ fn resolve_user(plan: &Plan) -> Res<(u32, u32, String)> {
             }
             (Ok(n), None) => uid = n,
             (Err(_), None) => {
-                return Err(format!("<inituser> '{u}' is not in the container's /etc/passwd"));
+                return Err(format!(
+                    "<inituser> '{u}' is not in the container's /etc/passwd"
+                ));
             }
         }
     }
@@ -364,7 +426,9 @@ fn resolve_user(plan: &Plan) -> Res<(u32, u32, String)> {
             (_, Some(f)) => f.get(2).and_then(|v| v.parse().ok()).unwrap_or(0),
             (Ok(n), None) => n,
             (Err(_), None) => {
-                return Err(format!("<initgroup> '{g}' is not in the container's /etc/group"));
+                return Err(format!(
+                    "<initgroup> '{g}' is not in the container's /etc/group"
+                ));
             }
         };
     }

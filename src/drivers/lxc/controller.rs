@@ -198,9 +198,8 @@ fn start(plan: &Plan) -> Result<Running, StartError> {
     if !plan.uid_map.is_empty() {
         for (f, m) in [("uid_map", &plan.uid_map), ("gid_map", &plan.gid_map)] {
             let p = format!("/proc/{pid}/{f}");
-            std::fs::write(&p, m).map_err(|e| {
-                fail(("invalid", format!("<idmap>: the kernel refused {p} ({e})")))
-            })?;
+            std::fs::write(&p, m)
+                .map_err(|e| fail(("invalid", format!("<idmap>: the kernel refused {p} ({e})"))))?;
         }
     }
     plan.cgroups.join(pid).map_err(|e| fail(failed(e)))?;
@@ -294,7 +293,10 @@ fn host_pty() -> Result<(RawFd, RawFd, String), String> {
         let path = std::ffi::CStr::from_ptr(name.as_ptr())
             .to_string_lossy()
             .into_owned();
-        let s = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        let s = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
         if s < 0 {
             return Err(os_err("opening the console pty"));
         }
@@ -327,7 +329,11 @@ impl Running {
                     revents: 0,
                 },
                 libc::pollfd {
-                    fd: if watch_container { self.container_master } else { -1 },
+                    fd: if watch_container {
+                        self.container_master
+                    } else {
+                        -1
+                    },
                     events: libc::POLLIN,
                     revents: 0,
                 },

@@ -34,7 +34,7 @@ use uuid::Uuid;
 use super::{
     Completion, DeleteOutcome, DomainCapsInfo, DomainCtx, Driver, DriverCaps, DriverError,
     DriverEvent, DriverResult, ImageChains, MemoryStat, Recovered, RevertOutcome, RevertTarget,
-    RuntimeGuest, SnapshotOutcome, SnapshotRequest, StatValue, Started, Stats,
+    RuntimeGuest, SnapshotOutcome, SnapshotRequest, Started, StatValue, Stats,
 };
 use crate::{
     drivers::qemu::process::{Log, Process},
@@ -76,6 +76,9 @@ pub struct LxcDriver {
     /// The program run as `PROGRAM --lxc-controller PLAN`: this daemon's own binary.
     program: PathBuf,
     containers: Arc<Mutex<HashMap<Uuid, Arc<Container>>>>,
+    /// Containers whose init asked for a reboot, with the live definition and id to start
+    /// again with, until the core resets (restarts) or destroys them (`<on_reboot>`).
+    rebooting: Arc<Mutex<HashMap<Uuid, (DomainDef, u32)>>>,
 }
 
 fn failed(e: impl std::fmt::Display) -> DriverError {
@@ -98,8 +101,7 @@ impl LxcDriver {
             tracing::info!("LXC driver not loaded: it needs root");
             return None;
         }
-        if !Path::new("/proc/self/ns/cgroup").exists() || !Path::new("/proc/self/ns/pid").exists()
-        {
+        if !Path::new("/proc/self/ns/cgroup").exists() || !Path::new("/proc/self/ns/pid").exists() {
             tracing::info!("LXC driver not loaded: the kernel lacks PID or cgroup namespaces");
             return None;
         }
@@ -116,6 +118,7 @@ impl LxcDriver {
             log_dir,
             program,
             containers: Arc::default(),
+            rebooting: Arc::default(),
         })
     }
 
@@ -254,6 +257,7 @@ impl LxcDriver {
     /// Report the container's end when its controller exits, and forget it.
     fn watch(&self, c: Arc<Container>, ctx: DomainCtx) {
         let containers = self.containers.clone();
+        let rebooting = self.rebooting.clone();
         let runtime = self.runtime.clone();
         tokio::spawn(async move {
             c.controller.wait().await;
@@ -282,6 +286,10 @@ impl LxcDriver {
                     exit.as_deref().unwrap_or("the controller vanished")
                 ),
             );
+            if exit.as_deref() == Some("reboot") {
+                let live = lock(&c.live).clone();
+                lock(&rebooting).insert(c.uuid, (live, c.id));
+            }
             ctx.report(match exit.as_deref() {
                 Some("reboot") => DriverEvent::RebootRequested,
                 // libvirt: any end of the init is a shutdown
@@ -372,12 +380,9 @@ impl Driver for LxcDriver {
     }
 
     fn domain_caps(&self, domain_type: DomainType, arch: &str) -> Option<DomainCapsInfo> {
-        (domain_type == DomainType::Lxc && arch == std::env::consts::ARCH).then(|| {
-            DomainCapsInfo {
-                max_vcpus: std::thread::available_parallelism()
-                    .map_or(1, |n| n.get() as u32),
-                ..DomainCapsInfo::default()
-            }
+        (domain_type == DomainType::Lxc && arch == std::env::consts::ARCH).then(|| DomainCapsInfo {
+            max_vcpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            ..DomainCapsInfo::default()
         })
     }
 
@@ -433,6 +438,10 @@ impl Driver for LxcDriver {
     }
 
     async fn destroy(&self, ctx: &DomainCtx, _graceful: bool) -> DriverResult<()> {
+        if lock(&self.rebooting).remove(&ctx.uuid).is_some() && self.container(ctx).is_err() {
+            // its init has ended already, asking for a reboot
+            return Ok(());
+        }
         let c = self.container(ctx)?;
         self.kill(&c).await
     }
@@ -445,12 +454,10 @@ impl Driver for LxcDriver {
                 self.kill(&c).await?;
                 (live, c.id)
             }
-            Err(_) => {
-                return Err(DriverError::InvalidState(format!(
-                    "domain '{}' is not running",
-                    ctx.name
-                )));
-            }
+            Err(e) => match lock(&self.rebooting).remove(&ctx.uuid) {
+                Some(again) => again,
+                None => return Err(e),
+            },
         };
         self.launch(ctx, &live, id).await.map(drop)
     }
@@ -600,9 +607,14 @@ impl Driver for LxcDriver {
                 )));
             }
         };
-        let Some(state) = state.filter(|s| s.exit.is_none()) else {
+        let init_same = |s: &controller::State| {
+            crate::drivers::qemu::process::start_time(s.init_pid).ok() == Some(s.init_start)
+        };
+        let Some(state) = state.filter(|s| s.exit.is_none() && init_same(s)) else {
             let _ = proc.wait_for(Duration::from_secs(10)).await;
-            return Err(forget("its container ended while the daemon was down".into()));
+            return Err(forget(
+                "its container ended while the daemon was down".into(),
+            ));
         };
         let status = if st.cgroups.frozen() {
             Status::new(DomainState::Paused, StateReason::User)
@@ -632,3 +644,6 @@ impl Driver for LxcDriver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,9 +9,8 @@ use uuid::Uuid;
 
 use super::cgroup::{Cgroups, Limits};
 use crate::model::{
-    DomainDef,
+    DomainDef, OsType,
     devices::{CharSourceType, FsType},
-    OsType,
     proc_caps::ProcessCaps,
 };
 
@@ -316,7 +315,9 @@ fn check_init(def: &DomainDef, root: &std::path::Path, init: &str) -> Result<(),
             path = if target.is_absolute() {
                 target
             } else {
-                path.parent().unwrap_or(std::path::Path::new("/")).join(target)
+                path.parent()
+                    .unwrap_or(std::path::Path::new("/"))
+                    .join(target)
             };
             continue;
         }

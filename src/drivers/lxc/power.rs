@@ -23,7 +23,11 @@ pub fn request(name: &str, init: i32, mode: PowerMode, action: Action) -> Result
             return Err(DriverError::NotSupported(format!(
                 "domain '{name}': a container has no {} (the LXC driver uses its init's \
                  /dev/initctl or a signal)",
-                if mode == PowerMode::Acpi { "ACPI" } else { "guest agent" }
+                if mode == PowerMode::Acpi {
+                    "ACPI"
+                } else {
+                    "guest agent"
+                }
             )));
         }
     }
@@ -64,7 +68,10 @@ fn initctl(init: i32, action: Action) -> Result<(), String> {
     let root = CString::new(format!("/proc/{init}/root")).map_err(|e| e.to_string())?;
     // SAFETY: plain syscalls on descriptors we own; open_how is fully initialised.
     unsafe {
-        let dir = libc::open(root.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+        let dir = libc::open(
+            root.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
         if dir < 0 {
             return Err("no root".into());
         }
@@ -87,7 +94,10 @@ fn initctl(init: i32, action: Action) -> Result<(), String> {
             let fifo = libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO;
             let w = if fifo {
                 let again = CString::new(format!("/proc/self/fd/{fd}")).ok()?;
-                libc::open(again.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+                libc::open(
+                    again.as_ptr(),
+                    libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+                )
             } else {
                 -1
             };
@@ -114,7 +124,10 @@ mod tests {
         let r = init_request(Action::Reboot);
         assert_eq!(i32::from_ne_bytes(r[0..4].try_into().unwrap()), 0x0309_1969);
         assert_eq!(i32::from_ne_bytes(r[4..8].try_into().unwrap()), 1);
-        assert_eq!(i32::from_ne_bytes(r[8..12].try_into().unwrap()), i32::from(b'6'));
+        assert_eq!(
+            i32::from_ne_bytes(r[8..12].try_into().unwrap()),
+            i32::from(b'6')
+        );
         assert!(r[12..].iter().all(|b| *b == 0));
     }
 }
