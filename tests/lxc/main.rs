@@ -493,10 +493,17 @@ async fn reboot_starts_the_init_anew() {
     read_when_there(&boots).await;
     let first = procs("lxc-reboot");
     dom.reboot(no_opts()).await.expect("reboot");
-    until("a second boot", Duration::from_secs(15), || {
-        std::fs::read_to_string(&boots).is_ok_and(|b| b.lines().count() == 2)
-    })
-    .await;
+    let t = Instant::now();
+    while !std::fs::read_to_string(&boots).is_ok_and(|b| b.lines().count() == 2) {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "no second boot:\n{}\n{}",
+            s.daemon.log_text(),
+            std::fs::read_to_string(s.daemon.runtime.join("lxc/log/lxc-reboot.log"))
+                .unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         dom.state().await.expect("state"),
         "running",

@@ -73,6 +73,12 @@ fn inside(root: &Path, target: &Path) -> PathBuf {
 /// Receive the go-ahead (the controller has written the id maps and put us in our
 /// cgroups), then set the container up and exec its init. Returns only on failure.
 pub fn run(plan: &Plan, sync: RawFd, console_tx: RawFd) -> String {
+    // the controller ignores these; an init must start with the default dispositions (a
+    // shell cannot trap a signal ignored on entry)
+    for sig in [libc::SIGHUP, libc::SIGPIPE, libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: resetting a disposition in this single-threaded process.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
     let mut b = [0u8; 1];
     // SAFETY: reading one byte into a local buffer.
     if unsafe { libc::read(sync, b.as_mut_ptr().cast(), 1) } != 1 {
