@@ -101,7 +101,7 @@ fn floor_runs(root: &Path) -> Vec<Duration> {
     (0..RUNS)
         .map(|_| {
             let t = Instant::now();
-            let mut child = std::process::Command::new("unshare")
+            let mut child = std::process::Command::new("/usr/bin/unshare")
                 .args([
                     "--fork",
                     "--kill-child",
@@ -113,8 +113,7 @@ fn floor_runs(root: &Path) -> Vec<Duration> {
                     "chroot",
                 ])
                 .arg(root)
-                .args(["/bin/sh", "-c", SCRIPT])
-                .env("PATH", "/bin")
+                .args(["/bin/sh", "-c", &format!("PATH=/bin; {SCRIPT}")])
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .expect("unshare");
