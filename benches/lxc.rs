@@ -113,7 +113,8 @@ fn floor_runs(root: &Path) -> Vec<Duration> {
                     "chroot",
                 ])
                 .arg(root)
-                .args(["/bin/sh", "-c", &format!("PATH=/bin; {SCRIPT}")])
+                .args(["/bin/sh", "-c"])
+                .arg(format!("PATH=/bin; {SCRIPT}"))
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .expect("unshare");
