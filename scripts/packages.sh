@@ -28,6 +28,10 @@ QEMU_PACKAGES=(
     e2fsprogs cpio kmod gzip xz-utils ovmf swtpm swtpm-tools
 )
 
+# Containers for the LXC driver's tests (tests/lxc) and benchmark: a static busybox copied
+# into a root filesystem built at test time, and util-linux's unshare for the benchmark's floor.
+LXC_PACKAGES=(busybox-static util-linux)
+
 # Cockpit's Machines page in a browser (tests/cockpit): cockpit-ws serving Debian's
 # cockpit-machines (288) and the shell (cockpit-system), Debian's Chromium driven by
 # playwright-core (from npm: tests/cockpit/package-lock.json), and what the page runs on the

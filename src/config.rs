@@ -73,7 +73,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            drivers: vec![DriverKind::Test, DriverKind::Qemu],
+            drivers: vec![DriverKind::Test, DriverKind::Qemu, DriverKind::Lxc],
             log_level: LogFilter::default(),
             state_dir: None,
             runtime_dir: None,
@@ -94,6 +94,8 @@ pub enum DriverKind {
     Test,
     /// QEMU/KVM domains (`type='qemu'` and `type='kvm'`), when QEMU is installed.
     Qemu,
+    /// Containers (`type='lxc'`), when the daemon runs as root.
+    Lxc,
 }
 
 /// A log filter, checked when the file is read.

@@ -11,6 +11,13 @@ use virtbus::{
 const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
+    // a container's controller, started by the LXC driver (see drivers::lxc::controller)
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next().as_deref() == Some(virtbus::drivers::lxc::CONTROLLER_OPTION.as_ref())
+        && let Some(plan) = argv.next()
+    {
+        return virtbus::drivers::lxc::controller::main(std::path::Path::new(&plan));
+    }
     let args = match Args::parse_from(std::env::args_os()) {
         Ok(a) => a,
         Err(e) => {

@@ -148,7 +148,10 @@ pub mod libvirt {
                 let Some((_, first)) = offers.first() else {
                     continue;
                 };
-                s.push_str("  <guest>\n    <os_type>hvm</os_type>\n");
+                // containers run programs, not machines (libvirt's LXC driver says `exe`)
+                let exe = offers.iter().all(|(t, _)| *t == DomainType::Lxc);
+                let os_type = if exe { "exe" } else { "hvm" };
+                let _ = write!(s, "  <guest>\n    <os_type>{os_type}</os_type>\n");
                 let _ = writeln!(s, "    <arch name='{arch}'>");
                 let _ = writeln!(s, "      <wordsize>{}</wordsize>", wordsize(arch));
                 if let Some(e) = &first.emulator {
@@ -164,6 +167,10 @@ pub mod libvirt {
                 }
                 for (t, _) in &offers {
                     let _ = writeln!(s, "      <domain type='{}'/>", t.as_str());
+                }
+                if exe {
+                    s.push_str("    </arch>\n  </guest>\n\n");
+                    continue;
                 }
                 s.push_str("    </arch>\n    <features>\n");
                 s.push_str("      <acpi default='on' toggle='yes'/>\n");

@@ -142,7 +142,14 @@ async fn drivers(
                     Err(e) => tracing::error!("QEMU driver disabled: {e}"),
                 }
             }
-            DriverKind::Test | DriverKind::Qemu => {}
+            DriverKind::Lxc if !has(&out, DomainType::Lxc) => {
+                // the controller is this very binary, run with a hidden option
+                let program = std::env::current_exe().unwrap_or_else(|_| "virtbusd".into());
+                if let Some(l) = crate::drivers::lxc::LxcDriver::new(&dirs.runtime, program) {
+                    out.push((DomainType::Lxc, Arc::new(l)));
+                }
+            }
+            DriverKind::Test | DriverKind::Qemu | DriverKind::Lxc => {}
         }
     }
     out

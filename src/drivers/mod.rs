@@ -1,6 +1,7 @@
 //! Hypervisor drivers. A driver runs guests and reports what they do; the core owns states,
 //! events and persistence. Drivers know nothing of D-Bus or polkit.
 
+pub mod lxc;
 pub mod qemu;
 pub mod quiesce;
 pub mod test;

@@ -88,6 +88,8 @@ pub struct DomainDef {
     /// `<resource><partition>`: the cgroup partition (e.g. `/machine`).
     pub resource_partition: Option<String>,
     pub os: Os,
+    /// `<idmap>`: a container's user namespace.
+    pub idmap: Option<crate::model::idmap::IdMap>,
     pub features: Features,
     pub cpu: Option<Box<Cpu>>,
     pub clock: Option<Clock>,
@@ -314,6 +316,10 @@ impl DomainDef {
         };
 
         let os = Os::read(e.req_child("os")?)?;
+        let idmap = e
+            .child("idmap")?
+            .map(crate::model::idmap::IdMap::read)
+            .transpose()?;
         let features = e
             .child("features")?
             .map(Features::read)
@@ -393,6 +399,7 @@ impl DomainDef {
             cpuset,
             resource_partition,
             os,
+            idmap,
             features,
             cpu,
             clock,
@@ -456,6 +463,9 @@ impl DomainDef {
             w.end();
         }
         self.os.write(w);
+        if let Some(m) = &self.idmap {
+            m.write(w);
+        }
         self.features.write(w);
         if let Some(c) = &self.cpu {
             c.write(w);

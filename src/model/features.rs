@@ -41,9 +41,13 @@ pub struct Features {
     pub apic_eoi: Option<bool>,
     pub pae: bool,
     pub hap: Option<FeatureState>,
+    /// `<privnet/>`: a container gets a network namespace of its own even without NICs.
+    pub privnet: bool,
     pub hyperv: Option<Hyperv>,
     pub kvm: Option<KvmFeatures>,
     pub pvspinlock: Option<FeatureState>,
+    /// `<capabilities policy>`: what a container's processes may keep.
+    pub capabilities: Option<crate::model::proc_caps::ProcessCaps>,
     pub pmu: Option<FeatureState>,
     pub vmport: Option<FeatureState>,
     pub smm: Option<FeatureState>,
@@ -71,9 +75,19 @@ impl Features {
             apic_eoi,
             pae: e.flag("pae")?,
             hap: read_state(&mut e, "hap")?,
+            privnet: e.flag("privnet")?,
             hyperv: e.child("hyperv")?.map(Hyperv::read).transpose()?,
             kvm: e.child("kvm")?.map(KvmFeatures::read).transpose()?,
             pvspinlock: read_state(&mut e, "pvspinlock")?,
+            capabilities: e
+                .child("capabilities")?
+                .map(crate::model::proc_caps::ProcessCaps::read)
+                .transpose()?
+                .filter(|c| {
+                    c.policy
+                        .is_some_and(|p| p != crate::model::proc_caps::CapsPolicy::Default)
+                        || !c.caps.is_empty()
+                }),
             pmu: read_state(&mut e, "pmu")?,
             vmport: read_state(&mut e, "vmport")?,
             smm,
@@ -107,6 +121,7 @@ impl Features {
         }
         w.flag("pae", self.pae);
         write_state(w, "hap", self.hap);
+        w.flag("privnet", self.privnet);
         if let Some(h) = &self.hyperv {
             h.write(w);
         }
@@ -114,6 +129,9 @@ impl Features {
             k.write(w);
         }
         write_state(w, "pvspinlock", self.pvspinlock);
+        if let Some(c) = &self.capabilities {
+            c.write(w);
+        }
         write_state(w, "pmu", self.pmu);
         write_state(w, "vmport", self.vmport);
         match (self.smm, self.smm_tseg) {

@@ -36,11 +36,13 @@ mod features;
 #[cfg(test)]
 pub(crate) mod fuzz;
 mod hyperv;
+pub mod idmap;
 mod metadata;
 pub mod migratable;
 pub mod names;
 pub mod options;
 mod os;
+pub mod proc_caps;
 pub mod qemu_ns;
 pub mod seclabel;
 mod snapshot;

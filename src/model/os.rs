@@ -94,6 +94,12 @@ pub struct Os {
     /// Container init program and its arguments (LXC).
     pub init: Option<String>,
     pub init_args: Vec<String>,
+    /// `<initenv name=..>value</initenv>`: the init's environment, in order.
+    pub init_env: Vec<(String, String)>,
+    /// `<initdir>`, `<inituser>`, `<initgroup>`: where and as whom the init runs.
+    pub init_dir: Option<String>,
+    pub init_user: Option<String>,
+    pub init_group: Option<String>,
     /// Direct kernel boot.
     pub kernel: Option<String>,
     pub initrd: Option<String>,
@@ -156,6 +162,17 @@ impl Os {
             init_args.push(a.text().into_owned());
             a.finish()
         })?;
+        let mut init_env = Vec::new();
+        e.each("initenv", |mut a| {
+            let name = a.req_attr_with("name", env_name)?;
+            let value = a.text().into_owned();
+            a.finish()?;
+            init_env.push((name, value));
+            Ok(())
+        })?;
+        let init_dir = e.child_text_with("initdir", values::abs_path)?;
+        let init_user = e.child_text_with("inituser", values::non_empty)?;
+        let init_group = e.child_text_with("initgroup", values::non_empty)?;
         let kernel = e.child_text_with("kernel", values::abs_path)?;
         let initrd = e.child_text_with("initrd", values::abs_path)?;
         let cmdline = e.child_text("cmdline")?;
@@ -196,6 +213,10 @@ impl Os {
             nvram,
             init,
             init_args,
+            init_env,
+            init_dir,
+            init_user,
+            init_group,
             kernel,
             initrd,
             cmdline,
@@ -227,6 +248,14 @@ impl Os {
         for a in &self.init_args {
             w.leaf("initarg", a);
         }
+        for (name, value) in &self.init_env {
+            w.start("initenv");
+            w.attr("name", name);
+            w.end_with_text(value);
+        }
+        w.leaf_opt("initdir", self.init_dir.as_deref());
+        w.leaf_opt("inituser", self.init_user.as_deref());
+        w.leaf_opt("initgroup", self.init_group.as_deref());
         if let Some(l) = &self.loader {
             w.start("loader");
             w.attr_opt("readonly", l.readonly.map(values::yes_no_str));
@@ -283,6 +312,21 @@ impl Os {
         {
             l.loader_type = Some(LoaderType::Rom);
         }
+    }
+}
+
+/// `name` of `<initenv>`: libvirt's schema allows letters, digits and `_`, not starting
+/// with a digit.
+fn env_name(v: &str) -> std::result::Result<String, String> {
+    let ok = v
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err("expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)".into())
     }
 }
 

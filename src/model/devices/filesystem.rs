@@ -14,6 +14,8 @@ xml_enum! {
         Block = "block",
         File = "file",
         Template = "template",
+        /// A tmpfs of `usage` KiB (containers).
+        Ram = "ram",
         Bind = "bind",
     }
 }
@@ -106,6 +108,8 @@ pub struct Filesystem {
     /// The host side: a path, or for virtio-fs the socket of a daemon run by someone else.
     pub source: Option<String>,
     pub socket: Option<String>,
+    /// `type='ram'`: the tmpfs size in KiB.
+    pub usage_kib: Option<u64>,
     /// The mount tag the guest uses.
     pub target: String,
     pub readonly: bool,
@@ -148,7 +152,17 @@ impl Filesystem {
             Some(b) => Some(read_binary(b)?),
         };
         let mut src = e.req_child("source")?;
+        let mut usage_kib = None;
         let (source, socket) = match fs_type {
+            FsType::Ram => {
+                let unit = src.attr_with("units", values::memory_unit)?.unwrap_or(1024);
+                let n = src.req_attr_with("usage", |v| values::uint_in(v, 0, u64::MAX))?;
+                let bytes = n
+                    .checked_mul(unit)
+                    .ok_or_else(|| src.attr_invalid("usage", &n.to_string(), "too large"))?;
+                usage_kib = Some(bytes / 1024);
+                (None, None)
+            }
             FsType::Mount | FsType::Bind => {
                 let socket = src.attr_with("socket", values::abs_path)?;
                 let dir = if socket.is_some() {
@@ -199,6 +213,7 @@ impl Filesystem {
             binary,
             source,
             socket,
+            usage_kib,
             target,
             readonly,
             virtio,
@@ -233,6 +248,10 @@ impl Filesystem {
         w.start("source");
         match (self.fs_type, &self.socket) {
             (_, Some(s)) => w.attr("socket", s),
+            (FsType::Ram, None) => {
+                w.attr_num("usage", self.usage_kib.unwrap_or(0));
+                w.attr("units", "KiB");
+            }
             (FsType::Mount | FsType::Bind, None) => w.attr_opt("dir", self.source.as_deref()),
             (FsType::Block, None) => w.attr_opt("dev", self.source.as_deref()),
             (FsType::File, None) => w.attr_opt("file", self.source.as_deref()),

@@ -1,0 +1,331 @@
+//! A container definition turned into what the controller does: the root, mounts, init,
+//! namespaces, capabilities and cgroup limits. Everything a definition asks for that this
+//! driver cannot do is refused here, naming the element, before any process starts.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::cgroup::{Cgroups, Limits};
+use crate::model::{
+    DomainDef, OsType,
+    devices::{CharSourceType, FsType},
+    proc_caps::ProcessCaps,
+};
+
+/// Why a definition cannot run as a container.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotSupported(String),
+}
+
+/// One mount inside the container, made before the init runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// A host directory bound at the target.
+    Bind { source: PathBuf, readonly: bool },
+    /// A tmpfs of this many KiB.
+    Tmpfs { size_kib: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub kind: MountKind,
+    /// The path inside the container (absolute).
+    pub target: PathBuf,
+}
+
+/// Everything the controller needs to start one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub uuid: Uuid,
+    pub name: String,
+    /// The host directory that becomes `/`, and whether it is read-only.
+    pub root: PathBuf,
+    pub root_readonly: bool,
+    /// Mounts below the root, parents before children.
+    pub mounts: Vec<Mount>,
+    pub init: String,
+    pub init_args: Vec<String>,
+    pub init_env: Vec<(String, String)>,
+    pub init_dir: String,
+    pub init_user: Option<String>,
+    pub init_group: Option<String>,
+    /// `uid_map` and `gid_map` contents; empty without `<idmap>`.
+    pub uid_map: String,
+    pub gid_map: String,
+    /// The host ids the container's root has (0 without `<idmap>`).
+    pub root_ids: (u32, u32),
+    /// A network namespace of its own (`<privnet/>` or interfaces).
+    pub private_net: bool,
+    /// Capability numbers dropped from the bounding set.
+    pub caps_drop: Vec<u32>,
+    pub cgroups: Cgroups,
+    pub limits: Limits,
+    /// Where the controller writes what happens (start failures, exits).
+    pub log: PathBuf,
+    /// The controller's own record (init pid, console pty), replaced atomically.
+    pub state: PathBuf,
+}
+
+fn invalid(m: String) -> PlanError {
+    PlanError::Invalid(m)
+}
+
+fn unsupported(m: String) -> PlanError {
+    PlanError::NotSupported(m)
+}
+
+/// The partition a container's cgroups go in without `<resource><partition>`.
+pub const DEFAULT_PARTITION: &str = "/machine";
+
+/// Refuse what the driver cannot run, naming the element (define and start).
+pub fn check(def: &DomainDef) -> Result<(), PlanError> {
+    if def.os.os_type != OsType::Exe {
+        return Err(invalid(format!(
+            "domain '{}': <os><type> must be 'exe' for an LXC domain, not '{}'",
+            def.name,
+            def.os.os_type.as_str()
+        )));
+    }
+    if def.os.init.is_none() {
+        return Err(invalid(format!(
+            "domain '{}': an LXC domain needs <os><init> (the program its container runs)",
+            def.name
+        )));
+    }
+    let d = &def.devices;
+    let refused: [(&str, bool); 21] = [
+        ("disk", !d.disks.is_empty()),
+        ("controller", !d.controllers.is_empty()),
+        ("interface", !d.interfaces.is_empty()),
+        ("serial", !d.serials.is_empty()),
+        ("parallel", !d.parallels.is_empty()),
+        ("channel", !d.channels.is_empty()),
+        ("input", !d.inputs.is_empty()),
+        ("graphics", !d.graphics.is_empty()),
+        ("tpm", !d.tpms.is_empty()),
+        ("sound", !d.sounds.is_empty()),
+        ("audio", !d.audios.is_empty()),
+        ("video", !d.videos.is_empty()),
+        ("redirdev", !d.redirdevs.is_empty()),
+        ("hub", !d.hubs.is_empty()),
+        ("watchdog", !d.watchdogs.is_empty()),
+        ("memballoon", d.memballoon.is_some()),
+        ("rng", !d.rngs.is_empty()),
+        ("panic", !d.panics.is_empty()),
+        ("shmem", !d.shmems.is_empty()),
+        ("vsock", d.vsock.is_some()),
+        ("iommu", d.iommu.is_some()),
+    ];
+    if let Some((el, _)) = refused.iter().find(|(_, present)| *present) {
+        let extra = if *el == "interface" {
+            " (veth interfaces are not implemented yet; use <features><privnet/> for a \
+             container with only its loopback)"
+        } else {
+            ""
+        };
+        return Err(unsupported(format!(
+            "domain '{}': the LXC driver does not support <devices><{el}>{extra}",
+            def.name
+        )));
+    }
+    if d.consoles.is_empty() {
+        return Err(invalid(format!(
+            "domain '{}': an LXC domain needs a <console type='pty'> (libvirt's rule: at least \
+             one PTY console is required)",
+            def.name
+        )));
+    }
+    if d.consoles.len() > 1 {
+        return Err(unsupported(format!(
+            "domain '{}': the LXC driver runs one <console>, not {}",
+            def.name,
+            d.consoles.len()
+        )));
+    }
+    if d.consoles[0].source_type != CharSourceType::Pty {
+        return Err(unsupported(format!(
+            "domain '{}': <console type='{}'>: only PTY consoles are supported",
+            def.name,
+            d.consoles[0].source_type.as_str()
+        )));
+    }
+    let mut roots = 0;
+    for (i, f) in d.filesystems.iter().enumerate() {
+        let at = format!("<filesystem> {} (target '{}')", i + 1, f.target);
+        match f.fs_type {
+            FsType::Mount | FsType::Bind | FsType::Ram => {}
+            t => {
+                return Err(unsupported(format!(
+                    "domain '{}': {at}: type '{}' is not supported by the LXC driver \
+                     (mount, bind and ram are)",
+                    def.name,
+                    t.as_str()
+                )));
+            }
+        }
+        if f.socket.is_some() || f.driver_type.is_some() || f.binary.is_some() {
+            return Err(unsupported(format!(
+                "domain '{}': {at}: <driver>, <binary> and socket sources are for virtual \
+                 machines",
+                def.name
+            )));
+        }
+        if !f.target.starts_with('/') {
+            return Err(invalid(format!(
+                "domain '{}': {at}: the target must be an absolute path",
+                def.name
+            )));
+        }
+        if f.target.split('/').any(|c| c == "..") {
+            return Err(invalid(format!(
+                "domain '{}': {at}: the target must not contain '..'",
+                def.name
+            )));
+        }
+        if f.target == "/" {
+            roots += 1;
+            if f.fs_type == FsType::Ram {
+                return Err(unsupported(format!(
+                    "domain '{}': {at}: a RAM filesystem cannot be the root",
+                    def.name
+                )));
+            }
+        }
+    }
+    if roots > 1 {
+        return Err(invalid(format!(
+            "domain '{}': more than one <filesystem> has target '/'",
+            def.name
+        )));
+    }
+    Ok(())
+}
+
+/// The plan for `def`; `dir` is the container's runtime directory.
+pub fn build(def: &DomainDef, dir: &std::path::Path, log: PathBuf) -> Result<Plan, PlanError> {
+    check(def)?;
+    let mut root = PathBuf::from("/");
+    let mut root_readonly = false;
+    let mut mounts = Vec::new();
+    for f in &def.devices.filesystems {
+        let kind = match f.fs_type {
+            FsType::Ram => MountKind::Tmpfs {
+                size_kib: f.usage_kib.unwrap_or(0),
+            },
+            _ => {
+                let src = PathBuf::from(f.source.as_deref().unwrap_or_default());
+                if !src.is_dir() {
+                    return Err(invalid(format!(
+                        "domain '{}': <filesystem> target '{}': <source dir='{}'> is not an \
+                         existing directory",
+                        def.name,
+                        f.target,
+                        src.display()
+                    )));
+                }
+                if f.target == "/" {
+                    root = src;
+                    root_readonly = f.readonly;
+                    continue;
+                }
+                MountKind::Bind {
+                    source: src,
+                    readonly: f.readonly,
+                }
+            }
+        };
+        mounts.push(Mount {
+            kind,
+            target: PathBuf::from(&f.target),
+        });
+    }
+    // parents first, the definition's order otherwise
+    mounts.sort_by_key(|m| m.target.components().count());
+    let init = def.os.init.clone().unwrap_or_default();
+    check_init(def, &root, &init)?;
+    let map = |v: &[crate::model::idmap::IdRange]| v.iter().map(|r| r.map_line()).collect();
+    let (uid_map, gid_map, root_ids) = match &def.idmap {
+        Some(m) => (map(&m.uid), map(&m.gid), m.root()),
+        None => (String::new(), String::new(), (0, 0)),
+    };
+    let partition = def
+        .resource_partition
+        .as_deref()
+        .unwrap_or(DEFAULT_PARTITION);
+    let cgroups = Cgroups::locate(partition, &def.name);
+    let c = &def.tuning.cputune;
+    let limits = Limits {
+        memory_bytes: Some(def.memory_kib.saturating_mul(1024)),
+        cpu_shares: c.shares,
+        cpu_period: c.period.or(c.global_period),
+        cpu_quota: c.quota.or(c.global_quota),
+    };
+    cgroups
+        .check(&limits)
+        .map_err(|m| unsupported(format!("domain '{}': {m}", def.name)))?;
+    Ok(Plan {
+        uuid: def.uuid,
+        name: def.name.clone(),
+        root,
+        root_readonly,
+        mounts,
+        init,
+        init_args: def.os.init_args.clone(),
+        init_env: def.os.init_env.clone(),
+        init_dir: def.os.init_dir.clone().unwrap_or_else(|| "/".into()),
+        init_user: def.os.init_user.clone(),
+        init_group: def.os.init_group.clone(),
+        uid_map,
+        gid_map,
+        root_ids,
+        private_net: def.features.privnet || !def.devices.interfaces.is_empty(),
+        caps_drop: ProcessCaps::dropped(def.features.capabilities.as_ref())
+            .into_iter()
+            .map(|c| c.number())
+            .collect(),
+        cgroups,
+        limits,
+        log,
+        state: dir.join("controller.json"),
+    })
+}
+
+/// The init must be an executable file inside the root; its symlinks are resolved inside
+/// the root (a busybox applet link points to `/bin/busybox`, which is the root's).
+fn check_init(def: &DomainDef, root: &std::path::Path, init: &str) -> Result<(), PlanError> {
+    let missing = |why: &str| {
+        invalid(format!(
+            "domain '{}': <os><init> '{init}' {why} in the container's root '{}'",
+            def.name,
+            root.display()
+        ))
+    };
+    let mut path = PathBuf::from(init);
+    for _ in 0..40 {
+        let host = root.join(path.strip_prefix("/").unwrap_or(&path));
+        let meta = std::fs::symlink_metadata(&host).map_err(|_| missing("does not exist"))?;
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&host).map_err(|_| missing("is unreadable"))?;
+            path = if target.is_absolute() {
+                target
+            } else {
+                path.parent()
+                    .unwrap_or(std::path::Path::new("/"))
+                    .join(target)
+            };
+            continue;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(missing("is not an executable file"));
+        }
+        return Ok(());
+    }
+    Err(missing("is a symlink loop"))
+}

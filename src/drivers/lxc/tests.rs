@@ -1,0 +1,238 @@
+//! The LXC XML (libvirt 9.0's lxcxml2xml inputs, written back as libvirt writes them) and
+//! the plan's refusals and capability policy.
+
+use super::plan::{self, PlanError};
+use crate::model::{
+    DomainDef, FormatOptions,
+    proc_caps::{ProcessCap, ProcessCaps},
+};
+
+/// libvirt's `tests/lxcxml2xmldata` inputs, which its LXC driver writes back unchanged
+/// (`lxc-filesystem-ram` aside, whose usage it writes in KiB): ours too.
+const LIBVIRT: &[&str] = &[
+    "lxc-capabilities.xml",
+    "lxc-idmap.xml",
+    "lxc-initdir.xml",
+    "lxc-initenv.xml",
+    "lxc-inituser.xml",
+];
+
+fn libvirt_file(dir: &str, name: &str) -> Option<String> {
+    let p = std::path::Path::new("/work/src/libvirt-9.0.0/tests")
+        .join(dir)
+        .join(name);
+    std::fs::read_to_string(p).ok()
+}
+
+fn canonical(xml: &str) -> String {
+    DomainDef::from_xml(xml)
+        .unwrap_or_else(|e| panic!("{e}\n{xml}"))
+        .to_xml(&FormatOptions::default())
+}
+
+/// Whitespace-insensitive comparison of two documents' text.
+fn squash(s: &str) -> String {
+    s.lines().map(str::trim).collect::<Vec<_>>().join("")
+}
+
+#[test]
+fn libvirts_lxc_documents_round_trip_as_libvirt_writes_them() {
+    for name in LIBVIRT {
+        let Some(mut input) = libvirt_file("lxcxml2xmldata", name) else {
+            eprintln!("libvirt's sources are not here; skipping {name}");
+            return;
+        };
+        // the model has no interface <ip>/<route> yet (another piece of work): the idmap
+        // file is checked without its interface
+        if let (Some(a), Some(b)) = (input.find("<interface"), input.find("</interface>")) {
+            input.replace_range(a..b + "</interface>".len(), "");
+        }
+        assert_eq!(squash(&canonical(&input)), squash(&input), "{name}");
+    }
+    if let (Some(i), Some(o)) = (
+        libvirt_file("lxcxml2xmldata", "lxc-filesystem-ram.xml"),
+        libvirt_file("lxcxml2xmloutdata", "lxc-filesystem-ram.xml"),
+    ) {
+        // our defaults are the generic ones here: accessmode passthrough on every filesystem
+        let mut def = DomainDef::from_xml(&i).expect("ram");
+        crate::model::defaults::after_driver(&mut def).expect("defaults");
+        let ours = def.to_xml(&FormatOptions::default());
+        for (a, b) in squash(&ours)
+            .split("<filesystem")
+            .skip(1)
+            .zip(squash(&o).split("<filesystem").skip(1))
+        {
+            assert_eq!(
+                a.split("</filesystem>").next(),
+                b.split("</filesystem>").next()
+            );
+        }
+    }
+}
+
+const MINI: &str = "<domain type='lxc'><name>c</name><memory>1024</memory>\
+    <os><type>exe</type><init>/bin/sh</init></os>__TOP__\
+    <devices>__DEV__<console type='pty'/></devices></domain>";
+
+fn def(top: &str, dev: &str) -> Result<DomainDef, String> {
+    DomainDef::from_xml(&MINI.replace("__TOP__", top).replace("__DEV__", dev))
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn idmaps_are_sorted_checked_for_overlaps_and_must_map_root() {
+    let d = def(
+        "<idmap><uid start='10' target='2000' count='5'/><uid start='0' target='1000' count='10'/>\
+         <gid start='0' target='1000' count='10'/></idmap>",
+        "",
+    )
+    .expect("valid");
+    let m = d.idmap.as_ref().expect("idmap");
+    assert_eq!(m.uid[0].start, 0, "sorted by start as libvirt does");
+    assert_eq!(m.root(), (1000, 1000));
+    let e = def(
+        "<idmap><uid start='0' target='1000' count='10'/><uid start='5' target='5000' count='2'/>\
+         <gid start='0' target='1000' count='10'/></idmap>",
+        "",
+    )
+    .expect_err("overlap inside");
+    assert!(
+        e.contains("/domain/idmap/uid") && e.contains("overlaps the container ids"),
+        "{e}"
+    );
+    let e = def(
+        "<idmap><uid start='0' target='1000' count='10'/><uid start='20' target='1005' count='2'/>\
+         <gid start='0' target='1000' count='10'/></idmap>",
+        "",
+    )
+    .expect_err("overlap on the host");
+    assert!(e.contains("overlaps the host ids"), "{e}");
+    let e = def(
+        "<idmap><uid start='0' target='1000' count='10'/></idmap>",
+        "",
+    )
+    .expect_err("no gid");
+    assert!(e.contains("/domain/idmap/gid"), "{e}");
+    let e = def(
+        "<idmap><uid start='1' target='1000' count='10'/><gid start='0' target='1000' count='10'/></idmap>",
+        "",
+    )
+    .expect_err("root unmapped");
+    assert!(e.contains("/domain/idmap/uid/@start"), "{e}");
+}
+
+#[test]
+fn capabilities_policy_drops_as_libvirt() {
+    let default = ProcessCaps::dropped(None);
+    for c in [
+        ProcessCap::SysModule,
+        ProcessCap::SysTime,
+        ProcessCap::Mknod,
+        ProcessCap::AuditControl,
+        ProcessCap::MacAdmin,
+    ] {
+        assert!(default.contains(&c), "{c:?}");
+    }
+    assert_eq!(
+        default.len(),
+        5,
+        "sys_boot stays: a reboot(2) inside ends the container"
+    );
+    let d = def(
+        "<features><capabilities policy='default'><mknod state='on'/><net_raw state='off'/>\
+         </capabilities></features>",
+        "",
+    )
+    .expect("caps");
+    let dropped = ProcessCaps::dropped(d.features.capabilities.as_ref());
+    assert!(!dropped.contains(&ProcessCap::Mknod));
+    assert!(dropped.contains(&ProcessCap::NetRaw));
+    let deny = def(
+        "<features><capabilities policy='deny'><chown state='on'/></capabilities></features>",
+        "",
+    )
+    .expect("deny");
+    let dropped = ProcessCaps::dropped(deny.features.capabilities.as_ref());
+    assert_eq!(dropped.len(), ProcessCap::ALL.len() - 1);
+    let e = def(
+        "<features><capabilities><warp_drive state='on'/></capabilities></features>",
+        "",
+    )
+    .expect_err("unknown capability");
+    assert!(
+        e.contains("/domain/features/capabilities/warp_drive"),
+        "{e}"
+    );
+    // the default policy without switches is no setting at all, as libvirt writes it
+    let d = def(
+        "<features><capabilities policy='default'/><privnet/></features>",
+        "",
+    )
+    .expect("default");
+    assert!(d.features.capabilities.is_none());
+    let xml = d.to_xml(&FormatOptions::default());
+    assert!(
+        xml.contains("<privnet/>") && !xml.contains("capabilities"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn the_plan_refuses_by_element() {
+    let refused = |top: &str, dev: &str| match plan::check(&def(top, dev).expect("parse")) {
+        Err(PlanError::NotSupported(m)) | Err(PlanError::Invalid(m)) => m,
+        Ok(()) => panic!("accepted {dev}"),
+    };
+    assert!(refused("", "<graphics type='vnc'/>").contains("<devices><graphics>"));
+    assert!(
+        refused(
+            "",
+            "<interface type='bridge'><source bridge='br0'/></interface>"
+        )
+        .contains("<devices><interface>")
+    );
+    let m = refused(
+        "",
+        "<filesystem type='file'><source file='/x.img'/><target dir='/'/></filesystem>",
+    );
+    assert!(m.contains("type 'file'"), "{m}");
+    let m = refused(
+        "",
+        "<filesystem type='mount'><source dir='/a'/><target dir='/'/></filesystem>\
+         <filesystem type='mount'><source dir='/b'/><target dir='/'/></filesystem>",
+    );
+    assert!(m.contains("more than one"), "{m}");
+    let no_console = DomainDef::from_xml(
+        &MINI
+            .replace("__TOP__", "")
+            .replace("__DEV__<console type='pty'/>", ""),
+    )
+    .expect("parse");
+    assert!(
+        matches!(plan::check(&no_console), Err(PlanError::Invalid(m)) if m.contains("PTY console"))
+    );
+    let hvm = DomainDef::from_xml(
+        "<domain type='lxc'><name>c</name><memory>1024</memory><os><type>hvm</type></os>\
+         <devices><console type='pty'/></devices></domain>",
+    )
+    .expect("parse");
+    assert!(matches!(plan::check(&hvm), Err(PlanError::Invalid(m)) if m.contains("'exe'")));
+}
+
+#[test]
+fn init_environment_and_ram_usage_round_trip() {
+    let d = def(
+        "",
+        "<filesystem type='ram'><source usage='2' units='MiB'/><target dir='/tmp'/></filesystem>",
+    )
+    .expect("ram");
+    assert_eq!(d.devices.filesystems[0].usage_kib, Some(2048));
+    let xml = d.to_xml(&FormatOptions::default());
+    assert!(xml.contains("<source usage='2048' units='KiB'/>"), "{xml}");
+    let e = DomainDef::from_xml(&MINI.replace(
+        "<init>/bin/sh</init>",
+        "<init>/bin/sh</init><initenv name='9BAD'>x</initenv>",
+    ))
+    .expect_err("bad name");
+    assert!(e.to_string().contains("initenv/@name"), "{e}");
+}
