@@ -786,4 +786,36 @@ mod tests {
         attach(&vm, &device(DISK)).await.expect("attach again");
         assert_eq!(device_add_bus(&qmp).0, "pci.1");
     }
+
+    #[tokio::test]
+    async fn i440fx_with_a_full_root_bus_plugs_behind_its_pci_bridge() {
+        let qmp = FakeMonitor::default();
+        let root: Vec<Value> = (0..32)
+            .map(|s| json!({"bus": 0, "slot": s, "function": 0}))
+            .collect();
+        qmp.answer(
+            "query-pci",
+            Answer::ok(json!([{"bus": 0, "devices": root}])),
+        );
+        let vm = running_vm(
+            &qmp,
+            crate::model::DomainDef::from_xml(
+                "<domain type='qemu'><name>g</name>\
+                 <uuid>6f2c1d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f</uuid><memory>131072</memory>\
+                 <os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type></os><devices>\
+                 <controller type='pci' index='0' model='pci-root'/>\
+                 <controller type='pci' index='1' model='pci-bridge'>\
+                 <model name='pci-bridge'/><target chassisNr='1'/>\
+                 <address type='pci' domain='0x0000' bus='0x00' slot='0x1f' function='0x0'/>\
+                 </controller></devices></domain>",
+            )
+            .expect("i440fx domain"),
+        );
+        let got = attach(&vm, &device(DISK)).await.expect("attach");
+        assert_eq!(device_add_bus(&qmp), ("pci.1".into(), "0x1".into()));
+        assert_eq!(
+            bus_slot(got.as_devices().disks[0].info.address.as_ref()),
+            (Some("0x01".into()), Some("0x01".into()))
+        );
+    }
 }
