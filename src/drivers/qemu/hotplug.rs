@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{
     cmdline::{self, CmdlineError},
-    defaults,
     monitor::Vm,
     net,
     snapshot::nodes,
@@ -24,6 +23,8 @@ use crate::{
     },
     util::lock,
 };
+
+mod slot;
 
 /// How long the guest gets to release a device (an ACPI eject under TCG takes a moment).
 const RELEASE_WAIT: Duration = Duration::from_secs(20);
@@ -58,52 +59,17 @@ pub async fn attach(vm: &Vm, device: &Device) -> DriverResult<Device> {
     ))
 }
 
-/// The PCI slot on bus 0 a hot-plugged device takes: the one it names if nothing holds it,
-/// else the first free one. Both QEMU's own view (devices it placed before virtbus recorded
-/// addresses) and the live definition count.
-async fn free_slot(vm: &Vm, wanted: Option<&Address>, what: &str) -> DriverResult<u32> {
-    let mut used = defaults::used_pci_slots(&vm.live());
-    used.push(0);
+/// The PCI slot a hot-plugged device takes (see [`slot::pick`]): QEMU's view of the buses
+/// counts with the live definition's, for devices QEMU placed before virtbus recorded
+/// addresses.
+async fn free_slot(
+    vm: &Vm,
+    wanted: Option<&Address>,
+    pcie: bool,
+    what: &str,
+) -> DriverResult<slot::Slot> {
     let pci = vm.command("query-pci", None).await?;
-    for bus in pci.as_array().into_iter().flatten() {
-        if bus.get("bus").and_then(Value::as_u64) != Some(0) {
-            continue;
-        }
-        for dev in bus
-            .get("devices")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(s) = dev.get("slot").and_then(Value::as_u64) {
-                used.push(s as u32);
-            }
-        }
-    }
-    match wanted {
-        Some(a) => {
-            let (slot, function) = defaults::pci_slot(a).ok_or_else(|| {
-                DriverError::InvalidArgument(format!(
-                    "{what}: a hot-plugged device takes a PCI address on bus 0"
-                ))
-            })?;
-            if function != 0 || slot == 0 || slot > 31 {
-                return Err(DriverError::InvalidArgument(format!(
-                    "{what}: PCI address 00:{slot:02x}.{function} cannot take a hot-plugged \
-                     device (slots 0x01 to 0x1f, function 0)"
-                )));
-            }
-            if used.contains(&slot) {
-                return Err(DriverError::InvalidArgument(format!(
-                    "{what}: PCI slot 0x{slot:02x} is already in use"
-                )));
-            }
-            Ok(slot)
-        }
-        None => (1..32).find(|s| !used.contains(s)).ok_or_else(|| {
-            DriverError::InvalidArgument(format!("{what}: no free PCI slot left on bus 0"))
-        }),
-    }
+    slot::pick(&vm.live(), &pci, wanted, pcie, what)
 }
 
 async fn attach_disk(vm: &Vm, mut d: Disk) -> DriverResult<Disk> {
@@ -150,7 +116,7 @@ async fn attach_disk(vm: &Vm, mut d: Disk) -> DriverResult<Disk> {
         del_nodes(vm, &[&file_node]).await;
         return Err(e);
     }
-    let slot = match free_slot(vm, d.info.address.as_ref(), &what).await {
+    let slot = match free_slot(vm, d.info.address.as_ref(), true, &what).await {
         Ok(s) => s,
         Err(e) => {
             del_nodes(vm, &[&node, &file_node]).await;
@@ -158,7 +124,7 @@ async fn attach_disk(vm: &Vm, mut d: Disk) -> DriverResult<Disk> {
         }
     };
     let mut args = json!({"driver": "virtio-blk-pci", "id": alias, "drive": node,
-                          "bus": "pci.0", "addr": format!("{slot:#x}")});
+                          "bus": slot.qdev_bus, "addr": slot.addr()});
     if let Some(s) = &d.serial {
         args["serial"] = json!(s);
     }
@@ -178,7 +144,7 @@ async fn attach_disk(vm: &Vm, mut d: Disk) -> DriverResult<Disk> {
     }
     d.target_bus = Some(DiskBus::Virtio);
     d.info.alias = Some(alias);
-    d.info.address = Some(defaults::pci_address(slot, 0, false));
+    d.info.address = Some(slot.address());
     lock(&vm.live).devices.disks.push(d.clone());
     Ok(d)
 }
@@ -239,7 +205,9 @@ async fn attach_nic(vm: &Vm, mut n: Interface) -> DriverResult<Interface> {
             )));
         }
     }
-    let slot = match free_slot(vm, n.info.address.as_ref(), &what).await {
+    // virtio and e1000e are PCI Express devices (a root port on q35); older models are not
+    let pcie = matches!(model, "virtio" | "e1000e");
+    let slot = match free_slot(vm, n.info.address.as_ref(), pcie, &what).await {
         Ok(s) => s,
         Err(e) => {
             undo().await;
@@ -247,8 +215,8 @@ async fn attach_nic(vm: &Vm, mut n: Interface) -> DriverResult<Interface> {
         }
     };
     let mut args = json!({"driver": qdev, "netdev": host, "id": alias,
-                          "mac": n.mac.to_string(), "bus": "pci.0",
-                          "addr": format!("{slot:#x}")});
+                          "mac": n.mac.to_string(), "bus": slot.qdev_bus,
+                          "addr": slot.addr()});
     match n.boot_order {
         Some(o) => args["bootindex"] = json!(o),
         None if qdev == "virtio-net-pci" => args["romfile"] = json!(""),
@@ -263,7 +231,7 @@ async fn attach_nic(vm: &Vm, mut n: Interface) -> DriverResult<Interface> {
             .await?;
     }
     n.info.alias = Some(alias);
-    n.info.address = Some(defaults::pci_address(slot, 0, false));
+    n.info.address = Some(slot.address());
     lock(&vm.live).devices.interfaces.push(n.clone());
     Ok(n)
 }
@@ -668,5 +636,186 @@ mod tests {
             .expect_err("device_del fails");
         assert_eq!(qmp.commands(), ["device_del"]);
         assert_eq!(vm.live().devices.interfaces.len(), 1);
+    }
+
+    /// A running q35 guest: root ports 1 and 2 (hot-pluggable) and 3 (hotplug='off'),
+    /// with `devices` besides.
+    fn q35(devices: &str) -> crate::model::DomainDef {
+        let port = |i: u32, f: u32, extra: &str| {
+            format!(
+                "<controller type='pci' index='{i}' model='pcie-root-port'>\
+                 <model name='pcie-root-port'/><target chassis='{i}' port='{:#x}'{extra}/>\
+                 <address type='pci' domain='0x0000' bus='0x00' slot='0x02' \
+                 function='{f:#x}'{}/></controller>",
+                0x10 + f,
+                if f == 0 { " multifunction='on'" } else { "" }
+            )
+        };
+        crate::model::DomainDef::from_xml(&format!(
+            "<domain type='qemu'><name>g</name><uuid>6f2c1d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f</uuid>\
+             <memory>131072</memory><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type>\
+             </os><devices><controller type='pci' index='0' model='pcie-root'/>{}{}{}\
+             {devices}</devices></domain>",
+            port(1, 0, ""),
+            port(2, 1, ""),
+            port(3, 2, " hotplug='off'"),
+        ))
+        .expect("q35 domain")
+    }
+
+    /// `query-pci` for that guest: the root ports at 00:02.x, `on_port2` behind port 2.
+    fn q35_pci(on_port2: Value) -> Answer {
+        let port = |f: u32, id: &str, devices: Value| {
+            json!({"bus": 0, "slot": 2, "function": f, "qdev_id": id,
+                   "pci_bridge": {"bus": {"number": 0, "secondary": f + 1,
+                                          "subordinate": f + 1}, "devices": devices}})
+        };
+        Answer::ok(json!([{"bus": 0, "devices": [
+            {"bus": 0, "slot": 0, "function": 0, "qdev_id": ""},
+            port(0, "pci.1", json!([])), port(1, "pci.2", on_port2),
+            port(2, "pci.3", json!([])),
+            {"bus": 0, "slot": 31, "function": 0, "qdev_id": ""}]}]))
+    }
+
+    fn device_add_bus(qmp: &FakeMonitor) -> (String, String) {
+        let last = qmp
+            .log()
+            .into_iter()
+            .rev()
+            .find(|c| c["execute"] == "device_add")
+            .expect("device_add");
+        (
+            last["arguments"]["bus"].as_str().expect("bus").into(),
+            last["arguments"]["addr"].as_str().expect("addr").into(),
+        )
+    }
+
+    fn bus_slot(a: Option<&Address>) -> (Option<String>, Option<String>) {
+        let a = a.expect("recorded address");
+        (a.get("bus").map(Into::into), a.get("slot").map(Into::into))
+    }
+
+    #[tokio::test]
+    async fn q35_plugs_take_the_empty_root_ports_in_turn_then_are_refused() {
+        let qmp = FakeMonitor::default();
+        qmp.answer("query-pci", q35_pci(json!([])));
+        let vm = running_vm(&qmp, q35(""));
+        let disk = attach(&vm, &device(DISK)).await.expect("disk");
+        assert_eq!(device_add_bus(&qmp), ("pci.1".into(), "0x0".into()));
+        assert_eq!(
+            bus_slot(disk.as_devices().disks[0].info.address.as_ref()),
+            (Some("0x01".into()), Some("0x00".into()))
+        );
+        // QEMU's view is unchanged here: the live definition's disk holds port 1
+        let nic = attach(&vm, &device(NIC)).await.expect("nic");
+        assert_eq!(device_add_bus(&qmp), ("pci.2".into(), "0x0".into()));
+        assert_eq!(
+            bus_slot(nic.as_devices().interfaces[0].info.address.as_ref()),
+            (Some("0x02".into()), Some("0x00".into()))
+        );
+        // port 3 has hotplug='off'
+        let third = NIC.replace("00:07", "00:08");
+        let e = attach(&vm, &device(&third)).await.expect_err("no port");
+        assert!(
+            matches!(&e, DriverError::InvalidArgument(m)
+                if m.contains("no free hot-pluggable PCIe port")),
+            "{e:?}"
+        );
+        assert_eq!(vm.live().devices.interfaces.len(), 1);
+        assert_eq!(
+            qmp.commands().last().map(String::as_str),
+            Some("netdev_del")
+        );
+    }
+
+    #[tokio::test]
+    async fn q35_refuses_an_occupied_port_or_the_root_bus() {
+        let qmp = FakeMonitor::default();
+        // QEMU has a device of its own behind port 2
+        qmp.answer(
+            "query-pci",
+            q35_pci(json!([{"bus": 2, "slot": 0, "function": 0, "qdev_id": "ua-x"}])),
+        );
+        let on_port1 = "<disk type='file' device='disk'><source file='/img/a.qcow2'/>\
+            <target dev='vda' bus='virtio'/><alias name='virtio-disk0'/>\
+            <address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></disk>";
+        let vm = running_vm(&qmp, q35(on_port1));
+        let at = |bus: &str| {
+            device(&DISK.replace(
+                "</disk>",
+                &format!(
+                    "<address type='pci' domain='0x0000' bus='{bus}' slot='0x00' \
+                     function='0x0'/></disk>"
+                ),
+            ))
+        };
+        for (bus, holder) in [("0x01", "<disk> vda"), ("0x02", "QEMU device 'ua-x'")] {
+            let e = attach(&vm, &at(bus)).await.expect_err("port taken");
+            assert!(
+                matches!(&e, DriverError::InvalidArgument(m)
+                    if m.contains("disk 'vdb'") && m.contains(holder) && m.contains(bus)),
+                "{e:?}"
+            );
+        }
+        for bus in ["0x00", "0x03"] {
+            let e = attach(&vm, &at(bus)).await.expect_err("not hot-pluggable");
+            assert!(
+                matches!(&e, DriverError::InvalidArgument(m)
+                    if m.contains("cannot take a hot-plugged device") && m.contains(bus)),
+                "{e:?}"
+            );
+        }
+        assert_eq!(vm.live().devices.disks.len(), 1);
+        assert!(!qmp.commands().iter().any(|c| c == "device_add"));
+    }
+
+    #[tokio::test]
+    async fn q35_unplug_frees_the_port_for_the_next_plug() {
+        let qmp = FakeMonitor::default();
+        qmp.answer("query-pci", q35_pci(json!([])))
+            .answer("query-block", query_block())
+            .answer(
+                "device_del",
+                Answer::ok(json!({}))
+                    .with_event("DEVICE_DELETED", json!({"device": "virtio-disk1"})),
+            );
+        let vm = running_vm(&qmp, q35(""));
+        let first = attach(&vm, &device(DISK)).await.expect("attach");
+        assert_eq!(device_add_bus(&qmp).0, "pci.1");
+        detach(&vm, &first).await.expect("detach");
+        attach(&vm, &device(DISK)).await.expect("attach again");
+        assert_eq!(device_add_bus(&qmp).0, "pci.1");
+    }
+
+    #[tokio::test]
+    async fn i440fx_with_a_full_root_bus_plugs_behind_its_pci_bridge() {
+        let qmp = FakeMonitor::default();
+        let root: Vec<Value> = (0..32)
+            .map(|s| json!({"bus": 0, "slot": s, "function": 0}))
+            .collect();
+        qmp.answer(
+            "query-pci",
+            Answer::ok(json!([{"bus": 0, "devices": root}])),
+        );
+        let vm = running_vm(
+            &qmp,
+            crate::model::DomainDef::from_xml(
+                "<domain type='qemu'><name>g</name>\
+                 <uuid>6f2c1d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f</uuid><memory>131072</memory>\
+                 <os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type></os><devices>\
+                 <controller type='pci' index='0' model='pci-root'/>\
+                 <controller type='pci' index='1' model='pci-bridge'>\
+                 <model name='pci-bridge'/><target chassisNr='1'/>\
+                 <address type='pci' domain='0x0000' bus='0x00' slot='0x1f' function='0x0'/>\
+                 </controller></devices></domain>",
+            )
+            .expect("i440fx domain"),
+        );
+        let got = attach(&vm, &device(DISK)).await.expect("attach");
+        assert_eq!(device_add_bus(&qmp), ("pci.1".into(), "0x1".into()));
+        assert_eq!(
+            bus_slot(got.as_devices().disks[0].info.address.as_ref()),
+            (Some("0x01".into()), Some("0x01".into()))
+        );
     }
 }
