@@ -12,6 +12,7 @@ pub mod store;
 
 pub mod capabilities;
 pub mod critical;
+pub mod console;
 pub mod define;
 mod devices;
 mod guest;

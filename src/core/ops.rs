@@ -39,11 +39,13 @@ pub enum Action {
     DomainFsFreeze,
     /// Passing QEMU arguments of the user's own (libvirt's `qemu:` namespace).
     DomainQemuPassthrough,
+    /// Connecting to a guest's console or graphics server.
+    DomainOpenConsole,
     ManagerRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Self::DomainRead,
         Self::DomainReadSecure,
         Self::DomainWrite,
@@ -56,6 +58,7 @@ impl Action {
         Self::DomainSnapshot,
         Self::DomainFsFreeze,
         Self::DomainQemuPassthrough,
+        Self::DomainOpenConsole,
         Self::ManagerRead,
     ];
 
@@ -74,6 +77,7 @@ impl Action {
             Self::DomainSnapshot => "org.virtbus1.domain.snapshot",
             Self::DomainFsFreeze => "org.virtbus1.domain.fs-freeze",
             Self::DomainQemuPassthrough => "org.virtbus1.domain.qemu-passthrough",
+            Self::DomainOpenConsole => "org.virtbus1.domain.open-console",
             Self::ManagerRead => "org.virtbus1.manager.read",
         }
     }
@@ -126,6 +130,10 @@ pub enum Operation {
     UpdateDevice,
     GuestInfo,
     InterfaceAddresses,
+    /// A session on the guest's text console.
+    OpenConsole,
+    /// A connection to the guest's graphics server.
+    OpenGraphics,
     // Snapshots of one domain.
     SnapshotCreate,
     SnapshotList,
@@ -201,6 +209,7 @@ impl Operation {
             O::Suspend | O::Resume => Action::DomainSuspend,
             O::Undefine | O::ManagedSaveRemove => Action::DomainDelete,
             O::FsFreeze | O::FsThaw => Action::DomainFsFreeze,
+            O::OpenConsole | O::OpenGraphics => Action::DomainOpenConsole,
             O::SnapshotCreate | O::SnapshotRevert | O::SnapshotDelete => Action::DomainSnapshot,
         }
     }
@@ -249,6 +258,8 @@ impl Operation {
             O::SnapshotGetXml => "read a snapshot's XML of",
             O::SnapshotRevert => "revert",
             O::SnapshotDelete => "delete a snapshot of",
+            O::OpenConsole => "open a console of",
+            O::OpenGraphics => "open a graphics connection to",
         }
     }
 
@@ -266,7 +277,12 @@ impl Operation {
             | O::ManagedSave
             | O::MemoryStats
             | O::InterfaceAddresses => StateRule::Active,
-            O::Reboot | O::Suspend | O::FsFreeze | O::GuestInfo => StateRule::Running,
+            O::Reboot
+            | O::Suspend
+            | O::FsFreeze
+            | O::GuestInfo
+            | O::OpenConsole
+            | O::OpenGraphics => StateRule::Running,
             O::Resume => StateRule::Paused,
             _ => StateRule::Any,
         }
@@ -419,6 +435,32 @@ domain_op!(
     /// Thaw the guest's filesystems; the count thawed.
     FsThaw { mountpoints: Vec<String> } => u32, FsThaw,
     |r, core, dom| core.fs_thaw(dom, &r.mountpoints).await
+);
+/// Open a session on a console of the guest; with `peer`, pumped through that descriptor
+/// (nothing returned), else through a new socket whose other end is returned.
+#[derive(Debug)]
+pub struct OpenConsole {
+    pub opts: super::console::ConsoleOptions,
+    pub peer: Option<std::os::fd::OwnedFd>,
+}
+
+impl DomainOp for OpenConsole {
+    type Output = Option<std::os::fd::OwnedFd>;
+
+    fn operation(&self) -> Operation {
+        Operation::OpenConsole
+    }
+
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<Self::Output> {
+        core.open_console(dom, &self.opts, self.peer).await
+    }
+}
+
+domain_op!(
+    /// A socket connected to the guest's graphics server, `index` among its devices;
+    /// `skipauth`: the server asks the client for no password.
+    OpenGraphics { index: u32, skipauth: bool } => std::os::fd::OwnedFd, OpenGraphics,
+    |r, core, dom| core.open_graphics(dom, r.index, r.skipauth).await
 );
 domain_op!(
     /// Statistics of the groups asked (all when none).
