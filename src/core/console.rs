@@ -26,7 +26,31 @@ use crate::model::{DomainDef, devices::CharDevice};
 /// The open console sessions of one domain, by the pty they use (a serial port and the
 /// console on it are one session).
 #[derive(Default)]
-pub struct Sessions(Mutex<HashMap<String, (u64, AbortHandle)>>);
+pub struct Sessions(Mutex<HashMap<String, Session>>);
+
+/// One pumping session: its id, its task, and a duplicate of the core's end of the
+/// client's socket, to see at once that the client hung up (before the pump notices).
+struct Session {
+    id: u64,
+    task: AbortHandle,
+    probe: OwnedFd,
+}
+
+impl Session {
+    fn alive(&self) -> bool {
+        if self.task.is_finished() {
+            return false;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.probe.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a zero timeout never blocks.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n == 0 || pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) == 0
+    }
+}
 
 /// What OpenConsole asks for.
 #[derive(Debug, Clone, Default)]
@@ -89,8 +113,8 @@ impl Core {
         let key = dev.source_path.clone().unwrap_or_else(|| alias.clone());
         {
             let sessions = lock(&dom.consoles.0);
-            if let Some((_, h)) = sessions.get(&key)
-                && !h.is_finished()
+            if let Some(s) = sessions.get(&key)
+                && s.alive()
                 && !opts.force
             {
                 return Err(Error::InvalidState(format!(
@@ -111,15 +135,22 @@ impl Core {
             }
         };
         ours.set_nonblocking(true)
-            .and_then(|()| UnixStream::from_std(ours))
-            .map(|sock| self.start_session(dom, key, sock, pty))
+            .and_then(|()| Ok((OwnedFd::from(ours.try_clone()?), UnixStream::from_std(ours)?)))
+            .map(|(probe, sock)| self.start_session(dom, key, sock, pty, probe))
             .map_err(|e| Error::Failed(format!("console socket: {e}")))?;
         Ok(theirs)
     }
 
     /// Pump `pty` and `sock` into each other until either closes, replacing (and ending)
     /// any session on `key`.
-    fn start_session(&self, dom: &Arc<Domain>, key: String, sock: UnixStream, pty: Pty) {
+    fn start_session(
+        &self,
+        dom: &Arc<Domain>,
+        key: String,
+        sock: UnixStream,
+        pty: Pty,
+        probe: OwnedFd,
+    ) {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let weak = Arc::downgrade(dom);
@@ -131,13 +162,18 @@ impl Core {
             }
             if let Some(dom) = weak.upgrade() {
                 let mut s = lock(&dom.consoles.0);
-                if s.get(&k).is_some_and(|(i, _)| *i == id) {
+                if s.get(&k).is_some_and(|s| s.id == id) {
                     s.remove(&k);
                 }
             }
         });
-        if let Some((_, old)) = sessions.insert(key, (id, task.abort_handle())) {
-            old.abort();
+        let new = Session {
+            id,
+            task: task.abort_handle(),
+            probe,
+        };
+        if let Some(old) = sessions.insert(key, new) {
+            old.task.abort();
         }
     }
 
