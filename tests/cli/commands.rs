@@ -610,3 +610,24 @@ async fn ctrl_c_stops_waiting_and_says_the_operation_goes_on() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn console_needs_a_running_domain_and_a_driver_with_consoles() {
+    let env = two_domains().await;
+    let r = env.run(&["console", "vm1"]);
+    assert_eq!(r.code, 6, "{r:?}");
+    assert!(
+        r.stderr.contains("cannot open a console of domain 'vm1'"),
+        "{r:?}"
+    );
+    env.run(&["start", "vm1"]).ok();
+    // The test driver has no guest behind its serial ports.
+    let r = env.run(&["console", "vm1", "--device", "serial0"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("the test driver cannot open a console of domain 'vm1'"),
+        "{r:?}"
+    );
+    assert_eq!(env.run(&["console", "nosuch"]).code, 3);
+}

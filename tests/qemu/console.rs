@@ -14,7 +14,7 @@ use std::{
 
 use zbus::Variant;
 
-use crate::{define_guest, guests, support::*, wait_agent};
+use crate::{guest, guests, support::*, wait_agent};
 
 /// A pseudo-terminal: the master the test reads and types on, and the slave the client runs on.
 fn openpty() -> (std::fs::File, OwnedFd) {
@@ -73,8 +73,20 @@ fn expect(master: &mut std::fs::File, seen: &mut String, want: &str, poke: &[u8]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
     let _permit = guests(1).await;
-    let g = define_guest("con", "").await;
-    let dom = proxies::domain(&g.conn, &g.path).await;
+    // The daemon serves the libvirt facade too (its OpenGraphicsFD is checked last).
+    let bus = Bus::start();
+    let state = bus.dir.path().join("state");
+    let runtime = bus.dir.path().join("run");
+    let _daemon = Daemon::start_with(&bus, &state, &runtime, &["--libvirt-compat"]).await;
+    let conn = bus.connect().await;
+    let disk = bus.dir.path().join("con.qcow2");
+    guest::data_disk(&disk);
+    let path = proxies::manager(&conn)
+        .await
+        .define_domain(&guest::domain_xml("con", &disk, ""), no_opts())
+        .await
+        .expect("define");
+    let dom = proxies::domain(&conn, &path).await;
 
     // Not running: refused by state, naming the operation.
     let e = dom.open_console("", no_opts()).await.expect_err("shut off");
@@ -91,7 +103,7 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
     let fd = |f: &OwnedFd| Stdio::from(f.try_clone().expect("dup"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtbusctl"));
     cmd.args(["--user", "console", "con"])
-        .env("DBUS_SESSION_BUS_ADDRESS", &g.bus.address)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
         .stdin(fd(&slave))
         .stdout(fd(&slave))
         .stderr(fd(&slave));
@@ -181,6 +193,44 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
     let mut hello = [0u8; 12];
     vnc.read_exact(&mut hello).expect("VNC greeting");
     assert!(hello.starts_with(b"RFB 003."), "{hello:?}");
+
+
+    // The libvirt facade's OpenGraphicsFD(idx, flags) over the same operation.
+    let facade = |member: &'static str, body| {
+        let conn = conn.clone();
+        async move {
+            let p: zbus::OwnedObjectPath = conn
+                .call_method(
+                    Some("org.libvirt"),
+                    "/org/libvirt/QEMU",
+                    Some("org.libvirt.Connect"),
+                    "DomainLookupByName",
+                    &("con",),
+                )
+                .await
+                .expect("lookup")
+                .body()
+                .deserialize()
+                .expect("path");
+            conn.call_method(
+                Some("org.libvirt"),
+                p.as_str(),
+                Some("org.libvirt.Domain"),
+                member,
+                &body,
+            )
+            .await
+        }
+    };
+    let reply = facade("OpenGraphicsFD", (0u32, 1u32)).await.expect("facade");
+    let fd: zbus::OwnedFd = reply.body().deserialize().expect("fd");
+    let mut vnc = UnixStream::from(OwnedFd::from(fd));
+    vnc.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    vnc.read_exact(&mut hello).expect("VNC greeting (facade)");
+    assert!(hello.starts_with(b"RFB 003."), "{hello:?}");
+    let e = facade("OpenGraphicsFD", (0u32, 2u32)).await.expect_err("flags");
+    assert!(e.to_string().contains("unsupported flags"), "{e}");
 
     dom.destroy(no_opts()).await.expect("destroy");
 }
