@@ -191,7 +191,7 @@ pub(super) async fn call(
             m.check(flags, flavor)?;
             let skipauth = m.has(flags, "skipauth");
             let fd = run!(m, ops::OpenGraphics { index, skipauth });
-            return call.reply(&zbus::OwnedFd::from(fd));
+            call.reply(&zbus::OwnedFd::from(fd))
         }
         "Suspend" | "Resume" => {
             if member == "Suspend" {

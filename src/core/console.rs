@@ -135,7 +135,12 @@ impl Core {
             }
         };
         ours.set_nonblocking(true)
-            .and_then(|()| Ok((OwnedFd::from(ours.try_clone()?), UnixStream::from_std(ours)?)))
+            .and_then(|()| {
+                Ok((
+                    OwnedFd::from(ours.try_clone()?),
+                    UnixStream::from_std(ours)?,
+                ))
+            })
             .map(|(probe, sock)| self.start_session(dom, key, sock, pty, probe))
             .map_err(|e| Error::Failed(format!("console socket: {e}")))?;
         Ok(theirs)
@@ -192,7 +197,10 @@ impl Core {
                 live.name
             )));
         };
-        Ok(dom.driver.open_graphics(&self.ctx(dom), index, g, skipauth).await?)
+        Ok(dom
+            .driver
+            .open_graphics(&self.ctx(dom), index, g, skipauth)
+            .await?)
     }
 }
 
@@ -210,8 +218,9 @@ impl Pty {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: the AsyncFd owns the descriptor, so it stays open while registered.
-        let fd =
-            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE | Interest::WRITABLE) }?;
+        let fd = unsafe {
+            AsyncFd::register_with_interest(fd, Interest::READABLE | Interest::WRITABLE)
+        }?;
         Ok(Self(fd))
     }
 

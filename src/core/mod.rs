@@ -11,8 +11,8 @@ pub mod snapshots;
 pub mod store;
 
 pub mod capabilities;
-pub mod critical;
 pub mod console;
+pub mod critical;
 pub mod define;
 mod devices;
 mod guest;

@@ -591,7 +591,11 @@ pub trait Driver: Send + Sync + 'static {
         _graphics: &crate::model::devices::Graphics,
         _skipauth: bool,
     ) -> DriverResult<std::os::fd::OwnedFd> {
-        Err(unsupported(self.name(), "open a graphics connection to", ctx))
+        Err(unsupported(
+            self.name(),
+            "open a graphics connection to",
+            ctx,
+        ))
     }
 
     /// Hot-plug a device into a running guest; the core records it in the live definition,

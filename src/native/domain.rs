@@ -259,9 +259,8 @@ pub(super) async fn call(
             let force = o.bool("force")?;
             o.finish()?;
             let opts = ConsoleOptions { device, force };
-            let fd = run!(ops::OpenConsole { opts, peer: None }).ok_or_else(|| {
-                Error::Failed("the console session gave no socket".into())
-            })?;
+            let fd = run!(ops::OpenConsole { opts, peer: None })
+                .ok_or_else(|| Error::Failed("the console session gave no socket".into()))?;
             return call.reply(&zbus::OwnedFd::from(fd));
         }
         "OpenGraphicsFD" => {

@@ -624,7 +624,8 @@ async fn console_needs_a_running_domain_and_a_driver_with_consoles() {
     let r = env.run(&["console", "vm1"]);
     assert_eq!(r.code, 7, "{r:?}");
     assert!(
-        r.stderr.contains("domain 'vm1' has no console or serial port"),
+        r.stderr
+            .contains("domain 'vm1' has no console or serial port"),
         "{r:?}"
     );
     let r = env.run(&["console", "vm1", "--device", "serial1"]);

@@ -94,7 +94,12 @@ fn mutating_calls(dom: &str, snap: &str) -> Vec<(&'static str, String)> {
         ("fs-freeze", opts_call(dom, "org.virtbus1.Domain.FSThaw")),
         (
             "open-console",
-            call(dom, "org.virtbus1.Domain.OpenConsole", "(sa{sv})", "('', {})"),
+            call(
+                dom,
+                "org.virtbus1.Domain.OpenConsole",
+                "(sa{sv})",
+                "('', {})",
+            ),
         ),
         (
             "open-console",

@@ -45,12 +45,21 @@ fn termios(fd: &OwnedFd) -> (u32, u32, u32, u32, Vec<u8>) {
 
 /// Read `master` into `seen` until `want` appears; `poke` is typed every two seconds meanwhile
 /// (QEMU drops the guest's output until it notices a reader on its pty).
-fn expect(master: &mut std::fs::File, seen: &mut String, want: &str, poke: &[u8], within: Duration) {
+fn expect(
+    master: &mut std::fs::File,
+    seen: &mut String,
+    want: &str,
+    poke: &[u8],
+    within: Duration,
+) {
     let t = Instant::now();
     let mut last_poke: Option<Instant> = None;
     let mut buf = [0u8; 4096];
     while !seen.contains(want) {
-        assert!(t.elapsed() < within, "no {want:?} within {within:?}; saw {seen:?}");
+        assert!(
+            t.elapsed() < within,
+            "no {want:?} within {within:?}; saw {seen:?}"
+        );
         if !poke.is_empty() && last_poke.is_none_or(|p| p.elapsed() > Duration::from_secs(2)) {
             master.write_all(poke).expect("type");
             last_poke = Some(Instant::now());
@@ -91,7 +100,8 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
     // Not running: refused by state, naming the operation.
     let e = dom.open_console("", no_opts()).await.expect_err("shut off");
     assert!(
-        e.to_string().contains("cannot open a console of domain 'con'"),
+        e.to_string()
+            .contains("cannot open a console of domain 'con'"),
         "{e}"
     );
 
@@ -124,10 +134,14 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
     assert!(seen.contains("Connected to domain 'con'"), "{seen}");
     // The session's terminal is raw: no line editing, no echo, no signals from keys.
     // (the client prints its greeting, then switches)
-    let cooked = (libc::ICANON | libc::ECHO | libc::ISIG) as u32;
+    let cooked = libc::ICANON | libc::ECHO | libc::ISIG;
     let t = Instant::now();
     while termios(&slave).3 & cooked != 0 {
-        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", termios(&slave));
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            termios(&slave)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 
@@ -137,7 +151,13 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
     // Ctrl-C goes to the guest, not to the client.
     master.write_all(b"\x03").expect("ctrl-c");
     seen.clear();
-    expect(&mut master, &mut seen, "again-7", b"echo again-$((3+4))\r", long);
+    expect(
+        &mut master,
+        &mut seen,
+        "again-7",
+        b"echo again-$((3+4))\r",
+        long,
+    );
     assert!(child.try_wait().expect("wait").is_none(), "the client left");
 
     // Ctrl-] detaches; the client ends well and the terminal is as it was.
@@ -147,15 +167,25 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "Ctrl-] did not detach");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "Ctrl-] did not detach"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
-    assert_eq!(termios(&slave), before, "terminal settings after the session");
+    assert_eq!(
+        termios(&slave),
+        before,
+        "terminal settings after the session"
+    );
 
     // One session per device: a second is refused, force takes over (the first one ends).
     let first = dom.open_console("", no_opts()).await.expect("open");
-    let e = dom.open_console("serial0", no_opts()).await.expect_err("busy");
+    let e = dom
+        .open_console("serial0", no_opts())
+        .await
+        .expect_err("busy");
     assert!(e.to_string().contains("active console session"), "{e}");
     let second = dom
         .open_console("", opts([("force", Variant::Bool(true))]))
@@ -166,7 +196,9 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let mut sink = Vec::new();
-    first.read_to_end(&mut sink).expect("the first session ends");
+    first
+        .read_to_end(&mut sink)
+        .expect("the first session ends");
     // The second one works: it reaches the shell.
     let mut second = UnixStream::from(OwnedFd::from(second));
     second
@@ -182,8 +214,14 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
             got.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     }
-    let e = dom.open_console("nosuch0", no_opts()).await.expect_err("no device");
-    assert!(e.to_string().contains("no character device 'nosuch0'"), "{e}");
+    let e = dom
+        .open_console("nosuch0", no_opts())
+        .await
+        .expect_err("no device");
+    assert!(
+        e.to_string().contains("no character device 'nosuch0'"),
+        "{e}"
+    );
 
     // Graphics: the guest's VNC server greets a client on the socket it hands out.
     let vnc = dom.open_graphics_fd(no_opts()).await.expect("graphics");
@@ -193,7 +231,6 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
     let mut hello = [0u8; 12];
     vnc.read_exact(&mut hello).expect("VNC greeting");
     assert!(hello.starts_with(b"RFB 003."), "{hello:?}");
-
 
     // The libvirt facade's OpenGraphicsFD(idx, flags) over the same operation.
     let facade = |member: &'static str, body| {
@@ -222,14 +259,18 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
             .await
         }
     };
-    let reply = facade("OpenGraphicsFD", (0u32, 1u32)).await.expect("facade");
+    let reply = facade("OpenGraphicsFD", (0u32, 1u32))
+        .await
+        .expect("facade");
     let fd: zbus::OwnedFd = reply.body().deserialize().expect("fd");
     let mut vnc = UnixStream::from(OwnedFd::from(fd));
     vnc.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     vnc.read_exact(&mut hello).expect("VNC greeting (facade)");
     assert!(hello.starts_with(b"RFB 003."), "{hello:?}");
-    let e = facade("OpenGraphicsFD", (0u32, 2u32)).await.expect_err("flags");
+    let e = facade("OpenGraphicsFD", (0u32, 2u32))
+        .await
+        .expect_err("flags");
     assert!(e.to_string().contains("unsupported flags"), "{e}");
 
     dom.destroy(no_opts()).await.expect("destroy");

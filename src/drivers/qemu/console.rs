@@ -49,8 +49,8 @@ pub async fn open_graphics(
         GraphicsType::Vnc => "vnc",
         GraphicsType::Spice => "spice",
     };
-    let (ours, theirs) = UnixStream::pair()
-        .map_err(|e| DriverError::Failed(format!("graphics socket: {e}")))?;
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| DriverError::Failed(format!("graphics socket: {e}")))?;
     let fdname = format!("graphicsfd{index}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
     vm.qmp
         .execute_with_fd(
