@@ -180,6 +180,31 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
         "terminal settings after the session"
     );
 
+    // A signal ends a session too, and the terminal is restored all the same.
+    let mut child = cmd.spawn().expect("run virtbusctl console again");
+    seen.clear();
+    expect(&mut master, &mut seen, "Escape character is ^]", b"", long);
+    let t = Instant::now();
+    while termios(&slave).3 & cooked != 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            termios(&slave)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "SIGTERM did not end it"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(termios(&slave), before, "terminal settings after SIGTERM");
+
     // One session per device: a second is refused, force takes over (the first one ends).
     let first = dom.open_console("", no_opts()).await.expect("open");
     let e = dom
