@@ -374,6 +374,8 @@ pub mod domain {
     pub const DETACH_DEVICE: Method<(String, Opts), ()> = Method::new(DOMAIN, "DetachDevice");
     /// A guest interface: (name, hardware address, [(type, address, prefix)]).
     pub type GuestInterface = (String, String, Vec<(i32, String, u32)>);
+    pub const OPEN_CONSOLE: Method<(String, Opts), zbus::OwnedFd> =
+        Method::new(DOMAIN, "OpenConsole");
     pub const INTERFACE_ADDRESSES: Method<(Opts,), Vec<GuestInterface>> =
         Method::new(DOMAIN, "InterfaceAddresses");
 
@@ -451,6 +453,7 @@ pub fn members() -> Vec<&'static dyn Member> {
         &d::ATTACH_DEVICE,
         &d::DETACH_DEVICE,
         &d::INTERFACE_ADDRESSES,
+        &d::OPEN_CONSOLE,
         &d::REBOOTED,
         &d::DEVICE_ADDED,
         &d::DEVICE_REMOVED,

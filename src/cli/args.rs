@@ -152,6 +152,16 @@ pub enum Command {
     /// Manage snapshots
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Connect this terminal to a running domain's serial console (Ctrl-] leaves)
+    Console {
+        domain: DomainArg,
+        /// The character device's alias (serial0, console0...; default: the first console)
+        #[arg(long, value_name = "ALIAS")]
+        device: Option<String>,
+        /// Take the console over from another session
+        #[arg(long)]
+        force: bool,
+    },
     /// Follow lifecycle and property events until Ctrl-C
     Events {
         /// Only this domain's events

@@ -4,6 +4,7 @@
 pub mod api;
 mod args;
 mod conn;
+mod console;
 mod domains;
 mod error;
 mod events;
@@ -125,6 +126,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => lifecycle::save(&ctx, &domain, running, paused, remove).await?,
         C::Restore { domain, paused } => lifecycle::restore(&ctx, &domain, paused).await?,
         C::Snapshot(s) => snapshot::run(&ctx, s).await?,
+        C::Console {
+            domain,
+            device,
+            force,
+        } => console::console(&ctx, &domain, device, force).await?,
         C::Events { domain } => events::follow(&ctx, domain.as_deref()).await?,
         C::Stats { domains } => top::stats(&ctx, &domains).await?,
         C::Top { delay, iterations } => top::top(&ctx, delay, iterations).await?,

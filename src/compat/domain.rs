@@ -185,6 +185,14 @@ pub(super) async fn call(
             }
             done!(m, ops::InjectNmi {})
         }
+        "OpenGraphicsFD" => {
+            let (index, flags): (u32, u32) = body.deserialize()?;
+            let m = &flags::OPEN_GRAPHICS_FD;
+            m.check(flags, flavor)?;
+            let skipauth = m.has(flags, "skipauth");
+            let fd = run!(m, ops::OpenGraphics { index, skipauth });
+            call.reply(&zbus::OwnedFd::from(fd))
+        }
         "Suspend" | "Resume" => {
             if member == "Suspend" {
                 done!(&flags::SUSPEND, ops::Suspend {})

@@ -250,6 +250,11 @@ pub const REBOOT: Method = method(
     ],
 );
 pub const RESET: Method = method("virDomainReset", "DomainReset", &[]);
+pub const OPEN_GRAPHICS_FD: Method = method(
+    "virDomainOpenGraphicsFD",
+    "DomainOpenGraphicsFD",
+    &[flag(1, "VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH", "skipauth")],
+);
 pub const INJECT_NMI: Method = method("virDomainInjectNMI", "DomainInjectNMI", &[]);
 pub const SUSPEND: Method = method("virDomainSuspend", "DomainSuspend", &[]);
 pub const RESUME: Method = method("virDomainResume", "DomainResume", &[]);

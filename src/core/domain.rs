@@ -30,6 +30,8 @@ pub struct Domain {
     job: tokio::sync::Mutex<()>,
     job_name: Mutex<&'static str>,
     pub(crate) data: Mutex<DomainData>,
+    /// Open console sessions, one per character device.
+    pub(crate) consoles: super::console::Sessions,
 }
 
 /// The mutable part, behind a lock that is never held across an await.
@@ -79,6 +81,7 @@ impl Domain {
             driver,
             job: tokio::sync::Mutex::new(()),
             job_name: Mutex::new(""),
+            consoles: Default::default(),
             data: Mutex::new(data),
         }
     }

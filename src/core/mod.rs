@@ -12,6 +12,7 @@ pub mod snapshots;
 pub mod store;
 
 pub mod capabilities;
+pub mod console;
 pub mod critical;
 pub mod define;
 mod devices;

@@ -39,6 +39,8 @@ pub enum Action {
     DomainFsFreeze,
     /// Passing QEMU arguments of the user's own (libvirt's `qemu:` namespace).
     DomainQemuPassthrough,
+    /// Connecting to a guest's console or graphics server.
+    DomainOpenConsole,
     ManagerRead,
     /// Seeing storage pools, volumes and their XML.
     StorageRead,
@@ -51,7 +53,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Self::DomainRead,
         Self::DomainReadSecure,
         Self::DomainWrite,
@@ -64,6 +66,7 @@ impl Action {
         Self::DomainSnapshot,
         Self::DomainFsFreeze,
         Self::DomainQemuPassthrough,
+        Self::DomainOpenConsole,
         Self::ManagerRead,
         Self::StorageRead,
         Self::StorageWrite,
@@ -86,6 +89,7 @@ impl Action {
             Self::DomainSnapshot => "org.virtbus1.domain.snapshot",
             Self::DomainFsFreeze => "org.virtbus1.domain.fs-freeze",
             Self::DomainQemuPassthrough => "org.virtbus1.domain.qemu-passthrough",
+            Self::DomainOpenConsole => "org.virtbus1.domain.open-console",
             Self::ManagerRead => "org.virtbus1.manager.read",
             Self::StorageRead => "org.virtbus1.storage.read",
             Self::StorageWrite => "org.virtbus1.storage.write",
@@ -146,6 +150,10 @@ pub enum Operation {
     UpdateDevice,
     GuestInfo,
     InterfaceAddresses,
+    /// A session on the guest's text console.
+    OpenConsole,
+    /// A connection to the guest's graphics server.
+    OpenGraphics,
     // Snapshots of one domain.
     SnapshotCreate,
     SnapshotList,
@@ -250,6 +258,7 @@ impl Operation {
             O::Suspend | O::Resume => Action::DomainSuspend,
             O::Undefine | O::ManagedSaveRemove => Action::DomainDelete,
             O::FsFreeze | O::FsThaw => Action::DomainFsFreeze,
+            O::OpenConsole | O::OpenGraphics => Action::DomainOpenConsole,
             O::SnapshotCreate | O::SnapshotRevert | O::SnapshotDelete => Action::DomainSnapshot,
             O::ReadStorage => Action::StorageRead,
             O::DefinePool
@@ -348,6 +357,8 @@ impl Operation {
             O::StopNetwork => "stop network",
             O::UndefineNetwork => "undefine network",
             O::SetNetworkAutostart => "set autostart of network",
+            O::OpenConsole => "open a console of",
+            O::OpenGraphics => "open a graphics connection to",
         }
     }
 
@@ -365,7 +376,12 @@ impl Operation {
             | O::ManagedSave
             | O::MemoryStats
             | O::InterfaceAddresses => StateRule::Active,
-            O::Reboot | O::Suspend | O::FsFreeze | O::GuestInfo => StateRule::Running,
+            O::Reboot
+            | O::Suspend
+            | O::FsFreeze
+            | O::GuestInfo
+            | O::OpenConsole
+            | O::OpenGraphics => StateRule::Running,
             O::Resume => StateRule::Paused,
             _ => StateRule::Any,
         }
@@ -532,6 +548,32 @@ domain_op!(
     /// Thaw the guest's filesystems; the count thawed.
     FsThaw { mountpoints: Vec<String> } => u32, FsThaw,
     |r, core, dom| core.fs_thaw(dom, &r.mountpoints).await
+);
+/// Open a session on a console of the guest; with `peer`, pumped through that descriptor
+/// (nothing returned), else through a new socket whose other end is returned.
+#[derive(Debug)]
+pub struct OpenConsole {
+    pub opts: super::console::ConsoleOptions,
+    pub peer: Option<std::os::fd::OwnedFd>,
+}
+
+impl DomainOp for OpenConsole {
+    type Output = Option<std::os::fd::OwnedFd>;
+
+    fn operation(&self) -> Operation {
+        Operation::OpenConsole
+    }
+
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<Self::Output> {
+        core.open_console(dom, &self.opts, self.peer).await
+    }
+}
+
+domain_op!(
+    /// A socket connected to the guest's graphics server, `index` among its devices;
+    /// `skipauth`: the server asks the client for no password.
+    OpenGraphics { index: u32, skipauth: bool } => std::os::fd::OwnedFd, OpenGraphics,
+    |r, core, dom| core.open_graphics(dom, r.index, r.skipauth).await
 );
 domain_op!(
     /// Statistics of the groups asked (all when none).

@@ -573,6 +573,32 @@ pub trait Driver: Send + Sync + 'static {
         Err(unsupported(self.name(), "inject an NMI into", ctx))
     }
 
+    /// A descriptor of the guest side of character device `alias` (its pty), for a console
+    /// session the core pumps.
+    async fn open_console(
+        &self,
+        ctx: &DomainCtx,
+        _alias: &str,
+        _dev: &crate::model::devices::CharDevice,
+    ) -> DriverResult<std::os::fd::OwnedFd> {
+        Err(unsupported(self.name(), "open a console of", ctx))
+    }
+
+    /// A socket connected to graphics device `index` (the VNC or SPICE server).
+    async fn open_graphics(
+        &self,
+        ctx: &DomainCtx,
+        _index: u32,
+        _graphics: &crate::model::devices::Graphics,
+        _skipauth: bool,
+    ) -> DriverResult<std::os::fd::OwnedFd> {
+        Err(unsupported(
+            self.name(),
+            "open a graphics connection to",
+            ctx,
+        ))
+    }
+
     /// Hot-plug a device into a running guest; the core records it in the live definition,
     /// as returned when the driver gave it an alias or address (`None`: as it was given).
     async fn attach_device(

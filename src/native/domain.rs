@@ -13,6 +13,7 @@ use super::{
 use crate::{
     core::{
         Domain, Error,
+        console::ConsoleOptions,
         metadata::MetadataKind,
         ops,
         options::{
@@ -252,6 +253,24 @@ pub(super) async fn call(
             opts()?.finish()?;
             run!(ops::InjectNmi {})
         }
+        "OpenConsole" => {
+            let (device, opts): (String, OptionMap) = body.deserialize()?;
+            let mut o = Options::new("OpenConsole", opts);
+            let force = o.bool("force")?;
+            o.finish()?;
+            let opts = ConsoleOptions { device, force };
+            let fd = run!(ops::OpenConsole { opts, peer: None })
+                .ok_or_else(|| Error::Failed("the console session gave no socket".into()))?;
+            return call.reply(&zbus::OwnedFd::from(fd));
+        }
+        "OpenGraphicsFD" => {
+            let mut o = opts()?;
+            let index = o.u32("index")?.unwrap_or(0);
+            let skipauth = o.bool("skipauth")?;
+            o.finish()?;
+            let fd = run!(ops::OpenGraphics { index, skipauth });
+            return call.reply(&zbus::OwnedFd::from(fd));
+        }
         "Undefine" => {
             let mut o = opts()?;
             let opts = UndefineOptions {
@@ -480,6 +499,8 @@ fn method_name(member: &str) -> &'static str {
         "Suspend",
         "Resume",
         "InjectNMI",
+        "OpenConsole",
+        "OpenGraphicsFD",
         "Undefine",
         "FSFreeze",
         "FSThaw",

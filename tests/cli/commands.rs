@@ -610,3 +610,38 @@ async fn ctrl_c_stops_waiting_and_says_the_operation_goes_on() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn console_needs_a_running_domain_and_a_driver_with_consoles() {
+    let env = two_domains().await;
+    let r = env.run(&["console", "vm1"]);
+    assert_eq!(r.code, 6, "{r:?}");
+    assert!(
+        r.stderr.contains("cannot open a console of domain 'vm1'"),
+        "{r:?}"
+    );
+    env.run(&["start", "vm1"]).ok();
+    let r = env.run(&["console", "vm1"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("domain 'vm1' has no console or serial port"),
+        "{r:?}"
+    );
+    let r = env.run(&["console", "vm1", "--device", "serial1"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    // The test driver has no guest behind its serial ports.
+    let xml = "<domain type='test'><name>ser</name><memory unit='MiB'>64</memory>\
+               <vcpu>1</vcpu><os><type>hvm</type></os><devices><serial type='pty'/>\
+               <console type='pty'/></devices></domain>";
+    let f = env.file("ser.xml", xml);
+    env.run(&["create", f.to_str().expect("path")]).ok();
+    let r = env.run(&["console", "ser", "--device", "serial0"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("the test driver cannot open a console of domain 'ser'"),
+        "{r:?}"
+    );
+    assert_eq!(env.run(&["console", "nosuch"]).code, 3);
+}

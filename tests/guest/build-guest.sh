@@ -321,6 +321,9 @@ mkdir -p /run/qga-test
 agent_loop org.qemu.guest_agent.0 -t /run -F/etc/qemu-ga/fsfreeze-hook &
 agent_loop org.virtbus.test.0 -t /run/qga-test -f /run/qga-test.pid &
 
+# an interactive shell on the serial port, respawning, for console sessions
+( while :; do sh -i </dev/ttyS0 >/dev/ttyS0 2>&1; sleep 1; done ) &
+
 link_vports
 echo "init: vbguest ready"
 while :; do

@@ -93,6 +93,19 @@ fn mutating_calls(dom: &str, snap: &str) -> Vec<(&'static str, String)> {
         ("fs-freeze", opts_call(dom, "org.virtbus1.Domain.FSFreeze")),
         ("fs-freeze", opts_call(dom, "org.virtbus1.Domain.FSThaw")),
         (
+            "open-console",
+            call(
+                dom,
+                "org.virtbus1.Domain.OpenConsole",
+                "(sa{sv})",
+                "('', {})",
+            ),
+        ),
+        (
+            "open-console",
+            opts_call(dom, "org.virtbus1.Domain.OpenGraphicsFD"),
+        ),
+        (
             "snapshot",
             call(
                 dom,

@@ -7,6 +7,8 @@ mod support;
 
 mod guest;
 
+#[cfg(feature = "cli")]
+mod console;
 mod facade;
 mod failures;
 mod features;

@@ -79,6 +79,9 @@ pub trait Domain {
     fn update_device(&self, xml: &str, options: Opts<'_>) -> zbus::Result<()>;
     #[zbus(name = "InjectNMI")]
     fn inject_nmi(&self, options: Opts<'_>) -> zbus::Result<()>;
+    fn open_console(&self, device: &str, options: Opts<'_>) -> zbus::Result<zbus::OwnedFd>;
+    #[zbus(name = "OpenGraphicsFD")]
+    fn open_graphics_fd(&self, options: Opts<'_>) -> zbus::Result<zbus::OwnedFd>;
     fn get_guest_info(&self, options: Opts<'_>) -> zbus::Result<HashMap<String, OwnedVariant>>;
     #[allow(clippy::type_complexity)]
     fn interface_addresses(

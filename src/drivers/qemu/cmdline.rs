@@ -1085,8 +1085,9 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 }
                 format!("user,id={host}")
             }
-            // the core resolved the network to its bridge at start (`Core::resolve_networks`)
-            InterfaceType::Network if n.source_bridge.is_none() => {
+            // The core resolves the network to its bridge at start (`Core::resolve_networks`);
+            // at define (no host facts) the network need not exist or run, as in libvirt.
+            InterfaceType::Network if n.source_bridge.is_none() && b.env.host.is_some() => {
                 return Err(CmdlineError::Invalid(format!(
                     "{what}: network '{}' was not resolved to a bridge",
                     n.source_network.as_deref().unwrap_or_default()

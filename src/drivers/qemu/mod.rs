@@ -18,6 +18,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod cmdline;
 pub mod config;
+mod console;
 pub mod defaults;
 pub mod domcaps;
 #[cfg(test)]
@@ -1090,6 +1091,27 @@ impl Driver for QemuDriver {
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
         self.vm(ctx)?.command("inject-nmi", None).await?;
         Ok(())
+    }
+
+    async fn open_console(
+        &self,
+        ctx: &DomainCtx,
+        alias: &str,
+        dev: &crate::model::devices::CharDevice,
+    ) -> DriverResult<std::os::fd::OwnedFd> {
+        self.vm(ctx)?;
+        console::open_pty(&ctx.name, alias, dev)
+    }
+
+    async fn open_graphics(
+        &self,
+        ctx: &DomainCtx,
+        index: u32,
+        graphics: &crate::model::devices::Graphics,
+        skipauth: bool,
+    ) -> DriverResult<std::os::fd::OwnedFd> {
+        let vm = self.vm(ctx)?;
+        console::open_graphics(&vm, index, graphics, skipauth).await
     }
 
     /// The balloon driver takes the new target; the guest gives memory back (or takes it)

@@ -733,14 +733,6 @@ fn every_refusal_names_what_it_refuses() {
             "longer than 15",
         ),
         (
-            "network",
-            "",
-            "",
-            "",
-            "<interface type='network'><source network='default'/></interface>",
-            "network 'default' was not resolved to a bridge",
-        ),
-        (
             "direct",
             "",
             "",
@@ -1322,4 +1314,31 @@ fn socket_interfaces_as_libvirt() {
         let e = parse_error(bad);
         assert!(e.contains("/domain/devices/interface"), "{bad}: {e}");
     }
+}
+
+/// A network interface defines whether or not its network exists (as in libvirt); at start
+/// the core must have resolved it to a bridge.
+#[test]
+fn network_interfaces_need_a_bridge_only_at_start() {
+    let d = def(
+        "",
+        "",
+        "",
+        "<interface type='network'><source network='default'/></interface>",
+    );
+    assert!(build_with(&d, &x86_64(), Accel::Tcg).is_ok());
+    let host = super::Host::default();
+    let env = Env {
+        caps: &x86_64(),
+        accel: Accel::Tcg,
+        dir: Path::new("/run/vb/qemu/d1"),
+        id: 3,
+        free_port: &|| Some(5901),
+        host: Some(&host),
+    };
+    let e = build(&d, &env).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        e.contains("network 'default' was not resolved to a bridge"),
+        "{e}"
+    );
 }
