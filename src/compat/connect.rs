@@ -293,7 +293,12 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
         | "InterfaceLookupByName"
         | "InterfaceLookupByMAC"
         | "NodeDeviceLookupByName" => super::hostdev::connect_call(ctx, call, c, member).await,
-        "ListNetworks" | "ListNWFilters" | "ListSecrets" | "ListStoragePools" => {
+        "ListNetworks"
+        | "NetworkLookupByName"
+        | "NetworkLookupByUUID"
+        | "NetworkDefineXML"
+        | "NetworkCreateXML" => super::network::connect_call(ctx, call, c, member).await,
+        "ListNWFilters" | "ListSecrets" | "ListStoragePools" => {
             // The facade serves none of these yet (storage pools are on the native API
             // only): there are none to list.
             let _flags: u32 = body.deserialize()?;
@@ -400,7 +405,7 @@ async fn readable(ctx: &Ctx, call: &Call, doms: Vec<Arc<Domain>>) -> Vec<Arc<Dom
 }
 
 /// A UUID in any of the spellings libvirt takes (dashes anywhere, or none).
-fn parse_uuid(s: &str) -> Option<uuid::Uuid> {
+pub(super) fn parse_uuid(s: &str) -> Option<uuid::Uuid> {
     let hex: String = s.chars().filter(|c| *c != '-' && *c != ' ').collect();
     if hex.len() != 32 {
         return None;
