@@ -11,10 +11,10 @@ use crate::support::{Bus, Daemon, Launch, MANAGER, NAME, Sig, Signals, no_opts};
 
 const IFACE: &str = "org.virtbus1.Network";
 
-struct Netns(String);
+pub(crate) struct Netns(pub(crate) String);
 
 impl Netns {
-    fn new() -> Netns {
+    pub(crate) fn new() -> Netns {
         let name = format!("vbt-bus-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).status();
         assert!(
@@ -27,7 +27,7 @@ impl Netns {
         Netns(name)
     }
 
-    fn ip(&self, args: &[&str]) -> (bool, String) {
+    pub(crate) fn ip(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new("ip")
             .args(["-n", &self.0])
             .args(args)
