@@ -14,6 +14,20 @@ use zbus::{
 use crate::network::Netns;
 use crate::support::{Bus, Daemon, Launch};
 
+/// libvirt-dbus's lease row: interface, expiry, type, MAC, IAID, address, prefix, host name,
+/// client id.
+type Lease = (
+    String,
+    i64,
+    i32,
+    String,
+    String,
+    String,
+    u32,
+    String,
+    String,
+);
+
 const LIBVIRT: &str = "org.libvirt";
 const QEMU: &str = "/org/libvirt/QEMU";
 const CONNECT: &str = "org.libvirt.Connect";
@@ -67,7 +81,7 @@ async fn events(stream: &mut MessageStream) -> Vec<(String, i32)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn facade_networks_follow_libvirt_dbus() {
-    let ns = Netns::new();
+    let ns = Netns::named("fac");
     let bus = Bus::start();
     let launch = Launch {
         prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.0.clone()],
@@ -134,9 +148,9 @@ async fn facade_networks_follow_libvirt_dbus() {
     let lists = |flags: u32| async move {
         call::<_, Vec<OwnedObjectPath>>(c, QEMU, CONNECT, "ListNetworks", &(flags,)).await
     };
-    assert_eq!(lists(1).await.expect("inactive"), [path.clone()]);
+    assert_eq!(lists(1).await.expect("inactive"), vec![path.clone()]);
     assert!(lists(2).await.expect("active").is_empty());
-    assert_eq!(lists(4).await.expect("persistent"), [path.clone()]);
+    assert_eq!(lists(4).await.expect("persistent"), vec![path.clone()]);
 
     // properties, as libvirt-dbus serves them (GetAll wraps each value in a second variant)
     let all: HashMap<String, OwnedValue> = call(&conn, LAB_PATH, PROPS, "GetAll", &(NETWORK,))
@@ -176,7 +190,7 @@ async fn facade_networks_follow_libvirt_dbus() {
         .expect("Create");
     assert_eq!(events(&mut sigs).await, [(LAB_PATH.to_string(), 2)]);
     assert!(bool::try_from(get("Active").await.expect("Active")).unwrap());
-    assert_eq!(lists(2).await.expect("active"), [path.clone()]);
+    assert_eq!(lists(2).await.expect("active"), vec![path.clone()]);
     assert!(ns.ip(&["link", "show", "vbtfac0"]).0, "bridge is up");
     let xml: String = call(&conn, LAB_PATH, NETWORK, "GetXMLDesc", &(0u32,))
         .await
@@ -185,17 +199,7 @@ async fn facade_networks_follow_libvirt_dbus() {
         xml.contains("<name>lab</name>") && xml.contains("vbtfac0"),
         "{xml}"
     );
-    let leases: Vec<(
-        String,
-        i64,
-        i32,
-        String,
-        String,
-        String,
-        u32,
-        String,
-        String,
-    )> = call(&conn, LAB_PATH, NETWORK, "GetDHCPLeases", &("", 0u32))
+    let leases: Vec<Lease> = call(&conn, LAB_PATH, NETWORK, "GetDHCPLeases", &("", 0u32))
         .await
         .expect("leases");
     assert!(leases.is_empty(), "{leases:?}");
@@ -252,7 +256,7 @@ async fn facade_networks_follow_libvirt_dbus() {
         .expect("create transient");
     assert_eq!(tmp.as_str(), LAB_PATH);
     assert!(!bool::try_from(get("Persistent").await.expect("Persistent")).unwrap());
-    assert_eq!(lists(8).await.expect("transient"), [path.clone()]);
+    assert_eq!(lists(8).await.expect("transient"), vec![path.clone()]);
     let () = call(&conn, LAB_PATH, NETWORK, "Destroy", &())
         .await
         .expect("Destroy transient");

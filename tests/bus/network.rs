@@ -15,7 +15,12 @@ pub(crate) struct Netns(pub(crate) String);
 
 impl Netns {
     pub(crate) fn new() -> Netns {
-        let name = format!("vbt-bus-{}", std::process::id());
+        Netns::named("bus")
+    }
+
+    /// A namespace of its own for each test that runs a daemon in one.
+    pub(crate) fn named(tag: &str) -> Netns {
+        let name = format!("vbt-{tag}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).status();
         assert!(
             Command::new("ip")
