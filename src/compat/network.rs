@@ -122,6 +122,23 @@ fn reply_path(call: &Call, c: &Connect, n: &NetworkInfo) -> Reply<Message> {
     )))
 }
 
+/// The node names under `<connect>/network` the caller may see.
+pub(super) async fn children(ctx: &Ctx, call: &Call, c: &Connect) -> Vec<String> {
+    let mut out: Vec<String> = list(ctx, call, c)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| {
+            paths::network(c.path, &n.uuid)
+                .rsplit('/')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Connect's network methods.
 pub(super) async fn connect_call(
     ctx: &Ctx,

@@ -196,6 +196,9 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
                 children = super::hostdev::children(c, devices);
             }
         }
+        Target::Dir(i, Dir::Networks) => {
+            children = super::network::children(ctx, call, &ctx.connects[*i]).await;
+        }
         Target::Dir(i, dir) => {
             let c = &ctx.connects[*i];
             for dom in c.core.domains() {
@@ -221,7 +224,7 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
                             children.push(p.rsplit('/').next().unwrap_or_default().to_owned());
                         }
                     }
-                    Dir::Interfaces | Dir::NodeDevices => {}
+                    Dir::Interfaces | Dir::NodeDevices | Dir::Networks => {}
                 }
             }
             children.sort();

@@ -43,6 +43,7 @@ pub enum Dir {
     Snapshots,
     Interfaces,
     NodeDevices,
+    Networks,
 }
 
 /// `_` and the UUID with its dashes as underscores.
@@ -155,6 +156,9 @@ pub fn parse(path: &str, connects: &[&str]) -> Target {
         }
         if rest == "/interface" {
             return Target::Dir(i, Dir::Interfaces);
+        }
+        if rest == "/network" {
+            return Target::Dir(i, Dir::Networks);
         }
         if rest == "/nodedev" {
             return Target::Dir(i, Dir::NodeDevices);

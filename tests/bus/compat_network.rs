@@ -118,6 +118,32 @@ async fn facade_networks_follow_libvirt_dbus() {
         .expect("define");
     assert_eq!(path.as_str(), LAB_PATH);
     assert_eq!(events(&mut sigs).await, [(LAB_PATH.to_string(), 0)]);
+    let tree: String = call(
+        &conn,
+        "/org/libvirt/QEMU/network",
+        "org.freedesktop.DBus.Introspectable",
+        "Introspect",
+        &(),
+    )
+    .await
+    .expect("introspect");
+    assert!(
+        tree.contains("<node name=\"_3e3fce45_4f53_4fa7_bb32_11f34168b82b\"/>"),
+        "{tree}"
+    );
+    let node: String = call(
+        &conn,
+        LAB_PATH,
+        "org.freedesktop.DBus.Introspectable",
+        "Introspect",
+        &(),
+    )
+    .await
+    .expect("introspect network");
+    assert!(
+        node.contains("<interface name=\"org.libvirt.Network\">"),
+        "{node}"
+    );
     let by_name: OwnedObjectPath = call(&conn, QEMU, CONNECT, "NetworkLookupByName", &("lab",))
         .await
         .expect("by name");
