@@ -1,6 +1,6 @@
 //! `org.libvirt.Connect`: defining, creating, finding and listing domains, statistics of all
-//! domains, and the host. Objects virtbus does not manage (networks, storage, interfaces,
-//! node devices, secrets, filters) list empty and are never found.
+//! domains, and the host. Networks are `compat::network`'s; objects the facade does not
+//! serve (storage, secrets, filters) list empty and are never found.
 
 use std::sync::Arc;
 
@@ -419,14 +419,6 @@ async fn not_managed(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message> {
     let body = call.msg.body();
     let one = || -> Reply<String> { Ok(body.deserialize::<String>()?) };
     let (code, what) = match member {
-        "NetworkLookupByName" => (
-            Code::NoNetwork,
-            format!("no network with matching name '{}'", one()?),
-        ),
-        "NetworkLookupByUUID" => (
-            Code::NoNetwork,
-            format!("no network with matching uuid '{}'", one()?),
-        ),
         "NodeDeviceLookupSCSIHostByWWN" => {
             let (wwnn, wwpn, _): (String, String, u32) = body.deserialize()?;
             (
@@ -490,8 +482,6 @@ fn unsupported_api(member: &str) -> &str {
         "InterfaceChangeCommit" => "virInterfaceChangeCommit",
         "InterfaceChangeRollback" => "virInterfaceChangeRollback",
         "InterfaceDefineXML" => "virInterfaceDefineXML",
-        "NetworkCreateXML" => "virNetworkCreateXML",
-        "NetworkDefineXML" => "virNetworkDefineXML",
         "NodeDeviceCreateXML" => "virNodeDeviceCreateXML",
         "NodeSetMemoryParameters" => "virNodeSetMemoryParameters",
         "NWFilterDefineXML" => "virNWFilterDefineXML",

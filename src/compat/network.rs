@@ -190,6 +190,14 @@ pub(super) async fn connect_call(
         }
         "NetworkDefineXML" | "NetworkCreateXML" => {
             let xml: String = body.deserialize()?;
+            if c.core.networks().is_err() {
+                // libvirt's answer from a connection without a network driver
+                return Err(super::errors::no_support(if member == "NetworkDefineXML" {
+                    "virNetworkDefineXML"
+                } else {
+                    "virNetworkCreateXML"
+                }));
+            }
             let req = if member == "NetworkDefineXML" {
                 NetworkRequest::Define { xml }
             } else {
