@@ -314,7 +314,11 @@ impl Authorizer for Polkit {
         action: Action,
         details: &Details,
     ) -> Result<(), Denied> {
-        let what = match (&details.domain_name, &details.pool_name, &details.network_name) {
+        let what = match (
+            &details.domain_name,
+            &details.pool_name,
+            &details.network_name,
+        ) {
             (Some(n), _, _) => format!("{} on domain '{n}'", action.id()),
             (None, Some(p), _) => format!("{} on storage pool '{p}'", action.id()),
             (None, None, Some(n)) => format!("{} on network '{n}'", action.id()),
