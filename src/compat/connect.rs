@@ -1,6 +1,6 @@
 //! `org.libvirt.Connect`: defining, creating, finding and listing domains, statistics of all
-//! domains, and the host. Objects virtbus does not manage (networks, storage, interfaces,
-//! node devices, secrets, filters) list empty and are never found.
+//! domains, and the host. Networks are `compat::network`'s; objects the facade does not
+//! serve (storage, secrets, filters) list empty and are never found.
 
 use std::sync::Arc;
 
@@ -293,7 +293,12 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
         | "InterfaceLookupByName"
         | "InterfaceLookupByMAC"
         | "NodeDeviceLookupByName" => super::hostdev::connect_call(ctx, call, c, member).await,
-        "ListNetworks" | "ListNWFilters" | "ListSecrets" | "ListStoragePools" => {
+        "ListNetworks"
+        | "NetworkLookupByName"
+        | "NetworkLookupByUUID"
+        | "NetworkDefineXML"
+        | "NetworkCreateXML" => super::network::connect_call(ctx, call, c, member).await,
+        "ListNWFilters" | "ListSecrets" | "ListStoragePools" => {
             // The facade serves none of these yet (storage pools are on the native API
             // only): there are none to list.
             let _flags: u32 = body.deserialize()?;
@@ -400,7 +405,7 @@ async fn readable(ctx: &Ctx, call: &Call, doms: Vec<Arc<Domain>>) -> Vec<Arc<Dom
 }
 
 /// A UUID in any of the spellings libvirt takes (dashes anywhere, or none).
-fn parse_uuid(s: &str) -> Option<uuid::Uuid> {
+pub(super) fn parse_uuid(s: &str) -> Option<uuid::Uuid> {
     let hex: String = s.chars().filter(|c| *c != '-' && *c != ' ').collect();
     if hex.len() != 32 {
         return None;
@@ -414,14 +419,6 @@ async fn not_managed(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message> {
     let body = call.msg.body();
     let one = || -> Reply<String> { Ok(body.deserialize::<String>()?) };
     let (code, what) = match member {
-        "NetworkLookupByName" => (
-            Code::NoNetwork,
-            format!("no network with matching name '{}'", one()?),
-        ),
-        "NetworkLookupByUUID" => (
-            Code::NoNetwork,
-            format!("no network with matching uuid '{}'", one()?),
-        ),
         "NodeDeviceLookupSCSIHostByWWN" => {
             let (wwnn, wwpn, _): (String, String, u32) = body.deserialize()?;
             (
@@ -485,8 +482,6 @@ fn unsupported_api(member: &str) -> &str {
         "InterfaceChangeCommit" => "virInterfaceChangeCommit",
         "InterfaceChangeRollback" => "virInterfaceChangeRollback",
         "InterfaceDefineXML" => "virInterfaceDefineXML",
-        "NetworkCreateXML" => "virNetworkCreateXML",
-        "NetworkDefineXML" => "virNetworkDefineXML",
         "NodeDeviceCreateXML" => "virNodeDeviceCreateXML",
         "NodeSetMemoryParameters" => "virNodeSetMemoryParameters",
         "NWFilterDefineXML" => "virNWFilterDefineXML",

@@ -12,6 +12,7 @@ pub mod errors;
 pub mod fixture;
 pub mod flags;
 mod hostdev;
+mod network;
 mod objects;
 pub mod paths;
 mod props;
@@ -65,6 +66,8 @@ pub(crate) struct Connect {
     pub types: Vec<DomainType>,
     /// The last event of `core` this connect has signalled.
     signalled: watch::Receiver<u64>,
+    /// The last network event of `core` this connect has signalled.
+    net_signalled: watch::Receiver<u64>,
 }
 
 impl Connect {
@@ -90,6 +93,16 @@ impl Connect {
     /// Wait until the signals of this connect's core's events so far are sent.
     pub async fn signals_sent(&self) {
         crate::server::signals_sent(&self.core, &self.signalled).await
+    }
+
+    /// Wait until the signals of the network driver's events so far are sent.
+    pub async fn network_signals_sent(&self) {
+        let Ok(nets) = self.core.networks() else {
+            return;
+        };
+        let want = nets.last_seq();
+        let mut rx = self.net_signalled.clone();
+        let _ = rx.wait_for(|s| *s >= want).await;
     }
 
     /// The one execution path, over this connect's core.
@@ -159,16 +172,26 @@ pub async fn serve(
     let schema = Schema::load().map_err(|e| zbus::Error::Failure(e.to_string()))?;
     let mut built = Vec::new();
     let mut senders = Vec::new();
+    let mut net_senders = Vec::new();
     for spec in connects {
         let events = spec.core.events().subscribe();
         let (tx, rx) = watch::channel(spec.core.events().last_seq());
         senders.push((events, tx));
+        let (net_tx, net_rx) = match spec.core.networks() {
+            Ok(n) => {
+                let (t, r) = watch::channel(n.last_seq());
+                (Some((n.subscribe(), t)), r)
+            }
+            Err(_) => (None, watch::channel(0).1),
+        };
+        net_senders.push(net_tx);
         built.push(Connect {
             path: spec.path,
             flavor: spec.flavor,
             core: spec.core,
             types: spec.types,
             signalled: rx,
+            net_signalled: net_rx,
         });
     }
     let ctx = Arc::new(Ctx {
@@ -184,6 +207,11 @@ pub async fn serve(
         pumps.push(tokio::spawn(crate::server::signals::pump(
             emitter, events, tx,
         )));
+    }
+    for (i, net) in net_senders.into_iter().enumerate() {
+        if let Some((events, tx)) = net {
+            pumps.push(tokio::spawn(network::pump(ctx.clone(), i, events, tx)));
+        }
     }
     pumps.push(tokio::spawn(signals::announce_hostname(ctx.clone())));
     let stream = router::method_calls(conn).await?;
@@ -216,6 +244,7 @@ impl Frontend for Ctx {
             &self.schema.snapshot,
             &self.schema.interface,
             &self.schema.nodedev,
+            &self.schema.network,
         ]
     }
 }

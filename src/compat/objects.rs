@@ -10,7 +10,9 @@ use super::{
     errors::{Code, CompatError, Reply, bare, libvirt},
     flags::Flavor,
     paths::{self, Dir, Target},
-    schema::{CONNECT_IFACE, DOMAIN_IFACE, INTERFACE_IFACE, NODEDEV_IFACE, SNAPSHOT_IFACE},
+    schema::{
+        CONNECT_IFACE, DOMAIN_IFACE, INTERFACE_IFACE, NETWORK_IFACE, NODEDEV_IFACE, SNAPSHOT_IFACE,
+    },
 };
 use crate::core::ops::Operation;
 use crate::server::{
@@ -31,6 +33,7 @@ fn own_interface<'a>(ctx: &'a Ctx, target: &Target) -> Option<&'a Interface> {
         Target::Snapshot(..) => Some(&ctx.schema.snapshot),
         Target::Interface(..) => Some(&ctx.schema.interface),
         Target::NodeDevice(..) => Some(&ctx.schema.nodedev),
+        Target::Network(..) => Some(&ctx.schema.network),
         _ => None,
     }
 }
@@ -85,6 +88,9 @@ pub(super) async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
                 }
                 (Target::NodeDevice(i, name), NODEDEV_IFACE) => {
                     super::hostdev::nodedev_call(ctx, call, &ctx.connects[*i], name, member).await
+                }
+                (Target::Network(i, uuid), NETWORK_IFACE) => {
+                    super::network::object_call(ctx, call, &ctx.connects[*i], uuid, member).await
                 }
                 _ => Err(no_interface(&iface, path)),
             }
@@ -167,8 +173,16 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
         }
         Target::Connect(_) => {
             iface(&mut xml, &ctx.schema.connect);
-            children
-                .extend(["domain", "domainsnapshot", "interface", "nodedev"].map(str::to_owned));
+            children.extend(
+                [
+                    "domain",
+                    "domainsnapshot",
+                    "interface",
+                    "network",
+                    "nodedev",
+                ]
+                .map(str::to_owned),
+            );
         }
         Target::Dir(i, dir @ (Dir::Interfaces | Dir::NodeDevices)) => {
             let c = &ctx.connects[*i];
@@ -181,6 +195,9 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
             if ctx.authorize(call, op, &Details::default()).await.is_ok() {
                 children = super::hostdev::children(c, devices);
             }
+        }
+        Target::Dir(i, Dir::Networks) => {
+            children = super::network::children(ctx, call, &ctx.connects[*i]).await;
         }
         Target::Dir(i, dir) => {
             let c = &ctx.connects[*i];
@@ -207,7 +224,7 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
                             children.push(p.rsplit('/').next().unwrap_or_default().to_owned());
                         }
                     }
-                    Dir::Interfaces | Dir::NodeDevices => {}
+                    Dir::Interfaces | Dir::NodeDevices | Dir::Networks => {}
                 }
             }
             children.sort();
@@ -234,6 +251,7 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
         // Likewise for interfaces and node devices.
         Target::Interface(..) => iface(&mut xml, &ctx.schema.interface),
         Target::NodeDevice(..) => iface(&mut xml, &ctx.schema.nodedev),
+        Target::Network(..) => iface(&mut xml, &ctx.schema.network),
         Target::Unknown => {}
     }
     for c in children {

@@ -31,6 +31,8 @@ pub enum Target {
     Interface(usize, String),
     /// A node device, by name.
     NodeDevice(usize, String),
+    /// A virtual network, by UUID.
+    Network(usize, Uuid),
     /// Not an object of ours.
     Unknown,
 }
@@ -41,6 +43,7 @@ pub enum Dir {
     Snapshots,
     Interfaces,
     NodeDevices,
+    Networks,
 }
 
 /// `_` and the UUID with its dashes as underscores.
@@ -125,6 +128,10 @@ pub fn interface(connect: &str, mac: &str) -> String {
     format!("{connect}/interface/{}", escape_name(mac))
 }
 
+pub fn network(connect: &str, uuid: &Uuid) -> String {
+    format!("{connect}/network/{}", encode_uuid(uuid))
+}
+
 pub fn nodedev(connect: &str, name: &str) -> String {
     format!("{connect}/nodedev/{}", escape_name(name))
 }
@@ -150,6 +157,9 @@ pub fn parse(path: &str, connects: &[&str]) -> Target {
         if rest == "/interface" {
             return Target::Dir(i, Dir::Interfaces);
         }
+        if rest == "/network" {
+            return Target::Dir(i, Dir::Networks);
+        }
         if rest == "/nodedev" {
             return Target::Dir(i, Dir::NodeDevices);
         }
@@ -158,6 +168,9 @@ pub fn parse(path: &str, connects: &[&str]) -> Target {
         }
         if let Some(n) = rest.strip_prefix("/nodedev/") {
             return unescape_name(n).map_or(Target::Unknown, |n| Target::NodeDevice(i, n));
+        }
+        if let Some(u) = rest.strip_prefix("/network/") {
+            return decode_uuid(u).map_or(Target::Unknown, |u| Target::Network(i, u));
         }
         if let Some(u) = rest.strip_prefix("/domain/") {
             return decode_uuid(u).map_or(Target::BadDomain(i), |u| Target::Domain(i, u));
@@ -227,6 +240,12 @@ mod tests {
             parse("/org/libvirt/QEMU/nodedev", C),
             Target::Dir(0, Dir::NodeDevices)
         );
+        let net = network(C[0], &u);
+        assert_eq!(
+            net,
+            "/org/libvirt/QEMU/network/_6695eb01_f6a4_8304_79aa_97f2502e193f"
+        );
+        assert_eq!(parse(&net, C), Target::Network(0, u));
         assert_eq!(escape_name("a_b-é"), "a_5fb_2d_c3_a9");
         assert_eq!(unescape_name("a_5fb_2d_c3_a9").as_deref(), Some("a_b-é"));
     }

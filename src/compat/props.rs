@@ -12,7 +12,9 @@ use super::{
     hostdev,
     objects::{check_signature, no_domain_uuid},
     paths::Target,
-    schema::{CONNECT_IFACE, DOMAIN_IFACE, INTERFACE_IFACE, NODEDEV_IFACE, SNAPSHOT_IFACE},
+    schema::{
+        CONNECT_IFACE, DOMAIN_IFACE, INTERFACE_IFACE, NETWORK_IFACE, NODEDEV_IFACE, SNAPSHOT_IFACE,
+    },
 };
 use crate::core::ops::{self, Operation};
 use crate::server::{Call, authz::Details, dict::Dict};
@@ -153,6 +155,11 @@ async fn get(
                 .await?
                 .ok_or_else(|| unknown_property(name))
         }
+        (Target::Network(i, uuid), NETWORK_IFACE) => {
+            super::network::get(ctx, call, &ctx.connects[*i], uuid, name)
+                .await?
+                .ok_or_else(|| unknown_property(name))
+        }
         _ => Err(unknown_interface(iface)),
     }
 }
@@ -193,6 +200,9 @@ async fn get_all(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Reply<
         (Target::NodeDevice(i, dev), NODEDEV_IFACE) => {
             hostdev::nodedev_get_all(ctx, call, &ctx.connects[*i], dev, &mut out).await?
         }
+        (Target::Network(i, uuid), NETWORK_IFACE) => {
+            super::network::get_all(ctx, call, &ctx.connects[*i], uuid, &mut out).await?
+        }
         _ => return Err(unknown_interface(iface)),
     }
     call.reply(&out)
@@ -212,6 +222,7 @@ async fn set(
         (Target::Snapshot(..), SNAPSHOT_IFACE) => false,
         (Target::Interface(..), INTERFACE_IFACE) => hostdev::INTERFACE_PROPS.contains(&name),
         (Target::NodeDevice(..), NODEDEV_IFACE) => hostdev::NODEDEV_PROPS.contains(&name),
+        (Target::Network(..), NETWORK_IFACE) => super::network::NETWORK_PROPS.contains(&name),
         _ => return Err(unknown_interface(iface)),
     };
     if !known {
@@ -234,6 +245,11 @@ async fn set(
     };
     let (i, uuid) = match target {
         Target::Domain(i, uuid) => (*i, uuid),
+        Target::Network(i, uuid) => {
+            let c = &ctx.connects[*i];
+            super::network::set_autostart(ctx, call, c, uuid, on).await?;
+            return call.reply_empty();
+        }
         _ => return Err(super::errors::bare("Invalid UUID".into())),
     };
     let c = &ctx.connects[i];

@@ -9,12 +9,14 @@ pub const DOMAIN_XML: &str = include_str!("../../dbus/org.libvirt.Domain.xml");
 pub const SNAPSHOT_XML: &str = include_str!("../../dbus/org.libvirt.DomainSnapshot.xml");
 pub const INTERFACE_XML: &str = include_str!("../../dbus/org.libvirt.Interface.xml");
 pub const NODEDEV_XML: &str = include_str!("../../dbus/org.libvirt.NodeDevice.xml");
+pub const NETWORK_XML: &str = include_str!("../../dbus/org.libvirt.Network.xml");
 
 pub const CONNECT_IFACE: &str = "org.libvirt.Connect";
 pub const DOMAIN_IFACE: &str = "org.libvirt.Domain";
 pub const SNAPSHOT_IFACE: &str = "org.libvirt.DomainSnapshot";
 pub const INTERFACE_IFACE: &str = "org.libvirt.Interface";
 pub const NODEDEV_IFACE: &str = "org.libvirt.NodeDevice";
+pub const NETWORK_IFACE: &str = "org.libvirt.Network";
 
 #[derive(Debug, Clone)]
 pub struct Schema {
@@ -23,6 +25,7 @@ pub struct Schema {
     pub snapshot: Interface,
     pub interface: Interface,
     pub nodedev: Interface,
+    pub network: Interface,
 }
 
 impl Schema {
@@ -33,6 +36,7 @@ impl Schema {
             snapshot: parse(SNAPSHOT_XML)?,
             interface: parse(INTERFACE_XML)?,
             nodedev: parse(NODEDEV_XML)?,
+            network: parse(NETWORK_XML)?,
         })
     }
 }

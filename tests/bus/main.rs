@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_input;
+mod compat_network;
 mod concurrency;
 mod fairness;
 mod features;

@@ -11,11 +11,16 @@ use crate::support::{Bus, Daemon, Launch, MANAGER, NAME, Sig, Signals, no_opts};
 
 const IFACE: &str = "org.virtbus1.Network";
 
-struct Netns(String);
+pub(crate) struct Netns(pub(crate) String);
 
 impl Netns {
-    fn new() -> Netns {
-        let name = format!("vbt-bus-{}", std::process::id());
+    pub(crate) fn new() -> Netns {
+        Netns::named("bus")
+    }
+
+    /// A namespace of its own for each test that runs a daemon in one.
+    pub(crate) fn named(tag: &str) -> Netns {
+        let name = format!("vbt-{tag}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).status();
         assert!(
             Command::new("ip")
@@ -27,7 +32,7 @@ impl Netns {
         Netns(name)
     }
 
-    fn ip(&self, args: &[&str]) -> (bool, String) {
+    pub(crate) fn ip(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new("ip")
             .args(["-n", &self.0])
             .args(args)
