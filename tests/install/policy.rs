@@ -89,10 +89,11 @@ async fn root_owns_the_name_and_anyone_may_call() {
         String::from_utf8_lossy(&out.stderr),
         daemon.log_text()
     );
+    // The daemon runs as root, so the LXC driver loads beside the test and QEMU drivers.
     let drivers = if std::path::Path::new("/usr/bin/qemu-system-x86_64").exists() {
-        "as 2 \"test\" \"qemu\""
+        "as 3 \"test\" \"qemu\" \"lxc\""
     } else {
-        "as 1 \"test\""
+        "as 2 \"test\" \"lxc\""
     };
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), drivers);
     // A mutating call reaches the daemon too, and polkit (not the bus) refuses it.
