@@ -85,10 +85,6 @@ async fn refusals_bad_disk_and_capabilities() {
     for (extra, named) in [
         ("<sound model='ich7'/>", "sound"),
         ("<parallel type='pty'/>", "parallel"),
-        (
-            "<interface type='network'><source network='default'/></interface>",
-            "virtual networks",
-        ),
         ("<watchdog model='diag288'/>", "diag288"),
         ("<shmem name='legacy'/>", "model 'ivshmem'"),
     ] {

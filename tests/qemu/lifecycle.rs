@@ -121,10 +121,12 @@ async fn guest_lifecycle_agent_stats_and_signals() {
         },
     )
     .await;
-    let e = dom
+    // Leases come from virtual networks' DHCP servers; a user-networking NIC has none.
+    let leases = dom
         .interface_addresses(opts([("source", Variant::from("lease"))]))
-        .await;
-    assert_eq!(error_name(&e), "org.virtbus1.Error.NotSupported");
+        .await
+        .expect("lease addresses");
+    assert!(leases.is_empty(), "{leases:?}");
 
     // Stats from QMP, /proc and the agent.
     let st = dom.get_stats(no_opts()).await.expect("stats");
