@@ -15,8 +15,8 @@ use crate::{
         defaults::{self, DefaultsError},
         devices::{
             Audio, AudioType, CharSourceType, ControllerType, DiskFormat, GraphicsType, Input,
-            InputBus, InputType, Memballoon, MemballoonModel, PanicModel, ShmemModel, Video,
-            VideoModel, VideoType, VsockModel,
+            InputBus, InputType, Memballoon, MemballoonModel, PanicModel, RngBackend, ShmemModel,
+            Video, VideoModel, VideoType, VsockModel,
         },
     },
 };
@@ -70,6 +70,13 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
     // device defaults again for it)
     serial_models(&mut def.devices, x86);
     virtio_serial_ports(def);
+    // A random backend without a device gets libvirt's built-in default (Debian's libvirt
+    // 9.0 writes /dev/random), written down so the guest's source never changes silently.
+    for r in &mut def.devices.rngs {
+        if let RngBackend::Random(path @ None) = &mut r.backend {
+            *path = Some("/dev/random".into());
+        }
+    }
     super::usb::assign(def)?;
     crate::model::devices::assign_memory_slots(&mut def.devices.memories, def.max_memory);
     super::pci::assign(def, caps, kind)
@@ -426,9 +433,13 @@ fn virtio_serial_ports(def: &mut DomainDef) {
         }
         info.address = Some(a);
     };
+    // Virtio consoles take their ports when QEMU adds them (the first 0, then the lowest
+    // free); libvirt writes no address for them, so their ports are only held here, for the
+    // channels to go around.
     for c in &mut d.consoles {
         if c.target_type.as_deref() == Some("virtio") && c.info.address.is_none() {
-            assign(&mut c.info, 0);
+            let mut scratch = DeviceInfo::default();
+            assign(&mut scratch, 0);
         }
     }
     for c in &mut d.channels {

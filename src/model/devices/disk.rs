@@ -418,7 +418,11 @@ impl Disk {
         w.start("target");
         w.attr("dev", &self.target_dev);
         w.attr_opt("bus", self.target_bus.map(|b| b.as_str()));
-        w.attr_opt("tray", self.tray.map(|t| t.as_str()));
+        // a closed tray is the default, and libvirt writes only an open one
+        w.attr_opt(
+            "tray",
+            self.tray.filter(|t| *t == Tray::Open).map(|t| t.as_str()),
+        );
         w.attr_num_opt("rotation_rate", self.rotation_rate);
         w.end();
         if let Some(t) = &self.iotune {
