@@ -267,7 +267,12 @@ pub fn flags(d: &Devices, dev: Dev, fl: Flags) -> u32 {
             Some(_) => pci,
         },
         Dev::Sound(i) => match d.sounds[i].model {
-            SoundModel::Es1370 | SoundModel::Ac97 | SoundModel::Ich6 | SoundModel::Ich9 => pci,
+            // ich7 is a PCI device to libvirt too; the command line refuses it (QEMU has none)
+            SoundModel::Es1370
+            | SoundModel::Ac97
+            | SoundModel::Ich6
+            | SoundModel::Ich7
+            | SoundModel::Ich9 => pci,
             _ => 0,
         },
         Dev::Disk(i) => {
