@@ -233,27 +233,46 @@ impl fmt::Display for MacAddr {
 /// names are decimal, the others binary. Matching ignores case, as
 /// libvirt does.
 pub(crate) fn memory_unit(unit: &str) -> Conv<u64> {
-    const UNITS: &[(&str, u64)] = &[
-        ("b", 1),
-        ("bytes", 1),
-        ("KB", 1_000),
-        ("k", 1 << 10),
-        ("KiB", 1 << 10),
-        ("MB", 1_000_000),
-        ("M", 1 << 20),
-        ("MiB", 1 << 20),
-        ("GB", 1_000_000_000),
-        ("G", 1 << 30),
-        ("GiB", 1 << 30),
-        ("TB", 1_000_000_000_000),
-        ("T", 1 << 40),
-        ("TiB", 1 << 40),
-    ];
-    UNITS
+    // memory sizes go up to tebibytes; storage sizes (`scale_unit`) further
+    scale_in(&SCALE_UNITS[..14], unit)
+}
+
+/// libvirt's scaled units (`virScaleInteger`), bytes per unit: the `KB`-style names are
+/// decimal, the others binary.
+const SCALE_UNITS: &[(&str, u64)] = &[
+    ("b", 1),
+    ("bytes", 1),
+    ("KB", 1_000),
+    ("k", 1 << 10),
+    ("KiB", 1 << 10),
+    ("MB", 1_000_000),
+    ("M", 1 << 20),
+    ("MiB", 1 << 20),
+    ("GB", 1_000_000_000),
+    ("G", 1 << 30),
+    ("GiB", 1 << 30),
+    ("TB", 1_000_000_000_000),
+    ("T", 1 << 40),
+    ("TiB", 1 << 40),
+    ("PB", 1_000_000_000_000_000),
+    ("P", 1 << 50),
+    ("PiB", 1 << 50),
+    ("EB", 1_000_000_000_000_000_000),
+    ("E", 1 << 60),
+    ("EiB", 1 << 60),
+];
+
+/// Bytes per unit for a storage size's `unit` (up to exbibytes); case ignored.
+pub(crate) fn scale_unit(unit: &str) -> Conv<u64> {
+    scale_in(SCALE_UNITS, unit)
+}
+
+fn scale_in(units: &[(&str, u64)], unit: &str) -> Conv<u64> {
+    units
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(unit))
         .map(|&(_, mult)| mult)
-        .ok_or_else(|| one_of(&UNITS.iter().map(|(n, _)| *n).collect::<Vec<_>>()))
+        .ok_or_else(|| one_of(&units.iter().map(|(n, _)| *n).collect::<Vec<_>>()))
 }
 
 /// `value` of `unit_bytes`-sized units in KiB, rounded up; never zero.

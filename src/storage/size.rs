@@ -5,42 +5,11 @@
 
 use crate::model::{XmlError, xml::Elem};
 
-const UNITS: &[(&str, u64)] = &[
-    ("b", 1),
-    ("bytes", 1),
-    ("KB", 1_000),
-    ("k", 1 << 10),
-    ("KiB", 1 << 10),
-    ("MB", 1_000_000),
-    ("M", 1 << 20),
-    ("MiB", 1 << 20),
-    ("GB", 1_000_000_000),
-    ("G", 1 << 30),
-    ("GiB", 1 << 30),
-    ("TB", 1_000_000_000_000),
-    ("T", 1 << 40),
-    ("TiB", 1 << 40),
-    ("PB", 1_000_000_000_000_000),
-    ("P", 1 << 50),
-    ("PiB", 1 << 50),
-    ("EB", 1_000_000_000_000_000_000),
-    ("E", 1 << 60),
-    ("EiB", 1 << 60),
-];
-
-fn unit_bytes(unit: &str) -> Result<u64, String> {
-    UNITS
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(unit))
-        .map(|&(_, m)| m)
-        .ok_or_else(|| {
-            crate::model::values::one_of(&UNITS.iter().map(|(n, _)| *n).collect::<Vec<_>>())
-        })
-}
-
 /// Reads a sized element (its `unit` and its number) into bytes.
 pub(crate) fn read_scaled(mut e: Elem) -> Result<u64, XmlError> {
-    let mult = e.attr_with("unit", unit_bytes)?.unwrap_or(1);
+    let mult = e
+        .attr_with("unit", crate::model::values::scale_unit)?
+        .unwrap_or(1);
     let n = e.text_with(|t| {
         t.parse::<u64>()
             .map_err(|_| "expected a non-negative integer".to_string())
@@ -64,7 +33,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let mult = if unit.is_empty() {
         1
     } else {
-        unit_bytes(unit)?
+        crate::model::values::scale_unit(unit)?
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("'{s}' overflows 64 bits of bytes"))

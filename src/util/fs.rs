@@ -80,6 +80,34 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Every `*.json` file of `dir` read with `load`; a file it cannot read is logged and set
+/// aside as `*.corrupt`, so one bad record never hides the others or comes back.
+pub fn load_json_dir<T>(
+    dir: &std::path::Path,
+    load: impl Fn(&std::path::Path) -> Result<T, String>,
+) -> Vec<T> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        match load(&p) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                tracing::error!("{e}; moved aside");
+                let mut aside = p.as_os_str().to_owned();
+                aside.push(".corrupt");
+                let _ = std::fs::rename(&p, aside);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,25 +114,7 @@ impl Status {
 
 /// Every status file; unreadable ones are logged and set aside as `*.corrupt`.
 pub fn load_all(runtime: &Path) -> Vec<Status> {
-    let Ok(rd) = std::fs::read_dir(dir(runtime)) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        match Status::load(&p) {
-            Ok(s) => out.push(s),
-            Err(e) => {
-                tracing::error!("{e}; moved aside");
-                let mut aside = p.as_os_str().to_owned();
-                aside.push(".corrupt");
-                let _ = std::fs::rename(&p, aside);
-            }
-        }
-    }
+    let mut out = crate::util::fs::load_json_dir(&dir(runtime), Status::load);
     out.sort_by_key(|s| s.id);
     out
 }
