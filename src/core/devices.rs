@@ -115,7 +115,12 @@ impl Core {
                 // the device as the guest got it: its alias and address filled in
                 Edit::Attach => match dom
                     .driver
-                    .attach_device(&ctx, &self.resolved_device(touched.clone())?)
+                    .attach_device(
+                        &ctx,
+                        &self
+                            .resolved_interface(self.resolved_device(touched.clone())?)
+                            .await?,
+                    )
                     .await?
                 {
                     Some(attached) => {

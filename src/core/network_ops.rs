@@ -206,24 +206,30 @@ impl Core {
         };
         let mut out = (*def).clone();
         for iface in &mut out.devices.interfaces {
-            if iface.iface_type != InterfaceType::Network {
-                continue;
-            }
-            let name = iface.source_network.clone().unwrap_or_default();
-            let bridge = nets.active_bridge(&name).await.map_err(|e| match e {
-                NetError::NotFound(_) => Error::NotFound(
-                    Missing::Object,
-                    format!("interface {}: no network named '{name}'", iface.mac),
-                ),
-                NetError::NotActive(_) => Error::InvalidState(format!(
-                    "interface {}: network '{name}' is not active",
-                    iface.mac
-                )),
-                e => e.into(),
-            })?;
-            iface.source_bridge = Some(bridge);
+            resolve_interface(nets, iface).await?;
         }
         Ok(Arc::new(out))
+    }
+
+    /// A device about to be hot-plugged, with its `type='network'` interface given the
+    /// bridge of its network, as [`Core::resolve_networks`] does at start.
+    pub(crate) async fn resolved_interface(
+        &self,
+        dev: crate::model::devices::Device,
+    ) -> Result<crate::model::devices::Device> {
+        use crate::model::devices::{Device, InterfaceType};
+        let Some(iface) = dev.as_devices().interfaces.first() else {
+            return Ok(dev);
+        };
+        if iface.iface_type != InterfaceType::Network {
+            return Ok(dev);
+        }
+        let Ok(nets) = self.networks() else {
+            return Ok(dev);
+        };
+        let mut iface = iface.clone();
+        resolve_interface(nets, &mut iface).await?;
+        Ok(Device::interface(iface))
     }
 
     /// The addresses the networks' dnsmasq leased to the guest's `type='network'`
@@ -266,6 +272,30 @@ impl Core {
         }
         out
     }
+}
+
+/// Gives a `type='network'` interface its network's bridge; the network must be active.
+async fn resolve_interface(
+    nets: &NetworkDriver,
+    iface: &mut crate::model::devices::Interface,
+) -> Result<()> {
+    if iface.iface_type != crate::model::devices::InterfaceType::Network {
+        return Ok(());
+    }
+    let name = iface.source_network.clone().unwrap_or_default();
+    let bridge = nets.active_bridge(&name).await.map_err(|e| match e {
+        NetError::NotFound(_) => Error::NotFound(
+            Missing::Object,
+            format!("interface {}: no network named '{name}'", iface.mac),
+        ),
+        NetError::NotActive(_) => Error::InvalidState(format!(
+            "interface {}: network '{name}' is not active",
+            iface.mac
+        )),
+        e => e.into(),
+    })?;
+    iface.source_bridge = Some(bridge);
+    Ok(())
 }
 
 #[cfg(test)]

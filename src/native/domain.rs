@@ -413,16 +413,10 @@ pub(super) async fn call(
             let source = match o.string("source")?.as_deref() {
                 None | Some("agent") => AddressSource::Agent,
                 Some("lease") => AddressSource::Lease,
-                Some(s @ "arp") => {
-                    return Err(Error::NotSupported(format!(
-                        "interface address source '{s}' is not supported; use 'agent' or \
-                         'lease'"
-                    ))
-                    .into());
-                }
+                Some("arp") => AddressSource::Arp,
                 Some(s) => {
                     return Err(Error::InvalidArgument(format!(
-                        "option 'source' must be 'agent' or 'lease', not '{s}'"
+                        "option 'source' must be 'agent', 'lease' or 'arp', not '{s}'"
                     ))
                     .into());
                 }

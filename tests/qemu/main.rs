@@ -14,6 +14,7 @@ mod failures;
 mod features;
 mod firmware;
 mod lifecycle;
+mod network;
 mod pci;
 mod platform;
 mod restart;

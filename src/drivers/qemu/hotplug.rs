@@ -175,7 +175,14 @@ async fn attach_nic(vm: &Vm, mut n: Interface) -> DriverResult<Interface> {
     let host = format!("host{alias}");
     let netdev = match n.iface_type {
         InterfaceType::User => json!({"type": "user", "id": host}),
-        InterfaceType::Bridge | InterfaceType::Ethernet => {
+        // the core gave a network's interface its bridge (`Core::resolved_interface`)
+        InterfaceType::Network if n.source_bridge.is_none() => {
+            return Err(DriverError::InvalidArgument(format!(
+                "{what}: network '{}' was not resolved to a bridge",
+                n.source_network.as_deref().unwrap_or_default()
+            )));
+        }
+        InterfaceType::Bridge | InterfaceType::Ethernet | InterfaceType::Network => {
             let tap = match &n.target_dev {
                 Some(t) if n.iface_type == InterfaceType::Ethernet => t.clone(),
                 _ => format!("vb{}n{i}", vm.id),
@@ -194,7 +201,7 @@ async fn attach_nic(vm: &Vm, mut n: Interface) -> DriverResult<Interface> {
     };
     if let Some(tap) = &n.target_dev {
         let set = match (&n.source_bridge, n.iface_type) {
-            (Some(br), InterfaceType::Bridge) => net::attach(tap, br),
+            (Some(br), InterfaceType::Bridge | InterfaceType::Network) => net::attach(tap, br),
             _ if n.target_managed != Some(false) => net::up(tap),
             _ => Ok(()),
         };
