@@ -32,7 +32,10 @@ struct Netns(String);
 impl Netns {
     fn new() -> Netns {
         let name = format!("vbt-qnet-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
         let ok = Command::new("ip")
             .args(["netns", "add", &name])
             .status()
@@ -337,6 +340,7 @@ async fn guest_on_the_default_network_survives_a_daemon_kill() {
     // Bad input: the network is defined but not active. The start is refused, typed and
     // naming the network, before any tap exists.
     let links_before = ns.links();
+    let files_before = state_files(&d.state);
     let r = dom.start(no_opts()).await;
     assert_eq!(error_name(&r), "org.virtbus1.Error.InvalidState", "{r:?}");
     assert!(
@@ -344,8 +348,28 @@ async fn guest_on_the_default_network_survives_a_daemon_kill() {
         "{r:?}"
     );
     assert_eq!(dom.state().await.expect("state"), "shut-off");
+    // the facade says it as libvirt does: an invalid operation naming the network
+    let fdom = facade_domain(&conn, "netguest").await;
+    let r = conn
+        .call_method(
+            Some(LIBVIRT),
+            fdom.as_str(),
+            Some("org.libvirt.Domain"),
+            "Create",
+            &(0u32,),
+        )
+        .await;
+    match &r {
+        Err(zbus::Error::MethodError(name, Some(msg), _)) => {
+            assert_eq!(name.as_str(), "org.libvirt.Error");
+            assert!(msg.contains("network 'default' is not active"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(dom.state().await.expect("state"), "shut-off");
     assert_eq!(ns.links(), links_before, "nothing was made");
     assert!(ns.pids_of("qemu-system-x86").is_empty());
+    assert_eq!(state_files(&d.state), files_before, "nothing was changed");
 
     // The network starts through the API; the guest boots on it.
     let _: () = call(&conn, NAME, NET_PATH, NET_IFACE, "Start", &())
@@ -407,6 +431,59 @@ async fn guest_on_the_default_network_survives_a_daemon_kill() {
         "<interface type='network'><mac address='{MAC2}'/><source network='default'/>\
          <model type='virtio'/></interface>"
     );
+    // not onto a network that does not exist or does not run: typed, and no tap
+    let r = dom
+        .attach_device(
+            "<interface type='network'><mac address='52:54:00:4e:00:09'/>\
+             <source network='nosuch'/><model type='virtio'/></interface>",
+            no_opts(),
+        )
+        .await;
+    assert_eq!(error_name(&r), "org.virtbus1.Error.NotFound", "{r:?}");
+    assert!(
+        error_message(&r).contains("no network named 'nosuch'"),
+        "{r:?}"
+    );
+    let _: OwnedObjectPath = call(
+        &conn,
+        NAME,
+        MANAGER,
+        "org.virtbus1.Manager",
+        "DefineNetwork",
+        &(
+            "<network><name>idle</name><bridge name='vbtidle0'/>\
+             <ip address='10.66.0.1' prefix='24'/></network>",
+            no_opts(),
+        ),
+    )
+    .await
+    .expect("define an idle network");
+    let r = dom
+        .attach_device(
+            "<interface type='network'><mac address='52:54:00:4e:00:09'/>\
+             <source network='idle'/><model type='virtio'/></interface>",
+            no_opts(),
+        )
+        .await;
+    assert_eq!(error_name(&r), "org.virtbus1.Error.InvalidState", "{r:?}");
+    assert!(
+        error_message(&r).contains("network 'idle' is not active"),
+        "{r:?}"
+    );
+    assert_eq!(ns.taps(), [tap.clone()], "no tap for a refused NIC");
+    let live = dom.get_xml(no_opts()).await.expect("live xml");
+    assert!(!live.contains("52:54:00:4e:00:09"), "{live}");
+    let _: () = call(
+        &conn,
+        NAME,
+        "/org/virtbus1/network/idle",
+        NET_IFACE,
+        "Undefine",
+        &(),
+    )
+    .await
+    .expect("undefine idle");
+
     dom.attach_device(&nic2, no_opts())
         .await
         .expect("hot-plug a network NIC");
@@ -530,6 +607,19 @@ async fn guest_on_the_default_network_survives_a_daemon_kill() {
     );
     ga.sh("ping -c 1 -W 5 192.168.122.1").await;
     check_leases(&conn, &dom, &ip, &tap).await;
+    // and plugs into the adopted bridge
+    dom.attach_device(&nic2, no_opts())
+        .await
+        .expect("hot-plug after the restart");
+    let taps2 = ns.taps();
+    assert_eq!(taps2.len(), 2, "{:?}", ns.links());
+    let tap2 = taps2.iter().find(|t| **t != tap).expect("new tap").clone();
+    let (ok, master) = ns.exec(&["ip", "-o", "link", "show", &tap2]);
+    assert!(ok && master.contains("master virbr0"), "{master}");
+    dom.detach_device(&nic2, no_opts())
+        .await
+        .expect("hot-unplug after the restart");
+    assert_eq!(ns.taps(), [tap.clone()]);
 
     // Stopping the guest removes its tap; stopping the network, bridge, table and dnsmasq.
     dom.destroy(no_opts()).await.expect("destroy");
