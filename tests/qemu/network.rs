@@ -31,7 +31,11 @@ struct Netns(String);
 
 impl Netns {
     fn new() -> Netns {
-        let name = format!("vbt-qnet-{}", std::process::id());
+        Netns::named("qnet")
+    }
+
+    fn named(tag: &str) -> Netns {
+        let name = format!("vbt-{tag}-{}", std::process::id());
         let _ = Command::new("ip")
             .args(["netns", "del", &name])
             .stderr(std::process::Stdio::null())
@@ -399,6 +403,35 @@ async fn guest_on_the_default_network_survives_a_daemon_kill() {
     assert!(answer.contains("192.168.122.250"), "{answer}");
     check_leases(&conn, &dom, &ip, &tap).await;
 
+    // NAT: a namespace beyond the host's uplink, with no route back to the guests' subnet,
+    // answers the guest only because the network masquerades it.
+    let outside = Netns::named("qout");
+    let ok = Command::new("ip")
+        .args([
+            "-n", &ns.0, "link", "add", "vbtup0", "type", "veth", "peer", "name",
+        ])
+        .args(["vbtup1", "netns", &outside.0])
+        .status()
+        .expect("ip link add");
+    assert!(ok.success());
+    for (n, args) in [
+        (&ns, ["addr", "add", "10.200.0.1/24", "dev", "vbtup0"]),
+        (&outside, ["addr", "add", "10.200.0.2/24", "dev", "vbtup1"]),
+    ] {
+        assert!(
+            n.exec(&["ip"].into_iter().chain(args).collect::<Vec<_>>())
+                .0
+        );
+    }
+    assert!(ns.exec(&["ip", "link", "set", "vbtup0", "up"]).0);
+    assert!(outside.exec(&["ip", "link", "set", "vbtup1", "up"]).0);
+    let (ok, out) = ga.try_sh("ping -c 1 -W 5 10.200.0.2").await.expect("ping");
+    assert_eq!(ok, 0, "the guest reaches beyond the host: {out}");
+    let (_, routes) = outside.exec(&["ip", "route"]);
+    assert!(!routes.contains("192.168.122"), "{routes}");
+    assert!(ns.exec(&["ip", "link", "del", "vbtup0"]).0);
+    drop(outside);
+
     // The neighbour table: the host pings the guest, then source ARP finds its MAC.
     let (ok, out) = ns.exec(&["busybox", "ping", "-c", "1", "-W", "5", &ip]);
     assert!(ok, "the host reaches the guest: {out}");
@@ -470,7 +503,11 @@ async fn guest_on_the_default_network_survives_a_daemon_kill() {
         error_message(&r).contains("network 'idle' is not active"),
         "{r:?}"
     );
-    assert_eq!(ns.taps(), [tap.clone()], "no tap for a refused NIC");
+    assert_eq!(
+        ns.taps(),
+        std::slice::from_ref(&tap),
+        "no tap for a refused NIC"
+    );
     let live = dom.get_xml(no_opts()).await.expect("live xml");
     assert!(!live.contains("52:54:00:4e:00:09"), "{live}");
     let _: () = call(
@@ -541,7 +578,11 @@ async fn guest_on_the_default_network_survives_a_daemon_kill() {
             .trim(),
         "gone"
     );
-    assert_eq!(ns.taps(), [tap.clone()], "the second tap is gone");
+    assert_eq!(
+        ns.taps(),
+        std::slice::from_ref(&tap),
+        "the second tap is gone"
+    );
     let live = dom.get_xml(no_opts()).await.expect("live xml");
     assert!(!live.contains(MAC2), "{live}");
     let inactive = dom
@@ -586,10 +627,10 @@ async fn guest_on_the_default_network_survives_a_daemon_kill() {
     )
     .await
     .expect("list networks");
-    assert_eq!(nets, [net.clone()]);
+    assert_eq!(nets, std::slice::from_ref(&net));
     assert_eq!(
         mgr.list_domains(no_opts()).await.expect("list"),
-        [path.clone()]
+        std::slice::from_ref(&path)
     );
     let dom = domain(&conn, &path).await;
     assert_eq!(
@@ -619,7 +660,7 @@ async fn guest_on_the_default_network_survives_a_daemon_kill() {
     dom.detach_device(&nic2, no_opts())
         .await
         .expect("hot-unplug after the restart");
-    assert_eq!(ns.taps(), [tap.clone()]);
+    assert_eq!(ns.taps(), std::slice::from_ref(&tap));
 
     // Stopping the guest removes its tap; stopping the network, bridge, table and dnsmasq.
     dom.destroy(no_opts()).await.expect("destroy");
