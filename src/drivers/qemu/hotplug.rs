@@ -509,6 +509,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_network_nic_needs_its_bridge_from_the_core() {
+        let qmp = FakeMonitor::default();
+        let vm = running_vm(&qmp, domain(""));
+        let nic = "<interface type='network'><mac address='52:54:00:00:00:08'/>\
+                   <source network='default'/><model type='virtio'/></interface>";
+        let e = attach(&vm, &device(nic)).await.expect_err("no bridge");
+        assert!(
+            matches!(&e, DriverError::InvalidArgument(m) if m.contains("network 'default'")),
+            "{e:?}"
+        );
+        assert!(qmp.log().is_empty(), "nothing was asked of QEMU");
+        assert!(vm.live().devices.interfaces.is_empty());
+    }
+
+    #[tokio::test]
     async fn failed_device_add_drops_the_nodes_it_added() {
         let qmp = FakeMonitor::default();
         qmp.answer(
