@@ -70,28 +70,27 @@ impl Core {
                 let info = self.guest_info(dom, types).await?;
                 Ok(info.interfaces.unwrap_or_default())
             }
+            // as libvirt: one interface per neighbour entry of a guest's MAC, prefix 0
             AddressSource::Arp => {
                 let arp = host::arp_table();
                 Ok(live
                     .devices
                     .interfaces
                     .iter()
-                    .filter_map(|i| {
+                    .flat_map(|i| {
                         let mac = i.mac.to_string();
-                        let addrs: Vec<GuestAddress> = arp
-                            .iter()
+                        arp.iter()
                             .filter(|(m, _)| *m == mac)
-                            .map(|(_, ip)| GuestAddress {
-                                ipv6: false,
-                                addr: ip.clone(),
-                                prefix: 0,
+                            .map(|(_, ip)| GuestInterface {
+                                name: i.target_dev.clone().unwrap_or_default(),
+                                hwaddr: Some(mac.clone()),
+                                addrs: vec![GuestAddress {
+                                    ipv6: false,
+                                    addr: ip.clone(),
+                                    prefix: 0,
+                                }],
                             })
-                            .collect();
-                        (!addrs.is_empty()).then(|| GuestInterface {
-                            name: i.target_dev.clone().unwrap_or_default(),
-                            hwaddr: Some(mac),
-                            addrs,
-                        })
+                            .collect::<Vec<_>>()
                     })
                     .collect())
             }
