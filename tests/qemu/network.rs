@@ -662,6 +662,40 @@ async fn guest_on_the_default_network_survives_a_daemon_kill() {
         .expect("hot-unplug after the restart");
     assert_eq!(ns.taps(), std::slice::from_ref(&tap));
 
+    // Network.Update: a static DHCP host for the guest's MAC, live; the guest's next
+    // DHCP exchange gets that address, and dnsmasq's lease says so.
+    let _: () = call(
+        &conn,
+        NAME,
+        NET_PATH,
+        NET_IFACE,
+        "Update",
+        &(
+            "add-last",
+            "ip-dhcp-host",
+            format!("<host mac='{MAC}' name='fixed' ip='192.168.122.77'/>"),
+            opts([("live", Variant::from(true))]),
+        ),
+    )
+    .await
+    .expect("add a DHCP host");
+    ga.sh("udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 10 -T 1 >/dev/null 2>&1")
+        .await;
+    let got = ga.sh("ip -4 -o addr show eth0").await;
+    assert!(got.contains("192.168.122.77/24"), "{got}");
+    ga.sh("ping -c 1 -W 5 192.168.122.1").await;
+    until(
+        "the fixed address's lease",
+        Duration::from_secs(10),
+        async || {
+            native_leases(&conn, Some(MAC))
+                .await
+                .iter()
+                .any(|l| text(l, "address") == "192.168.122.77")
+        },
+    )
+    .await;
+
     // Stopping the guest removes its tap; stopping the network, bridge, table and dnsmasq.
     dom.destroy(no_opts()).await.expect("destroy");
     assert!(ns.taps().is_empty(), "{:?}", ns.links());
