@@ -232,8 +232,16 @@ mod tests {
             (100 << 30, 0, 100 << 30)
         );
         let xml = core.storage().pool_xml("default-pool", false).expect("xml");
-        assert!(xml.contains("<capacity unit='bytes'>107374182400</capacity>"), "{xml}");
+        assert!(
+            xml.contains("<capacity unit='bytes'>107374182400</capacity>"),
+            "{xml}"
+        );
         assert!(xml.contains("<path>/default-pool</path>"), "{xml}");
-        assert!(core.storage().list_volumes("default-pool").expect("vols").is_empty());
+        assert!(
+            core.storage()
+                .list_volumes("default-pool")
+                .expect("vols")
+                .is_empty()
+        );
     }
 }

@@ -281,7 +281,10 @@ mod tests {
         );
         assert_eq!(parse(&pool, C), Target::StoragePool(1, u));
         let vol = storage_vol(C[1], "/default-pool/v 1");
-        assert_eq!(vol, "/org/libvirt/Test/storagevol/_2fdefault_2dpool_2fv_201");
+        assert_eq!(
+            vol,
+            "/org/libvirt/Test/storagevol/_2fdefault_2dpool_2fv_201"
+        );
         assert_eq!(
             parse(&vol, C),
             Target::StorageVol(1, "/default-pool/v 1".into())

@@ -240,9 +240,7 @@ async fn set(
         (Target::Interface(..), INTERFACE_IFACE) => hostdev::INTERFACE_PROPS.contains(&name),
         (Target::NodeDevice(..), NODEDEV_IFACE) => hostdev::NODEDEV_PROPS.contains(&name),
         (Target::Network(..), NETWORK_IFACE) => super::network::NETWORK_PROPS.contains(&name),
-        (Target::StoragePool(..), STORAGE_POOL_IFACE) => {
-            super::storage::POOL_PROPS.contains(&name)
-        }
+        (Target::StoragePool(..), STORAGE_POOL_IFACE) => super::storage::POOL_PROPS.contains(&name),
         (Target::StorageVol(..), STORAGE_VOL_IFACE) => super::storage::VOL_PROPS.contains(&name),
         _ => return Err(unknown_interface(iface)),
     };

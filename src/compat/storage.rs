@@ -128,14 +128,25 @@ async fn run<O: ops::StorageOp>(
 
 /// The pools the caller may read.
 async fn list(ctx: &Ctx, call: &Call, c: &Connect) -> Reply<Vec<PoolInfo>> {
-    let all = run(ctx, call, c, "virConnectListAllStoragePools", ops::ListPools {}).await?;
+    let all = run(
+        ctx,
+        call,
+        c,
+        "virConnectListAllStoragePools",
+        ops::ListPools {},
+    )
+    .await?;
     if ctx.authz.allows_everything() {
         return Ok(all);
     }
     let mut out = Vec::with_capacity(all.len());
     for p in all {
         let d = Details::pool(&p.name);
-        if ctx.authorize(call, Operation::ReadStorage, &d).await.is_ok() {
+        if ctx
+            .authorize(call, Operation::ReadStorage, &d)
+            .await
+            .is_ok()
+        {
             out.push(p);
         }
     }
@@ -159,7 +170,13 @@ async fn by_uuid(ctx: &Ctx, call: &Call, c: &Connect, uuid: &Uuid) -> Reply<Pool
 }
 
 /// The volume with `key` (a directory pool's keys are its volumes' paths).
-async fn by_key(ctx: &Ctx, call: &Call, c: &Connect, key: &str, api: &'static str) -> Reply<VolInfo> {
+async fn by_key(
+    ctx: &Ctx,
+    call: &Call,
+    c: &Connect,
+    key: &str,
+    api: &'static str,
+) -> Reply<VolInfo> {
     let req = ops::FindVolume {
         path: key.to_owned(),
         by_key: true,
@@ -275,7 +292,12 @@ pub(super) async fn connect_call(
         "StoragePoolCreateXML" | "StoragePoolDefineXML" => {
             let (xml, flags): (String, u32) = body.deserialize()?;
             let p = if member == "StoragePoolCreateXML" {
-                check(flags, known(flavor, CREATE_BUILD), flavor, "StoragePoolCreateXML")?;
+                check(
+                    flags,
+                    known(flavor, CREATE_BUILD),
+                    flavor,
+                    "StoragePoolCreateXML",
+                )?;
                 let req = ops::CreatePool {
                     xml,
                     build: flags & CREATE_BUILD != 0,
@@ -283,7 +305,14 @@ pub(super) async fn connect_call(
                 run(ctx, call, c, "virStoragePoolCreateXML", req).await?
             } else {
                 check(flags, DEFINE_VALIDATE, flavor, "StoragePoolDefineXML")?;
-                run(ctx, call, c, "virStoragePoolDefineXML", ops::DefinePool { xml }).await?
+                run(
+                    ctx,
+                    call,
+                    c,
+                    "virStoragePoolDefineXML",
+                    ops::DefinePool { xml },
+                )
+                .await?
             };
             c.signals_sent().await;
             call.reply(&pool_path(c, &p))
@@ -328,12 +357,13 @@ fn refuse(flavor: Flavor, p: &PoolInfo, member: &str) -> Reply<()> {
         (Flavor::Test, "Create" | "Build" | "Delete" | "Undefine", true) => {
             invalid(format!("storage pool '{name}' is active"))
         }
-        (Flavor::Qemu, "Undefine", true) => invalid(format!("storage pool '{name}' is still active")),
+        (Flavor::Qemu, "Undefine", true) => {
+            invalid(format!("storage pool '{name}' is still active"))
+        }
         (Flavor::Test, "ListStorageVolumes", false) => invalid("storage pool is not active".into()),
-        (Flavor::Test, "Autostart", _) if !p.persistent => Err(libvirt(
-            Code::InvalidArg,
-            Some("pool has no config file"),
-        )),
+        (Flavor::Test, "Autostart", _) if !p.persistent => {
+            Err(libvirt(Code::InvalidArg, Some("pool has no config file")))
+        }
         (Flavor::Qemu, "Autostart", _) if !p.persistent => Err(libvirt(
             Code::InvalidArg,
             Some("cannot set autostart for transient pool"),
@@ -364,42 +394,91 @@ pub(super) async fn pool_call(
         }
         "Create" => {
             let flags: u32 = body.deserialize()?;
-            check(flags, known(flavor, CREATE_BUILD), flavor, "StoragePoolCreate")?;
+            check(
+                flags,
+                known(flavor, CREATE_BUILD),
+                flavor,
+                "StoragePoolCreate",
+            )?;
             if flags & CREATE_BUILD != 0 {
                 let req = ops::BuildPool { pool: pool.clone() };
                 run(ctx, call, c, "virStoragePoolCreate", req).await?;
             }
-            run(ctx, call, c, "virStoragePoolCreate", ops::StartPool { pool }).await?;
+            run(
+                ctx,
+                call,
+                c,
+                "virStoragePoolCreate",
+                ops::StartPool { pool },
+            )
+            .await?;
             call.reply_empty()
         }
         "Delete" => {
             let flags: u32 = body.deserialize()?;
             check(flags, 0, flavor, "StoragePoolDelete")?;
-            run(ctx, call, c, "virStoragePoolDelete", ops::DeletePool { pool }).await?;
+            run(
+                ctx,
+                call,
+                c,
+                "virStoragePoolDelete",
+                ops::DeletePool { pool },
+            )
+            .await?;
             call.reply_empty()
         }
         "Destroy" => {
-            run(ctx, call, c, "virStoragePoolDestroy", ops::StopPool { pool }).await?;
+            run(
+                ctx,
+                call,
+                c,
+                "virStoragePoolDestroy",
+                ops::StopPool { pool },
+            )
+            .await?;
             call.reply_empty()
         }
         "Undefine" => {
-            run(ctx, call, c, "virStoragePoolUndefine", ops::UndefinePool { pool }).await?;
+            run(
+                ctx,
+                call,
+                c,
+                "virStoragePoolUndefine",
+                ops::UndefinePool { pool },
+            )
+            .await?;
             call.reply_empty()
         }
         "Refresh" => {
             let flags: u32 = body.deserialize()?;
             check(flags, 0, flavor, "StoragePoolRefresh")?;
-            run(ctx, call, c, "virStoragePoolRefresh", ops::RefreshPool { pool }).await?;
+            run(
+                ctx,
+                call,
+                c,
+                "virStoragePoolRefresh",
+                ops::RefreshPool { pool },
+            )
+            .await?;
             call.reply_empty()
         }
         "GetInfo" => {
-            let state = if p.active { POOL_RUNNING } else { POOL_INACTIVE };
+            let state = if p.active {
+                POOL_RUNNING
+            } else {
+                POOL_INACTIVE
+            };
             let s = p.sizes;
             call.reply(&((state, s.capacity, s.allocation, s.available),))
         }
         "GetXMLDesc" => {
             let flags: u32 = body.deserialize()?;
-            check(flags, known(flavor, XML_INACTIVE), flavor, "StoragePoolGetXMLDesc")?;
+            check(
+                flags,
+                known(flavor, XML_INACTIVE),
+                flavor,
+                "StoragePoolGetXMLDesc",
+            )?;
             let req = ops::PoolXml {
                 pool,
                 inactive: flags & XML_INACTIVE != 0,
@@ -409,14 +488,25 @@ pub(super) async fn pool_call(
         "ListStorageVolumes" => {
             let flags: u32 = body.deserialize()?;
             check(flags, 0, flavor, "StoragePoolListAllVolumes")?;
-            let vols = run(ctx, call, c, "virStoragePoolListAllVolumes", ops::ListVolumes { pool })
-                .await?;
+            let vols = run(
+                ctx,
+                call,
+                c,
+                "virStoragePoolListAllVolumes",
+                ops::ListVolumes { pool },
+            )
+            .await?;
             let paths: Vec<ObjectPath<'static>> = vols.iter().map(|v| vol_path(c, v)).collect();
             call.reply(&paths)
         }
         "StorageVolCreateXML" => {
             let (xml, flags): (String, u32) = body.deserialize()?;
-            check(flags, known(flavor, VOL_PREALLOC_METADATA), flavor, "StorageVolCreateXML")?;
+            check(
+                flags,
+                known(flavor, VOL_PREALLOC_METADATA),
+                flavor,
+                "StorageVolCreateXML",
+            )?;
             let opts = CreateOptions {
                 prealloc: (flags & VOL_PREALLOC_METADATA != 0).then_some(Prealloc::Metadata),
             };
@@ -428,7 +518,12 @@ pub(super) async fn pool_call(
             let (xml, key, flags): (String, String, u32) = body.deserialize()?;
             let api = "virStorageVolCreateXMLFrom";
             let src = by_key(ctx, call, c, &key, api).await?;
-            check(flags, known(flavor, VOL_PREALLOC_METADATA), flavor, "StorageVolCreateXMLFrom")?;
+            check(
+                flags,
+                known(flavor, VOL_PREALLOC_METADATA),
+                flavor,
+                "StorageVolCreateXMLFrom",
+            )?;
             let req = ops::CloneVolume {
                 pool,
                 xml,
@@ -485,7 +580,14 @@ pub(super) async fn vol_call(
         "Delete" => {
             let flags: u32 = body.deserialize()?;
             check(flags, 0, flavor, "StorageVolDelete")?;
-            run(ctx, call, c, "virStorageVolDelete", ops::DeleteVolume { pool, volume }).await?;
+            run(
+                ctx,
+                call,
+                c,
+                "virStorageVolDelete",
+                ops::DeleteVolume { pool, volume },
+            )
+            .await?;
             call.reply_empty()
         }
         // the test driver has only the older virStorageVolGetInfo
@@ -533,8 +635,14 @@ pub(super) async fn vol_call(
                     ));
                 }
             }
-            run(ctx, call, c, "virStorageVolWipePattern", ops::WipeVolume { pool, volume })
-                .await?;
+            run(
+                ctx,
+                call,
+                c,
+                "virStorageVolWipePattern",
+                ops::WipeVolume { pool, volume },
+            )
+            .await?;
             call.reply_empty()
         }
         m => Err(CompatError::Standard(

@@ -303,7 +303,9 @@ async fn read_props(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Rep
         )),
         (Target::Pool(name), POOL_IFACE) => {
             let req = storage_ops::GetPool { pool: name.clone() };
-            Ok(Source::Pool(ctx.exec().run_storage(&call.caller, req).await?))
+            Ok(Source::Pool(
+                ctx.exec().run_storage(&call.caller, req).await?,
+            ))
         }
         (Target::Volume(pool, name), VOLUME_IFACE) => {
             let req = storage_ops::GetVolume {

@@ -125,7 +125,10 @@ impl Storage {
                 format!("no storage vol with matching name '{vol}'"),
             )
         })?;
-        let used = s.sizes.allocation.saturating_sub(def.allocation.unwrap_or(0));
+        let used = s
+            .sizes
+            .allocation
+            .saturating_sub(def.allocation.unwrap_or(0));
         set_allocation(&mut s, used);
         drop(s);
         self.emit(StorageEvent::VolumeChanged {
