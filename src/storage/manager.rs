@@ -4,7 +4,10 @@
 //! STATE/storage/pools/<uuid>.xml     a persistent pool's definition
 //! STATE/storage/autostart/<uuid>     present when the pool starts with the daemon
 //! STATE/storage/default-pool         written once the `default` pool was first set up
+//! RUN/storage/active/<uuid>          present while a persistent pool runs
 //! ```
+//! A daemon restart starts the pools that were running again, as libvirt does; a host
+//! reboot, which empties RUN, only the autostart ones.
 //! Each pool has a job lock that its life-cycle operations and volume creation and removal
 //! hold; long volume operations (upload, download, wipe, clone) mark just their volume busy,
 //! so that other volumes stay usable, and stopping or refreshing the pool waits for none of
@@ -157,6 +160,8 @@ pub struct Settings {
     pub pool_dirs: Vec<PathBuf>,
     /// Where the `default` pool goes, set up on the first start; `None` for no default pool.
     pub default_pool: Option<PathBuf>,
+    /// Where running pools are marked (`RUN/storage`); `None` marks nothing.
+    pub run_dir: Option<PathBuf>,
 }
 
 pub(crate) struct PoolState {
@@ -388,6 +393,44 @@ impl Storage {
         Ok(())
     }
 
+    /// Marks a persistent pool as running (or not) for the next daemon start. Best effort:
+    /// a pool that cannot be marked only stays stopped after a restart.
+    fn mark_running(&self, pool: &Pool, on: bool) {
+        let Some(dir) = self
+            .inner
+            .settings
+            .run_dir
+            .as_ref()
+            .map(|d| d.join("active"))
+        else {
+            return;
+        };
+        let p = dir.join(pool.uuid.to_string());
+        let r = if on && pool.lock().persistent {
+            fs::create_dir_all(&dir).and_then(|()| write_atomic(&p, b"", 0o600))
+        } else {
+            match remove_durable(&p) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            }
+        };
+        if let Err(e) = r {
+            tracing::warn!(
+                "cannot mark storage pool {} in '{}': {e}",
+                pool.uuid,
+                p.display()
+            );
+        }
+    }
+
+    fn was_running(&self, uuid: &Uuid) -> bool {
+        self.inner
+            .settings
+            .run_dir
+            .as_ref()
+            .is_some_and(|d| d.join("active").join(uuid.to_string()).exists())
+    }
+
     fn save_autostart(&self, uuid: &Uuid, on: bool) -> Result<()> {
         let Some((_, auto)) = self.dirs() else {
             return Ok(());
@@ -450,10 +493,12 @@ impl Storage {
             tracing::warn!("cannot set up the default storage pool: {e}");
         }
         for pool in self.pools() {
-            if pool.lock().autostart {
+            let autostart = pool.lock().autostart;
+            if autostart || self.was_running(&pool.uuid) {
                 let name = pool.name();
                 if let Err(e) = self.start(&name).await {
-                    tracing::warn!("cannot autostart storage pool '{name}': {e}");
+                    tracing::warn!("cannot start storage pool '{name}' again: {e}");
+                    self.mark_running(&pool, false);
                 }
             }
         }
@@ -631,6 +676,7 @@ impl Storage {
             }
         }
         self.activate(&pool).await?;
+        self.mark_running(&pool, true);
         self.emit_pool(&pool, PoolEventKind::Started);
         let vols = pool.lock().volumes.keys().cloned().collect();
         self.emit_volumes(name, vols, VolEventKind::Created);
@@ -676,6 +722,7 @@ impl Storage {
             }
             (!s.persistent, vols)
         };
+        self.mark_running(&pool, false);
         self.emit_volumes(name, vols, VolEventKind::Deleted);
         self.emit_pool(&pool, PoolEventKind::Stopped);
         if transient {
@@ -780,6 +827,8 @@ impl Storage {
             s.active
         };
         self.forget(&pool.uuid)?;
+        // a transient pool does not come back
+        self.mark_running(&pool, false);
         {
             let mut s = pool.lock();
             s.persistent = false;
