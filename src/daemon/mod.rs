@@ -180,9 +180,9 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
         config.drivers
     );
     let core = Core::new(drivers(&config.drivers, &dirs, &config.qemu).await, store);
-    core.set_storage(crate::storage::Storage::new(
-        config.storage.settings(&dirs.state, bus == BusKind::System),
-    ));
+    let mut storage = config.storage.settings(&dirs.state, bus == BusKind::System);
+    storage.run_dir = Some(dirs.runtime.join("storage"));
+    core.set_storage(crate::storage::Storage::new(storage));
     let loaded = core.load();
     tracing::info!("loaded {loaded} domain(s) from {}", dirs.state.display());
     let running = core.recover().await;

@@ -42,6 +42,7 @@ impl StorageConfig {
             state_dir: Some(state_dir.join("storage")),
             pool_dirs,
             default_pool: (system && self.default_pool).then_some(images),
+            run_dir: None,
         }
     }
 }

@@ -4,7 +4,10 @@
 //! STATE/storage/pools/<uuid>.xml     a persistent pool's definition
 //! STATE/storage/autostart/<uuid>     present when the pool starts with the daemon
 //! STATE/storage/default-pool         written once the `default` pool was first set up
+//! RUN/storage/active/<uuid>          present while a persistent pool runs
 //! ```
+//! A daemon restart starts the pools that were running again, as libvirt does; a host
+//! reboot, which empties RUN, only the autostart ones.
 //! Each pool has a job lock that its life-cycle operations and volume creation and removal
 //! hold; long volume operations (upload, download, wipe, clone) mark just their volume busy,
 //! so that other volumes stay usable, and stopping or refreshing the pool waits for none of
@@ -157,6 +160,8 @@ pub struct Settings {
     pub pool_dirs: Vec<PathBuf>,
     /// Where the `default` pool goes, set up on the first start; `None` for no default pool.
     pub default_pool: Option<PathBuf>,
+    /// Where running pools are marked (`RUN/storage`); `None` marks nothing.
+    pub run_dir: Option<PathBuf>,
 }
 
 pub(crate) struct PoolState {
@@ -214,6 +219,8 @@ pub struct Storage {
 
 pub(crate) struct Inner {
     pub(crate) settings: Settings,
+    /// Pools live in memory only (see [`super::memory`]).
+    pub(crate) memory: bool,
     pools: RwLock<BTreeMap<String, Arc<Pool>>>,
     /// Serialises changes to the set of names and UUIDs.
     define_lock: tokio::sync::Mutex<()>,
@@ -226,9 +233,19 @@ fn not_found(what: &str) -> Error {
 
 impl Storage {
     pub fn new(settings: Settings) -> Storage {
+        Self::with(settings, false)
+    }
+
+    /// Pools and volumes in memory only, as libvirt's test driver keeps them.
+    pub fn new_in_memory() -> Storage {
+        Self::with(Settings::default(), true)
+    }
+
+    fn with(settings: Settings, memory: bool) -> Storage {
         Storage {
             inner: Arc::new(Inner {
                 settings,
+                memory,
                 pools: RwLock::new(BTreeMap::new()),
                 define_lock: tokio::sync::Mutex::new(()),
                 sink: RwLock::new(None),
@@ -326,6 +343,10 @@ impl Storage {
     pub fn pool_xml(&self, name: &str, inactive: bool) -> Result<String> {
         let pool = self.pool(name)?;
         let s = pool.lock();
+        if self.in_memory() {
+            let def = if inactive { s.next.as_ref() } else { None }.unwrap_or(&s.def);
+            return Ok(def.to_xml(s.sizes, None));
+        }
         if inactive || !s.active {
             let def = s.next.as_ref().unwrap_or(&s.def);
             return Ok(def.to_xml(PoolSizes::default(), None));
@@ -370,6 +391,44 @@ impl Storage {
             }
         }
         Ok(())
+    }
+
+    /// Marks a persistent pool as running (or not) for the next daemon start. Best effort:
+    /// a pool that cannot be marked only stays stopped after a restart.
+    fn mark_running(&self, pool: &Pool, on: bool) {
+        let Some(dir) = self
+            .inner
+            .settings
+            .run_dir
+            .as_ref()
+            .map(|d| d.join("active"))
+        else {
+            return;
+        };
+        let p = dir.join(pool.uuid.to_string());
+        let r = if on && pool.lock().persistent {
+            fs::create_dir_all(&dir).and_then(|()| write_atomic(&p, b"", 0o600))
+        } else {
+            match remove_durable(&p) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            }
+        };
+        if let Err(e) = r {
+            tracing::warn!(
+                "cannot mark storage pool {} in '{}': {e}",
+                pool.uuid,
+                p.display()
+            );
+        }
+    }
+
+    fn was_running(&self, uuid: &Uuid) -> bool {
+        self.inner
+            .settings
+            .run_dir
+            .as_ref()
+            .is_some_and(|d| d.join("active").join(uuid.to_string()).exists())
     }
 
     fn save_autostart(&self, uuid: &Uuid, on: bool) -> Result<()> {
@@ -423,7 +482,10 @@ impl Storage {
                     );
                     continue;
                 }
-                map.insert(def.name.clone(), Arc::new(new_pool(def, true, autostart)));
+                map.insert(
+                    def.name.clone(),
+                    Arc::new(self.new_pool(def, true, autostart)),
+                );
                 count += 1;
             }
         }
@@ -431,10 +493,12 @@ impl Storage {
             tracing::warn!("cannot set up the default storage pool: {e}");
         }
         for pool in self.pools() {
-            if pool.lock().autostart {
+            let autostart = pool.lock().autostart;
+            if autostart || self.was_running(&pool.uuid) {
                 let name = pool.name();
                 if let Err(e) = self.start(&name).await {
-                    tracing::warn!("cannot autostart storage pool '{name}': {e}");
+                    tracing::warn!("cannot start storage pool '{name}' again: {e}");
+                    self.mark_running(&pool, false);
                 }
             }
         }
@@ -471,7 +535,9 @@ impl Storage {
 
     fn checked_def(&self, xml: &str) -> Result<PoolDef> {
         let def = PoolDef::parse(xml)?;
-        check_pool_path(Path::new(&def.path), &self.inner.settings.pool_dirs)?;
+        if !self.in_memory() {
+            check_pool_path(Path::new(&def.path), &self.inner.settings.pool_dirs)?;
+        }
         Ok(def)
     }
 
@@ -483,15 +549,9 @@ impl Storage {
             if same_name && p.uuid == def.uuid {
                 return Ok(Some(p.clone()));
             }
-            if same_name {
+            if same_name || p.uuid == def.uuid {
                 return Err(Error::AlreadyExists(format!(
-                    "pool '{}' already exists with uuid {}",
-                    def.name, p.uuid
-                )));
-            }
-            if p.uuid == def.uuid {
-                return Err(Error::AlreadyExists(format!(
-                    "pool '{}' already exists with uuid {}",
+                    "pool '{}' is already defined with uuid {}",
                     s.def.name, p.uuid
                 )));
             }
@@ -525,7 +585,7 @@ impl Storage {
             return Ok(pool.info());
         }
         self.save(&def)?;
-        let pool = Arc::new(new_pool(def, true, false));
+        let pool = Arc::new(self.new_pool(def, true, false));
         self.inner
             .pools
             .write()
@@ -546,12 +606,12 @@ impl Storage {
             )));
         }
         let path = PathBuf::from(&def.path);
-        if build {
+        if build && !self.in_memory() {
             let perms = def.perms.clone();
             let p = path.clone();
             dir::blocking(move || dir::build(&p, &perms)).await?;
         }
-        let pool = Arc::new(new_pool(def, false, false));
+        let pool = Arc::new(self.new_pool(def, false, false));
         self.activate(&pool).await?;
         self.inner
             .pools
@@ -577,13 +637,19 @@ impl Storage {
             }
             s.def.clone()
         };
-        dir::blocking(move || dir::build(Path::new(&def.path), &def.perms)).await?;
+        if !self.in_memory() {
+            dir::blocking(move || dir::build(Path::new(&def.path), &def.perms)).await?;
+        }
         self.emit_pool(&pool, PoolEventKind::Created);
         Ok(())
     }
 
     /// Scans the pool's directory into its volume list.
     async fn activate(&self, pool: &Pool) -> Result<()> {
+        if self.in_memory() {
+            pool.lock().active = true;
+            return Ok(());
+        }
         let def = pool.lock().def.clone();
         let path = PathBuf::from(&def.path);
         let (perms, sizes, vols) = scan(&path).await?;
@@ -610,6 +676,7 @@ impl Storage {
             }
         }
         self.activate(&pool).await?;
+        self.mark_running(&pool, true);
         self.emit_pool(&pool, PoolEventKind::Started);
         let vols = pool.lock().volumes.keys().cloned().collect();
         self.emit_volumes(name, vols, VolEventKind::Created);
@@ -639,8 +706,13 @@ impl Storage {
             }
             Self::refuse_busy(&s, name, "stop")?;
             s.active = false;
-            let vols: Vec<String> = std::mem::take(&mut s.volumes).into_keys().collect();
-            s.sizes = PoolSizes::default();
+            // in memory, volumes and sizes stay with the pool
+            let vols: Vec<String> = if self.in_memory() {
+                Vec::new()
+            } else {
+                s.sizes = PoolSizes::default();
+                std::mem::take(&mut s.volumes).into_keys().collect()
+            };
             s.live_perms = None;
             if let Some(next) = s.next.take() {
                 s.def = next;
@@ -650,6 +722,7 @@ impl Storage {
             }
             (!s.persistent, vols)
         };
+        self.mark_running(&pool, false);
         self.emit_volumes(name, vols, VolEventKind::Deleted);
         self.emit_pool(&pool, PoolEventKind::Stopped);
         if transient {
@@ -680,6 +753,10 @@ impl Storage {
             Self::refuse_busy(&s, name, "refresh")?;
             PathBuf::from(&s.def.path)
         };
+        if self.in_memory() {
+            self.emit_pool(&pool, PoolEventKind::Refreshed);
+            return Ok(());
+        }
         let (perms, sizes, vols) = scan(&path).await?;
         let (gone, new): (Vec<String>, Vec<String>) = {
             let mut s = pool.lock();
@@ -718,7 +795,11 @@ impl Storage {
             }
             PathBuf::from(&s.def.path)
         };
+        let memory = self.in_memory();
         dir::blocking(move || {
+            if memory {
+                return Ok(());
+            }
             fs::remove_dir(&path).map_err(|e| {
                 dir::io_err(
                     format_args!("cannot delete pool directory '{}'", path.display()),
@@ -746,6 +827,8 @@ impl Storage {
             s.active
         };
         self.forget(&pool.uuid)?;
+        // a transient pool does not come back
+        self.mark_running(&pool, false);
         {
             let mut s = pool.lock();
             s.persistent = false;
@@ -782,6 +865,14 @@ impl Storage {
         pool.lock().autostart = on;
         self.emit_pool(&pool, PoolEventKind::Changed);
         Ok(())
+    }
+
+    fn new_pool(&self, def: PoolDef, persistent: bool, autostart: bool) -> Pool {
+        let pool = new_pool(def, persistent, autostart);
+        if self.in_memory() {
+            pool.lock().sizes = super::memory::empty_sizes();
+        }
+        pool
     }
 
     /// Refreshes the pool's sizes from the file system (after a volume changed).

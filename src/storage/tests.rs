@@ -207,6 +207,7 @@ fn settings(root: &std::path::Path) -> Settings {
         state_dir: Some(root.join("storage")),
         pool_dirs: vec![root.join("images")],
         default_pool: Some(root.join("images")),
+        run_dir: Some(root.join("run")),
     }
 }
 
@@ -260,6 +261,86 @@ async fn default_pool_and_persistence() {
     assert!(matches!(e, Error::AccessDenied(_)), "{e:?}");
 }
 
+/// A pool that was running when the daemon stopped runs again at its next start (autostart
+/// or not); one stopped, or one whose marker a host reboot removed, stays stopped.
+#[tokio::test]
+async fn running_pools_start_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = Storage::new(settings(tmp.path()));
+    st.load().await;
+    for name in ["a", "b"] {
+        let dir = tmp.path().join("images").join(name);
+        st.define(&format!(
+            "<pool type='dir'><name>{name}</name><target><path>{}</path></target></pool>",
+            dir.display()
+        ))
+        .await
+        .unwrap();
+        st.build(name).await.unwrap();
+        st.start(name).await.unwrap();
+    }
+    st.stop("b").await.unwrap();
+    drop(st);
+
+    let again = Storage::new(settings(tmp.path()));
+    again.load().await;
+    let active = |s: &Storage, n: &str| s.pool(n).unwrap().info().active;
+    assert!(active(&again, "a"), "a running pool came back stopped");
+    assert!(!active(&again, "b"), "a stopped pool came back running");
+    assert!(!again.pool("a").unwrap().info().autostart);
+    drop(again);
+
+    // a host reboot empties the runtime directory: only autostart pools start
+    std::fs::remove_dir_all(tmp.path().join("run")).unwrap();
+    let rebooted = Storage::new(settings(tmp.path()));
+    rebooted.load().await;
+    assert!(!active(&rebooted, "a"));
+    assert!(active(&rebooted, "default"), "the autostart pool");
+}
+
+/// In memory (the Test connect): nothing on disk, a fixed capacity, volumes kept while the
+/// pool is stopped, and libvirt's test driver's refusals.
+#[tokio::test]
+async fn pools_in_memory() {
+    let st = Storage::new_in_memory();
+    st.define("<pool type='dir'><name>m</name><target><path>/nowhere/m</path></target></pool>")
+        .await
+        .unwrap();
+    st.build("m").await.unwrap();
+    st.start("m").await.unwrap();
+    assert!(!std::path::Path::new("/nowhere").exists());
+    let v = st
+        .create_volume(
+            "m",
+            "<volume><name>v</name><capacity>4096</capacity><allocation>1024</allocation></volume>",
+            CreateOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (v.path.as_str(), v.key.as_str()),
+        ("/nowhere/m/v", "/nowhere/m/v")
+    );
+    let sizes = st.pool("m").unwrap().info().sizes;
+    assert_eq!((sizes.capacity, sizes.allocation), (100 << 30, 1024));
+    let e = st
+        .create_volume(
+            "m",
+            "<volume><name>big</name><capacity>1</capacity><allocation unit='TiB'>1</allocation></volume>",
+            CreateOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Failed(_)), "{e:?}");
+    let e = st.wipe_volume("m", "v").await.unwrap_err();
+    assert!(matches!(e, Error::Unimplemented(_)), "{e:?}");
+    st.stop("m").await.unwrap();
+    st.start("m").await.unwrap();
+    assert_eq!(st.list_volumes("m").unwrap().len(), 1, "volumes stay");
+    st.delete_volume("m", "v").await.unwrap();
+    assert_eq!(st.pool("m").unwrap().info().sizes.allocation, 0);
+}
+
 /// Raw volumes: allocation reserved up front, libvirt's wipe for sparse and allocated files,
 /// growth without blocks, shrinking only when asked; a busy volume holds its pool.
 #[tokio::test]
@@ -270,6 +351,7 @@ async fn raw_volumes_and_busy_pools() {
         state_dir: None,
         pool_dirs: vec![tmp.path().to_path_buf()],
         default_pool: None,
+        run_dir: None,
     });
     let dir = tmp.path().join("p");
     st.create(

@@ -1,7 +1,7 @@
 //! Storage pools and volumes over the bus: a dir pool under the daemon's state dir, volumes
 //! created, cloned, resized, wiped, uploaded, downloaded and deleted, each checked with
 //! `qemu-img info` or the bytes on disk; refusals that leave nothing behind; signals; and the
-//! pool surviving a restart.
+//! pool surviving a restart (running again when it was, autostarted or not).
 
 use std::{
     collections::HashMap,
@@ -449,6 +449,15 @@ async fn dir_pool_and_volumes() {
     )
     .await;
     assert_eq!(error_name(&r), "org.virtbus1.Error.NotFound", "{r:?}");
+
+    // a restart: the running pool runs again though not autostarted, as libvirt's
+    d.restart(&bus).await;
+    let conn = bus.connect().await;
+    assert!(
+        bool::try_from(prop(&conn, p, POOL, "Active").await).unwrap(),
+        "the running pool came back stopped"
+    );
+    assert!(!bool::try_from(prop(&conn, p, POOL, "Autostart").await).unwrap());
 
     // autostart, then a restart: the pool is back, started, with its volumes
     call::<()>(

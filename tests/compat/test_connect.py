@@ -141,7 +141,8 @@ def capabilities_and_host():
 
 
 def unmanaged_objects():
-    eq(list(c.ListStoragePools(0)), [], "pools")
+    eq(list(c.ListStoragePools(0)),
+       [TEST + "/storagepool/_dfe224cb_28fb_8dd0_c4b2_64eb3f0f4566"], "test:///default's pool")
     eq(list(c.ListNetworks(0)), [], "networks")
     eq(list(c.ListNWFilters(0)), [], "nwfilters")
     eq(list(c.ListSecrets(0)), [], "secrets")

@@ -136,6 +136,7 @@ async fn storage_xml_against_libvirt() {
         state_dir: None,
         pool_dirs: vec![tmp.path().to_path_buf()],
         default_pool: None,
+        run_dir: None,
     });
     let mut diffs = Vec::new();
     let parsed = PoolDef::parse(&lv_inactive).expect("libvirt's pool XML parses");
