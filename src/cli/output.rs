@@ -132,3 +132,24 @@ pub fn count(n: usize, what: &str) -> String {
         format!("{n} {what}s")
     }
 }
+
+/// An object's name and its fields, right-aligned at the colon, as `status` prints them.
+pub fn fields(title: &str, rows: &[(&str, String)]) {
+    println!("{title}");
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in rows {
+        println!("  {k:>width$}: {v}");
+    }
+}
+
+/// Print XML as it came, ending in one newline, or `{xml}` with `--json`.
+pub fn xml(json: bool, xml: &str) {
+    if json {
+        self::json(&serde_json::json!({ "xml": xml }));
+    } else {
+        print!("{xml}");
+        if !xml.ends_with('\n') {
+            println!();
+        }
+    }
+}
