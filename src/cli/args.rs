@@ -580,12 +580,12 @@ pub enum VolCommand {
         vol: VolArgs,
         /// The file to read ("-": standard input)
         file: PathBuf,
-        /// Where in the volume to start, in bytes
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
+        /// Where in the volume to start (bytes, or with a unit)
+        #[arg(long, default_value = "0")]
+        offset: Size,
         /// How many bytes at most (0: all)
-        #[arg(long, default_value_t = 0)]
-        length: u64,
+        #[arg(long, default_value = "0")]
+        length: Size,
     },
     /// Copy a volume's bytes into a file
     Download {
@@ -593,9 +593,11 @@ pub enum VolCommand {
         vol: VolArgs,
         /// The file to write ("-": standard output)
         file: PathBuf,
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
-        #[arg(long, default_value_t = 0)]
-        length: u64,
+        /// Where in the volume to start (bytes, or with a unit)
+        #[arg(long, default_value = "0")]
+        offset: Size,
+        /// How many bytes at most (0: to the volume's end)
+        #[arg(long, default_value = "0")]
+        length: Size,
     },
 }

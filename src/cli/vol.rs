@@ -86,13 +86,13 @@ pub async fn run(ctx: &Ctx, c: VolCommand) -> Result<()> {
             file,
             offset,
             length,
-        } => transfer(ctx, &vol, &file, offset, length, true).await,
+        } => transfer(ctx, &vol, &file, offset.0, length.0, true).await,
         C::Download {
             vol,
             file,
             offset,
             length,
-        } => transfer(ctx, &vol, &file, offset, length, false).await,
+        } => transfer(ctx, &vol, &file, offset.0, length.0, false).await,
     }
 }
 
