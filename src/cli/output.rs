@@ -69,10 +69,11 @@ pub fn bytes(b: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 || v.fract() == 0.0 {
-        format!("{v:.0} {}", UNITS[unit])
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
+    let one = format!("{v:.1}");
+    match one.strip_suffix(".0") {
+        Some(whole) => format!("{whole} {}", UNITS[unit]),
+        None if unit == 0 => format!("{v:.0} {}", UNITS[unit]),
+        None => format!("{one} {}", UNITS[unit]),
     }
 }
 

@@ -26,7 +26,7 @@ fn sha256(path: &Path) -> String {
 /// A daemon with the dir pool `pool1` defined, built and started under the test's directory.
 async fn with_pool() -> (Env, std::path::PathBuf) {
     let env = Env::start().await;
-    let dir = env.dir().join("pool1");
+    let dir = env.daemon.state.join("images/pool1");
     let xml = format!(
         "<pool type='dir'><name>pool1</name><target><path>{}</path></target></pool>",
         dir.display()
@@ -42,7 +42,7 @@ async fn with_pool() -> (Env, std::path::PathBuf) {
 #[tokio::test]
 async fn pool_verbs_human_and_json() {
     let env = Env::start().await;
-    let dir = env.dir().join("pool1");
+    let dir = env.daemon.state.join("images/pool1");
     let xml = format!(
         "<pool type='dir'><name>pool1</name><target><path>{}</path></target></pool>",
         dir.display()
@@ -121,8 +121,8 @@ async fn pool_verbs_human_and_json() {
     assert_eq!(row.last().copied(), dir.to_str(), "{text}");
     assert!(text.ends_with("\n1 pool listed.\n"), "{text}");
     let info = env.run(&["pool", "info", "pool1"]).ok().to_owned();
-    assert!(info.starts_with("pool1\n        State: active\n"), "{info}");
-    assert!(info.contains("\n      Volumes: 0\n"), "{info}");
+    assert!(info.starts_with("pool1\n       State: active\n"), "{info}");
+    assert!(info.contains("\n     Volumes: 0\n"), "{info}");
     let xml = env.run(&["pool", "dumpxml", "pool1"]).ok().to_owned();
     assert!(xml.contains("<name>pool1</name>"), "{xml}");
     assert_eq!(
@@ -137,7 +137,11 @@ async fn pool_verbs_human_and_json() {
     let r = env.run(&["pool", "start", "nopool"]);
     assert_eq!(r.code, 3, "{r:?}");
     // Bad XML: invalid, exit code 4, nothing defined.
-    let bad = env.file("bad.xml", "<pool type='dir'><name>p2</name><bogus/></pool>");
+    let bad = format!(
+        "<pool type='dir'><name>p2</name><target><path>{}</path></target><bogus/></pool>",
+        dir.with_file_name("p2").display()
+    );
+    let bad = env.file("bad.xml", &bad);
     let r = env.run(&["pool", "define", bad.to_str().expect("path")]);
     assert_eq!(r.code, 4, "{r:?}");
     assert!(r.stderr.contains("bogus"), "{r:?}");
@@ -259,7 +263,7 @@ async fn volume_verbs_human_and_json_and_refusals() {
         .split_whitespace()
         .collect();
     assert_eq!(header, ["NAME", "FORMAT", "CAPACITY", "ALLOCATION", "PATH"]);
-    assert!(text.contains("\ndisk.qcow2   qcow2     1.5 GiB"), "{text}");
+    assert!(text.contains("\ndisk.qcow2   qcow2    1.5 GiB"), "{text}");
     assert!(text.ends_with("\n3 volumes listed.\n"), "{text}");
     assert_eq!(
         env.run(&["vol", "info", "pool1", "data.img", "--json"])
