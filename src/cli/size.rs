@@ -54,7 +54,7 @@ pub fn parse(s: &str) -> Result<u64, String> {
         let f: u128 = frac.parse().map_err(|_| bad())?;
         let scale = 10u128.pow(frac.len() as u32);
         let part = f * u128::from(mult);
-        if part % scale != 0 {
+        if !part.is_multiple_of(scale) {
             return Err(format!("'{s}' is not a whole number of bytes"));
         }
         bytes += part / scale;
