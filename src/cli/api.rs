@@ -17,6 +17,9 @@ pub const MANAGER_PATH: &str = "/org/virtbus1";
 pub const MANAGER: &str = "org.virtbus1.Manager";
 pub const DOMAIN: &str = "org.virtbus1.Domain";
 pub const SNAPSHOT: &str = "org.virtbus1.Snapshot";
+pub const NETWORK: &str = "org.virtbus1.Network";
+pub const POOL: &str = "org.virtbus1.StoragePool";
+pub const VOLUME: &str = "org.virtbus1.StorageVolume";
 
 /// An options dictionary (`a{sv}`).
 pub type Opts = HashMap<String, Variant<'static>>;
@@ -422,11 +425,157 @@ pub mod snapshot {
     pub const KIND: Prop<String> = Prop::read(SNAPSHOT, "Kind");
 }
 
+/// `org.virtbus1.Manager`'s network and storage members.
+pub mod manager_net {
+    use super::*;
+
+    pub const DEFINE_NETWORK: Method<(String, Opts), OwnedObjectPath> =
+        Method::new(MANAGER, "DefineNetwork");
+    pub const CREATE_NETWORK: Method<(String, Opts), OwnedObjectPath> =
+        Method::new(MANAGER, "CreateNetwork");
+    pub const LIST_NETWORKS: Method<(), Vec<OwnedObjectPath>> =
+        Method::new(MANAGER, "ListNetworks");
+    pub const DEFINE_POOL: Method<(String, Opts), OwnedObjectPath> =
+        Method::new(MANAGER, "DefinePool");
+    pub const CREATE_POOL: Method<(String, Opts), OwnedObjectPath> =
+        Method::new(MANAGER, "CreatePool");
+    pub const LIST_POOLS: Method<(Opts,), Vec<OwnedObjectPath>> = Method::new(MANAGER, "ListPools");
+    pub const LOOKUP_VOLUME_BY_PATH: Method<(String,), OwnedObjectPath> =
+        Method::new(MANAGER, "LookupVolumeByPath");
+}
+
+/// `org.virtbus1.Network`.
+pub mod network {
+    use super::*;
+
+    pub const START: Method<(), ()> = Method::new(NETWORK, "Start");
+    pub const STOP: Method<(), ()> = Method::new(NETWORK, "Stop");
+    pub const UNDEFINE: Method<(), ()> = Method::new(NETWORK, "Undefine");
+    pub const GET_XML: Method<(Opts,), String> = Method::new(NETWORK, "GetXML");
+    pub const UPDATE: Method<(String, String, String, Opts), ()> = Method::new(NETWORK, "Update");
+    pub const GET_DHCP_LEASES: Method<(Opts,), Vec<PropMap>> =
+        Method::new(NETWORK, "GetDHCPLeases");
+
+    pub const NAME: Prop<String> = Prop::read(NETWORK, "Name");
+    pub const UUID: Prop<String> = Prop::read(NETWORK, "UUID");
+    pub const ACTIVE: Prop<bool> = Prop::read(NETWORK, "Active");
+    pub const PERSISTENT: Prop<bool> = Prop::read(NETWORK, "Persistent");
+    pub const AUTOSTART: Prop<bool> = Prop::read_write(NETWORK, "Autostart");
+    pub const BRIDGE: Prop<String> = Prop::read(NETWORK, "Bridge");
+}
+
+/// `org.virtbus1.StoragePool`.
+pub mod pool {
+    use super::*;
+
+    /// The pool actions, all `(a{sv}) → ()`.
+    pub type Action = Method<(Opts,), ()>;
+    pub const START: Action = Method::new(POOL, "Start");
+    pub const STOP: Action = Method::new(POOL, "Stop");
+    pub const BUILD: Action = Method::new(POOL, "Build");
+    pub const REFRESH: Action = Method::new(POOL, "Refresh");
+    pub const DELETE: Action = Method::new(POOL, "Delete");
+    pub const UNDEFINE: Action = Method::new(POOL, "Undefine");
+    pub const GET_XML: Method<(Opts,), String> = Method::new(POOL, "GetXML");
+    pub const LIST_VOLUMES: Method<(Opts,), Vec<OwnedObjectPath>> =
+        Method::new(POOL, "ListVolumes");
+    pub const CREATE_VOLUME: Method<(String, Opts), OwnedObjectPath> =
+        Method::new(POOL, "CreateVolume");
+    pub const CLONE_VOLUME: Method<(String, OwnedObjectPath, Opts), OwnedObjectPath> =
+        Method::new(POOL, "CloneVolume");
+
+    pub const NAME: Prop<String> = Prop::read(POOL, "Name");
+    pub const UUID: Prop<String> = Prop::read(POOL, "UUID");
+    pub const PATH: Prop<String> = Prop::read(POOL, "Path");
+    pub const ACTIVE: Prop<bool> = Prop::read(POOL, "Active");
+    pub const PERSISTENT: Prop<bool> = Prop::read(POOL, "Persistent");
+    pub const AUTOSTART: Prop<bool> = Prop::read_write(POOL, "Autostart");
+    pub const CAPACITY: Prop<u64> = Prop::read(POOL, "Capacity");
+    pub const ALLOCATION: Prop<u64> = Prop::read(POOL, "Allocation");
+    pub const AVAILABLE: Prop<u64> = Prop::read(POOL, "Available");
+}
+
+/// `org.virtbus1.StorageVolume`.
+pub mod volume {
+    use super::*;
+
+    pub const DELETE: Method<(Opts,), ()> = Method::new(VOLUME, "Delete");
+    pub const WIPE: Method<(Opts,), ()> = Method::new(VOLUME, "Wipe");
+    pub const RESIZE: Method<(u64, Opts), ()> = Method::new(VOLUME, "Resize");
+    pub const GET_XML: Method<(Opts,), String> = Method::new(VOLUME, "GetXML");
+    pub const UPLOAD: Method<(zbus::OwnedFd, Opts), u64> = Method::new(VOLUME, "Upload");
+    pub const DOWNLOAD: Method<(zbus::OwnedFd, Opts), u64> = Method::new(VOLUME, "Download");
+    pub const PROGRESS: Signal<(String, u64, u64)> = Signal::new(VOLUME, "Progress");
+
+    pub const NAME: Prop<String> = Prop::read(VOLUME, "Name");
+    pub const KEY: Prop<String> = Prop::read(VOLUME, "Key");
+    pub const PATH: Prop<String> = Prop::read(VOLUME, "Path");
+    pub const POOL_PATH: Prop<OwnedObjectPath> = Prop::read(VOLUME, "Pool");
+    pub const CAPACITY: Prop<u64> = Prop::read(VOLUME, "Capacity");
+    pub const ALLOCATION: Prop<u64> = Prop::read(VOLUME, "Allocation");
+    pub const FORMAT: Prop<String> = Prop::read(VOLUME, "Format");
+    pub const JOB: Prop<String> = Prop::read(VOLUME, "Job");
+}
+
 /// Every member the client uses, for the drift test against `dbus/*.xml`.
 #[allow(dead_code)] // read by the drift test (tests/cli/api.rs), not by the commands
 pub fn members() -> Vec<&'static dyn Member> {
     use {domain as d, manager as m, snapshot as s};
+    use {manager_net as mn, network as n, pool as p, volume as v};
     vec![
+        &mn::DEFINE_NETWORK,
+        &mn::CREATE_NETWORK,
+        &mn::LIST_NETWORKS,
+        &mn::DEFINE_POOL,
+        &mn::CREATE_POOL,
+        &mn::LIST_POOLS,
+        &mn::LOOKUP_VOLUME_BY_PATH,
+        &n::START,
+        &n::STOP,
+        &n::UNDEFINE,
+        &n::GET_XML,
+        &n::UPDATE,
+        &n::GET_DHCP_LEASES,
+        &n::NAME,
+        &n::UUID,
+        &n::ACTIVE,
+        &n::PERSISTENT,
+        &n::AUTOSTART,
+        &n::BRIDGE,
+        &p::START,
+        &p::STOP,
+        &p::BUILD,
+        &p::REFRESH,
+        &p::DELETE,
+        &p::UNDEFINE,
+        &p::GET_XML,
+        &p::LIST_VOLUMES,
+        &p::CREATE_VOLUME,
+        &p::CLONE_VOLUME,
+        &p::NAME,
+        &p::UUID,
+        &p::PATH,
+        &p::ACTIVE,
+        &p::PERSISTENT,
+        &p::AUTOSTART,
+        &p::CAPACITY,
+        &p::ALLOCATION,
+        &p::AVAILABLE,
+        &v::DELETE,
+        &v::WIPE,
+        &v::RESIZE,
+        &v::GET_XML,
+        &v::UPLOAD,
+        &v::DOWNLOAD,
+        &v::PROGRESS,
+        &v::NAME,
+        &v::KEY,
+        &v::PATH,
+        &v::POOL_PATH,
+        &v::CAPACITY,
+        &v::ALLOCATION,
+        &v::FORMAT,
+        &v::JOB,
         &m::DEFINE_DOMAIN,
         &m::CREATE_DOMAIN,
         &m::LIST_DOMAINS,

@@ -181,6 +181,15 @@ pub enum Command {
         #[arg(long, short = 'n')]
         iterations: Option<u32>,
     },
+    /// Manage virtual networks
+    #[command(subcommand)]
+    Net(NetCommand),
+    /// Manage storage pools
+    #[command(subcommand)]
+    Pool(PoolCommand),
+    /// Manage storage volumes (named by their pool and their name)
+    #[command(subcommand)]
+    Vol(VolCommand),
     /// Print a shell completion script
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -323,6 +332,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         ],
     ),
     ("Snapshots", &["snapshot"]),
+    ("Networks and storage", &["net", "pool", "vol"]),
 ];
 
 /// The clap command with its subcommands listed in [`GROUPS`].
@@ -347,4 +357,247 @@ pub fn command() -> clap::Command {
     cmd.help_template(template)
         .disable_help_subcommand(false)
         .subcommand_help_heading("Commands")
+}
+
+/// A virtual network's name.
+pub type NetArg = String;
+/// A storage pool's name.
+pub type PoolArg = String;
+
+#[derive(Debug, Subcommand)]
+pub enum NetCommand {
+    /// List virtual networks (active ones unless --all)
+    List {
+        /// Inactive networks too
+        #[arg(long, short = 'a')]
+        all: bool,
+        /// Print names only, one a line
+        #[arg(long)]
+        name: bool,
+    },
+    /// Show a network's properties
+    Info { network: NetArg },
+    /// Define (or redefine) a persistent network from an XML file ("-": standard input)
+    Define { file: PathBuf },
+    /// Start a transient network from an XML file ("-": standard input)
+    Create { file: PathBuf },
+    /// Start a network: its bridge, firewall rules and DHCP server
+    Start { network: NetArg },
+    /// Stop a network (a transient one is gone afterwards)
+    Stop { network: NetArg },
+    /// Remove a network's persistent definition
+    Undefine { network: NetArg },
+    /// Turn starting at boot on or off
+    Autostart { network: NetArg, state: OnOff },
+    /// Print a network's XML
+    Dumpxml {
+        network: NetArg,
+        /// The persistent definition rather than the running one
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// Edit a network's persistent XML with $EDITOR and redefine it
+    Edit { network: NetArg },
+    /// List the DHCP leases of an active network
+    DhcpLeases {
+        network: NetArg,
+        /// Only this MAC address's
+        #[arg(long)]
+        mac: Option<String>,
+    },
+    /// Change one part of a network's definition (as `virsh net-update`)
+    Update {
+        network: NetArg,
+        /// add-last (or add), add-first, delete, modify
+        command: UpdateCommand,
+        /// ip-dhcp-host or dns-host
+        section: String,
+        /// The element (e.g. "<host mac='…' ip='…'/>") or a file holding it
+        xml: String,
+        /// Change the running network
+        #[arg(long)]
+        live: bool,
+        /// Change the persistent definition
+        #[arg(long)]
+        config: bool,
+        /// Which <ip> element (for ip-dhcp-host; default: the first IPv4 one with DHCP)
+        #[arg(long, value_name = "N")]
+        ip_index: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum UpdateCommand {
+    #[value(alias = "add")]
+    AddLast,
+    AddFirst,
+    Delete,
+    Modify,
+}
+
+impl UpdateCommand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateCommand::AddLast => "add-last",
+            UpdateCommand::AddFirst => "add-first",
+            UpdateCommand::Delete => "delete",
+            UpdateCommand::Modify => "modify",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// List storage pools (active ones unless --all)
+    List {
+        /// Inactive pools too
+        #[arg(long, short = 'a')]
+        all: bool,
+        /// Print names only, one a line
+        #[arg(long)]
+        name: bool,
+    },
+    /// Show a pool's properties and sizes
+    Info { pool: PoolArg },
+    /// Define (or redefine) a persistent pool from an XML file ("-": standard input)
+    Define { file: PathBuf },
+    /// Start a transient pool from an XML file ("-": standard input)
+    Create {
+        file: PathBuf,
+        /// Build it first
+        #[arg(long)]
+        build: bool,
+    },
+    /// Build a pool's storage (e.g. make its directory)
+    Build { pool: PoolArg },
+    /// Start a pool
+    Start { pool: PoolArg },
+    /// Stop a pool (its volumes stay where they are)
+    Stop { pool: PoolArg },
+    /// Rescan a pool's volumes
+    Refresh { pool: PoolArg },
+    /// Delete a pool's storage (e.g. remove its empty directory)
+    Delete { pool: PoolArg },
+    /// Remove a pool's persistent definition
+    Undefine { pool: PoolArg },
+    /// Turn starting at boot on or off
+    Autostart { pool: PoolArg, state: OnOff },
+    /// Print a pool's XML
+    Dumpxml {
+        pool: PoolArg,
+        /// The persistent definition rather than the running one
+        #[arg(long)]
+        inactive: bool,
+    },
+}
+
+/// A size in bytes, or with one of libvirt's units: 512M, 10G, 1.5GiB, 100KB.
+#[derive(Debug, Clone, Copy)]
+pub struct Size(pub u64);
+
+impl std::str::FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        super::size::parse(s).map(Size)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VolArgs {
+    /// The pool's name
+    pub pool: PoolArg,
+    /// The volume's name
+    pub volume: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolCommand {
+    /// List a pool's volumes
+    List {
+        pool: PoolArg,
+        /// Print names only, one a line
+        #[arg(long)]
+        name: bool,
+    },
+    /// Show a volume's properties
+    Info(VolArgs),
+    /// Create a volume
+    Create {
+        pool: PoolArg,
+        /// The new volume's name
+        volume: String,
+        /// Its capacity (512M, 10G, 1.5GiB; plain numbers are bytes)
+        size: Size,
+        /// Its format (raw, qcow2, …; default: the pool's)
+        #[arg(long)]
+        format: Option<String>,
+        /// A backing file the new volume records its changes over (its path)
+        #[arg(long, value_name = "PATH")]
+        backing: Option<String>,
+        /// The backing file's format
+        #[arg(long, value_name = "FORMAT", requires = "backing")]
+        backing_format: Option<String>,
+        /// Preallocation: off, metadata, falloc, full
+        #[arg(long, value_name = "MODE")]
+        preallocation: Option<String>,
+    },
+    /// Create a volume as a copy of another in the same pool
+    Clone {
+        pool: PoolArg,
+        /// The volume to copy
+        source: String,
+        /// The new volume's name
+        volume: String,
+        /// The copy's format (default: the source's)
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Delete a volume and its data
+    Delete(VolArgs),
+    /// Overwrite a volume's data with zeros
+    Wipe(VolArgs),
+    /// Change a volume's capacity
+    Resize {
+        #[command(flatten)]
+        vol: VolArgs,
+        /// The new capacity, or the change with --delta
+        size: Size,
+        /// Add SIZE to the capacity
+        #[arg(long)]
+        delta: bool,
+        /// Allow making it smaller (data beyond the new end is lost)
+        #[arg(long)]
+        shrink: bool,
+        /// Allocate the new space now
+        #[arg(long)]
+        allocate: bool,
+    },
+    /// Print a volume's XML
+    Dumpxml(VolArgs),
+    /// Write a file's bytes into a volume
+    Upload {
+        #[command(flatten)]
+        vol: VolArgs,
+        /// The file to read ("-": standard input)
+        file: PathBuf,
+        /// Where in the volume to start (bytes, or with a unit)
+        #[arg(long, default_value = "0")]
+        offset: Size,
+        /// How many bytes at most (0: all)
+        #[arg(long, default_value = "0")]
+        length: Size,
+    },
+    /// Copy a volume's bytes into a file
+    Download {
+        #[command(flatten)]
+        vol: VolArgs,
+        /// The file to write ("-": standard output)
+        file: PathBuf,
+        /// Where in the volume to start (bytes, or with a unit)
+        #[arg(long, default_value = "0")]
+        offset: Size,
+        /// How many bytes at most (0: to the volume's end)
+        #[arg(long, default_value = "0")]
+        length: Size,
+    },
 }

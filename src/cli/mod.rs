@@ -11,11 +11,16 @@ mod events;
 mod gen_docs;
 mod lifecycle;
 mod list;
+mod net;
+mod objects;
 mod output;
 mod polkit;
+mod pool;
 mod progress;
+mod size;
 mod snapshot;
 mod top;
+mod vol;
 mod xml;
 
 use std::process::ExitCode;
@@ -134,6 +139,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         C::Events { domain } => events::follow(&ctx, domain.as_deref()).await?,
         C::Stats { domains } => top::stats(&ctx, &domains).await?,
         C::Top { delay, iterations } => top::top(&ctx, delay, iterations).await?,
+        C::Net(c) => net::run(&ctx, c).await?,
+        C::Pool(c) => pool::run(&ctx, c).await?,
+        C::Vol(c) => vol::run(&ctx, c).await?,
         C::Completions { .. } | C::Manpage => {}
     }
     Ok(ExitCode::SUCCESS)

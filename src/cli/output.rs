@@ -69,10 +69,11 @@ pub fn bytes(b: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 || v.fract() == 0.0 {
-        format!("{v:.0} {}", UNITS[unit])
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
+    let one = format!("{v:.1}");
+    match one.strip_suffix(".0") {
+        Some(whole) => format!("{whole} {}", UNITS[unit]),
+        None if unit == 0 => format!("{v:.0} {}", UNITS[unit]),
+        None => format!("{one} {}", UNITS[unit]),
     }
 }
 
@@ -130,5 +131,26 @@ pub fn count(n: usize, what: &str) -> String {
         format!("1 {what}")
     } else {
         format!("{n} {what}s")
+    }
+}
+
+/// An object's name and its fields, right-aligned at the colon, as `status` prints them.
+pub fn fields(title: &str, rows: &[(&str, String)]) {
+    println!("{title}");
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in rows {
+        println!("  {k:>width$}: {v}");
+    }
+}
+
+/// Print XML as it came, ending in one newline, or `{xml}` with `--json`.
+pub fn xml(json: bool, xml: &str) {
+    if json {
+        self::json(&serde_json::json!({ "xml": xml }));
+    } else {
+        print!("{xml}");
+        if !xml.ends_with('\n') {
+            println!();
+        }
     }
 }

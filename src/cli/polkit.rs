@@ -31,14 +31,24 @@ impl Agent {
     }
 }
 
+/// Whether this process runs in a logind session. In one, the agent registers as a fallback
+/// (as systemctl's does), so that a graphical agent of the session answers first. polkitd looks
+/// at a fallback agent only after it found the caller's session, though: without logind it
+/// would never ask it, so there the agent registers as this process's own.
+fn in_login_session() -> bool {
+    std::env::var_os("XDG_SESSION_ID").is_some_and(|v| !v.is_empty())
+        && std::path::Path::new("/run/systemd/sessions").is_dir()
+}
+
 fn spawn() -> std::io::Result<Child> {
     let (mut reader, writer) = std::io::pipe()?;
     let fd = writer.as_raw_fd();
     let mut cmd = Command::new("pkttyagent");
-    cmd.arg("--process")
-        .arg(std::process::id().to_string())
-        .arg("--fallback")
-        .arg("--notify-fd")
+    cmd.arg("--process").arg(std::process::id().to_string());
+    if in_login_session() {
+        cmd.arg("--fallback");
+    }
+    cmd.arg("--notify-fd")
         .arg(fd.to_string())
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())

@@ -218,3 +218,162 @@ pub async fn wait_state(ctx: &Ctx, dom_path: &str, name: &str, state: &str) -> R
         }
     }
 }
+
+/// What the user sees of a volume transfer: a byte-counting bar on a terminal, a line at
+/// every tenth otherwise.
+enum TransferView {
+    Bar(ProgressBar),
+    Lines { last_tenth: Option<u64> },
+}
+
+impl TransferView {
+    fn new(label: &str, total: u64) -> Self {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let template = if total > 0 {
+                "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ({elapsed})"
+            } else {
+                "{spinner} {msg} {bytes} {binary_bytes_per_sec} ({elapsed})"
+            };
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_message(label.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            TransferView::Bar(bar)
+        } else {
+            TransferView::Lines { last_tenth: None }
+        }
+    }
+
+    fn update(&mut self, label: &str, done: u64, total: u64) {
+        match self {
+            TransferView::Bar(bar) => {
+                if total > 0 && bar.length() != Some(total) {
+                    bar.set_length(total);
+                }
+                bar.set_position(done);
+            }
+            TransferView::Lines { last_tenth } => {
+                if total == 0 {
+                    eprintln!("{label}: {}", super::output::bytes(done));
+                    return;
+                }
+                let tenth = done.saturating_mul(10) / total;
+                if last_tenth.is_none_or(|t| tenth > t) {
+                    eprintln!(
+                        "{label}: {}% ({} of {})",
+                        tenth * 10,
+                        super::output::bytes(done),
+                        super::output::bytes(total)
+                    );
+                    *last_tenth = Some(tenth);
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let TransferView::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Run `call`, an upload or download of the volume at `vol_path`, showing the volume's
+/// `Progress` signals as they come. `total` is the client's guess of the bytes (0: unknown)
+/// until the daemon says.
+pub async fn transfer<T>(
+    ctx: &Ctx,
+    vol_path: &str,
+    label: &str,
+    total: u64,
+    call: impl Future<Output = zbus::Result<T>>,
+) -> Result<T> {
+    use super::api::{VOLUME, volume as v};
+    let rule = MatchRule::builder()
+        .msg_type(Type::Signal)
+        .sender(SERVICE)
+        .interface(VOLUME)
+        .member(v::PROGRESS.name())
+        .path(vol_path.to_owned())
+        .build()?;
+    let mut stream =
+        MessageStream::for_match_rule(rule, &ctx.bus().conn, std::num::NonZeroUsize::new(64))
+            .await?;
+    let _agent = Agent::start(ctx.bus().interactive);
+    let mut view = TransferView::new(label, total);
+    let mut call = std::pin::pin!(call);
+    let result = loop {
+        tokio::select! {
+            r = &mut call => break r.map_err(Error::from),
+            Some(Ok(msg)) = next(&mut stream) => {
+                if let Ok((_op, done, t)) = msg.body().deserialize::<(String, u64, u64)>() {
+                    view.update(label, done, if t > 0 { t } else { total });
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                view.finish();
+                return Err(Error::new(
+                    Kind::Interrupted,
+                    format!("interrupted: the {label} goes on in the daemon"),
+                ));
+            }
+        }
+    };
+    // Signals sent before the reply may still be queued: show the last of them.
+    while let Ok(Some(Ok(msg))) =
+        tokio::time::timeout(Duration::from_millis(20), next(&mut stream)).await
+    {
+        if let Ok((_op, done, t)) = msg.body().deserialize::<(String, u64, u64)>() {
+            view.update(label, done, if t > 0 { t } else { total });
+        }
+    }
+    view.finish();
+    result
+}
+
+/// Run `call`, a change with no job of its own to follow (a volume wipe or clone), with the
+/// polkit agent and, once it takes a moment on a terminal, a spinner saying `label`.
+pub async fn run_plain<T>(
+    ctx: &Ctx,
+    label: &str,
+    call: impl Future<Output = zbus::Result<T>>,
+) -> Result<T> {
+    let _agent = Agent::start(ctx.bus().interactive);
+    let mut spinner: Option<ProgressBar> = None;
+    let show = tokio::time::sleep(SHOW_AFTER);
+    let mut show = std::pin::pin!(show);
+    let mut call = std::pin::pin!(call);
+    let result = loop {
+        tokio::select! {
+            r = &mut call => break r.map_err(Error::from),
+            () = &mut show, if spinner.is_none() => {
+                let bar = if std::io::stderr().is_terminal() {
+                    ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+                } else {
+                    ProgressBar::hidden()
+                };
+                bar.set_style(spinner_style());
+                bar.set_message(label.to_owned());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                spinner = Some(bar);
+            }
+            _ = tokio::signal::ctrl_c() => {
+                if let Some(s) = spinner {
+                    s.finish_and_clear();
+                }
+                return Err(Error::new(
+                    Kind::Interrupted,
+                    format!("interrupted: {label} goes on in the daemon"),
+                ));
+            }
+        }
+    };
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    result
+}

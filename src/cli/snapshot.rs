@@ -78,11 +78,13 @@ pub async fn run(ctx: &Ctx, cmd: SnapshotCommand) -> Result<()> {
     }
 }
 
-/// Escape text for XML content.
-fn escape(text: &str) -> String {
+/// Escape text for XML content and quoted attributes.
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
 }
 
 fn snapshot_xml(name: Option<&str>, description: Option<&str>) -> String {

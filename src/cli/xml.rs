@@ -124,6 +124,20 @@ pub async fn edit(ctx: &Ctx, domain: &str) -> Result<()> {
         ("secure", Variant::from(true)),
     ]);
     let original = ctx.bus().call(&d::GET_XML, &path, &(o,)).await?;
+    edit_loop(domain, original, async |xml: String| {
+        define_xml(ctx, &xml).await.map(|_| ())
+    })
+    .await
+}
+
+/// The editing loop of every `edit`: `define` is tried on each saved text; `name` names the
+/// object in messages.
+pub async fn edit_loop(
+    name: &str,
+    original: String,
+    mut define: impl AsyncFnMut(String) -> Result<()>,
+) -> Result<()> {
+    let domain = name;
     let file = TempFile::new(domain, &original)?;
     let mut last = original.clone();
     loop {
@@ -146,8 +160,8 @@ pub async fn edit(ctx: &Ctx, domain: &str) -> Result<()> {
                 ),
             ));
         }
-        match define_xml(ctx, &xml).await {
-            Ok(_) => {
+        match define(xml.clone()).await {
+            Ok(()) => {
                 println!("{domain} redefined");
                 return Ok(());
             }

@@ -11,8 +11,10 @@ mod api;
 
 mod commands;
 mod drift;
+mod network;
 mod polkit;
 mod remote;
+mod storage;
 
 use std::{
     path::{Path, PathBuf},
@@ -61,6 +63,13 @@ impl Env {
     pub async fn start() -> Env {
         let bus = Bus::start();
         let daemon = Daemon::start(&bus).await;
+        Env { bus, daemon }
+    }
+
+    /// A daemon started as `launch` says (e.g. inside a network namespace).
+    pub async fn start_launch(launch: support::Launch) -> Env {
+        let bus = Bus::start();
+        let daemon = Daemon::start_launch(&bus, launch).await;
         Env { bus, daemon }
     }
 

@@ -19,6 +19,10 @@ pub const USERS: &[(&str, u32, bool)] = &[
     ("dave", 61004, true),
 ];
 pub const GROUP: (&str, u32) = ("virtbus-users", 61100);
+/// Every test user's password inside the namespace, and its crypt(3) hash.
+#[allow(dead_code)]
+pub const PASSWORD: &str = "correct horse";
+const PASSWORD_HASH: &str = "$6$virtbustest$HqLtgN3PNdPkKP3MIhXs0qmzncjtIf4oGnu6mWGwAFn8h3pg9AJU8buOQaDtZ7XFNSr20BrbVfcHlrhXsMezG1";
 
 pub struct PolkitEnv {
     pub dir: tempfile::TempDir,
@@ -86,6 +90,14 @@ impl PolkitEnv {
         ));
         write(&w.join("passwd"), &passwd);
         write(&w.join("group"), &group);
+        // Test users' passwords (PASSWORD), for agents that authenticate through PAM.
+        let mut shadow = std::fs::read_to_string("/etc/shadow").unwrap_or_default();
+        for (name, _, _) in USERS {
+            shadow.push_str(&format!("{name}:{PASSWORD_HASH}:19000:0:99999:7:::\n"));
+        }
+        write(&w.join("shadow"), &shadow);
+        std::fs::set_permissions(w.join("shadow"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod shadow");
         let sock = w.join("system_bus_socket");
         let includes = [
             PathBuf::from("/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf"),
@@ -106,8 +118,13 @@ mount --bind "$W/polkit/rules.d" /etc/polkit-1/rules.d
 mount --bind "$W/polkit/empty" /usr/share/polkit-1/rules.d
 mount --bind "$W/passwd" /etc/passwd
 mount --bind "$W/group" /etc/group
+mount --bind "$W/shadow" /etc/shadow
 dbus-daemon --config-file="$W/system.conf" --nofork 2>"$W/dbus.log" &
 while [ ! -S "$W/system_bus_socket" ]; do sleep 0.005; done
+# setuid programs (polkit-agent-helper-1) ignore DBUS_SYSTEM_BUS_ADDRESS: the default path
+# leads to this bus, in this namespace only
+mount -t tmpfs -o mode=0755 tmpfs /run/dbus
+ln -s "$W/system_bus_socket" /run/dbus/system_bus_socket
 DBUS_SYSTEM_BUS_ADDRESS="unix:path=$W/system_bus_socket" /usr/lib/polkit-1/polkitd 2>"$W/polkitd.log" &
 wait
 "#,
