@@ -10,12 +10,13 @@ use std::sync::Arc;
 use tokio::{
     io::AsyncWriteExt,
     net::UnixStream,
-    sync::{Semaphore, mpsc},
+    sync::{Notify, Semaphore, mpsc},
 };
 
 use super::{
     Shared, View,
     dispatch::{self, Session},
+    events::Listener,
     error::{RpcError, RpcResult, VIR_ERR_AUTH_FAILED, VIR_ERR_INTERNAL_ERROR, VIR_ERR_NO_CONNECT},
     frame::{FrameError, Header, MsgType, Status, packet, read_packet},
     proto::{
@@ -42,6 +43,10 @@ struct State {
     /// Whether the peer is offered no authentication (root, or a session's own user).
     auth_none: bool,
     session: Option<Arc<Session>>,
+    /// Where replies and events go out.
+    out: mpsc::Sender<Vec<u8>>,
+    /// Notified when the peer stops reading its events.
+    kick: Arc<Notify>,
 }
 
 pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
@@ -81,14 +86,21 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
             }
         }
     });
+    let kick = Arc::new(Notify::new());
     let mut state = State {
         authenticated: auth_none,
         auth_none,
         session: None,
+        out: tx.clone(),
+        kick: kick.clone(),
     };
     let slots = Arc::new(Semaphore::new(MAX_CALLS));
     loop {
-        let pkt = match read_packet(&mut rd).await {
+        let read = tokio::select! {
+            r = read_packet(&mut rd) => r,
+            () = kick.notified() => break,
+        };
+        let pkt = match read {
             Ok(p) => p,
             Err(FrameError::Closed) => break,
             Err(e) => {
@@ -225,11 +237,18 @@ fn open(shared: &Shared, caller: &Caller, state: &mut State, body: &[u8]) -> Rpc
     let name = args.name.unwrap_or_default();
     let (view, uri) = pick_view(&shared.views, &name, shared.system)?;
     tracing::debug!("RPC {}: opened {uri}", caller.sender);
+    let listener = Listener::new(
+        state.out.clone(),
+        caller.clone(),
+        shared.authz.clone(),
+        state.kick.clone(),
+    );
     state.session = Some(Arc::new(Session {
         view,
         caller: caller.clone(),
         uri,
         readonly: args.flags & VIR_CONNECT_RO != 0,
+        listener,
     }));
     Ok(Vec::new())
 }
@@ -348,10 +367,14 @@ mod tests {
             },
         };
         // an unprivileged peer of the system instance: offered polkit
+        let (out, _rx) = mpsc::channel(1);
+        let kick = Arc::new(Notify::new());
         let mut st = State {
             authenticated: false,
             auth_none: false,
             session: None,
+            out: out.clone(),
+            kick: kick.clone(),
         };
         let r = early_call(&shared, &caller, &mut st, &call(procs::AUTH_LIST), &[]);
         let Some(Ok(body)) = r else { panic!("{r:?}") };
@@ -384,6 +407,8 @@ mod tests {
             authenticated: true,
             auth_none: true,
             session: None,
+            out,
+            kick,
         };
         let r = early_call(&shared, &caller, &mut root, &call(procs::AUTH_POLKIT), &[]);
         assert_eq!(code(r), VIR_ERR_AUTH_FAILED);
@@ -408,7 +433,8 @@ mod tests {
         };
         assert_eq!(ask(proto::FEATURE_PROGRAM_KEEPALIVE), 1);
         assert_eq!(ask(proto::FEATURE_REMOTE_CLOSE_CALLBACK), 1);
-        // no events yet: the client must not register for them
-        assert_eq!(ask(14), 0);
+        assert_eq!(ask(proto::FEATURE_REMOTE_EVENT_CALLBACK), 1);
+        // not a feature virtbus has
+        assert_eq!(ask(7), 0);
     }
 }

@@ -1,6 +1,9 @@
 //! The procedures of an opened connection, each decoded into a core request and run
 //! through the one execution path for the connection's peer, its result encoded back.
 
+mod event_calls;
+mod snapshots;
+
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -46,6 +49,8 @@ pub(super) struct Session {
     pub uri: String,
     /// Opened with `VIR_CONNECT_RO`: nothing may change, no secret be read.
     pub readonly: bool,
+    /// The connection's event callbacks.
+    pub listener: Arc<super::events::Listener>,
 }
 
 impl Session {
@@ -160,6 +165,7 @@ pub(super) fn supports_feature(body: &[u8]) -> RpcResult<Vec<u8>> {
         a.feature,
         proto::FEATURE_PROGRAM_KEEPALIVE
             | proto::FEATURE_REMOTE_CLOSE_CALLBACK
+            | proto::FEATURE_REMOTE_EVENT_CALLBACK
             | proto::FEATURE_TYPED_PARAM_STRING
     );
     int(yes)
@@ -491,6 +497,9 @@ pub(super) async fn call(
             // virtbus records no tainting and runs no deprecated configuration
             ok(MessagesRet::default())
         }
+        // events and snapshots (rpcev)
+        p if event_calls::handles(p) => event_calls::call(shared, s, p, body).await,
+        p if snapshots::handles(p) => snapshots::call(shared, s, p, body).await,
         p => Err(RpcError::no_support(&format!(
             "unknown procedure: {p} (not implemented by virtbus)"
         ))),

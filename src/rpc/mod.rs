@@ -12,6 +12,7 @@
 mod conn;
 mod dispatch;
 pub mod error;
+mod events;
 pub mod frame;
 pub mod proto;
 pub mod xdr;
@@ -42,9 +43,10 @@ pub(crate) struct View {
     pub flavor: Flavor,
     pub core: Core,
     pub types: Vec<DomainType>,
-    /// This front end sends no events (yet), so nothing waits for them: always "sent".
+    /// How far the core's events have been handed to the connections listening.
     pub signalled: watch::Receiver<u64>,
-    _signalled_tx: watch::Sender<u64>,
+    /// The connections listening for events on this view.
+    pub hub: Arc<events::Hub>,
 }
 
 pub(crate) struct Shared {
@@ -66,6 +68,8 @@ pub enum ListenError {
 /// The running listener.
 pub struct Server {
     task: tokio::task::JoinHandle<()>,
+    /// One event pump per view.
+    pumps: Vec<tokio::task::JoinHandle<()>>,
     path: PathBuf,
 }
 
@@ -79,6 +83,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.task.abort();
+        for p in &self.pumps {
+            p.abort();
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -115,17 +122,22 @@ pub async fn serve(
     let mode = if system { 0o666 } else { 0o600 };
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(io_err)?;
     std::fs::rename(&tmp, path).map_err(io_err)?;
+    let mut pumps = Vec::new();
     let views = views
         .into_iter()
         .map(|v| {
-            let (tx, rx) = watch::channel(u64::MAX);
+            // subscribed before the hub lists the domains, so none is missed
+            let events = v.core.events().subscribe();
+            let (tx, rx) = watch::channel(v.core.events().last_seq());
+            let hub = Arc::new(events::Hub::new(&v.core, v.types.clone()));
+            pumps.push(tokio::spawn(events::pump(hub.clone(), events, tx)));
             Arc::new(View {
                 scheme: v.scheme,
                 flavor: v.flavor,
                 core: v.core,
                 types: v.types,
                 signalled: rx,
-                _signalled_tx: tx,
+                hub,
             })
         })
         .collect();
@@ -137,6 +149,7 @@ pub async fn serve(
     let task = tokio::spawn(accept_loop(listener, shared));
     Ok(Server {
         task,
+        pumps,
         path: path.to_owned(),
     })
 }
