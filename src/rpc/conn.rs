@@ -16,8 +16,8 @@ use tokio::{
 use super::{
     Shared, View,
     dispatch::{self, Session},
-    events::Listener,
     error::{RpcError, RpcResult, VIR_ERR_AUTH_FAILED, VIR_ERR_INTERNAL_ERROR, VIR_ERR_NO_CONNECT},
+    events::Listener,
     frame::{FrameError, Header, MsgType, Status, packet, read_packet},
     proto::{
         AUTH_NONE, AUTH_POLKIT, AuthListRet, AuthPolkitRet, ConnectOpenArgs, KEEPALIVE_PING,
@@ -167,6 +167,8 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
             }
         }
     }
+    // every sender gone (the state's, its listener's), the writer ends
+    drop(state);
     drop(tx);
     let _ = writer.await;
     shared.authz.forget(&caller.sender);

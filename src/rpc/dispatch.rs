@@ -497,7 +497,20 @@ pub(super) async fn call(
             // virtbus records no tainting and runs no deprecated configuration
             ok(MessagesRet::default())
         }
-        // events and snapshots (rpcev)
+        // events and snapshots (rpcev), and the reboots that raise events
+        procs::DOMAIN_REBOOT | procs::DOMAIN_RESET => {
+            let a: DomainFlagsArgs = args!();
+            let dom = s.domain(&a.dom)?;
+            if proc_ == procs::DOMAIN_RESET {
+                s.check(&flags::RESET, a.flags)?;
+                done!(&flags::RESET, dom, ops::Reset {})
+            } else {
+                let m = &flags::REBOOT;
+                s.check(m, a.flags)?;
+                let mode = power_mode(m, a.flags);
+                done!(m, dom, ops::Reboot { mode })
+            }
+        }
         p if event_calls::handles(p) => event_calls::call(shared, s, p, body).await,
         p if snapshots::handles(p) => snapshots::call(shared, s, p, body).await,
         p => Err(RpcError::no_support(&format!(

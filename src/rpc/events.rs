@@ -281,16 +281,17 @@ impl Hub {
     /// The packets `event` stands for (none for what libvirt has no event).
     fn translate(&self, event: &Event) -> Vec<Outgoing> {
         let known = |uuid: &Uuid| lock(&self.known).get(uuid).cloned();
-        let dom_event = |info: Arc<DomainInfo>, event: i32, proc_: i32, rest: &dyn Fn(&mut Vec<u8>)| {
-            let mut tail = Vec::new();
-            rest(&mut tail);
-            Outgoing {
-                subject: Subject::Domain(info),
-                event,
-                proc_,
-                tail,
-            }
-        };
+        let dom_event =
+            |info: Arc<DomainInfo>, event: i32, proc_: i32, rest: &dyn Fn(&mut Vec<u8>)| {
+                let mut tail = Vec::new();
+                rest(&mut tail);
+                Outgoing {
+                    subject: Subject::Domain(info),
+                    event,
+                    proc_,
+                    tail,
+                }
+            };
         match event {
             Event::DomainAdded { info } => {
                 if self.types.contains(&info.domain_type) {
@@ -325,16 +326,12 @@ impl Hub {
                 )];
                 // the events libvirt raises beside this one
                 let implied = match event {
-                    Lifecycle::Suspended(SuspendedDetail::Watchdog) => Some((
-                        id::WATCHDOG,
-                        procs::DOMAIN_EVENT_CALLBACK_WATCHDOG,
-                        true,
-                    )),
-                    Lifecycle::PmSuspended(PmSuspendedDetail::Memory) => Some((
-                        id::PMSUSPEND,
-                        procs::DOMAIN_EVENT_CALLBACK_PMSUSPEND,
-                        false,
-                    )),
+                    Lifecycle::Suspended(SuspendedDetail::Watchdog) => {
+                        Some((id::WATCHDOG, procs::DOMAIN_EVENT_CALLBACK_WATCHDOG, true))
+                    }
+                    Lifecycle::PmSuspended(PmSuspendedDetail::Memory) => {
+                        Some((id::PMSUSPEND, procs::DOMAIN_EVENT_CALLBACK_PMSUSPEND, false))
+                    }
                     Lifecycle::PmSuspended(PmSuspendedDetail::Disk) => Some((
                         id::PMSUSPEND_DISK,
                         procs::DOMAIN_EVENT_CALLBACK_PMSUSPEND_DISK,
@@ -359,9 +356,12 @@ impl Hub {
             Event::Rebooted { uuid } => known(uuid)
                 .map(|info| {
                     let dom = wire_now(&info);
-                    dom_event(info, id::REBOOT, procs::DOMAIN_EVENT_CALLBACK_REBOOT, &|w| {
-                        dom.put(w)
-                    })
+                    dom_event(
+                        info,
+                        id::REBOOT,
+                        procs::DOMAIN_EVENT_CALLBACK_REBOOT,
+                        &|w| dom.put(w),
+                    )
                 })
                 .into_iter()
                 .collect(),

@@ -81,6 +81,9 @@ pub mod procs {
     pub const STORAGE_POOL_EVENT_LIFECYCLE: i32 = 370;
     pub const STORAGE_POOL_EVENT_REFRESH: i32 = 373;
 
+    pub const DOMAIN_REBOOT: i32 = 27;
+    pub const DOMAIN_RESET: i32 = 245;
+
     // Snapshots (rpcev).
     pub const DOMAIN_SNAPSHOT_CREATE_XML: i32 = 185;
     pub const DOMAIN_SNAPSHOT_GET_XML_DESC: i32 = 186;
@@ -149,6 +152,8 @@ pub mod procs {
         CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY,
         CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY,
         CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY,
+        DOMAIN_REBOOT,
+        DOMAIN_RESET,
         // snapshots (rpcev)
         DOMAIN_SNAPSHOT_CREATE_XML,
         DOMAIN_SNAPSHOT_GET_XML_DESC,

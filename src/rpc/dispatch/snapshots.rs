@@ -104,9 +104,8 @@ pub(super) async fn call(
     body: &[u8],
 ) -> RpcResult<Vec<u8>> {
     // The snapshot a `remote_nonnull_domain_snapshot` names: its domain and name.
-    let snap_of = |a: &Snap| -> RpcResult<(Arc<Domain>, String)> {
-        Ok((s.domain(&a.dom)?, a.name.clone()))
-    };
+    let snap_of =
+        |a: &Snap| -> RpcResult<(Arc<Domain>, String)> { Ok((s.domain(&a.dom)?, a.name.clone())) };
     match proc_ {
         procs::DOMAIN_SNAPSHOT_CREATE_XML => {
             let a: SnapshotCreateXmlArgs = Reader::decode(body)?;
@@ -270,8 +269,7 @@ pub(super) async fn call(
             let a: SnapshotListChildrenNamesArgs = Reader::decode(body)?;
             let max = max_names(a.maxnames)?;
             let (dom, name) = snap_of(&a.snap)?;
-            let mut names =
-                children(shared, s, &LIST_CHILDREN_NAMES, &dom, name, a.flags).await?;
+            let mut names = children(shared, s, &LIST_CHILDREN_NAMES, &dom, name, a.flags).await?;
             names.truncate(max);
             ok(NamesRet {
                 names: Array(names),
