@@ -47,9 +47,13 @@ struct State {
     out: mpsc::Sender<Vec<u8>>,
     /// Notified when the peer stops reading its events.
     kick: Arc<Notify>,
+    /// Connected to the read-only socket.
+    read_only: bool,
 }
 
-pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
+/// Serve one client; on the read-only socket (`read_only`) every connection is read-only
+/// and needs no authentication (each call is still authorized).
+pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_only: bool) {
     let cred = match stream.peer_cred() {
         Ok(c) => c,
         Err(e) => {
@@ -65,7 +69,7 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
         tracing::warn!("RPC client {id}: uid {uid} may not use a session instance of uid {own}");
         return;
     }
-    let auth_none = uid == 0 || !shared.system;
+    let auth_none = uid == 0 || !shared.system || read_only;
     let caller = Caller {
         sender: format!("rpc:{id}"),
         interactive: false,
@@ -93,6 +97,7 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
         session: None,
         out: tx.clone(),
         kick: kick.clone(),
+        read_only,
     };
     let slots = Arc::new(Semaphore::new(MAX_CALLS));
     loop {
@@ -249,7 +254,7 @@ fn open(shared: &Shared, caller: &Caller, state: &mut State, body: &[u8]) -> Rpc
         view,
         caller: caller.clone(),
         uri,
-        readonly: args.flags & VIR_CONNECT_RO != 0,
+        readonly: state.read_only || args.flags & VIR_CONNECT_RO != 0,
         listener,
     }));
     Ok(Vec::new())
@@ -377,6 +382,7 @@ mod tests {
             session: None,
             out: out.clone(),
             kick: kick.clone(),
+            read_only: false,
         };
         let r = early_call(&shared, &caller, &mut st, &call(procs::AUTH_LIST), &[]);
         let Some(Ok(body)) = r else { panic!("{r:?}") };
@@ -411,6 +417,7 @@ mod tests {
             session: None,
             out,
             kick,
+            read_only: false,
         };
         let r = early_call(&shared, &caller, &mut root, &call(procs::AUTH_POLKIT), &[]);
         assert_eq!(code(r), VIR_ERR_AUTH_FAILED);
