@@ -24,6 +24,7 @@ use super::{
         KEEPALIVE_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, REMOTE_PROGRAM, REMOTE_VERSION,
         procs,
     },
+    stream::{self, Incoming, Route, Streams},
     xdr::{Array, Reader, encode},
 };
 use crate::server::authz::{Caller, Peer};
@@ -100,6 +101,7 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
         read_only,
     };
     let slots = Arc::new(Semaphore::new(MAX_CALLS));
+    let streams = Arc::new(Streams::default());
     loop {
         let read = tokio::select! {
             r = read_packet(&mut rd) => r,
@@ -130,6 +132,28 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
             (_, MsgType::Call) => {
                 let early = match early_call(&shared, &caller, &mut state, &h, &pkt.body) {
                     Some(r) => r,
+                    None if h.proc_ == procs::DOMAIN_OPEN_CONSOLE => {
+                        // a call that opens a stream: answered, then pumped
+                        let session = state.session.clone();
+                        let (shared, tx, streams) = (shared.clone(), tx.clone(), streams.clone());
+                        tokio::spawn(async move {
+                            let r = match &session {
+                                Some(s) => dispatch::console::open(&shared, s, &pkt.body).await,
+                                None => Err(not_open()),
+                            };
+                            match r {
+                                Ok(fd) => {
+                                    if tx.send(reply(&h, Ok(Vec::new()))).await.is_ok() {
+                                        stream::pump(fd, h, tx, streams).await;
+                                    }
+                                }
+                                Err(e) => {
+                                    let _ = tx.send(reply(&h, Err(e))).await;
+                                }
+                            }
+                        });
+                        continue;
+                    }
                     None => {
                         // an ordinary call: run it beside the others
                         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -156,6 +180,31 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
                     state.session = None;
                 }
             }
+            (_, MsgType::Stream) => match streams.route(&h) {
+                Route::To(st) => {
+                    let m = match h.status {
+                        Status::Continue => Incoming::Data(pkt.body),
+                        Status::Ok => Incoming::Finish,
+                        _ => Incoming::Abort,
+                    };
+                    // written to the console before the next packet is read: flow control
+                    let _ = st.send(m).await;
+                }
+                Route::Ended(Some(answer)) => {
+                    if tx.send(answer).await.is_err() {
+                        break;
+                    }
+                }
+                Route::Ended(None) => {}
+                Route::Unknown => {
+                    tracing::info!(
+                        "RPC client {id}: closing the connection: stream packet for serial {} \
+                         which opened no stream",
+                        h.serial
+                    );
+                    break;
+                }
+            },
             (_, MsgType::CallWithFds) => {
                 let e = RpcError::rpc("file descriptor passing is not supported".into());
                 if tx.send(reply(&h, Err(e))).await.is_err() {

@@ -1,6 +1,7 @@
 //! The procedures of an opened connection, each decoded into a core request and run
 //! through the one execution path for the connection's peer, its result encoded back.
 
+pub(super) mod console;
 mod event_calls;
 mod snapshots;
 

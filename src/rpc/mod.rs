@@ -16,6 +16,7 @@ pub mod error;
 mod events;
 pub mod frame;
 pub mod proto;
+mod stream;
 pub mod xdr;
 
 use std::{

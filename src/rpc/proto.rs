@@ -84,6 +84,9 @@ pub mod procs {
     pub const DOMAIN_REBOOT: i32 = 27;
     pub const DOMAIN_RESET: i32 = 245;
 
+    /// A stream (rpcev).
+    pub const DOMAIN_OPEN_CONSOLE: i32 = 201;
+
     // Snapshots (rpcev).
     pub const DOMAIN_SNAPSHOT_CREATE_XML: i32 = 185;
     pub const DOMAIN_SNAPSHOT_GET_XML_DESC: i32 = 186;
@@ -154,6 +157,7 @@ pub mod procs {
         CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY,
         DOMAIN_REBOOT,
         DOMAIN_RESET,
+        DOMAIN_OPEN_CONSOLE,
         // snapshots (rpcev)
         DOMAIN_SNAPSHOT_CREATE_XML,
         DOMAIN_SNAPSHOT_GET_XML_DESC,
@@ -324,6 +328,8 @@ xdr_struct! {
     PoolEventRegisterArgs { event_id: i32, pool: Option<Pool> }
     CallbackIdRet { callback_id: i32 }
     CallbackIdArgs { callback_id: i32 }
+
+    OpenConsoleArgs { dom: Dom, dev_name: Option<String>, flags: u32 }
 
     // Snapshots (rpcev).
     /// `remote_nonnull_domain_snapshot`.
