@@ -216,7 +216,8 @@ pub async fn run(args: Args, config: Config, notifier: Notifier) -> Result<Exit,
     request_name(&conn, BUS_NAME, "is another virtbusd running?").await?;
     tracing::info!("serving {BUS_NAME} on the {bus_name} bus");
     let want_compat = args.libvirt_compat || config.libvirt_compat;
-    let want_rpc = args.libvirt_rpc || config.libvirt_rpc;
+    // started by one of the .socket units: answer on the sockets they hold
+    let want_rpc = args.libvirt_rpc || config.libvirt_rpc || rpc::activation::passed();
     // libvirt's test:///default, one for both libvirt front ends
     let test_default = if want_compat || want_rpc {
         Some(

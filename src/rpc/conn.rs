@@ -10,19 +10,21 @@ use std::sync::Arc;
 use tokio::{
     io::AsyncWriteExt,
     net::UnixStream,
-    sync::{Semaphore, mpsc},
+    sync::{Notify, Semaphore, mpsc},
 };
 
 use super::{
     Shared, View,
     dispatch::{self, Session},
     error::{RpcError, RpcResult, VIR_ERR_AUTH_FAILED, VIR_ERR_INTERNAL_ERROR, VIR_ERR_NO_CONNECT},
+    events::Listener,
     frame::{FrameError, Header, MsgType, Status, packet, read_packet},
     proto::{
         AUTH_NONE, AUTH_POLKIT, AuthListRet, AuthPolkitRet, ConnectOpenArgs, KEEPALIVE_PING,
         KEEPALIVE_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, REMOTE_PROGRAM, REMOTE_VERSION,
         procs,
     },
+    stream::{self, Incoming, Route, Streams},
     xdr::{Array, Reader, encode},
 };
 use crate::server::authz::{Caller, Peer};
@@ -42,9 +44,17 @@ struct State {
     /// Whether the peer is offered no authentication (root, or a session's own user).
     auth_none: bool,
     session: Option<Arc<Session>>,
+    /// Where replies and events go out.
+    out: mpsc::Sender<Vec<u8>>,
+    /// Notified when the peer stops reading its events.
+    kick: Arc<Notify>,
+    /// Connected to the read-only socket.
+    read_only: bool,
 }
 
-pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
+/// Serve one client; on the read-only socket (`read_only`) every connection is read-only
+/// and needs no authentication (each call is still authorized).
+pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_only: bool) {
     let cred = match stream.peer_cred() {
         Ok(c) => c,
         Err(e) => {
@@ -60,7 +70,7 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
         tracing::warn!("RPC client {id}: uid {uid} may not use a session instance of uid {own}");
         return;
     }
-    let auth_none = uid == 0 || !shared.system;
+    let auth_none = uid == 0 || !shared.system || read_only;
     let caller = Caller {
         sender: format!("rpc:{id}"),
         interactive: false,
@@ -81,14 +91,23 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
             }
         }
     });
+    let kick = Arc::new(Notify::new());
     let mut state = State {
         authenticated: auth_none,
         auth_none,
         session: None,
+        out: tx.clone(),
+        kick: kick.clone(),
+        read_only,
     };
     let slots = Arc::new(Semaphore::new(MAX_CALLS));
+    let streams = Arc::new(Streams::default());
     loop {
-        let pkt = match read_packet(&mut rd).await {
+        let read = tokio::select! {
+            r = read_packet(&mut rd) => r,
+            () = kick.notified() => break,
+        };
+        let pkt = match read {
             Ok(p) => p,
             Err(FrameError::Closed) => break,
             Err(e) => {
@@ -113,6 +132,28 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
             (_, MsgType::Call) => {
                 let early = match early_call(&shared, &caller, &mut state, &h, &pkt.body) {
                     Some(r) => r,
+                    None if h.proc_ == procs::DOMAIN_OPEN_CONSOLE => {
+                        // a call that opens a stream: answered, then pumped
+                        let session = state.session.clone();
+                        let (shared, tx, streams) = (shared.clone(), tx.clone(), streams.clone());
+                        tokio::spawn(async move {
+                            let r = match &session {
+                                Some(s) => dispatch::console::open(&shared, s, &pkt.body).await,
+                                None => Err(not_open()),
+                            };
+                            match r {
+                                Ok(fd) => {
+                                    if tx.send(reply(&h, Ok(Vec::new()))).await.is_ok() {
+                                        stream::pump(fd, h, tx, streams).await;
+                                    }
+                                }
+                                Err(e) => {
+                                    let _ = tx.send(reply(&h, Err(e))).await;
+                                }
+                            }
+                        });
+                        continue;
+                    }
                     None => {
                         // an ordinary call: run it beside the others
                         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -139,6 +180,31 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
                     state.session = None;
                 }
             }
+            (_, MsgType::Stream) => match streams.route(&h) {
+                Route::To(st) => {
+                    let m = match h.status {
+                        Status::Continue => Incoming::Data(pkt.body),
+                        Status::Ok => Incoming::Finish,
+                        _ => Incoming::Abort,
+                    };
+                    // written to the console before the next packet is read: flow control
+                    let _ = st.send(m).await;
+                }
+                Route::Ended(Some(answer)) => {
+                    if tx.send(answer).await.is_err() {
+                        break;
+                    }
+                }
+                Route::Ended(None) => {}
+                Route::Unknown => {
+                    tracing::info!(
+                        "RPC client {id}: closing the connection: stream packet for serial {} \
+                         which opened no stream",
+                        h.serial
+                    );
+                    break;
+                }
+            },
             (_, MsgType::CallWithFds) => {
                 let e = RpcError::rpc("file descriptor passing is not supported".into());
                 if tx.send(reply(&h, Err(e))).await.is_err() {
@@ -155,6 +221,8 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64) {
             }
         }
     }
+    // every sender gone (the state's, its listener's), the writer ends
+    drop(state);
     drop(tx);
     let _ = writer.await;
     shared.authz.forget(&caller.sender);
@@ -225,11 +293,18 @@ fn open(shared: &Shared, caller: &Caller, state: &mut State, body: &[u8]) -> Rpc
     let name = args.name.unwrap_or_default();
     let (view, uri) = pick_view(&shared.views, &name, shared.system)?;
     tracing::debug!("RPC {}: opened {uri}", caller.sender);
+    let listener = Listener::new(
+        state.out.clone(),
+        caller.clone(),
+        shared.authz.clone(),
+        state.kick.clone(),
+    );
     state.session = Some(Arc::new(Session {
         view,
         caller: caller.clone(),
         uri,
-        readonly: args.flags & VIR_CONNECT_RO != 0,
+        readonly: state.read_only || args.flags & VIR_CONNECT_RO != 0,
+        listener,
     }));
     Ok(Vec::new())
 }
@@ -348,10 +423,15 @@ mod tests {
             },
         };
         // an unprivileged peer of the system instance: offered polkit
+        let (out, _rx) = mpsc::channel(1);
+        let kick = Arc::new(Notify::new());
         let mut st = State {
             authenticated: false,
             auth_none: false,
             session: None,
+            out: out.clone(),
+            kick: kick.clone(),
+            read_only: false,
         };
         let r = early_call(&shared, &caller, &mut st, &call(procs::AUTH_LIST), &[]);
         let Some(Ok(body)) = r else { panic!("{r:?}") };
@@ -384,6 +464,9 @@ mod tests {
             authenticated: true,
             auth_none: true,
             session: None,
+            out,
+            kick,
+            read_only: false,
         };
         let r = early_call(&shared, &caller, &mut root, &call(procs::AUTH_POLKIT), &[]);
         assert_eq!(code(r), VIR_ERR_AUTH_FAILED);
@@ -408,7 +491,8 @@ mod tests {
         };
         assert_eq!(ask(proto::FEATURE_PROGRAM_KEEPALIVE), 1);
         assert_eq!(ask(proto::FEATURE_REMOTE_CLOSE_CALLBACK), 1);
-        // no events yet: the client must not register for them
-        assert_eq!(ask(14), 0);
+        assert_eq!(ask(proto::FEATURE_REMOTE_EVENT_CALLBACK), 1);
+        // not a feature virtbus has
+        assert_eq!(ask(7), 0);
     }
 }

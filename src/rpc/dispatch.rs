@@ -1,6 +1,10 @@
 //! The procedures of an opened connection, each decoded into a core request and run
 //! through the one execution path for the connection's peer, its result encoded back.
 
+pub(super) mod console;
+mod event_calls;
+mod snapshots;
+
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -46,6 +50,8 @@ pub(super) struct Session {
     pub uri: String,
     /// Opened with `VIR_CONNECT_RO`: nothing may change, no secret be read.
     pub readonly: bool,
+    /// The connection's event callbacks.
+    pub listener: Arc<super::events::Listener>,
 }
 
 impl Session {
@@ -160,6 +166,7 @@ pub(super) fn supports_feature(body: &[u8]) -> RpcResult<Vec<u8>> {
         a.feature,
         proto::FEATURE_PROGRAM_KEEPALIVE
             | proto::FEATURE_REMOTE_CLOSE_CALLBACK
+            | proto::FEATURE_REMOTE_EVENT_CALLBACK
             | proto::FEATURE_TYPED_PARAM_STRING
     );
     int(yes)
@@ -491,6 +498,22 @@ pub(super) async fn call(
             // virtbus records no tainting and runs no deprecated configuration
             ok(MessagesRet::default())
         }
+        // events and snapshots (rpcev), and the reboots that raise events
+        procs::DOMAIN_REBOOT | procs::DOMAIN_RESET => {
+            let a: DomainFlagsArgs = args!();
+            let dom = s.domain(&a.dom)?;
+            if proc_ == procs::DOMAIN_RESET {
+                s.check(&flags::RESET, a.flags)?;
+                done!(&flags::RESET, dom, ops::Reset {})
+            } else {
+                let m = &flags::REBOOT;
+                s.check(m, a.flags)?;
+                let mode = power_mode(m, a.flags);
+                done!(m, dom, ops::Reboot { mode })
+            }
+        }
+        p if event_calls::handles(p) => event_calls::call(shared, s, p, body).await,
+        p if snapshots::handles(p) => snapshots::call(shared, s, p, body).await,
         p => Err(RpcError::no_support(&format!(
             "unknown procedure: {p} (not implemented by virtbus)"
         ))),

@@ -9,11 +9,14 @@
 //! implemented (see [`proto::procs::IMPLEMENTED`]); every other procedure answers
 //! `VIR_ERR_NO_SUPPORT`, as an older libvirtd would.
 
+pub mod activation;
 mod conn;
 mod dispatch;
 pub mod error;
+mod events;
 pub mod frame;
 pub mod proto;
+mod stream;
 pub mod xdr;
 
 use std::{
@@ -42,9 +45,10 @@ pub(crate) struct View {
     pub flavor: Flavor,
     pub core: Core,
     pub types: Vec<DomainType>,
-    /// This front end sends no events (yet), so nothing waits for them: always "sent".
+    /// How far the core's events have been handed to the connections listening.
     pub signalled: watch::Receiver<u64>,
-    _signalled_tx: watch::Sender<u64>,
+    /// The connections listening for events on this view.
+    pub hub: Arc<events::Hub>,
 }
 
 pub(crate) struct Shared {
@@ -63,34 +67,110 @@ pub enum ListenError {
     Io(PathBuf, io::Error),
 }
 
-/// The running listener.
+/// The running listeners.
 pub struct Server {
-    task: tokio::task::JoinHandle<()>,
-    path: PathBuf,
+    /// The read-write and the read-only socket's accept loops.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// One event pump per view.
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+    /// The socket files this daemon made (none that systemd handed over).
+    paths: Vec<PathBuf>,
 }
 
 impl Server {
-    /// Resolve when the listener fails.
+    /// Resolve when a listener fails.
     pub async fn closed(&mut self) {
-        let _ = (&mut self.task).await;
+        let all = self.tasks.iter_mut();
+        let _ = futures_util::future::select_all(all).await;
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.task.abort();
-        let _ = std::fs::remove_file(&self.path);
+        for t in self.tasks.iter().chain(&self.pumps) {
+            t.abort();
+        }
+        for p in &self.paths {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
-/// Listen on `path` (refusing it when another daemon answers there, replacing a stale
-/// socket) and serve `views` to every client.
+/// The read-only twin of socket `path`, as libvirt names it (`libvirt-sock-ro`).
+pub fn read_only_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-ro");
+    PathBuf::from(p)
+}
+
+/// Listen on `path` and its read-only twin ([`read_only_path`]) — or on the sockets systemd
+/// handed over ([`activation`]) — and serve `views` to every client. A path another daemon
+/// answers on is refused, a stale socket replaced.
 pub async fn serve(
     path: &Path,
     views: Vec<ViewSpec>,
     authz: Arc<dyn Authorizer>,
     system: bool,
 ) -> Result<Server, ListenError> {
+    let ro_path = read_only_path(path);
+    let mut given = activation::take();
+    let mut paths = Vec::new();
+    // As libvirt's sockets: anyone may connect, polkit decides what they may do. A session
+    // socket is the user's alone.
+    let mode = if system { 0o666 } else { 0o600 };
+    let rw = match given.remove(activation::RW) {
+        Some(l) => l,
+        None => {
+            let l = bind(path, mode).await?;
+            paths.push(path.to_owned());
+            l
+        }
+    };
+    let ro = match given.remove(activation::RO) {
+        Some(l) => l,
+        None => {
+            let l = bind(&ro_path, mode).await?;
+            paths.push(ro_path);
+            l
+        }
+    };
+    let mut pumps = Vec::new();
+    let views = views
+        .into_iter()
+        .map(|v| {
+            // subscribed before the hub lists the domains, so none is missed
+            let events = v.core.events().subscribe();
+            let (tx, rx) = watch::channel(v.core.events().last_seq());
+            let hub = Arc::new(events::Hub::new(&v.core, v.types.clone()));
+            pumps.push(tokio::spawn(events::pump(hub.clone(), events, tx)));
+            Arc::new(View {
+                scheme: v.scheme,
+                flavor: v.flavor,
+                core: v.core,
+                types: v.types,
+                signalled: rx,
+                hub,
+            })
+        })
+        .collect();
+    let shared = Arc::new(Shared {
+        views,
+        authz,
+        system,
+    });
+    let tasks = vec![
+        tokio::spawn(accept_loop(rw, shared.clone(), false)),
+        tokio::spawn(accept_loop(ro, shared, true)),
+    ];
+    Ok(Server {
+        tasks,
+        pumps,
+        paths,
+    })
+}
+
+/// A listening socket at `path` with `mode`.
+async fn bind(path: &Path, mode: u32) -> Result<UnixListener, ListenError> {
     let io_err = |e| ListenError::Io(path.to_owned(), e);
     if tokio::net::UnixStream::connect(path).await.is_ok() {
         return Err(ListenError::InUse(path.to_owned()));
@@ -110,44 +190,20 @@ pub async fn serve(
     let tmp = PathBuf::from(tmp);
     let _ = std::fs::remove_file(&tmp);
     let listener = UnixListener::bind(&tmp).map_err(io_err)?;
-    // As libvirt's rw socket: anyone may connect, polkit decides what they may do. A session
-    // socket is the user's alone.
-    let mode = if system { 0o666 } else { 0o600 };
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(io_err)?;
     std::fs::rename(&tmp, path).map_err(io_err)?;
-    let views = views
-        .into_iter()
-        .map(|v| {
-            let (tx, rx) = watch::channel(u64::MAX);
-            Arc::new(View {
-                scheme: v.scheme,
-                flavor: v.flavor,
-                core: v.core,
-                types: v.types,
-                signalled: rx,
-                _signalled_tx: tx,
-            })
-        })
-        .collect();
-    let shared = Arc::new(Shared {
-        views,
-        authz,
-        system,
-    });
-    let task = tokio::spawn(accept_loop(listener, shared));
-    Ok(Server {
-        task,
-        path: path.to_owned(),
-    })
+    Ok(listener)
 }
 
-async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
-    let mut next_id: u64 = 0;
+/// Accept clients; on the read-only socket (`read_only`) nothing may change.
+async fn accept_loop(listener: UnixListener, shared: Arc<Shared>, read_only: bool) {
+    // one numbering for both sockets: the id names the peer to the authorizer
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                next_id += 1;
-                tokio::spawn(conn::run(stream, shared.clone(), next_id));
+                let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::spawn(conn::run(stream, shared.clone(), id, read_only));
             }
             Err(e) => {
                 // out of descriptors and the like: wait rather than spin

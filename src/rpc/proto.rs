@@ -64,6 +64,46 @@ pub mod procs {
     pub const CONNECT_REGISTER_CLOSE_CALLBACK: i32 = 360;
     pub const CONNECT_UNREGISTER_CLOSE_CALLBACK: i32 = 361;
 
+    // Events (rpcev).
+    pub const CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY: i32 = 316;
+    pub const CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: i32 = 317;
+    pub const CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY: i32 = 368;
+    pub const CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY: i32 = 369;
+    /// Messages the daemon sends (not calls: not counted as implemented).
+    pub const DOMAIN_EVENT_CALLBACK_LIFECYCLE: i32 = 318;
+    pub const DOMAIN_EVENT_CALLBACK_REBOOT: i32 = 319;
+    pub const DOMAIN_EVENT_CALLBACK_WATCHDOG: i32 = 321;
+    pub const DOMAIN_EVENT_CALLBACK_PMSUSPEND: i32 = 330;
+    pub const DOMAIN_EVENT_CALLBACK_PMSUSPEND_DISK: i32 = 332;
+    pub const DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED: i32 = 333;
+    pub const DOMAIN_EVENT_CALLBACK_DEVICE_ADDED: i32 = 354;
+    pub const DOMAIN_EVENT_CALLBACK_METADATA_CHANGE: i32 = 379;
+    pub const STORAGE_POOL_EVENT_LIFECYCLE: i32 = 370;
+    pub const STORAGE_POOL_EVENT_REFRESH: i32 = 373;
+
+    pub const DOMAIN_REBOOT: i32 = 27;
+    pub const DOMAIN_RESET: i32 = 245;
+
+    /// A stream (rpcev).
+    pub const DOMAIN_OPEN_CONSOLE: i32 = 201;
+
+    // Snapshots (rpcev).
+    pub const DOMAIN_SNAPSHOT_CREATE_XML: i32 = 185;
+    pub const DOMAIN_SNAPSHOT_GET_XML_DESC: i32 = 186;
+    pub const DOMAIN_SNAPSHOT_LIST_NAMES: i32 = 188;
+    pub const DOMAIN_SNAPSHOT_LOOKUP_BY_NAME: i32 = 189;
+    pub const DOMAIN_HAS_CURRENT_SNAPSHOT: i32 = 190;
+    pub const DOMAIN_SNAPSHOT_CURRENT: i32 = 191;
+    pub const DOMAIN_REVERT_TO_SNAPSHOT: i32 = 192;
+    pub const DOMAIN_SNAPSHOT_DELETE: i32 = 193;
+    pub const DOMAIN_SNAPSHOT_GET_PARENT: i32 = 244;
+    pub const DOMAIN_SNAPSHOT_NUM_CHILDREN: i32 = 246;
+    pub const DOMAIN_SNAPSHOT_LIST_CHILDREN_NAMES: i32 = 247;
+    pub const DOMAIN_SNAPSHOT_IS_CURRENT: i32 = 271;
+    pub const DOMAIN_SNAPSHOT_HAS_METADATA: i32 = 272;
+    pub const DOMAIN_LIST_ALL_SNAPSHOTS: i32 = 274;
+    pub const DOMAIN_SNAPSHOT_LIST_ALL_CHILDREN: i32 = 275;
+
     /// Every procedure above, for the coverage count and its test.
     pub const IMPLEMENTED: &[i32] = &[
         CONNECT_OPEN,
@@ -110,6 +150,30 @@ pub mod procs {
         DOMAIN_GET_MESSAGES,
         CONNECT_REGISTER_CLOSE_CALLBACK,
         CONNECT_UNREGISTER_CLOSE_CALLBACK,
+        // events (rpcev)
+        CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+        CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY,
+        CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY,
+        CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY,
+        DOMAIN_REBOOT,
+        DOMAIN_RESET,
+        DOMAIN_OPEN_CONSOLE,
+        // snapshots (rpcev)
+        DOMAIN_SNAPSHOT_CREATE_XML,
+        DOMAIN_SNAPSHOT_GET_XML_DESC,
+        DOMAIN_SNAPSHOT_LIST_NAMES,
+        DOMAIN_SNAPSHOT_LOOKUP_BY_NAME,
+        DOMAIN_HAS_CURRENT_SNAPSHOT,
+        DOMAIN_SNAPSHOT_CURRENT,
+        DOMAIN_REVERT_TO_SNAPSHOT,
+        DOMAIN_SNAPSHOT_DELETE,
+        DOMAIN_SNAPSHOT_GET_PARENT,
+        DOMAIN_SNAPSHOT_NUM_CHILDREN,
+        DOMAIN_SNAPSHOT_LIST_CHILDREN_NAMES,
+        DOMAIN_SNAPSHOT_IS_CURRENT,
+        DOMAIN_SNAPSHOT_HAS_METADATA,
+        DOMAIN_LIST_ALL_SNAPSHOTS,
+        DOMAIN_SNAPSHOT_LIST_ALL_CHILDREN,
     ];
 }
 
@@ -120,6 +184,7 @@ pub const AUTH_POLKIT: i32 = 2;
 /// `virDrvFeature` values a client asks about.
 pub const FEATURE_TYPED_PARAM_STRING: i32 = 9;
 pub const FEATURE_PROGRAM_KEEPALIVE: i32 = 10;
+pub const FEATURE_REMOTE_EVENT_CALLBACK: i32 = 14;
 pub const FEATURE_REMOTE_CLOSE_CALLBACK: i32 = 15;
 
 pub const DOMAIN_LIST_MAX: usize = 16384;
@@ -128,6 +193,7 @@ const SECURITY_MODEL_MAX: usize = 257;
 const SECURITY_DOI_MAX: usize = 257;
 const SECURITY_LABEL_MAX: usize = 4097;
 const DOMAIN_MESSAGES_MAX: usize = 2048;
+pub const SNAPSHOT_LIST_MAX: usize = 16384;
 
 /// A `char` array (`char x[N]` fixed, `char x<MAX>` variable): rpcgen sends each `char`
 /// as a 4-byte XDR int, unlike `opaque`.
@@ -254,6 +320,30 @@ xdr_struct! {
         flags: u32,
     }
     MessagesRet { msgs: Array<String, DOMAIN_MESSAGES_MAX> }
+
+    // Events (rpcev).
+    /// `remote_nonnull_storage_pool`.
+    Pool { name: String, uuid: [u8; 16] }
+    DomainEventRegisterArgs { event_id: i32, dom: Option<Dom> }
+    PoolEventRegisterArgs { event_id: i32, pool: Option<Pool> }
+    CallbackIdRet { callback_id: i32 }
+    CallbackIdArgs { callback_id: i32 }
+
+    OpenConsoleArgs { dom: Dom, dev_name: Option<String>, flags: u32 }
+
+    // Snapshots (rpcev).
+    /// `remote_nonnull_domain_snapshot`.
+    Snap { name: String, dom: Dom }
+    SnapshotCreateXmlArgs { dom: Dom, xml: String, flags: u32 }
+    SnapFlagsArgs { snap: Snap, flags: u32 }
+    SnapRet { snap: Snap }
+    SnapshotListNamesArgs { dom: Dom, maxnames: i32, flags: u32 }
+    SnapshotListChildrenNamesArgs { snap: Snap, maxnames: i32, flags: u32 }
+    NamesRet { names: Array<String, SNAPSHOT_LIST_MAX> }
+    SnapshotLookupByNameArgs { dom: Dom, name: String, flags: u32 }
+    ListAllSnapshotsArgs { dom: Dom, need_results: i32, flags: u32 }
+    SnapshotListAllChildrenArgs { snap: Snap, need_results: i32, flags: u32 }
+    ListAllSnapshotsRet { snapshots: Array<Snap, SNAPSHOT_LIST_MAX>, ret: i32 }
 }
 
 #[cfg(test)]

@@ -69,6 +69,8 @@ fn meson_installs_exactly_the_service_files() {
         "/usr/share/dbus-1/interfaces/org.virtbus1.Network.xml",
         "/usr/lib/systemd/system/virtbusd.service",
         "/usr/lib/systemd/user/virtbusd.service",
+        "/usr/lib/systemd/system/virtbusd-libvirt.socket",
+        "/usr/lib/systemd/system/virtbusd-libvirt-ro.socket",
         "/usr/lib/tmpfiles.d/virtbus.conf",
         "/usr/lib/sysusers.d/virtbus.conf",
         "/usr/share/virtbus/virtbusd.toml",

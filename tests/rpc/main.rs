@@ -8,6 +8,8 @@ mod support;
 mod guest;
 
 mod badinput;
+mod console;
+mod events;
 mod polkit;
 mod socket;
 mod virsh;

@@ -1,0 +1,135 @@
+//! `virsh console` to the tiny guest through the RPC stream: on a pseudo-terminal the test
+//! holds, the guest's shell answers what is typed, and Ctrl-] detaches.
+
+use std::{
+    io::{Read, Write},
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd},
+        unix::process::CommandExt,
+    },
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use super::{Rpc, guest};
+
+const QEMU: &str = "qemu:///system";
+
+fn openpty() -> (std::fs::File, OwnedFd) {
+    let (mut m, mut s) = (0, 0);
+    // SAFETY: openpty writes two descriptors into the integers; no name, termios or size.
+    let r = unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are fresh and ours alone.
+    unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
+}
+
+/// Read `master` into `seen` until `want` appears, typing `poke` every two seconds.
+fn expect(
+    master: &mut std::fs::File,
+    seen: &mut String,
+    want: &str,
+    poke: &[u8],
+    within: Duration,
+) {
+    let t = Instant::now();
+    let mut last: Option<Instant> = None;
+    let mut buf = [0u8; 4096];
+    while !seen.contains(want) {
+        assert!(
+            t.elapsed() < within,
+            "no {want:?} within {within:?}; saw {seen:?}"
+        );
+        if !poke.is_empty() && last.is_none_or(|p| p.elapsed() > Duration::from_secs(2)) {
+            master.write_all(poke).expect("type");
+            last = Some(Instant::now());
+        }
+        let mut pfd = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 200) } > 0 {
+            match master.read(&mut buf) {
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(e) => panic!("read the terminal: {e}; saw {seen:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn virsh_console_reaches_the_guest_shell() {
+    let r = Rpc::start().await;
+    let disk = r.bus.dir.path().join("con.qcow2");
+    guest::data_disk(&disk);
+    let xml = r.bus.dir.path().join("con.xml");
+    std::fs::write(&xml, guest::domain_xml("con", &disk, "")).expect("write xml");
+    r.ok(QEMU, &["define", &xml.to_string_lossy()]);
+    // not running: virsh itself sees it from the state the daemon reports
+    let e = r.fails(QEMU, &["console", "con"]);
+    assert!(e.contains("not running"), "{e}");
+    r.ok(QEMU, &["start", "con"]);
+
+    let (mut master, slave) = openpty();
+    let fd = |f: &OwnedFd| Stdio::from(f.try_clone().expect("dup"));
+    let uri = format!("{QEMU}?socket={}", r.sock.display());
+    let mut cmd = Command::new("virsh");
+    cmd.args(["-c", &uri, "console", "con"])
+        .env("HOME", r.bus.dir.path())
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .stdin(fd(&slave))
+        .stdout(fd(&slave))
+        .stderr(fd(&slave));
+    // SAFETY: setsid and ioctl are async-signal-safe; the slave becomes the controlling
+    // terminal of virsh's new session, as in a terminal emulator.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("virsh console");
+    let mut seen = String::new();
+    let long = Duration::from_secs(90);
+    expect(&mut master, &mut seen, "Escape character is ^]", b"", long);
+    // the guest's shell runs what is typed (the arithmetic shows it ran, not just echoed)
+    seen.clear();
+    expect(&mut master, &mut seen, "hi-42", b"echo hi-$((6*7))\r", long);
+    assert!(child.try_wait().expect("wait").is_none(), "virsh left");
+    // Ctrl-] detaches
+    master.write_all(b"\x1d").expect("escape");
+    let t = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "Ctrl-] did not detach"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // the console is free again: a second session opens
+    let mut again = cmd.spawn().expect("virsh console again");
+    seen.clear();
+    expect(&mut master, &mut seen, "Escape character is ^]", b"", long);
+    master.write_all(b"\x1d").expect("escape");
+    let t = Instant::now();
+    while again.try_wait().expect("wait").is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "Ctrl-] did not detach"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    r.ok(QEMU, &["destroy", "con"]);
+    r.ok(QEMU, &["undefine", "con"]);
+}
