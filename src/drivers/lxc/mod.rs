@@ -148,6 +148,14 @@ impl LxcDriver {
         let dir = self.domain_dir(&def.uuid);
         let log_path = self.log_dir.join(format!("{}.log", def.name));
         let plan = plan::build(def, id, &dir, log_path.clone()).map_err(plan_error)?;
+        veth::check(&plan.veths).await.map_err(|(bad_input, m)| {
+            let m = format!("domain '{}': {m}", def.name);
+            if bad_input {
+                DriverError::InvalidArgument(m)
+            } else {
+                DriverError::Failed(m)
+            }
+        })?;
         let _ = std::fs::remove_dir_all(&dir);
         mkdir_private(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
         let plan_file = dir.join("plan.json");
@@ -530,15 +538,14 @@ impl Driver for LxcDriver {
             out.push(("lxc.block.wr.bytes".into(), StatValue::U64(w)));
         }
         // the host ends' counters, swapped: what the host end sends, the container receives
-        let ifaces = &live.devices.interfaces;
-        crate::drivers::qemu::stats::nets(
-            live,
-            &|i| {
-                let dev = ifaces.get(i)?.target_dev.as_deref()?;
-                crate::drivers::qemu::stats::tap_counters(dev)
-            },
-            &mut out,
-        );
+        let hosts: Vec<Option<String>> = live
+            .devices
+            .interfaces
+            .iter()
+            .map(|n| n.target_dev.clone())
+            .collect();
+        let counters = veth::counters(&hosts).await;
+        crate::drivers::qemu::stats::nets(live, &|i| counters.get(i).copied().flatten(), &mut out);
         out.push(("lxc.init.pid".into(), StatValue::I64(c.init_pid.into())));
         Ok(out)
     }

@@ -260,7 +260,7 @@ fn check_interfaces(def: &DomainDef) -> Result<(), PlanError> {
 }
 
 /// The veth pairs of `def` (id `id`); a `network` interface must have been given its
-/// network's bridge (the core does so at start), and a bridge must exist.
+/// network's bridge (the core does so at start).
 fn veths(def: &DomainDef, id: u32) -> Result<Vec<Veth>, PlanError> {
     let mut out = Vec::new();
     let mut unnamed = 0;
@@ -284,15 +284,7 @@ fn veths(def: &DomainDef, id: u32) -> Result<Vec<Veth>, PlanError> {
                         n.source_network.as_deref().unwrap_or_default()
                     )));
                 };
-                if !std::path::Path::new("/sys/class/net")
-                    .join(&br)
-                    .join("bridge")
-                    .is_dir()
-                {
-                    return Err(invalid(format!(
-                        "{at}: <source bridge='{br}'> is not an existing bridge"
-                    )));
-                }
+                // that it exists is checked through netlink (`veth::check`)
                 Some(br)
             }
         };

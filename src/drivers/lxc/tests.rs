@@ -314,22 +314,7 @@ fn interfaces_become_veth_pairs_named_as_libvirt_names_them() {
             Some(5)
         )
     );
-    // a bridge that does not exist, and a network not resolved to a bridge
-    let e = plan::build(
-        &def(
-            "",
-            "<interface type='bridge'><source bridge='vbnosuchbr0'/></interface>",
-        )
-        .unwrap(),
-        7,
-        dir.path(),
-        dir.path().join("log"),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(&e, PlanError::Invalid(m) if m.contains("'vbnosuchbr0'> is not an existing bridge")),
-        "{e}"
-    );
+    // a network not resolved to a bridge
     let e = plan::build(
         &def(
             "",
@@ -358,4 +343,37 @@ fn interfaces_become_veth_pairs_named_as_libvirt_names_them() {
     )
     .unwrap_err();
     assert!(e.contains("/route/@gateway"), "{e}");
+}
+
+/// A bridge that is not there, or a device that is not a bridge, is bad input; so is a
+/// host end whose name is taken.
+#[tokio::test]
+async fn bridges_are_checked_through_netlink() {
+    let v = |bridge: Option<&str>, host: &str| super::veth::Veth {
+        host: host.into(),
+        peer: "vbxp0".into(),
+        guest: "eth0".into(),
+        mac: [0x52, 0x54, 0, 0, 0, 1],
+        bridge: bridge.map(str::to_owned),
+        ips: Vec::new(),
+        routes: Vec::new(),
+        up: false,
+    };
+    let e = super::veth::check(&[v(Some("vbnosuchbr0"), "vbxn0")])
+        .await
+        .unwrap_err();
+    assert!(
+        e.0 && e.1.contains("'vbnosuchbr0'> is not an existing bridge"),
+        "{e:?}"
+    );
+    let e = super::veth::check(&[v(Some("lo"), "vbxn0")])
+        .await
+        .unwrap_err();
+    assert!(
+        e.0 && e.1.contains("'lo'> is not an existing bridge"),
+        "{e:?}"
+    );
+    let e = super::veth::check(&[v(None, "lo")]).await.unwrap_err();
+    assert!(e.0 && e.1.contains("<target dev='lo'>"), "{e:?}");
+    super::veth::check(&[v(None, "vbxn0")]).await.expect("fine");
 }

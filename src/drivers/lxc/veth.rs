@@ -13,8 +13,11 @@ use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use serde::{Deserialize, Serialize};
+
+use crate::drivers::qemu::stats::NetCounters;
 
 /// One veth pair of a container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,4 +198,87 @@ pub fn remove(veths: &[Veth]) {
         }
         Ok(())
     });
+}
+
+/// A netlink connection on the caller's runtime (the daemon's), in its network namespace.
+fn connect() -> Res<Handle> {
+    let (conn, handle, _) =
+        rtnetlink::new_connection().map_err(|e| format!("netlink socket: {e}"))?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+async fn link(h: &Handle, name: &str) -> Res<Option<LinkMessage>> {
+    let mut s = h.link().get().match_name(name.to_owned()).execute();
+    match s.try_next().await {
+        Ok(m) => Ok(m),
+        Err(rtnetlink::Error::NetlinkError(m))
+            if matches!(-m.raw_code(), libc::ENODEV | libc::ENOENT) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(format!("link {name}: {e}")),
+    }
+}
+
+/// The bridges the pairs join must exist and be bridges, and no host end may exist yet:
+/// checked by the daemon before a start (through netlink: `/sys/class/net` may show
+/// another namespace than the daemon's). The error names the bridge or device.
+pub async fn check(veths: &[Veth]) -> Result<(), (bool, String)> {
+    let h = connect().map_err(|e| (false, e))?;
+    for v in veths {
+        if let Some(br) = &v.bridge {
+            let m = link(&h, br).await.map_err(|e| (false, e))?;
+            let is_bridge = m.is_some_and(|m| {
+                m.attributes.iter().any(|a| {
+                    matches!(a, LinkAttribute::LinkInfo(i)
+                        if i.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))))
+                })
+            });
+            if !is_bridge {
+                return Err((
+                    true,
+                    format!("<source bridge='{br}'> is not an existing bridge"),
+                ));
+            }
+        }
+        if link(&h, &v.host).await.map_err(|e| (false, e))?.is_some() {
+            return Err((
+                true,
+                format!("<target dev='{}'>: a device of that name exists", v.host),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each host end's counters, swapped to the container's point of view (what the host end
+/// sends, the container receives), as libvirt reports a container's interfaces.
+pub async fn counters(hosts: &[Option<String>]) -> Vec<Option<NetCounters>> {
+    let Ok(h) = connect() else {
+        return vec![None; hosts.len()];
+    };
+    let mut out = Vec::new();
+    for name in hosts {
+        let m = match name {
+            Some(n) => link(&h, n).await.ok().flatten(),
+            None => None,
+        };
+        out.push(m.and_then(|m| {
+            m.attributes.into_iter().find_map(|a| match a {
+                LinkAttribute::Stats64(s) => Some(NetCounters {
+                    rx_bytes: s.tx_bytes,
+                    rx_pkts: s.tx_packets,
+                    rx_errs: s.tx_errors,
+                    rx_drop: s.tx_dropped,
+                    tx_bytes: s.rx_bytes,
+                    tx_pkts: s.rx_packets,
+                    tx_errs: s.rx_errors,
+                    tx_drop: s.rx_dropped,
+                }),
+                _ => None,
+            })
+        }));
+    }
+    out
 }
