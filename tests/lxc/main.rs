@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod compat;
 mod net;
 mod rootfs;
 
