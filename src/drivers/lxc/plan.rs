@@ -131,6 +131,12 @@ pub fn check(def: &DomainDef) -> Result<(), PlanError> {
         )));
     }
     check_interfaces(def)?;
+    if def.tuning.memtune.min_guarantee_kib.is_some() {
+        return Err(unsupported(format!(
+            "domain '{}': <memtune><min_guarantee> is not supported by the LXC driver",
+            def.name
+        )));
+    }
     if d.consoles.is_empty() {
         return Err(invalid(format!(
             "domain '{}': an LXC domain needs a <console type='pty'> (libvirt's rule: at least \
@@ -394,8 +400,16 @@ pub fn build(
         .unwrap_or(DEFAULT_PARTITION);
     let cgroups = Cgroups::locate(partition, &def.name);
     let c = &def.tuning.cputune;
+    let mt = &def.tuning.memtune;
     let limits = Limits {
-        memory_bytes: Some(def.memory_kib.saturating_mul(1024)),
+        // as libvirt's LXC driver: the hard limit, where given, replaces <memory>'s
+        memory_bytes: Some(
+            mt.hard_limit_kib
+                .unwrap_or(def.memory_kib)
+                .saturating_mul(1024),
+        ),
+        memory_soft_bytes: mt.soft_limit_kib.map(|k| k.saturating_mul(1024)),
+        memory_swap_bytes: mt.swap_hard_limit_kib.map(|k| k.saturating_mul(1024)),
         cpu_shares: c.shares,
         cpu_period: c.period.or(c.global_period),
         cpu_quota: c.quota.or(c.global_quota),

@@ -377,3 +377,38 @@ async fn bridges_are_checked_through_netlink() {
     assert!(e.0 && e.1.contains("<target dev='lo'>"), "{e:?}");
     super::veth::check(&[v(None, "vbxn0")]).await.expect("fine");
 }
+
+/// `<memtune>` round-trips as libvirt writes it (KiB, its order); "unlimited" and 0 are
+/// no limit; a memory+swap limit below the hard limit is refused with its path; the plan
+/// puts the hard limit in place of `<memory>`'s.
+#[test]
+fn memtune_round_trips_and_sets_the_limits() {
+    let d = def(
+        "<memtune><swap_hard_limit unit='GiB'>1</swap_hard_limit>\
+         <hard_limit unit='MiB'>48</hard_limit><soft_limit>9007199254740991</soft_limit>\
+         </memtune>",
+        "",
+    )
+    .expect("parse");
+    let xml = d.to_xml(&FormatOptions::default());
+    assert!(
+        squash(&xml).contains(
+            "<memtune><hard_limit unit='KiB'>49152</hard_limit>\
+             <swap_hard_limit unit='KiB'>1048576</swap_hard_limit></memtune>"
+        ),
+        "{xml}"
+    );
+    assert_eq!(squash(&canonical(&xml)), squash(&xml));
+    let e = def(
+        "<memtune><hard_limit>2048</hard_limit><swap_hard_limit>1024</swap_hard_limit></memtune>",
+        "",
+    )
+    .unwrap_err();
+    assert!(e.contains("/memtune/swap_hard_limit"), "{e}");
+    let dir = tempfile::tempdir().expect("tmp");
+    if let Ok(p) = plan::build(&d, 1, dir.path(), dir.path().join("log")) {
+        assert_eq!(p.limits.memory_bytes, Some(48 << 20));
+        assert_eq!(p.limits.memory_soft_bytes, None);
+        assert_eq!(p.limits.memory_swap_bytes, Some(1 << 30));
+    }
+}

@@ -545,6 +545,9 @@ fn check_top(def: &DomainDef) -> Result<()> {
         return unsupported("<os><init> (container init) in a QEMU domain");
     }
     tuning::check(def)?;
+    if def.tuning.memtune.is_set() {
+        return unsupported("<memtune> (cgroup memory limits of a QEMU process)");
+    }
     if def.resource_partition.is_some() {
         return unsupported("<resource><partition> (cgroup partitions)");
     }
