@@ -160,7 +160,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
                 .find(|d| c.shows(d) && d.info().id == Some(id as u32))
                 .ok_or_else(|| match flavor {
                     Flavor::Test => libvirt(Code::NoDomain, None),
-                    Flavor::Qemu => libvirt(
+                    Flavor::Qemu | Flavor::Lxc => libvirt(
                         Code::NoDomain,
                         Some(&format!("no domain with matching id {id}")),
                     ),
@@ -175,7 +175,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
                 .filter(|d| c.shows(d) && d.name() == name)
                 .ok_or_else(|| match flavor {
                     Flavor::Test => libvirt(Code::NoDomain, None),
-                    Flavor::Qemu => libvirt(
+                    Flavor::Qemu | Flavor::Lxc => libvirt(
                         Code::NoDomain,
                         Some(&format!("no domain with matching name '{name}'")),
                     ),

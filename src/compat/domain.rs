@@ -210,7 +210,7 @@ pub(super) async fn call(
             let flags: u32 = body.deserialize()?;
             // libvirt's test driver has no UPDATE_CPU
             let m = match flavor {
-                Flavor::Qemu => &flags::GET_XML_DESC,
+                Flavor::Qemu | Flavor::Lxc => &flags::GET_XML_DESC,
                 Flavor::Test => &flags::GET_XML_DESC_TEST,
             };
             m.check(flags, flavor)?;

@@ -11,6 +11,8 @@ use super::errors::{Reply, bare};
 pub enum Flavor {
     Qemu,
     Test,
+    /// `lxc:///`: the LXC driver's domains; it words errors as QEMU does.
+    Lxc,
 }
 
 impl Flavor {
@@ -18,6 +20,7 @@ impl Flavor {
         match self {
             Self::Qemu => "qemu",
             Self::Test => "test",
+            Self::Lxc => "lxc",
         }
     }
 }

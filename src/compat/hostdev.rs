@@ -49,7 +49,7 @@ const INTERFACES_ACTIVE: u32 = 2;
 fn driver_fn(flavor: Flavor, test: &'static str, host: &'static str) -> &'static str {
     match flavor {
         Flavor::Test => test,
-        Flavor::Qemu => host,
+        Flavor::Qemu | Flavor::Lxc => host,
     }
 }
 
@@ -84,7 +84,7 @@ fn interfaces(c: &Connect, filter: Filter) -> Reply<Vec<Iface>> {
                 .into_iter()
                 .collect()
         }
-        Flavor::Qemu => hostdev::interfaces(filter)
+        Flavor::Qemu | Flavor::Lxc => hostdev::interfaces(filter)
             .map_err(core_err)?
             .into_iter()
             .map(|i| Iface {
@@ -109,7 +109,7 @@ fn devices(c: &Connect) -> Reply<Vec<Dev>> {
                 xml: d.xml.into(),
             })
             .collect(),
-        Flavor::Qemu => hostdev::node_devices(0)
+        Flavor::Qemu | Flavor::Lxc => hostdev::node_devices(0)
             .map_err(core_err)?
             .into_iter()
             .map(|d| Dev {
@@ -195,7 +195,7 @@ pub(super) async fn connect_call(
             const INACTIVE: u32 = 1 << 30;
             let (known, func) = match c.flavor {
                 Flavor::Test => (nodedev::CAP_FLAG_MASK, "testConnectListAllNodeDevices"),
-                Flavor::Qemu => (
+                Flavor::Qemu | Flavor::Lxc => (
                     nodedev::CAP_FLAG_MASK | ACTIVE | INACTIVE,
                     "nodeConnectListAllNodeDevices",
                 ),
@@ -221,7 +221,7 @@ pub(super) async fn connect_call(
             // backend finds them); the test driver knows only its own.
             let mac = match (found, c.flavor) {
                 (Some(i), _) => i.mac,
-                (None, Flavor::Qemu) => hostdev::interface(&name)
+                (None, Flavor::Qemu | Flavor::Lxc) => hostdev::interface(&name)
                     .map_err(core_err)?
                     .mac
                     .unwrap_or_default(),
@@ -269,7 +269,7 @@ pub(super) async fn interface_call(
             let (known, func) = match c.flavor {
                 Flavor::Test => (0, "testInterfaceGetXMLDesc"),
                 // VIR_INTERFACE_XML_INACTIVE: the same description (nothing is configured).
-                Flavor::Qemu => (1, "udevInterfaceGetXMLDesc"),
+                Flavor::Qemu | Flavor::Lxc => (1, "udevInterfaceGetXMLDesc"),
             };
             check_flags(flags, known, func)?;
             call.reply(&iface.xml)

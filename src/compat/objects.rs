@@ -146,7 +146,7 @@ fn peer(call: &Call, member: &str) -> Reply<Message> {
 pub(super) fn no_domain_uuid(c: &Connect, uuid: &uuid::Uuid) -> CompatError {
     match c.flavor {
         Flavor::Test => libvirt(Code::NoDomain, None),
-        Flavor::Qemu => libvirt(
+        Flavor::Qemu | Flavor::Lxc => libvirt(
             Code::NoDomain,
             Some(&format!("no domain with matching uuid '{uuid}'")),
         ),

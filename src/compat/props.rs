@@ -62,14 +62,14 @@ pub(super) fn domain_prop(
         "OSType" => Variant::from(match c.flavor {
             // libvirt's test driver names every guest's OS so.
             Flavor::Test => "linux",
-            Flavor::Qemu => dom.os_type(),
+            Flavor::Qemu | Flavor::Lxc => dom.os_type(),
         }),
         "Persistent" => Variant::Bool(info.persistent),
         // libvirt's test driver names a "fair" scheduler with one parameter; QEMU guests
         // run under the host's POSIX scheduler, with no parameters virtbus tunes (yet).
         "SchedulerType" => Variant::from(match c.flavor {
             Flavor::Test => ("fair".to_owned(), 1i32),
-            Flavor::Qemu => ("posix".to_owned(), 0i32),
+            Flavor::Qemu | Flavor::Lxc => ("posix".to_owned(), 0i32),
         }),
         // libvirt never sets it (its drivers keep no such flag).
         "Updated" => Variant::Bool(false),

@@ -381,7 +381,8 @@ async fn connect(bus: BusKind) -> Result<zbus::Connection, DaemonError> {
 
 /// The libvirt facade on a connection of its own (its signals come from `org.libvirt`'s
 /// owner only): `/org/libvirt/QEMU` over the qemu and kvm domains of `core`,
-/// `/org/libvirt/Test` over a core of its own in `test:///default`'s state.
+/// `/org/libvirt/Test` over a core of its own in `test:///default`'s state, and
+/// `/org/libvirt/LXC` over the lxc domains of `core` when the LXC driver runs.
 async fn serve_compat(
     bus: BusKind,
     core: &Core,
@@ -405,6 +406,16 @@ async fn serve_compat(
             types: vec![DomainType::Test],
         },
     ];
+    let mut connects = connects;
+    // libvirt-dbus serves lxc:/// there when libvirt's LXC driver runs: here when ours does
+    if core.domain_types().contains(&DomainType::Lxc) {
+        connects.push(ConnectSpec {
+            path: "/org/libvirt/LXC",
+            flavor: Flavor::Lxc,
+            core: core.clone(),
+            types: vec![DomainType::Lxc],
+        });
+    }
     let server = compat::serve(&conn, connects, authz, activity)
         .await
         .map_err(DaemonError::Serve)?;
@@ -458,6 +469,15 @@ async fn serve_rpc(
             types: vec![DomainType::Test],
         },
     ];
+    let mut views = views;
+    if core.domain_types().contains(&DomainType::Lxc) {
+        views.push(rpc::ViewSpec {
+            scheme: "lxc",
+            flavor: Flavor::Lxc,
+            core: core.clone(),
+            types: vec![DomainType::Lxc],
+        });
+    }
     rpc::serve(path, views, authz, bus == BusKind::System)
         .await
         .map_err(|e| DaemonError::Setup(e.to_string()))

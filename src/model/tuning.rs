@@ -388,6 +388,8 @@ pub struct Tuning {
     pub default_iothread: Option<ThreadPool>,
     pub cputune: Cputune,
     pub numatune: Option<Numatune>,
+    /// `<memtune>`.
+    pub memtune: crate::model::memtune::Memtune,
 }
 
 /// What the rest of the domain tells the tuning parser.
@@ -589,6 +591,11 @@ fn read_quota(e: &mut Elem, name: &str) -> Result<Option<i64>> {
 impl Tuning {
     /// Reads the tuning elements of `<domain>` `e`; `ctx` carries what they refer to.
     pub(crate) fn read(e: &mut Elem, ctx: &Ctx<'_>) -> Result<Tuning> {
+        let memtune = e
+            .child("memtune")?
+            .map(crate::model::memtune::Memtune::read)
+            .transpose()?
+            .unwrap_or_default();
         let memory_backing = e
             .child("memoryBacking")?
             .map(|m| read_memory_backing(m, ctx.cells.len() as u32))
@@ -629,6 +636,7 @@ impl Tuning {
             default_iothread,
             cputune,
             numatune,
+            memtune,
         })
     }
 

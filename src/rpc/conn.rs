@@ -341,6 +341,8 @@ fn pick_view(views: &[Arc<View>], name: &str, system: bool) -> RpcResult<(Arc<Vi
     let path = match (scheme, path.as_deref()) {
         ("qemu", Some(p @ ("/system" | "/session"))) => p.to_owned(),
         ("test", Some("/default")) => "/default".to_owned(),
+        // libvirt's LXC driver takes lxc:/// and lxc:///system, and names itself lxc:///
+        ("lxc", Some("/" | "/system")) => "/".to_owned(),
         _ => return Err(no_driver()),
     };
     Ok((view.clone(), format!("{scheme}://{path}")))

@@ -207,6 +207,7 @@ pub(super) async fn call(
                 value: match flavor {
                     Flavor::Qemu => "QEMU",
                     Flavor::Test => "Test",
+                    Flavor::Lxc => "LXC",
                 }
                 .into(),
             })
@@ -447,7 +448,7 @@ pub(super) async fn call(
             let os = match flavor {
                 // libvirt's test driver names every guest's OS so
                 Flavor::Test => "linux",
-                Flavor::Qemu => dom.os_type(),
+                Flavor::Qemu | Flavor::Lxc => dom.os_type(),
             };
             ok(StringRet { value: os.into() })
         }
@@ -553,7 +554,7 @@ fn dom_flags(with_flags: bool, body: &[u8]) -> RpcResult<(Dom, u32)> {
 fn not_found(s: &Session, msg: &str) -> RpcError {
     match s.flavor() {
         Flavor::Test => RpcError::from_compat(libvirt(Code::NoDomain, None), Flavor::Test),
-        Flavor::Qemu => s.error(Code::NoDomain, msg),
+        Flavor::Qemu | Flavor::Lxc => s.error(Code::NoDomain, msg),
     }
 }
 

@@ -24,6 +24,7 @@ pub const VIR_ERR_ACCESS_DENIED: i32 = 88;
 const VIR_FROM_RPC: i32 = 7;
 const VIR_FROM_QEMU: i32 = 10;
 const VIR_FROM_TEST: i32 = 12;
+const VIR_FROM_LXC: i32 = 17;
 const VIR_FROM_REMOTE: i32 = 13;
 /// `VIR_ERR_ERROR`.
 const LEVEL_ERROR: i32 = 2;
@@ -78,6 +79,7 @@ impl RpcError {
         let domain = match flavor {
             Flavor::Qemu => VIR_FROM_QEMU,
             Flavor::Test => VIR_FROM_TEST,
+            Flavor::Lxc => VIR_FROM_LXC,
         };
         match e {
             CompatError::Libvirt { code, message } => Self {

@@ -32,7 +32,7 @@ use crate::{compat::flags::Flavor, core::Core, model::DomainType, server::authz:
 
 /// One driver URI a client can open: the domains of some types of one core.
 pub struct ViewSpec {
-    /// The URI scheme: `qemu` or `test`.
+    /// The URI scheme: `qemu`, `test` or `lxc`.
     pub scheme: &'static str,
     pub flavor: Flavor,
     pub core: Core,

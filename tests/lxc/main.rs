@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod compat;
+mod net;
 mod rootfs;
 
 use std::{
@@ -517,4 +519,73 @@ async fn reboot_starts_the_init_anew() {
     );
     assert!(!pid_alive(first[0]));
     dom.destroy(no_opts()).await.expect("destroy");
+}
+
+/// `<memtune>`: the hard limit replaces `<memory>`'s, and the soft and memory+swap limits
+/// are set, in the memory controller's files (v1's here: this host's v2 hierarchy offers no
+/// memory controller; v2's `memory.max`/`high`/`swap.max` where it does);
+/// `<min_guarantee>` is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memtune_sets_the_memory_cgroup() {
+    let s = setup().await;
+    let tune = "<memtune><hard_limit unit='MiB'>48</hard_limit>\
+        <soft_limit unit='MiB'>32</soft_limit><swap_hard_limit unit='MiB'>96</swap_hard_limit>\
+        </memtune>";
+    let dom = s
+        .start(&rootfs::domain(
+            "lxc-memtune",
+            &s.root,
+            "echo up > /out/up; while true; do sleep 1; done",
+            tune,
+            "",
+        ))
+        .await;
+    read_when_there(&s.out().join("up")).await;
+    let v1 = cgroup_dir("memory", "lxc-memtune");
+    let read = |d: &Path, f: &str| {
+        std::fs::read_to_string(d.join(f))
+            .unwrap_or_else(|e| panic!("{f}: {e}"))
+            .trim()
+            .to_owned()
+    };
+    if v1.exists() {
+        assert_eq!(
+            read(&v1, "memory.limit_in_bytes"),
+            (48u64 << 20).to_string()
+        );
+        assert_eq!(
+            read(&v1, "memory.soft_limit_in_bytes"),
+            (32u64 << 20).to_string()
+        );
+        assert_eq!(
+            read(&v1, "memory.memsw.limit_in_bytes"),
+            (96u64 << 20).to_string()
+        );
+    } else {
+        let v2 = cgroup_dir("unified", "lxc-memtune");
+        assert_eq!(read(&v2, "memory.max"), (48u64 << 20).to_string());
+        assert_eq!(read(&v2, "memory.high"), (32u64 << 20).to_string());
+        assert_eq!(read(&v2, "memory.swap.max"), (48u64 << 20).to_string());
+    }
+    let live = dom.get_xml(no_opts()).await.expect("xml");
+    assert!(
+        live.contains("<hard_limit unit='KiB'>49152</hard_limit>"),
+        "{live}"
+    );
+    dom.destroy(no_opts()).await.expect("destroy");
+
+    let mgr = manager(&s.conn).await;
+    let r = mgr
+        .define_domain(
+            &rootfs::domain(
+                "lxc-guarantee",
+                &s.root,
+                "true",
+                "<memtune><min_guarantee unit='MiB'>8</min_guarantee></memtune>",
+                "",
+            ),
+            no_opts(),
+        )
+        .await;
+    assert!(error_message(&r).contains("<min_guarantee>"), "{r:?}");
 }

@@ -30,7 +30,14 @@ const V1: &[&str] = &["memory", "cpu", "cpuacct", "freezer", "pids", "blkio"];
 /// Resource limits, from the definition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
+    /// `<memtune><hard_limit>`, else `<memory>`.
     pub memory_bytes: Option<u64>,
+    /// `<memtune><soft_limit>`.
+    #[serde(default)]
+    pub memory_soft_bytes: Option<u64>,
+    /// `<memtune><swap_hard_limit>`: memory and swap together, as v1's `memsw`.
+    #[serde(default)]
+    pub memory_swap_bytes: Option<u64>,
     pub cpu_shares: Option<u64>,
     pub cpu_period: Option<u64>,
     pub cpu_quota: Option<i64>,
@@ -109,8 +116,13 @@ impl Cgroups {
 
     /// Whether the limits can be applied on this host; the error names what cannot.
     pub fn check(&self, limits: &Limits) -> Result<(), String> {
-        if limits.memory_bytes.is_some() && self.v1("memory").is_none() && !self.v2_has("memory") {
-            return Err("no cgroup hierarchy offers the memory controller (<memory>)".into());
+        let memory = limits.memory_bytes.is_some()
+            || limits.memory_soft_bytes.is_some()
+            || limits.memory_swap_bytes.is_some();
+        if memory && self.v1("memory").is_none() && !self.v2_has("memory") {
+            return Err(
+                "no cgroup hierarchy offers the memory controller (<memory>, <memtune>)".into(),
+            );
         }
         let cpu = limits.cpu_shares.is_some()
             || limits.cpu_period.is_some()
@@ -140,12 +152,41 @@ impl Cgroups {
     }
 
     fn apply(&self, l: &Limits) -> Result<(), String> {
-        if let Some(m) = l.memory_bytes {
-            match (self.v1("memory"), &self.v2) {
-                (Some(d), _) => write(&d.join("memory.limit_in_bytes"), &m.to_string())?,
-                (None, Some(d)) => write(&d.join("memory.max"), &m.to_string())?,
-                (None, None) => {}
+        match (self.v1("memory"), &self.v2) {
+            (Some(d), _) => {
+                // the limit before memory+swap, which may never be below it
+                if let Some(m) = l.memory_bytes {
+                    write(&d.join("memory.limit_in_bytes"), &m.to_string())?;
+                }
+                if let Some(m) = l.memory_soft_bytes {
+                    write(&d.join("memory.soft_limit_in_bytes"), &m.to_string())?;
+                }
+                if let Some(m) = l.memory_swap_bytes {
+                    let f = d.join("memory.memsw.limit_in_bytes");
+                    if !f.exists() {
+                        return Err(format!(
+                            "<memtune><swap_hard_limit>: this kernel keeps no swap accounts \
+                             ({} is missing)",
+                            f.display()
+                        ));
+                    }
+                    write(&f, &m.to_string())?;
+                }
             }
+            (None, Some(d)) => {
+                if let Some(m) = l.memory_bytes {
+                    write(&d.join("memory.max"), &m.to_string())?;
+                }
+                if let Some(m) = l.memory_soft_bytes {
+                    write(&d.join("memory.high"), &m.to_string())?;
+                }
+                if let Some(m) = l.memory_swap_bytes {
+                    // v2 limits swap alone
+                    let swap = m.saturating_sub(l.memory_bytes.unwrap_or(0));
+                    write(&d.join("memory.swap.max"), &swap.to_string())?;
+                }
+            }
+            (None, None) => {}
         }
         let (period, quota) = (l.cpu_period, l.cpu_quota);
         match (self.v1("cpu"), &self.v2) {

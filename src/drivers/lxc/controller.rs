@@ -22,7 +22,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{container, plan::Plan};
+use super::{container, plan::Plan, veth};
 
 /// What the controller records for the daemon (`controller.json` in the container's
 /// runtime directory).
@@ -93,6 +93,7 @@ pub fn main(plan_path: &Path) -> ExitCode {
         Err((kind, msg)) => {
             eprintln!("start failed: {msg}");
             plan.cgroups.kill_all();
+            veth::remove(&plan.veths);
             settle_and_remove(&plan);
             let _ = writeln!(out, "{kind} {msg}");
             ExitCode::FAILURE
@@ -142,6 +143,7 @@ fn pipe() -> Result<(RawFd, RawFd), StartError> {
 
 fn start(plan: &Plan) -> Result<Running, StartError> {
     plan.cgroups.create(&plan.limits).map_err(failed)?;
+    veth::create(&plan.veths).map_err(failed)?;
     let (go_r, go_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let mut sv = [0; 2];
@@ -203,6 +205,11 @@ fn start(plan: &Plan) -> Result<Running, StartError> {
         }
     }
     plan.cgroups.join(pid).map_err(|e| fail(failed(e)))?;
+    if !plan.veths.is_empty() {
+        veth::move_in(&plan.veths, pid)
+            .and_then(|()| veth::configure_inside(&plan.veths, pid))
+            .map_err(|e| fail(failed(e)))?;
+    }
     // SAFETY: one byte to the child.
     if unsafe { libc::write(go_w, b"g".as_ptr().cast(), 1) } != 1 {
         return Err(fail(failed(os_err("starting the container"))));
@@ -421,6 +428,7 @@ fn pump(from: RawFd, to: RawFd, buf: &mut [u8]) {
 /// Record the end, clear the cgroups, and leave.
 fn finish(plan: &Plan, state: &State, why: String) {
     plan.cgroups.kill_all();
+    veth::remove(&plan.veths);
     settle_and_remove(plan);
     let mut st = state.clone();
     st.exit = Some(why);

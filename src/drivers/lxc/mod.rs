@@ -16,6 +16,7 @@ pub mod controller;
 pub mod plan;
 mod power;
 pub mod status;
+pub mod veth;
 
 use std::{
     collections::HashMap,
@@ -146,7 +147,15 @@ impl LxcDriver {
         }
         let dir = self.domain_dir(&def.uuid);
         let log_path = self.log_dir.join(format!("{}.log", def.name));
-        let plan = plan::build(def, &dir, log_path.clone()).map_err(plan_error)?;
+        let plan = plan::build(def, id, &dir, log_path.clone()).map_err(plan_error)?;
+        veth::check(&plan.veths).await.map_err(|(bad_input, m)| {
+            let m = format!("domain '{}': {m}", def.name);
+            if bad_input {
+                DriverError::InvalidArgument(m)
+            } else {
+                DriverError::Failed(m)
+            }
+        })?;
         let _ = std::fs::remove_dir_all(&dir);
         mkdir_private(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
         let plan_file = dir.join("plan.json");
@@ -219,7 +228,7 @@ impl LxcDriver {
         })?;
         let proc = Process::adopt(cpid, cstart)
             .map_err(|e| cleanup_dir(failed(format!("domain '{}': {e}", def.name))))?;
-        let live = live_def(def, &state);
+        let live = live_def(def, &state, &plan);
         let c = Arc::new(Container {
             uuid: def.uuid,
             name: def.name.clone(),
@@ -319,9 +328,15 @@ impl LxcDriver {
     }
 }
 
-/// The live definition: the console's host pty, and the cgroup partition.
-fn live_def(def: &DomainDef, state: &controller::State) -> DomainDef {
+/// The live definition: the console's host pty, the interfaces' names, and the cgroup
+/// partition.
+fn live_def(def: &DomainDef, state: &controller::State, plan: &plan::Plan) -> DomainDef {
     let mut live = def.clone();
+    for (n, v) in live.devices.interfaces.iter_mut().zip(&plan.veths) {
+        n.target_dev = Some(v.host.clone());
+        n.guest_dev = Some(v.guest.clone());
+        n.guest_actual = Some(v.peer.clone());
+    }
     if let Some(c) = live.devices.consoles.first_mut() {
         c.source_path = Some(state.pty.clone());
         c.tty = Some(state.pty.clone());
@@ -522,6 +537,15 @@ impl Driver for LxcDriver {
             out.push(("lxc.block.rd.bytes".into(), StatValue::U64(r)));
             out.push(("lxc.block.wr.bytes".into(), StatValue::U64(w)));
         }
+        // the host ends' counters, swapped: what the host end sends, the container receives
+        let hosts: Vec<Option<String>> = live
+            .devices
+            .interfaces
+            .iter()
+            .map(|n| n.target_dev.clone())
+            .collect();
+        let counters = veth::counters(&hosts).await;
+        crate::drivers::qemu::stats::nets(live, &|i| counters.get(i).copied().flatten(), &mut out);
         out.push(("lxc.init.pid".into(), StatValue::I64(c.init_pid.into())));
         Ok(out)
     }

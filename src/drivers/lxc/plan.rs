@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::cgroup::{Cgroups, Limits};
+use super::veth::Veth;
 use crate::model::{
     DomainDef, OsType,
-    devices::{CharSourceType, FsType},
+    devices::{CharSourceType, FsType, InterfaceType, LinkState},
     proc_caps::ProcessCaps,
 };
 
@@ -62,6 +63,8 @@ pub struct Plan {
     pub root_ids: (u32, u32),
     /// A network namespace of its own (`<privnet/>` or interfaces).
     pub private_net: bool,
+    /// The `<interface>`s, in the definition's order.
+    pub veths: Vec<Veth>,
     /// Capability numbers dropped from the bounding set.
     pub caps_drop: Vec<u32>,
     pub cgroups: Cgroups,
@@ -99,10 +102,9 @@ pub fn check(def: &DomainDef) -> Result<(), PlanError> {
         )));
     }
     let d = &def.devices;
-    let refused: [(&str, bool); 21] = [
+    let refused: [(&str, bool); 20] = [
         ("disk", !d.disks.is_empty()),
         ("controller", !d.controllers.is_empty()),
-        ("interface", !d.interfaces.is_empty()),
         ("serial", !d.serials.is_empty()),
         ("parallel", !d.parallels.is_empty()),
         ("channel", !d.channels.is_empty()),
@@ -123,14 +125,15 @@ pub fn check(def: &DomainDef) -> Result<(), PlanError> {
         ("iommu", d.iommu.is_some()),
     ];
     if let Some((el, _)) = refused.iter().find(|(_, present)| *present) {
-        let extra = if *el == "interface" {
-            " (veth interfaces are not implemented yet; use <features><privnet/> for a \
-             container with only its loopback)"
-        } else {
-            ""
-        };
         return Err(unsupported(format!(
-            "domain '{}': the LXC driver does not support <devices><{el}>{extra}",
+            "domain '{}': the LXC driver does not support <devices><{el}>",
+            def.name
+        )));
+    }
+    check_interfaces(def)?;
+    if def.tuning.memtune.min_guarantee_kib.is_some() {
+        return Err(unsupported(format!(
+            "domain '{}': <memtune><min_guarantee> is not supported by the LXC driver",
             def.name
         )));
     }
@@ -207,9 +210,146 @@ pub fn check(def: &DomainDef) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// The plan for `def`; `dir` is the container's runtime directory.
-pub fn build(def: &DomainDef, dir: &std::path::Path, log: PathBuf) -> Result<Plan, PlanError> {
+/// What of an `<interface>` a container can have: a veth pair into a bridge (`bridge`,
+/// `network`) or alone (`ethernet`), with guest-side addresses and routes.
+fn check_interfaces(def: &DomainDef) -> Result<(), PlanError> {
+    let mut names = std::collections::HashSet::new();
+    for n in &def.devices.interfaces {
+        let at = format!(
+            "domain '{}': <interface type='{}'> {}",
+            def.name, n.iface_type, n.mac
+        );
+        if !matches!(
+            n.iface_type,
+            InterfaceType::Bridge | InterfaceType::Network | InterfaceType::Ethernet
+        ) {
+            return Err(unsupported(format!(
+                "{at}: the LXC driver supports interfaces of type bridge, network and ethernet"
+            )));
+        }
+        let vm_only = [
+            ("<model>", n.model.is_some()),
+            (
+                "<driver>",
+                n.driver_name.is_some() || n.driver_queues.is_some(),
+            ),
+            ("<boot>", n.boot_order.is_some()),
+            ("<target managed>", n.target_managed.is_some()),
+        ];
+        if let Some((el, _)) = vm_only.iter().find(|(_, p)| *p) {
+            return Err(unsupported(format!(
+                "{at}: {el} is for virtual machines, not containers"
+            )));
+        }
+        for (what, name) in [
+            ("<target dev>", &n.target_dev),
+            ("<guest dev>", &n.guest_dev),
+        ] {
+            if let Some(t) = name
+                && (t.len() > 15 || t.contains('/') || t == "lo")
+            {
+                return Err(invalid(format!(
+                    "{at}: {what} '{t}' is not a usable interface name (at most 15 \
+                     characters, no '/', not 'lo')"
+                )));
+            }
+        }
+        if let Some(g) = &n.guest_dev
+            && !names.insert(g.clone())
+        {
+            return Err(invalid(format!(
+                "{at}: <guest dev='{g}'> names another interface too"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The veth pairs of `def` (id `id`); a `network` interface must have been given its
+/// network's bridge (the core does so at start).
+fn veths(def: &DomainDef, id: u32) -> Result<Vec<Veth>, PlanError> {
+    let mut out = Vec::new();
+    let mut unnamed = 0;
+    let taken: Vec<&String> = def
+        .devices
+        .interfaces
+        .iter()
+        .filter_map(|n| n.guest_dev.as_ref())
+        .collect();
+    for (i, n) in def.devices.interfaces.iter().enumerate() {
+        let at = format!(
+            "domain '{}': <interface type='{}'> {}",
+            def.name, n.iface_type, n.mac
+        );
+        let bridge = match n.iface_type {
+            InterfaceType::Ethernet => None,
+            _ => {
+                let Some(br) = n.source_bridge.clone() else {
+                    return Err(invalid(format!(
+                        "{at}: network '{}' was not resolved to a bridge",
+                        n.source_network.as_deref().unwrap_or_default()
+                    )));
+                };
+                // that it exists is checked through netlink (`veth::check`)
+                Some(br)
+            }
+        };
+        let guest = match &n.guest_dev {
+            Some(g) => g.clone(),
+            None => loop {
+                let g = format!("eth{unnamed}");
+                unnamed += 1;
+                if !taken.contains(&&g) {
+                    break g;
+                }
+            },
+        };
+        let host = n
+            .target_dev
+            .clone()
+            .unwrap_or_else(|| format!("vb{id}n{i}"));
+        let peer = format!("vb{id}p{i}");
+        if host.len() > 15 || peer.len() > 15 {
+            return Err(invalid(format!(
+                "{at}: host device name '{host}' is longer than 15 characters"
+            )));
+        }
+        out.push(Veth {
+            host,
+            peer,
+            guest,
+            mac: n.mac.0,
+            bridge,
+            ips: n
+                .ips
+                .iter()
+                .map(|a| (a.address, a.prefix_or_default(), a.peer))
+                .collect(),
+            routes: n
+                .routes
+                .iter()
+                .map(|r| {
+                    let p = r
+                        .prefix
+                        .unwrap_or_else(|| crate::model::devices::default_prefix(&r.address));
+                    (r.address, p, r.gateway, r.metric)
+                })
+                .collect(),
+            up: !n.ips.is_empty() || n.link_state == Some(LinkState::Up),
+        });
+    }
+    Ok(out)
+}
+
+/// The plan for `def` (id `id`); `dir` is the container's runtime directory.
+pub fn build(
+    def: &DomainDef,
+    id: u32,
+    dir: &std::path::Path,
+    log: PathBuf,
+) -> Result<Plan, PlanError> {
     check(def)?;
+    let veths = veths(def, id)?;
     let mut root = PathBuf::from("/");
     let mut root_readonly = false;
     let mut mounts = Vec::new();
@@ -260,8 +400,16 @@ pub fn build(def: &DomainDef, dir: &std::path::Path, log: PathBuf) -> Result<Pla
         .unwrap_or(DEFAULT_PARTITION);
     let cgroups = Cgroups::locate(partition, &def.name);
     let c = &def.tuning.cputune;
+    let mt = &def.tuning.memtune;
     let limits = Limits {
-        memory_bytes: Some(def.memory_kib.saturating_mul(1024)),
+        // as libvirt's LXC driver: the hard limit, where given, replaces <memory>'s
+        memory_bytes: Some(
+            mt.hard_limit_kib
+                .unwrap_or(def.memory_kib)
+                .saturating_mul(1024),
+        ),
+        memory_soft_bytes: mt.soft_limit_kib.map(|k| k.saturating_mul(1024)),
+        memory_swap_bytes: mt.swap_hard_limit_kib.map(|k| k.saturating_mul(1024)),
         cpu_shares: c.shares,
         cpu_period: c.period.or(c.global_period),
         cpu_quota: c.quota.or(c.global_quota),
@@ -285,6 +433,7 @@ pub fn build(def: &DomainDef, dir: &std::path::Path, log: PathBuf) -> Result<Pla
         gid_map,
         root_ids,
         private_net: def.features.privnet || !def.devices.interfaces.is_empty(),
+        veths,
         caps_drop: ProcessCaps::dropped(def.features.capabilities.as_ref())
             .into_iter()
             .map(|c| c.number())

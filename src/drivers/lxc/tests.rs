@@ -184,13 +184,22 @@ fn the_plan_refuses_by_element() {
         Ok(()) => panic!("accepted {dev}"),
     };
     assert!(refused("", "<graphics type='vnc'/>").contains("<devices><graphics>"));
-    assert!(
-        refused(
-            "",
-            "<interface type='bridge'><source bridge='br0'/></interface>"
-        )
-        .contains("<devices><interface>")
+    let m = refused(
+        "",
+        "<interface type='direct'><source dev='eth0' mode='bridge'/></interface>",
     );
+    assert!(m.contains("bridge, network and ethernet"), "{m}");
+    let m = refused(
+        "",
+        "<interface type='bridge'><source bridge='br0'/><model type='virtio'/></interface>",
+    );
+    assert!(m.contains("<model> is for virtual machines"), "{m}");
+    let m = refused(
+        "",
+        "<interface type='ethernet'><guest dev='a'/></interface>\
+         <interface type='ethernet'><guest dev='a'/></interface>",
+    );
+    assert!(m.contains("<guest dev='a'> names another"), "{m}");
     let m = refused(
         "",
         "<filesystem type='file'><source file='/x.img'/><target dir='/'/></filesystem>",
@@ -235,4 +244,171 @@ fn init_environment_and_ram_usage_round_trip() {
     ))
     .expect_err("bad name");
     assert!(e.to_string().contains("initenv/@name"), "{e}");
+}
+
+/// `<ip>`, `<route>` and `<guest>` round-trip as libvirt writes them (family on every
+/// `<ip>`, on a `<route>` only when given; a prefix of 0 is none); the plan names the
+/// container ends `eth0`... around the `<guest dev>`s given, and sets up only those with
+/// addresses or `<link state='up'/>`.
+#[test]
+fn interfaces_become_veth_pairs_named_as_libvirt_names_them() {
+    let dev = "<interface type='ethernet'><mac address='52:54:00:00:00:01'/>\
+        <ip address='192.168.7.2' prefix='24'/><ip address='fd00::2' prefix='0'/>\
+        <route address='10.0.0.0' prefix='8' gateway='192.168.7.1' metric='5'/>\
+        <route family='ipv6' address='fd01::' gateway='fd00::1'/></interface>\
+        <interface type='ethernet'><mac address='52:54:00:00:00:02'/><guest dev='eth0'/>\
+        </interface>\
+        <interface type='ethernet'><mac address='52:54:00:00:00:03'/><target dev='h3'/>\
+        <link state='up'/></interface>";
+    let d = def("", dev).expect("parse");
+    let xml = d.to_xml(&FormatOptions::default());
+    assert!(
+        xml.contains("<ip address='192.168.7.2' family='ipv4' prefix='24'/>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<ip address='fd00::2' family='ipv6'/>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<route address='10.0.0.0' prefix='8' gateway='192.168.7.1' metric='5'/>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<route family='ipv6' address='fd01::' gateway='fd00::1'/>"),
+        "{xml}"
+    );
+    assert!(xml.contains("<guest dev='eth0'/>"), "{xml}");
+    assert_eq!(squash(&canonical(&xml)), squash(&xml));
+    plan::check(&d).expect("check");
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = plan::build(&d, 7, dir.path(), dir.path().join("log")).expect("plan");
+    assert!(p.private_net);
+    let names: Vec<_> = p
+        .veths
+        .iter()
+        .map(|v| (v.host.as_str(), v.peer.as_str(), v.guest.as_str(), v.up))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("vb7n0", "vb7p0", "eth1", true),
+            ("vb7n1", "vb7p1", "eth0", false),
+            ("h3", "vb7p2", "eth2", true)
+        ]
+    );
+    assert_eq!(p.veths[0].mac, [0x52, 0x54, 0, 0, 0, 1]);
+    assert_eq!(
+        p.veths[0].ips,
+        [
+            ("192.168.7.2".parse().unwrap(), 24, None),
+            ("fd00::2".parse().unwrap(), 64, None)
+        ]
+    );
+    assert_eq!(
+        p.veths[0].routes[0],
+        (
+            "10.0.0.0".parse().unwrap(),
+            8,
+            "192.168.7.1".parse().unwrap(),
+            Some(5)
+        )
+    );
+    // a network not resolved to a bridge
+    let e = plan::build(
+        &def(
+            "",
+            "<interface type='network'><source network='default'/></interface>",
+        )
+        .unwrap(),
+        7,
+        dir.path(),
+        dir.path().join("log"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, PlanError::Invalid(m) if m.contains("not resolved")),
+        "{e}"
+    );
+    // bad addresses are refused with their path
+    let e = def(
+        "",
+        "<interface type='ethernet'><ip address='1.2.3.4' family='ipv6'/></interface>",
+    )
+    .unwrap_err();
+    assert!(e.contains("/ip/@family"), "{e}");
+    let e = def(
+        "",
+        "<interface type='ethernet'><route address='10.0.0.0' prefix='8'/></interface>",
+    )
+    .unwrap_err();
+    assert!(e.contains("/route/@gateway"), "{e}");
+}
+
+/// A bridge that is not there, or a device that is not a bridge, is bad input; so is a
+/// host end whose name is taken.
+#[tokio::test]
+async fn bridges_are_checked_through_netlink() {
+    let v = |bridge: Option<&str>, host: &str| super::veth::Veth {
+        host: host.into(),
+        peer: "vbxp0".into(),
+        guest: "eth0".into(),
+        mac: [0x52, 0x54, 0, 0, 0, 1],
+        bridge: bridge.map(str::to_owned),
+        ips: Vec::new(),
+        routes: Vec::new(),
+        up: false,
+    };
+    let e = super::veth::check(&[v(Some("vbnosuchbr0"), "vbxn0")])
+        .await
+        .unwrap_err();
+    assert!(
+        e.0 && e.1.contains("'vbnosuchbr0'> is not an existing bridge"),
+        "{e:?}"
+    );
+    let e = super::veth::check(&[v(Some("lo"), "vbxn0")])
+        .await
+        .unwrap_err();
+    assert!(
+        e.0 && e.1.contains("'lo'> is not an existing bridge"),
+        "{e:?}"
+    );
+    let e = super::veth::check(&[v(None, "lo")]).await.unwrap_err();
+    assert!(e.0 && e.1.contains("<target dev='lo'>"), "{e:?}");
+    super::veth::check(&[v(None, "vbxn0")]).await.expect("fine");
+}
+
+/// `<memtune>` round-trips as libvirt writes it (KiB, its order); "unlimited" and 0 are
+/// no limit; a memory+swap limit below the hard limit is refused with its path; the plan
+/// puts the hard limit in place of `<memory>`'s.
+#[test]
+fn memtune_round_trips_and_sets_the_limits() {
+    let d = def(
+        "<memtune><swap_hard_limit unit='GiB'>1</swap_hard_limit>\
+         <hard_limit unit='MiB'>48</hard_limit><soft_limit>9007199254740991</soft_limit>\
+         </memtune>",
+        "",
+    )
+    .expect("parse");
+    let xml = d.to_xml(&FormatOptions::default());
+    assert!(
+        squash(&xml).contains(
+            "<memtune><hard_limit unit='KiB'>49152</hard_limit>\
+             <swap_hard_limit unit='KiB'>1048576</swap_hard_limit></memtune>"
+        ),
+        "{xml}"
+    );
+    assert_eq!(squash(&canonical(&xml)), squash(&xml));
+    let e = def(
+        "<memtune><hard_limit>2048</hard_limit><swap_hard_limit>1024</swap_hard_limit></memtune>",
+        "",
+    )
+    .unwrap_err();
+    assert!(e.contains("/memtune/swap_hard_limit"), "{e}");
+    let dir = tempfile::tempdir().expect("tmp");
+    if let Ok(p) = plan::build(&d, 1, dir.path(), dir.path().join("log")) {
+        assert_eq!(p.limits.memory_bytes, Some(48 << 20));
+        assert_eq!(p.limits.memory_soft_bytes, None);
+        assert_eq!(p.limits.memory_swap_bytes, Some(1 << 30));
+    }
 }

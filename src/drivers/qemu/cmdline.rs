@@ -545,6 +545,9 @@ fn check_top(def: &DomainDef) -> Result<()> {
         return unsupported("<os><init> (container init) in a QEMU domain");
     }
     tuning::check(def)?;
+    if def.tuning.memtune.is_set() {
+        return unsupported("<memtune> (cgroup memory limits of a QEMU process)");
+    }
     if def.resource_partition.is_some() {
         return unsupported("<resource><partition> (cgroup partitions)");
     }
@@ -1075,6 +1078,10 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     let net_boot = def.os.boot.contains(&BootDev::Network);
     for (i, n) in def.devices.interfaces.iter().enumerate() {
         let what = format!("<interface type='{}'> {}", n.iface_type, n.mac);
+        if !n.ips.is_empty() || !n.routes.is_empty() {
+            // libvirt's QEMU driver refuses them too: only containers set guest addresses
+            return unsupported(format!("{what}: guest-side <ip> and <route>"));
+        }
         let a = alias(&n.info, format!("net{i}"));
         let host = format!("host{a}");
         let queues = n.driver_queues.filter(|q| *q > 1);

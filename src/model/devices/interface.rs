@@ -1,5 +1,6 @@
 //! `<interface>`: network interfaces.
 
+use super::iface_ip::{IfaceIp, IfaceRoute};
 use crate::model::address::{self, DeviceInfo};
 use crate::model::error::XmlError;
 use crate::model::values::{self, MacAddr, xml_enum};
@@ -85,6 +86,13 @@ pub struct Interface {
     pub link_state: Option<LinkState>,
     pub boot_order: Option<u32>,
     pub info: DeviceInfo,
+    /// Guest-side `<ip>` and `<route>` (containers: set on the container's end).
+    pub ips: Vec<IfaceIp>,
+    pub routes: Vec<IfaceRoute>,
+    /// `<guest dev>`: the interface's name inside a container (`eth0`... when unset).
+    pub guest_dev: Option<String>,
+    /// `<guest actual>`: the container end's name before it was moved in (live).
+    pub guest_actual: Option<String>,
 }
 
 impl Interface {
@@ -110,6 +118,10 @@ impl Interface {
             link_state: None,
             boot_order: None,
             info: DeviceInfo::default(),
+            ips: Vec::new(),
+            routes: Vec::new(),
+            guest_dev: None,
+            guest_actual: None,
         };
         // `user` and `ethernet` take no <source>; it stays unread and is
         // reported as unknown.
@@ -159,6 +171,19 @@ impl Interface {
                 ));
             }
             iface.socket = Some(sock);
+        }
+        e.each("ip", |i| {
+            iface.ips.push(IfaceIp::read(i)?);
+            Ok(())
+        })?;
+        e.each("route", |r| {
+            iface.routes.push(IfaceRoute::read(r)?);
+            Ok(())
+        })?;
+        if let Some(mut g) = e.child("guest")? {
+            iface.guest_dev = g.attr_with("dev", values::token)?;
+            iface.guest_actual = g.attr_with("actual", values::token)?;
+            g.finish()?;
         }
         if let Some(mut t) = e.child("target")? {
             iface.target_dev = Some(t.req_attr_with("dev", values::token)?);
@@ -225,10 +250,22 @@ impl Interface {
                 w.end();
             }
         }
+        for i in &self.ips {
+            i.write(w);
+        }
+        for r in &self.routes {
+            r.write(w);
+        }
         if let Some(t) = &self.target_dev {
             w.start("target");
             w.attr("dev", t);
             w.attr_opt("managed", self.target_managed.map(values::yes_no_str));
+            w.end();
+        }
+        if self.guest_dev.is_some() || self.guest_actual.is_some() {
+            w.start("guest");
+            w.attr_opt("dev", self.guest_dev.as_deref());
+            w.attr_opt("actual", self.guest_actual.as_deref());
             w.end();
         }
         if let Some(m) = &self.model {

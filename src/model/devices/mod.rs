@@ -13,6 +13,7 @@ mod disk_tune;
 mod display;
 mod filesystem;
 mod graphics;
+mod iface_ip;
 mod input;
 mod interface;
 mod iommu;
@@ -49,6 +50,7 @@ pub use filesystem::{
     FsSandboxMode, FsType, FsWrpolicy,
 };
 pub use graphics::{Graphics, GraphicsListen, GraphicsType, ImageCompression, ListenType};
+pub use iface_ip::{IfaceIp, IfaceRoute, default_prefix};
 pub use input::{Input, InputBus, InputType};
 pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverName, NetSocket};
 pub use iommu::{Iommu, IommuDriver, IommuModel};
