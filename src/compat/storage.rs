@@ -61,7 +61,7 @@ fn check(flags: u32, known: u32, flavor: Flavor, driver_fn: &str) -> Reply<()> {
     if bad != 0 {
         let name = match flavor {
             Flavor::Test => format!("test{driver_fn}"),
-            Flavor::Qemu => format!(
+            Flavor::Qemu | Flavor::Lxc => format!(
                 "storage{}",
                 driver_fn.strip_prefix("Storage").unwrap_or(driver_fn)
             ),
@@ -77,7 +77,7 @@ fn check(flags: u32, known: u32, flavor: Flavor, driver_fn: &str) -> Reply<()> {
 fn known(flavor: Flavor, qemu: u32) -> u32 {
     match flavor {
         Flavor::Test => 0,
-        Flavor::Qemu => qemu,
+        Flavor::Qemu | Flavor::Lxc => qemu,
     }
 }
 
@@ -222,7 +222,7 @@ fn find_sources(flavor: Flavor, pool_type: &str) -> Reply<String> {
     let known = pool_type.parse::<crate::storage::PoolType>().is_ok();
     let unknown = match flavor {
         Flavor::Test => pool_type == "dir",
-        Flavor::Qemu => !known,
+        Flavor::Qemu | Flavor::Lxc => !known,
     };
     if unknown {
         return Err(libvirt(
