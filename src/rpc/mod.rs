@@ -13,7 +13,11 @@ mod conn;
 mod dispatch;
 pub mod error;
 pub mod frame;
+mod objects;
+pub mod objproto;
+mod pools;
 pub mod proto;
+mod stats;
 pub mod xdr;
 
 use std::{
