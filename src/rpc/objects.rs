@@ -11,13 +11,13 @@ use super::{
     dispatch::{Session, int, ok},
     error::{RpcError, RpcResult},
     objproto::{
-        DhcpLease, DhcpLeasesArgs, DhcpLeasesRet, FlagsArgs, HyperRet, Iface, IfaceArgs,
-        IfaceFlagsArgs, IfaceRet, ListAllArgs, ListAllInterfacesRet, ListAllNetworksRet,
-        ListAllNodeDevicesRet, MaxNamesArgs, NameArgs, NamesRet, Net, NetArgs, NetAutostartArgs,
-        NetFlagsArgs, NetRet, NodeCpuStatsArgs, NodeDev, NodeDevFlagsArgs, NodeDevListCapsArgs,
-        NodeDevListCapsRet, NodeDevRet, NodeListDevicesArgs, NodeMemoryStatsArgs,
-        NodeNumOfDevicesArgs, NodeStat, NodeStatsRet, NumRet, OptStringRet, UuidArgs, XmlArgs,
-        XmlFlagsArgs, procs,
+        CpuMapArgs, CpuMapRet, DhcpLease, DhcpLeasesArgs, DhcpLeasesRet, FlagsArgs, HyperRet,
+        Iface, IfaceArgs, IfaceFlagsArgs, IfaceRet, ListAllArgs, ListAllInterfacesRet,
+        ListAllNetworksRet, ListAllNodeDevicesRet, MaxNamesArgs, NameArgs, NamesRet, Net, NetArgs,
+        NetAutostartArgs, NetFlagsArgs, NetRet, NodeCpuStatsArgs, NodeDev, NodeDevFlagsArgs,
+        NodeDevListCapsArgs, NodeDevListCapsRet, NodeDevRet, NodeListDevicesArgs,
+        NodeMemoryStatsArgs, NodeNumOfDevicesArgs, NodeStat, NodeStatsRet, NumRet, Opaque,
+        OptStringRet, UuidArgs, XmlArgs, XmlFlagsArgs, procs,
     },
     proto::StringRet,
     xdr::{Array, Reader},
@@ -82,6 +82,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         P::NODE_GET_FREE_MEMORY
         | P::NODE_GET_CPU_STATS
         | P::NODE_GET_MEMORY_STATS
+        | P::NODE_GET_CPU_MAP
         | P::CONNECT_GET_SYSINFO => node(shared, s, p, body).await,
         p if super::pools::handles(p) => super::pools::call(shared, s, p, body).await,
         p => super::stats::call(shared, s, p, body).await,
@@ -714,6 +715,24 @@ async fn node(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcResult<Ve
             check_flags(s, a.flags, 0, "virNodeGetMemoryStats")?;
             let cell = (a.cell != ALL).then_some(a.cell as u32);
             node_stats(a.nparams, host::memory_stats(cell).map_err(herr)?)
+        }
+        P::NODE_GET_CPU_MAP => {
+            let a: CpuMapArgs = Reader::decode(body)?;
+            check_flags(s, a.flags, 0, "virNodeGetCPUMap")?;
+            let map = host::cpu_map()
+                .map_err(|e| s.error(Code::Internal, &format!("cannot read the CPUs: {e}")))?;
+            let mut bytes = vec![0u8; map.len().div_ceil(8)];
+            for (i, on) in map.iter().enumerate() {
+                if *on {
+                    bytes[i / 8] |= 1 << (i % 8);
+                }
+            }
+            let online = map.iter().filter(|o| **o).count() as u32;
+            ok(CpuMapRet {
+                cpumap: Opaque(if a.need_map != 0 { bytes } else { Vec::new() }),
+                online: if a.need_online != 0 { online } else { 0 },
+                ret: i32::try_from(map.len()).unwrap_or(i32::MAX),
+            })
         }
         P::CONNECT_GET_SYSINFO => {
             let a: FlagsArgs = Reader::decode(body)?;

@@ -87,10 +87,12 @@ pub mod procs {
     pub const DOMAIN_GET_VCPUS_FLAGS: i32 = 200;
     pub const DOMAIN_IS_UPDATED: i32 = 202;
     pub const CONNECT_GET_SYSINFO: i32 = 203;
+    pub const DOMAIN_CREATE_XML: i32 = 10;
     pub const NODE_GET_CPU_STATS: i32 = 227;
     pub const NODE_GET_MEMORY_STATS: i32 = 228;
     pub const DOMAIN_GET_CONTROL_INFO: i32 = 229;
     pub const DOMAIN_BLOCK_STATS_FLAGS: i32 = 243;
+    pub const NODE_GET_CPU_MAP: i32 = 293;
     pub const STORAGE_VOL_RESIZE: i32 = 260;
     pub const CONNECT_LIST_ALL_STORAGE_POOLS: i32 = 281;
     pub const STORAGE_POOL_LIST_ALL_VOLUMES: i32 = 282;
@@ -186,10 +188,12 @@ pub mod procs {
         DOMAIN_GET_VCPUS_FLAGS,
         DOMAIN_IS_UPDATED,
         CONNECT_GET_SYSINFO,
+        DOMAIN_CREATE_XML,
         NODE_GET_CPU_STATS,
         NODE_GET_MEMORY_STATS,
         DOMAIN_GET_CONTROL_INFO,
         DOMAIN_BLOCK_STATS_FLAGS,
+        NODE_GET_CPU_MAP,
         STORAGE_VOL_RESIZE,
         CONNECT_LIST_ALL_STORAGE_POOLS,
         STORAGE_POOL_LIST_ALL_VOLUMES,
@@ -372,6 +376,8 @@ xdr_struct! {
     NodeMemoryStatsArgs { nparams: i32, cell: i32, flags: u32 }
     NodeStatsRet { params: Array<NodeStat, NODE_STATS_MAX>, nparams: i32 }
     HyperRet { value: u64 }
+    CpuMapArgs { need_map: i32, need_online: i32, flags: u32 }
+    CpuMapRet { cpumap: Opaque, online: u32, ret: i32 }
     OptTypeArgs { kind: Option<String> }
 
     DomVcpusArgs { dom: Dom, maxinfo: i32, maplen: i32 }

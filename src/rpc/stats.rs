@@ -15,9 +15,9 @@ use super::{
         DomMemoryStatsArgs, DomMemoryStatsRet, DomPathArgs, DomPathFlagsArgs, DomVcpusArgs,
         DomVcpusRet, DomainIface, DomainStatsRecord, IfaceAddrsArgs, IfaceAddrsRet,
         InterfaceStatsRet, IpAddr, MaxNamesArgs, MemoryStat, NumRet, Opaque, TypedParam,
-        TypedParamsRet, TypedValue, VcpuInfo, procs,
+        TypedParamsRet, TypedValue, VcpuInfo, XmlFlagsArgs, procs,
     },
-    proto::{DomainArgs, DomainFlagsArgs, HyperRet, IntRet},
+    proto::{DomainArgs, DomainFlagsArgs, DomainRet, HyperRet, IntRet},
     xdr::{Array, Reader},
 };
 use crate::{
@@ -29,9 +29,11 @@ use crate::{
     core::{
         Domain,
         ops::{self, Operation},
-        options::{AddressSource, Affect, ListFilter, StatsGroup, VcpuOptions},
+        options::{AddressSource, Affect, ListFilter, StartOptions, StatsGroup, VcpuOptions},
     },
     drivers::{StatValue, Stats},
+    model::DomainDef,
+    server::authz::authorize_definition,
 };
 
 pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcResult<Vec<u8>> {
@@ -262,6 +264,10 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                 ifaces: Array(ifaces),
             })
         }
+        P::DOMAIN_CREATE_XML => {
+            let a: XmlFlagsArgs = Reader::decode(body)?;
+            create_xml(shared, s, &a.xml, a.flags).await
+        }
         P::CONNECT_GET_ALL_DOMAIN_STATS => {
             let a: AllDomainStatsArgs = Reader::decode(body)?;
             all_stats(shared, s, a).await
@@ -448,6 +454,49 @@ async fn all_stats(shared: &Shared, s: &Session, a: AllDomainStatsArgs) -> RpcRe
         }
     }
     ok(AllDomainStatsRet { stats: Array(out) })
+}
+
+/// `virDomainCreateXML`: a transient domain, started (virt-install's create path).
+async fn create_xml(shared: &Shared, s: &Session, xml: &str, fl: u32) -> RpcResult<Vec<u8>> {
+    let m = &flags::DOMAIN_CREATE_XML;
+    s.check(m, fl)?;
+    if s.readonly {
+        return Err(RpcError::read_only(&format!(
+            "read only access prevents {}",
+            m.api
+        )));
+    }
+    let flavor = s.flavor();
+    let err = |e| RpcError::from_core(e, flavor, m);
+    let def = DomainDef::from_xml(xml).map_err(|e| err(e.into()))?;
+    if !s.view.types.contains(&def.domain_type) {
+        return Err(s.error(
+            Code::ConfigUnsupported,
+            &format!(
+                "domains of type '{}' are not served at {}",
+                def.domain_type.as_str(),
+                s.uri
+            ),
+        ));
+    }
+    let core = &s.view.core;
+    let owner = authorize_definition(
+        &*shared.authz,
+        core,
+        &s.caller,
+        &def,
+        &[Operation::DefineDomain, Operation::CreateDomain],
+    )
+    .await
+    .map_err(|e| RpcError::denied(e, flavor))?;
+    let opts = StartOptions {
+        paused: m.has(fl, "paused"),
+        force_boot: false,
+    };
+    let dom = core.create(def, opts, owner).await.map_err(err)?;
+    ok(DomainRet {
+        dom: wire_dom(&dom),
+    })
 }
 
 /// `virDomainGetVcpus`: per vCPU its state, time and host CPU, and the pinning maps.
