@@ -18,6 +18,7 @@ TEST_PACKAGES=(
     libvirt-dbus libvirt-daemon cockpit-bridge pci.ids usb.ids
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients virtinst ovmf
     dnsmasq-base nftables iproute2
+    python3-libvirt
 )
 
 # Real guests for the QEMU tests: QEMU 7.2 and a tiny guest built from Debian's kernel, busybox

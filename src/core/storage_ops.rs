@@ -178,6 +178,17 @@ storage_op!(
     |r, st| st.clone_volume(&r.pool, &r.xml, &r.source_pool, &r.source, r.opts).await
 );
 storage_op!(
+    /// A pool's properties and sizes.
+    PoolProps { pool: String } => PoolInfo, ReadStorage, pool: |r| Some(&r.pool),
+    |r, st| Ok(st.pool(&r.pool)?.info())
+);
+storage_op!(
+    /// A volume's properties and sizes.
+    VolumeProps { pool: String, volume: String } => VolInfo, ReadStorage,
+    pool: |r| Some(&r.pool),
+    |r, st| st.volume(&r.pool, &r.volume)
+);
+storage_op!(
     DeleteVolume { pool: String, volume: String } => (), DeleteVolume, pool: |r| Some(&r.pool),
     |r, st| st.delete_volume(&r.pool, &r.volume).await
 );

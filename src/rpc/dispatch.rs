@@ -55,7 +55,7 @@ pub(super) struct Session {
 }
 
 impl Session {
-    fn exec<'a>(&'a self, shared: &'a Shared) -> Exec<'a> {
+    pub(super) fn exec<'a>(&'a self, shared: &'a Shared) -> Exec<'a> {
         Exec {
             core: &self.view.core,
             authz: &*shared.authz,
@@ -63,22 +63,22 @@ impl Session {
         }
     }
 
-    fn flavor(&self) -> Flavor {
+    pub(super) fn flavor(&self) -> Flavor {
         self.view.flavor
     }
 
     /// Refuse flags `m` does not know, in libvirt's words.
-    fn check(&self, m: &Method, flags: u32) -> RpcResult<()> {
+    pub(super) fn check(&self, m: &Method, flags: u32) -> RpcResult<()> {
         m.check(flags, self.flavor())
             .map_err(|e| RpcError::from_compat(e, self.flavor()))
     }
 
-    fn error(&self, code: Code, msg: &str) -> RpcError {
+    pub(super) fn error(&self, code: Code, msg: &str) -> RpcError {
         RpcError::from_compat(libvirt(code, Some(msg)), self.flavor())
     }
 
     /// Authorize reading the host.
-    async fn host_read(&self, shared: &Shared) -> RpcResult<()> {
+    pub(super) async fn host_read(&self, shared: &Shared) -> RpcResult<()> {
         self.exec(shared)
             .authorize_as(&self.caller, Operation::ReadHost, &Details::default())
             .await
@@ -86,7 +86,12 @@ impl Session {
     }
 
     /// Authorize `op` on `dom` with its details alone (reads of what the domain shows).
-    async fn authorize(&self, shared: &Shared, op: Operation, dom: &Domain) -> RpcResult<()> {
+    pub(super) async fn authorize(
+        &self,
+        shared: &Shared,
+        op: Operation,
+        dom: &Domain,
+    ) -> RpcResult<()> {
         self.exec(shared)
             .authorize_as(&self.caller, op, &Details::domain(&dom.info()))
             .await
@@ -94,7 +99,7 @@ impl Session {
     }
 
     /// Refuse a change on a read-only connection, as libvirt's API layer does.
-    fn writable(&self, m: &Method) -> RpcResult<()> {
+    pub(super) fn writable(&self, m: &Method) -> RpcResult<()> {
         if self.readonly {
             return Err(RpcError::read_only(&format!(
                 "read only access prevents {}",
@@ -105,7 +110,7 @@ impl Session {
     }
 
     /// Run request `req` (of libvirt method `m`) on `dom`.
-    async fn run<O: DomainOp>(
+    pub(super) async fn run<O: DomainOp>(
         &self,
         shared: &Shared,
         m: &Method,
@@ -122,7 +127,7 @@ impl Session {
     }
 
     /// The domain a `remote_nonnull_domain` names (by UUID, as libvirt's drivers look it up).
-    fn domain(&self, d: &Dom) -> RpcResult<Arc<Domain>> {
+    pub(super) fn domain(&self, d: &Dom) -> RpcResult<Arc<Domain>> {
         let uuid = Uuid::from_bytes(d.uuid);
         self.view
             .core
@@ -136,13 +141,13 @@ impl Session {
             })
     }
 
-    fn shows(&self, dom: &Domain) -> bool {
+    pub(super) fn shows(&self, dom: &Domain) -> bool {
         self.view.types.contains(&dom.domain_type())
     }
 }
 
 /// A domain as the wire names it.
-fn wire_dom(dom: &Domain) -> Dom {
+pub(super) fn wire_dom(dom: &Domain) -> Dom {
     let info = dom.info();
     Dom {
         name: info.name,
@@ -151,11 +156,11 @@ fn wire_dom(dom: &Domain) -> Dom {
     }
 }
 
-fn ok<T: Xdr>(v: T) -> RpcResult<Vec<u8>> {
+pub(super) fn ok<T: Xdr>(v: T) -> RpcResult<Vec<u8>> {
     Ok(encode(&v))
 }
 
-fn int(v: bool) -> RpcResult<Vec<u8>> {
+pub(super) fn int(v: bool) -> RpcResult<Vec<u8>> {
     ok(IntRet { value: v.into() })
 }
 
@@ -515,6 +520,8 @@ pub(super) async fn call(
         }
         p if event_calls::handles(p) => event_calls::call(shared, s, p, body).await,
         p if snapshots::handles(p) => snapshots::call(shared, s, p, body).await,
+        // networks, storage, host interfaces, node devices and statistics
+        p if super::objproto::procs::handles(p) => super::objects::call(shared, s, p, body).await,
         p => Err(RpcError::no_support(&format!(
             "unknown procedure: {p} (not implemented by virtbus)"
         ))),

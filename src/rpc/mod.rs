@@ -15,8 +15,12 @@ mod dispatch;
 pub mod error;
 mod events;
 pub mod frame;
+mod objects;
+pub mod objproto;
+mod pools;
 pub mod proto;
 mod stream;
+mod stats;
 pub mod xdr;
 
 use std::{

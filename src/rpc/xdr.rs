@@ -23,6 +23,8 @@ pub enum XdrError {
     NotBool(u32),
     #[error("{0} bytes are left after the arguments")]
     Trailing(usize),
+    #[error("{0} is not a known union discriminant")]
+    BadDiscriminant(i32),
 }
 
 /// Reads XDR data from a packet.
@@ -50,7 +52,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `n` bytes of opaque data and their padding.
-    fn opaque(&mut self, n: usize) -> Result<&'a [u8], XdrError> {
+    pub(crate) fn opaque(&mut self, n: usize) -> Result<&'a [u8], XdrError> {
         let data = self.take(n)?;
         self.take(pad(n))?;
         Ok(data)

@@ -10,6 +10,7 @@ mod guest;
 mod badinput;
 mod console;
 mod events;
+mod objects;
 mod polkit;
 mod socket;
 mod virsh;
@@ -43,6 +44,29 @@ impl Rpc {
         .await;
         wait_for(&sock, &daemon);
         Rpc { daemon, sock, bus }
+    }
+
+    /// [`Rpc::start`] with the daemon inside network namespace `netns`, so that the networks
+    /// it starts live there.
+    pub async fn start_in(netns: &str) -> Rpc {
+        let bus = Bus::start();
+        let sock = bus.dir.path().join("libvirt-sock");
+        let launch = support::Launch {
+            prefix: vec!["ip".into(), "netns".into(), "exec".into(), netns.into()],
+            extra: vec![
+                "--libvirt-rpc-socket".into(),
+                sock.to_string_lossy().into_owned(),
+            ],
+            ..Default::default()
+        };
+        let daemon = Daemon::start_launch(&bus, launch).await;
+        wait_for(&sock, &daemon);
+        Rpc { daemon, sock, bus }
+    }
+
+    /// The URI of this daemon's `driver` (`qemu:///system`…) for unchanged clients.
+    pub fn uri(&self, driver: &str) -> String {
+        format!("{driver}?socket={}", self.sock.display())
     }
 
     /// `virsh -c <driver>:///<path>?socket=…` with `args`: status, stdout, stderr.
