@@ -80,6 +80,8 @@ pub(crate) enum CharKind {
     Parallel,
     Console,
     Channel,
+    /// `<rng><backend model='egd' type=...>`: a chardev feeding the EGD protocol.
+    RngBackend,
 }
 
 impl CharKind {
@@ -89,6 +91,7 @@ impl CharKind {
             CharKind::Parallel => "parallel",
             CharKind::Console => "console",
             CharKind::Channel => "channel",
+            CharKind::RngBackend => "backend",
         }
     }
 
@@ -105,7 +108,7 @@ impl CharKind {
             ],
             CharKind::Console => &["serial", "virtio", "xen", "lxc", "openvz", "sclp", "sclplm"],
             CharKind::Channel => &["virtio", "xen"],
-            CharKind::Parallel => &[],
+            CharKind::Parallel | CharKind::RngBackend => &[],
         }
     }
 }
@@ -253,10 +256,10 @@ impl CharDevice {
 
         let (mut target_type, mut target_port, mut target_name, mut target_state, mut target_model) =
             (None, None, None, None, None);
-        let target = if kind == CharKind::Channel {
-            Some(e.req_child("target")?)
-        } else {
-            e.child("target")?
+        let target = match kind {
+            CharKind::Channel => Some(e.req_child("target")?),
+            CharKind::RngBackend => None,
+            _ => e.child("target")?,
         };
         if let Some(mut t) = target {
             let types = kind.target_types();
@@ -289,7 +292,11 @@ impl CharDevice {
                 "spicevmc device type only supports a virtio <channel>",
             ));
         }
-        let info = DeviceInfo::read(&mut e)?;
+        let info = if kind == CharKind::RngBackend {
+            DeviceInfo::default()
+        } else {
+            DeviceInfo::read(&mut e)?
+        };
         e.finish()?;
         Ok(CharDevice {
             source_type,
@@ -310,6 +317,9 @@ impl CharDevice {
 
     pub(crate) fn write(&self, w: &mut Writer, kind: CharKind) {
         w.start(kind.element());
+        if kind == CharKind::RngBackend {
+            w.attr("model", "egd");
+        }
         w.attr("type", self.source_type.as_str());
         w.attr_opt("tty", self.tty.as_deref());
         if let Some(n) = &self.net {

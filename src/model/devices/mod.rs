@@ -18,6 +18,7 @@ mod interface;
 mod iommu;
 mod memballoon;
 mod memory;
+mod net_driver;
 mod panic;
 mod rng;
 mod shmem;
@@ -50,7 +51,10 @@ pub use filesystem::{
 };
 pub use graphics::{Graphics, GraphicsListen, GraphicsType, ImageCompression, ListenType};
 pub use input::{Input, InputBus, InputType};
-pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverName, NetSocket};
+pub use interface::{
+    DirectMode, Interface, InterfaceType, LinkState, NetDriverName, NetSocket, Rom,
+};
+pub use net_driver::{GUEST_OFFLOADS, HOST_OFFLOADS, NetDriver, TxMode};
 pub use iommu::{Iommu, IommuDriver, IommuModel};
 pub use memballoon::{Memballoon, MemballoonModel};
 pub use memory::assign_slots as assign_memory_slots;
