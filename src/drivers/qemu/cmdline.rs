@@ -497,6 +497,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     disks(&mut b, def)?;
     interfaces(&mut b, def)?;
     chardevs(&mut b, def)?;
+    smartcard::devices(&mut b, def)?;
     inputs(&mut b, def)?;
     tpm::tpms(&mut b, def)?;
     graphics(&mut b, def)?;
@@ -665,7 +666,13 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         .iter()
         .any(|i| input_bus(i.input_type, i.bus) == InputBus::Usb)
         || !def.devices.redirdevs.is_empty()
-        || !def.devices.hubs.is_empty();
+        || !def.devices.hubs.is_empty()
+        || !def.devices.smartcards.is_empty()
+        || def
+            .devices
+            .controllers
+            .iter()
+            .any(|c| c.controller_type == ControllerType::Ccid);
     let mut have_usb = false;
     // PCI controllers first, in index order: other devices sit behind them
     pci::controllers(b, def)?;
@@ -736,6 +743,8 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 b.live.devices.controllers[i].info.alias = Some("fdc0".into());
             }
             ControllerType::Scsi => storage::scsi_controller(b, i, c)?,
+            // CCID readers are USB devices: `smartcard::devices` adds them
+            ControllerType::Ccid => {}
             other => return unsupported(format!("<controller type='{other}'>")),
         }
     }
@@ -1273,6 +1282,9 @@ fn chardev(
             match &c.source_channel {
                 Some(name) if c.source_type == CharSourceType::Spiceport => {
                     (format!("spiceport,id={id},name={}", esc(name)), None)
+                }
+                _ if id.starts_with("charsmartcard") => {
+                    (format!("spicevmc,id={id},name=smartcard"), None)
                 }
                 _ => (format!("spicevmc,id={id},name=vdagent"), None),
             }
@@ -1971,6 +1983,7 @@ mod misc;
 mod pci;
 mod pflash;
 mod platform;
+mod smartcard;
 mod qemu_ns;
 mod sound;
 mod spice;
@@ -1991,6 +2004,8 @@ mod memdev_tests;
 mod misc_tests;
 #[cfg(test)]
 mod net_tests;
+#[cfg(test)]
+mod device_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

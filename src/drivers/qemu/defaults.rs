@@ -251,6 +251,11 @@ fn default_cpu(def: &mut DomainDef, caps: &Caps) {
     if def.domain_type != DomainType::Qemu {
         return;
     }
+    // the x86_64 emulator's default model is 64-bit: an i686 guest gets qemu32 on the
+    // command line instead, as in libvirt
+    if def.os.arch.as_deref() == Some("i686") && caps.arch == "x86_64" {
+        return;
+    }
     if let Some(c) = &def.cpu
         && (c.mode.unwrap_or(CpuMode::Custom) != CpuMode::Custom || c.model.is_some())
     {

@@ -82,6 +82,8 @@ pub(crate) enum CharKind {
     Channel,
     /// `<rng><backend model='egd' type=...>`: a chardev feeding the EGD protocol.
     RngBackend,
+    /// `<smartcard mode='passthrough' type=...>`: a remote CCID reader.
+    Smartcard,
 }
 
 impl CharKind {
@@ -92,6 +94,7 @@ impl CharKind {
             CharKind::Console => "console",
             CharKind::Channel => "channel",
             CharKind::RngBackend => "backend",
+            CharKind::Smartcard => "smartcard",
         }
     }
 
@@ -108,7 +111,7 @@ impl CharKind {
             ],
             CharKind::Console => &["serial", "virtio", "xen", "lxc", "openvz", "sclp", "sclplm"],
             CharKind::Channel => &["virtio", "xen"],
-            CharKind::Parallel | CharKind::RngBackend => &[],
+            CharKind::Parallel | CharKind::RngBackend | CharKind::Smartcard => &[],
         }
     }
 }
@@ -258,7 +261,7 @@ impl CharDevice {
             (None, None, None, None, None);
         let target = match kind {
             CharKind::Channel => Some(e.req_child("target")?),
-            CharKind::RngBackend => None,
+            CharKind::RngBackend | CharKind::Smartcard => None,
             _ => e.child("target")?,
         };
         if let Some(mut t) = target {
@@ -284,6 +287,7 @@ impl CharDevice {
             t.finish()?;
         }
         if source_type == T::Spicevmc
+            && kind != CharKind::Smartcard
             && (kind != CharKind::Channel || target_type.as_deref() != Some("virtio"))
         {
             return Err(e.attr_invalid(
@@ -317,8 +321,10 @@ impl CharDevice {
 
     pub(crate) fn write(&self, w: &mut Writer, kind: CharKind) {
         w.start(kind.element());
-        if kind == CharKind::RngBackend {
-            w.attr("model", "egd");
+        match kind {
+            CharKind::RngBackend => w.attr("model", "egd"),
+            CharKind::Smartcard => w.attr("mode", "passthrough"),
+            _ => {}
         }
         w.attr("type", self.source_type.as_str());
         w.attr_opt("tty", self.tty.as_deref());

@@ -22,6 +22,7 @@ mod net_driver;
 mod panic;
 mod rng;
 mod shmem;
+mod smartcard;
 mod sound;
 mod spice;
 #[cfg(test)]
@@ -60,6 +61,7 @@ pub use memballoon::{Memballoon, MemballoonModel};
 pub use memory::assign_slots as assign_memory_slots;
 pub(crate) use memory::total as memory_total;
 pub use memory::{MaxMemory, MemoryDevice, MemoryModel, MemorySource, MemoryTarget};
+pub use smartcard::{Smartcard, SmartcardMode};
 pub use panic::{Panic, PanicModel};
 pub use rng::{Rng, RngBackend, RngModel};
 pub use shmem::{Shmem, ShmemModel, ShmemMsi, ShmemRole, ShmemServer};
@@ -92,6 +94,7 @@ pub struct Devices {
     pub filesystems: Vec<Filesystem>,
     pub interfaces: Vec<Interface>,
     pub serials: Vec<CharDevice>,
+    pub smartcards: Vec<Smartcard>,
     pub parallels: Vec<CharDevice>,
     pub consoles: Vec<CharDevice>,
     pub channels: Vec<CharDevice>,
@@ -147,6 +150,7 @@ impl Devices {
                 }
                 "serial" => d.serials.push(CharDevice::read(c, CharKind::Serial)?),
                 "parallel" => d.parallels.push(CharDevice::read(c, CharKind::Parallel)?),
+                "smartcard" => d.smartcards.push(Smartcard::read(c)?),
                 "console" => d.consoles.push(CharDevice::read(c, CharKind::Console)?),
                 "channel" => d.channels.push(CharDevice::read(c, CharKind::Channel)?),
                 "input" => d.inputs.push(Input::read(c)?),
@@ -235,6 +239,7 @@ impl Devices {
         self.controllers.iter().for_each(|x| x.write(w));
         self.filesystems.iter().for_each(|x| x.write(w));
         self.interfaces.iter().for_each(|x| x.write(w));
+        self.smartcards.iter().for_each(|x| x.write(w));
         self.serials
             .iter()
             .for_each(|x| x.write(w, CharKind::Serial));
