@@ -305,7 +305,8 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     check_pci_buses(def)?;
     let arch = def.os.arch.as_deref().unwrap_or(caps.arch.as_str());
     // libvirt's i686 is QEMU's i386 target, and the x86_64 target runs i686 guests too
-    let same = arch == caps.arch || (arch == "i686" && matches!(caps.arch.as_str(), "i386" | "x86_64"));
+    let same =
+        arch == caps.arch || (arch == "i686" && matches!(caps.arch.as_str(), "i386" | "x86_64"));
     if !same {
         return unsupported(format!(
             "architecture '{arch}': emulator {} runs '{}' guests",
@@ -685,7 +686,11 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         match c.controller_type {
             ControllerType::Pci => {
                 if let Some(k) = c.pcihole64_kib {
-                    let host = if b.q35 { "q35-pcihost" } else { "i440FX-pcihost" };
+                    let host = if b.q35 {
+                        "q35-pcihost"
+                    } else {
+                        "i440FX-pcihost"
+                    };
                     b.arg("-global", format!("{host}.pci-hole64-size={k}K"));
                 }
             }
@@ -1983,8 +1988,8 @@ mod misc;
 mod pci;
 mod pflash;
 mod platform;
-mod smartcard;
 mod qemu_ns;
+mod smartcard;
 mod sound;
 mod spice;
 mod storage;
@@ -1997,6 +2002,8 @@ pub use storage::{hotplug_refusal, network_node};
 #[cfg(test)]
 mod audio_tests;
 #[cfg(test)]
+mod device_tests;
+#[cfg(test)]
 mod display_tests;
 #[cfg(test)]
 mod memdev_tests;
@@ -2004,8 +2011,6 @@ mod memdev_tests;
 mod misc_tests;
 #[cfg(test)]
 mod net_tests;
-#[cfg(test)]
-mod device_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

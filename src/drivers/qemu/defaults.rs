@@ -438,7 +438,9 @@ fn virtio_serial_ports(def: &mut DomainDef) {
             }
             _ => (0, 0),
         };
-        let port = (from..).find(|p| !used.contains(&(ctl, *p))).unwrap_or(from);
+        let port = (from..)
+            .find(|p| !used.contains(&(ctl, *p)))
+            .unwrap_or(from);
         used.push((ctl, port));
         let mut a = Address::new(AddressType::VirtioSerial);
         for (k, v) in [("controller", ctl), ("bus", bus), ("port", port)] {

@@ -183,7 +183,9 @@ impl Controller {
         {
             if let Some(mut h) = e.child("pcihole64")? {
                 let unit = match h.attr("unit") {
-                    Some(u) => values::memory_unit(u).map_err(|why| h.attr_invalid("unit", u, why))?,
+                    Some(u) => {
+                        values::memory_unit(u).map_err(|why| h.attr_invalid("unit", u, why))?
+                    }
                     None => 1024,
                 };
                 let t = h.text();

@@ -185,7 +185,8 @@ impl Interface {
             d.finish()?;
         }
         iface.link_state = e.child_attr_with("link", "state", values::keyword::<LinkState>)?;
-        iface.mtu = e.child_attr_with("mtu", "size", |v| values::uint_in(v, 68, 65535))?
+        iface.mtu = e
+            .child_attr_with("mtu", "size", |v| values::uint_in(v, 68, 65535))?
             .map(|v| v as u32);
         iface.rom = Rom::read_child(&mut e)?;
         iface.boot_order = address::read_boot_order(&mut e)?;

@@ -55,16 +55,16 @@ pub use input::{Input, InputBus, InputType};
 pub use interface::{
     DirectMode, Interface, InterfaceType, LinkState, NetDriverName, NetSocket, Rom,
 };
-pub use net_driver::{GUEST_OFFLOADS, HOST_OFFLOADS, NetDriver, TxMode};
 pub use iommu::{Iommu, IommuDriver, IommuModel};
 pub use memballoon::{Memballoon, MemballoonModel};
 pub use memory::assign_slots as assign_memory_slots;
 pub(crate) use memory::total as memory_total;
 pub use memory::{MaxMemory, MemoryDevice, MemoryModel, MemorySource, MemoryTarget};
-pub use smartcard::{Smartcard, SmartcardMode};
+pub use net_driver::{GUEST_OFFLOADS, HOST_OFFLOADS, NetDriver, TxMode};
 pub use panic::{Panic, PanicModel};
 pub use rng::{Rng, RngBackend, RngModel};
 pub use shmem::{Shmem, ShmemModel, ShmemMsi, ShmemRole, ShmemServer};
+pub use smartcard::{Smartcard, SmartcardMode};
 pub use sound::{Audio, AudioType, Sound, SoundCodec, SoundModel};
 pub use spice::{
     SpiceChannel, SpiceChannelMode, SpiceGl, SpiceMouseMode, SpiceOptions, SpiceStreaming,

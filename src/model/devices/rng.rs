@@ -75,7 +75,7 @@ impl Rng {
                 ));
             }
         };
-        
+
         let virtio = super::VirtioOptions::read_child(&mut e)?;
         let info = DeviceInfo::read(&mut e)?;
         e.finish()?;

@@ -52,9 +52,7 @@ fn smartcards_as_libvirt_runs_them() {
          <source mode='bind' host='127.0.0.1' service='2001'/><protocol type='raw'/></smartcard>",
     );
     assert!(
-        a.contains(
-            "-chardev socket,id=charsmartcard0,host=127.0.0.1,port=2001,server=on,wait=off"
-        ),
+        a.contains("-chardev socket,id=charsmartcard0,host=127.0.0.1,port=2001,server=on,wait=off"),
         "{a}"
     );
     assert!(
@@ -97,10 +95,7 @@ fn rng_egd_over_a_socket() {
         "<rng model='virtio'><backend model='egd' type='tcp'>\
          <source mode='connect' host='1.2.3.4' service='1234'/></backend></rng>",
     );
-    assert!(
-        x.contains("<backend model='egd' type='tcp'>"),
-        "{x}"
-    );
+    assert!(x.contains("<backend model='egd' type='tcp'>"), "{x}");
 }
 
 #[test]
