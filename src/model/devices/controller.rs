@@ -180,23 +180,19 @@ impl Controller {
         let mut pcihole64_kib = None;
         if controller_type == ControllerType::Pci
             && matches!(model.as_deref(), Some("pci-root" | "pcie-root"))
+            && let Some(mut h) = e.child("pcihole64")?
         {
-            if let Some(mut h) = e.child("pcihole64")? {
-                let unit = match h.attr("unit") {
-                    Some(u) => {
-                        values::memory_unit(u).map_err(|why| h.attr_invalid("unit", u, why))?
-                    }
-                    None => 1024,
-                };
-                let t = h.text();
-                if t.trim() != "0" {
-                    pcihole64_kib = Some(
-                        values::memory_kib(t.trim(), unit)
-                            .map_err(|why| h.invalid(t.trim(), why))?,
-                    );
-                }
-                h.finish()?;
+            let unit = match h.attr("unit") {
+                Some(u) => values::memory_unit(u).map_err(|why| h.attr_invalid("unit", u, why))?,
+                None => 1024,
+            };
+            let t = h.text();
+            if t.trim() != "0" {
+                pcihole64_kib = Some(
+                    values::memory_kib(t.trim(), unit).map_err(|why| h.invalid(t.trim(), why))?,
+                );
             }
+            h.finish()?;
         }
         if controller_type == ControllerType::Pci {
             model_name = e.child_attr_with("model", "name", values::token)?;
