@@ -64,6 +64,8 @@ pub struct Loader {
     pub path: Option<String>,
     pub readonly: Option<bool>,
     pub secure: Option<bool>,
+    /// `stateless='yes'`: firmware without a variable store (no `<nvram>`, no pflash1).
+    pub stateless: Option<bool>,
     pub loader_type: Option<LoaderType>,
 }
 
@@ -138,6 +140,7 @@ impl Os {
                 let loader = Loader {
                     readonly: l.attr_with("readonly", values::yes_no)?,
                     secure: l.attr_with("secure", values::yes_no)?,
+                    stateless: l.attr_with("stateless", values::yes_no)?,
                     loader_type: l.attr_with("type", values::keyword::<LoaderType>)?,
                     path: opt_path(&mut l)?,
                 };
@@ -260,6 +263,7 @@ impl Os {
             w.start("loader");
             w.attr_opt("readonly", l.readonly.map(values::yes_no_str));
             w.attr_opt("secure", l.secure.map(values::yes_no_str));
+            w.attr_opt("stateless", l.stateless.map(values::yes_no_str));
             w.attr_opt("type", l.loader_type.map(|t| t.as_str()));
             end_opt_text(w, l.path.as_deref());
         }

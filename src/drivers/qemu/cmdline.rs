@@ -5,6 +5,7 @@
 //! Every device gets libvirt's alias as its QEMU id. Anything in the definition that this
 //! module cannot make QEMU do is refused, naming the element, rather than dropped.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
@@ -83,6 +84,8 @@ pub enum Setup {
     Bridge { tap: String, bridge: String },
     /// Bring tap `tap` up (an `ethernet` interface libvirt would manage).
     TapUp { tap: String },
+    /// Set the MTU of tap `tap` (`<mtu size>`), before it joins a bridge.
+    Mtu { tap: String, mtu: u32 },
     /// Set the password of a display protocol (`vnc`, `spice`).
     Password {
         protocol: &'static str,
@@ -100,6 +103,7 @@ pub enum Setup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PtyOf {
     Serial(usize),
+    Parallel(usize),
     Console(usize),
     Channel(usize),
 }
@@ -300,8 +304,9 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     check_top(def)?;
     check_pci_buses(def)?;
     let arch = def.os.arch.as_deref().unwrap_or(caps.arch.as_str());
-    // libvirt's i686 is QEMU's i386 target
-    let same = arch == caps.arch || (arch == "i686" && caps.arch == "i386");
+    // libvirt's i686 is QEMU's i386 target, and the x86_64 target runs i686 guests too
+    let same =
+        arch == caps.arch || (arch == "i686" && matches!(caps.arch.as_str(), "i386" | "x86_64"));
     if !same {
         return unsupported(format!(
             "architecture '{arch}': emulator {} runs '{}' guests",
@@ -415,6 +420,8 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
             };
             b.arg("-cpu", format!("{model}{flags}"));
         }
+        // an i686 guest of the x86_64 emulator gets a 32-bit CPU, as in libvirt
+        None if arch == "i686" && caps.arch == "x86_64" => b.arg("-cpu", "qemu32"),
         None => {}
     }
     if let Some(g) = firmware.global {
@@ -491,6 +498,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     disks(&mut b, def)?;
     interfaces(&mut b, def)?;
     chardevs(&mut b, def)?;
+    smartcard::devices(&mut b, def)?;
     inputs(&mut b, def)?;
     tpm::tpms(&mut b, def)?;
     graphics(&mut b, def)?;
@@ -581,10 +589,6 @@ fn check_top(def: &DomainDef) -> Result<()> {
             return unsupported(format!("<{name}>{a}</{name}>"));
         }
     }
-    if let Some(p) = def.devices.parallels.first() {
-        let _ = p;
-        return unsupported("<parallel> devices");
-    }
     Ok(())
 }
 
@@ -651,24 +655,28 @@ fn smp_arg(def: &DomainDef) -> String {
 
 /// What other devices need from controllers, and the controllers themselves.
 fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
-    let needs_vserial = def
+    // the virtio-serial controllers the channels and virtio consoles sit on
+    let mut needs_vserial: std::collections::BTreeSet<u64> = def
         .devices
         .channels
         .iter()
-        .any(|c| c.target_type.as_deref() == Some("virtio"))
-        || def
-            .devices
-            .consoles
-            .iter()
-            .any(|c| c.target_type.as_deref() == Some("virtio"));
+        .chain(def.devices.consoles.iter())
+        .filter(|c| c.target_type.as_deref() == Some("virtio"))
+        .map(|c| vserial_controller(&c.info))
+        .collect();
     let needs_usb = def
         .devices
         .inputs
         .iter()
         .any(|i| input_bus(i.input_type, i.bus) == InputBus::Usb)
         || !def.devices.redirdevs.is_empty()
-        || !def.devices.hubs.is_empty();
-    let mut have_vserial = false;
+        || !def.devices.hubs.is_empty()
+        || !def.devices.smartcards.is_empty()
+        || def
+            .devices
+            .controllers
+            .iter()
+            .any(|c| c.controller_type == ControllerType::Ccid);
     let mut have_usb = false;
     // PCI controllers first, in index order: other devices sit behind them
     pci::controllers(b, def)?;
@@ -679,7 +687,16 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         }
         let idx = c.index.unwrap_or(0);
         match c.controller_type {
-            ControllerType::Pci => {}
+            ControllerType::Pci => {
+                if let Some(k) = c.pcihole64_kib {
+                    let host = if b.q35 {
+                        "q35-pcihost"
+                    } else {
+                        "i440FX-pcihost"
+                    };
+                    b.arg("-global", format!("{host}.pci-hole64-size={k}K"));
+                }
+            }
             ControllerType::Ide => {
                 if b.q35 || idx != 0 {
                     return unsupported(format!("{what} index {idx} on this machine"));
@@ -724,7 +741,7 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 }
                 b.device(s);
                 b.live.devices.controllers[i].info.alias = Some(a);
-                have_vserial |= idx == 0;
+                needs_vserial.remove(&u64::from(idx));
             }
             // the PC's built-in floppy controller; on q35 the floppy drives bring an ISA one
             ControllerType::Fdc => {
@@ -734,16 +751,18 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 b.live.devices.controllers[i].info.alias = Some("fdc0".into());
             }
             ControllerType::Scsi => storage::scsi_controller(b, i, c)?,
+            // CCID readers are USB devices: `smartcard::devices` adds them
+            ControllerType::Ccid => {}
             other => return unsupported(format!("<controller type='{other}'>")),
         }
     }
-    if needs_vserial && !have_vserial {
+    for idx in needs_vserial {
         b.need("virtio-serial-pci", "virtio channels")?;
-        b.device("virtio-serial-pci,id=virtio-serial0");
-        b.live.devices.controllers.push(implicit_controller(
-            ControllerType::VirtioSerial,
-            "virtio-serial0",
-        ));
+        let a = format!("virtio-serial{idx}");
+        b.device(format!("virtio-serial-pci,id={a}"));
+        let mut c = implicit_controller(ControllerType::VirtioSerial, &a);
+        c.index = Some(idx as u32);
+        b.live.devices.controllers.push(c);
     }
     if needs_usb && !have_usb {
         let dev = if b.q35 { "qemu-xhci" } else { "piix3-usb-uhci" };
@@ -754,6 +773,32 @@ fn controllers(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         b.live.devices.controllers.push(c);
     }
     Ok(())
+}
+
+/// The index of the virtio-serial controller a channel or console names (0 when none).
+fn vserial_controller(info: &crate::model::DeviceInfo) -> u64 {
+    match &info.address {
+        Some(a) if a.kind == AddressType::VirtioSerial => {
+            a.get("controller").and_then(parse_num).unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
+/// The QEMU bus of virtio-serial controller `idx`: its alias's `.0`.
+fn vserial_bus(b: &Builder<'_>, idx: u64) -> String {
+    let alias = b
+        .live
+        .devices
+        .controllers
+        .iter()
+        .find(|c| {
+            c.controller_type == ControllerType::VirtioSerial
+                && u64::from(c.index.unwrap_or(0)) == idx
+        })
+        .and_then(|c| c.info.alias.clone())
+        .unwrap_or_else(|| format!("virtio-serial{idx}"));
+    format!("{alias}.0")
 }
 
 fn implicit_controller(t: ControllerType, alias: &str) -> Controller {
@@ -1086,9 +1131,11 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         let host = format!("host{a}");
         let queues = n.driver_queues.filter(|q| *q > 1);
         let mut netdev = match n.iface_type {
+            // vhost-net only carries taps: as in libvirt, `name='vhost'` means nothing here
+            // multiqueue needs a tap; as in libvirt, a definition may ask and a start refuses
             InterfaceType::User => {
-                if queues.is_some() || n.driver_name == Some(NetDriverName::Vhost) {
-                    return unsupported(format!("{what}: vhost or queues with user networking"));
+                if queues.is_some() && b.env.host.is_some() {
+                    return unsupported(format!("{what}: queues with user networking"));
                 }
                 format!("user,id={host}")
             }
@@ -1111,6 +1158,12 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     )));
                 }
                 b.live.devices.interfaces[i].target_dev = Some(tap.clone());
+                if let Some(mtu) = n.mtu {
+                    b.setup.push(Setup::Mtu {
+                        tap: tap.clone(),
+                        mtu,
+                    });
+                }
                 match (&n.source_bridge, n.iface_type) {
                     (Some(br), InterfaceType::Bridge | InterfaceType::Network) => {
                         b.setup.push(Setup::Bridge {
@@ -1153,11 +1206,22 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         if queues.is_some() && !qdev.starts_with("virtio-net-pci") {
             return unsupported(format!("{what}: queues on NIC model '{model}'"));
         }
+        let virtio_net = qdev.starts_with("virtio-net-pci");
+        if !virtio_net && (!n.driver.is_empty() || n.mtu.is_some()) {
+            return unsupported(format!(
+                "{what}: <driver> tuning or <mtu> on NIC model '{model}' (virtio-net only)"
+            ));
+        }
         b.arg("-netdev", std::mem::take(&mut netdev));
+        let mut tuning = n.driver.qemu_props();
+        if let Some(m) = n.mtu {
+            tuning.push_str(&format!(",host_mtu={m}"));
+        }
         let mut s = format!(
-            "{qdev},netdev={host},id={a},mac={}{}",
+            "{qdev}{tuning},netdev={host},id={a},mac={}{}{}",
             n.mac,
-            pci_addr(&n.info, &what)?
+            pci_addr(&n.info, &what)?,
+            n.rom.qemu_props()
         );
         if let Some(q) = queues {
             s.push_str(&format!(",mq=on,vectors={}", 2 * q + 2));
@@ -1165,7 +1229,7 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         match n.boot_order {
             Some(o) => s.push_str(&format!(",bootindex={o}")),
             // no network boot: skip the option ROM, which slows every boot
-            None if !net_boot && qdev.starts_with("virtio-net-pci") => s.push_str(",romfile="),
+            None if !net_boot && virtio_net && n.rom.is_empty() => s.push_str(",romfile="),
             None => {}
         }
         b.device(s);
@@ -1194,6 +1258,10 @@ fn chardev(
                 s.push_str(&format!(",append={}", on_off(a)));
             }
             (s, None)
+        }
+        // a parallel port passes a host parport through, any other device a tty
+        CharSourceType::Dev if id.starts_with("charparallel") => {
+            (format!("parallel,id={id},path={}", esc(&path(c))), None)
         }
         CharSourceType::Dev => (format!("tty,id={id},path={}", esc(&path(c))), None),
         CharSourceType::Pipe => (format!("pipe,id={id},path={}", esc(&path(c))), None),
@@ -1226,6 +1294,9 @@ fn chardev(
             match &c.source_channel {
                 Some(name) if c.source_type == CharSourceType::Spiceport => {
                     (format!("spiceport,id={id},name={}", esc(name)), None)
+                }
+                _ if id.starts_with("charsmartcard") => {
+                    (format!("spicevmc,id={id},name=smartcard"), None)
                 }
                 _ => (format!("spicevmc,id={id},name=vdagent"), None),
             }
@@ -1362,6 +1433,26 @@ fn chardevs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         live.target_type = Some(dev.into());
         live.target_port = Some(c.target_port.unwrap_or(i as u32));
     }
+    // ISA parallel ports (LPT1-3), on the PC's ISA bus or the q35 LPC bridge
+    for (i, c) in def.devices.parallels.iter().enumerate() {
+        let what = format!("<parallel type='{}'>", c.source_type);
+        b.need("isa-parallel", &what)?;
+        if let Some(a) = &c.info.address {
+            return unsupported(format!("{what}: address type '{}'", a.kind));
+        }
+        let a = alias(&c.info, format!("parallel{i}"));
+        let id = format!("char{a}");
+        let (backend, sock) = chardev(b, c, &id, &what)?;
+        b.arg("-chardev", backend);
+        b.device(format!("isa-parallel,chardev={id},id={a}"));
+        if c.source_type == CharSourceType::Pty {
+            b.ptys.push((id, PtyOf::Parallel(i)));
+        }
+        let live = &mut b.live.devices.parallels[i];
+        live_socket(live, sock);
+        live.info.alias = Some(a);
+        live.target_port = Some(c.target_port.unwrap_or(i as u32));
+    }
     for (i, c) in def.devices.consoles.iter().enumerate() {
         let what = format!("<console type='{}'>", c.source_type);
         match c.target_type.as_deref() {
@@ -1400,9 +1491,8 @@ fn chardevs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 let id = format!("char{a}");
                 let (backend, sock) = chardev(b, c, &id, &what)?;
                 b.arg("-chardev", backend);
-                b.device(format!(
-                    "virtconsole,bus=virtio-serial0.0,chardev={id},id={a}"
-                ));
+                let bus = vserial_bus(b, vserial_controller(&c.info));
+                b.device(format!("virtconsole,bus={bus},chardev={id},id={a}"));
                 if c.source_type == CharSourceType::Pty {
                     b.ptys.push((id, PtyOf::Console(i)));
                 }
@@ -1413,7 +1503,8 @@ fn chardevs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             Some(t) => return unsupported(format!("{what}: target type '{t}'")),
         }
     }
-    let mut next_port = 1u32;
+    // the next free port of each controller, as QEMU would pick it
+    let mut next_port: BTreeMap<u64, u32> = BTreeMap::new();
     for (i, c) in def.devices.channels.iter().enumerate() {
         let what = format!("<channel type='{}'>", c.source_type);
         if c.target_type.as_deref() != Some("virtio") {
@@ -1427,26 +1518,27 @@ fn chardevs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         let id = format!("char{a}");
         let (backend, sock) = chardev(b, c, &id, &what)?;
         b.arg("-chardev", backend);
+        let ctl = vserial_controller(&c.info);
+        let next = *next_port.get(&ctl).unwrap_or(&1);
         let port = match &c.info.address {
             Some(addr) if addr.kind == AddressType::VirtioSerial => {
-                if addr.get("controller").and_then(parse_num).unwrap_or(0) != 0
-                    || addr.get("bus").and_then(parse_num).unwrap_or(0) != 0
-                {
-                    return unsupported(format!(
-                        "{what}: virtio-serial controller or bus other than 0"
-                    ));
+                if addr.get("bus").and_then(parse_num).unwrap_or(0) != 0 {
+                    return Err(CmdlineError::Invalid(format!(
+                        "{what}: virtio-serial bus other than 0 (a controller has one bus)"
+                    )));
                 }
                 addr.get("port")
                     .and_then(parse_num)
-                    .unwrap_or(u64::from(next_port)) as u32
+                    .unwrap_or(u64::from(next)) as u32
             }
             Some(addr) => {
                 return unsupported(format!("{what}: address type '{}'", addr.kind));
             }
-            None => next_port,
+            None => next,
         };
-        next_port = next_port.max(port + 1);
-        let mut s = format!("virtserialport,bus=virtio-serial0.0,nr={port},chardev={id},id={a}");
+        next_port.insert(ctl, next.max(port + 1));
+        let bus = vserial_bus(b, ctl);
+        let mut s = format!("virtserialport,bus={bus},nr={port},chardev={id},id={a}");
         let name = c
             .target_name
             .as_deref()
@@ -1465,7 +1557,7 @@ fn chardevs(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         live_socket(live, sock);
         live.info.alias = Some(a);
         let mut addr = crate::model::Address::new(AddressType::VirtioSerial);
-        for (k, v) in [("controller", 0), ("bus", 0), ("port", port)] {
+        for (k, v) in [("controller", ctl), ("bus", 0), ("port", u64::from(port))] {
             let _ = addr.set(k, Some(&v.to_string()));
         }
         live.info.address = Some(addr);
@@ -1863,6 +1955,15 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 ),
             ),
             RngBackend::Builtin => b.arg("-object", format!("rng-builtin,id={obj}")),
+            RngBackend::Egd(c) => {
+                let id = format!("char{a}");
+                let (backend, sock) = chardev(b, c, &id, &format!("{what} <backend model='egd'>"))?;
+                b.arg("-chardev", backend);
+                b.arg("-object", format!("rng-egd,id={obj},chardev={id}"));
+                if let RngBackend::Egd(live) = &mut b.live.devices.rngs[i].backend {
+                    live_socket(live, sock);
+                }
+            }
         }
         let dev = match r.model {
             RngModel::Virtio => "virtio-rng-pci",
@@ -1895,6 +1996,7 @@ mod pci;
 mod pflash;
 mod platform;
 mod qemu_ns;
+mod smartcard;
 mod sound;
 mod spice;
 mod storage;
@@ -1906,6 +2008,8 @@ pub use storage::{hotplug_refusal, network_node};
 
 #[cfg(test)]
 mod audio_tests;
+#[cfg(test)]
+mod device_tests;
 #[cfg(test)]
 mod display_tests;
 #[cfg(test)]

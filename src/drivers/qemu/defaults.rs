@@ -251,6 +251,11 @@ fn default_cpu(def: &mut DomainDef, caps: &Caps) {
     if def.domain_type != DomainType::Qemu {
         return;
     }
+    // the x86_64 emulator's default model is 64-bit: an i686 guest gets qemu32 on the
+    // command line instead, as in libvirt
+    if def.os.arch.as_deref() == Some("i686") && caps.arch == "x86_64" {
+        return;
+    }
     if let Some(c) = &def.cpu
         && (c.mode.unwrap_or(CpuMode::Custom) != CpuMode::Custom || c.model.is_some())
     {
@@ -414,7 +419,7 @@ fn virtio_serial_ports(def: &mut DomainDef) {
     let d = &mut def.devices;
     let mut used: Vec<(u32, u32)> = Vec::new();
     let port_of = |a: &Address| -> Option<(u32, u32)> {
-        (a.kind == AddressType::VirtioSerial).then(|| {
+        (a.kind == AddressType::VirtioSerial && a.get("port").is_some()).then(|| {
             let n = |k| a.get(k).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
             (n("controller"), n("port"))
         })
@@ -425,10 +430,20 @@ fn virtio_serial_ports(def: &mut DomainDef) {
         }
     }
     let mut assign = |info: &mut DeviceInfo, from: u32| {
-        let port = (from..).find(|p| !used.contains(&(0, *p))).unwrap_or(from);
-        used.push((0, port));
+        // an address naming only its controller (and bus) gets a port there
+        let (ctl, bus) = match &info.address {
+            Some(a) if a.kind == AddressType::VirtioSerial => {
+                let n = |k| a.get(k).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+                (n("controller"), n("bus"))
+            }
+            _ => (0, 0),
+        };
+        let port = (from..)
+            .find(|p| !used.contains(&(ctl, *p)))
+            .unwrap_or(from);
+        used.push((ctl, port));
         let mut a = Address::new(AddressType::VirtioSerial);
-        for (k, v) in [("controller", 0), ("bus", 0), ("port", port)] {
+        for (k, v) in [("controller", ctl), ("bus", bus), ("port", port)] {
             let _ = a.set(k, Some(&v.to_string()));
         }
         info.address = Some(a);
@@ -442,8 +457,12 @@ fn virtio_serial_ports(def: &mut DomainDef) {
             assign(&mut scratch, 0);
         }
     }
+    let portless = |info: &DeviceInfo| match &info.address {
+        None => true,
+        Some(a) => a.kind == AddressType::VirtioSerial && a.get("port").is_none(),
+    };
     for c in &mut d.channels {
-        if c.target_type.as_deref() == Some("virtio") && c.info.address.is_none() {
+        if c.target_type.as_deref() == Some("virtio") && portless(&c.info) {
             assign(&mut c.info, 1);
         }
     }

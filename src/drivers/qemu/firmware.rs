@@ -181,6 +181,9 @@ pub fn load(dirs: &[&str]) -> Vec<Descriptor> {
 pub fn validate(def: &DomainDef) -> Result<()> {
     let os = &def.os;
     let invalid = |m: &str| Err(FirmwareError::Invalid(m.to_owned()));
+    if is_stateless(def) && os.nvram.is_some() {
+        return invalid("/domain/os/nvram cannot be used with <loader stateless='yes'>");
+    }
     let uefi = os.firmware == Some(Firmware::Efi)
         || os
             .loader
@@ -278,6 +281,11 @@ pub fn is_old_style_uefi(def: &DomainDef) -> bool {
     })
 }
 
+/// `<loader stateless='yes'>`: firmware that keeps no variables.
+pub fn is_stateless(def: &DomainDef) -> bool {
+    def.os.loader.as_ref().and_then(|l| l.stateless) == Some(true)
+}
+
 /// libvirt's NVRAM file name for a domain: `<dir>/<name>_VARS.fd`.
 pub fn nvram_path(nvram_dir: &Path, def: &DomainDef) -> String {
     nvram_dir
@@ -288,7 +296,10 @@ pub fn nvram_path(nvram_dir: &Path, def: &DomainDef) -> String {
 
 /// Post-parse default: a hand-chosen UEFI loader without `<nvram>` gets the domain's file.
 pub fn post_parse(def: &mut DomainDef, nvram_dir: &Path) {
-    if is_old_style_uefi(def) && def.os.nvram.as_ref().is_none_or(|n| n.path.is_none()) {
+    if is_old_style_uefi(def)
+        && !is_stateless(def)
+        && def.os.nvram.as_ref().is_none_or(|n| n.path.is_none())
+    {
         let path = nvram_path(nvram_dir, def);
         def.os.nvram.get_or_insert_with(Default::default).path = Some(path);
     }
@@ -329,7 +340,13 @@ fn matches(def: &DomainDef, d: &Descriptor, machine: &str, arch: &str) -> bool {
     if def.os.loader.as_ref().and_then(|l| l.secure) == Some(true) && !d.has("requires-smm") {
         return false;
     }
-    d.device != "flash" || d.mode == "split"
+    // a stateless loader wants firmware that runs without a variable store
+    let mode = if is_stateless(def) {
+        "stateless"
+    } else {
+        "split"
+    };
+    d.device != "flash" || d.mode == mode
 }
 
 /// The definition QEMU runs: `firmware='efi'` replaced by the chosen descriptor's loader,
@@ -347,7 +364,9 @@ pub fn resolve(
     let mut out = def.clone();
     let hand_chosen = def.os.firmware.is_none();
     if hand_chosen
-        && (!is_old_style_uefi(def) || def.os.nvram.as_ref().is_some_and(|n| n.template.is_some()))
+        && (!is_old_style_uefi(def)
+            || is_stateless(def)
+            || def.os.nvram.as_ref().is_some_and(|n| n.template.is_some()))
     {
         return Ok(out);
     }
@@ -370,6 +389,23 @@ pub fn resolve(
             d.file.display(),
             d.device
         )));
+    }
+    if is_stateless(def) {
+        let Some(exe) = &d.executable else {
+            return Err(FirmwareError::NotSupported(format!(
+                "firmware descriptor {} names no executable",
+                d.file.display()
+            )));
+        };
+        let loader = out
+            .os
+            .loader
+            .get_or_insert_with(|| Box::new(Loader::default()));
+        loader.loader_type = Some(LoaderType::Pflash);
+        loader.readonly = Some(true);
+        loader.path = Some(exe.filename.clone());
+        out.os.firmware = None;
+        return Ok(out);
     }
     let (Some(exe), Some(tmpl)) = (&d.executable, &d.nvram_template) else {
         return Err(FirmwareError::NotSupported(format!(

@@ -224,6 +224,16 @@ impl QemuDriver {
         match def.os.arch.as_deref() {
             None => Ok(self.default_emulator.clone()),
             Some(a) if a == std::env::consts::ARCH => Ok(self.default_emulator.clone()),
+            // libvirt's i686 is QEMU's i386 target; the x86_64 one runs i686 guests too
+            Some("i686") => {
+                let dirs = caps::search_dirs(&self.config.emulator_dirs);
+                caps::find_emulator("i386", &dirs)
+                    .or_else(|e| match std::env::consts::ARCH {
+                        "x86_64" => Ok(self.default_emulator.clone()),
+                        _ => caps::find_emulator("x86_64", &dirs).map_err(|_| e),
+                    })
+                    .map_err(|e| DriverError::NotSupported(e.to_string()))
+            }
             Some(a) => caps::find_emulator(a, &caps::search_dirs(&self.config.emulator_dirs))
                 .map_err(|e| DriverError::NotSupported(e.to_string())),
         }
@@ -378,6 +388,7 @@ impl QemuDriver {
                     .map(str::to_owned);
                 let dev = match of {
                     PtyOf::Serial(i) => live.devices.serials.get_mut(*i),
+                    PtyOf::Parallel(i) => live.devices.parallels.get_mut(*i),
                     PtyOf::Console(i) => live.devices.consoles.get_mut(*i),
                     PtyOf::Channel(i) => live.devices.channels.get_mut(*i),
                 };
@@ -415,6 +426,12 @@ impl QemuDriver {
                 Setup::Bridge { tap, bridge } => net::attach(tap, bridge).map_err(|e| {
                     DriverError::Failed(format!(
                         "domain '{}': cannot add tap {tap} to bridge {bridge}: {e}",
+                        vm.name
+                    ))
+                })?,
+                Setup::Mtu { tap, mtu } => net::set_mtu(tap, *mtu).map_err(|e| {
+                    DriverError::Failed(format!(
+                        "domain '{}': cannot set the MTU of {tap} to {mtu}: {e}",
                         vm.name
                     ))
                 })?,

@@ -6,6 +6,7 @@ use std::io;
 const SIOCGIFFLAGS: libc::c_ulong = 0x8913;
 const SIOCSIFFLAGS: libc::c_ulong = 0x8914;
 const SIOCBRADDIF: libc::c_ulong = 0x89a2;
+const SIOCSIFMTU: libc::c_ulong = 0x8922;
 
 /// `struct ifreq`: a 16-byte name and a 24-byte union.
 #[repr(C)]
@@ -61,6 +62,18 @@ pub fn up(ifname: &str) -> io::Result<()> {
         if libc::ioctl(s.0, SIOCSIFFLAGS, &r) < 0 {
             return Err(io::Error::last_os_error());
         }
+    }
+    Ok(())
+}
+
+/// Set the MTU of `ifname` (`<interface><mtu size>`).
+pub fn set_mtu(ifname: &str, mtu: u32) -> io::Result<()> {
+    let s = sock()?;
+    let mut r = ifreq(ifname)?;
+    r.data[..4].copy_from_slice(&(mtu as i32).to_ne_bytes());
+    // SAFETY: ifreq-sized buffer.
+    if unsafe { libc::ioctl(s.0, SIOCSIFMTU, &r) } < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

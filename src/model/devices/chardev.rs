@@ -80,6 +80,10 @@ pub(crate) enum CharKind {
     Parallel,
     Console,
     Channel,
+    /// `<rng><backend model='egd' type=...>`: a chardev feeding the EGD protocol.
+    RngBackend,
+    /// `<smartcard mode='passthrough' type=...>`: a remote CCID reader.
+    Smartcard,
 }
 
 impl CharKind {
@@ -89,6 +93,8 @@ impl CharKind {
             CharKind::Parallel => "parallel",
             CharKind::Console => "console",
             CharKind::Channel => "channel",
+            CharKind::RngBackend => "backend",
+            CharKind::Smartcard => "smartcard",
         }
     }
 
@@ -105,7 +111,7 @@ impl CharKind {
             ],
             CharKind::Console => &["serial", "virtio", "xen", "lxc", "openvz", "sclp", "sclplm"],
             CharKind::Channel => &["virtio", "xen"],
-            CharKind::Parallel => &[],
+            CharKind::Parallel | CharKind::RngBackend | CharKind::Smartcard => &[],
         }
     }
 }
@@ -253,10 +259,10 @@ impl CharDevice {
 
         let (mut target_type, mut target_port, mut target_name, mut target_state, mut target_model) =
             (None, None, None, None, None);
-        let target = if kind == CharKind::Channel {
-            Some(e.req_child("target")?)
-        } else {
-            e.child("target")?
+        let target = match kind {
+            CharKind::Channel => Some(e.req_child("target")?),
+            CharKind::RngBackend | CharKind::Smartcard => None,
+            _ => e.child("target")?,
         };
         if let Some(mut t) = target {
             let types = kind.target_types();
@@ -281,6 +287,7 @@ impl CharDevice {
             t.finish()?;
         }
         if source_type == T::Spicevmc
+            && kind != CharKind::Smartcard
             && (kind != CharKind::Channel || target_type.as_deref() != Some("virtio"))
         {
             return Err(e.attr_invalid(
@@ -289,7 +296,11 @@ impl CharDevice {
                 "spicevmc device type only supports a virtio <channel>",
             ));
         }
-        let info = DeviceInfo::read(&mut e)?;
+        let info = if kind == CharKind::RngBackend {
+            DeviceInfo::default()
+        } else {
+            DeviceInfo::read(&mut e)?
+        };
         e.finish()?;
         Ok(CharDevice {
             source_type,
@@ -310,6 +321,11 @@ impl CharDevice {
 
     pub(crate) fn write(&self, w: &mut Writer, kind: CharKind) {
         w.start(kind.element());
+        match kind {
+            CharKind::RngBackend => w.attr("model", "egd"),
+            CharKind::Smartcard => w.attr("mode", "passthrough"),
+            _ => {}
+        }
         w.attr("type", self.source_type.as_str());
         w.attr_opt("tty", self.tty.as_deref());
         if let Some(n) = &self.net {

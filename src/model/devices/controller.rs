@@ -119,6 +119,8 @@ pub struct Controller {
     pub virtio: super::VirtioOptions,
     /// USB companion controllers: `<master startport=...>`.
     pub master_startport: Option<u32>,
+    /// PCI roots only: `<pcihole64>`, the size of the 64-bit PCI MMIO window in KiB.
+    pub pcihole64_kib: Option<u64>,
     pub info: DeviceInfo,
 }
 
@@ -137,6 +139,7 @@ impl Controller {
             driver: Vec::new(),
             virtio: Default::default(),
             master_startport: None,
+            pcihole64_kib: None,
             info: DeviceInfo::default(),
         }
     }
@@ -174,6 +177,23 @@ impl Controller {
             vectors = e.attr_with("vectors", values::u32_any)?;
         }
         let (mut model_name, mut target, mut numa_node) = (None, Vec::new(), None);
+        let mut pcihole64_kib = None;
+        if controller_type == ControllerType::Pci
+            && matches!(model.as_deref(), Some("pci-root" | "pcie-root"))
+            && let Some(mut h) = e.child("pcihole64")?
+        {
+            let unit = match h.attr("unit") {
+                Some(u) => values::memory_unit(u).map_err(|why| h.attr_invalid("unit", u, why))?,
+                None => 1024,
+            };
+            let t = h.text();
+            if t.trim() != "0" {
+                pcihole64_kib = Some(
+                    values::memory_kib(t.trim(), unit).map_err(|why| h.invalid(t.trim(), why))?,
+                );
+            }
+            h.finish()?;
+        }
         if controller_type == ControllerType::Pci {
             model_name = e.child_attr_with("model", "name", values::token)?;
             if let Some(mut t) = e.child("target")? {
@@ -192,7 +212,16 @@ impl Controller {
             }
         };
         let master_startport = if controller_type == ControllerType::Usb {
+            // as libvirt: an ich9 UHCI companion naming no master takes the ports its
+            // number gives on the EHCI controller of its index (pairs from 0)
+            let first = match model.as_deref() {
+                Some("ich9-uhci1") => Some(0),
+                Some("ich9-uhci2") => Some(2),
+                Some("ich9-uhci3") => Some(4),
+                _ => None,
+            };
             e.child_attr_with("master", "startport", values::u32_any)?
+                .or(first)
         } else {
             None
         };
@@ -210,6 +239,7 @@ impl Controller {
             driver,
             virtio,
             master_startport,
+            pcihole64_kib,
             info,
         })
     }
@@ -231,6 +261,11 @@ impl Controller {
                 w.leaf("node", &n.to_string());
             }
             w.end();
+        }
+        if let Some(k) = self.pcihole64_kib {
+            w.start("pcihole64");
+            w.attr("unit", "KiB");
+            w.end_with_text(&k.to_string());
         }
         if !self.driver.is_empty() || !self.virtio.is_empty() {
             w.start("driver");

@@ -2,6 +2,7 @@
 
 use super::iface_ip::{IfaceIp, IfaceRoute};
 use crate::model::address::{self, DeviceInfo};
+use crate::model::devices::net_driver::NetDriver;
 use crate::model::error::XmlError;
 use crate::model::values::{self, MacAddr, xml_enum};
 use crate::model::writer::Writer;
@@ -83,6 +84,12 @@ pub struct Interface {
     pub model: Option<String>,
     pub driver_name: Option<NetDriverName>,
     pub driver_queues: Option<u32>,
+    /// The rest of `<driver>`: virtio-net tuning.
+    pub driver: NetDriver,
+    /// `<mtu size>`: the host side's MTU and the one virtio-net offers the guest.
+    pub mtu: Option<u32>,
+    /// `<rom>`: the NIC's option ROM.
+    pub rom: Rom,
     pub link_state: Option<LinkState>,
     pub boot_order: Option<u32>,
     pub info: DeviceInfo,
@@ -115,6 +122,9 @@ impl Interface {
             model: None,
             driver_name: None,
             driver_queues: None,
+            driver: NetDriver::default(),
+            mtu: None,
+            rom: Rom::default(),
             link_state: None,
             boot_order: None,
             info: DeviceInfo::default(),
@@ -196,9 +206,14 @@ impl Interface {
         if let Some(mut d) = e.child("driver")? {
             iface.driver_name = d.attr_with("name", values::keyword::<NetDriverName>)?;
             iface.driver_queues = d.attr_with("queues", values::u32_pos)?;
+            iface.driver = NetDriver::read(&mut d)?;
             d.finish()?;
         }
         iface.link_state = e.child_attr_with("link", "state", values::keyword::<LinkState>)?;
+        iface.mtu = e
+            .child_attr_with("mtu", "size", |v| values::uint_in(v, 68, 65535))?
+            .map(|v| v as u32);
+        iface.rom = Rom::read_child(&mut e)?;
         iface.boot_order = address::read_boot_order(&mut e)?;
         iface.info = DeviceInfo::read(&mut e)?;
         e.finish()?;
@@ -271,17 +286,83 @@ impl Interface {
         if let Some(m) = &self.model {
             w.leaf_attr("model", "type", m);
         }
-        if self.driver_name.is_some() || self.driver_queues.is_some() {
+        if self.driver_name.is_some() || self.driver_queues.is_some() || !self.driver.is_empty() {
             w.start("driver");
             w.attr_opt("name", self.driver_name.map(|n| n.as_str()));
+            self.driver.write_attrs(w);
             w.attr_num_opt("queues", self.driver_queues);
+            self.driver.write_attrs_tail(w);
+            self.driver.write_children(w);
             w.end();
         }
         if let Some(l) = self.link_state {
             w.leaf_attr("link", "state", l.as_str());
         }
+        if let Some(m) = self.mtu {
+            w.start("mtu");
+            w.attr_num("size", m);
+            w.end();
+        }
         address::write_boot_order(w, self.boot_order);
-        self.info.write(w);
+        self.info.write_alias(w);
+        self.rom.write(w);
+        self.info.write_address(w);
         w.end();
+    }
+}
+
+/// `<rom>`: whether a PCI device exposes its option ROM BAR (`bar`), whether it has one at
+/// all (`enabled`, or the older `file=''`), and which image it loads (`file`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rom {
+    pub bar: Option<bool>,
+    pub enabled: Option<bool>,
+    pub file: Option<String>,
+}
+
+impl Rom {
+    pub(crate) fn read_child(e: &mut Elem) -> Result<Rom> {
+        let Some(mut r) = e.child("rom")? else {
+            return Ok(Rom::default());
+        };
+        let rom = Rom {
+            bar: r.attr_with("bar", values::on_off)?,
+            enabled: r.attr_with("enabled", values::yes_no)?,
+            file: r.attr_string("file"),
+        };
+        if rom.enabled == Some(false) && (rom.bar.is_some() || rom.file.is_some()) {
+            return Err(r.invalid("no", "a disabled ROM takes neither bar nor file"));
+        }
+        r.finish()?;
+        Ok(rom)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Rom::default()
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
+        if self.is_empty() {
+            return;
+        }
+        w.start("rom");
+        w.attr_opt("enabled", self.enabled.map(values::yes_no_str));
+        w.attr_opt("bar", self.bar.map(values::on_off_str));
+        w.attr_opt("file", self.file.as_deref());
+        w.end();
+    }
+
+    /// The QEMU properties: `,rombar=0`, `,romfile=...`.
+    pub fn qemu_props(&self) -> String {
+        let mut s = String::new();
+        if let Some(bar) = self.bar {
+            s.push_str(&format!(",rombar={}", u8::from(bar)));
+        }
+        if self.enabled == Some(false) {
+            s.push_str(",romfile=");
+        } else if let Some(f) = &self.file {
+            s.push_str(&format!(",romfile={f}"));
+        }
+        s
     }
 }

@@ -19,9 +19,11 @@ mod interface;
 mod iommu;
 mod memballoon;
 mod memory;
+mod net_driver;
 mod panic;
 mod rng;
 mod shmem;
+mod smartcard;
 mod sound;
 mod spice;
 #[cfg(test)]
@@ -52,15 +54,19 @@ pub use filesystem::{
 pub use graphics::{Graphics, GraphicsListen, GraphicsType, ImageCompression, ListenType};
 pub use iface_ip::{IfaceIp, IfaceRoute, default_prefix};
 pub use input::{Input, InputBus, InputType};
-pub use interface::{DirectMode, Interface, InterfaceType, LinkState, NetDriverName, NetSocket};
+pub use interface::{
+    DirectMode, Interface, InterfaceType, LinkState, NetDriverName, NetSocket, Rom,
+};
 pub use iommu::{Iommu, IommuDriver, IommuModel};
 pub use memballoon::{Memballoon, MemballoonModel};
 pub use memory::assign_slots as assign_memory_slots;
 pub(crate) use memory::total as memory_total;
 pub use memory::{MaxMemory, MemoryDevice, MemoryModel, MemorySource, MemoryTarget};
+pub use net_driver::{GUEST_OFFLOADS, HOST_OFFLOADS, NetDriver, TxMode};
 pub use panic::{Panic, PanicModel};
 pub use rng::{Rng, RngBackend, RngModel};
 pub use shmem::{Shmem, ShmemModel, ShmemMsi, ShmemRole, ShmemServer};
+pub use smartcard::{Smartcard, SmartcardMode};
 pub use sound::{Audio, AudioType, Sound, SoundCodec, SoundModel};
 pub use spice::{
     SpiceChannel, SpiceChannelMode, SpiceGl, SpiceMouseMode, SpiceOptions, SpiceStreaming,
@@ -90,6 +96,7 @@ pub struct Devices {
     pub filesystems: Vec<Filesystem>,
     pub interfaces: Vec<Interface>,
     pub serials: Vec<CharDevice>,
+    pub smartcards: Vec<Smartcard>,
     pub parallels: Vec<CharDevice>,
     pub consoles: Vec<CharDevice>,
     pub channels: Vec<CharDevice>,
@@ -145,6 +152,7 @@ impl Devices {
                 }
                 "serial" => d.serials.push(CharDevice::read(c, CharKind::Serial)?),
                 "parallel" => d.parallels.push(CharDevice::read(c, CharKind::Parallel)?),
+                "smartcard" => d.smartcards.push(Smartcard::read(c)?),
                 "console" => d.consoles.push(CharDevice::read(c, CharKind::Console)?),
                 "channel" => d.channels.push(CharDevice::read(c, CharKind::Channel)?),
                 "input" => d.inputs.push(Input::read(c)?),
@@ -233,6 +241,7 @@ impl Devices {
         self.controllers.iter().for_each(|x| x.write(w));
         self.filesystems.iter().for_each(|x| x.write(w));
         self.interfaces.iter().for_each(|x| x.write(w));
+        self.smartcards.iter().for_each(|x| x.write(w));
         self.serials
             .iter()
             .for_each(|x| x.write(w, CharKind::Serial));

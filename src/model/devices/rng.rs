@@ -1,5 +1,6 @@
 //! `<rng>`: paravirtual random number generator fed from the host.
 
+use super::chardev::{CharDevice, CharKind};
 use crate::model::address::DeviceInfo;
 use crate::model::error::XmlError;
 use crate::model::values::{self, xml_enum};
@@ -22,6 +23,9 @@ pub enum RngBackend {
     Random(Option<String>),
     /// `<backend model='builtin'/>`: the hypervisor's own generator.
     Builtin,
+    /// `<backend model='egd' type=...>`: an Entropy Gathering Daemon reached over a
+    /// character device (a socket, usually).
+    Egd(Box<CharDevice>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,19 +51,31 @@ impl Rng {
         }
         let mut b = e.req_child("backend")?;
         let backend = match b.req_attr("model")? {
-            "random" => RngBackend::Random(b.text_with(|t| {
-                if t.is_empty() {
-                    Ok(None)
-                } else {
-                    values::abs_path(t).map(Some)
-                }
-            })?),
-            "builtin" => RngBackend::Builtin,
+            "egd" => RngBackend::Egd(Box::new(CharDevice::read(b, CharKind::RngBackend)?)),
+            "random" => {
+                let path = b.text_with(|t| {
+                    if t.is_empty() {
+                        Ok(None)
+                    } else {
+                        values::abs_path(t).map(Some)
+                    }
+                })?;
+                b.finish()?;
+                RngBackend::Random(path)
+            }
+            "builtin" => {
+                b.finish()?;
+                RngBackend::Builtin
+            }
             other => {
-                return Err(b.attr_invalid("model", other, values::one_of(&["random", "builtin"])));
+                return Err(b.attr_invalid(
+                    "model",
+                    other,
+                    values::one_of(&["random", "builtin", "egd"]),
+                ));
             }
         };
-        b.finish()?;
+
         let virtio = super::VirtioOptions::read_child(&mut e)?;
         let info = DeviceInfo::read(&mut e)?;
         e.finish()?;
@@ -82,8 +98,12 @@ impl Rng {
             w.attr_num_opt("period", self.rate_period);
             w.end();
         }
-        w.start("backend");
         match &self.backend {
+            RngBackend::Egd(c) => c.write(w, CharKind::RngBackend),
+            _ => w.start("backend"),
+        }
+        match &self.backend {
+            RngBackend::Egd(_) => {}
             RngBackend::Random(path) => {
                 w.attr("model", "random");
                 match path {

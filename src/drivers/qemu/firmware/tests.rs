@@ -263,3 +263,32 @@ fn uefi_needs_acpi_on_x86() {
         "{e:?}"
     );
 }
+
+/// libvirt's firmware-manual-efi-stateless and firmware-auto-efi-stateless: a stateless
+/// loader runs without NVRAM, and automatic selection needs a stateless descriptor
+/// (Debian's are all split).
+#[test]
+fn stateless_loader_has_no_nvram() {
+    let os = "<os><type>hvm</type><loader readonly='yes' type='pflash' stateless='yes'>\
+              /usr/share/OVMF/OVMF_CODE_4M.fd</loader></os>";
+    let mut d = def(os);
+    post_parse(&mut d, Path::new("/nv"));
+    assert!(d.os.nvram.is_none());
+    let r = resolve(&d, &debian(), "pc-i440fx-7.2", "x86_64", Path::new("/nv")).unwrap();
+    assert!(r.os.nvram.is_none());
+    let x = r.to_xml(&Default::default());
+    assert!(x.contains("stateless='yes'"), "{x}");
+    let e = resolve_on(
+        "<os firmware='efi'><type>hvm</type><loader stateless='yes'/></os>",
+        "pc-q35-7.2",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("no firmware descriptor"), "{e}");
+    let e = resolve_on(
+        "<os><type>hvm</type><loader readonly='yes' type='pflash' stateless='yes'>\
+         /usr/share/OVMF/OVMF_CODE_4M.fd</loader><nvram>/nv/x.fd</nvram></os>",
+        "pc-q35-7.2",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("stateless"), "{e}");
+}
