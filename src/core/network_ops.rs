@@ -15,7 +15,10 @@ impl From<NetError> for Error {
             NetError::NotFound(_) => Error::NotFound(Missing::Object, msg),
             NetError::Conflict { .. } | NetError::HostLinkExists(_) => Error::InvalidArgument(msg),
             NetError::NameTaken { .. } | NetError::UuidTaken { .. } => Error::AlreadyExists(msg),
-            NetError::NotActive(_) | NetError::AlreadyActive(_) | NetError::Transient(_) => {
+            NetError::NotActive(_)
+            | NetError::AlreadyActive(_)
+            | NetError::StillActive(_)
+            | NetError::Transient(_) => {
                 Error::InvalidState(msg)
             }
             NetError::NoHostBridge(_) => Error::InvalidArgument(msg),
@@ -200,10 +203,13 @@ impl Core {
         {
             return Ok(def);
         }
-        // a core without a network driver (test:///default's) leaves them to its driver
+        // libvirt's test driver does not plug guests into its networks
         let Ok(nets) = self.networks() else {
             return Ok(def);
         };
+        if nets.flavour() == crate::network::Flavour::Test {
+            return Ok(def);
+        }
         let mut out = (*def).clone();
         for iface in &mut out.devices.interfaces {
             if iface.iface_type != InterfaceType::Network {

@@ -31,6 +31,9 @@ pub enum NetError {
     NotActive(String),
     #[error("network '{0}' is already active")]
     AlreadyActive(String),
+    /// libvirt's test driver undefines stopped networks only.
+    #[error("network '{0}' is still running")]
+    StillActive(String),
     #[error("network '{0}' is transient; it cannot be given autostart or be undefined")]
     Transient(String),
     #[error("{0} is not supported")]
