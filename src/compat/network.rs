@@ -194,8 +194,12 @@ pub(super) async fn connect_call(
         }
         "NetworkLookupByUUID" => {
             let s: String = body.deserialize()?;
-            let uuid = super::connect::parse_uuid(&s)
-                .ok_or_else(|| super::errors::bare("Invalid UUID".into()))?;
+            // libvirt-dbus hands the string to libvirt, which checks it
+            let uuid = super::connect::parse_uuid(&s).ok_or_else(|| {
+                super::errors::bare(
+                    "uuidstr in virNetworkLookupByUUIDString must be a valid UUID".into(),
+                )
+            })?;
             let n = by_uuid(ctx, call, c, &uuid).await?;
             reply_path(call, c, &n)
         }

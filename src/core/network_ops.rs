@@ -18,6 +18,7 @@ impl From<NetError> for Error {
             NetError::NotActive(_)
             | NetError::AlreadyActive(_)
             | NetError::StillActive(_)
+            | NetError::ActiveAs(_)
             | NetError::Transient(_) => {
                 Error::InvalidState(msg)
             }

@@ -370,16 +370,9 @@ impl NetworkDriver {
         Ok(())
     }
 
-    /// Checks that the name and UUID are free or belong to the same network.
+    /// Checks that the name and UUID are free or belong to the same network (the UUID
+    /// first, as libvirt does).
     fn check_identity(def: &NetworkDef, nets: &BTreeMap<String, Entry>) -> Result<()> {
-        if let Some(e) = nets.get(&def.name)
-            && e.def.uuid != def.uuid
-        {
-            return Err(NetError::NameTaken {
-                name: def.name.clone(),
-                uuid: e.def.uuid,
-            });
-        }
         if let Some((n, _)) = nets
             .iter()
             .find(|(n, e)| e.def.uuid == def.uuid && **n != def.name)
@@ -387,6 +380,14 @@ impl NetworkDriver {
             return Err(NetError::UuidTaken {
                 name: n.clone(),
                 uuid: def.uuid,
+            });
+        }
+        if let Some(e) = nets.get(&def.name)
+            && e.def.uuid != def.uuid
+        {
+            return Err(NetError::NameTaken {
+                name: def.name.clone(),
+                uuid: e.def.uuid,
             });
         }
         Ok(())
@@ -432,25 +433,28 @@ impl NetworkDriver {
         Ok(info)
     }
 
-    /// Creates and starts a transient network.
+    /// Creates and starts a transient network; given the name and UUID of a stopped
+    /// persistent network, starts that one with this definition, as libvirt does.
     pub async fn create(&self, xml: &str) -> Result<NetworkInfo> {
         let mut def = NetworkDef::from_xml(xml)?;
         let mut nets = self.nets.lock().await;
-        if nets.contains_key(&def.name) {
-            let uuid = nets.get(&def.name).map(|e| e.def.uuid).unwrap_or(def.uuid);
-            return Err(NetError::NameTaken {
-                name: def.name.clone(),
-                uuid,
-            });
-        }
         Self::check_identity(&def, &nets)?;
+        if nets.get(&def.name).is_some_and(|e| e.live.is_some()) {
+            return Err(NetError::ActiveAs(def.name.clone()));
+        }
         self.prepare(&mut def, &nets).await?;
         self.host.bring_up(&def).await?;
-        let entry = Entry {
-            def: def.clone(),
-            live: Some(def),
-            persistent: false,
-            autostart: false,
+        let entry = match nets.remove(&def.name) {
+            Some(mut e) => {
+                e.live = Some(def);
+                e
+            }
+            None => Entry {
+                def: def.clone(),
+                live: Some(def),
+                persistent: false,
+                autostart: false,
+            },
         };
         let info = entry.info();
         nets.insert(info.name.clone(), entry);
@@ -488,6 +492,9 @@ impl NetworkDriver {
             .get_mut(name)
             .ok_or_else(|| NetError::NotFound(name.to_string()))?;
         match entry.live.take() {
+            // libvirt's test driver keeps the definition it ran with (its changes to the
+            // persistent one while it ran are lost)
+            Some(live) if self.flavour == Flavour::Test => entry.def = live,
             Some(live) => self.host.tear_down(&live).await,
             // libvirt's test driver "stops" a stopped network too
             None if self.flavour == Flavour::Test => {}
@@ -507,11 +514,13 @@ impl NetworkDriver {
         let entry = nets
             .get_mut(name)
             .ok_or_else(|| NetError::NotFound(name.to_string()))?;
-        if !entry.persistent {
-            return Err(NetError::Transient(name.to_string()));
-        }
+        // libvirt's test driver asks whether it runs first, its network driver whether
+        // it is persistent
         if self.flavour == Flavour::Test && entry.live.is_some() {
             return Err(NetError::StillActive(name.to_string()));
+        }
+        if !entry.persistent {
+            return Err(NetError::Transient(name.to_string()));
         }
         for p in [self.config_path(name), self.autostart_path(name)]
             .into_iter()
