@@ -11,6 +11,7 @@ Normalized, with the reason:
     targets a stopped network, starting a running one, undefining a running one): only the
     error name is compared (virtbus refuses a duplicate DHCP host as an invalid argument,
     libvirt as an invalid operation); README lists them.
+  - Malformed XML: libvirt quotes libxml2's message, virtbus its parser's.
   - Unknown elements: libvirt ignores them, virtbus refuses them naming their path; checked
     on virtbus alone.
 """
@@ -112,7 +113,7 @@ def define_start_stop_undefine():
     expect_error(iface(A, TEST, CONNECT).NetworkDefineXML,
                  "<network><name>bad</name><nope/></network>",
                  message="invalid argument: unknown element /network/nope")
-    both(TEST, CONNECT, "NetworkDefineXML", "not xml")
+    both(TEST, CONNECT, "NetworkDefineXML", "not xml", loose=True)
     events()
     for f in (0, 1, 2, 4, 8, 16, 32):
         both(TEST, CONNECT, "ListNetworks", U(f))
@@ -177,11 +178,16 @@ def transient():
 def update():
     host = "<host mac='52:54:00:00:00:01' name='h1' ip='192.168.122.5'/>"
     dns = "<host ip='192.168.122.6'><hostname>h2</hostname></host>"
+    # The first change touches both definitions: libvirt's test driver shares one definition
+    # between the running network and its configuration until the configuration is changed,
+    # virtbus keeps them apart from the start (as libvirt's network driver does).
+    h1b = host.replace("h1", "h1b")
     for cmd, sect, parent, xml, f in (
-            (3, 4, -1, host, 0),      # add-last ip-dhcp-host, current (live)
+            (3, 4, -1, host, 3),      # add-last ip-dhcp-host, live and config
             (3, 4, -1, host, 1),      # again, live: a duplicate
-            (1, 4, -1, host.replace("h1", "h1b"), 3),
-            (2, 4, -1, host, 2),
+            (1, 4, -1, h1b, 3),       # modify
+            (2, 4, -1, h1b, 2),       # delete, config only
+            (3, 4, -1, host, 0),      # current: live, a duplicate there
             (3, 10, -1, dns, 3),      # dns-host
             (4, 4, 0, host, 2),
             (3, 4, 5, host, 2),       # no such <ip>
