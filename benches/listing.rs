@@ -146,10 +146,9 @@ async fn round(s: &Side, pools: usize, volumes: usize, networks: usize) -> Round
     assert_eq!(nets.len(), networks, "ListNetworks");
     r.networks = Some(t);
     if s.facade_pools {
-        let (ps, t): (Vec<OwnedObjectPath>, f64) = timed(async || {
-            call(c, LIBVIRT, QEMU, CONNECT, "ListStoragePools", &(0u32,)).await
-        })
-        .await;
+        let (ps, t): (Vec<OwnedObjectPath>, f64) =
+            timed(async || call(c, LIBVIRT, QEMU, CONNECT, "ListStoragePools", &(0u32,)).await)
+                .await;
         assert_eq!(ps.len(), pools, "ListStoragePools");
         r.pools = Some(t);
         let mut all = 0.0;
@@ -176,13 +175,29 @@ async fn round(s: &Side, pools: usize, volumes: usize, networks: usize) -> Round
     }
     if s.native {
         let (ns, t): (Vec<OwnedObjectPath>, f64) = timed(async || {
-            call(c, NAME, MANAGER, "org.virtbus1.Manager", "ListNetworks", &()).await
+            call(
+                c,
+                NAME,
+                MANAGER,
+                "org.virtbus1.Manager",
+                "ListNetworks",
+                &(),
+            )
+            .await
         })
         .await;
         assert_eq!(ns.len(), networks, "native ListNetworks");
         r.networks_native = Some(t);
         let (ps, t): (Vec<OwnedObjectPath>, f64) = timed(async || {
-            call(c, NAME, MANAGER, "org.virtbus1.Manager", "ListPools", &(no_opts(),)).await
+            call(
+                c,
+                NAME,
+                MANAGER,
+                "org.virtbus1.Manager",
+                "ListPools",
+                &(no_opts(),),
+            )
+            .await
         })
         .await;
         assert_eq!(ps.len(), pools, "native ListPools");
@@ -375,7 +390,13 @@ async fn main() {
     eprintln!("libvirtd + libvirt-dbus ready in {:.1?}", t.elapsed());
     // the facade's pools arrive with org.libvirt.StoragePool: served when it answers
     let facade_pools = ours
-        .call_method(Some(LIBVIRT), QEMU, Some(CONNECT), "ListStoragePools", &(0u32,))
+        .call_method(
+            Some(LIBVIRT),
+            QEMU,
+            Some(CONNECT),
+            "ListStoragePools",
+            &(0u32,),
+        )
         .await
         .is_ok();
     let a = Side {
@@ -406,13 +427,33 @@ async fn main() {
     println!("|---|---|---|---|");
     let rows: [(&str, fn(&Round) -> Option<f64>, fn(&Round) -> Option<f64>); 8] = [
         ("ListNetworks (facade)", |r| r.networks, |r| r.networks),
-        ("ListNetworks (native)", |r| r.networks_native, |r| r.networks),
+        (
+            "ListNetworks (native)",
+            |r| r.networks_native,
+            |r| r.networks,
+        ),
         ("ListStoragePools (facade)", |r| r.pools, |r| r.pools),
         ("ListPools (native)", |r| r.pools_native, |r| r.pools),
-        ("ListStorageVolumes, one pool (facade)", |r| r.volumes_one, |r| r.volumes_one),
-        ("ListVolumes, one pool (native)", |r| r.volumes_one_native, |r| r.volumes_one),
-        ("ListStorageVolumes, all pools (facade)", |r| r.volumes_all, |r| r.volumes_all),
-        ("ListVolumes, all pools (native)", |r| r.volumes_all_native, |r| r.volumes_all),
+        (
+            "ListStorageVolumes, one pool (facade)",
+            |r| r.volumes_one,
+            |r| r.volumes_one,
+        ),
+        (
+            "ListVolumes, one pool (native)",
+            |r| r.volumes_one_native,
+            |r| r.volumes_one,
+        ),
+        (
+            "ListStorageVolumes, all pools (facade)",
+            |r| r.volumes_all,
+            |r| r.volumes_all,
+        ),
+        (
+            "ListVolumes, all pools (native)",
+            |r| r.volumes_all_native,
+            |r| r.volumes_all,
+        ),
     ];
     for (name, ours, theirs) in rows {
         let (o, t) = (med(&ra, ours), med(&rb, theirs));

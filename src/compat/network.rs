@@ -160,7 +160,10 @@ pub(super) async fn connect_call(
                 flags,
                 63,
                 c.flavor,
-                ("networkConnectListAllNetworks", "testConnectListAllNetworks"),
+                (
+                    "networkConnectListAllNetworks",
+                    "testConnectListAllNetworks",
+                ),
             )?;
             let pick = |on: bool, yes: u32, no: u32| {
                 let (y, n) = (flags & yes != 0, flags & no != 0);

@@ -19,9 +19,7 @@ impl From<NetError> for Error {
             | NetError::AlreadyActive(_)
             | NetError::StillActive(_)
             | NetError::ActiveAs(_)
-            | NetError::Transient(_) => {
-                Error::InvalidState(msg)
-            }
+            | NetError::Transient(_) => Error::InvalidState(msg),
             NetError::NoHostBridge(_) => Error::InvalidArgument(msg),
             NetError::NotSupported(_) => Error::NotSupported(msg),
             NetError::Runtime { .. } | NetError::Store(_) => Error::Failed(msg),

@@ -250,6 +250,8 @@ fn local_ptr_round_trips_and_gives_the_reverse_domain() {
     )
     .unwrap();
     assert_eq!(odd.ips[0].ptr_domain(), None);
-    let e = bad("<network><name>b</name><ip address='10.0.0.1' prefix='8' localPtr='maybe'/></network>");
+    let e = bad(
+        "<network><name>b</name><ip address='10.0.0.1' prefix='8' localPtr='maybe'/></network>",
+    );
     assert!(e.to_string().contains("localPtr"), "{e}");
 }
