@@ -1,6 +1,6 @@
 //! `org.libvirt.Connect`: defining, creating, finding and listing domains, statistics of all
-//! domains, and the host. Networks are `compat::network`'s; objects the facade does not
-//! serve (storage, secrets, filters) list empty and are never found.
+//! domains, and the host. Networks are `compat::network`'s, storage `compat::storage`'s;
+//! objects the facade does not serve (secrets, filters) list empty and are never found.
 
 use std::sync::Arc;
 
@@ -298,9 +298,16 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, c: &Connect, member: &str) -> R
         | "NetworkLookupByUUID"
         | "NetworkDefineXML"
         | "NetworkCreateXML" => super::network::connect_call(ctx, call, c, member).await,
-        "ListNWFilters" | "ListSecrets" | "ListStoragePools" => {
-            // The facade serves none of these yet (storage pools are on the native API
-            // only): there are none to list.
+        "ListStoragePools"
+        | "StoragePoolCreateXML"
+        | "StoragePoolDefineXML"
+        | "StoragePoolLookupByName"
+        | "StoragePoolLookupByUUID"
+        | "StorageVolLookupByKey"
+        | "StorageVolLookupByPath"
+        | "FindStoragePoolSources" => super::storage::connect_call(ctx, call, c, member).await,
+        "ListNWFilters" | "ListSecrets" => {
+            // The facade serves none of these yet: there are none to list.
             let _flags: u32 = body.deserialize()?;
             host_read().await?;
             call.reply(&Vec::<ObjectPath<'_>>::new())
@@ -445,22 +452,6 @@ async fn not_managed(ctx: &Ctx, call: &Call, member: &str) -> Reply<Message> {
                 format!("no secret with matching usage '{usage}'"),
             )
         }
-        "StoragePoolLookupByName" => (
-            Code::NoStoragePool,
-            format!("no storage pool with matching name '{}'", one()?),
-        ),
-        "StoragePoolLookupByUUID" => (
-            Code::NoStoragePool,
-            format!("no storage pool with matching uuid '{}'", one()?),
-        ),
-        "StorageVolLookupByKey" => (
-            Code::NoStorageVol,
-            format!("no storage vol with matching key {}", one()?),
-        ),
-        "StorageVolLookupByPath" => (
-            Code::NoStorageVol,
-            format!("no storage vol with matching path '{}'", one()?),
-        ),
         m => return Err(no_support(unsupported_api(m))),
     };
     ctx.authorize(call, Operation::ReadHost, &Details::default())
@@ -477,7 +468,6 @@ fn unsupported_api(member: &str) -> &str {
         "DomainRestore" => "virDomainRestoreFlags",
         "DomainSaveImageDefineXML" => "virDomainSaveImageDefineXML",
         "DomainSaveImageGetXMLDesc" => "virDomainSaveImageGetXMLDesc",
-        "FindStoragePoolSources" => "virConnectFindStoragePoolSources",
         "InterfaceChangeBegin" => "virInterfaceChangeBegin",
         "InterfaceChangeCommit" => "virInterfaceChangeCommit",
         "InterfaceChangeRollback" => "virInterfaceChangeRollback",
@@ -486,8 +476,6 @@ fn unsupported_api(member: &str) -> &str {
         "NodeSetMemoryParameters" => "virNodeSetMemoryParameters",
         "NWFilterDefineXML" => "virNWFilterDefineXML",
         "SecretDefineXML" => "virSecretDefineXML",
-        "StoragePoolCreateXML" => "virStoragePoolCreateXML",
-        "StoragePoolDefineXML" => "virStoragePoolDefineXML",
         m => m,
     }
 }

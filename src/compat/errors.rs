@@ -53,6 +53,7 @@ pub enum Code {
     NoSecret,
     NoNwfilter,
     NoHostname,
+    XmlError,
 }
 
 impl Code {
@@ -80,6 +81,7 @@ impl Code {
             Self::OperationUnsupported => 84,
             Self::AccessDenied => 88,
             Self::NoHostname => 108,
+            Self::XmlError => 27,
         }
     }
 
@@ -106,6 +108,7 @@ impl Code {
             Self::NoSecret => "Secret not found",
             Self::NoNwfilter => "Network filter not found",
             Self::NoHostname => "no hostname found",
+            Self::XmlError => "XML error",
         }
     }
 }

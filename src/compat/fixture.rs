@@ -3,7 +3,8 @@
 //! id 1 and no snapshots; its NAT network `default`, active, with nothing made on the host
 //! (the test driver's rules, [`crate::network::Flavour::Test`]); its host interface `eth1`
 //! and node devices, which never change (virtbus's host interfaces and devices are
-//! read-only).
+//! read-only); and its storage pool `default-pool`, active, not autostarted, without
+//! volumes, held in memory only.
 
 use std::sync::Arc;
 
@@ -60,6 +61,17 @@ pub const TEST_DOMAIN_XML: &str = "<domain type='test'>
     </memballoon>
   </devices>
 </domain>
+";
+
+/// The storage pool of `test:///default` (libvirt's test driver gives every pool a
+/// capacity of 100 GiB, see [`crate::storage::memory`]).
+pub const TEST_POOL_XML: &str = "<pool type='dir'>
+  <name>default-pool</name>
+  <uuid>dfe224cb-28fb-8dd0-c4b2-64eb3f0f4566</uuid>
+  <target>
+    <path>/default-pool</path>
+  </target>
+</pool>
 ";
 
 /// The interface of `test:///default`: active, as libvirt's test driver formats it.
@@ -200,6 +212,9 @@ pub async fn test_default() -> Result<Core, Error> {
         vec![(DomainType::Test, Arc::new(TestDriver::new()))],
         Store::memory(),
     );
+    core.set_storage(crate::storage::Storage::new_in_memory());
+    let pool = core.storage().define(TEST_POOL_XML).await?;
+    core.storage().start(&pool.name).await?;
     let def = DomainDef::from_xml(TEST_DOMAIN_XML)?;
     let dom = core.define(def, Default::default()).await?;
     core.start_as(&dom, StartOptions::default(), StateReason::Unknown)
@@ -258,6 +273,26 @@ mod tests {
   </ip>
 </network>
 "
+        );
+        let pools = core.storage().list_pools();
+        assert_eq!(pools.len(), 1);
+        let p = &pools[0];
+        assert!(p.active && p.persistent && !p.autostart);
+        assert_eq!(
+            (p.sizes.capacity, p.sizes.allocation, p.sizes.available),
+            (100 << 30, 0, 100 << 30)
+        );
+        let xml = core.storage().pool_xml("default-pool", false).expect("xml");
+        assert!(
+            xml.contains("<capacity unit='bytes'>107374182400</capacity>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<path>/default-pool</path>"), "{xml}");
+        assert!(
+            core.storage()
+                .list_volumes("default-pool")
+                .expect("vols")
+                .is_empty()
         );
     }
 }

@@ -19,6 +19,7 @@ mod props;
 pub mod schema;
 mod signals;
 mod snapshot;
+mod storage;
 pub mod wire;
 
 use std::{future::Future, sync::Arc};
@@ -245,6 +246,8 @@ impl Frontend for Ctx {
             &self.schema.interface,
             &self.schema.nodedev,
             &self.schema.network,
+            &self.schema.storage_pool,
+            &self.schema.storage_vol,
         ]
     }
 }

@@ -12,6 +12,7 @@ use super::{
     paths::{self, Dir, Target},
     schema::{
         CONNECT_IFACE, DOMAIN_IFACE, INTERFACE_IFACE, NETWORK_IFACE, NODEDEV_IFACE, SNAPSHOT_IFACE,
+        STORAGE_POOL_IFACE, STORAGE_VOL_IFACE,
     },
 };
 use crate::core::ops::Operation;
@@ -34,6 +35,8 @@ fn own_interface<'a>(ctx: &'a Ctx, target: &Target) -> Option<&'a Interface> {
         Target::Interface(..) => Some(&ctx.schema.interface),
         Target::NodeDevice(..) => Some(&ctx.schema.nodedev),
         Target::Network(..) => Some(&ctx.schema.network),
+        Target::StoragePool(..) => Some(&ctx.schema.storage_pool),
+        Target::StorageVol(..) => Some(&ctx.schema.storage_vol),
         _ => None,
     }
 }
@@ -91,6 +94,12 @@ pub(super) async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
                 }
                 (Target::Network(i, uuid), NETWORK_IFACE) => {
                     super::network::object_call(ctx, call, &ctx.connects[*i], uuid, member).await
+                }
+                (Target::StoragePool(i, uuid), STORAGE_POOL_IFACE) => {
+                    super::storage::pool_call(ctx, call, &ctx.connects[*i], uuid, member).await
+                }
+                (Target::StorageVol(i, key), STORAGE_VOL_IFACE) => {
+                    super::storage::vol_call(ctx, call, &ctx.connects[*i], key, member).await
                 }
                 _ => Err(no_interface(&iface, path)),
             }
@@ -180,6 +189,8 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
                     "interface",
                     "network",
                     "nodedev",
+                    "storagepool",
+                    "storagevol",
                 ]
                 .map(str::to_owned),
             );
@@ -198,6 +209,10 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
         }
         Target::Dir(i, Dir::Networks) => {
             children = super::network::children(ctx, call, &ctx.connects[*i]).await;
+        }
+        Target::Dir(i, dir @ (Dir::StoragePools | Dir::StorageVols)) => {
+            let vols = *dir == Dir::StorageVols;
+            children = super::storage::children(ctx, call, &ctx.connects[*i], vols).await;
         }
         Target::Dir(i, dir) => {
             let c = &ctx.connects[*i];
@@ -224,7 +239,11 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
                             children.push(p.rsplit('/').next().unwrap_or_default().to_owned());
                         }
                     }
-                    Dir::Interfaces | Dir::NodeDevices | Dir::Networks => {}
+                    Dir::Interfaces
+                    | Dir::NodeDevices
+                    | Dir::Networks
+                    | Dir::StoragePools
+                    | Dir::StorageVols => {}
                 }
             }
             children.sort();
@@ -252,6 +271,8 @@ async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply<Message> {
         Target::Interface(..) => iface(&mut xml, &ctx.schema.interface),
         Target::NodeDevice(..) => iface(&mut xml, &ctx.schema.nodedev),
         Target::Network(..) => iface(&mut xml, &ctx.schema.network),
+        Target::StoragePool(..) => iface(&mut xml, &ctx.schema.storage_pool),
+        Target::StorageVol(..) => iface(&mut xml, &ctx.schema.storage_vol),
         Target::Unknown => {}
     }
     for c in children {

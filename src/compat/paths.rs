@@ -6,6 +6,8 @@
 //! /org/libvirt/<Driver>/domainsnapshot/_<uuid>_<name>      DomainSnapshot
 //! /org/libvirt/<Driver>/interface/<escaped MAC address>    Interface
 //! /org/libvirt/<Driver>/nodedev/<escaped name>             NodeDevice
+//! /org/libvirt/<Driver>/storagepool/_<uuid, - as _>        StoragePool
+//! /org/libvirt/<Driver>/storagevol/<escaped key>           StorageVol
 //! ```
 //! A snapshot name is escaped as libvirt-dbus does: every byte that is not an ASCII letter
 //! or digit becomes `_` and two lower-case hex digits.
@@ -33,6 +35,10 @@ pub enum Target {
     NodeDevice(usize, String),
     /// A virtual network, by UUID.
     Network(usize, Uuid),
+    /// A storage pool, by UUID.
+    StoragePool(usize, Uuid),
+    /// A storage volume, by key (libvirt-dbus names volumes by key).
+    StorageVol(usize, String),
     /// Not an object of ours.
     Unknown,
 }
@@ -44,6 +50,8 @@ pub enum Dir {
     Interfaces,
     NodeDevices,
     Networks,
+    StoragePools,
+    StorageVols,
 }
 
 /// `_` and the UUID with its dashes as underscores.
@@ -132,6 +140,14 @@ pub fn network(connect: &str, uuid: &Uuid) -> String {
     format!("{connect}/network/{}", encode_uuid(uuid))
 }
 
+pub fn storage_pool(connect: &str, uuid: &Uuid) -> String {
+    format!("{connect}/storagepool/{}", encode_uuid(uuid))
+}
+
+pub fn storage_vol(connect: &str, key: &str) -> String {
+    format!("{connect}/storagevol/{}", escape_name(key))
+}
+
 pub fn nodedev(connect: &str, name: &str) -> String {
     format!("{connect}/nodedev/{}", escape_name(name))
 }
@@ -162,6 +178,18 @@ pub fn parse(path: &str, connects: &[&str]) -> Target {
         }
         if rest == "/nodedev" {
             return Target::Dir(i, Dir::NodeDevices);
+        }
+        if rest == "/storagepool" {
+            return Target::Dir(i, Dir::StoragePools);
+        }
+        if rest == "/storagevol" {
+            return Target::Dir(i, Dir::StorageVols);
+        }
+        if let Some(u) = rest.strip_prefix("/storagepool/") {
+            return decode_uuid(u).map_or(Target::Unknown, |u| Target::StoragePool(i, u));
+        }
+        if let Some(k) = rest.strip_prefix("/storagevol/") {
+            return unescape_name(k).map_or(Target::Unknown, |k| Target::StorageVol(i, k));
         }
         if let Some(m) = rest.strip_prefix("/interface/") {
             return unescape_name(m).map_or(Target::Unknown, |m| Target::Interface(i, m));
@@ -246,6 +274,21 @@ mod tests {
             "/org/libvirt/QEMU/network/_6695eb01_f6a4_8304_79aa_97f2502e193f"
         );
         assert_eq!(parse(&net, C), Target::Network(0, u));
+        let pool = storage_pool(C[1], &u);
+        assert_eq!(
+            pool,
+            "/org/libvirt/Test/storagepool/_6695eb01_f6a4_8304_79aa_97f2502e193f"
+        );
+        assert_eq!(parse(&pool, C), Target::StoragePool(1, u));
+        let vol = storage_vol(C[1], "/default-pool/v 1");
+        assert_eq!(
+            vol,
+            "/org/libvirt/Test/storagevol/_2fdefault_2dpool_2fv_201"
+        );
+        assert_eq!(
+            parse(&vol, C),
+            Target::StorageVol(1, "/default-pool/v 1".into())
+        );
         assert_eq!(escape_name("a_b-é"), "a_5fb_2d_c3_a9");
         assert_eq!(unescape_name("a_5fb_2d_c3_a9").as_deref(), Some("a_b-é"));
     }

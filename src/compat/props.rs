@@ -14,6 +14,7 @@ use super::{
     paths::Target,
     schema::{
         CONNECT_IFACE, DOMAIN_IFACE, INTERFACE_IFACE, NETWORK_IFACE, NODEDEV_IFACE, SNAPSHOT_IFACE,
+        STORAGE_POOL_IFACE, STORAGE_VOL_IFACE,
     },
 };
 use crate::core::ops::{self, Operation};
@@ -160,6 +161,16 @@ async fn get(
                 .await?
                 .ok_or_else(|| unknown_property(name))
         }
+        (Target::StoragePool(i, uuid), STORAGE_POOL_IFACE) => {
+            super::storage::pool_get(ctx, call, &ctx.connects[*i], uuid, name)
+                .await?
+                .ok_or_else(|| unknown_property(name))
+        }
+        (Target::StorageVol(i, key), STORAGE_VOL_IFACE) => {
+            super::storage::vol_get(ctx, call, &ctx.connects[*i], key, name)
+                .await?
+                .ok_or_else(|| unknown_property(name))
+        }
         _ => Err(unknown_interface(iface)),
     }
 }
@@ -203,6 +214,12 @@ async fn get_all(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Reply<
         (Target::Network(i, uuid), NETWORK_IFACE) => {
             super::network::get_all(ctx, call, &ctx.connects[*i], uuid, &mut out).await?
         }
+        (Target::StoragePool(i, uuid), STORAGE_POOL_IFACE) => {
+            super::storage::pool_get_all(ctx, call, &ctx.connects[*i], uuid, &mut out).await?
+        }
+        (Target::StorageVol(i, key), STORAGE_VOL_IFACE) => {
+            super::storage::vol_get_all(ctx, call, &ctx.connects[*i], key, &mut out).await?
+        }
         _ => return Err(unknown_interface(iface)),
     }
     call.reply(&out)
@@ -223,6 +240,8 @@ async fn set(
         (Target::Interface(..), INTERFACE_IFACE) => hostdev::INTERFACE_PROPS.contains(&name),
         (Target::NodeDevice(..), NODEDEV_IFACE) => hostdev::NODEDEV_PROPS.contains(&name),
         (Target::Network(..), NETWORK_IFACE) => super::network::NETWORK_PROPS.contains(&name),
+        (Target::StoragePool(..), STORAGE_POOL_IFACE) => super::storage::POOL_PROPS.contains(&name),
+        (Target::StorageVol(..), STORAGE_VOL_IFACE) => super::storage::VOL_PROPS.contains(&name),
         _ => return Err(unknown_interface(iface)),
     };
     if !known {
@@ -248,6 +267,11 @@ async fn set(
         Target::Network(i, uuid) => {
             let c = &ctx.connects[*i];
             super::network::set_autostart(ctx, call, c, uuid, on).await?;
+            return call.reply_empty();
+        }
+        Target::StoragePool(i, uuid) => {
+            let c = &ctx.connects[*i];
+            super::storage::set_autostart(ctx, call, c, uuid, on).await?;
             return call.reply_empty();
         }
         _ => return Err(super::errors::bare("Invalid UUID".into())),

@@ -10,6 +10,8 @@ pub const SNAPSHOT_XML: &str = include_str!("../../dbus/org.libvirt.DomainSnapsh
 pub const INTERFACE_XML: &str = include_str!("../../dbus/org.libvirt.Interface.xml");
 pub const NODEDEV_XML: &str = include_str!("../../dbus/org.libvirt.NodeDevice.xml");
 pub const NETWORK_XML: &str = include_str!("../../dbus/org.libvirt.Network.xml");
+pub const STORAGE_POOL_XML: &str = include_str!("../../dbus/org.libvirt.StoragePool.xml");
+pub const STORAGE_VOL_XML: &str = include_str!("../../dbus/org.libvirt.StorageVol.xml");
 
 pub const CONNECT_IFACE: &str = "org.libvirt.Connect";
 pub const DOMAIN_IFACE: &str = "org.libvirt.Domain";
@@ -17,6 +19,8 @@ pub const SNAPSHOT_IFACE: &str = "org.libvirt.DomainSnapshot";
 pub const INTERFACE_IFACE: &str = "org.libvirt.Interface";
 pub const NODEDEV_IFACE: &str = "org.libvirt.NodeDevice";
 pub const NETWORK_IFACE: &str = "org.libvirt.Network";
+pub const STORAGE_POOL_IFACE: &str = "org.libvirt.StoragePool";
+pub const STORAGE_VOL_IFACE: &str = "org.libvirt.StorageVol";
 
 #[derive(Debug, Clone)]
 pub struct Schema {
@@ -26,6 +30,8 @@ pub struct Schema {
     pub interface: Interface,
     pub nodedev: Interface,
     pub network: Interface,
+    pub storage_pool: Interface,
+    pub storage_vol: Interface,
 }
 
 impl Schema {
@@ -37,6 +43,8 @@ impl Schema {
             interface: parse(INTERFACE_XML)?,
             nodedev: parse(NODEDEV_XML)?,
             network: parse(NETWORK_XML)?,
+            storage_pool: parse(STORAGE_POOL_XML)?,
+            storage_vol: parse(STORAGE_VOL_XML)?,
         })
     }
 }
@@ -60,6 +68,8 @@ mod tests {
         assert_eq!(s.interface.methods["GetXMLDesc"].in_sig, "u");
         assert_eq!(s.nodedev.methods["Detach"].in_sig, "su");
         assert_eq!(s.nodedev.methods["ListCaps"].out_sig, "as");
+        assert_eq!(s.storage_pool.methods["GetInfo"].out_sig, "(ittt)");
+        assert_eq!(s.storage_vol.methods["Resize"].in_sig, "tu");
         assert!(
             s.domain
                 .xml

@@ -139,6 +139,7 @@ impl ConnectEmitter {
                 lock(&self.known).remove(&uuid);
                 Ok(())
             }
+            Event::Storage(ev) => super::storage::emit(&self.ctx, c, &ev).await,
             // libvirt has no snapshot events; other connects' domains are not ours.
             _ => Ok(()),
         }

@@ -16,6 +16,12 @@ pub trait StorageOp: Send + Sized {
     /// The pool the request concerns, passed to authorization as a detail.
     fn pool(&self) -> Option<&str>;
 
+    /// The pool for authorization, found in `storage` when the request names it only
+    /// indirectly (a volume by its path).
+    fn pool_of(&self, _storage: &Storage) -> Option<String> {
+        self.pool().map(str::to_owned)
+    }
+
     fn run(self, storage: &Storage) -> impl Future<Output = Result<Self::Output>> + Send;
 }
 
@@ -91,6 +97,57 @@ storage_op!(
     pool: |r| Some(&r.pool),
     |r, st| st.set_autostart(&r.pool, r.autostart).await
 );
+storage_op!(
+    /// Every pool (front ends leave out those the caller may not read).
+    ListPools {} => Vec<PoolInfo>, ReadStorage, pool: |_r| None,
+    |_r, st| Ok(st.list_pools())
+);
+storage_op!(
+    /// A pool's properties and sizes.
+    GetPool { pool: String } => PoolInfo, ReadStorage, pool: |r| Some(&r.pool),
+    |r, st| Ok(st.pool(&r.pool)?.info())
+);
+storage_op!(
+    /// A volume's properties and sizes.
+    GetVolume { pool: String, volume: String } => VolInfo, ReadStorage,
+    pool: |r| Some(&r.pool),
+    |r, st| st.volume(&r.pool, &r.volume)
+);
+
+/// The volume whose path (or, with `by_key`, whose key: the same for directory pools) is
+/// `path`; authorized as a read of the volume's pool.
+#[derive(Debug)]
+pub struct FindVolume {
+    pub path: String,
+    pub by_key: bool,
+}
+
+impl StorageOp for FindVolume {
+    type Output = VolInfo;
+
+    fn operation(&self) -> Operation {
+        Operation::ReadStorage
+    }
+
+    fn pool(&self) -> Option<&str> {
+        None
+    }
+
+    fn pool_of(&self, storage: &Storage) -> Option<String> {
+        storage.volume_by_path(&self.path).ok().map(|v| v.pool)
+    }
+
+    async fn run(self, st: &Storage) -> Result<VolInfo> {
+        st.volume_by_path(&self.path).map_err(|e| match e {
+            super::Error::NotFound(m, _) if self.by_key => super::Error::NotFound(
+                m,
+                format!("no storage vol with matching key '{}'", self.path),
+            ),
+            e => e,
+        })
+    }
+}
+
 storage_op!(
     /// The pool's XML (the persistent definition with `inactive`).
     PoolXml { pool: String, inactive: bool } => String, ReadStorage, pool: |r| Some(&r.pool),

@@ -25,6 +25,7 @@ use crate::{
         error::Missing,
         network_ops::{NetworkReply, NetworkRequest},
         ops::{self, Operation},
+        storage_ops,
     },
     server::{exec::Exec, router::check_signature},
 };
@@ -131,16 +132,17 @@ pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply
             iface(&mut xml, &ctx.schema.node_device.xml);
         }
         Target::PoolDir => {
-            ctx.authorize(call, Operation::ReadStorage, &Details::default())
+            let pools = ctx
+                .exec()
+                .run_storage(&call.caller, storage_ops::ListPools {})
                 .await?;
-            for p in ctx.core.storage().list_pools() {
+            for p in pools {
                 children.push(crate::util::escape::escape(&p.name));
             }
         }
         Target::Pool(name) => {
-            let info = ctx.core.storage().pool(name)?.info();
-            ctx.authorize(call, Operation::ReadStorage, &Details::pool(name))
-                .await?;
+            let req = storage_ops::GetPool { pool: name.clone() };
+            let info = ctx.exec().run_storage(&call.caller, req).await?;
             xml.push_str(STANDARD_XML);
             iface(&mut xml, &ctx.schema.pool.xml);
             if info.active {
@@ -148,16 +150,17 @@ pub(super) async fn introspect(ctx: &Ctx, call: &Call, target: &Target) -> Reply
             }
         }
         Target::VolumeDir(pool) => {
-            ctx.authorize(call, Operation::ReadStorage, &Details::pool(pool))
-                .await?;
-            for v in ctx.core.storage().list_volumes(pool)? {
+            let req = storage_ops::ListVolumes { pool: pool.clone() };
+            for v in ctx.exec().run_storage(&call.caller, req).await? {
                 children.push(crate::util::escape::escape(&v.name));
             }
         }
         Target::Volume(pool, name) => {
-            ctx.authorize(call, Operation::ReadStorage, &Details::pool(pool))
-                .await?;
-            ctx.core.storage().volume(pool, name)?;
+            let req = storage_ops::GetVolume {
+                pool: pool.clone(),
+                volume: name.clone(),
+            };
+            ctx.exec().run_storage(&call.caller, req).await?;
             xml.push_str(STANDARD_XML);
             iface(&mut xml, &ctx.schema.volume.xml);
         }
@@ -299,15 +302,19 @@ async fn read_props(ctx: &Ctx, call: &Call, target: &Target, iface: &str) -> Rep
             super::hostdev::device(ctx, call, name).await?,
         )),
         (Target::Pool(name), POOL_IFACE) => {
-            let info = ctx.core.storage().pool(name)?.info();
-            ctx.authorize(call, Operation::ReadStorage, &Details::pool(name))
-                .await?;
-            Ok(Source::Pool(info))
+            let req = storage_ops::GetPool { pool: name.clone() };
+            Ok(Source::Pool(
+                ctx.exec().run_storage(&call.caller, req).await?,
+            ))
         }
         (Target::Volume(pool, name), VOLUME_IFACE) => {
-            ctx.authorize(call, Operation::ReadStorage, &Details::pool(pool))
-                .await?;
-            Ok(Source::Volume(ctx.core.storage().volume(pool, name)?))
+            let req = storage_ops::GetVolume {
+                pool: pool.clone(),
+                volume: name.clone(),
+            };
+            Ok(Source::Volume(
+                ctx.exec().run_storage(&call.caller, req).await?,
+            ))
         }
         (Target::Network(name), NETWORK_IFACE) => {
             match ctx

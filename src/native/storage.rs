@@ -99,9 +99,14 @@ pub(super) async fn visible(
     ctx: &Ctx,
     call: &Call,
 ) -> (Vec<(String, PoolInfo)>, Vec<(String, VolInfo)>) {
-    let st = ctx.core.storage();
+    let exec = ctx.exec();
+    let who = &call.caller;
     let (mut pools, mut vols) = (Vec::new(), Vec::new());
-    for p in st.list_pools() {
+    let all = exec
+        .run_storage(who, ops::ListPools {})
+        .await
+        .unwrap_or_default();
+    for p in all {
         let allowed = ctx.authz.allows_everything()
             || ctx
                 .authorize(call, Operation::ReadStorage, &Details::pool(&p.name))
@@ -111,7 +116,10 @@ pub(super) async fn visible(
             continue;
         }
         if p.active {
-            for v in st.list_volumes(&p.name).unwrap_or_default() {
+            let req = ops::ListVolumes {
+                pool: p.name.clone(),
+            };
+            for v in exec.run_storage(who, req).await.unwrap_or_default() {
                 vols.push((paths::volume(&p.name, &v.name), v));
             }
         }
@@ -351,9 +359,11 @@ pub(super) async fn manager_call(ctx: &Ctx, call: &Call, member: &str) -> Option
             }
             "LookupVolumeByPath" => {
                 let path: String = body.deserialize()?;
-                let v = ctx.core.storage().volume_by_path(&path)?;
-                ctx.authorize(call, Operation::ReadStorage, &Details::pool(&v.pool))
-                    .await?;
+                let req = ops::FindVolume {
+                    path,
+                    by_key: false,
+                };
+                let v = exec.run_storage(who, req).await?;
                 call.reply(&paths::owned(paths::volume(&v.pool, &v.name)))
             }
             _ => Err(Error::Failed(String::new()).into()),

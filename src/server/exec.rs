@@ -112,8 +112,8 @@ impl Exec<'_> {
         caller: &Caller,
         req: O,
     ) -> Result<O::Output, ExecError> {
-        let details = match req.pool() {
-            Some(p) => Details::pool(p),
+        let details = match req.pool_of(self.core.storage()) {
+            Some(p) => Details::pool(&p),
             None => Details::default(),
         };
         self.authz

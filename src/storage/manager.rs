@@ -214,6 +214,8 @@ pub struct Storage {
 
 pub(crate) struct Inner {
     pub(crate) settings: Settings,
+    /// Pools live in memory only (see [`super::memory`]).
+    pub(crate) memory: bool,
     pools: RwLock<BTreeMap<String, Arc<Pool>>>,
     /// Serialises changes to the set of names and UUIDs.
     define_lock: tokio::sync::Mutex<()>,
@@ -226,9 +228,19 @@ fn not_found(what: &str) -> Error {
 
 impl Storage {
     pub fn new(settings: Settings) -> Storage {
+        Self::with(settings, false)
+    }
+
+    /// Pools and volumes in memory only, as libvirt's test driver keeps them.
+    pub fn new_in_memory() -> Storage {
+        Self::with(Settings::default(), true)
+    }
+
+    fn with(settings: Settings, memory: bool) -> Storage {
         Storage {
             inner: Arc::new(Inner {
                 settings,
+                memory,
                 pools: RwLock::new(BTreeMap::new()),
                 define_lock: tokio::sync::Mutex::new(()),
                 sink: RwLock::new(None),
@@ -326,6 +338,10 @@ impl Storage {
     pub fn pool_xml(&self, name: &str, inactive: bool) -> Result<String> {
         let pool = self.pool(name)?;
         let s = pool.lock();
+        if self.in_memory() {
+            let def = if inactive { s.next.as_ref() } else { None }.unwrap_or(&s.def);
+            return Ok(def.to_xml(s.sizes, None));
+        }
         if inactive || !s.active {
             let def = s.next.as_ref().unwrap_or(&s.def);
             return Ok(def.to_xml(PoolSizes::default(), None));
@@ -423,7 +439,10 @@ impl Storage {
                     );
                     continue;
                 }
-                map.insert(def.name.clone(), Arc::new(new_pool(def, true, autostart)));
+                map.insert(
+                    def.name.clone(),
+                    Arc::new(self.new_pool(def, true, autostart)),
+                );
                 count += 1;
             }
         }
@@ -471,7 +490,9 @@ impl Storage {
 
     fn checked_def(&self, xml: &str) -> Result<PoolDef> {
         let def = PoolDef::parse(xml)?;
-        check_pool_path(Path::new(&def.path), &self.inner.settings.pool_dirs)?;
+        if !self.in_memory() {
+            check_pool_path(Path::new(&def.path), &self.inner.settings.pool_dirs)?;
+        }
         Ok(def)
     }
 
@@ -483,15 +504,9 @@ impl Storage {
             if same_name && p.uuid == def.uuid {
                 return Ok(Some(p.clone()));
             }
-            if same_name {
+            if same_name || p.uuid == def.uuid {
                 return Err(Error::AlreadyExists(format!(
-                    "pool '{}' already exists with uuid {}",
-                    def.name, p.uuid
-                )));
-            }
-            if p.uuid == def.uuid {
-                return Err(Error::AlreadyExists(format!(
-                    "pool '{}' already exists with uuid {}",
+                    "pool '{}' is already defined with uuid {}",
                     s.def.name, p.uuid
                 )));
             }
@@ -525,7 +540,7 @@ impl Storage {
             return Ok(pool.info());
         }
         self.save(&def)?;
-        let pool = Arc::new(new_pool(def, true, false));
+        let pool = Arc::new(self.new_pool(def, true, false));
         self.inner
             .pools
             .write()
@@ -546,12 +561,12 @@ impl Storage {
             )));
         }
         let path = PathBuf::from(&def.path);
-        if build {
+        if build && !self.in_memory() {
             let perms = def.perms.clone();
             let p = path.clone();
             dir::blocking(move || dir::build(&p, &perms)).await?;
         }
-        let pool = Arc::new(new_pool(def, false, false));
+        let pool = Arc::new(self.new_pool(def, false, false));
         self.activate(&pool).await?;
         self.inner
             .pools
@@ -577,13 +592,19 @@ impl Storage {
             }
             s.def.clone()
         };
-        dir::blocking(move || dir::build(Path::new(&def.path), &def.perms)).await?;
+        if !self.in_memory() {
+            dir::blocking(move || dir::build(Path::new(&def.path), &def.perms)).await?;
+        }
         self.emit_pool(&pool, PoolEventKind::Created);
         Ok(())
     }
 
     /// Scans the pool's directory into its volume list.
     async fn activate(&self, pool: &Pool) -> Result<()> {
+        if self.in_memory() {
+            pool.lock().active = true;
+            return Ok(());
+        }
         let def = pool.lock().def.clone();
         let path = PathBuf::from(&def.path);
         let (perms, sizes, vols) = scan(&path).await?;
@@ -639,8 +660,13 @@ impl Storage {
             }
             Self::refuse_busy(&s, name, "stop")?;
             s.active = false;
-            let vols: Vec<String> = std::mem::take(&mut s.volumes).into_keys().collect();
-            s.sizes = PoolSizes::default();
+            // in memory, volumes and sizes stay with the pool
+            let vols: Vec<String> = if self.in_memory() {
+                Vec::new()
+            } else {
+                s.sizes = PoolSizes::default();
+                std::mem::take(&mut s.volumes).into_keys().collect()
+            };
             s.live_perms = None;
             if let Some(next) = s.next.take() {
                 s.def = next;
@@ -680,6 +706,10 @@ impl Storage {
             Self::refuse_busy(&s, name, "refresh")?;
             PathBuf::from(&s.def.path)
         };
+        if self.in_memory() {
+            self.emit_pool(&pool, PoolEventKind::Refreshed);
+            return Ok(());
+        }
         let (perms, sizes, vols) = scan(&path).await?;
         let (gone, new): (Vec<String>, Vec<String>) = {
             let mut s = pool.lock();
@@ -718,7 +748,11 @@ impl Storage {
             }
             PathBuf::from(&s.def.path)
         };
+        let memory = self.in_memory();
         dir::blocking(move || {
+            if memory {
+                return Ok(());
+            }
             fs::remove_dir(&path).map_err(|e| {
                 dir::io_err(
                     format_args!("cannot delete pool directory '{}'", path.display()),
@@ -782,6 +816,14 @@ impl Storage {
         pool.lock().autostart = on;
         self.emit_pool(&pool, PoolEventKind::Changed);
         Ok(())
+    }
+
+    fn new_pool(&self, def: PoolDef, persistent: bool, autostart: bool) -> Pool {
+        let pool = new_pool(def, persistent, autostart);
+        if self.in_memory() {
+            pool.lock().sizes = super::memory::empty_sizes();
+        }
+        pool
     }
 
     /// Refreshes the pool's sizes from the file system (after a volume changed).

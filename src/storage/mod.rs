@@ -8,6 +8,7 @@ mod allow;
 pub mod config;
 pub mod dir;
 pub mod manager;
+pub mod memory;
 pub mod perms;
 pub mod pool_xml;
 pub mod qemu_img;

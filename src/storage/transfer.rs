@@ -157,6 +157,9 @@ impl Storage {
         fd: OwnedFd,
         opts: TransferOptions,
     ) -> Result<u64> {
+        if self.in_memory() {
+            return Err(super::memory::unimplemented("virStorageVolUpload"));
+        }
         let held = self.hold_volume(pool, vol, "upload")?;
         if held.def.vol_type == Some(super::VolType::Dir) {
             return Err(Error::NotSupported(format!(
@@ -190,6 +193,9 @@ impl Storage {
         fd: OwnedFd,
         opts: TransferOptions,
     ) -> Result<u64> {
+        if self.in_memory() {
+            return Err(super::memory::unimplemented("virStorageVolDownload"));
+        }
         let held = self.hold_volume(pool, vol, "download")?;
         if held.def.vol_type == Some(super::VolType::Dir) {
             return Err(Error::NotSupported(format!(

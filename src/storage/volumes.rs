@@ -163,7 +163,7 @@ impl Storage {
             if let Some(v) = s
                 .volumes
                 .values()
-                .find(|v| v.target.path.as_deref() == Some(path))
+                .find(|v| s.active && v.target.path.as_deref() == Some(path))
             {
                 return Ok(VolInfo::of(&s.def.name, v));
             }
@@ -286,6 +286,9 @@ impl Storage {
         xml: &str,
         opts: CreateOptions,
     ) -> Result<VolInfo> {
+        if self.in_memory() {
+            return self.memory_create_volume(pool, xml);
+        }
         let def = VolDef::parse(xml)?;
         let p = self.active_pool(pool)?;
         let (capacity, format) = self.check_request(&p, &def)?;
@@ -374,6 +377,9 @@ impl Storage {
         source: &str,
         opts: CreateOptions,
     ) -> Result<VolInfo> {
+        if self.in_memory() {
+            return self.memory_clone_volume(pool, xml, source_pool, source);
+        }
         let mut def = VolDef::parse(xml)?;
         let src = self.hold_volume(source_pool, source, "clone")?;
         let p = self.active_pool(pool)?;
@@ -428,6 +434,9 @@ impl Storage {
     }
 
     pub async fn delete_volume(&self, pool: &str, vol: &str) -> Result<()> {
+        if self.in_memory() {
+            return self.memory_delete_volume(pool, vol);
+        }
         let held = self.hold_volume(pool, vol, "deletion")?;
         let path = held.path.clone();
         let is_dir = held.def.vol_type == Some(VolType::Dir);
@@ -452,6 +461,9 @@ impl Storage {
 
     /// Overwrites the volume with zeros (libvirt's `zero` algorithm).
     pub async fn wipe_volume(&self, pool: &str, vol: &str) -> Result<()> {
+        if self.in_memory() {
+            return Err(super::memory::unimplemented("virStorageVolWipePattern"));
+        }
         let held = self.hold_volume(pool, vol, "wipe")?;
         if held.def.vol_type == Some(VolType::Dir) {
             return Err(Error::NotSupported(format!(
@@ -472,6 +484,9 @@ impl Storage {
         capacity: u64,
         opts: ResizeOptions,
     ) -> Result<VolInfo> {
+        if self.in_memory() {
+            return Err(super::memory::unimplemented("virStorageVolResize"));
+        }
         let held = self.hold_volume(pool, vol, "resize")?;
         let current = held.def.capacity.unwrap_or(0);
         let size = if opts.delta {

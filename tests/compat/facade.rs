@@ -24,6 +24,21 @@ async fn snapshot_methods() {
     python("test_snapshot.py", &[("BUS_ADDRESS", &f.bus.address)]);
 }
 
+/// Real dir pools and volumes through `/org/libvirt/QEMU`, in the daemon's state directory
+/// (where pools may be); bad input refused with nothing created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_on_the_qemu_connect() {
+    let f = Facade::start().await;
+    let state = f.bus.dir.path().join("state");
+    python(
+        "test_storage_qemu.py",
+        &[
+            ("BUS_ADDRESS", &f.bus.address),
+            ("STATE_DIR", &state.to_string_lossy()),
+        ],
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cockpit_load_sequence_on_test() {
     let f = Facade::start().await;

@@ -54,3 +54,16 @@ async fn networks_agree_with_libvirt_dbus() {
         ],
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_pools_and_volumes_agree_with_libvirt_dbus() {
+    let f = Facade::start().await;
+    let r = Reference::start().await;
+    python(
+        "test_storage.py",
+        &[
+            ("BUS_ADDRESS", &f.bus.address),
+            ("REFERENCE_ADDRESS", &r.bus.address),
+        ],
+    );
+}

@@ -6,8 +6,8 @@ answers (values, or error names and messages) and the DomainEvent signals must a
 Normalized or left out, with the reason:
   - Host figures (NodeGet*, GetSysinfo, GetCPUModelNames' list):
     virtbus reports the real host; libvirt's test driver a fixed fake one.
-  - Networks, pools: test:///default has some; virtbus manages none. (Interfaces and node
-    devices are compared in test_hostdev.py.)
+  - Networks: test:///default has some; virtbus manages none. (Interfaces and node
+    devices are compared in test_hostdev.py, storage pools and volumes in test_storage.py.)
   - XML of newly defined domains: libvirt fills in defaults (arch, clock, on_*), virtbus keeps
     what was given; only paths and events are compared for those.
   - Shutdown: virtbus reports shutdown/finished before stopped/shutdown, as QEMU guests do;

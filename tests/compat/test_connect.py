@@ -141,7 +141,8 @@ def capabilities_and_host():
 
 
 def unmanaged_objects():
-    eq(list(c.ListStoragePools(0)), [], "pools")
+    eq(list(c.ListStoragePools(0)),
+       [TEST + "/storagepool/_dfe224cb_28fb_8dd0_c4b2_64eb3f0f4566"], "test:///default's pool")
     # test:///default's network (tests/compat/test_network.py compares it with libvirt's)
     eq(list(c.ListNetworks(0)), [TEST + "/network/_dd8fe884_6c02_601e_7551_cca97df1c5df"],
        "networks")

@@ -8,6 +8,7 @@ from lvtest import *
 b = bus()
 c = iface(b, TEST, CONNECT)
 d = iface(b, TEST_DOM, DOMAIN)
+POOL = TEST + "/storagepool/_dfe224cb_28fb_8dd0_c4b2_64eb3f0f4566"
 
 
 def fresh():
@@ -24,6 +25,10 @@ def fresh():
     eq(list(iface(b, QEMU, CONNECT).ListDomains(0)), [], "no qemu or kvm domains")
     expect_error(iface(b, QEMU, CONNECT).DomainLookupByName, "native",
                  message="Domain not found: no domain with matching name 'native'")
+    eq(list(c.ListStoragePools(0)), [POOL], "default-pool alone")
+    eq(list(iface(b, POOL, "org.libvirt.StoragePool").ListStorageVolumes(0)), [], "no volumes")
+    eq(tuple(iface(b, POOL, "org.libvirt.StoragePool").GetInfo()),
+       (2, 100 << 30, 0, 100 << 30), "running, empty")
 
 
 def change():
@@ -41,6 +46,13 @@ def change():
     d.Destroy(0)
     c.DomainDefineXML(domain_xml("extra"))
     eq(len(c.ListDomains(0)), 2, "two domains now")
+    pool = iface(b, POOL, "org.libvirt.StoragePool")
+    pool.StorageVolCreateXML("<volume><name>v</name><capacity>1024</capacity></volume>", 0)
+    c.StoragePoolDefineXML("<pool type='dir'><name>p</name><target><path>/nowhere/p</path>"
+                           "</target></pool>", 0)
+    eq(len(c.ListStoragePools(0)), 2, "two pools now")
+    eq(os.path.exists("/default-pool") or os.path.exists("/nowhere"), False,
+       "nothing on the host's disk")
 
 
 run([fresh] if os.environ["PHASE"] == "fresh" else [change])
