@@ -256,7 +256,7 @@ fn ms(v: Option<f64>) -> String {
 
 fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
     match (ours, theirs) {
-        (Some(o), Some(t)) if o > 0.0 => format!("{:.1}x", t / o),
+        (Some(o), Some(t)) if o > 0.0 => format!("{:.2}x", t / o),
         _ => "—".into(),
     }
 }
@@ -421,7 +421,9 @@ async fn main() {
     let med = |v: &[Round], f: fn(&Round) -> Option<f64>| median(v.iter().filter_map(f).collect());
     println!(
         "\n## Listing: virtbusd vs libvirt-dbus 1.4.1 + libvirtd 9.0 ({pools} pools x {volumes} \
-         volumes, {networks} networks defined; median of {rounds} alternated rounds, same client)\n"
+         volumes, {networks} networks defined; median of {rounds} alternated rounds, same client; \
+         virtbusd {} build)\n",
+        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     println!("| call | virtbusd | libvirt-dbus + libvirtd | ratio (theirs/ours) |");
     println!("|---|---|---|---|");
