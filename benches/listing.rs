@@ -423,7 +423,11 @@ async fn main() {
         "\n## Listing: virtbusd vs libvirt-dbus 1.4.1 + libvirtd 9.0 ({pools} pools x {volumes} \
          volumes, {networks} networks defined; median of {rounds} alternated rounds, same client; \
          virtbusd {} build)\n",
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     println!("| call | virtbusd | libvirt-dbus + libvirtd | ratio (theirs/ours) |");
     println!("|---|---|---|---|");

@@ -174,7 +174,7 @@ impl IpDef {
         }
         .network();
         match self.address {
-            IpAddr::V4(_) if prefix % 8 == 0 => {
+            IpAddr::V4(_) if prefix.is_multiple_of(8) => {
                 let octets = (net as u32).to_be_bytes();
                 let mut labels: Vec<String> = octets[..usize::from(prefix / 8)]
                     .iter()
@@ -184,7 +184,7 @@ impl IpDef {
                 labels.push("in-addr.arpa".into());
                 Some(labels.join("."))
             }
-            IpAddr::V6(_) if prefix % 4 == 0 => {
+            IpAddr::V6(_) if prefix.is_multiple_of(4) => {
                 let nibbles = usize::from(prefix / 4);
                 let mut labels: Vec<String> = (0..nibbles)
                     .map(|i| format!("{:x}", (net >> (124 - 4 * i)) & 0xf))
