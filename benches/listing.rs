@@ -242,6 +242,9 @@ async fn wait_for_owner(address: &str, name: &str) {
     }
 }
 
+/// One figure of a round.
+type Figure = fn(&Round) -> Option<f64>;
+
 fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -431,7 +434,7 @@ async fn main() {
     );
     println!("| call | virtbusd | libvirt-dbus + libvirtd | ratio (theirs/ours) |");
     println!("|---|---|---|---|");
-    let rows: [(&str, fn(&Round) -> Option<f64>, fn(&Round) -> Option<f64>); 8] = [
+    let rows: [(&str, Figure, Figure); 8] = [
         ("ListNetworks (facade)", |r| r.networks, |r| r.networks),
         (
             "ListNetworks (native)",
