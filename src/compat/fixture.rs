@@ -1,8 +1,10 @@
 //! `/org/libvirt/Test`'s core: libvirt's `test:///default` connection as it starts, in
 //! memory, on every daemon start: one domain `test`, running (for no recorded reason), with
-//! id 1 and no snapshots; its host interface `eth1` and node devices, which never change
-//! (virtbus's host interfaces and devices are read-only); and its storage pool
-//! `default-pool`, active, not autostarted, without volumes, held in memory only.
+//! id 1 and no snapshots; its NAT network `default`, active, with nothing made on the host
+//! (the test driver's rules, [`crate::network::Flavour::Test`]); its host interface `eth1`
+//! and node devices, which never change (virtbus's host interfaces and devices are
+//! read-only); and its storage pool `default-pool`, active, not autostarted, without
+//! volumes, held in memory only.
 
 use std::sync::Arc;
 
@@ -10,7 +12,22 @@ use crate::{
     core::{Core, Error, options::StartOptions, store::Store},
     drivers::test::TestDriver,
     model::{DomainDef, DomainType, state::StateReason},
+    network::NetworkDriver,
 };
+
+/// The network of `test:///default`: active, not autostarted.
+pub const TEST_NETWORK_XML: &str = "<network>
+  <name>default</name>
+  <uuid>dd8fe884-6c02-601e-7551-cca97df1c5df</uuid>
+  <bridge name='virbr0'/>
+  <forward/>
+  <ip address='192.168.122.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='192.168.122.2' end='192.168.122.254'/>
+    </dhcp>
+  </ip>
+</network>
+";
 
 /// The domain of `test:///default`, as libvirt shows its definition.
 pub const TEST_DOMAIN_XML: &str = "<domain type='test'>
@@ -202,6 +219,10 @@ pub async fn test_default() -> Result<Core, Error> {
     let dom = core.define(def, Default::default()).await?;
     core.start_as(&dom, StartOptions::default(), StateReason::Unknown)
         .await?;
+    let nets = NetworkDriver::in_memory();
+    let net = nets.define(TEST_NETWORK_XML).await?;
+    nets.start(&net.name).await?;
+    core.attach_networks(nets);
     Ok(core)
 }
 
@@ -222,6 +243,36 @@ mod tests {
         assert_eq!(
             xml,
             TEST_DOMAIN_XML.replace("<domain type='test'>", "<domain type='test' id='1'>")
+        );
+        let nets = core.networks().expect("networks").list().await;
+        assert_eq!(nets.len(), 1);
+        let n = &nets[0];
+        assert_eq!(
+            (n.name.as_str(), n.active, n.persistent, n.autostart),
+            ("default", true, true, false)
+        );
+        assert_eq!(n.bridge, "virbr0");
+        let xml = core
+            .networks()
+            .expect("networks")
+            .xml("default", false)
+            .await
+            .expect("xml");
+        // as libvirt's test driver formats it: no MAC filled in, STP shown
+        assert_eq!(
+            xml,
+            "<network>
+  <name>default</name>
+  <uuid>dd8fe884-6c02-601e-7551-cca97df1c5df</uuid>
+  <forward mode='nat'/>
+  <bridge name='virbr0' stp='on' delay='0'/>
+  <ip address='192.168.122.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='192.168.122.2' end='192.168.122.254'/>
+    </dhcp>
+  </ip>
+</network>
+"
         );
         let pools = core.storage().list_pools();
         assert_eq!(pools.len(), 1);

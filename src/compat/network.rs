@@ -8,6 +8,7 @@ use zbus::{Message, ObjectPath, Variant};
 use super::{
     Connect, Ctx,
     errors::{Code, CompatError, Reply, libvirt},
+    flags::Flavor,
     paths,
 };
 use crate::{
@@ -56,13 +57,18 @@ static NET_METHOD: super::flags::Method = super::flags::Method {
     flags: &[],
 };
 
-fn check_flags(flags: u32, known: u32, api: &str) -> Reply<()> {
+/// Refuses bits outside `known` as libvirt's `virCheckFlags` does, naming the driver
+/// function: `(network driver's, test driver's)`.
+fn check_flags(flags: u32, known: u32, flavor: Flavor, func: (&str, &str)) -> Reply<()> {
     let unknown = flags & !known;
     if unknown != 0 {
-        return Err(libvirt(
-            Code::InvalidArg,
-            Some(&format!("{api}: unsupported flags (0x{unknown:x})")),
-        ));
+        let f = match flavor {
+            Flavor::Qemu => func.0,
+            Flavor::Test => func.1,
+        };
+        return Err(super::errors::bare(format!(
+            "unsupported flags (0x{unknown:x}) in function {f}"
+        )));
     }
     Ok(())
 }
@@ -150,7 +156,15 @@ pub(super) async fn connect_call(
     match member {
         "ListNetworks" => {
             let flags: u32 = body.deserialize()?;
-            check_flags(flags, 63, "virConnectListAllNetworks")?;
+            check_flags(
+                flags,
+                63,
+                c.flavor,
+                (
+                    "networkConnectListAllNetworks",
+                    "testConnectListAllNetworks",
+                ),
+            )?;
             let pick = |on: bool, yes: u32, no: u32| {
                 let (y, n) = (flags & yes != 0, flags & no != 0);
                 y == n || (on && y) || (!on && n)
@@ -183,8 +197,12 @@ pub(super) async fn connect_call(
         }
         "NetworkLookupByUUID" => {
             let s: String = body.deserialize()?;
-            let uuid = super::connect::parse_uuid(&s)
-                .ok_or_else(|| super::errors::bare("Invalid UUID".into()))?;
+            // libvirt-dbus hands the string to libvirt, which checks it
+            let uuid = super::connect::parse_uuid(&s).ok_or_else(|| {
+                super::errors::bare(
+                    "uuidstr in virNetworkLookupByUUIDString must be a valid UUID".into(),
+                )
+            })?;
             let n = by_uuid(ctx, call, c, &uuid).await?;
             reply_path(call, c, &n)
         }
@@ -289,7 +307,17 @@ pub(super) async fn object_call(
         }
         "GetXMLDesc" => {
             let flags: u32 = body.deserialize()?;
-            check_flags(flags, XML_INACTIVE, "virNetworkGetXMLDesc")?;
+            // libvirt's test driver keeps no inactive definition apart
+            let known = match c.flavor {
+                Flavor::Qemu => XML_INACTIVE,
+                Flavor::Test => 0,
+            };
+            check_flags(
+                flags,
+                known,
+                c.flavor,
+                ("networkGetXMLDesc", "testNetworkGetXMLDesc"),
+            )?;
             let req = NetworkRequest::GetXml {
                 name,
                 inactive: flags & XML_INACTIVE != 0,
@@ -301,7 +329,15 @@ pub(super) async fn object_call(
         }
         "GetDHCPLeases" => {
             let (mac, flags): (String, u32) = body.deserialize()?;
-            check_flags(flags, 0, "virNetworkGetDHCPLeases")?;
+            if c.flavor == Flavor::Test {
+                return Err(super::errors::no_support("virNetworkGetDHCPLeases"));
+            }
+            check_flags(
+                flags,
+                0,
+                c.flavor,
+                ("networkGetDHCPLeases", "testNetworkGetDHCPLeases"),
+            )?;
             let req = NetworkRequest::Leases {
                 name,
                 mac: (!mac.is_empty()).then_some(mac),
@@ -343,7 +379,12 @@ pub(super) async fn object_call(
         "Update" => {
             let (cmd, sect, parent, xml, flags): (u32, u32, i32, String, u32) =
                 body.deserialize()?;
-            check_flags(flags, UPDATE_LIVE | UPDATE_CONFIG, "virNetworkUpdate")?;
+            check_flags(
+                flags,
+                UPDATE_LIVE | UPDATE_CONFIG,
+                c.flavor,
+                ("networkUpdate", "testNetworkUpdate"),
+            )?;
             let (mut live, mut config) = (flags & UPDATE_LIVE != 0, flags & UPDATE_CONFIG != 0);
             if !live && !config {
                 // "current": the running network if active, else its definition

@@ -15,9 +15,11 @@ impl From<NetError> for Error {
             NetError::NotFound(_) => Error::NotFound(Missing::Object, msg),
             NetError::Conflict { .. } | NetError::HostLinkExists(_) => Error::InvalidArgument(msg),
             NetError::NameTaken { .. } | NetError::UuidTaken { .. } => Error::AlreadyExists(msg),
-            NetError::NotActive(_) | NetError::AlreadyActive(_) | NetError::Transient(_) => {
-                Error::InvalidState(msg)
-            }
+            NetError::NotActive(_)
+            | NetError::AlreadyActive(_)
+            | NetError::StillActive(_)
+            | NetError::ActiveAs(_)
+            | NetError::Transient(_) => Error::InvalidState(msg),
             NetError::NoHostBridge(_) => Error::InvalidArgument(msg),
             NetError::NotSupported(_) => Error::NotSupported(msg),
             NetError::Runtime { .. } | NetError::Store(_) => Error::Failed(msg),
@@ -200,10 +202,13 @@ impl Core {
         {
             return Ok(def);
         }
-        // a core without a network driver (test:///default's) leaves them to its driver
+        // libvirt's test driver does not plug guests into its networks
         let Ok(nets) = self.networks() else {
             return Ok(def);
         };
+        if nets.flavour() == crate::network::Flavour::Test {
+            return Ok(def);
+        }
         let mut out = (*def).clone();
         for iface in &mut out.devices.interfaces {
             resolve_interface(nets, iface).await?;

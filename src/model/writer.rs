@@ -96,6 +96,13 @@ impl Writer {
         }
     }
 
+    /// Ends the element with an end tag of its own even when it has no children, as
+    /// libvirt writes a network's `<ip>`.
+    pub(crate) fn end_block(&mut self) {
+        self.close_pending();
+        self.end();
+    }
+
     /// `<name>` and `</name>` on lines of their own with nothing between: libvirt's form of
     /// an empty `<devices>`.
     pub(crate) fn empty_block(&mut self, name: &'static str) {

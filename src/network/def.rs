@@ -380,15 +380,16 @@ impl NetworkDef {
             }
             w.end();
         }
-        if let Some(b) = &self.bridge
-            && (b.name.is_some() || b.stp.is_some() || b.delay.is_some())
-        {
+        // as libvirt: a network with a bridge of its own always shows STP and delay (on
+        // and 0 unless given); one on a host bridge only its name
+        let b = self.bridge.clone().unwrap_or_default();
+        if self.is_virtual() || b.name.is_some() {
             w.start("bridge");
             w.attr_opt("name", b.name.as_deref());
-            if let Some(s) = b.stp {
-                w.attr("stp", values::on_off_str(s));
+            if self.is_virtual() {
+                w.attr("stp", values::on_off_str(b.stp.unwrap_or(true)));
+                w.attr_num("delay", b.delay.unwrap_or(0));
             }
-            w.attr_num_opt("delay", b.delay);
             w.end();
         }
         if let Some(m) = self.mtu {

@@ -63,6 +63,19 @@ pub fn config(def: &NetworkDef, bridge: &str, files: &Files) -> (String, String,
             let _ = writeln!(c, "local=/{}/", d.name);
         }
     }
+    for ip in def.ips.iter().filter(|i| i.local_ptr == Some(true)) {
+        match ip.ptr_domain() {
+            Some(d) => {
+                let _ = writeln!(c, "local=/{d}/");
+            }
+            None => tracing::warn!(
+                "network '{}': no reverse domain for {}/{}; localPtr ignored",
+                def.name,
+                ip.address,
+                ip.prefix_len()
+            ),
+        }
+    }
     let mut no_resolv = false;
     for f in &def.dns.forwarders {
         match (&f.domain, f.addr) {

@@ -1,15 +1,13 @@
 //! The network driver: the registry of networks, their persistence, and starting, stopping
-//! and adopting them.
+//! and adopting them through its [`NetHost`] (the host's bridges and dnsmasq, or nothing).
 //!
 //! ```text
 //! STATE/networks/<escaped name>.xml          persistent definition (canonical XML)
 //! STATE/networks/autostart/<escaped name>    present when the network starts with the daemon
-//! RUN/networks/<escaped name>.xml            live definition of an active network
-//! RUN/networks/<escaped name>/               its dnsmasq's files (config, pid, leases)
 //! ```
-//! The live record is written once the network runs, so that a daemon restarted (even after
-//! kill -9) finds its bridge, firewall table and dnsmasq and adopts them instead of
-//! creating them again. One lock serializes every change: starting a network takes well
+//! The host side records each running network (see [`super::host::HostNet`]), so that a
+//! daemon restarted (even after kill -9) finds its bridge, firewall table and dnsmasq and
+//! adopts them instead of creating them again. One lock serializes every change: starting a network takes well
 //! under a second, and bridge names and subnets must be checked against all networks at once.
 
 use std::collections::BTreeMap;
@@ -21,10 +19,10 @@ use tokio::sync::{Mutex, broadcast};
 use uuid::Uuid;
 
 use super::def::NetworkDef;
-use super::dnsmasq::{self, Files, Lease};
+use super::defaults;
+use super::dnsmasq::Lease;
 use super::error::{NetError, Result};
-use super::netlink::{BridgeSpec, Links};
-use super::{defaults, firewall};
+use super::host::{HostNet, MemoryNet, NetHost, store_err};
 use crate::util::escape::{escape, unescape};
 use crate::util::fs::{remove_durable, write_atomic};
 
@@ -102,42 +100,68 @@ pub struct Dirs {
     pub run: PathBuf,
 }
 
+/// Whose rules a driver follows, where libvirt's drivers differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// libvirt's network driver: bridge names and MACs filled in, bridges and subnets
+    /// checked against the other networks and the host; undefining a running network
+    /// leaves it transient; guests' `type='network'` interfaces are plugged into the bridge.
+    Bridge,
+    /// libvirt's test driver (`test:///default`): definitions kept as given and unchecked;
+    /// a running network cannot be undefined; destroying a stopped one and giving a
+    /// transient one autostart are accepted; no inactive XML; guests are not plugged in.
+    Test,
+}
+
 pub struct NetworkDriver {
-    dirs: Dirs,
-    /// Whether networks may be started (a root daemon): others can define networks only.
-    privileged: bool,
+    /// Where persistent definitions are kept (`None`: in memory).
+    config: Option<PathBuf>,
+    host: Arc<dyn NetHost>,
+    flavour: Flavour,
     nets: Mutex<BTreeMap<String, Entry>>,
     events: broadcast::Sender<NetEvent>,
     seq: std::sync::atomic::AtomicU64,
 }
 
-fn rt(name: &str, step: &'static str) -> impl FnOnce(String) -> NetError {
-    let name = name.to_string();
-    move |detail| NetError::Runtime { name, step, detail }
-}
-
-fn store_err(path: &Path) -> impl FnOnce(std::io::Error) -> NetError {
-    let p = path.display().to_string();
-    move |e| NetError::Store(format!("{p}: {e}"))
-}
-
 impl NetworkDriver {
-    /// A driver over `dirs`; call [`NetworkDriver::load`] next.
+    /// A driver of networks on this host over `dirs` (only a privileged one starts
+    /// networks); call [`NetworkDriver::load`] next.
     pub fn new(dirs: Dirs, privileged: bool) -> Result<Arc<NetworkDriver>> {
-        let mut mk = vec![dirs.run.clone()];
-        if let Some(c) = &dirs.config {
-            mk.push(c.join("autostart"));
-        }
-        for d in mk {
+        let host = HostNet::new(dirs.run.clone(), privileged)?;
+        Self::with_host(dirs.config, Arc::new(host), Flavour::Bridge)
+    }
+
+    /// A driver whose networks live in memory only, with libvirt's test driver's rules.
+    pub fn in_memory() -> Arc<NetworkDriver> {
+        Arc::new(Self::build(None, Arc::new(MemoryNet), Flavour::Test))
+    }
+
+    /// A driver over `host`, keeping definitions under `config`.
+    pub fn with_host(
+        config: Option<PathBuf>,
+        host: Arc<dyn NetHost>,
+        flavour: Flavour,
+    ) -> Result<Arc<NetworkDriver>> {
+        if let Some(c) = &config {
+            let d = c.join("autostart");
             std::fs::create_dir_all(&d).map_err(store_err(&d))?;
         }
-        Ok(Arc::new(NetworkDriver {
-            dirs,
-            privileged,
+        Ok(Arc::new(Self::build(config, host, flavour)))
+    }
+
+    fn build(config: Option<PathBuf>, host: Arc<dyn NetHost>, flavour: Flavour) -> NetworkDriver {
+        NetworkDriver {
+            config,
+            host,
+            flavour,
             nets: Mutex::new(BTreeMap::new()),
             events: broadcast::channel(256).0,
             seq: std::sync::atomic::AtomicU64::new(0),
-        }))
+        }
+    }
+
+    pub fn flavour(&self) -> Flavour {
+        self.flavour
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<NetEvent> {
@@ -154,26 +178,14 @@ impl NetworkDriver {
         self.seq.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn files(&self, name: &str) -> Files {
-        Files {
-            dir: self.dirs.run.join(escape(name)),
-        }
-    }
-
-    fn live_path(&self, name: &str) -> PathBuf {
-        self.dirs.run.join(format!("{}.xml", escape(name)))
-    }
-
     fn config_path(&self, name: &str) -> Option<PathBuf> {
-        self.dirs
-            .config
+        self.config
             .as_ref()
             .map(|c| c.join(format!("{}.xml", escape(name))))
     }
 
     fn autostart_path(&self, name: &str) -> Option<PathBuf> {
-        self.dirs
-            .config
+        self.config
             .as_ref()
             .map(|c| c.join("autostart").join(escape(name)))
     }
@@ -185,7 +197,7 @@ impl NetworkDriver {
     pub async fn load(&self, define_default: bool) -> usize {
         let mut nets = self.nets.lock().await;
         let mut seen_config = false;
-        if let Some(dir) = &self.dirs.config {
+        if let Some(dir) = &self.config {
             seen_config = dir.join(".initialized").exists();
             for (name, path) in xml_files(dir) {
                 match std::fs::read_to_string(&path)
@@ -214,18 +226,8 @@ impl NetworkDriver {
             }
         }
         let mut active = 0;
-        for (name, path) in xml_files(&self.dirs.run) {
-            let live = match std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| NetworkDef::from_xml(&t).map_err(|e| e.to_string()))
-            {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!("live network record {} skipped: {e}", path.display());
-                    continue;
-                }
-            };
-            match self.adopt(&live).await {
+        for (name, live) in self.host.live_records() {
+            match self.host.adopt(&live).await {
                 Ok(()) => {
                     tracing::info!("network '{name}' still runs; adopted");
                     active += 1;
@@ -246,15 +248,14 @@ impl NetworkDriver {
                 }
                 Err(e) => {
                     tracing::warn!("network '{name}' did not survive: {e}; cleaning up");
-                    self.teardown(&live).await;
-                    let _ = remove_durable(&path);
+                    self.host.tear_down(&live).await;
                 }
             }
         }
         if define_default
             && !seen_config
             && nets.is_empty()
-            && let Some(dir) = self.dirs.config.clone()
+            && let Some(dir) = self.config.clone()
         {
             match self.define_default(&mut nets).await {
                 Ok(()) => tracing::info!("defined the 'default' network"),
@@ -262,7 +263,7 @@ impl NetworkDriver {
             }
             let marker = dir.join(".initialized");
             let _ = write_atomic(&marker, b"", 0o600);
-        } else if let Some(dir) = &self.dirs.config
+        } else if let Some(dir) = &self.config
             && !seen_config
         {
             let _ = write_atomic(&dir.join(".initialized"), b"", 0o600);
@@ -273,7 +274,11 @@ impl NetworkDriver {
     async fn define_default(&self, nets: &mut BTreeMap<String, Entry>) -> Result<()> {
         let mut def = NetworkDef::from_xml(defaults::DEFAULT_NETWORK_XML)?;
         // virbr0 may be another manager's (a host libvirtd): then the lowest free name
-        if self.link_exists("virbr0").await
+        if !self
+            .host
+            .existing_links(&["virbr0".to_string()])
+            .await
+            .is_empty()
             && let Some(b) = def.bridge.as_mut()
         {
             b.name = None;
@@ -308,18 +313,12 @@ impl NetworkDriver {
         }
     }
 
-    async fn link_exists(&self, name: &str) -> bool {
-        if !self.privileged {
-            return false;
-        }
-        match Links::open() {
-            Ok(l) => matches!(l.get(name).await, Ok(Some(_))),
-            Err(_) => false,
-        }
-    }
-
     /// Fills in the defaults and checks the definition against the others and the host.
+    /// (The test driver does neither.)
     async fn prepare(&self, def: &mut NetworkDef, nets: &BTreeMap<String, Entry>) -> Result<()> {
+        if self.flavour == Flavour::Test {
+            return Ok(());
+        }
         let own_live_bridge = nets
             .get(&def.name)
             .and_then(|e| e.live.as_ref())
@@ -337,29 +336,20 @@ impl NetworkDriver {
             }
         }
         // host interfaces, found once for the candidates the template can give
-        let mut host: Vec<String> = Vec::new();
-        if self.privileged
-            && let Ok(links) = Links::open()
-        {
-            let wanted = def.bridge_name().map(str::to_string);
-            let template = match &wanted {
-                Some(n) if n.contains("%d") => Some(n.clone()),
-                Some(_) => None,
-                None => Some("virbr%d".to_string()),
-            };
-            let candidates: Vec<String> = match template {
-                Some(t) => (0..=256).map(|i| t.replace("%d", &i.to_string())).collect(),
-                None => wanted.into_iter().collect(),
-            };
-            for c in candidates {
-                if own_live_bridge.as_deref() == Some(c.as_str()) {
-                    continue;
-                }
-                if matches!(links.get(&c).await, Ok(Some(_))) {
-                    host.push(c);
-                }
-            }
+        let wanted = def.bridge_name().map(str::to_string);
+        let template = match &wanted {
+            Some(n) if n.contains("%d") => Some(n.clone()),
+            Some(_) => None,
+            None => Some("virbr%d".to_string()),
+        };
+        let candidates: Vec<String> = match template {
+            Some(t) => (0..=256).map(|i| t.replace("%d", &i.to_string())).collect(),
+            None => wanted.into_iter().collect::<Vec<_>>(),
         }
+        .into_iter()
+        .filter(|c| own_live_bridge.as_deref() != Some(c.as_str()))
+        .collect();
+        let host = self.host.existing_links(&candidates).await;
         if def.is_virtual()
             && let Some(b) = def.bridge_name()
             && !b.contains("%d")
@@ -380,16 +370,9 @@ impl NetworkDriver {
         Ok(())
     }
 
-    /// Checks that the name and UUID are free or belong to the same network.
+    /// Checks that the name and UUID are free or belong to the same network (the UUID
+    /// first, as libvirt does).
     fn check_identity(def: &NetworkDef, nets: &BTreeMap<String, Entry>) -> Result<()> {
-        if let Some(e) = nets.get(&def.name)
-            && e.def.uuid != def.uuid
-        {
-            return Err(NetError::NameTaken {
-                name: def.name.clone(),
-                uuid: e.def.uuid,
-            });
-        }
         if let Some((n, _)) = nets
             .iter()
             .find(|(n, e)| e.def.uuid == def.uuid && **n != def.name)
@@ -397,6 +380,14 @@ impl NetworkDriver {
             return Err(NetError::UuidTaken {
                 name: n.clone(),
                 uuid: def.uuid,
+            });
+        }
+        if let Some(e) = nets.get(&def.name)
+            && e.def.uuid != def.uuid
+        {
+            return Err(NetError::NameTaken {
+                name: def.name.clone(),
+                uuid: e.def.uuid,
             });
         }
         Ok(())
@@ -442,25 +433,28 @@ impl NetworkDriver {
         Ok(info)
     }
 
-    /// Creates and starts a transient network.
+    /// Creates and starts a transient network; given the name and UUID of a stopped
+    /// persistent network, starts that one with this definition, as libvirt does.
     pub async fn create(&self, xml: &str) -> Result<NetworkInfo> {
         let mut def = NetworkDef::from_xml(xml)?;
         let mut nets = self.nets.lock().await;
-        if nets.contains_key(&def.name) {
-            let uuid = nets.get(&def.name).map(|e| e.def.uuid).unwrap_or(def.uuid);
-            return Err(NetError::NameTaken {
-                name: def.name.clone(),
-                uuid,
-            });
-        }
         Self::check_identity(&def, &nets)?;
+        if nets.get(&def.name).is_some_and(|e| e.live.is_some()) {
+            return Err(NetError::ActiveAs(def.name.clone()));
+        }
         self.prepare(&mut def, &nets).await?;
-        self.run(&def).await?;
-        let entry = Entry {
-            def: def.clone(),
-            live: Some(def),
-            persistent: false,
-            autostart: false,
+        self.host.bring_up(&def).await?;
+        let entry = match nets.remove(&def.name) {
+            Some(mut e) => {
+                e.live = Some(def);
+                e
+            }
+            None => Entry {
+                def: def.clone(),
+                live: Some(def),
+                persistent: false,
+                autostart: false,
+            },
         };
         let info = entry.info();
         nets.insert(info.name.clone(), entry);
@@ -479,7 +473,7 @@ impl NetworkDriver {
         let mut def = entry.def.clone();
         // the host may have changed since the definition: check its bridge and subnets again
         self.prepare(&mut def, &nets).await?;
-        self.run(&def).await?;
+        self.host.bring_up(&def).await?;
         let info = {
             let e = nets
                 .get_mut(name)
@@ -497,11 +491,15 @@ impl NetworkDriver {
         let entry = nets
             .get_mut(name)
             .ok_or_else(|| NetError::NotFound(name.to_string()))?;
-        let Some(live) = entry.live.take() else {
-            return Err(NetError::NotActive(name.to_string()));
-        };
-        self.teardown(&live).await;
-        let _ = remove_durable(&self.live_path(name));
+        match entry.live.take() {
+            // libvirt's test driver keeps the definition it ran with (its changes to the
+            // persistent one while it ran are lost)
+            Some(live) if self.flavour == Flavour::Test => entry.def = live,
+            Some(live) => self.host.tear_down(&live).await,
+            // libvirt's test driver "stops" a stopped network too
+            None if self.flavour == Flavour::Test => {}
+            None => return Err(NetError::NotActive(name.to_string())),
+        }
         let info = entry.info();
         if !entry.persistent {
             nets.remove(name);
@@ -516,6 +514,11 @@ impl NetworkDriver {
         let entry = nets
             .get_mut(name)
             .ok_or_else(|| NetError::NotFound(name.to_string()))?;
+        // libvirt's test driver asks whether it runs first, its network driver whether
+        // it is persistent
+        if self.flavour == Flavour::Test && entry.live.is_some() {
+            return Err(NetError::StillActive(name.to_string()));
+        }
         if !entry.persistent {
             return Err(NetError::Transient(name.to_string()));
         }
@@ -546,7 +549,7 @@ impl NetworkDriver {
         let entry = nets
             .get_mut(name)
             .ok_or_else(|| NetError::NotFound(name.to_string()))?;
-        if !entry.persistent {
+        if !entry.persistent && self.flavour != Flavour::Test {
             return Err(NetError::Transient(name.to_string()));
         }
         if let Some(p) = self.autostart_path(name) {
@@ -627,8 +630,7 @@ impl NetworkDriver {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let bridge = live.bridge_name().unwrap_or_default();
-        let mut out = dnsmasq::leases(live, bridge, &self.files(name), now);
+        let mut out = self.host.leases(live, now);
         if let Some(m) = mac {
             let m = m.to_ascii_lowercase();
             out.retain(|l| l.mac.is_some_and(|x| x.to_string() == m));
@@ -652,153 +654,6 @@ impl NetworkDriver {
             }
         }
         out
-    }
-
-    /// Brings the network up: the bridge, its firewall table, its addresses, forwarding and
-    /// dnsmasq, in libvirt's order; everything done is undone when a step fails. The live
-    /// record is written last.
-    async fn run(&self, def: &NetworkDef) -> Result<()> {
-        if !self.privileged {
-            return Err(NetError::NotSupported(
-                "starting virtual networks in an unprivileged daemon".into(),
-            ));
-        }
-        let name = def.name.as_str();
-        let bridge = def.bridge_name().unwrap_or_default().to_string();
-        let links = Links::open().map_err(rt(name, "netlink"))?;
-        if !def.is_virtual() {
-            match links.get(&bridge).await.map_err(rt(name, "netlink"))? {
-                Some(l) if l.is_bridge => {}
-                _ => return Err(NetError::NoHostBridge(bridge)),
-            }
-        } else {
-            if links
-                .get(&bridge)
-                .await
-                .map_err(rt(name, "netlink"))?
-                .is_some()
-            {
-                return Err(NetError::HostLinkExists(bridge));
-            }
-            if let Err(e) = self.bring_up(def, &bridge, &links).await {
-                self.teardown(def).await;
-                return Err(e);
-            }
-        }
-        let p = self.live_path(name);
-        if let Err(e) = write_atomic(&p, def.to_xml().as_bytes(), 0o600) {
-            self.teardown(def).await;
-            return Err(store_err(&p)(e));
-        }
-        Ok(())
-    }
-
-    async fn bring_up(&self, def: &NetworkDef, bridge: &str, links: &Links) -> Result<()> {
-        let name = def.name.as_str();
-        let b = def.bridge.clone().unwrap_or_default();
-        let index = links
-            .create_bridge(&BridgeSpec {
-                name: bridge,
-                mac: def.mac,
-                mtu: def.mtu,
-                stp: b.stp.unwrap_or(true),
-                delay: b.delay.unwrap_or(0),
-            })
-            .await
-            .map_err(rt(name, "creating the bridge"))?;
-        if let Some(script) = firewall::script(def, bridge) {
-            firewall::apply(&script)
-                .await
-                .map_err(rt(name, "adding firewall rules"))?;
-        }
-        for ip in &def.ips {
-            links
-                .add_address(index, ip.address, ip.prefix_len())
-                .await
-                .map_err(rt(name, "adding the bridge's addresses"))?;
-        }
-        links
-            .set_up(index)
-            .await
-            .map_err(rt(name, "bringing the bridge up"))?;
-        if defaults::needs_ip_forward(def) {
-            firewall::enable_forwarding(def).map_err(rt(name, "enabling IP forwarding"))?;
-        }
-        if dnsmasq::wanted(def) {
-            let files = self.files(name);
-            std::fs::create_dir_all(&files.dir).map_err(|e| NetError::Runtime {
-                name: name.to_string(),
-                step: "creating dnsmasq's directory",
-                detail: format!("{}: {e}", files.dir.display()),
-            })?;
-            dnsmasq::start(def, bridge, &files)
-                .await
-                .map_err(rt(name, "starting dnsmasq"))?;
-        }
-        Ok(())
-    }
-
-    /// Undoes what [`Self::run`] did, as far as it got; errors are logged.
-    async fn teardown(&self, def: &NetworkDef) {
-        let files = self.files(&def.name);
-        dnsmasq::stop(&files).await;
-        if !def.is_virtual() || !self.privileged {
-            return;
-        }
-        let Some(bridge) = def.bridge_name() else {
-            return;
-        };
-        if firewall::script(def, bridge).is_some()
-            && let Err(e) = firewall::apply(&firewall::remove_script(bridge)).await
-        {
-            tracing::warn!("network '{}': removing its firewall table: {e}", def.name);
-        }
-        match Links::open() {
-            Ok(l) => {
-                if let Err(e) = l.delete(bridge).await {
-                    tracing::warn!("network '{}': {e}", def.name);
-                }
-            }
-            Err(e) => tracing::warn!("network '{}': {e}", def.name),
-        }
-        let _ = std::fs::remove_dir_all(&files.dir);
-    }
-
-    /// Takes over a network that ran before the daemon restarted: its bridge must exist;
-    /// a missing firewall table or dnsmasq is put back.
-    async fn adopt(&self, live: &NetworkDef) -> Result<()> {
-        let name = live.name.as_str();
-        if !self.privileged {
-            return Err(NetError::NotSupported(
-                "networks in an unprivileged daemon".into(),
-            ));
-        }
-        let bridge = live.bridge_name().unwrap_or_default();
-        let links = Links::open().map_err(rt(name, "netlink"))?;
-        let link = links.get(bridge).await.map_err(rt(name, "netlink"))?;
-        if !link.as_ref().is_some_and(|l| l.is_bridge) {
-            return Err(NetError::NoHostBridge(bridge.to_string()));
-        }
-        if !live.is_virtual() {
-            return Ok(());
-        }
-        if let Some(script) = firewall::script(live, bridge)
-            && !firewall::table_exists(bridge).await
-        {
-            tracing::warn!("network '{name}': its firewall table was gone; added again");
-            firewall::apply(&script)
-                .await
-                .map_err(rt(name, "adding firewall rules"))?;
-        }
-        let files = self.files(name);
-        if dnsmasq::wanted(live) && dnsmasq::running_pid(&files).is_none() {
-            tracing::warn!("network '{name}': its dnsmasq was gone; started again");
-            std::fs::create_dir_all(&files.dir).map_err(store_err(&files.dir))?;
-            dnsmasq::start(live, bridge, &files)
-                .await
-                .map_err(rt(name, "starting dnsmasq"))?;
-        }
-        Ok(())
     }
 
     /// Changes one part of the definition (libvirt's virNetworkUpdate): the persistent
@@ -844,22 +699,7 @@ impl NetworkDriver {
             entry.def = d;
         }
         if let Some(d) = new_live {
-            let p = self.live_path(name);
-            write_atomic(&p, d.to_xml().as_bytes(), 0o600).map_err(store_err(&p))?;
-            let files = self.files(name);
-            let bridge = d.bridge_name().unwrap_or_default().to_string();
-            if let Some(pid) = dnsmasq::running_pid(&files) {
-                let (_, hosts, addn) = dnsmasq::config(&d, &bridge, &files);
-                for (path, text) in [(files.hostsfile(), hosts), (files.addnhosts(), addn)] {
-                    write_atomic(&path, text.as_bytes(), 0o644).map_err(store_err(&path))?;
-                }
-                if let Ok(raw) = i32::try_from(pid) {
-                    // SAFETY: kill(2) with plain integers; SIGHUP makes dnsmasq reread them
-                    unsafe {
-                        libc::kill(raw, libc::SIGHUP);
-                    }
-                }
-            }
+            self.host.live_changed(&d).await?;
             entry.live = Some(d);
         }
         Ok(entry.info())
@@ -867,19 +707,13 @@ impl NetworkDriver {
 
     /// The pid of an active network's dnsmasq (tests and diagnostics).
     pub fn dnsmasq_pid(&self, name: &str) -> Option<u32> {
-        dnsmasq::running_pid(&self.files(name))
+        self.host.dnsmasq_pid(name)
     }
 
     /// The addresses on the bridge of an active network.
     pub async fn bridge_addresses(&self, name: &str) -> Result<Vec<(IpAddr, u8)>> {
         let bridge = self.active_bridge(name).await?;
-        let links = Links::open().map_err(rt(name, "netlink"))?;
-        let l = links
-            .get(&bridge)
-            .await
-            .map_err(rt(name, "netlink"))?
-            .ok_or_else(|| NetError::NoHostBridge(bridge.clone()))?;
-        links.addresses(l.index).await.map_err(rt(name, "netlink"))
+        self.host.bridge_addresses(name, &bridge).await
     }
 }
 
@@ -893,7 +727,7 @@ fn xml_has_uuid(xml: &str) -> bool {
 }
 
 /// `(name, path)` of the `*.xml` files directly in `dir`, names unescaped.
-fn xml_files(dir: &Path) -> Vec<(String, PathBuf)> {
+pub(super) fn xml_files(dir: &Path) -> Vec<(String, PathBuf)> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

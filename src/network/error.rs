@@ -23,14 +23,22 @@ pub enum NetError {
     NoHostBridge(String),
     #[error("no network named '{0}'")]
     NotFound(String),
-    #[error("network '{name}' already exists with UUID {uuid}")]
+    /// The name is another network's (libvirt's wording, as both its drivers say it).
+    #[error("network '{name}' already exists with uuid {uuid}")]
     NameTaken { name: String, uuid: uuid::Uuid },
-    #[error("network UUID {uuid} already belongs to network '{name}'")]
+    /// The UUID is network `name`'s.
+    #[error("network '{name}' is already defined with uuid {uuid}")]
     UuidTaken { name: String, uuid: uuid::Uuid },
+    /// A transient definition for a network that runs already.
+    #[error("network is already active as '{0}'")]
+    ActiveAs(String),
     #[error("network '{0}' is not active")]
     NotActive(String),
     #[error("network '{0}' is already active")]
     AlreadyActive(String),
+    /// libvirt's test driver undefines stopped networks only.
+    #[error("network '{0}' is still running")]
+    StillActive(String),
     #[error("network '{0}' is transient; it cannot be given autostart or be undefined")]
     Transient(String),
     #[error("{0} is not supported")]

@@ -18,6 +18,8 @@ pub struct IpDef {
     /// `netmask=` (IPv4 only), kept as written.
     pub netmask: Option<Ipv4Addr>,
     pub prefix: Option<u8>,
+    /// `localPtr='yes'`: dnsmasq answers reverse lookups of the subnet itself.
+    pub local_ptr: Option<bool>,
     pub dhcp: Option<Dhcp>,
 }
 
@@ -161,6 +163,40 @@ impl IpDef {
         self.address.is_ipv4()
     }
 
+    /// The reverse-lookup domain of the subnet (`122.168.192.in-addr.arpa`), when its
+    /// prefix falls on a label boundary (8 bits for IPv4, 4 for IPv6), as dnsmasq's `local=`
+    /// needs it.
+    pub fn ptr_domain(&self) -> Option<String> {
+        let prefix = self.prefix_len();
+        let net = Subnet {
+            addr: self.address,
+            prefix,
+        }
+        .network();
+        match self.address {
+            IpAddr::V4(_) if prefix.is_multiple_of(8) => {
+                let octets = (net as u32).to_be_bytes();
+                let mut labels: Vec<String> = octets[..usize::from(prefix / 8)]
+                    .iter()
+                    .map(u8::to_string)
+                    .collect();
+                labels.reverse();
+                labels.push("in-addr.arpa".into());
+                Some(labels.join("."))
+            }
+            IpAddr::V6(_) if prefix.is_multiple_of(4) => {
+                let nibbles = usize::from(prefix / 4);
+                let mut labels: Vec<String> = (0..nibbles)
+                    .map(|i| format!("{:x}", (net >> (124 - 4 * i)) & 0xf))
+                    .collect();
+                labels.reverse();
+                labels.push("ip6.arpa".into());
+                Some(labels.join("."))
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn read(mut e: Elem) -> Result<IpDef, XmlError> {
         let family = e.attr_string("family");
         let address = e.req_attr_with("address", |s| {
@@ -208,6 +244,7 @@ impl IpDef {
                 format!("netmask='{m}' is given too; use one of them"),
             ));
         }
+        let local_ptr = e.attr_with("localPtr", values::yes_no)?;
         let dhcp = match e.child("dhcp")? {
             Some(d) => Some(Dhcp::read(d, address.is_ipv4())?),
             None => None,
@@ -218,6 +255,7 @@ impl IpDef {
             address,
             netmask,
             prefix,
+            local_ptr,
             dhcp,
         })
     }
@@ -228,10 +266,14 @@ impl IpDef {
         w.attr_num("address", self.address);
         w.attr_num_opt("netmask", self.netmask);
         w.attr_num_opt("prefix", self.prefix);
+        if let Some(l) = self.local_ptr {
+            w.attr("localPtr", values::yes_no_str(l));
+        }
         if let Some(d) = &self.dhcp {
             d.write(w);
         }
-        w.end();
+        // libvirt never self-closes it
+        w.end_block();
     }
 }
 

@@ -9,6 +9,7 @@ pub mod dnsmasq;
 pub mod driver;
 pub mod error;
 pub mod firewall;
+pub mod host;
 pub mod ip;
 pub mod netlink;
 pub mod update;
@@ -17,7 +18,7 @@ pub mod update;
 mod tests;
 
 pub use def::{ForwardMode, NetworkDef};
-pub use driver::{Dirs, NetEvent, NetEventKind, NetworkDriver, NetworkInfo};
+pub use driver::{Dirs, Flavour, NetEvent, NetEventKind, NetworkDriver, NetworkInfo};
 pub use error::{NetError, Result};
 
 /// Sets up the network driver under the daemon's state and runtime directories and gives it

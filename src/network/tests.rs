@@ -63,15 +63,19 @@ fn modes_round_trip_in_libvirt_order() {
                     <uuid>11111111-2222-3333-4444-555555555555</uuid></network>";
     let def = NetworkDef::from_xml(isolated).unwrap();
     assert_eq!(def.mode(), None);
+    // as libvirt: a network with a bridge of its own shows STP and delay, and <ip> is
+    // never self-closed
     assert_eq!(
         def.to_xml(),
         "<network>\n  <name>iso</name>\n  <uuid>11111111-2222-3333-4444-555555555555</uuid>\n  \
-         <ip address='10.9.0.1' prefix='24'/>\n</network>\n"
+         <bridge stp='on' delay='0'/>\n  <ip address='10.9.0.1' prefix='24'>\n  </ip>\n\
+         </network>\n"
     );
     for mode in ["route", "open"] {
         let x = format!(
             "<network>\n  <name>n</name>\n  <uuid>11111111-2222-3333-4444-555555555555</uuid>\n  \
-             <forward mode='{mode}'/>\n  <ip address='10.9.0.1' prefix='24'/>\n</network>\n"
+             <forward mode='{mode}'/>\n  <bridge stp='on' delay='0'/>\n  \
+             <ip address='10.9.0.1' prefix='24'>\n  </ip>\n</network>\n"
         );
         assert_eq!(NetworkDef::from_xml(&x).unwrap().to_xml(), x);
     }
@@ -216,4 +220,38 @@ fn conflicts_with_other_networks_are_typed() {
     )
     .unwrap();
     defaults::check_against(&d, [&a]).unwrap();
+}
+
+#[test]
+fn local_ptr_round_trips_and_gives_the_reverse_domain() {
+    // as Cockpit's "Create virtual network" dialog writes it
+    let def = NetworkDef::from_xml(
+        "<network><name>c</name><forward mode='nat'/><domain name='c' localOnly='yes'/>\
+         <ip address='192.168.100.1' netmask='255.255.255.0' localPtr='yes'/>\
+         <ip family='ipv6' address='fd00:1:2::1' prefix='48' localPtr='yes'/></network>",
+    )
+    .unwrap();
+    let xml = def.to_xml();
+    assert!(
+        xml.contains("<ip address='192.168.100.1' netmask='255.255.255.0' localPtr='yes'>"),
+        "{xml}"
+    );
+    assert_eq!(NetworkDef::from_xml(&xml).unwrap().to_xml(), xml);
+    assert_eq!(
+        def.ips[0].ptr_domain().as_deref(),
+        Some("100.168.192.in-addr.arpa")
+    );
+    assert_eq!(
+        def.ips[1].ptr_domain().as_deref(),
+        Some("2.0.0.0.1.0.0.0.0.0.d.f.ip6.arpa")
+    );
+    let odd = NetworkDef::from_xml(
+        "<network><name>o</name><ip address='10.0.0.1' prefix='20' localPtr='no'/></network>",
+    )
+    .unwrap();
+    assert_eq!(odd.ips[0].ptr_domain(), None);
+    let e = bad(
+        "<network><name>b</name><ip address='10.0.0.1' prefix='8' localPtr='maybe'/></network>",
+    );
+    assert!(e.to_string().contains("localPtr"), "{e}");
 }

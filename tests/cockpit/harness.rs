@@ -154,8 +154,59 @@ pub async fn until(what: &dyn Fn() -> String, limit: Duration, mut f: impl Async
     }
 }
 
+/// A network namespace of the test's own, for a daemon whose networks must not touch the
+/// host's interfaces or firewall; whatever still runs in it is killed when it is dropped.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("vbc-{tag}-{}", std::process::id());
+        // a namespace left by an earlier run that died (there is none as a rule)
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {name}");
+        Netns(name)
+    }
+
+    /// `ip -n <ns> <args>`'s output.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.0])
+            .args(args)
+            .output()
+            .expect("ip");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    // SAFETY: a process in the test's own namespace.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
 impl Cockpit {
     pub async fn start() -> Cockpit {
+        Self::start_with(None).await
+    }
+
+    /// The stack with the daemon inside `netns` (cockpit-ws and the browser stay outside:
+    /// they reach it through the bus's socket).
+    pub async fn start_with(netns: Option<&Netns>) -> Cockpit {
         let dir = tempfile::Builder::new()
             .prefix("vbc")
             .tempdir_in("/tmp")
@@ -226,7 +277,9 @@ impl Cockpit {
             system: true,
             extra: vec!["--libvirt-compat".into()],
             env: vec![("VIRTBUS_QEMU_ACCEL".into(), "tcg".into())],
-            ..Default::default()
+            prefix: netns
+                .map(|n| vec!["ip".into(), "netns".into(), "exec".into(), n.0.clone()])
+                .unwrap_or_default(),
         };
         let daemon = Daemon::launch(&address, d, &d.join("state"), &d.join("run"), launch).await;
         let conn = crate::support::connect(&address).await;

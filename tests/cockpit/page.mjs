@@ -1,10 +1,11 @@
 // Cockpit in Debian's Chromium, driven by playwright-core, for tests/cockpit/main.rs.
 //
-//   node page.mjs shell|machines
+//   node page.mjs shell|machines|networks
 //
 // Environment: COCKPIT_URL (cockpit-ws, logged in through its local session), ARTIFACTS (where
 // the screenshots go), PROFILE (a fresh, empty Chromium profile directory), and for `machines`
-// VM_RUNNING and VM_OFF (the names of a running and a shut-off VM). Every wait is bounded; the
+// VM_RUNNING and VM_OFF (the names of a running and a shut-off VM), for `networks` NET_NEW (the
+// name of the network to create through the page). Every wait is bounded; the
 // whole run is bounded by DEADLINE_SECS. Prints one line per step; exits 0 when every check
 // held, 1 with the reason (and a failure screenshot) otherwise.
 import { chromium } from 'playwright-core';
@@ -15,8 +16,8 @@ const base = process.env.COCKPIT_URL;
 const artifacts = process.env.ARTIFACTS;
 const profile = process.env.PROFILE;
 const deadline = Number(process.env.DEADLINE_SECS || 180) * 1000;
-if (!['shell', 'machines'].includes(mode) || !base || !artifacts || !profile) {
-    console.error('usage: COCKPIT_URL=… ARTIFACTS=… PROFILE=… node page.mjs shell|machines');
+if (!['shell', 'machines', 'networks'].includes(mode) || !base || !artifacts || !profile) {
+    console.error('usage: COCKPIT_URL=… ARTIFACTS=… PROFILE=… node page.mjs shell|machines|networks');
     process.exit(2);
 }
 
@@ -233,6 +234,98 @@ async function machines(page) {
     await assertClean(page, frame, 'after Force off');
 }
 
+// The Networks page (virtual networks of the system connection): `default` listed with its
+// bridge, NAT and state, and its details (addresses, DHCP range) expanded; a network created
+// through the page's dialog, activated, deactivated and deleted.
+async function networks(page) {
+    const made = process.env.NET_NEW;
+    if (!made) throw new Error('NET_NEW is needed');
+    const row = name => `network-${name}-system`;
+    await page.goto(`${base}/machines#/networks`, { timeout: STEP });
+    const frame = await machinesFrame(page);
+    try {
+        await frame.locator('#networks-listing').waitFor({ timeout: STEP });
+    } catch (e) {
+        throw new Error(`the network list did not appear within ${STEP / 1000} s`);
+    }
+    const state = name => frame.locator(`#${row(name)}-state`);
+    const waitState = async (name, want) => {
+        try {
+            await state(name).filter({ hasText: new RegExp(`^${want}$`) }).waitFor({ timeout: STEP });
+        } catch (e) {
+            const got = await state(name).innerText({ timeout: 1000 }).catch(() => 'no state shown');
+            throw new Error(`network ${name}: not "${want}" within ${STEP / 1000} s (shows "${got}")`);
+        }
+    };
+    await waitState('default', 'active');
+    const cell = async (id, want) => {
+        const got = (await frame.locator(`#${id}`).innerText({ timeout: STEP })).trim();
+        if (got !== want) throw new Error(`#${id} shows "${got}", not "${want}"`);
+    };
+    await cell(`${row('default')}-device`, 'virbr0');
+    await cell(`${row('default')}-forwarding`, 'NAT');
+    log('list: default, virbr0, NAT, active');
+    await shot(page, 'networks');
+    await assertClean(page, frame, 'the network list');
+
+    // Its details: the row's expand toggle shows the overview.
+    const tr = frame.locator(`tr[data-row-id="${row('default')}"]`);
+    await tr.locator('td.pf-c-table__toggle button, td.pf-v5-c-table__toggle button').first()
+            .click({ timeout: STEP });
+    await frame.locator(`#${row('default')}-ipv4-address`).waitFor({ timeout: STEP });
+    await cell(`${row('default')}-ipv4-address`, '192.168.122.1');
+    await cell(`${row('default')}-ipv4-netmask`, '255.255.255.0');
+    const body = await frame.locator('#networks-listing').innerText({ timeout: STEP });
+    for (const text of ['192.168.122.2', '192.168.122.254']) {
+        if (!body.includes(text)) throw new Error(`default's details lack "${text}": ${body}`);
+    }
+    log("default's details: address, netmask, DHCP range");
+    await shot(page, 'default-details');
+    await assertClean(page, frame, "default's details");
+
+    // Create (the dialog's defaults: NAT, 192.168.100.1/24), activate, deactivate, delete.
+    await frame.locator('#create-network').click({ timeout: STEP });
+    const dialog = frame.locator('#create-network-dialog');
+    await dialog.waitFor({ timeout: STEP });
+    await frame.locator('#create-network-name').fill(made, { timeout: STEP });
+    await shot(page, 'create-dialog');
+    await dialog.locator('button.pf-m-primary', { hasText: 'Create' }).click({ timeout: STEP });
+    try {
+        await dialog.waitFor({ state: 'detached', timeout: STEP });
+    } catch (e) {
+        const got = await dialog.innerText({ timeout: 1000 }).catch(() => '?');
+        throw new Error(`the create dialog stayed open: ${got}`);
+    }
+    await waitState(made, 'inactive');
+    log(`${made}: created, inactive`);
+    await shot(page, `${made}-created`);
+    await assertClean(page, frame, `after creating ${made}`);
+
+    await frame.locator(`#activate-${row(made)}`).click({ timeout: STEP });
+    await waitState(made, 'active');
+    log(`${made}: activated`);
+    await shot(page, `${made}-active`);
+    await assertClean(page, frame, `after activating ${made}`);
+
+    await frame.locator(`#deactivate-${row(made)}`).click({ timeout: STEP });
+    await waitState(made, 'inactive');
+    log(`${made}: deactivated`);
+    await assertClean(page, frame, `after deactivating ${made}`);
+
+    await frame.locator(`#${row(made)}-action-kebab button`).first().click({ timeout: STEP });
+    await frame.locator(`#delete-${row(made)}`).click({ timeout: STEP });
+    await frame.locator('#delete-resource-modal-primary').click({ timeout: STEP });
+    try {
+        await frame.locator(`tr[data-row-id="${row(made)}"]`).waitFor({ state: 'detached', timeout: STEP });
+    } catch (e) {
+        throw new Error(`${made} is still listed after Delete`);
+    }
+    await waitState('default', 'active');
+    log(`${made}: deleted`);
+    await shot(page, `${made}-deleted`);
+    await assertClean(page, frame, `after deleting ${made}`);
+}
+
 let code = 0;
 try {
     context = await chromium.launchPersistentContext(profile, {
@@ -258,7 +351,7 @@ try {
     const page = context.pages()[0] || await context.newPage();
     watch(page);
     try {
-        const run = mode === 'shell' ? shell(page) : machines(page);
+        const run = { shell, machines, networks }[mode](page);
         run.catch(() => {}); // when a crash wins the race, its end is not awaited
         await orCrash(run);
         log('PASS');
@@ -266,7 +359,7 @@ try {
         code = 1;
         console.error(`FAIL: ${e.message}`);
         const frameSel = 'iframe[name="cockpit1:localhost/machines"]';
-        const frame = mode === 'machines' ? page.frameLocator(frameSel) : null;
+        const frame = mode !== 'shell' ? page.frameLocator(frameSel) : null;
         const found = await findings(page, frame).catch(() => problems);
         for (const p of found) console.error(`  ${p}`);
         try {

@@ -43,6 +43,19 @@ async fn host_interfaces_and_node_devices_agree_with_libvirt_dbus() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn networks_agree_with_libvirt_dbus() {
+    let f = Facade::start().await;
+    let r = Reference::start().await;
+    python(
+        "test_network.py",
+        &[
+            ("BUS_ADDRESS", &f.bus.address),
+            ("REFERENCE_ADDRESS", &r.bus.address),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_pools_and_volumes_agree_with_libvirt_dbus() {
     let f = Facade::start().await;
     let r = Reference::start().await;
