@@ -63,7 +63,7 @@ fn check_flags(flags: u32, known: u32, flavor: Flavor, func: (&str, &str)) -> Re
     let unknown = flags & !known;
     if unknown != 0 {
         let f = match flavor {
-            Flavor::Qemu => func.0,
+            Flavor::Qemu | Flavor::Lxc => func.0,
             Flavor::Test => func.1,
         };
         return Err(super::errors::bare(format!(
@@ -309,7 +309,7 @@ pub(super) async fn object_call(
             let flags: u32 = body.deserialize()?;
             // libvirt's test driver keeps no inactive definition apart
             let known = match c.flavor {
-                Flavor::Qemu => XML_INACTIVE,
+                Flavor::Qemu | Flavor::Lxc => XML_INACTIVE,
                 Flavor::Test => 0,
             };
             check_flags(

@@ -19,8 +19,8 @@ mod objects;
 pub mod objproto;
 mod pools;
 pub mod proto;
-mod stream;
 mod stats;
+mod stream;
 pub mod xdr;
 
 use std::{

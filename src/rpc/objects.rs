@@ -477,7 +477,9 @@ fn no_iface(s: &Session, what: &str, value: &str) -> RpcError {
 fn iface_named(s: &Session, name: &str) -> RpcResult<HostInterface> {
     match s.flavor() {
         Flavor::Test => Err(no_iface(s, "name", name)),
-        Flavor::Qemu | Flavor::Lxc => hostdev::interface(name).map_err(|_| no_iface(s, "name", name)),
+        Flavor::Qemu | Flavor::Lxc => {
+            hostdev::interface(name).map_err(|_| no_iface(s, "name", name))
+        }
     }
 }
 
