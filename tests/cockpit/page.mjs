@@ -1,11 +1,14 @@
 // Cockpit in Debian's Chromium, driven by playwright-core, for tests/cockpit/main.rs.
 //
-//   node page.mjs shell|machines|networks
+//   node page.mjs shell|machines|networks|storage
 //
 // Environment: COCKPIT_URL (cockpit-ws, logged in through its local session), ARTIFACTS (where
 // the screenshots go), PROFILE (a fresh, empty Chromium profile directory), and for `machines`
 // VM_RUNNING and VM_OFF (the names of a running and a shut-off VM), for `networks` NET_NEW (the
-// name of the network to create through the page). Every wait is bounded; the
+// name of the network to create through the page), for `storage` POOL, POOL_PATH, VOL_KEEP,
+// VOL_DROP (an active dir pool, its target path and two of its volumes: the second is deleted
+// through the page), POOL_NEW and POOL_NEW_PATH (a dir pool to create, at an existing
+// directory). Every wait is bounded; the
 // whole run is bounded by DEADLINE_SECS. Prints one line per step; exits 0 when every check
 // held, 1 with the reason (and a failure screenshot) otherwise.
 import { chromium } from 'playwright-core';
@@ -16,8 +19,8 @@ const base = process.env.COCKPIT_URL;
 const artifacts = process.env.ARTIFACTS;
 const profile = process.env.PROFILE;
 const deadline = Number(process.env.DEADLINE_SECS || 180) * 1000;
-if (!['shell', 'machines', 'networks'].includes(mode) || !base || !artifacts || !profile) {
-    console.error('usage: COCKPIT_URL=… ARTIFACTS=… PROFILE=… node page.mjs shell|machines|networks');
+if (!['shell', 'machines', 'networks', 'storage'].includes(mode) || !base || !artifacts || !profile) {
+    console.error('usage: COCKPIT_URL=… ARTIFACTS=… PROFILE=… node page.mjs shell|machines|networks|storage');
     process.exit(2);
 }
 
@@ -326,6 +329,185 @@ async function networks(page) {
     await assertClean(page, frame, `after deleting ${made}`);
 }
 
+// A call to org.libvirt on the system bus through the shell's own cockpit.js (the bridge the
+// page uses): the daemon's state, checked after each step of the page.
+async function libvirt(page, objPath, iface, method, args, type) {
+    return page.evaluate(([objPath, iface, method, args, type]) => new Promise((resolve, reject) => {
+        const client = window.cockpit.dbus('org.libvirt', { bus: 'system' });
+        client.call(objPath, iface, method, args, { type })
+                .then(r => resolve(r), e => reject(new Error(`${method}: ${e.name}: ${e.message}`)))
+                .finally(() => client.close());
+    }), [objPath, iface, method, args, type]);
+}
+
+// The pool `name` as the daemon has it: null when it has none of that name.
+async function poolState(page, name) {
+    let found;
+    try {
+        found = await libvirt(page, '/org/libvirt/QEMU', 'org.libvirt.Connect',
+                              'StoragePoolLookupByName', [name], 's');
+    } catch (e) {
+        if (/NO_STORAGE_POOL|no storage pool|pool not found/i.test(e.message)) return null;
+        throw e;
+    }
+    const [props] = await libvirt(page, found[0], 'org.freedesktop.DBus.Properties', 'GetAll',
+                                  ['org.libvirt.StoragePool'], 's');
+    const state = { path: found[0], active: props.Active.v, autostart: props.Autostart.v };
+    state.volumes = state.active
+        ? (await libvirt(page, found[0], 'org.libvirt.StoragePool', 'ListStorageVolumes', [0], 'u'))[0].length
+        : null;
+    return state;
+}
+
+async function expectPool(page, name, want) {
+    const got = await poolState(page, name);
+    const ok = want === null
+        ? got === null
+        : got !== null && Object.entries(want).every(([k, v]) => got[k] === v);
+    if (!ok) throw new Error(`the daemon's pool ${name}: ${JSON.stringify(got)}, not ${JSON.stringify(want)}`);
+    log(`daemon: pool ${name}`, JSON.stringify(want));
+}
+
+// The Storage pools page of the system connection: an active dir pool listed with its size and
+// state, its overview (target path, type) and volumes (names, sizes) expanded, one volume
+// deleted; a dir pool created through the page's dialog, activated, deactivated and deleted.
+// The daemon's state is read back (through the bridge) after every step.
+async function storage(page) {
+    const pool = process.env.POOL;
+    const poolPath = process.env.POOL_PATH;
+    const keep = process.env.VOL_KEEP;
+    const drop = process.env.VOL_DROP;
+    const made = process.env.POOL_NEW;
+    const madePath = process.env.POOL_NEW_PATH;
+    if (![pool, poolPath, keep, drop, made, madePath].every(v => v)) {
+        throw new Error('POOL, POOL_PATH, VOL_KEEP, VOL_DROP, POOL_NEW and POOL_NEW_PATH are needed');
+    }
+    const row = name => `pool-${name}-system`;
+    await page.goto(`${base}/machines#/storages`, { timeout: STEP });
+    const frame = await machinesFrame(page);
+    try {
+        await frame.locator('#storage-pools-listing').waitFor({ timeout: STEP });
+    } catch (e) {
+        throw new Error(`the storage pool list did not appear within ${STEP / 1000} s`);
+    }
+    const state = name => frame.locator(`#${row(name)}-state`);
+    const waitState = async (name, want) => {
+        try {
+            await state(name).filter({ hasText: new RegExp(`^${want}$`) }).waitFor({ timeout: STEP });
+        } catch (e) {
+            const got = await state(name).innerText({ timeout: 1000 }).catch(() => 'no state shown');
+            throw new Error(`pool ${name}: not "${want}" within ${STEP / 1000} s (shows "${got}")`);
+        }
+    };
+    const cell = async (id, want) => {
+        const got = (await frame.locator(`#${id}`).innerText({ timeout: STEP })).trim();
+        if (got !== want) throw new Error(`#${id} shows "${got}", not "${want}"`);
+    };
+    await waitState(pool, 'active');
+    const tr = frame.locator(`tr[data-row-id="${row(pool)}"]`);
+    const size = await tr.innerText({ timeout: STEP });
+    if (!/\d+(\.\d+)? \/ \d+(\.\d+)? GiB/.test(size)) throw new Error(`${pool}'s row shows no size: ${size}`);
+    log(`list: ${pool}, active, ${size.replace(/\s+/g, ' ')}`);
+    await expectPool(page, pool, { active: true, volumes: 2 });
+    await shot(page, 'pools');
+    await assertClean(page, frame, 'the storage pool list');
+
+    // Its details: the overview, then the volumes tab.
+    await tr.locator('td.pf-c-table__toggle button, td.pf-v5-c-table__toggle button').first()
+            .click({ timeout: STEP });
+    await frame.locator(`#${row(pool)}-target-path`).waitFor({ timeout: STEP });
+    await cell(`${row(pool)}-target-path`, poolPath);
+    await cell(`${row(pool)}-type`, 'dir');
+    await cell(`${row(pool)}-persistent`, 'yes');
+    log(`${pool}'s overview: target path, type, persistent`);
+    await shot(page, `${pool}-overview`);
+    await assertClean(page, frame, `${pool}'s overview`);
+
+    await frame.locator('button', { hasText: /^Storage volumes$/ }).first().click({ timeout: STEP });
+    const vol = (name, what) => frame.locator(`#${row(pool)}-volume-${name}-${what}`);
+    for (const name of [keep, drop]) {
+        try {
+            await vol(name, 'name').waitFor({ timeout: STEP });
+        } catch (e) {
+            throw new Error(`${pool}'s volume ${name} is not listed`);
+        }
+    }
+    const keepSize = (await vol(keep, 'size').innerText({ timeout: STEP })).trim();
+    if (!/ \/ 1 GB$/.test(keepSize)) throw new Error(`${keep}'s size shows "${keepSize}", not "… / 1 GB"`);
+    log(`${pool}'s volumes: ${keep} (${keepSize}), ${drop}`);
+    await shot(page, `${pool}-volumes`);
+    await assertClean(page, frame, `${pool}'s volumes`);
+
+    // Delete one volume: select its row, "Delete 1 volume".
+    await frame.locator('tr', { has: vol(drop, 'name') }).locator('input[type="checkbox"]')
+            .check({ timeout: STEP });
+    await frame.locator('#storage-volumes-delete').click({ timeout: STEP });
+    try {
+        await vol(drop, 'name').waitFor({ state: 'detached', timeout: STEP });
+    } catch (e) {
+        throw new Error(`${drop} is still listed after Delete`);
+    }
+    await vol(keep, 'name').waitFor({ timeout: STEP });
+    await expectPool(page, pool, { active: true, volumes: 1 });
+    log(`${drop}: deleted`);
+    await shot(page, `${drop}-deleted`);
+    await assertClean(page, frame, `after deleting ${drop}`);
+
+    // Create a dir pool through the dialog (its target picked in the file chooser).
+    await frame.locator('#create-storage-pool').click({ timeout: STEP });
+    const dialog = frame.locator('#create-storage-pool-dialog');
+    await dialog.waitFor({ timeout: STEP });
+    await frame.locator('#storage-pool-dialog-name').fill(made, { timeout: STEP });
+    const target = frame.locator('#storage-pool-dialog-target-group');
+    await target.locator('input').first().fill(`${madePath}/`, { timeout: STEP });
+    await target.locator('.pf-c-select__menu-item, .pf-v5-c-select__menu-item, [role="option"]',
+                         { hasText: new RegExp(`^${madePath}/?$`) })
+            .first().click({ timeout: STEP });
+    await shot(page, 'create-dialog');
+    await dialog.locator('button.pf-m-primary', { hasText: 'Create' }).click({ timeout: STEP });
+    try {
+        await dialog.waitFor({ state: 'detached', timeout: STEP });
+    } catch (e) {
+        const got = await dialog.innerText({ timeout: 1000 }).catch(() => '?');
+        throw new Error(`the create dialog stayed open: ${got}`);
+    }
+    await waitState(made, 'inactive');
+    await expectPool(page, made, { active: false, autostart: true });
+    log(`${made}: created, inactive`);
+    await shot(page, `${made}-created`);
+    await assertClean(page, frame, `after creating ${made}`);
+
+    await frame.locator(`#activate-${row(made)}`).click({ timeout: STEP });
+    await waitState(made, 'active');
+    await expectPool(page, made, { active: true, volumes: 0 });
+    log(`${made}: activated`);
+    await shot(page, `${made}-active`);
+    await assertClean(page, frame, `after activating ${made}`);
+
+    await frame.locator(`#deactivate-${row(made)}`).click({ timeout: STEP });
+    await waitState(made, 'inactive');
+    await expectPool(page, made, { active: false });
+    log(`${made}: deactivated`);
+    await assertClean(page, frame, `after deactivating ${made}`);
+
+    await frame.locator(`#${row(made)}-action-kebab button`).first().click({ timeout: STEP });
+    await frame.locator(`#delete-${row(made)}`).click({ timeout: STEP });
+    const modal = frame.locator('#storage-pool-delete-modal');
+    await modal.waitFor({ timeout: STEP });
+    await modal.locator('button.pf-m-danger', { hasText: 'Delete' }).click({ timeout: STEP });
+    try {
+        await frame.locator(`tr[data-row-id="${row(made)}"]`).waitFor({ state: 'detached', timeout: STEP });
+    } catch (e) {
+        const got = await modal.innerText({ timeout: 1000 }).catch(() => 'no dialog');
+        throw new Error(`${made} is still listed after Delete: ${got}`);
+    }
+    await expectPool(page, made, null);
+    await waitState(pool, 'active');
+    log(`${made}: deleted`);
+    await shot(page, `${made}-deleted`);
+    await assertClean(page, frame, `after deleting ${made}`);
+}
+
 let code = 0;
 try {
     context = await chromium.launchPersistentContext(profile, {
@@ -351,7 +533,7 @@ try {
     const page = context.pages()[0] || await context.newPage();
     watch(page);
     try {
-        const run = { shell, machines, networks }[mode](page);
+        const run = { shell, machines, networks, storage }[mode](page);
         run.catch(() => {}); // when a crash wins the race, its end is not awaited
         await orCrash(run);
         log('PASS');
