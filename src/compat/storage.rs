@@ -757,6 +757,12 @@ pub(super) async fn emit(ctx: &Ctx, c: &Connect, ev: &StorageEvent) -> zbus::Res
     let StorageEvent::PoolChanged { info, kind, .. } = ev else {
         return Ok(());
     };
+    // The LXC connect shares the QEMU one's pools. Cockpit Machines subscribes to these
+    // signals on any path and keys its pools by path: signalled on both, every pool was listed
+    // twice. So they go out once, on the QEMU connect's paths.
+    if c.flavor == Flavor::Lxc && ctx.connects.iter().any(|o| o.flavor == Flavor::Qemu) {
+        return Ok(());
+    }
     let path = pool_path(c, info);
     if *kind == PoolEventKind::Refreshed {
         return ctx

@@ -177,7 +177,7 @@ async fn networks_page_shows_and_controls_networks() {
 const POOL: &str = "org.libvirt.StoragePool";
 
 /// The Storage pools page over the system connection: a dir pool in a directory of the
-/// test's, with a raw and a qcow2 volume made through the facade, is listed active with its
+/// test's (under the state's images), with a raw and a qcow2 volume made through the facade, is listed active with its
 /// size, and its details show its target path, type and both volumes (the raw one's 1 GB); one
 /// volume deleted through the page leaves the pool (its file goes); a dir pool created through
 /// the page's dialog is activated, deactivated and deleted (undefined: its directory stays).
@@ -189,10 +189,12 @@ async fn storage_page_shows_and_controls_pools() {
     let cockpit = Cockpit::start().await;
     const NAME: &str = "vbpool";
     const MADE: &str = "vbmade";
-    let dir = cockpit.dir.path().join("pool");
-    let made_dir = cockpit.dir.path().join("made");
+    // pools may live only under the directories virtbusd.toml allows: the state's images
+    let images = cockpit.dir.path().join("state/images");
+    let dir = images.join("pool");
+    let made_dir = images.join("made");
     for d in [&dir, &made_dir] {
-        std::fs::create_dir(d).expect("pool dir");
+        std::fs::create_dir_all(d).expect("pool dir");
     }
     let xml = format!(
         "<pool type='dir'><name>{NAME}</name><target><path>{}</path></target></pool>",

@@ -352,7 +352,7 @@ async function poolState(page, name) {
     }
     const [props] = await libvirt(page, found[0], 'org.freedesktop.DBus.Properties', 'GetAll',
                                   ['org.libvirt.StoragePool'], 's');
-    const state = { path: found[0], active: props.Active.v, autostart: props.Autostart.v };
+    const state = { path: found[0], active: props.Active.v.v, autostart: props.Autostart.v.v };
     state.volumes = state.active
         ? (await libvirt(page, found[0], 'org.libvirt.StoragePool', 'ListStorageVolumes', [0], 'u'))[0].length
         : null;
