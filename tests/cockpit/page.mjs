@@ -423,8 +423,8 @@ async function storage(page) {
     await shot(page, `${pool}-overview`);
     await assertClean(page, frame, `${pool}'s overview`);
 
-    await frame.locator('button', { hasText: /^Storage volumes$/ }).first().click({ timeout: STEP });
-    const vol = (name, what) => frame.locator(`#${row(pool)}-volume-${name}-${what}`);
+    await frame.locator('button[role="tab"]:visible', { hasText: /^Storage volumes$/ }).first().click({ timeout: STEP });
+    const vol = (name, what) => frame.locator(`[id="${row(pool)}-volume-${name}-${what}"]`);
     for (const name of [keep, drop]) {
         try {
             await vol(name, 'name').waitFor({ timeout: STEP });
@@ -439,7 +439,8 @@ async function storage(page) {
     await assertClean(page, frame, `${pool}'s volumes`);
 
     // Delete one volume: select its row, "Delete 1 volume".
-    await frame.locator('tr', { has: vol(drop, 'name') }).locator('input[type="checkbox"]')
+    // (the innermost row: the pool's row, holding the volume table, has it too)
+    await frame.locator('tr', { has: vol(drop, 'name') }).last().locator('input[type="checkbox"]')
             .check({ timeout: STEP });
     await frame.locator('#storage-volumes-delete').click({ timeout: STEP });
     try {
