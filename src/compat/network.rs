@@ -499,8 +499,12 @@ pub(super) async fn pump(
             }
             Err(RecvError::Closed) => return,
         };
-        if let Some(event) = event_number(ev.kind) {
-            let c = &ctx.connects[index];
+        let c = &ctx.connects[index];
+        // The LXC connect shares the QEMU one's networks; Cockpit Machines subscribes on any
+        // path and keys networks by path, so they are signalled once, on the QEMU connect.
+        let shared =
+            c.flavor == Flavor::Lxc && ctx.connects.iter().any(|o| o.flavor == Flavor::Qemu);
+        if let Some(event) = event_number(ev.kind).filter(|_| !shared) {
             let path = ObjectPath::from_string_unchecked(paths::network(c.path, &ev.info.uuid));
             if let Err(e) = ctx
                 .conn
