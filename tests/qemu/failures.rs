@@ -84,7 +84,6 @@ async fn refusals_bad_disk_and_capabilities() {
     // What the driver cannot honour is refused, named, and nothing changes.
     for (extra, named) in [
         ("<sound model='ich7'/>", "sound"),
-        ("<parallel type='pty'/>", "parallel"),
         ("<watchdog model='diag288'/>", "diag288"),
         ("<shmem name='legacy'/>", "model 'ivshmem'"),
     ] {
