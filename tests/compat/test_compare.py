@@ -38,27 +38,6 @@ B = bus(os.environ["REFERENCE_ADDRESS"])
 SA, SB = Signals(A), Signals(B)
 
 
-def norm(v):
-    """dbus-python values as plain data (variant levels dropped, which GetAll keeps equal)."""
-    if isinstance(v, dict):
-        return {norm(k): norm(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [norm(x) for x in v]
-    if isinstance(v, bool):
-        return bool(v)
-    if isinstance(v, int):
-        return int(v)
-    if isinstance(v, str):
-        return str(v)
-    return v
-
-
-def answer(b, path, name, method, args):
-    try:
-        return ("ok", norm(getattr(iface(b, path, name), method)(*args)))
-    except dbus.DBusException as e:
-        return ("error", e.get_dbus_name(), e.get_dbus_message())
-
 
 def both(path, name, method, *args, strip=None):
     a = answer(A, path, name, method, args)

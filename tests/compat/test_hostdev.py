@@ -18,26 +18,6 @@ NODEDEV = "org.libvirt.NodeDevice"
 ETH1 = TEST + "/interface/aa_3abb_3acc_3add_3aee_3aff"
 
 
-def norm(v):
-    if isinstance(v, dict):
-        return {norm(k): norm(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [norm(x) for x in v]
-    if isinstance(v, bool):
-        return bool(v)
-    if isinstance(v, int):
-        return int(v)
-    if isinstance(v, str):
-        return str(v)
-    return v
-
-
-def answer(b, path, name, method, args):
-    try:
-        return ("ok", norm(getattr(iface(b, path, name), method)(*args)))
-    except dbus.DBusException as e:
-        return ("error", e.get_dbus_name(), e.get_dbus_message())
-
 
 def both(path, name, method, *args, key=None):
     a = answer(A, path, name, method, args)

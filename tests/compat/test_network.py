@@ -31,26 +31,6 @@ N1 = TEST + "/network/_" + UUID1.replace("-", "_")
 UUID_RE = re.compile(r"[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}")
 
 
-def norm(v):
-    if isinstance(v, dict):
-        return {norm(k): norm(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [norm(x) for x in v]
-    if isinstance(v, bool):
-        return bool(v)
-    if isinstance(v, int):
-        return int(v)
-    if isinstance(v, str):
-        return str(v)
-    return v
-
-
-def answer(b, path, name, method, args):
-    try:
-        return ("ok", norm(getattr(iface(b, path, name), method)(*args)))
-    except dbus.DBusException as e:
-        return ("error", e.get_dbus_name(), e.get_dbus_message())
-
 
 def no_uuids(v):
     return UUID_RE.sub("UUID", repr(v))

@@ -29,26 +29,6 @@ NEW = TEST + "/storagepool/_" + NEW_UUID.replace("-", "_")
 DIR = tempfile.mkdtemp(prefix="virtbus-pool-")
 
 
-def norm(v):
-    if isinstance(v, dict):
-        return {norm(k): norm(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [norm(x) for x in v]
-    if isinstance(v, bool):
-        return bool(v)
-    if isinstance(v, int):
-        return int(v)
-    if isinstance(v, str):
-        return str(v)
-    return v
-
-
-def answer(b, path, name, method, args):
-    try:
-        return ("ok", norm(getattr(iface(b, path, name), method)(*args)))
-    except dbus.DBusException as e:
-        return ("error", e.get_dbus_name(), e.get_dbus_message())
-
 
 # Differences of the check running: all are reported when it ends.
 DIFFS = []
