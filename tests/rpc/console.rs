@@ -110,12 +110,19 @@ async fn virsh_console_reaches_the_guest_shell() {
     // Ctrl-] detaches
     master.write_all(b"\x1d").expect("escape");
     let t = Instant::now();
+    let mut n = 0u32;
     while child.try_wait().expect("wait").is_none() {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "Ctrl-] did not detach"
         );
         std::thread::sleep(Duration::from_millis(50));
+        // virsh switches the terminal to raw mode after printing its banner, flushing input
+        // typed before: a key sent that early is lost, so it is sent again every second
+        n += 1;
+        if n % 20 == 0 {
+            master.write_all(b"\x1d").expect("escape");
+        }
     }
     // the console is free again: a second session opens
     let mut again = cmd.spawn().expect("virsh console again");
@@ -123,12 +130,19 @@ async fn virsh_console_reaches_the_guest_shell() {
     expect(&mut master, &mut seen, "Escape character is ^]", b"", long);
     master.write_all(b"\x1d").expect("escape");
     let t = Instant::now();
+    let mut n = 0u32;
     while again.try_wait().expect("wait").is_none() {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "Ctrl-] did not detach"
         );
         std::thread::sleep(Duration::from_millis(50));
+        // virsh switches the terminal to raw mode after printing its banner, flushing input
+        // typed before: a key sent that early is lost, so it is sent again every second
+        n += 1;
+        if n % 20 == 0 {
+            master.write_all(b"\x1d").expect("escape");
+        }
     }
     r.ok(QEMU, &["destroy", "con"]);
     r.ok(QEMU, &["undefine", "con"]);
