@@ -120,7 +120,7 @@ async fn virsh_console_reaches_the_guest_shell() {
         // virsh switches the terminal to raw mode after printing its banner, flushing input
         // typed before: a key sent that early is lost, so it is sent again every second
         n += 1;
-        if n % 20 == 0 {
+        if n.is_multiple_of(20) {
             master.write_all(b"\x1d").expect("escape");
         }
     }
@@ -140,7 +140,7 @@ async fn virsh_console_reaches_the_guest_shell() {
         // virsh switches the terminal to raw mode after printing its banner, flushing input
         // typed before: a key sent that early is lost, so it is sent again every second
         n += 1;
-        if n % 20 == 0 {
+        if n.is_multiple_of(20) {
             master.write_all(b"\x1d").expect("escape");
         }
     }
