@@ -369,11 +369,7 @@ pub(super) async fn interface_get_all(
 ) -> Reply<()> {
     read_interfaces(ctx, call).await?;
     if let Ok(i) = interface_by_mac(c, mac) {
-        for n in INTERFACE_PROPS {
-            if let Some(v) = interface_prop(&i, n) {
-                out.push(n, Variant::Variant(Box::new(v)));
-            }
-        }
+        super::props::push_props(out, INTERFACE_PROPS, |n| interface_prop(&i, n));
     }
     Ok(())
 }

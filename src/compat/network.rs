@@ -444,11 +444,7 @@ pub(super) async fn get_all(
 ) -> Reply<()> {
     // A network that is gone has no property left to read: an empty answer.
     if let Ok(n) = by_uuid(ctx, call, c, uuid).await {
-        for p in NETWORK_PROPS {
-            if let Some(v) = prop(&n, p) {
-                out.push(p, Variant::Variant(Box::new(v)));
-            }
-        }
+        super::props::push_props(out, NETWORK_PROPS, |p| prop(&n, p));
     }
     Ok(())
 }

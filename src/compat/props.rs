@@ -284,3 +284,16 @@ async fn set(
         .map_err(|e| from_exec(e, c.flavor, &flags::SET_AUTOSTART))?;
     call.reply_empty()
 }
+
+/// Push each of `names` that `get` answers, wrapped as `GetAll` sends it (a variant per value).
+pub(super) fn push_props<'a>(
+    out: &mut Dict<&'a str, Variant<'static>>,
+    names: &[&'a str],
+    get: impl Fn(&str) -> Option<Variant<'static>>,
+) {
+    for n in names {
+        if let Some(v) = get(n) {
+            out.push(n, Variant::Variant(Box::new(v)));
+        }
+    }
+}

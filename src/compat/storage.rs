@@ -708,11 +708,7 @@ pub(super) async fn pool_get_all(
 ) -> Reply<()> {
     // A pool that is gone has no property left to read: an empty answer.
     if let Ok(p) = by_uuid(ctx, call, c, uuid).await {
-        for n in POOL_PROPS {
-            if let Some(v) = pool_prop(&p, n) {
-                out.push(n, Variant::Variant(Box::new(v)));
-            }
-        }
+        super::props::push_props(out, POOL_PROPS, |n| pool_prop(&p, n));
     }
     Ok(())
 }
@@ -725,11 +721,7 @@ pub(super) async fn vol_get_all(
     out: &mut Dict<&str, Variant<'static>>,
 ) -> Reply<()> {
     if let Ok(v) = by_key(ctx, call, c, key, "virStorageVolLookupByKey").await {
-        for n in VOL_PROPS {
-            if let Some(x) = vol_prop(&v, n) {
-                out.push(n, Variant::Variant(Box::new(x)));
-            }
-        }
+        super::props::push_props(out, VOL_PROPS, |n| vol_prop(&v, n));
     }
     Ok(())
 }
