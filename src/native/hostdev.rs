@@ -100,24 +100,25 @@ pub(super) async fn device(ctx: &Ctx, call: &Call, name: &str) -> Reply<NodeDevi
     Ok(hostdev::node_device(name)?)
 }
 
+/// Both host objects have one method, `GetXML` without options: refuse any other call.
+fn check_get_xml(call: &Call, member: &str, iface: &str) -> Reply<()> {
+    if member != "GetXML" {
+        return Err(BusError::unknown_method(iface, member));
+    }
+    let body = call.msg.body();
+    let opts: OptionMap = body.deserialize()?;
+    Options::new("GetXML", opts).finish()?;
+    Ok(())
+}
+
 pub(super) async fn interface_call(
     ctx: &Ctx,
     call: &Call,
     name: &str,
     member: &str,
 ) -> Reply<Message> {
-    match member {
-        "GetXML" => {
-            let body = call.msg.body();
-            let opts: OptionMap = body.deserialize()?;
-            Options::new("GetXML", opts).finish()?;
-            call.reply(&interface(ctx, call, name).await?.to_xml())
-        }
-        m => Err(BusError::unknown_method(
-            super::schema::HOST_INTERFACE_IFACE,
-            m,
-        )),
-    }
+    check_get_xml(call, member, super::schema::HOST_INTERFACE_IFACE)?;
+    call.reply(&interface(ctx, call, name).await?.to_xml())
 }
 
 pub(super) async fn device_call(
@@ -126,18 +127,8 @@ pub(super) async fn device_call(
     name: &str,
     member: &str,
 ) -> Reply<Message> {
-    match member {
-        "GetXML" => {
-            let body = call.msg.body();
-            let opts: OptionMap = body.deserialize()?;
-            Options::new("GetXML", opts).finish()?;
-            call.reply(&device(ctx, call, name).await?.to_xml())
-        }
-        m => Err(BusError::unknown_method(
-            super::schema::NODE_DEVICE_IFACE,
-            m,
-        )),
-    }
+    check_get_xml(call, member, super::schema::NODE_DEVICE_IFACE)?;
+    call.reply(&device(ctx, call, name).await?.to_xml())
 }
 
 /// Manager.ListHostInterfaces.

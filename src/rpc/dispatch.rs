@@ -98,6 +98,33 @@ impl Session {
             .map_err(|e| RpcError::denied(e, self.flavor()))
     }
 
+    /// The domain `xml` (for libvirt method `m`) defines, refused unless this connection
+    /// serves its type, authorized for `ops`, with who defines it (for ownership).
+    pub(super) async fn definition(
+        &self,
+        shared: &Shared,
+        m: &Method,
+        xml: &str,
+        ops: &[Operation],
+    ) -> RpcResult<(DomainDef, crate::core::define::Caller)> {
+        let flavor = self.flavor();
+        let def = DomainDef::from_xml(xml).map_err(|e| RpcError::from_core(e.into(), flavor, m))?;
+        if !self.view.types.contains(&def.domain_type) {
+            return Err(self.error(
+                Code::ConfigUnsupported,
+                &format!(
+                    "domains of type '{}' are not served at {}",
+                    def.domain_type.as_str(),
+                    self.uri
+                ),
+            ));
+        }
+        let owner = authorize_definition(&*shared.authz, &self.view.core, &self.caller, &def, ops)
+            .await
+            .map_err(|e| RpcError::denied(e, flavor))?;
+        Ok((def, owner))
+    }
+
     /// Refuse a change on a read-only connection, as libvirt's API layer does.
     pub(super) fn writable(&self, m: &Method) -> RpcResult<()> {
         if self.readonly {
@@ -576,27 +603,10 @@ async fn define(shared: &Shared, s: &Session, xml: &str) -> RpcResult<Vec<u8>> {
     let m = &flags::DOMAIN_DEFINE_XML;
     s.writable(m)?;
     let err = |e| RpcError::from_core(e, flavor, m);
-    let def = DomainDef::from_xml(xml).map_err(|e| err(e.into()))?;
-    if !s.view.types.contains(&def.domain_type) {
-        return Err(s.error(
-            Code::ConfigUnsupported,
-            &format!(
-                "domains of type '{}' are not served at {}",
-                def.domain_type.as_str(),
-                s.uri
-            ),
-        ));
-    }
+    let (def, owner) = s
+        .definition(shared, m, xml, &[Operation::DefineDomain])
+        .await?;
     let core = &s.view.core;
-    let owner = authorize_definition(
-        &*shared.authz,
-        core,
-        &s.caller,
-        &def,
-        &[Operation::DefineDomain],
-    )
-    .await
-    .map_err(|e| RpcError::denied(e, flavor))?;
     let dom = core.define(def, owner).await.map_err(err)?;
     ok(DomainRet {
         dom: wire_dom(&dom),

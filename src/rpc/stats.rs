@@ -32,8 +32,6 @@ use crate::{
         options::{AddressSource, Affect, ListFilter, StartOptions, StatsGroup, VcpuOptions},
     },
     drivers::{StatValue, Stats},
-    model::DomainDef,
-    server::authz::authorize_definition,
 };
 
 pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcResult<Vec<u8>> {
@@ -468,27 +466,15 @@ async fn create_xml(shared: &Shared, s: &Session, xml: &str, fl: u32) -> RpcResu
     }
     let flavor = s.flavor();
     let err = |e| RpcError::from_core(e, flavor, m);
-    let def = DomainDef::from_xml(xml).map_err(|e| err(e.into()))?;
-    if !s.view.types.contains(&def.domain_type) {
-        return Err(s.error(
-            Code::ConfigUnsupported,
-            &format!(
-                "domains of type '{}' are not served at {}",
-                def.domain_type.as_str(),
-                s.uri
-            ),
-        ));
-    }
+    let (def, owner) = s
+        .definition(
+            shared,
+            m,
+            xml,
+            &[Operation::DefineDomain, Operation::CreateDomain],
+        )
+        .await?;
     let core = &s.view.core;
-    let owner = authorize_definition(
-        &*shared.authz,
-        core,
-        &s.caller,
-        &def,
-        &[Operation::DefineDomain, Operation::CreateDomain],
-    )
-    .await
-    .map_err(|e| RpcError::denied(e, flavor))?;
     let opts = StartOptions {
         paused: m.has(fl, "paused"),
         force_boot: false,

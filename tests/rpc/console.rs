@@ -2,70 +2,18 @@
 //! holds, the guest's shell answers what is typed, and Ctrl-] detaches.
 
 use std::{
-    io::{Read, Write},
-    os::{
-        fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::process::CommandExt,
-    },
+    io::Write,
+    os::{fd::OwnedFd, unix::process::CommandExt},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use super::{Rpc, guest};
+use super::{
+    Rpc, guest,
+    support::pty::{expect, openpty},
+};
 
 const QEMU: &str = "qemu:///system";
-
-fn openpty() -> (std::fs::File, OwnedFd) {
-    let (mut m, mut s) = (0, 0);
-    // SAFETY: openpty writes two descriptors into the integers; no name, termios or size.
-    let r = unsafe {
-        libc::openpty(
-            &mut m,
-            &mut s,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors are fresh and ours alone.
-    unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
-}
-
-/// Read `master` into `seen` until `want` appears, typing `poke` every two seconds.
-fn expect(
-    master: &mut std::fs::File,
-    seen: &mut String,
-    want: &str,
-    poke: &[u8],
-    within: Duration,
-) {
-    let t = Instant::now();
-    let mut last: Option<Instant> = None;
-    let mut buf = [0u8; 4096];
-    while !seen.contains(want) {
-        assert!(
-            t.elapsed() < within,
-            "no {want:?} within {within:?}; saw {seen:?}"
-        );
-        if !poke.is_empty() && last.is_none_or(|p| p.elapsed() > Duration::from_secs(2)) {
-            master.write_all(poke).expect("type");
-            last = Some(Instant::now());
-        }
-        let mut pfd = libc::pollfd {
-            fd: master.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut pfd, 1, 200) } > 0 {
-            match master.read(&mut buf) {
-                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-                Err(e) => panic!("read the terminal: {e}; saw {seen:?}"),
-            }
-        }
-    }
-}
 
 #[tokio::test]
 async fn virsh_console_reaches_the_guest_shell() {

@@ -5,6 +5,7 @@ pub mod flood;
 pub mod libvirtd;
 pub mod polkit;
 pub mod proxies;
+pub mod pty;
 
 use std::{
     collections::{BTreeMap, HashMap},
