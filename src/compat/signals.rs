@@ -1,6 +1,6 @@
 //! Core events as libvirt-dbus's signals: `Connect.DomainEvent` with libvirt's numeric event
 //! and detail, the Domain signals the core's events stand for (`Reboot`, `MetadataChange`,
-//! `DeviceAdded`, `DeviceRemoved`; `Watchdog`, `PMSuspend`, `PMSuspendDisk` beside the
+//! `DeviceAdded`, `DeviceRemoved`, `Watchdog`; `PMSuspend`, `PMSuspendDisk` beside the
 //! lifecycle events that imply them), and PropertiesChanged for the facade's properties
 //! (which libvirt-dbus itself never emits).
 
@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     core::{DomainProp, Event, events::lock},
-    model::state::{Lifecycle, PmSuspendedDetail, SuspendedDetail},
+    model::state::{Lifecycle, PmSuspendedDetail},
     server::{dict::Dict, signals::Emitter},
 };
 
@@ -116,6 +116,11 @@ impl ConnectEmitter {
                 self.signal(&c.domain_path(&uuid), DOMAIN_IFACE, "Reboot", &())
                     .await
             }
+            Event::Watchdog { uuid, action } if self.shows(&uuid) => {
+                let path = c.domain_path(&uuid);
+                self.signal(&path, DOMAIN_IFACE, "Watchdog", &(action.code(),))
+                    .await
+            }
             Event::MetadataChanged { uuid, kind } if self.shows(&uuid) => {
                 let body = (kind.code(), kind.uri());
                 self.signal(&c.domain_path(&uuid), DOMAIN_IFACE, "MetadataChange", &body)
@@ -149,8 +154,6 @@ impl ConnectEmitter {
 /// The Domain signal libvirt sends beside a lifecycle event, with its argument.
 fn implied_signal(event: Lifecycle) -> Option<(&'static str, i32)> {
     match event {
-        // The watchdog paused the guest: VIR_DOMAIN_EVENT_WATCHDOG_PAUSE.
-        Lifecycle::Suspended(SuspendedDetail::Watchdog) => Some(("Watchdog", 1)),
         Lifecycle::PmSuspended(PmSuspendedDetail::Memory) => Some(("PMSuspend", 0)),
         Lifecycle::PmSuspended(PmSuspendedDetail::Disk) => Some(("PMSuspendDisk", 0)),
         _ => None,
@@ -193,12 +196,13 @@ pub(super) async fn announce_hostname(ctx: Arc<Ctx>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::state::StartedDetail;
+    use crate::model::state::{StartedDetail, SuspendedDetail};
 
     #[test]
     fn signals_implied_by_lifecycle_events() {
+        // the watchdog's own signal comes from its own event
         let w = Lifecycle::Suspended(SuspendedDetail::Watchdog);
-        assert_eq!(implied_signal(w), Some(("Watchdog", 1)));
+        assert_eq!(implied_signal(w), None);
         let m = Lifecycle::PmSuspended(PmSuspendedDetail::Memory);
         assert_eq!(implied_signal(m), Some(("PMSuspend", 0)));
         let d = Lifecycle::PmSuspended(PmSuspendedDetail::Disk);

@@ -36,6 +36,11 @@ pub enum Event {
     Rebooted {
         uuid: Uuid,
     },
+    /// The guest's watchdog fired; the hypervisor took `action`.
+    Watchdog {
+        uuid: Uuid,
+        action: crate::model::state::WatchdogEventAction,
+    },
     /// A piece of metadata was set or removed.
     MetadataChanged {
         uuid: Uuid,

@@ -383,6 +383,9 @@ impl Core {
                 self.mark_stopped(&dom, reason, detail);
             }
             DriverEvent::Rebooted => self.events().publish(Event::Rebooted { uuid }),
+            DriverEvent::Watchdog(action) => {
+                self.events().publish(Event::Watchdog { uuid, action })
+            }
             DriverEvent::RebootRequested if state.is_active() => {
                 self.in_job(dom, "guest reboot", |core, dom| async move {
                     if lock(&dom.data).status.is_active() {

@@ -61,6 +61,8 @@ pub enum DriverEvent {
     RebootRequested,
     /// How far the domain's running job (a snapshot, a revert) has come, from 0.0 to 1.0.
     JobProgress(f64),
+    /// The guest's watchdog fired and the hypervisor did this.
+    Watchdog(crate::model::state::WatchdogEventAction),
 }
 
 /// Where a driver reports a guest's own events; implemented by the core.

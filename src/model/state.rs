@@ -233,6 +233,24 @@ detail_enum!(StoppedDetail { Shutdown = 0: "shutdown", Destroyed = 1: "destroyed
 detail_enum!(ShutdownDetail { Finished = 0: "finished", Guest = 1: "guest", Host = 2: "host" });
 detail_enum!(PmSuspendedDetail { Memory = 0: "memory", Disk = 1: "disk" });
 detail_enum!(CrashedDetail { Panicked = 0: "panicked", Crashloaded = 1: "crashloaded" });
+// What a guest's watchdog did when it fired: libvirt's `virDomainEventWatchdogAction`.
+detail_enum!(WatchdogEventAction { None = 0: "none", Pause = 1: "pause", Reset = 2: "reset", Poweroff = 3: "poweroff", Shutdown = 4: "shutdown", Debug = 5: "debug", InjectNmi = 6: "inject-nmi" });
+
+impl WatchdogEventAction {
+    /// QEMU's name for the action (its `WATCHDOG` event's `action`).
+    pub fn from_qemu(action: &str) -> Option<Self> {
+        Some(match action {
+            "none" => Self::None,
+            "pause" => Self::Pause,
+            "reset" => Self::Reset,
+            "poweroff" => Self::Poweroff,
+            "shutdown" => Self::Shutdown,
+            "debug" => Self::Debug,
+            "inject-nmi" => Self::InjectNmi,
+            _ => return Option::None,
+        })
+    }
+}
 
 impl Lifecycle {
     /// The event name, as `DomainEvent` carries it.

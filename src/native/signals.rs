@@ -56,6 +56,10 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
         Event::Rebooted { uuid } => {
             signal(ctx, &paths::domain(&uuid), DOMAIN_IFACE, "Rebooted", &()).await
         }
+        Event::Watchdog { uuid, action } => {
+            let path = paths::domain(&uuid);
+            signal(ctx, &path, DOMAIN_IFACE, "Watchdog", &(action.as_str(),)).await
+        }
         Event::MetadataChanged { uuid, kind } => {
             let body = (kind.name(), kind.uri());
             let path = paths::domain(&uuid);

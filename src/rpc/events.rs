@@ -26,7 +26,7 @@ use crate::{
     core::{Core, DomainInfo, Event, events::lock, ops::Operation},
     model::{
         DomainType,
-        state::{Lifecycle, PmSuspendedDetail, SuspendedDetail},
+        state::{Lifecycle, PmSuspendedDetail},
     },
     server::authz::{Authorizer, Caller, Details},
     storage::manager::{PoolEventKind, StorageEvent},
@@ -52,9 +52,6 @@ mod id {
     pub const POOL_LIFECYCLE: i32 = 0;
     pub const POOL_REFRESH: i32 = 1;
 }
-
-/// `VIR_DOMAIN_EVENT_WATCHDOG_PAUSE`.
-const WATCHDOG_PAUSE: i32 = 1;
 
 /// What kind of object a callback follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,35 +321,40 @@ impl Hub {
                         event.detail_code().put(w);
                     },
                 )];
-                // the events libvirt raises beside this one
+                // the events libvirt raises beside this one: (reason 0, domain)
                 let implied = match event {
-                    Lifecycle::Suspended(SuspendedDetail::Watchdog) => {
-                        Some((id::WATCHDOG, procs::DOMAIN_EVENT_CALLBACK_WATCHDOG, true))
-                    }
                     Lifecycle::PmSuspended(PmSuspendedDetail::Memory) => {
-                        Some((id::PMSUSPEND, procs::DOMAIN_EVENT_CALLBACK_PMSUSPEND, false))
+                        Some((id::PMSUSPEND, procs::DOMAIN_EVENT_CALLBACK_PMSUSPEND))
                     }
                     Lifecycle::PmSuspended(PmSuspendedDetail::Disk) => Some((
                         id::PMSUSPEND_DISK,
                         procs::DOMAIN_EVENT_CALLBACK_PMSUSPEND_DISK,
-                        false,
                     )),
                     _ => None,
                 };
-                if let Some((ev, proc_, watchdog)) = implied {
+                if let Some((ev, proc_)) = implied {
                     out.push(dom_event(info, ev, proc_, &|w| {
-                        if watchdog {
-                            dom.put(w);
-                            WATCHDOG_PAUSE.put(w);
-                        } else {
-                            // the reason (always 0), then the domain
-                            0i32.put(w);
-                            dom.put(w);
-                        }
+                        0i32.put(w);
+                        dom.put(w);
                     }));
                 }
                 out
             }
+            Event::Watchdog { uuid, action } => known(uuid)
+                .map(|info| {
+                    let dom = wire_now(&info);
+                    dom_event(
+                        info,
+                        id::WATCHDOG,
+                        procs::DOMAIN_EVENT_CALLBACK_WATCHDOG,
+                        &|w| {
+                            dom.put(w);
+                            action.code().put(w);
+                        },
+                    )
+                })
+                .into_iter()
+                .collect(),
             Event::Rebooted { uuid } => known(uuid)
                 .map(|info| {
                     let dom = wire_now(&info);

@@ -32,7 +32,7 @@ GUEST_HOSTNAME=${GUEST_HOSTNAME:-vbguest}
 MODULES=(
     virtio_pci virtio_console virtio_blk virtio_net virtio_rng virtio_balloon
     crc32c ext4 button evdev ahci sr_mod efivarfs virtio_scsi sd_mod virtiofs
-    xhci_pci
+    xhci_pci i6300esb
 )
 
 die() { echo "build-guest: $*" >&2; exit 1; }

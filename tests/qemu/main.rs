@@ -23,6 +23,7 @@ mod storage;
 mod tpm;
 mod tuning;
 mod usb;
+mod watchdog;
 
 use std::{
     collections::HashMap,

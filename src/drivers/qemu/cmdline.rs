@@ -1903,7 +1903,8 @@ fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             WatchdogAction::Pause => "pause",
             WatchdogAction::None => "none",
             WatchdogAction::InjectNmi => "inject-nmi",
-            WatchdogAction::Dump => return unsupported(format!("{what} action 'dump'")),
+            // QEMU pauses; the driver dumps the guest's memory and resumes it (libvirt's way)
+            WatchdogAction::Dump => "pause",
         };
         b.arg("-action", format!("watchdog={action}"));
         b.live.devices.watchdogs[0].info.alias = Some(a);

@@ -381,6 +381,7 @@ pub fn running_vm(monitor: &FakeMonitor, live: DomainDef) -> Arc<Vm> {
         live,
         timeout: Duration::from_secs(5),
         in_shutdown: false,
+        dump_dir: std::env::temp_dir().join("vb-fake-dump"),
     });
     monitor::watch(vm.clone(), monitor.take_events(), ctx, |_| {});
     vm
@@ -418,6 +419,7 @@ pub fn driver(dir: &Path, spawner: FakeSpawner) -> QemuDriver {
         cache_dir: dir.join("cache"),
         save_dir: dir.join("save"),
         nvram_dir: dir.join("nvram"),
+        dump_dir: dir.join("dump"),
         swtpm: super::swtpm::Swtpm {
             state_root: dir.join("swtpm"),
             records: dir.join("run/swtpm"),

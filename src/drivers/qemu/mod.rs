@@ -47,6 +47,7 @@ pub mod update;
 pub mod usb;
 pub mod virtiofs;
 mod vsock;
+mod watchdog;
 
 use std::{
     collections::HashMap,
@@ -107,6 +108,9 @@ pub struct QemuDriver {
     save_dir: PathBuf,
     /// `<state>/qemu/nvram`: the UEFI variable stores of domains (`<name>_VARS.fd`).
     nvram_dir: PathBuf,
+    /// `<state>/qemu/dump`: memory dumps of guests whose watchdog fired (libvirt's
+    /// auto_dump_path).
+    dump_dir: PathBuf,
     /// Emulated TPMs: their state under `<state>/swtpm`, their processes.
     swtpm: swtpm::Swtpm,
     /// The emulator for the host's architecture, found at start.
@@ -196,6 +200,7 @@ impl QemuDriver {
             cache_dir,
             save_dir: state_dir.join("qemu").join("save"),
             nvram_dir: state_dir.join("qemu").join("nvram"),
+            dump_dir: state_dir.join("qemu").join("dump"),
             swtpm,
             default_emulator,
             caps: cache,
@@ -664,6 +669,7 @@ impl QemuDriver {
             live: plan.live.clone(),
             timeout: self.config.monitor_timeout(),
             in_shutdown: false,
+            dump_dir: self.dump_dir.clone(),
         });
         lock(&self.vms).insert(def.uuid, vm.clone());
         monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
@@ -1406,6 +1412,7 @@ impl Driver for QemuDriver {
             live: st.live.clone(),
             timeout: self.config.monitor_timeout(),
             in_shutdown: status.state == DomainState::Shutdown,
+            dump_dir: self.dump_dir.clone(),
         });
         if matches!(
             qs.get("status").and_then(Value::as_str),

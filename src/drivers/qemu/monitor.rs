@@ -26,7 +26,7 @@ use crate::{
     drivers::{DomainCtx, DriverError, DriverEvent},
     model::{
         DomainDef,
-        state::{CrashedDetail, ShutdownDetail, StateReason, StoppedDetail},
+        state::{CrashedDetail, ShutdownDetail, StateReason, StoppedDetail, WatchdogEventAction},
     },
     util::lock,
 };
@@ -66,6 +66,8 @@ pub struct Vm {
     pub monitor: PathBuf,
     pub live: Mutex<DomainDef>,
     pub timeout: Duration,
+    /// Where a watchdog with `action='dump'` writes the guest's memory.
+    pub dump_dir: PathBuf,
     /// Who may thaw the guest's filesystems, and whether a thaw of ours is unconfirmed.
     pub freeze: Arc<crate::drivers::quiesce::FreezeOwner>,
     /// QEMU holds a descriptor of our agent connection (QMP `getfd`), so that a thaw queued
@@ -109,6 +111,8 @@ pub struct VmParts {
     pub live: DomainDef,
     pub timeout: Duration,
     pub in_shutdown: bool,
+    /// Where a watchdog with `action='dump'` writes the guest's memory.
+    pub dump_dir: PathBuf,
 }
 
 impl Vm {
@@ -126,6 +130,7 @@ impl Vm {
             monitor: p.monitor,
             live: Mutex::new(p.live),
             timeout: p.timeout,
+            dump_dir: p.dump_dir,
             freeze: Arc::default(),
             agent_held: Default::default(),
             job_events: watch::channel(0).0,
@@ -234,6 +239,8 @@ impl Vm {
             super::live::port_changed(&mut lock(&self.live), &ev.data);
             return;
         }
+        // an event to report before the one the match gives
+        let mut first = None;
         let report = {
             let mut f = lock(&self.flags);
             if f.stopping {
@@ -287,10 +294,13 @@ impl Vm {
                     None
                 }
                 "WATCHDOG" => {
-                    if s("action") == "pause" {
-                        f.pause_reason = Some(StateReason::Watchdog);
+                    let action = WatchdogEventAction::from_qemu(s("action"));
+                    if action == Some(WatchdogEventAction::Pause) {
+                        // libvirt reports the pause first, then the watchdog; the STOP that
+                        // follows finds the guest paused already and is no news
+                        first = Some(DriverEvent::Paused(StateReason::Watchdog));
                     }
-                    None
+                    action.map(DriverEvent::Watchdog)
                 }
                 _ => {
                     tracing::debug!("domain '{}': QMP event {name} {}", self.name, ev.data);
@@ -298,7 +308,7 @@ impl Vm {
                 }
             }
         };
-        if let Some(r) = report {
+        for r in first.into_iter().chain(report) {
             tracing::debug!("domain '{}': {name} -> {r:?}", self.name);
             ctx.report(r);
         }
@@ -316,6 +326,15 @@ pub fn watch(
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
             vm.handle(&ctx, &ev);
+            if ev.name == "WATCHDOG"
+                && ev.data.get("action").and_then(Value::as_str) == Some("pause")
+                && super::watchdog::wants_dump(&vm)
+            {
+                tokio::spawn(super::watchdog::dump_and_resume(
+                    vm.clone(),
+                    vm.dump_dir.clone(),
+                ));
+            }
             vm.handled.send_modify(|h| *h += 1);
         }
         // the monitor closes when QEMU exits; make sure it has
