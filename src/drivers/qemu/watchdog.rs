@@ -120,9 +120,9 @@ mod tests {
     fn names_as_libvirt() {
         let p = dump_path(Path::new("/d"), 7, "a-very-long-domain-name-indeed", 0);
         let s = p.to_string_lossy();
-        assert!(s.starts_with("/d/7-a-very-long-domain-na-"), "{s}");
+        assert!(s.starts_with("/d/7-a-very-long-domain-n-"), "{s}");
         // the stamp: YYYY-MM-DD-HH:MM:SS
-        let stamp = &s["/d/7-a-very-long-domain-na-".len()..];
+        let stamp = &s["/d/7-a-very-long-domain-n-".len()..];
         assert_eq!(stamp.len(), 19, "{stamp}");
         assert_eq!(&stamp[4..5], "-");
         assert_eq!(&stamp[10..11], "-");
