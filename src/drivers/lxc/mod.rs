@@ -372,6 +372,7 @@ fn live_def(def: &DomainDef, state: &controller::State, plan: &plan::Plan) -> Do
     if let Some(c) = live.devices.consoles.first_mut() {
         c.source_path = Some(state.pty.clone());
         c.tty = Some(state.pty.clone());
+        c.info.alias.get_or_insert_with(|| "console0".into());
     }
     if live.resource_partition.is_none() {
         live.resource_partition = Some(plan::DEFAULT_PARTITION.to_owned());
@@ -433,9 +434,13 @@ impl Driver for LxcDriver {
         })
     }
 
-    /// libvirt's generic defaults, and its LXC one: a console's target is `lxc`.
+    /// libvirt's generic defaults, and its LXC ones: the host's architecture, and a
+    /// console's target is `lxc`.
     async fn post_parse(&self, def: &mut DomainDef) -> DriverResult<()> {
         crate::model::defaults::before_driver(def);
+        if def.os.arch.is_none() {
+            def.os.arch = Some(std::env::consts::ARCH.into());
+        }
         for c in &mut def.devices.consoles {
             if c.target_type.is_none() {
                 c.target_type = Some("lxc".into());
