@@ -5,8 +5,11 @@
 //! It creates the cgroups, clones the container's first process into new namespaces,
 //! writes its id maps, puts it in its cgroups, relays the console between the container's
 //! devpts master and a host pty (whose slave path is the console in the live XML), and
-//! when the init ends it records why, clears the cgroups and exits. The daemon watches it
-//! through a pidfd, and after a restart adopts it from the recorded pid and start time.
+//! when the init ends it records why, clears the cgroups and exits. An init that rebooted
+//! leaves it waiting with the console's pty held: SIGUSR1 (the daemon's reset) starts the
+//! init anew, as SIGUSR1 to a running container does after killing it (see
+//! [`super::restart`]). The daemon watches it through a pidfd, and after a restart adopts it
+//! from the recorded pid and start time.
 //!
 //! Its first line on standard output tells the daemon how the start went: `ok`, or
 //! `invalid MESSAGE` / `failed MESSAGE`.
