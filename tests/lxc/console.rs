@@ -194,3 +194,65 @@ async fn the_console_stays_through_reboot_and_reset() {
     con.read_to_end(&mut rest)
         .expect("the console session ends with the container");
 }
+
+/// An init that reboots while the daemon is down (`kill -9`) leaves its controller waiting,
+/// the console held; the restarted daemon starts it anew as it adopts the controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reboot_while_the_daemon_is_down_boots_on_adoption() {
+    let mut s = setup().await;
+    let dom = s
+        .start(&rootfs::domain(
+            "lxc-downboot",
+            &s.root,
+            "echo x >> /out/boots; trap 'reboot -f' HUP; while true; do sleep 0.1; done",
+            "",
+            "",
+        ))
+        .await;
+    let boots = s.out().join("boots");
+    read_when_there(&boots).await;
+    let pty = console_pty(&dom.get_xml(no_opts()).await.expect("xml"));
+    let first = procs("lxc-downboot");
+    s.daemon.kill();
+    // SAFETY: signalling the container's init, whose trap reboots it.
+    assert_eq!(unsafe { libc::kill(first[0], libc::SIGHUP) }, 0);
+    until("the init to end", Duration::from_secs(10), || {
+        !pid_alive(first[0])
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        std::fs::read_to_string(&boots)
+            .expect("boots")
+            .lines()
+            .count(),
+        1,
+        "nothing starts it again without the daemon"
+    );
+    s.daemon.restart(&s.bus).await;
+    let conn = s.bus.connect().await;
+    let mgr = manager(&conn).await;
+    let dom = domain(
+        &conn,
+        &mgr.lookup_domain("lxc-downboot").await.expect("lookup"),
+    )
+    .await;
+    assert_eq!(
+        dom.state().await.expect("state"),
+        "running",
+        "{}",
+        s.daemon.log_text()
+    );
+    until("a second boot", Duration::from_secs(10), || {
+        std::fs::read_to_string(&boots).is_ok_and(|b| b.lines().count() == 2)
+    })
+    .await;
+    let again = procs("lxc-downboot");
+    assert!(!again.is_empty() && again[0] != first[0], "{again:?}");
+    assert_eq!(
+        console_pty(&dom.get_xml(no_opts()).await.expect("xml")),
+        pty
+    );
+    dom.destroy(no_opts()).await.expect("destroy");
+    assert!(again.iter().all(|p| !pid_alive(*p)));
+}
