@@ -1,6 +1,8 @@
 //! Container start latency: the LXC driver (Start → running, Start → first console line)
 //! against the floor of `unshare --fork --pid --mount --uts --ipc --net` + `chroot` running
-//! the same init. Run as root: `cargo bench --bench lxc`.
+//! the same init, and Debian's libvirt LXC driver (`virsh -c lxc:///system` against a private
+//! libvirtd, as the tests run it: tests/support/libvirtd.rs) when it is installed. Run as
+//! root: `cargo bench --bench lxc`.
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -13,6 +15,10 @@ use virtbus::{
     drivers::{DomainCtx, Driver, DriverEvent, EventSink, lxc::LxcDriver},
     model::DomainDef,
 };
+
+#[path = "../tests/support/libvirtd.rs"]
+#[allow(dead_code)]
+mod libvirtd;
 
 const RUNS: usize = 15;
 const SCRIPT: &str = "echo hello; while true; do sleep 1; done";
@@ -97,6 +103,148 @@ async fn driver_runs(root: &Path, runtime: &Path) -> (Vec<Duration>, Vec<Duratio
     (running, console)
 }
 
+/// The console's pty in a live XML.
+fn pty_of(xml: &str) -> Option<String> {
+    let at = xml.find("<source path='")? + "<source path='".len();
+    Some(xml[at..].split('\'').next()?.to_owned())
+}
+
+/// Medians through unchanged virsh: `virsh create` (Start → running, a virsh process
+/// included), create + `dumpxml` (for the pty) + the console's first line, and a bare
+/// `virsh version` (the client's own cost).
+struct ViaVirsh {
+    running: Duration,
+    console: Duration,
+    client: Duration,
+}
+
+/// `virsh -q -c URI args…`.
+fn virsh(uri: &str, home: &Path, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("/usr/bin/virsh")
+        .args(["-q", "-c", uri])
+        .args(args)
+        .env("HOME", home)
+        .env("LC_ALL", "C")
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("virsh: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "virsh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn virsh_runs(uri: &str, root: &Path, dir: &Path) -> Result<ViaVirsh, String> {
+    let xml = dir.join("bench-virsh.xml");
+    std::fs::write(
+        &xml,
+        format!(
+            "<domain type='lxc'><name>bench-virsh</name><memory unit='MiB'>64</memory>\
+             <os><type>exe</type><init>/bin/sh</init><initarg>-c</initarg>\
+             <initarg>{SCRIPT}</initarg></os><features><privnet/></features><devices>\
+             <filesystem type='mount'><source dir='{}'/><target dir='/'/></filesystem>\
+             <console type='pty'/></devices></domain>",
+            root.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let xml = xml.to_string_lossy().into_owned();
+    let ok = |args: &[&str]| virsh(uri, dir, args);
+    let (mut running, mut console, mut client) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        ok(&["version"])?;
+        client.push(t.elapsed());
+        let t = Instant::now();
+        ok(&["create", &xml])?;
+        running.push(t.elapsed());
+        let live = ok(&["dumpxml", "bench-virsh"]);
+        let pty = live.map(|l| pty_of(&l).ok_or_else(|| format!("no console pty in {l}")));
+        let at = pty.and_then(|p| p).map(|p| first_line(&p));
+        let stop = ok(&["destroy", "bench-virsh"]);
+        console.push(at? - t);
+        stop?;
+    }
+    Ok(ViaVirsh {
+        running: median(running),
+        console: median(console),
+        client: median(client),
+    })
+}
+
+/// Debian's libvirt LXC driver: a private libvirtd (tests/support/libvirtd.rs).
+fn libvirt_runs(root: &Path, dir: &Path) -> Result<ViaVirsh, String> {
+    libvirtd::Libvirtd::available_lxc()?;
+    let lv = libvirtd::Libvirtd::start_lxc();
+    virsh_runs(&lv.lxc_uri(), root, dir).map_err(|e| format!("{e}\n{}", lv.log_text()))
+}
+
+/// The real daemon on a private session bus, serving libvirt's RPC on a socket of its own
+/// (runtime files under /dev/shm, as for the driver's column); stopped on drop.
+struct Virtbusd {
+    bus: std::process::Child,
+    daemon: std::process::Child,
+}
+
+impl Drop for Virtbusd {
+    fn drop(&mut self) {
+        for c in [&mut self.daemon, &mut self.bus] {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+fn virtbusd_runs(root: &Path, dir: &Path, run: &Path) -> Result<ViaVirsh, String> {
+    use std::process::{Command, Stdio};
+    let mut bus = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("dbus-daemon: {e}"))?;
+    let mut address = String::new();
+    if let Some(out) = bus.stdout.take() {
+        BufReader::new(out)
+            .read_line(&mut address)
+            .map_err(|e| e.to_string())?;
+    }
+    let sock = run.join("libvirt-sock");
+    let daemon = Command::new(env!("CARGO_BIN_EXE_virtbusd"))
+        .arg("--session")
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--runtime-dir")
+        .arg(run.join("rt"))
+        .arg("--libvirt-rpc-socket")
+        .arg(&sock)
+        .env("DBUS_SESSION_BUS_ADDRESS", address.trim())
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("virtbusd: {e}"))?;
+    let _guard = Virtbusd { bus, daemon };
+    let t = Instant::now();
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        if t.elapsed() > Duration::from_secs(20) {
+            return Err("virtbusd made no RPC socket".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    virsh_runs(
+        &format!("lxc:///system?socket={}", sock.display()),
+        root,
+        dir,
+    )
+}
+
 fn floor_runs(root: &Path) -> Vec<Duration> {
     (0..RUNS)
         .map(|_| {
@@ -150,11 +298,24 @@ fn main() {
         "  driver over the floor (console):   {}",
         ms(c.saturating_sub(f))
     );
-    let virsh_lxc = std::process::Command::new("virsh")
-        .args(["-c", "lxc:///system", "version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !virsh_lxc {
-        println!("  libvirt's LXC driver (virsh -c lxc:///system): not available on this host");
-    }
+    let show = |title: &str, v: Result<ViaVirsh, String>| match v {
+        Ok(v) => {
+            println!("{title}, median of {RUNS} runs:");
+            println!("  virsh create -> running:           {}", ms(v.running));
+            println!(
+                "  create -> first console line:      {} (a virsh dumpxml included)",
+                ms(v.console)
+            );
+            println!("  a bare virsh version (client):     {}", ms(v.client));
+        }
+        Err(e) => println!("{title}: not measured: {e}"),
+    };
+    show(
+        "virtbusd through unchanged virsh (virsh -c lxc:///system?socket=)",
+        virtbusd_runs(&root, dir.path(), run.path()),
+    );
+    show(
+        "Debian's libvirt 9.0 LXC driver (virsh -c lxc:///system, private libvirtd)",
+        libvirt_runs(&root, dir.path()),
+    );
 }

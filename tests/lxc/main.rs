@@ -5,6 +5,7 @@
 mod support;
 
 mod compat;
+mod console;
 mod net;
 mod rootfs;
 

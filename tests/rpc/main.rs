@@ -10,8 +10,11 @@ mod guest;
 mod badinput;
 mod console;
 mod events;
+mod lxc;
 mod objects;
 mod polkit;
+#[path = "../lxc/rootfs.rs"]
+mod rootfs;
 mod socket;
 mod virsh;
 

@@ -11,6 +11,13 @@
 //! `-c 'qemu:///system?socket=PATH'` ([`Libvirtd::uri`]). The QEMU driver probes QEMU's
 //! capabilities at start (a few seconds under TCG); [`Libvirtd::start`] returns once it has.
 //! Dropping it stops libvirtd and removes the directory.
+//!
+//! [`Libvirtd::start_lxc`] serves `lxc:///system` instead ([`Libvirtd::lxc_uri`]): no
+//! security driver, and on a host with cgroup v1 hierarchies beside a v2 one at
+//! `/sys/fs/cgroup/unified` ("hybrid"), that v2 mount is hidden in the namespace: libvirt
+//! 9.0's `libvirt_lxc` binds the v2 hierarchy into the container before it mounts the
+//! tmpfs for v1's, and fails with "Unable to create directory /sys/fs/cgroup/unified".
+//! Its containers' controllers outlive libvirtd: a test destroys what it started.
 
 use std::{
     path::{Path, PathBuf},
@@ -23,6 +30,8 @@ pub struct Libvirtd {
     child: Option<Child>,
     /// The read-write socket.
     pub socket: PathBuf,
+    /// `qemu` or `lxc`: the driver waited for at start.
+    driver: &'static str,
 }
 
 /// The directories of the host that libvirtd sees replaced by its own, with the name of the
@@ -38,6 +47,15 @@ const MOUNTS: &[(&str, &str)] = &[
 impl Libvirtd {
     /// Whether this machine can run one: root, with libvirtd, virsh, unshare and QEMU.
     pub fn available() -> Result<(), String> {
+        Self::available_for("/usr/bin/qemu-system-x86_64")
+    }
+
+    /// [`Libvirtd::available`] for the LXC driver: `libvirt_lxc` instead of QEMU.
+    pub fn available_lxc() -> Result<(), String> {
+        Self::available_for("/usr/lib/libvirt/libvirt_lxc")
+    }
+
+    fn available_for(hypervisor: &str) -> Result<(), String> {
         // SAFETY: getuid has no preconditions.
         if unsafe { libc::getuid() } != 0 {
             return Err("not root".into());
@@ -46,12 +64,12 @@ impl Libvirtd {
             "/usr/sbin/libvirtd",
             "/usr/bin/virsh",
             "/usr/bin/unshare",
-            "/usr/bin/qemu-system-x86_64",
+            hypervisor,
         ] {
             if !Path::new(bin).exists() {
                 return Err(format!(
                     "{bin} is missing (packages libvirt-daemon-driver-qemu, libvirt-clients, \
-                     util-linux, qemu-system-x86)"
+                     util-linux, qemu-system-x86, libvirt-daemon-driver-lxc)"
                 ));
             }
         }
@@ -67,7 +85,20 @@ impl Libvirtd {
     /// the thread that called this ends (so that it never outlives a test that dies), so call
     /// it on a thread that lives as long as the value: the test's own, not `spawn_blocking`.
     pub fn start() -> Libvirtd {
-        if let Err(e) = Self::available() {
+        Self::launch("qemu")
+    }
+
+    /// [`Libvirtd::start`], waiting for its LXC driver instead (see the module's notes).
+    pub fn start_lxc() -> Libvirtd {
+        Self::launch("lxc")
+    }
+
+    fn launch(driver: &'static str) -> Libvirtd {
+        let ready = match driver {
+            "lxc" => Self::available_lxc(),
+            _ => Self::available(),
+        };
+        if let Err(e) = ready {
             panic!("cannot run a private libvirtd: {e}");
         }
         let dir = tempfile::Builder::new()
@@ -105,7 +136,11 @@ impl Libvirtd {
              stdio_handler = \"file\"\n",
         )
         .expect("qemu.conf");
+        std::fs::write(d.join("etc/lxc.conf"), "security_driver = \"none\"\n").expect("lxc.conf");
         let mut script = String::new();
+        if driver == "lxc" && hybrid_cgroups() {
+            script += "umount /sys/fs/cgroup/unified && ";
+        }
         for (sub, host) in MOUNTS {
             script += &format!("mount --bind '{}' '{host}' && ", d.join(sub).display());
         }
@@ -131,6 +166,7 @@ impl Libvirtd {
             socket: d.join("sock/libvirt-sock"),
             dir,
             child: Some(child),
+            driver,
         };
         lv.wait_ready();
         lv
@@ -153,6 +189,16 @@ impl Libvirtd {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        if self.driver == "lxc" {
+            let out = self.virsh_lxc(&["version"]);
+            assert!(
+                out.status.success(),
+                "libvirtd's LXC driver does not answer: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.log_text()
+            );
+            return;
+        }
         // The QEMU driver answers once it has probed QEMU.
         let out = self.virsh(&["domcapabilities", "--virttype", "qemu"]);
         assert!(
@@ -166,6 +212,24 @@ impl Libvirtd {
     /// The URI for clients: `qemu:///system` at this daemon's socket.
     pub fn uri(&self) -> String {
         format!("qemu:///system?socket={}", self.socket.display())
+    }
+
+    /// The URI for clients of its LXC driver: `lxc:///system` at this daemon's socket.
+    pub fn lxc_uri(&self) -> String {
+        format!("lxc:///system?socket={}", self.socket.display())
+    }
+
+    /// Run `virsh -c LXC-URI args…`.
+    pub fn virsh_lxc(&self, args: &[&str]) -> Output {
+        Command::new("/usr/bin/virsh")
+            .arg("-q")
+            .arg("-c")
+            .arg(self.lxc_uri())
+            .args(args)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .output()
+            .expect("virsh")
     }
 
     /// Run `virsh -c URI args…`.
@@ -214,4 +278,14 @@ impl Drop for Libvirtd {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Whether `/sys/fs/cgroup/unified` is a cgroup v2 mount beside v1 hierarchies.
+fn hybrid_cgroups() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+        m.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(4) == Some(&"/sys/fs/cgroup/unified") && l.contains(" - cgroup2 ")
+        })
+    })
 }

@@ -5,8 +5,11 @@
 //! It creates the cgroups, clones the container's first process into new namespaces,
 //! writes its id maps, puts it in its cgroups, relays the console between the container's
 //! devpts master and a host pty (whose slave path is the console in the live XML), and
-//! when the init ends it records why, clears the cgroups and exits. The daemon watches it
-//! through a pidfd, and after a restart adopts it from the recorded pid and start time.
+//! when the init ends it records why, clears the cgroups and exits. An init that rebooted
+//! leaves it waiting with the console's pty held: SIGUSR1 (the daemon's reset) starts the
+//! init anew, as SIGUSR1 to a running container does after killing it (see
+//! [`super::restart`]). The daemon watches it through a pidfd, and after a restart adopts it
+//! from the recorded pid and start time.
 //!
 //! Its first line on standard output tells the daemon how the start went: `ok`, or
 //! `invalid MESSAGE` / `failed MESSAGE`.
@@ -34,7 +37,13 @@ pub struct State {
     /// The host pty whose slave is the console.
     pub pty: String,
     /// Why the init ended: `shutdown`, `reboot`, `destroyed` or `failed`; unset while it runs.
+    /// `reboot` with the controller still there: it holds the console and waits for SIGUSR1
+    /// to start the init anew (or SIGTERM to end).
     pub exit: Option<String>,
+    /// How many times the init was started anew in place (reboot, reset): a new boot shows
+    /// here with the new init's pid.
+    #[serde(default)]
+    pub boot: u32,
 }
 
 impl State {
@@ -51,9 +60,15 @@ impl State {
 }
 
 static TERMINATE: AtomicBool = AtomicBool::new(false);
+/// SIGUSR1: start the init anew, keeping the console (reboot, reset).
+static RESTART: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_term(_: libc::c_int) {
     TERMINATE.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_restart(_: libc::c_int) {
+    RESTART.store(true, Ordering::SeqCst);
 }
 
 fn os_err(what: &str) -> String {
@@ -78,27 +93,91 @@ pub fn main(plan_path: &Path) -> ExitCode {
         libc::setsid();
         libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGUSR1, on_restart as *const () as libc::sighandler_t);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    match start(&plan) {
+    let console = match host_pty() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(out, "failed {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match start(&plan, &console, 0) {
         Ok(running) => {
             let _ = writeln!(out, "ok");
             let _ = out.flush();
             quiet_stdout();
-            let exit = running.supervise(&plan);
-            finish(&plan, &running.state, exit);
-            ExitCode::SUCCESS
+            run(&plan, &console, running)
         }
         Err((kind, msg)) => {
             eprintln!("start failed: {msg}");
-            plan.cgroups.kill_all();
-            veth::remove(&plan.veths);
-            settle_and_remove(&plan);
+            teardown(&plan);
             let _ = writeln!(out, "{kind} {msg}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Supervise the container, starting its init anew in place when asked (the console's pty
+/// stays: a reader keeps it across a reboot), until it ends for good.
+fn run(plan: &Plan, console: &HostPty, mut running: Running) -> ExitCode {
+    loop {
+        let why = running.supervise(plan, console);
+        let again = match why.as_str() {
+            "restart" => true,
+            "reboot" => {
+                teardown(plan);
+                let mut st = running.state.clone();
+                st.exit = Some(why.clone());
+                st.save(&plan.state);
+                wait_for_restart()
+            }
+            _ => false,
+        };
+        if !again {
+            let why = if why == "reboot" {
+                "destroyed".to_owned()
+            } else {
+                why
+            };
+            finish(plan, &running.state, why);
+            return ExitCode::SUCCESS;
+        }
+        teardown(plan);
+        let boot = running.state.boot + 1;
+        match start(plan, console, boot) {
+            Ok(r) => running = r,
+            Err((_, msg)) => {
+                eprintln!("restart failed: {msg}");
+                finish(plan, &running.state, "failed".into());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+}
+
+/// After a reboot: wait for the daemon's word, SIGUSR1 (start again) or SIGTERM (end).
+fn wait_for_restart() -> bool {
+    loop {
+        if TERMINATE.swap(false, Ordering::SeqCst) {
+            return false;
+        }
+        if RESTART.swap(false, Ordering::SeqCst) {
+            return true;
+        }
+        // a signal cuts the wait short
+        // SAFETY: poll on no descriptors is a sleep.
+        unsafe { libc::poll(std::ptr::null_mut(), 0, 50) };
+    }
+}
+
+/// Kill what is left of the container and remove its interfaces and cgroups.
+fn teardown(plan: &Plan) {
+    plan.cgroups.kill_all();
+    veth::remove(&plan.veths);
+    settle_and_remove(plan);
 }
 
 /// Standard output goes to /dev/null once the daemon has its answer: the daemon may be
@@ -115,15 +194,31 @@ fn quiet_stdout() {
     }
 }
 
+/// The console's host pty, made once per controller: it outlives the boots of the init.
+struct HostPty {
+    master: RawFd,
+    /// Kept open so that console output waits in the pty for a reader (up to the pty's
+    /// buffer) instead of failing while nobody has the console open.
+    _slave: RawFd,
+    path: String,
+}
+
+/// One boot of the init.
 struct Running {
     init: i32,
     init_fd: RawFd,
     container_master: RawFd,
-    host_master: RawFd,
-    /// Kept open so that console output waits in the pty for a reader (up to the pty's
-    /// buffer) instead of failing while nobody has the console open.
-    _host_slave: RawFd,
     state: State,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: our descriptors, closed once.
+        unsafe {
+            libc::close(self.init_fd);
+            libc::close(self.container_master);
+        }
+    }
 }
 
 type StartError = (&'static str, String);
@@ -141,7 +236,7 @@ fn pipe() -> Result<(RawFd, RawFd), StartError> {
     Ok((p[0], p[1]))
 }
 
-fn start(plan: &Plan) -> Result<Running, StartError> {
+fn start(plan: &Plan, host: &HostPty, boot: u32) -> Result<Running, StartError> {
     plan.cgroups.create(&plan.limits).map_err(failed)?;
     veth::create(&plan.veths).map_err(failed)?;
     let (go_r, go_w) = pipe()?;
@@ -252,24 +347,24 @@ fn start(plan: &Plan) -> Result<Running, StartError> {
     if init_fd < 0 {
         return Err(fail(failed(os_err("pidfd_open"))));
     }
-    let (host_master, host_slave, pty) = host_pty().map_err(|e| fail(failed(e)))?;
     set_nonblocking(container_master);
-    set_nonblocking(host_master);
     let state = State {
         controller_pid: std::process::id() as i32,
         init_pid: pid,
         init_start,
-        pty,
+        pty: host.path.clone(),
         exit: None,
+        boot,
     };
     state.save(&plan.state);
-    eprintln!("container init {pid} runs; console on {}", state.pty);
+    eprintln!(
+        "container init {pid} runs (boot {boot}); console on {}",
+        state.pty
+    );
     Ok(Running {
         init: pid,
         init_fd,
         container_master,
-        host_master,
-        _host_slave: host_slave,
         state,
     })
 }
@@ -282,8 +377,8 @@ fn set_nonblocking(fd: RawFd) {
     }
 }
 
-/// A host pty pair in raw mode: (master, slave, slave path).
-fn host_pty() -> Result<(RawFd, RawFd, String), String> {
+/// A host pty pair in raw mode, its master non-blocking.
+fn host_pty() -> Result<HostPty, String> {
     // SAFETY: the standard pty calls on descriptors we own; ptsname_r into a local buffer.
     unsafe {
         let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
@@ -312,19 +407,31 @@ fn host_pty() -> Result<(RawFd, RawFd, String), String> {
             libc::cfmakeraw(&mut t);
             libc::tcsetattr(s, libc::TCSANOW, &t);
         }
-        Ok((m, s, path))
+        set_nonblocking(m);
+        Ok(HostPty {
+            master: m,
+            _slave: s,
+            path,
+        })
     }
 }
 
 impl Running {
-    /// Relay the console until the init ends; returns why it ended.
-    fn supervise(&self, plan: &Plan) -> String {
+    /// Relay the console until the init ends; returns why it ended (`restart` when the
+    /// daemon asked for a new start).
+    fn supervise(&self, plan: &Plan, console: &HostPty) -> String {
         let mut buf = [0u8; 4096];
+        let mut restarting = false;
         // a side that hung up is left out of the poll for a while instead of spinning
         let mut container_quiet_until: Option<Instant> = None;
         loop {
             if TERMINATE.swap(false, Ordering::SeqCst) {
                 eprintln!("SIGTERM: killing the container");
+                plan.cgroups.kill_all();
+            }
+            if RESTART.swap(false, Ordering::SeqCst) {
+                eprintln!("SIGUSR1: starting the init anew");
+                restarting = true;
                 plan.cgroups.kill_all();
             }
             let now = Instant::now();
@@ -345,7 +452,7 @@ impl Running {
                     revents: 0,
                 },
                 libc::pollfd {
-                    fd: self.host_master,
+                    fd: console.master,
                     events: libc::POLLIN,
                     revents: 0,
                 },
@@ -357,17 +464,18 @@ impl Running {
                 continue; // EINTR (SIGTERM): checked at the top
             }
             if fds[1].revents & libc::POLLIN != 0 {
-                pump(self.container_master, self.host_master, &mut buf);
+                pump(self.container_master, console.master, &mut buf);
             } else if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
                 container_quiet_until = Some(Instant::now() + Duration::from_millis(100));
             }
             if fds[2].revents & libc::POLLIN != 0 {
-                pump(self.host_master, self.container_master, &mut buf);
+                pump(console.master, self.container_master, &mut buf);
             }
             if fds[0].revents != 0 {
                 // whatever the init wrote last still reaches the console
-                pump(self.container_master, self.host_master, &mut buf);
-                return self.reap();
+                pump(self.container_master, console.master, &mut buf);
+                let why = self.reap();
+                return if restarting { "restart".into() } else { why };
             }
         }
     }
@@ -427,9 +535,7 @@ fn pump(from: RawFd, to: RawFd, buf: &mut [u8]) {
 
 /// Record the end, clear the cgroups, and leave.
 fn finish(plan: &Plan, state: &State, why: String) {
-    plan.cgroups.kill_all();
-    veth::remove(&plan.veths);
-    settle_and_remove(plan);
+    teardown(plan);
     let mut st = state.clone();
     st.exit = Some(why);
     st.save(&plan.state);

@@ -4,17 +4,20 @@
 //! [`controller`] (the per-container supervisor process, `virtbusd --lxc-controller`),
 //! [`container`] (the container's side: mounts, pivot_root, /dev, console, exec),
 //! [`cgroup`] (limits, freezer, kill, statistics), [`status`] (what survives a daemon
-//! restart) and [`power`] (shutdown and reboot requests as libvirt makes them).
+//! restart), [`power`] (shutdown and reboot requests as libvirt makes them), [`restart`]
+//! (a new boot of the init in place, keeping the console) and [`console`] (OpenConsole).
 //!
 //! The daemon never is a container's parent: each container has a controller of its own
 //! that outlives the daemon. The driver watches controllers through pidfds and, after a
 //! restart, adopts them from their recorded pid and start time.
 
 pub mod cgroup;
+mod console;
 pub mod container;
 pub mod controller;
 pub mod plan;
 mod power;
+pub mod restart;
 pub mod status;
 pub mod veth;
 
@@ -57,16 +60,21 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 struct Container {
     uuid: Uuid,
     name: String,
-    id: u32,
     controller: Process,
-    init_pid: i32,
+    /// The init's current boot (a reboot or reset starts it anew under the same controller).
+    boot: Mutex<restart::Boot>,
     dir: PathBuf,
     log: PathBuf,
     cgroups: cgroup::Cgroups,
-    live: Mutex<DomainDef>,
     /// Set by destroy: the controller's exit is then no news.
     stopping: AtomicBool,
     gone: tokio::sync::watch::Sender<bool>,
+}
+
+impl Container {
+    fn init_pid(&self) -> i32 {
+        lock(&self.boot).pid
+    }
 }
 
 /// The LXC driver.
@@ -77,9 +85,6 @@ pub struct LxcDriver {
     /// The program run as `PROGRAM --lxc-controller PLAN`: this daemon's own binary.
     program: PathBuf,
     containers: Arc<Mutex<HashMap<Uuid, Arc<Container>>>>,
-    /// Containers whose init asked for a reboot, with the live definition and id to start
-    /// again with, until the core resets (restarts) or destroys them (`<on_reboot>`).
-    rebooting: Arc<Mutex<HashMap<Uuid, (DomainDef, u32)>>>,
 }
 
 fn failed(e: impl std::fmt::Display) -> DriverError {
@@ -119,7 +124,6 @@ impl LxcDriver {
             log_dir,
             program,
             containers: Arc::default(),
-            rebooting: Arc::default(),
         })
     }
 
@@ -232,13 +236,11 @@ impl LxcDriver {
         let c = Arc::new(Container {
             uuid: def.uuid,
             name: def.name.clone(),
-            id,
             controller: proc,
-            init_pid: state.init_pid,
+            boot: Mutex::new(restart::Boot::from(&state)),
             dir: dir.clone(),
             log: log_path,
             cgroups: plan.cgroups.clone(),
-            live: Mutex::new(live.clone()),
             stopping: AtomicBool::new(false),
             gone: tokio::sync::watch::channel(false).0,
         });
@@ -263,13 +265,48 @@ impl LxcDriver {
         Ok(Started { live: Some(live) })
     }
 
-    /// Report the container's end when its controller exits, and forget it.
+    /// Report a reboot of the container's init (its controller then waits for a reset or a
+    /// destroy), and its end when its controller exits, and then forget it.
     fn watch(&self, c: Arc<Container>, ctx: DomainCtx) {
         let containers = self.containers.clone();
-        let rebooting = self.rebooting.clone();
         let runtime = self.runtime.clone();
         tokio::spawn(async move {
-            c.controller.wait().await;
+            loop {
+                let boot = *lock(&c.boot);
+                let init = Process::adopt(boot.pid, boot.start).ok();
+                tokio::select! {
+                    () = c.controller.wait() => break,
+                    () = async {
+                        if let Some(p) = &init {
+                            p.wait().await;
+                        }
+                    } => {}
+                }
+                match restart::after_init(&c.dir, &c.controller, boot.number).await {
+                    restart::AfterInit::Booted(b) => *lock(&c.boot) = b,
+                    restart::AfterInit::Ending => {
+                        c.controller.wait().await;
+                        break;
+                    }
+                    restart::AfterInit::RebootWait => {
+                        if !c.stopping.load(Ordering::SeqCst) {
+                            Log::note(&c.log, "container init rebooted");
+                            ctx.report(DriverEvent::RebootRequested);
+                        }
+                        // the core resets it (a new boot) or destroys it (`<on_reboot>`)
+                        let forever = Duration::from_secs(u64::MAX / 4);
+                        let next =
+                            restart::next_boot(&c.dir, &c.controller, boot.number, forever).await;
+                        match next {
+                            Some(b) => *lock(&c.boot) = b,
+                            None => {
+                                c.controller.wait().await;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
             let state = controller::State::load(&c.dir.join("controller.json"));
             let stopping = c.stopping.load(Ordering::SeqCst);
             {
@@ -295,12 +332,7 @@ impl LxcDriver {
                     exit.as_deref().unwrap_or("the controller vanished")
                 ),
             );
-            if exit.as_deref() == Some("reboot") {
-                let live = lock(&c.live).clone();
-                lock(&rebooting).insert(c.uuid, (live, c.id));
-            }
             ctx.report(match exit.as_deref() {
-                Some("reboot") => DriverEvent::RebootRequested,
                 // libvirt: any end of the init is a shutdown
                 Some(_) => DriverEvent::Stopped(StoppedDetail::Shutdown),
                 None => DriverEvent::Stopped(StoppedDetail::Failed),
@@ -340,6 +372,7 @@ fn live_def(def: &DomainDef, state: &controller::State, plan: &plan::Plan) -> Do
     if let Some(c) = live.devices.consoles.first_mut() {
         c.source_path = Some(state.pty.clone());
         c.tty = Some(state.pty.clone());
+        c.info.alias.get_or_insert_with(|| "console0".into());
     }
     if live.resource_partition.is_none() {
         live.resource_partition = Some(plan::DEFAULT_PARTITION.to_owned());
@@ -401,9 +434,13 @@ impl Driver for LxcDriver {
         })
     }
 
-    /// libvirt's generic defaults, and its LXC one: a console's target is `lxc`.
+    /// libvirt's generic defaults, and its LXC ones: the host's architecture, and a
+    /// console's target is `lxc`.
     async fn post_parse(&self, def: &mut DomainDef) -> DriverResult<()> {
         crate::model::defaults::before_driver(def);
+        if def.os.arch.is_none() {
+            def.os.arch = Some(std::env::consts::ARCH.into());
+        }
         for c in &mut def.devices.consoles {
             if c.target_type.is_none() {
                 c.target_type = Some("lxc".into());
@@ -419,7 +456,7 @@ impl Driver for LxcDriver {
 
     fn leader_pid(&self, uuid: &Uuid) -> Option<u32> {
         let c = lock(&self.containers).get(uuid)?.clone();
-        u32::try_from(c.init_pid).ok()
+        u32::try_from(c.init_pid()).ok()
     }
 
     async fn start(
@@ -442,39 +479,37 @@ impl Driver for LxcDriver {
 
     async fn shutdown(&self, ctx: &DomainCtx, mode: PowerMode) -> DriverResult<Completion> {
         let c = self.container(ctx)?;
-        power::request(&c.name, c.init_pid, mode, power::Action::PowerOff)?;
+        power::request(&c.name, c.init_pid(), mode, power::Action::PowerOff)?;
         Ok(Completion::Requested)
     }
 
     async fn reboot(&self, ctx: &DomainCtx, mode: PowerMode) -> DriverResult<Completion> {
         let c = self.container(ctx)?;
-        power::request(&c.name, c.init_pid, mode, power::Action::Reboot)?;
+        power::request(&c.name, c.init_pid(), mode, power::Action::Reboot)?;
         Ok(Completion::Requested)
     }
 
     async fn destroy(&self, ctx: &DomainCtx, _graceful: bool) -> DriverResult<()> {
-        if lock(&self.rebooting).remove(&ctx.uuid).is_some() && self.container(ctx).is_err() {
-            // its init has ended already, asking for a reboot
-            return Ok(());
-        }
         let c = self.container(ctx)?;
         self.kill(&c).await
     }
 
-    /// A container's reset is a new start of its init, as libvirt's reboot does.
+    /// A container's reset is a new start of its init, as libvirt's reboot does, under the
+    /// same controller: the console's pty stays (see [`restart`]).
     async fn reset(&self, ctx: &DomainCtx) -> DriverResult<()> {
-        let (live, id) = match self.container(ctx) {
-            Ok(c) => {
-                let live = lock(&c.live).clone();
-                self.kill(&c).await?;
-                (live, c.id)
-            }
-            Err(e) => match lock(&self.rebooting).remove(&ctx.uuid) {
-                Some(again) => again,
-                None => return Err(e),
-            },
-        };
-        self.launch(ctx, &live, id).await.map(drop)
+        let c = self.container(ctx)?;
+        let boot = lock(&c.boot).number;
+        let b = restart::restart(&c.dir, &c.controller, boot, START_TIMEOUT)
+            .await
+            .map_err(|e| {
+                failed(format!(
+                    "domain '{}': {e} (log: {})",
+                    ctx.name,
+                    c.log.display()
+                ))
+            })?;
+        *lock(&c.boot) = b;
+        Ok(())
     }
 
     async fn suspend(&self, ctx: &DomainCtx) -> DriverResult<()> {
@@ -546,7 +581,7 @@ impl Driver for LxcDriver {
             .collect();
         let counters = veth::counters(&hosts).await;
         crate::drivers::qemu::stats::nets(live, &|i| counters.get(i).copied().flatten(), &mut out);
-        out.push(("lxc.init.pid".into(), StatValue::I64(c.init_pid.into())));
+        out.push(("lxc.init.pid".into(), StatValue::I64(c.init_pid().into())));
         Ok(out)
     }
 
@@ -578,6 +613,16 @@ impl Driver for LxcDriver {
         _remaining: &ImageChains,
     ) -> DriverResult<DeleteOutcome> {
         Ok(DeleteOutcome::default())
+    }
+
+    async fn open_console(
+        &self,
+        ctx: &DomainCtx,
+        alias: &str,
+        dev: &crate::model::devices::CharDevice,
+    ) -> DriverResult<std::os::fd::OwnedFd> {
+        self.container(ctx)?;
+        console::open(&ctx.name, alias, dev)
     }
 
     async fn fs_freeze(&self, ctx: &DomainCtx, _mountpoints: &[String]) -> DriverResult<u32> {
@@ -634,6 +679,17 @@ impl Driver for LxcDriver {
         let init_same = |s: &controller::State| {
             crate::drivers::qemu::process::start_time(s.init_pid).ok() == Some(s.init_start)
         };
+        // an init that rebooted while the daemon was down starts again (libvirt's default
+        // `<on_reboot>`)
+        let state = match state {
+            Some(s) if s.exit.as_deref() == Some("reboot") => {
+                restart::restart(&st.dir, &proc, s.boot, START_TIMEOUT)
+                    .await
+                    .ok()
+                    .and_then(|_| controller::State::load(&st.dir.join("controller.json")))
+            }
+            s => s,
+        };
         let Some(state) = state.filter(|s| s.exit.is_none() && init_same(s)) else {
             let _ = proc.wait_for(Duration::from_secs(10)).await;
             return Err(forget(
@@ -648,13 +704,11 @@ impl Driver for LxcDriver {
         let c = Arc::new(Container {
             uuid: st.uuid,
             name: st.live.name.clone(),
-            id: st.id,
             controller: proc,
-            init_pid: state.init_pid,
+            boot: Mutex::new(restart::Boot::from(&state)),
             dir: st.dir.clone(),
             log: st.log.clone(),
             cgroups: st.cgroups.clone(),
-            live: Mutex::new(st.live.clone()),
             stopping: AtomicBool::new(false),
             gone: tokio::sync::watch::channel(false).0,
         });
