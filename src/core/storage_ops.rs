@@ -512,3 +512,115 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(pool: &str, vol: Option<&str>, owner: Option<u32>) -> StorageTarget {
+        StorageTarget {
+            pool: Some(pool.into()),
+            volume: vol.map(str::to_owned),
+            owner,
+        }
+    }
+
+    /// What each kind of request asks authorization for: pool definitions their pool's
+    /// name, changes of a volume the volume with its owner, creations the new volume owned
+    /// by the caller, copies the bytes of each image they read.
+    #[tokio::test]
+    async fn checks_name_pool_volume_owner_and_what_is_read() {
+        let st = Storage::new_in_memory();
+        let pool = "<pool type='dir'><name>m</name><target><path>/nowhere/m</path></target></pool>";
+        let def = DefinePool { xml: pool.into() };
+        assert_eq!(
+            def.checks(&st, Some(61001)),
+            [(Operation::DefinePool, target("m", None, None))]
+        );
+        st.define(pool).await.unwrap();
+        st.start("m").await.unwrap();
+        let vol = |n: &str| format!("<volume><name>{n}</name><capacity>4096</capacity></volume>");
+        st.create_volume("m", &vol("a"), CreateOptions::default(), Some(61001))
+            .await
+            .unwrap();
+        st.create_volume("m", &vol("r"), CreateOptions::default(), None)
+            .await
+            .unwrap();
+
+        let create = CreateVolume {
+            pool: "m".into(),
+            xml: vol("b"),
+            opts: CreateOptions::default(),
+        };
+        assert_eq!(
+            create.checks(&st, Some(61002)),
+            [(Operation::CreateVolume, target("m", Some("b"), Some(61002)))]
+        );
+        assert_eq!(
+            create.checks(&st, None),
+            [(Operation::CreateVolume, target("m", Some("b"), None))]
+        );
+        let bad = CreateVolume {
+            pool: "m".into(),
+            xml: "<volume>".into(),
+            opts: CreateOptions::default(),
+        };
+        assert_eq!(
+            bad.checks(&st, Some(61002)),
+            [(Operation::CreateVolume, target("m", None, None))]
+        );
+        let backed = CreateVolume {
+            pool: "m".into(),
+            xml: "<volume><name>c</name><target><format type='qcow2'/></target>\
+                  <backingStore><path>/nowhere/m/a</path></backingStore></volume>"
+                .into(),
+            opts: CreateOptions::default(),
+        };
+        assert_eq!(
+            backed.checks(&st, Some(61002))[1..],
+            [(
+                Operation::DownloadVolume,
+                target("m", Some("a"), Some(61001))
+            )]
+        );
+        let elsewhere = CreateVolume {
+            xml: backed.xml.replace("/nowhere/m/a", "/etc/shadow"),
+            ..backed
+        };
+        assert_eq!(
+            elsewhere.checks(&st, Some(61002))[1..],
+            [(Operation::DownloadVolume, StorageTarget::default())]
+        );
+
+        let clone = CloneVolume {
+            pool: "m".into(),
+            xml: vol("d"),
+            source_pool: "m".into(),
+            source: "r".into(),
+            opts: CreateOptions::default(),
+        };
+        assert_eq!(
+            clone.checks(&st, Some(61001)),
+            [
+                (Operation::CloneVolume, target("m", Some("d"), Some(61001))),
+                (Operation::DownloadVolume, target("m", Some("r"), None)),
+            ]
+        );
+        let del = DeleteVolume {
+            pool: "m".into(),
+            volume: "a".into(),
+        };
+        assert_eq!(
+            del.checks(&st, None),
+            [(Operation::DeleteVolume, target("m", Some("a"), Some(61001)))]
+        );
+        let read = VolumeXml {
+            pool: "m".into(),
+            volume: "a".into(),
+        };
+        assert_eq!(
+            read.checks(&st, None),
+            [(Operation::ReadStorage, target("m", None, None))]
+        );
+    }
+}
