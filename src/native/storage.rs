@@ -215,10 +215,8 @@ pub(super) async fn pool_call(ctx: &Ctx, call: &Call, pool: &str, member: &str) 
             let mut o = Options::new("CloneVolume", opts);
             let opts = prealloc(&mut o)?;
             o.finish()?;
+            // reading the source's bytes is authorized with the clone (`CloneVolume::checks`)
             let (source_pool, source) = volume_of_path(source.as_str())?;
-            // reading the source is a read of its pool
-            ctx.authorize(call, Operation::ReadStorage, &Details::pool(&source_pool))
-                .await?;
             let req = ops::CloneVolume {
                 pool,
                 xml,

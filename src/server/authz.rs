@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::{
-    core::{Core, DomainInfo, define, ops::Operation},
+    core::{Core, DomainInfo, define, ops::Operation, storage_ops::StorageTarget},
     model::DomainDef,
 };
 
@@ -31,6 +31,11 @@ pub struct Details {
     pub snapshot_name: Option<String>,
     /// The storage pool a storage operation concerns.
     pub pool_name: Option<String>,
+    /// The storage volume a storage operation concerns (the one it creates, for a creation).
+    pub volume_name: Option<String>,
+    /// The volume's owner: `Some(None)` for a volume without one (root's, or found in the
+    /// pool's directory); for a creation, the caller unless root.
+    pub volume_owner: Option<Option<u32>>,
     /// The virtual network a network operation is about.
     pub network_name: Option<String>,
 }
@@ -44,6 +49,8 @@ impl Details {
             domain_owner: Some(info.owner),
             snapshot_name: None,
             pool_name: None,
+            volume_name: None,
+            volume_owner: None,
             network_name: None,
         }
     }
@@ -52,6 +59,16 @@ impl Details {
     pub fn pool(name: &str) -> Self {
         Self {
             pool_name: Some(name.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// A storage operation's details: its pool, and its volume with the volume's owner.
+    pub fn storage(t: &StorageTarget) -> Self {
+        Self {
+            pool_name: t.pool.clone(),
+            volume_name: t.volume.clone(),
+            volume_owner: t.volume.as_ref().map(|_| t.owner),
             ..Self::default()
         }
     }
@@ -153,6 +170,8 @@ pub async fn authorize_definition(
         domain_owner: Some(owner),
         snapshot_name: None,
         pool_name: None,
+        volume_name: None,
+        volume_owner: None,
         network_name: None,
     };
     for op in ops {

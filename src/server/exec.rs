@@ -106,21 +106,21 @@ impl Exec<'_> {
         Ok(out)
     }
 
-    /// Run a storage request for `caller`, authorized with its pool's name.
+    /// Run a storage request for `caller`, authorized with its pool's name and the volume
+    /// it concerns with that volume's owner; volumes a non-root caller creates are its own.
     pub async fn run_storage<O: core::storage_ops::StorageOp>(
         &self,
         caller: &Caller,
         req: O,
     ) -> Result<O::Output, ExecError> {
-        let details = match req.pool_of(self.core.storage()) {
-            Some(p) => Details::pool(&p),
-            None => Details::default(),
-        };
-        self.authz
-            .check(caller, req.operation().action(), &details)
-            .await?;
+        let by = self.authz.owner_uid(caller).await;
+        for (op, target) in req.checks(self.core.storage(), by) {
+            self.authz
+                .check(caller, op.action(), &Details::storage(&target))
+                .await?;
+        }
         let changes = req.operation().changes_state();
-        let out = req.run(self.core.storage()).await?;
+        let out = req.run(self.core.storage(), by).await?;
         if changes {
             self.signals_sent().await;
         }

@@ -210,6 +210,7 @@ impl Polkit {
             ("domain_uuid", &details.domain_uuid),
             ("snapshot_name", &details.snapshot_name),
             ("pool_name", &details.pool_name),
+            ("volume_name", &details.volume_name),
             ("network_name", &details.network_name),
         ] {
             if let Some(v) = v {
@@ -221,6 +222,14 @@ impl Polkit {
             owner_name = owner.and_then(user_name).unwrap_or_default();
             map.insert("domain_owner", &owner_name);
             map.insert("domain_owner_uid", &owner_uid);
+        }
+        let vol_owner_name;
+        let vol_owner_uid;
+        if let Some(owner) = details.volume_owner {
+            vol_owner_uid = owner.map(|u| u.to_string()).unwrap_or_default();
+            vol_owner_name = owner.and_then(user_name).unwrap_or_default();
+            map.insert("volume_owner", &vol_owner_name);
+            map.insert("volume_owner_uid", &vol_owner_uid);
         }
         let flags = if caller.interactive {
             CheckAuthorizationFlags::ALLOW_USER_INTERACTION
@@ -317,12 +326,16 @@ impl Authorizer for Polkit {
         let what = match (
             &details.domain_name,
             &details.pool_name,
+            &details.volume_name,
             &details.network_name,
         ) {
-            (Some(n), _, _) => format!("{} on domain '{n}'", action.id()),
-            (None, Some(p), _) => format!("{} on storage pool '{p}'", action.id()),
-            (None, None, Some(n)) => format!("{} on network '{n}'", action.id()),
-            (None, None, None) => action.id().to_owned(),
+            (Some(n), ..) => format!("{} on domain '{n}'", action.id()),
+            (None, Some(p), Some(v), _) => {
+                format!("{} on volume '{v}' of storage pool '{p}'", action.id())
+            }
+            (None, Some(p), None, _) => format!("{} on storage pool '{p}'", action.id()),
+            (None, None, _, Some(n)) => format!("{} on network '{n}'", action.id()),
+            (None, None, ..) => action.id().to_owned(),
         };
         match self.decide(caller, action, details).await {
             Verdict::Allowed => Ok(()),

@@ -4,6 +4,7 @@
 //! STATE/storage/pools/<uuid>.xml     a persistent pool's definition
 //! STATE/storage/autostart/<uuid>     present when the pool starts with the daemon
 //! STATE/storage/default-pool         written once the `default` pool was first set up
+//! STATE/storage/owners/<uuid>.json   who created which volume (see [`super::owners`])
 //! RUN/storage/active/<uuid>          present while a persistent pool runs
 //! ```
 //! A daemon restart starts the pools that were running again, as libvirt does; a host
@@ -25,6 +26,7 @@ use uuid::Uuid;
 use super::{
     allow::check_pool_path,
     dir,
+    owners::{self, Owner, Owners},
     perms::Perms,
     pool_xml::{PoolDef, PoolSizes},
     vol_xml::VolDef,
@@ -177,6 +179,9 @@ pub(crate) struct PoolState {
     pub(crate) volumes: BTreeMap<String, Arc<VolDef>>,
     /// Volumes with a job running (upload, wipe, being created...), with the job's name.
     pub(crate) busy: BTreeMap<String, &'static str>,
+    /// Who created which volume (of those a non-root caller created); loaded with the
+    /// volumes when the pool starts.
+    pub(crate) owners: Owners,
     pub(crate) removed: bool,
 }
 
@@ -184,6 +189,8 @@ pub struct Pool {
     pub uuid: Uuid,
     pub(crate) job: tokio::sync::Mutex<()>,
     pub(crate) state: Mutex<PoolState>,
+    /// Serialises writes of the owners file, so that the last one written is the newest.
+    owners_io: Mutex<()>,
 }
 
 impl Pool {
@@ -653,10 +660,12 @@ impl Storage {
         let def = pool.lock().def.clone();
         let path = PathBuf::from(&def.path);
         let (perms, sizes, vols) = scan(&path).await?;
+        let owners = self.load_owners(pool.uuid, path, &vols).await;
         let mut s = pool.lock();
         s.live_perms = Some(perms);
         s.sizes = sizes;
         s.volumes = vols;
+        s.owners = owners;
         s.active = true;
         Ok(())
     }
@@ -711,6 +720,7 @@ impl Storage {
                 Vec::new()
             } else {
                 s.sizes = PoolSizes::default();
+                s.owners.clear();
                 std::mem::take(&mut s.volumes).into_keys().collect()
             };
             s.live_perms = None;
@@ -726,6 +736,7 @@ impl Storage {
         self.emit_volumes(name, vols, VolEventKind::Deleted);
         self.emit_pool(&pool, PoolEventKind::Stopped);
         if transient {
+            self.remove_owners(&pool.uuid);
             self.inner
                 .pools
                 .write()
@@ -758,6 +769,15 @@ impl Storage {
             return Ok(());
         }
         let (perms, sizes, vols) = scan(&path).await?;
+        let mut owners = pool.lock().owners.clone();
+        let pruned = {
+            let (p, vols) = (path.clone(), vols.keys().cloned().collect::<Vec<_>>());
+            dir::blocking(move || {
+                let changed = owners::prune(&mut owners, &p, |n| vols.iter().any(|v| v == n));
+                Ok((owners, changed))
+            })
+            .await?
+        };
         let (gone, new): (Vec<String>, Vec<String>) = {
             let mut s = pool.lock();
             let gone = s
@@ -774,8 +794,16 @@ impl Storage {
             s.live_perms = Some(perms);
             s.sizes = sizes;
             s.volumes = vols;
+            if pruned.1 {
+                s.owners = pruned.0;
+            }
             (gone, new)
         };
+        if pruned.1
+            && let Err(e) = self.save_owners(&pool).await
+        {
+            tracing::warn!("{e}");
+        }
         self.emit_volumes(name, gone, VolEventKind::Deleted);
         self.emit_volumes(name, new, VolEventKind::Created);
         self.emit_pool(&pool, PoolEventKind::Refreshed);
@@ -840,6 +868,7 @@ impl Storage {
         }
         self.emit_pool(&pool, PoolEventKind::Undefined);
         if !active {
+            self.remove_owners(&pool.uuid);
             self.inner
                 .pools
                 .write()
@@ -875,6 +904,119 @@ impl Storage {
         pool
     }
 
+    fn owners_dir(&self) -> Option<PathBuf> {
+        if self.in_memory() {
+            return None;
+        }
+        self.inner
+            .settings
+            .state_dir
+            .as_ref()
+            .map(|d| d.join("owners"))
+    }
+
+    /// The owner records of a pool being started, without those whose volume is not in
+    /// `vols` or whose file was replaced (the file is rewritten then).
+    async fn load_owners(
+        &self,
+        uuid: Uuid,
+        pool_dir: PathBuf,
+        vols: &BTreeMap<String, Arc<VolDef>>,
+    ) -> Owners {
+        let Some(dir) = self.owners_dir() else {
+            return Owners::new();
+        };
+        let names: Vec<String> = vols.keys().cloned().collect();
+        let r = dir::blocking(move || {
+            let mut o = owners::load(&dir, &uuid);
+            if owners::prune(&mut o, &pool_dir, |n| names.iter().any(|v| v == n)) {
+                owners::save(&dir, &uuid, &o)?;
+            }
+            Ok(o)
+        })
+        .await;
+        r.unwrap_or_else(|e| {
+            tracing::warn!("volume owners of storage pool {uuid}: {e}");
+            Owners::new()
+        })
+    }
+
+    /// Writes the pool's owner records as they are now.
+    async fn save_owners(&self, pool: &Arc<Pool>) -> Result<()> {
+        let Some(dir) = self.owners_dir() else {
+            return Ok(());
+        };
+        let pool = pool.clone();
+        dir::blocking(move || {
+            let _io = pool.owners_io.lock().unwrap_or_else(|p| p.into_inner());
+            let now = pool.lock().owners.clone();
+            owners::save(&dir, &pool.uuid, &now)
+        })
+        .await
+    }
+
+    /// Drops the owner records of a pool that is gone. Best effort: records of a pool
+    /// defined again later only apply to files they were made for.
+    fn remove_owners(&self, uuid: &Uuid) {
+        if let Some(dir) = self.owners_dir()
+            && let Err(e) = owners::remove(&dir, uuid)
+        {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// The uid of the (non-root) caller who created the volume; `None` for the volumes
+    /// root created, those found in the pool's directory, and unknown ones.
+    pub fn volume_owner(&self, pool: &str, vol: &str) -> Option<u32> {
+        let p = self.pool(pool).ok()?;
+        let s = p.lock();
+        s.owners.get(vol).map(|o| o.uid)
+    }
+
+    /// Records `uid` (or, with `None`, nobody) as the creator of the new volume `name`,
+    /// persisted before the volume is announced; on failure nothing is recorded.
+    pub(crate) async fn set_owner(
+        &self,
+        pool: &Arc<Pool>,
+        name: &str,
+        uid: Option<u32>,
+    ) -> Result<()> {
+        let owner = match uid {
+            None => None,
+            Some(uid) if self.in_memory() => Some(Owner {
+                uid,
+                dev: 0,
+                ino: 0,
+            }),
+            Some(uid) => {
+                let path = PathBuf::from(&pool.lock().def.path).join(name);
+                let (dev, ino) = owners::identity(&path).ok_or_else(|| {
+                    Error::Failed(format!("volume '{}' vanished", path.display()))
+                })?;
+                Some(Owner { uid, dev, ino })
+            }
+        };
+        let before = {
+            let mut s = pool.lock();
+            match owner {
+                Some(o) => s.owners.insert(name.to_string(), o),
+                None => s.owners.remove(name),
+            }
+        };
+        if before == owner {
+            return Ok(());
+        }
+        let r = self.save_owners(pool).await;
+        if r.is_err() {
+            let mut s = pool.lock();
+            match before {
+                Some(o) => s.owners.insert(name.to_string(), o),
+                None => s.owners.remove(name),
+            };
+        }
+        r
+    }
+
     /// Refreshes the pool's sizes from the file system (after a volume changed).
     pub(crate) fn update_sizes(&self, pool: &Pool) {
         let path = PathBuf::from(&pool.lock().def.path);
@@ -898,8 +1040,10 @@ fn new_pool(def: PoolDef, persistent: bool, autostart: bool) -> Pool {
             live_perms: None,
             volumes: BTreeMap::new(),
             busy: BTreeMap::new(),
+            owners: Owners::new(),
             removed: false,
         }),
+        owners_io: Mutex::new(()),
     }
 }
 

@@ -7,6 +7,7 @@ use std::{path::Path, sync::Arc};
 
 use super::{
     manager::{Pool, PoolState, Storage, StorageEvent, VolEventKind, VolInfo},
+    owners::Owner,
     pool_xml::PoolSizes,
     vol_xml::{VolDef, VolFormat, VolType},
 };
@@ -49,7 +50,13 @@ impl Storage {
     }
 
     /// A volume held in memory: its path and key are the pool's directory and its name.
-    fn memory_volume(&self, pool: &Arc<Pool>, mut def: VolDef, allocation: u64) -> Result<VolInfo> {
+    fn memory_volume(
+        &self,
+        pool: &Arc<Pool>,
+        mut def: VolDef,
+        allocation: u64,
+        owner: Option<u32>,
+    ) -> Result<VolInfo> {
         let mut s = pool.lock();
         let pname = s.def.name.clone();
         if s.volumes.contains_key(&def.name) {
@@ -70,6 +77,17 @@ impl Storage {
         def.target.format = Some(def.target.format.unwrap_or(VolFormat::Raw));
         def.allocation = Some(allocation);
         let info = VolInfo::of(&pname, &def);
+        match owner {
+            Some(uid) => s.owners.insert(
+                def.name.clone(),
+                Owner {
+                    uid,
+                    dev: 0,
+                    ino: 0,
+                },
+            ),
+            None => s.owners.remove(&def.name),
+        };
         s.volumes.insert(def.name.clone(), Arc::new(def));
         set_allocation(&mut s, used);
         drop(s);
@@ -82,14 +100,19 @@ impl Storage {
     }
 
     /// A volume from its XML; unless given, its allocation is its capacity.
-    pub(crate) fn memory_create_volume(&self, pool: &str, xml: &str) -> Result<VolInfo> {
+    pub(crate) fn memory_create_volume(
+        &self,
+        pool: &str,
+        xml: &str,
+        owner: Option<u32>,
+    ) -> Result<VolInfo> {
         let def = VolDef::parse(xml)?;
         let p = self.memory_pool(pool)?;
         let capacity = def
             .capacity
             .ok_or_else(|| Error::InvalidArgument(MISSING_CAPACITY.into()))?;
         let allocation = def.allocation.unwrap_or(capacity);
-        self.memory_volume(&p, def, allocation)
+        self.memory_volume(&p, def, allocation, owner)
     }
 
     /// A copy of `source`: as the test driver, fully allocated to its capacity.
@@ -99,6 +122,7 @@ impl Storage {
         xml: &str,
         source_pool: &str,
         source: &str,
+        owner: Option<u32>,
     ) -> Result<VolInfo> {
         let mut def = VolDef::parse(xml)?;
         let src = self.memory_pool(source_pool)?;
@@ -113,7 +137,7 @@ impl Storage {
             def.capacity = src_def.capacity;
         }
         let allocation = def.capacity.unwrap_or(0);
-        self.memory_volume(&p, def, allocation)
+        self.memory_volume(&p, def, allocation, owner)
     }
 
     pub(crate) fn memory_delete_volume(&self, pool: &str, vol: &str) -> Result<()> {
@@ -125,6 +149,7 @@ impl Storage {
                 format!("no storage vol with matching name '{vol}'"),
             )
         })?;
+        s.owners.remove(vol);
         let used = s
             .sizes
             .allocation

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dir;
 pub mod manager;
 pub mod memory;
+mod owners;
 pub mod perms;
 pub mod pool_xml;
 pub mod qemu_img;

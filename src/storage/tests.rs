@@ -314,6 +314,7 @@ async fn pools_in_memory() {
             "m",
             "<volume><name>v</name><capacity>4096</capacity><allocation>1024</allocation></volume>",
             CreateOptions::default(),
+            None,
         )
         .await
         .unwrap();
@@ -328,6 +329,7 @@ async fn pools_in_memory() {
             "m",
             "<volume><name>big</name><capacity>1</capacity><allocation unit='TiB'>1</allocation></volume>",
             CreateOptions::default(),
+            None,
         )
         .await
         .unwrap_err();
@@ -369,6 +371,7 @@ async fn raw_volumes_and_busy_pools() {
             "<volume><name>a.img</name><capacity unit='MiB'>4</capacity>\
              <allocation unit='MiB'>1</allocation></volume>",
             CreateOptions::default(),
+            None,
         )
         .await
         .unwrap();
@@ -383,6 +386,7 @@ async fn raw_volumes_and_busy_pools() {
         "<volume><name>full.img</name><capacity unit='MiB'>1</capacity>\
          <allocation unit='MiB'>1</allocation></volume>",
         CreateOptions::default(),
+        None,
     )
     .await
     .unwrap();
@@ -428,4 +432,108 @@ async fn raw_volumes_and_busy_pools() {
     assert!(!dir.join("a.img").exists());
     st.stop("p").await.unwrap();
     assert!(st.pool("p").is_err(), "a stopped transient pool is gone");
+}
+
+/// The uid of a volume's creator is kept with the storage state: it survives a restart
+/// (a new `Storage` on the same state), goes with the volume, and a file that appears in
+/// the directory, or replaces an owned one, is nobody's.
+#[tokio::test]
+async fn volume_owners_persist_and_follow_their_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        state_dir: Some(tmp.path().join("state")),
+        pool_dirs: vec![tmp.path().to_path_buf()],
+        default_pool: None,
+        run_dir: Some(tmp.path().join("run")),
+    };
+    let dir = tmp.path().join("p");
+    let st = Storage::new(settings.clone());
+    st.define(&format!(
+        "<pool type='dir'><name>p</name><target><path>{}</path></target></pool>",
+        dir.display()
+    ))
+    .await
+    .unwrap();
+    st.build("p").await.unwrap();
+    st.start("p").await.unwrap();
+    let vol = |n: &str| format!("<volume><name>{n}</name><capacity>4096</capacity></volume>");
+    for (name, owner) in [
+        ("a.img", Some(61001)),
+        ("b.img", Some(61002)),
+        ("r.img", None),
+    ] {
+        st.create_volume("p", &vol(name), CreateOptions::default(), owner)
+            .await
+            .unwrap();
+    }
+    st.clone_volume(
+        "p",
+        &vol("c.img"),
+        "p",
+        "r.img",
+        CreateOptions::default(),
+        Some(61001),
+    )
+    .await
+    .unwrap();
+    let owners = |st: &Storage| {
+        ["a.img", "b.img", "c.img", "r.img", "x.img"].map(|v| st.volume_owner("p", v))
+    };
+    assert_eq!(
+        owners(&st),
+        [Some(61001), Some(61002), Some(61001), None, None]
+    );
+
+    // a restart: the pool starts again with its owners
+    drop(st);
+    let st = Storage::new(settings.clone());
+    st.load().await;
+    assert_eq!(
+        owners(&st),
+        [Some(61001), Some(61002), Some(61001), None, None]
+    );
+
+    // deleted: the record goes with the volume; a new one of that name is root's
+    st.delete_volume("p", "a.img").await.unwrap();
+    st.create_volume("p", &vol("a.img"), CreateOptions::default(), None)
+        .await
+        .unwrap();
+    // found by a refresh: nobody's; replaced outside the daemon: nobody's any more
+    std::fs::write(dir.join("x.img"), b"x").unwrap();
+    std::fs::rename(dir.join("b.img"), dir.join("old")).unwrap();
+    std::fs::write(dir.join("b.img"), b"b").unwrap();
+    st.refresh("p").await.unwrap();
+    assert_eq!(owners(&st), [None, None, Some(61001), None, None]);
+
+    drop(st);
+    let st = Storage::new(settings);
+    st.load().await;
+    assert_eq!(owners(&st), [None, None, Some(61001), None, None]);
+}
+
+/// In memory too, volumes record their creator.
+#[tokio::test]
+async fn volume_owners_in_memory() {
+    let st = Storage::new_in_memory();
+    st.define("<pool type='dir'><name>m</name><target><path>/nowhere/m</path></target></pool>")
+        .await
+        .unwrap();
+    st.start("m").await.unwrap();
+    let vol = "<volume><name>v</name><capacity>4096</capacity></volume>";
+    st.create_volume("m", vol, CreateOptions::default(), Some(61001))
+        .await
+        .unwrap();
+    assert_eq!(st.volume_owner("m", "v"), Some(61001));
+    let e = st
+        .create_volume("m", vol, CreateOptions::default(), Some(61002))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists(_)), "{e:?}");
+    assert_eq!(
+        st.volume_owner("m", "v"),
+        Some(61001),
+        "a refused creation owns nothing"
+    );
+    st.delete_volume("m", "v").await.unwrap();
+    assert_eq!(st.volume_owner("m", "v"), None);
 }

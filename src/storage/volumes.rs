@@ -174,6 +174,13 @@ impl Storage {
         ))
     }
 
+    /// The path of the volume's backing image, if it has one.
+    pub fn volume_backing(&self, pool: &str, vol: &str) -> Option<String> {
+        let p = self.pool(pool).ok()?;
+        let s = p.lock();
+        s.volumes.get(vol)?.backing.as_ref()?.path.clone()
+    }
+
     /// The path and format of a volume, for a domain's `<disk type='volume'>`.
     pub fn resolve(&self, pool: &str, vol: &str) -> Result<(String, VolFormat)> {
         let p = self.pool(pool)?;
@@ -279,15 +286,17 @@ impl Storage {
         Ok(())
     }
 
-    /// Creates a volume from its XML.
+    /// Creates a volume from its XML; `owner` is the uid of the (non-root) caller who
+    /// creates it.
     pub async fn create_volume(
         &self,
         pool: &str,
         xml: &str,
         opts: CreateOptions,
+        owner: Option<u32>,
     ) -> Result<VolInfo> {
         if self.in_memory() {
-            return self.memory_create_volume(pool, xml);
+            return self.memory_create_volume(pool, xml, owner);
         }
         let def = VolDef::parse(xml)?;
         let p = self.active_pool(pool)?;
@@ -364,11 +373,28 @@ impl Storage {
                 }
             }
         }
+        self.own_new(&p, &def.name, &path, owner).await?;
         self.reprobe(&p, &def.name, VolEventKind::Created).await
     }
 
+    /// Records the owner of a volume just made; a volume whose owner cannot be recorded
+    /// is removed again, so that none is left its creator could not manage.
+    async fn own_new(
+        &self,
+        p: &Arc<Pool>,
+        name: &str,
+        path: &Path,
+        owner: Option<u32>,
+    ) -> Result<()> {
+        if let Err(e) = self.set_owner(p, name, owner).await {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Creates a volume from its XML with the contents of `source` (in `source_pool`),
-    /// converted to the new volume's format.
+    /// converted to the new volume's format; `owner` as for [`Self::create_volume`].
     pub async fn clone_volume(
         &self,
         pool: &str,
@@ -376,9 +402,10 @@ impl Storage {
         source_pool: &str,
         source: &str,
         opts: CreateOptions,
+        owner: Option<u32>,
     ) -> Result<VolInfo> {
         if self.in_memory() {
-            return self.memory_clone_volume(pool, xml, source_pool, source);
+            return self.memory_clone_volume(pool, xml, source_pool, source, owner);
         }
         let mut def = VolDef::parse(xml)?;
         let src = self.hold_volume(source_pool, source, "clone")?;
@@ -430,6 +457,7 @@ impl Storage {
             return Err(e);
         }
         drop(src);
+        self.own_new(&p, &def.name, &path, owner).await?;
         self.reprobe(&p, &def.name, VolEventKind::Created).await
     }
 
@@ -450,6 +478,11 @@ impl Storage {
         })
         .await?;
         held.pool.lock().volumes.remove(vol);
+        if let Err(e) = self.set_owner(&held.pool, vol, None).await {
+            tracing::warn!(
+                "volume '{vol}' of pool '{pool}' is deleted but its owner stays on record: {e}"
+            );
+        }
         self.update_sizes(&held.pool);
         self.emit(StorageEvent::VolumeChanged {
             pool: pool.to_string(),

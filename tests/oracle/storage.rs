@@ -200,7 +200,7 @@ async fn storage_xml_against_libvirt() {
     requests.push(("child.qcow2", child.replace(&lvpath, &ourpath)));
     for (name, xml) in &requests {
         storage
-            .create_volume("ours", xml, CreateOptions::default())
+            .create_volume("ours", xml, CreateOptions::default(), None)
             .await
             .unwrap_or_else(|e| panic!("create {name}: {e}"));
         let theirs = virsh_ok(&lv, &["vol-dumpxml", "--pool", "lvpool", name]);

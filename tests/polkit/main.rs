@@ -1021,3 +1021,180 @@ polkit.addRule(function(action, subject) {
         assert!(warning.starts_with("tainted:"), "{warning}");
     }
 }
+
+/// Wait until the libvirt facade owns its name.
+async fn wait_for_facade(conn: &zbus::Connection, d: &Daemon) {
+    let dbus = zbus::fdo::DBusProxy::new(conn).await.expect("dbus");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !dbus
+        .name_has_owner("org.libvirt".try_into().expect("name"))
+        .await
+        .unwrap_or(false)
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", d.log_text());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The owner records of the pool `default`, as the daemon keeps them.
+fn volume_owners(d: &Daemon) -> serde_json::Value {
+    let dir = d.state.join("storage/owners");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(files.len() <= 1, "one pool: {files:?}");
+    files.first().map_or(serde_json::json!({}), |f| {
+        serde_json::from_str(&std::fs::read_to_string(f).expect("owners")).expect("JSON")
+    })
+}
+
+/// With the example owner rule, members of virtbus-users create volumes, which become
+/// theirs and which they then fully manage; not root's, not another member's, not a file
+/// found in the pool's directory, not the pool itself, and they cannot copy the bytes of a
+/// volume that is not theirs (clone, backing store). A user outside the group creates
+/// nothing. Ownership survives a daemon restart, and the facade decides as the native API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_rule_gives_group_members_their_own_volumes_only() {
+    let env = PolkitEnv::start(&[(
+        "50-virtbus-owners.rules",
+        project_file("polkit/examples/50-virtbus-owners.rules"),
+    )]);
+    let d = env.daemon(&["--libvirt-compat"]).await;
+    let images = d.state.join("images");
+    let pool = "/org/virtbus1/pool/default";
+    let vol = |n: &str| format!("{pool}/volume/{n}");
+    let create_xml = |xml: String| {
+        call(
+            pool,
+            "org.virtbus1.StoragePool.CreateVolume",
+            "(sa{sv})",
+            &format!("(\"{xml}\", {{}})"),
+        )
+    };
+    let create = |n: &str| {
+        create_xml(format!(
+            "<volume><name>{n}</name><capacity>1048576</capacity></volume>"
+        ))
+    };
+    let clone = |n: &str, src: &str| {
+        call(
+            pool,
+            "org.virtbus1.StoragePool.CloneVolume",
+            "(soa{sv})",
+            &format!(
+                "(\"<volume><name>{n}</name></volume>\", objectpath '{}', {{}})",
+                vol(src)
+            ),
+        )
+    };
+    let delete = |n: &str| opts_call(&vol(n), "org.virtbus1.StorageVolume.Delete");
+    let wipe = |n: &str| opts_call(&vol(n), "org.virtbus1.StorageVolume.Wipe");
+    let resize = |n: &str| {
+        call(
+            &vol(n),
+            "org.virtbus1.StorageVolume.Resize",
+            "(ta{sv})",
+            "(2097152, {})",
+        )
+    };
+    let refresh = opts_call(pool, "org.virtbus1.StoragePool.Refresh");
+
+    assert_eq!(calls_as(&env, "root", &[create("root1")]), ["ok"]);
+    // alice and dave (virtbus-users) create volumes, bob (outside the group) may not
+    assert_eq!(calls_as(&env, "alice", &[create("alice1")]), ["ok"]);
+    assert_eq!(calls_as(&env, "dave", &[create("dave1")]), ["ok"]);
+    assert_eq!(calls_as(&env, "bob", &[create("bob1")]), [NEEDS_AUTH]);
+    assert!(!images.join("bob1").exists());
+    let owners = volume_owners(&d);
+    assert_eq!(owners["alice1"]["uid"], 61001, "{owners}");
+    assert_eq!(owners["dave1"]["uid"], 61004, "{owners}");
+    assert!(owners.get("root1").is_none(), "{owners}");
+
+    // alice manages hers (one call at a time: a volume takes one job)...
+    for c in [resize("alice1"), wipe("alice1")] {
+        assert_eq!(
+            calls_as(&env, "alice", std::slice::from_ref(&c)),
+            ["ok"],
+            "{c}"
+        );
+    }
+    // ...but not root's, not dave's, not the pool; bob not hers
+    let others = [
+        delete("root1"),
+        wipe("root1"),
+        resize("dave1"),
+        delete("dave1"),
+        refresh.clone(),
+    ];
+    assert_eq!(calls_as(&env, "alice", &others), [NEEDS_AUTH; 5]);
+    assert_eq!(
+        calls_as(&env, "alice", &[format!("{} interactive", delete("dave1"))]),
+        [DENIED]
+    );
+    assert_eq!(calls_as(&env, "bob", &[delete("alice1")]), [NEEDS_AUTH]);
+
+    // copying bytes needs them to be hers: a clone of her own volume, not of root's, and
+    // no backing store of root's
+    assert_eq!(
+        calls_as(&env, "alice", &[clone("alice2", "alice1")]),
+        ["ok"]
+    );
+    assert_eq!(
+        calls_as(&env, "alice", &[clone("alice3", "root1")]),
+        [NEEDS_AUTH]
+    );
+    let backed = format!(
+        "<volume><name>alice4</name><target><format type='qcow2'/></target>\
+         <backingStore><path>{}</path><format type='raw'/></backingStore></volume>",
+        images.join("root1").display()
+    );
+    assert_eq!(calls_as(&env, "alice", &[create_xml(backed)]), [NEEDS_AUTH]);
+    assert!(!images.join("alice3").exists() && !images.join("alice4").exists());
+
+    // a file that appears in the directory is nobody's
+    std::fs::write(images.join("found1"), vec![0u8; 4096]).expect("file");
+    assert_eq!(
+        calls_as(&env, "root", std::slice::from_ref(&refresh)),
+        ["ok"]
+    );
+    assert_eq!(calls_as(&env, "alice", &[delete("found1")]), [NEEDS_AUTH]);
+
+    // after a restart the owners are the same
+    drop(d);
+    let d = env.daemon(&["--libvirt-compat"]).await;
+    assert_eq!(calls_as(&env, "dave", &[delete("alice1")]), [NEEDS_AUTH]);
+    assert_eq!(calls_as(&env, "alice", &[delete("root1")]), [NEEDS_AUTH]);
+    assert_eq!(calls_as(&env, "alice", &[delete("alice1")]), ["ok"]);
+    assert!(!images.join("alice1").exists());
+    let owners = volume_owners(&d);
+    assert!(owners.get("alice1").is_none(), "{owners}");
+    assert_eq!(owners["alice2"]["uid"], 61001, "{owners}");
+
+    // the facade decides the same: dave's volume is his, not alice's
+    let conn = connect(&env.address).await;
+    wait_for_facade(&conn, &d).await;
+    let reply = conn
+        .call_method(
+            Some("org.libvirt"),
+            "/org/libvirt/QEMU",
+            Some("org.libvirt.Connect"),
+            "StorageVolLookupByPath",
+            &(images.join("dave1").display().to_string(),),
+        )
+        .await
+        .expect("lookup");
+    let dave1: OwnedObjectPath = reply.body().deserialize().expect("path");
+    let del = call(
+        dave1.as_str(),
+        "org.libvirt.StorageVol.Delete",
+        "(u)",
+        "(0,)",
+    );
+    assert_eq!(
+        calls_to(&env, "alice", "org.libvirt", std::slice::from_ref(&del)),
+        [NEEDS_AUTH]
+    );
+    assert_eq!(calls_to(&env, "dave", "org.libvirt", &[del]), ["ok"]);
+    assert!(!images.join("dave1").exists());
+    assert!(images.join("root1").exists() && images.join("found1").exists());
+}

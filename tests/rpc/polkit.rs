@@ -77,6 +77,31 @@ async fn unprivileged_peers_are_decided_by_polkit() {
     let o = virsh("alice", &["destroy", "web"]);
     assert!(!o.status.success());
     assert!(text(&o).contains("access denied"), "{}", text(&o));
+
+    // volumes (the test connect's pool, in memory): alice's are hers, root's are not; bob,
+    // outside the group, creates none
+    let pool = ["--pool", "default-pool"];
+    let o = virsh("root", &["vol-create-as", "default-pool", "rootv", "1M"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = virsh("alice", &["vol-create-as", "default-pool", "alicev", "1M"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = virsh("bob", &["vol-create-as", "default-pool", "bobv", "1M"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("access denied"), "{}", text(&o));
+    for (user, v) in [("alice", "rootv"), ("bob", "alicev"), ("dave", "alicev")] {
+        let o = virsh(user, &[&["vol-delete", v][..], &pool].concat());
+        assert!(!o.status.success(), "{user} deleted {v}");
+        assert!(text(&o).contains("access denied"), "{}", text(&o));
+    }
+    let o = virsh("alice", &[&["vol-delete", "alicev"][..], &pool].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let o = virsh("root", &["vol-list", "default-pool"]);
+    assert!(
+        text(&o).contains("rootv") && !text(&o).contains("alicev"),
+        "{}",
+        text(&o)
+    );
+
     let log = daemon.log_text();
     assert!(log.contains("uid 61001 connected"), "{log}");
 }
