@@ -5,7 +5,9 @@
 mod support;
 
 mod compat;
+mod fs;
 mod net;
+mod power;
 mod rootfs;
 
 use std::{

@@ -10,9 +10,13 @@
 //! that outlives the daemon. The driver watches controllers through pidfds and, after a
 //! restart, adopts them from their recorded pid and start time.
 
+pub mod blkio;
 pub mod cgroup;
 pub mod container;
 pub mod controller;
+pub mod fs;
+mod fsmount;
+pub mod loopdev;
 pub mod plan;
 mod power;
 pub mod status;

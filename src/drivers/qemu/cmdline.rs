@@ -556,6 +556,9 @@ fn check_top(def: &DomainDef) -> Result<()> {
     if def.tuning.memtune.is_set() {
         return unsupported("<memtune> (cgroup memory limits of a QEMU process)");
     }
+    if def.tuning.blkiotune.is_set() {
+        return unsupported("<blkiotune> (cgroup block I/O limits of a QEMU process)");
+    }
     if def.resource_partition.is_some() {
         return unsupported("<resource><partition> (cgroup partitions)");
     }
