@@ -286,20 +286,27 @@ fn veths(def: &DomainDef, id: u32) -> Result<Vec<Veth>, PlanError> {
                 .iter()
                 .map(|a| (a.address, a.prefix_or_default(), a.peer))
                 .collect(),
-            routes: n
-                .routes
-                .iter()
-                .map(|r| {
-                    let p = r
-                        .prefix
-                        .unwrap_or_else(|| crate::model::devices::default_prefix(&r.address));
-                    (r.address, p, r.gateway, r.metric)
-                })
-                .collect(),
+            routes: n.routes.iter().map(route).collect(),
             up: !n.ips.is_empty() || n.link_state == Some(LinkState::Up),
+            host_ips: n
+                .host_ips
+                .iter()
+                .map(|a| (a.address, a.prefix_or_default(), a.peer))
+                .collect(),
+            host_routes: n.host_routes.iter().map(route).collect(),
         });
     }
     Ok(out)
+}
+
+/// A `<route>` with libvirt's default prefix.
+fn route(
+    r: &crate::model::devices::IfaceRoute,
+) -> (std::net::IpAddr, u8, std::net::IpAddr, Option<u32>) {
+    let p = r
+        .prefix
+        .unwrap_or_else(|| crate::model::devices::default_prefix(&r.address));
+    (r.address, p, r.gateway, r.metric)
 }
 
 /// The plan for `def` (id `id`); `dir` is the container's runtime directory.

@@ -1130,6 +1130,9 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
             // libvirt's QEMU driver refuses them too: only containers set guest addresses
             return unsupported(format!("{what}: guest-side <ip> and <route>"));
         }
+        if !n.host_ips.is_empty() || !n.host_routes.is_empty() {
+            return unsupported(format!("{what}: host-side <source><ip> and <route>"));
+        }
         let a = alias(&n.info, format!("net{i}"));
         let host = format!("host{a}");
         let queues = n.driver_queues.filter(|q| *q > 1);
