@@ -112,10 +112,3 @@ pub fn attach(image: &Path, readonly: bool) -> Result<Attached, String> {
         image.display()
     ))
 }
-
-/// The image a loop device is attached to, from sysfs (`None`: not attached).
-pub fn backing_file(device: &Path) -> Option<PathBuf> {
-    let name = device.file_name()?.to_str()?;
-    let s = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).ok()?;
-    Some(PathBuf::from(s.trim_end()))
-}

@@ -365,6 +365,8 @@ async fn bridges_are_checked_through_netlink() {
         ips: Vec::new(),
         routes: Vec::new(),
         up: false,
+        host_ips: Vec::new(),
+        host_routes: Vec::new(),
     };
     let e = super::veth::check(&[v(Some("vbnosuchbr0"), "vbxn0")])
         .await
