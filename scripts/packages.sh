@@ -31,8 +31,9 @@ QEMU_PACKAGES=(
 )
 
 # Containers for the LXC driver's tests (tests/lxc) and benchmark: a static busybox copied
-# into a root filesystem built at test time, and util-linux's unshare for the benchmark's floor.
-LXC_PACKAGES=(busybox-static util-linux)
+# into a root filesystem built at test time, util-linux's unshare for the benchmark's floor and
+# losetup for the block-device tests, e2fsprogs' mkfs.ext4 and debugfs for the image tests.
+LXC_PACKAGES=(busybox-static util-linux e2fsprogs)
 
 # Cockpit's Machines page in a browser (tests/cockpit): cockpit-ws serving Debian's
 # cockpit-machines (288) and the shell (cockpit-system), Debian's Chromium driven by

@@ -101,7 +101,8 @@ pub enum Command {
         /// Wait until it is off (Ctrl-C stops waiting; the guest goes on shutting down)
         #[arg(long)]
         wait: bool,
-        /// How to ask: acpi or agent (default: the driver's choice)
+        /// How to ask: acpi or agent (VMs), initctl or signal (containers); default: the
+        /// driver's choice
         #[arg(long, value_name = "MODE")]
         mode: Option<String>,
     },

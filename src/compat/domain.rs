@@ -43,6 +43,14 @@ fn affect(m: &Method, flags: u32) -> Affect {
 }
 
 pub(crate) fn power_mode(m: &Method, flags: u32) -> PowerMode {
+    // libvirt's LXC driver: initctl wins when both container modes are given (a container
+    // without initctl then fails; the signal is the fallback of no flags only)
+    if m.has(flags, "initctl") {
+        return PowerMode::Initctl;
+    }
+    if m.has(flags, "signal") {
+        return PowerMode::Signal;
+    }
     match (m.has(flags, "acpi"), m.has(flags, "agent")) {
         (true, false) => PowerMode::Acpi,
         (false, true) => PowerMode::Agent,
@@ -160,11 +168,7 @@ pub(super) async fn call(
         }
         "Shutdown" | "Reboot" => {
             let flags: u32 = body.deserialize()?;
-            let m = if member == "Shutdown" {
-                &flags::SHUTDOWN
-            } else {
-                &flags::REBOOT
-            };
+            let m = flags::power_method(flavor, member == "Reboot");
             m.check(flags, flavor)?;
             let mode = power_mode(m, flags);
             if member == "Shutdown" {

@@ -252,6 +252,34 @@ pub const REBOOT: Method = method(
         flag(2, "VIR_DOMAIN_REBOOT_GUEST_AGENT", "agent"),
     ],
 );
+/// `lxc:///`'s shutdown: libvirt's LXC driver takes the container modes only.
+pub const SHUTDOWN_LXC: Method = method(
+    "virDomainShutdownFlags",
+    "DomainShutdownFlags",
+    &[
+        flag(4, "VIR_DOMAIN_SHUTDOWN_INITCTL", "initctl"),
+        flag(8, "VIR_DOMAIN_SHUTDOWN_SIGNAL", "signal"),
+    ],
+);
+pub const REBOOT_LXC: Method = method(
+    "virDomainReboot",
+    "DomainReboot",
+    &[
+        flag(4, "VIR_DOMAIN_REBOOT_INITCTL", "initctl"),
+        flag(8, "VIR_DOMAIN_REBOOT_SIGNAL", "signal"),
+    ],
+);
+
+/// The shutdown (or reboot) flag table of a flavor's driver.
+pub fn power_method(flavor: Flavor, reboot: bool) -> &'static Method {
+    match (flavor, reboot) {
+        (Flavor::Lxc, false) => &SHUTDOWN_LXC,
+        (Flavor::Lxc, true) => &REBOOT_LXC,
+        (Flavor::Qemu | Flavor::Test, false) => &SHUTDOWN,
+        (Flavor::Qemu | Flavor::Test, true) => &REBOOT,
+    }
+}
+
 pub const RESET: Method = method("virDomainReset", "DomainReset", &[]);
 pub const OPEN_GRAPHICS_FD: Method = method(
     "virDomainOpenGraphicsFD",

@@ -450,6 +450,7 @@ impl DomainDef {
         if let Some(c) = self.current_memory_kib {
             write_memory(w, "currentMemory", c);
         }
+        self.tuning.blkiotune.write(w);
         self.tuning.memtune.write(w);
         self.tuning.write_memory_backing(w);
         w.start("vcpu");

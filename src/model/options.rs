@@ -21,15 +21,39 @@ pub enum PowerMode {
     Default,
     Acpi,
     Agent,
+    /// A container's `/dev/initctl` (sysvinit's runlevel request).
+    Initctl,
+    /// A signal to a container's init.
+    Signal,
+    /// Xen's paravirtual control (no driver here has it).
+    Paravirt,
 }
 
 impl PowerMode {
+    /// Every mode, by name, in the order the errors list them.
+    pub const NAMES: &'static [&'static str] =
+        &["default", "acpi", "agent", "initctl", "signal", "paravirt"];
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "default" => Some(Self::Default),
             "acpi" => Some(Self::Acpi),
             "agent" => Some(Self::Agent),
+            "initctl" => Some(Self::Initctl),
+            "signal" => Some(Self::Signal),
+            "paravirt" => Some(Self::Paravirt),
             _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Acpi => "acpi",
+            Self::Agent => "agent",
+            Self::Initctl => "initctl",
+            Self::Signal => "signal",
+            Self::Paravirt => "paravirt",
         }
     }
 }

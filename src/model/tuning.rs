@@ -390,6 +390,8 @@ pub struct Tuning {
     pub numatune: Option<Numatune>,
     /// `<memtune>`.
     pub memtune: crate::model::memtune::Memtune,
+    /// `<blkiotune>`.
+    pub blkiotune: crate::model::blkiotune::Blkiotune,
 }
 
 /// What the rest of the domain tells the tuning parser.
@@ -591,6 +593,11 @@ fn read_quota(e: &mut Elem, name: &str) -> Result<Option<i64>> {
 impl Tuning {
     /// Reads the tuning elements of `<domain>` `e`; `ctx` carries what they refer to.
     pub(crate) fn read(e: &mut Elem, ctx: &Ctx<'_>) -> Result<Tuning> {
+        let blkiotune = e
+            .child("blkiotune")?
+            .map(crate::model::blkiotune::Blkiotune::read)
+            .transpose()?
+            .unwrap_or_default();
         let memtune = e
             .child("memtune")?
             .map(crate::model::memtune::Memtune::read)
@@ -637,6 +644,7 @@ impl Tuning {
             cputune,
             numatune,
             memtune,
+            blkiotune,
         })
     }
 

@@ -176,7 +176,8 @@ fn power_mode(o: &mut Options<'_>) -> Reply<PowerMode> {
         None => Ok(PowerMode::Default),
         Some(m) => PowerMode::parse(&m).ok_or_else(|| {
             Error::InvalidArgument(format!(
-                "option 'mode' must be one of default, acpi, agent; not '{m}'"
+                "option 'mode' must be one of {}; not '{m}'",
+                PowerMode::NAMES.join(", ")
             ))
             .into()
         }),

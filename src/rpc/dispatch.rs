@@ -422,7 +422,7 @@ pub(super) async fn call(
         procs::DOMAIN_SHUTDOWN | procs::DOMAIN_SHUTDOWN_FLAGS => {
             let (d, fl) = dom_flags(proc_ == procs::DOMAIN_SHUTDOWN_FLAGS, body)?;
             let dom = s.domain(&d)?;
-            let m = &flags::SHUTDOWN;
+            let m = flags::power_method(s.flavor(), false);
             s.check(m, fl)?;
             let mode = power_mode(m, fl);
             done!(m, dom, ops::Shutdown { mode })
@@ -539,7 +539,7 @@ pub(super) async fn call(
                 s.check(&flags::RESET, a.flags)?;
                 done!(&flags::RESET, dom, ops::Reset {})
             } else {
-                let m = &flags::REBOOT;
+                let m = flags::power_method(s.flavor(), true);
                 s.check(m, a.flags)?;
                 let mode = power_mode(m, a.flags);
                 done!(m, dom, ops::Reboot { mode })

@@ -6,7 +6,9 @@ mod support;
 
 mod compat;
 mod console;
+mod fs;
 mod net;
+mod power;
 mod rootfs;
 
 use std::{

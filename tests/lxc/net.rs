@@ -290,3 +290,55 @@ async fn a_network_interface_gets_a_lease_on_the_default_network() {
     })
     .await;
 }
+
+/// `type='ethernet'` with host-side `<source><ip>`/`<route>` (libvirt's lxc-ethernet-hostip):
+/// the host end gets the point-to-point address and the route, the container end its own;
+/// the container pings the host end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ethernet_interface_gets_host_side_addresses_and_routes() {
+    let ns = Netns::new("eh");
+    let s = setup_in(&ns).await;
+    let script = "for i in 1 2 3 4 5; do ping -c 1 -W 2 10.97.0.1 > /out/ping_out 2>&1 && break; \
+        done; echo $? > /out/ping; while true; do sleep 1; done";
+    let xml = rootfs::domain(
+        "lxc-hostip",
+        &s.root,
+        script,
+        "",
+        "<interface type='ethernet'><mac address='52:54:00:aa:00:03'/>\
+         <source><ip address='10.97.0.1' family='ipv4' prefix='32' peer='10.97.0.2'/>\
+         <route family='ipv4' address='10.96.0.0' prefix='16' gateway='10.97.0.2'/></source>\
+         <ip address='10.97.0.2' family='ipv4' prefix='32' peer='10.97.0.1'/>\
+         <target dev='vbthost0'/><guest dev='eth0'/></interface>",
+    );
+    let dom = s.start(&xml).await;
+    let out = s.out();
+    let ping = read_when_there(&out.join("ping")).await;
+    assert_eq!(
+        ping,
+        "0",
+        "the container cannot ping the host end: {}",
+        std::fs::read_to_string(out.join("ping_out")).unwrap_or_default()
+    );
+    let addrs = ns.ip(&["-4", "addr", "show", "dev", "vbthost0"]);
+    assert!(
+        addrs.contains("inet 10.97.0.1 peer 10.97.0.2/32"),
+        "{addrs}"
+    );
+    let routes = ns.ip(&["route"]);
+    assert!(
+        routes.contains("10.96.0.0/16 via 10.97.0.2 dev vbthost0"),
+        "{routes}"
+    );
+    // the definition's <source> is kept
+    let live = dom.get_xml(no_opts()).await.expect("xml");
+    assert!(
+        live.contains("<route family='ipv4' address='10.96.0.0' prefix='16' gateway='10.97.0.2'/>"),
+        "{live}"
+    );
+    dom.destroy(no_opts()).await.expect("destroy");
+    until("the host end to go", Duration::from_secs(5), || {
+        !ns.has_link("vbthost0")
+    })
+    .await;
+}

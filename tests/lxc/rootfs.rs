@@ -21,7 +21,7 @@ pub fn build(dir: &Path) -> PathBuf {
     std::fs::copy(BUSYBOX, root.join("bin/busybox")).expect("copy busybox");
     for applet in [
         "sh", "sleep", "echo", "cat", "ls", "hostname", "touch", "id", "grep", "wc", "mount", "ps",
-        "seq", "true", "reboot", "ip", "ping", "udhcpc", "ifconfig",
+        "seq", "true", "reboot", "ip", "ping", "udhcpc", "ifconfig", "mkfifo", "dd",
     ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("link");
     }

@@ -41,6 +41,9 @@ pub struct Limits {
     pub cpu_shares: Option<u64>,
     pub cpu_period: Option<u64>,
     pub cpu_quota: Option<i64>,
+    /// `<blkiotune>`.
+    #[serde(default)]
+    pub blkio: super::blkio::Blkio,
 }
 
 fn cg_err(path: &Path, e: io::Error) -> String {
@@ -107,6 +110,19 @@ impl Cgroups {
         self.v2_controllers.iter().any(|c| c == controller)
     }
 
+    /// The v1 directory of `controller`, when that controller is mounted.
+    pub(super) fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.v1(controller)
+    }
+
+    pub(super) fn v2_dir(&self) -> Option<&Path> {
+        self.v2.as_deref()
+    }
+
+    pub(super) fn v2_offers(&self, controller: &str) -> bool {
+        self.v2_has(controller)
+    }
+
     fn all_dirs(&self) -> impl Iterator<Item = &Path> {
         self.v2
             .iter()
@@ -130,7 +146,7 @@ impl Cgroups {
         if cpu && self.v1("cpu").is_none() && !self.v2_has("cpu") {
             return Err("no cgroup hierarchy offers the cpu controller (<cputune>)".into());
         }
-        Ok(())
+        limits.blkio.check(self)
     }
 
     /// Create the directories (a stale one of an earlier container goes first) and set
@@ -139,9 +155,10 @@ impl Cgroups {
         self.remove();
         if let (Some(v2), Some(root)) = (&self.v2, &self.v2_root) {
             // the controllers the limits need must be enabled down to the container
-            let wanted: Vec<&str> = ["memory", "cpu"]
+            let wanted: Vec<&str> = [("memory", "memory"), ("cpu", "cpu"), ("io", "blkio")]
                 .into_iter()
-                .filter(|c| self.v2_has(c) && self.v1(c).is_none())
+                .filter(|(v2, v1)| self.v2_has(v2) && self.v1(v1).is_none())
+                .map(|(v2, _)| v2)
                 .collect();
             create_v2(root, v2, &wanted)?;
         }
@@ -219,7 +236,7 @@ impl Cgroups {
             }
             (None, None) => {}
         }
-        Ok(())
+        l.blkio.apply(self)
     }
 
     /// Put process `pid` into every directory.

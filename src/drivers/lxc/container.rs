@@ -113,6 +113,10 @@ fn setup(plan: &Plan, console_tx: RawFd) -> Res<Never> {
         None,
     )?;
     let root = &plan.root;
+    if let Some(b) = &plan.root_block {
+        mkdir_p(root)?;
+        super::fsmount::mount_block(&b.path, root, plan.root_readonly)?;
+    }
     // the root as a mount of its own, so that pivot_root can take it
     mount(
         Some(&root.to_string_lossy()),
@@ -136,6 +140,9 @@ fn setup(plan: &Plan, console_tx: RawFd) -> Res<Never> {
                 if *readonly {
                     remount_ro(&t)?;
                 }
+            }
+            MountKind::Block { source, readonly } => {
+                super::fsmount::mount_block(&source.path, &t, *readonly)?
             }
             MountKind::Tmpfs { size_kib } => mount(
                 Some("tmpfs"),

@@ -237,6 +237,10 @@ fn pipe() -> Result<(RawFd, RawFd), StartError> {
 }
 
 fn start(plan: &Plan, host: &HostPty, boot: u32) -> Result<Running, StartError> {
+    // images go on loop devices first; the handles close when the container has mounted
+    // them (or failed), leaving the devices to the mounts (autoclear)
+    let (attached, _loops) = super::fs::attach_images(plan).map_err(failed)?;
+    let plan = &attached;
     plan.cgroups.create(&plan.limits).map_err(failed)?;
     veth::create(&plan.veths).map_err(failed)?;
     let (go_r, go_w) = pipe()?;

@@ -11,10 +11,14 @@
 //! that outlives the daemon. The driver watches controllers through pidfds and, after a
 //! restart, adopts them from their recorded pid and start time.
 
+pub mod blkio;
 pub mod cgroup;
 mod console;
 pub mod container;
 pub mod controller;
+pub mod fs;
+mod fsmount;
+pub mod loopdev;
 pub mod plan;
 mod power;
 pub mod restart;

@@ -11,7 +11,7 @@ use super::cgroup::{Cgroups, Limits};
 use super::veth::Veth;
 use crate::model::{
     DomainDef, OsType,
-    devices::{CharSourceType, FsType, InterfaceType, LinkState},
+    devices::{CharSourceType, InterfaceType, LinkState},
     proc_caps::ProcessCaps,
 };
 
@@ -31,6 +31,11 @@ pub enum MountKind {
     Bind { source: PathBuf, readonly: bool },
     /// A tmpfs of this many KiB.
     Tmpfs { size_kib: u64 },
+    /// A block device (or an image, on its loop device) mounted at the target.
+    Block {
+        source: super::fs::BlockSource,
+        readonly: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +52,10 @@ pub struct Plan {
     pub name: String,
     /// The host directory that becomes `/`, and whether it is read-only.
     pub root: PathBuf,
+    /// A block device (or image) the container mounts on `root` first (`<filesystem
+    /// type='block|file'>` with target `/`).
+    #[serde(default)]
+    pub root_block: Option<super::fs::BlockSource>,
     pub root_readonly: bool,
     /// Mounts below the root, parents before children.
     pub mounts: Vec<Mount>,
@@ -158,55 +167,7 @@ pub fn check(def: &DomainDef) -> Result<(), PlanError> {
             d.consoles[0].source_type.as_str()
         )));
     }
-    let mut roots = 0;
-    for (i, f) in d.filesystems.iter().enumerate() {
-        let at = format!("<filesystem> {} (target '{}')", i + 1, f.target);
-        match f.fs_type {
-            FsType::Mount | FsType::Bind | FsType::Ram => {}
-            t => {
-                return Err(unsupported(format!(
-                    "domain '{}': {at}: type '{}' is not supported by the LXC driver \
-                     (mount, bind and ram are)",
-                    def.name,
-                    t.as_str()
-                )));
-            }
-        }
-        if f.socket.is_some() || f.driver_type.is_some() || f.binary.is_some() {
-            return Err(unsupported(format!(
-                "domain '{}': {at}: <driver>, <binary> and socket sources are for virtual \
-                 machines",
-                def.name
-            )));
-        }
-        if !f.target.starts_with('/') {
-            return Err(invalid(format!(
-                "domain '{}': {at}: the target must be an absolute path",
-                def.name
-            )));
-        }
-        if f.target.split('/').any(|c| c == "..") {
-            return Err(invalid(format!(
-                "domain '{}': {at}: the target must not contain '..'",
-                def.name
-            )));
-        }
-        if f.target == "/" {
-            roots += 1;
-            if f.fs_type == FsType::Ram {
-                return Err(unsupported(format!(
-                    "domain '{}': {at}: a RAM filesystem cannot be the root",
-                    def.name
-                )));
-            }
-        }
-    }
-    if roots > 1 {
-        return Err(invalid(format!(
-            "domain '{}': more than one <filesystem> has target '/'",
-            def.name
-        )));
-    }
+    super::fs::check(def)?;
     Ok(())
 }
 
@@ -325,20 +286,27 @@ fn veths(def: &DomainDef, id: u32) -> Result<Vec<Veth>, PlanError> {
                 .iter()
                 .map(|a| (a.address, a.prefix_or_default(), a.peer))
                 .collect(),
-            routes: n
-                .routes
-                .iter()
-                .map(|r| {
-                    let p = r
-                        .prefix
-                        .unwrap_or_else(|| crate::model::devices::default_prefix(&r.address));
-                    (r.address, p, r.gateway, r.metric)
-                })
-                .collect(),
+            routes: n.routes.iter().map(route).collect(),
             up: !n.ips.is_empty() || n.link_state == Some(LinkState::Up),
+            host_ips: n
+                .host_ips
+                .iter()
+                .map(|a| (a.address, a.prefix_or_default(), a.peer))
+                .collect(),
+            host_routes: n.host_routes.iter().map(route).collect(),
         });
     }
     Ok(out)
+}
+
+/// A `<route>` with libvirt's default prefix.
+fn route(
+    r: &crate::model::devices::IfaceRoute,
+) -> (std::net::IpAddr, u8, std::net::IpAddr, Option<u32>) {
+    let p = r
+        .prefix
+        .unwrap_or_else(|| crate::model::devices::default_prefix(&r.address));
+    (r.address, p, r.gateway, r.metric)
 }
 
 /// The plan for `def` (id `id`); `dir` is the container's runtime directory.
@@ -350,45 +318,12 @@ pub fn build(
 ) -> Result<Plan, PlanError> {
     check(def)?;
     let veths = veths(def, id)?;
-    let mut root = PathBuf::from("/");
-    let mut root_readonly = false;
-    let mut mounts = Vec::new();
-    for f in &def.devices.filesystems {
-        let kind = match f.fs_type {
-            FsType::Ram => MountKind::Tmpfs {
-                size_kib: f.usage_kib.unwrap_or(0),
-            },
-            _ => {
-                let src = PathBuf::from(f.source.as_deref().unwrap_or_default());
-                if !src.is_dir() {
-                    return Err(invalid(format!(
-                        "domain '{}': <filesystem> target '{}': <source dir='{}'> is not an \
-                         existing directory",
-                        def.name,
-                        f.target,
-                        src.display()
-                    )));
-                }
-                if f.target == "/" {
-                    root = src;
-                    root_readonly = f.readonly;
-                    continue;
-                }
-                MountKind::Bind {
-                    source: src,
-                    readonly: f.readonly,
-                }
-            }
-        };
-        mounts.push(Mount {
-            kind,
-            target: PathBuf::from(&f.target),
-        });
-    }
-    // parents first, the definition's order otherwise
-    mounts.sort_by_key(|m| m.target.components().count());
+    let layout = super::fs::layout(def, dir)?;
     let init = def.os.init.clone().unwrap_or_default();
-    check_init(def, &root, &init)?;
+    if layout.root_block.is_none() {
+        // a device root is mounted by the container: its init is checked when it runs
+        check_init(def, &layout.root, &init)?;
+    }
     let map = |v: &[crate::model::idmap::IdRange]| v.iter().map(|r| r.map_line()).collect();
     let (uid_map, gid_map, root_ids) = match &def.idmap {
         Some(m) => (map(&m.uid), map(&m.gid), m.root()),
@@ -413,6 +348,8 @@ pub fn build(
         cpu_shares: c.shares,
         cpu_period: c.period.or(c.global_period),
         cpu_quota: c.quota.or(c.global_quota),
+        blkio: super::blkio::resolve(&def.tuning.blkiotune)
+            .map_err(|m| invalid(format!("domain '{}': {m}", def.name)))?,
     };
     cgroups
         .check(&limits)
@@ -420,9 +357,10 @@ pub fn build(
     Ok(Plan {
         uuid: def.uuid,
         name: def.name.clone(),
-        root,
-        root_readonly,
-        mounts,
+        root: layout.root,
+        root_block: layout.root_block,
+        root_readonly: layout.root_readonly,
+        mounts: layout.mounts,
         init,
         init_args: def.os.init_args.clone(),
         init_env: def.os.init_env.clone(),

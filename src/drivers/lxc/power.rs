@@ -1,6 +1,8 @@
-//! Shutdown and reboot requests, as libvirt's LXC driver makes them: through the
-//! container's `/dev/initctl` (sysvinit's runlevel request) when it has one, otherwise a
-//! signal to its init (SIGTERM to power off, SIGHUP to reboot).
+//! Shutdown and reboot requests, as libvirt's LXC driver makes them. Modes: `initctl` (a
+//! runlevel request on the container's `/dev/initctl`-like FIFO; refused when it has none),
+//! `signal` (SIGTERM to its init to power off, SIGHUP to reboot), and the default: initctl
+//! when the container has one, the signal otherwise. ACPI, the guest agent and Xen's
+//! paravirt control are refused by name: a container has none of them.
 
 use std::{ffi::CString, os::fd::RawFd};
 
@@ -12,27 +14,50 @@ pub enum Action {
     Reboot,
 }
 
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Action::PowerOff => "shutdown",
+            Action::Reboot => "reboot",
+        }
+    }
+}
+
 /// The FIFOs sysvinit-compatible inits read requests from, as libvirt looks for them.
 const INITCTL: &[&str] = &["/run/initctl", "/dev/initctl", "/etc/.initctl"];
 
 /// Ask the container whose init is `init` to power off or reboot.
 pub fn request(name: &str, init: i32, mode: PowerMode, action: Action) -> Result<(), DriverError> {
-    match mode {
-        PowerMode::Default => {}
-        PowerMode::Acpi | PowerMode::Agent => {
+    let (try_initctl, try_signal) = match mode {
+        PowerMode::Default => (true, true),
+        PowerMode::Initctl => (true, false),
+        PowerMode::Signal => (false, true),
+        PowerMode::Acpi | PowerMode::Agent | PowerMode::Paravirt => {
             return Err(DriverError::NotSupported(format!(
-                "domain '{name}': a container has no {} (the LXC driver uses its init's \
-                 /dev/initctl or a signal)",
-                if mode == PowerMode::Acpi {
-                    "ACPI"
-                } else {
-                    "guest agent"
+                "domain '{name}': {} mode '{}' is not supported by the LXC driver (a \
+                 container has no {}; the modes are initctl and signal)",
+                action.verb(),
+                mode.as_str(),
+                match mode {
+                    PowerMode::Acpi => "ACPI",
+                    PowerMode::Agent => "guest agent",
+                    _ => "paravirtual control",
                 }
             )));
         }
-    }
-    if initctl(init, action).is_ok() {
-        return Ok(());
+    };
+    if try_initctl {
+        match initctl(init, action) {
+            Ok(()) => return Ok(()),
+            Err(e) if !try_signal => {
+                return Err(DriverError::NotSupported(format!(
+                    "domain '{name}': {} mode 'initctl': the container does not provide an \
+                     initctl pipe ({e})",
+                    action.verb()
+                )));
+            }
+            Err(_) => {}
+        }
     }
     let sig = match action {
         Action::PowerOff => libc::SIGTERM,
@@ -73,7 +98,7 @@ fn initctl(init: i32, action: Action) -> Result<(), String> {
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
         );
         if dir < 0 {
-            return Err("no root".into());
+            return Err(format!("cannot open /proc/{init}/root"));
         }
         let result = INITCTL.iter().find_map(|p| {
             let path = CString::new(p.trim_start_matches('/')).ok()?;
@@ -91,7 +116,9 @@ fn initctl(init: i32, action: Action) -> Result<(), String> {
                 return None;
             }
             let mut st: libc::stat = std::mem::zeroed();
-            let fifo = libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO;
+            let fifo = libc::fstat(fd, &mut st) == 0
+                && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+                && !is_hosts(p, &st);
             let w = if fifo {
                 let again = CString::new(format!("/proc/self/fd/{fd}")).ok()?;
                 libc::open(
@@ -111,8 +138,17 @@ fn initctl(init: i32, action: Action) -> Result<(), String> {
             (n == req.len() as isize).then_some(())
         });
         libc::close(dir);
-        result.ok_or_else(|| "no initctl".into())
+        result.ok_or_else(|| format!("none of {} is a FIFO it can write", INITCTL.join(", ")))
     }
+}
+
+/// Whether the container's FIFO is the host's own at `path` (bound in): libvirt never
+/// changes the host's runlevel.
+fn is_hosts(path: &str, st: &libc::stat) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.dev() == st.st_dev && m.ino() == st.st_ino
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::model::{
 /// (`lxc-filesystem-ram` aside, whose usage it writes in KiB): ours too.
 const LIBVIRT: &[&str] = &[
     "lxc-capabilities.xml",
+    "lxc-disk-formats.xml",
     "lxc-idmap.xml",
     "lxc-initdir.xml",
     "lxc-initenv.xml",
@@ -202,9 +203,15 @@ fn the_plan_refuses_by_element() {
     assert!(m.contains("<guest dev='a'> names another"), "{m}");
     let m = refused(
         "",
-        "<filesystem type='file'><source file='/x.img'/><target dir='/'/></filesystem>",
+        "<filesystem type='template'><source name='t'/><target dir='/'/></filesystem>",
     );
-    assert!(m.contains("type 'file'"), "{m}");
+    assert!(m.contains("type 'template'"), "{m}");
+    let m = refused(
+        "",
+        "<filesystem type='file'><driver type='nbd' format='qcow2'/><source file='/x.img'/>\
+         <target dir='/'/></filesystem>",
+    );
+    assert!(m.contains("<driver type='nbd'>"), "{m}");
     let m = refused(
         "",
         "<filesystem type='mount'><source dir='/a'/><target dir='/'/></filesystem>\
@@ -358,6 +365,8 @@ async fn bridges_are_checked_through_netlink() {
         ips: Vec::new(),
         routes: Vec::new(),
         up: false,
+        host_ips: Vec::new(),
+        host_routes: Vec::new(),
     };
     let e = super::veth::check(&[v(Some("vbnosuchbr0"), "vbxn0")])
         .await

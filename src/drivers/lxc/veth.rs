@@ -37,6 +37,11 @@ pub struct Veth {
     pub routes: Vec<(IpAddr, u8, IpAddr, Option<u32>)>,
     /// Whether the container end is set up (addresses, or `<link state='up'/>`).
     pub up: bool,
+    /// The host end's addresses and routes (`ethernet`'s `<source><ip>`/`<route>`).
+    #[serde(default)]
+    pub host_ips: Vec<(IpAddr, u8, Option<IpAddr>)>,
+    #[serde(default)]
+    pub host_routes: Vec<(IpAddr, u8, IpAddr, Option<u32>)>,
 }
 
 type Res<T> = Result<T, String>;
@@ -98,6 +103,7 @@ pub fn create(veths: &[Veth]) -> Res<()> {
                     Some(br) => format!("adding {} to bridge {br}: {e}", v.host),
                     None => format!("setting {} up: {e}", v.host),
                 })?;
+            address(&h, host, &v.host, &v.host_ips, &v.host_routes).await?;
         }
         Ok(())
     });
@@ -149,40 +155,53 @@ pub fn configure_inside(veths: &[Veth], pid: i32) -> Res<()> {
                     .await
                     .map_err(|e| format!("setting {} up: {e}", v.guest))?;
             }
-            for (a, p, peer) in &v.ips {
-                let mut req = h.address().add(i, *a, *p);
-                if let Some(peer) = peer {
-                    let m = req.message_mut();
-                    m.attributes
-                        .retain(|x| !matches!(x, AddressAttribute::Address(_)));
-                    m.attributes.push(AddressAttribute::Address(*peer));
-                }
-                req.execute()
-                    .await
-                    .map_err(|e| format!("<ip address='{a}' prefix='{p}'> on {}: {e}", v.guest))?;
-            }
-            for (dst, p, gw, metric) in &v.routes {
-                let what = format!("<route address='{dst}' prefix='{p}' gateway='{gw}'>");
-                let mut b = RouteMessageBuilder::<IpAddr>::new()
-                    .destination_prefix(*dst, *p)
-                    .and_then(|b| b.gateway(*gw))
-                    .map_err(|e| format!("{what}: {e}"))?
-                    .output_interface(i);
-                if let Some(m) = metric {
-                    b = b.priority(*m);
-                }
-                h.route()
-                    .add(b.build())
-                    .execute()
-                    .await
-                    .map_err(|e| format!("{what} on {}: {e}", v.guest))?;
-            }
+            address(&h, i, &v.guest, &v.ips, &v.routes).await?;
         }
         Ok(())
     });
     let back = nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET);
     r?;
     back.map_err(|e| format!("leaving the container's netns: {e}"))
+}
+
+/// Give link `i` (named `name`) its addresses, then its routes (gateways must be reachable
+/// through the addresses).
+async fn address(
+    h: &Handle,
+    i: u32,
+    name: &str,
+    ips: &[(IpAddr, u8, Option<IpAddr>)],
+    routes: &[(IpAddr, u8, IpAddr, Option<u32>)],
+) -> Res<()> {
+    for (a, p, peer) in ips {
+        let mut req = h.address().add(i, *a, *p);
+        if let Some(peer) = peer {
+            let m = req.message_mut();
+            m.attributes
+                .retain(|x| !matches!(x, AddressAttribute::Address(_)));
+            m.attributes.push(AddressAttribute::Address(*peer));
+        }
+        req.execute()
+            .await
+            .map_err(|e| format!("<ip address='{a}' prefix='{p}'> on {name}: {e}"))?;
+    }
+    for (dst, p, gw, metric) in routes {
+        let what = format!("<route address='{dst}' prefix='{p}' gateway='{gw}'>");
+        let mut b = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(*dst, *p)
+            .and_then(|b| b.gateway(*gw))
+            .map_err(|e| format!("{what}: {e}"))?
+            .output_interface(i);
+        if let Some(m) = metric {
+            b = b.priority(*m);
+        }
+        h.route()
+            .add(b.build())
+            .execute()
+            .await
+            .map_err(|e| format!("{what} on {name}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Delete the host ends (and so their pairs); ends already gone are fine.

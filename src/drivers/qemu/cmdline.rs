@@ -556,6 +556,9 @@ fn check_top(def: &DomainDef) -> Result<()> {
     if def.tuning.memtune.is_set() {
         return unsupported("<memtune> (cgroup memory limits of a QEMU process)");
     }
+    if def.tuning.blkiotune.is_set() {
+        return unsupported("<blkiotune> (cgroup block I/O limits of a QEMU process)");
+    }
     if def.resource_partition.is_some() {
         return unsupported("<resource><partition> (cgroup partitions)");
     }
@@ -1126,6 +1129,9 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         if !n.ips.is_empty() || !n.routes.is_empty() {
             // libvirt's QEMU driver refuses them too: only containers set guest addresses
             return unsupported(format!("{what}: guest-side <ip> and <route>"));
+        }
+        if !n.host_ips.is_empty() || !n.host_routes.is_empty() {
+            return unsupported(format!("{what}: host-side <source><ip> and <route>"));
         }
         let a = alias(&n.info, format!("net{i}"));
         let host = format!("host{a}");

@@ -125,6 +125,14 @@ pub struct QemuDriver {
     spawner: Arc<dyn Spawner>,
 }
 
+/// The container modes (`initctl`, `signal`) and Xen's `paravirt` have no QEMU meaning.
+fn vm_mode_refused(name: &str, mode: PowerMode, verb: &str) -> DriverError {
+    DriverError::NotSupported(format!(
+        "domain '{name}': the QEMU driver has no {verb} mode '{}' (acpi and agent are)",
+        mode.as_str()
+    ))
+}
+
 fn failed(e: impl std::fmt::Display) -> DriverError {
     DriverError::Failed(e.to_string())
 }
@@ -917,6 +925,9 @@ impl Driver for QemuDriver {
         match mode {
             PowerMode::Acpi => acpi().await?,
             PowerMode::Agent => self.agent_shutdown(&vm, powerdown).await?,
+            m @ (PowerMode::Initctl | PowerMode::Signal | PowerMode::Paravirt) => {
+                return Err(vm_mode_refused(&vm.name, m, "shutdown"));
+            }
             PowerMode::Default => {
                 let agent = vm
                     .agent
@@ -945,6 +956,9 @@ impl Driver for QemuDriver {
         match mode {
             PowerMode::Acpi => acpi().await?,
             PowerMode::Agent => self.agent_shutdown(&vm, reboot).await?,
+            m @ (PowerMode::Initctl | PowerMode::Signal | PowerMode::Paravirt) => {
+                return Err(vm_mode_refused(&vm.name, m, "reboot"));
+            }
             PowerMode::Default => {
                 let agent = vm.agent.is_some().then(|| self.agent_shutdown(&vm, reboot));
                 power::default_mode(&vm.name, agent, acpi)

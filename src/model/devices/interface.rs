@@ -96,6 +96,9 @@ pub struct Interface {
     /// Guest-side `<ip>` and `<route>` (containers: set on the container's end).
     pub ips: Vec<IfaceIp>,
     pub routes: Vec<IfaceRoute>,
+    /// `type='ethernet'`'s `<source>` `<ip>` and `<route>`: set on the host side.
+    pub host_ips: Vec<IfaceIp>,
+    pub host_routes: Vec<IfaceRoute>,
     /// `<guest dev>`: the interface's name inside a container (`eth0`... when unset).
     pub guest_dev: Option<String>,
     /// `<guest actual>`: the container end's name before it was moved in (live).
@@ -130,11 +133,25 @@ impl Interface {
             info: DeviceInfo::default(),
             ips: Vec::new(),
             routes: Vec::new(),
+            host_ips: Vec::new(),
+            host_routes: Vec::new(),
             guest_dev: None,
             guest_actual: None,
         };
-        // `user` and `ethernet` take no <source>; it stays unread and is
-        // reported as unknown.
+        // `user` takes no <source>; it stays unread and is reported as unknown.
+        if iface_type == InterfaceType::Ethernet
+            && let Some(mut s) = e.child("source")?
+        {
+            s.each("ip", |i| {
+                iface.host_ips.push(IfaceIp::read(i)?);
+                Ok(())
+            })?;
+            s.each("route", |r| {
+                iface.host_routes.push(IfaceRoute::read(r)?);
+                Ok(())
+            })?;
+            s.finish()?;
+        }
         if matches!(
             iface_type,
             InterfaceType::Network | InterfaceType::Bridge | InterfaceType::Direct
@@ -246,6 +263,18 @@ impl Interface {
                 w.attr_opt("dev", self.source_dev.as_deref());
                 w.attr_opt("mode", self.source_mode.map(|m| m.as_str()));
                 w.end();
+            }
+            InterfaceType::Ethernet
+                if !self.host_ips.is_empty() || !self.host_routes.is_empty() =>
+            {
+                w.start("source");
+                for i in &self.host_ips {
+                    i.write(w);
+                }
+                for r in &self.host_routes {
+                    r.write(w);
+                }
+                w.end_block();
             }
             InterfaceType::User | InterfaceType::Ethernet => {}
             InterfaceType::Mcast
