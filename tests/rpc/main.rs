@@ -9,8 +9,10 @@ mod guest;
 
 mod badinput;
 mod console;
+mod domcaps;
 mod events;
 mod objects;
+mod osinfo;
 mod polkit;
 mod socket;
 mod virsh;
