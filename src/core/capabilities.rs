@@ -62,7 +62,7 @@ pub mod libvirt {
     use super::{super::Core, xml_text};
     use crate::{
         core::{Error, Result, host},
-        drivers::DomainCapsInfo,
+        drivers::{CapsSection, DomainCapsInfo},
         model::DomainType,
     };
 
@@ -84,12 +84,17 @@ pub mod libvirt {
 
     impl Core {
         /// What drivers of `types` offer on `arch`, with the type that offers it.
-        fn offers(&self, types: &[DomainType], arch: &str) -> Vec<(DomainType, DomainCapsInfo)> {
+        fn offers(
+            &self,
+            types: &[DomainType],
+            arch: &str,
+            machine: Option<&str>,
+        ) -> Vec<(DomainType, DomainCapsInfo)> {
             types
                 .iter()
                 .filter_map(|t| {
                     let d = self.driver_for(*t)?;
-                    d.domain_caps(*t, arch).map(|c| (*t, c))
+                    d.domain_caps(*t, arch, machine).map(|c| (*t, c))
                 })
                 .collect()
         }
@@ -107,7 +112,7 @@ pub mod libvirt {
         /// CPU models the drivers of `types` can give guests of `arch`.
         pub fn cpu_models(&self, types: &[DomainType], arch: &str) -> Vec<String> {
             let mut out: Vec<String> = Vec::new();
-            for (_, c) in self.offers(types, arch) {
+            for (_, c) in self.offers(types, arch, None) {
                 for m in c.cpu_models {
                     if !out.contains(&m) {
                         out.push(m);
@@ -144,7 +149,7 @@ pub mod libvirt {
             s.push_str("    <secmodel>\n      <model>none</model>\n      <doi>0</doi>\n");
             s.push_str("    </secmodel>\n  </host>\n\n");
             for arch in guest_arches() {
-                let offers = self.offers(types, arch);
+                let offers = self.offers(types, arch, None);
                 let Some((_, first)) = offers.first() else {
                     continue;
                 };
@@ -202,7 +207,7 @@ pub mod libvirt {
                 None => types.to_vec(),
             };
             let (t, c) = self
-                .offers(&candidates, arch)
+                .offers(&candidates, arch, machine)
                 .into_iter()
                 .next()
                 .ok_or_else(|| {
@@ -221,8 +226,9 @@ pub mod libvirt {
                         "the machine type '{m}' is not offered for {arch} guests"
                     )));
                 }
-                Some(m) => Some(m.to_owned()),
-                None => c.machines.first().cloned(),
+                // the full name when the driver knows it (`q35` is `pc-q35-7.2`)
+                Some(m) => c.machine.clone().or_else(|| Some(m.to_owned())),
+                None => c.machine.clone().or_else(|| c.machines.first().cloned()),
             };
             let h = host::info().map_err(|e| Error::Failed(format!("cannot read host: {e}")))?;
             let mut s = String::from("<domainCapabilities>\n");
@@ -238,7 +244,7 @@ pub mod libvirt {
             s.push_str("  <iothreads supported='yes'/>\n");
             s.push_str("  <os supported='yes'>\n");
             enum_xml(&mut s, 4, "firmware", &c.firmware);
-            let efi = c.firmware.iter().any(|f| f == "efi");
+            let efi = !c.loaders.is_empty();
             let _ = writeln!(
                 s,
                 "    <loader supported='{}'>",
@@ -264,11 +270,13 @@ pub mod libvirt {
                 "    <mode name='host-passthrough' supported='{}'/>",
                 yes(c.host_passthrough)
             );
-            let _ = writeln!(
-                s,
-                "    <mode name='maximum' supported='{}'/>",
-                yes(c.host_passthrough)
-            );
+            if c.maximum_cpu {
+                s.push_str("    <mode name='maximum' supported='yes'>\n");
+                enum_xml(&mut s, 6, "maximumMigratable", &["on".into(), "off".into()]);
+                s.push_str("    </mode>\n");
+            } else {
+                s.push_str("    <mode name='maximum' supported='no'/>\n");
+            }
             if c.host_passthrough && !h.cpu_vendor.is_empty() {
                 s.push_str("    <mode name='host-model' supported='yes'>\n");
                 let _ = writeln!(s, "      <vendor>{}</vendor>", xml_text(&h.cpu_vendor));
@@ -284,13 +292,19 @@ pub mod libvirt {
             for m in &c.cpu_models {
                 let _ = writeln!(s, "      <model usable='unknown'>{}</model>", xml_text(m));
             }
-            s.push_str("    </mode>\n  </cpu>\n  <devices>\n    <disk supported='yes'>\n");
-            enum_xml(
-                &mut s,
-                6,
-                "diskDevice",
-                &["disk".into(), "cdrom".into(), "floppy".into()],
-            );
+            s.push_str("    </mode>\n  </cpu>\n");
+            if !c.memory_sources.is_empty() {
+                s.push_str("  <memoryBacking supported='yes'>\n");
+                enum_xml(&mut s, 4, "sourceType", &c.memory_sources);
+                s.push_str("  </memoryBacking>\n");
+            }
+            s.push_str("  <devices>\n    <disk supported='yes'>\n");
+            let disk_devices = if c.disk_devices.is_empty() {
+                vec!["disk".into(), "cdrom".into(), "floppy".into()]
+            } else {
+                c.disk_devices.clone()
+            };
+            enum_xml(&mut s, 6, "diskDevice", &disk_devices);
             enum_xml(&mut s, 6, "bus", &c.disk_buses);
             s.push_str("    </disk>\n");
             let _ = writeln!(
@@ -306,11 +320,34 @@ pub mod libvirt {
                 yes(!c.video_models.is_empty())
             );
             enum_xml(&mut s, 6, "modelType", &c.video_models);
-            s.push_str("    </video>\n  </devices>\n  <features>\n");
-            s.push_str("    <gic supported='no'/>\n    <sev supported='no'/>\n");
+            s.push_str("    </video>\n");
+            for d in &c.devices {
+                section_xml(&mut s, d);
+            }
+            s.push_str("  </devices>\n  <features>\n");
+            if c.features.is_empty() {
+                s.push_str("    <gic supported='no'/>\n    <sev supported='no'/>\n");
+            }
+            for f in &c.features {
+                section_xml(&mut s, f);
+            }
             s.push_str("  </features>\n</domainCapabilities>\n");
             Ok(s)
         }
+    }
+
+    /// One `<devices>` or `<features>` element at depth 2.
+    fn section_xml(s: &mut String, c: &CapsSection) {
+        let yes = if c.supported { "yes" } else { "no" };
+        if c.enums.is_empty() || !c.supported {
+            let _ = writeln!(s, "    <{} supported='{yes}'/>", c.name);
+            return;
+        }
+        let _ = writeln!(s, "    <{} supported='{yes}'>", c.name);
+        for (name, values) in &c.enums {
+            enum_xml(s, 6, name, values);
+        }
+        let _ = writeln!(s, "    </{}>", c.name);
     }
 
     fn enum_xml(s: &mut String, indent: usize, name: &str, values: &[String]) {

@@ -236,6 +236,50 @@ pub struct DomainCapsInfo {
     pub host_passthrough: bool,
     /// CPU models it can emulate.
     pub cpu_models: Vec<String>,
+    /// The machine type described, by its full name (`None`: not machine-specific).
+    pub machine: Option<String>,
+    /// Whether `<cpu mode='maximum'>` (all the emulator can give) runs.
+    pub maximum_cpu: bool,
+    /// `<memoryBacking><source type>` values it runs; empty when it has no memory backing.
+    pub memory_sources: Vec<String>,
+    /// Disk devices (`disk`, `cdrom`…) it attaches.
+    pub disk_devices: Vec<String>,
+    /// Further `<devices>` sections (after disk, graphics and video), in libvirt's order.
+    pub devices: Vec<CapsSection>,
+    /// `<features>` sections; empty: only `gic` and `sev`, both unsupported.
+    pub features: Vec<CapsSection>,
+}
+
+/// One element of the domain capabilities' `<devices>` or `<features>`: whether the driver
+/// runs it, and the values each of its enums may take.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapsSection {
+    pub name: String,
+    pub supported: bool,
+    pub enums: Vec<(String, Vec<String>)>,
+}
+
+impl CapsSection {
+    /// A section with `enums` (name, values), supported.
+    pub fn new(name: &str, enums: &[(&str, &[&str])]) -> CapsSection {
+        CapsSection {
+            name: name.to_owned(),
+            supported: true,
+            enums: enums
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), v.iter().map(|s| (*s).to_owned()).collect()))
+                .collect(),
+        }
+    }
+
+    /// A section the driver does not run.
+    pub fn unsupported(name: &str) -> CapsSection {
+        CapsSection {
+            name: name.to_owned(),
+            supported: false,
+            enums: Vec::new(),
+        }
+    }
 }
 
 /// Whether a power request has completed or was only delivered to the guest.
@@ -519,8 +563,14 @@ pub trait Driver: Send + Sync + 'static {
         0
     }
 
-    /// What the driver offers guests of `domain_type` on `arch`; `None` when it runs none.
-    fn domain_caps(&self, _domain_type: DomainType, _arch: &str) -> Option<DomainCapsInfo> {
+    /// What the driver offers guests of `domain_type` on `arch`, on machine type `machine`
+    /// when named (else its default); `None` when it runs none.
+    fn domain_caps(
+        &self,
+        _domain_type: DomainType,
+        _arch: &str,
+        _machine: Option<&str>,
+    ) -> Option<DomainCapsInfo> {
         None
     }
 

@@ -448,7 +448,12 @@ impl Driver for TestDriver {
     }
 
     /// The simulation runs x86 guests of whatever type it is registered for.
-    fn domain_caps(&self, _domain_type: DomainType, arch: &str) -> Option<DomainCapsInfo> {
+    fn domain_caps(
+        &self,
+        _domain_type: DomainType,
+        arch: &str,
+        _machine: Option<&str>,
+    ) -> Option<DomainCapsInfo> {
         if !matches!(arch, "x86_64" | "i686") {
             return None;
         }
@@ -465,6 +470,8 @@ impl Driver for TestDriver {
             video_models: strs(&["vga", "virtio"]),
             host_passthrough: true,
             cpu_models: strs(CPU_MODELS),
+            maximum_cpu: true,
+            ..DomainCapsInfo::default()
         })
     }
 

@@ -9,9 +9,11 @@ mod guest;
 
 mod badinput;
 mod console;
+mod domcaps;
 mod events;
 mod lxc;
 mod objects;
+mod osinfo;
 mod polkit;
 #[path = "../lxc/rootfs.rs"]
 mod rootfs;

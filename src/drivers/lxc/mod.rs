@@ -431,7 +431,12 @@ impl Driver for LxcDriver {
         a * 1_000_000 + b * 1_000 + c
     }
 
-    fn domain_caps(&self, domain_type: DomainType, arch: &str) -> Option<DomainCapsInfo> {
+    fn domain_caps(
+        &self,
+        domain_type: DomainType,
+        arch: &str,
+        _machine: Option<&str>,
+    ) -> Option<DomainCapsInfo> {
         (domain_type == DomainType::Lxc && arch == std::env::consts::ARCH).then(|| DomainCapsInfo {
             max_vcpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             ..DomainCapsInfo::default()

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::qmp::Qmp;
 
 /// Bump when [`Caps`] changes shape, so that old cache files are ignored.
-const CACHE_FORMAT: u32 = 3;
+const CACHE_FORMAT: u32 = 4;
 
 /// How long a probe may take in all.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -60,6 +60,9 @@ pub struct Caps {
     /// Device type names, sorted.
     pub devices: Vec<String>,
     pub spice: bool,
+    /// Local display backends whose modules are installed (`-display help`), e.g. `dbus`.
+    #[serde(default)]
+    pub displays: Vec<String>,
 }
 
 impl Caps {
@@ -231,12 +234,39 @@ async fn probe(emulator: &Path, scratch: &Path) -> Result<Caps, CapsError> {
     match result {
         Ok(Ok(mut caps)) => {
             caps.emulator = emulator.to_owned();
+            caps.displays = displays(emulator).await;
             Ok(caps)
         }
         Ok(Err(why)) if stderr.is_empty() => Err(fail(why)),
         Ok(Err(why)) => Err(fail(format!("{why}: {stderr}"))),
         Err(_) => Err(fail(format!("no answer within {PROBE_TIMEOUT:?}"))),
     }
+}
+
+/// The display backends QEMU can load: `-display help` tries each module (QMP's schema
+/// names the ones built, not the ones installed). None when it does not answer.
+async fn displays(emulator: &Path) -> Vec<String> {
+    let run = tokio::process::Command::new(emulator)
+        .args(["-display", "help"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(PROBE_TIMEOUT, run).await {
+        Ok(Ok(out)) => parse_displays(&String::from_utf8_lossy(&out.stdout)),
+        _ => Vec::new(),
+    }
+}
+
+/// The names under `-display help`'s heading.
+pub fn parse_displays(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Available display backend types"))
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 async fn ask(sock: &Path, child: &mut tokio::process::Child) -> Result<Caps, String> {
@@ -353,6 +383,7 @@ pub fn parse(
         accels: accel_names,
         devices: device_names,
         spice,
+        displays: Vec::new(),
     }
 }
 
@@ -513,7 +544,18 @@ pub(crate) mod tests {
             accels: vec!["kvm".into(), "tcg".into()],
             devices,
             spice: true,
+            displays: vec!["none".into(), "egl-headless".into(), "dbus".into()],
         }
+    }
+
+    #[test]
+    fn display_help() {
+        let help = "Available display backend types:\nnone\negl-headless\ncurses\ndbus\n";
+        assert_eq!(
+            parse_displays(help),
+            ["none", "egl-headless", "curses", "dbus"]
+        );
+        assert!(parse_displays("").is_empty());
     }
 
     #[test]

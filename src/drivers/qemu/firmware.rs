@@ -528,23 +528,34 @@ pub fn nvram_file(def: &DomainDef, nvram_dir: &Path) -> Option<PathBuf> {
     (def.os.firmware == Some(Firmware::Efi)).then(|| PathBuf::from(nvram_path(nvram_dir, def)))
 }
 
-/// Loader images and whether secure boot firmware exists, for domain capabilities: the
+/// Loader images, whether secure boot firmware exists, and the `<os firmware>` kinds
+/// (`bios`, `efi`) that can be chosen automatically, for domain capabilities: the
 /// descriptors that run `arch` on any of `machines`, each executable once.
-pub fn offered(descriptors: &[Descriptor], arch: &str, machines: &[String]) -> (Vec<String>, bool) {
+pub fn offered(
+    descriptors: &[Descriptor],
+    arch: &str,
+    machines: &[String],
+) -> (Vec<String>, bool, Vec<String>) {
     let mut loaders = Vec::new();
     let mut secure = false;
+    let mut kinds = Vec::new();
     for d in descriptors {
         if !machines.iter().any(|m| d.matches_machine(m, arch)) {
             continue;
         }
         secure |= d.has("requires-smm");
+        for (interface, kind) in [("bios", "bios"), ("uefi", "efi")] {
+            if d.interfaces.iter().any(|i| i == interface) && !kinds.iter().any(|k| k == kind) {
+                kinds.push(kind.to_owned());
+            }
+        }
         if let Some(e) = &d.executable
             && !loaders.contains(&e.filename)
         {
             loaders.push(e.filename.clone());
         }
     }
-    (loaders, secure)
+    (loaders, secure, kinds)
 }
 
 #[cfg(test)]

@@ -742,9 +742,25 @@ fn mkdir_private(d: &Path) -> Result<(), QemuError> {
         })
 }
 
-/// A TCP port on the loopback nobody listens on, from libvirt's range for displays.
+/// How long a display port handed out stays reserved: until the QEMU it went to listens on
+/// it (then binding it fails anyway), so that guests started meanwhile, or a second display
+/// of the same guest, do not get it too.
+const PORT_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Display ports handed out within [`PORT_LEASE`].
+static LEASED_PORTS: std::sync::Mutex<Vec<(u16, std::time::Instant)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// A TCP port nobody listens on and none handed out lately, from libvirt's range for
+/// displays.
 fn free_port() -> Option<u16> {
-    (5900..=65535).find(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok())
+    let mut leased = lock(&LEASED_PORTS);
+    leased.retain(|(_, t)| t.elapsed() < PORT_LEASE);
+    let p = (5900..=65535).find(|p| {
+        !leased.iter().any(|(l, _)| l == p) && std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok()
+    })?;
+    leased.push((p, std::time::Instant::now()));
+    Some(p)
 }
 
 /// A domain's state from QMP `query-status`.
@@ -789,14 +805,19 @@ impl Driver for QemuDriver {
 
     /// From the emulators probed so far (the host's is probed at start); `kvm` domains only
     /// while KVM is usable.
-    fn domain_caps(&self, domain_type: DomainType, arch: &str) -> Option<DomainCapsInfo> {
+    fn domain_caps(
+        &self,
+        domain_type: DomainType,
+        arch: &str,
+        machine: Option<&str>,
+    ) -> Option<DomainCapsInfo> {
         let kvm = domain_type == DomainType::Kvm;
         if kvm && !self.kvm.usable() {
             return None;
         }
         let caps = self.caps.all().into_iter().find(|c| c.arch == arch)?;
         let descriptors = firmware::load(firmware::DESCRIPTOR_DIRS);
-        Some(domcaps::offer(&caps, kvm, &descriptors))
+        Some(domcaps::offer(&caps, kvm, &descriptors, machine))
     }
 
     /// libvirt's QEMU defaults, with the capabilities of the emulator the domain names.
@@ -1503,6 +1524,16 @@ mod tests {
 
     use super::*;
     use crate::drivers::qemu::fake::{self, Answer, FakeSpawner};
+
+    /// Two guests started together (or two displays of one) never get the same port,
+    /// although neither QEMU listens yet.
+    #[test]
+    fn display_ports_handed_out_stay_reserved() {
+        let a = free_port().expect("a port");
+        let b = free_port().expect("another port");
+        assert_ne!(a, b);
+        assert!(a >= 5900 && b >= 5900);
+    }
 
     /// A pty serial port, an automatic VNC port and a NIC whose link starts down: each
     /// needs a QMP step after spawn.
