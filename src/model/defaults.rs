@@ -494,6 +494,7 @@ fn implicit_video(def: &mut DomainDef) {
     if !def.devices.graphics.is_empty() && def.devices.videos.is_empty() {
         def.devices.videos.push(super::devices::Video {
             model: None,
+            acceleration: None,
             info: Default::default(),
         });
     }

@@ -100,6 +100,8 @@ pub struct DomainDef {
     pub devices: Devices,
     /// `<seclabel>`s, one per security model.
     pub seclabels: Vec<crate::model::seclabel::SecLabel>,
+    /// `<launchSecurity>`: memory encryption (AMD SEV).
+    pub launch_security: Option<crate::model::launch_security::LaunchSecurity>,
     /// vCPU, I/O thread, NUMA and memory tuning.
     pub tuning: crate::model::tuning::Tuning,
     /// `<qemu:commandline>` (libvirt's QEMU namespace): passed to QEMU unchecked.
@@ -365,6 +367,10 @@ impl DomainDef {
             seclabels.push(crate::model::seclabel::SecLabel::read(s)?);
             Ok(())
         })?;
+        let launch_security = e
+            .child("launchSecurity")?
+            .map(crate::model::launch_security::LaunchSecurity::read)
+            .transpose()?;
         let qemu_commandline = e
             .child_ns(crate::model::qemu_ns::QEMU_NS, "commandline")?
             .map(crate::model::qemu_ns::QemuCommandline::read)
@@ -409,6 +415,7 @@ impl DomainDef {
             pm,
             devices,
             seclabels,
+            launch_security,
             tuning,
             qemu_commandline,
             qemu_tweaks,
@@ -499,6 +506,9 @@ impl DomainDef {
         self.devices.write(w, opts);
         for s in &self.seclabels {
             s.write(w);
+        }
+        if let Some(l) = &self.launch_security {
+            l.write(w);
         }
         if let Some(q) = &self.qemu_commandline {
             q.write(w);

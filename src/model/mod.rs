@@ -38,6 +38,7 @@ mod features;
 pub(crate) mod fuzz;
 mod hyperv;
 pub mod idmap;
+pub mod launch_security;
 pub mod memtune;
 mod metadata;
 pub mod migratable;

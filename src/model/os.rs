@@ -74,6 +74,9 @@ pub struct Loader {
 pub struct Nvram {
     pub path: Option<String>,
     pub template: Option<String>,
+    /// Written in libvirt's newer form, `<nvram type='file'><source file=…/></nvram>`, as
+    /// the user wrote it (a store on the network is refused).
+    pub source_form: bool,
 }
 
 /// `<bootmenu enable=.. timeout=..>` (timeout in milliseconds).
@@ -151,9 +154,30 @@ impl Os {
         let nvram = match e.child("nvram")? {
             None => None,
             Some(mut n) => {
-                let nvram = Nvram {
-                    template: n.attr_with("template", values::abs_path)?,
-                    path: opt_path(&mut n)?,
+                let template = n.attr_with("template", values::abs_path)?;
+                let nvram = match n.attr("type") {
+                    None => Nvram {
+                        template,
+                        path: opt_path(&mut n)?,
+                        source_form: false,
+                    },
+                    Some("file") => {
+                        let mut src = n.req_child("source")?;
+                        let path = src.attr_with("file", values::abs_path)?;
+                        src.finish()?;
+                        Nvram {
+                            template,
+                            path,
+                            source_form: true,
+                        }
+                    }
+                    Some(other) => {
+                        return Err(n.attr_invalid(
+                            "type",
+                            other,
+                            "this driver keeps UEFI variables in a file ('file')",
+                        ));
+                    }
                 };
                 n.finish()?;
                 Some(Box::new(nvram))
@@ -270,7 +294,15 @@ impl Os {
         if let Some(n) = &self.nvram {
             w.start("nvram");
             w.attr_opt("template", n.template.as_deref());
-            end_opt_text(w, n.path.as_deref());
+            if n.source_form {
+                w.attr("type", "file");
+                w.start("source");
+                w.attr_opt("file", n.path.as_deref());
+                w.end();
+                w.end();
+            } else {
+                end_opt_text(w, n.path.as_deref());
+            }
         }
         w.leaf_opt("kernel", self.kernel.as_deref());
         w.leaf_opt("initrd", self.initrd.as_deref());

@@ -1252,3 +1252,51 @@ fn tpm_defaults_and_refusals() {
         assert!(e.contains(why), "{dev}: {e}");
     }
 }
+
+/// The elements libvirt 9.0's corpus needed (`<nvram type='file'>`, interface scripts, video
+/// acceleration, USB disk `removable`, unix chardev `<reconnect>` and `<protocol>`): kept in
+/// libvirt's form and order.
+#[test]
+fn corpus_elements_round_trip_in_libvirt_form() {
+    let xml = "<domain type='qemu'><name>t</name><uuid>00000000-0000-4000-8000-000000000001</uuid>\
+        <memory unit='KiB'>65536</memory><os><type>hvm</type>\
+        <loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>\
+        <nvram type='file'><source file='/var/lib/libvirt/nvram/guest_VARS.fd'/></nvram></os>\
+        <devices>\
+        <disk type='file' device='disk'><source file='/d/u.img'/>\
+        <target dev='sdb' bus='usb' removable='on'/></disk>\
+        <interface type='ethernet'><mac address='52:54:00:f6:66:88'/>\
+        <target dev='nic02'/><downscript path='/home/ifdown.sh'/><script path='/home/ifup.sh'/>\
+        </interface>\
+        <channel type='unix'><source mode='connect' path='/unix/socket/path'>\
+        <reconnect enabled='no'/></source><protocol type='raw'/>\
+        <target type='virtio' name='test2'/></channel>\
+        <video><model type='virtio' heads='1' primary='yes'>\
+        <acceleration accel3d='yes'/></model></video>\
+        </devices></domain>";
+    let out = assert_domain_round_trip(xml);
+    for want in [
+        "    <nvram type='file'>\n      <source file='/var/lib/libvirt/nvram/guest_VARS.fd'/>\n    </nvram>\n",
+        "      <target dev='sdb' bus='usb' removable='on'/>\n",
+        "      <script path='/home/ifup.sh'/>\n      <downscript path='/home/ifdown.sh'/>\n      <target dev='nic02'/>\n",
+        "      <source mode='connect' path='/unix/socket/path'>\n        <reconnect enabled='no'/>\n      </source>\n      <protocol type='raw'/>\n",
+        "      <model type='virtio' heads='1' primary='yes'>\n        <acceleration accel3d='yes'/>\n      </model>\n",
+    ] {
+        assert!(out.contains(want), "{want}\nin\n{out}");
+    }
+    for (bad, path) in [
+        (
+            "<os><type>hvm</type><nvram type='network'/></os>",
+            "/domain/os/nvram/@type",
+        ),
+        (
+            "<os><type>hvm</type></os><devices><channel type='unix'><protocol type='telnet'/>\
+             <target type='virtio'/></channel></devices>",
+            "/domain/devices/channel/protocol/@type",
+        ),
+    ] {
+        let xml = format!("<domain type='qemu'><name>t</name><memory>65536</memory>{bad}</domain>");
+        let e = DomainDef::from_xml(&xml).expect_err(bad).to_string();
+        assert!(e.contains(path), "{bad}: {e}");
+    }
+}

@@ -110,3 +110,73 @@ async fn usb_tablet_and_spice_redirection_on_xhci() {
 
     dom.destroy(no_opts()).await.expect("destroy");
 }
+
+/// A `bus='usb'` disk is QEMU's `usb-storage` (libvirt's disk-usb-device-removable): the guest
+/// enumerates QEMU's mass storage device (46f4:0001) on the USB bus.
+#[tokio::test(flavor = "multi_thread")]
+async fn usb_disk_reaches_the_guest() {
+    let _permit = guests(1).await;
+    let probe = tempfile::tempdir().expect("tempdir");
+    let image = probe.path().join("usb.qcow2");
+    guest::data_disk(&image);
+    let extra = format!(
+        "{}<controller type='usb' index='0' model='qemu-xhci'/>\
+         <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+         <source file='{}'/><target dev='sdb' bus='usb' removable='on'/></disk>",
+        guest::TEST_CHANNEL,
+        image.display()
+    );
+    let g = define_guest_with("usbdisk", &extra, |xml| xml).await;
+    let dom = domain(&g.conn, &g.path).await;
+    let inactive = dom.get_xml(no_opts()).await.expect("defined xml");
+    assert!(
+        inactive.contains("<target dev='sdb' bus='usb' removable='on'/>"),
+        "{inactive}"
+    );
+    dom.start(no_opts()).await.expect("start");
+    wait_agent(&dom).await;
+    let live = dom.get_xml(no_opts()).await.expect("live");
+    assert!(live.contains("<alias name='usb-disk1'/>"), "{live}");
+    let ga = guest::TestAgent::of(&live).await;
+    let list = "for d in /sys/bus/usb/devices/*; do \
+         [ -f $d/idVendor ] && echo $(cat $d/idVendor):$(cat $d/idProduct); done";
+    let mut usb = String::new();
+    until(
+        "the guest enumerates QEMU's USB mass storage",
+        Duration::from_secs(60),
+        async || {
+            usb = ga.sh(list).await;
+            usb.lines().any(|l| l == "46f4:0001")
+        },
+    )
+    .await;
+    dom.destroy(no_opts()).await.expect("destroy");
+}
+
+/// SPICE TLS defines (as libvirt with `spice_tls` on) and a start without the certificates in
+/// libvirt's default directory is refused naming the first one missing, with nothing started.
+#[tokio::test(flavor = "multi_thread")]
+async fn spice_tls_without_certificates_is_refused_at_start() {
+    if std::path::Path::new("/etc/pki/libvirt-spice/ca-cert.pem").exists() {
+        eprintln!("skipped: this host has SPICE certificates in /etc/pki/libvirt-spice");
+        return;
+    }
+    let g = define_guest_with("spicetls", "", |xml| {
+        xml.replace(
+            "<graphics type='vnc' autoport='yes'/>",
+            "<graphics type='spice' port='5903' tlsPort='5904' autoport='no'>\
+             <channel name='main' mode='secure'/></graphics>",
+        )
+    })
+    .await;
+    let dom = domain(&g.conn, &g.path).await;
+    let inactive = dom.get_xml(no_opts()).await.expect("defined xml");
+    assert!(inactive.contains("tlsPort='5904'"), "{inactive}");
+    let e = dom.start(no_opts()).await.expect_err("no certificates");
+    assert!(
+        e.to_string()
+            .contains("tlsPort needs SPICE's TLS certificate /etc/pki/libvirt-spice/ca-cert.pem"),
+        "{e}"
+    );
+    assert!(!dom.active().await.expect("active"), "nothing runs");
+}

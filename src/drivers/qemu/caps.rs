@@ -516,6 +516,9 @@ pub(crate) mod tests {
             "virtio-serial-pci",
             "virtio-tablet-pci",
             "virtio-vga",
+            "virtio-gpu-gl-pci",
+            "virtio-vga-gl",
+            "usb-storage",
             "virtserialport",
         ];
         let mut devices: Vec<String> = devices.iter().map(|s| s.to_string()).collect();

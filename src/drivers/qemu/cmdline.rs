@@ -396,6 +396,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     b.args.extend(firmware.args);
     m.push_str(&firmware.machine_props);
     m.push_str(&tuning::machine_props(def, env)?);
+    m.push_str(&sev::machine_props(def));
     b.arg("-machine", m);
     b.arg(
         "-accel",
@@ -508,6 +509,7 @@ pub fn build(def: &DomainDef, env: &Env<'_>) -> Result<Plan> {
     platform::shmems(&mut b, def)?;
     platform::iommu(&mut b, def)?;
     platform::vsock(&mut b, def)?;
+    sev::object(&mut b, def)?;
     // libvirt's QEMU namespace: the user's own arguments last, unchecked (the domain is
     // tainted for it), and its environment
     let mut env: Vec<(String, String)> = clock
@@ -1007,8 +1009,13 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 }
                 let bus_no = drive_attr(&d.info, "bus").unwrap_or(u64::from(idx / 2));
                 let unit = drive_attr(&d.info, "unit").unwrap_or(u64::from(idx % 2));
-                if bus_no > 1 || unit > 1 {
-                    return unsupported(format!("{what}: IDE bus {bus_no} unit {unit}"));
+                // libvirt defines any drive address; QEMU's PIIX IDE has two buses of two
+                // units, so a start says so
+                if (bus_no > 1 || unit > 1) && b.env.host.is_some() {
+                    return unsupported(format!(
+                        "{what}: IDE bus {bus_no} unit {unit} (the PIIX IDE controller has \
+                         buses 0-1 with units 0-1)"
+                    ));
                 }
                 set_drive_address(&mut b.live.devices.disks[i].info, 0, bus_no, unit);
                 (
@@ -1038,6 +1045,7 @@ fn disks(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 )
             }
             DiskBus::Scsi => storage::scsi_disk(b, d, &what)?,
+            DiskBus::Usb => storage::usb_disk(def, d, idx, &what)?,
             other => return unsupported(format!("{what}: bus '{other}'")),
         };
         b.need(qdev, &what)?;
@@ -1133,6 +1141,13 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
         if !n.host_ips.is_empty() || !n.host_routes.is_empty() {
             return unsupported(format!("{what}: host-side <source><ip> and <route>"));
         }
+        if (n.script.is_some() || n.downscript.is_some()) && n.iface_type != InterfaceType::Ethernet
+        {
+            // as libvirt: a managed bridge or network tap is set up by the driver, not a script
+            return Err(CmdlineError::Invalid(format!(
+                "{what}: <script> and <downscript> are for interfaces of type 'ethernet'"
+            )));
+        }
         let a = alias(&n.info, format!("net{i}"));
         let host = format!("host{a}");
         let queues = n.driver_queues.filter(|q| *q > 1);
@@ -1182,7 +1197,13 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     }
                     _ => {}
                 }
-                let mut s = format!("tap,id={host},ifname={},script=no,downscript=no", esc(&tap));
+                // QEMU runs the scripts with the tap's name, as libvirt does
+                let mut s = format!(
+                    "tap,id={host},ifname={},script={},downscript={}",
+                    esc(&tap),
+                    esc(n.script.as_deref().unwrap_or("no")),
+                    esc(n.downscript.as_deref().unwrap_or("no"))
+                );
                 match n.driver_name {
                     Some(NetDriverName::Vhost) => s.push_str(",vhost=on"),
                     Some(NetDriverName::Qemu) => s.push_str(",vhost=off"),
@@ -1282,7 +1303,7 @@ fn chardev(
                 None => socket_path(b.env.dir.join(format!("{id}.sock")))?,
             };
             let server = c.source_mode != Some(CharSourceMode::Connect);
-            let s = if server {
+            let mut s = if server {
                 format!(
                     "socket,id={id},path={},server=on,wait=off",
                     esc(&p.display().to_string())
@@ -1293,6 +1314,20 @@ fn chardev(
                     esc(&p.display().to_string())
                 )
             };
+            match c.unix_reconnect {
+                Some((true, Some(t))) if !server => s.push_str(&format!(",reconnect={t}")),
+                Some((true, _)) if !server => {
+                    return Err(CmdlineError::Invalid(format!(
+                        "{what}: <reconnect enabled='yes'> needs a timeout"
+                    )));
+                }
+                Some((true, _)) => {
+                    return Err(CmdlineError::Invalid(format!(
+                        "{what}: <reconnect> is for mode 'connect'"
+                    )));
+                }
+                _ => {}
+            }
             (s, server.then_some(p))
         }
         CharSourceType::Spicevmc | CharSourceType::Spiceport => {
@@ -1728,13 +1763,19 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 if std::mem::replace(&mut spice_seen, true) {
                     return unsupported("more than one SPICE display");
                 }
-                if g.tls_port.is_some() {
-                    return unsupported(format!("{what}: tlsPort (TLS certificates)"));
+                let tls = spice::tls(b, g, &what)?;
+                if let Some(t) = tls {
+                    b.live.devices.graphics[i].tls_port = Some(i32::from(t));
                 }
                 // listen type 'none': SPICE serves no socket (clients come through other
                 // means), as libvirt's `port=0`
                 let no_listen = first.is_some_and(|l| l.listen_type == ListenType::None);
                 let socket = first.filter(|l| l.listen_type == ListenType::Socket);
+                if tls.is_some() && (no_listen || socket.is_some()) {
+                    return unsupported(format!(
+                        "{what}: tlsPort with a listen type other than 'address'"
+                    ));
+                }
                 let mut s = if no_listen {
                     "port=0".to_owned()
                 } else if let Some(l) = socket {
@@ -1757,7 +1798,14 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     } else {
                         g.port.unwrap_or(5900)
                     };
-                    format!("port={port},addr={}", esc(&address))
+                    match tls {
+                        Some(t) => format!(
+                            "port={port},tls-port={t},addr={},x509-dir={}",
+                            esc(&address),
+                            esc(spice::X509_DIR)
+                        ),
+                        None => format!("port={port},addr={}", esc(&address)),
+                    }
                 };
                 match &g.passwd {
                     Some(pw) => b.setup.push(Setup::Password {
@@ -1766,7 +1814,7 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                     }),
                     None => s.push_str(",disable-ticketing=on"),
                 }
-                s.push_str(&spice::options(g, &what)?);
+                s.push_str(&spice::options(b, g, tls.is_some(), &what)?);
                 if g.keymap.is_some() {
                     return unsupported(format!("{what}: keymap"));
                 }
@@ -1786,6 +1834,7 @@ fn graphics(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                 heads: None,
                 primary: Some(true),
             }),
+            acceleration: None,
             info: DeviceInfo::default(),
         });
     }
@@ -1800,13 +1849,16 @@ fn vnc_host(address: &str) -> String {
     }
 }
 
-fn videos(b: &mut Builder<'_>, _def: &DomainDef) -> Result<()> {
+fn videos(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
     let videos = b.live.devices.videos.clone();
     for (i, v) in videos.iter().enumerate() {
         let what = "<video>".to_owned();
         let m = v.model.unwrap_or(VideoModel::of(VideoType::Vga));
         let primary = i == 0;
+        let gl = video_3d(b, def, v, m.model_type)?;
         let dev = match (m.model_type, primary) {
+            (VideoType::Virtio, true) if gl => "virtio-vga-gl",
+            (VideoType::Virtio, false) if gl => "virtio-gpu-gl-pci",
             (VideoType::None, _) => continue,
             (VideoType::Vga, true) => "VGA",
             (VideoType::Cirrus, true) => "cirrus-vga",
@@ -1875,6 +1927,51 @@ fn videos(b: &mut Builder<'_>, _def: &DomainDef) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether video `v` renders 3D through virgl (`<acceleration accel3d='yes'>`): virtio only,
+/// and at start only with a host render node and a display that shows OpenGL.
+fn video_3d(b: &Builder<'_>, def: &DomainDef, v: &Video, t: VideoType) -> Result<bool> {
+    let what = format!("<video><model type='{t}'><acceleration>");
+    let Some(a) = &v.acceleration else {
+        return Ok(false);
+    };
+    if a.accel2d == Some(true) {
+        return unsupported(format!(
+            "{what}: accel2d (QEMU has no 2D acceleration setting)"
+        ));
+    }
+    if a.rendernode.is_some() {
+        return unsupported(format!(
+            "{what}: rendernode (it is for a vhost-user GPU, which this driver does not run)"
+        ));
+    }
+    if a.accel3d != Some(true) {
+        return Ok(false);
+    }
+    if t != VideoType::Virtio {
+        return Err(CmdlineError::Invalid(format!(
+            "{what}: accel3d='yes' needs model type 'virtio'"
+        )));
+    }
+    if b.env.host.is_some() {
+        display::render_node(b, None, &what)?;
+        let gl = def.devices.graphics.iter().any(|g| {
+            g.graphics_type == GraphicsType::EglHeadless
+                || g.display
+                    .gl
+                    .as_ref()
+                    .is_some_and(|gl| gl.enable == Some(true))
+                || g.spice.gl.as_ref().is_some_and(|gl| gl.enable)
+        });
+        if !gl {
+            return unsupported(format!(
+                "{what}: accel3d='yes' needs a display that shows OpenGL (egl-headless, or \
+                 <gl enable='yes'> on sdl or spice)"
+            ));
+        }
+    }
+    Ok(true)
 }
 
 fn misc_devices(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
@@ -2003,6 +2100,7 @@ mod pci;
 mod pflash;
 mod platform;
 mod qemu_ns;
+mod sev;
 mod smartcard;
 mod sound;
 mod spice;

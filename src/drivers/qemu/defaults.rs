@@ -54,6 +54,7 @@ pub fn apply(def: &mut DomainDef, caps: &Caps) -> Result<(), DriverError> {
     if !def.devices.graphics.is_empty() && def.devices.videos.is_empty() {
         def.devices.videos.push(Video {
             model: None,
+            acceleration: None,
             info: DeviceInfo::default(),
         });
     }

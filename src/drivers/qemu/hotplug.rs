@@ -173,6 +173,11 @@ async fn attach_nic(vm: &Vm, mut n: Interface) -> DriverResult<Interface> {
             .unwrap_or_default()
     };
     let host = format!("host{alias}");
+    if (n.script.is_some() || n.downscript.is_some()) && n.iface_type != InterfaceType::Ethernet {
+        return Err(DriverError::InvalidArgument(format!(
+            "{what}: <script> and <downscript> are for interfaces of type 'ethernet'"
+        )));
+    }
     let netdev = match n.iface_type {
         InterfaceType::User => json!({"type": "user", "id": host}),
         // the core gave a network's interface its bridge (`Core::resolved_interface`)
@@ -188,8 +193,9 @@ async fn attach_nic(vm: &Vm, mut n: Interface) -> DriverResult<Interface> {
                 _ => format!("vb{}n{i}", vm.id),
             };
             n.target_dev = Some(tap.clone());
-            json!({"type": "tap", "id": host, "ifname": tap, "script": "no",
-                   "downscript": "no"})
+            json!({"type": "tap", "id": host, "ifname": tap,
+                   "script": n.script.as_deref().unwrap_or("no"),
+                   "downscript": n.downscript.as_deref().unwrap_or("no")})
         }
         other => {
             return Err(refuse(vm, &what, &format!("interface type '{other}'")));

@@ -155,6 +155,11 @@ pub struct CharDevice {
     pub source_channel: Option<String>,
     /// tcp and udp.
     pub net: Option<CharNet>,
+    /// unix (connect) only: `<source><reconnect enabled timeout>`.
+    pub unix_reconnect: Option<(bool, Option<u32>)>,
+    /// unix only: a `<protocol type='raw'/>` the user wrote. Raw is all a UNIX socket
+    /// speaks; libvirt drops the element, this model keeps what was written.
+    pub unix_protocol: bool,
     pub target_type: Option<String>,
     pub target_port: Option<u32>,
     /// channel: the virtio port name, e.g. `org.qemu.guest_agent.0`.
@@ -174,6 +179,7 @@ impl CharDevice {
             None
         };
         let (mut source_path, mut source_mode, mut source_append) = (None, None, None);
+        let (mut unix_reconnect, mut unix_protocol) = (None, false);
         let mut source_channel = None;
         let mut source: Option<CharNet> = None;
         use CharSourceType as T;
@@ -189,6 +195,12 @@ impl CharDevice {
                         };
                         if source_type == T::Unix {
                             source_mode = s.attr_with("mode", values::keyword::<CharSourceMode>)?;
+                            if let Some(mut r) = s.child("reconnect")? {
+                                let enabled = r.req_attr_with("enabled", values::yes_no)?;
+                                let timeout = r.attr_with("timeout", values::u32_pos)?;
+                                r.finish()?;
+                                unix_reconnect = Some((enabled, timeout));
+                            }
                         }
                         if source_type == T::File {
                             source_append = s.attr_with("append", values::on_off)?;
@@ -197,6 +209,16 @@ impl CharDevice {
                     }
                     None if needs_path => return Err(e.missing_child("source")),
                     None => {}
+                }
+                if source_type == T::Unix
+                    && let Some(mut p) = e.child("protocol")?
+                {
+                    p.req_attr_with("type", |v| match v {
+                        "raw" => Ok(()),
+                        _ => Err("a unix socket speaks 'raw'".to_owned()),
+                    })?;
+                    p.finish()?;
+                    unix_protocol = true;
                 }
             }
             T::Spiceport => {
@@ -310,6 +332,8 @@ impl CharDevice {
             source_append,
             source_channel,
             net: source,
+            unix_reconnect,
+            unix_protocol,
             target_type,
             target_port,
             target_name,
@@ -340,7 +364,16 @@ impl CharDevice {
             w.attr_opt("path", self.source_path.as_deref());
             w.attr_opt("append", self.source_append.map(values::on_off_str));
             w.attr_opt("channel", self.source_channel.as_deref());
+            if let Some((enabled, timeout)) = self.unix_reconnect {
+                w.start("reconnect");
+                w.attr("enabled", values::yes_no_str(enabled));
+                w.attr_num_opt("timeout", timeout);
+                w.end();
+            }
             w.end();
+        }
+        if self.unix_protocol {
+            w.leaf_attr("protocol", "type", "raw");
         }
         let has_target = self.target_type.is_some()
             || self.target_port.is_some()

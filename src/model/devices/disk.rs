@@ -220,6 +220,8 @@ pub struct Disk {
     pub target_dev: String,
     pub target_bus: Option<DiskBus>,
     pub tray: Option<Tray>,
+    /// `<target removable>`: a USB disk the guest sees as removable.
+    pub removable: Option<bool>,
     /// `<target rotation_rate>`: 1 for a solid-state disk, else RPM.
     pub rotation_rate: Option<u32>,
     pub iotune: Option<Iotune>,
@@ -331,6 +333,7 @@ impl Disk {
         let target_dev = t.req_attr_with("dev", values::token)?;
         let target_bus = t.attr_with("bus", values::keyword::<DiskBus>)?;
         let tray = t.attr_with("tray", values::keyword::<Tray>)?;
+        let removable = t.attr_with("removable", values::on_off)?;
         let rotation_rate = t.attr_with("rotation_rate", |v| values::uint_in(v, 1, 65534))?;
         t.finish()?;
         let iotune = e.child("iotune")?.map(Iotune::read).transpose()?.flatten();
@@ -365,6 +368,7 @@ impl Disk {
             target_dev,
             target_bus,
             tray,
+            removable,
             rotation_rate: rotation_rate.map(|r| r as u32),
             iotune,
             readonly,
@@ -423,6 +427,7 @@ impl Disk {
             "tray",
             self.tray.filter(|t| *t == Tray::Open).map(|t| t.as_str()),
         );
+        w.attr_opt("removable", self.removable.map(values::on_off_str));
         w.attr_num_opt("rotation_rate", self.rotation_rate);
         w.end();
         if let Some(t) = &self.iotune {

@@ -76,6 +76,10 @@ pub struct Interface {
     pub source_portid: Option<uuid::Uuid>,
     /// `mcast`, `client`, `server` and `udp` types.
     pub socket: Option<NetSocket>,
+    /// `<script path>` and `<downscript path>`: programs run with the tap's name after it is
+    /// created and when it is closed.
+    pub script: Option<String>,
+    pub downscript: Option<String>,
     /// Host-side device name (tap/macvtap).
     pub target_dev: Option<String>,
     /// `ethernet` type: whether libvirt creates the tap itself.
@@ -120,6 +124,8 @@ impl Interface {
             source_mode: None,
             source_portid: None,
             socket: None,
+            script: None,
+            downscript: None,
             target_dev: None,
             target_managed: None,
             model: None,
@@ -207,6 +213,8 @@ impl Interface {
             iface.routes.push(IfaceRoute::read(r)?);
             Ok(())
         })?;
+        iface.script = e.child_attr_with("script", "path", values::non_empty)?;
+        iface.downscript = e.child_attr_with("downscript", "path", values::non_empty)?;
         if let Some(mut g) = e.child("guest")? {
             iface.guest_dev = g.attr_with("dev", values::token)?;
             iface.guest_actual = g.attr_with("actual", values::token)?;
@@ -299,6 +307,12 @@ impl Interface {
         }
         for r in &self.routes {
             r.write(w);
+        }
+        if let Some(p) = &self.script {
+            w.leaf_attr("script", "path", p);
+        }
+        if let Some(p) = &self.downscript {
+            w.leaf_attr("downscript", "path", p);
         }
         if let Some(t) = &self.target_dev {
             w.start("target");

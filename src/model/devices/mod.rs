@@ -74,7 +74,7 @@ pub use spice::{
 };
 pub use tpm::{PcrBank, Tpm, TpmBackend, TpmEmulator, TpmModel, TpmVersion};
 pub use usb::{Hub, RedirFilterRule, RedirSource, Redirdev, Redirfilter};
-pub use video::{Video, VideoModel, VideoType};
+pub use video::{Video, VideoAccel, VideoModel, VideoType};
 pub use virtio::VirtioOptions;
 pub use vsock::{Vsock, VsockModel};
 pub use watchdog::{Watchdog, WatchdogAction, WatchdogModel};

@@ -34,10 +34,20 @@ pub struct VideoModel {
     pub primary: Option<bool>,
 }
 
+/// `<model><acceleration>`: 3D (virgl) and 2D acceleration and the host render node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VideoAccel {
+    pub accel3d: Option<bool>,
+    pub accel2d: Option<bool>,
+    pub rendernode: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Video {
     /// Left to the hypervisor driver's default when absent.
     pub model: Option<VideoModel>,
+    /// The model's `<acceleration>`, kept beside it so that the model stays `Copy`.
+    pub acceleration: Option<VideoAccel>,
     pub info: DeviceInfo,
 }
 
@@ -58,9 +68,18 @@ impl VideoModel {
 
 impl Video {
     pub(crate) fn read(mut e: Elem) -> Result<Video, XmlError> {
+        let mut acceleration = None;
         let model = match e.child("model")? {
             None => None,
             Some(mut m) => {
+                if let Some(mut a) = m.child("acceleration")? {
+                    acceleration = Some(VideoAccel {
+                        accel3d: a.attr_with("accel3d", values::yes_no)?,
+                        accel2d: a.attr_with("accel2d", values::yes_no)?,
+                        rendernode: a.attr("rendernode").map(str::to_owned),
+                    });
+                    a.finish()?;
+                }
                 let vm = VideoModel {
                     model_type: m.req_attr_with("type", values::keyword::<VideoType>)?,
                     ram: m.attr_with("ram", values::u32_any)?,
@@ -76,7 +95,11 @@ impl Video {
         };
         let info = DeviceInfo::read(&mut e)?;
         e.finish()?;
-        Ok(Video { model, info })
+        Ok(Video {
+            model,
+            acceleration,
+            info,
+        })
     }
 
     pub(crate) fn write(&self, w: &mut Writer) {
@@ -90,6 +113,13 @@ impl Video {
             w.attr_num_opt("vgamem", m.vgamem);
             w.attr_num_opt("heads", m.heads);
             w.attr_opt("primary", m.primary.map(values::yes_no_str));
+            if let Some(a) = &self.acceleration {
+                w.start("acceleration");
+                w.attr_opt("accel3d", a.accel3d.map(values::yes_no_str));
+                w.attr_opt("accel2d", a.accel2d.map(values::yes_no_str));
+                w.attr_opt("rendernode", a.rendernode.as_deref());
+                w.end();
+            }
             w.end();
         }
         self.info.write(w);

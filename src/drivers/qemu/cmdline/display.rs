@@ -37,28 +37,37 @@ pub(super) fn env(def: &DomainDef) -> Vec<(String, String)> {
     out
 }
 
-/// At start: the DRM render node OpenGL rendering needs, the one named or any.
-fn check_render_node(b: &Builder<'_>, node: Option<&str>, what: &str) -> Result<()> {
+/// The DRM render node OpenGL rendering uses: the one named, else at start the host's first
+/// (as libvirt picks it); a start without one says so.
+pub(super) fn render_node(
+    b: &Builder<'_>,
+    node: Option<&str>,
+    what: &str,
+) -> Result<Option<String>> {
     if b.env.host.is_none() {
-        return Ok(());
+        return Ok(node.map(str::to_owned));
     }
     match node {
         Some(n) if !Path::new(n).exists() => unsupported(format!(
             "{what}: render node {n} does not exist on this host"
         )),
-        Some(_) => Ok(()),
+        Some(n) => Ok(Some(n.to_owned())),
         None => {
-            let any = std::fs::read_dir("/dev/dri").is_ok_and(|d| {
-                d.flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
-            });
-            if any {
-                Ok(())
-            } else {
-                unsupported(format!(
+            let mut found: Vec<String> = std::fs::read_dir("/dev/dri")
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.starts_with("renderD"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            match found.first() {
+                Some(n) => Ok(Some(format!("/dev/dri/{n}"))),
+                None => unsupported(format!(
                     "{what}: OpenGL rendering needs a DRM render node (/dev/dri/renderD*), \
                      which this host has none of"
-                ))
+                )),
             }
         }
     }
@@ -83,7 +92,7 @@ pub(super) fn local(b: &mut Builder<'_>, def: &DomainDef, g: &Graphics) -> Resul
             String::from("sdl")
         }
         GraphicsType::EglHeadless => {
-            check_render_node(b, rendernode, &what)?;
+            render_node(b, rendernode, &what)?;
             String::from("egl-headless")
         }
         GraphicsType::Dbus => {
@@ -107,7 +116,7 @@ pub(super) fn local(b: &mut Builder<'_>, def: &DomainDef, g: &Graphics) -> Resul
         }
     };
     if gl_on {
-        check_render_node(b, rendernode, &what)?;
+        render_node(b, rendernode, &what)?;
         s.push_str(",gl=on");
     }
     if let Some(r) = rendernode {

@@ -1,5 +1,5 @@
 //! The `-spice` options beyond port and address, in libvirt's order, and the refusals for
-//! what needs TLS certificates or a host GPU this driver does not set up.
+//! what needs TLS certificates or a host GPU this driver does not have.
 
 use super::{Builder, Result, esc, unsupported};
 use crate::model::devices::{
@@ -7,7 +7,7 @@ use crate::model::devices::{
 };
 
 /// `,agent-mouse=…,…,disable-agent-file-xfer=on` for `g`'s SPICE options.
-pub(super) fn options(g: &Graphics, what: &str) -> Result<String> {
+pub(super) fn options(b: &Builder<'_>, g: &Graphics, tls: bool, what: &str) -> Result<String> {
     let o = &g.spice;
     let mut s = String::new();
     match o.mouse {
@@ -19,10 +19,10 @@ pub(super) fn options(g: &Graphics, what: &str) -> Result<String> {
         match m {
             SpiceChannelMode::Any => Ok(None),
             SpiceChannelMode::Insecure => Ok(Some(format!(",plaintext-channel={name}"))),
-            SpiceChannelMode::Secure => unsupported(format!(
-                "{what}: SPICE channel '{name}' in mode 'secure' (TLS certificates are not \
-                 set up by this driver)"
-            )),
+            SpiceChannelMode::Secure if tls => Ok(Some(format!(",tls-channel={name}"))),
+            SpiceChannelMode::Secure => Err(super::CmdlineError::Invalid(format!(
+                "{what}: SPICE channel '{name}' in mode 'secure' needs a tlsPort"
+            ))),
         }
     };
     if let Some(m) = o.default_mode
@@ -57,17 +57,50 @@ pub(super) fn options(g: &Graphics, what: &str) -> Result<String> {
         s.push_str(",disable-agent-file-xfer=on");
     }
     if let Some(gl) = o.gl.as_ref().filter(|gl| gl.enable) {
-        let node = gl
-            .rendernode
-            .as_deref()
-            .map(|n| format!(" (rendernode {})", esc(n)))
-            .unwrap_or_default();
-        return unsupported(format!(
-            "{what}: <gl enable='yes'>{node}: SPICE OpenGL needs a host GPU render node and \
-             a local client, which a TCG guest here does not have"
-        ));
+        // QEMU's SPICE OpenGL serves local clients only
+        if g.autoport == Some(true) || g.port.is_some_and(|p| p > 0) || tls {
+            return Err(super::CmdlineError::Invalid(format!(
+                "{what}: <gl enable='yes'> serves local clients only: it takes no port or \
+                 tlsPort (listen type 'none' or 'socket')"
+            )));
+        }
+        s.push_str(",gl=on");
+        if let Some(n) = super::display::render_node(b, gl.rendernode.as_deref(), what)? {
+            s.push_str(&format!(",rendernode={}", esc(&n)));
+        }
     }
     Ok(s)
+}
+
+/// Where SPICE's TLS certificates are: libvirt's default `spice_tls_x509_cert_dir`.
+pub(super) const X509_DIR: &str = "/etc/pki/libvirt-spice";
+
+/// The files QEMU's SPICE server reads from [`X509_DIR`] for TLS.
+const X509_FILES: [&str; 3] = ["ca-cert.pem", "server-cert.pem", "server-key.pem"];
+
+/// The TLS port of a SPICE display, if it has one. A definition keeps it (as libvirt does);
+/// a start needs the certificates in [`X509_DIR`] and says which one is missing.
+pub(super) fn tls(b: &Builder<'_>, g: &Graphics, what: &str) -> Result<Option<u16>> {
+    let Some(p) = g.tls_port else {
+        return Ok(None);
+    };
+    if b.env.host.is_some() {
+        let dir = std::path::Path::new(X509_DIR);
+        if let Some(f) = X509_FILES.iter().find(|f| !dir.join(f).is_file()) {
+            return unsupported(format!(
+                "{what}: tlsPort needs SPICE's TLS certificate {X509_DIR}/{f}, which does \
+                 not exist"
+            ));
+        }
+    }
+    if p >= 0 {
+        return u16::try_from(p).map(Some).map_err(|_| {
+            super::CmdlineError::Invalid(format!("{what}: tlsPort {p} is not a TCP port"))
+        });
+    }
+    (b.env.free_port)().map(Some).ok_or_else(|| {
+        super::CmdlineError::NotSupported(format!("{what}: no free port for SPICE TLS"))
+    })
 }
 
 /// The name SPICE's agent channel must have in the guest.
@@ -166,13 +199,40 @@ mod tests {
         }
     }
 
+    /// libvirt's graphics-spice (TLS on port 5904 with its certificate directory) and
+    /// graphics-spice-gl-auto-rendernode; a start without certificates or render node is
+    /// refused (`super::super::tests::refused_only_at_start`).
+    #[test]
+    fn tls_and_gl_define() {
+        let p = plan(
+            "<graphics type='spice' port='5903' tlsPort='5904' autoport='no' \
+             listen='127.0.0.1' defaultMode='secure'><channel name='main' mode='secure'/>\
+             <channel name='inputs' mode='insecure'/></graphics>",
+        )
+        .expect("builds");
+        assert_eq!(
+            spice_arg(&p),
+            "port=5903,tls-port=5904,addr=127.0.0.1,x509-dir=/etc/pki/libvirt-spice,\
+             disable-ticketing=on,tls-channel=default,tls-channel=main,plaintext-channel=inputs"
+        );
+        let p = plan(
+            "<graphics type='spice' autoport='no'><gl enable='yes' rendernode='/dev/dri/foo'/>\
+             </graphics>",
+        )
+        .expect("builds");
+        assert_eq!(
+            spice_arg(&p),
+            "port=0,disable-ticketing=on,gl=on,rendernode=/dev/dri/foo"
+        );
+    }
+
     #[test]
     fn refusals() {
         for (devices, want) in [
             (
                 "<graphics type='spice' autoport='yes'><gl enable='yes' \
                  rendernode='/dev/dri/renderD128'/></graphics>",
-                "<gl enable='yes'> (rendernode /dev/dri/renderD128)",
+                "<gl enable='yes'> serves local clients only",
             ),
             (
                 "<graphics type='spice' autoport='yes'><channel name='main' mode='secure'/>\

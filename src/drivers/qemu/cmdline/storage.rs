@@ -76,6 +76,34 @@ pub(super) fn scsi_controller(b: &mut Builder<'_>, i: usize, c: &Controller) -> 
     Ok(())
 }
 
+/// `<target bus='usb'>`: QEMU's `usb-storage`, its USB address and alias, as libvirt's. A
+/// USB CD-ROM is refused: QEMU's USB mass storage shows the guest a hard disk.
+pub(super) fn usb_disk(
+    def: &crate::model::DomainDef,
+    d: &Disk,
+    idx: u32,
+    what: &str,
+) -> Result<(&'static str, String, String)> {
+    if d.device != DiskDevice::Disk {
+        return unsupported(format!(
+            "{what}: a {} on the USB bus (QEMU's usb-storage shows the guest a hard disk)",
+            d.device
+        ));
+    }
+    let has_usb = def.devices.controllers.iter().any(|c| {
+        c.controller_type == crate::model::devices::ControllerType::Usb
+            && c.model.as_deref() != Some("none")
+    });
+    if !has_usb {
+        return unsupported(format!("{what}: no USB controller to plug it into"));
+    }
+    Ok((
+        "usb-storage",
+        alias(&d.info, format!("usb-disk{idx}")),
+        super::usb::usb_addr(&d.info, what)?,
+    ))
+}
+
 /// The bus part of a SCSI disk's `-device`, its alias, and the device type.
 pub(super) fn scsi_disk(
     b: &mut Builder<'_>,
@@ -175,6 +203,13 @@ pub(super) fn device_options(d: &Disk, bus: DiskBus, what: &str) -> Result<Strin
             return unsupported(format!("{what}: <wwn> on bus '{bus}' (SCSI and IDE only)"));
         }
         s.push_str(&format!(",wwn=0x{}", w.strip_prefix("0x").unwrap_or(w)));
+    }
+    if bus == DiskBus::Usb {
+        s.push_str(&format!(",removable={}", on_off(d.removable == Some(true))));
+    } else if d.removable.is_some() {
+        return Err(CmdlineError::Invalid(format!(
+            "{what}: <target removable> is for USB disks"
+        )));
     }
     if let Some(r) = d.rotation_rate {
         if !matches!(bus, DiskBus::Scsi | DiskBus::Ide | DiskBus::Sata) || cdrom {

@@ -151,21 +151,7 @@ impl Obj {
 /// Refusals that do not depend on the host.
 pub(super) fn check(def: &DomainDef) -> Result<()> {
     let t = &def.tuning;
-    if def.vcpu_placement == Some(crate::model::VcpuPlacement::Auto) {
-        return unsupported(
-            "<vcpu placement='auto'> (automatic placement needs numad, which this driver does \
-             not use)",
-        );
-    }
     if let Some(n) = &t.numatune {
-        if n.memory
-            .as_ref()
-            .is_some_and(|m| m.placement == NumaPlacement::Auto)
-        {
-            return unsupported(
-                "<numatune><memory placement='auto'> (automatic placement needs numad)",
-            );
-        }
         let restrictive = n
             .memory
             .as_ref()
@@ -208,6 +194,24 @@ pub(super) fn check(def: &DomainDef) -> Result<()> {
 
 /// Refusals that depend on the host: only at start.
 fn check_host(def: &DomainDef, host: &Host) -> Result<()> {
+    // libvirt accepts automatic placement at define and asks numad for a nodeset at start;
+    // this driver does not run numad, so a start says so
+    if def.vcpu_placement == Some(crate::model::VcpuPlacement::Auto) {
+        return unsupported(
+            "<vcpu placement='auto'> (automatic placement needs numad, which this driver does \
+             not use)",
+        );
+    }
+    if def.tuning.numatune.as_ref().is_some_and(|n| {
+        n.memory
+            .as_ref()
+            .is_some_and(|m| m.placement == NumaPlacement::Auto)
+    }) {
+        return unsupported(
+            "<numatune><memory placement='auto'> (automatic placement needs numad, which this \
+             driver does not use)",
+        );
+    }
     if let Some(n) = &def.tuning.numatune {
         let sets = n
             .memory

@@ -319,7 +319,6 @@ fn numa_distances() {
 #[test]
 fn refusals() {
     let cases = [
-        ("<vcpu placement='auto'>1</vcpu>", "<vcpu placement='auto'>"),
         (
             "<vcpu>1</vcpu><numatune><memory mode='restrictive' nodeset='0'/></numatune>",
             "mode='restrictive'",

@@ -220,6 +220,7 @@ fn the_nvram_copy_is_made_once_from_the_template() {
     d.os.nvram = Some(Box::new(Nvram {
         path: Some(dir.path().join("n/vm1_VARS.fd").display().to_string()),
         template: Some(tmpl.display().to_string()),
+        source_form: false,
     }));
     prepare_nvram(&d).unwrap();
     let copy = dir.path().join("n/vm1_VARS.fd");
