@@ -918,14 +918,6 @@ fn every_refusal_names_what_it_refuses() {
         ),
         ("itco_pc", "", "", "", "<watchdog model='itco'/>", "itco"),
         (
-            "wd_dump",
-            "",
-            "",
-            "",
-            "<watchdog model='ib700' action='dump'/>",
-            "action 'dump'",
-        ),
-        (
             "balloon_xen",
             "",
             "",
@@ -1458,4 +1450,15 @@ fn virgl_scripts_usb_disks_unix_reconnect() {
             .to_string();
         assert!(e.contains(want), "{devices}: '{e}' does not name '{want}'");
     }
+}
+
+#[test]
+fn watchdog_dump_is_a_pause_the_driver_follows_with_a_dump() {
+    let d = def("", "", "", "<watchdog model='ib700' action='dump'/>");
+    let plan = build_with(&d, &x86_64(), Accel::Tcg).expect("builds");
+    let got = plan.args.join(" ");
+    assert!(
+        got.contains("-device ib700,id=watchdog0 -action watchdog=pause"),
+        "{got}"
+    );
 }
