@@ -25,6 +25,7 @@ use super::{
         procs,
     },
     stream::{self, Incoming, Route, Streams},
+    streamproto, transfer,
     xdr::{Array, Reader, encode},
 };
 use crate::server::authz::{Caller, Peer};
@@ -154,6 +155,22 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
                         });
                         continue;
                     }
+                    None if streamproto::procs::opens_stream(h.proc_) => {
+                        // a volume transfer: answered, then pumped
+                        match state.session.clone() {
+                            Some(s) => {
+                                let (shared, tx, streams) =
+                                    (shared.clone(), tx.clone(), streams.clone());
+                                tokio::spawn(transfer::serve(shared, s, h, pkt.body, tx, streams));
+                            }
+                            None => {
+                                if tx.send(reply(&h, Err(not_open()))).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     None => {
                         // an ordinary call: run it beside the others
                         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -180,11 +197,20 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
                     state.session = None;
                 }
             }
-            (_, MsgType::Stream) => match streams.route(&h) {
+            (_, kind @ (MsgType::Stream | MsgType::StreamHole)) => match streams.route(&h) {
                 Route::To(st) => {
-                    let m = match h.status {
-                        Status::Continue => Incoming::Data(pkt.body),
-                        Status::Ok => Incoming::Finish,
+                    let m = match (kind, h.status) {
+                        (MsgType::StreamHole, Status::Continue) => {
+                            match transfer::hole_length(&pkt.body) {
+                                Ok(n) => Incoming::Hole(n),
+                                Err(e) => {
+                                    tracing::info!("RPC client {id}: {}", e.message);
+                                    Incoming::Abort
+                                }
+                            }
+                        }
+                        (_, Status::Continue) => Incoming::Data(pkt.body),
+                        (_, Status::Ok) => Incoming::Finish,
                         _ => Incoming::Abort,
                     };
                     // written to the console before the next packet is read: flow control
@@ -360,7 +386,7 @@ fn not_open() -> RpcError {
 }
 
 /// The reply packet to call `h`.
-fn reply(h: &Header, r: RpcResult<Vec<u8>>) -> Vec<u8> {
+pub(super) fn reply(h: &Header, r: RpcResult<Vec<u8>>) -> Vec<u8> {
     let (status, body) = match r {
         Ok(b) => (Status::Ok, b),
         Err(e) => {

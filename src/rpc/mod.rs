@@ -21,6 +21,8 @@ mod pools;
 pub mod proto;
 mod stats;
 mod stream;
+pub mod streamproto;
+mod transfer;
 pub mod xdr;
 
 use std::{

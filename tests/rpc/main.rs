@@ -13,6 +13,7 @@ mod events;
 mod objects;
 mod polkit;
 mod socket;
+mod streams;
 mod virsh;
 
 use std::{
