@@ -149,6 +149,12 @@ pub async fn serve(
             let (tx, rx) = watch::channel(v.core.events().last_seq());
             let hub = Arc::new(events::Hub::new(&v.core, v.types.clone()));
             pumps.push(tokio::spawn(events::pump(hub.clone(), events, tx)));
+            if let Ok(nets) = v.core.networks() {
+                pumps.push(tokio::spawn(events::network_pump(
+                    hub.clone(),
+                    nets.subscribe(),
+                )));
+            }
             Arc::new(View {
                 scheme: v.scheme,
                 flavor: v.flavor,

@@ -29,6 +29,11 @@ pub mod procs {
     }
 }
 
+/// `VIR_DRV_FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER`: a client told so sends
+/// `NETWORK_UPDATE`'s command and section in the protocol's order (older daemons took them
+/// swapped, and clients that are not told swap them).
+pub const FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER: i32 = 16;
+
 xdr_struct! {
     /// `remote_storage_vol_upload_args`, `remote_storage_vol_download_args`.
     VolTransferArgs { vol: Vol, offset: u64, length: u64, flags: u32 }

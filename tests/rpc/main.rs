@@ -10,6 +10,7 @@ mod guest;
 mod badinput;
 mod console;
 mod events;
+mod netevents;
 mod objects;
 mod polkit;
 mod socket;

@@ -12,10 +12,10 @@ use crate::support::libvirtd::Libvirtd;
 const QEMU: &str = "qemu:///system";
 
 /// A network namespace of the test's own, deleted with what runs in it.
-struct Netns(String);
+pub struct Netns(pub String);
 
 impl Netns {
-    fn new(tag: &str) -> Netns {
+    pub fn new(tag: &str) -> Netns {
         let name = format!("vbt-{tag}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).status();
         let ok = Command::new("ip")
