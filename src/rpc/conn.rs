@@ -5,7 +5,7 @@
 //! `max_client_requests`), so a keepalive ping is answered while a guest starts. Replies go
 //! through a bounded queue to one writer: a client that stops reading stalls only itself.
 
-use std::sync::Arc;
+use std::{os::fd::OwnedFd, sync::Arc};
 
 use tokio::{
     io::AsyncWriteExt,
@@ -18,6 +18,7 @@ use super::{
     dispatch::{self, Session},
     error::{RpcError, RpcResult, VIR_ERR_AUTH_FAILED, VIR_ERR_INTERNAL_ERROR, VIR_ERR_NO_CONNECT},
     events::Listener,
+    fds,
     frame::{FrameError, Header, MsgType, Status, packet, read_packet},
     proto::{
         AUTH_NONE, AUTH_POLKIT, AuthListRet, AuthPolkitRet, ConnectOpenArgs, KEEPALIVE_PING,
@@ -84,9 +85,22 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
     tracing::debug!("RPC client {id}: pid {pid} uid {uid} connected");
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    // replies that pass a descriptor: the packet, then the descriptor
+    let (fd_tx, mut fd_rx) = mpsc::channel::<(Vec<u8>, OwnedFd)>(1);
     let writer = tokio::spawn(async move {
-        while let Some(p) = rx.recv().await {
-            if let Err(e) = wr.write_all(&p).await {
+        loop {
+            let (p, fd) = tokio::select! {
+                p = rx.recv() => match p {
+                    Some(p) => (p, None),
+                    None => break,
+                },
+                Some((p, fd)) = fd_rx.recv() => (p, Some(fd)),
+            };
+            let mut r = wr.write_all(&p).await;
+            if let (Ok(()), Some(fd)) = (&r, fd) {
+                r = fds::send(wr.as_ref(), &fd).await;
+            }
+            if let Err(e) = r {
                 tracing::debug!("RPC client {id}: cannot write: {e}");
                 break;
             }
@@ -147,6 +161,26 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
                                     if tx.send(reply(&h, Ok(Vec::new()))).await.is_ok() {
                                         stream::pump(fd, h, tx, streams).await;
                                     }
+                                }
+                                Err(e) => {
+                                    let _ = tx.send(reply(&h, Err(e))).await;
+                                }
+                            }
+                        });
+                        continue;
+                    }
+                    None if h.proc_ == streamproto::procs::DOMAIN_OPEN_GRAPHICS_FD => {
+                        // answered with the descriptor, beside the other calls
+                        let session = state.session.clone();
+                        let (shared, tx, fd_tx) = (shared.clone(), tx.clone(), fd_tx.clone());
+                        tokio::spawn(async move {
+                            let r = match &session {
+                                Some(s) => dispatch::graphics::open(&shared, s, &pkt.body).await,
+                                None => Err(not_open()),
+                            };
+                            match r {
+                                Ok(fd) => {
+                                    let _ = fd_tx.send((fds::reply(&h, 1), fd)).await;
                                 }
                                 Err(e) => {
                                     let _ = tx.send(reply(&h, Err(e))).await;
@@ -250,6 +284,7 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
     // every sender gone (the state's, its listener's), the writer ends
     drop(state);
     drop(tx);
+    drop(fd_tx);
     let _ = writer.await;
     shared.authz.forget(&caller.sender);
     tracing::debug!("RPC client {id}: disconnected");

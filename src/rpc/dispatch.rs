@@ -3,6 +3,7 @@
 
 pub(super) mod console;
 mod event_calls;
+pub(super) mod graphics;
 mod netcalls;
 mod snapshots;
 
@@ -175,6 +176,7 @@ pub(super) fn supports_feature(body: &[u8]) -> RpcResult<Vec<u8>> {
             | proto::FEATURE_REMOTE_EVENT_CALLBACK
             | proto::FEATURE_TYPED_PARAM_STRING
             | super::streamproto::FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER
+            | super::streamproto::FEATURE_FD_PASSING
     );
     int(yes)
 }

@@ -14,6 +14,7 @@ mod conn;
 mod dispatch;
 pub mod error;
 mod events;
+mod fds;
 pub mod frame;
 mod objects;
 pub mod objproto;

@@ -34,6 +34,9 @@ pub mod procs {
 /// swapped, and clients that are not told swap them).
 pub const FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER: i32 = 16;
 
+/// `VIR_DRV_FEATURE_FD_PASSING`: replies may carry descriptors (`REPLY_WITH_FDS`).
+pub const FEATURE_FD_PASSING: i32 = 8;
+
 xdr_struct! {
     /// `remote_storage_vol_upload_args`, `remote_storage_vol_download_args`.
     VolTransferArgs { vol: Vol, offset: u64, length: u64, flags: u32 }

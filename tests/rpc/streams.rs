@@ -170,3 +170,68 @@ async fn virsh_vol_upload_and_download() {
     r.ok(QEMU, &["pool-destroy", "up"]);
     r.ok(QEMU, &["pool-undefine", "up"]);
 }
+
+/// python3-libvirt (virt-manager's local display) asks for the guest's display socket.
+const GRAPHICS_FD: &str = r#"
+import libvirt, socket, sys
+conn = libvirt.open(sys.argv[1])
+dom = conn.lookupByName(sys.argv[2])
+fd = dom.openGraphicsFD(0, 0)
+s = socket.socket(fileno=fd)
+s.settimeout(20)
+banner = b""
+while len(banner) < 12:
+    chunk = s.recv(12 - len(banner))
+    if not chunk:
+        break
+    banner += chunk
+print(banner.decode(errors="replace").strip())
+# a second display that is not there
+try:
+    dom.openGraphicsFD(1, 0)
+    print("idx 1 opened")
+except libvirt.libvirtError as e:
+    print("idx 1:", e.get_error_code())
+ro = libvirt.openReadOnly(sys.argv[1])
+try:
+    ro.lookupByName(sys.argv[2]).openGraphicsFD(0, 0)
+    print("read-only opened")
+except libvirt.libvirtError as e:
+    print("read-only:", e.get_error_message())
+"#;
+
+#[tokio::test]
+async fn graphics_fd_and_screenshot_of_a_running_guest() {
+    let r = Rpc::start().await;
+    let disk = r.bus.dir.path().join("gfx.qcow2");
+    super::guest::data_disk(&disk);
+    let xml = r.bus.dir.path().join("gfx.xml");
+    std::fs::write(&xml, super::guest::domain_xml("gfx", &disk, "")).expect("write xml");
+    r.ok(QEMU, &["define", &xml.to_string_lossy()]);
+    r.ok(QEMU, &["start", "gfx"]);
+
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", GRAPHICS_FD, &r.uri(QEMU), "gfx"])
+        .env("HOME", r.bus.dir.path())
+        .output()
+        .expect("python3-libvirt");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        r.daemon.log_text()
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&"RFB 003.008"), "{text}");
+    assert!(lines.iter().any(|l| l.starts_with("idx 1: ")), "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("read only access prevents virDomainOpenGraphicsFD")),
+        "{text}"
+    );
+
+    r.ok(QEMU, &["destroy", "gfx"]);
+    r.ok(QEMU, &["undefine", "gfx"]);
+}
