@@ -20,6 +20,7 @@ mod objects;
 pub mod objproto;
 mod pools;
 pub mod proto;
+mod screenshot;
 mod stats;
 mod stream;
 pub mod streamproto;

@@ -13,6 +13,7 @@ use super::{
 pub mod procs {
     pub const STORAGE_VOL_UPLOAD: i32 = 208;
     pub const STORAGE_VOL_DOWNLOAD: i32 = 209;
+    pub const DOMAIN_SCREENSHOT: i32 = 211;
     pub const NETWORK_UPDATE: i32 = 291;
     pub const CONNECT_NETWORK_EVENT_REGISTER_ANY: i32 = 313;
     pub const CONNECT_NETWORK_EVENT_DEREGISTER_ANY: i32 = 314;
@@ -21,11 +22,22 @@ pub mod procs {
     pub const DOMAIN_OPEN_GRAPHICS_FD: i32 = 343;
 
     /// Every procedure above but the message, for the coverage count and its test.
-    pub const IMPLEMENTED: &[i32] = &[STORAGE_VOL_UPLOAD, STORAGE_VOL_DOWNLOAD];
+    pub const IMPLEMENTED: &[i32] = &[
+        STORAGE_VOL_UPLOAD,
+        STORAGE_VOL_DOWNLOAD,
+        DOMAIN_SCREENSHOT,
+        NETWORK_UPDATE,
+        CONNECT_NETWORK_EVENT_REGISTER_ANY,
+        CONNECT_NETWORK_EVENT_DEREGISTER_ANY,
+        DOMAIN_OPEN_GRAPHICS_FD,
+    ];
 
     /// The calls that open a stream (answered, then pumped).
     pub fn opens_stream(p: i32) -> bool {
-        matches!(p, STORAGE_VOL_UPLOAD | STORAGE_VOL_DOWNLOAD)
+        matches!(
+            p,
+            STORAGE_VOL_UPLOAD | STORAGE_VOL_DOWNLOAD | DOMAIN_SCREENSHOT
+        )
     }
 }
 
@@ -42,6 +54,9 @@ xdr_struct! {
     VolTransferArgs { vol: Vol, offset: u64, length: u64, flags: u32 }
     /// `remote_stream_hole`: a hole in a sparse stream (a `STREAM_HOLE` packet's body).
     StreamHole { length: i64, flags: u32 }
+    /// `remote_domain_screenshot_args`, `remote_domain_screenshot_ret`.
+    ScreenshotArgs { dom: Dom, screen: u32, flags: u32 }
+    ScreenshotRet { mime: Option<String> }
     /// `remote_domain_open_graphics_fd_args`.
     OpenGraphicsFdArgs { dom: Dom, idx: u32, flags: u32 }
     /// `remote_network_update_args`.

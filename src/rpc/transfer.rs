@@ -59,6 +59,9 @@ pub(super) async fn serve(
     out: mpsc::Sender<Vec<u8>>,
     streams: Arc<Streams>,
 ) {
+    if call.proc_ == procs::DOMAIN_SCREENSHOT {
+        return super::screenshot::serve(shared, s, call, body, out, streams).await;
+    }
     // registered before the answer, so that the client's first data packet finds it
     let rx = streams.open(call.serial);
     let run = match start(&shared, &s, call.proc_, &body).await {

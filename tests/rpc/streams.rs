@@ -232,6 +232,49 @@ async fn graphics_fd_and_screenshot_of_a_running_guest() {
         "{text}"
     );
 
+    // virsh screenshot: a PPM whose header's size matches its pixels
+    let shot = r.bus.dir.path().join("gfx.ppm");
+    let shot_arg = shot.to_string_lossy().into_owned();
+    let said = r.ok(QEMU, &["screenshot", "gfx", &shot_arg]);
+    assert!(said.contains("image/x-portable-pixmap"), "{said}");
+    let img = std::fs::read(&shot).expect("screenshot");
+    let (w, h, pixels) = ppm(&img);
+    assert!(w >= 320 && h >= 200, "{w}x{h}");
+    assert_eq!(pixels, w * h * 3, "{w}x{h}");
+    eprintln!("screenshot: {w}x{h}, {} bytes", img.len());
+    // a screen the guest does not have; a read-only connection
+    let e = r.fails(QEMU, &["screenshot", "gfx", &shot_arg, "--screen", "1"]);
+    assert!(e.contains("no screen with index 1"), "{e}");
+    let e = r.fails(QEMU, &["-r", "screenshot", "gfx", &shot_arg]);
+    assert!(
+        e.contains("read only access prevents virDomainScreenshot"),
+        "{e}"
+    );
+
     r.ok(QEMU, &["destroy", "gfx"]);
+    let e = r.fails(QEMU, &["screenshot", "gfx", &shot_arg]);
+    assert!(e.contains("not running"), "{e}");
     r.ok(QEMU, &["undefine", "gfx"]);
+}
+
+/// A binary PPM's width, height and pixel bytes after its header.
+fn ppm(img: &[u8]) -> (usize, usize, usize) {
+    // "P6\n<w> <h>\n<max>\n" then the pixels
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        while img.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        let start = at;
+        while img.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
+            at += 1;
+        }
+        assert!(at > start, "a short PPM header");
+        fields.push(String::from_utf8_lossy(&img[start..at]).into_owned());
+    }
+    assert_eq!(fields[0], "P6", "not a binary PPM");
+    assert_eq!(fields[3], "255");
+    let n = |s: &str| s.parse::<usize>().expect("a number");
+    (n(&fields[1]), n(&fields[2]), img.len() - at - 1)
 }
