@@ -12,7 +12,7 @@ pub mod errors;
 pub mod fixture;
 pub mod flags;
 mod hostdev;
-mod network;
+pub(crate) mod network;
 mod objects;
 pub mod paths;
 mod props;

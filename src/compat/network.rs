@@ -231,7 +231,7 @@ pub(super) async fn connect_call(
 }
 
 /// libvirt's command numbers (virNetworkUpdateCommand).
-fn command(n: u32) -> Reply<UpdateCommand> {
+pub(crate) fn command(n: u32) -> Reply<UpdateCommand> {
     Ok(match n {
         1 => UpdateCommand::Modify,
         2 => UpdateCommand::Delete,
@@ -247,7 +247,7 @@ fn command(n: u32) -> Reply<UpdateCommand> {
 }
 
 /// libvirt's section numbers (virNetworkUpdateSection); virtbus updates DHCP and DNS hosts.
-fn section(n: u32) -> Reply<UpdateSection> {
+pub(crate) fn section(n: u32) -> Reply<UpdateSection> {
     const NAMES: [&str; 13] = [
         "none",
         "bridge",

@@ -24,6 +24,7 @@ pub mod metadata;
 pub mod network_ops;
 pub mod ops;
 mod resize;
+mod screenshot;
 mod snapshot_ops;
 pub mod storage_ops;
 mod vcpus;

@@ -154,6 +154,8 @@ pub enum Operation {
     OpenConsole,
     /// A connection to the guest's graphics server.
     OpenGraphics,
+    /// An image of the guest's screen.
+    Screenshot,
     // Snapshots of one domain.
     SnapshotCreate,
     SnapshotList,
@@ -258,7 +260,8 @@ impl Operation {
             O::Suspend | O::Resume => Action::DomainSuspend,
             O::Undefine | O::ManagedSaveRemove => Action::DomainDelete,
             O::FsFreeze | O::FsThaw => Action::DomainFsFreeze,
-            O::OpenConsole | O::OpenGraphics => Action::DomainOpenConsole,
+            // the screen shows what a graphics connection shows
+            O::OpenConsole | O::OpenGraphics | O::Screenshot => Action::DomainOpenConsole,
             O::SnapshotCreate | O::SnapshotRevert | O::SnapshotDelete => Action::DomainSnapshot,
             O::ReadStorage => Action::StorageRead,
             O::DefinePool
@@ -359,6 +362,7 @@ impl Operation {
             O::SetNetworkAutostart => "set autostart of network",
             O::OpenConsole => "open a console of",
             O::OpenGraphics => "open a graphics connection to",
+            O::Screenshot => "take a screenshot of",
         }
     }
 
@@ -381,7 +385,8 @@ impl Operation {
             | O::FsFreeze
             | O::GuestInfo
             | O::OpenConsole
-            | O::OpenGraphics => StateRule::Running,
+            | O::OpenGraphics
+            | O::Screenshot => StateRule::Running,
             O::Resume => StateRule::Paused,
             _ => StateRule::Any,
         }
@@ -574,6 +579,11 @@ domain_op!(
     /// `skipauth`: the server asks the client for no password.
     OpenGraphics { index: u32, skipauth: bool } => std::os::fd::OwnedFd, OpenGraphics,
     |r, core, dom| core.open_graphics(dom, r.index, r.skipauth).await
+);
+domain_op!(
+    /// An image of screen `screen` of the guest's display, with its MIME type.
+    Screenshot { screen: u32 } => crate::drivers::Screenshot, Screenshot,
+    |r, core, dom| core.screenshot(dom, r.screen).await
 );
 domain_op!(
     /// Statistics of the groups asked (all when none).

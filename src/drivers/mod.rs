@@ -84,6 +84,14 @@ impl DomainCtx {
     }
 }
 
+/// An image of a guest's screen.
+#[derive(Debug, Clone)]
+pub struct Screenshot {
+    /// The image's MIME type (`image/x-portable-pixmap` for QEMU's PPM).
+    pub mime: String,
+    pub data: Vec<u8>,
+}
+
 /// A started guest.
 #[derive(Debug)]
 pub struct Started {
@@ -634,6 +642,11 @@ pub trait Driver: Send + Sync + 'static {
         _dev: &crate::model::devices::CharDevice,
     ) -> DriverResult<std::os::fd::OwnedFd> {
         Err(unsupported(self.name(), "open a console of", ctx))
+    }
+
+    /// An image of screen `screen` of the guest's display.
+    async fn screenshot(&self, ctx: &DomainCtx, _screen: u32) -> DriverResult<Screenshot> {
+        Err(unsupported(self.name(), "take a screenshot of", ctx))
     }
 
     /// A socket connected to graphics device `index` (the VNC or SPICE server).

@@ -5,7 +5,7 @@
 //! `max_client_requests`), so a keepalive ping is answered while a guest starts. Replies go
 //! through a bounded queue to one writer: a client that stops reading stalls only itself.
 
-use std::sync::Arc;
+use std::{os::fd::OwnedFd, sync::Arc};
 
 use tokio::{
     io::AsyncWriteExt,
@@ -18,6 +18,7 @@ use super::{
     dispatch::{self, Session},
     error::{RpcError, RpcResult, VIR_ERR_AUTH_FAILED, VIR_ERR_INTERNAL_ERROR, VIR_ERR_NO_CONNECT},
     events::Listener,
+    fds,
     frame::{FrameError, Header, MsgType, Status, packet, read_packet},
     proto::{
         AUTH_NONE, AUTH_POLKIT, AuthListRet, AuthPolkitRet, ConnectOpenArgs, KEEPALIVE_PING,
@@ -25,6 +26,7 @@ use super::{
         procs,
     },
     stream::{self, Incoming, Route, Streams},
+    streamproto, transfer,
     xdr::{Array, Reader, encode},
 };
 use crate::server::authz::{Caller, Peer};
@@ -83,9 +85,22 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
     tracing::debug!("RPC client {id}: pid {pid} uid {uid} connected");
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    // replies that pass a descriptor: the packet, then the descriptor
+    let (fd_tx, mut fd_rx) = mpsc::channel::<(Vec<u8>, OwnedFd)>(1);
     let writer = tokio::spawn(async move {
-        while let Some(p) = rx.recv().await {
-            if let Err(e) = wr.write_all(&p).await {
+        loop {
+            let (p, fd) = tokio::select! {
+                p = rx.recv() => match p {
+                    Some(p) => (p, None),
+                    None => break,
+                },
+                Some((p, fd)) = fd_rx.recv() => (p, Some(fd)),
+            };
+            let mut r = wr.write_all(&p).await;
+            if let (Ok(()), Some(fd)) = (&r, fd) {
+                r = fds::send(wr.as_ref(), &fd).await;
+            }
+            if let Err(e) = r {
                 tracing::debug!("RPC client {id}: cannot write: {e}");
                 break;
             }
@@ -154,6 +169,42 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
                         });
                         continue;
                     }
+                    None if h.proc_ == streamproto::procs::DOMAIN_OPEN_GRAPHICS_FD => {
+                        // answered with the descriptor, beside the other calls
+                        let session = state.session.clone();
+                        let (shared, tx, fd_tx) = (shared.clone(), tx.clone(), fd_tx.clone());
+                        tokio::spawn(async move {
+                            let r = match &session {
+                                Some(s) => dispatch::graphics::open(&shared, s, &pkt.body).await,
+                                None => Err(not_open()),
+                            };
+                            match r {
+                                Ok(fd) => {
+                                    let _ = fd_tx.send((fds::reply(&h, 1), fd)).await;
+                                }
+                                Err(e) => {
+                                    let _ = tx.send(reply(&h, Err(e))).await;
+                                }
+                            }
+                        });
+                        continue;
+                    }
+                    None if streamproto::procs::opens_stream(h.proc_) => {
+                        // a volume transfer: answered, then pumped
+                        match state.session.clone() {
+                            Some(s) => {
+                                let (shared, tx, streams) =
+                                    (shared.clone(), tx.clone(), streams.clone());
+                                tokio::spawn(transfer::serve(shared, s, h, pkt.body, tx, streams));
+                            }
+                            None => {
+                                if tx.send(reply(&h, Err(not_open()))).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     None => {
                         // an ordinary call: run it beside the others
                         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -180,11 +231,20 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
                     state.session = None;
                 }
             }
-            (_, MsgType::Stream) => match streams.route(&h) {
+            (_, kind @ (MsgType::Stream | MsgType::StreamHole)) => match streams.route(&h) {
                 Route::To(st) => {
-                    let m = match h.status {
-                        Status::Continue => Incoming::Data(pkt.body),
-                        Status::Ok => Incoming::Finish,
+                    let m = match (kind, h.status) {
+                        (MsgType::StreamHole, Status::Continue) => {
+                            match transfer::hole_length(&pkt.body) {
+                                Ok(n) => Incoming::Hole(n),
+                                Err(e) => {
+                                    tracing::info!("RPC client {id}: {}", e.message);
+                                    Incoming::Abort
+                                }
+                            }
+                        }
+                        (_, Status::Continue) => Incoming::Data(pkt.body),
+                        (_, Status::Ok) => Incoming::Finish,
                         _ => Incoming::Abort,
                     };
                     // written to the console before the next packet is read: flow control
@@ -224,6 +284,7 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
     // every sender gone (the state's, its listener's), the writer ends
     drop(state);
     drop(tx);
+    drop(fd_tx);
     let _ = writer.await;
     shared.authz.forget(&caller.sender);
     tracing::debug!("RPC client {id}: disconnected");
@@ -360,7 +421,7 @@ fn not_open() -> RpcError {
 }
 
 /// The reply packet to call `h`.
-fn reply(h: &Header, r: RpcResult<Vec<u8>>) -> Vec<u8> {
+pub(super) fn reply(h: &Header, r: RpcResult<Vec<u8>>) -> Vec<u8> {
     let (status, body) = match r {
         Ok(b) => (Status::Ok, b),
         Err(e) => {

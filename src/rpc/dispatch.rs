@@ -3,6 +3,8 @@
 
 pub(super) mod console;
 mod event_calls;
+pub(super) mod graphics;
+mod netcalls;
 mod snapshots;
 
 use std::sync::Arc;
@@ -200,6 +202,8 @@ pub(super) fn supports_feature(body: &[u8]) -> RpcResult<Vec<u8>> {
             | proto::FEATURE_REMOTE_CLOSE_CALLBACK
             | proto::FEATURE_REMOTE_EVENT_CALLBACK
             | proto::FEATURE_TYPED_PARAM_STRING
+            | super::streamproto::FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER
+            | super::streamproto::FEATURE_FD_PASSING
     );
     int(yes)
 }
@@ -547,6 +551,7 @@ pub(super) async fn call(
         }
         p if event_calls::handles(p) => event_calls::call(shared, s, p, body).await,
         p if snapshots::handles(p) => snapshots::call(shared, s, p, body).await,
+        p if netcalls::handles(p) => netcalls::call(shared, s, p, body).await,
         // networks, storage, host interfaces, node devices and statistics
         p if super::objproto::procs::handles(p) => super::objects::call(shared, s, p, body).await,
         p => Err(RpcError::no_support(&format!(

@@ -13,13 +13,15 @@ use std::{
     sync::{Arc, Mutex, Weak},
 };
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use uuid::Uuid;
 
 use super::{
     error::{RpcError, RpcResult, VIR_ERR_INTERNAL_ERROR},
     frame::{Header, MsgType, Status, packet},
+    objproto::Net,
     proto::{Dom, Pool, REMOTE_PROGRAM, REMOTE_VERSION, procs},
+    streamproto,
     xdr::Xdr,
 };
 use crate::{
@@ -28,6 +30,7 @@ use crate::{
         DomainType,
         state::{Lifecycle, PmSuspendedDetail},
     },
+    network::NetEvent,
     server::authz::{Authorizer, Caller, Details},
     storage::manager::{PoolEventKind, StorageEvent},
 };
@@ -37,6 +40,8 @@ use crate::{
 pub const DOMAIN_EVENT_ID_LAST: i32 = 27;
 /// `VIR_STORAGE_POOL_EVENT_ID_LAST`.
 pub const POOL_EVENT_ID_LAST: i32 = 2;
+/// `VIR_NETWORK_EVENT_ID_LAST` (lifecycle alone).
+pub const NETWORK_EVENT_ID_LAST: i32 = 1;
 
 /// `virDomainEventID` values raised here.
 mod id {
@@ -58,6 +63,7 @@ mod id {
 pub enum Family {
     Domain,
     Pool,
+    Network,
 }
 
 /// The object an event is about, with what authorizing its delivery needs.
@@ -65,6 +71,7 @@ pub enum Family {
 enum Subject {
     Domain(Arc<DomainInfo>),
     Pool { name: String, uuid: Uuid },
+    Network { name: String, uuid: Uuid },
 }
 
 impl Subject {
@@ -72,13 +79,14 @@ impl Subject {
         match self {
             Self::Domain(_) => Family::Domain,
             Self::Pool { .. } => Family::Pool,
+            Self::Network { .. } => Family::Network,
         }
     }
 
     fn uuid(&self) -> Uuid {
         match self {
             Self::Domain(i) => i.uuid,
-            Self::Pool { uuid, .. } => *uuid,
+            Self::Pool { uuid, .. } | Self::Network { uuid, .. } => *uuid,
         }
     }
 }
@@ -140,11 +148,17 @@ impl Listener {
         let last = match family {
             Family::Domain => DOMAIN_EVENT_ID_LAST,
             Family::Pool => POOL_EVENT_ID_LAST,
+            Family::Network => NETWORK_EVENT_ID_LAST,
         };
         if !(0..last).contains(&event) {
+            let what = if family == Family::Network {
+                "network event"
+            } else {
+                "event"
+            };
             return Err(RpcError::remote(
                 VIR_ERR_INTERNAL_ERROR,
-                format!("internal error: unsupported event ID {event}"),
+                format!("internal error: unsupported {what} ID {event}"),
             ));
         }
         let mut cb = lock(&self.callbacks);
@@ -208,6 +222,9 @@ async fn deliver(
             let (op, details) = match &o.subject {
                 Subject::Domain(info) => (Operation::ReadDomain, Details::domain(info)),
                 Subject::Pool { name, .. } => (Operation::ReadStorage, Details::pool(name)),
+                Subject::Network { name, .. } => {
+                    (Operation::ReadNetwork, Details::network(Some(name)))
+                }
             };
             if authz.check(&caller, op.action(), &details).await.is_err() {
                 continue;
@@ -449,6 +466,46 @@ impl Hub {
             Some(l) => out.iter().all(|o| l.queue.send(o.clone()).is_ok()),
             None => false,
         });
+    }
+}
+
+/// Hand a network's lifecycle event to the listeners (`NETWORK_EVENT_LIFECYCLE`; autostart
+/// changes have no event in libvirt).
+fn network_event(hub: &Hub, ev: &NetEvent) {
+    let code = ev.kind.libvirt_code();
+    if code < 0 {
+        return;
+    }
+    let mut tail = Vec::new();
+    Net {
+        name: ev.info.name.clone(),
+        uuid: *ev.info.uuid.as_bytes(),
+    }
+    .put(&mut tail);
+    code.put(&mut tail);
+    // libvirt defines no lifecycle detail for networks
+    0i32.put(&mut tail);
+    hub.dispatch(vec![Outgoing {
+        subject: Subject::Network {
+            name: ev.info.name.clone(),
+            uuid: ev.info.uuid,
+        },
+        event: 0,
+        proc_: streamproto::procs::NETWORK_EVENT_LIFECYCLE,
+        tail,
+    }]);
+}
+
+/// Follow a network driver's events for `hub`.
+pub async fn network_pump(hub: Arc<Hub>, mut events: broadcast::Receiver<NetEvent>) {
+    loop {
+        match events.recv().await {
+            Ok(ev) => network_event(&hub, &ev),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("{n} network event(s) were dropped before RPC clients got them");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

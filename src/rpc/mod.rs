@@ -14,13 +14,17 @@ mod conn;
 mod dispatch;
 pub mod error;
 mod events;
+mod fds;
 pub mod frame;
 mod objects;
 pub mod objproto;
 mod pools;
 pub mod proto;
+mod screenshot;
 mod stats;
 mod stream;
+pub mod streamproto;
+mod transfer;
 pub mod xdr;
 
 use std::{
@@ -147,6 +151,12 @@ pub async fn serve(
             let (tx, rx) = watch::channel(v.core.events().last_seq());
             let hub = Arc::new(events::Hub::new(&v.core, v.types.clone()));
             pumps.push(tokio::spawn(events::pump(hub.clone(), events, tx)));
+            if let Ok(nets) = v.core.networks() {
+                pumps.push(tokio::spawn(events::network_pump(
+                    hub.clone(),
+                    nets.subscribe(),
+                )));
+            }
             Arc::new(View {
                 scheme: v.scheme,
                 flavor: v.flavor,

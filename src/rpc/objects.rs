@@ -162,7 +162,11 @@ static NET_METHOD: crate::compat::flags::Method = crate::compat::flags::Method {
     flags: &[],
 };
 
-async fn net_run(shared: &Shared, s: &Session, req: NetworkRequest) -> RpcResult<NetworkReply> {
+pub(super) async fn net_run(
+    shared: &Shared,
+    s: &Session,
+    req: NetworkRequest,
+) -> RpcResult<NetworkReply> {
     if req.operation() != Operation::ReadNetwork {
         writable(s, "virNetwork")?;
     }
@@ -201,7 +205,7 @@ async fn net_info(shared: &Shared, s: &Session, name: &str) -> RpcResult<Network
 }
 
 /// The network a `remote_nonnull_network` names (by UUID, as libvirt's driver looks it up).
-async fn net_of(shared: &Shared, s: &Session, n: &Net) -> RpcResult<NetworkInfo> {
+pub(super) async fn net_of(shared: &Shared, s: &Session, n: &Net) -> RpcResult<NetworkInfo> {
     let uuid = Uuid::from_bytes(n.uuid);
     net_list(shared, s)
         .await?

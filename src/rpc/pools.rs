@@ -115,7 +115,7 @@ fn wire_vol(v: &VolInfo) -> Vol {
 }
 
 /// libvirt's error for a storage request: a missing object is a missing pool or volume.
-fn error(s: &Session, e: ExecError) -> RpcError {
+pub(super) fn error(s: &Session, e: ExecError) -> RpcError {
     let flavor = s.flavor();
     match e {
         ExecError::Denied(d) => RpcError::denied(d, flavor),
@@ -199,7 +199,7 @@ async fn pool_of(shared: &Shared, s: &Session, p: &Pool) -> RpcResult<PoolInfo> 
     .await
 }
 
-async fn vol_of(shared: &Shared, s: &Session, v: &Vol) -> RpcResult<VolInfo> {
+pub(super) async fn vol_of(shared: &Shared, s: &Session, v: &Vol) -> RpcResult<VolInfo> {
     let req = ops::VolumeProps {
         pool: v.pool.clone(),
         volume: v.name.clone(),

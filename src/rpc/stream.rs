@@ -28,6 +28,8 @@ use crate::core::events::lock;
 #[derive(Debug)]
 pub enum Incoming {
     Data(Vec<u8>),
+    /// A hole of this many bytes in a sparse stream (`STREAM_HOLE`).
+    Hole(u64),
     Finish,
     Abort,
 }
@@ -50,13 +52,13 @@ pub enum Route {
 }
 
 impl Streams {
-    fn open(&self, serial: u32) -> mpsc::Receiver<Incoming> {
+    pub(super) fn open(&self, serial: u32) -> mpsc::Receiver<Incoming> {
         let (tx, rx) = mpsc::channel(8);
         lock(&self.open).insert(serial, tx);
         rx
     }
 
-    fn end(&self, serial: u32) {
+    pub(super) fn end(&self, serial: u32) {
         lock(&self.open).remove(&serial);
         let mut ended = lock(&self.ended);
         // a bounded memory of ended streams
@@ -83,7 +85,7 @@ impl Streams {
 }
 
 /// The stream's end as the server confirms a finish (or announces its own).
-fn finished(h: &Header) -> Vec<u8> {
+pub(super) fn finished(h: &Header) -> Vec<u8> {
     let fh = Header {
         kind: MsgType::Stream,
         status: Status::Ok,
@@ -93,7 +95,7 @@ fn finished(h: &Header) -> Vec<u8> {
 }
 
 /// The answer to the client's abort: libvirtd's error reply.
-fn aborted(h: &Header) -> Vec<u8> {
+pub(super) fn aborted(h: &Header) -> Vec<u8> {
     let rh = Header {
         kind: MsgType::Reply,
         status: Status::Error,
@@ -152,6 +154,8 @@ pub async fn pump(
                         break;
                     }
                 }
+                // a console is no sparse stream
+                Some(Incoming::Hole(_)) => {}
                 Some(Incoming::Finish) => {
                     let _ = wr.shutdown().await;
                     let _ = out.send(finished(&call)).await;

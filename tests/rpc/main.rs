@@ -12,12 +12,14 @@ mod console;
 mod domcaps;
 mod events;
 mod lxc;
+mod netevents;
 mod objects;
 mod osinfo;
 mod polkit;
 #[path = "../lxc/rootfs.rs"]
 mod rootfs;
 mod socket;
+mod streams;
 mod virsh;
 
 use std::{

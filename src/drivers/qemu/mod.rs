@@ -37,6 +37,7 @@ pub mod process;
 pub mod qga;
 pub mod qmp;
 pub mod save;
+mod screenshot;
 pub mod seam;
 pub mod snapshot;
 pub mod stats;
@@ -1144,6 +1145,15 @@ impl Driver for QemuDriver {
         let vm = self.vm(ctx)?;
         update::update(&vm, device, force).await?;
         self.save_status(&vm).await
+    }
+
+    async fn screenshot(
+        &self,
+        ctx: &DomainCtx,
+        screen: u32,
+    ) -> DriverResult<crate::drivers::Screenshot> {
+        let vm = self.vm(ctx)?;
+        screenshot::take(&vm, screen).await
     }
 
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
