@@ -23,6 +23,7 @@ mod memory;
 pub mod metadata;
 pub mod network_ops;
 pub mod ops;
+mod passthrough;
 mod resize;
 mod snapshot_ops;
 pub mod storage_ops;

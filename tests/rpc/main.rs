@@ -10,8 +10,10 @@ mod guest;
 mod badinput;
 mod console;
 mod events;
+mod more;
 mod objects;
 mod polkit;
+mod session;
 mod socket;
 mod virsh;
 
