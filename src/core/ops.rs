@@ -550,6 +550,11 @@ domain_op!(
     |r, core, dom| core.set_autostart(dom, r.autostart).await
 );
 domain_op!(
+    /// The sizes of one disk's image (by target or source path).
+    GetBlockInfo { disk: String } => super::BlockInfo, GetStats,
+    |r, core, dom| core.block_info(dom, &r.disk).await
+);
+domain_op!(
     /// Pass a QMP command (JSON), or an HMP command line (`hmp`), to the running guest's
     /// monitor; QEMU's reply. Taints the domain.
     QemuMonitorCommand { cmd: String, hmp: bool } => String, QemuMonitorCommand,

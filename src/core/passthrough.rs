@@ -40,10 +40,12 @@ impl Core {
     }
 
     fn taint(&self, dom: &Domain, why: &'static str) {
+        let name = dom.name();
         let mut d = super::lock(&dom.data);
         if !d.taints.contains(&why) {
-            tracing::warn!("domain '{}' is tainted: {why}", dom.name());
             d.taints.push(why);
+            drop(d);
+            tracing::warn!("domain '{name}' is tainted: {why}");
         }
     }
 }

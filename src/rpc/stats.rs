@@ -322,7 +322,7 @@ async fn readable(shared: &Shared, s: &Session, active: bool) -> Vec<Arc<Domain>
     out
 }
 
-pub(super) async fn group_stats(
+async fn group_stats(
     shared: &Shared,
     s: &Session,
     dom: &Arc<Domain>,
@@ -351,7 +351,7 @@ fn stat(stats: &Stats, key: &str) -> Option<u64> {
 }
 
 /// A counter, or libvirt's -1 for one the hypervisor does not give.
-pub(super) fn stat_i64(stats: &Stats, key: &str) -> i64 {
+fn stat_i64(stats: &Stats, key: &str) -> i64 {
     stat(stats, key)
         .and_then(|v| i64::try_from(v).ok())
         .unwrap_or(-1)
@@ -359,7 +359,7 @@ pub(super) fn stat_i64(stats: &Stats, key: &str) -> i64 {
 
 /// The index of the disk (`block`) or interface (`net`) named `path` (its target or its
 /// source), as libvirt matches the path argument of the stats calls.
-pub(super) fn device_index(s: &Session, stats: &Stats, group: &str, path: &str) -> RpcResult<u64> {
+fn device_index(s: &Session, stats: &Stats, group: &str, path: &str) -> RpcResult<u64> {
     let count = stat(stats, &format!("{group}.count")).unwrap_or(0);
     (0..count)
         .find(|i| {

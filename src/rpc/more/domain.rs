@@ -13,9 +13,7 @@ use crate::{
     core::{
         metadata::MetadataKind,
         ops,
-        options::{
-            Affect, DeviceOptions, ManagedSaveOptions, MemoryOptions, StatsGroup, VcpuOptions,
-        },
+        options::{Affect, DeviceOptions, ManagedSaveOptions, MemoryOptions, VcpuOptions},
     },
     drivers::{GuestInfo, GuestInfoTypes},
     rpc::{
@@ -24,7 +22,6 @@ use crate::{
         error::{RpcError, RpcResult},
         objproto::{Opaque, TypedParam, TypedValue},
         proto::{Dom, DomainFlagsArgs, StringRet},
-        stats::{device_index, group_stats},
         xdr::{Array, Reader, xdr_struct},
     },
 };
@@ -266,25 +263,15 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         procs::DOMAIN_GET_BLOCK_INFO => {
             let a: BlockInfoArgs = Reader::decode(body)?;
             let dom = s.domain(&a.dom)?;
-            s.check(&GET_BLOCK_INFO, a.flags)?;
-            let stats = group_stats(shared, s, &dom, StatsGroup::Block).await?;
-            let i = device_index(s, &stats, "block", &a.path)?;
-            let get = |k: &str| {
-                stats
-                    .iter()
-                    .find(|(n, _)| *n == format!("block.{i}.{k}"))
-                    .and_then(|(_, v)| match v {
-                        crate::drivers::StatValue::U64(n) => Some(*n),
-                        crate::drivers::StatValue::I64(n) => u64::try_from(*n).ok(),
-                        crate::drivers::StatValue::Str(_) => None,
-                    })
-            };
-            let capacity = get("capacity").unwrap_or(0);
-            let allocation = get("allocation").unwrap_or(0);
+            let m = &GET_BLOCK_INFO;
+            s.check(m, a.flags)?;
+            let b = s
+                .run(shared, m, &dom, ops::GetBlockInfo { disk: a.path })
+                .await?;
             ok(BlockInfoRet {
-                allocation,
-                capacity,
-                physical: get("physical").unwrap_or(capacity),
+                allocation: b.allocation,
+                capacity: b.capacity,
+                physical: b.physical,
             })
         }
         procs::DOMAIN_GET_HOSTNAME => {
