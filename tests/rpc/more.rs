@@ -293,8 +293,16 @@ async fn qemu_program_and_domain_commands_on_a_real_guest() {
     let n = r.ok(QEMU, &["vcpucount", "tiny", "--config", "--maximum"]);
     assert_eq!(n.trim(), "2");
 
+    let job = r.ok(QEMU, &["domjobinfo", "tiny"]);
+    assert_eq!(field(&job, "Job type"), "None", "{job}");
     // what virtbus does not do answers as an older libvirtd would
-    for cmd in [&["domtime", "tiny"][..], &["domfsinfo", "tiny"]] {
+    for cmd in [
+        &["domtime", "tiny"][..],
+        &["domfsinfo", "tiny"],
+        &["send-key", "tiny", "KEY_A"],
+        &["schedinfo", "tiny"],
+        &["memtune", "tiny"],
+    ] {
         let e = r.fails(QEMU, cmd);
         assert!(
             e.contains("this function is not supported by the connection driver"),

@@ -53,6 +53,20 @@ xdr_struct! {
     FsFreezeArgs { dom: Dom, mountpoints: Array<String, MOUNTPOINTS_MAX>, flags: u32 }
     FsFreezeRet { filesystems: i32 }
     GuestInfoArgs { dom: Dom, types: u32, flags: u32 }
+    JobInfoRet {
+        kind: i32,
+        time_elapsed: u64,
+        time_remaining: u64,
+        data_total: u64,
+        data_processed: u64,
+        data_remaining: u64,
+        mem_total: u64,
+        mem_processed: u64,
+        mem_remaining: u64,
+        file_total: u64,
+        file_processed: u64,
+        file_remaining: u64,
+    }
     GuestInfoRet { params: Array<TypedParam, GUEST_INFO_PARAMS_MAX> }
 }
 
@@ -272,6 +286,19 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                 allocation: b.allocation,
                 capacity: b.capacity,
                 physical: b.physical,
+            })
+        }
+        procs::DOMAIN_GET_JOB_INFO => {
+            let a: crate::rpc::proto::DomainArgs = Reader::decode(body)?;
+            let dom = s.domain(&a.dom)?;
+            s.authorize(shared, crate::core::ops::Operation::ReadDomain, &dom)
+                .await?;
+            // a long operation running (the domain's `Job`): unbounded, nothing measured
+            // (`VIR_DOMAIN_JOB_UNBOUNDED`); none otherwise (`VIR_DOMAIN_JOB_NONE`)
+            let running = !dom.info().job.is_empty();
+            ok(JobInfoRet {
+                kind: if running { 2 } else { 0 },
+                ..JobInfoRet::default()
             })
         }
         procs::DOMAIN_GET_HOSTNAME => {
