@@ -35,7 +35,7 @@ const TEST_HOST_CPUS: usize = 8;
 /// prefix) per address.
 type Iface = (String, String, Vec<(i32, String, u32)>);
 
-fn affect(m: &Method, flags: u32) -> Affect {
+pub(crate) fn affect(m: &Method, flags: u32) -> Affect {
     Affect {
         live: m.has(flags, "live"),
         config: m.has(flags, "config"),
@@ -106,7 +106,7 @@ pub(crate) fn snapshot_filters(m: &Method, flags: u32) -> SnapshotListOptions {
 }
 
 /// The metadata kind of libvirt's type and URI, with libvirt's argument checks.
-fn metadata_kind(kind: i32, uri: &str, api: &str) -> Reply<MetadataKind> {
+pub(crate) fn metadata_kind(kind: i32, uri: &str, api: &str) -> Reply<MetadataKind> {
     match (kind, uri.is_empty()) {
         (0 | 1, false) => Err(bare(format!("uri in {api} must be NULL"))),
         (0, true) => Ok(MetadataKind::Description),

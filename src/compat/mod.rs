@@ -19,7 +19,7 @@ mod props;
 pub mod schema;
 mod signals;
 mod snapshot;
-mod storage;
+pub(crate) mod storage;
 pub mod wire;
 
 use std::{future::Future, sync::Arc};

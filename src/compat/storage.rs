@@ -218,7 +218,7 @@ pub(super) async fn children(ctx: &Ctx, call: &Call, c: &Connect, vols: bool) ->
 
 /// The source discovery libvirt's drivers answer for a pool type. (The test driver takes
 /// `dir`, the first of libvirt's types, for no type at all.)
-fn find_sources(flavor: Flavor, pool_type: &str) -> Reply<String> {
+pub(crate) fn find_sources(flavor: Flavor, pool_type: &str) -> Reply<String> {
     let known = pool_type.parse::<crate::storage::PoolType>().is_ok();
     let unknown = match flavor {
         Flavor::Test => pool_type == "dir",

@@ -365,6 +365,7 @@ pub(crate) fn new_data(def: DomainDef, persistent: bool) -> DomainData {
         id: None,
         snapshots: SnapshotTree::default(),
         warning: None,
+        taints: Vec::new(),
         removed: false,
         job: "",
         job_progress: 0.0,

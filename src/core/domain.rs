@@ -47,6 +47,9 @@ pub(crate) struct DomainData {
     pub id: Option<u32>,
     pub snapshots: SnapshotTree,
     pub warning: Option<String>,
+    /// Why nothing vouches for the running guest (libvirt's taint messages, e.g. custom
+    /// monitor commands issued); cleared when it starts or stops.
+    pub taints: Vec<&'static str>,
     /// Set once the domain is gone, for calls that looked it up before.
     pub removed: bool,
     /// The long operation shown as the `Job` property, and its progress.

@@ -105,6 +105,7 @@ impl Core {
             d.id = Some(id);
             d.status = Status::new(DomainState::Running, reason);
             d.warning = None;
+            d.taints.clear();
             let ev = Lifecycle::Started(detail);
             (
                 (),
@@ -168,6 +169,7 @@ impl Core {
             d.id = None;
             d.live = None;
             d.warning = None;
+            d.taints.clear();
             let ev = Lifecycle::Stopped(detail);
             (
                 !d.persistent,

@@ -11,6 +11,7 @@ pub mod options;
 pub mod snapshots;
 pub mod store;
 
+mod blockinfo;
 pub mod capabilities;
 pub mod console;
 pub mod critical;
@@ -23,6 +24,7 @@ mod memory;
 pub mod metadata;
 pub mod network_ops;
 pub mod ops;
+mod passthrough;
 mod resize;
 mod screenshot;
 mod snapshot_ops;
@@ -39,19 +41,20 @@ use std::{
 
 use uuid::Uuid;
 
+pub use self::{
+    blockinfo::BlockInfo,
+    domain::Domain,
+    error::{Error, Missing, Result},
+    events::{Event, EventBus},
+    info::{DomainInfo, DomainProp, SnapshotInfo, SnapshotKind, SnapshotProp},
+    snapshot_ops::disk_images as disk_images_of,
+};
 use self::{
     critical::Critical,
     domain::DomainData,
     events::lock,
     snapshots::{Snapshot, SnapshotTree},
     store::{LoadedDomain, Store},
-};
-pub use self::{
-    domain::Domain,
-    error::{Error, Missing, Result},
-    events::{Event, EventBus},
-    info::{DomainInfo, DomainProp, SnapshotInfo, SnapshotKind, SnapshotProp},
-    snapshot_ops::disk_images as disk_images_of,
 };
 use crate::{
     drivers::{DomainCtx, Driver, DriverEvent, EventSink},

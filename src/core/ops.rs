@@ -119,6 +119,10 @@ pub enum Operation {
     CreateDomain,
     /// Defining or creating a domain with `<qemu:commandline>`.
     QemuPassthrough,
+    /// A QMP or HMP command of the caller's own on a running guest's monitor.
+    QemuMonitorCommand,
+    /// A guest agent command of the caller's own.
+    QemuAgentCommand,
     // One domain.
     ReadDomain,
     Start,
@@ -253,7 +257,9 @@ impl Operation {
             | O::DetachDevice
             | O::UpdateDevice => Action::DomainWrite,
             O::CreateDomain | O::Start => Action::DomainStart,
-            O::QemuPassthrough => Action::DomainQemuPassthrough,
+            O::QemuPassthrough | O::QemuMonitorCommand | O::QemuAgentCommand => {
+                Action::DomainQemuPassthrough
+            }
             O::Shutdown | O::Reboot => Action::DomainInitControl,
             O::Destroy | O::ManagedSave => Action::DomainStop,
             O::Reset | O::InjectNmi => Action::DomainReset,
@@ -315,6 +321,8 @@ impl Operation {
             O::DefineDomain => "define",
             O::CreateDomain => "create",
             O::QemuPassthrough => "pass QEMU arguments of its own to",
+            O::QemuMonitorCommand => "send a monitor command to",
+            O::QemuAgentCommand => "send a guest agent command to",
             O::ReadDomain => "read",
             O::Undefine => "undefine",
             O::SetAutostart => "set autostart of",
@@ -379,11 +387,13 @@ impl Operation {
             | O::FsThaw
             | O::ManagedSave
             | O::MemoryStats
-            | O::InterfaceAddresses => StateRule::Active,
+            | O::InterfaceAddresses
+            | O::QemuMonitorCommand => StateRule::Active,
             O::Reboot
             | O::Suspend
             | O::FsFreeze
             | O::GuestInfo
+            | O::QemuAgentCommand
             | O::OpenConsole
             | O::OpenGraphics
             | O::Screenshot => StateRule::Running,
@@ -543,6 +553,24 @@ domain_op!(
     /// Start the domain with the host, or not.
     SetAutostart { autostart: bool } => (), SetAutostart,
     |r, core, dom| core.set_autostart(dom, r.autostart).await
+);
+domain_op!(
+    /// The sizes of one disk's image (by target or source path).
+    GetBlockInfo { disk: String } => super::BlockInfo, GetStats,
+    |r, core, dom| core.block_info(dom, &r.disk).await
+);
+domain_op!(
+    /// Pass a QMP command (JSON), or an HMP command line (`hmp`), to the running guest's
+    /// monitor; QEMU's reply. Taints the domain.
+    QemuMonitorCommand { cmd: String, hmp: bool } => String, QemuMonitorCommand,
+    |r, core, dom| core.qemu_monitor_command(dom, &r.cmd, r.hmp).await
+);
+domain_op!(
+    /// Pass a guest agent command (JSON) to the guest, waiting `timeout` at most (`None`:
+    /// the agent's default); its reply. Taints the domain.
+    QemuAgentCommand { cmd: String, timeout: Option<std::time::Duration> } => String,
+    QemuAgentCommand,
+    |r, core, dom| core.qemu_agent_command(dom, &r.cmd, r.timeout).await
 );
 domain_op!(
     /// Freeze the guest's filesystems through its agent; the count frozen.

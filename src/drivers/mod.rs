@@ -633,6 +633,31 @@ pub trait Driver: Send + Sync + 'static {
         Err(unsupported(self.name(), "inject an NMI into", ctx))
     }
 
+    /// Pass a QMP command (JSON text), or an HMP command line (`hmp`), to the guest's
+    /// monitor; the reply as QEMU gave it (a QMP error reply included).
+    async fn monitor_command(
+        &self,
+        ctx: &DomainCtx,
+        _cmd: &str,
+        _hmp: bool,
+    ) -> DriverResult<String> {
+        Err(unsupported(self.name(), "send a monitor command to", ctx))
+    }
+
+    /// Pass a guest agent command (JSON text) to the guest; the agent's reply.
+    async fn agent_command(
+        &self,
+        ctx: &DomainCtx,
+        _cmd: &str,
+        _timeout: Option<std::time::Duration>,
+    ) -> DriverResult<String> {
+        Err(unsupported(
+            self.name(),
+            "send a guest agent command to",
+            ctx,
+        ))
+    }
+
     /// A descriptor of the guest side of character device `alias` (its pty), for a console
     /// session the core pumps.
     async fn open_console(

@@ -25,6 +25,7 @@ use super::{
         KEEPALIVE_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, REMOTE_PROGRAM, REMOTE_VERSION,
         procs,
     },
+    qemu,
     stream::{self, Incoming, Route, Streams},
     streamproto, transfer,
     xdr::{Array, Reader, encode},
@@ -215,6 +216,9 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
                         let tx = tx.clone();
                         tokio::spawn(async move {
                             let r = match &session {
+                                Some(s) if h.prog == qemu::QEMU_PROGRAM => {
+                                    qemu::call(&shared, s, h.proc_, &pkt.body).await
+                                }
                                 Some(s) => dispatch::call(&shared, s, h.proc_, &pkt.body).await,
                                 None => Err(not_open()),
                             };
@@ -300,6 +304,15 @@ fn early_call(
     h: &Header,
     body: &[u8],
 ) -> Option<RpcResult<Vec<u8>>> {
+    if h.prog == qemu::QEMU_PROGRAM && h.vers == qemu::QEMU_VERSION {
+        // run concurrently, once authenticated, as the remote program's calls
+        return (!state.authenticated).then(|| {
+            Err(RpcError::remote(
+                VIR_ERR_AUTH_FAILED,
+                "authentication required".into(),
+            ))
+        });
+    }
     if h.prog != REMOTE_PROGRAM || h.vers != REMOTE_VERSION {
         return Some(Err(RpcError::rpc(format!(
             "cannot find program {} version {}",

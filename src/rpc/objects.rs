@@ -23,7 +23,11 @@ use super::{
     xdr::{Array, Reader},
 };
 use crate::{
-    compat::{errors::Code, flags::Flavor},
+    compat::{
+        errors::Code,
+        fixture::{TEST_DEVICES, TEST_INTERFACE},
+        flags::Flavor,
+    },
     core::{
         self, Missing, host, hostdev,
         network_ops::{NetworkReply, NetworkRequest},
@@ -31,7 +35,7 @@ use crate::{
     },
     host::{
         interfaces::{Filter, HostInterface},
-        nodedev::{self, NodeDevice},
+        nodedev,
     },
     network::NetworkInfo,
     server::{authz::Details, exec::ExecError},
@@ -456,15 +460,52 @@ async fn authorize_host(shared: &Shared, s: &Session, op: Operation) -> RpcResul
         .map_err(|e| RpcError::denied(e, s.flavor()))
 }
 
-/// The host's interfaces (the test driver's URI has none of them).
-fn ifaces(s: &Session, filter: Filter) -> RpcResult<Vec<HostInterface>> {
-    match s.flavor() {
-        Flavor::Test => Ok(Vec::new()),
-        Flavor::Qemu | Flavor::Lxc => hostdev::interfaces(filter).map_err(|e| host_error(s, e)),
+/// An interface as the wire needs it: the host's, or `test:///default`'s fixed one.
+struct IfaceView {
+    name: String,
+    mac: Option<String>,
+    active: bool,
+    xml: String,
+}
+
+impl From<HostInterface> for IfaceView {
+    fn from(i: HostInterface) -> Self {
+        IfaceView {
+            active: i.active(),
+            xml: i.to_xml(),
+            mac: i.mac,
+            name: i.name,
+        }
     }
 }
 
-fn wire_iface(i: &HostInterface) -> Iface {
+/// The host's interfaces, or the test driver's one ([`TEST_INTERFACE`]).
+fn ifaces(s: &Session, filter: Filter) -> RpcResult<Vec<IfaceView>> {
+    match s.flavor() {
+        Flavor::Test => {
+            let t = &TEST_INTERFACE;
+            let wanted = (!filter.active && !filter.inactive)
+                || (filter.active && t.active)
+                || (filter.inactive && !t.active);
+            Ok(wanted
+                .then(|| IfaceView {
+                    name: t.name.into(),
+                    mac: Some(t.mac.into()),
+                    active: t.active,
+                    xml: t.xml.into(),
+                })
+                .into_iter()
+                .collect())
+        }
+        Flavor::Qemu | Flavor::Lxc => Ok(hostdev::interfaces(filter)
+            .map_err(|e| host_error(s, e))?
+            .into_iter()
+            .map(IfaceView::from)
+            .collect()),
+    }
+}
+
+fn wire_iface(i: &IfaceView) -> Iface {
     Iface {
         name: i.name.clone(),
         mac: i.mac.clone().unwrap_or_default(),
@@ -478,12 +519,15 @@ fn no_iface(s: &Session, what: &str, value: &str) -> RpcError {
     )
 }
 
-fn iface_named(s: &Session, name: &str) -> RpcResult<HostInterface> {
+fn iface_named(s: &Session, name: &str) -> RpcResult<IfaceView> {
     match s.flavor() {
-        Flavor::Test => Err(no_iface(s, "name", name)),
-        Flavor::Qemu | Flavor::Lxc => {
-            hostdev::interface(name).map_err(|_| no_iface(s, "name", name))
-        }
+        Flavor::Test => ifaces(s, Filter::default())?
+            .into_iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| no_iface(s, "name", name)),
+        Flavor::Qemu | Flavor::Lxc => hostdev::interface(name)
+            .map(IfaceView::from)
+            .map_err(|_| no_iface(s, "name", name)),
     }
 }
 
@@ -558,11 +602,11 @@ async fn interface(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcResu
             // VIR_INTERFACE_XML_INACTIVE: the same description (nothing is configured)
             check_flags(s, a.flags, 1, "virInterfaceGetXMLDesc")?;
             let i = iface_named(s, &a.iface.name)?;
-            ok(StringRet { value: i.to_xml() })
+            ok(StringRet { value: i.xml })
         }
         P::INTERFACE_IS_ACTIVE => {
             let a: IfaceArgs = Reader::decode(body)?;
-            int(iface_named(s, &a.iface.name)?.active())
+            int(iface_named(s, &a.iface.name)?.active)
         }
         p => Err(RpcError::no_support(&format!("procedure {p}"))),
     }
@@ -574,14 +618,56 @@ async fn interface(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcResu
 const DEV_ACTIVE: u32 = 1 << 31;
 const DEV_INACTIVE: u32 = 1 << 30;
 
-fn devices(s: &Session, flags: u32) -> RpcResult<Vec<NodeDevice>> {
+/// A node device as the wire needs it: the host's, or one of `test:///default`'s.
+struct DevView {
+    name: String,
+    parent: Option<String>,
+    caps: Vec<String>,
+    xml: String,
+}
+
+/// The node devices whose capabilities pass `flags`: the host's, or the test driver's
+/// ([`TEST_DEVICES`], whose driver knows no active/inactive flags).
+fn devices(s: &Session, flags: u32) -> RpcResult<Vec<DevView>> {
     match s.flavor() {
-        Flavor::Test => Ok(Vec::new()),
-        Flavor::Qemu | Flavor::Lxc => hostdev::node_devices(flags).map_err(|e| host_error(s, e)),
+        Flavor::Test => {
+            let bad = flags & !nodedev::CAP_FLAG_MASK;
+            if bad != 0 {
+                return Err(RpcError::from_compat(
+                    crate::compat::errors::bare(format!(
+                        "unsupported flags (0x{bad:x}) in function testConnectListAllNodeDevices"
+                    )),
+                    Flavor::Test,
+                ));
+            }
+            Ok(TEST_DEVICES
+                .iter()
+                .filter(|d| {
+                    let caps: Vec<String> = d.filter_caps.iter().map(|c| (*c).to_owned()).collect();
+                    nodedev::caps_match(&caps, flags)
+                })
+                .map(|d| DevView {
+                    name: d.name.into(),
+                    parent: d.parent.map(str::to_owned),
+                    caps: d.caps.iter().map(|c| (*c).to_owned()).collect(),
+                    xml: d.xml.into(),
+                })
+                .collect())
+        }
+        Flavor::Qemu | Flavor::Lxc => Ok(hostdev::node_devices(flags)
+            .map_err(|e| host_error(s, e))?
+            .into_iter()
+            .map(|d| DevView {
+                caps: d.cap_names(),
+                xml: d.to_xml(),
+                parent: d.parent,
+                name: d.name,
+            })
+            .collect()),
     }
 }
 
-fn device(s: &Session, name: &str) -> RpcResult<NodeDevice> {
+fn device(s: &Session, name: &str) -> RpcResult<DevView> {
     devices(s, 0)?
         .into_iter()
         .find(|d| d.name == name)
@@ -650,7 +736,7 @@ async fn node_device(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcRe
             let a: NodeDevFlagsArgs = Reader::decode(body)?;
             check_flags(s, a.flags, 0, "virNodeDeviceGetXMLDesc")?;
             ok(StringRet {
-                value: device(s, &a.name)?.to_xml(),
+                value: device(s, &a.name)?.xml,
             })
         }
         P::NODE_DEVICE_GET_PARENT => {
@@ -661,11 +747,11 @@ async fn node_device(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcRe
         }
         P::NODE_DEVICE_NUM_OF_CAPS => {
             let a: NameArgs = Reader::decode(body)?;
-            num(device(s, &a.name)?.cap_names().len())
+            num(device(s, &a.name)?.caps.len())
         }
         P::NODE_DEVICE_LIST_CAPS => {
             let a: NodeDevListCapsArgs = Reader::decode(body)?;
-            let mut caps = device(s, &a.name)?.cap_names();
+            let mut caps = device(s, &a.name)?.caps;
             caps.truncate(usize::try_from(a.maxnames).unwrap_or(0));
             ok(NodeDevListCapsRet { names: Array(caps) })
         }

@@ -5,6 +5,7 @@
 //! pools, persists them and runs their operations for the core.
 
 mod allow;
+pub mod caps;
 pub mod config;
 pub mod dir;
 pub mod manager;

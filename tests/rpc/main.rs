@@ -13,11 +13,13 @@ mod domcaps;
 mod events;
 mod lxc;
 mod netevents;
+mod more;
 mod objects;
 mod osinfo;
 mod polkit;
 #[path = "../lxc/rootfs.rs"]
 mod rootfs;
+mod session;
 mod socket;
 mod streams;
 mod virsh;

@@ -30,6 +30,7 @@ pub mod live;
 pub mod migratable;
 pub mod monitor;
 pub mod net;
+mod passthrough;
 pub mod pci;
 pub mod pinning;
 mod power;
@@ -1159,6 +1160,22 @@ impl Driver for QemuDriver {
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
         self.vm(ctx)?.command("inject-nmi", None).await?;
         Ok(())
+    }
+
+    async fn monitor_command(&self, ctx: &DomainCtx, cmd: &str, hmp: bool) -> DriverResult<String> {
+        let vm = self.vm(ctx)?;
+        passthrough::monitor(&vm, cmd, hmp).await
+    }
+
+    async fn agent_command(
+        &self,
+        ctx: &DomainCtx,
+        cmd: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> DriverResult<String> {
+        let vm = self.vm(ctx)?;
+        let timeout = timeout.unwrap_or(passthrough::AGENT_DEFAULT_TIMEOUT);
+        passthrough::agent(agent_of(&vm)?, &vm.name, cmd, timeout).await
     }
 
     async fn open_console(
