@@ -27,13 +27,16 @@ fn env_num(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Define `n` domains `bench0…` of type `argv[3]` through `uri`.
+/// Define `n` domains `bench0…` of type `argv[3]` through `uri`, say so, and keep the
+/// connection until stdin closes: `test:///default` lives only while a client holds it.
 const DEFINE: &str = r#"
 import sys, libvirt
 c = libvirt.open(sys.argv[1])
 for i in range(int(sys.argv[2])):
     c.defineXML("<domain type='%s'><name>bench%d</name><memory>65536</memory>"
                 "<vcpu>1</vcpu><os><type>hvm</type></os></domain>" % (sys.argv[3], i))
+print("defined", flush=True)
+sys.stdin.read()
 "#;
 
 /// `domain.info()` `n` times on one connection; prints the seconds taken.
@@ -90,7 +93,21 @@ struct Figures {
 }
 
 fn measure(uri: &str, kind: &str, domains: usize, iters: usize) -> Figures {
-    python(DEFINE, &[uri, &domains.to_string(), kind]);
+    let mut holder = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(DEFINE)
+        .args([uri, &domains.to_string(), kind])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 with python3-libvirt");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("python's answer");
+    assert_eq!(line.trim(), "defined", "defining the domains failed");
     // warm up: the first connection of a daemon pays for its set-up
     virsh(uri, &["list", "--all"]);
     let runs = 10;
@@ -106,6 +123,8 @@ fn measure(uri: &str, kind: &str, domains: usize, iters: usize) -> Figures {
     let secs: f64 = python(INFO_LOOP, &[uri, &iters.to_string()])
         .parse()
         .expect("seconds");
+    drop(holder.stdin.take());
+    let _ = holder.wait();
     Figures {
         list_ms,
         dominfo_per_s,
