@@ -275,6 +275,8 @@ async fn virtbus(
     let launch = Launch {
         prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.0.clone()],
         extra: vec!["--libvirt-compat".into()],
+        // the daemon's default log level, as deployed (the tests' is debug)
+        env: vec![("RUST_LOG".into(), "info".into())],
         ..Default::default()
     };
     let d = Daemon::start_launch(&bus, launch).await;

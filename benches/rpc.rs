@@ -1,13 +1,13 @@
-//! libvirt's RPC protocol: virtbusd's socket against Debian's libvirtd (its test driver),
-//! side by side with the same unchanged clients. Run with `cargo bench --bench rpc`
+//! libvirt's RPC protocol: virtbusd's socket against Debian's libvirtd (its test and QEMU
+//! drivers), side by side with the same unchanged clients. Run with `cargo bench --bench rpc`
 //! (BENCH_DOMAINS sets the domains defined, default 1000; BENCH_ITERS the calls of the
-//! python loop, default 5000).
+//! python loop, default 5000; BENCH_DRIVERS the drivers, default `test,qemu`).
 //!
 //! Figures: `virsh list --all` with the domains defined (a fresh connection each run, as a
 //! shell user runs it), `virsh dominfo` of every domain in one connection (one virsh with
 //! the commands separated by `;`), and a python3-libvirt loop of `domain.info()`. Both
-//! daemons serve `test:///default` over their Unix socket; the domains are defined through
-//! the socket by python3-libvirt.
+//! daemons serve `test:///default` and `qemu:///system` over their Unix socket; the domains
+//! (defined, not started) are defined through the socket by python3-libvirt.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{Bus, Daemon, libvirtd::Libvirtd};
+use support::{Bus, Daemon, Launch, libvirtd::Libvirtd};
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -27,13 +27,16 @@ fn env_num(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Define `n` test-driver domains `bench0…` through `uri`.
+/// Define `n` domains `bench0…` of type `argv[3]` through `uri`, say so, and keep the
+/// connection until stdin closes: `test:///default` lives only while a client holds it.
 const DEFINE: &str = r#"
 import sys, libvirt
 c = libvirt.open(sys.argv[1])
 for i in range(int(sys.argv[2])):
-    c.defineXML("<domain type='test'><name>bench%d</name><memory>65536</memory>"
-                "<vcpu>1</vcpu><os><type>hvm</type></os></domain>" % i)
+    c.defineXML("<domain type='%s'><name>bench%d</name><memory>65536</memory>"
+                "<vcpu>1</vcpu><os><type>hvm</type></os></domain>" % (sys.argv[3], i))
+print("defined", flush=True)
+sys.stdin.read()
 "#;
 
 /// `domain.info()` `n` times on one connection; prints the seconds taken.
@@ -89,8 +92,22 @@ struct Figures {
     info_per_s: f64,
 }
 
-fn measure(uri: &str, domains: usize, iters: usize) -> Figures {
-    python(DEFINE, &[uri, &domains.to_string()]);
+fn measure(uri: &str, kind: &str, domains: usize, iters: usize) -> Figures {
+    let mut holder = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(DEFINE)
+        .args([uri, &domains.to_string(), kind])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 with python3-libvirt");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("python's answer");
+    assert_eq!(line.trim(), "defined", "defining the domains failed");
     // warm up: the first connection of a daemon pays for its set-up
     virsh(uri, &["list", "--all"]);
     let runs = 10;
@@ -106,6 +123,8 @@ fn measure(uri: &str, domains: usize, iters: usize) -> Figures {
     let secs: f64 = python(INFO_LOOP, &[uri, &iters.to_string()])
         .parse()
         .expect("seconds");
+    drop(holder.stdin.take());
+    let _ = holder.wait();
     Figures {
         list_ms,
         dominfo_per_s,
@@ -113,43 +132,86 @@ fn measure(uri: &str, domains: usize, iters: usize) -> Figures {
     }
 }
 
+/// A driver's URI at `sock`, and the domain type defined in it.
+fn driver(name: &str, sock: &Path) -> (String, &'static str) {
+    match name {
+        "qemu" => (
+            format!("qemu+unix:///system?socket={}", sock.display()),
+            "qemu",
+        ),
+        _ => (
+            format!("test+unix:///default?socket={}", sock.display()),
+            "test",
+        ),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let domains = env_num("BENCH_DOMAINS", 1000);
     let iters = env_num("BENCH_ITERS", 5000);
+    let drivers: Vec<String> = std::env::var("BENCH_DRIVERS")
+        .unwrap_or_else(|_| "test,qemu".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
 
     let bus = Bus::start();
     let sock = bus.dir.path().join("libvirt-sock");
     let sock_arg = sock.to_string_lossy().into_owned();
-    let d = Daemon::start_with(
-        &bus,
-        &bus.dir.path().join("state"),
-        &bus.dir.path().join("run"),
-        &["--libvirt-rpc-socket", &sock_arg],
-    )
-    .await;
+    let launch = Launch {
+        extra: vec!["--libvirt-rpc-socket".into(), sock_arg],
+        // the daemon's default log level, as deployed (the tests' is debug)
+        env: vec![("RUST_LOG".into(), "info".into())],
+        ..Default::default()
+    };
+    let d = Daemon::start_launch(&bus, launch).await;
     while std::os::unix::net::UnixStream::connect(&sock).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let ours = measure(&test_uri(&sock), domains, iters);
+    let ours: Vec<Figures> = drivers
+        .iter()
+        .map(|n| {
+            let (uri, kind) = driver(n, &sock);
+            measure(&uri, kind, domains, iters)
+        })
+        .collect();
     drop(d);
 
-    if let Err(why) = Libvirtd::available() {
-        eprintln!("no reference figures: {why}");
-        print(&ours, None, domains, iters);
-        return;
+    let theirs: Option<Vec<Figures>> = match Libvirtd::available() {
+        Err(why) => {
+            eprintln!("no reference figures: {why}");
+            None
+        }
+        Ok(()) => {
+            let lv = Libvirtd::start();
+            Some(
+                drivers
+                    .iter()
+                    .map(|n| {
+                        let (uri, kind) = driver(n, &lv.socket);
+                        measure(&uri, kind, domains, iters)
+                    })
+                    .collect(),
+            )
+        }
+    };
+    println!(
+        "libvirt RPC over the Unix socket, {domains} domains defined; virtbusd {} build",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    for (i, n) in drivers.iter().enumerate() {
+        print(n, &ours[i], theirs.as_ref().map(|t| &t[i]), iters);
     }
-    let lv = Libvirtd::start();
-    let theirs = measure(&test_uri(&lv.socket), domains, iters);
-    print(&ours, Some(&theirs), domains, iters);
+    println!("ratio: how many times virtbusd's figure is better");
 }
 
-fn test_uri(sock: &Path) -> String {
-    format!("test+unix:///default?socket={}", sock.display())
-}
-
-fn print(ours: &Figures, theirs: Option<&Figures>, domains: usize, iters: usize) {
-    println!("libvirt RPC, test:///default over the Unix socket, {domains} domains");
+fn print(driver: &str, ours: &Figures, theirs: Option<&Figures>, iters: usize) {
+    println!("\n{driver} driver");
     println!(
         "{:<44} {:>12} {:>12} {:>8}",
         "figure", "virtbusd", "libvirtd", "ratio"
@@ -182,5 +244,4 @@ fn print(ours: &Figures, theirs: Option<&Figures>, domains: usize, iters: usize)
         theirs.map(|t| t.info_per_s),
         true,
     );
-    println!("ratio: how many times virtbusd's figure is better");
 }

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{Bus, Daemon, MANAGER, NAME, no_opts};
+use support::{Bus, Daemon, Launch, MANAGER, NAME, no_opts};
 use zbus::{Fd, OwnedObjectPath};
 
 fn mib() -> u64 {
@@ -47,7 +47,12 @@ fn drop_caches() {
 async fn main() {
     let n = mib();
     let bus = Bus::start();
-    let d = Daemon::start(&bus).await;
+    let launch = Launch {
+        // the daemon's default log level, as deployed (the tests' is debug)
+        env: vec![("RUST_LOG".into(), "info".into())],
+        ..Default::default()
+    };
+    let d = Daemon::start_launch(&bus, launch).await;
     let conn = bus.connect().await;
     let dir = d.state.join("images/bench");
     let pool_xml = format!(

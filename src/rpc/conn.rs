@@ -39,6 +39,8 @@ const VIR_CONNECT_RO: u32 = 1;
 const MAX_CALLS: usize = 5;
 /// Replies waiting for a client that reads slowly.
 const QUEUE: usize = 64;
+/// Bytes read from a client at once.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// What the connection has established so far.
 struct State {
@@ -84,7 +86,9 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
         },
     };
     tracing::debug!("RPC client {id}: pid {pid} uid {uid} connected");
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
+    // a packet's length and its body in one read, and a client's queued calls in one more
+    let mut rd = tokio::io::BufReader::with_capacity(READ_BUFFER, rd);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
     // replies that pass a descriptor: the packet, then the descriptor
     let (fd_tx, mut fd_rx) = mpsc::channel::<(Vec<u8>, OwnedFd)>(1);

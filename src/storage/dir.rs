@@ -5,7 +5,7 @@
 
 use std::{
     fs::{self, File, OpenOptions},
-    io::{self, Read, Seek, SeekFrom, Write},
+    io::{self, Write},
     os::unix::fs::{MetadataExt, OpenOptionsExt},
     path::{Path, PathBuf},
 };
@@ -14,6 +14,7 @@ use super::{
     perms::Perms,
     pool_xml::PoolSizes,
     qemu_img,
+    sniff::{self, Header},
     vol_xml::{Stamp, Timestamps, VolDef, VolFeature, VolFormat, VolTarget, VolType},
 };
 use crate::core::{Error, Result};
@@ -140,18 +141,6 @@ fn stamps(m: &fs::Metadata) -> Timestamps {
     }
 }
 
-/// Whether the file holds an ISO 9660 image (its volume descriptor at 32 KiB + 1).
-fn is_iso(path: &Path) -> bool {
-    let mut buf = [0u8; 5];
-    File::open(path)
-        .and_then(|mut f| {
-            f.seek(SeekFrom::Start(0x8001))?;
-            f.read_exact(&mut buf)
-        })
-        .is_ok()
-        && &buf == b"CD001"
-}
-
 /// libvirt's name for a format `qemu-img` reports; formats libvirt has no name for are raw.
 fn libvirt_format(qemu: &str) -> VolFormat {
     match qemu {
@@ -169,10 +158,32 @@ fn libvirt_format(qemu: &str) -> VolFormat {
 }
 
 /// Describes the file at `path` as libvirt's refresh does; `None` for what is no volume
-/// (a dangling link, a socket, a device node).
+/// (a dangling link, a socket, a device node). Only files that may be in an image format
+/// are given to `qemu-img` (see [`sniff`]).
 pub async fn probe(name: &str, path: &Path) -> Result<Option<VolDef>> {
+    let p = path.to_path_buf();
+    let n = name.to_string();
+    match blocking(move || Ok(probe_quick(&n, &p))).await? {
+        Quick::None => Ok(None),
+        Quick::Done(v) => Ok(Some(*v)),
+        Quick::Image(m) => probe_image(name, path, &m).await.map(Some),
+    }
+}
+
+/// What a look at a file without `qemu-img` tells.
+pub(crate) enum Quick {
+    /// No volume.
+    None,
+    /// A directory, an ISO or a raw file, fully described.
+    Done(Box<VolDef>),
+    /// A file that may be an image: its metadata, for [`probe_image`].
+    Image(fs::Metadata),
+}
+
+/// The part of [`probe`] that needs no `qemu-img`; blocking.
+pub(crate) fn probe_quick(name: &str, path: &Path) -> Quick {
     let Ok(m) = fs::metadata(path) else {
-        return Ok(None);
+        return Quick::None;
     };
     let key = path.to_string_lossy().into_owned();
     let mut target = VolTarget {
@@ -183,7 +194,7 @@ pub async fn probe(name: &str, path: &Path) -> Result<Option<VolDef>> {
     };
     if m.is_dir() {
         target.format = Some(VolFormat::Dir);
-        return Ok(Some(VolDef {
+        return Quick::Done(Box::new(VolDef {
             vol_type: Some(VolType::Dir),
             name: name.to_string(),
             key: Some(key),
@@ -195,44 +206,27 @@ pub async fn probe(name: &str, path: &Path) -> Result<Option<VolDef>> {
         }));
     }
     if !m.is_file() {
-        return Ok(None);
+        return Quick::None;
     }
-    let mut capacity = m.size();
-    let mut backing = None;
-    let iso = {
-        let p = path.to_path_buf();
-        blocking(move || Ok(is_iso(&p))).await?
+    let format = match sniff::header(path) {
+        Ok(Header::Iso) => VolFormat::Iso,
+        Ok(Header::Raw) => VolFormat::Raw,
+        // unreadable here: qemu-img says why
+        Ok(Header::Unknown) | Err(_) => return Quick::Image(m),
     };
-    if iso {
-        target.format = Some(VolFormat::Iso);
-    } else {
-        let info = qemu_img::info(path).await?;
-        let format = libvirt_format(&info.format);
-        target.format = Some(format);
-        if format != VolFormat::Raw {
-            capacity = info.virtual_size;
-        }
-        if format == VolFormat::Qcow2 {
-            let data = info.format_specific.clone().unwrap_or_default().data;
-            // libvirt names the level of version 3 images only
-            target.compat = data.compat.clone().filter(|c| c == "1.1");
-            target.cluster_size = info.cluster_size;
-            if data.compat.as_deref() == Some("1.1") {
-                let mut f = Vec::new();
-                if data.lazy_refcounts == Some(true) {
-                    f.push(VolFeature::LazyRefcounts);
-                }
-                if data.extended_l2 == Some(true) {
-                    f.push(VolFeature::ExtendedL2);
-                }
-                target.features = Some(f);
-            }
-        }
-        if let Some(b) = info.full_backing_filename.or(info.backing_filename) {
-            backing = Some(probe_backing(&b, info.backing_filename_format.as_deref()).await);
-        }
-    }
-    Ok(Some(VolDef {
+    target.format = Some(format);
+    Quick::Done(Box::new(file_vol(name, key, &m, m.size(), target, None)))
+}
+
+fn file_vol(
+    name: &str,
+    key: String,
+    m: &fs::Metadata,
+    capacity: u64,
+    target: VolTarget,
+    backing: Option<VolTarget>,
+) -> VolDef {
+    VolDef {
         vol_type: Some(VolType::File),
         name: name.to_string(),
         key: Some(key),
@@ -241,7 +235,46 @@ pub async fn probe(name: &str, path: &Path) -> Result<Option<VolDef>> {
         physical: (m.size() > 0).then_some(m.size()),
         target,
         backing,
-    }))
+    }
+}
+
+/// A file that may be in an image format, described from `qemu-img info`.
+pub(crate) async fn probe_image(name: &str, path: &Path, m: &fs::Metadata) -> Result<VolDef> {
+    let key = path.to_string_lossy().into_owned();
+    let mut target = VolTarget {
+        path: Some(key.clone()),
+        perms: Perms::of(m),
+        timestamps: Some(stamps(m)),
+        ..VolTarget::default()
+    };
+    let mut capacity = m.size();
+    let mut backing = None;
+    let info = qemu_img::info(path).await?;
+    let format = libvirt_format(&info.format);
+    target.format = Some(format);
+    if format != VolFormat::Raw {
+        capacity = info.virtual_size;
+    }
+    if format == VolFormat::Qcow2 {
+        let data = info.format_specific.clone().unwrap_or_default().data;
+        // libvirt names the level of version 3 images only
+        target.compat = data.compat.clone().filter(|c| c == "1.1");
+        target.cluster_size = info.cluster_size;
+        if data.compat.as_deref() == Some("1.1") {
+            let mut f = Vec::new();
+            if data.lazy_refcounts == Some(true) {
+                f.push(VolFeature::LazyRefcounts);
+            }
+            if data.extended_l2 == Some(true) {
+                f.push(VolFeature::ExtendedL2);
+            }
+            target.features = Some(f);
+        }
+    }
+    if let Some(b) = info.full_backing_filename.or(info.backing_filename) {
+        backing = Some(probe_backing(&b, info.backing_filename_format.as_deref()).await);
+    }
+    Ok(file_vol(name, key, m, capacity, target, backing))
 }
 
 /// The backing image as libvirt shows it: its path and format (probed when the image does

@@ -1047,23 +1047,36 @@ fn new_pool(def: PoolDef, persistent: bool, autostart: bool) -> Pool {
     }
 }
 
-/// The directory's permissions, sizes and volumes.
+/// The directory's permissions, sizes and volumes. Files are looked at in one blocking
+/// task; only those that may be images wait for `qemu-img`.
 async fn scan(path: &Path) -> Result<(Perms, PoolSizes, BTreeMap<String, Arc<VolDef>>)> {
     let p = path.to_path_buf();
-    let (perms, names) = dir::blocking(move || {
+    let (perms, quick) = dir::blocking(move || {
         let (perms, _) = dir::check_dir(&p)?;
-        Ok((perms, dir::list_names(&p)?))
+        let quick: Vec<(String, dir::Quick)> = dir::list_names(&p)?
+            .into_iter()
+            .map(|n| {
+                let q = dir::probe_quick(&n, &p.join(&n));
+                (n, q)
+            })
+            .collect();
+        Ok((perms, quick))
     })
     .await?;
     let mut vols = BTreeMap::new();
-    for n in names {
-        match dir::probe(&n, &path.join(&n)).await {
-            Ok(Some(v)) => {
-                vols.insert(n, Arc::new(v));
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!("skipping '{n}' in pool directory '{}': {e}", path.display()),
-        }
+    for (n, q) in quick {
+        let v = match q {
+            dir::Quick::None => continue,
+            dir::Quick::Done(v) => *v,
+            dir::Quick::Image(m) => match dir::probe_image(&n, &path.join(&n), &m).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!("skipping '{n}' in pool directory '{}': {e}", path.display());
+                    continue;
+                }
+            },
+        };
+        vols.insert(n, Arc::new(v));
     }
     // sizes last: probing can have touched nothing, but volumes may be written meanwhile
     let sizes = dir::sizes(path)?;

@@ -15,6 +15,7 @@ pub mod perms;
 pub mod pool_xml;
 pub mod qemu_img;
 pub mod size;
+pub mod sniff;
 pub mod transfer;
 pub mod vol_xml;
 pub mod volumes;

@@ -253,11 +253,12 @@ impl Daemon {
             .arg("--runtime-dir")
             .arg(&self.runtime)
             .args(&self.launch.extra)
-            .envs(self.launch.env.iter().map(|(k, v)| (k, v)))
             .env(var, &self.address)
             // No configuration file of the user's: the built-in defaults.
             .env("XDG_CONFIG_HOME", self.state.with_extension("config"))
             .env("RUST_LOG", "debug")
+            // after the defaults, so that a launch may change them (a bench's log level)
+            .envs(self.launch.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
