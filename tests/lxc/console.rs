@@ -4,14 +4,14 @@
 
 use std::{
     io::{Read, Write},
-    os::{
-        fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::{net::UnixStream, process::CommandExt},
-    },
-    process::{Command, Stdio},
+    os::{fd::OwnedFd, unix::net::UnixStream},
+    process::Command,
 };
 
-use super::*;
+use super::{
+    support::pty::{expect, on_terminal, openpty},
+    *,
+};
 
 /// Read `s` until `want` shows up (or fail with what was read); returns what was read.
 fn read_until(s: &mut UnixStream, want: &str, within: Duration) -> String {
@@ -32,51 +32,6 @@ fn read_until(s: &mut UnixStream, want: &str, within: Duration) -> String {
         }
     }
     got
-}
-
-fn openpty() -> (std::fs::File, OwnedFd) {
-    let (mut m, mut s) = (0, 0);
-    // SAFETY: openpty writes two descriptors into the integers; no name, termios or size.
-    let r = unsafe {
-        libc::openpty(
-            &mut m,
-            &mut s,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors are fresh and ours alone.
-    unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
-}
-
-/// Read the terminal's master until `want`, typing `poke` every second meanwhile.
-fn expect_term(master: &mut std::fs::File, want: &str, poke: &[u8], within: Duration) -> String {
-    let t = Instant::now();
-    let mut last: Option<Instant> = None;
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    while !seen.contains(want) {
-        assert!(t.elapsed() < within, "no {want:?}: {seen:?}");
-        if !poke.is_empty() && last.is_none_or(|p| p.elapsed() > Duration::from_secs(1)) {
-            master.write_all(poke).expect("type");
-            last = Some(Instant::now());
-        }
-        let mut pfd = libc::pollfd {
-            fd: master.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut pfd, 1, 200) } > 0 {
-            match master.read(&mut buf) {
-                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-                Err(e) => panic!("read the terminal: {e}; saw {seen:?}"),
-            }
-        }
-    }
-    seen
 }
 
 /// OpenConsole gives a socket on the container's console: "hello" from the init arrives,
@@ -112,27 +67,16 @@ async fn open_console_reads_and_writes_the_init() {
     drop(con);
 
     let (mut master, slave) = openpty();
-    let fd = |f: &OwnedFd| Stdio::from(f.try_clone().expect("dup"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtbusctl"));
     cmd.args(["--user", "console", "lxc-con"])
-        .env("DBUS_SESSION_BUS_ADDRESS", &s.bus.address)
-        .stdin(fd(&slave))
-        .stdout(fd(&slave))
-        .stderr(fd(&slave));
-    // SAFETY: setsid and ioctl are async-signal-safe; the slave becomes the controlling
-    // terminal of the client's new session.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            libc::ioctl(0, libc::TIOCSCTTY, 0);
-            Ok(())
-        });
-    }
+        .env("DBUS_SESSION_BUS_ADDRESS", &s.bus.address);
+    on_terminal(&mut cmd, &slave);
     let mut child = cmd.spawn().expect("virtbusctl console");
     let long = Duration::from_secs(20);
-    let seen = expect_term(&mut master, "Escape character is ^]", b"", long);
+    let mut seen = String::new();
+    expect(&mut master, &mut seen, "Escape character is ^]", b"", long);
     assert!(seen.contains("Connected to domain 'lxc-con'"), "{seen}");
-    expect_term(&mut master, "got-pong", b"pong\r", long);
+    expect(&mut master, &mut seen, "got-pong", b"pong\r", long);
     let t = Instant::now();
     while child.try_wait().expect("wait").is_none() {
         assert!(t.elapsed() < long, "Ctrl-] did not detach");

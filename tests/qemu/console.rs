@@ -6,9 +6,9 @@ use std::{
     io::{Read, Write},
     os::{
         fd::{AsRawFd, OwnedFd},
-        unix::{net::UnixStream, process::CommandExt},
+        unix::net::UnixStream,
     },
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -17,7 +17,7 @@ use zbus::Variant;
 use crate::{
     guest, guests,
     support::{
-        pty::{expect, openpty},
+        pty::{expect, on_terminal, openpty},
         *,
     },
     wait_agent,
@@ -63,22 +63,10 @@ async fn console_on_a_terminal_reaches_the_guest_shell_and_detaches_cleanly() {
 
     let (mut master, slave) = openpty();
     let before = termios(&slave);
-    let fd = |f: &OwnedFd| Stdio::from(f.try_clone().expect("dup"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtbusctl"));
     cmd.args(["--user", "console", "con"])
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-        .stdin(fd(&slave))
-        .stdout(fd(&slave))
-        .stderr(fd(&slave));
-    // SAFETY: setsid and ioctl are async-signal-safe; the slave becomes the controlling
-    // terminal of the client's new session, as in a terminal emulator.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            libc::ioctl(0, libc::TIOCSCTTY, 0);
-            Ok(())
-        });
-    }
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
+    on_terminal(&mut cmd, &slave);
     let mut child = cmd.spawn().expect("run virtbusctl console");
 
     let mut seen = String::new();

@@ -3,14 +3,13 @@
 
 use std::{
     io::Write,
-    os::{fd::OwnedFd, unix::process::CommandExt},
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use super::{
     Rpc, guest,
-    support::pty::{expect, openpty},
+    support::pty::{expect, on_terminal, openpty},
 };
 
 const QEMU: &str = "qemu:///system";
@@ -29,24 +28,12 @@ async fn virsh_console_reaches_the_guest_shell() {
     r.ok(QEMU, &["start", "con"]);
 
     let (mut master, slave) = openpty();
-    let fd = |f: &OwnedFd| Stdio::from(f.try_clone().expect("dup"));
     let uri = format!("{QEMU}?socket={}", r.sock.display());
     let mut cmd = Command::new("virsh");
     cmd.args(["-c", &uri, "console", "con"])
         .env("HOME", r.bus.dir.path())
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .stdin(fd(&slave))
-        .stdout(fd(&slave))
-        .stderr(fd(&slave));
-    // SAFETY: setsid and ioctl are async-signal-safe; the slave becomes the controlling
-    // terminal of virsh's new session, as in a terminal emulator.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            libc::ioctl(0, libc::TIOCSCTTY, 0);
-            Ok(())
-        });
-    }
+        .env_remove("LIBVIRT_DEFAULT_URI");
+    on_terminal(&mut cmd, &slave);
     let mut child = cmd.spawn().expect("virsh console");
     let mut seen = String::new();
     let long = Duration::from_secs(90);

@@ -5,17 +5,16 @@
 //! and root filesystem. What is normalised, and why, is at [`normalise`].
 
 use std::{
-    io::{Read, Write},
-    os::{
-        fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::process::CommandExt,
-    },
+    io::Write,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use super::{Rpc, rootfs};
+use super::{
+    Rpc, rootfs,
+    support::pty::{expect, on_terminal, openpty},
+};
 use crate::support::libvirtd::Libvirtd;
 
 const NAME: &str = "lxc-rpc";
@@ -152,79 +151,33 @@ fn renumber(line: &str, prefix: &str, end: &str) -> String {
     out
 }
 
-fn openpty() -> (std::fs::File, OwnedFd) {
-    let (mut m, mut s) = (0, 0);
-    // SAFETY: openpty writes two descriptors into the integers; no name, termios or size.
-    let r = unsafe {
-        libc::openpty(
-            &mut m,
-            &mut s,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors are fresh and ours alone.
-    unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
-}
-
-/// Read the terminal until `want`, typing `poke` every second meanwhile.
-fn expect(master: &mut std::fs::File, seen: &mut String, want: &str, poke: &[u8]) {
-    let t = Instant::now();
-    let mut last: Option<Instant> = None;
-    let mut buf = [0u8; 4096];
-    while !seen.contains(want) {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no {want:?}: {seen:?}"
-        );
-        if !poke.is_empty() && last.is_none_or(|p| p.elapsed() > Duration::from_secs(1)) {
-            master.write_all(poke).expect("type");
-            last = Some(Instant::now());
-        }
-        let mut pfd = libc::pollfd {
-            fd: master.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut pfd, 1, 200) } > 0 {
-            match master.read(&mut buf) {
-                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-                Err(e) => panic!("read the terminal: {e}; saw {seen:?}"),
-            }
-        }
-    }
-}
-
 /// `virsh console` on a terminal the test holds: what the init wrote before anyone
 /// listened ("hello"), and its answer to a line typed; Ctrl-] detaches.
 fn console(side: &Side) -> String {
     let (mut master, slave) = openpty();
-    let fd = |f: &OwnedFd| Stdio::from(f.try_clone().expect("dup"));
     let mut cmd = Command::new("virsh");
     cmd.args(["-c", &side.uri, "console", NAME])
         .env("HOME", &side.home)
         .env("LC_ALL", "C")
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .stdin(fd(&slave))
-        .stdout(fd(&slave))
-        .stderr(fd(&slave));
-    // SAFETY: setsid and ioctl are async-signal-safe; the slave becomes the controlling
-    // terminal of virsh's new session, as in a terminal emulator.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            libc::ioctl(0, libc::TIOCSCTTY, 0);
-            Ok(())
-        });
-    }
+        .env_remove("LIBVIRT_DEFAULT_URI");
+    on_terminal(&mut cmd, &slave);
     let mut child = cmd.spawn().expect("virsh console");
     let mut seen = String::new();
-    expect(&mut master, &mut seen, "Escape character is ^]", b"");
+    expect(
+        &mut master,
+        &mut seen,
+        "Escape character is ^]",
+        b"",
+        Duration::from_secs(20),
+    );
     let banner = seen.contains(&format!("Connected to domain '{NAME}'"));
-    expect(&mut master, &mut seen, "got-ping", b"ping\r");
+    expect(
+        &mut master,
+        &mut seen,
+        "got-ping",
+        b"ping\r",
+        Duration::from_secs(20),
+    );
     // what came after the banner (the first read may have brought both)
     let after = seen.split("Escape character").nth(1).unwrap_or_default();
     let hello = after.contains("hello");

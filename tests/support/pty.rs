@@ -61,3 +61,20 @@ pub fn expect(
         }
     }
 }
+
+/// Run `cmd` on the terminal whose slave is `slave`, as a terminal emulator does: its stdio,
+/// and the controlling terminal of a new session (so the client can switch it to raw mode).
+pub fn on_terminal(cmd: &mut std::process::Command, slave: &OwnedFd) {
+    use std::{os::unix::process::CommandExt, process::Stdio};
+    let fd = |f: &OwnedFd| Stdio::from(f.try_clone().expect("dup"));
+    cmd.stdin(fd(slave)).stdout(fd(slave)).stderr(fd(slave));
+    // SAFETY: setsid and ioctl are async-signal-safe; the slave becomes the controlling
+    // terminal of the client's new session.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+}
