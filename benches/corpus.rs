@@ -21,6 +21,8 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+#[path = "common/xmlpaths.rs"]
+mod xmlpaths;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -28,6 +30,7 @@ use std::{
 };
 
 use support::{Bus, Daemon, no_opts, opts, proxies};
+use xmlpaths::{paths, refusal_key, zerr};
 use zbus::Variant;
 
 const DIRS: [&str; 2] = ["tests/qemuxml2argvdata", "tests/genericxml2xmlindata"];
@@ -111,23 +114,6 @@ fn excluded(doc: &roxmltree::Document) -> Option<&'static str> {
     None
 }
 
-/// Every element and attribute path of a document, by local name, without indices.
-fn paths(doc: &roxmltree::Document) -> BTreeSet<String> {
-    fn walk(n: roxmltree::Node, base: &str, out: &mut BTreeSet<String>) {
-        let here = format!("{base}/{}", n.tag_name().name());
-        for a in n.attributes() {
-            out.insert(format!("{here}/@{}", a.name()));
-        }
-        for c in n.children().filter(|c| c.is_element()) {
-            walk(c, &here, out);
-        }
-        out.insert(here);
-    }
-    let mut out = BTreeSet::new();
-    walk(doc.root_element(), "", &mut out);
-    out
-}
-
 /// The root's `type='kvm'` made `type='qemu'`.
 fn as_qemu(xml: &str, doc: &roxmltree::Document) -> String {
     let root = doc.root_element();
@@ -137,47 +123,6 @@ fn as_qemu(xml: &str, doc: &roxmltree::Document) -> String {
             format!("{}qemu{}", &xml[..r.start], &xml[r.end..])
         }
         _ => xml.to_owned(),
-    }
-}
-
-/// The element a refusal names: the path of an unknown element or attribute, or the
-/// `<element` a NotSupported/InvalidArgument message starts with.
-fn refusal_key(msg: &str) -> String {
-    let body = msg.split_once(": ").map(|(_, b)| b).unwrap_or(msg);
-    if let Some(i) = body.find("/domain") {
-        let path: String = body[i..]
-            .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
-            .next()
-            .unwrap_or("")
-            .to_owned();
-        let mut clean = String::new();
-        let mut depth = 0;
-        for ch in path.chars() {
-            match ch {
-                '[' => depth += 1,
-                ']' => depth -= 1,
-                c if depth == 0 => clean.push(c),
-                _ => {}
-            }
-        }
-        return clean;
-    }
-    if let Some(i) = body.find('<') {
-        let tag: String = body[i + 1..]
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == ':' || *c == '_')
-            .collect();
-        if !tag.is_empty() {
-            return format!("<{tag}>");
-        }
-    }
-    body.chars().take(70).collect()
-}
-
-fn zerr(e: zbus::Error) -> String {
-    match e {
-        zbus::Error::MethodError(name, Some(msg), _) => format!("{name}: {msg}"),
-        e => e.to_string(),
     }
 }
 
