@@ -38,6 +38,19 @@ pub enum DriverError {
 
 pub type DriverResult<T> = Result<T, DriverError>;
 
+/// Open a guest's console pty (host side) for a console session: read and write, never as
+/// the daemon's controlling terminal.
+pub fn open_console_pty(path: &str) -> DriverResult<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| DriverError::Failed(format!("cannot open console pty {path}: {e}")))?;
+    Ok(file.into())
+}
+
 /// Something a guest did on its own, reported by its driver.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DriverEvent {

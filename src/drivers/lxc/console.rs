@@ -3,7 +3,7 @@
 //! `<source path>`). The controller keeps that pty across reboots, so a session opened
 //! here outlives a reboot of the init.
 
-use std::os::{fd::OwnedFd, unix::fs::OpenOptionsExt};
+use std::os::fd::OwnedFd;
 
 use crate::{
     drivers::{DriverError, DriverResult},
@@ -24,11 +24,5 @@ pub fn open(domain: &str, alias: &str, dev: &CharDevice) -> DriverResult<OwnedFd
             "console '{alias}' of domain '{domain}' has no pty (its controller gave none)"
         )));
     };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| DriverError::Failed(format!("cannot open console pty {path}: {e}")))?;
-    Ok(OwnedFd::from(file))
+    crate::drivers::open_console_pty(path)
 }

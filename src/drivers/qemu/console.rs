@@ -2,7 +2,7 @@
 //! QEMU's VNC or SPICE server takes as a client (QMP `getfd` + `add_client`, as libvirt).
 
 use std::{
-    os::{fd::OwnedFd, unix::fs::OpenOptionsExt, unix::net::UnixStream},
+    os::{fd::OwnedFd, unix::net::UnixStream},
     sync::atomic::{AtomicU64, Ordering},
 };
 
@@ -28,13 +28,7 @@ pub fn open_pty(domain: &str, alias: &str, dev: &CharDevice) -> DriverResult<Own
             "QEMU told no pty path for character device '{alias}' of domain '{domain}'"
         )));
     };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| DriverError::Failed(format!("cannot open console pty {path}: {e}")))?;
-    Ok(OwnedFd::from(file))
+    crate::drivers::open_console_pty(path)
 }
 
 /// A socket the graphics server of `vm` serves as a new client.
