@@ -1314,20 +1314,7 @@ fn chardev(
                     esc(&p.display().to_string())
                 )
             };
-            match c.unix_reconnect {
-                Some((true, Some(t))) if !server => s.push_str(&format!(",reconnect={t}")),
-                Some((true, _)) if !server => {
-                    return Err(CmdlineError::Invalid(format!(
-                        "{what}: <reconnect enabled='yes'> needs a timeout"
-                    )));
-                }
-                Some((true, _)) => {
-                    return Err(CmdlineError::Invalid(format!(
-                        "{what}: <reconnect> is for mode 'connect'"
-                    )));
-                }
-                _ => {}
-            }
+            reconnect(&mut s, c.unix_reconnect, server, what)?;
             (s, server.then_some(p))
         }
         CharSourceType::Spicevmc | CharSourceType::Spiceport => {
@@ -1410,7 +1397,19 @@ fn net_chardev(c: &CharDevice, id: &str, what: &str) -> Result<String> {
     if server {
         s.push_str(",server=on,wait=off");
     }
-    match n.reconnect {
+    reconnect(&mut s, n.reconnect, server, what)?;
+    Ok(s)
+}
+
+/// A client socket chardev's `<reconnect enabled timeout>` as QEMU's `reconnect=`; refused
+/// without a timeout or on a listening socket.
+fn reconnect(
+    s: &mut String,
+    rc: Option<(bool, Option<u32>)>,
+    server: bool,
+    what: &str,
+) -> Result<()> {
+    match rc {
         Some((true, Some(t))) if !server => s.push_str(&format!(",reconnect={t}")),
         Some((true, _)) if !server => {
             return Err(CmdlineError::Invalid(format!(
@@ -1424,7 +1423,7 @@ fn net_chardev(c: &CharDevice, id: &str, what: &str) -> Result<String> {
         }
         _ => {}
     }
-    Ok(s)
+    Ok(())
 }
 
 /// Record a generated socket path and the bind mode in a live character device.
