@@ -76,6 +76,17 @@ pub struct Timer {
     pub frequency: Option<u64>,
     /// `tsc` only.
     pub mode: Option<TscMode>,
+    /// `<catchup threshold slew limit>`: kept as libvirt keeps it (0 is "not set", an all-zero
+    /// element is dropped); QEMU has no knobs for it, so only `tickpolicy` reaches QEMU.
+    pub catchup: Catchup,
+}
+
+/// A timer's `<catchup>` figures, 0 when not given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Catchup {
+    pub threshold: u64,
+    pub slew: u64,
+    pub limit: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +167,17 @@ impl Clock {
                 track: t.attr_with("track", values::keyword::<TimerTrack>)?,
                 frequency: None,
                 mode: None,
+                catchup: Catchup::default(),
             };
+            if let Some(mut c) = t.child("catchup")? {
+                let n = |v: &str| values::uint_in(v, 0, u64::MAX);
+                timer.catchup = Catchup {
+                    threshold: c.attr_with("threshold", n)?.unwrap_or(0),
+                    slew: c.attr_with("slew", n)?.unwrap_or(0),
+                    limit: c.attr_with("limit", n)?.unwrap_or(0),
+                };
+                c.finish()?;
+            }
             // other timers' frequency or mode stay unread and are reported unknown
             if name == TimerName::Tsc {
                 // libvirt keeps 0 as "not set"
@@ -197,6 +218,14 @@ impl Clock {
             w.attr_opt("track", t.track.map(|p| p.as_str()));
             w.attr_num_opt("frequency", t.frequency);
             w.attr_opt("mode", t.mode.map(|m| m.as_str()));
+            let c = t.catchup;
+            if c != Catchup::default() {
+                w.start("catchup");
+                w.attr_num_opt("threshold", Some(c.threshold).filter(|v| *v > 0));
+                w.attr_num_opt("slew", Some(c.slew).filter(|v| *v > 0));
+                w.attr_num_opt("limit", Some(c.limit).filter(|v| *v > 0));
+                w.end();
+            }
             w.end();
         }
         w.end();

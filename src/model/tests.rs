@@ -959,11 +959,33 @@ pub(super) fn kvm_with(extra: &str, devices: &str) -> String {
 }
 
 #[test]
+fn an_all_zero_catchup_is_dropped_as_libvirt_does() {
+    let xml = kvm_with(
+        "<clock offset='utc'><timer name='rtc' tickpolicy='catchup'><catchup slew='0'/></timer></clock>",
+        "",
+    );
+    let out = DomainDef::from_xml(&xml).expect("parse").to_xml(&secure());
+    assert!(
+        out.contains("<timer name='rtc' tickpolicy='catchup'/>"),
+        "{out}"
+    );
+    let bad = kvm_with(
+        "<clock offset='utc'><timer name='rtc'><catchup slew='x'/></timer></clock>",
+        "",
+    );
+    let e = DomainDef::from_xml(&bad).expect_err("refused").to_string();
+    assert!(e.contains("catchup/@slew"), "{e}");
+}
+
+#[test]
 fn accepted_variants_round_trip() {
     let extras = [
         "<clock offset='timezone' timezone='Europe/Paris'/>",
         "<clock offset='variable' adjustment='-3600' basis='localtime'><timer name='kvmclock' present='yes'/>\
          <timer name='rtc' tickpolicy='catchup' track='guest'/></clock>",
+        "<clock offset='utc'><timer name='rtc' tickpolicy='catchup'><catchup slew='4636'/></timer>\
+         <timer name='pit' tickpolicy='catchup'><catchup threshold='123' slew='1' limit='2342'/>\
+         </timer></clock>",
         "<clock offset='utc' adjustment='reset'/><on_poweroff>preserve</on_poweroff>\
          <on_reboot>rename-restart</on_reboot><on_crash>coredump-destroy</on_crash>",
         "<features><pae/><hap state='off'/><smm/></features><cpu mode='host-model'><topology sockets='1' \
