@@ -237,27 +237,9 @@ async fn denied_is_exit_code_five() {
         .expect("tempdir");
     let sock = dir.path().join("bus");
     let conf = dir.path().join("bus.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-    <deny send_destination="org.virtbus1" send_interface="org.virtbus1.Domain" send_member="Start"/>
-  </policy>
-</busconfig>
-"#,
-            sock.display()
-        ),
-    )
-    .expect("conf");
+    let deny = "\n    <deny send_destination=\"org.virtbus1\" send_interface=\"org.virtbus1.Domain\" \
+                send_member=\"Start\"/>";
+    std::fs::write(&conf, crate::support::session_bus_config(&sock, deny)).expect("conf");
     let mut bus = std::process::Command::new("dbus-daemon")
         .arg(format!("--config-file={}", conf.display()))
         .arg("--nofork")

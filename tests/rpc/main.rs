@@ -108,6 +108,25 @@ impl Rpc {
         out
     }
 
+    /// Run an unchanged client (virt-install, python3-libvirt…) that must succeed, without
+    /// the user's libvirt configuration; its stdout, or a panic with its stderr and the
+    /// daemon's log.
+    pub fn client(&self, cmd: &mut Command) -> String {
+        let out = cmd
+            .env("HOME", self.bus.dir.path())
+            .env_remove("LIBVIRT_DEFAULT_URI")
+            .output()
+            .expect("run client");
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}\n{}\ndaemon log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            self.daemon.log_text()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `virsh` that must fail; its error output.
     pub fn fails(&self, uri: &str, args: &[&str]) -> String {
         let (ok, out, err) = self.virsh(uri, args);

@@ -48,23 +48,6 @@ const LAB: &str = "<network><name>lab</name>\
     <bridge name='vbtrpc0'/><mac address='52:54:00:79:00:01'/><ip address='10.79.0.1' prefix='24'><dhcp>\
     <range start='10.79.0.10' end='10.79.0.50'/></dhcp></ip></network>";
 
-/// Run an unchanged client; its stdout, or a panic with its stderr and the daemon's log.
-fn run(r: &Rpc, cmd: &mut Command) -> String {
-    let out = cmd
-        .env("HOME", r.bus.dir.path())
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .output()
-        .expect("run client");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}\ndaemon log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout),
-        r.daemon.log_text()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn virt_install(r: &Rpc, name: &str, disk: &Path, extra: &[&str]) -> Command {
     let g = guest::dir();
     let mut c = Command::new("virt-install");
@@ -124,22 +107,23 @@ async fn virt_manager_virt_install_and_virt_xml() {
     let disk = pool_dir.join("tiny.qcow2");
 
     // virt-install --print-xml defines nothing
-    let xml = run(
+    let xml = r.client(&mut virt_install(
         &r,
-        &mut virt_install(&r, "tiny", &disk, &["--import", "--print-xml"]),
-    );
+        "tiny",
+        &disk,
+        &["--import", "--print-xml"],
+    ));
     assert!(xml.contains("<domain type=\"qemu\">"), "{xml}");
     assert!(xml.contains(&disk.display().to_string()), "{xml}");
     assert!(xml.contains("<source network=\"lab\"/>"), "{xml}");
     assert!(!r.ok(QEMU, &["list", "--all"]).contains("tiny"));
     // a real import: defined and running
-    run(&r, &mut virt_install(&r, "tiny", &disk, &["--import"]));
+    r.client(&mut virt_install(&r, "tiny", &disk, &["--import"]));
     assert_eq!(r.ok(QEMU, &["domstate", "tiny"]).trim(), "running");
     let info = r.ok(QEMU, &["dominfo", "tiny"]);
     assert!(info.contains("Persistent:     yes"), "{info}");
     // --disk size=N: virt-install makes the volume in the pool
-    let out = run(
-        &r,
+    let out = r.client(
         Command::new("virt-install")
             .arg("--connect")
             .arg(r.uri(QEMU))
@@ -152,8 +136,7 @@ async fn virt_manager_virt_install_and_virt_xml() {
     assert!(vols.contains("sized.qcow2"), "{vols}");
 
     // virt-manager's start-up and two ticks of its polling
-    let out = run(
-        &r,
+    let out = r.client(
         Command::new("/usr/bin/python3")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rpc/virt_manager.py"))
             .arg(r.uri(QEMU))
@@ -204,8 +187,7 @@ async fn virt_manager_virt_install_and_virt_xml() {
     }
 
     // virt-xml edits a device of the definition; the running guest keeps its own
-    let out = run(
-        &r,
+    let out = r.client(
         Command::new("virt-xml")
             .arg("--connect")
             .arg(r.uri(QEMU))

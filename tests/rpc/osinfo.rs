@@ -63,27 +63,9 @@ const PROFILES: &[&str] = &[
 /// beside another guest, is the slow one).
 const FIRMWARE: Duration = Duration::from_secs(180);
 
-/// Run an unchanged client that must succeed; its stdout.
-fn run(r: &Rpc, cmd: &mut Command) -> String {
-    let out = cmd
-        .env("HOME", r.bus.dir.path())
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .output()
-        .expect("run client");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}\ndaemon log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout),
-        r.daemon.log_text()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// virt-install's definition for `profile`, with `kvm` made `qemu`.
 fn definition(r: &Rpc, profile: &str, name: &str, disk: &Path) -> String {
-    let xml = run(
-        r,
+    let xml = r.client(
         Command::new("virt-install")
             .arg("--connect")
             .arg(r.uri(QEMU))

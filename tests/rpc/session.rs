@@ -12,7 +12,7 @@ use std::{
 };
 
 use super::guest;
-use crate::support::{Daemon, Launch};
+use crate::support::{Daemon, Launch, session_bus_config};
 
 const UID: u32 = 65534;
 const URI: &str = "qemu:///session";
@@ -45,28 +45,9 @@ impl UserBus {
     fn start(run: &Path, dir: &Path) -> UserBus {
         let sock = run.join("bus");
         let conf = dir.join("bus.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-    <!-- the test harness (root) watches the daemon's name too -->
-    <allow user="*"/>
-  </policy>
-</busconfig>
-"#,
-                sock.display()
-            ),
-        )
-        .expect("bus config");
+        // the test harness (root) watches the daemon's name too
+        let policy = "\n    <allow user=\"*\"/>";
+        std::fs::write(&conf, session_bus_config(&sock, policy)).expect("bus config");
         std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let child = as_user("dbus-daemon")
             .arg(format!("--config-file={}", conf.display()))

@@ -68,18 +68,11 @@ pub struct Bus {
     pub address: String,
 }
 
-impl Bus {
-    pub fn start() -> Bus {
-        let dir = tempfile::Builder::new()
-            .prefix("vb")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        let sock = dir.path().join("bus");
-        let conf = dir.path().join("bus.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+/// A private session bus's configuration listening on `sock`: everyone may own and call
+/// anything; `policy` adds rules to the default context.
+pub fn session_bus_config(sock: &Path, policy: &str) -> String {
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
@@ -88,16 +81,25 @@ impl Bus {
   <policy context="default">
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
-    <allow own="*"/>
+    <allow own="*"/>{policy}
   </policy>
   <!-- as Debian's session bus: many calls of one client may await their replies -->
   <limit name="max_replies_per_connection">50000</limit>
 </busconfig>
 "#,
-                sock.display()
-            ),
-        )
-        .expect("bus config");
+        sock.display()
+    )
+}
+
+impl Bus {
+    pub fn start() -> Bus {
+        let dir = tempfile::Builder::new()
+            .prefix("vb")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let sock = dir.path().join("bus");
+        let conf = dir.path().join("bus.conf");
+        std::fs::write(&conf, session_bus_config(&sock, "")).expect("bus config");
         let child = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", conf.display()))
             .arg("--nofork")
