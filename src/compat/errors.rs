@@ -139,6 +139,11 @@ pub fn no_support(api: &str) -> CompatError {
 }
 
 impl CompatError {
+    /// GDBus's answer to a method an interface does not have (what libvirt-dbus sends).
+    pub fn unknown_method(member: &str) -> Self {
+        Self::Standard("UnknownMethod", format!("No such method “{member}”"))
+    }
+
     /// The D-Bus error name.
     pub fn name(&self) -> String {
         match self {

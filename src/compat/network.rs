@@ -403,10 +403,7 @@ pub(super) async fn object_call(
             run(ctx, call, c, req).await?;
             call.reply_empty()
         }
-        m => Err(CompatError::Standard(
-            "UnknownMethod",
-            format!("No such method “{m}”"),
-        )),
+        m => Err(CompatError::unknown_method(m)),
     }
 }
 

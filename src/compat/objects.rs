@@ -71,9 +71,10 @@ pub(super) async fn dispatch(ctx: &Ctx, call: &Call) -> Reply<Message> {
             let Some(own) = own.filter(|i| i.name == iface) else {
                 return Err(no_interface(&iface, path));
             };
-            let m = own.methods.get(member).ok_or_else(|| {
-                CompatError::Standard("UnknownMethod", format!("No such method “{member}”"))
-            })?;
+            let m = own
+                .methods
+                .get(member)
+                .ok_or_else(|| CompatError::unknown_method(member))?;
             check_signature(call, &m.in_sig)?;
             match (&target, iface.as_str()) {
                 (Target::Connect(i), CONNECT_IFACE) => {
@@ -135,10 +136,7 @@ fn peer(call: &Call, member: &str) -> Reply<Message> {
             })?;
             call.reply(&id)
         }
-        m => Err(CompatError::Standard(
-            "UnknownMethod",
-            format!("No such method “{m}”"),
-        )),
+        m => Err(CompatError::unknown_method(m)),
     }
 }
 

@@ -105,10 +105,7 @@ pub(super) async fn call(ctx: &Ctx, call: &Call, target: &Target, member: &str) 
             let (iface, name, value): (String, String, Variant<'_>) = body.deserialize()?;
             set(ctx, call, target, &iface, &name, value).await
         }
-        m => Err(CompatError::Standard(
-            "UnknownMethod",
-            format!("No such method “{m}”"),
-        )),
+        m => Err(CompatError::unknown_method(m)),
     }
 }
 

@@ -105,9 +105,6 @@ pub(super) async fn call(
             run!(m, ops::SnapshotRevert { name, opts });
             call.reply_empty()
         }
-        other => Err(CompatError::Standard(
-            "UnknownMethod",
-            format!("No such method “{other}”"),
-        )),
+        other => Err(CompatError::unknown_method(other)),
     }
 }

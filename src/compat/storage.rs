@@ -556,10 +556,7 @@ pub(super) async fn pool_call(
                 })?;
             call.reply(&vol_path(c, &v))
         }
-        m => Err(CompatError::Standard(
-            "UnknownMethod",
-            format!("No such method “{m}”"),
-        )),
+        m => Err(CompatError::unknown_method(m)),
     }?;
     Ok(out)
 }
@@ -645,10 +642,7 @@ pub(super) async fn vol_call(
             .await?;
             call.reply_empty()
         }
-        m => Err(CompatError::Standard(
-            "UnknownMethod",
-            format!("No such method “{m}”"),
-        )),
+        m => Err(CompatError::unknown_method(m)),
     }
 }
 
