@@ -125,6 +125,18 @@ const LIST_DOMAINS: &[Flag] = &[
     ),
 ];
 
+/// Whether a network or storage pool with these states passes the state filters of
+/// libvirt's `ListAllNetworks`/`ListAllStoragePools` flags (the same bits for both): each pair
+/// (inactive 1 / active 2, persistent 4 / transient 8, autostart 16 / no-autostart 32) admits
+/// everything when both or neither of its bits are set.
+pub fn state_filter(flags: u32, active: bool, persistent: bool, autostart: bool) -> bool {
+    let pair = |on: bool, yes: u32, no: u32| {
+        let (y, n) = (flags & yes != 0, flags & no != 0);
+        y == n || (on && y) || (!on && n)
+    };
+    pair(active, 2, 1) && pair(persistent, 4, 8) && pair(autostart, 16, 32)
+}
+
 pub const LIST_ALL_DOMAINS: Method = method(
     "virConnectListAllDomains",
     "ConnectListAllDomains",
@@ -507,6 +519,21 @@ pub const SET_AUTOSTART: Method = method("virDomainSetAutostart", "DomainSetAuto
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn state_filter_pairs() {
+        // no filter, and both halves of a pair, admit everything
+        assert!(state_filter(0, false, false, false));
+        assert!(state_filter(1 | 2, true, false, true));
+        // active only / inactive only
+        assert!(state_filter(2, true, false, false) && !state_filter(2, false, true, true));
+        assert!(state_filter(1, false, true, true) && !state_filter(1, true, true, true));
+        // transient and autostart together
+        assert!(state_filter(8 | 16, true, false, true));
+        assert!(
+            !state_filter(8 | 16, true, true, true) && !state_filter(8 | 16, true, false, false)
+        );
+    }
     use super::*;
 
     #[test]

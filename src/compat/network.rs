@@ -25,13 +25,6 @@ use crate::{
 
 pub(super) const NETWORK_PROPS: &[&str] = &["Active", "Autostart", "Name", "Persistent", "UUID"];
 
-// virConnectListAllNetworksFlags
-const LIST_INACTIVE: u32 = 1;
-const LIST_ACTIVE: u32 = 2;
-const LIST_PERSISTENT: u32 = 4;
-const LIST_TRANSIENT: u32 = 8;
-const LIST_AUTOSTART: u32 = 16;
-const LIST_NO_AUTOSTART: u32 = 32;
 /// virNetworkXMLFlags
 const XML_INACTIVE: u32 = 1;
 // virNetworkUpdateFlags (0 is "current": live if active, else config)
@@ -165,17 +158,11 @@ pub(super) async fn connect_call(
                     "testConnectListAllNetworks",
                 ),
             )?;
-            let pick = |on: bool, yes: u32, no: u32| {
-                let (y, n) = (flags & yes != 0, flags & no != 0);
-                y == n || (on && y) || (!on && n)
-            };
             let paths: Vec<ObjectPath<'static>> = list(ctx, call, c)
                 .await?
                 .iter()
                 .filter(|n| {
-                    pick(n.active, LIST_ACTIVE, LIST_INACTIVE)
-                        && pick(n.persistent, LIST_PERSISTENT, LIST_TRANSIENT)
-                        && pick(n.autostart, LIST_AUTOSTART, LIST_NO_AUTOSTART)
+                    crate::compat::flags::state_filter(flags, n.active, n.persistent, n.autostart)
                 })
                 .map(|n| ObjectPath::from_string_unchecked(paths::network(c.path, &n.uuid)))
                 .collect();

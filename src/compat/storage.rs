@@ -25,13 +25,8 @@ use crate::{
 pub(super) const POOL_PROPS: &[&str] = &["Active", "Autostart", "Name", "Persistent", "UUID"];
 pub(super) const VOL_PROPS: &[&str] = &["Name", "Key", "Path"];
 
-// virConnectListAllStoragePoolsFlags: state filters, then one bit per pool type (dir first)
-const LIST_INACTIVE: u32 = 1;
-const LIST_ACTIVE: u32 = 2;
-const LIST_PERSISTENT: u32 = 4;
-const LIST_TRANSIENT: u32 = 8;
-const LIST_AUTOSTART: u32 = 16;
-const LIST_NO_AUTOSTART: u32 = 32;
+// virConnectListAllStoragePoolsFlags: the state filters (flags::state_filter), then one bit per
+// pool type (dir first)
 const LIST_DIR: u32 = 64;
 const LIST_ALL: u32 = (1 << 20) - 1;
 /// VIR_STORAGE_POOL_CREATE_WITH_BUILD, _OVERWRITE, _NO_OVERWRITE
@@ -270,10 +265,6 @@ pub(super) async fn connect_call(
         "ListStoragePools" => {
             let flags: u32 = body.deserialize()?;
             check(flags, LIST_ALL, flavor, "ConnectListAllStoragePools")?;
-            let pick = |on: bool, yes: u32, no: u32| {
-                let (y, n) = (flags & yes != 0, flags & no != 0);
-                y == n || (on && y) || (!on && n)
-            };
             // every pool is a dir pool: a type filter without dir leaves none
             let types = flags & (LIST_ALL & !(LIST_DIR - 1));
             let paths: Vec<ObjectPath<'static>> = list(ctx, call, c)
@@ -281,9 +272,12 @@ pub(super) async fn connect_call(
                 .iter()
                 .filter(|p| {
                     (types == 0 || types & LIST_DIR != 0)
-                        && pick(p.active, LIST_ACTIVE, LIST_INACTIVE)
-                        && pick(p.persistent, LIST_PERSISTENT, LIST_TRANSIENT)
-                        && pick(p.autostart, LIST_AUTOSTART, LIST_NO_AUTOSTART)
+                        && crate::compat::flags::state_filter(
+                            flags,
+                            p.active,
+                            p.persistent,
+                            p.autostart,
+                        )
                 })
                 .map(|p| pool_path(c, p))
                 .collect();

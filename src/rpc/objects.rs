@@ -129,13 +129,6 @@ pub(super) fn num(n: usize) -> RpcResult<Vec<u8>> {
 
 // ---- networks ----
 
-// virConnectListAllNetworksFlags
-const NET_INACTIVE: u32 = 1;
-const NET_ACTIVE: u32 = 2;
-const NET_PERSISTENT: u32 = 4;
-const NET_TRANSIENT: u32 = 8;
-const NET_AUTOSTART: u32 = 16;
-const NET_NO_AUTOSTART: u32 = 32;
 /// `VIR_NETWORK_XML_INACTIVE`.
 const NET_XML_INACTIVE: u32 = 1;
 
@@ -236,17 +229,11 @@ async fn network(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcResult
         P::CONNECT_LIST_ALL_NETWORKS => {
             let a: ListAllArgs = Reader::decode(body)?;
             check_flags(s, a.flags, 63, "virConnectListAllNetworks")?;
-            let pick = |on: bool, yes: u32, no: u32| {
-                let (y, n) = (a.flags & yes != 0, a.flags & no != 0);
-                y == n || (on && y) || (!on && n)
-            };
             let nets: Vec<Net> = net_list(shared, s)
                 .await?
                 .iter()
                 .filter(|n| {
-                    pick(n.active, NET_ACTIVE, NET_INACTIVE)
-                        && pick(n.persistent, NET_PERSISTENT, NET_TRANSIENT)
-                        && pick(n.autostart, NET_AUTOSTART, NET_NO_AUTOSTART)
+                    crate::compat::flags::state_filter(a.flags, n.active, n.persistent, n.autostart)
                 })
                 .map(wire_net)
                 .collect();

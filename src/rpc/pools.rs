@@ -70,13 +70,7 @@ pub(super) fn handles(p: i32) -> bool {
     )
 }
 
-// virConnectListAllStoragePoolsFlags
-const LIST_INACTIVE: u32 = 1;
-const LIST_ACTIVE: u32 = 2;
-const LIST_PERSISTENT: u32 = 4;
-const LIST_TRANSIENT: u32 = 8;
-const LIST_AUTOSTART: u32 = 16;
-const LIST_NO_AUTOSTART: u32 = 32;
+// virConnectListAllStoragePoolsFlags: the state filters are compat::flags::state_filter's.
 /// The pool type bits, from `VIR_CONNECT_LIST_STORAGE_POOLS_DIR` on.
 const LIST_DIR: u32 = 1 << 6;
 const LIST_TYPES: u32 = ((1 << 20) - 1) & !63;
@@ -235,10 +229,6 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
             let a: ListAllArgs = Reader::decode(body)?;
             check_flags(s, a.flags, 63 | LIST_TYPES, "virConnectListAllStoragePools")?;
             let f = a.flags;
-            let pick = |on: bool, yes: u32, no: u32| {
-                let (y, n) = (f & yes != 0, f & no != 0);
-                y == n || (on && y) || (!on && n)
-            };
             // every pool is a directory pool
             let typed_out = f & LIST_TYPES != 0 && f & LIST_DIR == 0;
             let pools: Vec<Pool> = if typed_out {
@@ -248,9 +238,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                     .await
                     .iter()
                     .filter(|p| {
-                        pick(p.active, LIST_ACTIVE, LIST_INACTIVE)
-                            && pick(p.persistent, LIST_PERSISTENT, LIST_TRANSIENT)
-                            && pick(p.autostart, LIST_AUTOSTART, LIST_NO_AUTOSTART)
+                        crate::compat::flags::state_filter(f, p.active, p.persistent, p.autostart)
                     })
                     .map(wire_pool)
                     .collect()
