@@ -14,7 +14,10 @@ use super::{
     info::{DomainInfo, DomainProp, SnapshotInfo, SnapshotProp},
     metadata::MetadataKind,
 };
-use crate::model::state::Lifecycle;
+use crate::model::{
+    guest_events::{GraphicsEvent, MonitorEvent},
+    state::Lifecycle,
+};
 
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -40,6 +43,32 @@ pub enum Event {
     Watchdog {
         uuid: Uuid,
         action: crate::model::state::WatchdogEventAction,
+    },
+    /// The guest set its real-time clock; `offset` is seconds from UTC.
+    RtcChange {
+        uuid: Uuid,
+        offset: i64,
+    },
+    /// A graphics client connected, finished its handshake or left.
+    Graphics {
+        uuid: Uuid,
+        graphics: Arc<GraphicsEvent>,
+    },
+    /// The balloon now leaves the guest `actual` KiB.
+    BalloonChange {
+        uuid: Uuid,
+        actual: u64,
+    },
+    /// The tray of removable drive `alias` opened or closed.
+    TrayChange {
+        uuid: Uuid,
+        alias: String,
+        open: bool,
+    },
+    /// A raw event of the guest's monitor (libvirt's QEMU monitor events).
+    Monitor {
+        uuid: Uuid,
+        event: Arc<MonitorEvent>,
     },
     /// A piece of metadata was set or removed.
     MetadataChanged {

@@ -426,6 +426,37 @@ impl Core {
                 }
                 ((), Vec::new())
             }),
+            DriverEvent::RtcChange(offset) if state.is_active() => self.update(&dom, |d| {
+                // libvirt keeps a variable clock's new offset as its live adjustment
+                if let Some(live) = d.live.as_mut().filter(|l| {
+                    l.clock
+                        .as_ref()
+                        .is_some_and(|c| c.offset == crate::model::ClockOffset::Variable)
+                }) && let Some(c) = Arc::make_mut(live).clock.as_mut()
+                {
+                    c.adjustment = Some(offset);
+                }
+                ((), vec![Event::RtcChange { uuid, offset }])
+            }),
+            DriverEvent::BalloonChange(actual) if state.is_active() => self.update(&dom, |d| {
+                if let Some(live) = d.live.as_mut() {
+                    Arc::make_mut(live).current_memory_kib = Some(actual);
+                }
+                ((), vec![Event::BalloonChange { uuid, actual }])
+            }),
+            DriverEvent::TrayChange { alias, open } if state.is_active() => {
+                self.update(&dom, |d| {
+                    if let Some(live) = d.live.as_mut() {
+                        set_tray(Arc::make_mut(live), &alias, open);
+                    }
+                    ((), vec![Event::TrayChange { uuid, alias, open }])
+                })
+            }
+            DriverEvent::Graphics(g) => self.events().publish(Event::Graphics {
+                uuid,
+                graphics: Arc::new(*g),
+            }),
+            DriverEvent::Monitor(event) => self.events().publish(Event::Monitor { uuid, event }),
             other => tracing::debug!("ignored {other:?} for domain {uuid} in state {state}"),
         }
     }
@@ -484,5 +515,19 @@ impl Core {
         let _job = dom.begin_job("fs-thaw").await?;
         Self::require(dom, Operation::FsThaw)?;
         Ok(dom.driver.fs_thaw(&self.ctx(dom), mountpoints).await?)
+    }
+}
+
+/// Record a removable drive's tray as its `TRAY_CHANGE` event tells (libvirt keeps it in the
+/// live definition, which shows an open tray).
+pub(crate) fn set_tray(live: &mut crate::model::DomainDef, alias: &str, open: bool) {
+    use crate::model::devices::Tray;
+    if let Some(d) = live
+        .devices
+        .disks
+        .iter_mut()
+        .find(|d| d.info.alias.as_deref() == Some(alias))
+    {
+        d.tray = Some(if open { Tray::Open } else { Tray::Closed });
     }
 }

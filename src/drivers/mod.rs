@@ -76,6 +76,17 @@ pub enum DriverEvent {
     JobProgress(f64),
     /// The guest's watchdog fired and the hypervisor did this.
     Watchdog(crate::model::state::WatchdogEventAction),
+    /// The guest set its real-time clock: its offset from UTC in seconds (for a `variable`
+    /// clock, the driver has added the adjustment the guest started with, as libvirt does).
+    RtcChange(i64),
+    /// A graphics client connected, finished its handshake or left.
+    Graphics(Box<crate::model::guest_events::GraphicsEvent>),
+    /// The balloon now leaves the guest this much memory (KiB).
+    BalloonChange(u64),
+    /// The tray of the removable drive with this alias opened (`true`) or closed.
+    TrayChange { alias: String, open: bool },
+    /// An event of the guest's monitor, as the hypervisor sent it.
+    Monitor(std::sync::Arc<crate::model::guest_events::MonitorEvent>),
 }
 
 /// Where a driver reports a guest's own events; implemented by the core.

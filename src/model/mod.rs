@@ -36,6 +36,7 @@ mod error;
 mod features;
 #[cfg(test)]
 pub(crate) mod fuzz;
+pub mod guest_events;
 mod hyperv;
 pub mod idmap;
 pub mod launch_security;

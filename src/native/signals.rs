@@ -94,6 +94,12 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
             interfaces_removed(ctx, path, SNAPSHOT_IFACE).await
         }
         Event::Storage(ev) => super::storage::emit(ctx, ev).await,
+        // the native API defines no signals for these (the libvirt RPC server forwards them)
+        Event::RtcChange { .. }
+        | Event::Graphics { .. }
+        | Event::BalloonChange { .. }
+        | Event::TrayChange { .. }
+        | Event::Monitor { .. } => Ok(()),
     }
 }
 

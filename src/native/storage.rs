@@ -246,6 +246,7 @@ fn transfer_options(method: &'static str, opts: OptionMap) -> Reply<TransferOpti
     let t = TransferOptions {
         offset: o.u64("offset")?.unwrap_or(0),
         length: o.u64("length")?.unwrap_or(0),
+        sparse: false,
     };
     o.finish()?;
     Ok(t)

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::{
     error::{RpcError, RpcResult, VIR_ERR_INTERNAL_ERROR},
     frame::{Header, MsgType, Status, packet},
+    monitor_events::NameFilter,
     objproto::Net,
     proto::{Dom, Pool, REMOTE_PROGRAM, REMOTE_VERSION, procs},
     streamproto,
@@ -47,7 +48,11 @@ pub const NETWORK_EVENT_ID_LAST: i32 = 1;
 mod id {
     pub const LIFECYCLE: i32 = 0;
     pub const REBOOT: i32 = 1;
+    pub const RTC_CHANGE: i32 = 2;
     pub const WATCHDOG: i32 = 3;
+    pub const GRAPHICS: i32 = 5;
+    pub const TRAY_CHANGE: i32 = 10;
+    pub const BALLOON_CHANGE: i32 = 13;
     pub const PMSUSPEND: i32 = 12;
     pub const PMSUSPEND_DISK: i32 = 14;
     pub const DEVICE_REMOVED: i32 = 15;
@@ -64,6 +69,8 @@ pub enum Family {
     Domain,
     Pool,
     Network,
+    /// QEMU monitor events (the QEMU program's).
+    Monitor,
 }
 
 /// The object an event is about, with what authorizing its delivery needs.
@@ -99,15 +106,19 @@ pub struct Outgoing {
     event: i32,
     proc_: i32,
     tail: Vec<u8>,
+    /// A QEMU monitor event's name: the packet is the QEMU program's.
+    monitor: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Callback {
     id: i32,
     family: Family,
     event: i32,
     /// Only this object's events.
     only: Option<Uuid>,
+    /// Only monitor events of these names.
+    names: Option<Arc<NameFilter>>,
 }
 
 #[derive(Default)]
@@ -149,6 +160,7 @@ impl Listener {
             Family::Domain => DOMAIN_EVENT_ID_LAST,
             Family::Pool => POOL_EVENT_ID_LAST,
             Family::Network => NETWORK_EVENT_ID_LAST,
+            Family::Monitor => 1,
         };
         if !(0..last).contains(&event) {
             let what = if family == Family::Network {
@@ -169,8 +181,25 @@ impl Listener {
             family,
             event,
             only,
+            names: None,
         });
         Ok(id)
+    }
+
+    /// Add a callback for the QEMU monitor events of one domain or all, of the names
+    /// `names` lets through (all without); its id.
+    pub fn register_monitor(&self, only: Option<Uuid>, names: Option<NameFilter>) -> i32 {
+        let mut cb = lock(&self.callbacks);
+        let id = cb.next_id;
+        cb.next_id = cb.next_id.wrapping_add(1).max(1);
+        cb.list.push(Callback {
+            id,
+            family: Family::Monitor,
+            event: 0,
+            only,
+            names: names.map(Arc::new),
+        });
+        id
     }
 
     /// Remove callback `id` of `family`.
@@ -189,13 +218,20 @@ impl Listener {
 
     /// The ids of the callbacks `o` goes to, in the order they were registered.
     fn targets(&self, o: &Outgoing) -> Vec<i32> {
-        let family = o.subject.family();
+        let family = match o.monitor {
+            Some(_) => Family::Monitor,
+            None => o.subject.family(),
+        };
         let uuid = o.subject.uuid();
         lock(&self.callbacks)
             .list
             .iter()
             .filter(|c| c.family == family && c.event == o.event)
             .filter(|c| c.only.is_none_or(|u| u == uuid))
+            .filter(|c| match (&c.names, &o.monitor) {
+                (Some(f), Some(name)) => f.matches(name),
+                _ => true,
+            })
             .map(|c| c.id)
             .collect()
     }
@@ -220,6 +256,10 @@ async fn deliver(
         }
         if !authz.allows_everything() {
             let (op, details) = match &o.subject {
+                // a monitor's raw events are QEMU passthrough, as its commands are
+                Subject::Domain(info) if o.monitor.is_some() => {
+                    (Operation::QemuMonitorCommand, Details::domain(info))
+                }
                 Subject::Domain(info) => (Operation::ReadDomain, Details::domain(info)),
                 Subject::Pool { name, .. } => (Operation::ReadStorage, Details::pool(name)),
                 Subject::Network { name, .. } => {
@@ -234,9 +274,13 @@ async fn deliver(
             let mut body = Vec::with_capacity(4 + o.tail.len());
             id.put(&mut body);
             body.extend_from_slice(&o.tail);
+            let (prog, vers) = match o.monitor {
+                Some(_) => (super::qemu::QEMU_PROGRAM, super::qemu::QEMU_VERSION),
+                None => (REMOTE_PROGRAM, REMOTE_VERSION),
+            };
             let h = Header {
-                prog: REMOTE_PROGRAM,
-                vers: REMOTE_VERSION,
+                prog,
+                vers,
                 proc_: o.proc_,
                 kind: MsgType::Message,
                 // libvirtd sends events with serial 1
@@ -304,6 +348,7 @@ impl Hub {
                     event,
                     proc_,
                     tail,
+                    monitor: None,
                 }
             };
         match event {
@@ -450,8 +495,87 @@ impl Hub {
                     event,
                     proc_,
                     tail,
+                    monitor: None,
                 }]
             }
+            Event::RtcChange { uuid, offset } => one(known(uuid), |info| {
+                let dom = wire_now(&info);
+                dom_event(
+                    info,
+                    id::RTC_CHANGE,
+                    procs::DOMAIN_EVENT_CALLBACK_RTC_CHANGE,
+                    &|w| {
+                        dom.put(w);
+                        offset.put(w);
+                    },
+                )
+            }),
+            Event::BalloonChange { uuid, actual } => one(known(uuid), |info| {
+                let dom = wire_now(&info);
+                dom_event(
+                    info,
+                    id::BALLOON_CHANGE,
+                    procs::DOMAIN_EVENT_CALLBACK_BALLOON_CHANGE,
+                    &|w| {
+                        dom.put(w);
+                        actual.put(w);
+                    },
+                )
+            }),
+            Event::TrayChange { uuid, alias, open } => one(known(uuid), |info| {
+                let dom = wire_now(&info);
+                // VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN, _CLOSE
+                let reason = if *open { 0i32 } else { 1 };
+                dom_event(
+                    info,
+                    id::TRAY_CHANGE,
+                    procs::DOMAIN_EVENT_CALLBACK_TRAY_CHANGE,
+                    &|w| {
+                        dom.put(w);
+                        alias.put(w);
+                        reason.put(w);
+                    },
+                )
+            }),
+            Event::Graphics { uuid, graphics: g } => one(known(uuid), |info| {
+                let dom = wire_now(&info);
+                dom_event(
+                    info,
+                    id::GRAPHICS,
+                    procs::DOMAIN_EVENT_CALLBACK_GRAPHICS,
+                    &|w| {
+                        dom.put(w);
+                        (g.phase as i32).put(w);
+                        for a in [&g.local, &g.remote] {
+                            (a.family as i32).put(w);
+                            a.node.put(w);
+                            a.service.put(w);
+                        }
+                        g.auth_scheme.put(w);
+                        (g.subject.len() as u32).put(w);
+                        for (kind, name) in &g.subject {
+                            kind.put(w);
+                            name.put(w);
+                        }
+                    },
+                )
+            }),
+            Event::Monitor { uuid, event: m } => one(known(uuid), |info| {
+                let dom = wire_now(&info);
+                let mut tail = Vec::new();
+                dom.put(&mut tail);
+                m.name.put(&mut tail);
+                m.seconds.put(&mut tail);
+                m.micros.put(&mut tail);
+                m.details.put(&mut tail);
+                Outgoing {
+                    subject: Subject::Domain(info),
+                    event: 0,
+                    proc_: super::qemu::procs::DOMAIN_MONITOR_EVENT,
+                    tail,
+                    monitor: Some(m.name.clone()),
+                }
+            }),
             _ => Vec::new(),
         }
     }
@@ -493,6 +617,7 @@ fn network_event(hub: &Hub, ev: &NetEvent) {
         event: 0,
         proc_: streamproto::procs::NETWORK_EVENT_LIFECYCLE,
         tail,
+        monitor: None,
     }]);
 }
 
@@ -507,6 +632,14 @@ pub async fn network_pump(hub: Arc<Hub>, mut events: broadcast::Receiver<NetEven
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }
+}
+
+/// The packet `make` words for a domain known to the view, if it is.
+fn one(
+    info: Option<Arc<DomainInfo>>,
+    make: impl FnOnce(Arc<DomainInfo>) -> Outgoing,
+) -> Vec<Outgoing> {
+    info.map(make).into_iter().collect()
 }
 
 fn wire_now(info: &DomainInfo) -> Dom {

@@ -72,7 +72,11 @@ pub mod procs {
     /// Messages the daemon sends (not calls: not counted as implemented).
     pub const DOMAIN_EVENT_CALLBACK_LIFECYCLE: i32 = 318;
     pub const DOMAIN_EVENT_CALLBACK_REBOOT: i32 = 319;
+    pub const DOMAIN_EVENT_CALLBACK_RTC_CHANGE: i32 = 320;
     pub const DOMAIN_EVENT_CALLBACK_WATCHDOG: i32 = 321;
+    pub const DOMAIN_EVENT_CALLBACK_GRAPHICS: i32 = 323;
+    pub const DOMAIN_EVENT_CALLBACK_TRAY_CHANGE: i32 = 328;
+    pub const DOMAIN_EVENT_CALLBACK_BALLOON_CHANGE: i32 = 331;
     pub const DOMAIN_EVENT_CALLBACK_PMSUSPEND: i32 = 330;
     pub const DOMAIN_EVENT_CALLBACK_PMSUSPEND_DISK: i32 = 332;
     pub const DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED: i32 = 333;

@@ -27,9 +27,18 @@ pub const QEMU_VERSION: u32 = 1;
 pub mod procs {
     pub const DOMAIN_MONITOR_COMMAND: i32 = 1;
     pub const DOMAIN_AGENT_COMMAND: i32 = 3;
+    pub const CONNECT_DOMAIN_MONITOR_EVENT_REGISTER: i32 = 4;
+    pub const CONNECT_DOMAIN_MONITOR_EVENT_DEREGISTER: i32 = 5;
+    /// The event message the daemon sends (not a call: not counted as implemented).
+    pub const DOMAIN_MONITOR_EVENT: i32 = 6;
 
-    /// Every procedure above.
-    pub const IMPLEMENTED: &[i32] = &[DOMAIN_MONITOR_COMMAND, DOMAIN_AGENT_COMMAND];
+    /// Every procedure above but the message.
+    pub const IMPLEMENTED: &[i32] = &[
+        DOMAIN_MONITOR_COMMAND,
+        DOMAIN_AGENT_COMMAND,
+        CONNECT_DOMAIN_MONITOR_EVENT_REGISTER,
+        CONNECT_DOMAIN_MONITOR_EVENT_DEREGISTER,
+    ];
 }
 
 /// How many procedures `qemu_protocol.x` of libvirt 9.0 declares.
@@ -67,6 +76,21 @@ const AGENT_BLOCK_WAIT: Duration = Duration::from_secs(3600);
 
 /// Carry out procedure `p` of the QEMU program.
 pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcResult<Vec<u8>> {
+    if matches!(
+        p,
+        procs::CONNECT_DOMAIN_MONITOR_EVENT_REGISTER
+            | procs::CONNECT_DOMAIN_MONITOR_EVENT_DEREGISTER
+    ) {
+        if !super::monitor_events::served(s.flavor()) {
+            // libvirt's other drivers have no QEMU monitor
+            return Err(s.error(Code::NoSupport, "virConnectDomainQemuMonitorEventRegister"));
+        }
+        return if p == procs::CONNECT_DOMAIN_MONITOR_EVENT_REGISTER {
+            super::monitor_events::register(shared, s, body).await
+        } else {
+            super::monitor_events::deregister(s, body)
+        };
+    }
     let m = match p {
         procs::DOMAIN_MONITOR_COMMAND => &MONITOR_COMMAND,
         procs::DOMAIN_AGENT_COMMAND => &AGENT_COMMAND,

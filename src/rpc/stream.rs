@@ -133,13 +133,18 @@ pub async fn pump(
         ..call
     };
     let mut buf = vec![0u8; 64 * 1024];
+    let mut eof = false;
     loop {
         tokio::select! {
-            n = rd.read(&mut buf) => match n {
+            n = rd.read(&mut buf), if !eof => match n {
                 Ok(0) | Err(_) => {
-                    // the console went away (the guest stopped, another session forced in)
-                    let _ = out.send(finished(&call)).await;
-                    break;
+                    // the console went away (the guest stopped, another session forced in):
+                    // as libvirtd, an empty data packet tells the client, whose finish (or
+                    // abort) then ends the stream
+                    if out.send(packet(&data, &[])).await.is_err() {
+                        break;
+                    }
+                    eof = true;
                 }
                 Ok(n) => {
                     if out.send(packet(&data, &buf[..n])).await.is_err() {
@@ -148,6 +153,8 @@ pub async fn pump(
                 }
             },
             m = rx.recv() => match m {
+                // nothing reads what is sent after the end
+                Some(Incoming::Data(_)) if eof => {}
                 Some(Incoming::Data(d)) => {
                     if wr.write_all(&d).await.is_err() {
                         let _ = out.send(finished(&call)).await;

@@ -48,6 +48,8 @@ struct Running {
     upload: bool,
     /// What an upload may still write (`None`: to the volume's end).
     room: Option<u64>,
+    /// A sparse download: the request frames extents, which become data and hole packets.
+    sparse: bool,
 }
 
 /// Answer transfer call `call` and pump its stream until either side ends it.
@@ -117,9 +119,11 @@ async fn start(
         .set_nonblocking(true)
         .and_then(|()| UnixStream::from_std(ours))
         .map_err(|e| RpcError::rpc(format!("cannot use the stream's socket: {e}")))?;
+    let sparse = !upload && a.flags & SPARSE_STREAM != 0;
     let opts = TransferOptions {
         offset: a.offset,
         length: a.length,
+        sparse,
     };
     let (shared, s) = (shared.clone(), s.clone());
     let op = tokio::spawn(async move {
@@ -150,6 +154,7 @@ async fn start(
         sock,
         upload,
         room,
+        sparse,
     })
 }
 
@@ -224,13 +229,19 @@ async fn download(
     call: &Header,
     out: &mpsc::Sender<Vec<u8>>,
 ) -> Option<Vec<u8>> {
-    let Running { op, mut sock, .. } = run;
+    let Running {
+        op,
+        mut sock,
+        sparse,
+        ..
+    } = run;
     let data = Header {
         kind: MsgType::Stream,
         status: Status::Continue,
         ..*call
     };
     let mut buf = vec![0u8; CHUNK];
+    let mut frames = sparse.then(Extents::default);
     loop {
         tokio::select! {
             n = sock.read(&mut buf) => match n {
@@ -244,9 +255,15 @@ async fn download(
                     });
                 }
                 Ok(n) => {
-                    if out.send(packet(&data, &buf[..n])).await.is_err() {
-                        // the client left: the request fails on the closed socket
-                        return None;
+                    let packets = match frames.as_mut() {
+                        Some(f) => f.feed(&buf[..n], call),
+                        None => vec![packet(&data, &buf[..n])],
+                    };
+                    for p in packets {
+                        if out.send(p).await.is_err() {
+                            // the client left: the request fails on the closed socket
+                            return None;
+                        }
                     }
                 }
             },
@@ -265,6 +282,65 @@ async fn download(
                 }
             },
         }
+    }
+}
+
+/// A sparse download's framed extents (`storage::transfer::sparse`) turned into packets:
+/// data as data packets, holes as `STREAM_HOLE` packets, as libvirtd sends a sparse stream.
+#[derive(Default)]
+struct Extents {
+    /// Bytes of an extent header read so far.
+    header: Vec<u8>,
+    /// Data bytes still to come in the current data extent.
+    data_left: u64,
+}
+
+impl Extents {
+    fn feed(&mut self, mut bytes: &[u8], call: &Header) -> Vec<Vec<u8>> {
+        use crate::storage::transfer::sparse;
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            if self.data_left > 0 {
+                let n = bytes
+                    .len()
+                    .min(usize::try_from(self.data_left).unwrap_or(usize::MAX));
+                let h = Header {
+                    kind: MsgType::Stream,
+                    status: Status::Continue,
+                    ..*call
+                };
+                out.push(packet(&h, &bytes[..n]));
+                self.data_left -= n as u64;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let need = sparse::HEADER - self.header.len();
+            let n = need.min(bytes.len());
+            self.header.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.header.len() < sparse::HEADER {
+                break;
+            }
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&self.header[1..]);
+            let len = u64::from_be_bytes(len);
+            if self.header[0] == sparse::HOLE {
+                let h = Header {
+                    kind: MsgType::StreamHole,
+                    status: Status::Continue,
+                    ..*call
+                };
+                let hole = StreamHole {
+                    length: i64::try_from(len).unwrap_or(i64::MAX),
+                    flags: 0,
+                };
+                out.push(packet(&h, &encode(&hole)));
+            } else {
+                self.data_left = len;
+            }
+            self.header.clear();
+        }
+        out
     }
 }
 

@@ -22,6 +22,92 @@ use crate::core::{Error, Result};
 pub struct TransferOptions {
     pub offset: u64,
     pub length: u64,
+    /// A download tells holes from data: see [`sparse`].
+    pub sparse: bool,
+}
+
+/// A sparse download's framing on its descriptor, for a caller that recreates holes
+/// (libvirt's sparse streams): each extent is a kind byte and its length (u64, big-endian),
+/// a data extent's bytes after its header. Holes are found with `SEEK_DATA`/`SEEK_HOLE`.
+pub mod sparse {
+    pub const DATA: u8 = 0;
+    pub const HOLE: u8 = 1;
+    /// The bytes of an extent's header.
+    pub const HEADER: usize = 9;
+}
+
+/// The extents of `file` from `from` to `end`: (is data, length), holes as the file system
+/// reports them (a file system without hole reporting shows all data).
+fn extents(file: &File, from: u64, end: u64) -> std::io::Result<Vec<(bool, u64)>> {
+    use std::os::fd::AsRawFd;
+    let seek = |pos: u64, whence: i32| -> std::io::Result<Option<u64>> {
+        let pos = libc::off_t::try_from(pos).map_err(|_| ErrorKind::InvalidInput)?;
+        // SAFETY: lseek on a descriptor the `File` owns; the position is restored by the
+        // caller's own seek before any read.
+        let r = unsafe { libc::lseek(file.as_raw_fd(), pos, whence) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            // ENXIO: no data (or hole) at or after `pos`
+            return match e.raw_os_error() {
+                Some(libc::ENXIO) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        Ok(Some(r as u64))
+    };
+    let mut out: Vec<(bool, u64)> = Vec::new();
+    let mut push = |data: bool, len: u64| {
+        if len == 0 {
+            return;
+        }
+        match out.last_mut() {
+            Some((d, l)) if *d == data => *l += len,
+            _ => out.push((data, len)),
+        }
+    };
+    let mut pos = from;
+    while pos < end {
+        let data = seek(pos, libc::SEEK_DATA)?.unwrap_or(end).min(end);
+        push(false, data - pos);
+        if data >= end {
+            break;
+        }
+        let hole = seek(data, libc::SEEK_HOLE)?.unwrap_or(end).min(end);
+        push(true, hole - data);
+        pos = hole;
+    }
+    Ok(out)
+}
+
+/// Write the `total` bytes of `input` from `offset` into `out` framed as [`sparse`] extents.
+fn pump_sparse(
+    input: &mut File,
+    out: &mut File,
+    offset: u64,
+    total: u64,
+    mut progress: impl FnMut(u64),
+) -> std::io::Result<u64> {
+    let mut done = 0u64;
+    for (data, len) in extents(input, offset, offset + total)? {
+        let mut h = [0u8; sparse::HEADER];
+        h[0] = if data { sparse::DATA } else { sparse::HOLE };
+        h[1..].copy_from_slice(&len.to_be_bytes());
+        out.write_all(&h)?;
+        if data {
+            input.seek(SeekFrom::Start(offset + done))?;
+            let n = pump(input, out, Some(len), |_| {})?;
+            if n != len {
+                return Err(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "the volume shrank during the download",
+                ));
+            }
+        }
+        done += len;
+        progress(done);
+    }
+    out.flush()?;
+    Ok(done)
 }
 
 const CHUNK: usize = 4 << 20;
@@ -223,8 +309,12 @@ impl Storage {
                 .seek(SeekFrom::Start(opts.offset))
                 .map_err(|e| io_err(format_args!("cannot seek in '{}'", path.display()), e))?;
             let mut out = File::from(fd);
-            pump(&mut input, &mut out, Some(total), progress)
-                .map_err(|e| io_err(format_args!("download of '{}' failed", path.display()), e))
+            if opts.sparse {
+                pump_sparse(&mut input, &mut out, opts.offset, total, progress)
+            } else {
+                pump(&mut input, &mut out, Some(total), progress)
+            }
+            .map_err(|e| io_err(format_args!("download of '{}' failed", path.display()), e))
         })
         .await
     }

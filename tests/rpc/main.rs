@@ -13,6 +13,7 @@ mod domcaps;
 mod events;
 mod lxc;
 mod more;
+mod moreevents;
 mod netevents;
 mod objects;
 mod osinfo;

@@ -172,6 +172,7 @@ impl FakeMonitor {
             self.sent.fetch_add(1, Ordering::SeqCst);
             let _ = tx.send(Event {
                 name: name.to_owned(),
+                details: Some(data.to_string()),
                 data,
                 timestamp: Default::default(),
             });

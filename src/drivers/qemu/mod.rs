@@ -24,6 +24,7 @@ pub mod domcaps;
 #[cfg(test)]
 pub mod fake;
 pub mod firmware;
+pub mod guest_events;
 pub mod hotplug;
 pub mod kvm;
 pub mod live;

@@ -26,6 +26,7 @@ use crate::{
     drivers::{DomainCtx, DriverError, DriverEvent},
     model::{
         DomainDef,
+        guest_events::MonitorEvent,
         state::{CrashedDetail, ShutdownDetail, StateReason, StoppedDetail, WatchdogEventAction},
     },
     util::lock,
@@ -78,6 +79,9 @@ pub struct Vm {
     job_events: watch::Sender<u64>,
     handled: watch::Sender<u64>,
     resets: watch::Sender<u64>,
+    /// A `variable` clock's adjustment as the guest started (libvirt's `adjustment0`): QEMU's
+    /// `RTC_CHANGE` offsets are from it.
+    rtc_base: i64,
     /// The ids of the devices QEMU reported removed (`DEVICE_DELETED`), for hot-unplug.
     deleted: watch::Sender<Vec<String>>,
     gone: watch::Sender<bool>,
@@ -128,6 +132,12 @@ impl Vm {
             log: p.log,
             emulator: p.emulator,
             monitor: p.monitor,
+            rtc_base: p
+                .live
+                .clock
+                .as_ref()
+                .and_then(|c| c.adjustment)
+                .unwrap_or(0),
             live: Mutex::new(p.live),
             timeout: p.timeout,
             dump_dir: p.dump_dir,
@@ -235,6 +245,17 @@ impl Vm {
 
     fn handle(&self, ctx: &DomainCtx, ev: &Event) {
         let name = ev.name.as_str();
+        // every event goes to monitor-event callbacks first, as libvirt hands them on
+        ctx.report(DriverEvent::Monitor(Arc::new(MonitorEvent {
+            name: ev.name.clone(),
+            seconds: if ev.timestamp == Default::default() {
+                -1
+            } else {
+                ev.timestamp.seconds
+            },
+            micros: u32::try_from(ev.timestamp.microseconds).unwrap_or(0),
+            details: ev.details.clone(),
+        })));
         if name == "VSERPORT_CHANGE" {
             super::live::port_changed(&mut lock(&self.live), &ev.data);
             return;
@@ -287,6 +308,24 @@ impl Vm {
                     Some(DriverEvent::Rebooted)
                 }
                 "GUEST_PANICKED" => Some(DriverEvent::Crashed(CrashedDetail::Panicked)),
+                "RTC_CHANGE" => data.get("offset").and_then(Value::as_i64).map(|offset| {
+                    DriverEvent::RtcChange(super::guest_events::rtc_offset(
+                        &mut lock(&self.live),
+                        self.rtc_base,
+                        offset,
+                    ))
+                }),
+                "BALLOON_CHANGE" => data.get("actual").and_then(Value::as_u64).map(|b| {
+                    let kib = b.div_ceil(1024);
+                    lock(&self.live).current_memory_kib = Some(kib);
+                    DriverEvent::BalloonChange(kib)
+                }),
+                "DEVICE_TRAY_MOVED" => super::guest_events::tray_moved(&mut lock(&self.live), data),
+                "VNC_CONNECTED" | "VNC_INITIALIZED" | "VNC_DISCONNECTED" | "SPICE_CONNECTED"
+                | "SPICE_INITIALIZED" | "SPICE_DISCONNECTED" => {
+                    super::guest_events::graphics(name, data)
+                        .map(|g| DriverEvent::Graphics(Box::new(g)))
+                }
                 "BLOCK_IO_ERROR" => {
                     if s("action") == "stop" {
                         f.pause_reason = Some(StateReason::IoError);

@@ -70,6 +70,9 @@ pub struct Event {
     /// The event's `data` member; `{}` when QEMU sent none.
     pub data: Value,
     pub timestamp: Timestamp,
+    /// The `data` member as QEMU wrote it, without the whitespace between tokens (libvirt
+    /// hands it on so, in QEMU's member order); `None` when QEMU sent none.
+    pub details: Option<String>,
 }
 
 impl Event {
@@ -601,6 +604,72 @@ async fn read_loop(
     // stops the writer
 }
 
+/// The index just past the JSON string that opens at `i`.
+fn string_end(t: &[u8], mut i: usize) -> usize {
+    i += 1;
+    while i < t.len() {
+        match t[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    t.len()
+}
+
+/// The text of member `key` of the JSON object `t` (valid JSON, already parsed), with the
+/// whitespace between its tokens removed.
+fn compact_member(t: &[u8], key: &[u8]) -> Option<String> {
+    let ws = |i: &mut usize| {
+        while t.get(*i).is_some_and(u8::is_ascii_whitespace) {
+            *i += 1;
+        }
+    };
+    let mut i = t.iter().position(|&b| b == b'{')? + 1;
+    loop {
+        ws(&mut i);
+        if t.get(i) != Some(&b'"') {
+            return None;
+        }
+        let end = string_end(t, i);
+        let name = &t[i + 1..end.saturating_sub(1)];
+        i = end;
+        ws(&mut i);
+        i += 1; // the colon
+        ws(&mut i);
+        // the value: up to the comma or brace that closes it at this level
+        let (start, mut depth, mut out) = (i, 0i32, Vec::new());
+        while i < t.len() {
+            match t[i] {
+                b'"' => {
+                    let e = string_end(t, i);
+                    out.extend_from_slice(&t[i..e]);
+                    i = e;
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth == 0 => break,
+                b'}' | b']' => depth -= 1,
+                b',' if depth == 0 => break,
+                b if b.is_ascii_whitespace() => {
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            out.push(t[i]);
+            i += 1;
+        }
+        if name == key {
+            return String::from_utf8(out).ok();
+        }
+        if i == start || t.get(i) != Some(&b',') {
+            return None;
+        }
+        i += 1;
+    }
+}
+
 /// Sorts one line into an event or a reply. Never fails: anything unusable is
 /// logged and skipped.
 fn handle_line(
@@ -644,6 +713,7 @@ fn handle_line(
             name,
             data,
             timestamp,
+            details: compact_member(line, b"data"),
         });
         return;
     }
@@ -703,6 +773,22 @@ pub fn command_arguments<C: serde::Serialize>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn event_data_is_kept_compact_in_qemus_order() {
+        let line = br#"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X", "data": {"z": 1, "a": {"s": "a, b }", "l": [1, 2]}}}"#;
+        assert_eq!(
+            super::compact_member(line, b"data").as_deref(),
+            Some(r#"{"z":1,"a":{"s":"a, b }","l":[1,2]}}"#)
+        );
+        let line = br#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 2}}"#;
+        assert_eq!(super::compact_member(line, b"data"), None);
+        let line = br#"{"event": "Q\"x", "data": {"offset": -5}}"#;
+        assert_eq!(
+            super::compact_member(line, b"data").as_deref(),
+            Some(r#"{"offset":-5}"#)
+        );
+    }
+
     use super::*;
     use serde_json::json;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
