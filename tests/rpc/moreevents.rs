@@ -25,17 +25,21 @@ struct Bg {
 }
 
 impl Bg {
+    /// `virsh -c <qemu> args…`.
     fn start(r: &Rpc, args: &[&str]) -> Bg {
-        let uri = r.uri(QEMU);
-        let mut child = Command::new("virsh")
-            .args(["-c", &uri])
-            .args(args)
+        let mut cmd = Command::new("virsh");
+        cmd.args(["-c", &r.uri(QEMU)]).args(args);
+        Bg::run(r, cmd)
+    }
+
+    fn run(r: &Rpc, mut cmd: Command) -> Bg {
+        let mut child = cmd
             .env("HOME", r.bus.dir.path())
             .env_remove("LIBVIRT_DEFAULT_URI")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("virsh");
+            .expect("spawn a client");
         let mut out = child.stdout.take().expect("stdout");
         let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let s2 = seen.clone();
@@ -224,6 +228,12 @@ async fn guest_events_reach_virsh_event_and_qemu_monitor_event() {
             "--no-case",
         ],
     );
+    let script = dir.join("guest_events.py");
+    std::fs::write(&script, include_str!("guest_events.py")).expect("script");
+    let mut py = Command::new("/usr/bin/python3");
+    py.arg(&script).arg(r.uri(QEMU)).arg("300");
+    let python = Bg::run(&r, py);
+    python.wait_line("python3-libvirt registered", |l| l == "ready", &r);
     // virsh prints nothing once registered: give it time to
     std::thread::sleep(Duration::from_secs(2));
     r.ok(QEMU, &["start", "evt"]);
@@ -312,7 +322,26 @@ async fn guest_events_reach_virsh_event_and_qemu_monitor_event() {
         &r,
     );
 
+    // python3-libvirt's callbacks got the same, in the same order, with every field
+    python.wait_line("python's tray change", |l| l.starts_with("tray "), &r);
     r.ok(QEMU, &["destroy", "evt"]);
+    let py = python.stop();
+    let py: Vec<&str> = py.lines().filter(|l| *l != "ready").collect();
+    let want_py =
+        |phase: u8| format!("graphics evt {phase} 0 127.0.0.1 {port} 0 127.0.0.1 {client} none []");
+    assert_eq!(py[0], format!("rtc evt {offset}"), "{py:?}");
+    assert_eq!(&py[1..4], [want_py(0), want_py(1), want_py(2)], "{py:?}");
+    let balloons: Vec<&&str> = py.iter().filter(|l| l.starts_with("balloon ")).collect();
+    assert_eq!(
+        balloons.last().map(|l| **l),
+        Some("balloon evt 204800"),
+        "{py:?}"
+    );
+    assert_eq!(
+        py.iter().find(|l| l.starts_with("tray ")).copied(),
+        Some(format!("tray evt {alias} 0").as_str()),
+        "{py:?}"
+    );
     let ev = events.stop();
     let mon = monitor.stop();
     let vnc = vnc_only.stop();
@@ -492,9 +521,8 @@ async fn vol_download_sparse_recreates_the_holes() {
             &back_arg,
         ],
     );
-    assert_eq!(
+    assert!(
         std::fs::read(&back).expect("back") == std::fs::read(&vol).expect("vol"),
-        true,
         "the same bytes"
     );
     assert_eq!(std::fs::metadata(&back).expect("stat").len(), 64 << 20);
