@@ -559,3 +559,74 @@ async fn vol_download_sparse_recreates_the_holes() {
     r.ok(QEMU, &["pool-destroy", "sp"]);
     r.ok(QEMU, &["pool-undefine", "sp"]);
 }
+
+#[tokio::test]
+async fn qemu_monitor_event_needs_the_passthrough_permission() {
+    use crate::support::polkit::{PolkitEnv, project_file};
+    use std::os::unix::fs::PermissionsExt;
+    let env = PolkitEnv::start(&[(
+        "50-virtbus-owners.rules",
+        project_file("polkit/examples/50-virtbus-owners.rules"),
+    )]);
+    let w = env.workdir();
+    let sock = w.join("libvirt-sock");
+    let sock_arg = sock.to_string_lossy().into_owned();
+    let daemon = env.daemon(&["--libvirt-rpc-socket", &sock_arg]).await;
+    super::wait_for(&sock, &daemon);
+    let home = w.join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let virsh = |user: &str, args: &[&str]| {
+        let o = env
+            .command_as(user, "/usr/bin/virsh")
+            .arg("-c")
+            .arg(format!("{QEMU}?socket={sock_arg}"))
+            .args(args)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(user))
+            .env("XDG_CACHE_HOME", home.join(user))
+            .env_remove("LIBVIRT_DEFAULT_URI")
+            .output()
+            .expect("virsh");
+        (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    // alice owns her domain and may follow its domain events, not its monitor's
+    let xml = w.join("vm.xml");
+    std::fs::write(&xml, guest::domain_xml("alices", &w.join("none.qcow2"), "")).expect("xml");
+    std::fs::set_permissions(&xml, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (ok, out) = virsh("alice", &["define", &xml.to_string_lossy()]);
+    assert!(ok, "{out}\n{}", daemon.log_text());
+    // (virsh reports a timed-out loop as a failure: its words tell it registered)
+    let (_, out) = virsh(
+        "alice",
+        &["event", "--domain", "alices", "--all", "--timeout", "1"],
+    );
+    assert!(
+        out.contains("event loop timed out") && !out.contains("error"),
+        "{out}"
+    );
+    for args in [
+        &["qemu-monitor-event", "--domain", "alices", "--timeout", "1"][..],
+        &["qemu-monitor-event", "--timeout", "1"],
+    ] {
+        let (ok, out) = virsh("alice", args);
+        assert!(!ok, "{args:?}: {out}");
+        assert!(out.contains("access denied"), "{args:?}: {out}");
+    }
+    // root may
+    let (_, out) = virsh(
+        "root",
+        &["qemu-monitor-event", "--domain", "alices", "--timeout", "1"],
+    );
+    assert!(
+        out.contains("event loop timed out") && !out.contains("error"),
+        "{out}"
+    );
+}
