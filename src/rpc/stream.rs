@@ -1,6 +1,7 @@
 //! libvirt's streams: after a call that opens one (`DOMAIN_OPEN_CONSOLE`) is answered, data
 //! flows both ways as `STREAM` packets reusing the call's procedure and serial, `CONTINUE`
-//! while it lasts; `OK` from either side finishes it, `ERROR` from the client aborts it.
+//! while it lasts; an empty one is the end of the server's data, `OK` from the client
+//! finishes the stream (confirmed with `OK`), `ERROR` from the client aborts it.
 //!
 //! Flow control is the connection's own: data for the client waits in the writer's bounded
 //! queue, and data from the client is written to the console before the next packet is read.
@@ -121,7 +122,14 @@ pub async fn pump(
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("cannot use the console socket: {e}");
-            let _ = out.send(finished(&call)).await;
+            // the console's end at once, as libvirtd words it: an empty data packet (the
+            // client's finish is then answered as an ended stream's)
+            let eof = Header {
+                kind: MsgType::Stream,
+                status: Status::Continue,
+                ..call
+            };
+            let _ = out.send(packet(&eof, &[])).await;
             streams.end(call.serial);
             return;
         }
