@@ -1,6 +1,7 @@
 //! Hypervisor drivers. A driver runs guests and reports what they do; the core owns states,
 //! events and persistence. Drivers know nothing of D-Bus or polkit.
 
+pub mod guest_agent;
 pub mod lxc;
 pub mod qemu;
 pub mod quiesce;
@@ -741,6 +742,19 @@ pub trait Driver: Send + Sync + 'static {
     async fn recover(&self, ctx: &DomainCtx) -> DriverResult<Recovered> {
         Err(DriverError::Failed(format!(
             "the {} driver keeps no guests across restarts (domain '{}')",
+            self.name(),
+            ctx.name
+        )))
+    }
+
+    /// A request to the guest agent beyond [`Driver::guest_info`].
+    async fn guest_agent(
+        &self,
+        ctx: &DomainCtx,
+        _req: guest_agent::AgentRequest,
+    ) -> DriverResult<guest_agent::AgentReply> {
+        Err(DriverError::Unimplemented(format!(
+            "the {} driver has no guest agent for domain '{}'",
             self.name(),
             ctx.name
         )))

@@ -14,6 +14,7 @@
 //! QMP, and then continues it, as libvirt does.
 
 pub mod agent;
+pub mod agent_ops;
 pub mod caps;
 pub mod cgroup;
 pub mod cmdline;
@@ -1176,6 +1177,16 @@ impl Driver for QemuDriver {
         let vm = self.vm(ctx)?;
         let timeout = timeout.unwrap_or(passthrough::AGENT_DEFAULT_TIMEOUT);
         passthrough::agent(agent_of(&vm)?, &vm.name, cmd, timeout).await
+    }
+
+    async fn guest_agent(
+        &self,
+        ctx: &DomainCtx,
+        req: crate::drivers::guest_agent::AgentRequest,
+    ) -> DriverResult<crate::drivers::guest_agent::AgentReply> {
+        let vm = self.vm(ctx)?;
+        let agent = agent_of(&vm)?;
+        agent_ops::run(&vm, agent, req, self.config.agent_timeout()).await
     }
 
     async fn open_console(
