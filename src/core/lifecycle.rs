@@ -385,6 +385,15 @@ impl Core {
                 self.mark_stopped(&dom, reason, detail);
             }
             DriverEvent::Rebooted => self.events().publish(Event::Rebooted { uuid }),
+            // as libvirt: also while the domain starts, before its started event
+            DriverEvent::AgentLifecycle {
+                connected,
+                at_start,
+            } => self.events().publish(Event::AgentLifecycle {
+                uuid,
+                connected,
+                at_start,
+            }),
             DriverEvent::Watchdog(action) => {
                 self.events().publish(Event::Watchdog { uuid, action })
             }

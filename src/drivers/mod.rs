@@ -77,6 +77,9 @@ pub enum DriverEvent {
     JobProgress(f64),
     /// The guest's watchdog fired and the hypervisor did this.
     Watchdog(crate::model::state::WatchdogEventAction),
+    /// The guest agent's channel was opened (`connected`) or closed by the guest; `at_start`:
+    /// its state as the guest started, rather than a change the guest made.
+    AgentLifecycle { connected: bool, at_start: bool },
 }
 
 /// Where a driver reports a guest's own events; implemented by the core.

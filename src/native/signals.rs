@@ -94,6 +94,8 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
             interfaces_removed(ctx, path, SNAPSHOT_IFACE).await
         }
         Event::Storage(ev) => super::storage::emit(ctx, ev).await,
+        // the D-Bus API has no agent signal (the libvirt RPC front end forwards it)
+        Event::AgentLifecycle { .. } => Ok(()),
     }
 }
 

@@ -7,7 +7,7 @@
 use std::{
     io::{Read, Write},
     os::unix::net::UnixStream,
-    process::Command,
+    process::{Command, Stdio},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -284,6 +284,33 @@ async fn agent_commands_on_a_real_guest() {
         e.contains("Requested operation is not valid: domain is not running"),
         "{e}"
     );
+    // `virsh event` follows the agent's lifecycle from before the start
+    let uri = format!("{QEMU}?socket={}", r.sock.display());
+    let mut ev = Command::new("virsh")
+        .args([
+            "-c",
+            &uri,
+            "event",
+            "--domain",
+            "tiny",
+            "--event",
+            "agent-lifecycle",
+        ])
+        .args(["--loop", "--timeout", "120"])
+        .env("HOME", dir)
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("virsh");
+    let mut stdout = ev.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    // virsh prints nothing once its callback is registered: give it time to
+    std::thread::sleep(Duration::from_millis(1500));
     r.ok(QEMU, &["start", "tiny"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let t = loop {
@@ -300,6 +327,27 @@ async fn agent_commands_on_a_real_guest() {
         assert!(std::time::Instant::now() < deadline, "{err}");
         std::thread::sleep(Duration::from_millis(500));
     };
+    // the agent connected: both events, libvirt's wording (stop virsh as a user would)
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill with the pid of our own child.
+    unsafe { libc::kill(ev.id() as i32, libc::SIGINT) };
+    let stop = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < stop && ev.try_wait().expect("wait").is_none() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = ev.kill();
+    let _ = ev.wait();
+    let out = reader.join().expect("reader");
+    let events: Vec<&str> = out.lines().filter(|l| l.starts_with("event '")).collect();
+    assert_eq!(
+        events,
+        [
+            "event 'agent-lifecycle' for domain 'tiny': state: 'disconnected' reason: 'domain started'",
+            "event 'agent-lifecycle' for domain 'tiny': state: 'connected' reason: 'channel event'",
+        ],
+        "{out}"
+    );
+
     // the guest's clock starts from the host's (its RTC)
     assert!((t - now()).abs() < 120, "guest {t}, host {}", now());
 

@@ -236,7 +236,15 @@ impl Vm {
     fn handle(&self, ctx: &DomainCtx, ev: &Event) {
         let name = ev.name.as_str();
         if name == "VSERPORT_CHANGE" {
-            super::live::port_changed(&mut lock(&self.live), &ev.data);
+            let changed = super::live::port_changed(&mut lock(&self.live), &ev.data);
+            if let Some((port, connected)) = changed
+                && port == super::cmdline::AGENT_CHANNEL
+            {
+                ctx.report(DriverEvent::AgentLifecycle {
+                    connected,
+                    at_start: false,
+                });
+            }
             return;
         }
         // an event to report before the one the match gives
