@@ -496,9 +496,24 @@ async fn agent_commands_on_a_real_guest() {
     r.ok(QEMU, &["suspend", "tiny"]);
     let e = r.fails(QEMU, &["domtime", "tiny"]);
     assert!(
-        e.contains("domain is not running") || e.contains("is paused"),
+        e.contains("Requested operation is not valid: domain is not running"),
         "{e}"
     );
     r.ok(QEMU, &["destroy", "tiny"]);
     r.ok(QEMU, &["undefine", "tiny"]);
+
+    // a domain without the agent's channel
+    let xml = guest::domain_xml("noagent", &disk, "").replace(
+        "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>",
+        "",
+    );
+    assert!(!xml.contains("guest_agent"));
+    std::fs::write(&xml_path, xml).expect("write xml");
+    r.ok(QEMU, &["create", &xml_path.to_string_lossy()]);
+    let e = r.fails(QEMU, &["domfsinfo", "noagent"]);
+    assert!(
+        e.contains("argument unsupported: QEMU guest agent is not configured"),
+        "{e}"
+    );
+    r.ok(QEMU, &["destroy", "noagent"]);
 }

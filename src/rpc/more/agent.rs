@@ -296,6 +296,10 @@ pub(super) async fn run<O: DomainOp>(
 
 fn agent_error(s: &Session, m: &Method, e: ExecError) -> RpcError {
     match &e {
+        // a paused guest's agent cannot answer: libvirt says so whatever the other state
+        ExecError::Core(core::Error::WrongState(_)) => {
+            s.error(Code::OperationInvalid, "domain is not running")
+        }
         ExecError::Core(core::Error::Timeout(_)) if s.flavor() == Flavor::Qemu => RpcError {
             code: AGENT_UNRESPONSIVE,
             message: "Guest agent is not responding: Guest agent not available for now".into(),
