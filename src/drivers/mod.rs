@@ -77,9 +77,8 @@ pub enum DriverEvent {
     JobProgress(f64),
     /// The guest's watchdog fired and the hypervisor did this.
     Watchdog(crate::model::state::WatchdogEventAction),
-    /// The guest agent's channel was opened (`connected`) or closed by the guest; `at_start`:
-    /// its state as the guest started, rather than a change the guest made.
-    AgentLifecycle { connected: bool, at_start: bool },
+    /// The guest opened (`connected`) or closed the guest agent's channel.
+    AgentLifecycle { connected: bool },
 }
 
 /// Where a driver reports a guest's own events; implemented by the core.
@@ -115,6 +114,9 @@ pub struct Started {
     /// The live definition, with what only a running guest has (ports, pty paths, aliases);
     /// `None` when it equals the definition the guest was started from.
     pub live: Option<DomainDef>,
+    /// Whether the guest agent's channel is open as the guest starts, for a guest with one:
+    /// the core announces it before the start, as libvirt does.
+    pub agent: Option<bool>,
 }
 
 /// A guest a driver left running before the daemon stopped, found from its runtime records.

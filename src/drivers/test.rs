@@ -268,7 +268,10 @@ impl Driver for TestDriver {
                 .map(|d| d.target_dev.clone()),
         };
         crate::util::lock(&self.vms).insert(ctx.uuid, vm);
-        Ok(Started { live: None })
+        Ok(Started {
+            live: None,
+            agent: None,
+        })
     }
 
     async fn shutdown(&self, ctx: &DomainCtx, _mode: PowerMode) -> DriverResult<Completion> {

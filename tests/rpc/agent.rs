@@ -517,3 +517,139 @@ async fn agent_commands_on_a_real_guest() {
     );
     r.ok(QEMU, &["destroy", "noagent"]);
 }
+
+/// What `virsh -q` shows for the agent commands on a running `tiny` at `uri`, stdout of those
+/// that succeed and stderr of those that fail, with the filesystem sizes (which move as the
+/// guest writes) left out; and the agent lifecycle events seen from before the start.
+fn agent_answers(uri: &str, home: &std::path::Path, start: &dyn Fn()) -> Vec<String> {
+    let virsh = |args: &[&str]| {
+        let o = Command::new("virsh")
+            .args(["-q", "-c", uri])
+            .args(args)
+            .env("HOME", home)
+            .env("LC_ALL", "C")
+            .env_remove("LIBVIRT_DEFAULT_URI")
+            .output()
+            .expect("virsh");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // every domain's: `tiny` does not exist before it is created
+    let mut ev = Command::new("virsh")
+        .args(["-c", uri, "event", "--event", "agent-lifecycle"])
+        .args(["--loop", "--timeout", "120"])
+        .env("HOME", home)
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("virsh");
+    let mut stdout = ev.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !virsh(&["domtime", "tiny"]).0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never answered"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut out = Vec::new();
+    for cmd in [
+        &["domfsinfo", "tiny"][..],
+        &["guestvcpus", "tiny"],
+        &["guestinfo", "tiny", "--user"],
+        &["guestinfo", "tiny", "--filesystem"],
+        &["guestinfo", "tiny", "--disk"],
+        &["domfstrim", "tiny"],
+        &["domfstrim", "tiny", "--mountpoint", "/mnt/data"],
+        &["guestvcpus", "tiny", "--cpulist", "0", "--disable"],
+        &["guestvcpus", "tiny", "--cpulist", "1,4-5", "--enable"],
+        &["guestvcpus", "tiny", "--cpulist", "1", "--disable"],
+        &["guestvcpus", "tiny"],
+        &["guestvcpus", "tiny", "--cpulist", "1", "--enable"],
+        &["set-user-password", "tiny", "root", "secret"],
+        &["get-user-sshkeys", "tiny", "nobody"],
+        &["get-user-sshkeys", "tiny", "root"],
+        &["domtime", "tiny", "--sync"],
+    ] {
+        let (ok, o, e) = virsh(cmd);
+        let text = if ok { o } else { e };
+        let kept: Vec<&str> = text.lines().filter(|l| !l.contains("-bytes")).collect();
+        out.push(format!("{cmd:?} ok={ok}\n{}", kept.join("\n")));
+    }
+    // SAFETY: kill with the pid of our own child.
+    unsafe { libc::kill(ev.id() as i32, libc::SIGINT) };
+    let stop = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < stop && ev.try_wait().expect("wait").is_none() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = ev.kill();
+    let _ = ev.wait();
+    let events = reader.join().expect("reader");
+    out.push(
+        events
+            .lines()
+            .filter(|l| l.starts_with("event '"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    virsh(&["destroy", "tiny"]);
+    out
+}
+
+#[tokio::test]
+async fn agent_commands_answer_as_libvirtd() {
+    if let Err(why) = crate::support::libvirtd::Libvirtd::available() {
+        panic!("Debian's libvirtd is needed as the oracle: {why}");
+    }
+    let r = Rpc::start().await;
+    let dir = r.bus.dir.path();
+    let disk = dir.join("data.qcow2");
+    let xml = guest::domain_xml("tiny", &disk, "").replace("<vcpu>1</vcpu>", "<vcpu>2</vcpu>");
+    let xml_path = dir.join("tiny.xml");
+    std::fs::write(&xml_path, xml).expect("write xml");
+    let xml_arg = xml_path.to_string_lossy().into_owned();
+    // one guest at a time: libvirt's first, each on a fresh data disk
+    let theirs = {
+        let lv = crate::support::libvirtd::Libvirtd::start();
+        guest::data_disk(&disk);
+        let start = || {
+            let o = lv.virsh(&["create", &xml_arg]);
+            assert!(o.status.success(), "{}", lv.log_text());
+        };
+        agent_answers(&lv.uri(), dir, &start)
+    };
+    std::fs::remove_file(&disk).expect("remove disk");
+    guest::data_disk(&disk);
+    let uri = format!("{QEMU}?socket={}", r.sock.display());
+    let start = || {
+        r.ok(QEMU, &["create", &xml_arg]);
+    };
+    let ours = agent_answers(&uri, dir, &start);
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert_eq!(o, t, "ours (left) differs from libvirtd's");
+    }
+    // the comparison compares something: the data disk was seen with its target, and the
+    // agent's connection
+    assert!(
+        theirs[0].contains("/mnt/data") && theirs[0].contains("vda"),
+        "{}",
+        theirs[0]
+    );
+    let events = theirs.last().expect("events");
+    assert!(
+        events.contains("state: 'connected' reason: 'channel event'"),
+        "{events}"
+    );
+}

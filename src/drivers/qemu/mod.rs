@@ -706,18 +706,15 @@ impl QemuDriver {
             return Err(err);
         }
         // libvirt reports the agent channel's state as the domain starts
-        if vm.agent.is_some() {
-            let connected = lock(&vm.live).devices.channels.iter().any(|c| {
+        let agent = vm.agent.is_some().then(|| {
+            lock(&vm.live).devices.channels.iter().any(|c| {
                 c.target_name.as_deref() == Some(cmdline::AGENT_CHANNEL)
                     && c.target_state == Some(crate::model::devices::ChannelState::Connected)
-            });
-            ctx.report(DriverEvent::AgentLifecycle {
-                connected,
-                at_start: true,
-            });
-        }
+            })
+        });
         Ok(Started {
             live: Some(vm.live()),
+            agent,
         })
     }
 }

@@ -240,10 +240,7 @@ impl Vm {
             if let Some((port, connected)) = changed
                 && port == super::cmdline::AGENT_CHANNEL
             {
-                ctx.report(DriverEvent::AgentLifecycle {
-                    connected,
-                    at_start: false,
-                });
+                ctx.report(DriverEvent::AgentLifecycle { connected });
             }
             return;
         }
