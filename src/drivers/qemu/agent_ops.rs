@@ -18,6 +18,32 @@ use crate::drivers::{
     },
 };
 
+/// The error of a request while the guest has not opened the agent's port (libvirt's
+/// words; a kind of timeout: the agent does not answer).
+pub const NOT_CONNECTED: &str = "QEMU guest agent is not connected";
+
+/// Whether QEMU says the guest has not opened the agent's port (`frontend-open` of its
+/// chardev); `false` when it cannot tell.
+pub async fn port_closed(vm: &Vm) -> bool {
+    let alias = crate::util::lock(&vm.live)
+        .devices
+        .channels
+        .iter()
+        .find(|c| c.target_name.as_deref() == Some(super::cmdline::AGENT_CHANNEL))
+        .and_then(|c| c.info.alias.clone());
+    let Some(alias) = alias else { return false };
+    let Ok(list) = vm.command("query-chardev", None).await else {
+        return false;
+    };
+    let label = format!("char{alias}");
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c.get("label").and_then(Value::as_str) == Some(label.as_str()))
+        .and_then(|c| c.get("frontend-open").and_then(Value::as_bool))
+        == Some(false)
+}
+
 /// Carry out `req` on `vm`'s agent.
 pub async fn run(
     vm: &Vm,

@@ -1194,6 +1194,11 @@ impl Driver for QemuDriver {
     ) -> DriverResult<crate::drivers::guest_agent::AgentReply> {
         let vm = self.vm(ctx)?;
         let agent = agent_of(&vm)?;
+        // as libvirt: a guest that has not opened the agent's port is told at once (QEMU's
+        // word, not a recorded state, which a daemon restart may have left stale)
+        if agent_ops::port_closed(&vm).await {
+            return Err(DriverError::Timeout(agent_ops::NOT_CONNECTED.to_owned()));
+        }
         agent_ops::run(&vm, agent, req, self.config.agent_timeout()).await
     }
 

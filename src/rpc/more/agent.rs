@@ -300,11 +300,19 @@ fn agent_error(s: &Session, m: &Method, e: ExecError) -> RpcError {
         ExecError::Core(core::Error::WrongState(_)) => {
             s.error(Code::OperationInvalid, "domain is not running")
         }
-        ExecError::Core(core::Error::Timeout(_)) if s.flavor() == Flavor::Qemu => RpcError {
-            code: AGENT_UNRESPONSIVE,
-            message: "Guest agent is not responding: Guest agent not available for now".into(),
-            ..s.error(Code::Internal, "")
-        },
+        ExecError::Core(core::Error::Timeout(msg)) if s.flavor() == Flavor::Qemu => {
+            // the port not open yet, or no answer in time
+            let why = if msg == crate::drivers::qemu::agent_ops::NOT_CONNECTED {
+                msg
+            } else {
+                "Guest agent not available for now"
+            };
+            RpcError {
+                code: AGENT_UNRESPONSIVE,
+                message: format!("Guest agent is not responding: {why}"),
+                ..s.error(Code::Internal, "")
+            }
+        }
         // the QEMU driver's refusal of a domain without the agent's channel
         ExecError::Core(core::Error::NotSupported(msg))
             if msg.contains("has no guest agent channel") =>
