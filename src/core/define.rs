@@ -172,6 +172,11 @@ impl Core {
 
     /// Put a new domain in the registry and announce it.
     fn insert(&self, dom: &Arc<Domain>, event: Lifecycle) {
+        self.insert_with(dom, None, event);
+    }
+
+    /// [`Self::insert`], with `first` announced between the domain and its lifecycle event.
+    fn insert_with(&self, dom: &Arc<Domain>, first: Option<Event>, event: Lifecycle) {
         let info = {
             let d = lock(&dom.data);
             let mut reg = self.registry_write();
@@ -184,6 +189,9 @@ impl Core {
         ev.publish(Event::DomainAdded {
             info: Arc::new(info),
         });
+        if let Some(first) = first {
+            ev.publish(first);
+        }
         ev.publish(Event::Lifecycle {
             uuid: dom.uuid,
             event,
@@ -240,6 +248,7 @@ impl Core {
         let _defining = self.inner.define_lock.lock().await;
         self.registry_write().reserved.retain(|k| *k != key);
         let started = started?;
+        let agent = super::lifecycle::agent_at_start(dom.uuid, started.agent);
         {
             let mut d = lock(&dom.data);
             d.live = Some(started.live.map(Arc::new).unwrap_or_else(|| d.def.clone()));
@@ -249,7 +258,7 @@ impl Core {
                 StateReason::Booted,
             );
         }
-        self.insert(&dom, Lifecycle::Started(StartedDetail::Booted));
+        self.insert_with(&dom, agent, Lifecycle::Started(StartedDetail::Booted));
         drop(_defining);
         if opts.paused {
             self.mark_paused_after_start(&dom);

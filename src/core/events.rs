@@ -70,6 +70,13 @@ pub enum Event {
         uuid: Uuid,
         event: Arc<MonitorEvent>,
     },
+    /// The guest agent connected or disconnected (libvirt's agent lifecycle event);
+    /// `at_start`: reported as the domain started rather than when the guest changed it.
+    AgentLifecycle {
+        uuid: Uuid,
+        connected: bool,
+        at_start: bool,
+    },
     /// A piece of metadata was set or removed.
     MetadataChanged {
         uuid: Uuid,

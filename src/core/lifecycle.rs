@@ -100,6 +100,7 @@ impl Core {
         let def = self.resolve_networks(def).await?;
         let id = self.next_id();
         let started = dom.driver.start(&self.ctx(dom), &def, paused, id).await?;
+        let agent = agent_at_start(dom.uuid, started.agent);
         self.update(dom, |d| {
             d.live = Some(started.live.map(Arc::new).unwrap_or(def));
             d.id = Some(id);
@@ -107,13 +108,11 @@ impl Core {
             d.warning = None;
             d.taints.clear();
             let ev = Lifecycle::Started(detail);
-            (
-                (),
-                vec![Event::Lifecycle {
-                    uuid: dom.uuid,
-                    event: ev,
-                }],
-            )
+            let started = Event::Lifecycle {
+                uuid: dom.uuid,
+                event: ev,
+            };
+            ((), agent.into_iter().chain([started]).collect())
         });
         if paused {
             self.mark_paused(dom, StateReason::User, SuspendedDetail::Paused);
@@ -385,6 +384,13 @@ impl Core {
                 self.mark_stopped(&dom, reason, detail);
             }
             DriverEvent::Rebooted => self.events().publish(Event::Rebooted { uuid }),
+            DriverEvent::AgentLifecycle { connected } if state.is_active() => {
+                self.events().publish(Event::AgentLifecycle {
+                    uuid,
+                    connected,
+                    at_start: false,
+                })
+            }
             DriverEvent::Watchdog(action) => {
                 self.events().publish(Event::Watchdog { uuid, action })
             }
@@ -530,4 +536,14 @@ pub(crate) fn set_tray(live: &mut crate::model::DomainDef, alias: &str, open: bo
     {
         d.tray = Some(if open { Tray::Open } else { Tray::Closed });
     }
+}
+
+/// The agent lifecycle event libvirt raises as a domain with a guest agent starts (before
+/// its started event): the channel's state, reason "domain started".
+pub(crate) fn agent_at_start(uuid: Uuid, connected: Option<bool>) -> Option<Event> {
+    connected.map(|connected| Event::AgentLifecycle {
+        uuid,
+        connected,
+        at_start: true,
+    })
 }

@@ -85,6 +85,7 @@ impl Core {
             .managed_restore(&self.ctx(dom), &def, paused, id)
             .await?;
         let uuid = dom.uuid;
+        let agent = super::lifecycle::agent_at_start(uuid, started.agent);
         self.update(dom, |d| {
             d.live = Some(started.live.map(Arc::new).unwrap_or(def));
             d.id = Some(id);
@@ -92,7 +93,8 @@ impl Core {
             d.managed_save = None;
             d.warning = None;
             let event = Lifecycle::Started(StartedDetail::Restored);
-            ((), vec![Event::Lifecycle { uuid, event }])
+            let started = Event::Lifecycle { uuid, event };
+            ((), agent.into_iter().chain([started]).collect())
         });
         if paused {
             self.mark_paused(dom, StateReason::User, SuspendedDetail::Restored);

@@ -154,6 +154,20 @@ pub enum Operation {
     UpdateDevice,
     GuestInfo,
     InterfaceAddresses,
+    /// The guest's clock, from its agent.
+    GuestTime,
+    SetGuestTime,
+    /// The guest's mounted filesystems, from its agent.
+    GuestFsInfo,
+    /// Discarding the unused blocks of the guest's filesystems.
+    FsTrim,
+    /// The vCPUs as the guest sees them (online, offlinable).
+    GuestVcpus,
+    /// Bringing the guest's vCPUs online or offline.
+    SetGuestVcpus,
+    SetUserPassword,
+    GetSshKeys,
+    SetSshKeys,
     /// A session on the guest's text console.
     OpenConsole,
     /// A connection to the guest's graphics server.
@@ -255,7 +269,17 @@ impl Operation {
             | O::SetMemory
             | O::AttachDevice
             | O::DetachDevice
-            | O::UpdateDevice => Action::DomainWrite,
+            | O::UpdateDevice
+            // libvirt's ACLs: domain:write for these reads too (they ask the guest), and
+            // set_time, fs_trim, set_password, which virtbus has no actions of its own for
+            | O::GuestTime
+            | O::SetGuestTime
+            | O::FsTrim
+            | O::GuestVcpus
+            | O::SetGuestVcpus
+            | O::SetUserPassword
+            | O::GetSshKeys
+            | O::SetSshKeys => Action::DomainWrite,
             O::CreateDomain | O::Start => Action::DomainStart,
             O::QemuPassthrough | O::QemuMonitorCommand | O::QemuAgentCommand => {
                 Action::DomainQemuPassthrough
@@ -265,7 +289,7 @@ impl Operation {
             O::Reset | O::InjectNmi => Action::DomainReset,
             O::Suspend | O::Resume => Action::DomainSuspend,
             O::Undefine | O::ManagedSaveRemove => Action::DomainDelete,
-            O::FsFreeze | O::FsThaw => Action::DomainFsFreeze,
+            O::FsFreeze | O::FsThaw | O::GuestFsInfo => Action::DomainFsFreeze,
             // the screen shows what a graphics connection shows
             O::OpenConsole | O::OpenGraphics | O::Screenshot => Action::DomainOpenConsole,
             O::SnapshotCreate | O::SnapshotRevert | O::SnapshotDelete => Action::DomainSnapshot,
@@ -314,6 +338,15 @@ impl Operation {
             O::MemoryStats => "read memory statistics of",
             O::GuestInfo => "query the guest agent of",
             O::InterfaceAddresses => "read the interface addresses of",
+            O::GuestTime => "read the guest time of",
+            O::SetGuestTime => "set the guest time of",
+            O::GuestFsInfo => "read the filesystems of",
+            O::FsTrim => "trim the filesystems of",
+            O::GuestVcpus => "read the guest vCPUs of",
+            O::SetGuestVcpus => "change the guest vCPUs of",
+            O::SetUserPassword => "set a user password in",
+            O::GetSshKeys => "read the SSH keys in",
+            O::SetSshKeys => "change the SSH keys in",
             O::SetMemory => "change the memory of",
             O::ReadHost => "read the host of",
             O::ReadHostInterfaces => "read the network interfaces of",
@@ -393,6 +426,15 @@ impl Operation {
             | O::Suspend
             | O::FsFreeze
             | O::GuestInfo
+            | O::GuestTime
+            | O::SetGuestTime
+            | O::GuestFsInfo
+            | O::FsTrim
+            | O::GuestVcpus
+            | O::SetGuestVcpus
+            | O::SetUserPassword
+            | O::GetSshKeys
+            | O::SetSshKeys
             | O::QemuAgentCommand
             | O::OpenConsole
             | O::OpenGraphics
@@ -420,6 +462,11 @@ impl Operation {
             O::SetAutostart => "set autostart",
             O::FsFreeze => "fs-freeze",
             O::FsThaw => "fs-thaw",
+            O::SetGuestTime => "set time",
+            O::FsTrim => "fstrim",
+            O::SetGuestVcpus => "set guest vCPUs",
+            O::SetUserPassword => "set user password",
+            O::SetSshKeys => "set SSH keys",
             O::ManagedSave => "managed save",
             O::ManagedSaveRemove => "remove managed save",
             O::SetMetadata => "set metadata",
@@ -678,6 +725,56 @@ domain_op!(
     /// What the guest agent tells of the guest.
     GuestInfoOp { types: GuestInfoTypes } => GuestInfo, GuestInfo,
     |r, core, dom| core.guest_info(dom, r.types).await
+);
+domain_op!(
+    /// The guest's users, filesystems and disks, from its agent.
+    GuestDetailsOp { parts: super::agent::GuestParts } => super::agent::GuestDetails, GuestInfo,
+    |r, core, dom| core.guest_details(dom, r.parts).await
+);
+domain_op!(
+    /// The guest's clock (seconds, nanoseconds).
+    GuestTime {} => (i64, u32), GuestTime, |_r, core, dom| core.guest_time(dom).await
+);
+domain_op!(
+    /// Set the guest's clock, or (`None`) resynchronize it from its RTC.
+    SetGuestTime { time: Option<(i64, u32)> } => (), SetGuestTime,
+    |r, core, dom| core.set_guest_time(dom, r.time).await
+);
+domain_op!(
+    /// The guest's mounted filesystems with the domain's disk targets.
+    GuestFsInfo {} => Vec<crate::drivers::guest_agent::GuestFs>, GuestFsInfo,
+    |_r, core, dom| core.guest_fs_info(dom).await
+);
+domain_op!(
+    /// Discard unused blocks (of `mountpoint`, where the driver can choose one).
+    FsTrim { mountpoint: Option<String>, minimum: u64 } => (), FsTrim,
+    |r, core, dom| core.fstrim(dom, r.mountpoint, r.minimum).await
+);
+domain_op!(
+    /// The vCPUs as the guest sees them.
+    GuestVcpus {} => Vec<crate::drivers::guest_agent::GuestVcpu>, GuestVcpus,
+    |_r, core, dom| core.guest_vcpus(dom).await
+);
+domain_op!(
+    /// Bring the guest's vCPUs `ids` online or offline.
+    SetGuestVcpus { ids: Vec<u32>, online: bool } => (), SetGuestVcpus,
+    |r, core, dom| core.set_guest_vcpus(dom, &r.ids, r.online).await
+);
+domain_op!(
+    /// Set a guest user's password.
+    SetUserPassword { user: String, password: String, crypted: bool } => (), SetUserPassword,
+    |r, core, dom| core.set_user_password(dom, r.user, r.password, r.crypted).await
+);
+domain_op!(
+    /// A guest user's authorized SSH keys.
+    GetSshKeys { user: String } => Vec<String>, GetSshKeys,
+    |r, core, dom| core.ssh_keys(dom, r.user).await
+);
+domain_op!(
+    /// Change a guest user's authorized SSH keys.
+    SetSshKeys { user: String, keys: Vec<String>, mode: super::agent::SshKeysMode } => (),
+    SetSshKeys,
+    |r, core, dom| core.set_ssh_keys(dom, r.user, r.keys, r.mode).await
 );
 domain_op!(
     /// The guest's interfaces and addresses, from `source`.

@@ -1,6 +1,7 @@
 //! Hypervisor drivers. A driver runs guests and reports what they do; the core owns states,
 //! events and persistence. Drivers know nothing of D-Bus or polkit.
 
+pub mod guest_agent;
 pub mod lxc;
 pub mod qemu;
 pub mod quiesce;
@@ -87,6 +88,8 @@ pub enum DriverEvent {
     TrayChange { alias: String, open: bool },
     /// An event of the guest's monitor, as the hypervisor sent it.
     Monitor(std::sync::Arc<crate::model::guest_events::MonitorEvent>),
+    /// The guest opened (`connected`) or closed the guest agent's channel.
+    AgentLifecycle { connected: bool },
 }
 
 /// Where a driver reports a guest's own events; implemented by the core.
@@ -122,6 +125,9 @@ pub struct Started {
     /// The live definition, with what only a running guest has (ports, pty paths, aliases);
     /// `None` when it equals the definition the guest was started from.
     pub live: Option<DomainDef>,
+    /// Whether the guest agent's channel is open as the guest starts, for a guest with one:
+    /// the core announces it before the start, as libvirt does.
+    pub agent: Option<bool>,
 }
 
 /// A guest a driver left running before the daemon stopped, found from its runtime records.
@@ -752,6 +758,19 @@ pub trait Driver: Send + Sync + 'static {
     async fn recover(&self, ctx: &DomainCtx) -> DriverResult<Recovered> {
         Err(DriverError::Failed(format!(
             "the {} driver keeps no guests across restarts (domain '{}')",
+            self.name(),
+            ctx.name
+        )))
+    }
+
+    /// A request to the guest agent beyond [`Driver::guest_info`].
+    async fn guest_agent(
+        &self,
+        ctx: &DomainCtx,
+        _req: guest_agent::AgentRequest,
+    ) -> DriverResult<guest_agent::AgentReply> {
+        Err(DriverError::Unimplemented(format!(
+            "the {} driver has no guest agent for domain '{}'",
             self.name(),
             ctx.name
         )))

@@ -32,6 +32,9 @@ use crate::{
     },
 };
 
+/// The clock of a freshly started guest of libvirt's test driver (seconds, nanoseconds).
+const TEST_CLOCK: (i64, u32) = (627_319_920, 0);
+
 /// The namespace of the test driver's settings inside `<metadata>`.
 pub const TEST_NS: &str = "https://virtbus.org/xmlns/test/1";
 
@@ -47,6 +50,11 @@ struct Vm {
     slot: u32,
     /// The network interfaces, which the simulated guest agent reports.
     nics: Vec<Interface>,
+    /// The guest's clock as libvirt's test driver keeps it: set, never ticking.
+    clock: (i64, u32),
+    /// The target of the first disk (not CD-ROM or floppy), where the simulated guest has
+    /// its filesystems.
+    root_disk: Option<String>,
 }
 
 impl Vm {
@@ -251,9 +259,19 @@ impl Driver for TestDriver {
             delay,
             slot,
             nics: def.devices.interfaces.clone(),
+            clock: TEST_CLOCK,
+            root_disk: def
+                .devices
+                .disks
+                .iter()
+                .find(|d| d.device == crate::model::devices::DiskDevice::Disk)
+                .map(|d| d.target_dev.clone()),
         };
         crate::util::lock(&self.vms).insert(ctx.uuid, vm);
-        Ok(Started { live: None })
+        Ok(Started {
+            live: None,
+            agent: None,
+        })
     }
 
     async fn shutdown(&self, ctx: &DomainCtx, _mode: PowerMode) -> DriverResult<Completion> {
@@ -584,6 +602,61 @@ impl Driver for TestDriver {
     ) -> DriverResult<()> {
         self.delay(ctx).await?;
         self.with_vm(ctx, |_| ())
+    }
+
+    /// The guest agent requests libvirt's test driver answers: its clock, which keeps what
+    /// was set; `/` and `/boot` on the first disk; a trim of those; any password. The rest
+    /// it does not implement.
+    async fn guest_agent(
+        &self,
+        ctx: &DomainCtx,
+        req: super::guest_agent::AgentRequest,
+    ) -> DriverResult<super::guest_agent::AgentReply> {
+        use super::guest_agent::{AgentReply, AgentRequest, GuestDiskAddress, GuestFs};
+        let (clock, root) = self.with_vm(ctx, |vm| (vm.clock, vm.root_disk.clone()))?;
+        Ok(match req {
+            AgentRequest::GetTime => AgentReply::Time(clock.0, clock.1),
+            AgentRequest::SetTime(t) => {
+                // as libvirt's: `--sync` sets what virsh sends along, zero
+                self.with_vm(ctx, |vm| vm.clock = t.unwrap_or((0, 0)))?;
+                AgentReply::Done
+            }
+            AgentRequest::FsInfo { .. } => {
+                let fs = |mountpoint: &str, n: u32, disk: &str| GuestFs {
+                    name: format!("{disk}{n}"),
+                    mountpoint: mountpoint.into(),
+                    fstype: "ext4".into(),
+                    total_bytes: None,
+                    used_bytes: None,
+                    disks: vec![GuestDiskAddress {
+                        target_dev: Some(disk.into()),
+                        ..Default::default()
+                    }],
+                };
+                AgentReply::FsInfo(Some(
+                    root.map(|d| vec![fs("/", 1, &d), fs("/boot", 2, &d)])
+                        .unwrap_or_default(),
+                ))
+            }
+            AgentRequest::FsTrim { mountpoint, .. } => match mountpoint.as_deref() {
+                None | Some("/" | "/boot") => AgentReply::Done,
+                Some(m) => {
+                    return Err(DriverError::InvalidState(format!(
+                        "mount point not found: {m}"
+                    )));
+                }
+            },
+            AgentRequest::SetUserPassword { .. } => AgentReply::Done,
+            // asked along with the rest of guestinfo: nothing to tell
+            AgentRequest::Users { optional: true } => AgentReply::Users(None),
+            AgentRequest::Disks { optional: true } => AgentReply::Disks(None),
+            _ => {
+                return Err(DriverError::Unimplemented(format!(
+                    "the test driver has no such guest agent request for domain '{}'",
+                    ctx.name
+                )));
+            }
+        })
     }
 
     /// A guest agent that always answers: the host name `<domain name>host`, a Linux, UTC,

@@ -99,7 +99,8 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
         | Event::Graphics { .. }
         | Event::BalloonChange { .. }
         | Event::TrayChange { .. }
-        | Event::Monitor { .. } => Ok(()),
+        | Event::Monitor { .. }
+        | Event::AgentLifecycle { .. } => Ok(()),
     }
 }
 

@@ -56,12 +56,16 @@ mod id {
     pub const PMSUSPEND: i32 = 12;
     pub const PMSUSPEND_DISK: i32 = 14;
     pub const DEVICE_REMOVED: i32 = 15;
+    pub const AGENT_LIFECYCLE: i32 = 18;
     pub const DEVICE_ADDED: i32 = 19;
     pub const METADATA_CHANGE: i32 = 23;
     /// `virStoragePoolEventID`.
     pub const POOL_LIFECYCLE: i32 = 0;
     pub const POOL_REFRESH: i32 = 1;
 }
+
+/// `REMOTE_PROC_DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE`.
+const DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE: i32 = 348;
 
 /// What kind of object a callback follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,6 +416,30 @@ impl Hub {
                         &|w| {
                             dom.put(w);
                             action.code().put(w);
+                        },
+                    )
+                })
+                .into_iter()
+                .collect(),
+            Event::AgentLifecycle {
+                uuid,
+                connected,
+                at_start,
+            } => known(uuid)
+                .map(|info| {
+                    let dom = wire_now(&info);
+                    // VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED (1) or
+                    // _DISCONNECTED (2); _REASON_DOMAIN_STARTED (1) or _CHANNEL (2)
+                    let state: i32 = if *connected { 1 } else { 2 };
+                    let reason: i32 = if *at_start { 1 } else { 2 };
+                    dom_event(
+                        info,
+                        id::AGENT_LIFECYCLE,
+                        DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE,
+                        &|w| {
+                            dom.put(w);
+                            state.put(w);
+                            reason.put(w);
                         },
                     )
                 })

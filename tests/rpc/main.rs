@@ -7,6 +7,7 @@ mod support;
 #[path = "../qemu/guest.rs"]
 mod guest;
 
+mod agent;
 mod badinput;
 mod console;
 mod domcaps;

@@ -269,8 +269,8 @@ async fn qemu_program_and_domain_commands_on_a_real_guest() {
     let gi = r.ok(QEMU, &["guestinfo", "tiny"]);
     assert_eq!(field(&gi, "hostname"), host.trim(), "{gi}");
     assert!(gi.contains("os.id"), "{gi}");
-    let e = r.fails(QEMU, &["guestinfo", "tiny", "--user"]);
-    assert!(e.contains("reads no users"), "{e}");
+    let gi = r.ok(QEMU, &["guestinfo", "tiny", "--user"]);
+    assert_eq!(field(&gi, "user.count"), "0", "{gi}");
     let n = r.ok(QEMU, &["domfsfreeze", "tiny"]);
     assert!(n.contains("Froze 1 filesystem"), "{n}");
     let n = r.ok(QEMU, &["domfsthaw", "tiny"]);
@@ -297,9 +297,7 @@ async fn qemu_program_and_domain_commands_on_a_real_guest() {
     assert_eq!(field(&job, "Job type"), "None", "{job}");
     // what virtbus does not do answers as an older libvirtd would
     for cmd in [
-        &["domtime", "tiny"][..],
-        &["domfsinfo", "tiny"],
-        &["send-key", "tiny", "KEY_A"],
+        &["send-key", "tiny", "KEY_A"][..],
         &["schedinfo", "tiny"],
         &["memtune", "tiny"],
     ] {

@@ -266,7 +266,10 @@ impl LxcDriver {
         }
         lock(&self.containers).insert(def.uuid, c.clone());
         self.watch(c, ctx.clone());
-        Ok(Started { live: Some(live) })
+        Ok(Started {
+            live: Some(live),
+            agent: None,
+        })
     }
 
     /// Report a reboot of the container's init (its controller then waits for a reset or a

@@ -272,10 +272,10 @@ impl Qcow2Backing {
 }
 
 /// A `VSERPORT_CHANGE` event: the guest opened or closed the virtio port with this alias.
-pub fn port_changed(live: &mut DomainDef, data: &Value) {
-    let Some(id) = data.get("id").and_then(Value::as_str) else {
-        return;
-    };
+/// Returns the port's name and whether it is open now, when the port is one of the domain's
+/// channels.
+pub fn port_changed(live: &mut DomainDef, data: &Value) -> Option<(String, bool)> {
+    let id = data.get("id").and_then(Value::as_str)?;
     let open = data.get("open").and_then(Value::as_bool).unwrap_or(false);
     if let Some(c) = live
         .devices
@@ -288,7 +288,9 @@ pub fn port_changed(live: &mut DomainDef, data: &Value) {
         } else {
             ChannelState::Disconnected
         });
+        return Some((c.target_name.clone().unwrap_or_default(), open));
     }
+    None
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! QMP, and then continues it, as libvirt does.
 
 pub mod agent;
+pub mod agent_ops;
 pub mod caps;
 pub mod cgroup;
 pub mod cmdline;
@@ -705,8 +706,16 @@ impl QemuDriver {
             let _ = tokio::time::timeout(Duration::from_secs(5), gone.wait_for(|g| *g)).await;
             return Err(err);
         }
+        // libvirt reports the agent channel's state as the domain starts
+        let agent = vm.agent.is_some().then(|| {
+            lock(&vm.live).devices.channels.iter().any(|c| {
+                c.target_name.as_deref() == Some(cmdline::AGENT_CHANNEL)
+                    && c.target_state == Some(crate::model::devices::ChannelState::Connected)
+            })
+        });
         Ok(Started {
             live: Some(vm.live()),
+            agent,
         })
     }
 }
@@ -1177,6 +1186,21 @@ impl Driver for QemuDriver {
         let vm = self.vm(ctx)?;
         let timeout = timeout.unwrap_or(passthrough::AGENT_DEFAULT_TIMEOUT);
         passthrough::agent(agent_of(&vm)?, &vm.name, cmd, timeout).await
+    }
+
+    async fn guest_agent(
+        &self,
+        ctx: &DomainCtx,
+        req: crate::drivers::guest_agent::AgentRequest,
+    ) -> DriverResult<crate::drivers::guest_agent::AgentReply> {
+        let vm = self.vm(ctx)?;
+        let agent = agent_of(&vm)?;
+        // as libvirt: a guest that has not opened the agent's port is told at once (QEMU's
+        // word, not a recorded state, which a daemon restart may have left stale)
+        if agent_ops::port_closed(&vm).await {
+            return Err(DriverError::Timeout(agent_ops::NOT_CONNECTED.to_owned()));
+        }
+        agent_ops::run(&vm, agent, req, self.config.agent_timeout()).await
     }
 
     async fn open_console(

@@ -257,7 +257,12 @@ impl Vm {
             details: ev.details.clone(),
         })));
         if name == "VSERPORT_CHANGE" {
-            super::live::port_changed(&mut lock(&self.live), &ev.data);
+            let changed = super::live::port_changed(&mut lock(&self.live), &ev.data);
+            if let Some((port, connected)) = changed
+                && port == super::cmdline::AGENT_CHANNEL
+            {
+                ctx.report(DriverEvent::AgentLifecycle { connected });
+            }
             return;
         }
         // an event to report before the one the match gives

@@ -350,26 +350,49 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
             let dom = s.domain(&a.dom)?;
             let m = &GET_GUEST_INFO;
             s.check(m, a.flags)?;
-            let unread = a.types & (INFO_USERS | INFO_FILESYSTEM | INFO_DISKS);
-            if unread != 0 {
+            let known = INFO_USERS
+                | INFO_OS
+                | INFO_TIMEZONE
+                | INFO_HOSTNAME
+                | INFO_FILESYSTEM
+                | INFO_DISKS
+                | INFO_INTERFACES;
+            if a.types & !known != 0 {
                 return Err(s.error(
-                    Code::ArgumentUnsupported,
+                    Code::InvalidArg,
                     &format!(
-                        "guest info types 0x{unread:x}: virtbus reads no users, filesystems \
-                         or disks from the guest agent"
+                        "unsupported guest information types '0x{:x}'",
+                        a.types & !known
                     ),
                 ));
             }
             let all = a.types == 0;
+            let parts = crate::core::agent::GuestParts {
+                users: all || a.types & INFO_USERS != 0,
+                filesystems: all || a.types & INFO_FILESYSTEM != 0,
+                disks: all || a.types & INFO_DISKS != 0,
+                // asked for nothing in particular: what the agent cannot tell is left out
+                optional: all,
+            };
+            let details = if parts.users || parts.filesystems || parts.disks {
+                s.run(shared, m, &dom, ops::GuestDetailsOp { parts })
+                    .await?
+            } else {
+                Default::default()
+            };
             let types = GuestInfoTypes {
                 hostname: all || a.types & INFO_HOSTNAME != 0,
                 os: all || a.types & INFO_OS != 0,
                 timezone: all || a.types & INFO_TIMEZONE != 0,
                 interfaces: all || a.types & INFO_INTERFACES != 0,
             };
-            let info = s.run(shared, m, &dom, ops::GuestInfoOp { types }).await?;
+            let info = if types.hostname || types.os || types.timezone || types.interfaces {
+                s.run(shared, m, &dom, ops::GuestInfoOp { types }).await?
+            } else {
+                GuestInfo::default()
+            };
             ok(GuestInfoRet {
-                params: Array(guest_params(info)),
+                params: Array(guest_params(info, details)),
             })
         }
         p => Err(RpcError::no_support(&format!("procedure {p}"))),
@@ -427,13 +450,12 @@ async fn device(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcResult<
     ok(())
 }
 
-/// What the guest agent told, as libvirt's typed parameters of `virDomainGetGuestInfo`.
-fn guest_params(info: GuestInfo) -> Vec<TypedParam> {
+/// What the guest agent told, as libvirt's typed parameters of `virDomainGetGuestInfo`, in
+/// libvirt's order: users, OS, time zone, host name, filesystems, disks, interfaces.
+fn guest_params(info: GuestInfo, details: crate::core::agent::GuestDetails) -> Vec<TypedParam> {
     let mut out = Vec::new();
+    super::agent::user_params(&details, &mut out);
     let mut put = |field: String, value: TypedValue| out.push(TypedParam { field, value });
-    if let Some(h) = info.hostname {
-        put("hostname".into(), TypedValue::String(h));
-    }
     for (k, v) in info.os {
         put(format!("os.{k}"), TypedValue::String(v));
     }
@@ -446,6 +468,11 @@ fn guest_params(info: GuestInfo) -> Vec<TypedParam> {
             TypedValue::Int(i32::try_from(offset).unwrap_or(0)),
         );
     }
+    if let Some(h) = info.hostname {
+        put("hostname".into(), TypedValue::String(h));
+    }
+    super::agent::fs_disk_params(details, &mut out);
+    let mut put = |field: String, value: TypedValue| out.push(TypedParam { field, value });
     if let Some(ifaces) = info.interfaces {
         let n = u32::try_from(ifaces.len()).unwrap_or(u32::MAX);
         put("if.count".into(), TypedValue::UInt(n));

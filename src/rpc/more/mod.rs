@@ -2,6 +2,7 @@
 //! table gains one line: storage pool discovery and capabilities ([`storage`]) and the domain
 //! procedures virsh's domain commands call beyond the basics ([`domain`]).
 
+mod agent;
 mod domain;
 mod storage;
 
@@ -29,10 +30,19 @@ pub mod procs {
     pub const DOMAIN_SET_METADATA: i32 = 264;
     pub const DOMAIN_GET_METADATA: i32 = 265;
     pub const DOMAIN_GET_HOSTNAME: i32 = 277;
+    pub const DOMAIN_FSTRIM: i32 = 294;
     pub const DOMAIN_FSFREEZE: i32 = 335;
     pub const DOMAIN_FSTHAW: i32 = 336;
+    pub const DOMAIN_GET_TIME: i32 = 337;
+    pub const DOMAIN_SET_TIME: i32 = 338;
+    pub const DOMAIN_GET_FSINFO: i32 = 349;
+    pub const DOMAIN_SET_USER_PASSWORD: i32 = 357;
+    pub const DOMAIN_GET_GUEST_VCPUS: i32 = 371;
+    pub const DOMAIN_SET_GUEST_VCPUS: i32 = 372;
     pub const CONNECT_GET_STORAGE_POOL_CAPABILITIES: i32 = 403;
     pub const DOMAIN_GET_GUEST_INFO: i32 = 418;
+    pub const DOMAIN_AUTHORIZED_SSH_KEYS_GET: i32 = 424;
+    pub const DOMAIN_AUTHORIZED_SSH_KEYS_SET: i32 = 425;
 
     /// Every procedure above, for the coverage count and its test.
     pub const IMPLEMENTED: &[i32] = &[
@@ -60,6 +70,29 @@ pub mod procs {
         DOMAIN_FSTHAW,
         CONNECT_GET_STORAGE_POOL_CAPABILITIES,
         DOMAIN_GET_GUEST_INFO,
+        // the guest agent's (agent.rs)
+        DOMAIN_FSTRIM,
+        DOMAIN_GET_TIME,
+        DOMAIN_SET_TIME,
+        DOMAIN_GET_FSINFO,
+        DOMAIN_SET_USER_PASSWORD,
+        DOMAIN_GET_GUEST_VCPUS,
+        DOMAIN_SET_GUEST_VCPUS,
+        DOMAIN_AUTHORIZED_SSH_KEYS_GET,
+        DOMAIN_AUTHORIZED_SSH_KEYS_SET,
+    ];
+
+    /// The guest agent's procedures, answered by `agent.rs`.
+    pub const AGENT: &[i32] = &[
+        DOMAIN_FSTRIM,
+        DOMAIN_GET_TIME,
+        DOMAIN_SET_TIME,
+        DOMAIN_GET_FSINFO,
+        DOMAIN_SET_USER_PASSWORD,
+        DOMAIN_GET_GUEST_VCPUS,
+        DOMAIN_SET_GUEST_VCPUS,
+        DOMAIN_AUTHORIZED_SSH_KEYS_GET,
+        DOMAIN_AUTHORIZED_SSH_KEYS_SET,
     ];
 }
 
@@ -74,6 +107,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         procs::CONNECT_FIND_STORAGE_POOL_SOURCES | procs::CONNECT_GET_STORAGE_POOL_CAPABILITIES => {
             storage::call(shared, s, p, body).await
         }
+        p if procs::AGENT.contains(&p) => agent::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
