@@ -388,6 +388,16 @@ impl Core {
             DriverEvent::Watchdog(action) => {
                 self.events().publish(Event::Watchdog { uuid, action })
             }
+            DriverEvent::PmSuspended(detail) if state.is_active() => self.update(&dom, |d| {
+                d.status = Status::new(DomainState::PmSuspended, StateReason::Unknown);
+                let event = Lifecycle::PmSuspended(detail);
+                ((), vec![Event::Lifecycle { uuid, event }])
+            }),
+            DriverEvent::Wakeup if state == DomainState::PmSuspended => self.update(&dom, |d| {
+                d.status = Status::new(DomainState::Running, StateReason::Wakeup);
+                let event = Lifecycle::Started(StartedDetail::Wakeup);
+                ((), vec![Event::Lifecycle { uuid, event }])
+            }),
             DriverEvent::RebootRequested if state.is_active() => {
                 self.in_job(dom, "guest reboot", |core, dom| async move {
                     if lock(&dom.data).status.is_active() {

@@ -12,6 +12,7 @@ mod console;
 mod domcaps;
 mod events;
 mod lxc;
+mod misc;
 mod more;
 mod netevents;
 mod objects;

@@ -299,7 +299,6 @@ async fn qemu_program_and_domain_commands_on_a_real_guest() {
     for cmd in [
         &["domtime", "tiny"][..],
         &["domfsinfo", "tiny"],
-        &["send-key", "tiny", "KEY_A"],
         &["schedinfo", "tiny"],
         &["memtune", "tiny"],
     ] {

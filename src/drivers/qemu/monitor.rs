@@ -26,7 +26,10 @@ use crate::{
     drivers::{DomainCtx, DriverError, DriverEvent},
     model::{
         DomainDef,
-        state::{CrashedDetail, ShutdownDetail, StateReason, StoppedDetail, WatchdogEventAction},
+        state::{
+            CrashedDetail, PmSuspendedDetail, ShutdownDetail, StateReason, StoppedDetail,
+            WatchdogEventAction,
+        },
     },
     util::lock,
 };
@@ -287,6 +290,9 @@ impl Vm {
                     Some(DriverEvent::Rebooted)
                 }
                 "GUEST_PANICKED" => Some(DriverEvent::Crashed(CrashedDetail::Panicked)),
+                "SUSPEND" => Some(DriverEvent::PmSuspended(PmSuspendedDetail::Memory)),
+                "SUSPEND_DISK" => Some(DriverEvent::PmSuspended(PmSuspendedDetail::Disk)),
+                "WAKEUP" => Some(DriverEvent::Wakeup),
                 "BLOCK_IO_ERROR" => {
                     if s("action") == "stop" {
                         f.pause_reason = Some(StateReason::IoError);

@@ -3,6 +3,7 @@
 //! procedures virsh's domain commands call beyond the basics ([`domain`]).
 
 mod domain;
+mod misc;
 mod storage;
 
 use super::{Shared, dispatch::Session, error::RpcResult};
@@ -33,6 +34,26 @@ pub mod procs {
     pub const DOMAIN_FSTHAW: i32 = 336;
     pub const CONNECT_GET_STORAGE_POOL_CAPABILITIES: i32 = 403;
     pub const DOMAIN_GET_GUEST_INFO: i32 = 418;
+    pub const DOMAIN_SEND_KEY: i32 = 226;
+    pub const DOMAIN_PM_SUSPEND_FOR_DURATION: i32 = 261;
+    pub const DOMAIN_PM_WAKEUP: i32 = 267;
+    pub const DOMAIN_RENAME: i32 = 358;
+    pub const DOMAIN_SET_LIFECYCLE_ACTION: i32 = 390;
+    pub const DOMAIN_GET_LAUNCH_SECURITY_INFO: i32 = 396;
+    pub const DOMAIN_START_DIRTY_RATE_CALC: i32 = 427;
+    pub const DOMAIN_SET_LAUNCH_SECURITY_STATE: i32 = 439;
+
+    /// The procedures of [`super::misc`].
+    pub const MISC: &[i32] = &[
+        DOMAIN_SEND_KEY,
+        DOMAIN_PM_SUSPEND_FOR_DURATION,
+        DOMAIN_PM_WAKEUP,
+        DOMAIN_RENAME,
+        DOMAIN_SET_LIFECYCLE_ACTION,
+        DOMAIN_GET_LAUNCH_SECURITY_INFO,
+        DOMAIN_START_DIRTY_RATE_CALC,
+        DOMAIN_SET_LAUNCH_SECURITY_STATE,
+    ];
 
     /// Every procedure above, for the coverage count and its test.
     pub const IMPLEMENTED: &[i32] = &[
@@ -60,6 +81,14 @@ pub mod procs {
         DOMAIN_FSTHAW,
         CONNECT_GET_STORAGE_POOL_CAPABILITIES,
         DOMAIN_GET_GUEST_INFO,
+        DOMAIN_SEND_KEY,
+        DOMAIN_PM_SUSPEND_FOR_DURATION,
+        DOMAIN_PM_WAKEUP,
+        DOMAIN_RENAME,
+        DOMAIN_SET_LIFECYCLE_ACTION,
+        DOMAIN_GET_LAUNCH_SECURITY_INFO,
+        DOMAIN_START_DIRTY_RATE_CALC,
+        DOMAIN_SET_LAUNCH_SECURITY_STATE,
     ];
 }
 
@@ -74,6 +103,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         procs::CONNECT_FIND_STORAGE_POOL_SOURCES | procs::CONNECT_GET_STORAGE_POOL_CAPABILITIES => {
             storage::call(shared, s, p, body).await
         }
+        p if procs::MISC.contains(&p) => misc::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
