@@ -66,7 +66,7 @@ impl Core {
     ) -> Result<()> {
         let _job = dom.begin_job("start").await?;
         let (persistent_def, _) = Self::require(dom, Operation::Start)?;
-        let saved = lock(&dom.data).managed_save;
+        let saved = lock(&dom.data).managed_save.clone();
         if let Some(saved) = saved {
             if def.is_some() {
                 return Err(Error::InvalidState(format!(
@@ -77,7 +77,11 @@ impl Core {
             }
             if !opts.force_boot {
                 return self
-                    .restore(dom, persistent_def, opts.paused || saved.paused)
+                    .restore(
+                        dom,
+                        saved.def.unwrap_or(persistent_def),
+                        opts.paused || saved.paused,
+                    )
                     .await;
             }
             self.drop_managed_save(dom).await?;

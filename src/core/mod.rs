@@ -28,6 +28,7 @@ pub mod network_ops;
 pub mod ops;
 mod passthrough;
 mod resize;
+pub mod saved_xml;
 mod screenshot;
 mod snapshot_ops;
 pub mod storage_ops;

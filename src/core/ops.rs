@@ -174,6 +174,11 @@ pub enum Operation {
     DirtyRateCalc,
     /// Whether (and how) the guest's memory is encrypted.
     LaunchSecurity,
+    /// The definition kept with a managed save image.
+    ManagedSaveXml,
+    /// A new definition for a managed save image (as [`Self::ManagedSave`], it needs the
+    /// stop permission besides, see `saved_xml::ManagedSaveDefine`).
+    ManagedSaveDefine,
     // Snapshots of one domain.
     SnapshotCreate,
     SnapshotList,
@@ -262,7 +267,8 @@ impl Operation {
             | O::SnapshotList
             | O::SnapshotRead
             | O::SnapshotGetXml
-            | O::LaunchSecurity => Action::DomainRead,
+            | O::LaunchSecurity
+            | O::ManagedSaveXml => Action::DomainRead,
             O::DefineDomain
             | O::SetAutostart
             | O::SetMetadata
@@ -273,7 +279,8 @@ impl Operation {
             | O::UpdateDevice
             | O::SetLifecycleAction
             | O::Rename
-            | O::DirtyRateCalc => Action::DomainWrite,
+            | O::DirtyRateCalc
+            | O::ManagedSaveDefine => Action::DomainWrite,
             O::CreateDomain | O::Start => Action::DomainStart,
             O::QemuPassthrough | O::QemuMonitorCommand | O::QemuAgentCommand => {
                 Action::DomainQemuPassthrough
@@ -399,6 +406,8 @@ impl Operation {
             O::PmWakeup => "wake up",
             O::DirtyRateCalc => "measure the dirty page rate of",
             O::LaunchSecurity => "read the launch security of",
+            O::ManagedSaveXml => "read the managed save image XML of",
+            O::ManagedSaveDefine => "change the managed save image XML of",
         }
     }
 
@@ -481,6 +490,7 @@ impl Operation {
             O::PmSuspend => "pm suspend",
             O::PmWakeup => "pm wakeup",
             O::DirtyRateCalc => "dirty rate",
+            O::ManagedSaveDefine => "managed save define",
             _ => return None,
         })
     }

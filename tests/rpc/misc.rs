@@ -53,6 +53,15 @@ async fn test_driver_answers_as_libvirts() {
         &["dompmwakeup", "test"],
         &["dompmsuspend", "test", "mem"],
         &["domdirtyrate-calc", "test"],
+        &["managedsave-dumpxml", "test"],
+        &[
+            "domsetlaunchsecstate",
+            "test",
+            "--secrethdr",
+            "/etc/hostname",
+            "--secret",
+            "/etc/hostname",
+        ],
         &["set-lifecycle-action", "test", "reboot", "coredump-destroy"],
         &["set-lifecycle-action", "test", "crash", "coredump-restart"],
         &[
@@ -354,6 +363,82 @@ async fn domain_commands_on_a_running_guest() {
     state_becomes(&r, "keys", "running", Duration::from_secs(30));
     let e = r.fails(QEMU, &["dompmsuspend", "keys", "mem", "--duration", "5"]);
     assert!(e.contains("Duration not supported. Use 0 for now"), "{e}");
+
+    // the XML kept with a managed save image
+    let e = r.fails(QEMU, &["managedsave-dumpxml", "keys"]);
+    assert!(
+        e.contains("Requested operation is not valid: domain does not have managed save image"),
+        "{e}"
+    );
+    r.ok(QEMU, &["managedsave", "keys"]);
+    let saved = r.ok(QEMU, &["managedsave-dumpxml", "keys"]);
+    assert!(saved.contains("<name>keys</name>"), "{saved}");
+    let e = r.fails(QEMU, &["domrename", "keys", "other"]);
+    assert!(
+        e.contains("domain with a managed saved state can't be renamed"),
+        "{e}"
+    );
+    // more memory is another guest: refused, nothing changed
+    let bigger = r.bus.dir.path().join("bigger.xml");
+    std::fs::write(
+        &bigger,
+        saved.replace(
+            "<memory unit='KiB'>262144</memory>",
+            "<memory unit='KiB'>524288</memory>",
+        ),
+    )
+    .expect("write");
+    assert_ne!(
+        std::fs::read_to_string(&bigger).ok().as_deref(),
+        Some(&*saved)
+    );
+    let e = r.fails(
+        QEMU,
+        &["managedsave-define", "keys", &bigger.to_string_lossy()],
+    );
+    assert!(e.contains("changes the memory"), "{e}");
+    // a title is not the guest's business; and it comes back paused
+    let titled = r.bus.dir.path().join("titled.xml");
+    std::fs::write(
+        &titled,
+        saved.replace(
+            "<name>keys</name>",
+            "<name>keys</name>\n  <title>restored</title>",
+        ),
+    )
+    .expect("write");
+    r.ok(
+        QEMU,
+        &[
+            "managedsave-define",
+            "keys",
+            &titled.to_string_lossy(),
+            "--paused",
+        ],
+    );
+    let saved = r.ok(QEMU, &["managedsave-dumpxml", "keys"]);
+    assert!(saved.contains("<title>restored</title>"), "{saved}");
+    // managedsave-edit: virsh dumps, the editor changes, virsh defines
+    let out = Command::new("virsh")
+        .arg("-c")
+        .arg(r.uri(QEMU))
+        .args(["managedsave-edit", "keys"])
+        .env("HOME", r.bus.dir.path())
+        .env("EDITOR", "sed -i 's/<title>restored</<title>edited</'")
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .output()
+        .expect("virsh");
+    assert!(
+        out.status.success(),
+        "managedsave-edit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = r.ok(QEMU, &["managedsave-dumpxml", "keys"]);
+    assert!(saved.contains("<title>edited</title>"), "{saved}");
+    r.ok(QEMU, &["start", "keys"]);
+    assert_eq!(r.ok(QEMU, &["domstate", "keys"]).trim(), "paused");
+    let live = r.ok(QEMU, &["dumpxml", "keys"]);
+    assert!(live.contains("<title>edited</title>"), "{live}");
     r.ok(QEMU, &["destroy", "keys"]);
 
     // renaming: shut off, not to itself, not onto another domain

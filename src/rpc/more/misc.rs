@@ -13,6 +13,7 @@ use crate::{
     core::{
         keys,
         misc::{self, LifecycleEvent},
+        saved_xml,
     },
     drivers::misc::SuspendTarget,
     model::LifecycleAction,
@@ -48,6 +49,7 @@ xdr_struct! {
         flags: u32,
     }
     DirtyRateArgs { dom: Dom, seconds: i32, flags: u32 }
+    SaveDefineArgs { dom: Dom, dxml: Option<String>, flags: u32 }
 }
 
 const fn method(api: &'static str, driver_fn: &'static str, flags: &'static [Flag]) -> Method {
@@ -109,6 +111,32 @@ const START_DIRTY_RATE_CALC: Method = method(
     ],
 );
 
+const MANAGED_SAVE_GET_XML_DESC: Method = method(
+    "virDomainManagedSaveGetXMLDesc",
+    "DomainManagedSaveGetXMLDesc",
+    &[Flag {
+        bit: 1,
+        name: "VIR_DOMAIN_SAVE_IMAGE_XML_SECURE",
+        option: "secure",
+    }],
+);
+const MANAGED_SAVE_DEFINE_XML: Method = method(
+    "virDomainManagedSaveDefineXML",
+    "DomainManagedSaveDefineXML",
+    &[
+        Flag {
+            bit: 2,
+            name: "VIR_DOMAIN_SAVE_RUNNING",
+            option: "running",
+        },
+        Flag {
+            bit: 4,
+            name: "VIR_DOMAIN_SAVE_PAUSED",
+            option: "paused",
+        },
+    ],
+);
+
 /// The typed parameters `virDomainSetLaunchSecurityState` takes, with their types.
 const LAUNCH_SECRET_PARAMS: [(&str, &str); 3] = [
     ("sev-secret-header", "string"),
@@ -126,13 +154,15 @@ fn api(p: i32) -> &'static str {
         procs::DOMAIN_SET_LIFECYCLE_ACTION => SET_LIFECYCLE_ACTION.api,
         procs::DOMAIN_GET_LAUNCH_SECURITY_INFO => GET_LAUNCH_SECURITY_INFO.api,
         procs::DOMAIN_SET_LAUNCH_SECURITY_STATE => SET_LAUNCH_SECURITY_STATE.api,
+        procs::DOMAIN_MANAGED_SAVE_GET_XML_DESC => MANAGED_SAVE_GET_XML_DESC.api,
+        procs::DOMAIN_MANAGED_SAVE_DEFINE_XML => MANAGED_SAVE_DEFINE_XML.api,
         _ => START_DIRTY_RATE_CALC.api,
     }
 }
 
 /// Whether the driver of `flavor` implements procedure `p` in libvirt (libvirt's LXC
 /// driver implements none of these; its test driver sends keys, renames, sets lifecycle
-/// actions and reports launch security).
+/// actions and reports launch security, and keeps no XML with its managed save images).
 fn implemented(flavor: Flavor, p: i32) -> bool {
     match flavor {
         Flavor::Qemu => true,
@@ -238,6 +268,49 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
             ok(LaunchSecurityInfoRet {
                 params: Array(Vec::new()),
             })
+        }
+        procs::DOMAIN_MANAGED_SAVE_GET_XML_DESC => {
+            let a: crate::rpc::proto::DomainFlagsArgs = Reader::decode(body)?;
+            let m = &MANAGED_SAVE_GET_XML_DESC;
+            s.check(m, a.flags)?;
+            let secure = m.has(a.flags, "secure");
+            if secure && s.readonly {
+                return Err(RpcError::read_only(&format!("{} with secure flag", m.api)));
+            }
+            let dom = s.domain(&a.dom)?;
+            let xml = s
+                .run(shared, m, &dom, saved_xml::ManagedSaveXml { secure })
+                .await?;
+            ok(crate::rpc::proto::StringRet { value: xml })
+        }
+        procs::DOMAIN_MANAGED_SAVE_DEFINE_XML => {
+            let a: SaveDefineArgs = Reader::decode(body)?;
+            let m = &MANAGED_SAVE_DEFINE_XML;
+            s.check(m, a.flags)?;
+            let dom = s.domain(&a.dom)?;
+            let Some(xml) = a.dxml else {
+                return Err(bare(
+                    s,
+                    "dxml in virDomainManagedSaveDefineXML must not be NULL",
+                ));
+            };
+            // libvirt's QEMU driver: running wins when both are given
+            let paused = if m.has(a.flags, "running") {
+                Some(false)
+            } else if m.has(a.flags, "paused") {
+                Some(true)
+            } else {
+                None
+            };
+            s.writable(m)?;
+            s.run(
+                shared,
+                m,
+                &dom,
+                saved_xml::ManagedSaveDefine { xml, paused },
+            )
+            .await?;
+            ok(())
         }
         procs::DOMAIN_SET_LAUNCH_SECURITY_STATE => {
             let a: LaunchSecurityStateArgs = Reader::decode(body)?;

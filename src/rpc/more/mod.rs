@@ -42,6 +42,8 @@ pub mod procs {
     pub const DOMAIN_GET_LAUNCH_SECURITY_INFO: i32 = 396;
     pub const DOMAIN_START_DIRTY_RATE_CALC: i32 = 427;
     pub const DOMAIN_SET_LAUNCH_SECURITY_STATE: i32 = 439;
+    pub const DOMAIN_MANAGED_SAVE_GET_XML_DESC: i32 = 388;
+    pub const DOMAIN_MANAGED_SAVE_DEFINE_XML: i32 = 389;
 
     /// The procedures of [`super::misc`].
     pub const MISC: &[i32] = &[
@@ -53,6 +55,8 @@ pub mod procs {
         DOMAIN_GET_LAUNCH_SECURITY_INFO,
         DOMAIN_START_DIRTY_RATE_CALC,
         DOMAIN_SET_LAUNCH_SECURITY_STATE,
+        DOMAIN_MANAGED_SAVE_GET_XML_DESC,
+        DOMAIN_MANAGED_SAVE_DEFINE_XML,
     ];
 
     /// Every procedure above, for the coverage count and its test.
@@ -89,6 +93,8 @@ pub mod procs {
         DOMAIN_GET_LAUNCH_SECURITY_INFO,
         DOMAIN_START_DIRTY_RATE_CALC,
         DOMAIN_SET_LAUNCH_SECURITY_STATE,
+        DOMAIN_MANAGED_SAVE_GET_XML_DESC,
+        DOMAIN_MANAGED_SAVE_DEFINE_XML,
     ];
 }
 
