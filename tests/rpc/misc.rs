@@ -298,6 +298,26 @@ async fn domain_commands_on_a_running_guest() {
         assert!(stats.contains(want), "{want} not in:\n{stats}");
     }
 
+    let e = r.fails(QEMU, &["domdirtyrate-calc", "keys", "--mode", "dirty-ring"]);
+    assert!(
+        e.contains("dirty-ring calculation mode requires dirty-ring feature enabled."),
+        "{e}"
+    );
+    // QEMU 7.2 dies measuring dirty bitmaps under TCG (the tiny guest's accelerator): refused
+    let e = r.fails(
+        QEMU,
+        &[
+            "domdirtyrate-calc",
+            "keys",
+            "--seconds",
+            "1",
+            "--mode",
+            "dirty-bitmap",
+        ],
+    );
+    assert!(e.contains("dirty-bitmap calculation mode needs KVM"), "{e}");
+    assert_eq!(r.ok(QEMU, &["domstate", "keys"]).trim(), "running");
+
     // lifecycle actions: refused as libvirt refuses them, nothing changed
     let e = r.fails(
         QEMU,
