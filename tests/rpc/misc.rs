@@ -474,3 +474,74 @@ async fn domain_commands_on_a_running_guest() {
     assert!(info.contains("renamed"), "{info}");
     r.ok(QEMU, &["undefine", "renamed"]);
 }
+
+/// The errors of an inactive QEMU domain and of bad input, compared with Debian's libvirtd
+/// (its QEMU driver) for the same domain.
+#[tokio::test]
+async fn qemu_errors_are_libvirtds() {
+    if let Err(why) = crate::support::libvirtd::Libvirtd::available() {
+        panic!("Debian's libvirtd is needed as the oracle: {why}");
+    }
+    let r = Rpc::start().await;
+    let lv = crate::support::libvirtd::Libvirtd::start();
+    let disk = r.bus.dir.path().join("none.qcow2");
+    let xml = r.bus.dir.path().join("quiet.xml");
+    std::fs::write(&xml, guest::domain_xml("quiet", &disk, "")).expect("write xml");
+    let xml = xml.to_string_lossy().into_owned();
+    r.ok(QEMU, &["define", &xml]);
+    let out = lv.virsh(&["define", &xml]);
+    assert!(out.status.success(), "{}", lv.log_text());
+    let secret = r.bus.dir.path().join("secret");
+    std::fs::write(&secret, "c2VjcmV0").expect("secret");
+    let sp = secret.to_string_lossy().into_owned();
+    for cmd in [
+        &["send-key", "quiet", "KEY_A"][..],
+        &["send-key", "quiet", "--codeset", "usb", "999"],
+        &["domlaunchsecinfo", "quiet"],
+        &[
+            "domsetlaunchsecstate",
+            "quiet",
+            "--secrethdr",
+            &sp,
+            "--secret",
+            &sp,
+        ],
+        &["managedsave-dumpxml", "quiet"],
+        &["managedsave-define", "quiet", &xml],
+        &["domrename", "quiet", "quiet"],
+        &["domrename", "quiet", "a/b"],
+        &["dompmwakeup", "quiet"],
+        &["dompmsuspend", "quiet", "mem"],
+        &["dompmsuspend", "quiet", "mem", "--duration", "3"],
+        &["domdirtyrate-calc", "quiet", "--seconds", "61"],
+        &["domdirtyrate-calc", "quiet"],
+        &[
+            "set-lifecycle-action",
+            "quiet",
+            "reboot",
+            "coredump-destroy",
+        ],
+        &[
+            "set-lifecycle-action",
+            "quiet",
+            "reboot",
+            "destroy",
+            "--live",
+        ],
+    ] {
+        let theirs = lv.virsh(cmd);
+        let (ok, _, ours) = r.virsh(QEMU, cmd);
+        assert_eq!(
+            (ok, ours.trim()),
+            (
+                theirs.status.success(),
+                String::from_utf8_lossy(&theirs.stderr).trim()
+            ),
+            "virsh {cmd:?}: ours (left) differs from libvirtd's"
+        );
+    }
+    // the comparison compares something: a rename libvirtd does too
+    r.ok(QEMU, &["domrename", "quiet", "calm"]);
+    assert!(lv.virsh(&["domrename", "quiet", "calm"]).status.success());
+    r.ok(QEMU, &["undefine", "calm"]);
+}
