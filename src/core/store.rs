@@ -503,6 +503,27 @@ mod tests {
     }
 
     #[test]
+    fn a_managed_save_definition_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut saved = def("a");
+        saved.title = Some("given with the image".into());
+        let mut rec = record(def("a"));
+        saved.uuid = rec.def.uuid;
+        rec.managed_save = Some(ManagedSave {
+            paused: false,
+            def: Some(std::sync::Arc::new(saved)),
+        });
+        store.save_domain(&rec).expect("save");
+        let loaded = store.load();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].record, rec);
+        // a definition without an image is a broken record
+        let text = format_record(&rec).replace(" managed-save='running'", "");
+        assert!(parse_record(&text).is_err());
+    }
+
+    #[test]
     fn domain_and_snapshots_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
