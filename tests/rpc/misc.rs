@@ -86,6 +86,8 @@ async fn test_driver_answers_as_libvirts() {
     assert!(xml.contains("<on_reboot>destroy</on_reboot>"), "{xml}");
     // renaming a shut-off domain, as libvirt's test driver does
     r.ok(TEST, &["destroy", "test"]);
+    let e = r.fails(TEST, &["send-key", "test", "--codeset", "usb", "999"]);
+    assert!(e.contains("domain is not running"), "{e}");
     r.ok(TEST, &["domrename", "test", "renamed"]);
     let list = r.ok(TEST, &["list", "--all", "--name"]);
     assert!(
