@@ -12,7 +12,8 @@ DEMO_PACKAGES=(dbus-daemon systemd libglib2.0-bin)
 # files virtbus names host devices from (as libvirt's node-device driver does); what virtual
 # networks run (dnsmasq, nft) and ip netns for their tests (whose guest side, udhcpc, is
 # busybox-static's); libvirtd's LXC driver as the oracle for virsh on lxc:/// (tests/rpc/lxc.rs)
-# and the LXC benchmark's libvirt column.
+# and the LXC benchmark's libvirt column; the kernel's input codes header, which the send-key
+# table is checked against.
 TEST_PACKAGES=(
     dbus-daemon systemd systemd-container polkitd libxml2-utils util-linux procps
     meson ninja-build libglib2.0-bin python3-gi gir1.2-glib-2.0 python3-dbus
@@ -20,6 +21,7 @@ TEST_PACKAGES=(
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients virtinst ovmf
     dnsmasq-base nftables iproute2
     python3-libvirt libvirt-daemon-driver-lxc
+    linux-libc-dev
 )
 
 # Real guests for the QEMU tests: QEMU 7.2 and a tiny guest built from Debian's kernel, busybox

@@ -140,7 +140,7 @@ impl Core {
             (
                 d.autostart && d.persistent,
                 d.snapshots.current().map(str::to_owned),
-                d.managed_save,
+                d.managed_save.clone(),
                 d.def.owner_uid(),
             )
         };

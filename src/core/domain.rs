@@ -58,10 +58,13 @@ pub(crate) struct DomainData {
 }
 
 /// A managed save image: the guest's state saved by its driver, restored at the next start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedSave {
     /// Whether the guest comes back paused.
     pub paused: bool,
+    /// The definition the guest comes back with, when one was given with the image
+    /// (`virDomainManagedSaveDefineXML`); `None`: the persistent one.
+    pub def: Option<Arc<DomainDef>>,
 }
 
 /// Proof that the caller holds a domain's job lock.
@@ -174,7 +177,7 @@ impl DomainData {
             def: (*self.def).clone(),
             autostart: self.autostart,
             current_snapshot: self.snapshots.current().map(str::to_owned),
-            managed_save: self.managed_save,
+            managed_save: self.managed_save.clone(),
         }
     }
 

@@ -17,6 +17,9 @@ impl Core {
         if !groups.is_empty() {
             stats.retain(|(k, _)| groups.iter().any(|g| k.starts_with(g.prefix())));
         }
+        if groups.is_empty() || groups.contains(&StatsGroup::DirtyRate) {
+            stats.extend(self.dirty_rate_stats(dom).await);
+        }
         Ok(stats)
     }
 

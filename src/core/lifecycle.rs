@@ -66,7 +66,7 @@ impl Core {
     ) -> Result<()> {
         let _job = dom.begin_job("start").await?;
         let (persistent_def, _) = Self::require(dom, Operation::Start)?;
-        let saved = lock(&dom.data).managed_save;
+        let saved = lock(&dom.data).managed_save.clone();
         if let Some(saved) = saved {
             if def.is_some() {
                 return Err(Error::InvalidState(format!(
@@ -77,7 +77,11 @@ impl Core {
             }
             if !opts.force_boot {
                 return self
-                    .restore(dom, persistent_def, opts.paused || saved.paused)
+                    .restore(
+                        dom,
+                        saved.def.unwrap_or(persistent_def),
+                        opts.paused || saved.paused,
+                    )
                     .await;
             }
             self.drop_managed_save(dom).await?;
@@ -394,6 +398,16 @@ impl Core {
             DriverEvent::Watchdog(action) => {
                 self.events().publish(Event::Watchdog { uuid, action })
             }
+            DriverEvent::PmSuspended(detail) if state.is_active() => self.update(&dom, |d| {
+                d.status = Status::new(DomainState::PmSuspended, StateReason::Unknown);
+                let event = Lifecycle::PmSuspended(detail);
+                ((), vec![Event::Lifecycle { uuid, event }])
+            }),
+            DriverEvent::Wakeup if state == DomainState::PmSuspended => self.update(&dom, |d| {
+                d.status = Status::new(DomainState::Running, StateReason::Wakeup);
+                let event = Lifecycle::Started(StartedDetail::Wakeup);
+                ((), vec![Event::Lifecycle { uuid, event }])
+            }),
             DriverEvent::RebootRequested if state.is_active() => {
                 self.in_job(dom, "guest reboot", |core, dom| async move {
                     if lock(&dom.data).status.is_active() {

@@ -30,6 +30,7 @@ impl Core {
         dom.driver.managed_save(&self.ctx(dom), &live).await?;
         let saved = ManagedSave {
             paused: opts.paused || (!opts.running && state == DomainState::Paused),
+            def: None,
         };
         let uuid = dom.uuid;
         self.update(dom, |d| {

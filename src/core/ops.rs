@@ -174,6 +174,25 @@ pub enum Operation {
     OpenGraphics,
     /// An image of the guest's screen.
     Screenshot,
+    /// Keys pressed on the guest's keyboard.
+    SendKey,
+    /// What answers the guest's power-off, reboot or crash.
+    SetLifecycleAction,
+    /// Another name for a shut-off domain.
+    Rename,
+    /// The guest asked to suspend itself (through its agent).
+    PmSuspend,
+    /// A guest suspended to RAM woken.
+    PmWakeup,
+    /// A measurement of the guest's dirty page rate started.
+    DirtyRateCalc,
+    /// Whether (and how) the guest's memory is encrypted.
+    LaunchSecurity,
+    /// The definition kept with a managed save image.
+    ManagedSaveXml,
+    /// A new definition for a managed save image (as [`Self::ManagedSave`], it needs the
+    /// stop permission besides, see `saved_xml::ManagedSaveDefine`).
+    ManagedSaveDefine,
     // Snapshots of one domain.
     SnapshotCreate,
     SnapshotList,
@@ -261,7 +280,9 @@ impl Operation {
             | O::InterfaceAddresses
             | O::SnapshotList
             | O::SnapshotRead
-            | O::SnapshotGetXml => Action::DomainRead,
+            | O::SnapshotGetXml
+            | O::LaunchSecurity
+            | O::ManagedSaveXml => Action::DomainRead,
             O::DefineDomain
             | O::SetAutostart
             | O::SetMetadata
@@ -279,19 +300,26 @@ impl Operation {
             | O::SetGuestVcpus
             | O::SetUserPassword
             | O::GetSshKeys
-            | O::SetSshKeys => Action::DomainWrite,
+            | O::SetSshKeys
+            | O::SetLifecycleAction
+            | O::Rename
+            | O::DirtyRateCalc
+            | O::ManagedSaveDefine => Action::DomainWrite,
             O::CreateDomain | O::Start => Action::DomainStart,
             O::QemuPassthrough | O::QemuMonitorCommand | O::QemuAgentCommand => {
                 Action::DomainQemuPassthrough
             }
-            O::Shutdown | O::Reboot => Action::DomainInitControl,
+            O::Shutdown | O::Reboot | O::PmSuspend | O::PmWakeup => Action::DomainInitControl,
             O::Destroy | O::ManagedSave => Action::DomainStop,
             O::Reset | O::InjectNmi => Action::DomainReset,
             O::Suspend | O::Resume => Action::DomainSuspend,
             O::Undefine | O::ManagedSaveRemove => Action::DomainDelete,
             O::FsFreeze | O::FsThaw | O::GuestFsInfo => Action::DomainFsFreeze,
             // the screen shows what a graphics connection shows
-            O::OpenConsole | O::OpenGraphics | O::Screenshot => Action::DomainOpenConsole,
+            // and typing on the guest's keyboard is what a graphics session does
+            O::OpenConsole | O::OpenGraphics | O::Screenshot | O::SendKey => {
+                Action::DomainOpenConsole
+            }
             O::SnapshotCreate | O::SnapshotRevert | O::SnapshotDelete => Action::DomainSnapshot,
             O::ReadStorage => Action::StorageRead,
             O::DefinePool
@@ -404,6 +432,15 @@ impl Operation {
             O::OpenConsole => "open a console of",
             O::OpenGraphics => "open a graphics connection to",
             O::Screenshot => "take a screenshot of",
+            O::SendKey => "send keys to",
+            O::SetLifecycleAction => "set a lifecycle action of",
+            O::Rename => "rename",
+            O::PmSuspend => "suspend the guest of",
+            O::PmWakeup => "wake up",
+            O::DirtyRateCalc => "measure the dirty page rate of",
+            O::LaunchSecurity => "read the launch security of",
+            O::ManagedSaveXml => "read the managed save image XML of",
+            O::ManagedSaveDefine => "change the managed save image XML of",
         }
     }
 
@@ -421,7 +458,10 @@ impl Operation {
             | O::ManagedSave
             | O::MemoryStats
             | O::InterfaceAddresses
-            | O::QemuMonitorCommand => StateRule::Active,
+            | O::QemuMonitorCommand
+            | O::SendKey
+            | O::PmWakeup
+            | O::DirtyRateCalc => StateRule::Active,
             O::Reboot
             | O::Suspend
             | O::FsFreeze
@@ -438,7 +478,8 @@ impl Operation {
             | O::QemuAgentCommand
             | O::OpenConsole
             | O::OpenGraphics
-            | O::Screenshot => StateRule::Running,
+            | O::Screenshot
+            | O::PmSuspend => StateRule::Running,
             O::Resume => StateRule::Paused,
             _ => StateRule::Any,
         }
@@ -490,6 +531,13 @@ impl Operation {
             O::WipeVolume => "wipe volume",
             O::ResizeVolume => "resize volume",
             O::UploadVolume => "upload volume",
+            O::SendKey => "send key",
+            O::SetLifecycleAction => "set lifecycle action",
+            O::Rename => "rename",
+            O::PmSuspend => "pm suspend",
+            O::PmWakeup => "pm wakeup",
+            O::DirtyRateCalc => "dirty rate",
+            O::ManagedSaveDefine => "managed save define",
             _ => return None,
         })
     }
@@ -558,6 +606,8 @@ macro_rules! domain_op {
         }
     };
 }
+
+pub(crate) use domain_op;
 
 domain_op!(
     /// Boot the domain, or restore its managed save image.

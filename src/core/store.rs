@@ -383,10 +383,10 @@ fn fnv1a(data: &[u8]) -> u64 {
 
 fn format_record(rec: &DomainRecord) -> String {
     let mut s = String::with_capacity(1024);
-    let managed = match rec.managed_save {
+    let managed = match &rec.managed_save {
         None => "",
-        Some(ManagedSave { paused: false }) => " managed-save='running'",
-        Some(ManagedSave { paused: true }) => " managed-save='paused'",
+        Some(ManagedSave { paused: false, .. }) => " managed-save='running'",
+        Some(ManagedSave { paused: true, .. }) => " managed-save='paused'",
     };
     let _ = writeln!(
         s,
@@ -404,6 +404,15 @@ fn format_record(rec: &DomainRecord) -> String {
         id: None,
         secure: true,
     }));
+    if let Some(def) = rec.managed_save.as_ref().and_then(|m| m.def.as_ref()) {
+        // the definition given with the managed save image, restored instead
+        s.push_str("<managed-save-domain>\n");
+        s.push_str(&def.to_xml(&FormatOptions {
+            id: None,
+            secure: true,
+        }));
+        s.push_str("</managed-save-domain>\n");
+    }
     s.push_str("</virtbus-domain>\n");
     s
 }
@@ -426,15 +435,30 @@ fn parse_record(text: &str) -> Result<DomainRecord, String> {
     };
     let managed_save = match root.attribute("managed-save") {
         None => None,
-        Some("running") => Some(ManagedSave { paused: false }),
-        Some("paused") => Some(ManagedSave { paused: true }),
+        Some("running") => Some(ManagedSave {
+            paused: false,
+            def: None,
+        }),
+        Some("paused") => Some(ManagedSave {
+            paused: true,
+            def: None,
+        }),
         Some(v) => return Err(format!("invalid managed-save '{v}'")),
     };
     let mut current_snapshot = None;
     let mut def = None;
+    let mut saved_def = None;
     for c in root.children().filter(|n| n.is_element()) {
         match c.tag_name().name() {
             "current-snapshot" => current_snapshot = Some(c.text().unwrap_or("").to_owned()),
+            "managed-save-domain" => {
+                let d = c
+                    .children()
+                    .find(|n| n.has_tag_name("domain"))
+                    .ok_or("no <domain> in <managed-save-domain>")?;
+                saved_def =
+                    Some(DomainDef::from_stored_xml(&text[d.range()]).map_err(|e| e.to_string())?)
+            }
             "domain" => {
                 def = Some(DomainDef::from_stored_xml(&text[c.range()]).map_err(|e| e.to_string())?)
             }
@@ -442,6 +466,12 @@ fn parse_record(text: &str) -> Result<DomainRecord, String> {
         }
     }
     let def = def.ok_or("no <domain> element")?;
+    let mut managed_save = managed_save;
+    match (&mut managed_save, saved_def) {
+        (Some(m), Some(d)) => m.def = Some(std::sync::Arc::new(d)),
+        (None, Some(_)) => return Err("<managed-save-domain> without a managed save".into()),
+        _ => {}
+    }
     Ok(DomainRecord {
         def,
         autostart,
@@ -473,6 +503,27 @@ mod tests {
     }
 
     #[test]
+    fn a_managed_save_definition_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut saved = def("a");
+        saved.title = Some("given with the image".into());
+        let mut rec = record(def("a"));
+        saved.uuid = rec.def.uuid;
+        rec.managed_save = Some(ManagedSave {
+            paused: false,
+            def: Some(std::sync::Arc::new(saved)),
+        });
+        store.save_domain(&rec).expect("save");
+        let loaded = store.load();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].record, rec);
+        // a definition without an image is a broken record
+        let text = format_record(&rec).replace(" managed-save='running'", "");
+        assert!(parse_record(&text).is_err());
+    }
+
+    #[test]
     fn domain_and_snapshots_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
@@ -480,7 +531,10 @@ mod tests {
             def: def("a&amp;b"),
             autostart: true,
             current_snapshot: Some("s<1>".into()),
-            managed_save: Some(ManagedSave { paused: true }),
+            managed_save: Some(ManagedSave {
+                paused: true,
+                def: None,
+            }),
         };
         store.save_domain(&rec).expect("save");
         for (name, t) in [("s<1>", 5), ("zero", 1)] {

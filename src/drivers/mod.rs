@@ -3,6 +3,7 @@
 
 pub mod guest_agent;
 pub mod lxc;
+pub mod misc;
 pub mod qemu;
 pub mod quiesce;
 pub mod test;
@@ -90,6 +91,10 @@ pub enum DriverEvent {
     Monitor(std::sync::Arc<crate::model::guest_events::MonitorEvent>),
     /// The guest opened (`connected`) or closed the guest agent's channel.
     AgentLifecycle { connected: bool },
+    /// The guest suspended itself (to RAM, or to disk before it powers off).
+    PmSuspended(crate::model::state::PmSuspendedDetail),
+    /// A guest suspended to RAM woke up.
+    Wakeup,
 }
 
 /// Where a driver reports a guest's own events; implemented by the core.
@@ -774,6 +779,55 @@ pub trait Driver: Send + Sync + 'static {
             self.name(),
             ctx.name
         )))
+    }
+
+    /// Press and release keys on the guest's keyboard, as QEMU numbers them
+    /// ([`crate::core::keys`]), held `hold_ms` milliseconds (0: the hypervisor's default).
+    async fn send_key(&self, ctx: &DomainCtx, _keys: &[u32], _hold_ms: u32) -> DriverResult<()> {
+        Err(unsupported(self.name(), "send keys to", ctx))
+    }
+
+    /// Refuse lifecycle actions (`on_poweroff`, `on_reboot`, `on_crash` of `def`) the
+    /// driver cannot carry out.
+    fn lifecycle_check(&self, _def: &DomainDef) -> DriverResult<()> {
+        Ok(())
+    }
+
+    /// Make the running guest's own reboot end as `live`'s `on_reboot` says (the core
+    /// applies the other actions itself when the guest's event comes).
+    async fn set_reboot_action(&self, _ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<()> {
+        Ok(())
+    }
+
+    /// Ask the guest (through its agent) to suspend itself to `target`; `live` is its
+    /// running definition (`<pm>` may forbid a target).
+    async fn pm_suspend(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        _target: misc::SuspendTarget,
+    ) -> DriverResult<()> {
+        Err(unsupported(self.name(), "suspend the guest of", ctx))
+    }
+
+    /// Wake a guest suspended to RAM.
+    async fn pm_wakeup(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        Err(unsupported(self.name(), "wake up", ctx))
+    }
+
+    /// Start measuring the guest's dirty page rate for `secs` seconds, by `mode`
+    /// (`page-sampling` or `dirty-bitmap`).
+    async fn dirty_rate_calc(&self, ctx: &DomainCtx, _secs: u32, _mode: &str) -> DriverResult<()> {
+        Err(unsupported(
+            self.name(),
+            "measure the dirty page rate of",
+            ctx,
+        ))
+    }
+
+    /// The last dirty page rate measurement.
+    async fn dirty_rate(&self, ctx: &DomainCtx) -> DriverResult<misc::DirtyRate> {
+        Err(unsupported(self.name(), "read the dirty page rate of", ctx))
     }
 
     /// Facts from the guest agent.

@@ -377,7 +377,9 @@ fn typed(key: &str, v: &StatValue) -> TypedValue {
     match v {
         StatValue::Str(s) => TypedValue::String(s.clone()),
         StatValue::I64(n) => match key {
-            "state.state" | "state.reason" => TypedValue::Int(*n as i32),
+            "state.state" | "state.reason" | "dirtyrate.calc_status" | "dirtyrate.calc_period" => {
+                TypedValue::Int(*n as i32)
+            }
             k if k.starts_with("vcpu.") && k.ends_with(".state") => TypedValue::Int(*n as i32),
             _ => TypedValue::LLong(*n),
         },

@@ -13,6 +13,7 @@ mod console;
 mod domcaps;
 mod events;
 mod lxc;
+mod misc;
 mod more;
 mod moreevents;
 mod netevents;

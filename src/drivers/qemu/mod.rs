@@ -30,6 +30,7 @@ pub mod hotplug;
 pub mod kvm;
 pub mod live;
 pub mod migratable;
+mod misc;
 pub mod monitor;
 pub mod net;
 mod passthrough;
@@ -1543,6 +1544,41 @@ impl Driver for QemuDriver {
             id: st.id,
             status,
         })
+    }
+
+    async fn send_key(&self, ctx: &DomainCtx, keys: &[u32], hold_ms: u32) -> DriverResult<()> {
+        misc::send_key(&*self.vm(ctx)?, keys, hold_ms).await
+    }
+
+    fn lifecycle_check(&self, def: &DomainDef) -> DriverResult<()> {
+        misc::lifecycle_check(def)
+    }
+
+    async fn set_reboot_action(&self, ctx: &DomainCtx, live: &DomainDef) -> DriverResult<()> {
+        misc::set_reboot_action(&*self.vm(ctx)?, live).await
+    }
+
+    async fn pm_suspend(
+        &self,
+        ctx: &DomainCtx,
+        live: &DomainDef,
+        target: super::misc::SuspendTarget,
+    ) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        let agent = agent_of(&vm)?;
+        misc::pm_suspend(&vm, agent, live, target, self.config.agent_timeout()).await
+    }
+
+    async fn pm_wakeup(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        misc::pm_wakeup(&*self.vm(ctx)?).await
+    }
+
+    async fn dirty_rate_calc(&self, ctx: &DomainCtx, secs: u32, mode: &str) -> DriverResult<()> {
+        misc::dirty_rate_calc(&*self.vm(ctx)?, secs, mode).await
+    }
+
+    async fn dirty_rate(&self, ctx: &DomainCtx) -> DriverResult<super::misc::DirtyRate> {
+        misc::dirty_rate(&*self.vm(ctx)?).await
     }
 
     async fn guest_info(&self, ctx: &DomainCtx, types: GuestInfoTypes) -> DriverResult<GuestInfo> {

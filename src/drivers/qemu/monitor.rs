@@ -27,7 +27,10 @@ use crate::{
     model::{
         DomainDef,
         guest_events::MonitorEvent,
-        state::{CrashedDetail, ShutdownDetail, StateReason, StoppedDetail, WatchdogEventAction},
+        state::{
+            CrashedDetail, PmSuspendedDetail, ShutdownDetail, StateReason, StoppedDetail,
+            WatchdogEventAction,
+        },
     },
     util::lock,
 };
@@ -331,6 +334,9 @@ impl Vm {
                     super::guest_events::graphics(name, data)
                         .map(|g| DriverEvent::Graphics(Box::new(g)))
                 }
+                "SUSPEND" => Some(DriverEvent::PmSuspended(PmSuspendedDetail::Memory)),
+                "SUSPEND_DISK" => Some(DriverEvent::PmSuspended(PmSuspendedDetail::Disk)),
+                "WAKEUP" => Some(DriverEvent::Wakeup),
                 "BLOCK_IO_ERROR" => {
                     if s("action") == "stop" {
                         f.pause_reason = Some(StateReason::IoError);

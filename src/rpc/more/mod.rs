@@ -4,6 +4,7 @@
 
 mod agent;
 mod domain;
+mod misc;
 mod storage;
 
 use super::{Shared, dispatch::Session, error::RpcResult};
@@ -43,6 +44,30 @@ pub mod procs {
     pub const DOMAIN_GET_GUEST_INFO: i32 = 418;
     pub const DOMAIN_AUTHORIZED_SSH_KEYS_GET: i32 = 424;
     pub const DOMAIN_AUTHORIZED_SSH_KEYS_SET: i32 = 425;
+    pub const DOMAIN_SEND_KEY: i32 = 226;
+    pub const DOMAIN_PM_SUSPEND_FOR_DURATION: i32 = 261;
+    pub const DOMAIN_PM_WAKEUP: i32 = 267;
+    pub const DOMAIN_RENAME: i32 = 358;
+    pub const DOMAIN_SET_LIFECYCLE_ACTION: i32 = 390;
+    pub const DOMAIN_GET_LAUNCH_SECURITY_INFO: i32 = 396;
+    pub const DOMAIN_START_DIRTY_RATE_CALC: i32 = 427;
+    pub const DOMAIN_SET_LAUNCH_SECURITY_STATE: i32 = 439;
+    pub const DOMAIN_MANAGED_SAVE_GET_XML_DESC: i32 = 388;
+    pub const DOMAIN_MANAGED_SAVE_DEFINE_XML: i32 = 389;
+
+    /// The procedures of [`super::misc`].
+    pub const MISC: &[i32] = &[
+        DOMAIN_SEND_KEY,
+        DOMAIN_PM_SUSPEND_FOR_DURATION,
+        DOMAIN_PM_WAKEUP,
+        DOMAIN_RENAME,
+        DOMAIN_SET_LIFECYCLE_ACTION,
+        DOMAIN_GET_LAUNCH_SECURITY_INFO,
+        DOMAIN_START_DIRTY_RATE_CALC,
+        DOMAIN_SET_LAUNCH_SECURITY_STATE,
+        DOMAIN_MANAGED_SAVE_GET_XML_DESC,
+        DOMAIN_MANAGED_SAVE_DEFINE_XML,
+    ];
 
     /// Every procedure above, for the coverage count and its test.
     pub const IMPLEMENTED: &[i32] = &[
@@ -80,6 +105,16 @@ pub mod procs {
         DOMAIN_SET_GUEST_VCPUS,
         DOMAIN_AUTHORIZED_SSH_KEYS_GET,
         DOMAIN_AUTHORIZED_SSH_KEYS_SET,
+        DOMAIN_SEND_KEY,
+        DOMAIN_PM_SUSPEND_FOR_DURATION,
+        DOMAIN_PM_WAKEUP,
+        DOMAIN_RENAME,
+        DOMAIN_SET_LIFECYCLE_ACTION,
+        DOMAIN_GET_LAUNCH_SECURITY_INFO,
+        DOMAIN_START_DIRTY_RATE_CALC,
+        DOMAIN_SET_LAUNCH_SECURITY_STATE,
+        DOMAIN_MANAGED_SAVE_GET_XML_DESC,
+        DOMAIN_MANAGED_SAVE_DEFINE_XML,
     ];
 
     /// The guest agent's procedures, answered by `agent.rs`.
@@ -108,6 +143,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
             storage::call(shared, s, p, body).await
         }
         p if procs::AGENT.contains(&p) => agent::call(shared, s, p, body).await,
+        p if procs::MISC.contains(&p) => misc::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
