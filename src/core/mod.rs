@@ -11,6 +11,7 @@ pub mod options;
 pub mod snapshots;
 pub mod store;
 
+pub mod block;
 mod blockinfo;
 pub mod capabilities;
 pub mod console;

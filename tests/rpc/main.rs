@@ -8,6 +8,7 @@ mod support;
 mod guest;
 
 mod badinput;
+mod block;
 mod console;
 mod domcaps;
 mod events;

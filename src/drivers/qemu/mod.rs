@@ -14,6 +14,7 @@
 //! QMP, and then continues it, as libvirt does.
 
 pub mod agent;
+mod block;
 pub mod caps;
 pub mod cgroup;
 pub mod cmdline;
@@ -1155,6 +1156,25 @@ impl Driver for QemuDriver {
     ) -> DriverResult<crate::drivers::Screenshot> {
         let vm = self.vm(ctx)?;
         screenshot::take(&vm, screen).await
+    }
+
+    async fn block(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        req: crate::drivers::block::BlockRequest,
+    ) -> DriverResult<crate::drivers::block::BlockReply> {
+        let vm = self.vm(ctx)?;
+        let changes = !matches!(
+            req,
+            crate::drivers::block::BlockRequest::Errors
+                | crate::drivers::block::BlockRequest::Info { .. }
+        );
+        let reply = block::request(&vm, req).await?;
+        if changes {
+            self.save_status(&vm).await?;
+        }
+        Ok(reply)
     }
 
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
