@@ -519,8 +519,10 @@ async fn block_commands_on_a_running_guest() {
     );
     let e = r.fails(QEMU, &["blockpull", "tiny", "vda"]);
     assert!(e.contains("already in active block job"), "{e}");
-    let info = r.ok(QEMU, &["blockjob", "tiny", "vda", "--info"]);
-    assert!(info.contains("Block Copy"), "{info}");
+    let info = r.ok(QEMU, &["blockjob", "tiny", "vda", "--info", "--raw"]);
+    assert!(info.contains("bandwidth=1\n"), "{info}");
+    let end: u64 = value(&info.replace('=', ":"), "end").parse().expect("end");
+    assert!(end > 0, "{info}");
     r.ok(QEMU, &["blockjob", "tiny", "vda", "--bandwidth", "2"]);
     let info = r.ok(QEMU, &["blockjob", "tiny", "vda", "--info", "--bytes"]);
     assert!(info.contains("Bandwidth limit: 2097152 bytes/s"), "{info}");

@@ -61,6 +61,8 @@ struct Job {
     new_top: Option<(String, DiskFormat)>,
     /// Nodes added for a copy's destination, removed when the copy is cancelled.
     added: Vec<String>,
+    /// The disk's top node when the job started, closed once the disk has moved off it.
+    old_top: String,
 }
 
 /// A write threshold armed on a node: the disk, the chain index it was asked with, the image.
@@ -375,6 +377,11 @@ async fn start(
     bandwidth: u64,
 ) -> DriverResult<()> {
     let d = disk_of(live, target)?;
+    if vm.block.job_of(target).is_some() {
+        return Err(DriverError::NotSupported(format!(
+            "disk '{target}' already in active block job"
+        )));
+    }
     let top = top_of(vm, d).await?;
     let mut args = Map::new();
     args.insert("device".into(), json!(top));
@@ -427,8 +434,8 @@ async fn start(
                 create_image(vm, d, dest, *format, backing.as_ref()).await?;
             }
             let n = fresh();
-            let file_node = format!("vb-{target}-c{n}f");
             let fmt_node = format!("vb-{target}-c{n}");
+            let file_node = format!("{fmt_node}-file");
             vm.command(
                 "blockdev-add",
                 Some(json!({"driver": "file", "filename": dest, "node-name": file_node})),
@@ -454,7 +461,8 @@ async fn start(
             (BlockJobKind::Copy, "blockdev-mirror")
         }
     };
-    let id = format!("{}-{target}-{top}", kind.name());
+    // QMP ids are letters, digits, '-', '.', '_' and start with a letter: no node name here
+    let id = format!("{}-{target}-{}", kind.name(), fresh());
     args.insert("job-id".into(), json!(id));
     lock(&vm.block.jobs).push(Job {
         id: id.clone(),
@@ -463,6 +471,7 @@ async fn start(
         state: JobState::Running,
         new_top,
         added: added.clone(),
+        old_top: top.clone(),
     });
     if let Err(e) = vm.command(command, Some(Value::Object(args))).await {
         lock(&vm.block.jobs).retain(|j| j.id != id);
@@ -677,6 +686,18 @@ async fn finish(vm: &Vm, ctx: &DomainCtx, job: Job, failed: Option<String>, canc
     };
     if status != BlockJobStatus::Completed && !job.added.is_empty() {
         del_nodes(vm, &job.added).await;
+    }
+    if status == BlockJobStatus::Completed && job.new_top.is_some() {
+        // the disk left its old top: close it (and its file), so that the new top is a root
+        // node again for later jobs; nodes QEMU opened itself go with their parent
+        for n in [job.old_top.clone(), format!("{}-file", job.old_top)] {
+            if let Err(e) = vm
+                .command("blockdev-del", Some(json!({ "node-name": n })))
+                .await
+            {
+                tracing::debug!("domain '{}': {e}", vm.name);
+            }
+        }
     }
     let disk = if status == BlockJobStatus::Completed {
         let mut live = lock(&vm.live);
