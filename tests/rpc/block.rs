@@ -41,6 +41,11 @@ async fn test_uri_block_tuning_and_errors_are_libvirts_test_driver() {
         &["blkdeviotune", "test", "vda", "--config"],
         &["blkdeviotune", "test", "vda", "--total-bytes-sec", "5000"],
         &["domblkerror", "test"],
+        // what libvirt's test driver does not implement
+        &["blockjob", "test", "vda", "--info"],
+        &["blockresize", "test", "vda", "1G"],
+        &["domblkthreshold", "test", "vda", "1"],
+        &["blockpull", "test", "vda"],
     ] {
         let want = libvirt_test(cmd);
         let got = r.virsh(TEST, cmd);
@@ -497,9 +502,10 @@ async fn block_commands_on_a_running_guest() {
     assert_eq!(vda_source(&xml), s(&copy), "{xml}");
     assert_eq!(backing(&copy), None);
     assert_eq!(qemu_img_info(&copy)["virtual-size"], 96 * 1024 * 1024);
-    // the guest's data came along
     let list = r.ok(QEMU, &["domblklist", "tiny"]);
     assert!(list.contains(&s(&copy)), "{list}");
+    // a pull with nothing below: done at once
+    r.ok(QEMU, &["blockpull", "tiny", "vda", "--wait"]);
 
     // a slow copy: its progress and speed, then cancelled; the disk stays
     let copy2 = dir.join("copy2.qcow2");
@@ -550,6 +556,10 @@ async fn block_commands_on_a_running_guest() {
         ),
         "event 'block-job-2' for domain 'tiny': Block Commit for vda completed",
         "event 'block-job-2' for domain 'tiny': Block Pull for vda completed",
+        &format!(
+            "event 'block-job' for domain 'tiny': Block Pull for {} completed",
+            s(&copy)
+        ),
         "event 'block-job-2' for domain 'tiny': Active Block Commit for vda ready",
         "event 'block-job-2' for domain 'tiny': Active Block Commit for vda completed",
         "event 'block-job-2' for domain 'tiny': Block Copy for vda ready",

@@ -8,7 +8,7 @@ use crate::{
     compat::{
         domain::affect,
         errors::Code,
-        flags::{Flag, Method},
+        flags::{Flag, Flavor, Method},
     },
     core::{
         block::{BlockAsk, IotuneChange, JobAsk},
@@ -171,7 +171,53 @@ fn bandwidth(s: &Session, mib: u64, bytes: bool) -> RpcResult<u64> {
     Ok(mib << 20)
 }
 
+/// The libvirt method of block procedure `p`.
+fn method(p: i32) -> &'static Method {
+    match p {
+        procs::DOMAIN_GET_BLOCK_IO_TUNE => &GET_IOTUNE,
+        procs::DOMAIN_SET_BLOCK_IO_TUNE => &SET_IOTUNE,
+        procs::DOMAIN_GET_DISK_ERRORS => &DISK_ERRORS,
+        procs::DOMAIN_SET_BLOCK_THRESHOLD => &THRESHOLD,
+        procs::DOMAIN_BLOCK_RESIZE => &RESIZE,
+        procs::DOMAIN_BLOCK_PULL => &PULL,
+        procs::DOMAIN_BLOCK_REBASE => &REBASE,
+        procs::DOMAIN_BLOCK_COMMIT => &COMMIT,
+        procs::DOMAIN_BLOCK_COPY => &COPY,
+        procs::DOMAIN_GET_BLOCK_JOB_INFO => &JOB_INFO,
+        procs::DOMAIN_BLOCK_JOB_ABORT => &ABORT,
+        _ => &SPEED,
+    }
+}
+
+/// Whether the driver `flavor` stands for has procedure `p`: libvirt's QEMU driver has them
+/// all, its test driver the throttling and the disk errors, its LXC driver none.
+fn served(flavor: Flavor, p: i32) -> bool {
+    match flavor {
+        Flavor::Qemu => true,
+        Flavor::Test => matches!(
+            p,
+            procs::DOMAIN_GET_BLOCK_IO_TUNE
+                | procs::DOMAIN_SET_BLOCK_IO_TUNE
+                | procs::DOMAIN_GET_DISK_ERRORS
+        ),
+        Flavor::Lxc => false,
+    }
+}
+
 pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcResult<Vec<u8>> {
+    if !served(s.flavor(), p) {
+        // libvirt's API layer refuses a change on a read-only connection first
+        let read = matches!(
+            p,
+            procs::DOMAIN_GET_BLOCK_IO_TUNE
+                | procs::DOMAIN_GET_DISK_ERRORS
+                | procs::DOMAIN_GET_BLOCK_JOB_INFO
+        );
+        if !read {
+            s.writable(method(p))?;
+        }
+        return Err(RpcError::no_support(method(p).api));
+    }
     match p {
         procs::DOMAIN_GET_BLOCK_IO_TUNE => {
             let a: GetIoTuneArgs = Reader::decode(body)?;
@@ -222,6 +268,15 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                 match (p.field.as_str(), p.value) {
                     ("group_name", TypedValue::String(g)) => change.group_name = Some(g),
                     (f, TypedValue::ULLong(v)) if IOTUNE_FIELDS.iter().any(|(n, _)| *n == f) => {
+                        if v > crate::core::block::IOTUNE_MAX {
+                            return Err(s.error(
+                                Code::ArgumentUnsupported,
+                                &format!(
+                                    "block I/O throttle limit value must be no more than {}",
+                                    crate::core::block::IOTUNE_MAX
+                                ),
+                            ));
+                        }
                         change.limits.push((f.to_owned(), v))
                     }
                     (f, v) if f == "group_name" || IOTUNE_FIELDS.iter().any(|(n, _)| *n == f) => {
