@@ -154,7 +154,7 @@ fn chain(d: &Disk) -> Vec<Image> {
 /// Where image `name` (a path, or `vda[2]`) sits in `images`, searching from `from` on
 /// (libvirt's `virStorageSourceChainLookup`).
 fn lookup(images: &[Image], d: &Disk, name: &str, from: usize) -> Result<usize> {
-    let top = images.first().map(|i| i.path.as_str()).unwrap_or_default();
+    let top = d.target_dev.as_str();
     if let Some((tgt, idx)) = name.strip_suffix(']').and_then(|n| n.split_once('['))
         && let Ok(idx) = idx.parse::<u32>()
     {
@@ -354,6 +354,16 @@ impl Core {
             Some(j) => Some(dom.begin_job(j).await?),
             None => None,
         };
+        if let BlockAsk::Start {
+            job: job @ JobAsk::Commit { .. },
+            ..
+        } = &ask
+        {
+            // libvirt looks the images up before it asks for a running domain
+            let def = lock(&dom.data).current_def().clone();
+            let d = find_disk(&def, disk).ok_or_else(|| not_found(disk))?;
+            commit_images(d, job)?;
+        }
         let (live, _) = Self::require(dom, op)?;
         let persistent = lock(&dom.data).persistent;
         let req = match ask {
@@ -539,6 +549,36 @@ fn set_tune(def: &mut DomainDef, target: &str, tune: Iotune) {
     }
 }
 
+/// Where a commit's top and base sit in the disk's chain (libvirt's lookups alone).
+fn commit_images(d: &Disk, job: &JobAsk) -> Result<(usize, usize)> {
+    let JobAsk::Commit {
+        top, base, shallow, ..
+    } = job
+    else {
+        return Ok((0, 0));
+    };
+    let images = chain(d);
+    let ti = match top.as_deref() {
+        None => 0,
+        Some(t) if t == d.target_dev => 0,
+        Some(t) => lookup(&images, d, t, 0)?,
+    };
+    let bi = match base.as_deref() {
+        None if *shallow => ti + 1,
+        None => {
+            if images.len() <= ti + 1 {
+                return Err(Error::InvalidArgument(format!(
+                    "could not find base image in chain for '{}'",
+                    d.target_dev
+                )));
+            }
+            images.len() - 1
+        }
+        Some(b) => lookup(&images, d, b, ti + 1)?,
+    };
+    Ok((ti, bi))
+}
+
 /// The job's images as paths of the disk's chain, checked as libvirt checks them.
 fn resolve_job(d: &Disk, job: JobAsk, persistent: bool) -> Result<JobStart> {
     let images = chain(d);
@@ -550,35 +590,16 @@ fn resolve_job(d: &Disk, job: JobAsk, persistent: bool) -> Result<JobStart> {
                 None => None,
             },
         },
-        JobAsk::Commit {
-            top,
-            base,
-            shallow,
-            active,
+        ref job @ JobAsk::Commit {
+            shallow, active, ..
         } => {
+            let (ti, bi) = commit_images(d, job)?;
             if images.is_empty() {
                 return Err(Error::NotSupported(format!(
                     "disk {} has no source file to be committed",
                     d.target_dev
                 )));
             }
-            let ti = match top.as_deref() {
-                None => 0,
-                Some(t) if t == d.target_dev => 0,
-                Some(t) => lookup(&images, d, t, 0)?,
-            };
-            let bi = match base.as_deref() {
-                None if shallow => ti + 1,
-                None => {
-                    if images.len() <= ti + 1 {
-                        return Err(Error::InvalidArgument(format!(
-                            "could not find base image in chain for '{top_path}'"
-                        )));
-                    }
-                    images.len() - 1
-                }
-                Some(b) => lookup(&images, d, b, ti + 1)?,
-            };
             if ti == 0 && !active {
                 return Err(Error::InvalidArgument(format!(
                     "commit of '{}' active layer requires active flag",

@@ -644,3 +644,94 @@ async fn a_full_disk_raises_io_error_events() {
     r.ok(QEMU, &["undefine", "full"]);
     drop(fs);
 }
+
+#[tokio::test]
+async fn refusals_on_a_stopped_domain_are_libvirtds() {
+    if let Err(why) = crate::support::libvirtd::Libvirtd::available() {
+        panic!("Debian's libvirtd is needed as the oracle: {why}");
+    }
+    let r = Rpc::start().await;
+    let lv = crate::support::libvirtd::Libvirtd::start();
+    let dir = r.bus.dir.path();
+    let disk = dir.join("data.qcow2");
+    guest::data_disk(&disk);
+    let xml_path = dir.join("tiny.xml");
+    std::fs::write(&xml_path, guest::domain_xml("tiny", &disk, "")).expect("write xml");
+    r.ok(QEMU, &["define", &s(&xml_path)]);
+    let o = lv.virsh(&["define", &s(&xml_path)]);
+    assert!(o.status.success(), "{}", lv.log_text());
+    let set = [
+        "blkdeviotune",
+        "tiny",
+        "vda",
+        "--config",
+        "--read-iops-sec",
+        "50",
+        "--write-bytes-sec",
+        "1000",
+    ];
+    r.ok(QEMU, &set);
+    assert!(lv.virsh(&set).status.success());
+    let copy = s(&dir.join("copy.qcow2"));
+    for cmd in [
+        &["blkdeviotune", "tiny", "vda", "--config"][..],
+        &["blkdeviotune", "tiny", "vda"],
+        &["blkdeviotune", "tiny", "vdz", "--config"],
+        &[
+            "blkdeviotune",
+            "tiny",
+            "vdz",
+            "--config",
+            "--total-bytes-sec",
+            "1",
+        ],
+        &[
+            "blkdeviotune",
+            "tiny",
+            "vda",
+            "--config",
+            "--total-bytes-sec",
+            "1",
+            "--read-bytes-sec",
+            "1",
+        ],
+        &[
+            "blkdeviotune",
+            "tiny",
+            "vda",
+            "--live",
+            "--total-bytes-sec",
+            "1",
+        ],
+        &[
+            "blkdeviotune",
+            "tiny",
+            "vda",
+            "--config",
+            "--group-name",
+            "g1",
+        ],
+        &["blkdeviotune", "tiny", "vda", "--config"],
+        &["blockresize", "tiny", "vda", "100M"],
+        &["domblkerror", "tiny"],
+        &["domblkthreshold", "tiny", "vda", "1"],
+        &["blockjob", "tiny", "vda", "--info"],
+        &["blockjob", "tiny", "vda", "--abort"],
+        &["blockpull", "tiny", "vda"],
+        &["blockcommit", "tiny", "vda", "--active"],
+        &["blockcopy", "tiny", "vda", &copy, "--transient-job"],
+    ] {
+        let theirs = lv.virsh(cmd);
+        let (ok, out, err) = r.virsh(QEMU, cmd);
+        assert_eq!(
+            (ok, out.trim(), err.trim()),
+            (
+                theirs.status.success(),
+                String::from_utf8_lossy(&theirs.stdout).trim(),
+                String::from_utf8_lossy(&theirs.stderr).trim()
+            ),
+            "virsh {cmd:?}: ours (left) differs from libvirtd's"
+        );
+    }
+    r.ok(QEMU, &["undefine", "tiny"]);
+}
