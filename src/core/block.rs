@@ -385,11 +385,11 @@ impl Core {
                     .ok_or_else(|| {
                         Error::InvalidArgument(format!("failed to find disk '{target}'"))
                     })?;
-                if let Some(i) = index {
+                // index 0 is the top image
+                let index = index.filter(|i| *i != 0);
+                if index.is_some() {
                     lookup(&chain(d), d, disk, 0).map_err(|_| {
-                        Error::InvalidArgument(format!(
-                            "failed to find disk '{target}' image index {i}"
-                        ))
+                        Error::InvalidArgument(format!("failed to find disk '{disk}'"))
                     })?;
                 }
                 BlockRequest::SetThreshold {

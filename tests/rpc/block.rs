@@ -395,6 +395,10 @@ async fn block_commands_on_a_running_guest() {
     r.ok(QEMU, &["domblkthreshold", "tiny", "vda", &size.to_string()]);
     let e = r.fails(QEMU, &["domblkthreshold", "tiny", "vdz", "1"]);
     assert!(e.contains("failed to find disk 'vdz'"), "{e}");
+    let e = r.fails(QEMU, &["domblkthreshold", "tiny", "vda[9]", "1"]);
+    assert!(e.contains("failed to find disk 'vda[9]'"), "{e}");
+    // an image below the top, by the live XML's index (read-only: never crossed)
+    r.ok(QEMU, &["domblkthreshold", "tiny", "vda[4]", "1048576"]);
     r.ok(
         QEMU,
         &[

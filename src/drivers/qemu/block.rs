@@ -78,9 +78,16 @@ struct Threshold {
 pub struct BlockState {
     jobs: Mutex<Vec<Job>>,
     thresholds: Mutex<HashMap<String, Threshold>>,
+    /// The driver's runtime directory, where a job's end rewrites the guest's status
+    /// record (so that a restarted daemon finds the disk where the job left it).
+    runtime: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl BlockState {
+    pub fn keep_status_in(&self, runtime: std::path::PathBuf) {
+        let _ = self.runtime.set(runtime);
+    }
+
     fn job_of(&self, target: &str) -> Option<Job> {
         lock(&self.jobs)
             .iter()
@@ -712,6 +719,16 @@ async fn finish(vm: &Vm, ctx: &DomainCtx, job: Job, failed: Option<String>, canc
     } else {
         None
     };
+    if disk.is_some()
+        && let Some(runtime) = vm.block.runtime.get().cloned()
+    {
+        let st = super::status_record(vm);
+        match tokio::task::spawn_blocking(move || st.save(&runtime)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("domain '{}': {e}", vm.name),
+            Err(e) => tracing::warn!("domain '{}': {e}", vm.name),
+        }
+    }
     ctx.report(DriverEvent::BlockJob {
         target: job.target.clone(),
         kind: job.kind,

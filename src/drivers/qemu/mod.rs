@@ -683,6 +683,7 @@ impl QemuDriver {
             dump_dir: self.dump_dir.clone(),
         });
         lock(&self.vms).insert(def.uuid, vm.clone());
+        vm.block.keep_status_in(self.runtime.clone());
         monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
         let setup = async {
             self.setup(&vm, &plan).await?;
@@ -712,7 +713,7 @@ impl QemuDriver {
 }
 
 /// What the status file records of a running guest.
-fn status_record(vm: &Vm) -> StatusFile {
+pub(super) fn status_record(vm: &Vm) -> StatusFile {
     StatusFile {
         uuid: vm.uuid,
         id: vm.id,
@@ -1513,6 +1514,7 @@ impl Driver for QemuDriver {
             )));
         }
         lock(&self.vms).insert(st.uuid, vm.clone());
+        vm.block.keep_status_in(self.runtime.clone());
         monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
         Log::note(&st.log, "reattached by a restarted virtbus");
         if st.thaw_unconfirmed {
