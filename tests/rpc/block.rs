@@ -41,6 +41,8 @@ async fn test_uri_block_tuning_and_errors_are_libvirts_test_driver() {
         &["blkdeviotune", "test", "vda", "--config"],
         &["blkdeviotune", "test", "vda", "--total-bytes-sec", "5000"],
         &["domblkerror", "test"],
+        &["blkdeviotune", "test", "vdz"],
+        &["blkdeviotune", "test", "vdz", "--total-bytes-sec", "1"],
         // what libvirt's test driver does not implement
         &["blockjob", "test", "vda", "--info"],
         &["blockresize", "test", "vda", "1G"],
