@@ -25,6 +25,13 @@ pub struct IotuneChange {
     pub group_name: Option<String>,
 }
 
+/// A value of a `tunable` event's parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TunableValue {
+    Str(String),
+    ULLong(u64),
+}
+
 /// Fields set together: setting one resets the others of its group (libvirt's rule).
 const GROUPS: [&[usize]; 7] = [
     &[0, 1, 2],
@@ -318,6 +325,28 @@ impl Core {
             self.save_record(rec).await?;
             new_config = Some(def);
         }
+        let mut events = Vec::new();
+        // libvirt's test driver raises none
+        if new_live.is_some() && dom.driver.name() != "test" {
+            // libvirt's `tunable` event: the disk as named, then each value given
+            let mut params = vec![(
+                "blkdeviotune.disk".to_owned(),
+                TunableValue::Str(disk.to_owned()),
+            )];
+            for (k, v) in &change.limits {
+                params.push((format!("blkdeviotune.{k}"), TunableValue::ULLong(*v)));
+            }
+            if let Some(g) = &change.group_name {
+                params.push((
+                    "blkdeviotune.group_name".to_owned(),
+                    TunableValue::Str(g.clone()),
+                ));
+            }
+            events.push(Event::Tunable {
+                uuid: dom.uuid,
+                params,
+            });
+        }
         self.update(dom, |d| {
             if let Some(l) = new_live {
                 d.live = Some(l);
@@ -325,7 +354,7 @@ impl Core {
             if let Some(c) = new_config {
                 d.def = c;
             }
-            ((), Vec::new())
+            ((), events)
         });
         Ok(())
     }

@@ -96,6 +96,11 @@ pub enum Event {
         action: i32,
         reason: String,
     },
+    /// Tunables of the running guest changed: libvirt's names and values, as set.
+    Tunable {
+        uuid: Uuid,
+        params: Vec<(String, super::block::TunableValue)>,
+    },
     /// A storage pool or volume changed.
     Storage(crate::storage::StorageEvent),
 }

@@ -58,6 +58,7 @@ mod id {
     pub const BLOCK_JOB: i32 = 8;
     pub const BLOCK_JOB_2: i32 = 16;
     pub const BLOCK_THRESHOLD: i32 = 24;
+    pub const TUNABLE: i32 = 17;
     /// `virStoragePoolEventID`.
     pub const POOL_LIFECYCLE: i32 = 0;
     pub const POOL_REFRESH: i32 = 1;
@@ -70,6 +71,7 @@ mod disk_procs {
     pub const BLOCK_JOB: i32 = 326;
     pub const BLOCK_JOB_2: i32 = 339;
     pub const BLOCK_THRESHOLD: i32 = 385;
+    pub const TUNABLE: i32 = 346;
 }
 
 /// What kind of object a callback follows.
@@ -497,6 +499,32 @@ impl Hub {
                             excess.put(w);
                         },
                     )
+                })
+                .into_iter()
+                .collect(),
+            Event::Tunable { uuid, params } => known(uuid)
+                .map(|info| {
+                    let dom = wire_now(&info);
+                    let params: Vec<super::objproto::TypedParam> = params
+                        .iter()
+                        .map(|(k, v)| super::objproto::TypedParam {
+                            field: k.clone(),
+                            value: match v {
+                                crate::core::block::TunableValue::Str(s) => {
+                                    super::objproto::TypedValue::String(s.clone())
+                                }
+                                crate::core::block::TunableValue::ULLong(n) => {
+                                    super::objproto::TypedValue::ULLong(*n)
+                                }
+                            },
+                        })
+                        .collect();
+                    let params: super::xdr::Array<super::objproto::TypedParam, 2048> =
+                        super::xdr::Array(params);
+                    dom_event(info, id::TUNABLE, disk_procs::TUNABLE, &|w| {
+                        dom.put(w);
+                        params.put(w);
+                    })
                 })
                 .into_iter()
                 .collect(),

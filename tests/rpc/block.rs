@@ -574,6 +574,14 @@ async fn block_commands_on_a_running_guest() {
     ] {
         assert!(has(want), "no {want:?} in:\n{out}");
     }
+    // the live throttle change raised libvirt's tunable event
+    for want in [
+        "event 'tunable' for domain 'tiny':\n\tblkdeviotune.disk: vda\n",
+        "\tblkdeviotune.total_bytes_sec: 10485760\n",
+        "\tblkdeviotune.total_iops_sec: 400\n",
+    ] {
+        assert!(out.contains(want), "no {want:?} in:\n{out}");
+    }
     r.ok(QEMU, &["undefine", "tiny"]);
 }
 

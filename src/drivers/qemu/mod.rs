@@ -1166,11 +1166,9 @@ impl Driver for QemuDriver {
         req: crate::drivers::block::BlockRequest,
     ) -> DriverResult<crate::drivers::block::BlockReply> {
         let vm = self.vm(ctx)?;
-        let changes = !matches!(
-            req,
-            crate::drivers::block::BlockRequest::Errors
-                | crate::drivers::block::BlockRequest::Info { .. }
-        );
+        // throttling is kept in the live definition; a job's end records the disk itself
+        // (saving here too would race that write)
+        let changes = matches!(req, crate::drivers::block::BlockRequest::SetIoTune { .. });
         let reply = block::request(&vm, req).await?;
         if changes {
             self.save_status(&vm).await?;
