@@ -107,6 +107,36 @@ pub enum Event {
         domain: Uuid,
         name: String,
     },
+    /// A block job of disk `target` (image `path` now) became ready or ended.
+    BlockJob {
+        uuid: Uuid,
+        target: String,
+        path: Option<String>,
+        kind: crate::drivers::block::BlockJobKind,
+        status: crate::drivers::block::BlockJobStatus,
+    },
+    /// A write threshold armed on `dev` (`vda` or `vda[2]`, image `path`) was crossed.
+    BlockThreshold {
+        uuid: Uuid,
+        dev: String,
+        path: String,
+        threshold: u64,
+        excess: u64,
+    },
+    /// A disk (`path`, `alias`; empty when unknown) met an I/O error; `action` is
+    /// libvirt's code (0 none, 1 pause, 2 report), `reason` `enospc` or empty.
+    IoError {
+        uuid: Uuid,
+        path: String,
+        alias: String,
+        action: i32,
+        reason: String,
+    },
+    /// Tunables of the running guest changed: libvirt's names and values, as set.
+    Tunable {
+        uuid: Uuid,
+        params: Vec<(String, super::block::TunableValue)>,
+    },
     /// A storage pool or volume changed.
     Storage(crate::storage::StorageEvent),
 }

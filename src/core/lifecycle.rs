@@ -477,6 +477,36 @@ impl Core {
                 graphics: Arc::new(*g),
             }),
             DriverEvent::Monitor(event) => self.events().publish(Event::Monitor { uuid, event }),
+            DriverEvent::BlockJob {
+                target,
+                kind,
+                status,
+                disk,
+            } if state.is_active() => self.block_job_event(&dom, target, kind, status, disk),
+            DriverEvent::BlockThreshold {
+                dev,
+                path,
+                threshold,
+                excess,
+            } => self.events().publish(Event::BlockThreshold {
+                uuid,
+                dev,
+                path,
+                threshold,
+                excess,
+            }),
+            DriverEvent::IoError {
+                path,
+                alias,
+                action,
+                reason,
+            } => self.events().publish(Event::IoError {
+                uuid,
+                path,
+                alias,
+                action,
+                reason,
+            }),
             other => tracing::debug!("ignored {other:?} for domain {uuid} in state {state}"),
         }
     }

@@ -193,6 +193,16 @@ pub enum Operation {
     /// A new definition for a managed save image (as [`Self::ManagedSave`], it needs the
     /// stop permission besides, see `saved_xml::ManagedSaveDefine`).
     ManagedSaveDefine,
+    /// Reading a disk's I/O throttling.
+    BlockIoTune,
+    /// Changing a disk's I/O throttling.
+    SetBlockIoTune,
+    /// Reading the running guest's disk error states.
+    DiskErrors,
+    /// Reading a disk's block job.
+    BlockJobInfo,
+    /// Resizing a disk, arming a write threshold, starting, ending or tuning a block job.
+    BlockWrite,
     // Snapshots of one domain.
     SnapshotCreate,
     SnapshotList,
@@ -282,7 +292,10 @@ impl Operation {
             | O::SnapshotRead
             | O::SnapshotGetXml
             | O::LaunchSecurity
-            | O::ManagedSaveXml => Action::DomainRead,
+            | O::ManagedSaveXml
+            | O::BlockIoTune
+            | O::DiskErrors
+            | O::BlockJobInfo => Action::DomainRead,
             O::DefineDomain
             | O::SetAutostart
             | O::SetMetadata
@@ -304,7 +317,9 @@ impl Operation {
             | O::SetLifecycleAction
             | O::Rename
             | O::DirtyRateCalc
-            | O::ManagedSaveDefine => Action::DomainWrite,
+            | O::ManagedSaveDefine
+            | O::SetBlockIoTune
+            | O::BlockWrite => Action::DomainWrite,
             O::CreateDomain | O::Start => Action::DomainStart,
             O::QemuPassthrough | O::QemuMonitorCommand | O::QemuAgentCommand => {
                 Action::DomainQemuPassthrough
@@ -441,6 +456,11 @@ impl Operation {
             O::LaunchSecurity => "read the launch security of",
             O::ManagedSaveXml => "read the managed save image XML of",
             O::ManagedSaveDefine => "change the managed save image XML of",
+            O::BlockIoTune => "read the block I/O tuning of",
+            O::SetBlockIoTune => "change the block I/O tuning of",
+            O::DiskErrors => "read the disk errors of",
+            O::BlockJobInfo => "read the block jobs of",
+            O::BlockWrite => "run a block operation on",
         }
     }
 
@@ -461,7 +481,10 @@ impl Operation {
             | O::QemuMonitorCommand
             | O::SendKey
             | O::PmWakeup
-            | O::DirtyRateCalc => StateRule::Active,
+            | O::DirtyRateCalc
+            | O::DiskErrors
+            | O::BlockJobInfo
+            | O::BlockWrite => StateRule::Active,
             O::Reboot
             | O::Suspend
             | O::FsFreeze
@@ -538,6 +561,8 @@ impl Operation {
             O::PmWakeup => "pm wakeup",
             O::DirtyRateCalc => "dirty rate",
             O::ManagedSaveDefine => "managed save define",
+            O::SetBlockIoTune => "block I/O tune",
+            O::BlockWrite => "block job",
             _ => return None,
         })
     }
@@ -655,6 +680,37 @@ domain_op!(
     /// The sizes of one disk's image (by target or source path).
     GetBlockInfo { disk: String } => super::BlockInfo, GetStats,
     |r, core, dom| core.block_info(dom, &r.disk).await
+);
+domain_op!(
+    /// The I/O throttling of one disk (by target or source path) in one definition.
+    GetBlockIoTune { disk: String, affect: Affect } => crate::model::devices::Iotune,
+    BlockIoTune, |r, core, dom| core.block_iotune(dom, &r.disk, r.affect)
+);
+domain_op!(
+    /// Change the I/O throttling of one disk.
+    SetBlockIoTune {
+        disk: String,
+        change: super::block::IotuneChange,
+        affect: Affect,
+    } => (), SetBlockIoTune,
+    |r, core, dom| core.set_block_iotune(dom, &r.disk, r.change, r.affect).await
+);
+domain_op!(
+    /// The number of disks (`max` `None`), or the disks in an error state, `max` at most.
+    GetDiskErrors { max: Option<usize> } =>
+    (usize, Vec<(String, crate::drivers::block::DiskError)>), DiskErrors,
+    |r, core, dom| core.disk_errors(dom, r.max).await
+);
+domain_op!(
+    /// The block job of one disk.
+    GetBlockJob { disk: String } => crate::drivers::block::BlockReply, BlockJobInfo,
+    |r, core, dom| core.block(dom, &r.disk, super::block::BlockAsk::Info).await
+);
+domain_op!(
+    /// Resize a disk, arm a write threshold, or start, end or tune a block job.
+    BlockWrite { disk: String, ask: super::block::BlockAsk } =>
+    crate::drivers::block::BlockReply, BlockWrite,
+    |r, core, dom| core.block(dom, &r.disk, r.ask).await
 );
 domain_op!(
     /// Pass a QMP command (JSON), or an HMP command line (`hmp`), to the running guest's

@@ -2,6 +2,7 @@
 //! events and persistence. Drivers know nothing of D-Bus or polkit.
 
 pub mod guest_agent;
+pub mod block;
 pub mod lxc;
 pub mod misc;
 pub mod qemu;
@@ -95,6 +96,29 @@ pub enum DriverEvent {
     PmSuspended(crate::model::state::PmSuspendedDetail),
     /// A guest suspended to RAM woke up.
     Wakeup,
+    /// A block job changed: ready to pivot, or ended; `disk` is the live disk as it now is
+    /// when the job moved it onto another image or chain.
+    BlockJob {
+        target: String,
+        kind: block::BlockJobKind,
+        status: block::BlockJobStatus,
+        disk: Option<Box<Disk>>,
+    },
+    /// A write threshold was crossed on `dev` (`vda`, or `vda[2]` when armed by index).
+    BlockThreshold {
+        dev: String,
+        path: String,
+        threshold: u64,
+        excess: u64,
+    },
+    /// A disk met an I/O error: its source path and alias (empty when unknown), libvirt's
+    /// action code (0 none, 1 pause, 2 report) and reason (`enospc` or empty).
+    IoError {
+        path: String,
+        alias: String,
+        action: i32,
+        reason: String,
+    },
 }
 
 /// Where a driver reports a guest's own events; implemented by the core.
@@ -661,6 +685,22 @@ pub trait Driver: Send + Sync + 'static {
         _live: &DomainDef,
     ) -> DriverResult<Vec<(MemoryStat, u64)>> {
         Err(unsupported(self.name(), "read memory statistics of", ctx))
+    }
+
+    /// Checks of the driver's own on new I/O throttling, beyond the core's.
+    fn check_iotune(&self, _tune: &crate::model::devices::Iotune) -> DriverResult<()> {
+        Ok(())
+    }
+
+    /// A request about the running guest's disks (resize, throttle, thresholds, errors,
+    /// block jobs).
+    async fn block(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        _req: block::BlockRequest,
+    ) -> DriverResult<block::BlockReply> {
+        Err(unsupported(self.name(), "run block operations on", ctx))
     }
 
     /// Send the guest a non-maskable interrupt.

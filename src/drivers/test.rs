@@ -455,6 +455,53 @@ impl Driver for TestDriver {
         self.with_vm(ctx, |vm| u32::from(std::mem::take(&mut vm.frozen)))
     }
 
+    /// libvirt's test driver refuses a rate above its maximum even when no maximum is set.
+    fn check_iotune(&self, t: &crate::model::devices::Iotune) -> DriverResult<()> {
+        for i in 0..6 {
+            if t.limits[i] > t.limits[i + 6] {
+                return Err(DriverError::InvalidArgument(format!(
+                    "{} cannot be set higher than {} ",
+                    crate::model::devices::IOTUNE_FIELDS[i].0,
+                    crate::model::devices::IOTUNE_FIELDS[i + 6].0
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Throttling is the definition's alone; the disk errors are libvirt's test driver's
+    /// made-up ones (disk i has error i % 2 + 1). Block jobs are not simulated, as in libvirt.
+    async fn block(
+        &self,
+        ctx: &DomainCtx,
+        live: &DomainDef,
+        req: super::block::BlockRequest,
+    ) -> DriverResult<super::block::BlockReply> {
+        use super::block::{BlockReply, BlockRequest, DiskError};
+        match req {
+            BlockRequest::SetIoTune { .. } => Ok(BlockReply::Done),
+            BlockRequest::Errors => Ok(BlockReply::Errors(
+                live.devices
+                    .disks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| {
+                        let e = if i % 2 == 0 {
+                            DiskError::Unspec
+                        } else {
+                            DiskError::NoSpace
+                        };
+                        (d.target_dev.clone(), e)
+                    })
+                    .collect(),
+            )),
+            _ => Err(DriverError::Unimplemented(format!(
+                "the test driver runs no block jobs for domain '{}'",
+                ctx.name
+            ))),
+        }
+    }
+
     fn forget(&self, uuid: &Uuid) {
         crate::util::lock(&self.vms).remove(uuid);
         crate::util::lock(&self.saved).remove(uuid);

@@ -59,6 +59,12 @@ mod id {
     pub const AGENT_LIFECYCLE: i32 = 18;
     pub const DEVICE_ADDED: i32 = 19;
     pub const METADATA_CHANGE: i32 = 23;
+    pub const IO_ERROR: i32 = 4;
+    pub const IO_ERROR_REASON: i32 = 6;
+    pub const BLOCK_JOB: i32 = 8;
+    pub const BLOCK_JOB_2: i32 = 16;
+    pub const BLOCK_THRESHOLD: i32 = 24;
+    pub const TUNABLE: i32 = 17;
     /// `virStoragePoolEventID`.
     pub const POOL_LIFECYCLE: i32 = 0;
     pub const POOL_REFRESH: i32 = 1;
@@ -66,6 +72,15 @@ mod id {
 
 /// `REMOTE_PROC_DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE`.
 const DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE: i32 = 348;
+/// The messages of the disk events (`remote_procedure` numbers).
+mod disk_procs {
+    pub const IO_ERROR: i32 = 322;
+    pub const IO_ERROR_REASON: i32 = 324;
+    pub const BLOCK_JOB: i32 = 326;
+    pub const BLOCK_JOB_2: i32 = 339;
+    pub const BLOCK_THRESHOLD: i32 = 385;
+    pub const TUNABLE: i32 = 346;
+}
 
 /// What kind of object a callback follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -494,6 +509,128 @@ impl Hub {
                     })
                     .into_iter()
                     .collect()
+            }
+            Event::BlockJob {
+                uuid,
+                target,
+                path,
+                kind,
+                status,
+            } => {
+                let Some(info) = known(uuid) else {
+                    return Vec::new();
+                };
+                let dom = wire_now(&info);
+                let (kind, status) = (kind.code(), status.code());
+                // libvirt raises both: the old one by image path (local images only)
+                let mut out = Vec::new();
+                if let Some(p) = path.as_ref().filter(|p| !p.is_empty()) {
+                    out.push(dom_event(
+                        info.clone(),
+                        id::BLOCK_JOB,
+                        disk_procs::BLOCK_JOB,
+                        &|w| {
+                            dom.put(w);
+                            p.put(w);
+                            kind.put(w);
+                            status.put(w);
+                        },
+                    ));
+                }
+                out.push(dom_event(
+                    info,
+                    id::BLOCK_JOB_2,
+                    disk_procs::BLOCK_JOB_2,
+                    &|w| {
+                        dom.put(w);
+                        target.put(w);
+                        kind.put(w);
+                        status.put(w);
+                    },
+                ));
+                out
+            }
+            Event::BlockThreshold {
+                uuid,
+                dev,
+                path,
+                threshold,
+                excess,
+            } => known(uuid)
+                .map(|info| {
+                    let dom = wire_now(&info);
+                    dom_event(
+                        info,
+                        id::BLOCK_THRESHOLD,
+                        disk_procs::BLOCK_THRESHOLD,
+                        &|w| {
+                            dom.put(w);
+                            dev.put(w);
+                            Some(path.clone()).put(w);
+                            threshold.put(w);
+                            excess.put(w);
+                        },
+                    )
+                })
+                .into_iter()
+                .collect(),
+            Event::Tunable { uuid, params } => known(uuid)
+                .map(|info| {
+                    let dom = wire_now(&info);
+                    let params: Vec<super::objproto::TypedParam> = params
+                        .iter()
+                        .map(|(k, v)| super::objproto::TypedParam {
+                            field: k.clone(),
+                            value: match v {
+                                crate::core::block::TunableValue::Str(s) => {
+                                    super::objproto::TypedValue::String(s.clone())
+                                }
+                                crate::core::block::TunableValue::ULLong(n) => {
+                                    super::objproto::TypedValue::ULLong(*n)
+                                }
+                            },
+                        })
+                        .collect();
+                    let params: super::xdr::Array<super::objproto::TypedParam, 2048> =
+                        super::xdr::Array(params);
+                    dom_event(info, id::TUNABLE, disk_procs::TUNABLE, &|w| {
+                        dom.put(w);
+                        params.put(w);
+                    })
+                })
+                .into_iter()
+                .collect(),
+            Event::IoError {
+                uuid,
+                path,
+                alias,
+                action,
+                reason,
+            } => {
+                let Some(info) = known(uuid) else {
+                    return Vec::new();
+                };
+                let dom = wire_now(&info);
+                vec![
+                    dom_event(info.clone(), id::IO_ERROR, disk_procs::IO_ERROR, &|w| {
+                        dom.put(w);
+                        path.put(w);
+                        alias.put(w);
+                        action.put(w);
+                    }),
+                    dom_event(
+                        info,
+                        id::IO_ERROR_REASON,
+                        disk_procs::IO_ERROR_REASON,
+                        &|w| {
+                            dom.put(w);
+                            path.put(w);
+                            alias.put(w);
+                            action.put(w);
+                            reason.put(w);
+                        },
+                    ),
+                ]
             }
             Event::Storage(StorageEvent::PoolChanged { info, kind, .. }) => {
                 let pool = Pool {

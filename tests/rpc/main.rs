@@ -9,6 +9,7 @@ mod guest;
 
 mod agent;
 mod badinput;
+mod block;
 mod console;
 mod domcaps;
 mod events;

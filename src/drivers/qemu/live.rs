@@ -135,7 +135,7 @@ fn number_images(live: &mut DomainDef) {
 
 /// The chain below the image at `path`, read from the image headers as libvirt detects it;
 /// `None` where it cannot be known (an image that cannot be read, which QEMU then reports).
-fn chain_below(path: &Path, format: Option<DiskFormat>) -> Result<Option<BackingStore>> {
+pub(crate) fn chain_below(path: &Path, format: Option<DiskFormat>) -> Result<Option<BackingStore>> {
     let mut images: Vec<(PathBuf, DiskFormat)> = Vec::new();
     let (mut at, mut fmt) = (path.to_path_buf(), format.unwrap_or(DiskFormat::Raw));
     loop {

@@ -15,6 +15,7 @@
 
 pub mod agent;
 pub mod agent_ops;
+mod block;
 pub mod caps;
 pub mod cgroup;
 pub mod cmdline;
@@ -685,6 +686,7 @@ impl QemuDriver {
             dump_dir: self.dump_dir.clone(),
         });
         lock(&self.vms).insert(def.uuid, vm.clone());
+        vm.block.keep_status_in(self.runtime.clone());
         monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
         let setup = async {
             self.setup(&vm, &plan).await?;
@@ -722,7 +724,7 @@ impl QemuDriver {
 }
 
 /// What the status file records of a running guest.
-fn status_record(vm: &Vm) -> StatusFile {
+pub(super) fn status_record(vm: &Vm) -> StatusFile {
     StatusFile {
         uuid: vm.uuid,
         id: vm.id,
@@ -1168,6 +1170,23 @@ impl Driver for QemuDriver {
         screenshot::take(&vm, screen).await
     }
 
+    async fn block(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        req: crate::drivers::block::BlockRequest,
+    ) -> DriverResult<crate::drivers::block::BlockReply> {
+        let vm = self.vm(ctx)?;
+        // throttling is kept in the live definition; a job's end records the disk itself
+        // (saving here too would race that write)
+        let changes = matches!(req, crate::drivers::block::BlockRequest::SetIoTune { .. });
+        let reply = block::request(&vm, req).await?;
+        if changes {
+            self.save_status(&vm).await?;
+        }
+        Ok(reply)
+    }
+
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
         self.vm(ctx)?.command("inject-nmi", None).await?;
         Ok(())
@@ -1519,6 +1538,7 @@ impl Driver for QemuDriver {
             )));
         }
         lock(&self.vms).insert(st.uuid, vm.clone());
+        vm.block.keep_status_in(self.runtime.clone());
         monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
         Log::note(&st.log, "reattached by a restarted virtbus");
         if st.thaw_unconfirmed {

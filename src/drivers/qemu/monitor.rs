@@ -77,6 +77,8 @@ pub struct Vm {
     /// QEMU holds a descriptor of our agent connection (QMP `getfd`), so that a thaw queued
     /// on it outlives this daemon.
     pub agent_held: std::sync::atomic::AtomicBool,
+    /// Its block jobs and write thresholds.
+    pub block: super::block::BlockState,
     flags: Mutex<Flags>,
     /// Counts `JOB_STATUS_CHANGE` events, so that a job's caller wakes when its job moves.
     job_events: watch::Sender<u64>,
@@ -146,6 +148,7 @@ impl Vm {
             dump_dir: p.dump_dir,
             freeze: Arc::default(),
             agent_held: Default::default(),
+            block: Default::default(),
             job_events: watch::channel(0).0,
             flags: Mutex::new(Flags {
                 in_shutdown: p.in_shutdown,
@@ -376,6 +379,7 @@ pub fn watch(
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
             vm.handle(&ctx, &ev);
+            super::block::event(&vm, &ctx, &ev);
             if ev.name == "WATCHDOG"
                 && ev.data.get("action").and_then(Value::as_str) == Some("pause")
                 && super::watchdog::wants_dump(&vm)

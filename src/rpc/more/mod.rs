@@ -3,6 +3,7 @@
 //! procedures virsh's domain commands call beyond the basics ([`domain`]).
 
 mod agent;
+mod block;
 mod domain;
 mod misc;
 mod storage;
@@ -69,6 +70,35 @@ pub mod procs {
         DOMAIN_MANAGED_SAVE_DEFINE_XML,
     ];
 
+    pub const DOMAIN_BLOCK_JOB_ABORT: i32 = 237;
+    pub const DOMAIN_GET_BLOCK_JOB_INFO: i32 = 238;
+    pub const DOMAIN_BLOCK_JOB_SET_SPEED: i32 = 239;
+    pub const DOMAIN_BLOCK_PULL: i32 = 240;
+    pub const DOMAIN_BLOCK_RESIZE: i32 = 251;
+    pub const DOMAIN_SET_BLOCK_IO_TUNE: i32 = 252;
+    pub const DOMAIN_GET_BLOCK_IO_TUNE: i32 = 253;
+    pub const DOMAIN_GET_DISK_ERRORS: i32 = 263;
+    pub const DOMAIN_BLOCK_REBASE: i32 = 266;
+    pub const DOMAIN_BLOCK_COMMIT: i32 = 290;
+    pub const DOMAIN_BLOCK_COPY: i32 = 345;
+    pub const DOMAIN_SET_BLOCK_THRESHOLD: i32 = 386;
+
+    /// The block procedures (disk throttling, errors, thresholds, resize, block jobs).
+    pub const BLOCK: &[i32] = &[
+        DOMAIN_BLOCK_JOB_ABORT,
+        DOMAIN_GET_BLOCK_JOB_INFO,
+        DOMAIN_BLOCK_JOB_SET_SPEED,
+        DOMAIN_BLOCK_PULL,
+        DOMAIN_BLOCK_RESIZE,
+        DOMAIN_SET_BLOCK_IO_TUNE,
+        DOMAIN_GET_BLOCK_IO_TUNE,
+        DOMAIN_GET_DISK_ERRORS,
+        DOMAIN_BLOCK_REBASE,
+        DOMAIN_BLOCK_COMMIT,
+        DOMAIN_BLOCK_COPY,
+        DOMAIN_SET_BLOCK_THRESHOLD,
+    ];
+
     /// Every procedure above, for the coverage count and its test.
     pub const IMPLEMENTED: &[i32] = &[
         DOMAIN_ATTACH_DEVICE,
@@ -115,6 +145,18 @@ pub mod procs {
         DOMAIN_SET_LAUNCH_SECURITY_STATE,
         DOMAIN_MANAGED_SAVE_GET_XML_DESC,
         DOMAIN_MANAGED_SAVE_DEFINE_XML,
+        DOMAIN_BLOCK_JOB_ABORT,
+        DOMAIN_GET_BLOCK_JOB_INFO,
+        DOMAIN_BLOCK_JOB_SET_SPEED,
+        DOMAIN_BLOCK_PULL,
+        DOMAIN_BLOCK_RESIZE,
+        DOMAIN_SET_BLOCK_IO_TUNE,
+        DOMAIN_GET_BLOCK_IO_TUNE,
+        DOMAIN_GET_DISK_ERRORS,
+        DOMAIN_BLOCK_REBASE,
+        DOMAIN_BLOCK_COMMIT,
+        DOMAIN_BLOCK_COPY,
+        DOMAIN_SET_BLOCK_THRESHOLD,
     ];
 
     /// The guest agent's procedures, answered by `agent.rs`.
@@ -144,6 +186,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         }
         p if procs::AGENT.contains(&p) => agent::call(shared, s, p, body).await,
         p if procs::MISC.contains(&p) => misc::call(shared, s, p, body).await,
+        p if procs::BLOCK.contains(&p) => block::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
