@@ -1,8 +1,8 @@
 //! Hypervisor drivers. A driver runs guests and reports what they do; the core owns states,
 //! events and persistence. Drivers know nothing of D-Bus or polkit.
 
-pub mod guest_agent;
 pub mod block;
+pub mod guest_agent;
 pub mod lxc;
 pub mod misc;
 pub mod qemu;
