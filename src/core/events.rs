@@ -60,6 +60,11 @@ pub enum Event {
     DomainRemoved {
         uuid: Uuid,
     },
+    /// Tunables of the running guest changed (libvirt's tunable event): the parameters set.
+    Tunable {
+        uuid: Uuid,
+        params: super::tune::Tunables,
+    },
     SnapshotAdded {
         info: Arc<SnapshotInfo>,
     },

@@ -29,6 +29,7 @@ mod resize;
 mod screenshot;
 mod snapshot_ops;
 pub mod storage_ops;
+pub mod tune;
 mod vcpus;
 
 use std::{

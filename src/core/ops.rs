@@ -160,6 +160,14 @@ pub enum Operation {
     OpenGraphics,
     /// An image of the guest's screen.
     Screenshot,
+    /// CPU bandwidth, memory limits and pinning of the emulator and I/O threads.
+    ReadTunables,
+    /// Changing CPU bandwidth or memory limits.
+    SetTunables,
+    /// Pinning a vCPU or the emulator threads to host CPUs.
+    Pin,
+    /// The CPU time a running guest used.
+    ReadCpuStats,
     // Snapshots of one domain.
     SnapshotCreate,
     SnapshotList,
@@ -242,6 +250,8 @@ impl Operation {
             | O::GetMetadata
             | O::GetVcpus
             | O::GetVcpuPinning
+            | O::ReadTunables
+            | O::ReadCpuStats
             | O::MemoryStats
             | O::GuestInfo
             | O::InterfaceAddresses
@@ -253,6 +263,8 @@ impl Operation {
             | O::SetMetadata
             | O::SetVcpus
             | O::SetMemory
+            | O::SetTunables
+            | O::Pin
             | O::AttachDevice
             | O::DetachDevice
             | O::UpdateDevice => Action::DomainWrite,
@@ -371,6 +383,10 @@ impl Operation {
             O::OpenConsole => "open a console of",
             O::OpenGraphics => "open a graphics connection to",
             O::Screenshot => "take a screenshot of",
+            O::ReadTunables => "read the tunables of",
+            O::SetTunables => "tune",
+            O::Pin => "pin the CPUs of",
+            O::ReadCpuStats => "read the CPU statistics of",
         }
     }
 
@@ -388,6 +404,7 @@ impl Operation {
             | O::ManagedSave
             | O::MemoryStats
             | O::InterfaceAddresses
+            | O::ReadCpuStats
             | O::QemuMonitorCommand => StateRule::Active,
             O::Reboot
             | O::Suspend
@@ -425,6 +442,8 @@ impl Operation {
             O::SetMetadata => "set metadata",
             O::SetVcpus => "set vCPUs",
             O::SetMemory => "set memory",
+            O::SetTunables => "tune",
+            O::Pin => "pin",
             O::AttachDevice | O::DetachDevice | O::UpdateDevice => "edit devices",
             O::SnapshotCreate => "snapshot",
             O::SnapshotRevert => "revert",
@@ -688,6 +707,40 @@ domain_op!(
     /// Snapshots matching the filters, by name.
     SnapshotList { opts: SnapshotListOptions } => Vec<String>, SnapshotList,
     |r, core, dom| core.snapshot_list(dom, r.opts)
+);
+
+domain_op!(
+    /// CPU bandwidth and memory limits, live (read back) or persistent.
+    GetTunables { affect: Affect } => crate::drivers::LiveTunables, ReadTunables,
+    |r, core, dom| core.tunables(dom, r.affect).await
+);
+domain_op!(
+    SetScheduler { change: super::tune::SchedulerChange, affect: Affect } => (), SetTunables,
+    |r, core, dom| core.set_scheduler(dom, r.change, r.affect).await
+);
+domain_op!(
+    SetMemoryLimits { change: super::tune::MemoryChange, affect: Affect } => (), SetTunables,
+    |r, core, dom| core.set_memory_limits(dom, r.change, r.affect).await
+);
+domain_op!(
+    PinCpus {
+        target: super::tune::PinTarget,
+        cpus: crate::model::tuning::IdSet,
+        affect: Affect,
+    } => (), Pin,
+    |r, core, dom| core.pin(dom, r.target, r.cpus, r.affect).await
+);
+domain_op!(
+    GetEmulatorPin { affect: Affect } => Vec<bool>, ReadTunables,
+    |r, core, dom| core.emulator_pinning(dom, r.affect).await
+);
+domain_op!(
+    GetIoThreadPins { affect: Affect } => Vec<(u32, Vec<bool>)>, ReadTunables,
+    |r, core, dom| core.iothread_pinning(dom, r.affect).await
+);
+domain_op!(
+    GetCpuStats {} => crate::drivers::CpuStats, ReadCpuStats,
+    |_r, core, dom| core.cpu_stats(dom).await
 );
 
 /// The domain's XML; secrets need a second permission.

@@ -73,6 +73,8 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
             let path = paths::domain(&uuid);
             signal(ctx, &path, DOMAIN_IFACE, "DeviceRemoved", &(device,)).await
         }
+        // the native API has no tunable signal; TunableChanged properties would be its own
+        Event::Tunable { .. } => Ok(()),
         Event::DomainRemoved { uuid } => {
             interfaces_removed(ctx, paths::owned(paths::domain(&uuid)), DOMAIN_IFACE).await
         }

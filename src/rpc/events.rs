@@ -19,13 +19,13 @@ use uuid::Uuid;
 use super::{
     error::{RpcError, RpcResult, VIR_ERR_INTERNAL_ERROR},
     frame::{Header, MsgType, Status, packet},
-    objproto::Net,
+    objproto::{Net, TypedValue},
     proto::{Dom, Pool, REMOTE_PROGRAM, REMOTE_VERSION, procs},
     streamproto,
     xdr::Xdr,
 };
 use crate::{
-    core::{Core, DomainInfo, Event, events::lock, ops::Operation},
+    core::{Core, DomainInfo, Event, events::lock, ops::Operation, tune::TunableValue},
     model::{
         DomainType,
         state::{Lifecycle, PmSuspendedDetail},
@@ -53,6 +53,7 @@ mod id {
     pub const DEVICE_REMOVED: i32 = 15;
     pub const DEVICE_ADDED: i32 = 19;
     pub const METADATA_CHANGE: i32 = 23;
+    pub const TUNABLE: i32 = 17;
     /// `virStoragePoolEventID`.
     pub const POOL_LIFECYCLE: i32 = 0;
     pub const POOL_REFRESH: i32 = 1;
@@ -396,6 +397,35 @@ impl Hub {
                             dom.put(w);
                             kind.code().put(w);
                             uri.put(w);
+                        },
+                    )
+                })
+                .into_iter()
+                .collect(),
+            Event::Tunable { uuid, params } => known(uuid)
+                .map(|info| {
+                    let dom = wire_now(&info);
+                    let list: Vec<crate::rpc::objproto::TypedParam> = params
+                        .iter()
+                        .map(|(field, v)| crate::rpc::objproto::TypedParam {
+                            field: field.clone(),
+                            value: match v {
+                                TunableValue::ULLong(v) => TypedValue::ULLong(*v),
+                                TunableValue::LLong(v) => TypedValue::LLong(*v),
+                                TunableValue::Str(v) => TypedValue::String(v.clone()),
+                            },
+                        })
+                        .collect();
+                    dom_event(
+                        info,
+                        id::TUNABLE,
+                        procs::DOMAIN_EVENT_CALLBACK_TUNABLE,
+                        &|w| {
+                            dom.put(w);
+                            u32::try_from(list.len()).unwrap_or(0).put(w);
+                            for p in &list {
+                                p.put(w);
+                            }
                         },
                     )
                 })

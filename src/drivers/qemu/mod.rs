@@ -16,6 +16,7 @@
 pub mod agent;
 pub mod caps;
 pub mod cgroup;
+pub mod cgtune;
 pub mod cmdline;
 pub mod config;
 mod console;
@@ -27,6 +28,7 @@ pub mod firmware;
 pub mod hotplug;
 pub mod kvm;
 pub mod live;
+mod livetune;
 pub mod migratable;
 pub mod monitor;
 pub mod net;
@@ -339,6 +341,7 @@ impl QemuDriver {
                 virtiofs::stop_all(&vm.dir);
                 let _ = std::fs::remove_dir_all(&vm.dir);
                 cgroup::remove(&vm.live());
+                cgtune::Groups::locate(&vm.live().uuid).remove();
             }
         }
     }
@@ -1160,6 +1163,31 @@ impl Driver for QemuDriver {
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
         self.vm(ctx)?.command("inject-nmi", None).await?;
         Ok(())
+    }
+
+    async fn apply_tunables(
+        &self,
+        ctx: &DomainCtx,
+        live: &DomainDef,
+        group: crate::drivers::TuneGroup,
+    ) -> DriverResult<()> {
+        livetune::apply(&*self.vm(ctx)?, live, group).await
+    }
+
+    async fn live_tunables(
+        &self,
+        ctx: &DomainCtx,
+        live: &DomainDef,
+    ) -> DriverResult<Option<crate::drivers::LiveTunables>> {
+        livetune::read(&*self.vm(ctx)?, live)
+    }
+
+    async fn cpu_stats(
+        &self,
+        ctx: &DomainCtx,
+        live: &DomainDef,
+    ) -> DriverResult<crate::drivers::CpuStats> {
+        livetune::cpu_stats(&*self.vm(ctx)?, live)
     }
 
     async fn monitor_command(&self, ctx: &DomainCtx, cmd: &str, hmp: bool) -> DriverResult<String> {

@@ -4,6 +4,7 @@
 
 mod domain;
 mod storage;
+mod tune;
 
 use super::{Shared, dispatch::Session, error::RpcResult};
 
@@ -33,6 +34,37 @@ pub mod procs {
     pub const DOMAIN_FSTHAW: i32 = 336;
     pub const CONNECT_GET_STORAGE_POOL_CAPABILITIES: i32 = 403;
     pub const DOMAIN_GET_GUEST_INFO: i32 = 418;
+    // tuning (`tune`)
+    pub const DOMAIN_PIN_VCPU: i32 = 26;
+    pub const DOMAIN_GET_SCHEDULER_TYPE: i32 = 56;
+    pub const DOMAIN_GET_SCHEDULER_PARAMETERS: i32 = 57;
+    pub const DOMAIN_SET_SCHEDULER_PARAMETERS: i32 = 58;
+    pub const DOMAIN_SET_MEMORY_PARAMETERS: i32 = 197;
+    pub const DOMAIN_GET_MEMORY_PARAMETERS: i32 = 198;
+    pub const DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS: i32 = 219;
+    pub const DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS: i32 = 223;
+    pub const DOMAIN_PIN_VCPU_FLAGS: i32 = 225;
+    pub const DOMAIN_GET_CPU_STATS: i32 = 262;
+    pub const DOMAIN_PIN_EMULATOR: i32 = 279;
+    pub const DOMAIN_GET_EMULATOR_PIN_INFO: i32 = 280;
+    pub const DOMAIN_GET_IOTHREAD_INFO: i32 = 351;
+
+    /// The tuning procedures, answered by `tune`.
+    pub const TUNE: &[i32] = &[
+        DOMAIN_PIN_VCPU,
+        DOMAIN_GET_SCHEDULER_TYPE,
+        DOMAIN_GET_SCHEDULER_PARAMETERS,
+        DOMAIN_SET_SCHEDULER_PARAMETERS,
+        DOMAIN_SET_MEMORY_PARAMETERS,
+        DOMAIN_GET_MEMORY_PARAMETERS,
+        DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS,
+        DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS,
+        DOMAIN_PIN_VCPU_FLAGS,
+        DOMAIN_GET_CPU_STATS,
+        DOMAIN_PIN_EMULATOR,
+        DOMAIN_GET_EMULATOR_PIN_INFO,
+        DOMAIN_GET_IOTHREAD_INFO,
+    ];
 
     /// Every procedure above, for the coverage count and its test.
     pub const IMPLEMENTED: &[i32] = &[
@@ -60,6 +92,19 @@ pub mod procs {
         DOMAIN_FSTHAW,
         CONNECT_GET_STORAGE_POOL_CAPABILITIES,
         DOMAIN_GET_GUEST_INFO,
+        DOMAIN_PIN_VCPU,
+        DOMAIN_GET_SCHEDULER_TYPE,
+        DOMAIN_GET_SCHEDULER_PARAMETERS,
+        DOMAIN_SET_SCHEDULER_PARAMETERS,
+        DOMAIN_SET_MEMORY_PARAMETERS,
+        DOMAIN_GET_MEMORY_PARAMETERS,
+        DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS,
+        DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS,
+        DOMAIN_PIN_VCPU_FLAGS,
+        DOMAIN_GET_CPU_STATS,
+        DOMAIN_PIN_EMULATOR,
+        DOMAIN_GET_EMULATOR_PIN_INFO,
+        DOMAIN_GET_IOTHREAD_INFO,
     ];
 }
 
@@ -74,6 +119,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         procs::CONNECT_FIND_STORAGE_POOL_SOURCES | procs::CONNECT_GET_STORAGE_POOL_CAPABILITIES => {
             storage::call(shared, s, p, body).await
         }
+        p if procs::TUNE.contains(&p) => tune::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
