@@ -731,6 +731,14 @@ domain_op!(
     |r, core, dom| core.pin(dom, r.target, r.cpus, r.affect).await
 );
 domain_op!(
+    GetBlkio { affect: Affect } => crate::model::blkiotune::Blkiotune, ReadTunables,
+    |r, core, dom| core.blkio_tunables(dom, r.affect).await
+);
+domain_op!(
+    SetBlkio { change: super::tune::BlkioChange, affect: Affect } => (), SetTunables,
+    |r, core, dom| core.set_blkio(dom, r.change, r.affect).await
+);
+domain_op!(
     GetEmulatorPin { affect: Affect } => Vec<bool>, ReadTunables,
     |r, core, dom| core.emulator_pinning(dom, r.affect).await
 );

@@ -13,6 +13,7 @@ use crate::{
     drivers::{CpuStats, LiveTunables, TuneGroup},
     model::{
         DomainDef,
+        blkiotune::{BlkioDevice, Blkiotune},
         memtune::Memtune,
         tuning::{Cputune, IdSet},
     },
@@ -134,6 +135,23 @@ pub struct MemoryChange {
     pub swap: Option<Option<u64>>,
 }
 
+/// A per-device block I/O setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlkioField {
+    Weight,
+    ReadIops,
+    WriteIops,
+    ReadBytes,
+    WriteBytes,
+}
+
+/// Block I/O settings to set: the weight, and per field (device path, value) pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlkioChange {
+    pub weight: Option<u32>,
+    pub devices: Vec<(BlkioField, Vec<(String, u64)>)>,
+}
+
 /// What a pinning call pins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinTarget {
@@ -171,7 +189,76 @@ impl Core {
         Ok(LiveTunables {
             cputune: def.tuning.cputune.clone(),
             memtune: def.tuning.memtune,
+            blkio_weight: Some(def.tuning.blkiotune.weight),
         })
+    }
+
+    /// `<blkiotune>` of the running guest (its weight read back) or of the persistent
+    /// definition.
+    pub async fn blkio_tunables(&self, dom: &Domain, affect: Affect) -> Result<Blkiotune> {
+        let def = self.def_for(dom, affect, Operation::ReadTunables)?;
+        let mut tune = def.tuning.blkiotune.clone();
+        let live = lock(&dom.data)
+            .live
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(l, &def));
+        if live && let Some(t) = dom.driver.live_tunables(&self.ctx(dom), &def).await? {
+            tune.weight = t.blkio_weight.ok_or_else(|| {
+                Error::InvalidState(
+                    "blkio device weight is valid only for bfq or cfq scheduler".into(),
+                )
+            })?;
+        }
+        Ok(tune)
+    }
+
+    /// Set the block I/O weight and per-device weights and throttles (merged into the
+    /// devices already tuned, as libvirt merges them).
+    pub async fn set_blkio(
+        &self,
+        dom: &Arc<Domain>,
+        change: BlkioChange,
+        affect: Affect,
+    ) -> Result<()> {
+        let _job = dom.begin_job("tune").await?;
+        let r = Self::plan_resize(dom, Operation::SetTunables, affect, |def, _| {
+            let mut def = def.clone();
+            let t = &mut def.tuning.blkiotune;
+            if let Some(w) = change.weight {
+                t.weight = w;
+            }
+            for (field, list) in &change.devices {
+                for (path, v) in list {
+                    let i = match t.devices.iter().position(|d| &d.path == path) {
+                        Some(i) => i,
+                        None => {
+                            t.devices.push(BlkioDevice {
+                                path: path.clone(),
+                                ..BlkioDevice::default()
+                            });
+                            t.devices.len() - 1
+                        }
+                    };
+                    let d = &mut t.devices[i];
+                    let small = u32::try_from(*v).unwrap_or(u32::MAX);
+                    match field {
+                        BlkioField::Weight => d.weight = small,
+                        BlkioField::ReadIops => d.read_iops = small,
+                        BlkioField::WriteIops => d.write_iops = small,
+                        BlkioField::ReadBytes => d.read_bytes = *v,
+                        BlkioField::WriteBytes => d.write_bytes = *v,
+                    }
+                }
+            }
+            Ok(def)
+        })?;
+        if let Some(l) = &r.live {
+            let group = TuneGroup::Blkio {
+                weight: change.weight.is_some(),
+            };
+            dom.driver.apply_tunables(&self.ctx(dom), l, group).await?;
+        }
+        self.commit_resize(dom, r).await
     }
 
     /// Set CPU shares, periods and quotas.

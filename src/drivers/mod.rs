@@ -792,6 +792,8 @@ pub enum TuneGroup {
     VcpuPin(u32),
     /// The host CPUs of the emulator threads (`<emulatorpin>`).
     EmulatorPin,
+    /// `<blkiotune>`: its devices, and the weight when `weight`.
+    Blkio { weight: bool },
 }
 
 /// A running guest's tunables as read back from its cgroups.
@@ -801,6 +803,8 @@ pub struct LiveTunables {
     pub cputune: crate::model::tuning::Cputune,
     /// KiB; `None` is no limit.
     pub memtune: crate::model::memtune::Memtune,
+    /// The block I/O weight (`None`: the host's I/O scheduler has no weight to read).
+    pub blkio_weight: Option<u32>,
 }
 
 /// CPU time in nanoseconds: per host CPU (its total and its vCPUs' share), and in total.

@@ -52,6 +52,22 @@ async fn tuning_on_the_test_uri_is_libvirts_test_driver() {
         &["vcpupin", "test", "0", "1"],
         &["vcpupin", "test", "0", "1", "--config"],
         &["iothreadinfo", "test"],
+        &["blkiotune", "test"],
+        &["blkiotune", "test", "--config"],
+        &["blkiotune", "test", "--weight", "500"],
+        &[
+            "blkiotune",
+            "test",
+            "--device-read-iops-sec",
+            "/dev/sda,100",
+        ],
+        &["blkiotune", "test", "--device-read-iops-sec", "/dev/sda"],
+        &[
+            "blkiotune",
+            "test",
+            "--device-write-bytes-sec",
+            "/dev/sda,x",
+        ],
     ] {
         let want = libvirt_test(cmd);
         let got = r.virsh(TEST, cmd);
@@ -68,6 +84,33 @@ async fn tuning_on_the_test_uri_is_libvirts_test_driver() {
     r.ok(TEST, &["memtune", "test", "--hard-limit", "1000"]);
     let out = r.ok(TEST, &["memtune", "test"]);
     assert!(out.contains("hard_limit     : 1000"), "{out}");
+    r.ok(
+        TEST,
+        &[
+            "blkiotune",
+            "test",
+            "--weight",
+            "500",
+            "--device-read-iops-sec",
+            "/dev/sda,100,/dev/sdb,7",
+        ],
+    );
+    r.ok(
+        TEST,
+        &[
+            "blkiotune",
+            "test",
+            "--device-write-bytes-sec",
+            "/dev/sda,9",
+        ],
+    );
+    let out = r.ok(TEST, &["blkiotune", "test"]);
+    assert!(out.contains("weight         : 500"), "{out}");
+    assert!(
+        out.contains("device_read_iops_sec: /dev/sda,100,/dev/sdb,7"),
+        "{out}"
+    );
+    assert!(out.contains("device_write_bytes_sec: /dev/sda,9"), "{out}");
     r.ok(TEST, &["emulatorpin", "test", "1"]);
     let out = r.ok(TEST, &["emulatorpin", "test"]);
     assert!(out.contains("*: 1\n"), "{out}");
@@ -349,6 +392,65 @@ async fn tuning_a_running_qemu_guest() {
     if v1 {
         assert_eq!(read(mem_cg.join("memory.limit_in_bytes")), "536870912");
     }
+
+    // blkiotune: per-device throttles into the blkio group, --config into <blkiotune>
+    let dev = ["/dev/vda", "/dev/sda", "/dev/loop0"]
+        .into_iter()
+        .find(|d| std::path::Path::new(d).exists())
+        .expect("a block device");
+    let id = {
+        use std::os::unix::fs::MetadataExt;
+        let rdev = std::fs::metadata(dev).expect("stat").rdev();
+        format!("{}:{}", libc::major(rdev), libc::minor(rdev))
+    };
+    let iops = format!("{dev},100");
+    r.ok(
+        QEMU,
+        &[
+            "blkiotune",
+            "tiny-tune",
+            "--live",
+            "--device-read-iops-sec",
+            &iops,
+        ],
+    );
+    if v1 {
+        let f = read(cgroup_of(pid, "blkio").join("blkio.throttle.read_iops_device"));
+        assert!(f.lines().any(|l| l == format!("{id} 100")), "{f}");
+    }
+    let bps = format!("{dev},1048576");
+    r.ok(
+        QEMU,
+        &[
+            "blkiotune",
+            "tiny-tune",
+            "--config",
+            "--device-write-bytes-sec",
+            &bps,
+        ],
+    );
+    let x = r.ok(QEMU, &["dumpxml", "tiny-tune", "--inactive"]);
+    assert!(
+        x.contains(&format!("<path>{dev}</path>"))
+            && x.contains("<write_bytes_sec>1048576</write_bytes_sec>"),
+        "{x}"
+    );
+    let out = r.ok(QEMU, &["blkiotune", "tiny-tune", "--config"]);
+    assert!(
+        out.contains(&format!("device_write_bytes_sec: {bps}")),
+        "{out}"
+    );
+    let e = r.fails(
+        QEMU,
+        &[
+            "blkiotune",
+            "tiny-tune",
+            "--live",
+            "--device-read-iops-sec",
+            "/etc/hostname,5",
+        ],
+    );
+    assert!(e.contains("must be a block device"), "{e}");
 
     // cpu-stats: per host CPU and in total, from cpuacct
     let out = r.ok(QEMU, &["cpu-stats", "tiny-tune"]);

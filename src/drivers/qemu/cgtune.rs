@@ -18,7 +18,7 @@ use crate::drivers::{CpuStats, LiveTunables};
 use crate::model::{DomainDef, memtune::Memtune, tuning::Cputune};
 
 /// The controllers a guest is placed under on a v1 host.
-const V1: &[&str] = &["cpu", "cpuacct", "memory"];
+const V1: &[&str] = &["cpu", "cpuacct", "memory", "blkio"];
 
 /// A guest's cgroup directories.
 #[derive(Debug, Clone, Default)]
@@ -180,6 +180,112 @@ impl Groups {
         }
         if def.tuning.memtune.is_set() {
             self.set_memory(&def.tuning.memtune)?;
+        }
+        if def.tuning.blkiotune.is_set() {
+            self.set_blkio(&def.tuning.blkiotune, def.tuning.blkiotune.weight != 0)?;
+        }
+        Ok(())
+    }
+
+    /// Whether this is a v1 host with the blkio controller (where QEMU gets `<blkiotune>`).
+    pub fn v1_blkio(&self) -> bool {
+        self.dir("blkio").is_some()
+    }
+
+    /// The blkio weight file of this host (BFQ's or CFQ's), if its scheduler has one.
+    fn weight_file(&self, device: bool) -> Option<PathBuf> {
+        let d = self.dir("blkio")?;
+        let names: [&str; 2] = if device {
+            ["blkio.bfq.weight_device", "blkio.weight_device"]
+        } else {
+            ["blkio.bfq.weight", "blkio.weight"]
+        };
+        names.iter().map(|n| d.join(n)).find(|p| p.exists())
+    }
+
+    /// The weight of the guest's blkio group (`None`: the I/O scheduler has none).
+    pub fn blkio_weight(&self) -> Option<u32> {
+        let f = self.weight_file(false)?;
+        read(&f).ok()?.parse().ok()
+    }
+
+    /// Writes `<blkiotune>`: the weight when `weight`, and every device's weight and
+    /// throttles (0 lifts a throttle).
+    pub fn set_blkio(
+        &self,
+        tune: &crate::model::blkiotune::Blkiotune,
+        weight: bool,
+    ) -> Result<(), String> {
+        const NO_WEIGHT: &str = "blkio device weight is valid only for bfq or cfq scheduler";
+        let mut all = tune.clone();
+        // a device whose values are all 0 still has its throttles lifted
+        let keep: Vec<_> = all.devices.drain(..).collect();
+        let mut resolved = Vec::new();
+        for d in keep {
+            let one = crate::model::blkiotune::Blkiotune {
+                weight: 0,
+                devices: vec![crate::model::blkiotune::BlkioDevice {
+                    read_iops: 1,
+                    ..d.clone()
+                }],
+            };
+            let r = crate::drivers::lxc::blkio::resolve(&one)
+                .map_err(|_| format!("Path '{}' must be a block device", d.path))?;
+            let id = r
+                .devices
+                .first()
+                .map(|x| format!("{}:{}", x.major, x.minor))
+                .unwrap_or_default();
+            resolved.push((id, d));
+        }
+        if let Some(v2) = &self.v2 {
+            if weight {
+                write(&v2.join("io.weight"), &format!("default {}", tune.weight))?;
+            }
+            for (id, d) in &resolved {
+                if d.weight != 0 {
+                    write(&v2.join("io.weight"), &format!("{id} {}", d.weight))?;
+                }
+                let v = |n: u64| {
+                    if n == 0 {
+                        "max".to_owned()
+                    } else {
+                        n.to_string()
+                    }
+                };
+                write(
+                    &v2.join("io.max"),
+                    &format!(
+                        "{id} rbps={} wbps={} riops={} wiops={}",
+                        v(d.read_bytes),
+                        v(d.write_bytes),
+                        v(u64::from(d.read_iops)),
+                        v(u64::from(d.write_iops))
+                    ),
+                )?;
+            }
+            return Ok(());
+        }
+        let Some(dir) = self.dir("blkio") else {
+            return Err("blkio cgroup isn't mounted".into());
+        };
+        if weight {
+            let f = self.weight_file(false).ok_or(NO_WEIGHT)?;
+            write(&f, &tune.weight.to_string())?;
+        }
+        for (id, d) in &resolved {
+            if d.weight != 0 {
+                let f = self.weight_file(true).ok_or(NO_WEIGHT)?;
+                write(&f, &format!("{id} {}", d.weight))?;
+            }
+            for (file, v) in [
+                ("blkio.throttle.read_iops_device", u64::from(d.read_iops)),
+                ("blkio.throttle.write_iops_device", u64::from(d.write_iops)),
+                ("blkio.throttle.read_bps_device", d.read_bytes),
+                ("blkio.throttle.write_bps_device", d.write_bytes),
+            ] {
+                write(&dir.join(file), &format!("{id} {v}"))?;
+            }
         }
         Ok(())
     }

@@ -58,6 +58,22 @@ pub(super) async fn apply(vm: &Vm, live: &DomainDef, group: TuneGroup) -> Driver
                 .set_memory(&live.tuning.memtune)
                 .map_err(|e| failed(vm, e))
         }
+        TuneGroup::Blkio { weight } => {
+            if !groups.v1_blkio() && !groups.has_cpu() {
+                return Err(DriverError::InvalidState(
+                    "blkio cgroup isn't mounted".into(),
+                ));
+            }
+            groups
+                .set_blkio(&live.tuning.blkiotune, weight)
+                .map_err(|e| {
+                    if e.contains("must be a block device") || e.contains("bfq or cfq") {
+                        DriverError::InvalidState(e)
+                    } else {
+                        failed(vm, e)
+                    }
+                })
+        }
         TuneGroup::VcpuPin(n) => {
             let Some(set) = live.tuning.cputune.vcpupin.get(&n) else {
                 return Ok(());
@@ -97,7 +113,9 @@ pub(super) fn read(vm: &Vm, live: &DomainDef) -> DriverResult<Option<LiveTunable
         ));
     }
     let (v, i) = ids(live);
-    groups.read(&v, &i).map(Some).map_err(|e| failed(vm, e))
+    let mut t = groups.read(&v, &i).map_err(|e| failed(vm, e))?;
+    t.blkio_weight = groups.blkio_weight();
+    Ok(Some(t))
 }
 
 /// CPU time from the guest's cgroups.

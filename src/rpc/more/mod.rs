@@ -48,6 +48,8 @@ pub mod procs {
     pub const DOMAIN_PIN_EMULATOR: i32 = 279;
     pub const DOMAIN_GET_EMULATOR_PIN_INFO: i32 = 280;
     pub const DOMAIN_GET_IOTHREAD_INFO: i32 = 351;
+    pub const DOMAIN_SET_BLKIO_PARAMETERS: i32 = 205;
+    pub const DOMAIN_GET_BLKIO_PARAMETERS: i32 = 206;
 
     /// The tuning procedures, answered by `tune`.
     pub const TUNE: &[i32] = &[
@@ -64,6 +66,8 @@ pub mod procs {
         DOMAIN_PIN_EMULATOR,
         DOMAIN_GET_EMULATOR_PIN_INFO,
         DOMAIN_GET_IOTHREAD_INFO,
+        DOMAIN_SET_BLKIO_PARAMETERS,
+        DOMAIN_GET_BLKIO_PARAMETERS,
     ];
 
     /// Every procedure above, for the coverage count and its test.
@@ -105,6 +109,8 @@ pub mod procs {
         DOMAIN_PIN_EMULATOR,
         DOMAIN_GET_EMULATOR_PIN_INFO,
         DOMAIN_GET_IOTHREAD_INFO,
+        DOMAIN_SET_BLKIO_PARAMETERS,
+        DOMAIN_GET_BLKIO_PARAMETERS,
     ];
 }
 

@@ -12,9 +12,9 @@ use crate::{
     core::{
         ops,
         options::Affect,
-        tune::{MemoryChange, PinTarget, SchedulerChange},
+        tune::{BlkioChange, BlkioField, MemoryChange, PinTarget, SchedulerChange},
     },
-    model::{memtune::UNLIMITED_KIB, tuning::IdSet},
+    model::{blkiotune::BlkioDevice, memtune::UNLIMITED_KIB, tuning::IdSet},
     rpc::{
         Shared,
         dispatch::{Session, ok},
@@ -109,6 +109,16 @@ const GET_MEM: Method = method(
 const SET_MEM: Method = method(
     "virDomainSetMemoryParameters",
     "DomainSetMemoryParameters",
+    &[LIVE, CONFIG],
+);
+const GET_BLKIO: Method = method(
+    "virDomainGetBlkioParameters",
+    "DomainGetBlkioParameters",
+    &[LIVE, CONFIG, STRING_OKAY],
+);
+const SET_BLKIO: Method = method(
+    "virDomainSetBlkioParameters",
+    "DomainSetBlkioParameters",
     &[LIVE, CONFIG],
 );
 const PIN_VCPU: Method = method(
@@ -443,6 +453,83 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
             })
         }
         procs::DOMAIN_GET_CPU_STATS => cpu_stats(shared, s, body).await,
+        procs::DOMAIN_GET_BLKIO_PARAMETERS => {
+            let a: GetMemParamsArgs = Reader::decode(body)?;
+            let n = nparams(a.nparams, MEMORY_MAX)?;
+            let dom = s.domain(&a.dom)?;
+            let m = &GET_BLKIO;
+            s.check(m, a.flags)?;
+            if n == 0 {
+                s.authorize(shared, ops::Operation::ReadTunables, &dom)
+                    .await?;
+                return ok(GetMemParamsRet {
+                    params: Array(Vec::new()),
+                    nparams: 6,
+                });
+            }
+            let affect = affect(m, a.flags);
+            let t = s.run(shared, m, &dom, ops::GetBlkio { affect }).await?;
+            let list = |f: &dyn Fn(&BlkioDevice) -> u64| {
+                let v: Vec<String> = t
+                    .devices
+                    .iter()
+                    .filter(|d| f(d) != 0)
+                    .map(|d| format!("{},{}", d.path, f(d)))
+                    .collect();
+                TypedValue::String(v.join(","))
+            };
+            let all = [
+                ("weight", TypedValue::UInt(t.weight)),
+                ("device_weight", list(&|d| u64::from(d.weight))),
+                ("device_read_iops_sec", list(&|d| u64::from(d.read_iops))),
+                ("device_write_iops_sec", list(&|d| u64::from(d.write_iops))),
+                ("device_read_bytes_sec", list(&|d| d.read_bytes)),
+                ("device_write_bytes_sec", list(&|d| d.write_bytes)),
+            ];
+            let list = params(all, n);
+            let count = i32::try_from(list.len()).unwrap_or(0);
+            ok(GetMemParamsRet {
+                params: Array(list),
+                nparams: count,
+            })
+        }
+        procs::DOMAIN_SET_BLKIO_PARAMETERS => {
+            let a: SetMemParamsArgs = Reader::decode(body)?;
+            let dom = s.domain(&a.dom)?;
+            let m = &SET_BLKIO;
+            s.check(m, a.flags)?;
+            let names = [
+                ("weight", Kind::UInt),
+                ("device_weight", Kind::Str),
+                ("device_read_iops_sec", Kind::Str),
+                ("device_write_iops_sec", Kind::Str),
+                ("device_read_bytes_sec", Kind::Str),
+                ("device_write_bytes_sec", Kind::Str),
+            ];
+            validate(s, &a.params.0, &names)?;
+            let mut change = BlkioChange::default();
+            for prm in &a.params.0 {
+                match (&prm.value, prm.field.as_str()) {
+                    (TypedValue::UInt(w), _) => change.weight = Some(*w),
+                    (TypedValue::String(v), f) => {
+                        let field = match f {
+                            "device_weight" => BlkioField::Weight,
+                            "device_read_iops_sec" => BlkioField::ReadIops,
+                            "device_write_iops_sec" => BlkioField::WriteIops,
+                            "device_read_bytes_sec" => BlkioField::ReadBytes,
+                            _ => BlkioField::WriteBytes,
+                        };
+                        let wide = matches!(field, BlkioField::ReadBytes | BlkioField::WriteBytes);
+                        change.devices.push((field, blkio_devices(s, f, v, wide)?));
+                    }
+                    _ => {}
+                }
+            }
+            let affect = affect(m, a.flags);
+            s.run(shared, m, &dom, ops::SetBlkio { change, affect })
+                .await?;
+            ok(())
+        }
         p => Err(RpcError::no_support(&format!("procedure {p}"))),
     }
 }
@@ -545,6 +632,40 @@ enum Kind {
     UInt,
     LLong,
     ULLong,
+    Str,
+}
+
+/// `path,value[,path,value...]` of a per-device blkio parameter, as libvirt parses it.
+fn blkio_devices(s: &Session, field: &str, v: &str, wide: bool) -> RpcResult<Vec<(String, u64)>> {
+    if v.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts: Vec<&str> = v.split(',').collect();
+    if parts.len() % 2 != 0 {
+        return Err(s.error(
+            Code::InvalidArg,
+            &format!("unable to parse blkio device '{field}' '{v}'"),
+        ));
+    }
+    parts
+        .chunks(2)
+        .map(|c| {
+            let n = if wide {
+                c[1].parse::<u64>().ok()
+            } else {
+                c[1].parse::<u32>().ok().map(u64::from)
+            };
+            n.map(|n| (c[0].to_owned(), n)).ok_or_else(|| {
+                s.error(
+                    Code::InvalidArg,
+                    &format!(
+                        "invalid value '{}' for parameter '{field}' of device '{}'",
+                        c[1], c[0]
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 fn kind_name(v: &TypedValue) -> &'static str {
@@ -578,6 +699,7 @@ fn validate(s: &Session, list: &[TypedParam], known: &[(&str, Kind)]) -> RpcResu
             Kind::UInt => "uint",
             Kind::LLong => "llong",
             Kind::ULLong => "ullong",
+            Kind::Str => "string",
         };
         if kind_name(&prm.value) != expected {
             return Err(s.error(
