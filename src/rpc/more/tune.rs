@@ -641,7 +641,7 @@ fn blkio_devices(s: &Session, field: &str, v: &str, wide: bool) -> RpcResult<Vec
         return Ok(Vec::new());
     }
     let parts: Vec<&str> = v.split(',').collect();
-    if parts.len() % 2 != 0 {
+    if !parts.len().is_multiple_of(2) {
         return Err(s.error(
             Code::InvalidArg,
             &format!("unable to parse blkio device '{field}' '{v}'"),
