@@ -739,6 +739,15 @@ domain_op!(
     |r, core, dom| core.set_blkio(dom, r.change, r.affect).await
 );
 domain_op!(
+    GetNuma { affect: Affect } => (crate::model::tuning::NumaMode, Option<crate::model::tuning::IdSet>),
+    ReadTunables,
+    |r, core, dom| core.numa_tunables(dom, r.affect)
+);
+domain_op!(
+    SetNuma { change: super::tune::NumaChange, affect: Affect } => (), SetTunables,
+    |r, core, dom| core.set_numa(dom, r.change, r.affect).await
+);
+domain_op!(
     GetEmulatorPin { affect: Affect } => Vec<bool>, ReadTunables,
     |r, core, dom| core.emulator_pinning(dom, r.affect).await
 );

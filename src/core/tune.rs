@@ -15,7 +15,7 @@ use crate::{
         DomainDef,
         blkiotune::{BlkioDevice, Blkiotune},
         memtune::Memtune,
-        tuning::{Cputune, IdSet},
+        tuning::{Cputune, IdSet, NumaMemory, NumaMode, NumaPlacement, Numatune},
     },
 };
 
@@ -150,6 +150,13 @@ pub enum BlkioField {
 pub struct BlkioChange {
     pub weight: Option<u32>,
     pub devices: Vec<(BlkioField, Vec<(String, u64)>)>,
+}
+
+/// NUMA memory settings to set (`None`: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NumaChange {
+    pub mode: Option<NumaMode>,
+    pub nodeset: Option<IdSet>,
 }
 
 /// What a pinning call pins.
@@ -323,6 +330,72 @@ impl Core {
         if let Some(l) = &r.live {
             dom.driver
                 .apply_tunables(&self.ctx(dom), l, TuneGroup::Memory)
+                .await?;
+        }
+        self.commit_resize(dom, r).await
+    }
+
+    /// `<numatune><memory>`'s mode and nodeset (libvirt's `strict` and none when unset).
+    pub fn numa_tunables(&self, dom: &Domain, affect: Affect) -> Result<(NumaMode, Option<IdSet>)> {
+        let def = self.def_for(dom, affect, Operation::ReadTunables)?;
+        let m = def.tuning.numatune.as_ref().and_then(|n| n.memory.as_ref());
+        Ok((
+            m.map_or(NumaMode::Strict, |m| m.mode),
+            m.and_then(|m| m.nodeset.clone()),
+        ))
+    }
+
+    /// Set the NUMA memory mode and nodeset; a running guest keeps its mode (what else its
+    /// driver allows live is the driver's: QEMU's changes nodes only in `restrictive` mode).
+    pub async fn set_numa(
+        &self,
+        dom: &Arc<Domain>,
+        change: NumaChange,
+        affect: Affect,
+    ) -> Result<()> {
+        let _job = dom.begin_job("tune").await?;
+        let r = Self::plan_resize(dom, Operation::SetTunables, affect, |def, persistent| {
+            let mut def = def.clone();
+            let current = def
+                .tuning
+                .numatune
+                .as_ref()
+                .and_then(|n| n.memory.as_ref())
+                .cloned();
+            if !persistent {
+                let invalid = |m: &str| Err(Error::InvalidState(m.into()));
+                if let (Some(m), Some(c)) = (change.mode, &current)
+                    && m != c.mode
+                {
+                    return invalid("can't change numatune mode for running domain");
+                }
+            }
+            let n = def.tuning.numatune.get_or_insert_with(Numatune::default);
+            let mut m = current.unwrap_or(NumaMemory {
+                mode: NumaMode::Strict,
+                placement: NumaPlacement::Static,
+                nodeset: None,
+            });
+            if let Some(mode) = change.mode {
+                m.mode = mode;
+            }
+            if let Some(set) = &change.nodeset {
+                m.nodeset = Some(set.clone());
+                m.placement = NumaPlacement::Static;
+            }
+            if m.placement == NumaPlacement::Static && m.nodeset.is_none() {
+                return Err(Error::NotSupported(
+                    "nodeset for NUMA memory tuning must be set if 'placement' is 'static'".into(),
+                ));
+            }
+            n.memory = Some(m);
+            Ok(def)
+        })?;
+        if let Some(l) = &r.live
+            && change.nodeset.is_some()
+        {
+            dom.driver
+                .apply_tunables(&self.ctx(dom), l, TuneGroup::Numa)
                 .await?;
         }
         self.commit_resize(dom, r).await

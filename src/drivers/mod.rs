@@ -794,6 +794,8 @@ pub enum TuneGroup {
     EmulatorPin,
     /// `<blkiotune>`: its devices, and the weight when `weight`.
     Blkio { weight: bool },
+    /// `<numatune><memory nodeset>`: the host nodes the guest's threads allocate from.
+    Numa,
 }
 
 /// A running guest's tunables as read back from its cgroups.

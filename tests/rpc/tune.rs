@@ -52,6 +52,20 @@ async fn tuning_on_the_test_uri_is_libvirts_test_driver() {
         &["vcpupin", "test", "0", "1"],
         &["vcpupin", "test", "0", "1", "--config"],
         &["iothreadinfo", "test"],
+        &["numatune", "test"],
+        &["numatune", "test", "--config"],
+        &["numatune", "test", "--nodeset", "0"],
+        &["numatune", "test", "--nodeset", "0", "--config"],
+        &[
+            "numatune",
+            "test",
+            "--mode",
+            "strict",
+            "--nodeset",
+            "0",
+            "--live",
+        ],
+        &["numatune", "test", "--nodeset", "x"],
         &["blkiotune", "test"],
         &["blkiotune", "test", "--config"],
         &["blkiotune", "test", "--weight", "500"],
@@ -111,6 +125,9 @@ async fn tuning_on_the_test_uri_is_libvirts_test_driver() {
         "{out}"
     );
     assert!(out.contains("device_write_bytes_sec: /dev/sda,9"), "{out}");
+    r.ok(TEST, &["numatune", "test", "--nodeset", "0"]);
+    let out = r.ok(TEST, &["numatune", "test"]);
+    assert!(out.contains("numa_nodeset   : 0"), "{out}");
     r.ok(TEST, &["emulatorpin", "test", "1"]);
     let out = r.ok(TEST, &["emulatorpin", "test"]);
     assert!(out.contains("*: 1\n"), "{out}");
@@ -187,9 +204,14 @@ async fn tuning_a_running_qemu_guest() {
     let r = Rpc::start().await;
     let disk = r.bus.dir.path().join("data.qcow2");
     guest::data_disk(&disk);
+    let last = (host_cpus - 1).to_string();
+    // a pin at start, which must survive the guest's move into its cgroups
     let xml = guest::domain_xml("tiny-tune", &disk, "").replace(
         "<vcpu>1</vcpu>",
-        "<vcpu>2</vcpu>\n  <iothreads>1</iothreads>",
+        &format!(
+            "<vcpu>2</vcpu>\n  <iothreads>1</iothreads>\n  \
+             <cputune><vcpupin vcpu='0' cpuset='{last}'/></cputune>"
+        ),
     );
     assert!(xml.contains("<iothreads>"), "{xml}");
     let xml_path = r.bus.dir.path().join("tiny-tune.xml");
@@ -203,6 +225,7 @@ async fn tuning_a_running_qemu_guest() {
 
     let vcpus = vcpu_tids(&r);
     assert_eq!(vcpus.len(), 2);
+    assert_eq!(cpus_allowed(vcpus[0]), last);
     let pid = {
         let out = read(PathBuf::from(format!("/proc/{}/status", vcpus[0])));
         out.lines()
@@ -317,13 +340,14 @@ async fn tuning_a_running_qemu_guest() {
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "0"]),
         "{out}"
     );
-    let last = (host_cpus - 1).to_string();
-    r.ok(QEMU, &["vcpupin", "tiny-tune", "0", &last, "--config"]);
+    r.ok(QEMU, &["vcpupin", "tiny-tune", "1", &last, "--config"]);
     let x = r.ok(QEMU, &["dumpxml", "tiny-tune", "--inactive"]);
     assert!(
-        x.contains(&format!("<vcpupin vcpu='0' cpuset='{last}'/>")),
+        x.contains(&format!("<vcpupin vcpu='1' cpuset='{last}'/>")),
         "{x}"
     );
+    // the running guest's pin is its own
+    assert_eq!(cpus_allowed(vcpus[1]), "0");
     let e = r.fails(QEMU, &["vcpupin", "tiny-tune", "5", "0"]);
     assert!(
         e.contains("vcpu 5 is out of range of live cpu count 2"),
@@ -451,6 +475,49 @@ async fn tuning_a_running_qemu_guest() {
         ],
     );
     assert!(e.contains("must be a block device"), "{e}");
+
+    // numatune: the vCPU and emulator groups' cpuset.mems; the mode stays while running
+    let out = r.ok(QEMU, &["numatune", "tiny-tune"]);
+    assert!(
+        out.contains("numa_mode      : strict") && out.contains("numa_nodeset   : \n"),
+        "{out}"
+    );
+    r.ok(QEMU, &["numatune", "tiny-tune", "--live", "--nodeset", "0"]);
+    if v1 {
+        let mems = read(cgroup_of(vcpus[0], "cpuset").join("cpuset.mems"));
+        assert_eq!(mems, "0");
+    }
+    let out = r.ok(QEMU, &["numatune", "tiny-tune"]);
+    assert!(out.contains("numa_nodeset   : 0"), "{out}");
+    let e = r.fails(
+        QEMU,
+        &["numatune", "tiny-tune", "--live", "--mode", "interleave"],
+    );
+    assert!(
+        e.contains("can't change numatune mode for running domain"),
+        "{e}"
+    );
+    let e = r.fails(QEMU, &["numatune", "tiny-tune", "--live", "--nodeset", "5"]);
+    assert!(
+        e.contains("change of nodeset for running domain requires restrictive numa mode"),
+        "{e}"
+    );
+    r.ok(
+        QEMU,
+        &[
+            "numatune",
+            "tiny-tune",
+            "--config",
+            "--mode",
+            "interleave",
+            "--nodeset",
+            "0",
+        ],
+    );
+    let x = r.ok(QEMU, &["dumpxml", "tiny-tune", "--inactive"]);
+    assert!(x.contains("<memory mode='interleave' nodeset='0'/>"), "{x}");
+    // pinning still applies inside the cpuset groups
+    assert_eq!(cpus_allowed(vcpus[1]), "0");
 
     // cpu-stats: per host CPU and in total, from cpuacct
     let out = r.ok(QEMU, &["cpu-stats", "tiny-tune"]);

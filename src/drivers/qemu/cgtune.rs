@@ -18,7 +18,7 @@ use crate::drivers::{CpuStats, LiveTunables};
 use crate::model::{DomainDef, memtune::Memtune, tuning::Cputune};
 
 /// The controllers a guest is placed under on a v1 host.
-const V1: &[&str] = &["cpu", "cpuacct", "memory", "blkio"];
+const V1: &[&str] = &["cpu", "cpuacct", "cpuset", "memory", "blkio"];
 
 /// A guest's cgroup directories.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +44,27 @@ fn read_u64(path: &Path) -> Result<u64, String> {
     let t = read(path)?;
     t.parse()
         .map_err(|_| format!("'{}' holds '{t}', not a number", path.display()))
+}
+
+/// Creates `dir` (and its missing parents); a v1 cpuset group gets its parent's CPUs and
+/// memory nodes, without which no task may join it.
+fn make(dir: &Path, cpuset: bool) -> Result<(), String> {
+    if !cpuset {
+        return std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create '{}': {e}", dir.display()));
+    }
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir
+        .parent()
+        .ok_or_else(|| format!("'{}' has no parent", dir.display()))?;
+    make(parent, true)?;
+    std::fs::create_dir(dir).map_err(|e| format!("cannot create '{}': {e}", dir.display()))?;
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        write(&dir.join(f), &read(&parent.join(f))?)?;
+    }
+    Ok(())
 }
 
 /// The root of each mounted v1 controller of [`V1`].
@@ -106,6 +127,30 @@ impl Groups {
         self.v2.is_some() || self.dir("cpu").is_some()
     }
 
+    /// Whether the host offers the cpuset controller.
+    pub fn has_cpuset(&self) -> bool {
+        self.v2.is_some() || self.dir("cpuset").is_some()
+    }
+
+    /// Restricts the guest's emulator, vCPU and I/O thread groups to host NUMA `nodes`.
+    pub fn set_mems(&self, nodes: &str, vcpus: &[u32], iothreads: &[u32]) -> Result<(), String> {
+        let dom = match (&self.v2, self.dir("cpuset")) {
+            (Some(d), _) => d.clone(),
+            (None, Some(d)) => d.to_path_buf(),
+            (None, None) => return Err("cgroup cpuset controller is not mounted".into()),
+        };
+        let mut names = vec!["emulator".to_owned()];
+        names.extend(vcpus.iter().map(|i| format!("vcpu{i}")));
+        names.extend(iothreads.iter().map(|i| format!("iothread{i}")));
+        for n in names {
+            let g = dom.join(n);
+            if g.is_dir() {
+                write(&g.join("cpuset.mems"), nodes)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the host offers the memory controller.
     pub fn has_memory(&self) -> bool {
         match &self.v2 {
@@ -152,16 +197,19 @@ impl Groups {
         if self.v2.is_some() {
             return Ok(());
         }
-        for (_, d) in &self.v1 {
-            std::fs::create_dir_all(d)
-                .map_err(|e| format!("cannot create '{}': {e}", d.display()))?;
+        for (c, d) in &self.v1 {
+            make(d, *c == "cpuset")?;
             write(&d.join("cgroup.procs"), &pid.to_string())?;
         }
-        for d in self.cpu_dirs() {
+        let mut dirs = self.cpu_dirs();
+        if let Some(d) = self.dir("cpuset") {
+            dirs.push(d);
+        }
+        for d in dirs {
+            let cpuset = Some(d) == self.dir("cpuset");
             let put = |name: String, tid: i32| -> Result<(), String> {
                 let g = d.join(name);
-                std::fs::create_dir_all(&g)
-                    .map_err(|e| format!("cannot create '{}': {e}", g.display()))?;
+                make(&g, cpuset)?;
                 write(&g.join("tasks"), &tid.to_string())
             };
             for (i, t) in vcpus {

@@ -4,7 +4,7 @@
 
 use super::{cgtune::Groups, monitor::Vm, pinning};
 use crate::drivers::{CpuStats, DriverError, DriverResult, LiveTunables, TuneGroup};
-use crate::model::DomainDef;
+use crate::model::{DomainDef, tuning::NumaMode};
 
 /// (vCPU index, thread id) of each vCPU QEMU runs.
 async fn vcpu_threads(vm: &Vm) -> DriverResult<Vec<(u32, i32)>> {
@@ -33,8 +33,15 @@ fn failed(vm: &Vm, e: String) -> DriverError {
     DriverError::Failed(format!("domain '{}': {e}", vm.name))
 }
 
-/// Applies `group` of the new live definition `live` to `vm`.
+/// Applies `group` of the new live definition `live` to `vm`, whose own copy of the live
+/// definition then has the new tunables.
 pub(super) async fn apply(vm: &Vm, live: &DomainDef, group: TuneGroup) -> DriverResult<()> {
+    apply_group(vm, live, group).await?;
+    crate::util::lock(&vm.live).tuning = live.tuning.clone();
+    Ok(())
+}
+
+async fn apply_group(vm: &Vm, live: &DomainDef, group: TuneGroup) -> DriverResult<()> {
     let groups = Groups::locate(&live.uuid);
     match group {
         TuneGroup::Scheduler => {
@@ -73,6 +80,47 @@ pub(super) async fn apply(vm: &Vm, live: &DomainDef, group: TuneGroup) -> Driver
                         failed(vm, e)
                     }
                 })
+        }
+        TuneGroup::Numa => {
+            let Some(set) = live
+                .tuning
+                .numatune
+                .as_ref()
+                .and_then(|n| n.memory.as_ref())
+                .and_then(|m| m.nodeset.as_ref())
+            else {
+                return Ok(());
+            };
+            // libvirt's QEMU driver: a running guest's nodes change in restrictive mode only
+            // (or while it has no <numatune>)
+            let old = vm.live();
+            if old
+                .tuning
+                .numatune
+                .as_ref()
+                .and_then(|n| n.memory.as_ref())
+                .is_some_and(|m| m.mode != NumaMode::Restrictive)
+            {
+                return Err(DriverError::InvalidState(
+                    "change of nodeset for running domain requires restrictive numa mode".into(),
+                ));
+            }
+            if !groups.has_cpuset() {
+                return Err(DriverError::InvalidState(
+                    "cgroup cpuset controller is not mounted".into(),
+                ));
+            }
+            if let Some(n) = set.iter().find(|n| {
+                !std::path::Path::new(&format!("/sys/devices/system/node/node{n}")).exists()
+            }) {
+                return Err(DriverError::InvalidArgument(format!(
+                    "NUMA node {n} is unavailable"
+                )));
+            }
+            let (v, i) = ids(live);
+            groups
+                .set_mems(&set.to_string(), &v, &i)
+                .map_err(|e| failed(vm, e))
         }
         TuneGroup::VcpuPin(n) => {
             let Some(set) = live.tuning.cputune.vcpupin.get(&n) else {

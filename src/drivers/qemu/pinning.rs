@@ -64,6 +64,16 @@ pub(super) async fn apply(vm: &Vm, def: &DomainDef) -> DriverResult<()> {
     let fail = |what: String, e: String| {
         DriverError::Failed(format!("domain '{}': cannot apply {what}: {e}", vm.name))
     };
+    let emulator: Vec<i32> = tasks(pid)
+        .into_iter()
+        .filter(|t| !vcpus.iter().chain(&iothreads).any(|(_, v)| v == t))
+        .collect();
+    // v1: into the cgroups first, as joining a cpuset resets a thread's affinity
+    if groups.has_v1() {
+        groups
+            .place(def, pid, &vcpus, &iothreads, &emulator)
+            .map_err(|e| fail("its cgroups".into(), e))?;
+    }
     let c = &def.tuning.cputune;
     let default_set = def.cpuset.as_deref().and_then(|s| IdSet::parse(s).ok());
     for (i, tid) in &vcpus {
@@ -93,10 +103,6 @@ pub(super) async fn apply(vm: &Vm, def: &DomainDef) -> DriverResult<()> {
                 .map_err(|e| fail(format!("<cputune><iothreadsched iothreads='{id}'>"), e))?;
         }
     }
-    let emulator: Vec<i32> = tasks(pid)
-        .into_iter()
-        .filter(|t| !vcpus.iter().chain(&iothreads).any(|(_, v)| v == t))
-        .collect();
     let (set, what) = match &c.emulatorpin {
         Some(s) => (Some(s), "<cputune><emulatorpin>".to_owned()),
         None => (default_set.as_ref(), "<vcpu cpuset>".to_owned()),
@@ -110,9 +116,7 @@ pub(super) async fn apply(vm: &Vm, def: &DomainDef) -> DriverResult<()> {
         }
     }
     if groups.has_v1() {
-        groups
-            .place(def, pid, &vcpus, &iothreads, &emulator)
-            .map_err(|e| fail("its cgroups".into(), e))?;
+        // placed above
     } else if let Some(root) = cgroup::cpu_hierarchy() {
         cgroup::apply(&root, def, pid, &vcpus, &iothreads, &emulator)
             .map_err(|e| fail("<cputune> CPU bandwidth".into(), e))?;

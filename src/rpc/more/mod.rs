@@ -50,6 +50,8 @@ pub mod procs {
     pub const DOMAIN_GET_IOTHREAD_INFO: i32 = 351;
     pub const DOMAIN_SET_BLKIO_PARAMETERS: i32 = 205;
     pub const DOMAIN_GET_BLKIO_PARAMETERS: i32 = 206;
+    pub const DOMAIN_SET_NUMA_PARAMETERS: i32 = 254;
+    pub const DOMAIN_GET_NUMA_PARAMETERS: i32 = 255;
 
     /// The tuning procedures, answered by `tune`.
     pub const TUNE: &[i32] = &[
@@ -68,6 +70,8 @@ pub mod procs {
         DOMAIN_GET_IOTHREAD_INFO,
         DOMAIN_SET_BLKIO_PARAMETERS,
         DOMAIN_GET_BLKIO_PARAMETERS,
+        DOMAIN_SET_NUMA_PARAMETERS,
+        DOMAIN_GET_NUMA_PARAMETERS,
     ];
 
     /// Every procedure above, for the coverage count and its test.
@@ -111,6 +115,8 @@ pub mod procs {
         DOMAIN_GET_IOTHREAD_INFO,
         DOMAIN_SET_BLKIO_PARAMETERS,
         DOMAIN_GET_BLKIO_PARAMETERS,
+        DOMAIN_SET_NUMA_PARAMETERS,
+        DOMAIN_GET_NUMA_PARAMETERS,
     ];
 }
 

@@ -12,9 +12,13 @@ use crate::{
     core::{
         ops,
         options::Affect,
-        tune::{BlkioChange, BlkioField, MemoryChange, PinTarget, SchedulerChange},
+        tune::{BlkioChange, BlkioField, MemoryChange, NumaChange, PinTarget, SchedulerChange},
     },
-    model::{blkiotune::BlkioDevice, memtune::UNLIMITED_KIB, tuning::IdSet},
+    model::{
+        blkiotune::BlkioDevice,
+        memtune::UNLIMITED_KIB,
+        tuning::{IdSet, NumaMode},
+    },
     rpc::{
         Shared,
         dispatch::{Session, ok},
@@ -109,6 +113,24 @@ const GET_MEM: Method = method(
 const SET_MEM: Method = method(
     "virDomainSetMemoryParameters",
     "DomainSetMemoryParameters",
+    &[LIVE, CONFIG],
+);
+/// `virDomainNumatuneMemMode`, by its number.
+const NUMA_MODES: [NumaMode; 4] = [
+    NumaMode::Strict,
+    NumaMode::Preferred,
+    NumaMode::Interleave,
+    NumaMode::Restrictive,
+];
+
+const GET_NUMA: Method = method(
+    "virDomainGetNumaParameters",
+    "DomainGetNumaParameters",
+    &[LIVE, CONFIG, STRING_OKAY],
+);
+const SET_NUMA: Method = method(
+    "virDomainSetNumaParameters",
+    "DomainSetNumaParameters",
     &[LIVE, CONFIG],
 );
 const GET_BLKIO: Method = method(
@@ -453,6 +475,80 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
             })
         }
         procs::DOMAIN_GET_CPU_STATS => cpu_stats(shared, s, body).await,
+        procs::DOMAIN_GET_NUMA_PARAMETERS => {
+            let a: GetMemParamsArgs = Reader::decode(body)?;
+            let n = nparams(a.nparams, MEMORY_MAX)?;
+            let dom = s.domain(&a.dom)?;
+            let m = &GET_NUMA;
+            s.check(m, a.flags)?;
+            if n == 0 {
+                s.authorize(shared, ops::Operation::ReadTunables, &dom)
+                    .await?;
+                return ok(GetMemParamsRet {
+                    params: Array(Vec::new()),
+                    nparams: 2,
+                });
+            }
+            let affect = affect(m, a.flags);
+            let (mode, nodeset) = s.run(shared, m, &dom, ops::GetNuma { affect }).await?;
+            let code = NUMA_MODES.iter().position(|x| *x == mode).unwrap_or(0);
+            let all = [
+                (
+                    "numa_mode",
+                    TypedValue::Int(i32::try_from(code).unwrap_or(0)),
+                ),
+                (
+                    "numa_nodeset",
+                    TypedValue::String(nodeset.map(|n| n.to_string()).unwrap_or_default()),
+                ),
+            ];
+            let list = params(all, n);
+            let count = i32::try_from(list.len()).unwrap_or(0);
+            ok(GetMemParamsRet {
+                params: Array(list),
+                nparams: count,
+            })
+        }
+        procs::DOMAIN_SET_NUMA_PARAMETERS => {
+            let a: SetMemParamsArgs = Reader::decode(body)?;
+            let dom = s.domain(&a.dom)?;
+            let m = &SET_NUMA;
+            s.check(m, a.flags)?;
+            let names = [("numa_mode", Kind::Int), ("numa_nodeset", Kind::Str)];
+            validate(s, &a.params.0, &names)?;
+            let mut change = NumaChange::default();
+            for prm in &a.params.0 {
+                match &prm.value {
+                    TypedValue::Int(i) => {
+                        let mode = usize::try_from(*i).ok().and_then(|i| NUMA_MODES.get(i));
+                        let Some(mode) = mode else {
+                            return Err(s.error(
+                                Code::InvalidArg,
+                                &format!("unsupported numatune mode: '{i}'"),
+                            ));
+                        };
+                        change.mode = Some(*mode);
+                    }
+                    TypedValue::String(v) => {
+                        let set = IdSet::parse(v).map_err(|_| {
+                            s.error(Code::InvalidArg, &format!("Failed to parse bitmap '{v}'"))
+                        })?;
+                        if set.iter().next().is_none() {
+                            return Err(s.error(
+                                Code::OperationInvalid,
+                                &format!("Invalid nodeset of 'numatune': {v}"),
+                            ));
+                        }
+                        change.nodeset = Some(set);
+                    }
+                    _ => {}
+                }
+            }
+            let affect = affect(m, a.flags);
+            s.run(shared, m, &dom, ops::SetNuma { change, affect })
+                .await?;
+            ok(())
+        }
         procs::DOMAIN_GET_BLKIO_PARAMETERS => {
             let a: GetMemParamsArgs = Reader::decode(body)?;
             let n = nparams(a.nparams, MEMORY_MAX)?;
@@ -629,6 +725,7 @@ fn nparams(n: i32, max: usize) -> RpcResult<usize> {
 /// Typed parameter kinds, named as libvirt's errors name them.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    Int,
     UInt,
     LLong,
     ULLong,
@@ -696,6 +793,7 @@ fn validate(s: &Session, list: &[TypedParam], known: &[(&str, Kind)]) -> RpcResu
             ));
         }
         let expected = match kind {
+            Kind::Int => "int",
             Kind::UInt => "uint",
             Kind::LLong => "llong",
             Kind::ULLong => "ullong",
