@@ -164,6 +164,8 @@ pub struct NumaChange {
 pub enum PinTarget {
     Vcpu(u32),
     Emulator,
+    /// An I/O thread, by its `<iothread id>`.
+    IoThread(u32),
 }
 
 /// Whether `shares` is in libvirt's range (checked before anything is changed).
@@ -410,7 +412,11 @@ impl Core {
         affect: Affect,
     ) -> Result<()> {
         if cpus.iter().next().is_none() {
-            return Err(Error::InvalidArgument("Empty cpu list for pinning".into()));
+            let what = match target {
+                PinTarget::IoThread(_) => "Empty iothread cpumap list for pinning",
+                _ => "Empty cpu list for pinning",
+            };
+            return Err(Error::InvalidArgument(what.into()));
         }
         let host_cpus = blocking(host::cpu_count).await?;
         if let Some(m) = cpus.max()
@@ -438,6 +444,14 @@ impl Core {
                     def.tuning.cputune.vcpupin.insert(v, cpus.clone());
                 }
                 PinTarget::Emulator => def.tuning.cputune.emulatorpin = Some(cpus.clone()),
+                PinTarget::IoThread(id) => {
+                    let Some(t) = def.tuning.iothreads.iter_mut().find(|t| t.id == id) else {
+                        // (libvirt's QEMU driver says "iothread N" for the live one)
+                        return Err(Error::InvalidArgument(format!("iothreadid {id} not found")));
+                    };
+                    t.pin = Some(cpus.clone());
+                    t.autofill = false;
+                }
             }
             Ok(def)
         })?;
@@ -446,6 +460,10 @@ impl Core {
             let (group, name) = match target {
                 PinTarget::Vcpu(v) => (TuneGroup::VcpuPin(v), format!("cputune.vcpupin{v}")),
                 PinTarget::Emulator => (TuneGroup::EmulatorPin, "cputune.emulatorpin".into()),
+                PinTarget::IoThread(id) => (
+                    TuneGroup::IoThreadPin(id),
+                    format!("cputune.iothreadpin{id}"),
+                ),
             };
             dom.driver.apply_tunables(&self.ctx(dom), l, group).await?;
             event.push((name, TunableValue::Str(cpus.to_string())));

@@ -796,6 +796,8 @@ pub enum TuneGroup {
     Blkio { weight: bool },
     /// `<numatune><memory nodeset>`: the host nodes the guest's threads allocate from.
     Numa,
+    /// The host CPUs of one I/O thread (`<iothreadpin>`), by its id.
+    IoThreadPin(u32),
 }
 
 /// A running guest's tunables as read back from its cgroups.

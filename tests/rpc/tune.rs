@@ -52,6 +52,8 @@ async fn tuning_on_the_test_uri_is_libvirts_test_driver() {
         &["vcpupin", "test", "0", "1"],
         &["vcpupin", "test", "0", "1", "--config"],
         &["iothreadinfo", "test"],
+        &["iothreadpin", "test", "1", "0"],
+        &["iothreadpin", "test", "1", "0", "--config"],
         &["numatune", "test"],
         &["numatune", "test", "--config"],
         &["numatune", "test", "--nodeset", "0"],
@@ -372,6 +374,35 @@ async fn tuning_a_running_qemu_guest() {
         "{out}"
     );
 
+    // iothreadpin: the I/O thread's affinity, <iothreadpin> for --config
+    let out = r.ok(
+        QEMU,
+        &[
+            "qemu-monitor-command",
+            "tiny-tune",
+            r#"{"execute":"query-iothreads"}"#,
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    let io_tid = v["return"][0]["thread-id"].as_i64().expect("iothread tid") as i32;
+    r.ok(QEMU, &["iothreadpin", "tiny-tune", "1", "0", "--live"]);
+    assert_eq!(cpus_allowed(io_tid), "0");
+    let out = r.ok(QEMU, &["iothreadinfo", "tiny-tune"]);
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "0"]),
+        "{out}"
+    );
+    r.ok(QEMU, &["iothreadpin", "tiny-tune", "1", &last, "--config"]);
+    let x = r.ok(QEMU, &["dumpxml", "tiny-tune", "--inactive"]);
+    assert!(
+        x.contains(&format!("<iothreadpin iothread='1' cpuset='{last}'/>")),
+        "{x}"
+    );
+    let e = r.fails(QEMU, &["iothreadpin", "tiny-tune", "7", "0"]);
+    assert!(e.contains("iothreadid 7 not found"), "{e}");
+    assert_eq!(cpus_allowed(io_tid), "0");
+
     // memtune: the memory cgroup's limits
     let out = r.ok(QEMU, &["memtune", "tiny-tune"]);
     assert!(out.contains("hard_limit     : unlimited"), "{out}");
@@ -559,7 +590,8 @@ async fn tuning_a_running_qemu_guest() {
     assert!(
         text.contains("event 'tunable' for domain 'tiny-tune'")
             && text.contains("cputune.cpu_shares: 512")
-            && text.contains("cputune.vcpupin1: 0"),
+            && text.contains("cputune.vcpupin1: 0")
+            && text.contains("cputune.iothreadpin1: 0"),
         "{text}"
     );
     // the cgroups went with the guest

@@ -134,6 +134,24 @@ async fn apply_group(vm: &Vm, live: &DomainDef, group: TuneGroup) -> DriverResul
             };
             pinning::set_affinity(*tid, set).map_err(|e| failed(vm, e))
         }
+        TuneGroup::IoThreadPin(id) => {
+            let Some(set) = live
+                .tuning
+                .iothreads
+                .iter()
+                .find(|t| t.id == id)
+                .and_then(|t| t.pin.as_ref())
+            else {
+                return Ok(());
+            };
+            let threads = iothread_threads(vm).await?;
+            let Some((_, tid)) = threads.iter().find(|(i, _)| *i == id) else {
+                return Err(DriverError::InvalidArgument(format!(
+                    "failed to get thread id of iothread {id}"
+                )));
+            };
+            pinning::set_affinity(*tid, set).map_err(|e| failed(vm, e))
+        }
         TuneGroup::EmulatorPin => {
             let Some(set) = &live.tuning.cputune.emulatorpin else {
                 return Ok(());

@@ -52,6 +52,7 @@ pub mod procs {
     pub const DOMAIN_GET_BLKIO_PARAMETERS: i32 = 206;
     pub const DOMAIN_SET_NUMA_PARAMETERS: i32 = 254;
     pub const DOMAIN_GET_NUMA_PARAMETERS: i32 = 255;
+    pub const DOMAIN_PIN_IOTHREAD: i32 = 352;
 
     /// The tuning procedures, answered by `tune`.
     pub const TUNE: &[i32] = &[
@@ -72,6 +73,7 @@ pub mod procs {
         DOMAIN_GET_BLKIO_PARAMETERS,
         DOMAIN_SET_NUMA_PARAMETERS,
         DOMAIN_GET_NUMA_PARAMETERS,
+        DOMAIN_PIN_IOTHREAD,
     ];
 
     /// Every procedure above, for the coverage count and its test.
@@ -117,6 +119,7 @@ pub mod procs {
         DOMAIN_GET_BLKIO_PARAMETERS,
         DOMAIN_SET_NUMA_PARAMETERS,
         DOMAIN_GET_NUMA_PARAMETERS,
+        DOMAIN_PIN_IOTHREAD,
     ];
 }
 

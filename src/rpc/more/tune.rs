@@ -51,6 +51,7 @@ xdr_struct! {
     PinVcpuArgs { dom: Dom, vcpu: u32, cpumap: Opaque }
     PinVcpuFlagsArgs { dom: Dom, vcpu: u32, cpumap: Opaque, flags: u32 }
     PinEmulatorArgs { dom: Dom, cpumap: Opaque, flags: u32 }
+    PinIoThreadArgs { dom: Dom, iothreads_id: u32, cpumap: Opaque, flags: u32 }
     EmulatorPinInfoArgs { dom: Dom, maplen: i32, flags: u32 }
     EmulatorPinInfoRet { cpumaps: Opaque, ret: i32 }
     CpuStatsArgs { dom: Dom, nparams: u32, start_cpu: i32, ncpus: u32, flags: u32 }
@@ -150,6 +151,7 @@ const PIN_VCPU: Method = method(
 );
 const PIN_VCPU_TEST: Method = method("virDomainPinVcpuFlags", "DomainPinVcpuFlags", &[]);
 const PIN_EMULATOR: Method = method("virDomainPinEmulator", "DomainPinEmulator", &[LIVE, CONFIG]);
+const PIN_IOTHREAD: Method = method("virDomainPinIOThread", "DomainPinIOThread", &[LIVE, CONFIG]);
 const EMULATOR_PIN_INFO: Method = method(
     "virDomainGetEmulatorPinInfo",
     "DomainGetEmulatorPinInfo",
@@ -420,6 +422,20 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
             s.check(m, a.flags)?;
             let req = ops::PinCpus {
                 target: PinTarget::Emulator,
+                cpus: cpus_of(&a.cpumap.0),
+                affect: affect(m, a.flags),
+            };
+            s.run(shared, m, &dom, req).await?;
+            ok(())
+        }
+        procs::DOMAIN_PIN_IOTHREAD => {
+            let a: PinIoThreadArgs = Reader::decode(body)?;
+            let dom = s.domain(&a.dom)?;
+            let m = &PIN_IOTHREAD;
+            s.writable(m)?;
+            s.check(m, a.flags)?;
+            let req = ops::PinCpus {
+                target: PinTarget::IoThread(a.iothreads_id),
                 cpus: cpus_of(&a.cpumap.0),
                 affect: affect(m, a.flags),
             };
