@@ -533,3 +533,51 @@ impl Core {
         self.update(dom, |_| ((), vec![Event::Tunable { uuid, params }]));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_zeros_are_libvirts() {
+        let bad = SchedulerChange {
+            vcpu: (Some(999), None),
+            ..SchedulerChange::default()
+        };
+        let e = bad.validate().expect_err("period below 1000");
+        assert!(
+            e.to_string()
+                .contains("value of 'vcpu_period' is out of range [1000, 1000000]"),
+            "{e}"
+        );
+        let ok = SchedulerChange {
+            shares: Some(512),
+            vcpu: (Some(0), Some(-1)),
+            global: (Some(0), None),
+            ..SchedulerChange::default()
+        };
+        ok.validate().expect("0 and -1 are allowed");
+        assert!(check_shares(Some(1)).is_err() && check_shares(Some(2)).is_ok());
+        // live: a 0 period leaves the guest's as it is; persistent: it clears the element
+        let mut c = Cputune {
+            period: Some(5000),
+            global_period: Some(7000),
+            ..Cputune::default()
+        };
+        let ev = ok.apply(&mut c, true);
+        assert_eq!(
+            (c.shares, c.period, c.quota),
+            (Some(512), Some(5000), Some(-1))
+        );
+        assert_eq!(c.global_period, Some(7000));
+        assert_eq!(
+            ev,
+            vec![
+                ("cputune.cpu_shares".to_owned(), TunableValue::ULLong(512)),
+                ("cputune.vcpu_quota".to_owned(), TunableValue::LLong(-1)),
+            ]
+        );
+        ok.apply(&mut c, false);
+        assert_eq!((c.period, c.global_period), (None, None));
+    }
+}
