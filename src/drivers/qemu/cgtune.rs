@@ -60,7 +60,12 @@ fn make(dir: &Path, cpuset: bool) -> Result<(), String> {
         .parent()
         .ok_or_else(|| format!("'{}' has no parent", dir.display()))?;
     make(parent, true)?;
-    std::fs::create_dir(dir).map_err(|e| format!("cannot create '{}': {e}", dir.display()))?;
+    match std::fs::create_dir(dir) {
+        // another guest's start made it meanwhile: it is initialised below all the same
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot create '{}': {e}", dir.display())),
+    }
     for f in ["cpuset.cpus", "cpuset.mems"] {
         write(&dir.join(f), &read(&parent.join(f))?)?;
     }
