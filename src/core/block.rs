@@ -25,12 +25,8 @@ pub struct IotuneChange {
     pub group_name: Option<String>,
 }
 
-/// A value of a `tunable` event's parameter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TunableValue {
-    Str(String),
-    ULLong(u64),
-}
+/// A value of a `tunable` event's parameter (the tuning operations' type).
+pub use super::tune::TunableValue;
 
 /// Fields set together: setting one resets the others of its group (libvirt's rule).
 const GROUPS: [&[usize]; 7] = [

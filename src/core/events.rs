@@ -96,6 +96,12 @@ pub enum Event {
     DomainRemoved {
         uuid: Uuid,
     },
+    /// Tunables of the running guest changed (libvirt's tunable event): the parameters set,
+    /// with libvirt's names (`cputune.*`, `blkdeviotune.*`) and types.
+    Tunable {
+        uuid: Uuid,
+        params: super::tune::Tunables,
+    },
     SnapshotAdded {
         info: Arc<SnapshotInfo>,
     },
@@ -131,11 +137,6 @@ pub enum Event {
         alias: String,
         action: i32,
         reason: String,
-    },
-    /// Tunables of the running guest changed: libvirt's names and values, as set.
-    Tunable {
-        uuid: Uuid,
-        params: Vec<(String, super::block::TunableValue)>,
     },
     /// A storage pool or volume changed.
     Storage(crate::storage::StorageEvent),

@@ -34,6 +34,7 @@ pub mod saved_xml;
 mod screenshot;
 mod snapshot_ops;
 pub mod storage_ops;
+pub mod tune;
 mod vcpus;
 
 use std::{

@@ -203,6 +203,14 @@ pub enum Operation {
     BlockJobInfo,
     /// Resizing a disk, arming a write threshold, starting, ending or tuning a block job.
     BlockWrite,
+    /// CPU bandwidth, memory limits and pinning of the emulator and I/O threads.
+    ReadTunables,
+    /// Changing CPU bandwidth or memory limits.
+    SetTunables,
+    /// Pinning a vCPU or the emulator threads to host CPUs.
+    Pin,
+    /// The CPU time a running guest used.
+    ReadCpuStats,
     // Snapshots of one domain.
     SnapshotCreate,
     SnapshotList,
@@ -285,6 +293,8 @@ impl Operation {
             | O::GetMetadata
             | O::GetVcpus
             | O::GetVcpuPinning
+            | O::ReadTunables
+            | O::ReadCpuStats
             | O::MemoryStats
             | O::GuestInfo
             | O::InterfaceAddresses
@@ -301,6 +311,8 @@ impl Operation {
             | O::SetMetadata
             | O::SetVcpus
             | O::SetMemory
+            | O::SetTunables
+            | O::Pin
             | O::AttachDevice
             | O::DetachDevice
             | O::UpdateDevice
@@ -461,6 +473,10 @@ impl Operation {
             O::DiskErrors => "read the disk errors of",
             O::BlockJobInfo => "read the block jobs of",
             O::BlockWrite => "run a block operation on",
+            O::ReadTunables => "read the tunables of",
+            O::SetTunables => "tune",
+            O::Pin => "pin the CPUs of",
+            O::ReadCpuStats => "read the CPU statistics of",
         }
     }
 
@@ -484,7 +500,8 @@ impl Operation {
             | O::DirtyRateCalc
             | O::DiskErrors
             | O::BlockJobInfo
-            | O::BlockWrite => StateRule::Active,
+            | O::BlockWrite
+            | O::ReadCpuStats => StateRule::Active,
             O::Reboot
             | O::Suspend
             | O::FsFreeze
@@ -536,6 +553,8 @@ impl Operation {
             O::SetMetadata => "set metadata",
             O::SetVcpus => "set vCPUs",
             O::SetMemory => "set memory",
+            O::SetTunables => "tune",
+            O::Pin => "pin",
             O::AttachDevice | O::DetachDevice | O::UpdateDevice => "edit devices",
             O::SnapshotCreate => "snapshot",
             O::SnapshotRevert => "revert",
@@ -891,6 +910,57 @@ domain_op!(
     /// Snapshots matching the filters, by name.
     SnapshotList { opts: SnapshotListOptions } => Vec<String>, SnapshotList,
     |r, core, dom| core.snapshot_list(dom, r.opts)
+);
+
+domain_op!(
+    /// CPU bandwidth and memory limits, live (read back) or persistent.
+    GetTunables { affect: Affect } => crate::drivers::LiveTunables, ReadTunables,
+    |r, core, dom| core.tunables(dom, r.affect).await
+);
+domain_op!(
+    SetScheduler { change: super::tune::SchedulerChange, affect: Affect } => (), SetTunables,
+    |r, core, dom| core.set_scheduler(dom, r.change, r.affect).await
+);
+domain_op!(
+    SetMemoryLimits { change: super::tune::MemoryChange, affect: Affect } => (), SetTunables,
+    |r, core, dom| core.set_memory_limits(dom, r.change, r.affect).await
+);
+domain_op!(
+    PinCpus {
+        target: super::tune::PinTarget,
+        cpus: crate::model::tuning::IdSet,
+        affect: Affect,
+    } => (), Pin,
+    |r, core, dom| core.pin(dom, r.target, r.cpus, r.affect).await
+);
+domain_op!(
+    GetBlkio { affect: Affect } => crate::model::blkiotune::Blkiotune, ReadTunables,
+    |r, core, dom| core.blkio_tunables(dom, r.affect).await
+);
+domain_op!(
+    SetBlkio { change: super::tune::BlkioChange, affect: Affect } => (), SetTunables,
+    |r, core, dom| core.set_blkio(dom, r.change, r.affect).await
+);
+domain_op!(
+    GetNuma { affect: Affect } => (crate::model::tuning::NumaMode, Option<crate::model::tuning::IdSet>),
+    ReadTunables,
+    |r, core, dom| core.numa_tunables(dom, r.affect)
+);
+domain_op!(
+    SetNuma { change: super::tune::NumaChange, affect: Affect } => (), SetTunables,
+    |r, core, dom| core.set_numa(dom, r.change, r.affect).await
+);
+domain_op!(
+    GetEmulatorPin { affect: Affect } => Vec<bool>, ReadTunables,
+    |r, core, dom| core.emulator_pinning(dom, r.affect).await
+);
+domain_op!(
+    GetIoThreadPins { affect: Affect } => Vec<(u32, Vec<bool>)>, ReadTunables,
+    |r, core, dom| core.iothread_pinning(dom, r.affect).await
+);
+domain_op!(
+    GetCpuStats {} => crate::drivers::CpuStats, ReadCpuStats,
+    |_r, core, dom| core.cpu_stats(dom).await
 );
 
 /// The domain's XML; secrets need a second permission.

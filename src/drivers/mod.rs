@@ -870,6 +870,31 @@ pub trait Driver: Send + Sync + 'static {
         Err(unsupported(self.name(), "read the dirty page rate of", ctx))
     }
 
+    /// Apply `group` of `live` (the running guest's new definition) to the running guest.
+    async fn apply_tunables(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        _group: TuneGroup,
+    ) -> DriverResult<()> {
+        Err(unsupported(self.name(), "tune running", ctx))
+    }
+
+    /// The running guest's CPU bandwidth and memory limits as the host holds them (`None`:
+    /// the live definition is all there is).
+    async fn live_tunables(
+        &self,
+        _ctx: &DomainCtx,
+        _live: &DomainDef,
+    ) -> DriverResult<Option<LiveTunables>> {
+        Ok(None)
+    }
+
+    /// CPU time the running guest used, in total and per host CPU.
+    async fn cpu_stats(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<CpuStats> {
+        Err(unsupported(self.name(), "read the CPU time of", ctx))
+    }
+
     /// Facts from the guest agent.
     async fn guest_info(&self, ctx: &DomainCtx, _types: GuestInfoTypes) -> DriverResult<GuestInfo> {
         Err(DriverError::Unimplemented(format!(
@@ -878,6 +903,45 @@ pub trait Driver: Send + Sync + 'static {
             ctx.name
         )))
     }
+}
+
+/// What a tuning change touched, so a driver applies only that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TuneGroup {
+    /// `<cputune>` shares, periods and quotas.
+    Scheduler,
+    /// `<memtune>` limits.
+    Memory,
+    /// The host CPUs of one vCPU (`<vcpupin>`).
+    VcpuPin(u32),
+    /// The host CPUs of the emulator threads (`<emulatorpin>`).
+    EmulatorPin,
+    /// `<blkiotune>`: its devices, and the weight when `weight`.
+    Blkio { weight: bool },
+    /// `<numatune><memory nodeset>`: the host nodes the guest's threads allocate from.
+    Numa,
+    /// The host CPUs of one I/O thread (`<iothreadpin>`), by its id.
+    IoThreadPin(u32),
+}
+
+/// A running guest's tunables as read back from its cgroups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveTunables {
+    /// Only the shares, periods and quotas are filled in; `None` where no cgroup holds them.
+    pub cputune: crate::model::tuning::Cputune,
+    /// KiB; `None` is no limit.
+    pub memtune: crate::model::memtune::Memtune,
+    /// The block I/O weight (`None`: the host's I/O scheduler has no weight to read).
+    pub blkio_weight: Option<u32>,
+}
+
+/// CPU time in nanoseconds: per host CPU (its total and its vCPUs' share), and in total.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuStats {
+    pub per_cpu: Vec<(u64, u64)>,
+    pub total: u64,
+    pub user: u64,
+    pub system: u64,
 }
 
 /// The error of a hook a driver does not implement.

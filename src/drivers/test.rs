@@ -614,6 +614,35 @@ impl Driver for TestDriver {
         self.with_vm(ctx, |_| ())
     }
 
+    /// The simulated guest has nothing to tune: the definition is all (as libvirt's test
+    /// driver keeps it).
+    async fn apply_tunables(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        _group: crate::drivers::TuneGroup,
+    ) -> DriverResult<()> {
+        self.with_vm(ctx, |_| ())
+    }
+
+    /// libvirt's test driver's fixed figures: two host CPUs.
+    async fn cpu_stats(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+    ) -> DriverResult<crate::drivers::CpuStats> {
+        const TOTAL: u64 = 48_772_617_035;
+        self.with_vm(ctx, |_| ())?;
+        Ok(crate::drivers::CpuStats {
+            per_cpu: (0..2)
+                .map(|i| (TOTAL / 2 + i, TOTAL / 2 + i - 1_234_567_890))
+                .collect(),
+            total: TOTAL,
+            user: 5_540_000_000,
+            system: 6_460_000_000,
+        })
+    }
+
     /// The simulated guest has no NMI handler that does anything visible.
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
         self.with_vm(ctx, |_| ())

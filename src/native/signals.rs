@@ -59,8 +59,7 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
         // disk events have no signal of the native API yet: libvirt's RPC clients get them
         Event::BlockJob { .. }
         | Event::BlockThreshold { .. }
-        | Event::IoError { .. }
-        | Event::Tunable { .. } => Ok(()),
+        | Event::IoError { .. } => Ok(()),
         Event::Watchdog { uuid, action } => {
             let path = paths::domain(&uuid);
             signal(ctx, &path, DOMAIN_IFACE, "Watchdog", &(action.as_str(),)).await
@@ -78,6 +77,8 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
             let path = paths::domain(&uuid);
             signal(ctx, &path, DOMAIN_IFACE, "DeviceRemoved", &(device,)).await
         }
+        // the native API has no tunable signal; TunableChanged properties would be its own
+        Event::Tunable { .. } => Ok(()),
         Event::DomainRemoved { uuid } => {
             interfaces_removed(ctx, paths::owned(paths::domain(&uuid)), DOMAIN_IFACE).await
         }

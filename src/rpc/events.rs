@@ -20,13 +20,13 @@ use super::{
     error::{RpcError, RpcResult, VIR_ERR_INTERNAL_ERROR},
     frame::{Header, MsgType, Status, packet},
     monitor_events::NameFilter,
-    objproto::Net,
+    objproto::{Net, TypedValue},
     proto::{Dom, Pool, REMOTE_PROGRAM, REMOTE_VERSION, procs},
     streamproto,
     xdr::Xdr,
 };
 use crate::{
-    core::{Core, DomainInfo, Event, events::lock, ops::Operation},
+    core::{Core, DomainInfo, Event, events::lock, ops::Operation, tune::TunableValue},
     model::{
         DomainType,
         state::{Lifecycle, PmSuspendedDetail},
@@ -79,7 +79,6 @@ mod disk_procs {
     pub const BLOCK_JOB: i32 = 326;
     pub const BLOCK_JOB_2: i32 = 339;
     pub const BLOCK_THRESHOLD: i32 = 385;
-    pub const TUNABLE: i32 = 346;
 }
 
 /// What kind of object a callback follows.
@@ -489,6 +488,35 @@ impl Hub {
                 })
                 .into_iter()
                 .collect(),
+            Event::Tunable { uuid, params } => known(uuid)
+                .map(|info| {
+                    let dom = wire_now(&info);
+                    let list: Vec<crate::rpc::objproto::TypedParam> = params
+                        .iter()
+                        .map(|(field, v)| crate::rpc::objproto::TypedParam {
+                            field: field.clone(),
+                            value: match v {
+                                TunableValue::ULLong(v) => TypedValue::ULLong(*v),
+                                TunableValue::LLong(v) => TypedValue::LLong(*v),
+                                TunableValue::Str(v) => TypedValue::String(v.clone()),
+                            },
+                        })
+                        .collect();
+                    dom_event(
+                        info,
+                        id::TUNABLE,
+                        procs::DOMAIN_EVENT_CALLBACK_TUNABLE,
+                        &|w| {
+                            dom.put(w);
+                            u32::try_from(list.len()).unwrap_or(0).put(w);
+                            for p in &list {
+                                p.put(w);
+                            }
+                        },
+                    )
+                })
+                .into_iter()
+                .collect(),
             Event::DeviceAdded { uuid, device } | Event::DeviceRemoved { uuid, device } => {
                 let (ev, proc_) = match event {
                     Event::DeviceAdded { .. } => {
@@ -571,32 +599,6 @@ impl Hub {
                             excess.put(w);
                         },
                     )
-                })
-                .into_iter()
-                .collect(),
-            Event::Tunable { uuid, params } => known(uuid)
-                .map(|info| {
-                    let dom = wire_now(&info);
-                    let params: Vec<super::objproto::TypedParam> = params
-                        .iter()
-                        .map(|(k, v)| super::objproto::TypedParam {
-                            field: k.clone(),
-                            value: match v {
-                                crate::core::block::TunableValue::Str(s) => {
-                                    super::objproto::TypedValue::String(s.clone())
-                                }
-                                crate::core::block::TunableValue::ULLong(n) => {
-                                    super::objproto::TypedValue::ULLong(*n)
-                                }
-                            },
-                        })
-                        .collect();
-                    let params: super::xdr::Array<super::objproto::TypedParam, 2048> =
-                        super::xdr::Array(params);
-                    dom_event(info, id::TUNABLE, disk_procs::TUNABLE, &|w| {
-                        dom.put(w);
-                        params.put(w);
-                    })
                 })
                 .into_iter()
                 .collect(),

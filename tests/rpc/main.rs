@@ -26,6 +26,7 @@ mod rootfs;
 mod session;
 mod socket;
 mod streams;
+mod tune;
 mod virsh;
 
 use std::{

@@ -555,10 +555,10 @@ fn check_top(def: &DomainDef) -> Result<()> {
         return unsupported("<os><init> (container init) in a QEMU domain");
     }
     tuning::check(def)?;
-    if def.tuning.memtune.is_set() {
+    if def.tuning.memtune.is_set() && !super::cgtune::Groups::locate(&def.uuid).v1_memory() {
         return unsupported("<memtune> (cgroup memory limits of a QEMU process)");
     }
-    if def.tuning.blkiotune.is_set() {
+    if def.tuning.blkiotune.is_set() && !super::cgtune::Groups::locate(&def.uuid).v1_blkio() {
         return unsupported("<blkiotune> (cgroup block I/O limits of a QEMU process)");
     }
     if def.resource_partition.is_some() {

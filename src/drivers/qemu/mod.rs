@@ -18,6 +18,7 @@ pub mod agent_ops;
 mod block;
 pub mod caps;
 pub mod cgroup;
+pub mod cgtune;
 pub mod cmdline;
 pub mod config;
 mod console;
@@ -30,6 +31,7 @@ pub mod guest_events;
 pub mod hotplug;
 pub mod kvm;
 pub mod live;
+mod livetune;
 pub mod migratable;
 mod misc;
 pub mod monitor;
@@ -343,6 +345,7 @@ impl QemuDriver {
                 virtiofs::stop_all(&vm.dir);
                 let _ = std::fs::remove_dir_all(&vm.dir);
                 cgroup::remove(&vm.live());
+                cgtune::Groups::locate(&vm.live().uuid).remove();
             }
         }
     }
@@ -1190,6 +1193,31 @@ impl Driver for QemuDriver {
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {
         self.vm(ctx)?.command("inject-nmi", None).await?;
         Ok(())
+    }
+
+    async fn apply_tunables(
+        &self,
+        ctx: &DomainCtx,
+        live: &DomainDef,
+        group: crate::drivers::TuneGroup,
+    ) -> DriverResult<()> {
+        livetune::apply(&*self.vm(ctx)?, live, group).await
+    }
+
+    async fn live_tunables(
+        &self,
+        ctx: &DomainCtx,
+        live: &DomainDef,
+    ) -> DriverResult<Option<crate::drivers::LiveTunables>> {
+        livetune::read(&*self.vm(ctx)?, live)
+    }
+
+    async fn cpu_stats(
+        &self,
+        ctx: &DomainCtx,
+        live: &DomainDef,
+    ) -> DriverResult<crate::drivers::CpuStats> {
+        livetune::cpu_stats(&*self.vm(ctx)?, live)
     }
 
     async fn monitor_command(&self, ctx: &DomainCtx, cmd: &str, hmp: bool) -> DriverResult<String> {

@@ -25,7 +25,11 @@ fn needed(def: &DomainDef) -> bool {
 }
 
 /// `(index, thread id)` pairs from a QMP answer.
-fn threads(v: &Value, key: &str, id_of: impl Fn(&Value) -> Option<u32>) -> Vec<(u32, i32)> {
+pub(super) fn threads(
+    v: &Value,
+    key: &str,
+    id_of: impl Fn(&Value) -> Option<u32>,
+) -> Vec<(u32, i32)> {
     v.as_array()
         .into_iter()
         .flatten()
@@ -39,7 +43,9 @@ fn threads(v: &Value, key: &str, id_of: impl Fn(&Value) -> Option<u32>) -> Vec<(
 
 /// Pins and schedules the threads of `vm`'s QEMU as `def` says.
 pub(super) async fn apply(vm: &Vm, def: &DomainDef) -> DriverResult<()> {
-    if !needed(def) {
+    let groups = super::cgtune::Groups::locate(&def.uuid);
+    // v1 hosts: every guest gets its cgroups, as libvirt's do, for the tuning calls
+    if !needed(def) && !groups.has_v1() {
         return Ok(());
     }
     let vcpus = threads(
@@ -58,6 +64,16 @@ pub(super) async fn apply(vm: &Vm, def: &DomainDef) -> DriverResult<()> {
     let fail = |what: String, e: String| {
         DriverError::Failed(format!("domain '{}': cannot apply {what}: {e}", vm.name))
     };
+    let emulator: Vec<i32> = tasks(pid)
+        .into_iter()
+        .filter(|t| !vcpus.iter().chain(&iothreads).any(|(_, v)| v == t))
+        .collect();
+    // v1: into the cgroups first, as joining a cpuset resets a thread's affinity
+    if groups.has_v1() {
+        groups
+            .place(def, pid, &vcpus, &iothreads, &emulator)
+            .map_err(|e| fail("its cgroups".into(), e))?;
+    }
     let c = &def.tuning.cputune;
     let default_set = def.cpuset.as_deref().and_then(|s| IdSet::parse(s).ok());
     for (i, tid) in &vcpus {
@@ -87,10 +103,6 @@ pub(super) async fn apply(vm: &Vm, def: &DomainDef) -> DriverResult<()> {
                 .map_err(|e| fail(format!("<cputune><iothreadsched iothreads='{id}'>"), e))?;
         }
     }
-    let emulator: Vec<i32> = tasks(pid)
-        .into_iter()
-        .filter(|t| !vcpus.iter().chain(&iothreads).any(|(_, v)| v == t))
-        .collect();
     let (set, what) = match &c.emulatorpin {
         Some(s) => (Some(s), "<cputune><emulatorpin>".to_owned()),
         None => (default_set.as_ref(), "<vcpu cpuset>".to_owned()),
@@ -103,7 +115,9 @@ pub(super) async fn apply(vm: &Vm, def: &DomainDef) -> DriverResult<()> {
             set_scheduler(*tid, s).map_err(|e| fail("<cputune><emulatorsched>".into(), e))?;
         }
     }
-    if let Some(root) = cgroup::cpu_hierarchy() {
+    if groups.has_v1() {
+        // placed above
+    } else if let Some(root) = cgroup::cpu_hierarchy() {
         cgroup::apply(&root, def, pid, &vcpus, &iothreads, &emulator)
             .map_err(|e| fail("<cputune> CPU bandwidth".into(), e))?;
     } else if let Some((name, _)) = c.bandwidth().first() {
@@ -125,7 +139,7 @@ pub fn tasks(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-fn set_affinity(tid: i32, set: &IdSet) -> Result<(), String> {
+pub(super) fn set_affinity(tid: i32, set: &IdSet) -> Result<(), String> {
     use nix::sched::{CpuSet, sched_setaffinity};
     use nix::unistd::Pid;
     let mut cpus = CpuSet::new();

@@ -71,7 +71,7 @@ xdr_struct! {
 }
 
 /// CPUs of the host libvirt's test driver simulates (`test:///default`'s node info).
-const TEST_HOST_CPUS: usize = 8;
+pub(super) const TEST_HOST_CPUS: usize = 8;
 
 const GET_BLOCK_INFO: Method = Method {
     api: "virDomainGetBlockInfo",

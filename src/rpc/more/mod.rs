@@ -7,6 +7,7 @@ mod block;
 mod domain;
 mod misc;
 mod storage;
+mod tune;
 
 use super::{Shared, dispatch::Session, error::RpcResult};
 
@@ -99,6 +100,48 @@ pub mod procs {
         DOMAIN_SET_BLOCK_THRESHOLD,
     ];
 
+    // tuning (`tune`)
+    pub const DOMAIN_PIN_VCPU: i32 = 26;
+    pub const DOMAIN_GET_SCHEDULER_TYPE: i32 = 56;
+    pub const DOMAIN_GET_SCHEDULER_PARAMETERS: i32 = 57;
+    pub const DOMAIN_SET_SCHEDULER_PARAMETERS: i32 = 58;
+    pub const DOMAIN_SET_MEMORY_PARAMETERS: i32 = 197;
+    pub const DOMAIN_GET_MEMORY_PARAMETERS: i32 = 198;
+    pub const DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS: i32 = 219;
+    pub const DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS: i32 = 223;
+    pub const DOMAIN_PIN_VCPU_FLAGS: i32 = 225;
+    pub const DOMAIN_GET_CPU_STATS: i32 = 262;
+    pub const DOMAIN_PIN_EMULATOR: i32 = 279;
+    pub const DOMAIN_GET_EMULATOR_PIN_INFO: i32 = 280;
+    pub const DOMAIN_GET_IOTHREAD_INFO: i32 = 351;
+    pub const DOMAIN_SET_BLKIO_PARAMETERS: i32 = 205;
+    pub const DOMAIN_GET_BLKIO_PARAMETERS: i32 = 206;
+    pub const DOMAIN_SET_NUMA_PARAMETERS: i32 = 254;
+    pub const DOMAIN_GET_NUMA_PARAMETERS: i32 = 255;
+    pub const DOMAIN_PIN_IOTHREAD: i32 = 352;
+
+    /// The tuning procedures, answered by `tune`.
+    pub const TUNE: &[i32] = &[
+        DOMAIN_PIN_VCPU,
+        DOMAIN_GET_SCHEDULER_TYPE,
+        DOMAIN_GET_SCHEDULER_PARAMETERS,
+        DOMAIN_SET_SCHEDULER_PARAMETERS,
+        DOMAIN_SET_MEMORY_PARAMETERS,
+        DOMAIN_GET_MEMORY_PARAMETERS,
+        DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS,
+        DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS,
+        DOMAIN_PIN_VCPU_FLAGS,
+        DOMAIN_GET_CPU_STATS,
+        DOMAIN_PIN_EMULATOR,
+        DOMAIN_GET_EMULATOR_PIN_INFO,
+        DOMAIN_GET_IOTHREAD_INFO,
+        DOMAIN_SET_BLKIO_PARAMETERS,
+        DOMAIN_GET_BLKIO_PARAMETERS,
+        DOMAIN_SET_NUMA_PARAMETERS,
+        DOMAIN_GET_NUMA_PARAMETERS,
+        DOMAIN_PIN_IOTHREAD,
+    ];
+
     /// Every procedure above, for the coverage count and its test.
     pub const IMPLEMENTED: &[i32] = &[
         DOMAIN_ATTACH_DEVICE,
@@ -157,6 +200,24 @@ pub mod procs {
         DOMAIN_BLOCK_COMMIT,
         DOMAIN_BLOCK_COPY,
         DOMAIN_SET_BLOCK_THRESHOLD,
+        DOMAIN_PIN_VCPU,
+        DOMAIN_GET_SCHEDULER_TYPE,
+        DOMAIN_GET_SCHEDULER_PARAMETERS,
+        DOMAIN_SET_SCHEDULER_PARAMETERS,
+        DOMAIN_SET_MEMORY_PARAMETERS,
+        DOMAIN_GET_MEMORY_PARAMETERS,
+        DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS,
+        DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS,
+        DOMAIN_PIN_VCPU_FLAGS,
+        DOMAIN_GET_CPU_STATS,
+        DOMAIN_PIN_EMULATOR,
+        DOMAIN_GET_EMULATOR_PIN_INFO,
+        DOMAIN_GET_IOTHREAD_INFO,
+        DOMAIN_SET_BLKIO_PARAMETERS,
+        DOMAIN_GET_BLKIO_PARAMETERS,
+        DOMAIN_SET_NUMA_PARAMETERS,
+        DOMAIN_GET_NUMA_PARAMETERS,
+        DOMAIN_PIN_IOTHREAD,
     ];
 
     /// The guest agent's procedures, answered by `agent.rs`.
@@ -187,6 +248,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         p if procs::AGENT.contains(&p) => agent::call(shared, s, p, body).await,
         p if procs::MISC.contains(&p) => misc::call(shared, s, p, body).await,
         p if procs::BLOCK.contains(&p) => block::call(shared, s, p, body).await,
+        p if procs::TUNE.contains(&p) => tune::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }

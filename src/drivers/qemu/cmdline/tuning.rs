@@ -104,7 +104,8 @@ impl Host {
             default_huge_kib,
             system_page_kib: u64::try_from(page / 1024).unwrap_or(4),
             nodes,
-            cgroup_cpu: super::super::cgroup::cpu_hierarchy(),
+            cgroup_cpu: super::super::cgroup::cpu_hierarchy()
+                .or_else(super::super::cgtune::v1_cpu_root),
             resctrl: read(Path::new("/proc/mounts"))
                 .lines()
                 .any(|l| l.split_whitespace().nth(2) == Some("resctrl")),
@@ -247,7 +248,7 @@ fn check_host(def: &DomainDef, host: &Host) -> Result<()> {
         && host.cgroup_cpu.is_none()
     {
         return unsupported(format!(
-            "<cputune><{name}> (CPU bandwidth needs a writable cgroup v2 hierarchy with the cpu \
+            "<cputune><{name}> (CPU bandwidth needs a writable cgroup hierarchy with the cpu \
              controller; this host has none)"
         ));
     }
