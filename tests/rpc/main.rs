@@ -11,6 +11,7 @@ mod badinput;
 mod console;
 mod domcaps;
 mod events;
+mod host;
 mod lxc;
 mod more;
 mod moreevents;

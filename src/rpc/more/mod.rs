@@ -3,6 +3,7 @@
 //! procedures virsh's domain commands call beyond the basics ([`domain`]).
 
 mod domain;
+mod host;
 mod storage;
 
 use super::{Shared, dispatch::Session, error::RpcResult};
@@ -34,6 +35,22 @@ pub mod procs {
     pub const CONNECT_GET_STORAGE_POOL_CAPABILITIES: i32 = 403;
     pub const DOMAIN_GET_GUEST_INFO: i32 = 418;
 
+    pub const CONNECT_GET_MAX_VCPUS: i32 = 5;
+    pub const NODE_GET_CELLS_FREE_MEMORY: i32 = 101;
+    pub const CONNECT_DOMAIN_XML_FROM_NATIVE: i32 = 135;
+    pub const CONNECT_DOMAIN_XML_TO_NATIVE: i32 = 136;
+    pub const CONNECT_COMPARE_CPU: i32 = 158;
+    pub const CONNECT_BASELINE_CPU: i32 = 162;
+    pub const NODE_SUSPEND_FOR_DURATION: i32 = 250;
+    pub const NODE_SET_MEMORY_PARAMETERS: i32 = 288;
+    pub const NODE_GET_MEMORY_PARAMETERS: i32 = 289;
+    pub const CONNECT_GET_CPU_MODEL_NAMES: i32 = 312;
+    pub const NODE_GET_FREE_PAGES: i32 = 340;
+    pub const NODE_ALLOC_PAGES: i32 = 347;
+    pub const CONNECT_COMPARE_HYPERVISOR_CPU: i32 = 393;
+    pub const CONNECT_BASELINE_HYPERVISOR_CPU: i32 = 394;
+    pub const NODE_GET_SEV_INFO: i32 = 395;
+
     /// Every procedure above, for the coverage count and its test.
     pub const IMPLEMENTED: &[i32] = &[
         DOMAIN_ATTACH_DEVICE,
@@ -60,8 +77,42 @@ pub mod procs {
         DOMAIN_FSTHAW,
         CONNECT_GET_STORAGE_POOL_CAPABILITIES,
         DOMAIN_GET_GUEST_INFO,
+        CONNECT_GET_MAX_VCPUS,
+        NODE_GET_CELLS_FREE_MEMORY,
+        CONNECT_DOMAIN_XML_FROM_NATIVE,
+        CONNECT_DOMAIN_XML_TO_NATIVE,
+        CONNECT_COMPARE_CPU,
+        CONNECT_BASELINE_CPU,
+        NODE_SUSPEND_FOR_DURATION,
+        NODE_SET_MEMORY_PARAMETERS,
+        NODE_GET_MEMORY_PARAMETERS,
+        CONNECT_GET_CPU_MODEL_NAMES,
+        NODE_GET_FREE_PAGES,
+        NODE_ALLOC_PAGES,
+        CONNECT_COMPARE_HYPERVISOR_CPU,
+        CONNECT_BASELINE_HYPERVISOR_CPU,
+        NODE_GET_SEV_INFO,
     ];
 }
+
+/// The host and hypervisor procedures ([`host`]).
+const HOST: &[i32] = &[
+    procs::CONNECT_GET_MAX_VCPUS,
+    procs::NODE_GET_CELLS_FREE_MEMORY,
+    procs::CONNECT_DOMAIN_XML_FROM_NATIVE,
+    procs::CONNECT_DOMAIN_XML_TO_NATIVE,
+    procs::CONNECT_COMPARE_CPU,
+    procs::CONNECT_BASELINE_CPU,
+    procs::NODE_SUSPEND_FOR_DURATION,
+    procs::NODE_SET_MEMORY_PARAMETERS,
+    procs::NODE_GET_MEMORY_PARAMETERS,
+    procs::CONNECT_GET_CPU_MODEL_NAMES,
+    procs::NODE_GET_FREE_PAGES,
+    procs::NODE_ALLOC_PAGES,
+    procs::CONNECT_COMPARE_HYPERVISOR_CPU,
+    procs::CONNECT_BASELINE_HYPERVISOR_CPU,
+    procs::NODE_GET_SEV_INFO,
+];
 
 /// Whether procedure `p` is answered here.
 pub(super) fn handles(p: i32) -> bool {
@@ -74,6 +125,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         procs::CONNECT_FIND_STORAGE_POOL_SOURCES | procs::CONNECT_GET_STORAGE_POOL_CAPABILITIES => {
             storage::call(shared, s, p, body).await
         }
+        p if HOST.contains(&p) => host::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
