@@ -168,6 +168,18 @@ async fn qemu_host_commands_are_libvirtds() {
         assert_eq!(got.1, want.1, "{cmd:?}");
     }
 
+    // one more 2 MiB page in node 0's pool through virtbus, seen by libvirtd, put back
+    let grown = (sys(nr) + 1).to_string();
+    let free = sys(&nr.replace("nr_hugepages", "free_hugepages"));
+    let set = r.virsh(QEMU, &["allocpages", "2048", "1", "--cellno", "0", "--add"]);
+    let now = sys(nr).to_string();
+    let seen = triple(lv.virsh(&["freepages", "--cellno", "0", "--pagesize", "2048"]));
+    let restored = r.virsh(QEMU, &["allocpages", "2048", &pool, "--cellno", "0"]);
+    assert_eq!(sys(nr).to_string(), pool, "restored: {restored:?}");
+    assert!(set.0, "{set:?}");
+    assert_eq!(now, grown);
+    assert_eq!(seen.1.trim(), format!("2048KiB: {}", free + 1), "{seen:?}");
+
     // KSM's scan interval, changed through virtbus, seen by libvirtd, put back
     let ksm = "/sys/kernel/mm/ksm/sleep_millisecs";
     let before = sys(ksm);
