@@ -168,6 +168,41 @@ async fn qemu_host_commands_are_libvirtds() {
         assert_eq!(got.1, want.1, "{cmd:?}");
     }
 
+    // not implemented: CPU comparison and baselines, the QEMU command line of a definition
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cpu = dir.path().join("cpu.xml");
+    std::fs::write(&cpu, "<cpu><arch>x86_64</arch><model>qemu64</model></cpu>").expect("cpu.xml");
+    let cpu = cpu.to_string_lossy().into_owned();
+    for (cmd, api) in [
+        ("cpu-compare", "virConnectCompareCPU"),
+        ("cpu-baseline", "virConnectBaselineCPU"),
+        ("hypervisor-cpu-compare", "virConnectCompareHypervisorCPU"),
+        ("hypervisor-cpu-baseline", "virConnectBaselineHypervisorCPU"),
+    ] {
+        let err = r.fails(QEMU, &[cmd, &cpu]);
+        assert!(
+            err.contains(&format!(
+                "this function is not supported by the connection driver: {api}"
+            )),
+            "{cmd}: {err}"
+        );
+    }
+    let dom = dir.path().join("dom.xml");
+    std::fs::write(
+        &dom,
+        "<domain type='qemu'><name>vbhost-native</name><memory>65536</memory>\
+         <os><type>hvm</type></os></domain>",
+    )
+    .expect("dom.xml");
+    let err = r.fails(
+        QEMU,
+        &["domxml-to-native", "qemu-argv", &dom.to_string_lossy()],
+    );
+    assert!(
+        err.contains("not supported by the connection driver: virConnectDomainXMLToNative"),
+        "{err}"
+    );
+
     // one more 2 MiB page in node 0's pool through virtbus, seen by libvirtd, put back
     let grown = (sys(nr) + 1).to_string();
     let free = sys(&nr.replace("nr_hugepages", "free_hugepages"));

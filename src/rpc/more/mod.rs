@@ -51,7 +51,16 @@ pub mod procs {
     pub const CONNECT_BASELINE_HYPERVISOR_CPU: i32 = 394;
     pub const NODE_GET_SEV_INFO: i32 = 395;
 
-    /// Every procedure above, for the coverage count and its test.
+    /// Procedures answered here only with `VIR_ERR_NO_SUPPORT` in libvirt's words (not counted
+    /// as implemented): CPU comparison and baselines, which need libvirt's CPU feature model.
+    pub const REFUSED: &[i32] = &[
+        CONNECT_COMPARE_CPU,
+        CONNECT_BASELINE_CPU,
+        CONNECT_COMPARE_HYPERVISOR_CPU,
+        CONNECT_BASELINE_HYPERVISOR_CPU,
+    ];
+
+    /// Every procedure above but the refused ones, for the coverage count and its test.
     pub const IMPLEMENTED: &[i32] = &[
         DOMAIN_ATTACH_DEVICE,
         DOMAIN_DETACH_DEVICE,
@@ -81,16 +90,12 @@ pub mod procs {
         NODE_GET_CELLS_FREE_MEMORY,
         CONNECT_DOMAIN_XML_FROM_NATIVE,
         CONNECT_DOMAIN_XML_TO_NATIVE,
-        CONNECT_COMPARE_CPU,
-        CONNECT_BASELINE_CPU,
         NODE_SUSPEND_FOR_DURATION,
         NODE_SET_MEMORY_PARAMETERS,
         NODE_GET_MEMORY_PARAMETERS,
         CONNECT_GET_CPU_MODEL_NAMES,
         NODE_GET_FREE_PAGES,
         NODE_ALLOC_PAGES,
-        CONNECT_COMPARE_HYPERVISOR_CPU,
-        CONNECT_BASELINE_HYPERVISOR_CPU,
         NODE_GET_SEV_INFO,
     ];
 }
@@ -116,7 +121,7 @@ const HOST: &[i32] = &[
 
 /// Whether procedure `p` is answered here.
 pub(super) fn handles(p: i32) -> bool {
-    procs::IMPLEMENTED.contains(&p)
+    procs::IMPLEMENTED.contains(&p) || procs::REFUSED.contains(&p)
 }
 
 /// Carry out procedure `p` (one of [`procs::IMPLEMENTED`]).
