@@ -52,8 +52,10 @@ pub mod procs {
     pub const NODE_GET_SEV_INFO: i32 = 395;
 
     /// Procedures answered here only with `VIR_ERR_NO_SUPPORT` in libvirt's words (not counted
-    /// as implemented): CPU comparison and baselines, which need libvirt's CPU feature model.
+    /// as implemented): CPU comparison and baselines, which need libvirt's CPU feature model,
+    /// and the QEMU command line of a definition (a format libvirt lacks refused as it does).
     pub const REFUSED: &[i32] = &[
+        CONNECT_DOMAIN_XML_TO_NATIVE,
         CONNECT_COMPARE_CPU,
         CONNECT_BASELINE_CPU,
         CONNECT_COMPARE_HYPERVISOR_CPU,
@@ -89,7 +91,6 @@ pub mod procs {
         CONNECT_GET_MAX_VCPUS,
         NODE_GET_CELLS_FREE_MEMORY,
         CONNECT_DOMAIN_XML_FROM_NATIVE,
-        CONNECT_DOMAIN_XML_TO_NATIVE,
         NODE_SUSPEND_FOR_DURATION,
         NODE_SET_MEMORY_PARAMETERS,
         NODE_GET_MEMORY_PARAMETERS,
