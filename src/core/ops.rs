@@ -42,6 +42,8 @@ pub enum Action {
     /// Connecting to a guest's console or graphics server.
     DomainOpenConsole,
     ManagerRead,
+    /// Changing the host's memory settings: huge page pools and same-page merging (KSM).
+    ManagerWrite,
     /// Seeing storage pools, volumes and their XML.
     StorageRead,
     /// Changing pools and volumes, and moving a volume's bytes in or out.
@@ -53,7 +55,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Self::DomainRead,
         Self::DomainReadSecure,
         Self::DomainWrite,
@@ -68,6 +70,7 @@ impl Action {
         Self::DomainQemuPassthrough,
         Self::DomainOpenConsole,
         Self::ManagerRead,
+        Self::ManagerWrite,
         Self::StorageRead,
         Self::StorageWrite,
         Self::NetworkRead,
@@ -91,6 +94,7 @@ impl Action {
             Self::DomainQemuPassthrough => "org.virtbus1.domain.qemu-passthrough",
             Self::DomainOpenConsole => "org.virtbus1.domain.open-console",
             Self::ManagerRead => "org.virtbus1.manager.read",
+            Self::ManagerWrite => "org.virtbus1.manager.write",
             Self::StorageRead => "org.virtbus1.storage.read",
             Self::StorageWrite => "org.virtbus1.storage.write",
             Self::NetworkRead => "org.virtbus1.network.read",
@@ -115,6 +119,8 @@ pub enum Operation {
     ReadHostInterfaces,
     /// The host's devices (libvirt's node-device driver, read-only).
     ReadNodeDevices,
+    /// Resizing the host's huge page pools or tuning its same-page merging.
+    TuneHost,
     DefineDomain,
     CreateDomain,
     /// Defining or creating a domain with `<qemu:commandline>`.
@@ -286,6 +292,7 @@ impl Operation {
             // What a local user can read from /sys and `ip address` anyway: the host
             // read permission, as for capabilities and sysinfo.
             O::ReadHost | O::ReadHostInterfaces | O::ReadNodeDevices => Action::ManagerRead,
+            O::TuneHost => Action::ManagerWrite,
             O::ReadDomain
             | O::GetXml
             | O::GetStats
@@ -406,6 +413,7 @@ impl Operation {
             O::ReadHost => "read the host of",
             O::ReadHostInterfaces => "read the network interfaces of",
             O::ReadNodeDevices => "read the node devices of",
+            O::TuneHost => "tune the memory of",
             O::DefineDomain => "define",
             O::CreateDomain => "create",
             O::QemuPassthrough => "pass QEMU arguments of its own to",

@@ -779,9 +779,13 @@ async fn node(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcResult<Ve
     match p {
         P::NODE_GET_FREE_MEMORY => {
             Reader::decode::<()>(body)?;
-            // bytes, as libvirt's API gives them
-            let kib = host::free_memory().map_err(herr)?;
-            ok(HyperRet { value: kib })
+            // bytes, as libvirt's API gives them; libvirt's test driver's two cells have
+            // 1 and 2 MiB free
+            let bytes = match s.flavor() {
+                Flavor::Test => 3 * 1024 * 1024,
+                Flavor::Qemu | Flavor::Lxc => host::free_memory().map_err(herr)?,
+            };
+            ok(HyperRet { value: bytes })
         }
         P::NODE_GET_CPU_STATS => {
             let a: NodeCpuStatsArgs = Reader::decode(body)?;

@@ -13,6 +13,7 @@ mod block;
 mod console;
 mod domcaps;
 mod events;
+mod host;
 mod lxc;
 mod misc;
 mod more;
