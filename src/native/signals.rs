@@ -57,9 +57,7 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
             signal(ctx, &paths::domain(&uuid), DOMAIN_IFACE, "Rebooted", &()).await
         }
         // disk events have no signal of the native API yet: libvirt's RPC clients get them
-        Event::BlockJob { .. }
-        | Event::BlockThreshold { .. }
-        | Event::IoError { .. } => Ok(()),
+        Event::BlockJob { .. } | Event::BlockThreshold { .. } | Event::IoError { .. } => Ok(()),
         Event::Watchdog { uuid, action } => {
             let path = paths::domain(&uuid);
             signal(ctx, &path, DOMAIN_IFACE, "Watchdog", &(action.as_str(),)).await

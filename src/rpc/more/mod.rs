@@ -5,8 +5,8 @@
 mod agent;
 mod block;
 mod domain;
-mod misc;
 mod host;
+mod misc;
 mod storage;
 mod tune;
 
