@@ -44,8 +44,12 @@ pub(super) fn threads(
 /// Pins and schedules the threads of `vm`'s QEMU as `def` says.
 pub(super) async fn apply(vm: &Vm, def: &DomainDef) -> DriverResult<()> {
     let groups = super::cgtune::Groups::locate(&def.uuid);
-    // v1 hosts: every guest gets its cgroups, as libvirt's do, for the tuning calls
-    if !needed(def) && !groups.has_v1() {
+    let pid = vm.process.pid();
+    // v1 hosts: every guest gets its cgroups, as libvirt's do, for the tuning calls; a
+    // process whose threads cannot be seen (gone already, or the unit tests' stand-in) has
+    // none to place
+    let place_v1 = groups.has_v1() && !tasks(pid).is_empty();
+    if !needed(def) && !place_v1 {
         return Ok(());
     }
     let vcpus = threads(
@@ -60,7 +64,6 @@ pub(super) async fn apply(vm: &Vm, def: &DomainDef) -> DriverResult<()> {
             v.as_str()?.strip_prefix("iothread")?.parse().ok()
         })
     };
-    let pid = vm.process.pid();
     let fail = |what: String, e: String| {
         DriverError::Failed(format!("domain '{}': cannot apply {what}: {e}", vm.name))
     };
@@ -69,7 +72,7 @@ pub(super) async fn apply(vm: &Vm, def: &DomainDef) -> DriverResult<()> {
         .filter(|t| !vcpus.iter().chain(&iothreads).any(|(_, v)| v == t))
         .collect();
     // v1: into the cgroups first, as joining a cpuset resets a thread's affinity
-    if groups.has_v1() {
+    if place_v1 {
         groups
             .place(def, pid, &vcpus, &iothreads, &emulator)
             .map_err(|e| fail("its cgroups".into(), e))?;
