@@ -26,6 +26,7 @@ pub mod network_ops;
 pub mod ops;
 mod passthrough;
 mod resize;
+pub mod save_file;
 mod screenshot;
 mod snapshot_ops;
 pub mod storage_ops;

@@ -19,6 +19,7 @@ mod osinfo;
 mod polkit;
 #[path = "../lxc/rootfs.rs"]
 mod rootfs;
+mod save;
 mod session;
 mod socket;
 mod streams;

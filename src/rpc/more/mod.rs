@@ -3,6 +3,7 @@
 //! procedures virsh's domain commands call beyond the basics ([`domain`]).
 
 mod domain;
+mod save;
 mod storage;
 
 use super::{Shared, dispatch::Session, error::RpcResult};
@@ -33,6 +34,33 @@ pub mod procs {
     pub const DOMAIN_FSTHAW: i32 = 336;
     pub const CONNECT_GET_STORAGE_POOL_CAPABILITIES: i32 = 403;
     pub const DOMAIN_GET_GUEST_INFO: i32 = 418;
+    pub const DOMAIN_CORE_DUMP: i32 = 53;
+    pub const DOMAIN_RESTORE: i32 = 54;
+    pub const DOMAIN_SAVE: i32 = 55;
+    pub const DOMAIN_SAVE_FLAGS: i32 = 232;
+    pub const DOMAIN_RESTORE_FLAGS: i32 = 233;
+    pub const DOMAIN_SAVE_IMAGE_GET_XML_DESC: i32 = 235;
+    pub const DOMAIN_SAVE_IMAGE_DEFINE_XML: i32 = 236;
+    pub const DOMAIN_SET_MEMORY_STATS_PERIOD: i32 = 308;
+    pub const DOMAIN_CORE_DUMP_WITH_FORMAT: i32 = 334;
+    pub const DOMAIN_SAVE_PARAMS: i32 = 440;
+    pub const DOMAIN_RESTORE_PARAMS: i32 = 441;
+
+    /// The procedures of `virsh save`, `restore`, `save-image-*`, `dump` and
+    /// `set-memory-stats-period` (see [`super::save`]).
+    pub const SAVE: &[i32] = &[
+        DOMAIN_CORE_DUMP,
+        DOMAIN_RESTORE,
+        DOMAIN_SAVE,
+        DOMAIN_SAVE_FLAGS,
+        DOMAIN_RESTORE_FLAGS,
+        DOMAIN_SAVE_IMAGE_GET_XML_DESC,
+        DOMAIN_SAVE_IMAGE_DEFINE_XML,
+        DOMAIN_SET_MEMORY_STATS_PERIOD,
+        DOMAIN_CORE_DUMP_WITH_FORMAT,
+        DOMAIN_SAVE_PARAMS,
+        DOMAIN_RESTORE_PARAMS,
+    ];
 
     /// Every procedure above, for the coverage count and its test.
     pub const IMPLEMENTED: &[i32] = &[
@@ -60,6 +88,17 @@ pub mod procs {
         DOMAIN_FSTHAW,
         CONNECT_GET_STORAGE_POOL_CAPABILITIES,
         DOMAIN_GET_GUEST_INFO,
+        DOMAIN_CORE_DUMP,
+        DOMAIN_RESTORE,
+        DOMAIN_SAVE,
+        DOMAIN_SAVE_FLAGS,
+        DOMAIN_RESTORE_FLAGS,
+        DOMAIN_SAVE_IMAGE_GET_XML_DESC,
+        DOMAIN_SAVE_IMAGE_DEFINE_XML,
+        DOMAIN_SET_MEMORY_STATS_PERIOD,
+        DOMAIN_CORE_DUMP_WITH_FORMAT,
+        DOMAIN_SAVE_PARAMS,
+        DOMAIN_RESTORE_PARAMS,
     ];
 }
 
@@ -74,6 +113,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         procs::CONNECT_FIND_STORAGE_POOL_SOURCES | procs::CONNECT_GET_STORAGE_POOL_CAPABILITIES => {
             storage::call(shared, s, p, body).await
         }
+        p if procs::SAVE.contains(&p) => save::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
