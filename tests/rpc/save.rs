@@ -224,6 +224,20 @@ async fn save_restore_and_dump_a_real_guest() {
     let config = r.ok(QEMU, &["dumpxml", "--inactive", "tiny"]);
     assert!(config.contains("<stats period='3'/>"), "{config}");
 
+    // the NIC's link, through update-device and QMP set_link, as domif-setlink does it
+    let mac = live
+        .split("<mac address='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("a MAC address")
+        .to_owned();
+    r.ok(QEMU, &["domif-setlink", "tiny", &mac, "down"]);
+    let link = r.ok(QEMU, &["domif-getlink", "tiny", &mac]);
+    assert!(link.trim().ends_with("down"), "{link}");
+    r.ok(QEMU, &["domif-setlink", "tiny", &mac, "up"]);
+    let link = r.ok(QEMU, &["domif-getlink", "tiny", &mac]);
+    assert!(link.trim().ends_with("up"), "{link}");
+
     // bad paths and flags: refused, the guest runs on
     let e = py(
         &r,
