@@ -297,6 +297,19 @@ async fn save_restore_and_dump_a_real_guest() {
         "{e}"
     );
 
+    // job statistics: no job runs now, and none completed is kept
+    for args in [
+        &["domjobinfo", "tiny"][..],
+        &["domjobinfo", "tiny", "--completed"],
+    ] {
+        let job = r.ok(QEMU, args);
+        assert!(
+            job.lines()
+                .any(|l| l.starts_with("Job type:") && l.trim_end().ends_with("None")),
+            "{args:?}: {job}"
+        );
+    }
+
     // save: the file is libvirt's save image, the domain stops as saved
     let image = dir.join("tiny.save");
     let image_arg = image.to_string_lossy().into_owned();

@@ -45,6 +45,7 @@ pub mod procs {
     pub const DOMAIN_CORE_DUMP_WITH_FORMAT: i32 = 334;
     pub const DOMAIN_SAVE_PARAMS: i32 = 440;
     pub const DOMAIN_RESTORE_PARAMS: i32 = 441;
+    pub const DOMAIN_GET_JOB_STATS: i32 = 298;
 
     /// The procedures of `virsh save`, `restore`, `save-image-*`, `dump` and
     /// `set-memory-stats-period` (see [`super::save`]).
@@ -60,6 +61,7 @@ pub mod procs {
         DOMAIN_CORE_DUMP_WITH_FORMAT,
         DOMAIN_SAVE_PARAMS,
         DOMAIN_RESTORE_PARAMS,
+        DOMAIN_GET_JOB_STATS,
     ];
 
     /// Every procedure above, for the coverage count and its test.
@@ -99,6 +101,7 @@ pub mod procs {
         DOMAIN_CORE_DUMP_WITH_FORMAT,
         DOMAIN_SAVE_PARAMS,
         DOMAIN_RESTORE_PARAMS,
+        DOMAIN_GET_JOB_STATS,
     ];
 }
 
