@@ -280,7 +280,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                 kind: 2,
                 params: Array(vec![TypedParam {
                     field: "operation".into(),
-                    value: TypedValue::Int(job_operation(&job)),
+                    value: TypedValue::Int(job_operation(job)),
                 }]),
             })
         }
