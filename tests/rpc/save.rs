@@ -1,11 +1,13 @@
 //! `virsh save` / `restore` / `save-image-*` / `dump` / `dommemstat --period` with unchanged
 //! virsh: on a running tiny guest (the file in libvirt's save image layout, the guest's
-//! memory surviving the round trip, the dump an ELF of the guest's memory), and on
+//! memory surviving the round trip, the dump an ELF of the guest's memory, the image read and
+//! restored by Debian's libvirtd), and on
 //! `test+unix:///default` compared with libvirt's own test driver.
 
 use std::{path::Path, process::Command};
 
 use super::{Rpc, guest};
+use crate::support::libvirtd::Libvirtd;
 
 const TEST: &str = "test+unix:///default";
 const QEMU: &str = "qemu:///system";
@@ -330,6 +332,35 @@ async fn save_restore_and_dump_a_real_guest() {
     let data_len = u32::from_ne_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]) as usize;
     assert!(bytes[92..].starts_with(b"<domain type='qemu'>"));
     assert_eq!(&bytes[92 + data_len..92 + data_len + 4], b"QEVM");
+
+    // Debian's libvirtd reads the header and XML of our image as its own
+    let lv = Libvirtd::start();
+    let theirs = lv.virsh(&["save-image-dumpxml", &image_arg]);
+    assert!(
+        theirs.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&theirs.stderr),
+        lv.log_text()
+    );
+    assert!(String::from_utf8_lossy(&theirs.stdout).contains("<name>tiny</name>"));
+    // and restores it: the guest answers its agent there (a copy: ours is restored below)
+    let copy = dir.join("copy.save");
+    std::fs::copy(&image, &copy).expect("copy");
+    let lv_ok = |args: &[&str]| {
+        let o = lv.virsh(args);
+        assert!(
+            o.status.success(),
+            "libvirtd: virsh {args:?}: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            lv.log_text()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    lv_ok(&["restore", &copy.to_string_lossy()]);
+    let pong = lv_ok(&["qemu-agent-command", "tiny", r#"{"execute":"guest-ping"}"#]);
+    assert_eq!(pong.trim(), r#"{"return":{}}"#);
+    lv_ok(&["destroy", "tiny"]);
+    drop(lv);
 
     // the XML it holds, and a replacement
     let xml = r.ok(QEMU, &["save-image-dumpxml", &image_arg]);
