@@ -813,6 +813,10 @@ domain_op!(
     |r, core, dom| core.core_dump(dom, &r.path, r.opts, r.after).await
 );
 domain_op!(
+    /// Stop the save or dump the domain runs (takes no job: that one holds it).
+    AbortJob {} => (), AbortJob, |_r, core, dom| core.abort_job(dom).await
+);
+domain_op!(
     /// How often (seconds) the running guest's balloon collects memory statistics.
     SetMemoryStatsPeriod { secs: u32, affect: Affect } => (), SetMemoryStatsPeriod,
     |r, core, dom| core.set_memory_stats_period(dom, r.secs, r.affect).await

@@ -148,6 +148,18 @@ impl Core {
         self.create_from(def, opts, caller, Some(path)).await
     }
 
+    /// Stop the save or whole-state dump `dom` runs (it holds the job: this does not wait
+    /// for it); libvirt's words for a domain with no job, or one that cannot be aborted.
+    pub async fn abort_job(&self, dom: &Arc<Domain>) -> Result<()> {
+        match dom.running_job() {
+            "" => Err(Error::InvalidState("no job is active on the domain".into())),
+            "save" | "managed save" | "dump" => Ok(dom.driver.abort_job(&self.ctx(dom)).await?),
+            other => Err(Error::InvalidState(format!(
+                "cannot abort the '{other}' job"
+            ))),
+        }
+    }
+
     /// Run the inactive domain `dom` from the save image at `path` with `def` as its live
     /// definition.
     pub(crate) async fn restore_into(

@@ -708,6 +708,12 @@ pub trait Driver: Send + Sync + 'static {
         Err(unsupported(self.name(), "dump the memory of", ctx))
     }
 
+    /// Cancel the migration stream a save or dump of the guest is writing (the operation
+    /// then fails and cleans up after itself).
+    async fn abort_job(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        Err(unsupported(self.name(), "abort the job of", ctx))
+    }
+
     /// How often (seconds; 0 stops it) the balloon driver of a running guest collects its
     /// memory statistics.
     async fn set_memory_stats_period(&self, ctx: &DomainCtx, _secs: u32) -> DriverResult<()> {

@@ -266,6 +266,44 @@ async fn save_restore_and_dump_a_real_guest() {
     }
     assert!(!Path::new("/tmp/vb-ro.save").exists());
 
+    // a save in progress: its job shows, and domjobabort cancels it (the migration stream
+    // slowed down so that it is still running when asked)
+    let e = r.fails(QEMU, &["domjobabort", "tiny"]);
+    assert!(e.contains("no job is active on the domain"), "{e}");
+    let bandwidth = |bytes: u64| {
+        let cmd = serde_json::json!({"execute": "migrate-set-parameters",
+                                     "arguments": {"max-bandwidth": bytes}});
+        r.ok(QEMU, &["qemu-monitor-command", "tiny", &cmd.to_string()]);
+    };
+    bandwidth(256 << 10);
+    let aborted = dir.join("aborted.save");
+    let saving = Command::new("virsh")
+        .arg("-c")
+        .arg(format!("{QEMU}?socket={}", r.sock.display()))
+        .args(["save", "tiny", &aborted.to_string_lossy()])
+        .env("HOME", dir)
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("virsh save");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let job = r.ok(QEMU, &["domjobinfo", "tiny"]);
+        if job.contains("Unbounded") {
+            assert!(job.contains("Save"), "{job}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no save job: {job}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    r.ok(QEMU, &["domjobabort", "tiny"]);
+    let out = saving.wait_with_output().expect("virsh save");
+    assert!(!out.status.success(), "the save was not aborted");
+    assert!(!aborted.exists(), "an aborted save leaves no file");
+    assert_eq!(state(&r, "tiny"), "running (booted)");
+    bandwidth(128 << 20);
+
     // a memory-only dump is an ELF core file of the guest's 256 MiB
     let core = dir.join("tiny.core");
     let core_arg = core.to_string_lossy().into_owned();

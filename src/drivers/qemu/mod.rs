@@ -1138,6 +1138,11 @@ impl Driver for QemuDriver {
         saveimage::dump(&vm, path, opts).await
     }
 
+    async fn abort_job(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        vm.command("migrate_cancel", None).await.map(|_| ())
+    }
+
     async fn set_memory_stats_period(&self, ctx: &DomainCtx, secs: u32) -> DriverResult<()> {
         let vm = self.vm(ctx)?;
         let alias = lock(&vm.live)

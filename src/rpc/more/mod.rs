@@ -46,6 +46,8 @@ pub mod procs {
     pub const DOMAIN_SAVE_PARAMS: i32 = 440;
     pub const DOMAIN_RESTORE_PARAMS: i32 = 441;
     pub const DOMAIN_GET_JOB_STATS: i32 = 298;
+    pub const DOMAIN_ABORT_JOB: i32 = 164;
+    pub const DOMAIN_ABORT_JOB_FLAGS: i32 = 442;
 
     /// The procedures of `virsh save`, `restore`, `save-image-*`, `dump` and
     /// `set-memory-stats-period` (see [`super::save`]).
@@ -62,6 +64,8 @@ pub mod procs {
         DOMAIN_SAVE_PARAMS,
         DOMAIN_RESTORE_PARAMS,
         DOMAIN_GET_JOB_STATS,
+        DOMAIN_ABORT_JOB,
+        DOMAIN_ABORT_JOB_FLAGS,
     ];
 
     /// Every procedure above, for the coverage count and its test.
@@ -102,6 +106,8 @@ pub mod procs {
         DOMAIN_SAVE_PARAMS,
         DOMAIN_RESTORE_PARAMS,
         DOMAIN_GET_JOB_STATS,
+        DOMAIN_ABORT_JOB,
+        DOMAIN_ABORT_JOB_FLAGS,
     ];
 }
 

@@ -42,10 +42,13 @@ xdr_struct! {
     CoreDumpFormatArgs { dom: Dom, to: String, dumpformat: u32, flags: u32 }
     StatsPeriodArgs { dom: Dom, period: i32, flags: u32 }
     JobStatsArgs { dom: Dom, flags: u32 }
+    AbortJobArgs { dom: Dom }
     JobStatsRet { kind: i32, params: Array<TypedParam, JOB_STATS_MAX> }
 }
 
 const JOB_STATS_MAX: usize = 64;
+
+const ABORT_FLAGS: &[Flag] = &[flag(1, "VIR_DOMAIN_ABORT_JOB_POSTCOPY", "postcopy")];
 
 const JOB_STATS: Method = Method {
     api: "virDomainGetJobStats",
@@ -260,6 +263,38 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                 .await?;
             ok(())
         }
+        procs::DOMAIN_ABORT_JOB | procs::DOMAIN_ABORT_JOB_FLAGS => {
+            let (d, fl) = if p == procs::DOMAIN_ABORT_JOB {
+                let a: AbortJobArgs = Reader::decode(body)?;
+                (a.dom, 0)
+            } else {
+                let a: JobStatsArgs = Reader::decode(body)?;
+                (a.dom, a.flags)
+            };
+            let m = Method {
+                api: if p == procs::DOMAIN_ABORT_JOB {
+                    "virDomainAbortJob"
+                } else {
+                    "virDomainAbortJobFlags"
+                },
+                driver_fn: "DomainAbortJobFlags",
+                flags: ABORT_FLAGS,
+            };
+            if s.flavor() == Flavor::Test {
+                return Err(RpcError::no_support(m.api));
+            }
+            let dom = s.domain(&d)?;
+            s.check(&m, fl)?;
+            s.writable(&m)?;
+            if m.has(fl, "postcopy") {
+                return Err(s.error(
+                    Code::OperationInvalid,
+                    "current job is not outgoing migration in post-copy mode",
+                ));
+            }
+            s.run(shared, &m, &dom, ops::AbortJob {}).await?;
+            ok(())
+        }
         procs::DOMAIN_GET_JOB_STATS => {
             let a: JobStatsArgs = Reader::decode(body)?;
             let m = &JOB_STATS;
@@ -270,10 +305,14 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
             let dom = s.domain(&a.dom)?;
             s.check(m, a.flags)?;
             s.authorize(shared, Operation::ReadDomain, &dom).await?;
-            let job = dom.info().job;
+            let job = match dom.running_job() {
+                "" => dom.info().job,
+                j => j,
+            };
             // no statistics of completed jobs are kept: none, as libvirt answers before a
-            // job completed; a running job is unbounded with its operation, nothing measured
-            if m.has(a.flags, "completed") || job.is_empty() {
+            // job completed; a running long job (libvirt's asynchronous ones) is unbounded
+            // with its operation, nothing measured
+            if m.has(a.flags, "completed") || job_operation(job) == 0 {
                 return ok(JobStatsRet::default());
             }
             ok(JobStatsRet {
