@@ -203,12 +203,29 @@ impl Core {
     /// once it runs; while its hypervisor starts, its name and UUID are reserved.
     pub async fn create(
         &self,
-        mut def: DomainDef,
+        def: DomainDef,
         opts: StartOptions,
         caller: Caller,
     ) -> Result<Arc<Domain>> {
+        self.create_from(def, opts, caller, None).await
+    }
+
+    /// [`Core::create`], or with `image` a restore from that save image: an inactive
+    /// domain of the same UUID runs from it, else a new transient domain does.
+    pub(crate) async fn create_from(
+        &self,
+        mut def: DomainDef,
+        opts: StartOptions,
+        caller: Caller,
+        image: Option<&std::path::Path>,
+    ) -> Result<Arc<Domain>> {
         let driver = self.prepared(&mut def).await?;
         if let Some(dom) = self.find_existing(&def)? {
+            if let Some(image) = image {
+                def.set_owner_uid(lock(&dom.data).def.owner_uid());
+                self.restore_into(&dom, def, image, opts.paused).await?;
+                return Ok(dom);
+            }
             def.set_owner_uid(lock(&dom.data).def.owner_uid());
             self.start_with(&dom, opts, Some(def), StateReason::Booted)
                 .await
@@ -239,10 +256,16 @@ impl Core {
         let dom = Arc::new(Domain::new(driver.clone(), new_data(def.clone(), false)));
         let id = self.next_id();
         let started = match self.resolve_networks(Arc::new(def.clone())).await {
-            Ok(resolved) => driver
-                .start(&self.ctx(&dom), &resolved, opts.paused, id)
-                .await
-                .map_err(Error::from),
+            Ok(resolved) => match image {
+                Some(image) => driver
+                    .restore_from_file(&self.ctx(&dom), &resolved, image, opts.paused, id)
+                    .await
+                    .map_err(Error::from),
+                None => driver
+                    .start(&self.ctx(&dom), &resolved, opts.paused, id)
+                    .await
+                    .map_err(Error::from),
+            },
             Err(e) => Err(e),
         };
         let _defining = self.inner.define_lock.lock().await;
@@ -255,10 +278,19 @@ impl Core {
             d.id = Some(id);
             d.status = Status::new(
                 crate::model::state::DomainState::Running,
-                StateReason::Booted,
+                if image.is_some() {
+                    StateReason::Restored
+                } else {
+                    StateReason::Booted
+                },
             );
         }
-        self.insert_with(&dom, agent, Lifecycle::Started(StartedDetail::Booted));
+        let detail = if image.is_some() {
+            StartedDetail::Restored
+        } else {
+            StartedDetail::Booted
+        };
+        self.insert_with(&dom, agent, Lifecycle::Started(detail));
         drop(_defining);
         if opts.paused {
             self.mark_paused_after_start(&dom);

@@ -124,6 +124,11 @@ impl Domain {
         Ok(g)
     }
 
+    /// The name of the job the domain runs now ("" when none), whatever its operation.
+    pub fn running_job(&self) -> &'static str {
+        *lock(&self.job_name)
+    }
+
     pub fn name(&self) -> String {
         lock(&self.data).def.name.clone()
     }

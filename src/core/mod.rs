@@ -31,6 +31,7 @@ pub mod ops;
 mod passthrough;
 mod resize;
 pub mod saved_xml;
+pub mod save_file;
 mod screenshot;
 mod snapshot_ops;
 pub mod storage_ops;

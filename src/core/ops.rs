@@ -148,6 +148,22 @@ pub enum Operation {
     ManagedSave,
     ManagedSaveRemove,
     HasManagedSave,
+    /// Save the guest's state to a file of the caller's choosing and stop it.
+    Save,
+    /// Start a guest from a save file (no domain yet: authorized with the file's XML).
+    Restore,
+    /// Read the XML a save file holds.
+    SaveImageRead,
+    /// Read it with its secrets.
+    SaveImageReadSecure,
+    /// Replace the XML a save file holds.
+    SaveImageDefine,
+    /// Dump the guest's memory to a file: it holds every secret the guest has.
+    CoreDump,
+    /// How often the balloon collects the guest's memory statistics.
+    SetMemoryStatsPeriod,
+    /// Stop the long operation a domain runs.
+    AbortJob,
     GetMetadata,
     SetMetadata,
     GetVcpus,
@@ -312,7 +328,8 @@ impl Operation {
             | O::ManagedSaveXml
             | O::BlockIoTune
             | O::DiskErrors
-            | O::BlockJobInfo => Action::DomainRead,
+            | O::BlockJobInfo
+            | O::SaveImageRead => Action::DomainRead,
             O::DefineDomain
             | O::SetAutostart
             | O::SetMetadata
@@ -338,13 +355,17 @@ impl Operation {
             | O::DirtyRateCalc
             | O::ManagedSaveDefine
             | O::SetBlockIoTune
-            | O::BlockWrite => Action::DomainWrite,
-            O::CreateDomain | O::Start => Action::DomainStart,
+            | O::BlockWrite
+            | O::SaveImageDefine
+            | O::SetMemoryStatsPeriod
+            | O::AbortJob => Action::DomainWrite,
+            O::CreateDomain | O::Start | O::Restore => Action::DomainStart,
+            O::CoreDump | O::SaveImageReadSecure => Action::DomainReadSecure,
             O::QemuPassthrough | O::QemuMonitorCommand | O::QemuAgentCommand => {
                 Action::DomainQemuPassthrough
             }
             O::Shutdown | O::Reboot | O::PmSuspend | O::PmWakeup => Action::DomainInitControl,
-            O::Destroy | O::ManagedSave => Action::DomainStop,
+            O::Destroy | O::ManagedSave | O::Save => Action::DomainStop,
             O::Reset | O::InjectNmi => Action::DomainReset,
             O::Suspend | O::Resume => Action::DomainSuspend,
             O::Undefine | O::ManagedSaveRemove => Action::DomainDelete,
@@ -396,7 +417,13 @@ impl Operation {
             O::Resume => "resume",
             O::FsFreeze => "freeze the filesystems of",
             O::FsThaw => "thaw the filesystems of",
-            O::ManagedSave => "save",
+            O::ManagedSave | O::Save => "save",
+            O::Restore => "restore",
+            O::SaveImageRead | O::SaveImageReadSecure => "read the save image of",
+            O::SaveImageDefine => "change the save image of",
+            O::CoreDump => "dump the memory of",
+            O::SetMemoryStatsPeriod => "set the memory statistics period of",
+            O::AbortJob => "abort the job of",
             O::MemoryStats => "read memory statistics of",
             O::GuestInfo => "query the guest agent of",
             O::InterfaceAddresses => "read the interface addresses of",
@@ -500,6 +527,9 @@ impl Operation {
             | O::InjectNmi
             | O::FsThaw
             | O::ManagedSave
+            | O::Save
+            | O::CoreDump
+            | O::AbortJob
             | O::MemoryStats
             | O::InterfaceAddresses
             | O::QemuMonitorCommand
@@ -557,6 +587,10 @@ impl Operation {
             O::SetUserPassword => "set user password",
             O::SetSshKeys => "set SSH keys",
             O::ManagedSave => "managed save",
+            O::Save => "save",
+            O::Restore => "restore",
+            O::CoreDump => "dump",
+            O::SetMemoryStatsPeriod => "set memory stats period",
             O::ManagedSaveRemove => "remove managed save",
             O::SetMetadata => "set metadata",
             O::SetVcpus => "set vCPUs",
@@ -1023,6 +1057,51 @@ impl DomainOp for ManagedSave {
         core.managed_save(dom, self.opts).await
     }
 }
+
+/// Save the guest's state to a file and stop it (`virsh save`).
+#[derive(Debug, Clone)]
+pub struct Save {
+    pub path: std::path::PathBuf,
+    /// Replacement domain XML for the file (same domain).
+    pub xml: Option<String>,
+    pub opts: ManagedSaveOptions,
+}
+
+impl DomainOp for Save {
+    type Output = ();
+
+    fn operation(&self) -> Operation {
+        Operation::Save
+    }
+
+    fn validate(&self) -> Result<()> {
+        Ok(self.opts.validate()?)
+    }
+
+    async fn run(self, core: &Core, dom: &Arc<Domain>) -> Result<()> {
+        core.save_to_file(dom, &self.path, self.xml.as_deref(), self.opts)
+            .await
+    }
+}
+
+domain_op!(
+    /// Dump the guest's memory to a file (`virsh dump`), then leave it as `after` says.
+    CoreDump {
+        path: std::path::PathBuf,
+        opts: crate::drivers::DumpOptions,
+        after: super::save_file::AfterDump,
+    } => (), CoreDump,
+    |r, core, dom| core.core_dump(dom, &r.path, r.opts, r.after).await
+);
+domain_op!(
+    /// Stop the save or dump the domain runs (takes no job: that one holds it).
+    AbortJob {} => (), AbortJob, |_r, core, dom| core.abort_job(dom).await
+);
+domain_op!(
+    /// How often (seconds) the running guest's balloon collects memory statistics.
+    SetMemoryStatsPeriod { secs: u32, affect: Affect } => (), SetMemoryStatsPeriod,
+    |r, core, dom| core.set_memory_stats_period(dom, r.secs, r.affect).await
+);
 
 /// Change the vCPU count of one definition.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ pub mod misc;
 pub mod qemu;
 pub mod quiesce;
 pub mod test;
+mod testimage;
 
 use std::sync::Arc;
 
@@ -157,6 +158,37 @@ pub struct Started {
     /// Whether the guest agent's channel is open as the guest starts, for a guest with one:
     /// the core announces it before the start, as libvirt does.
     pub agent: Option<bool>,
+}
+
+/// What a save image's header tells (`virsh save`'s file): the domain XML to restore into,
+/// and whether the guest runs again once restored. The layout is the driver's own (the QEMU
+/// driver writes libvirt's, so images move between libvirtd and virtbus).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaveImageHeader {
+    pub xml: String,
+    pub running: bool,
+}
+
+/// How a guest's memory is dumped (`virsh dump`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DumpOptions {
+    /// Only the guest's memory, as an ELF or kdump file (QEMU's `dump-guest-memory`), rather
+    /// than its whole state as a migration stream.
+    pub memory_only: bool,
+    pub format: DumpFormat,
+    /// Leave a running guest running during a memory-only dump (libvirt's `VIR_DUMP_LIVE`).
+    pub live: bool,
+}
+
+/// libvirt's `virDomainCoreDumpFormat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DumpFormat {
+    #[default]
+    Raw,
+    KdumpZlib,
+    KdumpLzo,
+    KdumpSnappy,
+    WinDmp,
 }
 
 /// A guest a driver left running before the daemon stopped, found from its runtime records.
@@ -657,6 +689,85 @@ pub trait Driver: Send + Sync + 'static {
         _id: u32,
     ) -> DriverResult<Started> {
         Err(unsupported(self.name(), "restore the saved state of", ctx))
+    }
+
+    /// Save the guest's state to `path` (a new file of the driver's own format holding
+    /// `header`) and stop the guest; on failure no file is left and the guest runs on.
+    async fn save_to_file(
+        &self,
+        ctx: &DomainCtx,
+        _header: &SaveImageHeader,
+        _path: &std::path::Path,
+    ) -> DriverResult<()> {
+        Err(unsupported(self.name(), "save the state of", ctx))
+    }
+
+    /// Whether the XML a save image holds is the migratable form (without the live id and
+    /// what the destination makes up again), as libvirt's QEMU driver writes it.
+    fn save_image_migratable(&self) -> bool {
+        true
+    }
+
+    /// The header of the save image at `path`, checked.
+    fn read_save_image(&self, path: &std::path::Path) -> DriverResult<SaveImageHeader> {
+        Err(DriverError::Unimplemented(format!(
+            "the {} driver reads no save images ({})",
+            self.name(),
+            path.display()
+        )))
+    }
+
+    /// Replace the header of the save image at `path`, keeping the state after it.
+    fn rewrite_save_image(
+        &self,
+        path: &std::path::Path,
+        _header: &SaveImageHeader,
+    ) -> DriverResult<()> {
+        Err(DriverError::Unimplemented(format!(
+            "the {} driver writes no save images ({})",
+            self.name(),
+            path.display()
+        )))
+    }
+
+    /// Start a guest for `def` with its state read from the save image at `path` (kept);
+    /// `id` as for [`Driver::start`]; the guest is left paused when `paused`.
+    async fn restore_from_file(
+        &self,
+        ctx: &DomainCtx,
+        _def: &DomainDef,
+        _path: &std::path::Path,
+        _paused: bool,
+        _id: u32,
+    ) -> DriverResult<Started> {
+        Err(unsupported(self.name(), "restore the saved state of", ctx))
+    }
+
+    /// Dump the running guest's memory to `path` (the guest is paused or not as the caller
+    /// arranged).
+    async fn core_dump(
+        &self,
+        ctx: &DomainCtx,
+        _path: &std::path::Path,
+        _opts: DumpOptions,
+    ) -> DriverResult<()> {
+        Err(unsupported(self.name(), "dump the memory of", ctx))
+    }
+
+    /// Cancel the migration stream a save or dump of the guest is writing (the operation
+    /// then fails and cleans up after itself).
+    async fn abort_job(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        Err(unsupported(self.name(), "abort the job of", ctx))
+    }
+
+    /// How often (seconds; 0 stops it) the balloon driver of a running guest collects its
+    /// memory statistics.
+    async fn set_memory_stats_period(&self, ctx: &DomainCtx, _secs: u32) -> DriverResult<()> {
+        Err(unsupported(
+            self.name(),
+            "set the memory statistics period of",
+            ctx,
+        ))
     }
 
     /// Remove a managed save image (the domain is inactive).

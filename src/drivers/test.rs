@@ -566,6 +566,69 @@ impl Driver for TestDriver {
         Ok(started)
     }
 
+    /// libvirt's test driver's image: its magic and the domain XML; the guest stops.
+    async fn save_to_file(
+        &self,
+        ctx: &DomainCtx,
+        header: &super::SaveImageHeader,
+        path: &std::path::Path,
+    ) -> DriverResult<()> {
+        self.delay(ctx).await?;
+        super::testimage::write(path, &ctx.name, &header.xml)?;
+        crate::util::lock(&self.vms).remove(&ctx.uuid);
+        Ok(())
+    }
+
+    /// libvirt's test driver keeps the live XML, id included.
+    fn save_image_migratable(&self) -> bool {
+        false
+    }
+
+    fn read_save_image(&self, path: &std::path::Path) -> DriverResult<super::SaveImageHeader> {
+        super::testimage::read(path)
+    }
+
+    fn rewrite_save_image(
+        &self,
+        path: &std::path::Path,
+        header: &super::SaveImageHeader,
+    ) -> DriverResult<()> {
+        super::testimage::read(path)?;
+        let name = crate::model::DomainDef::from_xml(&header.xml)
+            .map(|d| d.name)
+            .unwrap_or_default();
+        super::testimage::write(path, &name, &header.xml)
+    }
+
+    async fn restore_from_file(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        path: &std::path::Path,
+        paused: bool,
+        id: u32,
+    ) -> DriverResult<Started> {
+        super::testimage::read(path)?;
+        self.start(ctx, def, paused, id).await
+    }
+
+    /// libvirt's test driver's dump: its magic alone; only the raw format.
+    async fn core_dump(
+        &self,
+        ctx: &DomainCtx,
+        path: &std::path::Path,
+        opts: super::DumpOptions,
+    ) -> DriverResult<()> {
+        self.with_vm(ctx, |_| ())?;
+        super::testimage::dump(path, &ctx.name)?;
+        if opts.format != super::DumpFormat::Raw {
+            return Err(DriverError::NotSupported(
+                "kdump-compressed format is not supported here".into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn managed_save_remove(&self, ctx: &DomainCtx) -> DriverResult<()> {
         crate::util::lock(&self.saved).remove(&ctx.uuid);
         Ok(())

@@ -24,6 +24,7 @@ mod osinfo;
 mod polkit;
 #[path = "../lxc/rootfs.rs"]
 mod rootfs;
+mod save;
 mod session;
 mod socket;
 mod streams;

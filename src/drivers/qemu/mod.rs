@@ -44,6 +44,7 @@ pub mod process;
 pub mod qga;
 pub mod qmp;
 pub mod save;
+pub mod saveimage;
 mod screenshot;
 pub mod seam;
 pub mod snapshot;
@@ -576,7 +577,7 @@ impl QemuDriver {
         def: &DomainDef,
         paused: bool,
         id: u32,
-        incoming: Option<&Path>,
+        incoming: Option<(&Path, u64)>,
     ) -> DriverResult<Started> {
         if self.vm(ctx).is_ok() {
             return Err(DriverError::InvalidState(format!(
@@ -695,8 +696,8 @@ impl QemuDriver {
             self.setup(&vm, &plan).await?;
             // before the guest runs, a record to find this QEMU again after a kill -9
             self.save_status(&vm).await?;
-            if let Some(image) = incoming {
-                save::restore(&vm, image).await?;
+            if let Some((image, offset)) = incoming {
+                save::restore(&vm, image, offset).await?;
             }
             if !paused {
                 vm.command_quiet("cont", None, &["RESUME"]).await?;
@@ -1089,11 +1090,91 @@ impl Driver for QemuDriver {
                 image.display()
             )));
         }
-        let started = self.launch(ctx, def, paused, id, Some(&image)).await?;
+        let started = self.launch(ctx, def, paused, id, Some((&image, 0))).await?;
         if let Err(e) = std::fs::remove_file(&image) {
             tracing::warn!("domain '{}': {}: {e}", ctx.name, image.display());
         }
         Ok(started)
+    }
+
+    /// The guest's state to a file in libvirt's layout, then QEMU stops.
+    async fn save_to_file(
+        &self,
+        ctx: &DomainCtx,
+        header: &crate::drivers::SaveImageHeader,
+        path: &Path,
+    ) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        saveimage::save(&vm, header, path).await?;
+        self.destroy(ctx, false).await
+    }
+
+    fn read_save_image(&self, path: &Path) -> DriverResult<crate::drivers::SaveImageHeader> {
+        Ok(saveimage::read(path)?.header)
+    }
+
+    fn rewrite_save_image(
+        &self,
+        path: &Path,
+        header: &crate::drivers::SaveImageHeader,
+    ) -> DriverResult<()> {
+        saveimage::rewrite(path, header)
+    }
+
+    /// A new QEMU for `def`, its state read from the stream after the image's header.
+    async fn restore_from_file(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        path: &Path,
+        paused: bool,
+        id: u32,
+    ) -> DriverResult<Started> {
+        let img = saveimage::read(path)?;
+        if img.compressed != 0 {
+            return Err(DriverError::NotSupported(format!(
+                "save image '{}' is compressed (format {}): virtbus restores raw images only",
+                path.display(),
+                img.compressed
+            )));
+        }
+        self.launch(ctx, def, paused, id, Some((path, img.stream_offset())))
+            .await
+    }
+
+    /// Dump the guest's memory; a guest that ran is paused for the dump unless `live`,
+    /// and runs again after it (a whole-state dump pauses it whatever `live` says).
+    async fn core_dump(
+        &self,
+        ctx: &DomainCtx,
+        path: &Path,
+        opts: crate::drivers::DumpOptions,
+    ) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        saveimage::dump(&vm, path, opts).await
+    }
+
+    async fn abort_job(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        vm.command("migrate_cancel", None).await.map(|_| ())
+    }
+
+    async fn set_memory_stats_period(&self, ctx: &DomainCtx, secs: u32) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        let alias = lock(&vm.live)
+            .devices
+            .memballoon
+            .as_ref()
+            .and_then(|m| m.info.alias.clone())
+            .unwrap_or_else(|| "balloon0".into());
+        vm.command(
+            "qom-set",
+            Some(json!({"path": format!("/machine/peripheral/{alias}"),
+                        "property": "guest-stats-polling-interval",
+                        "value": secs})),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn managed_save_remove(&self, ctx: &DomainCtx) -> DriverResult<()> {

@@ -86,9 +86,13 @@ pub async fn save(vm: &Vm, image: &Path) -> DriverResult<()> {
     }
 }
 
-/// Read `image` into the QEMU of `vm`, started with `-incoming defer` and still paused.
-pub async fn restore(vm: &Vm, image: &Path) -> DriverResult<()> {
-    let file = File::open(image).map_err(|e| io_error("cannot open", image, e))?;
+/// Read `image` from byte `offset` on (where the migration stream starts) into the QEMU of
+/// `vm`, started with `-incoming defer` and still paused.
+pub async fn restore(vm: &Vm, image: &Path, offset: u64) -> DriverResult<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(image).map_err(|e| io_error("cannot open", image, e))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| io_error("cannot read", image, e))?;
     migrate(vm, "migrate-incoming", "vb-restore", file.into())
         .await
         .map_err(|e| {
@@ -102,7 +106,7 @@ pub async fn restore(vm: &Vm, image: &Path) -> DriverResult<()> {
 
 /// Hand `fd` to QEMU as `fdname` and run `command` (`migrate` or `migrate-incoming`) over
 /// it to its end.
-async fn migrate(vm: &Vm, command: &str, fdname: &str, fd: OwnedFd) -> DriverResult<()> {
+pub(super) async fn migrate(vm: &Vm, command: &str, fdname: &str, fd: OwnedFd) -> DriverResult<()> {
     vm.qmp
         .execute_with_fd("getfd", Some(json!({ "fdname": fdname })), fd, vm.timeout)
         .await

@@ -7,6 +7,7 @@ mod block;
 mod domain;
 mod host;
 mod misc;
+mod save;
 mod storage;
 mod tune;
 
@@ -57,6 +58,40 @@ pub mod procs {
     pub const DOMAIN_SET_LAUNCH_SECURITY_STATE: i32 = 439;
     pub const DOMAIN_MANAGED_SAVE_GET_XML_DESC: i32 = 388;
     pub const DOMAIN_MANAGED_SAVE_DEFINE_XML: i32 = 389;
+
+    pub const DOMAIN_CORE_DUMP: i32 = 53;
+    pub const DOMAIN_RESTORE: i32 = 54;
+    pub const DOMAIN_SAVE: i32 = 55;
+    pub const DOMAIN_SAVE_FLAGS: i32 = 232;
+    pub const DOMAIN_RESTORE_FLAGS: i32 = 233;
+    pub const DOMAIN_SAVE_IMAGE_GET_XML_DESC: i32 = 235;
+    pub const DOMAIN_SAVE_IMAGE_DEFINE_XML: i32 = 236;
+    pub const DOMAIN_SET_MEMORY_STATS_PERIOD: i32 = 308;
+    pub const DOMAIN_CORE_DUMP_WITH_FORMAT: i32 = 334;
+    pub const DOMAIN_SAVE_PARAMS: i32 = 440;
+    pub const DOMAIN_RESTORE_PARAMS: i32 = 441;
+    pub const DOMAIN_GET_JOB_STATS: i32 = 298;
+    pub const DOMAIN_ABORT_JOB: i32 = 164;
+    pub const DOMAIN_ABORT_JOB_FLAGS: i32 = 442;
+
+    /// The procedures of `virsh save`, `restore`, `save-image-*`, `dump` and
+    /// `set-memory-stats-period` (see [`super::save`]).
+    pub const SAVE: &[i32] = &[
+        DOMAIN_CORE_DUMP,
+        DOMAIN_RESTORE,
+        DOMAIN_SAVE,
+        DOMAIN_SAVE_FLAGS,
+        DOMAIN_RESTORE_FLAGS,
+        DOMAIN_SAVE_IMAGE_GET_XML_DESC,
+        DOMAIN_SAVE_IMAGE_DEFINE_XML,
+        DOMAIN_SET_MEMORY_STATS_PERIOD,
+        DOMAIN_CORE_DUMP_WITH_FORMAT,
+        DOMAIN_SAVE_PARAMS,
+        DOMAIN_RESTORE_PARAMS,
+        DOMAIN_GET_JOB_STATS,
+        DOMAIN_ABORT_JOB,
+        DOMAIN_ABORT_JOB_FLAGS,
+    ];
 
     /// The procedures of [`super::misc`].
     pub const MISC: &[i32] = &[
@@ -256,6 +291,20 @@ pub mod procs {
         NODE_GET_FREE_PAGES,
         NODE_ALLOC_PAGES,
         NODE_GET_SEV_INFO,
+        DOMAIN_CORE_DUMP,
+        DOMAIN_RESTORE,
+        DOMAIN_SAVE,
+        DOMAIN_SAVE_FLAGS,
+        DOMAIN_RESTORE_FLAGS,
+        DOMAIN_SAVE_IMAGE_GET_XML_DESC,
+        DOMAIN_SAVE_IMAGE_DEFINE_XML,
+        DOMAIN_SET_MEMORY_STATS_PERIOD,
+        DOMAIN_CORE_DUMP_WITH_FORMAT,
+        DOMAIN_SAVE_PARAMS,
+        DOMAIN_RESTORE_PARAMS,
+        DOMAIN_GET_JOB_STATS,
+        DOMAIN_ABORT_JOB,
+        DOMAIN_ABORT_JOB_FLAGS,
     ];
 
     /// The guest agent's procedures, answered by `agent.rs`.
@@ -307,6 +356,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         p if procs::BLOCK.contains(&p) => block::call(shared, s, p, body).await,
         p if procs::TUNE.contains(&p) => tune::call(shared, s, p, body).await,
         p if HOST.contains(&p) => host::call(shared, s, p, body).await,
+        p if procs::SAVE.contains(&p) => save::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
