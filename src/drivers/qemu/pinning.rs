@@ -45,10 +45,11 @@ pub(super) fn threads(
 pub(super) async fn apply(vm: &Vm, def: &DomainDef) -> DriverResult<()> {
     let groups = super::cgtune::Groups::locate(&def.uuid);
     let pid = vm.process.pid();
-    // v1 hosts: every guest gets its cgroups, as libvirt's do, for the tuning calls; a
-    // process whose threads cannot be seen (gone already, or the unit tests' stand-in) has
-    // none to place
-    let place_v1 = groups.has_v1() && !tasks(pid).is_empty();
+    // v1 hosts: every guest of the system instance gets its cgroups, as libvirt's do, for
+    // the tuning calls (a session instance may not write there, as libvirt's session daemon
+    // has no cgroups); a process whose threads cannot be seen (gone already, or the unit
+    // tests' stand-in) has none to place
+    let place_v1 = groups.has_v1() && nix::unistd::geteuid().is_root() && !tasks(pid).is_empty();
     if !needed(def) && !place_v1 {
         return Ok(());
     }
