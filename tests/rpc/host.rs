@@ -3,9 +3,9 @@
 //! into virsh). Host settings are only written with the value they already have, or changed
 //! and put back at once (KSM's `sleep_millisecs`); the host is never suspended.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use super::Rpc;
+use super::{Rpc, libvirt_test};
 use crate::support::libvirtd::Libvirtd;
 
 const TEST: &str = "test+unix:///default";
@@ -16,18 +16,6 @@ fn triple(out: Output) -> (bool, String, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// libvirt's own test driver (in libvirt.so): status, stdout, stderr.
-fn libvirt_test(args: &[&str]) -> (bool, String, String) {
-    triple(
-        Command::new("virsh")
-            .args(["-c", "test:///default"])
-            .args(args)
-            .env_remove("LIBVIRT_DEFAULT_URI")
-            .output()
-            .expect("virsh (package libvirt-clients)"),
     )
 }
 

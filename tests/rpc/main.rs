@@ -39,6 +39,22 @@ use std::{
 
 use support::{Bus, Daemon};
 
+/// libvirt's own test driver (in libvirt.so, `virsh -c test:///default`), the oracle of the
+/// test flavor: status, stdout, stderr.
+pub fn libvirt_test(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("virsh")
+        .args(["-c", "test:///default"])
+        .args(args)
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .output()
+        .expect("virsh (package libvirt-clients)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A daemon on a private bus answering libvirt's RPC protocol on a socket of its own.
 pub struct Rpc {
     pub daemon: Daemon,

@@ -4,9 +4,9 @@
 //! commands on a real guest (and their refusal by polkit), and virsh's domain commands on a
 //! running tiny guest.
 
-use std::{os::unix::fs::PermissionsExt, process::Command};
+use std::os::unix::fs::PermissionsExt;
 
-use super::{Rpc, guest};
+use super::{Rpc, guest, libvirt_test};
 use crate::support::{
     libvirtd::Libvirtd,
     polkit::{PolkitEnv, project_file},
@@ -14,21 +14,6 @@ use crate::support::{
 
 const TEST: &str = "test+unix:///default";
 const QEMU: &str = "qemu:///system";
-
-/// libvirt's own test driver (in libvirt.so): status, stdout, stderr.
-fn libvirt_test(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("virsh")
-        .args(["-c", "test:///default"])
-        .args(args)
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .output()
-        .expect("virsh (package libvirt-clients)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn test_uri_objects_are_libvirts_test_driver() {

@@ -6,26 +6,11 @@
 
 use std::{path::Path, process::Command};
 
-use super::{Rpc, guest};
+use super::{Rpc, guest, libvirt_test};
 use crate::support::libvirtd::Libvirtd;
 
 const TEST: &str = "test+unix:///default";
 const QEMU: &str = "qemu:///system";
-
-/// libvirt's own test driver (in libvirt.so), running `cmds` (`;`-separated) in one
-/// process: status, stdout, stderr.
-fn libvirt_test(cmds: &str) -> (bool, String, String) {
-    let out = Command::new("virsh")
-        .args(["-c", "test:///default", cmds])
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .output()
-        .expect("virsh (package libvirt-clients)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Run python3-libvirt `body` (with `c` the connection to `uri` on this daemon, read-only
 /// when `ro`): `Ok` with what it printed, or `Err` with libvirt's error message. virsh's
@@ -544,7 +529,7 @@ async fn test_driver_save_restore_and_dump_as_libvirts() {
     );
     // what the test driver refuses, in its words (virsh 9.0 hangs after a failed save or
     // dump on test:///default, so only restore is compared; the rest in libvirt's words)
-    let (lok, _, lerr) = libvirt_test(&format!("restore {t} --paused"));
+    let (lok, _, lerr) = libvirt_test(&[&format!("restore {t} --paused")]);
     let (ook, _, oerr) = r.virsh(TEST, &["restore", &o, "--paused"]);
     assert!(!lok && !ook);
     assert_eq!(oerr.replace(&o, &t), lerr);

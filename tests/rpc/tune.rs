@@ -10,25 +10,10 @@ use std::{
     time::Duration,
 };
 
-use super::{Rpc, guest};
+use super::{Rpc, guest, libvirt_test};
 
 const TEST: &str = "test+unix:///default";
 const QEMU: &str = "qemu:///system";
-
-/// libvirt's own test driver (in libvirt.so): status, stdout, stderr.
-fn libvirt_test(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("virsh")
-        .args(["-c", "test:///default"])
-        .args(args)
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .output()
-        .expect("virsh (package libvirt-clients)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn tuning_on_the_test_uri_is_libvirts_test_driver() {
