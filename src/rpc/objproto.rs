@@ -241,6 +241,21 @@ pub enum TypedValue {
 
 impl Eq for TypedValue {}
 
+impl TypedValue {
+    /// The value's type as libvirt's typed parameter errors name it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Int(_) => "int",
+            Self::UInt(_) => "uint",
+            Self::LLong(_) => "llong",
+            Self::ULLong(_) => "ullong",
+            Self::Double(_) => "double",
+            Self::Boolean(_) => "boolean",
+            Self::String(_) => "string",
+        }
+    }
+}
+
 impl Default for TypedValue {
     fn default() -> Self {
         Self::Int(0)

@@ -289,7 +289,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                             Code::InvalidArg,
                             &format!(
                                 "invalid type '{}' for parameter '{f}', expected '{want}'",
-                                type_name(&v)
+                                v.type_name()
                             ),
                         ));
                     }
@@ -465,7 +465,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                             Code::InvalidArg,
                             &format!(
                                 "invalid type '{}' for parameter '{f}', expected '{want}'",
-                                type_name(&v)
+                                v.type_name()
                             ),
                         ));
                     }
@@ -549,18 +549,6 @@ async fn write(
 ) -> RpcResult<Vec<u8>> {
     s.run(shared, m, dom, ops::BlockWrite { disk, ask }).await?;
     ok(())
-}
-
-fn type_name(v: &TypedValue) -> &'static str {
-    match v {
-        TypedValue::Int(_) => "int",
-        TypedValue::UInt(_) => "uint",
-        TypedValue::LLong(_) => "llong",
-        TypedValue::ULLong(_) => "ullong",
-        TypedValue::Double(_) => "double",
-        TypedValue::Boolean(_) => "boolean",
-        TypedValue::String(_) => "string",
-    }
 }
 
 /// The file and format of a block copy's `<disk>` destination.

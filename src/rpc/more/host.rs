@@ -245,7 +245,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                         Code::InvalidArg,
                         &format!(
                             "invalid type '{}' for parameter '{}', expected 'uint'",
-                            type_name(&p.value),
+                            p.value.type_name(),
                             p.field
                         ),
                     ));
@@ -352,19 +352,6 @@ async fn tune(shared: &Shared, s: &Session) -> RpcResult<()> {
         .authorize_as(&s.caller, Operation::TuneHost, &Details::default())
         .await
         .map_err(|e| RpcError::denied(e, s.flavor()))
-}
-
-/// libvirt's name of a typed parameter's type.
-fn type_name(v: &TypedValue) -> &'static str {
-    match v {
-        TypedValue::Int(_) => "int",
-        TypedValue::UInt(_) => "uint",
-        TypedValue::LLong(_) => "llong",
-        TypedValue::ULLong(_) => "ullong",
-        TypedValue::Double(_) => "double",
-        TypedValue::Boolean(_) => "boolean",
-        TypedValue::String(_) => "string",
-    }
 }
 
 /// KVM's vCPU limit (`KVM_CAP_MAX_VCPUS`, else `KVM_CAP_NR_VCPUS`, else 4), as libvirt's

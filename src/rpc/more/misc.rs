@@ -3,7 +3,10 @@
 //! `domsetlaunchsecstate`, each over its core request. What libvirt checks of the wire
 //! arguments alone (flags, ranges, typed parameter names) is checked here, in its words.
 
-use super::procs;
+use super::{
+    params::{Kind, validate},
+    procs,
+};
 use crate::{
     compat::{
         domain::affect,
@@ -21,7 +24,7 @@ use crate::{
         Shared,
         dispatch::{Session, ok},
         error::{RpcError, RpcResult},
-        objproto::{TypedParam, TypedValue},
+        objproto::TypedParam,
         proto::Dom,
         xdr::{Array, Reader, xdr_struct},
     },
@@ -138,10 +141,10 @@ const MANAGED_SAVE_DEFINE_XML: Method = method(
 );
 
 /// The typed parameters `virDomainSetLaunchSecurityState` takes, with their types.
-const LAUNCH_SECRET_PARAMS: [(&str, &str); 3] = [
-    ("sev-secret-header", "string"),
-    ("sev-secret", "string"),
-    ("sev-secret-set-address", "ullong"),
+const LAUNCH_SECRET_PARAMS: [(&str, Kind); 3] = [
+    ("sev-secret-header", Kind::Str),
+    ("sev-secret", Kind::Str),
+    ("sev-secret-set-address", Kind::ULLong),
 ];
 
 /// The API the procedure stands for, for the drivers that lack it.
@@ -426,33 +429,7 @@ fn lifecycle(s: &Session, kind: u32, action: u32) -> RpcResult<(LifecycleEvent, 
 
 /// The typed parameters of a launch secret: known names with their types only.
 fn launch_secret_params(s: &Session, params: &[TypedParam]) -> RpcResult<()> {
-    for p in params {
-        let Some((_, want)) = LAUNCH_SECRET_PARAMS.iter().find(|(n, _)| *n == p.field) else {
-            return Err(s.error(
-                Code::ArgumentUnsupported,
-                &format!("parameter '{}' not supported", p.field),
-            ));
-        };
-        let got = match p.value {
-            TypedValue::Int(_) => "int",
-            TypedValue::UInt(_) => "uint",
-            TypedValue::LLong(_) => "llong",
-            TypedValue::ULLong(_) => "ullong",
-            TypedValue::Double(_) => "double",
-            TypedValue::Boolean(_) => "boolean",
-            TypedValue::String(_) => "string",
-        };
-        if got != *want {
-            return Err(s.error(
-                Code::InvalidArg,
-                &format!(
-                    "invalid type '{got}' for parameter '{}', expected '{want}'",
-                    p.field
-                ),
-            ));
-        }
-    }
-    Ok(())
+    validate(s, params, &LAUNCH_SECRET_PARAMS)
 }
 
 fn bare(s: &Session, msg: &str) -> RpcError {

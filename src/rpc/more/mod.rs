@@ -7,6 +7,7 @@ mod block;
 mod domain;
 mod host;
 mod misc;
+mod params;
 mod save;
 mod storage;
 mod tune;

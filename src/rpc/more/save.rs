@@ -387,7 +387,7 @@ fn save_params(
                     Code::InvalidArg,
                     &format!(
                         "invalid type '{}' for parameter '{}', expected 'string'",
-                        type_name(&p.value),
+                        p.value.type_name(),
                         p.field
                     ),
                 ));
@@ -395,18 +395,6 @@ fn save_params(
         }
     }
     Ok((file, dxml))
-}
-
-fn type_name(v: &TypedValue) -> &'static str {
-    match v {
-        TypedValue::Int(_) => "int",
-        TypedValue::UInt(_) => "uint",
-        TypedValue::LLong(_) => "llong",
-        TypedValue::ULLong(_) => "ullong",
-        TypedValue::Double(_) => "double",
-        TypedValue::Boolean(_) => "boolean",
-        TypedValue::String(_) => "string",
-    }
 }
 
 /// Refuse replacement XML where libvirt's test driver does.

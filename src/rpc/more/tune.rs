@@ -2,7 +2,10 @@
 //! `emulatorpin` and `iothreadinfo`: libvirt's typed parameters (names, types and order as
 //! its QEMU and test drivers give them) over the core's tuning requests.
 
-use super::procs;
+use super::{
+    params::{Kind, validate},
+    procs,
+};
 use crate::{
     compat::{
         domain::affect,
@@ -738,16 +741,6 @@ fn nparams(n: i32, max: usize) -> RpcResult<usize> {
     Ok(n)
 }
 
-/// Typed parameter kinds, named as libvirt's errors name them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Int,
-    UInt,
-    LLong,
-    ULLong,
-    Str,
-}
-
 /// `path,value[,path,value...]` of a per-device blkio parameter, as libvirt parses it.
 fn blkio_devices(s: &Session, field: &str, v: &str, wide: bool) -> RpcResult<Vec<(String, u64)>> {
     if v.is_empty() {
@@ -779,54 +772,6 @@ fn blkio_devices(s: &Session, field: &str, v: &str, wide: bool) -> RpcResult<Vec
             })
         })
         .collect()
-}
-
-fn kind_name(v: &TypedValue) -> &'static str {
-    match v {
-        TypedValue::Int(_) => "int",
-        TypedValue::UInt(_) => "uint",
-        TypedValue::LLong(_) => "llong",
-        TypedValue::ULLong(_) => "ullong",
-        TypedValue::Double(_) => "double",
-        TypedValue::Boolean(_) => "boolean",
-        TypedValue::String(_) => "string",
-    }
-}
-
-/// `virTypedParamsValidate`: known names, each once, of its type.
-fn validate(s: &Session, list: &[TypedParam], known: &[(&str, Kind)]) -> RpcResult<()> {
-    for (i, prm) in list.iter().enumerate() {
-        let Some((_, kind)) = known.iter().find(|(n, _)| *n == prm.field) else {
-            return Err(s.error(
-                Code::ArgumentUnsupported,
-                &format!("parameter '{}' not supported", prm.field),
-            ));
-        };
-        if list[..i].iter().any(|o| o.field == prm.field) {
-            return Err(s.error(
-                Code::InvalidArg,
-                &format!("parameter '{}' occurs multiple times", prm.field),
-            ));
-        }
-        let expected = match kind {
-            Kind::Int => "int",
-            Kind::UInt => "uint",
-            Kind::LLong => "llong",
-            Kind::ULLong => "ullong",
-            Kind::Str => "string",
-        };
-        if kind_name(&prm.value) != expected {
-            return Err(s.error(
-                Code::InvalidArg,
-                &format!(
-                    "invalid type '{}' for parameter '{}', expected '{expected}'",
-                    kind_name(&prm.value),
-                    prm.field
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The host CPUs a libvirt CPU map sets.
