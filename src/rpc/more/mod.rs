@@ -378,4 +378,26 @@ mod tests {
             assert!(!crate::rpc::objproto::procs::IMPLEMENTED.contains(p), "{p}");
         }
     }
+
+    /// Each module's list is counted, and the refused ones are not.
+    #[test]
+    fn routed_procedures_are_counted() {
+        for list in [
+            procs::AGENT,
+            procs::MISC,
+            procs::BLOCK,
+            procs::TUNE,
+            procs::SAVE,
+        ] {
+            for p in list {
+                assert!(procs::IMPLEMENTED.contains(p), "{p}");
+            }
+        }
+        for p in super::HOST {
+            assert!(
+                procs::IMPLEMENTED.contains(p) != procs::REFUSED.contains(p),
+                "{p}"
+            );
+        }
+    }
 }
