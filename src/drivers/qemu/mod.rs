@@ -571,7 +571,33 @@ impl QemuDriver {
 
     /// Start QEMU for `def`; with `incoming`, its state is read from that managed save
     /// image before the guest runs.
+    ///
+    /// A display port chosen here (SPICE autoport) can be taken by another program between
+    /// the choice and QEMU's bind (another guest's VNC autoport, which QEMU picks itself):
+    /// QEMU then fails to listen, and the start is tried again with the next free port (the
+    /// one taken stays leased, so it is not chosen again).
     async fn launch(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        id: u32,
+        incoming: Option<(&Path, u64)>,
+    ) -> DriverResult<Started> {
+        const TRIES: usize = 3;
+        let mut tries = 1;
+        loop {
+            match self.launch_once(ctx, def, paused, id, incoming).await {
+                Err(DriverError::Failed(m)) if tries < TRIES && port_taken(def, &m) => {
+                    tracing::info!(domain = %def.name, "display port taken meanwhile, starting again");
+                    tries += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn launch_once(
         &self,
         ctx: &DomainCtx,
         def: &DomainDef,
@@ -780,6 +806,17 @@ fn free_port() -> Option<u16> {
     })?;
     leased.push((p, std::time::Instant::now()));
     Some(p)
+}
+
+/// Whether QEMU's failure `msg` is a display port of ours (an autoport SPICE one) found taken.
+fn port_taken(def: &DomainDef, msg: &str) -> bool {
+    use crate::model::devices::GraphicsType;
+    // autoport, or no port given: the port was chosen here
+    let auto_spice = def.devices.graphics.iter().any(|g| {
+        g.graphics_type == GraphicsType::Spice
+            && (g.autoport == Some(true) || g.port.is_none_or(|p| p < 0))
+    });
+    auto_spice && msg.contains("Failed to open SPICE sockets")
 }
 
 /// A domain's state from QMP `query-status`.
@@ -1741,6 +1778,20 @@ mod tests {
 
     use super::*;
     use crate::drivers::qemu::fake::{self, Answer, FakeSpawner};
+
+    /// Only a SPICE port chosen here, found taken by QEMU, starts the guest again.
+    #[test]
+    fn a_taken_spice_autoport_is_retried() {
+        let taken = "QEMU failed to start: Spice: binding socket to 127.0.0.1:5900 failed\n\
+                     Failed to open SPICE sockets";
+        let auto = fake::domain("<graphics type='spice' autoport='yes'/>");
+        let fixed = fake::domain("<graphics type='spice' port='5930' autoport='no'/>");
+        let vnc = fake::domain("<graphics type='vnc' autoport='yes'/>");
+        assert!(port_taken(&auto, taken));
+        assert!(!port_taken(&auto, "QEMU failed to start: no such file"));
+        assert!(!port_taken(&fixed, taken));
+        assert!(!port_taken(&vnc, taken));
+    }
 
     /// Two guests started together (or two displays of one) never get the same port,
     /// although neither QEMU listens yet.
