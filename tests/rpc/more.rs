@@ -7,10 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::{Rpc, guest, libvirt_test};
-use crate::support::{
-    libvirtd::Libvirtd,
-    polkit::{PolkitEnv, project_file},
-};
+use crate::support::libvirtd::Libvirtd;
 
 const TEST: &str = "test+unix:///default";
 const QEMU: &str = "qemu:///system";
@@ -297,38 +294,11 @@ async fn qemu_program_and_domain_commands_on_a_real_guest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qemu_passthrough_needs_its_own_permission() {
-    let env = PolkitEnv::start(&[(
-        "50-virtbus-owners.rules",
-        project_file("polkit/examples/50-virtbus-owners.rules"),
-    )]);
-    let w = env.workdir();
-    let sock = w.join("libvirt-sock");
-    let sock_arg = sock.to_string_lossy().into_owned();
-    let daemon = env.daemon(&["--libvirt-rpc-socket", &sock_arg]).await;
-    super::wait_for(&sock, &daemon);
-    let home = w.join("home");
-    std::fs::create_dir_all(&home).expect("home");
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let o = super::polkit::OwnerRpc::start().await;
+    let (w, daemon) = (o.env.workdir(), &o.daemon);
     let virsh = |user: &str, args: &[&str]| {
-        let o = env
-            .command_as(user, "/usr/bin/virsh")
-            .arg("-c")
-            .arg(format!("{QEMU}?socket={sock_arg}"))
-            .args(args)
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(user))
-            .env("XDG_CACHE_HOME", home.join(user))
-            .env_remove("LIBVIRT_DEFAULT_URI")
-            .output()
-            .expect("virsh");
-        (
-            o.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        )
+        let out = o.virsh(user, QEMU, args);
+        (out.status.success(), super::polkit::text(&out))
     };
     // alice (virtbus-users) owns her domain: she may change it, not pass QEMU commands
     let xml = w.join("vm.xml");

@@ -1,17 +1,67 @@
 //! An unprivileged peer through a real polkitd (see `support::polkit`): it authenticates
 //! with AUTH_POLKIT, then polkit decides each call with the D-Bus APIs' actions and rules.
 
-use std::{os::unix::fs::PermissionsExt, process::Output};
+use std::{os::unix::fs::PermissionsExt, path::PathBuf, process::Output};
 
 use super::wait_for;
 use crate::support::{
+    Daemon,
     polkit::{PolkitEnv, project_file},
     test_domain,
 };
 
 const URI: &str = "test+unix:///default";
 
-fn text(o: &Output) -> String {
+/// A daemon under a real polkitd with the example owner rules, answering libvirt's RPC on a
+/// socket of its own, and unchanged virsh run there as a given user.
+pub struct OwnerRpc {
+    // dropped before the polkit environment it runs in
+    pub daemon: Daemon,
+    pub env: PolkitEnv,
+    sock_arg: String,
+    home: PathBuf,
+}
+
+impl OwnerRpc {
+    pub async fn start() -> OwnerRpc {
+        let env = PolkitEnv::start(&[(
+            "50-virtbus-owners.rules",
+            project_file("polkit/examples/50-virtbus-owners.rules"),
+        )]);
+        let w = env.workdir();
+        let sock = w.join("libvirt-sock");
+        let sock_arg = sock.to_string_lossy().into_owned();
+        let daemon = env.daemon(&["--libvirt-rpc-socket", &sock_arg]).await;
+        wait_for(&sock, &daemon);
+        let home = w.join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        OwnerRpc {
+            daemon,
+            env,
+            sock_arg,
+            home,
+        }
+    }
+
+    /// virsh as `user` on `uri` (the driver part of a URI) through the socket.
+    pub fn virsh(&self, user: &str, uri: &str, args: &[&str]) -> Output {
+        self.env
+            .command_as(user, "/usr/bin/virsh")
+            .arg("-c")
+            .arg(format!("{uri}?socket={}", self.sock_arg))
+            .args(args)
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(user))
+            .env("XDG_CACHE_HOME", self.home.join(user))
+            .env_remove("LIBVIRT_DEFAULT_URI")
+            .output()
+            .expect("virsh")
+    }
+}
+
+/// What a client printed, stdout then stderr.
+pub fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -21,31 +71,10 @@ fn text(o: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unprivileged_peers_are_decided_by_polkit() {
-    let env = PolkitEnv::start(&[(
-        "50-virtbus-owners.rules",
-        project_file("polkit/examples/50-virtbus-owners.rules"),
-    )]);
-    let w = env.workdir();
-    let sock = w.join("libvirt-sock");
-    let sock_arg = sock.to_string_lossy().into_owned();
-    let daemon = env.daemon(&["--libvirt-rpc-socket", &sock_arg]).await;
-    wait_for(&sock, &daemon);
-    let home = w.join("home");
-    std::fs::create_dir_all(&home).expect("home");
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let o = OwnerRpc::start().await;
+    let (w, daemon) = (o.env.workdir(), &o.daemon);
     let xml = w.join("vm.xml");
-    let virsh = |user: &str, args: &[&str]| -> Output {
-        env.command_as(user, "/usr/bin/virsh")
-            .arg("-c")
-            .arg(format!("{URI}?socket={sock_arg}"))
-            .args(args)
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(user))
-            .env("XDG_CACHE_HOME", home.join(user))
-            .env_remove("LIBVIRT_DEFAULT_URI")
-            .output()
-            .expect("virsh")
-    };
+    let virsh = |user: &str, args: &[&str]| o.virsh(user, URI, args);
     let define_as = |user: &str, name: &str| {
         std::fs::write(&xml, test_domain(name)).expect("xml");
         std::fs::set_permissions(&xml, std::fs::Permissions::from_mode(0o644)).expect("chmod");
