@@ -471,21 +471,7 @@ impl QemuDriver {
                 Setup::Balloon { bytes } => {
                     vm.command("balloon", Some(json!({"value": bytes}))).await?;
                 }
-                Setup::BalloonStats { period } => {
-                    let alias = lock(&vm.live)
-                        .devices
-                        .memballoon
-                        .as_ref()
-                        .and_then(|m| m.info.alias.clone())
-                        .unwrap_or_else(|| "balloon0".into());
-                    vm.command(
-                        "qom-set",
-                        Some(json!({"path": format!("/machine/peripheral/{alias}"),
-                                    "property": "guest-stats-polling-interval",
-                                    "value": period})),
-                    )
-                    .await?;
-                }
+                Setup::BalloonStats { period } => balloon_stats_period(vm, *period).await?,
             }
         }
         Ok(())
@@ -806,6 +792,24 @@ fn free_port() -> Option<u16> {
     })?;
     leased.push((p, std::time::Instant::now()));
     Some(p)
+}
+
+/// Make the balloon driver refresh the guest's memory statistics every `secs` seconds.
+async fn balloon_stats_period(vm: &Vm, secs: u32) -> DriverResult<()> {
+    let alias = lock(&vm.live)
+        .devices
+        .memballoon
+        .as_ref()
+        .and_then(|m| m.info.alias.clone())
+        .unwrap_or_else(|| "balloon0".into());
+    vm.command(
+        "qom-set",
+        Some(json!({"path": format!("/machine/peripheral/{alias}"),
+                    "property": "guest-stats-polling-interval",
+                    "value": secs})),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Whether QEMU's failure `msg` is a display port of ours (an autoport SPICE one) found taken.
@@ -1198,20 +1202,7 @@ impl Driver for QemuDriver {
 
     async fn set_memory_stats_period(&self, ctx: &DomainCtx, secs: u32) -> DriverResult<()> {
         let vm = self.vm(ctx)?;
-        let alias = lock(&vm.live)
-            .devices
-            .memballoon
-            .as_ref()
-            .and_then(|m| m.info.alias.clone())
-            .unwrap_or_else(|| "balloon0".into());
-        vm.command(
-            "qom-set",
-            Some(json!({"path": format!("/machine/peripheral/{alias}"),
-                        "property": "guest-stats-polling-interval",
-                        "value": secs})),
-        )
-        .await?;
-        Ok(())
+        balloon_stats_period(&vm, secs).await
     }
 
     async fn managed_save_remove(&self, ctx: &DomainCtx) -> DriverResult<()> {
