@@ -164,23 +164,6 @@ impl Events {
     }
 }
 
-/// Retry `args` until it succeeds (the guest agent answers a few seconds after boot).
-fn ok_eventually(r: &Rpc, args: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (ok, out, err) = r.virsh(QEMU, args);
-        if ok {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "virsh {args:?}: {err}\n{}",
-            r.daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// The source file of disk `vda` in a domain XML.
 fn vda_source(xml: &str) -> String {
     let doc = roxmltree::Document::parse(xml).expect("xml");
@@ -269,10 +252,7 @@ async fn block_commands_on_a_running_guest() {
     let xml = r.ok(QEMU, &["dumpxml", "tiny"]);
     assert_eq!(vda_chain(&xml), [s(&l2), s(&l1), s(&base)], "{xml}");
     // the guest formats its data disk; wait for its agent (it starts after the mount)
-    ok_eventually(
-        &r,
-        &["qemu-agent-command", "tiny", r#"{"execute":"guest-ping"}"#],
-    );
+    r.ok_eventually(&["qemu-agent-command", "tiny", r#"{"execute":"guest-ping"}"#]);
 
     // read-only connections change nothing
     for cmd in [

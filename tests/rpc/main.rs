@@ -121,6 +121,24 @@ impl Rpc {
     }
 
     /// `virsh` that must succeed; its output.
+    /// Retry virsh `args` on `qemu:///system` until it succeeds, for 90 s (the guest agent
+    /// answers a few seconds after boot): its stdout.
+    pub fn ok_eventually(&self, args: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (ok, out, err) = self.virsh("qemu:///system", args);
+            if ok {
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "virsh {args:?}: {err}\n{}",
+                self.daemon.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     pub fn ok(&self, uri: &str, args: &[&str]) -> String {
         let (ok, out, err) = self.virsh(uri, args);
         assert!(

@@ -109,23 +109,6 @@ fn key_events(hex: &str) -> Vec<(u16, i32, i64)> {
         .collect()
 }
 
-/// Retry `args` until it succeeds (the guest agent answers a few seconds after boot).
-fn ok_eventually(r: &Rpc, args: &[&str]) -> String {
-    let t = Instant::now();
-    loop {
-        let (ok, out, err) = r.virsh(QEMU, args);
-        if ok {
-            return out;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "virsh {args:?}: {err}\n{}",
-            r.daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// Wait until `virsh domstate` says `want`.
 fn state_becomes(r: &Rpc, dom: &str, want: &str, limit: Duration) {
     let t = Instant::now();
@@ -364,7 +347,7 @@ async fn domain_commands_on_a_running_guest() {
 
     // PM suspend to RAM through the agent (once it answers again), and the wakeup
     r.ok(QEMU, &["start", "keys"]);
-    ok_eventually(&r, &["dompmsuspend", "keys", "mem"]);
+    r.ok_eventually(&["dompmsuspend", "keys", "mem"]);
     state_becomes(&r, "keys", "pmsuspended", Duration::from_secs(30));
     r.ok(QEMU, &["dompmwakeup", "keys"]);
     state_becomes(&r, "keys", "running", Duration::from_secs(30));

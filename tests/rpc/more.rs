@@ -119,23 +119,6 @@ fn field<'a>(out: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in:\n{out}"))
 }
 
-/// Retry `args` until it succeeds (the guest agent answers a few seconds after boot).
-fn ok_eventually(r: &Rpc, args: &[&str]) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (ok, out, err) = r.virsh(QEMU, args);
-        if ok {
-            return out;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "virsh {args:?}: {err}\n{}",
-            r.daemon.log_text()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-}
-
 #[tokio::test]
 async fn qemu_program_and_domain_commands_on_a_real_guest() {
     let r = Rpc::start().await;
@@ -241,12 +224,9 @@ async fn qemu_program_and_domain_commands_on_a_real_guest() {
     );
 
     // the guest agent, once it answers
-    let out = ok_eventually(
-        &r,
-        &["qemu-agent-command", "tiny", r#"{"execute":"guest-ping"}"#],
-    );
+    let out = r.ok_eventually(&["qemu-agent-command", "tiny", r#"{"execute":"guest-ping"}"#]);
     assert_eq!(out.trim(), r#"{"return":{}}"#);
-    let host = ok_eventually(&r, &["domhostname", "tiny"]);
+    let host = r.ok_eventually(&["domhostname", "tiny"]);
     assert!(!host.trim().is_empty());
     let gi = r.ok(QEMU, &["guestinfo", "tiny"]);
     assert_eq!(field(&gi, "hostname"), host.trim(), "{gi}");

@@ -102,23 +102,6 @@ impl Bg {
     }
 }
 
-/// Retry `args` until it succeeds (the guest agent answers a few seconds after boot).
-fn ok_eventually(r: &Rpc, args: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (ok, out, err) = r.virsh(QEMU, args);
-        if ok {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "virsh {args:?}: {err}\n{}",
-            r.daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// An attribute's value in the first element of `xml` that has `within`.
 fn attr_after(xml: &str, within: &str, attr: &str) -> String {
     let at = xml
@@ -432,7 +415,7 @@ async fn virsh_console_ends_cleanly_when_the_guest_powers_off() {
     seen.clear();
     expect(&mut master, &mut seen, "hi-42", b"echo hi-$((6*7))\r", long);
     // the guest powers itself off: the console's end reaches virsh, which leaves at once
-    ok_eventually(&r, &["shutdown", "cend", "--mode", "acpi"]);
+    r.ok_eventually(&["shutdown", "cend", "--mode", "acpi"]);
     let t = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().expect("wait") {

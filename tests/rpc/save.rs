@@ -47,23 +47,6 @@ fn py_at(r: &Rpc, uri: &str, ro: bool, body: &str) -> Result<String, String> {
     }
 }
 
-/// Retry `args` until it succeeds (the guest agent answers a few seconds after boot).
-fn ok_eventually(r: &Rpc, args: &[&str]) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    loop {
-        let (ok, out, err) = r.virsh(QEMU, args);
-        if ok {
-            return out;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "virsh {args:?}: {err}\n{}",
-            r.daemon.log_text()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-}
-
 /// A guest agent command's `return` member.
 fn agent(r: &Rpc, dom: &str, cmd: serde_json::Value) -> serde_json::Value {
     let out = r.ok(QEMU, &["qemu-agent-command", dom, &cmd.to_string()]);
@@ -193,10 +176,7 @@ async fn save_restore_and_dump_a_real_guest() {
     std::fs::write(&xml_path, guest::domain_xml("tiny", &disk, "")).expect("write xml");
     r.ok(QEMU, &["define", &xml_path.to_string_lossy()]);
     r.ok(QEMU, &["start", "tiny"]);
-    ok_eventually(
-        &r,
-        &["qemu-agent-command", "tiny", r#"{"execute":"guest-ping"}"#],
-    );
+    r.ok_eventually(&["qemu-agent-command", "tiny", r#"{"execute":"guest-ping"}"#]);
     // a mark in the guest's memory (its root filesystem is the initramfs): a guest restored
     // from its state has it, a guest booted afresh would not
     guest_write(&r, "tiny", "/vb-mark", "before save");
@@ -445,10 +425,7 @@ async fn save_restore_and_dump_a_real_guest() {
     let out = r.ok(QEMU, &["restore", &image_arg]);
     assert!(out.contains("Domain restored from"), "{out}");
     assert_eq!(state(&r, "tiny"), "running (restored)");
-    ok_eventually(
-        &r,
-        &["qemu-agent-command", "tiny", r#"{"execute":"guest-ping"}"#],
-    );
+    r.ok_eventually(&["qemu-agent-command", "tiny", r#"{"execute":"guest-ping"}"#]);
     assert_eq!(
         guest_read(&r, "tiny", "/vb-mark").as_deref(),
         Some("before save")
