@@ -20,7 +20,7 @@ use virtbus::rpc::{
     xdr::{Array, Reader, encode},
 };
 
-use super::{Rpc, guest, libvirt_test};
+use super::{Rpc, guest};
 
 const TEST: &str = "test+unix:///default";
 const QEMU: &str = "qemu:///system";
@@ -44,14 +44,7 @@ async fn test_uri_agent_commands_are_libvirts_test_driver() {
         &["get-user-sshkeys", "test", "root"],
         &["set-user-sshkeys", "test", "root", "--reset"],
     ] {
-        let want = libvirt_test(cmd);
-        let got = r.virsh(TEST, cmd);
-        assert_eq!(
-            got,
-            want,
-            "virsh {cmd:?}: ours (left) differs from libvirt's test driver\ndaemon log:\n{}",
-            r.daemon.log_text()
-        );
+        r.assert_as_libvirt_test(cmd);
     }
     // the clock keeps what is set (libvirt's test driver forgets it between virsh runs)
     r.ok(TEST, &["domtime", "test", "--time", "5"]);

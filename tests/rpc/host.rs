@@ -5,7 +5,7 @@
 
 use std::process::Output;
 
-use super::{Rpc, libvirt_test};
+use super::Rpc;
 use crate::support::libvirtd::Libvirtd;
 
 const TEST: &str = "test+unix:///default";
@@ -257,14 +257,7 @@ async fn test_uri_host_commands_are_libvirts_test_driver() {
         &["domxml-from-native", "qemu-argv", "/etc/hostname"],
         &["domxml-to-native", "qemu-argv", "--xml", "/etc/hostname"],
     ] {
-        let want = libvirt_test(cmd);
-        let got = r.virsh(TEST, cmd);
-        assert_eq!(
-            got,
-            want,
-            "virsh {cmd:?}: ours (left) differs from libvirt's test driver\ndaemon log:\n{}",
-            r.daemon.log_text()
-        );
+        r.assert_as_libvirt_test(cmd);
     }
     let cells = r.ok(TEST, &["freecell", "--cellno", "1"]);
     assert!(cells.contains("4096 KiB"), "{cells}");

@@ -139,6 +139,17 @@ impl Rpc {
         }
     }
 
+    /// Assert virsh `args` gives on `test+unix:///default` here what it gives on libvirt's
+    /// own test driver: status, stdout and stderr.
+    pub fn assert_as_libvirt_test(&self, args: &[&str]) {
+        assert_eq!(
+            self.virsh("test+unix:///default", args),
+            libvirt_test(args),
+            "virsh {args:?}: ours (left) differs from libvirt's test driver\ndaemon log:\n{}",
+            self.daemon.log_text()
+        );
+    }
+
     pub fn ok(&self, uri: &str, args: &[&str]) -> String {
         let (ok, out, err) = self.virsh(uri, args);
         assert!(

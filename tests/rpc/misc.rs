@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Rpc, guest, libvirt_test};
+use super::{Rpc, guest};
 
 const TEST: &str = "test+unix:///default";
 const QEMU: &str = "qemu:///system";
@@ -57,14 +57,7 @@ async fn test_driver_answers_as_libvirts() {
             "--config",
         ],
     ] {
-        let want = libvirt_test(cmd);
-        let got = r.virsh(TEST, cmd);
-        assert_eq!(
-            got,
-            want,
-            "virsh {cmd:?}: ours (left) differs from libvirt's test driver\ndaemon log:\n{}",
-            r.daemon.log_text()
-        );
+        r.assert_as_libvirt_test(cmd);
     }
     // the change took: the persistent definition answers a reboot with destroy
     let xml = r.ok(TEST, &["dumpxml", "--inactive", "test"]);

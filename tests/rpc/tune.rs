@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use super::{Rpc, guest, libvirt_test};
+use super::{Rpc, guest};
 
 const TEST: &str = "test+unix:///default";
 const QEMU: &str = "qemu:///system";
@@ -70,14 +70,7 @@ async fn tuning_on_the_test_uri_is_libvirts_test_driver() {
             "/dev/sda,x",
         ],
     ] {
-        let want = libvirt_test(cmd);
-        let got = r.virsh(TEST, cmd);
-        assert_eq!(
-            got,
-            want,
-            "virsh {cmd:?}: ours (left) differs from libvirt's test driver\ndaemon log:\n{}",
-            r.daemon.log_text()
-        );
+        r.assert_as_libvirt_test(cmd);
     }
     // what the comparison compares is there, and changes stay (one connection: our daemon)
     let out = r.ok(TEST, &["schedinfo", "test"]);
