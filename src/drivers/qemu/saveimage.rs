@@ -199,18 +199,10 @@ pub fn rewrite(path: &Path, header: &SaveImageHeader) -> DriverResult<()> {
         })
 }
 
-/// Save the guest of `vm` to a new image at `path`: header and XML, then the migration
-/// stream, then the complete header. The guest is left paused (the caller stops QEMU);
-/// on failure the file is removed and a guest that ran runs again.
-pub async fn save(vm: &Vm, header: &SaveImageHeader, path: &Path) -> DriverResult<()> {
-    let img = Image {
-        header: header.clone(),
-        compressed: 0,
-        data_len: 0,
-        cookie: None,
-    };
-    let start = encode(&img, PARTIAL)?;
-    let mut file = OpenOptions::new()
+/// A new file at `path` only the daemon's user may read (a guest's memory is in it), in
+/// libvirt's words when it cannot be made.
+fn create(path: &Path) -> DriverResult<std::fs::File> {
+    OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
@@ -222,9 +214,28 @@ pub async fn save(vm: &Vm, header: &SaveImageHeader, path: &Path) -> DriverResul
                 path.display(),
                 why(&e)
             ))
-        })?;
+        })
+}
+
+/// Whether the guest's vCPUs run (QMP `query-status`).
+async fn running(vm: &Vm) -> DriverResult<bool> {
     let status = vm.command("query-status", None).await?;
-    let was_running = status.get("running").and_then(Value::as_bool) == Some(true);
+    Ok(status.get("running").and_then(Value::as_bool) == Some(true))
+}
+
+/// Save the guest of `vm` to a new image at `path`: header and XML, then the migration
+/// stream, then the complete header. The guest is left paused (the caller stops QEMU);
+/// on failure the file is removed and a guest that ran runs again.
+pub async fn save(vm: &Vm, header: &SaveImageHeader, path: &Path) -> DriverResult<()> {
+    let img = Image {
+        header: header.clone(),
+        compressed: 0,
+        data_len: 0,
+        cookie: None,
+    };
+    let start = encode(&img, PARTIAL)?;
+    let mut file = create(path)?;
+    let was_running = running(vm).await?;
     let written = async {
         file.write_all(&start).map_err(|e| {
             failed(format!(
@@ -286,21 +297,8 @@ pub async fn dump(vm: &Vm, path: &Path, opts: DumpOptions) -> DriverResult<()> {
             "kdump-compressed format is only supported with memory-only dump".into(),
         ));
     }
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            failed(format!(
-                "Failed to create file '{}': {}",
-                path.display(),
-                why(&e)
-            ))
-        })?;
-    let status = vm.command("query-status", None).await?;
-    let was_running = status.get("running").and_then(Value::as_bool) == Some(true);
+    let file = create(path)?;
+    let was_running = running(vm).await?;
     if was_running && !opts.live {
         vm.command_quiet("stop", None, &["STOP"]).await?;
     }
