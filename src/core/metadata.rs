@@ -4,11 +4,8 @@
 use std::sync::Arc;
 
 use super::{
-    Core, Domain, Error, Event, Result,
-    error::Missing,
-    events::lock,
-    ops::Operation,
-    options::{Affect, Targets},
+    Core, Domain, Error, Event, Result, error::Missing, events::lock, ops::Operation,
+    options::Affect,
 };
 use crate::model::DomainDef;
 
@@ -130,19 +127,7 @@ impl Core {
             def.validate()?;
             Ok(Arc::new(def))
         };
-        let Targets {
-            live: on_live,
-            config: on_config,
-        } = targets;
-        let new_live = match (&live, on_live) {
-            (Some(l), true) => Some(edit(l)?),
-            _ => None,
-        };
-        let new_config = if on_config {
-            Some(edit(&config)?)
-        } else {
-            None
-        };
+        let (new_live, new_config) = targets.edit(live.as_ref(), &config, edit)?;
         if let Some(def) = &new_config {
             let mut rec = lock(&dom.data).record();
             rec.def = (**def).clone();

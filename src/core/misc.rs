@@ -9,7 +9,7 @@ use super::{
     events::lock,
     keys,
     ops::{DomainOp, Operation, domain_op},
-    options::{Affect, Targets},
+    options::Affect,
 };
 use crate::{
     drivers::{
@@ -128,25 +128,13 @@ impl Core {
             )?;
             (t, d.live.clone(), d.def.clone())
         };
-        let Targets {
-            live: on_live,
-            config: on_config,
-        } = targets;
         let edit = |def: &Arc<DomainDef>| -> Result<Arc<DomainDef>> {
             let mut def = (**def).clone();
             event.set(&mut def, action);
             dom.driver.lifecycle_check(&def)?;
             Ok(Arc::new(def))
         };
-        let new_live = match (&live, on_live) {
-            (Some(l), true) => Some(edit(l)?),
-            _ => None,
-        };
-        let new_config = if on_config {
-            Some(edit(&config)?)
-        } else {
-            None
-        };
+        let (new_live, new_config) = targets.edit(live.as_ref(), &config, edit)?;
         if let Some(l) = &new_live {
             dom.driver.set_reboot_action(&self.ctx(dom), l).await?;
         }

@@ -166,6 +166,28 @@ pub struct Targets {
     pub config: bool,
 }
 
+impl Targets {
+    /// `edit` applied to the definitions this change targets: the running one (when there is
+    /// one) and the persistent one; `None` for those it leaves alone.
+    pub fn edit<T>(
+        self,
+        live: Option<&T>,
+        config: &T,
+        mut edit: impl FnMut(&T) -> crate::core::Result<T>,
+    ) -> crate::core::Result<(Option<T>, Option<T>)> {
+        let new_live = match live {
+            Some(l) if self.live => Some(edit(l)?),
+            _ => None,
+        };
+        let new_config = if self.config {
+            Some(edit(config)?)
+        } else {
+            None
+        };
+        Ok((new_live, new_config))
+    }
+}
+
 impl Affect {
     /// Resolve for a change, which may apply to both definitions.
     pub fn resolve(
