@@ -722,11 +722,8 @@ async fn finish(vm: &Vm, ctx: &DomainCtx, job: Job, failed: Option<String>, canc
     if disk.is_some()
         && let Some(runtime) = vm.block.runtime.get().cloned()
     {
-        let st = super::status_record(vm);
-        match tokio::task::spawn_blocking(move || st.save(&runtime)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("domain '{}': {e}", vm.name),
-            Err(e) => tracing::warn!("domain '{}': {e}", vm.name),
+        if let Err(e) = super::write_status(vm, runtime).await {
+            tracing::warn!("domain '{}': {e}", vm.name);
         }
     }
     ctx.report(DriverEvent::BlockJob {

@@ -352,12 +352,7 @@ impl QemuDriver {
     }
 
     async fn save_status(&self, vm: &Vm) -> DriverResult<()> {
-        let st = status_record(vm);
-        let runtime = self.runtime.clone();
-        tokio::task::spawn_blocking(move || st.save(&runtime))
-            .await
-            .map_err(failed)?
-            .map_err(failed)
+        write_status(vm, self.runtime.clone()).await.map_err(failed)
     }
 
     /// Connect to the monitor of a QEMU that is starting; its exit ends the wait.
@@ -740,7 +735,17 @@ impl QemuDriver {
 }
 
 /// What the status file records of a running guest.
-pub(super) fn status_record(vm: &Vm) -> StatusFile {
+/// Write `vm`'s status record, one writer at a time (see `Vm::status_write`).
+pub(super) async fn write_status(vm: &Vm, runtime: PathBuf) -> Result<(), String> {
+    let _writing = vm.status_write.lock().await;
+    let st = status_record(vm);
+    match tokio::task::spawn_blocking(move || st.save(&runtime)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn status_record(vm: &Vm) -> StatusFile {
     StatusFile {
         uuid: vm.uuid,
         id: vm.id,

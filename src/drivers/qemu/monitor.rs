@@ -79,6 +79,9 @@ pub struct Vm {
     pub agent_held: std::sync::atomic::AtomicBool,
     /// Its block jobs and write thresholds.
     pub block: super::block::BlockState,
+    /// Held from taking a status record to its write: two writers with their own snapshots
+    /// would otherwise share the file's temporary and could land the older one last.
+    pub status_write: tokio::sync::Mutex<()>,
     flags: Mutex<Flags>,
     /// Counts `JOB_STATUS_CHANGE` events, so that a job's caller wakes when its job moves.
     job_events: watch::Sender<u64>,
@@ -149,6 +152,7 @@ impl Vm {
             freeze: Arc::default(),
             agent_held: Default::default(),
             block: Default::default(),
+            status_write: tokio::sync::Mutex::new(()),
             job_events: watch::channel(0).0,
             flags: Mutex::new(Flags {
                 in_shutdown: p.in_shutdown,

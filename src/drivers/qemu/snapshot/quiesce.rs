@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::{
-    super::{monitor::Vm, qga, status::AGENT_HELD_FD, status_record, transport::Error},
+    super::{monitor::Vm, qga, status::AGENT_HELD_FD, transport::Error, write_status},
     hooks::{Fault, Hooks},
 };
 use crate::drivers::{
@@ -99,7 +99,7 @@ impl FreezeAgent for QgaFreeze {
         }
         // Recorded first, so that a daemon killed before the thaw (SIGKILL, a crash) is
         // followed by one that checks and thaws: without the record, nobody would.
-        if let Err(e) = save_now(&self.vm, self.runtime.clone()).await {
+        if let Err(e) = write_status(&self.vm, self.runtime.clone()).await {
             agent.disarm_fault();
             return Err(AgentFailure {
                 message: format!("the freeze could not be recorded in the status file: {e}"),
@@ -263,15 +263,7 @@ const DRAIN_TIME: Duration = Duration::from_secs(1);
 
 /// Write the status file (the freeze state changed); errors are logged.
 pub async fn save(vm: &Vm, runtime: PathBuf) {
-    if let Err(e) = save_now(vm, runtime).await {
+    if let Err(e) = write_status(vm, runtime).await {
         tracing::error!("domain '{}': status file not written: {e}", vm.name);
-    }
-}
-
-async fn save_now(vm: &Vm, runtime: PathBuf) -> Result<(), String> {
-    let st = status_record(vm);
-    match tokio::task::spawn_blocking(move || st.save(&runtime)).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
     }
 }
