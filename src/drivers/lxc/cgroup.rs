@@ -220,8 +220,8 @@ impl Cgroups {
             }
             (None, Some(d)) => {
                 if let Some(s) = l.cpu_shares {
-                    let w = crate::drivers::qemu::cgroup::weight_of_shares(s);
-                    write(&d.join("cpu.weight"), &w.to_string())?;
+                    // unconverted, as libvirt 9.0 writes it
+                    write(&d.join("cpu.weight"), &s.to_string())?;
                 }
                 if period.is_some() || quota.is_some() {
                     let q = match quota {

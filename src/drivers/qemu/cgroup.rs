@@ -24,12 +24,6 @@ pub fn cpu_hierarchy() -> Option<PathBuf> {
         .then_some(root)
 }
 
-/// libvirt's mapping of cgroup v1 shares (2..=262144) to v2 weight (1..=10000).
-pub fn weight_of_shares(shares: u64) -> u64 {
-    let s = shares.clamp(2, 262_144);
-    1 + ((s - 2) * 9999) / 262_142
-}
-
 fn cpu_max(quota: Option<i64>, period: Option<u64>) -> Option<String> {
     if quota.is_none() && period.is_none() {
         return None;
@@ -77,7 +71,8 @@ pub fn apply(
     std::fs::create_dir_all(&dom).map_err(|e| format!("cannot create {}: {e}", dom.display()))?;
     write(&dom.join("cgroup.procs"), &pid.to_string())?;
     if let Some(s) = c.shares {
-        write(&dom.join("cpu.weight"), &weight_of_shares(s).to_string())?;
+        // libvirt 9.0 writes the shares value as the weight, unconverted; so does the live path
+        write(&dom.join("cpu.weight"), &s.to_string())?;
     }
     if let Some(v) = cpu_max(c.global_quota, c.global_period) {
         write(&dom.join("cpu.max"), &v)?;
@@ -137,10 +132,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shares_map_to_weights_as_libvirt() {
-        assert_eq!(weight_of_shares(2), 1);
-        assert_eq!(weight_of_shares(1024), 39);
-        assert_eq!(weight_of_shares(262_144), 10_000);
+    fn cpu_max_as_libvirt_writes_it() {
         assert_eq!(cpu_max(Some(-1), Some(1000)), Some("max 1000".into()));
         assert_eq!(cpu_max(Some(5000), None), Some("5000 100000".into()));
         assert_eq!(cpu_max(None, None), None);
