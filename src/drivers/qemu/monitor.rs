@@ -79,6 +79,8 @@ pub struct Vm {
     pub agent_held: std::sync::atomic::AtomicBool,
     /// Its block jobs and write thresholds.
     pub block: super::block::BlockState,
+    /// The perf event counters open on it (`<perf>`).
+    pub perf: super::perf::Counters,
     flags: Mutex<Flags>,
     /// Counts `JOB_STATUS_CHANGE` events, so that a job's caller wakes when its job moves.
     job_events: watch::Sender<u64>,
@@ -149,6 +151,7 @@ impl Vm {
             freeze: Arc::default(),
             agent_held: Default::default(),
             block: Default::default(),
+            perf: Default::default(),
             job_events: watch::channel(0).0,
             flags: Mutex::new(Flags {
                 in_shutdown: p.in_shutdown,
