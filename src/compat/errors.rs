@@ -54,6 +54,8 @@ pub enum Code {
     NoNwfilter,
     NoHostname,
     XmlError,
+    /// A system call failed: libvirt gives the message alone.
+    SystemError,
 }
 
 impl Code {
@@ -82,6 +84,7 @@ impl Code {
             Self::AccessDenied => 88,
             Self::NoHostname => 108,
             Self::XmlError => 27,
+            Self::SystemError => 38,
         }
     }
 
@@ -109,6 +112,7 @@ impl Code {
             Self::NoNwfilter => "Network filter not found",
             Self::NoHostname => "no hostname found",
             Self::XmlError => "XML error",
+            Self::SystemError => "system call error",
         }
     }
 }
@@ -118,6 +122,7 @@ pub fn libvirt(code: Code, msg: Option<&str>) -> CompatError {
     CompatError::Libvirt {
         code,
         message: match msg {
+            Some(m) if code == Code::SystemError => m.to_owned(),
             Some(m) => format!("{}: {m}", code.prefix()),
             None => code.prefix().to_owned(),
         },
@@ -235,6 +240,8 @@ pub fn from_core(e: core::Error, flavor: Flavor, m: &Method) -> CompatError {
         E::AccessDenied(msg) => libvirt(Code::AccessDenied, Some(&msg)),
         E::Timeout(msg) => libvirt(Code::OperationTimeout, Some(&msg)),
         E::Failed(msg) => libvirt(Code::Internal, Some(&msg)),
+        E::ArgumentUnsupported(msg) => libvirt(Code::ArgumentUnsupported, Some(&msg)),
+        E::System(msg) => libvirt(Code::SystemError, Some(&msg)),
     }
 }
 

@@ -41,6 +41,12 @@ pub enum Error {
     Timeout(String),
     #[error("{0}")]
     Failed(String),
+    /// A value the host cannot serve (a kind of `NotSupported`).
+    #[error("{0}")]
+    ArgumentUnsupported(String),
+    /// A system call failed (a kind of `Failed`), with the reason.
+    #[error("{0}")]
+    System(String),
 }
 
 /// What kind of thing was not found, so that each front end names it its own way.
@@ -99,10 +105,12 @@ impl Error {
             Self::InvalidArgument(_) | Self::Options(_) => "InvalidArgument",
             Self::InvalidState(_) | Self::WrongState(_) => "InvalidState",
             Self::AlreadyExists(_) => "AlreadyExists",
-            Self::NotSupported(_) | Self::Unimplemented(_) => "NotSupported",
+            Self::NotSupported(_) | Self::Unimplemented(_) | Self::ArgumentUnsupported(_) => {
+                "NotSupported"
+            }
             Self::AccessDenied(_) => "AccessDenied",
             Self::Timeout(_) => "Timeout",
-            Self::Failed(_) => "Failed",
+            Self::Failed(_) | Self::System(_) => "Failed",
         }
     }
 }
@@ -140,6 +148,8 @@ impl From<DriverError> for Error {
             DriverError::Unimplemented(m) => E::Unimplemented(m),
             DriverError::Timeout(m) => E::Timeout(m),
             DriverError::Failed(m) => E::Failed(m),
+            DriverError::ArgumentUnsupported(m) => E::ArgumentUnsupported(m),
+            DriverError::System(m) => E::System(m),
         }
     }
 }

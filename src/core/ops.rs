@@ -233,6 +233,12 @@ pub enum Operation {
     Pin,
     /// The CPU time a running guest used.
     ReadCpuStats,
+    /// Adding, removing or retuning an I/O thread.
+    ChangeIoThreads,
+    /// Which perf events are counted.
+    GetPerfEvents,
+    /// Counting perf events, or not.
+    SetPerfEvents,
     // Snapshots of one domain.
     SnapshotCreate,
     SnapshotList,
@@ -329,6 +335,7 @@ impl Operation {
             | O::BlockIoTune
             | O::DiskErrors
             | O::BlockJobInfo
+            | O::GetPerfEvents
             | O::SaveImageRead => Action::DomainRead,
             O::DefineDomain
             | O::SetAutostart
@@ -358,6 +365,8 @@ impl Operation {
             | O::BlockWrite
             | O::SaveImageDefine
             | O::SetMemoryStatsPeriod
+            | O::ChangeIoThreads
+            | O::SetPerfEvents
             | O::AbortJob => Action::DomainWrite,
             O::CreateDomain | O::Start | O::Restore => Action::DomainStart,
             O::CoreDump | O::SaveImageReadSecure => Action::DomainReadSecure,
@@ -512,6 +521,9 @@ impl Operation {
             O::SetTunables => "tune",
             O::Pin => "pin the CPUs of",
             O::ReadCpuStats => "read the CPU statistics of",
+            O::ChangeIoThreads => "change the I/O threads of",
+            O::GetPerfEvents => "read the perf events of",
+            O::SetPerfEvents => "change the perf events of",
         }
     }
 
@@ -624,6 +636,8 @@ impl Operation {
             O::ManagedSaveDefine => "managed save define",
             O::SetBlockIoTune => "block I/O tune",
             O::BlockWrite => "block job",
+            O::ChangeIoThreads => "iothread",
+            O::SetPerfEvents => "perf",
             _ => return None,
         })
     }
@@ -999,6 +1013,25 @@ domain_op!(
 domain_op!(
     GetIoThreadPins { affect: Affect } => Vec<(u32, Vec<bool>)>, ReadTunables,
     |r, core, dom| core.iothread_pinning(dom, r.affect).await
+);
+domain_op!(
+    /// Add, remove or retune an I/O thread (`virsh iothreadadd`, `iothreaddel`,
+    /// `iothreadset`).
+    ChangeIoThread { change: crate::drivers::livecfg::IoThreadChange, affect: Affect } => (),
+    ChangeIoThreads,
+    |r, core, dom| core.change_iothread(dom, r.change, r.affect).await
+);
+domain_op!(
+    /// Each perf event, on or off, of one definition.
+    GetPerfEvents { affect: Affect } => Vec<(crate::model::perf::PerfEvent, bool)>,
+    GetPerfEvents,
+    |r, core, dom| core.perf_events(dom, r.affect)
+);
+domain_op!(
+    /// Turn perf events on or off (`virsh perf --enable/--disable`).
+    SetPerfEvents { changes: Vec<(crate::model::perf::PerfEvent, bool)>, affect: Affect } => (),
+    SetPerfEvents,
+    |r, core, dom| core.set_perf_events(dom, r.changes, r.affect).await
 );
 domain_op!(
     GetCpuStats {} => crate::drivers::CpuStats, ReadCpuStats,

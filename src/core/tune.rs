@@ -491,16 +491,40 @@ impl Core {
         dom: &Domain,
         affect: Affect,
     ) -> Result<Vec<(u32, Vec<bool>)>> {
-        let def = self.def_for(dom, affect, Operation::GetVcpuPinning)?;
+        let (def, live) = {
+            let d = lock(&dom.data);
+            if d.removed {
+                return Err(dom.gone());
+            }
+            let t = affect.resolve_one(
+                &d.def.name,
+                Operation::GetVcpuPinning,
+                d.status.state,
+                d.persistent,
+            )?;
+            (
+                d.def_for_read(affect, Operation::GetVcpuPinning)?.clone(),
+                t.live,
+            )
+        };
+        // a running guest's threads in its hypervisor's order, as libvirt lists them
+        let order = if live {
+            dom.driver.iothread_order(&self.ctx(dom)).await?
+        } else {
+            None
+        };
         let host_cpus = blocking(host::cpu_count).await?;
         let all = match &def.cpuset {
             Some(set) => host::parse_cpuset(set, host_cpus),
             None => vec![true; host_cpus],
         };
-        Ok(def
-            .tuning
-            .iothreads
-            .iter()
+        let mut threads: Vec<&crate::model::tuning::IoThread> =
+            def.tuning.iothreads.iter().collect();
+        if let Some(order) = order {
+            threads.sort_by_key(|t| order.iter().position(|id| *id == t.id));
+        }
+        Ok(threads
+            .into_iter()
             .map(|t| {
                 let map = match &t.pin {
                     Some(p) => (0..host_cpus).map(|c| p.contains(c as u32)).collect(),

@@ -3,6 +3,7 @@
 
 pub mod block;
 pub mod guest_agent;
+pub mod livecfg;
 pub mod lxc;
 pub mod misc;
 pub mod qemu;
@@ -38,6 +39,12 @@ pub enum DriverError {
     Timeout(String),
     #[error("{0}")]
     Failed(String),
+    /// A value the host cannot serve (libvirt's `VIR_ERR_ARGUMENT_UNSUPPORTED`).
+    #[error("{0}")]
+    ArgumentUnsupported(String),
+    /// A system call failed, with the reason appended (libvirt's `VIR_ERR_SYSTEM_ERROR`).
+    #[error("{0}")]
+    System(String),
 }
 
 pub type DriverResult<T> = Result<T, DriverError>;
@@ -979,6 +986,36 @@ pub trait Driver: Send + Sync + 'static {
     /// The last dirty page rate measurement.
     async fn dirty_rate(&self, ctx: &DomainCtx) -> DriverResult<misc::DirtyRate> {
         Err(unsupported(self.name(), "read the dirty page rate of", ctx))
+    }
+
+    /// The running guest's I/O thread ids in its hypervisor's order (`None`: the
+    /// definition's order is the hypervisor's).
+    async fn iothread_order(&self, _ctx: &DomainCtx) -> DriverResult<Option<Vec<u32>>> {
+        Ok(None)
+    }
+
+    /// Count (or stop counting) the perf events `live.perf` names for the running guest.
+    async fn set_perf(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<()> {
+        Err(unsupported(
+            self.name(),
+            "count perf events of running",
+            ctx,
+        ))
+    }
+
+    /// Add, remove or retune an I/O thread of the running guest; `live` is its new
+    /// definition (with the change made).
+    async fn change_iothread(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        _change: livecfg::IoThreadChange,
+    ) -> DriverResult<()> {
+        Err(unsupported(
+            self.name(),
+            "change the I/O threads of running",
+            ctx,
+        ))
     }
 
     /// Apply `group` of `live` (the running guest's new definition) to the running guest.

@@ -142,6 +142,8 @@ fn with_text(e: DriverError, more: &str) -> DriverError {
         DriverError::Unimplemented(m) => DriverError::Unimplemented(m + more),
         DriverError::Timeout(m) => DriverError::Timeout(m + more),
         DriverError::Failed(m) => DriverError::Failed(m + more),
+        DriverError::ArgumentUnsupported(m) => DriverError::ArgumentUnsupported(m + more),
+        DriverError::System(m) => DriverError::System(m + more),
     }
 }
 

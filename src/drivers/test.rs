@@ -643,6 +643,21 @@ impl Driver for TestDriver {
         })
     }
 
+    /// libvirt's test driver keeps perf events in the definition alone.
+    async fn set_perf(&self, ctx: &DomainCtx, _live: &DomainDef) -> DriverResult<()> {
+        self.with_vm(ctx, |_| ())
+    }
+
+    /// libvirt's test driver keeps I/O threads in the definition alone.
+    async fn change_iothread(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        _change: super::livecfg::IoThreadChange,
+    ) -> DriverResult<()> {
+        self.with_vm(ctx, |_| ())
+    }
+
     /// libvirt's test driver's figures, from the definition's balloon.
     async fn memory_stats(
         &self,

@@ -97,6 +97,8 @@ pub struct DomainDef {
     pub on_reboot: Option<LifecycleAction>,
     pub on_crash: Option<LifecycleAction>,
     pub pm: Option<Pm>,
+    /// `<perf>`: the perf events counted for the guest.
+    pub perf: crate::model::perf::Perf,
     pub devices: Devices,
     /// `<seclabel>`s, one per security model.
     pub seclabels: Vec<crate::model::seclabel::SecLabel>,
@@ -355,6 +357,11 @@ impl DomainDef {
         let on_reboot = read_lifecycle(&mut e, "on_reboot")?;
         let on_crash = read_lifecycle(&mut e, "on_crash")?;
         let pm = e.child("pm")?.map(read_pm).transpose()?;
+        let perf = e
+            .child("perf")?
+            .map(crate::model::perf::Perf::read)
+            .transpose()?
+            .unwrap_or_default();
 
         let devices = match e.child("devices")? {
             None => Devices::default(),
@@ -413,6 +420,7 @@ impl DomainDef {
             on_reboot,
             on_crash,
             pm,
+            perf,
             devices,
             seclabels,
             launch_security,
@@ -503,6 +511,7 @@ impl DomainDef {
             }
             w.end();
         }
+        self.perf.write(w);
         self.devices.write(w, opts);
         for s in &self.seclabels {
             s.write(w);

@@ -46,6 +46,7 @@ pub mod migratable;
 pub mod names;
 pub mod options;
 mod os;
+pub mod perf;
 pub mod proc_caps;
 pub mod qemu_ns;
 pub mod seclabel;

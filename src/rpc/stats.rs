@@ -384,7 +384,12 @@ fn typed(key: &str, v: &StatValue) -> TypedValue {
             _ => TypedValue::LLong(*n),
         },
         StatValue::U64(n) => match key {
-            "vcpu.current" | "vcpu.maximum" | "net.count" | "block.count" => {
+            "vcpu.current" | "vcpu.maximum" | "net.count" | "block.count" | "iothread.count" => {
+                TypedValue::UInt(*n as u32)
+            }
+            k if k.starts_with("iothread.")
+                && (k.ends_with(".poll-grow") || k.ends_with(".poll-shrink")) =>
+            {
                 TypedValue::UInt(*n as u32)
             }
             k if k.starts_with("vcpu.") && k.ends_with(".state") => TypedValue::Int(*n as i32),

@@ -605,6 +605,25 @@ impl Groups {
         })
     }
 
+    /// Removes the v1 child group `name` (`iothread3`) of a thread that is gone, as
+    /// libvirt's `virCgroupDelThread` does; a group that never was is no error.
+    pub fn remove_thread_group(&self, name: &str) -> Result<(), String> {
+        let mut dirs = self.cpu_dirs();
+        if let Some(d) = self.dir("cpuset") {
+            dirs.push(d);
+        }
+        for d in dirs {
+            let g = d.join(name);
+            match std::fs::remove_dir(&g) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(format!("cannot remove {}: {e}", g.display()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the v1 groups once QEMU is gone (children first).
     pub fn remove(&self) {
         for (_, d) in &self.v1 {

@@ -29,6 +29,7 @@ pub mod fake;
 pub mod firmware;
 pub mod guest_events;
 pub mod hotplug;
+mod iothreads;
 pub mod kvm;
 pub mod live;
 mod livetune;
@@ -38,6 +39,7 @@ pub mod monitor;
 pub mod net;
 mod passthrough;
 pub mod pci;
+mod perf;
 pub mod pinning;
 mod power;
 pub mod process;
@@ -432,6 +434,7 @@ impl QemuDriver {
             }
         }
         pinning::apply(vm, &plan.live).await?;
+        vm.perf.apply(&plan.live.perf, vm.process.pid())?;
         for step in &plan.setup {
             match step {
                 Setup::LinkDown { device } => {
@@ -1318,6 +1321,31 @@ impl Driver for QemuDriver {
         livetune::apply(&*self.vm(ctx)?, live, group).await
     }
 
+    /// `query-iothreads` order, which libvirt's `iothreadinfo` of a running guest follows.
+    async fn iothread_order(&self, ctx: &DomainCtx) -> DriverResult<Option<Vec<u32>>> {
+        let vm = self.vm(ctx)?;
+        let threads = livetune::iothread_threads(&vm).await?;
+        Ok(Some(threads.into_iter().map(|(id, _)| id).collect()))
+    }
+
+    async fn set_perf(&self, ctx: &DomainCtx, live: &DomainDef) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        vm.perf.apply(&live.perf, vm.process.pid())?;
+        lock(&vm.live).perf = live.perf.clone();
+        self.save_status(&vm).await
+    }
+
+    async fn change_iothread(
+        &self,
+        ctx: &DomainCtx,
+        live: &DomainDef,
+        change: crate::drivers::livecfg::IoThreadChange,
+    ) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        iothreads::change(&vm, live, change).await?;
+        self.save_status(&vm).await
+    }
+
     async fn live_tunables(
         &self,
         ctx: &DomainCtx,
@@ -1437,6 +1465,10 @@ impl Driver for QemuDriver {
         );
         let blockstats = vm.command("query-blockstats", None).await?;
         stats::blocks(&live, &blockstats, &mut out);
+        if !live.tuning.iothreads.is_empty() {
+            iothreads::stats(&vm.command("query-iothreads", None).await?, &mut out);
+        }
+        vm.perf.stats(&mut out);
         // user-mode NICs have no host device: ask the guest agent, briefly, if it runs
         let needs_agent = live
             .devices
@@ -1679,6 +1711,10 @@ impl Driver for QemuDriver {
                 qs.get("status").and_then(Value::as_str).unwrap_or_default()
             )));
         }
+        if !st.live.perf.is_empty() {
+            let mut l = lock(&vm.live);
+            vm.perf.reopen(&mut l.perf, st.pid);
+        }
         lock(&self.vms).insert(st.uuid, vm.clone());
         vm.block.keep_status_in(self.runtime.clone());
         monitor::watch(vm.clone(), events, ctx.clone(), self.cleanup_fn());
@@ -1702,7 +1738,7 @@ impl Driver for QemuDriver {
             );
         }
         Ok(Recovered {
-            live: st.live,
+            live: vm.live(),
             id: st.id,
             status,
         })

@@ -82,6 +82,8 @@ pub struct Vm {
     /// Held from taking a status record to its write: two writers with their own snapshots
     /// would otherwise share the file's temporary and could land the older one last.
     pub status_write: tokio::sync::Mutex<()>,
+    /// The perf event counters open on it (`<perf>`).
+    pub perf: super::perf::Counters,
     flags: Mutex<Flags>,
     /// Counts `JOB_STATUS_CHANGE` events, so that a job's caller wakes when its job moves.
     job_events: watch::Sender<u64>,
@@ -153,6 +155,7 @@ impl Vm {
             agent_held: Default::default(),
             block: Default::default(),
             status_write: tokio::sync::Mutex::new(()),
+            perf: Default::default(),
             job_events: watch::channel(0).0,
             flags: Mutex::new(Flags {
                 in_shutdown: p.in_shutdown,

@@ -13,6 +13,8 @@
 //! | `block.N.rd.reqs`, `.rd.bytes`, `.rd.times`, `.wr.reqs`, `.wr.bytes`, `.wr.times`, `.fl.reqs`, `.fl.times` | t (times in ns) | QMP `query-blockstats` |
 //! | `net.count` | t | interfaces |
 //! | `net.N.name` | s | host device (tap), else the device alias |
+//! | `iothread.count`, `iothread.ID.poll-max-ns`, `.poll-grow`, `.poll-shrink` | u, t, u, u | QMP `query-iothreads` (see `iothreads::stats`) |
+//! | `perf.EVENT` | t | the perf counters open on QEMU (see `perf::Counters`) |
 //! | `net.N.rx.bytes`, `.rx.pkts`, `.rx.errs`, `.rx.drop`, `.tx.bytes`, `.tx.pkts`, `.tx.errs`, `.tx.drop` | t | tap: host sysfs (swapped to the guest's view); user networking: the guest agent's counters, when an agent answers |
 
 use serde_json::Value;

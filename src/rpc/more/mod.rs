@@ -6,6 +6,7 @@ mod agent;
 mod block;
 mod domain;
 mod host;
+mod livecfg;
 mod misc;
 mod params;
 mod save;
@@ -179,6 +180,22 @@ pub mod procs {
         DOMAIN_PIN_IOTHREAD,
     ];
 
+    // live configuration (`livecfg`)
+    pub const DOMAIN_ADD_IOTHREAD: i32 = 355;
+    pub const DOMAIN_DEL_IOTHREAD: i32 = 356;
+    pub const DOMAIN_SET_IOTHREAD_PARAMS: i32 = 402;
+    pub const DOMAIN_GET_PERF_EVENTS: i32 = 365;
+    pub const DOMAIN_SET_PERF_EVENTS: i32 = 366;
+
+    /// The live configuration procedures, answered by `livecfg`.
+    pub const LIVECFG: &[i32] = &[
+        DOMAIN_ADD_IOTHREAD,
+        DOMAIN_DEL_IOTHREAD,
+        DOMAIN_SET_IOTHREAD_PARAMS,
+        DOMAIN_GET_PERF_EVENTS,
+        DOMAIN_SET_PERF_EVENTS,
+    ];
+
     pub const CONNECT_GET_MAX_VCPUS: i32 = 5;
     pub const NODE_GET_CELLS_FREE_MEMORY: i32 = 101;
     pub const CONNECT_DOMAIN_XML_FROM_NATIVE: i32 = 135;
@@ -306,6 +323,11 @@ pub mod procs {
         DOMAIN_GET_JOB_STATS,
         DOMAIN_ABORT_JOB,
         DOMAIN_ABORT_JOB_FLAGS,
+        DOMAIN_ADD_IOTHREAD,
+        DOMAIN_DEL_IOTHREAD,
+        DOMAIN_SET_IOTHREAD_PARAMS,
+        DOMAIN_GET_PERF_EVENTS,
+        DOMAIN_SET_PERF_EVENTS,
     ];
 
     /// The guest agent's procedures, answered by `agent.rs`.
@@ -356,6 +378,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         p if procs::MISC.contains(&p) => misc::call(shared, s, p, body).await,
         p if procs::BLOCK.contains(&p) => block::call(shared, s, p, body).await,
         p if procs::TUNE.contains(&p) => tune::call(shared, s, p, body).await,
+        p if procs::LIVECFG.contains(&p) => livecfg::call(shared, s, p, body).await,
         p if HOST.contains(&p) => host::call(shared, s, p, body).await,
         p if procs::SAVE.contains(&p) => save::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
@@ -388,6 +411,7 @@ mod tests {
             procs::BLOCK,
             procs::TUNE,
             procs::SAVE,
+            procs::LIVECFG,
         ] {
             for p in list {
                 assert!(procs::IMPLEMENTED.contains(p), "{p}");

@@ -14,6 +14,7 @@ pub(super) enum Kind {
     LLong,
     ULLong,
     Str,
+    Boolean,
 }
 
 impl Kind {
@@ -27,6 +28,7 @@ impl Kind {
             Self::LLong => "llong",
             Self::ULLong => "ullong",
             Self::Str => "string",
+            Self::Boolean => "boolean",
         }
     }
 }

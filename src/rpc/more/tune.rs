@@ -474,10 +474,15 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
             let rows = s
                 .run(shared, m, &dom, ops::GetIoThreadPins { affect })
                 .await?;
+            // libvirt's test driver maps an unpinned I/O thread onto the domain's vCPU
+            // count (`virDomainDefGetVcpus`), not onto host CPUs
+            let vcpus = dom.info().vcpus as usize;
             let info: Vec<IoThreadInfo> = rows
                 .into_iter()
                 .map(|(id, mut row)| {
-                    if test {
+                    if test && row.iter().all(|b| *b) {
+                        row = vec![true; vcpus];
+                    } else if test {
                         test_host(&mut row);
                     }
                     let len = row.len().div_ceil(8);
