@@ -44,6 +44,7 @@ pub enum Code {
     AccessDenied,
     NoDomain,
     NoDomainSnapshot,
+    NoDomainCheckpoint,
     NoDomainMetadata,
     NoNetwork,
     NoStoragePool,
@@ -76,6 +77,7 @@ impl Code {
             Self::ConfigUnsupported => 67,
             Self::OperationTimeout => 68,
             Self::NoDomainSnapshot => 72,
+            Self::NoDomainCheckpoint => 103,
             Self::ArgumentUnsupported => 74,
             Self::NoDomainMetadata => 80,
             Self::OperationUnsupported => 84,
@@ -99,6 +101,7 @@ impl Code {
             Self::AccessDenied => "access denied",
             Self::NoDomain => "Domain not found",
             Self::NoDomainSnapshot => "Domain snapshot not found",
+            Self::NoDomainCheckpoint => "Domain checkpoint not found",
             Self::NoDomainMetadata => "metadata not found",
             Self::NoNetwork => "Network not found",
             Self::NoStoragePool => "Storage pool not found",
@@ -219,6 +222,10 @@ pub fn from_core(e: core::Error, flavor: Flavor, m: &Method) -> CompatError {
     match e {
         E::NotFound(Missing::Domain | Missing::Object, msg) => libvirt(Code::NoDomain, Some(&msg)),
         E::NotFound(Missing::Snapshot(name), _) => no_snapshot(&name),
+        E::NotFound(Missing::Checkpoint(name), _) => libvirt(
+            Code::NoDomainCheckpoint,
+            Some(&format!("no domain checkpoint with matching name '{name}'")),
+        ),
         E::NotFound(Missing::Interface, msg) => libvirt(Code::NoInterface, Some(&msg)),
         E::NotFound(Missing::NodeDevice, msg) => libvirt(Code::NoNodeDevice, Some(&msg)),
         E::NotFound(Missing::Metadata, _) => libvirt(

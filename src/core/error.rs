@@ -49,6 +49,8 @@ pub enum Missing {
     Domain,
     /// A snapshot, by name.
     Snapshot(String),
+    /// A checkpoint, by name.
+    Checkpoint(String),
     /// A metadata element, title or description.
     Metadata,
     /// Any other object a front end addresses (a path that names nothing).
