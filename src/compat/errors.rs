@@ -239,6 +239,7 @@ pub fn from_core(e: core::Error, flavor: Flavor, m: &Method) -> CompatError {
         E::AlreadyExists(msg) => libvirt(Code::OperationFailed, Some(&msg)),
         E::Unimplemented(_) => no_support(m.api),
         E::NotSupported(msg) => libvirt(Code::OperationUnsupported, Some(&msg)),
+        E::ConfigUnsupported(msg) => libvirt(Code::ConfigUnsupported, Some(&msg)),
         E::AccessDenied(msg) => libvirt(Code::AccessDenied, Some(&msg)),
         E::Timeout(msg) => libvirt(Code::OperationTimeout, Some(&msg)),
         E::Failed(msg) => libvirt(Code::Internal, Some(&msg)),

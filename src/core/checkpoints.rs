@@ -256,7 +256,7 @@ impl Core {
         def.name = Some(name.clone());
         def.creation_time = Some(now);
         let live: &DomainDef = d.current_def();
-        def.align_disks(live).map_err(Error::NotSupported)?;
+        def.align_disks(live).map_err(Error::ConfigUnsupported)?;
         // libvirt's test driver checks neither bitmap names nor image formats
         let metadata_only = dom.driver.name() == "test";
         for (cd, disk) in def.disks.iter().zip(&live.devices.disks) {
@@ -264,12 +264,12 @@ impl Core {
                 continue;
             }
             if cd.bitmap.as_deref() != Some(&name) {
-                return Err(Error::NotSupported(format!(
+                return Err(Error::ConfigUnsupported(format!(
                     "bitmap for disk '{}' must match checkpoint name '{name}'",
                     cd.name
                 )));
             }
-            bitmap_capable(disk).map_err(Error::NotSupported)?;
+            bitmap_capable(disk).map_err(Error::ConfigUnsupported)?;
         }
         if d.checkpoints.get(&name).is_some() {
             return Err(Error::AlreadyExists(format!(
@@ -385,7 +385,8 @@ impl Core {
                         )));
                     }
                     let embedded = embedded.clone();
-                    def.align_disks(&embedded).map_err(Error::NotSupported)?;
+                    def.align_disks(&embedded)
+                        .map_err(Error::ConfigUnsupported)?;
                 }
                 None => def.assign_bitmap_names(),
             }

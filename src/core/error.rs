@@ -31,6 +31,10 @@ pub enum Error {
     /// A configuration or request this driver or the core refuses.
     #[error("{0}")]
     NotSupported(String),
+    /// A configuration libvirt calls unsupported (`VIR_ERR_CONFIG_UNSUPPORTED`: a disk the
+    /// request names that cannot take part), a kind of `NotSupported`.
+    #[error("{0}")]
+    ConfigUnsupported(String),
     /// An operation the domain's driver does not implement at all (a kind of
     /// `NotSupported`).
     #[error("{0}")]
@@ -101,7 +105,9 @@ impl Error {
             Self::InvalidArgument(_) | Self::Options(_) => "InvalidArgument",
             Self::InvalidState(_) | Self::WrongState(_) => "InvalidState",
             Self::AlreadyExists(_) => "AlreadyExists",
-            Self::NotSupported(_) | Self::Unimplemented(_) => "NotSupported",
+            Self::NotSupported(_) | Self::ConfigUnsupported(_) | Self::Unimplemented(_) => {
+                "NotSupported"
+            }
             Self::AccessDenied(_) => "AccessDenied",
             Self::Timeout(_) => "Timeout",
             Self::Failed(_) => "Failed",
