@@ -35,6 +35,8 @@ async fn test_uri_checkpoints_are_libvirts_test_driver() {
                   checkpoint-list test --from c1 --name; \
                   checkpoint-list test --from c1 --descendants --name; \
                   checkpoint-parent test c2; \
+                  checkpoint-info test c1; \
+                  checkpoint-info test c3; \
                   checkpoint-dumpxml test c2 --no-domain; \
                   checkpoint-dumpxml test c3 --no-domain --size; \
                   checkpoint-delete test c2; \
@@ -354,6 +356,8 @@ async fn checkpoints_answer_as_libvirtd() {
             "--name",
         ],
         &["checkpoint-parent", "tiny", "c2"],
+        &["checkpoint-info", "tiny", "c1"],
+        &["checkpoint-info", "tiny", "c3"],
         &["checkpoint-parent", "tiny", "c1"],
         &["checkpoint-dumpxml", "tiny", "c2", "--no-domain"],
         &["checkpoint-dumpxml", "tiny", "nope"],
