@@ -235,6 +235,29 @@ async fn checkpoints_on_a_running_guest_are_qcow2_bitmaps() {
         no_times(&saved)
     );
 
+    // checkpoint-edit: virsh dumps it, the editor changes it, virsh redefines it
+    let out = std::process::Command::new("virsh")
+        .args(["-c", &r.uri(QEMU), "checkpoint-edit", "tiny", "c3"])
+        .env("HOME", r.bus.dir.path())
+        .env(
+            "EDITOR",
+            "sed -i 's|<name>c3</name>|<name>c3</name><description>edited</description>|'",
+        )
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .output()
+        .expect("virsh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let edited = r.ok(QEMU, &["checkpoint-dumpxml", "tiny", "c3", "--no-domain"]);
+    assert!(
+        edited.contains("<description>edited</description>"),
+        "{edited}"
+    );
+    assert_eq!(names(&r, &[]), ["c1", "c3"]);
+
     // a restart of the daemon keeps them
     r.daemon.restart(&r.bus).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
