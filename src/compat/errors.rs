@@ -44,6 +44,7 @@ pub enum Code {
     AccessDenied,
     NoDomain,
     NoDomainSnapshot,
+    NoDomainCheckpoint,
     NoDomainMetadata,
     NoNetwork,
     NoStoragePool,
@@ -78,6 +79,7 @@ impl Code {
             Self::ConfigUnsupported => 67,
             Self::OperationTimeout => 68,
             Self::NoDomainSnapshot => 72,
+            Self::NoDomainCheckpoint => 103,
             Self::ArgumentUnsupported => 74,
             Self::NoDomainMetadata => 80,
             Self::OperationUnsupported => 84,
@@ -102,6 +104,7 @@ impl Code {
             Self::AccessDenied => "access denied",
             Self::NoDomain => "Domain not found",
             Self::NoDomainSnapshot => "Domain snapshot not found",
+            Self::NoDomainCheckpoint => "Domain checkpoint not found",
             Self::NoDomainMetadata => "metadata not found",
             Self::NoNetwork => "Network not found",
             Self::NoStoragePool => "Storage pool not found",
@@ -224,6 +227,10 @@ pub fn from_core(e: core::Error, flavor: Flavor, m: &Method) -> CompatError {
     match e {
         E::NotFound(Missing::Domain | Missing::Object, msg) => libvirt(Code::NoDomain, Some(&msg)),
         E::NotFound(Missing::Snapshot(name), _) => no_snapshot(&name),
+        E::NotFound(Missing::Checkpoint(name), _) => libvirt(
+            Code::NoDomainCheckpoint,
+            Some(&format!("no domain checkpoint with matching name '{name}'")),
+        ),
         E::NotFound(Missing::Interface, msg) => libvirt(Code::NoInterface, Some(&msg)),
         E::NotFound(Missing::NodeDevice, msg) => libvirt(Code::NoNodeDevice, Some(&msg)),
         E::NotFound(Missing::Metadata, _) => libvirt(
@@ -237,6 +244,7 @@ pub fn from_core(e: core::Error, flavor: Flavor, m: &Method) -> CompatError {
         E::AlreadyExists(msg) => libvirt(Code::OperationFailed, Some(&msg)),
         E::Unimplemented(_) => no_support(m.api),
         E::NotSupported(msg) => libvirt(Code::OperationUnsupported, Some(&msg)),
+        E::ConfigUnsupported(msg) => libvirt(Code::ConfigUnsupported, Some(&msg)),
         E::AccessDenied(msg) => libvirt(Code::AccessDenied, Some(&msg)),
         E::Timeout(msg) => libvirt(Code::OperationTimeout, Some(&msg)),
         E::Failed(msg) => libvirt(Code::Internal, Some(&msg)),

@@ -10,6 +10,7 @@ mod guest;
 mod agent;
 mod badinput;
 mod block;
+mod checkpoint;
 mod console;
 mod domcaps;
 mod events;

@@ -4,6 +4,7 @@
 
 mod agent;
 mod block;
+mod checkpoint;
 mod domain;
 mod host;
 mod livecfg;
@@ -75,6 +76,25 @@ pub mod procs {
     pub const DOMAIN_GET_JOB_STATS: i32 = 298;
     pub const DOMAIN_ABORT_JOB: i32 = 164;
     pub const DOMAIN_ABORT_JOB_FLAGS: i32 = 442;
+
+    pub const DOMAIN_CHECKPOINT_CREATE_XML: i32 = 411;
+    pub const DOMAIN_CHECKPOINT_GET_XML_DESC: i32 = 412;
+    pub const DOMAIN_LIST_ALL_CHECKPOINTS: i32 = 413;
+    pub const DOMAIN_CHECKPOINT_LIST_ALL_CHILDREN: i32 = 414;
+    pub const DOMAIN_CHECKPOINT_LOOKUP_BY_NAME: i32 = 415;
+    pub const DOMAIN_CHECKPOINT_GET_PARENT: i32 = 416;
+    pub const DOMAIN_CHECKPOINT_DELETE: i32 = 417;
+
+    /// virsh's `checkpoint-*` procedures (see [`super::checkpoint`]).
+    pub const CHECKPOINT: &[i32] = &[
+        DOMAIN_CHECKPOINT_CREATE_XML,
+        DOMAIN_CHECKPOINT_GET_XML_DESC,
+        DOMAIN_LIST_ALL_CHECKPOINTS,
+        DOMAIN_CHECKPOINT_LIST_ALL_CHILDREN,
+        DOMAIN_CHECKPOINT_LOOKUP_BY_NAME,
+        DOMAIN_CHECKPOINT_GET_PARENT,
+        DOMAIN_CHECKPOINT_DELETE,
+    ];
 
     /// The procedures of `virsh save`, `restore`, `save-image-*`, `dump` and
     /// `set-memory-stats-period` (see [`super::save`]).
@@ -328,6 +348,13 @@ pub mod procs {
         DOMAIN_SET_IOTHREAD_PARAMS,
         DOMAIN_GET_PERF_EVENTS,
         DOMAIN_SET_PERF_EVENTS,
+        DOMAIN_CHECKPOINT_CREATE_XML,
+        DOMAIN_CHECKPOINT_GET_XML_DESC,
+        DOMAIN_LIST_ALL_CHECKPOINTS,
+        DOMAIN_CHECKPOINT_LIST_ALL_CHILDREN,
+        DOMAIN_CHECKPOINT_LOOKUP_BY_NAME,
+        DOMAIN_CHECKPOINT_GET_PARENT,
+        DOMAIN_CHECKPOINT_DELETE,
     ];
 
     /// The guest agent's procedures, answered by `agent.rs`.
@@ -381,6 +408,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         p if procs::LIVECFG.contains(&p) => livecfg::call(shared, s, p, body).await,
         p if HOST.contains(&p) => host::call(shared, s, p, body).await,
         p if procs::SAVE.contains(&p) => save::call(shared, s, p, body).await,
+        p if procs::CHECKPOINT.contains(&p) => checkpoint::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
