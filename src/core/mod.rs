@@ -20,6 +20,7 @@ pub mod critical;
 pub mod define;
 mod devices;
 mod guest;
+pub mod iftune;
 pub mod keys;
 mod lifecycle;
 mod managed_save;

@@ -14,6 +14,7 @@ mod console;
 mod domcaps;
 mod events;
 mod host;
+mod iftune;
 mod lxc;
 mod misc;
 mod more;

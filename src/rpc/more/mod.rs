@@ -6,6 +6,7 @@ mod agent;
 mod block;
 mod domain;
 mod host;
+mod iftune;
 mod misc;
 mod params;
 mod save;
@@ -92,6 +93,15 @@ pub mod procs {
         DOMAIN_GET_JOB_STATS,
         DOMAIN_ABORT_JOB,
         DOMAIN_ABORT_JOB_FLAGS,
+    ];
+
+    pub const DOMAIN_SET_INTERFACE_PARAMETERS: i32 = 256;
+    pub const DOMAIN_GET_INTERFACE_PARAMETERS: i32 = 257;
+
+    /// The procedures of `virsh domiftune` (see [`super::iftune`]).
+    pub const IFTUNE: &[i32] = &[
+        DOMAIN_SET_INTERFACE_PARAMETERS,
+        DOMAIN_GET_INTERFACE_PARAMETERS,
     ];
 
     /// The procedures of [`super::misc`].
@@ -306,6 +316,8 @@ pub mod procs {
         DOMAIN_GET_JOB_STATS,
         DOMAIN_ABORT_JOB,
         DOMAIN_ABORT_JOB_FLAGS,
+        DOMAIN_SET_INTERFACE_PARAMETERS,
+        DOMAIN_GET_INTERFACE_PARAMETERS,
     ];
 
     /// The guest agent's procedures, answered by `agent.rs`.
@@ -358,6 +370,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         p if procs::TUNE.contains(&p) => tune::call(shared, s, p, body).await,
         p if HOST.contains(&p) => host::call(shared, s, p, body).await,
         p if procs::SAVE.contains(&p) => save::call(shared, s, p, body).await,
+        p if procs::IFTUNE.contains(&p) => iftune::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
@@ -388,6 +401,7 @@ mod tests {
             procs::BLOCK,
             procs::TUNE,
             procs::SAVE,
+            procs::IFTUNE,
         ] {
             for p in list {
                 assert!(procs::IMPLEMENTED.contains(p), "{p}");
