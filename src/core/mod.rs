@@ -21,6 +21,7 @@ pub mod critical;
 pub mod define;
 mod devices;
 mod guest;
+pub mod iftune;
 pub mod keys;
 mod lifecycle;
 pub mod livecfg;

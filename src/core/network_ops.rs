@@ -300,7 +300,32 @@ async fn resolve_interface(
         e => e.into(),
     })?;
     iface.source_bridge = Some(bridge);
+    if iface.bandwidth.is_some_and(|b| b.has_floor()) {
+        return Err(floor_refused(nets, &name, &iface.mac.to_string()).await);
+    }
     Ok(())
+}
+
+/// libvirt's refusal of an interface's `floor`: it needs a network of a forward mode that
+/// shapes traffic and with inbound QoS, and virtbus's networks take no `<bandwidth>`, so
+/// the words say which of libvirt's two checks fails first.
+pub(crate) async fn floor_refused(nets: &NetworkDriver, network: &str, mac: &str) -> Error {
+    use crate::network::def::{ForwardMode, NetworkDef};
+    let mode = match nets.xml(network, false).await {
+        Ok(x) => NetworkDef::from_xml(&x).ok().and_then(|d| d.mode()),
+        Err(_) => None,
+    };
+    if mode == Some(ForwardMode::Bridge) {
+        return Error::NotSupported(format!(
+            "Invalid use of 'floor' on interface with MAC address {mac} - 'floor' is only \
+             supported for interface type 'network' with forward type 'nat', 'route', 'open' \
+             or none"
+        ));
+    }
+    Error::NotSupported(format!(
+        "Invalid use of 'floor' on interface with MAC address {mac} - network '{network}' \
+         has no inbound QoS set"
+    ))
 }
 
 #[cfg(test)]

@@ -1053,6 +1053,21 @@ domain_op!(
     |r, core, dom| core.set_perf_events(dom, r.changes, r.affect).await
 );
 domain_op!(
+    /// The `<bandwidth>` of an interface (MAC address or host device name).
+    GetInterfaceBandwidth { device: String, affect: Affect } =>
+        Option<crate::model::devices::Bandwidth>, ReadTunables,
+    |r, core, dom| core.interface_bandwidth(dom, &r.device, r.affect)
+);
+domain_op!(
+    /// Change the `<bandwidth>` of an interface.
+    SetInterfaceBandwidth {
+        device: String,
+        change: super::iftune::BandwidthChange,
+        affect: Affect,
+    } => (), SetTunables,
+    |r, core, dom| core.set_interface_bandwidth(dom, r.device, r.change, r.affect).await
+);
+domain_op!(
     GetCpuStats {} => crate::drivers::CpuStats, ReadCpuStats,
     |_r, core, dom| core.cpu_stats(dom).await
 );

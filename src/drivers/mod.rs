@@ -1082,6 +1082,8 @@ pub enum TuneGroup {
     Numa,
     /// The host CPUs of one I/O thread (`<iothreadpin>`), by its id.
     IoThreadPin(u32),
+    /// The traffic shaping of one interface (`<bandwidth>`), by its MAC address.
+    Bandwidth { mac: crate::model::values::MacAddr },
 }
 
 /// A running guest's tunables as read back from its cgroups.

@@ -16,6 +16,7 @@ mod domcaps;
 mod events;
 mod host;
 mod livecfg;
+mod iftune;
 mod lxc;
 mod misc;
 mod more;

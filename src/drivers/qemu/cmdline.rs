@@ -86,6 +86,11 @@ pub enum Setup {
     TapUp { tap: String },
     /// Set the MTU of tap `tap` (`<mtu size>`), before it joins a bridge.
     Mtu { tap: String, mtu: u32 },
+    /// Shape tap `tap`'s traffic (`<bandwidth>`).
+    Bandwidth {
+        tap: String,
+        bandwidth: crate::model::devices::Bandwidth,
+    },
     /// Set the password of a display protocol (`vnc`, `spice`).
     Password {
         protocol: &'static str,
@@ -1196,6 +1201,12 @@ fn interfaces(b: &mut Builder<'_>, def: &DomainDef) -> Result<()> {
                         b.setup.push(Setup::TapUp { tap: tap.clone() })
                     }
                     _ => {}
+                }
+                if let Some(bw) = n.bandwidth {
+                    b.setup.push(Setup::Bandwidth {
+                        tap: tap.clone(),
+                        bandwidth: bw,
+                    });
                 }
                 // QEMU runs the scripts with the tap's name, as libvirt does
                 let mut s = format!(

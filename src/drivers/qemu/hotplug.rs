@@ -217,6 +217,14 @@ async fn attach_nic(vm: &Vm, mut n: Interface) -> DriverResult<Interface> {
                 "{what}: host device {tap}: {e}"
             )));
         }
+        // as at start: libvirt's default qdisc, then the shaping
+        super::bandwidth::set_default_qdisc(tap);
+        if let Some(bw) = &n.bandwidth
+            && let Err(e) = super::bandwidth::apply(tap, Some(bw))
+        {
+            undo().await;
+            return Err(DriverError::Failed(e));
+        }
     }
     // virtio and e1000e are PCI Express devices (a root port on q35); older models are not
     let pcie = matches!(model, "virtio" | "e1000e");

@@ -167,6 +167,31 @@ async fn apply_group(vm: &Vm, live: &DomainDef, group: TuneGroup) -> DriverResul
             }
             Ok(())
         }
+        TuneGroup::Bandwidth { mac } => {
+            let Some(iface) = live.devices.interfaces.iter().find(|i| i.mac == mac) else {
+                return Ok(());
+            };
+            let Some(tap) = iface.target_dev.clone() else {
+                // libvirt's words for an interface without a host device
+                return Err(DriverError::NotSupported(
+                    "Unable to set bandwidth for interface because device name is unknown".into(),
+                ));
+            };
+            let bw = iface.bandwidth;
+            tokio::task::spawn_blocking(move || super::bandwidth::apply(&tap, bw.as_ref()))
+                .await
+                .map_err(|e| failed(vm, e.to_string()))?
+                .map_err(DriverError::Failed)?;
+            if let Some(i) = crate::util::lock(&vm.live)
+                .devices
+                .interfaces
+                .iter_mut()
+                .find(|i| i.mac == mac)
+            {
+                i.bandwidth = bw;
+            }
+            Ok(())
+        }
     }
 }
 

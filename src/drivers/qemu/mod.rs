@@ -15,6 +15,7 @@
 
 pub mod agent;
 pub mod agent_ops;
+pub mod bandwidth;
 mod block;
 pub mod caps;
 pub mod cgroup;
@@ -445,21 +446,33 @@ impl QemuDriver {
                 Setup::Qmp { command, args } => {
                     vm.command(command, Some(args.clone())).await?;
                 }
-                Setup::Bridge { tap, bridge } => net::attach(tap, bridge).map_err(|e| {
-                    DriverError::Failed(format!(
-                        "domain '{}': cannot add tap {tap} to bridge {bridge}: {e}",
-                        vm.name
-                    ))
-                })?,
+                Setup::Bridge { tap, bridge } => {
+                    net::attach(tap, bridge).map_err(|e| {
+                        DriverError::Failed(format!(
+                            "domain '{}': cannot add tap {tap} to bridge {bridge}: {e}",
+                            vm.name
+                        ))
+                    })?;
+                    bandwidth::set_default_qdisc(tap);
+                }
                 Setup::Mtu { tap, mtu } => net::set_mtu(tap, *mtu).map_err(|e| {
                     DriverError::Failed(format!(
                         "domain '{}': cannot set the MTU of {tap} to {mtu}: {e}",
                         vm.name
                     ))
                 })?,
-                Setup::TapUp { tap } => net::up(tap).map_err(|e| {
-                    DriverError::Failed(format!("domain '{}': cannot bring {tap} up: {e}", vm.name))
-                })?,
+                Setup::Bandwidth { tap, bandwidth } => {
+                    bandwidth::apply(tap, Some(bandwidth)).map_err(DriverError::Failed)?
+                }
+                Setup::TapUp { tap } => {
+                    net::up(tap).map_err(|e| {
+                        DriverError::Failed(format!(
+                            "domain '{}': cannot bring {tap} up: {e}",
+                            vm.name
+                        ))
+                    })?;
+                    bandwidth::set_default_qdisc(tap);
+                }
                 Setup::Password { protocol, secret } => {
                     vm.command(
                         "set_password",
@@ -717,9 +730,15 @@ impl QemuDriver {
         };
         if let Err(e) = setup.await {
             vm.set_stopping(true);
-            let err = self
+            // a host command's failure (tc shaping the tap) is the error, not QEMU's words
+            let host_side =
+                matches!(&e, DriverError::Failed(m) if m.starts_with("Child process ("));
+            let mut err = self
                 .start_failed(vm.process.as_ref(), &log, e.to_string())
                 .await;
+            if host_side {
+                err = e;
+            }
             let mut gone = vm.gone();
             let _ = tokio::time::timeout(Duration::from_secs(5), gone.wait_for(|g| *g)).await;
             return Err(err);

@@ -1,5 +1,6 @@
 //! `<interface>`: network interfaces.
 
+use super::bandwidth::Bandwidth;
 use super::iface_ip::{IfaceIp, IfaceRoute};
 use crate::model::address::{self, DeviceInfo};
 use crate::model::devices::net_driver::NetDriver;
@@ -107,6 +108,8 @@ pub struct Interface {
     pub guest_dev: Option<String>,
     /// `<guest actual>`: the container end's name before it was moved in (live).
     pub guest_actual: Option<String>,
+    /// `<bandwidth>`: traffic shaping of the host side.
+    pub bandwidth: Option<Bandwidth>,
 }
 
 impl Interface {
@@ -143,6 +146,7 @@ impl Interface {
             host_routes: Vec::new(),
             guest_dev: None,
             guest_actual: None,
+            bandwidth: None,
         };
         // `user` takes no <source>; it stays unread and is reported as unknown.
         if iface_type == InterfaceType::Ethernet
@@ -205,6 +209,7 @@ impl Interface {
             }
             iface.socket = Some(sock);
         }
+        iface.bandwidth = Bandwidth::read_child(&mut e, iface_type == InterfaceType::Network)?;
         e.each("ip", |i| {
             iface.ips.push(IfaceIp::read(i)?);
             Ok(())
@@ -301,6 +306,9 @@ impl Interface {
                 }
                 w.end();
             }
+        }
+        if let Some(b) = &self.bandwidth {
+            b.write(w);
         }
         for i in &self.ips {
             i.write(w);

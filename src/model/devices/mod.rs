@@ -4,6 +4,7 @@
 //! libvirt's order, keeping the input order within each kind.
 
 mod audio;
+mod bandwidth;
 mod chardev;
 mod controller;
 mod device;
@@ -36,6 +37,7 @@ mod vsock;
 mod watchdog;
 
 pub use audio::{AudioFormat, AudioIo, AudioOptions, SdlDriver};
+pub use bandwidth::{Bandwidth, Rate};
 pub use chardev::{ChannelState, CharDevice, CharNet, CharSourceMode, CharSourceType, TcpProtocol};
 pub use controller::{Controller, ControllerType};
 pub use device::Device;

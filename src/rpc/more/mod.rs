@@ -8,6 +8,7 @@ mod checkpoint;
 mod domain;
 mod host;
 mod livecfg;
+mod iftune;
 mod misc;
 mod params;
 mod save;
@@ -113,6 +114,15 @@ pub mod procs {
         DOMAIN_GET_JOB_STATS,
         DOMAIN_ABORT_JOB,
         DOMAIN_ABORT_JOB_FLAGS,
+    ];
+
+    pub const DOMAIN_SET_INTERFACE_PARAMETERS: i32 = 256;
+    pub const DOMAIN_GET_INTERFACE_PARAMETERS: i32 = 257;
+
+    /// The procedures of `virsh domiftune` (see [`super::iftune`]).
+    pub const IFTUNE: &[i32] = &[
+        DOMAIN_SET_INTERFACE_PARAMETERS,
+        DOMAIN_GET_INTERFACE_PARAMETERS,
     ];
 
     /// The procedures of [`super::misc`].
@@ -355,6 +365,8 @@ pub mod procs {
         DOMAIN_CHECKPOINT_LOOKUP_BY_NAME,
         DOMAIN_CHECKPOINT_GET_PARENT,
         DOMAIN_CHECKPOINT_DELETE,
+        DOMAIN_SET_INTERFACE_PARAMETERS,
+        DOMAIN_GET_INTERFACE_PARAMETERS,
     ];
 
     /// The guest agent's procedures, answered by `agent.rs`.
@@ -409,6 +421,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         p if HOST.contains(&p) => host::call(shared, s, p, body).await,
         p if procs::SAVE.contains(&p) => save::call(shared, s, p, body).await,
         p if procs::CHECKPOINT.contains(&p) => checkpoint::call(shared, s, p, body).await,
+        p if procs::IFTUNE.contains(&p) => iftune::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
@@ -440,6 +453,7 @@ mod tests {
             procs::TUNE,
             procs::SAVE,
             procs::LIVECFG,
+            procs::IFTUNE,
         ] {
             for p in list {
                 assert!(procs::IMPLEMENTED.contains(p), "{p}");
