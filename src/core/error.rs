@@ -31,6 +31,10 @@ pub enum Error {
     /// A configuration or request this driver or the core refuses.
     #[error("{0}")]
     NotSupported(String),
+    /// A definition that cannot run on this domain (libvirt's unsupported configuration;
+    /// a kind of `NotSupported`).
+    #[error("{0}")]
+    Config(String),
     /// An operation the domain's driver does not implement at all (a kind of
     /// `NotSupported`).
     #[error("{0}")]
@@ -57,6 +61,8 @@ pub enum Missing {
     Interface,
     /// A host node device, by name.
     NodeDevice,
+    /// A domain's backup job.
+    Backup,
 }
 
 /// A domain in a state where an operation cannot run.
@@ -99,7 +105,7 @@ impl Error {
             Self::InvalidArgument(_) | Self::Options(_) => "InvalidArgument",
             Self::InvalidState(_) | Self::WrongState(_) => "InvalidState",
             Self::AlreadyExists(_) => "AlreadyExists",
-            Self::NotSupported(_) | Self::Unimplemented(_) => "NotSupported",
+            Self::NotSupported(_) | Self::Config(_) | Self::Unimplemented(_) => "NotSupported",
             Self::AccessDenied(_) => "AccessDenied",
             Self::Timeout(_) => "Timeout",
             Self::Failed(_) => "Failed",

@@ -164,6 +164,10 @@ pub enum Operation {
     SetMemoryStatsPeriod,
     /// Stop the long operation a domain runs.
     AbortJob,
+    /// Start a backup job of the running guest's disks.
+    BackupBegin,
+    /// Read the running backup job's definition.
+    BackupRead,
     GetMetadata,
     SetMetadata,
     GetVcpus,
@@ -329,6 +333,7 @@ impl Operation {
             | O::BlockIoTune
             | O::DiskErrors
             | O::BlockJobInfo
+            | O::BackupRead
             | O::SaveImageRead => Action::DomainRead,
             O::DefineDomain
             | O::SetAutostart
@@ -359,6 +364,9 @@ impl Operation {
             | O::SaveImageDefine
             | O::SetMemoryStatsPeriod
             | O::AbortJob => Action::DomainWrite,
+            // libvirt's domain:checkpoint (the snapshot permission here) and
+            // domain:block_write (see `backup::BackupBegin::actions`)
+            O::BackupBegin => Action::DomainSnapshot,
             O::CreateDomain | O::Start | O::Restore => Action::DomainStart,
             O::CoreDump | O::SaveImageReadSecure => Action::DomainReadSecure,
             O::QemuPassthrough | O::QemuMonitorCommand | O::QemuAgentCommand => {
@@ -424,6 +432,8 @@ impl Operation {
             O::CoreDump => "dump the memory of",
             O::SetMemoryStatsPeriod => "set the memory statistics period of",
             O::AbortJob => "abort the job of",
+            O::BackupBegin => "back up",
+            O::BackupRead => "read the backup job of",
             O::MemoryStats => "read memory statistics of",
             O::GuestInfo => "query the guest agent of",
             O::InterfaceAddresses => "read the interface addresses of",
@@ -624,6 +634,7 @@ impl Operation {
             O::ManagedSaveDefine => "managed save define",
             O::SetBlockIoTune => "block I/O tune",
             O::BlockWrite => "block job",
+            O::BackupBegin => "backup",
             _ => return None,
         })
     }

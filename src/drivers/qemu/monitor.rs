@@ -79,6 +79,8 @@ pub struct Vm {
     pub agent_held: std::sync::atomic::AtomicBool,
     /// Its block jobs and write thresholds.
     pub block: super::block::BlockState,
+    /// Its backup job.
+    pub backup: super::backup::BackupState,
     flags: Mutex<Flags>,
     /// Counts `JOB_STATUS_CHANGE` events, so that a job's caller wakes when its job moves.
     job_events: watch::Sender<u64>,
@@ -149,6 +151,7 @@ impl Vm {
             freeze: Arc::default(),
             agent_held: Default::default(),
             block: Default::default(),
+            backup: Default::default(),
             job_events: watch::channel(0).0,
             flags: Mutex::new(Flags {
                 in_shutdown: p.in_shutdown,
@@ -380,6 +383,7 @@ pub fn watch(
         while let Some(ev) = events.recv().await {
             vm.handle(&ctx, &ev);
             super::block::event(&vm, &ctx, &ev);
+            super::backup::event(&vm, &ctx, &ev);
             if ev.name == "WATCHDOG"
                 && ev.data.get("action").and_then(Value::as_str) == Some("pause")
                 && super::watchdog::wants_dump(&vm)

@@ -3,6 +3,7 @@
 //! procedures virsh's domain commands call beyond the basics ([`domain`]).
 
 mod agent;
+mod backup;
 mod block;
 mod domain;
 mod host;
@@ -11,6 +12,8 @@ mod params;
 mod save;
 mod storage;
 mod tune;
+
+pub(crate) use backup::job_params;
 
 use super::{Shared, dispatch::Session, error::RpcResult};
 
@@ -74,6 +77,11 @@ pub mod procs {
     pub const DOMAIN_GET_JOB_STATS: i32 = 298;
     pub const DOMAIN_ABORT_JOB: i32 = 164;
     pub const DOMAIN_ABORT_JOB_FLAGS: i32 = 442;
+    pub const DOMAIN_BACKUP_BEGIN: i32 = 421;
+    pub const DOMAIN_BACKUP_GET_XML_DESC: i32 = 422;
+
+    /// `virsh backup-begin` and `backup-dumpxml` (see [`super::backup`]).
+    pub const BACKUP: &[i32] = &[DOMAIN_BACKUP_BEGIN, DOMAIN_BACKUP_GET_XML_DESC];
 
     /// The procedures of `virsh save`, `restore`, `save-image-*`, `dump` and
     /// `set-memory-stats-period` (see [`super::save`]).
@@ -306,6 +314,8 @@ pub mod procs {
         DOMAIN_GET_JOB_STATS,
         DOMAIN_ABORT_JOB,
         DOMAIN_ABORT_JOB_FLAGS,
+        DOMAIN_BACKUP_BEGIN,
+        DOMAIN_BACKUP_GET_XML_DESC,
     ];
 
     /// The guest agent's procedures, answered by `agent.rs`.
@@ -358,6 +368,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         p if procs::TUNE.contains(&p) => tune::call(shared, s, p, body).await,
         p if HOST.contains(&p) => host::call(shared, s, p, body).await,
         p if procs::SAVE.contains(&p) => save::call(shared, s, p, body).await,
+        p if procs::BACKUP.contains(&p) => backup::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
@@ -388,6 +399,7 @@ mod tests {
             procs::BLOCK,
             procs::TUNE,
             procs::SAVE,
+            procs::BACKUP,
         ] {
             for p in list {
                 assert!(procs::IMPLEMENTED.contains(p), "{p}");
