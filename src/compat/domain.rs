@@ -67,9 +67,9 @@ pub(crate) fn undefine_options(m: &Method, flags: u32) -> Reply<UndefineOptions>
             Some("cannot both keep and delete nvram"),
         ));
     }
-    // No domain has checkpoints: that flag asks for nothing here.
     Ok(UndefineOptions {
         snapshots_metadata: m.has(flags, "snapshots-metadata"),
+        checkpoints_metadata: m.has(flags, "checkpoints-metadata"),
         managed_save: m.has(flags, "managed-save"),
         nvram: m.has(flags, "nvram"),
         keep_nvram: m.has(flags, "keep-nvram"),

@@ -156,7 +156,7 @@ fn plan(def: &mut BackupDef, reuse: bool) -> Result<BackupPlan> {
     {
         let format = *d.format.get_or_insert(DiskFormat::Qcow2);
         if pull && format != DiskFormat::Qcow2 {
-            return Err(Error::Config(format!(
+            return Err(Error::ConfigUnsupported(format!(
                 "pull mode backup for disk '{}' requires qcow2 driver",
                 d.name
             )));
@@ -180,7 +180,9 @@ fn plan(def: &mut BackupDef, reuse: bool) -> Result<BackupPlan> {
         });
     }
     if disks.is_empty() {
-        return Err(Error::Config("no disks selected for backup".into()));
+        return Err(Error::ConfigUnsupported(
+            "no disks selected for backup".into(),
+        ));
     }
     Ok(BackupPlan {
         pull: server,
@@ -212,7 +214,8 @@ impl Core {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
             .to_string();
-        def.align(&live, &suffix).map_err(|e| Error::Config(e.0))?;
+        def.align(&live, &suffix)
+            .map_err(|e| Error::ConfigUnsupported(e.0))?;
         if checkpoint_xml.is_some() {
             return Err(Error::NotSupported(
                 "creating checkpoint for incremental backup is not supported yet".into(),

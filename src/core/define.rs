@@ -317,6 +317,12 @@ impl Core {
                     d.snapshots.len()
                 )));
             }
+            if !d.status.is_active() && !d.checkpoints.is_empty() && !opts.checkpoints_metadata {
+                return Err(Error::InvalidState(format!(
+                    "cannot delete inactive domain with {} checkpoints",
+                    d.checkpoints.len()
+                )));
+            }
             if d.managed_save.is_some() && !opts.managed_save {
                 return Err(Error::InvalidState(format!(
                     "domain '{}' has a managed save image; pass option 'managed-save' to \
@@ -340,6 +346,9 @@ impl Core {
         dom.driver.undefine_check(&def, files)?;
         if lock(&dom.data).managed_save.is_some() {
             dom.driver.managed_save_remove(&self.ctx(dom)).await?;
+        }
+        if !active && opts.checkpoints_metadata {
+            self.checkpoints_forget(dom).await?;
         }
         let _defining = self.inner.define_lock.lock().await;
         let store = self.store().clone();
@@ -405,6 +414,7 @@ pub(crate) fn new_data(def: DomainDef, persistent: bool) -> DomainData {
         status: Status::shut_off(StateReason::Unknown),
         id: None,
         snapshots: SnapshotTree::default(),
+        checkpoints: Default::default(),
         warning: None,
         taints: Vec::new(),
         removed: false,

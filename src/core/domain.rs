@@ -48,6 +48,7 @@ pub(crate) struct DomainData {
     pub status: Status,
     pub id: Option<u32>,
     pub snapshots: SnapshotTree,
+    pub checkpoints: super::checkpoints::CheckpointList,
     pub warning: Option<String>,
     /// Why nothing vouches for the running guest (libvirt's taint messages, e.g. custom
     /// monitor commands issued); cleared when it starts or stops.

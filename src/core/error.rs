@@ -31,10 +31,10 @@ pub enum Error {
     /// A configuration or request this driver or the core refuses.
     #[error("{0}")]
     NotSupported(String),
-    /// A definition that cannot run on this domain (libvirt's unsupported configuration;
-    /// a kind of `NotSupported`).
+    /// A configuration libvirt calls unsupported (`VIR_ERR_CONFIG_UNSUPPORTED`: a disk the
+    /// request names that cannot take part), a kind of `NotSupported`.
     #[error("{0}")]
-    Config(String),
+    ConfigUnsupported(String),
     /// An operation the domain's driver does not implement at all (a kind of
     /// `NotSupported`).
     #[error("{0}")]
@@ -53,6 +53,8 @@ pub enum Missing {
     Domain,
     /// A snapshot, by name.
     Snapshot(String),
+    /// A checkpoint, by name.
+    Checkpoint(String),
     /// A metadata element, title or description.
     Metadata,
     /// Any other object a front end addresses (a path that names nothing).
@@ -105,7 +107,9 @@ impl Error {
             Self::InvalidArgument(_) | Self::Options(_) => "InvalidArgument",
             Self::InvalidState(_) | Self::WrongState(_) => "InvalidState",
             Self::AlreadyExists(_) => "AlreadyExists",
-            Self::NotSupported(_) | Self::Config(_) | Self::Unimplemented(_) => "NotSupported",
+            Self::NotSupported(_) | Self::ConfigUnsupported(_) | Self::Unimplemented(_) => {
+                "NotSupported"
+            }
             Self::AccessDenied(_) => "AccessDenied",
             Self::Timeout(_) => "Timeout",
             Self::Failed(_) => "Failed",

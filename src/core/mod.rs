@@ -16,6 +16,7 @@ pub mod backup;
 pub mod block;
 mod blockinfo;
 pub mod capabilities;
+pub mod checkpoints;
 pub mod console;
 pub mod critical;
 pub mod define;
@@ -190,6 +191,13 @@ impl Core {
                 autostart: record.autostart,
                 managed_save: record.managed_save,
                 snapshots: tree,
+                checkpoints: checkpoints::CheckpointList::from_loaded(
+                    self.inner
+                        .store
+                        .checkpoint_dir(&record.def.uuid)
+                        .map(|d| checkpoints::load(&d))
+                        .unwrap_or_default(),
+                ),
                 ..define::new_data(record.def, true)
             };
             let dom = Arc::new(Domain::new(driver, data));

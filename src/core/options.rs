@@ -30,6 +30,9 @@ pub struct DestroyOptions {
 pub struct UndefineOptions {
     /// Also remove snapshot metadata; without it a domain with snapshots cannot be undefined.
     pub snapshots_metadata: bool,
+    /// Also remove checkpoint metadata; without it a shut-off domain with checkpoints
+    /// cannot be undefined (libvirt's rule: a running one keeps them).
+    pub checkpoints_metadata: bool,
     /// Also remove the managed save image; without it a domain with one cannot be undefined.
     pub managed_save: bool,
     /// Also remove the UEFI variable store; without it or `keep_nvram`, a domain with one

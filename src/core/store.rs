@@ -131,6 +131,14 @@ impl Store {
         let Some(dirs) = &self.disk else {
             return Ok(());
         };
+        if let Some(cdir) = self.checkpoint_dir(uuid)
+            && cdir.exists()
+        {
+            fs::remove_dir_all(&cdir).map_err(|source| StoreError::Remove {
+                path: cdir.clone(),
+                source,
+            })?;
+        }
         let dir = dirs.snapshot_dir(uuid);
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|source| StoreError::Remove {
@@ -140,6 +148,14 @@ impl Store {
         }
         let path = dirs.domain_path(uuid);
         remove_durable(&path).map_err(|source| StoreError::Remove { path, source })
+    }
+
+    /// Where a domain's checkpoint files live (`STATE/checkpoints/<uuid>/<escaped name>.xml`);
+    /// `None` for a store that keeps nothing. See [`super::checkpoints`].
+    pub fn checkpoint_dir(&self, uuid: &Uuid) -> Option<PathBuf> {
+        let dirs = self.disk.as_ref()?;
+        let root = dirs.domains.parent()?;
+        Some(root.join("checkpoints").join(uuid.to_string()))
     }
 
     pub fn save_snapshot(&self, domain: &Uuid, def: &SnapshotDef) -> Result<(), StoreError> {
@@ -281,7 +297,7 @@ pub fn check_snapshot_size(def: &SnapshotDef, reserve: usize) -> Result<(), Stor
     Ok(())
 }
 
-fn create_dir(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn create_dir(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
         .recursive(true)
@@ -293,7 +309,7 @@ fn create_dir(path: &Path) -> Result<(), StoreError> {
         })
 }
 
-fn xml_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn xml_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -342,7 +358,7 @@ fn sweep_temps(dir: &Path, check: impl Fn(&str) -> Result<(), String>) {
     }
 }
 
-fn set_aside(path: &Path, why: &str) {
+pub(crate) fn set_aside(path: &Path, why: &str) {
     let mut aside = path.as_os_str().to_owned();
     aside.push(".corrupt");
     match fs::rename(path, &aside) {
@@ -360,7 +376,7 @@ fn set_aside(path: &Path, why: &str) {
 
 /// The file name (without extension) for a snapshot name: its escaped form, shortened with a
 /// stable hash when too long for a file name.
-fn file_key(name: &str) -> String {
+pub(crate) fn file_key(name: &str) -> String {
     let e = escape(name);
     if e.len() <= 200 {
         return e;

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod block;
+pub mod checkpoint;
 pub mod guest_agent;
 pub mod lxc;
 pub mod misc;
@@ -840,6 +841,17 @@ pub trait Driver: Send + Sync + 'static {
         _req: block::BlockRequest,
     ) -> DriverResult<block::BlockReply> {
         Err(unsupported(self.name(), "run block operations on", ctx))
+    }
+
+    /// Add, remove or measure a checkpoint's persistent dirty bitmaps on the running guest
+    /// (`Measure` answers one entry per bitmap asked for; the others answer nothing).
+    async fn checkpoint_bitmaps(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        _req: checkpoint::BitmapRequest,
+    ) -> DriverResult<Vec<Option<u64>>> {
+        Err(unsupported(self.name(), "keep checkpoints of", ctx))
     }
 
     /// Send the guest a non-maskable interrupt.

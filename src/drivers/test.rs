@@ -469,6 +469,21 @@ impl Driver for TestDriver {
         Ok(())
     }
 
+    /// Checkpoints are metadata only here, as in libvirt's test driver; every bitmap
+    /// measures 1024 bytes, the number libvirt's test driver makes up.
+    async fn checkpoint_bitmaps(
+        &self,
+        _ctx: &DomainCtx,
+        _live: &DomainDef,
+        req: super::checkpoint::BitmapRequest,
+    ) -> DriverResult<Vec<Option<u64>>> {
+        use super::checkpoint::BitmapRequest;
+        Ok(match req {
+            BitmapRequest::Measure(b) => b.iter().map(|_| Some(1024)).collect(),
+            BitmapRequest::Add(_) | BitmapRequest::Remove(_) => Vec::new(),
+        })
+    }
+
     /// Throttling is the definition's alone; the disk errors are libvirt's test driver's
     /// made-up ones (disk i has error i % 2 + 1). Block jobs are not simulated, as in libvirt.
     async fn block(

@@ -28,6 +28,7 @@
 mod address;
 pub mod backup;
 pub mod blkiotune;
+pub mod checkpoint;
 mod clock;
 mod cpu;
 pub mod defaults;
@@ -63,6 +64,7 @@ mod tests;
 mod tests_features;
 
 pub use address::{Address, AddressType, AttrList, DeviceInfo};
+pub use checkpoint::{CheckpointDef, CheckpointDisk, CheckpointFormat, CheckpointKind};
 pub use clock::{
     Clock, ClockBasis, ClockOffset, TickPolicy, Timer, TimerName, TimerTrack, TscMode,
 };

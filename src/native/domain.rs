@@ -276,6 +276,8 @@ pub(super) async fn call(
             let mut o = opts()?;
             let opts = UndefineOptions {
                 snapshots_metadata: o.bool("snapshots-metadata")?,
+                // checkpoints are made over libvirt RPC only for now
+                checkpoints_metadata: false,
                 managed_save: o.bool("managed-save")?,
                 nvram: o.bool("nvram")?,
                 keep_nvram: o.bool("keep-nvram")?,

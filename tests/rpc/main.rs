@@ -11,6 +11,7 @@ mod agent;
 mod backup;
 mod badinput;
 mod block;
+mod checkpoint;
 mod console;
 mod domcaps;
 mod events;

@@ -20,6 +20,7 @@ mod block;
 pub mod caps;
 pub mod cgroup;
 pub mod cgtune;
+pub mod checkpoint;
 pub mod cmdline;
 pub mod config;
 mod console;
@@ -1318,6 +1319,15 @@ impl Driver for QemuDriver {
             self.save_status(&vm).await?;
         }
         Ok(reply)
+    }
+
+    async fn checkpoint_bitmaps(
+        &self,
+        ctx: &DomainCtx,
+        live: &DomainDef,
+        req: crate::drivers::checkpoint::BitmapRequest,
+    ) -> DriverResult<Vec<Option<u64>>> {
+        checkpoint::request(&*self.vm(ctx)?, live, req).await
     }
 
     async fn inject_nmi(&self, ctx: &DomainCtx) -> DriverResult<()> {

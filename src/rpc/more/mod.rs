@@ -5,6 +5,7 @@
 mod agent;
 mod backup;
 mod block;
+mod checkpoint;
 mod domain;
 mod host;
 mod misc;
@@ -82,6 +83,25 @@ pub mod procs {
 
     /// `virsh backup-begin` and `backup-dumpxml` (see [`super::backup`]).
     pub const BACKUP: &[i32] = &[DOMAIN_BACKUP_BEGIN, DOMAIN_BACKUP_GET_XML_DESC];
+
+    pub const DOMAIN_CHECKPOINT_CREATE_XML: i32 = 411;
+    pub const DOMAIN_CHECKPOINT_GET_XML_DESC: i32 = 412;
+    pub const DOMAIN_LIST_ALL_CHECKPOINTS: i32 = 413;
+    pub const DOMAIN_CHECKPOINT_LIST_ALL_CHILDREN: i32 = 414;
+    pub const DOMAIN_CHECKPOINT_LOOKUP_BY_NAME: i32 = 415;
+    pub const DOMAIN_CHECKPOINT_GET_PARENT: i32 = 416;
+    pub const DOMAIN_CHECKPOINT_DELETE: i32 = 417;
+
+    /// virsh's `checkpoint-*` procedures (see [`super::checkpoint`]).
+    pub const CHECKPOINT: &[i32] = &[
+        DOMAIN_CHECKPOINT_CREATE_XML,
+        DOMAIN_CHECKPOINT_GET_XML_DESC,
+        DOMAIN_LIST_ALL_CHECKPOINTS,
+        DOMAIN_CHECKPOINT_LIST_ALL_CHILDREN,
+        DOMAIN_CHECKPOINT_LOOKUP_BY_NAME,
+        DOMAIN_CHECKPOINT_GET_PARENT,
+        DOMAIN_CHECKPOINT_DELETE,
+    ];
 
     /// The procedures of `virsh save`, `restore`, `save-image-*`, `dump` and
     /// `set-memory-stats-period` (see [`super::save`]).
@@ -316,6 +336,13 @@ pub mod procs {
         DOMAIN_ABORT_JOB_FLAGS,
         DOMAIN_BACKUP_BEGIN,
         DOMAIN_BACKUP_GET_XML_DESC,
+        DOMAIN_CHECKPOINT_CREATE_XML,
+        DOMAIN_CHECKPOINT_GET_XML_DESC,
+        DOMAIN_LIST_ALL_CHECKPOINTS,
+        DOMAIN_CHECKPOINT_LIST_ALL_CHILDREN,
+        DOMAIN_CHECKPOINT_LOOKUP_BY_NAME,
+        DOMAIN_CHECKPOINT_GET_PARENT,
+        DOMAIN_CHECKPOINT_DELETE,
     ];
 
     /// The guest agent's procedures, answered by `agent.rs`.
@@ -369,6 +396,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         p if HOST.contains(&p) => host::call(shared, s, p, body).await,
         p if procs::SAVE.contains(&p) => save::call(shared, s, p, body).await,
         p if procs::BACKUP.contains(&p) => backup::call(shared, s, p, body).await,
+        p if procs::CHECKPOINT.contains(&p) => checkpoint::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
