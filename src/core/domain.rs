@@ -32,6 +32,8 @@ pub struct Domain {
     pub(crate) data: Mutex<DomainData>,
     /// Open console sessions, one per character device.
     pub(crate) consoles: super::console::Sessions,
+    /// Its backup job, and the statistics of the last one that ended.
+    pub(crate) backup: super::backup::Backups,
 }
 
 /// The mutable part, behind a lock that is never held across an await.
@@ -89,6 +91,7 @@ impl Domain {
             job: tokio::sync::Mutex::new(()),
             job_name: Mutex::new(""),
             consoles: Default::default(),
+            backup: Default::default(),
             data: Mutex::new(data),
         }
     }

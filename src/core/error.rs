@@ -69,6 +69,8 @@ pub enum Missing {
     Interface,
     /// A host node device, by name.
     NodeDevice,
+    /// A domain's backup job.
+    Backup,
 }
 
 /// A domain in a state where an operation cannot run.

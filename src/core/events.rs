@@ -138,6 +138,11 @@ pub enum Event {
         action: i32,
         reason: String,
     },
+    /// A long job of the domain (a backup) ended, with libvirt's statistics of it.
+    JobCompleted {
+        uuid: Uuid,
+        stats: Arc<super::backup::JobStats>,
+    },
     /// A storage pool or volume changed.
     Storage(crate::storage::StorageEvent),
 }

@@ -167,6 +167,7 @@ impl Core {
         reason: StateReason,
         detail: StoppedDetail,
     ) -> bool {
+        self.backup_domain_stopped(dom);
         self.update(dom, |d| {
             d.status = Status::shut_off(reason);
             d.id = None;
@@ -507,6 +508,11 @@ impl Core {
                 action,
                 reason,
             }),
+            DriverEvent::BackupEnded {
+                end,
+                progress,
+                error,
+            } => self.backup_ended(&dom, end, progress, error),
             other => tracing::debug!("ignored {other:?} for domain {uuid} in state {state}"),
         }
     }

@@ -12,6 +12,7 @@ pub mod snapshots;
 pub mod store;
 
 pub mod agent;
+pub mod backup;
 pub mod block;
 mod blockinfo;
 pub mod capabilities;

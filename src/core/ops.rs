@@ -164,6 +164,10 @@ pub enum Operation {
     SetMemoryStatsPeriod,
     /// Stop the long operation a domain runs.
     AbortJob,
+    /// Start a backup job of the running guest's disks.
+    BackupBegin,
+    /// Read the running backup job's definition.
+    BackupRead,
     GetMetadata,
     SetMetadata,
     GetVcpus,
@@ -343,6 +347,7 @@ impl Operation {
             | O::DiskErrors
             | O::BlockJobInfo
             | O::GetPerfEvents
+            | O::BackupRead
             | O::SaveImageRead => Action::DomainRead,
             O::DefineDomain
             | O::SetAutostart
@@ -375,6 +380,9 @@ impl Operation {
             | O::ChangeIoThreads
             | O::SetPerfEvents
             | O::AbortJob => Action::DomainWrite,
+            // libvirt's domain:checkpoint (the snapshot permission here) and
+            // domain:block_write (see `backup::BackupBegin::actions`)
+            O::BackupBegin => Action::DomainSnapshot,
             O::CreateDomain | O::Start | O::Restore => Action::DomainStart,
             O::CoreDump | O::SaveImageReadSecure => Action::DomainReadSecure,
             O::QemuPassthrough | O::QemuMonitorCommand | O::QemuAgentCommand => {
@@ -446,6 +454,8 @@ impl Operation {
             O::CoreDump => "dump the memory of",
             O::SetMemoryStatsPeriod => "set the memory statistics period of",
             O::AbortJob => "abort the job of",
+            O::BackupBegin => "back up",
+            O::BackupRead => "read the backup job of",
             O::MemoryStats => "read memory statistics of",
             O::GuestInfo => "query the guest agent of",
             O::InterfaceAddresses => "read the interface addresses of",
@@ -657,6 +667,7 @@ impl Operation {
             O::BlockWrite => "block job",
             O::ChangeIoThreads => "iothread",
             O::SetPerfEvents => "perf",
+            O::BackupBegin => "backup",
             _ => return None,
         })
     }

@@ -152,6 +152,7 @@ impl Core {
     /// for it); libvirt's words for a domain with no job, or one that cannot be aborted.
     pub async fn abort_job(&self, dom: &Arc<Domain>) -> Result<()> {
         match dom.running_job() {
+            "" if self.backup_running(dom) => self.backup_abort(dom).await,
             "" => Err(Error::InvalidState("no job is active on the domain".into())),
             "save" | "managed save" | "dump" => Ok(dom.driver.abort_job(&self.ctx(dom)).await?),
             other => Err(Error::InvalidState(format!(

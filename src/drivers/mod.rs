@@ -1,6 +1,7 @@
 //! Hypervisor drivers. A driver runs guests and reports what they do; the core owns states,
 //! events and persistence. Drivers know nothing of D-Bus or polkit.
 
+pub mod backup;
 pub mod block;
 pub mod checkpoint;
 pub mod guest_agent;
@@ -127,6 +128,12 @@ pub enum DriverEvent {
         alias: String,
         action: i32,
         reason: String,
+    },
+    /// The backup job ended (every disk's copy finished, failed or was cancelled).
+    BackupEnded {
+        end: backup::BackupEnd,
+        progress: backup::BackupProgress,
+        error: Option<String>,
     },
 }
 
@@ -766,6 +773,27 @@ pub trait Driver: Send + Sync + 'static {
     /// then fails and cleans up after itself).
     async fn abort_job(&self, ctx: &DomainCtx) -> DriverResult<()> {
         Err(unsupported(self.name(), "abort the job of", ctx))
+    }
+
+    /// Start a backup job on the running guest (`live` its definition); it runs on after
+    /// this returns and ends with [`DriverEvent::BackupEnded`].
+    async fn backup_begin(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        _plan: &backup::BackupPlan,
+    ) -> DriverResult<()> {
+        Err(unsupported(self.name(), "back up", ctx))
+    }
+
+    /// Cancel the guest's backup job (its end is reported as usual).
+    async fn backup_abort(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        Err(unsupported(self.name(), "abort the backup of", ctx))
+    }
+
+    /// How far the guest's backup job has come.
+    async fn backup_progress(&self, ctx: &DomainCtx) -> DriverResult<backup::BackupProgress> {
+        Err(unsupported(self.name(), "read the backup of", ctx))
     }
 
     /// How often (seconds; 0 stops it) the balloon driver of a running guest collects its

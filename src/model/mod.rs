@@ -26,6 +26,7 @@
 //! formatting that again gives the same text.
 
 mod address;
+pub mod backup;
 pub mod blkiotune;
 pub mod checkpoint;
 mod clock;

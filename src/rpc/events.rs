@@ -65,6 +65,7 @@ mod id {
     pub const BLOCK_JOB_2: i32 = 16;
     pub const BLOCK_THRESHOLD: i32 = 24;
     pub const TUNABLE: i32 = 17;
+    pub const JOB_COMPLETED: i32 = 21;
     /// `virStoragePoolEventID`.
     pub const POOL_LIFECYCLE: i32 = 0;
     pub const POOL_REFRESH: i32 = 1;
@@ -79,6 +80,8 @@ mod disk_procs {
     pub const BLOCK_JOB: i32 = 326;
     pub const BLOCK_JOB_2: i32 = 339;
     pub const BLOCK_THRESHOLD: i32 = 385;
+    /// `REMOTE_PROC_DOMAIN_EVENT_CALLBACK_JOB_COMPLETED`.
+    pub const JOB_COMPLETED: i32 = 363;
 }
 
 /// What kind of object a callback follows.
@@ -514,6 +517,20 @@ impl Hub {
                             }
                         },
                     )
+                })
+                .into_iter()
+                .collect(),
+            Event::JobCompleted { uuid, stats } => known(uuid)
+                .map(|info| {
+                    let dom = wire_now(&info);
+                    let list = crate::rpc::more::job_params(stats);
+                    dom_event(info, id::JOB_COMPLETED, disk_procs::JOB_COMPLETED, &|w| {
+                        dom.put(w);
+                        u32::try_from(list.len()).unwrap_or(0).put(w);
+                        for p in &list {
+                            p.put(w);
+                        }
+                    })
                 })
                 .into_iter()
                 .collect(),

@@ -8,6 +8,7 @@ mod support;
 mod guest;
 
 mod agent;
+mod backup;
 mod badinput;
 mod block;
 mod checkpoint;

@@ -103,7 +103,7 @@ impl BlockState {
 }
 
 /// A number for node names no other node has.
-fn fresh() -> u64 {
+pub(super) fn fresh() -> u64 {
     static N: AtomicU64 = AtomicU64::new(1);
     N.fetch_add(1, Ordering::Relaxed)
 }

@@ -16,6 +16,7 @@
 pub mod agent;
 pub mod agent_ops;
 pub mod bandwidth;
+mod backup;
 mod block;
 pub mod caps;
 pub mod cgroup;
@@ -1308,6 +1309,26 @@ impl Driver for QemuDriver {
     ) -> DriverResult<crate::drivers::Screenshot> {
         let vm = self.vm(ctx)?;
         screenshot::take(&vm, screen).await
+    }
+
+    async fn backup_begin(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        plan: &crate::drivers::backup::BackupPlan,
+    ) -> DriverResult<()> {
+        backup::begin(&self.vm(ctx)?, ctx, plan).await
+    }
+
+    async fn backup_abort(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        backup::abort(&self.vm(ctx)?).await
+    }
+
+    async fn backup_progress(
+        &self,
+        ctx: &DomainCtx,
+    ) -> DriverResult<crate::drivers::backup::BackupProgress> {
+        backup::progress(&self.vm(ctx)?).await
     }
 
     async fn block(

@@ -84,6 +84,8 @@ pub struct Vm {
     pub status_write: tokio::sync::Mutex<()>,
     /// The perf event counters open on it (`<perf>`).
     pub perf: super::perf::Counters,
+    /// Its backup job.
+    pub backup: super::backup::BackupState,
     flags: Mutex<Flags>,
     /// Counts `JOB_STATUS_CHANGE` events, so that a job's caller wakes when its job moves.
     job_events: watch::Sender<u64>,
@@ -156,6 +158,7 @@ impl Vm {
             block: Default::default(),
             status_write: tokio::sync::Mutex::new(()),
             perf: Default::default(),
+            backup: Default::default(),
             job_events: watch::channel(0).0,
             flags: Mutex::new(Flags {
                 in_shutdown: p.in_shutdown,
@@ -387,6 +390,7 @@ pub fn watch(
         while let Some(ev) = events.recv().await {
             vm.handle(&ctx, &ev);
             super::block::event(&vm, &ctx, &ev);
+            super::backup::event(&vm, &ctx, &ev);
             if ev.name == "WATCHDOG"
                 && ev.data.get("action").and_then(Value::as_str) == Some("pause")
                 && super::watchdog::wants_dump(&vm)

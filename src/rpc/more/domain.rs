@@ -295,7 +295,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                 .await?;
             // a long operation running (the domain's `Job`): unbounded, nothing measured
             // (`VIR_DOMAIN_JOB_UNBOUNDED`); none otherwise (`VIR_DOMAIN_JOB_NONE`)
-            let running = !dom.info().job.is_empty();
+            let running = !dom.info().job.is_empty() || backup_running(s, &dom);
             ok(JobInfoRet {
                 kind: if running { 2 } else { 0 },
                 ..JobInfoRet::default()
@@ -506,4 +506,9 @@ fn compat(s: &Session, e: crate::compat::errors::CompatError) -> RpcError {
 
 fn bare(s: &Session, msg: String) -> RpcError {
     compat(s, crate::compat::errors::bare(msg))
+}
+
+/// Whether a backup job runs on `dom` (an unbounded job for `virDomainGetJobInfo`).
+fn backup_running(s: &Session, dom: &crate::core::Domain) -> bool {
+    s.view.core.backup_running(dom)
 }

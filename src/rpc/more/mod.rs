@@ -3,6 +3,7 @@
 //! procedures virsh's domain commands call beyond the basics ([`domain`]).
 
 mod agent;
+mod backup;
 mod block;
 mod checkpoint;
 mod domain;
@@ -14,6 +15,8 @@ mod params;
 mod save;
 mod storage;
 mod tune;
+
+pub(crate) use backup::job_params;
 
 use super::{Shared, dispatch::Session, error::RpcResult};
 
@@ -77,6 +80,11 @@ pub mod procs {
     pub const DOMAIN_GET_JOB_STATS: i32 = 298;
     pub const DOMAIN_ABORT_JOB: i32 = 164;
     pub const DOMAIN_ABORT_JOB_FLAGS: i32 = 442;
+    pub const DOMAIN_BACKUP_BEGIN: i32 = 421;
+    pub const DOMAIN_BACKUP_GET_XML_DESC: i32 = 422;
+
+    /// `virsh backup-begin` and `backup-dumpxml` (see [`super::backup`]).
+    pub const BACKUP: &[i32] = &[DOMAIN_BACKUP_BEGIN, DOMAIN_BACKUP_GET_XML_DESC];
 
     pub const DOMAIN_CHECKPOINT_CREATE_XML: i32 = 411;
     pub const DOMAIN_CHECKPOINT_GET_XML_DESC: i32 = 412;
@@ -358,6 +366,8 @@ pub mod procs {
         DOMAIN_SET_IOTHREAD_PARAMS,
         DOMAIN_GET_PERF_EVENTS,
         DOMAIN_SET_PERF_EVENTS,
+        DOMAIN_BACKUP_BEGIN,
+        DOMAIN_BACKUP_GET_XML_DESC,
         DOMAIN_CHECKPOINT_CREATE_XML,
         DOMAIN_CHECKPOINT_GET_XML_DESC,
         DOMAIN_LIST_ALL_CHECKPOINTS,
@@ -420,6 +430,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         p if procs::LIVECFG.contains(&p) => livecfg::call(shared, s, p, body).await,
         p if HOST.contains(&p) => host::call(shared, s, p, body).await,
         p if procs::SAVE.contains(&p) => save::call(shared, s, p, body).await,
+        p if procs::BACKUP.contains(&p) => backup::call(shared, s, p, body).await,
         p if procs::CHECKPOINT.contains(&p) => checkpoint::call(shared, s, p, body).await,
         p if procs::IFTUNE.contains(&p) => iftune::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
@@ -454,6 +465,7 @@ mod tests {
             procs::SAVE,
             procs::LIVECFG,
             procs::IFTUNE,
+            procs::BACKUP,
         ] {
             for p in list {
                 assert!(procs::IMPLEMENTED.contains(p), "{p}");

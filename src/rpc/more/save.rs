@@ -304,7 +304,16 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
             }
             let dom = s.domain(&a.dom)?;
             s.check(m, a.flags)?;
-            s.authorize(shared, Operation::ReadDomain, &dom).await?;
+            let backup = crate::core::backup::BackupJobStats {
+                completed: m.has(a.flags, "completed"),
+                keep: m.has(a.flags, "keep-completed"),
+            };
+            if let Some(st) = s.run(shared, m, &dom, backup).await? {
+                return ok(JobStatsRet {
+                    kind: st.kind,
+                    params: Array(super::job_params(&st)),
+                });
+            }
             let job = match dom.running_job() {
                 "" => dom.info().job,
                 j => j,
