@@ -54,6 +54,8 @@ pub enum Code {
     NoNwfilter,
     NoHostname,
     XmlError,
+    /// `VIR_ERR_OVERFLOW`.
+    Overflow,
 }
 
 impl Code {
@@ -82,6 +84,7 @@ impl Code {
             Self::AccessDenied => 88,
             Self::NoHostname => 108,
             Self::XmlError => 27,
+            Self::Overflow => 70,
         }
     }
 
@@ -109,6 +112,7 @@ impl Code {
             Self::NoNwfilter => "Network filter not found",
             Self::NoHostname => "no hostname found",
             Self::XmlError => "XML error",
+            Self::Overflow => "value too large",
         }
     }
 }

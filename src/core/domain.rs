@@ -32,6 +32,8 @@ pub struct Domain {
     pub(crate) data: Mutex<DomainData>,
     /// Open console sessions, one per character device.
     pub(crate) consoles: super::console::Sessions,
+    /// The statistics of the domain's last completed migration (`domjobinfo --completed`).
+    pub(crate) completed_job: Mutex<Option<super::migrate::JobStats>>,
 }
 
 /// The mutable part, behind a lock that is never held across an await.
@@ -88,6 +90,7 @@ impl Domain {
             job: tokio::sync::Mutex::new(()),
             job_name: Mutex::new(""),
             consoles: Default::default(),
+            completed_job: Mutex::default(),
             data: Mutex::new(data),
         }
     }
@@ -122,6 +125,11 @@ impl Domain {
             return Err(self.gone());
         }
         Ok(g)
+    }
+
+    /// The statistics of the domain's last completed migration, if any.
+    pub fn completed_job(&self) -> Option<super::migrate::JobStats> {
+        lock(&self.completed_job).clone()
     }
 
     /// The name of the job the domain runs now ("" when none), whatever its operation.

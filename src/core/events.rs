@@ -96,6 +96,18 @@ pub enum Event {
     DomainRemoved {
         uuid: Uuid,
     },
+    /// The guest's outgoing migration began pass `iteration` over its memory (libvirt's
+    /// migration iteration event).
+    MigrationIteration {
+        uuid: Uuid,
+        iteration: i32,
+    },
+    /// A migration job of the guest ended with these statistics (libvirt's job completed
+    /// event, its typed parameters with libvirt's names).
+    JobCompleted {
+        uuid: Uuid,
+        params: super::tune::Tunables,
+    },
     /// Tunables of the running guest changed (libvirt's tunable event): the parameters set,
     /// with libvirt's names (`cputune.*`, `blkdeviotune.*`) and types.
     Tunable {

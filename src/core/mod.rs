@@ -25,6 +25,7 @@ mod lifecycle;
 mod managed_save;
 mod memory;
 pub mod metadata;
+pub mod migrate;
 pub mod misc;
 pub mod network_ops;
 pub mod ops;

@@ -65,6 +65,8 @@ mod id {
     pub const BLOCK_JOB_2: i32 = 16;
     pub const BLOCK_THRESHOLD: i32 = 24;
     pub const TUNABLE: i32 = 17;
+    pub const MIGRATION_ITERATION: i32 = 20;
+    pub const JOB_COMPLETED: i32 = 21;
     /// `virStoragePoolEventID`.
     pub const POOL_LIFECYCLE: i32 = 0;
     pub const POOL_REFRESH: i32 = 1;
@@ -72,6 +74,9 @@ mod id {
 
 /// `REMOTE_PROC_DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE`.
 const DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE: i32 = 348;
+/// `REMOTE_PROC_DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION`, `_JOB_COMPLETED`.
+const DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION: i32 = 359;
+const DOMAIN_EVENT_CALLBACK_JOB_COMPLETED: i32 = 363;
 /// The messages of the disk events (`remote_procedure` numbers).
 mod disk_procs {
     pub const IO_ERROR: i32 = 322;
@@ -488,8 +493,26 @@ impl Hub {
                 })
                 .into_iter()
                 .collect(),
-            Event::Tunable { uuid, params } => known(uuid)
+            Event::MigrationIteration { uuid, iteration } => one(known(uuid), |info| {
+                let dom = wire_now(&info);
+                dom_event(
+                    info,
+                    id::MIGRATION_ITERATION,
+                    DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION,
+                    &|w| {
+                        dom.put(w);
+                        iteration.put(w);
+                    },
+                )
+            }),
+            Event::Tunable { uuid, params } | Event::JobCompleted { uuid, params } => known(uuid)
                 .map(|info| {
+                    let (ev, proc_) = match event {
+                        Event::JobCompleted { .. } => {
+                            (id::JOB_COMPLETED, DOMAIN_EVENT_CALLBACK_JOB_COMPLETED)
+                        }
+                        _ => (id::TUNABLE, procs::DOMAIN_EVENT_CALLBACK_TUNABLE),
+                    };
                     let dom = wire_now(&info);
                     let list: Vec<crate::rpc::objproto::TypedParam> = params
                         .iter()
@@ -498,22 +521,18 @@ impl Hub {
                             value: match v {
                                 TunableValue::ULLong(v) => TypedValue::ULLong(*v),
                                 TunableValue::LLong(v) => TypedValue::LLong(*v),
+                                TunableValue::Int(v) => TypedValue::Int(*v),
                                 TunableValue::Str(v) => TypedValue::String(v.clone()),
                             },
                         })
                         .collect();
-                    dom_event(
-                        info,
-                        id::TUNABLE,
-                        procs::DOMAIN_EVENT_CALLBACK_TUNABLE,
-                        &|w| {
-                            dom.put(w);
-                            u32::try_from(list.len()).unwrap_or(0).put(w);
-                            for p in &list {
-                                p.put(w);
-                            }
-                        },
-                    )
+                    dom_event(info, ev, proc_, &|w| {
+                        dom.put(w);
+                        u32::try_from(list.len()).unwrap_or(0).put(w);
+                        for p in &list {
+                            p.put(w);
+                        }
+                    })
                 })
                 .into_iter()
                 .collect(),

@@ -15,6 +15,7 @@ mod domcaps;
 mod events;
 mod host;
 mod lxc;
+mod migrate;
 mod misc;
 mod more;
 mod moreevents;
