@@ -58,6 +58,8 @@ pub enum Code {
     XmlError,
     /// A system call failed: libvirt gives the message alone.
     SystemError,
+    /// `VIR_ERR_OVERFLOW`.
+    Overflow,
 }
 
 impl Code {
@@ -89,6 +91,7 @@ impl Code {
             Self::NoHostname => 108,
             Self::XmlError => 27,
             Self::SystemError => 38,
+            Self::Overflow => 70,
         }
     }
 
@@ -119,6 +122,7 @@ impl Code {
             Self::NoHostname => "no hostname found",
             Self::XmlError => "XML error",
             Self::SystemError => "system call error",
+            Self::Overflow => "value too large",
         }
     }
 }

@@ -13,8 +13,21 @@ use super::{
 use crate::drivers::UndefineFiles;
 use crate::model::{
     DomainDef,
-    state::{DefinedDetail, Lifecycle, StartedDetail, StateReason, Status, UndefinedDetail},
+    state::{
+        DefinedDetail, DomainState, Lifecycle, StartedDetail, StateReason, Status, UndefinedDetail,
+    },
 };
+
+/// Where a created domain's guest comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Origin<'a> {
+    /// It boots.
+    Boot,
+    /// Restored from this save image.
+    Image(&'a std::path::Path),
+    /// An incoming migration, listened for at this address (empty: every address).
+    Migration { listen: &'a str },
+}
 
 /// Who asks to define a domain.
 #[derive(Debug, Clone, Copy, Default)]
@@ -155,10 +168,16 @@ impl Core {
         })
         .await?;
         self.update(dom, |d| {
+            // a transient domain gains its first definition: added, as libvirt says
+            let detail = if d.persistent {
+                DefinedDetail::Updated
+            } else {
+                DefinedDetail::Added
+            };
             d.def = Arc::new(def);
             d.persistent = true;
             d.autostart = autostart;
-            let ev = Lifecycle::Defined(DefinedDetail::Updated);
+            let ev = Lifecycle::Defined(detail);
             (
                 (),
                 vec![Event::Lifecycle {
@@ -214,17 +233,42 @@ impl Core {
     /// domain of the same UUID runs from it, else a new transient domain does.
     pub(crate) async fn create_from(
         &self,
-        mut def: DomainDef,
+        def: DomainDef,
         opts: StartOptions,
         caller: Caller,
         image: Option<&std::path::Path>,
     ) -> Result<Arc<Domain>> {
+        let origin = match image {
+            Some(i) => Origin::Image(i),
+            None => Origin::Boot,
+        };
+        Ok(self.create_origin(def, opts, caller, origin).await?.0)
+    }
+
+    /// [`Core::create_from`] from any [`Origin`]; with an incoming migration, also the URI
+    /// the source sends to.
+    pub(crate) async fn create_origin(
+        &self,
+        mut def: DomainDef,
+        opts: StartOptions,
+        caller: Caller,
+        origin: Origin<'_>,
+    ) -> Result<(Arc<Domain>, Option<String>)> {
+        let image = match origin {
+            Origin::Image(i) => Some(i),
+            _ => None,
+        };
         let driver = self.prepared(&mut def).await?;
         if let Some(dom) = self.find_existing(&def)? {
+            if let Origin::Migration { listen } = origin {
+                def.set_owner_uid(lock(&dom.data).def.owner_uid());
+                let uri = self.incoming_into(&dom, def, listen).await?;
+                return Ok((dom, Some(uri)));
+            }
             if let Some(image) = image {
                 def.set_owner_uid(lock(&dom.data).def.owner_uid());
                 self.restore_into(&dom, def, image, opts.paused).await?;
-                return Ok(dom);
+                return Ok((dom, None));
             }
             def.set_owner_uid(lock(&dom.data).def.owner_uid());
             self.start_with(&dom, opts, Some(def), StateReason::Booted)
@@ -236,7 +280,7 @@ impl Core {
                     )),
                     e => e,
                 })?;
-            return Ok(dom);
+            return Ok((dom, None));
         }
         if caller.uid.is_some() {
             def.set_owner_uid(caller.uid);
@@ -255,15 +299,24 @@ impl Core {
         }
         let dom = Arc::new(Domain::new(driver.clone(), new_data(def.clone(), false)));
         let id = self.next_id();
+        let mut uri = None;
         let started = match self.resolve_networks(Arc::new(def.clone())).await {
-            Ok(resolved) => match image {
-                Some(image) => driver
+            Ok(resolved) => match origin {
+                Origin::Image(image) => driver
                     .restore_from_file(&self.ctx(&dom), &resolved, image, opts.paused, id)
                     .await
                     .map_err(Error::from),
-                None => driver
+                Origin::Boot => driver
                     .start(&self.ctx(&dom), &resolved, opts.paused, id)
                     .await
+                    .map_err(Error::from),
+                Origin::Migration { listen } => driver
+                    .migrate_incoming(&self.ctx(&dom), &resolved, id, listen)
+                    .await
+                    .map(|(s, u)| {
+                        uri = Some(u);
+                        s
+                    })
                     .map_err(Error::from),
             },
             Err(e) => Err(e),
@@ -276,26 +329,24 @@ impl Core {
             let mut d = lock(&dom.data);
             d.live = Some(started.live.map(Arc::new).unwrap_or_else(|| d.def.clone()));
             d.id = Some(id);
-            d.status = Status::new(
-                crate::model::state::DomainState::Running,
-                if image.is_some() {
-                    StateReason::Restored
-                } else {
-                    StateReason::Booted
-                },
-            );
+            d.status = match origin {
+                Origin::Image(_) => Status::new(DomainState::Running, StateReason::Restored),
+                Origin::Boot => Status::new(DomainState::Running, StateReason::Booted),
+                // waiting for its state: paused, as libvirt's incoming domains are
+                Origin::Migration { .. } => Status::new(DomainState::Paused, StateReason::Migrated),
+            };
         }
-        let detail = if image.is_some() {
-            StartedDetail::Restored
-        } else {
-            StartedDetail::Booted
+        let detail = match origin {
+            Origin::Image(_) => StartedDetail::Restored,
+            Origin::Boot => StartedDetail::Booted,
+            Origin::Migration { .. } => StartedDetail::Migrated,
         };
         self.insert_with(&dom, agent, Lifecycle::Started(detail));
         drop(_defining);
-        if opts.paused {
+        if opts.paused && !matches!(origin, Origin::Migration { .. }) {
             self.mark_paused_after_start(&dom);
         }
-        Ok(dom)
+        Ok((dom, uri))
     }
 
     /// Remove a persistent domain's definition. A running domain keeps running, transient.

@@ -34,6 +34,8 @@ pub struct Domain {
     pub(crate) consoles: super::console::Sessions,
     /// Its backup job, and the statistics of the last one that ended.
     pub(crate) backup: super::backup::Backups,
+    /// The statistics of the domain's last completed migration (`domjobinfo --completed`).
+    pub(crate) completed_job: Mutex<Option<super::migrate::JobStats>>,
 }
 
 /// The mutable part, behind a lock that is never held across an await.
@@ -92,6 +94,7 @@ impl Domain {
             job_name: Mutex::new(""),
             consoles: Default::default(),
             backup: Default::default(),
+            completed_job: Mutex::default(),
             data: Mutex::new(data),
         }
     }
@@ -126,6 +129,11 @@ impl Domain {
             return Err(self.gone());
         }
         Ok(g)
+    }
+
+    /// The statistics of the domain's last completed migration, if any.
+    pub fn completed_job(&self) -> Option<super::migrate::JobStats> {
+        lock(&self.completed_job).clone()
     }
 
     /// The name of the job the domain runs now ("" when none), whatever its operation.

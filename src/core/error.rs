@@ -116,9 +116,7 @@ impl Error {
             Self::NotSupported(_)
             | Self::ConfigUnsupported(_)
             | Self::Unimplemented(_)
-            | Self::ArgumentUnsupported(_) => {
-                "NotSupported"
-            }
+            | Self::ArgumentUnsupported(_) => "NotSupported",
             Self::AccessDenied(_) => "AccessDenied",
             Self::Timeout(_) => "Timeout",
             Self::Failed(_) | Self::System(_) => "Failed",

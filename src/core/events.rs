@@ -96,6 +96,12 @@ pub enum Event {
     DomainRemoved {
         uuid: Uuid,
     },
+    /// The guest's outgoing migration began pass `iteration` over its memory (libvirt's
+    /// migration iteration event).
+    MigrationIteration {
+        uuid: Uuid,
+        iteration: i32,
+    },
     /// Tunables of the running guest changed (libvirt's tunable event): the parameters set,
     /// with libvirt's names (`cputune.*`, `blkdeviotune.*`) and types.
     Tunable {
@@ -138,7 +144,7 @@ pub enum Event {
         action: i32,
         reason: String,
     },
-    /// A long job of the domain (a backup) ended, with libvirt's statistics of it.
+    /// A long job of the domain (a backup, a migration) ended, with libvirt's statistics of it.
     JobCompleted {
         uuid: Uuid,
         stats: Arc<super::backup::JobStats>,

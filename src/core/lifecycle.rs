@@ -513,6 +513,12 @@ impl Core {
                 progress,
                 error,
             } => self.backup_ended(&dom, end, progress, error),
+            DriverEvent::MigrationIteration(n) => {
+                self.events().publish(Event::MigrationIteration {
+                    uuid,
+                    iteration: i32::try_from(n).unwrap_or(i32::MAX),
+                })
+            }
             other => tracing::debug!("ignored {other:?} for domain {uuid} in state {state}"),
         }
     }

@@ -29,6 +29,7 @@ pub mod livecfg;
 mod managed_save;
 mod memory;
 pub mod metadata;
+pub mod migrate;
 pub mod misc;
 pub mod network_ops;
 pub mod ops;

@@ -168,6 +168,12 @@ pub enum Operation {
     BackupBegin,
     /// Read the running backup job's definition.
     BackupRead,
+    /// Migrating the domain away (the begin, perform and confirm steps at the source).
+    MigrateOut,
+    /// Receiving a migrated domain (the prepare and finish steps at the destination).
+    MigrateIn,
+    /// Changing the running guest's migration settings.
+    MigrateTune,
     GetMetadata,
     SetMetadata,
     GetVcpus,
@@ -379,10 +385,14 @@ impl Operation {
             | O::SetMemoryStatsPeriod
             | O::ChangeIoThreads
             | O::SetPerfEvents
-            | O::AbortJob => Action::DomainWrite,
+            | O::AbortJob
+            | O::MigrateTune => Action::DomainWrite,
             // libvirt's domain:checkpoint (the snapshot permission here) and
             // domain:block_write (see `backup::BackupBegin::actions`)
             O::BackupBegin => Action::DomainSnapshot,
+            // the source's guest stops there; the destination's starts
+            O::MigrateOut => Action::DomainStop,
+            O::MigrateIn => Action::DomainStart,
             O::CreateDomain | O::Start | O::Restore => Action::DomainStart,
             O::CoreDump | O::SaveImageReadSecure => Action::DomainReadSecure,
             O::QemuPassthrough | O::QemuMonitorCommand | O::QemuAgentCommand => {
@@ -456,6 +466,9 @@ impl Operation {
             O::AbortJob => "abort the job of",
             O::BackupBegin => "back up",
             O::BackupRead => "read the backup job of",
+            O::MigrateOut => "migrate",
+            O::MigrateIn => "migrate in",
+            O::MigrateTune => "change the migration settings of",
             O::MemoryStats => "read memory statistics of",
             O::GuestInfo => "query the guest agent of",
             O::InterfaceAddresses => "read the interface addresses of",
@@ -569,6 +582,7 @@ impl Operation {
             | O::Save
             | O::CoreDump
             | O::AbortJob
+            | O::MigrateTune
             | O::MemoryStats
             | O::InterfaceAddresses
             | O::QemuMonitorCommand
@@ -630,6 +644,8 @@ impl Operation {
             O::Restore => "restore",
             O::CoreDump => "dump",
             O::SetMemoryStatsPeriod => "set memory stats period",
+            O::MigrateOut => "migration out",
+            O::MigrateIn => "migration in",
             O::ManagedSaveRemove => "remove managed save",
             O::SetMetadata => "set metadata",
             O::SetVcpus => "set vCPUs",
@@ -1510,3 +1526,41 @@ mod tests {
         );
     }
 }
+
+domain_op!(
+    /// The source's begin step of a migration: the definition the destination runs and
+    /// the cookie for its prepare step.
+    MigrateBegin { opts: super::migrate::MigrateOptions } => (String, Vec<u8>), MigrateOut,
+    |r, core, dom| core.migrate_begin(dom, &r.opts).await
+);
+domain_op!(
+    /// The source's perform step: the guest's state sent; the cookie for the finish step.
+    MigratePerform { cookie: Vec<u8>, opts: super::migrate::MigrateOptions } => Vec<u8>,
+    MigrateOut,
+    |r, core, dom| core.migrate_perform(dom, &r.cookie, &r.opts).await
+);
+domain_op!(
+    /// The source's confirm step: the migrated guest stops, or runs again when cancelled.
+    MigrateConfirm {
+        cookie: Vec<u8>,
+        opts: super::migrate::MigrateOptions,
+        cancelled: bool,
+    } => (), MigrateOut,
+    |r, core, dom| core.migrate_confirm(dom, &r.cookie, &r.opts, r.cancelled).await
+);
+domain_op!(
+    /// Read a migration setting (maximum downtime, bandwidth, compression cache).
+    MigrateSetting { which: crate::drivers::migrate::MigrateSetting } => u64, ReadDomain,
+    |r, core, dom| core.migrate_setting(dom, r.which).await
+);
+domain_op!(
+    /// Change a migration setting.
+    SetMigrateSetting { which: crate::drivers::migrate::MigrateSetting, value: u64 } => (),
+    MigrateTune,
+    |r, core, dom| core.set_migrate_setting(dom, r.which, r.value).await
+);
+domain_op!(
+    /// Switch the running outgoing migration to post-copy.
+    MigrateStartPostCopy {} => (), MigrateTune,
+    |_r, core, dom| core.migrate_start_postcopy(dom).await
+);

@@ -155,6 +155,7 @@ impl Core {
             "" if self.backup_running(dom) => self.backup_abort(dom).await,
             "" => Err(Error::InvalidState("no job is active on the domain".into())),
             "save" | "managed save" | "dump" => Ok(dom.driver.abort_job(&self.ctx(dom)).await?),
+            "migration out" => self.abort_migration(dom).await,
             other => Err(Error::InvalidState(format!(
                 "cannot abort the '{other}' job"
             ))),

@@ -22,6 +22,7 @@ use crate::{
 /// A value of a tunable event parameter, with libvirt's type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TunableValue {
+    Int(i32),
     ULLong(u64),
     LLong(i64),
     Str(String),

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod guest_agent;
 pub mod livecfg;
 pub mod lxc;
+pub mod migrate;
 pub mod misc;
 pub mod qemu;
 pub mod quiesce;
@@ -102,6 +103,8 @@ pub enum DriverEvent {
     Monitor(std::sync::Arc<crate::model::guest_events::MonitorEvent>),
     /// The guest opened (`connected`) or closed the guest agent's channel.
     AgentLifecycle { connected: bool },
+    /// The outgoing migration began pass `n` over the guest's memory.
+    MigrationIteration(u64),
     /// The guest suspended itself (to RAM, or to disk before it powers off).
     PmSuspended(crate::model::state::PmSuspendedDetail),
     /// A guest suspended to RAM woke up.
@@ -794,6 +797,81 @@ pub trait Driver: Send + Sync + 'static {
     /// How far the guest's backup job has come.
     async fn backup_progress(&self, ctx: &DomainCtx) -> DriverResult<backup::BackupProgress> {
         Err(unsupported(self.name(), "read the backup of", ctx))
+    }
+
+    /// Start a guest for `def` waiting for its state from an incoming migration, paused;
+    /// `id` as for [`Driver::start`]. `listen` is the address to listen on (empty: every
+    /// address). Returns the started guest and the URI the source is to send to.
+    async fn migrate_incoming(
+        &self,
+        ctx: &DomainCtx,
+        _def: &DomainDef,
+        _id: u32,
+        _listen: &str,
+    ) -> DriverResult<(Started, String)> {
+        Err(unsupported(self.name(), "migrate into", ctx))
+    }
+
+    /// Wait until the incoming migration of the guest has all its state; then it runs
+    /// unless `paused` (the core reports both).
+    async fn migrate_incoming_finish(&self, ctx: &DomainCtx, _paused: bool) -> DriverResult<()> {
+        Err(unsupported(self.name(), "migrate into", ctx))
+    }
+
+    /// Send the running guest's state to a destination waiting for it, to the end; the
+    /// guest is then paused. On failure the guest runs on as before.
+    async fn migrate_out(&self, ctx: &DomainCtx, _opts: &migrate::MigrateOut) -> DriverResult<()> {
+        Err(unsupported(self.name(), "migrate", ctx))
+    }
+
+    /// The migration bandwidth (MiB/s) kept for the domain, running or not (libvirt's
+    /// `migMaxBandwidth`, unlimited until set).
+    fn migrate_setting_kept(&self, _uuid: Uuid) -> u64 {
+        migrate::UNLIMITED_MIB
+    }
+
+    /// Keep the domain's migration bandwidth (MiB/s) for its next migration.
+    fn keep_migrate_setting(&self, _uuid: Uuid, _mib: u64) {}
+
+    /// What the guest's migration has done so far (or its last one).
+    async fn migration_stats(&self, ctx: &DomainCtx) -> DriverResult<migrate::MigrationStats> {
+        Err(unsupported(self.name(), "read the migration of", ctx))
+    }
+
+    /// A migration setting of the running guest.
+    async fn migrate_setting(
+        &self,
+        ctx: &DomainCtx,
+        _which: migrate::MigrateSetting,
+    ) -> DriverResult<u64> {
+        Err(unsupported(
+            self.name(),
+            "read the migration settings of",
+            ctx,
+        ))
+    }
+
+    /// Change a migration setting of the running guest.
+    async fn set_migrate_setting(
+        &self,
+        ctx: &DomainCtx,
+        _which: migrate::MigrateSetting,
+        _value: u64,
+    ) -> DriverResult<()> {
+        Err(unsupported(
+            self.name(),
+            "change the migration settings of",
+            ctx,
+        ))
+    }
+
+    /// Switch the guest's running migration to post-copy.
+    async fn migrate_start_postcopy(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        Err(unsupported(
+            self.name(),
+            "switch to post-copy the migration of",
+            ctx,
+        ))
     }
 
     /// How often (seconds; 0 stops it) the balloon driver of a running guest collects its

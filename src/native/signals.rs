@@ -76,7 +76,9 @@ async fn emit(ctx: &Ctx, event: Event) -> zbus::Result<()> {
             signal(ctx, &path, DOMAIN_IFACE, "DeviceRemoved", &(device,)).await
         }
         // the native API has no tunable signal; TunableChanged properties would be its own
-        Event::Tunable { .. } | Event::JobCompleted { .. } => Ok(()),
+        Event::Tunable { .. } | Event::MigrationIteration { .. } | Event::JobCompleted { .. } => {
+            Ok(())
+        }
         Event::DomainRemoved { uuid } => {
             interfaces_removed(ctx, paths::owned(paths::domain(&uuid)), DOMAIN_IFACE).await
         }

@@ -193,6 +193,15 @@ pub(super) fn int(v: bool) -> RpcResult<Vec<u8>> {
     ok(IntRet { value: v.into() })
 }
 
+/// `VIR_DRV_FEATURE_*` of migration.
+const FEATURE_MIGRATION_V2: i32 = 3;
+const FEATURE_MIGRATION_P2P: i32 = 4;
+const FEATURE_MIGRATION_V3: i32 = 6;
+const FEATURE_MIGRATE_CHANGE_PROTECTION: i32 = 7;
+const FEATURE_XML_MIGRATABLE: i32 = 11;
+const FEATURE_MIGRATION_OFFLINE: i32 = 12;
+const FEATURE_MIGRATION_PARAMS: i32 = 13;
+
 /// `CONNECT_SUPPORTS_FEATURE`, answered before the connection opens as libvirtd does.
 pub(super) fn supports_feature(body: &[u8]) -> RpcResult<Vec<u8>> {
     let a: SupportsFeatureArgs = Reader::decode(body)?;
@@ -204,6 +213,15 @@ pub(super) fn supports_feature(body: &[u8]) -> RpcResult<Vec<u8>> {
             | proto::FEATURE_TYPED_PARAM_STRING
             | super::streamproto::FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER
             | super::streamproto::FEATURE_FD_PASSING
+            // libvirt's QEMU driver's migration features (the other drivers refuse the
+            // migration calls themselves)
+            | FEATURE_MIGRATION_V2
+            | FEATURE_MIGRATION_P2P
+            | FEATURE_MIGRATION_V3
+            | FEATURE_MIGRATE_CHANGE_PROTECTION
+            | FEATURE_XML_MIGRATABLE
+            | FEATURE_MIGRATION_OFFLINE
+            | FEATURE_MIGRATION_PARAMS
     );
     int(yes)
 }

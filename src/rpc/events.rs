@@ -65,6 +65,7 @@ mod id {
     pub const BLOCK_JOB_2: i32 = 16;
     pub const BLOCK_THRESHOLD: i32 = 24;
     pub const TUNABLE: i32 = 17;
+    pub const MIGRATION_ITERATION: i32 = 20;
     pub const JOB_COMPLETED: i32 = 21;
     /// `virStoragePoolEventID`.
     pub const POOL_LIFECYCLE: i32 = 0;
@@ -73,6 +74,8 @@ mod id {
 
 /// `REMOTE_PROC_DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE`.
 const DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE: i32 = 348;
+/// `REMOTE_PROC_DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION`.
+const DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION: i32 = 359;
 /// The messages of the disk events (`remote_procedure` numbers).
 mod disk_procs {
     pub const IO_ERROR: i32 = 322;
@@ -491,6 +494,18 @@ impl Hub {
                 })
                 .into_iter()
                 .collect(),
+            Event::MigrationIteration { uuid, iteration } => one(known(uuid), |info| {
+                let dom = wire_now(&info);
+                dom_event(
+                    info,
+                    id::MIGRATION_ITERATION,
+                    DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION,
+                    &|w| {
+                        dom.put(w);
+                        iteration.put(w);
+                    },
+                )
+            }),
             Event::Tunable { uuid, params } => known(uuid)
                 .map(|info| {
                     let dom = wire_now(&info);
@@ -501,6 +516,7 @@ impl Hub {
                             value: match v {
                                 TunableValue::ULLong(v) => TypedValue::ULLong(*v),
                                 TunableValue::LLong(v) => TypedValue::LLong(*v),
+                                TunableValue::Int(v) => TypedValue::Int(*v),
                                 TunableValue::Str(v) => TypedValue::String(v.clone()),
                             },
                         })

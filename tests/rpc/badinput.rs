@@ -18,14 +18,14 @@ use virtbus::rpc::{
 
 use super::Rpc;
 
-fn connect(r: &Rpc) -> UnixStream {
+pub(super) fn connect(r: &Rpc) -> UnixStream {
     let s = UnixStream::connect(&r.sock).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     s
 }
 
-fn call(proc_: i32, serial: u32) -> Header {
+pub(super) fn call(proc_: i32, serial: u32) -> Header {
     Header {
         prog: REMOTE_PROGRAM,
         vers: REMOTE_VERSION,
@@ -48,7 +48,7 @@ fn read(s: &mut UnixStream) -> (Header, Vec<u8>) {
 }
 
 /// Send a call and read its reply.
-fn roundtrip(s: &mut UnixStream, h: &Header, body: &[u8]) -> (Header, Vec<u8>) {
+pub(super) fn roundtrip(s: &mut UnixStream, h: &Header, body: &[u8]) -> (Header, Vec<u8>) {
     s.write_all(&packet(h, body)).expect("send");
     let (rh, b) = read(s);
     assert_eq!(
@@ -58,7 +58,7 @@ fn roundtrip(s: &mut UnixStream, h: &Header, body: &[u8]) -> (Header, Vec<u8>) {
     (rh, b)
 }
 
-fn error_of(h: &Header, body: &[u8]) -> MessageError {
+pub(super) fn error_of(h: &Header, body: &[u8]) -> MessageError {
     assert_eq!(h.status, Status::Error);
     Reader::decode(body).expect("virNetMessageError")
 }

@@ -430,6 +430,7 @@ pub fn driver(dir: &Path, spawner: FakeSpawner) -> QemuDriver {
         caps,
         kvm: KvmStatus::Unusable("a test".into()),
         vms: Arc::default(),
+        bandwidths: Default::default(),
         img: QemuImg::find(&super::caps::search_dirs(&[])),
         hooks: Hooks::default(),
         spawner: Arc::new(spawner),

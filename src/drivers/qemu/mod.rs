@@ -15,8 +15,8 @@
 
 pub mod agent;
 pub mod agent_ops;
-pub mod bandwidth;
 mod backup;
+pub mod bandwidth;
 mod block;
 pub mod caps;
 pub mod cgroup;
@@ -37,6 +37,7 @@ pub mod kvm;
 pub mod live;
 mod livetune;
 pub mod migratable;
+pub mod migrate;
 mod misc;
 pub mod monitor;
 pub mod net;
@@ -101,6 +102,15 @@ use crate::{
     util::{lock, xml::text as xml_text},
 };
 
+/// Where a starting guest's state comes from, other than a boot.
+#[derive(Debug, Clone, Copy)]
+enum Incoming<'a> {
+    /// A save image, its migration stream from this offset on.
+    Image(&'a Path, u64),
+    /// An incoming migration, listened for at this address and port.
+    Listen(&'a str, u16),
+}
+
 /// Why the driver could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum QemuError {
@@ -132,6 +142,8 @@ pub struct QemuDriver {
     caps: CapsCache,
     kvm: KvmStatus,
     vms: Arc<Mutex<HashMap<Uuid, Arc<Vm>>>>,
+    /// Migration bandwidths (MiB/s) set for domains, running or not.
+    bandwidths: Mutex<HashMap<Uuid, u64>>,
     /// `qemu-img`, for snapshots that touch images outside a running QEMU.
     img: snapshot::img::QemuImg,
     hooks: snapshot::hooks::Hooks,
@@ -228,6 +240,7 @@ impl QemuDriver {
             caps: cache,
             kvm,
             vms: Arc::default(),
+            bandwidths: Mutex::default(),
             img,
             hooks: snapshot::hooks::Hooks::from_env(),
             spawner: Arc::new(seam::System),
@@ -581,7 +594,7 @@ impl QemuDriver {
         def: &DomainDef,
         paused: bool,
         id: u32,
-        incoming: Option<(&Path, u64)>,
+        incoming: Option<Incoming<'_>>,
     ) -> DriverResult<Started> {
         const TRIES: usize = 3;
         let mut tries = 1;
@@ -602,7 +615,7 @@ impl QemuDriver {
         def: &DomainDef,
         paused: bool,
         id: u32,
-        incoming: Option<(&Path, u64)>,
+        incoming: Option<Incoming<'_>>,
     ) -> DriverResult<Started> {
         if self.vm(ctx).is_ok() {
             return Err(DriverError::InvalidState(format!(
@@ -721,8 +734,14 @@ impl QemuDriver {
             self.setup(&vm, &plan).await?;
             // before the guest runs, a record to find this QEMU again after a kill -9
             self.save_status(&vm).await?;
-            if let Some((image, offset)) = incoming {
-                save::restore(&vm, image, offset).await?;
+            match incoming {
+                Some(Incoming::Image(image, offset)) => save::restore(&vm, image, offset).await?,
+                Some(Incoming::Listen(host, port)) => {
+                    // the guest runs once the stream has all its state (the finish step)
+                    migrate::listen(&vm, host, port).await?;
+                    return Ok(());
+                }
+                None => {}
             }
             if !paused {
                 vm.command_quiet("cont", None, &["RESUME"]).await?;
@@ -756,6 +775,16 @@ impl QemuDriver {
             agent,
         })
     }
+}
+
+/// This host's name, where a source's QEMU reaches an incoming migration listening on every
+/// address (libvirt's default too).
+fn nix_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// What the status file records of a running guest.
@@ -1160,7 +1189,9 @@ impl Driver for QemuDriver {
                 image.display()
             )));
         }
-        let started = self.launch(ctx, def, paused, id, Some((&image, 0))).await?;
+        let started = self
+            .launch(ctx, def, paused, id, Some(Incoming::Image(&image, 0)))
+            .await?;
         if let Err(e) = std::fs::remove_file(&image) {
             tracing::warn!("domain '{}': {}: {e}", ctx.name, image.display());
         }
@@ -1208,8 +1239,14 @@ impl Driver for QemuDriver {
                 img.compressed
             )));
         }
-        self.launch(ctx, def, paused, id, Some((path, img.stream_offset())))
-            .await
+        self.launch(
+            ctx,
+            def,
+            paused,
+            id,
+            Some(Incoming::Image(path, img.stream_offset())),
+        )
+        .await
     }
 
     /// Dump the guest's memory; a guest that ran is paused for the dump unless `live`,
@@ -1227,6 +1264,94 @@ impl Driver for QemuDriver {
     async fn abort_job(&self, ctx: &DomainCtx) -> DriverResult<()> {
         let vm = self.vm(ctx)?;
         vm.command("migrate_cancel", None).await.map(|_| ())
+    }
+
+    async fn migrate_incoming(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        id: u32,
+        listen: &str,
+    ) -> DriverResult<(Started, String)> {
+        let port = migrate::free_port(listen).ok_or_else(|| {
+            DriverError::Failed("no free port in the migration range 49152-49215".into())
+        })?;
+        let started = self
+            .launch(ctx, def, true, id, Some(Incoming::Listen(listen, port)))
+            .await?;
+        let host = match listen {
+            "" | "0.0.0.0" | "::" | "[::]" => nix_hostname(),
+            a => a.to_owned(),
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        Ok((started, format!("tcp:{host}:{port}")))
+    }
+
+    fn migrate_setting_kept(&self, uuid: Uuid) -> u64 {
+        lock(&self.bandwidths)
+            .get(&uuid)
+            .copied()
+            .unwrap_or(crate::drivers::migrate::UNLIMITED_MIB)
+    }
+
+    fn keep_migrate_setting(&self, uuid: Uuid, mib: u64) {
+        lock(&self.bandwidths).insert(uuid, mib);
+    }
+
+    async fn migrate_incoming_finish(&self, ctx: &DomainCtx, paused: bool) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        migrate::wait_incoming(&vm).await?;
+        if !paused {
+            vm.command_quiet("cont", None, &["RESUME"]).await?;
+        }
+        self.save_status(&vm).await
+    }
+
+    async fn migrate_out(
+        &self,
+        ctx: &DomainCtx,
+        opts: &crate::drivers::migrate::MigrateOut,
+    ) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        let report = |e: DriverEvent| ctx.report(e);
+        migrate::send(&vm, opts, &report).await
+    }
+
+    async fn migration_stats(
+        &self,
+        ctx: &DomainCtx,
+    ) -> DriverResult<crate::drivers::migrate::MigrationStats> {
+        let vm = self.vm(ctx)?;
+        let st = vm.command("query-migrate", None).await?;
+        Ok(migrate::stats_of(&st))
+    }
+
+    async fn migrate_setting(
+        &self,
+        ctx: &DomainCtx,
+        which: crate::drivers::migrate::MigrateSetting,
+    ) -> DriverResult<u64> {
+        let vm = self.vm(ctx)?;
+        migrate::setting(&vm, which).await
+    }
+
+    async fn set_migrate_setting(
+        &self,
+        ctx: &DomainCtx,
+        which: crate::drivers::migrate::MigrateSetting,
+        value: u64,
+    ) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        migrate::set_setting(&vm, which, value).await
+    }
+
+    async fn migrate_start_postcopy(&self, ctx: &DomainCtx) -> DriverResult<()> {
+        let vm = self.vm(ctx)?;
+        vm.command("migrate-start-postcopy", None).await.map(|_| ())
     }
 
     async fn set_memory_stats_period(&self, ctx: &DomainCtx, secs: u32) -> DriverResult<()> {

@@ -296,6 +296,21 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
             // a long operation running (the domain's `Job`): unbounded, nothing measured
             // (`VIR_DOMAIN_JOB_UNBOUNDED`); none otherwise (`VIR_DOMAIN_JOB_NONE`)
             let running = !dom.info().job.is_empty() || backup_running(s, &dom);
+            if dom.running_job() == "migration out"
+                && let Ok(st) = s.view.core.migration_stats(&dom).await
+            {
+                return ok(JobInfoRet {
+                    kind: 2,
+                    time_elapsed: st.time_elapsed_ms,
+                    data_total: st.memory_total,
+                    data_processed: st.memory_processed,
+                    data_remaining: st.memory_remaining,
+                    mem_total: st.memory_total,
+                    mem_processed: st.memory_processed,
+                    mem_remaining: st.memory_remaining,
+                    ..JobInfoRet::default()
+                });
+            }
             ok(JobInfoRet {
                 kind: if running { 2 } else { 0 },
                 ..JobInfoRet::default()

@@ -8,8 +8,9 @@ mod block;
 mod checkpoint;
 mod domain;
 mod host;
-mod livecfg;
 mod iftune;
+mod livecfg;
+mod migrate;
 mod misc;
 mod params;
 mod save;
@@ -196,6 +197,45 @@ pub mod procs {
     pub const DOMAIN_GET_NUMA_PARAMETERS: i32 = 255;
     pub const DOMAIN_PIN_IOTHREAD: i32 = 352;
 
+    pub const DOMAIN_MIGRATE_SET_MAX_DOWNTIME: i32 = 166;
+    pub const DOMAIN_MIGRATE_SET_MAX_SPEED: i32 = 207;
+    pub const DOMAIN_MIGRATE_BEGIN3: i32 = 213;
+    pub const DOMAIN_MIGRATE_PREPARE3: i32 = 214;
+    pub const DOMAIN_MIGRATE_PERFORM3: i32 = 216;
+    pub const DOMAIN_MIGRATE_FINISH3: i32 = 217;
+    pub const DOMAIN_MIGRATE_CONFIRM3: i32 = 218;
+    pub const DOMAIN_MIGRATE_GET_MAX_SPEED: i32 = 242;
+    pub const DOMAIN_MIGRATE_GET_COMPRESSION_CACHE: i32 = 299;
+    pub const DOMAIN_MIGRATE_SET_COMPRESSION_CACHE: i32 = 300;
+    pub const DOMAIN_MIGRATE_BEGIN3_PARAMS: i32 = 302;
+    pub const DOMAIN_MIGRATE_PREPARE3_PARAMS: i32 = 303;
+    pub const DOMAIN_MIGRATE_PERFORM3_PARAMS: i32 = 305;
+    pub const DOMAIN_MIGRATE_FINISH3_PARAMS: i32 = 306;
+    pub const DOMAIN_MIGRATE_CONFIRM3_PARAMS: i32 = 307;
+    pub const DOMAIN_MIGRATE_START_POST_COPY: i32 = 364;
+    pub const DOMAIN_MIGRATE_GET_MAX_DOWNTIME: i32 = 387;
+
+    /// Migration and its tuning, answered by `migrate`.
+    pub const MIGRATE: &[i32] = &[
+        DOMAIN_MIGRATE_SET_MAX_DOWNTIME,
+        DOMAIN_MIGRATE_SET_MAX_SPEED,
+        DOMAIN_MIGRATE_BEGIN3,
+        DOMAIN_MIGRATE_PREPARE3,
+        DOMAIN_MIGRATE_PERFORM3,
+        DOMAIN_MIGRATE_FINISH3,
+        DOMAIN_MIGRATE_CONFIRM3,
+        DOMAIN_MIGRATE_GET_MAX_SPEED,
+        DOMAIN_MIGRATE_GET_COMPRESSION_CACHE,
+        DOMAIN_MIGRATE_SET_COMPRESSION_CACHE,
+        DOMAIN_MIGRATE_BEGIN3_PARAMS,
+        DOMAIN_MIGRATE_PREPARE3_PARAMS,
+        DOMAIN_MIGRATE_PERFORM3_PARAMS,
+        DOMAIN_MIGRATE_FINISH3_PARAMS,
+        DOMAIN_MIGRATE_CONFIRM3_PARAMS,
+        DOMAIN_MIGRATE_START_POST_COPY,
+        DOMAIN_MIGRATE_GET_MAX_DOWNTIME,
+    ];
+
     /// The tuning procedures, answered by `tune`.
     pub const TUNE: &[i32] = &[
         DOMAIN_PIN_VCPU,
@@ -377,6 +417,24 @@ pub mod procs {
         DOMAIN_CHECKPOINT_DELETE,
         DOMAIN_SET_INTERFACE_PARAMETERS,
         DOMAIN_GET_INTERFACE_PARAMETERS,
+        // migration (migrate.rs)
+        DOMAIN_MIGRATE_SET_MAX_DOWNTIME,
+        DOMAIN_MIGRATE_SET_MAX_SPEED,
+        DOMAIN_MIGRATE_BEGIN3,
+        DOMAIN_MIGRATE_PREPARE3,
+        DOMAIN_MIGRATE_PERFORM3,
+        DOMAIN_MIGRATE_FINISH3,
+        DOMAIN_MIGRATE_CONFIRM3,
+        DOMAIN_MIGRATE_GET_MAX_SPEED,
+        DOMAIN_MIGRATE_GET_COMPRESSION_CACHE,
+        DOMAIN_MIGRATE_SET_COMPRESSION_CACHE,
+        DOMAIN_MIGRATE_BEGIN3_PARAMS,
+        DOMAIN_MIGRATE_PREPARE3_PARAMS,
+        DOMAIN_MIGRATE_PERFORM3_PARAMS,
+        DOMAIN_MIGRATE_FINISH3_PARAMS,
+        DOMAIN_MIGRATE_CONFIRM3_PARAMS,
+        DOMAIN_MIGRATE_START_POST_COPY,
+        DOMAIN_MIGRATE_GET_MAX_DOWNTIME,
     ];
 
     /// The guest agent's procedures, answered by `agent.rs`.
@@ -433,6 +491,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         p if procs::BACKUP.contains(&p) => backup::call(shared, s, p, body).await,
         p if procs::CHECKPOINT.contains(&p) => checkpoint::call(shared, s, p, body).await,
         p if procs::IFTUNE.contains(&p) => iftune::call(shared, s, p, body).await,
+        p if procs::MIGRATE.contains(&p) => migrate::call(shared, s, p, body).await,
         p => domain::call(shared, s, p, body).await,
     }
 }
@@ -466,6 +525,7 @@ mod tests {
             procs::LIVECFG,
             procs::IFTUNE,
             procs::BACKUP,
+            procs::MIGRATE,
         ] {
             for p in list {
                 assert!(procs::IMPLEMENTED.contains(p), "{p}");

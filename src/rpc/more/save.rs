@@ -65,6 +65,8 @@ fn job_operation(job: &str) -> i32 {
         "start" => 1,
         "save" | "managed save" => 2,
         "restore" => 3,
+        "migration in" => 4,
+        "migration out" => 5,
         "snapshot" => 6,
         "revert" => 7,
         "dump" => 8,
@@ -318,6 +320,25 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                 "" => dom.info().job,
                 j => j,
             };
+            // a migration's figures, as libvirt's QEMU driver gives them
+            let migration = if m.has(a.flags, "completed") {
+                dom.completed_job().map(|j| (j, 3))
+            } else if job == "migration out" {
+                s.view
+                    .core
+                    .migration_stats(&dom)
+                    .await
+                    .ok()
+                    .map(|st| (crate::core::migrate::JobStats::from(&st), 2))
+            } else {
+                None
+            };
+            if let Some((stats, kind)) = migration {
+                return ok(JobStatsRet {
+                    kind,
+                    params: Array(super::job_params(&stats.job_stats(kind))),
+                });
+            }
             // no statistics of completed jobs are kept: none, as libvirt answers before a
             // job completed; a running long job (libvirt's asynchronous ones) is unbounded
             // with its operation, nothing measured
