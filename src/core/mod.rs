@@ -16,6 +16,7 @@ pub mod block;
 mod blockinfo;
 pub mod capabilities;
 pub mod console;
+pub mod cpu_ops;
 pub mod critical;
 pub mod define;
 mod devices;

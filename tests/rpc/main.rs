@@ -11,6 +11,7 @@ mod agent;
 mod badinput;
 mod block;
 mod console;
+mod cpucmp;
 mod domcaps;
 mod events;
 mod host;
