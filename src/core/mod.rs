@@ -18,6 +18,7 @@ mod blockinfo;
 pub mod capabilities;
 pub mod checkpoints;
 pub mod console;
+pub mod cpu_ops;
 pub mod critical;
 pub mod define;
 mod devices;

@@ -121,6 +121,8 @@ pub enum Operation {
     ReadNodeDevices,
     /// Resizing the host's huge page pools or tuning its same-page merging.
     TuneHost,
+    /// Comparing a CPU with the host's or computing a baseline of CPUs (reads the host's CPU).
+    CompareCpu,
     DefineDomain,
     CreateDomain,
     /// Defining or creating a domain with `<qemu:commandline>`.
@@ -328,7 +330,9 @@ impl Operation {
         match self {
             // What a local user can read from /sys and `ip address` anyway: the host
             // read permission, as for capabilities and sysinfo.
-            O::ReadHost | O::ReadHostInterfaces | O::ReadNodeDevices => Action::ManagerRead,
+            O::ReadHost | O::ReadHostInterfaces | O::ReadNodeDevices | O::CompareCpu => {
+                Action::ManagerRead
+            }
             O::TuneHost => Action::ManagerWrite,
             O::ReadDomain
             | O::GetXml
@@ -486,6 +490,7 @@ impl Operation {
             O::ReadHostInterfaces => "read the network interfaces of",
             O::ReadNodeDevices => "read the node devices of",
             O::TuneHost => "tune the memory of",
+            O::CompareCpu => "compare CPUs with the CPU of",
             O::DefineDomain => "define",
             O::CreateDomain => "create",
             O::QemuPassthrough => "pass QEMU arguments of its own to",

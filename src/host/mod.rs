@@ -8,6 +8,7 @@
 //! crate are needed. Every reader takes the sysfs root as an argument so that tests can hand it
 //! a tree of their own (USB and SCSI machines this CI host does not have).
 
+pub mod cpu;
 pub mod cpumodels;
 mod ethtool;
 pub mod hostmem;

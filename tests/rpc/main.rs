@@ -13,6 +13,7 @@ mod badinput;
 mod block;
 mod checkpoint;
 mod console;
+mod cpucmp;
 mod domcaps;
 mod events;
 mod host;

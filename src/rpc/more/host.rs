@@ -1,7 +1,7 @@
 //! virsh's "Host and Hypervisor" commands: the vCPU limit, free memory and pages by NUMA cell,
 //! huge page pools, same-page merging (KSM) settings, CPU model names, and the refusals libvirt
-//! 9.0 gives on this kind of host (suspending the host, SEV, native configuration, CPU
-//! comparison). The QEMU flavor answers as libvirt's QEMU driver reading the real host; the
+//! 9.0 gives on this kind of host (suspending the host, SEV, native configuration, the
+//! hypervisor's CPU). The QEMU flavor answers as libvirt's QEMU driver reading the real host; the
 //! test flavor as libvirt's test driver with its fixed two cells.
 
 use super::procs;
@@ -334,8 +334,6 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                 }
             }
         }
-        procs::CONNECT_COMPARE_CPU => Err(unsupported(s, "virConnectCompareCPU")),
-        procs::CONNECT_BASELINE_CPU => Err(unsupported(s, "virConnectBaselineCPU")),
         procs::CONNECT_COMPARE_HYPERVISOR_CPU => {
             Err(unsupported(s, "virConnectCompareHypervisorCPU"))
         }

@@ -6,6 +6,7 @@ mod agent;
 mod backup;
 mod block;
 mod checkpoint;
+mod cpu;
 mod domain;
 mod host;
 mod iftune;
@@ -291,12 +292,11 @@ pub mod procs {
     pub const NODE_GET_SEV_INFO: i32 = 395;
 
     /// Procedures answered here only with `VIR_ERR_NO_SUPPORT` in libvirt's words (not counted
-    /// as implemented): CPU comparison and baselines, which need libvirt's CPU feature model,
-    /// and the QEMU command line of a definition (a format libvirt lacks refused as it does).
+    /// as implemented): comparison with and baselines for the CPU QEMU reports, which
+    /// virtbus does not probe, and the QEMU command line of a definition (a format libvirt
+    /// lacks refused as it does).
     pub const REFUSED: &[i32] = &[
         CONNECT_DOMAIN_XML_TO_NATIVE,
-        CONNECT_COMPARE_CPU,
-        CONNECT_BASELINE_CPU,
         CONNECT_COMPARE_HYPERVISOR_CPU,
         CONNECT_BASELINE_HYPERVISOR_CPU,
     ];
@@ -387,6 +387,8 @@ pub mod procs {
         NODE_GET_FREE_PAGES,
         NODE_ALLOC_PAGES,
         NODE_GET_SEV_INFO,
+        CONNECT_COMPARE_CPU,
+        CONNECT_BASELINE_CPU,
         DOMAIN_CORE_DUMP,
         DOMAIN_RESTORE,
         DOMAIN_SAVE,
@@ -457,8 +459,6 @@ const HOST: &[i32] = &[
     procs::NODE_GET_CELLS_FREE_MEMORY,
     procs::CONNECT_DOMAIN_XML_FROM_NATIVE,
     procs::CONNECT_DOMAIN_XML_TO_NATIVE,
-    procs::CONNECT_COMPARE_CPU,
-    procs::CONNECT_BASELINE_CPU,
     procs::NODE_SUSPEND_FOR_DURATION,
     procs::NODE_SET_MEMORY_PARAMETERS,
     procs::NODE_GET_MEMORY_PARAMETERS,
@@ -469,6 +469,9 @@ const HOST: &[i32] = &[
     procs::CONNECT_BASELINE_HYPERVISOR_CPU,
     procs::NODE_GET_SEV_INFO,
 ];
+
+/// CPU comparison and baselines ([`cpu`]).
+const CPU: &[i32] = &[procs::CONNECT_COMPARE_CPU, procs::CONNECT_BASELINE_CPU];
 
 /// Whether procedure `p` is answered here.
 pub(super) fn handles(p: i32) -> bool {
@@ -486,6 +489,7 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
         p if procs::BLOCK.contains(&p) => block::call(shared, s, p, body).await,
         p if procs::TUNE.contains(&p) => tune::call(shared, s, p, body).await,
         p if procs::LIVECFG.contains(&p) => livecfg::call(shared, s, p, body).await,
+        p if CPU.contains(&p) => cpu::call(shared, s, p, body).await,
         p if HOST.contains(&p) => host::call(shared, s, p, body).await,
         p if procs::SAVE.contains(&p) => save::call(shared, s, p, body).await,
         p if procs::BACKUP.contains(&p) => backup::call(shared, s, p, body).await,
@@ -526,6 +530,7 @@ mod tests {
             procs::IFTUNE,
             procs::BACKUP,
             procs::MIGRATE,
+            super::CPU,
         ] {
             for p in list {
                 assert!(procs::IMPLEMENTED.contains(p), "{p}");
