@@ -1,6 +1,6 @@
 //! Defining, creating and undefining domains, and their autostart flag.
 
-use std::sync::Arc;
+use std::{os::fd::OwnedFd, sync::Arc};
 
 use super::{
     Core, Domain, DomainData, Error, Event, Result,
@@ -207,7 +207,19 @@ impl Core {
         opts: StartOptions,
         caller: Caller,
     ) -> Result<Arc<Domain>> {
-        self.create_from(def, opts, caller, None).await
+        self.create_from(def, opts, caller, None, &[]).await
+    }
+
+    /// [`Core::create`] with `files` handed to the guest (libvirt's
+    /// `virDomainCreateXMLWithFiles`: a container's init has them as descriptors 3 and on).
+    pub async fn create_with_files(
+        &self,
+        def: DomainDef,
+        opts: StartOptions,
+        caller: Caller,
+        files: &[OwnedFd],
+    ) -> Result<Arc<Domain>> {
+        self.create_from(def, opts, caller, None, files).await
     }
 
     /// [`Core::create`], or with `image` a restore from that save image: an inactive
@@ -218,6 +230,7 @@ impl Core {
         opts: StartOptions,
         caller: Caller,
         image: Option<&std::path::Path>,
+        files: &[OwnedFd],
     ) -> Result<Arc<Domain>> {
         let driver = self.prepared(&mut def).await?;
         if let Some(dom) = self.find_existing(&def)? {
@@ -227,7 +240,7 @@ impl Core {
                 return Ok(dom);
             }
             def.set_owner_uid(lock(&dom.data).def.owner_uid());
-            self.start_with(&dom, opts, Some(def), StateReason::Booted)
+            self.start_with(&dom, opts, Some(def), StateReason::Booted, files)
                 .await
                 .map_err(|e| match e {
                     Error::InvalidState(_) => Error::AlreadyExists(format!(
@@ -262,7 +275,7 @@ impl Core {
                     .await
                     .map_err(Error::from),
                 None => driver
-                    .start(&self.ctx(&dom), &resolved, opts.paused, id)
+                    .start_with_files(&self.ctx(&dom), &resolved, opts.paused, id, files)
                     .await
                     .map_err(Error::from),
             },

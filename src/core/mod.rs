@@ -22,6 +22,7 @@ mod devices;
 mod guest;
 pub mod keys;
 mod lifecycle;
+pub mod lxc_ops;
 mod managed_save;
 mod memory;
 pub mod metadata;

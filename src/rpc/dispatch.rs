@@ -559,6 +559,9 @@ pub(super) async fn call(
         p if snapshots::handles(p) => snapshots::call(shared, s, p, body).await,
         p if netcalls::handles(p) => netcalls::call(shared, s, p, body).await,
         p if super::more::handles(p) => super::more::call(shared, s, p, body).await,
+        p if super::lxcproto::handles(p) => {
+            super::lxcproto::call(shared, s, p, body, Vec::new()).await
+        }
         // networks, storage, host interfaces, node devices and statistics
         p if super::objproto::procs::handles(p) => super::objects::call(shared, s, p, body).await,
         p => Err(RpcError::no_support(&format!(

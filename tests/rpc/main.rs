@@ -15,6 +15,7 @@ mod domcaps;
 mod events;
 mod host;
 mod lxc;
+mod lxcmore;
 mod misc;
 mod more;
 mod moreevents;
