@@ -318,3 +318,61 @@ async fn test_flavor_as_libvirts_test_driver() {
         assert_eq!(got.2.trim(), want.2.trim(), "virsh {args:?}");
     }
 }
+
+/// `qemu:///` has none of these, as libvirt's QEMU driver: libvirt's "not supported by the
+/// connection driver" naming the API, a passed descriptor dropped, nothing started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_refuses_as_libvirts_qemu_driver() {
+    let r = Rpc::start().await;
+    let xml = r.bus.dir.path().join("q.xml");
+    std::fs::write(
+        &xml,
+        "<domain type='qemu'><name>lxcmore-q</name><memory unit='MiB'>64</memory>\
+         <os><type arch='x86_64'>hvm</type></os></domain>",
+    )
+    .expect("xml");
+    let xml = xml.to_string_lossy().into_owned();
+    let q = "qemu:///system";
+    tokio::task::block_in_place(|| {
+        r.ok(q, &["define", &xml]);
+        for (args, api) in [
+            (
+                &["send-process-signal", "lxcmore-q", "1", "SIGTERM"][..],
+                "virDomainSendProcessSignal",
+            ),
+            (
+                &[
+                    "lxc-enter-namespace",
+                    "lxcmore-q",
+                    "--noseclabel",
+                    "--",
+                    "/bin/true",
+                ],
+                "virDomainLxcOpenNamespace",
+            ),
+            // descriptor 0 is virsh's /dev/null
+            (
+                &["start", "--pass-fds", "0", "lxcmore-q"],
+                "virDomainCreateWithFiles",
+            ),
+            (
+                &["create", &xml, "--pass-fds", "0"],
+                "virDomainCreateXMLWithFiles",
+            ),
+        ] {
+            let err = r.fails(q, args);
+            assert!(
+                err.contains(&format!(
+                    "this function is not supported by the connection driver: {api}"
+                )),
+                "virsh {args:?}: {err}"
+            );
+        }
+        assert_eq!(
+            r.ok(q, &["domstate", "lxcmore-q"]).trim(),
+            "shut off",
+            "nothing started"
+        );
+        r.ok(q, &["undefine", "lxcmore-q"]);
+    });
+}
