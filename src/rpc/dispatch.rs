@@ -416,7 +416,11 @@ pub(super) async fn call(
         procs::DOMAIN_DESTROY | procs::DOMAIN_DESTROY_FLAGS => {
             let (d, fl) = dom_flags(proc_ == procs::DOMAIN_DESTROY_FLAGS, body)?;
             let dom = s.domain(&d)?;
-            let m = &flags::DESTROY;
+            let m = match flavor {
+                Flavor::Qemu | Flavor::Test => &flags::DESTROY,
+                // libvirt's LXC driver takes no flag (no graceful destroy of a container)
+                Flavor::Lxc => &DESTROY_LXC,
+            };
             s.check(m, fl)?;
             let opts = DestroyOptions {
                 graceful: m.has(fl, "graceful"),
@@ -569,6 +573,13 @@ pub(super) async fn call(
         ))),
     }
 }
+
+/// `lxc:///`'s destroy: libvirt's LXC driver takes no flags.
+const DESTROY_LXC: Method = Method {
+    api: "virDomainDestroyFlags",
+    driver_fn: "DomainDestroyFlags",
+    flags: &[],
+};
 
 /// `virDomainGetMessages`, which the facade does not serve.
 const GET_MESSAGES: Method = Method {
