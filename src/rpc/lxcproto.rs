@@ -235,3 +235,22 @@ pub(super) async fn lxc_call(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dispatch asks the other tables first: none of them may take these procedures.
+    #[test]
+    fn procedures_are_no_other_tables() {
+        for &p in procs::IMPLEMENTED {
+            assert!(!crate::rpc::proto::procs::IMPLEMENTED.contains(&p), "{p}");
+            assert!(!crate::rpc::objproto::procs::handles(p), "{p}");
+            assert!(!crate::rpc::more::handles(p), "{p}");
+            assert!(handles(p));
+        }
+        for p in procs::WITH_FILES {
+            assert!(procs::IMPLEMENTED.contains(p));
+        }
+    }
+}

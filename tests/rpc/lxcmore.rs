@@ -403,17 +403,22 @@ const WALK: &[&[&str]] = &[
     &["numatune", WALKED],
     &["iothreadinfo", WALKED],
     &["setvcpus", WALKED, "1"],
+    &["setmem", WALKED, "32768"],
     &["suspend", WALKED],
     &["resume", WALKED],
     &["destroy", "--graceful", WALKED],
     &["destroy", WALKED],
 ];
 
-fn walk(side: &Side, xml: &Path) -> Vec<(String, String)> {
+/// Each step's outcome; with `ours`, also the memory limit `setmem` left in the
+/// container's cgroup (libvirtd's cgroup is named its own way).
+fn walk(side: &Side, xml: &Path, ours: bool) -> (Vec<(String, String)>, String) {
+    let mut limit = String::new();
     let _c = Cleanup(side);
     side.ok(&["define", &xml.to_string_lossy()]);
     side.ok(&["start", WALKED]);
-    WALK.iter()
+    let steps = WALK
+        .iter()
         .map(|args| {
             let (ok, out, err) = side.virsh(args);
             // the console's pty is whichever is free
@@ -421,12 +426,41 @@ fn walk(side: &Side, xml: &Path) -> Vec<(String, String)> {
                 Some(_) => "/dev/pts/N".to_owned(),
                 None => out,
             };
+            if args[0] == "setmem" && ours {
+                limit = memory_limit(WALKED);
+            }
             (
                 args.join(" "),
                 format!("ok={ok} out={} err={}", out.trim(), err.trim()),
             )
         })
-        .collect()
+        .collect();
+    (steps, limit)
+}
+
+/// The memory limit of the container `name`'s cgroup (v1's `memory` hierarchy, where this
+/// host mounts it; virtbus's cgroup is `<name>.virtbus-lxc`).
+fn memory_limit(name: &str) -> String {
+    let mut dirs = vec![PathBuf::from("/sys/fs/cgroup/memory")];
+    for _ in 0..3 {
+        let mut next = Vec::new();
+        for d in &dirs {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if !e.path().is_dir() {
+                    continue;
+                }
+                if n == format!("{name}.virtbus-lxc") {
+                    return std::fs::read_to_string(e.path().join("memory.limit_in_bytes"))
+                        .map(|l| l.trim().to_owned())
+                        .unwrap_or_else(|e| e.to_string());
+                }
+                next.push(e.path());
+            }
+        }
+        dirs = next;
+    }
+    "no cgroup".into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,7 +475,12 @@ async fn domain_commands_as_libvirtd() {
         uri: r.uri("lxc:///system"),
         home: dir.clone(),
     };
-    let got = tokio::task::block_in_place(|| walk(&ours, &xml));
+    let (got, limit) = tokio::task::block_in_place(|| walk(&ours, &xml, true));
+    assert_eq!(
+        limit,
+        (32768u64 * 1024).to_string(),
+        "setmem's cgroup limit"
+    );
     if let Err(e) = Libvirtd::available_lxc() {
         panic!("no libvirtd to compare with: {e}");
     }
@@ -450,7 +489,7 @@ async fn domain_commands_as_libvirtd() {
         uri: lv.lxc_uri(),
         home: dir.clone(),
     };
-    let want = tokio::task::block_in_place(|| walk(&oracle, &xml));
+    let (want, _) = tokio::task::block_in_place(|| walk(&oracle, &xml, false));
     let differ: Vec<String> = got
         .iter()
         .zip(&want)

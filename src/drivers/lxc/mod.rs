@@ -525,6 +525,15 @@ impl Driver for LxcDriver {
         self.kill(&c).await
     }
 
+    /// The container's memory limit, as libvirt's LXC driver sets a running container's
+    /// memory.
+    async fn set_memory(&self, ctx: &DomainCtx, _live: &DomainDef, kib: u64) -> DriverResult<()> {
+        let c = self.container(ctx)?;
+        c.cgroups
+            .set_memory_limit(kib.saturating_mul(1024))
+            .map_err(|e| failed(format!("domain '{}': {e}", ctx.name)))
+    }
+
     /// As libvirt's LXC driver: only the init (pid 1 in the container) takes signals.
     async fn send_process_signal(
         &self,
