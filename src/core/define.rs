@@ -1,6 +1,6 @@
 //! Defining, creating and undefining domains, and their autostart flag.
 
-use std::sync::Arc;
+use std::{os::fd::OwnedFd, sync::Arc};
 
 use super::{
     Core, Domain, DomainData, Error, Event, Result,
@@ -226,7 +226,19 @@ impl Core {
         opts: StartOptions,
         caller: Caller,
     ) -> Result<Arc<Domain>> {
-        self.create_from(def, opts, caller, None).await
+        self.create_from(def, opts, caller, None, &[]).await
+    }
+
+    /// [`Core::create`] with `files` handed to the guest (libvirt's
+    /// `virDomainCreateXMLWithFiles`: a container's init has them as descriptors 3 and on).
+    pub async fn create_with_files(
+        &self,
+        def: DomainDef,
+        opts: StartOptions,
+        caller: Caller,
+        files: &[OwnedFd],
+    ) -> Result<Arc<Domain>> {
+        self.create_from(def, opts, caller, None, files).await
     }
 
     /// [`Core::create`], or with `image` a restore from that save image: an inactive
@@ -237,22 +249,27 @@ impl Core {
         opts: StartOptions,
         caller: Caller,
         image: Option<&std::path::Path>,
+        files: &[OwnedFd],
     ) -> Result<Arc<Domain>> {
         let origin = match image {
             Some(i) => Origin::Image(i),
             None => Origin::Boot,
         };
-        Ok(self.create_origin(def, opts, caller, origin).await?.0)
+        Ok(self
+            .create_origin(def, opts, caller, origin, files)
+            .await?
+            .0)
     }
 
-    /// [`Core::create_from`] from any [`Origin`]; with an incoming migration, also the URI
-    /// the source sends to.
+    /// [`Core::create_from`] from any [`Origin`] (`files` for a boot); with an incoming
+    /// migration, also the URI the source sends to.
     pub(crate) async fn create_origin(
         &self,
         mut def: DomainDef,
         opts: StartOptions,
         caller: Caller,
         origin: Origin<'_>,
+        files: &[OwnedFd],
     ) -> Result<(Arc<Domain>, Option<String>)> {
         let image = match origin {
             Origin::Image(i) => Some(i),
@@ -271,7 +288,7 @@ impl Core {
                 return Ok((dom, None));
             }
             def.set_owner_uid(lock(&dom.data).def.owner_uid());
-            self.start_with(&dom, opts, Some(def), StateReason::Booted)
+            self.start_with(&dom, opts, Some(def), StateReason::Booted, files)
                 .await
                 .map_err(|e| match e {
                     Error::InvalidState(_) => Error::AlreadyExists(format!(
@@ -307,7 +324,7 @@ impl Core {
                     .await
                     .map_err(Error::from),
                 Origin::Boot => driver
-                    .start(&self.ctx(&dom), &resolved, opts.paused, id)
+                    .start_with_files(&self.ctx(&dom), &resolved, opts.paused, id, files)
                     .await
                     .map_err(Error::from),
                 Origin::Migration { listen } => driver

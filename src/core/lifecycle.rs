@@ -1,6 +1,6 @@
 //! Running, pausing and stopping domains; and what a guest does on its own.
 
-use std::sync::Arc;
+use std::{os::fd::OwnedFd, sync::Arc};
 
 use uuid::Uuid;
 
@@ -42,7 +42,8 @@ impl Core {
     /// Start a domain: from its managed save image when it has one (unless `force_boot`),
     /// else boot it.
     pub async fn start(&self, dom: &Arc<Domain>, opts: StartOptions) -> Result<()> {
-        self.start_with(dom, opts, None, StateReason::Booted).await
+        self.start_with(dom, opts, None, StateReason::Booted, &[])
+            .await
     }
 
     /// Start a domain with `reason` as its running state's reason (fixtures recreate a
@@ -53,7 +54,7 @@ impl Core {
         opts: StartOptions,
         reason: StateReason,
     ) -> Result<()> {
-        self.start_with(dom, opts, None, reason).await
+        self.start_with(dom, opts, None, reason, &[]).await
     }
 
     /// Start a domain, optionally from another definition than its persistent one.
@@ -63,12 +64,13 @@ impl Core {
         opts: StartOptions,
         def: Option<DomainDef>,
         reason: StateReason,
+        files: &[OwnedFd],
     ) -> Result<()> {
         let _job = dom.begin_job("start").await?;
         let (persistent_def, _) = Self::require(dom, Operation::Start)?;
         let saved = lock(&dom.data).managed_save.clone();
         if let Some(saved) = saved {
-            if def.is_some() {
+            if def.is_some() || (!files.is_empty() && !opts.force_boot) {
                 return Err(Error::InvalidState(format!(
                     "domain '{}' has a managed save image: start it as it is, or remove the \
                      image first",
@@ -87,7 +89,20 @@ impl Core {
             self.drop_managed_save(dom).await?;
         }
         let def = def.map(Arc::new).unwrap_or(persistent_def);
-        self.boot(dom, def, opts.paused, StartedDetail::Booted, reason)
+        self.boot_with_files(dom, def, opts.paused, StartedDetail::Booted, reason, files)
+            .await
+    }
+
+    /// Start a domain with `files` handed to the guest (libvirt's
+    /// `virDomainCreateWithFiles`); a managed save image is refused, as it was saved
+    /// without them.
+    pub async fn start_with_files(
+        &self,
+        dom: &Arc<Domain>,
+        opts: StartOptions,
+        files: &[OwnedFd],
+    ) -> Result<()> {
+        self.start_with(dom, opts, None, StateReason::Booted, files)
             .await
     }
 
@@ -100,10 +115,27 @@ impl Core {
         detail: StartedDetail,
         reason: StateReason,
     ) -> Result<()> {
+        self.boot_with_files(dom, def, paused, detail, reason, &[])
+            .await
+    }
+
+    /// [`Core::boot`] handing `files` to the guest.
+    async fn boot_with_files(
+        &self,
+        dom: &Arc<Domain>,
+        def: Arc<DomainDef>,
+        paused: bool,
+        detail: StartedDetail,
+        reason: StateReason,
+        files: &[OwnedFd],
+    ) -> Result<()> {
         let def = self.resolved(def)?;
         let def = self.resolve_networks(def).await?;
         let id = self.next_id();
-        let started = dom.driver.start(&self.ctx(dom), &def, paused, id).await?;
+        let started = dom
+            .driver
+            .start_with_files(&self.ctx(dom), &def, paused, id, files)
+            .await?;
         let agent = agent_at_start(dom.uuid, started.agent);
         self.update(dom, |d| {
             d.live = Some(started.live.map(Arc::new).unwrap_or(def));

@@ -350,7 +350,13 @@ impl Core {
             force_boot: false,
         };
         let (_, uri) = self
-            .create_origin(def, opts, caller, Origin::Migration { listen: &listen })
+            .create_origin(
+                def,
+                opts,
+                caller,
+                Origin::Migration { listen: &listen },
+                &[],
+            )
             .await?;
         let uri = uri.unwrap_or_default();
         // a URI the client gave names the host the source reaches; the port is the one

@@ -27,6 +27,7 @@ pub mod iftune;
 pub mod keys;
 mod lifecycle;
 pub mod livecfg;
+pub mod lxc_ops;
 mod managed_save;
 mod memory;
 pub mod metadata;

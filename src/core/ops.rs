@@ -41,6 +41,8 @@ pub enum Action {
     DomainQemuPassthrough,
     /// Connecting to a guest's console or graphics server.
     DomainOpenConsole,
+    /// Entering a container's namespaces (root inside it, libvirt's `open_namespace`).
+    DomainEnterNamespace,
     ManagerRead,
     /// Changing the host's memory settings: huge page pools and same-page merging (KSM).
     ManagerWrite,
@@ -55,7 +57,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Self::DomainRead,
         Self::DomainReadSecure,
         Self::DomainWrite,
@@ -69,6 +71,7 @@ impl Action {
         Self::DomainFsFreeze,
         Self::DomainQemuPassthrough,
         Self::DomainOpenConsole,
+        Self::DomainEnterNamespace,
         Self::ManagerRead,
         Self::ManagerWrite,
         Self::StorageRead,
@@ -93,6 +96,7 @@ impl Action {
             Self::DomainFsFreeze => "org.virtbus1.domain.fs-freeze",
             Self::DomainQemuPassthrough => "org.virtbus1.domain.qemu-passthrough",
             Self::DomainOpenConsole => "org.virtbus1.domain.open-console",
+            Self::DomainEnterNamespace => "org.virtbus1.domain.enter-namespace",
             Self::ManagerRead => "org.virtbus1.manager.read",
             Self::ManagerWrite => "org.virtbus1.manager.write",
             Self::StorageRead => "org.virtbus1.storage.read",
@@ -105,7 +109,10 @@ impl Action {
     /// Whether a decision may be remembered. Handing QEMU arbitrary arguments is as good as
     /// root on the host: every such request is decided anew.
     pub fn cacheable(self) -> bool {
-        self != Self::DomainQemuPassthrough
+        !matches!(
+            self,
+            Self::DomainQemuPassthrough | Self::DomainEnterNamespace
+        )
     }
 }
 
@@ -139,6 +146,10 @@ pub enum Operation {
     Destroy,
     Reset,
     InjectNmi,
+    /// A signal to a process of the guest (a container's init).
+    SendProcessSignal,
+    /// Descriptors of a container init's namespaces, to enter them.
+    OpenNamespace,
     Suspend,
     Resume,
     Undefine,
@@ -403,7 +414,9 @@ impl Operation {
                 Action::DomainQemuPassthrough
             }
             O::Shutdown | O::Reboot | O::PmSuspend | O::PmWakeup => Action::DomainInitControl,
-            O::Destroy | O::ManagedSave | O::Save => Action::DomainStop,
+            // a signal can end the container's init as destroy does
+            O::Destroy | O::ManagedSave | O::Save | O::SendProcessSignal => Action::DomainStop,
+            O::OpenNamespace => Action::DomainEnterNamespace,
             O::Reset | O::InjectNmi => Action::DomainReset,
             O::Suspend | O::Resume => Action::DomainSuspend,
             O::Undefine | O::ManagedSaveRemove => Action::DomainDelete,
@@ -457,6 +470,8 @@ impl Operation {
             O::Destroy => "destroy",
             O::Reset => "reset",
             O::InjectNmi => "inject an NMI into",
+            O::SendProcessSignal => "send a process signal to",
+            O::OpenNamespace => "open the namespaces of",
             O::Suspend => "suspend",
             O::Resume => "resume",
             O::FsFreeze => "freeze the filesystems of",
@@ -582,6 +597,8 @@ impl Operation {
             | O::Destroy
             | O::Reset
             | O::InjectNmi
+            | O::SendProcessSignal
+            | O::OpenNamespace
             | O::FsThaw
             | O::ManagedSave
             | O::Save
@@ -632,6 +649,7 @@ impl Operation {
             O::Destroy => "destroy",
             O::Reset => "reset",
             O::InjectNmi => "inject NMI",
+            O::SendProcessSignal => "send process signal",
             O::Suspend => "suspend",
             O::Resume => "resume",
             O::DefineDomain => "define",

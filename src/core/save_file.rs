@@ -145,7 +145,7 @@ impl Core {
             paused,
             force_boot: false,
         };
-        self.create_from(def, opts, caller, Some(path)).await
+        self.create_from(def, opts, caller, Some(path), &[]).await
     }
 
     /// Stop the save or whole-state dump `dom` runs (it holds the job: this does not wait

@@ -1057,6 +1057,39 @@ pub trait Driver: Send + Sync + 'static {
         )))
     }
 
+    /// [`Driver::start`] handing `files` to the guest (a container's init has them as
+    /// descriptors 3 and on); drivers that cannot pass descriptors refuse any.
+    async fn start_with_files(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        id: u32,
+        files: &[std::os::fd::OwnedFd],
+    ) -> DriverResult<Started> {
+        if !files.is_empty() {
+            return Err(unsupported(self.name(), "pass files to", ctx));
+        }
+        self.start(ctx, def, paused, id).await
+    }
+
+    /// Send signal `signum` (Linux numbering) to process `pid` of the guest, as the guest
+    /// numbers its processes.
+    async fn send_process_signal(
+        &self,
+        ctx: &DomainCtx,
+        _pid: i64,
+        _signum: u32,
+    ) -> DriverResult<()> {
+        Err(unsupported(self.name(), "send a process signal to", ctx))
+    }
+
+    /// Descriptors of the namespaces of the guest's init (`/proc/PID/ns/...`, in libvirt's
+    /// order: user, ipc, uts, net, pid, mnt; those the kernel lacks left out).
+    async fn open_namespaces(&self, ctx: &DomainCtx) -> DriverResult<Vec<std::os::fd::OwnedFd>> {
+        Err(unsupported(self.name(), "open the namespaces of", ctx))
+    }
+
     /// Press and release keys on the guest's keyboard, as QEMU numbers them
     /// ([`crate::core::keys`]), held `hold_ms` milliseconds (0: the hypervisor's default).
     async fn send_key(&self, ctx: &DomainCtx, _keys: &[u32], _hold_ms: u32) -> DriverResult<()> {

@@ -746,6 +746,35 @@ impl Driver for TestDriver {
         self.with_vm(ctx, |_| ())
     }
 
+    /// The simulation has no processes to hand descriptors to: like libvirt's test driver,
+    /// it starts and lets them go.
+    async fn start_with_files(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        id: u32,
+        _files: &[std::os::fd::OwnedFd],
+    ) -> DriverResult<Started> {
+        self.start(ctx, def, paused, id).await
+    }
+
+    /// Only the simulated init (pid 1) takes a signal, which changes nothing (as libvirt's
+    /// test driver).
+    async fn send_process_signal(
+        &self,
+        ctx: &DomainCtx,
+        pid: i64,
+        _signum: u32,
+    ) -> DriverResult<()> {
+        if pid != 1 {
+            return Err(DriverError::InvalidArgument(
+                "only sending a signal to pid 1 is supported".into(),
+            ));
+        }
+        self.with_vm(ctx, |_| ())
+    }
+
     /// Every device hot-plugs in the simulation.
     async fn attach_device(
         &self,

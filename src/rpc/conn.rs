@@ -20,6 +20,7 @@ use super::{
     events::Listener,
     fds,
     frame::{FrameError, Header, MsgType, Status, packet, read_packet},
+    lxcproto,
     proto::{
         AUTH_NONE, AUTH_POLKIT, AuthListRet, AuthPolkitRet, ConnectOpenArgs, KEEPALIVE_PING,
         KEEPALIVE_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, REMOTE_PROGRAM, REMOTE_VERSION,
@@ -88,10 +89,13 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
     tracing::debug!("RPC client {id}: pid {pid} uid {uid} connected");
     let (rd, mut wr) = stream.into_split();
     // a packet's length and its body in one read, and a client's queued calls in one more
-    let mut rd = tokio::io::BufReader::with_capacity(READ_BUFFER, rd);
+    // descriptors a call passes are kept as they arrive, then claimed by the call
+    let received = fds::Received::default();
+    let mut rd =
+        tokio::io::BufReader::with_capacity(READ_BUFFER, fds::FdReader::new(rd, received.clone()));
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
-    // replies that pass a descriptor: the packet, then the descriptor
-    let (fd_tx, mut fd_rx) = mpsc::channel::<(Vec<u8>, OwnedFd)>(1);
+    // replies that pass descriptors: the packet, then each descriptor
+    let (fd_tx, mut fd_rx) = mpsc::channel::<(Vec<u8>, Vec<OwnedFd>)>(1);
     let writer = tokio::spawn(async move {
         loop {
             let (p, fd) = tokio::select! {
@@ -99,11 +103,14 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
                     Some(p) => (p, None),
                     None => break,
                 },
-                Some((p, fd)) = fd_rx.recv() => (p, Some(fd)),
+                Some((p, fds)) = fd_rx.recv() => (p, Some(fds)),
             };
             let mut r = wr.write_all(&p).await;
-            if let (Ok(()), Some(fd)) = (&r, fd) {
-                r = fds::send(wr.as_ref(), &fd).await;
+            for fd in fd.iter().flatten() {
+                if r.is_err() {
+                    break;
+                }
+                r = fds::send(wr.as_ref(), fd).await;
             }
             if let Err(e) = r {
                 tracing::debug!("RPC client {id}: cannot write: {e}");
@@ -185,7 +192,31 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
                             };
                             match r {
                                 Ok(fd) => {
-                                    let _ = fd_tx.send((fds::reply(&h, 1), fd)).await;
+                                    let _ = fd_tx.send((fds::reply(&h, 1), vec![fd])).await;
+                                }
+                                Err(e) => {
+                                    let _ = tx.send(reply(&h, Err(e))).await;
+                                }
+                            }
+                        });
+                        continue;
+                    }
+                    None if h.prog == lxcproto::LXC_PROGRAM => {
+                        // answered with the namespaces' descriptors
+                        let session = state.session.clone();
+                        let (shared, tx, fd_tx) = (shared.clone(), tx.clone(), fd_tx.clone());
+                        tokio::spawn(async move {
+                            let r = match &session {
+                                Some(s) => lxcproto::lxc_call(&shared, s, h.proc_, &pkt.body).await,
+                                None => Err(not_open()),
+                            };
+                            match r {
+                                Ok(fds) if fds.is_empty() => {
+                                    let _ = tx.send(reply(&h, Ok(Vec::new()))).await;
+                                }
+                                Ok(fds) => {
+                                    let n = fds.len() as u32;
+                                    let _ = fd_tx.send((fds::reply(&h, n), fds)).await;
                                 }
                                 Err(e) => {
                                     let _ = tx.send(reply(&h, Err(e))).await;
@@ -274,10 +305,49 @@ pub(super) async fn run(stream: UnixStream, shared: Arc<Shared>, id: u64, read_o
                 }
             },
             (_, MsgType::CallWithFds) => {
-                let e = RpcError::rpc("file descriptor passing is not supported".into());
-                if tx.send(reply(&h, Err(e))).await.is_err() {
-                    break;
+                // the descriptors follow the packet: read them before any other packet
+                let (files, args) = match fds::claim(&mut rd, &received, &pkt.body).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::info!("RPC client {id}: closing the connection: {e}");
+                        break;
+                    }
+                };
+                let refused = if !state.authenticated {
+                    Some(RpcError::remote(
+                        VIR_ERR_AUTH_FAILED,
+                        "authentication required".into(),
+                    ))
+                } else if h.prog != REMOTE_PROGRAM
+                    || h.vers != REMOTE_VERSION
+                    || !lxcproto::procs::WITH_FILES.contains(&h.proc_)
+                {
+                    Some(RpcError::rpc(format!(
+                        "procedure {} of program {} takes no file descriptors",
+                        h.proc_, h.prog
+                    )))
+                } else {
+                    None
+                };
+                if let Some(e) = refused {
+                    if tx.send(reply(&h, Err(e))).await.is_err() {
+                        break;
+                    }
+                    continue;
                 }
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let args = args.to_vec();
+                let (session, shared, tx) = (state.session.clone(), shared.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let r = match &session {
+                        Some(s) => lxcproto::call(&shared, s, h.proc_, &args, files).await,
+                        None => Err(not_open()),
+                    };
+                    let _ = tx.send(reply(&h, r)).await;
+                    drop(permit);
+                });
             }
             (prog, kind) => {
                 tracing::info!(
@@ -308,7 +378,9 @@ fn early_call(
     h: &Header,
     body: &[u8],
 ) -> Option<RpcResult<Vec<u8>>> {
-    if h.prog == qemu::QEMU_PROGRAM && h.vers == qemu::QEMU_VERSION {
+    if (h.prog == qemu::QEMU_PROGRAM && h.vers == qemu::QEMU_VERSION)
+        || (h.prog == lxcproto::LXC_PROGRAM && h.vers == lxcproto::LXC_VERSION)
+    {
         // run concurrently, once authenticated, as the remote program's calls
         return (!state.authenticated).then(|| {
             Err(RpcError::remote(

@@ -434,7 +434,11 @@ pub(super) async fn call(
         procs::DOMAIN_DESTROY | procs::DOMAIN_DESTROY_FLAGS => {
             let (d, fl) = dom_flags(proc_ == procs::DOMAIN_DESTROY_FLAGS, body)?;
             let dom = s.domain(&d)?;
-            let m = &flags::DESTROY;
+            let m = match flavor {
+                Flavor::Qemu | Flavor::Test => &flags::DESTROY,
+                // libvirt's LXC driver takes no flag (no graceful destroy of a container)
+                Flavor::Lxc => &DESTROY_LXC,
+            };
             s.check(m, fl)?;
             let opts = DestroyOptions {
                 graceful: m.has(fl, "graceful"),
@@ -577,6 +581,9 @@ pub(super) async fn call(
         p if snapshots::handles(p) => snapshots::call(shared, s, p, body).await,
         p if netcalls::handles(p) => netcalls::call(shared, s, p, body).await,
         p if super::more::handles(p) => super::more::call(shared, s, p, body).await,
+        p if super::lxcproto::handles(p) => {
+            super::lxcproto::call(shared, s, p, body, Vec::new()).await
+        }
         // networks, storage, host interfaces, node devices and statistics
         p if super::objproto::procs::handles(p) => super::objects::call(shared, s, p, body).await,
         p => Err(RpcError::no_support(&format!(
@@ -584,6 +591,13 @@ pub(super) async fn call(
         ))),
     }
 }
+
+/// `lxc:///`'s destroy: libvirt's LXC driver takes no flags.
+const DESTROY_LXC: Method = Method {
+    api: "virDomainDestroyFlags",
+    driver_fn: "DomainDestroyFlags",
+    flags: &[],
+};
 
 /// `virDomainGetMessages`, which the facade does not serve.
 const GET_MESSAGES: Method = Method {

@@ -16,6 +16,7 @@ pub mod error;
 mod events;
 mod fds;
 pub mod frame;
+pub mod lxcproto;
 mod monitor_events;
 mod more;
 mod objects;

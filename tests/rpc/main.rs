@@ -20,6 +20,7 @@ mod host;
 mod iftune;
 mod livecfg;
 mod lxc;
+mod lxcmore;
 mod migrate;
 mod misc;
 mod more;

@@ -239,6 +239,16 @@ impl Cgroups {
         l.blkio.apply(self)
     }
 
+    /// Limit the container's memory to `bytes` (libvirt's live `setmem` on a container:
+    /// v1's `memory.limit_in_bytes`, v2's `memory.max`).
+    pub fn set_memory_limit(&self, bytes: u64) -> Result<(), String> {
+        match (self.v1("memory"), &self.v2) {
+            (Some(d), _) => write(&d.join("memory.limit_in_bytes"), &bytes.to_string()),
+            (None, Some(d)) => write(&d.join("memory.max"), &bytes.to_string()),
+            (None, None) => Err("no memory cgroup controller is mounted".into()),
+        }
+    }
+
     /// Put process `pid` into every directory.
     pub fn join(&self, pid: i32) -> Result<(), String> {
         for d in self.all_dirs() {

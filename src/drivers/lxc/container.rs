@@ -72,7 +72,7 @@ fn inside(root: &Path, target: &Path) -> PathBuf {
 
 /// Receive the go-ahead (the controller has written the id maps and put us in our
 /// cgroups), then set the container up and exec its init. Returns only on failure.
-pub fn run(plan: &Plan, sync: RawFd, console_tx: RawFd) -> String {
+pub fn run(plan: &Plan, sync: RawFd, console_tx: RawFd, pass: &[RawFd]) -> String {
     // the controller ignores these; an init must start with the default dispositions (a
     // shell cannot trap a signal ignored on entry)
     for sig in [libc::SIGHUP, libc::SIGPIPE, libc::SIGTERM, libc::SIGINT] {
@@ -84,7 +84,7 @@ pub fn run(plan: &Plan, sync: RawFd, console_tx: RawFd) -> String {
     if unsafe { libc::read(sync, b.as_mut_ptr().cast(), 1) } != 1 {
         return "the controller did not let the container start".into();
     }
-    match setup(plan, console_tx) {
+    match setup(plan, console_tx, pass) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -92,7 +92,7 @@ pub fn run(plan: &Plan, sync: RawFd, console_tx: RawFd) -> String {
 
 enum Never {}
 
-fn setup(plan: &Plan, console_tx: RawFd) -> Res<Never> {
+fn setup(plan: &Plan, console_tx: RawFd, pass: &[RawFd]) -> Res<Never> {
     // our cgroups, as we now are in them, become the root of the container's view
     // SAFETY: plain syscalls.
     if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
@@ -223,6 +223,9 @@ fn setup(plan: &Plan, console_tx: RawFd) -> Res<Never> {
     if unsafe { libc::chdir(dir.as_ptr()) } < 0 {
         return Err(os_err(format!("<initdir> '{}'", plan.init_dir)));
     }
+    // the descriptors passed in, as 3, 4, ... (libvirt's lxcContainerSetupFDs)
+    super::passfd::renumber(pass, false)
+        .map_err(|e| format!("cannot pass descriptors to the init: {e}"))?;
     exec(plan, &home)
 }
 

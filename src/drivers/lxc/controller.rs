@@ -97,6 +97,8 @@ pub fn main(plan_path: &Path) -> ExitCode {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    // descriptors passed for the init's first boot: 3, 4, ... (see passfd)
+    let passed = super::passfd::keep(plan.pass_fds);
     let console = match host_pty() {
         Ok(c) => c,
         Err(e) => {
@@ -104,7 +106,9 @@ pub fn main(plan_path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match start(&plan, &console, 0) {
+    let started = start(&plan, &console, 0, &passed);
+    super::passfd::close(&passed);
+    match started {
         Ok(running) => {
             let _ = writeln!(out, "ok");
             let _ = out.flush();
@@ -147,7 +151,7 @@ fn run(plan: &Plan, console: &HostPty, mut running: Running) -> ExitCode {
         }
         teardown(plan);
         let boot = running.state.boot + 1;
-        match start(plan, console, boot) {
+        match start(plan, console, boot, &[]) {
             Ok(r) => running = r,
             Err((_, msg)) => {
                 eprintln!("restart failed: {msg}");
@@ -236,7 +240,8 @@ fn pipe() -> Result<(RawFd, RawFd), StartError> {
     Ok((p[0], p[1]))
 }
 
-fn start(plan: &Plan, host: &HostPty, boot: u32) -> Result<Running, StartError> {
+/// Start the init (boot number `boot`), handing it `pass` as its descriptors 3, 4, ...
+fn start(plan: &Plan, host: &HostPty, boot: u32, pass: &[RawFd]) -> Result<Running, StartError> {
     // images go on loop devices first; the handles close when the container has mounted
     // them (or failed), leaving the devices to the mounts (autoclear)
     let (attached, _loops) = super::fs::attach_images(plan).map_err(failed)?;
@@ -269,7 +274,7 @@ fn start(plan: &Plan, host: &HostPty, boot: u32) -> Result<Running, StartError> 
     let mut stack = vec![0u8; 1 << 20];
     let child_sock = sv[1];
     let cb = Box::new(|| {
-        let why = container::run(plan, go_r, child_sock);
+        let why = container::run(plan, go_r, child_sock, pass);
         let msg = why.as_bytes();
         // SAFETY: writing our message on the error pipe, then leaving without running
         // the parent's destructors.

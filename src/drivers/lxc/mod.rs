@@ -19,6 +19,7 @@ pub mod controller;
 pub mod fs;
 mod fsmount;
 pub mod loopdev;
+pub mod passfd;
 pub mod plan;
 mod power;
 pub mod restart;
@@ -146,7 +147,13 @@ impl LxcDriver {
     }
 
     /// Start a controller for `def` and wait for its word.
-    async fn launch(&self, ctx: &DomainCtx, def: &DomainDef, id: u32) -> DriverResult<Started> {
+    async fn launch(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        id: u32,
+        files: &[std::os::fd::OwnedFd],
+    ) -> DriverResult<Started> {
         if self.container(ctx).is_ok() {
             return Err(DriverError::InvalidState(format!(
                 "domain '{}' is already running",
@@ -155,7 +162,8 @@ impl LxcDriver {
         }
         let dir = self.domain_dir(&def.uuid);
         let log_path = self.log_dir.join(format!("{}.log", def.name));
-        let plan = plan::build(def, id, &dir, log_path.clone()).map_err(plan_error)?;
+        let mut plan = plan::build(def, id, &dir, log_path.clone()).map_err(plan_error)?;
+        plan.pass_fds = files.len();
         veth::check(&plan.veths).await.map_err(|(bad_input, m)| {
             let m = format!("domain '{}': {m}", def.name);
             if bad_input {
@@ -180,19 +188,19 @@ impl LxcDriver {
         ];
         let log = Log::open(&log_path, &self.program, &args).map_err(|e| cleanup_dir(failed(e)))?;
         let err = log.file.try_clone().map_err(|e| cleanup_dir(failed(e)))?;
-        let mut child = tokio::process::Command::new(&self.program)
-            .args(&args)
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(&args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(err)
-            .kill_on_drop(false)
-            .spawn()
-            .map_err(|e| {
-                cleanup_dir(failed(format!(
-                    "cannot start the container controller {}: {e}",
-                    self.program.display()
-                )))
-            })?;
+            .kill_on_drop(false);
+        passfd::hand_to(&mut cmd, files);
+        let mut child = cmd.spawn().map_err(|e| {
+            cleanup_dir(failed(format!(
+                "cannot start the container controller {}: {e}",
+                self.program.display()
+            )))
+        })?;
         let cpid = child.id().map(|p| p as i32).unwrap_or(0);
         let cstart = crate::drivers::qemu::process::start_time(cpid).unwrap_or(0);
         let answer = match child.stdout.take() {
@@ -478,7 +486,18 @@ impl Driver for LxcDriver {
         paused: bool,
         id: u32,
     ) -> DriverResult<Started> {
-        let started = self.launch(ctx, def, id).await?;
+        self.start_with_files(ctx, def, paused, id, &[]).await
+    }
+
+    async fn start_with_files(
+        &self,
+        ctx: &DomainCtx,
+        def: &DomainDef,
+        paused: bool,
+        id: u32,
+        files: &[std::os::fd::OwnedFd],
+    ) -> DriverResult<Started> {
+        let started = self.launch(ctx, def, id, files).await?;
         if paused {
             let c = self.container(ctx)?;
             if let Err(e) = c.cgroups.freeze(true) {
@@ -504,6 +523,64 @@ impl Driver for LxcDriver {
     async fn destroy(&self, ctx: &DomainCtx, _graceful: bool) -> DriverResult<()> {
         let c = self.container(ctx)?;
         self.kill(&c).await
+    }
+
+    /// The container's memory limit, as libvirt's LXC driver sets a running container's
+    /// memory.
+    async fn set_memory(&self, ctx: &DomainCtx, _live: &DomainDef, kib: u64) -> DriverResult<()> {
+        let c = self.container(ctx)?;
+        c.cgroups
+            .set_memory_limit(kib.saturating_mul(1024))
+            .map_err(|e| failed(format!("domain '{}': {e}", ctx.name)))
+    }
+
+    /// As libvirt's LXC driver: only the init (pid 1 in the container) takes signals.
+    async fn send_process_signal(
+        &self,
+        ctx: &DomainCtx,
+        pid: i64,
+        signum: u32,
+    ) -> DriverResult<()> {
+        let c = self.container(ctx)?;
+        if pid != 1 {
+            return Err(DriverError::NotSupported(
+                "Only the init process may be killed".into(),
+            ));
+        }
+        let init = c.init_pid();
+        if init <= 0 {
+            return Err(DriverError::InvalidState(
+                "Init pid is not yet available".into(),
+            ));
+        }
+        // libvirt's signal numbers are Linux's
+        // SAFETY: a plain kill of the container's init.
+        if unsafe { libc::kill(init, signum as i32) } < 0 {
+            return Err(failed(format!(
+                "Unable to send {signum} signal to process {init}: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn open_namespaces(&self, ctx: &DomainCtx) -> DriverResult<Vec<std::os::fd::OwnedFd>> {
+        let c = self.container(ctx)?;
+        let init = c.init_pid();
+        if init <= 0 {
+            return Err(DriverError::InvalidState(
+                "Init pid is not yet available".into(),
+            ));
+        }
+        // libvirt's order; a namespace the kernel lacks is left out, as libvirt does
+        Ok(["user", "ipc", "uts", "net", "pid", "mnt"]
+            .iter()
+            .filter_map(|ns| {
+                std::fs::File::open(format!("/proc/{init}/ns/{ns}"))
+                    .ok()
+                    .map(Into::into)
+            })
+            .collect())
     }
 
     /// A container's reset is a new start of its init, as libvirt's reboot does, under the

@@ -82,6 +82,10 @@ pub struct Plan {
     pub log: PathBuf,
     /// The controller's own record (init pid, console pty), replaced atomically.
     pub state: PathBuf,
+    /// Descriptors the daemon passes as 3, 4, ... for the init's first boot
+    /// (`virDomainCreateWithFiles`).
+    #[serde(default)]
+    pub pass_fds: usize,
 }
 
 fn invalid(m: String) -> PlanError {
@@ -380,6 +384,7 @@ pub fn build(
         limits,
         log,
         state: dir.join("controller.json"),
+        pass_fds: 0,
     })
 }
 

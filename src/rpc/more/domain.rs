@@ -27,6 +27,13 @@ use crate::{
 };
 
 const MOUNTPOINTS_MAX: usize = 256;
+
+/// `virDomainSetVcpus` (no flags), as `lxc:///`'s refusal names it.
+const SET_VCPUS_PLAIN: Method = Method {
+    api: "virDomainSetVcpus",
+    driver_fn: "DomainSetVcpus",
+    flags: &[],
+};
 const GUEST_INFO_PARAMS_MAX: usize = 2048;
 
 xdr_struct! {
@@ -148,7 +155,11 @@ pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> R
                 (a.dom, a.nvcpus, Some(a.flags))
             };
             let dom = s.domain(&d)?;
-            let m = &flags::SET_VCPUS;
+            let m = match (fl, s.flavor()) {
+                // libvirt's LXC driver has neither: virsh's plain call is named
+                (None, Flavor::Lxc) => &SET_VCPUS_PLAIN,
+                (_, Flavor::Qemu | Flavor::Test | Flavor::Lxc) => &flags::SET_VCPUS,
+            };
             let opts = match fl {
                 // virDomainSetVcpus: the running guest's
                 None => VcpuOptions {

@@ -167,6 +167,32 @@ const IOTHREAD_INFO: Method = method(
     &[LIVE, CONFIG],
 );
 
+/// The libvirt API virsh reaches through procedure `p`, named in the `VIR_ERR_NO_SUPPORT`
+/// that `lxc:///` answers (virtbus tunes no running container).
+fn lxc_unsupported_api(p: i32) -> &'static str {
+    match p {
+        procs::DOMAIN_GET_SCHEDULER_TYPE => "virDomainGetSchedulerType",
+        procs::DOMAIN_GET_SCHEDULER_PARAMETERS => "virDomainGetSchedulerParameters",
+        procs::DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS => "virDomainGetSchedulerParametersFlags",
+        procs::DOMAIN_SET_SCHEDULER_PARAMETERS => "virDomainSetSchedulerParameters",
+        procs::DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS => "virDomainSetSchedulerParametersFlags",
+        procs::DOMAIN_GET_MEMORY_PARAMETERS => "virDomainGetMemoryParameters",
+        procs::DOMAIN_SET_MEMORY_PARAMETERS => "virDomainSetMemoryParameters",
+        procs::DOMAIN_PIN_VCPU => "virDomainPinVcpu",
+        procs::DOMAIN_PIN_VCPU_FLAGS => PIN_VCPU.api,
+        procs::DOMAIN_PIN_EMULATOR => PIN_EMULATOR.api,
+        procs::DOMAIN_PIN_IOTHREAD => PIN_IOTHREAD.api,
+        procs::DOMAIN_GET_EMULATOR_PIN_INFO => EMULATOR_PIN_INFO.api,
+        procs::DOMAIN_GET_IOTHREAD_INFO => IOTHREAD_INFO.api,
+        procs::DOMAIN_GET_CPU_STATS => CPU_STATS.api,
+        procs::DOMAIN_GET_NUMA_PARAMETERS => "virDomainGetNumaParameters",
+        procs::DOMAIN_SET_NUMA_PARAMETERS => "virDomainSetNumaParameters",
+        procs::DOMAIN_GET_BLKIO_PARAMETERS => "virDomainGetBlkioParameters",
+        procs::DOMAIN_SET_BLKIO_PARAMETERS => "virDomainSetBlkioParameters",
+        _ => "this procedure",
+    }
+}
+
 /// libvirt's "current" when no flag is given.
 const CURRENT: Affect = Affect {
     live: false,
@@ -175,7 +201,7 @@ const CURRENT: Affect = Affect {
 
 pub(super) async fn call(shared: &Shared, s: &Session, p: i32, body: &[u8]) -> RpcResult<Vec<u8>> {
     if s.flavor() == Flavor::Lxc {
-        return Err(RpcError::no_support(&format!("procedure {p} on lxc:///")));
+        return Err(RpcError::no_support(lxc_unsupported_api(p)));
     }
     let test = s.flavor() == Flavor::Test;
     match p {
