@@ -721,10 +721,9 @@ async fn finish(vm: &Vm, ctx: &DomainCtx, job: Job, failed: Option<String>, canc
     };
     if disk.is_some()
         && let Some(runtime) = vm.block.runtime.get().cloned()
+        && let Err(e) = super::write_status(vm, runtime).await
     {
-        if let Err(e) = super::write_status(vm, runtime).await {
-            tracing::warn!("domain '{}': {e}", vm.name);
-        }
+        tracing::warn!("domain '{}': {e}", vm.name);
     }
     ctx.report(DriverEvent::BlockJob {
         target: job.target.clone(),
