@@ -30,6 +30,7 @@ mod session;
 mod socket;
 mod streams;
 mod tune;
+mod vcpuplug;
 mod virsh;
 
 use std::{
