@@ -42,9 +42,12 @@ impl Core {
                 def.tuning.resize_vcpus(count, def.vcpus());
             } else {
                 if count > def.max_vcpus {
+                    // libvirt's QEMU driver's words
+                    let which = if persistent { "persistent" } else { "live" };
                     return Err(Error::InvalidArgument(format!(
-                        "domain '{}' may have at most {} vCPUs, not {count}",
-                        def.name, def.max_vcpus
+                        "requested vcpus is greater than max allowable vcpus for the {which} \
+                         domain: {count} > {}",
+                        def.max_vcpus
                     )));
                 }
                 def.current_vcpus = (count < def.max_vcpus).then_some(count);
@@ -52,8 +55,14 @@ impl Core {
             }
             Ok(def)
         })?;
-        if let Some(l) = &r.live {
-            dom.driver.set_vcpus(&self.ctx(dom), l, count).await?;
+        let mut r = r;
+        if let Some(l) = &mut r.live {
+            let states = dom.driver.set_vcpus(&self.ctx(dom), l, count).await?;
+            if let Some(states) = states {
+                // the driver's word on which vCPUs are online (and may go again)
+                let def = Arc::make_mut(l);
+                def.tuning.vcpus = states;
+            }
         }
         self.commit_resize(dom, r).await
     }

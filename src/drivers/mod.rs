@@ -889,8 +889,14 @@ pub trait Driver: Send + Sync + 'static {
         Err(unsupported(self.name(), "remove the saved state of", ctx))
     }
 
-    /// Change the vCPUs a running guest has online.
-    async fn set_vcpus(&self, ctx: &DomainCtx, _live: &DomainDef, _count: u32) -> DriverResult<()> {
+    /// Change the vCPUs a running guest has online; returns each vCPU's state afterwards
+    /// when the driver tracks them one by one (the live `<vcpus>`).
+    async fn set_vcpus(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        _count: u32,
+    ) -> DriverResult<Option<Vec<crate::model::tuning::VcpuState>>> {
         Err(unsupported(self.name(), "change the vCPUs of running", ctx))
     }
 

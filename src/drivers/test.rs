@@ -649,13 +649,19 @@ impl Driver for TestDriver {
         Ok(())
     }
 
-    async fn set_vcpus(&self, ctx: &DomainCtx, _live: &DomainDef, count: u32) -> DriverResult<()> {
+    async fn set_vcpus(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        count: u32,
+    ) -> DriverResult<Option<Vec<crate::model::tuning::VcpuState>>> {
         self.delay(ctx).await?;
         self.with_vm(ctx, |vm| {
             vm.pause();
             vm.vcpus = count;
             vm.running_since = Some(Instant::now());
-        })
+        })?;
+        Ok(None)
     }
 
     /// libvirt's test driver keeps perf events in the definition alone.

@@ -36,6 +36,7 @@ mod session;
 mod socket;
 mod streams;
 mod tune;
+mod vcpuplug;
 mod virsh;
 
 use std::{

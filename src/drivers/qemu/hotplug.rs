@@ -303,7 +303,7 @@ async fn detach_disk(vm: &Vm, target: &str) -> DriverResult<()> {
         .info
         .alias
         .ok_or_else(|| DriverError::Failed(format!("{what} has no device id")))?;
-    remove_device(vm, &alias, &what).await?;
+    remove_device(vm, &alias, &what, RELEASE_WAIT).await?;
     del_nodes(vm, &[&node, &format!("{node}-file")]).await;
     lock(&vm.live)
         .devices
@@ -322,7 +322,7 @@ async fn detach_nic(vm: &Vm, mac: &str) -> DriverResult<()> {
         .map(|i| i.info.alias.clone())
         .ok_or_else(|| DriverError::InvalidArgument(format!("no {what}")))?
         .ok_or_else(|| DriverError::Failed(format!("{what} has no device id")))?;
-    remove_device(vm, &alias, &what).await?;
+    remove_device(vm, &alias, &what, RELEASE_WAIT).await?;
     if let Err(e) = vm
         .command("netdev_del", Some(json!({"id": format!("host{alias}")})))
         .await
@@ -337,7 +337,12 @@ async fn detach_nic(vm: &Vm, mac: &str) -> DriverResult<()> {
 }
 
 /// `device_del`, then wait until the guest has let the device go.
-async fn remove_device(vm: &Vm, id: &str, what: &str) -> DriverResult<()> {
+pub(super) async fn remove_device(
+    vm: &Vm,
+    id: &str,
+    what: &str,
+    wait: Duration,
+) -> DriverResult<()> {
     let mut deleted = vm.deleted();
     let before = deleted.borrow_and_update().len();
     vm.command("device_del", Some(json!({"id": id}))).await?;
@@ -345,14 +350,14 @@ async fn remove_device(vm: &Vm, id: &str, what: &str) -> DriverResult<()> {
         v.get(before..)
             .is_some_and(|new| new.iter().any(|x| x == id))
     });
-    match tokio::time::timeout(RELEASE_WAIT, released).await {
+    match tokio::time::timeout(wait, released).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(_)) => Err(DriverError::Failed(format!(
             "domain '{}': QEMU exited while {what} was being removed",
             vm.name
         ))),
         Err(_) => Err(DriverError::Timeout(format!(
-            "domain '{}': the guest did not release {what} within {RELEASE_WAIT:?} (it may \
+            "domain '{}': the guest did not release {what} within {wait:?} (it may \
              still do so; the device stays in the live definition until then)",
             vm.name
         ))),

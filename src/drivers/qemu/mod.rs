@@ -60,6 +60,7 @@ pub mod swtpm;
 pub mod transport;
 pub mod update;
 pub mod usb;
+mod vcpuplug;
 pub mod virtiofs;
 mod vsock;
 mod watchdog;
@@ -1587,6 +1588,23 @@ impl Driver for QemuDriver {
     ) -> DriverResult<std::os::fd::OwnedFd> {
         let vm = self.vm(ctx)?;
         console::open_graphics(&vm, index, graphics, skipauth).await
+    }
+
+    /// vCPUs plugged or unplugged one by one until `count` are online (libvirt's choice
+    /// of which); the status file keeps the new set.
+    async fn set_vcpus(
+        &self,
+        ctx: &DomainCtx,
+        _live: &DomainDef,
+        count: u32,
+    ) -> DriverResult<Option<Vec<crate::model::tuning::VcpuState>>> {
+        let vm = self.vm(ctx)?;
+        let (ids, enable) = vcpuplug::select(&vcpuplug::states(&vm.live()), count)?;
+        let (states, r) = vcpuplug::change(&vm, &ids, enable).await;
+        if !ids.is_empty() {
+            self.save_status(&vm).await?;
+        }
+        r.map(|()| Some(states))
     }
 
     /// The balloon driver takes the new target; the guest gives memory back (or takes it)
