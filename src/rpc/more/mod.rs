@@ -529,6 +529,7 @@ mod tests {
             procs::LIVECFG,
             procs::IFTUNE,
             procs::BACKUP,
+            procs::CHECKPOINT,
             procs::MIGRATE,
             super::CPU,
         ] {
