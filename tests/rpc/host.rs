@@ -162,8 +162,6 @@ async fn qemu_host_commands_are_libvirtds() {
     std::fs::write(&cpu, "<cpu><arch>x86_64</arch><model>qemu64</model></cpu>").expect("cpu.xml");
     let cpu = cpu.to_string_lossy().into_owned();
     for (cmd, api) in [
-        ("cpu-compare", "virConnectCompareCPU"),
-        ("cpu-baseline", "virConnectBaselineCPU"),
         ("hypervisor-cpu-compare", "virConnectCompareHypervisorCPU"),
         ("hypervisor-cpu-baseline", "virConnectBaselineHypervisorCPU"),
     ] {

@@ -251,7 +251,7 @@ async fn qemu_program_and_domain_commands_on_a_real_guest() {
     let job = r.ok(QEMU, &["domjobinfo", "tiny"]);
     assert_eq!(field(&job, "Job type"), "None", "{job}");
     // what virtbus does not do answers as an older libvirtd would
-    for cmd in [&["perf", "tiny"][..], &["iothreadadd", "tiny", "5"]] {
+    for cmd in [&["setvcpu", "tiny", "1", "--enable"][..]] {
         let e = r.fails(QEMU, cmd);
         assert!(
             e.contains("this function is not supported by the connection driver"),
