@@ -9,7 +9,7 @@ use std::{fs, path::Path};
 pub const CPU_MAP: &str = "/usr/share/libvirt/cpu_map";
 
 /// Every architecture name libvirt 9.0 knows (`virArchFromString`), `none` excepted.
-const ARCHES: &[&str] = &[
+pub(crate) const ARCHES: &[&str] = &[
     "alpha",
     "armv6l",
     "armv7l",

@@ -169,47 +169,6 @@ fn config(msg: impl Into<String>) -> Error {
     Error::new(Kind::ConfigUnsupported, msg)
 }
 
-/// libvirt's architecture names (`virArchFromString`).
-const ARCHES: &[&str] = &[
-    "alpha",
-    "armv6l",
-    "armv7l",
-    "armv7b",
-    "aarch64",
-    "cris",
-    "i686",
-    "ia64",
-    "lm32",
-    "loongarch64",
-    "m68k",
-    "microblaze",
-    "microblazeel",
-    "mips",
-    "mipsel",
-    "mips64",
-    "mips64el",
-    "openrisc",
-    "parisc",
-    "parisc64",
-    "ppc",
-    "ppcle",
-    "ppc64",
-    "ppc64le",
-    "ppcemb",
-    "riscv32",
-    "riscv64",
-    "s390",
-    "s390x",
-    "sh4",
-    "sh4eb",
-    "sparc",
-    "sparc64",
-    "unicore32",
-    "x86_64",
-    "xtensa",
-    "xtensaeb",
-];
-
 /// The text of `node`'s first `tag` child (libvirt's `string(./tag[1])`); `None` when absent
 /// or empty.
 fn child_text(node: roxmltree::Node, tag: &str) -> Option<String> {
@@ -338,7 +297,7 @@ pub fn parse(xml: &str, force: Option<CpuType>) -> Result<CpuDef, Error> {
     }
     if kind == CpuType::Host {
         let arch = child_text(cpu, "arch").ok_or_else(|| xml_err("Missing CPU architecture"))?;
-        if !ARCHES.contains(&arch.as_str()) {
+        if !crate::host::cpumodels::ARCHES.contains(&arch.as_str()) {
             return Err(config(format!("Unknown architecture {arch}")));
         }
         def.arch = Some(arch);
