@@ -251,7 +251,10 @@ async fn qemu_program_and_domain_commands_on_a_real_guest() {
     let job = r.ok(QEMU, &["domjobinfo", "tiny"]);
     assert_eq!(field(&job, "Job type"), "None", "{job}");
     // what virtbus does not do answers as an older libvirtd would
-    for cmd in [&["setvcpu", "tiny", "1", "--enable"][..]] {
+    for cmd in [
+        &["setvcpu", "tiny", "1", "--enable"][..],
+        &["guest-agent-timeout", "tiny", "--timeout", "5"],
+    ] {
         let e = r.fails(QEMU, cmd);
         assert!(
             e.contains("this function is not supported by the connection driver"),
