@@ -2,6 +2,7 @@
 //! (`inbound.average` … `outbound.burst`, uint, in its order), over the core's interface
 //! bandwidth requests.
 
+use super::params::{CONFIG, LIVE, STRING_OKAY};
 use super::{
     params::{Kind, validate},
     procs,
@@ -9,7 +10,7 @@ use super::{
 use crate::{
     compat::{
         domain::affect,
-        flags::{Flag, Flavor, Method},
+        flags::{Flavor, Method},
     },
     core::{iftune::BandwidthChange, ops},
     rpc::{
@@ -30,22 +31,6 @@ xdr_struct! {
     GetArgs { dom: Dom, device: String, nparams: i32, flags: u32 }
     GetRet { params: Array<TypedParam, MAX>, nparams: i32 }
 }
-
-const LIVE: Flag = Flag {
-    bit: 1,
-    name: "VIR_DOMAIN_AFFECT_LIVE",
-    option: "live",
-};
-const CONFIG: Flag = Flag {
-    bit: 2,
-    name: "VIR_DOMAIN_AFFECT_CONFIG",
-    option: "config",
-};
-const STRING_OKAY: Flag = Flag {
-    bit: 4,
-    name: "VIR_TYPED_PARAM_STRING_OKAY",
-    option: "string-okay",
-};
 
 const SET: Method = Method {
     api: "virDomainSetInterfaceParameters",

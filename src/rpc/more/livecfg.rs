@@ -3,6 +3,7 @@
 //! typed parameter names, types and ranges) is checked here, in its words, for its QEMU and
 //! test drivers.
 
+use super::params::{CONFIG, LIVE, STRING_OKAY};
 use super::{
     params::{Kind, validate},
     procs,
@@ -44,17 +45,6 @@ xdr_struct! {
     SetPerfArgs { dom: Dom, params: Array<TypedParam, PERF_EVENTS_MAX>, flags: u32 }
 }
 
-const LIVE: Flag = Flag {
-    bit: 1,
-    name: "VIR_DOMAIN_AFFECT_LIVE",
-    option: "live",
-};
-const CONFIG: Flag = Flag {
-    bit: 2,
-    name: "VIR_DOMAIN_AFFECT_CONFIG",
-    option: "config",
-};
-
 const fn method(api: &'static str, driver_fn: &'static str, flags: &'static [Flag]) -> Method {
     Method {
         api,
@@ -77,11 +67,6 @@ const SET_TEST: Method = method(
     &[LIVE],
 );
 
-const STRING_OKAY: Flag = Flag {
-    bit: 4,
-    name: "VIR_TYPED_PARAM_STRING_OKAY",
-    option: "string-okay",
-};
 const GET_PERF: Method = method(
     "virDomainGetPerfEvents",
     "DomainGetPerfEvents",

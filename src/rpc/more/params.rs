@@ -2,8 +2,26 @@
 //! knows, of which type (`virTypedParamsValidate`).
 
 use crate::{
-    compat::errors::Code,
+    compat::{errors::Code, flags::Flag},
     rpc::{dispatch::Session, error::RpcResult, objproto::TypedParam},
+};
+
+/// `VIR_DOMAIN_AFFECT_LIVE`, `_CONFIG` and `VIR_TYPED_PARAM_STRING_OKAY`: the flags of
+/// every typed-parameter get and set call.
+pub(super) const LIVE: Flag = Flag {
+    bit: 1,
+    name: "VIR_DOMAIN_AFFECT_LIVE",
+    option: "live",
+};
+pub(super) const CONFIG: Flag = Flag {
+    bit: 2,
+    name: "VIR_DOMAIN_AFFECT_CONFIG",
+    option: "config",
+};
+pub(super) const STRING_OKAY: Flag = Flag {
+    bit: 4,
+    name: "VIR_TYPED_PARAM_STRING_OKAY",
+    option: "string-okay",
 };
 
 /// A typed parameter's expected type.

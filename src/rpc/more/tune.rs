@@ -2,6 +2,7 @@
 //! `emulatorpin` and `iothreadinfo`: libvirt's typed parameters (names, types and order as
 //! its QEMU and test drivers give them) over the core's tuning requests.
 
+use super::params::{CONFIG, LIVE, STRING_OKAY};
 use super::{
     params::{Kind, validate},
     procs,
@@ -63,22 +64,6 @@ xdr_struct! {
     IoThreadInfo { iothread_id: u32, cpumap: Opaque }
     IoThreadInfoRet { info: Array<IoThreadInfo, IOTHREAD_INFO_MAX>, ret: u32 }
 }
-
-const LIVE: Flag = Flag {
-    bit: 1,
-    name: "VIR_DOMAIN_AFFECT_LIVE",
-    option: "live",
-};
-const CONFIG: Flag = Flag {
-    bit: 2,
-    name: "VIR_DOMAIN_AFFECT_CONFIG",
-    option: "config",
-};
-const STRING_OKAY: Flag = Flag {
-    bit: 4,
-    name: "VIR_TYPED_PARAM_STRING_OKAY",
-    option: "string-okay",
-};
 
 const fn method(api: &'static str, driver_fn: &'static str, flags: &'static [Flag]) -> Method {
     Method {
